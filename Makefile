@@ -1,0 +1,35 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test lint clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# torch first, alone and pinned: any other spec pulls a multi-GB CUDA build.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	rm -rf .demo-collection
+	$(BIN)/slimvec index samples/corpus --collection .demo-collection
+	$(BIN)/slimvec search .demo-collection "Does vitamin D supplementation prevent fractures?" -k 3
+	$(BIN)/slimvec search .demo-collection "How do tumours evade the immune system?" -k 3 --filter '{"topic": "cancer"}'
+	$(BIN)/slimvec info .demo-collection
+
+test: install
+	$(BIN)/python -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) .demo-collection

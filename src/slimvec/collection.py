@@ -1,0 +1,356 @@
+"""The public facade: create or open a collection, add, upsert, delete, search, info."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from slimvec.chunking import ChunkConfig, chunk_document
+from slimvec.documents import Chunk, Document, Hit
+from slimvec.encoders.base import Encoder
+from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
+from slimvec.errors import CollectionError, ConfigError, IngestError
+from slimvec.index.base import VectorIndex
+from slimvec.index.filters import compile_filter
+from slimvec.index.flat import ExactIndex
+from slimvec.index.hnsw import HnswIndex
+from slimvec.store import Store
+
+INDEX_KINDS = ("exact", "hnsw")
+MAX_K = 10_000
+_BATCH_DOCS = 1000  # documents per commit when adding from an iterator
+
+
+class Collection:
+    """A persistent, searchable set of documents in one directory."""
+
+    def __init__(self, store: Store, encoder: Encoder | None = None) -> None:
+        self.store = store
+        self.path = store.path
+        self._encoder = encoder
+        self._lock = threading.RLock()
+        self._index: VectorIndex | None = None
+        self._alive = np.zeros(0, dtype=bool)
+        self._generation = -1
+        if encoder is not None:
+            self._check_encoder(encoder)
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        model: str | None = None,
+        index: str = "exact",
+        chunk_tokens: int | None = None,
+        chunk_overlap: int = 32,
+        chunk_mode: str = "tokens",
+        encoder: Encoder | None = None,
+    ) -> "Collection":
+        """Create an empty collection at `path` for one model (default all-MiniLM-L6-v2)."""
+        if index not in INDEX_KINDS:
+            raise ConfigError(f"unknown index {index!r}: choose one of {', '.join(INDEX_KINDS)}")
+        enc = encoder or load_encoder(model or DEFAULT_MODEL)
+        limit = enc.max_tokens
+        tokens = chunk_tokens or limit
+        if tokens > limit:
+            raise ConfigError(f"chunk tokens {tokens} exceed the model's maximum of {limit}")
+        chunking = ChunkConfig(max_tokens=tokens, overlap=min(chunk_overlap, tokens // 2 - 1), mode=chunk_mode)
+        manifest = {
+            "model": enc.name,
+            "kind": enc.kind,
+            "dim": int(enc.dim),
+            "index": index,
+            "chunking": {"max_tokens": chunking.max_tokens, "overlap": chunking.overlap, "mode": chunking.mode},
+        }
+        store = Store.create(Path(path), manifest)
+        return cls(store, enc)
+
+    @classmethod
+    def open(cls, path: str | Path, encoder: Encoder | None = None) -> "Collection":
+        """Open an existing collection; its model loads on first use."""
+        return cls(Store.open(Path(path)), encoder)
+
+    @classmethod
+    def open_or_create(cls, path: str | Path, model: str | None = None, **options: Any) -> "Collection":
+        """Open `path` if it holds a collection (refusing a different model), else create it."""
+        p = Path(path)
+        if (p / "manifest.json").exists():
+            col = cls.open(p)
+            if model is not None:
+                col._check_encoder(load_encoder(model))
+            return col
+        return cls.create(p, model=model, **options)
+
+    def close(self) -> None:
+        """Release the database connection."""
+        self.store.close()
+
+    def __enter__(self) -> "Collection":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- properties ------------------------------------------------------------------------
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.store.manifest
+
+    @property
+    def encoder(self) -> Encoder:
+        """The collection's model, loaded on first use."""
+        if self._encoder is None:
+            self._encoder = load_encoder(self.manifest["model"])
+            self._check_encoder(self._encoder)
+        return self._encoder
+
+    @property
+    def chunking(self) -> ChunkConfig:
+        return ChunkConfig(**self.manifest["chunking"])
+
+    def _check_encoder(self, enc: Encoder) -> None:
+        m = self.manifest
+        if enc.name != m["model"]:
+            raise CollectionError(
+                f"{self.path}: collection was built with model {m['model']!r}, not {enc.name!r}; "
+                "models cannot be mixed in one collection"
+            )
+        if int(enc.dim) != int(m["dim"]):
+            raise CollectionError(f"{self.path}: model gives {enc.dim}-d vectors, collection holds {m['dim']}-d")
+
+    # ---- writing ---------------------------------------------------------------------------
+    def add(self, docs: Iterable[Document], progress: bool = False) -> int:
+        """Add new documents; an id already stored is an error and nothing from that batch is stored."""
+        return self._write(docs, replace=False, progress=progress)
+
+    def upsert(self, docs: Iterable[Document], progress: bool = False) -> int:
+        """Add documents, replacing any stored document (and its chunks) with the same id."""
+        return self._write(docs, replace=True, progress=progress)
+
+    def _write(self, docs: Iterable[Document], replace: bool, progress: bool) -> int:
+        total = 0
+        for batch in _batches(docs, _BATCH_DOCS):
+            total += self._write_batch(batch, replace, progress)
+        return total
+
+    def _write_batch(self, docs: list[Document], replace: bool, progress: bool) -> int:
+        docs = _validated(docs, replace)
+        if not docs:
+            return 0
+        enc = self.encoder
+        chunks = self._chunk(docs, enc)
+        texts = [_chunk_text(c, d) for d in docs for c in chunks[d.id]]
+        vectors = enc.encode_documents(texts, progress=progress)
+        flat = [c for d in docs for c in chunks[d.id]]
+        with self._lock, self.store.writer():
+            if not replace:
+                clash = self.store.existing_ids([d.id for d in docs])
+                if clash:
+                    raise IngestError(f"document id {sorted(clash)[0]!r} is already stored (use upsert to replace it)")
+            self.store.commit(docs, flat, vectors, replace=replace)
+            self._sync()
+            self._save_index()
+        return len(docs)
+
+    def _chunk(self, docs: list[Document], enc: Encoder) -> dict[str, list[Chunk]]:
+        cfg = self.chunking
+        out = {}
+        for d in docs:
+            title_tokens = len(enc.token_spans(d.title)) + 1 if d.title else 0
+            room = max(8, cfg.max_tokens - title_tokens)
+            out[d.id] = chunk_document(d, enc, ChunkConfig(room, min(cfg.overlap, room // 2 - 1), cfg.mode))
+        return out
+
+    def delete(self, ids: Iterable[str]) -> int:
+        """Delete documents by id; returns how many existed. Unknown ids are ignored."""
+        ids = [str(i) for i in ids]
+        with self._lock, self.store.writer():
+            n = self.store.delete(ids)
+            self._sync()
+        return n
+
+    # ---- searching -------------------------------------------------------------------------
+    def search(self, query: str, k: int = 10, filter: dict[str, Any] | None = None) -> list[Hit]:
+        """The top `k` documents for `query`, each scored by its best chunk."""
+        return self.search_many([query], k=k, filter=filter)[0]
+
+    def search_many(self, queries: list[str], k: int = 10, filter: dict[str, Any] | None = None) -> list[list[Hit]]:
+        """`search` for several queries, encoded in one batch."""
+        for q in queries:
+            if not isinstance(q, str) or not q.strip():
+                raise ConfigError("query is empty")
+        _check_k(k)
+        qvecs = self.encoder.encode_queries(list(queries))
+        return self.search_vectors(qvecs, k=k, filter=filter)
+
+    def search_vectors(self, qvecs: np.ndarray, k: int = 10, filter: dict[str, Any] | None = None) -> list[list[Hit]]:
+        """Document hits for already-encoded query vectors of the collection's dimension."""
+        _check_k(k)
+        qvecs = np.asarray(qvecs, dtype=np.float32)
+        if qvecs.ndim == 1:
+            qvecs = qvecs[None, :]
+        if qvecs.shape[1] != int(self.manifest["dim"]):
+            raise ConfigError(f"query vectors have dimension {qvecs.shape[1]}, collection holds {self.manifest['dim']}")
+        with self._lock:
+            self._sync()
+            allowed = self._allowed(filter)
+            n_allowed = int(allowed.sum())
+            results = []
+            for q in qvecs:
+                results.append(self._doc_hits(q[None, :], k, allowed, n_allowed))
+            return results
+
+    def _allowed(self, filter: dict[str, Any] | None) -> np.ndarray:
+        if not filter:
+            return self._alive
+        where, params = compile_filter(filter)
+        mask = np.zeros_like(self._alive)
+        mask[self.store.filtered_rows(where, params)] = True
+        return mask
+
+    def _doc_hits(self, q: np.ndarray, k: int, allowed: np.ndarray, n_allowed: int) -> list[Hit]:
+        assert self._index is not None
+        if n_allowed == 0:
+            return []
+        want = min(n_allowed, k * 4)
+        while True:
+            scores, rows = self._index.search(q, max(want, 1), allowed)
+            best: dict[str, tuple[float, int]] = {}
+            for s, r in zip(scores[0], rows[0]):
+                if r < 0:
+                    continue
+                best.setdefault(self._row_doc(int(r)), (float(s), int(r)))
+            if len(best) >= k or want >= n_allowed:
+                break
+            want = min(n_allowed, want * 4)
+        top = sorted(best.values(), key=lambda sr: -sr[0])[:k]
+        info = self.store.chunks_for_rows([r for _, r in top])
+        hits = []
+        for s, r in top:
+            c = info[r]
+            hits.append(Hit(c.doc_id, s, c.title, c.text[c.start : c.end], c.metadata, c.start, c.end))
+        return hits
+
+    def _row_doc(self, row: int) -> str:
+        return self._row_docs[row]
+
+    # ---- in-memory state -------------------------------------------------------------------
+    def _sync(self) -> None:
+        """Catch up with commits made since the last look (by this or another process)."""
+        gen = self.store.generation
+        if gen == self._generation and self._index is not None:
+            return
+        rows = self.store.committed_rows
+        if self._index is None:
+            self._index = self._load_index()
+        if self._index.rows > rows:  # a derived file ahead of the commit log is never trusted
+            self._index = self._new_index()
+        if self._index.rows < rows:
+            self._index.add(np.asarray(self.store.vectors(rows)[self._index.rows : rows]))
+        alive = np.zeros(rows, dtype=bool)
+        self._row_docs = {}
+        for row, doc_id in self.store.db.execute("SELECT row, doc_id FROM chunks"):
+            alive[row] = True
+            self._row_docs[row] = doc_id
+        self._alive = alive
+        self._generation = gen
+
+    def _new_index(self) -> VectorIndex:
+        dim = int(self.manifest["dim"])
+        return HnswIndex(dim) if self.manifest["index"] == "hnsw" else ExactIndex(dim)
+
+    def _load_index(self) -> VectorIndex:
+        if self.manifest["index"] == "hnsw":
+            loaded = HnswIndex.load(self.path / "index", int(self.manifest["dim"]))
+            if loaded is not None:
+                return loaded
+        return self._new_index()
+
+    def _save_index(self) -> None:
+        if self._index is not None:
+            self._index.save(self.path / "index")
+
+    # ---- reporting -------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """Counts, model, dimensions, and bytes on disk and resident in RAM (total and per document)."""
+        with self._lock:
+            self._sync()
+            counts = self.store.counts()
+            disk = self.store.disk_bytes()
+            assert self._index is not None
+            ram = self._index.ram_bytes() + self._alive.nbytes
+            per = max(counts["documents"], 1)
+            m = self.manifest
+            return {
+                "path": str(self.path),
+                "format_version": m["format_version"],
+                "model": m["model"],
+                "dim": m["dim"],
+                "index": m["index"],
+                "chunking": m["chunking"],
+                **counts,
+                "disk_bytes": disk,
+                "ram_bytes": ram,
+                "disk_bytes_per_doc": disk / per if counts["documents"] else 0.0,
+                "ram_bytes_per_doc": ram / per if counts["documents"] else 0.0,
+            }
+
+    def get(self, doc_id: str) -> Document | None:
+        """The stored document with this id, or None."""
+        d = self.store.get_document(doc_id)
+        return None if d is None else Document(d["id"], d["text"], d["title"], d["metadata"])
+
+    def __len__(self) -> int:
+        return self.store.counts()["documents"]
+
+    def check(self) -> list[str]:
+        """Integrity problems (empty when healthy)."""
+        return self.store.check()
+
+
+def _chunk_text(chunk: Chunk, doc: Document) -> str:
+    # The title is context for every chunk, as BEIR evaluations encode "title text".
+    return f"{doc.title} {chunk.text}" if doc.title else chunk.text
+
+
+def _check_k(k: int) -> None:
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+        raise ConfigError(f"k must be an integer between 1 and {MAX_K}, got {k!r}")
+
+
+def _batches(docs: Iterable[Document], size: int) -> Iterator[list[Document]]:
+    batch: list[Document] = []
+    for d in docs:
+        batch.append(d)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _validated(docs: list[Document], replace: bool) -> list[Document]:
+    """Check types, JSON-ability and duplicate ids before anything is encoded or stored."""
+    seen: dict[str, int] = {}
+    out = []
+    for i, d in enumerate(docs):
+        if not isinstance(d, Document):
+            raise IngestError(f"item {i}: expected a slimvec.Document, got {type(d).__name__}")
+        try:
+            json.dumps(d.metadata, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise IngestError(f"document {d.id!r}: metadata is not JSON-serialisable ({e})") from None
+        if d.id in seen:
+            if not replace:
+                raise IngestError(f"document id {d.id!r} appears twice in one batch (items {seen[d.id]} and {i})")
+            out[seen[d.id]] = d  # upsert: the last version wins
+            continue
+        seen[d.id] = len(out)
+        out.append(d)
+    return out

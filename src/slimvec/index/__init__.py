@@ -1,0 +1,1 @@
+"""Candidate indexes over vectors, and the filter language."""

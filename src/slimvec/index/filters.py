@@ -1,0 +1,152 @@
+"""The metadata filter language, compiled to parameterised SQLite over the documents table.
+
+Operators: $eq $ne $in $nin $gt $gte $lt $lte $exists $and $or $not; dotted field paths.
+`{"year": 2020}` means `{"year": {"$eq": 2020}}`; several keys in one object are AND-ed.
+An array-valued field matches $eq/$in when any element matches. The field `_id` is the document id.
+SQL text is built only from fixed fragments; every user value, paths included, is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from slimvec.errors import FilterError
+
+_FIELD = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
+_COMPARE = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+_MAX_DEPTH = 32
+_MAX_IN = 10_000
+
+Scalar = str | int | float | bool | None
+
+
+def parse_filter(text: str) -> dict[str, Any]:
+    """Parse a filter given as JSON text (e.g. on the command line)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise FilterError(f"filter is not valid JSON: {e.msg} at position {e.pos}") from None
+    if not isinstance(value, dict):
+        raise FilterError("filter must be a JSON object, e.g. {\"year\": {\"$gte\": 2020}}")
+    return value
+
+
+def compile_filter(flt: dict[str, Any], column: str = "d.metadata", id_column: str = "d.id") -> tuple[str, list[Any]]:
+    """SQL boolean expression and its parameters for `flt`, over JSON `column`."""
+    if not isinstance(flt, dict):
+        raise FilterError("filter must be a JSON object")
+    params: list[Any] = []
+    sql = _object(flt, params, column, id_column, 0)
+    return sql, params
+
+
+def _object(obj: dict[str, Any], params: list[Any], col: str, idcol: str, depth: int) -> str:
+    if depth > _MAX_DEPTH:
+        raise FilterError(f"filter nested deeper than {_MAX_DEPTH} levels")
+    if not obj:
+        return "1"
+    parts = []
+    for key, value in obj.items():
+        if key in ("$and", "$or"):
+            if not isinstance(value, list) or not value:
+                raise FilterError(f"{key} takes a non-empty list of filters")
+            subs = []
+            for sub in value:
+                if not isinstance(sub, dict):
+                    raise FilterError(f"{key} items must be objects, got {json.dumps(sub)[:60]}")
+                subs.append(_object(sub, params, col, idcol, depth + 1))
+            parts.append("(" + (" AND " if key == "$and" else " OR ").join(subs) + ")")
+        elif key == "$not":
+            if not isinstance(value, dict):
+                raise FilterError("$not takes a filter object")
+            parts.append("(NOT " + _object(value, params, col, idcol, depth + 1) + ")")
+        elif key.startswith("$"):
+            raise FilterError(f"unknown operator {key!r} at top level (fields go first: {{\"field\": {{\"{key}\": ...}}}})")
+        else:
+            parts.append(_field(key, value, params, col, idcol))
+    return "(" + " AND ".join(parts) + ")"
+
+
+def _field(name: str, cond: Any, params: list[Any], col: str, idcol: str) -> str:
+    if not _FIELD.match(name):
+        raise FilterError(f"invalid field name {name!r}: use letters, digits, _ and - separated by dots")
+    if not isinstance(cond, dict) or not any(k.startswith("$") for k in cond):
+        cond = {"$eq": cond}
+    parts = []
+    for op, value in cond.items():
+        if op == "$eq":
+            parts.append(_eq(name, value, params, col, idcol))
+        elif op == "$ne":
+            parts.append("(NOT " + _eq(name, value, params, col, idcol) + ")")
+        elif op in ("$in", "$nin"):
+            if not isinstance(value, list):
+                raise FilterError(f"{name}: {op} takes a list of values")
+            if len(value) > _MAX_IN:
+                raise FilterError(f"{name}: {op} list longer than {_MAX_IN}")
+            anyof = "(" + " OR ".join(_eq(name, v, params, col, idcol) for v in value) + ")" if value else "0"
+            parts.append(anyof if op == "$in" else f"(NOT {anyof})")
+        elif op in _COMPARE:
+            parts.append(_compare(name, op, value, params, col, idcol))
+        elif op == "$exists":
+            if not isinstance(value, bool):
+                raise FilterError(f"{name}: $exists takes true or false")
+            if name == "_id":
+                parts.append("1" if value else "0")
+            else:
+                params.append(_path(name))
+                parts.append(f"(json_type({col}, ?) IS {'NOT ' if value else ''}NULL)")
+        else:
+            raise FilterError(f"{name}: unknown operator {op!r}")
+    return "(" + " AND ".join(parts) + ")"
+
+
+def _path(name: str) -> str:
+    return "$." + ".".join(f'"{p}"' for p in name.split("."))
+
+
+def _scalar(name: str, value: Any) -> Scalar:
+    if isinstance(value, bool) or value is None or isinstance(value, (int, float, str)):
+        if isinstance(value, float) and value != value:
+            raise FilterError(f"{name}: NaN is not a valid value")
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**63 - 1:
+            raise FilterError(f"{name}: integer {value} out of range")
+        return value
+    raise FilterError(f"{name}: values must be strings, numbers, booleans or null, got {json.dumps(value)[:60]}")
+
+
+def _eq(name: str, value: Any, params: list[Any], col: str, idcol: str) -> str:
+    v = _scalar(name, value)
+    if name == "_id":
+        params.append(v)
+        return f"({idcol} IS ?)"
+    path = _path(name)
+    if v is None:
+        params.append(path)
+        return f"(json_type({col}, ?) IS 'null')"
+    # JSON true/false come back from json_extract as 1/0; type checks keep bools, numbers and text apart.
+    typ = "('true','false')" if isinstance(v, bool) else ("('text')" if isinstance(v, str) else "('integer','real')")
+    bound = int(v) if isinstance(v, bool) else v
+    params.extend([path, path, bound, path, path, bound])
+    return (
+        f"(CASE json_type({col}, ?) WHEN 'array' THEN EXISTS(SELECT 1 FROM json_each({col}, ?) AS je "
+        f"WHERE je.type IN {typ} AND je.value = ?) "
+        f"ELSE COALESCE((CASE WHEN json_type({col}, ?) IN {typ} THEN json_extract({col}, ?) END) = ?, 0) END)"
+    )
+
+
+def _compare(name: str, op: str, value: Any, params: list[Any], col: str, idcol: str) -> str:
+    v = _scalar(name, value)
+    if isinstance(v, bool) or v is None:
+        raise FilterError(f"{name}: {op} takes a number or a string")
+    sym = _COMPARE[op]
+    if name == "_id":
+        if not isinstance(v, str):
+            raise FilterError(f"_id: {op} takes a string")
+        params.append(v)
+        return f"({idcol} {sym} ?)"
+    typ = "('text')" if isinstance(v, str) else "('integer','real')"
+    path = _path(name)
+    params.extend([path, path, v])
+    return f"COALESCE((CASE WHEN json_type({col}, ?) IN {typ} THEN json_extract({col}, ?) END) {sym} ?, 0)"

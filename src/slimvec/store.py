@@ -1,0 +1,320 @@
+"""The on-disk collection: SQLite (WAL) for documents and chunks, a row-aligned float32 vector file.
+
+Commit protocol (why a crash at any instant leaves the old or the new state, never a mix):
+1. take the collection's writer lock (one writer at a time, across processes);
+2. cut the vector file back to the committed row count, dropping rows a crashed writer left behind;
+3. append the new rows and fsync them;
+4. in ONE SQLite transaction insert documents and chunks pointing at those rows and bump `rows`.
+Step 4 is the commit point: until it lands, readers see only the old row count, and the extra
+vector rows are ignored (and cut by the next writer). Index files are derived data, rebuilt or
+extended from the vector file on open.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from slimvec.errors import CollectionError
+
+FORMAT = "slimvec-collection"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+DB = "slimvec.db"
+VECTORS = "vectors/float32.bin"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL,
+    metadata TEXT NOT NULL CHECK (json_valid(metadata))
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    row INTEGER PRIMARY KEY,
+    doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS batches (start_row INTEGER PRIMARY KEY, end_row INTEGER NOT NULL, crc32 INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk row joined with its document, as search needs it."""
+
+    row: int
+    doc_id: str
+    start: int
+    end: int
+    title: str
+    text: str
+    metadata: dict[str, Any]
+
+
+def write_json_atomic(path: Path, value: dict[str, Any]) -> None:
+    """Write JSON to a temporary file, fsync it, and rename it over `path`."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Store:
+    """Low-level access to one collection directory; `Collection` builds search on top."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.dim = int(manifest["dim"])
+        self.db = sqlite3.connect(path / DB, timeout=60, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: Path, manifest: dict[str, Any]) -> "Store":
+        """Make a new, empty collection directory."""
+        if (path / MANIFEST).exists():
+            raise CollectionError(f"{path}: a collection already exists here")
+        if path.exists() and any(path.iterdir()):
+            raise CollectionError(f"{path}: directory is not empty and holds no collection")
+        (path / "vectors").mkdir(parents=True, exist_ok=True)
+        (path / "index").mkdir(exist_ok=True)
+        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "created": time.time(), **manifest}
+        store = cls(path, manifest)
+        store.db.executescript(_SCHEMA)
+        store.db.execute("INSERT OR IGNORE INTO state VALUES ('rows', 0), ('generation', 0)")
+        (path / VECTORS).touch()
+        # The manifest goes last: a directory without one is not a collection, so a crash here leaves nothing half-made.
+        write_json_atomic(path / MANIFEST, manifest)
+        return store
+
+    @classmethod
+    def open(cls, path: Path) -> "Store":
+        """Open an existing collection, checking its format version."""
+        mpath = path / MANIFEST
+        if not mpath.exists():
+            raise CollectionError(f"{path}: no slimvec collection here (missing {MANIFEST})")
+        try:
+            manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise CollectionError(f"{mpath}: manifest is not valid JSON ({e})") from None
+        if manifest.get("format") != FORMAT:
+            raise CollectionError(f"{path}: not a slimvec collection (format {manifest.get('format')!r})")
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise CollectionError(
+                f"{path}: collection format version {manifest.get('format_version')} is not supported "
+                f"by this slimvec (reads version {FORMAT_VERSION})"
+            )
+        for key in ("model", "dim"):
+            if key not in manifest:
+                raise CollectionError(f"{mpath}: manifest lacks {key!r}")
+        return cls(path, manifest)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self.db.close()
+
+    def save_manifest(self, updates: dict[str, Any]) -> None:
+        """Merge `updates` into the manifest and replace it atomically."""
+        self.manifest = {**self.manifest, **updates}
+        write_json_atomic(self.path / MANIFEST, self.manifest)
+
+    # ---- state -----------------------------------------------------------------------------
+    def _state(self, key: str) -> int:
+        return int(self.db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()[0])
+
+    @property
+    def committed_rows(self) -> int:
+        return self._state("rows")
+
+    @property
+    def generation(self) -> int:
+        return self._state("generation")
+
+    # ---- writing ---------------------------------------------------------------------------
+    @contextmanager
+    def writer(self) -> Iterator[None]:
+        """Hold the collection's exclusive writer lock (blocks until other writers finish)."""
+        with open(self.path / ".writer.lock", "a+") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    def existing_ids(self, ids: list[str]) -> set[str]:
+        """Which of `ids` are stored."""
+        found: set[str] = set()
+        for s in range(0, len(ids), 500):
+            part = ids[s : s + 500]
+            q = f"SELECT id FROM documents WHERE id IN ({','.join('?' * len(part))})"
+            found.update(r[0] for r in self.db.execute(q, part))
+        return found
+
+    def commit(self, docs: list[Any], chunks: list[Any], vectors: np.ndarray, replace: bool) -> int:
+        """Append documents, their chunks and one vector per chunk; the caller holds the writer lock."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.shape != (len(chunks), self.dim):
+            raise CollectionError(f"expected {len(chunks)} vectors of dimension {self.dim}, got {vectors.shape}")
+        start = self.committed_rows
+        vpath = self.path / VECTORS
+        with open(vpath, "r+b") as f:
+            f.truncate(start * self.dim * 4)
+            f.seek(start * self.dim * 4)
+            f.write(vectors.tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+        crc = zlib.crc32(vectors.tobytes())
+        cur = self.db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            if replace:
+                self._delete_ids(cur, [d.id for d in docs])
+            cur.executemany(
+                "INSERT INTO documents (id, title, text, metadata) VALUES (?, ?, ?, ?)",
+                [(d.id, d.title, d.text, json.dumps(d.metadata, ensure_ascii=False)) for d in docs],
+            )
+            cur.executemany(
+                "INSERT INTO chunks (row, doc_id, idx, start, end) VALUES (?, ?, ?, ?, ?)",
+                [(start + i, c.doc_id, c.index, c.start, c.end) for i, c in enumerate(chunks)],
+            )
+            if len(chunks):
+                cur.execute("INSERT INTO batches VALUES (?, ?, ?)", (start, start + len(chunks), crc))
+            cur.execute("UPDATE state SET value = ? WHERE key = 'rows'", (start + len(chunks),))
+            cur.execute("UPDATE state SET value = value + 1 WHERE key = 'generation'")
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        return start
+
+    def delete(self, ids: list[str]) -> int:
+        """Delete documents (and their chunks) by id in one transaction; returns how many existed."""
+        cur = self.db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            n = self._delete_ids(cur, ids)
+            cur.execute("UPDATE state SET value = value + 1 WHERE key = 'generation'")
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        return n
+
+    @staticmethod
+    def _delete_ids(cur: sqlite3.Cursor, ids: list[str]) -> int:
+        n = 0
+        for s in range(0, len(ids), 500):
+            part = ids[s : s + 500]
+            marks = ",".join("?" * len(part))
+            cur.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks})", part)
+            n += cur.execute(f"DELETE FROM documents WHERE id IN ({marks})", part).rowcount
+        return n
+
+    # ---- reading ---------------------------------------------------------------------------
+    def vectors(self, rows: int | None = None) -> np.ndarray:
+        """The committed float32 rows as a read-only memmap (pages load on demand)."""
+        n = self.committed_rows if rows is None else rows
+        if n == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.memmap(self.path / VECTORS, dtype=np.float32, mode="r", shape=(n, self.dim))
+
+    def alive_rows(self) -> np.ndarray:
+        """Row numbers of chunks that belong to stored documents."""
+        return np.fromiter((r[0] for r in self.db.execute("SELECT row FROM chunks")), dtype=np.int64)
+
+    def filtered_rows(self, where: str, params: list[Any]) -> np.ndarray:
+        """Chunk rows whose document satisfies a compiled filter expression."""
+        q = f"SELECT c.row FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {where}"
+        try:
+            return np.fromiter((r[0] for r in self.db.execute(q, params)), dtype=np.int64)
+        except sqlite3.OperationalError as e:
+            from slimvec.errors import FilterError
+
+            raise FilterError(f"filter could not be evaluated: {e}") from None
+
+    def chunks_for_rows(self, rows: list[int]) -> dict[int, StoredChunk]:
+        """Chunk and document fields for the given rows (missing rows are simply absent)."""
+        out: dict[int, StoredChunk] = {}
+        for s in range(0, len(rows), 500):
+            part = [int(r) for r in rows[s : s + 500]]
+            q = (
+                "SELECT c.row, c.doc_id, c.start, c.end, d.title, d.text, d.metadata FROM chunks c "
+                f"JOIN documents d ON d.id = c.doc_id WHERE c.row IN ({','.join('?' * len(part))})"
+            )
+            for row, doc_id, st, en, title, text, meta in self.db.execute(q, part):
+                out[row] = StoredChunk(row, doc_id, st, en, title, text, json.loads(meta))
+        return out
+
+    def get_document(self, doc_id: str) -> dict[str, Any] | None:
+        """One stored document as a dict, or None."""
+        r = self.db.execute("SELECT id, title, text, metadata FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        return None if r is None else {"id": r[0], "title": r[1], "text": r[2], "metadata": json.loads(r[3])}
+
+    def counts(self) -> dict[str, int]:
+        """Documents, live chunks and committed vector rows."""
+        docs = self.db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+        chunks = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        return {"documents": int(docs), "chunks": int(chunks), "rows": self.committed_rows}
+
+    def disk_bytes(self) -> int:
+        """Bytes of every file in the collection directory."""
+        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+
+    # ---- integrity -------------------------------------------------------------------------
+    def check(self) -> list[str]:
+        """Problems found by a full integrity check (empty list = healthy)."""
+        problems: list[str] = []
+        ok = self.db.execute("PRAGMA integrity_check").fetchone()[0]
+        if ok != "ok":
+            problems.append(f"sqlite integrity_check: {ok}")
+        fk = self.db.execute("PRAGMA foreign_key_check").fetchall()
+        if fk:
+            problems.append(f"{len(fk)} chunk rows point at missing documents")
+        rows = self.committed_rows
+        size = (self.path / VECTORS).stat().st_size
+        if size < rows * self.dim * 4:
+            problems.append(f"vector file holds {size // (self.dim * 4)} rows, {rows} committed")
+        bad = self.db.execute("SELECT COUNT(*) FROM chunks WHERE row < 0 OR row >= ?", (rows,)).fetchone()[0]
+        if bad:
+            problems.append(f"{bad} chunks point past the committed vector rows")
+        orphans = self.db.execute(
+            "SELECT COUNT(*) FROM documents d WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.doc_id = d.id)"
+        ).fetchone()[0]
+        if orphans:
+            problems.append(f"{orphans} documents have no chunks")
+        if not problems and rows:
+            vecs = self.vectors(rows)
+            for start, end, crc in self.db.execute("SELECT start_row, end_row, crc32 FROM batches"):
+                if zlib.crc32(np.ascontiguousarray(vecs[start:end]).tobytes()) != crc:
+                    problems.append(f"vector rows {start}..{end - 1} fail their checksum")
+        return problems

@@ -1,0 +1,70 @@
+"""Shared fixtures: real SciFact documents from ../shared/data and one real collection built once."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from slimvec import Collection, Document
+
+DATA = Path(os.environ.get("SLIMVEC_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SCIFACT = DATA / "scifact"
+N_DOCS = 300
+N_QUERIES = 25
+
+
+def _jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def scifact_judged() -> dict[str, tuple[str, set[str]]]:
+    """First N_QUERIES SciFact test queries: id -> (text, relevant doc ids)."""
+    qrels: dict[str, set[str]] = {}
+    with open(SCIFACT / "qrels" / "test.tsv", encoding="utf-8") as f:
+        next(f)
+        for line in f:
+            qid, did, score = line.split("\t")
+            if int(score) > 0:
+                qrels.setdefault(qid, set()).add(did)
+    queries = {q["_id"]: q["text"] for q in _jsonl(SCIFACT / "queries.jsonl")}
+    chosen = list(qrels)[:N_QUERIES]
+    return {q: (queries[q], qrels[q]) for q in chosen}
+
+
+@pytest.fixture(scope="session")
+def scifact_docs(scifact_judged) -> list[Document]:
+    """N_DOCS real SciFact abstracts: every doc judged for the chosen queries, then corpus order."""
+    corpus = _jsonl(SCIFACT / "corpus.jsonl")
+    needed = set().union(*(rel for _, rel in scifact_judged.values()))
+    picked = [d for d in corpus if d["_id"] in needed]
+    picked += [d for d in corpus if d["_id"] not in needed][: N_DOCS - len(picked)]
+    # Synthetic metadata for filter tests: a year, a group and a list of tags, derived from the position.
+    return [
+        Document(d["_id"], d["text"], d["title"],
+                 {"year": 2000 + i % 25, "group": ["a", "b", "c"][i % 3], "tags": ["x", "y", "z"][: 1 + i % 3],
+                  "odd": bool(i % 2)})
+        for i, d in enumerate(picked)
+    ]
+
+
+@pytest.fixture(scope="session")
+def built_collection(tmp_path_factory, scifact_docs) -> Path:
+    """A real exact-search collection of the SciFact docs, built once per session (copy it before mutating)."""
+    path = tmp_path_factory.mktemp("scifact") / "col"
+    with Collection.create(path) as col:
+        col.add(scifact_docs)
+    return path
+
+
+@pytest.fixture()
+def scifact_collection(built_collection, tmp_path) -> Path:
+    """A private copy of the built collection that a test may change."""
+    dst = tmp_path / "col"
+    shutil.copytree(built_collection, dst)
+    return dst

@@ -1,0 +1,38 @@
+"""A deterministic stand-in encoder for plumbing tests only (never for quality claims)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import numpy as np
+
+_WORD = re.compile(r"\S+")
+
+
+class FakeEncoder:
+    """Hashed bag of words: similar word sets give similar vectors; tokens are whitespace words."""
+
+    kind = "dense"
+
+    def __init__(self, dim: int = 32, name: str = "fake-bow", max_tokens: int = 64) -> None:
+        self.dim, self.name, self.max_tokens = dim, name, max_tokens
+        self.calls = 0
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        return [m.span() for m in _WORD.finditer(text)]
+
+    def _vec(self, text: str) -> np.ndarray:
+        v = np.zeros(self.dim, dtype=np.float32)
+        for w in _WORD.findall(text.lower()):
+            h = int.from_bytes(hashlib.blake2b(w.encode(), digest_size=8).digest(), "little")
+            v[h % self.dim] += 1.0 if (h >> 32) & 1 else -1.0
+        n = np.linalg.norm(v)
+        return v / n if n else v
+
+    def encode_documents(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        self.calls += 1
+        return np.stack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self.encode_documents(texts)

@@ -1,0 +1,114 @@
+"""The on-disk store: manifest checks, model mixing, commit atomicity and integrity checks (plumbing, fake encoder)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from slimvec import Collection, Document
+from slimvec.errors import CollectionError, IngestError
+from slimvec.store import MANIFEST, VECTORS
+
+from fakes import FakeEncoder
+
+DOCS = [Document(f"d{i}", f"document {i} " + "alpha beta gamma delta " * (i % 5 + 1), f"t{i}", {"i": i}) for i in range(30)]
+
+
+@pytest.fixture()
+def col(tmp_path):
+    c = Collection.create(tmp_path / "c", encoder=FakeEncoder())
+    c.add(DOCS)
+    yield c
+    c.close()
+
+
+def test_refuses_newer_format(col):
+    m = json.loads((col.path / MANIFEST).read_text())
+    m["format_version"] = 99
+    (col.path / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(CollectionError, match="format version 99 is not supported"):
+        Collection.open(col.path)
+
+
+def test_refuses_damaged_manifest(col):
+    (col.path / MANIFEST).write_text("{not json")
+    with pytest.raises(CollectionError, match="not valid JSON"):
+        Collection.open(col.path)
+
+
+def test_refuses_other_model(col):
+    with pytest.raises(CollectionError, match="cannot be mixed"):
+        Collection.open(col.path, encoder=FakeEncoder(name="other-model"))
+    with pytest.raises(CollectionError, match="32-d"):
+        Collection.open(col.path, encoder=FakeEncoder(dim=16, name="fake-bow"))
+
+
+def test_create_refuses_existing(col):
+    with pytest.raises(CollectionError, match="already exists"):
+        Collection.create(col.path, encoder=FakeEncoder())
+
+
+def test_orphan_rows_from_a_crashed_writer_are_ignored_and_cut(col):
+    rows = col.store.committed_rows
+    # Simulate a writer killed after appending vectors but before its SQLite commit.
+    with open(col.path / VECTORS, "ab") as f:
+        f.write(np.ones((7, 32), np.float32).tobytes())
+    again = Collection.open(col.path, encoder=FakeEncoder())
+    assert again.check() == []
+    assert again.info()["rows"] == rows
+    assert [h.id for h in again.search("alpha beta", k=30)] == [h.id for h in col.search("alpha beta", k=30)]
+    again.add([Document("new", "fresh words here")])
+    assert (col.path / VECTORS).stat().st_size == (rows + 1) * 32 * 4
+    assert again.check() == []
+
+
+def test_check_detects_corrupted_vectors(col):
+    with open(col.path / VECTORS, "r+b") as f:
+        f.seek(40)
+        f.write(b"\xff\xff\xff\xff")
+    problems = Collection.open(col.path, encoder=FakeEncoder()).check()
+    assert any("checksum" in p for p in problems)
+
+
+def test_check_detects_truncated_vectors(col):
+    with open(col.path / VECTORS, "r+b") as f:
+        f.truncate(100)
+    problems = Collection.open(col.path, encoder=FakeEncoder()).check()
+    assert any("vector file holds" in p for p in problems)
+
+
+def test_failed_batch_stores_nothing(col):
+    before = col.info()
+    bad = [Document("ok-1", "fine"), Document("ok-2", "fine", metadata={"x": float("nan")})]
+    with pytest.raises(IngestError, match="ok-2"):
+        col.add(bad)
+    with pytest.raises(IngestError, match="twice"):
+        col.add([Document("z", "a"), Document("z", "b")])
+    after = col.info()
+    assert (after["documents"], after["rows"]) == (before["documents"], before["rows"])
+    assert col.get("ok-1") is None
+
+
+def test_concurrent_instances_see_each_others_commits(col):
+    other = Collection.open(col.path, encoder=FakeEncoder())
+    assert len(other.search("alpha", k=100)) == len(DOCS)
+    col.add([Document("late", "omega omega omega")])
+    assert other.search("omega omega omega", k=1)[0].id == "late"
+    col.delete(["late"])
+    assert "late" not in {h.id for h in other.search("omega omega omega", k=100)}
+
+
+def test_upsert_in_batch_last_wins(col):
+    col.upsert([Document("d1", "first"), Document("d1", "second version")])
+    assert col.get("d1").text == "second version"
+    assert col.check() == []
+
+
+def test_info_counts_and_bytes(col):
+    info = col.info()
+    assert info["documents"] == 30 and info["chunks"] == info["rows"] >= 30
+    assert info["ram_bytes"] >= info["rows"] * 32 * 4
+    assert info["disk_bytes"] > (col.path / VECTORS).stat().st_size
+    assert info["ram_bytes_per_doc"] == pytest.approx(info["ram_bytes"] / 30)
