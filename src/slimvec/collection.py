@@ -15,10 +15,8 @@ from slimvec.documents import Chunk, Document, Hit
 from slimvec.encoders.base import Encoder
 from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
 from slimvec.errors import CollectionError, ConfigError, IngestError
-from slimvec.index.base import VectorIndex
 from slimvec.index.filters import compile_filter
-from slimvec.index.flat import ExactIndex
-from slimvec.index.hnsw import HnswIndex
+from slimvec.pipeline import RETRIEVERS, Query, Retriever, doc_ranking, retrievers_for
 from slimvec.store import Store
 
 INDEX_KINDS = ("exact", "hnsw")
@@ -34,8 +32,10 @@ class Collection:
         self.path = store.path
         self._encoder = encoder
         self._lock = threading.RLock()
-        self._index: VectorIndex | None = None
+        self._retrievers: dict[str, Retriever] = {}
         self._alive = np.zeros(0, dtype=bool)
+        self._row_doc = np.zeros(0, dtype=np.int64)  # row -> document number (-1: deleted)
+        self._doc_ids: list[str] = []
         self._generation = -1
         if encoder is not None:
             self._check_encoder(encoder)
@@ -66,6 +66,7 @@ class Collection:
             "kind": enc.kind,
             "dim": int(enc.dim),
             "index": index,
+            "retrievers": ["dense"],
             "chunking": {"max_tokens": chunking.max_tokens, "overlap": chunking.overlap, "mode": chunking.mode},
         }
         store = Store.create(Path(path), manifest)
@@ -176,35 +177,55 @@ class Collection:
         return n
 
     # ---- searching -------------------------------------------------------------------------
-    def search(self, query: str, k: int = 10, filter: dict[str, Any] | None = None) -> list[Hit]:
+    def search(self, query: str, k: int = 10, filter: dict[str, Any] | None = None, mode: str = "dense") -> list[Hit]:
         """The top `k` documents for `query`, each scored by its best chunk."""
-        return self.search_many([query], k=k, filter=filter)[0]
+        return self.search_many([query], k=k, filter=filter, mode=mode)[0]
 
-    def search_many(self, queries: list[str], k: int = 10, filter: dict[str, Any] | None = None) -> list[list[Hit]]:
-        """`search` for several queries, encoded in one batch."""
+    def search_many(
+        self, queries: list[str], k: int = 10, filter: dict[str, Any] | None = None, mode: str = "dense"
+    ) -> list[list[Hit]]:
+        """`search` for several queries; dense query vectors are encoded in one batch."""
         for q in queries:
             if not isinstance(q, str) or not q.strip():
                 raise ConfigError("query is empty")
         _check_k(k)
-        qvecs = self.encoder.encode_queries(list(queries))
-        return self.search_vectors(qvecs, k=k, filter=filter)
+        names = retrievers_for(mode, self.manifest.get("retrievers", ["dense"]))
+        vecs = self.encoder.encode_queries(list(queries)) if "dense" in names else None
+        return self._run([Query(q, None, None if vecs is None else vecs[i]) for i, q in enumerate(queries)],
+                         k, filter, names)
 
     def search_vectors(self, qvecs: np.ndarray, k: int = 10, filter: dict[str, Any] | None = None) -> list[list[Hit]]:
-        """Document hits for already-encoded query vectors of the collection's dimension."""
+        """Dense-only document hits for already-encoded query vectors of the collection's dimension."""
         _check_k(k)
         qvecs = np.asarray(qvecs, dtype=np.float32)
         if qvecs.ndim == 1:
             qvecs = qvecs[None, :]
-        if qvecs.shape[1] != int(self.manifest["dim"]):
-            raise ConfigError(f"query vectors have dimension {qvecs.shape[1]}, collection holds {self.manifest['dim']}")
+        if qvecs.ndim != 2 or qvecs.shape[1] != int(self.manifest["dim"]):
+            raise ConfigError(f"query vectors have dimension {qvecs.shape[-1]}, collection holds {self.manifest['dim']}")
+        return self._run([Query("", None, v) for v in qvecs], k, filter, ("dense",))
+
+    def _run(self, queries: list[Query], k: int, filter: dict[str, Any] | None, names: tuple[str, ...]) -> list[list[Hit]]:
         with self._lock:
             self._sync()
             allowed = self._allowed(filter)
             n_allowed = int(allowed.sum())
             results = []
-            for q in qvecs:
-                results.append(self._doc_hits(q[None, :], k, allowed, n_allowed))
+            for q in queries:
+                rankings = [doc_ranking(self._retrievers[n], q, k, allowed, n_allowed, self._row_doc) for n in names]
+                top = rankings[0] if len(rankings) == 1 else self._fuse(rankings, k)
+                results.append(self._hits(top))
             return results
+
+    def _fuse(self, rankings: list[list[tuple[int, float, int]]], k: int) -> list[tuple[int, float, int]]:
+        raise ConfigError("fusion of several retrievers is not available in this build")
+
+    def _hits(self, top: list[tuple[int, float, int]]) -> list[Hit]:
+        info = self.store.chunks_for_rows([r for _, _, r in top])
+        hits = []
+        for _, s, r in top:
+            c = info[r]
+            hits.append(Hit(c.doc_id, s, c.title, c.text[c.start : c.end], c.metadata, c.start, c.end))
+        return hits
 
     def _allowed(self, filter: dict[str, Any] | None) -> np.ndarray:
         if not filter:
@@ -214,67 +235,30 @@ class Collection:
         mask[self.store.filtered_rows(where, params)] = True
         return mask
 
-    def _doc_hits(self, q: np.ndarray, k: int, allowed: np.ndarray, n_allowed: int) -> list[Hit]:
-        assert self._index is not None
-        if n_allowed == 0:
-            return []
-        want = min(n_allowed, k * 4)
-        while True:
-            scores, rows = self._index.search(q, max(want, 1), allowed)
-            best: dict[str, tuple[float, int]] = {}
-            for s, r in zip(scores[0], rows[0]):
-                if r < 0:
-                    continue
-                best.setdefault(self._row_doc(int(r)), (float(s), int(r)))
-            if len(best) >= k or want >= n_allowed:
-                break
-            want = min(n_allowed, want * 4)
-        top = sorted(best.values(), key=lambda sr: -sr[0])[:k]
-        info = self.store.chunks_for_rows([r for _, r in top])
-        hits = []
-        for s, r in top:
-            c = info[r]
-            hits.append(Hit(c.doc_id, s, c.title, c.text[c.start : c.end], c.metadata, c.start, c.end))
-        return hits
-
-    def _row_doc(self, row: int) -> str:
-        return self._row_docs[row]
-
     # ---- in-memory state -------------------------------------------------------------------
     def _sync(self) -> None:
         """Catch up with commits made since the last look (by this or another process)."""
         gen = self.store.generation
-        if gen == self._generation and self._index is not None:
+        if gen == self._generation and self._retrievers:
             return
+        for name in self.manifest.get("retrievers", ["dense"]):
+            if name not in self._retrievers:
+                if name not in RETRIEVERS:
+                    raise CollectionError(f"{self.path}: collection uses the {name!r} index, unknown to this slimvec")
+                self._retrievers[name] = RETRIEVERS[name](self.store, lambda: self.encoder)
+            self._retrievers[name].sync(self.store)
         rows = self.store.committed_rows
-        if self._index is None:
-            self._index = self._load_index()
-        if self._index.rows > rows:  # a derived file ahead of the commit log is never trusted
-            self._index = self._new_index()
-        if self._index.rows < rows:
-            self._index.add(np.asarray(self.store.vectors(rows)[self._index.rows : rows]))
-        alive = np.zeros(rows, dtype=bool)
-        self._row_docs = {}
+        row_doc = np.full(rows, -1, dtype=np.int64)
+        numbers: dict[str, int] = {}
         for row, doc_id in self.store.db.execute("SELECT row, doc_id FROM chunks"):
-            alive[row] = True
-            self._row_docs[row] = doc_id
-        self._alive = alive
+            row_doc[row] = numbers.setdefault(doc_id, len(numbers))
+        self._row_doc, self._doc_ids = row_doc, list(numbers)
+        self._alive = row_doc >= 0
         self._generation = gen
 
-    def _new_index(self) -> VectorIndex:
-        dim = int(self.manifest["dim"])
-        return HnswIndex(dim) if self.manifest["index"] == "hnsw" else ExactIndex(dim)
-
-    def _load_index(self) -> VectorIndex:
-        if self.manifest["index"] == "hnsw":
-            loaded = HnswIndex.load(self.path / "index", int(self.manifest["dim"]))
-            if loaded is not None:
-                return loaded
-        return self._new_index()
-
     def _save_index(self) -> None:
-        if self._index is not None:
-            self._index.save(self.path / "index")
+        for r in self._retrievers.values():
+            r.save(self.path / "index")
 
     # ---- reporting -------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
@@ -283,8 +267,7 @@ class Collection:
             self._sync()
             counts = self.store.counts()
             disk = self.store.disk_bytes()
-            assert self._index is not None
-            ram = self._index.ram_bytes() + self._alive.nbytes
+            ram = sum(r.ram_bytes() for r in self._retrievers.values()) + self._alive.nbytes + self._row_doc.nbytes
             per = max(counts["documents"], 1)
             m = self.manifest
             return {
@@ -293,6 +276,7 @@ class Collection:
                 "model": m["model"],
                 "dim": m["dim"],
                 "index": m["index"],
+                "retrievers": m.get("retrievers", ["dense"]),
                 "chunking": m["chunking"],
                 **counts,
                 "disk_bytes": disk,

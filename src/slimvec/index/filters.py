@@ -143,7 +143,7 @@ def _compare(name: str, op: str, value: Any, params: list[Any], col: str, idcol:
     sym = _COMPARE[op]
     if name == "_id":
         if not isinstance(v, str):
-            raise FilterError(f"_id: {op} takes a string")
+            return "0"  # ids are strings; like any field, a type mismatch matches nothing
         params.append(v)
         return f"({idcol} {sym} ?)"
     typ = "('text')" if isinstance(v, str) else "('integer','real')"
