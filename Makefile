@@ -23,7 +23,7 @@ install: $(STAMP)
 
 demo: install
 	rm -rf .demo-collection
-	$(BIN)/slimvec index samples/corpus --collection .demo-collection
+	$(BIN)/slimvec index samples/corpus.jsonl --collection .demo-collection
 	$(BIN)/slimvec search .demo-collection "Does vitamin D supplementation prevent fractures?" -k 3
 	$(BIN)/slimvec search .demo-collection "How do tumours evade the immune system?" -k 3 --filter '{"topic": "cancer"}'
 	$(BIN)/slimvec info .demo-collection

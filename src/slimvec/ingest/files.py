@@ -1,0 +1,224 @@
+"""Read document files (.txt .md .html .htm .pdf), one at a time or a whole folder, into Documents."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from slimvec.documents import Document
+from slimvec.errors import IngestError
+
+TEXT_EXTS = frozenset({"txt", "md"})
+HTML_EXTS = frozenset({"html", "htm"})
+FILE_EXTS = TEXT_EXTS | HTML_EXTS | {"pdf"}
+# Table files hold many records with their own ids, so a folder walk must not mistake them for one document.
+_TABLE_EXTS = frozenset({"jsonl", "csv", "parquet"})
+
+
+def file_ext(path: Path) -> str:
+    """Lower-case extension without the dot ("" when there is none)."""
+    return path.suffix[1:].lower()
+
+
+def read_file(path: str | Path, root: str | Path | None = None) -> Document:
+    """Read one .txt/.md/.html/.htm/.pdf file; its id is its path relative to `root` (default: its folder)."""
+    path = Path(path)
+    ext = file_ext(path)
+    if ext not in FILE_EXTS:
+        raise IngestError(f"{path}: unsupported file type '.{ext}' (supported: {_names(FILE_EXTS)})")
+    rel = path.relative_to(root).as_posix() if root is not None else path.name
+    extra: dict[str, Any] = {}
+    if ext == "pdf":
+        title, text = _read_pdf(path)
+    elif ext in HTML_EXTS:
+        title, text = _html_to_text(decode_utf8(_read_bytes(path), path))
+    else:
+        extra, text = _split_front_matter(decode_utf8(_read_bytes(path), path), path)
+        title = _front_matter_title(extra) or _markdown_title(text)
+    return Document(id=rel, text=text, title=title or path.stem, metadata={"path": rel, "ext": ext, **extra})
+
+
+def iter_folder(root: Path, on_skip: Callable[[str], None]) -> Iterator[tuple[Path, Document | IngestError]]:
+    """Every supported file under `root` in sorted id order; hidden entries ignored, others noted once."""
+    found: list[tuple[str, Path]] = []
+    skipped: dict[str, list[str]] = {}
+    walk_errors: list[OSError] = []
+    # followlinks=False: a symlink loop must not hang ingest.
+    for dirpath, dirnames, filenames in os.walk(root, onerror=walk_errors.append):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if name.startswith("."):
+                continue
+            path = Path(dirpath, name)
+            rel = path.relative_to(root).as_posix()
+            ext = file_ext(path)
+            if ext in FILE_EXTS:
+                found.append((rel, path))
+            else:
+                skipped.setdefault(ext, []).append(rel)
+    for ext, rels in sorted(skipped.items()):
+        kind = f"'.{ext}'" if ext else "no extension"
+        hint = " (name a table file directly to read its records)" if ext in _TABLE_EXTS else ""
+        on_skip(f"{root}: skipped {len(rels)} file(s) with {kind}, e.g. {min(rels)}{hint}")
+    for err in walk_errors:
+        yield Path(err.filename or root), IngestError(f"{err.filename}: cannot read folder: {err.strerror}")
+    for _, path in sorted(found):
+        try:
+            yield path, read_file(path, root)
+        except IngestError as e:
+            yield path, e
+
+
+def decode_utf8(raw: bytes, path: Path) -> str:
+    """Strict UTF-8 text with any BOM removed; the error names the line and byte offset."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise IngestError(f"{path}:{line}: invalid UTF-8 at byte {e.start} (0x{raw[e.start]:02x})") from None
+    return text.removeprefix("\ufeff")
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise IngestError(f"{path}: cannot read: {e.strerror}") from None
+
+
+def _names(exts: frozenset[str]) -> str:
+    return ", ".join(f".{e}" for e in sorted(exts))
+
+
+# --- .txt / .md -------------------------------------------------------------------------------------------
+
+_FM_LINE = re.compile(r"^([A-Za-z0-9_][\w.\-]*)[ \t]*:(?:[ \t]+(.*))?$")
+_INT = re.compile(r"^-?(0|[1-9]\d*)$")
+_FLOAT = re.compile(r"^-?\d+\.\d+(?:[eE][-+]?\d+)?$")
+_H1 = re.compile(r"^ {0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
+_FENCE = re.compile(r"^ {0,3}(```|~~~)")
+
+
+def _split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str]:
+    """(metadata, body) for text that opens with a `---` block of `key: value` lines."""
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].rstrip() != "---":
+        return {}, text
+    end = next((i for i in range(1, len(lines)) if lines[i].rstrip() in ("---", "...")), None)
+    if end is None:
+        return {}, text  # never closed: a horizontal rule at the top, not front matter
+    meta: dict[str, Any] = {}
+    for lineno, line in enumerate(lines[1:end], start=2):
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        m = _FM_LINE.match(s)
+        if not m:
+            raise IngestError(f"{path}:{lineno}: front matter: expected 'key: value', got {s[:60]!r}")
+        meta[m[1]] = _scalar(m[2] or "")
+    return meta, "".join(lines[end + 1 :]).lstrip("\r\n")
+
+
+def _scalar(value: str) -> Any:
+    """A front-matter value: quoted string, int, float, bool, null, [a, b] list, else the bare string."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    # YAML comments need a space before '#', so URLs keep their fragments.
+    value = re.sub(r"\s+#.*$", "", value)
+    low = value.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("null", "~"):
+        return None
+    if _INT.match(value):
+        return int(value)
+    if _FLOAT.match(value):
+        return float(value)
+    if value.startswith("[") and value.endswith("]"):
+        return [_scalar(v.strip()) for v in value[1:-1].split(",") if v.strip()]
+    return value
+
+
+def _front_matter_title(meta: dict[str, Any]) -> str:
+    title = meta.get("title")
+    return title.strip() if isinstance(title, str) else ""
+
+
+def _markdown_title(text: str) -> str:
+    """The first level-1 ATX heading outside code fences, or ""."""
+    in_fence = False
+    for line in text.splitlines():
+        if _FENCE.match(line):
+            in_fence = not in_fence
+        elif not in_fence and (m := _H1.match(line)):
+            return m[1].strip()
+    return ""
+
+
+# --- .html ------------------------------------------------------------------------------------------------
+
+_DROP = ["script", "style", "noscript", "template", "head", "svg", "iframe", "object"]
+# fmt: off
+_BLOCKS = [
+    "address", "article", "aside", "blockquote", "caption", "dd", "details", "div", "dl", "dt", "fieldset",
+    "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main",
+    "nav", "ol", "p", "pre", "section", "summary", "table", "tbody", "thead", "tfoot", "tr", "ul",
+]
+# fmt: on
+_PARA, _LINE = "\x00", "\x01"  # markers no HTML text can hold (NULs are stripped first)
+
+
+def _html_to_text(html: str) -> tuple[str, str]:
+    """(title, visible text) with whitespace collapsed and block boundaries kept as blank lines."""
+    # Deferred: bs4 is a slow import that most runs never need.
+    from bs4 import BeautifulSoup, Comment, Declaration, Doctype, ProcessingInstruction
+
+    soup = BeautifulSoup(html.replace(_PARA, "").replace(_LINE, ""), "lxml")
+    title = " ".join(soup.title.get_text(" ").split()) if soup.title else ""
+    for tag in soup.find_all(_DROP):
+        tag.decompose()
+    for tag in soup.find_all(hidden=True):
+        tag.decompose()
+    for node in soup.find_all(
+        string=lambda s: isinstance(s, (Comment, Declaration, Doctype, ProcessingInstruction))
+    ):
+        node.extract()
+    for tag in soup.find_all(_BLOCKS):
+        tag.insert_before(_PARA)
+        tag.insert_after(_PARA)
+    for tag in soup.find_all(["td", "th"]):
+        tag.insert_after(" ")  # adjacent cells must not glue their words together
+    for tag in soup.find_all("br"):
+        tag.replace_with(_LINE)
+    paragraphs = []
+    for block in soup.get_text().split(_PARA):
+        lines = (" ".join(line.split()) for line in block.split(_LINE))
+        if para := "\n".join(line for line in lines if line):
+            paragraphs.append(para)
+    return title, "\n\n".join(paragraphs)
+
+
+# --- .pdf -------------------------------------------------------------------------------------------------
+
+
+def _read_pdf(path: Path) -> tuple[str, str]:
+    """(title from the PDF's metadata or "", page texts joined by blank lines)."""
+    from pypdf import PdfReader  # deferred: a slow import that most runs never need
+
+    try:
+        reader = PdfReader(path)
+        if reader.is_encrypted:
+            reader.decrypt("")  # many PDFs are "encrypted" with an empty user password
+        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+        info = reader.metadata
+        title = info.title if info is not None else None
+    except OSError as e:
+        raise IngestError(f"{path}: cannot read: {e.strerror}") from None
+    except Exception as e:  # noqa: BLE001 - pypdf raises many unrelated types on damaged files; all mean "unreadable"
+        detail = " ".join(str(e).split()) or type(e).__name__
+        raise IngestError(f"{path}: cannot read PDF: {detail}") from None
+    title = " ".join(title.split()) if isinstance(title, str) else ""
+    return title, "\n\n".join(p for p in pages if p)

@@ -1,0 +1,244 @@
+"""Read record tables (.jsonl, .csv, .parquet) into Documents, one per record."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from slimvec.documents import Document
+from slimvec.errors import IngestError
+
+TABLE_EXTS = frozenset({"jsonl", "csv", "parquet"})
+_JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """Which record fields hold the id, title and text; `metadata_fields=None` keeps every other field."""
+
+    id_field: str = "_id"
+    title_field: str = "title"
+    text_field: str = "text"
+    metadata_fields: list[str] | None = None
+
+
+# (position, item): the 1-based line (JSONL, CSV) or 0-based row (Parquet); None for whole-file errors.
+Item = tuple[int | None, Document | IngestError]
+
+
+def locate(path: Path, pos: int | None) -> str:
+    """`path:line`, `path:row N` for Parquet, or just `path` when there is no position."""
+    if pos is None:
+        return str(path)
+    return f"{path}:row {pos}" if path.suffix.lower() == ".parquet" else f"{path}:{pos}"
+
+
+def iter_table(path: Path, fields: FieldMap) -> Iterator[Item]:
+    """Each record of a .jsonl/.csv/.parquet file as a Document, or the error that stops it from being one."""
+    ext = path.suffix[1:].lower()
+    if ext == "jsonl":
+        return _iter_jsonl(path, fields)
+    if ext == "csv":
+        return _iter_csv(path, fields)
+    if ext == "parquet":
+        return _iter_parquet(path, fields)
+    raise IngestError(f"{path}: not a table file (expected .jsonl, .csv or .parquet)")
+
+
+def iter_json_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | IngestError]]:
+    """Each non-blank line of a JSONL file as an object, or an error naming the line."""
+    for lineno, line in utf8_lines(path):
+        if isinstance(line, IngestError):
+            yield lineno, line
+            continue
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line.rstrip("\r\n"))
+        except json.JSONDecodeError as e:
+            yield lineno, IngestError(f"{path}:{lineno}: malformed JSON: {e.msg} (column {e.colno})")
+            continue
+        if not isinstance(rec, dict):
+            got = _JSON_TYPES.get(type(rec), "null")
+            yield lineno, IngestError(f"{path}:{lineno}: expected a JSON object, got {got}")
+            continue
+        yield lineno, rec
+
+
+def record_to_document(rec: dict[str, Any], fields: FieldMap, where: str) -> Document:
+    """Map one record to a Document; `where` ("path:line") prefixes any error."""
+    doc_id = rec.get(fields.id_field)
+    if doc_id is None:
+        raise IngestError(f"{where}: {fields.id_field}: missing")
+    # bool is an int subclass, but True as an id is surely a mapping mistake.
+    if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)):
+        raise IngestError(f"{where}: {fields.id_field}: expected a string or integer, got {_type(doc_id)}")
+    doc_id = str(doc_id)
+    if not doc_id.strip():
+        raise IngestError(f"{where}: {fields.id_field}: empty")
+    text = rec.get(fields.text_field)
+    if text is None:
+        raise IngestError(f"{where}: {fields.text_field}: missing")
+    if not isinstance(text, str):
+        raise IngestError(f"{where}: {fields.text_field}: expected a string, got {_type(text)}")
+    title = rec.get(fields.title_field)
+    if title is None:
+        title = ""
+    elif not isinstance(title, str):
+        raise IngestError(f"{where}: {fields.title_field}: expected a string, got {_type(title)}")
+    return Document(id=doc_id, text=text, title=title, metadata=_metadata(rec, fields))
+
+
+def _metadata(rec: dict[str, Any], fields: FieldMap) -> dict[str, Any]:
+    nested = rec.get("metadata")
+    nested = nested if isinstance(nested, dict) else None
+    if fields.metadata_fields is not None:
+        out = {}
+        for key in fields.metadata_fields:
+            if key in rec:
+                out[key] = rec[key]
+            elif nested is not None and key in nested:
+                out[key] = nested[key]
+        return out
+    # BEIR-style records carry a `metadata` object; flatten it so filters see `year`, not `metadata.year`.
+    out = dict(nested) if nested is not None else {}
+    skip = {fields.id_field, fields.title_field, fields.text_field}
+    if nested is not None:
+        skip.add("metadata")
+    out.update((k, v) for k, v in rec.items() if k not in skip)
+    return out
+
+
+def _type(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def utf8_lines(path: Path) -> Iterator[tuple[int, str | IngestError]]:
+    """(1-based line number, decoded line with its newline) for a UTF-8 file; a leading BOM is dropped."""
+    offset = 0
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                byte, bad = offset + e.start, raw[e.start]
+                yield lineno, IngestError(f"{path}:{lineno}: invalid UTF-8 at byte {byte} (0x{bad:02x})")
+            else:
+                yield lineno, line.removeprefix("\ufeff") if lineno == 1 else line
+            offset += len(raw)
+
+
+def _open_error(path: Path, e: OSError) -> Item:
+    return None, IngestError(f"{path}: cannot read: {e.strerror}")
+
+
+def _iter_jsonl(path: Path, fields: FieldMap) -> Iterator[Item]:
+    try:
+        for lineno, rec in iter_json_records(path):
+            if isinstance(rec, IngestError):
+                yield lineno, rec
+                continue
+            try:
+                yield lineno, record_to_document(rec, fields, f"{path}:{lineno}")
+            except IngestError as e:
+                yield lineno, e
+    except OSError as e:
+        yield _open_error(path, e)
+
+
+def _iter_csv(path: Path, fields: FieldMap) -> Iterator[Item]:
+    # Long documents exceed csv's 128 KiB default field limit; raising it only ever accepts more input.
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+
+    def text_lines() -> Iterator[str]:
+        for _, line in utf8_lines(path):
+            if isinstance(line, IngestError):
+                raise line  # a quoted field may span lines, so the rest of the file cannot be trusted
+            yield line
+
+    try:
+        reader = csv.reader(text_lines())
+        header = next(reader, None)
+        if header is None:
+            return
+        for name in (fields.id_field, fields.text_field):
+            if name not in header:
+                yield 1, IngestError(f"{path}:1: {name}: no such column (columns: {', '.join(header)})")
+                return
+        while True:
+            start = reader.line_num + 1  # a record may span lines: name the line it starts on
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as e:
+                yield start, IngestError(f"{path}:{start}: malformed CSV: {e}")
+                return
+            if not row:
+                continue
+            where = f"{path}:{start}"
+            if len(row) != len(header):
+                yield start, IngestError(f"{where}: row has {len(row)} fields, header has {len(header)}")
+                continue
+            try:
+                yield start, record_to_document(dict(zip(header, row, strict=True)), fields, where)
+            except IngestError as e:
+                yield start, e
+    except IngestError as e:
+        yield None, e
+    except OSError as e:
+        yield _open_error(path, e)
+
+
+def _iter_parquet(path: Path, fields: FieldMap) -> Iterator[Item]:
+    import pyarrow as pa  # deferred: a slow import that most runs never need
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+        names = pf.schema_arrow.names
+        for name in (fields.id_field, fields.text_field):
+            if name not in names:
+                yield None, IngestError(f"{path}: {name}: no such column (columns: {', '.join(names)})")
+                return
+        columns = None
+        if fields.metadata_fields is not None:
+            own = [fields.id_field, fields.title_field, fields.text_field, "metadata"]
+            columns = [n for n in dict.fromkeys(own + fields.metadata_fields) if n in names]
+        row = 0
+        for batch in pf.iter_batches(batch_size=1024, columns=columns):
+            for rec in batch.to_pylist():
+                where = locate(path, row)
+                try:
+                    doc = record_to_document(rec, fields, where)
+                    yield row, Document(doc.id, doc.text, doc.title, _jsonable(doc.metadata, where))
+                except IngestError as e:
+                    yield row, e
+                row += 1
+    except OSError as e:
+        yield _open_error(path, e)
+    except (pa.ArrowException, ValueError) as e:
+        yield None, IngestError(f"{path}: cannot read Parquet: {' '.join(str(e).split())}")
+
+
+def _jsonable(value: Any, where: str, key: str = "") -> Any:
+    """Parquet values as JSON-ready metadata: dates as ISO text, decimals as floats."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v, where, k if not key else f"{key}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, where, key) for v in value]
+    if isinstance(value, (dt.date, dt.time)):  # dt.datetime is a dt.date
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, (bytes, bytearray)):
+        raise IngestError(f"{where}: {key}: binary values cannot be metadata")
+    return value
