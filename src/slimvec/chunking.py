@@ -41,20 +41,24 @@ class ChunkConfig:
 
     max_tokens: int = 254
     overlap: int = 32
-    mode: str = "tokens"  # "tokens": split long text; "truncate": one chunk, cut at max_tokens (as MTEB does)
+    # "tokens": split long text; "truncate": one chunk cut at max_tokens; "whole": one chunk, the model
+    # truncates (the BEIR/MTEB protocol; full text for BM25 and sparse).
+    mode: str = "tokens"
 
     def __post_init__(self) -> None:
         if self.max_tokens < 8:
             raise ConfigError(f"chunk tokens must be at least 8, got {self.max_tokens}")
         if not 0 <= self.overlap < self.max_tokens // 2:
             raise ConfigError(f"chunk overlap must be in [0, {self.max_tokens // 2}), got {self.overlap}")
-        if self.mode not in ("tokens", "truncate"):
-            raise ConfigError(f"chunk mode must be 'tokens' or 'truncate', got {self.mode!r}")
+        if self.mode not in ("tokens", "truncate", "whole"):
+            raise ConfigError(f"chunk mode must be 'tokens', 'truncate' or 'whole', got {self.mode!r}")
 
 
 def chunk_document(doc: Document, tokenizer: TokenSpans, config: ChunkConfig) -> list[Chunk]:
     """Cut one document into chunks of at most `config.max_tokens` tokens."""
     text = doc.text
+    if config.mode == "whole":
+        return [Chunk(doc.id, 0, 0, len(text), text)]
     tokens = tokenizer.token_spans(text)
     if not tokens:
         return [Chunk(doc.id, 0, 0, len(text), text)]

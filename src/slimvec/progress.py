@@ -13,10 +13,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 @contextmanager
 def progress_bar(description: str, total: int, enabled: bool = True) -> Iterator[Callable[[int], None]]:
     """Yield an `advance(n)` callable that drives a progress bar on stderr (or does nothing)."""
-    if not enabled or total <= 0:
+    if not enabled:
         yield lambda n: None
         return
+    # total 0 = unknown (a stream of documents): the bar pulses and counts.
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task(description, total=total)
+        task = bar.add_task(description, total=total or None)
         yield lambda n: bar.advance(task, n)

@@ -244,8 +244,8 @@ class Store:
     def vectors(self, rows: int | None = None) -> np.ndarray:
         """The committed float32 rows as a read-only memmap (pages load on demand)."""
         n = self.committed_rows if rows is None else rows
-        if n == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
+        if n == 0 or self.dim == 0:
+            return np.zeros((n, self.dim), dtype=np.float32)
         return np.memmap(self.path / VECTORS, dtype=np.float32, mode="r", shape=(n, self.dim))
 
     def alive_rows(self) -> np.ndarray:

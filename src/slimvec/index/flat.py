@@ -19,6 +19,13 @@ class ExactIndex:
         self._data = np.empty((0, dim), dtype=np.float32)
         self._n = 0
 
+    @classmethod
+    def over(cls, vectors: np.ndarray) -> "ExactIndex":
+        """An index that searches an existing (n, d) array without copying it."""
+        self = cls(vectors.shape[1])
+        self._data, self._n = vectors, len(vectors)
+        return self
+
     @property
     def rows(self) -> int:
         return self._n

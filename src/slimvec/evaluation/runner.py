@@ -1,0 +1,137 @@
+"""`slimvec eval` and `slimvec sweep`: build a collection for a profile on a BEIR dataset, run every query, measure.
+
+Quality comes from the metrics module (ranx); cost from the collection's own accounting and wall clocks.
+Corpus vectors go through the embedding cache, so ten storage profiles of one model encode the corpus once.
+Query latency is timed with the uncached model: encode and search separately, one query at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from slimvec.collection import Collection
+from slimvec.encoders.cache import CachedEncoder
+from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
+from slimvec.evaluation.datasets import BeirDataset, load_dataset
+from slimvec.evaluation.metrics import evaluate, write_trec_run
+from slimvec.ingest import read_sources
+from slimvec.profiles import Profile
+
+DEPTH = 100  # documents retrieved per query: enough for Recall@100 and MAP@100
+
+
+def collection_dir(out: Path, dataset: BeirDataset, profile: Profile) -> Path:
+    """Where the collection for (dataset, profile) lives under `out`; the name changes when the profile does."""
+    digest = hashlib.sha256(profile.model_dump_json().encode()).hexdigest()[:10]
+    return out / "collections" / f"{dataset.name}-{profile.name}-{digest}"
+
+
+def build(dataset: BeirDataset, profile: Profile, path: Path, cache_dir: Path | None, progress: bool) -> dict[str, Any]:
+    """Build (or reuse) the collection; returns build facts (seconds, documents encoded afresh)."""
+    facts_path = path / "build.json"
+    if facts_path.exists():
+        return {**json.loads(facts_path.read_text()), "reused": True}
+    model = load_encoder(profile.model or DEFAULT_MODEL)
+    encoder = CachedEncoder(model, cache_dir)
+    if path.exists():  # a build that did not finish: start again
+        import shutil
+
+        shutil.rmtree(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with Collection.create(path, profile=profile, encoder=encoder) as col:
+        n = col.add(read_sources([dataset.corpus_path], strict=True), progress=progress)
+        col.search_many(["warm up"], k=1, mode=profile.mode)  # index structures are built on first sync
+    seconds = time.perf_counter() - t0
+    facts = {"build_s": seconds, "documents": n, "encoded_texts": encoder.misses, "cached_texts": encoder.hits}
+    facts_path.write_text(json.dumps(facts))
+    return {**facts, "reused": False}
+
+
+def run_eval(
+    dataset_dir: str | Path,
+    profile: Profile,
+    split: str = "test",
+    out: str | Path = "slimvec-eval",
+    cache_dir: str | Path | None = None,
+    max_queries: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Evaluate one profile on one BEIR dataset split; writes a TREC run file and returns metrics and cost."""
+    ds = load_dataset(dataset_dir)
+    qrels = ds.qrels(split)
+    queries = ds.queries(split)
+    if max_queries:
+        queries = dict(list(queries.items())[:max_queries])
+        qrels = {q: qrels[q] for q in queries}
+    out = Path(out)
+    path = collection_dir(out, ds, profile)
+    facts = build(ds, profile, path, Path(cache_dir) if cache_dir else None, progress)
+    run: dict[str, dict[str, float]] = {}
+    encode_s: list[float] = []
+    search_s: list[float] = []
+    with Collection.open(path) as col:
+        dense = "dense" in col.manifest["retrievers"]
+        model = load_encoder(col.manifest["model"]) if dense else None
+        for qid, text in queries.items():
+            t0 = time.perf_counter()
+            vec = model.encode_queries([text]) if model is not None else None
+            t1 = time.perf_counter()
+            hits = col.search_many([text], k=DEPTH, mode=profile.mode, vectors=vec)[0]
+            t2 = time.perf_counter()
+            if model is not None:
+                encode_s.append(t1 - t0)
+            search_s.append(t2 - t1)
+            run[qid] = {h.id: h.score for h in hits}
+        info = col.info()
+    metrics = evaluate(qrels, run)
+    run_file = write_trec_run(run, out / "runs" / f"{ds.name}-{split}-{profile.name}.trec", tag=f"slimvec-{profile.name}")
+    docs = max(info["documents"], 1)
+    cost = {
+        "ram_bytes_per_doc": info["ram_bytes"] / docs,
+        "disk_bytes_per_doc": info["disk_bytes"] / docs,
+        "build_s": facts["build_s"],
+        "encode_docs_per_s": facts["documents"] / facts["build_s"] if facts["encoded_texts"] else None,
+        "query_ms_p50": _ms(np.add(encode_s, search_s) if encode_s else search_s, 50),
+        "query_ms_p95": _ms(np.add(encode_s, search_s) if encode_s else search_s, 95),
+        "encode_ms_p50": _ms(encode_s, 50),
+        "encode_ms_p95": _ms(encode_s, 95),
+        "search_ms_p50": _ms(search_s, 50),
+        "search_ms_p95": _ms(search_s, 95),
+    }
+    return {
+        "dataset": ds.name,
+        "profile": profile.name,
+        "split": split,
+        "queries": len(queries),
+        "documents": info["documents"],
+        "chunks": info["chunks"],
+        "metrics": metrics,
+        "cost": cost,
+        "run_file": str(run_file),
+        "collection": str(path),
+        "reused_collection": facts["reused"],
+    }
+
+
+def _ms(seconds: Any, pct: int) -> float | None:
+    return float(np.percentile(np.asarray(seconds) * 1000, pct)) if len(seconds) else None
+
+
+def run_sweep(
+    dataset_dir: str | Path, profiles: list[Profile], split: str = "test", out: str | Path = "slimvec-eval",
+    cache_dir: str | Path | None = None, max_queries: int | None = None, progress: bool = False,
+) -> list[dict[str, Any]]:
+    """`run_eval` for each profile, then the Markdown/CSV table, Pareto plot and HTML page under `out`."""
+    from slimvec.evaluation.report import write_report
+
+    results = [run_eval(dataset_dir, p, split, out, cache_dir, max_queries, progress) for p in profiles]
+    write_report(results, Path(out))
+    (Path(out) / "results.json").write_text(json.dumps(results, indent=2))
+    return results

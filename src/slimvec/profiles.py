@@ -1,0 +1,111 @@
+"""Named, validated configurations: which model, chunking, retrievers, RAM codec and search stages.
+
+A profile is saved in the collection manifest, so a collection always searches the way it was built.
+Users pick one by name (`--profile binary-rescore`) or from a JSON file (`--profile-file my.json`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from slimvec.errors import ConfigError
+
+
+class Profile(BaseModel):
+    """How a collection is built and searched."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    description: str = ""
+    model: str | None = None  # None: the default model
+    chunk_mode: Literal["tokens", "truncate", "whole"] = "tokens"
+    chunk_tokens: int | None = Field(default=None, ge=8, le=8192)
+    chunk_overlap: int = Field(default=32, ge=0, le=1024)
+    retrievers: tuple[str, ...] = ("dense",)
+    mode: str = "dense"  # default search mode
+    index: Literal["exact", "hnsw"] = "exact"  # candidate index for float32 codes
+    codec: str = "float32"  # RAM-resident codes for dense candidates, e.g. "binary", "pca:192 > float8"
+    rescore: bool = False  # re-rank candidates with float32 vectors read from disk
+    oversample: int = Field(default=10, ge=1, le=1000)  # candidates = k * oversample when rescoring
+
+    @field_validator("codec")
+    @classmethod
+    def _codec_parses(cls, spec: str) -> str:
+        from slimvec.codecs import make_codec
+
+        make_codec(spec)  # raises ConfigError with the bad part named
+        return spec
+
+    @field_validator("retrievers")
+    @classmethod
+    def _retrievers_known(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        if not names:
+            raise ValueError("at least one retriever is needed")
+        return names
+
+    @property
+    def dense(self) -> bool:
+        return "dense" in self.retrievers
+
+    @property
+    def compressed(self) -> bool:
+        return self.codec != "float32"
+
+
+def _p(name: str, description: str, **kw: Any) -> Profile:
+    return Profile(name=name, description=description, **kw)
+
+
+BUILTIN: dict[str, Profile] = {p.name: p for p in [
+    _p("exact-f32", "float32 vectors in RAM, exact search (the reference)"),
+    _p("hnsw-f32", "float32 vectors in a faiss HNSW graph", index="hnsw"),
+    _p("f16", "float16 codes in RAM, exact scan", codec="float16"),
+    _p("float8", "float8 (e4m3) codes in RAM, exact scan: 4x smaller", codec="float8"),
+    _p("int8", "int8 codes with per-dimension calibrated ranges: 4x smaller", codec="int8"),
+    _p("pca-half-float8", "PCA to half the dimensions, then float8: 8x smaller", codec="pca:192 > float8"),
+    _p("binary", "1-bit sign codes in RAM, Hamming scan, no rescoring: 32x smaller", codec="binary"),
+    _p("binary-rescore", "1-bit codes in RAM for candidates, rescored with float32 read from disk",
+       codec="binary", rescore=True, oversample=10),
+    _p("int8-rescore", "int8 candidates rescored with float32 from disk", codec="int8", rescore=True, oversample=4),
+    _p("pq-rescore", "product-quantized (48 bytes) candidates rescored with float32 from disk",
+       codec="pq:48x8", rescore=True, oversample=10),
+]}
+
+
+def load_profile(name: str | None = None, file: str | Path | None = None) -> Profile:
+    """A built-in profile by name, or one read from a JSON file; the default is exact-f32."""
+    if file is not None:
+        path = Path(file)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such profile file") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: profile is not valid JSON ({e})") from None
+        return profile_from_dict(data, source=str(path))
+    name = name or "exact-f32"
+    if name not in BUILTIN:
+        raise ConfigError(f"unknown profile {name!r}: choose one of {', '.join(BUILTIN)}")
+    return BUILTIN[name]
+
+
+def profile_from_dict(data: Any, source: str = "profile") -> Profile:
+    """Validate a profile given as a dict; errors name the field."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a profile must be a JSON object")
+    try:
+        return Profile(**data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(x) for x in first["loc"]) or "profile"
+        raise ConfigError(f"{source}: {field}: {first['msg']}") from None
+
+
+def register_profile(profile: Profile) -> None:
+    """Make a profile selectable by name (hybrid and sparse stages add theirs)."""
+    BUILTIN[profile.name] = profile
