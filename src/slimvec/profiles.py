@@ -74,6 +74,13 @@ BUILTIN: dict[str, Profile] = {p.name: p for p in [
     _p("int8-rescore", "int8 candidates rescored with float32 from disk", codec="int8", rescore=True, oversample=4),
     _p("pq-rescore", "product-quantized (48 bytes) candidates rescored with float32 from disk",
        codec="pq:48x8", rescore=True, oversample=10),
+    _p("bm25", "BM25 only (bm25s, English stemming and stopwords) over whole documents: no vectors",
+       retrievers=("bm25",), mode="bm25", chunk_mode="whole"),
+    _p("splade", "learned sparse only (SPLADE-tiny) over chunks", retrievers=("sparse",), mode="sparse"),
+    _p("hybrid", "dense float32 + BM25, fused with reciprocal rank fusion", retrievers=("dense", "bm25"), mode="hybrid"),
+    _p("hybrid-binary", "binary-rescore dense + BM25, fused (RRF): hybrid quality at 1/16 of the dense RAM",
+       retrievers=("dense", "bm25"), mode="hybrid", codec="binary", rescore=True, oversample=10),
+    _p("hybrid-sparse", "dense float32 + SPLADE-tiny, fused (RRF)", retrievers=("dense", "sparse"), mode="hybrid-sparse"),
 ]}
 
 

@@ -1,0 +1,216 @@
+"""The codec interface, the spec registry, and saving/loading fitted codecs."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol, TypedDict, runtime_checkable
+
+import numpy as np
+
+from slimvec.errors import ConfigError
+
+# Scratch memory one scoring block may use; keeps a 1M-row scan bounded whatever the codec.
+BLOCK_BYTES = 64 << 20
+
+
+class CodecState(TypedDict):
+    """A fitted codec: registry name, JSON-serialisable params, and named arrays."""
+
+    codec: str
+    params: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+
+@runtime_checkable
+class Codec(Protocol):
+    """Turns float32 vectors into compact row-aligned codes and scores queries against them."""
+
+    name: str
+
+    def fit(self, sample: np.ndarray) -> None:
+        """Learn parameters from a (n, d) sample of float32 unit vectors."""
+        ...
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """Codes: a 2-D array row-aligned with `x`."""
+        ...
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """Approximate float32 reconstruction in this codec's input space."""
+        ...
+
+    def score(self, queries: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """(m, n) inner-product estimates, equal to `queries @ decode(codes).T` up to float error."""
+        ...
+
+    def bytes_per_vector(self, dim_in: int) -> int:
+        """Exact code bytes per stored vector of input dimension `dim_in`."""
+        ...
+
+    def state(self) -> CodecState:
+        """Everything needed to rebuild the fitted codec."""
+        ...
+
+    @classmethod
+    def from_state(cls, state: CodecState) -> Codec:
+        """The fitted codec described by `state`."""
+        ...
+
+
+@runtime_checkable
+class Transform(Protocol):
+    """A fitted map of vectors to a (usually smaller) float space, placed before a quantizer in a chain."""
+
+    name: str
+
+    def fit(self, sample: np.ndarray) -> None:
+        """Learn parameters from a (n, d) sample."""
+        ...
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Documents into the output space."""
+        ...
+
+    def backward(self, y: np.ndarray) -> np.ndarray:
+        """Output space back to the input space (linear)."""
+        ...
+
+    def query(self, q: np.ndarray) -> np.ndarray:
+        """Queries into the output space so that `query(q) @ y == q @ backward(y)`."""
+        ...
+
+    def out_dim(self, dim_in: int) -> int:
+        """Output dimension for input dimension `dim_in`."""
+        ...
+
+    def state(self) -> CodecState:
+        """Everything needed to rebuild the fitted transform."""
+        ...
+
+    @classmethod
+    def from_state(cls, state: CodecState) -> Transform:
+        """The fitted transform described by `state`."""
+        ...
+
+
+# Quantizers and transforms by spec name; each family module registers its classes on import.
+CODECS: dict[str, type] = {}
+TRANSFORMS: dict[str, type] = {}
+
+
+def register(name: str, *, transform: bool = False):  # noqa: ANN201 - class decorator
+    """Class decorator: make `name` usable in specs and in saved states."""
+
+    def deco(cls: type) -> type:
+        (TRANSFORMS if transform else CODECS)[name] = cls
+        return cls
+
+    return deco
+
+
+def _ensure_registered() -> None:
+    # The family modules fill the registries when the package is imported.
+    import slimvec.codecs  # noqa: F401
+
+
+def _build(part: str) -> Any:
+    name, _, arg = part.strip().partition(":")
+    _ensure_registered()
+    cls = CODECS.get(name) or TRANSFORMS.get(name)
+    if cls is None:
+        known = ", ".join(sorted(set(CODECS) | set(TRANSFORMS) - {"chain"}))
+        raise ConfigError(f"unknown codec {name!r} in spec; known: {known}")
+    try:
+        return cls.from_spec(arg or None)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"bad codec spec {part.strip()!r}: {exc}") from None
+
+
+def make_codec(spec: str) -> Codec:
+    """A fresh codec from a spec such as "float8", "pq:48x8", "rbinary:2" or "pca:192 > float8"."""
+    parts = [p for p in spec.split(">")]
+    if not spec.strip() or any(not p.strip() for p in parts):
+        raise ConfigError(f"bad codec spec {spec!r}: empty stage")
+    stages = [_build(p) for p in parts]
+    from slimvec.codecs.chain import Chain
+
+    if len(stages) == 1 and not isinstance(stages[0], Transform):
+        return stages[0]
+    return Chain(stages)
+
+
+def codec_from_state(state: CodecState) -> Codec:
+    """Rebuild a fitted codec (or transform) from its state."""
+    _ensure_registered()
+    cls = CODECS.get(state["codec"]) or TRANSFORMS.get(state["codec"])
+    if cls is None:
+        raise ConfigError(f"unknown codec {state['codec']!r} in saved state")
+    return cls.from_state(state)
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save(codec: Codec, directory: Path) -> None:
+    """Write `params.json` plus one `.npy` per array under `directory`; params.json goes last, as the commit."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    st = codec.state()
+    for key, arr in st["arrays"].items():
+        _atomic_write(directory / f"{key}.npy", lambda f, a=arr: np.save(f, np.ascontiguousarray(a)))
+    meta = {"codec": st["codec"], "params": st["params"], "arrays": sorted(st["arrays"])}
+    _atomic_write(directory / "params.json", lambda f: f.write(json.dumps(meta, indent=1).encode()))
+
+
+def load(directory: Path) -> Codec:
+    """The fitted codec saved under `directory` by `save`."""
+    directory = Path(directory)
+    try:
+        meta = json.loads((directory / "params.json").read_text())
+        arrays = {key: np.load(directory / f"{key}.npy") for key in meta["arrays"]}
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{directory}: cannot read saved codec ({exc})") from None
+    return codec_from_state({"codec": meta["codec"], "params": meta["params"], "arrays": arrays})
+
+
+def state_nbytes(state: CodecState) -> int:
+    """Bytes of the arrays a fitted codec keeps (its parameters)."""
+    return sum(int(a.nbytes) for a in state["arrays"].values())
+
+
+def as_f32(x: np.ndarray) -> np.ndarray:
+    """A C-contiguous float32 2-D view or copy of `x`."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    return x.reshape(1, -1) if x.ndim == 1 else x
+
+
+def row_blocks(n: int, bytes_per_row: int) -> Iterator[slice]:
+    """Consecutive row slices whose scratch memory stays within BLOCK_BYTES."""
+    step = max(1, BLOCK_BYTES // max(1, bytes_per_row))
+    for start in range(0, n, step):
+        yield slice(start, min(n, start + step))
+
+
+def score_by_decode(codec: Codec, queries: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Blocked `queries @ decode(codes).T`, the reference scoring every codec must match."""
+    q = as_f32(queries)
+    out = np.empty((len(q), len(codes)), np.float32)
+    d_out = codec.decode(codes[:1]).shape[1] if len(codes) else 0
+    for sl in row_blocks(len(codes), 4 * (d_out + len(q))):
+        out[:, sl] = q @ codec.decode(codes[sl]).T
+    return out
+
+
+def check_fitted(ok: bool, name: str) -> None:
+    """Raise a clear error when a codec that needs `fit` is used before it."""
+    if not ok:
+        raise RuntimeError(f"codec {name!r} must be fitted (fit(sample)) before use")

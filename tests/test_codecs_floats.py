@@ -1,0 +1,131 @@
+"""float32 / float16 / float8 codecs: exact sizes, IEEE / e4m3 rounding bounds, scoring, ranking, persistence."""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+import pytest
+from _real_vectors import real_vectors, recall_at_k
+
+from slimvec.codecs import load, make_codec, save
+from slimvec.index.base import top_k
+
+D = 384
+
+
+@pytest.fixture(scope="module")
+def real() -> tuple[np.ndarray, np.ndarray]:
+    return real_vectors()
+
+
+@pytest.fixture(scope="module")
+def unit() -> np.ndarray:
+    x = np.random.default_rng(0).standard_normal((2000, D)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize(("spec", "nbytes"), [("float32", 4 * 384), ("float16", 2 * 384), ("float8", 384),
+                                              ("float8:vector", 384 + 2)])
+def test_bytes_per_vector(spec: str, nbytes: int, unit: np.ndarray) -> None:
+    codec = make_codec(spec)
+    codec.fit(unit)
+    assert codec.bytes_per_vector(D) == nbytes
+    codes = codec.encode(unit[:10])
+    assert codes.nbytes == 10 * nbytes
+
+
+def test_float16_error_is_ieee_half_rounding(unit: np.ndarray) -> None:
+    codec = make_codec("float16")
+    dec = codec.decode(codec.encode(unit))
+    # Round-to-nearest with an 11-bit significand: |error| <= 2^-11 |x| for normals, <= 2^-25 for subnormals.
+    assert np.all(np.abs(dec - unit) <= 2.0**-11 * np.abs(unit) + 2.0**-25)
+
+
+def test_float8_global_matches_ml_dtypes_cast_and_e4m3_bound(unit: np.ndarray) -> None:
+    codec = make_codec("float8")
+    codec.fit(unit)
+    scale = 448.0 / np.abs(unit).max()  # e4m3fn's largest finite value is 448
+    dec = codec.decode(codec.encode(unit))
+    reference = (unit * np.float32(scale)).astype(ml_dtypes.float8_e4m3fn).astype(np.float32) / np.float32(scale)
+    np.testing.assert_allclose(dec, reference, rtol=1e-6, atol=1e-9)
+    # 3 mantissa bits: relative error <= 2^-4 for normals; subnormal spacing is 2^-9, so absolute <= 2^-10.
+    assert np.all(np.abs(dec - unit) <= 2.0**-4 * np.abs(unit) + 2.0**-10 / scale + 1e-7)
+
+
+def test_float8_clips_instead_of_nan() -> None:
+    codec = make_codec("float8")
+    codec.fit(np.array([[0.5, -0.5]], np.float32))
+    dec = codec.decode(codec.encode(np.array([[3.0, -3.0]], np.float32)))
+    np.testing.assert_allclose(dec, [[0.5, -0.5]])
+
+
+def test_float8_per_vector_scale_round_trip(unit: np.ndarray) -> None:
+    codec = make_codec("float8:vector")
+    codec.fit(unit)
+    dec = codec.decode(codec.encode(unit))
+    assert np.all(np.isfinite(dec))
+    # Each row's max maps near 448; the float16 scale adds at most 2^-11 relative error on top of e4m3's 2^-4.
+    peak = np.abs(unit).max(axis=1, keepdims=True)
+    assert np.all(np.abs(dec - unit) <= (2.0**-4 + 2.0**-10) * np.abs(unit) + 2.0**-10 * peak / 448 + 1e-7)
+
+
+def test_float8_needs_fit() -> None:
+    with pytest.raises(RuntimeError, match="fitted"):
+        make_codec("float8").encode(np.ones((1, 4), np.float32))
+
+
+@pytest.mark.parametrize(("spec", "max_rel_err"), [("float16", 1e-3), ("float8", 0.04), ("float8:vector", 0.04)])
+def test_round_trip_on_real_embeddings(spec: str, max_rel_err: float, real: tuple[np.ndarray, np.ndarray]) -> None:
+    docs, _ = real
+    codec = make_codec(spec)
+    codec.fit(docs)
+    err = np.linalg.norm(codec.decode(codec.encode(docs)) - docs, axis=1)
+    # Measured max on 300 SciFact docs: float16 2e-4, float8 0.030 (both scale modes).
+    assert err.max() < max_rel_err
+
+
+def test_float8_scale_modes_compared(real: tuple[np.ndarray, np.ndarray]) -> None:
+    # Why global is the default: its error matches the per-vector scale within 5% on real vectors
+    # (measured 0.0265 vs 0.0262) while saving 2 bytes per vector.
+    docs, _ = real
+    errs = {}
+    for spec in ("float8", "float8:vector"):
+        codec = make_codec(spec)
+        codec.fit(docs)
+        errs[spec] = np.linalg.norm(codec.decode(codec.encode(docs)) - docs, axis=1).mean()
+    assert abs(errs["float8"] - errs["float8:vector"]) < 0.05 * errs["float8:vector"]
+
+
+@pytest.mark.parametrize("spec", ["float32", "float16", "float8", "float8:vector"])
+def test_score_matches_decode_then_dot(spec: str, real: tuple[np.ndarray, np.ndarray]) -> None:
+    docs, queries = real
+    codec = make_codec(spec)
+    codec.fit(docs)
+    codes = codec.encode(docs)
+    np.testing.assert_allclose(codec.score(queries, codes), queries @ codec.decode(codes).T, atol=1e-5)
+
+
+@pytest.mark.parametrize(("spec", "floor"), [("float32", 1.0), ("float16", 0.99), ("float8", 0.95),
+                                             ("float8:vector", 0.95)])
+def test_recall_at_10_on_real_embeddings(spec: str, floor: float, real: tuple[np.ndarray, np.ndarray]) -> None:
+    # Measured (100 SciFact queries over 300 docs): float16 1.000, float8 0.985, float8:vector 0.978;
+    # floors sit a little lower to absorb float and tie noise.
+    docs, queries = real
+    codec = make_codec(spec)
+    codec.fit(docs)
+    truth = top_k(queries @ docs.T, 10)[1]
+    found = top_k(codec.score(queries, codec.encode(docs)), 10)[1]
+    assert recall_at_k(truth, found) >= floor
+
+
+@pytest.mark.parametrize("spec", ["float16", "float8", "float8:vector"])
+def test_save_load_gives_identical_scores(spec: str, real: tuple[np.ndarray, np.ndarray], tmp_path) -> None:
+    docs, queries = real
+    codec = make_codec(spec)
+    codec.fit(docs)
+    codes = codec.encode(docs)
+    save(codec, tmp_path / "c")
+    again = load(tmp_path / "c")
+    assert again.name == codec.name
+    np.testing.assert_array_equal(again.encode(docs), codes)
+    np.testing.assert_array_equal(again.score(queries, codes), codec.score(queries, codes))
