@@ -1,0 +1,296 @@
+"""BM25 over a collection's chunk rows, scored by bm25s.
+
+Design (bm25s cannot add documents to a built index): a **cached tokenised corpus with a lazy rebuild**.
+
+- `sync` tokenises only the rows committed since the last call (the same `"{title} {chunk}"` text the
+  dense model encodes) and appends their token ids to a cache: a flat int32 token array, per-row
+  offsets, the row numbers, and a vocabulary that only grows. Nothing is scored yet; the index is marked
+  stale.
+- The first `search` after a change rebuilds bm25s's score matrix from the cached token ids
+  (`BM25.build_index_from_ids`: no re-tokenising). Rows deleted by then are dropped from the cache at
+  that rebuild, so after it the statistics (N, avgdl, document frequencies) are those of the live
+  corpus and scores equal a fresh bm25s index built over the live chunks.
+- Deletes alone do not trigger a rebuild: a deleted row is never returned because search multiplies
+  scores by the `allowed` mask (bm25s's `weight_mask`) and drops disallowed and zero-score rows; its
+  terms stay in the statistics until the next add rebuilds the matrix.
+- `save` writes `index/bm25/` atomically (a temporary directory renamed into place): the token cache,
+  vocabulary, parameters, and the score matrix when it is current. The collection saves after each
+  write batch, when the matrix is usually stale (it is only built at search time, so a bulk load of
+  many batches does not rebuild it once per batch); a reopened collection then rebuilds the matrix
+  from the cached tokens at its first BM25 search, without re-tokenising. A missing, unreadable or
+  out-of-step (ahead of the commit log, other parameters) folder is rebuilt from the stored rows.
+
+Defaults: English Snowball stemmer (PyStemmer), bm25s's English stopword list, lower-casing, bm25s's
+token pattern `(?u)\\b\\w\\w+\\b`, k1=1.5, b=0.75, method "lucene" (Lucene's idf
+log(1 + (N - df + 0.5) / (df + 0.5)) and tf saturation). A collection's manifest may override these
+under "bm25" (keys of `Bm25Config`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import bm25s
+import numpy as np
+
+from slimvec.encoders.base import Encoder
+from slimvec.pipeline import MODES, RETRIEVERS, Query, Retriever
+from slimvec.store import Store
+
+_DIR = "bm25"
+_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Bm25Config:
+    """Tokenisation and scoring parameters of a BM25 index."""
+
+    k1: float = 1.5
+    b: float = 0.75
+    method: str = "lucene"
+    stemmer: str | None = "english"  # a PyStemmer language, or None for no stemming
+    stopwords: str | list[str] | None = "en"  # a bm25s stopword language, a list of words, or None
+    lower: bool = True
+    token_pattern: str = r"(?u)\b\w\w+\b"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any] | None) -> "Bm25Config":
+        """A config from a (possibly partial) dict such as the manifest's "bm25" entry."""
+        value = dict(value or {})
+        known = {k: value[k] for k in cls.__dataclass_fields__ if k in value}
+        return cls(**known)
+
+
+class Tokenizer:
+    """Text to token strings: bm25s's tokenizer with the configured stemmer and stopwords."""
+
+    def __init__(self, config: Bm25Config) -> None:
+        self.config = config
+        self._stemmer: Any = None
+        if config.stemmer:
+            import Stemmer
+
+            self._stemmer = Stemmer.Stemmer(config.stemmer)
+
+    def __call__(self, texts: list[str]) -> list[list[str]]:
+        """One list of (stemmed, stopword-free) tokens per text."""
+        if not texts:
+            return []
+        c = self.config
+        out = bm25s.tokenize(
+            texts, lower=c.lower, token_pattern=c.token_pattern, stopwords=c.stopwords or [],
+            stemmer=self._stemmer, return_ids=False, show_progress=False,
+        )
+        return [list(t) for t in out]
+
+
+class Bm25Retriever:
+    """BM25 (bm25s) over chunk rows: incremental token cache, lazily rebuilt score matrix, deletes by mask."""
+
+    name = "bm25"
+
+    def __init__(self, config: Bm25Config | None = None) -> None:
+        self.config = config or Bm25Config()
+        self.tokenize = Tokenizer(self.config)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.vocab: dict[str, int] = {}
+        self._tokens = np.zeros(0, dtype=np.int32)  # token ids of every cached row, concatenated
+        self._offsets = np.zeros(1, dtype=np.int64)  # row i's tokens: _tokens[_offsets[i]:_offsets[i+1]]
+        self._row_ids = np.zeros(0, dtype=np.int64)  # store row of each cached row
+        self._rows = 0  # store rows caught up with
+        self._live: np.ndarray | None = None  # live rows seen at the last sync that added rows
+        self._bm25: bm25s.BM25 | None = None
+        self._stale = True
+        self._dirty = True  # differs from what is on disk
+
+    # ---- Retriever protocol ----------------------------------------------------------------
+    @property
+    def rows(self) -> int:
+        """Rows this retriever has caught up with."""
+        return self._rows
+
+    def sync(self, store: Store) -> None:
+        """Tokenise and cache rows committed since the last call; the score matrix is rebuilt lazily."""
+        committed = store.committed_rows
+        if self._rows > committed:  # derived data ahead of the commit log: start again
+            self._reset()
+        if self._rows == committed:
+            return
+        new = list(range(self._rows, committed))
+        chunks = store.chunks_for_rows(new)
+        rows = [r for r in new if r in chunks]  # rows deleted before we saw them are skipped
+        texts = [chunk_text(chunks[r].title, chunks[r].text[chunks[r].start : chunks[r].end]) for r in rows]
+        self._append(rows, self.tokenize(texts))
+        self._rows = committed
+        self._live = store.alive_rows()
+        self._stale = self._dirty = True
+
+    def search(self, query: Query, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, rows) among allowed rows that share a term with the query; -1 pads."""
+        scores_out = np.full(k, -np.inf, dtype=np.float32)
+        rows_out = np.full(k, -1, dtype=np.int64)
+        self._ensure_built()
+        if self._bm25 is None or not len(self._row_ids):
+            return scores_out, rows_out
+        ids = self.query_ids(query.text)
+        if not ids:
+            return scores_out, rows_out
+        mask = np.zeros(len(self._row_ids), dtype=np.float32)
+        in_range = self._row_ids < len(allowed)
+        mask[in_range] = allowed[self._row_ids[in_range]]
+        scores = self._bm25.get_scores_from_ids(ids, weight_mask=mask)
+        hit = np.flatnonzero(scores > 0)
+        if len(hit) > k:
+            hit = hit[np.argpartition(-scores[hit], k - 1)[:k]]
+        # best first; ties by row so results are deterministic
+        order = np.lexsort((self._row_ids[hit], -scores[hit]))
+        hit = hit[order]
+        scores_out[: len(hit)] = scores[hit]
+        rows_out[: len(hit)] = self._row_ids[hit]
+        return scores_out, rows_out
+
+    def ram_bytes(self) -> int:
+        """Bytes resident in RAM: token cache plus score matrix."""
+        n = self._tokens.nbytes + self._offsets.nbytes + self._row_ids.nbytes
+        n += sum(len(t) + 64 for t in self.vocab)
+        if self._bm25 is not None:
+            n += sum(a.nbytes for key, a in self._bm25.scores.items() if isinstance(a, np.ndarray))
+        return n
+
+    def save(self, directory: Path) -> None:
+        """Write `directory/bm25/` atomically (temporary folder, then rename)."""
+        if not self._dirty and (directory / _DIR / "meta.json").exists():
+            return
+        target = directory / _DIR
+        tmp = directory / f".{_DIR}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        np.save(tmp / "tokens.npy", self._tokens)
+        np.save(tmp / "offsets.npy", self._offsets)
+        np.save(tmp / "row_ids.npy", self._row_ids)
+        built = self._bm25 is not None and not self._stale
+        if built:
+            assert self._bm25 is not None
+            s = self._bm25.scores
+            np.savez(tmp / "scores.npz", data=s["data"], indices=s["indices"], indptr=s["indptr"])
+        vocab = sorted(self.vocab, key=self.vocab.__getitem__)
+        (tmp / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+        meta = {"format": _FORMAT, "rows": self._rows, "config": self.config.to_dict(), "built": built}
+        (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        for p in tmp.iterdir():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+        old = directory / f".{_DIR}.old-{os.getpid()}"
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+        self._dirty = False
+
+    # ---- loading ---------------------------------------------------------------------------
+    @classmethod
+    def load(cls, directory: Path, config: Bm25Config | None = None) -> "Bm25Retriever | None":
+        """The index saved under `directory/bm25/`, or None when absent, unreadable or built with other parameters."""
+        config = config or Bm25Config()
+        path = directory / _DIR
+        try:
+            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+            if meta.get("format") != _FORMAT or Bm25Config.from_dict(meta["config"]) != config:
+                return None
+            r = cls(config)
+            r._tokens = np.load(path / "tokens.npy")
+            r._offsets = np.load(path / "offsets.npy")
+            r._row_ids = np.load(path / "row_ids.npy")
+            r.vocab = {t: i for i, t in enumerate(json.loads((path / "vocab.json").read_text(encoding="utf-8")))}
+            r._rows = int(meta["rows"])
+            if len(r._offsets) != len(r._row_ids) + 1 or int(r._offsets[-1]) != len(r._tokens):
+                return None
+            if meta.get("built"):
+                with np.load(path / "scores.npz") as z:
+                    r._bm25 = r._new_bm25(
+                        {"data": z["data"], "indices": z["indices"], "indptr": z["indptr"], "num_docs": len(r._row_ids)}
+                    )
+                r._stale = False
+            r._dirty = False
+            return r
+        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
+            return None
+
+    # ---- internals -------------------------------------------------------------------------
+    def query_ids(self, text: str) -> list[int]:
+        """Vocabulary ids of a query's tokens (unknown tokens dropped; repeats kept, as bm25s does)."""
+        return [self.vocab[t] for t in self.tokenize([text])[0] if t in self.vocab]
+
+    def _append(self, rows: list[int], tokens: list[list[str]]) -> None:
+        if not rows:
+            return
+        vocab = self.vocab
+        ids = [vocab.setdefault(t, len(vocab)) for doc in tokens for t in doc]
+        lengths = np.fromiter((len(doc) for doc in tokens), dtype=np.int64, count=len(tokens))
+        self._tokens = np.concatenate([self._tokens, np.asarray(ids, dtype=np.int32)])
+        self._offsets = np.concatenate([self._offsets, self._offsets[-1] + np.cumsum(lengths)])
+        self._row_ids = np.concatenate([self._row_ids, np.asarray(rows, dtype=np.int64)])
+
+    def _compact(self, live: np.ndarray) -> None:
+        """Drop cached rows that are no longer stored (rows never come back once deleted)."""
+        keep = np.isin(self._row_ids, live)
+        if keep.all():
+            return
+        lengths = np.diff(self._offsets)
+        token_keep = np.repeat(keep, lengths)
+        self._tokens = self._tokens[token_keep]
+        self._row_ids = self._row_ids[keep]
+        self._offsets = np.concatenate([[0], np.cumsum(lengths[keep])]).astype(np.int64)
+
+    def _new_bm25(self, scores: dict[str, Any]) -> bm25s.BM25:
+        c = self.config
+        bm = bm25s.BM25(k1=c.k1, b=c.b, method=c.method)
+        bm.scores = scores
+        bm.vocab_dict = dict(self.vocab)
+        bm.unique_token_ids_set = set(self.vocab.values())
+        bm.nonoccurrence_array = None
+        return bm
+
+    def _ensure_built(self) -> None:
+        if not self._stale:
+            return
+        if self._live is not None:
+            self._compact(self._live)
+        if not len(self._row_ids):
+            self._bm25 = None
+        else:
+            corpus = np.split(self._tokens, self._offsets[1:-1])
+            bm = self._new_bm25({})
+            bm.scores = bm.build_index_from_ids(
+                unique_token_ids=list(range(len(self.vocab))), corpus_token_ids=[c.tolist() for c in corpus],
+                show_progress=False,
+            )
+            self._bm25 = bm
+        self._stale = False
+        self._dirty = True
+
+
+def chunk_text(title: str, text: str) -> str:
+    """The text a chunk is indexed under: "title text" when there is a title (as `_chunk_text` in collection)."""
+    return f"{title} {text}" if title else text
+
+
+def _factory(store: Store, encoder: Callable[[], Encoder]) -> Retriever:
+    config = Bm25Config.from_dict(store.manifest.get("bm25"))
+    loaded = Bm25Retriever.load(store.path / "index", config)
+    return loaded if loaded is not None else Bm25Retriever(config)
+
+
+RETRIEVERS["bm25"] = _factory
+MODES["bm25"] = ("bm25",)

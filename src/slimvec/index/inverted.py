@@ -1,0 +1,197 @@
+"""Learned sparse retrieval: a row-aligned CSR matrix of SPLADE chunk vectors, scored by sparse dot product.
+
+Row i of the matrix is store row i ("{title} {chunk}" encoded by the sparse model; a row deleted before it
+was seen stays empty). `sync` encodes only newly committed rows and appends them; deletes are handled by
+the `allowed` mask at search time. Scoring is exact: scores = q @ M.T, computed through a cached
+term-major copy of M (M.T as CSR, rebuilt lazily after a sync), so a query touches only the posting
+lists of its own terms, i.e. an inverted index. Saved as `index/sparse/matrix.npz` plus `meta.json`,
+written to a temporary folder and renamed into place. The sparse model is the manifest's
+"sparse_model" (default "splade-tiny").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+from slimvec.encoders.base import Encoder
+from slimvec.encoders.registry import load_encoder
+from slimvec.encoders.sparse import SPLADE_TINY
+from slimvec.index.bm25 import chunk_text
+from slimvec.pipeline import MODES, RETRIEVERS, Query, Retriever
+from slimvec.store import Store
+
+_DIR = "sparse"
+_FORMAT = 1
+_QUERY_CACHE = 1024
+
+
+class SparseRetriever:
+    """Exact sparse dot-product search over SPLADE vectors of chunk rows."""
+
+    name = "sparse"
+
+    def __init__(self, encoder: Callable[[], Any], model_name: str, dim: int | None = None) -> None:
+        self._encoder_getter = encoder
+        self._encoder: Any = None
+        self.model_name = model_name
+        self._dim = dim
+        self.matrix: sp.csr_matrix | None = None  # (rows, vocab)
+        self._postings: sp.csr_matrix | None = None  # matrix.T as CSR: one row per term
+        self._queries: OrderedDict[str, sp.csr_matrix] = OrderedDict()
+        self._dirty = True
+
+    @property
+    def encoder(self) -> Any:
+        """The sparse model, loaded on first use."""
+        if self._encoder is None:
+            self._encoder = self._encoder_getter()
+            self._dim = int(self._encoder.dim)
+        return self._encoder
+
+    @property
+    def rows(self) -> int:
+        """Rows this retriever has caught up with."""
+        return 0 if self.matrix is None else int(self.matrix.shape[0])
+
+    def sync(self, store: Store) -> None:
+        """Encode rows committed since the last call and append them to the matrix."""
+        committed = store.committed_rows
+        if self.rows > committed:
+            self.matrix = None
+        start = self.rows
+        if start == committed:
+            return
+        new = list(range(start, committed))
+        chunks = store.chunks_for_rows(new)
+        live = [r for r in new if r in chunks]
+        texts = [chunk_text(chunks[r].title, chunks[r].text[chunks[r].start : chunks[r].end]) for r in live]
+        enc = self.encoder
+        dim = int(enc.dim)
+        part = sp.csr_matrix((len(new), dim), dtype=np.float32)
+        if texts:
+            vecs = sp.csr_matrix(enc.encode_documents(texts), dtype=np.float32)
+            pos = np.asarray(live, dtype=np.int64) - start
+            # scatter the encoded rows to their positions; deleted rows stay empty
+            scatter = sp.csr_matrix((np.ones(len(live), np.float32), (pos, np.arange(len(live)))),
+                                    shape=(len(new), len(live)))
+            part = sp.csr_matrix(scatter @ vecs, dtype=np.float32)
+        self.matrix = part if self.matrix is None else sp.vstack([self.matrix, part], format="csr")
+        self.matrix.sort_indices()
+        self._postings = None
+        self._dirty = True
+
+    def query_vector(self, text: str) -> sp.csr_matrix:
+        """The query's sparse vector (1, vocab), cached for repeated searches of the same text."""
+        q = self._queries.get(text)
+        if q is None:
+            q = sp.csr_matrix(self.encoder.encode_queries([text]), dtype=np.float32)
+            self._queries[text] = q
+            if len(self._queries) > _QUERY_CACHE:
+                self._queries.popitem(last=False)
+        else:
+            self._queries.move_to_end(text)
+        return q
+
+    def prepare(self, texts: list[str]) -> None:
+        """Encode the not yet cached query texts in one batch (called before a batch of searches)."""
+        todo = list(dict.fromkeys(t for t in texts if t.strip() and t not in self._queries))[:_QUERY_CACHE]
+        if len(todo) < 2:
+            return
+        vecs = sp.csr_matrix(self.encoder.encode_queries(todo), dtype=np.float32)
+        for i, t in enumerate(todo):
+            self._queries[t] = vecs[i]
+        while len(self._queries) > _QUERY_CACHE:
+            self._queries.popitem(last=False)
+
+    def scores(self, q: sp.csr_matrix) -> np.ndarray:
+        """Dot products of one query vector with every row: (q @ M.T), dense float32 of length rows."""
+        if self.matrix is None:
+            return np.zeros(0, dtype=np.float32)
+        if self._postings is None:
+            self._postings = self.matrix.T.tocsr()
+        q = sp.csr_matrix(q)
+        terms, weights = q.indices, q.data
+        sub = self._postings[terms]
+        return np.asarray(sub.T @ weights, dtype=np.float32).ravel()
+
+    def search(self, query: Query, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, rows) among allowed rows with a positive dot product; -1 pads."""
+        scores_out = np.full(k, -np.inf, dtype=np.float32)
+        rows_out = np.full(k, -1, dtype=np.int64)
+        if self.matrix is None or self.rows == 0 or not query.text.strip():
+            return scores_out, rows_out
+        s = self.scores(self.query_vector(query.text))
+        n = min(len(s), len(allowed))
+        ok = np.zeros(len(s), dtype=bool)
+        ok[:n] = allowed[:n]
+        hit = np.flatnonzero(ok & (s > 0))
+        if len(hit) > k:
+            hit = hit[np.argpartition(-s[hit], k - 1)[:k]]
+        hit = hit[np.lexsort((hit, -s[hit]))]
+        scores_out[: len(hit)] = s[hit]
+        rows_out[: len(hit)] = hit
+        return scores_out, rows_out
+
+    def ram_bytes(self) -> int:
+        """Bytes of the matrix and its term-major copy."""
+        total = 0
+        for m in (self.matrix, self._postings):
+            if m is not None:
+                total += m.data.nbytes + m.indices.nbytes + m.indptr.nbytes
+        return total
+
+    def save(self, directory: Path) -> None:
+        """Write `directory/sparse/` atomically (temporary folder, then rename)."""
+        target = directory / _DIR
+        if (not self._dirty and (target / "meta.json").exists()) or self.matrix is None:
+            return
+        tmp = directory / f".{_DIR}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        sp.save_npz(tmp / "matrix.npz", self.matrix, compressed=False)
+        meta = {"format": _FORMAT, "rows": self.rows, "model": self.model_name, "dim": int(self.matrix.shape[1])}
+        (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        for p in tmp.iterdir():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+        old = directory / f".{_DIR}.old-{os.getpid()}"
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+        self._dirty = False
+
+    @classmethod
+    def load(cls, directory: Path, encoder: Callable[[], Any], model_name: str) -> "SparseRetriever | None":
+        """The matrix saved under `directory/sparse/` for `model_name`, or None when absent or unusable."""
+        path = directory / _DIR
+        try:
+            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+            if meta.get("format") != _FORMAT or meta.get("model") != model_name:
+                return None
+            m = sp.load_npz(path / "matrix.npz").tocsr().astype(np.float32)
+            if m.shape[0] != int(meta["rows"]):
+                return None
+        except (OSError, ValueError, KeyError, json.JSONDecodeError):
+            return None
+        r = cls(encoder, model_name, int(m.shape[1]))
+        r.matrix, r._dirty = m, False
+        return r
+
+
+def _factory(store: Store, encoder: Callable[[], Encoder]) -> Retriever:
+    model = str(store.manifest.get("sparse_model", SPLADE_TINY))
+    getter = lambda: load_encoder(model)  # noqa: E731 - the dense encoder getter is not the sparse model
+    return SparseRetriever.load(store.path / "index", getter, model) or SparseRetriever(getter, model)
+
+
+RETRIEVERS["sparse"] = _factory
+MODES["sparse"] = ("sparse",)

@@ -1,0 +1,69 @@
+"""The command line's hybrid options: --bm25/--sparse indexes, --mode, --min-relevance (real models)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from slimvec import Collection
+from slimvec.calibration import fit_calibrator
+from slimvec.cli import app
+
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "corpus.jsonl"
+runner = CliRunner()
+
+
+def run(*args: object) -> tuple[int, str, str]:
+    res = runner.invoke(app, [str(a) for a in args])
+    return res.exit_code, res.stdout, res.stderr
+
+
+@pytest.fixture(scope="module")
+def col(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cli-hybrid") / "col"
+    code, out, err = run("index", SAMPLE, "--collection", path, "--bm25", "--sparse", "--json")
+    assert code == 0, err
+    return path
+
+
+def _hits(col: Path, query: str, *extra: object) -> list[dict]:
+    code, out, err = run("search", col, query, "-k", "5", "--json", *extra)
+    assert code == 0, err
+    return json.loads(out)["hits"]
+
+
+def test_index_flags_keep_the_indexes(col):
+    code, out, _ = run("info", col, "--json")
+    assert json.loads(out)["retrievers"] == ["dense", "bm25", "sparse"]
+    assert (col / "index" / "bm25" / "meta.json").exists() and (col / "index" / "sparse" / "matrix.npz").exists()
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "sparse", "hybrid", "hybrid-sparse"])
+def test_every_mode_finds_the_bone_papers(col, mode):
+    hits = _hits(col, "vitamin D and bone fractures", "--mode", mode)
+    assert len(hits) == 5 and hits[0]["metadata"]["topic"] == "bone"
+
+
+def test_unknown_mode_and_uncalibrated_cutoff_are_user_errors(col):
+    code, _, err = run("search", col, "bone", "--mode", "fuzzy")
+    assert code == 2 and "unknown search mode" in err
+    code, _, err = run("search", col, "bone", "--mode", "hybrid", "--min-relevance", "0.5")
+    assert code == 2 and "no calibration" in err
+
+
+def test_min_relevance_after_calibration(col):
+    docs = [json.loads(line) for line in open(SAMPLE)]
+    topics = {"bone": "bone health, vitamin D and fractures", "cancer": "tumour growth and cancer immunity",
+              "infection": "bacterial and viral infection", "cardio": "heart disease and blood pressure",
+              "neuro": "brain and nervous system disorders"}
+    queries = {t: q for t, q in topics.items()}
+    qrels = {t: {d["_id"]: int(d["metadata"]["topic"] == t) for d in docs} for t in topics}
+    with Collection.open(col) as c:
+        fit_calibrator(c, queries, qrels, mode="hybrid", depth=15)
+    everything = _hits(col, topics["bone"], "--mode", "hybrid")
+    kept = _hits(col, topics["bone"], "--mode", "hybrid", "--min-relevance", "0.5")
+    assert all("relevance" in h for h in everything)
+    assert [h["id"] for h in kept] == [h["id"] for h in everything if h["relevance"] >= 0.5]

@@ -1,0 +1,116 @@
+"""Learned sparse (SPLADE-tiny) retrieval equals brute-force sparse dot products; deletes disappear."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from fakes import FakeEncoder
+from slimvec import Collection, Document
+from slimvec.encoders.registry import load_encoder
+from slimvec.encoders.sparse import SpladeEncoder
+from slimvec.index.inverted import SparseRetriever
+
+DOCS = [
+    Document("s0", "Vitamin D deficiency increases the risk of bone fractures", "Vitamin D"),
+    Document("s1", "Cats sleep for most of the day"),
+    Document("s2", "Interest rates rose as inflation climbed", "Economy"),
+    Document("s3", "Bone density in elderly patients"),
+    Document("s4", "Protein folding and misfolding diseases", "Proteins"),
+]
+QUERIES = ["vitamin d and bones", "why do cats sleep", "inflation"]
+
+
+def _text(d: Document) -> str:
+    return f"{d.title} {d.text}" if d.title else d.text
+
+
+@pytest.fixture(scope="module")
+def splade() -> SpladeEncoder:
+    enc = load_encoder("splade-tiny")
+    assert isinstance(enc, SpladeEncoder) and enc.kind == "sparse" and enc.name == "splade-tiny"
+    return enc
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, splade):
+    path = tmp_path_factory.mktemp("sparse") / "col"
+    with Collection.create(path, encoder=FakeEncoder(max_tokens=256), retrievers=["dense", "sparse"]) as c:
+        c.add(DOCS[:3])
+        c.add(DOCS[3:])  # two batches: the matrix is extended, not rebuilt
+    return path
+
+
+def _brute(splade: SpladeEncoder, docs: list[Document], query: str) -> dict[str, float]:
+    """Dense numpy dot products of independently encoded vectors; doc id -> score for scores > 0."""
+    m = splade.encode_documents([_text(d) for d in docs]).toarray().astype(np.float64)
+    q = splade.encode_queries([query]).toarray().astype(np.float64)[0]
+    scores = m @ q
+    return {d.id: float(s) for d, s in zip(docs, scores) if s > 0}
+
+
+def test_encoder_returns_csr(splade):
+    m = splade.encode_documents(["hello world", "bone fractures"])
+    assert sp.isspmatrix_csr(m) and m.shape == (2, splade.dim) and m.dtype == np.float32
+    assert m.nnz > 0 and (m.data > 0).all()
+    assert splade.encode_queries([]).shape == (0, splade.dim)
+
+
+def test_matrix_equals_independent_encoding(built, splade):
+    with Collection.open(built, encoder=FakeEncoder(max_tokens=256)) as c:
+        c.search("x", mode="sparse")  # loads the retriever
+        r = c._retrievers["sparse"]
+        assert isinstance(r, SparseRetriever) and r.rows == len(DOCS)
+        expected = splade.encode_documents([_text(d) for d in DOCS]).toarray()
+        np.testing.assert_allclose(r.matrix.toarray(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_scores_equal_brute_force(built, splade):
+    with Collection.open(built, encoder=FakeEncoder(max_tokens=256)) as c:
+        for q in QUERIES:
+            hits = c.search(q, k=len(DOCS), mode="sparse")
+            brute = _brute(splade, DOCS, q)
+            assert {h.id for h in hits} == set(brute)
+            for h in hits:
+                assert h.score == pytest.approx(brute[h.id], rel=1e-4)
+            assert [h.id for h in hits] == sorted(brute, key=lambda d: -brute[d])
+        assert c.search("vitamin d and bones", k=1, mode="sparse")[0].id == "s0"
+
+
+def test_deletes_disappear_and_reload(built, tmp_path, splade):
+    import shutil
+
+    path = tmp_path / "col"
+    shutil.copytree(built, path)
+    with Collection.open(path, encoder=FakeEncoder(max_tokens=256)) as c:
+        assert "s0" in {h.id for h in c.search("vitamin d and bones", k=5, mode="sparse")}
+        c.delete(["s0"])
+        hits = c.search("vitamin d and bones", k=5, mode="sparse")
+        assert "s0" not in {h.id for h in hits}
+        brute = _brute(splade, [d for d in DOCS if d.id != "s0"], "vitamin d and bones")
+        assert {h.id for h in hits} == set(brute)
+        c.upsert([Document("s5", "Fractures of the hip in old age", "Bones")])
+        expected = {h.id: h.score for h in c.search("vitamin d and bones", k=5, mode="sparse")}
+        assert "s5" in expected
+    loaded = SparseRetriever.load(path / "index", lambda: splade, "splade-tiny")
+    assert loaded is not None and loaded.rows == len(DOCS) + 1
+    assert SparseRetriever.load(path / "index", lambda: splade, "another-model") is None
+    with Collection.open(path, encoder=FakeEncoder(max_tokens=256)) as again:
+        assert {h.id: h.score for h in again.search("vitamin d and bones", k=5, mode="sparse")} == expected
+
+
+def test_hybrid_sparse_mode_fuses(built):
+    with Collection.open(built, encoder=FakeEncoder(max_tokens=256)) as c:
+        hits = c.search("vitamin d and bones", k=3, mode="hybrid-sparse")
+        assert len(hits) == 3 and hits[0].score <= 2 / 61 + 1e-12
+
+
+def test_batched_queries_equal_single_queries(built):
+    with Collection.open(built, encoder=FakeEncoder(max_tokens=256)) as c:
+        many = c.search_many(QUERIES, k=3, mode="sparse")  # queries encoded in one batch
+    for q, hits in zip(QUERIES, many):
+        with Collection.open(built, encoder=FakeEncoder(max_tokens=256)) as c:  # fresh query cache
+            single = c.search(q, k=3, mode="sparse")
+            assert [h.id for h in hits] == [h.id for h in single]
+            assert [h.score for h in hits] == pytest.approx([h.score for h in single], rel=1e-4)
