@@ -1,0 +1,166 @@
+"use strict";
+// Plain DOM code, no build step. Every server string is inserted as text (never innerHTML),
+// so a document's title or snippet cannot inject markup; <mark> elements are built by hand.
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const form = $("search-form"), status = $("status"), results = $("results");
+
+  function setStatus(text, isError) {
+    status.textContent = text;
+    status.className = isError ? "error" : "";
+  }
+
+  const STOP = new Set(("a an and are as at be but by can do does did for from had has have how i if in into is it " +
+    "its of on or so than that the their them then there these they this to was we were what when where which who " +
+    "why will with you your").split(" "));
+
+  // Query words worth marking: no stopwords, no single letters, each once.
+  function terms(query) {
+    const seen = new Set();
+    return query.toLowerCase().split(/[^\p{L}\p{N}]+/u)
+      .filter((t) => t.length > 1 && !STOP.has(t) && !seen.has(t) && seen.add(t));
+  }
+
+  function escapeRegExp(s) { return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"); }
+
+  // Append `text` to `parent`, wrapping each occurrence of a query term in <mark>.
+  function highlight(parent, text, words) {
+    if (!words.length) { parent.appendChild(document.createTextNode(text)); return; }
+    // whole words only: "the" must not light up inside "these"
+    const re = new RegExp("(?<![\\p{L}\\p{N}])(" + words.map(escapeRegExp).join("|") + ")(?![\\p{L}\\p{N}])", "giu");
+    let last = 0, m;
+    while ((m = re.exec(text)) !== null) {
+      if (m.index > last) parent.appendChild(document.createTextNode(text.slice(last, m.index)));
+      const mark = document.createElement("mark");
+      mark.textContent = m[0];
+      parent.appendChild(mark);
+      last = m.index + m[0].length;
+      if (m[0].length === 0) re.lastIndex++;
+    }
+    if (last < text.length) parent.appendChild(document.createTextNode(text.slice(last)));
+  }
+
+  async function getJSON(url, options) {
+    const r = await fetch(url, options);
+    let body = null;
+    try { body = await r.json(); } catch (e) { body = null; }
+    if (!r.ok) {
+      let msg = body && body.detail !== undefined ? body.detail : r.statusText;
+      if (Array.isArray(msg)) msg = msg.map((d) => (d.loc || []).join(".") + ": " + d.msg).join("; ");
+      throw new Error(r.status + ": " + msg);
+    }
+    return body;
+  }
+
+  async function loadCollections() {
+    const data = await getJSON("/api/collections");
+    const sel = $("collection");
+    sel.textContent = "";
+    for (const c of data.collections) {
+      const o = document.createElement("option");
+      o.value = c.name;
+      o.textContent = c.name + " (" + c.documents + " docs)";
+      sel.appendChild(o);
+    }
+    collections = data.collections;
+    fillModes();
+  }
+
+  let collections = [];
+  // Offer only the modes the selected collection can run ("dense" first).
+  function fillModes() {
+    const c = collections.find((x) => x.name === $("collection").value);
+    const modes = $("mode"), current = modes.value;
+    modes.textContent = "";
+    for (const m of (c && c.modes) || ["dense"]) {
+      const o = document.createElement("option");
+      o.value = m; o.textContent = m;
+      modes.appendChild(o);
+    }
+    if ([...modes.options].some((o) => o.value === current)) modes.value = current;
+  }
+
+  function render(data) {
+    results.textContent = "";
+    const words = terms(data.query);
+    for (const h of data.hits) {
+      const li = document.createElement("li");
+      li.className = "hit";
+      const head = document.createElement("div");
+      head.className = "head";
+      const title = document.createElement("span");
+      title.className = "title";
+      highlight(title, h.title || h.id, words);
+      const meta = document.createElement("span");
+      meta.className = "meta";
+      meta.textContent = h.id + " · score " + (h.score === null ? "n/a" : h.score.toFixed(3));
+      head.append(title, meta);
+      const snip = document.createElement("p");
+      snip.className = "snippet";
+      highlight(snip, h.snippet, words);
+      li.append(head, snip);
+      if (h.metadata && Object.keys(h.metadata).length) {
+        const md = document.createElement("code");
+        md.className = "metadata";
+        md.textContent = JSON.stringify(h.metadata);
+        li.appendChild(md);
+      }
+      results.appendChild(li);
+    }
+    setStatus(data.hits.length + " hits in " + data.took_ms.toFixed(1) + " ms");
+  }
+
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const body = { q: $("q").value, k: parseInt($("k").value, 10) || 10, mode: $("mode").value };
+    const ftext = $("filter").value.trim();
+    if (ftext) {
+      try { body.filter = JSON.parse(ftext); } catch (e) { setStatus("filter is not valid JSON: " + e.message, true); return; }
+    }
+    const name = $("collection").value;
+    setStatus("searching…");
+    try {
+      const data = await getJSON("/api/collections/" + encodeURIComponent(name) + "/search", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      });
+      render(data);
+    } catch (e) {
+      results.textContent = "";
+      setStatus(e.message, true);
+    }
+  });
+
+  async function showReport() {
+    const name = $("collection").value;
+    $("report-name").textContent = name;
+    const box = $("report-body");
+    box.textContent = "";
+    try {
+      const r = await getJSON("/api/collections/" + encodeURIComponent(name) + "/report");
+      if (r.available) {
+        const f = document.createElement("iframe");
+        f.src = r.url; f.title = "evaluation report";
+        box.appendChild(f);
+      } else {
+        const p = document.createElement("p");
+        p.className = "empty"; p.textContent = "no report yet";
+        box.appendChild(p);
+      }
+    } catch (e) { box.textContent = e.message; }
+  }
+
+  function select(tab) {
+    const isSearch = tab === "search";
+    $("view-search").hidden = !isSearch;
+    $("view-report").hidden = isSearch;
+    $("tab-search").classList.toggle("active", isSearch);
+    $("tab-report").classList.toggle("active", !isSearch);
+    if (!isSearch) showReport();
+  }
+  $("tab-search").addEventListener("click", () => select("search"));
+  $("tab-report").addEventListener("click", () => select("report"));
+  $("collection").addEventListener("change", () => { fillModes(); if (!$("view-report").hidden) showReport(); });
+
+  loadCollections().then(() => { document.body.dataset.ready = "1"; },
+                         (e) => setStatus("cannot list collections: " + e.message, true));
+})();
