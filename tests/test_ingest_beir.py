@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from slimvec.errors import IngestError
 from slimvec.ingest import load_qrels, load_queries, read_sources
 
-SCIFACT = Path("/work/shared/data/scifact")
+SCIFACT = Path(os.environ.get("SLIMVEC_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "scifact"
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 

@@ -47,9 +47,13 @@ def index(
     collection: Path = typer.Option(..., "--collection", "-c", help="Collection directory (created if missing)."),
     model: Optional[str] = typer.Option(None, help="Registered model name or a local sentence-transformers directory."),
     chunk_tokens: Optional[int] = typer.Option(None, help="Max tokens per chunk (default: the model's maximum)."),
-    chunk_overlap: int = typer.Option(32, help="Tokens shared by consecutive chunks."),
-    chunk_mode: str = typer.Option("tokens", help="'tokens' splits long text; 'truncate' keeps only the first chunk."),
-    index: str = typer.Option("exact", "--index", help="exact | hnsw"),
+    chunk_overlap: Optional[int] = typer.Option(None, help="Tokens shared by consecutive chunks (default 32)."),
+    chunk_mode: Optional[str] = typer.Option(None, help="tokens (default: split long text) | truncate | whole"),
+    index: Optional[str] = typer.Option(None, "--index", help="exact | hnsw (default: the profile's, exact)"),
+    profile: Optional[str] = typer.Option(None, "--profile", help="Built-in profile, e.g. binary-rescore (see `slimvec profiles`)."),
+    profile_file: Optional[Path] = typer.Option(None, "--profile-file", help="Profile JSON file (as written by `slimvec plan`)."),
+    bm25: bool = typer.Option(False, "--bm25", help="Also maintain a BM25 index (for --mode bm25 / hybrid)."),
+    sparse: bool = typer.Option(False, "--sparse", help="Also maintain a SPLADE-tiny sparse index (for --mode sparse / hybrid-sparse)."),
     upsert: bool = typer.Option(True, help="Replace documents whose id is already stored (--no-upsert: error instead)."),
     strict: bool = typer.Option(False, help="Stop at the first bad file or record instead of skipping it."),
     id_field: str = typer.Option("_id", help="Id field of JSONL/CSV/Parquet records."),
@@ -60,6 +64,7 @@ def index(
     """Ingest SOURCES, chunk, embed and store them in a collection."""
     from slimvec.collection import Collection
     from slimvec.ingest import FieldMap, read_sources
+    from slimvec.profiles import load_profile
 
     problems: list[str] = []
 
@@ -69,10 +74,14 @@ def index(
 
     fields = FieldMap(id_field=id_field, title_field=title_field, text_field=text_field)
     docs = read_sources([str(s) for s in sources], fields=fields, strict=strict, on_error=report)
+    chosen = load_profile(profile, profile_file) if (profile or profile_file) else None
     col = Collection.open_or_create(
-        collection, model=model, index=index, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, chunk_mode=chunk_mode
+        collection, model=model, index=index, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
+        chunk_mode=chunk_mode, profile=chosen,
     )
     with col:
+        for extra in [name for name, on in (("bm25", bm25), ("sparse", sparse)) if on]:
+            col.enable(extra)  # no-op when kept already; builds from stored rows otherwise
         n = col.upsert(docs, progress=True) if upsert else col.add(docs, progress=True)
         info = col.info()
     summary = {"collection": str(collection), "indexed": n, "skipped": len(problems), "problems": problems,
@@ -91,6 +100,8 @@ def search(
     query: str = typer.Argument(..., help="Query text."),
     k: int = typer.Option(10, "-k", "--k", help="Number of documents to return."),
     filter: Optional[str] = typer.Option(None, "--filter", help='Metadata filter as JSON, e.g. {"year": {"$gte": 2020}}.'),
+    mode: str = typer.Option("dense", "--mode", help="dense | bm25 | sparse | hybrid | hybrid-sparse"),
+    min_relevance: Optional[float] = typer.Option(None, "--min-relevance", help="Drop hits whose calibrated relevance is below F (needs a fitted calibration)."),
     json_out: bool = typer.Option(False, "--json", help="Print hits as JSON."),
 ) -> None:
     """Search a collection and print the best documents."""
@@ -102,7 +113,7 @@ def search(
         raise ConfigError("query is empty")
     flt = parse_filter(filter) if filter else None
     with Collection.open(collection) as col:
-        hits = col.search(query, k=k, filter=flt)
+        hits = col.search(query, k=k, filter=flt, mode=mode, min_relevance=min_relevance)
     if json_out:
         _print_json({"query": query, "hits": [h.to_dict() for h in hits]})
         return
@@ -171,6 +182,141 @@ def check(
         out.print("ok" if not problems else "\n".join(f"problem: {p}" for p in problems))
     if problems:
         raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def serve(
+    collections: list[Path] = typer.Argument(..., help="Collection directories; each is served under its directory name."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (non-loopback needs --api-key-file)."),
+    port: int = typer.Option(8000, help="TCP port."),
+    api_key_file: Optional[Path] = typer.Option(None, help="File holding the API key that writes must present."),
+) -> None:
+    """Serve collections over HTTP: JSON API under /api, search page at /."""
+    from slimvec.server import serve as run_server
+
+    run_server([str(c) for c in collections], host=host, port=port, api_key_file=api_key_file)
+
+
+def _profiles(profile: Optional[str], profile_file: Optional[Path], model: Optional[str] = None,
+              chunk_mode: Optional[str] = None) -> list[Any]:
+    from slimvec.profiles import load_profile, profile_from_dict
+
+    names = [p.strip() for p in (profile or "").split(",") if p.strip()]
+    chosen = [load_profile(n) for n in names] or ([load_profile(file=profile_file)] if profile_file else [load_profile()])
+    overrides = {k: v for k, v in (("model", model), ("chunk_mode", chunk_mode)) if v}
+    if overrides:
+        chosen = [profile_from_dict({**p.model_dump(), **overrides}, source="options") for p in chosen]
+    return chosen
+
+
+@app.command("eval")
+@user_errors
+def eval_cmd(
+    dataset: Path = typer.Argument(..., help="BEIR-format folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="Profile name (default exact-f32)."),
+    profile_file: Optional[Path] = typer.Option(None, "--profile-file", help="Profile JSON file."),
+    model: Optional[str] = typer.Option(None, "--model", help="Override the profile's model."),
+    chunk_mode: Optional[str] = typer.Option(None, "--chunk-mode", help="Override chunking: tokens | truncate | whole."),
+    split: str = typer.Option("test", "--split", help="Qrels split to evaluate on."),
+    out: Path = typer.Option(Path("slimvec-eval"), "--out", help="Folder for collections, TREC runs and reports."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Embedding cache folder (default ~/.cache/slimvec/embeddings)."),
+    max_queries: Optional[int] = typer.Option(None, "--max-queries", help="Evaluate only the first N queries."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Evaluate a profile on a BEIR dataset: nDCG@10, Recall@100, MRR@10, MAP@100, and cost."""
+    from slimvec.evaluation.runner import run_eval
+
+    (prof,) = _profiles(profile, profile_file, model, chunk_mode)[:1]
+    result = run_eval(dataset, prof, split=split, out=out, cache_dir=cache, max_queries=max_queries, progress=True)
+    if json_out:
+        keep = ("dataset", "profile", "split", "metrics", "cost")
+        _print_json({k: result[k] for k in keep})
+        return
+    _results_table([result])
+    out.mkdir(parents=True, exist_ok=True)
+
+
+@app.command()
+@user_errors
+def sweep(
+    dataset: Path = typer.Argument(..., help="BEIR-format folder."),
+    profiles: str = typer.Option("exact-f32,float8,int8,pca-half-float8,binary,binary-rescore", "--profiles",
+                                 help="Comma-separated profile names."),
+    chunk_mode: Optional[str] = typer.Option(None, "--chunk-mode", help="Override chunking: tokens | truncate | whole."),
+    split: str = typer.Option("test", "--split"),
+    out: Path = typer.Option(Path("slimvec-eval"), "--out", help="Folder for collections, runs and the report."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Embedding cache folder."),
+    max_queries: Optional[int] = typer.Option(None, "--max-queries"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Evaluate several profiles; write report.md, results.csv, pareto.png and report.html under --out."""
+    from slimvec.evaluation.runner import run_sweep
+
+    results = run_sweep(dataset, _profiles(profiles, None, None, chunk_mode), split=split, out=out, cache_dir=cache,
+                        max_queries=max_queries, progress=True)
+    if json_out:
+        _print_json([{k: r[k] for k in ("dataset", "profile", "split", "metrics", "cost")} for r in results])
+        return
+    _results_table(results)
+    out_dir = out.resolve()
+    err.print(f"report: {out_dir / 'report.html'}  table: {out_dir / 'report.md'}  plot: {out_dir / 'pareto.png'}")
+
+
+@app.command()
+@user_errors
+def plan(
+    dataset: Path = typer.Argument(..., help="BEIR-format folder."),
+    max_ram_bytes_per_doc: float = typer.Option(..., "--max-ram-bytes-per-doc", help="RAM budget per document."),
+    profiles: Optional[str] = typer.Option(None, "--profiles", help="Candidate profiles (default: all storage profiles)."),
+    chunk_mode: Optional[str] = typer.Option(None, "--chunk-mode", help="Override chunking: tokens | truncate | whole."),
+    write: Path = typer.Option(Path("slimvec-profile.json"), "--write", help="Where to write the chosen profile."),
+    out: Path = typer.Option(Path("slimvec-eval"), "--out"),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Embedding cache folder."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Pick the best profile within a RAM budget (chosen on dev or held-out queries) and write it to a file."""
+    from slimvec.evaluation.planner import plan as make_plan
+    from slimvec.evaluation.planner import write_profile
+
+    cands = _profiles(profiles, None) if profiles else None
+    result = make_plan(dataset, max_ram_bytes_per_doc, cands, out=out, cache_dir=cache, chunk_mode=chunk_mode)
+    path = write_profile(result.profile, write)
+    if json_out:
+        _print_json({"profile": result.profile.model_dump(mode="json"), "reason": result.reason, "file": str(path),
+                     "selection": [{k: r[k] for k in ("profile", "split", "metrics", "cost")} for r in result.selection],
+                     "report": {k: result.report[k] for k in ("profile", "split", "metrics", "cost")}})
+        return
+    _results_table(result.selection)
+    out.print(f"chosen: {result.reason}")
+    _results_table([result.report])
+    out.print(f"profile written to {path} (use: slimvec index SOURCE -c DIR --profile-file {path})")
+
+
+def _results_table(results: list[dict[str, Any]]) -> None:
+    table = Table()
+    for name in ("dataset", "split", "profile", "nDCG@10", "R@100", "MRR@10", "RAM B/doc", "disk B/doc", "p50 ms", "p95 ms"):
+        table.add_column(name)
+    for r in results:
+        m, c = r["metrics"], r["cost"]
+        table.add_row(r["dataset"], r["split"], r["profile"], f"{m['ndcg@10']:.4f}", f"{m['recall@100']:.4f}", f"{m['mrr@10']:.4f}",
+                      f"{c['ram_bytes_per_doc']:,.0f}", f"{c['disk_bytes_per_doc']:,.0f}",
+                      f"{c['query_ms_p50']:.1f}", f"{c['query_ms_p95']:.1f}")
+    out.print(table)
+
+
+@app.command("profiles")
+def profiles_cmd(json_out: bool = typer.Option(False, "--json")) -> None:
+    """List the built-in profiles."""
+    from slimvec.profiles import BUILTIN
+
+    if json_out:
+        _print_json({n: p.model_dump(mode="json") for n, p in BUILTIN.items()})
+        return
+    table = Table("name", "codec", "rescore", "retrievers", "description")
+    for n, p in BUILTIN.items():
+        table.add_row(n, p.codec, str(p.rescore), ",".join(p.retrievers), p.description)
+    out.print(table)
 
 
 if __name__ == "__main__":

@@ -17,11 +17,20 @@ from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
 from slimvec.errors import CollectionError, ConfigError, IngestError
 from slimvec.index.filters import compile_filter
 from slimvec.pipeline import RETRIEVERS, Query, Retriever, doc_ranking, retrievers_for
+from slimvec.profiles import Profile, load_profile, profile_from_dict
+from slimvec.progress import progress_bar
 from slimvec.store import Store
+from slimvec import calibration as _calibration
+from slimvec.fusion import fuse as _fuse_rankings
+from slimvec.fusion import fusion_depth
+
+# Imported for their registrations: the "bm25" and "sparse" retrievers and search modes.
+import slimvec.index.bm25  # noqa: E402,F401
+import slimvec.index.inverted  # noqa: E402,F401
 
 INDEX_KINDS = ("exact", "hnsw")
 MAX_K = 10_000
-_BATCH_DOCS = 1000  # documents per commit when adding from an iterator
+_BATCH_DOCS = 512  # documents per commit when adding from an iterator
 
 
 class Collection:
@@ -34,9 +43,10 @@ class Collection:
         self._lock = threading.RLock()
         self._retrievers: dict[str, Retriever] = {}
         self._alive = np.zeros(0, dtype=bool)
-        self._row_doc = np.zeros(0, dtype=np.int64)  # row -> document number (-1: deleted)
+        self._row_doc = np.zeros(0, dtype=np.int32)  # row -> document number (-1: deleted)
         self._doc_ids: list[str] = []
         self._generation = -1
+        self._calibrators = _calibration.load_calibrators(self.path)
         if encoder is not None:
             self._check_encoder(encoder)
 
@@ -46,27 +56,39 @@ class Collection:
         cls,
         path: str | Path,
         model: str | None = None,
-        index: str = "exact",
+        index: str | None = None,
         chunk_tokens: int | None = None,
-        chunk_overlap: int = 32,
-        chunk_mode: str = "tokens",
+        chunk_overlap: int | None = None,
+        chunk_mode: str | None = None,
+        profile: str | Profile | None = None,
+        retrievers: list[str] | None = None,
         encoder: Encoder | None = None,
     ) -> "Collection":
-        """Create an empty collection at `path` for one model (default all-MiniLM-L6-v2)."""
-        if index not in INDEX_KINDS:
-            raise ConfigError(f"unknown index {index!r}: choose one of {', '.join(INDEX_KINDS)}")
-        enc = encoder or load_encoder(model or DEFAULT_MODEL)
+        """Create an empty collection at `path`; explicit options override the profile's (default exact-f32)."""
+        prof = profile if isinstance(profile, Profile) else load_profile(profile)
+        overrides = {k: v for k, v in {"model": model, "index": index, "chunk_tokens": chunk_tokens,
+                                       "chunk_overlap": chunk_overlap, "chunk_mode": chunk_mode,
+                                       "retrievers": tuple(retrievers) if retrievers else None}.items() if v is not None}
+        if overrides:
+            prof = profile_from_dict({**prof.model_dump(), **overrides}, source="options")
+        if prof.index not in INDEX_KINDS:
+            raise ConfigError(f"unknown index {prof.index!r}: choose one of {', '.join(INDEX_KINDS)}")
+        unknown = [r for r in prof.retrievers if r not in RETRIEVERS]
+        if unknown:
+            raise ConfigError(f"unknown retriever {unknown[0]!r}: choose from {', '.join(sorted(RETRIEVERS))}")
+        enc = encoder or load_encoder(prof.model or DEFAULT_MODEL)
         limit = enc.max_tokens
-        tokens = chunk_tokens or limit
+        tokens = prof.chunk_tokens or limit
         if tokens > limit:
             raise ConfigError(f"chunk tokens {tokens} exceed the model's maximum of {limit}")
-        chunking = ChunkConfig(max_tokens=tokens, overlap=min(chunk_overlap, tokens // 2 - 1), mode=chunk_mode)
+        chunking = ChunkConfig(max_tokens=tokens, overlap=min(prof.chunk_overlap, tokens // 2 - 1), mode=prof.chunk_mode)
         manifest = {
             "model": enc.name,
             "kind": enc.kind,
-            "dim": int(enc.dim),
-            "index": index,
-            "retrievers": ["dense"],
+            "dim": int(enc.dim) if prof.dense else 0,
+            "index": prof.index,
+            "retrievers": list(prof.retrievers),
+            "profile": prof.model_dump(mode="json"),
             "chunking": {"max_tokens": chunking.max_tokens, "overlap": chunking.overlap, "mode": chunking.mode},
         }
         store = Store.create(Path(path), manifest)
@@ -122,7 +144,7 @@ class Collection:
                 f"{self.path}: collection was built with model {m['model']!r}, not {enc.name!r}; "
                 "models cannot be mixed in one collection"
             )
-        if int(enc.dim) != int(m["dim"]):
+        if int(m["dim"]) and int(enc.dim) != int(m["dim"]):
             raise CollectionError(f"{self.path}: model gives {enc.dim}-d vectors, collection holds {m['dim']}-d")
 
     # ---- writing ---------------------------------------------------------------------------
@@ -136,8 +158,11 @@ class Collection:
 
     def _write(self, docs: Iterable[Document], replace: bool, progress: bool) -> int:
         total = 0
-        for batch in _batches(docs, _BATCH_DOCS):
-            total += self._write_batch(batch, replace, progress)
+        known = len(docs) if isinstance(docs, (list, tuple)) else 0
+        with progress_bar("indexing documents", known, enabled=progress) as advance:
+            for batch in _batches(docs, _BATCH_DOCS):
+                total += self._write_batch(batch, replace, progress=False)
+                advance(len(batch))
         return total
 
     def _write_batch(self, docs: list[Document], replace: bool, progress: bool) -> int:
@@ -147,7 +172,8 @@ class Collection:
         enc = self.encoder
         chunks = self._chunk(docs, enc)
         texts = [_chunk_text(c, d) for d in docs for c in chunks[d.id]]
-        vectors = enc.encode_documents(texts, progress=progress)
+        dim = int(self.manifest["dim"])
+        vectors = enc.encode_documents(texts, progress=progress) if dim else np.zeros((len(texts), 0), np.float32)
         flat = [c for d in docs for c in chunks[d.id]]
         with self._lock, self.store.writer():
             if not replace:
@@ -177,22 +203,26 @@ class Collection:
         return n
 
     # ---- searching -------------------------------------------------------------------------
-    def search(self, query: str, k: int = 10, filter: dict[str, Any] | None = None, mode: str = "dense") -> list[Hit]:
-        """The top `k` documents for `query`, each scored by its best chunk."""
-        return self.search_many([query], k=k, filter=filter, mode=mode)[0]
+    def search(self, query: str, k: int = 10, filter: dict[str, Any] | None = None, mode: str = "dense",
+               min_relevance: float | None = None) -> list[Hit]:
+        """The top `k` documents for `query`, each scored by its best chunk (calibrated hits below min_relevance dropped)."""
+        return self.search_many([query], k=k, filter=filter, mode=mode, min_relevance=min_relevance)[0]
 
     def search_many(
-        self, queries: list[str], k: int = 10, filter: dict[str, Any] | None = None, mode: str = "dense"
+        self, queries: list[str], k: int = 10, filter: dict[str, Any] | None = None, mode: str = "dense",
+        min_relevance: float | None = None, vectors: np.ndarray | None = None,
     ) -> list[list[Hit]]:
-        """`search` for several queries; dense query vectors are encoded in one batch."""
+        """`search` for several queries; dense query vectors are encoded in one batch (or given as `vectors`)."""
         for q in queries:
             if not isinstance(q, str) or not q.strip():
                 raise ConfigError("query is empty")
         _check_k(k)
         names = retrievers_for(mode, self.manifest.get("retrievers", ["dense"]))
-        vecs = self.encoder.encode_queries(list(queries)) if "dense" in names else None
+        vecs = vectors
+        if vecs is None and "dense" in names:
+            vecs = self.encoder.encode_queries(list(queries))
         return self._run([Query(q, None, None if vecs is None else vecs[i]) for i, q in enumerate(queries)],
-                         k, filter, names)
+                         k, filter, names, mode, min_relevance)
 
     def search_vectors(self, qvecs: np.ndarray, k: int = 10, filter: dict[str, Any] | None = None) -> list[list[Hit]]:
         """Dense-only document hits for already-encoded query vectors of the collection's dimension."""
@@ -204,20 +234,52 @@ class Collection:
             raise ConfigError(f"query vectors have dimension {qvecs.shape[-1]}, collection holds {self.manifest['dim']}")
         return self._run([Query("", None, v) for v in qvecs], k, filter, ("dense",))
 
-    def _run(self, queries: list[Query], k: int, filter: dict[str, Any] | None, names: tuple[str, ...]) -> list[list[Hit]]:
+    def _run(self, queries: list[Query], k: int, filter: dict[str, Any] | None, names: tuple[str, ...],
+             mode: str | None = None, min_relevance: float | None = None) -> list[list[Hit]]:
         with self._lock:
             self._sync()
             allowed = self._allowed(filter)
             n_allowed = int(allowed.sum())
             results = []
+            for n in names:  # retrievers that encode queries themselves (sparse) do it in one batch
+                prepare = getattr(self._retrievers[n], "prepare", None)
+                if prepare is not None:
+                    prepare([q.text for q in queries])
             for q in queries:
-                rankings = [doc_ranking(self._retrievers[n], q, k, allowed, n_allowed, self._row_doc) for n in names]
+                depth = fusion_depth(k, len(names))
+                rankings = [doc_ranking(self._retrievers[n], q, depth, allowed, n_allowed, self._row_doc) for n in names]
                 top = rankings[0] if len(rankings) == 1 else self._fuse(rankings, k)
-                results.append(self._hits(top))
+                hits = self._hits(top)
+                if mode is not None and (min_relevance is not None or mode in self._calibrators):
+                    hits = _calibration.apply(self._calibrators.get(mode), hits, min_relevance, mode)
+                results.append(hits)
             return results
 
     def _fuse(self, rankings: list[list[tuple[int, float, int]]], k: int) -> list[tuple[int, float, int]]:
-        raise ConfigError("fusion of several retrievers is not available in this build")
+        return _fuse_rankings(rankings, k)  # reciprocal rank fusion (k=60); rows from the first ranking holding a doc
+
+    # ---- optional retrievers and calibration -----------------------------------------------
+    def enable(self, name: str) -> None:
+        """Start maintaining retriever `name` (e.g. "bm25", "sparse"), building it from the stored rows."""
+        with self._lock, self.store.writer():
+            names = list(self.manifest.get("retrievers", ["dense"]))
+            if name in names:
+                return
+            self.store.save_manifest({"retrievers": _retriever_names(names + [name])})
+            self._generation = -1
+            self._sync()
+            self._save_index()
+
+    @property
+    def calibrators(self) -> dict[str, "_calibration.Calibrator"]:
+        """Relevance calibrators by search mode (from calibration.json)."""
+        return dict(self._calibrators)
+
+    def set_calibrator(self, mode: str, calibrator: "_calibration.Calibrator") -> None:
+        """Store `mode`'s calibrator in calibration.json (atomically) and use it from now on."""
+        with self._lock:
+            self._calibrators = {**self._calibrators, mode: calibrator}
+            _calibration.save_calibrators(self.path, self._calibrators)
 
     def _hits(self, top: list[tuple[int, float, int]]) -> list[Hit]:
         info = self.store.chunks_for_rows([r for _, _, r in top])
@@ -248,7 +310,7 @@ class Collection:
                 self._retrievers[name] = RETRIEVERS[name](self.store, lambda: self.encoder)
             self._retrievers[name].sync(self.store)
         rows = self.store.committed_rows
-        row_doc = np.full(rows, -1, dtype=np.int64)
+        row_doc = np.full(rows, -1, dtype=np.int32)
         numbers: dict[str, int] = {}
         for row, doc_id in self.store.db.execute("SELECT row, doc_id FROM chunks"):
             row_doc[row] = numbers.setdefault(doc_id, len(numbers))
@@ -301,6 +363,15 @@ class Collection:
 def _chunk_text(chunk: Chunk, doc: Document) -> str:
     # The title is context for every chunk, as BEIR evaluations encode "title text".
     return f"{doc.title} {chunk.text}" if doc.title else chunk.text
+
+
+def _retriever_names(names: list[str] | None) -> list[str]:
+    """Validated retriever names without repeats, "dense" first when present."""
+    names = list(dict.fromkeys(names or ["dense"]))
+    unknown = [n for n in names if n not in RETRIEVERS]
+    if unknown:
+        raise ConfigError(f"unknown retriever {unknown[0]!r}: choose from {', '.join(sorted(RETRIEVERS))}")
+    return sorted(names, key=lambda n: n != "dense")
 
 
 def _check_k(k: int) -> None:

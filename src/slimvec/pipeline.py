@@ -96,12 +96,94 @@ class DenseRetriever:
         self.index.save(directory)
 
 
+class CompressedDenseRetriever:
+    """Dense candidates from compact codes in RAM; optionally rescored with float32 rows read from disk.
+
+    The codec is fitted on the rows present at the first sync (up to `_FIT_ROWS`), then frozen: later rows
+    are encoded with it, so codes never change under a reader. Rescoring reads only the candidate rows
+    of the on-disk float32 file (a memmap), which is what makes the bi-granular design cheap in RAM.
+    """
+
+    name = "dense"
+
+    def __init__(self, spec: str, rescore: bool, oversample: int, dim: int, index: Any = None) -> None:
+        self.spec, self.rescore, self.oversample, self.dim = spec, rescore, oversample, dim
+        self.index = index  # CodecIndex once fitted
+        self._full: np.ndarray | None = None
+
+    @property
+    def rows(self) -> int:
+        return 0 if self.index is None else self.index.rows
+
+    def sync(self, store: Store) -> None:
+        from slimvec.codecs import make_codec
+        from slimvec.index.compressed import CodecIndex
+
+        rows = store.committed_rows
+        vectors = store.vectors(rows)
+        self._full = vectors
+        if self.index is not None and self.index.rows > rows:
+            self.index = None
+        if self.index is None and rows:
+            codec = make_codec(self.spec)
+            step = max(1, rows // _FIT_ROWS)
+            try:
+                codec.fit(np.asarray(vectors[::step], dtype=np.float32))
+                self.index = CodecIndex(codec, self.dim)
+            except ValueError:
+                # Too few rows to train this codec (e.g. PQ needs 256): search stays exact until there are.
+                self.index = None
+        if self.index is not None and self.index.rows < rows:
+            for s in range(self.index.rows, rows, 65536):
+                self.index.add(np.asarray(vectors[s : min(rows, s + 65536)]))
+
+    def search(self, query: Query, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from slimvec.index.compressed import staged_search
+
+        q = query.vector[None, :]
+        if self.index is None:
+            assert self._full is not None
+            scores, rows = ExactIndex.over(self._full).search(q, k, allowed)
+            return scores[0], rows[0]
+        if self.rescore:
+            assert self._full is not None
+            scores, rows = staged_search(q, k, self.oversample, self.index, self._full, allowed)
+        else:
+            scores, rows = self.index.search(q, k, allowed)
+        return scores[0], rows[0]
+
+    def ram_bytes(self) -> int:
+        # The float32 file is read on demand for a few candidate rows; it is disk, not RAM-resident state.
+        if self.index is None:  # untrained: exact search over the float32 rows
+            return 0 if self._full is None else int(self._full.nbytes)
+        return self.index.ram_bytes()
+
+    def save(self, directory: Path) -> None:
+        if self.index is not None:
+            self.index.save(directory / "codes")
+
+
+_FIT_ROWS = 50_000
+
+
 def _new_vector_index(manifest: dict[str, Any]) -> VectorIndex:
     dim = int(manifest["dim"])
     return HnswIndex(dim) if manifest.get("index") == "hnsw" else ExactIndex(dim)
 
 
 def _dense(store: Store, encoder: Callable[[], Encoder]) -> Retriever:
+    prof = store.manifest.get("profile") or {}
+    if prof.get("codec", "float32") != "float32":
+        from slimvec.index.compressed import CodecIndex
+
+        saved = None
+        if (store.path / "index" / "codes" / "index.json").exists():
+            try:
+                saved = CodecIndex.load(store.path / "index" / "codes")
+            except Exception:  # noqa: BLE001 - derived data: a damaged file is rebuilt from the vectors
+                saved = None
+        return CompressedDenseRetriever(prof["codec"], bool(prof.get("rescore")), int(prof.get("oversample", 10)),
+                                        int(store.manifest["dim"]), saved)
     index: VectorIndex | None = None
     if store.manifest.get("index") == "hnsw":
         index = HnswIndex.load(store.path / "index", int(store.manifest["dim"]))

@@ -62,11 +62,16 @@ def run_eval(
     cache_dir: str | Path | None = None,
     max_queries: int | None = None,
     progress: bool = False,
+    query_ids: set[str] | None = None,
+    tag: str = "",
 ) -> dict[str, Any]:
-    """Evaluate one profile on one BEIR dataset split; writes a TREC run file and returns metrics and cost."""
+    """Evaluate one profile on one BEIR dataset split (optionally only `query_ids`); writes a TREC run file."""
     ds = load_dataset(dataset_dir)
     qrels = ds.qrels(split)
     queries = ds.queries(split)
+    if query_ids is not None:
+        queries = {q: t for q, t in queries.items() if q in query_ids}
+        qrels = {q: qrels[q] for q in queries}
     if max_queries:
         queries = dict(list(queries.items())[:max_queries])
         qrels = {q: qrels[q] for q in queries}
@@ -91,7 +96,8 @@ def run_eval(
             run[qid] = {h.id: h.score for h in hits}
         info = col.info()
     metrics = evaluate(qrels, run)
-    run_file = write_trec_run(run, out / "runs" / f"{ds.name}-{split}-{profile.name}.trec", tag=f"slimvec-{profile.name}")
+    run_file = write_trec_run(run, out / "runs" / f"{ds.name}-{split}{tag}-{profile.name}.trec",
+                              tag=f"slimvec-{profile.name}")
     docs = max(info["documents"], 1)
     cost = {
         "ram_bytes_per_doc": info["ram_bytes"] / docs,
@@ -108,8 +114,9 @@ def run_eval(
     return {
         "dataset": ds.name,
         "profile": profile.name,
-        "split": split,
+        "split": split + tag,
         "queries": len(queries),
+        "query_ids": sorted(queries),
         "documents": info["documents"],
         "chunks": info["chunks"],
         "metrics": metrics,

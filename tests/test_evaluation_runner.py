@@ -1,0 +1,131 @@
+"""A full small evaluation on a SciFact subset with the real model: metrics, cost, run file, cache, sweep, plan."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from slimvec.encoders import registry
+from slimvec.evaluation.metrics import evaluate, read_trec_run
+from slimvec.evaluation.planner import held_out_halves, plan
+from slimvec.evaluation.runner import run_eval, run_sweep
+from slimvec.profiles import load_profile
+
+from conftest import SCIFACT, _jsonl
+
+N_QUERIES = 24
+
+
+@pytest.fixture(scope="module")
+def mini_beir(tmp_path_factory) -> Path:
+    """A BEIR folder: the judged docs of N_QUERIES SciFact test queries plus 100 others."""
+    root = tmp_path_factory.mktemp("beir") / "scifact-mini"
+    (root / "qrels").mkdir(parents=True)
+    lines = (SCIFACT / "qrels" / "test.tsv").read_text().splitlines()
+    header, rows = lines[0], [line.split("\t") for line in lines[1:]]
+    qids = list(dict.fromkeys(r[0] for r in rows))[:N_QUERIES]
+    kept = [r for r in rows if r[0] in qids]
+    (root / "qrels" / "test.tsv").write_text(header + "\n" + "\n".join("\t".join(r) for r in kept) + "\n")
+    judged = {r[1] for r in kept}
+    corpus = _jsonl(SCIFACT / "corpus.jsonl")
+    docs = [d for d in corpus if d["_id"] in judged] + [d for d in corpus if d["_id"] not in judged][:100]
+    (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    queries = [q for q in _jsonl(SCIFACT / "queries.jsonl") if q["_id"] in qids]
+    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": q["_id"], "text": q["text"]}) + "\n" for q in queries))
+    return root
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory) -> Path:
+    """One embedding cache for the tests that do not count encodes, so the corpus is encoded once."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture()
+def counting(monkeypatch):
+    """Count the texts the real model is asked to encode as documents."""
+    enc = registry.load_encoder()
+    calls: list[int] = []
+    original = enc.encode_documents
+
+    def counted(texts, progress=False):
+        calls.append(len(texts))
+        return original(texts, progress=progress)
+
+    monkeypatch.setattr(enc, "encode_documents", counted)
+    return calls
+
+
+def test_eval_reports_metrics_cost_and_run_file(mini_beir, tmp_path, counting, shared_cache):
+    out, cache = tmp_path / "out", shared_cache
+    res = run_eval(mini_beir, load_profile("exact-f32"), out=out, cache_dir=cache)
+    assert res["queries"] == N_QUERIES and res["documents"] > 100
+    m = res["metrics"]
+    assert set(m) == {"ndcg@10", "recall@100", "mrr@10", "map@100"}
+    assert all(0 <= v <= 1 for v in m.values())
+    # Judged docs are about a fifth of 130 docs; MiniLM finds most of them (full SciFact: nDCG@10 ~0.64).
+    assert m["ndcg@10"] > 0.6 and m["recall@100"] > 0.9
+    c = res["cost"]
+    assert c["ram_bytes_per_doc"] >= 384 * 4 and c["disk_bytes_per_doc"] > c["ram_bytes_per_doc"]
+    assert c["query_ms_p95"] >= c["query_ms_p50"] > 0 and c["build_s"] > 0
+    # The TREC run file re-scores to the same numbers.
+    qrels = {}
+    for line in (mini_beir / "qrels" / "test.tsv").read_text().splitlines()[1:]:
+        q, d, s = line.split("\t")
+        qrels.setdefault(q, {})[d] = int(s)
+    assert evaluate(qrels, read_trec_run(res["run_file"])) == pytest.approx(m)
+
+
+def test_cache_avoids_reencoding(mini_beir, tmp_path, counting):
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    run_eval(mini_beir, load_profile("exact-f32"), out=out, cache_dir=cache)
+    first = sum(counting)
+    assert first > 0
+    # Another storage profile of the same model: a new collection, zero texts encoded.
+    res = run_eval(mini_beir, load_profile("int8"), out=out, cache_dir=cache)
+    assert sum(counting) == first
+    assert res["metrics"]["ndcg@10"] > 0.55
+
+
+def test_sweep_writes_report(mini_beir, tmp_path, shared_cache):
+    out = tmp_path / "sweep"
+    results = run_sweep(mini_beir, [load_profile(p) for p in ("exact-f32", "binary", "binary-rescore")],
+                        out=out, cache_dir=shared_cache)
+    assert [r["profile"] for r in results] == ["exact-f32", "binary", "binary-rescore"]
+    for name in ("report.md", "results.csv", "pareto.png", "report.html"):
+        assert (out / name).stat().st_size > 100
+    assert "binary-rescore" in (out / "report.md").read_text()
+    ram = {r["profile"]: r["cost"]["ram_bytes_per_doc"] for r in results}
+    assert ram["binary"] * 16 < ram["exact-f32"] * 1.2
+
+
+def test_plan_respects_budget_and_holds_out_report_queries(mini_beir, tmp_path, monkeypatch, shared_cache):
+    import slimvec.evaluation.planner as planner
+
+    seen: list[tuple[str, set[str] | None]] = []
+    real = planner.run_eval
+
+    def spy(dataset_dir, profile, split, out, cache_dir, query_ids=None, tag=""):
+        seen.append((tag, query_ids))
+        return real(dataset_dir, profile, split, out, cache_dir, query_ids=query_ids, tag=tag)
+
+    monkeypatch.setattr(planner, "run_eval", spy)
+    cands = [load_profile(p) for p in ("exact-f32", "int8", "binary-rescore")]
+    budget = 700.0
+    result = plan(mini_beir, budget, cands, out=tmp_path / "plan", cache_dir=shared_cache)
+    chosen = next(r for r in result.selection if r["profile"] == result.profile.name)
+    assert chosen["cost"]["ram_bytes_per_doc"] <= budget
+    assert result.profile.name != "exact-f32"
+    select_ids = set().union(*(ids for tag, ids in seen if tag == "-select"))
+    report_ids = set().union(*(ids for tag, ids in seen if tag == "-report"))
+    assert select_ids and report_ids and not select_ids & report_ids
+    assert set(result.report["query_ids"]) == report_ids
+
+
+def test_held_out_halves_are_stable_and_disjoint():
+    ids = [str(i) for i in range(200)]
+    a, b = held_out_halves(ids)
+    assert a | b == set(ids) and not a & b and 60 < len(a) < 140
+    assert held_out_halves(list(reversed(ids))) == (a, b)
