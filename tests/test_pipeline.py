@@ -55,3 +55,20 @@ def test_binary_without_rescore_still_finds_judged_docs(built_collection, tmp_pa
         found = sum(bool({h.id for h in col.search(t, k=10)} & rel) for t, rel in scifact_judged.values())
     # Binary codes alone keep most of the ranking on 300 docs (exact finds >= 80%, see test_collection).
     assert found / len(scifact_judged) >= 0.7
+
+
+def test_codec_is_refitted_as_the_collection_grows(tmp_path):
+    from slimvec import Document
+
+    from fakes import FakeEncoder
+
+    with Collection.create(tmp_path / "c", profile="int8", encoder=FakeEncoder()) as col:
+        col.add([Document(f"a{i}", f"alpha {i} beta {i % 3}") for i in range(10)])
+        col.search("alpha", k=1)
+        assert col._retrievers["dense"].fitted_rows == 10
+        col.add([Document(f"b{i}", f"gamma {i} delta {i % 5}") for i in range(30)])
+        col.search("gamma", k=1)
+        assert col._retrievers["dense"].fitted_rows == 40
+    with Collection.open(tmp_path / "c", encoder=FakeEncoder()) as col:
+        col.search("gamma", k=1)
+        assert col._retrievers["dense"].fitted_rows == 40

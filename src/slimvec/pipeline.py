@@ -8,6 +8,7 @@ lists the ones it maintains, and `mode` picks which ones a search uses.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -99,16 +100,20 @@ class DenseRetriever:
 class CompressedDenseRetriever:
     """Dense candidates from compact codes in RAM; optionally rescored with float32 rows read from disk.
 
-    The codec is fitted on the rows present at the first sync (up to `_FIT_ROWS`), then frozen: later rows
-    are encoded with it, so codes never change under a reader. Rescoring reads only the candidate rows
+    The codec is fitted on a sample of the rows present (up to `_FIT_ROWS`) and refitted, re-encoding every
+    row from the float32 file, whenever the collection has doubled since the last fit, until the sample is
+    full: a collection built in small batches is not stuck with a codec trained on its first batch.
+    Rescoring reads only the candidate rows
     of the on-disk float32 file (a memmap), which is what makes the bi-granular design cheap in RAM.
     """
 
     name = "dense"
 
-    def __init__(self, spec: str, rescore: bool, oversample: int, dim: int, index: Any = None) -> None:
+    def __init__(self, spec: str, rescore: bool, oversample: int, dim: int, index: Any = None,
+                 fitted_rows: int = 0) -> None:
         self.spec, self.rescore, self.oversample, self.dim = spec, rescore, oversample, dim
         self.index = index  # CodecIndex once fitted
+        self.fitted_rows = fitted_rows if index is not None else 0
         self._full: np.ndarray | None = None
 
     @property
@@ -122,7 +127,10 @@ class CompressedDenseRetriever:
         rows = store.committed_rows
         vectors = store.vectors(rows)
         self._full = vectors
-        if self.index is not None and self.index.rows > rows:
+        stale = self.index is not None and (
+            self.index.rows > rows or (self.fitted_rows < _FIT_ROWS and rows >= 2 * self.fitted_rows)
+        )
+        if stale:
             self.index = None
         if self.index is None and rows:
             codec = make_codec(self.spec)
@@ -130,6 +138,7 @@ class CompressedDenseRetriever:
             try:
                 codec.fit(np.asarray(vectors[::step], dtype=np.float32))
                 self.index = CodecIndex(codec, self.dim)
+                self.fitted_rows = rows
             except ValueError:
                 # Too few rows to train this codec (e.g. PQ needs 256): search stays exact until there are.
                 self.index = None
@@ -161,6 +170,7 @@ class CompressedDenseRetriever:
     def save(self, directory: Path) -> None:
         if self.index is not None:
             self.index.save(directory / "codes")
+            (directory / "codes" / "fit.json").write_text(json.dumps({"fitted_rows": self.fitted_rows}))
 
 
 _FIT_ROWS = 50_000
@@ -176,14 +186,16 @@ def _dense(store: Store, encoder: Callable[[], Encoder]) -> Retriever:
     if prof.get("codec", "float32") != "float32":
         from slimvec.index.compressed import CodecIndex
 
-        saved = None
-        if (store.path / "index" / "codes" / "index.json").exists():
+        saved, fitted = None, 0
+        codes = store.path / "index" / "codes"
+        if (codes / "index.json").exists():
             try:
-                saved = CodecIndex.load(store.path / "index" / "codes")
+                saved = CodecIndex.load(codes)
+                fitted = int(json.loads((codes / "fit.json").read_text())["fitted_rows"])
             except Exception:  # noqa: BLE001 - derived data: a damaged file is rebuilt from the vectors
-                saved = None
+                saved, fitted = None, 0
         return CompressedDenseRetriever(prof["codec"], bool(prof.get("rescore")), int(prof.get("oversample", 10)),
-                                        int(store.manifest["dim"]), saved)
+                                        int(store.manifest["dim"]), saved, fitted)
     index: VectorIndex | None = None
     if store.manifest.get("index") == "hnsw":
         index = HnswIndex.load(store.path / "index", int(store.manifest["dim"]))
