@@ -16,9 +16,9 @@ import json
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -77,14 +77,16 @@ def real_embeddings(n_docs: int, n_queries: int) -> tuple[np.ndarray, np.ndarray
 
 
 def synthesize(bases: np.ndarray, n: int, rank: int, seed: int = 0) -> np.memmap:
-    """n rows = random base + low-rank Gaussian deviation with the bases' covariance, renormalised (memmap)."""
+    """n rows = random base + low-rank Gaussian deviation with the bases' covariance, renormalised."""
     path = OUT / f"synthetic-{n}-{len(bases)}-r{rank}-s{seed}.f32"
     d = bases.shape[1]
     mean = bases.mean(axis=0)
     vals, vecs = np.linalg.eigh(np.cov(bases - mean, rowvar=False))
     top = np.argsort(vals)[::-1][:rank]
     mix = (vecs[:, top] * np.sqrt(vals[top])).T.astype(np.float32)  # (rank, d): z @ mix ~ N(0, cov_rank)
-    print(f"  deviations: top {rank} of {d} principal axes, {vals[top].sum() / vals.sum():.0%} of the variance")
+    print(
+        f"  deviations: top {rank} of {d} principal axes, {vals[top].sum() / vals.sum():.0%} of the variance"
+    )
     if not path.exists():
         rng = np.random.default_rng(seed)
         tmp = path.with_suffix(".tmp")
@@ -106,8 +108,10 @@ def describe(bases: np.ndarray, rows: np.ndarray, queries: np.ndarray) -> None:
     print(f"  cos(row, closest real doc): median {np.median(nearest_base):.3f}")
     real_top = np.sort(queries @ bases.T, axis=1)[:, -K:]
     syn_top = np.sort(queries @ sub.T, axis=1)[:, -K:]
-    print(f"  queries' top-{K} cosine: real docs {real_top.mean():.3f}, first {len(sub)} synthetic rows "
-          f"{syn_top.mean():.3f}")
+    print(
+        f"  queries' top-{K} cosine: real docs {real_top.mean():.3f}, first {len(sub)} synthetic rows "
+        f"{syn_top.mean():.3f}"
+    )
 
 
 # ---------------------------------------------------------------- measuring
@@ -132,24 +136,36 @@ def recall_at_k(truth: np.ndarray, found: np.ndarray) -> float:
     return float(np.mean([len(set(t[:K]) & set(f[:K])) / K for t, f in zip(truth, found)]))
 
 
-def timed(search: Search, queries: np.ndarray, single: int, budget_s: float = 10.0) -> tuple[np.ndarray, float, float]:
-    """(rows, batch QPS, median single-query ms over up to `single` queries or `budget_s` seconds)."""
+def timed(
+    search: Search, queries: np.ndarray, single: int, budget_s: float = 10.0
+) -> tuple[np.ndarray, float, float]:
+    """(rows, batch QPS, median single-query ms over up to `single` queries or `budget_s` seconds).
+
+    Single queries run with one faiss thread for every method: faiss splits a lone query's rows across
+    OpenMP threads, which on this shared 2-core machine stalls ~24 ms per call (slimvec's indexes do the
+    same switch themselves)."""
     t0 = time.perf_counter()
     rows = search(queries)
     qps = len(queries) / (time.perf_counter() - t0)
     lat: list[float] = []
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
     start = time.perf_counter()
-    for q in queries[:single]:
-        t0 = time.perf_counter()
-        search(q[None])
-        lat.append(time.perf_counter() - t0)
-        if len(lat) >= 5 and time.perf_counter() - start > budget_s:
-            break
+    try:
+        for q in queries[:single]:
+            t0 = time.perf_counter()
+            search(q[None])
+            lat.append(time.perf_counter() - t0)
+            if len(lat) >= 5 and time.perf_counter() - start > budget_s:
+                break
+    finally:
+        faiss.omp_set_num_threads(threads)
     return rows, qps, 1e3 * float(np.median(lat))
 
 
-def first_reaching(configs: list, make: Callable[..., Search], queries: np.ndarray, truth: np.ndarray,
-                   single: int) -> tuple[object, float, float, float, str]:
+def first_reaching(
+    configs: list, make: Callable[..., Search], queries: np.ndarray, truth: np.ndarray, single: int
+) -> tuple[object, float, float, float, str]:
     """Try configs in order (cheapest first); stop at the first reaching TARGET_RECALL.
     Returns (config, recall, qps, p50 ms, what was tried)."""
     tried = []
@@ -173,7 +189,9 @@ def faiss_flat(rows: np.ndarray, queries: np.ndarray, single: int) -> tuple[Resu
     return Result("faiss-flat f32", 1.0, qps, p50, index.ntotal * index.d * 4, build), truth
 
 
-def faiss_hnsw(rows: np.ndarray, queries: np.ndarray, truth: np.ndarray, single: int, ef_construction: int) -> Result:
+def faiss_hnsw(
+    rows: np.ndarray, queries: np.ndarray, truth: np.ndarray, single: int, ef_construction: int
+) -> Result:
     """IndexHNSWFlat M=32 with the smallest efSearch reaching the target recall."""
     t0 = time.perf_counter()
     index = faiss.IndexHNSWFlat(rows.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
@@ -190,8 +208,15 @@ def faiss_hnsw(rows: np.ndarray, queries: np.ndarray, truth: np.ndarray, single:
         return lambda q: index.search(q, K, params=params)[1]
 
     ef, rec, qps, p50, tried = first_reaching([16, 32, 64, 128, 256, 512, 1024], make, queries, truth, single)
-    return Result("faiss-hnsw f32", rec, qps, p50, ram, build, f"M=32 efC={ef_construction} efSearch={ef} "
-                  f"(ef:R@10 {tried})")
+    return Result(
+        "faiss-hnsw f32",
+        rec,
+        qps,
+        p50,
+        ram,
+        build,
+        f"M=32 efC={ef_construction} efSearch={ef} (ef:R@10 {tried})",
+    )
 
 
 def _fitted(spec: str, rows: np.ndarray, fit_rows: int):  # noqa: ANN202 - a slimvec Codec
@@ -203,9 +228,17 @@ def _fitted(spec: str, rows: np.ndarray, fit_rows: int):  # noqa: ANN202 - a sli
     return codec
 
 
-def slimvec_profile(name: str, spec: str, rows: np.ndarray, queries: np.ndarray, truth: np.ndarray,
-                    single: int, fit_rows: int, oversamples: tuple[int, ...] = ()) -> Result:
-    """CodecIndex (exact scan of the codes); with oversamples, staged search rescoring from the on-disk memmap."""
+def slimvec_profile(
+    name: str,
+    spec: str,
+    rows: np.ndarray,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    single: int,
+    fit_rows: int,
+    oversamples: tuple[int, ...] = (),
+) -> Result:
+    """CodecIndex (exact scan of the codes); with oversamples, staged search rescoring from the memmap."""
     t0 = time.perf_counter()
     index = CodecIndex(_fitted(spec, rows, fit_rows), rows.shape[1])
     for s in range(0, len(rows), 65536):
@@ -216,13 +249,22 @@ def slimvec_profile(name: str, spec: str, rows: np.ndarray, queries: np.ndarray,
         found, qps, p50 = timed(lambda q: index.search(q, K)[1], queries, single)
         return Result(name, recall_at_k(truth, found), qps, p50, index.ram_bytes(), build, f"{spec}, {scan}")
     over, rec, qps, p50, tried = first_reaching(
-        list(oversamples), lambda o: lambda q: staged_search(q, K, o, index, rows)[1], queries, truth, single)
-    return Result(name, rec, qps, p50, index.ram_bytes(), build,
-                  f"{spec}, {scan}, oversample={over} (x:R@10 {tried})")
+        list(oversamples), lambda o: lambda q: staged_search(q, K, o, index, rows)[1], queries, truth, single
+    )
+    return Result(
+        name, rec, qps, p50, index.ram_bytes(), build, f"{spec}, {scan}, oversample={over} (x:R@10 {tried})"
+    )
 
 
-def slimvec_ivf(name: str, rows: np.ndarray, queries: np.ndarray, truth: np.ndarray, single: int,
-                fit_rows: int, nlist: int) -> Result:
+def slimvec_ivf(
+    name: str,
+    rows: np.ndarray,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    single: int,
+    fit_rows: int,
+    nlist: int,
+) -> Result:
     """BinaryIVFIndex (asymmetric scores in the probed lists) + rescore from the memmap."""
     t0 = time.perf_counter()
     index = BinaryIVFIndex(_fitted("binary", rows, fit_rows), rows.shape[1], nlist)
@@ -238,8 +280,15 @@ def slimvec_ivf(name: str, rows: np.ndarray, queries: np.ndarray, truth: np.ndar
 
     configs = [(p, o) for p in (16, 32, 64, 128, 256) for o in (10, 20) if p <= nlist]
     (nprobe, over), rec, qps, p50, tried = first_reaching(configs, make, queries, truth, single)
-    return Result(name, rec, qps, p50, index.ram_bytes(), build,
-                  f"binary, nlist={nlist} nprobe={nprobe} oversample={over} ((nprobe, x):R@10 {tried})")
+    return Result(
+        name,
+        rec,
+        qps,
+        p50,
+        index.ram_bytes(),
+        build,
+        f"binary, nlist={nlist} nprobe={nprobe} oversample={over} ((nprobe, x):R@10 {tried})",
+    )
 
 
 def popcount_scan_qps(rows: np.ndarray, queries: np.ndarray, fit_rows: int) -> tuple[float, float]:
@@ -247,7 +296,9 @@ def popcount_scan_qps(rows: np.ndarray, queries: np.ndarray, fit_rows: int) -> t
     from slimvec.codecs.binary import hamming
 
     codec = _fitted("binary", rows, fit_rows)
-    codes = np.concatenate([codec.encode(np.asarray(rows[s : s + 65536])) for s in range(0, len(rows), 65536)])
+    codes = np.concatenate(
+        [codec.encode(np.asarray(rows[s : s + 65536])) for s in range(0, len(rows), 65536)]
+    )
     q = codec.query_codes(queries[:20])
     t0 = time.perf_counter()
     top_k(-hamming(q, codes).astype(np.float32), K * 20)
@@ -266,14 +317,18 @@ def print_table(results: list[Result], n: int) -> None:
     """One row per method, with RAM relative to FAISS flat and QPS relative to FAISS HNSW."""
     flat = next(r for r in results if r.name.startswith("faiss-flat"))
     hnsw = next((r for r in results if r.name.startswith("faiss-hnsw")), None)
-    head = f"{'method':18s} {'R@10':>6s} {'QPS':>8s} {'p50 ms':>8s} {'RAM MB':>9s} {'B/vec':>7s} " \
-           f"{'RAM/flat':>8s} {'QPS/HNSW':>8s} {'build s':>8s}  notes"
+    head = (
+        f"{'method':18s} {'R@10':>6s} {'QPS':>8s} {'p50 ms':>8s} {'RAM MB':>9s} {'B/vec':>7s} "
+        f"{'RAM/flat':>8s} {'QPS/HNSW':>8s} {'build s':>8s}  notes"
+    )
     print(head)
     print("-" * len(head))
     for r in results:
         rel_q = f"{r.qps / hnsw.qps:8.2f}" if hnsw else f"{'-':>8s}"
-        print(f"{r.name:18s} {r.recall:6.3f} {r.qps:8.0f} {r.p50_ms:8.2f} {r.ram / 1e6:9.1f} {r.ram / n:7.1f} "
-              f"{r.ram / flat.ram:8.4f} {rel_q} {r.build_s:8.1f}  {r.note}")
+        print(
+            f"{r.name:18s} {r.recall:6.3f} {r.qps:8.0f} {r.p50_ms:8.2f} {r.ram / 1e6:9.1f} {r.ram / n:7.1f} "
+            f"{r.ram / flat.ram:8.4f} {rel_q} {r.build_s:8.1f}  {r.note}"
+        )
 
 
 def main() -> None:
@@ -289,12 +344,16 @@ def main() -> None:
     ap.add_argument("--skip", default="", help="comma-separated method names to skip")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
-    print(f"threads: faiss {faiss.omp_get_max_threads()}; cpu count {os.cpu_count()}; "
-          f"load average at start {os.getloadavg()[0]:.1f} (other work shares this machine)")
+    print(
+        f"threads: faiss {faiss.omp_get_max_threads()}; cpu count {os.cpu_count()}; "
+        f"load average at start {os.getloadavg()[0]:.1f} (other work shares this machine)"
+    )
 
     bases, queries = real_embeddings(args.bases, args.queries)
-    print(f"data: {args.n} synthetic rows from {len(bases)} real MiniLM documents (SciFact + NFCorpus); "
-          f"{len(queries)} real held-out queries")
+    print(
+        f"data: {args.n} synthetic rows from {len(bases)} real MiniLM documents (SciFact + NFCorpus); "
+        f"{len(queries)} real held-out queries"
+    )
     rows = synthesize(bases, args.n, args.rank)
     describe(bases, rows, queries)
 
@@ -306,7 +365,10 @@ def main() -> None:
         results.append(faiss_hnsw(rows, queries, truth, args.single, args.ef_construction))
         print(f"  faiss-hnsw: built in {results[-1].build_s:.0f}s", flush=True)
     profiles = [
-        ("float16", "float16", ()), ("float8", "float8", ()), ("int8", "int8", ()), ("binary", "binary", ()),
+        ("float16", "float16", ()),
+        ("float8", "float8", ()),
+        ("int8", "int8", ()),
+        ("binary", "binary", ()),
         ("binary-rescore", "binary", (2, 5, 10, 20, 50, 100, 200)),
         ("int8-rescore", "int8", (1, 2, 4)),
         ("pq-rescore", "pq:48x8", (5, 10, 20)),
@@ -319,15 +381,21 @@ def main() -> None:
         print(f"  {name}: {time.perf_counter() - t0:.0f}s", flush=True)
     if "binary-ivf-rescore" not in skip:
         nlist = args.nlist or 1 << int(round(np.log2(4 * np.sqrt(args.n))))  # ~4 sqrt(n) lists
-        results.append(slimvec_ivf("binary-ivf-rescore", rows, queries, truth, args.single, args.fit_rows, nlist))
+        results.append(
+            slimvec_ivf("binary-ivf-rescore", rows, queries, truth, args.single, args.fit_rows, nlist)
+        )
     if "popcount" not in skip:
         numpy_qps, faiss_qps = popcount_scan_qps(rows, queries, args.fit_rows)
-        print(f"binary candidate scan (top {K * 20}, 20 queries): numpy blocked popcount {numpy_qps:.0f} QPS, "
-              f"faiss IndexBinaryFlat {faiss_qps:.0f} QPS (the faster one is used)")
+        print(
+            f"binary candidate scan (top {K * 20}, 20 queries): numpy blocked popcount {numpy_qps:.0f} QPS, "
+            f"faiss IndexBinaryFlat {faiss_qps:.0f} QPS (the faster one is used)"
+        )
     print()
-    print(f"n={args.n}, d={rows.shape[1]}, k={K}, {len(queries)} queries; QPS = one batch of all queries; "
-          f"p50 = single-query latency (up to {args.single} queries or 10 s); RAM = resident search structures "
-          f"(the rescore memmap lives on disk and is not counted); load average at end {os.getloadavg()[0]:.1f}")
+    print(
+        f"n={args.n}, d={rows.shape[1]}, k={K}, {len(queries)} queries; QPS = one batch of all queries; "
+        f"p50 = single-query latency (up to {args.single} queries or 10 s); RAM = resident search structures "
+        f"(the rescore memmap lives on disk and is not counted); load average at end {os.getloadavg()[0]:.1f}"
+    )
     print_table(results, args.n)
 
 

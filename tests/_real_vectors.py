@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path(os.environ.get("SLIMVEC_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "scifact"
+DATA = (
+    Path(os.environ.get("SLIMVEC_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "scifact"
+)
 CACHE = Path(tempfile.gettempdir()) / "slimvec-test-scifact-minilm-v1.npz"
 N_DOCS = 300
 N_QUERIES = 100

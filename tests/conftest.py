@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from slimvec import Collection, Document
@@ -68,3 +69,18 @@ def scifact_collection(built_collection, tmp_path) -> Path:
     dst = tmp_path / "col"
     shutil.copytree(built_collection, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def real() -> tuple[np.ndarray, np.ndarray]:
+    """Real MiniLM vectors of SciFact documents and queries (cached under the temp dir between runs)."""
+    from _real_vectors import real_vectors
+
+    return real_vectors()
+
+
+@pytest.fixture(scope="session")
+def unit() -> np.ndarray:
+    """2,000 random unit vectors of dimension 384."""
+    x = np.random.default_rng(0).standard_normal((2000, 384)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _real_vectors import real_vectors, recall_at_k
+from _real_vectors import recall_at_k
 
 from slimvec.codecs import load, make_codec, save
 from slimvec.codecs.binary import hamming
@@ -15,18 +15,21 @@ D = 384
 
 
 @pytest.fixture(scope="module")
-def real() -> tuple[np.ndarray, np.ndarray]:
-    return real_vectors()
-
-
-@pytest.fixture(scope="module")
 def gauss() -> np.ndarray:
     return np.random.default_rng(3).standard_normal((20000, 64)).astype(np.float32)
 
 
-@pytest.mark.parametrize(("spec", "dim", "nbytes"), [("binary", 384, 48), ("rbinary:2", 384, 96),
-                                                     ("rbinary:3", 384, 144), ("rbinary:4", 384, 192),
-                                                     ("binary", 100, 13), ("rbinary:2", 100, 26)])
+@pytest.mark.parametrize(
+    ("spec", "dim", "nbytes"),
+    [
+        ("binary", 384, 48),
+        ("rbinary:2", 384, 96),
+        ("rbinary:3", 384, 144),
+        ("rbinary:4", 384, 192),
+        ("binary", 100, 13),
+        ("rbinary:2", 100, 26),
+    ],
+)
 def test_bytes_per_vector(spec: str, dim: int, nbytes: int) -> None:
     codec = make_codec(spec)
     codec.fit(np.random.default_rng(1).standard_normal((500, dim)).astype(np.float32))
@@ -75,14 +78,22 @@ def test_centring_and_rotation_happen_before_the_sign(real: tuple[np.ndarray, np
     np.testing.assert_array_equal(rotated.encode(docs), np.packbits((docs - mean) @ rot.T >= 0, axis=1))
 
 
-# Lloyd-Max minimum MSE for N(0, 1): 1 bit 0.3634 (= 1 - 2/pi), 2 bits 0.1175, 3 bits 0.03454, 4 bits 0.009497.
+# Lloyd-Max minimum MSE for N(0, 1): 1 bit 0.3634 (= 1 - 2/pi), 2 bits 0.1175, 3 bits 0.03454,
+# 4 bits 0.009497.
 # Residual sign levels (+-a1 +-a2 ...) reach the 1-2 bit optimum; at 3-4 bits they can form a uniform grid,
 # whose optimum is 0.03744 (3 bits) and 0.01154 (4 bits). Upper bounds sit just above those targets.
-@pytest.mark.parametrize(("spec", "lloyd_max", "upper"), [("binary", 0.3634, 0.37), ("rbinary:2", 0.1175, 0.121),
-                                                          ("rbinary:3", 0.03454, 0.039),
-                                                          ("rbinary:4", 0.009497, 0.0125)])
-def test_gaussian_error_near_optimal_scalar_quantizer(spec: str, lloyd_max: float, upper: float,
-                                                      gauss: np.ndarray) -> None:
+@pytest.mark.parametrize(
+    ("spec", "lloyd_max", "upper"),
+    [
+        ("binary", 0.3634, 0.37),
+        ("rbinary:2", 0.1175, 0.121),
+        ("rbinary:3", 0.03454, 0.039),
+        ("rbinary:4", 0.009497, 0.0125),
+    ],
+)
+def test_gaussian_error_near_optimal_scalar_quantizer(
+    spec: str, lloyd_max: float, upper: float, gauss: np.ndarray
+) -> None:
     codec = make_codec(spec)
     codec.fit(gauss[:10000])
     held_out = gauss[10000:]
@@ -90,9 +101,12 @@ def test_gaussian_error_near_optimal_scalar_quantizer(spec: str, lloyd_max: floa
     assert 0.97 * lloyd_max < mse < upper
 
 
-@pytest.mark.parametrize(("spec", "max_err"), [("binary", 0.7), ("rbinary:2", 0.45), ("rbinary:3", 0.3),
-                                               ("rbinary:4", 0.2)])
-def test_round_trip_on_real_embeddings(spec: str, max_err: float, real: tuple[np.ndarray, np.ndarray]) -> None:
+@pytest.mark.parametrize(
+    ("spec", "max_err"), [("binary", 0.7), ("rbinary:2", 0.45), ("rbinary:3", 0.3), ("rbinary:4", 0.2)]
+)
+def test_round_trip_on_real_embeddings(
+    spec: str, max_err: float, real: tuple[np.ndarray, np.ndarray]
+) -> None:
     docs, _ = real
     codec = make_codec(spec)
     codec.fit(docs)
@@ -119,8 +133,10 @@ def test_symmetric_score_is_sign_cosine(real: tuple[np.ndarray, np.ndarray]) -> 
     np.testing.assert_allclose(codec.symmetric_score(queries, codec.encode(docs)), qs @ ds.T / D, atol=1e-6)
 
 
-@pytest.mark.parametrize(("spec", "floor"), [("binary", 0.65), ("binary:rotate", 0.65), ("rbinary:2", 0.8),
-                                             ("rbinary:3", 0.87), ("rbinary:4", 0.9)])
+@pytest.mark.parametrize(
+    ("spec", "floor"),
+    [("binary", 0.65), ("binary:rotate", 0.65), ("rbinary:2", 0.8), ("rbinary:3", 0.87), ("rbinary:4", 0.9)],
+)
 def test_recall_at_10_asymmetric(spec: str, floor: float, real: tuple[np.ndarray, np.ndarray]) -> None:
     # Measured (100 SciFact queries over 300 docs): binary 0.726, binary:rotate 0.736, rbinary:2 0.871,
     # rbinary:3 0.916, rbinary:4 0.966; floors ~0.05 lower (a 300-doc corpus gives noisy recall).

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from _real_vectors import real_vectors, recall_at_k
+from _real_vectors import recall_at_k
 
 from slimvec.codecs import CODECS, Chain, load, make_codec, save
 from slimvec.codecs.floats import Float8Codec
@@ -15,24 +15,24 @@ from slimvec.errors import ConfigError
 from slimvec.index.base import top_k
 
 
-@pytest.fixture(scope="module")
-def real() -> tuple[np.ndarray, np.ndarray]:
-    return real_vectors()
-
-
 def test_registry_names() -> None:
     assert {"float32", "float16", "float8", "int8", "int4", "binary", "rbinary", "pq"} <= set(CODECS)
 
 
-@pytest.mark.parametrize(("spec", "name", "nbytes"), [
-    ("pca:192 > float8", "pca:192 > float8", 192),          # 192 dims x 1 byte
-    ("truncate:128>int4", "truncate:128 > int4", 64),        # 128 dims x 4 bits
-    ("pca:192 > rbinary:2", "pca:192 > rbinary:2", 48),      # 192 dims x 2 bits
-    ("rotate > binary", "rotate > binary", 48),              # 384 bits
-    ("pca:128", "pca:128 > float32", 512),                   # transforms alone keep float32: 128 x 4
-    ("pca:256 > truncate:128 > float16", "pca:256 > truncate:128 > float16", 256),
-])
-def test_chain_names_and_bytes(spec: str, name: str, nbytes: int, real: tuple[np.ndarray, np.ndarray]) -> None:
+@pytest.mark.parametrize(
+    ("spec", "name", "nbytes"),
+    [
+        ("pca:192 > float8", "pca:192 > float8", 192),  # 192 dims x 1 byte
+        ("truncate:128>int4", "truncate:128 > int4", 64),  # 128 dims x 4 bits
+        ("pca:192 > rbinary:2", "pca:192 > rbinary:2", 48),  # 192 dims x 2 bits
+        ("rotate > binary", "rotate > binary", 48),  # 384 bits
+        ("pca:128", "pca:128 > float32", 512),  # transforms alone keep float32: 128 x 4
+        ("pca:256 > truncate:128 > float16", "pca:256 > truncate:128 > float16", 256),
+    ],
+)
+def test_chain_names_and_bytes(
+    spec: str, name: str, nbytes: int, real: tuple[np.ndarray, np.ndarray]
+) -> None:
     docs, _ = real
     codec = make_codec(spec)
     assert isinstance(codec, Chain) and codec.name == name
@@ -41,7 +41,9 @@ def test_chain_names_and_bytes(spec: str, name: str, nbytes: int, real: tuple[np
     assert codec.encode(docs[:4]).nbytes == 4 * nbytes
 
 
-@pytest.mark.parametrize("spec", ["", "pq:48x8 > pca:192", "float8 > int8", "nosuch", "pca", "pca:x", "pca:192 >"])
+@pytest.mark.parametrize(
+    "spec", ["", "pq:48x8 > pca:192", "float8 > int8", "nosuch", "pca", "pca:x", "pca:192 >"]
+)
 def test_bad_specs(spec: str) -> None:
     with pytest.raises(ConfigError):
         make_codec(spec)
@@ -60,8 +62,16 @@ def test_chain_equals_its_stages_composed_by_hand(real: tuple[np.ndarray, np.nda
     np.testing.assert_allclose(chain.decode(codes), pca.backward(f8.decode(codes)), atol=1e-6)
 
 
-@pytest.mark.parametrize("spec", ["pca:192 > float8", "pca:192 > int8", "rotate > rbinary:2", "truncate:256 > int4",
-                                  "pca:128:whiten > int8"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "pca:192 > float8",
+        "pca:192 > int8",
+        "rotate > rbinary:2",
+        "truncate:256 > int4",
+        "pca:128:whiten > int8",
+    ],
+)
 def test_score_matches_decode_then_dot(spec: str, real: tuple[np.ndarray, np.ndarray]) -> None:
     docs, queries = real
     codec = make_codec(spec)
@@ -71,7 +81,9 @@ def test_score_matches_decode_then_dot(spec: str, real: tuple[np.ndarray, np.nda
 
 
 @pytest.mark.parametrize(("spec", "floor"), [("pca:192 > float8", 0.9), ("pca:192 > int8", 0.92)])
-def test_recall_at_10_on_real_embeddings(spec: str, floor: float, real: tuple[np.ndarray, np.ndarray]) -> None:
+def test_recall_at_10_on_real_embeddings(
+    spec: str, floor: float, real: tuple[np.ndarray, np.ndarray]
+) -> None:
     # Measured (100 SciFact queries, 300 docs): pca:192 > float8 0.944, pca:192 > int8 0.955 at 192 bytes,
     # half of float8's 384 bytes for ~0.04 less recall.
     docs, queries = real

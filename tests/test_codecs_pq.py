@@ -7,16 +7,11 @@ import warnings
 import faiss
 import numpy as np
 import pytest
-from _real_vectors import real_vectors, recall_at_k
+from _real_vectors import recall_at_k
 
 from slimvec.codecs import load, make_codec, save
 from slimvec.errors import ConfigError
 from slimvec.index.base import top_k
-
-
-@pytest.fixture(scope="module")
-def real() -> tuple[np.ndarray, np.ndarray]:
-    return real_vectors()
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +27,9 @@ def _fit(spec: str, sample: np.ndarray):  # noqa: ANN202
     return codec
 
 
-@pytest.mark.parametrize(("spec", "nbytes"), [("pq:48x8", 48), ("pq:96x4", 48), ("pq:16x8", 16), ("pq:8x6", 6)])
+@pytest.mark.parametrize(
+    ("spec", "nbytes"), [("pq:48x8", 48), ("pq:96x4", 48), ("pq:16x8", 16), ("pq:8x6", 6)]
+)
 def test_bytes_per_vector(spec: str, nbytes: int, real: tuple[np.ndarray, np.ndarray]) -> None:
     docs, _ = real
     sample = np.vstack([docs, docs[:, ::-1]])  # 600 rows: enough for 256 centroids

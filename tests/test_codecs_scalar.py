@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _real_vectors import real_vectors, recall_at_k
+from _real_vectors import recall_at_k
 
 from slimvec.codecs import load, make_codec, save
 from slimvec.codecs.scalar import fit_ranges
@@ -13,19 +13,9 @@ from slimvec.index.base import top_k
 D = 384
 
 
-@pytest.fixture(scope="module")
-def real() -> tuple[np.ndarray, np.ndarray]:
-    return real_vectors()
-
-
-@pytest.fixture(scope="module")
-def unit() -> np.ndarray:
-    x = np.random.default_rng(0).standard_normal((2000, D)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-@pytest.mark.parametrize(("spec", "dim", "nbytes"), [("int8", 384, 384), ("int4", 384, 192), ("int4", 5, 3),
-                                                     ("int8", 5, 5)])
+@pytest.mark.parametrize(
+    ("spec", "dim", "nbytes"), [("int8", 384, 384), ("int4", 384, 192), ("int4", 5, 3), ("int8", 5, 5)]
+)
 def test_bytes_per_vector(spec: str, dim: int, nbytes: int) -> None:
     codec = make_codec(spec)
     codec.fit(np.random.default_rng(1).standard_normal((300, dim)).astype(np.float32))
@@ -34,7 +24,7 @@ def test_bytes_per_vector(spec: str, dim: int, nbytes: int) -> None:
 
 
 def test_int8_hand_computed_codes() -> None:
-    # Each dimension spans exactly the 256-level grid on [-1, 1]: zero error without clipping, so that range wins.
+    # Each dimension spans exactly the 256-level grid on [-1, 1]: zero error unclipped, so that range wins.
     grid = np.repeat(np.linspace(-1, 1, 256, dtype=np.float32)[:, None], 2, axis=1)
     codec = make_codec("int8")
     codec.fit(grid)
@@ -81,7 +71,9 @@ def test_ranges_clip_gaussian_tails_like_the_optimal_uniform_quantizer() -> None
 
 
 @pytest.mark.parametrize(("spec", "max_rel_err"), [("int8", 0.01), ("int4", 0.15)])
-def test_round_trip_on_real_embeddings(spec: str, max_rel_err: float, real: tuple[np.ndarray, np.ndarray]) -> None:
+def test_round_trip_on_real_embeddings(
+    spec: str, max_rel_err: float, real: tuple[np.ndarray, np.ndarray]
+) -> None:
     docs, _ = real
     codec = make_codec(spec)
     codec.fit(docs)
@@ -100,7 +92,9 @@ def test_score_matches_decode_then_dot(spec: str, real: tuple[np.ndarray, np.nda
 
 
 @pytest.mark.parametrize(("spec", "floor"), [("int8", 0.98), ("int4", 0.92)])
-def test_recall_at_10_on_real_embeddings(spec: str, floor: float, real: tuple[np.ndarray, np.ndarray]) -> None:
+def test_recall_at_10_on_real_embeddings(
+    spec: str, floor: float, real: tuple[np.ndarray, np.ndarray]
+) -> None:
     # Measured (100 SciFact queries over 300 docs): int8 0.997, int4 0.956.
     docs, queries = real
     codec = make_codec(spec)

@@ -1,4 +1,4 @@
-"""CodecIndex, rescore and staged search: agreement with independent scans, filters, RAM accounting, persistence."""
+"""CodecIndex, BinaryIVFIndex, rescore, staged search: independent scans, filters, RAM, persistence."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import warnings
 import faiss
 import numpy as np
 import pytest
-from _real_vectors import real_vectors, recall_at_k
+from _real_vectors import recall_at_k
 
 import slimvec.index.compressed as compressed
 from slimvec.codecs import make_codec
@@ -17,11 +17,6 @@ from slimvec.index.compressed import BinaryIVFIndex, CodecIndex, binary_pq_centr
 from slimvec.index.flat import ExactIndex
 
 D = 384
-
-
-@pytest.fixture(scope="module")
-def real() -> tuple[np.ndarray, np.ndarray]:
-    return real_vectors()
 
 
 def _index(spec: str, docs: np.ndarray, **kw) -> CodecIndex:  # noqa: ANN003
@@ -52,7 +47,9 @@ def _assert_same_top(vals: np.ndarray, rows: np.ndarray, reference: np.ndarray, 
 
 
 @pytest.mark.parametrize("spec", ["int8", "float16", "float8", "int4", "rbinary:2", "pca:192 > int8"])
-def test_asymmetric_search_equals_top_k_of_codec_scores(spec: str, real: tuple[np.ndarray, np.ndarray]) -> None:
+def test_asymmetric_search_equals_top_k_of_codec_scores(
+    spec: str, real: tuple[np.ndarray, np.ndarray]
+) -> None:
     docs, queries = real
     index = _index(spec, docs)
     assert not index.hamming and index.rows == len(docs)
@@ -61,7 +58,9 @@ def test_asymmetric_search_equals_top_k_of_codec_scores(spec: str, real: tuple[n
 
 
 @pytest.mark.parametrize("spec", ["int8", "float16"])
-def test_few_queries_use_faiss_and_agree_with_numpy_scan(spec: str, real: tuple[np.ndarray, np.ndarray]) -> None:
+def test_few_queries_use_faiss_and_agree_with_numpy_scan(
+    spec: str, real: tuple[np.ndarray, np.ndarray]
+) -> None:
     docs, queries = real
     index = _index(spec, docs)
     few = queries[:5]  # <= _FAISS_MAX_QUERIES: faiss scalar-quantizer scan over the same codes
@@ -73,8 +72,9 @@ def test_few_queries_use_faiss_and_agree_with_numpy_scan(spec: str, real: tuple[
     vals, rows = index.search(few, 10, allowed)
     reference[:, ~allowed] = -np.inf
     _assert_same_top(vals, rows, reference, 10)
-    np.testing.assert_allclose(index._store.index.sa_decode(index.codes.view(np.uint8)),
-                               index.codec.decode(index.codes), atol=1e-6)
+    np.testing.assert_allclose(
+        index._store.index.sa_decode(index.codes.view(np.uint8)), index.codec.decode(index.codes), atol=1e-6
+    )
 
 
 def test_blocked_scan_equals_single_block(real: tuple[np.ndarray, np.ndarray], monkeypatch) -> None:
@@ -106,6 +106,14 @@ def test_hamming_search_equals_numpy_popcount(real: tuple[np.ndarray, np.ndarray
     _assert_same_top(vals, rows, (D - 2 * ham) / D, 10)
 
 
+def test_binary_codes_can_be_searched_asymmetrically(real: tuple[np.ndarray, np.ndarray]) -> None:
+    docs, queries = real
+    index = _index("binary", docs, hamming=False)
+    for q in (queries[:3], queries):  # few and many queries take different code paths elsewhere
+        vals, rows = index.search(q, 10)
+        _assert_same_top(vals, rows, index.codec.score(q, index.codes), 10)
+
+
 def test_hamming_search_through_a_chain(real: tuple[np.ndarray, np.ndarray]) -> None:
     docs, queries = real
     index = _index("pca:128 > binary", docs)
@@ -126,8 +134,11 @@ def test_filters_exclude_rows(spec: str, share: float, real: tuple[np.ndarray, n
     vals, rows = index.search(queries, 10, allowed)
     found = rows[rows >= 0]
     assert found.size and allowed[found].all()
-    full = index.codec.symmetric_score(queries, index.codes) if index.hamming else index.codec.score(
-        queries, index.codes)
+    full = (
+        index.codec.symmetric_score(queries, index.codes)
+        if index.hamming
+        else index.codec.score(queries, index.codes)
+    )
     full[:, ~allowed] = -np.inf
     kk = min(10, int(allowed.sum()))
     _assert_same_top(vals[:, :kk], rows[:, :kk], full, kk)
@@ -143,14 +154,15 @@ def test_pads_with_minus_one(real: tuple[np.ndarray, np.ndarray]) -> None:
         assert rows.shape == (2, 5)
         assert set(rows[0, :2]) == {3, 7} and (rows[:, 2:] == -1).all() and np.isneginf(vals[:, 2:]).all()
         vals, rows = index.search(queries[:1], len(docs) + 5)
-        assert (rows[0, len(docs):] == -1).all() and sorted(rows[0, : len(docs)]) == list(range(len(docs)))
+        assert (rows[0, len(docs) :] == -1).all() and sorted(rows[0, : len(docs)]) == list(range(len(docs)))
     empty = CodecIndex(make_codec("float16"), D)
     vals, rows = empty.search(queries[:3], 4)
     assert rows.shape == (3, 4) and (rows == -1).all()
 
 
-def test_rescore_reads_exact_scores_from_a_memmap(real: tuple[np.ndarray, np.ndarray],
-                                                  memmap_vectors: np.memmap) -> None:
+def test_rescore_reads_exact_scores_from_a_memmap(
+    real: tuple[np.ndarray, np.ndarray], memmap_vectors: np.memmap
+) -> None:
     docs, queries = real
     cand = np.array([[5, 17, -1, 2], [299, 0, 1, -1]])
     scores, rows = rescore(queries[:2], cand, memmap_vectors)
@@ -164,8 +176,9 @@ def test_rescore_reads_exact_scores_from_a_memmap(real: tuple[np.ndarray, np.nda
 
 
 @pytest.mark.parametrize("spec", ["binary", "int4", "pq:48x8", "pca:64 > int8"])
-def test_staged_search_covering_everything_is_exact(spec: str, real: tuple[np.ndarray, np.ndarray],
-                                                    memmap_vectors: np.memmap) -> None:
+def test_staged_search_covering_everything_is_exact(
+    spec: str, real: tuple[np.ndarray, np.ndarray], memmap_vectors: np.memmap
+) -> None:
     docs, queries = real
     index = _index(spec, docs)
     exact = ExactIndex(D)
@@ -189,14 +202,19 @@ def test_staged_search_recall(real: tuple[np.ndarray, np.ndarray], memmap_vector
     assert recall_at_k(truth, staged_search(queries, 10, 4, index, memmap_vectors)[1]) >= 0.9
 
 
-@pytest.mark.parametrize(("spec", "expected"), [
-    ("int8", 300 * 384 + 2 * 384 * 4),                  # codes + low/step float32 per dimension
-    ("binary", 300 * 48 + 2 * 384 * 4),                 # packed bits + mean and scale per dimension
-    ("rbinary:2", 300 * 96 + 384 * 4 + 2 * 384 * 4),    # two levels of bits and scales
-    ("pq:48x8", 300 * 48 + 48 * 256 * 8 * 4),           # codes + 48 x 256 centroids of 8 floats
-    ("float16", 300 * 768),                             # nothing fitted
-])
-def test_ram_bytes_counts_codes_and_parameters(spec: str, expected: int, real: tuple[np.ndarray, np.ndarray]) -> None:
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("int8", 300 * 384 + 2 * 384 * 4),  # codes + low/step float32 per dimension
+        ("binary", 300 * 48 + 2 * 384 * 4),  # packed bits + mean and scale per dimension
+        ("rbinary:2", 300 * 96 + 384 * 4 + 2 * 384 * 4),  # two levels of bits and scales
+        ("pq:48x8", 300 * 48 + 48 * 256 * 8 * 4),  # codes + 48 x 256 centroids of 8 floats
+        ("float16", 300 * 768),  # nothing fitted
+    ],
+)
+def test_ram_bytes_counts_codes_and_parameters(
+    spec: str, expected: int, real: tuple[np.ndarray, np.ndarray]
+) -> None:
     docs, _ = real
     assert _index(spec, docs).ram_bytes() == expected
 
@@ -238,7 +256,9 @@ def test_binary_pq_centroids_decode_like_the_codec(real: tuple[np.ndarray, np.nd
     np.testing.assert_allclose(pq.decode(codes), codec.decode(codes), atol=1e-6)
 
 
-def test_binary_ivf_probing_every_list_is_exact_asymmetric_search(real: tuple[np.ndarray, np.ndarray]) -> None:
+def test_binary_ivf_probing_every_list_is_exact_asymmetric_search(
+    real: tuple[np.ndarray, np.ndarray],
+) -> None:
     docs, queries = real
     index = _ivf(docs)
     assert index.rows == len(docs)
@@ -263,8 +283,9 @@ def test_binary_ivf_probing_one_list_stays_in_it(real: tuple[np.ndarray, np.ndar
         assert sorted(found) == sorted(np.flatnonzero(lists == nearest[i]))
 
 
-def test_binary_ivf_staged_search_and_ram(real: tuple[np.ndarray, np.ndarray], memmap_vectors: np.memmap,
-                                          tmp_path) -> None:
+def test_binary_ivf_staged_search_and_ram(
+    real: tuple[np.ndarray, np.ndarray], memmap_vectors: np.memmap, tmp_path
+) -> None:
     docs, queries = real
     index = _ivf(docs)
     exact = ExactIndex(D)

@@ -31,7 +31,7 @@ import numpy as np
 
 from slimvec.documents import Hit
 from slimvec.errors import CollectionError, ConfigError
-from slimvec.store import write_json_atomic
+from slimvec.atomic import write_json_atomic
 
 if TYPE_CHECKING:
     from slimvec.collection import Collection

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from slimvec.atomic import write_json_atomic
 from slimvec.errors import CollectionError
 
 FORMAT = "slimvec-collection"
@@ -65,25 +66,6 @@ class StoredChunk:
     title: str
     text: str
     metadata: dict[str, Any]
-
-
-def write_json_atomic(path: Path, value: dict[str, Any]) -> None:
-    """Write JSON to a temporary file, fsync it, and rename it over `path`."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Store:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, TypedDict, runtime_checkable
 
@@ -131,7 +132,7 @@ def _build(part: str) -> Any:
 
 def make_codec(spec: str) -> Codec:
     """A fresh codec from a spec such as "float8", "pq:48x8", "rbinary:2" or "pca:192 > float8"."""
-    parts = [p for p in spec.split(">")]
+    parts = spec.split(">")
     if not spec.strip() or any(not p.strip() for p in parts):
         raise ConfigError(f"bad codec spec {spec!r}: empty stage")
     stages = [_build(p) for p in parts]
@@ -161,7 +162,7 @@ def _atomic_write(path: Path, write: Any) -> None:
 
 
 def save(codec: Codec, directory: Path) -> None:
-    """Write `params.json` plus one `.npy` per array under `directory`; params.json goes last, as the commit."""
+    """Write one `.npy` per array, then `params.json` last as the commit, under `directory`."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     st = codec.state()
@@ -208,6 +209,23 @@ def score_by_decode(codec: Codec, queries: np.ndarray, codes: np.ndarray) -> np.
     for sl in row_blocks(len(codes), 4 * (d_out + len(q))):
         out[:, sl] = q @ codec.decode(codes[sl]).T
     return out
+
+
+@contextmanager
+def faiss_threads(n: int | None) -> Iterator[None]:
+    """Run the enclosed faiss calls with `n` OpenMP threads (None: unchanged). OpenMP keeps this setting per
+    calling thread, so faiss work in other threads is unaffected."""
+    if n is None:
+        yield
+        return
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def check_fitted(ok: bool, name: str) -> None:

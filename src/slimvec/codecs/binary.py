@@ -26,7 +26,9 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     per_row = max(1, len(a) * a.shape[1] * a.itemsize * 2)
     for start in range(0, len(b), max(1, BLOCK_BYTES // per_row)):
         blk = b[start : start + max(1, BLOCK_BYTES // per_row)]
-        out[:, start : start + len(blk)] = np.bitwise_count(a[:, None, :] ^ blk[None, :, :]).sum(-1, dtype=np.int32)
+        out[:, start : start + len(blk)] = np.bitwise_count(a[:, None, :] ^ blk[None, :, :]).sum(
+            -1, dtype=np.int32
+        )
     return out
 
 

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from slimvec.codecs.base import BLOCK_BYTES, CodecState, as_f32, check_fitted, register
+from slimvec.codecs.base import BLOCK_BYTES, CodecState, as_f32, check_fitted, faiss_threads, register
 
 _PARALLEL_FIT_ROWS = 20000
 
@@ -55,18 +55,15 @@ class PQCodec:
         if len(x) < ksub:
             raise ValueError(f"pq:{self.m}x{self.nbits} needs at least {ksub} training vectors, got {len(x)}")
         if len(x) < 39 * ksub:
-            warnings.warn(f"pq: {len(x)} training vectors for {ksub} centroids; codes may be poor", stacklevel=2)
+            warnings.warn(
+                f"pq: {len(x)} training vectors for {ksub} centroids; codes may be poor", stacklevel=2
+            )
         pq = faiss.ProductQuantizer(x.shape[1], self.m, self.nbits)
         pq.cp.min_points_per_centroid = 1  # the shortfall is warned about once above, not once per sub-space
-        threads = faiss.omp_get_max_threads()
-        if len(x) < _PARALLEL_FIT_ROWS:
-            # Small k-means runs are dominated by OpenMP start-up and spinning: on a busy 2-core machine a
-            # 600-row fit took 15 s with 2 threads and 0.5 s with one.
-            faiss.omp_set_num_threads(1)
-        try:
+        # Small k-means runs are dominated by OpenMP start-up and spinning: on a busy 2-core machine a
+        # 600-row fit took 15 s with 2 threads and 0.5 s with one.
+        with faiss_threads(1 if len(x) < _PARALLEL_FIT_ROWS else None):
             pq.train(x)
-        finally:
-            faiss.omp_set_num_threads(threads)
         self.centroids = faiss.vector_to_array(pq.centroids).reshape(self.m, ksub, -1).astype(np.float32)
         self._pq = pq
 
@@ -75,7 +72,7 @@ class PQCodec:
         return self._faiss_pq().compute_codes(as_f32(x))
 
     def indices(self, codes: np.ndarray) -> np.ndarray:
-        """(n, m) centroid numbers from packed codes (faiss packs nbits-wide fields, least significant first)."""
+        """(n, m) centroid numbers from packed codes (faiss packs nbits-wide fields, low bits first)."""
         codes = np.asarray(codes, np.uint8)
         if self.nbits == 8:
             return codes.astype(np.intp)
@@ -123,7 +120,11 @@ class PQCodec:
 
     def state(self) -> CodecState:
         check_fitted(self.centroids is not None, self.name)
-        return {"codec": "pq", "params": {"m": self.m, "nbits": self.nbits}, "arrays": {"centroids": self.centroids}}
+        return {
+            "codec": "pq",
+            "params": {"m": self.m, "nbits": self.nbits},
+            "arrays": {"centroids": self.centroids},
+        }
 
     @classmethod
     def from_state(cls, state: CodecState) -> PQCodec:

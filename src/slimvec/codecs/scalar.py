@@ -115,7 +115,9 @@ class Int8Codec(_ScalarCodec):
 
         check_fitted(self.low is not None, self.name)
         index = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
-        faiss.copy_array_to_vector(np.concatenate([self.low - self.step / 2, self.levels * self.step]), index.sq.trained)
+        faiss.copy_array_to_vector(
+            np.concatenate([self.low - self.step / 2, self.levels * self.step]), index.sq.trained
+        )
         index.is_trained = True
         return index
 

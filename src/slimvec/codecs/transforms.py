@@ -72,7 +72,9 @@ class _Linear:
 
     def _restore(self, state: CodecState) -> None:
         self.fwd = np.asarray(state["arrays"]["forward"], np.float32)
-        self.bwd = np.asarray(state["arrays"]["backward"], np.float32) if "backward" in state["arrays"] else self.fwd
+        self.bwd = (
+            np.asarray(state["arrays"]["backward"], np.float32) if "backward" in state["arrays"] else self.fwd
+        )
 
 
 @register("truncate", transform=True)
@@ -119,8 +121,11 @@ class Truncate:
 
     def state(self) -> CodecState:
         check_fitted(self.dim_in is not None, self.name)
-        return {"codec": "truncate", "params": {"dim": self.dim, "dim_in": self.dim_in,
-                                                "normalize": self.normalize}, "arrays": {}}
+        return {
+            "codec": "truncate",
+            "params": {"dim": self.dim, "dim_in": self.dim_in, "normalize": self.normalize},
+            "arrays": {},
+        }
 
     @classmethod
     def from_state(cls, state: CodecState) -> Truncate:
@@ -172,8 +177,11 @@ class PCA(_Linear):
             self.fwd, self.bwd = axes, axes
 
     def state(self) -> CodecState:
-        return {"codec": "pca", "params": {"dim": self.dim, "whiten": self.whiten, "normalize": self.normalize},
-                "arrays": self._arrays()}
+        return {
+            "codec": "pca",
+            "params": {"dim": self.dim, "whiten": self.whiten, "normalize": self.normalize},
+            "arrays": self._arrays(),
+        }
 
     @classmethod
     def from_state(cls, state: CodecState) -> PCA:

@@ -29,8 +29,6 @@ under "bm25" (keys of `Bm25Config`).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -38,6 +36,7 @@ from typing import Any, Callable
 import bm25s
 import numpy as np
 
+from slimvec.atomic import replaced_dir
 from slimvec.encoders.base import Encoder
 from slimvec.pipeline import MODES, RETRIEVERS, Query, Retriever
 from slimvec.store import Store
@@ -173,29 +172,19 @@ class Bm25Retriever:
         if not self._dirty and (directory / _DIR / "meta.json").exists():
             return
         target = directory / _DIR
-        tmp = directory / f".{_DIR}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        np.save(tmp / "tokens.npy", self._tokens)
-        np.save(tmp / "offsets.npy", self._offsets)
-        np.save(tmp / "row_ids.npy", self._row_ids)
-        built = self._bm25 is not None and not self._stale
-        if built:
-            assert self._bm25 is not None
-            s = self._bm25.scores
-            np.savez(tmp / "scores.npz", data=s["data"], indices=s["indices"], indptr=s["indptr"])
-        vocab = sorted(self.vocab, key=self.vocab.__getitem__)
-        (tmp / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-        meta = {"format": _FORMAT, "rows": self._rows, "config": self.config.to_dict(), "built": built}
-        (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-        for p in tmp.iterdir():
-            with open(p, "rb") as f:
-                os.fsync(f.fileno())
-        old = directory / f".{_DIR}.old-{os.getpid()}"
-        if target.exists():
-            os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
+        with replaced_dir(target) as tmp:
+            np.save(tmp / "tokens.npy", self._tokens)
+            np.save(tmp / "offsets.npy", self._offsets)
+            np.save(tmp / "row_ids.npy", self._row_ids)
+            built = self._bm25 is not None and not self._stale
+            if built:
+                assert self._bm25 is not None
+                s = self._bm25.scores
+                np.savez(tmp / "scores.npz", data=s["data"], indices=s["indices"], indptr=s["indptr"])
+            vocab = sorted(self.vocab, key=self.vocab.__getitem__)
+            (tmp / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+            meta = {"format": _FORMAT, "rows": self._rows, "config": self.config.to_dict(), "built": built}
+            (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         self._dirty = False
 
     # ---- loading ---------------------------------------------------------------------------

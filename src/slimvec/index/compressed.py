@@ -9,7 +9,9 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from slimvec.codecs.base import Codec, as_f32, load as load_codec, save as save_codec, state_nbytes
+from slimvec.codecs.base import Codec, as_f32, faiss_threads, state_nbytes
+from slimvec.codecs.base import load as load_codec
+from slimvec.codecs.base import save as save_codec
 from slimvec.codecs.binary import ResidualBinaryCodec
 from slimvec.codecs.chain import Chain
 from slimvec.codecs.pq import PQCodec
@@ -73,6 +75,12 @@ class _FaissStore:
         return int(self._vector().size())
 
 
+def _threads_for(n_queries: int):  # noqa: ANN202 - a context manager
+    """One OpenMP thread for a lone query: faiss then splits the rows across threads, and on a busy 2-core
+    machine each call waited ~24 ms for the second thread (0.7 ms single-threaded)."""
+    return faiss_threads(1 if n_queries == 1 else None)
+
+
 def _selector(mask: np.ndarray | None, params=None):  # noqa: ANN001, ANN202 - faiss SearchParameters
     """faiss search parameters restricted to the rows set in `mask` (None: no restriction)."""
     if mask is None:
@@ -91,7 +99,7 @@ def _binary_part(codec: Codec) -> tuple[ResidualBinaryCodec, Chain | None] | Non
 
 
 class CodecIndex:
-    """Exact scan over a fitted codec's codes: popcount Hamming for 1-bit binary, asymmetric scores otherwise."""
+    """Exact scan over a fitted codec's codes: popcount Hamming for 1-bit binary, else asymmetric scores."""
 
     name = "codec"
 
@@ -104,10 +112,12 @@ class CodecIndex:
             raise ValueError(f"Hamming search needs a 1-bit binary codec, not {codec.name!r}")
         width = codec.bytes_per_vector(dim)
         probe = codec.encode(np.zeros((1, dim), np.float32)) if binary is None else None
+        # Codecs with a faiss twin (float16, int8, pq) keep their codes inside it for faiss's SIMD scans.
+        self._faiss_scan = binary is None and hasattr(codec, "faiss_index")
         if binary is not None:
             # faiss IndexBinaryFlat popcount scan measured ~3-8x faster than blocked numpy bitwise_count.
             self._store = _FaissStore(faiss.IndexBinaryFlat(8 * width), width, np.uint8)
-        elif hasattr(codec, "faiss_index"):
+        elif self._faiss_scan:
             self._store = _FaissStore(codec.faiss_index(dim), width, probe.dtype)
         else:
             self._store = _ArrayStore(probe.shape[1], probe.dtype)
@@ -131,7 +141,9 @@ class CodecIndex:
         if len(codes):
             self._store.add(codes)
 
-    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, rows) per query, best first; rows outside `allowed` never returned; -1 pads."""
         q = as_f32(queries).reshape(-1, self.dim)
         n = self.rows
@@ -140,20 +152,25 @@ class CodecIndex:
         mask = None if allowed is None else np.asarray(allowed[:n], bool)
         if self.hamming:
             return self._search_hamming(q, k, mask)
-        if isinstance(self._store, _FaissStore) and (mask is None or not isinstance(self.codec, PQCodec)) and (
-                len(q) <= _FAISS_MAX_QUERIES or isinstance(self.codec, PQCodec)):
-            # faiss IndexPQ takes no ID selector: filtered PQ search falls through to the numpy scan.
+        pq = isinstance(self.codec, PQCodec)
+        # PQ always scans in faiss (numpy table gathers are far slower), except filtered: IndexPQ takes no
+        # ID selector. float16/int8 use faiss for a few queries, BLAS on converted blocks for batches.
+        if self._faiss_scan and (mask is None or not pq) and (pq or len(q) <= _FAISS_MAX_QUERIES):
             return self._search_faiss(q, k, mask)
         return self._scan(q, k, mask)
 
     def _search_faiss(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        vals, rows = self._store.index.search(q, min(k, self.rows), params=_selector(mask))
+        with _threads_for(len(q)):
+            vals, rows = self._store.index.search(q, min(k, self.rows), params=_selector(mask))
         return _pad(np.where(rows >= 0, vals, -np.inf).astype(np.float32), rows.astype(np.int64), k)
 
-    def _search_hamming(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _search_hamming(
+        self, q: np.ndarray, k: int, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         binary, chain = _binary_part(self.codec)
         qc = binary.query_codes(chain.transform_documents(q) if chain is not None else q)
-        ham, rows = self._store.index.search(qc, min(k, self.rows), params=_selector(mask))
+        with _threads_for(len(q)):
+            ham, rows = self._store.index.search(qc, min(k, self.rows), params=_selector(mask))
         d = binary.dim
         vals = np.where(rows >= 0, (d - 2 * ham.astype(np.float32)) / d, -np.inf).astype(np.float32)
         return _pad(vals, rows.astype(np.int64), k)
@@ -167,7 +184,9 @@ class CodecIndex:
         best_rows = np.zeros((len(q), 0), np.int64)
         step = max(1024, _SCAN_CELLS // max(1, len(q)))
         for start in range(0, total, step):
-            rows = np.arange(start, min(total, start + step)) if subset is None else subset[start : start + step]
+            rows = (
+                np.arange(start, min(total, start + step)) if subset is None else subset[start : start + step]
+            )
             block = codes[start : start + len(rows)] if subset is None else codes[rows]
             scores = self.codec.score(q, block)
             if mask is not None and subset is None:
@@ -178,9 +197,7 @@ class CodecIndex:
             merged_rows = np.concatenate([best_rows, cand_rows], axis=1)
             best_vals, pos = top_k(merged_vals, k)
             best_rows = np.where(pos >= 0, np.take_along_axis(merged_rows, np.maximum(pos, 0), axis=1), -1)
-        if best_vals.shape[1] < k:
-            return _pad(best_vals, best_rows, k)
-        return best_vals, best_rows
+        return _pad(best_vals, best_rows, k)
 
     def ram_bytes(self) -> int:
         """Resident code bytes plus the codec's parameter arrays."""
@@ -218,7 +235,9 @@ def binary_pq_centroids(codec: ResidualBinaryCodec) -> np.ndarray:
     sub-space j decodes to mean + alpha * (+-1 per bit of c): faiss's PQ lookup tables then compute the
     codec's asymmetric score q . decode(x) exactly, in C++.
     """
-    signs = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.float32) * 2 - 1  # (256, 8)
+    signs = (
+        np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.float32) * 2 - 1
+    )  # (256, 8)
     mean, alpha = codec.mean.reshape(-1, 1, 8), codec.alphas[0].reshape(-1, 1, 8)
     return (mean + alpha * signs[None]).astype(np.float32)
 
@@ -251,7 +270,9 @@ class BinaryIVFIndex:
     def _build(self, centroids: np.ndarray) -> None:
         quantizer = faiss.IndexFlatIP(self.dim)
         quantizer.add(np.ascontiguousarray(centroids, np.float32))
-        index = faiss.IndexIVFPQ(quantizer, self.dim, self.nlist, self.dim // 8, 8, faiss.METRIC_INNER_PRODUCT)
+        index = faiss.IndexIVFPQ(
+            quantizer, self.dim, self.nlist, self.dim // 8, 8, faiss.METRIC_INNER_PRODUCT
+        )
         index.by_residual = False  # the codes are the codec's own, not residuals to the centroid
         faiss.copy_array_to_vector(binary_pq_centroids(self.codec).ravel(), index.pq.centroids)
         index.is_trained = True
@@ -282,7 +303,9 @@ class BinaryIVFIndex:
             invlists.add_entries(int(lst), len(sel), faiss.swig_ptr(sub_ids), faiss.swig_ptr(sub_codes))
         self.index.ntotal += len(x)
 
-    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k by asymmetric binary score within the probed lists; -1 pads."""
         q = as_f32(queries).reshape(-1, self.dim)
         if self.rows == 0 or k <= 0:
@@ -290,7 +313,8 @@ class BinaryIVFIndex:
         params = faiss.SearchParametersIVF()
         params.nprobe = min(self.nprobe, self.nlist)
         params = _selector(None if allowed is None else np.asarray(allowed[: self.rows], bool), params)
-        vals, rows = self.index.search(q, k, params=params)
+        with _threads_for(len(q)):
+            vals, rows = self.index.search(q, k, params=params)
         return np.where(rows >= 0, vals, -np.inf).astype(np.float32), rows.astype(np.int64)
 
     def ram_bytes(self) -> int:
@@ -325,12 +349,15 @@ def _pad(vals: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
     if vals.shape[1] >= k:
         return vals, rows
     extra = k - vals.shape[1]
-    return (np.pad(vals, ((0, 0), (0, extra)), constant_values=-np.inf),
-            np.pad(rows, ((0, 0), (0, extra)), constant_values=-1))
+    return (
+        np.pad(vals, ((0, 0), (0, extra)), constant_values=-np.inf),
+        np.pad(rows, ((0, 0), (0, extra)), constant_values=-1),
+    )
 
 
-def rescore(queries: np.ndarray, candidate_rows: np.ndarray,
-            full_vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def rescore(
+    queries: np.ndarray, candidate_rows: np.ndarray, full_vectors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact inner products of each query with its candidate rows (read from `full_vectors`, e.g. a memmap),
     best first; -1 candidates stay last with score -inf."""
     q = as_f32(queries)
@@ -353,8 +380,14 @@ def rescore(queries: np.ndarray, candidate_rows: np.ndarray,
     return out_scores, out_rows
 
 
-def staged_search(queries: np.ndarray, k: int, oversample: int, codec_index: CodecIndex,
-                  full_vectors: np.ndarray, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def staged_search(
+    queries: np.ndarray,
+    k: int,
+    oversample: int,
+    codec_index: CodecIndex,
+    full_vectors: np.ndarray,
+    allowed: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Top k*oversample candidates from the codes, re-ranked exactly from `full_vectors`, cut to k."""
     _, cand = codec_index.search(queries, k * max(1, oversample), allowed)
     scores, rows = rescore(queries, cand, full_vectors)

@@ -12,8 +12,6 @@ written to a temporary folder and renamed into place. The sparse model is the ma
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable
@@ -21,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import scipy.sparse as sp
 
+from slimvec.atomic import replaced_dir
 from slimvec.encoders.base import Encoder
 from slimvec.encoders.registry import load_encoder
 from slimvec.encoders.sparse import SPLADE_TINY
@@ -153,20 +152,10 @@ class SparseRetriever:
         target = directory / _DIR
         if (not self._dirty and (target / "meta.json").exists()) or self.matrix is None:
             return
-        tmp = directory / f".{_DIR}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        sp.save_npz(tmp / "matrix.npz", self.matrix, compressed=False)
-        meta = {"format": _FORMAT, "rows": self.rows, "model": self.model_name, "dim": int(self.matrix.shape[1])}
-        (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-        for p in tmp.iterdir():
-            with open(p, "rb") as f:
-                os.fsync(f.fileno())
-        old = directory / f".{_DIR}.old-{os.getpid()}"
-        if target.exists():
-            os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
+        with replaced_dir(target) as tmp:
+            sp.save_npz(tmp / "matrix.npz", self.matrix, compressed=False)
+            meta = {"format": _FORMAT, "rows": self.rows, "model": self.model_name, "dim": int(self.matrix.shape[1])}
+            (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         self._dirty = False
 
     @classmethod
