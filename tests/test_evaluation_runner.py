@@ -129,3 +129,24 @@ def test_held_out_halves_are_stable_and_disjoint():
     a, b = held_out_halves(ids)
     assert a | b == set(ids) and not a & b and 60 < len(a) < 140
     assert held_out_halves(list(reversed(ids))) == (a, b)
+
+
+def test_cli_calibrate_then_min_relevance(mini_beir, tmp_path, shared_cache):
+    from typer.testing import CliRunner
+
+    from slimvec import Collection
+    from slimvec.cli import app
+
+    res = run_eval(mini_beir, load_profile("exact-f32"), out=tmp_path / "out", cache_dir=shared_cache)
+    col = res["collection"]
+    r = CliRunner().invoke(app, ["calibrate", col, str(mini_beir), "--split", "test", "--report-split", "test", "--json"])
+    assert r.exit_code == 0, r.stderr
+    report = json.loads(r.stdout)["report"]
+    # The cut-off trades recall for precision against the plain top 10.
+    assert report["cutoff"]["mean_returned"] <= report["top10"]["mean_returned"] == 10
+    assert report["cutoff"]["micro_precision"] >= report["top10"]["micro_precision"]
+    with Collection.open(col) as c:
+        hits = c.search("vitamin D", k=10, min_relevance=0.5)
+        assert all(h.relevance is not None and h.relevance >= 0.5 for h in hits)
+        plain = c.search("vitamin D", k=10)
+        assert all(h.relevance is not None for h in plain)

@@ -293,6 +293,33 @@ def plan(
     out.print(f"profile written to {path} (use: slimvec index SOURCE -c DIR --profile-file {path})")
 
 
+@app.command()
+@user_errors
+def calibrate(
+    collection: Path = typer.Argument(..., help="Collection directory (built from the dataset's corpus)."),
+    dataset: Path = typer.Argument(..., help="BEIR folder whose queries and qrels label the fit."),
+    split: str = typer.Option("dev", "--split", help="Labelled split to fit on (not the one you report on)."),
+    mode: str = typer.Option("dense", "--mode", help="Search mode to calibrate."),
+    report_split: Optional[str] = typer.Option(None, "--report-split", help="Also report the 0.5 cut-off on this split."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Fit a relevance calibrator for `--min-relevance` and store it in the collection."""
+    from slimvec.calibration import cutoff_report, fit_calibrator
+    from slimvec.collection import Collection
+    from slimvec.evaluation.datasets import load_dataset
+
+    ds = load_dataset(dataset)
+    with Collection.open(collection) as col:
+        fit_calibrator(col, ds.queries(split), ds.qrels(split), mode=mode)
+        report = cutoff_report(col, ds.queries(report_split), ds.qrels(report_split), mode=mode) if report_split else None
+    if json_out:
+        _print_json({"mode": mode, "fitted_on": split, "report": report})
+    else:
+        out.print(f"calibrator for mode {mode!r} fitted on {ds.name} {split} and stored in {collection}")
+        if report:
+            out.print(report)
+
+
 def _results_table(results: list[dict[str, Any]]) -> None:
     table = Table()
     for name in ("dataset", "split", "profile", "nDCG@10", "R@100", "MRR@10", "RAM B/doc", "disk B/doc", "p50 ms", "p95 ms"):
