@@ -79,7 +79,7 @@ def _build(name: str, path: Path, work: Path, limit: int | None, cache_dir: Path
         stored = col.store.existing_ids([d.id for d in docs])
         docs = [d for d in docs if d.id not in stored]
     else:
-        col = Collection.create(where, encoder=encoder, retrievers=retrievers)
+        col = Collection.create(where, encoder=encoder, retrievers=retrievers, chunk_mode="whole")  # BEIR protocol
     if docs:
         col.add(docs, progress=True)
     return col, time.perf_counter() - t

@@ -2,7 +2,7 @@
 
 Quality comes from the metrics module (ranx); cost from the collection's own accounting and wall clocks.
 Corpus vectors go through the embedding cache, so ten storage profiles of one model encode the corpus once.
-Query latency is timed with the uncached model: encode and search separately, one query at a time.
+Query latency: encode timed with the uncached model on a sample of single queries, search timed per query.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from slimvec.ingest import read_sources
 from slimvec.profiles import Profile
 
 DEPTH = 100  # documents retrieved per query: enough for Recall@100 and MAP@100
+LATENCY_SAMPLE = 50  # queries timed one by one through the uncached model
 
 
 def collection_dir(out: Path, dataset: BeirDataset, profile: Profile) -> Path:
@@ -83,16 +84,21 @@ def run_eval(
     search_s: list[float] = []
     with Collection.open(path) as col:
         dense = "dense" in col.manifest["retrievers"]
-        model = load_encoder(col.manifest["model"]) if dense else None
-        for qid, text in queries.items():
-            t0 = time.perf_counter()
-            vec = model.encode_queries([text]) if model is not None else None
+        texts = list(queries.values())
+        vecs = None
+        if dense:
+            model = load_encoder(col.manifest["model"])
+            # Encode latency is the model's, whatever the profile: time single queries on a sample, then take
+            # every query vector from the cache in one batch.
+            for text in texts[:LATENCY_SAMPLE]:
+                t0 = time.perf_counter()
+                model.encode_queries([text])
+                encode_s.append(time.perf_counter() - t0)
+            vecs = CachedEncoder(model, cache_dir).encode_queries(texts)
+        for i, (qid, text) in enumerate(queries.items()):
             t1 = time.perf_counter()
-            hits = col.search_many([text], k=DEPTH, mode=profile.mode, vectors=vec)[0]
-            t2 = time.perf_counter()
-            if model is not None:
-                encode_s.append(t1 - t0)
-            search_s.append(t2 - t1)
+            hits = col.search_many([text], k=DEPTH, mode=profile.mode, vectors=None if vecs is None else vecs[i : i + 1])[0]
+            search_s.append(time.perf_counter() - t1)
             run[qid] = {h.id: h.score for h in hits}
         info = col.info()
     metrics = evaluate(qrels, run)
@@ -104,8 +110,9 @@ def run_eval(
         "disk_bytes_per_doc": info["disk_bytes"] / docs,
         "build_s": facts["build_s"],
         "encode_docs_per_s": facts["documents"] / facts["build_s"] if facts["encoded_texts"] else None,
-        "query_ms_p50": _ms(np.add(encode_s, search_s) if encode_s else search_s, 50),
-        "query_ms_p95": _ms(np.add(encode_s, search_s) if encode_s else search_s, 95),
+        # End-to-end latency: the median/95th encode plus the median/95th search (measured apart).
+        "query_ms_p50": (_ms(encode_s, 50) or 0.0) + (_ms(search_s, 50) or 0.0),
+        "query_ms_p95": (_ms(encode_s, 95) or 0.0) + (_ms(search_s, 95) or 0.0),
         "encode_ms_p50": _ms(encode_s, 50),
         "encode_ms_p95": _ms(encode_s, 95),
         "search_ms_p50": _ms(search_s, 50),
