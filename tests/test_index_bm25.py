@@ -146,3 +146,18 @@ def test_scores_match_bare_after_incremental_batches(tmp_path):
             _assert_same(_ours(c, q), _bare_scores(CORPUS, q))
         r = c._retrievers["bm25"]
         assert r.ram_bytes() > 0 and np.all(np.diff(r._offsets) >= 0)
+
+
+def test_query_fast_path_tokenises_like_bm25s():
+    import json
+    from pathlib import Path
+
+    from slimvec.index.bm25 import Bm25Config, Tokenizer
+
+    data = Path(__file__).resolve().parents[2] / "shared" / "data"
+    texts = [json.loads(line)["text"] for line in open(data / "scifact" / "queries.jsonl", encoding="utf-8")]
+    texts += ["The THE a of", "", "über-naïve café's 2024 ÉTÉ", "don't stop-words!!"]
+    for cfg in (Bm25Config(), Bm25Config(stemmer=None, stopwords=None), Bm25Config(lower=False)):
+        tok = Tokenizer(cfg)
+        reference = tok(texts)  # bm25s.tokenize itself
+        assert [tok.one(t) for t in texts] == [[t for t in r if t] for r in reference]

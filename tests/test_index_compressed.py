@@ -194,12 +194,14 @@ def test_staged_search_covering_everything_is_exact(
 
 
 def test_staged_search_recall(real: tuple[np.ndarray, np.ndarray], memmap_vectors: np.memmap) -> None:
-    # Measured on 300 docs / 100 queries: binary Hamming alone 0.567; x4 candidates re-ranked exactly 0.95+.
+    # Measured on 300 docs / 100 queries: binary Hamming alone 0.567; Hamming top 40 re-ranked exactly 0.910,
+    # top 80 re-ranked 0.981. Floors sit a little lower.
     docs, queries = real
     index = _index("binary", docs)
     truth = top_k(queries @ docs.T, 10)[1]
     assert recall_at_k(truth, index.search(queries, 10)[1]) >= 0.5
-    assert recall_at_k(truth, staged_search(queries, 10, 4, index, memmap_vectors)[1]) >= 0.9
+    assert recall_at_k(truth, staged_search(queries, 10, 4, index, memmap_vectors)[1]) >= 0.87
+    assert recall_at_k(truth, staged_search(queries, 10, 8, index, memmap_vectors)[1]) >= 0.95
 
 
 @pytest.mark.parametrize(

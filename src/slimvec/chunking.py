@@ -108,3 +108,8 @@ def _pack(tokens: list[tuple[int, int]], boundaries: list[int], max_tokens: int,
         inside = [t for t in range(nxt, b) if t in bset]
         a = inside[0] if inside else nxt
     return windows
+
+
+def chunk_text(title: str, text: str) -> str:
+    """The text a chunk is encoded and indexed as: the title is context for every chunk, as BEIR encodes "title text"."""
+    return f"{title} {text}" if title else text

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from slimvec.chunking import ChunkConfig, chunk_document
+from slimvec.chunking import ChunkConfig, chunk_document, chunk_text
 from slimvec.documents import Chunk, Document, Hit
 from slimvec.encoders.base import Encoder
 from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
@@ -171,7 +171,7 @@ class Collection:
             return 0
         enc = self.encoder
         chunks = self._chunk(docs, enc)
-        texts = [_chunk_text(c, d) for d in docs for c in chunks[d.id]]
+        texts = [chunk_text(d.title, c.text) for d in docs for c in chunks[d.id]]
         dim = int(self.manifest["dim"])
         vectors = enc.encode_documents(texts, progress=progress) if dim else np.zeros((len(texts), 0), np.float32)
         flat = [c for d in docs for c in chunks[d.id]]
@@ -286,7 +286,7 @@ class Collection:
         hits = []
         for _, s, r in top:
             c = info[r]
-            hits.append(Hit(c.doc_id, s, c.title, c.text[c.start : c.end], c.metadata, c.start, c.end))
+            hits.append(Hit(c.doc_id, s, c.title, c.text, c.metadata, c.start, c.end))
         return hits
 
     def _allowed(self, filter: dict[str, Any] | None) -> np.ndarray:
@@ -358,11 +358,6 @@ class Collection:
     def check(self) -> list[str]:
         """Integrity problems (empty when healthy)."""
         return self.store.check()
-
-
-def _chunk_text(chunk: Chunk, doc: Document) -> str:
-    # The title is context for every chunk, as BEIR evaluations encode "title text".
-    return f"{doc.title} {chunk.text}" if doc.title else chunk.text
 
 
 def _retriever_names(names: list[str] | None) -> list[str]:

@@ -231,12 +231,14 @@ def doc_ranking(
     want = min(n_allowed, k * 4)
     while True:
         scores, rows = retriever.search(query, max(want, 1), allowed)
-        best: dict[int, tuple[float, int]] = {}
-        for s, r in zip(scores, rows):
-            if r >= 0:
-                best.setdefault(int(row_doc[r]), (float(s), int(r)))
-        if len(best) >= k or want >= n_allowed:
+        valid = rows >= 0
+        rows, scores = rows[valid], scores[valid]
+        docs = row_doc[rows]
+        # Rows come best first, so a document's first occurrence is its best chunk.
+        _, first = np.unique(docs, return_index=True)
+        first.sort()
+        if len(first) >= k or want >= n_allowed:
             break
         want = min(n_allowed, want * 4)
-    ranked = sorted(best.items(), key=lambda kv: -kv[1][0])[:k]
-    return [(d, s, r) for d, (s, r) in ranked]
+    top = first[np.argsort(-scores[first], kind="stable")][:k]
+    return list(zip(docs[top].tolist(), scores[top].tolist(), rows[top].tolist()))

@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS batches (start_row INTEGER PRIMARY KEY, end_row INTEG
 
 @dataclass(frozen=True)
 class StoredChunk:
-    """A chunk row joined with its document, as search needs it."""
+    """A chunk row joined with its document, as search needs it (`text` is the chunk's own text)."""
 
     row: int
     doc_id: str
@@ -250,7 +250,9 @@ class Store:
         for s in range(0, len(rows), 500):
             part = [int(r) for r in rows[s : s + 500]]
             q = (
-                "SELECT c.row, c.doc_id, c.start, c.end, d.title, d.text, d.metadata FROM chunks c "
+                # substr (1-based, in characters like Python's str) ships only the chunk, not the whole document.
+                "SELECT c.row, c.doc_id, c.start, c.end, d.title, substr(d.text, c.start + 1, c.end - c.start), "
+                "d.metadata FROM chunks c "
                 f"JOIN documents d ON d.id = c.doc_id WHERE c.row IN ({','.join('?' * len(part))})"
             )
             for row, doc_id, st, en, title, text, meta in self.db.execute(q, part):

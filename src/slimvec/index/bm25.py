@@ -29,6 +29,7 @@ under "bm25" (keys of `Bm25Config`).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -37,6 +38,7 @@ import bm25s
 import numpy as np
 
 from slimvec.atomic import replaced_dir
+from slimvec.chunking import chunk_text
 from slimvec.encoders.base import Encoder
 from slimvec.pipeline import MODES, RETRIEVERS, Query, Retriever
 from slimvec.store import Store
@@ -79,6 +81,14 @@ class Tokenizer:
             import Stemmer
 
             self._stemmer = Stemmer.Stemmer(config.stemmer)
+        self._split = re.compile(config.token_pattern).findall
+        self._stop = set(bm25s.tokenization._infer_stopwords(config.stopwords or []))
+
+    def one(self, text: str) -> list[str]:
+        """Tokens of one text, exactly as `__call__` gives them, without bm25s's per-call progress-bar set-up
+        (which costs more than the tokenising on a short query)."""
+        tokens = [t for t in self._split(text.lower() if self.config.lower else text) if t not in self._stop]
+        return self._stemmer.stemWords(tokens) if self._stemmer is not None else tokens
 
     def __call__(self, texts: list[str]) -> list[list[str]]:
         """One list of (stemmed, stopword-free) tokens per text."""
@@ -129,7 +139,7 @@ class Bm25Retriever:
         new = list(range(self._rows, committed))
         chunks = store.chunks_for_rows(new)
         rows = [r for r in new if r in chunks]  # rows deleted before we saw them are skipped
-        texts = [chunk_text(chunks[r].title, chunks[r].text[chunks[r].start : chunks[r].end]) for r in rows]
+        texts = [chunk_text(chunks[r].title, chunks[r].text) for r in rows]
         self._append(rows, self.tokenize(texts))
         self._rows = committed
         self._live = store.alive_rows()
@@ -219,7 +229,7 @@ class Bm25Retriever:
     # ---- internals -------------------------------------------------------------------------
     def query_ids(self, text: str) -> list[int]:
         """Vocabulary ids of a query's tokens (unknown tokens dropped; repeats kept, as bm25s does)."""
-        return [self.vocab[t] for t in self.tokenize([text])[0] if t in self.vocab]
+        return [self.vocab[t] for t in self.tokenize.one(text) if t in self.vocab]
 
     def _append(self, rows: list[int], tokens: list[list[str]]) -> None:
         if not rows:
@@ -269,10 +279,6 @@ class Bm25Retriever:
         self._stale = False
         self._dirty = True
 
-
-def chunk_text(title: str, text: str) -> str:
-    """The text a chunk is indexed under: "title text" when there is a title (as `_chunk_text` in collection)."""
-    return f"{title} {text}" if title else text
 
 
 def _factory(store: Store, encoder: Callable[[], Encoder]) -> Retriever:

@@ -20,10 +20,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from slimvec.atomic import replaced_dir
+from slimvec.chunking import chunk_text
 from slimvec.encoders.base import Encoder
 from slimvec.encoders.registry import load_encoder
 from slimvec.encoders.sparse import SPLADE_TINY
-from slimvec.index.bm25 import chunk_text
 from slimvec.pipeline import MODES, RETRIEVERS, Query, Retriever
 from slimvec.store import Store
 
@@ -71,7 +71,7 @@ class SparseRetriever:
         new = list(range(start, committed))
         chunks = store.chunks_for_rows(new)
         live = [r for r in new if r in chunks]
-        texts = [chunk_text(chunks[r].title, chunks[r].text[chunks[r].start : chunks[r].end]) for r in live]
+        texts = [chunk_text(chunks[r].title, chunks[r].text) for r in live]
         enc = self.encoder
         dim = int(enc.dim)
         part = sp.csr_matrix((len(new), dim), dtype=np.float32)
