@@ -97,6 +97,8 @@ def test_sweep_writes_report(mini_beir, tmp_path, shared_cache):
     for name in ("report.md", "results.csv", "pareto.png", "report.html"):
         assert (out / name).stat().st_size > 100
     assert "binary-rescore" in (out / "report.md").read_text()
+    for r in results:  # the server's report page reads it from each collection
+        assert (Path(r["collection"]) / "reports" / "latest" / "report.html").stat().st_size > 100
     ram = {r["profile"]: r["cost"]["ram_bytes_per_doc"] for r in results}
     assert ram["binary"] * 16 < ram["exact-f32"] * 1.2
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,6 @@ def build(dataset: BeirDataset, profile: Profile, path: Path, cache_dir: Path | 
     model = load_encoder(profile.model or DEFAULT_MODEL)
     encoder = CachedEncoder(model, cache_dir)
     if path.exists():  # a build that did not finish: start again
-        import shutil
-
         shutil.rmtree(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -146,6 +145,12 @@ def run_sweep(
     from slimvec.evaluation.report import write_report
 
     results = [run_eval(dataset_dir, p, split, out, cache_dir, max_queries, progress) for p in profiles]
-    write_report(results, Path(out))
+    files = write_report(results, Path(out))
     (Path(out) / "results.json").write_text(json.dumps(results, indent=2))
+    # Each evaluated collection keeps the latest report, so `slimvec serve` can show it on its report page.
+    for r in results:
+        latest = Path(r["collection"]) / "reports" / "latest"
+        latest.mkdir(parents=True, exist_ok=True)
+        for f in files.values():
+            shutil.copy2(f, latest / Path(f).name)
     return results
