@@ -12,6 +12,7 @@ truncated to its top principal axes (low rank), renormalised. Queries are real q
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import time
@@ -126,9 +127,21 @@ class Result:
     ram: int
     build_s: float
     note: str = ""
+    rss: int = -1  # measured growth of the process's anonymous memory while building (-1: unknown)
 
 
 Search = Callable[[np.ndarray], np.ndarray]
+
+
+def anon_rss() -> int:
+    """Anonymous resident memory of this process in bytes (Linux; -1 elsewhere), after freed heap is
+    returned to the OS. The memmap's file pages are not anonymous, so they never count."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("RssAnon:"))
+    except (OSError, StopIteration):
+        return -1
 
 
 def recall_at_k(truth: np.ndarray, found: np.ndarray) -> float:
@@ -180,25 +193,25 @@ def first_reaching(
 
 def faiss_flat(rows: np.ndarray, queries: np.ndarray, single: int) -> tuple[Result, np.ndarray]:
     """Exact float32 baseline; its answers are the ground truth."""
-    t0 = time.perf_counter()
+    rss0, t0 = anon_rss(), time.perf_counter()
     index = faiss.IndexFlatIP(rows.shape[1])
     for s in range(0, len(rows), 262144):
         index.add(np.ascontiguousarray(rows[s : s + 262144]))
-    build = time.perf_counter() - t0
+    build, rss = time.perf_counter() - t0, anon_rss() - rss0
     truth, qps, p50 = timed(lambda q: index.search(q, K)[1], queries, single)
-    return Result("faiss-flat f32", 1.0, qps, p50, index.ntotal * index.d * 4, build), truth
+    return Result("faiss-flat f32", 1.0, qps, p50, index.ntotal * index.d * 4, build, rss=rss), truth
 
 
 def faiss_hnsw(
     rows: np.ndarray, queries: np.ndarray, truth: np.ndarray, single: int, ef_construction: int
 ) -> Result:
     """IndexHNSWFlat M=32 with the smallest efSearch reaching the target recall."""
-    t0 = time.perf_counter()
+    rss0, t0 = anon_rss(), time.perf_counter()
     index = faiss.IndexHNSWFlat(rows.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = ef_construction
     for s in range(0, len(rows), 262144):
         index.add(np.ascontiguousarray(rows[s : s + 262144]))
-    build = time.perf_counter() - t0
+    build, rss = time.perf_counter() - t0, anon_rss() - rss0
     graph = [index.hnsw.neighbors, index.hnsw.offsets, index.hnsw.levels]
     ram = index.ntotal * index.d * 4 + sum(faiss.vector_to_array(v).nbytes for v in graph)
 
@@ -216,6 +229,7 @@ def faiss_hnsw(
         ram,
         build,
         f"M=32 efC={ef_construction} efSearch={ef} (ef:R@10 {tried})",
+        rss,
     )
 
 
@@ -239,21 +253,21 @@ def slimvec_profile(
     oversamples: tuple[int, ...] = (),
 ) -> Result:
     """CodecIndex (exact scan of the codes); with oversamples, staged search rescoring from the memmap."""
-    t0 = time.perf_counter()
+    rss0, t0 = anon_rss(), time.perf_counter()
     index = CodecIndex(_fitted(spec, rows, fit_rows), rows.shape[1])
     for s in range(0, len(rows), 65536):
         index.add(np.asarray(rows[s : s + 65536]))
-    build = time.perf_counter() - t0
+    build, rss = time.perf_counter() - t0, anon_rss() - rss0
     scan = "Hamming (faiss IndexBinaryFlat)" if index.hamming else "asymmetric"
     if not oversamples:
         found, qps, p50 = timed(lambda q: index.search(q, K)[1], queries, single)
-        return Result(name, recall_at_k(truth, found), qps, p50, index.ram_bytes(), build, f"{spec}, {scan}")
+        rec = recall_at_k(truth, found)
+        return Result(name, rec, qps, p50, index.ram_bytes(), build, f"{spec}, {scan}", rss)
     over, rec, qps, p50, tried = first_reaching(
         list(oversamples), lambda o: lambda q: staged_search(q, K, o, index, rows)[1], queries, truth, single
     )
-    return Result(
-        name, rec, qps, p50, index.ram_bytes(), build, f"{spec}, {scan}, oversample={over} (x:R@10 {tried})"
-    )
+    note = f"{spec}, {scan}, oversample={over} (x:R@10 {tried})"
+    return Result(name, rec, qps, p50, index.ram_bytes(), build, note, rss)
 
 
 def slimvec_ivf(
@@ -266,19 +280,20 @@ def slimvec_ivf(
     nlist: int,
 ) -> Result:
     """BinaryIVFIndex (asymmetric scores in the probed lists) + rescore from the memmap."""
-    t0 = time.perf_counter()
+    rss0, t0 = anon_rss(), time.perf_counter()
     index = BinaryIVFIndex(_fitted("binary", rows, fit_rows), rows.shape[1], nlist)
     rng = np.random.default_rng(2)
     index.train(np.asarray(rows[np.sort(rng.choice(len(rows), min(len(rows), 40 * nlist), replace=False))]))
     for s in range(0, len(rows), 65536):
         index.add(np.asarray(rows[s : s + 65536]))
-    build = time.perf_counter() - t0
+    index.compact()
+    build, rss = time.perf_counter() - t0, anon_rss() - rss0
 
     def make(cfg: tuple[int, int]) -> Search:
         index.nprobe = cfg[0]
         return lambda q: staged_search(q, K, cfg[1], index, rows)[1]
 
-    configs = [(p, o) for p in (16, 32, 64, 128, 256) for o in (10, 20) if p <= nlist]
+    configs = [(p, o) for p in (16, 32, 64, 128) for o in (10, 20, 40, 80) if p <= nlist]
     (nprobe, over), rec, qps, p50, tried = first_reaching(configs, make, queries, truth, single)
     return Result(
         name,
@@ -288,6 +303,7 @@ def slimvec_ivf(
         index.ram_bytes(),
         build,
         f"binary, nlist={nlist} nprobe={nprobe} oversample={over} ((nprobe, x):R@10 {tried})",
+        rss,
     )
 
 
@@ -318,16 +334,17 @@ def print_table(results: list[Result], n: int) -> None:
     flat = next(r for r in results if r.name.startswith("faiss-flat"))
     hnsw = next((r for r in results if r.name.startswith("faiss-hnsw")), None)
     head = (
-        f"{'method':18s} {'R@10':>6s} {'QPS':>8s} {'p50 ms':>8s} {'RAM MB':>9s} {'B/vec':>7s} "
+        f"{'method':18s} {'R@10':>6s} {'QPS':>8s} {'p50 ms':>8s} {'RAM MB':>9s} {'RSS MB':>8s} {'B/vec':>7s} "
         f"{'RAM/flat':>8s} {'QPS/HNSW':>8s} {'build s':>8s}  notes"
     )
     print(head)
     print("-" * len(head))
     for r in results:
         rel_q = f"{r.qps / hnsw.qps:8.2f}" if hnsw else f"{'-':>8s}"
+        rss = f"{r.rss / 1e6:8.1f}" if r.rss >= 0 else f"{'-':>8s}"
         print(
-            f"{r.name:18s} {r.recall:6.3f} {r.qps:8.0f} {r.p50_ms:8.2f} {r.ram / 1e6:9.1f} {r.ram / n:7.1f} "
-            f"{r.ram / flat.ram:8.4f} {rel_q} {r.build_s:8.1f}  {r.note}"
+            f"{r.name:18s} {r.recall:6.3f} {r.qps:8.0f} {r.p50_ms:8.2f} {r.ram / 1e6:9.1f} {rss} "
+            f"{r.ram / n:7.1f} {r.ram / flat.ram:8.4f} {rel_q} {r.build_s:8.1f}  {r.note}"
         )
 
 
@@ -344,6 +361,9 @@ def main() -> None:
     ap.add_argument("--skip", default="", help="comma-separated method names to skip")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
+    # BLAS keeps ~20 MB of work buffers per thread from its first large product on: allocate them now, so the
+    # RSS growth measured per method is the method's own memory.
+    np.ones((4096, 384), np.float32) @ np.ones((384, 4096), np.float32)
     print(
         f"threads: faiss {faiss.omp_get_max_threads()}; cpu count {os.cpu_count()}; "
         f"load average at start {os.getloadavg()[0]:.1f} (other work shares this machine)"
@@ -357,13 +377,24 @@ def main() -> None:
     rows = synthesize(bases, args.n, args.rank)
     describe(bases, rows, queries)
 
-    results = []
+    results: list[Result] = []
+
+    def done(result: Result, t0: float) -> None:
+        # One line per method as soon as it is measured, so a long run that dies still leaves numbers.
+        results.append(result)
+        print(
+            f"  {result.name}: R@10 {result.recall:.3f}, {result.qps:.0f} QPS, p50 {result.p50_ms:.2f} ms, "
+            f"{result.ram / 1e6:.1f} MB, build {result.build_s:.0f} s "
+            f"({time.perf_counter() - t0:.0f} s in all, load {os.getloadavg()[0]:.1f}); {result.note}",
+            flush=True,
+        )
+
+    t0 = time.perf_counter()
     flat, truth = faiss_flat(rows, queries, args.single)
-    results.append(flat)
-    print(f"  faiss-flat: done, load average {os.getloadavg()[0]:.1f}", flush=True)
+    done(flat, t0)
     if "hnsw" not in skip:
-        results.append(faiss_hnsw(rows, queries, truth, args.single, args.ef_construction))
-        print(f"  faiss-hnsw: built in {results[-1].build_s:.0f}s", flush=True)
+        t0 = time.perf_counter()
+        done(faiss_hnsw(rows, queries, truth, args.single, args.ef_construction), t0)
     profiles = [
         ("float16", "float16", ()),
         ("float8", "float8", ()),
@@ -374,27 +405,25 @@ def main() -> None:
         ("pq-rescore", "pq:48x8", (5, 10, 20)),
     ]
     for name, spec, overs in profiles:
-        if name in skip:
-            continue
-        t0 = time.perf_counter()
-        results.append(slimvec_profile(name, spec, rows, queries, truth, args.single, args.fit_rows, overs))
-        print(f"  {name}: {time.perf_counter() - t0:.0f}s", flush=True)
+        if name not in skip:
+            t0 = time.perf_counter()
+            done(slimvec_profile(name, spec, rows, queries, truth, args.single, args.fit_rows, overs), t0)
     if "binary-ivf-rescore" not in skip:
         nlist = args.nlist or 1 << int(round(np.log2(4 * np.sqrt(args.n))))  # ~4 sqrt(n) lists
-        results.append(
-            slimvec_ivf("binary-ivf-rescore", rows, queries, truth, args.single, args.fit_rows, nlist)
-        )
+        t0 = time.perf_counter()
+        done(slimvec_ivf("binary-ivf-rescore", rows, queries, truth, args.single, args.fit_rows, nlist), t0)
     if "popcount" not in skip:
         numpy_qps, faiss_qps = popcount_scan_qps(rows, queries, args.fit_rows)
         print(
             f"binary candidate scan (top {K * 20}, 20 queries): numpy blocked popcount {numpy_qps:.0f} QPS, "
-            f"faiss IndexBinaryFlat {faiss_qps:.0f} QPS (the faster one is used)"
+            f"faiss IndexBinaryFlat {faiss_qps:.0f} QPS (CodecIndex uses faiss)"
         )
     print()
     print(
         f"n={args.n}, d={rows.shape[1]}, k={K}, {len(queries)} queries; QPS = one batch of all queries; "
         f"p50 = single-query latency (up to {args.single} queries or 10 s); RAM = resident search structures "
-        f"(the rescore memmap lives on disk and is not counted); load average at end {os.getloadavg()[0]:.1f}"
+        f"(the rescore memmap lives on disk and is not counted); RSS = measured growth of anonymous memory "
+        f"while building, a check on RAM; load average at end {os.getloadavg()[0]:.1f}"
     )
     print_table(results, args.n)
 

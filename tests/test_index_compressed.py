@@ -296,6 +296,13 @@ def test_binary_ivf_staged_search_and_ram(
     np.testing.assert_array_equal(rows, exact.search(queries, 10)[1])
     # 48 code bytes + 8-byte id per row; 8 centroids; 48 x 256 x 8 float tables; mean + scale per dimension.
     assert index.ram_bytes() == 300 * (48 + 8) + 8 * D * 4 + 48 * 256 * 8 * 4 + 2 * D * 4
+    before = index.search(queries, 10)
+    index.compact()
+    assert index.ram_bytes() == 300 * (48 + 8) + 8 * D * 4 + 48 * 256 * 8 * 4 + 2 * D * 4
+    for got, want in zip(index.search(queries, 10), before):
+        np.testing.assert_array_equal(got, want)
+    index.add(docs[:10])  # still growable after compaction
+    assert index.rows == 310
     index.save(tmp_path / "ivf")
     again = BinaryIVFIndex.load(tmp_path / "ivf")
     for got, want in zip(again.search(queries, 10), index.search(queries, 10)):

@@ -308,6 +308,17 @@ class BinaryIVFIndex:
             invlists.add_entries(int(lst), len(sel), faiss.swig_ptr(sub_ids), faiss.swig_ptr(sub_codes))
         self.index.ntotal += len(x)
 
+    def compact(self) -> None:
+        """Rebuild the inverted lists at their exact sizes: after many adds each list's buffers carry up to
+        2x spare capacity (1M rows added in 64k batches: 98 MB measured resident for 63 MB of lists)."""
+        old = self.index.invlists
+        new = faiss.ArrayInvertedLists(self.nlist, old.code_size)
+        for lst in range(self.nlist):
+            if size := old.list_size(lst):
+                new.add_entries(lst, size, old.get_ids(lst), old.get_codes(lst))
+        self.index.replace_invlists(new, True)
+        new.this.disown()  # the faiss index frees it
+
     def search(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
