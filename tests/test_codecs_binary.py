@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from _real_vectors import recall_at_k
 
-from slimvec.codecs import load, make_codec, save
+from slimvec.codecs import make_codec
 from slimvec.codecs.binary import hamming
 from slimvec.codecs.transforms import random_orthogonal
 from slimvec.index.base import top_k
@@ -155,19 +155,6 @@ def test_recall_at_10_hamming(real: tuple[np.ndarray, np.ndarray]) -> None:
     truth = top_k(queries @ docs.T, 10)[1]
     found = top_k(codec.symmetric_score(queries, codec.encode(docs)), 10)[1]
     assert recall_at_k(truth, found) >= 0.5
-
-
-@pytest.mark.parametrize("spec", ["binary", "binary:rotate:nocenter", "rbinary:3:rotate"])
-def test_save_load_gives_identical_scores(spec: str, real: tuple[np.ndarray, np.ndarray], tmp_path) -> None:
-    docs, queries = real
-    codec = make_codec(spec)
-    codec.fit(docs)
-    codes = codec.encode(docs)
-    save(codec, tmp_path / "c")
-    again = load(tmp_path / "c")
-    assert again.name == codec.name
-    np.testing.assert_array_equal(again.encode(docs), codes)
-    np.testing.assert_array_equal(again.score(queries, codes), codec.score(queries, codes))
 
 
 def test_bad_specs_are_config_errors() -> None:

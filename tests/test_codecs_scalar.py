@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from _real_vectors import recall_at_k
 
-from slimvec.codecs import load, make_codec, save
+from slimvec.codecs import make_codec
 from slimvec.codecs.scalar import fit_ranges
 from slimvec.index.base import top_k
 
@@ -101,15 +101,3 @@ def test_recall_at_10_on_real_embeddings(
     codec.fit(docs)
     truth = top_k(queries @ docs.T, 10)[1]
     assert recall_at_k(truth, top_k(codec.score(queries, codec.encode(docs)), 10)[1]) >= floor
-
-
-@pytest.mark.parametrize("spec", ["int8", "int4"])
-def test_save_load_gives_identical_scores(spec: str, real: tuple[np.ndarray, np.ndarray], tmp_path) -> None:
-    docs, queries = real
-    codec = make_codec(spec)
-    codec.fit(docs)
-    codes = codec.encode(docs)
-    save(codec, tmp_path / "c")
-    again = load(tmp_path / "c")
-    np.testing.assert_array_equal(again.encode(docs), codes)
-    np.testing.assert_array_equal(again.score(queries, codes), codec.score(queries, codes))
