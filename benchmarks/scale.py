@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import json
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -28,11 +28,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import faiss  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import DATA, read_jsonl  # noqa: E402
+from slimvec.chunking import chunk_text  # noqa: E402
+
 from slimvec.codecs import make_codec  # noqa: E402
 from slimvec.index.base import top_k  # noqa: E402
 from slimvec.index.compressed import BinaryIVFIndex, CodecIndex, staged_search  # noqa: E402
 
-DATA = Path(os.environ.get("SLIMVEC_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 OUT = Path(__file__).resolve().parent / "out"
 K = 10
 TARGET_RECALL = 0.95
@@ -42,14 +45,7 @@ TARGET_RECALL = 0.95
 
 
 def _read_texts(path: Path, limit: int) -> list[str]:
-    out = []
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            rec = json.loads(line)
-            out.append(" ".join(p for p in (rec.get("title", ""), rec["text"]) if p))
-            if len(out) == limit:
-                break
-    return out
+    return [chunk_text(r.get("title", ""), r["text"]) for r in read_jsonl(path, limit)]
 
 
 def real_embeddings(n_docs: int, n_queries: int) -> tuple[np.ndarray, np.ndarray]:

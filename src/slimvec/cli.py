@@ -234,7 +234,6 @@ def eval_cmd(
         _print_json({k: result[k] for k in keep})
         return
     _results_table([result])
-    out.mkdir(parents=True, exist_ok=True)
 
 
 @app.command()

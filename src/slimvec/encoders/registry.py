@@ -34,13 +34,6 @@ def register_encoder(name: str, factory: Callable[[], Encoder]) -> None:
     ENCODERS[name] = factory
 
 
-def canonical_name(spec: str) -> str:
-    """The name a collection records for `spec` (aliases map to one name; paths are made absolute)."""
-    if spec in ENCODERS:
-        return ENCODERS[spec]().name if spec != DEFAULT_MODEL else DEFAULT_MODEL
-    return str(Path(spec).expanduser().resolve())
-
-
 def load_encoder(spec: str | None = None) -> Encoder:
     """The encoder named `spec` (registered name or local model directory), cached per process."""
     spec = spec or DEFAULT_MODEL
