@@ -15,7 +15,7 @@ from fakes import FakeEncoder
 
 def test_builtin_profiles_named_by_the_issue_exist():
     for name in ("exact-f32", "f16", "float8", "int8", "pca-half-float8", "binary", "binary-rescore",
-                 "int8-rescore", "pq-rescore"):
+                 "int8-rescore", "pq-rescore", "binary-ivf-rescore", "int4", "pca-half-float8-rescore"):
         assert BUILTIN[name].name == name
 
 
@@ -25,6 +25,9 @@ def test_builtin_profiles_named_by_the_issue_exist():
     ({"name": "x", "chunk_mode": "pages"}, "chunk_mode"),
     ({"name": "x", "surprise": 1}, "surprise"),
     ({"name": "bad name!"}, "name"),
+    ({"name": "x", "codec": "int8", "index": "ivf"}, "index 'ivf' needs codec 'binary'"),
+    ({"name": "x", "codec": "float8", "index": "hnsw"}, "index 'hnsw' holds float32 vectors"),
+    ({"name": "x", "codec": "binary", "index": "ivf", "nprobe": 0}, "nprobe"),
     ([1, 2], "JSON object"),
 ])
 def test_invalid_profiles_name_the_field(data, needle):

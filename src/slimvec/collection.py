@@ -28,7 +28,7 @@ from slimvec.fusion import fusion_depth
 import slimvec.index.bm25  # noqa: E402,F401
 import slimvec.index.inverted  # noqa: E402,F401
 
-INDEX_KINDS = ("exact", "hnsw")
+INDEX_KINDS = ("exact", "hnsw", "ivf")
 MAX_K = 10_000
 _BATCH_DOCS = 512  # documents per commit when adding from an iterator
 

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from slimvec.errors import ConfigError
 
@@ -28,7 +28,11 @@ class Profile(BaseModel):
     chunk_overlap: int = Field(default=32, ge=0, le=1024)
     retrievers: tuple[str, ...] = ("dense",)
     mode: str = "dense"  # default search mode
-    index: Literal["exact", "hnsw"] = "exact"  # candidate index for float32 codes
+    # Candidate index: exact scan or HNSW for float32 codes; "ivf" = inverted lists over 1-bit binary codes,
+    # used once a collection is large enough to train them (below that, an exact Hamming scan).
+    index: Literal["exact", "hnsw", "ivf"] = "exact"
+    nlist: int | None = Field(default=None, ge=1, le=1 << 16)  # ivf lists; None: ~4 sqrt(rows), retrained as it grows
+    nprobe: int = Field(default=16, ge=1, le=1 << 16)  # ivf lists scanned per query
     codec: str = "float32"  # RAM-resident codes for dense candidates, e.g. "binary", "pca:192 > float8"
     rescore: bool = False  # re-rank candidates with float32 vectors read from disk
     oversample: int = Field(default=10, ge=1, le=1000)  # candidates = k * oversample when rescoring
@@ -40,6 +44,14 @@ class Profile(BaseModel):
 
         make_codec(spec)  # raises ConfigError with the bad part named
         return spec
+
+    @model_validator(mode="after")
+    def _index_fits_codec(self) -> "Profile":
+        if self.index == "ivf" and self.codec.strip() != "binary":
+            raise ValueError(f"index 'ivf' needs codec 'binary' (1-bit codes), not {self.codec!r}")
+        if self.index == "hnsw" and self.compressed:
+            raise ValueError(f"index 'hnsw' holds float32 vectors; codec {self.codec!r} scans its codes exactly")
+        return self
 
     @field_validator("retrievers")
     @classmethod
@@ -68,9 +80,15 @@ BUILTIN: dict[str, Profile] = {p.name: p for p in [
     _p("float8", "float8 (e4m3) codes in RAM, exact scan: 4x smaller", codec="float8"),
     _p("int8", "int8 codes with per-dimension calibrated ranges: 4x smaller", codec="int8"),
     _p("pca-half-float8", "PCA to half the dimensions, then float8: 8x smaller", codec="pca:192 > float8"),
+    _p("pca-half-float8-rescore", "PCA-half float8 candidates in RAM (8x smaller), rescored with float32 from disk",
+       codec="pca:192 > float8", rescore=True, oversample=4),
+    _p("int4", "4-bit codes with per-dimension calibrated ranges: 8x smaller, like pca-half-float8", codec="int4"),
     _p("binary", "1-bit sign codes in RAM, Hamming scan, no rescoring: 32x smaller", codec="binary"),
     _p("binary-rescore", "1-bit codes in RAM for candidates, rescored with float32 read from disk",
        codec="binary", rescore=True, oversample=10),
+    _p("binary-ivf-rescore", "1-bit codes in inverted lists (from 50k rows; exact scan below), rescored with "
+       "float32 from disk: the large-collection profile", codec="binary", index="ivf", nprobe=16, rescore=True,
+       oversample=40),
     _p("int8-rescore", "int8 candidates rescored with float32 from disk", codec="int8", rescore=True, oversample=4),
     _p("pq-rescore", "product-quantized (48 bytes) candidates rescored with float32 from disk",
        codec="pq:48x8", rescore=True, oversample=10),
