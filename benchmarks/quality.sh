@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${SLIMVEC_DATA:-../shared/data}"
 BIN=.venv/bin
-STORAGE=exact-f32,f16,float8,int8,pca-half-float8,binary,binary-rescore,int8-rescore,pq-rescore
+STORAGE=exact-f32,f16,float8,int8,pca-half-float8,int4,binary,binary-rescore,int8-rescore,pq-rescore,pca-half-float8-rescore,binary-ivf-rescore
 HYBRID=bm25,hybrid,hybrid-binary
 for ds in scifact nfcorpus; do
   $BIN/slimvec sweep "$DATA/$ds" --profiles "$STORAGE,$HYBRID" --chunk-mode whole \

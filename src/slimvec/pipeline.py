@@ -234,7 +234,7 @@ class CompressedDenseRetriever:
 
 
 _FIT_ROWS = 50_000
-_IVF_MIN_ROWS = 50_000  # below this, an exact Hamming scan of the codes takes well under a millisecond
+_IVF_MIN_ROWS = 100_000  # below this, an exact Hamming scan of the codes takes about a millisecond
 _IVF_TRAIN_PER_LIST = 39  # faiss's minimum k-means points per centroid
 _IVF_SAMPLE_PER_LIST = 40  # k-means sample size per list
 

