@@ -163,7 +163,8 @@ def fit_calibrator(collection: "Collection", queries: Mapping[str, str], qrels: 
     qids = [q for q in queries if q in qrels]
     if not qids:
         raise ConfigError("no query has judgements in qrels")
-    results = collection.search_many([queries[q] for q in qids], k=depth, mode=mode)
+    # First-stage scores: min_relevance applies to those, never to a reranker's (see Collection.search).
+    results = collection.search_many([queries[q] for q in qids], k=depth, mode=mode, rerank="none")
     runs = [[h.score for h in hits] for hits in results]
     labels = [[int(h.id in _relevant(qrels, q)) for h in hits] for q, hits in zip(qids, results)]
     cal = fit(mode, runs, labels)
@@ -182,7 +183,7 @@ def cutoff_report(collection: "Collection", queries: Mapping[str, str], qrels: M
     qids = [q for q in queries if _relevant(qrels, q)]
     if not qids:
         raise ConfigError("no query has a relevant judgement")
-    results = collection.search_many([queries[q] for q in qids], k=k, mode=mode)
+    results = collection.search_many([queries[q] for q in qids], k=k, mode=mode, rerank="none")
     cal = collection.calibrators.get(mode)
     if cal is None:
         raise ConfigError(f"no calibration for search mode {mode!r}")

@@ -102,6 +102,8 @@ def search(
     filter: Optional[str] = typer.Option(None, "--filter", help='Metadata filter as JSON, e.g. {"year": {"$gte": 2020}}.'),
     mode: str = typer.Option("dense", "--mode", help="dense | bm25 | sparse | hybrid | hybrid-sparse"),
     min_relevance: Optional[float] = typer.Option(None, "--min-relevance", help="Drop hits whose calibrated relevance is below F (needs a fitted calibration)."),
+    rerank: Optional[str] = typer.Option(None, "--rerank", help="Rerank the first stage: none | dense | bi-encoder:MODEL | cross-encoder:PATH (default: the profile's)."),
+    rerank_depth: Optional[int] = typer.Option(None, "--rerank-depth", help="First-stage documents to rerank (default: the profile's, 50)."),
     json_out: bool = typer.Option(False, "--json", help="Print hits as JSON."),
 ) -> None:
     """Search a collection and print the best documents."""
@@ -113,7 +115,8 @@ def search(
         raise ConfigError("query is empty")
     flt = parse_filter(filter) if filter else None
     with Collection.open(collection) as col:
-        hits = col.search(query, k=k, filter=flt, mode=mode, min_relevance=min_relevance)
+        hits = col.search(query, k=k, filter=flt, mode=mode, min_relevance=min_relevance, rerank=rerank,
+                          rerank_depth=rerank_depth)
     if json_out:
         _print_json({"query": query, "hits": [h.to_dict() for h in hits]})
         return

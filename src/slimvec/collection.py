@@ -19,6 +19,7 @@ from slimvec.index.filters import compile_filter
 from slimvec.pipeline import RETRIEVERS, Query, Retriever, doc_ranking, retrievers_for
 from slimvec.profiles import Profile, load_profile, profile_from_dict
 from slimvec.progress import progress_bar
+from slimvec.rerank import DEFAULT_DEPTH, MAX_DEPTH, MAX_TEXT_CHUNKS, Candidates, Reranker, load_reranker, rerank
 from slimvec.store import Store
 from slimvec import calibration as _calibration
 from slimvec.fusion import fuse as _fuse_rankings
@@ -204,13 +205,21 @@ class Collection:
 
     # ---- searching -------------------------------------------------------------------------
     def search(self, query: str, k: int = 10, filter: dict[str, Any] | None = None, mode: str = "dense",
-               min_relevance: float | None = None) -> list[Hit]:
-        """The top `k` documents for `query`, each scored by its best chunk (calibrated hits below min_relevance dropped)."""
-        return self.search_many([query], k=k, filter=filter, mode=mode, min_relevance=min_relevance)[0]
+               min_relevance: float | None = None, rerank: str | Reranker | None = None,
+               rerank_depth: int | None = None) -> list[Hit]:
+        """The top `k` documents for `query`, each scored by its best chunk (calibrated hits below min_relevance dropped).
+
+        `rerank`: None uses the profile's reranker (if any), "none" turns it off, a spec such as "dense",
+        "bi-encoder:MODEL" or "cross-encoder:PATH" (or a Reranker object) overrides it; the reranker rescores
+        the first stage's top max(k, rerank_depth) documents (default: the profile's depth, 50).
+        """
+        return self.search_many([query], k=k, filter=filter, mode=mode, min_relevance=min_relevance,
+                                rerank=rerank, rerank_depth=rerank_depth)[0]
 
     def search_many(
         self, queries: list[str], k: int = 10, filter: dict[str, Any] | None = None, mode: str = "dense",
         min_relevance: float | None = None, vectors: np.ndarray | None = None,
+        rerank: str | Reranker | None = None, rerank_depth: int | None = None,
     ) -> list[list[Hit]]:
         """`search` for several queries; dense query vectors are encoded in one batch (or given as `vectors`)."""
         for q in queries:
@@ -218,11 +227,15 @@ class Collection:
                 raise ConfigError("query is empty")
         _check_k(k)
         names = retrievers_for(mode, self.manifest.get("retrievers", ["dense"]))
+        reranker, depth = self._reranker_for(rerank, rerank_depth)
+        if reranker is not None and min_relevance is not None:
+            raise ConfigError(f"min_relevance is calibrated on first-stage {mode!r} scores and cannot be combined with "
+                              f"reranking ({reranker.name}); pass rerank='none' to use it")
         vecs = vectors
-        if vecs is None and "dense" in names:
+        if vecs is None and ("dense" in names or (reranker is not None and reranker.needs_vectors)):
             vecs = self.encoder.encode_queries(list(queries))
         return self._run([Query(q, None, None if vecs is None else vecs[i]) for i, q in enumerate(queries)],
-                         k, filter, names, mode, min_relevance)
+                         k, filter, names, mode, min_relevance, reranker, depth)
 
     def search_vectors(self, qvecs: np.ndarray, k: int = 10, filter: dict[str, Any] | None = None) -> list[list[Hit]]:
         """Dense-only document hits for already-encoded query vectors of the collection's dimension."""
@@ -235,7 +248,10 @@ class Collection:
         return self._run([Query("", None, v) for v in qvecs], k, filter, ("dense",))
 
     def _run(self, queries: list[Query], k: int, filter: dict[str, Any] | None, names: tuple[str, ...],
-             mode: str | None = None, min_relevance: float | None = None) -> list[list[Hit]]:
+             mode: str | None = None, min_relevance: float | None = None, reranker: Reranker | None = None,
+             rerank_depth: int = DEFAULT_DEPTH) -> list[list[Hit]]:
+        # With a reranker the first stage fetches max(k, depth) documents and the reranker keeps k of them.
+        first = k if reranker is None else max(k, rerank_depth)
         with self._lock:
             self._sync()
             allowed = self._allowed(filter)
@@ -246,14 +262,86 @@ class Collection:
                 if prepare is not None:
                     prepare([q.text for q in queries])
             for q in queries:
-                depth = fusion_depth(k, len(names))
+                depth = fusion_depth(first, len(names))
                 rankings = [doc_ranking(self._retrievers[n], q, depth, allowed, n_allowed, self._row_doc) for n in names]
-                top = rankings[0] if len(rankings) == 1 else self._fuse(rankings, k)
+                top = rankings[0] if len(rankings) == 1 else self._fuse(rankings, first)
+                if reranker is not None:
+                    top = self._rerank(reranker, q, top, k, allowed)
                 hits = self._hits(top)
-                if mode is not None and (min_relevance is not None or mode in self._calibrators):
+                # Calibrators are fitted on first-stage scores: reranked scores get no relevance.
+                if reranker is None and mode is not None and (min_relevance is not None or mode in self._calibrators):
                     hits = _calibration.apply(self._calibrators.get(mode), hits, min_relevance, mode)
                 results.append(hits)
             return results
+
+    # ---- reranking -------------------------------------------------------------------------
+    _rerank_rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (row_doc it was built from, rows, docs)
+    _rerank_file: tuple[np.ndarray, np.ndarray] | None = None  # (row_doc it was opened for, float32 memmap)
+
+    def _reranker_for(self, spec: str | Reranker | None, depth: int | None) -> tuple[Reranker | None, int]:
+        """The reranker and depth a search uses: the arguments, else the profile's; "none" turns reranking off."""
+        prof = self.manifest.get("profile") or {}
+        chosen = prof.get("rerank") if spec is None else spec
+        depth = int(prof.get("rerank_depth", DEFAULT_DEPTH)) if depth is None else depth
+        if not isinstance(depth, int) or isinstance(depth, bool) or not 1 <= depth <= MAX_DEPTH:
+            raise ConfigError(f"rerank_depth must be an integer between 1 and {MAX_DEPTH}, got {depth!r}")
+        if chosen is None:
+            return None, depth
+        reranker = load_reranker(chosen) if isinstance(chosen, str) else chosen
+        if reranker is not None and reranker.needs_vectors and not int(self.manifest["dim"]):
+            raise ConfigError(f"reranker {reranker.name!r} needs dense vectors; this collection keeps none "
+                              f"(retrievers: {', '.join(self.manifest.get('retrievers', []))})")
+        return reranker, depth
+
+    def _rows_by_doc(self) -> tuple[np.ndarray, np.ndarray]:
+        """Chunk rows sorted by document number, and those numbers: a document's rows by binary search."""
+        cached = self._rerank_rows
+        if cached is None or cached[0] is not self._row_doc:  # rebuilt once per sync, not per query
+            order = np.argsort(self._row_doc, kind="stable")
+            cached = self._rerank_rows = (self._row_doc, order, self._row_doc[order])
+        return cached[1], cached[2]
+
+    def _float32_rows(self) -> np.ndarray:
+        """The committed float32 vector file as a memmap (only the rows a reranker reads are paged in)."""
+        cached = self._rerank_file
+        if cached is None or cached[0] is not self._row_doc:
+            cached = self._rerank_file = (self._row_doc, self.store.vectors(len(self._row_doc)))
+        return cached[1]
+
+    def _rerank(self, reranker: Reranker, q: Query, top: list[tuple[int, float, int]], k: int,
+                allowed: np.ndarray) -> list[tuple[int, float, int]]:
+        """Rescore first-stage documents with `reranker` over their allowed chunk rows; the top k remain."""
+        if not top:
+            return []
+        rows_sorted, docs_sorted = self._rows_by_doc()
+        docs = np.array([d for d, _, _ in top], dtype=np.int64)
+        best = np.array([r for _, _, r in top], dtype=np.int64)
+        lo = np.searchsorted(docs_sorted, docs, side="left")
+        lens = np.searchsorted(docs_sorted, docs, side="right") - lo
+        # Every row of every candidate in one array (no Python loop per document), owner = candidate index.
+        owner = np.repeat(np.arange(len(top)), lens)
+        rows = rows_sorted[np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens - lo, lens)]
+        keep = allowed[rows] & (rows != best[owner])
+        # The first-stage best chunk first in each candidate, then the others in row (= document) order.
+        owner = np.concatenate([np.arange(len(top)), owner[keep]])
+        rows = np.concatenate([best, rows[keep]])
+        order = np.argsort(owner, kind="stable")
+        owner, rows = owner[order], rows[order]
+        counts = np.bincount(owner, minlength=len(top))
+        texts = None
+        if reranker.needs_text:
+            capped = np.arange(len(rows)) - (np.cumsum(counts) - counts)[owner] < MAX_TEXT_CHUNKS
+            info = self.store.chunks_for_rows(rows[capped].tolist())
+            # a row deleted by another process since the last sync is simply left out
+            capped &= np.fromiter((r in info for r in rows.tolist()), dtype=bool, count=len(rows))
+            owner, rows = owner[capped], rows[capped]
+            counts = np.bincount(owner, minlength=len(top))
+            texts = [chunk_text(info[r].title, info[r].text) for r in rows.tolist()]
+        cands = Candidates(docs[counts > 0], counts[counts > 0], rows, texts)
+        if reranker.needs_vectors and len(rows):
+            uniq, inverse = np.unique(rows, return_inverse=True)  # file order: pages are read front to back
+            cands.vectors = np.asarray(self._float32_rows()[uniq], dtype=np.float32)[inverse]
+        return rerank(reranker, q, cands, k)
 
     def _fuse(self, rankings: list[list[tuple[int, float, int]]], k: int) -> list[tuple[int, float, int]]:
         return _fuse_rankings(rankings, k)  # reciprocal rank fusion (k=60); rows from the first ranking holding a doc

@@ -36,6 +36,8 @@ class Profile(BaseModel):
     codec: str = "float32"  # RAM-resident codes for dense candidates, e.g. "binary", "pca:192 > float8"
     rescore: bool = False  # re-rank candidates with float32 vectors read from disk
     oversample: int = Field(default=10, ge=1, le=1000)  # candidates = k * oversample when rescoring
+    rerank: str | None = None  # second stage, "kind[:argument]" (see slimvec.rerank), e.g. "dense"
+    rerank_depth: int = Field(default=50, ge=1, le=1000)  # first-stage documents the reranker rescores
 
     @field_validator("codec")
     @classmethod
@@ -52,6 +54,19 @@ class Profile(BaseModel):
         if self.index == "hnsw" and self.compressed:
             raise ValueError(f"index 'hnsw' holds float32 vectors; codec {self.codec!r} scans its codes exactly")
         return self
+
+    @field_validator("rerank")
+    @classmethod
+    def _rerank_parses(cls, spec: str | None) -> str | None:
+        from slimvec.rerank import NONE, parse_spec
+
+        if spec is None:
+            return None
+        try:
+            kind, _ = parse_spec(spec)  # kind and syntax only: no model is loaded, no path is checked
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
+        return None if kind == NONE else spec.strip()
 
     @field_validator("retrievers")
     @classmethod

@@ -41,6 +41,10 @@ MAX_QUERY_CHARS = 4000
 MAX_ID_CHARS = 512
 MAX_TEXT_CHARS = 2_000_000
 MAX_METADATA_DEPTH = 16
+MAX_RERANK_DEPTH = 1000
+# Rerankers a request may name besides the collection profile's own: neither loads a model from a path.
+# Anything else would let a client make the server load an arbitrary filesystem path as a model.
+REQUEST_RERANKERS = ("none", "dense")
 REPORT_CANDIDATES = ("reports/latest/report.html", "reports/latest/index.html", "reports/report.html", "report.html")
 
 
@@ -119,6 +123,24 @@ class SearchIn(BaseModel):
     k: int = Field(10, ge=1, le=MAX_K, description="Number of documents to return.")
     filter: dict[str, Any] | None = Field(None, description='Metadata filter, e.g. {"year": {"$gte": 2020}}.')
     mode: str = Field("dense", min_length=1, max_length=32, pattern=r"^[a-z0-9_\-]+$")
+    rerank: str | None = Field(None, min_length=1, max_length=1000,
+                               description='Reranker: "none", "dense" or the collection profile\'s own spec '
+                                           "(default: the profile's, if any).")
+    rerank_depth: int | None = Field(None, ge=1, le=MAX_RERANK_DEPTH,
+                                     description="First-stage documents to rerank (default: the profile's).")
+
+    @field_validator("rerank")
+    @classmethod
+    def _rerank(cls, v: str | None) -> str | None:
+        from slimvec.errors import ConfigError
+        from slimvec.rerank import parse_spec
+
+        if v is not None:
+            try:
+                parse_spec(_check_unicode(v, "rerank"))
+            except ConfigError as e:
+                raise ValueError(str(e)) from None
+        return v
 
     @field_validator("q")
     @classmethod
@@ -170,6 +192,7 @@ def create_app(
         # stall them all (and could load the model once per waiting thread).
         for col in cols.values():
             await asyncio.to_thread(lambda c=col: c.encoder)
+            await asyncio.to_thread(_load_profile_reranker, col)
         yield
         for ex in writers.values():
             ex.shutdown(wait=True)
@@ -257,11 +280,16 @@ def create_app(
         info.pop("path", None)  # the server's filesystem layout is not the client's business
         return {"name": name, **info, "has_report": _report_file(col) is not None}
 
-    def do_search(col: Any, body: SearchIn) -> dict[str, Any]:
+    def do_search(col: Any, body: SearchIn, where: str) -> dict[str, Any]:
+        _check_request_rerank(col, body.rerank, where)
         t0 = time.perf_counter()
-        hits = col.search(body.q, k=body.k, filter=body.filter, mode=body.mode)
-        return {"query": body.q, "k": body.k, "mode": body.mode, "filter": body.filter,
-                "took_ms": round((time.perf_counter() - t0) * 1000, 3), "hits": [_hit(h) for h in hits]}
+        hits = col.search(body.q, k=body.k, filter=body.filter, mode=body.mode, rerank=body.rerank,
+                          rerank_depth=body.rerank_depth)
+        out = {"query": body.q, "k": body.k, "mode": body.mode, "filter": body.filter,
+               "took_ms": round((time.perf_counter() - t0) * 1000, 3), "hits": [_hit(h) for h in hits]}
+        if body.rerank is not None or body.rerank_depth is not None:
+            out["rerank"], out["rerank_depth"] = body.rerank, body.rerank_depth
+        return out
 
     @app.get("/api/collections/{name}/search")
     def search_get(
@@ -270,19 +298,21 @@ def create_app(
         k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
         filter: Annotated[str | None, Query(max_length=100_000, description="Filter as JSON text.")] = None,
         mode: Annotated[str, Query(min_length=1, max_length=32, pattern=r"^[a-z0-9_\-]+$")] = "dense",
+        rerank: Annotated[str | None, Query(min_length=1, max_length=1000)] = None,
+        rerank_depth: Annotated[int | None, Query(ge=1, le=MAX_RERANK_DEPTH)] = None,
     ) -> dict[str, Any]:
         flt = None
         if filter is not None and filter.strip():
             flt = _parse_filter(filter)
         try:
-            body = SearchIn(q=q, k=k, filter=flt, mode=mode)
+            body = SearchIn(q=q, k=k, filter=flt, mode=mode, rerank=rerank, rerank_depth=rerank_depth)
         except Exception as e:  # pydantic ValidationError: report it as FastAPI would (field named)
             raise RequestValidationError(_query_errors(e)) from None
-        return do_search(col, body)
+        return do_search(col, body, "query")
 
     @app.post("/api/collections/{name}/search")
     def search_post(*, col: Any = Depends(collection), body: SearchIn) -> dict[str, Any]:
-        return do_search(col, body)
+        return do_search(col, body, "body")
 
     @app.get("/api/collections/{name}/documents/{doc_id:path}")
     def get_document(*, col: Any = Depends(collection), doc_id: str) -> dict[str, Any]:
@@ -464,6 +494,37 @@ def _modes(retrievers: list[str] | None = None) -> list[str]:
 
     names = [m for m, needs in MODES.items() if retrievers is None or all(r in retrievers for r in needs)]
     return sorted(names, key=lambda m: (m != "dense", m))
+
+
+def _profile_rerank(col: Any) -> str | None:
+    manifest = getattr(col, "manifest", None) or {}
+    return (manifest.get("profile") or {}).get("rerank")
+
+
+def _check_request_rerank(col: Any, spec: str | None, where: str) -> None:
+    """422 unless a request's reranker is "none", "dense" or the collection profile's own spec."""
+    if spec is None or spec.strip() in REQUEST_RERANKERS or spec.strip() == _profile_rerank(col):
+        return
+    # The profile's spec is not echoed: it may hold a path on the server.
+    msg = (f"rerank {spec!r} is not allowed from a request: use 'none', 'dense', or leave it out for the "
+           "collection profile's own reranker (other rerankers are set in the profile by the operator)")
+    raise RequestValidationError([{"type": "value_error", "loc": (where, "rerank"), "msg": msg, "input": spec}])
+
+
+def _load_profile_reranker(col: Any) -> None:
+    """Load the profile's reranker model at start-up; a broken one is logged (its searches answer 400)."""
+    from slimvec.rerank import load_reranker
+
+    spec = _profile_rerank(col)
+    if not spec:
+        return
+    try:
+        reranker = load_reranker(spec)
+        if reranker is not None:
+            reranker.load()
+    except SlimvecError as e:
+        log.warning("%s: reranker %r of the collection's profile cannot be used: %s", getattr(col, "path", "?"),
+                    spec, e)
 
 
 def _report_file(col: Any) -> Path | None:

@@ -1,0 +1,307 @@
+"""Second-stage reranking: rescore a first stage's top documents with a stronger (or exact) scorer.
+
+A `Reranker` scores a query against candidate documents, chunk by chunk; `rerank` turns those chunk
+scores into a document ranking (a document scores its best chunk, which becomes the snippet). Rerankers
+register by kind in `RERANKERS`, so the CLI, the server and profiles name them with a spec string
+"kind[:argument]":
+
+- `dense`: the collection's own full-precision float32 vectors (the on-disk vector file), exact inner
+  product over every alive chunk of a candidate. Turns BM25, 1-bit or fused candidates into exact dense
+  scores.
+- `bi-encoder:MODEL`: another bi-encoder (a registered name or a local sentence-transformers directory)
+  encodes the query and the candidates' chunk texts; encoded chunks are kept in a bounded in-memory LRU.
+- `cross-encoder:PATH`: a sentence-transformers `CrossEncoder` loaded from a local directory only (no
+  trained cross-encoder ships on PyPI: bring your own), scoring (query, chunk text) pairs.
+
+Models load lazily, once per process, behind a lock (the server searches from several threads).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from slimvec.errors import ConfigError
+
+if TYPE_CHECKING:
+    from slimvec.encoders.base import Encoder
+    from slimvec.pipeline import Query
+
+NONE = "none"
+DEFAULT_DEPTH = 50
+MAX_DEPTH = 1000
+# A text reranker scores at most this many chunks of one document (the first stage's best chunk first):
+# a 300-page PDF must not turn one candidate into 600 cross-encoder pairs.
+MAX_TEXT_CHUNKS = 32
+# Bytes of encoded chunk vectors a bi-encoder reranker keeps (about 43k rows of 384-d float32).
+BI_ENCODER_CACHE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class Candidates:
+    """One query's first-stage documents as flat arrays: document i owns rows[starts[i] : starts[i] + counts[i]].
+
+    Each document lists its alive chunk rows, the first stage's best chunk first, then the rest in document
+    order. Flat arrays rather than one object per document: the whole batch is scored in one call.
+    """
+
+    docs: np.ndarray  # (n,) document numbers, in first-stage order
+    counts: np.ndarray  # (n,) rows per document, each >= 1
+    rows: np.ndarray  # (m,) chunk rows, m = counts.sum()
+    texts: list[str] | None = None  # (m,) chunk_text(title, chunk), filled when the reranker needs text
+    vectors: np.ndarray | None = field(default=None, repr=False)  # (m, dim) float32, when it needs vectors
+
+    def __post_init__(self) -> None:
+        self.docs = np.asarray(self.docs, dtype=np.int64)
+        self.counts = np.asarray(self.counts, dtype=np.int64)
+        self.rows = np.asarray(self.rows, dtype=np.int64)
+        if len(self.docs) != len(self.counts) or int(self.counts.sum()) != len(self.rows) or (self.counts < 1).any():
+            raise ValueError("candidates: counts must be >= 1 and add up to the number of rows")
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+    @property
+    def owner(self) -> np.ndarray:
+        """(m,) index of the document each row belongs to."""
+        return np.repeat(np.arange(len(self.docs)), self.counts)
+
+    @property
+    def starts(self) -> np.ndarray:
+        """(n,) offset of each document's first row."""
+        return np.cumsum(self.counts) - self.counts
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """Scores a query against candidate documents, one score per candidate chunk row."""
+
+    name: str
+    needs_text: bool  # candidates must carry chunk texts
+    needs_vectors: bool  # candidates must carry the collection's float32 rows, the query its dense vector
+
+    def load(self) -> None:
+        """Load the model now (a no-op when there is none), raising ConfigError if it cannot be loaded."""
+        ...
+
+    def score(self, query: Query, candidates: Candidates) -> np.ndarray:
+        """(m,) float scores, one per row of `candidates.rows` (higher is better)."""
+        ...
+
+
+def rerank(reranker: Reranker, query: Query, candidates: Candidates, k: int) -> list[tuple[int, float, int]]:
+    """Top-k (doc number, score, best chunk row) under `reranker`; ties keep the first-stage order."""
+    if not len(candidates):
+        return []
+    flat = np.asarray(reranker.score(query, candidates), dtype=np.float64).reshape(-1)
+    if len(flat) != len(candidates.rows):
+        raise ValueError(f"reranker {reranker.name!r} gave {len(flat)} scores for {len(candidates.rows)} rows")
+    flat = np.nan_to_num(flat, nan=-np.inf)
+    # A document scores its best chunk: segment maxima over the flat array, no loop per document.
+    owner = candidates.owner
+    best = np.maximum.reduceat(flat, candidates.starts)
+    at_max = np.flatnonzero(flat == best[owner])
+    # The first row reaching its document's maximum: the first-stage best chunk (listed first) wins a tie.
+    first = at_max[np.unique(owner[at_max], return_index=True)[1]]
+    picked = first[np.lexsort((owner[first], -flat[first]))[:k]]  # best score first, then first-stage rank
+    return list(zip(candidates.docs[owner[picked]].tolist(), flat[picked].tolist(), candidates.rows[picked].tolist()))
+
+
+# ---- implementations -----------------------------------------------------------------------------
+class DenseReranker:
+    """Exact inner products with the collection's full-precision vectors (read from the on-disk file)."""
+
+    name = "dense"
+    needs_text = False
+    needs_vectors = True
+
+    def load(self) -> None:
+        """Nothing to load: the vectors are the collection's."""
+
+    def score(self, query: Query, candidates: Candidates) -> np.ndarray:
+        """Dot product of the query vector with every candidate row: one BLAS call."""
+        if candidates.vectors is None:
+            raise ValueError("the dense reranker needs candidate vectors")
+        return candidates.vectors @ np.asarray(query.vector, dtype=np.float32)
+
+
+class BiEncoderReranker:
+    """Another bi-encoder's cosine between the query and each candidate chunk, max over a document's chunks."""
+
+    needs_text = True
+    needs_vectors = False
+
+    def __init__(self, model: str, cache_bytes: int = BI_ENCODER_CACHE_BYTES) -> None:
+        self.model = model
+        self.name = f"bi-encoder:{model}"
+        self.cache_bytes = cache_bytes
+        self._encoder: Encoder | None = None
+        self._lock = threading.Lock()
+        # Keyed by the text's digest, not its row: a key can never point at another text, and the reranker
+        # can be shared by every collection of the process.
+        self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._cached_bytes = 0
+        self.encoded = 0  # chunk texts sent to the encoder (cache misses), for tests and benchmarks
+
+    @property
+    def encoder(self) -> Encoder:
+        """The bi-encoder, loaded on first use."""
+        with self._lock:
+            if self._encoder is None:
+                from slimvec.encoders.registry import load_encoder
+
+                self._encoder = load_encoder(self.model)
+            return self._encoder
+
+    def load(self) -> None:
+        """Load the bi-encoder now."""
+        self.encoder  # noqa: B018 - the property loads it
+
+    def _vectors(self, texts: list[str]) -> np.ndarray:
+        from slimvec.encoders.cache import text_key
+
+        keys = [text_key(t) for t in texts]
+        with self._lock:
+            found = {k: self._cache[k] for k in keys if k in self._cache}
+            for k in found:
+                self._cache.move_to_end(k)
+        missing = list(dict.fromkeys(k for k in keys if k not in found))
+        if missing:
+            first = dict(zip(keys, texts))
+            fresh = np.asarray(self.encoder.encode_documents([first[k] for k in missing]), dtype=np.float32)
+            self.encoded += len(missing)
+            with self._lock:
+                for k, v in zip(missing, fresh):
+                    found[k] = v
+                    if k not in self._cache:
+                        self._cache[k] = v
+                        self._cached_bytes += v.nbytes
+                while self._cached_bytes > self.cache_bytes and self._cache:
+                    _, old = self._cache.popitem(last=False)
+                    self._cached_bytes -= old.nbytes
+        return np.stack([found[k] for k in keys])
+
+    def score(self, query: Query, candidates: Candidates) -> np.ndarray:
+        """Encode the query and the (uncached) chunk texts, then one dot product per chunk."""
+        if candidates.texts is None or len(candidates.texts) != len(candidates.rows):
+            raise ValueError("the bi-encoder reranker needs one text per candidate row")
+        q = np.asarray(self.encoder.encode_queries([query.text])[0], dtype=np.float32)
+        return self._vectors(candidates.texts) @ q
+
+
+class CrossEncoderReranker:
+    """A sentence-transformers CrossEncoder from a local directory, scoring (query, chunk text) pairs."""
+
+    needs_text = True
+    needs_vectors = False
+
+    def __init__(self, path: str, batch_size: int = 32) -> None:
+        self.path = Path(path).expanduser()
+        self.name = f"cross-encoder:{path}"
+        self.batch_size = batch_size
+        self._model: Any = None
+        self._lock = threading.Lock()
+        # Checked up front so a typo fails on the first search, before any pair is built.
+        if not self.path.is_dir():
+            raise ConfigError(f"cross-encoder {str(self.path)!r}: no such directory (cross-encoders load from a "
+                              "local model directory only; none is downloaded)")
+        if not (self.path / "config.json").is_file():
+            raise ConfigError(f"cross-encoder {str(self.path)!r}: not a model directory (no config.json)")
+
+    @property
+    def model(self) -> Any:
+        """The CrossEncoder, loaded on first use from the local directory (never from a hub)."""
+        with self._lock:
+            if self._model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                from sentence_transformers import CrossEncoder
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()
+                try:
+                    self._model = CrossEncoder(str(self.path), device="cpu", local_files_only=True)
+                except Exception as e:  # noqa: BLE001 - any load failure is a configuration problem of this path
+                    first = (str(e).strip().splitlines() or [""])[0][:300]
+                    raise ConfigError(f"cross-encoder {str(self.path)!r}: cannot load the model "
+                                      f"({type(e).__name__}: {first})") from None
+            return self._model
+
+    def load(self) -> None:
+        """Load the cross-encoder now."""
+        self.model  # noqa: B018 - the property loads it
+
+    def score(self, query: Query, candidates: Candidates) -> np.ndarray:
+        """One batched predict over every (query, chunk text) pair of the candidates."""
+        if candidates.texts is None or len(candidates.texts) != len(candidates.rows):
+            raise ValueError("the cross-encoder reranker needs one text per candidate row")
+        pairs = [(query.text, t) for t in candidates.texts]
+        model = self.model
+        with self._lock:  # one predict at a time: torch already uses every core for one batch
+            out = np.asarray(model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False,
+                                           convert_to_numpy=True), dtype=np.float32)
+        if out.ndim == 2 and out.shape[1] != 1:
+            raise ConfigError(f"cross-encoder {str(self.path)!r} gives {out.shape[1]} scores per pair; "
+                              "a reranker needs a model with one output (num_labels=1)")
+        return out.reshape(-1)
+
+
+# ---- registry ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RerankerKind:
+    """How to build one kind of reranker from the argument of its spec."""
+
+    factory: Callable[[str | None], Reranker]
+    takes_argument: bool
+    help: str
+
+
+RERANKERS: dict[str, RerankerKind] = {
+    "dense": RerankerKind(lambda _: DenseReranker(), False, "the collection's float32 vectors, exact"),
+    "bi-encoder": RerankerKind(lambda a: BiEncoderReranker(str(a)), True, "bi-encoder:MODEL (name or local directory)"),
+    "cross-encoder": RerankerKind(lambda a: CrossEncoderReranker(str(a)), True,
+                                  "cross-encoder:PATH (local sentence-transformers CrossEncoder directory)"),
+}
+
+_LOADED: dict[str, Reranker] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def register_reranker(kind: str, factory: Callable[[str | None], Reranker], takes_argument: bool, help: str = "") -> None:
+    """Make `kind` usable in rerank specs ("kind" or "kind:argument")."""
+    RERANKERS[kind] = RerankerKind(factory, takes_argument, help)
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """(kind, argument) of a spec "kind[:argument]", checked against the registry; loads nothing."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError("rerank spec is empty: use none, dense, bi-encoder:MODEL or cross-encoder:PATH")
+    kind, sep, arg = spec.strip().partition(":")
+    if kind == NONE and not sep:
+        return NONE, None
+    if kind not in RERANKERS:
+        raise ConfigError(f"unknown reranker {kind!r} in {spec!r}: choose none, {', '.join(RERANKERS)}")
+    if RERANKERS[kind].takes_argument and not arg.strip():
+        raise ConfigError(f"reranker {kind!r} needs an argument: {RERANKERS[kind].help}")
+    if not RERANKERS[kind].takes_argument and sep:
+        raise ConfigError(f"reranker {kind!r} takes no argument (got {spec!r})")
+    return kind, (arg.strip() or None)
+
+
+def load_reranker(spec: str) -> Reranker | None:
+    """The reranker a spec names (None for "none"), built once per process; models still load lazily."""
+    kind, arg = parse_spec(spec)
+    if kind == NONE:
+        return None
+    key = f"{kind}:{arg}" if arg is not None else kind
+    with _LOAD_LOCK:
+        if key not in _LOADED:
+            _LOADED[key] = RERANKERS[kind].factory(arg)
+        return _LOADED[key]
