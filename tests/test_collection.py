@@ -154,3 +154,42 @@ def test_user_errors(built_collection, tmp_path):
             col.search_vectors(np.ones(17, np.float32))
     with pytest.raises(CollectionError, match="no slimvec collection"):
         Collection.open(tmp_path / "missing")
+
+
+def test_search_without_payload_gives_the_same_ranking(built_collection, scifact_judged):
+    with Collection.open(built_collection) as col:
+        for text, _ in list(scifact_judged.values())[:5]:
+            full = col.search(text, k=10)
+            bare = col.search(text, k=10, with_payload=False)
+            assert [(h.id, h.score) for h in bare] == [(h.id, h.score) for h in full]
+            assert all(h.snippet == "" and h.title == "" and h.metadata == {} for h in bare)
+            assert any(h.snippet for h in full)
+
+
+def _row_ids(col):
+    """Row -> document id as the collection's in-memory map holds it (None: deleted)."""
+    col._sync()
+    return [col._doc_ids[d] if d >= 0 else None for d in col._row_doc.tolist()]
+
+
+def test_row_map_follows_adds_deletes_and_upserts_from_any_process(tmp_path):
+    from fakes import FakeEncoder
+
+    path = tmp_path / "c"
+    writer = Collection.create(path, encoder=FakeEncoder(max_tokens=8), chunk_overlap=0)
+    reader = Collection.open(path, encoder=FakeEncoder(max_tokens=8))
+    writer.add([Document(f"d{i}", " ".join(f"w{j}" for j in range(i % 3 * 9 + 3))) for i in range(12)])
+    _row_ids(reader)  # the reader now holds a map, to be brought up to date incrementally below
+    writer.add([Document(f"e{i}", f"x{i} y z") for i in range(5)])
+    assert _row_ids(reader) == _row_ids(Collection.open(path, encoder=FakeEncoder(max_tokens=8)))
+    writer.delete(["d1", "e3"])
+    writer.upsert([Document("d2", "replaced text " * 5), Document("f0", "fresh")])
+    incremental = _row_ids(reader)
+    fresh = _row_ids(Collection.open(path, encoder=FakeEncoder(max_tokens=8)))
+    assert incremental == fresh
+    assert "d1" not in incremental and "e3" not in incremental and "f0" in incremental
+    (stored,) = writer.store.db.execute("SELECT count(*) FROM chunks WHERE doc_id = 'd2'").fetchone()
+    assert incremental.count("d2") == stored >= 2  # only the replacement's chunks
+    assert {h.id for h in reader.search("fresh", k=30)} == {i for i in fresh if i is not None}
+    writer.close()
+    reader.close()

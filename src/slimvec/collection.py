@@ -45,7 +45,8 @@ class Collection:
         self._retrievers: dict[str, Retriever] = {}
         self._alive = np.zeros(0, dtype=bool)
         self._row_doc = np.zeros(0, dtype=np.int32)  # row -> document number (-1: deleted)
-        self._doc_ids: list[str] = []
+        self._doc_ids: list[str] = []  # document number -> id (numbers are never reused in a process)
+        self._numbers: dict[str, int] = {}
         self._generation = -1
         self._calibrators = _calibration.load_calibrators(self.path)
         if encoder is not None:
@@ -206,20 +207,23 @@ class Collection:
     # ---- searching -------------------------------------------------------------------------
     def search(self, query: str, k: int = 10, filter: dict[str, Any] | None = None, mode: str = "dense",
                min_relevance: float | None = None, rerank: str | Reranker | None = None,
-               rerank_depth: int | None = None) -> list[Hit]:
+               rerank_depth: int | None = None, with_payload: bool = True) -> list[Hit]:
         """The top `k` documents for `query`, each scored by its best chunk (calibrated hits below min_relevance dropped).
+
+        `with_payload=False` returns ids and scores only (title, snippet and metadata left empty), skipping the
+        document look-ups, as Qdrant's option of the same name does.
 
         `rerank`: None uses the profile's reranker (if any), "none" turns it off, a spec such as "dense",
         "bi-encoder:MODEL" or "cross-encoder:PATH" (or a Reranker object) overrides it; the reranker rescores
         the first stage's top max(k, rerank_depth) documents (default: the profile's depth, 50).
         """
         return self.search_many([query], k=k, filter=filter, mode=mode, min_relevance=min_relevance,
-                                rerank=rerank, rerank_depth=rerank_depth)[0]
+                                rerank=rerank, rerank_depth=rerank_depth, with_payload=with_payload)[0]
 
     def search_many(
         self, queries: list[str], k: int = 10, filter: dict[str, Any] | None = None, mode: str = "dense",
         min_relevance: float | None = None, vectors: np.ndarray | None = None,
-        rerank: str | Reranker | None = None, rerank_depth: int | None = None,
+        rerank: str | Reranker | None = None, rerank_depth: int | None = None, with_payload: bool = True,
     ) -> list[list[Hit]]:
         """`search` for several queries; dense query vectors are encoded in one batch (or given as `vectors`)."""
         for q in queries:
@@ -235,7 +239,7 @@ class Collection:
         if vecs is None and ("dense" in names or (reranker is not None and reranker.needs_vectors)):
             vecs = self.encoder.encode_queries(list(queries))
         return self._run([Query(q, None, None if vecs is None else vecs[i]) for i, q in enumerate(queries)],
-                         k, filter, names, mode, min_relevance, reranker, depth)
+                         k, filter, names, mode, min_relevance, reranker, depth, with_payload)
 
     def search_vectors(self, qvecs: np.ndarray, k: int = 10, filter: dict[str, Any] | None = None) -> list[list[Hit]]:
         """Dense-only document hits for already-encoded query vectors of the collection's dimension."""
@@ -249,14 +253,14 @@ class Collection:
 
     def _run(self, queries: list[Query], k: int, filter: dict[str, Any] | None, names: tuple[str, ...],
              mode: str | None = None, min_relevance: float | None = None, reranker: Reranker | None = None,
-             rerank_depth: int = DEFAULT_DEPTH) -> list[list[Hit]]:
+             rerank_depth: int = DEFAULT_DEPTH, with_payload: bool = True) -> list[list[Hit]]:
         # With a reranker the first stage fetches max(k, depth) documents and the reranker keeps k of them.
         first = k if reranker is None else max(k, rerank_depth)
         with self._lock:
             self._sync()
             allowed = self._allowed(filter)
             n_allowed = int(allowed.sum())
-            results = []
+            tops = []
             for n in names:  # retrievers that encode queries themselves (sparse) do it in one batch
                 prepare = getattr(self._retrievers[n], "prepare", None)
                 if prepare is not None:
@@ -267,11 +271,11 @@ class Collection:
                 top = rankings[0] if len(rankings) == 1 else self._fuse(rankings, first)
                 if reranker is not None:
                     top = self._rerank(reranker, q, top, k, allowed)
-                hits = self._hits(top)
-                # Calibrators are fitted on first-stage scores: reranked scores get no relevance.
-                if reranker is None and mode is not None and (min_relevance is not None or mode in self._calibrators):
-                    hits = _calibration.apply(self._calibrators.get(mode), hits, min_relevance, mode)
-                results.append(hits)
+                tops.append(top)
+            results = self._hits(tops, with_payload)
+            # Calibrators are fitted on first-stage scores: reranked scores get no relevance.
+            if reranker is None and mode is not None and (min_relevance is not None or mode in self._calibrators):
+                results = [_calibration.apply(self._calibrators.get(mode), h, min_relevance, mode) for h in results]
             return results
 
     # ---- reranking -------------------------------------------------------------------------
@@ -369,13 +373,20 @@ class Collection:
             self._calibrators = {**self._calibrators, mode: calibrator}
             _calibration.save_calibrators(self.path, self._calibrators)
 
-    def _hits(self, top: list[tuple[int, float, int]]) -> list[Hit]:
-        info = self.store.chunks_for_rows([r for _, _, r in top])
-        hits = []
-        for _, s, r in top:
-            c = info[r]
-            hits.append(Hit(c.doc_id, s, c.title, c.text, c.metadata, c.start, c.end))
-        return hits
+    def _hits(self, tops: list[list[tuple[int, float, int]]], with_payload: bool = True) -> list[list[Hit]]:
+        """Hits for each query's (doc number, score, row) ranking; chunk and document fields in one look-up."""
+        if not with_payload:
+            ids = self._doc_ids
+            return [[Hit(ids[d], s, "", "", {}) for d, s, _ in top] for top in tops]
+        info = self.store.chunks_for_rows([r for top in tops for _, _, r in top])
+        out = []
+        for top in tops:
+            hits = []
+            for _, s, r in top:
+                c = info[r]
+                hits.append(Hit(c.doc_id, s, c.title, c.text, c.metadata, c.start, c.end))
+            out.append(hits)
+        return out
 
     def _allowed(self, filter: dict[str, Any] | None) -> np.ndarray:
         if not filter:
@@ -397,14 +408,37 @@ class Collection:
                     raise CollectionError(f"{self.path}: collection uses the {name!r} index, unknown to this slimvec")
                 self._retrievers[name] = RETRIEVERS[name](self.store, lambda: self.encoder)
             self._retrievers[name].sync(self.store)
-        rows = self.store.committed_rows
-        row_doc = np.full(rows, -1, dtype=np.int32)
-        numbers: dict[str, int] = {}
-        for row, doc_id in self.store.db.execute("SELECT row, doc_id FROM chunks"):
-            row_doc[row] = numbers.setdefault(doc_id, len(numbers))
-        self._row_doc, self._doc_ids = row_doc, list(numbers)
-        self._alive = row_doc >= 0
+        self._row_doc = self._row_map(self.store.committed_rows)
+        self._alive = self._row_doc >= 0
         self._generation = gen
+
+    def _row_map(self, rows: int) -> np.ndarray:
+        """Row -> document number for `rows` committed rows, reading only what changed since the last sync.
+
+        Rows are append-only and never reused, so known rows keep their document; new rows are read, and
+        known rows are re-listed (row numbers only) only when some were deleted. A full read happens once.
+        """
+        db, old = self.store.db, len(self._row_doc)
+        row_doc = np.full(rows, -1, dtype=np.int32)
+        if self._generation < 0 or rows < old:
+            self._numbers: dict[str, int] = {}
+            self._doc_ids, old = [], 0
+        elif old:
+            (alive,) = db.execute("SELECT count(*) FROM chunks WHERE row < ?", (old,)).fetchone()
+            row_doc[:old] = self._row_doc
+            if alive != int(np.count_nonzero(self._alive)):
+                kept = np.zeros(old, dtype=bool)
+                kept[np.fromiter((r for (r,) in db.execute("SELECT row FROM chunks WHERE row < ?", (old,))),
+                                 dtype=np.int64)] = True
+                row_doc[:old][~kept] = -1
+        numbers, ids = self._numbers, self._doc_ids
+        for row, doc_id in db.execute("SELECT row, doc_id FROM chunks WHERE row >= ?", (old,)):
+            n = numbers.get(doc_id)
+            if n is None:
+                n = numbers[doc_id] = len(ids)
+                ids.append(doc_id)
+            row_doc[row] = n
+        return row_doc
 
     def _save_index(self) -> None:
         for r in self._retrievers.values():
