@@ -71,6 +71,18 @@ def test_search_get_and_post_agree_and_filter(client):
     assert ids(tags) == ["d2"]
 
 
+def test_search_without_payload(client):
+    full = client.post("/api/collections/col/search", json={"q": "bone fractures vitamin", "k": 3}).json()["hits"]
+    for bare in (client.post("/api/collections/col/search", json={"q": "bone fractures vitamin", "k": 3,
+                                                                   "with_payload": False}),
+                 client.get("/api/collections/col/search", params={"q": "bone fractures vitamin", "k": 3,
+                                                                   "with_payload": "false"})):
+        hits = bare.json()["hits"]
+        assert [(h["id"], h["score"]) for h in hits] == [(h["id"], h["score"]) for h in full]
+        assert all(h["snippet"] == "" and h["metadata"] == {} for h in hits)
+    assert any(h["snippet"] for h in full)
+
+
 def test_get_document(client):
     r = client.get("/api/collections/col/documents/d2")
     assert r.json() == {"id": "d2", "title": "Immune evasion", "text": DOCS[1].text, "metadata": DOCS[1].metadata}

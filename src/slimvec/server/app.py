@@ -128,6 +128,7 @@ class SearchIn(BaseModel):
                                            "(default: the profile's, if any).")
     rerank_depth: int | None = Field(None, ge=1, le=MAX_RERANK_DEPTH,
                                      description="First-stage documents to rerank (default: the profile's).")
+    with_payload: bool = Field(True, description="False: ids and scores only (no title, snippet, metadata).")
 
     @field_validator("rerank")
     @classmethod
@@ -284,7 +285,7 @@ def create_app(
         _check_request_rerank(col, body.rerank, where)
         t0 = time.perf_counter()
         hits = col.search(body.q, k=body.k, filter=body.filter, mode=body.mode, rerank=body.rerank,
-                          rerank_depth=body.rerank_depth)
+                          rerank_depth=body.rerank_depth, with_payload=body.with_payload)
         out = {"query": body.q, "k": body.k, "mode": body.mode, "filter": body.filter,
                "took_ms": round((time.perf_counter() - t0) * 1000, 3), "hits": [_hit(h) for h in hits]}
         if body.rerank is not None or body.rerank_depth is not None:
@@ -300,12 +301,14 @@ def create_app(
         mode: Annotated[str, Query(min_length=1, max_length=32, pattern=r"^[a-z0-9_\-]+$")] = "dense",
         rerank: Annotated[str | None, Query(min_length=1, max_length=1000)] = None,
         rerank_depth: Annotated[int | None, Query(ge=1, le=MAX_RERANK_DEPTH)] = None,
+        with_payload: bool = True,
     ) -> dict[str, Any]:
         flt = None
         if filter is not None and filter.strip():
             flt = _parse_filter(filter)
         try:
-            body = SearchIn(q=q, k=k, filter=flt, mode=mode, rerank=rerank, rerank_depth=rerank_depth)
+            body = SearchIn(q=q, k=k, filter=flt, mode=mode, rerank=rerank, rerank_depth=rerank_depth,
+                            with_payload=with_payload)
         except Exception as e:  # pydantic ValidationError: report it as FastAPI would (field named)
             raise RequestValidationError(_query_errors(e)) from None
         return do_search(col, body, "query")
