@@ -155,3 +155,40 @@ def test_cutoff_report_counts(col):
     assert top["precision"] == pytest.approx(np.mean(precisions))
     assert top["recall"] == pytest.approx(np.mean(recalls))
     assert cut["mean_returned"] <= top["mean_returned"] and cut["recall"] <= top["recall"]
+
+
+def test_auto_threshold_maximises_mean_f1_on_the_fit_split(col):
+    from slimvec.calibration import THRESHOLDS
+
+    c, queries, qrels = col
+    cal = fit_calibrator(c, queries, qrels, mode="bm25", depth=12)
+    # Brute force over the same grid, from the hits themselves: F1 = 2 PR / (P + R) per query, 0 if nothing kept.
+    def mean_f1(t):
+        f1s = []
+        for qid, text in queries.items():
+            hits = c.search(text, k=10, mode="bm25")
+            kept = [h for h in hits if h.relevance >= t]
+            good = sum(h.id in qrels[qid] for h in kept)
+            p = good / len(kept) if kept else 0.0
+            r = good / len(qrels[qid])
+            f1s.append(2 * p * r / (p + r) if p + r else 0.0)
+        return np.mean(f1s)
+    scores = {t: mean_f1(t) for t in THRESHOLDS}
+    assert scores[cal.threshold] == pytest.approx(max(scores.values()))
+    q = next(iter(queries.values()))
+    auto = c.search(q, k=10, mode="bm25", min_relevance="auto")
+    assert auto == c.search(q, k=10, mode="bm25", min_relevance=cal.threshold)
+    assert json.loads((c.path / "calibration.json").read_text())["modes"]["bm25"]["threshold"] == cal.threshold
+    rep = cutoff_report(c, queries, qrels, mode="bm25", threshold="auto")
+    assert rep["threshold"] == cal.threshold
+    with pytest.raises(ConfigError, match="'auto'"):
+        c.search(q, mode="bm25", min_relevance="sometimes")
+
+
+def test_auto_needs_a_calibration_and_old_files_default_to_half(col):
+    c, queries, _ = col
+    q = next(iter(queries.values()))
+    with pytest.raises(ConfigError, match="no calibration"):
+        c.search(q, mode="bm25", min_relevance="auto")
+    old = Calibrator.from_dict({"mode": "bm25", "intercept": 0.3})  # a calibration.json written before thresholds
+    assert old.threshold == 0.5

@@ -63,6 +63,8 @@ class Calibrator:
     intercept: float = 0.0
     n_train: int = 0
     positive_rate: float = 0.0
+    # The cut-off `min_relevance="auto"` applies: the one with the best mean F1 on the fit split's top 10.
+    threshold: float = 0.5
 
     def predict(self, scores: Sequence[float]) -> np.ndarray:
         """Relevance probabilities for one query's scores, given best first."""
@@ -121,6 +123,41 @@ def fit(mode: str, runs: Sequence[Sequence[float]], labels: Sequence[Sequence[in
     return cal
 
 
+THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 .. 0.95
+
+
+def choose_threshold(cal: Calibrator, runs: Sequence[Sequence[float]], labels: Sequence[Sequence[int]],
+                     n_relevant: Sequence[int], k: int = 10) -> float:
+    """The cut-off with the best mean per-query F1 of the top-k hits kept (ties: the higher threshold).
+
+    F1 = 2 * relevant kept / (kept + relevant judged); queries without a relevant judgement are skipped.
+    """
+    probs = [cal.predict(list(r)[:k]) for r in runs]
+    best, best_f1 = 0.5, -1.0
+    for t in THRESHOLDS:
+        f1s = []
+        for p, lab, n_rel in zip(probs, labels, n_relevant):
+            if n_rel:
+                kept = p >= t
+                f1s.append(2 * float(np.asarray(lab[:k])[kept].sum()) / (kept.sum() + n_rel))
+        f1 = float(np.mean(f1s)) if f1s else 0.0
+        if f1 >= best_f1:
+            best, best_f1 = t, f1
+    return best
+
+
+def resolve(calibrator: Calibrator | None, min_relevance: float | str | None) -> float | None:
+    """A numeric cut-off from `min_relevance` ("auto": the calibrator's chosen threshold)."""
+    if isinstance(min_relevance, str):
+        if min_relevance.strip().lower() != "auto":
+            try:
+                return float(min_relevance)
+            except ValueError:
+                raise ConfigError(f"min_relevance must be a number between 0 and 1 or 'auto', got {min_relevance!r}") from None
+        return None if calibrator is None else calibrator.threshold
+    return min_relevance
+
+
 # ---- persistence -----------------------------------------------------------------------------
 def load_calibrators(path: str | Path) -> dict[str, Calibrator]:
     """The calibrators saved in a collection directory, by mode (empty when there are none)."""
@@ -139,8 +176,13 @@ def save_calibrators(path: str | Path, calibrators: Mapping[str, Calibrator]) ->
     write_json_atomic(Path(path) / FILE, {"format": _FORMAT, "modes": {m: c.to_dict() for m, c in calibrators.items()}})
 
 
-def apply(calibrator: Calibrator | None, hits: list[Hit], min_relevance: float | None, mode: str = "") -> list[Hit]:
-    """Hits with `relevance` filled and, when `min_relevance` is set, those below it dropped."""
+def apply(calibrator: Calibrator | None, hits: list[Hit], min_relevance: float | str | None,
+          mode: str = "") -> list[Hit]:
+    """Hits with `relevance` filled and, when `min_relevance` is set ("auto": the fitted cut-off), those below it dropped."""
+    auto = isinstance(min_relevance, str)
+    min_relevance = resolve(calibrator, min_relevance)
+    if calibrator is None and auto:
+        raise ConfigError(f"no calibration for search mode {mode!r}: fit one first (slimvec calibrate)")
     if calibrator is None:
         if min_relevance is None:
             return hits
@@ -168,12 +210,13 @@ def fit_calibrator(collection: "Collection", queries: Mapping[str, str], qrels: 
     runs = [[h.score for h in hits] for hits in results]
     labels = [[int(h.id in _relevant(qrels, q)) for h in hits] for q, hits in zip(qids, results)]
     cal = fit(mode, runs, labels)
+    cal.threshold = choose_threshold(cal, runs, labels, [len(_relevant(qrels, q)) for q in qids])
     collection.set_calibrator(mode, cal)
     return cal
 
 
 def cutoff_report(collection: "Collection", queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]],
-                  mode: str = "dense", threshold: float = 0.5, k: int = 10) -> dict[str, Any]:
+                  mode: str = "dense", threshold: float | str = 0.5, k: int = 10) -> dict[str, Any]:
     """Precision/recall of the top-k cut at calibrated relevance >= threshold, against the plain top-k.
 
     Per-query precision (relevant returned / returned; a query returning nothing is left out of the
@@ -206,6 +249,7 @@ def cutoff_report(collection: "Collection", queries: Mapping[str, str], qrels: M
             "empty": len(qids) - len(precisions),
         }
 
+    threshold = resolve(cal, threshold)
     cut = [apply(cal, hits, threshold) for hits in results]
     return {"mode": mode, "queries": len(qids), "k": k, "threshold": threshold,
             f"top{k}": summary(results), "cutoff": summary(cut)}

@@ -101,7 +101,7 @@ def search(
     k: int = typer.Option(10, "-k", "--k", help="Number of documents to return."),
     filter: Optional[str] = typer.Option(None, "--filter", help='Metadata filter as JSON, e.g. {"year": {"$gte": 2020}}.'),
     mode: str = typer.Option("dense", "--mode", help="dense | bm25 | sparse | hybrid | hybrid-sparse"),
-    min_relevance: Optional[float] = typer.Option(None, "--min-relevance", help="Drop hits whose calibrated relevance is below F (needs a fitted calibration)."),
+    min_relevance: Optional[str] = typer.Option(None, "--min-relevance", help="Drop hits whose calibrated relevance is below F, or 'auto' for the cut-off chosen when calibrating (needs a fitted calibration)."),
     rerank: Optional[str] = typer.Option(None, "--rerank", help="Rerank the first stage: none | dense | bi-encoder:MODEL | cross-encoder:PATH (default: the profile's)."),
     rerank_depth: Optional[int] = typer.Option(None, "--rerank-depth", help="First-stage documents to rerank (default: the profile's, 50)."),
     json_out: bool = typer.Option(False, "--json", help="Print hits as JSON."),
@@ -302,7 +302,7 @@ def calibrate(
     dataset: Path = typer.Argument(..., help="BEIR folder whose queries and qrels label the fit."),
     split: str = typer.Option("dev", "--split", help="Labelled split to fit on (not the one you report on)."),
     mode: str = typer.Option("dense", "--mode", help="Search mode to calibrate."),
-    report_split: Optional[str] = typer.Option(None, "--report-split", help="Also report the 0.5 cut-off on this split."),
+    report_split: Optional[str] = typer.Option(None, "--report-split", help="Also report the 0.5 and the auto cut-off on this split."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Fit a relevance calibrator for `--min-relevance` and store it in the collection."""
@@ -312,14 +312,18 @@ def calibrate(
 
     ds = load_dataset(dataset)
     with Collection.open(collection) as col:
-        fit_calibrator(col, ds.queries(split), ds.qrels(split), mode=mode)
-        report = cutoff_report(col, ds.queries(report_split), ds.qrels(report_split), mode=mode) if report_split else None
+        cal = fit_calibrator(col, ds.queries(split), ds.qrels(split), mode=mode)
+        report = auto = None
+        if report_split:
+            report = cutoff_report(col, ds.queries(report_split), ds.qrels(report_split), mode=mode)
+            auto = cutoff_report(col, ds.queries(report_split), ds.qrels(report_split), mode=mode, threshold="auto")
     if json_out:
-        _print_json({"mode": mode, "fitted_on": split, "report": report})
+        _print_json({"mode": mode, "fitted_on": split, "threshold": cal.threshold, "report": report, "report_auto": auto})
     else:
-        out.print(f"calibrator for mode {mode!r} fitted on {ds.name} {split} and stored in {collection}")
+        out.print(f"calibrator for mode {mode!r} fitted on {ds.name} {split} and stored in {collection}; "
+                  f"--min-relevance auto cuts at {cal.threshold:.2f} (best mean F1 of the top 10 on {split})")
         if report:
-            out.print(report)
+            out.print({"min_relevance 0.5": report, "min_relevance auto": auto})
 
 
 def _results_table(results: list[dict[str, Any]]) -> None:

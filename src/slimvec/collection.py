@@ -206,9 +206,9 @@ class Collection:
 
     # ---- searching -------------------------------------------------------------------------
     def search(self, query: str, k: int = 10, filter: dict[str, Any] | None = None, mode: str = "dense",
-               min_relevance: float | None = None, rerank: str | Reranker | None = None,
+               min_relevance: float | str | None = None, rerank: str | Reranker | None = None,
                rerank_depth: int | None = None, with_payload: bool = True) -> list[Hit]:
-        """The top `k` documents for `query`, each scored by its best chunk (calibrated hits below min_relevance dropped).
+        """The top `k` documents for `query`, each scored by its best chunk (calibrated hits below min_relevance, a probability or "auto", dropped).
 
         `with_payload=False` returns ids and scores only (title, snippet and metadata left empty), skipping the
         document look-ups, as Qdrant's option of the same name does.
@@ -222,7 +222,7 @@ class Collection:
 
     def search_many(
         self, queries: list[str], k: int = 10, filter: dict[str, Any] | None = None, mode: str = "dense",
-        min_relevance: float | None = None, vectors: np.ndarray | None = None,
+        min_relevance: float | str | None = None, vectors: np.ndarray | None = None,
         rerank: str | Reranker | None = None, rerank_depth: int | None = None, with_payload: bool = True,
     ) -> list[list[Hit]]:
         """`search` for several queries; dense query vectors are encoded in one batch (or given as `vectors`)."""
@@ -252,7 +252,7 @@ class Collection:
         return self._run([Query("", None, v) for v in qvecs], k, filter, ("dense",))
 
     def _run(self, queries: list[Query], k: int, filter: dict[str, Any] | None, names: tuple[str, ...],
-             mode: str | None = None, min_relevance: float | None = None, reranker: Reranker | None = None,
+             mode: str | None = None, min_relevance: float | str | None = None, reranker: Reranker | None = None,
              rerank_depth: int = DEFAULT_DEPTH, with_payload: bool = True) -> list[list[Hit]]:
         # With a reranker the first stage fetches max(k, depth) documents and the reranker keeps k of them.
         first = k if reranker is None else max(k, rerank_depth)
