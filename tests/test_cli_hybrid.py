@@ -67,3 +67,10 @@ def test_min_relevance_after_calibration(col):
     kept = _hits(col, topics["bone"], "--mode", "hybrid", "--min-relevance", "0.5")
     assert all("relevance" in h for h in everything)
     assert [h["id"] for h in kept] == [h["id"] for h in everything if h["relevance"] >= 0.5]
+
+
+def test_sparse_model_flag_names_a_bad_directory(col, tmp_path):
+    code, out, err = run("index", SAMPLE, "--collection", col, "--sparse-model", tmp_path / "nope")
+    assert code == 2 and "nope" in err and "not a local SPLADE model" in err
+    code, out, err = run("index", SAMPLE, "--collection", col, "--sparse-model", "splade-tiny", "--json")
+    assert code == 0, err  # the model the collection already keeps: accepted, nothing rebuilt

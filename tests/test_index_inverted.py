@@ -10,6 +10,7 @@ from fakes import FakeEncoder
 from slimvec import Collection, Document
 from slimvec.encoders.registry import load_encoder
 from slimvec.encoders.sparse import SpladeEncoder
+from slimvec.errors import ConfigError
 from slimvec.index.inverted import SparseRetriever
 
 DOCS = [
@@ -114,3 +115,55 @@ def test_batched_queries_equal_single_queries(built):
             single = c.search(q, k=3, mode="sparse")
             assert [h.id for h in hits] == [h.id for h in single]
             assert [h.score for h in hits] == pytest.approx([h.score for h in single], rel=1e-4)
+
+
+@pytest.fixture(scope="module")
+def tiny_splade_dir(tmp_path_factory):
+    """A randomly initialised 1-layer masked-LM with SPLADE-tiny's tokenizer: a 'local SPLADE model' to point at."""
+    import shutil
+
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    from slimvec.encoders.sparse import bundled_splade_dir
+
+    out = tmp_path_factory.mktemp("tiny-splade")
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(bundled_splade_dir() / f, out / f)
+    torch.manual_seed(0)
+    BertForMaskedLM(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                               intermediate_size=64, max_position_embeddings=128)).save_pretrained(out)
+    return out
+
+
+def test_a_local_splade_directory_is_used_and_recorded(tmp_path, tiny_splade_dir):
+    with Collection.create(tmp_path / "c", encoder=FakeEncoder(max_tokens=256)) as c:
+        c.add(DOCS)
+        c.enable("sparse", sparse_model=str(tiny_splade_dir))
+        assert c.manifest["sparse_model"] == str(tiny_splade_dir.resolve())
+        hits = c.search("vitamin d and bones", k=len(DOCS), mode="sparse")
+    local = SpladeEncoder(tiny_splade_dir)
+    brute = _brute(local, DOCS, "vitamin d and bones")
+    assert brute and {h.id for h in hits} == set(brute)
+    for h in hits:
+        assert h.score == pytest.approx(brute[h.id], rel=1e-4)
+    with Collection.open(tmp_path / "c", encoder=FakeEncoder(max_tokens=256)) as again:
+        assert [h.id for h in again.search("vitamin d and bones", k=len(DOCS), mode="sparse")] == [h.id for h in hits]
+        with pytest.raises(ConfigError, match="one sparse model"):
+            again.enable("sparse", sparse_model="splade-tiny")
+
+
+def test_a_bad_splade_directory_is_refused_before_anything_is_written(tmp_path):
+    with Collection.create(tmp_path / "c", encoder=FakeEncoder(max_tokens=256)) as c:
+        c.add(DOCS)
+        before = dict(c.manifest)
+        with pytest.raises(ConfigError, match="no such directory"):
+            c.enable("sparse", sparse_model=str(tmp_path / "missing"))
+        (tmp_path / "empty").mkdir()
+        with pytest.raises(ConfigError, match="no config.json"):
+            c.enable("sparse", sparse_model=str(tmp_path / "empty"))
+        (tmp_path / "broken").mkdir()
+        (tmp_path / "broken" / "config.json").write_text("{}")
+        with pytest.raises(ConfigError, match="could not load a SPLADE model"):
+            c.enable("sparse", sparse_model=str(tmp_path / "broken"))
+        assert c.manifest == before and c.search("bones", k=2)

@@ -54,6 +54,7 @@ def index(
     profile_file: Optional[Path] = typer.Option(None, "--profile-file", help="Profile JSON file (as written by `slimvec plan`)."),
     bm25: bool = typer.Option(False, "--bm25", help="Also maintain a BM25 index (for --mode bm25 / hybrid)."),
     sparse: bool = typer.Option(False, "--sparse", help="Also maintain a SPLADE-tiny sparse index (for --mode sparse / hybrid-sparse)."),
+    sparse_model: Optional[str] = typer.Option(None, "--sparse-model", help="SPLADE model for --sparse: splade-tiny (default) or a local model directory (implies --sparse)."),
     upsert: bool = typer.Option(True, help="Replace documents whose id is already stored (--no-upsert: error instead)."),
     strict: bool = typer.Option(False, help="Stop at the first bad file or record instead of skipping it."),
     id_field: str = typer.Option("_id", help="Id field of JSONL/CSV/Parquet records."),
@@ -80,8 +81,9 @@ def index(
         chunk_mode=chunk_mode, profile=chosen,
     )
     with col:
-        for extra in [name for name, on in (("bm25", bm25), ("sparse", sparse)) if on]:
-            col.enable(extra)  # no-op when kept already; builds from stored rows otherwise
+        for extra in [name for name, on in (("bm25", bm25), ("sparse", sparse or sparse_model)) if on]:
+            # no-op when kept already; builds from stored rows otherwise
+            col.enable(extra, sparse_model=sparse_model if extra == "sparse" else None)
         n = col.upsert(docs, progress=True) if upsert else col.add(docs, progress=True)
         info = col.info()
     summary = {"collection": str(collection), "indexed": n, "skipped": len(problems), "problems": problems,

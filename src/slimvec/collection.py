@@ -351,13 +351,28 @@ class Collection:
         return _fuse_rankings(rankings, k)  # reciprocal rank fusion (k=60); rows from the first ranking holding a doc
 
     # ---- optional retrievers and calibration -----------------------------------------------
-    def enable(self, name: str) -> None:
-        """Start maintaining retriever `name` (e.g. "bm25", "sparse"), building it from the stored rows."""
+    def enable(self, name: str, sparse_model: str | None = None) -> None:
+        """Start maintaining retriever `name` (e.g. "bm25", "sparse"), building it from the stored rows.
+
+        `sparse_model`: for "sparse", "splade-tiny" (the default, bundled) or a local SPLADE model directory.
+        """
+        updates: dict[str, Any] = {}
+        if sparse_model is not None:
+            if name != "sparse":
+                raise ConfigError(f"sparse_model applies to the 'sparse' retriever, not {name!r}")
+            from slimvec.encoders.sparse import SPLADE_TINY, load_sparse_encoder
+
+            load_sparse_encoder(sparse_model)  # fails here, naming the directory, before anything is written
+            updates["sparse_model"] = sparse_model if sparse_model == SPLADE_TINY else str(Path(sparse_model).resolve())
         with self._lock, self.store.writer():
             names = list(self.manifest.get("retrievers", ["dense"]))
             if name in names:
+                kept = self.manifest.get("sparse_model", "splade-tiny")
+                if updates and updates["sparse_model"] != kept:
+                    raise ConfigError(f"{self.path}: the sparse index is built with {kept!r}; a collection keeps one "
+                                      "sparse model")
                 return
-            self.store.save_manifest({"retrievers": _retriever_names(names + [name])})
+            self.store.save_manifest({"retrievers": _retriever_names(names + [name]), **updates})
             self._generation = -1
             self._sync()
             self._save_index()

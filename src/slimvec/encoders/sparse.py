@@ -104,3 +104,25 @@ def _to_csr(out: Any, dim: int) -> sp.csr_matrix:
 
 
 register_encoder(SPLADE_TINY, lambda: SpladeEncoder())
+
+_LOADED: dict[str, SpladeEncoder] = {}
+
+
+def load_sparse_encoder(spec: str) -> SpladeEncoder:
+    """"splade-tiny" (bundled) or a local SPLADE directory (a sentence-transformers SparseEncoder folder or a
+    masked-language model such as a SPLADE checkpoint); loaded once per process."""
+    if spec in _LOADED:
+        return _LOADED[spec]
+    if spec == SPLADE_TINY:
+        enc = SpladeEncoder()
+    else:
+        path = Path(spec).expanduser()
+        if not (path / "config.json").is_file():
+            what = "no config.json" if path.is_dir() else "no such directory"
+            raise ConfigError(f"{path}: not a local SPLADE model ({what}); use 'splade-tiny' or a model directory")
+        try:
+            enc = SpladeEncoder(path)
+        except Exception as e:  # noqa: BLE001 - any loading failure is the user's directory: say which
+            raise ConfigError(f"{path}: could not load a SPLADE model ({type(e).__name__}: {e})") from None
+    _LOADED[spec] = enc
+    return enc

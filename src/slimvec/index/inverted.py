@@ -22,8 +22,7 @@ import scipy.sparse as sp
 from slimvec.atomic import replaced_dir
 from slimvec.chunking import chunk_text
 from slimvec.encoders.base import Encoder
-from slimvec.encoders.registry import load_encoder
-from slimvec.encoders.sparse import SPLADE_TINY
+from slimvec.encoders.sparse import SPLADE_TINY, load_sparse_encoder
 from slimvec.pipeline import MODES, RETRIEVERS, Query, Retriever
 from slimvec.store import Store
 
@@ -178,7 +177,7 @@ class SparseRetriever:
 
 def _factory(store: Store, encoder: Callable[[], Encoder]) -> Retriever:
     model = str(store.manifest.get("sparse_model", SPLADE_TINY))
-    getter = lambda: load_encoder(model)  # noqa: E731 - the dense encoder getter is not the sparse model
+    getter = lambda: load_sparse_encoder(model)  # noqa: E731 - the dense encoder getter is not the sparse model
     return SparseRetriever.load(store.path / "index", getter, model) or SparseRetriever(getter, model)
 
 
