@@ -161,3 +161,56 @@ def test_query_fast_path_tokenises_like_bm25s():
         tok = Tokenizer(cfg)
         reference = tok(texts)  # bm25s.tokenize itself
         assert [tok.one(t) for t in texts] == [[t for t in r if t] for r in reference]
+
+
+def test_cjk_bigrams_by_hand():
+    from slimvec.index.bm25 import cjk_bigrams
+
+    assert cjk_bigrams(["北京是中国的首都"]) == ["北京", "京是", "是中", "中国", "国的", "的首", "首都"]
+    assert cjk_bigrams(["2008年奥运会", "beijing", "猫"]) == ["2008", "年奥", "奥运", "运会", "beijing", "猫"]
+    assert cjk_bigrams(["東京タワー"]) == ["東京", "京タ", "タワ", "ワー"]
+
+
+ZH = [
+    Document("z0", "北京是中华人民共和国的首都，也是全国的政治中心。"),
+    Document("z1", "上海是中国最大的经济中心和国际港口城市。"),
+    Document("z2", "熊猫主要生活在四川的山区，以竹子为食。"),
+]
+
+
+def test_cjk_profile_finds_chinese_words_inside_sentences(tmp_path):
+    from slimvec.profiles import BUILTIN
+
+    with Collection.create(tmp_path / "plain", profile="bm25", encoder=FakeEncoder(max_tokens=256)) as plain:
+        plain.add(ZH)
+        assert plain.search("中国的首都", mode="bm25") == []  # whole clauses are single tokens: nothing matches
+    with Collection.create(tmp_path / "cjk", profile="bm25-cjk", encoder=FakeEncoder(max_tokens=256)) as col:
+        col.add(ZH)
+        assert col.manifest["bm25"] == BUILTIN["bm25-cjk"].bm25
+        assert col.search("中国的首都", mode="bm25")[0].id == "z0"
+        assert col.search("熊猫吃什么", mode="bm25")[0].id == "z2"
+        # Same scores as bare bm25s over the same bigram tokens.
+        from slimvec.index.bm25 import Tokenizer
+
+        tok = Tokenizer(Bm25Config.from_dict(col.manifest["bm25"]))
+        bm = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
+        bm.index(bm25s.tokenization.Tokenized(*_ids(tok([d.text for d in ZH]))), show_progress=False)
+        q = [t for t in tok.one("上海的经济") if t in bm.vocab_dict]
+        bare = {d.id: float(s) for d, s in zip(ZH, bm.get_scores(q)) if s > 0}
+        _assert_same(_ours(col, "上海的经济"), bare)
+
+
+def _ids(token_lists):
+    vocab: dict[str, int] = {}
+    ids = [[vocab.setdefault(t, len(vocab)) for t in toks] for toks in token_lists]
+    return ids, vocab
+
+
+def test_profile_bm25_settings_are_checked():
+    from slimvec.profiles import profile_from_dict
+
+    with pytest.raises(ConfigError, match="unknown BM25 setting 'stem'"):
+        profile_from_dict({"name": "x", "retrievers": ["bm25"], "bm25": {"stem": "english"}})
+    with pytest.raises(ConfigError, match="klingon"):
+        profile_from_dict({"name": "x", "retrievers": ["bm25"], "bm25": {"stemmer": "klingon"}})
+    assert profile_from_dict({"name": "x", "bm25": {"stemmer": "german", "stopwords": "de"}}).bm25["stemmer"] == "german"

@@ -93,6 +93,8 @@ class Collection:
             "profile": prof.model_dump(mode="json"),
             "chunking": {"max_tokens": chunking.max_tokens, "overlap": chunking.overlap, "mode": chunking.mode},
         }
+        if prof.bm25:
+            manifest["bm25"] = prof.bm25
         store = Store.create(Path(path), manifest)
         return cls(store, enc)
 

@@ -36,6 +36,7 @@ class Profile(BaseModel):
     codec: str = "float32"  # RAM-resident codes for dense candidates, e.g. "binary", "pca:192 > float8"
     rescore: bool = False  # re-rank candidates with float32 vectors read from disk
     oversample: int = Field(default=10, ge=1, le=1000)  # candidates = k * oversample when rescoring
+    bm25: dict[str, Any] | None = None  # BM25 tokenisation and scoring, keys of index.bm25.Bm25Config
     rerank: str | None = None  # second stage, "kind[:argument]" (see slimvec.rerank), e.g. "dense"
     rerank_depth: int = Field(default=50, ge=1, le=1000)  # first-stage documents the reranker rescores
 
@@ -68,6 +69,26 @@ class Profile(BaseModel):
             raise ValueError(str(e)) from None
         return None if kind == NONE else spec.strip()
 
+    @field_validator("bm25")
+    @classmethod
+    def _bm25_known(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        from slimvec.index.bm25 import Bm25Config
+
+        unknown = sorted(set(value) - set(Bm25Config.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown BM25 setting {unknown[0]!r}: choose from {', '.join(Bm25Config.__dataclass_fields__)}")
+        from slimvec.index.bm25 import Tokenizer
+
+        config = Bm25Config.from_dict(value)
+        try:
+            Tokenizer(config)  # an unknown stemmer or stopword language fails here, not at the first add
+            float(config.k1), float(config.b)
+        except Exception as e:  # noqa: BLE001 - PyStemmer raises KeyError, bm25s ValueError
+            raise ValueError(f"invalid BM25 settings ({type(e).__name__}: {e})") from None
+        return config.to_dict()
+
     @field_validator("retrievers")
     @classmethod
     def _retrievers_known(cls, names: tuple[str, ...]) -> tuple[str, ...]:
@@ -87,6 +108,8 @@ class Profile(BaseModel):
 def _p(name: str, description: str, **kw: Any) -> Profile:
     return Profile(name=name, description=description, **kw)
 
+
+_CJK_BM25 = {"cjk_bigrams": True, "stemmer": None, "stopwords": None}
 
 BUILTIN: dict[str, Profile] = {p.name: p for p in [
     _p("exact-f32", "float32 vectors in RAM, exact search (the reference)"),
@@ -113,6 +136,10 @@ BUILTIN: dict[str, Profile] = {p.name: p for p in [
     _p("hybrid", "dense float32 + BM25, fused with reciprocal rank fusion", retrievers=("dense", "bm25"), mode="hybrid"),
     _p("hybrid-binary", "binary-rescore dense + BM25, fused (RRF): hybrid quality at 1/16 of the dense RAM",
        retrievers=("dense", "bm25"), mode="hybrid", codec="binary", rescore=True, oversample=10),
+    _p("bm25-cjk", "BM25 for Chinese, Japanese, Korean: CJK runs as character bigrams, no stemming or stopwords",
+       retrievers=("bm25",), mode="bm25", chunk_mode="whole", bm25=_CJK_BM25),
+    _p("hybrid-cjk", "dense float32 + CJK-bigram BM25, fused (RRF)", retrievers=("dense", "bm25"), mode="hybrid",
+       bm25=_CJK_BM25),
     _p("hybrid-sparse", "dense float32 + SPLADE-tiny, fused (RRF)", retrievers=("dense", "sparse"), mode="hybrid-sparse"),
 ]}
 

@@ -23,7 +23,9 @@ Design (bm25s cannot add documents to a built index): a **cached tokenised corpu
 Defaults: English Snowball stemmer (PyStemmer), bm25s's English stopword list, lower-casing, bm25s's
 token pattern `(?u)\\b\\w\\w+\\b`, k1=1.5, b=0.75, method "lucene" (Lucene's idf
 log(1 + (N - df + 0.5) / (df + 0.5)) and tf saturation). A collection's manifest may override these
-under "bm25" (keys of `Bm25Config`).
+under "bm25" (keys of `Bm25Config`), set from a profile's "bm25" entry. For Chinese, Japanese and Korean,
+`cjk_bigrams` splits each run of CJK characters into overlapping character bigrams (the classic CJK
+analyzer of Lucene): the default token pattern would keep a whole run, often a clause, as one token.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class Bm25Config:
     stopwords: str | list[str] | None = "en"  # a bm25s stopword language, a list of words, or None
     lower: bool = True
     token_pattern: str = r"(?u)\b\w\w+\b"
+    cjk_bigrams: bool = False  # runs of CJK characters become overlapping character bigrams
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -69,6 +72,29 @@ class Bm25Config:
         value = dict(value or {})
         known = {k: value[k] for k in cls.__dataclass_fields__ if k in value}
         return cls(**known)
+
+
+# Han, kana, hangul and CJK compatibility ideographs.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_CJK_PARTS = re.compile(f"([{_CJK}]+)")
+_HAS_CJK = re.compile(f"[{_CJK}]")
+
+
+def cjk_bigrams(tokens: list[str]) -> list[str]:
+    """Tokens with each run of CJK characters replaced by its overlapping bigrams (a lone character stays)."""
+    out: list[str] = []
+    for tok in tokens:
+        if not _HAS_CJK.search(tok):
+            out.append(tok)
+            continue
+        for part in _CJK_PARTS.split(tok):
+            if not part:
+                continue
+            if _HAS_CJK.match(part):
+                out.extend([part[i : i + 2] for i in range(len(part) - 1)] if len(part) > 1 else [part])
+            else:
+                out.append(part)
+    return out
 
 
 class Tokenizer:
@@ -87,7 +113,10 @@ class Tokenizer:
     def one(self, text: str) -> list[str]:
         """Tokens of one text, exactly as `__call__` gives them, without bm25s's per-call progress-bar set-up
         (which costs more than the tokenising on a short query)."""
-        tokens = [t for t in self._split(text.lower() if self.config.lower else text) if t not in self._stop]
+        tokens = self._split(text.lower() if self.config.lower else text)
+        if self.config.cjk_bigrams:
+            tokens = cjk_bigrams(tokens)
+        tokens = [t for t in tokens if t not in self._stop]
         return self._stemmer.stemWords(tokens) if self._stemmer is not None else tokens
 
     def __call__(self, texts: list[str]) -> list[list[str]]:
@@ -95,6 +124,8 @@ class Tokenizer:
         if not texts:
             return []
         c = self.config
+        if c.cjk_bigrams:
+            return [self.one(t) for t in texts]
         out = bm25s.tokenize(
             texts, lower=c.lower, token_pattern=c.token_pattern, stopwords=c.stopwords or [],
             stemmer=self._stemmer, return_ids=False, show_progress=False,
