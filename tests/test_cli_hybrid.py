@@ -74,3 +74,13 @@ def test_sparse_model_flag_names_a_bad_directory(col, tmp_path):
     assert code == 2 and "nope" in err and "not a local SPLADE model" in err
     code, out, err = run("index", SAMPLE, "--collection", col, "--sparse-model", "splade-tiny", "--json")
     assert code == 0, err  # the model the collection already keeps: accepted, nothing rebuilt
+
+
+def test_weighted_fusion_flags(col):
+    rrf = _hits(col, "vitamin D and bone fractures", "--mode", "hybrid")
+    weighted = _hits(col, "vitamin D and bone fractures", "--mode", "hybrid", "--fusion", "weighted", "--weights", "0,1")
+    bm25 = _hits(col, "vitamin D and bone fractures", "--mode", "bm25")
+    assert [h["id"] for h in weighted] == [h["id"] for h in bm25]  # all the weight on BM25: its order
+    assert max(h["score"] for h in rrf) < 2 / 60 < max(h["score"] for h in weighted)
+    code, out, err = run("search", col, "bones", "--mode", "hybrid", "--fusion", "weighted", "--weights", "a,b")
+    assert code == 2 and "--weights" in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from fakes import FakeEncoder
@@ -87,3 +88,46 @@ def test_hybrid_mode_is_rrf_of_dense_and_bm25(tmp_path):
         assert [h.score for h in hybrid] == pytest.approx(sorted(expected.values(), reverse=True))
         with pytest.raises(ConfigError):
             c.search(q, mode="hybrid-sparse")  # this collection keeps no sparse index
+
+
+def _minmax(hits):
+    s = np.array([h.score for h in hits], dtype=float)
+    span = s.max() - s.min()
+    return {h.id: float((x - s.min()) / span) if span > 0 else 1.0 for h, x in zip(hits, s)}
+
+
+def test_weighted_fusion_from_the_profile_and_per_search(tmp_path):
+    from slimvec.profiles import BUILTIN
+
+    prof = BUILTIN["hybrid"].model_copy(update={"name": "hw", "fusion": "weighted", "fusion_weights": (0.25, 0.75)})
+    with Collection.create(tmp_path / "c", profile=prof, encoder=FakeEncoder(max_tokens=256)) as c:
+        c.add(DOCS)
+        q = "running cats"
+        dense = _minmax(c.search(q, k=len(DOCS), mode="dense"))
+        bm25 = _minmax(c.search(q, k=len(DOCS), mode="bm25"))
+        # by hand: sum of weighted min-max normalised scores; a missing document adds nothing
+        expected = {d: 0.25 * dense.get(d, 0.0) + 0.75 * bm25.get(d, 0.0) for d in set(dense) | set(bm25)}
+        hits = c.search(q, k=4, mode="hybrid")
+        best = sorted(expected.values(), reverse=True)[:4]
+        assert [h.score for h in hits] == pytest.approx(best)
+        assert all(h.score == pytest.approx(expected[h.id]) for h in hits)
+        # per-search override: equal weights, and back to RRF
+        equal = c.search(q, k=4, mode="hybrid", fusion_weights=[1.0, 1.0])
+        assert all(h.score == pytest.approx(dense.get(h.id, 0.0) + bm25.get(h.id, 0.0)) for h in equal)
+        rrf = c.search(q, k=4, mode="hybrid", fusion="rrf")
+        assert max(h.score for h in rrf) < 2 / 60
+        with pytest.raises(ConfigError, match="3 fusion weights"):
+            c.search(q, mode="hybrid", fusion_weights=[1, 2, 3])
+        with pytest.raises(ConfigError, match="not rrf"):
+            c.search(q, mode="hybrid", fusion="rrf", fusion_weights=[1, 2])
+        with pytest.raises(ConfigError, match="unknown fusion"):
+            c.search(q, mode="hybrid", fusion="borda")
+
+
+def test_profile_fusion_weights_are_checked():
+    from slimvec.profiles import profile_from_dict
+
+    with pytest.raises(ConfigError, match="fusion_weights need fusion 'weighted'"):
+        profile_from_dict({"name": "x", "fusion_weights": [1, 2]})
+    with pytest.raises(ConfigError, match="fusion"):
+        profile_from_dict({"name": "x", "fusion": "borda"})

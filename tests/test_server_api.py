@@ -83,6 +83,13 @@ def test_search_without_payload(client):
     assert any(h["snippet"] for h in full)
 
 
+def test_fusion_fields_are_validated(client):
+    r = client.post("/api/collections/col/search", json={"q": "bone", "mode": "dense", "fusion": "borda"})
+    assert r.status_code == 422 and "fusion" in r.text
+    r = client.post("/api/collections/col/search", json={"q": "bone", "fusion": "weighted", "fusion_weights": [1.0]})
+    assert r.status_code == 200, r.text  # a one-retriever mode has nothing to fuse
+
+
 def test_get_document(client):
     r = client.get("/api/collections/col/documents/d2")
     assert r.json() == {"id": "d2", "title": "Immune evasion", "text": DOCS[1].text, "metadata": DOCS[1].metadata}

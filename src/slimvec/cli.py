@@ -104,6 +104,8 @@ def search(
     filter: Optional[str] = typer.Option(None, "--filter", help='Metadata filter as JSON, e.g. {"year": {"$gte": 2020}}.'),
     mode: str = typer.Option("dense", "--mode", help="dense | bm25 | sparse | hybrid | hybrid-sparse"),
     min_relevance: Optional[str] = typer.Option(None, "--min-relevance", help="Drop hits whose calibrated relevance is below F, or 'auto' for the cut-off chosen when calibrating (needs a fitted calibration)."),
+    fusion: Optional[str] = typer.Option(None, "--fusion", help="How a hybrid mode merges rankings: rrf | weighted (default: the profile's)."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Weighted fusion: one weight per retriever of the mode, e.g. 0.3,0.7 (dense, bm25)."),
     rerank: Optional[str] = typer.Option(None, "--rerank", help="Rerank the first stage: none | dense | bi-encoder:MODEL | cross-encoder:PATH (default: the profile's)."),
     rerank_depth: Optional[int] = typer.Option(None, "--rerank-depth", help="First-stage documents to rerank (default: the profile's, 50)."),
     json_out: bool = typer.Option(False, "--json", help="Print hits as JSON."),
@@ -117,7 +119,14 @@ def search(
         raise ConfigError("query is empty")
     flt = parse_filter(filter) if filter else None
     with Collection.open(collection) as col:
+        fusion_weights = None
+        if weights:
+            try:
+                fusion_weights = [float(w) for w in weights.split(",")]
+            except ValueError:
+                raise ConfigError(f"--weights must be numbers separated by commas, got {weights!r}") from None
         hits = col.search(query, k=k, filter=flt, mode=mode, min_relevance=min_relevance, rerank=rerank,
+                          fusion=fusion, fusion_weights=fusion_weights,
                           rerank_depth=rerank_depth)
     if json_out:
         _print_json({"query": query, "hits": [h.to_dict() for h in hits]})

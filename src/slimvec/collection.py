@@ -209,9 +209,12 @@ class Collection:
     # ---- searching -------------------------------------------------------------------------
     def search(self, query: str, k: int = 10, filter: dict[str, Any] | None = None, mode: str = "dense",
                min_relevance: float | str | None = None, rerank: str | Reranker | None = None,
-               rerank_depth: int | None = None, with_payload: bool = True) -> list[Hit]:
+               rerank_depth: int | None = None, with_payload: bool = True, fusion: str | None = None,
+               fusion_weights: list[float] | None = None) -> list[Hit]:
         """The top `k` documents for `query`, each scored by its best chunk (calibrated hits below min_relevance, a probability or "auto", dropped).
 
+        `fusion` ("rrf" or "weighted") and `fusion_weights` (one per retriever of the mode) override the
+        profile's way of merging a hybrid mode's rankings.
         `with_payload=False` returns ids and scores only (title, snippet and metadata left empty), skipping the
         document look-ups, as Qdrant's option of the same name does.
 
@@ -220,12 +223,14 @@ class Collection:
         the first stage's top max(k, rerank_depth) documents (default: the profile's depth, 50).
         """
         return self.search_many([query], k=k, filter=filter, mode=mode, min_relevance=min_relevance,
-                                rerank=rerank, rerank_depth=rerank_depth, with_payload=with_payload)[0]
+                                rerank=rerank, rerank_depth=rerank_depth, with_payload=with_payload,
+                                fusion=fusion, fusion_weights=fusion_weights)[0]
 
     def search_many(
         self, queries: list[str], k: int = 10, filter: dict[str, Any] | None = None, mode: str = "dense",
         min_relevance: float | str | None = None, vectors: np.ndarray | None = None,
         rerank: str | Reranker | None = None, rerank_depth: int | None = None, with_payload: bool = True,
+        fusion: str | None = None, fusion_weights: list[float] | None = None,
     ) -> list[list[Hit]]:
         """`search` for several queries; dense query vectors are encoded in one batch (or given as `vectors`)."""
         for q in queries:
@@ -234,6 +239,10 @@ class Collection:
         _check_k(k)
         names = retrievers_for(mode, self.manifest.get("retrievers", ["dense"]))
         reranker, depth = self._reranker_for(rerank, rerank_depth)
+        fuse = self._fusion_for(names, fusion, fusion_weights)
+        if min_relevance is not None and (fusion is not None or fusion_weights is not None) and len(names) > 1:
+            raise ConfigError("min_relevance is calibrated on the profile's fusion; it cannot be combined with a "
+                              "fusion override")
         if reranker is not None and min_relevance is not None:
             raise ConfigError(f"min_relevance is calibrated on first-stage {mode!r} scores and cannot be combined with "
                               f"reranking ({reranker.name}); pass rerank='none' to use it")
@@ -241,7 +250,7 @@ class Collection:
         if vecs is None and ("dense" in names or (reranker is not None and reranker.needs_vectors)):
             vecs = self.encoder.encode_queries(list(queries))
         return self._run([Query(q, None, None if vecs is None else vecs[i]) for i, q in enumerate(queries)],
-                         k, filter, names, mode, min_relevance, reranker, depth, with_payload)
+                         k, filter, names, mode, min_relevance, reranker, depth, with_payload, fuse)
 
     def search_vectors(self, qvecs: np.ndarray, k: int = 10, filter: dict[str, Any] | None = None) -> list[list[Hit]]:
         """Dense-only document hits for already-encoded query vectors of the collection's dimension."""
@@ -255,7 +264,8 @@ class Collection:
 
     def _run(self, queries: list[Query], k: int, filter: dict[str, Any] | None, names: tuple[str, ...],
              mode: str | None = None, min_relevance: float | str | None = None, reranker: Reranker | None = None,
-             rerank_depth: int = DEFAULT_DEPTH, with_payload: bool = True) -> list[list[Hit]]:
+             rerank_depth: int = DEFAULT_DEPTH, with_payload: bool = True,
+             fuse: dict[str, Any] | None = None) -> list[list[Hit]]:
         # With a reranker the first stage fetches max(k, depth) documents and the reranker keeps k of them.
         first = k if reranker is None else max(k, rerank_depth)
         with self._lock:
@@ -270,7 +280,7 @@ class Collection:
             for q in queries:
                 depth = fusion_depth(first, len(names))
                 rankings = [doc_ranking(self._retrievers[n], q, depth, allowed, n_allowed, self._row_doc) for n in names]
-                top = rankings[0] if len(rankings) == 1 else self._fuse(rankings, first)
+                top = rankings[0] if len(rankings) == 1 else _fuse_rankings(rankings, first, **(fuse or {}))
                 if reranker is not None:
                     top = self._rerank(reranker, q, top, k, allowed)
                 tops.append(top)
@@ -349,8 +359,22 @@ class Collection:
             cands.vectors = np.asarray(self._float32_rows()[uniq], dtype=np.float32)[inverse]
         return rerank(reranker, q, cands, k)
 
-    def _fuse(self, rankings: list[list[tuple[int, float, int]]], k: int) -> list[tuple[int, float, int]]:
-        return _fuse_rankings(rankings, k)  # reciprocal rank fusion (k=60); rows from the first ranking holding a doc
+    def _fusion_for(self, names: tuple[str, ...], method: str | None,
+                    weights: list[float] | None) -> dict[str, Any]:
+        """Options for `fusion.fuse`: the arguments, else the profile's (default: reciprocal rank fusion)."""
+        prof = self.manifest.get("profile") or {}
+        method = method or prof.get("fusion", "rrf")
+        if method not in ("rrf", "weighted"):
+            raise ConfigError(f"unknown fusion {method!r}: choose rrf or weighted")
+        if method == "rrf":
+            if weights:
+                raise ConfigError("fusion weights apply to fusion='weighted', not rrf")
+            return {"method": "rrf"}
+        weights = weights if weights is not None else prof.get("fusion_weights")
+        if weights is not None and len(names) > 1 and len(weights) != len(names):
+            raise ConfigError(f"{len(weights)} fusion weights for the {len(names)} retrievers of this mode "
+                              f"({', '.join(names)})")
+        return {"method": "weighted", "weights": None if weights is None else [float(w) for w in weights]}
 
     # ---- optional retrievers and calibration -----------------------------------------------
     def enable(self, name: str, sparse_model: str | None = None) -> None:

@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any, Callable, Literal
 
 from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
@@ -129,6 +129,8 @@ class SearchIn(BaseModel):
     rerank_depth: int | None = Field(None, ge=1, le=MAX_RERANK_DEPTH,
                                      description="First-stage documents to rerank (default: the profile's).")
     with_payload: bool = Field(True, description="False: ids and scores only (no title, snippet, metadata).")
+    fusion: Literal["rrf", "weighted"] | None = Field(None, description="Hybrid merge (default: the profile's).")
+    fusion_weights: list[float] | None = Field(None, max_length=8, description="Weighted fusion: one per retriever.")
 
     @field_validator("rerank")
     @classmethod
@@ -285,7 +287,8 @@ def create_app(
         _check_request_rerank(col, body.rerank, where)
         t0 = time.perf_counter()
         hits = col.search(body.q, k=body.k, filter=body.filter, mode=body.mode, rerank=body.rerank,
-                          rerank_depth=body.rerank_depth, with_payload=body.with_payload)
+                          rerank_depth=body.rerank_depth, with_payload=body.with_payload, fusion=body.fusion,
+                          fusion_weights=body.fusion_weights)
         out = {"query": body.q, "k": body.k, "mode": body.mode, "filter": body.filter,
                "took_ms": round((time.perf_counter() - t0) * 1000, 3), "hits": [_hit(h) for h in hits]}
         if body.rerank is not None or body.rerank_depth is not None:
