@@ -9,6 +9,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from slimvec.atomic import write_json_atomic
 from slimvec.codecs.base import Codec, as_f32, faiss_threads, row_blocks, state_nbytes
 from slimvec.codecs.base import load as load_codec
 from slimvec.codecs.base import save as save_codec
@@ -214,9 +215,7 @@ class CodecIndex:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, directory / "codes.npy")
-        meta = {"dim": self.dim, "rows": self.rows, "hamming": self.hamming}
-        (directory / "index.json.tmp").write_text(json.dumps(meta))
-        os.replace(directory / "index.json.tmp", directory / "index.json")
+        write_json_atomic(directory / "index.json", {"dim": self.dim, "rows": self.rows, "hamming": self.hamming})
 
     @classmethod
     def load(cls, directory: Path) -> CodecIndex:
@@ -344,9 +343,7 @@ class BinaryIVFIndex:
         save_codec(self.codec, directory / "codec")
         faiss.write_index(self.index, str(directory / "ivf.faiss.tmp"))
         os.replace(directory / "ivf.faiss.tmp", directory / "ivf.faiss")
-        meta = {"dim": self.dim, "nlist": self.nlist, "nprobe": self.nprobe}
-        (directory / "ivf.json.tmp").write_text(json.dumps(meta))
-        os.replace(directory / "ivf.json.tmp", directory / "ivf.json")
+        write_json_atomic(directory / "ivf.json", {"dim": self.dim, "nlist": self.nlist, "nprobe": self.nprobe})
 
     @classmethod
     def load(cls, directory: Path) -> BinaryIVFIndex:
