@@ -7,7 +7,8 @@ import pytest
 
 from slimvec.codecs import load, make_codec, save
 
-SPECS = ["float16", "float8", "float8:vector", "int8", "int4", "binary", "binary:rotate:nocenter", "rbinary:3:rotate"]
+SPECS = ["float16", "float8", "float8:vector", "int8", "int4", "binary", "binary:rotate:nocenter", "rbinary:3:rotate",
+         "pca:96", "pca:96:whiten", "truncate:100", "rotate:3"]
 
 
 @pytest.mark.parametrize("spec", SPECS)

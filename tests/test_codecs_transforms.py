@@ -7,7 +7,7 @@ import pytest
 from _real_vectors import recall_at_k
 from sklearn.decomposition import TruncatedSVD
 
-from slimvec.codecs import load, make_codec, save
+from slimvec.codecs import make_codec
 from slimvec.codecs.transforms import PCA, Rotation, Truncate, random_orthogonal
 from slimvec.index.base import top_k
 
@@ -102,16 +102,3 @@ def test_real_embeddings_error_and_recall(
     assert np.linalg.norm(codec.decode(codes) - docs, axis=1).max() < max_err
     truth = top_k(queries @ docs.T, 10)[1]
     assert recall_at_k(truth, top_k(codec.score(queries, codes), 10)[1]) >= floor
-
-
-@pytest.mark.parametrize("spec", ["pca:96", "pca:96:whiten", "truncate:100", "rotate:3"])
-def test_save_load_round_trip(spec: str, real: tuple[np.ndarray, np.ndarray], tmp_path) -> None:
-    docs, queries = real
-    codec = make_codec(spec)
-    codec.fit(docs)
-    codes = codec.encode(docs)
-    save(codec, tmp_path / "c")
-    again = load(tmp_path / "c")
-    assert again.name == codec.name
-    np.testing.assert_array_equal(again.encode(docs), codes)
-    np.testing.assert_array_equal(again.score(queries, codes), codec.score(queries, codes))
