@@ -108,15 +108,21 @@ def _file_vectors(col: Collection) -> np.ndarray:
     return np.fromfile(col.path / "vectors" / "float32.bin", dtype=np.float32).reshape(-1, DIM)
 
 
-def _brute(ids: list[str], doc_score) -> list[tuple[str, float]]:
-    """Candidates sorted by a document score (stable, so ties keep the first-stage order)."""
-    scored = [(d, float(doc_score(d))) for d in ids]
-    return sorted(scored, key=lambda t: -t[1])
+def _brute(col: Collection, ids: list[str], chunk_scores) -> list[tuple[str, float]]:
+    """Candidates by their best chunk's score; ties go to the document whose best chunk has the lower row
+    (the tie rule of docs/architecture.md). `chunk_scores(doc_id)` lists scores in row order."""
+    scored = []
+    for d in ids:
+        s, rows = np.asarray(chunk_scores(d), dtype=np.float64), _rows(col, d)
+        best = s.max()
+        scored.append((d, float(best), min(r for r, x in zip(rows, s) if x == best)))
+    return [(d, x) for d, x, _ in sorted(scored, key=lambda t: (-t[1], t[2]))]
 
 
 def _dense_brute(col: Collection, query: str, ids: list[str]) -> list[tuple[str, float]]:
-    v, q = _file_vectors(col), FakeEncoder(dim=DIM).encode_queries([query])[0]
-    return _brute(ids, lambda d: (v[_rows(col, d)] @ q).max())
+    # float64 products rounded once to float32: the exact inner product, independent of any BLAS blocking
+    v, q = _file_vectors(col).astype(np.float64), FakeEncoder(dim=DIM).encode_queries([query])[0].astype(np.float64)
+    return _brute(col, ids, lambda d: (v[_rows(col, d)] @ q).astype(np.float32))
 
 
 def _same(hits, expected, k: int, atol: float = 1e-5) -> None:
@@ -230,7 +236,7 @@ def test_bi_encoder_rerank_equals_brute_force_and_caches_chunk_vectors(col):
         first = [h.id for h in col.search(q, k=25, mode="bm25")]
         hits = col.search(q, k=10, mode="bm25", rerank="bi-encoder:fake-48", rerank_depth=25)
         qv = other.encode_queries([q])[0]
-        _same(hits, _brute(first, lambda d, qv=qv: (other.encode_documents(_texts(col, d)) @ qv).max()), 10)
+        _same(hits, _brute(col, first, lambda d, qv=qv: other.encode_documents(_texts(col, d)) @ qv), 10)
     reranker = rr.load_reranker("bi-encoder:fake-48")
     before = reranker.encoded
     col.search(QUERIES[0], k=10, mode="bm25", rerank="bi-encoder:fake-48", rerank_depth=25)
@@ -256,8 +262,8 @@ def test_bi_encoder_with_the_real_minilm_model(tmp_path):
     texts = {d: _texts(col, d) for d in first}
     flat = st.encode([q] + [t for d in first for t in texts[d]], normalize_embeddings=True)  # one call: slow CPU
     qv, vecs = flat[0], iter(flat[1:])
-    scores = {d: max(float(next(vecs) @ qv) for _ in texts[d]) for d in first}
-    _same(hits, _brute(first, scores.__getitem__), 8, atol=1e-4)
+    scores = {d: [float(next(vecs) @ qv) for _ in texts[d]] for d in first}
+    _same(hits, _brute(col, first, scores.__getitem__), 8, atol=1e-4)
 
 
 # ---- cross-encoder ------------------------------------------------------------------------------
@@ -269,7 +275,7 @@ def test_cross_encoder_rerank_equals_crossencoder_predict(col, tiny_cross_encode
     for q in QUERIES[:3]:
         first = [h.id for h in col.search(q, k=15, mode="bm25")]
         hits = col.search(q, k=10, mode="bm25", rerank=spec, rerank_depth=15)
-        expected = _brute(first, lambda d, q=q: ce.predict([(q, t) for t in _texts(col, d)]).max())
+        expected = _brute(col, first, lambda d, q=q: ce.predict([(q, t) for t in _texts(col, d)]))
         gaps = np.diff(sorted(s for _, s in expected[:11]))
         assert gaps.min() > 1e-5, "scores too close to compare orders"  # the test's own precondition
         _same(hits, expected, 10, atol=1e-5)
@@ -374,7 +380,7 @@ def test_a_custom_reranker_object_plugs_in(col):
 
     first = [h.id for h in col.search(QUERIES[0], k=20, mode="bm25")]
     hits = col.search(QUERIES[0], k=5, mode="bm25", rerank=Shortest(), rerank_depth=20)
-    _same(hits, _brute(first, lambda d: max(-len(t) for t in _texts(col, d))), 5)
+    _same(hits, _brute(col, first, lambda d: [-len(t) for t in _texts(col, d)]), 5)
 
 
 # ---- command line, server, evaluation ------------------------------------------------------------

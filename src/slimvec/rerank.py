@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 from slimvec.errors import ConfigError
+from slimvec.scoring import inner_products
 
 if TYPE_CHECKING:
     from slimvec.encoders.base import Encoder
@@ -97,7 +98,7 @@ class Reranker(Protocol):
 
 
 def rerank(reranker: Reranker, query: Query, candidates: Candidates, k: int) -> list[tuple[int, float, int]]:
-    """Top-k (doc number, score, best chunk row) under `reranker`; ties keep the first-stage order."""
+    """Top-k (doc number, score, best chunk row) under `reranker`; equal scores go to the lower row (`scoring`)."""
     if not len(candidates):
         return []
     flat = np.asarray(reranker.score(query, candidates), dtype=np.float64).reshape(-1)
@@ -108,9 +109,10 @@ def rerank(reranker: Reranker, query: Query, candidates: Candidates, k: int) -> 
     owner = candidates.owner
     best = np.maximum.reduceat(flat, candidates.starts)
     at_max = np.flatnonzero(flat == best[owner])
-    # The first row reaching its document's maximum: the first-stage best chunk (listed first) wins a tie.
+    # Per document, the lowest row reaching its maximum (the tie rule of `scoring`).
+    at_max = at_max[np.lexsort((candidates.rows[at_max], owner[at_max]))]
     first = at_max[np.unique(owner[at_max], return_index=True)[1]]
-    picked = first[np.lexsort((owner[first], -flat[first]))[:k]]  # best score first, then first-stage rank
+    picked = first[np.lexsort((candidates.rows[first], -flat[first]))[:k]]  # best score first, then lower row
     return list(zip(candidates.docs[owner[picked]].tolist(), flat[picked].tolist(), candidates.rows[picked].tolist()))
 
 
@@ -126,10 +128,11 @@ class DenseReranker:
         """Nothing to load: the vectors are the collection's."""
 
     def score(self, query: Query, candidates: Candidates) -> np.ndarray:
-        """Dot product of the query vector with every candidate row: one BLAS call."""
+        """Inner product of the query vector with every candidate row, by the shared kernel
+        (`scoring.inner_products`): bitwise the score exact search gives the same row."""
         if candidates.vectors is None:
             raise ValueError("the dense reranker needs candidate vectors")
-        return candidates.vectors @ np.asarray(query.vector, dtype=np.float32)
+        return inner_products(candidates.vectors, query.vector)
 
 
 class BiEncoderReranker:

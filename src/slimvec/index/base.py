@@ -7,6 +7,8 @@ from typing import Protocol
 
 import numpy as np
 
+from slimvec.scoring import order
+
 
 class VectorIndex(Protocol):
     """Row-aligned search structure over the collection's vectors (row i = vector file row i)."""
@@ -36,18 +38,27 @@ class VectorIndex(Protocol):
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Best-first top-k of each row of a (m, n) score matrix; -inf entries are returned as row -1."""
+    """Best-first top-k of each row of a (m, n) score matrix, ties to the lower column (`scoring.order`).
+
+    Returns (m, k) float32 scores and (m, k) int64 columns; -inf entries and padding come back as column -1.
+    """
+    scores = np.asarray(scores)
     m, n = scores.shape
     kk = min(k, n)
-    if kk == 0:
-        return np.full((m, k), -np.inf, np.float32), np.full((m, k), -1, np.int64)
-    part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk] if kk < n else np.tile(np.arange(n), (m, 1))
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
-    rows = np.take_along_axis(part, order, axis=1).astype(np.int64)
-    vals = np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
+    vals = np.full((m, k), -np.inf, np.float32)
+    rows = np.full((m, k), -1, np.int64)
+    for i in range(m):
+        if kk == 0:
+            break
+        s = scores[i]
+        if kk < n:
+            # Everything tied with the k-th best is kept, so the tie rule (not argpartition) decides.
+            thr = s[np.argpartition(-s, kk - 1)[kk - 1]]
+            cand = np.flatnonzero(s >= thr)
+        else:
+            cand = np.arange(n)
+        picked = cand[order(s[cand], cand)[:kk]]
+        vals[i, : len(picked)] = s[picked]
+        rows[i, : len(picked)] = picked
     rows[~np.isfinite(vals)] = -1
-    if kk < k:
-        rows = np.pad(rows, ((0, 0), (0, k - kk)), constant_values=-1)
-        vals = np.pad(vals, ((0, 0), (0, k - kk)), constant_values=-np.inf)
     return vals, rows

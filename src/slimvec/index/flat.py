@@ -1,4 +1,4 @@
-"""Exact search: float32 inner products with BLAS over every row."""
+"""Exact search: BLAS over every row picks candidates, the scoring kernel gives their scores."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from slimvec.index.base import top_k
+from slimvec.scoring import blas_error_bound, inner_products, order
 
 
 class ExactIndex:
@@ -18,12 +19,14 @@ class ExactIndex:
         self.dim = dim
         self._data = np.empty((0, dim), dtype=np.float32)
         self._n = 0
+        self._norm, self._norm_rows = 0.0, -1
 
     @classmethod
     def over(cls, vectors: np.ndarray) -> "ExactIndex":
         """An index that searches an existing (n, d) array without copying it."""
         self = cls(vectors.shape[1])
         self._data, self._n = vectors, len(vectors)
+        self._norm, self._norm_rows = 0.0, -1
         return self
 
     @property
@@ -46,19 +49,53 @@ class ExactIndex:
         self._n = need
 
     def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k by inner product; rows not in `allowed` are excluded."""
+        """Exact top-k by inner product; rows not in `allowed` are excluded.
+
+        BLAS picks candidates; their scores come from `scoring.inner_products`, so every stage reports the
+        same float32 score for a row. The candidate list is wide enough that BLAS rounding cannot drop a row
+        of the true top k (`scoring.blas_error_bound`), and ties go to the lower row (`scoring.order`).
+        """
         q = np.asarray(queries, dtype=np.float32).reshape(-1, self.dim)
         if allowed is not None and allowed.sum() < self._n // 8:
             # Selective filter: score only the allowed rows.
             idx = np.flatnonzero(allowed[: self._n])
-            if len(idx) == 0:
-                return top_k(np.zeros((len(q), 0), np.float32), k)
-            vals, pos = top_k(q @ self.vectors[idx].T, k)
-            return vals, np.where(pos >= 0, idx[np.maximum(pos, 0)], -1)
-        scores = q @ self.vectors.T
-        if allowed is not None:
-            scores[:, ~allowed[: self._n]] = -np.inf
-        return top_k(scores, k)
+        else:
+            idx = None
+        data = self.vectors if idx is None else self.vectors[idx]
+        n = len(data)
+        if n == 0 or k <= 0:
+            return top_k(np.zeros((len(q), 0), np.float32), k)
+        blas = q @ data.T
+        if allowed is not None and idx is None:
+            blas[:, ~allowed[: self._n]] = -np.inf
+        out_vals = np.full((len(q), k), -np.inf, np.float32)
+        out_rows = np.full((len(q), k), -1, np.int64)
+        max_norm = self._max_norm(data)
+        for i, qi in enumerate(q):
+            bound = 2 * blas_error_bound(self.dim, float(np.linalg.norm(qi)), max_norm)
+            want = min(n, k + 16)
+            while True:
+                _, pos = top_k(blas[i : i + 1], want)
+                pos = pos[0][pos[0] >= 0]
+                exact = inner_products(data[pos], qi)
+                o = order(exact, pos)[:k]
+                # Stop once no row outside the candidates can beat the k-th exact score.
+                if want >= n or len(o) < k or blas[i, pos[-1]] + bound < exact[o[-1]]:
+                    break
+                want = min(n, want * 4)
+            rows = pos[o] if idx is None else idx[pos[o]]
+            out_vals[i, : len(o)] = exact[o]
+            out_rows[i, : len(o)] = rows
+        return out_vals, out_rows
+
+    def _max_norm(self, data: np.ndarray) -> float:
+        """Largest row norm (encoders store unit rows; arrays given to `over` are measured once)."""
+        if self._norm_rows != self._n:
+            rows = self.vectors[max(self._norm_rows, 0) :]
+            if len(rows):
+                self._norm = max(self._norm, float(np.sqrt(np.einsum("ij,ij->i", rows, rows).max())))
+            self._norm_rows = self._n
+        return self._norm
 
     def ram_bytes(self) -> int:
         return self._n * self.dim * 4
