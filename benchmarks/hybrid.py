@@ -55,7 +55,8 @@ def _evaluate(qrels, run) -> dict[str, float]:
 
         return evaluate(qrels, run, metrics=("ndcg@10", "recall@100"))
     except ImportError:  # metrics module not there: ranx directly
-        from ranx import Qrels, Run, evaluate as rx
+        from ranx import Qrels, Run
+        from ranx import evaluate as rx
 
         r = rx(Qrels(qrels), Run({q: d for q, d in run.items() if d} or {"_": {"_": 0.0}}), ["ndcg@10", "recall@100"])
         return {"ndcg@10": float(r["ndcg@10"]), "recall@100": float(r["recall@100"])}
@@ -116,7 +117,7 @@ def _bm25_throughput(col, queries: list[str], repeat: int = 3) -> dict[str, floa
         for q in queries:
             col.search(q, k=10, mode="bm25", with_payload=False)
 
-    from slimvec.pipeline import Query
+    from slimvec.retrievers.base import Query
 
     allowed = col._alive
 
@@ -150,7 +151,7 @@ def _log(msg: str) -> None:
 
 
 def bench(name: str, path: Path, args: argparse.Namespace) -> dict:
-    from slimvec.calibration import cutoff_report, fit_calibrator
+    from slimvec.evaluation.calibrate import cutoff_report, fit_calibrator
     from slimvec.ingest.beir import load_queries
 
     all_queries = load_queries(path)

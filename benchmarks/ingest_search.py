@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import DATA, REPO, Timer, machine, peak_rss_mb, percentiles_ms, print_table, read_jsonl  # noqa: E402
+from _common import DATA, Timer, machine, peak_rss_mb, percentiles_ms, print_table, read_jsonl  # noqa: E402
 
 
 def phase_bare(corpus: Path, limit: int | None) -> dict:

@@ -94,8 +94,9 @@ def _stage_peer(col, queries: dict[str, str], vecs: np.ndarray, repeat: int = 3)
     document, float32 rows read from the memmapped vector file, segment max, ordering). numpy: the same
     candidates' rows gathered from a float32 matrix already in RAM, one matrix-vector product, argsort.
     """
-    from slimvec.pipeline import Query, doc_ranking
-    from slimvec.rerank import load_reranker
+    from slimvec.retrievers.base import Query
+    from slimvec.search.ranking import doc_ranking
+    from slimvec.search.rerank import load_reranker
 
     col.search_many([next(iter(queries.values()))], k=1, mode="bm25", vectors=vecs[:1])  # sync
     dense = load_reranker("dense")

@@ -30,8 +30,8 @@ import faiss  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import DATA, read_jsonl  # noqa: E402
-from slimvec.chunking import chunk_text  # noqa: E402
 
+from slimvec.chunking import chunk_text  # noqa: E402
 from slimvec.codecs import make_codec  # noqa: E402
 from slimvec.index.base import top_k  # noqa: E402
 from slimvec.index.compressed import CodecIndex, staged_search  # noqa: E402
@@ -286,8 +286,9 @@ def slimvec_ivf_profile(
     """The built-in binary-ivf-rescore profile, built by the collection's own retriever (codec fitted on a
     50k-row sample, ~4 sqrt(n) lists trained, rows added in 64k blocks, lists compacted), searched with the
     profile's nprobe and oversample as a collection would; single queries go through the retriever itself."""
-    from slimvec.pipeline import CompressedDenseRetriever, Query
     from slimvec.profiles import BUILTIN
+    from slimvec.retrievers.base import Query
+    from slimvec.retrievers.compressed import CompressedDenseRetriever
 
     prof = BUILTIN[name]
     rss0, t0 = anon_rss(), time.perf_counter()

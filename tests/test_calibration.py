@@ -6,11 +6,12 @@ import json
 
 import numpy as np
 import pytest
-
 from fakes import FakeEncoder
+
 from slimvec import Collection, Document
-from slimvec.calibration import Calibrator, cutoff_report, features, fit, fit_calibrator, load_calibrators
 from slimvec.errors import ConfigError
+from slimvec.evaluation.calibrate import cutoff_report, fit, fit_calibrator
+from slimvec.search.calibration import Calibrator, features, load_calibrators
 
 
 def _synthetic(seed: int = 0, n_queries: int = 60, depth: int = 15):
@@ -158,7 +159,7 @@ def test_cutoff_report_counts(col):
 
 
 def test_auto_threshold_maximises_mean_f1_on_the_fit_split(col):
-    from slimvec.calibration import THRESHOLDS
+    from slimvec.evaluation.calibrate import THRESHOLDS
 
     c, queries, qrels = col
     cal = fit_calibrator(c, queries, qrels, mode="bm25", depth=12)

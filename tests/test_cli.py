@@ -72,7 +72,7 @@ def test_info_and_delete(sample_col, tmp_path):
     (["search", "{col}", "   "], "query is empty"),
     (["search", "{col}", "q", "--filter", "{bad"], "not valid JSON"),
     (["search", "{col}", "q", "--filter", '{"a": {"$near": 1}}'], "unknown operator"),
-    (["search", "{col}", "q", "-k", "0"], "k must be"),
+    (["search", "{col}", "q", "-k", "0"], "k: Input should be greater than or equal to 1"),
     (["index", "{tmp}/nope.jsonl", "--collection", "{tmp}/x"], "no such file"),
     (["index", str(SAMPLE), "--collection", "{col}", "--model", "/nonexistent-model"], "unknown model"),
 ])

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from slimvec import Collection
-from slimvec.calibration import fit_calibrator
 from slimvec.cli import app
+from slimvec.evaluation.calibrate import fit_calibrator
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "corpus.jsonl"
 runner = CliRunner()

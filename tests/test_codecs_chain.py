@@ -7,14 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from slimvec.codecs import CODECS, Chain, load, make_codec, save
+from slimvec import registry
+from slimvec.codecs import Chain, load, make_codec, save
 from slimvec.codecs.floats import Float8Codec
 from slimvec.codecs.transforms import PCA
 from slimvec.errors import ConfigError
 
 
 def test_registry_names() -> None:
-    assert {"float32", "float16", "float8", "int8", "int4", "binary", "rbinary", "pq"} <= set(CODECS)
+    assert {"float32", "float16", "float8", "int8", "int4", "binary", "rbinary", "pq"} <= set(registry.names("codec"))
 
 
 @pytest.mark.parametrize(

@@ -6,11 +6,12 @@ import shutil
 
 import numpy as np
 import pytest
+from test_filters import ref_match
 
 from slimvec import Collection, Document
 from slimvec.errors import CollectionError, ConfigError, IngestError
-
-from test_filters import ref_match
+from slimvec.store import Store
+from slimvec.store.rowmap import RowMap
 
 
 def test_judged_documents_found_in_top10(built_collection, scifact_judged):
@@ -148,8 +149,12 @@ def test_user_errors(built_collection, tmp_path):
     with Collection.open(built_collection) as col:
         with pytest.raises(ConfigError, match="empty"):
             col.search("   ")
-        with pytest.raises(ConfigError, match="k must be"):
+        with pytest.raises(ConfigError, match="^k: Input should be greater than or equal to 1$"):
             col.search("x", k=0)
+        with pytest.raises(ConfigError, match="^k: Input should be less than or equal to 1000$"):
+            col.search("x", k=1001)  # the one limit the API, the CLI and the server share
+        with pytest.raises(ConfigError, match="^unknown search option 'top_k'$"):
+            col.search("x", top_k=3)
         with pytest.raises(ConfigError, match="dimension"):
             col.search_vectors(np.ones(17, np.float32))
     with pytest.raises(CollectionError, match="no slimvec collection"):
@@ -166,10 +171,10 @@ def test_search_without_payload_gives_the_same_ranking(built_collection, scifact
             assert any(h.snippet for h in full)
 
 
-def _row_ids(col):
-    """Row -> document id as the collection's in-memory map holds it (None: deleted)."""
-    col._sync()
-    return [col._doc_ids[d] if d >= 0 else None for d in col._row_doc.tolist()]
+def _row_ids(rows: RowMap, store: Store) -> list[str | None]:
+    """Row -> document id as a row map holds it after catching up with the store (None: deleted)."""
+    rows.update(store)
+    return [rows.doc_ids[d] if d >= 0 else None for d in rows.row_doc.tolist()]
 
 
 def test_row_map_follows_adds_deletes_and_upserts_from_any_process(tmp_path):
@@ -177,19 +182,20 @@ def test_row_map_follows_adds_deletes_and_upserts_from_any_process(tmp_path):
 
     path = tmp_path / "c"
     writer = Collection.create(path, encoder=FakeEncoder(max_tokens=8), chunk_overlap=0)
-    reader = Collection.open(path, encoder=FakeEncoder(max_tokens=8))
+    reader, held = Store.open(path), RowMap()  # another process's view, kept up to date incrementally
     writer.add([Document(f"d{i}", " ".join(f"w{j}" for j in range(i % 3 * 9 + 3))) for i in range(12)])
-    _row_ids(reader)  # the reader now holds a map, to be brought up to date incrementally below
+    _row_ids(held, reader)
     writer.add([Document(f"e{i}", f"x{i} y z") for i in range(5)])
-    assert _row_ids(reader) == _row_ids(Collection.open(path, encoder=FakeEncoder(max_tokens=8)))
+    assert _row_ids(held, reader) == _row_ids(RowMap(), Store.open(path))
     writer.delete(["d1", "e3"])
     writer.upsert([Document("d2", "replaced text " * 5), Document("f0", "fresh")])
-    incremental = _row_ids(reader)
-    fresh = _row_ids(Collection.open(path, encoder=FakeEncoder(max_tokens=8)))
+    incremental = _row_ids(held, reader)
+    fresh = _row_ids(RowMap(), Store.open(path))
     assert incremental == fresh
     assert "d1" not in incremental and "e3" not in incremental and "f0" in incremental
-    (stored,) = writer.store.db.execute("SELECT count(*) FROM chunks WHERE doc_id = 'd2'").fetchone()
-    assert incremental.count("d2") == stored >= 2  # only the replacement's chunks
-    assert {h.id for h in reader.search("fresh", k=30)} == {i for i in fresh if i is not None}
+    # only the replacement's chunks: 10 words in chunks of 8 (the original's 21 words made 3)
+    assert incremental.count("d2") == 2
+    with Collection.open(path, encoder=FakeEncoder(max_tokens=8)) as other:
+        assert {h.id for h in other.search("fresh", k=30)} == {i for i in fresh if i is not None}
     writer.close()
     reader.close()

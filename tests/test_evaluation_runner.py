@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import SCIFACT, _jsonl
 
 from slimvec.encoders import registry
 from slimvec.evaluation.metrics import evaluate, read_trec_run
 from slimvec.evaluation.planner import held_out_halves, plan
 from slimvec.evaluation.runner import run_eval, run_sweep
 from slimvec.profiles import load_profile
-
-from conftest import SCIFACT, _jsonl
 
 N_QUERIES = 24
 

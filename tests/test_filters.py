@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fakes import FakeEncoder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from slimvec import Collection, Document
 from slimvec.errors import FilterError
-from slimvec.index.filters import compile_filter, parse_filter
-
-from fakes import FakeEncoder
+from slimvec.store.filters import compile_filter, parse_filter
 
 _MISSING = object()
 
@@ -45,7 +44,7 @@ def _eq(v: Any, target: Any) -> bool:
 
 
 def ref_match(flt: dict, doc: Document) -> bool:
-    """Independent reference semantics of the filter language (see slimvec.index.filters)."""
+    """Independent reference semantics of the filter language (see slimvec.store.filters)."""
     for key, cond in flt.items():
         if key == "$and":
             ok = all(ref_match(f, doc) for f in cond)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from fakes import FakeEncoder
+
 from slimvec import Collection, Document
 from slimvec.errors import ConfigError
-from slimvec.fusion import fuse, fusion_depth, normalise, rrf, weighted
+from slimvec.search.fusion import fuse, fusion_depth, normalise, rrf, weighted
 
 # (doc number, score, best row)
 A = [(1, 0.9, 10), (2, 0.8, 20), (3, 0.1, 30)]

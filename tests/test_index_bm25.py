@@ -6,11 +6,11 @@ import bm25s
 import numpy as np
 import pytest
 import Stemmer
-
 from fakes import FakeEncoder
+
 from slimvec import Collection, Document
 from slimvec.errors import ConfigError
-from slimvec.index.bm25 import Bm25Config, Bm25Retriever
+from slimvec.retrievers.bm25 import Bm25Config, Bm25Retriever
 
 CORPUS = [
     Document("d0", "The cat sat on the mat and purred at the other cats", "Cats"),
@@ -152,7 +152,7 @@ def test_query_fast_path_tokenises_like_bm25s():
     import json
     from pathlib import Path
 
-    from slimvec.index.bm25 import Bm25Config, Tokenizer
+    from slimvec.retrievers.bm25 import Bm25Config, Tokenizer
 
     data = Path(__file__).resolve().parents[2] / "shared" / "data"
     texts = [json.loads(line)["text"] for line in open(data / "scifact" / "queries.jsonl", encoding="utf-8")]
@@ -164,7 +164,7 @@ def test_query_fast_path_tokenises_like_bm25s():
 
 
 def test_cjk_bigrams_by_hand():
-    from slimvec.index.bm25 import cjk_bigrams
+    from slimvec.retrievers.bm25 import cjk_bigrams
 
     assert cjk_bigrams(["北京是中国的首都"]) == ["北京", "京是", "是中", "中国", "国的", "的首", "首都"]
     assert cjk_bigrams(["2008年奥运会", "beijing", "猫"]) == ["2008", "年奥", "奥运", "运会", "beijing", "猫"]
@@ -190,7 +190,7 @@ def test_cjk_profile_finds_chinese_words_inside_sentences(tmp_path):
         assert col.search("中国的首都", mode="bm25")[0].id == "z0"
         assert col.search("熊猫吃什么", mode="bm25")[0].id == "z2"
         # Same scores as bare bm25s over the same bigram tokens.
-        from slimvec.index.bm25 import Tokenizer
+        from slimvec.retrievers.bm25 import Tokenizer
 
         tok = Tokenizer(Bm25Config.from_dict(col.manifest["bm25"]))
         bm = bm25s.BM25(k1=1.5, b=0.75, method="lucene")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-
 from fakes import FakeEncoder
+
 from slimvec import Collection, Document
 from slimvec.encoders.registry import load_encoder
 from slimvec.encoders.sparse import SpladeEncoder
 from slimvec.errors import ConfigError
-from slimvec.index.inverted import SparseRetriever
+from slimvec.retrievers.sparse import SparseRetriever
 
 DOCS = [
     Document("s0", "Vitamin D deficiency increases the risk of bone fractures", "Vitamin D"),

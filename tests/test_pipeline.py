@@ -60,9 +60,9 @@ def test_binary_without_rescore_still_finds_judged_docs(built_collection, tmp_pa
 
 
 def test_codec_is_refitted_as_the_collection_grows(tmp_path):
-    from slimvec import Document
-
     from fakes import FakeEncoder
+
+    from slimvec import Document
 
     with Collection.create(tmp_path / "c", profile="int8", encoder=FakeEncoder()) as col:
         col.add([Document(f"a{i}", f"alpha {i} beta {i % 3}") for i in range(10)])
@@ -78,9 +78,9 @@ def test_codec_is_refitted_as_the_collection_grows(tmp_path):
 
 def _ivf_collection(path, n, nlist, nprobe, oversample=1000):
     """A FakeEncoder collection (32-d) with binary codes in `nlist` inverted lists."""
-    from slimvec import Document
-
     from fakes import FakeEncoder
+
+    from slimvec import Document
 
     prof = BUILTIN["binary-ivf-rescore"].model_copy(update={"nlist": nlist, "nprobe": nprobe, "oversample": oversample})
     col = Collection.create(path, profile=prof, encoder=FakeEncoder())
@@ -146,11 +146,11 @@ def test_ivf_persists_and_deletes_vanish(tmp_path):
 
 
 def test_automatic_ivf_starts_large_enough_and_retrains_as_the_collection_grows(tmp_path, monkeypatch):
-    import slimvec.pipeline as pipeline
+    from fakes import FakeEncoder
+
+    import slimvec.retrievers.compressed as pipeline
     from slimvec import Document
     from slimvec.index.compressed import BinaryIVFIndex, CodecIndex
-
-    from fakes import FakeEncoder
 
     monkeypatch.setattr(pipeline, "_IVF_MIN_ROWS", 100)
     monkeypatch.setattr(pipeline, "_IVF_TRAIN_PER_LIST", 1)

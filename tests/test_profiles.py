@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from fakes import FakeEncoder
 
 from slimvec import Collection, Document
 from slimvec.errors import ConfigError
 from slimvec.profiles import BUILTIN, load_profile, profile_from_dict
-
-from fakes import FakeEncoder
 
 
 def test_builtin_profiles_named_by_the_issue_exist():

@@ -1,4 +1,4 @@
-"""Reranking (slimvec.rerank) through Collection.search, the CLI, the server and the eval runner.
+"""Reranking (slimvec.search.rerank) through Collection.search, the CLI, the server and the eval runner.
 
 Every expected ranking is computed here by brute force from independent parts: vectors read straight from
 the collection's float32 file, chunk texts from SQLite, FakeEncoder / SentenceTransformer / CrossEncoder
@@ -14,20 +14,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SCIFACT, _jsonl
+from fakes import FakeEncoder
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from slimvec import Collection, Document
-from slimvec import rerank as rr
-from slimvec.calibration import Calibrator
+from slimvec import registry as parts
 from slimvec.cli import app as cli_app
 from slimvec.encoders import registry
 from slimvec.errors import ConfigError
 from slimvec.profiles import load_profile, profile_from_dict
+from slimvec.search import rerank as rr
+from slimvec.search.calibration import Calibrator
 from slimvec.server import create_app
-
-from conftest import SCIFACT, _jsonl
-from fakes import FakeEncoder
 
 DIM = 64
 FAKE = "fake-bow"  # FakeEncoder's default name, as recorded in the manifests below
@@ -46,9 +46,12 @@ SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "corpus.jsonl"
 def _isolated_registries(monkeypatch):
     """Register the fake encoders by name and start every test with empty model caches."""
     monkeypatch.setattr(registry, "_LOADED", {})
-    monkeypatch.setitem(registry.ENCODERS, FAKE, lambda: FakeEncoder(dim=DIM))
-    monkeypatch.setitem(registry.ENCODERS, "fake-48", lambda: FakeEncoder(dim=48, name="fake-48"))
+    registry.register_encoder(FAKE, lambda: FakeEncoder(dim=DIM))
+    registry.register_encoder("fake-48", lambda: FakeEncoder(dim=48, name="fake-48"))
     monkeypatch.setattr(rr, "_LOADED", {})
+    yield
+    for name in (FAKE, "fake-48"):
+        parts.unregister("encoder", name)
 
 
 def _create(path: Path, docs: list[Document], **profile: object) -> Collection:

@@ -10,8 +10,8 @@ import time
 import httpx
 import pytest
 from _server_util import AUTH, DOCS, KEY, make_collection, snapshot
-from fastapi.testclient import TestClient
 from fakes import FakeEncoder
+from fastapi.testclient import TestClient
 
 from slimvec import Collection
 from slimvec.server import create_app

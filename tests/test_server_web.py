@@ -7,7 +7,6 @@ This is also the small end-to-end test with the real default model.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest

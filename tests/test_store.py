@@ -6,12 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from fakes import FakeEncoder
 
 from slimvec import Collection, Document
 from slimvec.errors import CollectionError, IngestError
 from slimvec.store import MANIFEST, VECTORS
-
-from fakes import FakeEncoder
 
 DOCS = [Document(f"d{i}", f"document {i} " + "alpha beta gamma delta " * (i % 5 + 1), f"t{i}", {"i": i}) for i in range(30)]
 

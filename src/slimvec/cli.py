@@ -10,6 +10,7 @@ from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from slimvec.errors import SlimvecError
@@ -27,13 +28,21 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except SlimvecError as e:
-            err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
-            err.print(f"[red]error:[/red] {e.filename}: {e.strerror}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/red] {escape(f'{e.filename}: {e.strerror}')}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+def _need(*modules: str) -> None:
+    """Fail in one line, before any work, when an optional dependency of the command is missing."""
+    from slimvec.extras import require
+
+    for m in modules:
+        require(m)
 
 
 def _print_json(value: Any) -> None:
@@ -71,7 +80,7 @@ def index(
 
     def report(e: Exception) -> None:
         problems.append(str(e))
-        err.print(f"[yellow]skipped:[/yellow] {e}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]skipped:[/yellow] {escape(str(e))}", highlight=False, soft_wrap=True)
 
     fields = FieldMap(id_field=id_field, title_field=title_field, text_field=text_field)
     docs = read_sources([str(s) for s in sources], fields=fields, strict=strict, on_error=report)
@@ -95,39 +104,49 @@ def index(
                   f"{info['documents']} documents, {info['chunks']} chunks")
 
 
+def _opt_help(name: str) -> str:
+    """A search option's help text, from its one declaration in SearchOptions (read without importing torch)."""
+    from slimvec.search.options import SearchOptions
+
+    return SearchOptions.model_fields[name].description or ""
+
+
 @app.command()
 @user_errors
 def search(
     collection: Path = typer.Argument(..., help="Collection directory."),
     query: str = typer.Argument(..., help="Query text."),
-    k: int = typer.Option(10, "-k", "--k", help="Number of documents to return."),
-    filter: Optional[str] = typer.Option(None, "--filter", help='Metadata filter as JSON, e.g. {"year": {"$gte": 2020}}.'),
-    mode: str = typer.Option("dense", "--mode", help="dense | bm25 | sparse | hybrid | hybrid-sparse"),
-    min_relevance: Optional[str] = typer.Option(None, "--min-relevance", help="Drop hits whose calibrated relevance is below F, or 'auto' for the cut-off chosen when calibrating (needs a fitted calibration)."),
-    fusion: Optional[str] = typer.Option(None, "--fusion", help="How a hybrid mode merges rankings: rrf | weighted (default: the profile's)."),
-    weights: Optional[str] = typer.Option(None, "--weights", help="Weighted fusion: one weight per retriever of the mode, e.g. 0.3,0.7 (dense, bm25)."),
-    rerank: Optional[str] = typer.Option(None, "--rerank", help="Rerank the first stage: none | dense | bi-encoder:MODEL | cross-encoder:PATH (default: the profile's)."),
-    rerank_depth: Optional[int] = typer.Option(None, "--rerank-depth", help="First-stage documents to rerank (default: the profile's, 50)."),
+    k: int = typer.Option(10, "-k", "--k", help=_opt_help("k")),
+    filter: Optional[str] = typer.Option(None, "--filter", help=_opt_help("filter")),
+    mode: Optional[str] = typer.Option(None, "--mode", help=_opt_help("mode")),
+    min_relevance: Optional[str] = typer.Option(None, "--min-relevance", help=_opt_help("min_relevance")),
+    fusion: Optional[str] = typer.Option(None, "--fusion", help=_opt_help("fusion")),
+    weights: Optional[str] = typer.Option(None, "--weights", help=_opt_help("fusion_weights") + " Comma-separated, e.g. 0.3,0.7."),
+    rerank: Optional[str] = typer.Option(None, "--rerank", help=_opt_help("rerank")),
+    rerank_depth: Optional[int] = typer.Option(None, "--rerank-depth", help=_opt_help("rerank_depth")),
     json_out: bool = typer.Option(False, "--json", help="Print hits as JSON."),
 ) -> None:
     """Search a collection and print the best documents."""
     from slimvec.collection import Collection
     from slimvec.errors import ConfigError
-    from slimvec.index.filters import parse_filter
+    from slimvec.search.options import SearchOptions
+    from slimvec.store.filters import parse_filter
 
     if not query.strip():
         raise ConfigError("query is empty")
-    flt = parse_filter(filter) if filter else None
+    fusion_weights = None
+    if weights:
+        try:
+            fusion_weights = [float(w) for w in weights.split(",")]
+        except ValueError:
+            raise ConfigError(f"--weights must be numbers separated by commas, got {weights!r}") from None
+    # Only what was given: every default (mode, reranker, fusion...) is then the collection profile's.
+    given = {"k": k, "filter": parse_filter(filter) if filter else None, "mode": mode,
+             "min_relevance": min_relevance, "fusion": fusion, "fusion_weights": fusion_weights, "rerank": rerank,
+             "rerank_depth": rerank_depth}
+    options = SearchOptions.of(**{name: v for name, v in given.items() if v is not None})
     with Collection.open(collection) as col:
-        fusion_weights = None
-        if weights:
-            try:
-                fusion_weights = [float(w) for w in weights.split(",")]
-            except ValueError:
-                raise ConfigError(f"--weights must be numbers separated by commas, got {weights!r}") from None
-        hits = col.search(query, k=k, filter=flt, mode=mode, min_relevance=min_relevance, rerank=rerank,
-                          fusion=fusion, fusion_weights=fusion_weights,
-                          rerank_depth=rerank_depth)
+        hits = col.search(query, options)
     if json_out:
         _print_json({"query": query, "hits": [h.to_dict() for h in hits]})
         return
@@ -207,6 +226,7 @@ def serve(
     api_key_file: Optional[Path] = typer.Option(None, help="File holding the API key that writes must present."),
 ) -> None:
     """Serve collections over HTTP: JSON API under /api, search page at /."""
+    _need("fastapi", "uvicorn")
     from slimvec.server import serve as run_server
 
     run_server([str(c) for c in collections], host=host, port=port, api_key_file=api_key_file)
@@ -239,6 +259,7 @@ def eval_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Evaluate a profile on a BEIR dataset: nDCG@10, Recall@100, MRR@10, MAP@100, and cost."""
+    _need("ranx")  # before any encoding
     from slimvec.evaluation.runner import run_eval
 
     (prof,) = _profiles(profile, profile_file, model, chunk_mode)[:1]
@@ -264,6 +285,7 @@ def sweep(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Evaluate several profiles; write report.md, results.csv, pareto.png and report.html under --out."""
+    _need("ranx", "matplotlib")
     from slimvec.evaluation.runner import run_sweep
 
     results = run_sweep(dataset, _profiles(profiles, None, None, chunk_mode), split=split, out=out, cache_dir=cache,
@@ -289,6 +311,7 @@ def plan(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Pick the best profile within a RAM budget (chosen on dev or held-out queries) and write it to a file."""
+    _need("ranx", "matplotlib")
     from slimvec.evaluation.planner import plan as make_plan
     from slimvec.evaluation.planner import write_profile
 
@@ -312,17 +335,19 @@ def calibrate(
     collection: Path = typer.Argument(..., help="Collection directory (built from the dataset's corpus)."),
     dataset: Path = typer.Argument(..., help="BEIR folder whose queries and qrels label the fit."),
     split: str = typer.Option("dev", "--split", help="Labelled split to fit on (not the one you report on)."),
-    mode: str = typer.Option("dense", "--mode", help="Search mode to calibrate."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="Search mode to calibrate (default: the profile's)."),
     report_split: Optional[str] = typer.Option(None, "--report-split", help="Also report the 0.5 and the auto cut-off on this split."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Fit a relevance calibrator for `--min-relevance` and store it in the collection."""
-    from slimvec.calibration import cutoff_report, fit_calibrator
+    _need("sklearn")
     from slimvec.collection import Collection
+    from slimvec.evaluation.calibrate import cutoff_report, fit_calibrator
     from slimvec.evaluation.datasets import load_dataset
 
     ds = load_dataset(dataset)
     with Collection.open(collection) as col:
+        mode = mode or (col.manifest.get("profile") or {}).get("mode", "dense")
         cal = fit_calibrator(col, ds.queries(split), ds.qrels(split), mode=mode)
         report = auto = None
         if report_split:

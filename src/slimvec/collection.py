@@ -10,27 +10,24 @@ from typing import Any
 
 import numpy as np
 
+from slimvec import registry
 from slimvec.chunking import ChunkConfig, chunk_document, chunk_text
 from slimvec.documents import Chunk, Document, Hit
 from slimvec.encoders.base import Encoder
 from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
 from slimvec.errors import CollectionError, ConfigError, IngestError
-from slimvec.index.filters import compile_filter
-from slimvec.pipeline import RETRIEVERS, Query, Retriever, doc_ranking, retrievers_for
 from slimvec.profiles import Profile, load_profile, profile_from_dict
 from slimvec.progress import progress_bar
-from slimvec.rerank import DEFAULT_DEPTH, MAX_DEPTH, MAX_TEXT_CHUNKS, Candidates, Reranker, load_reranker, rerank
+from slimvec.retrievers.base import Query, Retriever
+from slimvec.search import calibration as _calibration
+from slimvec.search.options import SearchOptions
+from slimvec.search.plan import make_plan
+from slimvec.search.rerank import Reranker
+from slimvec.search.run import Runner
 from slimvec.store import Store
-from slimvec import calibration as _calibration
-from slimvec.fusion import fuse as _fuse_rankings
-from slimvec.fusion import fusion_depth
-
-# Imported for their registrations: the "bm25" and "sparse" retrievers and search modes.
-import slimvec.index.bm25  # noqa: E402,F401
-import slimvec.index.inverted  # noqa: E402,F401
+from slimvec.store.rowmap import RowMap
 
 INDEX_KINDS = ("exact", "hnsw", "ivf")
-MAX_K = 10_000
 _BATCH_DOCS = 512  # documents per commit when adding from an iterator
 
 
@@ -43,10 +40,8 @@ class Collection:
         self._encoder = encoder
         self._lock = threading.RLock()
         self._retrievers: dict[str, Retriever] = {}
-        self._alive = np.zeros(0, dtype=bool)
-        self._row_doc = np.zeros(0, dtype=np.int32)  # row -> document number (-1: deleted)
-        self._doc_ids: list[str] = []  # document number -> id (numbers are never reused in a process)
-        self._numbers: dict[str, int] = {}
+        self._rows = RowMap()  # row -> document number, kept in step with the store
+        self._runner = Runner(store)
         self._generation = -1
         self._calibrators = _calibration.load_calibrators(self.path)
         if encoder is not None:
@@ -75,9 +70,7 @@ class Collection:
             prof = profile_from_dict({**prof.model_dump(), **overrides}, source="options")
         if prof.index not in INDEX_KINDS:
             raise ConfigError(f"unknown index {prof.index!r}: choose one of {', '.join(INDEX_KINDS)}")
-        unknown = [r for r in prof.retrievers if r not in RETRIEVERS]
-        if unknown:
-            raise ConfigError(f"unknown retriever {unknown[0]!r}: choose from {', '.join(sorted(RETRIEVERS))}")
+        _retriever_names(list(prof.retrievers))  # unknown names fail here, before anything is written
         enc = encoder or load_encoder(prof.model or DEFAULT_MODEL)
         limit = enc.max_tokens
         tokens = prof.chunk_tokens or limit
@@ -207,174 +200,63 @@ class Collection:
         return n
 
     # ---- searching -------------------------------------------------------------------------
-    def search(self, query: str, k: int = 10, filter: dict[str, Any] | None = None, mode: str = "dense",
-               min_relevance: float | str | None = None, rerank: str | Reranker | None = None,
-               rerank_depth: int | None = None, with_payload: bool = True, fusion: str | None = None,
-               fusion_weights: list[float] | None = None) -> list[Hit]:
-        """The top `k` documents for `query`, each scored by its best chunk (calibrated hits below min_relevance, a probability or "auto", dropped).
+    def search(self, query: str, options: SearchOptions | None = None, /, *,
+               rerank: str | Reranker | None = None, **fields: Any) -> list[Hit]:
+        """The top `k` documents for `query`, each scored by its best chunk, best first.
 
-        `fusion` ("rrf" or "weighted") and `fusion_weights` (one per retriever of the mode) override the
-        profile's way of merging a hybrid mode's rankings.
-        `with_payload=False` returns ids and scores only (title, snippet and metadata left empty), skipping the
-        document look-ups, as Qdrant's option of the same name does.
+        Options are the fields of `slimvec.search.SearchOptions`, given as keywords or as one object:
+        k (default 10, at most 1,000), filter, mode (default: the profile's), min_relevance (a probability or
+        "auto": calibrated hits below it dropped), rerank ("none", a spec such as "dense", "bi-encoder:MODEL",
+        "cross-encoder:PATH", or a Reranker object; default: the profile's), rerank_depth, fusion ("rrf" or
+        "weighted") and fusion_weights (one per retriever of the mode), with_payload (False: ids and scores
+        only, as Qdrant's option of the same name).
 
-        `rerank`: None uses the profile's reranker (if any), "none" turns it off, a spec such as "dense",
-        "bi-encoder:MODEL" or "cross-encoder:PATH" (or a Reranker object) overrides it; the reranker rescores
-        the first stage's top max(k, rerank_depth) documents (default: the profile's depth, 50).
+        Scores: inner products for dense modes (cosine for unit vectors, in [-1, 1]), BM25 or SPLADE scores,
+        or fused scores; equal scores are ordered by the tie rule of `slimvec.scoring`.
+        Raises ConfigError for an empty query or a bad option (one line naming it), FilterError for a bad filter.
         """
-        return self.search_many([query], k=k, filter=filter, mode=mode, min_relevance=min_relevance,
-                                rerank=rerank, rerank_depth=rerank_depth, with_payload=with_payload,
-                                fusion=fusion, fusion_weights=fusion_weights)[0]
+        return self.search_many([query], options, rerank=rerank, **fields)[0]
 
-    def search_many(
-        self, queries: list[str], k: int = 10, filter: dict[str, Any] | None = None, mode: str = "dense",
-        min_relevance: float | str | None = None, vectors: np.ndarray | None = None,
-        rerank: str | Reranker | None = None, rerank_depth: int | None = None, with_payload: bool = True,
-        fusion: str | None = None, fusion_weights: list[float] | None = None,
-    ) -> list[list[Hit]]:
-        """`search` for several queries; dense query vectors are encoded in one batch (or given as `vectors`)."""
+    def search_many(self, queries: list[str], options: SearchOptions | None = None, /, *,
+                    vectors: np.ndarray | None = None, rerank: str | Reranker | None = None,
+                    **fields: Any) -> list[list[Hit]]:
+        """`search` for several queries; dense query vectors are encoded in one batch (or given as `vectors`,
+        float32 of shape (len(queries), dim))."""
+        if isinstance(queries, str) or not isinstance(queries, (list, tuple)):
+            raise TypeError(f"queries must be a list of strings, not {type(queries).__name__}")
         for q in queries:
             if not isinstance(q, str) or not q.strip():
                 raise ConfigError("query is empty")
-        _check_k(k)
-        names = retrievers_for(mode, self.manifest.get("retrievers", ["dense"]))
-        reranker, depth = self._reranker_for(rerank, rerank_depth)
-        fuse = self._fusion_for(names, fusion, fusion_weights)
-        if min_relevance is not None and (fusion is not None or fusion_weights is not None) and len(names) > 1:
-            raise ConfigError("min_relevance is calibrated on the profile's fusion; it cannot be combined with a "
-                              "fusion override")
-        if reranker is not None and min_relevance is not None:
-            raise ConfigError(f"min_relevance is calibrated on first-stage {mode!r} scores and cannot be combined with "
-                              f"reranking ({reranker.name}); pass rerank='none' to use it")
+        given = None
+        if rerank is not None and not isinstance(rerank, str):
+            given = rerank  # a Reranker object from Python code: not a serialisable option
+        elif rerank is not None:
+            fields["rerank"] = rerank
+        opts = SearchOptions.of(options, **fields)
+        plan = make_plan(self.manifest.get("profile") or {}, self.manifest.get("retrievers", ["dense"]),
+                         int(self.manifest["dim"]), opts, frozenset(self._calibrators), given)
         vecs = vectors
-        if vecs is None and ("dense" in names or (reranker is not None and reranker.needs_vectors)):
+        if vecs is None and plan.needs_query_vectors:
             vecs = self.encoder.encode_queries(list(queries))
-        return self._run([Query(q, None, None if vecs is None else vecs[i]) for i, q in enumerate(queries)],
-                         k, filter, names, mode, min_relevance, reranker, depth, with_payload, fuse)
+        batch = [Query(q, None, None if vecs is None else vecs[i]) for i, q in enumerate(queries)]
+        with self._lock:
+            self._sync()
+            return self._runner.run(plan, batch, self._retrievers, self._rows, self._allowed(plan.filter),
+                                    self._calibrators)
 
     def search_vectors(self, qvecs: np.ndarray, k: int = 10, filter: dict[str, Any] | None = None) -> list[list[Hit]]:
-        """Dense-only document hits for already-encoded query vectors of the collection's dimension."""
-        _check_k(k)
+        """Dense-only document hits for already-encoded query vectors, float32 of shape (n, dim) or (dim,)."""
+        opts = SearchOptions.of(k=k, filter=filter, mode="dense", rerank="none")
         qvecs = np.asarray(qvecs, dtype=np.float32)
         if qvecs.ndim == 1:
             qvecs = qvecs[None, :]
         if qvecs.ndim != 2 or qvecs.shape[1] != int(self.manifest["dim"]):
             raise ConfigError(f"query vectors have dimension {qvecs.shape[-1]}, collection holds {self.manifest['dim']}")
-        return self._run([Query("", None, v) for v in qvecs], k, filter, ("dense",))
-
-    def _run(self, queries: list[Query], k: int, filter: dict[str, Any] | None, names: tuple[str, ...],
-             mode: str | None = None, min_relevance: float | str | None = None, reranker: Reranker | None = None,
-             rerank_depth: int = DEFAULT_DEPTH, with_payload: bool = True,
-             fuse: dict[str, Any] | None = None) -> list[list[Hit]]:
-        # With a reranker the first stage fetches max(k, depth) documents and the reranker keeps k of them.
-        first = k if reranker is None else max(k, rerank_depth)
+        plan = make_plan({}, self.manifest.get("retrievers", ["dense"]), int(self.manifest["dim"]), opts)
         with self._lock:
             self._sync()
-            allowed = self._allowed(filter)
-            n_allowed = int(allowed.sum())
-            tops = []
-            for n in names:  # retrievers that encode queries themselves (sparse) do it in one batch
-                prepare = getattr(self._retrievers[n], "prepare", None)
-                if prepare is not None:
-                    prepare([q.text for q in queries])
-            for q in queries:
-                depth = fusion_depth(first, len(names))
-                rankings = [doc_ranking(self._retrievers[n], q, depth, allowed, n_allowed, self._row_doc) for n in names]
-                top = rankings[0] if len(rankings) == 1 else _fuse_rankings(rankings, first, **(fuse or {}))
-                if reranker is not None:
-                    top = self._rerank(reranker, q, top, k, allowed)
-                tops.append(top)
-            results = self._hits(tops, with_payload)
-            # Calibrators are fitted on first-stage scores: reranked scores get no relevance.
-            if reranker is None and mode is not None and (min_relevance is not None or mode in self._calibrators):
-                results = [_calibration.apply(self._calibrators.get(mode), h, min_relevance, mode) for h in results]
-            return results
-
-    # ---- reranking -------------------------------------------------------------------------
-    _rerank_rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (row_doc it was built from, rows, docs)
-    _rerank_file: tuple[np.ndarray, np.ndarray] | None = None  # (row_doc it was opened for, float32 memmap)
-
-    def _reranker_for(self, spec: str | Reranker | None, depth: int | None) -> tuple[Reranker | None, int]:
-        """The reranker and depth a search uses: the arguments, else the profile's; "none" turns reranking off."""
-        prof = self.manifest.get("profile") or {}
-        chosen = prof.get("rerank") if spec is None else spec
-        depth = int(prof.get("rerank_depth", DEFAULT_DEPTH)) if depth is None else depth
-        if not isinstance(depth, int) or isinstance(depth, bool) or not 1 <= depth <= MAX_DEPTH:
-            raise ConfigError(f"rerank_depth must be an integer between 1 and {MAX_DEPTH}, got {depth!r}")
-        if chosen is None:
-            return None, depth
-        reranker = load_reranker(chosen) if isinstance(chosen, str) else chosen
-        if reranker is not None and reranker.needs_vectors and not int(self.manifest["dim"]):
-            raise ConfigError(f"reranker {reranker.name!r} needs dense vectors; this collection keeps none "
-                              f"(retrievers: {', '.join(self.manifest.get('retrievers', []))})")
-        return reranker, depth
-
-    def _rows_by_doc(self) -> tuple[np.ndarray, np.ndarray]:
-        """Chunk rows sorted by document number, and those numbers: a document's rows by binary search."""
-        cached = self._rerank_rows
-        if cached is None or cached[0] is not self._row_doc:  # rebuilt once per sync, not per query
-            order = np.argsort(self._row_doc, kind="stable")
-            cached = self._rerank_rows = (self._row_doc, order, self._row_doc[order])
-        return cached[1], cached[2]
-
-    def _float32_rows(self) -> np.ndarray:
-        """The committed float32 vector file as a memmap (only the rows a reranker reads are paged in)."""
-        cached = self._rerank_file
-        if cached is None or cached[0] is not self._row_doc:
-            cached = self._rerank_file = (self._row_doc, self.store.vectors(len(self._row_doc)))
-        return cached[1]
-
-    def _rerank(self, reranker: Reranker, q: Query, top: list[tuple[int, float, int]], k: int,
-                allowed: np.ndarray) -> list[tuple[int, float, int]]:
-        """Rescore first-stage documents with `reranker` over their allowed chunk rows; the top k remain."""
-        if not top:
-            return []
-        rows_sorted, docs_sorted = self._rows_by_doc()
-        docs = np.array([d for d, _, _ in top], dtype=np.int64)
-        best = np.array([r for _, _, r in top], dtype=np.int64)
-        lo = np.searchsorted(docs_sorted, docs, side="left")
-        lens = np.searchsorted(docs_sorted, docs, side="right") - lo
-        # Every row of every candidate in one array (no Python loop per document), owner = candidate index.
-        owner = np.repeat(np.arange(len(top)), lens)
-        rows = rows_sorted[np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens - lo, lens)]
-        keep = allowed[rows] & (rows != best[owner])
-        # The first-stage best chunk first in each candidate, then the others in row (= document) order.
-        owner = np.concatenate([np.arange(len(top)), owner[keep]])
-        rows = np.concatenate([best, rows[keep]])
-        order = np.argsort(owner, kind="stable")
-        owner, rows = owner[order], rows[order]
-        counts = np.bincount(owner, minlength=len(top))
-        texts = None
-        if reranker.needs_text:
-            capped = np.arange(len(rows)) - (np.cumsum(counts) - counts)[owner] < MAX_TEXT_CHUNKS
-            info = self.store.chunks_for_rows(rows[capped].tolist())
-            # a row deleted by another process since the last sync is simply left out
-            capped &= np.fromiter((r in info for r in rows.tolist()), dtype=bool, count=len(rows))
-            owner, rows = owner[capped], rows[capped]
-            counts = np.bincount(owner, minlength=len(top))
-            texts = [chunk_text(info[r].title, info[r].text) for r in rows.tolist()]
-        cands = Candidates(docs[counts > 0], counts[counts > 0], rows, texts)
-        if reranker.needs_vectors and len(rows):
-            uniq, inverse = np.unique(rows, return_inverse=True)  # file order: pages are read front to back
-            cands.vectors = np.asarray(self._float32_rows()[uniq], dtype=np.float32)[inverse]
-        return rerank(reranker, q, cands, k)
-
-    def _fusion_for(self, names: tuple[str, ...], method: str | None,
-                    weights: list[float] | None) -> dict[str, Any]:
-        """Options for `fusion.fuse`: the arguments, else the profile's (default: reciprocal rank fusion)."""
-        prof = self.manifest.get("profile") or {}
-        method = method or prof.get("fusion", "rrf")
-        if method not in ("rrf", "weighted"):
-            raise ConfigError(f"unknown fusion {method!r}: choose rrf or weighted")
-        if method == "rrf":
-            if weights:
-                raise ConfigError("fusion weights apply to fusion='weighted', not rrf")
-            return {"method": "rrf"}
-        weights = weights if weights is not None else prof.get("fusion_weights")
-        if weights is not None and len(names) > 1 and len(weights) != len(names):
-            raise ConfigError(f"{len(weights)} fusion weights for the {len(names)} retrievers of this mode "
-                              f"({', '.join(names)})")
-        return {"method": "weighted", "weights": None if weights is None else [float(w) for w in weights]}
+            return self._runner.run(plan, [Query("", None, v) for v in qvecs], self._retrievers, self._rows,
+                                    self._allowed(plan.filter), {})
 
     # ---- optional retrievers and calibration -----------------------------------------------
     def enable(self, name: str, sparse_model: str | None = None) -> None:
@@ -414,27 +296,12 @@ class Collection:
             self._calibrators = {**self._calibrators, mode: calibrator}
             _calibration.save_calibrators(self.path, self._calibrators)
 
-    def _hits(self, tops: list[list[tuple[int, float, int]]], with_payload: bool = True) -> list[list[Hit]]:
-        """Hits for each query's (doc number, score, row) ranking; chunk and document fields in one look-up."""
-        if not with_payload:
-            ids = self._doc_ids
-            return [[Hit(ids[d], s, "", "", {}) for d, s, _ in top] for top in tops]
-        info = self.store.chunks_for_rows([r for top in tops for _, _, r in top])
-        out = []
-        for top in tops:
-            hits = []
-            for _, s, r in top:
-                c = info[r]
-                hits.append(Hit(c.doc_id, s, c.title, c.text, c.metadata, c.start, c.end))
-            out.append(hits)
-        return out
-
     def _allowed(self, filter: dict[str, Any] | None) -> np.ndarray:
+        """(rows,) bool mask of the rows a hit may come from: alive, and inside the filter when there is one."""
         if not filter:
-            return self._alive
-        where, params = compile_filter(filter)
-        mask = np.zeros_like(self._alive)
-        mask[self.store.filtered_rows(where, params)] = True
+            return self._rows.alive
+        mask = np.zeros_like(self._rows.alive)
+        mask[self.store.rows_matching(filter)] = True
         return mask
 
     # ---- in-memory state -------------------------------------------------------------------
@@ -445,41 +312,14 @@ class Collection:
             return
         for name in self.manifest.get("retrievers", ["dense"]):
             if name not in self._retrievers:
-                if name not in RETRIEVERS:
+                if not registry.has("retriever", name):
                     raise CollectionError(f"{self.path}: collection uses the {name!r} index, unknown to this slimvec")
-                self._retrievers[name] = RETRIEVERS[name](self.store, lambda: self.encoder)
+                self._retrievers[name] = registry.load("retriever", name)(self.store, lambda: self.encoder)
             self._retrievers[name].sync(self.store)
-        self._row_doc = self._row_map(self.store.committed_rows)
-        self._alive = self._row_doc >= 0
+        if self._generation < 0:
+            self._rows.reset()
+        self._rows.update(self.store)
         self._generation = gen
-
-    def _row_map(self, rows: int) -> np.ndarray:
-        """Row -> document number for `rows` committed rows, reading only what changed since the last sync.
-
-        Rows are append-only and never reused, so known rows keep their document; new rows are read, and
-        known rows are re-listed (row numbers only) only when some were deleted. A full read happens once.
-        """
-        db, old = self.store.db, len(self._row_doc)
-        row_doc = np.full(rows, -1, dtype=np.int32)
-        if self._generation < 0 or rows < old:
-            self._numbers: dict[str, int] = {}
-            self._doc_ids, old = [], 0
-        elif old:
-            (alive,) = db.execute("SELECT count(*) FROM chunks WHERE row < ?", (old,)).fetchone()
-            row_doc[:old] = self._row_doc
-            if alive != int(np.count_nonzero(self._alive)):
-                kept = np.zeros(old, dtype=bool)
-                kept[np.fromiter((r for (r,) in db.execute("SELECT row FROM chunks WHERE row < ?", (old,))),
-                                 dtype=np.int64)] = True
-                row_doc[:old][~kept] = -1
-        numbers, ids = self._numbers, self._doc_ids
-        for row, doc_id in db.execute("SELECT row, doc_id FROM chunks WHERE row >= ?", (old,)):
-            n = numbers.get(doc_id)
-            if n is None:
-                n = numbers[doc_id] = len(ids)
-                ids.append(doc_id)
-            row_doc[row] = n
-        return row_doc
 
     def _save_index(self) -> None:
         for r in self._retrievers.values():
@@ -492,7 +332,7 @@ class Collection:
             self._sync()
             counts = self.store.counts()
             disk = self.store.disk_bytes()
-            ram = sum(r.ram_bytes() for r in self._retrievers.values()) + self._alive.nbytes + self._row_doc.nbytes
+            ram = sum(r.ram_bytes() for r in self._retrievers.values()) + self._rows.nbytes
             per = max(counts["documents"], 1)
             m = self.manifest
             return {
@@ -526,15 +366,10 @@ class Collection:
 def _retriever_names(names: list[str] | None) -> list[str]:
     """Validated retriever names without repeats, "dense" first when present."""
     names = list(dict.fromkeys(names or ["dense"]))
-    unknown = [n for n in names if n not in RETRIEVERS]
+    unknown = [n for n in names if not registry.has("retriever", n)]
     if unknown:
-        raise ConfigError(f"unknown retriever {unknown[0]!r}: choose from {', '.join(sorted(RETRIEVERS))}")
+        raise ConfigError(f"unknown retriever {unknown[0]!r}: choose from {', '.join(registry.names('retriever'))}")
     return sorted(names, key=lambda n: n != "dense")
-
-
-def _check_k(k: int) -> None:
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
-        raise ConfigError(f"k must be an integer between 1 and {MAX_K}, got {k!r}")
 
 
 def _batches(docs: Iterable[Document], size: int) -> Iterator[list[Document]]:

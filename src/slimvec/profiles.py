@@ -7,11 +7,13 @@ Users pick one by name (`--profile binary-rescore`) or from a JSON file (`--prof
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from slimvec import registry
 from slimvec.errors import ConfigError
 
 
@@ -39,7 +41,7 @@ class Profile(BaseModel):
     fusion: Literal["rrf", "weighted"] = "rrf"  # how a hybrid mode merges its rankings
     fusion_weights: tuple[float, ...] | None = None  # weighted fusion: one per retriever of the mode, in order
     bm25: dict[str, Any] | None = None  # BM25 tokenisation and scoring, keys of index.bm25.Bm25Config
-    rerank: str | None = None  # second stage, "kind[:argument]" (see slimvec.rerank), e.g. "dense"
+    rerank: str | None = None  # second stage, "kind[:argument]" (see slimvec.search.rerank), e.g. "dense"
     rerank_depth: int = Field(default=50, ge=1, le=1000)  # first-stage documents the reranker rescores
 
     @field_validator("codec")
@@ -63,7 +65,7 @@ class Profile(BaseModel):
     @field_validator("rerank")
     @classmethod
     def _rerank_parses(cls, spec: str | None) -> str | None:
-        from slimvec.rerank import NONE, parse_spec
+        from slimvec.search.rerank import NONE, parse_spec
 
         if spec is None:
             return None
@@ -78,12 +80,12 @@ class Profile(BaseModel):
     def _bm25_known(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is None:
             return None
-        from slimvec.index.bm25 import Bm25Config
+        from slimvec.retrievers.bm25 import Bm25Config
 
         unknown = sorted(set(value) - set(Bm25Config.__dataclass_fields__))
         if unknown:
             raise ValueError(f"unknown BM25 setting {unknown[0]!r}: choose from {', '.join(Bm25Config.__dataclass_fields__)}")
-        from slimvec.index.bm25 import Tokenizer
+        from slimvec.retrievers.bm25 import Tokenizer
 
         config = Bm25Config.from_dict(value)
         try:
@@ -115,39 +117,56 @@ def _p(name: str, description: str, **kw: Any) -> Profile:
 
 _CJK_BM25 = {"cjk_bigrams": True, "stemmer": None, "stopwords": None}
 
-BUILTIN: dict[str, Profile] = {p.name: p for p in [
-    _p("exact-f32", "float32 vectors in RAM, exact search (the reference)"),
-    _p("hnsw-f32", "float32 vectors in a faiss HNSW graph", index="hnsw"),
-    _p("f16", "float16 codes in RAM, exact scan", codec="float16"),
-    _p("float8", "float8 (e4m3) codes in RAM, exact scan: 4x smaller", codec="float8"),
-    _p("int8", "int8 codes with per-dimension calibrated ranges: 4x smaller", codec="int8"),
-    _p("pca-half-float8", "PCA to half the dimensions, then float8: 8x smaller", codec="pca:192 > float8"),
-    _p("pca-half-float8-rescore", "PCA-half float8 candidates in RAM (8x smaller), rescored with float32 from disk",
-       codec="pca:192 > float8", rescore=True, oversample=4),
-    _p("int4", "4-bit codes with per-dimension calibrated ranges: 8x smaller, like pca-half-float8", codec="int4"),
-    _p("binary", "1-bit sign codes in RAM, Hamming scan, no rescoring: 32x smaller", codec="binary"),
-    _p("binary-rescore", "1-bit codes in RAM for candidates, rescored with float32 read from disk",
-       codec="binary", rescore=True, oversample=10),
-    _p("binary-ivf-rescore", "1-bit codes in inverted lists (from 100k rows; exact scan below), rescored with "
-       "float32 from disk: the large-collection profile", codec="binary", index="ivf", nprobe=32, rescore=True,
-       oversample=40),
-    _p("int8-rescore", "int8 candidates rescored with float32 from disk", codec="int8", rescore=True, oversample=4),
-    _p("pq-rescore", "product-quantized (48 bytes) candidates rescored with float32 from disk",
-       codec="pq:48x8", rescore=True, oversample=10),
-    _p("bm25", "BM25 only (bm25s, English stemming and stopwords) over whole documents: no vectors",
-       retrievers=("bm25",), mode="bm25", chunk_mode="whole"),
-    _p("splade", "learned sparse only (SPLADE-tiny) over chunks", retrievers=("sparse",), mode="sparse"),
-    _p("hybrid", "dense float32 + BM25, fused with reciprocal rank fusion", retrievers=("dense", "bm25"), mode="hybrid"),
-    _p("hybrid-weighted", "dense float32 + BM25, fused by the sum of per-query min-max normalised scores",
-       retrievers=("dense", "bm25"), mode="hybrid", fusion="weighted"),
-    _p("hybrid-binary", "binary-rescore dense + BM25, fused (RRF): hybrid quality at 1/16 of the dense RAM",
-       retrievers=("dense", "bm25"), mode="hybrid", codec="binary", rescore=True, oversample=10),
-    _p("bm25-cjk", "BM25 for Chinese, Japanese, Korean: CJK runs as character bigrams, no stemming or stopwords",
-       retrievers=("bm25",), mode="bm25", chunk_mode="whole", bm25=_CJK_BM25),
-    _p("hybrid-cjk", "dense float32 + CJK-bigram BM25, fused (RRF)", retrievers=("dense", "bm25"), mode="hybrid",
-       bm25=_CJK_BM25),
-    _p("hybrid-sparse", "dense float32 + SPLADE-tiny, fused (RRF)", retrievers=("dense", "sparse"), mode="hybrid-sparse"),
-]}
+# The built-in profiles; each is listed by name in slimvec.registry (kind "profile").
+EXACT_F32 = _p("exact-f32", "float32 vectors in RAM, exact search (the reference)")
+HNSW_F32 = _p("hnsw-f32", "float32 vectors in a faiss HNSW graph", index="hnsw")
+F16 = _p("f16", "float16 codes in RAM, exact scan", codec="float16")
+FLOAT8 = _p("float8", "float8 (e4m3) codes in RAM, exact scan: 4x smaller", codec="float8")
+INT8 = _p("int8", "int8 codes with per-dimension calibrated ranges: 4x smaller", codec="int8")
+PCA_HALF_FLOAT8 = _p("pca-half-float8", "PCA to half the dimensions, then float8: 8x smaller", codec="pca:192 > float8")
+PCA_HALF_FLOAT8_RESCORE = _p("pca-half-float8-rescore", "PCA-half float8 candidates in RAM (8x smaller), rescored with float32 from disk",
+    codec="pca:192 > float8", rescore=True, oversample=4)
+INT4 = _p("int4", "4-bit codes with per-dimension calibrated ranges: 8x smaller, like pca-half-float8", codec="int4")
+BINARY = _p("binary", "1-bit sign codes in RAM, Hamming scan, no rescoring: 32x smaller", codec="binary")
+BINARY_RESCORE = _p("binary-rescore", "1-bit codes in RAM for candidates, rescored with float32 read from disk",
+    codec="binary", rescore=True, oversample=10)
+BINARY_IVF_RESCORE = _p("binary-ivf-rescore", "1-bit codes in inverted lists (from 100k rows; exact scan below), rescored with "
+    "float32 from disk: the large-collection profile", codec="binary", index="ivf", nprobe=32, rescore=True,
+    oversample=40)
+INT8_RESCORE = _p("int8-rescore", "int8 candidates rescored with float32 from disk", codec="int8", rescore=True, oversample=4)
+PQ_RESCORE = _p("pq-rescore", "product-quantized (48 bytes) candidates rescored with float32 from disk",
+    codec="pq:48x8", rescore=True, oversample=10)
+BM25 = _p("bm25", "BM25 only (bm25s, English stemming and stopwords) over whole documents: no vectors",
+    retrievers=("bm25",), mode="bm25", chunk_mode="whole")
+SPLADE = _p("splade", "learned sparse only (SPLADE-tiny) over chunks", retrievers=("sparse",), mode="sparse")
+HYBRID = _p("hybrid", "dense float32 + BM25, fused with reciprocal rank fusion", retrievers=("dense", "bm25"), mode="hybrid")
+HYBRID_WEIGHTED = _p("hybrid-weighted", "dense float32 + BM25, fused by the sum of per-query min-max normalised scores",
+    retrievers=("dense", "bm25"), mode="hybrid", fusion="weighted")
+HYBRID_BINARY = _p("hybrid-binary", "binary-rescore dense + BM25, fused (RRF): hybrid quality at 1/16 of the dense RAM",
+    retrievers=("dense", "bm25"), mode="hybrid", codec="binary", rescore=True, oversample=10)
+BM25_CJK = _p("bm25-cjk", "BM25 for Chinese, Japanese, Korean: CJK runs as character bigrams, no stemming or stopwords",
+    retrievers=("bm25",), mode="bm25", chunk_mode="whole", bm25=_CJK_BM25)
+HYBRID_CJK = _p("hybrid-cjk", "dense float32 + CJK-bigram BM25, fused (RRF)", retrievers=("dense", "bm25"), mode="hybrid",
+    bm25=_CJK_BM25)
+HYBRID_SPARSE = _p("hybrid-sparse", "dense float32 + SPLADE-tiny, fused (RRF)", retrievers=("dense", "sparse"), mode="hybrid-sparse")
+
+
+class _Builtin(Mapping[str, Profile]):
+    """The registered profiles by name, in registration order (a read-only view of slimvec.registry)."""
+
+    def __getitem__(self, name: str) -> Profile:
+        if not registry.has("profile", name):
+            raise KeyError(name)
+        return registry.load("profile", name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(registry.names("profile"))
+
+    def __len__(self) -> int:
+        return len(registry.names("profile"))
+
+
+BUILTIN: Mapping[str, Profile] = _Builtin()
 
 
 def load_profile(name: str | None = None, file: str | Path | None = None) -> Profile:
@@ -180,5 +199,5 @@ def profile_from_dict(data: Any, source: str = "profile") -> Profile:
 
 
 def register_profile(profile: Profile) -> None:
-    """Make a profile selectable by name (hybrid and sparse stages add theirs)."""
-    BUILTIN[profile.name] = profile
+    """Make a profile selectable by name. Raises ConfigError if the name is taken."""
+    registry.register("profile", profile.name, profile)

@@ -97,32 +97,23 @@ class Transform(Protocol):
         ...
 
 
-# Quantizers and transforms by spec name; each family module registers its classes on import.
-CODECS: dict[str, type] = {}
-TRANSFORMS: dict[str, type] = {}
+def _class(name: str) -> type | None:
+    """The codec or transform class registered as `name` (slimvec.registry), or None."""
+    from slimvec import registry
 
-
-def register(name: str, *, transform: bool = False):  # noqa: ANN201 - class decorator
-    """Class decorator: make `name` usable in specs and in saved states."""
-
-    def deco(cls: type) -> type:
-        (TRANSFORMS if transform else CODECS)[name] = cls
-        return cls
-
-    return deco
-
-
-def _ensure_registered() -> None:
-    # The family modules fill the registries when the package is imported.
-    import slimvec.codecs  # noqa: F401
+    for kind in ("codec", "transform"):
+        if registry.has(kind, name):
+            return registry.load(kind, name)
+    return None
 
 
 def _build(part: str) -> Any:
+    from slimvec import registry
+
     name, _, arg = part.strip().partition(":")
-    _ensure_registered()
-    cls = CODECS.get(name) or TRANSFORMS.get(name)
+    cls = _class(name) if name != "chain" else None
     if cls is None:
-        known = ", ".join(sorted(set(CODECS) | set(TRANSFORMS) - {"chain"}))
+        known = ", ".join(n for n in registry.names("codec") + registry.names("transform") if n != "chain")
         raise ConfigError(f"unknown codec {name!r} in spec; known: {known}")
     try:
         return cls.from_spec(arg or None)
@@ -136,17 +127,14 @@ def make_codec(spec: str) -> Codec:
     if not spec.strip() or any(not p.strip() for p in parts):
         raise ConfigError(f"bad codec spec {spec!r}: empty stage")
     stages = [_build(p) for p in parts]
-    from slimvec.codecs.chain import Chain
-
     if len(stages) == 1 and not isinstance(stages[0], Transform):
         return stages[0]
-    return Chain(stages)
+    return _class("chain")(stages)
 
 
 def codec_from_state(state: CodecState) -> Codec:
-    """Rebuild a fitted codec (or transform) from its state."""
-    _ensure_registered()
-    cls = CODECS.get(state["codec"]) or TRANSFORMS.get(state["codec"])
+    """Rebuild a fitted codec (or transform) from its state. Raises ConfigError for an unknown codec name."""
+    cls = _class(state["codec"])
     if cls is None:
         raise ConfigError(f"unknown codec {state['codec']!r} in saved state")
     return cls.from_state(state)

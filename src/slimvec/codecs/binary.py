@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from slimvec.codecs.base import BLOCK_BYTES, CodecState, as_f32, check_fitted, register, row_blocks
+from slimvec.codecs.base import BLOCK_BYTES, CodecState, as_f32, check_fitted, row_blocks
 from slimvec.codecs.transforms import random_orthogonal
 
 # Least-squares refinement of the scales needs a (n, bits, d) float matrix: a subsample keeps it small.
@@ -73,7 +73,6 @@ def _starts(y: np.ndarray, bits: int) -> list[np.ndarray]:
     return [np.array(a, np.float32) for a in (alphas, *ladders)]
 
 
-@register("rbinary")
 class ResidualBinaryCodec:
     """`bits` sign codes per dimension (1 to 4), scored asymmetrically against float queries."""
 
@@ -204,7 +203,6 @@ class ResidualBinaryCodec:
         return cls(p["bits"], p["center"], p["rotate"], p["seed"])
 
 
-@register("binary")
 class BinaryCodec(ResidualBinaryCodec):
     """1 bit per dimension (the sign after centring), 32x smaller than float32."""
 

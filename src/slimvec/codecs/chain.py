@@ -6,12 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from slimvec.codecs.base import Codec, CodecState, Transform, as_f32, codec_from_state, register
+from slimvec.codecs.base import Codec, CodecState, Transform, as_f32, codec_from_state
 from slimvec.codecs.floats import Float32Codec
 from slimvec.errors import ConfigError
 
 
-@register("chain")
 class Chain:
     """Documents go through every transform and the quantizer; queries through the transforms' query maps."""
 

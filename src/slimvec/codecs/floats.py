@@ -5,7 +5,7 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 
-from slimvec.codecs.base import CodecState, as_f32, check_fitted, register, score_by_decode
+from slimvec.codecs.base import CodecState, as_f32, check_fitted, score_by_decode
 
 F8 = ml_dtypes.float8_e4m3fn
 F8_MAX = float(ml_dtypes.finfo(F8).max)  # 448; e4m3fn has no inf, so larger values must be clipped, not cast
@@ -52,7 +52,6 @@ class _PlainFloat:
         return cls()
 
 
-@register("float32")
 class Float32Codec(_PlainFloat):
     """Full precision: the reference point."""
 
@@ -60,7 +59,6 @@ class Float32Codec(_PlainFloat):
     dtype = np.float32
 
 
-@register("float16")
 class Float16Codec(_PlainFloat):
     """IEEE half precision: 2 bytes per dimension."""
 
@@ -76,7 +74,6 @@ class Float16Codec(_PlainFloat):
         return index
 
 
-@register("float8")
 class Float8Codec:
     """e4m3fn, 1 byte per dimension, values scaled into the format's range.
 

@@ -6,12 +6,11 @@ import warnings
 
 import numpy as np
 
-from slimvec.codecs.base import BLOCK_BYTES, CodecState, as_f32, check_fitted, faiss_threads, register
+from slimvec.codecs.base import BLOCK_BYTES, CodecState, as_f32, check_fitted, faiss_threads
 
 _PARALLEL_FIT_ROWS = 20000
 
 
-@register("pq")
 class PQCodec:
     """faiss ProductQuantizer; scoring sums per-query inner-product tables (asymmetric distance)."""
 

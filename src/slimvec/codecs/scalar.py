@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from slimvec.codecs.base import CodecState, as_f32, check_fitted, register, row_blocks
+from slimvec.codecs.base import CodecState, as_f32, check_fitted, row_blocks
 
 # Clipping candidates (percent cut at each tail). Each dimension keeps the one with the lowest squared
 # error on the sample: heavy tails want little clipping at 8 bits, while 4 bits gains from clipping more.
@@ -99,7 +99,6 @@ class _ScalarCodec:
         return self
 
 
-@register("int8")
 class Int8Codec(_ScalarCodec):
     """256 levels per dimension, one byte each."""
 
@@ -122,7 +121,6 @@ class Int8Codec(_ScalarCodec):
         return index
 
 
-@register("int4")
 class Int4Codec(_ScalarCodec):
     """16 levels per dimension; byte j holds dimension j (low nibble) and dimension j + ceil(d/2) (high)."""
 

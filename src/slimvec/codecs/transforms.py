@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from slimvec.codecs.base import CodecState, as_f32, check_fitted, register
+from slimvec.codecs.base import CodecState, as_f32, check_fitted
 
 
 @lru_cache(maxsize=8)
@@ -77,7 +77,6 @@ class _Linear:
         )
 
 
-@register("truncate", transform=True)
 class Truncate:
     """Matryoshka truncation: keep the first `dim` coordinates, re-normalised."""
 
@@ -135,7 +134,6 @@ class Truncate:
         return self
 
 
-@register("pca", transform=True)
 class PCA(_Linear):
     """Projection on the top `dim` principal axes of the sample, output re-normalised.
 
@@ -191,7 +189,6 @@ class PCA(_Linear):
         return self
 
 
-@register("rotate", transform=True)
 class Rotation(_Linear):
     """A seeded random orthogonal rotation: spreads variance evenly before sign or scalar codes."""
 

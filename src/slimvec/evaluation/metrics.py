@@ -80,7 +80,10 @@ def evaluate_per_query(
 ) -> dict[str, dict[str, float]]:
     """Per-query metric values, {metric: {query id: value}}, for every query in `qrels`."""
     import numpy as np
-    import ranx
+
+    from slimvec.extras import require
+
+    ranx = require("ranx")
 
     metrics = list(metrics)
     parsed = [_parse_metric(m) for m in metrics]

@@ -186,6 +186,9 @@ def _raw(value: Any) -> str:
 def plot_pareto(results: Sequence[Result], path_png: str | os.PathLike[str]) -> Path:
     """PNG of nDCG@10 vs RAM bytes/doc (log x): labelled points, joined Pareto fronts, colour per dataset."""
     # The Agg canvas directly, not pyplot: no global backend switch, safe from a server thread.
+    from slimvec.extras import require
+
+    require("matplotlib")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D

@@ -206,7 +206,9 @@ def _html_to_text(html: str) -> tuple[str, str]:
 
 def _read_pdf(path: Path) -> tuple[str, str]:
     """(title from the PDF's metadata or "", page texts joined by blank lines)."""
-    from pypdf import PdfReader  # deferred: a slow import that most runs never need
+    from slimvec.extras import require
+
+    PdfReader = require("pypdf").PdfReader  # deferred: a slow import that most runs never need
 
     try:
         reader = PdfReader(path)

@@ -18,30 +18,28 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal
+from typing import Annotated, Any, Callable
 
 from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from slimvec.documents import Document
 from slimvec.errors import FilterError, IngestError, SlimvecError
+from slimvec.search.options import MAX_K, MAX_QUERY_CHARS, MAX_RERANK_DEPTH, NAME_PATTERN, SearchOptions
 
 log = logging.getLogger("slimvec.server")
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_BATCH = 1000
-MAX_K = 1000
-MAX_QUERY_CHARS = 4000
 MAX_ID_CHARS = 512
 MAX_TEXT_CHARS = 2_000_000
 MAX_METADATA_DEPTH = 16
-MAX_RERANK_DEPTH = 1000
 # Rerankers a request may name besides the collection profile's own: neither loads a model from a path.
 # Anything else would let a client make the server load an arbitrary filesystem path as a model.
 REQUEST_RERANKERS = ("none", "dense")
@@ -114,29 +112,19 @@ class DocumentIn(BaseModel):
         return Document(self.id, self.text, self.title, self.metadata)
 
 
-class SearchIn(BaseModel):
-    """A search request (POST body); GET takes the same fields as query parameters."""
+class SearchIn(SearchOptions):
+    """A search request (POST body): the query and the search options (slimvec.search.SearchOptions).
 
-    model_config = ConfigDict(extra="forbid")
+    GET takes the same fields as query parameters.
+    """
 
     q: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="Query text.")
-    k: int = Field(10, ge=1, le=MAX_K, description="Number of documents to return.")
-    filter: dict[str, Any] | None = Field(None, description='Metadata filter, e.g. {"year": {"$gte": 2020}}.')
-    mode: str = Field("dense", min_length=1, max_length=32, pattern=r"^[a-z0-9_\-]+$")
-    rerank: str | None = Field(None, min_length=1, max_length=1000,
-                               description='Reranker: "none", "dense" or the collection profile\'s own spec '
-                                           "(default: the profile's, if any).")
-    rerank_depth: int | None = Field(None, ge=1, le=MAX_RERANK_DEPTH,
-                                     description="First-stage documents to rerank (default: the profile's).")
-    with_payload: bool = Field(True, description="False: ids and scores only (no title, snippet, metadata).")
-    fusion: Literal["rrf", "weighted"] | None = Field(None, description="Hybrid merge (default: the profile's).")
-    fusion_weights: list[float] | None = Field(None, max_length=8, description="Weighted fusion: one per retriever.")
 
     @field_validator("rerank")
     @classmethod
     def _rerank(cls, v: str | None) -> str | None:
         from slimvec.errors import ConfigError
-        from slimvec.rerank import parse_spec
+        from slimvec.search.rerank import parse_spec
 
         if v is not None:
             try:
@@ -273,7 +261,7 @@ def create_app(
             info = col.info()
             out.append({"name": name, "documents": info["documents"], "chunks": info["chunks"],
                         "model": info["model"], "retrievers": info["retrievers"],
-                        "modes": _modes(info["retrievers"]),
+                        "modes": _modes(info["retrievers"]), "mode": _default_mode(col),
                         "has_report": _report_file(col) is not None})
         return {"collections": out, "modes": _modes()}
 
@@ -286,10 +274,9 @@ def create_app(
     def do_search(col: Any, body: SearchIn, where: str) -> dict[str, Any]:
         _check_request_rerank(col, body.rerank, where)
         t0 = time.perf_counter()
-        hits = col.search(body.q, k=body.k, filter=body.filter, mode=body.mode, rerank=body.rerank,
-                          rerank_depth=body.rerank_depth, with_payload=body.with_payload, fusion=body.fusion,
-                          fusion_weights=body.fusion_weights)
-        out = {"query": body.q, "k": body.k, "mode": body.mode, "filter": body.filter,
+        hits = col.search(body.q, SearchOptions(**body.model_dump(exclude={"q"}, exclude_unset=True)))
+        mode = body.mode or _default_mode(col)
+        out = {"query": body.q, "k": body.k, "mode": mode, "filter": body.filter,
                "took_ms": round((time.perf_counter() - t0) * 1000, 3), "hits": [_hit(h) for h in hits]}
         if body.rerank is not None or body.rerank_depth is not None:
             out["rerank"], out["rerank_depth"] = body.rerank, body.rerank_depth
@@ -301,7 +288,7 @@ def create_app(
         q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS)],
         k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
         filter: Annotated[str | None, Query(max_length=100_000, description="Filter as JSON text.")] = None,
-        mode: Annotated[str, Query(min_length=1, max_length=32, pattern=r"^[a-z0-9_\-]+$")] = "dense",
+        mode: Annotated[str | None, Query(min_length=1, max_length=32, pattern=NAME_PATTERN)] = None,
         rerank: Annotated[str | None, Query(min_length=1, max_length=1000)] = None,
         rerank_depth: Annotated[int | None, Query(ge=1, le=MAX_RERANK_DEPTH)] = None,
         with_payload: bool = True,
@@ -310,9 +297,9 @@ def create_app(
         if filter is not None and filter.strip():
             flt = _parse_filter(filter)
         try:
-            body = SearchIn(q=q, k=k, filter=flt, mode=mode, rerank=rerank, rerank_depth=rerank_depth,
-                            with_payload=with_payload)
-        except Exception as e:  # pydantic ValidationError: report it as FastAPI would (field named)
+            given = {"filter": flt, "mode": mode, "rerank": rerank, "rerank_depth": rerank_depth}
+            body = SearchIn(q=q, k=k, with_payload=with_payload, **{f: v for f, v in given.items() if v is not None})
+        except ValidationError as e:  # report it as FastAPI would (field named)
             raise RequestValidationError(_query_errors(e)) from None
         return do_search(col, body, "query")
 
@@ -496,10 +483,16 @@ def _lock(col: Any) -> Any:
 
 def _modes(retrievers: list[str] | None = None) -> list[str]:
     """Search modes, "dense" first; with `retrievers`, only those a collection keeping them can run."""
-    from slimvec.pipeline import MODES
+    from slimvec.search.plan import modes
 
-    names = [m for m, needs in MODES.items() if retrievers is None or all(r in retrievers for r in needs)]
-    return sorted(names, key=lambda m: (m != "dense", m))
+    return modes(retrievers)
+
+
+def _default_mode(col: Any) -> str:
+    """The mode a search without one runs: the collection profile's."""
+    manifest = getattr(col, "manifest", None) or {}
+    retrievers = manifest.get("retrievers") or ["dense"]
+    return (manifest.get("profile") or {}).get("mode") or ("dense" if "dense" in retrievers else retrievers[0])
 
 
 def _profile_rerank(col: Any) -> str | None:
@@ -519,7 +512,7 @@ def _check_request_rerank(col: Any, spec: str | None, where: str) -> None:
 
 def _load_profile_reranker(col: Any) -> None:
     """Load the profile's reranker model at start-up; a broken one is logged (its searches answer 400)."""
-    from slimvec.rerank import load_reranker
+    from slimvec.search.rerank import load_reranker
 
     spec = _profile_rerank(col)
     if not spec:
@@ -550,7 +543,7 @@ def _hit(h: Any) -> dict[str, Any]:
 
 
 def _parse_filter(text: str) -> dict[str, Any]:
-    from slimvec.index.filters import parse_filter
+    from slimvec.store.filters import parse_filter
 
     try:
         flt = parse_filter(text)

@@ -66,11 +66,13 @@
     fillModes();
   }
 
-  let collections = [];
-  // Offer only the modes the selected collection can run ("dense" first).
+  let collections = [], shownFor = null;
+  // Offer only the modes the selected collection can run; a newly chosen collection starts on its
+  // profile's own mode (a BM25-only collection has no dense mode to start on).
   function fillModes() {
     const c = collections.find((x) => x.name === $("collection").value);
-    const modes = $("mode"), current = modes.value;
+    const modes = $("mode"), current = shownFor === (c && c.name) ? modes.value : (c && c.mode);
+    shownFor = c && c.name;
     modes.textContent = "";
     for (const m of (c && c.modes) || ["dense"]) {
       const o = document.createElement("option");

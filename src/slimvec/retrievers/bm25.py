@@ -36,13 +36,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import bm25s
 import numpy as np
 
 from slimvec.atomic import replaced_dir
 from slimvec.chunking import chunk_text
 from slimvec.encoders.base import Encoder
-from slimvec.pipeline import MODES, RETRIEVERS, Query, Retriever
+from slimvec.retrievers.base import Query, Retriever
 from slimvec.store import Store
 
 _DIR = "bm25"
@@ -108,7 +107,11 @@ class Tokenizer:
 
             self._stemmer = Stemmer.Stemmer(config.stemmer)
         self._split = re.compile(config.token_pattern).findall
-        self._stop = set(bm25s.tokenization._infer_stopwords(config.stopwords or []))
+        self._stop: set[str] = set()
+        if config.stopwords:  # bm25s (and numba behind it) is only imported when there is work for it
+            import bm25s
+
+            self._stop = set(bm25s.tokenization._infer_stopwords(config.stopwords))
 
     def one(self, text: str) -> list[str]:
         """Tokens of one text, exactly as `__call__` gives them, without bm25s's per-call progress-bar set-up
@@ -126,6 +129,8 @@ class Tokenizer:
         c = self.config
         if c.cjk_bigrams:
             return [self.one(t) for t in texts]
+        import bm25s
+
         out = bm25s.tokenize(
             texts, lower=c.lower, token_pattern=c.token_pattern, stopwords=c.stopwords or [],
             stemmer=self._stemmer, return_ids=False, show_progress=False,
@@ -150,7 +155,7 @@ class Bm25Retriever:
         self._row_ids = np.zeros(0, dtype=np.int64)  # store row of each cached row
         self._rows = 0  # store rows caught up with
         self._live: np.ndarray | None = None  # live rows seen at the last sync that added rows
-        self._bm25: bm25s.BM25 | None = None
+        self._bm25: Any = None  # bm25s.BM25 once built
         self._stale = True
         self._dirty = True  # differs from what is on disk
 
@@ -283,7 +288,9 @@ class Bm25Retriever:
         self._row_ids = self._row_ids[keep]
         self._offsets = np.concatenate([[0], np.cumsum(lengths[keep])]).astype(np.int64)
 
-    def _new_bm25(self, scores: dict[str, Any]) -> bm25s.BM25:
+    def _new_bm25(self, scores: dict[str, Any]) -> Any:
+        import bm25s
+
         c = self.config
         bm = bm25s.BM25(k1=c.k1, b=c.b, method=c.method)
         bm.scores = scores
@@ -312,11 +319,11 @@ class Bm25Retriever:
 
 
 
-def _factory(store: Store, encoder: Callable[[], Encoder]) -> Retriever:
+def build(store: Store, encoder: Callable[[], Encoder]) -> Retriever:
+    """The BM25 retriever of a collection (registered as "bm25"): its saved index, or a new one from the
+    manifest's BM25 settings; it catches up with the store on `sync`. `encoder` is unused."""
     config = Bm25Config.from_dict(store.manifest.get("bm25"))
     loaded = Bm25Retriever.load(store.path / "index", config)
     return loaded if loaded is not None else Bm25Retriever(config)
 
 
-RETRIEVERS["bm25"] = _factory
-MODES["bm25"] = ("bm25",)

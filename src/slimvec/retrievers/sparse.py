@@ -23,7 +23,7 @@ from slimvec.atomic import replaced_dir
 from slimvec.chunking import chunk_text
 from slimvec.encoders.base import Encoder
 from slimvec.encoders.sparse import SPLADE_TINY, load_sparse_encoder
-from slimvec.pipeline import MODES, RETRIEVERS, Query, Retriever
+from slimvec.retrievers.base import Query, Retriever
 from slimvec.store import Store
 
 _DIR = "sparse"
@@ -175,11 +175,11 @@ class SparseRetriever:
         return r
 
 
-def _factory(store: Store, encoder: Callable[[], Encoder]) -> Retriever:
+def build(store: Store, encoder: Callable[[], Encoder]) -> Retriever:
+    """The learned-sparse retriever (registered as "sparse") with the manifest's SPLADE model (default
+    splade-tiny), loaded from its saved inverted index when there is one. `encoder` (the dense one) is unused."""
     model = str(store.manifest.get("sparse_model", SPLADE_TINY))
     getter = lambda: load_sparse_encoder(model)  # noqa: E731 - the dense encoder getter is not the sparse model
     return SparseRetriever.load(store.path / "index", getter, model) or SparseRetriever(getter, model)
 
 
-RETRIEVERS["sparse"] = _factory
-MODES["sparse"] = ("sparse",)

@@ -2,7 +2,7 @@
 
 A `Reranker` scores a query against candidate documents, chunk by chunk; `rerank` turns those chunk
 scores into a document ranking (a document scores its best chunk, which becomes the snippet). Rerankers
-register by kind in `RERANKERS`, so the CLI, the server and profiles name them with a spec string
+are registered by kind in `slimvec.registry` (kind "reranker"), so the CLI, the server and profiles name them with a spec string
 "kind[:argument]":
 
 - `dense`: the collection's own full-precision float32 vectors (the on-disk vector file), exact inner
@@ -33,7 +33,7 @@ from slimvec.scoring import inner_products
 
 if TYPE_CHECKING:
     from slimvec.encoders.base import Encoder
-    from slimvec.pipeline import Query
+    from slimvec.retrievers.base import Query
 
 NONE = "none"
 DEFAULT_DEPTH = 50
@@ -266,34 +266,46 @@ class RerankerKind:
     help: str
 
 
-RERANKERS: dict[str, RerankerKind] = {
-    "dense": RerankerKind(lambda _: DenseReranker(), False, "the collection's float32 vectors, exact"),
-    "bi-encoder": RerankerKind(lambda a: BiEncoderReranker(str(a)), True, "bi-encoder:MODEL (name or local directory)"),
-    "cross-encoder": RerankerKind(lambda a: CrossEncoderReranker(str(a)), True,
-                                  "cross-encoder:PATH (local sentence-transformers CrossEncoder directory)"),
-}
+DENSE = RerankerKind(lambda _: DenseReranker(), False, "the collection's float32 vectors, exact")
+BI_ENCODER = RerankerKind(lambda a: BiEncoderReranker(str(a)), True, "bi-encoder:MODEL (name or local directory)")
+CROSS_ENCODER = RerankerKind(lambda a: CrossEncoderReranker(str(a)), True,
+                             "cross-encoder:PATH (local sentence-transformers CrossEncoder directory)")
 
 _LOADED: dict[str, Reranker] = {}
 _LOAD_LOCK = threading.Lock()
 
 
 def register_reranker(kind: str, factory: Callable[[str | None], Reranker], takes_argument: bool, help: str = "") -> None:
-    """Make `kind` usable in rerank specs ("kind" or "kind:argument")."""
-    RERANKERS[kind] = RerankerKind(factory, takes_argument, help)
+    """Make `kind` usable in rerank specs ("kind" or "kind:argument"). Raises ConfigError if the kind is taken."""
+    from slimvec import registry
+
+    registry.register("reranker", kind, RerankerKind(factory, takes_argument, help))
+
+
+def _kind(kind: str) -> RerankerKind:
+    from slimvec import registry
+
+    return registry.load("reranker", kind)
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
-    """(kind, argument) of a spec "kind[:argument]", checked against the registry; loads nothing."""
+    """(kind, argument) of a spec "kind[:argument]", checked against the registry; loads nothing.
+
+    Raises ConfigError for an empty spec, an unknown kind, or a missing or unexpected argument.
+    """
+    from slimvec import registry
+
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError("rerank spec is empty: use none, dense, bi-encoder:MODEL or cross-encoder:PATH")
     kind, sep, arg = spec.strip().partition(":")
     if kind == NONE and not sep:
         return NONE, None
-    if kind not in RERANKERS:
-        raise ConfigError(f"unknown reranker {kind!r} in {spec!r}: choose none, {', '.join(RERANKERS)}")
-    if RERANKERS[kind].takes_argument and not arg.strip():
-        raise ConfigError(f"reranker {kind!r} needs an argument: {RERANKERS[kind].help}")
-    if not RERANKERS[kind].takes_argument and sep:
+    if not registry.has("reranker", kind):
+        raise ConfigError(f"unknown reranker {kind!r} in {spec!r}: choose none, {', '.join(registry.names('reranker'))}")
+    entry = _kind(kind)
+    if entry.takes_argument and not arg.strip():
+        raise ConfigError(f"reranker {kind!r} needs an argument: {entry.help}")
+    if not entry.takes_argument and sep:
         raise ConfigError(f"reranker {kind!r} takes no argument (got {spec!r})")
     return kind, (arg.strip() or None)
 
@@ -306,5 +318,5 @@ def load_reranker(spec: str) -> Reranker | None:
     key = f"{kind}:{arg}" if arg is not None else kind
     with _LOAD_LOCK:
         if key not in _LOADED:
-            _LOADED[key] = RERANKERS[kind].factory(arg)
+            _LOADED[key] = _kind(kind).factory(arg)
         return _LOADED[key]

@@ -1,6 +1,7 @@
 """Fusing several document rankings into one: reciprocal rank fusion and weighted normalised scores.
 
-A ranking is a list of (doc number, score, best chunk row), best first, as `pipeline.doc_ranking` makes.
+A ranking is a list of (doc number, score, best chunk row), best first, as `search.ranking.doc_ranking` makes.
+The fusers `rrf` and `weighted` are registered in `slimvec.registry` (kind "fuser").
 The fused entry keeps the row of the first ranking (in input order) that holds the document, so the
 snippet comes from the first retriever of the mode (dense, for "hybrid").
 """
@@ -12,16 +13,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from slimvec.errors import ConfigError
-from slimvec.pipeline import MODES
 
 Ranking = list[tuple[int, float, int]]
 
 RRF_K = 60
 # How deep each retriever's ranking goes before fusion (at least this, and at least the k asked for).
 FUSION_DEPTH = 100
-
-MODES["hybrid"] = ("dense", "bm25")
-MODES["hybrid-sparse"] = ("dense", "sparse")
 
 
 def _first_rows(rankings: Sequence[Ranking]) -> dict[int, int]:
@@ -88,12 +85,13 @@ def weighted(rankings: Sequence[Ranking], weights: Sequence[float] | None = None
 
 
 def fuse(rankings: Sequence[Ranking], k: int, method: str = "rrf", **options: object) -> Ranking:
-    """The top `k` of the fused rankings by `method` ("rrf" or "weighted")."""
-    if method == "rrf":
-        return rrf(rankings, **options)[:k]  # type: ignore[arg-type]
-    if method == "weighted":
-        return weighted(rankings, **options)[:k]  # type: ignore[arg-type]
-    raise ConfigError(f"unknown fusion method {method!r}: choose rrf or weighted")
+    """The top `k` of the fused rankings by the registered fuser `method` ("rrf" or "weighted").
+
+    Raises ConfigError for an unknown method.
+    """
+    from slimvec import registry
+
+    return registry.load("fuser", method)(rankings, **options)[:k]
 
 
 def fusion_depth(k: int, n_rankings: int) -> int:

@@ -235,6 +235,30 @@ class Store:
         """Row numbers of chunks that belong to stored documents."""
         return np.fromiter((r[0] for r in self.db.execute("SELECT row FROM chunks")), dtype=np.int64)
 
+    def alive_count_below(self, row: int) -> int:
+        """How many chunk rows below `row` belong to stored documents."""
+        (n,) = self.db.execute("SELECT count(*) FROM chunks WHERE row < ?", (row,)).fetchone()
+        return int(n)
+
+    def alive_rows_below(self, row: int) -> np.ndarray:
+        """(n,) int64 chunk rows below `row` that belong to stored documents."""
+        return np.fromiter((r for (r,) in self.db.execute("SELECT row FROM chunks WHERE row < ?", (row,))),
+                           dtype=np.int64)
+
+    def chunk_owners_from(self, row: int) -> Iterator[tuple[int, str]]:
+        """(row, document id) of every stored chunk at or above `row`, in row order."""
+        yield from self.db.execute("SELECT row, doc_id FROM chunks WHERE row >= ? ORDER BY row", (row,))
+
+    def rows_matching(self, flt: dict[str, Any]) -> np.ndarray:
+        """(n,) int64 chunk rows whose document satisfies the metadata filter `flt` (see store.filters).
+
+        Raises FilterError for a malformed filter.
+        """
+        from slimvec.store.filters import compile_filter
+
+        where, params = compile_filter(flt)
+        return self.filtered_rows(where, params)
+
     def filtered_rows(self, where: str, params: list[Any]) -> np.ndarray:
         """Chunk rows whose document satisfies a compiled filter expression."""
         q = f"SELECT c.row FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {where}"

@@ -1,0 +1,40 @@
+"""Optional dependencies ("extras"): import one, or say in one line which extra to install.
+
+`pip install slimvec` brings what indexing and search need; the rest comes with an extra:
+`slimvec[server]` (FastAPI, uvicorn), `slimvec[eval]` (ranx, pytrec_eval, matplotlib, scikit-learn),
+`slimvec[pdf]` (pypdf). `make demo` and `make test` install them all.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from slimvec.errors import ConfigError
+
+# module -> (extra, what needs it)
+EXTRAS: dict[str, tuple[str, str]] = {
+    "fastapi": ("server", "slimvec serve"),
+    "uvicorn": ("server", "slimvec serve"),
+    "multipart": ("server", "file uploads to the server"),
+    "ranx": ("eval", "evaluation metrics"),
+    "pytrec_eval": ("eval", "evaluation metrics"),
+    "matplotlib": ("eval", "evaluation reports"),
+    "sklearn": ("eval", "relevance calibration"),
+    "pypdf": ("pdf", "reading PDF files"),
+}
+
+
+def require(module: str) -> ModuleType:
+    """Import `module`, or raise ConfigError naming the extra that installs it.
+
+    E.g. "ranx is not installed (needed for evaluation metrics): pip install 'slimvec[eval]'".
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        top = module.split(".")[0]
+        extra, what = EXTRAS.get(top, (None, None))
+        if extra is None:
+            raise
+        raise ConfigError(f"{top} is not installed (needed for {what}): pip install 'slimvec[{extra}]'") from None

@@ -1,0 +1,146 @@
+"""The one registry: every pluggable part of slimvec, by kind and name, as "module:attribute".
+
+Nothing is imported until a part is asked for (`load`), so listing names (`names`) costs no import of torch,
+faiss or FastAPI, and no part registers itself by the side effect of being imported. A new codec, encoder,
+retriever, fuser, reranker or profile is one new file (or object) plus one line below.
+
+Kinds and what the attribute is:
+
+- `codec`, `transform`: a class with `from_spec(arg)` and `from_state(state)` (see `codecs.base`);
+- `encoder`: a function of no arguments returning an `Encoder` (see `encoders.base`);
+- `retriever`: a function `(store, lazy_encoder) -> Retriever` (see `retrievers.base`); every retriever name
+  is also a search mode that runs it alone;
+- `fuser`: a function `(rankings, **options) -> ranking` (see `search.fusion`);
+- `reranker`: a `RerankerKind` (see `search.rerank`);
+- `profile`: a `Profile` (see `profiles`).
+
+Other code, and third-party packages, add parts with `register`; a name is never silently overwritten.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from typing import Any
+
+from slimvec.errors import ConfigError
+
+_ENTRIES: dict[str, dict[str, str]] = {
+    "codec": {
+        "float32": "slimvec.codecs.floats:Float32Codec",
+        "float16": "slimvec.codecs.floats:Float16Codec",
+        "float8": "slimvec.codecs.floats:Float8Codec",
+        "int8": "slimvec.codecs.scalar:Int8Codec",
+        "int4": "slimvec.codecs.scalar:Int4Codec",
+        "binary": "slimvec.codecs.binary:BinaryCodec",
+        "rbinary": "slimvec.codecs.binary:ResidualBinaryCodec",
+        "pq": "slimvec.codecs.pq:PQCodec",
+        "chain": "slimvec.codecs.chain:Chain",
+    },
+    "transform": {
+        "truncate": "slimvec.codecs.transforms:Truncate",
+        "pca": "slimvec.codecs.transforms:PCA",
+        "rotate": "slimvec.codecs.transforms:Rotation",
+    },
+    "encoder": {
+        "all-MiniLM-L6-v2": "slimvec.encoders.registry:minilm",
+        "sentence-transformers/all-MiniLM-L6-v2": "slimvec.encoders.registry:minilm",
+        "minilm": "slimvec.encoders.registry:minilm",
+        "wordllama-l2-supercat": "slimvec.encoders.registry:wordllama",
+        "wordllama": "slimvec.encoders.registry:wordllama",
+        "splade-tiny": "slimvec.encoders.sparse:splade_tiny",
+    },
+    "retriever": {
+        "dense": "slimvec.retrievers.dense:build",
+        "bm25": "slimvec.retrievers.bm25:build",
+        "sparse": "slimvec.retrievers.sparse:build",
+    },
+    "fuser": {
+        "rrf": "slimvec.search.fusion:rrf",
+        "weighted": "slimvec.search.fusion:weighted",
+    },
+    "reranker": {
+        "dense": "slimvec.search.rerank:DENSE",
+        "bi-encoder": "slimvec.search.rerank:BI_ENCODER",
+        "cross-encoder": "slimvec.search.rerank:CROSS_ENCODER",
+    },
+    "profile": {
+        name: f"slimvec.profiles:{name.upper().replace('-', '_')}"
+        for name in (
+            "exact-f32", "hnsw-f32", "f16", "float8", "int8", "pca-half-float8", "pca-half-float8-rescore",
+            "int4", "binary", "binary-rescore", "binary-ivf-rescore", "int8-rescore", "pq-rescore", "bm25",
+            "splade", "hybrid", "hybrid-weighted", "hybrid-binary", "bm25-cjk", "hybrid-cjk", "hybrid-sparse",
+        )
+    },
+}
+
+_LOADED: dict[tuple[str, str], Any] = {}
+_LOCK = threading.Lock()
+
+
+def kinds() -> list[str]:
+    """The kinds of parts the registry holds."""
+    return list(_ENTRIES)
+
+
+def names(kind: str) -> list[str]:
+    """Registered names of `kind`, in registration order (imports nothing). Raises KeyError for an unknown kind."""
+    return list(_ENTRIES[kind])
+
+
+def has(kind: str, name: str) -> bool:
+    """Whether `name` is registered under `kind`."""
+    return name in _ENTRIES.get(kind, {})
+
+
+def target(kind: str, name: str) -> str:
+    """The "module:attribute" a name points at. Raises ConfigError naming the choices if it is unknown."""
+    entries = _ENTRIES.get(kind)
+    if entries is None:
+        raise KeyError(f"unknown registry kind {kind!r}")
+    if name not in entries:
+        raise ConfigError(f"unknown {kind} {name!r}: choose one of {', '.join(entries)}")
+    return entries[name]
+
+
+def load(kind: str, name: str) -> Any:
+    """The part `name` of `kind`, importing its module on first use. Raises ConfigError if unknown."""
+    key = (kind, name)
+    if key in _LOADED:
+        return _LOADED[key]
+    module, _, attribute = target(kind, name).partition(":")
+    value = getattr(importlib.import_module(module), attribute)
+    with _LOCK:
+        _LOADED.setdefault(key, value)
+    return _LOADED[key]
+
+
+def register(kind: str, name: str, where: str | Any) -> None:
+    """Add part `name` of `kind`: `where` is "module:attribute" or the object itself.
+
+    Raises ConfigError if `name` is already registered (to another target): parts are never overwritten.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"a {kind} name must be a non-empty string")
+    entries = _ENTRIES.setdefault(kind, {})
+    if isinstance(where, str):
+        if ":" not in where:
+            raise ConfigError(f"registry target {where!r} must be 'module:attribute'")
+        spec = where
+    else:
+        spec = f"<object {id(where)}>"
+    with _LOCK:
+        if name in entries:
+            if entries[name] == spec:
+                return
+            raise ConfigError(f"{kind} {name!r} is already registered ({entries[name]}); names are never replaced")
+        entries[name] = spec
+        if not isinstance(where, str):
+            _LOADED[(kind, name)] = where
+
+
+def unregister(kind: str, name: str) -> None:
+    """Remove `name` from `kind` (for tests and plug-ins that load and unload); unknown names are ignored."""
+    with _LOCK:
+        _ENTRIES.get(kind, {}).pop(name, None)
+        _LOADED.pop((kind, name), None)

@@ -1,0 +1,83 @@
+"""Dense retrieval over float32 vectors: exact search or a faiss HNSW graph, kept in step with the vector file.
+
+`build` is the registered "dense" retriever: it picks this exact/HNSW retriever for a float32 profile and
+`CompressedDenseRetriever` (codes in RAM, optional rescoring from disk) for any other codec.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from slimvec.encoders.base import Encoder
+from slimvec.index.base import VectorIndex
+from slimvec.index.flat import ExactIndex
+from slimvec.index.hnsw import HnswIndex
+from slimvec.retrievers.base import Query, Retriever
+from slimvec.store import Store
+
+
+class DenseRetriever:
+    """Dense vectors through a VectorIndex (exact or HNSW) kept in step with the vector file."""
+
+    name = "dense"
+
+    def __init__(self, index: VectorIndex) -> None:
+        self.index = index
+
+    @property
+    def rows(self) -> int:
+        return self.index.rows
+
+    def sync(self, store: Store) -> None:
+        """Add rows committed since the last call (a derived index ahead of the commit log is rebuilt)."""
+        rows = store.committed_rows
+        if self.index.rows > rows:
+            self.index = _new_vector_index(store.manifest)
+        if self.index.rows < rows:
+            self.index.add(np.asarray(store.vectors(rows)[self.index.rows : rows]))
+
+    def search(self, query: Query, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        scores, rows = self.index.search(query.vector[None, :], k, allowed)
+        return scores[0], rows[0]
+
+    def ram_bytes(self) -> int:
+        return self.index.ram_bytes()
+
+    def save(self, directory: Path) -> None:
+        self.index.save(directory)
+
+
+def _new_vector_index(manifest: dict[str, Any]) -> VectorIndex:
+    dim = int(manifest["dim"])
+    return HnswIndex(dim) if manifest.get("index") == "hnsw" else ExactIndex(dim)
+
+
+def build(store: Store, encoder: Callable[[], Encoder]) -> Retriever:
+    """The dense retriever a collection's profile asks for (registered as "dense"; `encoder` is unused)."""
+    prof = store.manifest.get("profile") or {}
+    if prof.get("codec", "float32") != "float32":
+        from slimvec.index.compressed import BinaryIVFIndex, CodecIndex
+        from slimvec.retrievers.compressed import CompressedDenseRetriever
+
+        saved, fitted = None, 0
+        codes = store.path / "index" / "codes"
+        if (codes / "fit.json").exists():
+            try:
+                fit = json.loads((codes / "fit.json").read_text())
+                loader = BinaryIVFIndex if fit.get("kind") == "ivf" else CodecIndex
+                saved, fitted = loader.load(codes), int(fit["fitted_rows"])
+            except Exception:  # noqa: BLE001 - derived data: a damaged file is rebuilt from the vectors
+                saved, fitted = None, 0
+        ivf = (prof.get("nlist"), int(prof.get("nprobe", 16))) if prof.get("index") == "ivf" else None
+        return CompressedDenseRetriever(prof["codec"], bool(prof.get("rescore")), int(prof.get("oversample", 10)),
+                                        int(store.manifest["dim"]), saved, fitted, ivf)
+    index: VectorIndex | None = None
+    if store.manifest.get("index") == "hnsw":
+        index = HnswIndex.load(store.path / "index", int(store.manifest["dim"]))
+    return DenseRetriever(index or _new_vector_index(store.manifest))
+
+

@@ -1,0 +1,105 @@
+"""Search options, declared once: the Python API, the CLI and the HTTP schema all take this model.
+
+A field left as None means "the collection's profile decides" (mode, reranker, rerank depth, fusion).
+Every limit is one constant here; the CLI's help texts and the HTTP schema's descriptions are read from
+the field descriptions below.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
+
+from slimvec.errors import ConfigError
+
+MAX_K = 1000  # documents one search returns (TREC runs go 1,000 deep)
+MAX_RERANK_DEPTH = 1000  # first-stage documents a reranker rescores
+MAX_QUERY_CHARS = 4000
+MAX_FUSION_WEIGHTS = 8
+DEFAULT_RERANK_DEPTH = 50
+NAME_PATTERN = r"^[a-z0-9_\-]+$"
+
+
+class SearchOptions(BaseModel):
+    """How one search call runs; None means the collection profile's choice."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    k: StrictInt = Field(10, ge=1, le=MAX_K, description="Number of documents to return.")
+    filter: dict[str, Any] | None = Field(
+        None, description='Metadata filter, e.g. {"year": {"$gte": 2020}} (see docs: filters).')
+    mode: str | None = Field(
+        None, min_length=1, max_length=32, pattern=NAME_PATTERN,
+        description="Search mode: dense | bm25 | sparse | hybrid | hybrid-sparse (default: the profile's).")
+    min_relevance: float | str | None = Field(
+        None, description="Drop hits whose calibrated relevance is below this probability, or 'auto' for the "
+                          "cut-off chosen when calibrating (needs a fitted calibration).")
+    rerank: str | None = Field(
+        None, min_length=1, max_length=1000,
+        description="Rerank the first stage: none | dense | bi-encoder:MODEL | cross-encoder:PATH "
+                    "(default: the profile's).")
+    rerank_depth: StrictInt | None = Field(
+        None, ge=1, le=MAX_RERANK_DEPTH,
+        description=f"First-stage documents to rerank (default: the profile's, {DEFAULT_RERANK_DEPTH}).")
+    fusion: str | None = Field(
+        None, min_length=1, max_length=32, pattern=NAME_PATTERN,
+        description="How a hybrid mode merges rankings: rrf | weighted (default: the profile's).")
+    fusion_weights: tuple[float, ...] | None = Field(
+        None, min_length=1, max_length=MAX_FUSION_WEIGHTS,
+        description="Weighted fusion: one weight >= 0 per retriever of the mode, in order (e.g. dense, bm25).")
+    with_payload: bool = Field(
+        True, description="False: ids and scores only (no title, snippet, metadata), skipping the document look-up.")
+
+    @field_validator("min_relevance", mode="before")
+    @classmethod
+    def _probability(cls, v: Any) -> float | str | None:
+        if v is None:
+            return None
+        if isinstance(v, str) and v.strip().lower() == "auto":
+            return "auto"
+        try:
+            p = float(v) if not isinstance(v, bool) else None
+        except (TypeError, ValueError):
+            p = None
+        if p is None or not 0.0 <= p <= 1.0:
+            raise ValueError(f"must be a number between 0 and 1 or 'auto', got {v!r}")
+        return p
+
+    @field_validator("fusion")
+    @classmethod
+    def _fuser(cls, v: str | None) -> str | None:
+        from slimvec import registry
+
+        if v is not None and not registry.has("fuser", v):
+            raise ValueError(f"unknown fusion {v!r}: choose one of {', '.join(registry.names('fuser'))}")
+        return v
+
+    @field_validator("fusion_weights")
+    @classmethod
+    def _weights(cls, v: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if v is not None and any(not math.isfinite(w) or w < 0 for w in v):
+            raise ValueError("weights must be finite numbers >= 0")
+        return v
+
+    @classmethod
+    def of(cls, options: "SearchOptions | None" = None, **fields: Any) -> "SearchOptions":
+        """`options` (or the defaults) with `fields` replaced, validated.
+
+        Raises ConfigError naming the first bad field, e.g. "k: Input should be less than or equal to 1000".
+        """
+        base = {} if options is None else options.model_dump(exclude_unset=True)
+        try:
+            return cls(**{**base, **fields})
+        except ValidationError as e:
+            raise ConfigError(one_line(e, "search option")) from None
+
+
+def one_line(error: ValidationError, what: str) -> str:
+    """The first problem of a pydantic ValidationError as "field: message" (for CLI and API errors)."""
+    first = error.errors()[0]
+    field = ".".join(str(x) for x in first["loc"]) or what
+    if first["type"] == "extra_forbidden":
+        return f"unknown {what} {field!r}"
+    return f"{field}: {first['msg']}"

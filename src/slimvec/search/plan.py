@@ -1,0 +1,144 @@
+"""Resolving one search call: from the collection's profile and the call's options to a checked `SearchPlan`.
+
+Everything a search decides is decided here, once per call, before any query is scored: the mode (the
+profile's unless the call names one) and the retrievers it runs, how their rankings are fused, the reranker
+and its depth, how deep each stage goes, and the relevance cut-off. `search.run` then executes the plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from slimvec import registry
+from slimvec.errors import ConfigError
+from slimvec.search.fusion import FUSION_DEPTH
+from slimvec.search.options import DEFAULT_RERANK_DEPTH, SearchOptions
+from slimvec.search.rerank import Reranker, load_reranker
+
+# Modes that run several retrievers and fuse their document rankings. Every registered retriever is also
+# a mode of its own name that runs it alone.
+FUSED_MODES: dict[str, tuple[str, ...]] = {
+    "hybrid": ("dense", "bm25"),
+    "hybrid-sparse": ("dense", "sparse"),
+}
+
+
+def modes(available: list[str] | None = None) -> list[str]:
+    """Search modes, "dense" first; with `available` retrievers, only the modes a collection keeping them can run."""
+    every = {name: (name,) for name in registry.names("retriever")} | FUSED_MODES
+    names = sorted(m for m, needs in every.items() if available is None or set(needs) <= set(available))
+    return sorted(names, key=lambda m: m != "dense")
+
+
+def retrievers_for(mode: str, available: list[str]) -> tuple[str, ...]:
+    """The retrievers a search `mode` runs, checked against those the collection keeps.
+
+    Raises ConfigError for an unknown mode, or one needing a retriever the collection does not keep.
+    """
+    needs = FUSED_MODES.get(mode) or ((mode,) if registry.has("retriever", mode) else None)
+    if needs is None:
+        raise ConfigError(f"unknown search mode {mode!r}: choose one of {', '.join(modes())}")
+    missing = [r for r in needs if r not in available]
+    if missing:
+        raise ConfigError(f"mode {mode!r} needs the {', '.join(missing)} index, which this collection does not "
+                          f"keep (it keeps: {', '.join(available)})")
+    return needs
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """What one search call does, resolved and validated (see `make_plan`)."""
+
+    mode: str
+    retrievers: tuple[str, ...]  # run in this order; the first one's best chunk is the snippet of a fused hit
+    k: int  # documents returned
+    first_stage: int  # documents the first stage hands on: k, or max(k, rerank_depth) with a reranker
+    depth: int  # documents each retriever's ranking holds before fusion (first_stage when not fusing)
+    fusion: str | None  # registered fuser name when several retrievers run
+    fusion_options: dict[str, Any] = field(default_factory=dict)
+    reranker: Reranker | None = None
+    rerank_depth: int = DEFAULT_RERANK_DEPTH
+    min_relevance: float | str | None = None
+    calibrate: bool = False  # attach calibrated relevance to hits (a calibrator for the mode exists or is asked for)
+    filter: dict[str, Any] | None = None
+    with_payload: bool = True
+
+    @property
+    def needs_query_vectors(self) -> bool:
+        """Whether queries need the collection model's dense vectors (dense retrieval or a vector reranker)."""
+        return "dense" in self.retrievers or (self.reranker is not None and self.reranker.needs_vectors)
+
+
+def make_plan(profile: Mapping[str, Any], available: list[str], dim: int, options: SearchOptions,
+              calibrated_modes: frozenset[str] | set[str] = frozenset(),
+              reranker: Reranker | None = None) -> SearchPlan:
+    """The plan for one call: `options` where set, else the collection `profile` (its manifest entry).
+
+    profile: the profile as stored in the manifest; available: the retrievers the collection keeps; dim: its
+    dense dimension (0 when it keeps none); calibrated_modes: modes with a fitted calibrator; reranker: a
+    Reranker object given by a Python caller, used instead of `options.rerank` and the profile's.
+    Raises ConfigError for a mode the collection cannot run, an unknown fuser or reranker, weights that do not
+    match the mode, or a relevance cut-off combined with a fusion override or a reranker (calibrators are
+    fitted on the profile's first-stage scores).
+    """
+    mode = options.mode or str(profile.get("mode") or _default_mode(available))
+    names = retrievers_for(mode, available)
+
+    fusion, fusion_options = None, {}
+    if len(names) > 1:
+        fusion, fusion_options = _fusion(profile, names, options)
+    elif options.fusion_weights is not None and options.fusion == "rrf":
+        raise ConfigError("fusion weights apply to fusion='weighted', not rrf")
+    if options.min_relevance is not None and len(names) > 1 and (
+            options.fusion is not None or options.fusion_weights is not None):
+        raise ConfigError("min_relevance is calibrated on the profile's fusion; it cannot be combined with a "
+                          "fusion override")
+
+    reranker, depth = _reranker(profile, options, dim, available, reranker)
+    if reranker is not None and options.min_relevance is not None:
+        raise ConfigError(f"min_relevance is calibrated on first-stage {mode!r} scores and cannot be combined "
+                          f"with reranking ({reranker.name}); pass rerank='none' to use it")
+    first = options.k if reranker is None else max(options.k, depth)
+    return SearchPlan(
+        mode=mode, retrievers=names, k=options.k, first_stage=first,
+        depth=first if len(names) == 1 else max(first, FUSION_DEPTH),
+        fusion=fusion, fusion_options=fusion_options, reranker=reranker, rerank_depth=depth,
+        min_relevance=options.min_relevance,
+        calibrate=reranker is None and (options.min_relevance is not None or mode in calibrated_modes),
+        filter=options.filter or None, with_payload=options.with_payload,
+    )
+
+
+def _default_mode(available: list[str]) -> str:
+    # Collections from before the profile recorded a mode: dense when kept, else the first retriever.
+    return "dense" if "dense" in available else available[0]
+
+
+def _fusion(profile: Mapping[str, Any], names: tuple[str, ...], options: SearchOptions) -> tuple[str, dict[str, Any]]:
+    method = options.fusion or str(profile.get("fusion", "rrf"))
+    if not registry.has("fuser", method):
+        raise ConfigError(f"unknown fusion {method!r}: choose one of {', '.join(registry.names('fuser'))}")
+    if method == "rrf":
+        if options.fusion_weights:
+            raise ConfigError("fusion weights apply to fusion='weighted', not rrf")
+        return method, {}
+    weights = options.fusion_weights if options.fusion_weights is not None else profile.get("fusion_weights")
+    if weights is not None and len(weights) != len(names):
+        raise ConfigError(f"{len(weights)} fusion weights for the {len(names)} retrievers of this mode "
+                          f"({', '.join(names)})")
+    return method, {"weights": None if weights is None else [float(w) for w in weights]}
+
+
+def _reranker(profile: Mapping[str, Any], options: SearchOptions, dim: int, available: list[str],
+              given: Reranker | None) -> tuple[Reranker | None, int]:
+    spec = given if given is not None else profile.get("rerank") if options.rerank is None else options.rerank
+    depth = options.rerank_depth or int(profile.get("rerank_depth", DEFAULT_RERANK_DEPTH))
+    if spec is None:
+        return None, depth
+    reranker = load_reranker(spec) if isinstance(spec, str) else spec
+    if reranker is not None and reranker.needs_vectors and not dim:
+        raise ConfigError(f"reranker {reranker.name!r} needs dense vectors; this collection keeps none "
+                          f"(retrievers: {', '.join(available)})")
+    return reranker, depth
