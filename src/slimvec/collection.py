@@ -146,41 +146,82 @@ class Collection:
 
     # ---- writing ---------------------------------------------------------------------------
     def add(self, docs: Iterable[Document], progress: bool = False) -> int:
-        """Add new documents; an id already stored is an error and nothing from that batch is stored."""
+        """Add new documents; returns how many were stored.
+
+        A list (or tuple) is one all-or-nothing call: it is checked whole (types, metadata, repeated ids, ids
+        already stored, non-finite vectors) before anything is written, then committed in one transaction.
+        An iterator is taken in batches of 512 documents, each all-or-nothing; an error in a later batch says
+        how many documents the earlier batches committed. Raises TypeError for a bare Document or string,
+        IngestError naming the document (id and position) otherwise.
+        """
         return self._write(docs, replace=False, progress=progress)
 
     def upsert(self, docs: Iterable[Document], progress: bool = False) -> int:
-        """Add documents, replacing any stored document (and its chunks) with the same id."""
+        """Add documents, replacing any stored document (and its chunks) with the same id; as `add` otherwise.
+
+        An id repeated within one call keeps its last version.
+        """
         return self._write(docs, replace=True, progress=progress)
 
     def _write(self, docs: Iterable[Document], replace: bool, progress: bool) -> int:
-        total = 0
-        known = len(docs) if isinstance(docs, (list, tuple)) else 0
-        with progress_bar("indexing documents", known, enabled=progress) as advance:
+        if isinstance(docs, (str, bytes, Document)) or not isinstance(docs, Iterable):
+            raise TypeError(f"docs must be a list or iterable of slimvec.Document, not {type(docs).__name__}")
+        if isinstance(docs, (list, tuple)):
+            with progress_bar("indexing documents", len(docs), enabled=progress) as advance:
+                return self._write_call(list(docs), replace, advance, offset=0, committed=0)
+        total, seen, offset = 0, {}, 0
+        with progress_bar("indexing documents", 0, enabled=progress) as advance:
             for batch in _batches(docs, _BATCH_DOCS):
-                total += self._write_batch(batch, replace, progress=False)
-                advance(len(batch))
+                if not replace:  # a repeat across batches is the same fault as within one
+                    for i, d in enumerate(batch, start=offset):
+                        first = seen.setdefault(getattr(d, "id", None), i)
+                        if first != i:
+                            raise IngestError(f"id {d.id!r} appears twice in this call (positions {first} and {i}); "
+                                              f"{total} documents (positions 0-{offset - 1}) were committed before "
+                                              f"the batch that holds position {i}, nothing after")
+                total += self._write_call(batch, replace, advance, offset, total)
+                offset += len(batch)
         return total
 
-    def _write_batch(self, docs: list[Document], replace: bool, progress: bool) -> int:
-        docs = _validated(docs, replace)
-        if not docs:
-            return 0
-        enc = self.encoder
-        chunks = self._chunk(docs, enc)
-        texts = [chunk_text(d.title, c.text) for d in docs for c in chunks[d.id]]
-        dim = int(self.manifest["dim"])
-        vectors = enc.encode_documents(texts, progress=progress) if dim else np.zeros((len(texts), 0), np.float32)
-        flat = [c for d in docs for c in chunks[d.id]]
-        with self._lock, self.store.writer():
+    def _write_call(self, docs: list[Document], replace: bool, advance: Any, offset: int, committed: int) -> int:
+        """Check, encode and commit `docs` as one transaction (positions in errors count from `offset`)."""
+        try:
+            docs = _validated(docs, replace, offset)
+            if not docs:
+                return 0
             if not replace:
-                clash = self.store.existing_ids([d.id for d in docs])
-                if clash:
-                    raise IngestError(f"document id {sorted(clash)[0]!r} is already stored (use upsert to replace it)")
-            self.store.commit(docs, flat, vectors, replace=replace)
-            self._sync()
-            self._save_index()
+                self._refuse_stored(docs, offset)
+            enc = self.encoder
+            chunks = self._chunk(docs, enc)
+            dim = int(self.manifest["dim"])
+            parts = []
+            for s in range(0, len(docs), _BATCH_DOCS):  # encode in slices: the progress bar moves
+                part = docs[s : s + _BATCH_DOCS]
+                texts = [chunk_text(d.title, c.text) for d in part for c in chunks[d.id]]
+                vecs = enc.encode_documents(texts) if dim else np.zeros((len(texts), 0), np.float32)
+                _check_finite(np.asarray(vecs), [d for d in part for _ in chunks[d.id]])
+                parts.append(np.asarray(vecs, dtype=np.float32))
+                advance(len(part))
+            vectors = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+            flat = [c for d in docs for c in chunks[d.id]]
+            with self._lock, self.store.writer():
+                if not replace:
+                    self._refuse_stored(docs, offset)  # again under the lock: another writer may have added it
+                self.store.commit(docs, flat, vectors, replace=replace)
+                self._sync()
+                self._save_index()
+        except IngestError as e:
+            if committed:
+                raise IngestError(f"{e} ({committed} documents of this call were committed before)") from None
+            raise
         return len(docs)
+
+    def _refuse_stored(self, docs: list[Document], offset: int) -> None:
+        clash = self.store.existing_ids([d.id for d in docs])
+        if clash:
+            i, d = next((i, d) for i, d in enumerate(docs) if d.id in clash)
+            raise IngestError(f"id {d.id!r} (position {offset + i}) is already stored (use upsert to replace it); "
+                              "nothing from this call was stored")
 
     def _chunk(self, docs: list[Document], enc: Encoder) -> dict[str, list[Chunk]]:
         cfg = self.chunking
@@ -192,8 +233,19 @@ class Collection:
         return out
 
     def delete(self, ids: Iterable[str]) -> int:
-        """Delete documents by id; returns how many existed. Unknown ids are ignored."""
-        ids = [str(i) for i in ids]
+        """Delete documents by id in one transaction; returns how many existed. Unknown ids are ignored.
+
+        ids: a list (or any iterable) of id strings, or one id as a plain string (`delete("12")` deletes
+        document "12", never "1" and "2"). Raises TypeError for an id that is not a string.
+        """
+        if isinstance(ids, str):
+            ids = [ids]
+        if isinstance(ids, bytes) or not isinstance(ids, Iterable):
+            raise TypeError(f"ids must be a list of strings, not {type(ids).__name__}")
+        ids = list(ids)
+        wrong = next((i for i in ids if not isinstance(i, str)), None)
+        if wrong is not None:
+            raise TypeError(f"ids must be strings, got {type(wrong).__name__} {wrong!r}")
         with self._lock, self.store.writer():
             n = self.store.delete(ids)
             self._sync()
@@ -359,8 +411,18 @@ class Collection:
         return self.store.counts()["documents"]
 
     def check(self) -> list[str]:
-        """Integrity problems (empty when healthy)."""
-        return self.store.check()
+        """Integrity problems, one line each (empty when healthy): the store's (SQLite, vector rows, checksums,
+        non-finite vectors), then each derived index's (e.g. RAM codes that disagree with the stored vectors)."""
+        problems = self.store.check()
+        if problems:
+            return problems
+        with self._lock:
+            self._sync()
+            for name, r in self._retrievers.items():
+                check = getattr(r, "check", None)
+                if check is not None:
+                    problems += [f"{name} index: {p}" for p in check(self.store, self._rows.alive)]
+        return problems
 
 
 def _retriever_names(names: list[str] | None) -> list[str]:
@@ -383,22 +445,41 @@ def _batches(docs: Iterable[Document], size: int) -> Iterator[list[Document]]:
         yield batch
 
 
-def _validated(docs: list[Document], replace: bool) -> list[Document]:
-    """Check types, JSON-ability and duplicate ids before anything is encoded or stored."""
-    seen: dict[str, int] = {}
+def _validated(docs: list[Document], replace: bool, offset: int = 0) -> list[Document]:
+    """Check types, JSON-ability, empty documents and repeated ids before anything is encoded or stored."""
+    seen: dict[str, int] = {}  # id -> position in the call
+    where: dict[str, int] = {}  # id -> index in `out`
     out = []
-    for i, d in enumerate(docs):
+    for i, d in enumerate(docs, start=offset):
         if not isinstance(d, Document):
-            raise IngestError(f"item {i}: expected a slimvec.Document, got {type(d).__name__}")
+            raise IngestError(f"position {i}: expected a slimvec.Document, got {type(d).__name__}")
+        if not isinstance(d.id, str) or not d.id:
+            raise IngestError(f"position {i}: id must be a non-empty string, got {d.id!r}")
+        if not isinstance(d.text, str) or not isinstance(d.title, str):
+            raise IngestError(f"document {d.id!r} (position {i}): text and title must be strings")
+        if not (d.text.strip() or d.title.strip()):
+            raise IngestError(f"document {d.id!r} (position {i}): text and title are empty: nothing to embed")
         try:
             json.dumps(d.metadata, allow_nan=False)
         except (TypeError, ValueError) as e:
-            raise IngestError(f"document {d.id!r}: metadata is not JSON-serialisable ({e})") from None
+            raise IngestError(f"document {d.id!r} (position {i}): metadata is not JSON-serialisable ({e})") from None
         if d.id in seen:
             if not replace:
-                raise IngestError(f"document id {d.id!r} appears twice in one batch (items {seen[d.id]} and {i})")
-            out[seen[d.id]] = d  # upsert: the last version wins
+                raise IngestError(f"id {d.id!r} appears twice in this call (positions {seen[d.id]} and {i}); "
+                                  "nothing from this call was stored")
+            out[where[d.id]] = d  # upsert: the last version wins
             continue
-        seen[d.id] = len(out)
+        seen[d.id], where[d.id] = i, len(out)
         out.append(d)
     return out
+
+
+def _check_finite(vectors: np.ndarray, owners: list[Document]) -> None:
+    """Refuse the call when the model gave a NaN or infinite vector: one such row poisons a fitted codec."""
+    if vectors.size == 0:
+        return
+    bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
+    if len(bad):
+        d = owners[int(bad[0])]
+        raise IngestError(f"document {d.id!r}: the model gave a non-finite vector (NaN or infinity) for "
+                          f"{len(bad)} chunk(s); nothing from this call was stored")

@@ -82,7 +82,8 @@ class CompressedDenseRetriever:
         codec = make_codec(self.spec)
         step = max(1, rows // _FIT_ROWS)
         try:
-            codec.fit(np.asarray(vectors[::step], dtype=np.float32))
+            sample = np.asarray(vectors[::step], dtype=np.float32)
+            codec.fit(sample[np.isfinite(sample).all(axis=1)])  # never fit on a NaN row: it poisons every code
         except ValueError:
             return None  # too few rows to train this codec (e.g. PQ needs 256): search stays exact until there are
         lists = self.ivf_lists(rows)
@@ -131,6 +132,34 @@ class CompressedDenseRetriever:
             scores, rows = self.index.search(q, k, mask)
         return scores[0], rows[0]
 
+    def check(self, store: Store, alive: np.ndarray) -> list[str]:
+        """Problems of the RAM codes against the stored float32 vectors (empty when they agree).
+
+        The fitted codec must have finite parameters, and every alive row's code must equal the codec's code of
+        its stored vector (exact scan) -- what a search relies on. alive: (rows,) bool.
+        """
+        from slimvec.index.compressed import CodecIndex
+
+        if self.index is None:
+            return []
+        problems = []
+        state = self.index.codec.state()
+        arrays = [np.asarray(v) for v in _arrays(state)]
+        if any(a.dtype.kind == "f" and not np.isfinite(a).all() for a in arrays):
+            problems.append(f"codec {self.spec!r} has non-finite parameters (fitted on a NaN row?)")
+        if isinstance(self.index, CodecIndex):
+            vectors, codes, n = store.vectors(self.index.rows), self.index.codes, self.index.rows
+            wrong = 0
+            for s in range(0, n, 65536):
+                block = np.asarray(vectors[s : s + 65536], dtype=np.float32)
+                ok = np.isfinite(block).all(axis=1)
+                fresh = self.index.codec.encode(np.where(ok[:, None], block, 0))
+                differ = (fresh.reshape(len(block), -1) != np.asarray(codes[s : s + 65536]).reshape(len(block), -1))
+                wrong += int(np.count_nonzero(differ.any(axis=1) & alive[s : s + len(block)]))
+            if wrong:
+                problems.append(f"{wrong} rows' codes disagree with their stored vectors")
+        return problems
+
     def ram_bytes(self) -> int:
         # The float32 file is read on demand for a few candidate rows; it is disk, not RAM-resident state.
         if self.index is None:  # untrained: exact search over the float32 rows
@@ -154,3 +183,10 @@ _IVF_TRAIN_PER_LIST = 39  # faiss's minimum k-means points per centroid
 _IVF_SAMPLE_PER_LIST = 40  # k-means sample size per list
 
 
+def _arrays(state: Any) -> list[Any]:
+    """Every array-like leaf of a codec state (nested dicts and lists)."""
+    if isinstance(state, dict):
+        return [a for v in state.values() for a in _arrays(v)]
+    if isinstance(state, (list, tuple)):
+        return [a for v in state for a in _arrays(v)] if state and not isinstance(state[0], (int, float)) else [state]
+    return [state] if isinstance(state, np.ndarray) else []

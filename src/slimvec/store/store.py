@@ -295,6 +295,26 @@ class Store:
         chunks = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         return {"documents": int(docs), "chunks": int(chunks), "rows": self.committed_rows}
 
+    def content_digest(self) -> str:
+        """SHA-256 (hex) of the committed content: documents, chunks, row count and the committed vector rows.
+
+        Equal digests mean equal stored data, whatever the derived index files hold; tests compare it before
+        and after a refused call.
+        """
+        import hashlib
+
+        h = hashlib.sha256()
+        for table, order in (("documents", "id"), ("chunks", "row")):
+            for r in self.db.execute(f"SELECT * FROM {table} ORDER BY {order}"):  # noqa: S608 - fixed names
+                h.update(json.dumps(r, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        rows = self.committed_rows
+        h.update(str(rows).encode())
+        if rows and self.dim:
+            vecs = self.vectors(rows)
+            for s in range(0, rows, 65536):
+                h.update(np.ascontiguousarray(vecs[s : s + 65536]).tobytes())
+        return h.hexdigest()
+
     def disk_bytes(self) -> int:
         """Bytes of every file in the collection directory."""
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
@@ -326,4 +346,9 @@ class Store:
             for start, end, crc in self.db.execute("SELECT start_row, end_row, crc32 FROM batches"):
                 if zlib.crc32(np.ascontiguousarray(vecs[start:end]).tobytes()) != crc:
                     problems.append(f"vector rows {start}..{end - 1} fail their checksum")
+            bad = [s + int(i) for s in range(0, rows, 65536)
+                   for i in np.flatnonzero(~np.isfinite(np.asarray(vecs[s : s + 65536])).all(axis=1))]
+            if bad:
+                shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
+                problems.append(f"{len(bad)} vector rows hold NaN or infinity (rows {shown})")
         return problems
