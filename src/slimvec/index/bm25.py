@@ -177,7 +177,8 @@ class Bm25Retriever:
         self._stale = self._dirty = True
 
     def search(self, query: Query, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores, rows) among allowed rows that share a term with the query; -1 pads."""
+        """Top-k (scores, rows) among allowed rows that hold a query term, whatever the sign of their score;
+        -1 pads."""
         scores_out = np.full(k, -np.inf, dtype=np.float32)
         rows_out = np.full(k, -1, dtype=np.int64)
         self._ensure_built()
@@ -186,11 +187,15 @@ class Bm25Retriever:
         ids = self.query_ids(query.text)
         if not ids:
             return scores_out, rows_out
-        mask = np.zeros(len(self._row_ids), dtype=np.float32)
+        mask = np.zeros(len(self._row_ids), dtype=bool)
         in_range = self._row_ids < len(allowed)
         mask[in_range] = allowed[self._row_ids[in_range]]
-        scores = self._bm25.get_scores_from_ids(ids, weight_mask=mask)
-        hit = np.flatnonzero(scores > 0)
+        scores = self._bm25.get_scores_from_ids(ids)
+        # Membership, not the score's sign: a document matches when it holds a query term. Robertson's idf
+        # is 0 (or below) for a term in over half the documents, BM25L/BM25+ shift scores, so `score > 0`
+        # would drop genuine matches; and a filtered-out or deleted row is out whatever its score.
+        hit = self._members(ids)
+        hit = hit[mask[hit]]
         if len(hit) > k:
             hit = hit[np.argpartition(-scores[hit], k - 1)[:k]]
         # best first; ties by row so results are deterministic
@@ -261,6 +266,14 @@ class Bm25Retriever:
     def query_ids(self, text: str) -> list[int]:
         """Vocabulary ids of a query's tokens (unknown tokens dropped; repeats kept, as bm25s does)."""
         return [self.vocab[t] for t in self.tokenize.one(text) if t in self.vocab]
+
+    def _members(self, ids: list[int]) -> np.ndarray:
+        """Sorted cached-row positions that hold at least one of the token ids: the union of their posting
+        lists in the (documents x vocabulary) CSC score matrix, whose structure keeps zero scores."""
+        assert self._bm25 is not None
+        indptr, indices = self._bm25.scores["indptr"], self._bm25.scores["indices"]
+        lists = [indices[indptr[t] : indptr[t + 1]] for t in set(ids)]
+        return np.unique(np.concatenate(lists)).astype(np.int64) if lists else np.zeros(0, dtype=np.int64)
 
     def _append(self, rows: list[int], tokens: list[list[str]]) -> None:
         if not rows:
