@@ -245,6 +245,18 @@ class Store:
 
             raise FilterError(f"filter could not be evaluated: {e}") from None
 
+    def metadata_types(self, path: str) -> set[str]:
+        """SQLite `json_type` names ('integer', 'real', 'text', 'true', 'false', 'null', 'object', 'array')
+        that the metadata value at JSON `path` (e.g. `$."year"`) has in any stored document, plus the types
+        of the elements of array values; empty when no document has the field. A full scan of the
+        documents table: call it only to explain a filter that matched nothing."""
+        q = (
+            "SELECT DISTINCT json_type(metadata, ?1) FROM documents WHERE json_type(metadata, ?1) IS NOT NULL "
+            "UNION SELECT DISTINCT je.type FROM documents d, json_each(d.metadata, ?1) je "
+            "WHERE json_type(d.metadata, ?1) = 'array'"
+        )
+        return {r[0] for r in self.db.execute(q, (path,))}
+
     def chunks_for_rows(self, rows: list[int]) -> dict[int, StoredChunk]:
         """Chunk and document fields for the given rows (missing rows are simply absent)."""
         out: dict[int, StoredChunk] = {}
