@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _bad_input import tally
+from fakes import FakeEncoder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _bad_input import tally
-from fakes import FakeEncoder
 from slimvec import Collection, Document
 from slimvec.console import LIBRARY_LOGGERS, quiet_libraries
 
@@ -39,7 +39,7 @@ def _restore_logging():
 def _library_function(module: str) -> types.FunctionType:
     """A function whose warnings are attributed to `module`, as numpy attributes them to its caller."""
     mod = types.ModuleType(module)
-    exec("import numpy as np\ndef run():\n    return np.log(np.zeros(1))\n", mod.__dict__)  # divide by zero
+    exec("import numpy as np\ndef run():\n    return np.log(np.zeros(1))\n", mod.__dict__)  # noqa: S102 - divide by zero
     return mod.run
 
 
@@ -87,7 +87,7 @@ def test_cli_shows_only_its_own_lines_and_verbose_shows_the_rest(tmp_path: Path)
     with Collection.create(path, encoder=FakeEncoder()) as col:
         col.add([Document("a", "protein folding"), Document("b", "sleep and memory")])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONWARNINGS": "default"}
-    run = lambda *args: subprocess.run([sys.executable, "-c", _CLI, *args], capture_output=True, text=True,  # noqa: E731
+    run = lambda *args: subprocess.run([sys.executable, "-c", _CLI, *args], capture_output=True, text=True,
                                        env=env, check=False)
     quiet, loud = run("info", str(path), "--json"), run("--verbose", "info", str(path), "--json")
     assert quiet.returncode == 0 and loud.returncode == 0, quiet.stderr + loud.stderr

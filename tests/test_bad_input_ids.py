@@ -15,16 +15,16 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from _bad_input import tally
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _bad_input import tally
 from slimvec.documents import Document
 from slimvec.errors import IngestError
 from slimvec.evaluation.metrics import read_trec_run, write_trec_run
 from slimvec.evaluation.runner import run_eval, run_sweep
-from slimvec.ingest import read_sources
 from slimvec.ids import MAX_ID_CHARS, id_problem, trec_escape, trec_unescape
+from slimvec.ingest import read_sources
 from slimvec.profiles import load_profile
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -130,7 +130,7 @@ def _dataset(root: Path, fault: str, line: int, n: int) -> str:
 def test_eval_and_sweep_refuse_bad_inputs_before_any_encoding(fault, n, data, sweep, monkeypatch) -> None:
     line = data.draw(st.integers(1, n))
     loaded: list[str] = []
-    import slimvec.evaluation.runner as runner
+    from slimvec.evaluation import runner
 
     monkeypatch.setattr(runner, "load_encoder", lambda name: loaded.append(name))  # must never be reached
     with tempfile.TemporaryDirectory() as tmp:

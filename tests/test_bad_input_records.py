@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from _bad_input import tally
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _bad_input import tally
 from slimvec.documents import Document
 from slimvec.errors import IngestError
 from slimvec.ids import MAX_ID_CHARS

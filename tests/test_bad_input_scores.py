@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from _bad_input import tally
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _bad_input import tally
 from slimvec.documents import Chunk, Document
 from slimvec.index.bm25 import Bm25Config, Bm25Retriever
 from slimvec.index.inverted import SparseRetriever

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _bad_input import tally
+from fakes import FakeEncoder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _bad_input import tally
-from fakes import FakeEncoder
 from slimvec import Collection
 from slimvec.documents import Chunk, Document
 from slimvec.errors import ConfigError, IngestError
@@ -192,7 +192,7 @@ def test_filters_on_a_csv_collection_compare_numbers_and_booleans(tmp_path: Path
                     "p3,Fibre,Fibre lowers cholesterol.,2023,\n", encoding="utf-8")
     with Collection.create(tmp_path / "col", encoder=FakeEncoder()) as col:
         col.add(read_sources(path, strict=True))
-        found = lambda flt: sorted(h.id for h in col.search("health", k=5, filter=flt))  # noqa: E731
+        found = lambda flt: sorted(h.id for h in col.search("health", k=5, filter=flt))
         assert found({"year": {"$gte": 2020}}) == ["p2", "p3"]
         assert found({"open_access": True}) == ["p1"]
         assert found({"open_access": {"$exists": False}}) == ["p3"]
