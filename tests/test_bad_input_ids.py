@@ -1,8 +1,8 @@
 """Bad input, kind 5: ids every output can carry, and eval/sweep inputs checked before any encoding.
 
 Generated ids either pass the one id rule (`slimvec.ids`) and then survive a TREC run file round trip
-(spaces, tabs, `#`, `%` and any other printable character), or are refused with the reason, by the
-Document type and by every reader. Generated BEIR datasets with one fault (a bad corpus record, a query
+(spaces, tabs, `#`, `%` and any other printable character), or are refused with the reason by
+`check_id` and by every reader. Generated BEIR datasets with one fault (a bad corpus record, a query
 without text, a judged id that breaks the rule) make `run_eval` and `run_sweep` fail in one line
 before any model is loaded or any collection folder is made.
 """
@@ -19,11 +19,10 @@ from _bad_input import tally
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from slimvec.documents import Document
 from slimvec.errors import IngestError
 from slimvec.evaluation.metrics import read_trec_run, write_trec_run
 from slimvec.evaluation.runner import run_eval, run_sweep
-from slimvec.ids import MAX_ID_CHARS, id_problem, trec_escape, trec_unescape
+from slimvec.ids import MAX_ID_CHARS, check_id, id_problem, trec_escape, trec_unescape
 from slimvec.ingest import read_sources
 from slimvec.profiles import load_profile
 
@@ -51,10 +50,10 @@ def test_one_id_rule_for_documents_and_readers(value: str) -> None:
     valid = _expected_valid(value)
     assert (id_problem(value) is None) == valid
     if valid:
-        assert Document(value, "text").id == value
+        assert check_id(value) == value
     else:
         with pytest.raises(ValueError, match=r"^document id .*: "):
-            Document(value, "text")
+            check_id(value, "document id")
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "t.jsonl"
             path.write_text(json.dumps({"_id": value, "text": "ok"}) + "\n", encoding="ascii")

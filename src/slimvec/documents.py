@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from slimvec.ids import check_id
-
 
 @dataclass(frozen=True)
 class Document:
@@ -18,7 +16,8 @@ class Document:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_id(self.id, "document id")  # the one id rule (slimvec.ids), whoever builds the Document
+        if not isinstance(self.id, str) or not self.id:
+            raise ValueError(f"document id must be a non-empty string, got {self.id!r}")
         if not isinstance(self.text, str):
             raise ValueError(f"document {self.id!r}: text must be a string")
         if not isinstance(self.metadata, dict):

@@ -1,4 +1,5 @@
-"""The one document id rule, shared by ingest, the Python API and every output (TREC runs, CSV, URLs).
+"""The one document id rule, for ingest (every reader applies it), the Python API and the HTTP API
+(`check_id`), and every output (TREC runs, CSV, URLs).
 
 An id is valid when it is a non-empty `str` of at most `MAX_ID_CHARS` characters, with no leading or
 trailing whitespace (the qrels and CSV readers strip fields, so such an id could never be matched), no
