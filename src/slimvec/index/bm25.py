@@ -194,8 +194,7 @@ class Bm25Retriever:
         # Membership, not the score's sign: a document matches when it holds a query term. Robertson's idf
         # is 0 (or below) for a term in over half the documents, BM25L/BM25+ shift scores, so `score > 0`
         # would drop genuine matches; and a filtered-out or deleted row is out whatever its score.
-        hit = self._members(ids)
-        hit = hit[mask[hit]]
+        hit = np.flatnonzero(self._members(ids) & mask)
         if len(hit) > k:
             hit = hit[np.argpartition(-scores[hit], k - 1)[:k]]
         # best first; ties by row so results are deterministic
@@ -268,12 +267,15 @@ class Bm25Retriever:
         return [self.vocab[t] for t in self.tokenize.one(text) if t in self.vocab]
 
     def _members(self, ids: list[int]) -> np.ndarray:
-        """Sorted cached-row positions that hold at least one of the token ids: the union of their posting
-        lists in the (documents x vocabulary) CSC score matrix, whose structure keeps zero scores."""
+        """Boolean mask over cached rows: True where the row holds at least one of the token ids (the union
+        of their posting lists in the (documents x vocabulary) CSC score matrix, whose structure keeps
+        zero scores). A mask, not np.unique: marking is O(postings), unique sorts or hashes them."""
         assert self._bm25 is not None
         indptr, indices = self._bm25.scores["indptr"], self._bm25.scores["indices"]
-        lists = [indices[indptr[t] : indptr[t + 1]] for t in set(ids)]
-        return np.unique(np.concatenate(lists)).astype(np.int64) if lists else np.zeros(0, dtype=np.int64)
+        marked = np.zeros(len(self._row_ids), dtype=bool)
+        for t in set(ids):
+            marked[indices[indptr[t] : indptr[t + 1]]] = True
+        return marked
 
     def _append(self, rows: list[int], tokens: list[list[str]]) -> None:
         if not rows:

@@ -121,15 +121,17 @@ class SparseRetriever:
         return np.asarray(sub.T @ weights, dtype=np.float32).ravel()
 
     def members(self, q: sp.csr_matrix) -> np.ndarray:
-        """Sorted rows holding at least one term with a non-zero weight in query vector `q` (1, vocab)."""
+        """Boolean mask over rows: True where the row holds a term with a non-zero weight in query vector
+        `q` (1, vocab) and a non-zero weight of its own."""
         if self.matrix is None:
-            return np.zeros(0, dtype=np.int64)
+            return np.zeros(0, dtype=bool)
         if self._postings is None:
             self._postings = self.matrix.T.tocsr()
         q = sp.csr_matrix(q)
-        terms = q.indices[q.data != 0]
-        sub = self._postings[terms]
-        return np.unique(sub.indices[sub.data != 0]).astype(np.int64)
+        sub = self._postings[q.indices[q.data != 0]]
+        marked = np.zeros(self.rows, dtype=bool)
+        marked[sub.indices[sub.data != 0]] = True
+        return marked
 
     def search(self, query: Query, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, rows) among allowed rows sharing a weighted term with the query, whatever the sign
@@ -145,8 +147,7 @@ class SparseRetriever:
         ok[:n] = allowed[:n]
         # Membership, not the score's sign: a row matches when it shares a weighted term with the query
         # (rows of the terms' posting lists), and a filtered-out or deleted row is out whatever its score.
-        hit = self.members(q)
-        hit = hit[ok[hit]]
+        hit = np.flatnonzero(self.members(q)[: len(ok)] & ok)
         if len(hit) > k:
             hit = hit[np.argpartition(-s[hit], k - 1)[:k]]
         hit = hit[np.lexsort((hit, -s[hit]))]
