@@ -270,3 +270,11 @@ def test_front_matter_dates_become_iso_text_and_bad_yaml_names_the_line(tmp_path
     path.write_text("---\n- just\n- a list\n---\nbody\n", encoding="utf-8")
     with pytest.raises(IngestError, match=r"d\.md:2: front matter: expected YAML 'key: value' lines, got list"):
         read_file(path)
+
+
+def test_a_malformed_csv_header_is_one_located_error(tmp_path: Path) -> None:
+    path = tmp_path / "h.csv"
+    path.write_bytes(b"_id,te\rxt\n1,a\n")  # a bare carriage return inside an unquoted header field
+    errors: list[IngestError] = []
+    assert list(read_sources(path, on_error=errors.append)) == []
+    assert [str(e).split(": ")[:2] for e in errors] == [[f"{path}:1", "malformed CSV header"]]

@@ -174,7 +174,11 @@ def _iter_csv(path: Path, fields: FieldMap, field_types: dict[str, str]) -> Iter
         # The stdlib reader keeps each record's line number (pyarrow's does not), so it parses the rows;
         # pyarrow's CSV reader only infers the column types.
         reader = csv.reader(text_lines())
-        header = next(reader, None)
+        try:
+            header = next(reader, None)
+        except csv.Error as e:
+            yield 1, IngestError(f"{path}:1: malformed CSV header: {e}")
+            return
         if header is None:
             return
         for name in (fields.id_field, fields.text_field):
