@@ -134,7 +134,7 @@ def test_jsonl_invalid_utf8_line_is_an_error_and_reading_continues(tmp_path: Pat
 # --- CSV --------------------------------------------------------------------------------------------------
 
 
-def test_csv_rows_become_documents_with_string_metadata(tmp_path: Path) -> None:
+def test_csv_rows_become_documents_with_typed_metadata_and_empty_cells_missing(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_text(
         "\ufeff_id,title,text,year\n"
@@ -149,9 +149,9 @@ def test_csv_rows_become_documents_with_string_metadata(tmp_path: Path) -> None:
     assert errors == []
     assert positions == [2, 4, 6]  # each record is named by the line it starts on
     assert docs == [
-        Document(id="1", text="plain text", title="First", metadata={"year": "2001"}),
-        Document(id="2", text="a quoted, multi-line\nfield", title="Second", metadata={"year": "2002"}),
-        Document(id="3", text="third", title="", metadata={"year": ""}),
+        Document(id="1", text="plain text", title="First", metadata={"year": 2001}),
+        Document(id="2", text="a quoted, multi-line\nfield", title="Second", metadata={"year": 2002}),
+        Document(id="3", text="third", title="", metadata={}),
     ]
 
 

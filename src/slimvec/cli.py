@@ -45,6 +45,16 @@ def _need(*modules: str) -> None:
         require(m)
 
 
+@app.callback()
+def main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show warnings and log messages of the libraries slimvec uses."),
+) -> None:
+    """Document embeddings and retrieval, small and fast."""
+    from slimvec.console import quiet_libraries
+
+    quiet_libraries(verbose)
+
+
 def _print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
 
@@ -69,6 +79,7 @@ def index(
     id_field: str = typer.Option("_id", help="Id field of JSONL/CSV/Parquet records."),
     title_field: str = typer.Option("title", help="Title field of table records."),
     text_field: str = typer.Option("text", help="Text field of table records."),
+    field_type: Optional[list[str]] = typer.Option(None, "--field-type", help="Metadata type FIELD=TYPE (int, float, bool, str), repeatable; overrides the types inferred for CSV columns and converts text values of other sources."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Ingest SOURCES, chunk, embed and store them in a collection."""
@@ -83,7 +94,8 @@ def index(
         err.print(f"[yellow]skipped:[/yellow] {escape(str(e))}", highlight=False, soft_wrap=True)
 
     fields = FieldMap(id_field=id_field, title_field=title_field, text_field=text_field)
-    docs = read_sources([str(s) for s in sources], fields=fields, strict=strict, on_error=report)
+    docs = read_sources([str(s) for s in sources], fields=fields, strict=strict, on_error=report,
+                        field_types=field_type)
     chosen = load_profile(profile, profile_file) if (profile or profile_file) else None
     col = Collection.open_or_create(
         collection, model=model, index=index, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,

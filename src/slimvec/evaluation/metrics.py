@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from slimvec.errors import ConfigError, IngestError
+from slimvec.ids import check_id, trec_escape, trec_unescape
 
 Qrels = Mapping[str, Mapping[str, int]]
 Run = Mapping[str, Mapping[str, float]]
@@ -130,17 +131,23 @@ def _check_token(value: str, what: str) -> None:
 
 
 def write_trec_run(run: Run, path: str | os.PathLike[str], tag: str) -> Path:
-    """Write `run` as a TREC run file (`qid Q0 docid rank score tag`), ranked in trec_eval order."""
+    """Write `run` as a TREC run file (`qid Q0 docid rank score tag`), ranked in trec_eval order.
+
+    Query and doc ids go through `slimvec.ids.trec_escape`: whitespace and `%` are percent-encoded
+    (`doc 1` -> `doc%201`), so any valid id fits in its field and `read_trec_run` gives it back; ids
+    without them are written unchanged. ValueError for an invalid id (`slimvec.ids`) or a tag holding
+    whitespace.
+    """
     _check_token(tag, "tag")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lines: list[str] = []
     for qid, docs in run.items():
-        _check_token(qid, "query id")
+        qfield = trec_escape(check_id(qid, "query id"))
         for rank, (doc_id, score) in enumerate(trec_order(docs), start=1):
-            _check_token(doc_id, "doc id")
+            dfield = trec_escape(check_id(doc_id, "doc id"))
             # repr() of a float round-trips exactly, so reading the file back gives the same run.
-            lines.append(f"{qid} Q0 {doc_id} {rank} {float(score)!r} {tag}\n")
+            lines.append(f"{qfield} Q0 {dfield} {rank} {float(score)!r} {tag}\n")
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(lines), encoding="utf-8")
     os.replace(tmp, path)  # readers never see half a run file
@@ -148,7 +155,8 @@ def write_trec_run(run: Run, path: str | os.PathLike[str], tag: str) -> Path:
 
 
 def read_trec_run(path: str | os.PathLike[str]) -> dict[str, dict[str, float]]:
-    """Read a TREC run file into {query id: {doc id: score}}; malformed lines raise IngestError."""
+    """Read a TREC run file into {query id: {doc id: score}} (ids un-escaped, see `write_trec_run`);
+    malformed lines raise IngestError."""
     path = Path(path)
     if not path.is_file():
         raise IngestError(f"{path}: run file not found")
@@ -163,6 +171,7 @@ def read_trec_run(path: str | os.PathLike[str]) -> dict[str, dict[str, float]]:
                     f"{path}:{lineno}: expected 6 fields (qid Q0 docid rank score tag), got {len(fields)}"
                 )
             qid, _, doc_id, _, score_text, _ = fields
+            qid, doc_id = trec_unescape(qid), trec_unescape(doc_id)
             try:
                 score = float(score_text)
             except ValueError:

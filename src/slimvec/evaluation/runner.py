@@ -21,6 +21,8 @@ from slimvec.encoders.cache import CachedEncoder
 from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
 from slimvec.evaluation.datasets import BeirDataset, load_dataset
 from slimvec.evaluation.metrics import evaluate, write_trec_run
+from slimvec.evaluation.preflight import check_eval_inputs, needs_build
+from slimvec.ids import trec_escape
 from slimvec.ingest import read_sources
 from slimvec.profiles import Profile
 
@@ -64,8 +66,17 @@ def run_eval(
     progress: bool = False,
     query_ids: set[str] | None = None,
     tag: str = "",
+    check: bool = True,
 ) -> dict[str, Any]:
-    """Evaluate one profile on one BEIR dataset split (optionally only `query_ids`); writes a TREC run file."""
+    """Evaluate one profile on one BEIR dataset split (optionally only `query_ids`); writes a TREC run file.
+
+    Inputs are checked first (`preflight.check_eval_inputs`, skipped with `check=False` when the caller
+    did it): a bad dataset fails in one line before any encoding.
+    """
+    if check:
+        ds0 = load_dataset(dataset_dir)
+        check_eval_inputs(dataset_dir, [profile], split, max_queries,
+                          corpus=needs_build(collection_dir(Path(out), ds0, profile)))
     ds = load_dataset(dataset_dir)
     qrels = ds.qrels(split)
     queries = ds.queries(split)
@@ -102,7 +113,7 @@ def run_eval(
         info = col.info()
     metrics = evaluate(qrels, run)
     run_file = write_trec_run(run, out / "runs" / f"{ds.name}-{split}{tag}-{profile.name}.trec",
-                              tag=f"slimvec-{profile.name}")
+                              tag=trec_escape(f"slimvec-{profile.name}"))
     docs = max(info["documents"], 1)
     cost = {
         "ram_bytes_per_doc": info["ram_bytes"] / docs,
@@ -144,7 +155,11 @@ def run_sweep(
     """`run_eval` for each profile, then the Markdown/CSV table, Pareto plot and HTML page under `out`."""
     from slimvec.evaluation.report import write_report
 
-    results = [run_eval(dataset_dir, p, split, out, cache_dir, max_queries, progress) for p in profiles]
+    ds = load_dataset(dataset_dir)
+    # Every profile's inputs are checked before the first one is encoded.
+    check_eval_inputs(dataset_dir, profiles, split, max_queries,
+                      corpus=any(needs_build(collection_dir(Path(out), ds, p)) for p in profiles))
+    results = [run_eval(dataset_dir, p, split, out, cache_dir, max_queries, progress, check=False) for p in profiles]
     files = write_report(results, Path(out))
     (Path(out) / "results.json").write_text(json.dumps(results, indent=2))
     # Each evaluated collection keeps the latest report, so `slimvec serve` can show it on its report page.

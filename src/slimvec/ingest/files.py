@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+import datetime as dt
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -16,6 +18,13 @@ HTML_EXTS = frozenset({"html", "htm"})
 FILE_EXTS = TEXT_EXTS | HTML_EXTS | {"pdf"}
 # Table files hold many records with their own ids, so a folder walk must not mistake them for one document.
 _TABLE_EXTS = frozenset({"jsonl", "csv", "parquet"})
+# Why a file's text came out empty, by extension: the report a user reads instead of a title-only document.
+NO_TEXT = {
+    "pdf": "no text extracted (a PDF without a text layer, e.g. a scan: run OCR first)",
+    "html": "no visible text",
+    "htm": "no visible text",
+    "": "no text (empty or only whitespace)",
+}
 
 
 def file_ext(path: Path) -> str:
@@ -34,7 +43,7 @@ def read_file(path: str | Path, root: str | Path | None = None) -> Document:
     if ext == "pdf":
         title, text = _read_pdf(path)
     elif ext in HTML_EXTS:
-        title, text = _html_to_text(decode_utf8(_read_bytes(path), path))
+        title, text = _html_to_text(decode_html(_read_bytes(path), path))
     else:
         extra, text = _split_front_matter(decode_utf8(_read_bytes(path), path), path)
         title = _front_matter_title(extra) or _markdown_title(text)
@@ -82,6 +91,37 @@ def decode_utf8(raw: bytes, path: Path) -> str:
     return text.removeprefix("\ufeff")
 
 
+def decode_html(raw: bytes, path: Path) -> str:
+    """HTML text decoded with its byte-order mark, else its declared charset (`<meta charset>`), else UTF-8.
+
+    Decoding is strict: a byte the charset cannot hold is an error naming the line and byte offset.
+    Labels browsers read as windows-1252 (iso-8859-1, us-ascii: the WHATWG Encoding Standard) are read so.
+    """
+    from bs4.dammit import EncodingDetector  # deferred: bs4 is a slow import
+
+    label = EncodingDetector.strip_byte_order_mark(raw)[1] or EncodingDetector.find_declared_encoding(
+        raw, is_html=True
+    )
+    if not label:
+        return decode_utf8(raw, path)
+    label = label.strip().lower()
+    try:
+        name = codecs.lookup(label).name
+    except LookupError:
+        raise IngestError(f"{path}: declared charset {label!r} is unknown") from None
+    name = {"latin-1": "cp1252", "iso8859-1": "cp1252", "ascii": "cp1252"}.get(name, name)
+    if name == "utf-8":
+        return decode_utf8(raw, path)
+    try:
+        text = raw.decode(name)
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise IngestError(
+            f"{path}:{line}: invalid {label} at byte {e.start} (0x{raw[e.start]:02x}), the declared charset"
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
 def _read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -95,51 +135,48 @@ def _names(exts: frozenset[str]) -> str:
 
 # --- .txt / .md -------------------------------------------------------------------------------------------
 
-_FM_LINE = re.compile(r"^([A-Za-z0-9_][\w.\-]*)[ \t]*:(?:[ \t]+(.*))?$")
-_INT = re.compile(r"^-?(0|[1-9]\d*)$")
-_FLOAT = re.compile(r"^-?\d+\.\d+(?:[eE][-+]?\d+)?$")
 _H1 = re.compile(r"^ {0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
 
 
 def _split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str]:
-    """(metadata, body) for text that opens with a `---` block of `key: value` lines."""
+    """(metadata, body) for text that opens with a `---` block of YAML (a mapping), parsed by PyYAML."""
+    import yaml  # deferred: only Markdown/text files with front matter need it
+
     lines = text.splitlines(keepends=True)
     if not lines or lines[0].rstrip() != "---":
         return {}, text
     end = next((i for i in range(1, len(lines)) if lines[i].rstrip() in ("---", "...")), None)
     if end is None:
         return {}, text  # never closed: a horizontal rule at the top, not front matter
-    meta: dict[str, Any] = {}
-    for lineno, line in enumerate(lines[1:end], start=2):
-        s = line.strip()
-        if not s or s.startswith("#"):
-            continue
-        m = _FM_LINE.match(s)
-        if not m:
-            raise IngestError(f"{path}:{lineno}: front matter: expected 'key: value', got {s[:60]!r}")
-        meta[m[1]] = _scalar(m[2] or "")
-    return meta, "".join(lines[end + 1 :]).lstrip("\r\n")
+    try:
+        meta = yaml.safe_load("".join(lines[1:end]))
+    except yaml.YAMLError as e:
+        # A scanner error ("could not find expected ':'") is detected past the line that caused it; its
+        # context mark is that line. +1 for 1-based lines, +1 for the opening `---`.
+        mark = getattr(e, "context_mark", None) if isinstance(e, yaml.scanner.ScannerError) else None
+        mark = mark or getattr(e, "problem_mark", None)
+        line = f":{min(mark.line + 2, end)}" if mark is not None else ""
+        problem = " ".join(str(getattr(e, "problem", None) or e).split())
+        raise IngestError(f"{path}{line}: front matter: invalid YAML: {problem}") from None
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise IngestError(f"{path}:2: front matter: expected YAML 'key: value' lines, got {type(meta).__name__}")
+    return _json_ready(meta, path), "".join(lines[end + 1 :]).lstrip("\r\n")
 
 
-def _scalar(value: str) -> Any:
-    """A front-matter value: quoted string, int, float, bool, null, [a, b] list, else the bare string."""
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        return value[1:-1]
-    # YAML comments need a space before '#', so URLs keep their fragments.
-    value = re.sub(r"\s+#.*$", "", value)
-    low = value.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("null", "~"):
-        return None
-    if _INT.match(value):
-        return int(value)
-    if _FLOAT.match(value):
-        return float(value)
-    if value.startswith("[") and value.endswith("]"):
-        return [_scalar(v.strip()) for v in value[1:-1].split(",") if v.strip()]
-    return value
+def _json_ready(value: Any, path: Path, key: str = "") -> Any:
+    """YAML values as JSON metadata: dates as ISO text, keys as text; other YAML types are an error."""
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v, path, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_ready(v, path, key) for v in value]
+    if isinstance(value, (dt.date, dt.time)):  # dt.datetime is a dt.date
+        return value.isoformat()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise IngestError(f"{path}: front matter: {key}: YAML {type(value).__name__} values cannot be metadata")
 
 
 def _front_matter_title(meta: dict[str, Any]) -> str:

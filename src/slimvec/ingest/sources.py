@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from slimvec.documents import Document
 from slimvec.errors import IngestError
 from slimvec.ingest.beir import BEIR_FIELDS, is_beir_dir, iter_corpus
-from slimvec.ingest.files import FILE_EXTS, file_ext, iter_folder, read_file
+from slimvec.ingest.fieldtypes import convert, parse_field_types
+from slimvec.ingest.files import FILE_EXTS, NO_TEXT, file_ext, iter_folder, read_file
 from slimvec.ingest.tables import TABLE_EXTS, FieldMap, iter_table, locate
+from slimvec.records import check_record
 
 log = logging.getLogger("slimvec.ingest")
 
-# (file the item came from, line/row or None, id field name for messages, the item)
-_Located = tuple[Path, int | None, str, Document | IngestError]
+# (file the item came from, line/row or None, field names for messages, the item)
+_Located = tuple[Path, int | None, FieldMap, Document | IngestError]
+_FILE_FIELDS = FieldMap(id_field="id")
 
 
 def read_sources(
@@ -24,12 +27,22 @@ def read_sources(
     strict: bool = False,
     on_error: Callable[[IngestError], None] | None = None,
     on_skip: Callable[[str], None] | None = None,
+    field_types: Mapping[str, str] | Iterable[str] | None = None,
 ) -> Iterator[Document]:
-    """Documents from every path, in order; bad records go to `on_error` (or raise if `strict`)."""
+    """Documents from every path, in order; bad records go to `on_error` (or raise if `strict`).
+
+    Every record is checked where it is read (`slimvec.records`: the id rule, lone surrogates, NUL,
+    non-finite metadata numbers, empty text) and reported as `IngestError("path:line: field: problem")`.
+    `field_types` ({field: "int" | "float" | "bool" | "str"}, or `["year=int"]`) fixes metadata types:
+    it overrides the types inferred for CSV columns and converts text values of other sources; a value
+    that does not convert is an error for its record. Raises IngestError (missing path, unsupported file
+    type) or ConfigError (bad field type) before any record is read.
+    """
     if isinstance(paths, (str, Path)):
         paths = [paths]
+    types = parse_field_types(field_types)
     checked = [_check(Path(p)) for p in paths]  # fail before any work starts, not halfway through a long run
-    return _read(checked, fields, strict, on_error or _log_error, on_skip or _log_skip)
+    return _read(checked, fields, strict, on_error or _log_error, on_skip or _log_skip, types)
 
 
 def _check(path: Path) -> Path:
@@ -52,17 +65,20 @@ def _read(
     strict: bool,
     on_error: Callable[[IngestError], None],
     on_skip: Callable[[str], None],
+    field_types: dict[str, str],
 ) -> Iterator[Document]:
     # Locations packed as (file number << 32) | (position + 1) ints: a run may hold millions of ids.
     seen: dict[str, int] = {}
     files: list[Path] = []
     file_no: dict[Path, int] = {}
     for path in paths:
-        for src, pos, id_field, item in _items(path, fields, on_skip):
+        for src, pos, names, item in _items(path, fields, on_skip, field_types):
+            if isinstance(item, Document):
+                item = _checked(item, src, pos, names, field_types)
             if isinstance(item, Document) and item.id in seen:
                 there = _unpack(files, seen[item.id])
                 item = IngestError(
-                    f"{locate(src, pos)}: {id_field}: duplicate id {item.id!r} (first seen at {there})"
+                    f"{locate(src, pos)}: {names.id_field}: duplicate id {item.id!r} (first seen at {there})"
                 )
             if isinstance(item, IngestError):
                 if strict:
@@ -81,22 +97,54 @@ def _unpack(files: list[Path], packed: int) -> str:
     return locate(files[packed >> 32], pos - 1 if pos else None)
 
 
-def _items(path: Path, fields: FieldMap, on_skip: Callable[[str], None]) -> Iterator[_Located]:
+def _checked(
+    doc: Document, src: Path, pos: int | None, names: FieldMap, field_types: dict[str, str]
+) -> Document | IngestError:
+    where = locate(src, pos)
+    try:
+        if field_types and any(k in doc.metadata for k in field_types):
+            meta = dict(doc.metadata)
+            for key, typ in field_types.items():
+                if key in meta:
+                    try:
+                        meta[key] = convert(meta[key], typ)
+                    except ValueError as e:
+                        raise IngestError(f"{where}: {key}: {e}") from None
+            doc = Document(doc.id, doc.text, doc.title, meta)
+        # BEIR embeds title + text, and its corpora hold title-only records: only a record with neither
+        # is empty there. Elsewhere empty text means nothing was extracted, which is worth a report.
+        beir = names is BEIR_FIELDS
+        empty = "" if beir and doc.title.strip() else _empty_text(src, names, beir)
+        return check_record(doc, where, id_field=names.id_field, title_field=names.title_field,
+                            text_field=names.text_field, empty_text=empty)
+    except IngestError as e:
+        return e
+
+
+def _empty_text(src: Path, names: FieldMap, beir: bool) -> str:
+    if names is _FILE_FIELDS:
+        return NO_TEXT.get(file_ext(src), NO_TEXT[""])
+    return "empty (and no title)" if beir else "empty"
+
+
+def _items(
+    path: Path, fields: FieldMap, on_skip: Callable[[str], None], field_types: dict[str, str]
+) -> Iterator[_Located]:
     if path.is_dir() and is_beir_dir(path):
         corpus = path / "corpus.jsonl"
         for pos, item in iter_corpus(path):
-            yield corpus, pos, BEIR_FIELDS.id_field, item
+            yield corpus, pos, BEIR_FIELDS, item
     elif path.is_dir():
         for src, item in iter_folder(path, on_skip):
-            yield src, None, "id", item
+            yield src, None, _FILE_FIELDS, item
     elif file_ext(path) in TABLE_EXTS:
-        for pos, item in iter_table(path, fields):
-            yield path, pos, fields.id_field, item
+        for pos, item in iter_table(path, fields, field_types):
+            yield path, pos, fields, item
     else:
         try:
-            yield path, None, "id", read_file(path)
+            yield path, None, _FILE_FIELDS, read_file(path)
         except IngestError as e:
-            yield path, None, "id", e
+            yield path, None, _FILE_FIELDS, e
 
 
 def _log_error(error: IngestError) -> None:

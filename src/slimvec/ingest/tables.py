@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -13,6 +13,7 @@ from typing import Any
 
 from slimvec.documents import Document
 from slimvec.errors import IngestError
+from slimvec.ingest.fieldtypes import convert
 
 TABLE_EXTS = frozenset({"jsonl", "csv", "parquet"})
 _JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
@@ -39,13 +40,17 @@ def locate(path: Path, pos: int | None) -> str:
     return f"{path}:row {pos}" if path.suffix.lower() == ".parquet" else f"{path}:{pos}"
 
 
-def iter_table(path: Path, fields: FieldMap) -> Iterator[Item]:
-    """Each record of a .jsonl/.csv/.parquet file as a Document, or the error that stops it from being one."""
+def iter_table(path: Path, fields: FieldMap, field_types: Mapping[str, str] | None = None) -> Iterator[Item]:
+    """Each record of a .jsonl/.csv/.parquet file as a Document, or the error that stops it from being one.
+
+    CSV metadata columns get types (int, float, bool, str) inferred by pyarrow's CSV reader over the whole
+    file, `field_types` ({column: type}) overriding; an empty cell is a missing field, not "".
+    """
     ext = path.suffix[1:].lower()
     if ext == "jsonl":
         return _iter_jsonl(path, fields)
     if ext == "csv":
-        return _iter_csv(path, fields)
+        return _iter_csv(path, fields, dict(field_types or {}))
     if ext == "parquet":
         return _iter_parquet(path, fields)
     raise IngestError(f"{path}: not a table file (expected .jsonl, .csv or .parquet)")
@@ -92,7 +97,10 @@ def record_to_document(rec: dict[str, Any], fields: FieldMap, where: str) -> Doc
         title = ""
     elif not isinstance(title, str):
         raise IngestError(f"{where}: {fields.title_field}: expected a string, got {_type(title)}")
-    return Document(id=doc_id, text=text, title=title, metadata=_metadata(rec, fields))
+    try:
+        return Document(id=doc_id, text=text, title=title, metadata=_metadata(rec, fields))
+    except ValueError as e:  # the id rule (slimvec.ids): name the field the id came from
+        raise IngestError(f"{where}: {fields.id_field}: {str(e).partition(': ')[2] or e}") from None
 
 
 def _metadata(rec: dict[str, Any], fields: FieldMap) -> dict[str, Any]:
@@ -152,7 +160,7 @@ def _iter_jsonl(path: Path, fields: FieldMap) -> Iterator[Item]:
         yield _open_error(path, e)
 
 
-def _iter_csv(path: Path, fields: FieldMap) -> Iterator[Item]:
+def _iter_csv(path: Path, fields: FieldMap, field_types: dict[str, str]) -> Iterator[Item]:
     # Long documents exceed csv's 128 KiB default field limit; raising it only ever accepts more input.
     csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
 
@@ -163,14 +171,24 @@ def _iter_csv(path: Path, fields: FieldMap) -> Iterator[Item]:
             yield line
 
     try:
+        # The stdlib reader keeps each record's line number (pyarrow's does not), so it parses the rows;
+        # pyarrow's CSV reader only infers the column types.
         reader = csv.reader(text_lines())
-        header = next(reader, None)
+        try:
+            header = next(reader, None)
+        except csv.Error as e:
+            yield 1, IngestError(f"{path}:1: malformed CSV header: {e}")
+            return
         if header is None:
             return
         for name in (fields.id_field, fields.text_field):
             if name not in header:
                 yield 1, IngestError(f"{path}:1: {name}: no such column (columns: {', '.join(header)})")
                 return
+        own = {fields.id_field, fields.title_field, fields.text_field}
+        keep = fields.metadata_fields
+        meta_cols = [n for n in dict.fromkeys(header) if n not in own and (keep is None or n in keep)]
+        types = {**csv_column_types(path, meta_cols, field_types), **field_types}
         while True:
             start = reader.line_num + 1  # a record may span lines: name the line it starts on
             try:
@@ -187,13 +205,77 @@ def _iter_csv(path: Path, fields: FieldMap) -> Iterator[Item]:
                 yield start, IngestError(f"{where}: row has {len(row)} fields, header has {len(header)}")
                 continue
             try:
-                yield start, record_to_document(dict(zip(header, row, strict=True)), fields, where)
+                yield start, record_to_document(_typed_row(header, row, own, types, where), fields, where)
             except IngestError as e:
                 yield start, e
     except IngestError as e:
         yield None, e
     except OSError as e:
         yield _open_error(path, e)
+
+
+def _typed_row(header: list[str], row: list[str], own: set[str], types: dict[str, str], where: str) -> dict[str, Any]:
+    rec: dict[str, Any] = {}
+    for name, cell in zip(header, row, strict=True):
+        if name in own:
+            rec[name] = cell
+        elif cell != "":  # an empty cell is a missing field, so `$exists` and type checks see the truth
+            try:
+                rec[name] = convert(cell, types.get(name, "str"))
+            except ValueError as e:
+                raise IngestError(f"{where}: {name}: {e}") from None
+    return rec
+
+
+# pyarrow types that JSON stores natively; any other inferred type (dates, times) keeps the cell's text.
+_ARROW_TYPES = {"int64": "int", "double": "float", "bool": "bool"}
+_LEADING_ZERO = r"^[+-]?0[0-9]"
+
+
+def csv_column_types(path: Path, columns: list[str], overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """{column: "int" | "float" | "bool" | "str"} for `columns` of a CSV file, inferred by pyarrow's CSV reader
+    over every row (empty cells count as missing). Integer columns holding a leading zero (codes such as
+    "02139") stay text, since the number would lose the zero. A column pyarrow cannot read is text."""
+    import pyarrow as pa  # deferred: a slow import that most runs never need
+    import pyarrow.compute as pac
+    import pyarrow.csv as pcsv
+
+    overrides = overrides or {}
+    todo = [c for c in columns if c not in overrides]
+    if not todo:
+        return {}
+
+    def read(cols: list[str], as_text: bool = False) -> pa.Table:
+        return pcsv.read_csv(
+            path,
+            parse_options=pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=lambda _: "skip"),
+            convert_options=pcsv.ConvertOptions(
+                include_columns=cols, null_values=[""], strings_can_be_null=True, check_utf8=False,
+                true_values=["true", "True", "TRUE"], false_values=["false", "False", "FALSE"],
+                column_types={c: pa.string() for c in cols} if as_text else None,
+            ),
+        )
+
+    try:
+        table = read(todo)
+        found = {c: _ARROW_TYPES.get(str(table.schema.field(c).type), "str") for c in todo}
+    except (pa.ArrowException, ValueError, KeyError):
+        found = {}
+        for c in todo:  # one column that pyarrow cannot read must not untype the others
+            try:
+                found[c] = _ARROW_TYPES.get(str(read([c]).schema.field(c).type), "str")
+            except (pa.ArrowException, ValueError, KeyError):
+                found[c] = "str"
+    ints = [c for c, t in found.items() if t == "int"]
+    if ints:
+        try:
+            texts = read(ints, as_text=True)
+            for c in ints:
+                if pac.any(pac.match_substring_regex(texts[c], _LEADING_ZERO)).as_py():
+                    found[c] = "str"
+        except (pa.ArrowException, ValueError, KeyError):
+            found.update((c, "str") for c in ints)
+    return found
 
 
 def _iter_parquet(path: Path, fields: FieldMap) -> Iterator[Item]:

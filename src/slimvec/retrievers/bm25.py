@@ -182,7 +182,8 @@ class Bm25Retriever:
         self._stale = self._dirty = True
 
     def search(self, query: Query, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores, rows) among allowed rows that share a term with the query; -1 pads."""
+        """Top-k (scores, rows) among allowed rows that hold a query term, whatever the sign of their score;
+        -1 pads."""
         scores_out = np.full(k, -np.inf, dtype=np.float32)
         rows_out = np.full(k, -1, dtype=np.int64)
         self._ensure_built()
@@ -191,11 +192,14 @@ class Bm25Retriever:
         ids = self.query_ids(query.text)
         if not ids:
             return scores_out, rows_out
-        mask = np.zeros(len(self._row_ids), dtype=np.float32)
+        mask = np.zeros(len(self._row_ids), dtype=bool)
         in_range = self._row_ids < len(allowed)
         mask[in_range] = allowed[self._row_ids[in_range]]
-        scores = self._bm25.get_scores_from_ids(ids, weight_mask=mask)
-        hit = np.flatnonzero(scores > 0)
+        scores = self._bm25.get_scores_from_ids(ids)
+        # Membership, not the score's sign: a document matches when it holds a query term. Robertson's idf
+        # is 0 (or below) for a term in over half the documents, BM25L/BM25+ shift scores, so `score > 0`
+        # would drop genuine matches; and a filtered-out or deleted row is out whatever its score.
+        hit = np.flatnonzero(self._members(ids) & mask)
         if len(hit) > k:
             hit = hit[np.argpartition(-scores[hit], k - 1)[:k]]
         # best first; ties by row so results are deterministic
@@ -266,6 +270,17 @@ class Bm25Retriever:
     def query_ids(self, text: str) -> list[int]:
         """Vocabulary ids of a query's tokens (unknown tokens dropped; repeats kept, as bm25s does)."""
         return [self.vocab[t] for t in self.tokenize.one(text) if t in self.vocab]
+
+    def _members(self, ids: list[int]) -> np.ndarray:
+        """Boolean mask over cached rows: True where the row holds at least one of the token ids (the union
+        of their posting lists in the (documents x vocabulary) CSC score matrix, whose structure keeps
+        zero scores). A mask, not np.unique: marking is O(postings), unique sorts or hashes them."""
+        assert self._bm25 is not None
+        indptr, indices = self._bm25.scores["indptr"], self._bm25.scores["indices"]
+        marked = np.zeros(len(self._row_ids), dtype=bool)
+        for t in set(ids):
+            marked[indices[indptr[t] : indptr[t + 1]]] = True
+        return marked
 
     def _append(self, rows: list[int], tokens: list[list[str]]) -> None:
         if not rows:

@@ -120,17 +120,34 @@ class SparseRetriever:
         sub = self._postings[terms]
         return np.asarray(sub.T @ weights, dtype=np.float32).ravel()
 
+    def members(self, q: sp.csr_matrix) -> np.ndarray:
+        """Boolean mask over rows: True where the row holds a term with a non-zero weight in query vector
+        `q` (1, vocab) and a non-zero weight of its own."""
+        if self.matrix is None:
+            return np.zeros(0, dtype=bool)
+        if self._postings is None:
+            self._postings = self.matrix.T.tocsr()
+        q = sp.csr_matrix(q)
+        sub = self._postings[q.indices[q.data != 0]]
+        marked = np.zeros(self.rows, dtype=bool)
+        marked[sub.indices[sub.data != 0]] = True
+        return marked
+
     def search(self, query: Query, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores, rows) among allowed rows with a positive dot product; -1 pads."""
+        """Top-k (scores, rows) among allowed rows sharing a weighted term with the query, whatever the sign
+        of the dot product; -1 pads."""
         scores_out = np.full(k, -np.inf, dtype=np.float32)
         rows_out = np.full(k, -1, dtype=np.int64)
         if self.matrix is None or self.rows == 0 or not query.text.strip():
             return scores_out, rows_out
-        s = self.scores(self.query_vector(query.text))
+        q = self.query_vector(query.text)
+        s = self.scores(q)
         n = min(len(s), len(allowed))
         ok = np.zeros(len(s), dtype=bool)
         ok[:n] = allowed[:n]
-        hit = np.flatnonzero(ok & (s > 0))
+        # Membership, not the score's sign: a row matches when it shares a weighted term with the query
+        # (rows of the terms' posting lists), and a filtered-out or deleted row is out whatever its score.
+        hit = np.flatnonzero(self.members(q)[: len(ok)] & ok)
         if len(hit) > k:
             hit = hit[np.argpartition(-s[hit], k - 1)[:k]]
         hit = hit[np.lexsort((hit, -s[hit]))]

@@ -4,12 +4,17 @@ Operators: $eq $ne $in $nin $gt $gte $lt $lte $exists $and $or $not; dotted fiel
 `{"year": 2020}` means `{"year": {"$eq": 2020}}`; several keys in one object are AND-ed.
 An array-valued field matches $eq/$in when any element matches. The field `_id` is the document id.
 SQL text is built only from fixed fragments; every user value, paths included, is a bound parameter.
+
+Comparisons are typed (a number never equals the text "2020"). When a filter matches nothing,
+`filter_type_mismatch` explains it if some comparison's value type is not among the types the field is
+stored with (`Store.metadata_types`), so a user reads one line instead of an empty result.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from slimvec.errors import FilterError
@@ -150,3 +155,75 @@ def _compare(name: str, op: str, value: Any, params: list[Any], col: str, idcol:
     path = _path(name)
     params.extend([path, path, v])
     return f"COALESCE((CASE WHEN json_type({col}, ?) IN {typ} THEN json_extract({col}, ?) END) {sym} ?, 0)"
+
+
+# json_type names a comparison with a value of each kind can match.
+_MATCHES = {"boolean": {"true", "false"}, "text": {"text"}, "number": {"integer", "real"}, "null": {"null"}}
+_STORED_AS = {"integer": "number", "real": "number", "true": "boolean", "false": "boolean", "text": "text",
+              "null": "null", "object": "object", "array": "array"}
+
+
+_ARTICLE = {"number": "a ", "boolean": "a ", "text": "", "null": ""}
+
+
+def _kind(value: Any) -> str | None:
+    if isinstance(value, list):  # an $in list: one kind for all, else it may match through any of them
+        kinds = {_kind(v) for v in value}
+        return kinds.pop() if len(kinds) == 1 else None
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (int, float)):
+        return "number"
+    return None
+
+
+def filter_type_mismatch(flt: dict[str, Any], stored_types: Callable[[str], set[str]]) -> str | None:
+    """One line naming the first comparison in `flt` that can never match, because its value's type
+    (number, text, boolean, null) is not among the field's stored types; None when there is none.
+
+    `stored_types(json_path)` gives the SQLite json_type names of a field's stored values (and of their
+    array elements), e.g. `Store.metadata_types`. Comparisons under `$not`, `$ne` and `$nin` are skipped
+    (a mismatch there excludes nothing), as are fields no document has. Meant for a filter that matched
+    nothing: `if not rows and (msg := filter_type_mismatch(flt, store.metadata_types)): raise FilterError(msg)`.
+    """
+    for name, op, value in _positive_comparisons(flt, 0):
+        kind = _kind(value)
+        if kind is None:
+            continue
+        if name == "_id":
+            stored = {"text"}
+        else:
+            stored = stored_types(_path(name)) - {"array"}
+        if not stored or stored & _MATCHES[kind]:
+            continue
+        kinds = sorted({_STORED_AS.get(t, t) for t in stored})
+        return (
+            f"filter {name!r}: {op} {json.dumps(value)} is {_ARTICLE[kind]}{kind}, but {name!r} is stored as "
+            f"{' and '.join(kinds)} in this collection, so it can never match"
+        )
+    return None
+
+
+def _positive_comparisons(obj: Any, depth: int) -> list[tuple[str, str, Any]]:
+    """(field, operator, value) of every $eq/$in/$gt/$gte/$lt/$lte leaf not under a negation."""
+    out: list[tuple[str, str, Any]] = []
+    if not isinstance(obj, dict) or depth > _MAX_DEPTH:
+        return out
+    for key, value in obj.items():
+        if key in ("$and", "$or") and isinstance(value, list):
+            for sub in value:
+                out.extend(_positive_comparisons(sub, depth + 1))
+        elif key.startswith("$"):
+            continue  # $not and unknown operators: nothing that must match
+        else:
+            cond = value if isinstance(value, dict) and any(k.startswith("$") for k in value) else {"$eq": value}
+            for op, v in cond.items():
+                if op in ("$eq", *_COMPARE):
+                    out.append((key, op, v))
+                elif op == "$in" and isinstance(v, list) and v:
+                    out.append((key, op, v))
+    return out

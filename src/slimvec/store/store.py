@@ -252,12 +252,19 @@ class Store:
     def rows_matching(self, flt: dict[str, Any]) -> np.ndarray:
         """(n,) int64 chunk rows whose document satisfies the metadata filter `flt` (see store.filters).
 
-        Raises FilterError for a malformed filter.
+        Raises FilterError for a malformed filter, or one that matched nothing because a value's type can never
+        equal the field's stored type.
         """
-        from slimvec.store.filters import compile_filter
+        from slimvec.errors import FilterError
+        from slimvec.store.filters import compile_filter, filter_type_mismatch
 
         where, params = compile_filter(flt)
-        return self.filtered_rows(where, params)
+        rows = self.filtered_rows(where, params)
+        # A filter that matched nothing may compare with a type the field never holds (e.g. "2020" vs 2020):
+        # say so instead of returning silence. Only then is the metadata scanned for stored types.
+        if not len(rows) and (msg := filter_type_mismatch(flt, self.metadata_types)):
+            raise FilterError(msg)
+        return rows
 
     def filtered_rows(self, where: str, params: list[Any]) -> np.ndarray:
         """Chunk rows whose document satisfies a compiled filter expression."""
@@ -268,6 +275,18 @@ class Store:
             from slimvec.errors import FilterError
 
             raise FilterError(f"filter could not be evaluated: {e}") from None
+
+    def metadata_types(self, path: str) -> set[str]:
+        """SQLite `json_type` names ('integer', 'real', 'text', 'true', 'false', 'null', 'object', 'array')
+        that the metadata value at JSON `path` (e.g. `$."year"`) has in any stored document, plus the types
+        of the elements of array values; empty when no document has the field. A full scan of the
+        documents table: call it only to explain a filter that matched nothing."""
+        q = (
+            "SELECT DISTINCT json_type(metadata, ?1) FROM documents WHERE json_type(metadata, ?1) IS NOT NULL "
+            "UNION SELECT DISTINCT je.type FROM documents d, json_each(d.metadata, ?1) je "
+            "WHERE json_type(d.metadata, ?1) = 'array'"
+        )
+        return {r[0] for r in self.db.execute(q, (path,))}
 
     def chunks_for_rows(self, rows: list[int]) -> dict[int, StoredChunk]:
         """Chunk and document fields for the given rows (missing rows are simply absent)."""

@@ -1,0 +1,65 @@
+"""Checks `eval`, `sweep` and `plan` run on their inputs before any encoding, so a bad dataset or option
+fails in one line at once instead of after the corpus has been embedded and searched.
+
+What is checked: the dataset folder and split exist; every judged query has a text (`queries.jsonl`);
+query ids and judged doc ids obey the id rule (`slimvec.ids`); query texts can be encoded (no lone
+surrogate, NUL, or empty text); profile names can name a run file; and, when a collection still has
+to be built, every corpus record reads exactly as the build will read it (strict: the first bad record
+stops the run, naming file, line and field).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from slimvec.errors import ConfigError, IngestError
+from slimvec.evaluation.datasets import BeirDataset, load_dataset
+from slimvec.ids import id_problem
+from slimvec.ingest import read_sources
+from slimvec.profiles import Profile
+from slimvec.records import text_problem
+
+
+def check_eval_inputs(
+    dataset_dir: str | os.PathLike[str],
+    profiles: Sequence[Profile],
+    split: str = "test",
+    max_queries: int | None = None,
+    corpus: bool = True,
+) -> BeirDataset:
+    """The opened dataset once every input of an evaluation is checked; IngestError or ConfigError otherwise.
+
+    `corpus=False` skips reading the corpus (when every collection is already built, nothing reads it).
+    """
+    if max_queries is not None and max_queries < 1:
+        raise ConfigError(f"--max-queries must be at least 1, got {max_queries}")
+    for p in profiles:
+        if not p.name or "/" in p.name or "\x00" in p.name or p.name in (".", ".."):
+            raise ConfigError(f"profile name {p.name!r} cannot name a run file (empty, '/', NUL, '.' or '..')")
+    ds = load_dataset(dataset_dir)
+    qrels = ds.qrels(split)
+    queries = ds.queries(split)
+    qrels_path = ds.qrels_dir / f"{split}.tsv"
+    for qid, docs in qrels.items():
+        if problem := id_problem(qid):
+            raise IngestError(f"{qrels_path}: query-id {qid!r}: {problem}")
+        for doc_id in docs:
+            if problem := id_problem(doc_id):
+                raise IngestError(f"{qrels_path}: corpus-id {doc_id!r} (query {qid!r}): {problem}")
+    queries_path = ds.path / "queries.jsonl"
+    for qid, text in queries.items():
+        problem = text_problem(text) or (None if text.strip() else "empty")
+        if problem:
+            raise IngestError(f"{queries_path}: query {qid!r}: text: {problem}")
+    if corpus:
+        n = sum(1 for _ in read_sources([ds.corpus_path], strict=True))
+        if n == 0:
+            raise IngestError(f"{ds.corpus_path}: no documents")
+    return ds
+
+
+def needs_build(path: Path) -> bool:
+    """True when the collection at `path` has not been built to completion (see `runner.build`)."""
+    return not (path / "build.json").exists()

@@ -1,0 +1,93 @@
+"""Checks every record gets where it is read: text a tokenizer, SQLite and JSON can all hold.
+
+A Document is refused (with the field and the problem) when its id breaks the id rule (`slimvec.ids`),
+when its title, text, metadata keys or metadata strings hold a lone UTF-16 surrogate (valid JSON escapes
+such as `\\ud83d`, not encodable as UTF-8) or a NUL character, when a metadata number is NaN or infinite
+(JSON has no such numbers and every comparison with them is false), and when its text is empty or only
+whitespace (a scanned PDF, an empty file: such a record would be indexed on its title alone).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from slimvec.documents import Document
+from slimvec.errors import IngestError
+from slimvec.ids import id_problem
+
+MAX_METADATA_DEPTH = 32
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def text_problem(value: str) -> str | None:
+    """Why a string cannot be stored as text (lone surrogate, NUL), or None."""
+    if value.isascii():
+        return "NUL character at position {}".format(value.index("\x00")) if "\x00" in value else None
+    if m := _SURROGATE.search(value):
+        return f"invalid Unicode: lone surrogate U+{ord(m[0]):04X} at position {m.start()}"
+    if "\x00" in value:
+        return f"NUL character at position {value.index(chr(0))}"
+    return None
+
+
+def metadata_problem(value: Any, key: str = "", depth: int = 0) -> tuple[str, str] | None:
+    """(dotted key, problem) for the first value JSON metadata cannot hold, or None."""
+    if depth > MAX_METADATA_DEPTH:
+        return key, f"nested deeper than {MAX_METADATA_DEPTH} levels"
+    if isinstance(value, str):
+        problem = text_problem(value)
+        return (key, problem) if problem else None
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (key, f"non-finite number ({value!r})")
+    if isinstance(value, int):
+        return None if abs(value) <= 2**63 - 1 else (key, f"integer {value} outside the 64-bit range")
+    if isinstance(value, (list, tuple)):
+        for v in value:
+            if found := metadata_problem(v, key, depth + 1):
+                return found
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return key, f"object key {k!r} is not a string"
+            path = f"{key}.{k}" if key else k
+            if problem := text_problem(k):
+                return path, f"key: {problem}"
+            if found := metadata_problem(v, path, depth + 1):
+                return found
+        return None
+    return key, f"unsupported value of type {type(value).__name__}"
+
+
+def record_problem(
+    doc: Document, id_field: str = "id", title_field: str = "title", text_field: str = "text",
+    empty_text: str = "empty",
+) -> tuple[str, str] | None:
+    """(field, problem) for the first thing wrong with `doc` as a record to index, or None when it is fine.
+
+    `empty_text` is the problem reported for a text that is empty or only whitespace (readers say why,
+    e.g. "no text extracted" for a PDF); pass "" to accept title-only records (BEIR corpora).
+    """
+    if problem := id_problem(doc.id):
+        return id_field, problem
+    for field, value in ((title_field, doc.title), (text_field, doc.text)):
+        if problem := text_problem(value):
+            return field, problem
+    if found := metadata_problem(doc.metadata):
+        return found
+    if empty_text and not doc.text.strip():
+        return text_field, empty_text
+    return None
+
+
+def check_record(doc: Document, where: str, **fields: str) -> Document:
+    """`doc` unchanged, or IngestError `where: field: problem` (`fields` as for `record_problem`)."""
+    found = record_problem(doc, **fields)
+    if found is not None:
+        field, problem = found
+        raise IngestError(f"{where}: {field}: {problem}" if field else f"{where}: {problem}")
+    return doc
