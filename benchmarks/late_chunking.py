@@ -1,0 +1,170 @@
+"""Late chunking vs chunks embedded alone: quality (BEIR protocol, XQuAD sections) and ingest speed.
+
+Parts (run one or all; encoded vectors are cached under $LATE_CACHE, default /tmp/slimvec-late):
+  beir    SciFact and NFCorpus, whole corpus chunked at 64/128/256 tokens, a document scored by its best chunk:
+          naive (each chunk encoded alone, "title chunk"), late (one pass over "title text" at the model's 510
+          positions, macro windows beyond), mix (late_weight), and the whole document cut at 256 tokens.
+  xquad   xquad-en-sentences / xquad-en-articles at section level: units alone, contextual prefix, late over the
+          article (macro windows), the late_weight mix; late_weight and window chosen on a dev half of the queries.
+  speed   ingest docs/s of token chunking vs late chunking on the same chunk boundaries.
+
+    PYTHONPATH=src python benchmarks/late_chunking.py [beir|xquad|speed ...]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DATA, machine, print_table, read_jsonl  # noqa: E402
+
+from slimvec.chunking import ChunkConfig, chunk_document, chunk_text  # noqa: E402
+from slimvec.documents import Chunk, Document  # noqa: E402
+from slimvec.encoders.registry import load_encoder  # noqa: E402
+from slimvec.evaluation.datasets import load_dataset  # noqa: E402
+from slimvec.evaluation.metrics import evaluate  # noqa: E402
+from slimvec.late import LateConfig, late_chunk_vectors, mix  # noqa: E402
+
+CACHE = Path(os.environ.get("LATE_CACHE", "/tmp/slimvec-late"))
+# Documents per BEIR corpus (0 = all). Encoding whole corpora five ways does not fit a shared 2-core machine.
+SUBSET = int(os.environ.get("LATE_SUBSET", "400"))
+SIZES = (64, 128, 256)
+METRICS = ("ndcg@10", "recall@10")
+# Jina's published late-chunking results (jina-embeddings-v2-small, 256-token chunks), nDCG@10 x100.
+REFERENCE = {"scifact": (64.2, 66.1), "nfcorpus": (23.5, 30.0)}
+
+
+def cached(name: str, compute) -> np.ndarray:  # noqa: ANN001
+    """`compute()` once, then read back from CACHE/name.npy."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"{SUBSET}-{name}.npy"
+    if path.exists():
+        return np.load(path)
+    t = time.perf_counter()
+    out = compute()
+    np.save(path, out)
+    print(f"  encoded {name}: {out.shape[0]} vectors in {time.perf_counter() - t:.0f} s", flush=True)
+    return out
+
+
+def beir_subset(name: str, n_docs: int) -> tuple[list[Document], dict[str, str], dict[str, dict[str, int]]]:
+    """A fixed sub-corpus of `n_docs` documents (0 = the whole corpus) and the test queries it can answer.
+
+    Test queries are taken in qrels order when their judged documents still fit in half the budget; the rest is
+    filled with unjudged documents in corpus order. Deterministic, so every variant sees the same corpus.
+    """
+    ds = load_dataset(DATA / name)
+    corpus = read_jsonl(DATA / name / "corpus.jsonl")
+    queries, qrels = ds.queries("test"), ds.qrels("test")
+    if n_docs:
+        keep: set[str] = set()
+        chosen = {}
+        for qid, judged in qrels.items():
+            if len(keep | set(judged)) > n_docs // 2:
+                continue  # NFCorpus queries judge up to hundreds of documents: take those that fit
+            keep |= set(judged)
+            chosen[qid] = judged
+        known = {r["_id"] for r in corpus}
+        keep &= known
+        fill = [r["_id"] for r in corpus if r["_id"] not in keep][: n_docs - len(keep)]
+        keep |= set(fill)
+        corpus = [r for r in corpus if r["_id"] in keep]
+        qrels = {q: {d: g for d, g in j.items() if d in keep} for q, j in chosen.items()}
+        queries = {q: queries[q] for q in qrels}
+    docs = [Document(r["_id"], r["text"], r.get("title") or "") for r in corpus]
+    return docs, queries, qrels
+
+
+def chunks_like_collection(doc: Document, enc, max_tokens: int, overlap: int) -> list[Chunk]:  # noqa: ANN001
+    """Chunks as `Collection._chunk` cuts them: room for the title taken off the chunk size."""
+    title_tokens = len(enc.token_spans(doc.title)) + 1 if doc.title else 0
+    room = max(8, max_tokens - title_tokens)
+    return chunk_document(doc, enc, ChunkConfig(room, min(overlap, room // 2 - 1), "tokens"))
+
+
+def best_chunk_run(q: np.ndarray, qids: list[str], vecs: np.ndarray, owner: np.ndarray, ids: list[str],
+                   depth: int = 100) -> dict[str, dict[str, float]]:
+    """Exact inner-product search; a unit (document or section) scores its best chunk; top `depth` units."""
+    scores = q @ vecs.T
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])  # chunks are stored grouped by owner
+    unit_scores = np.maximum.reduceat(scores, starts, axis=1)
+    unit_ids = [ids[owner[s]] for s in starts]
+    run = {}
+    for i, qid in enumerate(qids):
+        top = np.argsort(-unit_scores[i])[:depth]
+        run[qid] = {unit_ids[j]: float(unit_scores[i, j]) for j in top}
+    return run
+
+
+def _flat(chunks: list[list[Chunk]]) -> tuple[list[Chunk], np.ndarray]:
+    flat = [c for cs in chunks for c in cs]
+    owner = np.repeat(np.arange(len(chunks)), [len(cs) for cs in chunks])
+    return flat, owner
+
+
+# ---- (i) BEIR protocol -----------------------------------------------------------------------------------
+
+
+def beir(enc) -> None:  # noqa: ANN001
+    rows = []
+    for name in ("scifact", "nfcorpus"):
+        docs, queries, qrels = beir_subset(name, SUBSET)
+        ids = [d.id for d in docs]
+        qids = list(queries)
+        print(f"{name}: {len(docs)} documents, {len(qids)} test queries", flush=True)
+        q = cached(f"{name}-queries", lambda: enc.encode_queries([queries[i] for i in qids]))
+        whole = cached(f"{name}-whole256", lambda: enc.encode_documents([chunk_text(d.title, d.text) for d in docs]))
+        whole_m = evaluate(qrels, best_chunk_run(q, qids, whole, np.arange(len(docs)), ids), METRICS)
+        per_size = {size: [chunks_like_collection(d, enc, size, 0) for d in docs] for size in SIZES}
+        late_cfg = LateConfig(window=0, overlap=256, late_weight=1.0)
+
+        def late_all() -> np.ndarray:
+            # One forward pass per document serves every chunk size: concatenate the three chunk lists.
+            merged = [sum((per_size[s][i] for s in SIZES), []) for i in range(len(docs))]
+            return late_chunk_vectors(docs, merged, enc, late_cfg)
+
+        t = time.perf_counter()
+        late_merged = cached(f"{name}-late-all", late_all)
+        offsets = {}
+        k = 0
+        for i in range(len(docs)):
+            for s in SIZES:
+                n = len(per_size[s][i])
+                offsets.setdefault(s, []).append(np.arange(k, k + n))
+                k += n
+        for size in SIZES:
+            chunks = per_size[size]
+            flat, owner = _flat(chunks)
+            naive = cached(f"{name}-naive{size}", lambda: enc.encode_documents(
+                [chunk_text(d.title, c.text) for d, cs in zip(docs, chunks) for c in cs]))
+            late = late_merged[np.concatenate(offsets[size])]
+            res = {}
+            for label, vecs in (("naive", naive), ("late", late), ("mix 0.5", mix(naive, late, 0.5))):
+                res[label] = evaluate(qrels, best_chunk_run(q, qids, vecs, owner, ids), METRICS)
+            rows.append([name, size, f"{len(flat) / len(docs):.1f}",
+                         *(f"{res[v]['ndcg@10']:.4f}" for v in ("naive", "late", "mix 0.5")),
+                         f"{100 * (res['late']['ndcg@10'] - res['naive']['ndcg@10']):+.2f}",
+                         f"{whole_m['ndcg@10']:.4f}",
+                         f"{100 * (res['late']['ndcg@10'] - whole_m['ndcg@10']):+.2f}",
+                         f"{REFERENCE[name][0]:.1f} / {REFERENCE[name][1]:.1f}" if size == 256 else ""])
+        del t
+    print("\n### (i) BEIR protocol: nDCG@10, a document scored by its best chunk (all-MiniLM-L6-v2)\n")
+    print_table(["dataset", "chunk tokens", "chunks/doc", "naive", "late", "mix w=0.5", "late - naive (pts)",
+                 "whole doc cut at 256", "late - whole (pts)", "Jina ref naive / late (x100)"], rows)
+
+
+def main(argv: list[str]) -> None:
+    parts = argv or ["beir", "xquad", "speed"]
+    enc = load_encoder()
+    print(f"machine: {machine()}\ncommand: PYTHONPATH=src python benchmarks/late_chunking.py {' '.join(parts)}")
+    for part in parts:
+        {"beir": beir}[part](enc)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
