@@ -158,12 +158,100 @@ def beir(enc) -> None:  # noqa: ANN001
                  "whole doc cut at 256", "late - whole (pts)", "Jina ref naive / late (x100)"], rows)
 
 
+# ---- (ii) XQuAD sections ----------------------------------------------------------------------------------
+
+WINDOWS = (128, 256, 510)
+WEIGHTS = (0.25, 0.5, 0.75)
+
+
+def is_dev(unit_id: str) -> bool:
+    """Dev half: questions about articles xq00, xq04, xq08, ...; the test half is xq02, xq06, ..."""
+    return int(unit_id[2:4]) % 4 == 0
+
+
+def xquad(enc) -> None:  # noqa: ANN001
+    from slimvec.contextual import contextual_text
+    from slimvec.ingest.tables import FieldMap, iter_table
+    from slimvec.sections import section_chunks
+
+    rows = []
+    for name in ("xquad-en-sentences", "xquad-en-articles"):
+        ds = load_dataset(DATA / name)
+        docs = [d for _, d in iter_table(DATA / name / "articles.jsonl", FieldMap())]
+        assert all(isinstance(d, Document) and d.sections for d in docs), "articles.jsonl must load with sections"
+        chunks = [section_chunks(d, enc, ChunkConfig(enc.max_tokens, 32)) for d in docs]
+        flat, _ = _flat(chunks)
+        section_ids = sorted({c.section_id for c in flat})
+        index = {sid: i for i, sid in enumerate(section_ids)}
+        owner = np.array([index[c.section_id] for c in flat])
+        queries, qrels = ds.queries("test"), ds.qrels("test")
+        qids = list(queries)
+        q = cached(f"{name}-queries", lambda: enc.encode_queries([queries[i] for i in qids]))
+        splits = {
+            "dev": {k: v for k, v in qrels.items() if is_dev(next(iter(v)))},
+            "test": {k: v for k, v in qrels.items() if not is_dev(next(iter(v)))},
+            "all": qrels,
+        }
+        variants: dict[str, np.ndarray] = {}
+        variants["(a) units alone"] = alone = cached(f"{name}-alone", lambda: enc.encode_documents([c.text for c in flat]))
+        variants["(b) contextual prefix"] = cached(f"{name}-prefix", lambda: enc.encode_documents(
+            [contextual_text(d, c) for d, cs in zip(docs, chunks) for c in cs]))
+        titled = cached(f"{name}-titled", lambda: enc.encode_documents(
+            [chunk_text(d.title, c.text) for d, cs in zip(docs, chunks) for c in cs]))
+        for w in WINDOWS:
+            cfg = LateConfig(window=w, overlap=w // 2, late_weight=1.0)
+            late = cached(f"{name}-late{w}", lambda: late_chunk_vectors(docs, chunks, enc, cfg))
+            variants[f"(c) late, window {w}"] = late
+            for lw in WEIGHTS:
+                variants[f"(d) mix w={lw}, window {w}"] = mix(alone, late, lw)
+                variants[f"(d') mix w={lw}, window {w}, own = title + unit"] = mix(titled, late, lw)
+        for label, vecs in variants.items():
+            run = best_chunk_run(q, qids, vecs, owner, section_ids)
+            res = {split: evaluate(sq, run, METRICS) for split, sq in splits.items()}
+            rows.append([name.removeprefix("xquad-en-"), label, f"{res['all']['ndcg@10']:.4f}",
+                         f"{res['all']['recall@10']:.4f}", f"{res['dev']['ndcg@10']:.4f}",
+                         f"{res['test']['ndcg@10']:.4f}"])
+    print("\n### (ii) XQuAD-en, section-level hits (all-MiniLM-L6-v2, exact search)\n")
+    print_table(["units", "variant", "nDCG@10", "Recall@10", "nDCG@10 dev", "nDCG@10 test"], rows)
+
+
+# ---- (iii) ingest speed ------------------------------------------------------------------------------------
+
+
+def speed(enc, n_docs: int = 120, repeats: int = 2) -> None:  # noqa: ANN001
+    docs = [Document(r["_id"], r["text"], r.get("title") or "")
+            for r in read_jsonl(DATA / "nfcorpus" / "corpus.jsonl", n_docs)]
+    cfg = ChunkConfig()  # the collection's default chunking: 254 tokens, 32 overlap
+
+    def tokens() -> None:
+        chunks = [chunks_like_collection(d, enc, cfg.max_tokens, cfg.overlap) for d in docs]
+        enc.encode_documents([chunk_text(d.title, c.text) for d, cs in zip(docs, chunks) for c in cs])
+
+    def late(weight: float) -> None:
+        chunks = [chunks_like_collection(d, enc, cfg.max_tokens, cfg.overlap) for d in docs]
+        late_chunk_vectors(docs, chunks, enc, LateConfig(late_weight=weight))
+
+    modes = {"tokens": tokens, "late (w=1, one pass)": lambda: late(1.0), "late mix (w=0.5, two passes)": lambda: late(0.5)}
+    best = {m: float("inf") for m in modes}
+    tokens()  # warm-up: model load, first-call allocations
+    for _ in range(repeats):  # interleaved, best of `repeats`, since the cores are shared
+        for m, f in modes.items():
+            t = time.perf_counter()
+            f()
+            best[m] = min(best[m], time.perf_counter() - t)
+    n_chunks = sum(len(chunks_like_collection(d, enc, cfg.max_tokens, cfg.overlap)) for d in docs)
+    rows = [[m, f"{len(docs) / best[m]:.1f}", f"{best['tokens'] / best[m]:.2f}x"] for m in modes]
+    print(f"\n### (iii) ingest speed: {len(docs)} NFCorpus documents, {n_chunks} chunks of <= 254 tokens "
+          f"(overlap 32), chunk + encode, best of {repeats}\n")
+    print_table(["mode", "docs/s", "vs tokens"], rows)
+
+
 def main(argv: list[str]) -> None:
     parts = argv or ["beir", "xquad", "speed"]
     enc = load_encoder()
     print(f"machine: {machine()}\ncommand: PYTHONPATH=src python benchmarks/late_chunking.py {' '.join(parts)}")
     for part in parts:
-        {"beir": beir}[part](enc)
+        {"beir": beir, "xquad": xquad, "speed": speed}[part](enc)
 
 
 if __name__ == "__main__":
