@@ -53,7 +53,7 @@ class LateConfig:
 
     window: int = 256
     overlap: int = 128
-    late_weight: float = 0.5
+    late_weight: float = 0.3
     title_context: bool = True
 
     def __post_init__(self) -> None:
