@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -50,7 +52,7 @@ def test_macro_windows_cover_every_token_with_the_stated_overlap(n: int, window:
         covered[s:e] = True
     assert covered.all()
     assert wins[0][0] == 0 and wins[-1][1] == n
-    for (s1, e1), (s2, _) in zip(wins, wins[1:]):
+    for (s1, e1), (s2, _) in itertools.pairwise(wins):
         assert s1 < s2 and e1 - s2 >= overlap  # consecutive windows share at least `overlap` tokens
 
 

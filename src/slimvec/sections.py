@@ -9,11 +9,16 @@ boundaries, each section keeping its heading path.
 from __future__ import annotations
 
 import re
+
 from slimvec.chunking import ChunkConfig, TokenSpans, chunk_document
 from slimvec.documents import Chunk, Document, Section
 
 
-def section_chunks(doc: Document, tokenizer: TokenSpans, config: ChunkConfig = ChunkConfig()) -> list[Chunk]:
+def section_chunks(
+    doc: Document,
+    tokenizer: TokenSpans,
+    config: ChunkConfig = ChunkConfig(),  # noqa: B008 - frozen, so one shared default is safe
+) -> list[Chunk]:
     """One chunk per given section of `doc`, keeping its id; text outside every section is not indexed.
 
     A section longer than `config.max_tokens` tokens is cut into token windows inside the section (each keeps
