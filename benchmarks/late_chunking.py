@@ -255,20 +255,26 @@ def xquad(enc) -> None:  # noqa: ANN001
 # ---- (iii) ingest speed ------------------------------------------------------------------------------------
 
 
-def speed(enc, n_docs: int = 120, repeats: int = 2) -> None:  # noqa: ANN001
+def speed(enc, n_docs: int = 100, repeats: int = 2) -> None:  # noqa: ANN001
     docs = [Document(r["_id"], r["text"], r.get("title") or "")
             for r in read_jsonl(DATA / "nfcorpus" / "corpus.jsonl", n_docs)]
-    cfg = ChunkConfig()  # the collection's default chunking: 254 tokens, 32 overlap
+    cfg = cfg_chunks = ChunkConfig()  # the collection's default chunking: 254 tokens, 32 overlap
 
     def tokens() -> None:
         chunks = [chunks_like_collection(d, enc, cfg.max_tokens, cfg.overlap) for d in docs]
         enc.encode_documents([chunk_text(d.title, c.text) for d, cs in zip(docs, chunks) for c in cs])
 
-    def late(weight: float) -> None:
-        chunks = [chunks_like_collection(d, enc, cfg.max_tokens, cfg.overlap) for d in docs]
-        late_chunk_vectors(docs, chunks, enc, LateConfig(late_weight=weight))
+    def late(cfg: LateConfig) -> None:
+        chunks = [chunks_like_collection(d, enc, cfg_chunks.max_tokens, cfg_chunks.overlap) for d in docs]
+        late_chunk_vectors(docs, chunks, enc, cfg)
 
-    modes = {"tokens": tokens, "late (w=1, one pass)": lambda: late(1.0), "late mix (w=0.5, two passes)": lambda: late(0.5)}
+    default = LateConfig()
+    modes = {
+        "tokens": tokens,
+        "late, window 510 (model limit), w=1: one pass": lambda: late(LateConfig(window=0, late_weight=1.0)),
+        f"late, window {default.window}/overlap {default.overlap}, w=1": lambda: late(LateConfig(late_weight=1.0)),
+        f"late default (window {default.window}, w={default.late_weight}): two passes": lambda: late(default),
+    }
     best = {m: float("inf") for m in modes}
     tokens()  # warm-up: model load, first-call allocations
     for _ in range(repeats):  # interleaved, best of `repeats`, since the cores are shared
