@@ -7,6 +7,7 @@ Parts (run one or all; encoded vectors are cached under $LATE_CACHE, default /tm
   xquad   xquad-en-sentences / xquad-en-articles at section level: units alone, contextual prefix, late over the
           article (macro windows), the late_weight mix; late_weight and window chosen on a dev half of the queries.
   speed   ingest docs/s of token chunking vs late chunking on the same chunk boundaries.
+  work    tokens each mode runs through the encoder on the same documents (machine-independent).
 
     PYTHONPATH=src python benchmarks/late_chunking.py [beir|xquad|speed ...]
 """
@@ -289,12 +290,32 @@ def speed(enc, n_docs: int = 100, repeats: int = 2) -> None:  # noqa: ANN001
     print_table(["mode", "docs/s", "vs tokens"], rows)
 
 
+def work(enc, n_docs: int = 100) -> None:  # noqa: ANN001
+    """Tokens through the encoder per mode on the `speed` documents: the machine-independent side of speed."""
+    from slimvec.late import macro_windows
+
+    docs = [Document(r["_id"], r["text"], r.get("title") or "")
+            for r in read_jsonl(DATA / "nfcorpus" / "corpus.jsonl", n_docs)]
+    cfg = ChunkConfig()
+    naive = 0
+    for d in docs:
+        for c in chunks_like_collection(d, enc, cfg.max_tokens, cfg.overlap):
+            naive += min(len(enc.token_spans(chunk_text(d.title, c.text))), enc.max_tokens) + 2
+    rows = [["tokens (each chunk alone, title repeated)", naive, "1.00x"]]
+    for label, window, overlap in (("late, window 510", 510, 255), ("late, window 256/overlap 128", 256, 128)):
+        n = sum(e - s + 2 for d in docs
+                for s, e in macro_windows(len(enc.token_spans(chunk_text(d.title, d.text))), window, overlap))
+        rows.append([label, n, f"{n / naive:.2f}x"])
+    print(f"\n### (iii b) tokens through the encoder, same {len(docs)} documents ([CLS]/[SEP] counted)\n")
+    print_table(["mode", "tokens encoded", "vs tokens"], rows)
+
+
 def main(argv: list[str]) -> None:
     parts = argv or ["beir", "xquad", "speed"]
     enc = load_encoder()
     print(f"machine: {machine()}\ncommand: PYTHONPATH=src python benchmarks/late_chunking.py {' '.join(parts)}")
     for part in parts:
-        {"beir": beir, "xquad": xquad, "speed": speed}[part](enc)
+        {"beir": beir, "xquad": xquad, "speed": speed, "work": work}[part](enc)
 
 
 if __name__ == "__main__":
