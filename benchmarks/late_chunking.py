@@ -9,7 +9,9 @@ Parts (run one or all; encoded vectors are cached under $LATE_CACHE, default /tm
   speed   ingest docs/s of token chunking vs late chunking on the same chunk boundaries.
   work    tokens each mode runs through the encoder on the same documents (machine-independent).
 
-    PYTHONPATH=src python benchmarks/late_chunking.py [beir|xquad|speed ...]
+    PYTHONPATH=src python benchmarks/late_chunking.py [beir|xquad|speed|work ...]
+
+LATE_SUBSET=N sets the BEIR sub-corpus size (default 400, 0 = whole corpus; see `beir_subset`).
 """
 
 from __future__ import annotations
@@ -128,7 +130,6 @@ def beir(enc) -> None:  # noqa: ANN001
             merged = [sum((per_size[s][i] for s in SIZES), []) for i in range(len(docs))]
             return late_chunk_vectors(docs, merged, enc, late_cfg)
 
-        t = time.perf_counter()
         late_merged = cached(f"{name}-late-all", late_all)
         offsets = {}
         k = 0
@@ -152,7 +153,6 @@ def beir(enc) -> None:  # noqa: ANN001
                          f"{whole_m['ndcg@10']:.4f}",
                          f"{100 * (res['late']['ndcg@10'] - whole_m['ndcg@10']):+.2f}",
                          f"{REFERENCE[name][0]:.1f} / {REFERENCE[name][1]:.1f}" if size == 256 else ""])
-        del t
     print("\n### (i) BEIR protocol: nDCG@10, a document scored by its best chunk (all-MiniLM-L6-v2)\n")
     print_table(["dataset", "chunk tokens", "chunks/doc", "naive", "late", "mix w=0.5", "late - naive (pts)",
                  "whole doc cut at 256", "late - whole (pts)", "Jina ref naive / late (x100)"], rows)
