@@ -7,13 +7,25 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class Section:
+    """A given part of a document: an id, its character span [start, end) in `Document.text`, its heading path."""
+
+    id: str
+    start: int
+    end: int
+    path: tuple[str, ...] = ()  # headings above and including this section's own ("Intro", "Setup")
+
+
+@dataclass(frozen=True)
 class Document:
-    """One source document: a stable id, optional title, body text and JSON metadata."""
+    """One source document: a stable id, optional title, body text, JSON metadata and optional given sections."""
 
     id: str
     text: str
     title: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    # None: the chunker cuts the text itself; a tuple: the document's own parts (see `section_problem`).
+    sections: tuple[Section, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -22,6 +34,28 @@ class Document:
             raise ValueError(f"document {self.id!r}: text must be a string")
         if not isinstance(self.metadata, dict):
             raise ValueError(f"document {self.id!r}: metadata must be an object")
+        if self.sections is not None and (problem := section_problem(self.text, self.sections)):
+            raise ValueError(f"document {self.id!r}: sections: {problem}")
+
+
+def section_problem(text: str, sections: tuple[Section, ...]) -> str | None:
+    """Why `sections` cannot be `text`'s sections (spans inside the text, non-empty, ordered, disjoint, ids unique), or None."""
+    seen: set[str] = set()
+    prev_end, prev_id = 0, ""
+    for i, s in enumerate(sections):
+        if not isinstance(s, Section):
+            return f"item {i}: expected a Section, got {type(s).__name__}"
+        if not isinstance(s.id, str) or not s.id:
+            return f"item {i}: _id must be a non-empty string"
+        if s.id in seen:
+            return f"item {i}: _id {s.id!r} repeated"
+        seen.add(s.id)
+        if not 0 <= s.start < s.end <= len(text):
+            return f"{s.id!r}: span [{s.start}, {s.end}) is empty or outside the text (length {len(text)})"
+        if s.start < prev_end:
+            return f"{s.id!r}: span [{s.start}, {s.end}) starts before the end of {prev_id!r} ({prev_end}): overlapping or out of order"
+        prev_end, prev_id = s.end, s.id
+    return None
 
 
 @dataclass(frozen=True)
@@ -33,6 +67,7 @@ class Chunk:
     start: int
     end: int
     text: str
+    section_id: str | None = None  # the given section this chunk lies in (see `Document.sections`)
 
 
 @dataclass(frozen=True)

@@ -93,3 +93,55 @@ class DenseEncoder:
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         """Query vectors, float32, unit length."""
         return self._encode(texts, self.query_prompt, False)
+
+    # ---- token-level output (late chunking) ---------------------------------------------------------------
+    @cached_property
+    def max_positions(self) -> int:
+        """Longest token sequence the network accepts, without special tokens (512 - 2 for MiniLM).
+
+        sentence-transformers truncates at `max_seq_length` (256 for MiniLM); the position table is longer.
+        """
+        auto = self.model[0].auto_model
+        return int(getattr(auto.config, "max_position_embeddings", self.max_tokens + 2)) - 2
+
+    def tokenize(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """(word-piece ids, character span of each) for `text`, no special tokens, no truncation."""
+        enc = self._tokenizer.encode(text, add_special_tokens=False)
+        return list(enc.ids), [tuple(o) for o in enc.offsets]  # type: ignore[misc]
+
+    def token_embeddings(self, sequences: list[list[int]]) -> list[np.ndarray]:
+        """Contextual output vector of every token: one forward pass per sequence, [CLS]/[SEP] added then dropped.
+
+        sequences: word-piece ids (from `tokenize`), each at most `max_positions` long.
+        Returns one float32 array of shape (len(sequence), dim) per sequence: the last hidden state before
+        pooling (sentence-transformers' `output_value="token_embeddings"`), not normalised.
+        Raises ValueError for a sequence longer than `max_positions`.
+        """
+        import torch
+
+        if any(len(s) > self.max_positions for s in sequences):
+            raise ValueError(f"a sequence is longer than the model's {self.max_positions} positions")
+        tok = self.model.tokenizer
+        cls, sep, pad = tok.cls_token_id, tok.sep_token_id, tok.pad_token_id or 0
+        out: list[np.ndarray] = [np.zeros((0, self.dim), np.float32)] * len(sequences)
+        # Longest first, so each batch pads little.
+        order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
+        module = self.model[0]
+        for s in range(0, len(order), self.batch_size):
+            idx = [i for i in order[s : s + self.batch_size] if sequences[i]]
+            if not idx:
+                continue
+            width = len(sequences[idx[0]]) + 2
+            ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for r, i in enumerate(idx):
+                seq = [cls, *sequences[i], sep]
+                ids[r, : len(seq)] = torch.tensor(seq)
+                mask[r, : len(seq)] = 1
+            with torch.inference_mode():
+                hidden = module({"input_ids": ids, "attention_mask": mask,
+                                 "token_type_ids": torch.zeros_like(ids)})["token_embeddings"]
+            hidden_np = hidden.float().numpy()
+            for r, i in enumerate(idx):
+                out[i] = np.ascontiguousarray(hidden_np[r, 1 : 1 + len(sequences[i])])
+        return out

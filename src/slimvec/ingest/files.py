@@ -12,6 +12,7 @@ from typing import Any
 
 from slimvec.documents import Document
 from slimvec.errors import IngestError
+from slimvec.ingest.headings import html_sections, markdown_sections
 
 TEXT_EXTS = frozenset({"txt", "md"})
 HTML_EXTS = frozenset({"html", "htm"})
@@ -40,14 +41,18 @@ def read_file(path: str | Path, root: str | Path | None = None) -> Document:
         raise IngestError(f"{path}: unsupported file type '.{ext}' (supported: {_names(FILE_EXTS)})")
     rel = path.relative_to(root).as_posix() if root is not None else path.name
     extra: dict[str, Any] = {}
+    sections = None  # headings become given sections (slimvec.sections)
     if ext == "pdf":
         title, text = _read_pdf(path)
     elif ext in HTML_EXTS:
-        title, text = _html_to_text(decode_html(_read_bytes(path), path))
+        title, text = _html_to_text(html := decode_html(_read_bytes(path), path))
+        sections = html_sections(html, text)
     else:
         extra, text = _split_front_matter(decode_utf8(_read_bytes(path), path), path)
         title = _front_matter_title(extra) or _markdown_title(text)
-    return Document(id=rel, text=text, title=title or path.stem, metadata={"path": rel, "ext": ext, **extra})
+        sections = markdown_sections(text) if ext == "md" else None
+    return Document(id=rel, text=text, title=title or path.stem, metadata={"path": rel, "ext": ext, **extra},
+                    sections=sections)
 
 
 def iter_folder(root: Path, on_skip: Callable[[str], None]) -> Iterator[tuple[Path, Document | IngestError]]:

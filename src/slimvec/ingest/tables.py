@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from slimvec.documents import Document
+from slimvec.documents import Document, Section, section_problem
 from slimvec.errors import IngestError
 from slimvec.ingest.fieldtypes import convert
 
@@ -97,10 +97,45 @@ def record_to_document(rec: dict[str, Any], fields: FieldMap, where: str) -> Doc
         title = ""
     elif not isinstance(title, str):
         raise IngestError(f"{where}: {fields.title_field}: expected a string, got {_type(title)}")
+    sections = record_sections(rec.get("sections"), text, where)
+    metadata = _metadata(rec, fields)
+    if sections is not None:
+        metadata.pop("sections", None)
     try:
-        return Document(id=doc_id, text=text, title=title, metadata=_metadata(rec, fields))
+        return Document(id=doc_id, text=text, title=title, metadata=metadata, sections=sections)
     except ValueError as e:  # the id rule (slimvec.ids): name the field the id came from
         raise IngestError(f"{where}: {fields.id_field}: {str(e).partition(': ')[2] or e}") from None
+
+
+def record_sections(value: Any, text: str, where: str) -> tuple[Section, ...] | None:
+    """A record's `sections: [{"_id", "start", "end"}]` character spans into `text` (None when absent).
+
+    A string value is not sections but an ordinary field (a CSV cell is always a string): it stays metadata.
+
+    Raises IngestError "`where`: sections: problem" for a value that is not such a list, or spans that are not
+    inside the text, ordered and non-overlapping (see `documents.section_problem`).
+    """
+    if value is None or isinstance(value, str):
+        return None
+    if not isinstance(value, list):
+        raise IngestError(f"{where}: sections: expected an array, got {_type(value)}")
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise IngestError(f"{where}: sections: item {i}: expected an object, got {_type(item)}")
+        sid, start, end = item.get("_id"), item.get("start"), item.get("end")
+        if isinstance(sid, int) and not isinstance(sid, bool):
+            sid = str(sid)
+        if not isinstance(sid, str) or not sid:
+            raise IngestError(f"{where}: sections: item {i}: _id: expected a non-empty string")
+        for key, v in (("start", start), ("end", end)):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise IngestError(f"{where}: sections: item {i}: {key}: expected an integer, got {_type(v)}")
+        out.append(Section(sid, start, end))
+    sections = tuple(out)
+    if problem := section_problem(text, sections):
+        raise IngestError(f"{where}: sections: {problem}")
+    return sections
 
 
 def _metadata(rec: dict[str, Any], fields: FieldMap) -> dict[str, Any]:
@@ -299,7 +334,7 @@ def _iter_parquet(path: Path, fields: FieldMap) -> Iterator[Item]:
                 where = locate(path, row)
                 try:
                     doc = record_to_document(rec, fields, where)
-                    yield row, Document(doc.id, doc.text, doc.title, _jsonable(doc.metadata, where))
+                    yield row, Document(doc.id, doc.text, doc.title, _jsonable(doc.metadata, where), doc.sections)
                 except IngestError as e:
                     yield row, e
                 row += 1

@@ -1,0 +1,322 @@
+"""Late chunking vs chunks embedded alone: quality (BEIR protocol, XQuAD sections) and ingest speed.
+
+Parts (run one or all; encoded vectors are cached under $LATE_CACHE, default /tmp/slimvec-late):
+  beir    SciFact and NFCorpus, whole corpus chunked at 64/128/256 tokens, a document scored by its best chunk:
+          naive (each chunk encoded alone, "title chunk"), late (one pass over "title text" at the model's 510
+          positions, macro windows beyond), mix (late_weight), and the whole document cut at 256 tokens.
+  xquad   xquad-en-sentences / xquad-en-articles at section level: units alone, contextual prefix, late over the
+          article (macro windows), the late_weight mix; late_weight and window chosen on a dev half of the queries.
+  speed   ingest docs/s of token chunking vs late chunking on the same chunk boundaries.
+  work    tokens each mode runs through the encoder on the same documents (machine-independent).
+
+    PYTHONPATH=src python benchmarks/late_chunking.py [beir|xquad|speed|work ...]
+
+LATE_SUBSET=N sets the BEIR sub-corpus size (default 400, 0 = whole corpus; see `beir_subset`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DATA, machine, print_table, read_jsonl  # noqa: E402
+
+from slimvec.chunking import ChunkConfig, chunk_document, chunk_text  # noqa: E402
+from slimvec.documents import Chunk, Document  # noqa: E402
+from slimvec.encoders.registry import load_encoder  # noqa: E402
+from slimvec.evaluation.datasets import load_dataset  # noqa: E402
+from slimvec.evaluation.metrics import evaluate  # noqa: E402
+from slimvec.late import LateConfig, late_chunk_vectors, mix  # noqa: E402
+
+CACHE = Path(os.environ.get("LATE_CACHE", "/tmp/slimvec-late"))
+# Documents per BEIR corpus (0 = all). Encoding whole corpora five ways does not fit a shared 2-core machine.
+SUBSET = int(os.environ.get("LATE_SUBSET", "400"))
+SIZES = (64, 128, 256)
+METRICS = ("ndcg@10", "recall@10")
+# Jina's published late-chunking results (jina-embeddings-v2-small, 256-token chunks), nDCG@10 x100.
+REFERENCE = {"scifact": (64.2, 66.1), "nfcorpus": (23.5, 30.0)}
+
+
+def cached(name: str, compute) -> np.ndarray:  # noqa: ANN001
+    """`compute()` once, then read back from CACHE/name.npy."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"{SUBSET}-{name}.npy"
+    if path.exists():
+        return np.load(path)
+    t = time.perf_counter()
+    out = compute()
+    np.save(path, out)
+    print(f"  encoded {name}: {out.shape[0]} vectors in {time.perf_counter() - t:.0f} s", flush=True)
+    return out
+
+
+def beir_subset(name: str, n_docs: int) -> tuple[list[Document], dict[str, str], dict[str, dict[str, int]]]:
+    """A fixed sub-corpus of `n_docs` documents (0 = the whole corpus) and the test queries it can answer.
+
+    Judged documents are added query by query (qrels order) while they fit in half the budget (a query whose
+    judged set no longer fits is passed over); the rest is filled with other documents in corpus order. Every
+    test query with a judged document in the sub-corpus is then evaluated on its judgements restricted to it.
+    Deterministic, so every variant sees the same corpus and queries.
+    """
+    ds = load_dataset(DATA / name)
+    corpus = read_jsonl(DATA / name / "corpus.jsonl")
+    queries, qrels = ds.queries("test"), ds.qrels("test")
+    if n_docs:
+        known = {r["_id"] for r in corpus}
+        keep: set[str] = set()
+        for judged in qrels.values():
+            if len(keep | set(judged)) <= n_docs // 2:
+                keep |= set(judged)
+        keep &= known
+        keep |= set([r["_id"] for r in corpus if r["_id"] not in keep][: n_docs - len(keep)])
+        corpus = [r for r in corpus if r["_id"] in keep]
+        qrels = {q: {d: g for d, g in j.items() if d in keep} for q, j in qrels.items()}
+        qrels = {q: j for q, j in qrels.items() if any(g > 0 for g in j.values())}
+        queries = {q: queries[q] for q in qrels}
+    docs = [Document(r["_id"], r["text"], r.get("title") or "") for r in corpus]
+    return docs, queries, qrels
+
+
+def chunks_like_collection(doc: Document, enc, max_tokens: int, overlap: int) -> list[Chunk]:  # noqa: ANN001
+    """Chunks as `Collection._chunk` cuts them: room for the title taken off the chunk size."""
+    title_tokens = len(enc.token_spans(doc.title)) + 1 if doc.title else 0
+    room = max(8, max_tokens - title_tokens)
+    return chunk_document(doc, enc, ChunkConfig(room, min(overlap, room // 2 - 1), "tokens"))
+
+
+def best_chunk_run(q: np.ndarray, qids: list[str], vecs: np.ndarray, owner: np.ndarray, ids: list[str],
+                   depth: int = 100) -> dict[str, dict[str, float]]:
+    """Exact inner-product search; a unit (document or section) scores its best chunk; top `depth` units."""
+    scores = q @ vecs.T
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])  # chunks are stored grouped by owner
+    unit_scores = np.maximum.reduceat(scores, starts, axis=1)
+    unit_ids = [ids[owner[s]] for s in starts]
+    run = {}
+    for i, qid in enumerate(qids):
+        top = np.argsort(-unit_scores[i])[:depth]
+        run[qid] = {unit_ids[j]: float(unit_scores[i, j]) for j in top}
+    return run
+
+
+def _flat(chunks: list[list[Chunk]]) -> tuple[list[Chunk], np.ndarray]:
+    flat = [c for cs in chunks for c in cs]
+    owner = np.repeat(np.arange(len(chunks)), [len(cs) for cs in chunks])
+    return flat, owner
+
+
+# ---- (i) BEIR protocol -----------------------------------------------------------------------------------
+
+
+def beir(enc) -> None:  # noqa: ANN001
+    rows = []
+    for name in ("scifact", "nfcorpus"):
+        docs, queries, qrels = beir_subset(name, SUBSET)
+        ids = [d.id for d in docs]
+        qids = list(queries)
+        print(f"{name}: {len(docs)} documents, {len(qids)} test queries", flush=True)
+        q = cached(f"{name}-judged-queries", lambda: enc.encode_queries([queries[i] for i in qids]))
+        whole = cached(f"{name}-whole256", lambda: enc.encode_documents([chunk_text(d.title, d.text) for d in docs]))
+        whole_m = evaluate(qrels, best_chunk_run(q, qids, whole, np.arange(len(docs)), ids), METRICS)
+        per_size = {size: [chunks_like_collection(d, enc, size, 0) for d in docs] for size in SIZES}
+        late_cfg = LateConfig(window=0, overlap=256, late_weight=1.0)
+
+        def late_all() -> np.ndarray:
+            # One forward pass per document serves every chunk size: concatenate the three chunk lists.
+            merged = [sum((per_size[s][i] for s in SIZES), []) for i in range(len(docs))]
+            return late_chunk_vectors(docs, merged, enc, late_cfg)
+
+        late_merged = cached(f"{name}-late-all", late_all)
+        offsets = {}
+        k = 0
+        for i in range(len(docs)):
+            for s in SIZES:
+                n = len(per_size[s][i])
+                offsets.setdefault(s, []).append(np.arange(k, k + n))
+                k += n
+        for size in SIZES:
+            chunks = per_size[size]
+            flat, owner = _flat(chunks)
+            naive = cached(f"{name}-naive{size}", lambda: enc.encode_documents(
+                [chunk_text(d.title, c.text) for d, cs in zip(docs, chunks) for c in cs]))
+            late = late_merged[np.concatenate(offsets[size])]
+            res = {}
+            for label, vecs in (("naive", naive), ("late", late), ("mix 0.5", mix(naive, late, 0.5))):
+                res[label] = evaluate(qrels, best_chunk_run(q, qids, vecs, owner, ids), METRICS)
+            rows.append([name, size, f"{len(flat) / len(docs):.1f}",
+                         *(f"{res[v]['ndcg@10']:.4f}" for v in ("naive", "late", "mix 0.5")),
+                         f"{100 * (res['late']['ndcg@10'] - res['naive']['ndcg@10']):+.2f}",
+                         f"{whole_m['ndcg@10']:.4f}",
+                         f"{100 * (res['late']['ndcg@10'] - whole_m['ndcg@10']):+.2f}",
+                         f"{REFERENCE[name][0]:.1f} / {REFERENCE[name][1]:.1f}" if size == 256 else ""])
+    print("\n### (i) BEIR protocol: nDCG@10, a document scored by its best chunk (all-MiniLM-L6-v2)\n")
+    print_table(["dataset", "chunk tokens", "chunks/doc", "naive", "late", "mix w=0.5", "late - naive (pts)",
+                 "whole doc cut at 256", "late - whole (pts)", "Jina ref naive / late (x100)"], rows)
+
+
+# ---- (ii) XQuAD sections ----------------------------------------------------------------------------------
+
+WINDOWS = (128, 256, 510)
+WEIGHTS = (0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75)
+OWNS = {"unit": "the unit alone", "titled": "title + unit (late_chunk_vectors' default own text)"}
+
+
+def is_dev(unit_id: str) -> bool:
+    """Dev half: questions about articles xq00, xq04, xq08, ...; the test half is xq02, xq06, ..."""
+    return int(unit_id[2:4]) % 4 == 0
+
+
+def xquad(enc) -> None:  # noqa: ANN001
+    from slimvec.contextual import contextual_text
+    from slimvec.ingest.tables import FieldMap, iter_table
+    from slimvec.sections import section_chunks
+
+    results: dict[str, dict[tuple, dict[str, dict[str, float]]]] = {}
+    for name in ("xquad-en-sentences", "xquad-en-articles"):
+        ds = load_dataset(DATA / name)
+        docs = [d for _, d in iter_table(DATA / name / "articles.jsonl", FieldMap())]
+        assert all(isinstance(d, Document) and d.sections for d in docs), "articles.jsonl must load with sections"
+        chunks = [section_chunks(d, enc, ChunkConfig(enc.max_tokens, 32)) for d in docs]
+        flat, _ = _flat(chunks)
+        section_ids = sorted({c.section_id for c in flat})
+        index = {sid: i for i, sid in enumerate(section_ids)}
+        owner = np.array([index[c.section_id] for c in flat])
+        queries, qrels = ds.queries("test"), ds.qrels("test")
+        qids = list(queries)
+        q = cached(f"{name}-queries", lambda: enc.encode_queries([queries[i] for i in qids]))
+        splits = {
+            "dev": {k: v for k, v in qrels.items() if is_dev(next(iter(v)))},
+            "test": {k: v for k, v in qrels.items() if not is_dev(next(iter(v)))},
+            "all": qrels,
+        }
+        own = {
+            "unit": cached(f"{name}-alone", lambda: enc.encode_documents([c.text for c in flat])),
+            "titled": cached(f"{name}-titled", lambda: enc.encode_documents(
+                [chunk_text(d.title, c.text) for d, cs in zip(docs, chunks) for c in cs])),
+        }
+        variants: dict[tuple, np.ndarray] = {
+            ("alone",): own["unit"],
+            ("prefix",): cached(f"{name}-prefix", lambda: enc.encode_documents(
+                [contextual_text(d, c) for d, cs in zip(docs, chunks) for c in cs])),
+        }
+        for w in WINDOWS:
+            cfg = LateConfig(window=w, overlap=w // 2, late_weight=1.0)
+            late = cached(f"{name}-late{w}", lambda: late_chunk_vectors(docs, chunks, enc, cfg))
+            variants[("late", w)] = late
+            for o, vecs in own.items():
+                for lw in WEIGHTS:
+                    variants[("mix", w, lw, o)] = mix(vecs, late, lw)
+        res = results[name] = {}
+        for key, vecs in variants.items():
+            run = best_chunk_run(q, qids, vecs, owner, section_ids)
+            res[key] = {split: evaluate(sq, run, METRICS) for split, sq in splits.items()}
+
+    sent, art = results["xquad-en-sentences"], results["xquad-en-articles"]
+    # The default: best dev nDCG@10 on sentences among mixes that do not lose on paragraphs' dev half.
+    floor = art[("alone",)]["dev"]["ndcg@10"]
+    mixes = [k for k in sent if k[0] == "mix" and art[k]["dev"]["ndcg@10"] >= floor]
+    chosen = max(mixes, key=lambda k: sent[k]["dev"]["ndcg@10"])
+    print("\n### (ii) XQuAD-en, section-level hits (all-MiniLM-L6-v2, exact search, 612 queries)\n")
+    print(f"default chosen on the dev half (articles xq00, xq04, ...): window {chosen[1]}, overlap {chosen[1] // 2}, "
+          f"late_weight {chosen[2]}, own vector = {OWNS[chosen[3]]}\n")
+
+    def label(k: tuple) -> str:
+        if k[0] == "alone":
+            return "(a) units alone"
+        if k[0] == "prefix":
+            return "(b) contextual prefix (article title)"
+        if k[0] == "late":
+            return f"(c) late, window {k[1]} (overlap {k[1] // 2})"
+        return f"(d) mix w={k[2]}, window {k[1]}, own = {k[3]}" + (" **chosen**" if k == chosen else "")
+
+    base_s, base_a = sent[("alone",)]["all"]["ndcg@10"], art[("alone",)]["all"]["ndcg@10"]
+    shown = [("alone",), ("prefix",), *[("late", w) for w in WINDOWS], chosen,
+             *[k for k in sent if k[0] == "mix" and k[2] in (0.25, 0.5) and k != chosen]]
+    rows = []
+    for k in shown:
+        s_, a_ = sent[k], art[k]
+        rows.append([label(k), f"{s_['all']['ndcg@10']:.4f}", f"{100 * (s_['all']['ndcg@10'] - base_s):+.2f}",
+                     f"{s_['all']['recall@10']:.4f}", f"{s_['dev']['ndcg@10']:.4f}", f"{s_['test']['ndcg@10']:.4f}",
+                     f"{a_['all']['ndcg@10']:.4f}", f"{100 * (a_['all']['ndcg@10'] - base_a):+.2f}",
+                     f"{a_['all']['recall@10']:.4f}", f"{a_['dev']['ndcg@10']:.4f}", f"{a_['test']['ndcg@10']:.4f}"])
+    print_table(["variant", "sent. nDCG@10", "vs (a) pts", "sent. R@10", "sent. dev", "sent. test",
+                 "para. nDCG@10", "vs (a) pts", "para. R@10", "para. dev", "para. test"], rows)
+    for o in OWNS:
+        print(f"\nEvery mix, own = {OWNS[o]}: nDCG@10 on all queries, sentences / paragraphs\n")
+        print_table(["window", *[f"w={lw}" for lw in WEIGHTS]],
+                    [[str(w), *[f"{sent[('mix', w, lw, o)]['all']['ndcg@10']:.4f} / "
+                                f"{art[('mix', w, lw, o)]['all']['ndcg@10']:.4f}" for lw in WEIGHTS]]
+                     for w in WINDOWS])
+
+
+# ---- (iii) ingest speed ------------------------------------------------------------------------------------
+
+
+def speed(enc, n_docs: int = 100, repeats: int = 2) -> None:  # noqa: ANN001
+    docs = [Document(r["_id"], r["text"], r.get("title") or "")
+            for r in read_jsonl(DATA / "nfcorpus" / "corpus.jsonl", n_docs)]
+    cfg = cfg_chunks = ChunkConfig()  # the collection's default chunking: 254 tokens, 32 overlap
+
+    def tokens() -> None:
+        chunks = [chunks_like_collection(d, enc, cfg.max_tokens, cfg.overlap) for d in docs]
+        enc.encode_documents([chunk_text(d.title, c.text) for d, cs in zip(docs, chunks) for c in cs])
+
+    def late(cfg: LateConfig) -> None:
+        chunks = [chunks_like_collection(d, enc, cfg_chunks.max_tokens, cfg_chunks.overlap) for d in docs]
+        late_chunk_vectors(docs, chunks, enc, cfg)
+
+    default = LateConfig()
+    modes = {
+        "tokens": tokens,
+        "late, window 510 (model limit), w=1: one pass": lambda: late(LateConfig(window=0, late_weight=1.0)),
+        f"late, window {default.window}/overlap {default.overlap}, w=1": lambda: late(LateConfig(late_weight=1.0)),
+        f"late default (window {default.window}, w={default.late_weight}): two passes": lambda: late(default),
+    }
+    best = {m: float("inf") for m in modes}
+    tokens()  # warm-up: model load, first-call allocations
+    for _ in range(repeats):  # interleaved, best of `repeats`, since the cores are shared
+        for m, f in modes.items():
+            t = time.perf_counter()
+            f()
+            best[m] = min(best[m], time.perf_counter() - t)
+    n_chunks = sum(len(chunks_like_collection(d, enc, cfg.max_tokens, cfg.overlap)) for d in docs)
+    rows = [[m, f"{len(docs) / best[m]:.1f}", f"{best['tokens'] / best[m]:.2f}x"] for m in modes]
+    print(f"\n### (iii) ingest speed: {len(docs)} NFCorpus documents, {n_chunks} chunks of <= 254 tokens "
+          f"(overlap 32), chunk + encode, best of {repeats}\n")
+    print_table(["mode", "docs/s", "vs tokens"], rows)
+
+
+def work(enc, n_docs: int = 100) -> None:  # noqa: ANN001
+    """Tokens through the encoder per mode on the `speed` documents: the machine-independent side of speed."""
+    from slimvec.late import macro_windows
+
+    docs = [Document(r["_id"], r["text"], r.get("title") or "")
+            for r in read_jsonl(DATA / "nfcorpus" / "corpus.jsonl", n_docs)]
+    cfg = ChunkConfig()
+    naive = 0
+    for d in docs:
+        for c in chunks_like_collection(d, enc, cfg.max_tokens, cfg.overlap):
+            naive += min(len(enc.token_spans(chunk_text(d.title, c.text))), enc.max_tokens) + 2
+    rows = [["tokens (each chunk alone, title repeated)", naive, "1.00x"]]
+    for label, window, overlap in (("late, window 510", 510, 255), ("late, window 256/overlap 128", 256, 128)):
+        n = sum(e - s + 2 for d in docs
+                for s, e in macro_windows(len(enc.token_spans(chunk_text(d.title, d.text))), window, overlap))
+        rows.append([label, n, f"{n / naive:.2f}x"])
+    print(f"\n### (iii b) tokens through the encoder, same {len(docs)} documents ([CLS]/[SEP] counted)\n")
+    print_table(["mode", "tokens encoded", "vs tokens"], rows)
+
+
+def main(argv: list[str]) -> None:
+    parts = argv or ["beir", "xquad", "speed"]
+    enc = load_encoder()
+    print(f"machine: {machine()}\ncommand: PYTHONPATH=src python benchmarks/late_chunking.py {' '.join(parts)}")
+    for part in parts:
+        {"beir": beir, "xquad": xquad, "speed": speed, "work": work}[part](enc)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
