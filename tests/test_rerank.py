@@ -98,13 +98,14 @@ def tiny_cross_encoder(tmp_path_factory) -> Path:
 
 # ---- brute-force references ----------------------------------------------------------------------
 def _rows(col: Collection, doc_id: str) -> list[int]:
-    return [r for (r,) in col.store.db.execute("SELECT row FROM chunks WHERE doc_id = ? ORDER BY row", (doc_id,))]
+    return [row for row, _, _ in col.store.chunks_of(doc_id)]
 
 
 def _texts(col: Collection, doc_id: str) -> list[str]:
-    title, text = col.store.db.execute("SELECT title, text FROM documents WHERE id = ?", (doc_id,)).fetchone()
-    spans = col.store.db.execute("SELECT start, end FROM chunks WHERE doc_id = ? ORDER BY row", (doc_id,)).fetchall()
-    return [f"{title} {text[s:e]}" if title else text[s:e] for s, e in spans]
+    doc = col.get(doc_id)
+    assert doc is not None
+    spans = [(s, e) for _, s, e in col.store.chunks_of(doc_id)]
+    return [f"{doc.title} {doc.text[s:e]}" if doc.title else doc.text[s:e] for s, e in spans]
 
 
 def _file_vectors(col: Collection) -> np.ndarray:
@@ -177,15 +178,15 @@ def test_dense_rerank_equals_numpy_max_over_chunks(col, mode):
 
 
 def test_multi_chunk_documents_score_their_best_chunk_not_only_the_first_stage_one(col):
-    assert max(len(_rows(col, d)) for d, in col.store.db.execute("SELECT id FROM documents")) > 3
+    assert max(len(_rows(col, d["id"])) for d in col.store.iter_documents()) > 3
     q = QUERIES[0]
     hits = col.search(q, k=10, mode="bm25", rerank="dense", rerank_depth=50)
     v, qv = _file_vectors(col), FakeEncoder(dim=DIM).encode_queries([q])[0]
     for h in hits:  # the snippet is the reranker's best chunk
         rows = _rows(col, h.id)
         best = rows[int(np.argmax(v[rows] @ qv))]
-        start, end = col.store.db.execute("SELECT start, end FROM chunks WHERE row = ?", (best,)).fetchone()
-        assert (h.chunk_start, h.chunk_end) == (start, end)
+        chunk = col.store.chunks_for_rows([best])[best]
+        assert (h.chunk_start, h.chunk_end) == (chunk.start, chunk.end)
 
 
 def test_binary_without_rescore_plus_dense_rerank_over_the_corpus_equals_exact(tmp_path, scifact_docs):

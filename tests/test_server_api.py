@@ -364,3 +364,38 @@ def test_cli_serve_runs_on_loopback_with_a_key_file(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_search_get_takes_every_option_post_takes(tmp_path):
+    # Every SearchOptions field but the JSON filter object has a query-string form.
+    from slimvec.search.options import SearchOptions
+
+    with Collection.create(tmp_path / "h", profile="hybrid", encoder=FakeEncoder()) as col:
+        col.add(DOCS)
+        client = TestClient(create_app({"h": col}), raise_server_exceptions=False)
+        url = "/api/collections/h/search"
+        schema = client.get("/openapi.json").json()["paths"]["/api/collections/{name}/search"]["get"]
+        get_params = {p["name"] for p in schema["parameters"]}
+        assert set(SearchOptions.model_fields) | {"q"} <= get_params
+        for weights in ([1.0, 0.0], [0.0, 1.0]):
+            options = {"k": 4, "mode": "hybrid", "fusion": "weighted", "fusion_weights": weights, "rerank": "none",
+                       "rerank_depth": 10, "with_payload": False, "filter": {"year": {"$gte": 2016}}}
+            query = {**options, "fusion_weights": ",".join(map(str, weights)), "with_payload": "false",
+                     "filter": json.dumps(options["filter"])}
+            got = client.get(url, params={"q": "bone vitamin", **query})
+            posted = client.post(url, json={"q": "bone vitamin", **options})
+            assert got.status_code == 200, got.text
+            assert got.json()["hits"] == posted.json()["hits"]
+            # the weights took effect: all weight on one retriever gives that retriever's ranking
+            alone = [h.id for h in col.search("bone vitamin", k=4, mode="dense" if weights[0] else "bm25",
+                                              filter=options["filter"], with_payload=False)]
+            assert alone and ids(got)[: len(alone)] == alone and "d4" not in ids(got)  # d4 is from 2015
+        r = client.get(url, params={"q": "bone", "fusion_weights": "0.5,x"})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "fusion_weights"]
+        r = client.get(url, params={"q": "bone", "fusion": "borda"})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "fusion"]
+        # min_relevance reaches the search: without a fitted calibration both forms fail alike
+        got = client.get(url, params={"q": "bone", "min_relevance": "0.5"})
+        posted = client.post(url, json={"q": "bone", "min_relevance": 0.5})
+        assert got.status_code == posted.status_code == 400 and got.json() == posted.json()
+        assert "calibrat" in got.json()["detail"]
