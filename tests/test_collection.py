@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
-from test_filters import ref_match
+from test_store_filters import ref_match
 
 from slimvec import Collection, Document
 from slimvec.errors import CollectionError, ConfigError, IngestError
