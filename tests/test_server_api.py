@@ -13,7 +13,7 @@ from _server_util import AUTH, DOCS, KEY, make_collection, snapshot
 from fakes import FakeEncoder
 from fastapi.testclient import TestClient
 
-from slimvec import Collection
+from slimvec import Collection, Document
 from slimvec.server import create_app
 from slimvec.server.runner import is_loopback, server_thread
 
@@ -162,9 +162,16 @@ def test_writes_need_the_key_reads_do_not(client, col):
     assert client.get("/api/collections/col/search", params={"q": "bone"}).status_code == 200
 
 
-def test_no_key_means_open_writes(open_client):
-    r = open_client.post("/api/collections/col/documents", json=[{"id": "o", "text": "open"}])
-    assert r.status_code == 200
+def test_no_key_means_open_writes(open_client, col):
+    doc = {"id": "o", "title": "Open", "text": "Open writes reach the store.", "metadata": {"year": 2030}}
+    r = open_client.post("/api/collections/col/documents", json=[doc])
+    assert r.status_code == 200 and r.json() == {"written": 1, "upsert": False, "documents": len(DOCS) + 1}
+    assert open_client.get("/api/collections/col/documents/o").json() == doc
+    assert col.get("o") == Document("o", doc["text"], "Open", {"year": 2030})
+    hits = open_client.get("/api/collections/col/search", params={"q": "open writes store", "k": 1}).json()["hits"]
+    assert hits[0]["id"] == "o" and hits[0]["title"] == "Open"
+    found = open_client.post("/api/collections/col/search", json={"q": "x", "filter": {"year": 2030}}).json()["hits"]
+    assert [h["id"] for h in found] == ["o"]
 
 
 def test_body_and_batch_limits(client, col):
@@ -359,8 +366,12 @@ def test_cli_serve_runs_on_loopback_with_a_key_file(tmp_path):
                 time.sleep(0.2)
         assert r.json()["collections"] == ["notes"] and r.json()["auth_required_for_writes"] is True
         assert httpx.post(base + "/api/collections/notes/documents", json=[{"id": "x", "text": "t"}]).status_code == 401
-        r = httpx.post(base + "/api/collections/notes/documents", json=[{"id": "x", "text": "t"}], headers=AUTH)
-        assert r.status_code == 200
+        doc = {"id": "x", "title": "", "text": "Penguins huddle in the Antarctic winter.", "metadata": {}}
+        r = httpx.post(base + "/api/collections/notes/documents", json=[doc], headers=AUTH)
+        assert r.status_code == 200 and r.json()["written"] == 1
+        assert httpx.get(base + "/api/collections/notes/documents/x").json() == doc
+        hits = httpx.get(base + "/api/collections/notes/search", params={"q": "penguins in winter"}).json()["hits"]
+        assert [h["id"] for h in hits] == ["x"] and hits[0]["score"] > 0.3  # the real model: a true match
     finally:
         proc.terminate()
         proc.wait(timeout=30)
