@@ -25,6 +25,7 @@ from slimvec.cli import app as cli_app
 from slimvec.encoders import registry
 from slimvec.errors import ConfigError
 from slimvec.profiles import load_profile, profile_from_dict
+from slimvec.retrievers.base import Query
 from slimvec.search import rerank as rr
 from slimvec.search.calibration import Calibrator
 from slimvec.server import create_app
@@ -248,12 +249,21 @@ def test_bi_encoder_rerank_equals_brute_force_and_caches_chunk_vectors(col):
 
 
 def test_bi_encoder_cache_is_bounded():
-    small = rr.BiEncoderReranker("fake-48", cache_bytes=10 * 48 * 4)
+    small = rr.BiEncoderReranker("fake-48", cache_bytes=10 * 48 * 4)  # room for ten 48-d float32 vectors
     texts = [f"text number {i}" for i in range(40)]
-    small._vectors(texts)
-    assert small._cached_bytes <= small.cache_bytes and len(small._cache) == 10
-    small._vectors(texts[-10:])  # the most recent ten are still there
+    model = FakeEncoder(dim=48, name="fake-48")
+    qv = model.encode_queries(["number"])[0]
+
+    def score(batch: list[str]) -> np.ndarray:
+        n = len(batch)
+        return small.score(Query("number"), rr.Candidates(np.arange(n), np.ones(n), np.arange(n), texts=batch))
+
+    np.testing.assert_allclose(score(texts), model.encode_documents(texts) @ qv, rtol=1e-6)
     assert small.encoded == 40
+    np.testing.assert_allclose(score(texts[-10:]), model.encode_documents(texts[-10:]) @ qv, rtol=1e-6)
+    assert small.encoded == 40  # the most recent ten are still cached
+    score(texts[-11:-10])
+    assert small.encoded == 41  # the eleventh most recent was evicted
 
 
 def test_bi_encoder_with_the_real_minilm_model(tmp_path):
