@@ -267,6 +267,12 @@ def test_index_page_and_static(client):
     assert client.get("/static/../app.py").status_code == 404
 
 
+def test_create_app_is_importable_from_the_package_and_app_module():
+    from slimvec.server import app as app_module
+
+    assert app_module.create_app is create_app
+
+
 def test_loopback_rule():
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.2") and not is_loopback("example.com")
