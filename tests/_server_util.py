@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from fakes import FakeEncoder
@@ -32,5 +33,6 @@ def make_collection(path: Path, docs: list[Document] = DOCS) -> Collection:
 
 def snapshot(col: Collection) -> list[tuple]:
     """Every stored document and the chunk/row counts: to prove a rejected request changed nothing."""
-    rows = col.store.db.execute("SELECT id, title, text, metadata FROM documents ORDER BY id").fetchall()
-    return [tuple(r) for r in rows] + [tuple(col.store.counts().items())]
+    docs = [(d["id"], d["title"], d["text"], json.dumps(d["metadata"], sort_keys=True))
+            for d in col.store.iter_documents()]
+    return docs + [tuple(col.store.counts().items())]

@@ -75,3 +75,48 @@ def test_float8_scale_modes_compared(real: tuple[np.ndarray, np.ndarray]) -> Non
         codec.fit(docs)
         errs[spec] = np.linalg.norm(codec.decode(codec.encode(docs)) - docs, axis=1).mean()
     assert abs(errs["float8"] - errs["float8:vector"]) < 0.05 * errs["float8:vector"]
+
+
+def _element_bound(spec: str, x: np.ndarray) -> np.ndarray:
+    """Per-element |decode(encode(x)) - x| allowed by each format's rounding (IEEE 754 half, OCP e4m3fn)."""
+    if spec == "float32":
+        return np.zeros_like(x)
+    if spec == "float16":
+        return 2.0**-11 * np.abs(x) + 2.0**-25
+    if spec == "float8":
+        scale = 448.0 / np.abs(x).max()
+        return 2.0**-4 * np.abs(x) + 2.0**-10 / scale + 1e-7
+    peak = np.abs(x).max(axis=1, keepdims=True)  # float8:vector, e4m3 plus the float16 scale
+    return (2.0**-4 + 2.0**-10) * np.abs(x) + 2.0**-10 * peak / 448 + 1e-7
+
+
+@pytest.mark.parametrize("spec", ["float32", "float16", "float8", "float8:vector"])
+def test_scores_are_inner_products_of_the_originals_within_the_format_error(
+    spec: str, real: tuple[np.ndarray, np.ndarray]
+) -> None:
+    # Reference independent of the codec: float64 inner products of the original vectors, and the bound
+    # |q . (x' - x)| <= sum_i |q_i| |x'_i - x_i| from the format's rounding, plus float32 summation slack.
+    docs, queries = real
+    codec = make_codec(spec)
+    codec.fit(docs)
+    scores = codec.score(queries, codec.encode(docs)).astype(np.float64)
+    exact = queries.astype(np.float64) @ docs.astype(np.float64).T
+    bound = np.abs(queries).astype(np.float64) @ _element_bound(spec, docs).astype(np.float64).T + 1e-5
+    assert np.all(np.abs(scores - exact) <= bound)
+    if spec != "float32":  # and the bound is not vacuous: rounding does move the scores
+        assert np.abs(scores - exact).max() > 1e-6
+
+
+@pytest.mark.parametrize("spec", ["float32", "float16", "float8"])
+def test_scores_equal_inner_products_with_a_library_cast(spec: str, real: tuple[np.ndarray, np.ndarray]) -> None:
+    # The same vectors rounded by numpy (IEEE half) or ml_dtypes (e4m3fn), then float64 inner products.
+    docs, queries = real
+    codec = make_codec(spec)
+    codec.fit(docs)
+    if spec == "float8":
+        scale = np.float32(448.0 / np.abs(docs).max())
+        rounded = (docs * scale).astype(ml_dtypes.float8_e4m3fn).astype(np.float64) / np.float64(scale)
+    else:
+        rounded = docs.astype(spec).astype(np.float64)
+    reference = queries.astype(np.float64) @ rounded.T
+    np.testing.assert_allclose(codec.score(queries, codec.encode(docs)), reference, rtol=0, atol=2e-6)

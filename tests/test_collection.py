@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
-from test_filters import ref_match
+from test_store_filters import ref_match
 
 from slimvec import Collection, Document
 from slimvec.errors import CollectionError, ConfigError, IngestError
@@ -41,7 +41,7 @@ def test_document_score_is_its_best_chunk(built_collection):
     with Collection.open(built_collection) as col:
         q = col.encoder.encode_queries(["immune response to tumour cells"])[0]
         vecs = np.asarray(col.store.vectors())
-        rows = {r: d for r, d in col.store.db.execute("SELECT row, doc_id FROM chunks")}
+        rows = dict(col.store.chunk_owners_from(0))
         best: dict[str, float] = {}
         for r, d in rows.items():
             best[d] = max(best.get(d, -9), float(vecs[r] @ q))
@@ -70,8 +70,7 @@ def test_upsert_replaces_document_and_chunks(scifact_collection, scifact_docs):
         assert col.get(target.id) == new
         hits = col.search("penguins in antarctic winter", k=1)
         assert hits[0].id == target.id and hits[0].snippet == new.text
-        old_rows = col.store.db.execute("SELECT COUNT(*) FROM chunks WHERE doc_id = ?", (target.id,)).fetchone()[0]
-        assert old_rows == 1
+        assert len(col.store.chunks_of(target.id)) == 1  # the old chunks went with the old version
     with Collection.open(scifact_collection) as col:
         assert col.search("penguins in antarctic winter", k=1)[0].id == target.id
 
@@ -125,7 +124,7 @@ def test_hnsw_recall_against_exact(built_collection, scifact_judged, tmp_path):
         qv = exact.encoder.encode_queries(queries)
         e = exact.search_vectors(qv, k=10)
         h = hnsw.search_vectors(qv, k=10)
-        assert hnsw._retrievers["dense"].index.name == "hnsw"
+        assert hnsw.info()["indexes"]["dense"]["kind"] == "hnsw" and exact.info()["indexes"]["dense"]["kind"] == "exact"
     recall = np.mean([len({x.id for x in a} & {x.id for x in b}) / 10 for a, b in zip(e, h)])
     # Floor: HNSW (M=32, efSearch=128) on a few hundred rows should be near-exact; 0.95 leaves room for ties.
     assert recall >= 0.95, recall

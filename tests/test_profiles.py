@@ -9,13 +9,29 @@ from fakes import FakeEncoder
 
 from slimvec import Collection, Document
 from slimvec.errors import ConfigError
-from slimvec.profiles import BUILTIN, load_profile, profile_from_dict
+from slimvec.profiles import load_profile, profile_from_dict
+
+# What each name promises, written from the names (384-d MiniLM: "half" is 192 dimensions).
+NAMED = {
+    "exact-f32": ("float32", False, "exact"), "f16": ("float16", False, "exact"), "float8": ("float8", False, "exact"),
+    "int8": ("int8", False, "exact"), "int4": ("int4", False, "exact"), "binary": ("binary", False, "exact"),
+    "pca-half-float8": ("pca:192 > float8", False, "exact"), "pca-half-float8-rescore": ("pca:192 > float8", True, "exact"),
+    "binary-rescore": ("binary", True, "exact"), "int8-rescore": ("int8", True, "exact"),
+    "binary-ivf-rescore": ("binary", True, "ivf"), "hnsw-f32": ("float32", False, "hnsw"),
+}
 
 
-def test_builtin_profiles_named_by_the_issue_exist():
-    for name in ("exact-f32", "f16", "float8", "int8", "pca-half-float8", "binary", "binary-rescore",
-                 "int8-rescore", "pq-rescore", "binary-ivf-rescore", "int4", "pca-half-float8-rescore"):
-        assert BUILTIN[name].name == name
+@pytest.mark.parametrize("name", sorted(NAMED))
+def test_builtin_profiles_do_what_their_names_say(name):
+    codec, rescore, index = NAMED[name]
+    prof = load_profile(name)
+    assert (prof.codec, prof.rescore, prof.index) == (codec, rescore, index)
+    assert prof.mode == "dense" and tuple(prof.retrievers) == ("dense",)
+
+
+def test_pq_rescore_profile_is_product_quantization_with_rescoring():
+    prof = load_profile("pq-rescore")
+    assert prof.codec.startswith("pq:") and prof.rescore and prof.index == "exact"
 
 
 @pytest.mark.parametrize("data,needle", [

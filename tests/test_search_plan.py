@@ -86,7 +86,7 @@ def test_options_are_validated_once_with_the_field_named():
 
 def test_the_server_schema_is_the_search_options():
     # The HTTP body model adds only the query text to the one declaration of the options.
-    from slimvec.server.app import SearchIn
+    from slimvec.server.models import SearchIn
 
     assert set(SearchIn.model_fields) - set(SearchOptions.model_fields) == {"q"}
     assert SearchIn.model_fields["k"].metadata == SearchOptions.model_fields["k"].metadata

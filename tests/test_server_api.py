@@ -13,7 +13,7 @@ from _server_util import AUTH, DOCS, KEY, make_collection, snapshot
 from fakes import FakeEncoder
 from fastapi.testclient import TestClient
 
-from slimvec import Collection
+from slimvec import Collection, Document
 from slimvec.server import create_app
 from slimvec.server.runner import is_loopback, server_thread
 
@@ -162,9 +162,16 @@ def test_writes_need_the_key_reads_do_not(client, col):
     assert client.get("/api/collections/col/search", params={"q": "bone"}).status_code == 200
 
 
-def test_no_key_means_open_writes(open_client):
-    r = open_client.post("/api/collections/col/documents", json=[{"id": "o", "text": "open"}])
-    assert r.status_code == 200
+def test_no_key_means_open_writes(open_client, col):
+    doc = {"id": "o", "title": "Open", "text": "Open writes reach the store.", "metadata": {"year": 2030}}
+    r = open_client.post("/api/collections/col/documents", json=[doc])
+    assert r.status_code == 200 and r.json() == {"written": 1, "upsert": False, "documents": len(DOCS) + 1}
+    assert open_client.get("/api/collections/col/documents/o").json() == doc
+    assert col.get("o") == Document("o", doc["text"], "Open", {"year": 2030})
+    hits = open_client.get("/api/collections/col/search", params={"q": "open writes store", "k": 1}).json()["hits"]
+    assert hits[0]["id"] == "o" and hits[0]["title"] == "Open"
+    found = open_client.post("/api/collections/col/search", json={"q": "x", "filter": {"year": 2030}}).json()["hits"]
+    assert [h["id"] for h in found] == ["o"]
 
 
 def test_body_and_batch_limits(client, col):
@@ -185,7 +192,7 @@ def test_body_and_batch_limits(client, col):
 
 def test_upload_jsonl_and_filename_cannot_escape(client, col, tmp_path):
     before_files = {p.relative_to(tmp_path) for p in tmp_path.rglob("*")}
-    data = b'{"_id": "u1", "title": "Up", "text": "uploaded text", "year": 2024}\n\n{"id": "u2", "text": "two"}\n'
+    data = b'{"_id": "u1", "title": "Up", "text": "uploaded text", "year": 2024}\n\n{"_id": "u2", "text": "two"}\n'
     for name in ("../../etc/passwd", "/etc/passwd", "..\\..\\x.jsonl", "slimvec.db", "manifest.json"):
         r = client.post("/api/collections/col/documents/upload?upsert=true",
                         files={"file": (name, data, "application/x-ndjson")}, headers=AUTH)
@@ -206,6 +213,42 @@ def test_upload_jsonl_and_filename_cannot_escape(client, col, tmp_path):
     assert col.get("ok") is None
 
 
+def test_upload_reads_records_as_slimvec_index_does(client, col, tmp_path):
+    # The same file through the ingest reader of `slimvec index` and through the upload: the same documents.
+    from slimvec.ingest import FieldMap, read_sources
+
+    data = ('\ufeff{"key": "j1", "name": "Jazz", "body": "Jazz history.", "metadata": {"year": 1959}, "k": 1}\r\n'
+            '{"key": 2, "body": "Blues roots.", "tags": ["a"]}\n').encode()
+    (tmp_path / "same.jsonl").write_bytes(data)
+    fields = FieldMap(id_field="key", title_field="name", text_field="body")
+    expected = list(read_sources([tmp_path / "same.jsonl"], fields=fields, strict=True))
+    r = client.post("/api/collections/col/documents/upload",
+                    params={"id_field": "key", "title_field": "name", "text_field": "body"},
+                    files={"file": ("x.jsonl", data)}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert [col.get(d.id) for d in expected] == expected
+    assert col.get("j1").metadata == {"year": 1959, "k": 1} and col.get("2").text == "Blues roots."
+    # found by a search, under a filter on an uploaded field
+    hits = client.post("/api/collections/col/search", json={"q": "jazz history", "filter": {"year": 1959}}).json()
+    assert [h["id"] for h in hits["hits"]] == ["j1"]
+
+
+@pytest.mark.parametrize(("lines", "problem"), [
+    (b'{"_id": "a", "text": "t"}\n{"id": "b", "text": "t"}\n', "upload line 2: _id: missing"),
+    (b'{"_id": "a", "text": "t"}\n\n{"_id": "a", "text": "u"}\n', "upload line 3: _id: duplicate id 'a' (first seen at upload line 1)"),
+    (b'{"_id": "a", "text": "t"}\n[1]\n', "upload line 2: expected a JSON object, got array"),
+    (b'{"_id": "a", "text": "t"}\n{"_id": "b", "text": "\xff"}\n', "upload line 2: invalid UTF-8"),
+    (b'{"_id": "a", "text": "\\ud800"}\n', "upload line 1: text contains invalid Unicode"),
+    (b'{"_id": "a", "text": "t", "x": NaN}\n', "upload line 1: metadata: numbers must be finite"),
+    (b'{"_id": "a", "text": 3}\n', "upload line 1: text: expected a string, got number"),
+])
+def test_upload_errors_name_the_line_and_store_nothing(client, col, lines, problem):
+    before = snapshot(col)
+    r = client.post("/api/collections/col/documents/upload", files={"file": ("u.jsonl", lines)}, headers=AUTH)
+    assert r.status_code == 400 and r.json()["detail"].startswith(problem), r.text
+    assert snapshot(col) == before
+
+
 def test_report_view(client, col):
     assert client.get("/api/collections/col/report").json()["available"] is False
     assert "no report yet" in client.get("/report/col").text
@@ -222,6 +265,12 @@ def test_index_page_and_static(client):
     assert r.status_code == 200 and "slimvec" in r.text and "/static/app.js" in r.text
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/static/../app.py").status_code == 404
+
+
+def test_create_app_is_importable_from_the_package_and_app_module():
+    from slimvec.server import app as app_module
+
+    assert app_module.create_app is create_app
 
 
 def test_loopback_rule():
@@ -323,8 +372,47 @@ def test_cli_serve_runs_on_loopback_with_a_key_file(tmp_path):
                 time.sleep(0.2)
         assert r.json()["collections"] == ["notes"] and r.json()["auth_required_for_writes"] is True
         assert httpx.post(base + "/api/collections/notes/documents", json=[{"id": "x", "text": "t"}]).status_code == 401
-        r = httpx.post(base + "/api/collections/notes/documents", json=[{"id": "x", "text": "t"}], headers=AUTH)
-        assert r.status_code == 200
+        doc = {"id": "x", "title": "", "text": "Penguins huddle in the Antarctic winter.", "metadata": {}}
+        r = httpx.post(base + "/api/collections/notes/documents", json=[doc], headers=AUTH)
+        assert r.status_code == 200 and r.json()["written"] == 1
+        assert httpx.get(base + "/api/collections/notes/documents/x").json() == doc
+        hits = httpx.get(base + "/api/collections/notes/search", params={"q": "penguins in winter"}).json()["hits"]
+        assert [h["id"] for h in hits] == ["x"] and hits[0]["score"] > 0.3  # the real model: a true match
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_search_get_takes_every_option_post_takes(tmp_path):
+    # Every SearchOptions field but the JSON filter object has a query-string form.
+    from slimvec.search.options import SearchOptions
+
+    with Collection.create(tmp_path / "h", profile="hybrid", encoder=FakeEncoder()) as col:
+        col.add(DOCS)
+        client = TestClient(create_app({"h": col}), raise_server_exceptions=False)
+        url = "/api/collections/h/search"
+        schema = client.get("/openapi.json").json()["paths"]["/api/collections/{name}/search"]["get"]
+        get_params = {p["name"] for p in schema["parameters"]}
+        assert set(SearchOptions.model_fields) | {"q"} <= get_params
+        for weights in ([1.0, 0.0], [0.0, 1.0]):
+            options = {"k": 4, "mode": "hybrid", "fusion": "weighted", "fusion_weights": weights, "rerank": "none",
+                       "rerank_depth": 10, "with_payload": False, "filter": {"year": {"$gte": 2016}}}
+            query = {**options, "fusion_weights": ",".join(map(str, weights)), "with_payload": "false",
+                     "filter": json.dumps(options["filter"])}
+            got = client.get(url, params={"q": "bone vitamin", **query})
+            posted = client.post(url, json={"q": "bone vitamin", **options})
+            assert got.status_code == 200, got.text
+            assert got.json()["hits"] == posted.json()["hits"]
+            # the weights took effect: all weight on one retriever gives that retriever's ranking
+            alone = [h.id for h in col.search("bone vitamin", k=4, mode="dense" if weights[0] else "bm25",
+                                              filter=options["filter"], with_payload=False)]
+            assert alone and ids(got)[: len(alone)] == alone and "d4" not in ids(got)  # d4 is from 2015
+        r = client.get(url, params={"q": "bone", "fusion_weights": "0.5,x"})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "fusion_weights"]
+        r = client.get(url, params={"q": "bone", "fusion": "borda"})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "fusion"]
+        # min_relevance reaches the search: without a fitted calibration both forms fail alike
+        got = client.get(url, params={"q": "bone", "min_relevance": "0.5"})
+        posted = client.post(url, json={"q": "bone", "min_relevance": 0.5})
+        assert got.status_code == posted.status_code == 400 and got.json() == posted.json()
+        assert "calibrat" in got.json()["detail"]

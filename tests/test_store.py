@@ -111,3 +111,21 @@ def test_info_counts_and_bytes(col):
     assert info["ram_bytes"] >= info["rows"] * 32 * 4
     assert info["disk_bytes"] > (col.path / VECTORS).stat().st_size
     assert info["ram_bytes_per_doc"] == pytest.approx(info["ram_bytes"] / 30)
+
+
+def test_documents_and_their_chunks_read_back_through_the_store(tmp_path):
+    long = Document("long", " ".join(f"word{i}." for i in range(120)), "Long")
+    with Collection.create(tmp_path / "c", encoder=FakeEncoder(max_tokens=16), chunk_tokens=16, chunk_overlap=0) as c:
+        c.add([DOCS[2], long, DOCS[1]])
+        assert [d["id"] for d in c.store.iter_documents()] == ["d1", "d2", "long"]  # id order
+        assert next(iter(c.store.iter_documents())) == {"id": "d1", "title": "t1", "text": DOCS[1].text,
+                                                        "metadata": {"i": 1}}
+        chunks = c.store.chunks_of("long")
+        assert len(chunks) > 3
+        # rows follow the commit order (d2's chunk first), spans tile the text left to right
+        assert [r for r, _, _ in chunks] == list(range(1, 1 + len(chunks)))
+        assert chunks[0][1] == 0 and all(a[2] <= b[1] for a, b in zip(chunks, chunks[1:]))
+        assert all(long.text[s:e].strip() for _, s, e in chunks)
+        assert c.store.chunks_of("nope") == []
+        c.delete(["long"])
+        assert c.store.chunks_of("long") == [] and [d["id"] for d in c.store.iter_documents()] == ["d1", "d2"]

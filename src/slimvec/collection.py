@@ -18,7 +18,7 @@ from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
 from slimvec.errors import CollectionError, ConfigError, IngestError
 from slimvec.profiles import Profile, load_profile, profile_from_dict
 from slimvec.progress import progress_bar
-from slimvec.retrievers.base import Query, Retriever
+from slimvec.retrievers.base import Query, Retriever, describe
 from slimvec.search import calibration as _calibration
 from slimvec.search.options import SearchOptions
 from slimvec.search.plan import make_plan
@@ -379,7 +379,9 @@ class Collection:
 
     # ---- reporting -------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
-        """Counts, model, dimensions, and bytes on disk and resident in RAM (total and per document)."""
+        """Counts, model, dimensions, bytes on disk and resident in RAM (total and per document), and
+        "indexes": {retriever name: what it built} (see retrievers.base.describe), e.g.
+        {"dense": {"kind": "ivf", "codec": "binary", "nlist": 4, "nprobe": 4, "fitted_rows": 300, ...}}."""
         with self._lock:
             self._sync()
             counts = self.store.counts()
@@ -400,6 +402,7 @@ class Collection:
                 "ram_bytes": ram,
                 "disk_bytes_per_doc": disk / per if counts["documents"] else 0.0,
                 "ram_bytes_per_doc": ram / per if counts["documents"] else 0.0,
+                "indexes": {name: describe(r) for name, r in self._retrievers.items()},
             }
 
     def get(self, doc_id: str) -> Document | None:

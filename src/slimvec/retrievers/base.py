@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -67,5 +67,18 @@ class Retriever(Protocol):
     def save(self, directory: Path) -> None:
         """Persist derived files (atomically) under `directory`."""
         ...
+
+    # Optional: `describe() -> dict[str, Any]`, what the retriever built, as JSON-ready values: at least
+    # "kind" (the structure searched) and "rows" (rows caught up with), plus its own parameters (nlist,
+    # nprobe, fitted_rows, vocabulary...). `Collection.info()["indexes"]` reports it per retriever; one
+    # without it is described by `describe` below.
+
+
+def describe(retriever: Retriever) -> dict[str, Any]:
+    """`retriever.describe()`, or {"kind": its name, "rows": its rows} for a retriever without one."""
+    own = getattr(retriever, "describe", None)
+    if own is not None:
+        return dict(own())
+    return {"kind": retriever.name, "rows": int(retriever.rows)}
 
 

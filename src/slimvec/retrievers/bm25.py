@@ -209,6 +209,15 @@ class Bm25Retriever:
         rows_out[: len(hit)] = self._row_ids[hit]
         return scores_out, rows_out
 
+    def describe(self) -> dict[str, Any]:
+        """{"kind": "bm25", "rows" (caught up with), "indexed_rows" (rows whose tokens are cached: alive when
+        last compacted), "tokens", "vocabulary" (distinct terms), "scores_built" (the bm25s score matrix is
+        built, or loaded, rather than pending), "k1", "b"}."""
+        return {"kind": "bm25", "rows": int(self._rows), "indexed_rows": len(self._row_ids),
+                "tokens": len(self._tokens), "vocabulary": len(self.vocab),
+                "scores_built": self._bm25 is not None and not self._stale,
+                "k1": self.config.k1, "b": self.config.b}
+
     def ram_bytes(self) -> int:
         """Bytes resident in RAM: token cache plus score matrix."""
         n = self._tokens.nbytes + self._offsets.nbytes + self._row_ids.nbytes

@@ -160,6 +160,20 @@ class CompressedDenseRetriever:
                 problems.append(f"{wrong} rows' codes disagree with their stored vectors")
         return problems
 
+    def describe(self) -> dict[str, Any]:
+        """What the codes are searched with: {"kind": "exact" (too few rows to fit the codec yet) | "codes" (a
+        scan of every code) | "ivf" (inverted lists), "codec", "rows", "fitted_rows" (rows the codec was fitted
+        on), "rescore", "oversample"}, plus "nlist" and "nprobe" (configured, before filter scaling) for "ivf"."""
+        from slimvec.index.compressed import BinaryIVFIndex
+
+        kind = "exact" if self.index is None else "ivf" if isinstance(self.index, BinaryIVFIndex) else "codes"
+        out: dict[str, Any] = {"kind": kind, "codec": self.spec, "rows": int(self.rows),
+                               "fitted_rows": int(self.fitted_rows), "rescore": self.rescore,
+                               "oversample": self.oversample}
+        if kind == "ivf":
+            out["nlist"], out["nprobe"] = int(self.index.nlist), int(self.ivf[1])
+        return out
+
     def ram_bytes(self) -> int:
         # The float32 file is read on demand for a few candidate rows; it is disk, not RAM-resident state.
         if self.index is None:  # untrained: exact search over the float32 rows

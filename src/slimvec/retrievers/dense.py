@@ -50,6 +50,13 @@ class DenseRetriever:
     def save(self, directory: Path) -> None:
         self.index.save(directory)
 
+    def describe(self) -> dict[str, Any]:
+        """{"kind": "exact" | "hnsw", "rows": int}, plus "ef_search" for HNSW."""
+        out: dict[str, Any] = {"kind": self.index.name, "rows": int(self.index.rows)}
+        if hasattr(self.index, "ef_search"):
+            out["ef_search"] = int(self.index.ef_search)
+        return out
+
 
 def _new_vector_index(manifest: dict[str, Any]) -> VectorIndex:
     dim = int(manifest["dim"])

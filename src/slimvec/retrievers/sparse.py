@@ -155,6 +155,12 @@ class SparseRetriever:
         rows_out[: len(hit)] = hit
         return scores_out, rows_out
 
+    def describe(self) -> dict[str, Any]:
+        """{"kind": "sparse", "model", "rows", "vocabulary" (the model's, None until it is loaded), "nonzeros"
+        (stored term weights)}."""
+        return {"kind": "sparse", "model": self.model_name, "rows": int(self.rows), "vocabulary": self._dim,
+                "nonzeros": 0 if self.matrix is None else int(self.matrix.nnz)}
+
     def ram_bytes(self) -> int:
         """Bytes of the matrix and its term-major copy."""
         total = 0

@@ -308,6 +308,17 @@ class Store:
         r = self.db.execute("SELECT id, title, text, metadata FROM documents WHERE id = ?", (doc_id,)).fetchone()
         return None if r is None else {"id": r[0], "title": r[1], "text": r[2], "metadata": json.loads(r[3])}
 
+    def iter_documents(self) -> Iterator[dict[str, Any]]:
+        """Every stored document as a dict (id, title, text, metadata), in id order (for exports and audits)."""
+        for r in self.db.execute("SELECT id, title, text, metadata FROM documents ORDER BY id"):
+            yield {"id": r[0], "title": r[1], "text": r[2], "metadata": json.loads(r[3])}
+
+    def chunks_of(self, doc_id: str) -> list[tuple[int, int, int]]:
+        """(row, start, end) of each chunk of document `doc_id`, in row order: its vector rows and its spans
+        as character offsets into the text (end exclusive); empty for an unknown id."""
+        q = "SELECT row, start, end FROM chunks WHERE doc_id = ? ORDER BY row"
+        return [(int(r), int(s), int(e)) for r, s, e in self.db.execute(q, (doc_id,))]
+
     def counts(self) -> dict[str, int]:
         """Documents, live chunks and committed vector rows."""
         docs = self.db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]

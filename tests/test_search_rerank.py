@@ -25,6 +25,7 @@ from slimvec.cli import app as cli_app
 from slimvec.encoders import registry
 from slimvec.errors import ConfigError
 from slimvec.profiles import load_profile, profile_from_dict
+from slimvec.retrievers.base import Query
 from slimvec.search import rerank as rr
 from slimvec.search.calibration import Calibrator
 from slimvec.server import create_app
@@ -98,13 +99,14 @@ def tiny_cross_encoder(tmp_path_factory) -> Path:
 
 # ---- brute-force references ----------------------------------------------------------------------
 def _rows(col: Collection, doc_id: str) -> list[int]:
-    return [r for (r,) in col.store.db.execute("SELECT row FROM chunks WHERE doc_id = ? ORDER BY row", (doc_id,))]
+    return [row for row, _, _ in col.store.chunks_of(doc_id)]
 
 
 def _texts(col: Collection, doc_id: str) -> list[str]:
-    title, text = col.store.db.execute("SELECT title, text FROM documents WHERE id = ?", (doc_id,)).fetchone()
-    spans = col.store.db.execute("SELECT start, end FROM chunks WHERE doc_id = ? ORDER BY row", (doc_id,)).fetchall()
-    return [f"{title} {text[s:e]}" if title else text[s:e] for s, e in spans]
+    doc = col.get(doc_id)
+    assert doc is not None
+    spans = [(s, e) for _, s, e in col.store.chunks_of(doc_id)]
+    return [f"{doc.title} {doc.text[s:e]}" if doc.title else doc.text[s:e] for s, e in spans]
 
 
 def _file_vectors(col: Collection) -> np.ndarray:
@@ -177,15 +179,15 @@ def test_dense_rerank_equals_numpy_max_over_chunks(col, mode):
 
 
 def test_multi_chunk_documents_score_their_best_chunk_not_only_the_first_stage_one(col):
-    assert max(len(_rows(col, d)) for d, in col.store.db.execute("SELECT id FROM documents")) > 3
+    assert max(len(_rows(col, d["id"])) for d in col.store.iter_documents()) > 3
     q = QUERIES[0]
     hits = col.search(q, k=10, mode="bm25", rerank="dense", rerank_depth=50)
     v, qv = _file_vectors(col), FakeEncoder(dim=DIM).encode_queries([q])[0]
     for h in hits:  # the snippet is the reranker's best chunk
         rows = _rows(col, h.id)
         best = rows[int(np.argmax(v[rows] @ qv))]
-        start, end = col.store.db.execute("SELECT start, end FROM chunks WHERE row = ?", (best,)).fetchone()
-        assert (h.chunk_start, h.chunk_end) == (start, end)
+        chunk = col.store.chunks_for_rows([best])[best]
+        assert (h.chunk_start, h.chunk_end) == (chunk.start, chunk.end)
 
 
 def test_binary_without_rescore_plus_dense_rerank_over_the_corpus_equals_exact(tmp_path, scifact_docs):
@@ -247,12 +249,21 @@ def test_bi_encoder_rerank_equals_brute_force_and_caches_chunk_vectors(col):
 
 
 def test_bi_encoder_cache_is_bounded():
-    small = rr.BiEncoderReranker("fake-48", cache_bytes=10 * 48 * 4)
+    small = rr.BiEncoderReranker("fake-48", cache_bytes=10 * 48 * 4)  # room for ten 48-d float32 vectors
     texts = [f"text number {i}" for i in range(40)]
-    small._vectors(texts)
-    assert small._cached_bytes <= small.cache_bytes and len(small._cache) == 10
-    small._vectors(texts[-10:])  # the most recent ten are still there
+    model = FakeEncoder(dim=48, name="fake-48")
+    qv = model.encode_queries(["number"])[0]
+
+    def score(batch: list[str]) -> np.ndarray:
+        n = len(batch)
+        return small.score(Query("number"), rr.Candidates(np.arange(n), np.ones(n), np.arange(n), texts=batch))
+
+    np.testing.assert_allclose(score(texts), model.encode_documents(texts) @ qv, rtol=1e-6)
     assert small.encoded == 40
+    np.testing.assert_allclose(score(texts[-10:]), model.encode_documents(texts[-10:]) @ qv, rtol=1e-6)
+    assert small.encoded == 40  # the most recent ten are still cached
+    score(texts[-11:-10])
+    assert small.encoded == 41  # the eleventh most recent was evicted
 
 
 def test_bi_encoder_with_the_real_minilm_model(tmp_path):
@@ -438,7 +449,9 @@ def test_server_profile_reranker_that_cannot_load_is_a_4xx(tmp_path, scifact_doc
         assert str(missing) in caplog.text  # start-up warns instead of failing
         r = client.post("/api/collections/c/search", json={"q": "bone"})
         assert r.status_code == 400 and str(missing) in r.json()["detail"]
-        assert client.post("/api/collections/c/search", json={"q": "bone", "rerank": "none"}).status_code == 200
+        r = client.post("/api/collections/c/search", json={"q": "bone", "rerank": "none"})
+        assert r.status_code == 200 and r.json()["hits"]
+        assert [h["id"] for h in r.json()["hits"]] == [h.id for h in c.search("bone", rerank="none")]
 
 
 def test_eval_runner_applies_the_profiles_reranker(tmp_path):

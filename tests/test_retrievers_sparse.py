@@ -60,10 +60,13 @@ def test_encoder_returns_csr(splade):
 
 def test_matrix_equals_independent_encoding(built, splade):
     with Collection.open(built, encoder=FakeEncoder(max_tokens=256)) as c:
-        c.search("x", mode="sparse")  # loads the retriever
-        r = c._retrievers["sparse"]
-        assert isinstance(r, SparseRetriever) and r.rows == len(DOCS)
         expected = splade.encode_documents([_text(d) for d in DOCS]).toarray()
+        described = c.info()["indexes"]["sparse"]
+        assert described == {"kind": "sparse", "model": "splade-tiny", "rows": len(DOCS),
+                              "vocabulary": described["vocabulary"], "nonzeros": int(np.count_nonzero(expected))}
+        # the matrix the collection saved after its last write, read back through the public loader
+        r = SparseRetriever.load(built / "index", lambda: splade, "splade-tiny")
+        assert r is not None and r.rows == len(DOCS)
         np.testing.assert_allclose(r.matrix.toarray(), expected, rtol=1e-4, atol=1e-5)
 
 

@@ -66,14 +66,15 @@ def test_codec_is_refitted_as_the_collection_grows(tmp_path):
 
     with Collection.create(tmp_path / "c", profile="int8", encoder=FakeEncoder()) as col:
         col.add([Document(f"a{i}", f"alpha {i} beta {i % 3}") for i in range(10)])
-        col.search("alpha", k=1)
-        assert col._retrievers["dense"].fitted_rows == 10
+        assert col.info()["indexes"]["dense"] == {"kind": "codes", "codec": "int8", "rows": 10, "fitted_rows": 10,
+                                                  "rescore": BUILTIN["int8"].rescore,
+                                                  "oversample": BUILTIN["int8"].oversample}
         col.add([Document(f"b{i}", f"gamma {i} delta {i % 5}") for i in range(30)])
-        col.search("gamma", k=1)
-        assert col._retrievers["dense"].fitted_rows == 40
+        assert col.info()["indexes"]["dense"]["fitted_rows"] == 40
+        col.add([Document(f"c{i}", f"eps {i}") for i in range(10)])  # 50 < 2 x 40: no refit
+        assert col.info()["indexes"]["dense"]["fitted_rows"] == 40
     with Collection.open(tmp_path / "c", encoder=FakeEncoder()) as col:
-        col.search("gamma", k=1)
-        assert col._retrievers["dense"].fitted_rows == 40
+        assert col.info()["indexes"]["dense"]["fitted_rows"] == 40
 
 
 def _ivf_collection(path, n, nlist, nprobe, oversample=1000):
@@ -93,8 +94,7 @@ def _ivf_collection(path, n, nlist, nprobe, oversample=1000):
 
 def _exact_ids(col, query, k, group=None):
     """Brute-force top-k document ids from the stored float32 vectors (one chunk per document here)."""
-    rows = col.store.alive_rows() if group is None else col.store.filtered_rows(
-        "json_extract(metadata, '$.group') = ?", [group])
+    rows = col.store.alive_rows() if group is None else col.store.rows_matching({"group": group})
     info = col.store.chunks_for_rows(rows.tolist())
     scores = np.asarray(col.store.vectors(col.store.committed_rows))[rows] @ col.encoder.encode_queries([query])[0]
     order = np.argsort(-scores, kind="stable")[:k]
@@ -111,20 +111,16 @@ def _assert_same_ranking(hits, expected):
 
 
 def test_ivf_with_every_list_probed_equals_exact(tmp_path):
-    from slimvec.index.compressed import BinaryIVFIndex
-
     with _ivf_collection(tmp_path / "c", 400, nlist=8, nprobe=8) as col:
         hits = col.search("alpha1 gamma2 eta3", k=10)
-        assert isinstance(col._retrievers["dense"].index, BinaryIVFIndex)
+        assert col.info()["indexes"]["dense"]["kind"] == "ivf"
         _assert_same_ranking(hits, _exact_ids(col, "alpha1 gamma2 eta3", 10))
 
 
 def test_ivf_probes_more_lists_under_a_selective_filter(tmp_path):
-    from slimvec.index.compressed import BinaryIVFIndex
-
     with _ivf_collection(tmp_path / "c", 800, nlist=16, nprobe=2) as col:
         hits = col.search("beta2 delta4", k=10, filter={"group": 3})
-        assert isinstance(col._retrievers["dense"].index, BinaryIVFIndex)
+        assert col.info()["indexes"]["dense"]["kind"] == "ivf"
         # 2 lists of 16 hold ~10 of the 80 allowed rows; scaled by 800/80, every list is probed.
         _assert_same_ranking(hits, _exact_ids(col, "beta2 delta4", 10, group=3))
         assert all(h.metadata["group"] == 3 for h in hits)
@@ -132,7 +128,9 @@ def test_ivf_probes_more_lists_under_a_selective_filter(tmp_path):
 
 def test_ivf_persists_and_deletes_vanish(tmp_path):
     with _ivf_collection(tmp_path / "c", 300, nlist=4, nprobe=4) as col:
-        assert col._retrievers["dense"].ivf_lists(300) == 4
+        assert col.info()["indexes"]["dense"] == {
+            "kind": "ivf", "codec": BUILTIN["binary-ivf-rescore"].codec, "rows": 300, "fitted_rows": 300,
+            "rescore": True, "oversample": 1000, "nlist": 4, "nprobe": 4}
         before = [(h.id, h.score) for h in col.search("zeta3 iota1", k=10)]
         col.delete([before[0][0]])
         after_delete = [h.id for h in col.search("zeta3 iota1", k=10)]
@@ -142,7 +140,7 @@ def test_ivf_persists_and_deletes_vanish(tmp_path):
 
     with Collection.open(tmp_path / "c", encoder=FakeEncoder()) as col:
         assert [h.id for h in col.search("zeta3 iota1", k=10)] == after_delete
-        assert col._retrievers["dense"].index.nlist == 4
+        assert col.info()["indexes"]["dense"]["nlist"] == 4
 
 
 def test_automatic_ivf_starts_large_enough_and_retrains_as_the_collection_grows(tmp_path, monkeypatch):
@@ -150,19 +148,14 @@ def test_automatic_ivf_starts_large_enough_and_retrains_as_the_collection_grows(
 
     import slimvec.retrievers.compressed as pipeline
     from slimvec import Document
-    from slimvec.index.compressed import BinaryIVFIndex, CodecIndex
-
     monkeypatch.setattr(pipeline, "_IVF_MIN_ROWS", 100)
     monkeypatch.setattr(pipeline, "_IVF_TRAIN_PER_LIST", 1)
     with Collection.create(tmp_path / "c", profile="binary-ivf-rescore", encoder=FakeEncoder()) as col:
         col.add([Document(f"a{i}", f"alpha{i % 13} beta{i % 7}") for i in range(60)])
-        col.search("alpha1", k=1)
-        assert isinstance(col._retrievers["dense"].index, CodecIndex)  # too few rows: exact Hamming scan
+        assert col.info()["indexes"]["dense"]["kind"] == "codes"  # too few rows: exact Hamming scan
         col.add([Document(f"b{i}", f"gamma{i % 11} delta{i % 5}") for i in range(60)])
-        col.search("gamma1", k=1)
-        first = col._retrievers["dense"].index
-        assert isinstance(first, BinaryIVFIndex) and first.nlist == 1 << int(round(np.log2(4 * np.sqrt(120))))
+        first = col.info()["indexes"]["dense"]
+        assert first["kind"] == "ivf" and first["nlist"] == 1 << int(round(np.log2(4 * np.sqrt(120))))
         col.add([Document(f"c{i}", f"eps{i % 17} zeta{i % 3}") for i in range(400)])
-        col.search("eps1", k=1)
-        grown = col._retrievers["dense"].index
-        assert grown.rows == 520 and grown.nlist == 1 << int(round(np.log2(4 * np.sqrt(520))))
+        grown = col.info()["indexes"]["dense"]
+        assert grown["rows"] == 520 and grown["nlist"] == 1 << int(round(np.log2(4 * np.sqrt(520))))

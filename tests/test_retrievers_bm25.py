@@ -10,6 +10,7 @@ from fakes import FakeEncoder
 
 from slimvec import Collection, Document
 from slimvec.errors import ConfigError
+from slimvec.retrievers.base import Query
 from slimvec.retrievers.bm25 import Bm25Config, Bm25Retriever
 
 CORPUS = [
@@ -106,11 +107,15 @@ def test_filter_never_returns_disallowed_rows(tmp_path):
 
 def test_persisted_index_reloads_identical(tmp_path, col):
     expected = {q: col.search(q, k=len(CORPUS), mode="bm25") for q in QUERIES}
-    retriever = col._retrievers["bm25"]
-    retriever.save(col.path / "index")  # now with the built score matrix
+    index = tmp_path / "col" / "index"
+    retriever = Bm25Retriever.load(index)  # as the collection's last write saved it: tokens, no score matrix
+    assert retriever is not None and retriever.rows == len(CORPUS) and not retriever.describe()["scores_built"]
+    retriever.sync(col.store)
+    retriever.search(Query("cats"), 1, np.ones(len(CORPUS), dtype=bool))  # builds the score matrix
+    retriever.save(index)  # now with the built score matrix
     col.close()
-    loaded = Bm25Retriever.load(tmp_path / "col" / "index")
-    assert loaded is not None and loaded.rows == len(CORPUS) and loaded._bm25 is not None
+    loaded = Bm25Retriever.load(index)
+    assert loaded is not None and loaded.rows == len(CORPUS) and loaded.describe()["scores_built"]
     with Collection.open(tmp_path / "col", encoder=FakeEncoder(max_tokens=256)) as again:
         for q in QUERIES:
             assert again.search(q, k=len(CORPUS), mode="bm25") == expected[q]
@@ -144,8 +149,12 @@ def test_scores_match_bare_after_incremental_batches(tmp_path):
         c.add(CORPUS[4:])
         for q in QUERIES:
             _assert_same(_ours(c, q), _bare_scores(CORPUS, q))
-        r = c._retrievers["bm25"]
-        assert r.ram_bytes() > 0 and np.all(np.diff(r._offsets) >= 0)
+        # every row's tokens cached once: as many tokens and terms as bm25s finds in the whole corpus
+        ids, vocab = bm25s.tokenize([_indexed_text(d) for d in CORPUS], stopwords="en",
+                                    stemmer=Stemmer.Stemmer("english"), show_progress=False)
+        described = c.info()["indexes"]["bm25"]
+        assert described["rows"] == described["indexed_rows"] == len(CORPUS)
+        assert described["tokens"] == sum(map(len, ids)) and described["vocabulary"] == len(vocab)
 
 
 def test_query_fast_path_tokenises_like_bm25s():

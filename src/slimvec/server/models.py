@@ -1,0 +1,160 @@
+"""Request bodies of the JSON API (pydantic models) and the checks every client string or value passes.
+
+JSON lets a client send what SQLite and UTF-8 cannot store (lone surrogates such as "\\ud800", NaN,
+integers past 64 bits, nesting thousands of levels deep); these models reject them with a 422 naming the
+field before anything reaches a collection.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from slimvec.documents import Document
+from slimvec.search.options import MAX_QUERY_CHARS, SearchOptions
+
+MAX_ID_CHARS = 512
+MAX_TITLE_CHARS = 10_000
+MAX_TEXT_CHARS = 2_000_000
+MAX_METADATA_DEPTH = 16
+
+
+def check_unicode(value: str, what: str) -> str:
+    """`value` unchanged; ValueError if it cannot be stored as UTF-8 (a lone surrogate from a JSON escape)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} contains invalid Unicode (a lone surrogate)") from None
+    return value
+
+
+def check_json_value(value: Any, depth: int = 0) -> None:
+    """ValueError unless `value` is storable JSON: finite numbers, 64-bit integers, UTF-8 text, string keys,
+    at most MAX_METADATA_DEPTH levels of nesting."""
+    if depth > MAX_METADATA_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_METADATA_DEPTH} levels")
+    if isinstance(value, str):
+        check_unicode(value, "a string")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("numbers must be finite (no NaN or Infinity)")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > 2**63 - 1:
+            raise ValueError(f"integer {value} is out of the 64-bit range")
+    elif isinstance(value, list):
+        for v in value:
+            check_json_value(v, depth + 1)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ValueError("object keys must be strings")
+            check_unicode(k, "a key")
+            check_json_value(v, depth + 1)
+    elif value is not None and not isinstance(value, bool):
+        raise ValueError(f"unsupported value of type {type(value).__name__}")
+
+
+def check_document(doc: Document) -> None:
+    """ValueError naming the field when a Document (e.g. read from an upload) breaks the limits of DocumentIn."""
+    if len(doc.id) > MAX_ID_CHARS:
+        raise ValueError(f"id longer than {MAX_ID_CHARS} characters")
+    if len(doc.title) > MAX_TITLE_CHARS:
+        raise ValueError(f"title longer than {MAX_TITLE_CHARS} characters")
+    if len(doc.text) > MAX_TEXT_CHARS:
+        raise ValueError(f"text longer than {MAX_TEXT_CHARS} characters")
+    check_unicode(doc.id, "id")
+    check_unicode(doc.title, "title")
+    check_unicode(doc.text, "text")
+    try:
+        check_json_value(doc.metadata)
+    except ValueError as e:
+        raise ValueError(f"metadata: {e}") from None
+
+
+class DocumentIn(BaseModel):
+    """One document to add or upsert (POST /api/collections/{name}/documents takes a list of them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=MAX_ID_CHARS, description="Stable document id.")
+    title: str = Field("", max_length=MAX_TITLE_CHARS)
+    text: str = Field(max_length=MAX_TEXT_CHARS)
+    metadata: dict[str, Any] = Field(default_factory=dict, description="JSON object, filterable.")
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("id must not be blank")
+        return check_unicode(v, "id")
+
+    @field_validator("title", "text")
+    @classmethod
+    def _text(cls, v: str) -> str:
+        return check_unicode(v, "text")
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, v: dict[str, Any]) -> dict[str, Any]:
+        check_json_value(v)
+        return v
+
+    def to_document(self) -> Document:
+        return Document(self.id, self.text, self.title, self.metadata)
+
+
+class SearchIn(SearchOptions):
+    """A search request (POST body): the query and the search options (slimvec.search.options.SearchOptions).
+
+    GET takes the same fields as query parameters (filter as JSON text, fusion_weights comma-separated).
+    """
+
+    q: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="Query text.")
+
+    @field_validator("rerank")
+    @classmethod
+    def _rerank(cls, v: str | None) -> str | None:
+        from slimvec.errors import ConfigError
+        from slimvec.search.rerank import parse_spec
+
+        if v is not None:
+            try:
+                parse_spec(check_unicode(v, "rerank"))
+            except ConfigError as e:
+                raise ValueError(str(e)) from None
+        return v
+
+    @field_validator("q")
+    @classmethod
+    def _q(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("query must not be blank")
+        return check_unicode(v, "query")
+
+    @field_validator("filter")
+    @classmethod
+    def _filter(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is not None:
+            check_json_value(v)
+        return v
+
+    def options(self) -> SearchOptions:
+        """The search options of this request, without the query; fields the client left out stay unset."""
+        return SearchOptions(**self.model_dump(exclude={"q"}, exclude_unset=True))
+
+
+class DeleteIn(BaseModel):
+    """Ids of the documents to delete (DELETE /api/collections/{name}/documents)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]] = Field(min_length=1)
+
+    @field_validator("ids")
+    @classmethod
+    def _ids(cls, v: list[str]) -> list[str]:
+        for i in v:
+            check_unicode(i, "id")
+        return v

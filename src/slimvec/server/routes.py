@@ -1,0 +1,221 @@
+"""The JSON API: health, collections, search (GET and POST), documents (get, add, upload, delete)."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Annotated, Any, Callable
+
+from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from slimvec.documents import Document
+from slimvec.errors import FilterError
+from slimvec.ingest import FieldMap
+from slimvec.search.options import (
+    MAX_FUSION_WEIGHTS,
+    MAX_K,
+    MAX_QUERY_CHARS,
+    MAX_RERANK_DEPTH,
+    NAME_PATTERN,
+    SearchOptions,
+)
+from slimvec.server.errors import query_errors
+from slimvec.server.models import DeleteIn, DocumentIn, SearchIn, check_json_value, check_unicode
+from slimvec.server.pages import report_file
+from slimvec.server.state import Served, default_mode, profile_rerank, read_lock
+from slimvec.server.upload import read_jsonl_upload
+
+# Rerankers a request may name besides the collection profile's own: neither loads a model from a path.
+# Anything else would let a client make the server load an arbitrary filesystem path as a model.
+REQUEST_RERANKERS = ("none", "dense")
+
+
+def _about(field: str) -> str:
+    """A search option's description, from its one declaration in SearchOptions."""
+    return SearchOptions.model_fields[field].description or ""
+
+
+def api_router(served: Served, require_writer: Callable[[Request], None]) -> APIRouter:
+    """The /api routes over `served`; writes depend on `require_writer` (see server.auth.writer_check)."""
+    router = APIRouter(prefix="/api")
+    collection = served.get
+    writer = [Depends(require_writer)]
+
+    # ---- reads ----------------------------------------------------------------------------
+    @router.get("/health")
+    def health(request: Request) -> dict[str, Any]:
+        return {"status": "ok", "collections": sorted(served.collections),
+                "auth_required_for_writes": request.app.state.api_key_set}
+
+    @router.get("/collections")
+    def list_collections() -> dict[str, Any]:
+        out = []
+        for name, col in sorted(served.collections.items()):
+            info = col.info()
+            out.append({"name": name, "documents": info["documents"], "chunks": info["chunks"],
+                        "model": info["model"], "retrievers": info["retrievers"],
+                        "modes": _modes(info["retrievers"]), "mode": default_mode(col),
+                        "has_report": report_file(col) is not None})
+        return {"collections": out, "modes": _modes()}
+
+    @router.get("/collections/{name}")
+    def collection_info(*, col: Any = Depends(collection), name: str) -> dict[str, Any]:
+        info = col.info()
+        info.pop("path", None)  # the server's filesystem layout is not the client's business
+        return {"name": name, **info, "has_report": report_file(col) is not None}
+
+    @router.get("/collections/{name}/search")
+    def search_get(
+        *, col: Any = Depends(collection),
+        q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="Query text.")],
+        k: Annotated[int, Query(ge=1, le=MAX_K, description=_about("k"))] = 10,
+        filter: Annotated[str | None, Query(max_length=100_000, description="Filter as JSON text: "
+                                                                            + _about("filter"))] = None,
+        mode: Annotated[str | None, Query(min_length=1, max_length=32, pattern=NAME_PATTERN,
+                                          description=_about("mode"))] = None,
+        min_relevance: Annotated[str | None, Query(min_length=1, max_length=32,
+                                                   description=_about("min_relevance"))] = None,
+        rerank: Annotated[str | None, Query(min_length=1, max_length=1000, description=_about("rerank"))] = None,
+        rerank_depth: Annotated[int | None, Query(ge=1, le=MAX_RERANK_DEPTH, description=_about("rerank_depth"))] = None,
+        fusion: Annotated[str | None, Query(min_length=1, max_length=32, pattern=NAME_PATTERN,
+                                            description=_about("fusion"))] = None,
+        fusion_weights: Annotated[str | None, Query(min_length=1, max_length=32 * MAX_FUSION_WEIGHTS,
+                                                    description=_about("fusion_weights")
+                                                    + " Comma-separated, e.g. 0.3,0.7.")] = None,
+        with_payload: Annotated[bool, Query(description=_about("with_payload"))] = True,
+    ) -> dict[str, Any]:
+        given = {"filter": _parse_filter(filter) if filter is not None and filter.strip() else None,
+                 "mode": mode, "min_relevance": min_relevance, "rerank": rerank, "rerank_depth": rerank_depth,
+                 "fusion": fusion, "fusion_weights": _parse_weights(fusion_weights)}
+        try:
+            body = SearchIn(q=q, k=k, with_payload=with_payload, **{f: v for f, v in given.items() if v is not None})
+        except ValidationError as e:  # report it as FastAPI would (field named)
+            raise query_errors(e) from None
+        return _search(col, body, "query")
+
+    @router.post("/collections/{name}/search")
+    def search_post(*, col: Any = Depends(collection), body: SearchIn) -> dict[str, Any]:
+        return _search(col, body, "body")
+
+    @router.get("/collections/{name}/documents/{doc_id:path}")
+    def get_document(*, col: Any = Depends(collection), doc_id: str) -> dict[str, Any]:
+        with read_lock(col):
+            d = col.get(doc_id)
+        if d is None:
+            raise HTTPException(404, f"no document with id {doc_id!r}")
+        return {"id": d.id, "title": d.title, "text": d.text, "metadata": d.metadata}
+
+    # ---- writes ---------------------------------------------------------------------------
+    @router.post("/collections/{name}/documents", dependencies=writer)
+    async def add_documents(
+        *, col: Any = Depends(collection), name: str, docs: list[DocumentIn],
+        upsert: Annotated[bool, Query(description="Replace documents whose id is already stored.")] = False,
+    ) -> dict[str, Any]:
+        served.check_batch(len(docs))
+        batch = [d.to_document() for d in docs]
+        return await served.write(name, lambda: _write(col, batch, upsert))
+
+    @router.post("/collections/{name}/documents/upload", dependencies=writer)
+    async def upload_documents(
+        *, col: Any = Depends(collection), name: str,
+        file: Annotated[UploadFile, File(description="JSONL: one object per line, read as `slimvec index` reads "
+                                                     "a .jsonl file (id, title and text fields as named below).")],
+        upsert: bool = False,
+        id_field: Annotated[str, Query(min_length=1, max_length=100, description="Id field of the records.")] = "_id",
+        title_field: Annotated[str, Query(min_length=1, max_length=100, description="Title field.")] = "title",
+        text_field: Annotated[str, Query(min_length=1, max_length=100, description="Text field.")] = "text",
+    ) -> dict[str, Any]:
+        # The client's filename is never used: only the parsed documents reach the store.
+        raw = await file.read()
+        await file.close()
+        fields = FieldMap(id_field=id_field, title_field=title_field, text_field=text_field)
+        batch = read_jsonl_upload(raw, fields, served.max_batch)
+        served.check_batch(len(batch))
+        return await served.write(name, lambda: _write(col, batch, upsert))
+
+    @router.delete("/collections/{name}/documents", dependencies=writer)
+    async def delete_documents(*, col: Any = Depends(collection), name: str, body: DeleteIn) -> dict[str, Any]:
+        served.check_batch(len(body.ids), "ids")
+        n = await served.write(name, lambda: col.delete(body.ids))
+        return {"deleted": n, "requested": len(body.ids)}
+
+    @router.delete("/collections/{name}/documents/{doc_id:path}", dependencies=writer)
+    async def delete_document(*, col: Any = Depends(collection), name: str, doc_id: str) -> dict[str, Any]:
+        try:
+            check_unicode(doc_id, "id")
+        except ValueError as e:
+            raise HTTPException(400, str(e)) from None
+        n = await served.write(name, lambda: col.delete([doc_id]))
+        if not n:
+            raise HTTPException(404, f"no document with id {doc_id!r}")
+        return {"deleted": n, "requested": 1}
+
+    return router
+
+
+def _search(col: Any, body: SearchIn, where: str) -> dict[str, Any]:
+    _check_request_rerank(col, body.rerank, where)
+    t0 = time.perf_counter()
+    hits = col.search(body.q, body.options())
+    out = {"query": body.q, "k": body.k, "mode": body.mode or default_mode(col), "filter": body.filter,
+           "took_ms": round((time.perf_counter() - t0) * 1000, 3), "hits": [_hit(h) for h in hits]}
+    if body.rerank is not None or body.rerank_depth is not None:
+        out["rerank"], out["rerank_depth"] = body.rerank, body.rerank_depth
+    return out
+
+
+def _modes(retrievers: list[str] | None = None) -> list[str]:
+    """Search modes, "dense" first; with `retrievers`, only those a collection keeping them can run."""
+    from slimvec.search.plan import modes
+
+    return modes(retrievers)
+
+
+def _check_request_rerank(col: Any, spec: str | None, where: str) -> None:
+    """422 unless a request's reranker is "none", "dense" or the collection profile's own spec."""
+    if spec is None or spec.strip() in REQUEST_RERANKERS or spec.strip() == profile_rerank(col):
+        return
+    # The profile's spec is not echoed: it may hold a path on the server.
+    msg = (f"rerank {spec!r} is not allowed from a request: use 'none', 'dense', or leave it out for the "
+           "collection profile's own reranker (other rerankers are set in the profile by the operator)")
+    raise RequestValidationError([{"type": "value_error", "loc": (where, "rerank"), "msg": msg, "input": spec}])
+
+
+def _hit(h: Any) -> dict[str, Any]:
+    d = h.to_dict()
+    if not math.isfinite(d["score"]):  # never emit invalid JSON
+        d["score"] = None
+    return d
+
+
+def _parse_filter(text: str) -> dict[str, Any]:
+    from slimvec.store.filters import parse_filter
+
+    try:
+        flt = parse_filter(text)
+    except RecursionError:
+        raise FilterError("filter is nested too deeply") from None
+    try:
+        check_json_value(flt)
+    except ValueError as e:
+        raise FilterError(f"filter: {e}") from None
+    return flt
+
+
+def _parse_weights(text: str | None) -> list[float] | None:
+    """"0.3,0.7" -> [0.3, 0.7]; 422 naming `fusion_weights` when a part is not a number."""
+    if text is None or not text.strip():
+        return None
+    try:
+        return [float(w) for w in text.split(",")]
+    except ValueError:
+        msg = f"expected numbers separated by commas, e.g. 0.3,0.7, got {text!r}"
+        raise RequestValidationError([{"type": "value_error", "loc": ("query", "fusion_weights"), "msg": msg,
+                                       "input": text}]) from None
+
+
+def _write(col: Any, docs: list[Document], upsert: bool) -> dict[str, Any]:
+    n = col.upsert(docs) if upsert else col.add(docs)
+    return {"written": n, "upsert": upsert, "documents": len(col)}
