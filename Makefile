@@ -32,6 +32,7 @@ demo: install
 
 test: install
 	VENV=$(VENV) bash scripts/setup-browser.sh
+	bash scripts/run-cases.sh  # ../shared/cases: every case must print RESULT: HOLD
 	$(BIN)/python -m pytest -q tests
 
 clean:
