@@ -42,7 +42,8 @@ class ChunkConfig:
     max_tokens: int = 254
     overlap: int = 32
     # "tokens": split long text; "truncate": one chunk cut at max_tokens; "whole": one chunk, the model
-    # truncates (the BEIR/MTEB protocol; full text for BM25 and sparse).
+    # truncates (the BEIR/MTEB protocol; full text for BM25 and sparse); "late": the chunks of "tokens", each
+    # embedded from one pass over its whole document (slimvec.late).
     mode: str = "tokens"
 
     def __post_init__(self) -> None:
@@ -50,8 +51,8 @@ class ChunkConfig:
             raise ConfigError(f"chunk tokens must be at least 8, got {self.max_tokens}")
         if not 0 <= self.overlap < self.max_tokens // 2:
             raise ConfigError(f"chunk overlap must be in [0, {self.max_tokens // 2}), got {self.overlap}")
-        if self.mode not in ("tokens", "truncate", "whole"):
-            raise ConfigError(f"chunk mode must be 'tokens', 'truncate' or 'whole', got {self.mode!r}")
+        if self.mode not in ("tokens", "truncate", "whole", "late"):
+            raise ConfigError(f"chunk mode must be 'tokens', 'truncate', 'whole' or 'late', got {self.mode!r}")
 
 
 def chunk_document(doc: Document, tokenizer: TokenSpans, config: ChunkConfig) -> list[Chunk]:

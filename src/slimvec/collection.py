@@ -11,11 +11,13 @@ from typing import Any
 import numpy as np
 
 from slimvec import registry
-from slimvec.chunking import ChunkConfig, chunk_document, chunk_text
+from slimvec.chunking import ChunkConfig, chunk_document
+from slimvec.contextual import chunk_texts
 from slimvec.documents import Chunk, Document, Hit
 from slimvec.encoders.base import Encoder
 from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
 from slimvec.errors import CollectionError, ConfigError, IngestError
+from slimvec.late import LateConfig, late_chunk_vectors
 from slimvec.profiles import Profile, load_profile, profile_from_dict
 from slimvec.progress import progress_bar
 from slimvec.retrievers.base import Query, Retriever, describe
@@ -24,6 +26,7 @@ from slimvec.search.options import SearchOptions
 from slimvec.search.plan import make_plan
 from slimvec.search.rerank import Reranker
 from slimvec.search.run import Runner
+from slimvec.sections import section_chunks
 from slimvec.store import Store
 from slimvec.store.rowmap import RowMap
 
@@ -77,6 +80,8 @@ class Collection:
         if tokens > limit:
             raise ConfigError(f"chunk tokens {tokens} exceed the model's maximum of {limit}")
         chunking = ChunkConfig(max_tokens=tokens, overlap=min(prof.chunk_overlap, tokens // 2 - 1), mode=prof.chunk_mode)
+        if prof.chunk_mode == "late" and not all(hasattr(enc, a) for a in ("tokenize", "token_embeddings", "max_positions")):
+            raise ConfigError(f"chunk mode 'late' needs a transformer model with token embeddings; {enc.name!r} has none")
         manifest = {
             "model": enc.name,
             "kind": enc.kind,
@@ -197,8 +202,8 @@ class Collection:
             parts = []
             for s in range(0, len(docs), _BATCH_DOCS):  # encode in slices: the progress bar moves
                 part = docs[s : s + _BATCH_DOCS]
-                texts = [chunk_text(d.title, c.text) for d in part for c in chunks[d.id]]
-                vecs = enc.encode_documents(texts) if dim else np.zeros((len(texts), 0), np.float32)
+                vecs = self._embed(part, chunks, enc) if dim else np.zeros((sum(len(chunks[d.id]) for d in part), 0),
+                                                                             np.float32)
                 _check_finite(np.asarray(vecs), [d for d in part for _ in chunks[d.id]])
                 parts.append(np.asarray(vecs, dtype=np.float32))
                 advance(len(part))
@@ -223,13 +228,27 @@ class Collection:
             raise IngestError(f"id {d.id!r} (position {offset + i}) is already stored (use upsert to replace it); "
                               "nothing from this call was stored")
 
+    def _embed(self, docs: list[Document], chunks: dict[str, list[Chunk]], enc: Encoder) -> np.ndarray:
+        """Chunk vectors in document-then-chunk order: each chunk's text encoded alone ("title text", or with
+        the contextual prefix), or, in chunk mode "late", pooled from one pass over its document (slimvec.late)."""
+        prof = self.manifest.get("profile") or {}
+        lists = [chunks[d.id] for d in docs]
+        texts = chunk_texts(docs, lists, bool(prof.get("contextual_prefix")))
+        if self.chunking.mode != "late":
+            return enc.encode_documents(texts)
+        config = LateConfig(window=int(prof.get("late_window", 256)), overlap=int(prof.get("late_overlap", 128)),
+                            late_weight=float(prof.get("late_weight", 0.3)))
+        return late_chunk_vectors(docs, lists, enc, config, own_texts=texts)
+
     def _chunk(self, docs: list[Document], enc: Encoder) -> dict[str, list[Chunk]]:
         cfg = self.chunking
         out = {}
         for d in docs:
             title_tokens = len(enc.token_spans(d.title)) + 1 if d.title else 0
             room = max(8, cfg.max_tokens - title_tokens)
-            out[d.id] = chunk_document(d, enc, ChunkConfig(room, min(cfg.overlap, room // 2 - 1), cfg.mode))
+            config = ChunkConfig(room, min(cfg.overlap, room // 2 - 1), cfg.mode)
+            # Given sections (a record's own, or Markdown/HTML headings) are the chunks; else token windows.
+            out[d.id] = section_chunks(d, enc, config) if d.sections else chunk_document(d, enc, config)
         return out
 
     def delete(self, ids: Iterable[str]) -> int:

@@ -25,7 +25,11 @@ class Profile(BaseModel):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
     description: str = ""
     model: str | None = None  # None: the default model
-    chunk_mode: Literal["tokens", "truncate", "whole"] = "tokens"
+    chunk_mode: Literal["tokens", "truncate", "whole", "late"] = "tokens"  # late: chunks pooled from one document pass
+    late_window: int = Field(default=256, ge=0, le=8192)  # late chunking macro window in tokens; 0: the model's limit
+    late_overlap: int = Field(default=128, ge=0, le=8192)  # tokens shared by consecutive macro windows
+    late_weight: float = Field(default=0.3, ge=0.0, le=1.0)  # mix: (1 - w) * chunk alone + w * late vector
+    contextual_prefix: bool = False  # encode each chunk as "title > heading path" + chunk text
     chunk_tokens: int | None = Field(default=None, ge=8, le=8192)
     chunk_overlap: int = Field(default=32, ge=0, le=1024)
     retrievers: tuple[str, ...] = ("dense",)

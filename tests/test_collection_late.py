@@ -1,0 +1,70 @@
+"""Chunks that know their document, through a real collection: chunk mode "late", given sections, the
+contextual prefix (issue 13 wiring; the pooling itself is tested against sentence-transformers in test_late.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fakes import FakeEncoder
+
+from slimvec import Collection, Document
+from slimvec.documents import Section
+from slimvec.encoders.registry import load_encoder
+from slimvec.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def docs(scifact_docs) -> list[Document]:
+    return scifact_docs[:4]
+
+
+def _profile(**kw):
+    from slimvec.profiles import profile_from_dict
+
+    return profile_from_dict({"name": "late-test", "chunk_tokens": 48, "chunk_overlap": 0, **kw})
+
+
+def _self_scores(col: Collection, vectors: np.ndarray) -> list[float]:
+    """For each vector, the best score of a stored row against it (1.0 when it is stored exactly)."""
+    return [col.search_vectors(v, k=1)[0][0].score for v in vectors]
+
+
+def test_late_chunks_are_pooled_from_the_whole_document(tmp_path, docs):
+    from slimvec.chunking import ChunkConfig, chunk_document
+    from slimvec.late import LateConfig, late_chunk_vectors
+
+    enc = load_encoder()
+    with Collection.create(tmp_path / "late", profile=_profile(chunk_mode="late", late_weight=1.0)) as late, \
+            Collection.create(tmp_path / "tok", profile=_profile(chunk_mode="tokens")) as tok:
+        late.add(docs)
+        tok.add(docs)
+        assert late.info()["chunks"] == tok.info()["chunks"] > len(docs)  # same boundaries, several per document
+        # The collection's cuts: token windows of 48 tokens less the title's (the title is encoded with each chunk).
+        chunks = [chunk_document(d, enc, ChunkConfig(48 - len(enc.token_spans(d.title)) - 1, 0, "late")) for d in docs]
+        pooled = late_chunk_vectors(docs, [[c for c in cs] for cs in chunks], enc, LateConfig(late_weight=1.0))
+        alone = enc.encode_documents([f"{d.title} {c.text}" for d, cs in zip(docs, chunks) for c in cs])
+        np.testing.assert_allclose(_self_scores(late, pooled), 1.0, atol=1e-5)  # stored rows are the late vectors
+        assert max(_self_scores(late, alone)) < 0.9999  # ... not the chunks encoded alone,
+        np.testing.assert_allclose(_self_scores(tok, alone), 1.0, atol=1e-5)  # which token mode stores
+
+
+def test_late_needs_a_model_with_token_embeddings(tmp_path):
+    with pytest.raises(ConfigError, match="chunk mode 'late' needs a transformer model"):
+        Collection.create(tmp_path / "c", profile=_profile(chunk_mode="late"), encoder=FakeEncoder())
+
+
+def test_given_sections_are_the_chunks_and_the_prefix_changes_what_is_encoded(tmp_path):
+    text = "Berlin is the capital. It has 3.7 million people. The river Spree runs through it."
+    sections = (Section("s0", 0, 22, ("Facts",)), Section("s1", 23, 49, ("Facts", "People")),
+                Section("s2", 50, len(text), ("Geography",)))
+    doc = Document("berlin", text, "Berlin", sections=sections)
+    enc = load_encoder()
+    with Collection.create(tmp_path / "c", profile=_profile(contextual_prefix=True)) as col:
+        col.add([doc])
+        assert col.info()["chunks"] == 3
+        (hits,) = col.search_vectors(enc.encode_queries(["how many people live there"])[0], k=1)
+        assert (hits[0].chunk_start, hits[0].chunk_end) in {(s.start, s.end) for s in sections}
+        prefixed = enc.encode_documents(["Berlin > Facts > People\nIt has 3.7 million people."])
+        plain = enc.encode_documents(["Berlin It has 3.7 million people."])
+        assert _self_scores(col, prefixed)[0] == pytest.approx(1.0, abs=1e-5)
+        assert _self_scores(col, plain)[0] < 0.9999
