@@ -54,13 +54,24 @@ class TokenVectorEncoder:
     kind = "multivector"
 
     def __init__(self, path: str | Path, name: str | None = None, batch_size: int = _BATCH,
-                 query_max_tokens: int | None = None) -> None:
+                 query_max_tokens: int | None = None, prune: str = "") -> None:
         self.path = Path(path)
         if not (self.path / "modules.json").exists():
             raise ConfigError(f"{self.path}: not a sentence-transformers model directory (no modules.json)")
         self.name = name or f"{self.path}#tokens"
         self.batch_size = batch_size
         self.query_max_tokens = query_max_tokens
+        if prune not in ("", "punctuation", "stopwords"):
+            raise ConfigError(f"prune must be '', 'punctuation' or 'stopwords' (punctuation too), got {prune!r}")
+        self.prune = prune  # document tokens dropped at index time (queries keep every token, as ColBERT)
+
+    @cached_property
+    def _skip_ids(self) -> np.ndarray:
+        from slimvec.multivector.pooling import skiplist_ids
+
+        if not self.prune:
+            return np.zeros(0, np.int64)
+        return skiplist_ids(self.model.tokenizer, punctuation=True, stopwords=self.prune == "stopwords")
 
     @cached_property
     def model(self):  # noqa: ANN201 - SentenceTransformer, imported lazily so the CLI starts fast
@@ -100,8 +111,8 @@ class TokenVectorEncoder:
         """Character spans of the model's word-piece tokens (no special tokens)."""
         return [tuple(o) for o in self._fast_tokenizer.encode(text, add_special_tokens=False).offsets]  # type: ignore[misc]
 
-    def _forward(self, texts: list[str], max_length: int | None,
-                 progress: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
+    def _forward(self, texts: list[str], max_length: int | None, progress: bool = False,
+                 document: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
         import torch
 
         dense = np.empty((len(texts), self.dim), dtype=np.float32)
@@ -124,6 +135,8 @@ class TokenVectorEncoder:
                     hidden = out["token_embeddings"].float().numpy()
                     ids = features["input_ids"].numpy()
                     keep = features["attention_mask"].numpy().astype(bool) & ~np.isin(ids, self._special_ids)
+                    if document and self.prune:
+                        keep &= ~np.isin(ids, self._skip_ids)
                     for j, i in enumerate(idx):
                         tokens[i] = l2_normalise(hidden[j][keep[j]])
                     advance(len(idx))
@@ -135,11 +148,11 @@ class TokenVectorEncoder:
     def encode_documents_with_tokens(self, texts: list[str],
                                      progress: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
         """One forward pass: (dense (n, dim) float32 unit rows, [token vectors (n_i, dim) float32 unit rows])."""
-        return self._forward(list(texts), None, progress)
+        return self._forward(list(texts), None, progress, document=True)
 
     def encode_document_tokens(self, texts: list[str], progress: bool = False) -> list[np.ndarray]:
-        """Token vectors per document: list of (n_i, dim) float32, unit rows."""
-        return self._forward(list(texts), None, progress)[1]
+        """Token vectors per document: list of (n_i, dim) float32, unit rows (minus pruned pieces, if set)."""
+        return self._forward(list(texts), None, progress, document=True)[1]
 
     def encode_query_tokens(self, texts: list[str]) -> list[np.ndarray]:
         """Token vectors per query: list of (n_i, dim) float32, unit rows (cut at `query_max_tokens` + 2)."""
