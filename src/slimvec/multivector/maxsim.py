@@ -11,29 +11,34 @@ A document with no tokens scores 0 (nothing matches), never NaN.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 # Token rows scored per block: bounds the (rows x query tokens) float32 intermediate (~64 MB at 32 tokens).
 _BLOCK_TOKENS = 1 << 19
 
 
-def _check(tokens: np.ndarray, offsets: np.ndarray, dim: int) -> np.ndarray:
+def _check(tokens: np.ndarray, offsets: np.ndarray, dim: int | None) -> np.ndarray:
     offsets = np.asarray(offsets, dtype=np.int64)
     if offsets.ndim != 1 or len(offsets) == 0:
         raise ValueError("offsets must be a 1-D array of n_docs + 1 token positions")
-    if tokens.ndim != 2 or tokens.shape[1] != dim:
+    if tokens.ndim != 2 or (dim is not None and tokens.shape[1] != dim):
         raise ValueError(f"token matrix has shape {tokens.shape}, expected (N, {dim})")
     if offsets[0] != 0 or offsets[-1] != len(tokens) or np.any(np.diff(offsets) < 0):
         raise ValueError(f"offsets must rise from 0 to the token count {len(tokens)}")
     return offsets
 
 
-def maxsim_scores(queries: np.ndarray | list[np.ndarray], tokens: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+def maxsim_scores(queries: np.ndarray | list[np.ndarray], tokens: np.ndarray, offsets: np.ndarray,
+                  decode: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """MaxSim of each query against each document.
 
     queries: one (q, dim) array or a list of (q_j, dim) arrays (float32 or float16; query token vectors).
     tokens: (N, dim) document token vectors, any float dtype (float16 memmaps are read block by block).
     offsets: (n_docs + 1,) int64 document boundaries into `tokens`.
+    decode: when `tokens` holds codes (one row per token), maps a block of code rows to float32 vectors
+    (a token codec's `decode`); scoring then equals MaxSim over the decoded tokens.
     Returns float32 scores, shape (n_docs,) for one query array, (n_queries, n_docs) for a list.
     Raises ValueError when shapes or offsets disagree.
     """
@@ -42,7 +47,7 @@ def maxsim_scores(queries: np.ndarray | list[np.ndarray], tokens: np.ndarray, of
     if not qlist:
         return np.zeros((0, len(offsets) - 1), np.float32)
     dim = int(qlist[0].shape[1])
-    offsets = _check(tokens, offsets, dim)
+    offsets = _check(tokens, offsets, None if decode else dim)
     n_docs = len(offsets) - 1
     out = np.zeros((len(qlist), n_docs), np.float32)
     # Queries and documents with no tokens score 0 everywhere: leave them out of the products.
@@ -61,7 +66,7 @@ def maxsim_scores(queries: np.ndarray | list[np.ndarray], tokens: np.ndarray, of
         e = max(e, d + 1)
         docs = nonempty[d:e]
         lo, hi = int(offsets[docs[0]]), int(offsets[docs[-1] + 1])
-        block = np.asarray(tokens[lo:hi], dtype=np.float32)
+        block = decode(np.asarray(tokens[lo:hi])) if decode else np.asarray(tokens[lo:hi], dtype=np.float32)
         sims = block @ qcat.T  # (block tokens, all query tokens)
         best = np.maximum.reduceat(sims, offsets[docs] - lo, axis=0)  # (docs, all query tokens)
         out[qrows, docs[None, :]] = np.add.reduceat(best, qbounds, axis=1).T
@@ -70,13 +75,14 @@ def maxsim_scores(queries: np.ndarray | list[np.ndarray], tokens: np.ndarray, of
 
 
 def maxsim_topk(query: np.ndarray, tokens: np.ndarray, offsets: np.ndarray, k: int,
-                allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                allowed: np.ndarray | None = None,
+                decode: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-k documents of one query by exact MaxSim: (scores (k,) float32, doc indices (k,) int64), best first.
 
     allowed: optional boolean mask (n_docs,); disallowed documents never appear. Fewer than k results are
     padded with score -inf and index -1. Ties are broken by lower index.
     """
-    scores = maxsim_scores(query, tokens, offsets)
+    scores = maxsim_scores(query, tokens, offsets, decode)
     if allowed is not None:
         scores = np.where(allowed, scores, -np.inf).astype(np.float32)
     n_ok = len(scores) if allowed is None else int(np.count_nonzero(allowed))
@@ -104,7 +110,7 @@ def gather(tokens: np.ndarray, offsets: np.ndarray, docs: np.ndarray) -> tuple[n
 
 
 def rerank(query: np.ndarray, tokens: np.ndarray, offsets: np.ndarray, candidates: np.ndarray,
-           k: int) -> tuple[np.ndarray, np.ndarray]:
+           k: int, decode: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Rescore candidate documents with exact MaxSim: top-k (scores float32, doc indices int64), best first.
 
     candidates: document indices from a first stage (-1 entries are ignored).
@@ -112,5 +118,5 @@ def rerank(query: np.ndarray, tokens: np.ndarray, offsets: np.ndarray, candidate
     cand = np.asarray(candidates, dtype=np.int64)
     cand = cand[cand >= 0]
     sub_tokens, sub_offsets = gather(tokens, offsets, cand)
-    s, i = maxsim_topk(query, sub_tokens, sub_offsets, k)
+    s, i = maxsim_topk(query, sub_tokens, sub_offsets, k, decode=decode)
     return s, np.where(i >= 0, cand[np.maximum(i, 0)], -1)
