@@ -159,6 +159,11 @@ class TokenVectorEncoder:
         limit = None if self.query_max_tokens is None else self.query_max_tokens + 2
         return self._forward(list(texts), limit)[1]
 
+    def encode_queries_with_tokens(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """One forward pass: (dense query vectors (n, dim), query token vectors [(n_i, dim)])."""
+        limit = None if self.query_max_tokens is None else self.query_max_tokens + 2
+        return self._forward(list(texts), limit)
+
     def encode_documents(self, texts: list[str], progress: bool = False) -> np.ndarray:
         """The model's pooled dense vectors, (n, dim) float32, unit length."""
         return self._forward(list(texts), None, progress)[0]

@@ -110,7 +110,11 @@ class TokenStore:
 
     def tokens(self, rows: int | None = None) -> np.ndarray:
         """Token rows of the first `rows` chunk rows as a read-only memmap, (N, dim) or (N, code_bytes)."""
-        n_tok = int(self.offsets(rows)[-1])
+        return self.token_rows(int(self.offsets(rows)[-1]))
+
+    def token_rows(self, n_tokens: int) -> np.ndarray:
+        """The first `n_tokens` stored token rows as a read-only memmap (pages load on demand)."""
+        n_tok = int(n_tokens)
         if n_tok == 0:
             return np.zeros((0, self.width), self.dtype)
         return np.memmap(self.path / "tokens.bin", dtype=self.dtype, mode="r", shape=(n_tok, self.width))
