@@ -56,7 +56,7 @@ def test_blocks_do_not_change_scores(monkeypatch: pytest.MonkeyPatch) -> None:
     docs, tokens, offsets = _corpus(rng, lens, 8)
     q = _unit(rng, 6, 8)
     whole = ms.maxsim_scores(q, tokens, offsets)
-    monkeypatch.setattr(ms, "_BLOCK_TOKENS", 7)  # smaller than some documents: one document per block then
+    monkeypatch.setattr(ms, "_BLOCK_BYTES", 4 * (6 + 8) * 7)  # 7 tokens: smaller than some documents
     np.testing.assert_allclose(ms.maxsim_scores(q, tokens, offsets), whole, rtol=1e-6)
     np.testing.assert_allclose(whole, _brute(q, docs), rtol=1e-5, atol=1e-5)
 

@@ -15,8 +15,9 @@ from typing import Callable
 
 import numpy as np
 
-# Token rows scored per block: bounds the (rows x query tokens) float32 intermediate (~64 MB at 32 tokens).
-_BLOCK_TOKENS = 1 << 19
+# Scratch bytes per block: bounds the (block tokens x all query tokens) float32 similarity matrix, so
+# scoring hundreds of queries in one pass over a corpus stays within a few hundred MB.
+_BLOCK_BYTES = 64 << 20
 
 
 def _check(tokens: np.ndarray, offsets: np.ndarray, dim: int | None) -> np.ndarray:
@@ -58,11 +59,12 @@ def maxsim_scores(queries: np.ndarray | list[np.ndarray], tokens: np.ndarray, of
     qcat = np.ascontiguousarray(np.concatenate([qlist[j] for j in qs], axis=0), dtype=np.float32)
     qbounds = np.cumsum([0] + [len(qlist[j]) for j in qs])[:-1]
     qrows = np.asarray(qs)[:, None]
+    block_tokens = max(_BLOCK_BYTES // (4 * (len(qcat) + tokens.shape[1])), 1)
     # Blocks of whole documents, so each reduceat segment lies inside one block.
     d = 0
     while d < len(nonempty):
         first = offsets[nonempty[d]]
-        e = int(np.searchsorted(offsets[nonempty + 1], first + _BLOCK_TOKENS, side="right"))
+        e = int(np.searchsorted(offsets[nonempty + 1], first + block_tokens, side="right"))
         e = max(e, d + 1)
         docs = nonempty[d:e]
         lo, hi = int(offsets[docs[0]]), int(offsets[docs[-1] + 1])
