@@ -91,11 +91,14 @@ class ResidualCentroidCodec:
         dim = self.centroids.shape[1]
         w = -(-dim // 8)
         ids = np.ascontiguousarray(codes[:, :2]).view("<u2")[:, 0].astype(np.int64)
-        buckets = np.zeros((len(codes), dim), np.int64)
+        levels = 1 << self.bits
+        # Flat index into the (dim, levels) value table: dimension * levels + bucket.
+        idx = np.broadcast_to(np.arange(dim, dtype=np.int32) * levels, (len(codes), dim)).copy()
         for b in range(self.bits):
             plane = np.unpackbits(codes[:, 2 + b * w : 2 + (b + 1) * w], axis=1, count=dim)
-            buckets |= plane.astype(np.int64) << b
-        y = self.centroids[ids] + self.values[np.arange(dim)[None, :], buckets]
+            idx += plane.astype(np.int32) << b
+        y = self.centroids[ids]
+        y += np.take(self.values.ravel(), idx)
         return (y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
     def score(self, queries: np.ndarray, codes: np.ndarray) -> np.ndarray:
