@@ -24,7 +24,7 @@ from _common import DATA, read_jsonl
 CACHE = Path(os.environ.get("SLIMVEC_MV_CACHE", "/tmp/slimvec-mv-cache"))
 
 
-def encoder():  # noqa: ANN201
+def encoder():
     from slimvec.encoders.registry import load_encoder
 
     return load_encoder("minilm-tokens")

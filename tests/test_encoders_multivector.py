@@ -21,7 +21,7 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def minilm_tokens():  # noqa: ANN201
+def minilm_tokens():
     return load_encoder("minilm-tokens")
 
 
@@ -52,6 +52,19 @@ def test_minilm_tokens_are_the_last_hidden_states(minilm_tokens) -> None:
     alone = minilm_tokens.encode_document_tokens([TEXTS[1]])[0]
     batched = minilm_tokens.encode_document_tokens(TEXTS)[1]
     np.testing.assert_allclose(alone, batched, atol=1e-4)
+
+
+def test_query_dense_and_tokens_from_one_pass(minilm_tokens) -> None:
+    from slimvec.multivector.retriever import query_tokens
+    from slimvec.pipeline import Query
+
+    dense, toks = minilm_tokens.encode_queries_with_tokens(TEXTS[:2])
+    np.testing.assert_allclose(dense, minilm_tokens.encode_queries(TEXTS[:2]), atol=1e-5)
+    for a, b in zip(toks, minilm_tokens.encode_query_tokens(TEXTS[:2])):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    q = Query(TEXTS[0], encoder=minilm_tokens)
+    np.testing.assert_allclose(query_tokens(q, minilm_tokens), toks[0], atol=1e-5)
+    np.testing.assert_allclose(q._vector, dense[0], atol=1e-5)  # the dense vector came from the same pass
 
 
 def test_pruning_drops_punctuation_and_stopwords_of_documents_only() -> None:

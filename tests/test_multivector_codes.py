@@ -86,3 +86,15 @@ def test_bad_specs() -> None:
         token_codec("residual:16:5")
     with pytest.raises(RuntimeError, match="fitted"):
         ResidualCentroidCodec().encode(np.zeros((1, 4), np.float32))
+
+
+def test_shared_centroids_with_other_bits() -> None:
+    rng = np.random.default_rng(11)
+    x = _tokens(rng, n=2000)
+    two = fit_token_codec("residual:16:2", x)
+    one = two.with_bits(1, x)
+    ids = two.assign(x)
+    np.testing.assert_array_equal(one.encode(x, assignment=ids), one.encode(x))
+    np.testing.assert_array_equal(one.encode(x)[:, :2], two.encode(x)[:, :2])  # same centroid per token
+    assert one.encode(x).shape[1] == 2 + 8 and _cos(one.decode(one.encode(x)), x).mean() < \
+        _cos(two.decode(two.encode(x)), x).mean()

@@ -66,7 +66,7 @@ def test_one_partition_is_sum_against_mean() -> None:
 def test_fill_empty_off_leaves_zeros() -> None:
     rng = np.random.default_rng(1)
     cfg = MuveraConfig(dim=8, reps=2, ksim=4, dproj=8, fill_empty=False)
-    docs, tokens, offsets = _docs(rng, [2], 8)
+    _, tokens, offsets = _docs(rng, [2], 8)
     fde = muvera_documents(cfg, tokens, offsets).reshape(2, 16, 8)
     assert (np.abs(fde).sum(axis=2) > 0).sum(axis=1).max() <= 2  # at most 2 tokens, so at most 2 partitions
     filled = muvera_documents(MuveraConfig(dim=8, reps=2, ksim=4, dproj=8), tokens, offsets).reshape(2, 16, 8)
@@ -77,7 +77,7 @@ def test_final_projection_is_a_count_sketch() -> None:
     rng = np.random.default_rng(2)
     base = MuveraConfig(dim=8, reps=2, ksim=2, dproj=4, seed=3)
     cfg = MuveraConfig(dim=8, reps=2, ksim=2, dproj=4, final_dim=10, seed=3)
-    docs, tokens, offsets = _docs(rng, [5, 3], 8)
+    _, tokens, offsets = _docs(rng, [5, 3], 8)
     full = muvera_documents(base, tokens, offsets)
     idx, sign = cfg._sketch
     sketch = np.zeros((full.shape[1], 10), np.float32)

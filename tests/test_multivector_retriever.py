@@ -41,7 +41,7 @@ class TableEncoder:
 
 
 @pytest.fixture()
-def collection(tmp_path: Path):  # noqa: ANN201
+def collection(tmp_path: Path):
     rng = np.random.default_rng(0)
     docs_tokens = [_unit(rng.standard_normal((int(n), DIM))) for n in rng.integers(1, 12, 40)]
     store = Store.create(tmp_path / "col", {"model": "fake", "dim": DIM})
@@ -109,7 +109,7 @@ def test_token_file_behind_the_commit_is_an_error(collection, tmp_path: Path) ->
 
 
 def test_maxsim_reranker_scores_each_candidate_row(collection) -> None:
-    store, ts, docs_tokens = collection
+    _, ts, docs_tokens = collection
     query, enc = _query(docs_tokens, 3)
     rr = MaxSimReranker(ts, enc)
     cands = Candidates(docs=[0, 1], counts=[2, 1], rows=[3, 9, 20])

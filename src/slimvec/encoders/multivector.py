@@ -74,7 +74,7 @@ class TokenVectorEncoder:
         return skiplist_ids(self.model.tokenizer, punctuation=True, stopwords=self.prune == "stopwords")
 
     @cached_property
-    def model(self):  # noqa: ANN201 - SentenceTransformer, imported lazily so the CLI starts fast
+    def model(self):
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
@@ -98,7 +98,7 @@ class TokenVectorEncoder:
         return np.asarray(sorted(i for i in ids if i is not None), dtype=np.int64)
 
     @cached_property
-    def _fast_tokenizer(self):  # noqa: ANN202 - tokenizers.Tokenizer without length limits, for spans
+    def _fast_tokenizer(self):
         tok = self.model.tokenizer.backend_tokenizer
         from tokenizers import Tokenizer
 
@@ -192,7 +192,7 @@ class LateInteractionEncoder:
         self.batch_size = batch_size
 
     @cached_property
-    def model(self):  # noqa: ANN201 - MultiVectorEncoder, imported lazily
+    def model(self):
         from sentence_transformers import MultiVectorEncoder
         from transformers.utils import logging as hf_logging
 

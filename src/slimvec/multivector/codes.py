@@ -46,6 +46,18 @@ class ResidualCentroidCodec:
             raise ValueError("residual takes at most centroids and bits, e.g. residual:1024:2")
         return cls(*parts)
 
+    def assign(self, x: np.ndarray) -> np.ndarray:
+        """Nearest centroid (inner product) of each row of `x`: (n,) int64."""
+        check_fitted(self.centroids is not None, self.name)
+        return self._assign(as_f32(x))
+
+    def with_bits(self, bits: int, sample: np.ndarray) -> ResidualCentroidCodec:
+        """A codec sharing these centroids with `bits` residual bits, its buckets fitted on `sample`."""
+        other = ResidualCentroidCodec(self.k, bits, self.seed, self.niter)
+        other.centroids = self.centroids
+        other._fit_buckets(as_f32(sample))
+        return other
+
     def _assign(self, x: np.ndarray) -> np.ndarray:
         import faiss
 
@@ -63,6 +75,9 @@ class ResidualCentroidCodec:
                           max_points_per_centroid=256, verbose=False)
         km.train(x)
         self.centroids = np.ascontiguousarray(km.centroids, dtype=np.float32)
+        self._fit_buckets(x)
+
+    def _fit_buckets(self, x: np.ndarray) -> None:
         res = x - self.centroids[self._assign(x)]
         levels = 1 << self.bits
         # Equal-mass buckets per dimension; each bucket decodes to its median residual.
@@ -71,11 +86,11 @@ class ResidualCentroidCodec:
         self.cutoffs = np.ascontiguousarray(pct[:, 2:-1:2])
         self.values = np.ascontiguousarray(pct[:, 1::2])
 
-    def encode(self, x: np.ndarray) -> np.ndarray:
-        """(n, 2 + B * ceil(dim / 8)) uint8 codes."""
+    def encode(self, x: np.ndarray, assignment: np.ndarray | None = None) -> np.ndarray:
+        """(n, 2 + B * ceil(dim / 8)) uint8 codes; `assignment` reuses `assign(x)` computed earlier."""
         check_fitted(self.centroids is not None, self.name)
         x = as_f32(x)
-        ids = self._assign(x)
+        ids = self._assign(x) if assignment is None else np.asarray(assignment, np.int64)
         res = x - self.centroids[ids]
         buckets = np.empty(res.shape, np.uint8)
         for j in range(res.shape[1]):

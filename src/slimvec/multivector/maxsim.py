@@ -11,7 +11,7 @@ A document with no tokens scores 0 (nothing matches), never NaN.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -14,15 +14,14 @@ skiplist does the punctuation half).
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
 from functools import cache
-from typing import Callable
 
 import numpy as np
 
 # A short English stopword list (function words only); the model's own tokenizer decides the word pieces.
 STOPWORDS = frozenset(
-    "a an and are as at be but by for from has have if in into is it its of on or so such that the their then "
-    "there these they this to was were which will with".split()
+    ["a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "from", "has", "have", "if", "in", "into", "is", "it", "its", "of", "on", "or", "so", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was", "were", "which", "will", "with"]
 )
 PUNCTUATION = frozenset(string.punctuation)
 
@@ -72,7 +71,7 @@ def pool_tokens(docs: list[np.ndarray], pool_factor: float) -> tuple[list[np.nda
     return pooled, counts
 
 
-def skiplist_ids(tokenizer, punctuation: bool = True, stopwords: bool = False) -> np.ndarray:  # noqa: ANN001
+def skiplist_ids(tokenizer, punctuation: bool = True, stopwords: bool = False) -> np.ndarray:
     """Vocabulary ids of single-piece punctuation and/or stopword tokens of a Hugging Face tokenizer (int64)."""
     words: set[str] = set()
     if punctuation:
