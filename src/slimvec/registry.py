@@ -36,6 +36,7 @@ _ENTRIES: dict[str, dict[str, str]] = {
         "rbinary": "slimvec.codecs.binary:ResidualBinaryCodec",
         "pq": "slimvec.codecs.pq:PQCodec",
         "chain": "slimvec.codecs.chain:Chain",
+        "residual": "slimvec.multivector.codes:ResidualCentroidCodec",  # token codes (ColBERTv2/PLAID)
     },
     "transform": {
         "truncate": "slimvec.codecs.transforms:Truncate",
@@ -49,6 +50,7 @@ _ENTRIES: dict[str, dict[str, str]] = {
         "wordllama-l2-supercat": "slimvec.encoders.registry:wordllama",
         "wordllama": "slimvec.encoders.registry:wordllama",
         "splade-tiny": "slimvec.encoders.sparse:splade_tiny",
+        "minilm-tokens": "slimvec.encoders.registry:minilm_tokens",
     },
     "retriever": {
         "dense": "slimvec.retrievers.dense:build",

