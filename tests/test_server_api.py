@@ -238,8 +238,8 @@ def test_upload_reads_records_as_slimvec_index_does(client, col, tmp_path):
     (b'{"_id": "a", "text": "t"}\n\n{"_id": "a", "text": "u"}\n', "upload line 3: _id: duplicate id 'a' (first seen at upload line 1)"),
     (b'{"_id": "a", "text": "t"}\n[1]\n', "upload line 2: expected a JSON object, got array"),
     (b'{"_id": "a", "text": "t"}\n{"_id": "b", "text": "\xff"}\n', "upload line 2: invalid UTF-8"),
-    (b'{"_id": "a", "text": "\\ud800"}\n', "upload line 1: text contains invalid Unicode"),
-    (b'{"_id": "a", "text": "t", "x": NaN}\n', "upload line 1: metadata: numbers must be finite"),
+    (b'{"_id": "a", "text": "\\ud800"}\n', "upload line 1: text: invalid Unicode: lone surrogate U+D800"),
+    (b'{"_id": "a", "text": "t", "x": NaN}\n', "upload line 1: x: non-finite number (nan)"),
     (b'{"_id": "a", "text": 3}\n', "upload line 1: text: expected a string, got number"),
 ])
 def test_upload_errors_name_the_line_and_store_nothing(client, col, lines, problem):
