@@ -21,6 +21,7 @@ import os
 import string
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,23 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norms, 1e-12)
 
 
-class TokenVectorEncoder:
+class _LocalModel:
+    """What both token encoders read off their loaded sentence-transformers model (`self.model`)."""
+
+    model: Any
+
+    @cached_property
+    def dim(self) -> int:
+        """Token vector dimension."""
+        return int(self.model.get_embedding_dimension())
+
+    @cached_property
+    def max_tokens(self) -> int:
+        """Longest input the model sees, without [CLS]/[SEP]."""
+        return int(self.model.max_seq_length) - 2
+
+
+class TokenVectorEncoder(_LocalModel):
     """Contextual token vectors of a local sentence-transformers model, plus its own pooled vector.
 
     Token vectors are the transformer's last hidden states with [CLS], [SEP] and padding dropped,
@@ -80,13 +97,6 @@ class TokenVectorEncoder:
         hf_logging.disable_progress_bar()
         return SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
 
-    @cached_property
-    def dim(self) -> int:  # type: ignore[override]
-        return int(self.model.get_embedding_dimension())
-
-    @cached_property
-    def max_tokens(self) -> int:  # type: ignore[override]
-        return int(self.model.max_seq_length) - 2
 
     @cached_property
     def _special_ids(self) -> np.ndarray:
@@ -172,7 +182,7 @@ class TokenVectorEncoder:
         return self._forward(list(texts), None)[0]
 
 
-class LateInteractionEncoder:
+class LateInteractionEncoder(_LocalModel):
     """A local late-interaction model directory, encoded by sentence-transformers' `MultiVectorEncoder`.
 
     Reads native `MultiVectorEncoder` saves as well as PyLate and Stanford-NLP ColBERT layouts (that library
@@ -198,13 +208,6 @@ class LateInteractionEncoder:
         hf_logging.disable_progress_bar()
         return MultiVectorEncoder(str(self.path), device="cpu", local_files_only=True)
 
-    @cached_property
-    def dim(self) -> int:  # type: ignore[override]
-        return int(self.model.get_embedding_dimension())
-
-    @cached_property
-    def max_tokens(self) -> int:  # type: ignore[override]
-        return int(self.model.max_seq_length) - 2
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         """Character spans of the model's tokens (no special tokens)."""

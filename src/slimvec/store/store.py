@@ -177,9 +177,7 @@ class Store:
             f.flush()
             os.fsync(f.fileno())
         crc = zlib.crc32(vectors.tobytes())
-        cur = self.db.cursor()
-        cur.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as cur:
             if replace:
                 self._delete_ids(cur, [d.id for d in docs])
             cur.executemany(
@@ -194,23 +192,25 @@ class Store:
                 cur.execute("INSERT INTO batches VALUES (?, ?, ?)", (start, start + len(chunks), crc))
             cur.execute("UPDATE state SET value = ? WHERE key = 'rows'", (start + len(chunks),))
             cur.execute("UPDATE state SET value = value + 1 WHERE key = 'generation'")
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
         return start
 
-    def delete(self, ids: list[str]) -> int:
-        """Delete documents (and their chunks) by id in one transaction; returns how many existed."""
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        """One write transaction (BEGIN IMMEDIATE: the write lock at once); rolled back on any exception."""
         cur = self.db.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
-            n = self._delete_ids(cur, ids)
-            cur.execute("UPDATE state SET value = value + 1 WHERE key = 'generation'")
+            yield cur
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")
             raise
+
+    def delete(self, ids: list[str]) -> int:
+        """Delete documents (and their chunks) by id in one transaction; returns how many existed."""
+        with self._transaction() as cur:
+            n = self._delete_ids(cur, ids)
+            cur.execute("UPDATE state SET value = value + 1 WHERE key = 'generation'")
         return n
 
     @staticmethod
