@@ -7,6 +7,8 @@ vector rows), and its error must name the problem (id, positions). Calls are gen
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from fakes import FakeEncoder
@@ -170,3 +172,16 @@ def test_codecs_fit_only_on_finite_rows(tmp_path, monkeypatch):
         hits = col.search("note 17 on topic 3", k=3)
         assert len(hits) == 3 and np.isfinite([h.score for h in hits]).all()
         assert col.check() == [] or all("NaN" in p for p in col.check())  # the NaN row is reported, codes agree
+
+
+@pytest.mark.parametrize("bad_id", ["doc 1 ", " lead", "x" * 513, "bell\x07", "nul\x00", "\ud800"])
+def test_the_one_id_rule_holds_for_api_and_http_writes(col, bad_id):
+    # The rule the readers apply (slimvec.ids) refuses these at every door, so no output has to carry them.
+    before = col.store.content_digest()
+    with pytest.raises(IngestError, match=r"^position 1: id .*; nothing from this call was stored$"):
+        col.add([Document("fine", "ok"), Document(bad_id, "text")])
+    body = json.dumps([{"id": "fine", "text": "ok"}, {"id": bad_id, "text": "t"}])  # \ud800 stays escaped
+    r = TestClient(create_app({"c": col})).post("/api/collections/c/documents", content=body.encode(),
+                                                headers={"content-type": "application/json"})
+    assert r.status_code in (400, 422) and col.get("fine") is None
+    assert col.store.content_digest() == before

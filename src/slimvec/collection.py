@@ -17,6 +17,7 @@ from slimvec.documents import Chunk, Document, Hit
 from slimvec.encoders.base import Encoder
 from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
 from slimvec.errors import CollectionError, ConfigError, IngestError
+from slimvec.ids import id_problem
 from slimvec.late import LateConfig, late_chunk_vectors
 from slimvec.profiles import Profile, load_profile, profile_from_dict
 from slimvec.progress import progress_bar
@@ -475,8 +476,8 @@ def _validated(docs: list[Document], replace: bool, offset: int = 0) -> list[Doc
     for i, d in enumerate(docs, start=offset):
         if not isinstance(d, Document):
             raise IngestError(f"position {i}: expected a slimvec.Document, got {type(d).__name__}")
-        if not isinstance(d.id, str) or not d.id:
-            raise IngestError(f"position {i}: id must be a non-empty string, got {d.id!r}")
+        if problem := id_problem(d.id):  # the one id rule every reader and output shares (slimvec.ids)
+            raise IngestError(f"position {i}: id {d.id!r}: {problem}; nothing from this call was stored")
         if not isinstance(d.text, str) or not isinstance(d.title, str):
             raise IngestError(f"document {d.id!r} (position {i}): text and title must be strings")
         if not (d.text.strip() or d.title.strip()):
