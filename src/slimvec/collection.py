@@ -65,7 +65,14 @@ class Collection:
         retrievers: list[str] | None = None,
         encoder: Encoder | None = None,
     ) -> "Collection":
-        """Create an empty collection at `path`; explicit options override the profile's (default exact-f32)."""
+        """Create an empty collection at `path`; explicit options override the profile's (default exact-f32).
+
+        model: a registered name (`slimvec.registry`, kind "encoder") or a local sentence-transformers directory;
+        chunk_tokens: tokens of the model per chunk (at most its maximum); chunk_mode: tokens | truncate | whole |
+        late; profile: a built-in name or a Profile; encoder: an Encoder object used instead of loading `model`.
+        Raises ConfigError for an unknown index, retriever, profile or model, or chunks longer than the model
+        takes; CollectionError when `path` already holds a collection or is a non-empty directory.
+        """
         prof = profile if isinstance(profile, Profile) else load_profile(profile)
         overrides = {k: v for k, v in {"model": model, "index": index, "chunk_tokens": chunk_tokens,
                                        "chunk_overlap": chunk_overlap, "chunk_mode": chunk_mode,
@@ -99,7 +106,10 @@ class Collection:
 
     @classmethod
     def open(cls, path: str | Path, encoder: Encoder | None = None) -> "Collection":
-        """Open an existing collection; its model loads on first use."""
+        """Open an existing collection; its model loads on first use.
+
+        Raises CollectionError when `path` holds no slimvec collection or one of an unknown format version.
+        """
         return cls(Store.open(Path(path)), encoder)
 
     @classmethod
@@ -126,6 +136,7 @@ class Collection:
     # ---- properties ------------------------------------------------------------------------
     @property
     def manifest(self) -> dict[str, Any]:
+        """The collection's configuration (model, dim, profile, chunking, retrievers), as in manifest.json."""
         return self.store.manifest
 
     @property
@@ -138,6 +149,7 @@ class Collection:
 
     @property
     def chunking(self) -> ChunkConfig:
+        """How documents are cut into chunks (tokens of the collection's model, overlap, mode)."""
         return ChunkConfig(**self.manifest["chunking"])
 
     def _check_encoder(self, enc: Encoder) -> None:
