@@ -47,18 +47,23 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     kk = min(k, n)
     vals = np.full((m, k), -np.inf, np.float32)
     rows = np.full((m, k), -1, np.int64)
-    for i in range(m):
-        if kk == 0:
-            break
-        s = scores[i]
-        if kk < n:
-            # Everything tied with the k-th best is kept, so the tie rule (not argpartition) decides.
-            thr = s[np.argpartition(-s, kk - 1)[kk - 1]]
-            cand = np.flatnonzero(s >= thr)
-        else:
-            cand = np.arange(n)
-        picked = cand[order(s[cand], cand)[:kk]]
-        vals[i, : len(picked)] = s[picked]
-        rows[i, : len(picked)] = picked
+    if kk == 0:
+        return vals, rows
+    if kk < n:
+        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+        # argpartition picks arbitrarily among values tied with the k-th best; only the rows where such a tie
+        # crosses the cut are redone by the tie rule (one vectorised pass finds them).
+        thr = np.take_along_axis(scores, part, axis=1).min(axis=1)
+        for i in np.flatnonzero((scores >= thr[:, None]).sum(axis=1) > kk):
+            cand = np.flatnonzero(scores[i] >= thr[i])
+            part[i] = cand[order(scores[i, cand], cand)[:kk]]
+    else:
+        part = np.broadcast_to(np.arange(n), (m, n))
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    # Each row by the tie rule: non-finite last, then higher score, then lower column.
+    pad = ~np.isfinite(part_scores)
+    best = np.lexsort((part, np.where(pad, np.inf, -part_scores.astype(np.float64))), axis=-1)
+    vals[:, :kk] = np.take_along_axis(part_scores, best, axis=1)
+    rows[:, :kk] = np.take_along_axis(part, best, axis=1)
     rows[~np.isfinite(vals)] = -1
     return vals, rows

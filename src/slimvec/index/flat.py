@@ -70,7 +70,7 @@ class ExactIndex:
             blas[:, ~allowed[: self._n]] = -np.inf
         out_vals = np.full((len(q), k), -np.inf, np.float32)
         out_rows = np.full((len(q), k), -1, np.int64)
-        max_norm = self._max_norm(data)
+        max_norm = self._max_norm()
         for i, qi in enumerate(q):
             bound = 2 * blas_error_bound(self.dim, float(np.linalg.norm(qi)), max_norm)
             want = min(n, k + 16)
@@ -88,8 +88,8 @@ class ExactIndex:
             out_rows[i, : len(o)] = rows
         return out_vals, out_rows
 
-    def _max_norm(self, data: np.ndarray) -> float:
-        """Largest row norm (encoders store unit rows; arrays given to `over` are measured once)."""
+    def _max_norm(self) -> float:
+        """Largest norm of the stored rows (it bounds any subset), measured once per row added."""
         if self._norm_rows != self._n:
             rows = self.vectors[max(self._norm_rows, 0) :]
             if len(rows):

@@ -10,8 +10,8 @@ Design (bm25s cannot add documents to a built index): a **cached tokenised corpu
   (`BM25.build_index_from_ids`: no re-tokenising). Rows deleted by then are dropped from the cache at
   that rebuild, so after it the statistics (N, avgdl, document frequencies) are those of the live
   corpus and scores equal a fresh bm25s index built over the live chunks.
-- Deletes alone do not trigger a rebuild: a deleted row is never returned because search multiplies
-  scores by the `allowed` mask (bm25s's `weight_mask`) and drops disallowed and zero-score rows; its
+- Deletes alone do not trigger a rebuild: a deleted row is never returned because search keeps only the
+  allowed rows that hold a query term (membership from the posting lists, not the score's sign); its
   terms stay in the statistics until the next add rebuilds the matrix.
 - `save` writes `index/bm25/` atomically (a temporary directory renamed into place): the token cache,
   vocabulary, parameters, and the score matrix when it is current. The collection saves after each
@@ -41,6 +41,7 @@ import numpy as np
 from slimvec.atomic import replaced_dir
 from slimvec.chunking import chunk_text
 from slimvec.encoders.base import Encoder
+from slimvec.index.base import top_k
 from slimvec.retrievers.base import Query, Retriever
 from slimvec.store import Store
 
@@ -200,13 +201,10 @@ class Bm25Retriever:
         # is 0 (or below) for a term in over half the documents, BM25L/BM25+ shift scores, so `score > 0`
         # would drop genuine matches; and a filtered-out or deleted row is out whatever its score.
         hit = np.flatnonzero(self._members(ids) & mask)
-        if len(hit) > k:
-            hit = hit[np.argpartition(-scores[hit], k - 1)[:k]]
-        # best first; ties by row so results are deterministic
-        order = np.lexsort((self._row_ids[hit], -scores[hit]))
-        hit = hit[order]
-        scores_out[: len(hit)] = scores[hit]
-        rows_out[: len(hit)] = self._row_ids[hit]
+        # Cached rows are in commit order, so a lower position in `hit` is a lower row: top_k's tie rule.
+        vals, pos = top_k(scores[hit][None, :], k)
+        found = pos[0] >= 0
+        scores_out[found], rows_out[found] = vals[0][found], self._row_ids[hit[pos[0][found]]]
         return scores_out, rows_out
 
     def describe(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from slimvec.atomic import replaced_dir
 from slimvec.chunking import chunk_text
 from slimvec.encoders.base import Encoder
 from slimvec.encoders.sparse import SPLADE_TINY, load_sparse_encoder
+from slimvec.index.base import top_k
 from slimvec.retrievers.base import Query, Retriever
 from slimvec.store import Store
 
@@ -148,11 +149,9 @@ class SparseRetriever:
         # Membership, not the score's sign: a row matches when it shares a weighted term with the query
         # (rows of the terms' posting lists), and a filtered-out or deleted row is out whatever its score.
         hit = np.flatnonzero(self.members(q)[: len(ok)] & ok)
-        if len(hit) > k:
-            hit = hit[np.argpartition(-s[hit], k - 1)[:k]]
-        hit = hit[np.lexsort((hit, -s[hit]))]
-        scores_out[: len(hit)] = s[hit]
-        rows_out[: len(hit)] = hit
+        vals, pos = top_k(s[hit][None, :], k)  # hit is ascending, so the tie rule's lower position is the lower row
+        found = pos[0] >= 0
+        scores_out[found], rows_out[found] = vals[0][found], hit[pos[0][found]]
         return scores_out, rows_out
 
     def describe(self) -> dict[str, Any]:
