@@ -356,10 +356,11 @@ def calibrate(
     from slimvec.collection import Collection
     from slimvec.evaluation.calibrate import cutoff_report, fit_calibrator
     from slimvec.evaluation.datasets import load_dataset
+    from slimvec.search.plan import default_mode
 
     ds = load_dataset(dataset)
     with Collection.open(collection) as col:
-        mode = mode or (col.manifest.get("profile") or {}).get("mode", "dense")
+        mode = mode or default_mode(col.manifest.get("profile") or {}, col.manifest.get("retrievers", ["dense"]))
         cal = fit_calibrator(col, ds.queries(split), ds.qrels(split), mode=mode)
         report = auto = None
         if report_split:

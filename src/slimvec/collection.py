@@ -249,8 +249,9 @@ class Collection:
         texts = chunk_texts(docs, lists, bool(prof.get("contextual_prefix")))
         if self.chunking.mode != "late":
             return enc.encode_documents(texts)
-        config = LateConfig(window=int(prof.get("late_window", 256)), overlap=int(prof.get("late_overlap", 128)),
-                            late_weight=float(prof.get("late_weight", 0.3)))
+        # Profile fields -> LateConfig fields; a manifest without one keeps LateConfig's default.
+        names = {"late_window": "window", "late_overlap": "overlap", "late_weight": "late_weight"}
+        config = LateConfig(**{field: prof[key] for key, field in names.items() if key in prof})
         return late_chunk_vectors(docs, lists, enc, config, own_texts=texts)
 
     def _chunk(self, docs: list[Document], enc: Encoder) -> dict[str, list[Chunk]]:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from slimvec import registry
 from slimvec.errors import ConfigError
+from slimvec.late import LateConfig
 
 
 class Profile(BaseModel):
@@ -26,9 +27,9 @@ class Profile(BaseModel):
     description: str = ""
     model: str | None = None  # None: the default model
     chunk_mode: Literal["tokens", "truncate", "whole", "late"] = "tokens"  # late: chunks pooled from one document pass
-    late_window: int = Field(default=256, ge=0, le=8192)  # late chunking macro window in tokens; 0: the model's limit
-    late_overlap: int = Field(default=128, ge=0, le=8192)  # tokens shared by consecutive macro windows
-    late_weight: float = Field(default=0.3, ge=0.0, le=1.0)  # mix: (1 - w) * chunk alone + w * late vector
+    late_window: int = Field(default=LateConfig.window, ge=0, le=8192)  # late chunking macro window in tokens; 0: the model's limit
+    late_overlap: int = Field(default=LateConfig.overlap, ge=0, le=8192)  # tokens shared by consecutive macro windows
+    late_weight: float = Field(default=LateConfig.late_weight, ge=0.0, le=1.0)  # mix: (1 - w) * chunk alone + w * late vector
     contextual_prefix: bool = False  # encode each chunk as "title > heading path" + chunk text
     chunk_tokens: int | None = Field(default=None, ge=8, le=8192)
     chunk_overlap: int = Field(default=32, ge=0, le=1024)

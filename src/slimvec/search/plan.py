@@ -83,7 +83,7 @@ def make_plan(profile: Mapping[str, Any], available: list[str], dim: int, option
     match the mode, or a relevance cut-off combined with a fusion override or a reranker (calibrators are
     fitted on the profile's first-stage scores).
     """
-    mode = options.mode or str(profile.get("mode") or _default_mode(available))
+    mode = options.mode or default_mode(profile, available)
     names = retrievers_for(mode, available)
 
     fusion, fusion_options = None, {}
@@ -111,9 +111,10 @@ def make_plan(profile: Mapping[str, Any], available: list[str], dim: int, option
     )
 
 
-def _default_mode(available: list[str]) -> str:
-    # Collections from before the profile recorded a mode: dense when kept, else the first retriever.
-    return "dense" if "dense" in available else available[0]
+def default_mode(profile: Mapping[str, Any], available: list[str]) -> str:
+    """The mode a search that names none runs: the profile's; for collections from before the profile
+    recorded one, "dense" when it is kept, else the first retriever."""
+    return str(profile.get("mode") or ("dense" if "dense" in available else available[0]))
 
 
 def _fusion(profile: Mapping[str, Any], names: tuple[str, ...], options: SearchOptions) -> tuple[str, dict[str, Any]]:

@@ -13,9 +13,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from slimvec.documents import Document
+from slimvec.ids import MAX_ID_CHARS
 from slimvec.search.options import MAX_QUERY_CHARS, SearchOptions
 
-MAX_ID_CHARS = 512
 MAX_TITLE_CHARS = 10_000
 MAX_TEXT_CHARS = 2_000_000
 MAX_METADATA_DEPTH = 16

@@ -64,9 +64,10 @@ class Served:
 
 def default_mode(col: Any) -> str:
     """The mode a search without one runs: the collection profile's."""
+    from slimvec.search.plan import default_mode as resolve
+
     manifest = getattr(col, "manifest", None) or {}
-    retrievers = manifest.get("retrievers") or ["dense"]
-    return (manifest.get("profile") or {}).get("mode") or ("dense" if "dense" in retrievers else retrievers[0])
+    return resolve(manifest.get("profile") or {}, manifest.get("retrievers") or ["dense"])
 
 
 def profile_rerank(col: Any) -> str | None:
