@@ -36,3 +36,19 @@ class FakeEncoder:
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         return self.encode_documents(texts)
+
+    # Token vectors (multi-vector profiles): one hashed unit vector per whitespace word, the dense vector of the
+    # same call beside them, as `minilm-tokens` gives both from one pass.
+    def _tokens(self, text: str) -> np.ndarray:
+        words = _WORD.findall(text.lower()) or [""]
+        return np.stack([self._vec(w) if self._vec(w).any() else np.eye(self.dim, dtype=np.float32)[0] for w in words])
+
+    def encode_documents_with_tokens(self, texts: list[str], progress: bool = False,
+                                     prune: str | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+        return self.encode_documents(texts), [self._tokens(t) for t in texts]
+
+    def encode_query_tokens(self, texts: list[str]) -> list[np.ndarray]:
+        return [self._tokens(t) for t in texts]
+
+    def encode_queries_with_tokens(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        return self.encode_queries(texts), self.encode_query_tokens(texts)

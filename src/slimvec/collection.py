@@ -19,6 +19,8 @@ from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
 from slimvec.errors import CollectionError, ConfigError, IngestError
 from slimvec.ids import id_problem
 from slimvec.late import LateConfig, late_chunk_vectors
+from slimvec.multivector.retriever import TOKENS_DIR
+from slimvec.multivector.writer import TokenConfig, append_tokens, check_encoder, encode_chunks
 from slimvec.profiles import Profile, load_profile, profile_from_dict
 from slimvec.progress import progress_bar
 from slimvec.retrievers.base import Query, Retriever, describe
@@ -49,6 +51,7 @@ class Collection:
         self._generation = -1
         self._calibrators = _calibration.load_calibrators(self.path)
         if encoder is not None:
+            self._encoder = encoder = self._wrap(encoder)
             self._check_encoder(encoder)
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -90,10 +93,18 @@ class Collection:
         chunking = ChunkConfig(max_tokens=tokens, overlap=min(prof.chunk_overlap, tokens // 2 - 1), mode=prof.chunk_mode)
         if prof.chunk_mode == "late" and not all(hasattr(enc, a) for a in ("tokenize", "token_embeddings", "max_positions")):
             raise ConfigError(f"chunk mode 'late' needs a transformer model with token embeddings; {enc.name!r} has none")
+        dim = int(enc.dim)
+        if prof.tokens is not None:
+            check_encoder(enc)
+            if prof.muvera is not None:
+                if prof.chunk_mode == "late":
+                    raise ConfigError("muvera vectors are encodings of the chunk's tokens; chunk mode 'late' gives none")
+                dim = TokenConfig.of(prof.model_dump(), dim).muvera.fde_dim  # type: ignore[union-attr]
         manifest = {
             "model": enc.name,
             "kind": enc.kind,
-            "dim": int(enc.dim) if prof.dense else 0,
+            "dim": dim if prof.dense else 0,
+            "token_dim": int(enc.dim),
             "index": prof.index,
             "retrievers": list(prof.retrievers),
             "profile": prof.model_dump(mode="json"),
@@ -119,7 +130,7 @@ class Collection:
         if (p / "manifest.json").exists():
             col = cls.open(p)
             if model is not None:
-                col._check_encoder(load_encoder(model))
+                col._check_encoder(col._wrap(load_encoder(model)))
             return col
         return cls.create(p, model=model, **options)
 
@@ -141,11 +152,25 @@ class Collection:
 
     @property
     def encoder(self) -> Encoder:
-        """The collection's model, loaded on first use."""
+        """The collection's model, loaded on first use (wrapped in MUVERA when the profile asks for FDEs)."""
         if self._encoder is None:
-            self._encoder = load_encoder(self.manifest["model"])
-            self._check_encoder(self._encoder)
+            enc = self._wrap(load_encoder(self.manifest["model"]))
+            self._check_encoder(enc)
+            self._encoder = enc
         return self._encoder
+
+    @property
+    def token_config(self) -> TokenConfig | None:
+        """The token-file settings of a multi-vector collection (None when it keeps no token vectors)."""
+        return TokenConfig.of(self.manifest.get("profile") or {}, int(self.manifest.get("token_dim", 0)))
+
+    def _wrap(self, enc: Encoder) -> Encoder:
+        cfg = self.token_config
+        if cfg is None or cfg.muvera is None or hasattr(enc, "cfg"):
+            return enc
+        from slimvec.multivector.muvera import MuveraEncoder
+
+        return MuveraEncoder(enc, cfg.muvera)  # type: ignore[return-value]
 
     @property
     def chunking(self) -> ChunkConfig:
@@ -212,19 +237,26 @@ class Collection:
             enc = self.encoder
             chunks = self._chunk(docs, enc)
             dim = int(self.manifest["dim"])
-            parts = []
+            tokens = self.token_config
+            parts, toks, counts = [], [], []
             for s in range(0, len(docs), _BATCH_DOCS):  # encode in slices: the progress bar moves
                 part = docs[s : s + _BATCH_DOCS]
-                vecs = self._embed(part, chunks, enc) if dim else np.zeros((sum(len(chunks[d.id]) for d in part), 0),
-                                                                             np.float32)
+                vecs, t, c = self._embed(part, chunks, enc, tokens)
+                if not dim:
+                    vecs = np.zeros((sum(len(chunks[d.id]) for d in part), 0), np.float32)
                 _check_finite(np.asarray(vecs), [d for d in part for _ in chunks[d.id]])
                 parts.append(np.asarray(vecs, dtype=np.float32))
+                toks += t
+                counts += c
                 advance(len(part))
             vectors = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
             flat = [c for d in docs for c in chunks[d.id]]
             with self._lock, self.store.writer():
                 if not replace:
                     self._refuse_stored(docs, offset)  # again under the lock: another writer may have added it
+                if tokens is not None:  # before the commit point: a crash leaves token rows the next writer cuts
+                    append_tokens(self.path / TOKENS_DIR, self.store.committed_rows, toks, counts, tokens,
+                                  int(self.manifest["token_dim"]))
                 self.store.commit(docs, flat, vectors, replace=replace)
                 self._sync()
                 self._save_index()
@@ -241,18 +273,27 @@ class Collection:
             raise IngestError(f"id {d.id!r} (position {offset + i}) is already stored (use upsert to replace it); "
                               "nothing from this call was stored")
 
-    def _embed(self, docs: list[Document], chunks: dict[str, list[Chunk]], enc: Encoder) -> np.ndarray:
+    def _embed(self, docs: list[Document], chunks: dict[str, list[Chunk]], enc: Encoder, tokens: TokenConfig | None
+               ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
         """Chunk vectors in document-then-chunk order: each chunk's text encoded alone ("title text", or with
-        the contextual prefix), or, in chunk mode "late", pooled from one pass over its document (slimvec.late)."""
+        the contextual prefix), or, in chunk mode "late", pooled from one pass over its document (slimvec.late);
+        with `tokens`, also each chunk's token vectors and pooled counts (else two empty lists)."""
         prof = self.manifest.get("profile") or {}
         lists = [chunks[d.id] for d in docs]
         texts = chunk_texts(docs, lists, bool(prof.get("contextual_prefix")))
-        if self.chunking.mode != "late":
-            return enc.encode_documents(texts)
+        late = self.chunking.mode == "late"
+        if tokens is not None:
+            dense, toks, counts = encode_chunks(enc, texts, tokens)  # one pass: dense and tokens
+            if not late:
+                return dense, toks, counts
+        elif not late:
+            return enc.encode_documents(texts), [], []
+        else:
+            toks, counts = [], []
         # Profile fields -> LateConfig fields; a manifest without one keeps LateConfig's default.
         names = {"late_window": "window", "late_overlap": "overlap", "late_weight": "late_weight"}
         config = LateConfig(**{field: prof[key] for key, field in names.items() if key in prof})
-        return late_chunk_vectors(docs, lists, enc, config, own_texts=texts)
+        return late_chunk_vectors(docs, lists, enc, config, own_texts=texts), toks, counts
 
     def _chunk(self, docs: list[Document], enc: Encoder) -> dict[str, list[Chunk]]:
         cfg = self.chunking
@@ -395,11 +436,19 @@ class Collection:
         gen = self.store.generation
         if gen == self._generation and self._retrievers:
             return
-        for name in self.manifest.get("retrievers", ["dense"]):
+        names = self.manifest.get("retrievers", ["dense"])
+        built = []
+        for name in names:
             if name not in self._retrievers:
                 if not registry.has("retriever", name):
                     raise CollectionError(f"{self.path}: collection uses the {name!r} index, unknown to this slimvec")
                 self._retrievers[name] = registry.load("retriever", name)(self.store, lambda: self.encoder)
+                built.append(name)
+        for name in built:  # a retriever built on another one (multivector on its candidates) finds it here
+            bind = getattr(self._retrievers[name], "bind", None)
+            if bind is not None:
+                bind(self._retrievers)
+        for name in names:
             self._retrievers[name].sync(self.store)
         if self._generation < 0:
             self._rows.reset()
@@ -467,7 +516,8 @@ def _retriever_names(names: list[str] | None) -> list[str]:
     unknown = [n for n in names if not registry.has("retriever", n)]
     if unknown:
         raise ConfigError(f"unknown retriever {unknown[0]!r}: choose from {', '.join(registry.names('retriever'))}")
-    return sorted(names, key=lambda n: n != "dense")
+    # dense first (its best chunk is a fused hit's snippet); retrievers bound to others (multivector) last
+    return sorted(names, key=lambda n: (n == "multivector", n != "dense"))
 
 
 def _batches(docs: Iterable[Document], size: int) -> Iterator[list[Document]]:

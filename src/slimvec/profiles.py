@@ -48,6 +48,14 @@ class Profile(BaseModel):
     bm25: dict[str, Any] | None = None  # BM25 tokenisation and scoring, keys of index.bm25.Bm25Config
     rerank: str | None = None  # second stage, "kind[:argument]" (see slimvec.search.rerank), e.g. "dense"
     rerank_depth: int = Field(default=50, ge=1, le=1000)  # first-stage documents the reranker rescores
+    # Multi-vector (late interaction, slimvec.multivector): the "multivector" retriever keeps every chunk's token
+    # vectors in a token file on disk and reranks the `candidates` retriever's top `maxsim_depth` rows by MaxSim.
+    tokens: str | None = None  # token storage: "float16", "float32" or a token code ("residual:512:2", "int8", "binary")
+    token_pool: float = Field(default=1.0, ge=1.0, le=8.0)  # Ward pool factor at index time (2: about half the tokens)
+    token_prune: Literal["", "punctuation", "stopwords"] = ""  # document tokens dropped at index time
+    candidates: str = "dense"  # the retriever whose top rows MaxSim reranks (dense, bm25, ...)
+    maxsim_depth: int = Field(default=100, ge=1, le=1000)  # candidate chunk rows scored by MaxSim per query
+    muvera: dict[str, Any] | None = None  # dense vectors are MUVERA FDEs of the tokens (keys of MuveraConfig but dim)
 
     @field_validator("codec")
     @classmethod
@@ -65,7 +73,39 @@ class Profile(BaseModel):
             raise ValueError("fusion_weights need fusion 'weighted' and must be >= 0")
         if self.index == "hnsw" and self.compressed:
             raise ValueError(f"index 'hnsw' holds float32 vectors; codec {self.codec!r} scans its codes exactly")
+        if "multivector" in self.retrievers:
+            if self.tokens is None:
+                raise ValueError("the multivector retriever needs token storage: set tokens (e.g. 'float16')")
+            if self.candidates == "multivector" or self.candidates not in self.retrievers:
+                raise ValueError(f"candidates {self.candidates!r} must be another retriever of this profile "
+                                 f"({', '.join(r for r in self.retrievers if r != 'multivector')})")
+        if self.muvera is not None and self.tokens is None:
+            raise ValueError("muvera encodes token vectors: set tokens too")
         return self
+
+    @field_validator("tokens")
+    @classmethod
+    def _tokens_parse(cls, spec: str | None) -> str | None:
+        if spec is None or spec in ("float16", "float32"):
+            return spec
+        from slimvec.codecs import make_codec
+
+        make_codec(spec)  # raises ConfigError with the bad part named
+        return spec
+
+    @field_validator("muvera")
+    @classmethod
+    def _muvera_known(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        from slimvec.multivector.muvera import MuveraConfig
+
+        fields = set(MuveraConfig.__dataclass_fields__) - {"dim"}
+        unknown = sorted(set(value) - fields)
+        if unknown:
+            raise ValueError(f"unknown MUVERA setting {unknown[0]!r}: choose from {', '.join(sorted(fields))}")
+        MuveraConfig(dim=1, **value)  # ranges checked here
+        return dict(value)
 
     @field_validator("rerank")
     @classmethod
@@ -153,6 +193,23 @@ BM25_CJK = _p("bm25-cjk", "BM25 for Chinese, Japanese, Korean: CJK runs as chara
     retrievers=("bm25",), mode="bm25", chunk_mode="whole", bm25=_CJK_BM25)
 HYBRID_CJK = _p("hybrid-cjk", "dense float32 + CJK-bigram BM25, fused (RRF)", retrievers=("dense", "bm25"), mode="hybrid",
     bm25=_CJK_BM25)
+MULTIVECTOR = _p("multivector", "MiniLM dense float32 candidates, reranked by MaxSim over float16 token vectors on disk",
+    model="minilm-tokens", retrievers=("dense", "multivector"), mode="multivector", tokens="float16")
+MULTIVECTOR_BINARY = _p("multivector-binary", "1-bit dense codes in RAM pick candidates, MaxSim over float16 tokens "
+    "from disk: late-interaction quality at binary RAM", model="minilm-tokens", retrievers=("dense", "multivector"),
+    mode="multivector", tokens="float16", codec="binary", maxsim_depth=300)
+MULTIVECTOR_POOLED = _p("multivector-pooled", "as multivector, tokens Ward-pooled by 2 at index time: half the token bytes",
+    model="minilm-tokens", retrievers=("dense", "multivector"), mode="multivector", tokens="float16", token_pool=2.0)
+MULTIVECTOR_COMPRESSED = _p("multivector-compressed", "binary dense codes + MaxSim over pooled (3) residual "
+    "token codes (512 centroids, 2 bits): about 4% of float16 token bytes", model="minilm-tokens",
+    retrievers=("dense", "multivector"), mode="multivector", tokens="residual:512:2", token_pool=3.0, codec="binary",
+    maxsim_depth=300)
+MULTIVECTOR_MUVERA = _p("multivector-muvera", "MUVERA fixed-dimensional encodings of the tokens as the dense "
+    "vectors (binary codes in RAM), reranked by MaxSim over float16 tokens", model="minilm-tokens",
+    retrievers=("dense", "multivector"), mode="multivector", tokens="float16", codec="binary",
+    muvera={"reps": 20, "ksim": 5, "dproj": 16}, maxsim_depth=1000)
+HYBRID_MULTIVECTOR = _p("hybrid-multivector", "multivector (dense candidates + MaxSim) fused with BM25",
+    model="minilm-tokens", retrievers=("dense", "bm25", "multivector"), mode="hybrid-multivector", tokens="float16")
 HYBRID_SPARSE = _p("hybrid-sparse", "dense float32 + SPLADE-tiny, fused (RRF)", retrievers=("dense", "sparse"), mode="hybrid-sparse")
 
 

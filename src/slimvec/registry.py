@@ -56,6 +56,7 @@ _ENTRIES: dict[str, dict[str, str]] = {
         "dense": "slimvec.retrievers.dense:build",
         "bm25": "slimvec.retrievers.bm25:build",
         "sparse": "slimvec.retrievers.sparse:build",
+        "multivector": "slimvec.multivector.retriever:build",
     },
     "fuser": {
         "rrf": "slimvec.search.fusion:rrf",
@@ -65,6 +66,7 @@ _ENTRIES: dict[str, dict[str, str]] = {
         "dense": "slimvec.search.rerank:DENSE",
         "bi-encoder": "slimvec.search.rerank:BI_ENCODER",
         "cross-encoder": "slimvec.search.rerank:CROSS_ENCODER",
+        "maxsim": "slimvec.multivector.retriever:MAXSIM",
     },
     "profile": {
         name: f"slimvec.profiles:{name.upper().replace('-', '_')}"
@@ -72,6 +74,8 @@ _ENTRIES: dict[str, dict[str, str]] = {
             "exact-f32", "hnsw-f32", "f16", "float8", "int8", "pca-half-float8", "pca-half-float8-rescore",
             "int4", "binary", "binary-rescore", "binary-ivf-rescore", "int8-rescore", "pq-rescore", "bm25",
             "splade", "hybrid", "hybrid-weighted", "hybrid-binary", "bm25-cjk", "hybrid-cjk", "hybrid-sparse",
+            "multivector", "multivector-binary", "multivector-pooled", "multivector-compressed",
+            "multivector-muvera", "hybrid-multivector",
         )
     },
 }

@@ -82,12 +82,13 @@ class TokenVectorEncoder(_LocalModel):
         if prune not in ("", "punctuation", "stopwords"):
             raise ConfigError(f"prune must be '', 'punctuation' or 'stopwords' (punctuation too), got {prune!r}")
         self.prune = prune  # document tokens dropped at index time (queries keep every token, as ColBERT)
+        self._skip_cache: dict[str, np.ndarray] = {}
 
-    @cached_property
-    def _skip_ids(self) -> np.ndarray:
-        if not self.prune:
-            return np.zeros(0, np.int64)
-        return skiplist_ids(self.model.tokenizer, punctuation=True, stopwords=self.prune == "stopwords")
+    def _skip_ids(self, prune: str) -> np.ndarray:
+        if prune not in self._skip_cache:
+            self._skip_cache[prune] = skiplist_ids(self.model.tokenizer, punctuation=True,
+                                                   stopwords=prune == "stopwords")
+        return self._skip_cache[prune]
 
     @cached_property
     def model(self):
@@ -121,8 +122,13 @@ class TokenVectorEncoder(_LocalModel):
         return [tuple(o) for o in self._fast_tokenizer.encode(text, add_special_tokens=False).offsets]  # type: ignore[misc]
 
     def _forward(self, texts: list[str], max_length: int | None, progress: bool = False,
-                 document: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
+                 document: bool = False, prune: str | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
         import torch
+
+        prune = self.prune if prune is None else prune
+        if prune not in ("", "punctuation", "stopwords"):
+            raise ConfigError(f"prune must be '', 'punctuation' or 'stopwords' (punctuation too), got {prune!r}")
+        skip = self._skip_ids(prune) if document and prune else None
 
         dense = np.empty((len(texts), self.dim), dtype=np.float32)
         tokens: list[np.ndarray] = [np.empty((0, self.dim), np.float32)] * len(texts)
@@ -144,8 +150,8 @@ class TokenVectorEncoder(_LocalModel):
                     hidden = out["token_embeddings"].float().numpy()
                     ids = features["input_ids"].numpy()
                     keep = features["attention_mask"].numpy().astype(bool) & ~np.isin(ids, self._special_ids)
-                    if document and self.prune:
-                        keep &= ~np.isin(ids, self._skip_ids)
+                    if skip is not None:
+                        keep &= ~np.isin(ids, skip)
                     for j, i in enumerate(idx):
                         tokens[i] = l2_normalise(hidden[j][keep[j]])
                     advance(len(idx))
@@ -154,10 +160,12 @@ class TokenVectorEncoder(_LocalModel):
         # The pooled vector is normalised by the model's Normalize module when it has one; make sure.
         return l2_normalise(dense), tokens
 
-    def encode_documents_with_tokens(self, texts: list[str],
-                                     progress: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
-        """One forward pass: (dense (n, dim) float32 unit rows, [token vectors (n_i, dim) float32 unit rows])."""
-        return self._forward(list(texts), None, progress, document=True)
+    def encode_documents_with_tokens(self, texts: list[str], progress: bool = False,
+                                     prune: str | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+        """One forward pass: (dense (n, dim) float32 unit rows, [token vectors (n_i, dim) float32 unit rows]).
+
+        prune: document tokens to drop ("", "punctuation", "stopwords"); None: the encoder's own setting."""
+        return self._forward(list(texts), None, progress, document=True, prune=prune)
 
     def encode_document_tokens(self, texts: list[str], progress: bool = False) -> list[np.ndarray]:
         """Token vectors per document: list of (n_i, dim) float32, unit rows (minus pruned pieces, if set)."""

@@ -133,3 +133,44 @@ def muvera_queries(cfg: MuveraConfig, queries: list[np.ndarray]) -> np.ndarray:
     offsets = np.concatenate([[0], np.cumsum([len(q) for q in queries])]).astype(np.int64)
     tokens = np.concatenate(queries) if queries else np.zeros((0, cfg.dim), np.float32)
     return _encode(cfg, tokens, offsets, document=False)
+
+
+class MuveraEncoder:
+    """A multi-vector encoder whose dense vectors are MUVERA FDEs of its token vectors.
+
+    The collection's vector file, codecs and indexes then hold FDEs (`cfg.fde_dim` dimensions), so any
+    single-vector first stage picks multi-vector candidates; token vectors pass through unchanged.
+    Query FDEs use the query side (sums per partition), document FDEs the document side (means, empty
+    partitions filled).
+    """
+
+    kind = "multivector"
+
+    def __init__(self, base: object, cfg: MuveraConfig) -> None:
+        self.base, self.cfg = base, cfg
+        self.name = base.name  # type: ignore[attr-defined]
+        self.dim = cfg.fde_dim
+
+    def __getattr__(self, attr: str) -> object:  # tokenizer, spans, max_tokens: the base model's
+        return getattr(self.base, attr)
+
+    def encode_documents_with_tokens(self, texts: list[str], progress: bool = False,
+                                     **kwargs: object) -> tuple[np.ndarray, list[np.ndarray]]:
+        """(document FDEs (n, fde_dim) float32, token vectors [(n_i, dim)])."""
+        _, toks = self.base.encode_documents_with_tokens(texts, progress=progress, **kwargs)  # type: ignore[attr-defined]
+        offsets = np.concatenate([[0], np.cumsum([len(t) for t in toks])]).astype(np.int64)
+        flat = np.concatenate(toks) if offsets[-1] else np.zeros((0, self.cfg.dim), np.float32)
+        return muvera_documents(self.cfg, flat, offsets), toks
+
+    def encode_queries_with_tokens(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """(query FDEs (n, fde_dim) float32, query token vectors [(n_i, dim)])."""
+        toks = self.base.encode_query_tokens(texts)  # type: ignore[attr-defined]
+        return muvera_queries(self.cfg, toks), toks
+
+    def encode_documents(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        """Document FDEs, (n, fde_dim) float32."""
+        return self.encode_documents_with_tokens(texts, progress)[0]
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """Query FDEs, (n, fde_dim) float32."""
+        return self.encode_queries_with_tokens(texts)[0]

@@ -22,6 +22,7 @@ from slimvec.search.rerank import Reranker, load_reranker
 FUSED_MODES: dict[str, tuple[str, ...]] = {
     "hybrid": ("dense", "bm25"),
     "hybrid-sparse": ("dense", "sparse"),
+    "hybrid-multivector": ("multivector", "bm25"),
 }
 
 
@@ -139,6 +140,10 @@ def _reranker(profile: Mapping[str, Any], options: SearchOptions, dim: int, avai
     if spec is None:
         return None, depth
     reranker = load_reranker(spec) if isinstance(spec, str) else spec
+    needs = getattr(reranker, "needs_retriever", None)
+    if needs is not None and needs not in available:
+        raise ConfigError(f"reranker {reranker.name!r} needs the {needs} index, which this collection does not keep "
+                          f"(it keeps: {', '.join(available)})")
     if reranker is not None and reranker.needs_vectors and not dim:
         raise ConfigError(f"reranker {reranker.name!r} needs dense vectors; this collection keeps none "
                           f"(retrievers: {', '.join(available)})")

@@ -58,6 +58,7 @@ class Candidates:
     rows: np.ndarray  # (m,) chunk rows, m = counts.sum()
     texts: list[str] | None = None  # (m,) chunk_text(title, chunk), filled when the reranker needs text
     vectors: np.ndarray | None = field(default=None, repr=False)  # (m, dim) float32, when it needs vectors
+    retriever: Any = field(default=None, repr=False)  # the collection's retriever named by `needs_retriever`
 
     def __post_init__(self) -> None:
         self.docs = np.asarray(self.docs, dtype=np.int64)
@@ -87,6 +88,8 @@ class Reranker(Protocol):
     name: str
     needs_text: bool  # candidates must carry chunk texts
     needs_vectors: bool  # candidates must carry the collection's float32 rows, the query its dense vector
+    # Optional: `needs_retriever: str`, a retriever the collection must keep (e.g. "multivector" for the
+    # token file); the run stage hands it over as `candidates.retriever`.
 
     def load(self) -> None:
         """Load the model now (a no-op when there is none), raising ConfigError if it cannot be loaded."""

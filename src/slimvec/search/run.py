@@ -49,7 +49,7 @@ class Runner:
             top = rankings[0] if len(rankings) == 1 else fuse(rankings, plan.first_stage, plan.fusion,
                                                               **plan.fusion_options)
             if plan.reranker is not None:
-                top = self._rerank(plan.reranker, q, top, plan.k, allowed, rows.row_doc)
+                top = self._rerank(plan.reranker, q, top, plan.k, allowed, rows.row_doc, retrievers)
             tops.append(top)
         hits = self._hits(tops, plan.with_payload, rows)
         if plan.calibrate:
@@ -74,7 +74,7 @@ class Runner:
         return cached[1]
 
     def _rerank(self, reranker: Reranker, q: Query, top: Ranking, k: int, allowed: np.ndarray,
-                row_doc: np.ndarray) -> Ranking:
+                row_doc: np.ndarray, retrievers: Mapping[str, Retriever]) -> Ranking:
         """Rescore first-stage documents with `reranker` over their allowed chunk rows; the top k remain."""
         if not top:
             return []
@@ -103,6 +103,9 @@ class Runner:
             counts = np.bincount(owner, minlength=len(top))
             texts = [chunk_text(info[r].title, info[r].text) for r in rows.tolist()]
         cands = Candidates(docs[counts > 0], counts[counts > 0], rows, texts)
+        needs = getattr(reranker, "needs_retriever", None)
+        if needs is not None:
+            cands.retriever = retrievers[needs]  # present: the plan checked that the collection keeps it
         if reranker.needs_vectors and len(rows):
             uniq, inverse = np.unique(rows, return_inverse=True)  # file order: pages are read front to back
             cands.vectors = np.asarray(self._float32_rows(row_doc)[uniq], dtype=np.float32)[inverse]
