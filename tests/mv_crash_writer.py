@@ -1,43 +1,34 @@
-"""Helper for the token-file crash test: commit documents with token rows in a loop until killed.
+"""Helper for the token-file crash test: add documents to a multi-vector collection in a loop until killed.
 
 usage: python mv_crash_writer.py COLLECTION PREFIX BATCH
-Each batch: tokens appended and fsynced, then the store's SQLite commit; a printed id is a committed one.
-Token arrays are a deterministic function of the document number, so the test can check every byte.
+Goes through the real write path (`Collection.add`: token rows appended and fsynced under the writer lock,
+then the SQLite commit); a printed id is a committed one. The plumbing encoder's token vectors are a
+deterministic function of the text, so the test can check every stored token.
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-import numpy as np
+from fakes import FakeEncoder
 
-from slimvec.documents import Chunk, Document
-from slimvec.multivector.tokenstore import TokenStore
-from slimvec.store import Store
+from slimvec import Collection, Document
 
-DIM = 8
+DIM = 16
 
 
-def tokens_of(n: int) -> np.ndarray:
-    rng = np.random.default_rng(n)
-    return rng.standard_normal((1 + n % 37, DIM)).astype(np.float32)
+def text_of(n: int) -> str:
+    return f"document {n} " + " ".join(f"w{(n * 7 + j) % 97}" for j in range(1 + n % 23))
 
 
 def main() -> None:
-    path, prefix, batch = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-    store = Store.open(path)
-    tokens = TokenStore.open(path / "tokens", store.committed_rows)
+    path, prefix, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    col = Collection.open(path, encoder=FakeEncoder(dim=DIM))
     print("ready", flush=True)
-    i = int(store.counts()["documents"])
+    i = len(col)
     while True:
-        nums = list(range(i, i + batch))
-        docs = [Document(f"{prefix}-{n}", f"doc {n}", metadata={"n": n}) for n in nums]
-        chunks = [Chunk(d.id, 0, 0, len(d.text), d.text) for d in docs]
-        with store.writer():
-            start = store.committed_rows
-            tokens.append(start, [tokens_of(n) for n in nums])
-            store.commit(docs, chunks, np.zeros((batch, DIM), np.float32), replace=False)
+        docs = [Document(f"{prefix}-{n}", text_of(n), metadata={"n": n}) for n in range(i, i + batch)]
+        col.add(docs)
         sys.stdout.write("".join(d.id + "\n" for d in docs))
         sys.stdout.flush()
         i += batch

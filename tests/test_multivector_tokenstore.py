@@ -1,14 +1,9 @@
-"""The token file: row alignment, float16/codes storage, truncate-to-committed, checksums, kill -9 during adds."""
+"""The token file: row alignment, float16/codes storage, truncate-to-committed, checksums (kill -9 through the
+collection: test_collection_multivector.py)."""
 
 from __future__ import annotations
 
 import json
-import os
-import random
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +14,6 @@ from slimvec.multivector.codes import fit_token_codec
 from slimvec.multivector.maxsim import maxsim_scores
 from slimvec.multivector.tokenstore import TokenStore
 
-HERE = Path(__file__).resolve().parent
 
 
 def _docs(rng: np.random.Generator, lens: list[int], dim: int = 16) -> list[np.ndarray]:
@@ -105,37 +99,3 @@ def test_bad_arguments(tmp_path: Path) -> None:
     ts = TokenStore.create(tmp_path / "c", dim=4)
     with pytest.raises(CollectionError, match=r"token array 0 has shape \(2, 3\)"):
         ts.append(0, [np.zeros((2, 3), np.float32)])
-
-
-def test_survives_kill_9_during_adds(tmp_path: Path) -> None:
-    sys.path.insert(0, str(HERE))
-    from mv_crash_writer import DIM, tokens_of
-
-    from slimvec.store import Store
-
-    path = tmp_path / "col"
-    Store.create(path, {"model": "fake", "dim": DIM}).close()
-    TokenStore.create(path / "tokens", dim=DIM, storage="float32")
-    rng = random.Random(7)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent / "src"), str(HERE)])}
-    for run in range(3):
-        proc = subprocess.Popen([sys.executable, str(HERE / "mv_crash_writer.py"), str(path), f"r{run}",
-                                 str(rng.choice([1, 5, 20]))], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=env)
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", proc.stderr.read()
-        time.sleep(rng.uniform(0.05, 0.5))
-        os.kill(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate(timeout=30)
-        printed = out.splitlines() if out.endswith("\n") else out.splitlines()[:-1]
-        store = Store.open(path)
-        rows = store.committed_rows
-        ts = TokenStore.open(path / "tokens", rows)
-        assert ts.check(rows) == [] and ts.rows == rows
-        docs = dict(store.db.execute("SELECT c.row, json_extract(d.metadata, '$.n') FROM chunks c "
-                                     "JOIN documents d ON d.id = c.doc_id"))
-        assert store.existing_ids(printed) == set(printed)  # every promised add is there
-        off, tok = ts.offsets(), ts.tokens()
-        for row, n in docs.items():
-            np.testing.assert_array_equal(tok[off[row] : off[row + 1]], tokens_of(n))
-        store.close()
-    assert rows > 0

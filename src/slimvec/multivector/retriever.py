@@ -64,6 +64,7 @@ class MultiVectorRetriever:
         self._path = tokens.path if isinstance(tokens, TokenStore) else Path(tokens)
         self._encoder = encoder if hasattr(encoder, "encode_query_tokens") else None
         self._get_encoder: Callable[[], Any] | None = None if self._encoder is not None else encoder
+        self._broken: str | None = None  # why the token file cannot serve the committed rows (set by sync)
         self._bound = False  # True once the first stage is the collection's own retriever (synced, saved there)
         self._committed = 0
         self._offsets = np.zeros(1, np.int64)  # token boundaries of the committed rows, kept in RAM (8 B/row)
@@ -89,21 +90,24 @@ class MultiVectorRetriever:
         return min(self.first_stage.rows, self._committed) if self.first_stage is not None else self._committed
 
     def sync(self, store: Any) -> None:
-        """Catch up with the store's committed rows (the first stage too, unless the collection syncs it);
-        the token file must already hold every committed row."""
+        """Catch up with the store's committed rows (the first stage too, unless the collection syncs it).
+
+        A token file missing committed rows (damage: the write path appends tokens before the commit point) is
+        recorded, not raised here, so `check` can report it; searching then raises CollectionError."""
         if self.first_stage is not None and not self._bound:
             self.first_stage.sync(store)
         rows = store.committed_rows
+        self._broken = None
         if self.token_store is None:
             if not (self._path / "meta.json").exists():
                 if rows:
-                    raise CollectionError(f"{self._path}: token file missing, {rows} rows committed "
-                                          "(run `slimvec check`)")
+                    self._broken = f"{self._path}: token file missing, {rows} rows committed (run `slimvec check`)"
                 return
             self.token_store = TokenStore.open(self._path)
         if self.token_store.rows < rows:
-            raise CollectionError(f"{self.token_store.path}: token file holds {self.token_store.rows} rows, "
-                                  f"{rows} committed (run `slimvec check`; re-add the missing documents)")
+            self._broken = (f"{self.token_store.path}: token file holds {self.token_store.rows} rows, {rows} "
+                            "committed (run `slimvec check`; re-add the missing documents)")
+            return
         if rows != self._committed:
             self._offsets = self.token_store.offsets(rows)
             self._tokens = self.token_store.token_rows(int(self._offsets[-1]))
@@ -111,12 +115,14 @@ class MultiVectorRetriever:
 
     def search(self, query: Any, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores float32, rows int64) among allowed rows by MaxSim, best first; -1 / -inf pads."""
+        if self._broken:
+            raise CollectionError(self._broken)
         query_tokens(query, self.encoder)  # first: one forward pass gives the first stage its dense vector too
         _, cand = self.first_stage.search(query, max(k, self.depth), allowed)
         cand = np.asarray(cand, np.int64)
         cand = cand[(cand >= 0) & (cand < self._committed)]
         scores = self.score_rows(query, cand)
-        order = np.lexsort((np.arange(len(cand)), -scores))[:k]
+        order = np.lexsort((cand, -scores))[:k]  # the tie rule of slimvec.scoring: equal scores, lower row first
         out_s = np.full(k, -np.inf, np.float32)
         out_r = np.full(k, -1, np.int64)
         out_s[: len(order)], out_r[: len(order)] = scores[order], cand[order]
@@ -124,6 +130,8 @@ class MultiVectorRetriever:
 
     def score_rows(self, query: Any, rows: np.ndarray) -> np.ndarray:
         """(len(rows),) float32 MaxSim of the query against the given chunk rows (read from disk)."""
+        if self._broken:
+            raise CollectionError(self._broken)
         q = query_tokens(query, self.encoder)
         rows = np.asarray(rows, np.int64)
         if not len(rows) or self.token_store is None:
