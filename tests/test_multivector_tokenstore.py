@@ -15,7 +15,6 @@ from slimvec.multivector.maxsim import maxsim_scores
 from slimvec.multivector.tokenstore import TokenStore
 
 
-
 def _docs(rng: np.random.Generator, lens: list[int], dim: int = 16) -> list[np.ndarray]:
     out = []
     for n in lens:
