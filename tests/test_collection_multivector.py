@@ -118,6 +118,8 @@ def test_info_reports_tokens_and_bytes(tmp_path: Path) -> None:
     assert len(DOCS) <= mv["tokens"] <= sum(max(len(d.text.split()) // 2, 1) for d in DOCS) < words
     assert mv["token_disk_bytes"] >= mv["tokens"] * DIM * 2  # float16 tokens
     assert info["disk_bytes"] > mv["token_disk_bytes"]
+    assert info["tokens_per_doc"] == mv["tokens"] / len(DOCS)
+    assert info["token_disk_bytes_per_doc"] == mv["token_disk_bytes"] / len(DOCS)
     # RAM: the dense float32 rows plus 8 bytes of token offsets per row; the tokens stay on disk
     assert info["ram_bytes"] < len(DOCS) * (DIM * 4 + 8) + 4096
 

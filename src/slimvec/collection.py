@@ -461,7 +461,8 @@ class Collection:
 
     # ---- reporting -------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
-        """Counts, model, dimensions, bytes on disk and resident in RAM (total and per document), and
+        """Counts, model, dimensions, bytes on disk and resident in RAM (total and per document), for multi-vector
+        collections "tokens_per_doc" and "token_disk_bytes_per_doc", and
         "indexes": {retriever name: what it built} (see retrievers.base.describe), e.g.
         {"dense": {"kind": "ivf", "codec": "binary", "nlist": 4, "nprobe": 4, "fitted_rows": 300, ...}}."""
         with self._lock:
@@ -485,7 +486,17 @@ class Collection:
                 "disk_bytes_per_doc": disk / per if counts["documents"] else 0.0,
                 "ram_bytes_per_doc": ram / per if counts["documents"] else 0.0,
                 "indexes": {name: describe(r) for name, r in self._retrievers.items()},
+                **self._token_info(counts["documents"]),
             }
+
+    def _token_info(self, documents: int) -> dict[str, Any]:
+        """Multi-vector collections: stored tokens per document (alive rows) and token-file bytes per document."""
+        mv = self._retrievers.get("multivector")
+        if mv is None or not documents:
+            return {}
+        disk = describe(mv).get("token_disk_bytes", 0)
+        return {"tokens_per_doc": mv.alive_tokens(self._rows.alive) / documents,  # type: ignore[attr-defined]
+                "token_disk_bytes_per_doc": disk / documents}
 
     def get(self, doc_id: str) -> Document | None:
         """The stored document with this id, or None."""

@@ -167,6 +167,11 @@ class MultiVectorRetriever:
                 "pool_factor": None if ts is None else ts.meta.get("pool_factor"),
                 "token_disk_bytes": 0 if ts is None else ts.disk_bytes()}
 
+    def alive_tokens(self, alive: np.ndarray) -> int:
+        """Stored tokens of the alive rows (`alive`: (rows,) bool mask): what `info` reports per document."""
+        lens = np.diff(self._offsets)
+        return int(lens[np.asarray(alive[: len(lens)], bool)].sum())
+
     def check(self, store: Any, alive: np.ndarray) -> list[str]:
         """Problems of the token file's committed rows (sizes, offsets, crc32 per append batch)."""
         rows = store.committed_rows
