@@ -240,3 +240,35 @@ def test_ragged_outputs_round_trip_as_lists(tmp_path: Path) -> None:
     assert isinstance(out, list)
     assert [a.shape for a in out] == [(4, 4), (2, 4)]
     assert out[0].dtype == np.float16 and float(out[0][0, 0]) == 4.0
+
+
+def test_token_vectors_are_cached_with_their_dense_vectors(tmp_path: Path) -> None:
+    """Multi-vector encoders: dense + tokens cached together; only misses reach the model, in one call."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from fakes import FakeEncoder
+
+    class Counting(FakeEncoder):
+        def __init__(self) -> None:
+            super().__init__(dim=16, name="fake-tokens")
+            self.batches: list[list[str]] = []
+
+        def encode_documents_with_tokens(self, texts, progress=False, prune=None):
+            self.batches.append(list(texts))
+            return super().encode_documents_with_tokens(texts, progress, prune)
+
+    model = Counting()
+    cached = CachedEncoder(model, tmp_path)
+    texts = ["alpha beta gamma", "delta", "alpha beta gamma"]
+    dense, toks = cached.encode_documents_with_tokens(texts)
+    want_d, want_t = model.encode_documents(texts), [model._tokens(t) for t in texts]
+    np.testing.assert_allclose(dense, want_d, rtol=1e-6)
+    for got, want in zip(toks, want_t):
+        assert got.dtype == np.float32 and got.shape == want.shape
+        np.testing.assert_array_equal(got, want.astype(np.float16).astype(np.float32))
+    model.batches.clear()
+    again = CachedEncoder(model, tmp_path).encode_documents_with_tokens(["delta", "epsilon zeta"])
+    assert model.batches == [["epsilon zeta"]]  # only the miss, once
+    assert again[1][1].shape == (2, 16)
+    np.testing.assert_allclose(again[0][0], dense[1])

@@ -304,6 +304,37 @@ class CachedEncoder:
         """Query vectors, cached apart from documents (models may encode the two differently)."""
         return self._cached(texts, "query", self.encoder.encode_queries)
 
+    def encode_documents_with_tokens(self, texts: list[str], progress: bool = False, prune: str | None = None
+                                     ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Dense vectors and token vectors (multi-vector encoders) from the cache where possible; the misses
+        go to the wrapped encoder in one call, which gives both from one forward pass. Token vectors are
+        kept as float16 (what a collection's token file stores) and returned as float32.
+
+        Raises AttributeError when the wrapped encoder gives no token vectors."""
+        both = self.encoder.encode_documents_with_tokens  # type: ignore[attr-defined]
+        texts = list(texts)
+        kwargs = {} if prune is None else {"prune": prune}
+        tok_ns = f"{self._namespace('document')}|tokens|{prune if prune is not None else getattr(self.encoder, 'prune', '')}"
+        keys = [text_key(t) for t in texts]
+        first_text = dict(zip(keys, texts))
+        dense = self._store.get_many(self._namespace("document"), list(first_text))
+        tokens = self._store.get_many(tok_ns, list(first_text))
+        missing = [k for k in first_text if k not in dense or k not in tokens]
+        if missing:
+            self.encode_calls += 1
+            d, t = both([first_text[k] for k in missing], progress=progress, **kwargs)
+            fresh_d = _rows(d, len(missing), self.name)
+            fresh_t = [np.asarray(x, np.float16) for x in t]
+            self._store.put_many(self._namespace("document"), zip(missing, fresh_d))
+            self._store.put_many(tok_ns, zip(missing, fresh_t))
+            dense.update(zip(missing, fresh_d))
+            tokens.update(zip(missing, fresh_t))
+        self.misses += len(missing)
+        self.hits += len(texts) - len(missing)
+        dim = self.encoder.dim
+        out_d = np.stack([dense[k] for k in keys]) if keys else np.zeros((0, dim), np.float32)
+        return out_d, [np.asarray(tokens[k], np.float32).reshape(-1, dim) for k in keys]
+
     def cached_count(self) -> int:
         """Rows stored for this model (documents and queries)."""
         return self._store.count()

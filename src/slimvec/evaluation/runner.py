@@ -93,7 +93,8 @@ def run_eval(
     encode_s: list[float] = []
     search_s: list[float] = []
     with Collection.open(path) as col:
-        dense = "dense" in col.manifest["retrievers"]
+        # MUVERA collections hold FDEs as their dense vectors: their queries are encoded by the collection
+        dense = "dense" in col.manifest["retrievers"] and not profile.muvera
         texts = list(queries.values())
         vecs = None
         if dense:
