@@ -38,6 +38,8 @@ DOCS = [
 
 
 def _profile(name: str, **changes: object):
+    if name == "multivector-binary-tokens":  # not built in: 1-bit token codes rescored with float16 ones
+        name, changes = "multivector", {"tokens": "binary", "token_rescore": 3, **changes}
     return profile_from_dict({**BUILTIN[name].model_dump(), **changes})
 
 
@@ -75,11 +77,37 @@ def test_maxsim_reranker_follows_any_first_stage(tmp_path: Path) -> None:
             np.testing.assert_allclose([h.score for h in hits], ref[top], rtol=1e-3)  # float16 tokens
 
 
+def test_binary_token_codes_rescored_with_float16_tokens(tmp_path: Path) -> None:
+    """tokens="binary" + token_rescore: 1-bit codes pick the rows, float16 tokens kept beside them score the best
+    ones exactly (ColBERT-style binary first pass, float rescoring); check covers both files."""
+    enc = FakeEncoder(dim=DIM)
+    prof = _profile("multivector", model=None, tokens="binary", token_rescore=len(DOCS), maxsim_depth=1000)
+    path = tmp_path / "c"
+    query = "bone fractures and heart risk"
+    with Collection.create(path, profile=prof, encoder=enc) as col:
+        col.add(DOCS)
+        hits = col.search(query, k=len(DOCS), mode="multivector")
+        assert col.info()["indexes"]["multivector"]["token_storage"] == "binary"
+    ref = _maxsim_reference(enc._tokens(query), [enc._tokens(d.text).astype(np.float16).astype(np.float32)
+                                                 for d in DOCS])
+    order = sorted(range(len(DOCS)), key=lambda i: (-ref[i], i))
+    assert [h.id for h in hits] == [DOCS[i].id for i in order]
+    np.testing.assert_allclose([h.score for h in hits], ref[order], rtol=1e-5)
+    with pytest.raises(ConfigError, match="token_rescore rescores coded tokens"):
+        _profile("multivector", token_rescore=10)
+    blob = bytearray((path / "tokens" / "float16" / "tokens.bin").read_bytes())
+    blob[5] ^= 0xFF
+    (path / "tokens" / "float16" / "tokens.bin").write_bytes(bytes(blob))
+    with Collection.open(path, encoder=enc) as col:
+        assert col.check() == [f"multivector index: float16 tokens: token rows 0..{len(DOCS) - 1} fail their checksum"]
+
+
 # ---- deletes, upserts and filters in every multi-vector stage --------------------------------------------
 STAGES = [
     ("multivector", "multivector", None),
     ("multivector-pooled", "multivector", None),
     ("multivector-compressed", "multivector", None),
+    ("multivector-binary-tokens", "multivector", None),
     ("multivector-muvera", "multivector", None),
     ("hybrid-multivector", "hybrid-multivector", None),
     ("multivector", "dense", "maxsim"),

@@ -105,8 +105,10 @@ def test_token_file_behind_the_commit_is_an_error(collection, tmp_path: Path) ->
     store, ts, _ = collection
     ts.truncate(30)
     mv = MultiVectorRetriever(DenseRetriever(ExactIndex(DIM)), ts, TableEncoder({}))
+    mv.sync(store)  # recorded, not raised: `check` reports it
+    assert mv.check(store, np.ones(40, bool)) == ["token offsets hold 30 rows, 40 committed"]
     with pytest.raises(CollectionError, match="30 rows, 40 committed"):
-        mv.sync(store)
+        mv.search(Query("q"), 3, np.ones(40, bool))
 
 
 def test_maxsim_reranker_scores_each_candidate_row(collection) -> None:

@@ -55,6 +55,7 @@ class Profile(BaseModel):
     token_prune: Literal["", "punctuation", "stopwords"] = ""  # document tokens dropped at index time
     candidates: str = "dense"  # the retriever whose top rows MaxSim reranks (dense, bm25, ...)
     maxsim_depth: int = Field(default=100, ge=1, le=1000)  # candidate chunk rows scored by MaxSim per query
+    token_rescore: int = Field(default=0, ge=0, le=1000)  # coded tokens: also keep float16 ones, rescore this many rows
     muvera: dict[str, Any] | None = None  # dense vectors are MUVERA FDEs of the tokens (keys of MuveraConfig but dim)
 
     @field_validator("codec")
@@ -79,6 +80,8 @@ class Profile(BaseModel):
             if self.candidates == "multivector" or self.candidates not in self.retrievers:
                 raise ValueError(f"candidates {self.candidates!r} must be another retriever of this profile "
                                  f"({', '.join(r for r in self.retrievers if r != 'multivector')})")
+        if self.token_rescore and self.tokens in (None, "float16", "float32"):
+            raise ValueError("token_rescore rescores coded tokens with float16 ones: set tokens to a token code")
         if self.muvera is not None and self.tokens is None:
             raise ValueError("muvera encodes token vectors: set tokens too")
         return self

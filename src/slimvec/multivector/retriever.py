@@ -58,8 +58,9 @@ class MultiVectorRetriever:
     name = "multivector"
 
     def __init__(self, first_stage: Any, tokens: TokenStore | Path, encoder: Any, depth: int = DEFAULT_DEPTH,
-                 candidates: str = "dense") -> None:
-        self.first_stage, self.depth, self.candidates = first_stage, depth, candidates
+                 candidates: str = "dense", rescore: int = 0) -> None:
+        self.first_stage, self.depth, self.candidates, self.rescore = first_stage, depth, candidates, rescore
+        self.float_store: TokenStore | None = None  # float16 copy of coded tokens (rescore > 0)
         self.token_store = tokens if isinstance(tokens, TokenStore) else None
         self._path = tokens.path if isinstance(tokens, TokenStore) else Path(tokens)
         self._encoder = encoder if hasattr(encoder, "encode_query_tokens") else None
@@ -69,6 +70,7 @@ class MultiVectorRetriever:
         self._committed = 0
         self._offsets = np.zeros(1, np.int64)  # token boundaries of the committed rows, kept in RAM (8 B/row)
         self._tokens = np.zeros((0, 0), np.float16)  # memmap of the committed token rows
+        self._floats = np.zeros((0, 0), np.float16)  # memmap of their float16 copy (rescore > 0)
 
     @property
     def encoder(self) -> Any:
@@ -104,6 +106,13 @@ class MultiVectorRetriever:
                     self._broken = f"{self._path}: token file missing, {rows} rows committed (run `slimvec check`)"
                 return
             self.token_store = TokenStore.open(self._path)
+        if self.rescore and self.float_store is None:
+            self.float_store = TokenStore.open(self._path / "float16")
+        short = [ts for ts in (self.token_store, self.float_store) if ts is not None and ts.rows < rows]
+        if short:
+            self._broken = (f"{short[0].path}: token file holds {short[0].rows} rows, {rows} "
+                            "committed (run `slimvec check`; re-add the missing documents)")
+            return
         if self.token_store.rows < rows:
             self._broken = (f"{self.token_store.path}: token file holds {self.token_store.rows} rows, {rows} "
                             "committed (run `slimvec check`; re-add the missing documents)")
@@ -111,6 +120,8 @@ class MultiVectorRetriever:
         if rows != self._committed:
             self._offsets = self.token_store.offsets(rows)
             self._tokens = self.token_store.token_rows(int(self._offsets[-1]))
+            if self.float_store is not None:
+                self._floats = self.float_store.token_rows(int(self._offsets[-1]))
             self._committed = rows
 
     def search(self, query: Any, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +132,17 @@ class MultiVectorRetriever:
         _, cand = self.first_stage.search(query, max(k, self.depth), allowed)
         cand = np.asarray(cand, np.int64)
         cand = cand[(cand >= 0) & (cand < self._committed)]
-        scores = self.score_rows(query, cand)
+        scores = self._score(query, cand, self._tokens, self.token_store.decode if self.token_store else None)
+        if self.float_store is not None and len(cand):
+            # Codes pick the best `rescore` rows; float16 tokens score those exactly and rank them first.
+            top = np.lexsort((cand, -scores))[: max(self.rescore, k)]
+            rest = np.setdiff1d(np.arange(len(cand)), top)
+            exact = self._score(query, cand[top], self._floats, None)
+            lowest = exact.min() if len(exact) else 0.0
+            scores = scores.astype(np.float32)
+            scores[top] = exact
+            # below every rescored row, in code order
+            scores[rest] = np.minimum(scores[rest], np.nextafter(np.float32(lowest), np.float32(-np.inf)))
         order = np.lexsort((cand, -scores))[:k]  # the tie rule of slimvec.scoring: equal scores, lower row first
         out_s = np.full(k, -np.inf, np.float32)
         out_r = np.full(k, -1, np.int64)
@@ -129,15 +150,21 @@ class MultiVectorRetriever:
         return out_s, out_r
 
     def score_rows(self, query: Any, rows: np.ndarray) -> np.ndarray:
-        """(len(rows),) float32 MaxSim of the query against the given chunk rows (read from disk)."""
+        """(len(rows),) float32 MaxSim of the query against the given chunk rows (read from disk; the float16
+        copy when the collection keeps one beside its token codes)."""
+        if self.float_store is not None:
+            return self._score(query, rows, self._floats, None)
+        return self._score(query, rows, self._tokens, self.token_store.decode if self.token_store else None)
+
+    def _score(self, query: Any, rows: np.ndarray, tokens: np.ndarray, decode: Any) -> np.ndarray:
         if self._broken:
             raise CollectionError(self._broken)
         q = query_tokens(query, self.encoder)
         rows = np.asarray(rows, np.int64)
         if not len(rows) or self.token_store is None:
             return np.zeros(len(rows), np.float32)
-        tok, off = gather(self._tokens, self._offsets, rows)
-        return maxsim_scores(q, tok, off, decode=self.token_store.decode)
+        tok, off = gather(tokens, self._offsets, rows)
+        return maxsim_scores(q, tok, off, decode=decode)
 
     def ram_bytes(self) -> int:
         """The token offsets and the token codec's codebook (token vectors stay on disk); a first stage bound
@@ -165,6 +192,7 @@ class MultiVectorRetriever:
                 "tokens": n_tok, "tokens_per_row": n_tok / self._committed if self._committed else 0.0,
                 "token_storage": None if ts is None else (ts.meta.get("codec") or ts.storage),
                 "pool_factor": None if ts is None else ts.meta.get("pool_factor"),
+                "token_rescore": self.rescore,
                 "token_disk_bytes": 0 if ts is None else ts.disk_bytes()}
 
     def alive_tokens(self, alive: np.ndarray) -> int:
@@ -177,7 +205,10 @@ class MultiVectorRetriever:
         rows = store.committed_rows
         if self.token_store is None:
             return [f"token file missing, {rows} rows committed"] if rows else []
-        return self.token_store.check(rows)
+        problems = self.token_store.check(rows)
+        if self.float_store is not None:
+            problems += [f"float16 tokens: {p}" for p in self.float_store.check(rows)]
+        return problems
 
 
 def build(store: Any, encoder: Callable[[], Any]) -> MultiVectorRetriever:
@@ -185,7 +216,7 @@ def build(store: Any, encoder: Callable[[], Any]) -> MultiVectorRetriever:
     (bound by the collection) and `maxsim_depth`."""
     prof = store.manifest.get("profile") or {}
     return MultiVectorRetriever(None, store.path / TOKENS_DIR, encoder, depth=int(prof.get("maxsim_depth", DEFAULT_DEPTH)),
-                                candidates=str(prof.get("candidates", "dense")))
+                                candidates=str(prof.get("candidates", "dense")), rescore=int(prof.get("token_rescore", 0)))
 
 
 class MaxSimReranker:

@@ -23,6 +23,7 @@ from slimvec.multivector.pooling import pool_tokens
 from slimvec.multivector.tokenstore import TokenStore
 
 FLOAT_STORAGES = ("float16", "float32")
+RESCORE_DIR = "float16"  # inside the token directory: float16 tokens beside codes, for rescoring
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class TokenConfig:
     pool: float = 1.0
     prune: str = ""
     muvera: MuveraConfig | None = None
+    rescore: int = 0  # coded storage: float16 tokens kept too (in RESCORE_DIR), this many rows rescored with them
 
     @classmethod
     def of(cls, profile: Mapping[str, Any], token_dim: int) -> TokenConfig | None:
@@ -42,7 +44,7 @@ class TokenConfig:
             return None
         muvera = profile.get("muvera")
         return cls(str(profile["tokens"]), float(profile.get("token_pool", 1.0)), str(profile.get("token_prune", "")),
-                   MuveraConfig(dim=token_dim, **muvera) if muvera else None)
+                   MuveraConfig(dim=token_dim, **muvera) if muvera else None, int(profile.get("token_rescore", 0)))
 
 
 def check_encoder(encoder: Any) -> None:
@@ -78,12 +80,20 @@ def append_tokens(path: Path, start_row: int, tokens: list[np.ndarray], counts: 
 
     Raises CollectionError when the token file is missing although rows are committed.
     """
+    store = _append(path, start_row, tokens, counts, config, dim)
+    if config.rescore:  # the float16 copy for rescoring: same rows, same crash model
+        _append(path / RESCORE_DIR, start_row, tokens, counts, TokenConfig("float16", config.pool), dim)
+    return store
+
+
+def _append(path: Path, start_row: int, tokens: list[np.ndarray], counts: list[np.ndarray], config: TokenConfig,
+            dim: int) -> TokenStore:
     if (path / "meta.json").exists():
         store = TokenStore.open(path)
     elif start_row:
         raise CollectionError(f"{path}: token file missing, {start_row} rows committed (run `slimvec check`)")
     else:
-        if (path).exists():  # a crash before meta.json was written: nothing in it was ever committed
+        if path.exists():  # a crash before meta.json was written: nothing in it was ever committed
             import shutil
 
             shutil.rmtree(path)
