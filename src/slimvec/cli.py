@@ -80,6 +80,8 @@ def index(
     title_field: str = typer.Option("title", help="Title field of table records."),
     text_field: str = typer.Option("text", help="Text field of table records."),
     field_type: Optional[list[str]] = typer.Option(None, "--field-type", help="Metadata type FIELD=TYPE (int, float, bool, str), repeatable; overrides the types inferred for CSV columns and converts text values of other sources."),
+    query_prompt: Optional[str] = typer.Option(None, "--query-prompt", help="Text put before every query (default: the prompt the model's config declares)."),
+    document_prompt: Optional[str] = typer.Option(None, "--document-prompt", help="Text put before every document chunk (default: the model's configured prompt)."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Ingest SOURCES, chunk, embed and store them in a collection."""
@@ -99,7 +101,7 @@ def index(
     chosen = load_profile(profile, profile_file) if (profile or profile_file) else None
     col = Collection.open_or_create(
         collection, model=model, index=index, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
-        chunk_mode=chunk_mode, profile=chosen,
+        chunk_mode=chunk_mode, profile=chosen, query_prompt=query_prompt, document_prompt=document_prompt,
     )
     with col:
         for extra in [name for name, on in (("bm25", bm25), ("sparse", sparse or sparse_model)) if on]:

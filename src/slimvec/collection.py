@@ -67,18 +67,23 @@ class Collection:
         profile: str | Profile | None = None,
         retrievers: list[str] | None = None,
         encoder: Encoder | None = None,
+        query_prompt: str | None = None,
+        document_prompt: str | None = None,
     ) -> "Collection":
         """Create an empty collection at `path`; explicit options override the profile's (default exact-f32).
 
         model: a registered name (`slimvec.registry`, kind "encoder") or a local sentence-transformers directory;
         chunk_tokens: tokens of the model per chunk (at most its maximum); chunk_mode: tokens | truncate | whole |
-        late; profile: a built-in name or a Profile; encoder: an Encoder object used instead of loading `model`.
+        late; profile: a built-in name or a Profile; encoder: an Encoder object used instead of loading `model`;
+        query_prompt / document_prompt: text put before each query / chunk (default: the prompts the model's
+        config_sentence_transformers.json declares); the prompts used are recorded in the manifest.
         Raises ConfigError for an unknown index, retriever, profile or model, or chunks longer than the model
         takes; CollectionError when `path` already holds a collection or is a non-empty directory.
         """
         prof = profile if isinstance(profile, Profile) else load_profile(profile)
         overrides = {k: v for k, v in {"model": model, "index": index, "chunk_tokens": chunk_tokens,
                                        "chunk_overlap": chunk_overlap, "chunk_mode": chunk_mode,
+                                       "query_prompt": query_prompt, "document_prompt": document_prompt,
                                        "retrievers": tuple(retrievers) if retrievers else None}.items() if v is not None}
         if overrides:
             prof = profile_from_dict({**prof.model_dump(), **overrides}, source="options")
@@ -86,6 +91,10 @@ class Collection:
             raise ConfigError(f"unknown index {prof.index!r}: choose one of {', '.join(INDEX_KINDS)}")
         _retriever_names(list(prof.retrievers))  # unknown names fail here, before anything is written
         enc = encoder or load_encoder(prof.model or DEFAULT_MODEL)
+        if prof.query_prompt is not None or prof.document_prompt is not None:
+            if not hasattr(enc, "with_prompts"):
+                raise ConfigError(f"model {enc.name!r} takes no prompts (query_prompt / document_prompt)")
+            enc = enc.with_prompts(prof.query_prompt, prof.document_prompt)
         limit = enc.max_tokens
         tokens = prof.chunk_tokens or limit
         if tokens > limit:
@@ -105,6 +114,7 @@ class Collection:
             "kind": enc.kind,
             "dim": dim if prof.dense else 0,
             "token_dim": int(enc.dim),
+            **_prompts(enc),
             "index": prof.index,
             "retrievers": list(prof.retrievers),
             "profile": prof.model_dump(mode="json"),
@@ -131,6 +141,13 @@ class Collection:
             col = cls.open(p)
             if model is not None:
                 col._check_encoder(col._wrap(load_encoder(model)))
+            kept = col.manifest.get("prompts", {})
+            for side in ("query", "document"):
+                given = options.get(f"{side}_prompt")
+                if given is not None and given != kept.get(side, ""):
+                    col.close()
+                    raise CollectionError(f"{p}: collection was built with {side} prompt {kept.get(side, '')!r}, "
+                                          f"not {given!r}; a collection keeps one prompt per side")
             return col
         return cls.create(p, model=model, **options)
 
@@ -154,7 +171,10 @@ class Collection:
     def encoder(self) -> Encoder:
         """The collection's model, loaded on first use (wrapped in MUVERA when the profile asks for FDEs)."""
         if self._encoder is None:
-            enc = self._wrap(load_encoder(self.manifest["model"]))
+            enc = load_encoder(self.manifest["model"])
+            if "prompts" in self.manifest and hasattr(enc, "with_prompts"):  # the prompts it was built with
+                enc = enc.with_prompts(self.manifest["prompts"]["query"], self.manifest["prompts"]["document"])
+            enc = self._wrap(enc)
             self._check_encoder(enc)
             self._encoder = enc
         return self._encoder
@@ -519,6 +539,13 @@ class Collection:
                 if check is not None:
                     problems += [f"{name} index: {p}" for p in check(self.store, self._rows.alive)]
         return problems
+
+
+def _prompts(enc: Encoder) -> dict[str, Any]:
+    """{"prompts": {"query", "document"}} for an encoder that prepends prompts, else nothing."""
+    if not hasattr(enc, "query_prompt"):
+        return {}
+    return {"prompts": {"query": enc.query_prompt, "document": enc.document_prompt}}  # type: ignore[attr-defined]
 
 
 def _retriever_names(names: list[str] | None) -> list[str]:

@@ -26,6 +26,8 @@ class Profile(BaseModel):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
     description: str = ""
     model: str | None = None  # None: the default model
+    query_prompt: str | None = Field(default=None, max_length=512)  # None: the prompt the model's config declares
+    document_prompt: str | None = Field(default=None, max_length=512)  # None: the model's configured document prompt
     chunk_mode: Literal["tokens", "truncate", "whole", "late"] = "tokens"  # late: chunks pooled from one document pass
     late_window: int = Field(default=LateConfig.window, ge=0, le=8192)  # late chunking macro window in tokens; 0: the model's limit
     late_overlap: int = Field(default=LateConfig.overlap, ge=0, le=8192)  # tokens shared by consecutive macro windows

@@ -21,20 +21,67 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 _SLICE = 1024
 
 
+# Prompt names models declare in config_sentence_transformers.json, per side (E5/BGE use query/passage or
+# query/document, nomic search_query/search_document).
+QUERY_PROMPT_NAMES = ("query", "search_query")
+DOCUMENT_PROMPT_NAMES = ("document", "passage", "search_document", "corpus")
+
+
+def configured_prompts(path: str | Path) -> tuple[str, str]:
+    """(query prompt, document prompt) a sentence-transformers directory declares: its `prompts` by the names
+    above, else its `default_prompt_name` prompt for both sides, else "" (as sentence-transformers' encode).
+
+    Raises ConfigError when config_sentence_transformers.json is not valid JSON or names a missing prompt."""
+    cfg = Path(path) / "config_sentence_transformers.json"
+    if not cfg.exists():
+        return "", ""
+    try:
+        data = json.loads(cfg.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{cfg}: not valid JSON ({e})") from None
+    prompts = data.get("prompts") or {}
+    if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
+        raise ConfigError(f"{cfg}: prompts must map names to strings")
+    default_name = data.get("default_prompt_name")
+    if default_name is not None and default_name not in prompts:
+        raise ConfigError(f"{cfg}: default_prompt_name {default_name!r} is not one of its prompts")
+    default = prompts.get(default_name, "") if default_name else ""
+
+    def side(names: tuple[str, ...]) -> str:
+        return next((prompts[n] for n in names if n in prompts), default)
+
+    return side(QUERY_PROMPT_NAMES), side(DOCUMENT_PROMPT_NAMES)
+
+
 class DenseEncoder:
-    """A sentence-transformers model from a local directory; vectors L2-normalised."""
+    """A sentence-transformers model from a local directory; vectors L2-normalised.
+
+    Prompts: query_prompt / document_prompt are prepended to each text; None (the default) takes the ones the
+    model's config_sentence_transformers.json declares (`configured_prompts`), so E5/BGE-style models are used
+    as trained.
+    """
 
     kind = "dense"
 
     def __init__(self, path: str | Path, name: str | None = None, batch_size: int = 32,
-                 query_prompt: str = "", document_prompt: str = "") -> None:
+                 query_prompt: str | None = None, document_prompt: str | None = None) -> None:
         self.path = Path(path)
         if not (self.path / "modules.json").exists() and not (self.path / "config.json").exists():
             raise ConfigError(f"{self.path}: not a sentence-transformers model directory (no modules.json)")
         self.name = name or str(self.path)
         self.batch_size = batch_size
-        self.query_prompt = query_prompt
-        self.document_prompt = document_prompt
+        own_query, own_document = configured_prompts(self.path)
+        self.query_prompt = own_query if query_prompt is None else query_prompt
+        self.document_prompt = own_document if document_prompt is None else document_prompt
+
+    def with_prompts(self, query_prompt: str | None = None, document_prompt: str | None = None) -> DenseEncoder:
+        """The same model (loaded once, shared) with other prompts; None keeps this encoder's."""
+        other = DenseEncoder(self.path, self.name, self.batch_size,
+                             self.query_prompt if query_prompt is None else query_prompt,
+                             self.document_prompt if document_prompt is None else document_prompt)
+        if "model" in self.__dict__:
+            other.__dict__["model"] = self.__dict__["model"]
+        return other
 
     @cached_property
     def model(self):  # noqa: ANN201 - SentenceTransformer, imported lazily so the CLI starts fast
