@@ -381,10 +381,16 @@ class Collection:
         opts = SearchOptions.of(options, **fields)
         plan = make_plan(self.manifest.get("profile") or {}, self.manifest.get("retrievers", ["dense"]),
                          int(self.manifest["dim"]), opts, frozenset(self._calibrators), given)
-        vecs = vectors
+        vecs, toks = vectors, None
         if vecs is None and plan.needs_query_vectors:
-            vecs = self.encoder.encode_queries(list(queries))
+            both = getattr(self.encoder, "encode_queries_with_tokens", None)
+            if plan.needs_query_tokens and both is not None:  # dense and token vectors from one forward pass
+                vecs, toks = both(list(queries))
+            else:
+                vecs = self.encoder.encode_queries(list(queries))
         batch = [Query(q, None, None if vecs is None else vecs[i]) for i, q in enumerate(queries)]
+        for q, t in zip(batch, toks or []):
+            q._tokens = np.ascontiguousarray(t, dtype=np.float32)
         with self._lock:
             self._sync()
             return self._runner.run(plan, batch, self._retrievers, self._rows, self._allowed(plan.filter),

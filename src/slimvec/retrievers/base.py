@@ -28,6 +28,7 @@ class Query:
     text: str
     encoder: Encoder | None = None
     _vector: np.ndarray | None = field(default=None, repr=False)
+    _tokens: np.ndarray | None = field(default=None, repr=False)  # (q, dim) token vectors, for MaxSim stages
 
     @property
     def vector(self) -> np.ndarray:

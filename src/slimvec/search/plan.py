@@ -71,6 +71,11 @@ class SearchPlan:
         """Whether queries need the collection model's dense vectors (dense retrieval or a vector reranker)."""
         return "dense" in self.retrievers or (self.reranker is not None and self.reranker.needs_vectors)
 
+    @property
+    def needs_query_tokens(self) -> bool:
+        """Whether queries need token vectors (MaxSim: the multivector retriever or the maxsim reranker)."""
+        return "multivector" in self.retrievers or getattr(self.reranker, "needs_retriever", None) == "multivector"
+
 
 def make_plan(profile: Mapping[str, Any], available: list[str], dim: int, options: SearchOptions,
               calibrated_modes: frozenset[str] | set[str] = frozenset(),
