@@ -233,6 +233,45 @@ def check(
 
 @app.command()
 @user_errors
+def export(
+    collection: Path = typer.Argument(..., help="Collection directory."),
+    to: str = typer.Option(..., "--to", help="qdrant:PATH, lancedb:PATH or parquet:FILE, optionally #NAME (collection or table name, default slimvec)."),
+    json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Export every document's chunks, spans, metadata and float32 vectors to Qdrant, LanceDB or Parquet."""
+    from slimvec.collection import Collection
+    from slimvec.interop import export_collection
+
+    with Collection.open(collection) as col:
+        summary = export_collection(col, to)
+    if json_out:
+        _print_json(summary)
+    else:
+        out.print(f"exported {summary['documents']} documents ({summary['records']} chunks) to {to}")
+
+
+@app.command(name="import")
+@user_errors
+def import_(
+    source: str = typer.Argument(..., help="An export: qdrant:PATH, lancedb:PATH or parquet:FILE (optionally #NAME)."),
+    collection: Path = typer.Option(..., "--collection", "-c", help="New collection directory."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="Profile of the new collection (its model must be the export's)."),
+    json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Build a new collection from an export, reusing its vectors (no re-encoding)."""
+    from slimvec.interop import import_records
+
+    with import_records(source, collection, profile) as col:
+        info = col.info()
+    summary = {"collection": str(collection), "documents": info["documents"], "chunks": info["chunks"]}
+    if json_out:
+        _print_json(summary)
+    else:
+        out.print(f"imported {info['documents']} documents ({info['chunks']} chunks) into {collection}")
+
+
+@app.command()
+@user_errors
 def serve(
     collections: list[Path] = typer.Argument(..., help="Collection directories; each is served under its directory name."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on (non-loopback needs --api-key-file)."),

@@ -286,6 +286,32 @@ class Collection:
             raise
         return len(docs)
 
+    def add_encoded(self, docs: list[Document], chunks: list[Chunk], vectors: np.ndarray) -> int:
+        """Add documents with their chunks and chunk vectors already computed (an import from another store);
+        one all-or-nothing call, checked like `add`. vectors: float32 (len(chunks), dim), row i for chunks[i];
+        chunks in document order, each within its document's text.
+
+        Raises IngestError for repeated or stored ids, chunks of unknown documents or outside their text,
+        non-finite vectors; ConfigError for vectors of another dimension or a collection keeping token vectors."""
+        if self.token_config is not None:
+            raise ConfigError(f"{self.path}: keeps token vectors; documents must be added (and encoded) with add")
+        docs = _validated(list(docs), replace=False)
+        vectors = np.asarray(vectors, np.float32)
+        if vectors.ndim != 2 or vectors.shape != (len(chunks), int(self.manifest["dim"])):
+            raise ConfigError(f"expected {len(chunks)} vectors of dimension {self.manifest['dim']}, got {vectors.shape}")
+        by_id = {d.id: d for d in docs}
+        for c in chunks:
+            if c.doc_id not in by_id or not 0 <= c.start <= c.end <= len(by_id[c.doc_id].text):
+                raise IngestError(f"chunk {c.index} of {c.doc_id!r}: no such document in this call, or its span "
+                                  "lies outside the text; nothing from this call was stored")
+        _check_finite(vectors, [by_id[c.doc_id] for c in chunks])
+        with self._lock, self.store.writer():
+            self._refuse_stored(docs, 0)
+            self.store.commit(docs, list(chunks), vectors, replace=False)
+            self._sync()
+            self._save_index()
+        return len(docs)
+
     def _refuse_stored(self, docs: list[Document], offset: int) -> None:
         clash = self.store.existing_ids([d.id for d in docs])
         if clash:

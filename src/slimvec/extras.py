@@ -22,6 +22,8 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "matplotlib": ("eval", "evaluation reports"),
     "sklearn": ("eval", "relevance calibration"),
     "pypdf": ("pdf", "reading PDF files"),
+    "qdrant_client": ("interop", "Qdrant export and import"),
+    "lancedb": ("interop", "LanceDB export and import"),
 }
 
 

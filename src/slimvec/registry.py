@@ -68,6 +68,11 @@ _ENTRIES: dict[str, dict[str, str]] = {
         "cross-encoder": "slimvec.search.rerank:CROSS_ENCODER",
         "maxsim": "slimvec.multivector.retriever:MAXSIM",
     },
+    "export": {  # targets of `slimvec export` / `import` (slimvec.interop)
+        "qdrant": "slimvec.interop.qdrant:QDRANT",
+        "lancedb": "slimvec.interop.lance:LANCEDB",
+        "parquet": "slimvec.interop.parquet:PARQUET",
+    },
     "profile": {
         name: f"slimvec.profiles:{name.upper().replace('-', '_')}"
         for name in (

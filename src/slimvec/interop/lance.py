@@ -1,0 +1,47 @@
+"""LanceDB export: one table of chunk rows (the columns of `rows.to_row`), the export metadata in a second
+table `<name>__slimvec` of one row, so LanceDB users query the vectors with `table.search(v).metric("dot")`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from slimvec.errors import ConfigError
+from slimvec.interop.rows import ChunkRecord, ExportFormat, from_row, meta_json, to_row
+
+
+def write(path: Path, name: str, records: Iterable[ChunkRecord], meta: dict[str, Any]) -> int:
+    """Create table `name` in the LanceDB database at `path`. Raises ConfigError when the table exists."""
+    import pyarrow as pa
+
+    from slimvec.extras import require
+    from slimvec.interop.parquet import _schema
+
+    lancedb = require("lancedb")
+    db = lancedb.connect(str(path))
+    if name in _tables(db):
+        raise ConfigError(f"{path}: LanceDB table {name!r} already exists; exports never overwrite")
+    rows = [{**to_row(r), "vector": to_row(r)["vector"].tolist()} for r in records]
+    db.create_table(name, data=pa.Table.from_pylist(rows, schema=_schema(int(meta["dim"]))))
+    db.create_table(f"{name}__slimvec", data=[{"meta": meta_json(meta)}])
+    return len(rows)
+
+
+def read(path: Path, name: str) -> tuple[dict[str, Any], list[ChunkRecord]]:
+    """(export metadata, records) of LanceDB table `name`. Raises ConfigError when it is not an export."""
+    from slimvec.extras import require
+
+    db = require("lancedb").connect(str(path))
+    if not {name, f"{name}__slimvec"} <= _tables(db):
+        raise ConfigError(f"{path}: no slimvec export table {name!r} in this LanceDB database")
+    meta = json.loads(db.open_table(f"{name}__slimvec").to_arrow().to_pylist()[0]["meta"])
+    return meta, [from_row(r) for r in db.open_table(name).to_arrow().to_pylist()]
+
+
+def _tables(db: Any) -> set[str]:
+    return set(db.list_tables().tables)
+
+
+LANCEDB = ExportFormat(write, read)

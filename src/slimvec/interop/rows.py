@@ -1,0 +1,143 @@
+"""The record every export target holds, and the two directions: collection -> records -> collection."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from slimvec import registry
+from slimvec.errors import ConfigError, IngestError
+
+TARGETS = ("qdrant", "lancedb", "parquet")
+FORMAT = "slimvec-export-1"
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """One alive chunk row: its document, span, text and float32 vector (shape (dim,))."""
+
+    doc_id: str
+    chunk: int  # chunk number within its document, from 0
+    start: int  # character span [start, end) in the document text
+    end: int
+    title: str
+    text: str  # the chunk's own text
+    document: str | None  # the whole document text on chunk 0, None on the others (stored once)
+    metadata: dict[str, Any]
+    vector: np.ndarray
+
+
+def parse_target(spec: str) -> tuple[str, Path, str]:
+    """("qdrant" | "lancedb" | "parquet", path, collection or table name) of "kind:PATH[#name]".
+
+    Raises ConfigError for another kind or an empty path."""
+    kind, sep, rest = spec.partition(":")
+    path, _, name = rest.partition("#")
+    if not sep or kind not in TARGETS or not path:
+        raise ConfigError(f"export target {spec!r}: use qdrant:PATH, lancedb:PATH or parquet:FILE (optionally #NAME)")
+    return kind, Path(path), name or "slimvec"
+
+
+def collection_records(col: Any) -> Iterator[ChunkRecord]:
+    """The records of a collection's alive chunk rows, in document id then chunk order (vectors from disk)."""
+    vectors = col.store.vectors()
+    for doc in col.store.iter_documents():
+        chunks = col.store.chunks_of(doc["id"])
+        for i, (row, start, end) in enumerate(chunks):
+            yield ChunkRecord(doc["id"], i, start, end, doc["title"], doc["text"][start:end],
+                              doc["text"] if i == 0 else None, doc["metadata"],
+                              np.asarray(vectors[row], np.float32))
+
+
+def export_collection(col: Any, target: str) -> dict[str, Any]:
+    """Write every alive chunk row of `col` to `target` ("qdrant:PATH", "lancedb:PATH", "parquet:FILE", each
+    optionally "#NAME"); returns {"target", "records", "documents", "model", "dim"}.
+
+    Raises ConfigError for a bad target, a collection without dense vectors, or a target that exists already."""
+    kind, path, name = parse_target(target)
+    dim = int(col.manifest["dim"])
+    if not dim:
+        raise ConfigError(f"{col.path}: keeps no dense vectors; exports carry float32 vectors")
+    meta = {"format": FORMAT, "model": col.manifest["model"], "dim": dim,
+            "prompts": col.manifest.get("prompts"), "chunking": col.manifest.get("chunking")}
+    n = registry.load("export", kind).write(path, name, collection_records(col), meta)
+    return {"target": target, "records": n, "documents": len(col), "model": meta["model"], "dim": dim}
+
+
+def read_records(source: str) -> tuple[dict[str, Any], list[ChunkRecord]]:
+    """(export metadata, records) read back from an export target."""
+    kind, path, name = parse_target(source)
+    return registry.load("export", kind).read(path, name)
+
+
+def import_records(source: str, path: str | Path, profile: Any = None) -> Any:
+    """A new collection at `path` built from an export (no re-encoding: its model must be the export's).
+
+    Raises ConfigError for a bad source or a multi-vector profile (token vectors are not exported);
+    IngestError naming the document for records that do not fit together (a missing chunk 0, spans outside
+    the text, vectors of another dimension)."""
+    from slimvec.collection import Collection
+    from slimvec.documents import Chunk, Document
+    from slimvec.profiles import Profile, load_profile
+
+    meta, records = read_records(source)
+    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    if prof.tokens is not None:
+        raise ConfigError(f"profile {prof.name!r} keeps token vectors, which exports do not carry")
+    by_doc: dict[str, list[ChunkRecord]] = {}
+    for r in records:
+        by_doc.setdefault(r.doc_id, []).append(r)
+    docs, chunks, vectors = [], [], []
+    for doc_id, recs in by_doc.items():
+        recs.sort(key=lambda r: r.chunk)
+        first = recs[0]
+        if first.chunk != 0 or first.document is None:
+            raise IngestError(f"{source}: document {doc_id!r} has no chunk 0 carrying its text")
+        doc = Document(doc_id, first.document, first.title, first.metadata)
+        for r in recs:
+            if not 0 <= r.start <= r.end <= len(doc.text) or r.vector.shape != (int(meta["dim"]),):
+                raise IngestError(f"{source}: document {doc_id!r} chunk {r.chunk}: span or vector does not fit")
+            chunks.append(Chunk(doc_id, r.chunk, r.start, r.end, doc.text[r.start : r.end]))
+            vectors.append(r.vector)
+        docs.append(doc)
+    prompts = meta.get("prompts") or {}
+    col = Collection.create(path, profile=prof.model_copy(update={
+        "model": meta["model"], "query_prompt": prompts.get("query"), "document_prompt": prompts.get("document")}))
+    try:
+        col.add_encoded(docs, chunks, np.stack(vectors) if vectors else np.zeros((0, int(meta["dim"])), np.float32))
+    except BaseException:
+        col.close()
+        raise
+    return col
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """One target kind (registered in slimvec.registry, kind "export"): write records, read them back."""
+
+    write: Any  # (path, name, records: Iterable[ChunkRecord], meta: dict) -> int records written
+    read: Any  # (path, name) -> (meta, list[ChunkRecord])
+
+
+def to_row(r: ChunkRecord) -> dict[str, Any]:
+    """A record as a flat row (metadata as JSON text, so every target stores any metadata)."""
+    return {"doc_id": r.doc_id, "chunk": r.chunk, "start": r.start, "end": r.end, "title": r.title, "text": r.text,
+            "document": r.document, "metadata": json.dumps(r.metadata, ensure_ascii=False),
+            "vector": np.asarray(r.vector, np.float32)}
+
+
+def from_row(row: dict[str, Any]) -> ChunkRecord:
+    """The inverse of `to_row` (vector as float32)."""
+    return ChunkRecord(str(row["doc_id"]), int(row["chunk"]), int(row["start"]), int(row["end"]), row["title"] or "",
+                       row["text"] or "", row["document"], json.loads(row["metadata"] or "{}"),
+                       np.asarray(row["vector"], np.float32))
+
+
+def meta_json(meta: dict[str, Any]) -> str:
+    """Export metadata as JSON text (stored beside the records by every target)."""
+    return json.dumps(meta, ensure_ascii=False, sort_keys=True)
