@@ -9,6 +9,7 @@ and hybrid-sparse (dense + SPLADE) is measured the same way (SPLADE encodes the 
 
     PYTHONPATH=src python benchmarks/hybrid_fusion.py --cache-dir /tmp/fusion-cache            # all six sets
     PYTHONPATH=src python benchmarks/hybrid_fusion.py --datasets xquad-zh --max-queries 200   # quick look
+    PYTHONPATH=src python benchmarks/hybrid_fusion.py --profile hybrid-binary                 # binary-rescore dense
 
 Prints one table per dataset: the parts, then each fuser, nDCG@10 and "best part - fused" (positive: the
 fused list is below its better part). Collections are kept under --work and reused; dense vectors come from
@@ -37,26 +38,28 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _profile(name: str):
+def _profile(name: str, base: str):
     from slimvec.profiles import BUILTIN, profile_from_dict
 
-    base = BUILTIN["hybrid-cjk" if name in CJK else "hybrid"]
-    return profile_from_dict({**base.model_dump(), "name": f"fusion-{name}", "chunk_mode": "whole"})
+    prof = BUILTIN["hybrid-cjk" if name in CJK and base == "hybrid" else base].model_dump()
+    if name in CJK:
+        prof["bm25"] = BUILTIN["bm25-cjk"].bm25
+    return profile_from_dict({**prof, "name": f"fusion-{name}", "chunk_mode": "whole"})
 
 
-def _collection(name: str, path: Path, work: Path, cache_dir: Path | None, sparse: bool):
+def _collection(name: str, path: Path, work: Path, cache_dir: Path | None, sparse: bool, base: str = "hybrid"):
     from slimvec import Collection
     from slimvec.encoders.cache import CachedEncoder
     from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
     from slimvec.ingest import read_sources
 
     encoder = CachedEncoder(load_encoder(DEFAULT_MODEL), cache_dir)
-    where = work / name
+    where = work / (name if base == "hybrid" else f"{name}-{base}")
     if not (where / "done").exists():  # an unfinished build starts again
         import shutil
 
         shutil.rmtree(where, ignore_errors=True)
-        with Collection.create(where, profile=_profile(name), encoder=encoder) as col:
+        with Collection.create(where, profile=_profile(name, base), encoder=encoder) as col:
             col.add(read_sources([path / "corpus.jsonl"], strict=True), progress=True)
         (where / "done").write_text("")
     col = Collection.open(where, encoder=encoder)
@@ -79,6 +82,20 @@ def _run(col, queries: dict[str, str], vectors, mode: str, **options) -> dict[st
     return run
 
 
+def _softmax_offline(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]],
+                     temperature: float) -> dict[str, dict[str, float]]:
+    """Two runs (query -> {doc id: score}, best first) fused by `slimvec.search.softmax.softmax`."""
+    from slimvec.search.softmax import softmax
+
+    out = {}
+    for q in a:
+        names = list(dict.fromkeys([*a[q], *b.get(q, {})]))
+        number = {d: i for i, d in enumerate(names)}
+        rankings = [[(number[d], s, 0) for d, s in run.get(q, {}).items()] for run in (a, b)]
+        out[q] = {names[d]: s for d, s, _ in softmax(rankings, temperature=temperature)}
+    return out
+
+
 def bench(name: str, args: argparse.Namespace) -> dict:
     from slimvec.evaluation.datasets import load_dataset
     from slimvec.evaluation.metrics import evaluate
@@ -89,7 +106,7 @@ def bench(name: str, args: argparse.Namespace) -> dict:
     if args.max_queries:
         queries = dict(list(queries.items())[: args.max_queries])
         qrels = {q: qrels[q] for q in queries}
-    col, encoder = _collection(name, ds.path, args.work, args.cache_dir, name in args.sparse)
+    col, encoder = _collection(name, ds.path, args.work, args.cache_dir, name in args.sparse, args.profile)
     vectors = encoder.encode_queries(list(queries.values()))
     parts = ["dense", "bm25"] + (["sparse"] if "sparse" in col.manifest["retrievers"] else [])
     runs = {p: _run(col, queries, vectors, p) for p in parts}
@@ -104,16 +121,24 @@ def bench(name: str, args: argparse.Namespace) -> dict:
             rows[f"{mode}/{fuser}"] = score
             table.append([mode, f"fused: {fuser}", f"{score:.4f}", f"{best - score:+.4f}",
                           "yes" if score >= best - 0.01 else "NO"])
+    for temperature in args.temperatures:  # the parts' own rankings fused by softmax() at another temperature
+        score = evaluate(qrels, _softmax_offline(runs["dense"], runs["bm25"], temperature), ["ndcg@10"])["ndcg@10"]
+        rows[f"hybrid/softmax T={temperature:g}"] = score
+        best = max(rows["dense"], rows["bm25"])
+        table.append(["hybrid", f"fused: softmax, T = {temperature:g}", f"{score:.4f}", f"{best - score:+.4f}",
+                      "yes" if score >= best - 0.01 else "NO"])
     bm25_name = "bm25 (CJK bigrams)" if name in CJK else "bm25"
-    print(f"\n### {name} (test, {len(queries)} queries, {col.info()['documents']} documents)\n", flush=True)
+    dense = "dense" if args.profile == "hybrid" else "dense (binary-rescore)"
+    print(f"\n### {name}, {args.profile} (test, {len(queries)} queries, {col.info()['documents']} documents)\n",
+          flush=True)
     print_table(["mode", "ranking", "nDCG@10", "best part - fused", ">= best - 0.01"],
-                [[r[0], bm25_name if r[1] == "bm25" else r[1], *r[2:]] for r in table])
+                [[r[0], {"bm25": bm25_name, "dense": dense}.get(r[1], r[1]), *r[2:]] for r in table])
     if args.dump:  # the parts' rankings, for studying fusers offline
         args.dump.mkdir(parents=True, exist_ok=True)
         with open(args.dump / f"{name}.pkl", "wb") as f:
             pickle.dump({"qrels": qrels, "runs": runs}, f)
     col.close()
-    return {"dataset": name, "queries": len(queries), "ndcg@10": rows}
+    return {"dataset": name, "profile": args.profile, "queries": len(queries), "ndcg@10": rows}
 
 
 def main() -> None:
@@ -122,6 +147,10 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS))
     ap.add_argument("--sparse", nargs="*", default=[], help="datasets on which SPLADE-tiny is enabled too")
     ap.add_argument("--fusers", nargs="+", default=list(FUSERS))
+    ap.add_argument("--profile", default="hybrid", choices=["hybrid", "hybrid-binary"],
+                    help="dense part: float32 exact (hybrid) or binary codes rescored from disk (hybrid-binary)")
+    ap.add_argument("--temperatures", nargs="*", type=float, default=[],
+                    help="also fuse dense + bm25 by softmax at these temperatures (in standard deviations)")
     ap.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N test queries")
     ap.add_argument("--work", type=Path, default=Path("benchmarks/out/fusion-work"), help="collections, kept for reuse")
     ap.add_argument("--cache-dir", type=Path, default=None, help="embedding cache folder")
