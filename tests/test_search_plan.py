@@ -137,7 +137,7 @@ def test_registry_refuses_a_taken_name_and_unknown_names_say_the_choices(tmp_pat
         registry.register("retriever", "dense", "somewhere.else:build")
     with pytest.raises(ConfigError, match="already registered"):
         register_profile(BUILTIN["bm25"].model_copy(update={"description": "another"}))
-    with pytest.raises(ConfigError, match="unknown fuser 'borda': choose one of rrf, weighted"):
+    with pytest.raises(ConfigError, match="unknown fuser 'borda': choose one of rrf, weighted, softmax"):
         registry.load("fuser", "borda")
 
 

@@ -45,8 +45,8 @@ class Profile(BaseModel):
     codec: str = "float32"  # RAM-resident codes for dense candidates, e.g. "binary", "pca:192 > float8"
     rescore: bool = False  # re-rank candidates with float32 vectors read from disk
     oversample: int = Field(default=10, ge=1, le=1000)  # candidates = k * oversample when rescoring
-    fusion: Literal["rrf", "weighted"] = "rrf"  # how a hybrid mode merges its rankings
-    fusion_weights: tuple[float, ...] | None = None  # weighted fusion: one per retriever of the mode, in order
+    fusion: Literal["rrf", "weighted", "softmax"] = "rrf"  # how a hybrid mode merges its rankings (built-in hybrids: softmax)
+    fusion_weights: tuple[float, ...] | None = None  # weighted/softmax fusion: one per retriever of the mode, in order
     bm25: dict[str, Any] | None = None  # BM25 tokenisation and scoring, keys of index.bm25.Bm25Config
     rerank: str | None = None  # second stage, "kind[:argument]" (see slimvec.search.rerank), e.g. "dense"
     rerank_depth: int = Field(default=50, ge=1, le=1000)  # first-stage documents the reranker rescores
@@ -72,8 +72,8 @@ class Profile(BaseModel):
     def _index_fits_codec(self) -> "Profile":
         if self.index == "ivf" and self.codec.strip() != "binary":
             raise ValueError(f"index 'ivf' needs codec 'binary' (1-bit codes), not {self.codec!r}")
-        if self.fusion_weights is not None and (self.fusion != "weighted" or any(w < 0 for w in self.fusion_weights)):
-            raise ValueError("fusion_weights need fusion 'weighted' and must be >= 0")
+        if self.fusion_weights is not None and (self.fusion == "rrf" or any(w < 0 for w in self.fusion_weights)):
+            raise ValueError("fusion_weights need fusion 'weighted' or 'softmax' and must be >= 0")
         if self.index == "hnsw" and self.compressed:
             raise ValueError(f"index 'hnsw' holds float32 vectors; codec {self.codec!r} scans its codes exactly")
         if "multivector" in self.retrievers:
@@ -189,15 +189,16 @@ PQ_RESCORE = _p("pq-rescore", "product-quantized (48 bytes) candidates rescored 
 BM25 = _p("bm25", "BM25 only (bm25s, English stemming and stopwords) over whole documents: no vectors",
     retrievers=("bm25",), mode="bm25", chunk_mode="whole")
 SPLADE = _p("splade", "learned sparse only (SPLADE-tiny) over chunks", retrievers=("sparse",), mode="sparse")
-HYBRID = _p("hybrid", "dense float32 + BM25, fused with reciprocal rank fusion", retrievers=("dense", "bm25"), mode="hybrid")
+HYBRID = _p("hybrid", "dense float32 + BM25, fused by summed per-query softmax of standardised scores",
+    retrievers=("dense", "bm25"), mode="hybrid", fusion="softmax")
 HYBRID_WEIGHTED = _p("hybrid-weighted", "dense float32 + BM25, fused by the sum of per-query min-max normalised scores",
     retrievers=("dense", "bm25"), mode="hybrid", fusion="weighted")
-HYBRID_BINARY = _p("hybrid-binary", "binary-rescore dense + BM25, fused (RRF): hybrid quality at 1/16 of the dense RAM",
-    retrievers=("dense", "bm25"), mode="hybrid", codec="binary", rescore=True, oversample=10)
+HYBRID_BINARY = _p("hybrid-binary", "binary-rescore dense + BM25, fused (softmax): hybrid quality at 1/16 of the dense RAM",
+    retrievers=("dense", "bm25"), mode="hybrid", codec="binary", rescore=True, oversample=10, fusion="softmax")
 BM25_CJK = _p("bm25-cjk", "BM25 for Chinese, Japanese, Korean: CJK runs as character bigrams, no stemming or stopwords",
     retrievers=("bm25",), mode="bm25", chunk_mode="whole", bm25=_CJK_BM25)
-HYBRID_CJK = _p("hybrid-cjk", "dense float32 + CJK-bigram BM25, fused (RRF)", retrievers=("dense", "bm25"), mode="hybrid",
-    bm25=_CJK_BM25)
+HYBRID_CJK = _p("hybrid-cjk", "dense float32 + CJK-bigram BM25, fused (softmax)", retrievers=("dense", "bm25"), mode="hybrid",
+    bm25=_CJK_BM25, fusion="softmax")
 MULTIVECTOR = _p("multivector", "MiniLM dense float32 candidates, reranked by MaxSim over float16 token vectors on disk",
     model="minilm-tokens", retrievers=("dense", "multivector"), mode="multivector", tokens="float16")
 MULTIVECTOR_BINARY = _p("multivector-binary", "1-bit dense codes in RAM pick candidates, MaxSim over float16 tokens "
@@ -213,9 +214,11 @@ MULTIVECTOR_MUVERA = _p("multivector-muvera", "MUVERA fixed-dimensional encoding
     "vectors (binary codes in RAM), reranked by MaxSim over float16 tokens", model="minilm-tokens",
     retrievers=("dense", "multivector"), mode="multivector", tokens="float16", codec="binary",
     muvera={"reps": 20, "ksim": 5, "dproj": 16}, maxsim_depth=1000)
-HYBRID_MULTIVECTOR = _p("hybrid-multivector", "multivector (dense candidates + MaxSim) fused with BM25",
-    model="minilm-tokens", retrievers=("dense", "bm25", "multivector"), mode="hybrid-multivector", tokens="float16")
-HYBRID_SPARSE = _p("hybrid-sparse", "dense float32 + SPLADE-tiny, fused (RRF)", retrievers=("dense", "sparse"), mode="hybrid-sparse")
+HYBRID_MULTIVECTOR = _p("hybrid-multivector", "multivector (dense candidates + MaxSim) fused with BM25 (softmax)",
+    model="minilm-tokens", retrievers=("dense", "bm25", "multivector"), mode="hybrid-multivector", tokens="float16",
+    fusion="softmax")
+HYBRID_SPARSE = _p("hybrid-sparse", "dense float32 + SPLADE-tiny, fused (softmax)", retrievers=("dense", "sparse"),
+    mode="hybrid-sparse", fusion="softmax")
 
 
 class _Builtin(Mapping[str, Profile]):

@@ -61,6 +61,7 @@ _ENTRIES: dict[str, dict[str, str]] = {
     "fuser": {
         "rrf": "slimvec.search.fusion:rrf",
         "weighted": "slimvec.search.fusion:weighted",
+        "softmax": "slimvec.search.softmax:softmax",
     },
     "reranker": {
         "dense": "slimvec.search.rerank:DENSE",

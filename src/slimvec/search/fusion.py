@@ -1,7 +1,8 @@
 """Fusing several document rankings into one: reciprocal rank fusion and weighted normalised scores.
 
 A ranking is a list of (doc number, score, best chunk row), best first, as `search.ranking.doc_ranking` makes.
-The fusers `rrf` and `weighted` are registered in `slimvec.registry` (kind "fuser").
+The fusers `rrf` and `weighted` are registered in `slimvec.registry` (kind "fuser"), as is `softmax`
+(`search/softmax.py`, the built-in hybrid profiles' fusion).
 The fused entry keeps the row of the first ranking (in input order) that holds the document, so the
 snippet comes from the first retriever of the mode (dense, for "hybrid").
 """
@@ -85,7 +86,7 @@ def weighted(rankings: Sequence[Ranking], weights: Sequence[float] | None = None
 
 
 def fuse(rankings: Sequence[Ranking], k: int, method: str = "rrf", **options: object) -> Ranking:
-    """The top `k` of the fused rankings by the registered fuser `method` ("rrf" or "weighted").
+    """The top `k` of the fused rankings by the registered fuser `method` ("rrf", "weighted", "softmax"...).
 
     Raises ConfigError for an unknown method.
     """

@@ -45,10 +45,12 @@ class SearchOptions(BaseModel):
         description=f"First-stage documents to rerank (default: the profile's, {DEFAULT_RERANK_DEPTH}).")
     fusion: str | None = Field(
         None, min_length=1, max_length=32, pattern=NAME_PATTERN,
-        description="How a hybrid mode merges rankings: rrf | weighted (default: the profile's).")
+        description="How a hybrid mode merges rankings: softmax (summed per-query softmax of standardised "
+                    "scores) | rrf | weighted (default: the profile's).")
     fusion_weights: tuple[float, ...] | None = Field(
         None, min_length=1, max_length=MAX_FUSION_WEIGHTS,
-        description="Weighted fusion: one weight >= 0 per retriever of the mode, in order (e.g. dense, bm25).")
+        description="Weighted or softmax fusion: one weight >= 0 per retriever of the mode, in order (e.g. dense, "
+                    "bm25).")
     with_payload: bool = Field(
         True, description="False: ids and scores only (no title, snippet, metadata), skipping the document look-up.")
 

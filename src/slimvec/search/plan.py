@@ -129,7 +129,7 @@ def _fusion(profile: Mapping[str, Any], names: tuple[str, ...], options: SearchO
         raise ConfigError(f"unknown fusion {method!r}: choose one of {', '.join(registry.names('fuser'))}")
     if method == "rrf":
         if options.fusion_weights:
-            raise ConfigError("fusion weights apply to fusion='weighted', not rrf")
+            raise ConfigError("fusion weights apply to fusion='weighted' or 'softmax', not rrf")
         return method, {}
     weights = options.fusion_weights if options.fusion_weights is not None else profile.get("fusion_weights")
     if weights is not None and len(weights) != len(names):
