@@ -77,7 +77,7 @@ def test_sparse_model_flag_names_a_bad_directory(col, tmp_path):
 
 
 def test_weighted_fusion_flags(col):
-    rrf = _hits(col, "vitamin D and bone fractures", "--mode", "hybrid")
+    rrf = _hits(col, "vitamin D and bone fractures", "--mode", "hybrid", "--fusion", "rrf")
     weighted = _hits(col, "vitamin D and bone fractures", "--mode", "hybrid", "--fusion", "weighted", "--weights", "0,1")
     bm25 = _hits(col, "vitamin D and bone fractures", "--mode", "bm25")
     assert [h["id"] for h in weighted] == [h["id"] for h in bm25]  # all the weight on BM25: its order

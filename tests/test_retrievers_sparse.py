@@ -106,8 +106,11 @@ def test_deletes_disappear_and_reload(built, tmp_path, splade):
 
 def test_hybrid_sparse_mode_fuses(built):
     with Collection.open(built, encoder=FakeEncoder(max_tokens=256)) as c:
-        hits = c.search("vitamin d and bones", k=3, mode="hybrid-sparse")
+        hits = c.search("vitamin d and bones", k=3, mode="hybrid-sparse", fusion="rrf")
         assert len(hits) == 3 and hits[0].score <= 2 / 61 + 1e-12
+        # the default fusion (softmax) sums one probability per ranking: at most 2
+        fused = c.search("vitamin d and bones", k=3, mode="hybrid-sparse")
+        assert len(fused) == 3 and 0 < fused[-1].score <= fused[0].score <= 2
 
 
 def test_batched_queries_equal_single_queries(built):

@@ -379,8 +379,8 @@ class Collection:
         Options are the fields of `slimvec.search.SearchOptions`, given as keywords or as one object:
         k (default 10, at most 1,000), filter, mode (default: the profile's), min_relevance (a probability or
         "auto": calibrated hits below it dropped), rerank ("none", a spec such as "dense", "bi-encoder:MODEL",
-        "cross-encoder:PATH", or a Reranker object; default: the profile's), rerank_depth, fusion ("rrf" or
-        "weighted") and fusion_weights (one per retriever of the mode), with_payload (False: ids and scores
+        "cross-encoder:PATH", or a Reranker object; default: the profile's), rerank_depth, fusion ("softmax", the
+        default of new profiles, "rrf" or "weighted") and fusion_weights (one per retriever of the mode), with_payload (False: ids and scores
         only, as Qdrant's option of the same name).
 
         Scores: inner products for dense modes (cosine for unit vectors, in [-1, 1]), BM25 or SPLADE scores,

@@ -45,7 +45,7 @@ class Profile(BaseModel):
     codec: str = "float32"  # RAM-resident codes for dense candidates, e.g. "binary", "pca:192 > float8"
     rescore: bool = False  # re-rank candidates with float32 vectors read from disk
     oversample: int = Field(default=10, ge=1, le=1000)  # candidates = k * oversample when rescoring
-    fusion: Literal["rrf", "weighted", "softmax"] = "rrf"  # how a hybrid mode merges its rankings (built-in hybrids: softmax)
+    fusion: Literal["rrf", "weighted", "softmax"] = "softmax"  # how a hybrid mode merges its rankings
     fusion_weights: tuple[float, ...] | None = None  # weighted/softmax fusion: one per retriever of the mode, in order
     bm25: dict[str, Any] | None = None  # BM25 tokenisation and scoring, keys of index.bm25.Bm25Config
     rerank: str | None = None  # second stage, "kind[:argument]" (see slimvec.search.rerank), e.g. "dense"
