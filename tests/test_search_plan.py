@@ -118,8 +118,9 @@ def test_bad_plans_fail_before_any_query(profile, available, dim, options, needl
 
 
 def test_modes_follow_the_registered_retrievers():
-    assert modes() == ["dense", "bm25", "hybrid", "hybrid-sparse", "sparse"]
+    assert modes() == ["dense", "bm25", "hybrid", "hybrid-multivector", "hybrid-sparse", "multivector", "sparse"]
     assert modes(["dense", "bm25"]) == ["dense", "bm25", "hybrid"]
+    assert modes(["dense", "bm25", "multivector"]) == ["dense", "bm25", "hybrid", "hybrid-multivector", "multivector"]
     assert retrievers_for("hybrid-sparse", ["dense", "sparse"]) == ("dense", "sparse")
 
 
