@@ -78,7 +78,7 @@ DOCS = [
 ]
 
 
-def test_hybrid_mode_is_rrf_of_dense_and_bm25(tmp_path):
+def test_hybrid_mode_with_rrf_is_rrf_of_dense_and_bm25(tmp_path):
     with Collection.create(tmp_path / "c", encoder=FakeEncoder(max_tokens=256), retrievers=["dense", "bm25"]) as c:
         c.add(DOCS)
         q = "running cats"
@@ -88,7 +88,7 @@ def test_hybrid_mode_is_rrf_of_dense_and_bm25(tmp_path):
         for ranking in (dense, bm25):
             for rank, doc in enumerate(ranking, start=1):
                 expected[doc] = expected.get(doc, 0.0) + 1 / (60 + rank)
-        hybrid = c.search(q, k=5, mode="hybrid")
+        hybrid = c.search(q, k=5, mode="hybrid", fusion="rrf")
         assert {h.id for h in hybrid} == set(expected)
         for h in hybrid:
             assert h.score == pytest.approx(expected[h.id])
@@ -134,8 +134,10 @@ def test_weighted_fusion_from_the_profile_and_per_search(tmp_path):
 def test_profile_fusion_weights_are_checked():
     from slimvec.profiles import profile_from_dict
 
-    with pytest.raises(ConfigError, match="fusion_weights need fusion 'weighted'"):
-        profile_from_dict({"name": "x", "fusion_weights": [1, 2]})
+    with pytest.raises(ConfigError, match="fusion_weights need fusion 'weighted' or 'softmax'"):
+        profile_from_dict({"name": "x", "fusion": "rrf", "fusion_weights": [1, 2]})
+    with pytest.raises(ConfigError, match="must be >= 0"):
+        profile_from_dict({"name": "x", "fusion_weights": [1, -2]})
     with pytest.raises(ConfigError, match="fusion"):
         profile_from_dict({"name": "x", "fusion": "borda"})
 
