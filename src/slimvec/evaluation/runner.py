@@ -24,9 +24,9 @@ import numpy as np
 from slimvec.collection import Collection
 from slimvec.encoders.cache import CachedEncoder
 from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
+from slimvec.errors import ConfigError, IngestError
 from slimvec.evaluation.datasets import BeirDataset, load_dataset
 from slimvec.evaluation.metrics import evaluate, write_trec_run
-from slimvec.errors import ConfigError, IngestError
 from slimvec.evaluation.preflight import check_eval_inputs, needs_build
 from slimvec.ids import trec_escape
 from slimvec.ingest import read_sources
