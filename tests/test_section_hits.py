@@ -199,6 +199,27 @@ def test_a_collection_made_before_the_section_columns_opens_and_works(col: Colle
         assert c.info()["documents"] == 3
 
 
+def test_an_old_collection_that_cannot_be_written_is_read_without_sections(col: Collection, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from contextlib import contextmanager
+
+    from slimvec.store.store import Store
+
+    old = _old_copy(col.path, tmp_path / "old")
+
+    @contextmanager
+    def readonly(self):  # what SQLite raises on a file the process may not write
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+        yield
+
+    monkeypatch.setattr(Store, "_transaction", readonly)
+    with Collection.open(old, encoder=FakeEncoder()) as c:
+        assert "section_id" not in _columns(old) and not c.store.has_sections
+        top = c.search("delta echo foxtrot", k=3, unit="section", mode="dense")[0]
+        assert (top.id, top.section) == ("a1", None)
+        assert c.search("delta echo foxtrot", k=1, unit="section", with_payload=False)[0].id == "a1"
+
+
 def test_writers_that_predate_the_columns_still_insert_chunks(col: Collection) -> None:
     """What an older slimvec does to a collection with the new columns: its named-column INSERT still works,
     and its chunks read back as chunks without a section."""
