@@ -57,9 +57,10 @@ CREATE TABLE IF NOT EXISTS batches (start_row INTEGER PRIMARY KEY, end_row INTEG
 
 # Columns added to `chunks` after format version 1 was released, each nullable (NULL = "not known"), with the
 # SQL type they are added with. They do not bump FORMAT_VERSION: a reader or writer that predates them names
-# its columns in every statement (INSERT INTO chunks (row, doc_id, idx, start, end) ..., SELECT c.row, ...),
-# so it neither sees them nor fails on them, and its new chunks simply carry NULL (no section known), which
-# every reader here treats as a chunk without a given section. Opening a collection made before them adds
+# its columns in every statement (INSERT INTO chunks (row, doc_id, idx, start, end) ..., SELECT c.row, ...;
+# only content_digest reads SELECT *, and it just hashes whatever columns there are), so it neither sees them
+# nor fails on them, and its new chunks simply carry NULL (no section known), which every reader here treats
+# as a chunk without a given section. Opening a collection made before them adds
 # them (see `Store._add_missing_columns`).
 _ADDED_CHUNK_COLUMNS = {
     "section_id": "TEXT",  # the given section a chunk was made from (`Chunk.section_id`)
