@@ -130,6 +130,20 @@ def test_fusion_and_reranking_work_on_sections(col: Collection) -> None:
     assert [h.score for h in reranked] == sorted((h.score for h in reranked), reverse=True)
 
 
+def test_a_text_reranker_rescores_sections_by_their_own_text(col: Collection) -> None:
+    """bi-encoder reranking (MiniLM over chunk texts): each candidate is one section, scored on its own text."""
+    from slimvec.encoders.registry import load_encoder
+
+    q = "golf hotel india delta"
+    hits = col.search(q, k=3, unit="section", mode="bm25", rerank="bi-encoder:all-MiniLM-L6-v2")
+    assert len(hits) == len(set(_ids(hits))) == 3
+    enc = load_encoder()
+    texts = {(h.id, h.section): f"{h.title} {h.snippet}".strip() for h in hits}
+    want = enc.encode_documents(list(texts.values())) @ enc.encode_queries([q])[0]
+    assert [h.score for h in hits] == pytest.approx(sorted(want.tolist(), reverse=True), abs=1e-5)
+    assert _ids(hits)[0] == list(texts)[int(np.argmax(want))]
+
+
 def test_section_hits_without_payload_still_name_their_section(col: Collection) -> None:
     (hit, *_) = col.search("delta echo foxtrot", k=3, unit="section", mode="dense", with_payload=False)
     s = _section(A1, "a1-s1")
