@@ -8,10 +8,15 @@ Parts (run one or all; encoded vectors are cached under $LATE_CACHE, default /tm
           article (macro windows), the late_weight mix; late_weight and window chosen on a dev half of the queries.
   speed   ingest docs/s of token chunking vs late chunking on the same chunk boundaries.
   work    tokens each mode runs through the encoder on the same documents (machine-independent).
+  ingest  through a real Collection (one process per run): docs/s of token vs late chunking on the same
+          boundaries, and peak RSS of late ingest at two corpus sizes (bounded by the commit batch, not the corpus).
 
-    PYTHONPATH=src python benchmarks/late_chunking.py [beir|xquad|speed|work ...]
+    PYTHONPATH=src python benchmarks/late_chunking.py [beir|xquad|speed|work|ingest ...]
 
 LATE_SUBSET=N sets the BEIR sub-corpus size (default 400, 0 = whole corpus; see `beir_subset`).
+LATE_SETS (default "nfcorpus,scifact") and LATE_SIZES (default "128,64,256") set which BEIR rows run, in that
+order; each row is printed as soon as it is measured, and encodings are saved block by block, so an interrupted
+run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -51,6 +56,29 @@ def cached(name: str, compute) -> np.ndarray:  # noqa: ANN001
     t = time.perf_counter()
     out = compute()
     np.save(path, out)
+    print(f"  encoded {name}: {out.shape[0]} vectors in {time.perf_counter() - t:.0f} s", flush=True)
+    return out
+
+
+def cached_blocks(name: str, n: int, compute_block, block: int) -> np.ndarray:  # noqa: ANN001
+    """`compute_block(lo, hi)` for items [lo, hi) in blocks of `block`, each block saved when done (a killed
+    run resumes at the first missing block); the whole array is then saved as CACHE/name.npy, as `cached`."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"{SUBSET}-{name}.npy"
+    if path.exists():
+        return np.load(path)
+    parts, t = [], time.perf_counter()
+    for lo in range(0, n, block):
+        part = CACHE / f"{SUBSET}-{name}.part{lo}.npy"
+        if not part.exists():
+            tb = time.perf_counter()
+            np.save(part, compute_block(lo, min(n, lo + block)))
+            print(f"  {name}: items {lo}-{min(n, lo + block)} of {n} in {time.perf_counter() - tb:.0f} s", flush=True)
+        parts.append(np.load(part))
+    out = np.concatenate(parts)
+    np.save(path, out)
+    for lo in range(0, n, block):
+        (CACHE / f"{SUBSET}-{name}.part{lo}.npy").unlink()
     print(f"  encoded {name}: {out.shape[0]} vectors in {time.perf_counter() - t:.0f} s", flush=True)
     return out
 
@@ -112,25 +140,31 @@ def _flat(chunks: list[list[Chunk]]) -> tuple[list[Chunk], np.ndarray]:
 # ---- (i) BEIR protocol -----------------------------------------------------------------------------------
 
 
+BEIR_SETS = tuple(os.environ.get("LATE_SETS", "nfcorpus,scifact").split(","))
+BEIR_SIZES = tuple(int(x) for x in os.environ.get("LATE_SIZES", "128,64,256").split(","))
+HEADERS_I = ["dataset", "chunk tokens", "chunks/doc", "naive", "late", "mix w=0.5", "late - naive (pts)",
+             "whole doc cut at 256", "late - whole (pts)", "Jina ref naive / late (x100)"]
+
+
 def beir(enc) -> None:  # noqa: ANN001
     rows = []
-    for name in ("scifact", "nfcorpus"):
+    for name in BEIR_SETS:
         docs, queries, qrels = beir_subset(name, SUBSET)
         ids = [d.id for d in docs]
         qids = list(queries)
         print(f"{name}: {len(docs)} documents, {len(qids)} test queries", flush=True)
         q = cached(f"{name}-judged-queries", lambda: enc.encode_queries([queries[i] for i in qids]))
-        whole = cached(f"{name}-whole256", lambda: enc.encode_documents([chunk_text(d.title, d.text) for d in docs]))
+        whole = cached_blocks(f"{name}-whole256", len(docs), lambda lo, hi: enc.encode_documents(
+            [chunk_text(d.title, d.text) for d in docs[lo:hi]]), 512)
         whole_m = evaluate(qrels, best_chunk_run(q, qids, whole, np.arange(len(docs)), ids), METRICS)
         per_size = {size: [chunks_like_collection(d, enc, size, 0) for d in docs] for size in SIZES}
         late_cfg = LateConfig(window=0, overlap=256, late_weight=1.0)
-
-        def late_all() -> np.ndarray:
-            # One forward pass per document serves every chunk size: concatenate the three chunk lists.
-            merged = [sum((per_size[s][i] for s in SIZES), []) for i in range(len(docs))]
-            return late_chunk_vectors(docs, merged, enc, late_cfg)
-
-        late_merged = cached(f"{name}-late-all", late_all)
+        # One forward pass per document serves every chunk size: concatenate the three chunk lists.
+        merged = [sum((per_size[s][i] for s in SIZES), []) for i in range(len(docs))]
+        bounds = np.cumsum([0] + [len(m) for m in merged])
+        late_merged = cached_blocks(f"{name}-late-all", len(docs), lambda lo, hi: late_chunk_vectors(
+            docs[lo:hi], merged[lo:hi], enc, late_cfg), 256)
+        assert len(late_merged) == bounds[-1]
         offsets = {}
         k = 0
         for i in range(len(docs)):
@@ -138,11 +172,12 @@ def beir(enc) -> None:  # noqa: ANN001
                 n = len(per_size[s][i])
                 offsets.setdefault(s, []).append(np.arange(k, k + n))
                 k += n
-        for size in SIZES:
+        for size in BEIR_SIZES:
             chunks = per_size[size]
             flat, owner = _flat(chunks)
-            naive = cached(f"{name}-naive{size}", lambda: enc.encode_documents(
-                [chunk_text(d.title, c.text) for d, cs in zip(docs, chunks) for c in cs]))
+            texts = [chunk_text(d.title, c.text) for d, cs in zip(docs, chunks) for c in cs]
+            naive = cached_blocks(f"{name}-naive{size}", len(texts),
+                                  lambda lo, hi: enc.encode_documents(texts[lo:hi]), 2048)
             late = late_merged[np.concatenate(offsets[size])]
             res = {}
             for label, vecs in (("naive", naive), ("late", late), ("mix 0.5", mix(naive, late, 0.5))):
@@ -153,9 +188,9 @@ def beir(enc) -> None:  # noqa: ANN001
                          f"{whole_m['ndcg@10']:.4f}",
                          f"{100 * (res['late']['ndcg@10'] - whole_m['ndcg@10']):+.2f}",
                          f"{REFERENCE[name][0]:.1f} / {REFERENCE[name][1]:.1f}" if size == 256 else ""])
+            print("row: | " + " | ".join(map(str, rows[-1])) + " |", flush=True)
     print("\n### (i) BEIR protocol: nDCG@10, a document scored by its best chunk (all-MiniLM-L6-v2)\n")
-    print_table(["dataset", "chunk tokens", "chunks/doc", "naive", "late", "mix w=0.5", "late - naive (pts)",
-                 "whole doc cut at 256", "late - whole (pts)", "Jina ref naive / late (x100)"], rows)
+    print_table(HEADERS_I, rows)
 
 
 # ---- (ii) XQuAD sections ----------------------------------------------------------------------------------
@@ -310,12 +345,70 @@ def work(enc, n_docs: int = 100) -> None:  # noqa: ANN001
     print_table(["mode", "tokens encoded", "vs tokens"], rows)
 
 
+# ---- (iv) ingest through a Collection: docs/s and peak RSS ---------------------------------------------------
+
+INGEST_RUNS = (  # (label, documents, profile fields); every run cuts the same boundaries (254-token chunks)
+    ("tokens", 64, {"chunk_mode": "tokens"}),
+    ("late, window 510 (model limit), w=1: one pass", 64, {"chunk_mode": "late", "late_window": 0,
+                                                            "late_weight": 1.0}),
+    ("late default (window 256, w=0.3): two passes", 64, {"chunk_mode": "late"}),
+    ("late default (window 256, w=0.3): two passes", 256, {"chunk_mode": "late"}),
+)
+INGEST_BATCH = 16  # documents per commit (Collection._BATCH_DOCS, 512 by default) so both sizes span batches
+
+
+def ingest_one(n_docs: int, fields: str) -> None:
+    """One ingest in this (fresh) process: prints "docs/s peak_rss_mib" for `n_docs` NFCorpus documents."""
+    import json
+    import tempfile
+
+    from _common import peak_rss_mb
+
+    import slimvec.collection as collection
+    from slimvec.profiles import profile_from_dict
+
+    collection._BATCH_DOCS = INGEST_BATCH
+    docs = (Document(r["_id"], r["text"], r.get("title") or "")
+            for r in read_jsonl(DATA / "nfcorpus" / "corpus.jsonl", n_docs))
+    prof = profile_from_dict({"name": "ingest", **json.loads(fields)})
+    enc = load_encoder()
+    enc.encode_documents(["warm up"])  # model load and first-call allocations are not ingest
+    with tempfile.TemporaryDirectory(dir=os.environ.get("LATE_TMP", "/tmp")) as tmp:
+        with collection.Collection.create(Path(tmp) / "c", profile=prof, encoder=enc) as col:
+            t = time.perf_counter()
+            n = col.add(iter(list(docs)))
+            seconds = time.perf_counter() - t
+    print(f"{n / seconds:.3f} {peak_rss_mb():.0f}")
+
+
+def ingest(enc) -> None:  # noqa: ANN001
+    """Each run in its own process, so peak RSS is that run's alone."""
+    import json
+    import subprocess
+
+    rows = []
+    for label, n, fields in INGEST_RUNS:
+        out = subprocess.run([sys.executable, __file__, "_ingest_one", str(n), json.dumps(fields)],
+                             capture_output=True, text=True, check=True).stdout.split()
+        rate, rss = float(out[-2]), float(out[-1])
+        rows.append([label, n, rate, rss])
+        print(f"row: {label} | {n} docs | {rate:.2f} docs/s | peak RSS {rss:.0f} MiB", flush=True)
+    base = rows[0][2]
+    print(f"\n### (iv) ingest through a Collection: NFCorpus documents, the default chunking (model limit), commits of "
+          f"{INGEST_BATCH} documents, one process per run\n")
+    print_table(["mode", "documents", "docs/s", "vs tokens", "peak RSS MiB"],
+                [[lbl, n, f"{r:.2f}", f"{r / base:.2f}x", f"{m:.0f}"] for lbl, n, r, m in rows])
+
+
 def main(argv: list[str]) -> None:
+    if argv and argv[0] == "_ingest_one":
+        ingest_one(int(argv[1]), argv[2])
+        return
     parts = argv or ["beir", "xquad", "speed"]
     enc = load_encoder()
     print(f"machine: {machine()}\ncommand: PYTHONPATH=src python benchmarks/late_chunking.py {' '.join(parts)}")
     for part in parts:
-        {"beir": beir, "xquad": xquad, "speed": speed, "work": work}[part](enc)
+        {"beir": beir, "xquad": xquad, "speed": speed, "work": work, "ingest": ingest}[part](enc)
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ def index(
     model: Optional[str] = typer.Option(None, help="Registered model name or a local sentence-transformers directory."),
     chunk_tokens: Optional[int] = typer.Option(None, help="Max tokens per chunk (default: the model's maximum)."),
     chunk_overlap: Optional[int] = typer.Option(None, help="Tokens shared by consecutive chunks (default 32)."),
-    chunk_mode: Optional[str] = typer.Option(None, help="tokens (default: split long text) | truncate | whole"),
+    chunk_mode: Optional[str] = typer.Option(None, help="tokens (default: split long text) | truncate | whole | late"),
     index: Optional[str] = typer.Option(None, "--index", help="exact | hnsw (default: the profile's, exact)"),
     profile: Optional[str] = typer.Option(None, "--profile", help="Built-in profile, e.g. binary-rescore (see `slimvec profiles`)."),
     profile_file: Optional[Path] = typer.Option(None, "--profile-file", help="Profile JSON file (as written by `slimvec plan`)."),
@@ -138,9 +138,10 @@ def search(
     weights: Optional[str] = typer.Option(None, "--weights", help=_opt_help("fusion_weights") + " Comma-separated, e.g. 0.3,0.7."),
     rerank: Optional[str] = typer.Option(None, "--rerank", help=_opt_help("rerank")),
     rerank_depth: Optional[int] = typer.Option(None, "--rerank-depth", help=_opt_help("rerank_depth")),
+    unit: Optional[str] = typer.Option(None, "--unit", help=_opt_help("unit")),
     json_out: bool = typer.Option(False, "--json", help="Print hits as JSON."),
 ) -> None:
-    """Search a collection and print the best documents."""
+    """Search a collection and print the best documents (or sections, with --unit section)."""
     from slimvec.collection import Collection
     from slimvec.errors import ConfigError
     from slimvec.search.options import SearchOptions
@@ -157,7 +158,7 @@ def search(
     # Only what was given: every default (mode, reranker, fusion...) is then the collection profile's.
     given = {"k": k, "filter": parse_filter(filter) if filter else None, "mode": mode,
              "min_relevance": min_relevance, "fusion": fusion, "fusion_weights": fusion_weights, "rerank": rerank,
-             "rerank_depth": rerank_depth}
+             "rerank_depth": rerank_depth, "unit": unit}
     options = SearchOptions.of(**{name: v for name, v in given.items() if v is not None})
     with Collection.open(collection) as col:
         hits = col.search(query, options)
@@ -169,7 +170,9 @@ def search(
         table.add_column(col_name, overflow="fold")
     for i, h in enumerate(hits, 1):
         snippet = h.snippet if len(h.snippet) <= 300 else h.snippet[:300] + "…"
-        table.add_row(str(i), f"{h.score:.3f}", h.id, f"[bold]{h.title}[/bold]\n{snippet}")
+        where = h.id if options.unit == "document" else f"{h.id} § {h.section}" if h.section is not None else \
+            f"{h.id} [{h.chunk_start}:{h.chunk_end}]"
+        table.add_row(str(i), f"{h.score:.3f}", escape(where), f"[bold]{escape(h.title)}[/bold]\n{escape(snippet)}")
     out.print(table)
 
 
@@ -297,6 +300,12 @@ def _profiles(profile: Optional[str], profile_file: Optional[Path], model: Optio
     return chosen
 
 
+_UNIT_HELP = ("What a ranked id is: document (default; qrels keyed by document ids) | section (qrels keyed by "
+              "section ids: each hit's given section id, or its document id where it has none).")
+_CORPUS_HELP = ("Index this file or folder instead of the dataset's corpus.jsonl, e.g. articles.jsonl whose records "
+                "carry sections (with --unit section).")
+
+
 @app.command("eval")
 @user_errors
 def eval_cmd(
@@ -304,11 +313,13 @@ def eval_cmd(
     profile: Optional[str] = typer.Option(None, "--profile", help="Profile name (default exact-f32)."),
     profile_file: Optional[Path] = typer.Option(None, "--profile-file", help="Profile JSON file."),
     model: Optional[str] = typer.Option(None, "--model", help="Override the profile's model."),
-    chunk_mode: Optional[str] = typer.Option(None, "--chunk-mode", help="Override chunking: tokens | truncate | whole."),
+    chunk_mode: Optional[str] = typer.Option(None, "--chunk-mode", help="Override chunking: tokens | truncate | whole | late."),
     split: str = typer.Option("test", "--split", help="Qrels split to evaluate on."),
     out: Path = typer.Option(Path("slimvec-eval"), "--out", help="Folder for collections, TREC runs and reports."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Embedding cache folder (default ~/.cache/slimvec/embeddings)."),
     max_queries: Optional[int] = typer.Option(None, "--max-queries", help="Evaluate only the first N queries."),
+    unit: str = typer.Option("document", "--unit", help=_UNIT_HELP),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help=_CORPUS_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Evaluate a profile on a BEIR dataset: nDCG@10, Recall@100, MRR@10, MAP@100, and cost."""
@@ -316,9 +327,10 @@ def eval_cmd(
     from slimvec.evaluation.runner import run_eval
 
     (prof,) = _profiles(profile, profile_file, model, chunk_mode)[:1]
-    result = run_eval(dataset, prof, split=split, out=out, cache_dir=cache, max_queries=max_queries, progress=True)
+    result = run_eval(dataset, prof, split=split, out=out, cache_dir=cache, max_queries=max_queries, progress=True,
+                      unit=unit, corpus=corpus)
     if json_out:
-        keep = ("dataset", "profile", "split", "metrics", "cost")
+        keep = ("dataset", "profile", "split", "unit", "metrics", "cost")
         _print_json({k: result[k] for k in keep})
         return
     _results_table([result])
@@ -330,11 +342,13 @@ def sweep(
     dataset: Path = typer.Argument(..., help="BEIR-format folder."),
     profiles: str = typer.Option("exact-f32,float8,int8,pca-half-float8,binary,binary-rescore", "--profiles",
                                  help="Comma-separated profile names."),
-    chunk_mode: Optional[str] = typer.Option(None, "--chunk-mode", help="Override chunking: tokens | truncate | whole."),
+    chunk_mode: Optional[str] = typer.Option(None, "--chunk-mode", help="Override chunking: tokens | truncate | whole | late."),
     split: str = typer.Option("test", "--split"),
     out: Path = typer.Option(Path("slimvec-eval"), "--out", help="Folder for collections, runs and the report."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Embedding cache folder."),
     max_queries: Optional[int] = typer.Option(None, "--max-queries"),
+    unit: str = typer.Option("document", "--unit", help=_UNIT_HELP),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help=_CORPUS_HELP),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Evaluate several profiles; write report.md, results.csv, pareto.png and report.html under --out."""
@@ -342,9 +356,9 @@ def sweep(
     from slimvec.evaluation.runner import run_sweep
 
     results = run_sweep(dataset, _profiles(profiles, None, None, chunk_mode), split=split, out=out, cache_dir=cache,
-                        max_queries=max_queries, progress=True)
+                        max_queries=max_queries, progress=True, unit=unit, corpus=corpus)
     if json_out:
-        _print_json([{k: r[k] for k in ("dataset", "profile", "split", "metrics", "cost")} for r in results])
+        _print_json([{k: r[k] for k in ("dataset", "profile", "split", "unit", "metrics", "cost")} for r in results])
         return
     _results_table(results)
     out_dir = out.resolve()
@@ -357,7 +371,7 @@ def plan(
     dataset: Path = typer.Argument(..., help="BEIR-format folder."),
     max_ram_bytes_per_doc: float = typer.Option(..., "--max-ram-bytes-per-doc", help="RAM budget per document."),
     profiles: Optional[str] = typer.Option(None, "--profiles", help="Candidate profiles (default: all storage profiles)."),
-    chunk_mode: Optional[str] = typer.Option(None, "--chunk-mode", help="Override chunking: tokens | truncate | whole."),
+    chunk_mode: Optional[str] = typer.Option(None, "--chunk-mode", help="Override chunking: tokens | truncate | whole | late."),
     write: Path = typer.Option(Path("slimvec-profile.json"), "--write", help="Where to write the chosen profile."),
     out: Path = typer.Option(Path("slimvec-eval"), "--out"),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Embedding cache folder."),

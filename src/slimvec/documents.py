@@ -72,7 +72,13 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Hit:
-    """A search result at document level, scored by its best chunk."""
+    """A search result: a document scored by its best chunk, or (search unit "section") one section of it.
+
+    `id` is always the document id; `chunk_start`/`chunk_end` the character span [start, end) of the best
+    chunk in the document's text. `section` is set on section-level hits whose chunk came from a given
+    section (`Document.sections`, or a Markdown/HTML heading); a section-level hit of a document without
+    given sections is one of its chunks, named by id and span.
+    """
 
     id: str
     score: float
@@ -82,6 +88,7 @@ class Hit:
     chunk_start: int = 0
     chunk_end: int = 0
     relevance: float | None = None
+    section: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict, as printed by `slimvec search --json`."""
@@ -95,4 +102,6 @@ class Hit:
         }
         if self.relevance is not None:
             out["relevance"] = self.relevance
+        if self.section is not None:
+            out["section"] = self.section
         return out

@@ -28,10 +28,12 @@ def check_eval_inputs(
     split: str = "test",
     max_queries: int | None = None,
     corpus: bool = True,
+    corpus_path: Path | None = None,
 ) -> BeirDataset:
     """The opened dataset once every input of an evaluation is checked; IngestError or ConfigError otherwise.
 
-    `corpus=False` skips reading the corpus (when every collection is already built, nothing reads it).
+    `corpus=False` skips reading the corpus (when every collection is already built, nothing reads it);
+    `corpus_path`: the file or folder indexed instead of the dataset's corpus.jsonl.
     """
     if max_queries is not None and max_queries < 1:
         raise ConfigError(f"--max-queries must be at least 1, got {max_queries}")
@@ -54,9 +56,10 @@ def check_eval_inputs(
         if problem:
             raise IngestError(f"{queries_path}: query {qid!r}: text: {problem}")
     if corpus:
-        n = sum(1 for _ in read_sources([ds.corpus_path], strict=True))
+        source = corpus_path or ds.corpus_path
+        n = sum(1 for _ in read_sources([source], strict=True))
         if n == 0:
-            raise IngestError(f"{ds.corpus_path}: no documents")
+            raise IngestError(f"{source}: no documents")
     return ds
 
 

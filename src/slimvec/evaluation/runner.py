@@ -3,6 +3,11 @@
 Quality comes from the metrics module (ranx); cost from the collection's own accounting and wall clocks.
 Corpus vectors go through the embedding cache, so ten storage profiles of one model encode the corpus once.
 Query latency: encode timed with the uncached model on a sample of single queries, search timed per query.
+
+Units: by default a ranked id is a document id (BEIR). With `unit="section"` the collection is searched for
+section-level hits (`SearchOptions.unit`) and a ranked id is the hit's given section id (its document id when
+the chunk has none), to be judged by qrels keyed by section ids, e.g. xquad-en-sentences' qrels (sentence ids)
+with its `articles.jsonl` (articles whose records carry those sentences as sections) given as `corpus`.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import numpy as np
 from slimvec.collection import Collection
 from slimvec.encoders.cache import CachedEncoder
 from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
+from slimvec.errors import ConfigError, IngestError
 from slimvec.evaluation.datasets import BeirDataset, load_dataset
 from slimvec.evaluation.metrics import evaluate, write_trec_run
 from slimvec.evaluation.preflight import check_eval_inputs, needs_build
@@ -28,16 +34,39 @@ from slimvec.profiles import Profile
 
 DEPTH = 100  # documents retrieved per query: enough for Recall@100 and MAP@100
 LATENCY_SAMPLE = 50  # queries timed one by one through the uncached model
+UNITS = ("document", "section")
 
 
-def collection_dir(out: Path, dataset: BeirDataset, profile: Profile) -> Path:
-    """Where the collection for (dataset, profile) lives under `out`; the name changes when the profile does."""
-    digest = hashlib.sha256(profile.model_dump_json().encode()).hexdigest()[:10]
+def collection_dir(out: Path, dataset: BeirDataset, profile: Profile, corpus: Path | None = None) -> Path:
+    """Where the collection for (dataset, profile) lives under `out`; the name changes when the profile does,
+    and when another `corpus` than the dataset's corpus.jsonl is indexed."""
+    key = profile.model_dump_json()
+    if corpus is not None and corpus.resolve() != dataset.corpus_path:
+        key += "\x00" + str(corpus.resolve())
+    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
     return out / "collections" / f"{dataset.name}-{profile.name}-{digest}"
 
 
-def build(dataset: BeirDataset, profile: Profile, path: Path, cache_dir: Path | None, progress: bool) -> dict[str, Any]:
-    """Build (or reuse) the collection; returns build facts (seconds, documents encoded afresh)."""
+def _corpus(dataset_dir: str | Path, corpus: str | Path | None) -> Path | None:
+    """The corpus file or folder to index instead of corpus.jsonl, checked; None for the dataset's own."""
+    if corpus is None:
+        return None
+    path = Path(corpus).expanduser()
+    if not path.exists():
+        raise IngestError(f"{path}: corpus not found (--corpus names a JSONL file or folder to index)")
+    return path.resolve()
+
+
+def _check_unit(unit: str) -> str:
+    if unit not in UNITS:
+        raise ConfigError(f"unit {unit!r}: choose one of {', '.join(UNITS)}")
+    return unit
+
+
+def build(dataset: BeirDataset, profile: Profile, path: Path, cache_dir: Path | None, progress: bool,
+          corpus: Path | None = None) -> dict[str, Any]:
+    """Build (or reuse) the collection from `corpus` (default: the dataset's corpus.jsonl); returns build facts
+    (seconds, documents encoded afresh)."""
     facts_path = path / "build.json"
     if facts_path.exists():
         return {**json.loads(facts_path.read_text()), "reused": True}
@@ -48,7 +77,7 @@ def build(dataset: BeirDataset, profile: Profile, path: Path, cache_dir: Path | 
     path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with Collection.create(path, profile=profile, encoder=encoder) as col:
-        n = col.add(read_sources([dataset.corpus_path], strict=True), progress=progress)
+        n = col.add(read_sources([corpus or dataset.corpus_path], strict=True), progress=progress)
         col.search_many(["warm up"], k=1, mode=profile.mode)  # index structures are built on first sync
     seconds = time.perf_counter() - t0
     facts = {"build_s": seconds, "documents": n, "encoded_texts": encoder.misses, "cached_texts": encoder.hits}
@@ -67,16 +96,24 @@ def run_eval(
     query_ids: set[str] | None = None,
     tag: str = "",
     check: bool = True,
+    unit: str = "document",
+    corpus: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate one profile on one BEIR dataset split (optionally only `query_ids`); writes a TREC run file.
 
+    unit: "document" (ranked ids are document ids) or "section" (section-level hits, ranked ids are section
+    ids; see the module docstring). corpus: a JSONL file or folder indexed instead of the dataset's corpus.jsonl.
     Inputs are checked first (`preflight.check_eval_inputs`, skipped with `check=False` when the caller
-    did it): a bad dataset fails in one line before any encoding.
+    did it): a bad dataset fails in one line before any encoding. Raises ConfigError for an unknown unit,
+    IngestError for a missing corpus.
     """
+    _check_unit(unit)
+    corpus_path = _corpus(dataset_dir, corpus)
     if check:
         ds0 = load_dataset(dataset_dir)
         check_eval_inputs(dataset_dir, [profile], split, max_queries,
-                          corpus=needs_build(collection_dir(Path(out), ds0, profile)))
+                          corpus=needs_build(collection_dir(Path(out), ds0, profile, corpus_path)),
+                          corpus_path=corpus_path)
     ds = load_dataset(dataset_dir)
     qrels = ds.qrels(split)
     queries = ds.queries(split)
@@ -87,8 +124,8 @@ def run_eval(
         queries = dict(list(queries.items())[:max_queries])
         qrels = {q: qrels[q] for q in queries}
     out = Path(out)
-    path = collection_dir(out, ds, profile)
-    facts = build(ds, profile, path, Path(cache_dir) if cache_dir else None, progress)
+    path = collection_dir(out, ds, profile, corpus_path)
+    facts = build(ds, profile, path, Path(cache_dir) if cache_dir else None, progress, corpus_path)
     run: dict[str, dict[str, float]] = {}
     encode_s: list[float] = []
     search_s: list[float] = []
@@ -108,12 +145,14 @@ def run_eval(
             vecs = CachedEncoder(model, cache_dir).encode_queries(texts)
         for i, (qid, text) in enumerate(queries.items()):
             t1 = time.perf_counter()
-            hits = col.search_many([text], k=DEPTH, mode=profile.mode, vectors=None if vecs is None else vecs[i : i + 1])[0]
+            hits = col.search_many([text], k=DEPTH, mode=profile.mode, unit=unit,
+                                   vectors=None if vecs is None else vecs[i : i + 1])[0]
             search_s.append(time.perf_counter() - t1)
-            run[qid] = {h.id: h.score for h in hits}
+            run[qid] = _ranked(hits, unit)
         info = col.info()
     metrics = evaluate(qrels, run)
-    run_file = write_trec_run(run, out / "runs" / f"{ds.name}-{split}{tag}-{profile.name}.trec",
+    level = "-section" if unit == "section" else ""  # a section run never overwrites the document run
+    run_file = write_trec_run(run, out / "runs" / f"{ds.name}-{split}{tag}{level}-{profile.name}.trec",
                               tag=trec_escape(f"slimvec-{profile.name}"))
     docs = max(info["documents"], 1)
     cost = {
@@ -133,6 +172,8 @@ def run_eval(
         "dataset": ds.name,
         "profile": profile.name,
         "split": split + tag,
+        "unit": unit,
+        "corpus": str(corpus_path or ds.corpus_path),
         "queries": len(queries),
         "query_ids": sorted(queries),
         "documents": info["documents"],
@@ -145,6 +186,17 @@ def run_eval(
     }
 
 
+def _ranked(hits: list[Any], unit: str) -> dict[str, float]:
+    """{ranked id: score}, best first: document ids, or for unit "section" each hit's section id (its document
+    id when its chunk has no given section; a repeat keeps the better, earlier hit)."""
+    if unit == "document":
+        return {h.id: h.score for h in hits}
+    out: dict[str, float] = {}
+    for h in hits:
+        out.setdefault(h.section if h.section is not None else h.id, h.score)
+    return out
+
+
 def _ms(seconds: Any, pct: int) -> float | None:
     return float(np.percentile(np.asarray(seconds) * 1000, pct)) if len(seconds) else None
 
@@ -152,15 +204,21 @@ def _ms(seconds: Any, pct: int) -> float | None:
 def run_sweep(
     dataset_dir: str | Path, profiles: list[Profile], split: str = "test", out: str | Path = "slimvec-eval",
     cache_dir: str | Path | None = None, max_queries: int | None = None, progress: bool = False,
+    unit: str = "document", corpus: str | Path | None = None,
 ) -> list[dict[str, Any]]:
-    """`run_eval` for each profile, then the Markdown/CSV table, Pareto plot and HTML page under `out`."""
+    """`run_eval` for each profile (same `unit` and `corpus`), then the Markdown/CSV table, Pareto plot and
+    HTML page under `out`."""
     from slimvec.evaluation.report import write_report
 
+    _check_unit(unit)
+    corpus_path = _corpus(dataset_dir, corpus)
     ds = load_dataset(dataset_dir)
     # Every profile's inputs are checked before the first one is encoded.
     check_eval_inputs(dataset_dir, profiles, split, max_queries,
-                      corpus=any(needs_build(collection_dir(Path(out), ds, p)) for p in profiles))
-    results = [run_eval(dataset_dir, p, split, out, cache_dir, max_queries, progress, check=False) for p in profiles]
+                      corpus=any(needs_build(collection_dir(Path(out), ds, p, corpus_path)) for p in profiles),
+                      corpus_path=corpus_path)
+    results = [run_eval(dataset_dir, p, split, out, cache_dir, max_queries, progress, check=False, unit=unit,
+                        corpus=corpus_path) for p in profiles]
     files = write_report(results, Path(out))
     (Path(out) / "results.json").write_text(json.dumps(results, indent=2))
     # Each evaluated collection keeps the latest report, so `slimvec serve` can show it on its report page.

@@ -8,7 +8,7 @@ the field descriptions below.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
@@ -20,6 +20,7 @@ MAX_QUERY_CHARS = 4000
 MAX_FUSION_WEIGHTS = 8
 DEFAULT_RERANK_DEPTH = 50
 NAME_PATTERN = r"^[a-z0-9_\-]+$"
+UNITS = ("document", "section")  # what one hit is: a document (its best chunk), or a section (chunk) of one
 
 
 class SearchOptions(BaseModel):
@@ -53,6 +54,9 @@ class SearchOptions(BaseModel):
                     "bm25).")
     with_payload: bool = Field(
         True, description="False: ids and scores only (no title, snippet, metadata), skipping the document look-up.")
+    unit: Literal["document", "section"] = Field(
+        "document", description="What a hit is: document (scored by its best chunk) | section (one hit per given "
+                                "section, or per chunk where a document has none, with its section id and span).")
 
     @field_validator("min_relevance", mode="before")
     @classmethod

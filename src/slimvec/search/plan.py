@@ -65,6 +65,7 @@ class SearchPlan:
     calibrate: bool = False  # attach calibrated relevance to hits (a calibrator for the mode exists or is asked for)
     filter: dict[str, Any] | None = None
     with_payload: bool = True
+    unit: str = "document"  # "section": rank and return chunk rows grouped by given section, not by document
 
     @property
     def needs_query_vectors(self) -> bool:
@@ -102,6 +103,9 @@ def make_plan(profile: Mapping[str, Any], available: list[str], dim: int, option
         raise ConfigError("min_relevance is calibrated on the profile's fusion; it cannot be combined with a "
                           "fusion override")
 
+    if options.unit == "section" and options.min_relevance is not None:
+        raise ConfigError("min_relevance is calibrated on document-level hits; it cannot be combined with "
+                          "unit='section'")
     reranker, depth = _reranker(profile, options, dim, available, reranker)
     if reranker is not None and options.min_relevance is not None:
         raise ConfigError(f"min_relevance is calibrated on first-stage {mode!r} scores and cannot be combined "
@@ -112,8 +116,9 @@ def make_plan(profile: Mapping[str, Any], available: list[str], dim: int, option
         depth=first if len(names) == 1 else max(first, FUSION_DEPTH),
         fusion=fusion, fusion_options=fusion_options, reranker=reranker, rerank_depth=depth,
         min_relevance=options.min_relevance,
-        calibrate=reranker is None and (options.min_relevance is not None or mode in calibrated_modes),
-        filter=options.filter or None, with_payload=options.with_payload,
+        calibrate=reranker is None and options.unit == "document"
+        and (options.min_relevance is not None or mode in calibrated_modes),
+        filter=options.filter or None, with_payload=options.with_payload, unit=options.unit,
     )
 
 

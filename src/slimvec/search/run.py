@@ -2,6 +2,12 @@
 
 The caller (a Collection) has synced its retrievers and row map with the store and computed the `allowed`
 row mask (alive rows, narrowed by the plan's filter); `Runner.run` does the rest, for every query of the call.
+
+Units. Every stage after the retrievers works on "units": a row -> unit number array (-1: dead row) says
+which rows one hit stands for. Unit "document" is the row map's row -> document number. Unit "section" is
+row -> lowest row of the same given section of the same document (`section_units`), so a section cut into
+several chunks is still one hit, and a chunk without a given section is a unit of its own. Ranking (best
+chunk per unit), fusion (keyed by unit) and reranking (a unit's allowed rows) are the same code for both.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ class Runner:
         self.store = store
         self._by_doc: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (row_doc, rows, docs)
         self._file: tuple[np.ndarray, np.ndarray] | None = None  # (row_doc, float32 memmap)
+        self._units: tuple[np.ndarray, np.ndarray] | None = None  # (row_doc, row_unit) for unit "section"
 
     def run(self, plan: SearchPlan, queries: list[Query], retrievers: Mapping[str, Retriever], rows: RowMap,
             allowed: np.ndarray, calibrators: Mapping[str, calibration.Calibrator]) -> list[list[Hit]]:
@@ -42,20 +49,40 @@ class Runner:
             prepare = getattr(retrievers[name], "prepare", None)
             if prepare is not None:
                 prepare([q.text for q in queries])
+        owner = rows.row_doc if plan.unit == "document" else self.section_units(rows.row_doc)
         tops = []
         for q in queries:
-            rankings = [doc_ranking(retrievers[n], q, plan.depth, allowed, n_allowed, rows.row_doc)
+            rankings = [doc_ranking(retrievers[n], q, plan.depth, allowed, n_allowed, owner)
                         for n in plan.retrievers]
             top = rankings[0] if len(rankings) == 1 else fuse(rankings, plan.first_stage, plan.fusion,
                                                               **plan.fusion_options)
             if plan.reranker is not None:
-                top = self._rerank(plan.reranker, q, top, plan.k, allowed, rows.row_doc, retrievers)
+                top = self._rerank(plan.reranker, q, top, plan.k, allowed, owner, retrievers)
             tops.append(top)
-        hits = self._hits(tops, plan.with_payload, rows)
+        hits = self._hits(tops, plan.with_payload, rows) if plan.unit == "document" else self._section_hits(
+            tops, plan.with_payload)
         if plan.calibrate:
             cal = calibrators.get(plan.mode)
             hits = [calibration.apply(cal, h, plan.min_relevance, plan.mode) for h in hits]
         return hits
+
+    def section_units(self, row_doc: np.ndarray) -> np.ndarray:
+        """(rows,) int64 unit number of each row for unit "section": the lowest row of its given section
+        (same document and section id), the row itself when it has none; -1 where `row_doc` marks it dead.
+
+        Read from the store once per sync (cached on the row map's array, which a sync replaces). Rows the
+        store lists beyond `row_doc` (committed by another process since the sync) are left for the next sync.
+        """
+        cached = self._units
+        if cached is None or cached[0] is not row_doc:
+            unit = np.where(row_doc >= 0, np.arange(len(row_doc), dtype=np.int64), -1)
+            later, first = self.store.section_first_rows()
+            keep = (later < len(row_doc)) & (first < len(row_doc))
+            later, first = later[keep], first[keep]
+            keep = (row_doc[later] >= 0) & (row_doc[first] >= 0)
+            unit[later[keep]] = first[keep]
+            cached = self._units = (row_doc, unit)
+        return cached[1]
 
     # ---- reranking -------------------------------------------------------------------------------
     def _rows_by_doc(self, row_doc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -120,3 +147,18 @@ class Runner:
         info = self.store.chunks_for_rows([r for top in tops for _, _, r in top])
         return [[Hit(info[r].doc_id, s, info[r].title, info[r].text, info[r].metadata, info[r].start, info[r].end)
                  for _, s, r in top] for top in tops]
+
+    def _section_hits(self, tops: list[Ranking], with_payload: bool) -> list[list[Hit]]:
+        """Section-level hits: each unit's best chunk row with its document id, section id and span.
+
+        Without payload only the chunks table is read (ids, section ids, spans: no text). A row whose document
+        another process deleted since the last sync is left out.
+        """
+        wanted = [r for top in tops for _, _, r in top]
+        if not with_payload:
+            where = self.store.sections_for_rows(wanted)
+            return [[Hit(where[r].doc_id, s, "", "", {}, where[r].start, where[r].end, section=where[r].section_id)
+                     for _, s, r in top if r in where] for top in tops]
+        info = self.store.chunks_for_rows(wanted)
+        return [[Hit(c.doc_id, s, c.title, c.text, c.metadata, c.start, c.end, section=c.section_id)
+                 for _, s, r in top if (c := info.get(r)) is not None] for top in tops]

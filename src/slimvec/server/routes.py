@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any, Callable, Literal
 
 from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -85,10 +85,11 @@ def api_router(served: Served, require_writer: Callable[[Request], None]) -> API
                                                     description=_about("fusion_weights")
                                                     + " Comma-separated, e.g. 0.3,0.7.")] = None,
         with_payload: Annotated[bool, Query(description=_about("with_payload"))] = True,
+        unit: Annotated[Literal["document", "section"] | None, Query(description=_about("unit"))] = None,
     ) -> dict[str, Any]:
         given = {"filter": _parse_filter(filter) if filter is not None and filter.strip() else None,
                  "mode": mode, "min_relevance": min_relevance, "rerank": rerank, "rerank_depth": rerank_depth,
-                 "fusion": fusion, "fusion_weights": _parse_weights(fusion_weights)}
+                 "fusion": fusion, "fusion_weights": _parse_weights(fusion_weights), "unit": unit}
         try:
             body = SearchIn(q=q, k=k, with_payload=with_payload, **{f: v for f, v in given.items() if v is not None})
         except ValidationError as e:  # report it as FastAPI would (field named)
@@ -159,7 +160,8 @@ def _search(col: Any, body: SearchIn, where: str) -> dict[str, Any]:
     _check_request_rerank(col, body.rerank, where)
     t0 = time.perf_counter()
     hits = col.search(body.q, body.options())
-    out = {"query": body.q, "k": body.k, "mode": body.mode or default_mode(col), "filter": body.filter,
+    out = {"query": body.q, "k": body.k, "mode": body.mode or default_mode(col), "unit": body.unit,
+           "filter": body.filter,
            "took_ms": round((time.perf_counter() - t0) * 1000, 3), "hits": [_hit(h) for h in hits]}
     if body.rerank is not None or body.rerank_depth is not None:
         out["rerank"], out["rerank_depth"] = body.rerank, body.rerank_depth

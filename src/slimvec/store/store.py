@@ -46,12 +46,26 @@ CREATE TABLE IF NOT EXISTS chunks (
     doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
     idx INTEGER NOT NULL,
     start INTEGER NOT NULL,
-    end INTEGER NOT NULL
+    end INTEGER NOT NULL,
+    section_id TEXT,
+    heading_path TEXT
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS batches (start_row INTEGER PRIMARY KEY, end_row INTEGER NOT NULL, crc32 INTEGER NOT NULL);
 """
+
+# Columns added to `chunks` after format version 1 was released, each nullable (NULL = "not known"), with the
+# SQL type they are added with. They do not bump FORMAT_VERSION: a reader or writer that predates them names
+# its columns in every statement (INSERT INTO chunks (row, doc_id, idx, start, end) ..., SELECT c.row, ...;
+# only content_digest reads SELECT *, and it just hashes whatever columns there are), so it neither sees them
+# nor fails on them, and its new chunks simply carry NULL (no section known), which every reader here treats
+# as a chunk without a given section. Opening a collection made before them adds
+# them (see `Store._add_missing_columns`).
+_ADDED_CHUNK_COLUMNS = {
+    "section_id": "TEXT",  # the given section a chunk was made from (`Chunk.section_id`)
+    "heading_path": "TEXT",  # its heading path as a JSON array of strings ("Intro", "Setup"), when it has one
+}
 
 
 class StoredChunk(NamedTuple):
@@ -67,6 +81,18 @@ class StoredChunk(NamedTuple):
     title: str
     text: str
     metadata: dict[str, Any]
+    section_id: str | None = None  # the given section the chunk was made from, None when it has none
+
+
+class ChunkSection(NamedTuple):
+    """Where a chunk row lies: its document, its given section (None when it has none) and its character span."""
+
+    row: int
+    doc_id: str
+    section_id: str | None
+    heading_path: tuple[str, ...]
+    start: int
+    end: int
 
 
 class Store:
@@ -80,6 +106,7 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA foreign_keys=ON")
+        self.has_sections = True  # the chunks table holds the section columns (False: read-only, made before them)
 
     # ---- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -120,7 +147,32 @@ class Store:
         for key in ("model", "dim"):
             if key not in manifest:
                 raise CollectionError(f"{mpath}: manifest lacks {key!r}")
-        return cls(path, manifest)
+        store = cls(path, manifest)
+        store._add_missing_columns()
+        return store
+
+    def _chunk_columns(self) -> set[str]:
+        return {r[1] for r in self.db.execute("PRAGMA table_info(chunks)")}
+
+    def _add_missing_columns(self) -> None:
+        """Add the nullable `chunks` columns a collection made before them lacks (see _ADDED_CHUNK_COLUMNS).
+
+        One transaction under SQLite's write lock, the columns looked up again inside it, so two processes
+        opening the same old collection add each column once. A collection that cannot be written (read-only
+        file) stays as it is and is read as one whose chunks have no sections.
+        """
+        if not set(_ADDED_CHUNK_COLUMNS) - self._chunk_columns():
+            return
+        try:
+            with self._transaction() as cur:
+                have = {r[1] for r in cur.execute("PRAGMA table_info(chunks)")}
+                for name, sql_type in _ADDED_CHUNK_COLUMNS.items():
+                    if name not in have:
+                        cur.execute(f"ALTER TABLE chunks ADD COLUMN {name} {sql_type}")  # fixed names, not input
+        except sqlite3.OperationalError as e:
+            if "readonly" not in str(e).replace(" ", "").lower():
+                raise
+            self.has_sections = False
 
     def close(self) -> None:
         """Close the database connection."""
@@ -177,6 +229,7 @@ class Store:
             f.flush()
             os.fsync(f.fileno())
         crc = zlib.crc32(vectors.tobytes())
+        paths = _heading_paths(docs)
         with self._transaction() as cur:
             if replace:
                 self._delete_ids(cur, [d.id for d in docs])
@@ -185,8 +238,10 @@ class Store:
                 [(d.id, d.title, d.text, json.dumps(d.metadata, ensure_ascii=False)) for d in docs],
             )
             cur.executemany(
-                "INSERT INTO chunks (row, doc_id, idx, start, end) VALUES (?, ?, ?, ?, ?)",
-                [(start + i, c.doc_id, c.index, c.start, c.end) for i, c in enumerate(chunks)],
+                "INSERT INTO chunks (row, doc_id, idx, start, end, section_id, heading_path) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(start + i, c.doc_id, c.index, c.start, c.end, *_section_fields(c, paths))
+                 for i, c in enumerate(chunks)],
             )
             if len(chunks):
                 cur.execute("INSERT INTO batches VALUES (?, ?, ?)", (start, start + len(chunks), crc))
@@ -291,17 +346,41 @@ class Store:
     def chunks_for_rows(self, rows: list[int]) -> dict[int, StoredChunk]:
         """Chunk and document fields for the given rows (missing rows are simply absent)."""
         out: dict[int, StoredChunk] = {}
+        section = "c.section_id" if self.has_sections else "NULL"
         for s in range(0, len(rows), 500):
             part = [int(r) for r in rows[s : s + 500]]
             q = (
                 # substr (1-based, in characters like Python's str) ships only the chunk, not the whole document.
                 "SELECT c.row, c.doc_id, c.start, c.end, d.title, substr(d.text, c.start + 1, c.end - c.start), "
-                "d.metadata FROM chunks c "
+                f"d.metadata, {section} FROM chunks c "
                 f"JOIN documents d ON d.id = c.doc_id WHERE c.row IN ({','.join('?' * len(part))})"
             )
-            for row, doc_id, st, en, title, text, meta in self.db.execute(q, part):
-                out[row] = StoredChunk(row, doc_id, st, en, title, text, {} if meta == "{}" else json.loads(meta))
+            for row, doc_id, st, en, title, text, meta, sid in self.db.execute(q, part):
+                out[row] = StoredChunk(row, doc_id, st, en, title, text, {} if meta == "{}" else json.loads(meta), sid)
         return out
+
+    def sections_for_rows(self, rows: list[int]) -> dict[int, ChunkSection]:
+        """Document, given section, heading path and span of the given chunk rows, from the chunks table alone
+        (no document text is read); rows of deleted documents are absent."""
+        out: dict[int, ChunkSection] = {}
+        cols = "section_id, heading_path" if self.has_sections else "NULL, NULL"
+        for s in range(0, len(rows), 500):
+            part = [int(r) for r in rows[s : s + 500]]
+            q = f"SELECT row, doc_id, {cols}, start, end FROM chunks WHERE row IN ({','.join('?' * len(part))})"
+            for row, doc_id, sid, path, st, en in self.db.execute(q, part):
+                out[row] = ChunkSection(row, doc_id, sid, tuple(json.loads(path)) if path else (), st, en)
+        return out
+
+    def section_first_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, first) int64 arrays: every stored chunk row that shares its given section with a lower row,
+        and the lowest row of that section (its document and section id equal). Rows of chunks alone in
+        their section, or without one, are not listed: each is a unit of its own."""
+        if not self.has_sections:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        q = ("SELECT row, first FROM (SELECT row, MIN(row) OVER (PARTITION BY doc_id, section_id) AS first "
+             "FROM chunks WHERE section_id IS NOT NULL) WHERE row != first")
+        pairs = np.array(self.db.execute(q).fetchall(), dtype=np.int64).reshape(-1, 2)
+        return pairs[:, 0], pairs[:, 1]
 
     def get_document(self, doc_id: str) -> dict[str, Any] | None:
         """One stored document as a dict, or None."""
@@ -382,3 +461,19 @@ class Store:
                 shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
                 problems.append(f"{len(bad)} vector rows hold NaN or infinity (rows {shown})")
         return problems
+
+
+def _heading_paths(docs: list[Any]) -> dict[tuple[str, str], str]:
+    """(document id, section id) -> heading path as JSON text, for the given sections that have one."""
+    out: dict[tuple[str, str], str] = {}
+    for d in docs:
+        for sec in getattr(d, "sections", None) or ():
+            if sec.path:
+                out[(d.id, sec.id)] = json.dumps(list(sec.path), ensure_ascii=False)
+    return out
+
+
+def _section_fields(chunk: Any, paths: dict[tuple[str, str], str]) -> tuple[str | None, str | None]:
+    """(section id, heading path JSON) stored with a chunk; (None, None) for a chunk cut without given sections."""
+    sid = getattr(chunk, "section_id", None)
+    return (None, None) if sid is None else (sid, paths.get((chunk.doc_id, sid)))

@@ -95,7 +95,9 @@
       highlight(title, h.title || h.id, words);
       const meta = document.createElement("span");
       meta.className = "meta";
-      meta.textContent = h.id + " · score " + (h.score === null ? "n/a" : h.score.toFixed(3));
+      // A section-level hit names its given section after the document id.
+      meta.textContent = h.id + (h.section != null ? " § " + h.section : "") + " · score " +
+        (h.score === null ? "n/a" : h.score.toFixed(3));
       head.append(title, meta);
       const snip = document.createElement("p");
       snip.className = "snippet";
@@ -114,7 +116,7 @@
 
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    const body = { q: $("q").value, k: parseInt($("k").value, 10) || 10, mode: $("mode").value };
+    const body = { q: $("q").value, k: parseInt($("k").value, 10) || 10, mode: $("mode").value, unit: $("unit").value };
     const ftext = $("filter").value.trim();
     if (ftext) {
       try { body.filter = JSON.parse(ftext); } catch (e) { setStatus("filter is not valid JSON: " + e.message, true); return; }
