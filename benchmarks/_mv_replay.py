@@ -75,3 +75,44 @@ class ReplayEncoder:
 
     def encode_document_tokens(self, texts: list[str], progress: bool = False) -> list[np.ndarray]:
         return self.encode_documents_with_tokens(texts, progress)[1]
+
+
+class CacheReplayEncoder(ReplayEncoder):
+    """Stored vectors of benchmarks/_mv_cache.py's token cache of a BEIR corpus (the same `minilm-tokens`
+    forward pass: dense float32 + float16 token vectors of "title text", cut by the model at 256 word
+    pieces), answered for the chunk texts the write path asks for. In chunk mode "truncate" a chunk is a
+    prefix of its document's "title text" (cut at the same 256-piece limit), so a chunk text is matched to the
+    document whose full text it equals or starts; the vectors are those of the full text as the model cut it.
+    `model`: the registered name the collection records ("minilm-tokens", or the dense "all-MiniLM-L6-v2")."""
+
+    PREFIX = 64
+
+    def __init__(self, dataset: str, docs: list[Any], model: str) -> None:
+        from _mv_cache import load
+
+        c = load(dataset)
+        ids = {d: i for i, d in enumerate(c["doc_ids"])}
+        self.dense = np.asarray(c["dense"], np.float32)
+        self.tokens, self.offsets = c["tokens"], c["offsets"]
+        self.full: dict[str, int] = {}
+        self.by_prefix: dict[str, list[tuple[str, int]]] = {}
+        for d in docs:
+            text = chunk_text(d.title, d.text)
+            self.full.setdefault(text, ids[d.id])
+            self.by_prefix.setdefault(text[: self.PREFIX], []).append((text, ids[d.id]))
+        self.real = load_encoder(model)
+        self.name, self.kind = model, getattr(self.real, "kind", "dense")
+        if self.kind != "multivector":
+            self.tokens = None
+        self.misses = 0
+
+    def _rows(self, texts: list[str]) -> np.ndarray:
+        out = []
+        for t in texts:
+            i = self.full.get(t)
+            if i is None:
+                i = next((j for full, j in self.by_prefix.get(t[: self.PREFIX], []) if full.startswith(t)), None)
+            if i is None:
+                raise KeyError(f"chunk text matches no cached document (first 80 chars): {t[:80]!r}")
+            out.append(i)
+        return np.asarray(out, np.int64)
