@@ -52,7 +52,9 @@ def load_avg() -> float:
 
 
 def documents(name: str) -> list[Document]:
-    return [Document(d["_id"], d["text"], d.get("title") or "") for d in read_jsonl(DATA / name / "corpus.jsonl")]
+    limit = int(os.environ.get("MVBENCH_DOCS", "0")) or None  # smoke runs only; the benchmark reads every document
+    return [Document(d["_id"], d["text"], d.get("title") or "")
+            for d in read_jsonl(DATA / name / "corpus.jsonl", limit)]
 
 
 def profile(name: str) -> Profile:
