@@ -37,8 +37,7 @@ REPLAYED = {"binary-rescore": "exact-f32", "hybrid": "exact-f32", "multivector-b
             "multivector-pooled": "multivector", "multivector-compressed": "multivector",
             "multivector-muvera": "multivector", "hybrid-multivector": "multivector"}
 # variants of built-in profiles (one field changed) measured beside them
-VARIANTS = {"multivector-pool3": ("multivector-pooled", {"token_pool": 3.0}),
-            "multivector-compressed-f16cand": ("multivector-compressed", {"codec": "float32", "maxsim_depth": 100})}
+VARIANTS = {"multivector-pool3": ("multivector-pooled", {"token_pool": 3.0})}
 BATCH = 256
 INGEST_DOCS = 768
 
