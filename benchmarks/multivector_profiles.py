@@ -210,8 +210,10 @@ def bench(name: str, args: argparse.Namespace) -> None:
                   "tokens_per_doc": mv.get("tokens", 0) / docs, "ram": info["ram_bytes_per_doc"],
                   "disk": info["disk_bytes_per_doc"], "token_disk": mv.get("token_disk_bytes", 0) / docs,
                   "depth": mv.get("depth"), "agree": agree, "timed": len(r["times"])}
-        log(f"{name}: {p}: nDCG@10 {res[p]['ndcg']:.4f}, p50 {p50:.1f} ms, {qps:.1f} QPS, RAM {res[p]['ram']:.0f} "
-            f"B/doc, load {r['load'][0]:.1f}-{r['load'][1]:.1f}")
+        log(f"{name}: {p}: nDCG@10 {res[p]['ndcg']:.4f}, p50 {p50:.1f} ms (CPU {cpu50:.1f}), {qps:.1f} QPS "
+            f"(CPU {cqps:.1f}), RAM {res[p]['ram']:.0f} B/doc, disk {res[p]['disk']:.0f}, tokens "
+            f"{res[p]['token_disk']:.0f} B/doc, {res[p]['tokens_per_doc']:.1f} tokens/doc, "
+            f"load {r['load'][0]:.1f}-{r['load'][1]:.1f}")
 
     # maxsim_depth sweep for multivector-binary, offline: its own binary first stage (the collection's
     # search_vectors) reranked by exact MaxSim; depth 300 is the profile itself (checked against it above).
