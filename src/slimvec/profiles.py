@@ -211,8 +211,8 @@ MULTIVECTOR_COMPRESSED = _p("multivector-compressed", "binary dense codes + MaxS
     retrievers=("dense", "multivector"), mode="multivector", tokens="residual:512:2", token_pool=3.0, codec="binary",
     maxsim_depth=300)
 MULTIVECTOR_MUVERA = _p("multivector-muvera", "MUVERA fixed-dimensional encodings of the tokens as the dense "
-    "vectors (binary codes in RAM), reranked by MaxSim over float16 tokens", model="minilm-tokens",
-    retrievers=("dense", "multivector"), mode="multivector", tokens="float16", codec="binary",
+    "vectors (exact float32 FDEs in RAM: 40 KB/row), reranked by MaxSim over float16 tokens", model="minilm-tokens",
+    retrievers=("dense", "multivector"), mode="multivector", tokens="float16",
     muvera={"reps": 20, "ksim": 5, "dproj": 16}, maxsim_depth=1000)
 HYBRID_MULTIVECTOR = _p("hybrid-multivector", "multivector (dense candidates + MaxSim) fused with BM25 (softmax)",
     model="minilm-tokens", retrievers=("dense", "bm25", "multivector"), mode="hybrid-multivector", tokens="float16",

@@ -1,7 +1,5 @@
-"""Bugs in the wired multi-vector collection found while benchmarking it (benchmarks/multivector_profiles.py).
-
-Each test states the documented behaviour and fails until the code does it.
-"""
+"""One forward pass of the model per query, whichever stage needs token vectors: mode multivector, and the
+maxsim reranker after a dense first stage (found while benchmarking, benchmarks/multivector_profiles.py)."""
 
 from __future__ import annotations
 
@@ -56,10 +54,8 @@ def test_multivector_mode_encodes_each_query_once(counted) -> None:
 
 
 def test_maxsim_rerank_after_dense_mode_encodes_each_query_once(counted) -> None:
-    # multivector/retriever.py: query_tokens "computes them once per query (in the same forward pass as the
-    # dense query vector for minilm-tokens)". With rerank="maxsim" after a dense first stage, search_many
-    # encodes the dense vectors first (encode_queries) and query_tokens then runs encode_query_tokens: two
-    # forward passes of the model per query, which doubles query-encoding latency for this combination.
+    # The dense first stage and the maxsim reranker both need the query: search_many encodes dense and token
+    # vectors together (encode_queries_with_tokens) instead of one pass each.
     col, enc = counted
     enc.passes = 0
     hits = col.search("does aspirin prevent heart attacks", mode="dense", rerank="maxsim")
