@@ -232,16 +232,17 @@ LABELS = {"exact-f32": "dense MiniLM (exact-f32)", "binary-rescore": "dense bina
           "hybrid": "hybrid (dense + BM25, RRF)", "maxsim": "multi-vector MaxSim (minilm-tokens)"}
 
 
-def report_pipeline(data: LimitSet, out: Path) -> None:
+def report_pipeline(data: LimitSet, out: Path, profiles: tuple[str, ...] = PROFILES, maxsim: bool = True) -> None:
     """Part 1: every method on the generated set, one table (per query kind)."""
     cfg = data.config
     t_all = time.perf_counter()
-    runs = profile_runs(out / "limit", out)
-    t0 = time.perf_counter()
-    runs["maxsim"] = maxsim_run(data)
-    _log(f"maxsim: {time.perf_counter() - t0:.0f} s")
+    runs = profile_runs(out / "limit", out, profiles)
+    if maxsim:
+        t0 = time.perf_counter()
+        runs["maxsim"] = maxsim_run(data)
+        _log(f"maxsim: {time.perf_counter() - t0:.0f} s")
     scores = {name: quality(data, run) for name, run in runs.items()}
-    bm25 = scores["bm25"]["all"]["recall@2"]
+    bm25 = scores["bm25"]["all"]["recall@2"] if "bm25" in scores else None
     rows = []
     for kind, what in (("pair", "one attribute (pairs)"), ("and", "two attributes (and)"), ("all", "all")):
         for name in runs:
@@ -249,7 +250,7 @@ def report_pipeline(data: LimitSet, out: Path) -> None:
                 continue
             m = scores[name][kind]
             ratio = m["recall@2"] / bm25 if kind == "all" and bm25 else None
-            rows.append([LABELS[name], what, *(_fmt(m[x]) for x in METRICS), "" if ratio is None else _fmt(ratio)])
+            rows.append([LABELS.get(name, name), what, *(_fmt(m[x]) for x in METRICS), "" if ratio is None else _fmt(ratio)])
     n_pair = sum(k == "pair" for k in data.kinds.values())
     print(f"\nLIMIT-style set: {cfg.docs} documents x {cfg.attrs_per_doc} attributes, core {cfg.core} "
           f"({n_pair} pair queries), {cfg.conjunctions} two-attribute queries, seed {cfg.seed}; longest document "
@@ -290,18 +291,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--conjunctions", type=int, default=None, help="two-attribute queries (default 200; quick 30)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="folder for the set and collections (default: a temp dir)")
-    ap.add_argument("--dims", default=None, help="free-embedding dimensions (default 2,3,4,6; quick 2,3)")
+    ap.add_argument("--dims", default=None, help="free-embedding dimensions (default 2,3,4,6; quick 2,3; '' for none)")
     ap.add_argument("--steps", type=int, default=3000, help="Adam steps per free-embedding attempt")
     ap.add_argument("--quick", action="store_true", help="a tiny run: small set, two dimensions")
     ap.add_argument("--generate-only", action="store_true", help="write the set and stop")
     ap.add_argument("--free-only", action="store_true", help="only the free-embedding part (no set, no models)")
+    ap.add_argument("--profiles", default=",".join(PROFILES),
+                    help="built-in profiles run through the evaluation runner (a 'multivector' profile, once it "
+                         "exists, goes here)")
+    ap.add_argument("--no-maxsim", action="store_true", help="skip the exhaustive MaxSim row (core modules)")
     args = ap.parse_args(argv)
     q = args.quick
     cfg = LimitConfig(docs=args.docs or (120 if q else 1000), attrs_per_doc=args.attrs or (16 if q else 50),
                       core=args.core or (12 if q else 46),
                       conjunctions=args.conjunctions if args.conjunctions is not None else (30 if q else 200),
                       seed=args.seed)
-    dims = [int(x) for x in (args.dims or ("2,3" if q else "2,3,4,6")).split(",")]
+    dims = [int(x) for x in (args.dims if args.dims is not None else ("2,3" if q else "2,3,4,6")).split(",") if x]
     try:
         cfg.check()
     except ValueError as e:
@@ -313,8 +318,9 @@ def main(argv: list[str] | None = None) -> None:
             _log(f"set written to {write_beir(data, out / 'limit')}")
             if args.generate_only:
                 return
-            report_pipeline(data, out)
-        report_free(dims, args.steps, cfg.core)
+            report_pipeline(data, out, tuple(p for p in args.profiles.split(",") if p), not args.no_maxsim)
+        if dims:
+            report_free(dims, args.steps, cfg.core)
     print(f"\nmachine: {machine()}")
     print("command: PYTHONPATH=src python benchmarks/limit.py " + " ".join(sys.argv[1:] if argv is None else argv))
 
