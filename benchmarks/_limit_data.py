@@ -297,7 +297,7 @@ def _source_note(data: LimitSet, out: Path) -> str:
         "Made by `benchmarks/_limit_data.py` of slimvec, in the style of LIMIT (Weller et al. 2025, \"On the "
         "Theoretical Limitations of Embedding-Based Retrieval\"). Regenerate byte for byte with",
         "",
-        f"    PYTHONPATH=src python benchmarks/limit.py --generate-only --out DIR {args}   # writes DIR/limit",
+        f"    PYTHONPATH=src python benchmarks/limit.py --generate-only --out DIR {args}   # writes DIR/limit-...",
         "",
         f"Parameters: `{json.dumps(asdict(c))}`.",
         "",

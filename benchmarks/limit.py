@@ -232,11 +232,17 @@ LABELS = {"exact-f32": "dense MiniLM (exact-f32)", "binary-rescore": "dense bina
           "hybrid": "hybrid (dense + BM25, RRF)", "maxsim": "multi-vector MaxSim (minilm-tokens)"}
 
 
+def set_dir(out: Path, cfg: LimitConfig) -> Path:
+    """The set's folder under `out`, named by its parameters: the runner keys its collections by this name, so
+    a reused --out never evaluates collections built from another set."""
+    return out / f"limit-{cfg.docs}d-{cfg.attrs_per_doc}a-{cfg.core}c-{cfg.conjunctions}j-s{cfg.seed}"
+
+
 def report_pipeline(data: LimitSet, out: Path, profiles: tuple[str, ...] = PROFILES, maxsim: bool = True) -> None:
     """Part 1: every method on the generated set, one table (per query kind)."""
     cfg = data.config
     t_all = time.perf_counter()
-    runs = profile_runs(out / "limit", out, profiles)
+    runs = profile_runs(set_dir(out, cfg), out, profiles)
     if maxsim:
         t0 = time.perf_counter()
         runs["maxsim"] = maxsim_run(data)
@@ -311,11 +317,13 @@ def main(argv: list[str] | None = None) -> None:
         cfg.check()
     except ValueError as e:
         raise SystemExit(f"limit.py: {e}") from None
+    if args.generate_only and args.out is None:
+        raise SystemExit("limit.py: --generate-only needs --out (the default temp dir is removed at exit)")
     with tempfile.TemporaryDirectory(prefix="slimvec-limit-") as tmp:
         out = args.out or Path(tmp)
         if not args.free_only:
             data = generate(cfg)
-            _log(f"set written to {write_beir(data, out / 'limit')}")
+            _log(f"set written to {write_beir(data, set_dir(out, cfg))}")
             if args.generate_only:
                 return
             report_pipeline(data, out, tuple(p for p in args.profiles.split(",") if p), not args.no_maxsim)
