@@ -381,7 +381,8 @@ class Collection:
         "auto": calibrated hits below it dropped), rerank ("none", a spec such as "dense", "bi-encoder:MODEL",
         "cross-encoder:PATH", or a Reranker object; default: the profile's), rerank_depth, fusion ("softmax", the
         default of new profiles, "rrf" or "weighted") and fusion_weights (one per retriever of the mode), with_payload (False: ids and scores
-        only, as Qdrant's option of the same name).
+        only, as Qdrant's option of the same name), unit ("document", or "section": one hit per given section,
+        carrying its section id, document id and span).
 
         Scores: inner products for dense modes (cosine for unit vectors, in [-1, 1]), BM25 or SPLADE scores,
         or fused scores; equal scores are ordered by the tie rule of `slimvec.scoring`.
