@@ -161,3 +161,15 @@ def test_multivector_collection_with_bge_small_tokens(tmp_path: Path) -> None:
         assert hits[0].id == "d12"
         hits = col.search("does exercise help diabetes", k=3, mode="multivector")
         assert hits[0].id == "d3"
+
+
+def test_late_chunking_token_embeddings_are_the_document_pass_rows(bge) -> None:
+    ids, spans = bge.tokenize(SENTENCE)
+    assert len(ids) == len(spans) == len(bge.token_spans(SENTENCE))
+    raw = bge.token_embeddings([ids, []])
+    assert raw[0].shape == (len(ids), 384) and raw[1].shape == (0, 384)
+    # the same [CLS] ids [SEP] input as the document path, so the rows agree once normalised
+    norm = raw[0] / np.linalg.norm(raw[0], axis=1, keepdims=True)
+    np.testing.assert_allclose(norm, bge.encode_document_tokens([SENTENCE])[0], atol=1e-5)
+    with pytest.raises(ValueError, match="longer"):
+        bge.token_embeddings([[ids[0]] * 511])
