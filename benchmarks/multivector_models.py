@@ -70,11 +70,19 @@ def bench(name: str, models: list[str]) -> list[list[object]]:
         c = load(name, model)
         doc_ids, qids, offsets = c["doc_ids"], c["query_ids"], c["offsets"]
         t0 = time.perf_counter()
-        per[f"{model}|single"] = _per_query(qrels, qids, doc_ids, c["query_dense"] @ c["dense"].T)
-        tokens32 = np.asarray(c["tokens"], np.float32)
-        per[f"{model}|maxsim"] = _per_query(qrels, qids, doc_ids, maxsim_scores(c["query_tokens"], tokens32, offsets))
-        del tokens32
-        gc.collect()
+        # Per-query results are kept next to the token cache: one process per model can score while another
+        # model is still encoding, and the final run only assembles the table.
+        saved = folder(name, model) / "models-per-query.json"
+        if saved.exists():
+            got = json.loads(saved.read_text())
+        else:
+            tokens32 = np.asarray(c["tokens"], np.float32)
+            got = {"single": _per_query(qrels, qids, doc_ids, c["query_dense"] @ c["dense"].T),
+                   "maxsim": _per_query(qrels, qids, doc_ids, maxsim_scores(c["query_tokens"], tokens32, offsets))}
+            del tokens32
+            gc.collect()
+            saved.write_text(json.dumps(got))
+        per[f"{model}|single"], per[f"{model}|maxsim"] = got["single"], got["maxsim"]
         info[model] = {"n": len(doc_ids), "nq": len(qids), "tok_doc": offsets[-1] / len(doc_ids),
                        "tok_q": sum(len(t) for t in c["query_tokens"]) / len(qids),
                        "docs_per_s": len(doc_ids) / c["encode_seconds"]["docs"]}
