@@ -4,7 +4,8 @@
     PYTHONPATH=src .venv/bin/python benchmarks/_mv_cache.py scifact nfcorpus
     PYTHONPATH=src .venv/bin/python benchmarks/_mv_cache.py --model bge-small-tokens scifact nfcorpus
 
-`--model` takes any registered multi-vector encoder; each model other than `minilm-tokens` gets its own folder
+`--model` takes any registered multi-vector encoder (an ONNX one as NAME@N reads documents cut at N
+positions, e.g. bge-small-tokens@256 like minilm-tokens); each model other than `minilm-tokens` gets its own folder
 (/tmp/slimvec-mv-cache/<model>/<name>/). Layout per dataset (/tmp/slimvec-mv-cache/<name>/ for minilm-tokens): doc_ids.json, dense.npy (n, 384) float32,
 tokens.f16 (all document token vectors, float16, row-major), offsets.npy (n + 1) int64,
 query_ids.json, query_dense.npy, query_tokens.npz (one float32 array per query), encode_seconds.json.
@@ -28,9 +29,12 @@ DEFAULT_MODEL = "minilm-tokens"
 
 
 def encoder(model: str = DEFAULT_MODEL):
+    """The encoder `model` names; "NAME@N" reads documents cut at N positions (ONNX models, `truncated`)."""
     from slimvec.encoders.registry import load_encoder
 
-    return load_encoder(model)
+    base, _, length = model.partition("@")
+    enc = load_encoder(base)
+    return enc.truncated(int(length)) if length else enc
 
 
 def folder(name: str, model: str = DEFAULT_MODEL) -> Path:

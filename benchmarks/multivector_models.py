@@ -1,14 +1,17 @@
 """Exhaustive MaxSim with the token vectors of several offline models, beside each model's own single vector
 (issue 12 item 1c), on BEIR SciFact and NFCorpus (full corpora, test split).
 
-    PYTHONPATH=src .venv/bin/python benchmarks/_mv_cache.py --model bge-small-tokens --model colbert-small-tokens \
-        scifact nfcorpus                                  # encode once (slow: ~9k documents per model)
-    PYTHONPATH=src .venv/bin/python benchmarks/multivector_models.py scifact nfcorpus
+    PYTHONPATH=src .venv/bin/python benchmarks/_mv_cache.py --model bge-small-tokens@256 \
+        --model colbert-small-tokens@256 nfcorpus scifact   # encode once (slow: ~9k documents per model)
+    PYTHONPATH=src .venv/bin/python benchmarks/multivector_models.py nfcorpus scifact
+
+"NAME@256" cuts documents at 256 positions as minilm-tokens does (plain NAME: the model's 512).
 
 Models: `minilm-tokens` (bundled all-MiniLM-L6-v2, documents cut at 256 word pieces, the baseline),
-`bge-small-tokens` (BAAI/bge-small-en-v1.5 int8 ONNX, 512 positions, single vector = [CLS]) and
-`colbert-small-tokens` (experimental: answerai-colbert-small-v1's backbone without its projection head, 512
-positions, queries cut at 32 word pieces, single vector = mean of the outputs). Token vectors come from the
+`bge-small-tokens@256` (BAAI/bge-small-en-v1.5 int8 ONNX, single vector = [CLS]) and
+`colbert-small-tokens@256` (experimental: answerai-colbert-small-v1's backbone without its projection head,
+queries cut at 32 word pieces, single vector = mean of the outputs), both with documents cut at 256 positions
+like MiniLM by default. Token vectors come from the
 cache of benchmarks/_mv_cache.py (float16, [CLS]/[SEP] dropped, L2-normalised; text = title + " " + text).
 Rows per dataset: each model's single vector (exact inner product) and exhaustive MaxSim over every
 document's float16 tokens; nDCG@10 by ranx (trec_eval conventions) over the top 100, ratios to MiniLM's
@@ -37,7 +40,7 @@ from slimvec.multivector.maxsim import maxsim_scores
 
 K = 100
 BASELINE = "minilm-tokens"
-MODELS = [BASELINE, "bge-small-tokens", "colbert-small-tokens"]
+MODELS = [BASELINE, "bge-small-tokens@256", "colbert-small-tokens@256"]
 SINGLE = {BASELINE: "mean-pooled", "bge-small-tokens": "[CLS]", "colbert-small-tokens": "mean-pooled"}
 
 
@@ -100,7 +103,7 @@ def bench(name: str, models: list[str]) -> list[list[object]]:
                 delta = f"{m:+.4f} [{lo:+.4f}, {hi:+.4f}]"
             else:
                 delta = "-"
-            label = (f"{model}: single vector ({SINGLE.get(model, 'pooled')}, exact)" if what == "single"
+            label = (f"{model}: single vector ({SINGLE.get(model.partition('@')[0], 'pooled')}, exact)" if what == "single"
                      else f"{model}: exhaustive MaxSim, f16 tokens")
             rows.append([label, f"{ndcg:.4f}", f"{ndcg / ref:.1%}" if ref_key else "-", delta,
                          f"{info[model]['tok_doc']:.1f}" if what == "maxsim" else "-",

@@ -173,3 +173,10 @@ def test_late_chunking_token_embeddings_are_the_document_pass_rows(bge) -> None:
     np.testing.assert_allclose(norm, bge.encode_document_tokens([SENTENCE])[0], atol=1e-5)
     with pytest.raises(ValueError, match="longer"):
         bge.token_embeddings([[ids[0]] * 511])
+
+
+def test_truncated_copy_cuts_documents_and_shares_the_session(bge) -> None:
+    short = bge.truncated(256)
+    assert short.name == "bge-small-en-v1.5@256" and short.max_tokens == 254 and short.session is bge.session
+    assert short.encode_document_tokens(["bone " * 600])[0].shape == (254, 384)
+    np.testing.assert_allclose(short.encode_documents([SENTENCE]), bge.encode_documents([SENTENCE]), atol=1e-6)

@@ -126,6 +126,13 @@ class OnnxTransformerEncoder:
         self.prune = prune
         self._skip_cache: dict[str, np.ndarray] = {}
 
+    def truncated(self, max_length: int) -> OnnxTransformerEncoder:
+        """The same model reading at most `max_length` positions per document (special tokens included), with
+        the same process-wide session; its name gets "@<max_length>" since its vectors differ."""
+        return OnnxTransformerEncoder(self.path, f"{self.name}@{max_length}", self.kind, self.pooling, max_length,
+                                      self.query_max_tokens, self.query_prompt, self.document_prompt,
+                                      self.batch_size, self.prune)
+
     # ---- tokenizer and session -------------------------------------------------------------------------------
     def _load_tokenizer(self, max_length: int | None) -> Any:
         from tokenizers import Tokenizer
