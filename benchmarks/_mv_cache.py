@@ -57,21 +57,32 @@ def build(name: str, model: str = DEFAULT_MODEL) -> Path:
     queries = load_queries(DATA / name)
     qids = [q for q in qrels if q in queries]
     t0 = time.perf_counter()
-    qdense = enc.encode_queries([queries[q] for q in qids])
-    qtok = enc.encode_query_tokens([queries[q] for q in qids])
-    np.save(out / "query_dense.npy", qdense)
-    np.savez(out / "query_tokens.npz", *qtok)
-    (out / "query_ids.json").write_text(json.dumps(qids))
-    dense = np.empty((len(texts), enc.dim), np.float32)
-    offsets = [0]
-    start = time.perf_counter()
-    with open(out / "tokens.f16", "wb") as f:
-        for s in range(0, len(texts), 512):
+    if not (out / "query_ids.json").exists():
+        qdense = enc.encode_queries([queries[q] for q in qids])
+        qtok = enc.encode_query_tokens([queries[q] for q in qids])
+        np.save(out / "query_dense.npy", qdense)
+        np.savez(out / "query_tokens.npz", *qtok)
+        (out / "query_ids.json").write_text(json.dumps(qids))
+    # Resumable per slice of 512 documents: a killed build continues from its last finished slice.
+    progress = out / "progress.json"
+    state = json.loads(progress.read_text()) if progress.exists() else {"docs": 0, "offsets": [0], "seconds": 0.0}
+    dense = np.load(out / "dense.partial.npy") if state["docs"] else np.empty((len(texts), enc.dim), np.float32)
+    offsets = state["offsets"]
+    start = time.perf_counter() - state["seconds"]
+    with open(out / "tokens.f16", "ab") as f:
+        f.truncate(offsets[-1] * enc.dim * 2)  # drop a slice written after the last progress record
+        for s in range(state["docs"], len(texts), 512):
             d, toks = enc.encode_documents_with_tokens(texts[s : s + 512])
             dense[s : s + 512] = d
             for t in toks:
                 f.write(t.astype(np.float16).tobytes())
                 offsets.append(offsets[-1] + len(t))
+            f.flush()
+            np.save(out / "dense.partial.npy", dense)
+            tmp = out / "progress.json.tmp"
+            tmp.write_text(json.dumps({"docs": s + len(toks), "offsets": offsets,
+                                       "seconds": time.perf_counter() - start}))
+            tmp.replace(progress)
             print(f"{model} {name}: {s + len(toks)}/{len(texts)} docs, {time.perf_counter() - start:.0f} s",
                   file=sys.stderr, flush=True)
     np.save(out / "dense.npy", dense)
