@@ -201,15 +201,16 @@ HYBRID_CJK = _p("hybrid-cjk", "dense float32 + CJK-bigram BM25, fused (softmax)"
     bm25=_CJK_BM25, fusion="softmax")
 MULTIVECTOR = _p("multivector", "MiniLM dense float32 candidates, reranked by MaxSim over float16 token vectors on disk",
     model="minilm-tokens", retrievers=("dense", "multivector"), mode="multivector", tokens="float16")
-MULTIVECTOR_BINARY = _p("multivector-binary", "1-bit dense codes in RAM pick candidates, MaxSim over float16 tokens "
-    "from disk: late-interaction quality at binary RAM", model="minilm-tokens", retrievers=("dense", "multivector"),
-    mode="multivector", tokens="float16", codec="binary", maxsim_depth=300)
+MULTIVECTOR_BINARY = _p("multivector-binary", "1-bit dense codes in RAM pick candidates (rescored with float32 from "
+    "disk), MaxSim over float16 tokens from disk: late-interaction quality at binary RAM", model="minilm-tokens",
+    retrievers=("dense", "multivector"), mode="multivector", tokens="float16", codec="binary", rescore=True,
+    oversample=10, maxsim_depth=300)
 MULTIVECTOR_POOLED = _p("multivector-pooled", "as multivector, tokens Ward-pooled by 2 at index time: half the token bytes",
     model="minilm-tokens", retrievers=("dense", "multivector"), mode="multivector", tokens="float16", token_pool=2.0)
 MULTIVECTOR_COMPRESSED = _p("multivector-compressed", "binary dense codes + MaxSim over pooled (3) residual "
     "token codes (512 centroids, 2 bits): about 4% of float16 token bytes", model="minilm-tokens",
     retrievers=("dense", "multivector"), mode="multivector", tokens="residual:512:2", token_pool=3.0, codec="binary",
-    maxsim_depth=300)
+    rescore=True, oversample=10, maxsim_depth=300)
 MULTIVECTOR_MUVERA = _p("multivector-muvera", "MUVERA fixed-dimensional encodings of the tokens as the dense "
     "vectors (exact float32 FDEs in RAM: 40 KB/row), reranked by MaxSim over float16 tokens", model="minilm-tokens",
     retrievers=("dense", "multivector"), mode="multivector", tokens="float16",
