@@ -9,7 +9,7 @@ Part 1 generates the set (benchmarks/_limit_data.py: documents listing many attr
 whose relevant sets are every pair of a dense core, two-attribute conjunction queries, distractors), writes it
 in BEIR format under --out, and evaluates it through slimvec's own evaluation runner
 (`slimvec.evaluation.runner.run_eval`, i.e. `Collection.create` with a built-in profile, `add`, `search_many`)
-for dense MiniLM exact-f32, binary-rescore, BM25 and hybrid (dense + BM25, RRF); multi-vector is exhaustive
+for dense MiniLM exact-f32, binary-rescore, BM25 and hybrid (dense + BM25, the profile's fusion); multi-vector is exhaustive
 MaxSim over `minilm-tokens` token vectors (see `maxsim_run`). Metrics by ranx through
 `slimvec.evaluation.metrics`: nDCG@10, Recall@2, Recall@10, Recall@100, per query kind.
 
@@ -229,7 +229,7 @@ def _fmt(x: float) -> str:
 
 
 LABELS = {"exact-f32": "dense MiniLM (exact-f32)", "binary-rescore": "dense binary-rescore", "bm25": "BM25",
-          "hybrid": "hybrid (dense + BM25, RRF)", "maxsim": "multi-vector MaxSim (minilm-tokens)"}
+          "hybrid": "hybrid (dense + BM25, profile fusion)", "maxsim": "multi-vector MaxSim (minilm-tokens)"}
 
 
 def set_dir(out: Path, cfg: LimitConfig) -> Path:
