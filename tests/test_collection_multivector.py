@@ -154,18 +154,14 @@ def test_info_reports_tokens_and_bytes(tmp_path: Path) -> None:
 
 # ---- the token file: kill -9, damage, a missing file --------------------------------------------------------
 def test_token_file_survives_kill_9_during_adds(tmp_path: Path) -> None:
-    sys.path.insert(0, str(HERE))
-    from mv_crash_writer import DIM as WDIM
-    from mv_crash_writer import text_of
-
     path = tmp_path / "col"
-    enc = FakeEncoder(dim=WDIM)
+    enc = FakeEncoder()  # the encoder crash_writer.py opens the collection with
     Collection.create(path, profile=_profile("multivector", model=None), encoder=enc).close()
     rng = random.Random(7)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent / "src"), str(HERE)])}
     committed = 0
     for run in range(3):
-        proc = subprocess.Popen([sys.executable, str(HERE / "mv_crash_writer.py"), str(path), f"r{run}",
+        proc = subprocess.Popen([sys.executable, str(HERE / "crash_writer.py"), str(path), f"r{run}",
                                  str(rng.choice([1, 5, 20]))], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, env=env)
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", proc.stderr.read()
@@ -180,14 +176,14 @@ def test_token_file_survives_kill_9_during_adds(tmp_path: Path) -> None:
             off, tok = tokens.offsets(col.store.committed_rows), tokens.tokens(col.store.committed_rows)
             for doc in col.store.iter_documents():
                 ((row, _, _),) = col.store.chunks_of(doc["id"])
-                want = enc._tokens(text_of(doc["metadata"]["n"])).astype(np.float16)
+                want = enc._tokens(doc["text"]).astype(np.float16)  # one chunk: the whole document
                 np.testing.assert_array_equal(tok[off[row] : off[row + 1]], want)
             committed = len(col)
-            n = doc["metadata"]["n"]
+            text = doc["text"]
             # searchable after the crash: the document's own text reaches MaxSim's maximum, one per query token
             # (the plumbing encoder's words collide, so other documents may tie with it)
-            top = col.search(text_of(n), k=1, mode="multivector")[0]
-            assert top.score == pytest.approx(len(enc._tokens(text_of(n))), rel=1e-3)
+            top = col.search(text, k=1, mode="multivector")[0]
+            assert top.score == pytest.approx(len(enc._tokens(text)), rel=1e-3)
     assert committed > 0
 
 

@@ -23,7 +23,9 @@ def write(path: Path, name: str, records: Iterable[ChunkRecord], meta: dict[str,
     db = lancedb.connect(str(path))
     if name in _tables(db):
         raise ConfigError(f"{path}: LanceDB table {name!r} already exists; exports never overwrite")
-    rows = [{**to_row(r), "vector": to_row(r)["vector"].tolist()} for r in records]
+    rows = [to_row(r) for r in records]
+    for row in rows:
+        row["vector"] = row["vector"].tolist()
     db.create_table(name, data=pa.Table.from_pylist(rows, schema=_schema(int(meta["dim"]))))
     db.create_table(f"{name}__slimvec", data=[{"meta": meta_json(meta)}])
     return len(rows)
