@@ -292,3 +292,22 @@ def test_cli_and_http_take_the_multivector_mode(minilm_mv: Path) -> None:
                                                              "mode": "multivector"})
         assert r.status_code == 200, r.text
         assert [h["id"] for h in r.json()["hits"]] == [h["id"] for h in default]
+
+
+def test_pool_method_is_recorded_and_old_collections_keep_ward(tmp_path: Path) -> None:
+    from slimvec.multivector.writer import TokenConfig
+
+    enc = FakeEncoder(dim=DIM)
+    with Collection.create(tmp_path / "c", profile=_profile("multivector-pooled", model=None), encoder=enc) as col:
+        col.add(DOCS)
+        assert col.info()["indexes"]["multivector"]["pool_method"] == "ward-profile"
+    with Collection.create(tmp_path / "w", profile=_profile("multivector-pooled", model=None,
+                                                            token_pool_method="ward"), encoder=enc) as col:
+        col.add(DOCS)
+        assert col.info()["indexes"]["multivector"]["pool_method"] == "ward"
+    with Collection.create(tmp_path / "u", profile=_profile("multivector", model=None), encoder=enc) as col:
+        col.add(DOCS)
+        assert col.info()["indexes"]["multivector"]["pool_method"] is None  # nothing pooled
+    # a manifest written before the field existed: its collection goes on pooling as it did
+    old = {k: v for k, v in _profile("multivector-pooled", model=None).model_dump().items() if k != "token_pool_method"}
+    assert TokenConfig.of(old, DIM).pool_method == "ward"

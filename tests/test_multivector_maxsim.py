@@ -99,3 +99,26 @@ def test_bad_offsets_raise() -> None:
         ms.maxsim_scores(np.zeros((1, 4), np.float32), tokens, np.array([0, 3, 2, 5]))
     with pytest.raises(ValueError, match="token count"):
         ms.maxsim_scores(np.zeros((1, 4), np.float32), tokens, np.array([0, 3]))
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_gather_as_float32_equals_copy_then_cast(tmp_path, monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
+    # The rerank hot path casts float16 rows straight into float32, split over threads: same rows, same order,
+    # exact values, whatever the split (documents of 0 tokens included).
+    monkeypatch.setattr(ms, "_workers", lambda: workers)
+    rng = np.random.default_rng(workers)
+    lens = [int(n) for n in rng.integers(0, 30, 50)]
+    _, tokens, offsets = _corpus(rng, lens, 16)
+    path = tmp_path / "t.f16"
+    tokens.astype(np.float16).tofile(path)
+    mm = np.memmap(path, dtype=np.float16, mode="r", shape=tokens.shape)
+    docs = rng.permutation(50)[:37]
+    ref_tok, ref_off = ms.gather(mm, offsets, docs)
+    got_tok, got_off = ms.gather(mm, offsets, docs, np.float32)
+    assert ref_tok.dtype == np.float16 and got_tok.dtype == np.float32
+    np.testing.assert_array_equal(got_off, ref_off)
+    np.testing.assert_array_equal(got_tok, ref_tok.astype(np.float32))
+    expect = np.concatenate([tokens[offsets[d]:offsets[d + 1]] for d in docs]).astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(got_tok, expect)
+    empty_tok, empty_off = ms.gather(mm, offsets, np.zeros(0, np.int64), np.float32)
+    assert empty_tok.shape == (0, 16) and empty_tok.dtype == np.float32 and empty_off.tolist() == [0]

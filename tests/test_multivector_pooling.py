@@ -84,3 +84,35 @@ def test_skiplist_ids_from_a_real_tokenizer() -> None:
     both = skiplist_ids(tok, stopwords=True)
     assert tok.convert_tokens_to_ids(",") in punct and tok.convert_tokens_to_ids("the") not in punct
     assert tok.convert_tokens_to_ids("the") in both and set(punct) < set(both)
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+def test_ward_profile_clusters_rows_of_the_distance_matrix(factor: int) -> None:
+    # PyLate <= 1.3.4 handed the square cosine-distance matrix to scipy's linkage, which reads a 2-D array as
+    # observations: each token is clustered by its row of distances. Reference built here with scipy alone.
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    rng = np.random.default_rng(10 + factor)
+    for n in (3, 17, 60):
+        x = _doc(rng, n)
+        pooled, counts = pool_document(x, factor, "ward-profile")
+        k = max(n // factor, 1)
+        labels = fcluster(linkage(1.0 - x.astype(np.float64) @ x.T.astype(np.float64), "ward"), t=k,
+                          criterion="maxclust")
+        expect = np.stack([x[labels == c].mean(axis=0) for c in np.unique(labels)])
+        expect /= np.linalg.norm(expect, axis=1, keepdims=True)
+        assert pooled.shape == expect.shape == (k, x.shape[1])
+        np.testing.assert_allclose(pooled[np.lexsort(pooled.T[::-1])], expect[np.lexsort(expect.T[::-1])], atol=1e-5)
+        assert sorted(counts.tolist()) == sorted(np.bincount(labels)[1:].tolist())
+
+
+def test_the_two_methods_differ_and_unknown_is_refused() -> None:
+    rng = np.random.default_rng(3)
+    docs = [_doc(rng, 40) for _ in range(5)]
+    a, _ = pool_tokens(docs, 2, "ward")
+    b, _ = pool_tokens(docs, 2, "ward-profile")
+    # same sizes, yet not the same clusters everywhere: the method is really applied
+    assert [len(x) for x in a] == [len(x) for x in b]
+    assert any(not np.allclose(np.sort(x, axis=0), np.sort(y, axis=0)) for x, y in zip(a, b))
+    with pytest.raises(ValueError, match="unknown token pooling method 'average'"):
+        pool_document(docs[0], 2, "average")

@@ -11,7 +11,10 @@ A document with no tokens scores 0 (nothing matches), never NaN.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 
 import numpy as np
 
@@ -99,16 +102,57 @@ def maxsim_topk(query: np.ndarray, tokens: np.ndarray, offsets: np.ndarray, k: i
     return out_s, out_i
 
 
-def gather(tokens: np.ndarray, offsets: np.ndarray, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The token rows of `docs` (document indices) as a new (tokens, offsets) pair, in the order given."""
+def gather(tokens: np.ndarray, offsets: np.ndarray, docs: np.ndarray,
+           dtype: np.dtype | type | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The token rows of `docs` (document indices) as a new (tokens, offsets) pair, in the order given.
+
+    dtype: None keeps the stored dtype (token codes); a float dtype (np.float32) converts while copying: each
+    document's contiguous rows are cast straight into the output, in parallel over the machine's cores
+    (numpy releases the GIL while casting), so a float16 token file costs one pass instead of a copy then a
+    cast; float16 -> float32 is the hot path of a MaxSim rerank and is exact.
+    """
     docs = np.asarray(docs, dtype=np.int64)
     lens = offsets[docs + 1] - offsets[docs]
     new_offsets = np.zeros(len(docs) + 1, np.int64)
     np.cumsum(lens, out=new_offsets[1:])
+    out_dtype = np.dtype(tokens.dtype if dtype is None else dtype)
     if len(docs) == 0:
-        return np.zeros((0, tokens.shape[1]), tokens.dtype), new_offsets
-    idx = np.repeat(offsets[docs] - new_offsets[:-1], lens) + np.arange(new_offsets[-1])
-    return np.asarray(tokens[idx]), new_offsets
+        return np.zeros((0, tokens.shape[1]), out_dtype), new_offsets
+    if dtype is None:
+        idx = np.repeat(offsets[docs] - new_offsets[:-1], lens) + np.arange(new_offsets[-1])
+        return np.asarray(tokens[idx]), new_offsets
+    out = np.empty((int(new_offsets[-1]), tokens.shape[1]), out_dtype)
+    starts = offsets[docs]
+
+    def copy(part: range) -> None:
+        for j in part:
+            out[new_offsets[j] : new_offsets[j + 1]] = tokens[starts[j] : starts[j] + lens[j]]
+
+    parts = _split(new_offsets, _workers())
+    if len(parts) == 1:
+        copy(parts[0])
+    else:
+        list(_pool().map(copy, parts))
+    return out, new_offsets
+
+
+def _split(bounds: np.ndarray, n: int) -> list[range]:
+    """Consecutive document ranges of about equal token counts, at most n of them."""
+    cuts = np.searchsorted(bounds, np.linspace(0, bounds[-1], n + 1)[1:-1], side="left")
+    edges = [0, *sorted({int(c) for c in cuts if 0 < c < len(bounds) - 1}), len(bounds) - 1]
+    return [range(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+def _workers() -> int:
+    try:
+        return max(1, min(len(os.sched_getaffinity(0)), 8))
+    except AttributeError:  # no sched_getaffinity outside Linux
+        return max(1, min(os.cpu_count() or 1, 8))
+
+
+@cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="slimvec-maxsim")
 
 
 def rerank(query: np.ndarray, tokens: np.ndarray, offsets: np.ndarray, candidates: np.ndarray,
@@ -119,6 +163,6 @@ def rerank(query: np.ndarray, tokens: np.ndarray, offsets: np.ndarray, candidate
     """
     cand = np.asarray(candidates, dtype=np.int64)
     cand = cand[cand >= 0]
-    sub_tokens, sub_offsets = gather(tokens, offsets, cand)
+    sub_tokens, sub_offsets = gather(tokens, offsets, cand, None if decode else np.float32)
     s, i = maxsim_topk(query, sub_tokens, sub_offsets, k, decode=decode)
     return s, np.where(i >= 0, cand[np.maximum(i, 0)], -1)

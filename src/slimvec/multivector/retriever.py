@@ -163,7 +163,7 @@ class MultiVectorRetriever:
         rows = np.asarray(rows, np.int64)
         if not len(rows) or self.token_store is None:
             return np.zeros(len(rows), np.float32)
-        tok, off = gather(tokens, self._offsets, rows)
+        tok, off = gather(tokens, self._offsets, rows, None if decode else np.float32)
         return maxsim_scores(q, tok, off, decode=decode)
 
     def ram_bytes(self) -> int:
@@ -185,13 +185,15 @@ class MultiVectorRetriever:
 
     def describe(self) -> dict[str, Any]:
         """{"kind": "maxsim", "rows", "candidates", "depth", "tokens", "tokens_per_row", "token_storage",
-        "pool_factor", "token_disk_bytes"}: what the token file holds."""
+        "pool_factor", "pool_method", "token_rescore", "token_disk_bytes"}: what the token file holds."""
         ts = self.token_store
         n_tok = int(self._offsets[-1])
         return {"kind": "maxsim", "rows": int(self._committed), "candidates": self.candidates, "depth": self.depth,
                 "tokens": n_tok, "tokens_per_row": n_tok / self._committed if self._committed else 0.0,
                 "token_storage": None if ts is None else (ts.meta.get("codec") or ts.storage),
                 "pool_factor": None if ts is None else ts.meta.get("pool_factor"),
+                "pool_method": (ts.meta.get("pool_method", "ward")  # files older than the field pooled with "ward"
+                                if ts is not None and float(ts.meta.get("pool_factor") or 1) > 1 else None),
                 "token_rescore": self.rescore,
                 "token_disk_bytes": 0 if ts is None else ts.disk_bytes()}
 
@@ -244,8 +246,10 @@ class MaxSimReranker:
         if self.token_store is None:
             raise ConfigError("the maxsim reranker needs a collection that keeps token vectors (multivector)")
         q = query_tokens(query, self.encoder)
-        tok, off = gather(self.token_store.tokens(), self.token_store.offsets(), candidates.rows)
-        return maxsim_scores(q, tok, off, decode=self.token_store.decode)
+        decode = self.token_store.decode
+        tok, off = gather(self.token_store.tokens(), self.token_store.offsets(), candidates.rows,
+                          None if decode else np.float32)
+        return maxsim_scores(q, tok, off, decode=decode)
 
 
 def _maxsim_kind() -> Any:

@@ -48,8 +48,9 @@ class TokenStore:
     # ---- lifecycle -------------------------------------------------------------------------
     @classmethod
     def create(cls, path: str | os.PathLike[str], dim: int, storage: str = "float16", codec: Any = None,
-               pool_factor: float = 1.0) -> TokenStore:
-        """A new, empty token directory. `codec` (a fitted token codec) is required for storage "codes"."""
+               pool_factor: float = 1.0, pool_method: str = "ward") -> TokenStore:
+        """A new, empty token directory. `codec` (a fitted token codec) is required for storage "codes";
+        pool_factor and pool_method are recorded, not applied (the writer pools)."""
         path = Path(path)
         if storage not in STORAGES:
             raise CollectionError(f"token storage must be one of {', '.join(STORAGES)}, got {storage!r}")
@@ -61,6 +62,7 @@ class TokenStore:
         for name in ("tokens.bin", "offsets.bin", "counts.bin", "batches.bin"):
             (path / name).touch()
         meta: dict[str, Any] = {"format": FORMAT, "dim": int(dim), "storage": storage, "pool_factor": pool_factor,
+                                "pool_method": pool_method if pool_factor > 1 else None,
                                 "code_bytes": int(codec.bytes_per_vector(dim)) if codec is not None else 0,
                                 "codec": codec.state()["codec"] if codec is not None else None}
         if codec is not None:

@@ -29,13 +29,16 @@ RESCORE_DIR = "float16"  # inside the token directory: float16 tokens beside cod
 @dataclass(frozen=True)
 class TokenConfig:
     """What a profile asks of the token file: storage ("float16", "float32" or a token codec spec), Ward pool
-    factor, pruned document tokens, and MUVERA FDEs as the dense vectors (None: the model's pooled vector)."""
+    factor and method (pooling.POOL_METHODS), pruned document tokens, and MUVERA FDEs as the dense vectors
+    (None: the model's pooled vector)."""
 
     storage: str = "float16"
     pool: float = 1.0
     prune: str = ""
     muvera: MuveraConfig | None = None
     rescore: int = 0  # coded storage: float16 tokens kept too (in RESCORE_DIR), this many rows rescored with them
+    # Collections made before the field existed pooled with "ward": their manifests lack it, so that is the default.
+    pool_method: str = "ward"
 
     @classmethod
     def of(cls, profile: Mapping[str, Any], token_dim: int) -> TokenConfig | None:
@@ -44,7 +47,8 @@ class TokenConfig:
             return None
         muvera = profile.get("muvera")
         return cls(str(profile["tokens"]), float(profile.get("token_pool", 1.0)), str(profile.get("token_prune", "")),
-                   MuveraConfig(dim=token_dim, **muvera) if muvera else None, int(profile.get("token_rescore", 0)))
+                   MuveraConfig(dim=token_dim, **muvera) if muvera else None, int(profile.get("token_rescore", 0)),
+                   str(profile.get("token_pool_method", "ward")))
 
 
 def check_encoder(encoder: Any) -> None:
@@ -64,7 +68,7 @@ def encode_chunks(encoder: Any, texts: list[str], config: TokenConfig, progress:
     kwargs = {"prune": config.prune} if config.prune else {}
     dense, tokens = encoder.encode_documents_with_tokens(texts, progress=progress, **kwargs)
     if config.pool > 1:
-        tokens, counts = pool_tokens(tokens, config.pool)
+        tokens, counts = pool_tokens(tokens, config.pool, config.pool_method)
     else:
         counts = [np.ones(len(t), np.int32) for t in tokens]
     if config.muvera is not None:
@@ -82,7 +86,8 @@ def append_tokens(path: Path, start_row: int, tokens: list[np.ndarray], counts: 
     """
     store = _append(path, start_row, tokens, counts, config, dim)
     if config.rescore:  # the float16 copy for rescoring: same rows, same crash model
-        _append(path / RESCORE_DIR, start_row, tokens, counts, TokenConfig("float16", config.pool), dim)
+        _append(path / RESCORE_DIR, start_row, tokens, counts,
+                TokenConfig("float16", config.pool, pool_method=config.pool_method), dim)
     return store
 
 
@@ -98,14 +103,15 @@ def _append(path: Path, start_row: int, tokens: list[np.ndarray], counts: list[n
 
             shutil.rmtree(path)
         if config.storage in FLOAT_STORAGES:
-            store = TokenStore.create(path, dim, config.storage, pool_factor=config.pool)
+            store = TokenStore.create(path, dim, config.storage, pool_factor=config.pool, pool_method=config.pool_method)
         else:
             from slimvec.multivector.codes import fit_token_codec
 
             flat, _ = _flat(tokens, dim)
             if not len(flat):
                 raise CollectionError("the first commit of a coded token file has no tokens to fit its codec on")
-            store = TokenStore.create(path, dim, "codes", fit_token_codec(config.storage, flat), pool_factor=config.pool)
+            store = TokenStore.create(path, dim, "codes", fit_token_codec(config.storage, flat), pool_factor=config.pool,
+                                     pool_method=config.pool_method)
     store.append(start_row, tokens, counts)
     return store
 
