@@ -10,6 +10,12 @@ and hybrid-sparse (dense + SPLADE) is measured the same way (SPLADE encodes the 
     PYTHONPATH=src python benchmarks/hybrid_fusion.py --cache-dir /tmp/fusion-cache            # all six sets
     PYTHONPATH=src python benchmarks/hybrid_fusion.py --datasets xquad-zh --max-queries 200   # quick look
     PYTHONPATH=src python benchmarks/hybrid_fusion.py --profile hybrid-binary                 # binary-rescore dense
+    PYTHONPATH=src python benchmarks/hybrid_fusion.py --profile hybrid-multivector            # MaxSim + BM25
+
+With `--profile hybrid-multivector` the collection keeps `minilm-tokens` dense + token vectors and BM25, and the
+parts are `multivector` (dense top 100 reranked by MaxSim) and `bm25`. Token vectors of SciFact and NFCorpus
+are replayed from benchmarks/_mv_cache.py's cache when it exists (`--replay-tokens`, the same forward pass:
+encoding both corpora's tokens again takes most of an hour on 2 cores); other sets are encoded for real.
 
 Prints one table per dataset: the parts, then each fuser, nDCG@10 and "best part - fused" (positive: the
 fused list is below its better part). Collections are kept under --work and reused; dense vectors come from
@@ -47,13 +53,26 @@ def _profile(name: str, base: str):
     return profile_from_dict({**prof, "name": f"fusion-{name}", "chunk_mode": "whole"})
 
 
-def _collection(name: str, path: Path, work: Path, cache_dir: Path | None, sparse: bool, base: str = "hybrid"):
-    from slimvec import Collection
+def _encoder(name: str, base: str, cache_dir: Path | None, replay: bool):
     from slimvec.encoders.cache import CachedEncoder
     from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
+
+    if base != "hybrid-multivector":
+        return CachedEncoder(load_encoder(DEFAULT_MODEL), cache_dir)
+    if replay and name in ("scifact", "nfcorpus") and Path(f"/tmp/slimvec-mv-cache/{name}/done").exists():
+        from _mv_build import documents
+        from _mv_replay import CacheReplayEncoder
+
+        return CacheReplayEncoder(name, documents(name), "minilm-tokens")
+    return CachedEncoder(load_encoder("minilm-tokens"), cache_dir)
+
+
+def _collection(name: str, path: Path, work: Path, cache_dir: Path | None, sparse: bool, base: str = "hybrid",
+                replay: bool = False):
+    from slimvec import Collection
     from slimvec.ingest import read_sources
 
-    encoder = CachedEncoder(load_encoder(DEFAULT_MODEL), cache_dir)
+    encoder = _encoder(name, base, cache_dir, replay)
     where = work / (name if base == "hybrid" else f"{name}-{base}")
     if not (where / "done").exists():  # an unfinished build starts again
         import shutil
@@ -75,8 +94,8 @@ def _run(col, queries: dict[str, str], vectors, mode: str, **options) -> dict[st
     run: dict[str, dict[str, float]] = {}
     for s in range(0, len(qids), 64):
         part = qids[s : s + 64]
-        hits = col.search_many([queries[q] for q in part], k=DEPTH, mode=mode, vectors=vectors[s : s + 64],
-                               **options)
+        hits = col.search_many([queries[q] for q in part], k=DEPTH, mode=mode,
+                               vectors=None if vectors is None else vectors[s : s + 64], **options)
         for q, h in zip(part, hits):
             run[q] = {x.id: float(x.score) for x in h}
     return run
@@ -106,12 +125,18 @@ def bench(name: str, args: argparse.Namespace) -> dict:
     if args.max_queries:
         queries = dict(list(queries.items())[: args.max_queries])
         qrels = {q: qrels[q] for q in queries}
-    col, encoder = _collection(name, ds.path, args.work, args.cache_dir, name in args.sparse, args.profile)
-    vectors = encoder.encode_queries(list(queries.values()))
-    parts = ["dense", "bm25"] + (["sparse"] if "sparse" in col.manifest["retrievers"] else [])
+    col, encoder = _collection(name, ds.path, args.work, args.cache_dir, name in args.sparse, args.profile,
+                               args.replay_tokens)
+    if args.profile == "hybrid-multivector":
+        vectors = None  # the collection encodes dense + query tokens in one pass per batch
+        parts = ["multivector", "bm25"]
+        hybrids = [("hybrid-multivector", ("multivector", "bm25"))]
+    else:
+        vectors = encoder.encode_queries(list(queries.values()))
+        parts = ["dense", "bm25"] + (["sparse"] if "sparse" in col.manifest["retrievers"] else [])
+        hybrids = [("hybrid", ("dense", "bm25"))] + ([("hybrid-sparse", ("dense", "sparse"))] if "sparse" in parts else [])
     runs = {p: _run(col, queries, vectors, p) for p in parts}
     rows: dict[str, float] = {p: evaluate(qrels, runs[p], ["ndcg@10"])["ndcg@10"] for p in parts}
-    hybrids = [("hybrid", ("dense", "bm25"))] + ([("hybrid-sparse", ("dense", "sparse"))] if "sparse" in parts else [])
     table = []
     for mode, (a, b) in hybrids:
         best = max(rows[a], rows[b])
@@ -121,14 +146,14 @@ def bench(name: str, args: argparse.Namespace) -> dict:
             rows[f"{mode}/{fuser}"] = score
             table.append([mode, f"fused: {fuser}", f"{score:.4f}", f"{best - score:+.4f}",
                           "yes" if score >= best - 0.01 else "NO"])
-    for temperature in args.temperatures:  # the parts' own rankings fused by softmax() at another temperature
+    for temperature in args.temperatures if "dense" in runs else []:  # the parts' own rankings fused by softmax() at another temperature
         score = evaluate(qrels, _softmax_offline(runs["dense"], runs["bm25"], temperature), ["ndcg@10"])["ndcg@10"]
         rows[f"hybrid/softmax T={temperature:g}"] = score
         best = max(rows["dense"], rows["bm25"])
         table.append(["hybrid", f"fused: softmax, T = {temperature:g}", f"{score:.4f}", f"{best - score:+.4f}",
                       "yes" if score >= best - 0.01 else "NO"])
     bm25_name = "bm25 (CJK bigrams)" if name in CJK else "bm25"
-    dense = "dense" if args.profile == "hybrid" else "dense (binary-rescore)"
+    dense = {"hybrid": "dense", "hybrid-binary": "dense (binary-rescore)"}.get(args.profile, "dense")
     print(f"\n### {name}, {args.profile} (test, {len(queries)} queries, {col.info()['documents']} documents)\n",
           flush=True)
     print_table(["mode", "ranking", "nDCG@10", "best part - fused", ">= best - 0.01"],
@@ -147,8 +172,11 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS))
     ap.add_argument("--sparse", nargs="*", default=[], help="datasets on which SPLADE-tiny is enabled too")
     ap.add_argument("--fusers", nargs="+", default=list(FUSERS))
-    ap.add_argument("--profile", default="hybrid", choices=["hybrid", "hybrid-binary"],
-                    help="dense part: float32 exact (hybrid) or binary codes rescored from disk (hybrid-binary)")
+    ap.add_argument("--profile", default="hybrid", choices=["hybrid", "hybrid-binary", "hybrid-multivector"],
+                    help="dense part: float32 exact (hybrid), binary codes rescored from disk (hybrid-binary), or "
+                         "MaxSim over minilm-tokens (hybrid-multivector)")
+    ap.add_argument("--replay-tokens", action="store_true",
+                    help="hybrid-multivector on scifact/nfcorpus: token vectors from benchmarks/_mv_cache.py's cache")
     ap.add_argument("--temperatures", nargs="*", type=float, default=[],
                     help="also fuse dense + bm25 by softmax at these temperatures (in standard deviations)")
     ap.add_argument("--max-queries", type=int, default=None, help="evaluate only the first N test queries")

@@ -34,14 +34,16 @@ def test_late_chunks_are_pooled_from_the_whole_document(tmp_path, docs):
     from slimvec.late import LateConfig, late_chunk_vectors
 
     enc = load_encoder()
-    with Collection.create(tmp_path / "late", profile=_profile(chunk_mode="late", late_weight=1.0)) as late, \
+    # The default for token chunks: pure late chunking over the model's whole window (one pass).
+    with Collection.create(tmp_path / "late", profile=_profile(chunk_mode="late")) as late, \
             Collection.create(tmp_path / "tok", profile=_profile(chunk_mode="tokens")) as tok:
         late.add(docs)
         tok.add(docs)
         assert late.info()["chunks"] == tok.info()["chunks"] > len(docs)  # same boundaries, several per document
         # The collection's cuts: token windows of 48 tokens less the title's (the title is encoded with each chunk).
         chunks = [chunk_document(d, enc, ChunkConfig(48 - len(enc.token_spans(d.title)) - 1, 0, "late")) for d in docs]
-        pooled = late_chunk_vectors(docs, [[c for c in cs] for cs in chunks], enc, LateConfig(late_weight=1.0))
+        pooled = late_chunk_vectors(docs, [[c for c in cs] for cs in chunks], enc,
+                                    LateConfig(window=0, overlap=128, late_weight=1.0))
         alone = enc.encode_documents([f"{d.title} {c.text}" for d, cs in zip(docs, chunks) for c in cs])
         np.testing.assert_allclose(_self_scores(late, pooled), 1.0, atol=1e-5)  # stored rows are the late vectors
         assert max(_self_scores(late, alone)) < 0.9999  # ... not the chunks encoded alone,
@@ -68,3 +70,34 @@ def test_given_sections_are_the_chunks_and_the_prefix_changes_what_is_encoded(tm
         plain = enc.encode_documents(["Berlin It has 3.7 million people."])
         assert _self_scores(col, prefixed)[0] == pytest.approx(1.0, abs=1e-5)
         assert _self_scores(col, plain)[0] < 0.9999
+
+
+def test_late_defaults_follow_the_kind_of_chunks(tmp_path, docs):
+    # One add with a sectioned record and plain documents: the sections get the mix (window 256, weight 0.3,
+    # each unit also encoded alone), the plain documents pure late chunking at the model's window; a profile
+    # that sets the fields applies them to both.
+    from slimvec.chunking import ChunkConfig, chunk_document
+    from slimvec.documents import Section
+    from slimvec.late import LateConfig, late_chunk_vectors
+    from slimvec.sections import section_chunks
+
+    enc = load_encoder()
+    text = "Marie Curie was a physicist. She won two Nobel prizes. Her daughter Irene won one too."
+    sec = Document("curie", text, "Marie Curie",
+                   sections=(Section("a", 0, 28), Section("b", 29, 54), Section("c", 55, len(text))))
+    plain = list(docs[:2])
+    with Collection.create(tmp_path / "d", profile=_profile(chunk_mode="late")) as col:
+        col.add([sec, *plain])
+        sec_chunks = section_chunks(sec, enc, ChunkConfig(48 - len(enc.token_spans(sec.title)) - 1, 0, "late"))
+        mixed = late_chunk_vectors([sec], [sec_chunks], enc, LateConfig(window=256, overlap=128, late_weight=0.3),
+                                   own_texts=[f"{sec.title} {c.text}" for c in sec_chunks])
+        np.testing.assert_allclose(_self_scores(col, mixed), 1.0, atol=1e-5)
+        pure = late_chunk_vectors([sec], [sec_chunks], enc, LateConfig(window=0, late_weight=1.0))
+        assert max(_self_scores(col, pure)) < 0.9999  # the sections were not stored as pure late vectors
+        chunks = [chunk_document(d, enc, ChunkConfig(48 - len(enc.token_spans(d.title)) - 1, 0, "late")) for d in plain]
+        late = late_chunk_vectors(plain, chunks, enc, LateConfig(window=0, overlap=128, late_weight=1.0))
+        np.testing.assert_allclose(_self_scores(col, late), 1.0, atol=1e-5)
+    with Collection.create(tmp_path / "set", profile=_profile(chunk_mode="late", late_weight=1.0, late_window=256)) as col:
+        col.add([sec])
+        want = late_chunk_vectors([sec], [sec_chunks], enc, LateConfig(window=256, overlap=128, late_weight=1.0))
+        np.testing.assert_allclose(_self_scores(col, want), 1.0, atol=1e-5)

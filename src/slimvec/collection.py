@@ -18,7 +18,8 @@ from slimvec.encoders.base import Encoder
 from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
 from slimvec.errors import CollectionError, ConfigError, IngestError
 from slimvec.ids import id_problem
-from slimvec.late import LateConfig, late_chunk_vectors
+from slimvec.late import default_config as default_late_config
+from slimvec.late import late_chunk_vectors
 from slimvec.multivector.retriever import TOKENS_DIR
 from slimvec.multivector.writer import TokenConfig, append_tokens, check_encoder, encode_chunks
 from slimvec.profiles import Profile, load_profile, profile_from_dict
@@ -336,10 +337,20 @@ class Collection:
             return enc.encode_documents(texts), [], []
         else:
             toks, counts = [], []
-        # Profile fields -> LateConfig fields; a manifest without one keeps LateConfig's default.
-        names = {"late_window": "window", "late_overlap": "overlap", "late_weight": "late_weight"}
-        config = LateConfig(**{field: prof[key] for key, field in names.items() if key in prof})
-        return late_chunk_vectors(docs, lists, enc, config, own_texts=texts), toks, counts
+        # Each document gets the measured default for its kind of chunks (given sections or token chunks),
+        # with the profile's set fields on top; manifests written before the defaults split keep their values.
+        fields = (prof.get("late_window"), prof.get("late_overlap"), prof.get("late_weight"))
+        out = np.zeros((len(texts), int(enc.dim)), np.float32)
+        starts = np.concatenate([[0], np.cumsum([len(cs) for cs in lists])]).astype(int)
+        for kind in (False, True):
+            pick = [i for i, d in enumerate(docs) if bool(d.sections) == kind]
+            if not pick:
+                continue
+            config = default_late_config(kind).with_profile(*fields)
+            rows = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in pick]).astype(int)
+            out[rows] = late_chunk_vectors([docs[i] for i in pick], [lists[i] for i in pick], enc, config,
+                                           own_texts=[texts[r] for r in rows])
+        return out, toks, counts
 
     def _chunk(self, docs: list[Document], enc: Encoder) -> dict[str, list[Chunk]]:
         cfg = self.chunking

@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from slimvec import registry
 from slimvec.errors import ConfigError
-from slimvec.late import LateConfig
 
 
 class Profile(BaseModel):
@@ -29,9 +28,11 @@ class Profile(BaseModel):
     query_prompt: str | None = Field(default=None, max_length=512)  # None: the prompt the model's config declares
     document_prompt: str | None = Field(default=None, max_length=512)  # None: the model's configured document prompt
     chunk_mode: Literal["tokens", "truncate", "whole", "late"] = "tokens"  # late: chunks pooled from one document pass
-    late_window: int = Field(default=LateConfig.window, ge=0, le=8192)  # late chunking macro window in tokens; 0: the model's limit
-    late_overlap: int = Field(default=LateConfig.overlap, ge=0, le=8192)  # tokens shared by consecutive macro windows
-    late_weight: float = Field(default=LateConfig.late_weight, ge=0.0, le=1.0)  # mix: (1 - w) * chunk alone + w * late vector
+    # Late chunking (slimvec.late); None: the measured default for the chunks at hand (late.default_config: token
+    # chunks window 0 = the model's limit, weight 1.0; given sections window 256, weight 0.3).
+    late_window: int | None = Field(default=None, ge=0, le=8192)  # macro window in tokens; 0: the model's limit
+    late_overlap: int | None = Field(default=None, ge=0, le=8192)  # tokens shared by consecutive macro windows
+    late_weight: float | None = Field(default=None, ge=0.0, le=1.0)  # mix: (1 - w) * chunk alone + w * late vector
     contextual_prefix: bool = False  # encode each chunk as "title > heading path" + chunk text
     chunk_tokens: int | None = Field(default=None, ge=8, le=8192)
     chunk_overlap: int = Field(default=32, ge=0, le=1024)
