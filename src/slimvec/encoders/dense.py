@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from slimvec.encoders.threads import query_threads
 from slimvec.errors import ConfigError
 from slimvec.progress import progress_bar
 
@@ -138,8 +139,9 @@ class DenseEncoder:
         return self._encode(texts, self.document_prompt, progress)
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
-        """Query vectors, float32, unit length."""
-        return self._encode(texts, self.query_prompt, False)
+        """Query vectors, float32, unit length (one torch thread for a few queries: encoders/threads.py)."""
+        with query_threads(len(texts)):
+            return self._encode(texts, self.query_prompt, False)
 
     # ---- token-level output (late chunking) ---------------------------------------------------------------
     @cached_property

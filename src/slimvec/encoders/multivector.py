@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from slimvec.encoders.threads import query_threads
 from slimvec.errors import ConfigError
 from slimvec.progress import progress_bar
 
@@ -141,7 +142,7 @@ class TokenVectorEncoder(_LocalModel):
             model.max_seq_length = max_length
         try:
             with progress_bar("encoding", len(texts), enabled=progress and len(texts) > 1024) as advance, \
-                    torch.inference_mode():
+                    torch.inference_mode(), query_threads(len(texts)):
                 for s in range(0, len(texts), self.batch_size):
                     idx = order[s : s + self.batch_size]
                     features = model.preprocess([texts[i] for i in idx])
