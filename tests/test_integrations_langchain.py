@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Generator
 
 import pytest
-
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.vectorstores import VectorStore
