@@ -174,3 +174,21 @@ def test_bad_documents_store_nothing(tmp_path):
         SlimvecVectorStore(tmp_path / "other", DeterministicFakeEmbedding(size=6), model="all-MiniLM-L6-v2")
     assert len(store.collection) == 0
     store.collection.close()
+
+
+@pytest.mark.parametrize("module,top,extra", [("slimvec.integrations.langchain", "langchain_core", "langchain"),
+                                              ("slimvec.integrations.llama_index", "llama_index", "llama-index")])
+def test_the_package_imports_no_framework_and_a_missing_extra_is_named(module, top, extra):
+    import json
+    import subprocess
+    import sys
+
+    code = ("import sys, json\nimport slimvec, slimvec.integrations\n"
+            "print(json.dumps([m for m in ('langchain_core', 'llama_index') if m in sys.modules]))\n"
+            f"sys.modules[{top!r}] = None\nfrom slimvec.errors import ConfigError\n"
+            f"try:\n    import {module}\nexcept ConfigError as e:\n    print(e)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr
+    loaded, line = res.stdout.strip().split("\n")
+    assert json.loads(loaded) == []
+    assert line.startswith(f"{top} is not installed") and line.endswith(f"pip install 'slimvec[{extra}]'")
