@@ -110,6 +110,18 @@ def test_retriever_scores_and_vector_search(minilm_store):
     assert minilm_store.similarity_search_by_vector(vec, k=1)[0].id == "cat"
 
 
+def test_mmr_skips_a_near_duplicate_that_plain_similarity_returns(tmp_path):
+    store = SlimvecVectorStore(tmp_path / "col")
+    store.add_texts([t for _, t, _ in DOCS] + ["The cat slept on the warm windowsill, purring in the sun."],
+                    [m for _, _, m in DOCS] + [{"topic": "pets", "year": 2020}], ids=[i for i, _, _ in DOCS] + ["cat2"])
+    assert {d.id for d in store.similarity_search(CAT_QUERY, k=2)} == {"cat", "cat2"}
+    mmr = store.max_marginal_relevance_search(CAT_QUERY, k=2, fetch_k=5, lambda_mult=0.3)
+    assert mmr[0].id in {"cat", "cat2"} and mmr[1].id not in {"cat", "cat2"}
+    assert [d.id for d in store.as_retriever(search_type="mmr", search_kwargs={
+        "k": 1, "fetch_k": 5, "filter": {"year": {"$gte": 2021}}}).invoke(CAT_QUERY)] == ["dog"]
+    store.collection.close()
+
+
 def test_reopening_the_directory_keeps_documents_and_metadata(minilm_dir):
     store = SlimvecVectorStore(minilm_dir)
     try:

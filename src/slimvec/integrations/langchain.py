@@ -8,7 +8,8 @@
 Filters are slimvec's filter language (`slimvec.store.filters`: $eq $ne $in $nin $gt $gte $lt $lte $exists
 $and $or $not, dotted paths, `_id`); the plain `{"field": value}` dicts LangChain users pass are part of it.
 A filter slimvec cannot compile raises `FilterError`; an unknown search keyword raises `ConfigError`: neither
-is ignored. Async methods are langchain-core's defaults (the sync method in an executor thread; a
+is ignored. Maximal marginal relevance (`search_type="mmr"`) re-embeds the fetched candidates' texts. Async
+methods are langchain-core's defaults (the sync method in an executor thread; a
 `Collection` serialises its own writes and searches).
 """
 
@@ -18,6 +19,8 @@ import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Callable
+
+import numpy as np
 
 from slimvec.collection import Collection
 from slimvec.documents import Document as SlimDocument
@@ -153,6 +156,28 @@ class SlimvecVectorStore(VectorStore):
         _check_filter(filter)
         hits = self.collection.search_vectors(normalised(embedding), k=k, filter=filter)[0]
         return [doc for doc, _ in self._documents(hits)]
+
+    def max_marginal_relevance_search(self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,
+                                      filter: dict[str, Any] | None = None, **kwargs: Any) -> list[Document]:
+        """k documents chosen by maximal marginal relevance (Carbonell & Goldstein, 1998; langchain-core's
+        `maximal_marginal_relevance`) among the fetch_k best of a dense search for the query's embedding."""
+        return self.max_marginal_relevance_search_by_vector(self.embeddings.embed_query(query), k, fetch_k,
+                                                            lambda_mult, filter, **kwargs)
+
+    def max_marginal_relevance_search_by_vector(self, embedding: list[float], k: int = 4, fetch_k: int = 20,
+                                                lambda_mult: float = 0.5, filter: dict[str, Any] | None = None,
+                                                **kwargs: Any) -> list[Document]:
+        """MMR over the fetch_k best documents for a query vector. The candidates' vectors are their whole texts
+        embedded again by `self.embeddings` (a slimvec document scores by its best chunk; MMR compares documents),
+        so this costs fetch_k document embeddings per call."""
+        from langchain_core.vectorstores.utils import maximal_marginal_relevance
+
+        candidates = self.similarity_search_by_vector(embedding, k=fetch_k, filter=filter, **kwargs)
+        if not candidates:
+            return []
+        vectors = normalised(np.asarray(self.embeddings.embed_documents([d.page_content for d in candidates])))
+        picked = maximal_marginal_relevance(normalised(np.asarray(embedding)), list(vectors), lambda_mult, k)
+        return [candidates[i] for i in picked]
 
     def _documents(self, hits: list[Hit]) -> list[tuple[Document, float]]:
         out = []
