@@ -130,6 +130,10 @@ def test_reopening_the_directory_keeps_documents_and_metadata(minilm_dir):
         assert len(store.collection) == len(DOCS)
     finally:
         store.collection.close()
+    with pytest.raises(ConfigError, match="created with profile='exact-f32', not 'hybrid'"):
+        SlimvecVectorStore(minilm_dir, profile="hybrid")  # would otherwise be silently ignored
+    same = SlimvecVectorStore(minilm_dir, profile="exact-f32", chunk_mode="tokens")  # what it was created with
+    same.collection.close()
     col = Collection.open(minilm_dir)
     try:
         assert SlimvecVectorStore(col).similarity_search("volcanic ash", k=1)[0].id == "volcano"

@@ -168,6 +168,11 @@ def test_hybrid_profile_runs_text_search_mode(tmp_path):
     assert _ids(store, query="sulfur dioxide", k=1, mode=VectorStoreQueryMode.TEXT_SEARCH) == ["volcano"]
     assert _ids(store, query="interest rates", k=1, mode=VectorStoreQueryMode.HYBRID) == ["rates"]
     store.client.close()
+    again = SlimvecVectorStore(tmp_path / "col", profile="hybrid")  # the same options reopen it
+    assert len(again.client) == len(DOCS)
+    again.client.close()
+    with pytest.raises(ConfigError, match="created with retrievers=\\['dense', 'bm25'\\], not \\['dense'\\]"):
+        SlimvecVectorStore(tmp_path / "col", retrievers=["dense"])
 
 
 def test_a_llama_index_embedding_model_is_recorded_and_required_on_reopen(tmp_path):

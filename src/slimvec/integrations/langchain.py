@@ -29,6 +29,7 @@ from slimvec.encoders.base import Encoder
 from slimvec.errors import ConfigError, FilterError
 from slimvec.extras import require
 from slimvec.integrations.encoder import FunctionEncoder, normalised
+from slimvec.integrations.opening import open_or_create
 
 require("langchain_core")
 
@@ -219,14 +220,12 @@ class SlimvecVectorStore(VectorStore):
 
 def _open_or_create(path: Path, embedding: Embeddings | None, name: str | None,
                     options: dict[str, Any]) -> Collection:
-    exists = (path / "manifest.json").exists()
     if embedding is None:
-        return Collection.open(path) if exists else Collection.create(path, **options)
+        return open_or_create(path, None, options)
     if "model" in options or "encoder" in options:
         raise ConfigError("give either embedding= (LangChain) or model= (slimvec), not both")
-    if exists:  # the encoder probes the dimension with one call, so other embeddings are refused here
-        return Collection.open(path, encoder=embeddings_encoder(embedding, name))
-    return Collection.create(path, encoder=embeddings_encoder(embedding, name), **{"chunk_mode": "whole", **options})
+    # the encoder probes the dimension with one call, so embeddings of another size are refused on reopening
+    return open_or_create(path, embeddings_encoder(embedding, name), options, {"chunk_mode": "whole"})
 
 
 def _check_filter(flt: Any) -> None:

@@ -28,6 +28,7 @@ from slimvec.encoders.registry import load_encoder
 from slimvec.errors import ConfigError, FilterError
 from slimvec.extras import require
 from slimvec.integrations.encoder import FunctionEncoder, normalised
+from slimvec.integrations.opening import open_or_create
 
 require("llama_index.core")
 
@@ -155,12 +156,14 @@ class SlimvecVectorStore(BasePydanticVectorStore):
                 raise ConfigError("an open Collection keeps its own encoder: pass its directory with embed_model= "
                                   "or open it with Collection.open(path, encoder=embedding_encoder(model))")
             col = collection
+        elif "model" in create_options and embed_model is not None:
+            raise ConfigError("give either embed_model= (LlamaIndex) or model= (slimvec), not both")
         elif own:
             enc = embed_model.encoder if isinstance(embed_model, SlimvecEmbedding) else None
-            col = _open_or_create(Path(collection), enc, create_options)
+            col = open_or_create(Path(collection), enc, create_options)
         else:
-            col = _open_or_create(Path(collection), embedding_encoder(embed_model),
-                                  {"chunk_mode": "whole", **create_options})
+            col = open_or_create(Path(collection), embedding_encoder(embed_model), create_options,
+                                 {"chunk_mode": "whole"})
         model = str(col.manifest["model"])
         if own and model.startswith(NAME_PREFIX) and not isinstance(collection, Collection):
             col.close()
@@ -274,14 +277,6 @@ class SlimvecVectorStore(BasePydanticVectorStore):
             return list(node_ids or [])
         matching = set(self._ids(flt))
         return [i for i in node_ids if i in matching] if node_ids is not None else sorted(matching)
-
-
-def _open_or_create(path: Path, encoder: Encoder | None, options: dict[str, Any]) -> Collection:
-    if "model" in options and encoder is not None:
-        raise ConfigError("give either embed_model= (LlamaIndex) or model= (slimvec), not both")
-    if (path / "manifest.json").exists():
-        return Collection.open(path, encoder=encoder)
-    return Collection.create(path, encoder=encoder, **options)
 
 
 def _restricted(flt: dict[str, Any], doc_ids: list[str] | None, node_ids: list[str] | None) -> dict[str, Any]:
