@@ -24,6 +24,8 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "pypdf": ("pdf", "reading PDF files"),
     "qdrant_client": ("interop", "Qdrant export and import"),
     "lancedb": ("interop", "LanceDB export and import"),
+    "langchain_core": ("langchain", "the LangChain vector store"),
+    "llama_index": ("llama-index", "the LlamaIndex vector store"),
 }
 
 

@@ -1,0 +1,302 @@
+"""A LlamaIndex vector store on a slimvec collection (extra `slimvec[llama-index]`, llama-index-core).
+
+    store = SlimvecVectorStore("my-collection")                # slimvec's own model (MiniLM), its prompts
+    index = VectorStoreIndex.from_documents(docs, storage_context=StorageContext.from_defaults(vector_store=store),
+                                            embed_model=store.embed_model)
+    index.as_retriever(filters=MetadataFilters(filters=[MetadataFilter(key="year", value=2020,
+                                                                       operator=FilterOperator.GTE)]))
+
+Each node is one slimvec document (id = node id, text = node text, metadata = the node's metadata plus
+LlamaIndex's `_node_content`, `ref_doc_id`...), stored with the embedding LlamaIndex computed for it, or
+encoded by the collection's model when it comes without one. MetadataFilters become slimvec filters
+(EQ NE GT GTE LT LTE IN NIN; AND / OR / NOT, nested); any other operator raises FilterError, never ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from slimvec.collection import Collection
+from slimvec.documents import Chunk
+from slimvec.documents import Document as SlimDocument
+from slimvec.encoders.base import Encoder
+from slimvec.encoders.registry import load_encoder
+from slimvec.errors import ConfigError, FilterError
+from slimvec.extras import require
+from slimvec.integrations.encoder import FunctionEncoder, normalised
+from slimvec.integrations.opening import open_or_create
+
+require("llama_index.core")
+
+from llama_index.core.base.embeddings.base import BaseEmbedding  # noqa: E402  (after the missing-extra check)
+from llama_index.core.bridge.pydantic import PrivateAttr  # noqa: E402
+from llama_index.core.schema import BaseNode, MetadataMode, TextNode  # noqa: E402
+from llama_index.core.vector_stores.types import (  # noqa: E402
+    BasePydanticVectorStore,
+    FilterCondition,
+    FilterOperator,
+    MetadataFilter,
+    MetadataFilters,
+    VectorStoreQuery,
+    VectorStoreQueryMode,
+    VectorStoreQueryResult,
+)
+from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict  # noqa: E402
+
+NAME_PREFIX = "llama-index:"  # manifests of collections whose vectors come from a LlamaIndex embedding model
+_OPERATORS = {FilterOperator.EQ: "$eq", FilterOperator.NE: "$ne", FilterOperator.GT: "$gt",
+              FilterOperator.GTE: "$gte", FilterOperator.LT: "$lt", FilterOperator.LTE: "$lte",
+              FilterOperator.IN: "$in", FilterOperator.NIN: "$nin"}
+# LlamaIndex query modes slimvec runs from the query text, as its own search modes of the same meaning.
+_MODES = {VectorStoreQueryMode.DEFAULT: None, VectorStoreQueryMode.HYBRID: "hybrid",
+          VectorStoreQueryMode.TEXT_SEARCH: "bm25", VectorStoreQueryMode.SPARSE: "sparse"}
+
+
+class SlimvecEmbedding(BaseEmbedding):
+    """LlamaIndex embedding model over a slimvec `Encoder` (default: the bundled all-MiniLM-L6-v2, no download):
+    texts with its document prompt, queries with its query prompt; L2-normalised lists of floats."""
+
+    _encoder: Encoder = PrivateAttr()
+
+    def __init__(self, encoder: Encoder | None = None, **kwargs: Any) -> None:
+        encoder = encoder or load_encoder()
+        super().__init__(model_name=encoder.name, **kwargs)
+        self._encoder = encoder
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "SlimvecEmbedding"
+
+    @property
+    def encoder(self) -> Encoder:
+        """The slimvec encoder behind this model."""
+        return self._encoder
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self._encoder.encode_queries([query])[0].tolist()
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self._encoder.encode_documents([text])[0].tolist()
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self._encoder.encode_documents(list(texts)).tolist()
+
+
+def embedding_encoder(embed_model: BaseEmbedding, name: str | None = None) -> FunctionEncoder:
+    """A slimvec `Encoder` over a LlamaIndex embedding model, recorded as "llama-index:NAME" (default its
+    model_name); pass it as `encoder=` to `Collection.create` / `Collection.open`."""
+    return FunctionEncoder(NAME_PREFIX + (name or embed_model.model_name), embed_model.get_text_embedding_batch,
+                           embed_model.get_query_embedding)
+
+
+def to_slimvec_filter(filters: MetadataFilters | None) -> dict[str, Any]:
+    """slimvec filter (see slimvec.store.filters) for LlamaIndex MetadataFilters; {} for none.
+
+    EQ NE GT GTE LT LTE IN NIN map to $eq $ne $gt $gte $lt $lte $in $nin (an array-valued field matches $eq/$in
+    when any element does); AND / OR to $and / $or; NOT to "none of them" ($not over $or), as LlamaIndex's own
+    simple store reads it. Raises FilterError naming any other operator or condition.
+    """
+    if filters is None or not filters.filters:
+        return {}
+    parts = [to_slimvec_filter(f) if isinstance(f, MetadataFilters) else _leaf(f) for f in filters.filters]
+    parts = [p for p in parts if p]
+    if not parts:
+        return {}
+    condition = filters.condition or FilterCondition.AND
+    if condition == FilterCondition.AND:
+        return parts[0] if len(parts) == 1 else {"$and": parts}
+    if condition == FilterCondition.OR:
+        return parts[0] if len(parts) == 1 else {"$or": parts}
+    if condition == FilterCondition.NOT:
+        return {"$not": parts[0] if len(parts) == 1 else {"$or": parts}}
+    raise FilterError(f"filter condition {condition!r} is not supported (and, or, not)")
+
+
+def _leaf(f: MetadataFilter) -> dict[str, Any]:
+    op = _OPERATORS.get(FilterOperator(f.operator))
+    if op is None:
+        supported = ", ".join(o.name for o in _OPERATORS)
+        raise FilterError(f"filter on {f.key!r}: operator {FilterOperator(f.operator).name} is not supported by "
+                          f"slimvec ({supported})")
+    if op in ("$in", "$nin") and not isinstance(f.value, list):
+        raise FilterError(f"filter on {f.key!r}: {FilterOperator(f.operator).name} takes a list of values")
+    return {f.key: {op: f.value}}
+
+
+class SlimvecVectorStore(BasePydanticVectorStore):
+    """LlamaIndex vector store backed by a slimvec `Collection` (one directory, SQLite + vectors on disk).
+
+    collection: a directory (opened, or created with `create_options` such as `profile="hybrid"`) or an open
+    `Collection`. embed_model: None (or a `SlimvecEmbedding`) for slimvec's own model: queries then go to slimvec
+    as text (`is_embedding_query` False), encoded with its query prompt and run in the profile's search mode;
+    another LlamaIndex embedding model to use it instead (recorded as "llama-index:" + its model_name, one
+    vector per node; reopening needs the same model). Pass `store.embed_model` to `VectorStoreIndex` so nodes
+    are embedded by the model the collection holds. Node ids already stored are refused (IngestError) when
+    nodes arrive with embeddings; delete first (LlamaIndex's refresh does).
+    """
+
+    stores_text: bool = True
+    is_embedding_query: bool = True
+    _collection: Collection = PrivateAttr()
+    _embed_model: BaseEmbedding = PrivateAttr()
+
+    def __init__(self, collection: str | Path | Collection, embed_model: BaseEmbedding | None = None,
+                 **create_options: Any) -> None:
+        own = embed_model is None or isinstance(embed_model, SlimvecEmbedding)
+        super().__init__(stores_text=True, is_embedding_query=not own)
+        if isinstance(collection, Collection):
+            if embed_model is not None or create_options:
+                raise ConfigError("an open Collection keeps its own encoder: pass its directory with embed_model= "
+                                  "or open it with Collection.open(path, encoder=embedding_encoder(model))")
+            col = collection
+        elif "model" in create_options and embed_model is not None:
+            raise ConfigError("give either embed_model= (LlamaIndex) or model= (slimvec), not both")
+        elif own:
+            enc = embed_model.encoder if isinstance(embed_model, SlimvecEmbedding) else None
+            col = open_or_create(Path(collection), enc, create_options)
+        else:
+            col = open_or_create(Path(collection), embedding_encoder(embed_model), create_options,
+                                 {"chunk_mode": "whole"})
+        model = str(col.manifest["model"])
+        if own and model.startswith(NAME_PREFIX) and not isinstance(collection, Collection):
+            col.close()
+            raise ConfigError(f"{collection}: collection was built with LlamaIndex embedding model {model!r}; "
+                              "pass the same model as embed_model=")
+        self._collection = col
+        self._embed_model = embed_model if not own else SlimvecEmbedding(col.encoder)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "SlimvecVectorStore"
+
+    @property
+    def client(self) -> Collection:
+        """The slimvec Collection."""
+        return self._collection
+
+    @property
+    def embed_model(self) -> BaseEmbedding:
+        """The embedding model of the collection's vectors, to give `VectorStoreIndex(embed_model=...)`."""
+        return self._embed_model
+
+    # ---- writing ---------------------------------------------------------------------------
+    def add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
+        """Store nodes: with their embeddings where LlamaIndex computed them (float32, normalised, one chunk per
+        node), else encoded by the collection's model. Returns the node ids. Raises IngestError (nothing of that
+        group stored) for a node id already stored, non-JSON metadata or an empty text; ConfigError for
+        embeddings of another dimension."""
+        if kwargs:
+            raise ConfigError(f"add: unknown keyword(s) {', '.join(sorted(kwargs))}")
+        embedded = [n for n in nodes if n.embedding is not None]
+        plain = [n for n in nodes if n.embedding is None]
+        if embedded:
+            docs = [_document(n) for n in embedded]
+            chunks = [Chunk(d.id, 0, 0, len(d.text), d.text) for d in docs]
+            vectors = normalised(np.asarray([n.embedding for n in embedded], dtype=np.float32))
+            self._collection.add_encoded(docs, chunks, vectors)
+        if plain:
+            self._collection.add([_document(n) for n in plain])
+        return [n.node_id for n in nodes]
+
+    def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        """Delete every node of source document `ref_doc_id` (none: nothing happens)."""
+        if delete_kwargs:
+            raise ConfigError(f"delete: unknown keyword(s) {', '.join(sorted(delete_kwargs))}")
+        self._collection.delete(self._ids({"ref_doc_id": ref_doc_id}))
+
+    def delete_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None,
+                     **delete_kwargs: Any) -> None:
+        """Delete the nodes with these ids and/or matching these filters (both given: those that are both)."""
+        if delete_kwargs:
+            raise ConfigError(f"delete_nodes: unknown keyword(s) {', '.join(sorted(delete_kwargs))}")
+        self._collection.delete(self._selected(node_ids, filters))
+
+    def clear(self) -> None:
+        """Delete every node."""
+        self._collection.delete([d["id"] for d in self._collection.store.iter_documents()])
+
+    # ---- reading ---------------------------------------------------------------------------
+    def get_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None) -> list[BaseNode]:
+        """Stored nodes with these ids and/or matching these filters, in the order of `node_ids` when given."""
+        out = []
+        for i in self._selected(node_ids, filters):
+            d = self._collection.get(i)
+            if d is not None:
+                out.append(_node(d.id, d.text, d.metadata))
+        return out
+
+    def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        """The `similarity_top_k` best nodes: by `query_embedding` (dense search) when given, else by `query_str`
+        (slimvec encodes it; DEFAULT runs the profile's mode, HYBRID / TEXT_SEARCH / SPARSE slimvec's hybrid /
+        bm25 / sparse, which the collection must keep). Similarities are slimvec's scores (cosine for dense).
+        Raises FilterError for a filter it cannot translate, ConfigError for another query mode or a query
+        with neither embedding nor text."""
+        if kwargs:
+            raise ConfigError(f"query: unknown keyword(s) {', '.join(sorted(kwargs))}")
+        if query.mode not in _MODES:
+            raise ConfigError(f"query mode {query.mode.value!r} is not supported by slimvec "
+                              f"({', '.join(m.value for m in _MODES)})")
+        flt = _restricted(to_slimvec_filter(query.filters), query.doc_ids, query.node_ids)
+        k = query.similarity_top_k
+        mode = _MODES[query.mode]
+        if query.query_embedding is not None and mode is None:
+            hits = self._collection.search_vectors(normalised(query.query_embedding), k=k, filter=flt or None)[0]
+        elif query.query_str:
+            extra = {"mode": mode} if mode else {}
+            hits = self._collection.search(query.query_str, k=k, filter=flt or None, **extra)
+        else:
+            raise ConfigError("query has neither an embedding nor a text (query_str)")
+        nodes, scores, ids = [], [], []
+        for h in hits:
+            d = self._collection.get(h.id)
+            if d is not None:  # deleted by another writer since the search
+                nodes.append(_node(d.id, d.text, d.metadata))
+                scores.append(float(h.score))
+                ids.append(d.id)
+        return VectorStoreQueryResult(nodes=nodes, similarities=scores, ids=ids)
+
+    # ---- helpers ---------------------------------------------------------------------------
+    def _ids(self, flt: dict[str, Any]) -> list[str]:
+        """Ids of the stored documents matching slimvec filter `flt`."""
+        store = self._collection.store
+        rows = store.rows_matching(flt)
+        return sorted({s.doc_id for s in store.sections_for_rows(rows.tolist()).values()})
+
+    def _selected(self, node_ids: list[str] | None, filters: MetadataFilters | None) -> list[str]:
+        flt = to_slimvec_filter(filters)
+        if node_ids is None and not flt:
+            return [d["id"] for d in self._collection.store.iter_documents()]
+        if not flt:
+            return list(node_ids or [])
+        matching = set(self._ids(flt))
+        return [i for i in node_ids if i in matching] if node_ids is not None else sorted(matching)
+
+
+def _restricted(flt: dict[str, Any], doc_ids: list[str] | None, node_ids: list[str] | None) -> dict[str, Any]:
+    # An empty list restricts nothing: LlamaIndex's retriever passes node_ids=[] when the index lists no nodes
+    # of its own (a store that keeps the text), as every other store reads it.
+    parts = [flt] if flt else []
+    if doc_ids:
+        parts.append({"ref_doc_id": {"$in": list(doc_ids)}})
+    if node_ids:
+        parts.append({"_id": {"$in": list(node_ids)}})
+    return {} if not parts else parts[0] if len(parts) == 1 else {"$and": parts}
+
+
+def _document(node: BaseNode) -> SlimDocument:
+    meta = node_to_metadata_dict(node, remove_text=True, flat_metadata=False)
+    return SlimDocument(node.node_id, node.get_content(metadata_mode=MetadataMode.NONE), "", meta)
+
+
+def _node(doc_id: str, text: str, metadata: dict[str, Any]) -> BaseNode:
+    """The node LlamaIndex stored, or a TextNode for a document slimvec indexed itself."""
+    if "_node_content" in metadata:
+        return metadata_dict_to_node(metadata, text=text)
+    return TextNode(id_=doc_id, text=text, metadata=metadata)
