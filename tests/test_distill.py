@@ -177,3 +177,16 @@ def test_unknown_directory_layout_names_both_formats(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="no sentence-transformers or model2vec model"):
         load_encoder(str(tmp_path / "empty"))
+
+
+def test_distill_without_the_extra_says_which_to_install_before_loading_torch(tmp_path):
+    # sys.modules[name] = None makes `import name` fail as if the package were not installed.
+    code = ("import sys\nsys.modules['skeletoken'] = None\nsys.argv = ['slimvec', 'distill', '--out', sys.argv[1]]\n"
+            "from slimvec.cli import app\ntry:\n    app()\nexcept SystemExit as e:\n"
+            "    print('torch' in sys.modules, e.code)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out")], capture_output=True, text=True,
+                         env=env, check=False)
+    assert res.stdout.split() == ["False", "2"]
+    assert res.stderr.strip().endswith("pip install 'slimvec[distill]'") and len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
