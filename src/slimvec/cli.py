@@ -64,7 +64,7 @@ def _print_json(value: Any) -> None:
 def index(
     sources: list[Path] = typer.Argument(..., help="Folders, files (.txt .md .html .pdf), tables (.jsonl .csv .parquet) or BEIR folders."),
     collection: Path = typer.Option(..., "--collection", "-c", help="Collection directory (created if missing)."),
-    model: Optional[str] = typer.Option(None, help="Registered model name or a local sentence-transformers directory."),
+    model: Optional[str] = typer.Option(None, help="Registered model name or a local sentence-transformers or model2vec directory."),
     chunk_tokens: Optional[int] = typer.Option(None, help="Max tokens per chunk (default: the model's maximum)."),
     chunk_overlap: Optional[int] = typer.Option(None, help="Tokens shared by consecutive chunks (default 32)."),
     chunk_mode: Optional[str] = typer.Option(None, help="tokens (default: split long text) | truncate | whole | late"),
