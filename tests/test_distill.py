@@ -190,3 +190,11 @@ def test_distill_without_the_extra_says_which_to_install_before_loading_torch(tm
     assert res.stdout.split() == ["False", "2"]
     assert res.stderr.strip().endswith("pip install 'slimvec[distill]'") and len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_a_config_without_a_width_is_refused_in_one_line(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "bert"}')
+    res = runner.invoke(app, ["distill", "--from", str(model), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2 and "field hidden_size missing" in res.stderr and "config.json" in res.stderr

@@ -74,15 +74,19 @@ def source_directory(model: str | None) -> Path:
 
 
 def hidden_size(path: Path) -> int:
-    """The transformer's output width (config.json `hidden_size`), the most PCA dimensions distillation can keep.
+    """The transformer's output width, the most PCA dimensions distillation can keep: config.json `hidden_size`
+    (BERT family), else `dim` (DistilBERT) or `d_model` (T5, BART).
 
-    Raises ConfigError when config.json is unreadable or has no positive integer hidden_size."""
+    Raises ConfigError when config.json is not a JSON object or has none of those as a positive integer."""
     cfg = path / "config.json"
     try:
-        value = json.loads(cfg.read_text(encoding="utf-8")).get("hidden_size")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as e:
+        data = json.loads(cfg.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{cfg}: not valid JSON ({e})") from None
-    if not isinstance(value, int) or value < 1:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{cfg}: not a JSON object")
+    value = next((data[k] for k in ("hidden_size", "dim", "d_model") if k in data), None)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ConfigError(f"{cfg}: field hidden_size missing or not a positive integer")
     return value
 
