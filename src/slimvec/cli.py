@@ -64,7 +64,7 @@ def _print_json(value: Any) -> None:
 def index(
     sources: list[Path] = typer.Argument(..., help="Folders, files (.txt .md .html .pdf), tables (.jsonl .csv .parquet) or BEIR folders."),
     collection: Path = typer.Option(..., "--collection", "-c", help="Collection directory (created if missing)."),
-    model: Optional[str] = typer.Option(None, help="Registered model name or a local sentence-transformers directory."),
+    model: Optional[str] = typer.Option(None, help="Registered model name or a local sentence-transformers or model2vec directory."),
     chunk_tokens: Optional[int] = typer.Option(None, help="Max tokens per chunk (default: the model's maximum)."),
     chunk_overlap: Optional[int] = typer.Option(None, help="Tokens shared by consecutive chunks (default 32)."),
     chunk_mode: Optional[str] = typer.Option(None, help="tokens (default: split long text) | truncate | whole | late"),
@@ -286,6 +286,27 @@ def serve(
     from slimvec.server import serve as run_server
 
     run_server([str(c) for c in collections], host=host, port=port, api_key_file=api_key_file)
+
+
+@app.command()
+@user_errors
+def distill(
+    out_dir: Path = typer.Option(..., "--out", help="New directory for the static model (must not exist or be empty)."),
+    model: Optional[str] = typer.Option(None, "--from", help="Registered model name or local sentence-transformers directory (default the bundled all-MiniLM-L6-v2)."),
+    pca_dims: int = typer.Option(256, "--pca-dims", help="Dimensions kept by PCA (at most the model's dimension)."),
+    json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Distill a sentence-transformers model into a model2vec static model (offline); load it with --model DIR."""
+    from slimvec.encoders.distill import distill as run_distill
+
+    result = run_distill(out_dir, model, pca_dims)
+    summary = {"path": str(result.path), "source": str(result.source), "dim": result.dim,
+               "vocabulary": result.vocabulary, "seconds": round(result.seconds, 1)}
+    if json_out:
+        _print_json(summary)
+    else:
+        out.print(f"distilled {result.source} into {result.path}: {result.vocabulary:,} tokens x {result.dim} dims "
+                  f"in {result.seconds:.0f} s", highlight=False)
 
 
 def _profiles(profile: Optional[str], profile_file: Optional[Path], model: Optional[str] = None,

@@ -2,7 +2,8 @@
 
 `pip install slimvec` brings what indexing and search need; the rest comes with an extra:
 `slimvec[server]` (FastAPI, uvicorn), `slimvec[eval]` (ranx, pytrec_eval, matplotlib, scikit-learn),
-`slimvec[pdf]` (pypdf). `make demo` and `make test` install them all.
+`slimvec[pdf]` (pypdf), `slimvec[static]` (model2vec: static models), `slimvec[distill]` (model2vec and
+skeletoken: `slimvec distill`). `make demo` and `make test` install them all.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "lancedb": ("interop", "LanceDB export and import"),
     "langchain_core": ("langchain", "the LangChain vector store"),
     "llama_index": ("llama-index", "the LlamaIndex vector store"),
+    "model2vec": ("static", "model2vec static models"),
+    "skeletoken": ("distill", "slimvec distill"),
 }
 
 

@@ -51,7 +51,7 @@ def register_encoder(name: str, factory: Callable[[], Encoder] | str) -> None:
 def load_encoder(spec: str | None = None) -> Encoder:
     """The encoder named `spec` (registered name or local model directory), cached per process.
 
-    Raises ConfigError when `spec` is neither a registered name nor a sentence-transformers directory.
+    Raises ConfigError when `spec` is neither a registered name nor a sentence-transformers or model2vec directory.
     """
     spec = spec or DEFAULT_MODEL
     if spec in _LOADED:
@@ -71,9 +71,12 @@ def load_encoder(spec: str | None = None) -> Encoder:
 def _from_directory(path: Path) -> Encoder:
     from slimvec.encoders.dense import DenseEncoder
     from slimvec.encoders.multivector import LateInteractionEncoder, is_late_interaction_dir
+    from slimvec.encoders.static import Model2VecEncoder, is_model2vec_dir
 
+    if is_model2vec_dir(path):  # before modules.json: model2vec writes one for sentence-transformers too
+        return Model2VecEncoder(path, name=str(path))
     if is_late_interaction_dir(path):
         return LateInteractionEncoder(path, name=str(path))
     if (path / "modules.json").exists() or (path / "config_sentence_transformers.json").exists():
         return DenseEncoder(path, name=str(path))
-    raise ConfigError(f"{path}: no sentence-transformers model found (expected modules.json)")
+    raise ConfigError(f"{path}: no sentence-transformers or model2vec model found (expected modules.json or config.json)")

@@ -1,0 +1,172 @@
+"""Static distillation (issue 14 item 4): distill the bundled MiniLM with model2vec, then nDCG@10 on BEIR SciFact
+and NFCorpus (test split, full corpora) of the static model alone and fused with BM25 (profile `hybrid`,
+softmax fusion), beside BM25 alone and MiniLM; and document encoding speed of static vs MiniLM on the same
+documents in the same run, as a ratio (wall time and process CPU time: the machine is shared).
+
+    .venv/bin/python benchmarks/distill.py                    # distill (~2 min on 2 cores) + evaluate + speed
+    .venv/bin/python benchmarks/distill.py --measure-minilm   # also re-measure MiniLM dense and hybrid (slow)
+    .venv/bin/python benchmarks/distill.py --model-dir /tmp/slimvec-bench-distill/minilm-static-256
+                                                  # reuse a distilled model and the collections built with it
+
+The "fitted weight" row weights the static ranking against BM25 in softmax fusion (`fusion_weights`, BM25 at
+1.0); the weight is chosen from a small grid on SciFact train / NFCorpus dev and reported on test.
+
+Without --measure-minilm the MiniLM rows are the figures recorded in BENCHMARKS.md ("Quality and RAM per
+profile", "Hybrid ..."), marked "recorded"; static, static + BM25 and BM25 are measured in this run. The
+static model's collections use a fresh embedding cache under --work (the cache is keyed by model name, which
+for a directory is its path, so a re-distilled model must not meet old vectors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DATA, machine, print_table, read_jsonl  # noqa: E402
+
+DATASETS = ("scifact", "nfcorpus")
+FIT_SPLIT = {"scifact": "train", "nfcorpus": "dev"}
+WEIGHTS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
+# MiniLM figures recorded in BENCHMARKS.md (exact-f32, hybrid softmax, bm25), test split, full corpora.
+RECORDED = {
+    "scifact": {"minilm": 0.6451, "minilm+bm25": 0.7306, "bm25": 0.6863},
+    "nfcorpus": {"minilm": 0.3159, "minilm+bm25": 0.3597, "bm25": 0.3210},
+}
+
+
+def _profile(name: str, model: str | None):
+    from slimvec.profiles import load_profile, profile_from_dict
+
+    base = load_profile(name)
+    return base if model is None else profile_from_dict({**base.model_dump(), "model": model}, source="benchmark")
+
+
+def _ndcg(dataset: str, profile_name: str, model: str | None, work: Path, cache: Path) -> float:
+    from slimvec.evaluation.runner import run_eval
+
+    result = run_eval(DATA / dataset, _profile(profile_name, model), split="test", out=work / "eval", cache_dir=cache)
+    return float(result["metrics"]["ndcg@10"])
+
+
+def _weighted_ndcg(col, ds, split: str, weight: float) -> float:
+    from slimvec.evaluation.metrics import evaluate
+
+    qrels, queries = ds.qrels(split), ds.queries(split)
+    hits = col.search_many(list(queries.values()), k=100, fusion_weights=[weight, 1.0])
+    run = {q: {h.id: float(h.score) for h in hs} for q, hs in zip(queries, hits)}
+    return float(evaluate(qrels, run, metrics=("ndcg@10",))["ndcg@10"])
+
+
+def _fitted(dataset: str, model: str, work: Path) -> tuple[float, float, float]:
+    """(weight chosen on the fit split, its nDCG@10 there, nDCG@10 on test) for static + BM25 softmax fusion."""
+    from slimvec import Collection
+    from slimvec.evaluation.datasets import load_dataset
+    from slimvec.evaluation.runner import collection_dir
+
+    ds = load_dataset(DATA / dataset)
+    path = collection_dir(work / "eval", ds, _profile("hybrid", model))  # built by run_eval above
+    with Collection.open(path) as col:
+        fit = {w: _weighted_ndcg(col, ds, FIT_SPLIT[dataset], w) for w in WEIGHTS}
+        best = max(WEIGHTS, key=lambda w: (fit[w], w))
+        return best, fit[best], _weighted_ndcg(col, ds, "test", best)
+
+
+def _speed(encoder, texts: list[str], repeats: int) -> tuple[float, float]:
+    """(docs/s wall, docs/s CPU) of encode_documents over `texts`, `repeats` times after one warm-up call."""
+    encoder.encode_documents(texts[:16])
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    for _ in range(repeats):
+        encoder.encode_documents(texts)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    n = len(texts) * repeats
+    return n / wall, n / cpu
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--work", type=Path, default=Path("/tmp/slimvec-bench-distill"))
+    ap.add_argument("--pca-dims", type=int, default=256)
+    ap.add_argument("--speed-docs", type=int, default=1000, help="SciFact documents encoded by both models")
+    ap.add_argument("--static-repeats", type=int, default=20, help="passes of the static model (it is too fast for one)")
+    ap.add_argument("--measure-minilm", action="store_true", help="re-measure MiniLM dense and hybrid nDCG@10")
+    ap.add_argument("--model-dir", type=Path, help="a model distilled before (its collections under --work are reused)")
+    args = ap.parse_args()
+
+    from slimvec.encoders.distill import distill
+    from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
+
+    if args.model_dir is None:
+        model_dir = args.work / f"minilm-static-{args.pca_dims}"
+        # collections and cached vectors of an earlier model of the same path would be reused: start clean
+        shutil.rmtree(args.work, ignore_errors=True)
+        args.work.mkdir(parents=True)
+        cpu0 = time.process_time()
+        result = distill(model_dir, None, args.pca_dims)
+        distill_cpu = time.process_time() - cpu0
+        print(f"distilled {result.source} -> {model_dir}: {result.vocabulary:,} x {result.dim} in "
+              f"{result.seconds:.1f} s wall, {distill_cpu:.1f} s CPU", flush=True)
+    else:
+        model_dir = args.model_dir.resolve()
+        print(f"reusing {model_dir} (distillation not timed in this run)", flush=True)
+
+    records = read_jsonl(DATA / "scifact" / "corpus.jsonl", args.speed_docs)
+    texts = [f"{r.get('title', '')}\n{r.get('text', '')}".strip() for r in records]
+    static = load_encoder(str(model_dir))
+    minilm = load_encoder(DEFAULT_MODEL)
+    s_wall, s_cpu = _speed(static, texts, args.static_repeats)
+    m_wall, m_cpu = _speed(minilm, texts, 1)
+    print()
+    print(f"Encoding speed, {len(texts):,} SciFact documents (title + text), same process, same run:")
+    print_table(["model", "docs/s (wall)", "docs/s (CPU)", "ratio to MiniLM (wall)", "ratio to MiniLM (CPU)"], [
+        ["all-MiniLM-L6-v2 (sentence-transformers, torch)", f"{m_wall:,.0f}", f"{m_cpu:,.0f}", "1.0x", "1.0x"],
+        [f"static (model2vec, {static.dim}-d)", f"{s_wall:,.0f}", f"{s_cpu:,.0f}",
+         f"{s_wall / m_wall:,.0f}x", f"{s_cpu / m_cpu:,.0f}x"],
+    ])
+
+    cache = args.work / "cache"
+    rows, figures = [], {}
+    for ds in DATASETS:
+        got = {
+            "static": _ndcg(ds, "exact-f32", str(model_dir), args.work, cache),
+            "static+bm25": _ndcg(ds, "hybrid", str(model_dir), args.work, cache),
+            "bm25": _ndcg(ds, "bm25", None, args.work, cache),
+        }
+        weight, on_fit, got["static+bm25 fitted"] = _fitted(ds, str(model_dir), args.work)
+        got["weight"] = weight
+        print(f"{ds}: static weight {weight} chosen on {FIT_SPLIT[ds]} (nDCG@10 {on_fit:.4f})", flush=True)
+        if args.measure_minilm:
+            got["minilm"] = _ndcg(ds, "exact-f32", None, args.work, cache)
+            got["minilm+bm25"] = _ndcg(ds, "hybrid", None, args.work, cache)
+        figures[ds] = got
+        print(f"{ds}: {json.dumps(got)}", flush=True)
+    src = "measured" if args.measure_minilm else "recorded"
+    names = [("minilm", f"MiniLM dense ({src})"), ("minilm+bm25", f"MiniLM + BM25, softmax ({src})"),
+             ("bm25", "BM25 (measured)"), ("static", "static alone (measured)"),
+             ("static+bm25", "static + BM25, softmax (measured)"),
+             ("static+bm25 fitted", "static + BM25, softmax, static weight fitted on train/dev (measured)")]
+    for key, label in names:
+        if key == "static+bm25 fitted":
+            label += " [" + ", ".join(f"{ds} {figures[ds]['weight']}" for ds in DATASETS) + "]"
+        row: list[object] = [label]
+        for ds in DATASETS:
+            value = figures[ds].get(key, RECORDED[ds].get(key))
+            row.append(f"{value:.4f}")
+        rows.append(row)
+    for label, a, b in (("static / MiniLM", "static", "minilm"), ("static+BM25 / BM25", "static+bm25", "bm25"),
+                        ("static+BM25 fitted / BM25", "static+bm25 fitted", "bm25")):
+        rows.append([label] + [f"{figures[ds][a] / figures[ds].get(b, RECORDED[ds][b]):.1%}" for ds in DATASETS])
+    print()
+    print("nDCG@10, BEIR test split, full corpora:")
+    print_table(["retrieval", "SciFact", "NFCorpus"], rows)
+    print()
+    print(f"machine: {machine()}; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+
+
+if __name__ == "__main__":
+    main()
