@@ -213,7 +213,7 @@ MULTIVECTOR_POOLED = _p("multivector-pooled", "as multivector, tokens Ward-poole
 MULTIVECTOR_COMPRESSED = _p("multivector-compressed", "binary dense codes + MaxSim over pooled (3) residual "
     "token codes (512 centroids, 2 bits): about 4% of float16 token bytes", model="minilm-tokens",
     retrievers=("dense", "multivector"), mode="multivector", tokens="residual:512:2", token_pool=3.0, codec="binary",
-    rescore=True, oversample=10, maxsim_depth=300)
+    rescore=True, oversample=10, maxsim_depth=300, token_pool_method="ward")  # its measured setting (BENCHMARKS.md)
 MULTIVECTOR_MUVERA = _p("multivector-muvera", "MUVERA fixed-dimensional encodings of the tokens as the dense "
     "vectors (exact float32 FDEs in RAM: 40 KB/row), reranked by MaxSim over float16 tokens", model="minilm-tokens",
     retrievers=("dense", "multivector"), mode="multivector", tokens="float16",
