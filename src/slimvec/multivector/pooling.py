@@ -14,7 +14,7 @@ Two ways to feed Ward (`method`):
   square distance matrix to `linkage`, which reads a 2-D array as observations); tokens merge when they
   relate alike to the whole document, not only to each other. Measured on full NFCorpus (exhaustive MaxSim,
   MiniLM tokens, factor 2) it keeps 99.4% of unpooled nDCG@10 against 98.2% for "ward"
-  (benchmarks/multivector_pooling.py), so the built-in pooled profiles use it.
+  (benchmarks/multivector_pooling.py), so the `multivector-pooled` profile uses it.
 
 Pruning: drop tokens whose word piece is punctuation or a stopword before pooling (ColBERT's document
 skiplist does the punctuation half).
