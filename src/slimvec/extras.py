@@ -26,6 +26,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "lancedb": ("interop", "LanceDB export and import"),
     "langchain_core": ("langchain", "the LangChain vector store"),
     "llama_index": ("llama-index", "the LlamaIndex vector store"),
+    "ray": ("ray", "shard actors of a sharded collection"),
 }
 
 
