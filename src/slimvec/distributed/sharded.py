@@ -19,8 +19,15 @@ import numpy as np
 
 from slimvec.collection import Collection, _validated
 from slimvec.distributed.merge import merge_hits
-from slimvec.distributed.router import FORMAT_VERSION, ROUTER_FILE, ROUTING, read_router, shard_dirs, shard_of, \
-    write_router
+from slimvec.distributed.router import (
+    FORMAT_VERSION,
+    ROUTER_FILE,
+    ROUTING,
+    read_router,
+    shard_dirs,
+    shard_of,
+    write_router,
+)
 from slimvec.distributed.shards import LocalShard
 from slimvec.documents import Document, Hit
 from slimvec.encoders.base import Encoder
