@@ -9,29 +9,29 @@ from slimvec.distributed import ShardedCollection, create_sharded, shard_of
 from slimvec.errors import ConfigError, IngestError
 
 N_SHARDS = 3
-N_DOCS = 80
+N_DOCS = 150
 
 
-class OneByOne:
-    """The real MiniLM encoder, fed one document per forward pass.
+class Replayed:
+    """The real MiniLM encoder, remembering the vector it gave each text and giving it again.
 
     A transformer's output for a text depends in the last bits on the batch it is padded in, so a document
-    encoded in a 3-shard call and in a 1-collection call could get different float32 vectors. Encoding each
-    text alone gives both the same stored vectors, so the test compares search, not batching.
+    encoded in a 3-shard call and in a 1-collection call could get different float32 vectors. The
+    1-collection build encodes (in its own batches); the sharded build of the same documents replays those
+    vectors, so the test compares search, not batching.
     """
-
-    _seen: dict = {}  # text -> vector, shared: both collections get the very same vector for a text
 
     def __init__(self, enc):
         self._enc = enc
+        self._seen = {}
 
     def __getattr__(self, name):
         return getattr(self._enc, name)
 
     def encode_documents(self, texts, progress=False):
-        for t in texts:
-            if t not in self._seen:
-                self._seen[t] = self._enc.encode_documents([t])[0]
+        missing = list(dict.fromkeys(t for t in texts if t not in self._seen))
+        if missing:
+            self._seen.update(zip(missing, self._enc.encode_documents(missing)))
         return np.stack([self._seen[t] for t in texts])
 
 
@@ -53,9 +53,9 @@ def pair(tmp_path_factory, scifact_docs):
     docs = _with_ties(scifact_docs[:N_DOCS])
     root = tmp_path_factory.mktemp("sharded")
     one = Collection.create(root / "one", profile="exact-f32")
-    one._encoder = enc = OneByOne(one.encoder)
+    one._encoder = enc = Replayed(one.encoder)
     sharded = create_sharded(root / "sharded", shards=N_SHARDS, profile="exact-f32", encoder=enc)
-    for part in (docs[:30], docs[30:]):  # two calls: rows and ordinals advance across calls
+    for part in (docs[:60], docs[60:]):  # two calls: rows and ordinals advance across calls
         one.add(part)
         sharded.add(part)
     yield one, sharded, docs
@@ -122,7 +122,7 @@ def test_info_sums_the_shards_and_check_is_clean(pair):
 def test_writes_reach_the_owning_shard_only(tmp_path, scifact_docs, scifact_judged):
     docs = scifact_docs[:30]
     one = Collection.create(tmp_path / "one", profile="exact-f32")
-    one._encoder = enc = OneByOne(one.encoder)
+    one._encoder = enc = Replayed(one.encoder)
     sharded = create_sharded(tmp_path / "sh", shards=N_SHARDS, profile="exact-f32", encoder=enc)
     one.add(docs)
     sharded.add(docs)
