@@ -165,3 +165,21 @@ def test_modes_that_are_not_sharded_yet_are_refused(tmp_path, scifact_docs):
         sharded.search("protein folding", rerank="dense")
     assert len(sharded.search("protein folding", k=3)) == 3  # dense still works
     sharded.close()
+
+
+def test_fused_mode_fuses_the_global_rankings_once(tmp_path, scifact_docs, scifact_judged):
+    """hybrid-sparse with rrf: each part's per-shard lists merged, then one fusion: the one-collection answers,
+    including the snippet (the dense part's best chunk)."""
+    docs = scifact_docs[:40]
+    one = Collection.create(tmp_path / "one", profile="hybrid-sparse")
+    one._encoder = enc = Replayed(one.encoder)
+    sharded = create_sharded(tmp_path / "sh", shards=N_SHARDS, profile="hybrid-sparse", encoder=enc)
+    one.add(docs)
+    sharded.add(docs)
+    queries = [q for q, _ in scifact_judged.values()][:10]
+    a, b = one.search_many(queries, k=10, fusion="rrf"), sharded.search_many(queries, k=10, fusion="rrf")
+    assert [[(h.id, h.score, h.snippet) for h in x] for x in b] == [[(h.id, h.score, h.snippet) for h in x] for x in a]
+    with pytest.raises(ConfigError, match="fusion 'softmax' of mode 'hybrid-sparse' is not supported"):
+        sharded.search(queries[0])
+    one.close()
+    sharded.close()

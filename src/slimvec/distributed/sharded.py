@@ -6,7 +6,8 @@ modes merge each part's per-shard rankings first and fuse once, with the registe
 same global rankings as in one collection.
 
 Not yet sharded (refused with a one-line ConfigError): BM25 modes (document frequencies and average length
-are per shard, so scores would differ from one collection), rerankers, and calibrated relevance cut-offs.
+are per shard, so scores would differ from one collection), fused modes with a score-based fuser (softmax,
+weighted; rrf is served), rerankers, and calibrated relevance cut-offs.
 """
 
 from __future__ import annotations
@@ -309,6 +310,11 @@ def _refuse_unsharded(plan: SearchPlan, opts: SearchOptions) -> None:
                           "pass rerank='none'")
     if opts.min_relevance is not None:
         raise ConfigError("min_relevance is not supported on sharded collections yet (no calibrator is kept)")
+    if len(plan.retrievers) > 1 and plan.fusion != "rrf":
+        # Score-based fusers standardise each part's scores; sparse (SPLADE) document vectors depend on the
+        # batch they were encoded in, so shard-built scores differ in the last bits and so would the fusion.
+        raise ConfigError(f"fusion {plan.fusion!r} of mode {plan.mode!r} is not supported on sharded collections "
+                          "yet; pass fusion='rrf' (rank-based, same answers as one collection)")
     if opts.unit == "section" and len(plan.retrievers) > 1:
         raise ConfigError(f"unit='section' with the fused mode {plan.mode!r} is not supported on sharded "
                           "collections yet")
