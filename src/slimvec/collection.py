@@ -131,7 +131,10 @@ class Collection:
         """Open an existing collection; its model loads on first use.
 
         Raises CollectionError when `path` holds no slimvec collection or one of an unknown format version.
+        A sharded collection (router manifest shards.json) opens as a `slimvec.distributed.ShardedCollection`.
         """
+        if (Path(path) / "shards.json").is_file():  # same API over shard collections (slimvec.distributed)
+            return registry.load("layout", "sharded")(Path(path), encoder)  # type: ignore[no-any-return]
         return cls(Store.open(Path(path)), encoder)
 
     @classmethod

@@ -29,6 +29,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "llama_index": ("llama-index", "the LlamaIndex vector store"),
     "model2vec": ("static", "model2vec static models"),
     "skeletoken": ("distill", "slimvec distill"),
+    "ray": ("ray", "shard actors of a sharded collection"),
 }
 
 

@@ -12,7 +12,9 @@ Kinds and what the attribute is:
   is also a search mode that runs it alone;
 - `fuser`: a function `(rankings, **options) -> ranking` (see `search.fusion`);
 - `reranker`: a `RerankerKind` (see `search.rerank`);
-- `profile`: a `Profile` (see `profiles`).
+- `profile`: a `Profile` (see `profiles`);
+- `layout`: a function `(path, encoder) -> collection` opening a directory of another layout (`sharded`:
+  a router manifest over shard collections, `slimvec.distributed`), used by `Collection.open`.
 
 Other code, and third-party packages, add parts with `register`; a name is never silently overwritten.
 """
@@ -71,6 +73,9 @@ _ENTRIES: dict[str, dict[str, str]] = {
         "bi-encoder": "slimvec.search.rerank:BI_ENCODER",
         "cross-encoder": "slimvec.search.rerank:CROSS_ENCODER",
         "maxsim": "slimvec.multivector.retriever:MAXSIM",
+    },
+    "layout": {
+        "sharded": "slimvec.distributed.sharded:open_sharded",
     },
     "export": {  # targets of `slimvec export` / `import` (slimvec.interop)
         "qdrant": "slimvec.interop.qdrant:QDRANT",

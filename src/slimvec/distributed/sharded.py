@@ -1,0 +1,334 @@
+"""A sharded collection: one ordinary slimvec collection per shard behind the Collection API.
+
+Writes are routed by document id (`router.shard_of`) and commit per shard; searches scatter to every shard
+(in this process, or to one Ray actor per shard) and merge the per-shard top k (`merge.merge_hits`). Fused
+modes merge each part's per-shard rankings first and fuse once, with the registered fuser, so fusion sees the
+same global rankings as in one collection.
+
+Not yet sharded (refused with a one-line ConfigError): BM25 modes (document frequencies and average length
+are per shard, so scores would differ from one collection), fused modes with a score-based fuser (softmax,
+weighted; rrf is served), rerankers, and calibrated relevance cut-offs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from slimvec.collection import Collection, _validated
+from slimvec.distributed.merge import merge_hits
+from slimvec.distributed.router import (
+    FORMAT_VERSION,
+    ROUTER_FILE,
+    ROUTING,
+    read_router,
+    shard_dirs,
+    shard_of,
+    write_router,
+)
+from slimvec.distributed.shards import LocalShard
+from slimvec.documents import Document, Hit
+from slimvec.encoders.base import Encoder
+from slimvec.errors import CollectionError, ConfigError, IngestError
+from slimvec.search.fusion import fuse
+from slimvec.search.options import SearchOptions
+from slimvec.search.plan import SearchPlan, make_plan
+from slimvec.store.ordinals import OrdinalTable
+
+ORDINALS_FILE = "ordinals.db"
+# Retrievers whose scores depend on collection-wide statistics: not the same per shard.
+_GLOBAL_STATS = ("bm25",)
+
+
+def create_sharded(path: str | Path, shards: int, profile: str | None = None, model: str | None = None,
+                   encoder: Encoder | None = None, ray: bool = False, address: str | None = None,
+                   **options: Any) -> "ShardedCollection":
+    """Create an empty sharded collection: `shards` ordinary collections under `path`/shards/ and the router
+    manifest `path`/shards.json (written last: a directory without it is no collection).
+
+    profile, model, encoder and `options` are those of `Collection.create`, shared by every shard; ray/address:
+    as `ShardedCollection`. Raises ConfigError for shards < 1, CollectionError when `path` is not empty.
+    """
+    if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1:
+        raise ConfigError(f"shards must be a positive integer, got {shards!r}")
+    root = Path(path)
+    if root.exists() and any(root.iterdir()):
+        raise CollectionError(f"{root}: directory is not empty; a sharded collection needs an empty directory")
+    root.mkdir(parents=True, exist_ok=True)
+    dirs = shard_dirs(shards)
+    first = None
+    for d in dirs:
+        col = Collection.create(root / d, model=model, profile=profile, encoder=encoder, **options)
+        if first is None:
+            first = col.manifest
+            encoder = col.encoder  # load the model once for every shard
+        col.close()
+    assert first is not None
+    write_router(root, {"format_version": FORMAT_VERSION, "routing": ROUTING, "shards": dirs,
+                        "model": first["model"], "dim": first["dim"], "retrievers": first["retrievers"],
+                        "profile": first["profile"]})
+    return ShardedCollection(root, encoder=None if ray or address else encoder, ray=ray, address=address)
+
+
+def open_sharded(path: str | Path, encoder: Encoder | None = None, ray: bool = False,
+                 address: str | None = None) -> "ShardedCollection":
+    """Open a sharded collection (what `Collection.open` returns for a directory holding shards.json)."""
+    return ShardedCollection(Path(path), encoder=encoder, ray=ray, address=address)
+
+
+class ShardedCollection:
+    """The Collection API (add, upsert, delete, get, search, search_many, info, check) over N shard collections.
+
+    ray=False: shards are opened in this process and called one after the other. ray=True (or an `address`):
+    one Ray actor per shard holds it open (`slimvec.distributed.actors`); a local Ray instance is started when
+    none is running and no address is given. Results are the same either way.
+    """
+
+    def __init__(self, path: Path, encoder: Encoder | None = None, ray: bool = False,
+                 address: str | None = None) -> None:
+        self.path = Path(path)
+        self.router = read_router(self.path)
+        self._driver: Collection | None = None  # shard 0 opened here for its query encoder (Ray runs)
+        self._encoder = encoder
+        dirs = [self.path / d for d in self.router["shards"]]
+        missing = [str(d) for d in dirs if not (d / "manifest.json").is_file()]
+        if missing:
+            raise CollectionError(f"{self.path / ROUTER_FILE}: shard {missing[0]} holds no collection")
+        if ray or address:
+            from slimvec.distributed.actors import RayShard, connect
+
+            connect(address)
+            self.shards: list[Any] = [RayShard(i, d) for i, d in enumerate(dirs)]
+            for s in self.shards:  # fail here, naming the shard, if one cannot open
+                s.result(s.submit("ready"))
+        else:
+            self.shards = [LocalShard(i, d, encoder) for i, d in enumerate(dirs)]
+        self.ordinals = OrdinalTable(self.path / ORDINALS_FILE)
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release every shard (Ray actors are ended) and the ordinal table."""
+        for s in self.shards:
+            s.close()
+        if self._driver is not None:
+            self._driver.close()
+        self.ordinals.close()
+
+    def __enter__(self) -> "ShardedCollection":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The router manifest: format version, routing rule, shard directories, model, dim, retrievers, profile."""
+        return dict(self.router)
+
+    @property
+    def encoder(self) -> Encoder:
+        """The shards' model, loaded here on first use to encode queries once for every shard."""
+        if self._encoder is None:
+            first = self.shards[0]
+            if isinstance(first, LocalShard):
+                self._encoder = first.core.col.encoder
+            else:
+                self._driver = Collection.open(self.path / self.router["shards"][0])
+                self._encoder = self._driver.encoder
+        return self._encoder
+
+    def shard_for(self, doc_id: str) -> int:
+        """The shard that owns `doc_id`."""
+        return shard_of(doc_id, len(self.shards))
+
+    # ---- writing -----------------------------------------------------------------------------
+    def add(self, docs: Iterable[Document], progress: bool = False) -> int:
+        """Add new documents; returns how many were stored.
+
+        The whole call is checked first on every shard (types, empty texts, repeated ids, ids already stored in
+        their shard), then each shard commits its part in one transaction, shard by shard. A shard that still
+        refuses its part (the model gives a non-finite vector) raises IngestError naming it; the parts earlier
+        shards committed stay (each shard is crash-safe on its own; a call is not atomic across shards).
+        """
+        return self._write(docs, replace=False)
+
+    def upsert(self, docs: Iterable[Document], progress: bool = False) -> int:
+        """Add documents, replacing stored ones with the same id (in their owning shard); as `add` otherwise."""
+        return self._write(docs, replace=True)
+
+    def _write(self, docs: Iterable[Document], replace: bool) -> int:
+        if isinstance(docs, (str, bytes, Document)) or not isinstance(docs, Iterable):
+            raise TypeError(f"docs must be a list or iterable of slimvec.Document, not {type(docs).__name__}")
+        given = list(docs)
+        checked = _validated(given, replace)
+        if not checked:
+            return 0
+        parts: dict[int, list[Document]] = {}
+        for d in checked:
+            parts.setdefault(self.shard_for(d.id), []).append(d)
+        if not replace:
+            pending = {s: self.shards[s].submit("stored", [d.id for d in part]) for s, part in parts.items()}
+            clash = set().union(*(self.shards[s].result(p) for s, p in pending.items()))
+            if clash:
+                i, d = next((i, d) for i, d in enumerate(given) if d.id in clash)
+                raise IngestError(f"id {d.id!r} (position {i}) is already stored (shard {self.shard_for(d.id)}; "
+                                  "use upsert to replace it); nothing from this call was stored")
+        # Ordinals before the commits: a stored document always has one (see store/ordinals.py).
+        self.ordinals.assign([d.id for d in checked])
+        done = 0
+        for s in sorted(parts):
+            try:
+                done += self.shards[s].result(self.shards[s].submit("write", parts[s], replace))
+            except IngestError as e:
+                raise IngestError(f"shard {s} ({self.router['shards'][s]}) refused its part: {e} "
+                                  f"({done} documents of this call were committed in earlier shards)") from None
+        return done
+
+    def delete(self, ids: Iterable[str]) -> int:
+        """Delete documents by id (each in its owning shard); returns how many existed. Unknown ids are ignored."""
+        if isinstance(ids, str) or not isinstance(ids, Iterable):
+            raise TypeError(f"ids must be a list of strings, not {type(ids).__name__}")
+        ids = list(ids)
+        wrong = next((i for i in ids if not isinstance(i, str)), None)
+        if wrong is not None:
+            raise TypeError(f"document ids must be strings, got {type(wrong).__name__} {wrong!r}")
+        parts: dict[int, list[str]] = {}
+        for i in ids:
+            parts.setdefault(self.shard_for(i), []).append(i)
+        pending = {s: self.shards[s].submit("delete", part) for s, part in parts.items()}
+        n = sum(self.shards[s].result(p) for s, p in pending.items())
+        self.ordinals.forget(ids)
+        return n
+
+    def get(self, doc_id: str) -> Document | None:
+        """The stored document with this id (asked of its owning shard), or None."""
+        s = self.shards[self.shard_for(doc_id)]
+        return s.result(s.submit("get", doc_id))
+
+    def __len__(self) -> int:
+        return sum(self._gather("count"))
+
+    # ---- searching ---------------------------------------------------------------------------
+    def search(self, query: str, options: SearchOptions | None = None, /, *, rerank: str | None = None,
+               **fields: Any) -> list[Hit]:
+        """The top `k` documents for `query` over every shard; options and scores as `Collection.search`."""
+        return self.search_many([query], options, rerank=rerank, **fields)[0]
+
+    def search_many(self, queries: list[str], options: SearchOptions | None = None, /, *,
+                    vectors: np.ndarray | None = None, rerank: str | None = None, **fields: Any) -> list[list[Hit]]:
+        """`search` for several queries; dense query vectors are encoded once here (or given as `vectors`, float32
+        of shape (len(queries), dim)) and sent to every shard.
+
+        Raises ConfigError as `Collection.search_many`, and for what is not sharded yet: BM25 modes, rerankers,
+        min_relevance, unit="section" with a fused mode.
+        """
+        if isinstance(queries, str) or not isinstance(queries, (list, tuple)):
+            raise TypeError(f"queries must be a list of strings, not {type(queries).__name__}")
+        for q in queries:
+            if not isinstance(q, str) or not q.strip():
+                raise ConfigError("query is empty")
+        if rerank is not None and not isinstance(rerank, str):
+            raise ConfigError("a Reranker object cannot be sent to shards; rerankers are not sharded yet")
+        if rerank is not None:
+            fields["rerank"] = rerank
+        opts = SearchOptions.of(options, **fields)
+        plan = make_plan(self.router["profile"], self.router["retrievers"], int(self.router["dim"]), opts)
+        _refuse_unsharded(plan, opts)
+        if vectors is None and plan.needs_query_vectors and not plan.needs_query_tokens:
+            vectors = self.encoder.encode_queries(list(queries))
+        base = {"filter": opts.filter, "with_payload": opts.with_payload, "unit": opts.unit, "rerank": "none"}
+        if len(plan.retrievers) == 1:
+            per_shard = self._gather("search_many", list(queries), {**base, "mode": plan.mode, "k": plan.k}, vectors)
+            ords = self.ordinals.get(h.id for hits in per_shard for q in hits for h in q)
+            return [merge_hits([hits[i] for hits in per_shard], plan.k, ords) for i in range(len(queries))]
+        return self._fused(plan, list(queries), base, vectors)
+
+    def _fused(self, plan: SearchPlan, queries: list[str], base: dict[str, Any],
+               vectors: np.ndarray | None) -> list[list[Hit]]:
+        """Each part's global ranking (merged from the shards at the plan's depth), then one fusion per query."""
+        parts = []
+        for name in plan.retrievers:
+            per_shard = self._gather("search_many", queries, {**base, "mode": name, "k": plan.depth}, vectors)
+            ords = self.ordinals.get(h.id for hits in per_shard for q in hits for h in q)
+            parts.append([merge_hits([hits[i] for hits in per_shard], plan.depth, ords) for i in range(len(queries))])
+        out = []
+        for i in range(len(queries)):
+            number: dict[str, int] = {}
+            first_hit: dict[int, Hit] = {}  # the snippet comes from the first part that holds the document
+            rankings = []
+            for part in parts:
+                ranking = []
+                for h in part[i]:
+                    n = number.setdefault(h.id, len(number))
+                    first_hit.setdefault(n, h)
+                    ranking.append((n, h.score, n))
+                rankings.append(ranking)
+            top = fuse(rankings, plan.first_stage, plan.fusion or "rrf", **plan.fusion_options)[: plan.k]
+            out.append([_rescored(first_hit[n], s) for n, s, _ in top])
+        return out
+
+    def _gather(self, method: str, *args: Any) -> list[Any]:
+        """Call `method` on every shard (all submitted before any result is awaited), results in shard order."""
+        pending = [s.submit(method, *args) for s in self.shards]
+        return [s.result(p) for s, p in zip(self.shards, pending)]
+
+    # ---- reporting ---------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """Totals over the shards (documents, chunks, disk and RAM bytes, per document) and "shards": each
+        shard's own `Collection.info()`."""
+        shards = self._gather("info")
+        docs = sum(int(s.get("documents", 0)) for s in shards)
+        disk = sum(int(s["disk_bytes"]) for s in shards) + _file_bytes(self.path)
+        ram = sum(int(s["ram_bytes"]) for s in shards)
+        counts = {key: sum(int(s[key]) for s in shards) for key in shards[0]
+                  if key in ("documents", "chunks", "rows", "dead_rows") and all(key in s for s in shards)}
+        return {"path": str(self.path), "format_version": self.router["format_version"], "sharded": True,
+                "routing": self.router["routing"], "model": self.router["model"], "dim": self.router["dim"],
+                "retrievers": self.router["retrievers"], **counts, "disk_bytes": disk, "ram_bytes": ram,
+                "disk_bytes_per_doc": disk / docs if docs else 0.0, "ram_bytes_per_doc": ram / docs if docs else 0.0,
+                "shards": [{"shard": i, **s} for i, s in enumerate(shards)]}
+
+    def check(self) -> list[str]:
+        """Each shard's integrity problems (each line prefixed with the shard), empty when healthy."""
+        problems = []
+        for i, found in enumerate(self._gather("check")):
+            problems += [f"shard {i} ({self.router['shards'][i]}): {p}" for p in found]
+        return problems
+
+
+def _refuse_unsharded(plan: SearchPlan, opts: SearchOptions) -> None:
+    """One-line ConfigError for the parts of a search that do not give one-collection answers on shards yet."""
+    stats = [r for r in plan.retrievers if r in _GLOBAL_STATS]
+    if stats:
+        raise ConfigError(f"mode {plan.mode!r} runs {stats[0]}, whose scores need collection-wide statistics; "
+                          "it is not supported on sharded collections yet")
+    if plan.reranker is not None:
+        raise ConfigError(f"reranking ({plan.reranker.name}) is not supported on sharded collections yet; "
+                          "pass rerank='none'")
+    if opts.min_relevance is not None:
+        raise ConfigError("min_relevance is not supported on sharded collections yet (no calibrator is kept)")
+    if len(plan.retrievers) > 1 and plan.fusion != "rrf":
+        # Score-based fusers standardise each part's scores; sparse (SPLADE) document vectors depend on the
+        # batch they were encoded in, so shard-built scores differ in the last bits and so would the fusion.
+        raise ConfigError(f"fusion {plan.fusion!r} of mode {plan.mode!r} is not supported on sharded collections "
+                          "yet; pass fusion='rrf' (rank-based, same answers as one collection)")
+    if opts.unit == "section" and len(plan.retrievers) > 1:
+        raise ConfigError(f"unit='section' with the fused mode {plan.mode!r} is not supported on sharded "
+                          "collections yet")
+
+
+def _rescored(hit: Hit, score: float) -> Hit:
+    from dataclasses import replace
+
+    return replace(hit, score=score, relevance=None)
+
+
+def _file_bytes(path: Path) -> int:
+    """Bytes of the router's own files (manifest, ordinal table and its WAL)."""
+    return sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+
+
+__all__: Sequence[str] = ["ShardedCollection", "create_sharded", "open_sharded"]

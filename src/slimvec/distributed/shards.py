@@ -1,0 +1,84 @@
+"""One shard: an ordinary Collection behind the small interface the router calls (in-process or in a Ray actor).
+
+`ShardCore` holds the open collection. The router calls it directly for a local run (`LocalShard`) or through a
+Ray actor of the same class (`slimvec.distributed.actors`), so both paths run the same code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from slimvec.collection import Collection
+from slimvec.documents import Document, Hit
+from slimvec.encoders.base import Encoder
+
+
+class ShardCore:
+    """An open shard collection; every method is one call the router makes."""
+
+    def __init__(self, path: str, encoder: Encoder | None = None) -> None:
+        self.path = path
+        self.col = Collection.open(Path(path), encoder)
+
+    def ready(self) -> str:
+        """The shard's path (a cheap call that proves the shard is open)."""
+        return self.path
+
+    def stored(self, ids: list[str]) -> list[str]:
+        """Those of `ids` the shard already holds."""
+        return sorted(self.col.store.existing_ids(ids))
+
+    def write(self, docs: list[Document], replace: bool) -> int:
+        """`add` (replace False) or `upsert` the shard's part of one call, committed as one transaction."""
+        return self.col.upsert(docs) if replace else self.col.add(docs)
+
+    def delete(self, ids: list[str]) -> int:
+        """Delete by id; how many existed."""
+        return self.col.delete(ids)
+
+    def search_many(self, queries: list[str], options: dict[str, Any], vectors: np.ndarray | None) -> list[list[Hit]]:
+        """The shard's hits for each query (`Collection.search_many` with the given option fields)."""
+        return self.col.search_many(queries, vectors=vectors, **options)
+
+    def get(self, doc_id: str) -> Document | None:
+        """The stored document, or None."""
+        return self.col.get(doc_id)
+
+    def info(self) -> dict[str, Any]:
+        """`Collection.info` of the shard."""
+        return self.col.info()
+
+    def check(self) -> list[str]:
+        """`Collection.check` of the shard."""
+        return self.col.check()
+
+    def count(self) -> int:
+        """Documents stored."""
+        return len(self.col)
+
+    def close(self) -> None:
+        """Release the shard's database connection."""
+        self.col.close()
+
+
+class LocalShard:
+    """A shard called in this process (no Ray): `call(name, *args)` runs `ShardCore.name`."""
+
+    def __init__(self, index: int, path: Path, encoder: Encoder | None = None) -> None:
+        self.index, self.path = index, path
+        self.core = ShardCore(str(path), encoder)
+
+    def submit(self, method: str, *args: Any) -> Any:
+        """Run the call now; its result is what `result` returns."""
+        return getattr(self.core, method)(*args)
+
+    def result(self, pending: Any) -> Any:
+        """The result of a `submit`."""
+        return pending
+
+    def close(self) -> None:
+        """Release the shard."""
+        self.core.close()

@@ -1,0 +1,79 @@
+"""Sharded collections on Ray: one actor per shard gives the in-process answers; a killed actor is restarted
+and the search retried, an actor that stays dead fails the call naming its shard."""
+
+import shutil
+import threading
+
+import pytest
+import ray  # extra "ray", part of the test extra
+
+from slimvec.distributed import create_sharded, open_sharded
+from slimvec.distributed.actors import connect
+from slimvec.errors import CollectionError
+
+N_SHARDS = 3
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A local Ray instance on loopback (2 CPUs, no dashboard), started once for the distributed tests."""
+    connect(None, num_cpus=2)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, scifact_docs, scifact_judged):
+    """A 3-shard exact collection of 40 SciFact docs, written in-process, and its in-process answers."""
+    path = tmp_path_factory.mktemp("ray") / "sharded"
+    queries = [q for q, _ in scifact_judged.values()][:10]
+    with create_sharded(path, shards=N_SHARDS, profile="exact-f32") as local:
+        local.add(scifact_docs[:40])
+        expected = [[(h.id, h.score) for h in hits] for hits in local.search_many(queries, k=10)]
+        vectors = local.encoder.encode_queries(queries)
+    return path, queries, vectors, expected
+
+
+def _pairs(all_hits):
+    return [[(h.id, h.score) for h in hits] for hits in all_hits]
+
+
+def test_actors_give_the_in_process_answers_and_take_writes(ray_cluster, built, scifact_docs, tmp_path):
+    path, queries, vectors, expected = built
+    path = shutil.copytree(path, tmp_path / "copy")  # this test writes
+    with open_sharded(path, ray=True) as remote:
+        assert len(remote) == 40
+        assert _pairs(remote.search_many(queries, k=10)) == expected  # driver encodes the queries
+        assert _pairs(remote.search_many(queries, k=10, vectors=vectors)) == expected
+        info = remote.info()
+        assert info["documents"] == 40 and len(info["shards"]) == N_SHARDS
+        assert remote.check() == []
+        # writes go through the owning shard's actor and are seen by a later in-process open
+        assert remote.delete([scifact_docs[0].id]) == 1
+    with open_sharded(path) as local:
+        assert local.get(scifact_docs[0].id) is None and len(local) == 39
+
+
+def test_actor_killed_mid_search_is_restarted_and_the_search_retried(ray_cluster, built):
+    path, queries, vectors, expected = built
+    with open_sharded(path, ray=True) as remote:
+        victim = remote.shards[1].actor
+        out: list = []
+        # many searches in flight so the kill lands while shard 1 has calls queued or running
+        worker = threading.Thread(target=lambda: out.extend(
+            remote.search_many(queries, k=10, vectors=vectors) for _ in range(5)))
+        worker.start()
+        ray.kill(victim, no_restart=False)
+        worker.join()
+        assert len(out) == 5 and all(_pairs(o) == expected for o in out)
+        assert _pairs(remote.search_many(queries, k=10, vectors=vectors)) == expected  # the restarted actor serves
+
+
+def test_actor_that_stays_dead_fails_the_search_naming_the_shard(ray_cluster, built):
+    path, queries, vectors, _ = built
+    remote = open_sharded(path, ray=True)
+    ray.kill(remote.shards[2].actor, no_restart=True)
+    with pytest.raises(CollectionError, match=r"shard 2 \(.*shards/002\): its actor died"):
+        remote.search_many(queries, k=10, vectors=vectors)
+    for s in remote.shards[:2]:
+        ray.kill(s.actor, no_restart=True)
