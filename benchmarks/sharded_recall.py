@@ -20,22 +20,7 @@ from _common import DATA, read_jsonl  # noqa: E402
 
 from slimvec import Collection, Document  # noqa: E402
 from slimvec.distributed import create_sharded  # noqa: E402
-
-
-class Replayed:
-    """The real encoder, giving a text the vector it gave the first time (see tests/test_distributed_sharded.py)."""
-
-    def __init__(self, enc):
-        self._enc, self._seen = enc, {}
-
-    def __getattr__(self, name):
-        return getattr(self._enc, name)
-
-    def encode_documents(self, texts, progress=False):
-        missing = list(dict.fromkeys(t for t in texts if t not in self._seen))
-        if missing:
-            self._seen.update(zip(missing, self._enc.encode_documents(missing)))
-        return np.stack([self._seen[t] for t in texts])
+from slimvec.encoders.memo import MemoEncoder  # noqa: E402
 
 
 def main() -> None:
@@ -49,7 +34,7 @@ def main() -> None:
     queries = [q["text"] for q in read_jsonl(DATA / "scifact" / "queries.jsonl", a.queries)]
     with tempfile.TemporaryDirectory() as tmp:
         ref = Collection.create(Path(tmp) / "ref", profile="exact-f32")
-        ref._encoder = enc = Replayed(ref.encoder)
+        ref._encoder = enc = MemoEncoder(ref.encoder)
         ref.add(docs)
         qv = enc.encode_queries(queries)
         exact = ref.search_many(queries, k=10, vectors=qv, with_payload=False)

@@ -1,38 +1,17 @@
 """Sharded collections in-process: exact search equals one collection on real SciFact (ids, scores, ties),
 writes reach the owning shard, info/check aggregate, unsharded modes are refused."""
 
-import numpy as np
 import pytest
 
 from slimvec import Collection, Document
 from slimvec.distributed import ShardedCollection, create_sharded, shard_of
+from slimvec.encoders.memo import MemoEncoder
 from slimvec.errors import ConfigError, IngestError
 
 N_SHARDS = 3
 N_DOCS = 150
 
 
-class Replayed:
-    """The real MiniLM encoder, remembering the vector it gave each text and giving it again.
-
-    A transformer's output for a text depends in the last bits on the batch it is padded in, so a document
-    encoded in a 3-shard call and in a 1-collection call could get different float32 vectors. The
-    1-collection build encodes (in its own batches); the sharded build of the same documents replays those
-    vectors, so the test compares search, not batching.
-    """
-
-    def __init__(self, enc):
-        self._enc = enc
-        self._seen = {}
-
-    def __getattr__(self, name):
-        return getattr(self._enc, name)
-
-    def encode_documents(self, texts, progress=False):
-        missing = list(dict.fromkeys(t for t in texts if t not in self._seen))
-        if missing:
-            self._seen.update(zip(missing, self._enc.encode_documents(missing)))
-        return np.stack([self._seen[t] for t in texts])
 
 
 def _with_ties(docs: list[Document]) -> list[Document]:
@@ -53,7 +32,7 @@ def pair(tmp_path_factory, scifact_docs):
     docs = _with_ties(scifact_docs[:N_DOCS])
     root = tmp_path_factory.mktemp("sharded")
     one = Collection.create(root / "one", profile="exact-f32")
-    one._encoder = enc = Replayed(one.encoder)
+    one._encoder = enc = MemoEncoder(one.encoder)
     sharded = create_sharded(root / "sharded", shards=N_SHARDS, profile="exact-f32", encoder=enc)
     for part in (docs[:60], docs[60:]):  # two calls: rows and ordinals advance across calls
         one.add(part)
@@ -122,7 +101,7 @@ def test_info_sums_the_shards_and_check_is_clean(pair):
 def test_writes_reach_the_owning_shard_only(tmp_path, scifact_docs, scifact_judged):
     docs = scifact_docs[:30]
     one = Collection.create(tmp_path / "one", profile="exact-f32")
-    one._encoder = enc = Replayed(one.encoder)
+    one._encoder = enc = MemoEncoder(one.encoder)
     sharded = create_sharded(tmp_path / "sh", shards=N_SHARDS, profile="exact-f32", encoder=enc)
     one.add(docs)
     sharded.add(docs)
@@ -172,7 +151,7 @@ def test_fused_mode_fuses_the_global_rankings_once(tmp_path, scifact_docs, scifa
     including the snippet (the dense part's best chunk)."""
     docs = scifact_docs[:40]
     one = Collection.create(tmp_path / "one", profile="hybrid-sparse")
-    one._encoder = enc = Replayed(one.encoder)
+    one._encoder = enc = MemoEncoder(one.encoder)
     sharded = create_sharded(tmp_path / "sh", shards=N_SHARDS, profile="hybrid-sparse", encoder=enc)
     one.add(docs)
     sharded.add(docs)
