@@ -26,14 +26,20 @@ def _with_ties(docs: list[Document]) -> list[Document]:
     return docs + [Document(copy_id, orig.text, orig.title, orig.metadata)]
 
 
+def _twins(root, profile: str):
+    """(one collection, sharded collection) with the same profile and one memoised encoder, so both store the
+    same vector for a text whatever batch it comes in."""
+    one = Collection.create(root / "one", profile=profile)
+    one._encoder = enc = MemoEncoder(one.encoder)
+    return one, create_sharded(root / "sh", shards=N_SHARDS, profile=profile, encoder=enc)
+
+
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory, scifact_docs):
     """(one collection, sharded collection) built by the same calls from the same SciFact documents."""
     docs = _with_ties(scifact_docs[:N_DOCS])
     root = tmp_path_factory.mktemp("sharded")
-    one = Collection.create(root / "one", profile="exact-f32")
-    one._encoder = enc = MemoEncoder(one.encoder)
-    sharded = create_sharded(root / "sharded", shards=N_SHARDS, profile="exact-f32", encoder=enc)
+    one, sharded = _twins(root, "exact-f32")
     for part in (docs[:60], docs[60:]):  # two calls: rows and ordinals advance across calls
         one.add(part)
         sharded.add(part)
@@ -100,9 +106,7 @@ def test_info_sums_the_shards_and_check_is_clean(pair):
 
 def test_writes_reach_the_owning_shard_only(tmp_path, scifact_docs, scifact_judged):
     docs = scifact_docs[:30]
-    one = Collection.create(tmp_path / "one", profile="exact-f32")
-    one._encoder = enc = MemoEncoder(one.encoder)
-    sharded = create_sharded(tmp_path / "sh", shards=N_SHARDS, profile="exact-f32", encoder=enc)
+    one, sharded = _twins(tmp_path, "exact-f32")
     one.add(docs)
     sharded.add(docs)
     cores = [s.core.col for s in sharded.shards]
@@ -150,9 +154,7 @@ def test_fused_mode_fuses_the_global_rankings_once(tmp_path, scifact_docs, scifa
     """hybrid-sparse with rrf: each part's per-shard lists merged, then one fusion: the one-collection answers,
     including the snippet (the dense part's best chunk)."""
     docs = scifact_docs[:40]
-    one = Collection.create(tmp_path / "one", profile="hybrid-sparse")
-    one._encoder = enc = MemoEncoder(one.encoder)
-    sharded = create_sharded(tmp_path / "sh", shards=N_SHARDS, profile="hybrid-sparse", encoder=enc)
+    one, sharded = _twins(tmp_path, "hybrid-sparse")
     one.add(docs)
     sharded.add(docs)
     queries = [q for q, _ in scifact_judged.values()][:10]
