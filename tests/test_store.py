@@ -129,3 +129,36 @@ def test_documents_and_their_chunks_read_back_through_the_store(tmp_path):
         assert c.store.chunks_of("nope") == []
         c.delete(["long"])
         assert c.store.chunks_of("long") == [] and [d["id"] for d in c.store.iter_documents()] == ["d1", "d2"]
+
+
+def test_dead_rows_count_deletes_and_replacements_and_other_processes_see_them(tmp_path):
+    enc = FakeEncoder()
+    with Collection.create(tmp_path / "c", encoder=enc, chunk_tokens=8, chunk_overlap=0) as a, \
+            Collection.open(tmp_path / "c", encoder=enc) as b:
+        a.add([Document("one", "alpha beta " * 6), Document("two", "gamma delta"), Document("three", "eps zeta")])
+        assert a.store.dead_rows == 0
+        assert [h.id for h in b.search("gamma delta", k=3)][0] == "two"  # b knows every row now
+        chunks_of_one = len(a.store.chunks_of("one"))
+        assert chunks_of_one > 1
+        a.delete(["one"])
+        a.upsert([Document("two", "iota kappa")])  # the old version's chunk row dies
+        assert a.store.dead_rows == chunks_of_one + 1
+        # b saw none of it happen: its row map must drop exactly those rows on its next search
+        assert {h.id for h in b.search("alpha beta gamma delta iota kappa eps", k=5)} == {"two", "three"}
+        assert int(np.count_nonzero(b._rows.alive)) == 2
+
+
+def test_a_collection_made_before_the_dead_counter_gets_it_on_open(tmp_path):
+    import sqlite3
+
+    with Collection.create(tmp_path / "c", encoder=FakeEncoder()) as col:
+        col.add([Document(f"d{i}", f"word{i} other") for i in range(5)])
+        col.delete(["d1", "d3"])
+    db = sqlite3.connect(tmp_path / "c" / "slimvec.db")
+    db.execute("DELETE FROM state WHERE key = 'dead'")  # as a collection written by an older slimvec
+    db.commit()
+    db.close()
+    with Collection.open(tmp_path / "c", encoder=FakeEncoder()) as col:
+        assert col.store.dead_rows == 2
+        col.delete(["d0"])
+        assert col.store.dead_rows == 3 and len(col) == 2

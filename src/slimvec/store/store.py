@@ -121,7 +121,7 @@ class Store:
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "created": time.time(), **manifest}
         store = cls(path, manifest)
         store.db.executescript(_SCHEMA)
-        store.db.execute("INSERT OR IGNORE INTO state VALUES ('rows', 0), ('generation', 0)")
+        store.db.execute("INSERT OR IGNORE INTO state VALUES ('rows', 0), ('generation', 0), ('dead', 0)")
         (path / VECTORS).touch()
         # The manifest goes last: a directory without one is not a collection, so a crash here leaves nothing half-made.
         write_json_atomic(path / MANIFEST, manifest)
@@ -149,6 +149,7 @@ class Store:
                 raise CollectionError(f"{mpath}: manifest lacks {key!r}")
         store = cls(path, manifest)
         store._add_missing_columns()
+        store._add_dead_count()
         return store
 
     def _chunk_columns(self) -> set[str]:
@@ -174,6 +175,19 @@ class Store:
                 raise
             self.has_sections = False
 
+    def _add_dead_count(self) -> None:
+        """Start the `dead` counter (chunk rows deleted or replaced) in a collection made before it: committed
+        rows minus stored chunks, counted once under the write lock. Read-only: stays without one."""
+        if self.db.execute("SELECT 1 FROM state WHERE key = 'dead'").fetchone():
+            return
+        try:
+            with self._transaction() as cur:
+                cur.execute("INSERT OR IGNORE INTO state SELECT 'dead', (SELECT value FROM state WHERE key = 'rows') "
+                            "- (SELECT count(*) FROM chunks)")
+        except sqlite3.OperationalError as e:
+            if "readonly" not in str(e).replace(" ", "").lower():
+                raise
+
     def close(self) -> None:
         """Close the database connection."""
         self.db.close()
@@ -194,6 +208,13 @@ class Store:
     @property
     def generation(self) -> int:
         return self._state("generation")
+
+    @property
+    def dead_rows(self) -> int | None:
+        """Committed chunk rows whose document was deleted or replaced (monotonic: rows are never reused);
+        None for a read-only collection made before the counter."""
+        row = self.db.execute("SELECT value FROM state WHERE key = 'dead'").fetchone()
+        return None if row is None else int(row[0])
 
     # ---- writing ---------------------------------------------------------------------------
     @contextmanager
@@ -270,12 +291,14 @@ class Store:
 
     @staticmethod
     def _delete_ids(cur: sqlite3.Cursor, ids: list[str]) -> int:
-        n = 0
+        n = dead = 0
         for s in range(0, len(ids), 500):
             part = ids[s : s + 500]
             marks = ",".join("?" * len(part))
-            cur.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks})", part)
+            dead += cur.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks})", part).rowcount
             n += cur.execute(f"DELETE FROM documents WHERE id IN ({marks})", part).rowcount
+        if dead:
+            cur.execute("UPDATE state SET value = value + ? WHERE key = 'dead'", (dead,))
         return n
 
     # ---- reading ---------------------------------------------------------------------------
