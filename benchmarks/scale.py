@@ -34,7 +34,7 @@ from _common import DATA, read_jsonl  # noqa: E402
 from slimvec.chunking import chunk_text  # noqa: E402
 from slimvec.codecs import make_codec  # noqa: E402
 from slimvec.index.base import top_k  # noqa: E402
-from slimvec.index.compressed import CodecIndex, staged_search  # noqa: E402
+from slimvec.index.compressed import BinaryIVFIndex, CodecIndex, staged_search  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 K = 10
@@ -304,8 +304,19 @@ def slimvec_ivf_profile(
         return staged_search(q, K, prof.oversample, index, rows)[1]
 
     found, qps, p50 = timed(search, queries, single)
+    described = retriever.describe()
+    cal = described.get("calibration")
+    chosen = f"nprobe={described.get('nprobe', prof.nprobe)}" + (
+        f" calibrated (probe R@10 {cal['recall']:.3f} >= target {cal['target_recall']})" if cal else "")
+    # The same index at fixed nprobe values, so the calibrated choice sits beside what a fixed profile gave.
+    fixed = []
+    if isinstance(index, BinaryIVFIndex):
+        for p in (16, 32, 64):
+            index.nprobe = p
+            fixed.append(f"{p}: {recall_at_k(truth, staged_search(queries, K, prof.oversample, index, rows)[1]):.3f}")
+        index.nprobe = retriever.nprobe
     note = f"profile as built: {type(index).__name__} nlist={getattr(index, 'nlist', '-')} " \
-           f"nprobe={prof.nprobe} oversample={prof.oversample}"
+           f"{chosen} oversample={prof.oversample}" + (f"; held-out R@10 at nprobe {', '.join(fixed)}" if fixed else "")
     return Result(name, recall_at_k(truth, found), qps, p50, retriever.ram_bytes(), build, note, rss)
 
 

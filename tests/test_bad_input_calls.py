@@ -189,15 +189,15 @@ def test_the_one_id_rule_holds_for_api_and_http_writes(col, bad_id):
 
 
 def test_check_finds_ram_codes_that_disagree_with_the_stored_vectors(tmp_path):
-    # Codes are derived data loaded from index/codes/codes.npy: damage two rows' codes on disk, as a bad disk
-    # or an old bug would, and check() must name them while the store itself is healthy.
+    # Codes are derived data loaded from index/codes/codes.bin (raw int8 rows): damage two rows' codes on disk,
+    # as a bad disk or an old bug would, and check() must name them while the store itself is healthy.
     path = tmp_path / "c"
     with Collection.create(path, profile="int8", encoder=NaNForPoison(dim=32)) as col:
         col.add(_docs(300))
         assert col.check() == []
-    codes_file = path / "index" / "codes" / "codes.npy"
-    codes = np.load(codes_file)
+    codes_file = path / "index" / "codes" / "codes.bin"
+    codes = np.fromfile(codes_file, dtype=np.int8).reshape(300, -1)
     codes[[7, 42]] = codes[[7, 42]] + 1  # int8 codes wrap, so every byte changes
-    np.save(codes_file, codes)
+    codes.tofile(codes_file)
     with Collection.open(path, encoder=NaNForPoison(dim=32)) as col:
         assert col.check() == ["dense index: 2 rows' codes disagree with their stored vectors"]

@@ -159,3 +159,70 @@ def test_automatic_ivf_starts_large_enough_and_retrains_as_the_collection_grows(
         col.add([Document(f"c{i}", f"eps{i % 17} zeta{i % 3}") for i in range(400)])
         grown = col.info()["indexes"]["dense"]
         assert grown["rows"] == 520 and grown["nlist"] == 1 << int(round(np.log2(4 * np.sqrt(520))))
+
+
+
+def _clustered(n, dim, seed, centres=400):
+    """Unit rows around `centres` random directions; the noise makes neighbouring lists overlap. The centres
+    depend only on `centres` and the dimension, so two calls with other seeds draw from one distribution."""
+    c = np.random.default_rng(centres).standard_normal((centres, dim)).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    x = c[rng.integers(0, centres, n)] + 0.9 * rng.standard_normal((n, dim)).astype(np.float32)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _vector_collection(path, rows, **profile):
+    """A 32-list binary-ivf-rescore collection holding `rows` as given (one chunk per document)."""
+    from fakes import FakeEncoder
+
+    from slimvec import Document
+    from slimvec.documents import Chunk
+
+    prof = BUILTIN["binary-ivf-rescore"].model_copy(update={"nlist": 32, **profile})
+    col = Collection.create(path, profile=prof, encoder=FakeEncoder(dim=rows.shape[1]))
+    docs = [Document(f"d{i}", f"row {i}") for i in range(len(rows))]
+    col.add_encoded(docs, [Chunk(f"d{i}", 0, 0, len(f"row {i}"), f"row {i}") for i in range(len(rows))], rows)
+    return col
+
+
+def _recall_at_10(col, rows, queries):
+    """Mean Recall@10 of the collection's dense stage against brute force over `rows` (computed here)."""
+    from slimvec.retrievers.base import Query
+
+    retriever, everyone, total = col._retrievers["dense"], np.ones(len(rows), bool), 0
+    for q in queries:
+        exact = np.argsort(-(rows @ q), kind="stable")[:10].tolist()
+        found = retriever.search(Query("", None, q), 10, everyone)[1].tolist()
+        total += len(set(exact) & set(found))
+    return total / (10 * len(queries))
+
+
+def test_calibrated_nprobe_reaches_its_target_and_is_the_smallest_that_does(tmp_path):
+    from slimvec.index.nprobe import probe_queries
+
+    rows, unseen = _clustered(4000, 64, seed=1), _clustered(200, 64, seed=99)
+    probes = probe_queries(rows, len(rows))
+    with _vector_collection(tmp_path / "c", rows, target_recall=0.9, oversample=10) as col:
+        described = col.info()["indexes"]["dense"]
+        cal = described["calibration"]
+        assert described["kind"] == "ivf" and described["nlist"] == 32
+        assert cal["nprobe"] == described["nprobe"] and cal["target_recall"] == 0.9 and cal["rows"] == 4000
+        assert 1 < cal["nprobe"] < 32  # overlapping lists, but not so overlapping that all must be probed
+        assert _recall_at_10(col, rows, probes) >= 0.9
+        assert _recall_at_10(col, rows, unseen) >= 0.9  # queries not stored, from the rows' distribution
+        col._retrievers["dense"].ivf = (32, cal["nprobe"] - 1)  # one list fewer misses the target
+        assert _recall_at_10(col, rows, probes) < 0.9
+    with Collection.open(tmp_path / "c") as col:  # stored with the index, not recomputed
+        assert col.info()["indexes"]["dense"]["calibration"] == cal
+
+
+def test_a_higher_target_probes_more_lists_and_a_fixed_nprobe_is_kept(tmp_path):
+    rows = _clustered(4000, 64, seed=2)
+    with _vector_collection(tmp_path / "low", rows, target_recall=0.5, oversample=10) as col:
+        low = col.info()["indexes"]["dense"]["nprobe"]
+    with _vector_collection(tmp_path / "high", rows, target_recall=0.97, oversample=10) as col:
+        high = col.info()["indexes"]["dense"]["nprobe"]
+    assert low < high
+    with _vector_collection(tmp_path / "fixed", rows, nprobe=3) as col:
+        described = col.info()["indexes"]["dense"]
+        assert described["nprobe"] == 3 and "calibration" not in described

@@ -237,21 +237,31 @@ class Collection:
             with progress_bar("indexing documents", len(docs), enabled=progress) as advance:
                 return self._write_call(list(docs), replace, advance, offset=0, committed=0)
         total, seen, offset = 0, {}, 0
-        with progress_bar("indexing documents", 0, enabled=progress) as advance:
-            for batch in _batches(docs, _BATCH_DOCS):
-                if not replace:  # a repeat across batches is the same fault as within one
-                    for i, d in enumerate(batch, start=offset):
-                        first = seen.setdefault(getattr(d, "id", None), i)
-                        if first != i:
-                            raise IngestError(f"id {d.id!r} appears twice in this call (positions {first} and {i}); "
-                                              f"{total} documents (positions 0-{offset - 1}) were committed before "
-                                              f"the batch that holds position {i}, nothing after")
-                total += self._write_call(batch, replace, advance, offset, total)
-                offset += len(batch)
+        try:
+            with progress_bar("indexing documents", 0, enabled=progress) as advance:
+                for batch in _batches(docs, _BATCH_DOCS):
+                    if not replace:  # a repeat across batches is the same fault as within one
+                        for i, d in enumerate(batch, start=offset):
+                            first = seen.setdefault(getattr(d, "id", None), i)
+                            if first != i:
+                                raise IngestError(f"id {d.id!r} appears twice in this call (positions {first} and "
+                                                  f"{i}); {total} documents (positions 0-{offset - 1}) were committed "
+                                                  f"before the batch that holds position {i}, nothing after")
+                    total += self._write_call(batch, replace, advance, offset, total, save=False)
+                    offset += len(batch)
+        finally:
+            # A bulk load saves the derived index files once (they are derived: a reader opened meanwhile, or
+            # this process after a crash, catches up from the committed rows).
+            if total:
+                with self._lock, self.store.writer():
+                    self._sync()
+                    self._save_index()
         return total
 
-    def _write_call(self, docs: list[Document], replace: bool, advance: Any, offset: int, committed: int) -> int:
-        """Check, encode and commit `docs` as one transaction (positions in errors count from `offset`)."""
+    def _write_call(self, docs: list[Document], replace: bool, advance: Any, offset: int, committed: int,
+                    save: bool = True) -> int:
+        """Check, encode and commit `docs` as one transaction (positions in errors count from `offset`); with
+        `save`, the derived index files are saved after the commit."""
         try:
             docs = _validated(docs, replace, offset)
             if not docs:
@@ -283,7 +293,8 @@ class Collection:
                                   int(self.manifest["token_dim"]))
                 self.store.commit(docs, flat, vectors, replace=replace)
                 self._sync()
-                self._save_index()
+                if save:
+                    self._save_index()
         except IngestError as e:
             if committed:
                 raise IngestError(f"{e} ({committed} documents of this call were committed before)") from None

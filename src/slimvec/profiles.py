@@ -42,7 +42,9 @@ class Profile(BaseModel):
     # used once a collection is large enough to train them (below that, an exact Hamming scan).
     index: Literal["exact", "hnsw", "ivf"] = "exact"
     nlist: int | None = Field(default=None, ge=1, le=1 << 16)  # ivf lists; None: ~4 sqrt(rows), retrained as it grows
-    nprobe: int = Field(default=16, ge=1, le=1 << 16)  # ivf lists scanned per query
+    # ivf lists scanned per query; None: the smallest reaching target_recall on the collection's own rows
+    nprobe: int | None = Field(default=None, ge=1, le=1 << 16)
+    target_recall: float = Field(default=0.95, gt=0.0, le=1.0)  # Recall@10 a calibrated nprobe must reach
     codec: str = "float32"  # RAM-resident codes for dense candidates, e.g. "binary", "pca:192 > float8"
     rescore: bool = False  # re-rank candidates with float32 vectors read from disk
     oversample: int = Field(default=10, ge=1, le=1000)  # candidates = k * oversample when rescoring
@@ -184,7 +186,7 @@ BINARY = _p("binary", "1-bit sign codes in RAM, Hamming scan, no rescoring: 32x 
 BINARY_RESCORE = _p("binary-rescore", "1-bit codes in RAM for candidates, rescored with float32 read from disk",
     codec="binary", rescore=True, oversample=10)
 BINARY_IVF_RESCORE = _p("binary-ivf-rescore", "1-bit codes in inverted lists (from 100k rows; exact scan below), rescored with "
-    "float32 from disk: the large-collection profile", codec="binary", index="ivf", nprobe=32, rescore=True,
+    "float32 from disk: the large-collection profile", codec="binary", index="ivf", rescore=True,
     oversample=40)
 INT8_RESCORE = _p("int8-rescore", "int8 candidates rescored with float32 from disk", codec="int8", rescore=True, oversample=4)
 PQ_RESCORE = _p("pq-rescore", "product-quantized (48 bytes) candidates rescored with float32 from disk",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -16,10 +17,13 @@ from slimvec.codecs.base import save as save_codec
 from slimvec.codecs.binary import ResidualBinaryCodec
 from slimvec.codecs.chain import Chain
 from slimvec.codecs.pq import PQCodec
+from slimvec.index import rowfiles
 from slimvec.index.base import VectorIndex, top_k
 from slimvec.scoring import inner_products
 from slimvec.scoring import order as order_by_tie_rule
 
+# Rows of (code, list) an IVF index keeps for its next save; beyond, a save reads them back out of the lists.
+_PENDING_ROWS = 1 << 16
 # Rows scored per step of an asymmetric scan: bounds the (queries x rows) score block.
 _SCAN_CELLS = 16 << 20
 # Up to this many queries, faiss's per-query SIMD scan of float16/int8 codes beats converting every code for a
@@ -124,6 +128,7 @@ class CodecIndex:
             self._store = _FaissStore(codec.faiss_index(dim), width, probe.dtype)
         else:
             self._store = _ArrayStore(probe.shape[1], probe.dtype)
+        self.fit = rowfiles.new_fit()  # names this codec's codes on disk (index.rowfiles)
 
     @property
     def rows(self) -> int:
@@ -207,25 +212,24 @@ class CodecIndex:
         return self._store.nbytes() + state_nbytes(self.codec.state())
 
     def save(self, directory: Path) -> None:
-        """codec/ (params.json + arrays), codes.npy, then index.json last as the commit point."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        save_codec(self.codec, directory / "codec")
-        tmp = directory / "codes.npy.tmp"
-        with open(tmp, "wb") as f:
-            np.save(f, self.codes)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, directory / "codes.npy")
-        write_json_atomic(directory / "index.json", {"dim": self.dim, "rows": self.rows, "hamming": self.hamming})
+        """codec/ and the codes as an append-only row file (`index.rowfiles`): a commit writes only new rows."""
+        rowfiles.save(directory, self.fit, self.rows, lambda start: {"codes": self.codes[start:]},
+                      {"kind": "codes", "dim": self.dim, "hamming": self.hamming},
+                      lambda folder: save_codec(self.codec, folder / "codec"))
 
     @classmethod
     def load(cls, directory: Path) -> CodecIndex:
-        """The index saved under `directory`."""
+        """The index saved under `directory` (also the single `codes.npy` of collections saved before row files)."""
         directory = Path(directory)
-        meta = json.loads((directory / "index.json").read_text())
+        if rowfiles.read_meta(directory) is None:  # saved before row files: rewritten whole at the next save
+            meta = json.loads((directory / "index.json").read_text())
+            self = cls(load_codec(directory / "codec"), meta["dim"], meta["hamming"])
+            self.add_codes(np.load(directory / "codes.npy")[: meta["rows"]])
+            return self
+        meta, arrays = rowfiles.load(directory)
         self = cls(load_codec(directory / "codec"), meta["dim"], meta["hamming"])
-        self.add_codes(np.load(directory / "codes.npy")[: meta["rows"]])
+        self.add_codes(arrays["codes"])
+        self.fit = meta["fit"]
         return self
 
 
@@ -260,6 +264,10 @@ class BinaryIVFIndex:
             raise ValueError("BinaryIVFIndex needs a dimension divisible by 8")
         self.codec, self.dim, self.nlist, self.nprobe = codec, dim, nlist, nprobe
         self.index = None
+        self.calibration: dict[str, Any] | None = None  # index.nprobe.NprobeChoice.to_dict() when calibrated
+        self.fit = rowfiles.new_fit()  # names these centroids' lists on disk (index.rowfiles)
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []  # (codes, lists) added since the last save
+        self._pending_from: int | None = 0  # the row where _pending starts; None: dropped after a bulk add
 
     def train(self, sample: np.ndarray) -> None:
         """Spherical k-means centroids from `sample`; builds the empty faiss index."""
@@ -296,8 +304,16 @@ class BinaryIVFIndex:
         # Assigned in blocks: a (rows x nlist) score matrix for a 65k-row batch is ~1 GB at 4096 lists.
         lists = np.concatenate(
             [(x[sl] @ self.centroids.T).argmax(axis=1) for sl in row_blocks(len(x), 4 * self.nlist)]
-        )
-        ids = np.arange(self.rows, self.rows + len(x), dtype=np.int64)
+        ).astype(np.int32)
+        if self._pending_from is not None:
+            self._pending.append((codes, lists))  # what the next save appends
+            if sum(len(c) for c, _ in self._pending) > _PENDING_ROWS:  # a bulk add: read back from the lists
+                self._pending, self._pending_from = [], None
+        self._add_assigned(codes, lists)
+
+    def _add_assigned(self, codes: np.ndarray, lists: np.ndarray) -> None:
+        """Append rows (ids self.rows...) whose codes and lists are known."""
+        ids = np.arange(self.rows, self.rows + len(codes), dtype=np.int64)
         order = np.argsort(lists, kind="stable")
         bounds = np.searchsorted(lists[order], np.arange(self.nlist + 1))
         invlists = self.index.invlists
@@ -305,7 +321,27 @@ class BinaryIVFIndex:
             sel = order[bounds[lst] : bounds[lst + 1]]
             sub_ids, sub_codes = np.ascontiguousarray(ids[sel]), np.ascontiguousarray(codes[sel])
             invlists.add_entries(int(lst), len(sel), faiss.swig_ptr(sub_ids), faiss.swig_ptr(sub_codes))
-        self.index.ntotal += len(x)
+        self.index.ntotal += len(codes)
+
+    def _rows_from(self, start: int) -> dict[str, np.ndarray]:
+        """Codes and list numbers of rows start..rows-1, in row order: from the rows added since the last save
+        when they cover `start`, else read back out of the inverted lists (a full rewrite)."""
+        width = self.index.code_size
+        if self._pending_from is not None and start >= self._pending_from:
+            codes = [c for c, _ in self._pending] or [np.zeros((0, width), np.uint8)]
+            lists = [ls for _, ls in self._pending] or [np.zeros(0, np.int32)]
+            skip = start - self._pending_from
+            return {"codes": np.concatenate(codes)[skip:], "lists": np.concatenate(lists)[skip:]}
+        invlists, n = self.index.invlists, self.rows - start
+        codes, lists = np.zeros((n, width), np.uint8), np.zeros(n, np.int32)
+        for lst in range(self.nlist):
+            if size := invlists.list_size(lst):
+                ids = faiss.rev_swig_ptr(invlists.get_ids(lst), size)
+                keep = np.flatnonzero(ids >= start)
+                if len(keep):
+                    block = faiss.rev_swig_ptr(invlists.get_codes(lst), size * width).reshape(size, width)
+                    codes[ids[keep] - start], lists[ids[keep] - start] = block[keep], lst
+        return {"codes": codes, "lists": lists}
 
     def compact(self) -> None:
         """Rebuild the inverted lists at their exact sizes: after many adds each list's buffers carry up to
@@ -339,22 +375,32 @@ class BinaryIVFIndex:
         return self.rows * per_row + self.centroids.nbytes + tables + state_nbytes(self.codec.state())
 
     def save(self, directory: Path) -> None:
-        """codec/, then the faiss index file, renamed into place."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        save_codec(self.codec, directory / "codec")
-        faiss.write_index(self.index, str(directory / "ivf.faiss.tmp"))
-        os.replace(directory / "ivf.faiss.tmp", directory / "ivf.faiss")
-        write_json_atomic(directory / "ivf.json", {"dim": self.dim, "nlist": self.nlist, "nprobe": self.nprobe})
+        """codec/, centroids.npy, and each row's code and list number as append-only row files
+        (`index.rowfiles`): a commit writes only its new rows; the lists are rebuilt from them on load."""
+        def write_fit(folder: Path) -> None:
+            save_codec(self.codec, folder / "codec")
+            np.save(folder / "centroids.npy", self.centroids)
+
+        rowfiles.save(directory, self.fit, self.rows, self._rows_from,
+                      {"kind": "ivf", "dim": self.dim, "nlist": self.nlist, "nprobe": self.nprobe,
+                       "calibration": self.calibration}, write_fit)
+        self._pending, self._pending_from = [], self.rows
 
     @classmethod
     def load(cls, directory: Path) -> BinaryIVFIndex:
-        """The index saved under `directory`."""
+        """The index saved under `directory` (also the faiss file of collections saved before row files)."""
         directory = Path(directory)
-        meta = json.loads((directory / "ivf.json").read_text())
+        if rowfiles.read_meta(directory) is None:  # saved before row files: rewritten whole at the next save
+            meta = json.loads((directory / "ivf.json").read_text())
+            self = cls(load_codec(directory / "codec"), meta["dim"], meta["nlist"], meta["nprobe"])
+            self.index = faiss.read_index(str(directory / "ivf.faiss"))
+            self.centroids = self.index.quantizer.reconstruct_n(0, self.nlist)
+            return self
+        meta, arrays = rowfiles.load(directory)
         self = cls(load_codec(directory / "codec"), meta["dim"], meta["nlist"], meta["nprobe"])
-        self.index = faiss.read_index(str(directory / "ivf.faiss"))
-        self.centroids = self.index.quantizer.reconstruct_n(0, self.nlist)
+        self._build(np.load(directory / "centroids.npy"))
+        self._add_assigned(arrays["codes"], arrays["lists"])
+        self.fit, self.calibration, self._pending_from = meta["fit"], meta.get("calibration"), self.rows
         return self
 
 

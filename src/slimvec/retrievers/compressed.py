@@ -19,7 +19,9 @@ class CompressedDenseRetriever:
     row from the float32 file, whenever the collection has doubled since the last fit, until the sample is
     full: a collection built in small batches is not stuck with a codec trained on its first batch.
     With `ivf` set (binary codes only), the codes go into inverted lists once there are enough rows to train
-    them, retrained whenever the collection has grown 4x, so the list count keeps up with ~4 sqrt(rows).
+    them, retrained whenever the collection has grown 4x, so the list count keeps up with ~4 sqrt(rows). Unless
+    the profile fixes nprobe, it is calibrated on the collection's own rows (`index.nprobe`) to the profile's
+    target Recall@10 whenever the lists are built and whenever the rows have doubled since.
     Rescoring reads only the candidate rows of the on-disk float32 file (a memmap), which is what makes the
     bi-granular design cheap in RAM.
     """
@@ -27,9 +29,12 @@ class CompressedDenseRetriever:
     name = "dense"
 
     def __init__(self, spec: str, rescore: bool, oversample: int, dim: int, index: Any = None,
-                 fitted_rows: int = 0, ivf: tuple[int | None, int] | None = None) -> None:
+                 fitted_rows: int = 0, ivf: tuple[int | None, int | None] | None = None,
+                 target_recall: float = 0.95) -> None:
         self.spec, self.rescore, self.oversample, self.dim = spec, rescore, oversample, dim
-        self.ivf = ivf  # (nlist or None for automatic, nprobe), or None for an exact scan of the codes
+        # (nlist or None for automatic, nprobe or None for calibrated), or None for an exact scan of the codes
+        self.ivf = ivf
+        self.target_recall = target_recall
         self.index = index  # CodecIndex or BinaryIVFIndex once fitted
         self.fitted_rows = fitted_rows if index is not None else 0
         self._full: np.ndarray | None = None
@@ -73,6 +78,30 @@ class CompressedDenseRetriever:
             start = self.index.rows
             self._add(vectors, start, rows)
             self._compact_if_grown(rows - start)
+        if self._needs_calibration(rows):
+            self._calibrate(vectors)
+
+    def _needs_calibration(self, rows: int) -> bool:
+        from slimvec.index.compressed import BinaryIVFIndex
+
+        if not isinstance(self.index, BinaryIVFIndex) or self.ivf is None or self.ivf[1] is not None:
+            return False
+        done = self.index.calibration
+        return done is None or done["target_recall"] != self.target_recall or rows >= 2 * done["rows"]
+
+    def _calibrate(self, vectors: np.ndarray) -> None:
+        from slimvec.index.nprobe import calibrate_nprobe
+
+        choice = calibrate_nprobe(self.index, vectors, self.target_recall, self.oversample if self.rescore else None)
+        self.index.nprobe, self.index.calibration = choice.nprobe, choice.to_dict()
+
+    @property
+    def nprobe(self) -> int:
+        """Lists probed per unfiltered query: the profile's nprobe, else the calibrated one (16 before any)."""
+        if self.ivf is not None and self.ivf[1] is not None:
+            return self.ivf[1]
+        calibrated = getattr(self.index, "calibration", None)
+        return int(calibrated["nprobe"]) if calibrated else _DEFAULT_NPROBE
 
     def _build(self, vectors: np.ndarray, rows: int) -> Any:
         """A fitted index holding every row, or None while there are too few rows to fit the codec."""
@@ -88,7 +117,7 @@ class CompressedDenseRetriever:
             return None  # too few rows to train this codec (e.g. PQ needs 256): search stays exact until there are
         lists = self.ivf_lists(rows)
         if lists:
-            index: Any = BinaryIVFIndex(codec, self.dim, lists, self.ivf[1])
+            index: Any = BinaryIVFIndex(codec, self.dim, lists, self.ivf[1] or _DEFAULT_NPROBE)
             step = max(1, rows // (_IVF_SAMPLE_PER_LIST * lists))
             index.train(np.asarray(vectors[::step], dtype=np.float32))
         else:
@@ -123,7 +152,7 @@ class CompressedDenseRetriever:
             n = self.index.rows
             kept = int(np.count_nonzero(allowed[:n]))
             # Under a filter, probe proportionally more lists so about as many allowed rows are scanned.
-            self.index.nprobe = min(self.index.nlist, -(-self.ivf[1] * n // max(kept, 1)))
+            self.index.nprobe = min(self.index.nlist, -(-self.nprobe * n // max(kept, 1)))
             mask = None if kept == n else allowed
         if self.rescore:
             assert self._full is not None
@@ -163,7 +192,9 @@ class CompressedDenseRetriever:
     def describe(self) -> dict[str, Any]:
         """What the codes are searched with: {"kind": "exact" (too few rows to fit the codec yet) | "codes" (a
         scan of every code) | "ivf" (inverted lists), "codec", "rows", "fitted_rows" (rows the codec was fitted
-        on), "rescore", "oversample"}, plus "nlist" and "nprobe" (configured, before filter scaling) for "ivf"."""
+        on), "rescore", "oversample"}, plus "nlist" and "nprobe" (before filter scaling) for "ivf", and
+        "calibration" ({"nprobe", "recall" (mean Recall@10 on stored rows as queries), "target_recall", "queries",
+        "rows"}) when nprobe was calibrated rather than fixed by the profile."""
         from slimvec.index.compressed import BinaryIVFIndex
 
         kind = "exact" if self.index is None else "ivf" if isinstance(self.index, BinaryIVFIndex) else "codes"
@@ -171,7 +202,9 @@ class CompressedDenseRetriever:
                                "fitted_rows": int(self.fitted_rows), "rescore": self.rescore,
                                "oversample": self.oversample}
         if kind == "ivf":
-            out["nlist"], out["nprobe"] = int(self.index.nlist), int(self.ivf[1])
+            out["nlist"], out["nprobe"] = int(self.index.nlist), int(self.nprobe)
+            if self.ivf[1] is None and self.index.calibration:
+                out["calibration"] = dict(self.index.calibration)
         return out
 
     def ram_bytes(self) -> int:
@@ -192,6 +225,7 @@ class CompressedDenseRetriever:
 
 
 _FIT_ROWS = 50_000
+_DEFAULT_NPROBE = 16  # an uncalibrated ivf index (saved before calibration existed)
 _IVF_MIN_ROWS = 100_000  # below this, an exact Hamming scan of the codes takes about a millisecond
 _IVF_TRAIN_PER_LIST = 39  # faiss's minimum k-means points per centroid
 _IVF_SAMPLE_PER_LIST = 40  # k-means sample size per list

@@ -79,9 +79,11 @@ def build(store: Store, encoder: Callable[[], Encoder]) -> Retriever:
                 saved, fitted = loader.load(codes), int(fit["fitted_rows"])
             except Exception:  # noqa: BLE001 - derived data: a damaged file is rebuilt from the vectors
                 saved, fitted = None, 0
-        ivf = (prof.get("nlist"), int(prof.get("nprobe", 16))) if prof.get("index") == "ivf" else None
+        # nprobe None: calibrated on the collection's rows (profiles saved before that field stored a number)
+        ivf = (prof.get("nlist"), prof.get("nprobe")) if prof.get("index") == "ivf" else None
         return CompressedDenseRetriever(prof["codec"], bool(prof.get("rescore")), int(prof.get("oversample", 10)),
-                                        int(store.manifest["dim"]), saved, fitted, ivf)
+                                        int(store.manifest["dim"]), saved, fitted, ivf,
+                                        float(prof.get("target_recall", 0.95)))
     index: VectorIndex | None = None
     if store.manifest.get("index") == "hnsw":
         index = HnswIndex.load(store.path / "index", int(store.manifest["dim"]))

@@ -1,0 +1,108 @@
+"""What a small commit costs in a large compressed collection (issue 16 item 2): 10-document commits into an
+N-row `binary-ivf-rescore` collection, timed end to end, with the bytes the process wrote per commit.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/commit_cost.py --n 1000000          # this tree
+    PYTHONPATH=/path/to/older/src .venv/bin/python benchmarks/commit_cost.py ...   # the same on an older tree
+
+Rows: the synthetic MiniLM-like vectors of benchmarks/scale.py when cached (benchmarks/out/synthetic-N-*.f32),
+else random unit vectors around 4,000 centres. Documents are added with `Collection.add_encoded` (vectors given,
+so the model's encoding time, the same before and after, is left out), in bulk calls of 100k, then
+`--commits` commits of `--docs` documents each. Written bytes come from /proc/self/io (`write_bytes`, what
+reached the block layer's accounting) and include SQLite and the float32 vector file, which every commit writes.
+Only public API is used, so the same script measures an older checkout for a before/after table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+import slimvec
+from slimvec import Collection, Document
+from slimvec.documents import Chunk
+
+OUT = Path(__file__).resolve().parent / "out"
+
+
+class VectorsOnly:
+    """Just what `Collection.create` reads from an encoder: these documents arrive with their vectors."""
+
+    kind, name, max_tokens = "dense", "given-vectors", 256
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+
+
+def rows(n: int, dim: int) -> np.ndarray:
+    cached = sorted(OUT.glob(f"synthetic-{n}-*.f32"))
+    if cached:
+        return np.memmap(cached[0], np.float32, "r").reshape(-1, dim)[:n]
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((4000, dim)).astype(np.float32)
+    out = np.empty((n, dim), np.float32)
+    for s in range(0, n, 100_000):
+        x = centres[rng.integers(0, 4000, min(n, s + 100_000) - s)]
+        x += 0.7 * rng.standard_normal(x.shape).astype(np.float32)
+        out[s : s + len(x)] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def written() -> int:
+    with open("/proc/self/io") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("write_bytes"))
+
+
+def add(col: Collection, start: int, vectors: np.ndarray) -> None:
+    docs = [Document(f"d{i}", f"row {i}") for i in range(start, start + len(vectors))]
+    chunks = [Chunk(d.id, 0, 0, len(d.text), d.text) for d in docs]
+    col.add_encoded(docs, chunks, np.ascontiguousarray(vectors))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=1_000_000, help="rows in the collection before the timed commits")
+    ap.add_argument("--commits", type=int, default=20)
+    ap.add_argument("--docs", type=int, default=10, help="documents per timed commit")
+    ap.add_argument("--profile", default="binary-ivf-rescore")
+    ap.add_argument("--dir", type=Path, default=Path("/tmp/slimvec-commit-cost"))
+    ap.add_argument("--label", default="", help="a name for this tree in the output (e.g. before / after)")
+    args = ap.parse_args()
+    dim = 384
+    data = rows(args.n, dim)
+    extra = np.random.default_rng(1).standard_normal((args.commits * args.docs, dim)).astype(np.float32)
+    extra /= np.linalg.norm(extra, axis=1, keepdims=True)
+    shutil.rmtree(args.dir, ignore_errors=True)
+    t0 = time.perf_counter()
+    with Collection.create(args.dir, profile=args.profile, encoder=VectorsOnly(dim)) as col:
+        for s in range(0, args.n, 100_000):
+            add(col, s, data[s : s + 100_000])
+        build = time.perf_counter() - t0
+        dense = col.info()["indexes"]["dense"]
+        times, bytes_, start = [], [], args.n
+        for c in range(args.commits):
+            w0, t1 = written(), time.perf_counter()
+            add(col, start, extra[c * args.docs : (c + 1) * args.docs])
+            times.append(time.perf_counter() - t1)
+            bytes_.append(written() - w0)
+            start += args.docs
+        hits = col.search_vectors(extra[:1], k=1)[0]
+    p50, worst = statistics.median(times) * 1e3, max(times) * 1e3
+    print(f"slimvec at {os.path.dirname(slimvec.__file__)} {args.label}")
+    print(f"{args.n:,} rows, profile {args.profile}, index {dense.get('kind')} nlist {dense.get('nlist')} "
+          f"nprobe {dense.get('nprobe')}; build {build:.0f} s; load average {os.getloadavg()[0]:.1f}")
+    print()
+    print("| tree | commit of | p50 ms | max ms | MB written per commit (median) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    print(f"| {args.label or '-'} | {args.docs} docs | {p50:.1f} | {worst:.1f} | "
+          f"{statistics.median(bytes_) / 1e6:.2f} |")
+    assert hits and hits[0].id == f"d{args.n}", "the first committed document is found by its own vector"
+
+
+if __name__ == "__main__":
+    main()
