@@ -1,0 +1,87 @@
+"""Scatter-gather cost (issue 15): one collection against the same documents in N shards, searched in-process
+and through one Ray actor per shard, single queries timed in turn (paired: each query runs on every setup
+before the next, so load from other jobs hits all setups alike).
+
+    PYTHONPATH=src python benchmarks/distributed.py --docs 5183 --queries 300 --shards 4
+
+Every setup stores the same vectors (encoded once, replayed through MemoEncoder) in profile exact-f32, so
+their answers are compared too ("same top 10": ids and scores equal the single collection's). Two latencies per
+setup: "search" is given the query vector (the scatter-gather alone), "end to end" encodes the query text as a
+user's call does (MiniLM on one core). Not measured here: distributed ingest (not built yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DATA, read_jsonl  # noqa: E402
+
+from slimvec import Collection, Document  # noqa: E402
+from slimvec.distributed import create_sharded, open_sharded  # noqa: E402
+from slimvec.encoders.memo import MemoEncoder  # noqa: E402
+
+MODEL = "all-MiniLM-L6-v2"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--docs", type=int, default=5183)
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--shards", type=int, default=4)
+    ap.add_argument("--no-ray", action="store_true", help="in-process shards only")
+    a = ap.parse_args()
+    docs = [Document(d["_id"], d["text"], d["title"]) for d in read_jsonl(DATA / "scifact" / "corpus.jsonl", a.docs)]
+    queries = [q["text"] for q in read_jsonl(DATA / "scifact" / "queries.jsonl", a.queries)]
+    with tempfile.TemporaryDirectory() as tmp:
+        single = Collection.create(Path(tmp) / "one", profile="exact-f32", model=MODEL)
+        single._encoder = enc = MemoEncoder(single.encoder)
+        t0 = time.perf_counter()
+        single.add(docs)
+        encode_s = time.perf_counter() - t0
+        qv = enc.encode_queries(queries)  # memoised: "end to end" below re-encodes through the real model
+        sharded = create_sharded(Path(tmp) / "sharded", shards=a.shards, profile="exact-f32", model=MODEL, encoder=enc)
+        sharded.add(docs)
+        sharded.close()
+        setups = {"one collection": single,
+                  f"{a.shards} shards, in-process": open_sharded(Path(tmp) / "sharded", encoder=enc)}
+        if not a.no_ray:
+            setups[f"{a.shards} shards, Ray actors"] = open_sharded(Path(tmp) / "sharded", encoder=enc, ray=True)
+        reference = [[(h.id, h.score) for h in hits] for hits in single.search_many(queries, k=10, vectors=qv)]
+        fresh = enc._enc  # the unmemoised model, for the end-to-end column
+        times: dict[str, dict[str, list[float]]] = {name: {"search": [], "e2e": []} for name in setups}
+        same = dict.fromkeys(setups, 0)
+        for _ in range(2):  # warm-up: actors, imports, caches
+            for col in setups.values():
+                col.search_many(queries[:1], k=10, vectors=qv[:1])
+        for i, q in enumerate(queries):
+            for name, col in setups.items():
+                t = time.perf_counter()
+                hits = col.search_many([q], k=10, vectors=qv[i : i + 1])[0]
+                times[name]["search"].append(time.perf_counter() - t)
+                same[name] += [(h.id, h.score) for h in hits] == reference[i]
+                t = time.perf_counter()
+                col.search_many([q], k=10, vectors=fresh.encode_queries([q]))
+                times[name]["e2e"].append(time.perf_counter() - t)
+        base = {k: statistics.median(v) for k, v in times["one collection"].items()}
+        print(f"SciFact: {len(docs)} docs ({encode_s:.0f} s to encode), {len(queries)} queries, k=10, exact-f32; "
+              f"load average {os.getloadavg()[0]:.1f}")
+        print()
+        print("| setup | search p50 ms | ratio | end to end p50 ms | ratio | same top 10 |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for name in setups:
+            s, e = statistics.median(times[name]["search"]), statistics.median(times[name]["e2e"])
+            print(f"| {name} | {s * 1e3:.2f} | {s / base['search']:.2f}x | {e * 1e3:.2f} | {e / base['e2e']:.2f}x | "
+                  f"{same[name]}/{len(queries)} |")
+        for col in setups.values():
+            col.close()
+
+
+if __name__ == "__main__":
+    main()
