@@ -25,6 +25,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -248,7 +249,8 @@ def _export_graph(model: Any, target: Path) -> None:
     mask = (ids != 0).long()
     names = ["input_ids", "attention_mask", "token_type_ids"]
     axes = {n: {0: "batch", 1: "sequence"} for n in [*names, "last_hidden_state"]}
-    with torch.inference_mode(False), torch.no_grad():
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notes on BERT's shape arithmetic; the export is verified below
         torch.onnx.export(LastHiddenState(auto), (ids, mask, torch.zeros_like(ids)), str(target), dynamo=False,
                           input_names=names, output_names=["last_hidden_state"], dynamic_axes=axes,
                           opset_version=OPSET, do_constant_folding=True)
@@ -360,7 +362,10 @@ def ensure_export(model_dir: Path, model: Any) -> None:
                                       "export, queries keep using torch")
         return
     try:
-        export(model_dir, model)
+        record = export(model_dir, model)
+        if record.get("ok"):
+            notice(f"made:{model_dir}", f"exported {model_label(model_dir)} to ONNX for torch-free queries "
+                                        f"({export_dir(model_dir)}, verified: min cosine {record['min_cosine']:.6f})")
     except Exception as e:  # noqa: BLE001 - an export is an optimisation; ingest must not fail for it
         notice(f"error:{model_dir}", f"ONNX export of {model_label(model_dir)} failed ({type(e).__name__}: "
                                      f"{str(e).splitlines()[0] if str(e) else ''}); queries keep using torch")
