@@ -158,14 +158,24 @@ def verified_export(model_dir: Path) -> Path | None:
     record = read_record(folder)
     if record is None:
         return None
-    model_file = folder / MODEL_FILE
     if not record.get("ok"):
         notice(f"failed:{folder}", f"the ONNX export {folder} failed its check against sentence-transformers "
-                                   f"(min cosine {record.get('min_cosine')}); queries use torch")
+                                   f"(min cosine {record.get('min_cosine')}); queries use torch (retry: "
+                                   f"`{EXPORT_COMMAND} --force`)")
         return None
-    if not model_file.is_file() or model_file.stat().st_size != record.get("model_bytes"):
-        return None
-    return folder
+    return folder if _intact(folder, record) else None
+
+
+def _intact(folder: Path, record: dict[str, Any]) -> bool:
+    """The folder's model.onnx is the file its record describes (same size): not cut short or replaced."""
+    model_file = folder / MODEL_FILE
+    return model_file.is_file() and model_file.stat().st_size == record.get("model_bytes")
+
+
+def _settled(folder: Path) -> bool:
+    """An export that is not to be redone without `force`: verified and intact, or recorded as failed."""
+    record = read_record(folder)
+    return record is not None and (not record.get("ok") or _intact(folder, record))
 
 
 def onnx_encoder(model_dir: Path, name: str, kind: str = "dense", query_prompt: str = "",
@@ -184,8 +194,9 @@ def onnx_encoder(model_dir: Path, name: str, kind: str = "dense", query_prompt: 
 def fallback_notice(model_dir: Path) -> None:
     """One stderr line (once per process): queries of `model_dir` run on torch, and how to make the export."""
     model_dir = Path(model_dir).resolve()
-    if not supported(model_dir):
-        return
+    record = read_record(export_dir(model_dir))
+    if not supported(model_dir) or (record is not None and not record.get("ok")):
+        return  # not exportable, or an export that failed its check (`verified_export` said so)
     command = EXPORT_COMMAND if model_dir == bundled_model_dir() else f"{EXPORT_COMMAND} {model_dir}"
     notice(f"missing:{model_dir}", f"no verified ONNX export of {model_label(model_dir)} in {cache_root()}: "
                                    f"queries load torch (slower start); create it with `{command}`")
@@ -260,8 +271,8 @@ def export(model_dir: Path, model: Any = None, force: bool = False) -> dict[str,
     """Export `model_dir`'s transformer to ONNX, verify it, and move it into the cache; returns the record.
 
     model: the already loaded SentenceTransformer of `model_dir` (loaded here when None; needs torch, the `onnx`
-    package and sentence-transformers). force: replace an existing export. An existing export (verified or not)
-    is kept unless `force`. Raises ConfigError for a model folder this module does not export.
+    package and sentence-transformers). force: replace an existing export. An intact verified export, or one
+    recorded as failed, is kept unless `force`; a damaged one (no record, model file of another size) is redone. Raises ConfigError for a model folder this module does not export.
     """
     from slimvec.errors import ConfigError
 
@@ -269,9 +280,9 @@ def export(model_dir: Path, model: Any = None, force: bool = False) -> dict[str,
     if not supported(model_dir):
         raise ConfigError(f"{model_dir}: not a BERT sentence-transformers folder with mean pooling; no ONNX export")
     target = export_dir(model_dir)
-    existing = read_record(target)
-    if existing is not None and not force:
-        return existing
+    if _settled(target) and not force:
+        return read_record(target)  # type: ignore[return-value]
+    force = force or target.exists()  # a folder without a record, or with a damaged model file, is replaced
     if model is None:
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
@@ -353,7 +364,7 @@ def ensure_export(model_dir: Path, model: Any) -> None:
     if model_dir in _TRIED or os.environ.get("SLIMVEC_ONNX_EXPORT") == "0" or model_dir != bundled_model_dir():
         return
     _TRIED.add(model_dir)
-    if read_record(export_dir(model_dir)) is not None:
+    if _settled(export_dir(model_dir)):
         return
     try:
         import onnx  # noqa: F401 - torch's exporter needs it; say so instead of failing deep inside torch
