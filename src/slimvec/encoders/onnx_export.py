@@ -20,6 +20,7 @@ files' names, sizes and modification times (a changed model gets a new export).
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -184,7 +185,7 @@ def onnx_encoder(model_dir: Path, name: str, kind: str = "dense", query_prompt: 
     """An ONNX Runtime encoder of `model_dir`'s verified export (mean pooling, `max_seq_length` positions, the
     given prompts), or None when no verified export exists. Imports neither torch nor sentence-transformers."""
     folder = verified_export(model_dir)
-    if folder is None:
+    if folder is None or importlib.util.find_spec("onnxruntime") is None:  # runtime gone since the export
         return None
     return OnnxTransformerEncoder(folder, name, kind=kind, pooling="mean", max_length=max_seq_length(model_dir),
                                   query_max_tokens=query_max_tokens, query_prompt=query_prompt,
