@@ -48,8 +48,8 @@ def cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def exported(cache, tmp_path_factory) -> Path:
-    """A 30-document MiniLM collection ingested by the CLI in a fresh process; its first encode makes the export."""
-    docs = _jsonl(SCIFACT / "corpus.jsonl")[:30]
+    """An 8-document MiniLM collection ingested by the CLI in a fresh process; its first encode makes the export."""
+    docs = _jsonl(SCIFACT / "corpus.jsonl")[:8]
     src = tmp_path_factory.mktemp("src") / "docs.jsonl"
     src.write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
     col = tmp_path_factory.mktemp("small") / "col"
