@@ -152,7 +152,7 @@ def test_query_vectors_match_sentence_transformers_on_50_scifact_texts(use_cache
     queries = _jsonl(SCIFACT / "queries.jsonl")[:25]
     texts = [d["title"] + " " + d["text"] for d in corpus] + [q["text"] for q in queries]
     enc = DenseEncoder(MINILM, name=NAME)
-    assert enc._onnx is not None
+    assert enc.query_runtime == "onnxruntime"
     got = np.concatenate([enc.encode_queries([t]) for t in texts])  # one text per call, as a search does
     ref = st_model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
     cos = _cos(got, ref)
@@ -162,6 +162,7 @@ def test_query_vectors_match_sentence_transformers_on_50_scifact_texts(use_cache
     assert "model" not in enc.__dict__  # the torch model was never loaded for these queries
 
 
+@pytest.mark.slow
 def test_top10_is_identical_for_20_scifact_queries_over_300_documents(use_cache, built_collection, scifact_judged,
                                                                      st_model):
     queries = [text for text, _ in scifact_judged.values()][:20]
@@ -189,6 +190,7 @@ def test_minilm_tokens_query_vectors_match_the_torch_path(use_cache):
     texts = ["Does vitamin D supplementation prevent fractures?", "p53 [SEP] apoptosis", "x " * 300, ""]
     onnx_enc = TokenVectorEncoder(MINILM, name=MINILM_TOKENS, query_backend=onnx_export.QueryBackend())
     torch_enc = TokenVectorEncoder(MINILM, name=MINILM_TOKENS)  # no backend: torch only
+    assert (onnx_enc.query_runtime, torch_enc.query_runtime) == ("onnxruntime", "torch")
     dense, tokens = onnx_enc.encode_queries_with_tokens(texts)
     assert "model" not in onnx_enc.__dict__
     ref_dense, ref_tokens = torch_enc.encode_queries_with_tokens(texts)

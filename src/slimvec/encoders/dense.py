@@ -88,6 +88,11 @@ class DenseEncoder:
         return onnx_encoder(self.path, self.name, "dense", query_prompt=self.query_prompt,
                             batch_size=self.batch_size)
 
+    @property
+    def query_runtime(self) -> str:
+        """"onnxruntime" when queries run on the verified ONNX export (no torch), else "torch"."""
+        return "onnxruntime" if self._onnx is not None else "torch"
+
     def with_prompts(self, query_prompt: str | None = None, document_prompt: str | None = None) -> DenseEncoder:
         """The same model (loaded once, shared) with other prompts; None keeps this encoder's."""
         other = DenseEncoder(self.path, self.name, self.batch_size,

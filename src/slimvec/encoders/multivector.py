@@ -110,6 +110,11 @@ class TokenVectorEncoder(_LocalModel):
         return self.query_backend.onnx_encoder(self.path, self.name, kind="multivector",
                                                query_max_tokens=self.query_max_tokens, batch_size=self.batch_size)
 
+    @property
+    def query_runtime(self) -> str:
+        """"onnxruntime" when queries run on the verified ONNX export (no torch), else "torch"."""
+        return "onnxruntime" if self._onnx is not None else "torch"
+
     def _query_onnx(self) -> Any:
         """`_onnx` for a query call; when None, the backend's one-line fallback notice is written."""
         onnx = self._onnx
