@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
 
-from slimvec.atomic import write_json_atomic
 from slimvec.codecs.base import Codec, as_f32, faiss_threads, row_blocks, state_nbytes
 from slimvec.codecs.base import load as load_codec
 from slimvec.codecs.base import save as save_codec
