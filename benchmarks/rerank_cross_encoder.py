@@ -99,10 +99,12 @@ def paired_bootstrap(before: np.ndarray, after: np.ndarray, seed: int = 0) -> tu
     return float(diff.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def run_dataset(name: str, work: Path, timing_queries: int, max_queries: int | None = None) -> list[list[object]]:
+def run_dataset(name: str, work: Path, timing_queries: int, max_queries: int | None = None,
+                deadline: float = float("inf")) -> None:
+    """Every query's first stages, then reranked top 20 for all queries, then top 50, in a seeded random
+    query order: when `deadline` (time.time()) stops the run early, the queries done are a random sample."""
     from slimvec.collection import Collection
     from slimvec.evaluation.datasets import load_dataset
-    from slimvec.evaluation.metrics import evaluate_per_query
 
     src = SOURCES / f"{name}-hybrid-multivector"
     dst = work / f"{name}-hybrid-multivector"
@@ -115,40 +117,58 @@ def run_dataset(name: str, work: Path, timing_queries: int, max_queries: int | N
     if max_queries:  # smoke runs only: the figures in BENCHMARKS.md use every test query
         queries = dict(list(queries.items())[:max_queries])
         qrels = {q: qrels[q] for q in queries}
+    order = list(queries)
+    np.random.default_rng(0).shuffle(order)
     col = Collection.open(dst)
     cache = PairCache(work / f"{name}-pairs.sqlite")
     cache.load()
-    runs: dict[tuple[str, int], dict[str, dict[str, float]]] = {(m, d): {} for m in MODES for d in (0, *DEPTHS)}
-    per_query_pairs: dict[tuple[str, int], list[int]] = {(m, d): [] for m in MODES for d in DEPTHS}
+    runs: dict[str, dict[str, dict[str, float]]] = {}
     t0 = time.perf_counter()
-    for n, (qid, text) in enumerate(queries.items()):
-        for mode in MODES:
-            for depth in (0, *sorted(DEPTHS, reverse=True)):  # 50 first: 20 is then all cached
-                rerank = "none" if depth == 0 else cache
-                hits = col.search_many([text], k=K, mode=mode, rerank=rerank,
+    for depth in (0, *DEPTHS):  # top 20 for every query before any top 50: 20 is the cheaper, likelier choice
+        for n, qid in enumerate(order):
+            if depth and time.time() > deadline:
+                _log(f"{name}: deadline reached at top {depth}, {n}/{len(order)} queries")
+                break
+            for mode in MODES:
+                hits = col.search_many([queries[qid]], k=K, mode=mode, rerank=cache if depth else "none",
                                        rerank_depth=max(depth, K))[0]
-                runs[(mode, depth)][qid] = {h.id: float(h.score) for h in hits}
-        if n % 10 == 0:
-            done, secs = cache.cost()
-            _log(f"{name}: {n + 1}/{len(queries)} queries, {done} pairs scored in {secs:.0f} s, "
-                 f"{time.perf_counter() - t0:.0f} s this run")
+                runs.setdefault(f"{mode}@{depth}", {})[qid] = {h.id: float(h.score) for h in hits}
+            if depth and n % 10 == 0:
+                done, secs = cache.cost()
+                _log(f"{name} top {depth}: {n + 1}/{len(order)} queries, {done} pairs scored in {secs:.0f} s, "
+                     f"{time.perf_counter() - t0:.0f} s this run")
     pairs, secs = cache.cost()
-    ms_per_pair = 1000 * secs / max(1, pairs)
-    ndcg = {key: evaluate_per_query(qrels, run, ["ndcg@10"])["ndcg@10"] for key, run in runs.items()}
-    qids = sorted(qrels)
+    timing = time_uncached(col, [queries[q] for q in order[:timing_queries]]) if timing_queries else []
+    (work / f"{name}-runs.json").write_text(json.dumps({"runs": runs, "timing": timing, "pairs": pairs,
+                                                        "seconds": secs, "queries": len(order)}))
+    col.close()
+
+
+def table_rows(name: str, work: Path) -> tuple[list[list[object]], list[list[object]]]:
+    """(quality rows, timing rows) of one dataset's saved runs; each depth on the queries it covered."""
+    from slimvec.evaluation.datasets import load_dataset
+    from slimvec.evaluation.metrics import evaluate_per_query
+
+    res = json.loads((work / f"{name}-runs.json").read_text())
+    qrels = load_dataset(DATA / name).qrels("test")
+    ms_per_pair = 1000 * res["seconds"] / max(1, res["pairs"])
     rows: list[list[object]] = []
     for mode in MODES:
-        before = np.asarray([ndcg[(mode, 0)][q] for q in qids])
         for depth in DEPTHS:
-            after = np.asarray([ndcg[(mode, depth)][q] for q in qids])
-            gain, lo, hi = paired_bootstrap(before, after)
-            rows.append([name, mode, depth, f"{before.mean():.4f}", f"{after.mean():.4f}", f"{gain:+.4f}",
-                         f"[{lo:+.4f}, {hi:+.4f}]", f"{depth * ms_per_pair:,.0f}"])
-    timing = time_uncached(col, list(queries.values())[:timing_queries]) if timing_queries else []
-    (work / f"{name}-result.json").write_text(json.dumps({"rows": rows, "timing": timing, "pairs": pairs,
-                                                          "seconds": secs, "ms_per_pair": ms_per_pair}))
-    col.close()
-    return rows
+            after_run = res["runs"].get(f"{mode}@{depth}", {})
+            qids = sorted(after_run)
+            if not qids:
+                rows.append([name, mode, depth, f"0/{res['queries']}", "", "", "", "", ""])
+                continue
+            sub = {q: qrels[q] for q in qids}
+            before = evaluate_per_query(sub, {q: res["runs"][f"{mode}@0"][q] for q in qids}, ["ndcg@10"])["ndcg@10"]
+            after = evaluate_per_query(sub, after_run, ["ndcg@10"])["ndcg@10"]
+            b, a = np.asarray([before[q] for q in qids]), np.asarray([after[q] for q in qids])
+            gain, lo, hi = paired_bootstrap(b, a)
+            rows.append([name, mode, depth, f"{len(qids)}/{res['queries']}", f"{b.mean():.4f}", f"{a.mean():.4f}",
+                         f"{gain:+.4f}", f"[{lo:+.4f}, {hi:+.4f}]", f"{depth * ms_per_pair:,.0f}"])
+    timing = [[name, f"{ms_per_pair:.0f}", *t] for t in res["timing"]]
+    return rows, timing
 
 
 def time_uncached(col, texts: list[str]) -> list[list[object]]:
@@ -174,21 +194,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=Path("/tmp/models-ce"))
     ap.add_argument("--datasets", nargs="+", default=["scifact", "nfcorpus"])
-    ap.add_argument("--timing-queries", type=int, default=20)
+    ap.add_argument("--timing-queries", type=int, default=5)
     ap.add_argument("--max-queries", type=int, default=None, help="smoke runs only")
+    ap.add_argument("--minutes", type=float, default=None,
+                    help="stop reranking new queries after this many minutes (the rest reported as not covered)")
+    ap.add_argument("--report-only", action="store_true", help="print the tables of saved runs")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    for name in args.datasets:
-        run_dataset(name, args.work, args.timing_queries, args.max_queries)
+    deadline = time.time() + 60 * args.minutes if args.minutes else float("inf")
+    if not args.report_only:
+        for name in args.datasets:
+            run_dataset(name, args.work, args.timing_queries, args.max_queries, deadline)
     print(f"Machine: {machine()}\n")
-    headers = ["dataset", "first stage", "reranked top", "nDCG@10 before", "after", "gain",
-               "95% CI (paired bootstrap)", "rerank ms/query (est.)"]
     rows, timings = [], []
     for name in args.datasets:
-        res = json.loads((args.work / f"{name}-result.json").read_text())
-        rows += res["rows"]
-        timings += [[name, f"{res['ms_per_pair']:.1f}", *t] for t in res["timing"]]
-    print_table(headers, rows)
+        if (args.work / f"{name}-runs.json").exists():
+            r, t = table_rows(name, args.work)
+            rows, timings = rows + r, timings + t
+    print_table(["dataset", "first stage", "reranked top", "queries", "nDCG@10 before", "after", "gain",
+                 "95% CI (paired bootstrap)", "rerank ms/query (est.)"], rows)
     print()
     print_table(["dataset", "ms per pair (cache fill)", "reranked top (0 = none)", "search p50 ms", "mean ms"],
                 timings)
