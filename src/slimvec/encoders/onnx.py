@@ -73,7 +73,11 @@ def session(model_file: Path) -> Any:
     model_file = Path(model_file).resolve()
     with _SESSIONS_LOCK:
         if model_file not in _SESSIONS:
-            import onnxruntime as ort
+            try:
+                import onnxruntime as ort
+            except ImportError:
+                raise ConfigError(f"{model_file}: running this ONNX model needs onnxruntime: "
+                                  "pip install onnxruntime==1.31.1") from None
 
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = INTRA_OP_THREADS
