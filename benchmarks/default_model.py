@@ -73,6 +73,8 @@ def main() -> None:
     ap.add_argument("--cache-dir", type=Path, default=Path("/tmp/models-cache"))
     ap.add_argument("--datasets", nargs="+", default=["scifact", "nfcorpus"])
     ap.add_argument("--speed-docs", type=int, default=128)
+    ap.add_argument("--report-only", action="store_true",
+                    help="tables of the evaluations already saved under --work (a missing one is left out)")
     args = ap.parse_args()
     results: dict[tuple[str, str], dict] = {}
     speed: dict[tuple[str, str], float] = {}
@@ -83,6 +85,8 @@ def main() -> None:
             saved = args.work / f"{name}-{model}.json"
             if saved.exists():
                 results[(model, name)] = json.loads(saved.read_text())
+            elif args.report_only:
+                continue
             else:
                 _log(f"{name}: {model} ...")
                 prof = profile_from_dict({"name": f"{model}-whole", "model": model, "chunk_mode": "whole"})
@@ -90,6 +94,7 @@ def main() -> None:
                 saved.write_text(json.dumps(res))
                 results[(model, name)] = res
             speed[(model, name)] = docs_per_second(model, texts)
+    args.datasets = [n for n in args.datasets if all((m, n) in results for m in MODELS)]
     print(f"Machine: {machine()}\n")
     rows = []
     for name in args.datasets:
