@@ -17,13 +17,11 @@ import pytest
 from conftest import SCIFACT, _jsonl
 from fakes import FakeEncoder
 
-from slimvec import Collection, Document
+from slimvec import Collection
 from slimvec.encoders import onnx
 from slimvec.errors import ConfigError
 from slimvec.profiles import profile_from_dict
-from slimvec.retrievers.base import Query
 from slimvec.search import rerank as rr
-from slimvec.search.rerank import Candidates
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 

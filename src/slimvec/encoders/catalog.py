@@ -53,8 +53,7 @@ class ModelCard:
 
     def as_dict(self) -> dict[str, Any]:
         """The card as plain JSON-able values, with `installed` and `default` filled in now."""
-        from slimvec.encoders.registry import DEFAULT_MODEL
-        from slimvec.search.rerank import DEFAULT_CROSS_ENCODER
+        from slimvec.encoders.registry import DEFAULT_CROSS_ENCODER, DEFAULT_MODEL
 
         out = asdict(self)
         out["aliases"] = list(self.aliases)

@@ -18,6 +18,8 @@ from slimvec.errors import ConfigError
 # with the default fails in one line naming that command (never a silent fallback to another model).
 DEFAULT_MODEL = "bge-small-en-v1.5"
 MINILM = "all-MiniLM-L6-v2"
+# The model of the bare `cross-encoder` reranker spec (registry kind `cross_encoder`, slimvec.search.rerank).
+DEFAULT_CROSS_ENCODER = "ms-marco-minilm-l12"
 
 
 def minilm() -> Encoder:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from slimvec.encoders.registry import DEFAULT_CROSS_ENCODER
 from slimvec.errors import ConfigError
 from slimvec.scoring import inner_products
 
@@ -46,8 +47,6 @@ MAX_DEPTH = 1000
 MAX_TEXT_CHUNKS = 32
 # Bytes of encoded chunk vectors a bi-encoder reranker keeps (about 43k rows of 384-d float32).
 BI_ENCODER_CACHE_BYTES = 64 * 1024 * 1024
-# The model of the bare `cross-encoder` spec (registry kind `cross_encoder`).
-DEFAULT_CROSS_ENCODER = "ms-marco-minilm-l12"
 
 
 @dataclass
