@@ -58,7 +58,7 @@ def scifact_docs(scifact_judged) -> list[Document]:
 def built_collection(tmp_path_factory, scifact_docs) -> Path:
     """A real exact-search collection of the SciFact docs, built once per session (copy it before mutating)."""
     path = tmp_path_factory.mktemp("scifact") / "col"
-    with Collection.create(path) as col:
+    with Collection.create(path, model="all-MiniLM-L6-v2") as col:  # MiniLM: what the tests' figures assume
         col.add(scifact_docs)
     return path
 

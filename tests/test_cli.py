@@ -56,7 +56,7 @@ def test_info_and_delete(sample_col, tmp_path):
     shutil.copytree(sample_col, col)
     code, out, _ = run("info", col, "--json")
     info = json.loads(out)
-    assert code == 0 and info["model"] == "all-MiniLM-L6-v2" and info["dim"] == 384
+    assert code == 0 and info["model"] == "bge-small-en-v1.5" and info["dim"] == 384  # the default model
     assert info["ram_bytes_per_doc"] > 0 and info["disk_bytes_per_doc"] > info["ram_bytes_per_doc"]
     first = json.loads(open(SAMPLE).readline())["_id"]
     code, out, _ = run("delete", col, first, "missing-id", "--json")

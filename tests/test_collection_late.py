@@ -21,7 +21,8 @@ def docs(scifact_docs) -> list[Document]:
 def _profile(**kw):
     from slimvec.profiles import profile_from_dict
 
-    return profile_from_dict({"name": "late-test", "chunk_tokens": 48, "chunk_overlap": 0, **kw})
+    return profile_from_dict({"name": "late-test", "model": "all-MiniLM-L6-v2", "chunk_tokens": 48, "chunk_overlap": 0,
+                              **kw})
 
 
 def _self_scores(col: Collection, vectors: np.ndarray) -> list[float]:
@@ -33,7 +34,7 @@ def test_late_chunks_are_pooled_from_the_whole_document(tmp_path, docs):
     from slimvec.chunking import ChunkConfig, chunk_document
     from slimvec.late import LateConfig, late_chunk_vectors
 
-    enc = load_encoder()
+    enc = load_encoder("all-MiniLM-L6-v2")
     # The default for token chunks: pure late chunking over the model's whole window (one pass).
     with Collection.create(tmp_path / "late", profile=_profile(chunk_mode="late")) as late, \
             Collection.create(tmp_path / "tok", profile=_profile(chunk_mode="tokens")) as tok:
@@ -60,7 +61,7 @@ def test_given_sections_are_the_chunks_and_the_prefix_changes_what_is_encoded(tm
     sections = (Section("s0", 0, 22, ("Facts",)), Section("s1", 23, 49, ("Facts", "People")),
                 Section("s2", 50, len(text), ("Geography",)))
     doc = Document("berlin", text, "Berlin", sections=sections)
-    enc = load_encoder()
+    enc = load_encoder("all-MiniLM-L6-v2")
     with Collection.create(tmp_path / "c", profile=_profile(contextual_prefix=True)) as col:
         col.add([doc])
         assert col.info()["chunks"] == 3
@@ -81,7 +82,7 @@ def test_late_defaults_follow_the_kind_of_chunks(tmp_path, docs):
     from slimvec.late import LateConfig, late_chunk_vectors
     from slimvec.sections import section_chunks
 
-    enc = load_encoder()
+    enc = load_encoder("all-MiniLM-L6-v2")
     text = "Marie Curie was a physicist. She won two Nobel prizes. Her daughter Irene won one too."
     sec = Document("curie", text, "Marie Curie",
                    sections=(Section("a", 0, 28), Section("b", 29, 54), Section("c", 55, len(text))))

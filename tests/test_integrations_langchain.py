@@ -42,7 +42,7 @@ CAT_QUERY = "a cat sleeping in the sunshine on a windowsill"
 
 @pytest.fixture(scope="module")
 def minilm_dir(tmp_path_factory):
-    """A directory holding a MiniLM collection of DOCS, built once through the LangChain store."""
+    """A directory holding a collection of DOCS (default model), built once through the LangChain store."""
     path = tmp_path_factory.mktemp("lc") / "col"
     store = SlimvecVectorStore(path)
     ids = store.add_texts([t for _, t, _ in DOCS], [m for _, _, m in DOCS], ids=[i for i, _, _ in DOCS])
@@ -59,7 +59,7 @@ def minilm_store(minilm_dir):
 
 
 def test_slimvec_encodes_by_default_and_a_filter_removes_the_best_hit(minilm_store):
-    assert minilm_store.collection.manifest["model"] == "all-MiniLM-L6-v2"
+    assert minilm_store.collection.manifest["model"] == "bge-small-en-v1.5"  # the default model
     assert [d.id for d in minilm_store.similarity_search(CAT_QUERY, k=4)][0] == "cat"
     # The cat document is from 2019: excluding it leaves the other pets document on top.
     hits = minilm_store.similarity_search(CAT_QUERY, k=4, filter={"year": {"$gte": 2020}})

@@ -75,7 +75,7 @@ def test_vector_store_index_with_slimvec_embeddings_and_a_filtered_retriever(tmp
     docs = [Document(text=t, metadata=m, doc_id=i) for i, t, m in DOCS]
     index = VectorStoreIndex.from_documents(docs, storage_context=StorageContext.from_defaults(vector_store=store),
                                             embed_model=store.embed_model)
-    assert store.client.manifest["model"] == "all-MiniLM-L6-v2" and len(store.client) == len(DOCS)
+    assert store.client.manifest["model"] == "bge-small-en-v1.5" and len(store.client) == len(DOCS)  # the default
     best = index.as_retriever(similarity_top_k=2).retrieve(CAT_QUERY)
     assert best[0].node.ref_doc_id == "cat" and best[0].node.metadata == DOCS[0][2]
     assert best[0].node.get_content() == DOCS[0][1] and best[0].score > best[1].score

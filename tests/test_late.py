@@ -24,7 +24,7 @@ TEXT = (
 def enc():
     from slimvec.encoders.registry import load_encoder
 
-    return load_encoder()
+    return load_encoder("all-MiniLM-L6-v2")  # the parity tests compare with sentence-transformers MiniLM
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -337,7 +337,7 @@ def test_profile_file_round_trip_and_validation(tmp_path):
 
 @pytest.mark.parametrize("data,needle", [
     ({"rerank": "colbert:x"}, "rerank.*unknown reranker 'colbert'"),
-    ({"rerank": "cross-encoder"}, "rerank.*needs an argument"),
+    ({"rerank": "bi-encoder"}, "rerank.*needs an argument"),
     ({"rerank": "dense:x"}, "rerank.*takes no argument"),
     ({"rerank": ""}, "rerank.*empty"),
     ({"rerank_depth": 0}, "rerank_depth"),

@@ -137,7 +137,7 @@ def test_a_text_reranker_rescores_sections_by_their_own_text(col: Collection) ->
     q = "golf hotel india delta"
     hits = col.search(q, k=3, unit="section", mode="bm25", rerank="bi-encoder:all-MiniLM-L6-v2")
     assert len(hits) == len(set(_ids(hits))) == 3
-    enc = load_encoder()
+    enc = load_encoder("all-MiniLM-L6-v2")
     texts = {(h.id, h.section): f"{h.title} {h.snippet}".strip() for h in hits}
     want = enc.encode_documents(list(texts.values())) @ enc.encode_queries([q])[0]
     assert [h.score for h in hits] == pytest.approx(sorted(want.tolist(), reverse=True), abs=1e-5)

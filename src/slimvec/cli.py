@@ -477,5 +477,28 @@ def profiles_cmd(json_out: bool = typer.Option(False, "--json")) -> None:
     out.print(table)
 
 
+@app.command("models")
+def models_cmd(json_out: bool = typer.Option(False, "--json", help="Print the model cards as JSON.")) -> None:
+    """List every model slimvec loads by name: kind, dimensions, maximum tokens, licence, source, package."""
+    from slimvec.encoders.catalog import cards
+
+    rows = [c.as_dict() for c in cards()]
+    if json_out:
+        _print_json(rows)
+        return
+    table = Table("name", "kind", "dims", "max tokens", "licence", "source", "installed")
+    for r in rows:
+        name = r["name"] + (" *" if r["default"] else "")
+        table.add_row(escape(name), r["kind"], str(r["dims"]), str(r["max_tokens"]), escape(r["licence"]),
+                      escape(r["source"]), "yes" if r["installed"] else "no")
+    out.print(table)
+    out.print("* default (dense model of new collections; model of the bare `cross-encoder` reranker)", highlight=False)
+    for r in rows:
+        if r["licence_note"]:
+            out.print(f"{r['name']}: {r['licence_note']}", highlight=False, markup=False)
+    for pkg in dict.fromkeys(r["package"] for r in rows if not r["installed"]):
+        out.print(f"not installed: {pkg}", highlight=False, markup=False)
+
+
 if __name__ == "__main__":
     app()

