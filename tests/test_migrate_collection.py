@@ -11,7 +11,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 from fakes import FakeEncoder
 from migrate_worker import NEW, text_hash
