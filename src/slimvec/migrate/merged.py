@@ -66,6 +66,8 @@ class MigratingCollection(Collection):
                     **fields: Any) -> list[list[Hit]]:
         """As Collection.search_many; dense search runs through the migration (module doc). `vectors`, when
         given, are the NEW model's query vectors, float32 (len(queries), new dim)."""
+        if rerank is not None and not isinstance(rerank, str):  # a Reranker object: the old collection's search
+            return super().search_many(queries, options, rerank=rerank, **fields)
         if rerank is not None:
             fields["rerank"] = rerank
         opts = SearchOptions.of(options, **fields)
