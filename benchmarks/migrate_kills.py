@@ -41,7 +41,8 @@ def main() -> None:
     with Collection.create(path, encoder=FakeEncoder(dim=32, name="fake-bow")) as col:
         col.add(docs)
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'tests'}"}
-    cmd = [sys.executable, str(ROOT / "tests" / "migrate_worker.py"), str(path), str(log), "1"]  # 600 batches of one document: 100 kills land before the end
+    # one document per batch (600 batches), so that 100 kills land before the end
+    cmd = [sys.executable, str(ROOT / "tests" / "migrate_worker.py"), str(path), str(log), "1"]
     rng, kills, answered = random.Random(1), 0, 0
     while kills < args.kills:
         if not run_and_kill(cmd, env, log, rng.randint(1, 6), rng.uniform(0, 0.05)):
