@@ -14,6 +14,7 @@ the batch that crosses each fraction and searched there.
 from __future__ import annotations
 
 import argparse
+import random
 import shutil
 import sys
 import tempfile
@@ -43,7 +44,10 @@ def _docs(data: Path, qrels: dict, limit: int | None) -> list[Document]:
         needed = {d for rel in qrels.values() for d in rel}
         corpus = [d for d in corpus if d["_id"] in needed] + [d for d in corpus if d["_id"] not in needed]
         corpus = corpus[:limit]
-    return [Document(d["_id"], d["text"], d.get("title", "")) for d in corpus]
+    # Insertion order decides which documents a fraction re-embeds first: shuffled (seeded), so the judged ones
+    # (first in a --docs subset) are spread over the re-embedding instead of all landing in its first quarter.
+    order = random.Random(0).sample(range(len(corpus)), len(corpus))
+    return [Document(corpus[i]["_id"], corpus[i]["text"], corpus[i].get("title", "")) for i in order]
 
 
 def _ndcg(col, queries: dict[str, str], qrels: dict) -> float:
@@ -119,9 +123,9 @@ def main() -> None:
             p = r["points"]
             worst = min(v[0] for v in p.values()) / r["old"]
             worst_plain = min(v[1] for v in p.values()) / r["old"]
-            rows.append([f"{data.name} ({len(docs)} docs)", r["pair"], r["old"], *[p[f][0] for f in sorted(p)],
-                         r["final"], r["fresh"], f"{p[0.0][0] / r['old']:.3f}", f"{worst:.3f}", f"{worst_plain:.3f}",
-                         "yes" if r["equal"] else "NO", r["adapter"], r["pairs"], r["fit_s"], r["ms"]])
+            rows.append([f"{data.name} ({len(docs)} docs)", r["pair"], *[f"{v:.4f}" for v in (
+                         r["old"], *[p[f][0] for f in sorted(p)], r["final"], r["fresh"])], f"{p[0.0][0] / r['old']:.3f}", f"{worst:.3f}", f"{worst_plain:.3f}",
+                         "yes" if r["equal"] else "NO", r["adapter"], r["pairs"], r["fit_s"], f"{r['ms']:.3f}"])
             print(r, flush=True)
     print_table(["set", "old -> new", "old own", "0%", "25%", "50%", "75%", "100% (before switch)", "switched",
                  "fresh new build", "0% / old", "worst / old", "worst / old, plain-cosine merge", "= fresh", "adapter", "pairs", "fit s (all 3)",
