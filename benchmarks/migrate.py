@@ -58,7 +58,7 @@ def _ndcg(col, queries: dict[str, str], qrels: dict) -> float:
 
 
 def one_pair(data: Path, old_name: str, new_name: str, docs: list[Document], queries: dict, qrels: dict,
-             sample: int, work: Path, query_pairs: int = 0) -> dict:
+             sample: int, work: Path) -> dict:
     old_enc, new_enc = CachedEncoder(load_encoder(old_name)), CachedEncoder(load_encoder(new_name))
     path, fresh = work / "col", work / "fresh"
     shutil.rmtree(work, ignore_errors=True)
@@ -72,7 +72,7 @@ def one_pair(data: Path, old_name: str, new_name: str, docs: list[Document], que
         new_ndcg = _ndcg(col, queries, qrels)
         want = [[(h.id, h.score) for h in hs] for hs in col.search_many(list(queries.values()), k=10)]
     t0 = time.perf_counter()
-    record = runner.start(path, new_enc.name, sample=sample, encoder=new_enc, query_pairs=query_pairs)
+    record = runner.start(path, new_enc.name, sample=sample, encoder=new_enc)
     start_s = time.perf_counter() - t0
     points = {}
     for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
@@ -109,7 +109,6 @@ def main() -> None:
     ap.add_argument("--pair", action="append", required=True, help="OLD:NEW model names")
     ap.add_argument("--docs", type=int, default=None)
     ap.add_argument("--sample", type=int, default=2000)
-    ap.add_argument("--query-pairs", type=int, default=0, help="also fit on this many query-side pairs")
     args = ap.parse_args()
     print(f"machine: {machine()}")
     rows = []
@@ -120,8 +119,7 @@ def main() -> None:
         for pair in args.pair:
             old_name, new_name = pair.split(":", 1)
             with tempfile.TemporaryDirectory() as tmp:
-                r = one_pair(data, old_name, new_name, docs, queries, qrels, args.sample, Path(tmp) / "w",
-                            args.query_pairs)
+                r = one_pair(data, old_name, new_name, docs, queries, qrels, args.sample, Path(tmp) / "w")
             p = r["points"]
             worst = min(v[0] for v in p.values()) / r["old"]
             worst_plain = min(v[1] for v in p.values()) / r["old"]

@@ -39,14 +39,12 @@ KEEP = (".writer.lock",)  # files of DIR that stay through the switch (the write
 
 
 def start(path: str | Path, to: str, adapter: str = "auto", sample: int = 2000, seed: int = 0,
-          encoder: Encoder | None = None, query_pairs: int = 0) -> dict[str, Any]:
+          encoder: Encoder | None = None) -> dict[str, Any]:
     """Fit the adapter new model -> collection `path`'s model and create DIR/migration (status reembedding).
 
     to: the new model's registered name or directory; adapter: "auto" (the best by held-out agreement) or a
     name of kind "adapter"; sample: chunk pairs (at most 5,000) taken from documents drawn with `seed`;
-    encoder: the new model as an Encoder object instead of loading `to`; query_pairs: also fit on up to this
-    many query-side pairs, the first sentence of sampled documents encoded as a query by both models (needs
-    the collection's own model; experimental, off by default: see BENCHMARKS.md).
+    encoder: the new model as an Encoder object instead of loading `to`.
     Returns the record. Raises ConfigError for an unknown adapter, a model equal to the collection's, a sample
     out of range, or an adapter below the agreement thresholds (adapters.MIN_COSINE / MIN_RECALL), and
     CollectionError when a migration is already under way; on any error nothing is changed.
@@ -69,9 +67,6 @@ def start(path: str | Path, to: str, adapter: str = "auto", sample: int = 2000, 
             raise ConfigError(f"{path}: migration maps dense vectors; this collection's profile keeps "
                               f"{'token vectors' if int(old.manifest['dim']) else 'no dense vectors'}")
         x_new, y_old = _sample_pairs(old, new, sample, seed)
-        if query_pairs:
-            xq, yq = _query_pairs(old, new, query_pairs, seed)
-            x_new, y_old = np.concatenate([x_new, xq]), np.concatenate([y_old, yq])
         t0 = time.perf_counter()
         fitted, scores = _adapters.choose(x_new, y_old, names, seed)
         fit_s = time.perf_counter() - t0
@@ -129,20 +124,6 @@ def _sample_pairs(old: Collection, new: Encoder, sample: int, seed: int) -> tupl
     texts = chunk_texts(docs, chunks, prefix)[:sample]
     y_old = np.asarray(store.vectors()[np.asarray(rows[:sample])], dtype=np.float32)
     return np.asarray(new.encode_documents(texts), dtype=np.float32), y_old
-
-
-def _query_pairs(old: Collection, new: Encoder, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(x_new, y_old) for up to `n` query-like texts (each sampled document's first sentence, at most 300
-    characters) encoded with encode_queries by the new model and by the collection's own. float32."""
-    texts = []
-    for doc_id in _shuffled_ids(old.store, seed + 2)[:n]:
-        d = old.store.get_document(doc_id)
-        if d is not None:
-            first = (d["text"].split(". ")[0] or d["title"])[:300].strip()
-            if first:
-                texts.append(first)
-    return (np.asarray(new.encode_queries(texts), np.float32),
-            np.asarray(old.encoder.encode_queries(texts), np.float32))
 
 
 def _shuffled_ids(store: Store, seed: int) -> list[str]:
