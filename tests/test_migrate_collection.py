@@ -36,13 +36,13 @@ def minilm():
 
 def test_wordllama_to_minilm_answers_at_every_stage_and_ends_as_a_fresh_build(tmp_path, scifact_docs,
                                                                               scifact_judged, minilm):
-    docs = scifact_docs[:120]
+    docs = scifact_docs[:80]
     queries = [q for q, _ in list(scifact_judged.values())[:8]]
     path = tmp_path / "col"
     with Collection.create(path, model="wordllama") as col:
         col.add(docs)
-    record = runner.start(path, "all-MiniLM-L6-v2", adapter="procrustes", sample=600, encoder=minilm)
-    assert record["status"] == "reembedding" and record["documents"] == 120
+    record = runner.start(path, "all-MiniLM-L6-v2", adapter="procrustes", sample=300, encoder=minilm)
+    assert record["status"] == "reembedding" and record["documents"] == 80
     seen = []
 
     def at_batch(done: int, total: int) -> None:
@@ -55,19 +55,19 @@ def test_wordllama_to_minilm_answers_at_every_stage_and_ends_as_a_fresh_build(tm
 
     with Collection.open(path, encoder=minilm) as col:
         assert col.info()["migration"] == {"to": "all-MiniLM-L6-v2", "adapter": record["adapter"],
-                                           "status": "reembedding", "documents": 120, "reembedded": 0,
+                                           "status": "reembedding", "documents": 80, "reembedded": 0,
                                            "fraction": 0.0}
         assert all(len(h) == 10 for h in _hits(col, queries))
         with pytest.raises(CollectionError, match="slimvec migrate"):
             col.add(docs[:1])
-    out = runner.reembed(path, batch=48, encoder=minilm, on_batch=at_batch)
-    assert out == {"reembedded": 120, "documents": 120, "switched": True}
-    assert seen == [48, 96, 120]
+    out = runner.reembed(path, batch=32, encoder=minilm, on_batch=at_batch)
+    assert out == {"reembedded": 80, "documents": 80, "switched": True}
+    assert seen == [32, 64, 80]
     assert not has_migration(path) and progress(path) is None
     fresh = tmp_path / "fresh"
     with Collection.create(fresh, model="all-MiniLM-L6-v2", encoder=minilm) as col:
-        for s in range(0, 120, 48):  # the same batches as the re-embedding
-            col.add(docs[s : s + 48])
+        for s in range(0, 80, 32):  # the same batches as the re-embedding
+            col.add(docs[s : s + 32])
         want = _hits(col, queries)
     with Collection.open(path, encoder=minilm) as col:
         assert type(col) is Collection and col.manifest["model"] == "all-MiniLM-L6-v2"
