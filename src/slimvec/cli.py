@@ -236,6 +236,49 @@ def check(
 
 @app.command()
 @user_errors
+def migrate(
+    collection: Path = typer.Argument(..., help="Collection directory."),
+    to: Optional[str] = typer.Option(None, "--to", help="The new model (registered name or local directory)."),
+    adapter: str = typer.Option("auto", "--adapter", help="Query adapter: auto (best on held-out pairs), procrustes, affine or residual-mlp."),
+    sample: int = typer.Option(2000, "--sample", help="Chunk pairs encoded with the new model to fit the adapter (20-5,000)."),
+    batch: int = typer.Option(64, "--batch", help="Documents re-embedded per commit (a kill loses at most one batch)."),
+    fit_only: bool = typer.Option(False, "--fit-only", help="Fit the adapter and start serving through it; re-embed later."),
+    status: bool = typer.Option(False, "--status", help="Only show the migration's progress."),
+    json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Move a collection to a new model without downtime: fit a query adapter, re-embed in the background
+    (rerun to continue after a kill), then switch atomically. Search answers throughout; writes wait."""
+    from slimvec.migrate.state import progress
+
+    if status:
+        data: Any = progress(collection) or {"status": "none"}
+    else:
+        if not to:
+            from slimvec.errors import ConfigError
+
+            raise ConfigError("--to MODEL is required (or --status)")
+        from slimvec.migrate.runner import migrate as run_migration
+        from slimvec.progress import progress_bar
+
+        with progress_bar("re-embedding documents", 0, enabled=not json_out) as advance:
+            seen = [0]
+
+            def moved(done: int, total: int) -> None:
+                advance(done - seen[0])
+                seen[0] = done
+
+            result = run_migration(collection, to, adapter=adapter, sample=sample, batch=batch, fit_only=fit_only,
+                                   on_batch=moved)
+        record = result.pop("record")
+        data = {**result, "adapter": record["adapter"], "agreement": record["agreement"], "to": record["to"]}
+    if json_out:
+        _print_json(data)
+    else:
+        out.print(json.dumps(data, indent=2))
+
+
+@app.command()
+@user_errors
 def export(
     collection: Path = typer.Argument(..., help="Collection directory."),
     to: str = typer.Option(..., "--to", help="qdrant:PATH, lancedb:PATH or parquet:FILE, optionally #NAME (collection or table name, default slimvec)."),

@@ -131,10 +131,14 @@ class Collection:
         """Open an existing collection; its model loads on first use.
 
         Raises CollectionError when `path` holds no slimvec collection or one of an unknown format version.
-        A sharded collection (router manifest shards.json) opens as a `slimvec.distributed.ShardedCollection`.
+        A sharded collection (router manifest shards.json) opens as a `slimvec.distributed.ShardedCollection`;
+        one being migrated to another model (DIR/migration/) as a `slimvec.migrate.MigratingCollection`, and one
+        whose switch to the new model was interrupted is first rolled forward.
         """
         if (Path(path) / "shards.json").is_file():  # same API over shard collections (slimvec.distributed)
             return registry.load("layout", "sharded")(Path(path), encoder)  # type: ignore[no-any-return]
+        if (Path(path) / "migration" / "migration.json").is_file():  # `slimvec migrate` under way (slimvec.migrate)
+            return registry.load("layout", "migrating")(Path(path), encoder)  # type: ignore[no-any-return]
         return cls(Store.open(Path(path)), encoder)
 
     @classmethod
@@ -206,7 +210,8 @@ class Collection:
         if enc.name != m["model"]:
             raise CollectionError(
                 f"{self.path}: collection was built with model {m['model']!r}, not {enc.name!r}; "
-                "models cannot be mixed in one collection"
+                f"models cannot be mixed in one collection; to move it to {enc.name!r}, run "
+                f"`slimvec migrate {self.path} --to {enc.name}`"
             )
         if int(m["dim"]) and int(enc.dim) != int(m["dim"]):
             raise CollectionError(f"{self.path}: model gives {enc.dim}-d vectors, collection holds {m['dim']}-d")

@@ -16,7 +16,9 @@ Kinds and what the attribute is:
 - `reranker`: a `RerankerKind` (see `search.rerank`);
 - `profile`: a `Profile` (see `profiles`);
 - `layout`: a function `(path, encoder) -> collection` opening a directory of another layout (`sharded`:
-  a router manifest over shard collections, `slimvec.distributed`), used by `Collection.open`.
+  a router manifest over shard collections, `slimvec.distributed`; `migrating`: a collection during
+  `slimvec migrate`, `slimvec.migrate`), used by `Collection.open`;
+- `adapter`: an `Adapter` class mapping a new model's vectors into a collection's space (`slimvec.migrate`).
 
 Other code, and third-party packages, add parts with `register`; a name is never silently overwritten.
 """
@@ -81,6 +83,12 @@ _ENTRIES: dict[str, dict[str, str]] = {
     },
     "layout": {
         "sharded": "slimvec.distributed.sharded:open_sharded",
+        "migrating": "slimvec.migrate.merged:open_migrating",  # DIR/migration/: `slimvec migrate` under way
+    },
+    "adapter": {  # maps from a new model's space into a collection's (slimvec migrate)
+        "procrustes": "slimvec.migrate.adapters:Procrustes",
+        "affine": "slimvec.migrate.adapters:Affine",
+        "residual-mlp": "slimvec.migrate.adapters:ResidualMLP",
     },
     "export": {  # targets of `slimvec export` / `import` (slimvec.interop)
         "qdrant": "slimvec.interop.qdrant:QDRANT",

@@ -63,6 +63,11 @@ def api_router(served: Served, require_writer: Callable[[Request], None]) -> API
     @router.get("/collections/{name}")
     def collection_info(*, col: Any = Depends(collection), name: str) -> dict[str, Any]:
         info = col.info()
+        if "migration" not in info and getattr(col, "path", None) is not None:  # opened before `slimvec migrate` began
+            from slimvec.migrate.state import progress
+
+            if (moving := progress(col.path)) is not None:
+                info["migration"] = moving
         info.pop("path", None)  # the server's filesystem layout is not the client's business
         return {"name": name, **info, "has_report": report_file(col) is not None}
 

@@ -415,6 +415,38 @@ class Store:
         for r in self.db.execute("SELECT id, title, text, metadata FROM documents ORDER BY id"):
             yield {"id": r[0], "title": r[1], "text": r[2], "metadata": json.loads(r[3])}
 
+    def documents_from(self, after: int, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` stored documents with rowid > `after`, in rowid (insertion) order, each a dict
+        (rowid, id, title, text, metadata, sections: [(section id, start, end, heading path JSON)] from its
+        chunks, empty for a document cut without given sections). For `slimvec migrate`, which copies a
+        collection document by document in the order it was built."""
+        q = "SELECT rowid, id, title, text, metadata FROM documents WHERE rowid > ? ORDER BY rowid LIMIT ?"
+        docs = [{"rowid": int(r[0]), "id": r[1], "title": r[2], "text": r[3], "metadata": json.loads(r[4]),
+                 "sections": []} for r in self.db.execute(q, (after, limit))]
+        if docs and "section_id" in self._chunk_columns():
+            by_id = {d["id"]: d for d in docs}
+            marks = ",".join("?" * len(docs))
+            q = (f"SELECT doc_id, section_id, MIN(start), MAX(end), MAX(heading_path) FROM chunks "  # noqa: S608
+                 f"WHERE doc_id IN ({marks}) AND section_id IS NOT NULL GROUP BY doc_id, section_id ORDER BY MIN(row)")
+            for doc_id, sid, start, end, path in self.db.execute(q, list(by_id)):
+                by_id[doc_id]["sections"].append((sid, int(start), int(end), path))
+        return docs
+
+    def rows_of_documents_through(self, rowid: int) -> np.ndarray:
+        """(n,) int64 chunk rows of the stored documents with rowid <= `rowid` (a prefix in insertion order)."""
+        q = "SELECT c.row FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE d.rowid <= ?"
+        return np.fromiter((r for (r,) in self.db.execute(q, (rowid,))), dtype=np.int64)
+
+    def rowid_of(self, doc_id: str) -> int | None:
+        """The documents-table rowid (insertion order) of `doc_id`, or None when it is not stored."""
+        r = self.db.execute("SELECT rowid FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        return None if r is None else int(r[0])
+
+    def last_document_id(self) -> str | None:
+        """The id of the most recently inserted stored document (highest rowid), or None when empty."""
+        r = self.db.execute("SELECT id FROM documents ORDER BY rowid DESC LIMIT 1").fetchone()
+        return None if r is None else str(r[0])
+
     def chunks_of(self, doc_id: str) -> list[tuple[int, int, int]]:
         """(row, start, end) of each chunk of document `doc_id`, in row order: its vector rows and its spans
         as character offsets into the text (end exclusive); empty for an unknown id."""

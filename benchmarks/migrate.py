@@ -1,0 +1,136 @@
+"""Migration between models (`slimvec migrate`): nDCG@10 of search through the migration, side by side with the
+old model's own and a fresh build with the new model, at 0/25/50/75/100% re-embedded; adapter fit time and
+pairs; ms added per query.
+
+    PYTHONPATH=src python benchmarks/migrate.py --data ../shared/data/scifact \
+        --pair wordllama:all-MiniLM-L6-v2 --pair all-MiniLM-L6-v2:bge-small-en-v1.5 [--docs N] [--sample 2000]
+
+Encodings go through the embedding cache (encoders/cache.py), so each model encodes a corpus once across
+runs. --docs N keeps every judged document of the test queries and fills up to N in corpus order (a subset;
+the table says so). The 25/50/75% points are real states of the migration: the re-embedding is stopped after
+the batch that crosses each fraction and searched there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import machine, print_table, read_jsonl  # noqa: E402
+
+from slimvec import Collection, Document  # noqa: E402
+from slimvec.encoders.cache import CachedEncoder  # noqa: E402
+from slimvec.encoders.registry import load_encoder  # noqa: E402
+from slimvec.evaluation.datasets import load_dataset  # noqa: E402
+from slimvec.evaluation.metrics import evaluate  # noqa: E402
+from slimvec.migrate import runner  # noqa: E402
+
+BATCH = 64
+
+
+class _Stop(Exception):
+    pass
+
+
+def _docs(data: Path, qrels: dict, limit: int | None) -> list[Document]:
+    corpus = read_jsonl(data / "corpus.jsonl")
+    if limit:
+        needed = {d for rel in qrels.values() for d in rel}
+        corpus = [d for d in corpus if d["_id"] in needed] + [d for d in corpus if d["_id"] not in needed]
+        corpus = corpus[:limit]
+    # Insertion order decides which documents a fraction re-embeds first: shuffled (seeded), so the judged ones
+    # (first in a --docs subset) are spread over the re-embedding instead of all landing in its first quarter.
+    order = random.Random(0).sample(range(len(corpus)), len(corpus))
+    return [Document(corpus[i]["_id"], corpus[i]["text"], corpus[i].get("title", "")) for i in order]
+
+
+def _ndcg(col, queries: dict[str, str], qrels: dict) -> float:
+    ids = list(queries)
+    hits = col.search_many([queries[q] for q in ids], k=10)
+    run = {q: {h.id: float(h.score) for h in hs} for q, hs in zip(ids, hits)}
+    return evaluate(qrels, run, ["ndcg@10"])["ndcg@10"]
+
+
+def one_pair(data: Path, old_name: str, new_name: str, docs: list[Document], queries: dict, qrels: dict,
+             sample: int, work: Path) -> dict:
+    old_enc, new_enc = CachedEncoder(load_encoder(old_name)), CachedEncoder(load_encoder(new_name))
+    path, fresh = work / "col", work / "fresh"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    with Collection.create(path, model=old_enc.name, encoder=old_enc) as col:
+        col.add(docs)
+        old_ndcg = _ndcg(col, queries, qrels)
+    with Collection.create(fresh, model=new_enc.name, encoder=new_enc) as col:
+        for s in range(0, len(docs), BATCH):
+            col.add(docs[s : s + BATCH])
+        new_ndcg = _ndcg(col, queries, qrels)
+        want = [[(h.id, h.score) for h in hs] for hs in col.search_many(list(queries.values()), k=10)]
+    t0 = time.perf_counter()
+    record = runner.start(path, new_enc.name, sample=sample, encoder=new_enc)
+    start_s = time.perf_counter() - t0
+    points = {}
+    for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
+        goal = int(round(frac * len(docs)))
+
+        def stop(done: int, total: int, goal: int = goal) -> None:
+            if done >= goal:
+                raise _Stop
+
+        if goal:
+            try:
+                runner.reembed(path, BATCH, encoder=new_enc, on_batch=stop, switch_when_done=False)
+            except _Stop:
+                pass
+        with Collection.open(path, encoder=new_enc) as col:
+            merged = _ndcg(col, queries, qrels)
+            col._map = (1.0, 0.0)  # the alternative: raw cosines of both spaces in one ranking
+            points[frac] = (merged, _ndcg(col, queries, qrels), col.info()["migration"]["fraction"])
+    runner.reembed(path, BATCH, encoder=new_enc)  # switch
+    with Collection.open(path, encoder=new_enc) as col:
+        final = _ndcg(col, queries, qrels)
+        got = [[(h.id, h.score) for h in hs] for hs in col.search_many(list(queries.values()), k=10)]
+        problems = col.check()
+    chosen = next(a for a in record["agreement"] if a["adapter"] == record["adapter"])
+    return {"pair": f"{old_name} -> {new_name}", "old": old_ndcg, "points": points, "final": final, "fresh": new_ndcg,
+            "equal": got == want and not problems, "adapter": record["adapter"], "pairs": record["pairs"],
+            "fit_s": record["fit_s"], "ms": chosen["ms_per_query"], "cos": chosen["cosine"],
+            "r10": chosen["recall_at_10"], "start_s": start_s}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, action="append", required=True)
+    ap.add_argument("--pair", action="append", required=True, help="OLD:NEW model names")
+    ap.add_argument("--docs", type=int, default=None)
+    ap.add_argument("--sample", type=int, default=2000)
+    args = ap.parse_args()
+    print(f"machine: {machine()}")
+    rows = []
+    for data in args.data:
+        ds = load_dataset(data)
+        qrels, queries = ds.qrels("test"), ds.queries("test")
+        docs = _docs(data, qrels, args.docs)
+        for pair in args.pair:
+            old_name, new_name = pair.split(":", 1)
+            with tempfile.TemporaryDirectory() as tmp:
+                r = one_pair(data, old_name, new_name, docs, queries, qrels, args.sample, Path(tmp) / "w")
+            p = r["points"]
+            worst = min(v[0] for v in p.values()) / r["old"]
+            worst_plain = min(v[1] for v in p.values()) / r["old"]
+            rows.append([f"{data.name} ({len(docs)} docs)", r["pair"], *[f"{v:.4f}" for v in (
+                         r["old"], *[p[f][0] for f in sorted(p)], r["final"], r["fresh"])], f"{p[0.0][0] / r['old']:.3f}", f"{worst:.3f}", f"{worst_plain:.3f}",
+                         "yes" if r["equal"] else "NO", r["adapter"], r["pairs"], r["fit_s"], f"{r['ms']:.3f}"])
+            print(r, flush=True)
+    print_table(["set", "old -> new", "old own", "0%", "25%", "50%", "75%", "100% (before switch)", "switched",
+                 "fresh new build", "0% / old", "worst / old", "worst / old, plain-cosine merge", "= fresh", "adapter", "pairs", "fit s (all 3)",
+                 "ms/query"], rows)
+
+
+if __name__ == "__main__":
+    main()

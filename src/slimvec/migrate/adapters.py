@@ -1,0 +1,260 @@
+"""Maps from a new model's vector space into a collection's current one (query adapters for `slimvec migrate`).
+
+Each adapter is fitted on pairs (x_new, y_old) of the same chunks encoded by both models and maps a new-model
+query vector into the old space, where the stored vectors are; the result is normalised to unit length there.
+Registered by name in `slimvec.registry` under kind "adapter":
+
+- `procrustes`: orthogonal (or, for different dimensions, semi-orthogonal) W from the SVD of X^T Y
+  (Schönemann 1966, "A generalized solution of the orthogonal Procrustes problem");
+- `affine`: least squares W, b with a small ridge (Hoerl & Kennard 1970);
+- `residual-mlp`: the affine map plus a low-rank ReLU residual, U relu(V^T x + c), fitted by Adam on the
+  squared error in numpy (the shape of Drift-Adapter, Vejendla 2025, arXiv:2509.23471).
+
+All arrays are float32 (n, dim); an adapter's parameters are a dict of arrays saved as one .npz.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from slimvec import registry
+from slimvec.errors import ConfigError
+
+
+def normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), float32."""
+    x = np.asarray(x, dtype=np.float32)
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(n > 0, n, 1.0)
+
+
+class Adapter:
+    """A fitted map new space -> old space. Subclasses set `name` and implement `_fit` and `_apply`."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, params: dict[str, np.ndarray] | None = None) -> None:
+        self.params = params or {}
+
+    def fit(self, x_new: np.ndarray, y_old: np.ndarray, seed: int = 0) -> "Adapter":
+        """Fit on paired rows: x_new float32 (n, d_new), y_old float32 (n, d_old). Returns self."""
+        x, y = np.asarray(x_new, np.float64), np.asarray(y_old, np.float64)
+        if x.ndim != 2 or y.ndim != 2 or len(x) != len(y) or len(x) < 2:
+            raise ConfigError(f"adapter {self.name}: need paired 2-d arrays with at least 2 rows, got {x.shape} and {y.shape}")
+        self.params = self._fit(x, y, seed)
+        return self
+
+    def apply(self, x_new: np.ndarray) -> np.ndarray:
+        """Map new-model vectors (n, d_new) to unit vectors of the old space, float32 (n, d_old)."""
+        return normalise(self._apply(np.asarray(x_new, np.float32)))
+
+    def _fit(self, x: np.ndarray, y: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _apply(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def save(self, path: Path) -> None:
+        """Write the parameters (and the adapter's name) to `path` as an uncompressed .npz."""
+        with open(path, "wb") as f:
+            np.savez(f, __name__=np.array(self.name), **self.params)
+
+
+class Procrustes(Adapter):
+    """x -> x W with W^T W = I (or W W^T = I when the new space is larger): rotation, no scaling."""
+
+    name = "procrustes"
+
+    def _fit(self, x: np.ndarray, y: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+        u, _, vt = np.linalg.svd(x.T @ y, full_matrices=False)  # (dx, r), (r, dy), r = min(dx, dy)
+        return {"W": (u @ vt).astype(np.float32)}
+
+    def _apply(self, x: np.ndarray) -> np.ndarray:
+        return x @ self.params["W"]
+
+
+class Affine(Adapter):
+    """x -> x W + b, least squares with a ridge of `ridge` x the mean squared norm of x (bias not penalised)."""
+
+    name = "affine"
+    ridge: ClassVar[float] = 1e-3
+
+    def _fit(self, x: np.ndarray, y: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+        w, b = _ridge(x, y, self.ridge)
+        return {"W": w.astype(np.float32), "b": b.astype(np.float32)}
+
+    def _apply(self, x: np.ndarray) -> np.ndarray:
+        return x @ self.params["W"] + self.params["b"]
+
+
+class ResidualMLP(Adapter):
+    """x -> x W + b + relu(x V + c) U with a `rank`-wide hidden layer: affine first, then the residual by Adam."""
+
+    name = "residual-mlp"
+    rank: ClassVar[int] = 32
+    epochs: ClassVar[int] = 100
+    lr: ClassVar[float] = 3e-3
+    decay: ClassVar[float] = 1e-4
+
+    def _fit(self, x: np.ndarray, y: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+        # The residual is trained on 90% of the pairs and kept, per epoch, at its best squared error on the
+        # other 10% (early stopping); when no epoch beats the affine map alone there, U stays zero.
+        w, b = _ridge(x, y, Affine.ridge)
+        r = (y - x @ w - b).astype(np.float32)
+        x32 = x.astype(np.float32)
+        rng = np.random.default_rng(seed)
+        val = np.zeros(len(x32), bool)
+        val[rng.permutation(len(x32))[: max(1, len(x32) // 10)]] = True
+        xt, rt, xv, rv = x32[~val], r[~val], x32[val], r[val]
+        dx, dy, h = x.shape[1], y.shape[1], self.rank
+        p = {"V": (rng.standard_normal((dx, h)) * np.sqrt(2.0 / dx)).astype(np.float32),
+             "c": np.zeros(h, np.float32), "U": np.zeros((h, dy), np.float32)}
+        best, kept = float((rv * rv).sum()), {k: v.copy() for k, v in p.items()}
+        m = {k: np.zeros_like(v) for k, v in p.items()}
+        s = {k: np.zeros_like(v) for k, v in p.items()}
+        n = len(xt)
+        for t in range(1, self.epochs + 1):  # full batch: n <= a few thousand pairs
+            pre = xt @ p["V"] + p["c"]
+            hid = np.maximum(pre, 0)
+            err = hid @ p["U"] - rt
+            g_out = 2.0 * err / n
+            g_hid = (g_out @ p["U"].T) * (pre > 0)
+            grads = {"U": hid.T @ g_out + self.decay * p["U"], "V": xt.T @ g_hid + self.decay * p["V"],
+                     "c": g_hid.sum(axis=0)}
+            for k, g in grads.items():  # Adam (Kingma & Ba 2015)
+                m[k] = 0.9 * m[k] + 0.1 * g
+                s[k] = 0.999 * s[k] + 0.001 * g * g
+                p[k] -= self.lr * (m[k] / (1 - 0.9**t)) / (np.sqrt(s[k] / (1 - 0.999**t)) + 1e-8)
+            e = np.maximum(xv @ p["V"] + p["c"], 0) @ p["U"] - rv
+            if float((e * e).sum()) < best:
+                best, kept = float((e * e).sum()), {k: v.copy() for k, v in p.items()}
+        p = kept
+        return {"W": w.astype(np.float32), "b": b.astype(np.float32), **p}
+
+    def _apply(self, x: np.ndarray) -> np.ndarray:
+        p = self.params
+        return x @ p["W"] + p["b"] + np.maximum(x @ p["V"] + p["c"], 0) @ p["U"]
+
+
+def _ridge(x: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge least squares on centred data: (W (dx, dy), b (dy,)), float64."""
+    mx, my = x.mean(axis=0), y.mean(axis=0)
+    xc, yc = x - mx, y - my
+    lam = ridge * float((xc * xc).sum()) / len(x)
+    w = np.linalg.solve(xc.T @ xc + lam * np.eye(x.shape[1]), xc.T @ yc)
+    return w, my - mx @ w
+
+
+def load_adapter(path: Path) -> Adapter:
+    """The adapter saved at `path` (see Adapter.save). Raises ConfigError naming the file when it is unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            name = str(z["__name__"])
+            params = {k: z[k] for k in z.files if k != "__name__"}
+    except (OSError, ValueError, KeyError) as e:
+        raise ConfigError(f"{path}: not a readable adapter file ({e})") from None
+    return registry.load("adapter", name)(params)  # type: ignore[no-any-return]
+
+
+@dataclass
+class Agreement:
+    """How well an adapter's mapped vectors agree with the true old ones on held-out pairs.
+
+    cosine: mean cosine of mapped and true old vector; recall_at_10: mean overlap of the 10 nearest old
+    vectors (among the sample's, the row itself left out) of the mapped and of the true vector; fit_s: seconds."""
+
+    name: str
+    cosine: float
+    recall_at_10: float
+    fit_s: float
+    ms_per_query: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"adapter": self.name, "cosine": round(self.cosine, 4), "recall_at_10": round(self.recall_at_10, 4),
+                "fit_s": round(self.fit_s, 3), "ms_per_query": round(self.ms_per_query, 4)}
+
+
+# Refusal thresholds on held-out agreement (BENCHMARKS.md, "Migration between models"): the measured pairs'
+# chosen adapters scored cosine 0.61-0.87 and recall@10 0.48-0.49 and served 92% of the old model's nDCG@10;
+# unrelated (random) spaces score about 0.0 and k / n. Below either threshold search would degrade further.
+MIN_COSINE = 0.5
+MIN_RECALL = 0.3
+
+
+def agreement(adapter: Adapter, x_new: np.ndarray, y_old: np.ndarray, held: np.ndarray, fit_s: float) -> Agreement:
+    """Score `adapter` on the rows `held` of the pairs (x_new, y_old): see Agreement."""
+    mapped = adapter.apply(x_new[held])
+    truth = normalise(y_old[held])
+    cos = float(np.mean(np.sum(mapped * truth, axis=1)))
+    base = normalise(y_old)
+    k = min(10, len(base) - 1)
+    overlaps = []
+    for s in range(0, len(held), 512):
+        part = held[s : s + 512]
+        a, t = mapped[s : s + 512] @ base.T, truth[s : s + 512] @ base.T
+        rows = np.arange(len(part))
+        a[rows, part] = t[rows, part] = -np.inf  # the row itself is no neighbour
+        ta = np.argpartition(-a, k - 1, axis=1)[:, :k]
+        tt = np.argpartition(-t, k - 1, axis=1)[:, :k]
+        overlaps += [len(set(p) & set(q)) / k for p, q in zip(ta.tolist(), tt.tolist())]
+    t0 = time.perf_counter()
+    one = x_new[held[:1]]
+    for _ in range(200):
+        adapter.apply(one)
+    ms = (time.perf_counter() - t0) / 200 * 1000
+    return Agreement(adapter.name, cos, float(np.mean(overlaps)), fit_s, ms)
+
+
+def choose(x_new: np.ndarray, y_old: np.ndarray, names: list[str], seed: int = 0,
+           held_fraction: float = 0.2) -> tuple[Adapter, list[Agreement]]:
+    """Fit each adapter of `names` on (1 - held_fraction) of the pairs, score it on the rest (Agreement), refit
+    the best (highest recall@10, then cosine) on all pairs and return it with every candidate's scores.
+
+    Raises ConfigError when even the best is below MIN_COSINE or MIN_RECALL (one line, with its scores)."""
+    n = len(x_new)
+    if n < 20:
+        raise ConfigError(f"adapter fitting needs at least 20 sample pairs, got {n}")
+    order = np.random.default_rng(seed).permutation(n)
+    cut = max(1, int(round(n * held_fraction)))
+    held, train = np.sort(order[:cut]), order[cut:]
+    scores = []
+    for name in names:
+        t0 = time.perf_counter()
+        a = registry.load("adapter", name)().fit(x_new[train], y_old[train], seed)
+        scores.append(agreement(a, x_new, y_old, held, time.perf_counter() - t0))
+    best = max(scores, key=lambda s: (round(s.recall_at_10, 3), s.cosine))
+    if best.cosine < MIN_COSINE or best.recall_at_10 < MIN_RECALL:
+        raise ConfigError(f"no adapter agrees well enough with the collection's model: best {best.name} has held-out "
+                          f"cosine {best.cosine:.3f} (needs {MIN_COSINE}) and recall@10 {best.recall_at_10:.3f} "
+                          f"(needs {MIN_RECALL}); nothing was changed")
+    t0 = time.perf_counter()
+    final = registry.load("adapter", best.name)().fit(x_new, y_old, seed)
+    best.fit_s = time.perf_counter() - t0
+    return final, scores
+
+
+def score_map(adapter: Adapter, x_new: np.ndarray, y_old: np.ndarray, queries: np.ndarray, depth: int = 20
+              ) -> tuple[float, float]:
+    """(a, b) of the least-squares line s_adapted ~ a * s_native + b, so that a document already re-embedded
+    (scored natively, new query . new vector) ranks on the scale of the ones still scored through the adapter
+    (mapped query . old vector). Fitted on the sample: `queries` rows play the queries, every sample row the
+    documents, over the union of each query's top `depth` by either score (the head a ranking is made of)."""
+    xn, yo = normalise(x_new), normalise(y_old)
+    native = xn[queries] @ xn.T
+    adapted = adapter.apply(x_new[queries]) @ yo.T
+    rows = np.arange(len(queries))
+    native[rows, queries] = adapted[rows, queries] = np.nan  # a document is not its own query
+    d = min(depth, xn.shape[0] - 1)
+    pick = np.zeros_like(native, dtype=bool)
+    for s in (np.nan_to_num(native, nan=-np.inf), np.nan_to_num(adapted, nan=-np.inf)):
+        top = np.argpartition(-s, d - 1, axis=1)[:, :d]
+        pick[rows[:, None], top] = True
+    a_s, n_s = adapted[pick], native[pick]
+    a, b = np.polyfit(n_s.astype(np.float64), a_s.astype(np.float64), 1)
+    return float(a), float(b)

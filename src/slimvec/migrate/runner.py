@@ -1,0 +1,266 @@
+"""`slimvec migrate`: fit an adapter, re-embed every document into DIR/migration/target in batches, switch.
+
+Crash safety. Starting writes DIR/migration/ (adapter file, empty target collection) and the record last:
+without a record the folder is leftover and is removed by the next start. Re-embedding copies documents from
+the old store in rowid (insertion) order, one batch per commit of the target collection, so a kill loses at
+most the batch in flight and a rerun continues after the target's last document: every document is encoded
+once by the re-embedding (the sample encoded for fitting is separate). The switch is roll-forward: the record
+first says "switching" and lists the files to move, then the old generation's files are moved into
+DIR/migration/old/ and the target's into DIR (manifest.json out first and in last), then DIR/migration is
+renamed away and removed. Every step is a rename that `switch` redoes idempotently, and `Collection.open` of a
+directory whose record says "switching" finishes it first.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from slimvec.atomic import fsync_dir
+from slimvec.collection import Collection
+from slimvec.contextual import chunk_texts
+from slimvec.documents import Chunk, Document, Section
+from slimvec.encoders.base import Encoder
+from slimvec.encoders.registry import load_encoder
+from slimvec.errors import CollectionError, ConfigError
+from slimvec.migrate import adapters as _adapters
+from slimvec.migrate.state import ADAPTER, OLD, TARGET, Status, has_migration, migration_dir, read_record, write_record
+from slimvec.profiles import profile_from_dict
+from slimvec.store import Store
+
+MAX_SAMPLE = 5000  # chunk pairs the adapter is fitted on, at most
+KEEP = (".writer.lock",)  # files of DIR that stay through the switch (the writer lock every process flocks)
+
+
+def start(path: str | Path, to: str, adapter: str = "auto", sample: int = 2000, seed: int = 0,
+          encoder: Encoder | None = None) -> dict[str, Any]:
+    """Fit the adapter new model -> collection `path`'s model and create DIR/migration (status reembedding).
+
+    to: the new model's registered name or directory; adapter: "auto" (the best by held-out agreement) or a
+    name of kind "adapter"; sample: chunk pairs (at most 5,000) taken from documents drawn with `seed`;
+    encoder: the new model as an Encoder object instead of loading `to`.
+    Returns the record. Raises ConfigError for an unknown adapter, a model equal to the collection's, a sample
+    out of range, or an adapter below the agreement thresholds (adapters.MIN_COSINE / MIN_RECALL), and
+    CollectionError when a migration is already under way; on any error nothing is changed.
+    """
+    path = Path(path)
+    if has_migration(path):
+        raise CollectionError(f"{path}: a migration to {read_record(path).get('to')!r} is already under way; "
+                              "run `slimvec migrate` again to continue it")
+    names = list(_adapters_named(adapter))
+    if not 20 <= sample <= MAX_SAMPLE:
+        raise ConfigError(f"--sample must be between 20 and {MAX_SAMPLE} chunk pairs, got {sample}")
+    old = Collection.open(path)
+    try:
+        if not isinstance(old, Collection) or type(old) is not Collection:
+            raise ConfigError(f"{path}: only a plain (unsharded) collection can be migrated")
+        new = encoder or load_encoder(to)
+        if new.name == old.manifest["model"]:
+            raise ConfigError(f"{path}: the collection already uses model {new.name!r}")
+        if not int(old.manifest["dim"]) or old.token_config is not None:
+            raise ConfigError(f"{path}: migration maps dense vectors; this collection's profile keeps "
+                              f"{'token vectors' if int(old.manifest['dim']) else 'no dense vectors'}")
+        x_new, y_old = _sample_pairs(old, new, sample, seed)
+        t0 = time.perf_counter()
+        fitted, scores = _adapters.choose(x_new, y_old, names, seed)
+        fit_s = time.perf_counter() - t0
+        held = np.random.default_rng(seed + 1).permutation(len(x_new))[: max(1, len(x_new) // 5)]
+        a, b = _adapters.score_map(fitted, x_new, y_old, np.sort(held))
+        profile = {**(old.manifest.get("profile") or {}), "model": to, "query_prompt": None, "document_prompt": None}
+        documents = len(old)
+    finally:
+        old.close()
+    mdir = migration_dir(path)
+    shutil.rmtree(mdir, ignore_errors=True)  # a start killed before its record: leftovers only
+    mdir.mkdir()
+    fitted.save(mdir / ADAPTER)
+    target = Collection.create(mdir / TARGET, profile=profile_from_dict(profile, source="migration profile"),
+                               encoder=new)
+    target.close()
+    record = {"to": new.name, "from": old.manifest["model"], "adapter": fitted.name, "adapter_file": ADAPTER,
+              "agreement": [s.as_dict() for s in scores], "pairs": int(len(x_new)), "fit_s": round(fit_s, 3),
+              "score_map": [a, b], "documents": documents, "status": Status.REEMBEDDING.value,
+              "started": time.time()}
+    write_record(path, record)  # the commit point of starting
+    return record
+
+
+def _adapters_named(adapter: str) -> list[str]:
+    from slimvec import registry
+
+    if adapter == "auto":
+        return registry.names("adapter")
+    registry.target("adapter", adapter)  # ConfigError naming the choices
+    return [adapter]
+
+
+def _sample_pairs(old: Collection, new: Encoder, sample: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x_new, y_old): stored chunk vectors of documents drawn at random, and the same chunk texts (as the
+    collection encoded them) encoded by the new model. float32 (n, d_new), (n, d_old), n <= sample."""
+    store = old.store
+    rows: list[int] = []
+    docs: list[Document] = []
+    chunks: list[list[Chunk]] = []
+    for doc_id in _shuffled_ids(store, seed):
+        d = store.get_document(doc_id)
+        spans = store.chunks_of(doc_id)
+        if d is None or not spans:
+            continue
+        doc = Document(d["id"], d["text"], d["title"], d["metadata"])
+        docs.append(doc)
+        chunks.append([Chunk(doc.id, i, s, e, doc.text[s:e]) for i, (_, s, e) in enumerate(spans)])
+        rows += [r for r, _, _ in spans]
+        if len(rows) >= sample:
+            break
+    if len(rows) < 20:
+        raise ConfigError(f"{old.path}: {len(rows)} chunks stored; an adapter needs at least 20 to be fitted")
+    prefix = bool((old.manifest.get("profile") or {}).get("contextual_prefix"))
+    texts = chunk_texts(docs, chunks, prefix)[:sample]
+    y_old = np.asarray(store.vectors()[np.asarray(rows[:sample])], dtype=np.float32)
+    return np.asarray(new.encode_documents(texts), dtype=np.float32), y_old
+
+
+def _shuffled_ids(store: Store, seed: int) -> list[str]:
+    ids = [d["id"] for d in store.iter_documents()]
+    return [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))]
+
+
+def reembed(path: str | Path, batch: int = 64, encoder: Encoder | None = None,
+            on_batch: Callable[[int, int], None] | None = None, switch_when_done: bool = True) -> dict[str, Any]:
+    """Re-embed the documents of `path` not yet in the target, `batch` per commit, then switch (see module doc).
+
+    encoder: the new model as an Encoder object (its name must be the record's); on_batch(done, total) is
+    called after each commit. Returns {"reembedded": documents encoded by this call, "documents": total,
+    "switched": bool}. Raises CollectionError when no migration is under way.
+    """
+    path = Path(path)
+    record = read_record(path)
+    if record["status"] == Status.SWITCHING.value:
+        switch(path)
+        return {"reembedded": 0, "documents": record["documents"], "switched": True}
+    if batch < 1:
+        raise ConfigError(f"--batch must be at least 1, got {batch}")
+    old = Store.open(path)
+    target = Collection.open(migration_dir(path) / TARGET, encoder=encoder)
+    encoded = 0
+    try:
+        total = old.counts()["documents"]
+        while True:
+            last = target.store.last_document_id()
+            after = 0 if last is None else old.rowid_of(last)
+            if after is None:
+                raise CollectionError(f"{path}: target holds {last!r}, which the collection does not: the "
+                                      "collection was written during the migration")
+            rows = old.documents_from(after, batch)
+            if not rows:
+                break
+            docs = [_document(r) for r in rows]
+            fresh = [d for d in docs if d.id not in target.store.existing_ids([d.id for d in docs])]
+            target.add(fresh)  # one commit: a kill loses at most this batch
+            encoded += len(fresh)
+            if on_batch is not None:
+                on_batch(target.store.counts()["documents"], total)
+        target.store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        target.close()
+        old.close()
+    if switch_when_done:
+        switch(path)
+    return {"reembedded": encoded, "documents": total, "switched": switch_when_done}
+
+
+def _document(r: dict[str, Any]) -> Document:
+    """A stored document dict (Store.documents_from) as a Document, its given sections rebuilt from its chunks."""
+    import json
+
+    secs = tuple(Section(sid, s, e, tuple(json.loads(p)) if p else ()) for sid, s, e, p in r["sections"])
+    return Document(r["id"], r["text"], r["title"], r["metadata"], sections=secs or None)
+
+
+def switch(path: str | Path) -> None:
+    """Replace the collection's files by the target's (roll forward; idempotent, safe to rerun after a crash).
+
+    Raises CollectionError when the target does not hold every document of the collection yet."""
+    from slimvec.store.store import MANIFEST
+
+    path = Path(path)
+    mdir = migration_dir(path)
+    record = read_record(path)
+    with open(path / ".writer.lock", "a+") as lock:
+        import fcntl
+
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # no writer of the old generation runs during the switch
+        if record["status"] != Status.SWITCHING.value:
+            _check_complete(path)
+            names_in = sorted(p.name for p in (mdir / TARGET).iterdir() if p.name not in KEEP)
+            names_out = sorted(p.name for p in path.iterdir() if p.name not in KEEP and p.name != mdir.name
+                               and not p.name.startswith(".migration-"))
+            record = {**record, "status": Status.SWITCHING.value, "move_in": names_in, "move_out": names_out}
+            write_record(path, record)  # the intent: from here on every open rolls forward
+        (mdir / OLD).mkdir(exist_ok=True)
+        move_in = [n for n in record["move_in"] if n != MANIFEST] + [MANIFEST]  # manifest last in
+        out_first = [MANIFEST] + [n for n in record["move_out"] if n != MANIFEST]  # and first out
+        for name in out_first:
+            if (path / name).exists() and (name not in move_in or (mdir / TARGET / name).exists()):
+                _replace(path / name, mdir / OLD / name)
+        for name in move_in:
+            if (mdir / TARGET / name).exists():
+                _replace(mdir / TARGET / name, path / name)
+        fsync_dir(path)
+        done = path / f".migration-done-{os.getpid()}"
+        os.replace(mdir, done)  # the record disappears atomically with it
+        fsync_dir(path)
+        shutil.rmtree(done, ignore_errors=True)
+
+
+def _replace(src: Path, dst: Path) -> None:
+    if dst.is_dir() and not dst.is_symlink():
+        shutil.rmtree(dst)
+    os.replace(src, dst)
+
+
+def _check_complete(path: Path) -> None:
+    old = Store.open(path)
+    target = Store.open(migration_dir(path) / TARGET)
+    try:
+        total, done = old.counts()["documents"], target.counts()["documents"]
+    finally:
+        old.close()
+        target.close()
+    if done != total:
+        raise CollectionError(f"{path}: {done} of {total} documents are re-embedded; the switch needs all")
+
+
+def finish_interrupted(path: Path) -> None:
+    """Roll an interrupted switch forward (called by Collection.open through the "migrating" layout)."""
+    if has_migration(path) and read_record(path)["status"] == Status.SWITCHING.value:
+        switch(path)
+
+
+def migrate(path: str | Path, to: str, adapter: str = "auto", sample: int = 2000, batch: int = 64,
+            fit_only: bool = False, encoder: Encoder | None = None,
+            on_batch: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Start (fit) a migration of `path` to model `to` unless one is under way, then re-embed and switch
+    (unless fit_only). Rerunning continues where a killed run stopped. Returns {"record": ..., "reembedded",
+    "documents", "switched"}. Raises ConfigError when a migration to another model is under way."""
+    path = Path(path)
+    if has_migration(path):
+        record = read_record(path)
+        if record["status"] != Status.SWITCHING.value:
+            encoder = encoder or load_encoder(to)
+        if encoder is not None and encoder.name != record["to"]:
+            raise ConfigError(f"{path}: a migration to {record['to']!r} is under way, not to {to!r}; "
+                              f"finish it with `slimvec migrate {path} --to {record['to']}`")
+    else:
+        encoder = encoder or load_encoder(to)
+        record = start(path, to, adapter, sample, encoder=encoder)
+    if fit_only:
+        return {"record": record, "reembedded": 0, "documents": record["documents"], "switched": False}
+    return {"record": record, **reembed(path, batch, encoder=encoder, on_batch=on_batch)}
+

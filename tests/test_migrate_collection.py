@@ -1,0 +1,192 @@
+"""`slimvec migrate` on real collections: search through every stage, kills, the switch, refusals."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from fakes import FakeEncoder
+from migrate_worker import NEW, run_and_kill, text_hash
+
+from slimvec import Collection, registry
+from slimvec.errors import CollectionError
+from slimvec.migrate import runner
+from slimvec.migrate.merged import MigratingCollection
+from slimvec.migrate.state import has_migration, progress
+
+HERE = Path(__file__).parent
+SRC = HERE.parent / "src"
+
+
+def _hits(col, queries, k=10):
+    return [[(h.id, round(h.score, 5)) for h in col.search(q, k=k)] for q in queries]
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    from slimvec.encoders.registry import load_encoder
+
+    return load_encoder("all-MiniLM-L6-v2")
+
+
+def test_wordllama_to_minilm_answers_at_every_stage_and_ends_as_a_fresh_build(tmp_path, scifact_docs,
+                                                                              scifact_judged, minilm):
+    docs = scifact_docs[:80]
+    queries = [q for q, _ in list(scifact_judged.values())[:8]]
+    path = tmp_path / "col"
+    with Collection.create(path, model="wordllama") as col:
+        col.add(docs)
+    record = runner.start(path, "all-MiniLM-L6-v2", adapter="procrustes", sample=300, encoder=minilm)
+    assert record["status"] == "reembedding" and record["documents"] == 80
+    seen = []
+
+    def at_batch(done: int, total: int) -> None:
+        with Collection.open(path, encoder=minilm) as col:  # another reader, opened mid-migration
+            assert isinstance(col, MigratingCollection)
+            hits = col.search(queries[0], k=10)
+            assert len(hits) == 10 and len({h.id for h in hits}) == 10
+            assert col.info()["migration"]["reembedded"] == done
+            seen.append(done)
+
+    with Collection.open(path, encoder=minilm) as col:
+        assert col.info()["migration"] == {"to": "all-MiniLM-L6-v2", "adapter": record["adapter"],
+                                           "status": "reembedding", "documents": 80, "reembedded": 0,
+                                           "fraction": 0.0}
+        assert all(len(h) == 10 for h in _hits(col, queries))
+        with pytest.raises(CollectionError, match="slimvec migrate"):
+            col.add(docs[:1])
+    out = runner.reembed(path, batch=32, encoder=minilm, on_batch=at_batch)
+    assert out == {"reembedded": 80, "documents": 80, "switched": True}
+    assert seen == [32, 64, 80]
+    assert not has_migration(path) and progress(path) is None
+    fresh = tmp_path / "fresh"
+    with Collection.create(fresh, model="all-MiniLM-L6-v2", encoder=minilm) as col:
+        for s in range(0, 80, 32):  # the same batches as the re-embedding
+            col.add(docs[s : s + 32])
+        want = _hits(col, queries)
+    with Collection.open(path, encoder=minilm) as col:
+        assert type(col) is Collection and col.manifest["model"] == "all-MiniLM-L6-v2"
+        assert col.check() == []
+        assert _hits(col, queries) == want
+
+
+def _plumbing_collection(path: Path, docs) -> None:
+    with Collection.create(path, encoder=FakeEncoder(dim=32, name="fake-bow")) as col:
+        col.add(docs)
+
+
+def _text_owners(docs) -> dict[str, str]:
+    """sha1 of each chunk text the new model encodes -> its document id (one document per call)."""
+    owners = {}
+
+    class Recorder(FakeEncoder):
+        def encode_documents(self, texts, progress=False):
+            owners.update({text_hash(t): current[0] for t in texts})
+            return super().encode_documents(texts)
+
+    current = [""]
+    with Collection.create(Path(os.environ["PYTEST_TMP_FRESH"]), encoder=Recorder(dim=64, name=NEW)) as col:
+        for d in docs:
+            current[0] = d.id
+            col.add([d])
+    return owners
+
+
+@pytest.fixture()
+def by_name():
+    """The plumbing encoders registered by name, so every stage of a migration opens without an encoder."""
+    from slimvec.encoders.registry import register_encoder
+
+    register_encoder("fake-bow", lambda: FakeEncoder(dim=32, name="fake-bow"))
+    register_encoder(NEW, lambda: FakeEncoder(dim=64, name=NEW))
+    yield
+    registry.unregister("encoder", "fake-bow")
+    registry.unregister("encoder", NEW)
+
+
+def test_ten_kills_during_reembedding_lose_nothing_and_encode_nothing_twice(tmp_path, scifact_docs, monkeypatch,
+                                                                             by_name):
+    docs = scifact_docs[:120]
+    path, log = tmp_path / "col", tmp_path / "calls.log"
+    _plumbing_collection(path, docs)
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{HERE}"}
+    cmd = [sys.executable, str(HERE / "migrate_worker.py"), str(path), str(log), "2"]  # 60 batches: ten kills land before the end
+    rng = random.Random(0)
+    kills = 0
+    while kills < 10:
+        if not run_and_kill(cmd, env, log, rng.randint(1, 3), rng.uniform(0, 0.02)):
+            break
+        kills += 1
+        with Collection.open(path) as col:  # search keeps answering after every kill, at whatever stage
+            assert len(col.search("cells", k=5)) == 5
+    assert kills == 10, "the migration finished before ten kills landed"
+    done = subprocess.run(cmd, env=env, capture_output=True, timeout=600)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert not has_migration(path)
+    # Re-embedding encode calls ("E"): every chunk at least once; a chunk encoded again only when the batch that
+    # held it was in flight at a kill (not committed), so repeated calls <= kills.
+    calls = [line[2:].split(",") for line in log.read_text().splitlines() if line.startswith("E ")]
+    seen: Counter[str] = Counter()
+    repeated_calls = 0
+    for hashes in calls:
+        repeated_calls += any(seen[h] for h in hashes)
+        seen.update(hashes)
+    monkeypatch.setenv("PYTEST_TMP_FRESH", str(tmp_path / "fresh"))
+    owners = _text_owners(docs)
+    assert set(seen) == set(owners)  # every chunk of every document was encoded by the re-embedding
+    assert repeated_calls <= kills
+    assert sum(seen.values()) - len(seen) <= kills * max(len(c) for c in calls)
+    with Collection.open(path, encoder=FakeEncoder(dim=64, name=NEW)) as col, \
+            Collection.open(tmp_path / "fresh", encoder=FakeEncoder(dim=64, name=NEW)) as fresh:
+        assert col.check() == []
+        assert len(col) == 120 and {d.id for d in docs} == {col.get(d.id).id for d in docs}
+        for q in ("cells", "protein expression", "cancer risk"):
+            assert [(h.id, h.score) for h in col.search(q, k=10)] == [(h.id, h.score) for h in fresh.search(q, k=10)]
+
+
+@pytest.mark.parametrize("crash_after", [1, 4])
+def test_a_crash_during_the_switch_rolls_forward_on_the_next_open(tmp_path, scifact_docs, monkeypatch, crash_after):
+    docs = scifact_docs[:60]
+    path = tmp_path / "col"
+    _plumbing_collection(path, docs)
+    new = FakeEncoder(dim=64, name=NEW)
+    runner.start(path, NEW, sample=200, encoder=new)
+    runner.reembed(path, batch=16, encoder=new, switch_when_done=False)
+    real, calls = runner._replace, [0]
+
+    def crashing(src: Path, dst: Path) -> None:
+        calls[0] += 1
+        if calls[0] > crash_after:
+            raise KeyboardInterrupt("simulated crash")
+        real(src, dst)
+
+    monkeypatch.setattr(runner, "_replace", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        runner.switch(path)
+    monkeypatch.setattr(runner, "_replace", real)
+    assert has_migration(path) and progress(path)["status"] == "switching"
+    with Collection.open(path, encoder=new) as col:  # rolls forward
+        assert type(col) is Collection and col.manifest["model"] == NEW
+        assert col.check() == [] and len(col) == 60
+        assert len(col.search("cells", k=5)) == 5
+    assert not has_migration(path)
+
+
+def test_mixing_models_names_migrate_and_a_second_migration_is_refused(tmp_path, scifact_docs):
+    path = tmp_path / "col"
+    _plumbing_collection(path, scifact_docs[:40])
+    with pytest.raises(CollectionError, match=f"slimvec migrate {path} --to {NEW}"):
+        Collection.open(path, encoder=FakeEncoder(dim=64, name=NEW))
+    new = FakeEncoder(dim=64, name=NEW)
+    runner.start(path, NEW, sample=100, encoder=new)
+    with pytest.raises(CollectionError, match="already under way"):
+        runner.start(path, NEW, sample=100, encoder=new)
+    with Collection.open(path) as col:
+        assert col.check() == []
+        with pytest.raises(CollectionError, match="writes are refused"):
+            col.delete(["x"])
