@@ -70,7 +70,7 @@ def _build(col: Path, docs: int, env: dict[str, str]) -> None:
     with open(src, "w", encoding="utf-8") as f:
         for d in read_jsonl(DATA / "scifact" / "corpus.jsonl", docs):
             f.write(json.dumps(d) + "\n")
-    subprocess.run([sys.executable, "-m", "slimvec.cli", "index", str(src), "--collection", str(col)], env=env,
+    subprocess.run([sys.executable, "-m", "slimvec.cli", "index", str(src), "--collection", str(col), "--model", "all-MiniLM-L6-v2"], env=env,
                    check=True, capture_output=True, text=True)
 
 

