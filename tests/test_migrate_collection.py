@@ -177,6 +177,27 @@ def test_a_crash_during_the_switch_rolls_forward_on_the_next_open(tmp_path, scif
     assert not has_migration(path)
 
 
+
+def test_the_switch_waits_for_every_other_handle_to_close(tmp_path, scifact_docs):
+    # A handle still open on the old files (a server) would read the new generation's files by path, and its
+    # SQLite connection would delete the new -wal file when it closes: the switch refuses until it is gone.
+    docs = scifact_docs[:40]
+    path = tmp_path / "col"
+    _plumbing_collection(path, docs)
+    new = FakeEncoder(dim=64, name=NEW)
+    runner.start(path, NEW, sample=200, encoder=new)
+    server = Collection.open(path, encoder=new)  # opened mid-migration, kept open like a server's
+    before = sorted(p.name for p in path.iterdir())
+    with pytest.raises(CollectionError, match=rf"still open elsewhere.*slimvec migrate {path} --to {NEW}"):
+        runner.reembed(path, batch=16, encoder=new)
+    assert progress(path)["status"] != "switching" and sorted(p.name for p in path.iterdir()) == before
+    assert len(server.search("cells", k=5)) == 5  # the open handle keeps answering from the old generation
+    server.close()
+    assert runner.migrate(path, NEW, encoder=new)["switched"] is True  # the rerun only switches
+    with Collection.open(path, encoder=new) as col:
+        assert col.manifest["model"] == NEW and col.check() == [] and len(col) == 40
+
+
 def test_mixing_models_names_migrate_and_a_second_migration_is_refused(tmp_path, scifact_docs):
     path = tmp_path / "col"
     _plumbing_collection(path, scifact_docs[:40])

@@ -33,9 +33,11 @@ from slimvec.migrate import adapters as _adapters
 from slimvec.migrate.state import ADAPTER, OLD, TARGET, Status, has_migration, migration_dir, read_record, write_record
 from slimvec.profiles import profile_from_dict
 from slimvec.store import Store
+from slimvec.store.store import READERS_LOCK
 
 MAX_SAMPLE = 5000  # chunk pairs the adapter is fitted on, at most
-KEEP = (".writer.lock",)  # files of DIR that stay through the switch (the writer lock every process flocks)
+# files of DIR that stay through the switch: the lock files every process flocks
+KEEP = (".writer.lock", READERS_LOCK)
 
 
 def start(path: str | Path, to: str, adapter: str = "auto", sample: int = 2000, seed: int = 0,
@@ -192,12 +194,19 @@ def switch(path: str | Path) -> None:
     path = Path(path)
     mdir = migration_dir(path)
     record = read_record(path)
-    with open(path / ".writer.lock", "a+") as lock:
+    with open(path / ".writer.lock", "a+") as lock, open(path / READERS_LOCK, "a+") as readers:
         import fcntl
 
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # no writer of the old generation runs during the switch
         if record["status"] != Status.SWITCHING.value:
             _check_complete(path)
+        try:  # no other handle may still read the old files (see store.READERS_LOCK); opens wait until done
+            fcntl.flock(readers.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CollectionError(f"{path}: every document is re-embedded, but the collection is still open "
+                                  f"elsewhere (a server, another process or handle); close it, then rerun "
+                                  f"`slimvec migrate {path} --to {record['to']}` to switch") from None
+        if record["status"] != Status.SWITCHING.value:
             names_in = sorted(p.name for p in (mdir / TARGET).iterdir() if p.name not in KEEP)
             names_out = sorted(p.name for p in path.iterdir() if p.name not in KEEP and p.name != mdir.name
                                and not p.name.startswith(".migration-"))

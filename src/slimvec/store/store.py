@@ -68,6 +68,24 @@ _ADDED_CHUNK_COLUMNS = {
 }
 
 
+# Every open Store holds a shared flock on this file for its lifetime, so a process that must replace the
+# collection's files (a migration's switch) can tell, with an exclusive non-blocking flock, that no other
+# handle still reads them: SQLite deletes `-wal` by path when a connection closes, and rescoring reopens the
+# vector file by path, so no handle may outlive the files it opened.
+READERS_LOCK = ".readers.lock"
+
+
+def _hold_shared(path: Path) -> Any:
+    """The open lock file holding a shared flock (waits out an exclusive holder), or None where the directory
+    cannot be written (a read-only collection: nothing can switch its files either)."""
+    try:
+        f = open(path, "a+")
+    except OSError:
+        return None
+    fcntl.flock(f.fileno(), fcntl.LOCK_SH)
+    return f
+
+
 class StoredChunk(NamedTuple):
     """A chunk row joined with its document, as search needs it (`text` is the chunk's own text).
 
@@ -106,6 +124,7 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA foreign_keys=ON")
+        self._readers = _hold_shared(path / READERS_LOCK)
         self.has_sections = True  # the chunks table holds the section columns (False: read-only, made before them)
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -189,8 +208,11 @@ class Store:
                 raise
 
     def close(self) -> None:
-        """Close the database connection."""
+        """Close the database connection (and release this handle's share of the readers' lock)."""
         self.db.close()
+        if self._readers is not None:
+            self._readers.close()
+            self._readers = None
 
     def save_manifest(self, updates: dict[str, Any]) -> None:
         """Merge `updates` into the manifest and replace it atomically."""
