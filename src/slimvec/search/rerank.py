@@ -200,8 +200,7 @@ class BiEncoderReranker:
 
     def score(self, query: Query, candidates: Candidates) -> np.ndarray:
         """Encode the query and the (uncached) chunk texts, then one dot product per chunk."""
-        if candidates.texts is None or len(candidates.texts) != len(candidates.rows):
-            raise ValueError("the bi-encoder reranker needs one text per candidate row")
+        _check_texts(candidates, "bi-encoder")
         q = np.asarray(self.encoder.encode_queries([query.text])[0], dtype=np.float32)
         return self._vectors(candidates.texts) @ q
 
@@ -250,8 +249,7 @@ class CrossEncoderReranker:
 
     def score(self, query: Query, candidates: Candidates) -> np.ndarray:
         """One batched predict over every (query, chunk text) pair of the candidates."""
-        if candidates.texts is None or len(candidates.texts) != len(candidates.rows):
-            raise ValueError("the cross-encoder reranker needs one text per candidate row")
+        _check_texts(candidates, "cross-encoder")
         pairs = [(query.text, t) for t in candidates.texts]
         model = self.model
         with self._lock:  # one predict at a time: torch already uses every core for one batch
@@ -299,11 +297,16 @@ class NamedCrossEncoderReranker:
 
     def score(self, query: Query, candidates: Candidates) -> np.ndarray:
         """(m,) float32 scores of every (query, chunk text) pair of the candidates, in batches."""
-        if candidates.texts is None or len(candidates.texts) != len(candidates.rows):
-            raise ValueError("the cross-encoder reranker needs one text per candidate row")
+        _check_texts(candidates, "cross-encoder")
         model = self.model
         with self._lock:  # one batch at a time: ONNX Runtime already uses both cores for one
             return np.asarray(model.score(query.text, list(candidates.texts)), dtype=np.float32).reshape(-1)
+
+
+def _check_texts(candidates: Candidates, kind: str) -> None:
+    """ValueError naming the reranker kind unless the candidates carry one chunk text per row."""
+    if candidates.texts is None or len(candidates.texts) != len(candidates.rows):
+        raise ValueError(f"the {kind} reranker needs one text per candidate row")
 
 
 def cross_encoder(argument: str | None) -> Reranker:
