@@ -15,13 +15,12 @@ import random
 import subprocess
 import sys
 import tempfile
-from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from fakes import FakeEncoder  # noqa: E402
-from migrate_worker import NEW, run_and_kill, text_hash  # noqa: E402
+from migrate_worker import NEW, fresh_build_owners, reembedding_calls, run_and_kill  # noqa: E402
 
 from slimvec import Collection, Document  # noqa: E402
 from slimvec.encoders.registry import register_encoder  # noqa: E402
@@ -52,26 +51,8 @@ def main() -> None:
             answered += len(col.search("cells", k=5)) == 5
     if json.loads((path / "manifest.json").read_text())["model"] != NEW or (path / "migration").exists():
         subprocess.run(cmd, env=env, check=True)  # the run that finishes
-    owners: dict[str, str] = {}
-
-    class Recorder(FakeEncoder):
-        def encode_documents(self, texts, progress=False):
-            owners.update({text_hash(t): current[0] for t in texts})
-            return super().encode_documents(texts)
-
-    current = [""]
-    with Collection.create(tmp / "fresh", encoder=Recorder(dim=64, name=NEW)) as fresh:
-        for d in docs:
-            current[0] = d.id
-            fresh.add([d])
-    # Re-embedding encode calls ("E"): every chunk at least once; a chunk encoded again only when the batch that
-    # held it was in flight at a kill (not committed), so repeated calls <= kills.
-    calls = [line[2:].split(",") for line in log.read_text().splitlines() if line.startswith("E ")]
-    seen: Counter[str] = Counter()
-    repeated_calls = 0
-    for hashes in calls:
-        repeated_calls += any(seen[h] for h in hashes)
-        seen.update(hashes)
+    owners = fresh_build_owners(docs, tmp / "fresh")
+    seen, repeated_calls, _ = reembedding_calls(log)  # a chunk encoded again only if its batch was in flight at a kill
     with Collection.open(path, encoder=FakeEncoder(dim=64, name=NEW)) as col, \
             Collection.open(tmp / "fresh", encoder=FakeEncoder(dim=64, name=NEW)) as fresh:
         lost = sum(col.get(d.id) is None for d in docs)

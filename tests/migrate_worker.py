@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -57,6 +58,39 @@ def run_and_kill(cmd: list[str], env: dict[str, str], log: Path, new_lines: int,
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     return True
+
+
+def fresh_build_owners(docs: list, path: Path) -> dict[str, str]:
+    """Build a fresh new-model collection at `path`, one document per call, and return sha1 of each chunk text
+    it encoded -> its document id (what a complete re-embedding must encode)."""
+    from slimvec import Collection
+
+    owners: dict[str, str] = {}
+    current = [""]
+
+    class Recorder(FakeEncoder):
+        def encode_documents(self, texts: list[str], progress: bool = False):
+            owners.update({text_hash(t): current[0] for t in texts})
+            return super().encode_documents(texts)
+
+    with Collection.create(path, encoder=Recorder(dim=64, name=NEW)) as col:
+        for d in docs:
+            current[0] = d.id
+            col.add([d])
+    return owners
+
+
+def reembedding_calls(log: Path) -> tuple[Counter, int, list[list[str]]]:
+    """(times each chunk hash was encoded by the re-embedding, calls that repeated a chunk already encoded, the
+    calls' chunk hashes): the "E" lines of LOG. A chunk is encoded again only when its batch was in flight at a
+    kill."""
+    calls = [line[2:].split(",") for line in log.read_text().splitlines() if line.startswith("E ")]
+    seen: Counter[str] = Counter()
+    repeated = 0
+    for hashes in calls:
+        repeated += any(seen[h] for h in hashes)
+        seen.update(hashes)
+    return seen, repeated, calls
 
 
 def _lines(log: Path) -> int:

@@ -6,12 +6,11 @@ import os
 import random
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 
 import pytest
 from fakes import FakeEncoder
-from migrate_worker import NEW, run_and_kill, text_hash
+from migrate_worker import NEW, fresh_build_owners, reembedding_calls, run_and_kill
 
 from slimvec import Collection, registry
 from slimvec.errors import CollectionError
@@ -80,23 +79,6 @@ def _plumbing_collection(path: Path, docs) -> None:
         col.add(docs)
 
 
-def _text_owners(docs) -> dict[str, str]:
-    """sha1 of each chunk text the new model encodes -> its document id (one document per call)."""
-    owners = {}
-
-    class Recorder(FakeEncoder):
-        def encode_documents(self, texts, progress=False):
-            owners.update({text_hash(t): current[0] for t in texts})
-            return super().encode_documents(texts)
-
-    current = [""]
-    with Collection.create(Path(os.environ["PYTEST_TMP_FRESH"]), encoder=Recorder(dim=64, name=NEW)) as col:
-        for d in docs:
-            current[0] = d.id
-            col.add([d])
-    return owners
-
-
 @pytest.fixture()
 def by_name():
     """The plumbing encoders registered by name, so every stage of a migration opens without an encoder."""
@@ -109,8 +91,7 @@ def by_name():
     registry.unregister("encoder", NEW)
 
 
-def test_ten_kills_during_reembedding_lose_nothing_and_encode_nothing_twice(tmp_path, scifact_docs, monkeypatch,
-                                                                             by_name):
+def test_ten_kills_during_reembedding_lose_nothing_and_encode_nothing_twice(tmp_path, scifact_docs, by_name):
     docs = scifact_docs[:120]
     path, log = tmp_path / "col", tmp_path / "calls.log"
     _plumbing_collection(path, docs)
@@ -128,16 +109,10 @@ def test_ten_kills_during_reembedding_lose_nothing_and_encode_nothing_twice(tmp_
     done = subprocess.run(cmd, env=env, capture_output=True, timeout=600)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert not has_migration(path)
-    # Re-embedding encode calls ("E"): every chunk at least once; a chunk encoded again only when the batch that
-    # held it was in flight at a kill (not committed), so repeated calls <= kills.
-    calls = [line[2:].split(",") for line in log.read_text().splitlines() if line.startswith("E ")]
-    seen: Counter[str] = Counter()
-    repeated_calls = 0
-    for hashes in calls:
-        repeated_calls += any(seen[h] for h in hashes)
-        seen.update(hashes)
-    monkeypatch.setenv("PYTEST_TMP_FRESH", str(tmp_path / "fresh"))
-    owners = _text_owners(docs)
+    # Re-embedding encode calls: every chunk at least once; a chunk encoded again only when the batch that held
+    # it was in flight at a kill (not committed), so repeated calls <= kills.
+    seen, repeated_calls, calls = reembedding_calls(log)
+    owners = fresh_build_owners(docs, tmp_path / "fresh")
     assert set(seen) == set(owners)  # every chunk of every document was encoded by the re-embedding
     assert repeated_calls <= kills
     assert sum(seen.values()) - len(seen) <= kills * max(len(c) for c in calls)
