@@ -216,6 +216,29 @@ def delete(
 
 @app.command()
 @user_errors
+def compact(
+    collection: Path = typer.Argument(..., help="Collection directory."),
+    json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Rewrite a collection without the rows of deleted or replaced documents (atomic; same search results)."""
+    from slimvec.collection import Collection
+
+    with Collection.open(collection) as col:
+        report = col.compact()
+    if json_out:
+        _print_json(report)
+    elif not report["compacted"]:
+        out.print("nothing to compact: no dead rows")
+    else:
+        saved = report["disk_bytes_before"] - report["disk_bytes_after"]
+        out.print(f"compacted: dropped {report['dead_rows']:,} dead rows ({report['rows_before']:,} -> "
+                  f"{report['rows_after']:,}), {saved / 2**20:,.1f} MiB freed on disk, RAM "
+                  f"{report['ram_bytes_before'] / 2**20:,.1f} -> {report['ram_bytes_after'] / 2**20:,.1f} MiB, "
+                  f"in {report['seconds']:.1f} s")
+
+
+@app.command()
+@user_errors
 def check(
     collection: Path = typer.Argument(..., help="Collection directory."),
     json_out: bool = typer.Option(False, "--json", help="Print as JSON."),

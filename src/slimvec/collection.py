@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from slimvec import registry
+from slimvec import compaction, registry
 from slimvec.chunking import ChunkConfig, chunk_document
 from slimvec.contextual import chunk_texts
 from slimvec.documents import Chunk, Document, Hit
@@ -31,7 +33,8 @@ from slimvec.search.plan import make_plan
 from slimvec.search.rerank import Reranker
 from slimvec.search.run import Runner
 from slimvec.sections import section_chunks
-from slimvec.store import Store
+from slimvec.store import Store, switch
+from slimvec.store.compact import live_rows
 from slimvec.store.rowmap import RowMap
 
 INDEX_KINDS = ("exact", "hnsw", "ivf")
@@ -46,6 +49,9 @@ class Collection:
         self.path = store.path
         self._encoder = encoder
         self._lock = threading.RLock()
+        # Taken by every write before `_lock`: a compaction holds it (and the writer lock) while it writes the
+        # new generation, so searches through this handle, which take `_lock` only, go on meanwhile.
+        self._write_lock = threading.RLock()
         self._retrievers: dict[str, Retriever] = {}
         self._rows = RowMap()  # row -> document number, kept in step with the store
         self._runner = Runner(store)
@@ -135,6 +141,7 @@ class Collection:
         one being migrated to another model (DIR/migration/) as a `slimvec.migrate.MigratingCollection`, and one
         whose switch to the new model was interrupted is first rolled forward.
         """
+        switch.finish(Path(path))  # a compaction or migration switch interrupted by a crash: rolled forward first
         if (Path(path) / "shards.json").is_file():  # same API over shard collections (slimvec.distributed)
             return registry.load("layout", "sharded")(Path(path), encoder)  # type: ignore[no-any-return]
         if (Path(path) / "migration" / "migration.json").is_file():  # `slimvec migrate` under way (slimvec.migrate)
@@ -236,6 +243,12 @@ class Collection:
         return self._write(docs, replace=True, progress=progress)
 
     def _write(self, docs: Iterable[Document], replace: bool, progress: bool) -> int:
+        n = self._write_all(docs, replace, progress)
+        if replace:  # an upsert leaves the rows of the versions it replaced dead
+            self._compact_if_due()
+        return n
+
+    def _write_all(self, docs: Iterable[Document], replace: bool, progress: bool) -> int:
         if isinstance(docs, (str, bytes, Document)) or not isinstance(docs, Iterable):
             raise TypeError(f"docs must be a list or iterable of slimvec.Document, not {type(docs).__name__}")
         if isinstance(docs, (list, tuple)):
@@ -258,7 +271,7 @@ class Collection:
             # A bulk load saves the derived index files once (they are derived: a reader opened meanwhile, or
             # this process after a crash, catches up from the committed rows).
             if total:
-                with self._lock, self.store.writer():
+                with self._writing():
                     self._sync()
                     self._save_index()
         return total
@@ -290,7 +303,7 @@ class Collection:
                 advance(len(part))
             vectors = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
             flat = [c for d in docs for c in chunks[d.id]]
-            with self._lock, self.store.writer():
+            with self._writing():
                 if not replace:
                     self._refuse_stored(docs, offset)  # again under the lock: another writer may have added it
                 if tokens is not None:  # before the commit point: a crash leaves token rows the next writer cuts
@@ -325,7 +338,7 @@ class Collection:
                 raise IngestError(f"chunk {c.index} of {c.doc_id!r}: no such document in this call, or its span "
                                   "lies outside the text; nothing from this call was stored")
         _check_finite(vectors, [by_id[c.doc_id] for c in chunks])
-        with self._lock, self.store.writer():
+        with self._writing():
             self._refuse_stored(docs, 0)
             self.store.commit(docs, list(chunks), vectors, replace=False)
             self._sync()
@@ -396,9 +409,10 @@ class Collection:
         wrong = next((i for i in ids if not isinstance(i, str)), None)
         if wrong is not None:
             raise TypeError(f"ids must be strings, got {type(wrong).__name__} {wrong!r}")
-        with self._lock, self.store.writer():
+        with self._writing():
             n = self.store.delete(ids)
             self._sync()
+        self._compact_if_due()
         return n
 
     # ---- searching -------------------------------------------------------------------------
@@ -481,7 +495,7 @@ class Collection:
 
             load_sparse_encoder(sparse_model)  # fails here, naming the directory, before anything is written
             updates["sparse_model"] = sparse_model if sparse_model == SPLADE_TINY else str(Path(sparse_model).resolve())
-        with self._lock, self.store.writer():
+        with self._writing():
             names = list(self.manifest.get("retrievers", ["dense"]))
             if name in names:
                 kept = self.manifest.get("sparse_model", "splade-tiny")
@@ -512,6 +526,84 @@ class Collection:
         mask = np.zeros_like(self._rows.alive)
         mask[self.store.rows_matching(filter)] = True
         return mask
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """This handle's write mutex, its state lock, then the collection's writer lock (the order every
+        write takes them in; `compact` holds the first and the last while readers keep `_lock`)."""
+        with self._write_lock, self._lock, self.store.writer():
+            yield
+
+    # ---- compaction ------------------------------------------------------------------------
+    def compact(self) -> dict[str, Any]:
+        """Rewrite the collection without its dead rows (chunks of deleted or replaced documents), reclaiming
+        their disk and RAM; results stay the same (ids, scores and order; an HNSW graph is rebuilt, so an
+        approximate search may differ slightly). Searches through this handle go on while the new generation is
+        written; writes wait. See `slimvec.compaction` and `store.switch` (atomic for readers, crash-safe).
+
+        Returns {"compacted": False when there was nothing dead, "dead_rows" dropped, "rows_before",
+        "rows_after", "disk_bytes_before", "disk_bytes_after", "ram_bytes_before", "ram_bytes_after",
+        "seconds"}. Raises CollectionError, with nothing changed, while another handle (a server, another
+        process or object) has the collection open: the new generation can only replace files nobody reads.
+        """
+        t0 = time.perf_counter()
+        with self._write_lock, self.store.writer():
+            if not self.store.sole_handle():
+                raise CollectionError(f"{self.path}: cannot compact while the collection is open elsewhere (a "
+                                      "server, another process or handle); close it, or compact through it")
+            with self._lock:
+                self._sync()
+                before = {"rows_before": self.store.committed_rows, "disk_bytes_before": self.store.disk_bytes(),
+                          "ram_bytes_before": self._ram_bytes()}
+                keep = live_rows(self.store)
+                if len(keep) == self.store.committed_rows:
+                    return {"compacted": False, "dead_rows": 0, **before, "rows_after": before["rows_before"],
+                            "disk_bytes_after": before["disk_bytes_before"],
+                            "ram_bytes_after": before["ram_bytes_before"], "seconds": time.perf_counter() - t0}
+                parts = [r.compacted(keep) for r in self._retrievers.values() if hasattr(r, "compacted")]
+            target = compaction.write_generation(self.store, keep, parts)
+            try:
+                staged = Collection(Store.open(target), self._encoder)
+                try:  # derived files nobody could cut down (an HNSW graph) are built here, not by the next reader
+                    staged._sync()
+                    staged._save_index()
+                finally:
+                    staged.close()
+            except BaseException:
+                compaction.discard(self.path)
+                raise
+            with self._lock:
+                self.store.close()
+                try:
+                    switch.switch(self.path, target.parent, target,
+                                  busy=f"{self.path}: cannot compact while the collection is open elsewhere")
+                except BaseException:
+                    # Past its intent, the switch is the next open's to roll forward (this handle stays closed:
+                    # reopening here would wait for the writer lock this call holds); before it, nothing moved.
+                    if not (self.path / switch.INTENT).exists():
+                        compaction.discard(self.path)
+                        self._reopen()
+                    raise
+                self._reopen()
+            return {"compacted": True, "dead_rows": before["rows_before"] - len(keep), **before,
+                    "rows_after": self.store.committed_rows, "disk_bytes_after": self.store.disk_bytes(),
+                    "ram_bytes_after": self._ram_bytes(), "seconds": time.perf_counter() - t0}
+
+    def _compact_if_due(self) -> None:
+        """After a write that left rows dead: compact when the profile's threshold is passed and this is the
+        only open handle (otherwise the next write tries again)."""
+        if compaction.due(self.store):
+            try:
+                self.compact()
+            except CollectionError as e:
+                if "open elsewhere" not in str(e):
+                    raise
+
+    def _reopen(self) -> None:
+        """Open the store again and drop every in-memory structure built on the previous files."""
+        self.store = Store.open(self.path)
+        self._retrievers, self._rows, self._runner, self._generation = {}, RowMap(), Runner(self.store), -1
+        self._sync()
 
     # ---- in-memory state -------------------------------------------------------------------
     def _sync(self) -> None:
@@ -546,13 +638,15 @@ class Collection:
     def info(self) -> dict[str, Any]:
         """Counts, model, dimensions, bytes on disk and resident in RAM (total and per document), for multi-vector
         collections "tokens_per_doc" and "token_disk_bytes_per_doc", and
+        "dead_rows" (chunk rows of deleted or replaced documents, until a compaction), "dead_share" and
+        "reclaimable_disk_bytes" (what `compact` would free, estimated: see compaction.reclaimable),
         "indexes": {retriever name: what it built} (see retrievers.base.describe), e.g.
         {"dense": {"kind": "ivf", "codec": "binary", "nlist": 4, "nprobe": 4, "fitted_rows": 300, ...}}."""
         with self._lock:
             self._sync()
             counts = self.store.counts()
             disk = self.store.disk_bytes()
-            ram = sum(r.ram_bytes() for r in self._retrievers.values()) + self._rows.nbytes
+            ram = self._ram_bytes()
             per = max(counts["documents"], 1)
             m = self.manifest
             return {
@@ -569,8 +663,14 @@ class Collection:
                 "disk_bytes_per_doc": disk / per if counts["documents"] else 0.0,
                 "ram_bytes_per_doc": ram / per if counts["documents"] else 0.0,
                 "indexes": {name: describe(r) for name, r in self._retrievers.items()},
+                **compaction.reclaimable(self.store, int(describe(self._retrievers["multivector"])
+                                                         .get("token_disk_bytes", 0))
+                                         if "multivector" in self._retrievers else 0),
                 **self._token_info(counts["documents"]),
             }
+
+    def _ram_bytes(self) -> int:
+        return sum(r.ram_bytes() for r in self._retrievers.values()) + self._rows.nbytes
 
     def _token_info(self, documents: int) -> dict[str, Any]:
         """Multi-vector collections: stored tokens per document (alive rows) and token-file bytes per document."""
@@ -583,11 +683,13 @@ class Collection:
 
     def get(self, doc_id: str) -> Document | None:
         """The stored document with this id, or None."""
-        d = self.store.get_document(doc_id)
+        with self._lock:  # the store object is replaced when a compaction switches files
+            d = self.store.get_document(doc_id)
         return None if d is None else Document(d["id"], d["text"], d["title"], d["metadata"])
 
     def __len__(self) -> int:
-        return self.store.counts()["documents"]
+        with self._lock:
+            return self.store.counts()["documents"]
 
     def check(self) -> list[str]:
         """Integrity problems, one line each (empty when healthy): the store's (SQLite, vector rows, checksums,

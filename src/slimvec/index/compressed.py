@@ -215,6 +215,13 @@ class CodecIndex:
                       {"kind": "codes", "dim": self.dim, "hamming": self.hamming},
                       lambda folder: save_codec(self.codec, folder / "codec"))
 
+    def subset(self, rows: np.ndarray) -> CodecIndex:
+        """A new index over the same fitted codec holding only these rows' codes, in this order (compaction:
+        the codes are copied, not re-encoded, so every score stays bit for bit). rows: (n,) int64."""
+        out = CodecIndex(self.codec, self.dim, self.hamming)
+        out.add_codes(np.ascontiguousarray(self.codes[np.asarray(rows, np.int64)]))
+        return out
+
     @classmethod
     def load(cls, directory: Path) -> CodecIndex:
         """The index saved under `directory` (also the single `codes.npy` of collections saved before row files)."""
@@ -340,6 +347,17 @@ class BinaryIVFIndex:
                     block = faiss.rev_swig_ptr(invlists.get_codes(lst), size * width).reshape(size, width)
                     codes[ids[keep] - start], lists[ids[keep] - start] = block[keep], lst
         return {"codes": codes, "lists": lists}
+
+    def subset(self, rows: np.ndarray) -> BinaryIVFIndex:
+        """A new index with the same codec, centroids and nprobe (and calibration) holding only these rows, in
+        this order, each in its own list (compaction: codes and list numbers are copied, never recomputed, so
+        every search gives the same rows in the new numbering). rows: (n,) int64 ascending."""
+        out = BinaryIVFIndex(self.codec, self.dim, self.nlist, self.nprobe)
+        out._build(self.centroids)
+        arrays, rows = self._rows_from(0), np.asarray(rows, np.int64)
+        out._add_assigned(arrays["codes"][rows], arrays["lists"][rows])
+        out.calibration, out._pending, out._pending_from = self.calibration, [], None  # saved whole
+        return out
 
     def compact(self) -> None:
         """Rebuild the inverted lists at their exact sizes: after many adds each list's buffers carry up to

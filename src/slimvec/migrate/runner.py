@@ -4,16 +4,15 @@ Crash safety. Starting writes DIR/migration/ (adapter file, empty target collect
 without a record the folder is leftover and is removed by the next start. Re-embedding copies documents from
 the old store in rowid (insertion) order, one batch per commit of the target collection, so a kill loses at
 most the batch in flight and a rerun continues after the target's last document: every document is encoded
-once by the re-embedding (the sample encoded for fitting is separate). The switch is roll-forward: the record
-first says "switching" and lists the files to move, then the old generation's files are moved into
-DIR/migration/old/ and the target's into DIR (manifest.json out first and in last), then DIR/migration is
-renamed away and removed. Every step is a rename that `switch` redoes idempotently, and `Collection.open` of a
-directory whose record says "switching" finishes it first.
+once by the re-embedding (the sample encoded for fitting is separate). The switch is `store.switch`'s, as a
+compaction's: the intent DIR/.switch.json lists the files to move, then the old generation's files are moved
+into DIR/migration/old/ and the target's into DIR (manifest.json out first and in last), then DIR/migration is
+renamed away and removed. Every step is a rename redone idempotently, and every open of a directory holding
+the intent finishes it first.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -22,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from slimvec.atomic import fsync_dir
 from slimvec.collection import Collection
 from slimvec.contextual import chunk_texts
 from slimvec.documents import Chunk, Document, Section
@@ -30,14 +28,12 @@ from slimvec.encoders.base import Encoder
 from slimvec.encoders.registry import load_encoder
 from slimvec.errors import CollectionError, ConfigError
 from slimvec.migrate import adapters as _adapters
-from slimvec.migrate.state import ADAPTER, OLD, TARGET, Status, has_migration, migration_dir, read_record, write_record
+from slimvec.migrate.state import ADAPTER, TARGET, Status, has_migration, migration_dir, read_record, write_record
 from slimvec.profiles import profile_from_dict
 from slimvec.store import Store
-from slimvec.store.store import READERS_LOCK
+from slimvec.store import switch as _switch
 
 MAX_SAMPLE = 5000  # chunk pairs the adapter is fitted on, at most
-# files of DIR that stay through the switch: the lock files every process flocks
-KEEP = (".writer.lock", READERS_LOCK)
 
 
 def start(path: str | Path, to: str, adapter: str = "auto", sample: int = 2000, seed: int = 0,
@@ -186,52 +182,29 @@ def _document(r: dict[str, Any]) -> Document:
 
 
 def switch(path: str | Path) -> None:
-    """Replace the collection's files by the target's (roll forward; idempotent, safe to rerun after a crash).
+    """Replace the collection's files by the target's (`store.switch`: roll forward after a crash).
 
-    Raises CollectionError when the target does not hold every document of the collection yet."""
-    from slimvec.store.store import MANIFEST
-
+    Raises CollectionError when the target does not hold every document of the collection yet, or while
+    another handle on the collection is open (nothing changed: rerun once it is closed)."""
     path = Path(path)
     mdir = migration_dir(path)
     record = read_record(path)
-    with open(path / ".writer.lock", "a+") as lock, open(path / READERS_LOCK, "a+") as readers:
-        import fcntl
-
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # no writer of the old generation runs during the switch
-        if record["status"] != Status.SWITCHING.value:
-            _check_complete(path)
-        try:  # no other handle may still read the old files (see store.READERS_LOCK); opens wait until done
-            fcntl.flock(readers.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CollectionError(f"{path}: every document is re-embedded, but the collection is still open "
-                                  f"elsewhere (a server, another process or handle); close it, then rerun "
-                                  f"`slimvec migrate {path} --to {record['to']}` to switch") from None
-        if record["status"] != Status.SWITCHING.value:
-            names_in = sorted(p.name for p in (mdir / TARGET).iterdir() if p.name not in KEEP)
-            names_out = sorted(p.name for p in path.iterdir() if p.name not in KEEP and p.name != mdir.name
-                               and not p.name.startswith(".migration-"))
-            record = {**record, "status": Status.SWITCHING.value, "move_in": names_in, "move_out": names_out}
-            write_record(path, record)  # the intent: from here on every open rolls forward
-        (mdir / OLD).mkdir(exist_ok=True)
-        move_in = [n for n in record["move_in"] if n != MANIFEST] + [MANIFEST]  # manifest last in
-        out_first = [MANIFEST] + [n for n in record["move_out"] if n != MANIFEST]  # and first out
-        for name in out_first:
-            if (path / name).exists() and (name not in move_in or (mdir / TARGET / name).exists()):
-                _replace(path / name, mdir / OLD / name)
-        for name in move_in:
-            if (mdir / TARGET / name).exists():
-                _replace(mdir / TARGET / name, path / name)
-        fsync_dir(path)
-        done = path / f".migration-done-{os.getpid()}"
-        os.replace(mdir, done)  # the record disappears atomically with it
-        fsync_dir(path)
-        shutil.rmtree(done, ignore_errors=True)
+    if record["status"] == Status.SWITCHING.value:
+        finish_interrupted(path)
+        return
+    with _switch.writer_lock(path):  # no writer of the old generation runs during the switch
+        _check_complete(path)
+        _switch.switch(path, mdir, mdir / TARGET,
+                       busy=f"{path}: every document is re-embedded, but the collection is still open elsewhere "
+                            f"(a server, another process or handle); close it, then rerun "
+                            f"`slimvec migrate {path} --to {record['to']}` to switch")
 
 
-def _replace(src: Path, dst: Path) -> None:
-    if dst.is_dir() and not dst.is_symlink():
-        shutil.rmtree(dst)
-    os.replace(src, dst)
+def _legacy_intent(path: Path, record: dict[str, Any]) -> None:
+    from slimvec.atomic import write_json_atomic
+
+    write_json_atomic(path / _switch.INTENT, {"stage": migration_dir(path).name, "staged": TARGET,
+                                              "move_in": record["move_in"], "move_out": record["move_out"]})
 
 
 def _check_complete(path: Path) -> None:
@@ -249,7 +222,8 @@ def _check_complete(path: Path) -> None:
 def finish_interrupted(path: Path) -> None:
     """Roll an interrupted switch forward (called by Collection.open through the "migrating" layout)."""
     if has_migration(path) and read_record(path)["status"] == Status.SWITCHING.value:
-        switch(path)
+        _legacy_intent(path, read_record(path))  # a switch begun by slimvec before store.switch existed
+    _switch.finish(path)
 
 
 def migrate(path: str | Path, to: str, adapter: str = "auto", sample: int = 2000, batch: int = 64,

@@ -19,6 +19,7 @@ from typing import Any
 
 from slimvec.atomic import write_json_atomic
 from slimvec.errors import CollectionError
+from slimvec.store.switch import INTENT
 
 DIRNAME = "migration"
 RECORD = "migration.json"
@@ -74,8 +75,8 @@ def progress(path: Path) -> dict[str, Any] | None:
         return {"status": "unreadable", "error": str(e)}
     done = _target_documents(migration_dir(path) / TARGET)
     total = int(r.get("documents", 0))
-    if r["status"] == Status.SWITCHING.value:
-        done = total
+    if r["status"] == Status.SWITCHING.value or (path / INTENT).is_file():
+        done, r = total, {**r, "status": Status.SWITCHING.value}
     return {"to": r.get("to"), "adapter": r.get("adapter"), "status": r["status"], "documents": total,
             "reembedded": done, "fraction": round(done / total, 4) if total else 1.0}
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import zlib
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from slimvec.atomic import fsync_dir, write_json_atomic
 from slimvec.errors import CollectionError
 
 FORMAT = "slimvec-tokens"
+_COPY_ROWS = 16384  # chunk rows gathered per step by copy_rows
 STORAGES = ("float16", "float32", "codes")
 
 
@@ -188,6 +190,44 @@ class TokenStore:
             f.flush()
             os.fsync(f.fileno())
         fsync_dir(self.path)
+
+    def copy_rows(self, dest: str | os.PathLike[str], rows: np.ndarray, committed_rows: int) -> TokenStore:
+        """A new token directory at `dest` holding the tokens of `rows` (of the first `committed_rows`), in that
+        order, byte for byte: the same meta and codec (codes are copied, not re-encoded), offsets renumbered,
+        one crc32 batch per block of rows. A nested store (the float16 copy kept for rescoring) is copied too.
+        Used by compaction; rows: (n,) int64 ascending. meta.json is written last."""
+        dest, rows = Path(dest), np.asarray(rows, np.int64)
+        dest.mkdir(parents=True, exist_ok=True)
+        if (self.path / "codec").is_dir():
+            shutil.copytree(self.path / "codec", dest / "codec")
+        off, cnt = self.offsets(committed_rows), self.counts(committed_rows)
+        tok = self.token_rows(int(off[-1]))
+        end, files = 0, {name: open(dest / name, "wb") for name in ("tokens.bin", "offsets.bin", "counts.bin",
+                                                                    "batches.bin")}
+        try:
+            for s in range(0, len(rows), _COPY_ROWS):
+                part = rows[s : s + _COPY_ROWS]
+                lens = off[part + 1] - off[part]
+                firsts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+                idx = np.repeat(off[part] - firsts, lens) + np.arange(int(lens.sum()))
+                payload = np.ascontiguousarray(tok[idx]).tobytes()
+                ends = end + np.cumsum(lens)
+                end = int(ends[-1]) if len(ends) else end
+                files["tokens.bin"].write(payload)
+                files["counts.bin"].write(np.ascontiguousarray(cnt[idx]).tobytes())
+                files["offsets.bin"].write(ends.astype(np.int64).tobytes())
+                files["batches.bin"].write(np.asarray([s, s + len(part), zlib.crc32(payload)], np.int64).tobytes())
+            for f in files.values():
+                f.flush()
+                os.fsync(f.fileno())
+        finally:
+            for f in files.values():
+                f.close()
+        for nested in self.path.iterdir():
+            if nested.is_dir() and (nested / "meta.json").is_file():
+                TokenStore.open(nested).copy_rows(dest / nested.name, rows, committed_rows)
+        write_json_atomic(dest / "meta.json", self.meta)
+        return TokenStore(dest, self.meta, self.codec)
 
     # ---- reading candidates ----------------------------------------------------------------
     def gather(self, rows: np.ndarray, committed_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -244,6 +244,31 @@ class Bm25Retriever:
             (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         self._dirty = False
 
+    def compacted(self, keep: np.ndarray) -> "Bm25Retriever":
+        """This index over rows `keep` only, renumbered 0..n-1 in order (keep: (n,) int64 ascending, the rows a
+        compaction keeps). The score matrix is cut down, not rebuilt: its statistics (N, average length,
+        document frequencies) stay those of the rows it was built from, so every score stays the same; the
+        next write that adds rows rebuilds it from the rows alive then, as it would have without compaction."""
+        self._ensure_built()
+        keep = np.asarray(keep, np.int64)
+        kept = np.isin(self._row_ids, keep)  # cached rows that survive, by position
+        out = Bm25Retriever(self.config)
+        out.vocab = dict(self.vocab)
+        out._tokens, out._offsets, out._row_ids = self._tokens, self._offsets, self._row_ids
+        out._compact(keep)
+        out._row_ids = np.searchsorted(keep, out._row_ids).astype(np.int64)
+        out._rows = len(keep)
+        if self._bm25 is not None and kept.any():
+            s = self._bm25.scores
+            entry = kept[s["indices"]]  # matrix entries of surviving rows (term-major: indices are row positions)
+            position = (np.cumsum(kept) - 1).astype(s["indices"].dtype)
+            ends = np.concatenate([[0], np.cumsum(entry)])
+            out._bm25 = out._new_bm25({"data": s["data"][entry], "indices": position[s["indices"][entry]],
+                                       "indptr": ends[s["indptr"]].astype(s["indptr"].dtype),
+                                       "num_docs": int(kept.sum())})
+            out._stale = False
+        return out
+
     # ---- loading ---------------------------------------------------------------------------
     @classmethod
     def load(cls, directory: Path, config: Bm25Config | None = None) -> "Bm25Retriever | None":

@@ -39,6 +39,7 @@ class CompressedDenseRetriever:
         self.fitted_rows = fitted_rows if index is not None else 0
         self._full: np.ndarray | None = None
         self._unpacked = 0  # rows added to inverted lists since they were last compacted
+        self._live = 0  # committed rows of stored documents, at the last sync (0: not synced)
 
     @property
     def rows(self) -> int:
@@ -70,6 +71,7 @@ class CompressedDenseRetriever:
         rows = store.committed_rows
         vectors = store.vectors(rows)
         self._full = vectors
+        self._live = rows - (store.dead_rows or 0)
         if self._stale(rows):
             self.index = None
         if self.index is None and rows:
@@ -151,8 +153,11 @@ class CompressedDenseRetriever:
         if isinstance(self.index, BinaryIVFIndex):
             n = self.index.rows
             kept = int(np.count_nonzero(allowed[:n]))
-            # Under a filter, probe proportionally more lists so about as many allowed rows are scanned.
-            self.index.nprobe = min(self.index.nlist, -(-self.nprobe * n // max(kept, 1)))
+            # Under a filter, probe proportionally more lists so about as many allowed rows are scanned. Dead
+            # rows (deleted documents) are not a filter: they lie in every list alike, so the calibrated nprobe
+            # holds for the live ones, and a compaction, which drops them, changes no answer.
+            live = min(n, self._live) if self._live else n
+            self.index.nprobe = min(self.index.nlist, -(-self.nprobe * live // max(kept, 1)))
             mask = None if kept == n else allowed
         if self.rescore:
             assert self._full is not None
@@ -212,6 +217,14 @@ class CompressedDenseRetriever:
         if self.index is None:  # untrained: exact search over the float32 rows
             return 0 if self._full is None else int(self._full.nbytes)
         return self.index.ram_bytes()
+
+    def compacted(self, keep: np.ndarray) -> "CompressedDenseRetriever":
+        """This retriever over rows `keep` only, renumbered 0..n-1 in order (keep: (n,) int64 ascending, the rows
+        a compaction keeps): the same fitted codec and codes, so search results stay identical. Not synced:
+        its float32 rows are the compacted store's, read at the next sync."""
+        index = None if self.index is None else self.index.subset(keep)
+        return CompressedDenseRetriever(self.spec, self.rescore, self.oversample, self.dim, index,
+                                        self.fitted_rows, self.ivf, self.target_recall)
 
     def save(self, directory: Path) -> None:
         from slimvec.atomic import write_json_atomic

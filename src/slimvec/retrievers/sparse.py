@@ -179,6 +179,15 @@ class SparseRetriever:
             (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         self._dirty = False
 
+    def compacted(self, keep: np.ndarray) -> "SparseRetriever":
+        """This index over rows `keep` only, renumbered 0..n-1 in order (keep: (n,) int64 ascending, the rows a
+        compaction keeps): the stored SPLADE rows are copied, never re-encoded."""
+        out = SparseRetriever(self._encoder_getter, self.model_name, self._dim)
+        if self.matrix is not None:
+            out.matrix = sp.csr_matrix(self.matrix[np.asarray(keep, np.int64)], dtype=np.float32)
+            out.matrix.sort_indices()
+        return out
+
     @classmethod
     def load(cls, directory: Path, encoder: Callable[[], Any], model_name: str) -> "SparseRetriever | None":
         """The matrix saved under `directory/sparse/` for `model_name`, or None when absent or unusable."""

@@ -1,4 +1,4 @@
-"""The JSON API: health, collections, search (GET and POST), documents (get, add, upload, delete)."""
+"""The JSON API: health, collections, search (GET and POST), documents (get, add, upload, delete), compact."""
 
 from __future__ import annotations
 
@@ -157,6 +157,14 @@ def api_router(served: Served, require_writer: Callable[[Request], None]) -> API
         if not n:
             raise HTTPException(404, f"no document with id {doc_id!r}")
         return {"deleted": n, "requested": 1}
+
+    @router.post("/collections/{name}/compact", dependencies=writer)
+    async def compact(*, col: Any = Depends(collection), name: str) -> dict[str, Any]:
+        # The server holds the collection's only handle, so it compacts it: searches go on meanwhile.
+        if not hasattr(col, "compact") or getattr(col, "target", None) is not None:
+            raise HTTPException(400, f"collection {name!r} cannot be compacted (a sharded collection, or one being "
+                                     "migrated)")
+        return await served.write(name, col.compact)
 
     return router
 

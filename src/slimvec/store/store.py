@@ -27,6 +27,8 @@ import numpy as np
 
 from slimvec.atomic import write_json_atomic
 from slimvec.errors import CollectionError
+from slimvec.store import switch
+from slimvec.store.switch import READERS_LOCK
 
 FORMAT = "slimvec-collection"
 FORMAT_VERSION = 1
@@ -69,21 +71,25 @@ _ADDED_CHUNK_COLUMNS = {
 
 
 # Every open Store holds a shared flock on this file for its lifetime, so a process that must replace the
-# collection's files (a migration's switch) can tell, with an exclusive non-blocking flock, that no other
-# handle still reads them: SQLite deletes `-wal` by path when a connection closes, and rescoring reopens the
-# vector file by path, so no handle may outlive the files it opened.
-READERS_LOCK = ".readers.lock"
+# collection's files (a compaction's or a migration's switch, `store.switch`) can tell, with an exclusive
+# non-blocking flock, that no other handle still reads them: SQLite deletes `-wal` by path when a connection
+# closes, and rescoring reopens the vector file by path, so no handle may outlive the files it opened.
 
 
 def _hold_shared(path: Path) -> Any:
-    """The open lock file holding a shared flock (waits out an exclusive holder), or None where the directory
-    cannot be written (a read-only collection: nothing can switch its files either)."""
-    try:
-        f = open(path, "a+")
-    except OSError:
-        return None
-    fcntl.flock(f.fileno(), fcntl.LOCK_SH)
-    return f
+    """The open lock file of collection `path` holding a shared flock (waits out a switch in progress, and
+    rolls forward one a crash interrupted), or None where the directory cannot be written (a read-only
+    collection: nothing can switch its files either). Taken before any file of the collection is opened."""
+    while True:
+        try:
+            f = open(path / READERS_LOCK, "a+")
+        except OSError:
+            return None
+        fcntl.flock(f.fileno(), fcntl.LOCK_SH)
+        if not (path / switch.INTENT).exists():
+            return f
+        f.close()
+        switch.finish(path)
 
 
 class StoredChunk(NamedTuple):
@@ -120,11 +126,11 @@ class Store:
         self.path = path
         self.manifest = manifest
         self.dim = int(manifest["dim"])
+        self._readers = _hold_shared(path)
         self.db = sqlite3.connect(path / DB, timeout=60, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA foreign_keys=ON")
-        self._readers = _hold_shared(path / READERS_LOCK)
         self.has_sections = True  # the chunks table holds the section columns (False: read-only, made before them)
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -148,7 +154,9 @@ class Store:
 
     @classmethod
     def open(cls, path: Path) -> "Store":
-        """Open an existing collection, checking its format version."""
+        """Open an existing collection, checking its format version (a switch of its files that a crash
+        interrupted is rolled forward first, see `store.switch`)."""
+        switch.finish(path)
         mpath = path / MANIFEST
         if not mpath.exists():
             raise CollectionError(f"{path}: no slimvec collection here (missing {MANIFEST})")
@@ -242,12 +250,25 @@ class Store:
     @contextmanager
     def writer(self) -> Iterator[None]:
         """Hold the collection's exclusive writer lock (blocks until other writers finish)."""
-        with open(self.path / ".writer.lock", "a+") as lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+        with switch.writer_lock(self.path):
+            yield
+
+    def sole_handle(self) -> bool:
+        """Whether no other handle, in this process or another, has the collection open (what a switch of its
+        files needs, `store.switch`). This handle's share of the readers' lock is let go for the test and taken
+        back; the caller holds the writer lock, so no switch can run in between."""
+        if self._readers is None:
+            return False
+        self._readers.close()
+        try:
+            with open(self.path / READERS_LOCK, "a+") as probe:
+                try:
+                    fcntl.flock(probe.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return False
+                return True
+        finally:
+            self._readers = _hold_shared(self.path)
 
     def existing_ids(self, ids: list[str]) -> set[str]:
         """Which of `ids` are stored."""
