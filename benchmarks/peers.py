@@ -462,12 +462,14 @@ def goal_check(results: list[dict]) -> list[str]:
         fastest = min(equal, key=lambda s: s["p50_ms"])
         ram_ok = best["ram_bytes"] < p["ram_bytes"]
         p50_ok = fastest["p50_ms"] <= p["p50_ms"]
+        both = [s for s in equal if s["ram_bytes"] < p["ram_bytes"] and s["p50_ms"] <= p["p50_ms"]]
+        one = min(both, key=lambda s: s["ram_bytes"])["engine"] if both else "none"
         lines.append(
             f"{p['engine']} ({key} {p[key]:.4f}, RAM {p['ram_bytes'] / p['n']:,.0f} B/doc, p50 {p['p50_ms']:.2f} ms): "
             f"RAM {'ahead' if ram_ok else 'NOT ahead'} with {best['engine']} "
             f"({best['ram_bytes'] / best['n']:,.0f} B/doc, {best[key]:.4f}); p50 "
             f"{'no slower' if p50_ok else 'SLOWER'}: fastest equal profile {fastest['engine']} {fastest['p50_ms']:.2f} ms; "
-            f"the cheapest one {best['p50_ms']:.2f} ms")
+            f"the cheapest one {best['p50_ms']:.2f} ms; one profile ahead on both: {one}")
     return lines
 
 
@@ -477,9 +479,10 @@ def report(title: str, results: list[dict], has_ndcg: bool) -> None:
     full = [r for r in results if not r["engine"].startswith("slimvec:") and (
         r["ndcg"] >= ref["ndcg"] * (1 - 0.005) if has_ndcg and ref else r["recall"] >= 0.95)]
     best_peer_ram = min((r["ram_bytes"] for r in full), default=None)
+    best_peer_p50 = min((r["p50_ms"] for r in full), default=None)
     print(f"\n### {title}\n")
     headers = ["engine", "nDCG@10" if has_ndcg else "-", "vs exact-f32", "R@10", "RAM B/doc", "RAM vs exact-f32",
-               "RAM vs least-RAM full-quality peer", "RSS B/doc", "disk B/doc", "p50 ms", "p50 vs exact-f32", "QPS", "build s"]
+               "RAM vs least-RAM full-quality peer", "RSS B/doc", "disk B/doc", "p50 ms", "p50 vs exact-f32", "p50 vs fastest full-quality peer", "QPS", "build s"]
     rows = []
     for r in results:
         n = r["n"]
@@ -495,6 +498,7 @@ def report(title: str, results: list[dict], has_ndcg: bool) -> None:
             f"{r['disk_bytes'] / n:,.0f}",
             f"{r['p50_ms']:.2f}",
             f"{r['p50_ms'] / ref['p50_ms']:.2f}x" if ref else "-",
+            f"{r['p50_ms'] / best_peer_p50:.2f}x" if best_peer_p50 else "-",
             f"{r['qps']:,.0f}",
             f"{r['build_s']:.1f}",
         ])
