@@ -140,14 +140,16 @@ def _beir(name: str, work: Path, embedding_cache: Path | None) -> Path:
     return out
 
 
-def _scale(rows: int, work: Path) -> Path:
-    """benchmarks/scale.py's synthetic rows (`rows` of them) and its 1,000 real held-out queries; cached."""
-    out = work / f"scale-{rows}"
+def _scale(rows: int, work: Path, n_queries: int = 1000) -> Path:
+    """benchmarks/scale.py's synthetic rows (`rows` of them) and the first `n_queries` of its 1,000 real
+    held-out queries; cached."""
+    out = work / f"scale-{rows}" if n_queries == 1000 else work / f"scale-{rows}-q{n_queries}"
     if (out / "queries.npy").exists():
         return out
     import scale
 
     bases, queries = scale.real_embeddings(4000, 1000)
+    queries = queries[:n_queries]
     docs = scale.synthesize(bases, rows, 64)
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "docs.npy", np.asarray(docs, np.float32))
@@ -543,6 +545,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", default="scifact,nfcorpus", help="comma-separated: scifact, nfcorpus, scale")
     ap.add_argument("--rows", type=int, default=1_000_000, help="rows of the scale set")
+    ap.add_argument("--scale-queries", type=int, default=1000, help="held-out queries of the scale set (at most 1,000)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/peers-cache"), help="vectors and indexes go here")
     ap.add_argument("--embedding-cache", type=Path, default=None,
                     help="a slimvec embedding cache folder holding MiniLM vectors of the corpora (copied, not written)")
@@ -583,7 +586,8 @@ def main() -> None:
     everything = {}
     for name in args.datasets.split(","):
         if name == "scale":
-            data, title = _scale(args.rows, args.work), f"scale set, {args.rows:,} synthetic rows, 1,000 real queries"
+            data = _scale(args.rows, args.work, args.scale_queries)
+            title = f"scale set, {args.rows:,} synthetic rows, {args.scale_queries:,} real queries"
             skipped = [p for p in peers if p in SLOW_AT_SCALE and args.rows > 100_000]
             if skipped:
                 print(f"skipped at {args.rows:,} rows: {', '.join(skipped)} (pure-Python local mode, too slow)")
