@@ -16,8 +16,9 @@ Every engine gets those float32 vectors (inner product = cosine), one vector per
 fresh subprocesses of its own: **build** (vectors in RAM -> index persisted in its directory; slimvec through
 `Collection.create` + `Collection.add_encoded`, the public path for precomputed vectors) and **query**, which
 first opens and queries a primer index of the same engine over the first 1,000 documents (so imports, runtimes,
-thread pools and caches any index of the engine brings are paid), then measures its resident memory (RSS0), opens the built index from disk, runs every
-query once (warm-up, and the answers scored), measures again (RSS1), then times each query alone (k=10).
+thread pools and caches any index of the engine brings are paid), then measures its resident memory (RSS0),
+opens the built index from disk, runs every query once (warm-up, and the answers scored), measures again (RSS1),
+then times each query alone (k=10).
 Databases (slimvec, LanceDB, Qdrant, Chroma) store id, vector and the document text, as a RAG store does; the
 index libraries (FAISS, usearch) store vectors, with the ids in a side file. Every query asks for ids only
 (slimvec `with_payload=False`, Qdrant `with_payload=False`, Chroma `include=[]`, LanceDB `select(["id"])`).
@@ -26,8 +27,10 @@ Columns: build s; RAM B/doc = growth of anonymous resident memory (RssAnon, afte
 RSS1 per document, i.e. what this index keeps resident beyond the engine's fixed start-up; RSS B/doc =
 the same for total resident memory (adds file pages it maps: memmaps, mmapped index files, which the kernel may
 drop); disk B/doc = every file of its directory; p50 ms and QPS of single queries one after another (QPS = queries
-/ total time); R@10 = overlap with exact float64 inner-product search; nDCG@10 by ranx with the BEIR qrels, as
-`slimvec eval` computes it. Ratios: to slimvec exact-f32, and RAM to the best peer at equal nDCG@10.
+/ total time); R@10 against exact float64 inner-product search (a returned row counts when its exact score
+reaches the exact 10th best: robust to tied duplicates); nDCG@10 by ranx with the BEIR qrels on each engine's own
+order. Ratios: to slimvec exact-f32, and to the least-RAM / fastest full-quality peer (nDCG@10 within 0.5% of
+slimvec exact-f32's; R@10 >= 0.95 on the scale set). `--blas-threads 1` runs every engine with one BLAS thread.
 
 Engine settings: faiss HNSW M=32, efConstruction=128, efSearch=128 (slimvec hnsw-f32's own); faiss with one
 OpenMP thread for single queries (faiss splits a lone query across threads, which stalls on a shared 2-core box;
@@ -38,7 +41,8 @@ brute force over vectors held in RAM, points in SQLite); usearch defaults (conne
 restored into RAM, in f32, i8 (its own quantisation) and b1 (sign bits, Hamming: no rescoring).
 
 Goal check (issue 16 item 6): for each peer, the slimvec profile with the least RAM among those within 0.5% of
-the peer's nDCG@10 (or above it) must use less RAM per document, and slimvec's p50 must not exceed the peer's.
+the peer's nDCG@10 (R@10 without qrels) or above it must use less RAM per document, and the fastest such
+profile must not exceed the peer's p50; each line also names one profile ahead on both, or "none".
 """
 
 from __future__ import annotations
