@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -67,3 +69,25 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     rows[:, :kk] = np.take_along_axis(part, best, axis=1)
     rows[~np.isfinite(vals)] = -1
     return vals, rows
+
+
+_blas: Any = None  # threadpoolctl's controller, made at first use (after numpy's BLAS is loaded)
+
+
+@contextmanager
+def blas_threads(n_queries: int) -> Iterator[None]:
+    """One BLAS thread for the enclosed numpy products when they serve a lone query (threadpoolctl), as
+    `codecs.base.faiss_threads` does for faiss: OpenBLAS splits a (1 x d) @ (d x n) product across its
+    threads, and on a busy 2-core machine each call waited for the second one (5,000 rows: 1.5 ms with 2
+    threads, 0.4 ms with 1; benchmarks/peers.py measured exact-f32 p50 12-28 ms against 0.85 ms). OpenBLAS's
+    setting is process-wide: a batch running in another thread meanwhile is single-threaded too."""
+    global _blas
+    if n_queries != 1:
+        yield
+        return
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas = ThreadpoolController()
+    with _blas.limit(limits=1, user_api="blas"):
+        yield

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from slimvec.index.base import top_k
+from slimvec.index.base import blas_threads, top_k
 from slimvec.scoring import blas_error_bound, inner_products, order
 
 
@@ -65,7 +65,8 @@ class ExactIndex:
         n = len(data)
         if n == 0 or k <= 0:
             return top_k(np.zeros((len(q), 0), np.float32), k)
-        blas = q @ data.T
+        with blas_threads(len(q)):
+            blas = q @ data.T
         if allowed is not None and idx is None:
             blas[:, ~allowed[: self._n]] = -np.inf
         out_vals = np.full((len(q), k), -np.inf, np.float32)
