@@ -140,10 +140,6 @@ def test_writes_reach_the_owning_shard_only(tmp_path, scifact_docs, scifact_judg
 def test_modes_that_are_not_sharded_yet_are_refused(tmp_path, scifact_docs):
     sharded = create_sharded(tmp_path / "sh", shards=2, profile="exact-f32", retrievers=["dense", "bm25"])
     sharded.add(scifact_docs[:6])
-    with pytest.raises(ConfigError, match="bm25, whose scores need collection-wide statistics"):
-        sharded.search("protein folding", mode="bm25")
-    with pytest.raises(ConfigError, match="mode 'hybrid' runs bm25"):
-        sharded.search("protein folding", mode="hybrid")
     with pytest.raises(ConfigError, match="reranking"):
         sharded.search("protein folding", rerank="dense")
     assert len(sharded.search("protein folding", k=3)) == 3  # dense still works
@@ -160,7 +156,72 @@ def test_fused_mode_fuses_the_global_rankings_once(tmp_path, scifact_docs, scifa
     queries = [q for q, _ in scifact_judged.values()][:10]
     a, b = one.search_many(queries, k=10, fusion="rrf"), sharded.search_many(queries, k=10, fusion="rrf")
     assert [[(h.id, h.score, h.snippet) for h in x] for x in b] == [[(h.id, h.score, h.snippet) for h in x] for x in a]
-    with pytest.raises(ConfigError, match="fusion 'softmax' of mode 'hybrid-sparse' is not supported"):
-        sharded.search(queries[0])
     one.close()
     sharded.close()
+
+
+# ---- BM25 with corpus-wide statistics -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bm25_pair(tmp_path_factory, scifact_docs):
+    """(one collection, sharded collection) of profile "hybrid" (dense float32 + BM25, softmax fusion), built by
+    the same calls: two adds, a delete, an add that reaches one shard only, then a delete after the last add."""
+    docs = scifact_docs[:N_DOCS]
+    one, sharded = _twins(tmp_path_factory.mktemp("bm25"), "hybrid")
+    gone = docs[10].id
+    # the last add goes to one shard that is not the deleted document's: the others must still stop counting it
+    late = next(d for d in scifact_docs[N_DOCS:] if shard_of(d.id, N_SHARDS) != shard_of(gone, N_SHARDS))
+    for c in (one, sharded):
+        c.add(docs[:70])
+        c.add(docs[70:])
+        assert c.delete([gone]) == 1
+        c.add([late])
+        assert c.delete([docs[20].id]) == 1  # after the last add: one collection still counts it until the next
+    yield one, sharded
+    one.close()
+    sharded.close()
+
+
+def _bm25(col):
+    return col.shards[0].core.col._retrievers["bm25"] if isinstance(col, ShardedCollection) else col._retrievers["bm25"]
+
+
+def test_sharded_bm25_scores_equal_one_collection(bm25_pair, scifact_judged):
+    one, sharded = bm25_pair
+    queries = [q for q, _ in scifact_judged.values()]
+    for k in (1, 10, 50):
+        a, b = one.search_many(queries, mode="bm25", k=k), sharded.search_many(queries, mode="bm25", k=k)
+        assert [_pairs(h) for h in b] == [_pairs(h) for h in a]
+    assert sum(len(h) for h in b) > len(queries) * 10  # real BM25 matches were compared
+    # each shard's own statistics give other scores: the equality above needs the corpus-wide ones
+    _bm25(sharded).use_global(None, None, None)
+    own = dict(_pairs(sharded.shards[0].core.col.search(queries[0], mode="bm25", k=200)))
+    ref = dict(_pairs(one.search(queries[0], mode="bm25", k=200)))
+    assert own and all(ref[i] != s for i, s in own.items())
+    # the router hands them back before its next search
+    assert [_pairs(h) for h in sharded.search_many(queries, mode="bm25", k=10)] == \
+           [_pairs(h) for h in one.search_many(queries, mode="bm25", k=10)]
+
+
+def test_sharded_hybrid_equals_one_collection_with_each_fuser(bm25_pair, scifact_judged):
+    one, sharded = bm25_pair
+    queries = [q for q, _ in scifact_judged.values()][:20]
+    for fusion in (None, "weighted", "rrf"):  # None: the profile's softmax
+        opts = {} if fusion is None else {"fusion": fusion}
+        a, b = one.search_many(queries, k=10, **opts), sharded.search_many(queries, k=10, **opts)
+        assert [[(h.id, h.score, h.snippet) for h in x] for x in b] == \
+               [[(h.id, h.score, h.snippet) for h in x] for x in a], fusion
+
+
+def test_bm25_statistics_follow_writes_in_any_shard(bm25_pair, scifact_docs, scifact_judged):
+    """A write to one shard changes N, avgdl and df for every shard: the router sums them again."""
+    one, sharded = bm25_pair
+    q = next(iter(scifact_judged.values()))[0]
+    extra = [d for d in scifact_docs[N_DOCS + 5:N_DOCS + 40] if d.id not in {x.id for x in scifact_docs[:N_DOCS]}]
+    part = [d for d in extra if shard_of(d.id, N_SHARDS) == 0][:3]
+    for c in (one, sharded):
+        c.add(part)
+    assert _pairs(sharded.search(q, mode="bm25", k=20)) == _pairs(one.search(q, mode="bm25", k=20))
+    for c in (one, sharded):
+        c.delete([d.id for d in part])

@@ -5,13 +5,14 @@ Writes are routed by document id (`router.shard_of`) and commit per shard; searc
 modes merge each part's per-shard rankings first and fuse once, with the registered fuser, so fusion sees the
 same global rankings as in one collection.
 
-Not yet sharded (refused with a one-line ConfigError): BM25 modes (document frequencies and average length
-are per shard, so scores would differ from one collection), fused modes with a score-based fuser (softmax,
-weighted; rrf is served), rerankers, and calibrated relevance cut-offs.
+BM25 scores with corpus-wide statistics: before a search that runs BM25 the router sums the shards' own
+statistics (N, total length, document frequencies; cached until a shard's rows change) and hands the total to
+every shard (`retrievers/bm25_global.py`), so BM25 scores equal one collection's.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,14 +34,13 @@ from slimvec.distributed.shards import LocalShard
 from slimvec.documents import Document, Hit
 from slimvec.encoders.base import Encoder
 from slimvec.errors import CollectionError, ConfigError, IngestError
+from slimvec.retrievers.bm25_global import Bm25Stats
 from slimvec.search.fusion import fuse
 from slimvec.search.options import SearchOptions
 from slimvec.search.plan import SearchPlan, make_plan
 from slimvec.store.ordinals import OrdinalTable
 
 ORDINALS_FILE = "ordinals.db"
-# Retrievers whose scores depend on collection-wide statistics: not the same per shard.
-_GLOBAL_STATS = ("bm25",)
 
 
 def create_sharded(path: str | Path, shards: int, profile: str | None = None, model: str | None = None,
@@ -107,6 +107,11 @@ class ShardedCollection:
         else:
             self.shards = [LocalShard(i, d, encoder) for i, d in enumerate(dirs)]
         self.ordinals = OrdinalTable(self.path / ORDINALS_FILE)
+        # Writes and BM25 searches take it: the statistics a search hands the shards must be the ones their rows
+        # have when it runs (the shards refuse to score with out-of-date ones).
+        self._lock = threading.RLock()
+        self._bm25_keys: list[str] | None = None  # each shard's stats_key when the total below was summed
+        self._bm25_total: Bm25Stats | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
@@ -160,6 +165,16 @@ class ShardedCollection:
         return self._write(docs, replace=True)
 
     def _write(self, docs: Iterable[Document], replace: bool) -> int:
+        with self._lock:
+            try:
+                return self._write_parts(docs, replace)
+            finally:
+                if "bm25" in self.router["retrievers"]:
+                    # One collection counts, at its next BM25 rebuild, the rows alive after its last adding
+                    # write; a shard that got no part of this call would still count rows deleted since its own.
+                    self._gather("bm25_refresh")
+
+    def _write_parts(self, docs: Iterable[Document], replace: bool) -> int:
         if isinstance(docs, (str, bytes, Document)) or not isinstance(docs, Iterable):
             raise TypeError(f"docs must be a list or iterable of slimvec.Document, not {type(docs).__name__}")
         given = list(docs)
@@ -239,6 +254,27 @@ class ShardedCollection:
         _refuse_unsharded(plan, opts)
         if vectors is None and plan.needs_query_vectors and not plan.needs_query_tokens:
             vectors = self.encoder.encode_queries(list(queries))
+        if "bm25" in plan.retrievers:
+            with self._lock:
+                self._bm25_global()
+                return self._run(plan, opts, list(queries), vectors)
+        return self._run(plan, opts, list(queries), vectors)
+
+    def _bm25_global(self) -> None:
+        """Hand every shard the corpus-wide BM25 statistics (summed again only when a shard's rows changed)."""
+        states = self._gather("bm25_state")
+        keys = [own for own, _ in states]
+        if keys != self._bm25_keys or self._bm25_total is None:
+            self._bm25_total = Bm25Stats.total(self._gather("bm25_stats"))
+            self._bm25_keys = keys
+        key = "|".join(keys)
+        pending = [(s, s.submit("bm25_use", self._bm25_total, key, keys[i]))
+                   for i, s in enumerate(self.shards) if states[i][1] != key]
+        for s, p in pending:
+            s.result(p)
+
+    def _run(self, plan: SearchPlan, opts: SearchOptions, queries: list[str],
+             vectors: np.ndarray | None) -> list[list[Hit]]:
         base = {"filter": opts.filter, "with_payload": opts.with_payload, "unit": opts.unit, "rerank": "none"}
         if len(plan.retrievers) == 1:
             per_shard = self._gather("search_many", list(queries), {**base, "mode": plan.mode, "k": plan.k}, vectors)
@@ -301,20 +337,11 @@ class ShardedCollection:
 
 def _refuse_unsharded(plan: SearchPlan, opts: SearchOptions) -> None:
     """One-line ConfigError for the parts of a search that do not give one-collection answers on shards yet."""
-    stats = [r for r in plan.retrievers if r in _GLOBAL_STATS]
-    if stats:
-        raise ConfigError(f"mode {plan.mode!r} runs {stats[0]}, whose scores need collection-wide statistics; "
-                          "it is not supported on sharded collections yet")
     if plan.reranker is not None:
         raise ConfigError(f"reranking ({plan.reranker.name}) is not supported on sharded collections yet; "
                           "pass rerank='none'")
     if opts.min_relevance is not None:
         raise ConfigError("min_relevance is not supported on sharded collections yet (no calibrator is kept)")
-    if len(plan.retrievers) > 1 and plan.fusion != "rrf":
-        # Score-based fusers standardise each part's scores; sparse (SPLADE) document vectors depend on the
-        # batch they were encoded in, so shard-built scores differ in the last bits and so would the fusion.
-        raise ConfigError(f"fusion {plan.fusion!r} of mode {plan.mode!r} is not supported on sharded collections "
-                          "yet; pass fusion='rrf' (rank-based, same answers as one collection)")
     if opts.unit == "section" and len(plan.retrievers) > 1:
         raise ConfigError(f"unit='section' with the fused mode {plan.mode!r} is not supported on sharded "
                           "collections yet")

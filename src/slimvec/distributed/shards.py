@@ -7,13 +7,14 @@ Ray actor of the same class (`slimvec.distributed.actors`), so both paths run th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from slimvec.collection import Collection
 from slimvec.documents import Document, Hit
 from slimvec.encoders.base import Encoder
+from slimvec.retrievers.bm25_global import Bm25Stats
 
 
 class ShardCore:
@@ -42,6 +43,30 @@ class ShardCore:
     def search_many(self, queries: list[str], options: dict[str, Any], vectors: np.ndarray | None) -> list[list[Hit]]:
         """The shard's hits for each query (`Collection.search_many` with the given option fields)."""
         return self.col.search_many(queries, vectors=vectors, **options)
+
+    # BM25 corpus-wide statistics (see retrievers/bm25_global.py): the router sums every shard's own and hands
+    # the total back before a BM25 search, so each shard scores as one collection holding every document would.
+    def _bm25(self, fn: Callable[[Any], Any]) -> Any:
+        col = self.col
+        with col._lock:  # the collection's own lock: its searches rebuild the same retriever
+            col._sync()
+            return fn(col._retrievers["bm25"])
+
+    def bm25_state(self) -> tuple[str, str | None]:
+        """(key of the shard's own statistics, key of the corpus-wide statistics it scores with or None)."""
+        return self._bm25(lambda r: (r.stats_key(), r.global_key))
+
+    def bm25_stats(self) -> Bm25Stats:
+        """The shard's own BM25 statistics (N, total length, document frequencies)."""
+        return self._bm25(lambda r: r.local_stats())
+
+    def bm25_use(self, stats: Bm25Stats, key: str, summed_from: str) -> None:
+        """Score BM25 with the corpus-wide `stats` from now on (see `Bm25Retriever.use_global`)."""
+        self._bm25(lambda r: r.use_global(stats, key, summed_from))
+
+    def bm25_refresh(self) -> None:
+        """Count the rows alive now at the next rebuild, as one collection does after any adding write."""
+        self._bm25(lambda r: r.refresh_live(self.col.store))
 
     def get(self, doc_id: str) -> Document | None:
         """The stored document, or None."""
