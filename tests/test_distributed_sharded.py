@@ -225,3 +225,68 @@ def test_bm25_statistics_follow_writes_in_any_shard(bm25_pair, scifact_docs, sci
     assert _pairs(sharded.search(q, mode="bm25", k=20)) == _pairs(one.search(q, mode="bm25", k=20))
     for c in (one, sharded):
         c.delete([d.id for d in part])
+
+
+# ---- serving and the CLI ------------------------------------------------------------------------------
+
+
+def test_slimvec_serve_answers_from_a_sharded_collection(bm25_pair, scifact_judged):
+    """A real uvicorn server on loopback over the directories `slimvec serve DIR` opens: searches in every mode
+    equal one collection's, info lists the shards (paths relative), a write lands in its shard."""
+    import httpx
+    from _server_util import AUTH, KEY
+
+    from slimvec.server import create_app
+    from slimvec.server.runner import load_collections, server_thread
+
+    one, sharded = bm25_pair
+    cols = load_collections([sharded.path])
+    name = sharded.path.name
+    assert isinstance(cols[name], ShardedCollection)
+    queries = [q for q, _ in scifact_judged.values()][:4]
+    try:
+        with server_thread(create_app(cols, api_key=KEY)) as base, httpx.Client(base_url=base, timeout=120) as http:
+            for q in queries:
+                for mode in ("bm25", "hybrid", "dense"):
+                    r = http.post(f"/api/collections/{name}/search", json={"q": q, "k": 10, "mode": mode})
+                    assert r.status_code == 200, r.text
+                    got = [(h["id"], h["score"]) for h in r.json()["hits"]]
+                    assert got == _pairs(one.search(q, k=10, mode=mode)) and got, mode
+            info = http.get(f"/api/collections/{name}").json()
+            assert info["sharded"] and info["documents"] == len(one) and len(info["shards"]) == N_SHARDS
+            assert [s["path"] for s in info["shards"]] == [f"shards/{i:03d}" for i in range(N_SHARDS)]
+            doc = {"id": "served-1", "title": "Axolotl", "text": "Axolotl limb regeneration after amputation."}
+            assert http.post(f"/api/collections/{name}/documents", json=[doc], headers=AUTH).status_code == 200
+            assert http.get(f"/api/collections/{name}/documents/served-1").json()["text"] == doc["text"]
+            r = http.post(f"/api/collections/{name}/search", json={"q": "axolotl regeneration", "mode": "bm25"})
+            assert r.json()["hits"][0]["id"] == "served-1"
+    finally:
+        cols[name].close()
+    one.add([Document(doc["id"], doc["text"], doc["title"])])
+    # the fixture's own handle sees the server's write, its BM25 statistics included
+    assert _pairs(sharded.search(queries[0], mode="bm25", k=20)) == _pairs(one.search(queries[0], mode="bm25", k=20))
+    for c in (one, sharded):
+        assert c.delete(["served-1"]) == 1
+
+
+def test_cli_search_info_check_on_a_sharded_directory(bm25_pair, scifact_judged):
+    import json
+
+    from typer.testing import CliRunner
+
+    from slimvec.cli import app
+
+    one, sharded = bm25_pair
+    q = next(iter(scifact_judged.values()))[0]
+    cli = CliRunner()
+    res = cli.invoke(app, ["search", str(sharded.path), q, "--mode", "bm25", "-k", "5", "--json"])
+    assert res.exit_code == 0, res.stdout
+    assert [(h["id"], h["score"]) for h in json.loads(res.stdout)["hits"]] == _pairs(one.search(q, mode="bm25", k=5))
+    res = cli.invoke(app, ["info", str(sharded.path), "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["documents"] == len(one)
+    res = cli.invoke(app, ["check", str(sharded.path), "--json"])
+    assert res.exit_code == 0, res.stdout
+    report = json.loads(res.stdout)
+    assert report["ok"] and report["documents"] == len(one) and report["chunks"] == one.store.counts()["chunks"]
+    res = cli.invoke(app, ["info", str(sharded.path)])
+    assert res.exit_code == 0 and f"{N_SHARDS} (each shard" in res.stdout

@@ -112,6 +112,8 @@ class ShardedCollection:
         self._lock = threading.RLock()
         self._bm25_keys: list[str] | None = None  # each shard's stats_key when the total below was summed
         self._bm25_total: Bm25Stats | None = None
+        # The ordinal counter when the shards last counted their live rows for BM25 (see `_bm25_global`).
+        self._bm25_refreshed = self.ordinals.issued()
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
@@ -173,6 +175,7 @@ class ShardedCollection:
                     # One collection counts, at its next BM25 rebuild, the rows alive after its last adding
                     # write; a shard that got no part of this call would still count rows deleted since its own.
                     self._gather("bm25_refresh")
+                    self._bm25_refreshed = self.ordinals.issued()
 
     def _write_parts(self, docs: Iterable[Document], replace: bool) -> int:
         if isinstance(docs, (str, bytes, Document)) or not isinstance(docs, Iterable):
@@ -262,6 +265,10 @@ class ShardedCollection:
 
     def _bm25_global(self) -> None:
         """Hand every shard the corpus-wide BM25 statistics (summed again only when a shard's rows changed)."""
+        issued = self.ordinals.issued()
+        if issued != self._bm25_refreshed:  # another process (a server, the CLI) added documents since
+            self._gather("bm25_refresh")
+            self._bm25_refreshed = issued
         states = self._gather("bm25_state")
         keys = [own for own, _ in states]
         if keys != self._bm25_keys or self._bm25_total is None:
@@ -314,7 +321,7 @@ class ShardedCollection:
     # ---- reporting ---------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
         """Totals over the shards (documents, chunks, disk and RAM bytes, per document) and "shards": each
-        shard's own `Collection.info()`."""
+        shard's own `Collection.info()`, its "path" relative to the router directory."""
         shards = self._gather("info")
         docs = sum(int(s.get("documents", 0)) for s in shards)
         disk = sum(int(s["disk_bytes"]) for s in shards) + _file_bytes(self.path)
@@ -325,7 +332,12 @@ class ShardedCollection:
                 "routing": self.router["routing"], "model": self.router["model"], "dim": self.router["dim"],
                 "retrievers": self.router["retrievers"], **counts, "disk_bytes": disk, "ram_bytes": ram,
                 "disk_bytes_per_doc": disk / docs if docs else 0.0, "ram_bytes_per_doc": ram / docs if docs else 0.0,
-                "shards": [{"shard": i, **s} for i, s in enumerate(shards)]}
+                "shards": [{"shard": i, **s, "path": self.router["shards"][i]} for i, s in enumerate(shards)]}
+
+    def counts(self) -> dict[str, int]:
+        """Documents, live chunks and committed vector rows summed over the shards (`Store.counts` of each)."""
+        per = self._gather("counts")
+        return {key: sum(c[key] for c in per) for key in per[0]}
 
     def check(self) -> list[str]:
         """Each shard's integrity problems (each line prefixed with the shard), empty when healthy."""

@@ -65,8 +65,14 @@ class ShardCore:
         self._bm25(lambda r: r.use_global(stats, key, summed_from))
 
     def bm25_refresh(self) -> None:
-        """Count the rows alive now at the next rebuild, as one collection does after any adding write."""
-        self._bm25(lambda r: r.refresh_live(self.col.store))
+        """Count the rows alive now at the next rebuild, as one collection does after any adding write, and save
+        the index (its saved token cache drops those rows, so a reopened shard counts the same)."""
+        col = self.col
+        with col._lock, col.store.writer():  # as the collection's own writes save their derived files
+            col._sync()
+            retriever = col._retrievers["bm25"]
+            retriever.refresh_live(col.store)
+            retriever.save(col.path / "index")
 
     def get(self, doc_id: str) -> Document | None:
         """The stored document, or None."""
@@ -79,6 +85,10 @@ class ShardCore:
     def check(self) -> list[str]:
         """`Collection.check` of the shard."""
         return self.col.check()
+
+    def counts(self) -> dict[str, int]:
+        """The shard store's documents, live chunks and committed vector rows (`Store.counts`)."""
+        return self.col.store.counts()
 
     def count(self) -> int:
         """Documents stored."""
