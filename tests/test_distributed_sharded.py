@@ -140,8 +140,10 @@ def test_writes_reach_the_owning_shard_only(tmp_path, scifact_docs, scifact_judg
 def test_modes_that_are_not_sharded_yet_are_refused(tmp_path, scifact_docs):
     sharded = create_sharded(tmp_path / "sh", shards=2, profile="exact-f32", retrievers=["dense", "bm25"])
     sharded.add(scifact_docs[:6])
-    with pytest.raises(ConfigError, match="reranking"):
-        sharded.search("protein folding", rerank="dense")
+    with pytest.raises(ConfigError, match="unit='section' with the fused mode 'hybrid' is not supported"):
+        sharded.search("protein folding", mode="hybrid", unit="section")
+    with pytest.raises(ConfigError, match="reranking with unit='section' is not supported"):
+        sharded.search("protein folding", rerank="dense", unit="section")
     assert len(sharded.search("protein folding", k=3)) == 3  # dense still works
     sharded.close()
 
@@ -225,6 +227,46 @@ def test_bm25_statistics_follow_writes_in_any_shard(bm25_pair, scifact_docs, sci
     assert _pairs(sharded.search(q, mode="bm25", k=20)) == _pairs(one.search(q, mode="bm25", k=20))
     for c in (one, sharded):
         c.delete([d.id for d in part])
+
+
+# ---- rerankers and calibrated relevance -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", ["dense", "bi-encoder:all-MiniLM-L6-v2", "cross-encoder"])
+def test_reranking_runs_once_at_the_router_and_equals_one_collection(bm25_pair, scifact_judged, spec):
+    """The global first stage reranked at the router with each candidate's chunks asked of its shard: the
+    one-collection ids, scores and snippets (the reranker's best chunk), for a plain and a fused first stage."""
+    one, sharded = bm25_pair
+    queries = [q for q, _ in scifact_judged.values()][:3]
+    for mode in ("bm25", "hybrid"):
+        opts = {"k": 5, "mode": mode, "rerank": spec, "rerank_depth": 12}
+        a, b = one.search_many(queries, **opts), sharded.search_many(queries, **opts)
+        assert [[(h.id, h.score, h.snippet, h.chunk_start) for h in x] for x in b] == \
+               [[(h.id, h.score, h.snippet, h.chunk_start) for h in x] for x in a], mode
+        assert all(len(x) == 5 for x in b)
+        first = [h.id for h in sharded.search(queries[0], k=5, mode=mode, rerank="none")]
+        assert [h.id for h in b[0]] != first or spec == "dense"  # the reranker did reorder (a real check)
+    f = {"group": "a"}
+    assert _pairs(sharded.search(queries[0], k=5, mode="bm25", rerank=spec, rerank_depth=12, filter=f)) == \
+           _pairs(one.search(queries[0], k=5, mode="bm25", rerank=spec, rerank_depth=12, filter=f))
+
+
+def test_min_relevance_with_a_calibrator_fitted_on_the_sharded_collection(bm25_pair, scifact_judged):
+    from slimvec.evaluation.calibrate import fit_calibrator
+
+    one, sharded = bm25_pair
+    queries = {qid: q for qid, (q, _) in scifact_judged.items()}
+    qrels = {qid: {d: 1 for d in rel} for qid, (_, rel) in scifact_judged.items()}
+    cals = [fit_calibrator(c, queries, qrels, mode="bm25") for c in (one, sharded)]
+    assert cals[1].to_dict() == cals[0].to_dict()  # same scores, same fit
+    assert set(sharded.calibrators()) == {"bm25"}
+    for q in list(queries.values())[:10]:
+        a = one.search(q, k=10, mode="bm25", min_relevance="auto")
+        b = sharded.search(q, k=10, mode="bm25", min_relevance="auto")
+        assert [(h.id, h.score, h.relevance) for h in b] == [(h.id, h.score, h.relevance) for h in a]
+        assert all(h.relevance is not None for h in b)
+    with Collection.open(sharded.path) as again:  # calibration.json sits in the router directory
+        assert set(again.calibrators()) == {"bm25"}
 
 
 # ---- serving and the CLI ------------------------------------------------------------------------------

@@ -34,13 +34,19 @@ from slimvec.distributed.shards import LocalShard
 from slimvec.documents import Document, Hit
 from slimvec.encoders.base import Encoder
 from slimvec.errors import CollectionError, ConfigError, IngestError
+from slimvec.chunking import chunk_text
+from slimvec.retrievers.base import Query
 from slimvec.retrievers.bm25_global import Bm25Stats
+from slimvec.search import calibration
+from slimvec.search.rerank import Candidates, Reranker, rerank
 from slimvec.search.fusion import fuse
 from slimvec.search.options import SearchOptions
 from slimvec.search.plan import SearchPlan, make_plan
 from slimvec.store.ordinals import OrdinalTable
 
 ORDINALS_FILE = "ordinals.db"
+_ROW_BITS = 24  # reranked rows are numbered (commit ordinal << _ROW_BITS) + position among the document's rows
+_UNKNOWN_ORDINAL = 2**38  # a document with no ordinal loses every tie (as in merge.py)
 
 
 def create_sharded(path: str | Path, shards: int, profile: str | None = None, model: str | None = None,
@@ -107,6 +113,7 @@ class ShardedCollection:
         else:
             self.shards = [LocalShard(i, d, encoder) for i, d in enumerate(dirs)]
         self.ordinals = OrdinalTable(self.path / ORDINALS_FILE)
+        self._calibrators = calibration.load_calibrators(self.path)
         # Writes and BM25 searches take it: the statistics a search hands the shards must be the ones their rows
         # have when it runs (the shards refuse to score with out-of-date ones).
         self._lock = threading.RLock()
@@ -236,32 +243,51 @@ class ShardedCollection:
         return self.search_many([query], options, rerank=rerank, **fields)[0]
 
     def search_many(self, queries: list[str], options: SearchOptions | None = None, /, *,
-                    vectors: np.ndarray | None = None, rerank: str | None = None, **fields: Any) -> list[list[Hit]]:
+                    vectors: np.ndarray | None = None, rerank: str | Reranker | None = None,
+                    **fields: Any) -> list[list[Hit]]:
         """`search` for several queries; dense query vectors are encoded once here (or given as `vectors`, float32
         of shape (len(queries), dim)) and sent to every shard.
 
-        Raises ConfigError as `Collection.search_many`, and for what is not sharded yet: BM25 modes, rerankers,
-        min_relevance, unit="section" with a fused mode.
+        Raises ConfigError as `Collection.search_many`, and for what is not sharded (`_refuse_unsharded`).
         """
         if isinstance(queries, str) or not isinstance(queries, (list, tuple)):
             raise TypeError(f"queries must be a list of strings, not {type(queries).__name__}")
         for q in queries:
             if not isinstance(q, str) or not q.strip():
                 raise ConfigError("query is empty")
+        given = None
         if rerank is not None and not isinstance(rerank, str):
-            raise ConfigError("a Reranker object cannot be sent to shards; rerankers are not sharded yet")
-        if rerank is not None:
+            given = rerank  # a Reranker object: it runs here, at the router
+        elif rerank is not None:
             fields["rerank"] = rerank
         opts = SearchOptions.of(options, **fields)
-        plan = make_plan(self.router["profile"], self.router["retrievers"], int(self.router["dim"]), opts)
+        plan = make_plan(self.router["profile"], self.router["retrievers"], int(self.router["dim"]), opts,
+                         frozenset(self._calibrators), given)
         _refuse_unsharded(plan, opts)
         if vectors is None and plan.needs_query_vectors and not plan.needs_query_tokens:
             vectors = self.encoder.encode_queries(list(queries))
         if "bm25" in plan.retrievers:
             with self._lock:
                 self._bm25_global()
-                return self._run(plan, opts, list(queries), vectors)
-        return self._run(plan, opts, list(queries), vectors)
+                first = self._run(plan, opts, list(queries), vectors)
+        else:
+            first = self._run(plan, opts, list(queries), vectors)
+        hits = first if plan.reranker is None else self._reranked(plan, list(queries), first, vectors)
+        if plan.calibrate:  # on the merged top k, as one collection calibrates its own
+            cal = self._calibrators.get(plan.mode)
+            hits = [calibration.apply(cal, h, plan.min_relevance, plan.mode) for h in hits]
+        return hits
+
+    # ---- relevance calibration (calibration.json in the router directory) -------------------------
+    def calibrators(self) -> dict[str, calibration.Calibrator]:
+        """Relevance calibrators by search mode (fitted on this collection's scores, which equal one collection's)."""
+        return dict(self._calibrators)
+
+    def set_calibrator(self, mode: str, calibrator: calibration.Calibrator) -> None:
+        """Store `mode`'s calibrator in the router's calibration.json (atomically) and use it from now on."""
+        with self._lock:
+            self._calibrators = {**self._calibrators, mode: calibrator}
+            calibration.save_calibrators(self.path, self._calibrators)
 
     def _bm25_global(self) -> None:
         """Hand every shard the corpus-wide BM25 statistics (summed again only when a shard's rows changed)."""
@@ -282,12 +308,60 @@ class ShardedCollection:
 
     def _run(self, plan: SearchPlan, opts: SearchOptions, queries: list[str],
              vectors: np.ndarray | None) -> list[list[Hit]]:
-        base = {"filter": opts.filter, "with_payload": opts.with_payload, "unit": opts.unit, "rerank": "none"}
+        """The first stage: each query's global top plan.first_stage (the top k when nothing reranks)."""
+        # A reranker reads each candidate's best chunk, named by its span: the first stage keeps the payload.
+        payload = opts.with_payload or plan.reranker is not None
+        base = {"filter": opts.filter, "with_payload": payload, "unit": opts.unit, "rerank": "none"}
+        k = plan.first_stage
         if len(plan.retrievers) == 1:
-            per_shard = self._gather("search_many", list(queries), {**base, "mode": plan.mode, "k": plan.k}, vectors)
+            per_shard = self._gather("search_many", list(queries), {**base, "mode": plan.mode, "k": k}, vectors)
             ords = self.ordinals.get(h.id for hits in per_shard for q in hits for h in q)
-            return [merge_hits([hits[i] for hits in per_shard], plan.k, ords) for i in range(len(queries))]
+            return [merge_hits([hits[i] for hits in per_shard], k, ords) for i in range(len(queries))]
         return self._fused(plan, list(queries), base, vectors)
+
+    def _reranked(self, plan: SearchPlan, queries: list[str], first: list[list[Hit]],
+                  vectors: np.ndarray | None) -> list[list[Hit]]:
+        """Rerank each query's global first stage once, here, with what one collection's rerank stage reads
+        (each candidate's allowed chunk rows, texts and vectors, asked of its shard): the same candidates in
+        the same order, so the same scores. Rows are renumbered in one collection's row order (commit ordinal,
+        then the shard's row order within a document), which `rerank` uses to break ties."""
+        reranker = plan.reranker
+        assert reranker is not None
+        wanted: dict[int, dict[tuple[str, int, int], None]] = {}
+        for hits in first:
+            for h in hits:
+                wanted.setdefault(self.shard_for(h.id), {})[(h.id, h.chunk_start, h.chunk_end)] = None
+        pending = {s: self.shards[s].submit("rerank_rows", list(items), plan.filter, reranker.needs_text,
+                                            reranker.needs_vectors) for s, items in wanted.items()}
+        got: dict[tuple[str, int, int], dict[str, Any]] = {}
+        for s, items in wanted.items():
+            got.update(zip(items, self.shards[s].result(pending[s])))
+        ords = self.ordinals.get(h.id for hits in first for h in hits)
+        out = []
+        for i, (q, hits) in enumerate(zip(queries, first)):
+            docs, counts, rows, texts, vecs, chunks = [], [], [], [], [], {}
+            for n, h in enumerate(hits):
+                c = got[(h.id, h.chunk_start, h.chunk_end)]
+                if not c["rows"]:
+                    continue
+                within = {r: j for j, r in enumerate(sorted(c["rows"]))}
+                base = ords.get(h.id, _UNKNOWN_ORDINAL) << _ROW_BITS
+                docs.append(n)
+                counts.append(len(c["rows"]))
+                for r, chunk in zip(c["rows"], c["chunks"]):
+                    rows.append(base + within[r])
+                    chunks[rows[-1]] = chunk
+                    texts.append(chunk_text(chunk.title, chunk.text))
+                if reranker.needs_vectors:
+                    vecs.append(c["vectors"])
+            cands = Candidates(np.array(docs, dtype=np.int64), np.array(counts, dtype=np.int64),
+                               np.array(rows, dtype=np.int64), texts if reranker.needs_text else None)
+            if reranker.needs_vectors and rows:
+                cands.vectors = np.concatenate(vecs)
+            query = Query(q, None, None if vectors is None else vectors[i])
+            top = rerank(reranker, query, cands, plan.k)
+            out.append([_reranked_hit(hits[d], score, chunks[r], plan.with_payload) for d, score, r in top])
+        return out
 
     def _fused(self, plan: SearchPlan, queries: list[str], base: dict[str, Any],
                vectors: np.ndarray | None) -> list[list[Hit]]:
@@ -309,7 +383,7 @@ class ShardedCollection:
                     first_hit.setdefault(n, h)
                     ranking.append((n, h.score, n))
                 rankings.append(ranking)
-            top = fuse(rankings, plan.first_stage, plan.fusion or "rrf", **plan.fusion_options)[: plan.k]
+            top = fuse(rankings, plan.first_stage, plan.fusion or "rrf", **plan.fusion_options)
             out.append([_rescored(first_hit[n], s) for n, s, _ in top])
         return out
 
@@ -348,15 +422,23 @@ class ShardedCollection:
 
 
 def _refuse_unsharded(plan: SearchPlan, opts: SearchOptions) -> None:
-    """One-line ConfigError for the parts of a search that do not give one-collection answers on shards yet."""
-    if plan.reranker is not None:
-        raise ConfigError(f"reranking ({plan.reranker.name}) is not supported on sharded collections yet; "
-                          "pass rerank='none'")
-    if opts.min_relevance is not None:
-        raise ConfigError("min_relevance is not supported on sharded collections yet (no calibrator is kept)")
+    """One-line ConfigError for the parts of a search that do not give one-collection answers on shards."""
+    needs = getattr(plan.reranker, "needs_retriever", None)
+    if needs is not None:
+        raise ConfigError(f"reranker {plan.reranker.name!r} reads the {needs} index, which the shards hold; "
+                          "reranking with it is not supported on sharded collections yet")
+    if plan.reranker is not None and opts.unit == "section":
+        raise ConfigError("reranking with unit='section' is not supported on sharded collections yet")
     if opts.unit == "section" and len(plan.retrievers) > 1:
         raise ConfigError(f"unit='section' with the fused mode {plan.mode!r} is not supported on sharded "
                           "collections yet")
+
+
+def _reranked_hit(first: Hit, score: float, chunk: Any, with_payload: bool) -> Hit:
+    """The hit one collection's rerank stage gives: the reranker's score, its best chunk as the snippet."""
+    if not with_payload:
+        return Hit(first.id, score, "", "", {})
+    return Hit(first.id, score, chunk.title, chunk.text, chunk.metadata, chunk.start, chunk.end)
 
 
 def _rescored(hit: Hit, score: float) -> Hit:

@@ -74,6 +74,33 @@ class ShardCore:
             retriever.refresh_live(col.store)
             retriever.save(col.path / "index")
 
+    def rerank_rows(self, items: list[tuple[str, int, int]], filter: dict[str, Any] | None, texts: bool,
+                    vectors: bool) -> list[dict[str, Any]]:
+        """What one collection's rerank stage reads for each candidate (document id, span of its first-stage best
+        chunk): its allowed chunk rows, the best chunk first, then the rest in row order (the first
+        MAX_TEXT_CHUNKS when `texts`), each row's stored chunk (`StoredChunk`), and with `vectors` their float32
+        rows ((n, dim)). A document gone since is returned with no rows."""
+        from slimvec.search.rerank import MAX_TEXT_CHUNKS
+
+        col = self.col
+        with col._lock:
+            col._sync()
+            allowed = col._allowed(filter)
+            out = []
+            for doc_id, start, end in items:
+                chunks = [(r, a, b) for r, a, b in col.store.chunks_of(doc_id) if r < len(allowed) and allowed[r]]
+                best = [r for r, a, b in chunks if (a, b) == (start, end)][:1]
+                rows = best + [r for r, _, _ in chunks if r not in best]
+                if texts:
+                    rows = rows[:MAX_TEXT_CHUNKS]
+                info = col.store.chunks_for_rows(rows)
+                rows = [r for r in rows if r in info]
+                got: dict[str, Any] = {"rows": rows, "chunks": [info[r] for r in rows]}
+                if vectors and rows:
+                    got["vectors"] = np.asarray(col.store.vectors(len(allowed))[rows], dtype=np.float32)
+                out.append(got)
+            return out
+
     def get(self, doc_id: str) -> Document | None:
         """The stored document, or None."""
         return self.col.get(doc_id)
