@@ -201,6 +201,11 @@ def test_sharded_bm25_scores_equal_one_collection(bm25_pair, scifact_judged):
     own = dict(_pairs(sharded.shards[0].core.col.search(queries[0], mode="bm25", k=200)))
     ref = dict(_pairs(one.search(queries[0], mode="bm25", k=200)))
     assert own and all(ref[i] != s for i, s in own.items())
+    # a shard that lost them (a restarted actor) refuses to score with its own instead
+    from slimvec.distributed.shards import StaleBm25Stats
+
+    with pytest.raises(StaleBm25Stats, match="holds BM25 statistics None"):
+        sharded.shards[0].core.search_many(queries[:1], {"mode": "bm25", "k": 3}, None, "any-key")
     # the router hands them back before its next search
     assert [_pairs(h) for h in sharded.search_many(queries, mode="bm25", k=10)] == \
            [_pairs(h) for h in one.search_many(queries, mode="bm25", k=10)]

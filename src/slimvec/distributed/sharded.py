@@ -30,7 +30,7 @@ from slimvec.distributed.router import (
     shard_of,
     write_router,
 )
-from slimvec.distributed.shards import LocalShard
+from slimvec.distributed.shards import LocalShard, StaleBm25Stats
 from slimvec.documents import Document, Hit
 from slimvec.encoders.base import Encoder
 from slimvec.errors import CollectionError, ConfigError, IngestError
@@ -268,8 +268,10 @@ class ShardedCollection:
             vectors = self.encoder.encode_queries(list(queries))
         if "bm25" in plan.retrievers:
             with self._lock:
-                self._bm25_global()
-                first = self._run(plan, opts, list(queries), vectors)
+                try:
+                    first = self._run(plan, opts, list(queries), vectors, self._bm25_global())
+                except StaleBm25Stats:  # a shard's actor restarted since: hand the statistics over again, once
+                    first = self._run(plan, opts, list(queries), vectors, self._bm25_global())
         else:
             first = self._run(plan, opts, list(queries), vectors)
         hits = first if plan.reranker is None else self._reranked(plan, list(queries), first, vectors)
@@ -289,8 +291,9 @@ class ShardedCollection:
             self._calibrators = {**self._calibrators, mode: calibrator}
             calibration.save_calibrators(self.path, self._calibrators)
 
-    def _bm25_global(self) -> None:
-        """Hand every shard the corpus-wide BM25 statistics (summed again only when a shard's rows changed)."""
+    def _bm25_global(self) -> str:
+        """Hand every shard the corpus-wide BM25 statistics (summed again only when a shard's rows changed);
+        returns their key, which the searches then carry."""
         issued = self.ordinals.issued()
         if issued != self._bm25_refreshed:  # another process (a server, the CLI) added documents since
             self._gather("bm25_refresh")
@@ -305,19 +308,21 @@ class ShardedCollection:
                    for i, s in enumerate(self.shards) if states[i][1] != key]
         for s, p in pending:
             s.result(p)
+        return key
 
     def _run(self, plan: SearchPlan, opts: SearchOptions, queries: list[str],
-             vectors: np.ndarray | None) -> list[list[Hit]]:
+             vectors: np.ndarray | None, bm25_key: str | None = None) -> list[list[Hit]]:
         """The first stage: each query's global top plan.first_stage (the top k when nothing reranks)."""
         # A reranker reads each candidate's best chunk, named by its span: the first stage keeps the payload.
         payload = opts.with_payload or plan.reranker is not None
         base = {"filter": opts.filter, "with_payload": payload, "unit": opts.unit, "rerank": "none"}
         k = plan.first_stage
         if len(plan.retrievers) == 1:
-            per_shard = self._gather("search_many", list(queries), {**base, "mode": plan.mode, "k": k}, vectors)
+            per_shard = self._gather("search_many", list(queries), {**base, "mode": plan.mode, "k": k}, vectors,
+                                     bm25_key)
             ords = self.ordinals.get(h.id for hits in per_shard for q in hits for h in q)
             return [merge_hits([hits[i] for hits in per_shard], k, ords) for i in range(len(queries))]
-        return self._fused(plan, list(queries), base, vectors)
+        return self._fused(plan, list(queries), base, vectors, bm25_key)
 
     def _reranked(self, plan: SearchPlan, queries: list[str], first: list[list[Hit]],
                   vectors: np.ndarray | None) -> list[list[Hit]]:
@@ -364,11 +369,12 @@ class ShardedCollection:
         return out
 
     def _fused(self, plan: SearchPlan, queries: list[str], base: dict[str, Any],
-               vectors: np.ndarray | None) -> list[list[Hit]]:
+               vectors: np.ndarray | None, bm25_key: str | None = None) -> list[list[Hit]]:
         """Each part's global ranking (merged from the shards at the plan's depth), then one fusion per query."""
         parts = []
         for name in plan.retrievers:
-            per_shard = self._gather("search_many", queries, {**base, "mode": name, "k": plan.depth}, vectors)
+            per_shard = self._gather("search_many", queries, {**base, "mode": name, "k": plan.depth}, vectors,
+                                     bm25_key if name == "bm25" else None)
             ords = self.ordinals.get(h.id for hits in per_shard for q in hits for h in q)
             parts.append([merge_hits([hits[i] for hits in per_shard], plan.depth, ords) for i in range(len(queries))])
         out = []

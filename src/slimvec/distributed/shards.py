@@ -14,7 +14,12 @@ import numpy as np
 from slimvec.collection import Collection
 from slimvec.documents import Document, Hit
 from slimvec.encoders.base import Encoder
+from slimvec.errors import CollectionError
 from slimvec.retrievers.bm25_global import Bm25Stats
+
+
+class StaleBm25Stats(CollectionError):
+    """A shard was asked to score BM25 with corpus-wide statistics it does not hold (a restarted actor)."""
 
 
 class ShardCore:
@@ -40,8 +45,17 @@ class ShardCore:
         """Delete by id; how many existed."""
         return self.col.delete(ids)
 
-    def search_many(self, queries: list[str], options: dict[str, Any], vectors: np.ndarray | None) -> list[list[Hit]]:
-        """The shard's hits for each query (`Collection.search_many` with the given option fields)."""
+    def search_many(self, queries: list[str], options: dict[str, Any], vectors: np.ndarray | None,
+                    bm25_key: str | None = None) -> list[list[Hit]]:
+        """The shard's hits for each query (`Collection.search_many` with the given option fields). With
+        `bm25_key`, BM25 must score with the corpus-wide statistics of that key (given by `bm25_use`): a shard
+        that no longer holds them (its actor was restarted) raises StaleBm25Stats instead of scoring with its own."""
+        if bm25_key is not None:
+            with self.col._lock:
+                held = self._bm25(lambda r: r.global_key)
+                if held != bm25_key:
+                    raise StaleBm25Stats(f"shard {self.path} holds BM25 statistics {held!r}, not {bm25_key!r}")
+                return self.col.search_many(queries, vectors=vectors, **options)
         return self.col.search_many(queries, vectors=vectors, **options)
 
     # BM25 corpus-wide statistics (see retrievers/bm25_global.py): the router sums every shard's own and hands
