@@ -225,6 +225,11 @@ def test_bm25_statistics_follow_writes_in_any_shard(bm25_pair, scifact_docs, sci
     """A write to one shard changes N, avgdl and df for every shard: the router sums them again."""
     one, sharded = bm25_pair
     q = next(iter(scifact_judged.values()))[0]
+    # a refused add commits nothing: the statistics still count the document deleted after the last add
+    for c in (one, sharded):
+        with pytest.raises(IngestError, match="already stored"):
+            c.add([scifact_docs[0]])
+    assert _pairs(sharded.search(q, mode="bm25", k=20)) == _pairs(one.search(q, mode="bm25", k=20))
     extra = [d for d in scifact_docs[N_DOCS + 5:N_DOCS + 40] if d.id not in {x.id for x in scifact_docs[:N_DOCS]}]
     part = [d for d in extra if shard_of(d.id, N_SHARDS) == 0][:3]
     for c in (one, sharded):

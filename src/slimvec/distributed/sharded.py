@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from slimvec.chunking import chunk_text
 from slimvec.collection import Collection, _validated
 from slimvec.distributed.merge import merge_hits
 from slimvec.distributed.router import (
@@ -34,14 +35,13 @@ from slimvec.distributed.shards import LocalShard, StaleBm25Stats
 from slimvec.documents import Document, Hit
 from slimvec.encoders.base import Encoder
 from slimvec.errors import CollectionError, ConfigError, IngestError
-from slimvec.chunking import chunk_text
 from slimvec.retrievers.base import Query
 from slimvec.retrievers.bm25_global import Bm25Stats
 from slimvec.search import calibration
-from slimvec.search.rerank import Candidates, Reranker, rerank
 from slimvec.search.fusion import fuse
 from slimvec.search.options import SearchOptions
 from slimvec.search.plan import SearchPlan, make_plan
+from slimvec.search.rerank import Candidates, Reranker, rerank
 from slimvec.store.ordinals import OrdinalTable
 
 ORDINALS_FILE = "ordinals.db"
@@ -175,14 +175,14 @@ class ShardedCollection:
 
     def _write(self, docs: Iterable[Document], replace: bool) -> int:
         with self._lock:
-            try:
-                return self._write_parts(docs, replace)
-            finally:
-                if "bm25" in self.router["retrievers"]:
-                    # One collection counts, at its next BM25 rebuild, the rows alive after its last adding
-                    # write; a shard that got no part of this call would still count rows deleted since its own.
-                    self._gather("bm25_refresh")
-                    self._bm25_refreshed = self.ordinals.issued()
+            return self._write_parts(docs, replace)
+
+    def _after_adding_write(self) -> None:
+        """One collection counts, at its next BM25 rebuild, the rows alive after its last adding write; a shard
+        that got no part of this call would still count the rows deleted since its own last add."""
+        if "bm25" in self.router["retrievers"]:
+            self._gather("bm25_refresh")
+            self._bm25_refreshed = self.ordinals.issued()
 
     def _write_parts(self, docs: Iterable[Document], replace: bool) -> int:
         if isinstance(docs, (str, bytes, Document)) or not isinstance(docs, Iterable):
@@ -204,12 +204,15 @@ class ShardedCollection:
         # Ordinals before the commits: a stored document always has one (see store/ordinals.py).
         self.ordinals.assign([d.id for d in checked])
         done = 0
-        for s in sorted(parts):
-            try:
-                done += self.shards[s].result(self.shards[s].submit("write", parts[s], replace))
-            except IngestError as e:
-                raise IngestError(f"shard {s} ({self.router['shards'][s]}) refused its part: {e} "
-                                  f"({done} documents of this call were committed in earlier shards)") from None
+        try:
+            for s in sorted(parts):
+                try:
+                    done += self.shards[s].result(self.shards[s].submit("write", parts[s], replace))
+                except IngestError as e:
+                    raise IngestError(f"shard {s} ({self.router['shards'][s]}) refused its part: {e} "
+                                      f"({done} documents of this call were committed in earlier shards)") from None
+        finally:
+            self._after_adding_write()
         return done
 
     def delete(self, ids: Iterable[str]) -> int:

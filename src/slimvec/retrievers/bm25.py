@@ -13,11 +13,16 @@ Design (bm25s cannot add documents to a built index): a **cached tokenised corpu
 - Deletes alone do not trigger a rebuild: a deleted row is never returned because search keeps only the
   allowed rows that hold a query term (membership from the posting lists, not the score's sign); its
   terms stay in the statistics until the next add rebuilds the matrix.
+- A sharded collection's router may inject corpus-wide statistics (`use_global`; `stats_key`, `local_stats`
+  and `refresh_live` feed it, see `retrievers/bm25_global.py`): the score matrix is then built with the N,
+  average length and document frequencies summed over every shard, so scores equal one collection's, and
+  that matrix is not saved (it is not this index's own).
 - `save` writes `index/bm25/` atomically (a temporary directory renamed into place): the token cache,
   vocabulary, parameters, and the score matrix when it is current. The collection saves after each
   write batch, when the matrix is usually stale (it is only built at search time, so a bulk load of
   many batches does not rebuild it once per batch); a reopened collection then rebuilds the matrix
-  from the cached tokens at its first BM25 search, without re-tokenising. A missing, unreadable or
+  from the cached tokens at its first BM25 search, without re-tokenising. Rows deleted before the last add are
+  dropped from the saved cache, so a reopened index counts the rows this one counts. A missing, unreadable or
   out-of-step (ahead of the commit log, other parameters) folder is rebuilt from the stored rows.
 
 Defaults: English Snowball stemmer (PyStemmer), bm25s's English stopword list, lower-casing, bm25s's
@@ -44,8 +49,8 @@ from slimvec.chunking import chunk_text
 from slimvec.encoders.base import Encoder
 from slimvec.errors import CollectionError
 from slimvec.index.base import top_k
-from slimvec.retrievers.bm25_global import Bm25Stats, build_scores, check_method, count_stats
 from slimvec.retrievers.base import Query, Retriever
+from slimvec.retrievers.bm25_global import Bm25Stats, build_scores, check_method, count_stats
 from slimvec.store import Store
 
 _DIR = "bm25"
