@@ -1,8 +1,8 @@
 """Sharded search beyond exact dense (issue 15): BM25 with corpus-wide statistics, and recall of approximate
 profiles against exact search per shard count.
 
-    PYTHONPATH=src python benchmarks/sharded_search.py --docs 5183 --queries 300 --shards 4 \
-        --approx-docs 2000 --approx hnsw-f32,binary-rescore
+    PYTHONPATH=src python benchmarks/sharded_search.py --docs 1000 --queries 300 --shards 4 \
+        --approx-docs 1000 --approx hnsw-f32,binary-rescore --shard-counts 1,2,4
 
 BM25 table (profile "bm25", no model): one collection against the same documents in N in-process shards, single
 queries timed in turn (paired). "search p50" is a query on unchanged data (the router's extra cost: one call per
@@ -11,7 +11,8 @@ rebuilds its score matrix; the shards report their statistics, the router sums t
 median of 5 writes. "same top 10": ids and scores equal to the one collection's.
 
 Recall table: for each approximate profile and shard count (1 = one collection), recall@10 against exact float32
-search of one collection over the same stored vectors (encoded once with MiniLM, replayed through MemoEncoder).
+search of one collection over the same stored vectors (encoded once with MiniLM, replayed through MemoEncoder;
+every profile stores dense vectors, "bm25" too, so the BM25 setups share them the same way).
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ def _pairs(hits):
     return [(h.id, h.score) for h in hits]
 
 
-def bm25_table(docs: list[Document], extra: list[Document], queries: list[str], shards: int, tmp: Path) -> None:
-    one = Collection.create(tmp / "bm25-one", profile="bm25")
-    sharded = create_sharded(tmp / "bm25-sharded", shards=shards, profile="bm25")
+def bm25_table(docs: list[Document], extra: list[Document], queries: list[str], shards: int, tmp: Path,
+               enc: MemoEncoder) -> None:
+    # Collections keep dense vectors in every profile: encoded once (MemoEncoder), replayed for the shards.
+    one = Collection.create(tmp / "bm25-one", profile="bm25", model=MODEL, encoder=enc)
+    sharded = create_sharded(tmp / "bm25-sharded", shards=shards, profile="bm25", model=MODEL, encoder=enc)
     setups = {"one collection": one, f"{shards} shards, in-process": sharded}
     for col in setups.values():
         col.add(docs)
@@ -78,16 +81,16 @@ def bm25_table(docs: list[Document], extra: list[Document], queries: list[str], 
         col.close()
 
 
-def recall_table(docs: list[Document], queries: list[str], profiles: list[str], counts: list[int], tmp: Path) -> None:
-    exact = Collection.create(tmp / "exact", profile="exact-f32", model=MODEL)
-    exact._encoder = enc = MemoEncoder(exact.encoder)
+def recall_table(docs: list[Document], queries: list[str], profiles: list[str], counts: list[int], tmp: Path,
+                 enc: MemoEncoder) -> None:
+    exact = Collection.create(tmp / "exact", profile="exact-f32", model=MODEL, encoder=enc)
     t0 = time.perf_counter()
     exact.add(docs)
     encode_s = time.perf_counter() - t0
     qv = enc.encode_queries(queries)
     truth = [{h.id for h in hits} for hits in exact.search_many(queries, k=10, vectors=qv)]
     exact.close()
-    print(f"Recall@10 against exact float32 search: SciFact {len(docs)} docs ({encode_s:.0f} s to encode once), "
+    print(f"Recall@10 against exact float32 search: SciFact {len(docs)} docs ({encode_s:.0f} s to store), "
           f"{len(queries)} queries")
     print()
     print("| profile | " + " | ".join(f"{n} shard{'s' if n > 1 else ''}" for n in counts) + " |")
@@ -97,8 +100,7 @@ def recall_table(docs: list[Document], queries: list[str], profiles: list[str], 
         for n in counts:
             path = tmp / f"{profile}-{n}"
             if n == 1:
-                col = Collection.create(path, profile=profile, model=MODEL)
-                col._encoder = enc
+                col = Collection.create(path, profile=profile, model=MODEL, encoder=enc)
             else:
                 col = create_sharded(path, shards=n, profile=profile, model=MODEL, encoder=enc)
             col.add(docs)
@@ -121,10 +123,12 @@ def main() -> None:
     queries = [q["text"] for q in read_jsonl(DATA / "scifact" / "queries.jsonl", a.queries)]
     docs, extra = corpus[: min(a.docs, len(corpus) - 50)], corpus[-50:]
     with tempfile.TemporaryDirectory() as tmp:
-        bm25_table(docs, extra, queries, a.shards, Path(tmp))
+        with Collection.create(Path(tmp) / "model", profile="exact-f32", model=MODEL) as c:
+            enc = MemoEncoder(c.encoder)
+        bm25_table(docs, extra, queries, a.shards, Path(tmp), enc)
         if a.approx:
             recall_table(corpus[: a.approx_docs], queries, a.approx.split(","),
-                         [int(n) for n in a.shard_counts.split(",")], Path(tmp))
+                         [int(n) for n in a.shard_counts.split(",")], Path(tmp), enc)
 
 
 if __name__ == "__main__":
