@@ -4,7 +4,7 @@ profiles against exact search per shard count.
     PYTHONPATH=src python benchmarks/sharded_search.py --docs 1000 --queries 300 --shards 4 \
         --approx-docs 1000 --approx hnsw-f32,binary-rescore --shard-counts 1,2,4
 
-BM25 table (profile "bm25", no model): one collection against the same documents in N in-process shards, single
+BM25 table (profile "bm25", searched in mode bm25): one collection against the same documents in N in-process shards, single
 queries timed in turn (paired). "search p50" is a query on unchanged data (the router's extra cost: one call per
 shard for the statistics' keys); "after a write" is the first search after adding 10 documents (one collection
 rebuilds its score matrix; the shards report their statistics, the router sums them, every shard rebuilds), the
