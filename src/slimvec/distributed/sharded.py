@@ -240,8 +240,8 @@ class ShardedCollection:
         return sum(self._gather("count"))
 
     # ---- searching ---------------------------------------------------------------------------
-    def search(self, query: str, options: SearchOptions | None = None, /, *, rerank: str | None = None,
-               **fields: Any) -> list[Hit]:
+    def search(self, query: str, options: SearchOptions | None = None, /, *,
+               rerank: str | Reranker | None = None, **fields: Any) -> list[Hit]:
         """The top `k` documents for `query` over every shard; options and scores as `Collection.search`."""
         return self.search_many([query], options, rerank=rerank, **fields)[0]
 
