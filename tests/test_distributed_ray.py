@@ -27,11 +27,17 @@ def built(tmp_path_factory, scifact_docs, scifact_judged):
     """A 3-shard exact collection of 40 SciFact docs, written in-process, and its in-process answers."""
     path = tmp_path_factory.mktemp("ray") / "sharded"
     queries = [q for q, _ in scifact_judged.values()][:10]
-    with create_sharded(path, shards=N_SHARDS, profile="exact-f32") as local:
+    with create_sharded(path, shards=N_SHARDS, profile="exact-f32", retrievers=["dense", "bm25"]) as local:
         local.add(scifact_docs[:40])
         expected = [[(h.id, h.score) for h in hits] for hits in local.search_many(queries, k=10)]
         vectors = local.encoder.encode_queries(queries)
     return path, queries, vectors, expected
+
+
+def _other_modes(col, queries):
+    """BM25 (corpus-wide statistics), hybrid and router-side reranking answers."""
+    return [_pairs(col.search_many(queries, k=10, mode="bm25")), _pairs(col.search_many(queries, k=10, mode="hybrid")),
+            _pairs(col.search_many(queries, k=5, mode="bm25", rerank="dense", rerank_depth=10))]
 
 
 def _pairs(all_hits):
@@ -41,9 +47,13 @@ def _pairs(all_hits):
 def test_actors_give_the_in_process_answers_and_take_writes(ray_cluster, built, scifact_docs, tmp_path):
     path, queries, vectors, expected = built
     path = shutil.copytree(path, tmp_path / "copy")  # this test writes
+    with open_sharded(path) as local:
+        others = _other_modes(local, queries)
+    assert all(others) and others[0] != others[1]
     with open_sharded(path, ray=True) as remote:
         assert len(remote) == 40
         assert _pairs(remote.search_many(queries, k=10)) == expected  # driver encodes the queries
+        assert _other_modes(remote, queries) == others
         assert _pairs(remote.search_many(queries, k=10, vectors=vectors)) == expected
         info = remote.info()
         assert info["documents"] == 40 and len(info["shards"]) == N_SHARDS

@@ -140,12 +140,10 @@ def test_writes_reach_the_owning_shard_only(tmp_path, scifact_docs, scifact_judg
 def test_modes_that_are_not_sharded_yet_are_refused(tmp_path, scifact_docs):
     sharded = create_sharded(tmp_path / "sh", shards=2, profile="exact-f32", retrievers=["dense", "bm25"])
     sharded.add(scifact_docs[:6])
-    with pytest.raises(ConfigError, match="bm25, whose scores need collection-wide statistics"):
-        sharded.search("protein folding", mode="bm25")
-    with pytest.raises(ConfigError, match="mode 'hybrid' runs bm25"):
-        sharded.search("protein folding", mode="hybrid")
-    with pytest.raises(ConfigError, match="reranking"):
-        sharded.search("protein folding", rerank="dense")
+    with pytest.raises(ConfigError, match="unit='section' with the fused mode 'hybrid' is not supported"):
+        sharded.search("protein folding", mode="hybrid", unit="section")
+    with pytest.raises(ConfigError, match="reranking with unit='section' is not supported"):
+        sharded.search("protein folding", rerank="dense", unit="section")
     assert len(sharded.search("protein folding", k=3)) == 3  # dense still works
     sharded.close()
 
@@ -160,7 +158,187 @@ def test_fused_mode_fuses_the_global_rankings_once(tmp_path, scifact_docs, scifa
     queries = [q for q, _ in scifact_judged.values()][:10]
     a, b = one.search_many(queries, k=10, fusion="rrf"), sharded.search_many(queries, k=10, fusion="rrf")
     assert [[(h.id, h.score, h.snippet) for h in x] for x in b] == [[(h.id, h.score, h.snippet) for h in x] for x in a]
-    with pytest.raises(ConfigError, match="fusion 'softmax' of mode 'hybrid-sparse' is not supported"):
-        sharded.search(queries[0])
     one.close()
     sharded.close()
+
+
+# ---- BM25 with corpus-wide statistics -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bm25_pair(tmp_path_factory, scifact_docs):
+    """(one collection, sharded collection) of profile "hybrid" (dense float32 + BM25, softmax fusion), built by
+    the same calls: two adds, a delete, an add that reaches one shard only, then a delete after the last add."""
+    docs = scifact_docs[:N_DOCS]
+    one, sharded = _twins(tmp_path_factory.mktemp("bm25"), "hybrid")
+    gone = docs[10].id
+    # the last add goes to one shard that is not the deleted document's: the others must still stop counting it
+    late = next(d for d in scifact_docs[N_DOCS:] if shard_of(d.id, N_SHARDS) != shard_of(gone, N_SHARDS))
+    for c in (one, sharded):
+        c.add(docs[:70])
+        c.add(docs[70:])
+        assert c.delete([gone]) == 1
+        c.add([late])
+        assert c.delete([docs[20].id]) == 1  # after the last add: one collection still counts it until the next
+    yield one, sharded
+    one.close()
+    sharded.close()
+
+
+def _bm25(col):
+    return col.shards[0].core.col._retrievers["bm25"] if isinstance(col, ShardedCollection) else col._retrievers["bm25"]
+
+
+def test_sharded_bm25_scores_equal_one_collection(bm25_pair, scifact_judged):
+    one, sharded = bm25_pair
+    queries = [q for q, _ in scifact_judged.values()]
+    for k in (1, 10, 50):
+        a, b = one.search_many(queries, mode="bm25", k=k), sharded.search_many(queries, mode="bm25", k=k)
+        assert [_pairs(h) for h in b] == [_pairs(h) for h in a]
+    assert sum(len(h) for h in b) > len(queries) * 10  # real BM25 matches were compared
+    # each shard's own statistics give other scores: the equality above needs the corpus-wide ones
+    _bm25(sharded).use_global(None, None, None)
+    own = dict(_pairs(sharded.shards[0].core.col.search(queries[0], mode="bm25", k=200)))
+    ref = dict(_pairs(one.search(queries[0], mode="bm25", k=200)))
+    assert own and all(ref[i] != s for i, s in own.items())
+    # a shard that lost them (a restarted actor) refuses to score with its own instead
+    from slimvec.distributed.shards import StaleBm25Stats
+
+    with pytest.raises(StaleBm25Stats, match="holds BM25 statistics None"):
+        sharded.shards[0].core.search_many(queries[:1], {"mode": "bm25", "k": 3}, None, "any-key")
+    # the router hands them back before its next search
+    assert [_pairs(h) for h in sharded.search_many(queries, mode="bm25", k=10)] == \
+           [_pairs(h) for h in one.search_many(queries, mode="bm25", k=10)]
+
+
+def test_sharded_hybrid_equals_one_collection_with_each_fuser(bm25_pair, scifact_judged):
+    one, sharded = bm25_pair
+    queries = [q for q, _ in scifact_judged.values()][:20]
+    for fusion in (None, "weighted", "rrf"):  # None: the profile's softmax
+        opts = {} if fusion is None else {"fusion": fusion}
+        a, b = one.search_many(queries, k=10, **opts), sharded.search_many(queries, k=10, **opts)
+        assert [[(h.id, h.score, h.snippet) for h in x] for x in b] == \
+               [[(h.id, h.score, h.snippet) for h in x] for x in a], fusion
+
+
+def test_bm25_statistics_follow_writes_in_any_shard(bm25_pair, scifact_docs, scifact_judged):
+    """A write to one shard changes N, avgdl and df for every shard: the router sums them again."""
+    one, sharded = bm25_pair
+    q = next(iter(scifact_judged.values()))[0]
+    # a refused add commits nothing: the statistics still count the document deleted after the last add
+    for c in (one, sharded):
+        with pytest.raises(IngestError, match="already stored"):
+            c.add([scifact_docs[0]])
+    assert _pairs(sharded.search(q, mode="bm25", k=20)) == _pairs(one.search(q, mode="bm25", k=20))
+    extra = [d for d in scifact_docs[N_DOCS + 5:N_DOCS + 40] if d.id not in {x.id for x in scifact_docs[:N_DOCS]}]
+    part = [d for d in extra if shard_of(d.id, N_SHARDS) == 0][:3]
+    for c in (one, sharded):
+        c.add(part)
+    assert _pairs(sharded.search(q, mode="bm25", k=20)) == _pairs(one.search(q, mode="bm25", k=20))
+    for c in (one, sharded):
+        c.delete([d.id for d in part])
+
+
+# ---- rerankers and calibrated relevance -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", ["dense", "bi-encoder:all-MiniLM-L6-v2", "cross-encoder"])
+def test_reranking_runs_once_at_the_router_and_equals_one_collection(bm25_pair, scifact_judged, spec):
+    """The global first stage reranked at the router with each candidate's chunks asked of its shard: the
+    one-collection ids, scores and snippets (the reranker's best chunk), for a plain and a fused first stage."""
+    one, sharded = bm25_pair
+    queries = [q for q, _ in scifact_judged.values()][:2]
+    for mode in ("bm25", "hybrid"):
+        opts = {"k": 5, "mode": mode, "rerank": spec, "rerank_depth": 10}
+        a, b = one.search_many(queries, **opts), sharded.search_many(queries, **opts)
+        assert [[(h.id, h.score, h.snippet, h.chunk_start) for h in x] for x in b] == \
+               [[(h.id, h.score, h.snippet, h.chunk_start) for h in x] for x in a], mode
+        assert all(len(x) == 5 for x in b)
+        first = [h.id for h in sharded.search(queries[0], k=5, mode=mode, rerank="none")]
+        assert [h.id for h in b[0]] != first or spec == "dense"  # the reranker did reorder (a real check)
+    f = {"group": "a"}
+    assert _pairs(sharded.search(queries[0], k=5, mode="bm25", rerank=spec, rerank_depth=10, filter=f)) == \
+           _pairs(one.search(queries[0], k=5, mode="bm25", rerank=spec, rerank_depth=10, filter=f))
+
+
+def test_min_relevance_with_a_calibrator_fitted_on_the_sharded_collection(bm25_pair, scifact_judged):
+    from slimvec.evaluation.calibrate import fit_calibrator
+
+    one, sharded = bm25_pair
+    queries = {qid: q for qid, (q, _) in scifact_judged.items()}
+    qrels = {qid: {d: 1 for d in rel} for qid, (_, rel) in scifact_judged.items()}
+    cals = [fit_calibrator(c, queries, qrels, mode="bm25") for c in (one, sharded)]
+    assert cals[1].to_dict() == cals[0].to_dict()  # same scores, same fit
+    assert set(sharded.calibrators()) == {"bm25"}
+    for q in list(queries.values())[:10]:
+        a = one.search(q, k=10, mode="bm25", min_relevance="auto")
+        b = sharded.search(q, k=10, mode="bm25", min_relevance="auto")
+        assert [(h.id, h.score, h.relevance) for h in b] == [(h.id, h.score, h.relevance) for h in a]
+        assert all(h.relevance is not None for h in b)
+    with Collection.open(sharded.path) as again:  # calibration.json sits in the router directory
+        assert set(again.calibrators()) == {"bm25"}
+
+
+# ---- serving and the CLI ------------------------------------------------------------------------------
+
+
+def test_slimvec_serve_answers_from_a_sharded_collection(bm25_pair, scifact_judged):
+    """A real uvicorn server on loopback over the directories `slimvec serve DIR` opens: searches in every mode
+    equal one collection's, info lists the shards (paths relative), a write lands in its shard."""
+    import httpx
+    from _server_util import AUTH, KEY
+
+    from slimvec.server import create_app
+    from slimvec.server.runner import load_collections, server_thread
+
+    one, sharded = bm25_pair
+    cols = load_collections([sharded.path])
+    name = sharded.path.name
+    assert isinstance(cols[name], ShardedCollection)
+    queries = [q for q, _ in scifact_judged.values()][:4]
+    try:
+        with server_thread(create_app(cols, api_key=KEY)) as base, httpx.Client(base_url=base, timeout=120) as http:
+            for q in queries:
+                for mode in ("bm25", "hybrid", "dense"):
+                    r = http.post(f"/api/collections/{name}/search", json={"q": q, "k": 10, "mode": mode})
+                    assert r.status_code == 200, r.text
+                    got = [(h["id"], h["score"]) for h in r.json()["hits"]]
+                    assert got == _pairs(one.search(q, k=10, mode=mode)) and got, mode
+            info = http.get(f"/api/collections/{name}").json()
+            assert info["sharded"] and info["documents"] == len(one) and len(info["shards"]) == N_SHARDS
+            assert [s["path"] for s in info["shards"]] == [f"shards/{i:03d}" for i in range(N_SHARDS)]
+            doc = {"id": "served-1", "title": "Axolotl", "text": "Axolotl limb regeneration after amputation."}
+            assert http.post(f"/api/collections/{name}/documents", json=[doc], headers=AUTH).status_code == 200
+            assert http.get(f"/api/collections/{name}/documents/served-1").json()["text"] == doc["text"]
+            r = http.post(f"/api/collections/{name}/search", json={"q": "axolotl regeneration", "mode": "bm25"})
+            assert r.json()["hits"][0]["id"] == "served-1"
+    finally:
+        cols[name].close()
+    one.add([Document(doc["id"], doc["text"], doc["title"])])
+    # the fixture's own handle sees the server's write, its BM25 statistics included
+    assert _pairs(sharded.search(queries[0], mode="bm25", k=20)) == _pairs(one.search(queries[0], mode="bm25", k=20))
+    for c in (one, sharded):
+        assert c.delete(["served-1"]) == 1
+
+
+def test_cli_search_info_check_on_a_sharded_directory(bm25_pair, scifact_judged):
+    import json
+
+    from typer.testing import CliRunner
+
+    from slimvec.cli import app
+
+    one, sharded = bm25_pair
+    q = next(iter(scifact_judged.values()))[0]
+    cli = CliRunner()
+    res = cli.invoke(app, ["search", str(sharded.path), q, "--mode", "bm25", "-k", "5", "--json"])
+    assert res.exit_code == 0, res.stdout
+    assert [(h["id"], h["score"]) for h in json.loads(res.stdout)["hits"]] == _pairs(one.search(q, mode="bm25", k=5))
+    res = cli.invoke(app, ["info", str(sharded.path), "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["documents"] == len(one)
+    res = cli.invoke(app, ["check", str(sharded.path), "--json"])
+    assert res.exit_code == 0, res.stdout
+    report = json.loads(res.stdout)
+    assert report["ok"] and report["documents"] == len(one) and report["chunks"] == one.store.counts()["chunks"]
+    res = cli.invoke(app, ["info", str(sharded.path)])
+    assert res.exit_code == 0 and f"{N_SHARDS} (each shard" in res.stdout

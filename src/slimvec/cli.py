@@ -192,6 +192,8 @@ def info(
         return
     table = Table(show_header=False)
     for key, value in data.items():
+        if key == "shards":  # a sharded collection: each shard's own info is in --json
+            value = f"{len(value)} (each shard's info: --json)"
         table.add_row(key, f"{value:,.1f}" if isinstance(value, float) else str(value))
     out.print(table)
 
@@ -248,7 +250,7 @@ def check(
 
     with Collection.open(collection) as col:
         problems = col.check()
-        counts = col.store.counts()
+        counts = col.store.counts() if hasattr(col, "store") else col.counts()  # a sharded collection sums its shards
     if json_out:
         _print_json({"ok": not problems, "problems": problems, **counts})
     else:

@@ -5,19 +5,21 @@ Writes are routed by document id (`router.shard_of`) and commit per shard; searc
 modes merge each part's per-shard rankings first and fuse once, with the registered fuser, so fusion sees the
 same global rankings as in one collection.
 
-Not yet sharded (refused with a one-line ConfigError): BM25 modes (document frequencies and average length
-are per shard, so scores would differ from one collection), fused modes with a score-based fuser (softmax,
-weighted; rrf is served), rerankers, and calibrated relevance cut-offs.
+BM25 scores with corpus-wide statistics: before a search that runs BM25 the router sums the shards' own
+statistics (N, total length, document frequencies; cached until a shard's rows change) and hands the total to
+every shard (`retrievers/bm25_global.py`), so BM25 scores equal one collection's.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from slimvec.chunking import chunk_text
 from slimvec.collection import Collection, _validated
 from slimvec.distributed.merge import merge_hits
 from slimvec.distributed.router import (
@@ -29,18 +31,22 @@ from slimvec.distributed.router import (
     shard_of,
     write_router,
 )
-from slimvec.distributed.shards import LocalShard
+from slimvec.distributed.shards import LocalShard, StaleBm25Stats
 from slimvec.documents import Document, Hit
 from slimvec.encoders.base import Encoder
 from slimvec.errors import CollectionError, ConfigError, IngestError
+from slimvec.retrievers.base import Query
+from slimvec.retrievers.bm25_global import Bm25Stats
+from slimvec.search import calibration
 from slimvec.search.fusion import fuse
 from slimvec.search.options import SearchOptions
 from slimvec.search.plan import SearchPlan, make_plan
+from slimvec.search.rerank import Candidates, Reranker, rerank
 from slimvec.store.ordinals import OrdinalTable
 
 ORDINALS_FILE = "ordinals.db"
-# Retrievers whose scores depend on collection-wide statistics: not the same per shard.
-_GLOBAL_STATS = ("bm25",)
+_ROW_BITS = 24  # reranked rows are numbered (commit ordinal << _ROW_BITS) + position among the document's rows
+_UNKNOWN_ORDINAL = 2**38  # a document with no ordinal loses every tie (as in merge.py)
 
 
 def create_sharded(path: str | Path, shards: int, profile: str | None = None, model: str | None = None,
@@ -107,6 +113,14 @@ class ShardedCollection:
         else:
             self.shards = [LocalShard(i, d, encoder) for i, d in enumerate(dirs)]
         self.ordinals = OrdinalTable(self.path / ORDINALS_FILE)
+        self._calibrators = calibration.load_calibrators(self.path)
+        # Writes and BM25 searches take it: the statistics a search hands the shards must be the ones their rows
+        # have when it runs (the shards refuse to score with out-of-date ones).
+        self._lock = threading.RLock()
+        self._bm25_keys: list[str] | None = None  # each shard's stats_key when the total below was summed
+        self._bm25_total: Bm25Stats | None = None
+        # The ordinal counter when the shards last counted their live rows for BM25 (see `_bm25_global`).
+        self._bm25_refreshed = self.ordinals.issued()
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
@@ -160,6 +174,17 @@ class ShardedCollection:
         return self._write(docs, replace=True)
 
     def _write(self, docs: Iterable[Document], replace: bool) -> int:
+        with self._lock:
+            return self._write_parts(docs, replace)
+
+    def _after_adding_write(self) -> None:
+        """One collection counts, at its next BM25 rebuild, the rows alive after its last adding write; a shard
+        that got no part of this call would still count the rows deleted since its own last add."""
+        if "bm25" in self.router["retrievers"]:
+            self._gather("bm25_refresh")
+            self._bm25_refreshed = self.ordinals.issued()
+
+    def _write_parts(self, docs: Iterable[Document], replace: bool) -> int:
         if isinstance(docs, (str, bytes, Document)) or not isinstance(docs, Iterable):
             raise TypeError(f"docs must be a list or iterable of slimvec.Document, not {type(docs).__name__}")
         given = list(docs)
@@ -179,12 +204,15 @@ class ShardedCollection:
         # Ordinals before the commits: a stored document always has one (see store/ordinals.py).
         self.ordinals.assign([d.id for d in checked])
         done = 0
-        for s in sorted(parts):
-            try:
-                done += self.shards[s].result(self.shards[s].submit("write", parts[s], replace))
-            except IngestError as e:
-                raise IngestError(f"shard {s} ({self.router['shards'][s]}) refused its part: {e} "
-                                  f"({done} documents of this call were committed in earlier shards)") from None
+        try:
+            for s in sorted(parts):
+                try:
+                    done += self.shards[s].result(self.shards[s].submit("write", parts[s], replace))
+                except IngestError as e:
+                    raise IngestError(f"shard {s} ({self.router['shards'][s]}) refused its part: {e} "
+                                      f"({done} documents of this call were committed in earlier shards)") from None
+        finally:
+            self._after_adding_write()
         return done
 
     def delete(self, ids: Iterable[str]) -> int:
@@ -212,46 +240,144 @@ class ShardedCollection:
         return sum(self._gather("count"))
 
     # ---- searching ---------------------------------------------------------------------------
-    def search(self, query: str, options: SearchOptions | None = None, /, *, rerank: str | None = None,
-               **fields: Any) -> list[Hit]:
+    def search(self, query: str, options: SearchOptions | None = None, /, *,
+               rerank: str | Reranker | None = None, **fields: Any) -> list[Hit]:
         """The top `k` documents for `query` over every shard; options and scores as `Collection.search`."""
         return self.search_many([query], options, rerank=rerank, **fields)[0]
 
     def search_many(self, queries: list[str], options: SearchOptions | None = None, /, *,
-                    vectors: np.ndarray | None = None, rerank: str | None = None, **fields: Any) -> list[list[Hit]]:
+                    vectors: np.ndarray | None = None, rerank: str | Reranker | None = None,
+                    **fields: Any) -> list[list[Hit]]:
         """`search` for several queries; dense query vectors are encoded once here (or given as `vectors`, float32
         of shape (len(queries), dim)) and sent to every shard.
 
-        Raises ConfigError as `Collection.search_many`, and for what is not sharded yet: BM25 modes, rerankers,
-        min_relevance, unit="section" with a fused mode.
+        Raises ConfigError as `Collection.search_many`, and for what is not sharded (`_refuse_unsharded`).
         """
         if isinstance(queries, str) or not isinstance(queries, (list, tuple)):
             raise TypeError(f"queries must be a list of strings, not {type(queries).__name__}")
         for q in queries:
             if not isinstance(q, str) or not q.strip():
                 raise ConfigError("query is empty")
+        given = None
         if rerank is not None and not isinstance(rerank, str):
-            raise ConfigError("a Reranker object cannot be sent to shards; rerankers are not sharded yet")
-        if rerank is not None:
+            given = rerank  # a Reranker object: it runs here, at the router
+        elif rerank is not None:
             fields["rerank"] = rerank
         opts = SearchOptions.of(options, **fields)
-        plan = make_plan(self.router["profile"], self.router["retrievers"], int(self.router["dim"]), opts)
+        plan = make_plan(self.router["profile"], self.router["retrievers"], int(self.router["dim"]), opts,
+                         frozenset(self._calibrators), given)
         _refuse_unsharded(plan, opts)
         if vectors is None and plan.needs_query_vectors and not plan.needs_query_tokens:
             vectors = self.encoder.encode_queries(list(queries))
-        base = {"filter": opts.filter, "with_payload": opts.with_payload, "unit": opts.unit, "rerank": "none"}
+        if "bm25" in plan.retrievers:
+            with self._lock:
+                try:
+                    first = self._run(plan, opts, list(queries), vectors, self._bm25_global())
+                except StaleBm25Stats:  # a shard's actor restarted since: hand the statistics over again, once
+                    first = self._run(plan, opts, list(queries), vectors, self._bm25_global())
+        else:
+            first = self._run(plan, opts, list(queries), vectors)
+        hits = first if plan.reranker is None else self._reranked(plan, list(queries), first, vectors)
+        if plan.calibrate:  # on the merged top k, as one collection calibrates its own
+            cal = self._calibrators.get(plan.mode)
+            hits = [calibration.apply(cal, h, plan.min_relevance, plan.mode) for h in hits]
+        return hits
+
+    # ---- relevance calibration (calibration.json in the router directory) -------------------------
+    def calibrators(self) -> dict[str, calibration.Calibrator]:
+        """Relevance calibrators by search mode (fitted on this collection's scores, which equal one collection's)."""
+        return dict(self._calibrators)
+
+    def set_calibrator(self, mode: str, calibrator: calibration.Calibrator) -> None:
+        """Store `mode`'s calibrator in the router's calibration.json (atomically) and use it from now on."""
+        with self._lock:
+            self._calibrators = {**self._calibrators, mode: calibrator}
+            calibration.save_calibrators(self.path, self._calibrators)
+
+    def _bm25_global(self) -> str:
+        """Hand every shard the corpus-wide BM25 statistics (summed again only when a shard's rows changed);
+        returns their key, which the searches then carry."""
+        issued = self.ordinals.issued()
+        if issued != self._bm25_refreshed:  # another process (a server, the CLI) added documents since
+            self._gather("bm25_refresh")
+            self._bm25_refreshed = issued
+        states = self._gather("bm25_state")
+        keys = [own for own, _ in states]
+        if keys != self._bm25_keys or self._bm25_total is None:
+            self._bm25_total = Bm25Stats.total(self._gather("bm25_stats"))
+            self._bm25_keys = keys
+        key = "|".join(keys)
+        pending = [(s, s.submit("bm25_use", self._bm25_total, key, keys[i]))
+                   for i, s in enumerate(self.shards) if states[i][1] != key]
+        for s, p in pending:
+            s.result(p)
+        return key
+
+    def _run(self, plan: SearchPlan, opts: SearchOptions, queries: list[str],
+             vectors: np.ndarray | None, bm25_key: str | None = None) -> list[list[Hit]]:
+        """The first stage: each query's global top plan.first_stage (the top k when nothing reranks)."""
+        # A reranker reads each candidate's best chunk, named by its span: the first stage keeps the payload.
+        payload = opts.with_payload or plan.reranker is not None
+        base = {"filter": opts.filter, "with_payload": payload, "unit": opts.unit, "rerank": "none"}
+        k = plan.first_stage
         if len(plan.retrievers) == 1:
-            per_shard = self._gather("search_many", list(queries), {**base, "mode": plan.mode, "k": plan.k}, vectors)
+            per_shard = self._gather("search_many", list(queries), {**base, "mode": plan.mode, "k": k}, vectors,
+                                     bm25_key)
             ords = self.ordinals.get(h.id for hits in per_shard for q in hits for h in q)
-            return [merge_hits([hits[i] for hits in per_shard], plan.k, ords) for i in range(len(queries))]
-        return self._fused(plan, list(queries), base, vectors)
+            return [merge_hits([hits[i] for hits in per_shard], k, ords) for i in range(len(queries))]
+        return self._fused(plan, list(queries), base, vectors, bm25_key)
+
+    def _reranked(self, plan: SearchPlan, queries: list[str], first: list[list[Hit]],
+                  vectors: np.ndarray | None) -> list[list[Hit]]:
+        """Rerank each query's global first stage once, here, with what one collection's rerank stage reads
+        (each candidate's allowed chunk rows, texts and vectors, asked of its shard): the same candidates in
+        the same order, so the same scores. Rows are renumbered in one collection's row order (commit ordinal,
+        then the shard's row order within a document), which `rerank` uses to break ties."""
+        reranker = plan.reranker
+        assert reranker is not None
+        wanted: dict[int, dict[tuple[str, int, int], None]] = {}
+        for hits in first:
+            for h in hits:
+                wanted.setdefault(self.shard_for(h.id), {})[(h.id, h.chunk_start, h.chunk_end)] = None
+        pending = {s: self.shards[s].submit("rerank_rows", list(items), plan.filter, reranker.needs_text,
+                                            reranker.needs_vectors) for s, items in wanted.items()}
+        got: dict[tuple[str, int, int], dict[str, Any]] = {}
+        for s, items in wanted.items():
+            got.update(zip(items, self.shards[s].result(pending[s])))
+        ords = self.ordinals.get(h.id for hits in first for h in hits)
+        out = []
+        for i, (q, hits) in enumerate(zip(queries, first)):
+            docs, counts, rows, texts, vecs, chunks = [], [], [], [], [], {}
+            for n, h in enumerate(hits):
+                c = got[(h.id, h.chunk_start, h.chunk_end)]
+                if not c["rows"]:
+                    continue
+                within = {r: j for j, r in enumerate(sorted(c["rows"]))}
+                base = ords.get(h.id, _UNKNOWN_ORDINAL) << _ROW_BITS
+                docs.append(n)
+                counts.append(len(c["rows"]))
+                for r, chunk in zip(c["rows"], c["chunks"]):
+                    rows.append(base + within[r])
+                    chunks[rows[-1]] = chunk
+                    texts.append(chunk_text(chunk.title, chunk.text))
+                if reranker.needs_vectors:
+                    vecs.append(c["vectors"])
+            cands = Candidates(np.array(docs, dtype=np.int64), np.array(counts, dtype=np.int64),
+                               np.array(rows, dtype=np.int64), texts if reranker.needs_text else None)
+            if reranker.needs_vectors and rows:
+                cands.vectors = np.concatenate(vecs)
+            query = Query(q, None, None if vectors is None else vectors[i])
+            top = rerank(reranker, query, cands, plan.k)
+            out.append([_reranked_hit(hits[d], score, chunks[r], plan.with_payload) for d, score, r in top])
+        return out
 
     def _fused(self, plan: SearchPlan, queries: list[str], base: dict[str, Any],
-               vectors: np.ndarray | None) -> list[list[Hit]]:
+               vectors: np.ndarray | None, bm25_key: str | None = None) -> list[list[Hit]]:
         """Each part's global ranking (merged from the shards at the plan's depth), then one fusion per query."""
         parts = []
         for name in plan.retrievers:
-            per_shard = self._gather("search_many", queries, {**base, "mode": name, "k": plan.depth}, vectors)
+            per_shard = self._gather("search_many", queries, {**base, "mode": name, "k": plan.depth}, vectors,
+                                     bm25_key if name == "bm25" else None)
             ords = self.ordinals.get(h.id for hits in per_shard for q in hits for h in q)
             parts.append([merge_hits([hits[i] for hits in per_shard], plan.depth, ords) for i in range(len(queries))])
         out = []
@@ -266,7 +392,7 @@ class ShardedCollection:
                     first_hit.setdefault(n, h)
                     ranking.append((n, h.score, n))
                 rankings.append(ranking)
-            top = fuse(rankings, plan.first_stage, plan.fusion or "rrf", **plan.fusion_options)[: plan.k]
+            top = fuse(rankings, plan.first_stage, plan.fusion or "rrf", **plan.fusion_options)
             out.append([_rescored(first_hit[n], s) for n, s, _ in top])
         return out
 
@@ -278,7 +404,7 @@ class ShardedCollection:
     # ---- reporting ---------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
         """Totals over the shards (documents, chunks, disk and RAM bytes, per document) and "shards": each
-        shard's own `Collection.info()`."""
+        shard's own `Collection.info()`, its "path" relative to the router directory."""
         shards = self._gather("info")
         docs = sum(int(s.get("documents", 0)) for s in shards)
         disk = sum(int(s["disk_bytes"]) for s in shards) + _file_bytes(self.path)
@@ -289,7 +415,12 @@ class ShardedCollection:
                 "routing": self.router["routing"], "model": self.router["model"], "dim": self.router["dim"],
                 "retrievers": self.router["retrievers"], **counts, "disk_bytes": disk, "ram_bytes": ram,
                 "disk_bytes_per_doc": disk / docs if docs else 0.0, "ram_bytes_per_doc": ram / docs if docs else 0.0,
-                "shards": [{"shard": i, **s} for i, s in enumerate(shards)]}
+                "shards": [{"shard": i, **s, "path": self.router["shards"][i]} for i, s in enumerate(shards)]}
+
+    def counts(self) -> dict[str, int]:
+        """Documents, live chunks and committed vector rows summed over the shards (`Store.counts` of each)."""
+        per = self._gather("counts")
+        return {key: sum(c[key] for c in per) for key in per[0]}
 
     def check(self) -> list[str]:
         """Each shard's integrity problems (each line prefixed with the shard), empty when healthy."""
@@ -300,24 +431,23 @@ class ShardedCollection:
 
 
 def _refuse_unsharded(plan: SearchPlan, opts: SearchOptions) -> None:
-    """One-line ConfigError for the parts of a search that do not give one-collection answers on shards yet."""
-    stats = [r for r in plan.retrievers if r in _GLOBAL_STATS]
-    if stats:
-        raise ConfigError(f"mode {plan.mode!r} runs {stats[0]}, whose scores need collection-wide statistics; "
-                          "it is not supported on sharded collections yet")
-    if plan.reranker is not None:
-        raise ConfigError(f"reranking ({plan.reranker.name}) is not supported on sharded collections yet; "
-                          "pass rerank='none'")
-    if opts.min_relevance is not None:
-        raise ConfigError("min_relevance is not supported on sharded collections yet (no calibrator is kept)")
-    if len(plan.retrievers) > 1 and plan.fusion != "rrf":
-        # Score-based fusers standardise each part's scores; sparse (SPLADE) document vectors depend on the
-        # batch they were encoded in, so shard-built scores differ in the last bits and so would the fusion.
-        raise ConfigError(f"fusion {plan.fusion!r} of mode {plan.mode!r} is not supported on sharded collections "
-                          "yet; pass fusion='rrf' (rank-based, same answers as one collection)")
+    """One-line ConfigError for the parts of a search that do not give one-collection answers on shards."""
+    needs = getattr(plan.reranker, "needs_retriever", None)
+    if needs is not None:
+        raise ConfigError(f"reranker {plan.reranker.name!r} reads the {needs} index, which the shards hold; "
+                          "reranking with it is not supported on sharded collections yet")
+    if plan.reranker is not None and opts.unit == "section":
+        raise ConfigError("reranking with unit='section' is not supported on sharded collections yet")
     if opts.unit == "section" and len(plan.retrievers) > 1:
         raise ConfigError(f"unit='section' with the fused mode {plan.mode!r} is not supported on sharded "
                           "collections yet")
+
+
+def _reranked_hit(first: Hit, score: float, chunk: Any, with_payload: bool) -> Hit:
+    """The hit one collection's rerank stage gives: the reranker's score, its best chunk as the snippet."""
+    if not with_payload:
+        return Hit(first.id, score, "", "", {})
+    return Hit(first.id, score, chunk.title, chunk.text, chunk.metadata, chunk.start, chunk.end)
 
 
 def _rescored(hit: Hit, score: float) -> Hit:

@@ -7,13 +7,19 @@ Ray actor of the same class (`slimvec.distributed.actors`), so both paths run th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from slimvec.collection import Collection
 from slimvec.documents import Document, Hit
 from slimvec.encoders.base import Encoder
+from slimvec.errors import CollectionError
+from slimvec.retrievers.bm25_global import Bm25Stats
+
+
+class StaleBm25Stats(CollectionError):
+    """A shard was asked to score BM25 with corpus-wide statistics it does not hold (a restarted actor)."""
 
 
 class ShardCore:
@@ -39,9 +45,75 @@ class ShardCore:
         """Delete by id; how many existed."""
         return self.col.delete(ids)
 
-    def search_many(self, queries: list[str], options: dict[str, Any], vectors: np.ndarray | None) -> list[list[Hit]]:
-        """The shard's hits for each query (`Collection.search_many` with the given option fields)."""
+    def search_many(self, queries: list[str], options: dict[str, Any], vectors: np.ndarray | None,
+                    bm25_key: str | None = None) -> list[list[Hit]]:
+        """The shard's hits for each query (`Collection.search_many` with the given option fields). With
+        `bm25_key`, BM25 must score with the corpus-wide statistics of that key (given by `bm25_use`): a shard
+        that no longer holds them (its actor was restarted) raises StaleBm25Stats instead of scoring with its own."""
+        if bm25_key is not None:
+            with self.col._lock:
+                held = self._bm25(lambda r: r.global_key)
+                if held != bm25_key:
+                    raise StaleBm25Stats(f"shard {self.path} holds BM25 statistics {held!r}, not {bm25_key!r}")
+                return self.col.search_many(queries, vectors=vectors, **options)
         return self.col.search_many(queries, vectors=vectors, **options)
+
+    # BM25 corpus-wide statistics (see retrievers/bm25_global.py): the router sums every shard's own and hands
+    # the total back before a BM25 search, so each shard scores as one collection holding every document would.
+    def _bm25(self, fn: Callable[[Any], Any]) -> Any:
+        col = self.col
+        with col._lock:  # the collection's own lock: its searches rebuild the same retriever
+            col._sync()
+            return fn(col._retrievers["bm25"])
+
+    def bm25_state(self) -> tuple[str, str | None]:
+        """(key of the shard's own statistics, key of the corpus-wide statistics it scores with or None)."""
+        return self._bm25(lambda r: (r.stats_key(), r.global_key))
+
+    def bm25_stats(self) -> Bm25Stats:
+        """The shard's own BM25 statistics (N, total length, document frequencies)."""
+        return self._bm25(lambda r: r.local_stats())
+
+    def bm25_use(self, stats: Bm25Stats, key: str, summed_from: str) -> None:
+        """Score BM25 with the corpus-wide `stats` from now on (see `Bm25Retriever.use_global`)."""
+        self._bm25(lambda r: r.use_global(stats, key, summed_from))
+
+    def bm25_refresh(self) -> None:
+        """Count the rows alive now at the next rebuild, as one collection does after any adding write, and save
+        the index (its saved token cache drops those rows, so a reopened shard counts the same)."""
+        col = self.col
+        with col._lock, col.store.writer():  # as the collection's own writes save their derived files
+            col._sync()
+            retriever = col._retrievers["bm25"]
+            retriever.refresh_live(col.store)
+            retriever.save(col.path / "index")
+
+    def rerank_rows(self, items: list[tuple[str, int, int]], filter: dict[str, Any] | None, texts: bool,
+                    vectors: bool) -> list[dict[str, Any]]:
+        """What one collection's rerank stage reads for each candidate (document id, span of its first-stage best
+        chunk): its allowed chunk rows, the best chunk first, then the rest in row order (the first
+        MAX_TEXT_CHUNKS when `texts`), each row's stored chunk (`StoredChunk`), and with `vectors` their float32
+        rows ((n, dim)). A document gone since is returned with no rows."""
+        from slimvec.search.rerank import MAX_TEXT_CHUNKS
+
+        col = self.col
+        with col._lock:
+            col._sync()
+            allowed = col._allowed(filter)
+            out = []
+            for doc_id, start, end in items:
+                chunks = [(r, a, b) for r, a, b in col.store.chunks_of(doc_id) if r < len(allowed) and allowed[r]]
+                best = [r for r, a, b in chunks if (a, b) == (start, end)][:1]
+                rows = best + [r for r, _, _ in chunks if r not in best]
+                if texts:
+                    rows = rows[:MAX_TEXT_CHUNKS]
+                info = col.store.chunks_for_rows(rows)
+                rows = [r for r in rows if r in info]
+                got: dict[str, Any] = {"rows": rows, "chunks": [info[r] for r in rows]}
+                if vectors and rows:
+                    got["vectors"] = np.asarray(col.store.vectors(len(allowed))[rows], dtype=np.float32)
+                out.append(got)
+            return out
 
     def get(self, doc_id: str) -> Document | None:
         """The stored document, or None."""
@@ -54,6 +126,10 @@ class ShardCore:
     def check(self) -> list[str]:
         """`Collection.check` of the shard."""
         return self.col.check()
+
+    def counts(self) -> dict[str, int]:
+        """The shard store's documents, live chunks and committed vector rows (`Store.counts`)."""
+        return self.col.store.counts()
 
     def count(self) -> int:
         """Documents stored."""

@@ -13,11 +13,16 @@ Design (bm25s cannot add documents to a built index): a **cached tokenised corpu
 - Deletes alone do not trigger a rebuild: a deleted row is never returned because search keeps only the
   allowed rows that hold a query term (membership from the posting lists, not the score's sign); its
   terms stay in the statistics until the next add rebuilds the matrix.
+- A sharded collection's router may inject corpus-wide statistics (`use_global`; `stats_key`, `local_stats`
+  and `refresh_live` feed it, see `retrievers/bm25_global.py`): the score matrix is then built with the N,
+  average length and document frequencies summed over every shard, so scores equal one collection's, and
+  that matrix is not saved (it is not this index's own).
 - `save` writes `index/bm25/` atomically (a temporary directory renamed into place): the token cache,
   vocabulary, parameters, and the score matrix when it is current. The collection saves after each
   write batch, when the matrix is usually stale (it is only built at search time, so a bulk load of
   many batches does not rebuild it once per batch); a reopened collection then rebuilds the matrix
-  from the cached tokens at its first BM25 search, without re-tokenising. A missing, unreadable or
+  from the cached tokens at its first BM25 search, without re-tokenising. Rows deleted before the last add are
+  dropped from the saved cache, so a reopened index counts the rows this one counts. A missing, unreadable or
   out-of-step (ahead of the commit log, other parameters) folder is rebuilt from the stored rows.
 
 Defaults: English Snowball stemmer (PyStemmer), bm25s's English stopword list, lower-casing, bm25s's
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -41,8 +47,10 @@ import numpy as np
 from slimvec.atomic import replaced_dir
 from slimvec.chunking import chunk_text
 from slimvec.encoders.base import Encoder
+from slimvec.errors import CollectionError
 from slimvec.index.base import top_k
 from slimvec.retrievers.base import Query, Retriever
+from slimvec.retrievers.bm25_global import Bm25Stats, build_scores, check_method, count_stats
 from slimvec.store import Store
 
 _DIR = "bm25"
@@ -159,6 +167,11 @@ class Bm25Retriever:
         self._bm25: Any = None  # bm25s.BM25 once built
         self._stale = True
         self._dirty = True  # differs from what is on disk
+        # Corpus-wide statistics injected by a sharded collection's router (see `use_global`); None: own.
+        self._global: Bm25Stats | None = None
+        self._global_key: str | None = None
+        self._global_for: str | None = None  # the `stats_key` the injected statistics were summed from
+        self._uid, self._version = uuid.uuid4().hex, 0  # `stats_key`: this cache's identity and its changes
 
     # ---- Retriever protocol ----------------------------------------------------------------
     @property
@@ -224,16 +237,56 @@ class Bm25Retriever:
             n += sum(a.nbytes for key, a in self._bm25.scores.items() if isinstance(a, np.ndarray))
         return n
 
+    # ---- corpus-wide statistics (sharded collections) -----------------------------------------
+    def refresh_live(self, store: Store) -> None:
+        """Take the store's live rows as the rows the next rebuild keeps, as `sync` does when rows are added:
+        a sharded collection's router calls it on every shard after a write call, so that each shard counts
+        the rows one collection would count (its rows alive after the last adding write)."""
+        live = store.alive_rows()
+        if not np.isin(self._row_ids, live).all():
+            self._live = live
+            self._stale = self._dirty = True
+
+    def stats_key(self) -> str:
+        """A string that changes whenever `local_stats` would (rows appended or compacted; a new instance)."""
+        if self._stale and self._live is not None:  # the compaction the next rebuild would do, done now
+            self._compact(self._live)
+        return f"{self._uid}:{self._version}"
+
+    def local_stats(self) -> Bm25Stats:
+        """N, total length and document frequencies of the rows the next rebuild scores (this index's own)."""
+        self.stats_key()
+        return count_stats(self._tokens, self._offsets, self.vocab)
+
+    @property
+    def global_key(self) -> str | None:
+        """The key given with the corpus-wide statistics in use, None when scoring with this index's own."""
+        return self._global_key
+
+    def use_global(self, stats: Bm25Stats | None, key: str | None, summed_from: str | None) -> None:
+        """Score with corpus-wide statistics `stats` (Bm25Stats.total of every shard's `local_stats`) from the
+        next search on, None for this index's own. `key` names them; `summed_from` is the `stats_key` this
+        index had when its part was counted: a search after this index changes raises CollectionError until new
+        statistics are given. Raises ConfigError for a variant that cannot use them (bm25l, bm25+)."""
+        if stats is not None:
+            check_method(self.config.method)
+        if key != self._global_key or summed_from != self._global_for:
+            self._global, self._global_key, self._global_for = stats, key, summed_from
+            self._stale = self._dirty = True
+
     def save(self, directory: Path) -> None:
         """Write `directory/bm25/` atomically (temporary folder, then rename)."""
         if not self._dirty and (directory / _DIR / "meta.json").exists():
             return
+        if self._stale and self._live is not None:  # a reopened index counts the rows this one would
+            self._compact(self._live)
         target = directory / _DIR
         with replaced_dir(target) as tmp:
             np.save(tmp / "tokens.npy", self._tokens)
             np.save(tmp / "offsets.npy", self._offsets)
             np.save(tmp / "row_ids.npy", self._row_ids)
-            built = self._bm25 is not None and not self._stale
+            # A matrix scored with a router's corpus-wide statistics is not this collection's own: not saved.
+            built = self._bm25 is not None and not self._stale and self._global is None
             if built:
                 assert self._bm25 is not None
                 s = self._bm25.scores
@@ -258,7 +311,7 @@ class Bm25Retriever:
         out._compact(keep)
         out._row_ids = np.searchsorted(keep, out._row_ids).astype(np.int64)
         out._rows = len(keep)
-        if self._bm25 is not None and kept.any():
+        if self._bm25 is not None and kept.any() and self._global is None:  # a router's matrix is not ours to keep
             s = self._bm25.scores
             entry = kept[s["indices"]]  # matrix entries of surviving rows (term-major: indices are row positions)
             position = (np.cumsum(kept) - 1).astype(s["indices"].dtype)
@@ -323,6 +376,7 @@ class Bm25Retriever:
         self._tokens = np.concatenate([self._tokens, np.asarray(ids, dtype=np.int32)])
         self._offsets = np.concatenate([self._offsets, self._offsets[-1] + np.cumsum(lengths)])
         self._row_ids = np.concatenate([self._row_ids, np.asarray(rows, dtype=np.int64)])
+        self._version += 1
 
     def _compact(self, live: np.ndarray) -> None:
         """Drop cached rows that are no longer stored (rows never come back once deleted)."""
@@ -334,6 +388,7 @@ class Bm25Retriever:
         self._tokens = self._tokens[token_keep]
         self._row_ids = self._row_ids[keep]
         self._offsets = np.concatenate([[0], np.cumsum(lengths[keep])]).astype(np.int64)
+        self._version += 1
 
     def _new_bm25(self, scores: dict[str, Any]) -> Any:
         import bm25s
@@ -354,12 +409,17 @@ class Bm25Retriever:
         if not len(self._row_ids):
             self._bm25 = None
         else:
-            corpus = np.split(self._tokens, self._offsets[1:-1])
+            corpus = [c.tolist() for c in np.split(self._tokens, self._offsets[1:-1])]
             bm = self._new_bm25({})
-            bm.scores = bm.build_index_from_ids(
-                unique_token_ids=list(range(len(self.vocab))), corpus_token_ids=[c.tolist() for c in corpus],
-                show_progress=False,
-            )
+            if self._global is None:
+                bm.scores = bm.build_index_from_ids(
+                    unique_token_ids=list(range(len(self.vocab))), corpus_token_ids=corpus, show_progress=False,
+                )
+            else:
+                if self._global_for != self.stats_key():
+                    raise CollectionError("BM25 corpus-wide statistics are out of date for this shard (its rows "
+                                          "changed since the router summed them); search through the router")
+                bm.scores = build_scores(bm, corpus, self.vocab, self._global)
             self._bm25 = bm
         self._stale = False
         self._dirty = True

@@ -47,6 +47,11 @@ class OrdinalTable:
             out.update(self._db.execute(q, part).fetchall())
         return out
 
+    def issued(self) -> int:
+        """The next ordinal to give: it changes with every adding write, by any process."""
+        (n,) = self._db.execute("SELECT next FROM counter").fetchone()
+        return int(n)
+
     def forget(self, doc_ids: list[str]) -> None:
         """Drop the ordinals of deleted documents."""
         with self._db:

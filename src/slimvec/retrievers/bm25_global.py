@@ -1,0 +1,104 @@
+"""Corpus-wide BM25 statistics for an index that holds only part of the corpus (one shard of a collection).
+
+BM25 (Robertson & Zaragoza 2009, "The Probabilistic Relevance Framework: BM25 and Beyond") scores a term in a
+document with idf(df, N) * tfc(tf, dl, avgdl): N, avgdl and the term's df are statistics of the whole corpus.
+A shard that computes them over its own rows scores differently from one collection holding every document.
+`Bm25Stats` carries them; each shard reports its own (`local_stats`), the router sums them (`Bm25Stats.total`)
+and hands the total back to every shard, whose `Bm25Retriever` then builds its bm25s score matrix with
+`build_scores` instead of bm25s's `build_index_from_ids`.
+
+`build_scores` runs bm25s's own steps (`bm25s.scoring`: idf array, per-document scores, numpy CSC) with the
+given statistics in place of the ones bm25s would count; tokenisation, variant, k1 and b stay those of the
+retriever. Given a shard's own statistics it returns bitwise the matrix bm25s builds
+(`tests/test_bm25_global.py`), and the per-(document, term) scores of a shard built with the corpus-wide
+statistics are bitwise those of one index over the whole corpus, so the summed query scores are too.
+
+Variants bm25l and bm25+ add a per-query "non-occurrence" score summed over every query term of the index's
+vocabulary; a shard's vocabulary is not the corpus's, so they are refused (`GLOBAL_METHODS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from slimvec.errors import ConfigError
+
+# bm25s variants whose scores are idf(df, N) * tfc(tf, dl, avgdl) and nothing else.
+GLOBAL_METHODS = ("lucene", "robertson", "atire")
+
+
+@dataclass(frozen=True)
+class Bm25Stats:
+    """BM25 corpus statistics: `documents` (N, indexed chunk rows), `tokens` (their total length in tokens, so
+    avgdl = tokens / documents) and `df` (term -> number of indexed rows holding it; terms with df 0 left out)."""
+
+    documents: int
+    tokens: int
+    df: Mapping[str, int]
+
+    @property
+    def avgdl(self) -> np.float64:
+        """Average row length in tokens, float64 as bm25s computes it (`np.mean` of the integer lengths)."""
+        return np.float64(self.tokens) / self.documents if self.documents else np.float64(0.0)
+
+    @staticmethod
+    def total(parts: Sequence["Bm25Stats"]) -> "Bm25Stats":
+        """The statistics of the union of disjoint parts (shards): N, lengths and document frequencies add up."""
+        df: dict[str, int] = {}
+        for p in parts:
+            for term, n in p.df.items():
+                df[term] = df.get(term, 0) + int(n)
+        return Bm25Stats(sum(p.documents for p in parts), sum(p.tokens for p in parts), df)
+
+
+def count_stats(tokens: np.ndarray, offsets: np.ndarray, vocab: Mapping[str, int]) -> Bm25Stats:
+    """The statistics of a token cache: `tokens` (int32 token ids of every row, concatenated), `offsets`
+    ((rows + 1,) int64, row i is tokens[offsets[i]:offsets[i+1]]) and `vocab` (term -> token id)."""
+    rows = len(offsets) - 1
+    v = max(len(vocab), 1)
+    owner = np.repeat(np.arange(rows, dtype=np.int64), np.diff(offsets))
+    pairs = np.unique(owner * v + tokens.astype(np.int64))  # each (row, term) once
+    df = np.bincount(pairs % v, minlength=v)
+    return Bm25Stats(rows, int(len(tokens)), {t: int(df[i]) for t, i in vocab.items() if df[i]})
+
+
+def check_method(method: str) -> None:
+    """Raise ConfigError when the bm25s variant `method` cannot be scored with injected statistics."""
+    if method not in GLOBAL_METHODS:
+        raise ConfigError(f"BM25 method {method!r} adds a non-occurrence score over the index's own vocabulary, "
+                          f"so it cannot use corpus-wide statistics; sharded BM25 supports {', '.join(GLOBAL_METHODS)}")
+
+
+def build_scores(bm: Any, corpus: list[list[int]], vocab: Mapping[str, int], stats: Bm25Stats) -> dict[str, Any]:
+    """bm25s's score matrix of `corpus` (token ids per row) for the bm25s.BM25 `bm` (its variant, k1, b, dtypes),
+    with idf and avgdl from `stats` instead of from `corpus`: {"data", "indices", "indptr", "num_docs"}, the
+    layout `bm25s.BM25.build_index_from_ids` returns (numpy CSC backend).
+
+    Raises ConfigError for a variant outside GLOBAL_METHODS.
+    """
+    from bm25s.scoring import (
+        _build_idf_array,
+        _build_scores_and_indices_for_matrix,
+        _calculate_doc_freqs,
+        _select_idf_scorer,
+    )
+
+    check_method(bm.method)
+    n_vocab = len(vocab)
+    local_df = _calculate_doc_freqs(corpus_tokens=corpus, unique_tokens=list(range(n_vocab)), show_progress=False)
+    term_of = {i: t for t, i in vocab.items()}
+    # Terms this part does not hold keep df 0 (no postings here, so their idf is never read).
+    df = {i: (int(stats.df.get(term_of[i], 0)) if n else 0) for i, n in local_df.items()}
+    idf = _build_idf_array(doc_frequencies=df, n_docs=stats.documents,
+                           compute_idf_fn=_select_idf_scorer(bm.idf_method), dtype=bm.dtype)
+    # local_df only sizes the output arrays (one entry per (row, term) of this part).
+    flat, doc_idx, vocab_idx = _build_scores_and_indices_for_matrix(
+        corpus_token_ids=corpus, idf_array=idf, avg_doc_len=stats.avgdl, doc_frequencies=local_df, k1=bm.k1,
+        b=bm.b, delta=bm.delta, nonoccurrence_array=None, method=bm.method, dtype=bm.dtype,
+        int_dtype=bm.int_dtype, show_progress=False)
+    data, indices, indptr = bm._np_csc(data=flat, rows=doc_idx, cols=vocab_idx, shape=(len(corpus), n_vocab))
+    return {"data": data.astype(bm.dtype), "indices": indices, "indptr": indptr, "num_docs": len(corpus)}
