@@ -342,3 +342,24 @@ def test_a_running_server_compacts_its_collection_and_keeps_answering(tmp_path, 
         assert after == before
         assert http.get("/api/collections/col").json()["dead_rows"] == 0
     col.close()
+
+
+def test_a_sharded_collection_compacts_every_shard_and_keeps_one_collections_answers(tmp_path, scifact_docs,
+                                                                                      queries):
+    from slimvec.distributed import create_sharded
+
+    sharded = create_sharded(tmp_path / "sh", shards=2, profile="exact-f32", retrievers=["dense", "bm25"],
+                             encoder=FakeEncoder(64))
+    one = Collection.create(tmp_path / "one", profile="exact-f32", retrievers=["dense", "bm25"],
+                            encoder=FakeEncoder(64))
+    for col in (sharded, one):
+        col.add(scifact_docs[:120])
+        col.delete([d.id for d in scifact_docs[20:70]])
+    expected = _answers(one, queries[:5], [None, "bm25", "hybrid"])
+    assert _answers(sharded, queries[:5], [None, "bm25", "hybrid"]) == expected
+    report = sharded.compact()
+    assert report["compacted"] and len(report["shards"]) == 2 and report["dead_rows"] > 0
+    assert _answers(sharded, queries[:5], [None, "bm25", "hybrid"]) == expected
+    assert sharded.check() == [] and sharded.info()["documents"] == 70
+    sharded.close()
+    one.close()

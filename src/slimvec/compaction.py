@@ -8,7 +8,8 @@ holding only the live rows, while readers keep searching the current files:
 - documents, chunks and float32 vectors (`store.compact.copy_live`), rows renumbered in their old order;
 - token files byte for byte (`TokenStore.copy_rows`);
 - derived indexes cut down rather than rebuilt where a retriever can (`compacted(keep)`: codes and IVF lists
-  with the same fitted codec and centroids, the BM25 score matrix, SPLADE rows), so results stay identical;
+  with the same fitted codec and centroids, SPLADE rows; the BM25 score matrix is kept, its dropped rows
+  counted in the statistics until the next add rebuilds it, as without compaction), so results stay identical;
   the others (HNSW graphs) are rebuilt from the new vector file when the staged collection is opened once;
 - every other file of DIR (calibration.json, ...) as it is.
 

@@ -422,6 +422,15 @@ class ShardedCollection:
         per = self._gather("counts")
         return {key: sum(c[key] for c in per) for key in per[0]}
 
+    def compact(self) -> dict[str, Any]:
+        """Compact every shard (`Collection.compact`, all at once); returns the summed report and "shards":
+        each shard's own. Raises CollectionError naming the shard that is open elsewhere (the shards before
+        it in the answer order may be compacted already: each is its own collection, whole either way)."""
+        reports = self._gather("compact")
+        total = {key: sum(r[key] for r in reports) for key in reports[0] if key not in ("compacted", "seconds")}
+        return {"compacted": any(r["compacted"] for r in reports), **total,
+                "seconds": max(r["seconds"] for r in reports), "shards": reports}
+
     def check(self) -> list[str]:
         """Each shard's integrity problems (each line prefixed with the shard), empty when healthy."""
         problems = []

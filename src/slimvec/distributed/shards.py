@@ -127,6 +127,10 @@ class ShardCore:
         """`Collection.check` of the shard."""
         return self.col.check()
 
+    def compact(self) -> dict[str, Any]:
+        """`Collection.compact` of the shard (its handle here is the one that must be alone)."""
+        return self.col.compact()
+
     def counts(self) -> dict[str, int]:
         """The shard store's documents, live chunks and committed vector rows (`Store.counts`)."""
         return self.col.store.counts()

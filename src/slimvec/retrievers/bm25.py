@@ -207,7 +207,7 @@ class Bm25Retriever:
         if not ids:
             return scores_out, rows_out
         mask = np.zeros(len(self._row_ids), dtype=bool)
-        in_range = self._row_ids < len(allowed)
+        in_range = (self._row_ids >= 0) & (self._row_ids < len(allowed))  # -1: a row compacted away
         mask[in_range] = allowed[self._row_ids[in_range]]
         scores = self._bm25.get_scores_from_ids(ids)
         # Membership, not the score's sign: a document matches when it holds a query term. Robertson's idf
@@ -299,27 +299,22 @@ class Bm25Retriever:
 
     def compacted(self, keep: np.ndarray) -> "Bm25Retriever":
         """This index over rows `keep` only, renumbered 0..n-1 in order (keep: (n,) int64 ascending, the rows a
-        compaction keeps). The score matrix is cut down, not rebuilt: its statistics (N, average length,
-        document frequencies) stay those of the rows it was built from, so every score stays the same; the
-        next write that adds rows rebuilds it from the rows alive then, as it would have without compaction."""
+        compaction keeps), with the same score matrix: a cached row whose chunk was dropped stays as row -1,
+        counted in the statistics (N, average length, document frequencies) as it was and never returned, so
+        every score stays the same, in one collection and in a sharded one alike. The next write that adds rows
+        rebuilds the matrix from the rows alive then, as it would have without compaction; the dropped rows'
+        tokens leave RAM there."""
         self._ensure_built()
         keep = np.asarray(keep, np.int64)
-        kept = np.isin(self._row_ids, keep)  # cached rows that survive, by position
+        at = np.minimum(np.searchsorted(keep, self._row_ids), max(len(keep) - 1, 0))
+        found = keep[at] == self._row_ids if len(keep) else np.zeros(len(self._row_ids), bool)
         out = Bm25Retriever(self.config)
         out.vocab = dict(self.vocab)
-        out._tokens, out._offsets, out._row_ids = self._tokens, self._offsets, self._row_ids
-        out._compact(keep)
-        out._row_ids = np.searchsorted(keep, out._row_ids).astype(np.int64)
+        out._tokens, out._offsets = self._tokens, self._offsets
+        out._row_ids = np.where(found, at, -1).astype(np.int64)
         out._rows = len(keep)
-        if self._bm25 is not None and kept.any() and self._global is None:  # a router's matrix is not ours to keep
-            s = self._bm25.scores
-            entry = kept[s["indices"]]  # matrix entries of surviving rows (term-major: indices are row positions)
-            position = (np.cumsum(kept) - 1).astype(s["indices"].dtype)
-            ends = np.concatenate([[0], np.cumsum(entry)])
-            out._bm25 = out._new_bm25({"data": s["data"][entry], "indices": position[s["indices"][entry]],
-                                       "indptr": ends[s["indptr"]].astype(s["indptr"].dtype),
-                                       "num_docs": int(kept.sum())})
-            out._stale = False
+        if self._bm25 is not None and self._global is None:  # a router's matrix is not ours to keep
+            out._bm25, out._stale = out._new_bm25(dict(self._bm25.scores)), False
         return out
 
     # ---- loading ---------------------------------------------------------------------------
