@@ -81,6 +81,9 @@ def index(
     report = on_error or _log_error
     note = on_skip or _log_note
     writer = _open_target(Path(path), shards, create)
+    if not paths:
+        writer.close()
+        return 0
     try:
         ray = require("ray")
         started = not ray.is_initialized()
