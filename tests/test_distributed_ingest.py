@@ -106,6 +106,7 @@ def test_shard_count_must_match_and_token_collections_are_refused(distributed, t
         index([], distributed[0], shards=3)
     with pytest.raises(ConfigError, match=r"keeps token vectors"):
         index([], tmp_path / "mv", profile="multivector")
+    assert not (tmp_path / "mv").exists()  # refused before anything is created
 
 
 def test_rerun_after_the_driver_is_killed_gives_the_uninterrupted_collection(distributed, sources, tmp_path):

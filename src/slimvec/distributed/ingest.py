@@ -34,9 +34,11 @@ from slimvec.extras import require
 from slimvec.ingest.fieldtypes import parse_field_types
 from slimvec.ingest.sources import iter_located, read_sources
 from slimvec.ingest.tables import FieldMap, locate
+from slimvec.profiles import Profile, load_profile
 from slimvec.progress import progress_bar
 
-BATCH_SIZE = 64  # documents per encoder call (sorted by length inside, as single-process encoding does)
+BATCH_SIZE = 256  # documents per encoder call: sorted by length inside (as single-process encoding sorts 512),
+# so batches pad little; large enough that the per-call overhead of Ray Data is small
 COMMIT_DOCS = 512  # documents per shard transaction: single-process ingest commits iterators in 512s
 
 
@@ -277,9 +279,16 @@ def _open_target(path: Path, shards: int | None, create: dict[str, Any]) -> _Wri
                 sharded.close()
                 raise
         return _checked_target(_Writer(path, cols, sharded))
-    if (path / "manifest.json").exists() or shards is None:
-        if shards is not None:
-            raise ConfigError(f"{path}: holds an unsharded collection; --shards applies to a new directory only")
+    exists = (path / "manifest.json").exists()
+    if exists and shards is not None:
+        raise ConfigError(f"{path}: holds an unsharded collection; --shards applies to a new directory only")
+    if not exists:
+        prof = create.get("profile")
+        prof = prof if isinstance(prof, Profile) else load_profile(prof)
+        if prof.tokens is not None:  # refused before anything is created
+            raise ConfigError(f"profile {prof.name!r} keeps token vectors (multi-vector); distributed ingest "
+                              "stores chunk vectors only: index it without --ray")
+    if shards is None:
         return _checked_target(_Writer(path, [Collection.open_or_create(path, **create)]))
     sharded = create_sharded(path, shards=shards, **create)
     return _checked_target(_Writer(path, [s.core.col for s in sharded.shards], sharded))
