@@ -10,16 +10,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import ray
-from test_distributed_ray import ray_cluster  # noqa: F401 - the session's one Ray instance
 
 from slimvec import Collection
 from slimvec.distributed import open_sharded
+from slimvec.distributed.actors import connect
 from slimvec.distributed.ingest import index
 from slimvec.errors import ConfigError, IngestError
 from slimvec.ingest import read_sources
 
 MODEL = "all-MiniLM-L6-v2"
 N_DOCS = 32
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """The session's one local Ray instance (2 CPUs, loopback): `connect` joins the one test_distributed_ray.py
+    started when it runs first, else starts it (and that file's fixture then joins this one)."""
+    connect(None, num_cpus=2)
+    yield
+    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +56,7 @@ def single(tmp_path_factory, sources):
 
 
 @pytest.fixture(scope="module")
-def distributed(ray_cluster, tmp_path_factory, sources):  # noqa: F811
+def distributed(ray_cluster, tmp_path_factory, sources):
     path = tmp_path_factory.mktemp("dist") / "col"
     errors: list[str] = []
     n = index(sources, path, shards=2, workers=2, batch_size=8, commit_docs=8, model=MODEL,
@@ -96,7 +105,7 @@ def test_same_documents_chunks_vectors_and_reports_as_single_process(single, dis
         assert all(col.get(i) is not None for i in want)
 
 
-def test_strict_stops_at_the_first_bad_record_with_its_one_line_error(ray_cluster, sources, tmp_path):  # noqa: F811
+def test_strict_stops_at_the_first_bad_record_with_its_one_line_error(ray_cluster, sources, tmp_path):
     with pytest.raises(IngestError, match=rf"^{sources[1]}:{N_DOCS - 20 + 1}: text: empty$"):
         index(sources, tmp_path / "col", workers=1, model=MODEL, strict=True)
 
@@ -123,3 +132,35 @@ def test_rerun_after_the_driver_is_killed_gives_the_uninterrupted_collection(dis
     n = index(sources, path, workers=2, batch_size=8, commit_docs=8, on_error=lambda e: errors.append(str(e)))
     assert n == N_DOCS and errors == distributed[1]
     assert_same(snapshot(path), snapshot(distributed[0]))
+
+
+def test_encoder_actor_killed_mid_run_loses_nothing_committed_and_a_rerun_finishes(distributed, sources, tmp_path):
+    import threading
+    import time
+
+    import psutil
+
+    path = tmp_path / "col"
+    result: list = []
+
+    def run() -> None:
+        try:
+            result.append(index(sources, path, shards=2, workers=2, batch_size=2, commit_docs=2, model=MODEL,
+                                on_error=lambda e: None))
+        except Exception as e:  # noqa: BLE001 - the run may fail on the lost actor; the rerun must finish it
+            result.append(e)
+
+    driver = threading.Thread(target=run)
+    driver.start()
+    while driver.is_alive() and not ((path / "shards.json").exists() and snapshot(path)):
+        time.sleep(0.1)  # until a batch is committed: the actors are encoding
+    # this session's Ray runs under this process, so its actor processes are our descendants
+    victim = next(p for p in psutil.Process().children(recursive=True) if "ChunkEncoder" in " ".join(p.cmdline()))
+    victim.kill()
+    driver.join()
+    want = snapshot(distributed[0])
+    kept = snapshot(path)
+    assert_same(kept, {i: want[i] for i in kept})  # whatever was committed is intact
+    n = index(sources, path, workers=2, batch_size=8, commit_docs=8)
+    assert n == N_DOCS
+    assert_same(snapshot(path), want)

@@ -61,7 +61,8 @@ def index(
     **create: Any,
 ) -> int:
     """Ingest `sources` (files, folders, JSONL/CSV/Parquet tables, BEIR folders) into the collection at `path`,
-    encoding on `workers` Ray actors; returns how many documents were written.
+    encoding on `workers` Ray actors (Ray Data `map_batches` with a callable class on an `ActorPoolStrategy`);
+    returns how many documents were written.
 
     path: an existing collection (sharded or plain), or a new one: sharded with `shards` shards
     (`create_sharded`), else plain; `create` holds `Collection.create`'s options (model, profile, chunk_tokens,
@@ -82,21 +83,24 @@ def index(
     types = parse_field_types(field_types)
     report = on_error or _log_error
     note = on_skip or _log_note
+    ray = require("ray")  # fails in one line, before a collection is created, when the extra is missing
     writer = _open_target(Path(path), shards, create)
     if not paths:
         writer.close()
         return 0
     try:
-        ray = require("ray")
         started = not ray.is_initialized()
         from slimvec.distributed.actors import connect
 
         connect(address, num_cpus=max(2, workers))
         try:
+            cpus = int(ray.cluster_resources().get("CPU", 0))
+            if workers > cpus:  # an actor that can never be placed would stall the run, not fail it
+                raise ConfigError(f"{workers} workers need {workers} CPUs; the Ray cluster has {cpus}")
             stream = _encoded(paths, writer.reference, fields, types, workers, batch_size)
             return _write(stream, writer, upsert, commit_docs, strict, report, note, progress)
         finally:
-            if started and address is None:
+            if started:  # the local instance is shut down; a cluster joined by address is only left
                 ray.shutdown()
     finally:
         writer.close()
@@ -167,6 +171,7 @@ def _encoded(paths: list[Path], reference: str, fields: FieldMap, field_types: d
     import ray.data
 
     ctx = ray.data.DataContext.get_current()
+    kept = ctx.execution_options.preserve_order, ctx.enable_progress_bars
     ctx.execution_options.preserve_order = True  # reports and repeated ids in source order, as single-process
     ctx.enable_progress_bars = False  # slimvec draws its own
     ds = ray.data.from_items([{"path": str(p)} for p in paths], override_num_blocks=len(paths))
@@ -183,6 +188,7 @@ def _encoded(paths: list[Path], reference: str, fields: FieldMap, field_types: d
                 yield pickle.loads(raw)
     finally:
         quiet.setLevel(level)
+        ctx.execution_options.preserve_order, ctx.enable_progress_bars = kept
 
 
 def _write(stream: Iterator[tuple[str, str, str, Any]], writer: "_Writer", upsert: bool, commit_docs: int,
