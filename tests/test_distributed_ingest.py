@@ -24,10 +24,10 @@ N_DOCS = 32
 
 @pytest.fixture(scope="session")
 def ray_cluster():
-    """The session's one local Ray instance (2 CPUs, loopback): `connect` joins the one test_distributed_ray.py
-    started when it runs first, else starts it (and that file's fixture then joins this one)."""
-    connect(None, num_cpus=2)
-    yield
+    """The session's one local Ray instance (loopback): `connect` joins the one test_distributed_ray.py started
+    when it runs first (2 CPUs), else starts it with 3 (and that file's fixture then joins this one)."""
+    connect(None, num_cpus=3)
+    yield int(ray.cluster_resources()["CPU"]) - 1  # encoder actors that fit: one CPU stays for Ray Data's tasks
     ray.shutdown()
 
 
@@ -59,7 +59,7 @@ def single(tmp_path_factory, sources):
 def distributed(ray_cluster, tmp_path_factory, sources):
     path = tmp_path_factory.mktemp("dist") / "col"
     errors: list[str] = []
-    n = index(sources, path, shards=2, workers=2, batch_size=8, commit_docs=8, model=MODEL,
+    n = index(sources, path, shards=2, workers=ray_cluster, batch_size=8, commit_docs=8, model=MODEL,
               on_error=lambda e: errors.append(str(e)))
     return path, errors, n
 
@@ -118,23 +118,26 @@ def test_shard_count_must_match_and_token_collections_are_refused(distributed, t
     assert not (tmp_path / "mv").exists()  # refused before anything is created
 
 
-def test_rerun_after_the_driver_is_killed_gives_the_uninterrupted_collection(distributed, sources, tmp_path):
+def test_rerun_after_the_driver_is_killed_gives_the_uninterrupted_collection(ray_cluster, distributed, sources,
+                                                                             tmp_path):
     path = tmp_path / "col"
     worker = Path(__file__).parent / "ingest_kill_worker.py"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
                                                         os.environ.get("PYTHONPATH", "")])}
     address = ray.get_runtime_context().gcs_address
-    run = subprocess.run([sys.executable, str(worker), address, str(path), "2", *map(str, sources)], env=env,
+    run = subprocess.run([sys.executable, str(worker), address, str(path), "2", str(ray_cluster), *map(str, sources)], env=env,
                          capture_output=True, text=True)
     assert run.returncode == -9, run.stderr[-2000:]  # SIGKILL, from inside its second commit
     assert len(snapshot(path)) == 16  # two committed batches of 8 survive the kill, nothing else was stored
     errors: list[str] = []
-    n = index(sources, path, workers=2, batch_size=8, commit_docs=8, on_error=lambda e: errors.append(str(e)))
+    n = index(sources, path, workers=ray_cluster, batch_size=8, commit_docs=8,
+              on_error=lambda e: errors.append(str(e)))
     assert n == N_DOCS and errors == distributed[1]
     assert_same(snapshot(path), snapshot(distributed[0]))
 
 
-def test_encoder_actor_killed_mid_run_loses_nothing_committed_and_a_rerun_finishes(distributed, sources, tmp_path):
+def test_encoder_actor_killed_mid_run_loses_nothing_committed_and_a_rerun_finishes(ray_cluster, distributed, sources,
+                                                                                   tmp_path):
     import threading
     import time
 
@@ -145,7 +148,7 @@ def test_encoder_actor_killed_mid_run_loses_nothing_committed_and_a_rerun_finish
 
     def run() -> None:
         try:
-            result.append(index(sources, path, shards=2, workers=2, batch_size=2, commit_docs=2, model=MODEL,
+            result.append(index(sources, path, shards=2, workers=ray_cluster, batch_size=2, commit_docs=2, model=MODEL,
                                 on_error=lambda e: None))
         except Exception as e:  # noqa: BLE001 - the run may fail on the lost actor; the rerun must finish it
             result.append(e)
@@ -161,6 +164,6 @@ def test_encoder_actor_killed_mid_run_loses_nothing_committed_and_a_rerun_finish
     want = snapshot(distributed[0])
     kept = snapshot(path)
     assert_same(kept, {i: want[i] for i in kept})  # whatever was committed is intact
-    n = index(sources, path, workers=2, batch_size=8, commit_docs=8)
+    n = index(sources, path, workers=ray_cluster, batch_size=8, commit_docs=8)
     assert n == N_DOCS
     assert_same(snapshot(path), want)
