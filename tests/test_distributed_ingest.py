@@ -1,5 +1,6 @@
 """Distributed ingest on Ray Data (`slimvec.distributed.ingest`): the same documents, chunks, vectors and
-per-record errors as single-process ingest, and a run killed part way, rerun, gives the uninterrupted collection."""
+per-record errors as single-process ingest; a run whose driver or encoder actor is killed part way keeps what it
+committed, and rerun gives the uninterrupted collection."""
 
 import json
 import os
