@@ -7,7 +7,14 @@ before the next, so load from other jobs hits all setups alike).
 Every setup stores the same vectors (encoded once, replayed through MemoEncoder) in profile exact-f32, so
 their answers are compared too ("same top 10": ids and scores equal the single collection's). Two latencies per
 setup: "search" is given the query vector (the scatter-gather alone), "end to end" encodes the query text as a
-user's call does (MiniLM on one core). Not measured here: distributed ingest (not built yet).
+user's call does (MiniLM on one core).
+
+Ingest section (`--ingest`): single-process ingest (`Collection.add` over the reader's stream, what `slimvec
+index` does) against distributed ingest (`slimvec.distributed.ingest.index`, `--workers` encoder actors on a
+local Ray instance, `--shards` shards) of the same SciFact documents with MiniLM, both timed end to end (model
+load, and for Ray the instance and actors started, included), then nDCG@10 of both on the SciFact test queries:
+
+    PYTHONPATH=src python benchmarks/distributed.py --ingest --docs 5183 --workers 2 --shards 2
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, read_jsonl  # noqa: E402
+from _common import DATA, machine, read_jsonl  # noqa: E402
 
 from slimvec import Collection, Document  # noqa: E402
 from slimvec.distributed import create_sharded, open_sharded  # noqa: E402
@@ -36,7 +43,12 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--shards", type=int, default=4)
     ap.add_argument("--no-ray", action="store_true", help="in-process shards only")
+    ap.add_argument("--ingest", action="store_true", help="the ingest section instead of scatter-gather")
+    ap.add_argument("--workers", type=int, default=2, help="--ingest: encoder actors")
     a = ap.parse_args()
+    if a.ingest:
+        ingest(a.docs, a.workers, a.shards)
+        return
     docs = [Document(d["_id"], d["text"], d["title"]) for d in read_jsonl(DATA / "scifact" / "corpus.jsonl", a.docs)]
     queries = [q["text"] for q in read_jsonl(DATA / "scifact" / "queries.jsonl", a.queries)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,6 +93,46 @@ def main() -> None:
                   f"{same[name]}/{len(queries)} |")
         for col in setups.values():
             col.close()
+
+
+def ingest(n_docs: int, workers: int, shards: int) -> None:
+    """Docs/s of single-process and distributed ingest of the first `n_docs` SciFact documents, and nDCG@10."""
+    from slimvec.distributed.ingest import index
+    from slimvec.evaluation import evaluate
+    from slimvec.ingest import load_qrels, load_queries, read_sources
+
+    scifact = DATA / "scifact"
+    qrels = load_qrels(scifact, "test")
+    queries = load_queries(scifact)
+    qids = [q for q in qrels if q in queries]
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "corpus.jsonl"
+        with open(scifact / "corpus.jsonl", encoding="utf-8") as f:
+            source.write_text("".join(line for _, line in zip(range(n_docs), f)), encoding="utf-8")
+        print(f"SciFact: {n_docs} docs, MiniLM, exact-f32, {len(qids)} test queries; {machine()}", flush=True)
+        print()
+        print("| ingest | documents | chunks | wall s | docs/s | ratio | nDCG@10 | load average after |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", flush=True)
+        scores, rates = [], []
+        for name in ("single process", f"Ray Data, {workers} actors, {shards} shards"):
+            path = Path(tmp) / name.split(",")[0].replace(" ", "-")
+            t = time.perf_counter()
+            if name == "single process":
+                with Collection.create(path, model=MODEL, profile="exact-f32") as one:
+                    n = one.add(read_sources([source]))
+            else:
+                n = index([source], path, shards=shards, workers=workers, model=MODEL, profile="exact-f32")
+            s = time.perf_counter() - t
+            with Collection.open(path) as col:
+                info = col.info()
+                hits = col.search_many([queries[q] for q in qids], k=10)
+            run = {q: {h.id: h.score for h in hs} for q, hs in zip(qids, hits)}
+            scores.append(evaluate(qrels, run, ["ndcg@10"])["ndcg@10"])
+            rates.append(n / s)
+            print(f"| {name} | {n} | {info['chunks']} | {s:.1f} | {n / s:.1f} | {rates[-1] / rates[0]:.2f}x | "
+                  f"{scores[-1]:.4f} | {os.getloadavg()[0]:.1f} |", flush=True)
+    print()
+    print(f"nDCG@10 equal to four decimals: {round(scores[0], 4) == round(scores[1], 4)}")
 
 
 if __name__ == "__main__":

@@ -83,6 +83,10 @@ def index(
     query_prompt: Optional[str] = typer.Option(None, "--query-prompt", help="Text put before every query (default: the prompt the model's config declares)."),
     document_prompt: Optional[str] = typer.Option(None, "--document-prompt", help="Text put before every document chunk (default: the model's configured prompt)."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+    ray: bool = typer.Option(False, "--ray", help="Distributed ingest on Ray Data: encode on --workers actors, one writer per shard (extra 'ray')."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (implies --ray; default: a local instance on loopback, shut down after)."),
+    shards: Optional[int] = typer.Option(None, "--shards", help="With --ray: create a sharded collection of N shards (an existing one must have N)."),
+    workers: int = typer.Option(2, "--workers", help="With --ray: encoder actors (the model is loaded once per actor)."),
 ) -> None:
     """Ingest SOURCES, chunk, embed and store them in a collection."""
     from slimvec.collection import Collection
@@ -96,6 +100,17 @@ def index(
         err.print(f"[yellow]skipped:[/yellow] {escape(str(e))}", highlight=False, soft_wrap=True)
 
     fields = FieldMap(id_field=id_field, title_field=title_field, text_field=text_field)
+    if ray or address is not None:
+        _index_on_ray(sources, collection, fields, strict, report, field_type, upsert, address, shards, workers,
+                      bm25 or sparse or sparse_model is not None, problems, json_out,
+                      {"model": model, "index": index, "chunk_tokens": chunk_tokens, "chunk_overlap": chunk_overlap,
+                       "chunk_mode": chunk_mode, "query_prompt": query_prompt, "document_prompt": document_prompt,
+                       "profile": load_profile(profile, profile_file) if (profile or profile_file) else None})
+        return
+    if shards is not None:
+        from slimvec.errors import ConfigError
+
+        raise ConfigError("--shards needs --ray (distributed ingest); without it, index into one collection")
     docs = read_sources([str(s) for s in sources], fields=fields, strict=strict, on_error=report,
                         field_types=field_type)
     chosen = load_profile(profile, profile_file) if (profile or profile_file) else None
@@ -108,6 +123,32 @@ def index(
             # no-op when kept already; builds from stored rows otherwise
             col.enable(extra, sparse_model=sparse_model if extra == "sparse" else None)
         n = col.upsert(docs, progress=True) if upsert else col.add(docs, progress=True)
+        info = col.info()
+    summary = {"collection": str(collection), "indexed": n, "skipped": len(problems), "problems": problems,
+               "documents": info["documents"], "chunks": info["chunks"]}
+    if json_out:
+        _print_json(summary)
+    else:
+        out.print(f"indexed {n} documents ({len(problems)} skipped); collection holds "
+                  f"{info['documents']} documents, {info['chunks']} chunks")
+
+
+def _index_on_ray(sources: list[Path], collection: Path, fields: Any, strict: bool, report: Callable[[Exception], None],
+                  field_type: Optional[list[str]], upsert: bool, address: Optional[str], shards: Optional[int],
+                  workers: int, extras: bool, problems: list[str], json_out: bool, create: dict[str, Any]) -> None:
+    """`index --ray`: slimvec.distributed.ingest.index, then the same summary as a single-process run."""
+    from slimvec.collection import Collection
+    from slimvec.errors import ConfigError
+
+    _need("ray")
+    if extras:
+        raise ConfigError("--bm25 / --sparse are not built by --ray ingest yet; enable them without --ray")
+    from slimvec.distributed.ingest import index as distributed_index
+
+    n = distributed_index([str(s) for s in sources], collection, shards=shards, workers=workers, address=address,
+                          upsert=upsert, fields=fields, strict=strict, field_types=field_type, on_error=report,
+                          progress=True, **create)
+    with Collection.open(collection) as col:
         info = col.info()
     summary = {"collection": str(collection), "indexed": n, "skipped": len(problems), "problems": problems,
                "documents": info["documents"], "chunks": info["chunks"]}

@@ -319,13 +319,35 @@ class Collection:
             raise
         return len(docs)
 
-    def add_encoded(self, docs: list[Document], chunks: list[Chunk], vectors: np.ndarray) -> int:
-        """Add documents with their chunks and chunk vectors already computed (an import from another store);
-        one all-or-nothing call, checked like `add`. vectors: float32 (len(chunks), dim), row i for chunks[i];
-        chunks in document order, each within its document's text.
+    def chunk_and_encode(self, docs: list[Document]) -> tuple[list[Chunk], np.ndarray]:
+        """The chunks and chunk vectors `add` would store for `docs` (ids distinct), computed without writing:
+        chunks in document-then-chunk order, vectors float32 (len(chunks), dim). For encoding in other processes
+        (`slimvec.distributed.ingest`), then `add_encoded`. Raises ConfigError for a collection keeping token
+        vectors (multi-vector profiles), IngestError for a repeated id."""
+        if self.token_config is not None:
+            raise ConfigError(f"{self.path}: keeps token vectors; documents must be added (and encoded) with add")
+        docs = list(docs)
+        if len({d.id for d in docs}) != len(docs):
+            raise IngestError("chunk_and_encode takes distinct ids; an id repeats")
+        enc = self.encoder
+        chunks = self._chunk(docs, enc)
+        flat = [c for d in docs for c in chunks[d.id]]
+        if not int(self.manifest["dim"]):
+            return flat, np.zeros((len(flat), 0), np.float32)
+        vecs, _, _ = self._embed(docs, chunks, enc, None)
+        return flat, np.asarray(vecs, dtype=np.float32)
 
-        Raises IngestError for repeated or stored ids, chunks of unknown documents or outside their text,
-        non-finite vectors; ConfigError for vectors of another dimension or a collection keeping token vectors."""
+    def add_encoded(self, docs: list[Document], chunks: list[Chunk], vectors: np.ndarray, replace: bool = False,
+                    save: bool = True) -> int:
+        """Add documents with their chunks and chunk vectors already computed (an import from another store, or
+        `chunk_and_encode` run elsewhere); one all-or-nothing call, checked like `add`. vectors: float32
+        (len(chunks), dim), row i for chunks[i]; chunks in document order, each within its document's text.
+        replace: upsert (a stored document with the same id is replaced); save: save the derived index files
+        after the commit (a bulk load saves them once, on its last call).
+
+        Raises IngestError for repeated or (unless `replace`) stored ids, chunks of unknown documents or outside
+        their text, non-finite vectors; ConfigError for vectors of another dimension or a collection keeping
+        token vectors."""
         if self.token_config is not None:
             raise ConfigError(f"{self.path}: keeps token vectors; documents must be added (and encoded) with add")
         docs = _validated(list(docs), replace=False)
@@ -339,10 +361,14 @@ class Collection:
                                   "lies outside the text; nothing from this call was stored")
         _check_finite(vectors, [by_id[c.doc_id] for c in chunks])
         with self._writing():
-            self._refuse_stored(docs, 0)
-            self.store.commit(docs, list(chunks), vectors, replace=False)
+            if not replace:
+                self._refuse_stored(docs, 0)
+            self.store.commit(docs, list(chunks), vectors, replace=replace)
             self._sync()
-            self._save_index()
+            if save:
+                self._save_index()
+        if replace:  # the replaced versions' rows are dead
+            self._compact_if_due()
         return len(docs)
 
     def _refuse_stored(self, docs: list[Document], offset: int) -> None:

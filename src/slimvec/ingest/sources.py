@@ -72,9 +72,7 @@ def _read(
     files: list[Path] = []
     file_no: dict[Path, int] = {}
     for path in paths:
-        for src, pos, names, item in _items(path, fields, on_skip, field_types):
-            if isinstance(item, Document):
-                item = _checked(item, src, pos, names, field_types)
+        for src, pos, names, item in iter_located(path, fields, on_skip, field_types):
             if isinstance(item, Document) and item.id in seen:
                 there = _unpack(files, seen[item.id])
                 item = IngestError(
@@ -90,6 +88,18 @@ def _read(
                 files.append(src)
             seen[item.id] = (file_no[src] << 32) | (pos + 1 if pos is not None else 0)
             yield item
+
+
+def iter_located(
+    path: Path, fields: FieldMap, on_skip: Callable[[str], None], field_types: dict[str, str]
+) -> Iterator[_Located]:
+    """Each record of one checked path as (file, line/row or None, field names, checked Document or its error),
+    in order; repeated ids are not looked for (the caller sees every path: `read_sources`, or the driver of a
+    distributed ingest, `slimvec.distributed.ingest`, whose workers read one path each)."""
+    for src, pos, names, item in _items(path, fields, on_skip, field_types):
+        if isinstance(item, Document):
+            item = _checked(item, src, pos, names, field_types)
+        yield src, pos, names, item
 
 
 def _unpack(files: list[Path], packed: int) -> str:

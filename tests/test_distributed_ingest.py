@@ -1,0 +1,170 @@
+"""Distributed ingest on Ray Data (`slimvec.distributed.ingest`): the same documents, chunks, vectors and
+per-record errors as single-process ingest; a run whose driver or encoder actor is killed part way keeps what it
+committed, and rerun gives the uninterrupted collection."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ray
+
+from slimvec import Collection
+from slimvec.distributed import open_sharded
+from slimvec.distributed.actors import connect
+from slimvec.distributed.ingest import index
+from slimvec.errors import ConfigError, IngestError
+from slimvec.ingest import read_sources
+
+MODEL = "all-MiniLM-L6-v2"
+N_DOCS = 32
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """The session's one local Ray instance (loopback): `connect` joins the one test_distributed_ray.py started
+    when it runs first (2 CPUs), else starts it with 3 (and that file's fixture then joins this one)."""
+    connect(None, num_cpus=3)
+    yield int(ray.cluster_resources()["CPU"]) - 1  # encoder actors that fit: one CPU stays for Ray Data's tasks
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory, scifact_docs):
+    """Two JSONL files of SciFact abstracts; the second holds an empty text, a repeat of an id from the first
+    file, and a line that is not JSON."""
+    d = tmp_path_factory.mktemp("sources")
+    docs = scifact_docs[:N_DOCS]
+    a, b = d / "a.jsonl", d / "b.jsonl"
+    rows = [{"_id": x.id, "title": x.title, "text": x.text} for x in docs]
+    a.write_text("".join(json.dumps(r) + "\n" for r in rows[:20]), encoding="utf-8")
+    bad = [json.dumps({"_id": "empty", "title": "", "text": " "}), json.dumps(rows[0]), "{not json"]
+    b.write_text("".join(json.dumps(r) + "\n" for r in rows[20:]) + "\n".join(bad) + "\n", encoding="utf-8")
+    return [a, b]
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory, sources):
+    """The same sources ingested by one process (what `slimvec index` without --ray does) and its reports."""
+    path = tmp_path_factory.mktemp("single") / "col"
+    errors: list[str] = []
+    with Collection.create(path, model=MODEL) as col:
+        col.upsert(read_sources(sources, on_error=lambda e: errors.append(str(e))))
+    return path, errors
+
+
+@pytest.fixture(scope="module")
+def distributed(ray_cluster, tmp_path_factory, sources):
+    path = tmp_path_factory.mktemp("dist") / "col"
+    errors: list[str] = []
+    n = index(sources, path, shards=2, workers=ray_cluster, batch_size=8, commit_docs=8, model=MODEL,
+              on_error=lambda e: errors.append(str(e)))
+    return path, errors, n
+
+
+def snapshot(path: Path) -> dict[str, tuple]:
+    """Every stored document: (title, text, metadata, chunk spans, chunk vectors), over all shards."""
+    holder = open_sharded(path) if (path / "shards.json").exists() else Collection.open(path)
+    cols = [s.core.col for s in holder.shards] if hasattr(holder, "shards") else [holder]
+    out = {}
+    for col in cols:
+        vectors = np.array(col.store.vectors())
+        for d in col.store.iter_documents():
+            chunks = col.store.chunks_of(d["id"])
+            out[d["id"]] = (d["title"], d["text"], d["metadata"], [(s, e) for _, s, e in chunks],
+                            vectors[[r for r, _, _ in chunks]])
+    holder.close()
+    return out
+
+
+def assert_same(got: dict, want: dict) -> None:
+    assert sorted(got) == sorted(want)
+    for doc_id, (title, text, meta, spans, vecs) in want.items():
+        assert got[doc_id][:4] == (title, text, meta, spans), doc_id
+        # a transformer's last bits depend on the batch a text is padded in (docs/scale.md)
+        np.testing.assert_allclose(got[doc_id][4], vecs, atol=2e-5)
+
+
+def test_same_documents_chunks_vectors_and_reports_as_single_process(single, distributed, sources):
+    (one, one_errors), (many, many_errors, n) = single, distributed
+    a, b = sources
+    assert n == N_DOCS
+    assert many_errors == one_errors == [
+        f"{b}:{N_DOCS - 20 + 1}: text: empty",
+        f"{b}:{N_DOCS - 20 + 2}: _id: duplicate id {json.loads(a.read_text().splitlines()[0])['_id']!r} "
+        f"(first seen at {a}:1)",
+        f"{b}:{N_DOCS - 20 + 3}: malformed JSON: Expecting property name enclosed in double quotes (column 2)",
+    ]
+    want, got = snapshot(one), snapshot(many)
+    assert len(want) == N_DOCS and sum(len(v[3]) for v in want.values()) > N_DOCS  # some abstracts are chunked
+    assert_same(got, want)
+    with open_sharded(many) as col:  # documents are where the router looks for them
+        assert all(len(s.core.col) > 0 for s in col.shards) and col.check() == []
+        assert all(col.get(i) is not None for i in want)
+
+
+def test_strict_stops_at_the_first_bad_record_with_its_one_line_error(ray_cluster, sources, tmp_path):
+    with pytest.raises(IngestError, match=rf"^{sources[1]}:{N_DOCS - 20 + 1}: text: empty$"):
+        index(sources, tmp_path / "col", workers=1, model=MODEL, strict=True)
+
+
+def test_shard_count_must_match_and_token_collections_are_refused(distributed, tmp_path):
+    with pytest.raises(ConfigError, match=r"has 2 shards, not 3"):
+        index([], distributed[0], shards=3)
+    with pytest.raises(ConfigError, match=r"keeps token vectors"):
+        index([], tmp_path / "mv", profile="multivector")
+    assert not (tmp_path / "mv").exists()  # refused before anything is created
+
+
+def test_rerun_after_the_driver_is_killed_gives_the_uninterrupted_collection(ray_cluster, distributed, sources,
+                                                                             tmp_path):
+    path = tmp_path / "col"
+    worker = Path(__file__).parent / "ingest_kill_worker.py"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    address = ray.get_runtime_context().gcs_address
+    run = subprocess.run([sys.executable, str(worker), address, str(path), "2", str(ray_cluster), *map(str, sources)], env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == -9, run.stderr[-2000:]  # SIGKILL, from inside its second commit
+    assert len(snapshot(path)) == 16  # two committed batches of 8 survive the kill, nothing else was stored
+    errors: list[str] = []
+    n = index(sources, path, workers=ray_cluster, batch_size=8, commit_docs=8,
+              on_error=lambda e: errors.append(str(e)))
+    assert n == N_DOCS and errors == distributed[1]
+    assert_same(snapshot(path), snapshot(distributed[0]))
+
+
+def test_encoder_actor_killed_mid_run_loses_nothing_committed_and_a_rerun_finishes(ray_cluster, distributed, sources,
+                                                                                   tmp_path):
+    import threading
+    import time
+
+    import psutil
+
+    path = tmp_path / "col"
+    result: list = []
+
+    def run() -> None:
+        try:
+            result.append(index(sources, path, shards=2, workers=ray_cluster, batch_size=2, commit_docs=2, model=MODEL,
+                                on_error=lambda e: None))
+        except Exception as e:  # noqa: BLE001 - the run may fail on the lost actor; the rerun must finish it
+            result.append(e)
+
+    driver = threading.Thread(target=run)
+    driver.start()
+    while driver.is_alive() and not ((path / "shards.json").exists() and snapshot(path)):
+        time.sleep(0.1)  # until a batch is committed: the actors are encoding
+    # this session's Ray runs under this process, so its actor processes are our descendants
+    victim = next(p for p in psutil.Process().children(recursive=True) if "ChunkEncoder" in " ".join(p.cmdline()))
+    victim.kill()
+    driver.join()
+    want = snapshot(distributed[0])
+    kept = snapshot(path)
+    assert_same(kept, {i: want[i] for i in kept})  # whatever was committed is intact
+    n = index(sources, path, workers=ray_cluster, batch_size=8, commit_docs=8)
+    assert n == N_DOCS
+    assert_same(snapshot(path), want)
