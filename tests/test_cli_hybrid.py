@@ -38,7 +38,7 @@ def _hits(col: Path, query: str, *extra: object) -> list[dict]:
 def test_index_flags_keep_the_indexes(col):
     code, out, _ = run("info", col, "--json")
     assert json.loads(out)["retrievers"] == ["dense", "bm25", "sparse"]
-    assert (col / "index" / "bm25" / "meta.json").exists() and (col / "index" / "sparse" / "matrix.npz").exists()
+    assert (col / "index" / "bm25" / "index.json").exists() and (col / "index" / "sparse" / "index.json").exists()
 
 
 @pytest.mark.parametrize("mode", ["dense", "bm25", "sparse", "hybrid", "hybrid-sparse"])

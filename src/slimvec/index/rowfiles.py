@@ -5,6 +5,10 @@ commit point: the format, the fit (a random id drawn whenever codes or lists are
 and each array's dtype and row shape, plus whatever the index adds. Bytes past `rows` (a save killed after
 appending, before `index.json` was replaced) are ignored on load and cut by the next save.
 
+An array may also hold its own number of entries ("length" in its spec, e.g. the tokens of variable-length
+rows): `rows_from(start)` then returns the entries that belong to rows start.., and the save appends them
+after the array's saved length. Without "length" an array holds one entry per row.
+
 A save appends when the directory holds the same fit with no more rows than the caller has (another writer's
 rows under the same fit are the same bytes: codes are a pure function of the fitted codec and the row);
 anything else (a new fit, a folder in an older format, a file shorter than its rows) is a full rewrite into a
@@ -44,26 +48,30 @@ def read_meta(directory: Path) -> dict[str, Any] | None:
 
 
 def save(directory: Path, fit: str, rows: int, rows_from: Callable[[int], dict[str, np.ndarray]],
-         meta: dict[str, Any], write_fit: Callable[[Path], None]) -> None:
+         meta: dict[str, Any], write_fit: Callable[[Path], None], ragged: tuple[str, ...] = ()) -> None:
     """Save `rows` rows of each array under `directory`, appending when the folder allows it (see module doc).
 
-    rows_from(start) returns {name: array of rows start..rows-1}; write_fit(folder) writes what a full rewrite
-    adds besides the rows (the codec, centroids). Raises OSError on a failed write; the previous commit stays.
+    rows_from(start) returns {name: array of rows start..rows-1} (for an array named in `ragged`: its entries
+    that belong to those rows); write_fit(folder) writes what a full rewrite adds besides the rows (the codec,
+    centroids). Raises OSError on a failed write; the previous commit stays.
     """
     directory = Path(directory)
     saved = read_meta(directory)
     start = saved["rows"] if saved and saved.get("fit") == fit and saved["rows"] <= rows else None
     if start is not None and _complete(directory, saved):
         arrays = rows_from(start)
+        specs = dict(saved["arrays"])
         for name, arr in arrays.items():
-            width = _width(saved, name)
+            width, have = _width(saved, name), _length(saved, name)
             with open(directory / f"{name}.bin", "r+b") as f:
-                f.truncate(start * width)  # bytes of a killed save past the committed rows
-                f.seek(start * width)
+                f.truncate(have * width)  # bytes of a killed save past the committed entries
+                f.seek(have * width)
                 f.write(np.ascontiguousarray(arr).tobytes())
                 f.flush()
                 os.fsync(f.fileno())
-        write_json_atomic(directory / META, {**saved, **meta, "rows": rows})
+            if "length" in specs[name]:
+                specs[name] = {**specs[name], "length": have + len(arr)}
+        write_json_atomic(directory / META, {**saved, **meta, "rows": rows, "arrays": specs})
         return
     arrays = rows_from(0)
     with replaced_dir(directory) as tmp:
@@ -71,7 +79,8 @@ def save(directory: Path, fit: str, rows: int, rows_from: Callable[[int], dict[s
         for name, arr in arrays.items():
             with open(tmp / f"{name}.bin", "wb") as f:
                 f.write(np.ascontiguousarray(arr).tobytes())
-        shapes = {name: {"dtype": arr.dtype.str, "row": list(arr.shape[1:])} for name, arr in arrays.items()}
+        shapes = {name: {"dtype": arr.dtype.str, "row": list(arr.shape[1:]),
+                         **({"length": len(arr)} if name in ragged else {})} for name, arr in arrays.items()}
         write_json_atomic(tmp / META, {**meta, "format": FORMAT, "fit": fit, "rows": rows, "arrays": shapes})
 
 
@@ -86,9 +95,10 @@ def load(directory: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         raise ValueError(f"{directory}: a row file is shorter than its {meta['rows']} committed rows")
     arrays = {}
     for name, spec in meta["arrays"].items():
-        count = meta["rows"] * int(np.prod(spec["row"], dtype=np.int64))
+        length = _length(meta, name)
+        count = length * int(np.prod(spec["row"], dtype=np.int64))
         flat = np.fromfile(directory / f"{name}.bin", dtype=np.dtype(spec["dtype"]), count=count)
-        arrays[name] = flat.reshape([meta["rows"], *spec["row"]])
+        arrays[name] = flat.reshape([length, *spec["row"]])
     return meta, arrays
 
 
@@ -97,8 +107,14 @@ def _width(meta: dict[str, Any], name: str) -> int:
     return np.dtype(spec["dtype"]).itemsize * int(np.prod(spec["row"], dtype=np.int64))
 
 
+def _length(meta: dict[str, Any], name: str) -> int:
+    """Entries committed in array `name`: its own "length", else one per row."""
+    return int(meta["arrays"][name].get("length", meta["rows"]))
+
+
 def _complete(directory: Path, meta: dict[str, Any]) -> bool:
     try:
-        return all((directory / f"{n}.bin").stat().st_size >= meta["rows"] * _width(meta, n) for n in meta["arrays"])
-    except (OSError, KeyError, TypeError):
+        return all((directory / f"{n}.bin").stat().st_size >= _length(meta, n) * _width(meta, n)
+                   for n in meta["arrays"])
+    except (OSError, KeyError, TypeError, AttributeError):
         return False

@@ -17,8 +17,9 @@ Design (bm25s cannot add documents to a built index): a **cached tokenised corpu
   and `refresh_live` feed it, see `retrievers/bm25_global.py`): the score matrix is then built with the N,
   average length and document frequencies summed over every shard, so scores equal one collection's, and
   that matrix is not saved (it is not this index's own).
-- `save` writes `index/bm25/` atomically (a temporary directory renamed into place): the token cache,
-  vocabulary, parameters, and the score matrix when it is current. The collection saves after each
+- `save` writes `index/bm25/` as append-only row files (`index.rowfiles`): a commit appends its rows' token
+  ids, offsets and row numbers and the new vocabulary terms, then replaces the small index.json (the commit
+  point); a cache that lost rows is rewritten whole; the score matrix goes beside them when it is current. The collection saves after each
   write batch, when the matrix is usually stale (it is only built at search time, so a bulk load of
   many batches does not rebuild it once per batch); a reopened collection then rebuilds the matrix
   from the cached tokens at its first BM25 search, without re-tokenising. Rows deleted before the last add are
@@ -36,6 +37,7 @@ analyzer of Lucene): the default token pattern would keep a whole run, often a c
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
 from dataclasses import asdict, dataclass
@@ -44,10 +46,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from slimvec.atomic import replaced_dir
+from slimvec.atomic import write_json_atomic
 from slimvec.chunking import chunk_text
 from slimvec.encoders.base import Encoder
 from slimvec.errors import CollectionError
+from slimvec.index import rowfiles
 from slimvec.index.base import top_k
 from slimvec.retrievers.base import Query, Retriever
 from slimvec.retrievers.bm25_global import Bm25Stats, build_scores, check_method, count_stats
@@ -159,6 +162,8 @@ class Bm25Retriever:
 
     def _reset(self) -> None:
         self.vocab: dict[str, int] = {}
+        self._terms: list[str] = []  # the vocabulary in id order (saved append-only)
+        self._fit = rowfiles.new_fit()  # names this cache on disk; new whenever rows leave it
         self._tokens = np.zeros(0, dtype=np.int32)  # token ids of every cached row, concatenated
         self._offsets = np.zeros(1, dtype=np.int64)  # row i's tokens: _tokens[_offsets[i]:_offsets[i+1]]
         self._row_ids = np.zeros(0, dtype=np.int64)  # store row of each cached row
@@ -275,26 +280,33 @@ class Bm25Retriever:
             self._stale = self._dirty = True
 
     def save(self, directory: Path) -> None:
-        """Write `directory/bm25/` atomically (temporary folder, then rename)."""
-        if not self._dirty and (directory / _DIR / "meta.json").exists():
+        """Write `directory/bm25/` as row files (`index.rowfiles`): a commit appends its rows' tokens, offsets,
+        row numbers and new terms, so it writes what it added, not the collection; a cache that lost rows
+        (deletes taken in at an add) is rewritten whole. The score matrix, when current, goes beside them
+        (scores.npz, named by scores.json with the cache's fit and rows)."""
+        target = directory / _DIR
+        saved = rowfiles.read_meta(target)
+        if not self._dirty and saved is not None:
             return
         if self._stale and self._live is not None:  # a reopened index counts the rows this one would
             self._compact(self._live)
-        target = directory / _DIR
-        with replaced_dir(target) as tmp:
-            np.save(tmp / "tokens.npy", self._tokens)
-            np.save(tmp / "offsets.npy", self._offsets)
-            np.save(tmp / "row_ids.npy", self._row_ids)
-            # A matrix scored with a router's corpus-wide statistics is not this collection's own: not saved.
-            built = self._bm25 is not None and not self._stale and self._global is None
-            if built:
-                assert self._bm25 is not None
-                s = self._bm25.scores
-                np.savez(tmp / "scores.npz", data=s["data"], indices=s["indices"], indptr=s["indptr"])
-            vocab = sorted(self.vocab, key=self.vocab.__getitem__)
-            (tmp / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-            meta = {"format": _FORMAT, "rows": self._rows, "config": self.config.to_dict(), "built": built}
-            (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        first = int(saved.get("terms", 0)) if saved and saved.get("fit") == self._fit else 0
+
+        def rows_from(start: int) -> dict[str, np.ndarray]:
+            lines = "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in self._terms[first if start else 0 :])
+            return {"tokens": self._tokens[self._offsets[start] :], "ends": self._offsets[start + 1 :],
+                    "row_ids": self._row_ids[start:], "terms": np.frombuffer(lines.encode("utf-8"), np.uint8)}
+
+        meta = {"kind": "bm25", "store_rows": self._rows, "config": self.config.to_dict(), "terms": len(self._terms)}
+        rowfiles.save(target, self._fit, len(self._row_ids), rows_from, meta, lambda folder: None,
+                      ragged=("tokens", "terms"))
+        # A matrix scored with a router's corpus-wide statistics is not this collection's own: not saved.
+        if self._bm25 is not None and not self._stale and self._global is None:
+            s = self._bm25.scores
+            tmp = target / "scores.tmp.npz"
+            np.savez(tmp, data=s["data"], indices=s["indices"], indptr=s["indptr"])
+            os.replace(tmp, target / "scores.npz")
+            write_json_atomic(target / "scores.json", {"fit": self._fit, "rows": len(self._row_ids)})
         self._dirty = False
 
     def compacted(self, keep: np.ndarray) -> "Bm25Retriever":
@@ -309,7 +321,7 @@ class Bm25Retriever:
         at = np.minimum(np.searchsorted(keep, self._row_ids), max(len(keep) - 1, 0))
         found = keep[at] == self._row_ids if len(keep) else np.zeros(len(self._row_ids), bool)
         out = Bm25Retriever(self.config)
-        out.vocab = dict(self.vocab)
+        out.vocab, out._terms = dict(self.vocab), list(self._terms)
         out._tokens, out._offsets = self._tokens, self._offsets
         out._row_ids = np.where(found, at, -1).astype(np.int64)
         out._rows = len(keep)
@@ -320,31 +332,57 @@ class Bm25Retriever:
     # ---- loading ---------------------------------------------------------------------------
     @classmethod
     def load(cls, directory: Path, config: Bm25Config | None = None) -> "Bm25Retriever | None":
-        """The index saved under `directory/bm25/`, or None when absent, unreadable or built with other parameters."""
+        """The index saved under `directory/bm25/` (row files, or the whole-file format of collections saved
+        before them), or None when absent, unreadable or built with other parameters."""
         config = config or Bm25Config()
         path = directory / _DIR
         try:
-            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
-            if meta.get("format") != _FORMAT or Bm25Config.from_dict(meta["config"]) != config:
+            if rowfiles.read_meta(path) is None:
+                return cls._load_whole(path, config)
+            meta, arrays = rowfiles.load(path)
+            if meta.get("kind") != "bm25" or Bm25Config.from_dict(meta["config"]) != config:
                 return None
             r = cls(config)
-            r._tokens = np.load(path / "tokens.npy")
-            r._offsets = np.load(path / "offsets.npy")
-            r._row_ids = np.load(path / "row_ids.npy")
-            r.vocab = {t: i for i, t in enumerate(json.loads((path / "vocab.json").read_text(encoding="utf-8")))}
-            r._rows = int(meta["rows"])
-            if len(r._offsets) != len(r._row_ids) + 1 or int(r._offsets[-1]) != len(r._tokens):
+            r._tokens, r._row_ids = arrays["tokens"].astype(np.int32), arrays["row_ids"].astype(np.int64)
+            r._offsets = np.concatenate([[0], arrays["ends"]]).astype(np.int64)
+            r._terms = [json.loads(line) for line in arrays["terms"].tobytes().decode("utf-8").splitlines()]
+            r.vocab = {t: i for i, t in enumerate(r._terms)}
+            r._rows, r._fit = int(meta["store_rows"]), meta["fit"]
+            if len(r._terms) != int(meta["terms"]) or int(r._offsets[-1]) != len(r._tokens):
                 return None
-            if meta.get("built"):
-                with np.load(path / "scores.npz") as z:
-                    r._bm25 = r._new_bm25(
-                        {"data": z["data"], "indices": z["indices"], "indptr": z["indptr"], "num_docs": len(r._row_ids)}
-                    )
-                r._stale = False
+            built = json.loads((path / "scores.json").read_text()) if (path / "scores.json").exists() else None
+            if built == {"fit": r._fit, "rows": len(r._row_ids)}:
+                r._load_scores(path)
             r._dirty = False
             return r
         except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
             return None
+
+    @classmethod
+    def _load_whole(cls, path: Path, config: Bm25Config) -> "Bm25Retriever | None":
+        """A folder in the format before row files (tokens.npy, offsets.npy, row_ids.npy, vocab.json, meta.json);
+        the next save rewrites it as row files."""
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        if meta.get("format") != _FORMAT or Bm25Config.from_dict(meta["config"]) != config:
+            return None
+        r = cls(config)
+        r._tokens = np.load(path / "tokens.npy")
+        r._offsets = np.load(path / "offsets.npy")
+        r._row_ids = np.load(path / "row_ids.npy")
+        r._terms = list(json.loads((path / "vocab.json").read_text(encoding="utf-8")))
+        r.vocab = {t: i for i, t in enumerate(r._terms)}
+        r._rows = int(meta["rows"])
+        if len(r._offsets) != len(r._row_ids) + 1 or int(r._offsets[-1]) != len(r._tokens):
+            return None
+        if meta.get("built"):
+            r._load_scores(path)
+        return r  # dirty: saved again in the current format
+
+    def _load_scores(self, path: Path) -> None:
+        with np.load(path / "scores.npz") as z:
+            self._bm25 = self._new_bm25({"data": z["data"], "indices": z["indices"], "indptr": z["indptr"],
+                                         "num_docs": len(self._row_ids)})
+        self._stale = False
 
     # ---- internals -------------------------------------------------------------------------
     def query_ids(self, text: str) -> list[int]:
@@ -365,8 +403,14 @@ class Bm25Retriever:
     def _append(self, rows: list[int], tokens: list[list[str]]) -> None:
         if not rows:
             return
-        vocab = self.vocab
-        ids = [vocab.setdefault(t, len(vocab)) for doc in tokens for t in doc]
+        vocab, terms, ids = self.vocab, self._terms, []
+        for doc in tokens:
+            for t in doc:
+                i = vocab.get(t)
+                if i is None:
+                    i = vocab[t] = len(terms)
+                    terms.append(t)
+                ids.append(i)
         lengths = np.fromiter((len(doc) for doc in tokens), dtype=np.int64, count=len(tokens))
         self._tokens = np.concatenate([self._tokens, np.asarray(ids, dtype=np.int32)])
         self._offsets = np.concatenate([self._offsets, self._offsets[-1] + np.cumsum(lengths)])
@@ -384,6 +428,7 @@ class Bm25Retriever:
         self._row_ids = self._row_ids[keep]
         self._offsets = np.concatenate([[0], np.cumsum(lengths[keep])]).astype(np.int64)
         self._version += 1
+        self._fit = rowfiles.new_fit()  # rows left: the next save rewrites the folder
 
     def _new_bm25(self, scores: dict[str, Any]) -> Any:
         import bm25s

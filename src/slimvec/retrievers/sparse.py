@@ -4,8 +4,9 @@ Row i of the matrix is store row i ("{title} {chunk}" encoded by the sparse mode
 was seen stays empty). `sync` encodes only newly committed rows and appends them; deletes are handled by
 the `allowed` mask at search time. Scoring is exact: scores = q @ M.T, computed through a cached
 term-major copy of M (M.T as CSR, rebuilt lazily after a sync), so a query touches only the posting
-lists of its own terms, i.e. an inverted index. Saved as `index/sparse/matrix.npz` plus `meta.json`,
-written to a temporary folder and renamed into place. The sparse model is the manifest's
+lists of its own terms, i.e. an inverted index. Saved under `index/sparse/` as append-only row files
+(`index.rowfiles`: each row's nonzero values and term ids, and its end), so a commit writes its own rows;
+folders saved before that (`matrix.npz` and `meta.json`) load and are rewritten. The sparse model is the manifest's
 "sparse_model" (default "splade-tiny").
 """
 
@@ -19,10 +20,10 @@ from typing import Any, Callable
 import numpy as np
 import scipy.sparse as sp
 
-from slimvec.atomic import replaced_dir
 from slimvec.chunking import chunk_text
 from slimvec.encoders.base import Encoder
 from slimvec.encoders.sparse import SPLADE_TINY, load_sparse_encoder
+from slimvec.index import rowfiles
 from slimvec.index.base import top_k
 from slimvec.retrievers.base import Query, Retriever
 from slimvec.store import Store
@@ -46,6 +47,7 @@ class SparseRetriever:
         self._postings: sp.csr_matrix | None = None  # matrix.T as CSR: one row per term
         self._queries: OrderedDict[str, sp.csr_matrix] = OrderedDict()
         self._dirty = True
+        self._fit = rowfiles.new_fit()  # names the matrix on disk; new when it is started again
 
     @property
     def encoder(self) -> Any:
@@ -64,7 +66,7 @@ class SparseRetriever:
         """Encode rows committed since the last call and append them to the matrix."""
         committed = store.committed_rows
         if self.rows > committed:
-            self.matrix = None
+            self.matrix, self._fit = None, rowfiles.new_fit()
         start = self.rows
         if start == committed:
             return
@@ -169,14 +171,21 @@ class SparseRetriever:
         return total
 
     def save(self, directory: Path) -> None:
-        """Write `directory/sparse/` atomically (temporary folder, then rename)."""
+        """Write `directory/sparse/` as row files (`index.rowfiles`): a commit appends its rows' nonzeros (values,
+        term ids) and row ends, so it writes what it added, not the collection."""
         target = directory / _DIR
-        if (not self._dirty and (target / "meta.json").exists()) or self.matrix is None:
+        if (not self._dirty and rowfiles.read_meta(target) is not None) or self.matrix is None:
             return
-        with replaced_dir(target) as tmp:
-            sp.save_npz(tmp / "matrix.npz", self.matrix, compressed=False)
-            meta = {"format": _FORMAT, "rows": self.rows, "model": self.model_name, "dim": int(self.matrix.shape[1])}
-            (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+        m = self.matrix
+
+        def rows_from(start: int) -> dict[str, np.ndarray]:
+            at = int(m.indptr[start])
+            return {"data": m.data[at:].astype(np.float32), "indices": m.indices[at:].astype(np.int32),
+                    "ends": m.indptr[start + 1 :].astype(np.int64)}
+
+        rowfiles.save(target, self._fit, self.rows, rows_from,
+                      {"kind": "sparse", "model": self.model_name, "dim": int(m.shape[1])}, lambda folder: None,
+                      ragged=("data", "indices"))
         self._dirty = False
 
     def compacted(self, keep: np.ndarray) -> "SparseRetriever":
@@ -190,19 +199,30 @@ class SparseRetriever:
 
     @classmethod
     def load(cls, directory: Path, encoder: Callable[[], Any], model_name: str) -> "SparseRetriever | None":
-        """The matrix saved under `directory/sparse/` for `model_name`, or None when absent or unusable."""
+        """The matrix saved under `directory/sparse/` for `model_name` (row files, or the matrix.npz of collections
+        saved before them), or None when absent or unusable."""
         path = directory / _DIR
         try:
-            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
-            if meta.get("format") != _FORMAT or meta.get("model") != model_name:
-                return None
-            m = sp.load_npz(path / "matrix.npz").tocsr().astype(np.float32)
-            if m.shape[0] != int(meta["rows"]):
-                return None
-        except (OSError, ValueError, KeyError, json.JSONDecodeError):
+            if rowfiles.read_meta(path) is None:
+                meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+                if meta.get("format") != _FORMAT or meta.get("model") != model_name:
+                    return None
+                m = sp.load_npz(path / "matrix.npz").tocsr().astype(np.float32)
+                if m.shape[0] != int(meta["rows"]):
+                    return None
+                fit = rowfiles.new_fit()  # rewritten as row files at the next save
+            else:
+                meta, arrays = rowfiles.load(path)
+                if meta.get("kind") != "sparse" or meta.get("model") != model_name:
+                    return None
+                indptr = np.concatenate([[0], arrays["ends"]]).astype(np.int64)
+                m = sp.csr_matrix((arrays["data"], arrays["indices"], indptr), shape=(meta["rows"], meta["dim"]),
+                                  dtype=np.float32)
+                fit = meta["fit"]
+        except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
             return None
         r = cls(encoder, model_name, int(m.shape[1]))
-        r.matrix, r._dirty = m, False
+        r.matrix, r._fit, r._dirty = m, fit, rowfiles.read_meta(path) is None
         return r
 
 
