@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _switch_crash import crash_after_moves
 from fakes import FakeEncoder
 
 from slimvec import Collection, Document
@@ -201,18 +202,8 @@ def test_a_crash_during_the_switch_rolls_forward_on_the_next_open(tmp_path, scif
     path = tmp_path / "col"
     col = _build(path, scifact_docs, _profile("hybrid"))
     before, ids = _answers(col, queries, [None, "bm25"]), sorted(d["id"] for d in col.store.iter_documents())
-    real, calls = store_switch._replace, [0]
-
-    def crashing(src: Path, dst: Path) -> None:
-        calls[0] += 1
-        if calls[0] > crash_after:
-            raise KeyboardInterrupt("simulated crash")
-        real(src, dst)
-
-    monkeypatch.setattr(store_switch, "_replace", crashing)
-    with pytest.raises(KeyboardInterrupt):
+    with crash_after_moves(monkeypatch, crash_after), pytest.raises(KeyboardInterrupt):
         col.compact()
-    monkeypatch.setattr(store_switch, "_replace", real)
     col.close()
     assert (path / store_switch.INTENT).exists()
     with Collection.open(path, encoder=FakeEncoder(64)) as again:  # rolls forward

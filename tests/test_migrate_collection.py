@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _switch_crash import crash_after_moves
 from fakes import FakeEncoder
 from migrate_worker import NEW, fresh_build_owners, reembedding_calls, run_and_kill
 
@@ -17,7 +18,6 @@ from slimvec.errors import CollectionError
 from slimvec.migrate import runner
 from slimvec.migrate.merged import MigratingCollection
 from slimvec.migrate.state import has_migration, progress
-from slimvec.store import switch as store_switch
 
 HERE = Path(__file__).parent
 SRC = HERE.parent / "src"
@@ -133,18 +133,8 @@ def test_a_crash_during_the_switch_rolls_forward_on_the_next_open(tmp_path, scif
     new = FakeEncoder(dim=64, name=NEW)
     runner.start(path, NEW, sample=200, encoder=new)
     runner.reembed(path, batch=16, encoder=new, switch_when_done=False)
-    real, calls = store_switch._replace, [0]
-
-    def crashing(src: Path, dst: Path) -> None:
-        calls[0] += 1
-        if calls[0] > crash_after:
-            raise KeyboardInterrupt("simulated crash")
-        real(src, dst)
-
-    monkeypatch.setattr(store_switch, "_replace", crashing)
-    with pytest.raises(KeyboardInterrupt):
+    with crash_after_moves(monkeypatch, crash_after), pytest.raises(KeyboardInterrupt):
         runner.switch(path)
-    monkeypatch.setattr(store_switch, "_replace", real)
     assert has_migration(path) and progress(path)["status"] == "switching"
     with Collection.open(path, encoder=new) as col:  # rolls forward
         assert type(col) is Collection and col.manifest["model"] == NEW
