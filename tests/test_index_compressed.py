@@ -15,6 +15,7 @@ from slimvec.codecs.binary import hamming
 from slimvec.index.base import top_k
 from slimvec.index.compressed import BinaryIVFIndex, CodecIndex, binary_pq_centroids, rescore, staged_search
 from slimvec.index.flat import ExactIndex
+from slimvec.scoring import inner_products
 
 D = 384
 
@@ -174,6 +175,32 @@ def test_rescore_reads_exact_scores_from_a_memmap(
         np.testing.assert_array_equal(rows[i, :3], valid[order])
         np.testing.assert_allclose(scores[i, :3], exact[order], atol=1e-6)
         assert rows[i, 3] == -1 and np.isneginf(scores[i, 3])
+
+
+def test_rescore_to_k_equals_scoring_every_candidate(real: tuple[np.ndarray, np.ndarray]) -> None:
+    # rescore(..., k) scores only the candidates a float32 BLAS pass cannot rule out; the answer must be the
+    # first k of scoring all of them, bit for bit, also with exact ties and with rows one ulp apart (where a
+    # BLAS ranking and the exact one can disagree).
+    docs, queries = real
+    rng = np.random.default_rng(7)
+    pool = np.concatenate([docs, np.repeat(docs[:1], 30, axis=0), docs[:40]])
+    pool[len(docs) + 30 :] = np.nextafter(pool[len(docs) + 30 :], np.float32(np.inf))
+    qs = np.concatenate([queries[:20], docs[:1], docs[3:4]])
+    cand = np.stack([rng.permutation(len(pool))[:200] for _ in qs])
+    cand[-2, :30] = np.arange(len(docs), len(docs) + 30)  # the 30 copies of row 0 tie with each other
+    cand[-1, :80] = np.concatenate([np.arange(40), np.arange(len(docs) + 30, len(docs) + 70)])
+    cand[1, -50:] = -1
+    all_scores, all_rows = rescore(qs, cand, pool)
+    for k in (1, 10, 40, 150, 200, 250):
+        scores, rows = rescore(qs, cand, pool, k)
+        w = min(k, cand.shape[1])
+        assert scores.shape == (len(qs), w)
+        np.testing.assert_array_equal(rows, all_rows[:, :w])
+        np.testing.assert_array_equal(scores, all_scores[:, :w])
+    assert (all_rows[1, 150:] == -1).all() and np.isneginf(all_scores[1, 150:]).all()
+    for i, q in enumerate(qs):  # the scores are the shared kernel's, not BLAS's
+        valid = all_rows[i] >= 0
+        np.testing.assert_array_equal(all_scores[i, valid], inner_products(pool[all_rows[i, valid]], q))
 
 
 @pytest.mark.parametrize("spec", ["binary", "int4", "pq:48x8", "pca:64 > int8"])

@@ -16,8 +16,8 @@ from slimvec.codecs.binary import ResidualBinaryCodec
 from slimvec.codecs.chain import Chain
 from slimvec.codecs.pq import PQCodec
 from slimvec.index import rowfiles
-from slimvec.index.base import VectorIndex, top_k
-from slimvec.scoring import inner_products
+from slimvec.index.base import VectorIndex, blas_threads, top_k
+from slimvec.scoring import blas_error_bound, inner_products
 from slimvec.scoring import order as order_by_tie_rule
 
 # Rows of (code, list) an IVF index keeps for its next save; beyond, a save reads them back out of the lists.
@@ -121,7 +121,11 @@ class CodecIndex:
         self._faiss_scan = binary is None and hasattr(codec, "faiss_index")
         if binary is not None:
             # faiss IndexBinaryFlat popcount scan measured ~3-8x faster than blocked numpy bitwise_count.
-            self._store = _FaissStore(faiss.IndexBinaryFlat(8 * width), width, np.uint8)
+            flat = faiss.IndexBinaryFlat(8 * width)
+            # Counting sort instead of a k-heap: same rows and tie order, 8x faster at the k*oversample
+            # candidates rescoring asks for (0.39 -> 0.05 ms for 1,600 of 5,183 rows, measured).
+            flat.use_heap = False
+            self._store = _FaissStore(flat, width, np.uint8)
         elif self._faiss_scan:
             self._store = _FaissStore(codec.faiss_index(dim), width, probe.dtype)
         else:
@@ -431,24 +435,46 @@ def _pad(vals: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
 
 
 def rescore(
-    queries: np.ndarray, candidate_rows: np.ndarray, full_vectors: np.ndarray
+    queries: np.ndarray, candidate_rows: np.ndarray, full_vectors: np.ndarray, k: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact inner products (`scoring.inner_products`) of each query with its candidate rows (read from
-    `full_vectors`, e.g. a memmap), best first, ties to the lower row; -1 candidates stay last with score -inf."""
+    `full_vectors`, e.g. a memmap), best first, ties to the lower row; -1 candidates stay last with score -inf.
+
+    queries: (m, d) float32; candidate_rows: (m, c) int, -1 for none. Returns (scores, rows), (m, c) float32 and
+    int64, or (m, k) when `k` is given: then a float32 BLAS product ranks the candidates first and only those
+    that can still reach the top k within its rounding error (`scoring.blas_error_bound`) are scored exactly,
+    so the result equals scoring all of them (at 1,600 candidates: 0.2 ms instead of 1.3 ms per query).
+    """
     q = as_f32(queries)
     cand = np.asarray(candidate_rows, np.int64).reshape(len(q), -1)
-    scores = np.full(cand.shape, -np.inf, np.float32)
-    # One gather per query, scored with the shared kernel: the same float32 score exact search reports.
+    width = cand.shape[1] if k is None else min(k, cand.shape[1])
+    out_scores = np.full((len(q), width), -np.inf, np.float32)
+    out_rows = np.full((len(q), width), -1, np.int64)
     for i, rows in enumerate(cand):
-        valid = rows >= 0
-        if valid.all():
-            scores[i] = inner_products(full_vectors[rows], q[i])
-        elif valid.any():
-            scores[i, valid] = inner_products(full_vectors[rows[valid]], q[i])
-    order = np.stack([order_by_tie_rule(s, r) for s, r in zip(scores, cand)]) if len(cand) else cand
-    out_scores = np.take_along_axis(scores, order, axis=1)
-    out_rows = np.where(np.isfinite(out_scores), np.take_along_axis(cand, order, axis=1), -1)
+        rows = rows[rows >= 0]
+        if not len(rows):
+            continue
+        # One gather per query; the kept rows are scored with the shared kernel: the score exact search reports.
+        vectors = np.asarray(full_vectors[rows], np.float32)
+        if k is not None and len(rows) > k:
+            rows, vectors = _near_top(vectors, rows, q[i], k)
+        scores = inner_products(vectors, q[i])
+        o = order_by_tie_rule(scores, rows)[:width]
+        out_scores[i, : len(o)] = scores[o]
+        out_rows[i, : len(o)] = rows[o]
     return out_scores, out_rows
+
+
+def _near_top(vectors: np.ndarray, rows: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The candidates whose exact score can reach the k-th best: every row whose float32 BLAS score is within
+    twice its error bound of the k-th best BLAS score (a row of the exact top k cannot fall further)."""
+    with blas_threads(1):  # one query: OpenBLAS's second thread only waits (1,600 x 384: 4 ms against 0.1 ms)
+        approx = vectors @ query
+    norm = float(np.sqrt(np.einsum("ij,ij->i", vectors, vectors).max()))
+    bound = 2 * blas_error_bound(len(query), float(np.linalg.norm(query)), norm)
+    kth = np.partition(approx, len(approx) - k)[len(approx) - k]
+    keep = np.flatnonzero(approx >= kth - 2 * bound)
+    return rows[keep], vectors[keep]
 
 
 def staged_search(
@@ -462,5 +488,5 @@ def staged_search(
     """Top k*oversample candidates from a compact index (CodecIndex, BinaryIVFIndex), re-ranked exactly from
     `full_vectors`, cut to k."""
     _, cand = codec_index.search(queries, k * max(1, oversample), allowed)
-    scores, rows = rescore(queries, cand, full_vectors)
-    return _pad(scores[:, :k], rows[:, :k], k)
+    scores, rows = rescore(queries, cand, full_vectors, k)
+    return _pad(scores, rows, k)
