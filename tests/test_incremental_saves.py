@@ -101,3 +101,24 @@ def test_a_bm25_folder_saved_before_row_files_loads_and_is_rewritten(tmp_path, s
         assert [(h.id, h.score) for h in again.search("cancer cells", k=10, mode="bm25")] == expected
         again.add(scifact_docs[50:52])
         assert rowfiles.read_meta(folder) is not None and not (folder / "tokens.npy").exists()
+
+
+@pytest.mark.parametrize("method", ["bm25l", "bm25+"])
+def test_bm25l_and_bm25plus_scores_survive_a_reopen_and_a_compaction(tmp_path, scifact_docs, method):
+    # BM25L and BM25+ give a query term a score in documents without it (bm25s's non-occurrence array). The
+    # array is part of the index: a score matrix loaded from disk, or kept through a compaction, must score
+    # a query exactly as the matrix built in memory did.
+    from slimvec.profiles import profile_from_dict
+
+    profile = profile_from_dict({"name": f"bm25-{method.replace('+', 'plus')}", "retrievers": ["bm25"], "mode": "bm25",
+                                 "chunk_mode": "whole", "bm25": {"method": method}})
+    queries = ["cancer cells immune response", "vitamin D and bone density", "protein folding in yeast"]
+    col = Collection.create(tmp_path / "col", profile=profile, encoder=FakeEncoder(64))
+    col.add(scifact_docs[:80])
+    built = {q: [(h.id, h.score) for h in col.search(q, k=10)] for q in queries}
+    col.close()
+    with Collection.open(tmp_path / "col", encoder=FakeEncoder(64)) as again:
+        assert {q: [(h.id, h.score) for h in again.search(q, k=10)] for q in queries} == built
+        again.delete([d.id for d in scifact_docs[70:80] if d.id not in {i for b in built.values() for i, _ in b}])
+        again.compact()
+        assert {q: [(h.id, h.score) for h in again.search(q, k=10)] for q in queries} == built

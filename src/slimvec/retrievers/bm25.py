@@ -58,6 +58,7 @@ from slimvec.store import Store
 
 _DIR = "bm25"
 _FORMAT = 1
+_NONOCCURRENCE = ("bm25l", "bm25+")  # bm25s methods that score a term in documents without it
 
 
 @dataclass(frozen=True)
@@ -304,7 +305,8 @@ class Bm25Retriever:
         if self._bm25 is not None and not self._stale and self._global is None:
             s = self._bm25.scores
             tmp = target / "scores.tmp.npz"
-            np.savez(tmp, data=s["data"], indices=s["indices"], indptr=s["indptr"])
+            extra = {} if self._bm25.nonoccurrence_array is None else {"nonoccurrence": self._bm25.nonoccurrence_array}
+            np.savez(tmp, data=s["data"], indices=s["indices"], indptr=s["indptr"], **extra)
             os.replace(tmp, target / "scores.npz")
             write_json_atomic(target / "scores.json", {"fit": self._fit, "rows": len(self._row_ids)})
         self._dirty = False
@@ -326,7 +328,7 @@ class Bm25Retriever:
         out._row_ids = np.where(found, at, -1).astype(np.int64)
         out._rows = len(keep)
         if self._bm25 is not None and self._global is None:  # a router's matrix is not ours to keep
-            out._bm25, out._stale = out._new_bm25(dict(self._bm25.scores)), False
+            out._bm25, out._stale = out._new_bm25(dict(self._bm25.scores), self._bm25.nonoccurrence_array), False
         return out
 
     # ---- loading ---------------------------------------------------------------------------
@@ -381,8 +383,11 @@ class Bm25Retriever:
     def _load_scores(self, path: Path) -> None:
         with np.load(path / "scores.npz") as z:
             self._bm25 = self._new_bm25({"data": z["data"], "indices": z["indices"], "indptr": z["indptr"],
-                                         "num_docs": len(self._row_ids)})
+                                         "num_docs": len(self._row_ids)},
+                                        z["nonoccurrence"] if "nonoccurrence" in z.files else None)
         self._stale = False
+        if self._bm25.nonoccurrence_array is None and self.config.method in _NONOCCURRENCE:
+            self._bm25, self._stale = None, True  # saved before the array was kept: rebuilt at first search
 
     # ---- internals -------------------------------------------------------------------------
     def query_ids(self, text: str) -> list[int]:
@@ -430,7 +435,9 @@ class Bm25Retriever:
         self._version += 1
         self._fit = rowfiles.new_fit()  # rows left: the next save rewrites the folder
 
-    def _new_bm25(self, scores: dict[str, Any]) -> Any:
+    def _new_bm25(self, scores: dict[str, Any], nonoccurrence: np.ndarray | None = None) -> Any:
+        """A bm25s.BM25 around a score matrix; `nonoccurrence` is BM25L's and BM25+'s per-term score of a
+        document without the term (bm25s adds it to every document), None for the other methods."""
         import bm25s
 
         c = self.config
@@ -438,7 +445,7 @@ class Bm25Retriever:
         bm.scores = scores
         bm.vocab_dict = dict(self.vocab)
         bm.unique_token_ids_set = set(self.vocab.values())
-        bm.nonoccurrence_array = None
+        bm.nonoccurrence_array = nonoccurrence
         return bm
 
     def _ensure_built(self) -> None:
