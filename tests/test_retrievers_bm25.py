@@ -106,10 +106,12 @@ def test_filter_never_returns_disallowed_rows(tmp_path):
 
 
 def test_persisted_index_reloads_identical(tmp_path, col):
-    expected = {q: col.search(q, k=len(CORPUS), mode="bm25") for q in QUERIES}
     index = tmp_path / "col" / "index"
     retriever = Bm25Retriever.load(index)  # as the collection's last write saved it: tokens, no score matrix
     assert retriever is not None and retriever.rows == len(CORPUS) and not retriever.describe()["scores_built"]
+    expected = {q: col.search(q, k=len(CORPUS), mode="bm25") for q in QUERIES}
+    # the first search built the matrix and, no writer being busy, saved it beside the tokens
+    assert Bm25Retriever.load(index).describe()["scores_built"]
     retriever.sync(col.store)
     retriever.search(Query("cats"), 1, np.ones(len(CORPUS), dtype=bool))  # builds the score matrix
     retriever.save(index)  # now with the built score matrix

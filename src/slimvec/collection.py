@@ -490,8 +490,10 @@ class Collection:
             q._tokens = np.ascontiguousarray(t, dtype=np.float32)
         with self._lock:
             self._sync()
-            return self._runner.run(plan, batch, self._retrievers, self._rows, self._allowed(plan.filter),
+            hits = self._runner.run(plan, batch, self._retrievers, self._rows, self._allowed(plan.filter),
                                     self._calibrators)
+            self._keep_caches()
+            return hits
 
     def search_vectors(self, qvecs: np.ndarray, k: int = 10, filter: dict[str, Any] | None = None) -> list[list[Hit]]:
         """Dense-only document hits for already-encoded query vectors, float32 of shape (n, dim) or (dim,)."""
@@ -655,6 +657,19 @@ class Collection:
             self._rows.reset()
         self._rows.update(self.store)
         self._generation = gen
+
+    def _keep_caches(self) -> None:
+        """Write what a search built and the files lack (a BM25 score matrix), if no writer is busy now, so the
+        next open loads it instead of rebuilding it; a busy writer or a read-only directory leaves it for later."""
+        pending = [r for r in self._retrievers.values() if getattr(r, "cache_pending", False)]
+        if not pending:
+            return
+        with switch.writer_lock_if_free(self.path) as held:
+            for r in pending if held else []:
+                try:
+                    r.save_cache(self.path / "index")
+                except OSError:
+                    pass  # a derived file, replaced atomically: the next open rebuilds what is missing
 
     def _save_index(self) -> None:
         for r in self._retrievers.values():

@@ -49,6 +49,27 @@ def writer_lock(path: Path) -> Iterator[None]:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
+@contextmanager
+def writer_lock_if_free(path: Path) -> Iterator[bool]:
+    """Collection `path`'s writer lock if no writer holds it now: yields True while held, False (nothing held)
+    when another writer has it or the lock file cannot be opened (a read-only directory)."""
+    try:
+        lock = open(Path(path) / WRITER_LOCK, "a+")
+    except OSError:
+        yield False
+        return
+    with lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
 def switch(path: Path, stage: Path, staged: Path, busy: str) -> None:
     """Swap the collection files of `path` for those of `staged` (a collection directory inside `stage`, a
     folder of `path`), then remove `stage`. The caller holds the writer lock.
