@@ -686,7 +686,8 @@ class Collection:
         with self._lock:
             self._sync()
             counts = self.store.counts()
-            disk = self.store.disk_bytes()
+            usage = self.store.disk_usage()
+            disk = sum(usage.values())
             ram = self._ram_bytes()
             per = max(counts["documents"], 1)
             m = self.manifest
@@ -706,7 +707,7 @@ class Collection:
                 "indexes": {name: describe(r) for name, r in self._retrievers.items()},
                 **compaction.reclaimable(self.store, int(describe(self._retrievers["multivector"])
                                                          .get("token_disk_bytes", 0))
-                                         if "multivector" in self._retrievers else 0),
+                                         if "multivector" in self._retrievers else 0, usage),
                 **self._token_info(counts["documents"]),
             }
 

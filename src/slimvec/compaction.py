@@ -47,13 +47,14 @@ def due(store: Store) -> bool:
     return share is not None and dead >= int(prof.get("compact_min_dead", DEFAULT_MIN_DEAD)) and dead > share * rows
 
 
-def reclaimable(store: Store, tokens_disk_bytes: int = 0) -> dict[str, Any]:
+def reclaimable(store: Store, tokens_disk_bytes: int = 0, usage: dict[str, int] | None = None) -> dict[str, Any]:
     """What `info` shows: {"dead_rows", "dead_share" (of committed rows), "reclaimable_disk_bytes"}: the dead
-    rows' share of the row-aligned files (vectors, tokens, index), an estimate before compaction measures it."""
+    rows' share of the row-aligned files (vectors, tokens, index), an estimate before compaction measures it.
+    usage: `store.disk_usage()` when the caller has it (one directory walk for both)."""
     dead, rows = store.dead_rows or 0, store.committed_rows
     share = dead / rows if rows else 0.0
-    row_files = [store.path / "vectors", store.path / "index"]
-    size = sum(p.stat().st_size for d in row_files if d.exists() for p in d.rglob("*") if p.is_file())
+    usage = store.disk_usage() if usage is None else usage
+    size = usage.get("vectors", 0) + usage.get("index", 0)
     return {"dead_rows": dead, "dead_share": round(share, 4),
             "reclaimable_disk_bytes": int(round(share * (size + tokens_disk_bytes)))}
 

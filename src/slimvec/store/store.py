@@ -524,7 +524,17 @@ class Store:
 
     def disk_bytes(self) -> int:
         """Bytes of every file in the collection directory."""
-        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+        return sum(self.disk_usage().values())
+
+    def disk_usage(self) -> dict[str, int]:
+        """Bytes of the files under each top-level entry of the collection directory ("vectors", "index",
+        "slimvec.db", ...), from one walk of it."""
+        usage: dict[str, int] = {}
+        for p in self.path.rglob("*"):
+            if p.is_file():
+                top = p.relative_to(self.path).parts[0]
+                usage[top] = usage.get(top, 0) + p.stat().st_size
+        return usage
 
     # ---- integrity -------------------------------------------------------------------------
     def check(self) -> list[str]:
