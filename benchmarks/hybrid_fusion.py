@@ -146,11 +146,12 @@ def bench(name: str, args: argparse.Namespace) -> dict:
             rows[f"{mode}/{fuser}"] = score
             table.append([mode, f"fused: {fuser}", f"{score:.4f}", f"{best - score:+.4f}",
                           "yes" if score >= best - 0.01 else "NO"])
-    for temperature in args.temperatures if "dense" in runs else []:  # the parts' own rankings fused by softmax() at another temperature
-        score = evaluate(qrels, _softmax_offline(runs["dense"], runs["bm25"], temperature), ["ndcg@10"])["ndcg@10"]
-        rows[f"hybrid/softmax T={temperature:g}"] = score
-        best = max(rows["dense"], rows["bm25"])
-        table.append(["hybrid", f"fused: softmax, T = {temperature:g}", f"{score:.4f}", f"{best - score:+.4f}",
+    first, mode = ("dense", "hybrid") if "dense" in runs else ("multivector", "hybrid-multivector")
+    for temperature in args.temperatures:  # the parts' own rankings fused by softmax() at another temperature
+        score = evaluate(qrels, _softmax_offline(runs[first], runs["bm25"], temperature), ["ndcg@10"])["ndcg@10"]
+        rows[f"{mode}/softmax T={temperature:g}"] = score
+        best = max(rows[first], rows["bm25"])
+        table.append([mode, f"fused: softmax, T = {temperature:g}", f"{score:.4f}", f"{best - score:+.4f}",
                       "yes" if score >= best - 0.01 else "NO"])
     bm25_name = "bm25 (CJK bigrams)" if name in CJK else "bm25"
     dense = {"hybrid": "dense", "hybrid-binary": "dense (binary-rescore)"}.get(args.profile, "dense")

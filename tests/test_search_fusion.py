@@ -168,6 +168,37 @@ def test_softmax_hand_computed():
     assert [d for d, _, _ in softmax([A, B], weights=[0.0, 1.0])] == [3, 1, 4, 2]
 
 
+def test_softmax_temperature_from_the_profile_and_per_search(tmp_path):
+    from slimvec.profiles import BUILTIN, profile_from_dict
+
+    prof = BUILTIN["hybrid"].model_copy(update={"name": "ht", "fusion_temperature": 0.5})
+    with Collection.create(tmp_path / "c", profile=prof, encoder=FakeEncoder(max_tokens=256)) as c:
+        c.add(DOCS)
+        q = "running cats"
+        parts = [{h.id: h.score for h in c.search(q, k=len(DOCS), mode=m)} for m in ("dense", "bm25")]
+
+        def by_hand(temperature):
+            fused = {}
+            for run in parts:
+                for d, p in zip(run, _softmax_by_hand(list(run.values()), temperature)):
+                    fused[d] = fused.get(d, 0.0) + p
+            return fused
+
+        sharp, default = by_hand(0.5), by_hand(2.0)
+        assert sorted(sharp.values()) != pytest.approx(sorted(default.values()))  # the temperature matters here
+        hits = c.search(q, k=len(DOCS), mode="hybrid")
+        assert all(h.score == pytest.approx(sharp[h.id]) for h in hits)
+        hits = c.search(q, k=len(DOCS), mode="hybrid", fusion_temperature=2.0)  # per search
+        assert all(h.score == pytest.approx(default[h.id]) for h in hits)
+        with pytest.raises(ConfigError, match="fusion_temperature applies to fusion='softmax', not rrf"):
+            c.search(q, mode="hybrid", fusion="rrf", fusion_temperature=1.0)
+        assert max(h.score for h in c.search(q, mode="hybrid", fusion="rrf")) < 2 / 60  # the profile's T stays out
+        with pytest.raises(ConfigError, match="fusion_temperature"):
+            c.search(q, mode="hybrid", fusion_temperature=0)
+    with pytest.raises(ConfigError, match="fusion_temperature applies to fusion 'softmax'"):
+        profile_from_dict({"name": "x", "fusion": "weighted", "fusion_temperature": 1.0})
+
+
 def test_softmax_is_unchanged_by_rescaling_a_ranking_and_by_depth_beyond_the_head():
     rescaled = [(d, 1000.0 + 37.0 * s, r) for d, s, r in B]  # BM25-like scale vs cosine: same standardised scores
     same, other = softmax([A, rescaled]), softmax([A, B])

@@ -177,6 +177,7 @@ def search(
     min_relevance: Optional[str] = typer.Option(None, "--min-relevance", help=_opt_help("min_relevance")),
     fusion: Optional[str] = typer.Option(None, "--fusion", help=_opt_help("fusion")),
     weights: Optional[str] = typer.Option(None, "--weights", help=_opt_help("fusion_weights") + " Comma-separated, e.g. 0.3,0.7."),
+    temperature: Optional[float] = typer.Option(None, "--fusion-temperature", help=_opt_help("fusion_temperature")),
     rerank: Optional[str] = typer.Option(None, "--rerank", help=_opt_help("rerank")),
     rerank_depth: Optional[int] = typer.Option(None, "--rerank-depth", help=_opt_help("rerank_depth")),
     unit: Optional[str] = typer.Option(None, "--unit", help=_opt_help("unit")),
@@ -199,7 +200,7 @@ def search(
     # Only what was given: every default (mode, reranker, fusion...) is then the collection profile's.
     given = {"k": k, "filter": parse_filter(filter) if filter else None, "mode": mode,
              "min_relevance": min_relevance, "fusion": fusion, "fusion_weights": fusion_weights, "rerank": rerank,
-             "rerank_depth": rerank_depth, "unit": unit}
+             "rerank_depth": rerank_depth, "unit": unit, "fusion_temperature": temperature}
     options = SearchOptions.of(**{name: v for name, v in given.items() if v is not None})
     with Collection.open(collection) as col:
         hits = col.search(query, options)

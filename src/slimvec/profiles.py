@@ -50,6 +50,8 @@ class Profile(BaseModel):
     oversample: int = Field(default=10, ge=1, le=1000)  # candidates = k * oversample when rescoring
     fusion: Literal["rrf", "weighted", "softmax"] = "softmax"  # how a hybrid mode merges its rankings
     fusion_weights: tuple[float, ...] | None = None  # weighted/softmax fusion: one per retriever of the mode, in order
+    # softmax fusion: temperature in standard deviations of each ranking's head (None: search.softmax's default, 2)
+    fusion_temperature: float | None = Field(default=None, gt=0.0, le=100.0)
     bm25: dict[str, Any] | None = None  # BM25 tokenisation and scoring, keys of index.bm25.Bm25Config
     rerank: str | None = None  # second stage, "kind[:argument]" (see slimvec.search.rerank), e.g. "dense"
     rerank_depth: int = Field(default=50, ge=1, le=1000)  # first-stage documents the reranker rescores
@@ -83,6 +85,8 @@ class Profile(BaseModel):
             raise ValueError(f"index 'ivf' needs codec 'binary' (1-bit codes), not {self.codec!r}")
         if self.fusion_weights is not None and (self.fusion == "rrf" or any(w < 0 for w in self.fusion_weights)):
             raise ValueError("fusion_weights need fusion 'weighted' or 'softmax' and must be >= 0")
+        if self.fusion_temperature is not None and self.fusion != "softmax":
+            raise ValueError(f"fusion_temperature applies to fusion 'softmax', not {self.fusion!r}")
         if self.index == "hnsw" and self.compressed:
             raise ValueError(f"index 'hnsw' holds float32 vectors; codec {self.codec!r} scans its codes exactly")
         if "multivector" in self.retrievers:

@@ -52,6 +52,10 @@ class SearchOptions(BaseModel):
         None, min_length=1, max_length=MAX_FUSION_WEIGHTS,
         description="Weighted or softmax fusion: one weight >= 0 per retriever of the mode, in order (e.g. dense, "
                     "bm25).")
+    fusion_temperature: float | None = Field(
+        None, gt=0.0, le=100.0,
+        description="Softmax fusion: temperature in standard deviations of each ranking's head scores; lower trusts "
+                    "each ranking's top more (default: the profile's, else 2).")
     with_payload: bool = Field(
         True, description="False: ids and scores only (no title, snippet, metadata), skipping the document look-up.")
     unit: Literal["document", "section"] = Field(

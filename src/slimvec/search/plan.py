@@ -132,6 +132,8 @@ def _fusion(profile: Mapping[str, Any], names: tuple[str, ...], options: SearchO
     method = options.fusion or str(profile.get("fusion", "rrf"))
     if not registry.has("fuser", method):
         raise ConfigError(f"unknown fusion {method!r}: choose one of {', '.join(registry.names('fuser'))}")
+    if options.fusion_temperature is not None and method != "softmax":
+        raise ConfigError(f"fusion_temperature applies to fusion='softmax', not {method}")
     if method == "rrf":
         if options.fusion_weights:
             raise ConfigError("fusion weights apply to fusion='weighted' or 'softmax', not rrf")
@@ -140,7 +142,12 @@ def _fusion(profile: Mapping[str, Any], names: tuple[str, ...], options: SearchO
     if weights is not None and len(weights) != len(names):
         raise ConfigError(f"{len(weights)} fusion weights for the {len(names)} retrievers of this mode "
                           f"({', '.join(names)})")
-    return method, {"weights": None if weights is None else [float(w) for w in weights]}
+    found = {"weights": None if weights is None else [float(w) for w in weights]}
+    temperature = options.fusion_temperature
+    if temperature is None and method == "softmax":  # a profile's applies only to its own fusion
+        temperature = profile.get("fusion_temperature") if options.fusion is None or \
+            options.fusion == profile.get("fusion", "softmax") else None
+    return method, found if temperature is None else {**found, "temperature": float(temperature)}
 
 
 def _reranker(profile: Mapping[str, Any], options: SearchOptions, dim: int, available: list[str],

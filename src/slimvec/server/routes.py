@@ -89,12 +89,14 @@ def api_router(served: Served, require_writer: Callable[[Request], None]) -> API
         fusion_weights: Annotated[str | None, Query(min_length=1, max_length=32 * MAX_FUSION_WEIGHTS,
                                                     description=_about("fusion_weights")
                                                     + " Comma-separated, e.g. 0.3,0.7.")] = None,
+        fusion_temperature: Annotated[float | None, Query(gt=0, le=100, description=_about("fusion_temperature"))] = None,
         with_payload: Annotated[bool, Query(description=_about("with_payload"))] = True,
         unit: Annotated[Literal["document", "section"] | None, Query(description=_about("unit"))] = None,
     ) -> dict[str, Any]:
         given = {"filter": _parse_filter(filter) if filter is not None and filter.strip() else None,
                  "mode": mode, "min_relevance": min_relevance, "rerank": rerank, "rerank_depth": rerank_depth,
-                 "fusion": fusion, "fusion_weights": _parse_weights(fusion_weights), "unit": unit}
+                 "fusion": fusion, "fusion_weights": _parse_weights(fusion_weights), "unit": unit,
+                 "fusion_temperature": fusion_temperature}
         try:
             body = SearchIn(q=q, k=k, with_payload=with_payload, **{f: v for f, v in given.items() if v is not None})
         except ValidationError as e:  # report it as FastAPI would (field named)
