@@ -8,18 +8,9 @@ import pytest
 import ray  # extra "ray", part of the test extra
 
 from slimvec.distributed import create_sharded, open_sharded
-from slimvec.distributed.actors import connect
 from slimvec.errors import CollectionError
 
 N_SHARDS = 3
-
-
-@pytest.fixture(scope="session")
-def ray_cluster():
-    """A local Ray instance on loopback (2 CPUs, no dashboard), started once for the distributed tests."""
-    connect(None, num_cpus=2)
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
