@@ -87,6 +87,7 @@ class ShardActor(ShardCore):
             return None
         if self._endpoint is None:
             key = os.urandom(32)
+            # The address names the process (for whoever debugs a shard); the key is what guards it.
             listener = Listener(f"\0slimvec-shard-{os.getpid()}-{os.urandom(8).hex()}", "AF_UNIX", authkey=key)
             threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
             self._endpoint = (listener.address.encode() if isinstance(listener.address, str) else listener.address,
@@ -208,8 +209,9 @@ class RayShard:
         channel = getattr(self._local, "channel", None)
         if channel is not None:
             return channel
+        fresh = self._endpoint is False
         try:
-            if self._endpoint is False:
+            if fresh:
                 import ray
 
                 node = ray.get_runtime_context().get_node_id()
@@ -218,8 +220,13 @@ class RayShard:
                 return None
             address, key = self._endpoint  # type: ignore[misc]
             self._local.channel = _Channel(Client(address, "AF_UNIX", authkey=key))
-        except (CollectionError, OSError, EOFError):
-            self._endpoint = False  # ask again next time (a restarted actor opens a new socket)
+        except CollectionError:  # the actor is down: ask again next time (a restarted actor opens a new socket)
+            self._endpoint = False
+            return None
+        except (OSError, EOFError):
+            # An address the actor has just given that cannot be reached: this process is not on its host (a Ray
+            # client); an older one: the actor has restarted since.
+            self._endpoint = None if fresh else False
             return None
         return self._local.channel
 
