@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -84,3 +85,16 @@ def unit() -> np.ndarray:
     """2,000 random unit vectors of dimension 384."""
     x = np.random.default_rng(0).standard_normal((2000, 384)).astype(np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[int]:
+    """The session's one local Ray instance (loopback, 3 CPUs, no dashboard, workers at this process's priority),
+    shared by the distributed test files; yields how many encoder actors fit (one CPU stays for Ray Data's tasks)."""
+    import ray
+
+    from slimvec.distributed.actors import connect
+
+    connect(None, num_cpus=3)
+    yield int(ray.cluster_resources()["CPU"]) - 1
+    ray.shutdown()

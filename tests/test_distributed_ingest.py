@@ -14,22 +14,12 @@ import ray
 
 from slimvec import Collection
 from slimvec.distributed import open_sharded
-from slimvec.distributed.actors import connect
 from slimvec.distributed.ingest import index
 from slimvec.errors import ConfigError, IngestError
 from slimvec.ingest import read_sources
 
 MODEL = "all-MiniLM-L6-v2"
 N_DOCS = 32
-
-
-@pytest.fixture(scope="session")
-def ray_cluster():
-    """The session's one local Ray instance (loopback): `connect` joins the one test_distributed_ray.py started
-    when it runs first (2 CPUs), else starts it with 3 (and that file's fixture then joins this one)."""
-    connect(None, num_cpus=3)
-    yield int(ray.cluster_resources()["CPU"]) - 1  # encoder actors that fit: one CPU stays for Ray Data's tasks
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -4,22 +4,14 @@ and the search retried, an actor that stays dead fails the call naming its shard
 import shutil
 import threading
 
+import psutil
 import pytest
 import ray  # extra "ray", part of the test extra
 
 from slimvec.distributed import create_sharded, open_sharded
-from slimvec.distributed.actors import connect
 from slimvec.errors import CollectionError
 
 N_SHARDS = 3
-
-
-@pytest.fixture(scope="session")
-def ray_cluster():
-    """A local Ray instance on loopback (2 CPUs, no dashboard), started once for the distributed tests."""
-    connect(None, num_cpus=2)
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +50,43 @@ def test_actors_give_the_in_process_answers_and_take_writes(ray_cluster, built, 
         info = remote.info()
         assert info["documents"] == 40 and len(info["shards"]) == N_SHARDS
         assert remote.check() == []
+        # reads go over each actor's local socket (one message per shard and search), writes through Ray
+        channels = [s._local.channel for s in remote.shards]
+        sent = [c.sent for c in channels]
+        assert _pairs(remote.search_many(queries, k=10, vectors=vectors)) == expected
+        assert [c.sent for c in channels] == [n + 1 for n in sent]
         # writes go through the owning shard's actor and are seen by a later in-process open
         assert remote.delete([scifact_docs[0].id]) == 1
+        assert [c.sent for c in channels] == [n + 1 for n in sent]
+        # another thread reads on sockets of its own
+        other: list = []
+        worker = threading.Thread(target=lambda: other.append(
+            (_pairs(remote.search_many(queries, k=10, vectors=vectors)), [s._local.channel for s in remote.shards])))
+        worker.start()
+        worker.join()
+        answer, theirs = other[0]
+        assert answer == _pairs(remote.search_many(queries, k=10, vectors=vectors))
+        assert all(a is not b for a, b in zip(theirs, channels)) and all(c.sent == 1 for c in theirs)
+        assert scifact_docs[0].id not in {i for hits in answer for i, _ in hits}
+        # the socket refuses a client without the actor's key, and still serves
+        from multiprocessing import AuthenticationError
+        from multiprocessing.connection import Client
+
+        address, _ = remote.shards[0]._endpoint
+        with pytest.raises(AuthenticationError):
+            Client(address, "AF_UNIX", authkey=bytes(32))
+        assert _pairs(remote.search_many(queries, k=10, vectors=vectors)) == answer
     with open_sharded(path) as local:
         assert local.get(scifact_docs[0].id) is None and len(local) == 39
 
 
-def test_actor_killed_mid_search_is_restarted_and_the_search_retried(ray_cluster, built):
+def test_actor_killed_mid_search_or_between_searches_is_restarted_and_the_read_sent_again(ray_cluster, built):
+    """Killed mid-search: the reads in flight on its socket are sent again through Ray. Killed between searches:
+    the next read finds the dead socket and does the same; BM25 statistics, which the new process lost, are handed
+    over again; later reads use the restarted actor's new socket."""
     path, queries, vectors, expected = built
+    with open_sharded(path) as local:
+        bm25 = _pairs(local.search_many(queries, k=10, mode="bm25"))
     with open_sharded(path, ray=True) as remote:
         victim = remote.shards[1].actor
         out: list = []
@@ -77,6 +98,16 @@ def test_actor_killed_mid_search_is_restarted_and_the_search_retried(ray_cluster
         worker.join()
         assert len(out) == 5 and all(_pairs(o) == expected for o in out)
         assert _pairs(remote.search_many(queries, k=10, vectors=vectors)) == expected  # the restarted actor serves
+        assert _pairs(remote.search_many(queries, k=10, mode="bm25")) == bm25
+        shard = remote.shards[0]
+        before = shard._endpoint
+        pid = int(before[0].split(b"-")[2])  # the socket's address names the actor's process
+        proc = psutil.Process(pid)
+        proc.kill()  # a crash, not a Ray kill: Ray restarts the actor
+        proc.wait(timeout=60)
+        assert _pairs(remote.search_many(queries, k=10, vectors=vectors)) == expected
+        assert _pairs(remote.search_many(queries, k=10, mode="bm25")) == bm25
+        assert shard._endpoint not in (before, False, None) and shard._local.channel is not None
 
 
 def test_actor_that_stays_dead_fails_the_search_naming_the_shard(ray_cluster, built):
@@ -87,3 +118,4 @@ def test_actor_that_stays_dead_fails_the_search_naming_the_shard(ray_cluster, bu
         remote.search_many(queries, k=10, vectors=vectors)
     for s in remote.shards[:2]:
         ray.kill(s.actor, no_restart=True)
+

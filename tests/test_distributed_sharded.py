@@ -6,12 +6,18 @@ import pytest
 from slimvec import Collection, Document
 from slimvec.distributed import ShardedCollection, create_sharded, shard_of
 from slimvec.encoders.memo import MemoEncoder
+from slimvec.encoders.registry import load_encoder
 from slimvec.errors import ConfigError, IngestError
 
 N_SHARDS = 3
 N_DOCS = 150
 
 
+@pytest.fixture(scope="module")
+def memo():
+    """The default model (what `Collection.create` loads), memoised once for the whole file: it loads once and
+    each SciFact text is encoded once, whichever fixture or test needs it first."""
+    return MemoEncoder(load_encoder())
 
 
 def _with_ties(docs: list[Document]) -> list[Document]:
@@ -26,20 +32,19 @@ def _with_ties(docs: list[Document]) -> list[Document]:
     return docs + [Document(copy_id, orig.text, orig.title, orig.metadata)]
 
 
-def _twins(root, profile: str):
+def _twins(root, profile: str, memo: MemoEncoder):
     """(one collection, sharded collection) with the same profile and one memoised encoder, so both store the
     same vector for a text whatever batch it comes in."""
-    one = Collection.create(root / "one", profile=profile)
-    one._encoder = enc = MemoEncoder(one.encoder)
-    return one, create_sharded(root / "sh", shards=N_SHARDS, profile=profile, encoder=enc)
+    one = Collection.create(root / "one", profile=profile, encoder=memo)
+    return one, create_sharded(root / "sh", shards=N_SHARDS, profile=profile, encoder=memo)
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory, scifact_docs):
+def pair(tmp_path_factory, scifact_docs, memo):
     """(one collection, sharded collection) built by the same calls from the same SciFact documents."""
     docs = _with_ties(scifact_docs[:N_DOCS])
     root = tmp_path_factory.mktemp("sharded")
-    one, sharded = _twins(root, "exact-f32")
+    one, sharded = _twins(root, "exact-f32", memo)
     for part in (docs[:60], docs[60:]):  # two calls: rows and ordinals advance across calls
         one.add(part)
         sharded.add(part)
@@ -104,9 +109,9 @@ def test_info_sums_the_shards_and_check_is_clean(pair):
     assert sharded.check() == []
 
 
-def test_writes_reach_the_owning_shard_only(tmp_path, scifact_docs, scifact_judged):
+def test_writes_reach_the_owning_shard_only(tmp_path, scifact_docs, scifact_judged, memo):
     docs = scifact_docs[:30]
-    one, sharded = _twins(tmp_path, "exact-f32")
+    one, sharded = _twins(tmp_path, "exact-f32", memo)
     one.add(docs)
     sharded.add(docs)
     cores = [s.core.col for s in sharded.shards]
@@ -137,8 +142,9 @@ def test_writes_reach_the_owning_shard_only(tmp_path, scifact_docs, scifact_judg
     sharded.close()
 
 
-def test_modes_that_are_not_sharded_yet_are_refused(tmp_path, scifact_docs):
-    sharded = create_sharded(tmp_path / "sh", shards=2, profile="exact-f32", retrievers=["dense", "bm25"])
+def test_modes_that_are_not_sharded_yet_are_refused(tmp_path, scifact_docs, memo):
+    sharded = create_sharded(tmp_path / "sh", shards=2, profile="exact-f32", retrievers=["dense", "bm25"],
+                             encoder=memo)
     sharded.add(scifact_docs[:6])
     with pytest.raises(ConfigError, match="unit='section' with the fused mode 'hybrid' is not supported"):
         sharded.search("protein folding", mode="hybrid", unit="section")
@@ -148,11 +154,11 @@ def test_modes_that_are_not_sharded_yet_are_refused(tmp_path, scifact_docs):
     sharded.close()
 
 
-def test_fused_mode_fuses_the_global_rankings_once(tmp_path, scifact_docs, scifact_judged):
+def test_fused_mode_fuses_the_global_rankings_once(tmp_path, scifact_docs, scifact_judged, memo):
     """hybrid-sparse with rrf: each part's per-shard lists merged, then one fusion: the one-collection answers,
     including the snippet (the dense part's best chunk)."""
     docs = scifact_docs[:40]
-    one, sharded = _twins(tmp_path, "hybrid-sparse")
+    one, sharded = _twins(tmp_path, "hybrid-sparse", memo)
     one.add(docs)
     sharded.add(docs)
     queries = [q for q, _ in scifact_judged.values()][:10]
@@ -166,11 +172,11 @@ def test_fused_mode_fuses_the_global_rankings_once(tmp_path, scifact_docs, scifa
 
 
 @pytest.fixture(scope="module")
-def bm25_pair(tmp_path_factory, scifact_docs):
+def bm25_pair(tmp_path_factory, scifact_docs, memo):
     """(one collection, sharded collection) of profile "hybrid" (dense float32 + BM25, softmax fusion), built by
     the same calls: two adds, a delete, an add that reaches one shard only, then a delete after the last add."""
     docs = scifact_docs[:N_DOCS]
-    one, sharded = _twins(tmp_path_factory.mktemp("bm25"), "hybrid")
+    one, sharded = _twins(tmp_path_factory.mktemp("bm25"), "hybrid", memo)
     gone = docs[10].id
     # the last add goes to one shard that is not the deleted document's: the others must still stop counting it
     late = next(d for d in scifact_docs[N_DOCS:] if shard_of(d.id, N_SHARDS) != shard_of(gone, N_SHARDS))

@@ -103,7 +103,8 @@ class ShardedCollection:
         missing = [str(d) for d in dirs if not (d / "manifest.json").is_file()]
         if missing:
             raise CollectionError(f"{self.path / ROUTER_FILE}: shard {missing[0]} holds no collection")
-        if ray or address:
+        self._ray = bool(ray or address)
+        if self._ray:
             from slimvec.distributed.actors import RayShard, connect
 
             connect(address)
@@ -398,8 +399,11 @@ class ShardedCollection:
 
     def _gather(self, method: str, *args: Any) -> list[Any]:
         """Call `method` on every shard (all submitted before any result is awaited), results in shard order."""
-        pending = [s.submit(method, *args) for s in self.shards]
-        return [s.result(p) for s, p in zip(self.shards, pending)]
+        if self._ray:
+            from slimvec.distributed.actors import gather
+
+            return gather(self.shards, method, *args)
+        return [s.result(s.submit(method, *args)) for s in self.shards]
 
     # ---- reporting ---------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
