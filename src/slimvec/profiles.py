@@ -230,7 +230,7 @@ MULTIVECTOR_MUVERA = _p("multivector-muvera", "MUVERA fixed-dimensional encoding
     muvera={"reps": 20, "ksim": 5, "dproj": 16}, maxsim_depth=1000)
 HYBRID_MULTIVECTOR = _p("hybrid-multivector", "multivector (dense candidates + MaxSim) fused with BM25 (softmax)",
     model="minilm-tokens", retrievers=("dense", "bm25", "multivector"), mode="hybrid-multivector", tokens="float16",
-    fusion="softmax")
+    fusion="softmax", fusion_temperature=1.0)  # T = 1: within 0.01 of the better part on all six sets (BENCHMARKS.md)
 HYBRID_SPARSE = _p("hybrid-sparse", "dense float32 + SPLADE-tiny, fused (softmax)", retrievers=("dense", "sparse"),
     mode="hybrid-sparse", fusion="softmax")
 
