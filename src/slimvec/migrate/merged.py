@@ -49,7 +49,7 @@ class MigratingCollection(Collection):
         self.target = Collection.open(migration_dir(path) / TARGET, encoder if to_new else None)
         self.adapter = load_adapter(migration_dir(path) / self.record["adapter_file"])
         self._map = tuple(self.record.get("score_map", (1.0, 0.0)))
-        self._migrated: tuple[str | None, np.ndarray] = (None, np.zeros(0, np.int64))
+        self._migrated: tuple[int, np.ndarray] = (0, np.zeros(0, np.int64))  # (target rowid seen, old rows)
 
     def _refuse(self, *_: Any, **__: Any) -> int:
         raise CollectionError(f"{self.path}: a migration to {self.record['to']!r} is under way; writes are refused "
@@ -97,12 +97,19 @@ class MigratingCollection(Collection):
         return out
 
     def _migrated_rows(self) -> np.ndarray:
-        """Old chunk rows of the documents the target holds (a prefix in insertion order), cached per target state."""
-        last = self.target.store.last_document_id()
-        if last != self._migrated[0]:
-            rowid = None if last is None else self.store.rowid_of(last)
-            rows = np.zeros(0, np.int64) if rowid is None else self.store.rows_of_documents_through(rowid)
-            self._migrated = (last, rows)
+        """Old chunk rows of the documents the target holds (the sample stored at start, then the re-embedded
+        ones), extended from the target rows added since the last call (the target only grows)."""
+        seen, rows = self._migrated
+        added = self.target.store.db.execute("SELECT rowid, id FROM documents WHERE rowid > ? ORDER BY rowid",
+                                             (seen,)).fetchall()
+        if added:
+            ids = [i for _, i in added]
+            found = []
+            for s in range(0, len(ids), 500):
+                part = ids[s : s + 500]
+                q = f"SELECT row FROM chunks WHERE doc_id IN ({','.join('?' * len(part))})"  # noqa: S608
+                found += [r for (r,) in self.store.db.execute(q, part)]
+            self._migrated = (int(added[-1][0]), np.concatenate([rows, np.asarray(found, np.int64)]))
         return self._migrated[1]
 
     def info(self) -> dict[str, Any]:
