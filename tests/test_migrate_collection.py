@@ -157,12 +157,20 @@ def test_sample_documents_are_stored_at_start_scored_natively_and_never_encoded_
         assert col.info()["migration"]["reembedded"] == native
         stored = [d for d in docs if col.target.get(d.id) is not None]
         assert len(stored) == native
-        # A stored sample document is scored natively: its hit carries the target's score on the fitted line.
-        a, b = record["score_map"]
+        # A stored sample document is scored natively: its hit carries the target's score on the score line,
+        # the one fitted at start ("line") or the query's own from the reference pairs ("per-query": the mean
+        # and spread of the top 20 reference scores matched between the two spaces).
         q = stored[0].text[:80]
-        hit = next(h for h in col.search(q, k=60) if h.id == stored[0].id)
         own = next(h for h in col.target.search(q, k=60) if h.id == stored[0].id)
-        assert hit.score == pytest.approx(a * own.score + b, abs=1e-5)
+        assert col.merge == "per-query"
+        with np.load(path / "migration" / "reference.npz") as z:
+            sn = np.sort(new.encode_queries([q])[0] @ z["x_new"].T)[-20:]
+            so = np.sort(col.adapter.apply(new.encode_queries([q]))[0] @ z["y_old"].T)[-20:]
+        a = so.std() / sn.std()
+        for merge, (a, b) in (("per-query", (a, so.mean() - a * sn.mean())), ("line", record["score_map"])):
+            col.merge = merge
+            hit = next(h for h in col.search(q, k=60) if h.id == stored[0].id)
+            assert hit.score == pytest.approx(a * own.score + b, abs=1e-4)
     new.seen = at_start  # the searches above encoded queries through encode_documents (the plumbing encoder)
     out = runner.reembed(path, batch=7, encoder=new)
     assert out["reembedded"] == 60 - native and out["switched"]

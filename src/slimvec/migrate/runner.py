@@ -30,16 +30,18 @@ from slimvec.encoders.base import Encoder
 from slimvec.encoders.registry import load_encoder
 from slimvec.errors import CollectionError, ConfigError
 from slimvec.migrate import adapters as _adapters
-from slimvec.migrate.state import ADAPTER, TARGET, Status, has_migration, migration_dir, read_record, write_record
+from slimvec.migrate.state import ADAPTER, REFERENCE_FILE, TARGET, Status, has_migration, migration_dir, read_record, write_record
 from slimvec.profiles import profile_from_dict
 from slimvec.store import Store
 from slimvec.store import switch as _switch
 
 MAX_SAMPLE = 5000  # chunk pairs the adapter is fitted on, at most
+REFERENCE = 2000  # sample pairs kept for the per-query score line of search (merged.py), at most
+QUERIES = ("adapter", "old-model")
 
 
 def start(path: str | Path, to: str, adapter: str = "auto", sample: int = 2000, seed: int = 0,
-          encoder: Encoder | None = None) -> dict[str, Any]:
+          encoder: Encoder | None = None, queries: str = "adapter") -> dict[str, Any]:
     """Fit the adapter new model -> collection `path`'s model and create DIR/migration (status reembedding).
 
     The fitting sample is whole documents drawn with `seed`: the new model encodes their chunks once, the
@@ -47,7 +49,9 @@ def start(path: str | Path, to: str, adapter: str = "auto", sample: int = 2000, 
     the target collection, so those documents are scored natively from the start and never re-encoded.
     to: the new model's registered name or directory; adapter: "auto" (the best by held-out agreement) or a
     name of kind "adapter"; sample: chunk pairs (at most 5,000) to fit on: documents are drawn until their
-    chunks reach it; encoder: the new model as an Encoder object instead of loading `to`.
+    chunks reach it; encoder: the new model as an Encoder object instead of loading `to`; queries: how search
+    scores the documents not yet in the target: "adapter" (the new query mapped into the old space) or
+    "old-model" (the query encoded by the old model too: its own ranking of them, one more query encoding).
     Returns the record ("native_at_start": documents stored at start). Raises ConfigError for an unknown
     adapter, a model equal to the collection's, a sample out of range, or an adapter below the agreement
     thresholds (adapters.MIN_COSINE / MIN_RECALL), and CollectionError when a migration is already under way;
@@ -58,6 +62,8 @@ def start(path: str | Path, to: str, adapter: str = "auto", sample: int = 2000, 
         raise CollectionError(f"{path}: a migration to {read_record(path).get('to')!r} is already under way; "
                               "run `slimvec migrate` again to continue it")
     names = list(_adapters_named(adapter))
+    if queries not in QUERIES:
+        raise ConfigError(f"queries must be one of {', '.join(QUERIES)}, got {queries!r}")
     if not 20 <= sample <= MAX_SAMPLE:
         raise ConfigError(f"--sample must be between 20 and {MAX_SAMPLE} chunk pairs, got {sample}")
     mdir = migration_dir(path)
@@ -85,8 +91,11 @@ def start(path: str | Path, to: str, adapter: str = "auto", sample: int = 2000, 
             fitted, scores = _adapters.choose(x_new, y_old, names, seed)
             fit_s = time.perf_counter() - t0
             held = np.random.default_rng(seed + 1).permutation(len(x_new))[: max(1, len(x_new) // 5)]
-            a, b = _adapters.score_map(fitted, x_new, y_old, np.sort(held))
+            a, b = _adapters.score_map(fitted, x_new, y_old, np.sort(held), old_queries=queries == "old-model")
             fitted.save(mdir / ADAPTER)
+            keep = np.sort(np.random.default_rng(seed + 2).permutation(len(x_new))[:REFERENCE])
+            with open(mdir / REFERENCE_FILE, "wb") as f:
+                np.savez(f, x_new=x_new[keep], y_old=y_old[keep])
         finally:
             target.close()
     except BaseException:
@@ -97,7 +106,7 @@ def start(path: str | Path, to: str, adapter: str = "auto", sample: int = 2000, 
         old.close()
     record = {"to": new.name, "from": old.manifest["model"], "adapter": fitted.name, "adapter_file": ADAPTER,
               "agreement": [s.as_dict() for s in scores], "pairs": int(len(x_new)), "fit_s": round(fit_s, 3),
-              "score_map": [a, b], "documents": documents, "native_at_start": native,
+              "score_map": [a, b], "reference_file": REFERENCE_FILE, "queries": queries, "documents": documents, "native_at_start": native,
               "status": Status.REEMBEDDING.value, "started": time.time()}
     write_record(path, record)  # the commit point of starting
     return record
@@ -273,9 +282,9 @@ def finish_interrupted(path: Path) -> None:
 
 def migrate(path: str | Path, to: str, adapter: str = "auto", sample: int = 2000, batch: int = 64,
             fit_only: bool = False, encoder: Encoder | None = None,
-            on_batch: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+            on_batch: Callable[[int, int], None] | None = None, queries: str = "adapter") -> dict[str, Any]:
     """Start (fit) a migration of `path` to model `to` unless one is under way, then re-embed and switch
-    (unless fit_only). Rerunning continues where a killed run stopped. Returns {"record": ..., "reembedded",
+    (unless fit_only); queries: as `start`'s. Rerunning continues where a killed run stopped. Returns {"record": ..., "reembedded",
     "documents", "switched"}. Raises ConfigError when a migration to another model is under way."""
     path = Path(path)
     if has_migration(path):
@@ -287,7 +296,7 @@ def migrate(path: str | Path, to: str, adapter: str = "auto", sample: int = 2000
                               f"finish it with `slimvec migrate {path} --to {record['to']}`")
     else:
         encoder = encoder or load_encoder(to)
-        record = start(path, to, adapter, sample, encoder=encoder)
+        record = start(path, to, adapter, sample, encoder=encoder, queries=queries)
     if fit_only:
         return {"record": record, "reembedded": 0, "documents": record["documents"], "switched": False}
     return {"record": record, **reembed(path, batch, encoder=encoder, on_batch=on_batch)}
