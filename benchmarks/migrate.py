@@ -74,7 +74,7 @@ def _adapter_only(col, queries: dict[str, str], qrels: dict) -> float:
 
 
 def one_pair(data: Path, old_name: str, new_name: str, docs: list[Document], queries: dict, qrels: dict,
-             sample: int, work: Path, adapter: str = "auto", query_side: str = "adapter") -> dict:
+             sample: int, work: Path, adapter: str = "auto") -> dict:
     old_enc, new_enc = CachedEncoder(load_encoder(old_name)), CachedEncoder(load_encoder(new_name))
     path, fresh = work / "col", work / "fresh"
     shutil.rmtree(work, ignore_errors=True)
@@ -88,7 +88,7 @@ def one_pair(data: Path, old_name: str, new_name: str, docs: list[Document], que
         new_ndcg = _ndcg(col, queries, qrels)
         want = [[(h.id, h.score) for h in hs] for hs in col.search_many(list(queries.values()), k=10)]
     t0 = time.perf_counter()
-    record = runner.start(path, new_enc.name, adapter=adapter, sample=sample, encoder=new_enc, queries=query_side)
+    record = runner.start(path, new_enc.name, adapter=adapter, sample=sample, encoder=new_enc)
     start_s = time.perf_counter() - t0
     points = {}
     with Collection.open(path, encoder=new_enc) as col:
@@ -111,10 +111,13 @@ def one_pair(data: Path, old_name: str, new_name: str, docs: list[Document], que
         with Collection.open(path, encoder=new_enc) as col:
             col._encoder = old_enc
             merged = {}
-            for merge in ("per-query", "line", "plain"):  # plain: raw cosines of both spaces in one ranking
-                col.merge = merge
-                merged[merge] = _ndcg(col, queries, qrels)
-            points[frac] = (merged["per-query"], merged["plain"], col.info()["migration"]["fraction"], merged["line"])
+            for side, merge in (("adapter", "per-query"), ("adapter", "line"), ("adapter", "plain"),
+                                ("old-model", "per-query")):  # plain: raw cosines of both spaces in one ranking
+                col.queries, col.merge = side, merge
+                merged[side, merge] = _ndcg(col, queries, qrels)
+            points[frac] = (merged["adapter", "per-query"], merged["adapter", "plain"],
+                            col.info()["migration"]["fraction"], merged["adapter", "line"],
+                            merged["old-model", "per-query"])
     runner.reembed(path, BATCH, encoder=new_enc)  # switch
     with Collection.open(path, encoder=new_enc) as col:
         final = _ndcg(col, queries, qrels)
@@ -135,8 +138,6 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=None)
     ap.add_argument("--sample", type=int, default=2000)
     ap.add_argument("--adapter", default="auto", help="auto or one adapter name")
-    ap.add_argument("--queries", default="adapter", choices=["adapter", "old-model"],
-                    help="how the documents not yet re-embedded are scored (runner.start's queries)")
     args = ap.parse_args()
     print(f"machine: {machine()}")
     rows = []
@@ -148,20 +149,23 @@ def main() -> None:
             old_name, new_name = pair.split(":", 1)
             with tempfile.TemporaryDirectory() as tmp:
                 r = one_pair(data, old_name, new_name, docs, queries, qrels, args.sample, Path(tmp) / "w",
-                             args.adapter, args.queries)
+                             args.adapter)
             p = r["points"]
-            worst = min(v[0] for v in p.values()) / r["old"]
             worst_plain = min(v[1] for v in p.values()) / r["old"]
             worst_line = min(v[3] for v in p.values()) / r["old"]
-            rows.append([f"{data.name} ({len(docs)} docs)", r["pair"], args.queries, f"{r['old']:.4f}", f"{r['native']:.1%}",
-                         f"{r['adapter_only']:.4f}", *[f"{v:.4f}" for v in (
-                         *[p[f][0] for f in sorted(p)], r["final"], r["fresh"])],
-                         f"{r['adapter_only'] / r['old']:.3f}", f"{p[0.0][0] / r['old']:.3f}", f"{worst:.3f}",
-                         f"{worst_line:.3f}", f"{worst_plain:.3f}", "yes" if r["equal"] else "NO", r["adapter"], r["pairs"], r["fit_s"],
-                         f"{r['ms']:.3f}"])
+            for side, i in (("adapter", 0), ("old-model", 4)):
+                worst = min(v[i] for v in p.values()) / r["old"]
+                only = r["adapter_only"] if side == "adapter" else r["old"]
+                rows.append([f"{data.name} ({len(docs)} docs)", r["pair"], side, f"{r['old']:.4f}",
+                             f"{r['native']:.1%}", f"{only:.4f}", *[f"{v:.4f}" for v in (
+                             *[p[f][i] for f in sorted(p)], r["final"], r["fresh"])],
+                             f"{only / r['old']:.3f}", f"{p[0.0][i] / r['old']:.3f}", f"{worst:.3f}",
+                             f"{worst_line:.3f}" if side == "adapter" else "",
+                             f"{worst_plain:.3f}" if side == "adapter" else "", "yes" if r["equal"] else "NO",
+                             r["adapter"], r["pairs"], r["fit_s"], f"{r['ms']:.3f}"])
             print(r, flush=True)
-    print_table(["set", "old -> new", "old part scored by", "old own", "native at start", "adapter only", "start", "25%", "50%", "75%",
-                 "100% (before switch)", "switched", "fresh new build", "adapter only / old", "start / old",
+    print_table(["set", "old -> new", "old part scored by", "old own", "native at start", "old part alone", "start", "25%", "50%", "75%",
+                 "100% (before switch)", "switched", "fresh new build", "old part alone / old", "start / old",
                  "worst / old", "worst / old, one-line merge", "worst / old, plain-cosine merge", "= fresh", "adapter", "pairs", "fit s (all)",
                  "ms/query"], rows)
 
