@@ -235,3 +235,31 @@ def test_mixing_models_names_migrate_and_a_second_migration_is_refused(tmp_path,
         assert col.check() == []
         with pytest.raises(CollectionError, match="writes are refused"):
             col.delete(["x"])
+
+
+def test_old_model_queries_rank_the_old_part_as_the_old_model_does(tmp_path, scifact_docs, by_name):
+    import shutil
+
+    from slimvec.errors import ConfigError
+
+    docs = scifact_docs[:60]
+    path = tmp_path / "col"
+    _plumbing_collection(path, docs)
+    shutil.copytree(path, tmp_path / "before")  # the old collection as it was, for its own ranking
+    new = FakeEncoder(dim=64, name=NEW)
+    with pytest.raises(ConfigError, match="queries must be one of adapter, old-model"):
+        runner.start(path, NEW, sample=30, encoder=new, queries="both")
+    assert not has_migration(path) and not (path / "migration").exists()
+    record = runner.start(path, NEW, sample=30, encoder=new, queries="old-model")
+    assert record["queries"] == "old-model"
+    with Collection.open(path, encoder=new) as col, Collection.open(tmp_path / "before") as before:
+        assert col.queries == "old-model"
+        for q in ("cells", "protein expression", "cancer risk"):
+            own = {h.id: h.score for h in before.search(q, k=60)}
+            hits = col.search(q, k=60)
+            assert len(hits) == 60 and {h.id for h in hits} == {d.id for d in docs}
+            old_part = [h for h in hits if col.target.get(h.id) is None]
+            assert old_part and all(h.score == pytest.approx(own[h.id], abs=1e-6) for h in old_part)
+            # the old part keeps the old model's order among itself
+            assert [h.id for h in old_part] == [i for i in sorted(own, key=lambda i: -own[i])
+                                                if i in {h.id for h in old_part}]
