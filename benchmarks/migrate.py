@@ -60,6 +60,12 @@ def _ndcg(col, queries: dict[str, str], qrels: dict) -> float:
     return evaluate(qrels, run, ["ndcg@10"])["ndcg@10"]
 
 
+def _ranked(hits: list) -> list[list[tuple[str, float]]]:
+    """(id, score) per hit, equal scores ordered by id: documents with the same text (NFCorpus has duplicates)
+    tie, and the migrated collection stores the sample's documents first, so its ties may come in another order."""
+    return [sorted(((h.id, h.score) for h in hs), key=lambda t: (-t[1], t[0])) for hs in hits]
+
+
 def _adapter_only(col, queries: dict[str, str], qrels: dict) -> float:
     """nDCG@10 with every document scored through the adapter (no native part, nothing masked)."""
     import numpy as np
@@ -86,7 +92,7 @@ def one_pair(data: Path, old_name: str, new_name: str, docs: list[Document], que
         for s in range(0, len(docs), BATCH):
             col.add(docs[s : s + BATCH])
         new_ndcg = _ndcg(col, queries, qrels)
-        want = [[(h.id, h.score) for h in hs] for hs in col.search_many(list(queries.values()), k=10)]
+        want = _ranked(col.search_many(list(queries.values()), k=10))
     t0 = time.perf_counter()
     record = runner.start(path, new_enc.name, adapter=adapter, sample=sample, encoder=new_enc)
     start_s = time.perf_counter() - t0
@@ -121,7 +127,7 @@ def one_pair(data: Path, old_name: str, new_name: str, docs: list[Document], que
     runner.reembed(path, BATCH, encoder=new_enc)  # switch
     with Collection.open(path, encoder=new_enc) as col:
         final = _ndcg(col, queries, qrels)
-        got = [[(h.id, h.score) for h in hs] for hs in col.search_many(list(queries.values()), k=10)]
+        got = _ranked(col.search_many(list(queries.values()), k=10))
         problems = col.check()
     chosen = next(a for a in record["agreement"] if a["adapter"] == record["adapter"])
     return {"pair": f"{old_name} -> {new_name}", "old": old_ndcg, "points": points, "final": final, "fresh": new_ndcg,
