@@ -166,8 +166,8 @@ def test_sample_documents_are_stored_at_start_scored_natively_and_never_encoded_
         with np.load(path / "migration" / "reference.npz") as z:
             sn = np.sort(new.encode_queries([q])[0] @ z["x_new"].T)[-20:]
             so = np.sort(col.adapter.apply(new.encode_queries([q]))[0] @ z["y_old"].T)[-20:]
-        a = so.std() / sn.std()
-        for merge, (a, b) in (("per-query", (a, so.mean() - a * sn.mean())), ("line", record["score_map"])):
+        slope = so.std() / sn.std()
+        for merge, (a, b) in (("per-query", (slope, so.mean() - slope * sn.mean())), ("line", record["score_map"])):
             col.merge = merge
             hit = next(h for h in col.search(q, k=60) if h.id == stored[0].id)
             assert hit.score == pytest.approx(a * own.score + b, abs=1e-4)

@@ -30,7 +30,16 @@ from slimvec.encoders.base import Encoder
 from slimvec.encoders.registry import load_encoder
 from slimvec.errors import CollectionError, ConfigError
 from slimvec.migrate import adapters as _adapters
-from slimvec.migrate.state import ADAPTER, REFERENCE_FILE, TARGET, Status, has_migration, migration_dir, read_record, write_record
+from slimvec.migrate.state import (
+    ADAPTER,
+    REFERENCE_FILE,
+    TARGET,
+    Status,
+    has_migration,
+    migration_dir,
+    read_record,
+    write_record,
+)
 from slimvec.profiles import profile_from_dict
 from slimvec.store import Store
 from slimvec.store import switch as _switch
