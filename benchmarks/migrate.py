@@ -7,8 +7,11 @@ pairs; ms added per query.
 
 Encodings go through the embedding cache (encoders/cache.py), so each model encodes a corpus once across
 runs. --docs N keeps every judged document of the test queries and fills up to N in corpus order (a subset;
-the table says so). The 25/50/75% points are real states of the migration: the re-embedding is stopped after
-the batch that crosses each fraction and searched there.
+the table says so). "start" is the state right after `runner.start`: the fitting sample's documents are
+already stored natively (column "native at start"); the 25/50/75% points (documents in the target, sample
+included) are real states of the migration: the re-embedding is stopped after the batch that crosses each
+fraction and searched there (a point the start already passed is the start state). "adapter only" scores
+every document through the adapter at start (the sample masked back in): the adapter's own quality.
 """
 
 from __future__ import annotations
@@ -57,8 +60,27 @@ def _ndcg(col, queries: dict[str, str], qrels: dict) -> float:
     return evaluate(qrels, run, ["ndcg@10"])["ndcg@10"]
 
 
+def _ranked(hits: list) -> list[list[tuple[str, float]]]:
+    """(id, score) per hit, equal scores ordered by id: documents with the same text (NFCorpus has duplicates)
+    tie, and the migrated collection stores the sample's documents first, so its ties may come in another order."""
+    return [sorted(((h.id, h.score) for h in hs), key=lambda t: (-t[1], t[0])) for hs in hits]
+
+
+def _adapter_only(col, queries: dict[str, str], qrels: dict) -> float:
+    """nDCG@10 with every document scored through the adapter (no native part, nothing masked)."""
+    import numpy as np
+
+    native, rows = col.target.search_many, col._migrated_rows
+    col.target.search_many = lambda qs, *a, **k: [[] for _ in qs]
+    col._migrated_rows = lambda: np.zeros(0, np.int64)
+    try:
+        return _ndcg(col, queries, qrels)
+    finally:
+        col.target.search_many, col._migrated_rows = native, rows
+
+
 def one_pair(data: Path, old_name: str, new_name: str, docs: list[Document], queries: dict, qrels: dict,
-             sample: int, work: Path) -> dict:
+             sample: int, work: Path, adapter: str = "auto") -> dict:
     old_enc, new_enc = CachedEncoder(load_encoder(old_name)), CachedEncoder(load_encoder(new_name))
     path, fresh = work / "col", work / "fresh"
     shutil.rmtree(work, ignore_errors=True)
@@ -70,13 +92,18 @@ def one_pair(data: Path, old_name: str, new_name: str, docs: list[Document], que
         for s in range(0, len(docs), BATCH):
             col.add(docs[s : s + BATCH])
         new_ndcg = _ndcg(col, queries, qrels)
-        want = [[(h.id, h.score) for h in hs] for hs in col.search_many(list(queries.values()), k=10)]
+        want = _ranked(col.search_many(list(queries.values()), k=10))
     t0 = time.perf_counter()
-    record = runner.start(path, new_enc.name, sample=sample, encoder=new_enc)
+    record = runner.start(path, new_enc.name, adapter=adapter, sample=sample, encoder=new_enc)
     start_s = time.perf_counter() - t0
     points = {}
+    with Collection.open(path, encoder=new_enc) as col:
+        col._encoder = old_enc  # the old model's queries ("old-model") through the cache
+        adapter_only = _adapter_only(col, queries, qrels)
     for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
         goal = int(round(frac * len(docs)))
+        if goal <= record["native_at_start"]:
+            goal = 0  # the start already passed this point
 
         def stop(done: int, total: int, goal: int = goal) -> None:
             if done >= goal:
@@ -88,19 +115,26 @@ def one_pair(data: Path, old_name: str, new_name: str, docs: list[Document], que
             except _Stop:
                 pass
         with Collection.open(path, encoder=new_enc) as col:
-            merged = _ndcg(col, queries, qrels)
-            col._map = (1.0, 0.0)  # the alternative: raw cosines of both spaces in one ranking
-            points[frac] = (merged, _ndcg(col, queries, qrels), col.info()["migration"]["fraction"])
+            col._encoder = old_enc
+            merged = {}
+            for side, merge in (("adapter", "per-query"), ("adapter", "line"), ("adapter", "plain"),
+                                ("old-model", "per-query")):  # plain: raw cosines of both spaces in one ranking
+                col.queries, col.merge = side, merge
+                merged[side, merge] = _ndcg(col, queries, qrels)
+            points[frac] = (merged["adapter", "per-query"], merged["adapter", "plain"],
+                            col.info()["migration"]["fraction"], merged["adapter", "line"],
+                            merged["old-model", "per-query"])
     runner.reembed(path, BATCH, encoder=new_enc)  # switch
     with Collection.open(path, encoder=new_enc) as col:
         final = _ndcg(col, queries, qrels)
-        got = [[(h.id, h.score) for h in hs] for hs in col.search_many(list(queries.values()), k=10)]
+        got = _ranked(col.search_many(list(queries.values()), k=10))
         problems = col.check()
     chosen = next(a for a in record["agreement"] if a["adapter"] == record["adapter"])
     return {"pair": f"{old_name} -> {new_name}", "old": old_ndcg, "points": points, "final": final, "fresh": new_ndcg,
             "equal": got == want and not problems, "adapter": record["adapter"], "pairs": record["pairs"],
             "fit_s": record["fit_s"], "ms": chosen["ms_per_query"], "cos": chosen["cosine"],
-            "r10": chosen["recall_at_10"], "start_s": start_s}
+            "r10": chosen["recall_at_10"], "start_s": start_s, "native": record["native_at_start"] / len(docs),
+            "adapter_only": adapter_only}
 
 
 def main() -> None:
@@ -109,6 +143,7 @@ def main() -> None:
     ap.add_argument("--pair", action="append", required=True, help="OLD:NEW model names")
     ap.add_argument("--docs", type=int, default=None)
     ap.add_argument("--sample", type=int, default=2000)
+    ap.add_argument("--adapter", default="auto", help="auto or one adapter name")
     args = ap.parse_args()
     print(f"machine: {machine()}")
     rows = []
@@ -119,16 +154,25 @@ def main() -> None:
         for pair in args.pair:
             old_name, new_name = pair.split(":", 1)
             with tempfile.TemporaryDirectory() as tmp:
-                r = one_pair(data, old_name, new_name, docs, queries, qrels, args.sample, Path(tmp) / "w")
+                r = one_pair(data, old_name, new_name, docs, queries, qrels, args.sample, Path(tmp) / "w",
+                             args.adapter)
             p = r["points"]
-            worst = min(v[0] for v in p.values()) / r["old"]
             worst_plain = min(v[1] for v in p.values()) / r["old"]
-            rows.append([f"{data.name} ({len(docs)} docs)", r["pair"], *[f"{v:.4f}" for v in (
-                         r["old"], *[p[f][0] for f in sorted(p)], r["final"], r["fresh"])], f"{p[0.0][0] / r['old']:.3f}", f"{worst:.3f}", f"{worst_plain:.3f}",
-                         "yes" if r["equal"] else "NO", r["adapter"], r["pairs"], r["fit_s"], f"{r['ms']:.3f}"])
+            worst_line = min(v[3] for v in p.values()) / r["old"]
+            for side, i in (("adapter", 0), ("old-model", 4)):
+                worst = min(v[i] for v in p.values()) / r["old"]
+                only = r["adapter_only"] if side == "adapter" else r["old"]
+                rows.append([f"{data.name} ({len(docs)} docs)", r["pair"], side, f"{r['old']:.4f}",
+                             f"{r['native']:.1%}", f"{only:.4f}", *[f"{v:.4f}" for v in (
+                             *[p[f][i] for f in sorted(p)], r["final"], r["fresh"])],
+                             f"{only / r['old']:.3f}", f"{p[0.0][i] / r['old']:.3f}", f"{worst:.3f}",
+                             f"{worst_line:.3f}" if side == "adapter" else "",
+                             f"{worst_plain:.3f}" if side == "adapter" else "", "yes" if r["equal"] else "NO",
+                             r["adapter"], r["pairs"], r["fit_s"], f"{r['ms']:.3f}"])
             print(r, flush=True)
-    print_table(["set", "old -> new", "old own", "0%", "25%", "50%", "75%", "100% (before switch)", "switched",
-                 "fresh new build", "0% / old", "worst / old", "worst / old, plain-cosine merge", "= fresh", "adapter", "pairs", "fit s (all 3)",
+    print_table(["set", "old -> new", "old part scored by", "old own", "native at start", "old part alone", "start", "25%", "50%", "75%",
+                 "100% (before switch)", "switched", "fresh new build", "old part alone / old", "start / old",
+                 "worst / old", "worst / old, one-line merge", "worst / old, plain-cosine merge", "= fresh", "adapter", "pairs", "fit s (all)",
                  "ms/query"], rows)
 
 

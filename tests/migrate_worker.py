@@ -1,8 +1,9 @@
 """Run `slimvec.migrate.runner.migrate` with plumbing encoders that log each call (for the kill tests).
 
-Usage: python migrate_worker.py DIR LOG [BATCH]. Each encode call of the new model appends one line to LOG:
-"F <sha1 of each text, comma-separated>" for the fitting sample, "E <...>" for a batch of the re-embedding;
-lines are written unbuffered, so a SIGKILL loses none that were written.
+Usage: python migrate_worker.py DIR LOG [BATCH [SAMPLE]]. Each encode call of the new model appends one line to
+LOG: "F <sha1 of each text, comma-separated>" while starting (the fitting sample, stored in the target), "E <...>"
+for a batch of the re-embedding (the record exists); lines are written unbuffered, so a SIGKILL loses none that
+were written.
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ NEW = "fake-bow-64"
 
 
 class LoggingEncoder(FakeEncoder):
-    def __init__(self, log, fitting: bool) -> None:
+    def __init__(self, log, path: Path) -> None:
         super().__init__(dim=64, name=NEW)
-        self.log, self.fitting = log, fitting
+        self.log, self.path = log, path
 
     def encode_documents(self, texts: list[str], progress: bool = False):
+        from slimvec.migrate.state import has_migration
+
         out = super().encode_documents(texts)
-        tag, self.fitting = ("F" if self.fitting else "E"), False  # a run that starts fitting encodes the sample first
+        tag = "E" if has_migration(self.path) else "F"  # the record is written once the sample is stored
         self.log.write((tag + " " + ",".join(text_hash(t) for t in texts) + "\n").encode())
         return out
 
@@ -80,17 +83,20 @@ def fresh_build_owners(docs: list, path: Path) -> dict[str, str]:
     return owners
 
 
-def reembedding_calls(log: Path) -> tuple[Counter, int, list[list[str]]]:
+def reembedding_calls(log: Path) -> tuple[Counter, int, list[list[str]], set[str]]:
     """(times each chunk hash was encoded by the re-embedding, calls that repeated a chunk already encoded, the
-    calls' chunk hashes): the "E" lines of LOG. A chunk is encoded again only when its batch was in flight at a
-    kill."""
-    calls = [line[2:].split(",") for line in log.read_text().splitlines() if line.startswith("E ")]
+    calls' chunk hashes, the chunk hashes encoded while starting): the "E" and "F" lines of LOG. A chunk is
+    encoded again by the re-embedding only when its batch was in flight at a kill; a start killed before its
+    record draws the same sample again, so "F" lines may repeat."""
+    lines = log.read_text().splitlines()
+    calls = [line[2:].split(",") for line in lines if line.startswith("E ")]
+    sample = {h for line in lines if line.startswith("F ") for h in line[2:].split(",")}
     seen: Counter[str] = Counter()
     repeated = 0
     for hashes in calls:
         repeated += any(seen[h] for h in hashes)
         seen.update(hashes)
-    return seen, repeated, calls
+    return seen, repeated, calls, sample
 
 
 def _lines(log: Path) -> int:
@@ -103,10 +109,10 @@ def _lines(log: Path) -> int:
 if __name__ == "__main__":
     path, log_path = Path(sys.argv[1]), sys.argv[2]
     batch = int(sys.argv[3]) if len(sys.argv) > 3 else 8
+    sample = int(sys.argv[4]) if len(sys.argv) > 4 else 40
     with open(log_path, "ab", buffering=0) as log:
         from slimvec.migrate.state import has_migration
 
         if not has_migration(path) and json.loads((path / "manifest.json").read_text())["model"] == NEW:
             sys.exit(0)  # finished by an earlier run that was killed on its way out
-        enc = LoggingEncoder(log, fitting=not has_migration(path))
-        migrate(path, NEW, sample=200, batch=batch, encoder=enc)
+        migrate(path, NEW, sample=sample, batch=batch, encoder=LoggingEncoder(log, path))

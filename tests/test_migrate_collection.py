@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from _switch_crash import crash_after_moves
 from fakes import FakeEncoder
@@ -36,13 +37,14 @@ def minilm():
 
 def test_wordllama_to_minilm_answers_at_every_stage_and_ends_as_a_fresh_build(tmp_path, scifact_docs,
                                                                               scifact_judged, minilm):
-    docs = scifact_docs[:80]
+    docs = scifact_docs[:120]
     queries = [q for q, _ in list(scifact_judged.values())[:8]]
     path = tmp_path / "col"
     with Collection.create(path, model="wordllama") as col:
         col.add(docs)
-    record = runner.start(path, "all-MiniLM-L6-v2", adapter="procrustes", sample=300, encoder=minilm)
-    assert record["status"] == "reembedding" and record["documents"] == 80
+    record = runner.start(path, "all-MiniLM-L6-v2", adapter="procrustes", sample=100, encoder=minilm)
+    native = record["native_at_start"]  # the sample's documents, stored natively at start
+    assert record["status"] == "reembedding" and record["documents"] == 120 and 0 < native < 100
     seen = []
 
     def at_batch(done: int, total: int) -> None:
@@ -55,24 +57,26 @@ def test_wordllama_to_minilm_answers_at_every_stage_and_ends_as_a_fresh_build(tm
 
     with Collection.open(path, encoder=minilm) as col:
         assert col.info()["migration"] == {"to": "all-MiniLM-L6-v2", "adapter": record["adapter"],
-                                           "status": "reembedding", "documents": 80, "reembedded": 0,
-                                           "fraction": 0.0}
+                                           "status": "reembedding", "documents": 120,
+                                           "reembedded": native, "fraction": round(native / 120, 4)}
         assert all(len(h) == 10 for h in _hits(col, queries))
         with pytest.raises(CollectionError, match="slimvec migrate"):
             col.add(docs[:1])
     out = runner.reembed(path, batch=32, encoder=minilm, on_batch=at_batch)
-    assert out == {"reembedded": 80, "documents": 80, "switched": True}
-    assert seen == [32, 64, 80]
+    assert out == {"reembedded": 120 - native, "documents": 120, "switched": True}
+    assert seen[-1] == 120 and seen == sorted(set(seen)) and seen[0] > native
     assert not has_migration(path) and progress(path) is None
     fresh = tmp_path / "fresh"
     with Collection.create(fresh, model="all-MiniLM-L6-v2", encoder=minilm) as col:
-        for s in range(0, 80, 32):  # the same batches as the re-embedding
-            col.add(docs[s : s + 32])
+        col.add(docs)
         want = _hits(col, queries)
     with Collection.open(path, encoder=minilm) as col:
         assert type(col) is Collection and col.manifest["model"] == "all-MiniLM-L6-v2"
         assert col.check() == []
-        assert _hits(col, queries) == want
+        got = _hits(col, queries)
+    # Same ids in the same order; scores equal up to float32 noise of encoding in other batches (padding).
+    assert [[i for i, _ in h] for h in got] == [[i for i, _ in h] for h in want]
+    np.testing.assert_allclose([[x for _, x in h] for h in got], [[x for _, x in h] for h in want], atol=1e-4)
 
 
 def _plumbing_collection(path: Path, docs) -> None:
@@ -110,11 +114,13 @@ def test_ten_kills_during_reembedding_lose_nothing_and_encode_nothing_twice(tmp_
     done = subprocess.run(cmd, env=env, capture_output=True, timeout=600)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert not has_migration(path)
-    # Re-embedding encode calls: every chunk at least once; a chunk encoded again only when the batch that held
-    # it was in flight at a kill (not committed), so repeated calls <= kills.
-    seen, repeated_calls, calls = reembedding_calls(log)
+    # Every chunk encoded at least once, by the start (the sample, stored in the target) or the re-embedding;
+    # no sample chunk encoded again by the re-embedding; a chunk encoded again only when the batch that held it
+    # was in flight at a kill (not committed), so repeated calls <= kills.
+    seen, repeated_calls, calls, sample = reembedding_calls(log)
     owners = fresh_build_owners(docs, tmp_path / "fresh")
-    assert set(seen) == set(owners)  # every chunk of every document was encoded by the re-embedding
+    assert sample and not sample & set(seen)
+    assert sample | set(seen) == set(owners)
     assert repeated_calls <= kills
     assert sum(seen.values()) - len(seen) <= kills * max(len(c) for c in calls)
     with Collection.open(path, encoder=FakeEncoder(dim=64, name=NEW)) as col, \
@@ -122,6 +128,58 @@ def test_ten_kills_during_reembedding_lose_nothing_and_encode_nothing_twice(tmp_
         assert col.check() == []
         assert len(col) == 120 and {d.id for d in docs} == {col.get(d.id).id for d in docs}
         for q in ("cells", "protein expression", "cancer risk"):
+            assert [(h.id, h.score) for h in col.search(q, k=10)] == [(h.id, h.score) for h in fresh.search(q, k=10)]
+
+
+class CountingEncoder(FakeEncoder):
+    """The plumbing new model, counting how often each text is encoded."""
+
+    def __init__(self) -> None:
+        super().__init__(dim=64, name=NEW)
+        self.seen: dict[str, int] = {}
+
+    def encode_documents(self, texts: list[str], progress: bool = False):
+        for t in texts:
+            self.seen[t] = self.seen.get(t, 0) + 1
+        return super().encode_documents(texts)
+
+
+def test_sample_documents_are_stored_at_start_scored_natively_and_never_encoded_again(tmp_path, scifact_docs):
+    docs = scifact_docs[:60]
+    path = tmp_path / "col"
+    _plumbing_collection(path, docs)
+    new = CountingEncoder()
+    record = runner.start(path, NEW, sample=30, encoder=new)
+    native = record["native_at_start"]
+    at_start = dict(new.seen)
+    assert 0 < native < 60 and record["pairs"] == 30 and len(at_start) >= 30
+    with Collection.open(path, encoder=new) as col:
+        assert col.info()["migration"]["reembedded"] == native
+        stored = [d for d in docs if col.target.get(d.id) is not None]
+        assert len(stored) == native
+        # A stored sample document is scored natively: its hit carries the target's score on the score line,
+        # the one fitted at start ("line") or the query's own from the reference pairs ("per-query": the mean
+        # and spread of the top 20 reference scores matched between the two spaces).
+        q = stored[0].text[:80]
+        own = next(h for h in col.target.search(q, k=60) if h.id == stored[0].id)
+        assert col.merge == "per-query"
+        with np.load(path / "migration" / "reference.npz") as z:
+            sn = np.sort(new.encode_queries([q])[0] @ z["x_new"].T)[-20:]
+            so = np.sort(col.adapter.apply(new.encode_queries([q]))[0] @ z["y_old"].T)[-20:]
+        slope = so.std() / sn.std()
+        for merge, (a, b) in (("per-query", (slope, so.mean() - slope * sn.mean())), ("line", record["score_map"])):
+            col.merge = merge
+            hit = next(h for h in col.search(q, k=60) if h.id == stored[0].id)
+            assert hit.score == pytest.approx(a * own.score + b, abs=1e-4)
+    new.seen = at_start  # the searches above encoded queries through encode_documents (the plumbing encoder)
+    out = runner.reembed(path, batch=7, encoder=new)
+    assert out["reembedded"] == 60 - native and out["switched"]
+    assert max(new.seen.values()) == 1  # every chunk text encoded once, by the start or by the re-embedding
+    owners = fresh_build_owners(docs, tmp_path / "fresh")
+    assert len(new.seen) == len(owners)
+    with Collection.open(path, encoder=new) as col, Collection.open(tmp_path / "fresh", encoder=new) as fresh:
+        assert col.check() == [] and len(col) == 60
+        for q in ("cells", "protein expression"):
             assert [(h.id, h.score) for h in col.search(q, k=10)] == [(h.id, h.score) for h in fresh.search(q, k=10)]
 
 
@@ -177,3 +235,31 @@ def test_mixing_models_names_migrate_and_a_second_migration_is_refused(tmp_path,
         assert col.check() == []
         with pytest.raises(CollectionError, match="writes are refused"):
             col.delete(["x"])
+
+
+def test_old_model_queries_rank_the_old_part_as_the_old_model_does(tmp_path, scifact_docs, by_name):
+    import shutil
+
+    from slimvec.errors import ConfigError
+
+    docs = scifact_docs[:60]
+    path = tmp_path / "col"
+    _plumbing_collection(path, docs)
+    shutil.copytree(path, tmp_path / "before")  # the old collection as it was, for its own ranking
+    new = FakeEncoder(dim=64, name=NEW)
+    with pytest.raises(ConfigError, match="queries must be one of adapter, old-model"):
+        runner.start(path, NEW, sample=30, encoder=new, queries="both")
+    assert not has_migration(path) and not (path / "migration").exists()
+    record = runner.start(path, NEW, sample=30, encoder=new, queries="old-model")
+    assert record["queries"] == "old-model"
+    with Collection.open(path, encoder=new) as col, Collection.open(tmp_path / "before") as before:
+        assert col.queries == "old-model"
+        for q in ("cells", "protein expression", "cancer risk"):
+            own = {h.id: h.score for h in before.search(q, k=60)}
+            hits = col.search(q, k=60)
+            assert len(hits) == 60 and {h.id for h in hits} == {d.id for d in docs}
+            old_part = [h for h in hits if col.target.get(h.id) is None]
+            assert old_part and all(h.score == pytest.approx(own[h.id], abs=1e-6) for h in old_part)
+            # the old part keeps the old model's order among itself
+            assert [h.id for h in old_part] == [i for i in sorted(own, key=lambda i: -own[i])
+                                                if i in {h.id for h in old_part}]

@@ -29,6 +29,8 @@ from slimvec.search.plan import make_plan
 from slimvec.search.rerank import Reranker
 from slimvec.store import Store
 
+REFERENCE_DEPTH = 20  # head of the reference scores whose mean and spread the per-query line matches
+
 
 def open_migrating(path: Path, encoder: Encoder | None = None) -> Collection:
     """The "migrating" layout (registry kind "layout"): a MigratingCollection, or, when the record says the
@@ -49,7 +51,14 @@ class MigratingCollection(Collection):
         self.target = Collection.open(migration_dir(path) / TARGET, encoder if to_new else None)
         self.adapter = load_adapter(migration_dir(path) / self.record["adapter_file"])
         self._map = tuple(self.record.get("score_map", (1.0, 0.0)))
-        self._migrated: tuple[str | None, np.ndarray] = (None, np.zeros(0, np.int64))
+        self.queries = self.record.get("queries", "adapter")
+        ref = self.record.get("reference_file")
+        self.reference = None
+        if ref:
+            with np.load(migration_dir(path) / ref, allow_pickle=False) as z:
+                self.reference = (np.asarray(z["x_new"], np.float32), np.asarray(z["y_old"], np.float32))
+        self.merge = "per-query" if self.reference is not None else "line"
+        self._migrated: tuple[int, np.ndarray] = (0, np.zeros(0, np.int64))  # (target rowid seen, old rows)
 
     def _refuse(self, *_: Any, **__: Any) -> int:
         raise CollectionError(f"{self.path}: a migration to {self.record['to']!r} is under way; writes are refused "
@@ -80,7 +89,10 @@ class MigratingCollection(Collection):
         qn = vectors if vectors is not None else self.target.encoder.encode_queries(list(queries))
         qn = np.asarray(qn, np.float32)
         native = self.target.search_many(list(queries), opts, vectors=qn)
-        mapped = self.adapter.apply(qn)
+        if self.queries == "old-model":
+            mapped = np.asarray(self.encoder.encode_queries(list(queries)), np.float32)
+        else:
+            mapped = self.adapter.apply(qn)
         with self._lock:
             self._sync()
             allowed = self._allowed(plan.filter).copy()
@@ -88,21 +100,43 @@ class MigratingCollection(Collection):
             allowed[done[done < len(allowed)]] = False
             adapted = self._runner.run(plan, [Query(q, None, mapped[i]) for i, q in enumerate(queries)],
                                        self._retrievers, self._rows, allowed, self._calibrators)
-        a, b = self._map
+        lines = self._lines(qn, mapped)
         out = []
-        for nat, ada in zip(native, adapted):
+        for (a, b), nat, ada in zip(lines, native, adapted):
             merged = ada + [dataclasses.replace(h, score=float(np.float32(a * h.score + b))) for h in nat]
             merged.sort(key=lambda h: -h.score)  # stable: on equal scores the adapted hit first
             out.append(merged[: plan.k])
         return out
 
+    def _lines(self, qn: np.ndarray, qo: np.ndarray) -> list[tuple[float, float]]:
+        """(a, b) per query putting native scores on the old part's scale (module doc); qn, qo: float32
+        (queries, new dim) and (queries, old dim), the query as the two parts score it."""
+        if self.merge == "plain":
+            return [(1.0, 0.0)] * len(qn)
+        if self.merge != "per-query" or self.reference is None:
+            return [tuple(self._map)] * len(qn)  # type: ignore[misc]
+        x, y = self.reference
+        d = min(REFERENCE_DEPTH, len(x))
+        sn = -np.partition(-(qn @ x.T), d - 1, axis=1)[:, :d]
+        so = -np.partition(-(qo @ y.T), d - 1, axis=1)[:, :d]
+        a = so.std(axis=1) / np.maximum(sn.std(axis=1), 1e-6)
+        b = so.mean(axis=1) - a * sn.mean(axis=1)
+        return [(float(i), float(j)) for i, j in zip(a, b)]
+
     def _migrated_rows(self) -> np.ndarray:
-        """Old chunk rows of the documents the target holds (a prefix in insertion order), cached per target state."""
-        last = self.target.store.last_document_id()
-        if last != self._migrated[0]:
-            rowid = None if last is None else self.store.rowid_of(last)
-            rows = np.zeros(0, np.int64) if rowid is None else self.store.rows_of_documents_through(rowid)
-            self._migrated = (last, rows)
+        """Old chunk rows of the documents the target holds (the sample stored at start, then the re-embedded
+        ones), extended from the target rows added since the last call (the target only grows)."""
+        seen, rows = self._migrated
+        added = self.target.store.db.execute("SELECT rowid, id FROM documents WHERE rowid > ? ORDER BY rowid",
+                                             (seen,)).fetchall()
+        if added:
+            ids = [i for _, i in added]
+            found = []
+            for s in range(0, len(ids), 500):
+                part = ids[s : s + 500]
+                q = f"SELECT row FROM chunks WHERE doc_id IN ({','.join('?' * len(part))})"  # noqa: S608
+                found += [r for (r,) in self.store.db.execute(q, part)]
+            self._migrated = (int(added[-1][0]), np.concatenate([rows, np.asarray(found, np.int64)]))
         return self._migrated[1]
 
     def info(self) -> dict[str, Any]:

@@ -1,10 +1,12 @@
 """`slimvec migrate`: fit an adapter, re-embed every document into DIR/migration/target in batches, switch.
 
-Crash safety. Starting writes DIR/migration/ (adapter file, empty target collection) and the record last:
-without a record the folder is leftover and is removed by the next start. Re-embedding copies documents from
-the old store in rowid (insertion) order, one batch per commit of the target collection, so a kill loses at
-most the batch in flight and a rerun continues after the target's last document: every document is encoded
-once by the re-embedding (the sample encoded for fitting is separate). The switch is `store.switch`'s, as a
+Crash safety. Starting writes DIR/migration/ (target collection holding the sample, adapter file) and the record last:
+without a record the folder is leftover and is removed by the next start. The fitting sample is whole
+documents: their new-model vectors are stored in the target at start (in the same directory, before the
+record), so they are scored natively from the start and the re-embedding skips them. Re-embedding copies the
+other documents from the old store in rowid (insertion) order, one batch per commit of the target collection,
+so a kill loses at most the batch in flight and a rerun continues after the last document it committed:
+every document is encoded once, by the start or by the re-embedding. The switch is `store.switch`'s, as a
 compaction's: the intent DIR/.switch.json lists the files to move, then the old generation's files are moved
 into DIR/migration/old/ and the target's into DIR (manifest.json out first and in last), then DIR/migration is
 renamed away and removed. Every step is a rename redone idempotently, and every open of a directory holding
@@ -28,32 +30,52 @@ from slimvec.encoders.base import Encoder
 from slimvec.encoders.registry import load_encoder
 from slimvec.errors import CollectionError, ConfigError
 from slimvec.migrate import adapters as _adapters
-from slimvec.migrate.state import ADAPTER, TARGET, Status, has_migration, migration_dir, read_record, write_record
+from slimvec.migrate.state import (
+    ADAPTER,
+    REFERENCE_FILE,
+    TARGET,
+    Status,
+    has_migration,
+    migration_dir,
+    read_record,
+    write_record,
+)
 from slimvec.profiles import profile_from_dict
 from slimvec.store import Store
 from slimvec.store import switch as _switch
 
 MAX_SAMPLE = 5000  # chunk pairs the adapter is fitted on, at most
+REFERENCE = 2000  # sample pairs kept for the per-query score line of search (merged.py), at most
+QUERIES = ("adapter", "old-model")
 
 
 def start(path: str | Path, to: str, adapter: str = "auto", sample: int = 2000, seed: int = 0,
-          encoder: Encoder | None = None) -> dict[str, Any]:
+          encoder: Encoder | None = None, queries: str = "adapter") -> dict[str, Any]:
     """Fit the adapter new model -> collection `path`'s model and create DIR/migration (status reembedding).
 
+    The fitting sample is whole documents drawn with `seed`: the new model encodes their chunks once, the
+    vectors serve as the fitting pairs (with the stored old vectors of the same chunk spans) and are stored in
+    the target collection, so those documents are scored natively from the start and never re-encoded.
     to: the new model's registered name or directory; adapter: "auto" (the best by held-out agreement) or a
-    name of kind "adapter"; sample: chunk pairs (at most 5,000) taken from documents drawn with `seed`;
-    encoder: the new model as an Encoder object instead of loading `to`.
-    Returns the record. Raises ConfigError for an unknown adapter, a model equal to the collection's, a sample
-    out of range, or an adapter below the agreement thresholds (adapters.MIN_COSINE / MIN_RECALL), and
-    CollectionError when a migration is already under way; on any error nothing is changed.
+    name of kind "adapter"; sample: chunk pairs (at most 5,000) to fit on: documents are drawn until their
+    chunks reach it; encoder: the new model as an Encoder object instead of loading `to`; queries: how search
+    scores the documents not yet in the target: "adapter" (the new query mapped into the old space) or
+    "old-model" (the query encoded by the old model too: its own ranking of them, one more query encoding).
+    Returns the record ("native_at_start": documents stored at start). Raises ConfigError for an unknown
+    adapter, a model equal to the collection's, a sample out of range, or an adapter below the agreement
+    thresholds (adapters.MIN_COSINE / MIN_RECALL), and CollectionError when a migration is already under way;
+    on any error nothing is changed.
     """
     path = Path(path)
     if has_migration(path):
         raise CollectionError(f"{path}: a migration to {read_record(path).get('to')!r} is already under way; "
                               "run `slimvec migrate` again to continue it")
     names = list(_adapters_named(adapter))
+    if queries not in QUERIES:
+        raise ConfigError(f"queries must be one of {', '.join(QUERIES)}, got {queries!r}")
     if not 20 <= sample <= MAX_SAMPLE:
         raise ConfigError(f"--sample must be between 20 and {MAX_SAMPLE} chunk pairs, got {sample}")
+    mdir = migration_dir(path)
     old = Collection.open(path)
     try:
         if not isinstance(old, Collection) or type(old) is not Collection:
@@ -64,27 +86,37 @@ def start(path: str | Path, to: str, adapter: str = "auto", sample: int = 2000, 
         if not int(old.manifest["dim"]) or old.token_config is not None:
             raise ConfigError(f"{path}: migration maps dense vectors; this collection's profile keeps "
                               f"{'token vectors' if int(old.manifest['dim']) else 'no dense vectors'}")
-        x_new, y_old = _sample_pairs(old, new, sample, seed)
-        t0 = time.perf_counter()
-        fitted, scores = _adapters.choose(x_new, y_old, names, seed)
-        fit_s = time.perf_counter() - t0
-        held = np.random.default_rng(seed + 1).permutation(len(x_new))[: max(1, len(x_new) // 5)]
-        a, b = _adapters.score_map(fitted, x_new, y_old, np.sort(held))
         profile = {**(old.manifest.get("profile") or {}), "model": to, "query_prompt": None, "document_prompt": None}
         documents = len(old)
+        shutil.rmtree(mdir, ignore_errors=True)  # a start killed before its record: leftovers only
+        mdir.mkdir()
+        # Everything below writes inside DIR/migration only, and the record comes last: an error (or a kill)
+        # before it leaves a folder without a record, removed here and by the next start.
+        target = Collection.create(mdir / TARGET, profile=profile_from_dict(profile, source="migration profile"),
+                                   encoder=new)
+        try:
+            x_new, y_old, native = _sample_into(old, target, sample, seed)
+            t0 = time.perf_counter()
+            fitted, scores = _adapters.choose(x_new, y_old, names, seed)
+            fit_s = time.perf_counter() - t0
+            held = np.random.default_rng(seed + 1).permutation(len(x_new))[: max(1, len(x_new) // 5)]
+            a, b = _adapters.score_map(fitted, x_new, y_old, np.sort(held), old_queries=queries == "old-model")
+            fitted.save(mdir / ADAPTER)
+            keep = np.sort(np.random.default_rng(seed + 2).permutation(len(x_new))[:REFERENCE])
+            with open(mdir / REFERENCE_FILE, "wb") as f:
+                np.savez(f, x_new=x_new[keep], y_old=y_old[keep])
+        finally:
+            target.close()
+    except BaseException:
+        if not has_migration(path):
+            shutil.rmtree(mdir, ignore_errors=True)
+        raise
     finally:
         old.close()
-    mdir = migration_dir(path)
-    shutil.rmtree(mdir, ignore_errors=True)  # a start killed before its record: leftovers only
-    mdir.mkdir()
-    fitted.save(mdir / ADAPTER)
-    target = Collection.create(mdir / TARGET, profile=profile_from_dict(profile, source="migration profile"),
-                               encoder=new)
-    target.close()
     record = {"to": new.name, "from": old.manifest["model"], "adapter": fitted.name, "adapter_file": ADAPTER,
               "agreement": [s.as_dict() for s in scores], "pairs": int(len(x_new)), "fit_s": round(fit_s, 3),
-              "score_map": [a, b], "documents": documents, "status": Status.REEMBEDDING.value,
-              "started": time.time()}
+              "score_map": [a, b], "reference_file": REFERENCE_FILE, "queries": queries, "documents": documents, "native_at_start": native,
+              "status": Status.REEMBEDDING.value, "started": time.time()}
     write_record(path, record)  # the commit point of starting
     return record
 
@@ -98,30 +130,54 @@ def _adapters_named(adapter: str) -> list[str]:
     return [adapter]
 
 
-def _sample_pairs(old: Collection, new: Encoder, sample: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(x_new, y_old): stored chunk vectors of documents drawn at random, and the same chunk texts (as the
-    collection encoded them) encoded by the new model. float32 (n, d_new), (n, d_old), n <= sample."""
+def _sample_into(old: Collection, target: Collection, sample: int, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Draw documents at random (`seed`) until their stored chunks reach `sample`, encode them once with the
+    target's (new) model, store them in `target` (one commit) and return (x_new, y_old, documents stored):
+    float32 (n, d_new) and (n, d_old) pairs of the same chunk spans, n <= sample. Chunking counts tokens of each
+    model's tokenizer, so a long document may be cut differently: a stored chunk whose span the new cut lacks
+    is encoded once more by the new model, for its pair only."""
     store = old.store
-    rows: list[int] = []
     docs: list[Document] = []
-    chunks: list[list[Chunk]] = []
+    spans: list[list[tuple[int, int, int]]] = []
+    drawn = 0
     for doc_id in _shuffled_ids(store, seed):
-        d = store.get_document(doc_id)
-        spans = store.chunks_of(doc_id)
-        if d is None or not spans:
+        rowid = store.rowid_of(doc_id)
+        rows = store.documents_from(rowid - 1, 1) if rowid is not None else []
+        own = store.chunks_of(doc_id)
+        if not rows or not own:
             continue
-        doc = Document(d["id"], d["text"], d["title"], d["metadata"])
-        docs.append(doc)
-        chunks.append([Chunk(doc.id, i, s, e, doc.text[s:e]) for i, (_, s, e) in enumerate(spans)])
-        rows += [r for r, _, _ in spans]
-        if len(rows) >= sample:
+        docs.append(_document(rows[0]))
+        spans.append(own)
+        drawn += len(own)
+        if drawn >= sample:
             break
-    if len(rows) < 20:
-        raise ConfigError(f"{old.path}: {len(rows)} chunks stored; an adapter needs at least 20 to be fitted")
-    prefix = bool((old.manifest.get("profile") or {}).get("contextual_prefix"))
-    texts = chunk_texts(docs, chunks, prefix)[:sample]
-    y_old = np.asarray(store.vectors()[np.asarray(rows[:sample])], dtype=np.float32)
-    return np.asarray(new.encode_documents(texts), dtype=np.float32), y_old
+    if drawn < 20:
+        raise ConfigError(f"{old.path}: {drawn} chunks stored; an adapter needs at least 20 to be fitted")
+    chunks, vectors = target.chunk_and_encode(docs)
+    at = {(c.doc_id, c.start, c.end): i for i, c in enumerate(chunks)}
+    rows_old, x_rows = [], []
+    missing_docs: list[Document] = []
+    missing: list[list[Chunk]] = []
+    for doc, own in zip(docs, spans):
+        lost = []
+        for j, (r, s, e) in enumerate(own):
+            rows_old.append(r)
+            x_rows.append(at.get((doc.id, s, e), -1))
+            if x_rows[-1] < 0:
+                lost.append(Chunk(doc.id, j, s, e, doc.text[s:e]))
+        if lost:
+            missing_docs.append(doc)
+            missing.append(lost)
+    x_new = np.zeros((len(rows_old), vectors.shape[1]), np.float32)
+    have = np.asarray(x_rows) >= 0
+    x_new[have] = vectors[np.asarray(x_rows)[have]]
+    if missing:
+        prefix = bool((old.manifest.get("profile") or {}).get("contextual_prefix"))
+        x_new[~have] = np.asarray(target.encoder.encode_documents(chunk_texts(missing_docs, missing, prefix)),
+                                  dtype=np.float32)
+    y_old = np.asarray(store.vectors()[np.asarray(rows_old)], dtype=np.float32)
+    target.add_encoded(docs, chunks, vectors)  # one commit; the record, written after, makes it count
+    return x_new[:sample], y_old[:sample], len(docs)
 
 
 def _shuffled_ids(store: Store, seed: int) -> list[str]:
@@ -149,17 +205,24 @@ def reembed(path: str | Path, batch: int = 64, encoder: Encoder | None = None,
     encoded = 0
     try:
         total = old.counts()["documents"]
-        while True:
+        # The target holds the sample (stored at start) and then a prefix, in rowid order, of the other
+        # documents: the re-embedding continues after the last one it committed, skipping sample documents.
+        after = 0
+        if target.store.counts()["documents"] > int(record.get("native_at_start", 0)):
             last = target.store.last_document_id()
-            after = 0 if last is None else old.rowid_of(last)
+            after = old.rowid_of(last) if last is not None else 0
             if after is None:
                 raise CollectionError(f"{path}: target holds {last!r}, which the collection does not: the "
                                       "collection was written during the migration")
+        while True:
             rows = old.documents_from(after, batch)
             if not rows:
                 break
-            docs = [_document(r) for r in rows]
-            fresh = [d for d in docs if d.id not in target.store.existing_ids([d.id for d in docs])]
+            after = rows[-1]["rowid"]
+            have = target.store.existing_ids([r["id"] for r in rows])
+            fresh = [_document(r) for r in rows if r["id"] not in have]
+            if not fresh:
+                continue
             target.add(fresh)  # one commit: a kill loses at most this batch
             encoded += len(fresh)
             if on_batch is not None:
@@ -228,9 +291,9 @@ def finish_interrupted(path: Path) -> None:
 
 def migrate(path: str | Path, to: str, adapter: str = "auto", sample: int = 2000, batch: int = 64,
             fit_only: bool = False, encoder: Encoder | None = None,
-            on_batch: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+            on_batch: Callable[[int, int], None] | None = None, queries: str = "adapter") -> dict[str, Any]:
     """Start (fit) a migration of `path` to model `to` unless one is under way, then re-embed and switch
-    (unless fit_only). Rerunning continues where a killed run stopped. Returns {"record": ..., "reembedded",
+    (unless fit_only); queries: as `start`'s. Rerunning continues where a killed run stopped. Returns {"record": ..., "reembedded",
     "documents", "switched"}. Raises ConfigError when a migration to another model is under way."""
     path = Path(path)
     if has_migration(path):
@@ -242,7 +305,7 @@ def migrate(path: str | Path, to: str, adapter: str = "auto", sample: int = 2000
                               f"finish it with `slimvec migrate {path} --to {record['to']}`")
     else:
         encoder = encoder or load_encoder(to)
-        record = start(path, to, adapter, sample, encoder=encoder)
+        record = start(path, to, adapter, sample, encoder=encoder, queries=queries)
     if fit_only:
         return {"record": record, "reembedded": 0, "documents": record["documents"], "switched": False}
     return {"record": record, **reembed(path, batch, encoder=encoder, on_batch=on_batch)}
