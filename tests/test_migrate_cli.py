@@ -75,7 +75,23 @@ def test_bad_arguments_fail_in_one_line_and_change_nothing(tmp_path, scifact_doc
     for args, message in ((["--to", NEW, "--adapter", "magic"], "unknown adapter 'magic'"),
                           (["--to", NEW, "--sample", 5], "--sample must be between 20 and 5000"),
                           (["--to", "fake-bow"], "already uses model 'fake-bow'"),
+                          (["--to", NEW, "--queries", "both"], "queries must be one of"),
                           ([], "--to MODEL is required")):
         res = _run("migrate", path, *args)
         assert res.exit_code == 2 and message in res.output, res.output
         assert not (path / "migration").exists()
+
+
+def test_old_model_queries_from_the_command_line(tmp_path, scifact_docs):
+    path = tmp_path / "col"
+    with Collection.create(path, encoder=FakeEncoder(dim=32, name="fake-bow")) as col:
+        col.add(scifact_docs[:60])
+        before = [(h.id, h.score) for h in col.search("cells and tumours", k=5)]
+    res = _run("migrate", path, "--to", NEW, "--fit-only", "--sample", 40, "--queries", "old-model", "--json")
+    assert res.exit_code == 0, res.output
+    from slimvec.migrate.state import read_record
+
+    assert read_record(path)["queries"] == "old-model"
+    with Collection.open(path) as col:
+        during = col.search("cells and tumours", k=5)
+    assert len(during) == 5 and {h.id for h in during} & {i for i, _ in before}

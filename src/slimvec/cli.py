@@ -310,6 +310,9 @@ def migrate(
     sample: int = typer.Option(2000, "--sample", help="Chunk pairs encoded with the new model to fit the adapter (20-5,000)."),
     batch: int = typer.Option(64, "--batch", help="Documents re-embedded per commit (a kill loses at most one batch)."),
     fit_only: bool = typer.Option(False, "--fit-only", help="Fit the adapter and start serving through it; re-embed later."),
+    queries: str = typer.Option("adapter", "--queries", help="How documents not yet re-embedded are searched: adapter "
+                                "(the new model's query mapped into the old space) or old-model (the old model also "
+                                "encodes each query: one more encoding per search, the old model's own quality)."),
     status: bool = typer.Option(False, "--status", help="Only show the migration's progress."),
     json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
@@ -335,7 +338,7 @@ def migrate(
                 seen[0] = done
 
             result = run_migration(collection, to, adapter=adapter, sample=sample, batch=batch, fit_only=fit_only,
-                                   on_batch=moved)
+                                   on_batch=moved, queries=queries)
         record = result.pop("record")
         data = {**result, "adapter": record["adapter"], "agreement": record["agreement"], "to": record["to"]}
     if json_out:
