@@ -70,9 +70,18 @@ def export_collection(col: Any, target: str) -> dict[str, Any]:
 
 
 def read_records(source: str) -> tuple[dict[str, Any], list[ChunkRecord]]:
-    """(export metadata, records) read back from an export target."""
+    """(export metadata, records) read back from an export target.
+
+    Raises ConfigError for a bad target, or a file or table that is not a readable slimvec export (damaged,
+    foreign columns, metadata without model and dimension, an empty document id)."""
     kind, path, name = parse_target(source)
-    return registry.load("export", kind).read(path, name)
+    try:
+        meta, records = registry.load("export", kind).read(path, name)
+        if not isinstance(meta, dict) or not meta.get("model") or int(meta.get("dim") or 0) < 1:
+            raise ValueError("export metadata lacks the model or the dimension")
+    except (KeyError, ValueError, TypeError) as e:  # damaged file, foreign columns or metadata (ArrowInvalid: ValueError)
+        raise ConfigError(f"{source}: not a readable slimvec export ({type(e).__name__}: {e})") from None
+    return meta, records
 
 
 def import_records(source: str, path: str | Path, profile: Any = None) -> Any:
@@ -133,7 +142,9 @@ def to_row(r: ChunkRecord) -> dict[str, Any]:
 
 def from_row(row: dict[str, Any]) -> ChunkRecord:
     """The inverse of `to_row` (vector as float32)."""
-    return ChunkRecord(str(row["doc_id"]), int(row["chunk"]), int(row["start"]), int(row["end"]), row["title"] or "",
+    if not isinstance(row["doc_id"], str) or not row["doc_id"]:
+        raise ValueError(f"doc_id {row['doc_id']!r}: not a non-empty string")
+    return ChunkRecord(row["doc_id"], int(row["chunk"]), int(row["start"]), int(row["end"]), row["title"] or "",
                        row["text"] or "", row["document"], json.loads(row["metadata"] or "{}"),
                        np.asarray(row["vector"], np.float32))
 

@@ -1,0 +1,66 @@
+"""Damaged or foreign export files: one ConfigError naming the file, never a pyarrow/json traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from slimvec.errors import ConfigError
+from slimvec.interop import read_records
+from slimvec.interop.parquet import _KEY, _schema
+from slimvec.interop.rows import FORMAT, ChunkRecord, meta_json, to_row
+
+DIM = 4
+
+
+def _write(path: Path, rows: list[dict], meta: bytes | None, drop: str | None = None) -> str:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = _schema(DIM)
+    table = pa.Table.from_pylist(rows, schema=schema)
+    if drop:
+        table = table.drop([drop])
+    pq.write_table(table.replace_schema_metadata({_KEY: meta} if meta is not None else None), path)
+    return f"parquet:{path}"
+
+
+def _rows() -> list[dict]:
+    vec = np.full(DIM, 0.5, np.float32)
+    return [to_row(ChunkRecord("d1", 0, 0, 5, "", "hello", "hello", {}, vec))]
+
+
+GOOD_META = meta_json({"format": FORMAT, "model": "all-MiniLM-L6-v2", "dim": DIM}).encode()
+
+
+def test_a_well_formed_file_reads(tmp_path: Path) -> None:
+    meta, records = read_records(_write(tmp_path / "ok.parquet", _rows(), GOOD_META))
+    assert meta["dim"] == DIM and [r.doc_id for r in records] == ["d1"]
+
+
+@pytest.mark.parametrize("damage", ["not parquet", "truncated"])
+def test_a_damaged_file_is_one_error(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "x.parquet"
+    if damage == "not parquet":
+        path.write_text("garbage\n")
+    else:
+        _write(path, _rows(), GOOD_META)
+        path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ConfigError, match=r"x\.parquet: not a readable slimvec export"):
+        read_records(f"parquet:{path}")
+
+
+@pytest.mark.parametrize(("meta", "drop"), [(b"not json", None), (b'{"format": "slimvec-export-1"}', None),
+                                            (GOOD_META, "title"), (GOOD_META, "vector")])
+def test_foreign_metadata_or_columns_are_one_error(tmp_path: Path, meta: bytes, drop: str | None) -> None:
+    with pytest.raises(ConfigError, match="not a readable slimvec export"):
+        read_records(_write(tmp_path / "f.parquet", _rows(), meta, drop))
+
+
+def test_an_empty_document_id_is_refused_not_stored_as_none(tmp_path: Path) -> None:
+    rows = _rows()
+    rows[0]["doc_id"] = None
+    with pytest.raises(ConfigError, match="doc_id None"):
+        read_records(_write(tmp_path / "n.parquet", rows, GOOD_META))
