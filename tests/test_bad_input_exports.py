@@ -64,3 +64,21 @@ def test_an_empty_document_id_is_refused_not_stored_as_none(tmp_path: Path) -> N
     rows[0]["doc_id"] = None
     with pytest.raises(ConfigError, match="doc_id None"):
         read_records(_write(tmp_path / "n.parquet", rows, GOOD_META))
+
+
+@pytest.mark.parametrize("target", ["parquet:{tmp}/no-such-dir/c.parquet", "qdrant:{tmp}/a-file"])
+def test_cli_export_to_an_impossible_path_is_one_line(tmp_path: Path, target: str) -> None:
+    from fakes import FakeEncoder
+    from typer.testing import CliRunner
+
+    from slimvec import Collection, Document
+    from slimvec.cli import app
+
+    (tmp_path / "a-file").write_text("not a directory")
+    with Collection.create(tmp_path / "col", encoder=FakeEncoder()) as col:
+        col.add([Document("d1", "hello world")])
+    res = CliRunner().invoke(app, ["export", str(tmp_path / "col"), "--to", target.format(tmp=tmp_path)])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "None:" not in lines[0], res.output
+    assert str(tmp_path) in lines[0]
