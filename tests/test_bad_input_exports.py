@@ -82,3 +82,36 @@ def test_cli_export_to_an_impossible_path_is_one_line(tmp_path: Path, target: st
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "None:" not in lines[0], res.output
     assert str(tmp_path) in lines[0]
+
+
+def _static_export(path: Path, damage: str) -> str:
+    """A two-document Parquet export for the bundled static model (cheap to load), damaged as asked."""
+    dim = 256
+    vec = np.full(dim, 1 / 16, np.float32)
+    recs = [ChunkRecord("a", 0, 0, 5, "", "alpha", "alpha", {}, vec), ChunkRecord("b", 0, 0, 4, "", "beta", "beta", {}, vec)]
+    rows = [to_row(r) for r in recs]
+    if damage == "nan":
+        rows[1]["vector"] = np.full(dim, np.nan, np.float32)
+    elif damage == "repeated chunk":
+        rows.append(dict(rows[0]))
+    elif damage == "metadata not an object":
+        rows[1]["metadata"] = "[1, 2]"
+    meta = meta_json({"format": FORMAT, "model": "wordllama", "dim": dim}).encode()
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows, schema=_schema(dim).with_metadata({_KEY: meta})), path)
+    return f"parquet:{path}"
+
+
+@pytest.mark.parametrize("damage", ["nan", "repeated chunk", "metadata not an object"])
+def test_a_refused_import_leaves_nothing_and_can_be_rerun(tmp_path: Path, damage: str) -> None:
+    from slimvec.errors import IngestError
+    from slimvec.interop import import_records
+
+    target = tmp_path / "col"
+    with pytest.raises(IngestError, match="document 'a'|document 'b'"):
+        import_records(_static_export(tmp_path / "bad.parquet", damage), target)
+    assert not target.exists()
+    with import_records(_static_export(tmp_path / "good.parquet", "none"), target) as col:
+        assert len(col) == 2 and col.check() == []

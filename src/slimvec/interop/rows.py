@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,8 +89,9 @@ def import_records(source: str, path: str | Path, profile: Any = None) -> Any:
     """A new collection at `path` built from an export (no re-encoding: its model must be the export's).
 
     Raises ConfigError for a bad source or a multi-vector profile (token vectors are not exported);
-    IngestError naming the document for records that do not fit together (a missing chunk 0, spans outside
-    the text, vectors of another dimension)."""
+    IngestError naming the document for records that do not fit together (a missing or repeated chunk, spans
+    outside the text, vectors of another dimension or not finite, metadata that is not an object); nothing is
+    left at `path` then."""
     from slimvec.collection import Collection
     from slimvec.documents import Chunk, Document
     from slimvec.profiles import Profile, load_profile
@@ -107,7 +109,13 @@ def import_records(source: str, path: str | Path, profile: Any = None) -> Any:
         first = recs[0]
         if first.chunk != 0 or first.document is None:
             raise IngestError(f"{source}: document {doc_id!r} has no chunk 0 carrying its text")
-        doc = Document(doc_id, first.document, first.title, first.metadata)
+        if [r.chunk for r in recs] != list(range(len(recs))):  # a repeated record would be stored as a second row
+            raise IngestError(f"{source}: document {doc_id!r} has chunks {[r.chunk for r in recs][:8]}, not 0, 1, "
+                              "... once each")
+        try:
+            doc = Document(doc_id, first.document, first.title, first.metadata)
+        except ValueError as e:
+            raise IngestError(f"{source}: {e}") from None
         for r in recs:
             if not 0 <= r.start <= r.end <= len(doc.text) or r.vector.shape != (int(meta["dim"]),):
                 raise IngestError(f"{source}: document {doc_id!r} chunk {r.chunk}: span or vector does not fit")
@@ -115,12 +123,16 @@ def import_records(source: str, path: str | Path, profile: Any = None) -> Any:
             vectors.append(r.vector)
         docs.append(doc)
     prompts = meta.get("prompts") or {}
+    existed = Path(path).exists()
     col = Collection.create(path, profile=prof.model_copy(update={
         "model": meta["model"], "query_prompt": prompts.get("query"), "document_prompt": prompts.get("document")}))
     try:
         col.add_encoded(docs, chunks, np.stack(vectors) if vectors else np.zeros((0, int(meta["dim"])), np.float32))
-    except BaseException:
+    except BaseException:  # whole or nothing: a refused import leaves no collection behind to block the rerun
         col.close()
+        shutil.rmtree(path, ignore_errors=True)
+        if existed:
+            Path(path).mkdir()
         raise
     return col
 
