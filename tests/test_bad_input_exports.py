@@ -115,3 +115,13 @@ def test_a_refused_import_leaves_nothing_and_can_be_rerun(tmp_path: Path, damage
     assert not target.exists()
     with import_records(_static_export(tmp_path / "good.parquet", "none"), target) as col:
         assert len(col) == 2 and col.check() == []
+
+
+@pytest.mark.parametrize("name", ["bad/name", "a b", "x" * 129])
+def test_a_bad_table_name_is_refused_before_anything_is_written(tmp_path: Path, name: str) -> None:
+    from slimvec.interop.rows import parse_target
+
+    with pytest.raises(ConfigError, match="#NAME may hold only"):
+        parse_target(f"lancedb:{tmp_path / 'lance'}#{name}")
+    assert parse_target(f"lancedb:{tmp_path / 'lance'}#my_table-1.v2")[2] == "my_table-1.v2"
+    assert not (tmp_path / "lance").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ def parse_target(spec: str) -> tuple[str, Path, str]:
     path, _, name = rest.partition("#")
     if not sep or kind not in TARGETS or not path:
         raise ConfigError(f"export target {spec!r}: use qdrant:PATH, lancedb:PATH or parquet:FILE (optionally #NAME)")
+    if name and not re.fullmatch(r"[A-Za-z0-9_.\-]{1,128}", name):  # LanceDB's table-name rule, checked before any write
+        raise ConfigError(f"export target {spec!r}: #NAME may hold only letters, digits, '_', '-' and '.'")
     return kind, Path(path), name or "slimvec"
 
 
