@@ -201,3 +201,14 @@ def test_check_finds_ram_codes_that_disagree_with_the_stored_vectors(tmp_path):
     codes.tofile(codes_file)
     with Collection.open(path, encoder=NaNForPoison(dim=32)) as col:
         assert col.check() == ["dense index: 2 rows' codes disagree with their stored vectors"]
+
+
+def test_add_encoded_refuses_a_document_without_chunks(col):
+    from slimvec.documents import Chunk
+
+    before = col.store.content_digest()
+    docs = [Document("e1", "first text"), Document("e2", "second text, no chunk given")]
+    vectors = np.ones((1, 32), np.float32) / np.sqrt(32)
+    with pytest.raises(IngestError, match=r"document 'e2' \(position 1\) has no chunks; nothing from this call"):
+        col.add_encoded(docs, [Chunk("e1", 0, 0, 10, "first text")], vectors)
+    assert col.store.content_digest() == before and col.check() == []

@@ -49,3 +49,13 @@ def test_matryoshka_collection_ranks_by_the_leading_dimensions(tmp_path, enc, sc
     with Collection.open(tmp_path / "c") as again:  # the manifest names the model, which loads by that name
         assert again.manifest["model"] == WORDLLAMA
         assert [h.id for h in again.search(query, k=10)] == expected
+
+
+def test_loading_wordllama_leaves_the_host_root_logger_alone():
+    import subprocess
+    import sys
+
+    code = ("import logging; from slimvec.encoders.registry import load_encoder; load_encoder('wordllama'); "
+            "r = logging.getLogger(); print(r.level, len(r.handlers))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(30), "0"]  # WARNING and no handler, as an untouched interpreter has

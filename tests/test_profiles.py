@@ -44,10 +44,21 @@ def test_pq_rescore_profile_is_product_quantization_with_rescoring():
     ({"name": "x", "codec": "float8", "index": "hnsw"}, "index 'hnsw' holds float32 vectors"),
     ({"name": "x", "codec": "binary", "index": "ivf", "nprobe": 0}, "nprobe"),
     ([1, 2], "JSON object"),
+    ({"name": "x", "retrievers": ["bm25"], "mode": "bm25", "bm25": {"method": "bm25x"}}, "unknown BM25 method"),
+    ({"name": "x", "retrievers": ["bm25"], "mode": "bm25", "bm25": {"k1": "1.2"}}, "k1 must be a number"),
+    ({"name": "x", "retrievers": ["bm25"], "mode": "bm25", "bm25": {"k1": float("nan")}}, "k1 must be a number"),
+    ({"name": "x", "retrievers": ["bm25"], "mode": "bm25", "bm25": {"k1": -1}}, "k1 must be a number"),
+    ({"name": "x", "retrievers": ["bm25"], "mode": "bm25", "bm25": {"b": 5}}, "b must be a number"),
+    ({"name": "x", "retrievers": ["bm25"], "mode": "bm25", "bm25": {"cjk_bigrams": "yes"}}, "cjk_bigrams must be"),
 ])
 def test_invalid_profiles_name_the_field(data, needle):
     with pytest.raises(ConfigError, match=needle):
         profile_from_dict(data)
+
+
+@pytest.mark.parametrize("method", ["lucene", "robertson", "atire", "bm25l", "bm25+"])
+def test_every_bm25s_method_loads(method):
+    assert profile_from_dict({"name": "x", "retrievers": ["bm25"], "mode": "bm25", "bm25": {"method": method}})
 
 
 def test_profile_file_round_trip(tmp_path):

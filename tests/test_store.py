@@ -37,6 +37,23 @@ def test_refuses_damaged_manifest(col):
         Collection.open(col.path)
 
 
+@pytest.mark.parametrize("damage", ["garbage", "directory", "truncated"])
+def test_a_damaged_database_is_one_collection_error(col, damage):
+    db = col.path / "slimvec.db"
+    col.close()
+    for side in ("slimvec.db-wal", "slimvec.db-shm"):
+        (col.path / side).unlink(missing_ok=True)
+    if damage == "garbage":
+        db.write_text("not a database\n")
+    elif damage == "directory":
+        db.unlink()
+        db.mkdir()
+    else:
+        db.write_bytes(db.read_bytes()[:4096])  # the header page survives, the schema's pages do not
+    with pytest.raises(CollectionError, match=r"slimvec\.db: cannot open the collection's database"):
+        Collection.open(col.path)
+
+
 def test_refuses_other_model(col):
     with pytest.raises(CollectionError, match="cannot be mixed"):
         Collection.open(col.path, encoder=FakeEncoder(name="other-model"))

@@ -30,8 +30,10 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except SlimvecError as e:
             err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
-        except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
-            err.print(f"[red]error:[/red] {escape(f'{e.filename}: {e.strerror}')}", highlight=False, soft_wrap=True)
+        except (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError) as e:
+            # pyarrow raises these without a filename, the path being in its message
+            msg = f"{e.filename}: {e.strerror}" if e.filename is not None else str(e)
+            err.print(f"[red]error:[/red] {escape(msg)}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper

@@ -346,7 +346,7 @@ class Collection:
         after the commit (a bulk load saves them once, on its last call).
 
         Raises IngestError for repeated or (unless `replace`) stored ids, chunks of unknown documents or outside
-        their text, non-finite vectors; ConfigError for vectors of another dimension or a collection keeping
+        their text, documents without chunks, non-finite vectors; ConfigError for vectors of another dimension or a collection keeping
         token vectors."""
         if self.token_config is not None:
             raise ConfigError(f"{self.path}: keeps token vectors; documents must be added (and encoded) with add")
@@ -359,6 +359,11 @@ class Collection:
             if c.doc_id not in by_id or not 0 <= c.start <= c.end <= len(by_id[c.doc_id].text):
                 raise IngestError(f"chunk {c.index} of {c.doc_id!r}: no such document in this call, or its span "
                                   "lies outside the text; nothing from this call was stored")
+        chunked = {c.doc_id for c in chunks}
+        bare = next((i for i, d in enumerate(docs) if d.id not in chunked), None)
+        if bare is not None:  # stored, it could never be found, and `check` would call the collection damaged
+            raise IngestError(f"document {docs[bare].id!r} (position {bare}) has no chunks; nothing from this call "
+                              "was stored")
         _check_finite(vectors, [by_id[c.doc_id] for c in chunks])
         with self._writing():
             if not replace:

@@ -17,6 +17,9 @@ from slimvec import registry
 from slimvec.errors import ConfigError
 
 
+BM25_METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")  # bm25s's score variants
+
+
 class Profile(BaseModel):
     """How a collection is built and searched."""
 
@@ -151,9 +154,17 @@ class Profile(BaseModel):
         from slimvec.retrievers.bm25 import Tokenizer
 
         config = Bm25Config.from_dict(value)
+        for key in ("k1", "b"):  # a string, NaN or out-of-range value fails every search later, or finds nothing
+            x = getattr(config, key)
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 <= x <= (1 if key == "b" else 1e3):
+                raise ValueError(f"BM25 {key} must be a number in [0, {1 if key == 'b' else 1000}], got {x!r}")
+        for key in ("lower", "cjk_bigrams"):
+            if not isinstance(getattr(config, key), bool):
+                raise ValueError(f"BM25 {key} must be true or false, got {getattr(config, key)!r}")
+        if config.method not in BM25_METHODS:
+            raise ValueError(f"unknown BM25 method {config.method!r}: choose from {', '.join(BM25_METHODS)}")
         try:
             Tokenizer(config)  # an unknown stemmer or stopword language fails here, not at the first add
-            float(config.k1), float(config.b)
         except Exception as e:  # noqa: BLE001 - PyStemmer raises KeyError, bm25s ValueError
             raise ValueError(f"invalid BM25 settings ({type(e).__name__}: {e})") from None
         return config.to_dict()

@@ -85,9 +85,17 @@ class WordLlamaEncoder:
     max_tokens = 512  # WordLlama pools any length; chunking still bounds what one vector averages over
 
     def __init__(self) -> None:
+        import logging
+
+        root = logging.getLogger()
+        level, handlers = root.level, list(root.handlers)
         import wordllama
         from wordllama import WordLlama
 
+        # wordllama's import runs logging.basicConfig(level=INFO): undone, so the host application's root logger
+        # does not start printing every library's INFO messages (faiss's loader, ...) on stderr
+        root.setLevel(level)
+        root.handlers[:] = handlers
         self.name = WORDLLAMA
         self._model = WordLlama.load(cache_dir=Path(wordllama.__file__).parent, disable_download=True)
 

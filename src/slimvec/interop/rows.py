@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +42,8 @@ def parse_target(spec: str) -> tuple[str, Path, str]:
     path, _, name = rest.partition("#")
     if not sep or kind not in TARGETS or not path:
         raise ConfigError(f"export target {spec!r}: use qdrant:PATH, lancedb:PATH or parquet:FILE (optionally #NAME)")
+    if name and not re.fullmatch(r"[A-Za-z0-9_.\-]{1,128}", name):  # LanceDB's table-name rule, checked before any write
+        raise ConfigError(f"export target {spec!r}: #NAME may hold only letters, digits, '_', '-' and '.'")
     return kind, Path(path), name or "slimvec"
 
 
@@ -70,17 +74,27 @@ def export_collection(col: Any, target: str) -> dict[str, Any]:
 
 
 def read_records(source: str) -> tuple[dict[str, Any], list[ChunkRecord]]:
-    """(export metadata, records) read back from an export target."""
+    """(export metadata, records) read back from an export target.
+
+    Raises ConfigError for a bad target, or a file or table that is not a readable slimvec export (damaged,
+    foreign columns, metadata without model and dimension, an empty document id)."""
     kind, path, name = parse_target(source)
-    return registry.load("export", kind).read(path, name)
+    try:
+        meta, records = registry.load("export", kind).read(path, name)
+        if not isinstance(meta, dict) or not meta.get("model") or int(meta.get("dim") or 0) < 1:
+            raise ValueError("export metadata lacks the model or the dimension")
+    except (KeyError, ValueError, TypeError) as e:  # damaged file, foreign columns or metadata (ArrowInvalid: ValueError)
+        raise ConfigError(f"{source}: not a readable slimvec export ({type(e).__name__}: {e})") from None
+    return meta, records
 
 
 def import_records(source: str, path: str | Path, profile: Any = None) -> Any:
     """A new collection at `path` built from an export (no re-encoding: its model must be the export's).
 
     Raises ConfigError for a bad source or a multi-vector profile (token vectors are not exported);
-    IngestError naming the document for records that do not fit together (a missing chunk 0, spans outside
-    the text, vectors of another dimension)."""
+    IngestError naming the document for records that do not fit together (a missing or repeated chunk, spans
+    outside the text, vectors of another dimension or not finite, metadata that is not an object); nothing is
+    left at `path` then."""
     from slimvec.collection import Collection
     from slimvec.documents import Chunk, Document
     from slimvec.profiles import Profile, load_profile
@@ -98,7 +112,13 @@ def import_records(source: str, path: str | Path, profile: Any = None) -> Any:
         first = recs[0]
         if first.chunk != 0 or first.document is None:
             raise IngestError(f"{source}: document {doc_id!r} has no chunk 0 carrying its text")
-        doc = Document(doc_id, first.document, first.title, first.metadata)
+        if [r.chunk for r in recs] != list(range(len(recs))):  # a repeated record would be stored as a second row
+            raise IngestError(f"{source}: document {doc_id!r} has chunks {[r.chunk for r in recs][:8]}, not 0, 1, "
+                              "... once each")
+        try:
+            doc = Document(doc_id, first.document, first.title, first.metadata)
+        except ValueError as e:
+            raise IngestError(f"{source}: {e}") from None
         for r in recs:
             if not 0 <= r.start <= r.end <= len(doc.text) or r.vector.shape != (int(meta["dim"]),):
                 raise IngestError(f"{source}: document {doc_id!r} chunk {r.chunk}: span or vector does not fit")
@@ -106,12 +126,16 @@ def import_records(source: str, path: str | Path, profile: Any = None) -> Any:
             vectors.append(r.vector)
         docs.append(doc)
     prompts = meta.get("prompts") or {}
+    existed = Path(path).exists()
     col = Collection.create(path, profile=prof.model_copy(update={
         "model": meta["model"], "query_prompt": prompts.get("query"), "document_prompt": prompts.get("document")}))
     try:
         col.add_encoded(docs, chunks, np.stack(vectors) if vectors else np.zeros((0, int(meta["dim"])), np.float32))
-    except BaseException:
+    except BaseException:  # whole or nothing: a refused import leaves no collection behind to block the rerun
         col.close()
+        shutil.rmtree(path, ignore_errors=True)
+        if existed:
+            Path(path).mkdir()
         raise
     return col
 
@@ -133,7 +157,9 @@ def to_row(r: ChunkRecord) -> dict[str, Any]:
 
 def from_row(row: dict[str, Any]) -> ChunkRecord:
     """The inverse of `to_row` (vector as float32)."""
-    return ChunkRecord(str(row["doc_id"]), int(row["chunk"]), int(row["start"]), int(row["end"]), row["title"] or "",
+    if not isinstance(row["doc_id"], str) or not row["doc_id"]:
+        raise ValueError(f"doc_id {row['doc_id']!r}: not a non-empty string")
+    return ChunkRecord(row["doc_id"], int(row["chunk"]), int(row["start"]), int(row["end"]), row["title"] or "",
                        row["text"] or "", row["document"], json.loads(row["metadata"] or "{}"),
                        np.asarray(row["vector"], np.float32))
 

@@ -174,9 +174,12 @@ class Store:
         for key in ("model", "dim"):
             if key not in manifest:
                 raise CollectionError(f"{mpath}: manifest lacks {key!r}")
-        store = cls(path, manifest)
-        store._add_missing_columns()
-        store._add_dead_count()
+        try:
+            store = cls(path, manifest)
+            store._add_missing_columns()
+            store._add_dead_count()
+        except sqlite3.DatabaseError as e:  # not a database, damaged, or a read-only directory without WAL files
+            raise CollectionError(f"{path / DB}: cannot open the collection's database ({e})") from None
         return store
 
     def _chunk_columns(self) -> set[str]:
