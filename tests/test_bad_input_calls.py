@@ -212,3 +212,30 @@ def test_add_encoded_refuses_a_document_without_chunks(col):
     with pytest.raises(IngestError, match=r"document 'e2' \(position 1\) has no chunks; nothing from this call"):
         col.add_encoded(docs, [Chunk("e1", 0, 0, 10, "first text")], vectors)
     assert col.store.content_digest() == before and col.check() == []
+
+
+def test_add_encoded_refuses_a_chunk_given_twice_and_names_given_vectors(col):
+    from slimvec.documents import Chunk
+
+    before = col.store.content_digest()
+    docs = [Document("r1", "first text here")]
+    twice = [Chunk("r1", 0, 0, 5, "first"), Chunk("r1", 0, 6, 10, "text")]
+    with pytest.raises(IngestError, match=r"chunk 0 of 'r1' is given twice; nothing from this call"):
+        col.add_encoded(docs, twice, np.ones((2, 32), np.float32) / np.sqrt(32))
+    bad = np.full((1, 32), np.nan, np.float32)
+    with pytest.raises(IngestError, match=r"document 'r1': the given vectors hold a non-finite vector"):
+        col.add_encoded(docs, [Chunk("r1", 0, 0, 5, "first")], bad)
+    assert col.store.content_digest() == before and col.check() == []
+
+
+def test_a_truncated_vector_file_is_one_line_at_search_not_a_traceback(tmp_path):
+    from slimvec.errors import CollectionError
+
+    with Collection.create(tmp_path / "c", encoder=FakeEncoder(32)) as c:
+        c.add([Document(f"d{i}", f"text number {i} about cats") for i in range(20)])
+    vectors = tmp_path / "c" / "vectors" / "float32.bin"
+    with open(vectors, "r+b") as f:
+        f.truncate(vectors.stat().st_size - 32 * 4)
+    with Collection.open(tmp_path / "c", encoder=FakeEncoder(32)) as c:
+        with pytest.raises(CollectionError, match=r"float32.bin: .* fewer than the 20 committed rows.*slimvec check"):
+            c.search("cats")

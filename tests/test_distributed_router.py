@@ -59,3 +59,26 @@ def test_broken_json_names_file_and_line(tmp_path):
     (tmp_path / ROUTER_FILE).write_text('{\n"format_version": 1,\n oops}')
     with pytest.raises(CollectionError, match=r"shards.json: not valid JSON \(line 3"):
         read_router(tmp_path)
+
+
+def test_bad_shard_counts_workers_and_addresses_are_one_line_and_create_nothing(tmp_path):
+    from typer.testing import CliRunner
+
+    from slimvec.cli import app
+    from slimvec.distributed import create_sharded
+    from slimvec.errors import ConfigError
+
+    for bad in (0, 100_000, True):
+        with pytest.raises(ConfigError, match="shards must be an integer from 1 to 1024"):
+            create_sharded(tmp_path / "s", shards=bad)
+        assert not (tmp_path / "s").exists() or not any((tmp_path / "s").iterdir())
+    source = tmp_path / "docs.jsonl"
+    source.write_text(json.dumps({"id": "a", "text": "cats"}) + "\n")
+    runner = CliRunner()
+    for args, needle in ((["--workers", "3"], "--workers needs --ray"),
+                         (["--address", " "], "--address is empty"),
+                         (["--address", "not an address"], "cannot join the Ray cluster at 'not an address'")):
+        res = runner.invoke(app, ["index", str(source), "-c", str(tmp_path / "c"), *args])
+        assert res.exit_code == 2 and needle in res.output, res.output
+        assert len(res.output.strip().splitlines()) == 1, res.output
+        assert not (tmp_path / "c").exists()

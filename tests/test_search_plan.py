@@ -153,3 +153,17 @@ def test_a_new_retriever_is_one_registry_line(tmp_path):
             assert [h.id for h in hits] == [d.id for d in _sample_docs()[:3]]
     finally:
         registry.unregister("retriever", "first-rows")
+
+
+def test_a_profile_that_names_only_its_retrievers_searches_what_it_keeps(tmp_path):
+    # A profile file {"retrievers": ["bm25"]} keeps the mode field's default, "dense", which the collection cannot
+    # run: a search naming no mode must run BM25, not fail with "mode 'dense' needs the dense index".
+    plan = make_plan({"mode": "dense", "retrievers": ["bm25"]}, ["bm25"], 0, SearchOptions.of())
+    assert (plan.mode, plan.retrievers) == ("bm25", ("bm25",))
+    plan = make_plan({"mode": "hybrid"}, ["dense", "bm25"], 384, SearchOptions.of())  # a mode it can run stays
+    assert plan.mode == "hybrid"
+    with Collection.create(tmp_path / "c", retrievers=["bm25"], encoder=FakeEncoder(max_tokens=256)) as c:
+        c.add([Document("a", "cats sit on mats"), Document("b", "dogs run in parks")])
+        assert [h.id for h in c.search("cats")] == ["a"]
+    with pytest.raises(ConfigError, match="mode 'dense' needs the dense index"):  # asked for by name: refused
+        make_plan({"mode": "dense"}, ["bm25"], 0, SearchOptions.of(mode="dense"))

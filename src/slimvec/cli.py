@@ -88,7 +88,7 @@ def index(
     ray: bool = typer.Option(False, "--ray", help="Distributed ingest on Ray Data: encode on --workers actors, one writer per shard (extra 'ray')."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (implies --ray; default: a local instance on loopback, shut down after)."),
     shards: Optional[int] = typer.Option(None, "--shards", help="With --ray: create a sharded collection of N shards (an existing one must have N)."),
-    workers: int = typer.Option(2, "--workers", help="With --ray: encoder actors (the model is loaded once per actor)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="With --ray: encoder actors (the model is loaded once per actor; default 2)."),
 ) -> None:
     """Ingest SOURCES, chunk, embed and store them in a collection."""
     from slimvec.collection import Collection
@@ -103,16 +103,17 @@ def index(
 
     fields = FieldMap(id_field=id_field, title_field=title_field, text_field=text_field)
     if ray or address is not None:
-        _index_on_ray(sources, collection, fields, strict, report, field_type, upsert, address, shards, workers,
+        _index_on_ray(sources, collection, fields, strict, report, field_type, upsert, address, shards, workers or 2,
                       bm25 or sparse or sparse_model is not None, problems, json_out,
                       {"model": model, "index": index, "chunk_tokens": chunk_tokens, "chunk_overlap": chunk_overlap,
                        "chunk_mode": chunk_mode, "query_prompt": query_prompt, "document_prompt": document_prompt,
                        "profile": load_profile(profile, profile_file) if (profile or profile_file) else None})
         return
-    if shards is not None:
+    if shards is not None or workers is not None:
         from slimvec.errors import ConfigError
 
-        raise ConfigError("--shards needs --ray (distributed ingest); without it, index into one collection")
+        raise ConfigError(f"{'--shards' if shards is not None else '--workers'} needs --ray (distributed ingest); "
+                          "without it, index into one collection")
     docs = read_sources([str(s) for s in sources], fields=fields, strict=strict, on_error=report,
                         field_types=field_type)
     chosen = load_profile(profile, profile_file) if (profile or profile_file) else None

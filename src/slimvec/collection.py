@@ -359,12 +359,17 @@ class Collection:
             if c.doc_id not in by_id or not 0 <= c.start <= c.end <= len(by_id[c.doc_id].text):
                 raise IngestError(f"chunk {c.index} of {c.doc_id!r}: no such document in this call, or its span "
                                   "lies outside the text; nothing from this call was stored")
+        seen: set[tuple[str, int]] = set()
+        for c in chunks:
+            if (c.doc_id, c.index) in seen:
+                raise IngestError(f"chunk {c.index} of {c.doc_id!r} is given twice; nothing from this call was stored")
+            seen.add((c.doc_id, c.index))
         chunked = {c.doc_id for c in chunks}
         bare = next((i for i, d in enumerate(docs) if d.id not in chunked), None)
         if bare is not None:  # stored, it could never be found, and `check` would call the collection damaged
             raise IngestError(f"document {docs[bare].id!r} (position {bare}) has no chunks; nothing from this call "
                               "was stored")
-        _check_finite(vectors, [by_id[c.doc_id] for c in chunks])
+        _check_finite(vectors, [by_id[c.doc_id] for c in chunks], "the given vectors hold")
         with self._writing():
             if not replace:
                 self._refuse_stored(docs, 0)
@@ -810,12 +815,12 @@ def _validated(docs: list[Document], replace: bool, offset: int = 0) -> list[Doc
     return out
 
 
-def _check_finite(vectors: np.ndarray, owners: list[Document]) -> None:
-    """Refuse the call when the model gave a NaN or infinite vector: one such row poisons a fitted codec."""
+def _check_finite(vectors: np.ndarray, owners: list[Document], source: str = "the model gave") -> None:
+    """Refuse the call when a vector holds NaN or infinity: one such row poisons a fitted codec."""
     if vectors.size == 0:
         return
     bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1))
     if len(bad):
         d = owners[int(bad[0])]
-        raise IngestError(f"document {d.id!r}: the model gave a non-finite vector (NaN or infinity) for "
+        raise IngestError(f"document {d.id!r}: {source} a non-finite vector (NaN or infinity) for "
                           f"{len(bad)} chunk(s); nothing from this call was stored")

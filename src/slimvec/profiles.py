@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from slimvec import registry
 from slimvec.errors import ConfigError
 
-
 BM25_METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")  # bm25s's score variants
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import slimvec
 from slimvec.distributed.shards import ShardCore
-from slimvec.errors import CollectionError
+from slimvec.errors import CollectionError, ConfigError
 from slimvec.extras import require
 
 _WRITES = ("write", "delete")
@@ -47,7 +47,12 @@ def connect(address: str | None = None, num_cpus: int = 2) -> None:
         return
     src = str(Path(slimvec.__file__).resolve().parents[1])
     if address is not None:
-        ray.init(address=address, runtime_env={"env_vars": {"PYTHONPATH": src}}, logging_level="ERROR")
+        if not address.strip():
+            raise ConfigError("--address is empty: give a Ray cluster address (host:port or ray://host:port)")
+        try:
+            ray.init(address=address, runtime_env={"env_vars": {"PYTHONPATH": src}}, logging_level="ERROR")
+        except (ValueError, ConnectionError, TimeoutError) as e:
+            raise ConfigError(f"cannot join the Ray cluster at {address!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
         return
     key = "RAY_worker_niceness"  # read by the raylet this call starts, from this process's environment
     before = os.environ.get(key)

@@ -86,28 +86,29 @@ def index(
     report = on_error or _log_error
     note = on_skip or _log_note
     ray = require("ray")  # fails in one line, before a collection is created, when the extra is missing
-    writer = _open_target(Path(path), shards, create)
     if not paths:
-        writer.close()
+        _open_target(Path(path), shards, create).close()
         return 0
-    try:
-        started = not ray.is_initialized()
-        from slimvec.distributed.actors import connect
+    from slimvec.distributed.actors import connect
 
-        with _worker_niceness(started and address is None):
-            connect(address, num_cpus=workers + 1)
+    started = not ray.is_initialized()
+    # The cluster first: a bad address or a cluster too small fails before any collection is created.
+    with _worker_niceness(started and address is None):
+        connect(address, num_cpus=workers + 1)
+    try:
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        if workers + 1 > cpus:  # a task that can never be placed would stall the run, not fail it
+            raise ConfigError(f"{workers} workers need {workers + 1} CPUs in the Ray cluster (one per encoder "
+                              f"actor, one for Ray Data's repartition tasks); it has {cpus}")
+        writer = _open_target(Path(path), shards, create)
         try:
-            cpus = int(ray.cluster_resources().get("CPU", 0))
-            if workers + 1 > cpus:  # a task that can never be placed would stall the run, not fail it
-                raise ConfigError(f"{workers} workers need {workers + 1} CPUs in the Ray cluster (one per encoder "
-                                  f"actor, one for Ray Data's repartition tasks); it has {cpus}")
             stream = _encoded(paths, writer.reference, fields, types, workers, batch_size)
             return _write(stream, writer, upsert, commit_docs, strict, report, note, progress)
         finally:
-            if started:  # the local instance is shut down; a cluster joined by address is only left
-                ray.shutdown()
+            writer.close()
     finally:
-        writer.close()
+        if started:  # the local instance is shut down; a cluster joined by address is only left
+            ray.shutdown()
 
 
 @contextmanager

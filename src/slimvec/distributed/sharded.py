@@ -44,6 +44,7 @@ from slimvec.search.plan import SearchPlan, make_plan
 from slimvec.search.rerank import Candidates, Reranker, rerank
 from slimvec.store.ordinals import OrdinalTable
 
+MAX_SHARDS = 1024  # far more than any cluster this targets; a typo (100000) would make 100,000 collections
 ORDINALS_FILE = "ordinals.db"
 _ROW_BITS = 24  # reranked rows are numbered (commit ordinal << _ROW_BITS) + position among the document's rows
 _UNKNOWN_ORDINAL = 2**38  # a document with no ordinal loses every tie (as in merge.py)
@@ -58,8 +59,8 @@ def create_sharded(path: str | Path, shards: int, profile: str | None = None, mo
     profile, model, encoder and `options` are those of `Collection.create`, shared by every shard; ray/address:
     as `ShardedCollection`. Raises ConfigError for shards < 1, CollectionError when `path` is not empty.
     """
-    if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1:
-        raise ConfigError(f"shards must be a positive integer, got {shards!r}")
+    if not isinstance(shards, int) or isinstance(shards, bool) or not 1 <= shards <= MAX_SHARDS:
+        raise ConfigError(f"shards must be an integer from 1 to {MAX_SHARDS}, got {shards!r}")
     root = Path(path)
     if root.exists() and any(root.iterdir()):
         raise CollectionError(f"{root}: directory is not empty; a sharded collection needs an empty directory")

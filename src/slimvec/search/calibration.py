@@ -128,7 +128,7 @@ def apply(calibrator: Calibrator | None, hits: list[Hit], min_relevance: float |
     if calibrator is None:
         if min_relevance is None:
             return hits
-        raise ConfigError(f"no calibration for search mode {mode!r}: fit one first (slimvec.evaluation.calibrate.fit_calibrator)")
+        raise ConfigError(f"no calibration for search mode {mode!r}: fit one first (slimvec calibrate)")
     if min_relevance is not None and not 0.0 <= min_relevance <= 1.0:
         raise ConfigError(f"min_relevance must be between 0 and 1, got {min_relevance}")
     probs = calibrator.predict([h.score for h in hits])

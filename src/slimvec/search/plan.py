@@ -123,9 +123,15 @@ def make_plan(profile: Mapping[str, Any], available: list[str], dim: int, option
 
 
 def default_mode(profile: Mapping[str, Any], available: list[str]) -> str:
-    """The mode a search that names none runs: the profile's; for collections from before the profile
-    recorded one, "dense" when it is kept, else the first retriever."""
-    return str(profile.get("mode") or ("dense" if "dense" in available else available[0]))
+    """The mode a search that names none runs: the profile's, when the collection keeps what it needs; else
+    (collections from before the profile recorded a mode, or a profile naming only its retrievers, which
+    keeps the field's default "dense") "dense" when it is kept, else the first retriever."""
+    mode = profile.get("mode")
+    if mode:
+        needs = FUSED_MODES.get(str(mode)) or (str(mode),)
+        if set(needs) <= set(available):
+            return str(mode)
+    return "dense" if "dense" in available else available[0]
 
 
 def _fusion(profile: Mapping[str, Any], names: tuple[str, ...], options: SearchOptions) -> tuple[str, dict[str, Any]]:

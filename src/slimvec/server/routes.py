@@ -164,8 +164,8 @@ def api_router(served: Served, require_writer: Callable[[Request], None]) -> API
     async def compact(*, col: Any = Depends(collection), name: str) -> dict[str, Any]:
         # The server holds the collection's only handle, so it compacts it: searches go on meanwhile.
         if not hasattr(col, "compact") or getattr(col, "target", None) is not None:
-            raise HTTPException(400, f"collection {name!r} cannot be compacted (a sharded collection, or one being "
-                                     "migrated)")
+            raise HTTPException(400, f"collection {name!r} is being migrated to a new model and cannot be compacted "
+                                     "until the migration has switched")
         return await served.write(name, col.compact)
 
     return router

@@ -353,6 +353,10 @@ class Store:
         n = self.committed_rows if rows is None else rows
         if n == 0 or self.dim == 0:
             return np.zeros((n, self.dim), dtype=np.float32)
+        size = (self.path / VECTORS).stat().st_size
+        if size < n * self.dim * 4:  # damaged (a commit fsyncs its rows before it counts them): never a traceback
+            raise CollectionError(f"{self.path / VECTORS}: {size} bytes hold fewer than the {n} committed rows of "
+                                  f"{self.dim} float32 values; run `slimvec check` (the file is damaged)")
         return np.memmap(self.path / VECTORS, dtype=np.float32, mode="r", shape=(n, self.dim))
 
     def alive_rows(self) -> np.ndarray:
