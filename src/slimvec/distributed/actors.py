@@ -43,12 +43,16 @@ def connect(address: str | None = None, num_cpus: int = 2) -> None:
     this process's priority (Ray's default niceness 15 leaves the shard actors waiting for CPU behind any busy
     process, and a query waits for its slowest shard)."""
     ray = require("ray")
+    if address is not None and not address.strip():
+        raise ConfigError("--address is empty: give a Ray cluster address (host:port or ray://host:port)")
     if ray.is_initialized():
+        joined = ray.get_runtime_context().gcs_address
+        if address is not None and address not in (joined, "auto"):
+            raise ConfigError(f"cannot join the Ray cluster at {address!r}: this process is already connected to "
+                              f"the one at {joined}")
         return
     src = str(Path(slimvec.__file__).resolve().parents[1])
     if address is not None:
-        if not address.strip():
-            raise ConfigError("--address is empty: give a Ray cluster address (host:port or ray://host:port)")
         try:
             ray.init(address=address, runtime_env={"env_vars": {"PYTHONPATH": src}}, logging_level="ERROR")
         except (ValueError, ConnectionError, TimeoutError) as e:
