@@ -58,7 +58,6 @@ from slimvec.store import Store
 
 _DIR = "bm25"
 _FORMAT = 1
-_NONOCCURRENCE = ("bm25l", "bm25+")  # bm25s methods that score a term in documents without it
 
 
 @dataclass(frozen=True)
@@ -409,7 +408,7 @@ class Bm25Retriever:
                                          "num_docs": len(self._row_ids)},
                                         z["nonoccurrence"] if "nonoccurrence" in z.files else None)
         self._stale = False
-        if self._bm25.nonoccurrence_array is None and self.config.method in _NONOCCURRENCE:
+        if self._bm25.nonoccurrence_array is None and self.config.method in self._bm25.methods_requiring_nonoccurrence:
             self._bm25, self._stale = None, True  # saved before the array was kept: rebuilt at first search
 
     # ---- internals -------------------------------------------------------------------------

@@ -38,7 +38,7 @@ def retrievers_for(mode: str, available: list[str]) -> tuple[str, ...]:
 
     Raises ConfigError for an unknown mode, or one needing a retriever the collection does not keep.
     """
-    needs = FUSED_MODES.get(mode) or ((mode,) if registry.has("retriever", mode) else None)
+    needs = _needs(mode)
     if needs is None:
         raise ConfigError(f"unknown search mode {mode!r}: choose one of {', '.join(modes())}")
     missing = [r for r in needs if r not in available]
@@ -126,12 +126,16 @@ def default_mode(profile: Mapping[str, Any], available: list[str]) -> str:
     """The mode a search that names none runs: the profile's, when the collection keeps what it needs; else
     (collections from before the profile recorded a mode, or a profile naming only its retrievers, which
     keeps the field's default "dense") "dense" when it is kept, else the first retriever."""
-    mode = profile.get("mode")
-    if mode:
-        needs = FUSED_MODES.get(str(mode)) or (str(mode),)
-        if set(needs) <= set(available):
-            return str(mode)
+    mode = str(profile.get("mode") or "")
+    needs = _needs(mode) if mode else None
+    if needs is not None and set(needs) <= set(available):
+        return mode
     return "dense" if "dense" in available else available[0]
+
+
+def _needs(mode: str) -> tuple[str, ...] | None:
+    """The retrievers search `mode` runs, None for an unknown mode."""
+    return FUSED_MODES.get(mode) or ((mode,) if registry.has("retriever", mode) else None)
 
 
 def _fusion(profile: Mapping[str, Any], names: tuple[str, ...], options: SearchOptions) -> tuple[str, dict[str, Any]]:
