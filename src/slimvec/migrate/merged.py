@@ -127,16 +127,10 @@ class MigratingCollection(Collection):
         """Old chunk rows of the documents the target holds (the sample stored at start, then the re-embedded
         ones), extended from the target rows added since the last call (the target only grows)."""
         seen, rows = self._migrated
-        added = self.target.store.db.execute("SELECT rowid, id FROM documents WHERE rowid > ? ORDER BY rowid",
-                                             (seen,)).fetchall()
+        added = self.target.store.document_ids_from(seen)
         if added:
-            ids = [i for _, i in added]
-            found = []
-            for s in range(0, len(ids), 500):
-                part = ids[s : s + 500]
-                q = f"SELECT row FROM chunks WHERE doc_id IN ({','.join('?' * len(part))})"  # noqa: S608
-                found += [r for (r,) in self.store.db.execute(q, part)]
-            self._migrated = (int(added[-1][0]), np.concatenate([rows, np.asarray(found, np.int64)]))
+            found = self.store.rows_of_documents([i for _, i in added])
+            self._migrated = (added[-1][0], np.concatenate([rows, found]))
         return self._migrated[1]
 
     def info(self) -> dict[str, Any]:

@@ -482,10 +482,19 @@ class Store:
                 by_id[doc_id]["sections"].append((sid, int(start), int(end), path))
         return docs
 
-    def rows_of_documents_through(self, rowid: int) -> np.ndarray:
-        """(n,) int64 chunk rows of the stored documents with rowid <= `rowid` (a prefix in insertion order)."""
-        q = "SELECT c.row FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE d.rowid <= ?"
-        return np.fromiter((r for (r,) in self.db.execute(q, (rowid,))), dtype=np.int64)
+    def document_ids_from(self, after: int) -> list[tuple[int, str]]:
+        """(rowid, id) of the stored documents with rowid > `after`, in rowid (insertion) order."""
+        q = "SELECT rowid, id FROM documents WHERE rowid > ? ORDER BY rowid"
+        return [(int(r), str(i)) for r, i in self.db.execute(q, (after,))]
+
+    def rows_of_documents(self, ids: list[str]) -> np.ndarray:
+        """(n,) int64 chunk rows of the stored documents among `ids` (unknown ids add none), in no set order."""
+        found: list[int] = []
+        for s in range(0, len(ids), 500):
+            part = ids[s : s + 500]
+            q = f"SELECT row FROM chunks WHERE doc_id IN ({','.join('?' * len(part))})"  # noqa: S608
+            found += [r for (r,) in self.db.execute(q, part)]
+        return np.asarray(found, dtype=np.int64)
 
     def rowid_of(self, doc_id: str) -> int | None:
         """The documents-table rowid (insertion order) of `doc_id`, or None when it is not stored."""
