@@ -239,3 +239,22 @@ def test_a_truncated_vector_file_is_one_line_at_search_not_a_traceback(tmp_path)
     with Collection.open(tmp_path / "c", encoder=FakeEncoder(32)) as c:
         with pytest.raises(CollectionError, match=r"float32.bin: .* fewer than the 20 committed rows.*slimvec check"):
             c.search("cats")
+
+
+def test_add_encoded_refuses_non_unit_and_zero_vectors_unless_asked_to_normalise(col):
+    from slimvec.documents import Chunk
+
+    before = col.store.content_digest()
+    docs = [Document("u1", "first text"), Document("u2", "second text")]
+    chunks = [Chunk("u1", 0, 0, 10, "first text"), Chunk("u2", 0, 0, 11, "second text")]
+    unit = np.ones(32, np.float32) / np.sqrt(32)
+    with pytest.raises(IngestError, match=r"document 'u2' chunk 0: the given vector has L2 norm 100, not 1 .*"
+                                          r"normalize=True.*nothing from this call was stored"):
+        col.add_encoded(docs, chunks, np.stack([unit, unit * 100]))
+    with pytest.raises(IngestError, match=r"document 'u1' chunk 0: the given vector is all zeros"):
+        col.add_encoded(docs, chunks, np.stack([np.zeros(32, np.float32), unit]), normalize=True)
+    assert col.store.content_digest() == before and col.check() == []
+    col.add_encoded(docs, chunks, np.stack([unit * 0.5, unit * 100]), normalize=True)
+    hits = col.search_vectors(unit, k=5)[0]
+    top = {h.id: h.score for h in hits}
+    assert top["u1"] == pytest.approx(1.0, abs=1e-6) and top["u2"] == pytest.approx(1.0, abs=1e-6)

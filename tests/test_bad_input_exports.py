@@ -96,6 +96,8 @@ def _static_export(path: Path, damage: str) -> str:
         rows.append(dict(rows[0]))
     elif damage == "metadata not an object":
         rows[1]["metadata"] = "[1, 2]"
+    elif damage == "long vector":
+        rows[1]["vector"] = vec * 3
     meta = meta_json({"format": FORMAT, "model": "wordllama", "dim": dim}).encode()
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -104,7 +106,7 @@ def _static_export(path: Path, damage: str) -> str:
     return f"parquet:{path}"
 
 
-@pytest.mark.parametrize("damage", ["nan", "repeated chunk", "metadata not an object"])
+@pytest.mark.parametrize("damage", ["nan", "repeated chunk", "metadata not an object", "long vector"])
 def test_a_refused_import_leaves_nothing_and_can_be_rerun(tmp_path: Path, damage: str) -> None:
     from slimvec.errors import IngestError
     from slimvec.interop import import_records
@@ -125,3 +127,16 @@ def test_a_bad_table_name_is_refused_before_anything_is_written(tmp_path: Path, 
         parse_target(f"lancedb:{tmp_path / 'lance'}#{name}")
     assert parse_target(f"lancedb:{tmp_path / 'lance'}#my_table-1.v2")[2] == "my_table-1.v2"
     assert not (tmp_path / "lance").exists()
+
+
+def test_an_import_of_non_unit_vectors_is_refused_or_normalised_on_request(tmp_path: Path) -> None:
+    from slimvec.errors import IngestError
+    from slimvec.interop import import_records
+
+    source = _static_export(tmp_path / "long.parquet", "long vector")
+    with pytest.raises(IngestError, match=r"document 'b' chunk 0: the given vector has L2 norm 3, not 1.*--normalize"):
+        import_records(source, tmp_path / "refused")
+    with import_records(source, tmp_path / "col", normalize=True) as col:
+        stored = np.asarray(col.store.vectors(2))
+        assert np.allclose(np.linalg.norm(stored, axis=1), 1.0, atol=1e-6) and col.check() == []
+        assert np.allclose(stored[0], stored[1])  # b's row, 3x a's, became a's direction

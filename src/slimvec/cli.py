@@ -375,12 +375,13 @@ def import_(
     source: str = typer.Argument(..., help="An export: qdrant:PATH, lancedb:PATH or parquet:FILE (optionally #NAME)."),
     collection: Path = typer.Option(..., "--collection", "-c", help="New collection directory."),
     profile: Optional[str] = typer.Option(None, "--profile", help="Profile of the new collection (its model must be the export's)."),
+    normalize: bool = typer.Option(False, "--normalize", help="Scale vectors to unit length (else a non-unit vector is refused)."),
     json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """Build a new collection from an export, reusing its vectors (no re-encoding)."""
     from slimvec.interop import import_records
 
-    with import_records(source, collection, profile) as col:
+    with import_records(source, collection, profile, normalize=normalize) as col:
         info = col.info()
     summary = {"collection": str(collection), "documents": info["documents"], "chunks": info["chunks"]}
     if json_out:

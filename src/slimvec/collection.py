@@ -338,16 +338,19 @@ class Collection:
         return flat, np.asarray(vecs, dtype=np.float32)
 
     def add_encoded(self, docs: list[Document], chunks: list[Chunk], vectors: np.ndarray, replace: bool = False,
-                    save: bool = True) -> int:
+                    save: bool = True, normalize: bool = False) -> int:
         """Add documents with their chunks and chunk vectors already computed (an import from another store, or
         `chunk_and_encode` run elsewhere); one all-or-nothing call, checked like `add`. vectors: float32
         (len(chunks), dim), row i for chunks[i]; chunks in document order, each within its document's text.
         replace: upsert (a stored document with the same id is replaced); save: save the derived index files
-        after the commit (a bulk load saves them once, on its last call).
+        after the commit (a bulk load saves them once, on its last call). normalize: scale each row to unit
+        length first; without it a row whose L2 norm is not 1 (within 1e-3) is refused, because every score,
+        codec and index here is an inner product of unit vectors (the Encoder contract), where one long row
+        would outrank everything (Qdrant's cosine collections normalise on insert in the same way).
 
         Raises IngestError for repeated or (unless `replace`) stored ids, chunks of unknown documents or outside
-        their text, documents without chunks, non-finite vectors; ConfigError for vectors of another dimension or a collection keeping
-        token vectors."""
+        their text, documents without chunks, non-finite, zero or (unless `normalize`) non-unit vectors;
+        ConfigError for vectors of another dimension or a collection keeping token vectors."""
         if self.token_config is not None:
             raise ConfigError(f"{self.path}: keeps token vectors; documents must be added (and encoded) with add")
         docs = _validated(list(docs), replace=False)
@@ -370,6 +373,7 @@ class Collection:
             raise IngestError(f"document {docs[bare].id!r} (position {bare}) has no chunks; nothing from this call "
                               "was stored")
         _check_finite(vectors, [by_id[c.doc_id] for c in chunks], "the given vectors hold")
+        vectors = _unit_rows(vectors, chunks, normalize)
         with self._writing():
             if not replace:
                 self._refuse_stored(docs, 0)
@@ -674,7 +678,7 @@ class Collection:
         pending = [r for r in self._retrievers.values() if getattr(r, "cache_pending", False)]
         if not pending:
             return
-        with switch.writer_lock_if_free(self.path) as held:
+        with switch.writer_lock(self.path, wait=False) as held:
             for r in pending if held else []:
                 try:
                     r.save_cache(self.path / "index")
@@ -813,6 +817,31 @@ def _validated(docs: list[Document], replace: bool, offset: int = 0) -> list[Doc
         seen[d.id], where[d.id] = i, len(out)
         out.append(d)
     return out
+
+
+UNIT_TOLERANCE = 1e-3  # |norm - 1| allowed: float16 round trips stay within ~1e-4
+
+
+def _unit_rows(vectors: np.ndarray, chunks: list[Chunk], normalize: bool) -> np.ndarray:
+    """`vectors` with unit rows: scaled when `normalize`, else checked. Raises IngestError naming the first
+    zero row, or (without `normalize`) the first row whose L2 norm is off 1 by more than UNIT_TOLERANCE."""
+    if vectors.size == 0:
+        return vectors
+    norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
+    zero = np.flatnonzero(norms == 0)
+    if len(zero):
+        c = chunks[int(zero[0])]
+        raise IngestError(f"document {c.doc_id!r} chunk {c.index}: the given vector is all zeros (no direction to "
+                          "score); nothing from this call was stored")
+    if normalize:
+        return (vectors / norms[:, None]).astype(np.float32)
+    off = np.flatnonzero(np.abs(norms - 1) > UNIT_TOLERANCE)
+    if len(off):
+        c = chunks[int(off[0])]
+        raise IngestError(f"document {c.doc_id!r} chunk {c.index}: the given vector has L2 norm {norms[off[0]]:.4g}, "
+                          f"not 1 ({len(off)} such row(s)); slimvec scores unit vectors by inner product: pass "
+                          "normalize=True (CLI: --normalize) to scale them; nothing from this call was stored")
+    return vectors
 
 
 def _check_finite(vectors: np.ndarray, owners: list[Document], source: str = "the model gave") -> None:

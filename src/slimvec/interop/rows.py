@@ -88,13 +88,13 @@ def read_records(source: str) -> tuple[dict[str, Any], list[ChunkRecord]]:
     return meta, records
 
 
-def import_records(source: str, path: str | Path, profile: Any = None) -> Any:
+def import_records(source: str, path: str | Path, profile: Any = None, normalize: bool = False) -> Any:
     """A new collection at `path` built from an export (no re-encoding: its model must be the export's).
 
     Raises ConfigError for a bad source or a multi-vector profile (token vectors are not exported);
     IngestError naming the document for records that do not fit together (a missing or repeated chunk, spans
-    outside the text, vectors of another dimension or not finite, metadata that is not an object); nothing is
-    left at `path` then."""
+    outside the text, vectors of another dimension, not finite, or not unit length unless `normalize` (see
+    `Collection.add_encoded`), metadata that is not an object); nothing is left at `path` then."""
     from slimvec.collection import Collection
     from slimvec.documents import Chunk, Document
     from slimvec.profiles import Profile, load_profile
@@ -130,7 +130,8 @@ def import_records(source: str, path: str | Path, profile: Any = None) -> Any:
     col = Collection.create(path, profile=prof.model_copy(update={
         "model": meta["model"], "query_prompt": prompts.get("query"), "document_prompt": prompts.get("document")}))
     try:
-        col.add_encoded(docs, chunks, np.stack(vectors) if vectors else np.zeros((0, int(meta["dim"])), np.float32))
+        col.add_encoded(docs, chunks, np.stack(vectors) if vectors else np.zeros((0, int(meta["dim"])), np.float32),
+                        normalize=normalize)
     except BaseException:  # whole or nothing: a refused import leaves no collection behind to block the rerun
         col.close()
         shutil.rmtree(path, ignore_errors=True)

@@ -92,6 +92,24 @@ def _hold_shared(path: Path) -> Any:
         switch.finish(path)
 
 
+def _connect_read_only(db: Path) -> sqlite3.Connection:
+    """A connection to the database of a collection whose directory cannot be written (a read-only mount, a
+    shared dataset): in WAL mode SQLite must create the -shm file even to read, so a database closed cleanly
+    (no -wal file left) is opened `immutable=1`, and one with a -wal file left needs that file's -shm too.
+
+    Raises CollectionError (one line) when a -wal file is left without its -shm: the last commits live only there.
+    """
+    wal, shm = db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")
+    if wal.exists() and wal.stat().st_size > 0:
+        if not shm.exists():
+            raise CollectionError(f"{db}: read-only, and its last commits are still in {wal.name}; open it once where "
+                                  "it can be written (any slimvec command), then it reads anywhere")
+        uri = f"{db.resolve().as_uri()}?mode=ro"
+    else:
+        uri = f"{db.resolve().as_uri()}?mode=ro&immutable=1"
+    return sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None, check_same_thread=False)
+
+
 class StoredChunk(NamedTuple):
     """A chunk row joined with its document, as search needs it (`text` is the chunk's own text).
 
@@ -127,9 +145,13 @@ class Store:
         self.manifest = manifest
         self.dim = int(manifest["dim"])
         self._readers = _hold_shared(path)
-        self.db = sqlite3.connect(path / DB, timeout=60, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
+        self.read_only = self._readers is None and (path / DB).exists() and not os.access(path, os.W_OK)
+        if self.read_only:
+            self.db = _connect_read_only(path / DB)
+        else:
+            self.db = sqlite3.connect(path / DB, timeout=60, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.has_sections = True  # the chunks table holds the section columns (False: read-only, made before them)
 

@@ -39,28 +39,23 @@ KEEP = (WRITER_LOCK, READERS_LOCK, INTENT)
 
 
 @contextmanager
-def writer_lock(path: Path) -> Iterator[None]:
-    """Hold collection `path`'s exclusive writer lock (blocks until other writers finish)."""
-    with open(Path(path) / WRITER_LOCK, "a+") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+def writer_lock(path: Path, wait: bool = True) -> Iterator[bool]:
+    """Hold collection `path`'s exclusive writer lock: yields True while held.
 
-
-@contextmanager
-def writer_lock_if_free(path: Path) -> Iterator[bool]:
-    """Collection `path`'s writer lock if no writer holds it now: yields True while held, False (nothing held)
-    when another writer has it or the lock file cannot be opened (a read-only directory)."""
+    wait=True blocks until other writers finish; a directory that cannot be written raises CollectionError
+    (one line: the collection is read-only). wait=False yields False instead, holding nothing, when another
+    writer has the lock or the lock file cannot be opened (what optional writes of derived files want)."""
     try:
         lock = open(Path(path) / WRITER_LOCK, "a+")
-    except OSError:
+    except OSError as e:
+        if wait:
+            raise CollectionError(f"{path}: cannot write this collection ({e.strerror.lower()}: "
+                                  f"{WRITER_LOCK}); it can still be searched") from None
         yield False
         return
     with lock:
         try:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             yield False
             return
