@@ -202,3 +202,20 @@ def test_filters_on_a_csv_collection_compare_numbers_and_booleans(tmp_path: Path
             "filter 'year': $eq \"2021\" is text, but 'year' is stored as number in this collection, "
             "so it can never match"
         )
+
+
+def test_a_filter_on_a_field_no_document_has_says_so_and_an_empty_collection_stays_quiet(tmp_path: Path) -> None:
+    with Collection.create(tmp_path / "col", encoder=FakeEncoder()) as col:
+        assert col.search("health", k=5, filter={"year": 2020}) == []  # nothing stored: nothing to misspell
+        col.add([Document("p1", "Vitamin D and bone health.", metadata={"year": 2019, "topic": "bones"}),
+                 Document("p2", "Short sleep and blood pressure.", metadata={"year": 2021})])
+        with pytest.raises(FilterError, match="^filter 'yeer': no document in this collection has the metadata "
+                                              "field 'yeer', so \\$gte 2020 can never match"):
+            col.search("health", k=5, filter={"yeer": {"$gte": 2020}})
+        with pytest.raises(FilterError, match="^filter 'topc'"):  # in a branch of $or that matched nothing either
+            col.search("health", k=5, filter={"$or": [{"topc": "bones"}, {"year": 1999}]})
+        # a field only some documents have, and negations of an absent field, are not errors
+        assert [h.id for h in col.search("health", k=5, filter={"topic": "bones"})] == ["p1"]
+        assert col.search("health", k=5, filter={"topic": "sleep"}) == []
+        assert sorted(h.id for h in col.search("health", k=5, filter={"colour": {"$ne": "red"}})) == ["p1", "p2"]
+        assert col.search("health", k=5, filter={"$or": [{"colour": "red"}, {"year": 2021}]})[0].id == "p2"

@@ -183,12 +183,14 @@ def _kind(value: Any) -> str | None:
 
 def filter_type_mismatch(flt: dict[str, Any], stored_types: Callable[[str], set[str]]) -> str | None:
     """One line naming the first comparison in `flt` that can never match, because its value's type
-    (number, text, boolean, null) is not among the field's stored types; None when there is none.
+    (number, text, boolean, null) is not among the field's stored types, or because no stored document has
+    the field at all (most often a misspelt name; Qdrant and Chroma return nothing, silently); None when
+    there is none.
 
     `stored_types(json_path)` gives the SQLite json_type names of a field's stored values (and of their
     array elements), e.g. `Store.metadata_types`. Comparisons under `$not`, `$ne` and `$nin` are skipped
-    (a mismatch there excludes nothing), as are fields no document has. Meant for a filter that matched
-    nothing: `if not rows and (msg := filter_type_mismatch(flt, store.metadata_types)): raise FilterError(msg)`.
+    (a mismatch there excludes nothing). Meant for a filter that matched nothing in a collection holding
+    documents: `if not rows and (msg := filter_type_mismatch(flt, store.metadata_types)): raise FilterError(msg)`.
     """
     for name, op, value in _positive_comparisons(flt, 0):
         kind = _kind(value)
@@ -198,7 +200,10 @@ def filter_type_mismatch(flt: dict[str, Any], stored_types: Callable[[str], set[
             stored = {"text"}
         else:
             stored = stored_types(_path(name)) - {"array"}
-        if not stored or stored & _MATCHES[kind]:
+        if not stored:
+            return (f"filter {name!r}: no document in this collection has the metadata field {name!r}, so "
+                    f"{op} {json.dumps(value)} can never match (a misspelt field name?)")
+        if stored & _MATCHES[kind]:
             continue
         kinds = sorted({_STORED_AS.get(t, t) for t in stored})
         return (

@@ -403,7 +403,7 @@ class Store:
         """(n,) int64 chunk rows whose document satisfies the metadata filter `flt` (see store.filters).
 
         Raises FilterError for a malformed filter, or one that matched nothing because a value's type can never
-        equal the field's stored type.
+        equal the field's stored type or no stored document has the field.
         """
         from slimvec.errors import FilterError
         from slimvec.store.filters import compile_filter, filter_type_mismatch
@@ -412,7 +412,8 @@ class Store:
         rows = self.filtered_rows(where, params)
         # A filter that matched nothing may compare with a type the field never holds (e.g. "2020" vs 2020):
         # say so instead of returning silence. Only then is the metadata scanned for stored types.
-        if not len(rows) and (msg := filter_type_mismatch(flt, self.metadata_types)):
+        if not len(rows) and self.db.execute("SELECT 1 FROM documents LIMIT 1").fetchone() and (
+                msg := filter_type_mismatch(flt, self.metadata_types)):
             raise FilterError(msg)
         return rows
 
