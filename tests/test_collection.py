@@ -198,3 +198,17 @@ def test_row_map_follows_adds_deletes_and_upserts_from_any_process(tmp_path):
         assert {h.id for h in other.search("fresh", k=30)} == {i for i in fresh if i is not None}
     writer.close()
     reader.close()
+
+
+def test_make_hit_builds_the_same_frozen_hit_as_its_constructor():
+    import dataclasses
+
+    from slimvec.documents import Hit, make_hit
+
+    args = ("d1", 0.25, "Title", "snippet", {"year": 2020}, 3, 9, 0.7, "s2")
+    fast, slow = make_hit(*args), Hit(*args)
+    assert fast == slow and fast != Hit("d2", *args[1:])  # compares by fields
+    assert dataclasses.asdict(fast) == dataclasses.asdict(slow) and fast.to_dict() == slow.to_dict()
+    assert make_hit("d1", 1.0, "", "", {}) == Hit("d1", 1.0, "", "", {})  # defaults match too
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.score = 1.0  # type: ignore[misc]

@@ -105,3 +105,16 @@ class Hit:
         if self.section is not None:
             out["section"] = self.section
         return out
+
+
+_new = object.__new__
+
+
+def make_hit(id: str, score: float, title: str, snippet: str, metadata: dict[str, Any], chunk_start: int = 0,
+             chunk_end: int = 0, relevance: float | None = None, section: str | None = None) -> Hit:
+    """`Hit(...)` with the same fields, built without the frozen dataclass's per-field `object.__setattr__`:
+    search makes one per result, and this is ~5x cheaper (a tenth of a lone query's own cost at k=10)."""
+    h = _new(Hit)
+    h.__dict__.update(id=id, score=score, title=title, snippet=snippet, metadata=metadata, chunk_start=chunk_start,
+                      chunk_end=chunk_end, relevance=relevance, section=section)
+    return h

@@ -46,7 +46,10 @@ class Profile(BaseModel):
     nlist: int | None = Field(default=None, ge=1, le=1 << 16)  # ivf lists; None: ~4 sqrt(rows), retrained as it grows
     # ivf lists scanned per query; None: the smallest reaching target_recall on the collection's own rows
     nprobe: int | None = Field(default=None, ge=1, le=1 << 16)
-    target_recall: float = Field(default=0.95, gt=0.0, le=1.0)  # Recall@10 a calibrated nprobe must reach
+    target_recall: float = Field(default=0.95, gt=0.0, le=1.0)  # Recall@10 a calibrated nprobe/ef_search must reach
+    # hnsw candidates kept per query (faiss efSearch); None: the smallest reaching target_recall on the collection's
+    # own rows (a collection made before this field keeps 128)
+    ef_search: int | None = Field(default=None, ge=1, le=4096)
     codec: str = "float32"  # RAM-resident codes for dense candidates, e.g. "binary", "pca:192 > float8"
     rescore: bool = False  # re-rank candidates with float32 vectors read from disk
     oversample: int = Field(default=10, ge=1, le=1000)  # candidates = k * oversample when rescoring
@@ -192,7 +195,8 @@ _CJK_BM25 = {"cjk_bigrams": True, "stemmer": None, "stopwords": None}
 
 # The built-in profiles; each is listed by name in slimvec.registry (kind "profile").
 EXACT_F32 = _p("exact-f32", "float32 vectors in RAM, exact search (the reference)")
-HNSW_F32 = _p("hnsw-f32", "float32 vectors in a faiss HNSW graph", index="hnsw")
+HNSW_F32 = _p("hnsw-f32", "float32 vectors in a faiss HNSW graph, efSearch calibrated on the rows to Recall@10 0.99",
+              index="hnsw", target_recall=0.99)
 F16 = _p("f16", "float16 codes in RAM, exact scan", codec="float16")
 FLOAT8 = _p("float8", "float8 (e4m3) codes in RAM, exact scan: 4x smaller", codec="float8")
 INT8 = _p("int8", "int8 codes with per-dimension calibrated ranges: 4x smaller", codec="int8")

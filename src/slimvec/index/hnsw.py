@@ -1,10 +1,14 @@
-"""Approximate search with a faiss HNSW graph over float32 vectors (inner product)."""
+"""Approximate search with a faiss HNSW graph over float32 vectors (inner product).
+
+efSearch is fixed by the profile (`ef_search`) or calibrated on the collection's own rows
+(`index.nprobe.calibrate_ef`, by the dense retriever); the graph itself: M=32, efConstruction=128."""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -22,8 +26,10 @@ class HnswIndex:
     def __init__(self, dim: int, m: int = 32, ef_construction: int = 128, ef_search: int = 128) -> None:
         self.dim = dim
         self.ef_search = ef_search
+        self.calibration: dict[str, Any] | None = None  # index.nprobe.EfChoice.to_dict() when ef_search was calibrated
         self.index = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
         self.index.hnsw.efConstruction = ef_construction
+        self._params: tuple[int, Any] | None = None  # (efSearch, faiss.SearchParametersHNSW) reused across queries
 
     @classmethod
     def load(cls, directory: Path, dim: int) -> "HnswIndex | None":
@@ -40,6 +46,7 @@ class HnswIndex:
             return None
         self = cls.__new__(cls)
         self.dim, self.index, self.ef_search = dim, idx, int(params.get("ef_search", 128))
+        self.calibration, self._params = params.get("calibration"), None
         return self
 
     @property
@@ -57,8 +64,7 @@ class HnswIndex:
         n = self.rows
         if n == 0:
             return top_k(np.zeros((len(q), 0), np.float32), k)
-        params = faiss.SearchParametersHNSW()
-        params.efSearch = max(self.ef_search, k)
+        params = self._search_params(max(self.ef_search, k))
         if allowed is not None and allowed[:n].all():
             allowed = None  # every row allowed: a selector listing all of them costs ~1 ms per 5k rows, for nothing
         if allowed is not None:
@@ -69,11 +75,21 @@ class HnswIndex:
                 vecs = self.index.reconstruct_batch(idx)
                 vals, pos = top_k(q @ vecs.T, k)
                 return vals, np.where(pos >= 0, idx[np.maximum(pos, 0)], -1)
-            sel = faiss.IDSelectorBatch(idx)
-            params.sel = sel
+            params = faiss.SearchParametersHNSW()  # its own object: the selector belongs to this call only
+            params.efSearch = max(self.ef_search, k)
+            params.sel = sel = faiss.IDSelectorBatch(idx)  # noqa: F841 - kept alive for the call
         dist, rows = self.index.search(q, k, params=params)
-        dist = np.where(rows >= 0, dist, -np.inf).astype(np.float32)
-        return dist, rows.astype(np.int64)
+        if (rows < 0).any():
+            dist = np.where(rows >= 0, dist, np.float32(-np.inf))
+        return dist, rows.astype(np.int64, copy=False)
+
+    def _search_params(self, ef: int) -> Any:
+        """faiss search parameters for efSearch `ef`, made once and reused (only read by faiss's search)."""
+        if self._params is None or self._params[0] != ef:
+            params = faiss.SearchParametersHNSW()
+            params.efSearch = ef
+            self._params = (ef, params)
+        return self._params[1]
 
     def ram_bytes(self) -> int:
         # Vectors plus graph links (faiss stores int32 neighbour ids per level).
@@ -88,4 +104,5 @@ class HnswIndex:
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, directory / FILE)
-        (directory / "hnsw.json").write_text(json.dumps({"rows": self.rows, "ef_search": self.ef_search}))
+        (directory / "hnsw.json").write_text(json.dumps({"rows": self.rows, "ef_search": self.ef_search,
+                                                         "calibration": self.calibration}))

@@ -1,4 +1,4 @@
-"""Choose an IVF index's nprobe from the collection's own rows.
+"""Choose an IVF index's nprobe, or an HNSW graph's efSearch, from the collection's own rows.
 
 Recall at a fixed nprobe depends on the data (1M synthetic MiniLM rows, 4,096 lists: nprobe 32 gives R@10 0.969;
 100k rows, 1,024 lists: the same nprobe gives 0.927), so a fixed profile value is either slow or inexact. Here
@@ -13,6 +13,13 @@ benchmarks/scale.py: a real query's cosine to its top document is 0.57 at the me
 other row 0.76). Measured there against 300 real held-out queries (R@10 at nprobe 8/16/32/64): real
 0.821/0.889/0.934/0.971, midpoints 0.776/0.864/0.927/0.973, stored rows 0.897/0.930/0.958/0.975. Midpoints track
 real queries and err on the side of probing more; stored rows would stop too early.
+
+HNSW's efSearch (candidates the graph walk keeps) is the same kind of knob: faiss's default 16 loses recall,
+a fixed 128 spends twice the time the data needs. `calibrate_ef` picks the smallest of `EF_STEPS` reaching the
+target on the same probes. On the MiniLM SciFact/NFCorpus vectors (benchmarks/peers.py's, M=32, efConstruction
+128), probe Recall@10 at ef 48/64/128 was 0.982/0.990/0.995 and 0.990/0.993/0.998; real test queries 0.988/0.996/
+0.999 and 0.961/0.975/0.992; nDCG@10 at ef 64 equalled exact search's on SciFact (0.6451) and was 0.3153 against
+0.3164 on NFCorpus. So hnsw-f32 aims at probe recall 0.99 (BENCHMARKS.md, "HNSW efSearch from the rows").
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from slimvec.codecs.base import as_f32
 from slimvec.index.flat import ExactIndex
 
 K = 10
+EF_STEPS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)  # efSearch values calibrate_ef tries
 SAMPLE = 256  # probe queries: Recall@10 to about +-0.01 (binomial over 2,560 neighbours)
 SEED = 0
 
@@ -42,6 +50,26 @@ class NprobeChoice:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class EfChoice:
+    """The calibrated HNSW efSearch, the Recall@10 it reached on `queries` probe queries, and the target."""
+
+    ef_search: int
+    recall: float
+    target_recall: float
+    queries: int
+    rows: int  # rows in the graph when calibrated
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _recall(found: np.ndarray, truth: np.ndarray, k: int) -> float:
+    """Mean Recall@k of result rows `found` against `truth`, both (queries, k) int arrays."""
+    hits = sum(len(set(f.tolist()) & set(t.tolist())) for f, t in zip(found, truth))
+    return hits / (k * len(truth))
 
 
 def probe_queries(vectors: np.ndarray, rows: int, sample: int = SAMPLE) -> np.ndarray:
@@ -82,8 +110,7 @@ def calibrate_nprobe(index: Any, vectors: np.ndarray, target_recall: float, over
             _, found = staged_search(queries, k, oversample, index, vectors)
         else:
             _, found = index.search(queries, k)
-        hits = sum(len(set(f.tolist()) & set(t.tolist())) for f, t in zip(found, truth))
-        return hits / (k * len(queries))
+        return _recall(found, truth, k)
 
     saved, tried = index.nprobe, {}
     try:
@@ -101,3 +128,26 @@ def calibrate_nprobe(index: Any, vectors: np.ndarray, target_recall: float, over
     finally:
         index.nprobe = saved
     return NprobeChoice(int(hi), round(tried[hi], 4), target_recall, len(queries), n)
+
+
+def calibrate_ef(index: Any, vectors: np.ndarray, target_recall: float, sample: int = SAMPLE) -> EfChoice:
+    """The smallest efSearch of EF_STEPS with which `index` (an `HnswIndex` holding rows 0..index.rows-1)
+    reaches `target_recall` mean Recall@10 on `probe_queries` against exact search over the rows; the largest
+    step with its recall if none does. vectors: (>= index.rows, dim) float32 rows (a memmap is fine).
+    `index.ef_search` is left unchanged. Raises ValueError on an empty index."""
+    n = index.rows
+    if n == 0:
+        raise ValueError("calibrate_ef needs an index holding rows")
+    queries = probe_queries(vectors, n, sample)
+    k = min(K, n)
+    _, truth = ExactIndex.over(as_f32(np.asarray(vectors[:n]))).search(queries, k)
+    saved = index.ef_search
+    try:
+        for ef in EF_STEPS:
+            index.ef_search = ef
+            reached = _recall(index.search(queries, k)[1], truth, k)
+            if reached >= target_recall:
+                break
+    finally:
+        index.ef_search = saved
+    return EfChoice(ef, round(reached, 4), target_recall, len(queries), n)

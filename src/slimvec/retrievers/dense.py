@@ -25,8 +25,12 @@ class DenseRetriever:
 
     name = "dense"
 
-    def __init__(self, index: VectorIndex) -> None:
+    def __init__(self, index: VectorIndex, ef_search: int | None = None, target_recall: float = 0.95) -> None:
+        """ef_search: HNSW efSearch fixed by the profile, or None to calibrate it on the rows to target_recall."""
         self.index = index
+        self.ef_search, self.target_recall = ef_search, target_recall
+        if isinstance(index, HnswIndex) and ef_search is not None:
+            index.ef_search = ef_search
 
     @property
     def rows(self) -> int:
@@ -37,8 +41,23 @@ class DenseRetriever:
         rows = store.committed_rows
         if self.index.rows > rows:
             self.index = _new_vector_index(store.manifest)
+            if isinstance(self.index, HnswIndex) and self.ef_search is not None:
+                self.index.ef_search = self.ef_search
         if self.index.rows < rows:
             self.index.add(np.asarray(store.vectors(rows)[self.index.rows : rows]))
+        if self._needs_calibration(rows):
+            from slimvec.index.nprobe import calibrate_ef
+
+            choice = calibrate_ef(self.index, store.vectors(rows), self.target_recall)
+            self.index.ef_search, self.index.calibration = choice.ef_search, choice.to_dict()
+
+    def _needs_calibration(self, rows: int) -> bool:
+        """An HNSW graph whose efSearch the profile leaves to calibration, not calibrated for this target or
+        since the rows doubled (as `CompressedDenseRetriever` recalibrates nprobe)."""
+        if not isinstance(self.index, HnswIndex) or self.ef_search is not None or not rows:
+            return False
+        done = self.index.calibration
+        return done is None or done["target_recall"] != self.target_recall or rows >= 2 * done["rows"]
 
     def search(self, query: Query, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scores, rows = self.index.search(query.vector[None, :], k, allowed)
@@ -51,10 +70,14 @@ class DenseRetriever:
         self.index.save(directory)
 
     def describe(self) -> dict[str, Any]:
-        """{"kind": "exact" | "hnsw", "rows": int}, plus "ef_search" for HNSW."""
+        """{"kind": "exact" | "hnsw", "rows": int}, plus "ef_search" for HNSW and, when it was calibrated,
+        "calibration" ({"ef_search", "recall" (mean Recall@10 on probe queries), "target_recall", "queries",
+        "rows"})."""
         out: dict[str, Any] = {"kind": self.index.name, "rows": int(self.index.rows)}
-        if hasattr(self.index, "ef_search"):
+        if isinstance(self.index, HnswIndex):
             out["ef_search"] = int(self.index.ef_search)
+            if self.ef_search is None and self.index.calibration:
+                out["calibration"] = dict(self.index.calibration)
         return out
 
 
@@ -87,6 +110,9 @@ def build(store: Store, encoder: Callable[[], Encoder]) -> Retriever:
     index: VectorIndex | None = None
     if store.manifest.get("index") == "hnsw":
         index = HnswIndex.load(store.path / "index", int(store.manifest["dim"]))
-    return DenseRetriever(index or _new_vector_index(store.manifest))
+    # A profile stored before the ef_search field lacks the key: it keeps the fixed 128 it was measured with.
+    ef = prof.get("ef_search", 128) if prof else 128
+    return DenseRetriever(index or _new_vector_index(store.manifest), None if ef is None else int(ef),
+                          float(prof.get("target_recall", 0.95)))
 
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from slimvec.chunking import chunk_text
-from slimvec.documents import Hit
+from slimvec.documents import Hit, make_hit
 from slimvec.retrievers.base import Query, Retriever
 from slimvec.search import calibration
 from slimvec.search.fusion import fuse
@@ -143,9 +143,9 @@ class Runner:
         """Hits for each query's ranking; chunk and document fields in one look-up for the whole call."""
         if not with_payload:
             ids = rows.doc_ids
-            return [[Hit(ids[d], s, "", "", {}) for d, s, _ in top] for top in tops]
+            return [[make_hit(ids[d], s, "", "", {}) for d, s, _ in top] for top in tops]
         info = self.store.chunks_for_rows([r for top in tops for _, _, r in top])
-        return [[Hit(info[r].doc_id, s, info[r].title, info[r].text, info[r].metadata, info[r].start, info[r].end)
+        return [[make_hit(info[r].doc_id, s, info[r].title, info[r].text, info[r].metadata, info[r].start, info[r].end)
                  for _, s, r in top] for top in tops]
 
     def _section_hits(self, tops: list[Ranking], with_payload: bool) -> list[list[Hit]]:
@@ -157,8 +157,8 @@ class Runner:
         wanted = [r for top in tops for _, _, r in top]
         if not with_payload:
             where = self.store.sections_for_rows(wanted)
-            return [[Hit(where[r].doc_id, s, "", "", {}, where[r].start, where[r].end, section=where[r].section_id)
+            return [[make_hit(where[r].doc_id, s, "", "", {}, where[r].start, where[r].end, section=where[r].section_id)
                      for _, s, r in top if r in where] for top in tops]
         info = self.store.chunks_for_rows(wanted)
-        return [[Hit(c.doc_id, s, c.title, c.text, c.metadata, c.start, c.end, section=c.section_id)
+        return [[make_hit(c.doc_id, s, c.title, c.text, c.metadata, c.start, c.end, section=c.section_id)
                  for _, s, r in top if (c := info.get(r)) is not None] for top in tops]
