@@ -32,7 +32,8 @@ reaches the exact 10th best: robust to tied duplicates); nDCG@10 by ranx with th
 order. Ratios: to slimvec exact-f32, and to the least-RAM / fastest full-quality peer (nDCG@10 within 0.5% of
 slimvec exact-f32's; R@10 >= 0.95 on the scale set). `--blas-threads 1` runs every engine with one BLAS thread.
 
-Engine settings: faiss HNSW M=32, efConstruction=128, efSearch=128 (slimvec hnsw-f32's own); faiss with one
+Engine settings: faiss HNSW M=32, efConstruction=128, efSearch=128 (slimvec hnsw-f32's fixed value before it was
+calibrated) and 64 (faiss-hnsw-ef64: what hnsw-f32's calibration picks on SciFact and NFCorpus); faiss with one
 OpenMP thread for single queries (faiss splits a lone query across threads, which stalls on a shared 2-core box;
 slimvec's indexes switch the same way); LanceDB IVF-PQ sqrt(n) partitions, 48 sub-vectors of 8 bits (48 bytes,
 as slimvec pq-rescore), nprobes 20, refine_factor 10 (re-ranks 100 candidates with the stored float32 vectors,
@@ -72,8 +73,8 @@ PRIMER = 1000  # documents of the primer index opened before RSS0 (see child_que
 MODEL = "all-MiniLM-L6-v2"
 SLIMVEC_PROFILES = ("exact-f32", "hnsw-f32", "f16", "int8", "int4", "int8-rescore", "binary-rescore", "pq-rescore",
                     "binary-ivf-rescore")
-PEERS = ("lancedb-flat", "lancedb-ivfpq", "qdrant-local", "chroma", "faiss-flat", "faiss-hnsw", "usearch-f32",
-         "usearch-i8", "usearch-b1")
+PEERS = ("lancedb-flat", "lancedb-ivfpq", "qdrant-local", "chroma", "faiss-flat", "faiss-hnsw", "faiss-hnsw-ef64",
+         "usearch-f32", "usearch-i8", "usearch-b1")
 # Skipped above 100k rows: pure-Python Qdrant local mode (its 100k build ran past 12 minutes on 2 shared cores).
 SLOW_AT_SCALE = {"qdrant-local"}
 
@@ -315,7 +316,7 @@ def build_faiss(d: Path, docs: np.ndarray, ids: list[str], texts: list[str], hns
     (d / "ids.json").write_text(json.dumps(ids))
 
 
-def open_faiss(d: Path, n: int, hnsw: bool) -> Search:
+def open_faiss(d: Path, n: int, hnsw: bool, ef: int = 128) -> Search:
     import faiss
 
     faiss.omp_set_num_threads(1)
@@ -323,7 +324,7 @@ def open_faiss(d: Path, n: int, hnsw: bool) -> Search:
     params = None
     if hnsw:
         params = faiss.SearchParametersHNSW()
-        params.efSearch = 128
+        params.efSearch = ef
 
     def search(v: np.ndarray) -> list[str]:
         rows = index.search(v[None], K, params=params)[1][0]
@@ -369,6 +370,8 @@ def engine(name: str) -> tuple[Callable[..., None], Callable[[Path, int], Search
         "chroma": (build_chroma, open_chroma, "chromadb"),
         "faiss-flat": (lambda *a: build_faiss(*a, hnsw=False), lambda d, n: open_faiss(d, n, False), "faiss"),
         "faiss-hnsw": (lambda *a: build_faiss(*a, hnsw=True), lambda d, n: open_faiss(d, n, True), "faiss"),
+        # the efSearch slimvec hnsw-f32 calibrates on the SciFact and NFCorpus rows (info: ef_search 64)
+        "faiss-hnsw-ef64": (lambda *a: build_faiss(*a, hnsw=True), lambda d, n: open_faiss(d, n, True, 64), "faiss"),
         "usearch-f32": (lambda *a: build_usearch(*a, "f32"), lambda d, n: open_usearch(d, n, "f32"), "usearch.index"),
         "usearch-i8": (lambda *a: build_usearch(*a, "i8"), lambda d, n: open_usearch(d, n, "i8"), "usearch.index"),
         "usearch-b1": (lambda *a: build_usearch(*a, "b1"), lambda d, n: open_usearch(d, n, "b1"), "usearch.index"),
