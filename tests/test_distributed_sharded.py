@@ -410,3 +410,27 @@ def test_cli_search_info_check_on_a_sharded_directory(bm25_pair, scifact_judged)
     assert report["ok"] and report["documents"] == len(one) and report["chunks"] == one.store.counts()["chunks"]
     res = cli.invoke(app, ["info", str(sharded.path)])
     assert res.exit_code == 0 and f"{N_SHARDS} (each shard" in res.stdout
+
+
+def test_cli_compact_reports_the_whole_calls_seconds_and_each_shards_own(tmp_path, scifact_docs, memo):
+    """In-process shards compact one after another: the call's seconds are at least their sum, and each shard
+    reports its own time (not the call's)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from slimvec.cli import app
+
+    docs = scifact_docs[:60]
+    with create_sharded(tmp_path / "sh", shards=N_SHARDS, profile="exact-f32", encoder=memo) as sharded:
+        sharded.add(docs)
+        sharded.delete([d.id for d in docs[:45]])
+    res = CliRunner().invoke(app, ["compact", str(tmp_path / "sh"), "--json"])
+    assert res.exit_code == 0, res.stdout
+    report = json.loads(res.stdout)
+    own = [s["seconds"] for s in report["shards"]]
+    assert len(own) == N_SHARDS and all(s["compacted"] for s in report["shards"]) and all(t > 0 for t in own)
+    assert report["seconds"] >= sum(own) > max(own)
+    assert report["dead_rows"] == sum(s["dead_rows"] for s in report["shards"]) > 0
+    with Collection.open(tmp_path / "sh") as again:
+        assert len(again) == 15 and again.check() == []

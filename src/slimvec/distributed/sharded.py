@@ -13,6 +13,7 @@ every shard (`retrievers/bm25_global.py`), so BM25 scores equal one collection's
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,6 @@ class ShardedCollection:
                  address: str | None = None) -> None:
         self.path = Path(path)
         self.router = read_router(self.path)
-        self._driver: Collection | None = None  # shard 0 opened here for its query encoder (Ray runs)
         self._encoder = encoder
         dirs = [self.path / d for d in self.router["shards"]]
         missing = [str(d) for d in dirs if not (d / "manifest.json").is_file()]
@@ -134,8 +134,6 @@ class ShardedCollection:
         self._close_readers()
         for s in self.shards:
             s.close()
-        if self._driver is not None:
-            self._driver.close()
         self.ordinals.close()
 
     def __enter__(self) -> "ShardedCollection":
@@ -157,8 +155,9 @@ class ShardedCollection:
             if isinstance(first, LocalShard):
                 self._encoder = first.core.col.encoder
             else:
-                self._driver = Collection.open(self.path / self.router["shards"][0])
-                self._encoder = self._driver.encoder
+                # shard 0's model, the collection closed again: a handle kept open would stop its compaction
+                with Collection.open(self.path / self.router["shards"][0]) as first_col:
+                    self._encoder = first_col.encoder
         return self._encoder
 
     def shard_for(self, doc_id: str) -> int:
@@ -511,14 +510,17 @@ class ShardedCollection:
         return {key: sum(c[key] for c in per) for key in per[0]}
 
     def compact(self) -> dict[str, Any]:
-        """Compact every shard (`Collection.compact`, all at once); returns the summed report and "shards":
-        each shard's own. Raises CollectionError naming the shard that is open elsewhere (the shards before
-        it in the answer order may be compacted already: each is its own collection, whole either way)."""
+        """Compact every shard (`Collection.compact`); returns the summed report and "shards": each shard's own.
+        "seconds" is the wall-clock time of the whole call (in-process shards compact one after another, Ray
+        shards all at once); each shard's report keeps its own. Raises CollectionError naming the shard that is
+        open elsewhere (the shards before it in the answer order may be compacted already: each is its own
+        collection, whole either way)."""
+        t0 = time.perf_counter()
         self._close_readers()  # a shard compacts only when no other handle has it open
         reports = self._gather("compact")
         total = {key: sum(r[key] for r in reports) for key in reports[0] if key not in ("compacted", "seconds")}
         return {"compacted": any(r["compacted"] for r in reports), **total,
-                "seconds": max(r["seconds"] for r in reports), "shards": reports}
+                "seconds": time.perf_counter() - t0, "shards": reports}
 
     def check(self) -> list[str]:
         """Each shard's integrity problems (each line prefixed with the shard), empty when healthy."""
