@@ -15,7 +15,7 @@ import ray
 from slimvec import Collection
 from slimvec.distributed import open_sharded
 from slimvec.distributed.ingest import index
-from slimvec.errors import ConfigError, IngestError
+from slimvec.errors import CollectionError, ConfigError, IngestError
 from slimvec.ingest import read_sources
 
 MODEL = "all-MiniLM-L6-v2"
@@ -158,3 +158,45 @@ def test_encoder_actor_killed_mid_run_loses_nothing_committed_and_a_rerun_finish
     n = index(sources, path, workers=ray_cluster, batch_size=8, commit_docs=8)
     assert n == N_DOCS
     assert_same(snapshot(path), want)
+
+
+# `slimvec index --ray --shards 2` through its CLI, SIGKILLed right after the first shard collection is made (before
+# the router manifest, written last, exists): the directory an interrupted create leaves.
+_KILLED_IN_CREATE = """
+import os, signal, sys
+from slimvec.collection import Collection
+from slimvec.cli import app
+made = Collection.create.__func__
+def create_then_killed(cls, *args, **kwargs):
+    col = made(cls, *args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+Collection.create = classmethod(create_then_killed)
+address, path, *sources = sys.argv[1:]
+app(["index", *sources, "-c", path, "--ray", "--address", address, "--shards", "2", "--workers", "1"])
+"""
+
+
+def test_rerun_of_the_same_command_after_a_kill_in_create_finishes_the_job(ray_cluster, distributed, sources,
+                                                                           tmp_path):
+    path = tmp_path / "col"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    address = ray.get_runtime_context().gcs_address
+    run = subprocess.run([sys.executable, "-c", _KILLED_IN_CREATE, address, str(path), *map(str, sources)], env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == -9, run.stderr[-2000:]
+    assert (path / "shards" / "000" / "manifest.json").is_file() and not (path / "shards.json").exists()
+    # without --shards the directory is named as an interrupted sharded create, not taken for a plain collection
+    with pytest.raises(ConfigError, match=r"creation was interrupted .*rerun with --shards N"):
+        index(sources, path, workers=ray_cluster)
+    n = index(sources, path, shards=2, workers=ray_cluster, batch_size=8, commit_docs=8, model=MODEL,
+              on_error=lambda e: None)
+    assert n == N_DOCS
+    assert_same(snapshot(path), snapshot(distributed[0]))
+    # a directory that holds anything else is still refused, and left as it is
+    other = tmp_path / "other"
+    (other / "shards" / "000").mkdir(parents=True)
+    (other / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(CollectionError, match="directory is not empty"):
+        index(sources, other, shards=2, workers=ray_cluster, model=MODEL)
+    assert (other / "notes.txt").read_text(encoding="utf-8") == "mine"

@@ -434,3 +434,23 @@ def test_cli_compact_reports_the_whole_calls_seconds_and_each_shards_own(tmp_pat
     assert report["dead_rows"] == sum(s["dead_rows"] for s in report["shards"]) > 0
     with Collection.open(tmp_path / "sh") as again:
         assert len(again) == 15 and again.check() == []
+
+
+def test_create_makes_an_interrupted_create_again_but_never_a_directory_holding_documents(tmp_path, scifact_docs,
+                                                                                         memo):
+    from slimvec.errors import CollectionError
+
+    half = tmp_path / "half"
+    Collection.create(half / "shards" / "000", profile="exact-f32", encoder=memo).close()  # killed after shard 0
+    (half / "shards" / "001").mkdir()  # and inside shard 1's Collection.create
+    with create_sharded(half, shards=N_SHARDS, profile="exact-f32", encoder=memo) as again:
+        again.add(scifact_docs[:5])
+        assert len(again) == 5 and sorted(p.name for p in (half / "shards").iterdir()) == ["000", "001", "002"]
+    (half / "shards.json").unlink()  # a router manifest lost later: the shards hold documents, left alone
+    with pytest.raises(CollectionError, match="directory is not empty"):
+        create_sharded(half, shards=N_SHARDS, profile="exact-f32", encoder=memo)
+    held = 0
+    for i in range(N_SHARDS):
+        with Collection.open(half / "shards" / f"00{i}") as shard:
+            held += len(shard)
+    assert held == 5

@@ -290,8 +290,8 @@ class _Writer:
 
 def _open_target(path: Path, shards: int | None, create: dict[str, Any]) -> _Writer:
     """The writer for the collection at `path`, created (sharded when `shards` is given) if there is none."""
-    from slimvec.distributed.router import is_sharded
-    from slimvec.distributed.sharded import create_sharded, open_sharded
+    from slimvec.distributed.router import ROUTER_FILE, is_sharded
+    from slimvec.distributed.sharded import create_sharded, open_sharded, unfinished_create
 
     if shards is not None and (not isinstance(shards, int) or isinstance(shards, bool) or shards < 1):
         raise ConfigError(f"shards must be a positive integer, got {shards!r}")
@@ -311,6 +311,9 @@ def _open_target(path: Path, shards: int | None, create: dict[str, Any]) -> _Wri
                 raise
         return _checked_target(_Writer(path, cols, sharded))
     exists = (path / "manifest.json").exists()
+    if shards is None and not exists and path.is_dir() and unfinished_create(path):
+        raise ConfigError(f"{path}: holds a sharded collection whose creation was interrupted (no {ROUTER_FILE}); "
+                          f"rerun with --shards N to create it again")
     if exists and shards is not None:
         raise ConfigError(f"{path}: holds an unsharded collection; --shards applies to a new directory only")
     if not exists:

@@ -12,6 +12,7 @@ every shard (`retrievers/bm25_global.py`), so BM25 scores equal one collection's
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -65,7 +66,11 @@ def create_sharded(path: str | Path, shards: int, profile: str | None = None, mo
         raise ConfigError(f"shards must be an integer from 1 to {MAX_SHARDS}, got {shards!r}")
     root = Path(path)
     if root.exists() and any(root.iterdir()):
-        raise CollectionError(f"{root}: directory is not empty; a sharded collection needs an empty directory")
+        if not unfinished_create(root):
+            raise CollectionError(f"{root}: directory is not empty; a sharded collection needs an empty directory")
+        # A create that was killed before its router manifest: its shard collections are empty (documents are
+        # written only through a finished one), so they are made again, with this call's settings.
+        shutil.rmtree(root / "shards")
     root.mkdir(parents=True, exist_ok=True)
     dirs = shard_dirs(shards)
     first = None
@@ -80,6 +85,31 @@ def create_sharded(path: str | Path, shards: int, profile: str | None = None, mo
                         "model": first["model"], "dim": first["dim"], "retrievers": first["retrievers"],
                         "profile": first["profile"]})
     return ShardedCollection(root, encoder=None if ray or address else encoder, ray=ray, address=address)
+
+
+def unfinished_create(path: str | Path) -> bool:
+    """Whether `path` holds what an interrupted `create_sharded` leaves: no router manifest, nothing but a
+    `shards/` folder of shard directories, each either half-made (no collection manifest yet) or a collection
+    holding no document. Only such a directory is made again by `create_sharded`; anything else is refused."""
+    root = Path(path)
+    if (root / ROUTER_FILE).exists() or sorted(p.name for p in root.iterdir()) != ["shards"]:
+        return False
+    dirs = list((root / "shards").iterdir())
+    if not all(d.is_dir() and len(d.name) == 3 and d.name.isdigit() for d in dirs):
+        return False
+    for d in dirs:
+        if not (d / "manifest.json").is_file():
+            continue  # Collection.create writes the manifest last: nothing was ever stored here
+        try:
+            store = Store.open(d)
+        except CollectionError:
+            return False
+        try:
+            if any(store.counts().values()):  # a document, a chunk, or a row ever committed
+                return False
+        finally:
+            store.close()
+    return True
 
 
 def open_sharded(path: str | Path, encoder: Encoder | None = None, ray: bool = False,
