@@ -4,8 +4,10 @@ committed, and rerun gives the uninterrupted collection."""
 
 import json
 import os
+import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -200,3 +202,43 @@ def test_rerun_of_the_same_command_after_a_kill_in_create_finishes_the_job(ray_c
     with pytest.raises(CollectionError, match="directory is not empty"):
         index(sources, other, shards=2, workers=ray_cluster, model=MODEL)
     assert (other / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
+def test_ray_lines_written_to_stderr_go_to_the_log_and_the_rest_passes(tmp_path, capfd):
+    from slimvec.distributed.ray_logs import ray_lines_to_log, split_ray_lines
+
+    line = b"[2026-11-30 07:36:30,157 E 21333 21333] core_worker.cc:2465: Actor with class name: 'X' ...\n"
+    assert split_ray_lines(b"ok\n" + line + b"bar 3/10\r") == (b"ok\nbar 3/10\r", line)
+    assert split_ray_lines(b"[not ray] x\n") == (b"[not ray] x\n", b"")
+    log = tmp_path / "ray.log"
+    with ray_lines_to_log(log):
+        os.write(2, line)  # as Ray's C++ logger writes: straight to descriptor 2
+        os.write(2, b"a warning of ours\n")
+        print("progress", file=sys.stderr)
+    assert log.read_bytes() == line
+    err = capfd.readouterr().err
+    assert "a warning of ours" in err and "progress" in err and "core_worker" not in err
+    with ray_lines_to_log(tmp_path / "none.log"):
+        os.write(2, b"nothing of Ray's\n")
+    assert not (tmp_path / "none.log").exists() and "nothing of Ray's" in capfd.readouterr().err
+
+
+def test_cli_index_on_its_own_local_ray_shows_progress_but_no_ray_log_line(sources, tmp_path):
+    """`slimvec index --ray` with no --address starts (and stops) a local Ray instance of its own: the terminal
+    gets slimvec's progress, skipped records and summary, no line of Ray's own logging."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    env.pop("RAY_ADDRESS", None)
+    cmd = [sys.executable, "-m", "slimvec.cli", "index", *map(str, sources), "-c", str(tmp_path / "col"), "--ray",
+           "--shards", "2", "--workers", "1", "--model", MODEL]
+    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as run:
+        stdout, stderr = run.communicate()
+    assert run.returncode == 0, stderr[-2000:]
+    assert f"indexed {N_DOCS} documents (3 skipped)" in stdout
+    assert "indexing documents" in stderr and stderr.count("skipped:") == 3
+    assert not re.search(r"^\[\d{4}-\d\d-\d\d [\d:,]+ [DIWEF] \d+ \d+\]", stderr, re.M), stderr
+    log = Path(tempfile.gettempdir()) / f"slimvec-ray-{run.pid}.log"  # the lines taken off the terminal: kept
+    try:
+        assert "core_worker" in log.read_text(encoding="utf-8")
+    finally:
+        log.unlink(missing_ok=True)
