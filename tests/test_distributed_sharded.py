@@ -146,7 +146,7 @@ def test_a_compaction_between_the_two_rounds_gives_the_payload_search_answer(tmp
     gone = [next(d.id for d in docs if d.id not in hit and shard_of(d.id, N_SHARDS) == i) for i in range(N_SHARDS)]
     calls = _recording_payloads(sharded, monkeypatch)
     for i, s in enumerate(sharded.shards):
-        def compact_first(generation, rows, col=s.core.col, mine=(g for g in gone if shard_of(g, N_SHARDS) == i),
+        def compact_first(generation, rows, col=s.core.col, mine=tuple(g for g in gone if shard_of(g, N_SHARDS) == i),
                           real=s.core.payloads):
             col.delete(list(mine))
             assert col.compact()["compacted"]
