@@ -1,13 +1,14 @@
 """Scatter-gather cost (issue 15): one collection against the same documents in N shards, searched in-process
 and through one Ray actor per shard, single queries timed in turn (paired: each query runs on every setup
-before the next, so load from other jobs hits all setups alike).
+before the next, so load from other jobs hits all setups alike; the order of the setups rotates per query).
 
     PYTHONPATH=src python benchmarks/distributed.py --docs 5183 --queries 300 --shards 4 [--cache vectors.pkl]
 
 Every setup stores the same vectors (encoded once, replayed through MemoEncoder) in profile exact-f32, so
 their answers are compared too ("same top 10": ids and scores equal the single collection's). Two latencies per
 setup: "search" is given the query vector (the scatter-gather alone), "end to end" encodes the query text as a
-user's call does (MiniLM on one core).
+user's call does (MiniLM on one core). "payload from every shard" is the Ray setup searched as before the
+two-round search (each shard returns its top k with payload), a baseline timed in the same loop.
 
 Ingest section (`--ingest`): single-process ingest (`Collection.add` over the reader's stream, what `slimvec
 index` does) against distributed ingest (`slimvec.distributed.ingest.index`, `--workers` encoder actors on a
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DATA, machine, read_jsonl  # noqa: E402
@@ -74,7 +76,9 @@ def main() -> None:
         setups = {"one collection": single,
                   f"{a.shards} shards, in-process": open_sharded(Path(tmp) / "sharded", encoder=enc)}
         if not a.no_ray:
-            setups[f"{a.shards} shards, Ray actors"] = open_sharded(Path(tmp) / "sharded", encoder=enc, ray=True)
+            ray_col = open_sharded(Path(tmp) / "sharded", encoder=enc, ray=True)
+            setups[f"{a.shards} shards, Ray actors"] = ray_col
+            setups[f"{a.shards} shards, Ray actors, payload from every shard"] = PayloadFromEveryShard(ray_col)
         reference = [[(h.id, h.score) for h in hits] for hits in single.search_many(queries, k=10, vectors=qv)]
         fresh = enc._enc  # the unmemoised model, for the end-to-end column
         times: dict[str, dict[str, list[float]]] = {name: {"search": [], "e2e": []} for name in setups}
@@ -83,8 +87,12 @@ def main() -> None:
             for col in setups.values():
                 col.search_many(queries[:1], k=10, vectors=qv[:1])
         load_before = os.getloadavg()[0]
+        names = list(setups)
         for i, q in enumerate(queries):
-            for name, col in setups.items():
+            # each query starts at the next setup: none always runs right after another that warmed the same
+            # shards' caches (the Ray baseline shares its actors with the Ray setup)
+            for name in names[i % len(names):] + names[: i % len(names)]:
+                col = setups[name]
                 t = time.perf_counter()
                 hits = col.search_many([q], k=10, vectors=qv[i : i + 1])[0]
                 times[name]["search"].append(time.perf_counter() - t)
@@ -105,6 +113,24 @@ def main() -> None:
                   f"{same[name]}/{len(queries)} |")
         for col in setups.values():
             col.close()
+
+
+class PayloadFromEveryShard:
+    """The same sharded collection searched the way it was before the two-round search (every shard returns its
+    top k with payload), for a side-by-side baseline in the same run."""
+
+    def __init__(self, col: Any) -> None:
+        self.col = col
+
+    def search_many(self, *args: Any, **kwargs: Any) -> Any:
+        self.col._run_rows = lambda *a, **k: None  # no two-round answer: the payload search runs
+        try:
+            return self.col.search_many(*args, **kwargs)
+        finally:
+            del self.col._run_rows
+
+    def close(self) -> None:
+        """The wrapped collection is closed as its own setup."""
 
 
 def ingest(n_docs: int, workers: int, shards: int) -> None:

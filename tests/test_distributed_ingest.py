@@ -4,8 +4,10 @@ committed, and rerun gives the uninterrupted collection."""
 
 import json
 import os
+import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ import ray
 from slimvec import Collection
 from slimvec.distributed import open_sharded
 from slimvec.distributed.ingest import index
-from slimvec.errors import ConfigError, IngestError
+from slimvec.errors import CollectionError, ConfigError, IngestError
 from slimvec.ingest import read_sources
 
 MODEL = "all-MiniLM-L6-v2"
@@ -158,3 +160,85 @@ def test_encoder_actor_killed_mid_run_loses_nothing_committed_and_a_rerun_finish
     n = index(sources, path, workers=ray_cluster, batch_size=8, commit_docs=8)
     assert n == N_DOCS
     assert_same(snapshot(path), want)
+
+
+# `slimvec index --ray --shards 2` through its CLI, SIGKILLed right after the first shard collection is made (before
+# the router manifest, written last, exists): the directory an interrupted create leaves.
+_KILLED_IN_CREATE = """
+import os, signal, sys
+from slimvec.collection import Collection
+from slimvec.cli import app
+made = Collection.create.__func__
+def create_then_killed(cls, *args, **kwargs):
+    col = made(cls, *args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+Collection.create = classmethod(create_then_killed)
+address, path, *sources = sys.argv[1:]
+app(["index", *sources, "-c", path, "--ray", "--address", address, "--shards", "2", "--workers", "1"])
+"""
+
+
+def test_rerun_of_the_same_command_after_a_kill_in_create_finishes_the_job(ray_cluster, distributed, sources,
+                                                                           tmp_path):
+    path = tmp_path / "col"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    address = ray.get_runtime_context().gcs_address
+    run = subprocess.run([sys.executable, "-c", _KILLED_IN_CREATE, address, str(path), *map(str, sources)], env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == -9, run.stderr[-2000:]
+    assert (path / "shards" / "000" / "manifest.json").is_file() and not (path / "shards.json").exists()
+    # without --shards the directory is named as an interrupted sharded create, not taken for a plain collection
+    with pytest.raises(ConfigError, match=r"creation was interrupted .*rerun with --shards N"):
+        index(sources, path, workers=ray_cluster)
+    n = index(sources, path, shards=2, workers=ray_cluster, batch_size=8, commit_docs=8, model=MODEL,
+              on_error=lambda e: None)
+    assert n == N_DOCS
+    assert_same(snapshot(path), snapshot(distributed[0]))
+    # a directory that holds anything else is still refused, and left as it is
+    other = tmp_path / "other"
+    (other / "shards" / "000").mkdir(parents=True)
+    (other / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(CollectionError, match="directory is not empty"):
+        index(sources, other, shards=2, workers=ray_cluster, model=MODEL)
+    assert (other / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
+def test_ray_lines_written_to_stderr_go_to_the_log_and_the_rest_passes(tmp_path, capfd):
+    from slimvec.distributed.ray_logs import ray_lines_to_log, split_ray_lines
+
+    line = b"[2026-11-30 07:36:30,157 E 21333 21333] core_worker.cc:2465: Actor with class name: 'X' ...\n"
+    assert split_ray_lines(b"ok\n" + line + b"bar 3/10\r") == (b"ok\nbar 3/10\r", line)
+    assert split_ray_lines(b"[not ray] x\n") == (b"[not ray] x\n", b"")
+    log = tmp_path / "ray.log"
+    with ray_lines_to_log(log):
+        os.write(2, line)  # as Ray's C++ logger writes: straight to descriptor 2
+        os.write(2, b"a warning of ours\n")
+        print("progress", file=sys.stderr)
+    assert log.read_bytes() == line
+    err = capfd.readouterr().err
+    assert "a warning of ours" in err and "progress" in err and "core_worker" not in err
+    with ray_lines_to_log(tmp_path / "none.log"):
+        os.write(2, b"nothing of Ray's\n")
+    assert not (tmp_path / "none.log").exists() and "nothing of Ray's" in capfd.readouterr().err
+
+
+def test_cli_index_on_its_own_local_ray_shows_progress_but_no_ray_log_line(sources, tmp_path):
+    """`slimvec index --ray` with no --address starts (and stops) a local Ray instance of its own: the terminal
+    gets slimvec's progress, skipped records and summary, no line of Ray's own logging."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    env.pop("RAY_ADDRESS", None)
+    cmd = [sys.executable, "-m", "slimvec.cli", "index", *map(str, sources), "-c", str(tmp_path / "col"), "--ray",
+           "--shards", "2", "--workers", "1", "--model", MODEL]
+    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as run:
+        stdout, stderr = run.communicate()
+    assert run.returncode == 0, stderr[-2000:]
+    assert f"indexed {N_DOCS} documents (3 skipped)" in stdout
+    assert "indexing documents" in stderr and stderr.count("skipped:") == 3
+    assert not re.search(r"^\[\d{4}-\d\d-\d\d [\d:,]+ [DIWEF] \d+ \d+\]", stderr, re.M), stderr
+    log = Path(tempfile.gettempdir()) / f"slimvec-ray-{run.pid}.log"  # the lines taken off the terminal: kept
+    try:
+        assert "core_worker" in log.read_text(encoding="utf-8")
+    finally:
+        log.unlink(missing_ok=True)

@@ -119,3 +119,21 @@ def test_actor_that_stays_dead_fails_the_search_naming_the_shard(ray_cluster, bu
     for s in remote.shards[:2]:
         ray.kill(s.actor, no_restart=True)
 
+
+
+def test_compact_through_the_actors_after_searches_that_read_payloads_here(ray_cluster, built, scifact_docs, tmp_path):
+    """The router reads final payloads from the shards' files and loads the query model from shard 0: neither
+    handle may stop the shards' compaction, and the searches after it read the new files."""
+    path, queries, vectors, _ = built
+    path = shutil.copytree(path, tmp_path / "copy")
+    gone = [d.id for d in scifact_docs[:40:3]]
+    with open_sharded(path, ray=True) as remote:
+        assert remote.search_many(queries, k=10)  # the query model loaded here, payloads read here
+        assert remote._readers
+        remote.delete(gone)
+        report = remote.compact()
+        assert report["compacted"] and report["dead_rows"] > 0 and len(report["shards"]) == N_SHARDS
+        after = remote.search_many(queries, k=10, vectors=vectors)
+    with open_sharded(path) as local:
+        assert after == local.search_many(queries, k=10, vectors=vectors) and len(local) == 40 - len(gone)
+        assert not {h.id for hits in after for h in hits} & set(gone)

@@ -98,6 +98,68 @@ def test_collection_open_on_the_router_directory_gives_the_sharded_api(pair, sci
         assert _pairs(again.search(q)) == _pairs(one.search(q))
 
 
+def _recording_payloads(sharded, monkeypatch):
+    """Wrap every shard's `payloads` call; returns the list of (shard, rows asked, answer was None)."""
+    calls: list[tuple[int, list[int], bool]] = []
+    for i, s in enumerate(sharded.shards):
+        def wrapped(generation, rows, i=i, real=s.core.payloads):
+            got = real(generation, rows)
+            calls.append((i, list(rows), got is None))
+            return got
+        monkeypatch.setattr(s.core, "payloads", wrapped)
+    return calls
+
+
+def test_shards_answer_ids_and_scores_and_only_the_final_k_payloads_are_read(pair, scifact_judged, monkeypatch):
+    """Round one: every shard's top k without payload; round two: the payloads of the merged top k only, each
+    row from the shard that holds it. The hits are one collection's, every field of them."""
+    one, sharded, _ = pair
+    queries = [q for q, _ in scifact_judged.values()][:20]
+    calls = _recording_payloads(sharded, monkeypatch)
+    for k in (1, 5, 10):
+        calls.clear()
+        got = sharded.search_many(queries, k=k)
+        assert got == one.search_many(queries, k=k)  # ids, scores, titles, snippets, metadata, spans
+        assert all(h.snippet for hits in got for h in hits)
+        asked = {(i, r) for i, rows, _ in calls for r in rows}
+        assert len(asked) == sum(len(rows) for _, rows, _ in calls)  # each row read once, in one call per shard
+        assert len({i for i, _, _ in calls}) == len(calls)
+        assert 0 < len(asked) <= k * len(queries)  # the final k per query, not k per shard
+        assert {i for i, _ in asked} == {shard_of(h.id, N_SHARDS) for hits in got for h in hits}
+    calls.clear()
+    bare = sharded.search_many(queries, k=10, with_payload=False)
+    assert bare == one.search_many(queries, k=10, with_payload=False) and calls == []
+
+
+def test_a_compaction_between_the_two_rounds_gives_the_payload_search_answer(tmp_path, scifact_docs, scifact_judged,
+                                                                             memo, monkeypatch):
+    """A shard compacted after it answered round one has renumbered its rows: it refuses to read them (another
+    generation), and the router searches again with payload, so every hit still carries its own chunk."""
+    docs = scifact_docs[:60]
+    one, sharded = _twins(tmp_path, "exact-f32", memo)
+    one.add(docs)
+    sharded.add(docs)
+    queries = [q for q, _ in scifact_judged.values()][:5]
+    first = sharded.search_many(queries, k=5)
+    hit = {h.id for hits in first for h in hits}
+    # each shard's first document that is no hit: its rows go, every later row moves down (and most still exist)
+    gone = [next(d.id for d in docs if d.id not in hit and shard_of(d.id, N_SHARDS) == i) for i in range(N_SHARDS)]
+    calls = _recording_payloads(sharded, monkeypatch)
+    for i, s in enumerate(sharded.shards):
+        def compact_first(generation, rows, col=s.core.col, mine=tuple(g for g in gone if shard_of(g, N_SHARDS) == i),
+                          real=s.core.payloads):
+            col.delete(list(mine))
+            assert col.compact()["compacted"]
+            return real(generation, rows)
+        monkeypatch.setattr(s.core, "payloads", compact_first)
+    got = sharded.search_many(queries, k=5)
+    one.delete(gone)
+    assert calls and all(refused for _, _, refused in calls)
+    assert got == one.search_many(queries, k=5)
+    one.close()
+    sharded.close()
+
+
 def test_info_sums_the_shards_and_check_is_clean(pair):
     one, sharded, docs = pair
     info = sharded.info()
@@ -348,3 +410,47 @@ def test_cli_search_info_check_on_a_sharded_directory(bm25_pair, scifact_judged)
     assert report["ok"] and report["documents"] == len(one) and report["chunks"] == one.store.counts()["chunks"]
     res = cli.invoke(app, ["info", str(sharded.path)])
     assert res.exit_code == 0 and f"{N_SHARDS} (each shard" in res.stdout
+
+
+def test_cli_compact_reports_the_whole_calls_seconds_and_each_shards_own(tmp_path, scifact_docs, memo):
+    """In-process shards compact one after another: the call's seconds are at least their sum, and each shard
+    reports its own time (not the call's)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from slimvec.cli import app
+
+    docs = scifact_docs[:60]
+    with create_sharded(tmp_path / "sh", shards=N_SHARDS, profile="exact-f32", encoder=memo) as sharded:
+        sharded.add(docs)
+        sharded.delete([d.id for d in docs[:45]])
+    res = CliRunner().invoke(app, ["compact", str(tmp_path / "sh"), "--json"])
+    assert res.exit_code == 0, res.stdout
+    report = json.loads(res.stdout)
+    own = [s["seconds"] for s in report["shards"]]
+    assert len(own) == N_SHARDS and all(s["compacted"] for s in report["shards"]) and all(t > 0 for t in own)
+    assert report["seconds"] >= sum(own) > max(own)
+    assert report["dead_rows"] == sum(s["dead_rows"] for s in report["shards"]) > 0
+    with Collection.open(tmp_path / "sh") as again:
+        assert len(again) == 15 and again.check() == []
+
+
+def test_create_makes_an_interrupted_create_again_but_never_a_directory_holding_documents(tmp_path, scifact_docs,
+                                                                                         memo):
+    from slimvec.errors import CollectionError
+
+    half = tmp_path / "half"
+    Collection.create(half / "shards" / "000", profile="exact-f32", encoder=memo).close()  # killed after shard 0
+    (half / "shards" / "001").mkdir()  # and inside shard 1's Collection.create
+    with create_sharded(half, shards=N_SHARDS, profile="exact-f32", encoder=memo) as again:
+        again.add(scifact_docs[:5])
+        assert len(again) == 5 and sorted(p.name for p in (half / "shards").iterdir()) == ["000", "001", "002"]
+    (half / "shards.json").unlink()  # a router manifest lost later: the shards hold documents, left alone
+    with pytest.raises(CollectionError, match="directory is not empty"):
+        create_sharded(half, shards=N_SHARDS, profile="exact-f32", encoder=memo)
+    held = 0
+    for i in range(N_SHARDS):
+        with Collection.open(half / "shards" / f"00{i}") as shard:
+            held += len(shard)
+    assert held == 5

@@ -31,7 +31,7 @@ from slimvec.extras import require
 
 _WRITES = ("write", "delete")
 # Reads sent over the local socket when there is one (the calls a query, and the checks before a write, make).
-_SOCKET_CALLS = frozenset({"search_many", "bm25_state", "bm25_stats", "bm25_use", "rerank_rows", "get", "stored",
+_SOCKET_CALLS = frozenset({"search_many", "search_rows", "payloads", "bm25_state", "bm25_stats", "bm25_use", "rerank_rows", "get", "stored",
                            "count", "counts", "info", "ready"})
 _PROTOCOL = 5  # pickle protocol 5: numpy arrays (query vectors, rerank rows) travel as raw buffers
 _OK, _ERROR = b"\x00", b"\x01"
@@ -259,7 +259,16 @@ def gather(shards: Sequence[RayShard], method: str, *args: Any) -> list[Any]:
     """`method(*args)` on every shard: packed once, sent to all before any result is awaited, every result
     awaited, returned in shard order. Raises the first shard's error (in shard order) as `RayShard.result`."""
     packed = pack(method, *args)
-    pending = [s.submit(method, packed=packed) for s in shards]
+    return _awaited(shards, [s.submit(method, packed=packed) for s in shards])
+
+
+def scatter(calls: Sequence[tuple[RayShard, str, tuple[Any, ...]]]) -> list[Any]:
+    """One call per (shard, method, args), each shard its own arguments: all sent before any result is awaited;
+    results in the order given. Raises as `gather`."""
+    return _awaited([s for s, _, _ in calls], [s.submit(method, *args) for s, method, args in calls])
+
+
+def _awaited(shards: Sequence[RayShard], pending: list[Any]) -> list[Any]:
     results, error = [], None
     for s, p in zip(shards, pending):
         try:

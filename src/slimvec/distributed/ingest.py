@@ -23,7 +23,7 @@ import logging
 import os
 import pickle
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -90,25 +90,29 @@ def index(
         _open_target(Path(path), shards, create).close()
         return 0
     from slimvec.distributed.actors import connect
+    from slimvec.distributed.ray_logs import ray_lines_to_log
 
     started = not ray.is_initialized()
     # The cluster first: a bad address or a cluster too small fails before any collection is created.
     with _worker_niceness(started and address is None):
         connect(address, num_cpus=workers + 1)
-    try:
-        cpus = int(ray.cluster_resources().get("CPU", 0))
-        if workers + 1 > cpus:  # a task that can never be placed would stall the run, not fail it
-            raise ConfigError(f"{workers} workers need {workers + 1} CPUs in the Ray cluster (one per encoder "
-                              f"actor, one for Ray Data's repartition tasks); it has {cpus}")
-        writer = _open_target(Path(path), shards, create)
+    # A local instance of our own: Ray's C++ log lines go to a log file, not the user's terminal (ray_logs.py).
+    # Started after `connect`, so Ray's own processes keep the real stderr and never hold the pipe.
+    with ray_lines_to_log() if started and address is None else nullcontext():
         try:
-            stream = _encoded(paths, writer.reference, fields, types, workers, batch_size)
-            return _write(stream, writer, upsert, commit_docs, strict, report, note, progress)
+            cpus = int(ray.cluster_resources().get("CPU", 0))
+            if workers + 1 > cpus:  # a task that can never be placed would stall the run, not fail it
+                raise ConfigError(f"{workers} workers need {workers + 1} CPUs in the Ray cluster (one per encoder "
+                                  f"actor, one for Ray Data's repartition tasks); it has {cpus}")
+            writer = _open_target(Path(path), shards, create)
+            try:
+                stream = _encoded(paths, writer.reference, fields, types, workers, batch_size)
+                return _write(stream, writer, upsert, commit_docs, strict, report, note, progress)
+            finally:
+                writer.close()
         finally:
-            writer.close()
-    finally:
-        if started:  # the local instance is shut down; a cluster joined by address is only left
-            ray.shutdown()
+            if started:  # the local instance is shut down; a cluster joined by address is only left
+                ray.shutdown()
 
 
 @contextmanager
@@ -290,8 +294,8 @@ class _Writer:
 
 def _open_target(path: Path, shards: int | None, create: dict[str, Any]) -> _Writer:
     """The writer for the collection at `path`, created (sharded when `shards` is given) if there is none."""
-    from slimvec.distributed.router import is_sharded
-    from slimvec.distributed.sharded import create_sharded, open_sharded
+    from slimvec.distributed.router import ROUTER_FILE, is_sharded
+    from slimvec.distributed.sharded import create_sharded, open_sharded, unfinished_create
 
     if shards is not None and (not isinstance(shards, int) or isinstance(shards, bool) or shards < 1):
         raise ConfigError(f"shards must be a positive integer, got {shards!r}")
@@ -311,6 +315,9 @@ def _open_target(path: Path, shards: int | None, create: dict[str, Any]) -> _Wri
                 raise
         return _checked_target(_Writer(path, cols, sharded))
     exists = (path / "manifest.json").exists()
+    if shards is None and not exists and path.is_dir() and unfinished_create(path):
+        raise ConfigError(f"{path}: holds a sharded collection whose creation was interrupted (no {ROUTER_FILE}); "
+                          f"rerun with --shards N to create it again")
     if exists and shards is not None:
         raise ConfigError(f"{path}: holds an unsharded collection; --shards applies to a new directory only")
     if not exists:

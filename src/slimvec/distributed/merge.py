@@ -21,3 +21,13 @@ def merge_hits(per_shard: Sequence[Sequence[Hit]], k: int, ordinals: Mapping[str
              for s, hits in enumerate(per_shard) for i, h in enumerate(hits)]
     keyed.sort(key=lambda t: t[:4])
     return [t[4] for t in keyed[:k]]
+
+
+def merge_rows(per_shard: Sequence[Sequence[tuple[str, float, int]]], k: int,
+               ordinals: Mapping[str, int]) -> list[tuple[int, str, float, int]]:
+    """`merge_hits` for hits given as (document id, score, best-chunk row): the top `k` as (shard, id, score,
+    row), by score, then commit ordinal (the same order `merge_hits` gives)."""
+    keyed = [(-score, ordinals.get(doc_id, _UNKNOWN), s, i, doc_id, score, row)
+             for s, hits in enumerate(per_shard) for i, (doc_id, score, row) in enumerate(hits)]
+    keyed.sort(key=lambda t: t[:4])
+    return [(t[2], t[4], t[5], t[6]) for t in keyed[:k]]

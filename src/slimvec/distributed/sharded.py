@@ -12,7 +12,9 @@ every shard (`retrievers/bm25_global.py`), so BM25 scores equal one collection's
 
 from __future__ import annotations
 
+import shutil
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ import numpy as np
 
 from slimvec.chunking import chunk_text
 from slimvec.collection import Collection, _validated
-from slimvec.distributed.merge import merge_hits
+from slimvec.distributed.merge import merge_hits, merge_rows
 from slimvec.distributed.router import (
     FORMAT_VERSION,
     ROUTER_FILE,
@@ -43,6 +45,7 @@ from slimvec.search.options import SearchOptions
 from slimvec.search.plan import SearchPlan, make_plan
 from slimvec.search.rerank import Candidates, Reranker, rerank
 from slimvec.store.ordinals import OrdinalTable
+from slimvec.store.store import Store
 
 MAX_SHARDS = 1024  # far more than any cluster this targets; a typo (100000) would make 100,000 collections
 ORDINALS_FILE = "ordinals.db"
@@ -63,7 +66,11 @@ def create_sharded(path: str | Path, shards: int, profile: str | None = None, mo
         raise ConfigError(f"shards must be an integer from 1 to {MAX_SHARDS}, got {shards!r}")
     root = Path(path)
     if root.exists() and any(root.iterdir()):
-        raise CollectionError(f"{root}: directory is not empty; a sharded collection needs an empty directory")
+        if not unfinished_create(root):
+            raise CollectionError(f"{root}: directory is not empty; a sharded collection needs an empty directory")
+        # A create that was killed before its router manifest: its shard collections are empty (documents are
+        # written only through a finished one), so they are made again, with this call's settings.
+        shutil.rmtree(root / "shards")
     root.mkdir(parents=True, exist_ok=True)
     dirs = shard_dirs(shards)
     first = None
@@ -78,6 +85,31 @@ def create_sharded(path: str | Path, shards: int, profile: str | None = None, mo
                         "model": first["model"], "dim": first["dim"], "retrievers": first["retrievers"],
                         "profile": first["profile"]})
     return ShardedCollection(root, encoder=None if ray or address else encoder, ray=ray, address=address)
+
+
+def unfinished_create(path: str | Path) -> bool:
+    """Whether `path` holds what an interrupted `create_sharded` leaves: no router manifest, nothing but a
+    `shards/` folder of shard directories, each either half-made (no collection manifest yet) or a collection
+    holding no document. Only such a directory is made again by `create_sharded`; anything else is refused."""
+    root = Path(path)
+    if (root / ROUTER_FILE).exists() or sorted(p.name for p in root.iterdir()) != ["shards"]:
+        return False
+    dirs = list((root / "shards").iterdir())
+    if not all(d.is_dir() and len(d.name) == 3 and d.name.isdigit() for d in dirs):
+        return False
+    for d in dirs:
+        if not (d / "manifest.json").is_file():
+            continue  # Collection.create writes the manifest last: nothing was ever stored here
+        try:
+            store = Store.open(d)
+        except CollectionError:
+            return False
+        try:
+            if any(store.counts().values()):  # a document, a chunk, or a row ever committed
+                return False
+        finally:
+            store.close()
+    return True
 
 
 def open_sharded(path: str | Path, encoder: Encoder | None = None, ray: bool = False,
@@ -98,7 +130,6 @@ class ShardedCollection:
                  address: str | None = None) -> None:
         self.path = Path(path)
         self.router = read_router(self.path)
-        self._driver: Collection | None = None  # shard 0 opened here for its query encoder (Ray runs)
         self._encoder = encoder
         dirs = [self.path / d for d in self.router["shards"]]
         missing = [str(d) for d in dirs if not (d / "manifest.json").is_file()]
@@ -123,14 +154,16 @@ class ShardedCollection:
         self._bm25_total: Bm25Stats | None = None
         # The ordinal counter when the shards last counted their live rows for BM25 (see `_bm25_global`).
         self._bm25_refreshed = self.ordinals.issued()
+        # Read handles on the stores of Ray shards on this node, for the payloads of final hits (`_read_here`).
+        self._readers: dict[int, Store] = {}
+        self._readers_lock = threading.RLock()
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
         """Release every shard (Ray actors are ended) and the ordinal table."""
+        self._close_readers()
         for s in self.shards:
             s.close()
-        if self._driver is not None:
-            self._driver.close()
         self.ordinals.close()
 
     def __enter__(self) -> "ShardedCollection":
@@ -152,8 +185,9 @@ class ShardedCollection:
             if isinstance(first, LocalShard):
                 self._encoder = first.core.col.encoder
             else:
-                self._driver = Collection.open(self.path / self.router["shards"][0])
-                self._encoder = self._driver.encoder
+                # shard 0's model, the collection closed again: a handle kept open would stop its compaction
+                with Collection.open(self.path / self.router["shards"][0]) as first_col:
+                    self._encoder = first_col.encoder
         return self._encoder
 
     def shard_for(self, doc_id: str) -> int:
@@ -323,11 +357,36 @@ class ShardedCollection:
         base = {"filter": opts.filter, "with_payload": payload, "unit": opts.unit, "rerank": "none"}
         k = plan.first_stage
         if len(plan.retrievers) == 1:
-            per_shard = self._gather("search_many", list(queries), {**base, "mode": plan.mode, "k": k}, vectors,
-                                     bm25_key)
+            options = {**base, "mode": plan.mode, "k": k}
+            if opts.unit == "document" and plan.reranker is None:
+                hits = self._run_rows(list(queries), options, vectors, bm25_key, k, opts.with_payload)
+                if hits is not None:
+                    return hits
+            per_shard = self._gather("search_many", list(queries), options, vectors, bm25_key)
             ords = self.ordinals.get(h.id for hits in per_shard for q in hits for h in q)
             return [merge_hits([hits[i] for hits in per_shard], k, ords) for i in range(len(queries))]
         return self._fused(plan, list(queries), base, vectors, bm25_key)
+
+    def _run_rows(self, queries: list[str], options: dict[str, Any], vectors: np.ndarray | None,
+                  bm25_key: str | None, k: int, with_payload: bool) -> list[list[Hit]] | None:
+        """The top k in two rounds: every shard's top k as (id, score, best-chunk row), no payload; the merge;
+        then the payloads of the final k only, from the shards that hold them (one call each, all sent before
+        any answer is read). None when a shard changed between the rounds: the caller searches with payload."""
+        got = self._gather("search_rows", queries, options, vectors, bm25_key)
+        if any(g is None for g in got):
+            return None
+        ords = self.ordinals.get([doc_id for _, per_query in got for hits in per_query for doc_id, _, _ in hits])
+        tops = [merge_rows([per_query[i] for _, per_query in got], k, ords) for i in range(len(queries))]
+        if not with_payload:
+            return [[Hit(doc_id, score, "", "", {}) for _, doc_id, score, _ in top] for top in tops]
+        wanted: dict[int, set[int]] = {}
+        for top in tops:
+            for s, _, _, row in top:
+                wanted.setdefault(s, set()).add(row)
+        chunks = self._payloads({s: (got[s][0], sorted(rows)) for s, rows in wanted.items()})
+        if chunks is None:
+            return None
+        return [[_payload_hit(chunks[s][row], score) for s, _, score, row in top] for top in tops]
 
     def _reranked(self, plan: SearchPlan, queries: list[str], first: list[list[Hit]],
                   vectors: np.ndarray | None) -> list[list[Hit]]:
@@ -406,6 +465,59 @@ class ShardedCollection:
             return gather(self.shards, method, *args)
         return [s.result(s.submit(method, *args)) for s in self.shards]
 
+    def _payloads(self, wanted: dict[int, tuple[int, list[int]]]) -> dict[int, dict[int, Any]] | None:
+        """Stored chunks of the rows wanted from each shard (generation, rows). A Ray shard on this node is read
+        here, from its files (`_read_here`), which spares the shard's process a second wake-up per query; any
+        other shard is asked (`ShardCore.payloads`), all at once. None when a shard has changed since."""
+        out: dict[int, dict[int, Any]] = {}
+        ask = []
+        for s, (generation, rows) in wanted.items():
+            got = self._read_here(s, generation, rows) if self._ray else None
+            if got is None:
+                ask.append(s)
+            else:
+                out[s] = got
+        answers = self._each([(s, "payloads", wanted[s]) for s in ask])
+        if any(a is None for a in answers):
+            return None
+        out.update(zip(ask, answers))
+        return out
+
+    def _read_here(self, s: int, generation: int, rows: list[int]) -> dict[int, Any] | None:
+        """The rows' stored chunks read from shard `s`'s store by this process, when the shard's actor runs on
+        this node and the store is still at `generation`; else None. The store is opened on first use, and again
+        once when its generation differs (a compaction replaced its files under the old handle)."""
+        if not isinstance(self.shards[s]._endpoint, tuple):  # no local socket: another node, or not known yet
+            return None
+        with self._readers_lock:
+            for attempt in range(2):
+                store = self._readers.get(s)
+                if store is None:
+                    store = self._readers[s] = Store.open(self.path / self.router["shards"][s])
+                if store.generation == generation:
+                    got = store.chunks_for_rows(rows)
+                    return got if len(got) == len(rows) else None
+                if attempt == 0:
+                    self._close_readers([s])
+        return None
+
+    def _close_readers(self, which: Iterable[int] | None = None) -> None:
+        """Close this process's read handles on shard stores (all by default): a compaction needs none open."""
+        with self._readers_lock:
+            for s in list(self._readers if which is None else which):
+                store = self._readers.pop(s, None)
+                if store is not None:
+                    store.close()
+
+    def _each(self, calls: list[tuple[int, str, tuple[Any, ...]]]) -> list[Any]:
+        """One call per (shard number, method, args), all submitted before any result is awaited; results in
+        the order given."""
+        if self._ray:
+            from slimvec.distributed.actors import scatter
+
+            return scatter([(self.shards[s], method, args) for s, method, args in calls])
+        return [self.shards[s].result(self.shards[s].submit(method, *args)) for s, method, args in calls]
+
     # ---- reporting ---------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
         """Totals over the shards (documents, chunks, disk and RAM bytes, per document) and "shards": each
@@ -428,13 +540,17 @@ class ShardedCollection:
         return {key: sum(c[key] for c in per) for key in per[0]}
 
     def compact(self) -> dict[str, Any]:
-        """Compact every shard (`Collection.compact`, all at once); returns the summed report and "shards":
-        each shard's own. Raises CollectionError naming the shard that is open elsewhere (the shards before
-        it in the answer order may be compacted already: each is its own collection, whole either way)."""
+        """Compact every shard (`Collection.compact`); returns the summed report and "shards": each shard's own.
+        "seconds" is the wall-clock time of the whole call (in-process shards compact one after another, Ray
+        shards all at once); each shard's report keeps its own. Raises CollectionError naming the shard that is
+        open elsewhere (the shards before it in the answer order may be compacted already: each is its own
+        collection, whole either way)."""
+        t0 = time.perf_counter()
+        self._close_readers()  # a shard compacts only when no other handle has it open
         reports = self._gather("compact")
         total = {key: sum(r[key] for r in reports) for key in reports[0] if key not in ("compacted", "seconds")}
         return {"compacted": any(r["compacted"] for r in reports), **total,
-                "seconds": max(r["seconds"] for r in reports), "shards": reports}
+                "seconds": time.perf_counter() - t0, "shards": reports}
 
     def check(self) -> list[str]:
         """Each shard's integrity problems (each line prefixed with the shard), empty when healthy."""
@@ -462,6 +578,11 @@ def _reranked_hit(first: Hit, score: float, chunk: Any, with_payload: bool) -> H
     if not with_payload:
         return Hit(first.id, score, "", "", {})
     return Hit(first.id, score, chunk.title, chunk.text, chunk.metadata, chunk.start, chunk.end)
+
+
+def _payload_hit(chunk: Any, score: float) -> Hit:
+    """The hit one collection gives for a document whose best chunk is `chunk` (a `StoredChunk`)."""
+    return Hit(chunk.doc_id, score, chunk.title, chunk.text, chunk.metadata, chunk.start, chunk.end)
 
 
 def _rescored(hit: Hit, score: float) -> Hit:

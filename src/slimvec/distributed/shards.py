@@ -6,6 +6,7 @@ Ray actor of the same class (`slimvec.distributed.actors`), so both paths run th
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,10 +17,32 @@ from slimvec.documents import Document, Hit
 from slimvec.encoders.base import Encoder
 from slimvec.errors import CollectionError
 from slimvec.retrievers.bm25_global import Bm25Stats
+from slimvec.search.ranking import Ranking
+from slimvec.search.run import Runner
+from slimvec.store.rowmap import RowMap
+from slimvec.store.store import StoredChunk
+
+# One query's hits without payload, best first: (document id, score, the row of its best chunk).
+RowHits = list[tuple[str, float, int]]
 
 
 class StaleBm25Stats(CollectionError):
     """A shard was asked to score BM25 with corpus-wide statistics it does not hold (a restarted actor)."""
+
+
+class _RowRunner(Runner):
+    """The collection's runner, which also keeps, for a thread that asks (`wanted.on`), each query's best-chunk
+    rows of the hits it returns: what `ShardCore.search_rows` hands the router instead of payloads."""
+
+    def __init__(self, store: Any, wanted: threading.local) -> None:
+        super().__init__(store)
+        self.wanted = wanted
+
+    def _hits(self, tops: list[Ranking], with_payload: bool, rows: RowMap) -> list[list[Hit]]:
+        if getattr(self.wanted, "on", False):
+            self.wanted.rows = [[r for _, _, r in top] for top in tops]
+            with_payload = False
+        return super()._hits(tops, with_payload, rows)
 
 
 class ShardCore:
@@ -28,6 +51,7 @@ class ShardCore:
     def __init__(self, path: str, encoder: Encoder | None = None) -> None:
         self.path = path
         self.col = Collection.open(Path(path), encoder)
+        self._wanted = threading.local()  # per calling thread: whether search_rows runs, and the rows it got
 
     def ready(self) -> str:
         """The shard's path (a cheap call that proves the shard is open)."""
@@ -57,6 +81,37 @@ class ShardCore:
                     raise StaleBm25Stats(f"shard {self.path} holds BM25 statistics {held!r}, not {bm25_key!r}")
                 return self.col.search_many(queries, vectors=vectors, **options)
         return self.col.search_many(queries, vectors=vectors, **options)
+
+    def search_rows(self, queries: list[str], options: dict[str, Any], vectors: np.ndarray | None,
+                    bm25_key: str | None = None) -> tuple[int, list[RowHits]] | None:
+        """`search_many` without payload, each hit with the row of its best chunk (unit "document" only):
+        (the store generation the rows belong to, per query [(document id, score, row)] best first). The router
+        merges these and asks `payloads` for the rows of its final top k only, so a shard reads no text for
+        hits that do not make the global top k. None when the rows could not be taken (the collection replaced
+        its runner meanwhile, a compaction): the router then searches with payload."""
+        col = self.col
+        with col._lock:  # the search and the generation its rows belong to, together
+            if not isinstance(col._runner, _RowRunner):  # a compaction's reopen makes a new plain one
+                col._runner = _RowRunner(col.store, self._wanted)
+            self._wanted.on, self._wanted.rows = True, None
+            try:
+                hits = self.search_many(queries, {**options, "with_payload": False}, vectors, bm25_key)
+            finally:
+                self._wanted.on = False
+            rows, generation = self._wanted.rows, col._generation
+        if rows is None or [len(r) for r in rows] != [len(h) for h in hits]:
+            return None
+        return generation, [[(h.id, h.score, r) for h, r in zip(hs, rs)] for hs, rs in zip(hits, rows)]
+
+    def payloads(self, generation: int, rows: list[int]) -> dict[int, StoredChunk] | None:
+        """The stored chunk (document fields, chunk text and span) of each row `search_rows` gave; None when the
+        shard has changed since (another generation: a write or compaction may have moved or dropped a row)."""
+        col = self.col
+        with col._lock:
+            if col.store.generation != generation:
+                return None
+            got = col.store.chunks_for_rows(rows)
+        return got if len(got) == len(set(rows)) else None
 
     # BM25 corpus-wide statistics (see retrievers/bm25_global.py): the router sums every shard's own and hands
     # the total back before a BM25 search, so each shard scores as one collection holding every document would.
