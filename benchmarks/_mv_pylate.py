@@ -1,0 +1,62 @@
+"""PyLate's own index and retrieval over the `minilm-tokens` vectors of benchmarks/_mv_cache.py (run by
+benchmarks/multivector_pylate.py inside a separate virtualenv holding pylate; imports numpy and pylate only).
+
+    /tmp/pylate-venv/bin/python benchmarks/_mv_pylate.py /tmp/slimvec-mv-cache/scifact plaid OUT.json
+
+The cached document token vectors (float16 on disk, given to PyLate as float32) are added to a PyLate index
+(`plaid`: pylate.indexes.PLAID, its port of ColBERTv2's PLAID: k-means centroids + 2-bit residuals; `voyager`:
+pylate.indexes.Voyager, HNSW over every token, candidates reranked by exact MaxSim), then every cached test
+query's token vectors are retrieved one query at a time with `pylate.retrieve.ColBERT` (k = 10), each timed
+(wall and process CPU). Writes {"index", "pylate", "torch", "build_s", "wall", "cpu", "run"} as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+K = 10
+
+
+def main(cache: Path, kind: str, out: Path) -> None:
+    import pylate
+    import torch
+    from pylate import indexes, retrieve
+
+    torch.set_num_threads(int(sys.argv[4]) if len(sys.argv) > 4 else torch.get_num_threads())
+    offsets = np.load(cache / "offsets.npy")
+    doc_ids = json.loads((cache / "doc_ids.json").read_text())
+    dim = int(np.load(cache / "dense.npy", mmap_mode="r").shape[1])
+    tokens = np.memmap(cache / "tokens.f16", dtype=np.float16, mode="r", shape=(int(offsets[-1]), dim))
+    docs = [np.asarray(tokens[offsets[i] : offsets[i + 1]], np.float32) for i in range(len(doc_ids))]
+    qz = np.load(cache / "query_tokens.npz")
+    qtok = [qz[f"arr_{i}"].astype(np.float32) for i in range(len(qz.files))]
+    qids = json.loads((cache / "query_ids.json").read_text())
+    folder = tempfile.mkdtemp(prefix=f"pylate-{kind}-")
+    t0 = time.perf_counter()
+    if kind == "plaid":
+        index = indexes.PLAID(index_folder=folder, index_name="idx", override=True, embedding_size=dim)
+    else:
+        index = indexes.Voyager(index_folder=folder, index_name="idx", override=True, embedding_size=dim)
+    index.add_documents(documents_ids=doc_ids, documents_embeddings=docs)
+    build = time.perf_counter() - t0
+    retriever = retrieve.ColBERT(index=index)
+    retriever.retrieve(queries_embeddings=[qtok[0]], k=K)  # warm-up (loads the searcher's tensors)
+    run, wall, cpu = {}, [], []
+    for q, t in zip(qids, qtok):
+        w0, c0 = time.perf_counter(), time.process_time()
+        res = retriever.retrieve(queries_embeddings=[t], k=K)[0]
+        wall.append(time.perf_counter() - w0)
+        cpu.append(time.process_time() - c0)
+        run[q] = {r["id"]: float(r["score"]) for r in res}
+    out.write_text(json.dumps({"index": kind, "pylate": pylate.__version__, "torch": torch.__version__,
+                               "build_s": build, "wall": wall, "cpu": cpu, "run": run, "folder": folder}))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]))
