@@ -1,13 +1,15 @@
 """PyLate's own index and retrieval over the `minilm-tokens` vectors of benchmarks/_mv_cache.py (run by
 benchmarks/multivector_pylate.py inside a separate virtualenv holding pylate; imports numpy and pylate only).
 
-    /tmp/pylate-venv/bin/python benchmarks/_mv_pylate.py /tmp/slimvec-mv-cache/scifact plaid OUT.json
+    /tmp/pylate-venv/bin/python benchmarks/_mv_pylate.py /tmp/slimvec-mv-cache/scifact plaid OUT.json [THREADS] [KMEANS_ITERS]
 
 The cached document token vectors (float16 on disk, given to PyLate as float32) are added to a PyLate index
 (`plaid`: pylate.indexes.PLAID, its port of ColBERTv2's PLAID: k-means centroids + 2-bit residuals; `voyager`:
 pylate.indexes.Voyager, HNSW over every token, candidates reranked by exact MaxSim), then every cached test
 query's token vectors are retrieved one query at a time with `pylate.retrieve.ColBERT` (k = 10), each timed
-(wall and process CPU). Writes {"index", "pylate", "torch", "build_s", "wall", "cpu", "run"} as JSON.
+(wall and process CPU). KMEANS_ITERS: PLAID's k-means iterations (PyLate's default 4; on SciFact's 1.23M
+tokens and 16,384 centroids one iteration took 382 s on the shared 2-core box, so runs here may use 1).
+Writes {"index", "pylate", "torch", "build_s", "wall", "cpu", "run"} as JSON.
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ def main(cache: Path, kind: str, out: Path) -> None:
     qids = json.loads((cache / "query_ids.json").read_text())
     folder = tempfile.mkdtemp(prefix=f"pylate-{kind}-")
     t0 = time.perf_counter()
+    iters = int(sys.argv[5]) if len(sys.argv) > 5 else 4
     if kind == "plaid":
-        index = indexes.PLAID(index_folder=folder, index_name="idx", override=True, embedding_size=dim)
+        index = indexes.PLAID(index_folder=folder, index_name="idx", override=True, embedding_size=dim,
+                              kmeans_niters=iters)
     else:
         index = indexes.Voyager(index_folder=folder, index_name="idx", override=True, embedding_size=dim)
     index.add_documents(documents_ids=doc_ids, documents_embeddings=docs)
@@ -54,8 +58,9 @@ def main(cache: Path, kind: str, out: Path) -> None:
         wall.append(time.perf_counter() - w0)
         cpu.append(time.process_time() - c0)
         run[q] = {r["id"]: float(r["score"]) for r in res}
-    out.write_text(json.dumps({"index": kind, "pylate": pylate.__version__, "torch": torch.__version__,
-                               "build_s": build, "wall": wall, "cpu": cpu, "run": run, "folder": folder}))
+    out.write_text(json.dumps({"index": kind, "kmeans_niters": iters if kind == "plaid" else None,
+                               "pylate": pylate.__version__, "torch": torch.__version__, "build_s": build,
+                               "wall": wall, "cpu": cpu, "run": run, "folder": folder}))
 
 
 if __name__ == "__main__":

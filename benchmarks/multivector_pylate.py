@@ -94,6 +94,7 @@ def main() -> None:
     ap.add_argument("--index", choices=["plaid", "voyager"], default="plaid")
     ap.add_argument("--pylate-result", type=Path, help="JSON of an earlier _mv_pylate.py run (skips the rebuild)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads inside PyLate")
+    ap.add_argument("--kmeans-iters", type=int, default=4, help="PLAID k-means iterations (PyLate's default: 4)")
     ap.add_argument("--baseline-queries", type=int, default=30)
     args = ap.parse_args()
     load0 = os.getloadavg()[0]
@@ -101,7 +102,8 @@ def main() -> None:
     if result is None:
         result = Path(f"/tmp/pylate-{args.dataset}-{args.index}.json")
         subprocess.run([args.pylate_python, str(Path(__file__).parent / "_mv_pylate.py"),
-                        str(folder(args.dataset)), args.index, str(result), str(args.threads)], check=True)
+                        str(folder(args.dataset)), args.index, str(result), str(args.threads),
+                        str(args.kmeans_iters)], check=True)
     py = json.loads(result.read_text())
     c = load(args.dataset)
     qrels_all = {q: {d: int(g) for d, g in v.items()} for q, v in load_qrels(DATA / args.dataset, "test").items()}
@@ -133,7 +135,8 @@ def main() -> None:
     rows.append(["slimvec multivector (dense top 100 + MaxSim, float16 tokens on disk)", f"{ndcg(run):.4f}",
                  f"{1000 * np.median(wall):.1f}", f"{1000 * np.median(cpu):.1f}", f"{len(wall) / sum(wall):.2f}", "-"])
     py_run = {q: py["run"][q] for q in qids}
-    rows.append([f"PyLate {py['pylate']} {py['index']} (torch {py['torch']})", f"{ndcg(py_run):.4f}",
+    iters = f", k-means {py['kmeans_niters']} iter." if py.get("kmeans_niters") else ""
+    rows.append([f"PyLate {py['pylate']} {py['index']}{iters} (torch {py['torch']})", f"{ndcg(py_run):.4f}",
                  f"{1000 * np.median(py['wall']):.1f}", f"{1000 * np.median(py['cpu']):.1f}",
                  f"{len(py['wall']) / sum(py['wall']):.2f}", f"{py['build_s']:.0f}"])
     for r in rows:
