@@ -1,13 +1,13 @@
 """PyLate's own index and retrieval over the `minilm-tokens` vectors of benchmarks/_mv_cache.py (run by
 benchmarks/multivector_pylate.py inside a separate virtualenv holding pylate; imports numpy and pylate only).
 
-    /tmp/pylate-venv/bin/python benchmarks/_mv_pylate.py /tmp/slimvec-mv-cache/scifact plaid OUT.json [THREADS] [KMEANS_ITERS]
+    /tmp/pylate-venv/bin/python benchmarks/_mv_pylate.py /tmp/slimvec-mv-cache/scifact plaid OUT.json [THREADS] [ITERS]
 
 The cached document token vectors (float16 on disk, given to PyLate as float32) are added to a PyLate index
 (`plaid`: pylate.indexes.PLAID, its port of ColBERTv2's PLAID: k-means centroids + 2-bit residuals; `voyager`:
 pylate.indexes.Voyager, HNSW over every token, candidates reranked by exact MaxSim), then every cached test
 query's token vectors are retrieved one query at a time with `pylate.retrieve.ColBERT` (k = 10), each timed
-(wall and process CPU). KMEANS_ITERS: PLAID's k-means iterations (PyLate's default 4; on SciFact's 1.23M
+(wall and process CPU). ITERS: PLAID's k-means iterations (PyLate's default 4; on SciFact's 1.23M
 tokens and 16,384 centroids one iteration took 382 s on the shared 2-core box, so runs here may use 1).
 Writes {"index", "pylate", "torch", "build_s", "wall", "cpu", "run"} as JSON.
 """
