@@ -96,6 +96,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads inside PyLate")
     ap.add_argument("--kmeans-iters", type=int, default=4, help="PLAID k-means iterations (PyLate's default: 4)")
     ap.add_argument("--baseline-queries", type=int, default=30)
+    ap.add_argument("--queries", type=int, default=0, help="only the first N test queries (smoke runs)")
     args = ap.parse_args()
     load0 = os.getloadavg()[0]
     result = args.pylate_result
@@ -110,7 +111,7 @@ def main() -> None:
     from slimvec.ingest.beir import load_queries
 
     queries = load_queries(DATA / args.dataset)
-    qids = [q for q in c["query_ids"] if q in qrels_all]
+    qids = [q for q in c["query_ids"] if q in qrels_all][: args.queries or None]
     pos = {q: i for i, q in enumerate(c["query_ids"])}
     qrels = {q: qrels_all[q] for q in qids}
     texts = [queries[q] for q in qids]
@@ -134,6 +135,9 @@ def main() -> None:
     run = {q: dict(h) for q, h in zip(qids, hits)}
     rows.append(["slimvec multivector (dense top 100 + MaxSim, float16 tokens on disk)", f"{ndcg(run):.4f}",
                  f"{1000 * np.median(wall):.1f}", f"{1000 * np.median(cpu):.1f}", f"{len(wall) / sum(wall):.2f}", "-"])
+    missing = [q for q in qids if q not in py["run"]]
+    if missing:
+        raise SystemExit(f"{result}: no PyLate results for {len(missing)} queries (first {missing[0]!r})")
     py_run = {q: py["run"][q] for q in qids}
     iters = f", k-means {py['kmeans_niters']} iter." if py.get("kmeans_niters") else ""
     rows.append([f"PyLate {py['pylate']} {py['index']}{iters} (torch {py['torch']})", f"{ndcg(py_run):.4f}",
