@@ -25,12 +25,32 @@ import numpy as np
 K = 10
 
 
+def allow_large_quantiles() -> None:
+    """torch.quantile refuses inputs over 2**24 elements; PyLate 1.2.0's PLAID (ColBERT's indexer, written for
+    128-d vectors) asks it for quantiles of 50,000 held-out 384-d residuals (19.2M values) and fails with
+    "quantile() input tensor is too large". Over that size, the whole-tensor quantile (no `dim`) is computed
+    by numpy with the same linear interpolation (torch's and numpy's default); other calls are unchanged."""
+    import torch
+
+    original = torch.Tensor.quantile
+
+    def quantile(self: torch.Tensor, q: torch.Tensor | float, dim: int | None = None, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        if dim is None and not args and not kwargs and self.numel() > 2**24:
+            qs = q.cpu().double().numpy() if isinstance(q, torch.Tensor) else q
+            out = np.quantile(self.detach().cpu().double().numpy().ravel(), qs)
+            return torch.as_tensor(out, dtype=self.dtype, device=self.device)
+        return original(self, q, dim, *args, **kwargs)
+
+    torch.Tensor.quantile = quantile
+
+
 def main(cache: Path, kind: str, out: Path) -> None:
     import pylate
     import torch
     from pylate import indexes, retrieve
 
     torch.set_num_threads(int(sys.argv[4]) if len(sys.argv) > 4 else torch.get_num_threads())
+    allow_large_quantiles()
     offsets = np.load(cache / "offsets.npy")
     doc_ids = json.loads((cache / "doc_ids.json").read_text())
     dim = int(np.load(cache / "dense.npy", mmap_mode="r").shape[1])
