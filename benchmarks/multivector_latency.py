@@ -4,6 +4,12 @@ float32), on the collections benchmarks/_mv_build.py and multivector_recheck.py 
 (issue 12 target: p50 <= 50 ms on SciFact, 2 cores).
 
     PYTHONPATH=src .venv/bin/python benchmarks/multivector_latency.py scifact multivector recheck-multivector-pooled
+    PYTHONPATH=src .venv/bin/python benchmarks/multivector_latency.py --before scifact multivector
+
+`--before` also runs every query through the MaxSim scoring this package used until BENCHMARKS.md "Unpooled
+multivector latency" (candidates' float16 tokens gathered into one float32 array, then numpy MaxSim;
+`score_before` below, kept verbatim) on the same open collection, alternating which goes first per query so
+both see the same load and page cache, and counts the queries whose top 10 (ids and order) are identical.
 
 Each named collection (a directory under /tmp/mvbench/<dataset>/) answers every test query one at a time, k =
 10, after 5 warm-up queries; the baseline times its first `--baseline-queries` queries (it is slow). Threads:
@@ -18,6 +24,8 @@ import os
 import sys
 import time
 from pathlib import Path
+from types import MethodType
+from typing import Any
 
 import numpy as np
 
@@ -28,8 +36,8 @@ from _mv_build import ROOT
 from slimvec import Collection
 from slimvec.evaluation.metrics import evaluate
 from slimvec.ingest.beir import load_qrels, load_queries
-from slimvec.multivector.maxsim import maxsim_scores
-from slimvec.multivector.retriever import TOKENS_DIR
+from slimvec.multivector.maxsim import gather, maxsim_scores
+from slimvec.multivector.retriever import TOKENS_DIR, query_tokens
 from slimvec.multivector.tokenstore import TokenStore
 
 K = 10
@@ -43,6 +51,37 @@ def timed(fn, items: list) -> tuple[list, list[float], list[float]]:  # noqa: AN
         wall.append(time.perf_counter() - w0)
         cpu.append(time.process_time() - c0)
     return out, wall, cpu
+
+
+def score_before(self: Any, query: Any, rows: np.ndarray, tokens: np.ndarray, decode: Any) -> np.ndarray:
+    """MultiVectorRetriever._score as it was before the in-place kernel: gather into float32, then MaxSim."""
+    q = query_tokens(query, self.encoder)
+    rows = np.asarray(rows, np.int64)
+    if not len(rows) or self.token_store is None:
+        return np.zeros(len(rows), np.float32)
+    tok, off = gather(tokens, self._offsets, rows, None if decode else np.float32)
+    return maxsim_scores(q, tok, off, decode=decode)
+
+
+def run_collection(col: Collection, texts: list[str], before: bool) -> dict[str, tuple[list, list, list]]:
+    """{"after": (hits, wall, cpu)} and, with `before`, the same for score_before; per query the two
+    alternate which runs first."""
+    for t in texts[:5]:
+        col.search(t, k=K)
+    mv = col._retrievers.get("multivector")  # noqa: SLF001 - benchmark-only switch of the scoring path
+    labels = ["after", "before"] if before and mv is not None else ["after"]
+    out: dict[str, tuple[list, list, list]] = {lab: ([], [], []) for lab in labels}
+    for i, t in enumerate(texts):
+        for lab in labels if i % 2 == 0 else labels[::-1]:
+            if lab == "before":
+                mv._score = MethodType(score_before, mv)
+            (h,), (w,), (c,) = timed(lambda x: col.search(x, k=K), [t])  # noqa: B023
+            if lab == "before":
+                del mv._score
+            out[lab][0].append(h)
+            out[lab][1].append(w)
+            out[lab][2].append(c)
+    return out
 
 
 def baseline(name: str, texts: list[str]) -> tuple[list[float], list[float]]:
@@ -66,6 +105,7 @@ def main() -> None:
     ap.add_argument("dataset")
     ap.add_argument("collections", nargs="+", help="directories under /tmp/mvbench/<dataset>/")
     ap.add_argument("--baseline-queries", type=int, default=60)
+    ap.add_argument("--before", action="store_true", help="also time the float32-copy MaxSim (score_before)")
     args = ap.parse_args()
     qrels = {q: {d: int(g) for d, g in v.items()} for q, v in load_qrels(DATA / args.dataset, "test").items()}
     queries = load_queries(DATA / args.dataset)
@@ -75,25 +115,33 @@ def main() -> None:
     rows = []
     for name in args.collections:
         with Collection.open(ROOT / args.dataset / name) as col:
-            for t in texts[:5]:
-                col.search(t, k=K)
-            hits, wall, cpu = timed(lambda t: col.search(t, k=K), texts)  # noqa: B023
+            runs = run_collection(col, texts, args.before)
             info = col.info()
-        run = {q: {h.id: float(h.score) for h in hs} for q, hs in zip(qids, hits)}
-        ndcg = evaluate(qrels, run, ["ndcg@10"])["ndcg@10"]
-        rows.append([name, f"{ndcg:.4f}", f"{1000 * np.median(wall):.1f}", f"{1000 * np.median(cpu):.1f}",
-                     f"{len(wall) / sum(wall):.1f}", f"{info['ram_bytes_per_doc']:.0f}"])
+        ids = {lab: [[h.id for h in hs] for hs in r[0]] for lab, r in runs.items()}
+        for lab, (hits, wall, cpu) in runs.items():
+            run = {q: {h.id: float(h.score) for h in hs} for q, hs in zip(qids, hits)}
+            ndcg = evaluate(qrels, run, ["ndcg@10"])["ndcg@10"]
+            same = (f"{sum(a == b for a, b in zip(ids['after'], ids['before']))}/{len(qids)}"
+                    if "before" in runs else "-")
+            rows.append([f"{name} ({lab})" if len(runs) > 1 else name, f"{ndcg:.4f}",
+                         f"{1000 * np.median(wall):.1f}", f"{1000 * np.median(cpu):.1f}",
+                         f"{len(wall) / sum(wall):.1f}", f"{info['ram_bytes_per_doc']:.0f}", same])
+        if "before" in runs:
+            wa, wb = np.median(runs["after"][1]), np.median(runs["before"][1])
+            ca, cb = np.median(runs["after"][2]), np.median(runs["before"][2])
+            print(f"{name}: p50 wall before / after = {wb / wa:.2f}x, p50 CPU before / after = {cb / ca:.2f}x",
+                  file=sys.stderr, flush=True)
         print(f"{name}: done", file=sys.stderr, flush=True)
     bw, bc = baseline(args.dataset, texts[: args.baseline_queries])
     base_qps = len(bw) / sum(bw)
     rows.append(["exhaustive MaxSim (numpy, float32 tokens in RAM)", "-", f"{1000 * np.median(bw):.1f}",
-                 f"{1000 * np.median(bc):.1f}", f"{base_qps:.1f}", "-"])
+                 f"{1000 * np.median(bc):.1f}", f"{base_qps:.1f}", "-", "-"])
     for r in rows:
         r.append(f"{float(r[4]) / base_qps:.1f}x")
     print(f"\n{args.dataset}: {len(qids)} test queries, k = {K}; {machine()}; load average {load0:.1f} -> "
           f"{os.getloadavg()[0]:.1f}")
     print_table(["collection", "nDCG@10", "p50 wall ms", "p50 CPU ms", "QPS (wall)", "RAM B/doc",
-                 "QPS vs exhaustive"], rows)
+                 "top 10 = before", "QPS vs exhaustive"], rows)
 
 
 if __name__ == "__main__":

@@ -90,7 +90,13 @@ def maxsim_topk(query: np.ndarray, tokens: np.ndarray, offsets: np.ndarray, k: i
     scores = maxsim_scores(query, tokens, offsets, decode)
     if allowed is not None:
         scores = np.where(allowed, scores, -np.inf).astype(np.float32)
-    n_ok = len(scores) if allowed is None else int(np.count_nonzero(allowed))
+    return _top(scores, k, None if allowed is None else int(np.count_nonzero(allowed)))
+
+
+def _top(scores: np.ndarray, k: int, n_ok: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Best k of `scores` ((k,) float32, (k,) int64 indices), best first, ties by lower index; n_ok: how many
+    scores are not -inf (disallowed), so fewer than k results are padded with -inf / -1."""
+    n_ok = len(scores) if n_ok is None else n_ok
     k_eff = min(k, n_ok)
     out_s = np.full(k, -np.inf, np.float32)
     out_i = np.full(k, -1, np.int64)
@@ -155,6 +161,43 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="slimvec-maxsim")
 
 
+def maxsim_rows(query: np.ndarray, tokens: np.ndarray, offsets: np.ndarray, docs: np.ndarray) -> np.ndarray:
+    """MaxSim of one query against the documents `docs` of a float16 or float32 token matrix, read in place.
+
+    query: (q, dim) query token vectors (cast to float32). tokens: (N, dim) float16/float32 rows (a memmap of
+    the token file is read only where `docs` point). offsets: (n_docs + 1,) int64. docs: (m,) int64 document
+    indices. Returns (m,) float32 scores equal to `maxsim_scores(query, *gather(tokens, offsets, docs,
+    np.float32))` up to SGEMM summation order, without building that float32 copy: each worker thread copies
+    its share of the rows into a reused block and scores it with one ONNX Runtime Cast + MatMul call
+    (`multivector.kernel`). Raises ValueError for another token dtype or a query of the wrong width.
+    """
+    from slimvec.multivector import kernel
+
+    docs = np.asarray(docs, dtype=np.int64)
+    out = np.zeros(len(docs), np.float32)
+    query = np.asarray(query)
+    if query.ndim != 2 or query.shape[1] != tokens.shape[1]:
+        raise ValueError(f"query tokens have shape {query.shape}, expected (q, {tokens.shape[1]})")
+    if tokens.dtype not in (np.float16, np.float32):
+        raise ValueError(f"maxsim_rows reads float16 or float32 tokens, got {tokens.dtype}")
+    lens = offsets[docs + 1] - offsets[docs]
+    keep = np.flatnonzero(lens > 0)  # documents (or queries) without tokens score 0, as in maxsim_scores
+    if len(keep) == 0 or len(query) == 0:
+        return out
+    q_t = np.ascontiguousarray(query.T, dtype=np.float32)
+    starts, lens = offsets[docs[keep]], lens[keep]
+    bounds = np.zeros(len(keep) + 1, np.int64)
+    np.cumsum(lens, out=bounds[1:])
+    parts = _split(bounds, _workers())
+
+    def score(part: range) -> np.ndarray:
+        return kernel.maxsim_part(q_t, tokens, starts[part.start : part.stop], lens[part.start : part.stop])
+
+    scored = [score(parts[0])] if len(parts) == 1 else list(_pool().map(score, parts))
+    out[keep] = np.concatenate(scored)
+    return out
+
+
 def rerank(query: np.ndarray, tokens: np.ndarray, offsets: np.ndarray, candidates: np.ndarray,
            k: int, decode: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Rescore candidate documents with exact MaxSim: top-k (scores float32, doc indices int64), best first.
@@ -163,6 +206,10 @@ def rerank(query: np.ndarray, tokens: np.ndarray, offsets: np.ndarray, candidate
     """
     cand = np.asarray(candidates, dtype=np.int64)
     cand = cand[cand >= 0]
+    if decode is None and tokens.dtype in (np.float16, np.float32):
+        scores = maxsim_rows(query, tokens, offsets, cand)
+        s, i = _top(scores, k)
+        return s, np.where(i >= 0, cand[np.maximum(i, 0)], -1)
     sub_tokens, sub_offsets = gather(tokens, offsets, cand, None if decode else np.float32)
     s, i = maxsim_topk(query, sub_tokens, sub_offsets, k, decode=decode)
     return s, np.where(i >= 0, cand[np.maximum(i, 0)], -1)

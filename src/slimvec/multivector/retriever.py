@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from slimvec.errors import CollectionError, ConfigError
-from slimvec.multivector.maxsim import gather, maxsim_scores
+from slimvec.multivector.maxsim import gather, maxsim_rows, maxsim_scores
 from slimvec.multivector.tokenstore import TokenStore
 
 DEFAULT_DEPTH = 100
@@ -163,7 +163,9 @@ class MultiVectorRetriever:
         rows = np.asarray(rows, np.int64)
         if not len(rows) or self.token_store is None:
             return np.zeros(len(rows), np.float32)
-        tok, off = gather(tokens, self._offsets, rows, None if decode else np.float32)
+        if decode is None:  # float16/float32 rows: scored in place, no float32 copy of the candidates
+            return maxsim_rows(q, tokens, self._offsets, rows)
+        tok, off = gather(tokens, self._offsets, rows)
         return maxsim_scores(q, tok, off, decode=decode)
 
     def ram_bytes(self) -> int:
@@ -247,8 +249,9 @@ class MaxSimReranker:
             raise ConfigError("the maxsim reranker needs a collection that keeps token vectors (multivector)")
         q = query_tokens(query, self.encoder)
         decode = self.token_store.decode
-        tok, off = gather(self.token_store.tokens(), self.token_store.offsets(), candidates.rows,
-                          None if decode else np.float32)
+        if decode is None:
+            return maxsim_rows(q, self.token_store.tokens(), self.token_store.offsets(), candidates.rows)
+        tok, off = gather(self.token_store.tokens(), self.token_store.offsets(), candidates.rows)
         return maxsim_scores(q, tok, off, decode=decode)
 
 
