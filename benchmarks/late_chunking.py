@@ -118,6 +118,27 @@ def chunks_like_collection(doc: Document, enc, max_tokens: int, overlap: int) ->
     return chunk_document(doc, enc, ChunkConfig(room, min(overlap, room // 2 - 1), "tokens"))
 
 
+def fixed_token_chunks(doc: Document, enc, sizes: tuple[int, ...]) -> tuple[Document, dict[int, list[Chunk]]]:  # noqa: ANN001
+    """The reference protocol's chunks, per size: "title text" cut into consecutive spans of `size` word pieces.
+
+    As jina-ai/late-chunking cuts them (`Chunker.chunk_by_tokens`, Günther et al. 2024): the title is part of the
+    text (so of the first chunk), no special tokens, no overlap, no sentence snapping, and the last span keeps
+    whatever is left however short. Returns the title-less document whose text is "title text" (so
+    `late_chunk_vectors` pools exactly these spans, title included) and its chunks as character spans into it.
+    A chunk's own text is its character slice; the reference decodes the span's word pieces instead, which
+    re-tokenises to the same pieces except that a span starting inside a word loses its "##" marker.
+    """
+    text = chunk_text(doc.title, doc.text)
+    _, offsets = enc.tokenize(text)
+    full = Document(doc.id, text, "")
+    out = {}
+    for size in sizes:
+        spans = [(a, min(a + size, len(offsets))) for a in range(0, len(offsets), size)]
+        out[size] = [Chunk(doc.id, k, offsets[a][0], offsets[b - 1][1], text[offsets[a][0] : offsets[b - 1][1]])
+                     for k, (a, b) in enumerate(spans)]
+    return full, out
+
+
 def best_chunk_run(q: np.ndarray, qids: list[str], vecs: np.ndarray, owner: np.ndarray, ids: list[str],
                    depth: int = 100) -> dict[str, dict[str, float]]:
     """Exact inner-product search; a unit (document or section) scores its best chunk; top `depth` units."""
@@ -143,11 +164,18 @@ def _flat(chunks: list[list[Chunk]]) -> tuple[list[Chunk], np.ndarray]:
 
 BEIR_SETS = tuple(os.environ.get("LATE_SETS", "nfcorpus,scifact").split(","))
 BEIR_SIZES = tuple(int(x) for x in os.environ.get("LATE_SIZES", "128,64,256").split(","))
-HEADERS_I = ["dataset", "chunk tokens", "chunks/doc", "naive", "late", "mix w=0.5", "late - naive (pts)",
+HEADERS_I = ["dataset", "boundaries", "chunk tokens", "chunks/doc", "naive", "late", "mix w=0.5", "late - naive (pts)",
              "whole doc cut at 256", "late - whole (pts)", "prefix (title chunk)", "Jina ref naive / late (x100)"]
 # The prefix column encodes every chunk a second time ("title chunk", the write path's text): off for the full
 # corpora unless LATE_PREFIX=1 (or its encodings are already cached), shown as "-" then.
 PREFIX = os.environ.get("LATE_PREFIX", "") == "1"
+# Where chunks are cut. "sentences": as the collection cuts them (`chunks_like_collection`: sentence-snapped token
+# chunks of the text, the title as context only). "fixed": the reference protocol's (`fixed_token_chunks`).
+# Naive and late always share the boundaries; the prefix column is measured for "sentences" only.
+BOUNDARIES = os.environ.get("LATE_BOUNDARIES", "sentences")
+if BOUNDARIES not in ("sentences", "fixed"):
+    raise SystemExit(f"LATE_BOUNDARIES must be 'sentences' or 'fixed', got {BOUNDARIES!r}")
+TAG = "fixed-" if BOUNDARIES == "fixed" else ""  # cache names: fixed-boundary encodings apart from the others
 
 
 def beir(enc) -> None:  # noqa: ANN001
@@ -161,13 +189,19 @@ def beir(enc) -> None:  # noqa: ANN001
         whole = cached_blocks(f"{name}-whole256", len(docs), lambda lo, hi: enc.encode_documents(
             [chunk_text(d.title, d.text) for d in docs[lo:hi]]), 512)
         whole_m = evaluate(qrels, best_chunk_run(q, qids, whole, np.arange(len(docs)), ids), METRICS)
-        per_size = {size: [chunks_like_collection(d, enc, size, 0) for d in docs] for size in SIZES}
         late_cfg = LateConfig(window=0, overlap=256, late_weight=1.0)
+        if BOUNDARIES == "fixed":
+            fixed = [fixed_token_chunks(d, enc, SIZES) for d in docs]
+            late_docs = [f for f, _ in fixed]
+            per_size = {size: [c[size] for _, c in fixed] for size in SIZES}
+        else:
+            late_docs = docs
+            per_size = {size: [chunks_like_collection(d, enc, size, 0) for d in docs] for size in SIZES}
         # One forward pass per document serves every chunk size: concatenate the three chunk lists.
         merged = [sum((per_size[s][i] for s in SIZES), []) for i in range(len(docs))]
         bounds = np.cumsum([0] + [len(m) for m in merged])
-        late_merged = cached_blocks(f"{name}-late-all", len(docs), lambda lo, hi: late_chunk_vectors(
-            docs[lo:hi], merged[lo:hi], enc, late_cfg), 256)
+        late_merged = cached_blocks(f"{name}-{TAG}late-all", len(docs), lambda lo, hi: late_chunk_vectors(
+            late_docs[lo:hi], merged[lo:hi], enc, late_cfg), 256)
         assert len(late_merged) == bounds[-1]
         offsets = {}
         k = 0
@@ -181,19 +215,19 @@ def beir(enc) -> None:  # noqa: ANN001
             flat, owner = _flat(chunks)
             # naive = the reference protocol's: each chunk's own text encoded alone, same boundaries as late
             bare = [c.text for cs in chunks for c in cs]
-            naive = cached_blocks(f"{name}-bare{size}", len(bare),
+            naive = cached_blocks(f"{name}-{TAG}bare{size}", len(bare),
                                   lambda lo, hi: enc.encode_documents(bare[lo:hi]), 2048)
             late = late_merged[np.concatenate(offsets[size])]
             res = {}
             for label, vecs in (("naive", naive), ("late", late), ("mix 0.5", mix(naive, late, 0.5))):
                 res[label] = evaluate(qrels, best_chunk_run(q, qids, vecs, owner, ids), METRICS)
             prefix_m = "-"
-            if PREFIX or (CACHE / f"{SUBSET}-{name}-naive{size}.npy").exists():
+            if BOUNDARIES == "sentences" and (PREFIX or (CACHE / f"{SUBSET}-{name}-naive{size}.npy").exists()):
                 texts = [chunk_text(d.title, c.text) for d, cs in zip(docs, chunks) for c in cs]
                 prefix = cached_blocks(f"{name}-naive{size}", len(texts),
                                        lambda lo, hi: enc.encode_documents(texts[lo:hi]), 2048)
                 prefix_m = f"{evaluate(qrels, best_chunk_run(q, qids, prefix, owner, ids), METRICS)['ndcg@10']:.4f}"
-            rows.append([name, size, f"{len(flat) / len(docs):.1f}",
+            rows.append([name, BOUNDARIES, size, f"{len(flat) / len(docs):.1f}",
                          *(f"{res[v]['ndcg@10']:.4f}" for v in ("naive", "late", "mix 0.5")),
                          f"{100 * (res['late']['ndcg@10'] - res['naive']['ndcg@10']):+.2f}",
                          f"{whole_m['ndcg@10']:.4f}",
