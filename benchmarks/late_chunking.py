@@ -39,6 +39,9 @@ from slimvec.evaluation.datasets import load_dataset  # noqa: E402
 from slimvec.evaluation.metrics import evaluate  # noqa: E402
 from slimvec.late import LateConfig, late_chunk_vectors, mix  # noqa: E402
 
+# Pinned: every figure here is MiniLM's, and the cached encodings must not mix models (the library's default
+# model for new collections is another one).
+MODEL = "all-MiniLM-L6-v2"
 CACHE = Path(os.environ.get("LATE_CACHE", "/tmp/slimvec-late"))
 # Documents per BEIR corpus (0 = all). Encoding whole corpora five ways does not fit a shared 2-core machine.
 SUBSET = int(os.environ.get("LATE_SUBSET", "400"))
@@ -416,7 +419,7 @@ def ingest_one(n_docs: int, fields: str) -> None:
     docs = (Document(r["_id"], r["text"], r.get("title") or "")
             for r in read_jsonl(DATA / "nfcorpus" / "corpus.jsonl", n_docs))
     prof = profile_from_dict({"name": "ingest", **json.loads(fields)})
-    enc = load_encoder()
+    enc = load_encoder(MODEL)
     enc.encode_documents(["warm up"])  # model load and first-call allocations are not ingest
     with tempfile.TemporaryDirectory(dir=os.environ.get("LATE_TMP", "/tmp")) as tmp:
         with collection.Collection.create(Path(tmp) / "c", profile=prof, encoder=enc) as col:
@@ -450,7 +453,7 @@ def main(argv: list[str]) -> None:
         ingest_one(int(argv[1]), argv[2])
         return
     parts = argv or ["beir", "xquad", "speed"]
-    enc = load_encoder()
+    enc = load_encoder(MODEL)
     print(f"machine: {machine()}\ncommand: PYTHONPATH=src python benchmarks/late_chunking.py {' '.join(parts)}")
     for part in parts:
         {"beir": beir, "xquad": xquad, "speed": speed, "work": work, "ingest": ingest}[part](enc)
