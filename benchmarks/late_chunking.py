@@ -17,7 +17,8 @@ Parts (run one or all; encoded vectors are cached under $LATE_CACHE, default /tm
 LATE_SUBSET=N sets the BEIR sub-corpus size (default 400, 0 = whole corpus; see `beir_subset`).
 LATE_SETS (default "nfcorpus,scifact") and LATE_SIZES (default "128,64,256") set which BEIR rows run, in that
 order; each row is printed as soon as it is measured, and encodings are saved block by block, so an interrupted
-run resumes where it stopped.
+run resumes where it stopped. LATE_BOUNDARIES=fixed cuts the reference protocol's chunks (fixed word-piece spans
+of "title text", see `fixed_token_chunks`) instead of the collection's sentence-snapped ones (the default).
 """
 
 from __future__ import annotations
