@@ -17,7 +17,8 @@ Parts (run one or all; encoded vectors are cached under $LATE_CACHE, default /tm
 LATE_SUBSET=N sets the BEIR sub-corpus size (default 400, 0 = whole corpus; see `beir_subset`).
 LATE_SETS (default "nfcorpus,scifact") and LATE_SIZES (default "128,64,256") set which BEIR rows run, in that
 order; each row is printed as soon as it is measured, and encodings are saved block by block, so an interrupted
-run resumes where it stopped.
+run resumes where it stopped. LATE_BOUNDARIES=fixed cuts the reference protocol's chunks (fixed word-piece spans
+of "title text", see `fixed_token_chunks`) instead of the collection's sentence-snapped ones (the default).
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ from slimvec.evaluation.datasets import load_dataset  # noqa: E402
 from slimvec.evaluation.metrics import evaluate  # noqa: E402
 from slimvec.late import LateConfig, late_chunk_vectors, mix  # noqa: E402
 
+# Pinned: every figure here is MiniLM's, and the cached encodings must not mix models (the library's default
+# model for new collections is another one).
+MODEL = "all-MiniLM-L6-v2"
 CACHE = Path(os.environ.get("LATE_CACHE", "/tmp/slimvec-late"))
 # Documents per BEIR corpus (0 = all). Encoding whole corpora five ways does not fit a shared 2-core machine.
 SUBSET = int(os.environ.get("LATE_SUBSET", "400"))
@@ -118,6 +122,27 @@ def chunks_like_collection(doc: Document, enc, max_tokens: int, overlap: int) ->
     return chunk_document(doc, enc, ChunkConfig(room, min(overlap, room // 2 - 1), "tokens"))
 
 
+def fixed_token_chunks(doc: Document, enc, sizes: tuple[int, ...]) -> tuple[Document, dict[int, list[Chunk]]]:  # noqa: ANN001
+    """The reference protocol's chunks, per size: "title text" cut into consecutive spans of `size` word pieces.
+
+    As jina-ai/late-chunking cuts them (`Chunker.chunk_by_tokens`, Günther et al. 2024): the title is part of the
+    text (so of the first chunk), no special tokens, no overlap, no sentence snapping, and the last span keeps
+    whatever is left however short. Returns the title-less document whose text is "title text" (so
+    `late_chunk_vectors` pools exactly these spans, title included) and its chunks as character spans into it.
+    A chunk's own text is its character slice; the reference decodes the span's word pieces instead, which
+    re-tokenises to the same pieces except that a span starting inside a word loses its "##" marker.
+    """
+    text = chunk_text(doc.title, doc.text)
+    _, offsets = enc.tokenize(text)
+    full = Document(doc.id, text, "")
+    out = {}
+    for size in sizes:
+        spans = [(a, min(a + size, len(offsets))) for a in range(0, len(offsets), size)]
+        out[size] = [Chunk(doc.id, k, offsets[a][0], offsets[b - 1][1], text[offsets[a][0] : offsets[b - 1][1]])
+                     for k, (a, b) in enumerate(spans)]
+    return full, out
+
+
 def best_chunk_run(q: np.ndarray, qids: list[str], vecs: np.ndarray, owner: np.ndarray, ids: list[str],
                    depth: int = 100) -> dict[str, dict[str, float]]:
     """Exact inner-product search; a unit (document or section) scores its best chunk; top `depth` units."""
@@ -143,11 +168,18 @@ def _flat(chunks: list[list[Chunk]]) -> tuple[list[Chunk], np.ndarray]:
 
 BEIR_SETS = tuple(os.environ.get("LATE_SETS", "nfcorpus,scifact").split(","))
 BEIR_SIZES = tuple(int(x) for x in os.environ.get("LATE_SIZES", "128,64,256").split(","))
-HEADERS_I = ["dataset", "chunk tokens", "chunks/doc", "naive", "late", "mix w=0.5", "late - naive (pts)",
+HEADERS_I = ["dataset", "boundaries", "chunk tokens", "chunks/doc", "naive", "late", "mix w=0.5", "late - naive (pts)",
              "whole doc cut at 256", "late - whole (pts)", "prefix (title chunk)", "Jina ref naive / late (x100)"]
 # The prefix column encodes every chunk a second time ("title chunk", the write path's text): off for the full
 # corpora unless LATE_PREFIX=1 (or its encodings are already cached), shown as "-" then.
 PREFIX = os.environ.get("LATE_PREFIX", "") == "1"
+# Where chunks are cut. "sentences": as the collection cuts them (`chunks_like_collection`: sentence-snapped token
+# chunks of the text, the title as context only). "fixed": the reference protocol's (`fixed_token_chunks`).
+# Naive and late always share the boundaries; the prefix column is measured for "sentences" only.
+BOUNDARIES = os.environ.get("LATE_BOUNDARIES", "sentences")
+if BOUNDARIES not in ("sentences", "fixed"):
+    raise SystemExit(f"LATE_BOUNDARIES must be 'sentences' or 'fixed', got {BOUNDARIES!r}")
+TAG = "fixed-" if BOUNDARIES == "fixed" else ""  # cache names: fixed-boundary encodings apart from the others
 
 
 def beir(enc) -> None:  # noqa: ANN001
@@ -161,13 +193,19 @@ def beir(enc) -> None:  # noqa: ANN001
         whole = cached_blocks(f"{name}-whole256", len(docs), lambda lo, hi: enc.encode_documents(
             [chunk_text(d.title, d.text) for d in docs[lo:hi]]), 512)
         whole_m = evaluate(qrels, best_chunk_run(q, qids, whole, np.arange(len(docs)), ids), METRICS)
-        per_size = {size: [chunks_like_collection(d, enc, size, 0) for d in docs] for size in SIZES}
         late_cfg = LateConfig(window=0, overlap=256, late_weight=1.0)
+        if BOUNDARIES == "fixed":
+            fixed = [fixed_token_chunks(d, enc, SIZES) for d in docs]
+            late_docs = [f for f, _ in fixed]
+            per_size = {size: [c[size] for _, c in fixed] for size in SIZES}
+        else:
+            late_docs = docs
+            per_size = {size: [chunks_like_collection(d, enc, size, 0) for d in docs] for size in SIZES}
         # One forward pass per document serves every chunk size: concatenate the three chunk lists.
         merged = [sum((per_size[s][i] for s in SIZES), []) for i in range(len(docs))]
         bounds = np.cumsum([0] + [len(m) for m in merged])
-        late_merged = cached_blocks(f"{name}-late-all", len(docs), lambda lo, hi: late_chunk_vectors(
-            docs[lo:hi], merged[lo:hi], enc, late_cfg), 256)
+        late_merged = cached_blocks(f"{name}-{TAG}late-all", len(docs), lambda lo, hi: late_chunk_vectors(
+            late_docs[lo:hi], merged[lo:hi], enc, late_cfg), 256)
         assert len(late_merged) == bounds[-1]
         offsets = {}
         k = 0
@@ -181,19 +219,19 @@ def beir(enc) -> None:  # noqa: ANN001
             flat, owner = _flat(chunks)
             # naive = the reference protocol's: each chunk's own text encoded alone, same boundaries as late
             bare = [c.text for cs in chunks for c in cs]
-            naive = cached_blocks(f"{name}-bare{size}", len(bare),
+            naive = cached_blocks(f"{name}-{TAG}bare{size}", len(bare),
                                   lambda lo, hi: enc.encode_documents(bare[lo:hi]), 2048)
             late = late_merged[np.concatenate(offsets[size])]
             res = {}
             for label, vecs in (("naive", naive), ("late", late), ("mix 0.5", mix(naive, late, 0.5))):
                 res[label] = evaluate(qrels, best_chunk_run(q, qids, vecs, owner, ids), METRICS)
             prefix_m = "-"
-            if PREFIX or (CACHE / f"{SUBSET}-{name}-naive{size}.npy").exists():
+            if BOUNDARIES == "sentences" and (PREFIX or (CACHE / f"{SUBSET}-{name}-naive{size}.npy").exists()):
                 texts = [chunk_text(d.title, c.text) for d, cs in zip(docs, chunks) for c in cs]
                 prefix = cached_blocks(f"{name}-naive{size}", len(texts),
                                        lambda lo, hi: enc.encode_documents(texts[lo:hi]), 2048)
                 prefix_m = f"{evaluate(qrels, best_chunk_run(q, qids, prefix, owner, ids), METRICS)['ndcg@10']:.4f}"
-            rows.append([name, size, f"{len(flat) / len(docs):.1f}",
+            rows.append([name, BOUNDARIES, size, f"{len(flat) / len(docs):.1f}",
                          *(f"{res[v]['ndcg@10']:.4f}" for v in ("naive", "late", "mix 0.5")),
                          f"{100 * (res['late']['ndcg@10'] - res['naive']['ndcg@10']):+.2f}",
                          f"{whole_m['ndcg@10']:.4f}",
@@ -382,7 +420,7 @@ def ingest_one(n_docs: int, fields: str) -> None:
     docs = (Document(r["_id"], r["text"], r.get("title") or "")
             for r in read_jsonl(DATA / "nfcorpus" / "corpus.jsonl", n_docs))
     prof = profile_from_dict({"name": "ingest", **json.loads(fields)})
-    enc = load_encoder()
+    enc = load_encoder(MODEL)
     enc.encode_documents(["warm up"])  # model load and first-call allocations are not ingest
     with tempfile.TemporaryDirectory(dir=os.environ.get("LATE_TMP", "/tmp")) as tmp:
         with collection.Collection.create(Path(tmp) / "c", profile=prof, encoder=enc) as col:
@@ -416,7 +454,7 @@ def main(argv: list[str]) -> None:
         ingest_one(int(argv[1]), argv[2])
         return
     parts = argv or ["beir", "xquad", "speed"]
-    enc = load_encoder()
+    enc = load_encoder(MODEL)
     print(f"machine: {machine()}\ncommand: PYTHONPATH=src python benchmarks/late_chunking.py {' '.join(parts)}")
     for part in parts:
         {"beir": beir, "xquad": xquad, "speed": speed, "work": work, "ingest": ingest}[part](enc)

@@ -184,3 +184,42 @@ def test_several_documents_keep_their_order_and_empty_documents_still_get_a_vect
     apart = np.vstack([late_chunk_vectors([d], [c], enc, LateConfig(late_weight=1.0)) for d, c in zip(docs, chunks)])
     np.testing.assert_allclose(together, apart, atol=2e-5)
     np.testing.assert_allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+
+
+# ---- the reference protocol's fixed token chunks (benchmarks/late_chunking.py, LATE_BOUNDARIES=fixed) ----------
+
+
+def _bench():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "late_chunking.py"
+    spec = importlib.util.spec_from_file_location("late_chunking_bench", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_fixed_token_chunks_late_vectors_pool_exactly_the_reference_spans(enc) -> None:
+    import torch
+
+    doc = Document("w", TEXT * 2, "Peace of Westphalia")
+    full, per_size = _bench().fixed_token_chunks(doc, enc, (16, 37))
+    assert full.title == "" and full.text == f"{doc.title} {doc.text}"  # the title is text, as in the reference
+    ids, _ = enc.tokenize(full.text)
+    assert 37 * 3 < len(ids) <= 510  # several chunks, one forward pass
+    tok = enc.model.tokenizer
+    seq = torch.tensor([[tok.cls_token_id, *ids, tok.sep_token_id]])
+    with torch.inference_mode():
+        rows = enc.model[0].auto_model(input_ids=seq, attention_mask=torch.ones_like(seq)).last_hidden_state[0, 1:-1]
+    pieces = tok.convert_ids_to_tokens(ids)
+    for size, chunks in per_size.items():
+        spans = [(a, min(a + size, len(ids))) for a in range(0, len(ids), size)]
+        assert len(chunks) == -(-len(ids) // size)  # consecutive spans, the last one as short as what is left
+        assert spans[-1][1] - spans[-1][0] == len(ids) - size * (len(ids) // size) or len(ids) % size == 0
+        assert chunks[0].text.startswith(doc.title)
+        got = late_chunk_vectors([full], [chunks], enc, LateConfig(window=0, late_weight=1.0, title_context=False))
+        for (a, b), c, v in zip(spans, chunks, got):
+            np.testing.assert_allclose(v, _unit(rows[a:b].numpy().mean(axis=0)), atol=2e-5)
+            if not pieces[a].startswith("##"):  # naive's own text re-tokenises to the span's own pieces
+                assert enc.tokenize(c.text)[0] == ids[a:b]
