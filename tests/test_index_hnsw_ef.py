@@ -4,33 +4,15 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-from fakes import FakeEncoder
-from test_retrievers_compressed import _clustered
+from test_retrievers_compressed import _clustered, _recall_at_10, _vector_collection
 
 from slimvec import Collection, Document
 from slimvec.documents import Chunk
 from slimvec.index.nprobe import EF_STEPS, probe_queries
-from slimvec.profiles import BUILTIN
-from slimvec.retrievers.base import Query
 
 
 def _hnsw_collection(path, rows, **profile):
-    prof = BUILTIN["hnsw-f32"].model_copy(update=profile)
-    col = Collection.create(path, profile=prof, encoder=FakeEncoder(dim=rows.shape[1]))
-    docs = [Document(f"d{i}", f"row {i}") for i in range(len(rows))]
-    col.add_encoded(docs, [Chunk(f"d{i}", 0, 0, len(f"row {i}"), f"row {i}") for i in range(len(rows))], rows)
-    return col
-
-
-def _recall_at_10(col, rows, queries):
-    """Mean Recall@10 of the collection's HNSW stage against brute force over `rows` (computed here)."""
-    retriever, everyone, total = col._retrievers["dense"], np.ones(len(rows), bool), 0
-    for q in queries:
-        exact = np.argsort(-(rows @ q), kind="stable")[:10].tolist()
-        found = retriever.search(Query("", None, q), 10, everyone)[1].tolist()
-        total += len(set(exact) & set(found))
-    return total / (10 * len(queries))
+    return _vector_collection(path, rows, base="hnsw-f32", **profile)
 
 
 def test_calibrated_ef_reaches_its_target_and_is_the_smallest_step_that_does(tmp_path):

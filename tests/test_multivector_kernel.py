@@ -7,25 +7,10 @@ import threading
 
 import numpy as np
 import pytest
+from test_multivector_maxsim import _brute, _unit
 
 from slimvec.multivector import kernel
 from slimvec.multivector import maxsim as ms
-
-
-def _unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
-    x = rng.standard_normal((n, dim)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def _brute(q: np.ndarray, docs: list[np.ndarray]) -> np.ndarray:
-    """sum over query tokens of the max dot product over the document's tokens, in float64; 0 without tokens."""
-    out = []
-    for d in docs:
-        if len(d) == 0 or len(q) == 0:
-            out.append(0.0)
-            continue
-        out.append(sum(max(float(np.dot(t.astype(np.float64), u.astype(np.float64))) for u in d) for t in q))
-    return np.asarray(out)
 
 
 def _corpus(rng: np.random.Generator, lens: list[int], dim: int, dtype: type) -> tuple[np.ndarray, np.ndarray]:

@@ -14,13 +14,14 @@ def _unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
 
 
 def _brute(q: np.ndarray, docs: list[np.ndarray]) -> np.ndarray:
+    """sum over query tokens of the max dot product over the document's tokens, in float64; 0 without tokens."""
     out = []
     for d in docs:
         if len(d) == 0 or len(q) == 0:
             out.append(0.0)
             continue
-        out.append(sum(max(float(np.dot(t, u)) for u in d) for t in q))
-    return np.asarray(out, np.float32)
+        out.append(sum(max(float(np.dot(t.astype(np.float64), u.astype(np.float64))) for u in d) for t in q))
+    return np.asarray(out)
 
 
 def _corpus(rng: np.random.Generator, lens: list[int], dim: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:

@@ -171,14 +171,16 @@ def _clustered(n, dim, seed, centres=400):
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def _vector_collection(path, rows, **profile):
-    """A 32-list binary-ivf-rescore collection holding `rows` as given (one chunk per document)."""
+def _vector_collection(path, rows, base="binary-ivf-rescore", **profile):
+    """A collection of built-in profile `base` (binary-ivf-rescore: with 32 lists) holding `rows` as given (one
+    chunk per document), with `profile` fields replaced."""
     from fakes import FakeEncoder
 
     from slimvec import Document
     from slimvec.documents import Chunk
 
-    prof = BUILTIN["binary-ivf-rescore"].model_copy(update={"nlist": 32, **profile})
+    lists = {"nlist": 32} if base == "binary-ivf-rescore" else {}
+    prof = BUILTIN[base].model_copy(update={**lists, **profile})
     col = Collection.create(path, profile=prof, encoder=FakeEncoder(dim=rows.shape[1]))
     docs = [Document(f"d{i}", f"row {i}") for i in range(len(rows))]
     col.add_encoded(docs, [Chunk(f"d{i}", 0, 0, len(f"row {i}"), f"row {i}") for i in range(len(rows))], rows)

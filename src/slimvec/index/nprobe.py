@@ -39,10 +39,9 @@ SEED = 0
 
 
 @dataclass(frozen=True)
-class NprobeChoice:
-    """The calibrated nprobe, the Recall@10 it reached on `queries` probe queries, and the target it aimed for."""
+class _Choice:
+    """What a calibration reached: Recall@10 on `queries` probe queries, the target, the rows it ran over."""
 
-    nprobe: int
     recall: float
     target_recall: float
     queries: int
@@ -53,17 +52,17 @@ class NprobeChoice:
 
 
 @dataclass(frozen=True)
-class EfChoice:
-    """The calibrated HNSW efSearch, the Recall@10 it reached on `queries` probe queries, and the target."""
+class NprobeChoice(_Choice):
+    """The calibrated IVF nprobe and what it reached (see _Choice)."""
 
-    ef_search: int
-    recall: float
-    target_recall: float
-    queries: int
-    rows: int  # rows in the graph when calibrated
+    nprobe: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+
+@dataclass(frozen=True)
+class EfChoice(_Choice):
+    """The calibrated HNSW efSearch and what it reached (see _Choice)."""
+
+    ef_search: int = 0
 
 
 def _recall(found: np.ndarray, truth: np.ndarray, k: int) -> float:
@@ -127,7 +126,7 @@ def calibrate_nprobe(index: Any, vectors: np.ndarray, target_recall: float, over
             lo, hi = (lo, mid) if tried[mid] >= target_recall else (mid, hi)
     finally:
         index.nprobe = saved
-    return NprobeChoice(int(hi), round(tried[hi], 4), target_recall, len(queries), n)
+    return NprobeChoice(round(tried[hi], 4), target_recall, len(queries), n, nprobe=int(hi))
 
 
 def calibrate_ef(index: Any, vectors: np.ndarray, target_recall: float, sample: int = SAMPLE) -> EfChoice:
@@ -150,4 +149,4 @@ def calibrate_ef(index: Any, vectors: np.ndarray, target_recall: float, sample: 
                 break
     finally:
         index.ef_search = saved
-    return EfChoice(ef, round(reached, 4), target_recall, len(queries), n)
+    return EfChoice(round(reached, 4), target_recall, len(queries), n, ef_search=ef)
