@@ -26,6 +26,9 @@ from _common import DATA, machine, print_table, read_jsonl  # noqa: E402
 FIT_SPLIT = {"scifact": "train", "nfcorpus": "dev"}
 MODES = ("bm25", "dense", "sparse", "hybrid", "hybrid-sparse")
 
+# The model of this script's BENCHMARKS.md tables; the default for new collections is now bge-small-en-v1.5.
+MINILM = "all-MiniLM-L6-v2"
+
 
 def _qrels(path: Path, split: str) -> dict[str, dict[str, int]]:
     from slimvec.ingest.beir import load_qrels
@@ -66,9 +69,9 @@ def _build(name: str, path: Path, work: Path, limit: int | None, cache_dir: Path
            must: set[str]):
     from slimvec import Collection
     from slimvec.encoders.cache import CachedEncoder
-    from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
+    from slimvec.encoders.registry import load_encoder
 
-    encoder = CachedEncoder(load_encoder(DEFAULT_MODEL), cache_dir)
+    encoder = CachedEncoder(load_encoder(MINILM), cache_dir)
     where = work / f"{name}-{limit or 'all'}"
     retrievers = ["dense", "bm25"] + (["sparse"] if sparse else [])
     docs = _corpus(path, limit, must)
