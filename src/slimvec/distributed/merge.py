@@ -17,17 +17,21 @@ _UNKNOWN = 2**62  # a document with no ordinal (written to a shard directly) los
 
 def merge_hits(per_shard: Sequence[Sequence[Hit]], k: int, ordinals: Mapping[str, int]) -> list[Hit]:
     """The top `k` of several shards' hit lists (each best first) by score, then commit ordinal."""
-    keyed = [(-h.score, ordinals.get(h.id, _UNKNOWN), s, i, h)
-             for s, hits in enumerate(per_shard) for i, h in enumerate(hits)]
-    keyed.sort(key=lambda t: t[:4])
-    return [t[4] for t in keyed[:k]]
+    pairs = [[(h.id, h.score) for h in hits] for hits in per_shard]
+    return [per_shard[s][i] for s, i in _top(pairs, k, ordinals)]
 
 
 def merge_rows(per_shard: Sequence[Sequence[tuple[str, float, int]]], k: int,
                ordinals: Mapping[str, int]) -> list[tuple[int, str, float, int]]:
     """`merge_hits` for hits given as (document id, score, best-chunk row): the top `k` as (shard, id, score,
     row), by score, then commit ordinal (the same order `merge_hits` gives)."""
-    keyed = [(-score, ordinals.get(doc_id, _UNKNOWN), s, i, doc_id, score, row)
-             for s, hits in enumerate(per_shard) for i, (doc_id, score, row) in enumerate(hits)]
-    keyed.sort(key=lambda t: t[:4])
-    return [(t[2], t[4], t[5], t[6]) for t in keyed[:k]]
+    pairs = [[(doc_id, score) for doc_id, score, _ in hits] for hits in per_shard]
+    return [(s, *per_shard[s][i]) for s, i in _top(pairs, k, ordinals)]
+
+
+def _top(per_shard: list[list[tuple[str, float]]], k: int, ordinals: Mapping[str, int]) -> list[tuple[int, int]]:
+    """(shard, position) of the top `k` (id, score) pairs by score, then commit ordinal, shard and position."""
+    keyed = [(-score, ordinals.get(doc_id, _UNKNOWN), s, i)
+             for s, hits in enumerate(per_shard) for i, (doc_id, score) in enumerate(hits)]
+    keyed.sort()
+    return [(s, i) for _, _, s, i in keyed[:k]]

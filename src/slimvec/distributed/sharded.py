@@ -34,7 +34,7 @@ from slimvec.distributed.router import (
     write_router,
 )
 from slimvec.distributed.shards import LocalShard, StaleBm25Stats
-from slimvec.documents import Document, Hit
+from slimvec.documents import Document, Hit, make_hit
 from slimvec.encoders.base import Encoder
 from slimvec.errors import CollectionError, ConfigError, IngestError
 from slimvec.retrievers.base import Query
@@ -582,7 +582,7 @@ def _reranked_hit(first: Hit, score: float, chunk: Any, with_payload: bool) -> H
 
 def _payload_hit(chunk: Any, score: float) -> Hit:
     """The hit one collection gives for a document whose best chunk is `chunk` (a `StoredChunk`)."""
-    return Hit(chunk.doc_id, score, chunk.title, chunk.text, chunk.metadata, chunk.start, chunk.end)
+    return make_hit(chunk.doc_id, score, chunk.title, chunk.text, chunk.metadata, chunk.start, chunk.end)
 
 
 def _rescored(hit: Hit, score: float) -> Hit:
