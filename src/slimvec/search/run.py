@@ -44,7 +44,7 @@ class Runner:
         allowed: (rows,) bool mask of the rows a hit may come from. Raises ConfigError when a relevance
         cut-off is asked for a mode without a calibrator.
         """
-        n_allowed = int(np.count_nonzero(allowed))
+        n_allowed = rows.n_alive if allowed is rows.alive else int(np.count_nonzero(allowed))
         for name in plan.retrievers:  # retrievers that encode queries themselves (sparse) do it in one batch
             prepare = getattr(retrievers[name], "prepare", None)
             if prepare is not None:

@@ -20,6 +20,7 @@ class RowMap:
     def __init__(self) -> None:
         self.row_doc = np.zeros(0, dtype=np.int32)  # (rows,) int32 document number, -1: dead
         self.alive = np.zeros(0, dtype=bool)  # (rows,) bool
+        self.n_alive = 0  # count of True in `alive`, so a search need not count 1M flags per call
         self.doc_ids: list[str] = []  # document number -> id
         self.numbers: dict[str, int] = {}  # id -> document number
         self._fresh = True
@@ -47,6 +48,8 @@ class RowMap:
                 ids.append(doc_id)
             row_doc[row] = n
         self.row_doc, self.alive, self._fresh, self._dead = row_doc, row_doc >= 0, False, dead
+        self.n_alive = int(np.count_nonzero(self.alive))
+        self.alive.flags.writeable = False  # replaced by the next update, never changed: indexes may cache facts about it
 
     def reset(self) -> None:
         """Forget everything: the next update reads every row."""
