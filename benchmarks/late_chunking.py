@@ -5,6 +5,8 @@ Parts (run one or all; encoded vectors are cached under $LATE_CACHE, default /tm
           naive (each chunk's own text encoded alone, as the reference protocol does), late (one pass over
           "title text" at the model's 510 positions, macro windows beyond), mix (late_weight), the whole document
           cut at 256 tokens, and the contextual prefix ("title chunk", the write path's text; LATE_PREFIX=1).
+  weights `late_weight` for BEIR chunks chosen on dev queries (SciFact train, NFCorpus dev), every weight of
+          LATE_WEIGHTS (default "0,0.25,0.5,0.75,1") reported on test too; whole corpora only (LATE_SUBSET=0).
   xquad   xquad-en-sentences / xquad-en-articles at section level: units alone, contextual prefix, late over the
           article (macro windows), the late_weight mix; late_weight and window chosen on a dev half of the queries.
   speed   ingest docs/s of token chunking vs late chunking on the same chunk boundaries.
@@ -12,7 +14,7 @@ Parts (run one or all; encoded vectors are cached under $LATE_CACHE, default /tm
   ingest  through a real Collection (one process per run): docs/s of token vs late chunking on the same
           boundaries, and peak RSS of late ingest at two corpus sizes (bounded by the commit batch, not the corpus).
 
-    PYTHONPATH=src python benchmarks/late_chunking.py [beir|xquad|speed|work|ingest ...]
+    PYTHONPATH=src python benchmarks/late_chunking.py [beir|weights|xquad|speed|work|ingest ...]
 
 LATE_SUBSET=N sets the BEIR sub-corpus size (default 400, 0 = whole corpus; see `beir_subset`).
 LATE_SETS (default "nfcorpus,scifact") and LATE_SIZES (default "128,64,256") set which BEIR rows run, in that
@@ -182,6 +184,42 @@ if BOUNDARIES not in ("sentences", "fixed"):
 TAG = "fixed-" if BOUNDARIES == "fixed" else ""  # cache names: fixed-boundary encodings apart from the others
 
 
+def size_vectors(name: str, docs: list[Document], enc) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, list[list[Chunk]]]]:  # noqa: ANN001,E501
+    """For each size of BEIR_SIZES: (owner of each chunk, naive vectors, late vectors, the chunks per document),
+    the chunks cut by BOUNDARIES; encodings cached (one late pass per document serves every size)."""
+    late_cfg = LateConfig(window=0, overlap=256, late_weight=1.0)
+    if BOUNDARIES == "fixed":
+        fixed = [fixed_token_chunks(d, enc, SIZES) for d in docs]
+        late_docs = [f for f, _ in fixed]
+        per_size = {size: [c[size] for _, c in fixed] for size in SIZES}
+    else:
+        late_docs = docs
+        per_size = {size: [chunks_like_collection(d, enc, size, 0) for d in docs] for size in SIZES}
+    # One forward pass per document serves every chunk size: concatenate the three chunk lists.
+    merged = [sum((per_size[s][i] for s in SIZES), []) for i in range(len(docs))]
+    bounds = np.cumsum([0] + [len(m) for m in merged])
+    late_merged = cached_blocks(f"{name}-{TAG}late-all", len(docs), lambda lo, hi: late_chunk_vectors(
+        late_docs[lo:hi], merged[lo:hi], enc, late_cfg), 256)
+    assert len(late_merged) == bounds[-1]
+    offsets: dict[int, list[np.ndarray]] = {}
+    k = 0
+    for i in range(len(docs)):
+        for s in SIZES:
+            n = len(per_size[s][i])
+            offsets.setdefault(s, []).append(np.arange(k, k + n))
+            k += n
+    out = {}
+    for size in BEIR_SIZES:
+        chunks = per_size[size]
+        _, owner = _flat(chunks)
+        # naive = the reference protocol's: each chunk's own text encoded alone, same boundaries as late
+        bare = [c.text for cs in chunks for c in cs]
+        naive = cached_blocks(f"{name}-{TAG}bare{size}", len(bare),
+                              lambda lo, hi: enc.encode_documents(bare[lo:hi]), 2048)
+        out[size] = (owner, naive, late_merged[np.concatenate(offsets[size])], chunks)
+    return out
+
+
 def beir(enc) -> None:  # noqa: ANN001
     rows = []
     for name in BEIR_SETS:
@@ -193,35 +231,7 @@ def beir(enc) -> None:  # noqa: ANN001
         whole = cached_blocks(f"{name}-whole256", len(docs), lambda lo, hi: enc.encode_documents(
             [chunk_text(d.title, d.text) for d in docs[lo:hi]]), 512)
         whole_m = evaluate(qrels, best_chunk_run(q, qids, whole, np.arange(len(docs)), ids), METRICS)
-        late_cfg = LateConfig(window=0, overlap=256, late_weight=1.0)
-        if BOUNDARIES == "fixed":
-            fixed = [fixed_token_chunks(d, enc, SIZES) for d in docs]
-            late_docs = [f for f, _ in fixed]
-            per_size = {size: [c[size] for _, c in fixed] for size in SIZES}
-        else:
-            late_docs = docs
-            per_size = {size: [chunks_like_collection(d, enc, size, 0) for d in docs] for size in SIZES}
-        # One forward pass per document serves every chunk size: concatenate the three chunk lists.
-        merged = [sum((per_size[s][i] for s in SIZES), []) for i in range(len(docs))]
-        bounds = np.cumsum([0] + [len(m) for m in merged])
-        late_merged = cached_blocks(f"{name}-{TAG}late-all", len(docs), lambda lo, hi: late_chunk_vectors(
-            late_docs[lo:hi], merged[lo:hi], enc, late_cfg), 256)
-        assert len(late_merged) == bounds[-1]
-        offsets = {}
-        k = 0
-        for i in range(len(docs)):
-            for s in SIZES:
-                n = len(per_size[s][i])
-                offsets.setdefault(s, []).append(np.arange(k, k + n))
-                k += n
-        for size in BEIR_SIZES:
-            chunks = per_size[size]
-            flat, owner = _flat(chunks)
-            # naive = the reference protocol's: each chunk's own text encoded alone, same boundaries as late
-            bare = [c.text for cs in chunks for c in cs]
-            naive = cached_blocks(f"{name}-{TAG}bare{size}", len(bare),
-                                  lambda lo, hi: enc.encode_documents(bare[lo:hi]), 2048)
-            late = late_merged[np.concatenate(offsets[size])]
+        for size, (owner, naive, late, chunks) in size_vectors(name, docs, enc).items():
             res = {}
             for label, vecs in (("naive", naive), ("late", late), ("mix 0.5", mix(naive, late, 0.5))):
                 res[label] = evaluate(qrels, best_chunk_run(q, qids, vecs, owner, ids), METRICS)
@@ -231,7 +241,7 @@ def beir(enc) -> None:  # noqa: ANN001
                 prefix = cached_blocks(f"{name}-naive{size}", len(texts),
                                        lambda lo, hi: enc.encode_documents(texts[lo:hi]), 2048)
                 prefix_m = f"{evaluate(qrels, best_chunk_run(q, qids, prefix, owner, ids), METRICS)['ndcg@10']:.4f}"
-            rows.append([name, BOUNDARIES, size, f"{len(flat) / len(docs):.1f}",
+            rows.append([name, BOUNDARIES, size, f"{len(owner) / len(docs):.1f}",
                          *(f"{res[v]['ndcg@10']:.4f}" for v in ("naive", "late", "mix 0.5")),
                          f"{100 * (res['late']['ndcg@10'] - res['naive']['ndcg@10']):+.2f}",
                          f"{whole_m['ndcg@10']:.4f}",
@@ -240,6 +250,52 @@ def beir(enc) -> None:  # noqa: ANN001
             print("row: | " + " | ".join(map(str, rows[-1])) + " |", flush=True)
     print("\n### (i) BEIR protocol: nDCG@10, a document scored by its best chunk (all-MiniLM-L6-v2)\n")
     print_table(HEADERS_I, rows)
+
+
+# The split each BEIR set offers for choosing a setting without its test queries (SciFact has no dev split).
+DEV_SPLIT = {"scifact": "train", "nfcorpus": "dev"}
+MIX_WEIGHTS = tuple(float(x) for x in os.environ.get("LATE_WEIGHTS", "0,0.25,0.5,0.75,1").split(","))
+
+
+def weights(enc) -> None:  # noqa: ANN001
+    """`late_weight` chosen on dev queries, reported on test: w=0 is naive chunks, w=1 pure late chunking.
+
+    The whole corpus (LATE_SUBSET=0) of every set in LATE_SETS, at every size of LATE_SIZES; the weight with the
+    best mean dev nDCG@10 over all of them is the one chosen (one setting for every corpus and size, as a
+    profile default must be)."""
+    if SUBSET:
+        raise SystemExit("the weights part runs on whole corpora: set LATE_SUBSET=0")
+    dev_rows, test_rows, dev_score = [], [], {w: [] for w in MIX_WEIGHTS}
+    for name in BEIR_SETS:
+        docs, test_q, test_qrels = beir_subset(name, 0)
+        ids = [d.id for d in docs]
+        ds = load_dataset(DATA / name)
+        split = DEV_SPLIT[name]
+        dev_q, dev_qrels = ds.queries(split), ds.qrels(split)
+        dev_q = {q: dev_q[q] for q in dev_qrels if q in dev_q}
+        splits = {}
+        for label, qs, qrels in ((split, dev_q, dev_qrels), ("test", test_q, test_qrels)):
+            qids = list(qs)
+            vec = cached(f"{name}-{label}-queries" if label != "test" else f"{name}-judged-queries",
+                         lambda: enc.encode_queries([qs[i] for i in qids]))
+            splits[label] = (qids, vec, qrels)
+        print(f"{name}: {len(docs)} documents, {len(dev_q)} {split} queries, {len(test_q)} test queries", flush=True)
+        for size, (owner, naive, late, _) in size_vectors(name, docs, enc).items():
+            for label, (qids, vec, qrels) in splits.items():
+                row = [name, label, size]
+                for w in MIX_WEIGHTS:
+                    m = evaluate(qrels, best_chunk_run(vec, qids, mix(naive, late, w), owner, ids), METRICS)["ndcg@10"]
+                    row.append(f"{m:.4f}")
+                    if label != "test":
+                        dev_score[w].append(m)
+                (dev_rows if label != "test" else test_rows).append(row)
+                print("row: | " + " | ".join(map(str, row)) + " |", flush=True)
+    best = max(MIX_WEIGHTS, key=lambda w: (float(np.mean(dev_score[w])), -abs(w - 0.5)))
+    heads = ["dataset", "split", "chunk tokens", *(f"w={w:g}" for w in MIX_WEIGHTS)]
+    print(f"\n### late_weight chosen on dev queries ({BOUNDARIES} boundaries, all-MiniLM-L6-v2): nDCG@10\n")
+    print_table(heads, dev_rows + test_rows)
+    print("\nmean dev nDCG@10 per weight: " + ", ".join(f"w={w:g} {np.mean(v):.4f}" for w, v in dev_score.items()))
+    print(f"chosen on dev: w={best:g}")
 
 
 # ---- (ii) XQuAD sections ----------------------------------------------------------------------------------
@@ -457,7 +513,7 @@ def main(argv: list[str]) -> None:
     enc = load_encoder(MODEL)
     print(f"machine: {machine()}\ncommand: PYTHONPATH=src python benchmarks/late_chunking.py {' '.join(parts)}")
     for part in parts:
-        {"beir": beir, "xquad": xquad, "speed": speed, "work": work, "ingest": ingest}[part](enc)
+        {"beir": beir, "weights": weights, "xquad": xquad, "speed": speed, "work": work, "ingest": ingest}[part](enc)
 
 
 if __name__ == "__main__":
