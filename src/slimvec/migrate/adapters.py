@@ -74,11 +74,29 @@ class Procrustes(Adapter):
     name = "procrustes"
 
     def _fit(self, x: np.ndarray, y: np.ndarray, seed: int) -> dict[str, np.ndarray]:
-        u, _, vt = np.linalg.svd(x.T @ y, full_matrices=False)  # (dx, r), (r, dy), r = min(dx, dy)
-        return {"W": (u @ vt).astype(np.float32)}
+        return {"W": _procrustes_map(x, y).astype(np.float32)}
 
     def _apply(self, x: np.ndarray) -> np.ndarray:
         return x @ self.params["W"]
+
+
+def _procrustes_map(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The orthogonal (semi-orthogonal) W minimising ||X W - Y||, float64 (dx, dy): U V^T of the SVD of X^T Y."""
+    u, _, vt = np.linalg.svd(x.T @ y, full_matrices=False)  # (dx, r), (r, dy), r = min(dx, dy)
+    return u @ vt
+
+
+def _fit_sharing(adapter: Adapter, x: np.ndarray, y: np.ndarray, seed: int, shared: dict[str, np.ndarray]) -> Adapter:
+    """adapter.fit(x, y, seed), where Procrustes and every ProcrustesRidge reuse one SVD (`shared`, filled on
+    first use): on a busy 2-core machine each 384 x 384 SVD took seconds of wall time."""
+    if not isinstance(adapter, (Procrustes, ProcrustesRidge)):
+        return adapter.fit(x, y, seed)
+    x64, y64 = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if "wp" not in shared:
+        shared["wp"] = _procrustes_map(x64, y64)
+    wp = shared["wp"]
+    adapter.params = adapter._shrunk(x64, y64, wp) if isinstance(adapter, ProcrustesRidge) else {"W": wp.astype(np.float32)}
+    return adapter
 
 
 class ProcrustesRidge(Adapter):
@@ -95,9 +113,11 @@ class ProcrustesRidge(Adapter):
         self.ridge = float(self.params["ridge"]) if "ridge" in self.params else float(ridge)
 
     def _fit(self, x: np.ndarray, y: np.ndarray, seed: int) -> dict[str, np.ndarray]:
-        u, _, vt = np.linalg.svd(x.T @ y, full_matrices=False)
+        return self._shrunk(x, y, _procrustes_map(x, y))
+
+    def _shrunk(self, x: np.ndarray, y: np.ndarray, wp: np.ndarray) -> dict[str, np.ndarray]:
         lam = self.ridge * float((x * x).sum()) / len(x)
-        w = np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ y + lam * (u @ vt))
+        w = np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ y + lam * wp)
         return {"W": w.astype(np.float32), "ridge": np.array(self.ridge)}
 
     def _apply(self, x: np.ndarray) -> np.ndarray:
@@ -294,11 +314,17 @@ def choose(x_new: np.ndarray, y_old: np.ndarray, names: list[str], seed: int = 0
     cut = max(1, int(round(n * held_fraction)))
     held, train = np.sort(order[:cut]), order[cut:]
     scores, fitted = [], []
-    for cand in candidates(names):
-        t0 = time.perf_counter()
-        a = cand.fit(x_new[train], y_old[train], seed)
-        scores.append(agreement(a, x_new, y_old, held, time.perf_counter() - t0))
-        fitted.append(a)
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread: the products here are small (d <= 1,024), and on a busy machine a second thread mostly
+    # waits (a 384 x 384 SVD: seconds of wall time for a fraction of a second of CPU).
+    with threadpool_limits(limits=1, user_api="blas"):
+        shared: dict[str, np.ndarray] = {}
+        for cand in candidates(names):
+            t0 = time.perf_counter()
+            a = _fit_sharing(cand, x_new[train], y_old[train], seed, shared)
+            scores.append(agreement(a, x_new, y_old, held, time.perf_counter() - t0))
+            fitted.append(a)
     i = max(range(len(scores)), key=lambda j: (round(scores[j].recall_new_at_10, 3), scores[j].cosine))
     best = scores[i]
     if best.recall_new_at_10 < MIN_RECALL:
@@ -307,7 +333,8 @@ def choose(x_new: np.ndarray, y_old: np.ndarray, names: list[str], seed: int = 0
                           f"(needs {MIN_RECALL}; old model's: {best.recall_at_10:.3f}, cosine {best.cosine:.3f}); "
                           "nothing was changed")
     t0 = time.perf_counter()
-    final = _fresh(fitted[i]).fit(x_new, y_old, seed)
+    with threadpool_limits(limits=1, user_api="blas"):
+        final = _fresh(fitted[i]).fit(x_new, y_old, seed)
     best.fit_s = time.perf_counter() - t0
     return final, scores
 
