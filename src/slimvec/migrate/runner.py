@@ -45,7 +45,7 @@ from slimvec.store import Store
 from slimvec.store import switch as _switch
 
 MAX_SAMPLE = 5000  # chunk pairs the adapter is fitted on, at most
-REFERENCE = 2000  # sample pairs kept for the per-query score line of search (merged.py), at most
+REFERENCE = MAX_SAMPLE  # sample pairs kept for the per-query score line of search (merged.py), at most
 QUERIES = ("adapter", "old-model")
 
 
