@@ -142,10 +142,12 @@ def one_pair(data: Path, old_name: str, new_name: str, docs: list[Document], que
         final = _ndcg(col, queries, qrels)
         got = _ranked(col.search_many(list(queries.values()), k=10))
         problems = col.check()
-    chosen = next(a for a in record["agreement"] if a["adapter"] == record["adapter"])
+    chosen = next(a for a in record["agreement"]
+                  if a["adapter"] == record["adapter"] and a.get("ridge") == record.get("ridge"))
     return {"pair": f"{old_name} -> {new_name}", "old": old_ndcg, "points": points, "final": final, "fresh": new_ndcg,
             "equal": _same_answers(got, want) and not problems, "identical": got == want,
-            "adapter": record["adapter"], "pairs": record["pairs"],
+            "adapter": record["adapter"] + (f" (ridge {record['ridge']:g})" if "ridge" in record else ""),
+            "pairs": record["pairs"], "r10_new": chosen.get("recall_new_at_10"),
             "fit_s": record["fit_s"], "ms": chosen["ms_per_query"], "cos": chosen["cosine"],
             "r10": chosen["recall_at_10"], "start_s": start_s, "native": record["native_at_start"] / len(docs),
             "adapter_only": adapter_only}
@@ -156,7 +158,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, action="append", required=True)
     ap.add_argument("--pair", action="append", required=True, help="OLD:NEW model names")
     ap.add_argument("--docs", type=int, default=None)
-    ap.add_argument("--sample", type=int, default=2000)
+    ap.add_argument("--sample", type=int, default=runner.MAX_SAMPLE)
     ap.add_argument("--adapter", default="auto", help="auto or one adapter name")
     args = ap.parse_args()
     print(f"machine: {machine()}")

@@ -40,7 +40,8 @@ def test_fit_only_then_status_info_http_then_rerun_finishes(tmp_path, scifact_do
     assert res.exit_code == 0, res.output
     started = json.loads(res.stdout)
     assert started["switched"] is False and started["to"] == NEW
-    assert {a["adapter"] for a in started["agreement"]} == {"procrustes", "affine", "residual-mlp"}
+    assert {a["adapter"] for a in started["agreement"]} == {"procrustes", "procrustes-ridge"}
+    assert len(started["agreement"]) == 7  # procrustes and one procrustes-ridge per ridge of its grid
     status = json.loads(_run("migrate", path, "--status", "--json").stdout)
     native = status["reembedded"]  # the fitting sample's documents, stored in the target at start
     assert 0 < native < 80

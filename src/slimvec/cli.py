@@ -309,8 +309,8 @@ def check(
 def migrate(
     collection: Path = typer.Argument(..., help="Collection directory."),
     to: Optional[str] = typer.Option(None, "--to", help="The new model (registered name or local directory)."),
-    adapter: str = typer.Option("auto", "--adapter", help="Query adapter: auto (best on held-out pairs), procrustes, affine or residual-mlp."),
-    sample: int = typer.Option(2000, "--sample", help="Chunk pairs encoded with the new model to fit the adapter (20-5,000)."),
+    adapter: str = typer.Option("auto", "--adapter", help="Query adapter: auto (procrustes or procrustes-ridge, the one agreeing best with the new model on held-out pairs), procrustes, procrustes-ridge, affine or residual-mlp."),
+    sample: int = typer.Option(5000, "--sample", help="Chunk pairs encoded with the new model to fit the adapter (20-5,000); their documents are stored natively at start and not re-embedded."),
     batch: int = typer.Option(64, "--batch", help="Documents re-embedded per commit (a kill loses at most one batch)."),
     fit_only: bool = typer.Option(False, "--fit-only", help="Fit the adapter and start serving through it; re-embed later."),
     queries: str = typer.Option("adapter", "--queries", help="How documents not yet re-embedded are searched: adapter "

@@ -87,6 +87,7 @@ _ENTRIES: dict[str, dict[str, str]] = {
     },
     "adapter": {  # maps from a new model's space into a collection's (slimvec migrate)
         "procrustes": "slimvec.migrate.adapters:Procrustes",
+        "procrustes-ridge": "slimvec.migrate.adapters:ProcrustesRidge",
         "affine": "slimvec.migrate.adapters:Affine",
         "residual-mlp": "slimvec.migrate.adapters:ResidualMLP",
     },

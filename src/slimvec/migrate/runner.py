@@ -45,25 +45,26 @@ from slimvec.store import Store
 from slimvec.store import switch as _switch
 
 MAX_SAMPLE = 5000  # chunk pairs the adapter is fitted on, at most
-REFERENCE = 2000  # sample pairs kept for the per-query score line of search (merged.py), at most
+REFERENCE = MAX_SAMPLE  # sample pairs kept for the per-query score line of search (merged.py), at most
 QUERIES = ("adapter", "old-model")
 
 
-def start(path: str | Path, to: str, adapter: str = "auto", sample: int = 2000, seed: int = 0,
+def start(path: str | Path, to: str, adapter: str = "auto", sample: int = MAX_SAMPLE, seed: int = 0,
           encoder: Encoder | None = None, queries: str = "adapter") -> dict[str, Any]:
     """Fit the adapter new model -> collection `path`'s model and create DIR/migration (status reembedding).
 
     The fitting sample is whole documents drawn with `seed`: the new model encodes their chunks once, the
     vectors serve as the fitting pairs (with the stored old vectors of the same chunk spans) and are stored in
     the target collection, so those documents are scored natively from the start and never re-encoded.
-    to: the new model's registered name or directory; adapter: "auto" (the best by held-out agreement) or a
-    name of kind "adapter"; sample: chunk pairs (at most 5,000) to fit on: documents are drawn until their
-    chunks reach it; encoder: the new model as an Encoder object instead of loading `to`; queries: how search
+    to: the new model's registered name or directory; adapter: "auto" (procrustes or procrustes-ridge with the
+    ridge of its grid that agrees best with the new model on held-out pairs, adapters.choose) or a name of kind
+    "adapter"; sample: chunk pairs (at most 5,000, the default) to fit on: documents are drawn until their
+    chunks reach it (they are encoded once either way: the sample's documents are not re-embedded later); encoder: the new model as an Encoder object instead of loading `to`; queries: how search
     scores the documents not yet in the target: "adapter" (the new query mapped into the old space) or
     "old-model" (the query encoded by the old model too: its own ranking of them, one more query encoding).
     Returns the record ("native_at_start": documents stored at start). Raises ConfigError for an unknown
     adapter, a model equal to the collection's, a sample out of range, or an adapter below the agreement
-    thresholds (adapters.MIN_COSINE / MIN_RECALL), and CollectionError when a migration is already under way;
+    threshold (adapters.MIN_RECALL), and CollectionError when a migration is already under way;
     on any error nothing is changed.
     """
     path = Path(path)
@@ -114,6 +115,7 @@ def start(path: str | Path, to: str, adapter: str = "auto", sample: int = 2000, 
     finally:
         old.close()
     record = {"to": new.name, "from": old.manifest["model"], "adapter": fitted.name, "adapter_file": ADAPTER,
+              **({"ridge": fitted.ridge} if isinstance(fitted, _adapters.ProcrustesRidge) else {}),
               "agreement": [s.as_dict() for s in scores], "pairs": int(len(x_new)), "fit_s": round(fit_s, 3),
               "score_map": [a, b], "reference_file": REFERENCE_FILE, "queries": queries, "documents": documents, "native_at_start": native,
               "status": Status.REEMBEDDING.value, "started": time.time()}
@@ -125,7 +127,7 @@ def _adapters_named(adapter: str) -> list[str]:
     from slimvec import registry
 
     if adapter == "auto":
-        return registry.names("adapter")
+        return list(_adapters.AUTO)
     registry.target("adapter", adapter)  # ConfigError naming the choices
     return [adapter]
 
@@ -289,7 +291,7 @@ def finish_interrupted(path: Path) -> None:
     _switch.finish(path)
 
 
-def migrate(path: str | Path, to: str, adapter: str = "auto", sample: int = 2000, batch: int = 64,
+def migrate(path: str | Path, to: str, adapter: str = "auto", sample: int = MAX_SAMPLE, batch: int = 64,
             fit_only: bool = False, encoder: Encoder | None = None,
             on_batch: Callable[[int, int], None] | None = None, queries: str = "adapter") -> dict[str, Any]:
     """Start (fit) a migration of `path` to model `to` unless one is under way, then re-embed and switch
