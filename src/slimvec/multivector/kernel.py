@@ -17,6 +17,7 @@ package nor torch; tests/test_multivector_kernel.py checks it against `onnx.help
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -99,16 +100,23 @@ def products(block: np.ndarray, q_t: np.ndarray) -> np.ndarray:
     return _session(block.dtype.str).run(None, {"x": block, "q": q_t})[0]
 
 
-def maxsim_part(q_t: np.ndarray, tokens: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+def maxsim_part(q_t: np.ndarray, tokens: np.ndarray, starts: np.ndarray, lens: np.ndarray,
+                decode_into: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """MaxSim (float32, one per document) of documents whose rows are tokens[starts[i] : starts[i] + lens[i]]
     (every lens[i] > 0), against the query q_t (d, m) float32: their rows are copied into this thread's
-    scratch block (same dtype, no cast), then one `products` call and a segment max."""
+    scratch block (same dtype, no cast), then one `products` call and a segment max.
+
+    decode_into: for token codes (uint8 rows), a codec's `decode_into(codes, out)` that writes float32
+    vectors into a (>= n, d) buffer; the copied code rows are decoded into this thread's float32 scratch block
+    and that block is multiplied (ColBERTv2 / PLAID decompress before scoring the same way)."""
     total = int(lens.sum())
     block = _scratch(total, tokens.shape[1], tokens.dtype)
     pos = 0
     for s, n in zip(starts.tolist(), lens.tolist()):
         block[pos : pos + n] = tokens[s : s + n]
         pos += n
+    if decode_into is not None:
+        block = decode_into(block, _scratch(total, q_t.shape[0], np.dtype(np.float32)))
     sims = products(block, q_t)
     bounds = np.zeros(len(lens), np.int64)
     np.cumsum(lens[:-1], out=bounds[1:])
