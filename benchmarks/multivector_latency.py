@@ -5,6 +5,7 @@ float32), on the collections benchmarks/_mv_build.py and multivector_recheck.py 
 
     PYTHONPATH=src .venv/bin/python benchmarks/multivector_latency.py scifact multivector recheck-multivector-pooled
     PYTHONPATH=src .venv/bin/python benchmarks/multivector_latency.py --before scifact multivector
+    PYTHONPATH=src .venv/bin/python benchmarks/multivector_latency.py scifact recheck-multivector-binary --depth 300 --depth 200
 
 `--before` also runs every query through the MaxSim scoring this package used until BENCHMARKS.md "Unpooled
 multivector latency" (candidates' float16 tokens gathered into one float32 array, then numpy MaxSim;
@@ -106,6 +107,9 @@ def main() -> None:
     ap.add_argument("collections", nargs="+", help="directories under /tmp/mvbench/<dataset>/")
     ap.add_argument("--baseline-queries", type=int, default=60)
     ap.add_argument("--before", action="store_true", help="also time the float32-copy MaxSim (score_before)")
+    ap.add_argument("--depth", type=int, action="append", default=None,
+                    help="MaxSim depth to search each collection with instead of its profile's (repeatable: one "
+                         "row per depth, same open collection)")
     args = ap.parse_args()
     qrels = {q: {d: int(g) for d, g in v.items()} for q, v in load_qrels(DATA / args.dataset, "test").items()}
     queries = load_queries(DATA / args.dataset)
@@ -113,8 +117,12 @@ def main() -> None:
     texts = [queries[q] for q in qids]
     load0 = os.getloadavg()[0]
     rows = []
-    for name in args.collections:
+    for name, depth in [(n, d) for n in args.collections for d in (args.depth or [None])]:
         with Collection.open(ROOT / args.dataset / name) as col:
+            if depth is not None:  # benchmark-only: the depth a new collection of the profile would store
+                col.search(texts[0], k=K)  # retrievers load on first search
+                col._retrievers["multivector"].depth = depth  # noqa: SLF001
+                name = f"{name}, depth {depth}"
             runs = run_collection(col, texts, args.before)
             info = col.info()
         ids = {lab: [[h.id for h in hs] for hs in r[0]] for lab, r in runs.items()}
