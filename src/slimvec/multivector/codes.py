@@ -22,6 +22,9 @@ import numpy as np
 from slimvec.codecs.base import Codec, CodecState, as_f32, check_fitted, make_codec, score_by_decode
 
 
+_SLICE = 2048  # tokens decoded per step by the nibble table
+
+
 class ResidualCentroidCodec:
     """Nearest k-means centroid + B-bit per-dimension residual buckets (ColBERTv2 / PLAID token codes)."""
 
@@ -144,6 +147,15 @@ class ResidualCentroidCodec:
 
     def _decode_nibbles(self, codes: np.ndarray, table: np.ndarray, w: int,
                         out: np.ndarray | None = None) -> np.ndarray:
+        n, dim = len(codes), self.centroids.shape[1]
+        y = np.empty((n, dim), np.float32) if out is None else out[:n]
+        # Slices of _SLICE tokens: the temporaries stay in cache and are reused by malloc instead of being
+        # page-faulted in fresh for every block (measured ~1.5x faster than one pass over 24k tokens).
+        for s in range(0, n, _SLICE):
+            self._decode_slice(codes[s : s + _SLICE], table, w, y[s : s + _SLICE])
+        return y
+
+    def _decode_slice(self, codes: np.ndarray, table: np.ndarray, w: int, y: np.ndarray) -> None:
         n, dim, groups = len(codes), self.centroids.shape[1], 2 * w
         ids = np.ascontiguousarray(codes[:, :2]).view("<u2")[:, 0]
         # Joint code of each 4-dimension group: nibble of plane b at bits 4b..4b+3 (uint8 while B <= 2).
@@ -153,15 +165,17 @@ class ResidualCentroidCodec:
             joint[:, 0::2] |= (plane >> 4) << (4 * b)
             joint[:, 1::2] |= (plane & 15) << (4 * b)
         rows = joint.astype(np.intp)
-        rows += np.arange(groups, dtype=np.intp) * (16 ** self.bits)
-        y = np.empty((n, dim), np.float32) if out is None else out[:n]
+        rows += self._group_base(groups)
         # Rows taken as one 16-byte (complex128) / one dim-float item each: numpy's take then copies whole rows
         # instead of looping per float (3-4x faster than fancy indexing here; take's out= is slower still).
         res = np.take(table.view(np.complex128)[:, 0], rows.ravel()).view(np.float32).reshape(n, dim)
         cen = np.take(self._centroid_items(), ids).view(np.float32).reshape(n, dim)
         np.add(res, cen, out=y)
         y /= np.maximum(np.sqrt(np.einsum("ij,ij->i", y, y)), 1e-12)[:, None]
-        return y
+
+    def _group_base(self, groups: int) -> np.ndarray:
+        """First table row of each 4-dimension group: (groups,) intp."""
+        return np.arange(groups, dtype=np.intp) * (16 ** self.bits)
 
     def _centroid_items(self) -> np.ndarray:
         """The centroids as (k,) opaque items of dim float32 each (see _decode_nibbles)."""
