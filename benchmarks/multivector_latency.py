@@ -9,7 +9,8 @@ float32), on the collections benchmarks/_mv_build.py and multivector_recheck.py 
 
 `--before` also runs every query through the MaxSim scoring this package used until BENCHMARKS.md "Unpooled
 multivector latency" (candidates' float16 tokens gathered into one float32 array, then numpy MaxSim;
-`score_before` below, kept verbatim) on the same open collection, alternating which goes first per query so
+`score_before` below, kept verbatim; for residual token codes also the per-dimension decode used before the
+nibble table of session 7) on the same open collection, alternating which goes first per query so
 both see the same load and page cache, and counts the queries whose top 10 (ids and order) are identical.
 
 Each named collection (a directory under /tmp/mvbench/<dataset>/) answers every test query one at a time, k =
@@ -74,11 +75,16 @@ def run_collection(col: Collection, texts: list[str], before: bool) -> dict[str,
     out: dict[str, tuple[list, list, list]] = {lab: ([], [], []) for lab in labels}
     for i, t in enumerate(texts):
         for lab in labels if i % 2 == 0 else labels[::-1]:
+            codec = getattr(mv.token_store, "codec", None) if lab == "before" else None
             if lab == "before":
                 mv._score = MethodType(score_before, mv)
+                if hasattr(codec, "_nibble_table"):  # residual codes: the per-dimension decode of before too
+                    codec._lut = (codec.values, None)
             (h,), (w,), (c,) = timed(lambda x: col.search(x, k=K), [t])  # noqa: B023
             if lab == "before":
                 del mv._score
+                if hasattr(codec, "_nibble_table"):
+                    del codec._lut
             out[lab][0].append(h)
             out[lab][1].append(w)
             out[lab][2].append(c)
