@@ -25,6 +25,20 @@ from slimvec.codecs.base import Codec, CodecState, as_f32, check_fitted, make_co
 _SLICE = 2048  # tokens decoded per step by the nibble table
 
 
+def _pair_joints() -> np.ndarray:
+    """(65536,) uint16: for plane-0 byte p0 and plane-1 byte p1 at index p0 | p1 << 8, the joint codes of the
+    byte's two 4-dimension groups (high nibbles, then low nibbles), laid out so that its little-endian bytes
+    are [first group, second group]."""
+    v = np.arange(65536, dtype=np.uint16)
+    p0, p1 = v & 0xFF, v >> 8
+    first = (p0 >> 4) | ((p1 >> 4) << 4)
+    second = (p0 & 15) | ((p1 & 15) << 4)
+    return np.ascontiguousarray((first | (second << 8)).astype("<u2"))
+
+
+_PAIR_JOINTS = _pair_joints()
+
+
 class ResidualCentroidCodec:
     """Nearest k-means centroid + B-bit per-dimension residual buckets (ColBERTv2 / PLAID token codes)."""
 
@@ -159,11 +173,16 @@ class ResidualCentroidCodec:
         n, dim, groups = len(codes), self.centroids.shape[1], 2 * w
         ids = np.ascontiguousarray(codes[:, :2]).view("<u2")[:, 0]
         # Joint code of each 4-dimension group: nibble of plane b at bits 4b..4b+3 (uint8 while B <= 2).
-        joint = np.zeros((n, groups), np.uint8 if self.bits <= 2 else np.uint16)
-        for b in range(self.bits):
-            plane = codes[:, 2 + b * w : 2 + (b + 1) * w].astype(joint.dtype)
-            joint[:, 0::2] |= (plane >> 4) << (4 * b)
-            joint[:, 1::2] |= (plane & 15) << (4 * b)
+        if self.bits == 2:  # both groups of a byte position from one lookup of its two plane bytes
+            pair = codes[:, 2 : 2 + w].astype(np.uint16)
+            pair |= codes[:, 2 + w : 2 + 2 * w].astype(np.uint16) << 8
+            joint = _PAIR_JOINTS[pair].view(np.uint8)
+        else:
+            joint = np.zeros((n, groups), np.uint8 if self.bits <= 2 else np.uint16)
+            for b in range(self.bits):
+                plane = codes[:, 2 + b * w : 2 + (b + 1) * w].astype(joint.dtype)
+                joint[:, 0::2] |= (plane >> 4) << (4 * b)
+                joint[:, 1::2] |= (plane & 15) << (4 * b)
         rows = joint.astype(np.intp)
         rows += self._group_base(groups)
         # Rows taken as one 16-byte (complex128) / one dim-float item each: numpy's take then copies whole rows
