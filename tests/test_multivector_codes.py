@@ -147,3 +147,17 @@ def test_maxsim_rows_over_codes_equals_maxsim_over_decoded_tokens() -> None:
     dec = _reference_decode(codec, codes)
     expect = [0.0 if lens[d] == 0 else (q @ dec[offsets[d] : offsets[d + 1]].T).max(axis=1).sum() for d in docs]
     np.testing.assert_allclose(maxsim_rows(q, codes, offsets, docs, codec.decode_into), expect, atol=1e-5)
+
+
+def test_query_of_another_width_over_codes_is_refused() -> None:
+    from slimvec.multivector.maxsim import maxsim_rows
+
+    rng = np.random.default_rng(4)
+    x = _tokens(rng, n=400, dim=32)
+    codec = fit_token_codec("residual:8:2", x)
+    codes = codec.encode(x)
+    offsets = np.array([0, 100, 400])
+    with pytest.raises(ValueError, match="32 columns"):
+        maxsim_rows(_unit(rng.standard_normal((3, 16))), codes, offsets, np.array([0, 1]), codec.decode_into)
+    with pytest.raises(ValueError, match="decode_into needs"):
+        codec.decode_into(codes, np.empty((10, 32), np.float32))

@@ -21,7 +21,6 @@ import numpy as np
 
 from slimvec.codecs.base import Codec, CodecState, as_f32, check_fitted, make_codec, score_by_decode
 
-
 _SLICE = 2048  # tokens decoded per step by the nibble table
 
 
@@ -207,9 +206,14 @@ class ResidualCentroidCodec:
 
     def decode_into(self, codes: np.ndarray, out: np.ndarray) -> np.ndarray:
         """`decode(codes)` written into out[:len(codes)] ((>= n, dim) float32, C-contiguous): the MaxSim
-        kernel's reused buffer, so no fresh array is page-faulted in per query. Returns that view."""
+        kernel's reused buffer, so no fresh array is page-faulted in per query. Returns that view. Raises
+        ValueError when `out` has fewer rows than codes or not `dim` columns (e.g. a query of another width)."""
         check_fitted(self.centroids is not None, self.name)
         codes = np.asarray(codes, np.uint8)
+        dim = self.centroids.shape[1]
+        if out.ndim != 2 or out.shape[1] != dim or len(out) < len(codes) or out.dtype != np.float32:
+            raise ValueError(f"decode_into needs a float32 buffer of >= {len(codes)} rows x {dim} columns "
+                             f"(the codes' dimension), got {out.dtype} {out.shape}")
         lut = self._nibble_table()
         if lut is None:
             out[: len(codes)] = self.decode(codes)
