@@ -120,3 +120,66 @@ def test_maxsim_reranker_scores_each_candidate_row(collection) -> None:
     q = enc.table["q"]
     expect = [float(maxsim_scores(q, docs_tokens[r], [0, len(docs_tokens[r])])[0]) for r in (3, 9, 20)]
     np.testing.assert_allclose(got, expect, rtol=1e-5)
+
+
+def test_centroid_maxsim_is_maxsim_over_each_tokens_centroid() -> None:
+    from slimvec.multivector.codes import fit_token_codec
+    from slimvec.multivector.maxsim import maxsim_centroids
+
+    rng = np.random.default_rng(11)
+    x = _unit(rng.standard_normal((300, DIM)))
+    codec = fit_token_codec("residual:8:2", x)
+    codes = codec.encode(x)
+    offsets = np.array([0, 10, 10, 60, 300])
+    q = _unit(rng.standard_normal((3, DIM)))
+    docs = np.array([3, 1, 0, 2])
+    expect = []
+    for d in docs:  # by hand: the centroid of each token from its id bytes, then ColBERT's sum of maxima
+        rows = range(offsets[d], offsets[d + 1])
+        cents = [codec.centroids[int(codes[r, 0]) + 256 * int(codes[r, 1])] for r in rows]
+        expect.append(sum(max(float(t @ c) for c in cents) for t in q) if cents else 0.0)
+    np.testing.assert_allclose(maxsim_centroids(q, codes, offsets, docs, codec.centroids), expect, atol=1e-5)
+
+
+def test_centroid_keep_scores_the_best_by_centroids_exactly(tmp_path: Path) -> None:
+    from slimvec.multivector.codes import fit_token_codec
+    from slimvec.multivector.maxsim import maxsim_centroids
+
+    rng = np.random.default_rng(12)
+    docs_tokens = [_unit(rng.standard_normal((int(n), DIM))) for n in rng.integers(1, 12, 40)]
+    codec = fit_token_codec("residual:8:2", np.concatenate(docs_tokens))
+    store = Store.create(tmp_path / "col", {"model": "fake", "dim": DIM})
+    ts = TokenStore.create(tmp_path / "col" / "tokens", dim=DIM, storage="codes", codec=codec)
+    docs = [Document(f"d{i}", f"text {i}") for i in range(40)]
+    with store.writer():
+        ts.append(0, docs_tokens)
+        dense = np.stack([_unit(t.mean(axis=0)) for t in docs_tokens])
+        store.commit(docs, [Chunk(d.id, 0, 0, 4, d.text) for d in docs], dense, replace=False)
+    q = _unit(docs_tokens[7][:3] + 0.1)
+    enc = TableEncoder({"q": q})
+    dense_stage = DenseRetriever(ExactIndex(DIM))
+    full = MultiVectorRetriever(dense_stage, tmp_path / "col" / "tokens", enc, depth=40)
+    pruned = MultiVectorRetriever(dense_stage, tmp_path / "col" / "tokens", enc, depth=40, centroid_keep=6)
+    for r in (full, pruned):
+        r.sync(store)
+    allowed = np.ones(40, bool)
+    queries = [Query("q"), Query("q")]
+    for qq in queries:
+        qq._vector = _unit(q.mean(axis=0))
+    s_full, r_full = full.search(queries[0], 40, allowed)
+    s_pr, r_pr = pruned.search(queries[1], 6, allowed)  # 40 candidates > 6: pruning applies
+    codes, offsets = ts.tokens(40), ts.offsets(40)
+    approx = maxsim_centroids(q, codes, offsets, np.arange(40), codec.centroids)
+    exact = dict(zip(r_full.tolist(), s_full.tolist()))
+    best6 = np.argsort(-approx, kind="stable")[:6].tolist()
+    # the six best by centroids, scored exactly, in exact order: not the six best by exact MaxSim
+    assert sorted(r_pr.tolist()) == sorted(best6)
+    np.testing.assert_allclose(s_pr, [exact[r] for r in r_pr], atol=1e-6)
+    assert list(s_pr) == sorted(s_pr, reverse=True)
+    assert set(best6) != set(r_full[:6].tolist())  # the case is one where pruning changes the result
+    # k above centroid_keep: the best k by centroids are scored exactly (at least k rows are exact)
+    q3 = Query("q")
+    q3._vector = queries[1]._vector
+    s10, r10 = pruned.search(q3, 10, allowed)
+    assert sorted(r10.tolist()) == sorted(np.argsort(-approx, kind="stable")[:10].tolist())
+    np.testing.assert_allclose(s10, [exact[r] for r in r10], atol=1e-6)
