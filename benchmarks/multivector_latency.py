@@ -113,32 +113,22 @@ def main() -> None:
     ap.add_argument("collections", nargs="+", help="directories under /tmp/mvbench/<dataset>/")
     ap.add_argument("--baseline-queries", type=int, default=60)
     ap.add_argument("--before", action="store_true", help="also time the float32-copy MaxSim (score_before)")
-    ap.add_argument("--split", default="test", help="qrels split whose queries are searched (test unless "
-                    "choosing a setting: train / dev)")
-    ap.add_argument("--keep", type=int, action="append", default=None,
-                    help="token_centroid_keep to search with instead of the profile's (repeatable, crossed with "
-                         "--depth)")
     ap.add_argument("--depth", type=int, action="append", default=None,
                     help="MaxSim depth to search each collection with instead of its profile's (repeatable: one "
                          "row per depth, same open collection)")
     args = ap.parse_args()
-    qrels = {q: {d: int(g) for d, g in v.items()} for q, v in load_qrels(DATA / args.dataset, args.split).items()}
+    qrels = {q: {d: int(g) for d, g in v.items()} for q, v in load_qrels(DATA / args.dataset, "test").items()}
     queries = load_queries(DATA / args.dataset)
     qids = [q for q in queries if q in qrels]
     texts = [queries[q] for q in qids]
     load0 = os.getloadavg()[0]
     rows = []
-    settings = [(n, d, kp) for n in args.collections for d in (args.depth or [None]) for kp in (args.keep or [None])]
-    for name, depth, keep in settings:
+    for name, depth in [(n, d) for n in args.collections for d in (args.depth or [None])]:
         with Collection.open(ROOT / args.dataset / name) as col:
-            col.search(texts[0], k=K)  # retrievers load on first search
-            mv = col._retrievers.get("multivector")  # noqa: SLF001 - benchmark-only settings below
-            if depth is not None:  # the depth a new collection of the profile would store
-                mv.depth = depth
+            if depth is not None:  # benchmark-only: the depth a new collection of the profile would store
+                col.search(texts[0], k=K)  # retrievers load on first search
+                col._retrievers["multivector"].depth = depth  # noqa: SLF001
                 name = f"{name}, depth {depth}"
-            if keep is not None:
-                mv.centroid_keep = keep
-                name = f"{name}, centroid keep {keep}"
             runs = run_collection(col, texts, args.before)
             info = col.info()
         ids = {lab: [[h.id for h in hs] for hs in r[0]] for lab, r in runs.items()}
@@ -162,7 +152,7 @@ def main() -> None:
                  f"{1000 * np.median(bc):.1f}", f"{base_qps:.1f}", "-", "-"])
     for r in rows:
         r.append(f"{float(r[4]) / base_qps:.1f}x")
-    print(f"\n{args.dataset}: {len(qids)} {args.split} queries, k = {K}; {machine()}; load average {load0:.1f} -> "
+    print(f"\n{args.dataset}: {len(qids)} test queries, k = {K}; {machine()}; load average {load0:.1f} -> "
           f"{os.getloadavg()[0]:.1f}")
     print_table(["collection", "nDCG@10", "p50 wall ms", "p50 CPU ms", "QPS (wall)", "RAM B/doc",
                  "top 10 = before", "QPS vs exhaustive"], rows)

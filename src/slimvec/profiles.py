@@ -70,8 +70,6 @@ class Profile(BaseModel):
     candidates: str = "dense"  # the retriever whose top rows MaxSim reranks (dense, bm25, ...)
     maxsim_depth: int = Field(default=100, ge=1, le=1000)  # candidate chunk rows scored by MaxSim per query
     token_rescore: int = Field(default=0, ge=0, le=1000)  # coded tokens: also keep float16 ones, rescore this many rows
-    # residual token codes: MaxSim with centroids only over all candidates, exact MaxSim over this many (0: all)
-    token_centroid_keep: int = Field(default=0, ge=0, le=1000)
     # Compaction after a write (slimvec.compaction): when dead rows (of deleted or replaced documents) pass this
     # share of the rows and number at least compact_min_dead (Qdrant's vacuum settings); None: only on request
     compact_threshold: float | None = Field(default=0.3, gt=0.0, le=1.0)

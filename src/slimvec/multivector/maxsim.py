@@ -207,32 +207,6 @@ def maxsim_rows(query: np.ndarray, tokens: np.ndarray, offsets: np.ndarray, docs
     return out
 
 
-def maxsim_centroids(query: np.ndarray, codes: np.ndarray, offsets: np.ndarray, docs: np.ndarray,
-                     centroids: np.ndarray) -> np.ndarray:
-    """Approximate MaxSim with every token replaced by its centroid (PLAID's centroid interaction, Santhanam et
-    al., CIKM 2022): (m,) float32 for the documents `docs` of a residual token-code file.
-
-    query: (q, dim) float; codes: (N, width) uint8 rows whose first two bytes are the little-endian centroid id
-    (`codes.ResidualCentroidCodec` layout); offsets: (n_docs + 1,) int64; centroids: (K, dim) float32. One
-    (K, q) table of query-centroid products, then a gather per token: no residual is decoded. Documents without
-    tokens score 0."""
-    docs = np.asarray(docs, dtype=np.int64)
-    out = np.zeros(len(docs), np.float32)
-    lens = offsets[docs + 1] - offsets[docs]
-    keep = np.flatnonzero(lens > 0)
-    if len(keep) == 0 or len(query) == 0:
-        return out
-    table = np.asarray(centroids, np.float32) @ np.asarray(query, np.float32).T  # (K, q)
-    starts, lens = offsets[docs[keep]], lens[keep]
-    bounds = np.zeros(len(keep), np.int64)
-    np.cumsum(lens[:-1], out=bounds[1:])
-    rows = np.repeat(starts - bounds, lens) + np.arange(int(lens.sum()))
-    ids = np.ascontiguousarray(codes[rows, :2]).view("<u2")[:, 0]
-    best = np.maximum.reduceat(table[ids], bounds, axis=0)
-    out[keep] = best.sum(axis=1)
-    return out
-
-
 def rerank(query: np.ndarray, tokens: np.ndarray, offsets: np.ndarray, candidates: np.ndarray,
            k: int, decode: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Rescore candidate documents with exact MaxSim: top-k (scores float32, doc indices int64), best first.

@@ -58,10 +58,8 @@ class MultiVectorRetriever:
     name = "multivector"
 
     def __init__(self, first_stage: Any, tokens: TokenStore | Path, encoder: Any, depth: int = DEFAULT_DEPTH,
-                 candidates: str = "dense", rescore: int = 0, centroid_keep: int = 0) -> None:
+                 candidates: str = "dense", rescore: int = 0) -> None:
         self.first_stage, self.depth, self.candidates, self.rescore = first_stage, depth, candidates, rescore
-        # residual codes: rows kept for exact MaxSim after centroid-only MaxSim of all candidates (0: all)
-        self.centroid_keep = centroid_keep
         self.float_store: TokenStore | None = None  # float16 copy of coded tokens (rescore > 0)
         self.token_store = tokens if isinstance(tokens, TokenStore) else None
         self._path = tokens.path if isinstance(tokens, TokenStore) else Path(tokens)
@@ -134,10 +132,7 @@ class MultiVectorRetriever:
         _, cand = self.first_stage.search(query, max(k, self.depth), allowed)
         cand = np.asarray(cand, np.int64)
         cand = cand[(cand >= 0) & (cand < self._committed)]
-        if self._prunes(len(cand), k):
-            scores = self._centroid_pruned(query, cand, k)
-        else:
-            scores = self._score(query, cand, self._tokens, self.token_store.decode if self.token_store else None)
+        scores = self._score(query, cand, self._tokens, self.token_store.decode if self.token_store else None)
         if self.float_store is not None and len(cand):
             # Codes pick the best `rescore` rows; float16 tokens score those exactly and rank them first.
             top = np.lexsort((cand, -scores))[: max(self.rescore, k)]
@@ -153,27 +148,6 @@ class MultiVectorRetriever:
         out_r = np.full(k, -1, np.int64)
         out_s[: len(order)], out_r[: len(order)] = scores[order], cand[order]
         return out_s, out_r
-
-    def _prunes(self, n_cand: int, k: int) -> bool:
-        codec = self.token_store.codec if self.token_store is not None else None
-        return (bool(self.centroid_keep) and self.float_store is None and n_cand > max(self.centroid_keep, k)
-                and getattr(codec, "centroids", None) is not None)
-
-    def _centroid_pruned(self, query: Any, cand: np.ndarray, k: int) -> np.ndarray:
-        """PLAID-style: centroid-only MaxSim of every candidate, exact MaxSim (decoded residuals) of the best
-        `centroid_keep`; the others rank below every exact score, in centroid order."""
-        from slimvec.multivector.maxsim import maxsim_centroids
-
-        q = query_tokens(query, self.encoder)
-        approx = maxsim_centroids(q, self._tokens, self._offsets, cand, self.token_store.codec.centroids)
-        top = np.lexsort((cand, -approx))[: max(self.centroid_keep, k)]
-        exact = self._score(query, cand[top], self._tokens, self.token_store.decode)
-        scores = approx.astype(np.float32)
-        lowest = exact.min() if len(exact) else 0.0
-        rest = np.setdiff1d(np.arange(len(cand)), top)
-        scores[rest] = lowest - 1.0 - (approx.max() - approx[rest])  # below every exact score, centroid order
-        scores[top] = exact
-        return scores
 
     def score_rows(self, query: Any, rows: np.ndarray) -> np.ndarray:
         """(len(rows),) float32 MaxSim of the query against the given chunk rows (read from disk; the float16
@@ -249,8 +223,7 @@ def build(store: Any, encoder: Callable[[], Any]) -> MultiVectorRetriever:
     (bound by the collection) and `maxsim_depth`."""
     prof = store.manifest.get("profile") or {}
     return MultiVectorRetriever(None, store.path / TOKENS_DIR, encoder, depth=int(prof.get("maxsim_depth", DEFAULT_DEPTH)),
-                                candidates=str(prof.get("candidates", "dense")), rescore=int(prof.get("token_rescore", 0)),
-                                centroid_keep=int(prof.get("token_centroid_keep", 0)))
+                                candidates=str(prof.get("candidates", "dense")), rescore=int(prof.get("token_rescore", 0)))
 
 
 class MaxSimReranker:
