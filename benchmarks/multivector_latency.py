@@ -113,11 +113,13 @@ def main() -> None:
     ap.add_argument("collections", nargs="+", help="directories under /tmp/mvbench/<dataset>/")
     ap.add_argument("--baseline-queries", type=int, default=60)
     ap.add_argument("--before", action="store_true", help="also time the float32-copy MaxSim (score_before)")
+    ap.add_argument("--split", default="test", help="qrels split whose queries are searched (test unless "
+                    "choosing a setting: train / dev)")
     ap.add_argument("--depth", type=int, action="append", default=None,
                     help="MaxSim depth to search each collection with instead of its profile's (repeatable: one "
                          "row per depth, same open collection)")
     args = ap.parse_args()
-    qrels = {q: {d: int(g) for d, g in v.items()} for q, v in load_qrels(DATA / args.dataset, "test").items()}
+    qrels = {q: {d: int(g) for d, g in v.items()} for q, v in load_qrels(DATA / args.dataset, args.split).items()}
     queries = load_queries(DATA / args.dataset)
     qids = [q for q in queries if q in qrels]
     texts = [queries[q] for q in qids]
@@ -152,7 +154,7 @@ def main() -> None:
                  f"{1000 * np.median(bc):.1f}", f"{base_qps:.1f}", "-", "-"])
     for r in rows:
         r.append(f"{float(r[4]) / base_qps:.1f}x")
-    print(f"\n{args.dataset}: {len(qids)} test queries, k = {K}; {machine()}; load average {load0:.1f} -> "
+    print(f"\n{args.dataset}: {len(qids)} {args.split} queries, k = {K}; {machine()}; load average {load0:.1f} -> "
           f"{os.getloadavg()[0]:.1f}")
     print_table(["collection", "nDCG@10", "p50 wall ms", "p50 CPU ms", "QPS (wall)", "RAM B/doc",
                  "top 10 = before", "QPS vs exhaustive"], rows)
