@@ -161,3 +161,21 @@ def test_query_of_another_width_over_codes_is_refused() -> None:
         maxsim_rows(_unit(rng.standard_normal((3, 16))), codes, offsets, np.array([0, 1]), codec.decode_into)
     with pytest.raises(ValueError, match="decode_into needs"):
         codec.decode_into(codes, np.empty((10, 32), np.float32))
+
+
+def test_maxsim_rows_over_codes_in_several_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    from slimvec.multivector import kernel
+    from slimvec.multivector import maxsim as ms
+
+    monkeypatch.setattr(kernel, "_SLICE_ROWS", 50)
+    rng = np.random.default_rng(5)
+    x = _tokens(rng, n=1200, dim=32)
+    codec = fit_token_codec("residual:16:2", x)
+    codes = codec.encode(x)
+    offsets = np.concatenate([[0], np.cumsum(rng.integers(1, 30, 60))])
+    codes = codes[: offsets[-1]]
+    docs = np.arange(60)
+    q = _unit(x[:5] + 0.2 * rng.standard_normal((5, 32)))
+    dec = _reference_decode(codec, codes)
+    expect = [(q @ dec[offsets[d] : offsets[d + 1]].T).max(axis=1).sum() for d in docs]
+    np.testing.assert_allclose(ms.maxsim_rows(q, codes, offsets, docs, codec.decode_into), expect, atol=1e-5)
