@@ -65,9 +65,13 @@ def score_before(self: Any, query: Any, rows: np.ndarray, tokens: np.ndarray, de
     return maxsim_scores(q, tok, off, decode=decode)
 
 
-def run_collection(col: Collection, texts: list[str], before: bool) -> dict[str, tuple[list, list, list]]:
-    """{"after": (hits, wall, cpu)} and, with `before`, the same for score_before; per query the two
-    alternate which runs first."""
+def run_collection(col: Collection, texts: list[str], before: bool,
+                   before_slice_rows: int | None = None) -> dict[str, tuple[list, list, list]]:
+    """{"after": (hits, wall, cpu)} and, with `before`, the same for score_before (or, with
+    `before_slice_rows`, for the current scoring with the kernel's products slices set to that many rows);
+    per query the two alternate which runs first."""
+    from slimvec.multivector import kernel
+
     for t in texts[:5]:
         col.search(t, k=K)
     mv = col._retrievers.get("multivector")  # noqa: SLF001 - benchmark-only switch of the scoring path
@@ -76,12 +80,17 @@ def run_collection(col: Collection, texts: list[str], before: bool) -> dict[str,
     for i, t in enumerate(texts):
         for lab in labels if i % 2 == 0 else labels[::-1]:
             codec = getattr(mv.token_store, "codec", None) if lab == "before" else None
-            if lab == "before":
+            slice_rows = kernel._SLICE_ROWS  # noqa: SLF001
+            if lab == "before" and before_slice_rows:
+                kernel._SLICE_ROWS = before_slice_rows  # noqa: SLF001
+                codec = None
+            elif lab == "before":
                 mv._score = MethodType(score_before, mv)
                 if hasattr(codec, "_nibble_table"):  # residual codes: the per-dimension decode of before too
                     codec._lut = (codec.values, None)
             (h,), (w,), (c,) = timed(lambda x: col.search(x, k=K), [t])  # noqa: B023
-            if lab == "before":
+            kernel._SLICE_ROWS = slice_rows  # noqa: SLF001
+            if lab == "before" and not before_slice_rows:
                 del mv._score
                 if hasattr(codec, "_nibble_table"):
                     del codec._lut
@@ -113,6 +122,9 @@ def main() -> None:
     ap.add_argument("collections", nargs="+", help="directories under /tmp/mvbench/<dataset>/")
     ap.add_argument("--baseline-queries", type=int, default=60)
     ap.add_argument("--before", action="store_true", help="also time the float32-copy MaxSim (score_before)")
+    ap.add_argument("--before-slice-rows", type=int, default=None,
+                    help="with --before: 'before' is the current scoring with this many rows per kernel products "
+                         "call (e.g. 1000000: one call per worker, as before session 7's slicing)")
     ap.add_argument("--split", default="test", help="qrels split whose queries are searched (test unless "
                     "choosing a setting: train / dev)")
     ap.add_argument("--depth", type=int, action="append", default=None,
@@ -131,7 +143,7 @@ def main() -> None:
                 col.search(texts[0], k=K)  # retrievers load on first search
                 col._retrievers["multivector"].depth = depth  # noqa: SLF001
                 name = f"{name}, depth {depth}"
-            runs = run_collection(col, texts, args.before)
+            runs = run_collection(col, texts, args.before, args.before_slice_rows)
             info = col.info()
         ids = {lab: [[h.id for h in hs] for hs in r[0]] for lab, r in runs.items()}
         for lab, (hits, wall, cpu) in runs.items():
