@@ -5,10 +5,12 @@ float32), on the collections benchmarks/_mv_build.py and multivector_recheck.py 
 
     PYTHONPATH=src .venv/bin/python benchmarks/multivector_latency.py scifact multivector recheck-multivector-pooled
     PYTHONPATH=src .venv/bin/python benchmarks/multivector_latency.py --before scifact multivector
+    PYTHONPATH=src .venv/bin/python benchmarks/multivector_latency.py scifact recheck-multivector-binary --depth 300 --depth 200
 
 `--before` also runs every query through the MaxSim scoring this package used until BENCHMARKS.md "Unpooled
 multivector latency" (candidates' float16 tokens gathered into one float32 array, then numpy MaxSim;
-`score_before` below, kept verbatim) on the same open collection, alternating which goes first per query so
+`score_before` below, kept verbatim; for residual token codes also the per-dimension decode used before the
+nibble table of session 7) on the same open collection, alternating which goes first per query so
 both see the same load and page cache, and counts the queries whose top 10 (ids and order) are identical.
 
 Each named collection (a directory under /tmp/mvbench/<dataset>/) answers every test query one at a time, k =
@@ -63,9 +65,13 @@ def score_before(self: Any, query: Any, rows: np.ndarray, tokens: np.ndarray, de
     return maxsim_scores(q, tok, off, decode=decode)
 
 
-def run_collection(col: Collection, texts: list[str], before: bool) -> dict[str, tuple[list, list, list]]:
-    """{"after": (hits, wall, cpu)} and, with `before`, the same for score_before; per query the two
-    alternate which runs first."""
+def run_collection(col: Collection, texts: list[str], before: bool,
+                   before_slice_rows: int | None = None) -> dict[str, tuple[list, list, list]]:
+    """{"after": (hits, wall, cpu)} and, with `before`, the same for score_before (or, with
+    `before_slice_rows`, for the current scoring with the kernel's products slices set to that many rows);
+    per query the two alternate which runs first."""
+    from slimvec.multivector import kernel
+
     for t in texts[:5]:
         col.search(t, k=K)
     mv = col._retrievers.get("multivector")  # noqa: SLF001 - benchmark-only switch of the scoring path
@@ -73,11 +79,21 @@ def run_collection(col: Collection, texts: list[str], before: bool) -> dict[str,
     out: dict[str, tuple[list, list, list]] = {lab: ([], [], []) for lab in labels}
     for i, t in enumerate(texts):
         for lab in labels if i % 2 == 0 else labels[::-1]:
-            if lab == "before":
+            codec = getattr(mv.token_store, "codec", None) if lab == "before" else None
+            slice_rows = kernel._SLICE_ROWS  # noqa: SLF001
+            if lab == "before" and before_slice_rows:
+                kernel._SLICE_ROWS = before_slice_rows  # noqa: SLF001
+                codec = None
+            elif lab == "before":
                 mv._score = MethodType(score_before, mv)
+                if hasattr(codec, "_nibble_table"):  # residual codes: the per-dimension decode of before too
+                    codec._lut = (codec.values, None)
             (h,), (w,), (c,) = timed(lambda x: col.search(x, k=K), [t])  # noqa: B023
-            if lab == "before":
+            kernel._SLICE_ROWS = slice_rows  # noqa: SLF001
+            if lab == "before" and not before_slice_rows:
                 del mv._score
+                if hasattr(codec, "_nibble_table"):
+                    del codec._lut
             out[lab][0].append(h)
             out[lab][1].append(w)
             out[lab][2].append(c)
@@ -106,16 +122,28 @@ def main() -> None:
     ap.add_argument("collections", nargs="+", help="directories under /tmp/mvbench/<dataset>/")
     ap.add_argument("--baseline-queries", type=int, default=60)
     ap.add_argument("--before", action="store_true", help="also time the float32-copy MaxSim (score_before)")
+    ap.add_argument("--before-slice-rows", type=int, default=None,
+                    help="with --before: 'before' is the current scoring with this many rows per kernel products "
+                         "call (e.g. 1000000: one call per worker, as before session 7's slicing)")
+    ap.add_argument("--split", default="test", help="qrels split whose queries are searched (test unless "
+                    "choosing a setting: train / dev)")
+    ap.add_argument("--depth", type=int, action="append", default=None,
+                    help="MaxSim depth to search each collection with instead of its profile's (repeatable: one "
+                         "row per depth, same open collection)")
     args = ap.parse_args()
-    qrels = {q: {d: int(g) for d, g in v.items()} for q, v in load_qrels(DATA / args.dataset, "test").items()}
+    qrels = {q: {d: int(g) for d, g in v.items()} for q, v in load_qrels(DATA / args.dataset, args.split).items()}
     queries = load_queries(DATA / args.dataset)
     qids = [q for q in queries if q in qrels]
     texts = [queries[q] for q in qids]
     load0 = os.getloadavg()[0]
     rows = []
-    for name in args.collections:
+    for name, depth in [(n, d) for n in args.collections for d in (args.depth or [None])]:
         with Collection.open(ROOT / args.dataset / name) as col:
-            runs = run_collection(col, texts, args.before)
+            if depth is not None:  # benchmark-only: the depth a new collection of the profile would store
+                col.search(texts[0], k=K)  # retrievers load on first search
+                col._retrievers["multivector"].depth = depth  # noqa: SLF001
+                name = f"{name}, depth {depth}"
+            runs = run_collection(col, texts, args.before, args.before_slice_rows)
             info = col.info()
         ids = {lab: [[h.id for h in hs] for hs in r[0]] for lab, r in runs.items()}
         for lab, (hits, wall, cpu) in runs.items():
@@ -138,7 +166,7 @@ def main() -> None:
                  f"{1000 * np.median(bc):.1f}", f"{base_qps:.1f}", "-", "-"])
     for r in rows:
         r.append(f"{float(r[4]) / base_qps:.1f}x")
-    print(f"\n{args.dataset}: {len(qids)} test queries, k = {K}; {machine()}; load average {load0:.1f} -> "
+    print(f"\n{args.dataset}: {len(qids)} {args.split} queries, k = {K}; {machine()}; load average {load0:.1f} -> "
           f"{os.getloadavg()[0]:.1f}")
     print_table(["collection", "nDCG@10", "p50 wall ms", "p50 CPU ms", "QPS (wall)", "RAM B/doc",
                  "top 10 = before", "QPS vs exhaustive"], rows)

@@ -3,6 +3,7 @@ tokens against exhaustive MaxSim over its unpooled tokens, per pooling method an
 factor 2 keeps >= 99%, factor 3 >= 97% of unpooled nDCG@10).
 
     PYTHONPATH=src .venv/bin/python benchmarks/multivector_pooling.py scifact nfcorpus
+    PYTHONPATH=src .venv/bin/python benchmarks/multivector_pooling.py scifact nfcorpus --methods ward-profile
 
 Inputs: benchmarks/_mv_cache.py's `minilm-tokens` float16 token vectors of the full corpus (title + " " +
 text, cut at 256 word pieces, [CLS]/[SEP] dropped) and its query token vectors; pooling is the package's own
@@ -63,7 +64,7 @@ def pooled_scores(c: dict, factor: float, method: str) -> tuple[np.ndarray, int,
     return maxsim_scores(c["query_tokens"], tokens, new_off), int(new_off[-1]), cpu
 
 
-def main(name: str) -> None:
+def main(name: str, methods: tuple[str, ...] = POOL_METHODS) -> None:
     c = load(name)
     ex = exhaustive_scores(name)
     if list(ex["doc_ids"]) != list(c["doc_ids"]):
@@ -76,7 +77,7 @@ def main(name: str) -> None:
     n_tok = int(c["offsets"][-1])
     table = [["unpooled", "-", f"{n_tok / (len(c['offsets']) - 1):.1f}", f"{a.mean():.4f}", "100.0%", "-", "-"]]
     for factor in FACTORS:
-        for method in POOL_METHODS:
+        for method in methods:
             scores, kept, cpu = pooled_scores(c, factor, method)
             got = per_query_ndcg(scores[rows_of], qids, c["doc_ids"], qrels)
             b = np.array([got[q] for q in qids])
@@ -91,5 +92,11 @@ def main(name: str) -> None:
 
 
 if __name__ == "__main__":
-    for ds in sys.argv[1:] or ["scifact", "nfcorpus"]:
-        main(ds)
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("datasets", nargs="*", default=["scifact", "nfcorpus"])
+    ap.add_argument("--methods", nargs="+", default=list(POOL_METHODS), choices=POOL_METHODS)
+    args = ap.parse_args()
+    for ds in args.datasets:
+        main(ds, tuple(args.methods))

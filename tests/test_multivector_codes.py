@@ -98,3 +98,84 @@ def test_shared_centroids_with_other_bits() -> None:
     np.testing.assert_array_equal(one.encode(x)[:, :2], two.encode(x)[:, :2])  # same centroid per token
     assert one.encode(x).shape[1] == 2 + 8 and _cos(one.decode(one.encode(x)), x).mean() < \
         _cos(two.decode(two.encode(x)), x).mean()
+
+
+def _reference_decode(codec: ResidualCentroidCodec, codes: np.ndarray) -> np.ndarray:
+    """Decoding written out one token and one dimension at a time, from the code layout in codes.py."""
+    dim = codec.centroids.shape[1]
+    w = -(-dim // 8)
+    out = np.zeros((len(codes), dim), np.float64)
+    for i, row in enumerate(codes):
+        cid = int(row[0]) | int(row[1]) << 8
+        for d in range(dim):
+            bucket = 0
+            for b in range(codec.bits):
+                byte = int(row[2 + b * w + d // 8])
+                bucket |= ((byte >> (7 - d % 8)) & 1) << b
+            out[i, d] = codec.centroids[cid, d] + codec.values[d, bucket]
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("bits,dim", [(1, 16), (2, 32), (3, 16), (2, 12), (4, 8)])
+def test_table_decode_equals_per_dimension_decode(bits: int, dim: int) -> None:
+    # dim 12 (not a multiple of 8) and 4 bits take the plain path; the others the nibble table.
+    rng = np.random.default_rng(bits * 100 + dim)
+    x = _tokens(rng, n=900, dim=dim, topics=12)
+    codec = fit_token_codec(f"residual:16:{bits}", x[:600])
+    codes = codec.encode(x[600:])
+    expect = _reference_decode(codec, codes)
+    np.testing.assert_allclose(codec.decode(codes), expect, atol=2e-6)
+    out = np.full((len(codes) + 5, dim), np.nan, np.float32)
+    got = codec.decode_into(codes, out)
+    assert got.shape == (len(codes), dim) and np.shares_memory(got, out)
+    np.testing.assert_allclose(out[: len(codes)], expect, atol=2e-6)
+    assert np.isnan(out[len(codes) :]).all()  # nothing written past the codes
+
+
+def test_maxsim_rows_over_codes_equals_maxsim_over_decoded_tokens() -> None:
+    from slimvec.multivector.maxsim import maxsim_rows
+
+    rng = np.random.default_rng(3)
+    x = _tokens(rng, n=3000, dim=64)
+    codec = fit_token_codec("residual:32:2", x)
+    codes = codec.encode(x)
+    lens = rng.integers(0, 40, 120)
+    offsets = np.concatenate([[0], np.cumsum(lens)])
+    codes = codes[: offsets[-1]]
+    docs = rng.choice(len(lens), 50, replace=False)
+    q = _unit(x[:7] + 0.2 * rng.standard_normal((7, 64)))
+    dec = _reference_decode(codec, codes)
+    expect = [0.0 if lens[d] == 0 else (q @ dec[offsets[d] : offsets[d + 1]].T).max(axis=1).sum() for d in docs]
+    np.testing.assert_allclose(maxsim_rows(q, codes, offsets, docs, codec.decode_into), expect, atol=1e-5)
+
+
+def test_query_of_another_width_over_codes_is_refused() -> None:
+    from slimvec.multivector.maxsim import maxsim_rows
+
+    rng = np.random.default_rng(4)
+    x = _tokens(rng, n=400, dim=32)
+    codec = fit_token_codec("residual:8:2", x)
+    codes = codec.encode(x)
+    offsets = np.array([0, 100, 400])
+    with pytest.raises(ValueError, match="32 columns"):
+        maxsim_rows(_unit(rng.standard_normal((3, 16))), codes, offsets, np.array([0, 1]), codec.decode_into)
+    with pytest.raises(ValueError, match="decode_into needs"):
+        codec.decode_into(codes, np.empty((10, 32), np.float32))
+
+
+def test_maxsim_rows_over_codes_in_several_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    from slimvec.multivector import kernel
+    from slimvec.multivector import maxsim as ms
+
+    monkeypatch.setattr(kernel, "_SLICE_ROWS", 50)
+    rng = np.random.default_rng(5)
+    x = _tokens(rng, n=1200, dim=32)
+    codec = fit_token_codec("residual:16:2", x)
+    codes = codec.encode(x)
+    offsets = np.concatenate([[0], np.cumsum(rng.integers(1, 30, 60))])
+    codes = codes[: offsets[-1]]
+    docs = np.arange(60)
+    q = _unit(x[:5] + 0.2 * rng.standard_normal((5, 32)))
+    dec = _reference_decode(codec, codes)
+    expect = [(q @ dec[offsets[d] : offsets[d + 1]].T).max(axis=1).sum() for d in docs]
+    np.testing.assert_allclose(ms.maxsim_rows(q, codes, offsets, docs, codec.decode_into), expect, atol=1e-5)

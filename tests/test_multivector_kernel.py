@@ -36,6 +36,20 @@ def test_matches_brute_force(monkeypatch: pytest.MonkeyPatch, dtype: type, worke
     assert got[0] == 0.0 and got[5] == 0.0  # documents 3 and 17 have no tokens
 
 
+def test_products_in_slices_across_documents(monkeypatch: pytest.MonkeyPatch) -> None:
+    # More rows than one products slice, with a slice edge inside documents: same as the brute force.
+    monkeypatch.setattr(ms, "_workers", lambda: 1)
+    monkeypatch.setattr(kernel, "_SLICE_ROWS", 64)
+    rng = np.random.default_rng(8)
+    lens = [int(n) for n in rng.integers(1, 50, 40)]
+    tokens, offsets = _corpus(rng, lens, 16, np.float16)
+    q = _unit(rng, 5, 16)
+    docs = np.arange(40)[::-1].copy()
+    assert offsets[-1] > 64 * 10
+    ref = _brute(q, [tokens[offsets[d] : offsets[d + 1]].astype(np.float32) for d in docs])
+    np.testing.assert_allclose(ms.maxsim_rows(q, tokens, offsets, docs), ref, rtol=0, atol=1e-5)
+
+
 def test_equals_gather_then_maxsim_scores_on_float16_memmap(tmp_path) -> None:
     rng = np.random.default_rng(3)
     lens = [int(n) for n in rng.integers(1, 30, 200)]

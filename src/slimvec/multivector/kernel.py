@@ -17,6 +17,7 @@ package nor torch; tests/test_multivector_kernel.py checks it against `onnx.help
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -25,6 +26,7 @@ import numpy as np
 # ONNX TensorProto element types and the opset the graph uses.
 _FLOAT, _FLOAT16, _OPSET, _IR_VERSION = 1, 10, 13, 8
 _local = threading.local()  # per-thread float16/float32 scratch rows, reused across queries
+_SLICE_ROWS = 4096  # token rows per products call (1,024-8,192 measured alike; one call per 36k rows: 1.4x slower)
 
 
 def _varint(n: int) -> bytes:
@@ -99,17 +101,28 @@ def products(block: np.ndarray, q_t: np.ndarray) -> np.ndarray:
     return _session(block.dtype.str).run(None, {"x": block, "q": q_t})[0]
 
 
-def maxsim_part(q_t: np.ndarray, tokens: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+def maxsim_part(q_t: np.ndarray, tokens: np.ndarray, starts: np.ndarray, lens: np.ndarray,
+                decode_into: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """MaxSim (float32, one per document) of documents whose rows are tokens[starts[i] : starts[i] + lens[i]]
     (every lens[i] > 0), against the query q_t (d, m) float32: their rows are copied into this thread's
-    scratch block (same dtype, no cast), then one `products` call and a segment max."""
+    scratch block (same dtype, no cast), then `products` over slices of _SLICE_ROWS rows and a segment max.
+
+    decode_into: for token codes (uint8 rows), a codec's `decode_into(codes, out)` that writes float32
+    vectors into a (>= n, d) buffer; each slice of copied code rows is decoded into this thread's float32
+    scratch block and multiplied (ColBERTv2 / PLAID decompress before scoring the same way)."""
     total = int(lens.sum())
     block = _scratch(total, tokens.shape[1], tokens.dtype)
     pos = 0
     for s, n in zip(starts.tolist(), lens.tolist()):
         block[pos : pos + n] = tokens[s : s + n]
         pos += n
-    sims = products(block, q_t)
+    # Products slice by slice: the widened (or decoded) float32 rows of a slice stay in cache for the MatMul
+    # instead of one float32 copy of every row going through memory (~1.4x less CPU at 36k rows per call).
+    sims = np.empty((total, q_t.shape[1]), np.float32)
+    decoded = _scratch(min(total, _SLICE_ROWS), q_t.shape[0], np.dtype(np.float32)) if decode_into else None
+    for s in range(0, total, _SLICE_ROWS):
+        part = block[s : s + _SLICE_ROWS]
+        sims[s : s + len(part)] = products(part if decoded is None else decode_into(part, decoded), q_t)
     bounds = np.zeros(len(lens), np.int64)
     np.cumsum(lens[:-1], out=bounds[1:])
     best = np.maximum.reduceat(sims, bounds, axis=0)  # (docs, query tokens)

@@ -161,7 +161,8 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="slimvec-maxsim")
 
 
-def maxsim_rows(query: np.ndarray, tokens: np.ndarray, offsets: np.ndarray, docs: np.ndarray) -> np.ndarray:
+def maxsim_rows(query: np.ndarray, tokens: np.ndarray, offsets: np.ndarray, docs: np.ndarray,
+                decode_into: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """MaxSim of one query against the documents `docs` of a float16 or float32 token matrix, read in place.
 
     query: (q, dim) query token vectors (cast to float32). tokens: (N, dim) float16/float32 rows (a memmap of
@@ -170,15 +171,22 @@ def maxsim_rows(query: np.ndarray, tokens: np.ndarray, offsets: np.ndarray, docs
     np.float32))` up to SGEMM summation order, without building that float32 copy: each worker thread copies
     its share of the rows into a reused block and scores it with one ONNX Runtime Cast + MatMul call
     (`multivector.kernel`). Raises ValueError for another token dtype or a query of the wrong width.
+
+    decode_into: for a file of token codes (uint8 rows), the codec's `decode_into`: each worker decodes its
+    share straight into its reused float32 block before the product, and the scores equal
+    `maxsim_scores(query, *gather(tokens, offsets, docs), decode=codec.decode)` up to summation order.
     """
     from slimvec.multivector import kernel
 
     docs = np.asarray(docs, dtype=np.int64)
     out = np.zeros(len(docs), np.float32)
     query = np.asarray(query)
-    if query.ndim != 2 or query.shape[1] != tokens.shape[1]:
+    if decode_into is None and (query.ndim != 2 or query.shape[1] != tokens.shape[1]):
         raise ValueError(f"query tokens have shape {query.shape}, expected (q, {tokens.shape[1]})")
-    if tokens.dtype not in (np.float16, np.float32):
+    if decode_into is not None:
+        if query.ndim != 2:
+            raise ValueError(f"query tokens have shape {query.shape}, expected (q, dim)")
+    elif tokens.dtype not in (np.float16, np.float32):
         raise ValueError(f"maxsim_rows reads float16 or float32 tokens, got {tokens.dtype}")
     lens = offsets[docs + 1] - offsets[docs]
     keep = np.flatnonzero(lens > 0)  # documents (or queries) without tokens score 0, as in maxsim_scores
@@ -191,7 +199,8 @@ def maxsim_rows(query: np.ndarray, tokens: np.ndarray, offsets: np.ndarray, docs
     parts = _split(bounds, _workers())
 
     def score(part: range) -> np.ndarray:
-        return kernel.maxsim_part(q_t, tokens, starts[part.start : part.stop], lens[part.start : part.stop])
+        return kernel.maxsim_part(q_t, tokens, starts[part.start : part.stop], lens[part.start : part.stop],
+                                  decode_into)
 
     scored = [score(parts[0])] if len(parts) == 1 else list(_pool().map(score, parts))
     out[keep] = np.concatenate(scored)

@@ -165,6 +165,9 @@ class MultiVectorRetriever:
             return np.zeros(len(rows), np.float32)
         if decode is None:  # float16/float32 rows: scored in place, no float32 copy of the candidates
             return maxsim_rows(q, tokens, self._offsets, rows)
+        decode_into = getattr(self.token_store.codec, "decode_into", None)
+        if decode_into is not None:  # codes decoded per worker into its reused float32 block
+            return maxsim_rows(q, tokens, self._offsets, rows, decode_into)
         tok, off = gather(tokens, self._offsets, rows)
         return maxsim_scores(q, tok, off, decode=decode)
 
