@@ -447,9 +447,9 @@ class Collection:
         if isinstance(ids, bytes) or not isinstance(ids, Iterable):
             raise TypeError(f"ids must be a list of strings, not {type(ids).__name__}")
         ids = list(ids)
-        wrong = next((i for i in ids if not isinstance(i, str)), None)
-        if wrong is not None:
-            raise TypeError(f"ids must be strings, got {type(wrong).__name__} {wrong!r}")
+        wrong = [i for i in ids if not isinstance(i, str)]  # a list, not next(..., None): the id may be None
+        if wrong:
+            raise TypeError(f"ids must be strings, got {type(wrong[0]).__name__} {wrong[0]!r}")
         with self._writing():
             n = self.store.delete(ids)
             self._sync()
