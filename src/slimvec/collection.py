@@ -516,7 +516,8 @@ class Collection:
         key: tuple[Any, ...] | None = None
         if options is None and given is None:
             try:
-                key = tuple(sorted(fields.items()))
+                # The type beside each value: 1, True, 1.0 and 1+0j are one dict key, but only 1 is a valid k.
+                key = tuple(sorted((name, type(value), value) for name, value in fields.items()))
                 entry = self._plans.get(key)
             except TypeError:  # an unhashable value (a filter dict): validated and planned every call
                 key, entry = None, None
