@@ -492,6 +492,8 @@ class Collection:
             fields["rerank"] = rerank
         plan = self._plan(options, fields, given)
         vecs, toks = vectors, None
+        if vecs is not None and plan.needs_query_vectors:
+            vecs = _given_vectors(vecs, len(queries), self.manifest["dim"])
         if vecs is None and plan.needs_query_vectors:
             both = getattr(self.encoder, "encode_queries_with_tokens", None)
             if plan.needs_query_tokens and both is not None:  # dense and token vectors from one forward pass
@@ -790,6 +792,20 @@ def _prompts(enc: Encoder) -> dict[str, Any]:
     if not hasattr(enc, "query_prompt"):
         return {}
     return {"prompts": {"query": enc.query_prompt, "document": enc.document_prompt}}  # type: ignore[attr-defined]
+
+
+def _given_vectors(vectors: Any, n: int, dim: int) -> np.ndarray:
+    """`search_many`'s `vectors` as float32 (n, dim); ConfigError naming the problem when the shape is not that
+    or a value is not finite (a NaN query scores nothing and used to return no hits, silently)."""
+    v = np.asarray(vectors, dtype=np.float32)
+    if v.ndim != 2 or v.shape[1] != int(dim):
+        raise ConfigError(f"query vectors of shape {v.shape}: expected shape ({n}, {dim}), one row of dimension {dim} "
+                          "per query")
+    if len(v) != n:
+        raise ConfigError(f"{len(v)} query vectors for {n} queries: give one per query")
+    if not np.isfinite(v).all():
+        raise ConfigError("query vectors must be finite (a NaN or infinity was given)")
+    return v
 
 
 def _retriever_names(names: list[str] | None) -> list[str]:
