@@ -99,10 +99,13 @@ class Collection:
             raise ConfigError(f"unknown index {prof.index!r}: choose one of {', '.join(INDEX_KINDS)}")
         _retriever_names(list(prof.retrievers))  # unknown names fail here, before anything is written
         enc = encoder or load_encoder(prof.model or DEFAULT_MODEL)
-        if prof.query_prompt is not None or prof.document_prompt is not None:
-            if not hasattr(enc, "with_prompts"):
+        asked = {"query_prompt": prof.query_prompt, "document_prompt": prof.document_prompt}
+        if any(v is not None for v in asked.values()):
+            if hasattr(enc, "with_prompts"):
+                enc = enc.with_prompts(prof.query_prompt, prof.document_prompt)
+            # A model without prompts records its own (empty) ones in the manifest; an import asks for those back.
+            elif any(v is not None and v != getattr(enc, k, "") for k, v in asked.items()):
                 raise ConfigError(f"model {enc.name!r} takes no prompts (query_prompt / document_prompt)")
-            enc = enc.with_prompts(prof.query_prompt, prof.document_prompt)
         limit = enc.max_tokens
         tokens = prof.chunk_tokens or limit
         if tokens > limit:
