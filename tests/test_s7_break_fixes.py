@@ -94,3 +94,22 @@ def test_prompts_other_than_the_models_own_are_still_refused_for_a_model_without
     with pytest.raises(ConfigError, match="takes no prompts"):
         Collection.create(tmp_path / "c", encoder=NoPrompts(dim=DIM), query_prompt="query: ")
     Collection.create(tmp_path / "ok", encoder=NoPrompts(dim=DIM), query_prompt="", document_prompt="").close()
+
+
+@pytest.mark.parametrize("profile", ["exact-f32", "hnsw-f32", "f16", "int8", "binary-rescore"])
+def test_documents_with_identical_vectors_come_back_in_commit_order_on_every_path(tmp_path, profile):
+    # Tie rule (slimvec.scoring): equal scores go to the lower row. faiss's HNSW and flat scans returned them
+    # highest row first.
+    rng = np.random.default_rng(3)
+    directions = _unit_rows(40, 2)
+    which = rng.permutation(400) % 40  # ten documents on each direction, scattered over the rows
+    ids = [f"d{i:03d}" for i in range(400)]
+    col = Collection.create(tmp_path / "c", profile=profile, encoder=FakeEncoder(dim=DIM))
+    col.add_encoded([Document(i, f"row {i}") for i in ids], [Chunk(i, 0, 0, len(f"row {i}"), f"row {i}") for i in ids],
+                    directions[which])
+    q = directions[5] + 0.01 * rng.standard_normal(DIM).astype(np.float32)
+    q /= np.linalg.norm(q)
+    twins = [ids[r] for r in np.flatnonzero(which == 5)]  # row order = commit order
+    for k in (3, 10):
+        assert [h.id for h in col.search_many(["q"], vectors=q[None], k=k)[0]] == twins[:k]
+    col.close()
