@@ -113,3 +113,24 @@ def test_documents_with_identical_vectors_come_back_in_commit_order_on_every_pat
     for k in (3, 10):
         assert [h.id for h in col.search_many(["q"], vectors=q[None], k=k)[0]] == twins[:k]
     col.close()
+
+
+def test_a_document_deleted_by_another_handle_during_a_search_is_left_out_not_a_key_error(col):
+    # Seen with threads searching one handle while another handle deleted (a server and `slimvec delete`): the
+    # ranking is made on the rows this handle synced, the payload read from SQLite after the other commit.
+    other = Collection.open(col.path, encoder=FakeEncoder(dim=DIM))
+    q = _unit_rows(1, 1)
+    top = [h.id for h in col.search_many(["q"], vectors=q, k=3)[0]]
+    read = col.store.chunks_for_rows
+
+    def delete_first(rows):
+        other.delete([top[0]])  # commits between this handle's sync and its payload read
+        return read(rows)
+
+    col.store.chunks_for_rows = delete_first
+    try:
+        assert [h.id for h in col.search_many(["q"], vectors=q, k=3)[0]] == top[1:]
+    finally:
+        col.store.chunks_for_rows = read
+        other.close()
+    assert top[0] not in [h.id for h in col.search_many(["q"], vectors=q, k=3)[0]]
