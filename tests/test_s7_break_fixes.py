@@ -134,3 +134,11 @@ def test_a_document_deleted_by_another_handle_during_a_search_is_left_out_not_a_
         col.store.chunks_for_rows = read
         other.close()
     assert top[0] not in [h.id for h in col.search_many(["q"], vectors=q, k=3)[0]]
+
+
+@pytest.mark.parametrize("query, words", [("vitamin \ud83d D", "not valid Unicode"), ("a \udcff", "not valid Unicode"),
+                                          (b"apple", "must be a string, not bytes"), ("  ", "empty")])
+def test_a_query_that_is_not_text_is_refused_in_one_line(col, query, words):
+    # The real tokenizers raised a bare TypeError on a lone surrogate (also what non-UTF-8 CLI bytes become).
+    with pytest.raises(ConfigError, match=words):
+        col.search(query)

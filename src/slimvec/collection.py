@@ -487,7 +487,14 @@ class Collection:
             raise TypeError(f"queries must be a list of strings, not {type(queries).__name__}")
         for q in queries:
             if not isinstance(q, str) or not q.strip():
-                raise ConfigError("query is empty")
+                raise ConfigError("query is empty" if q is None or isinstance(q, str) else
+                                  f"query must be a string, not {type(q).__name__}")
+            if not q.isascii():
+                try:
+                    q.encode("utf-8")
+                except UnicodeEncodeError as e:  # CLI bytes that are not UTF-8 arrive as lone surrogates
+                    raise ConfigError(f"query is not valid Unicode: {e.object[e.start]!r} at character {e.start} "
+                                      "(a lone surrogate; is the terminal's encoding UTF-8?)") from None
         given = None
         if rerank is not None and not isinstance(rerank, str):
             given = rerank  # a Reranker object from Python code: not a serialisable option
