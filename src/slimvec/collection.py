@@ -99,10 +99,13 @@ class Collection:
             raise ConfigError(f"unknown index {prof.index!r}: choose one of {', '.join(INDEX_KINDS)}")
         _retriever_names(list(prof.retrievers))  # unknown names fail here, before anything is written
         enc = encoder or load_encoder(prof.model or DEFAULT_MODEL)
-        if prof.query_prompt is not None or prof.document_prompt is not None:
-            if not hasattr(enc, "with_prompts"):
+        asked = {"query_prompt": prof.query_prompt, "document_prompt": prof.document_prompt}
+        if any(v is not None for v in asked.values()):
+            if hasattr(enc, "with_prompts"):
+                enc = enc.with_prompts(prof.query_prompt, prof.document_prompt)
+            # A model without prompts records its own (empty) ones in the manifest; an import asks for those back.
+            elif any(v is not None and v != getattr(enc, k, "") for k, v in asked.items()):
                 raise ConfigError(f"model {enc.name!r} takes no prompts (query_prompt / document_prompt)")
-            enc = enc.with_prompts(prof.query_prompt, prof.document_prompt)
         limit = enc.max_tokens
         tokens = prof.chunk_tokens or limit
         if tokens > limit:
@@ -447,9 +450,9 @@ class Collection:
         if isinstance(ids, bytes) or not isinstance(ids, Iterable):
             raise TypeError(f"ids must be a list of strings, not {type(ids).__name__}")
         ids = list(ids)
-        wrong = next((i for i in ids if not isinstance(i, str)), None)
-        if wrong is not None:
-            raise TypeError(f"ids must be strings, got {type(wrong).__name__} {wrong!r}")
+        wrong = [i for i in ids if not isinstance(i, str)]  # a list, not next(..., None): the id may be None
+        if wrong:
+            raise TypeError(f"ids must be strings, got {type(wrong[0]).__name__} {wrong[0]!r}")
         with self._writing():
             n = self.store.delete(ids)
             self._sync()
@@ -484,7 +487,14 @@ class Collection:
             raise TypeError(f"queries must be a list of strings, not {type(queries).__name__}")
         for q in queries:
             if not isinstance(q, str) or not q.strip():
-                raise ConfigError("query is empty")
+                raise ConfigError("query is empty" if q is None or isinstance(q, str) else
+                                  f"query must be a string, not {type(q).__name__}")
+            if not q.isascii():
+                try:
+                    q.encode("utf-8")
+                except UnicodeEncodeError as e:  # CLI bytes that are not UTF-8 arrive as lone surrogates
+                    raise ConfigError(f"query is not valid Unicode: {e.object[e.start]!r} at character {e.start} "
+                                      "(a lone surrogate; is the terminal's encoding UTF-8?)") from None
         given = None
         if rerank is not None and not isinstance(rerank, str):
             given = rerank  # a Reranker object from Python code: not a serialisable option
@@ -492,6 +502,8 @@ class Collection:
             fields["rerank"] = rerank
         plan = self._plan(options, fields, given)
         vecs, toks = vectors, None
+        if vecs is not None and plan.needs_query_vectors:
+            vecs = _given_vectors(vecs, len(queries), self.manifest["dim"])
         if vecs is None and plan.needs_query_vectors:
             both = getattr(self.encoder, "encode_queries_with_tokens", None)
             if plan.needs_query_tokens and both is not None:  # dense and token vectors from one forward pass
@@ -516,7 +528,8 @@ class Collection:
         key: tuple[Any, ...] | None = None
         if options is None and given is None:
             try:
-                key = tuple(sorted(fields.items()))
+                # The type beside each value: 1, True, 1.0 and 1+0j are one dict key, but only 1 is a valid k.
+                key = tuple(sorted((name, type(value), value) for name, value in fields.items()))
                 entry = self._plans.get(key)
             except TypeError:  # an unhashable value (a filter dict): validated and planned every call
                 key, entry = None, None
@@ -789,6 +802,20 @@ def _prompts(enc: Encoder) -> dict[str, Any]:
     if not hasattr(enc, "query_prompt"):
         return {}
     return {"prompts": {"query": enc.query_prompt, "document": enc.document_prompt}}  # type: ignore[attr-defined]
+
+
+def _given_vectors(vectors: Any, n: int, dim: int) -> np.ndarray:
+    """`search_many`'s `vectors` as float32 (n, dim); ConfigError naming the problem when the shape is not that
+    or a value is not finite (a NaN query scores nothing and used to return no hits, silently)."""
+    v = np.asarray(vectors, dtype=np.float32)
+    if v.ndim != 2 or v.shape[1] != int(dim):
+        raise ConfigError(f"query vectors of shape {v.shape}: expected shape ({n}, {dim}), one row of dimension {dim} "
+                          "per query")
+    if len(v) != n:
+        raise ConfigError(f"{len(v)} query vectors for {n} queries: give one per query")
+    if not np.isfinite(v).all():
+        raise ConfigError("query vectors must be finite (a NaN or infinity was given)")
+    return v
 
 
 def _retriever_names(names: list[str] | None) -> list[str]:

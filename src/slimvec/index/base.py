@@ -71,6 +71,22 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return vals, rows
 
 
+def tie_ordered(vals: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A library's (m, k) top-k (scores, rows), each query's equal scores put in the tie rule's row order.
+
+    faiss returns the rows of equal scores in its heap's order (highest row first), not `scoring.order`'s; only
+    queries whose list holds equal neighbours are re-sorted. Which tied rows a library kept at the cut of k is
+    its choice: callers ask for more than they return (`search.ranking` asks 4 k). Arrays are changed in place.
+    """
+    ties = vals[:, 1:] == vals[:, :-1]
+    if not ties.any():  # the usual case, ~1 us: a lone query's latency is ~0.1 ms
+        return vals, rows
+    for i in np.flatnonzero((ties & (rows[:, 1:] >= 0)).any(axis=1)):
+        o = order(vals[i], rows[i])
+        vals[i], rows[i] = vals[i][o], rows[i][o]
+    return vals, rows
+
+
 _blas: Any = None  # threadpoolctl's controller, made at first use (after numpy's BLAS is loaded)
 
 

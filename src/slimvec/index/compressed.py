@@ -16,7 +16,7 @@ from slimvec.codecs.binary import ResidualBinaryCodec
 from slimvec.codecs.chain import Chain
 from slimvec.codecs.pq import PQCodec
 from slimvec.index import rowfiles
-from slimvec.index.base import VectorIndex, blas_threads, top_k
+from slimvec.index.base import VectorIndex, blas_threads, tie_ordered, top_k
 from slimvec.scoring import blas_error_bound, inner_products
 from slimvec.scoring import order as order_by_tie_rule
 
@@ -172,7 +172,7 @@ class CodecIndex:
     def _search_faiss(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         with _threads_for(len(q)):
             vals, rows = self._store.index.search(q, min(k, self.rows), params=_selector(mask))
-        return _pad(np.where(rows >= 0, vals, -np.inf).astype(np.float32), rows.astype(np.int64), k)
+        return _pad(*tie_ordered(np.where(rows >= 0, vals, -np.inf).astype(np.float32), rows.astype(np.int64)), k)
 
     def _search_hamming(
         self, q: np.ndarray, k: int, mask: np.ndarray | None

@@ -13,7 +13,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from slimvec.index.base import top_k
+from slimvec.index.base import tie_ordered, top_k
 
 FILE = "hnsw.faiss"
 
@@ -88,7 +88,7 @@ class HnswIndex:
         dist, rows = self.index.search(q, k, params=params)
         if (rows < 0).any():
             dist = np.where(rows >= 0, dist, np.float32(-np.inf))
-        return dist, rows.astype(np.int64, copy=False)
+        return tie_ordered(dist, rows.astype(np.int64, copy=False))
 
     def _search_params(self, ef: int) -> Any:
         """faiss search parameters for efSearch `ef`, made once and reused (only read by faiss's search)."""

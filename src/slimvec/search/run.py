@@ -145,8 +145,9 @@ class Runner:
             ids = rows.doc_ids
             return [[make_hit(ids[d], s, "", "", {}) for d, s, _ in top] for top in tops]
         info = self.store.chunks_for_rows([r for top in tops for _, _, r in top])
+        # A row missing here was deleted by another handle after this search synced: its document is left out.
         return [[make_hit(info[r].doc_id, s, info[r].title, info[r].text, info[r].metadata, info[r].start, info[r].end)
-                 for _, s, r in top] for top in tops]
+                 for _, s, r in top if r in info] for top in tops]
 
     def _section_hits(self, tops: list[Ranking], with_payload: bool) -> list[list[Hit]]:
         """Section-level hits: each unit's best chunk row with its document id, section id and span.
