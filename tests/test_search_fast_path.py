@@ -102,3 +102,27 @@ def test_hnsw_skips_the_full_mask_test_only_for_a_read_only_mask():
     narrowed = np.zeros(len(rows) + 10, bool)
     narrowed[:5] = True
     assert set(index.search(q, 3, narrowed)[1][0].tolist()) <= {0, 1, 2, 3, 4}
+
+
+def test_a_long_lived_handle_sees_another_handles_calibrator_and_enabled_index(tmp_path):
+    """A server keeps one handle open for days: what another handle or process changes beside the rows (a
+    calibrator fitted, an index enabled) must reach it at its next search, kept plans included."""
+    from slimvec import Collection
+    from slimvec.search.calibration import Calibrator
+
+    rows = _clustered(200, 16, seed=3, centres=10)
+    _vector_collection(tmp_path / "c", rows, base="exact-f32").close()
+    with Collection.open(tmp_path / "c") as server, Collection.open(tmp_path / "c") as other:
+        ask = {"vectors": rows[:1], "k": 5, "mode": "dense", "min_relevance": "auto", "with_payload": False}
+        with pytest.raises(ConfigError, match="calibrat"):
+            server.search_many(["q"], **ask)
+        other.set_calibrator("dense", Calibrator("dense", intercept=6.0))  # every hit relevant (p ~ 0.998)
+        assert len(server.search_many(["q"], **ask)[0]) == 5
+        other.set_calibrator("dense", Calibrator("dense", intercept=-6.0))  # refitted: no hit relevant
+        assert server.search_many(["q"], **ask)[0] == []
+        with pytest.raises(ConfigError, match="bm25"):
+            server.search("row 3", k=3, mode="bm25")
+        other.enable("bm25")
+        seen = [(h.id, h.score) for h in server.search("row 3", k=3, mode="bm25")]
+        with Collection.open(tmp_path / "c") as fresh:
+            assert seen == [(h.id, h.score) for h in fresh.search("row 3", k=3, mode="bm25")] and len(seen) == 3

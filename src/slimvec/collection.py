@@ -500,7 +500,9 @@ class Collection:
             given = rerank  # a Reranker object from Python code: not a serialisable option
         elif rerank is not None:
             fields["rerank"] = rerank
-        plan = self._plan(options, fields, given)
+        with self._lock:  # planned against what the collection is now (another handle may have enabled an index)
+            self._sync()
+            plan = self._plan(options, fields, given)
         vecs, toks = vectors, None
         if vecs is not None and plan.needs_query_vectors:
             vecs = _given_vectors(vecs, len(queries), self.manifest["dim"])
@@ -513,8 +515,7 @@ class Collection:
         batch = [Query(q, None, None if vecs is None else vecs[i]) for i, q in enumerate(queries)]
         for q, t in zip(batch, toks or []):
             q._tokens = np.ascontiguousarray(t, dtype=np.float32)
-        with self._lock:
-            self._sync()
+        with self._lock:  # the state synced above or later (another thread's search may have synced since)
             hits = self._runner.run(plan, batch, self._retrievers, self._rows, self._allowed(plan.filter),
                                     self._calibrators)
             self._keep_caches()
@@ -592,9 +593,10 @@ class Collection:
 
     def set_calibrator(self, mode: str, calibrator: "_calibration.Calibrator") -> None:
         """Store `mode`'s calibrator in calibration.json (atomically) and use it from now on."""
-        with self._lock:
+        with self._writing():
             self._calibrators = {**self._calibrators, mode: calibrator}
             _calibration.save_calibrators(self.path, self._calibrators)
+            self.store.bump_generation()  # other handles (a server) re-read calibration.json at their next search
 
     def _allowed(self, filter: dict[str, Any] | None) -> np.ndarray:
         """(rows,) bool mask of the rows a hit may come from: alive, and inside the filter when there is one."""
@@ -688,6 +690,11 @@ class Collection:
         gen = self.store.generation
         if gen == self._generation and self._retrievers:
             return
+        if self._generation >= 0:  # another handle may have changed the manifest or calibration.json since
+            self.store.reload_manifest()
+            calibrators = _calibration.load_calibrators(self.path)
+            if calibrators != self._calibrators:
+                self._calibrators = calibrators
         names = self.manifest.get("retrievers", ["dense"])
         built = []
         for name in names:

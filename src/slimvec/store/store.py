@@ -248,9 +248,29 @@ class Store:
             self._readers = None
 
     def save_manifest(self, updates: dict[str, Any]) -> None:
-        """Merge `updates` into the manifest and replace it atomically."""
+        """Merge `updates` into the manifest and replace it atomically; other handles see it at their next sync
+        (the generation moves). The caller holds the writer lock."""
         self.manifest = {**self.manifest, **updates}
         write_json_atomic(self.path / MANIFEST, self.manifest)
+        self.bump_generation()
+
+    def bump_generation(self) -> None:
+        """Move the commit generation without changing rows: a file beside the database (manifest,
+        calibration.json) changed, and every handle re-reads it at its next sync. The caller holds the writer lock."""
+        with self._transaction() as cur:
+            cur.execute("UPDATE state SET value = value + 1 WHERE key = 'generation'")
+
+    def reload_manifest(self) -> bool:
+        """Re-read manifest.json (another handle may have changed it); the dict is replaced only when its content
+        changed, so holders of the old object can tell. Returns whether it changed."""
+        try:
+            fresh = json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            return False  # replaced atomically, so a failed read is a vanished directory: keep what is known
+        if fresh == self.manifest:
+            return False
+        self.manifest = fresh
+        return True
 
     # ---- state -----------------------------------------------------------------------------
     def _state(self, key: str) -> int:
