@@ -156,8 +156,29 @@ def test_user_errors(built_collection, tmp_path):
             col.search("x", top_k=3)
         with pytest.raises(ConfigError, match="dimension"):
             col.search_vectors(np.ones(17, np.float32))
+        with pytest.raises(ConfigError, match="finite"):  # used to return no hits, silently
+            col.search_vectors(np.full(int(col.manifest["dim"]), np.nan, np.float32))
+        with pytest.raises(TypeError, match="strings, not int"):  # ids are stored as strings
+            col.get(5)
     with pytest.raises(CollectionError, match="no slimvec collection"):
         Collection.open(tmp_path / "missing")
+
+
+def test_indexing_into_an_existing_collection_refuses_other_settings(tmp_path):
+    from fakes import FakeEncoder
+
+    from slimvec.profiles import load_profile
+
+    Collection.create(tmp_path / "c", profile="exact-f32", encoder=FakeEncoder(), chunk_tokens=32).close()
+    for options, needle in (({"profile": load_profile("binary-rescore")}, "profile 'exact-f32', not 'binary-rescore'"),
+                            ({"index": "hnsw"}, "index 'exact', not 'hnsw'"),
+                            ({"chunk_tokens": 16}, "chunk_tokens 32, not 16"),
+                            ({"chunk_mode": "whole"}, "chunk_mode 'tokens', not 'whole'")):
+        with pytest.raises(CollectionError, match=needle):
+            Collection.open_or_create(tmp_path / "c", **options)
+    same = {"profile": load_profile("exact-f32"), "index": "exact", "chunk_tokens": 32, "chunk_mode": "tokens"}
+    with Collection.open_or_create(tmp_path / "c", **same) as col:  # what it was made with: opened
+        assert col.manifest["profile"]["name"] == "exact-f32"
 
 
 def test_search_without_payload_gives_the_same_ranking(built_collection, scifact_judged):

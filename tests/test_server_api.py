@@ -90,6 +90,14 @@ def test_fusion_fields_are_validated(client):
     assert r.status_code == 200, r.text  # a one-retriever mode has nothing to fuse
 
 
+def test_get_search_refuses_unknown_parameters_as_post_refuses_unknown_fields(client):
+    r = client.get("/api/collections/col/search", params={"q": "bone", "top_k": "3"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "top_k"]
+    assert client.post("/api/collections/col/search", json={"q": "bone", "top_k": 3}).status_code == 422
+    r = client.get("/api/collections/col/search", params={"q": "bone", "k": "2", "with_payload": "false"})
+    assert r.status_code == 200 and len(r.json()["hits"]) == 2
+
+
 def test_get_document(client):
     r = client.get("/api/collections/col/documents/d2")
     assert r.json() == {"id": "d2", "title": "Immune evasion", "text": DOCS[1].text, "metadata": DOCS[1].metadata}

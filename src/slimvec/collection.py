@@ -154,12 +154,18 @@ class Collection:
 
     @classmethod
     def open_or_create(cls, path: str | Path, model: str | None = None, **options: Any) -> "Collection":
-        """Open `path` if it holds a collection (refusing a different model), else create it."""
+        """Open `path` if it holds a collection, else create it. Raises CollectionError when an existing
+        collection was made with another model, profile, index, chunking or prompt than one given here."""
         p = Path(path)
         if (p / "manifest.json").exists():
             col = cls.open(p)
             if model is not None:
                 col._check_encoder(col._wrap(load_encoder(model)))
+            problem = _settings_differ(col.manifest, options)
+            if problem:
+                col.close()
+                raise CollectionError(f"{p}: collection was built with {problem}; a collection keeps the settings "
+                                      "it was created with (index into a new collection to change them)")
             kept = col.manifest.get("prompts", {})
             for side in ("query", "document"):
                 given = options.get(f"{side}_prompt")
@@ -551,8 +557,7 @@ class Collection:
         qvecs = np.asarray(qvecs, dtype=np.float32)
         if qvecs.ndim == 1:
             qvecs = qvecs[None, :]
-        if qvecs.ndim != 2 or qvecs.shape[1] != int(self.manifest["dim"]):
-            raise ConfigError(f"query vectors have dimension {qvecs.shape[-1]}, collection holds {self.manifest['dim']}")
+        qvecs = _given_vectors(qvecs, len(qvecs), int(self.manifest["dim"]))
         plan = make_plan({}, self.manifest.get("retrievers", ["dense"]), int(self.manifest["dim"]), opts)
         with self._lock:
             self._sync()
@@ -780,7 +785,10 @@ class Collection:
                 "token_disk_bytes_per_doc": disk / documents}
 
     def get(self, doc_id: str) -> Document | None:
-        """The stored document with this id, or None."""
+        """The stored document with this id, or None. Raises TypeError for an id that is not a string (a number
+        would otherwise find nothing, silently: ids are stored as strings)."""
+        if not isinstance(doc_id, str):
+            raise TypeError(f"document ids are strings, not {type(doc_id).__name__} ({doc_id!r})")
         with self._lock:  # the store object is replaced when a compaction switches files
             d = self.store.get_document(doc_id)
         return None if d is None else Document(d["id"], d["text"], d["title"], d["metadata"])
@@ -909,3 +917,23 @@ def _check_finite(vectors: np.ndarray, owners: list[Document], source: str = "th
         d = owners[int(bad[0])]
         raise IngestError(f"document {d.id!r}: {source} a non-finite vector (NaN or infinity) for "
                           f"{len(bad)} chunk(s); nothing from this call was stored")
+
+
+def _settings_differ(manifest: dict[str, Any], options: dict[str, Any]) -> str:
+    """What `open_or_create`'s options ask that the stored collection was not made with ("" when nothing):
+    the profile (by name), the index, or chunking; options left None ask nothing."""
+    prof = manifest.get("profile") or {}
+    chosen = options.get("profile")
+    if chosen is not None:
+        name = chosen if isinstance(chosen, str) else getattr(chosen, "name", None)
+        if name != prof.get("name"):
+            return f"profile {prof.get('name')!r}, not {name!r}"
+    index = options.get("index")
+    if index is not None and index != manifest.get("index", "exact"):
+        return f"index {manifest.get('index', 'exact')!r}, not {index!r}"
+    chunking = manifest.get("chunking") or {}
+    for key, field in (("chunk_mode", "mode"), ("chunk_tokens", "max_tokens"), ("chunk_overlap", "overlap")):
+        given = options.get(key)
+        if given is not None and field in chunking and given != chunking[field]:
+            return f"{key} {chunking[field]!r}, not {given!r}"
+    return ""

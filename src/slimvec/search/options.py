@@ -91,6 +91,8 @@ class SearchOptions(BaseModel):
     def _weights(cls, v: tuple[float, ...] | None) -> tuple[float, ...] | None:
         if v is not None and any(not math.isfinite(w) or w < 0 for w in v):
             raise ValueError("weights must be finite numbers >= 0")
+        if v is not None and not any(v):
+            raise ValueError("at least one weight must be > 0 (all zero scores every document 0)")
         return v
 
     @classmethod

@@ -98,6 +98,9 @@ def make_plan(profile: Mapping[str, Any], available: list[str], dim: int, option
         fusion, fusion_options = _fusion(profile, names, options)
     elif options.fusion_weights is not None and options.fusion == "rrf":
         raise ConfigError("fusion weights apply to fusion='weighted', not rrf")
+    elif options.fusion_weights is not None and len(options.fusion_weights) != 1:
+        raise ConfigError(f"{len(options.fusion_weights)} fusion weights for the 1 retriever of mode {mode!r} "
+                          f"({names[0]}); fused modes: {', '.join(FUSED_MODES)}")
     if options.min_relevance is not None and len(names) > 1 and (
             options.fusion is not None or options.fusion_weights is not None):
         raise ConfigError("min_relevance is calibrated on the profile's fusion; it cannot be combined with a "

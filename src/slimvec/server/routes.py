@@ -27,6 +27,10 @@ from slimvec.server.pages import report_file
 from slimvec.server.state import Served, default_mode, profile_rerank, read_lock
 from slimvec.server.upload import read_jsonl_upload
 
+# The query parameters GET search takes (the SearchOptions fields, "q" for the text); anything else is refused.
+_SEARCH_PARAMS = ("q", "k", "filter", "mode", "min_relevance", "rerank", "rerank_depth", "fusion", "fusion_weights",
+                  "fusion_temperature", "with_payload", "unit")
+
 # Rerankers a request may name besides the collection profile's own: neither loads a model from a path.
 # Anything else would let a client make the server load an arbitrary filesystem path as a model.
 REQUEST_RERANKERS = ("none", "dense")
@@ -73,7 +77,7 @@ def api_router(served: Served, require_writer: Callable[[Request], None]) -> API
 
     @router.get("/collections/{name}/search")
     def search_get(
-        *, col: Any = Depends(collection),
+        *, request: Request, col: Any = Depends(collection),
         q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS, description="Query text.")],
         k: Annotated[int, Query(ge=1, le=MAX_K, description=_about("k"))] = 10,
         filter: Annotated[str | None, Query(max_length=100_000, description="Filter as JSON text: "
@@ -93,6 +97,11 @@ def api_router(served: Served, require_writer: Callable[[Request], None]) -> API
         with_payload: Annotated[bool, Query(description=_about("with_payload"))] = True,
         unit: Annotated[Literal["document", "section"] | None, Query(description=_about("unit"))] = None,
     ) -> dict[str, Any]:
+        unknown = [p for p in request.query_params if p not in _SEARCH_PARAMS]
+        if unknown:  # as POST refuses unknown fields: a misspelt option (top_k=3) must not be silently ignored
+            raise RequestValidationError([{"type": "extra_forbidden", "loc": ("query", p), "input": request.query_params[p],
+                                           "msg": f"unknown search parameter (known: {', '.join(_SEARCH_PARAMS)})"}
+                                          for p in unknown])
         given = {"filter": _parse_filter(filter) if filter is not None and filter.strip() else None,
                  "mode": mode, "min_relevance": min_relevance, "rerank": rerank, "rerank_depth": rerank_depth,
                  "fusion": fusion, "fusion_weights": _parse_weights(fusion_weights), "unit": unit,
