@@ -27,9 +27,9 @@ from slimvec.server.pages import report_file
 from slimvec.server.state import Served, default_mode, profile_rerank, read_lock
 from slimvec.server.upload import read_jsonl_upload
 
-# The query parameters GET search takes (the SearchOptions fields, "q" for the text); anything else is refused.
-_SEARCH_PARAMS = ("q", "k", "filter", "mode", "min_relevance", "rerank", "rerank_depth", "fusion", "fusion_weights",
-                  "fusion_temperature", "with_payload", "unit")
+# The query parameters GET search takes: the body model's fields (the SearchOptions fields and "q" for the text),
+# so a new option is known here once it is declared; anything else is refused.
+_SEARCH_PARAMS = tuple(SearchIn.model_fields)
 
 # Rerankers a request may name besides the collection profile's own: neither loads a model from a path.
 # Anything else would let a client make the server load an arbitrary filesystem path as a model.
