@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -26,6 +25,7 @@ from slimvec.multivector.retriever import TOKENS_DIR
 from slimvec.multivector.writer import TokenConfig, append_tokens, check_encoder, encode_chunks
 from slimvec.profiles import Profile, load_profile, profile_from_dict
 from slimvec.progress import progress_bar
+from slimvec.records import metadata_problem, text_problem
 from slimvec.retrievers.base import Query, Retriever, describe
 from slimvec.search import calibration as _calibration
 from slimvec.search.options import SearchOptions
@@ -248,7 +248,10 @@ class Collection:
     def upsert(self, docs: Iterable[Document], progress: bool = False) -> int:
         """Add documents, replacing any stored document (and its chunks) with the same id; as `add` otherwise.
 
-        An id repeated within one call keeps its last version.
+        An id repeated within one call keeps its last version. A document stored exactly as given (same title,
+        text, metadata and chunks) is left as it is: not encoded again and no rows left dead, so re-running
+        `slimvec index` over a folder re-encodes only the files that changed. Returns how many documents of the
+        call are stored, unchanged ones included.
         """
         return self._write(docs, replace=True, progress=progress)
 
@@ -298,28 +301,29 @@ class Collection:
                 self._refuse_stored(docs, offset)
             enc = self.encoder
             chunks = self._chunk(docs, enc)
-            dim = int(self.manifest["dim"])
             tokens = self.token_config
-            parts, toks, counts = [], [], []
-            for s in range(0, len(docs), _BATCH_DOCS):  # encode in slices: the progress bar moves
-                part = docs[s : s + _BATCH_DOCS]
-                vecs, t, c = self._embed(part, chunks, enc, tokens)
-                if not dim:
-                    vecs = np.zeros((sum(len(chunks[d.id]) for d in part), 0), np.float32)
-                _check_finite(np.asarray(vecs), [d for d in part for _ in chunks[d.id]])
-                parts.append(np.asarray(vecs, dtype=np.float32))
-                toks += t
-                counts += c
-                advance(len(part))
-            vectors = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
-            flat = [c for d in docs for c in chunks[d.id]]
+            # An upsert of a document stored as it is would encode it again and leave its old rows dead: re-running
+            # `slimvec index` over a folder then re-encodes only what changed (checked again under the lock).
+            same = self.store.unchanged(docs, chunks) if replace else set()
+            todo = [d for d in docs if d.id not in same]
+            advance(len(docs) - len(todo))
+            vectors, toks, counts = self._encode(todo, chunks, enc, tokens, advance)
             with self._writing():
                 if not replace:
                     self._refuse_stored(docs, offset)  # again under the lock: another writer may have added it
+                changed = same - self.store.unchanged([d for d in docs if d.id in same], chunks) if same else set()
+                if changed:  # another writer changed it meanwhile: this call's version must win, so it is written
+                    late = [d for d in docs if d.id in changed]
+                    more = self._encode(late, chunks, enc, tokens, lambda _n: None)
+                    todo, vectors = todo + late, np.concatenate([vectors, more[0]])
+                    toks, counts = toks + more[1], counts + more[2]
+                if not todo:
+                    return len(docs)
+                flat = [c for d in todo for c in chunks[d.id]]
                 if tokens is not None:  # before the commit point: a crash leaves token rows the next writer cuts
                     append_tokens(self.path / TOKENS_DIR, self.store.committed_rows, toks, counts, tokens,
                                   int(self.manifest["token_dim"]))
-                self.store.commit(docs, flat, vectors, replace=replace)
+                self.store.commit(todo, flat, vectors, replace=replace)
                 self._sync()
                 if save:
                     self._save_index()
@@ -328,6 +332,24 @@ class Collection:
                 raise IngestError(f"{e} ({committed} documents of this call were committed before)") from None
             raise
         return len(docs)
+
+    def _encode(self, docs: list[Document], chunks: dict[str, list[Chunk]], enc: Encoder, tokens: TokenConfig | None,
+                advance: Any) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+        """(len(chunks of docs), dim) float32 chunk vectors, with token vectors and counts when `tokens` is set;
+        encoded in slices of _BATCH_DOCS documents so the progress bar moves; non-finite vectors refused."""
+        dim = int(self.manifest["dim"])
+        parts, toks, counts = [], [], []
+        for s in range(0, len(docs), _BATCH_DOCS):
+            part = docs[s : s + _BATCH_DOCS]
+            vecs, t, c = self._embed(part, chunks, enc, tokens)
+            if not dim:
+                vecs = np.zeros((sum(len(chunks[d.id]) for d in part), 0), np.float32)
+            _check_finite(np.asarray(vecs), [d for d in part for _ in chunks[d.id]])
+            parts.append(np.asarray(vecs, dtype=np.float32))
+            toks += t
+            counts += c
+            advance(len(part))
+        return (np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)), toks, counts
 
     def chunk_and_encode(self, docs: list[Document]) -> tuple[list[Chunk], np.ndarray]:
         """The chunks and chunk vectors `add` would store for `docs` (ids distinct), computed without writing:
@@ -359,7 +381,7 @@ class Collection:
         would outrank everything (Qdrant's cosine collections normalise on insert in the same way).
 
         Raises IngestError for repeated or (unless `replace`) stored ids, chunks of unknown documents or outside
-        their text, documents without chunks, non-finite, zero or (unless `normalize`) non-unit vectors;
+        their text or whose text is not their span's, documents without chunks, non-finite, zero or (unless `normalize`) non-unit vectors;
         ConfigError for vectors of another dimension or a collection keeping token vectors."""
         if self.token_config is not None:
             raise ConfigError(f"{self.path}: keeps token vectors; documents must be added (and encoded) with add")
@@ -372,6 +394,10 @@ class Collection:
             if c.doc_id not in by_id or not 0 <= c.start <= c.end <= len(by_id[c.doc_id].text):
                 raise IngestError(f"chunk {c.index} of {c.doc_id!r}: no such document in this call, or its span "
                                   "lies outside the text; nothing from this call was stored")
+        for c in chunks:  # the store keeps spans, and hits show the span's text: it must be what was encoded
+            if c.text != by_id[c.doc_id].text[c.start : c.end]:
+                raise IngestError(f"chunk {c.index} of {c.doc_id!r}: its text is not the document's text at "
+                                  f"[{c.start}, {c.end}); nothing from this call was stored")
         seen: set[tuple[str, int]] = set()
         for c in chunks:
             if (c.doc_id, c.index) in seen:
@@ -868,10 +894,15 @@ def _validated(docs: list[Document], replace: bool, offset: int = 0) -> list[Doc
             raise IngestError(f"document {d.id!r} (position {i}): text and title must be strings")
         if not (d.text.strip() or d.title.strip()):
             raise IngestError(f"document {d.id!r} (position {i}): text and title are empty: nothing to embed")
-        try:
-            json.dumps(d.metadata, allow_nan=False)
-        except (TypeError, ValueError) as e:
-            raise IngestError(f"document {d.id!r} (position {i}): metadata is not JSON-serialisable ({e})") from None
+        # The readers' own rules (slimvec.records): a key that is not a string would come back as one, a lone
+        # surrogate or NUL cannot be stored, a NaN is not JSON.
+        for field, value in (("title", d.title), ("text", d.text)):
+            if problem := text_problem(value):
+                raise IngestError(f"document {d.id!r} (position {i}): {field}: {problem}; nothing from this call was stored")
+        if found := metadata_problem(d.metadata):
+            key, problem = found
+            raise IngestError(f"document {d.id!r} (position {i}): metadata is not JSON-serialisable: "
+                              f"{key + ': ' if key else ''}{problem}; nothing from this call was stored")
         if d.id in seen:
             if not replace:
                 raise IngestError(f"id {d.id!r} appears twice in this call (positions {seen[d.id]} and {i}); "

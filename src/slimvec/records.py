@@ -55,8 +55,8 @@ def metadata_problem(value: Any, key: str = "", depth: int = 0) -> tuple[str, st
             if not isinstance(k, str):
                 return key, f"object key {k!r} is not a string"
             path = f"{key}.{k}" if key else k
-            if problem := text_problem(k):
-                return path, f"key: {problem}"
+            if problem := text_problem(k):  # shown escaped: the key itself cannot be printed or stored
+                return (f"{key}.{ascii(k)}" if key else ascii(k)), f"key: {problem}"
             if found := metadata_problem(v, path, depth + 1):
                 return found
         return None

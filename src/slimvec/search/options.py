@@ -57,7 +57,8 @@ class SearchOptions(BaseModel):
         description="Softmax fusion: temperature in standard deviations of each ranking's head scores; lower trusts "
                     "each ranking's top more (default: the profile's, else 2).")
     with_payload: bool = Field(
-        True, description="False: ids and scores only (no title, snippet, metadata), skipping the document look-up.")
+        True, description="False: ids and scores only, skipping the document look-up (HTTP hits then carry no "
+                          "title, snippet, metadata or span fields).")
     unit: Literal["document", "section"] = Field(
         "document", description="What a hit is: document (scored by its best chunk) | section (one hit per given "
                                 "section, or per chunk where a document has none, with its section id and span).")

@@ -186,7 +186,8 @@ def _search(col: Any, body: SearchIn, where: str) -> dict[str, Any]:
     hits = col.search(body.q, body.options())
     out = {"query": body.q, "k": body.k, "mode": body.mode or default_mode(col), "unit": body.unit,
            "filter": body.filter,
-           "took_ms": round((time.perf_counter() - t0) * 1000, 3), "hits": [_hit(h) for h in hits]}
+           "took_ms": round((time.perf_counter() - t0) * 1000, 3),
+           "hits": [_hit(h) if body.with_payload else _bare_hit(h) for h in hits]}
     if body.rerank is not None or body.rerank_depth is not None:
         out["rerank"], out["rerank_depth"] = body.rerank, body.rerank_depth
     return out
@@ -214,6 +215,15 @@ def _hit(h: Any) -> dict[str, Any]:
     if not math.isfinite(d["score"]):  # never emit invalid JSON
         d["score"] = None
     return d
+
+
+def _bare_hit(h: Any) -> dict[str, Any]:
+    """A hit searched without payload: its id and score (relevance, section when set), and no title, snippet,
+    metadata or span, which were not read: empty fields would be mistaken for empty values."""
+    return {k: v for k, v in _hit(h).items() if k not in _PAYLOAD_FIELDS}
+
+
+_PAYLOAD_FIELDS = frozenset({"title", "snippet", "metadata", "span"})
 
 
 def _parse_filter(text: str) -> dict[str, Any]:

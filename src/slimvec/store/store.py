@@ -324,6 +324,33 @@ class Store:
             found.update(r[0] for r in self.db.execute(q, part))
         return found
 
+    def unchanged(self, docs: list[Any], chunks: dict[str, list[Any]]) -> set[str]:
+        """Ids among `docs` whose stored version is the same document cut the same way: equal title, text,
+        metadata (as stored: the same JSON text) and chunks (index, span, given section and heading path), so
+        an upsert of it would store equal rows again (the collection's model and chunking are fixed). The
+        caller holds the writer lock when it acts on the answer."""
+        wanted = {d.id: d for d in docs}
+        stored: dict[str, list[Any]] = {}
+        cols = "c.section_id, c.heading_path" if self.has_sections else "NULL, NULL"
+        ids = list(wanted)
+        for s in range(0, len(ids), 500):
+            part = ids[s : s + 500]
+            q = (f"SELECT d.id, d.title, d.text, d.metadata, c.idx, c.start, c.end, {cols} FROM documents d "  # noqa: S608
+                 f"LEFT JOIN chunks c ON c.doc_id = d.id WHERE d.id IN ({','.join('?' * len(part))}) ORDER BY c.row")
+            for doc_id, title, text, meta, *chunk in self.db.execute(q, part):
+                entry = stored.setdefault(doc_id, [(title, text, meta)])
+                if chunk[0] is not None:
+                    entry.append(tuple(chunk))
+        out = set()
+        for doc_id, entry in stored.items():
+            d = wanted[doc_id]
+            paths = _heading_paths([d])
+            mine = [(d.title, d.text, json.dumps(d.metadata, ensure_ascii=False))]
+            mine += [(c.index, c.start, c.end, *_section_fields(c, paths)) for c in chunks[doc_id]]
+            if mine == entry:
+                out.add(doc_id)
+        return out
+
     def commit(self, docs: list[Any], chunks: list[Any], vectors: np.ndarray, replace: bool) -> int:
         """Append documents, their chunks and one vector per chunk; the caller holds the writer lock."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
