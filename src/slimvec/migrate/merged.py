@@ -99,8 +99,7 @@ class MigratingCollection(Collection):
             mapped = np.asarray(self.encoder.encode_queries(list(queries)), np.float32)
         else:
             mapped = self.adapter.apply(qn)
-        with self._lock:
-            self._sync()
+        with self._lock:  # the state synced for the plan, or later (another thread's search may have synced)
             adapted = self._runner.run(plan, [Query(q, None, mapped[i]) for i, q in enumerate(queries)],
                                        self._retrievers, self._rows, self._old_part(plan.filter), self._calibrators)
         lines = self._lines(qn, mapped)
@@ -109,8 +108,9 @@ class MigratingCollection(Collection):
     def _old_part(self, filter: dict[str, Any] | None) -> np.ndarray:
         """(rows,) bool mask of the old rows the old part may score: allowed (alive, in the filter) and of a
         document the target does not hold. Without a filter it is kept until either collection commits (their
-        generations), so a lone query pays no SQLite look-up or mask copy for it. Call under self._lock."""
-        key = (self._generation, self._rows.alive, len(self._rows.alive), self.target.store.generation)
+        generations as last synced: the target's by its own search just before), so a lone query pays no SQLite
+        look-up or mask copy for it. Call under self._lock."""
+        key = (self._generation, self._rows.alive, len(self._rows.alive), self.target._generation)
         kept = self._kept_mask
         if not filter and kept is not None and kept[0][0] == key[0] and kept[0][1] is key[1] and kept[0][2:] == key[2:]:
             return kept[1]
