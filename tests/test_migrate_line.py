@@ -68,12 +68,17 @@ def test_random_references_are_a_seeded_sample_without_repeats():
     assert np.array_equal(pick_references(x, 5000), np.arange(1000))  # fewer pairs than asked: all of them
 
 
-def test_kmeans_references_take_one_chunk_from_each_cluster():
+def test_kmeans_references_cover_a_small_far_cluster_a_random_pick_misses():
+    # 300 chunks around one direction, 6 around another: two medoids are one of each, for every seed.
     rng = np.random.default_rng(5)
-    centres = _unit(rng, 8, 32)
-    x = np.concatenate([c + 0.02 * rng.standard_normal((60, 32)).astype(np.float32) for c in centres])
-    got = pick_references(x, 8, Pick.KMEANS, seed=0)
-    assert sorted(set((got // 60).tolist())) == list(range(8))  # rows 60*i .. 60*i+59 are cluster i
+    big, small = _unit(rng, 2, 32)
+    x = np.concatenate([big + 0.05 * rng.standard_normal((300, 32)), small + 0.05 * rng.standard_normal((6, 32))])
+    x = x.astype(np.float32)
+    for seed in range(5):
+        got = pick_references(x, 2, Pick.KMEANS, seed=seed)
+        assert sorted((got >= 300).tolist()) == [False, True]
+    randomly = [bool((pick_references(x, 2, Pick.RANDOM, seed=s) >= 300).any()) for s in range(5)]
+    assert not all(randomly)
 
 
 def _hit(doc, score):
@@ -121,7 +126,7 @@ def test_start_keeps_the_chosen_references_and_records_the_depth(tmp_path):
     with pytest.raises(ConfigError, match="pick must be one of random, kmeans"):
         runner.start(path, NEW, sample=40, encoder=new, pick="medoids")
     record = runner.start(path, NEW, sample=40, encoder=new, references=12)
-    assert record["line_depth"] == reference_depth(12) and record["line_pick"] == "random"
+    assert record["line_depth"] == reference_depth(12) and record["line_pick"] == "kmeans"
     with np.load(path / "migration" / "reference.npz") as z:
         assert z["x_new"].shape == (12, 64) and z["y_old"].shape == (12, 32)
     with Collection.open(path, encoder=new) as col:

@@ -17,6 +17,9 @@ from enum import Enum
 
 import numpy as np
 
+# Chosen on SciFact train and NFCorpus dev (benchmarks/migrate_line_select.py): k-means medoids beat a random
+# pick at every count there, and 256 is the most references whose line keeps the whole per-query addition
+# under 0.1 ms (benchmarks/migrate_line_cost.py); 10% and 20% tied, the shallower won.
 REFERENCES = 256  # reference pairs the line scores per query (the rest of the sample is not kept)
 DEPTH_SHARE = 0.1  # the line matches the top 10% of the query's reference scores ...
 DEPTH_MIN = 5  # ... but at least this many

@@ -51,7 +51,7 @@ QUERIES = ("adapter", "old-model")
 
 def start(path: str | Path, to: str, adapter: str = "auto", sample: int = MAX_SAMPLE, seed: int = 0,
           encoder: Encoder | None = None, queries: str = "adapter", references: int = _line.REFERENCES,
-          pick: str = _line.Pick.RANDOM.value) -> dict[str, Any]:
+          pick: str = _line.Pick.KMEANS.value) -> dict[str, Any]:
     """Fit the adapter new model -> collection `path`'s model and create DIR/migration (status reembedding).
 
     The fitting sample is whole documents drawn with `seed`: the new model encodes their chunks once, the
