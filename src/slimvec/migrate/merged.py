@@ -3,9 +3,10 @@
 Dense search encodes the query with the NEW model once. Documents already re-embedded are scored natively in
 the target collection (new query . new vectors); the rest are scored in the old collection through the adapter
 (mapped query . old vectors), the re-embedded ones masked out there, so each document is scored once. The two
-scales differ, so a native score s is put on the adapted one as a * s + b, the line fitted on the sample when
-the migration started (adapters.score_map); the merged list is ranked by that one score. Other modes (BM25,
-SPLADE, hybrid) keep answering from the old collection with the old model until the switch.
+scales differ, so a native score s is put on the adapted one as a * s + b: the query's own line from the
+references kept at start (line.ScoreLine, merge "per-query"), or for a migration without references the one line
+fitted on the sample at start (adapters.score_map, merge "line"); the merged list is ranked by that one score.
+Other modes (BM25, SPLADE, hybrid) keep answering from the old collection with the old model until the switch.
 """
 
 from __future__ import annotations
