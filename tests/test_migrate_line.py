@@ -164,3 +164,26 @@ def test_the_kept_old_part_mask_follows_the_target_as_it_fills(tmp_path):
         for h in after:
             if h.id in moved:
                 assert h.score == pytest.approx(a * own[h.id] + b, abs=1e-5)
+
+
+def test_a_filtered_search_through_the_migration_keeps_to_the_filter_and_leaves_the_kept_mask_alone(tmp_path):
+    from conftest import SCIFACT, _jsonl
+
+    from slimvec import Document
+
+    rows = _jsonl(SCIFACT / "corpus.jsonl")[:60]
+    docs = [Document(d["_id"], d["text"], d["title"], {"group": "ab"[i % 2]}) for i, d in enumerate(rows)]
+    path = tmp_path / "col"
+    with Collection.create(path, encoder=FakeEncoder(dim=32, name="fake-bow")) as col:
+        col.add(docs)
+    new = FakeEncoder(dim=64, name=NEW)
+    runner.start(path, NEW, sample=20, encoder=new)
+    group = {d.id: d.metadata["group"] for d in docs}
+    with Collection.open(path, encoder=new) as col:
+        everything = col.search("cells", k=60)  # keeps the unfiltered mask
+        only_b = col.search("cells", k=60, filter={"group": "b"})
+        again = col.search("cells", k=60)
+    assert len(everything) == 60 == len({h.id for h in everything})
+    assert {h.id for h in only_b} == {i for i, g in group.items() if g == "b"}  # native and old part alike
+    assert len(only_b) == 30 == len({h.id for h in only_b})
+    assert [(h.id, h.score) for h in again] == [(h.id, h.score) for h in everything]
