@@ -37,7 +37,7 @@ def reference_depth(n: int, share: float = DEPTH_SHARE, least: int = DEPTH_MIN) 
     return max(1, min(n, max(least, round(share * n))))
 
 
-def pick_references(x_new: np.ndarray, count: int = REFERENCES, pick: Pick | str = Pick.RANDOM,
+def pick_references(x_new: np.ndarray, count: int = REFERENCES, pick: Pick | str = Pick.KMEANS,
                     seed: int = 0) -> np.ndarray:
     """Sorted int64 row indices of at most `count` references among the sample's rows; x_new: float32 (n, d_new)
     new-space vectors of the sample. KMEANS runs faiss's spherical k-means (Lloyd 1982) with `count` centres on
