@@ -86,10 +86,11 @@ def _adapter_only(col, queries: dict[str, str], qrels: dict) -> float:
     native, rows = col.target.search_many, col._migrated_rows
     col.target.search_many = lambda qs, *a, **k: [[] for _ in qs]
     col._migrated_rows = lambda: np.zeros(0, np.int64)
+    col._kept_mask = None  # the old part's mask is kept between searches: made again without the masking
     try:
         return _ndcg(col, queries, qrels)
     finally:
-        col.target.search_many, col._migrated_rows = native, rows
+        col.target.search_many, col._migrated_rows, col._kept_mask = native, rows, None
 
 
 def one_pair(data: Path, old_name: str, new_name: str, docs: list[Document], queries: dict, qrels: dict,

@@ -17,7 +17,7 @@ from migrate_worker import NEW, fresh_build_owners, reembedding_calls, run_and_k
 from slimvec import Collection, registry
 from slimvec.errors import CollectionError
 from slimvec.migrate import runner
-from slimvec.migrate.merged import MigratingCollection, reference_depth
+from slimvec.migrate.merged import MigratingCollection
 from slimvec.migrate.state import has_migration, progress
 
 HERE = Path(__file__).parent
@@ -159,12 +159,13 @@ def test_sample_documents_are_stored_at_start_scored_natively_and_never_encoded_
         assert len(stored) == native
         # A stored sample document is scored natively: its hit carries the target's score on the score line,
         # the one fitted at start ("line") or the query's own from the reference pairs ("per-query": the mean
-        # and spread of the top reference_depth(n) reference scores matched between the two spaces).
+        # and spread of the record's line_depth top reference scores matched between the two spaces).
         q = stored[0].text[:80]
         own = next(h for h in col.target.search(q, k=60) if h.id == stored[0].id)
         assert col.merge == "per-query"
         with np.load(path / "migration" / "reference.npz") as z:
-            d = reference_depth(len(z["x_new"]))
+            d = record["line_depth"]
+            assert 0 < d < len(z["x_new"]) == 30  # a sample of 30: every pair kept
             sn = np.sort(new.encode_queries([q])[0] @ z["x_new"].T)[-d:]
             so = np.sort(col.adapter.apply(new.encode_queries([q]))[0] @ z["y_old"].T)[-d:]
         slope = so.std() / sn.std()

@@ -3,14 +3,14 @@
 Dense search encodes the query with the NEW model once. Documents already re-embedded are scored natively in
 the target collection (new query . new vectors); the rest are scored in the old collection through the adapter
 (mapped query . old vectors), the re-embedded ones masked out there, so each document is scored once. The two
-scales differ, so a native score s is put on the adapted one as a * s + b, the line fitted on the sample when
-the migration started (adapters.score_map); the merged list is ranked by that one score. Other modes (BM25,
-SPLADE, hybrid) keep answering from the old collection with the old model until the switch.
+scales differ, so a native score s is put on the adapted one as a * s + b: the query's own line from the
+references kept at start (line.ScoreLine, merge "per-query"), or for a migration without references the one line
+fitted on the sample at start (adapters.score_map, merge "line"); the merged list is ranked by that one score.
+Other modes (BM25, SPLADE, hybrid) keep answering from the old collection with the old model until the switch.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -21,24 +21,17 @@ from slimvec.documents import Hit
 from slimvec.encoders.base import Encoder
 from slimvec.errors import CollectionError
 from slimvec.migrate.adapters import load_adapter
+from slimvec.migrate.line import ScoreLine, reference_depth
 from slimvec.migrate.runner import finish_interrupted
 from slimvec.migrate.state import TARGET, migration_dir, progress, read_record
 from slimvec.retrievers.base import Query
 from slimvec.search.options import SearchOptions
-from slimvec.search.plan import make_plan
 from slimvec.search.rerank import Reranker
 from slimvec.store import Store
 
-# Head of the reference scores whose mean and spread the per-query line matches: 2.5% of the reference chunks,
-# at least 20. With 2,000 references, 50 (2.5%) rather than 20 (session 5) was chosen on SciFact train and
-# NFCorpus dev queries; with 5,000 the share keeps the same quantile (BENCHMARKS.md "Session 7").
-REFERENCE_SHARE = 0.025
-REFERENCE_MIN = 20
-
-
-def reference_depth(n: int) -> int:
-    """How many of a query's top reference scores (of n) the per-query line matches."""
-    return min(n, max(REFERENCE_MIN, round(REFERENCE_SHARE * n)))
+# A migration started before session 8 kept every sample pair as a reference and recorded no depth: its line
+# matches the top 2.5% (at least 20) of them, as it did then.
+LEGACY_SHARE, LEGACY_MIN = 0.025, 20
 
 
 def open_migrating(path: Path, encoder: Encoder | None = None) -> Collection:
@@ -62,12 +55,15 @@ class MigratingCollection(Collection):
         self._map = tuple(self.record.get("score_map", (1.0, 0.0)))
         self.queries = self.record.get("queries", "adapter")
         ref = self.record.get("reference_file")
-        self.reference = None
+        self.line: ScoreLine | None = None
         if ref:
             with np.load(migration_dir(path) / ref, allow_pickle=False) as z:
-                self.reference = (np.asarray(z["x_new"], np.float32), np.asarray(z["y_old"], np.float32))
-        self.merge = "per-query" if self.reference is not None else "line"
+                x, y = np.asarray(z["x_new"], np.float32), np.asarray(z["y_old"], np.float32)
+            depth = self.record.get("line_depth") or reference_depth(len(x), LEGACY_SHARE, LEGACY_MIN)
+            self.line = ScoreLine(x, y, depth)
+        self.merge = "per-query" if self.line is not None else "line"
         self._migrated: tuple[int, np.ndarray] = (0, np.zeros(0, np.int64))  # (target rowid seen, old rows)
+        self._kept_mask: tuple[tuple[Any, ...], np.ndarray] | None = None  # _old_part's mask without a filter
 
     def _refuse(self, *_: Any, **__: Any) -> int:
         raise CollectionError(f"{self.path}: a migration to {self.record['to']!r} is under way; writes are refused "
@@ -88,49 +84,52 @@ class MigratingCollection(Collection):
             return super().search_many(queries, options, rerank=rerank, **fields)
         if rerank is not None:
             fields["rerank"] = rerank
-        opts = SearchOptions.of(options, **fields)
-        plan = make_plan(self.manifest.get("profile") or {}, self.manifest.get("retrievers", ["dense"]),
-                         int(self.manifest["dim"]), opts, frozenset(self._calibrators))
-        if plan.retrievers != ("dense",) or plan.reranker is not None or not queries:
-            return super().search_many(queries, opts)
-        if isinstance(queries, str) or any(not isinstance(q, str) or not q.strip() for q in queries):
-            return super().search_many(queries, opts)  # the parent's one-line errors
+        if (isinstance(queries, str) or not isinstance(queries, (list, tuple)) or not queries
+                or any(not isinstance(q, str) or not q.strip() for q in queries)):
+            return super().search_many(queries, options, **fields)  # the parent's one-line errors
+        with self._lock:
+            self._sync()
+            plan = self._plan(options, fields, None)  # kept per option set, as the parent's search keeps it
+        if plan.retrievers != ("dense",) or plan.reranker is not None:
+            return super().search_many(queries, options, **fields)
         qn = vectors if vectors is not None else self.target.encoder.encode_queries(list(queries))
         qn = np.asarray(qn, np.float32)
-        native = self.target.search_many(list(queries), opts, vectors=qn)
+        native = self.target.search_many(list(queries), options, vectors=qn, **fields)
         if self.queries == "old-model":
             mapped = np.asarray(self.encoder.encode_queries(list(queries)), np.float32)
         else:
             mapped = self.adapter.apply(qn)
-        with self._lock:
-            self._sync()
-            allowed = self._allowed(plan.filter).copy()
-            done = self._migrated_rows()
-            allowed[done[done < len(allowed)]] = False
+        with self._lock:  # the state synced for the plan, or later (another thread's search may have synced)
             adapted = self._runner.run(plan, [Query(q, None, mapped[i]) for i, q in enumerate(queries)],
-                                       self._retrievers, self._rows, allowed, self._calibrators)
+                                       self._retrievers, self._rows, self._old_part(plan.filter), self._calibrators)
         lines = self._lines(qn, mapped)
-        out = []
-        for (a, b), nat, ada in zip(lines, native, adapted):
-            merged = ada + [dataclasses.replace(h, score=float(np.float32(a * h.score + b))) for h in nat]
-            merged.sort(key=lambda h: -h.score)  # stable: on equal scores the adapted hit first
-            out.append(merged[: plan.k])
-        return out
+        return [_merge(ada, nat, a, b, plan.k) for (a, b), nat, ada in zip(lines, native, adapted)]
+
+    def _old_part(self, filter: dict[str, Any] | None) -> np.ndarray:
+        """(rows,) bool mask of the old rows the old part may score: allowed (alive, in the filter) and of a
+        document the target does not hold. Without a filter it is kept until either collection commits (their
+        generations as last synced: the target's by its own search just before), so a lone query pays no SQLite
+        look-up or mask copy for it. Call under self._lock."""
+        key = (self._generation, self._rows.alive, len(self._rows.alive), self.target._generation)
+        kept = self._kept_mask
+        if not filter and kept is not None and kept[0][0] == key[0] and kept[0][1] is key[1] and kept[0][2:] == key[2:]:
+            return kept[1]
+        allowed = self._allowed(filter).copy()
+        done = self._migrated_rows()
+        allowed[done[done < len(allowed)]] = False
+        if not filter:
+            self._kept_mask = (key, allowed)
+        return allowed
 
     def _lines(self, qn: np.ndarray, qo: np.ndarray) -> list[tuple[float, float]]:
         """(a, b) per query putting native scores on the old part's scale (module doc); qn, qo: float32
         (queries, new dim) and (queries, old dim), the query as the two parts score it."""
         if self.merge == "plain":
             return [(1.0, 0.0)] * len(qn)
-        if self.merge != "per-query" or self.reference is None:
+        if self.merge != "per-query" or self.line is None:
             return [tuple(self._map)] * len(qn)  # type: ignore[misc]
-        x, y = self.reference
-        d = reference_depth(len(x))
-        sn = -np.partition(-(qn @ x.T), d - 1, axis=1)[:, :d]
-        so = -np.partition(-(qo @ y.T), d - 1, axis=1)[:, :d]
-        a = so.std(axis=1) / np.maximum(sn.std(axis=1), 1e-6)
-        b = so.mean(axis=1) - a * sn.mean(axis=1)
-        return [(float(i), float(j)) for i, j in zip(a, b)]
+        a, b = self.line.lines(qn, qo)
+        return list(zip(a.tolist(), b.tolist()))
 
     def _migrated_rows(self) -> np.ndarray:
         """Old chunk rows of the documents the target holds (the sample stored at start, then the re-embedded
@@ -149,3 +148,31 @@ class MigratingCollection(Collection):
     def check(self) -> list[str]:
         """The old generation's problems, then the target's (prefixed "migration target: ")."""
         return super().check() + [f"migration target: {p}" for p in self.target.check()]
+
+
+def _merge(adapted: list[Hit], native: list[Hit], a: float, b: float, k: int) -> list[Hit]:
+    """The top k of two best-first hit lists, a native hit's score s taken as float32(a*s + b) (a >= 0 keeps
+    the native list's order); on equal scores the adapted hit first. Only the native hits kept are copied."""
+    put = [float(np.float32(a * h.score + b)) for h in native]
+    if a < 0:  # a line fitted at start with a negative slope (never seen): reorder by the mapped scores
+        order = sorted(range(len(native)), key=lambda n: -put[n])
+        native, put = [native[n] for n in order], [put[n] for n in order]
+    out: list[Hit] = []
+    i = j = 0
+    while len(out) < k and (i < len(adapted) or j < len(native)):
+        if j >= len(native) or (i < len(adapted) and adapted[i].score >= put[j]):
+            out.append(adapted[i])
+            i += 1
+        else:
+            out.append(_rescored(native[j], put[j]))
+            j += 1
+    return out
+
+
+def _rescored(hit: Hit, score: float) -> Hit:
+    """`hit` with another score. dataclasses.replace runs __init__ again, about 5 us a hit on the loaded box (most
+    of a lone query's merge); a frozen dataclass's fields are its __dict__, copied as they are."""
+    new = object.__new__(Hit)
+    new.__dict__.update(hit.__dict__)
+    new.__dict__["score"] = score
+    return new

@@ -30,6 +30,7 @@ from slimvec.encoders.base import Encoder
 from slimvec.encoders.registry import load_encoder
 from slimvec.errors import CollectionError, ConfigError
 from slimvec.migrate import adapters as _adapters
+from slimvec.migrate import line as _line
 from slimvec.migrate.state import (
     ADAPTER,
     REFERENCE_FILE,
@@ -45,12 +46,12 @@ from slimvec.store import Store
 from slimvec.store import switch as _switch
 
 MAX_SAMPLE = 5000  # chunk pairs the adapter is fitted on, at most
-REFERENCE = MAX_SAMPLE  # sample pairs kept for the per-query score line of search (merged.py), at most
 QUERIES = ("adapter", "old-model")
 
 
 def start(path: str | Path, to: str, adapter: str = "auto", sample: int = MAX_SAMPLE, seed: int = 0,
-          encoder: Encoder | None = None, queries: str = "adapter") -> dict[str, Any]:
+          encoder: Encoder | None = None, queries: str = "adapter", references: int = _line.REFERENCES,
+          pick: str = _line.Pick.KMEANS.value) -> dict[str, Any]:
     """Fit the adapter new model -> collection `path`'s model and create DIR/migration (status reembedding).
 
     The fitting sample is whole documents drawn with `seed`: the new model encodes their chunks once, the
@@ -61,7 +62,9 @@ def start(path: str | Path, to: str, adapter: str = "auto", sample: int = MAX_SA
     "adapter"; sample: chunk pairs (at most 5,000, the default) to fit on: documents are drawn until their
     chunks reach it (they are encoded once either way: the sample's documents are not re-embedded later); encoder: the new model as an Encoder object instead of loading `to`; queries: how search
     scores the documents not yet in the target: "adapter" (the new query mapped into the old space) or
-    "old-model" (the query encoded by the old model too: its own ranking of them, one more query encoding).
+    "old-model" (the query encoded by the old model too: its own ranking of them, one more query encoding);
+    references, pick: how many sample pairs search's per-query score line keeps and how they are picked
+    (line.pick_references; the depth it matches is line.reference_depth of the count, kept in the record).
     Returns the record ("native_at_start": documents stored at start). Raises ConfigError for an unknown
     adapter, a model equal to the collection's, a sample out of range, or an adapter below the agreement
     threshold (adapters.MIN_RECALL), and CollectionError when a migration is already under way;
@@ -76,6 +79,10 @@ def start(path: str | Path, to: str, adapter: str = "auto", sample: int = MAX_SA
         raise ConfigError(f"queries must be one of {', '.join(QUERIES)}, got {queries!r}")
     if not 20 <= sample <= MAX_SAMPLE:
         raise ConfigError(f"--sample must be between 20 and {MAX_SAMPLE} chunk pairs, got {sample}")
+    if not 1 <= references <= MAX_SAMPLE:
+        raise ConfigError(f"references must be between 1 and {MAX_SAMPLE} sample pairs, got {references}")
+    if pick not in {p.value for p in _line.Pick}:
+        raise ConfigError(f"pick must be one of {', '.join(p.value for p in _line.Pick)}, got {pick!r}")
     mdir = migration_dir(path)
     old = Collection.open(path)
     try:
@@ -103,7 +110,8 @@ def start(path: str | Path, to: str, adapter: str = "auto", sample: int = MAX_SA
             held = np.random.default_rng(seed + 1).permutation(len(x_new))[: max(1, len(x_new) // 5)]
             a, b = _adapters.score_map(fitted, x_new, y_old, np.sort(held), old_queries=queries == "old-model")
             fitted.save(mdir / ADAPTER)
-            keep = np.sort(np.random.default_rng(seed + 2).permutation(len(x_new))[:REFERENCE])
+            keep = _line.pick_references(x_new, references, pick, seed + 2)
+            depth = _line.reference_depth(len(keep))
             with open(mdir / REFERENCE_FILE, "wb") as f:
                 np.savez(f, x_new=x_new[keep], y_old=y_old[keep])
         finally:
@@ -117,7 +125,7 @@ def start(path: str | Path, to: str, adapter: str = "auto", sample: int = MAX_SA
     record = {"to": new.name, "from": old.manifest["model"], "adapter": fitted.name, "adapter_file": ADAPTER,
               **({"ridge": fitted.ridge} if isinstance(fitted, _adapters.ProcrustesRidge) else {}),
               "agreement": [s.as_dict() for s in scores], "pairs": int(len(x_new)), "fit_s": round(fit_s, 3),
-              "score_map": [a, b], "reference_file": REFERENCE_FILE, "queries": queries, "documents": documents, "native_at_start": native,
+              "score_map": [a, b], "reference_file": REFERENCE_FILE, "line_depth": depth, "line_pick": _line.Pick(pick).value, "queries": queries, "documents": documents, "native_at_start": native,
               "status": Status.REEMBEDDING.value, "started": time.time()}
     write_record(path, record)  # the commit point of starting
     return record

@@ -3,7 +3,7 @@
     DIR/migration/
       migration.json   target model, adapter name, file and agreement, score map, status, counts, switch intent
       adapter.npz      the fitted adapter (slimvec.migrate.adapters)
-      reference.npz    up to 5,000 sample chunk pairs (new and old vectors), for search's per-query score line
+      reference.npz    the sample pairs (new and old vectors) kept for search's per-query score line (line.py)
       target/          an ordinary slimvec collection: the same profile with the new model, filled in batches
       old/             during the switch only: the old generation's files, moved aside before target's move in
 
