@@ -77,6 +77,7 @@ def test_bad_arguments_fail_in_one_line_and_change_nothing(tmp_path, scifact_doc
                           (["--to", NEW, "--sample", 5], "--sample must be between 20 and 5000"),
                           (["--to", "fake-bow"], "already uses model 'fake-bow'"),
                           (["--to", NEW, "--queries", "both"], "queries must be one of"),
+                          (["--to", NEW, "--references", 0], "references must be between 1 and 5000"),
                           ([], "--to MODEL is required")):
         res = _run("migrate", path, *args)
         assert res.exit_code == 2 and message in res.output, res.output
@@ -96,3 +97,13 @@ def test_old_model_queries_from_the_command_line(tmp_path, scifact_docs):
     with Collection.open(path) as col:
         during = col.search("cells and tumours", k=5)
     assert len(during) == 5 and {h.id for h in during} & {i for i, _ in before}
+
+
+def test_references_from_the_command_line(tmp_path, scifact_docs):
+    path = tmp_path / "col"
+    with Collection.create(path, encoder=FakeEncoder(dim=32, name="fake-bow")) as col:
+        col.add(scifact_docs[:60])
+    res = _run("migrate", path, "--to", NEW, "--fit-only", "--sample", 40, "--references", 12, "--json")
+    assert res.exit_code == 0, res.output
+    with Collection.open(path) as col:
+        assert len(col.line) == 12

@@ -131,7 +131,11 @@ def test_start_keeps_the_chosen_references_and_records_the_depth(tmp_path):
         assert z["x_new"].shape == (12, 64) and z["y_old"].shape == (12, 32)
     with Collection.open(path, encoder=new) as col:
         assert len(col.line) == 12 and col.line.depth == record["line_depth"]
-    assert REFERENCES <= 512  # the line's cost grows with the references (benchmarks/migrate_line_cost.py)
+    other = tmp_path / "default"
+    _plumbing(other, 80)
+    record = runner.start(other, NEW, sample=40, encoder=new)
+    with Collection.open(other, encoder=new) as col:  # the default keeps every sample pair (REFERENCES >= sample)
+        assert REFERENCES >= 40 and len(col.line) == 40 and record["line_depth"] == reference_depth(40) == 5
 
 
 def test_the_kept_old_part_mask_follows_the_target_as_it_fills(tmp_path):

@@ -301,9 +301,10 @@ def finish_interrupted(path: Path) -> None:
 
 def migrate(path: str | Path, to: str, adapter: str = "auto", sample: int = MAX_SAMPLE, batch: int = 64,
             fit_only: bool = False, encoder: Encoder | None = None,
-            on_batch: Callable[[int, int], None] | None = None, queries: str = "adapter") -> dict[str, Any]:
+            on_batch: Callable[[int, int], None] | None = None, queries: str = "adapter",
+            references: int = _line.REFERENCES) -> dict[str, Any]:
     """Start (fit) a migration of `path` to model `to` unless one is under way, then re-embed and switch
-    (unless fit_only); queries: as `start`'s. Rerunning continues where a killed run stopped. Returns {"record": ..., "reembedded",
+    (unless fit_only); queries, references: as `start`'s. Rerunning continues where a killed run stopped. Returns {"record": ..., "reembedded",
     "documents", "switched"}. Raises ConfigError when a migration to another model is under way."""
     path = Path(path)
     if has_migration(path):
@@ -315,7 +316,7 @@ def migrate(path: str | Path, to: str, adapter: str = "auto", sample: int = MAX_
                               f"finish it with `slimvec migrate {path} --to {record['to']}`")
     else:
         encoder = encoder or load_encoder(to)
-        record = start(path, to, adapter, sample, encoder=encoder, queries=queries)
+        record = start(path, to, adapter, sample, encoder=encoder, queries=queries, references=references)
     if fit_only:
         return {"record": record, "reembedded": 0, "documents": record["documents"], "switched": False}
     return {"record": record, **reembed(path, batch, encoder=encoder, on_batch=on_batch)}
