@@ -300,7 +300,7 @@ def test_pool_method_is_recorded_and_old_collections_keep_ward(tmp_path: Path) -
     enc = FakeEncoder(dim=DIM)
     with Collection.create(tmp_path / "c", profile=_profile("multivector-pooled", model=None), encoder=enc) as col:
         col.add(DOCS)
-        assert col.info()["indexes"]["multivector"]["pool_method"] == "ward-profile"
+        assert col.info()["indexes"]["multivector"]["pool_method"] == "ward-profile-capped"
     with Collection.create(tmp_path / "w", profile=_profile("multivector-pooled", model=None,
                                                             token_pool_method="ward"), encoder=enc) as col:
         col.add(DOCS)

@@ -116,3 +116,74 @@ def test_the_two_methods_differ_and_unknown_is_refused() -> None:
     assert any(not np.allclose(np.sort(x, axis=0), np.sort(y, axis=0)) for x, y in zip(a, b))
     with pytest.raises(ValueError, match="unknown token pooling method 'average'"):
         pool_document(docs[0], 2, "average")
+
+
+def _tree_leaf_sets(x: np.ndarray) -> set[frozenset[int]]:
+    # Every subtree of the "ward-profile" tree, built here with scipy alone, as a set of token indices.
+    from scipy.cluster.hierarchy import linkage, to_tree
+
+    root = to_tree(linkage(1.0 - x.astype(np.float64) @ x.T.astype(np.float64), "ward"))
+    out, stack = set(), [root]
+    while stack:
+        node = stack.pop()
+        out.add(frozenset(node.pre_order()))
+        stack += [c for c in (node.left, node.right) if c is not None]
+    return out
+
+
+def test_capped_clusters_are_small_subtrees_with_their_means_and_counts() -> None:
+    from slimvec.multivector.pooling import cluster_labels
+
+    rng = np.random.default_rng(21)
+    big_in_plain = 0
+    for n in rng.integers(20, 90, 12):
+        x = _doc(rng, int(n))
+        labels = cluster_labels(x, 2, "ward-profile-capped")
+        sizes = np.bincount(labels)
+        assert len(sizes) == n // 2 and sizes.min() >= 1
+        assert sizes.max() <= 3  # ceil(1.5 * 2): no cluster above the cap at factor 2
+        big_in_plain += int(np.bincount(cluster_labels(x, 2, "ward-profile")).max() > 3)
+        # each cluster is one subtree of the same Ward tree (a cut of it, not a new clustering)
+        tree = _tree_leaf_sets(x)
+        assert all(frozenset(np.where(labels == c)[0].tolist()) in tree for c in range(len(sizes)))
+        pooled, counts = pool_document(x, 2, "ward-profile-capped")
+        expect = np.stack([x[labels == c].mean(axis=0) for c in range(len(sizes))])
+        expect /= np.linalg.norm(expect, axis=1, keepdims=True)
+        np.testing.assert_allclose(pooled, expect, atol=1e-5)
+        assert counts.tolist() == sizes.tolist()
+    assert big_in_plain >= 6  # the plain maxclust cut does leave clusters above 3 tokens on these documents
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+def test_capped_cut_is_the_plain_cut_when_no_cluster_is_above_the_cap(factor: int) -> None:
+    # fcluster's maxclust cut of the distance-profile tree, built here with scipy alone: when none of its
+    # clusters is above ceil(1.5 * factor) tokens, the size-aware cut must give the same partition.
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    from slimvec.multivector.pooling import cluster_labels
+
+    rng = np.random.default_rng(30 + factor)
+    cap = int(np.ceil(1.5 * factor))
+    compared = 0
+    for n in rng.integers(4, 16, 60):
+        x = _doc(rng, int(n))
+        k = max(int(n) // factor, 1)
+        plain = fcluster(linkage(1.0 - x.astype(np.float64) @ x.T.astype(np.float64), "ward"), t=k,
+                         criterion="maxclust")
+        if np.bincount(plain).max() > cap:
+            continue
+        capped = cluster_labels(x, factor, "ward-profile-capped")
+        as_sets = lambda lab: {frozenset(np.where(lab == c)[0].tolist()) for c in np.unique(lab)}  # noqa: E731
+        assert as_sets(capped) == as_sets(plain)
+        compared += 1
+    assert compared >= 10
+
+
+def test_capped_is_the_default_for_new_profiles_and_misspellings_are_refused() -> None:
+    from slimvec.profiles import Profile, load_profile
+
+    assert load_profile("multivector-pooled").token_pool_method == "ward-profile-capped"
+    assert Profile(name="p", tokens="float16", token_pool=2.0, retrievers=("dense", "multivector")
+                   ).token_pool_method == "ward-profile-capped"
+    with pytest.raises(ValueError, match="unknown token pooling method 'ward-capped'"):
+        pool_document(_doc(np.random.default_rng(0), 8), 2, "ward-capped")
