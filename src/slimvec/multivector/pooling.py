@@ -16,11 +16,12 @@ Two ways to feed Ward (`method`):
   MiniLM tokens, factor 2) it keeps 99.4% of unpooled nDCG@10 against 98.2% for "ward"
   (benchmarks/multivector_pooling.py); the `multivector-pooled` profile used it until session 8.
 - "ward-profile-capped": the same Ward tree as "ward-profile", cut into the same number of clusters, but
-  top-down with clusters of more than ceil(1.5 * pool_factor) tokens split first (3 at factor 2), then by
-  merge height, as fcluster's maxclust does. Plain Ward leaves a few large clusters (often 15-25 tokens of
-  one document merged at factor 2) whose mean matches no query token well; the size-aware cut spends the
-  same row budget on splitting them. When no "ward-profile" cluster is above the cap the two cuts are the
-  same partition. A cluster stays above the cap only if the budget runs out first (a very lopsided tree).
+  top-down with clusters of more than ceil(pool_factor) tokens split first (2 at factor 2), then by merge
+  height, as fcluster's maxclust cuts. Plain Ward leaves a few large clusters (often 15-25 tokens of one
+  document merged at factor 2) whose mean matches no query token well; the size-aware cut spends the same
+  row budget on splitting them, towards balanced clusters. The cap is a priority, not a bound: splitting a
+  lopsided subtree yields singletons, so the budget can run out with clusters above it left. When no
+  "ward-profile" cluster is above the cap the two cuts are the same partition.
   Chosen on held-out queries (SciFact train, NFCorpus dev: benchmarks/multivector_pool_select.py), it is
   the `multivector-pooled` default (BENCHMARKS.md, "Session 8").
 
@@ -30,12 +31,11 @@ skiplist does the punctuation half).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import cache
-
 import heapq
 import math
 import warnings
+from collections.abc import Callable
+from functools import cache
 
 import numpy as np
 
@@ -52,9 +52,9 @@ def _linkage() -> Callable[..., np.ndarray]:
 
 
 POOL_METHODS = ("ward", "ward-profile", "ward-profile-capped")
-# "ward-profile-capped": clusters above ceil(CAP_RATIO * pool_factor) tokens are split first; 1.5 (3 tokens at
+# "ward-profile-capped": clusters above ceil(CAP_RATIO * pool_factor) tokens are split first; 1.0 (2 tokens at
 # factor 2) was the best of caps 2, 3, 4 at factor 2 on the selection splits (BENCHMARKS.md, "Session 8").
-CAP_RATIO = 1.5
+CAP_RATIO = 1.0
 
 
 def pool_document(tokens: np.ndarray, pool_factor: float, method: str = "ward") -> tuple[np.ndarray, np.ndarray]:
