@@ -20,7 +20,6 @@ re-encoded.
 
 from __future__ import annotations
 
-import heapq
 import sys
 import warnings
 from functools import cache
@@ -32,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DATA, read_jsonl
 from _mv_cache import encoder
 
-from slimvec.multivector.pooling import POOL_METHODS, _linkage, _unit, pool_document, skiplist_ids
+from slimvec.multivector.pooling import POOL_METHODS, _capped_cut, _linkage, _unit, pool_document, skiplist_ids
 
 SENTENCE_END = frozenset(".!?")
 
@@ -159,33 +158,7 @@ def _capped_labels(dist_rows: np.ndarray, clusters: int, cap: int) -> np.ndarray
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ClusterWarning)
         link = _linkage()(dist_rows.astype(np.float64), method="ward")
-    # Top-down cut: pop the node to split, oversized (> cap) nodes first, then by merge height.
-    size = np.concatenate([np.ones(n), link[:, 3]])
-    height = np.concatenate([np.zeros(n), link[:, 2]])
-    heap = [(-int(size[2 * n - 2] > cap), -height[2 * n - 2], 2 * n - 2)]
-    leaves: list[int] = []
-    while heap and len(heap) + len(leaves) < clusters:
-        _, _, node = heapq.heappop(heap)
-        if node < n:
-            leaves.append(node)
-            continue
-        for child in link[node - n, :2].astype(int):
-            heapq.heappush(heap, (-int(size[child] > cap), -height[child], child))
-    labels = np.empty(n, np.int64)
-    for lab, node in enumerate([h[2] for h in heap] + leaves):
-        labels[_members(node, link, n)] = lab
-    return labels
-
-
-def _members(node: int, link: np.ndarray, n: int) -> list[int]:
-    out, stack = [], [node]
-    while stack:
-        v = stack.pop()
-        if v < n:
-            out.append(v)
-        else:
-            stack.extend(link[v - n, :2].astype(int).tolist())
-    return out
+    return _capped_cut(link, clusters, cap)  # the package's cut (ward-profile-capped is cap = factor)
 
 
 @cache
