@@ -7,9 +7,10 @@ budget as the package's pooling (max(n // factor, 1) rows per document) and diff
 - "ward-profile-window<W>": the same inside fixed windows of W consecutive tokens (no text needed).
 - "ward-contiguous": Ward on the token vectors with a chain connectivity (scikit-learn), clusters are runs of
   neighbouring tokens.
-- "ward-profile-sentence-cap<K>": both (the size-aware cut inside each sentence).
 - "ward-profile-cap<K>": `ward-profile`'s tree cut into the same number of clusters, but splitting clusters of
-  more than K tokens first (a size-aware cut; fcluster's maxclust splits by merge height only).
+  more than K tokens first (a size-aware cut; fcluster's maxclust splits by merge height only). The package's
+  `ward-profile-capped` is K = ceil(factor): "ward-profile-cap2" at factor 2.
+- "ward-profile-sentence-cap<K>": both (the size-aware cut inside each sentence; not run in session 8).
 - "prune-ward-profile": stopwords and punctuation dropped (the model's own skiplist), `ward-profile` on the
   rest down to the same row budget.
 
