@@ -7,7 +7,7 @@ Retrieval with Minimal Performance Impact via Token Pooling", 2024; PyLate; sent
 `HierarchicalTokenPooling`, whose clustering method "ward" reproduces with `num_protected_tokens=0`). The
 linkage is scipy's (fastcluster when installed, like sentence-transformers).
 
-Two ways to feed Ward (`method`):
+Three methods (`method`: how Ward sees the tokens, and how its tree is cut):
 - "ward": the condensed cosine distances, as sentence-transformers does.
 - "ward-profile": each token described by its row of cosine distances to every token of its document (its
   distance profile), Euclidean Ward over those rows. This is what PyLate <= 1.3.4 computed (it passed the
@@ -17,8 +17,9 @@ Two ways to feed Ward (`method`):
   (benchmarks/multivector_pooling.py); the `multivector-pooled` profile used it until session 8.
 - "ward-profile-capped": the same Ward tree as "ward-profile", cut into the same number of clusters, but
   top-down with clusters of more than ceil(pool_factor) tokens split first (2 at factor 2), then by merge
-  height, as fcluster's maxclust cuts. Plain Ward leaves a few large clusters (often 15-25 tokens of one
-  document merged at factor 2) whose mean matches no query token well; the size-aware cut spends the same
+  height, as fcluster's maxclust cuts. Plain Ward leaves a few large clusters (a median of 15-16 tokens in a
+  document's largest cluster at factor 2, benchmarks/multivector_pool_sizes.py) whose mean matches no query
+  token well; the size-aware cut spends the same
   row budget on splitting them, towards balanced clusters. The cap is a priority, not a bound: splitting a
   lopsided subtree yields singletons, so the budget can run out with clusters above it left. When no
   "ward-profile" cluster is above the cap the two cuts are the same partition.
