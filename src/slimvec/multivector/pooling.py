@@ -19,10 +19,10 @@ Three methods (`method`: how Ward sees the tokens, and how its tree is cut):
   top-down with clusters of more than ceil(pool_factor) tokens split first (2 at factor 2), then by merge
   height, as fcluster's maxclust cuts. Plain Ward leaves a few large clusters (a median of 15-16 tokens in a
   document's largest cluster at factor 2, benchmarks/multivector_pool_sizes.py) whose mean matches no query
-  token well; the size-aware cut spends the same
-  row budget on splitting them, towards balanced clusters. The cap is a priority, not a bound: splitting a
-  lopsided subtree yields singletons, so the budget can run out with clusters above it left. When no
-  "ward-profile" cluster is above the cap the two cuts are the same partition.
+  token well; the size-aware cut spends the same row budget on splitting them, towards balanced clusters.
+  The cap is a priority, not a bound: splitting a lopsided subtree yields singletons, so the budget can run
+  out with clusters above it left. When no "ward-profile" cluster is above the cap the two cuts are the same
+  partition.
   Chosen on held-out queries (SciFact train, NFCorpus dev: benchmarks/multivector_pool_select.py), it is
   the `multivector-pooled` default (BENCHMARKS.md, "Session 8").
 
