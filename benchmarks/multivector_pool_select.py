@@ -3,14 +3,14 @@ document's pooled tokens against exhaustive MaxSim over its unpooled tokens, per
 SciFact's train queries and NFCorpus's dev queries (issue 12: factor 2 keeps >= 99%, factor 3 >= 97%).
 
     PYTHONPATH=src .venv/bin/python benchmarks/multivector_pool_select.py scifact:train nfcorpus:dev \
-        --methods ward ward-profile ward-mix --factors 2
+        --methods ward-profile ward-profile-sentence ward-profile-cap3 --factors 2
 
 Inputs: benchmarks/_mv_cache.py's `minilm-tokens` float16 document token vectors (not re-encoded); the
 selection split's queries are encoded once here by the same model and cached beside them
 (/tmp/slimvec-mv-cache/<dataset>/select-<split>.npz), with the unpooled exhaustive scores
 (/tmp/s7mv/<dataset>-<split>-unpooled.npy); pooled MaxSim over each query's top 100 of those (CANDIDATES).
-Pooling is `slimvec.multivector.pooling.pool_tokens` (the write
-path's code), pooled rows stored float16 as a collection does; nDCG@10 by ranx over each query's top 10 of
+Pooling is `slimvec.multivector.pooling.pool_document` (the write path's code) for the package's methods, and
+benchmarks/_mv_pool_variants.py's candidates (sentence/window-local, contiguous, size-capped, pruned), pooled rows stored float16 as a collection does; nDCG@10 by ranx over each query's top 10 of
 all documents; the difference's 95% interval by the paired bootstrap of benchmarks/multivector_pooling.py.
 """
 
@@ -27,11 +27,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DATA, machine, print_table
 from _mv_cache import encoder, folder, load
+from _mv_pool_variants import pool_variant, structure
 from multivector_pooling import bootstrap, per_query_ndcg
 
 from slimvec.ingest.beir import load_qrels, load_queries
 from slimvec.multivector.maxsim import maxsim_rows, maxsim_scores
-from slimvec.multivector.pooling import pool_tokens
 
 SCRATCH = Path("/tmp/s7mv")
 # Pooled MaxSim is computed over each query's best CANDIDATES documents by unpooled exhaustive MaxSim, not all
@@ -60,7 +60,8 @@ def candidate_scores(c: dict, factor: float, method: str, cand: np.ndarray) -> t
     off = c["offsets"]
     docs = np.unique(cand)
     t0 = time.process_time()
-    pooled, _ = pool_tokens([np.asarray(c["tokens"][off[d] : off[d + 1]], np.float32) for d in docs], factor, method)
+    pooled = [pool_variant(c["name"], int(d), np.asarray(c["tokens"][off[d] : off[d + 1]], np.float32), factor,
+                           method)[0] for d in docs]
     cpu = time.process_time() - t0
     lens = np.array([len(p) for p in pooled], np.int64)
     new_off = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
@@ -75,6 +76,8 @@ def candidate_scores(c: dict, factor: float, method: str, cand: np.ndarray) -> t
 
 def main(name: str, split: str, methods: list[str], factors: list[float]) -> None:
     c = load(name)
+    c["name"] = name
+    structure(name)  # sentences and word-piece ids: tokenised once, outside the pooling CPU timer
     qids, qtok = select_queries(name, split)
     c["query_tokens"] = qtok
     qrels = {q: {d: int(g) for d, g in v.items()} for q, v in load_qrels(DATA / name, split).items()}

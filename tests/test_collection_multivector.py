@@ -300,11 +300,19 @@ def test_pool_method_is_recorded_and_old_collections_keep_ward(tmp_path: Path) -
     enc = FakeEncoder(dim=DIM)
     with Collection.create(tmp_path / "c", profile=_profile("multivector-pooled", model=None), encoder=enc) as col:
         col.add(DOCS)
-        assert col.info()["indexes"]["multivector"]["pool_method"] == "ward-profile"
+        assert col.info()["indexes"]["multivector"]["pool_method"] == "ward-profile-capped"
     with Collection.create(tmp_path / "w", profile=_profile("multivector-pooled", model=None,
                                                             token_pool_method="ward"), encoder=enc) as col:
         col.add(DOCS)
         assert col.info()["indexes"]["multivector"]["pool_method"] == "ward"
+    # a collection made under the previous default goes on pooling its new rows as it did
+    with Collection.create(tmp_path / "p", profile=_profile("multivector-pooled", model=None,
+                                                            token_pool_method="ward-profile"), encoder=enc) as col:
+        col.add(DOCS[:2])
+    with Collection.open(tmp_path / "p", encoder=enc) as col:
+        col.add(DOCS[2:])
+        assert col.info()["indexes"]["multivector"]["pool_method"] == "ward-profile"
+        assert col.token_config.pool_method == "ward-profile"  # what the write path pools with
     with Collection.create(tmp_path / "u", profile=_profile("multivector", model=None), encoder=enc) as col:
         col.add(DOCS)
         assert col.info()["indexes"]["multivector"]["pool_method"] is None  # nothing pooled

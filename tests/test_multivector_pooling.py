@@ -116,3 +116,93 @@ def test_the_two_methods_differ_and_unknown_is_refused() -> None:
     assert any(not np.allclose(np.sort(x, axis=0), np.sort(y, axis=0)) for x, y in zip(a, b))
     with pytest.raises(ValueError, match="unknown token pooling method 'average'"):
         pool_document(docs[0], 2, "average")
+
+
+def _tree_leaf_sets(x: np.ndarray) -> set[frozenset[int]]:
+    # Every subtree of the "ward-profile" tree, built here with scipy alone, as a set of token indices.
+    from scipy.cluster.hierarchy import linkage, to_tree
+
+    root = to_tree(linkage(1.0 - x.astype(np.float64) @ x.T.astype(np.float64), "ward"))
+    out, stack = set(), [root]
+    while stack:
+        node = stack.pop()
+        out.add(frozenset(node.pre_order()))
+        stack += [c for c in (node.left, node.right) if c is not None]
+    return out
+
+
+def test_capped_clusters_are_small_subtrees_with_their_means_and_counts() -> None:
+    from slimvec.multivector.pooling import cluster_labels
+
+    rng = np.random.default_rng(21)
+    above = {"ward-profile": 0, "ward-profile-capped": 0}  # tokens in clusters of more than 2 (the cap at factor 2)
+    for n in rng.integers(20, 90, 12):
+        x = _doc(rng, int(n))
+        # 12 near-copies of one token, as a document's repeated stopwords or punctuation: Ward merges them first
+        x = np.concatenate([x, _unit(x[0] + 0.02 * rng.standard_normal((12, x.shape[1])))])
+        n = len(x)
+        labels = cluster_labels(x, 2, "ward-profile-capped")
+        sizes = np.bincount(labels)
+        assert len(sizes) == n // 2 and sizes.min() >= 1
+        big = {m: np.bincount(cluster_labels(x, 2, m)) for m in above}
+        assert big["ward-profile-capped"][big["ward-profile-capped"] > 2].sum() <= big["ward-profile"][big["ward-profile"] > 2].sum()
+        for method, s in big.items():
+            above[method] += int(s[s > 2].sum())
+        # each cluster is one subtree of the same Ward tree (a cut of it, not a new clustering)
+        tree = _tree_leaf_sets(x)
+        assert all(frozenset(np.where(labels == c)[0].tolist()) in tree for c in range(len(sizes)))
+        pooled, counts = pool_document(x, 2, "ward-profile-capped")
+        expect = np.stack([x[labels == c].mean(axis=0) for c in range(len(sizes))])
+        expect /= np.linalg.norm(expect, axis=1, keepdims=True)
+        np.testing.assert_allclose(pooled, expect, atol=1e-5)
+        assert counts.tolist() == sizes.tolist()
+    # the size-aware cut spends the budget on the big clusters the plain maxclust cut leaves
+    assert above["ward-profile-capped"] < 0.75 * above["ward-profile"]
+
+
+def test_capped_cut_of_a_hand_built_tree() -> None:
+    from slimvec.multivector.pooling import _capped_cut
+
+    # scipy linkage rows [left, right, height, size]: a lopsided subtree 8 = ((0 1) 2) 3, and 9 = (4 5), joined at 10.
+    link = np.array([[0, 1, 0.1, 2], [6, 2, 0.2, 3], [7, 3, 0.3, 4], [4, 5, 0.5, 2], [8, 9, 1.0, 6]], np.float64)
+    as_sets = lambda lab: sorted(sorted(np.where(lab == c)[0].tolist()) for c in np.unique(lab))  # noqa: E731
+    # by height alone (fcluster maxclust) 3 clusters are {0 1 2 3} {4} {5}; the 4-token subtree goes first instead,
+    # and the budget runs out with the 3-token one left above the cap
+    assert as_sets(_capped_cut(link, 3, 2)) == [[0, 1, 2], [3], [4, 5]]
+    assert as_sets(_capped_cut(link, 4, 2)) == [[0, 1], [2], [3], [4, 5]]
+    assert as_sets(_capped_cut(link, 3, 4)) == [[0, 1, 2, 3], [4], [5]]  # nothing above a cap of 4: plain cut
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+def test_capped_cut_is_the_plain_cut_when_no_cluster_is_above_the_cap(factor: int) -> None:
+    # fcluster's maxclust cut of the distance-profile tree, built here with scipy alone: when none of its
+    # clusters is above the cap (factor tokens), the size-aware cut must give the same partition.
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    from slimvec.multivector.pooling import cluster_labels
+
+    rng = np.random.default_rng(30 + factor)
+    cap = factor
+    compared = 0
+    for n in rng.integers(4, 12, 400):
+        x = _doc(rng, int(n))
+        k = max(int(n) // factor, 1)
+        plain = fcluster(linkage(1.0 - x.astype(np.float64) @ x.T.astype(np.float64), "ward"), t=k,
+                         criterion="maxclust")
+        if np.bincount(plain).max() > cap:
+            continue
+        capped = cluster_labels(x, factor, "ward-profile-capped")
+        as_sets = lambda lab: {frozenset(np.where(lab == c)[0].tolist()) for c in np.unique(lab)}  # noqa: E731
+        assert as_sets(capped) == as_sets(plain)
+        compared += 1
+    assert compared >= 10
+
+
+def test_capped_is_the_default_for_new_profiles_and_misspellings_are_refused() -> None:
+    from slimvec.profiles import Profile, load_profile
+
+    assert load_profile("multivector-pooled").token_pool_method == "ward-profile-capped"
+    assert Profile(name="p", tokens="float16", token_pool=2.0, retrievers=("dense", "multivector")
+                   ).token_pool_method == "ward-profile-capped"
+    with pytest.raises(ValueError, match="unknown token pooling method 'ward-capped'"):
+        pool_document(_doc(np.random.default_rng(0), 8), 2, "ward-capped")

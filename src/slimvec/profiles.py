@@ -64,8 +64,9 @@ class Profile(BaseModel):
     # vectors in a token file on disk and reranks the `candidates` retriever's top `maxsim_depth` rows by MaxSim.
     tokens: str | None = None  # token storage: "float16", "float32" or a token code ("residual:512:2", "int8", "binary")
     token_pool: float = Field(default=1.0, ge=1.0, le=8.0)  # Ward pool factor at index time (2: about half the tokens)
-    # how Ward sees the tokens (multivector/pooling.py): "ward-profile" kept more of MaxSim on NFCorpus and SciFact
-    token_pool_method: Literal["ward", "ward-profile"] = "ward-profile"
+    # how Ward sees and cuts the tokens (multivector/pooling.py): "ward-profile-capped" kept the most MaxSim on the
+    # held-out queries of SciFact and NFCorpus (BENCHMARKS.md, multi-vector "Session 8")
+    token_pool_method: Literal["ward", "ward-profile", "ward-profile-capped"] = "ward-profile-capped"
     token_prune: Literal["", "punctuation", "stopwords"] = ""  # document tokens dropped at index time
     candidates: str = "dense"  # the retriever whose top rows MaxSim reranks (dense, bm25, ...)
     maxsim_depth: int = Field(default=100, ge=1, le=1000)  # candidate chunk rows scored by MaxSim per query
