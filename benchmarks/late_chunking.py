@@ -16,6 +16,9 @@ Parts (run one or all; encoded vectors are cached under $LATE_CACHE, default /tm
 
     PYTHONPATH=src python benchmarks/late_chunking.py [beir|weights|xquad|speed|work|ingest ...]
 
+LATE_MODEL names the encoder (default all-MiniLM-L6-v2, the model of every recorded figure before session 8;
+e.g. bge-small-en-v1.5): cache names of any other model start with its name. With an ONNX encoder the late pass
+also pools the Late Chunking paper's way ([CLS] into the first chunk, [SEP] into the last: `late_two_poolings`).
 LATE_SUBSET=N sets the BEIR sub-corpus size (default 400, 0 = whole corpus; see `beir_subset`).
 LATE_SETS (default "nfcorpus,scifact") and LATE_SIZES (default "128,64,256") set which BEIR rows run, in that
 order; each row is printed as soon as it is measured, and encodings are saved block by block, so an interrupted
@@ -42,9 +45,11 @@ from slimvec.evaluation.datasets import load_dataset  # noqa: E402
 from slimvec.evaluation.metrics import evaluate  # noqa: E402
 from slimvec.late import LateConfig, late_chunk_vectors, mix  # noqa: E402
 
-# Pinned: every figure here is MiniLM's, and the cached encodings must not mix models (the library's default
-# model for new collections is another one).
-MODEL = "all-MiniLM-L6-v2"
+# The model: all-MiniLM-L6-v2 unless LATE_MODEL names another registered encoder (e.g. bge-small-en-v1.5, the
+# default model of new collections). Every cache name of another model starts with its name, so the cached
+# encodings never mix models (MiniLM's keep their old names: the recorded commands still reproduce).
+MODEL = os.environ.get("LATE_MODEL", "all-MiniLM-L6-v2")
+MODEL_TAG = "" if MODEL == "all-MiniLM-L6-v2" else f"{MODEL}-"
 CACHE = Path(os.environ.get("LATE_CACHE", "/tmp/slimvec-late"))
 # Documents per BEIR corpus (0 = all). Encoding whole corpora five ways does not fit a shared 2-core machine.
 SUBSET = int(os.environ.get("LATE_SUBSET", "400"))
@@ -57,7 +62,7 @@ REFERENCE = {"scifact": (64.2, 66.1), "nfcorpus": (23.5, 30.0)}
 def cached(name: str, compute) -> np.ndarray:  # noqa: ANN001
     """`compute()` once, then read back from CACHE/name.npy."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    path = CACHE / f"{SUBSET}-{name}.npy"
+    path = CACHE / f"{SUBSET}-{MODEL_TAG}{name}.npy"
     if path.exists():
         return np.load(path)
     t = time.perf_counter()
@@ -71,12 +76,12 @@ def cached_blocks(name: str, n: int, compute_block, block: int) -> np.ndarray:  
     """`compute_block(lo, hi)` for items [lo, hi) in blocks of `block`, each block saved when done (a killed
     run resumes at the first missing block); the whole array is then saved as CACHE/name.npy, as `cached`."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    path = CACHE / f"{SUBSET}-{name}.npy"
+    path = CACHE / f"{SUBSET}-{MODEL_TAG}{name}.npy"
     if path.exists():
         return np.load(path)
     parts, t = [], time.perf_counter()
     for lo in range(0, n, block):
-        part = CACHE / f"{SUBSET}-{name}.part{lo}.npy"
+        part = CACHE / f"{SUBSET}-{MODEL_TAG}{name}.part{lo}.npy"
         if not part.exists():
             tb = time.perf_counter()
             np.save(part, compute_block(lo, min(n, lo + block)))
@@ -85,7 +90,7 @@ def cached_blocks(name: str, n: int, compute_block, block: int) -> np.ndarray:  
     out = np.concatenate(parts)
     np.save(path, out)
     for lo in range(0, n, block):
-        (CACHE / f"{SUBSET}-{name}.part{lo}.npy").unlink()
+        (CACHE / f"{SUBSET}-{MODEL_TAG}{name}.part{lo}.npy").unlink()
     print(f"  encoded {name}: {out.shape[0]} vectors in {time.perf_counter() - t:.0f} s", flush=True)
     return out
 
@@ -145,6 +150,82 @@ def fixed_token_chunks(doc: Document, enc, sizes: tuple[int, ...]) -> tuple[Docu
     return full, out
 
 
+def late_two_poolings(docs: list[Document], chunks: list[list[Chunk]], enc, config: LateConfig,  # noqa: ANN001
+                      group_windows: int = 64) -> np.ndarray:
+    """Late chunk vectors pooled two ways from one forward pass: (total chunks, 2 x dim) float32, unit rows.
+
+    Columns [:dim]: the span's mean, exactly as `late.late_chunk_vectors` pools it (same windows, same groups of
+    `group_windows` windows per call, so the same int8 activation scales). Columns [dim:]: the Late Chunking
+    paper's convention (Günther et al. 2024, section 4.1 "Dealing with Non-Context Tokens"; jina-ai/late-chunking
+    `_extend_special_tokens`): the [CLS] output joins the mean of the document's first chunk and the [SEP]
+    output that of its last chunk (here [CLS] of the first macro window, [SEP] of the last). For a [CLS]-pooled
+    model such as bge-small-en-v1.5 this puts the model's own pooled output into the first chunk.
+    Needs an `encoders.onnx.OnnxTransformerEncoder` (its forward pass keeps the special tokens' rows).
+    """
+    from slimvec.late import best_window, macro_windows, pool_chunks, token_span
+
+    window, overlap = config.window_for(int(enc.max_positions))
+    cls, sep, _ = enc._special
+    plans = []
+    for doc, doc_chunks in zip(docs, chunks):
+        prefix = f"{doc.title} " if config.title_context and doc.title else ""
+        ids, offsets = enc.tokenize(chunk_text(doc.title, doc.text) if prefix else doc.text)
+        starts = [a for a, _ in offsets]
+        spans = [token_span(starts, len(prefix) + c.start, len(prefix) + c.end) for c in doc_chunks]
+        plans.append((spans, macro_windows(len(ids), window, overlap) if ids else [], ids))
+    dim = int(enc.dim)
+    out = np.zeros((sum(len(c) for c in chunks), 2 * dim), np.float32)
+
+    def embed(group: list[int], row: int) -> int:
+        seqs = [[cls, *plans[g][2][ws:we], sep] for g in group for ws, we in plans[g][1]]
+        full: list[np.ndarray] = [np.zeros((0, dim), np.float32)] * len(seqs)
+        for idx in enc._batches([len(x) for x in seqs]):  # as OnnxTransformerEncoder.token_embeddings batches
+            hidden = enc._run([seqs[i] for i in idx])
+            for r, i in enumerate(idx):
+                full[i] = hidden[r, : len(seqs[i])]
+        k = 0
+        for g in group:
+            spans, windows, _ = plans[g]
+            rows = full[k : k + len(windows)]
+            k += len(windows)
+            if windows and spans:
+                out[row : row + len(spans), :dim] = pool_chunks(spans, windows, [h[1:-1] for h in rows])
+                for j, (a, b) in enumerate(spans):
+                    w = best_window(a, b, windows)
+                    ws, we = windows[w]
+                    if ws <= a and b <= we:
+                        picked = list(rows[w][1 + a - ws : 1 + b - ws])
+                    else:
+                        picked = [rows[best_window(t, t + 1, windows)][1 + t - windows[best_window(t, t + 1, windows)][0]]
+                                  for t in range(a, b)]
+                    if j == 0:
+                        picked.append(rows[0][0])  # [CLS] of the first window
+                    if j == len(spans) - 1:
+                        picked.append(rows[-1][-1])  # [SEP] of the last window
+                    out[row + j, dim:] = np.mean(picked, axis=0)
+            row += len(spans)
+        return row
+
+    group, n_windows, row = [], 0, 0
+    for i, (_, windows, _) in enumerate(plans):
+        group.append(i)
+        n_windows += len(windows)
+        if n_windows >= group_windows or i == len(plans) - 1:
+            row = embed(group, row)
+            group, n_windows = [], 0
+    for half in (slice(0, dim), slice(dim, 2 * dim)):
+        part = out[:, half]
+        norms = np.linalg.norm(part, axis=1, keepdims=True)
+        out[:, half] = part / np.where(norms > 0, norms, 1.0)
+    empty = np.flatnonzero(~out[:, :dim].any(axis=1))
+    if len(empty):  # chunks without tokens get their own vector, as late_chunk_vectors does
+        flat = [c.text for cs in chunks for c in cs]
+        own = enc.encode_documents([flat[i] for i in empty])
+        out[empty, :dim] = own
+        out[empty, dim:] = own
+    return out
+
+
 def best_chunk_run(q: np.ndarray, qids: list[str], vecs: np.ndarray, owner: np.ndarray, ids: list[str],
                    depth: int = 100) -> dict[str, dict[str, float]]:
     """Exact inner-product search; a unit (document or section) scores its best chunk; top `depth` units."""
@@ -171,7 +252,8 @@ def _flat(chunks: list[list[Chunk]]) -> tuple[list[Chunk], np.ndarray]:
 BEIR_SETS = tuple(os.environ.get("LATE_SETS", "nfcorpus,scifact").split(","))
 BEIR_SIZES = tuple(int(x) for x in os.environ.get("LATE_SIZES", "128,64,256").split(","))
 HEADERS_I = ["dataset", "boundaries", "chunk tokens", "chunks/doc", "naive", "late", "mix w=0.5", "late - naive (pts)",
-             "whole doc cut at 256", "late - whole (pts)", "prefix (title chunk)", "Jina ref naive / late (x100)"]
+             "whole doc (model's cut)", "late - whole (pts)", "prefix (title chunk)",
+             "late, [CLS]/[SEP] in first/last chunk", "Jina ref naive / late (x100)"]
 # The prefix column encodes every chunk a second time ("title chunk", the write path's text): off for the full
 # corpora unless LATE_PREFIX=1 (or its encodings are already cached), shown as "-" then.
 PREFIX = os.environ.get("LATE_PREFIX", "") == "1"
@@ -184,9 +266,11 @@ if BOUNDARIES not in ("sentences", "fixed"):
 TAG = "fixed-" if BOUNDARIES == "fixed" else ""  # cache names: fixed-boundary encodings apart from the others
 
 
-def size_vectors(name: str, docs: list[Document], enc) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, list[list[Chunk]]]]:  # noqa: ANN001,E501
-    """For each size of BEIR_SIZES: (owner of each chunk, naive vectors, late vectors, the chunks per document),
-    the chunks cut by BOUNDARIES; encodings cached (one late pass per document serves every size)."""
+def size_vectors(name: str, docs: list[Document], enc) -> dict[int, tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], list[list[Chunk]]]]:  # noqa: ANN001,E501
+    """For each size of BEIR_SIZES: (owner of each chunk, naive vectors, late vectors per pooling, the chunks per
+    document), the chunks cut by BOUNDARIES; encodings cached (one late pass per document serves every size).
+    Poolings: "mean" (the span's mean, the library's), and for ONNX encoders also "specials" (the paper's
+    [CLS]/[SEP] convention, `late_two_poolings`)."""
     late_cfg = LateConfig(window=0, overlap=256, late_weight=1.0)
     if BOUNDARIES == "fixed":
         fixed = [fixed_token_chunks(d, enc, SIZES) for d in docs]
@@ -198,9 +282,15 @@ def size_vectors(name: str, docs: list[Document], enc) -> dict[int, tuple[np.nda
     # One forward pass per document serves every chunk size: concatenate the three chunk lists.
     merged = [sum((per_size[s][i] for s in SIZES), []) for i in range(len(docs))]
     bounds = np.cumsum([0] + [len(m) for m in merged])
-    late_merged = cached_blocks(f"{name}-{TAG}late-all", len(docs), lambda lo, hi: late_chunk_vectors(
-        late_docs[lo:hi], merged[lo:hi], enc, late_cfg), 256)
-    assert len(late_merged) == bounds[-1]
+    if hasattr(enc, "_run"):  # ONNX encoders: both poolings from one pass (`late_two_poolings`)
+        both = cached_blocks(f"{name}-{TAG}late2-all", len(docs), lambda lo, hi: late_two_poolings(
+            late_docs[lo:hi], merged[lo:hi], enc, late_cfg), 256)
+        dim = both.shape[1] // 2
+        lates = {"mean": both[:, :dim], "specials": both[:, dim:]}
+    else:
+        lates = {"mean": cached_blocks(f"{name}-{TAG}late-all", len(docs), lambda lo, hi: late_chunk_vectors(
+            late_docs[lo:hi], merged[lo:hi], enc, late_cfg), 256)}
+    assert all(len(v) == bounds[-1] for v in lates.values())
     offsets: dict[int, list[np.ndarray]] = {}
     k = 0
     for i in range(len(docs)):
@@ -216,7 +306,8 @@ def size_vectors(name: str, docs: list[Document], enc) -> dict[int, tuple[np.nda
         bare = [c.text for cs in chunks for c in cs]
         naive = cached_blocks(f"{name}-{TAG}bare{size}", len(bare),
                               lambda lo, hi: enc.encode_documents(bare[lo:hi]), 2048)
-        out[size] = (owner, naive, late_merged[np.concatenate(offsets[size])], chunks)
+        rows = np.concatenate(offsets[size])
+        out[size] = (owner, naive, {k: v[rows] for k, v in lates.items()}, chunks)
     return out
 
 
@@ -231,12 +322,16 @@ def beir(enc) -> None:  # noqa: ANN001
         whole = cached_blocks(f"{name}-whole256", len(docs), lambda lo, hi: enc.encode_documents(
             [chunk_text(d.title, d.text) for d in docs[lo:hi]]), 512)
         whole_m = evaluate(qrels, best_chunk_run(q, qids, whole, np.arange(len(docs)), ids), METRICS)
-        for size, (owner, naive, late, chunks) in size_vectors(name, docs, enc).items():
+        for size, (owner, naive, lates, chunks) in size_vectors(name, docs, enc).items():
             res = {}
-            for label, vecs in (("naive", naive), ("late", late), ("mix 0.5", mix(naive, late, 0.5))):
+            late = lates["mean"]
+            variants = [("naive", naive), ("late", late), ("mix 0.5", mix(naive, late, 0.5))]
+            if "specials" in lates:
+                variants.append(("specials", lates["specials"]))
+            for label, vecs in variants:
                 res[label] = evaluate(qrels, best_chunk_run(q, qids, vecs, owner, ids), METRICS)
             prefix_m = "-"
-            if BOUNDARIES == "sentences" and (PREFIX or (CACHE / f"{SUBSET}-{name}-naive{size}.npy").exists()):
+            if BOUNDARIES == "sentences" and (PREFIX or (CACHE / f"{SUBSET}-{MODEL_TAG}{name}-naive{size}.npy").exists()):
                 texts = [chunk_text(d.title, c.text) for d, cs in zip(docs, chunks) for c in cs]
                 prefix = cached_blocks(f"{name}-naive{size}", len(texts),
                                        lambda lo, hi: enc.encode_documents(texts[lo:hi]), 2048)
@@ -246,9 +341,10 @@ def beir(enc) -> None:  # noqa: ANN001
                          f"{100 * (res['late']['ndcg@10'] - res['naive']['ndcg@10']):+.2f}",
                          f"{whole_m['ndcg@10']:.4f}",
                          f"{100 * (res['late']['ndcg@10'] - whole_m['ndcg@10']):+.2f}", prefix_m,
+                         f"{res['specials']['ndcg@10']:.4f}" if "specials" in res else "-",
                          f"{REFERENCE[name][0]:.1f} / {REFERENCE[name][1]:.1f}" if size == 256 else ""])
             print("row: | " + " | ".join(map(str, rows[-1])) + " |", flush=True)
-    print("\n### (i) BEIR protocol: nDCG@10, a document scored by its best chunk (all-MiniLM-L6-v2)\n")
+    print(f"\n### (i) BEIR protocol: nDCG@10, a document scored by its best chunk ({MODEL})\n")
     print_table(HEADERS_I, rows)
 
 
@@ -260,12 +356,13 @@ MIX_WEIGHTS = tuple(float(x) for x in os.environ.get("LATE_WEIGHTS", "0,0.25,0.5
 def weights(enc) -> None:  # noqa: ANN001
     """`late_weight` chosen on dev queries, reported on test: w=0 is naive chunks, w=1 pure late chunking.
 
-    The whole corpus (LATE_SUBSET=0) of every set in LATE_SETS, at every size of LATE_SIZES; the weight with the
-    best mean dev nDCG@10 over all of them is the one chosen (one setting for every corpus and size, as a
-    profile default must be)."""
+    The whole corpus (LATE_SUBSET=0) of every set in LATE_SETS, at every size of LATE_SIZES; the (pooling, weight)
+    with the best mean dev nDCG@10 over all of them is the one chosen (one setting for every corpus and size, as a
+    profile default must be). Poolings as `size_vectors` gives them (the span's mean; for ONNX encoders also the
+    paper's [CLS]/[SEP] convention)."""
     if SUBSET:
         raise SystemExit("the weights part runs on whole corpora: set LATE_SUBSET=0")
-    dev_rows, test_rows, dev_score = [], [], {w: [] for w in MIX_WEIGHTS}
+    dev_rows, test_rows, dev_score = [], [], {}
     for name in BEIR_SETS:
         docs, test_q, test_qrels = beir_subset(name, 0)
         ids = [d.id for d in docs]
@@ -280,22 +377,25 @@ def weights(enc) -> None:  # noqa: ANN001
                          lambda: enc.encode_queries([qs[i] for i in qids]))
             splits[label] = (qids, vec, qrels)
         print(f"{name}: {len(docs)} documents, {len(dev_q)} {split} queries, {len(test_q)} test queries", flush=True)
-        for size, (owner, naive, late, _) in size_vectors(name, docs, enc).items():
-            for label, (qids, vec, qrels) in splits.items():
-                row = [name, label, size]
-                for w in MIX_WEIGHTS:
-                    m = evaluate(qrels, best_chunk_run(vec, qids, mix(naive, late, w), owner, ids), METRICS)["ndcg@10"]
-                    row.append(f"{m:.4f}")
-                    if label != "test":
-                        dev_score[w].append(m)
-                (dev_rows if label != "test" else test_rows).append(row)
-                print("row: | " + " | ".join(map(str, row)) + " |", flush=True)
-    best = max(MIX_WEIGHTS, key=lambda w: (float(np.mean(dev_score[w])), -abs(w - 0.5)))
-    heads = ["dataset", "split", "chunk tokens", *(f"w={w:g}" for w in MIX_WEIGHTS)]
-    print(f"\n### late_weight chosen on dev queries ({BOUNDARIES} boundaries, all-MiniLM-L6-v2): nDCG@10\n")
+        for size, (owner, naive, lates, _) in size_vectors(name, docs, enc).items():
+            for pooling, late in lates.items():
+                for label, (qids, vec, qrels) in splits.items():
+                    row = [name, label, size, pooling]
+                    for w in MIX_WEIGHTS:
+                        m = evaluate(qrels, best_chunk_run(vec, qids, mix(naive, late, w), owner, ids),
+                                     METRICS)["ndcg@10"]
+                        row.append(f"{m:.4f}")
+                        if label != "test":
+                            dev_score.setdefault((pooling, w), []).append(m)
+                    (dev_rows if label != "test" else test_rows).append(row)
+                    print("row: | " + " | ".join(map(str, row)) + " |", flush=True)
+    best = max(dev_score, key=lambda k: (float(np.mean(dev_score[k])), k[0] == "mean", -abs(k[1] - 0.5)))
+    heads = ["dataset", "split", "chunk tokens", "late pooling", *(f"w={w:g}" for w in MIX_WEIGHTS)]
+    print(f"\n### late_weight chosen on dev queries ({BOUNDARIES} boundaries, {MODEL}): nDCG@10\n")
     print_table(heads, dev_rows + test_rows)
-    print("\nmean dev nDCG@10 per weight: " + ", ".join(f"w={w:g} {np.mean(v):.4f}" for w, v in dev_score.items()))
-    print(f"chosen on dev: w={best:g}")
+    print("\nmean dev nDCG@10 per pooling and weight: "
+          + ", ".join(f"{p} w={w:g} {np.mean(v):.4f}" for (p, w), v in dev_score.items()))
+    print(f"chosen on dev: pooling {best[0]}, w={best[1]:g}")
 
 
 # ---- (ii) XQuAD sections ----------------------------------------------------------------------------------
@@ -511,7 +611,7 @@ def main(argv: list[str]) -> None:
         return
     parts = argv or ["beir", "xquad", "speed"]
     enc = load_encoder(MODEL)
-    print(f"machine: {machine()}\ncommand: PYTHONPATH=src python benchmarks/late_chunking.py {' '.join(parts)}")
+    print(f"machine: {machine()}\nmodel: {MODEL}\ncommand: PYTHONPATH=src python benchmarks/late_chunking.py {' '.join(parts)}")
     for part in parts:
         {"beir": beir, "weights": weights, "xquad": xquad, "speed": speed, "work": work, "ingest": ingest}[part](enc)
 
