@@ -319,6 +319,10 @@ def beir(enc) -> None:  # noqa: ANN001
         qids = list(queries)
         print(f"{name}: {len(docs)} documents, {len(qids)} test queries", flush=True)
         q = cached(f"{name}-judged-queries", lambda: enc.encode_queries([queries[i] for i in qids]))
+        q_mean = None
+        if getattr(enc, "pooling", "mean") == "cls":  # a [CLS] model: the same queries pooled as late chunks are
+            twin = type(enc)(enc.path, f"{enc.name}-mean", pooling="mean")  # same session, mean over every position
+            q_mean = cached(f"{name}-judged-queries-meanpool", lambda: twin.encode_queries([queries[i] for i in qids]))
         whole = cached_blocks(f"{name}-whole256", len(docs), lambda lo, hi: enc.encode_documents(
             [chunk_text(d.title, d.text) for d in docs[lo:hi]]), 512)
         whole_m = evaluate(qrels, best_chunk_run(q, qids, whole, np.arange(len(docs)), ids), METRICS)
@@ -330,6 +334,11 @@ def beir(enc) -> None:  # noqa: ANN001
                 variants.append(("specials", lates["specials"]))
             for label, vecs in variants:
                 res[label] = evaluate(qrels, best_chunk_run(q, qids, vecs, owner, ids), METRICS)
+            if q_mean is not None:  # late chunks are token means: score them with token-mean queries too
+                res["late, mean queries"] = evaluate(qrels, best_chunk_run(q_mean, qids, late, owner, ids), METRICS)
+                print(f"  {name} {size}: late (span mean) with mean-pooled queries: "
+                      f"{res['late, mean queries']['ndcg@10']:.4f} (CLS queries {res['late']['ndcg@10']:.4f})",
+                      flush=True)
             prefix_m = "-"
             if BOUNDARIES == "sentences" and (PREFIX or (CACHE / f"{SUBSET}-{MODEL_TAG}{name}-naive{size}.npy").exists()):
                 texts = [chunk_text(d.title, c.text) for d, cs in zip(docs, chunks) for c in cs]
