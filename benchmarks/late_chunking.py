@@ -11,6 +11,7 @@ Parts (run one or all; encoded vectors are cached under $LATE_CACHE, default /tm
           article (macro windows), the late_weight mix; late_weight and window chosen on a dev half of the queries.
   speed   ingest docs/s of token chunking vs late chunking on the same chunk boundaries.
   work    tokens each mode runs through the encoder on the same documents (machine-independent).
+  cost    encoder CPU seconds per 1,000 word pieces at sequence lengths 64/128/254/510 (same pieces each).
   ingest  through a real Collection (one process per run): docs/s of token vs late chunking on the same
           boundaries, and peak RSS of late ingest at two corpus sizes (bounded by the commit batch, not the corpus).
 
@@ -587,6 +588,32 @@ def work(enc, n_docs: int = 100) -> None:  # noqa: ANN001
     print_table(["mode", "tokens encoded", "vs tokens"], rows)
 
 
+def cost(enc, total: int = 8160, repeats: int = 3) -> None:  # noqa: ANN001
+    """Encoder CPU seconds per 1,000 word pieces by sequence length, the same `total` pieces at every length:
+    why one late pass over a whole window can cost more than chunks of the same tokens (attention grows with the
+    square of the length). Real NFCorpus word pieces; best of `repeats`; `token_embeddings` as late chunking calls it."""
+    ids: list[int] = []
+    for r in read_jsonl(DATA / "nfcorpus" / "corpus.jsonl", 200):
+        ids += enc.tokenize(r["text"])[0]
+    lengths = [n for n in (64, 128, 254, 510) if n <= enc.max_positions]
+    enc.token_embeddings([ids[:64]])  # warm-up
+    rows = []
+    for n in lengths:
+        seqs = [ids[i : i + n] for i in range(0, total - total % n, n)]
+        best_cpu, best_wall = float("inf"), float("inf")
+        for _ in range(repeats):
+            t, c = time.perf_counter(), time.process_time()
+            enc.token_embeddings(seqs)
+            best_cpu, best_wall = min(best_cpu, time.process_time() - c), min(best_wall, time.perf_counter() - t)
+        rows.append([n, len(seqs), f"{1000 * best_cpu / (n * len(seqs)):.3f}", f"{1000 * best_wall / (n * len(seqs)):.3f}"])
+    base = float(rows[lengths.index(254)][2]) if 254 in lengths else float(rows[-1][2])
+    for r in rows:
+        r.append(f"{float(r[2]) / base:.2f}x")
+    print(f"\n### (iii c) encoder cost by sequence length ({MODEL}), about {total} word pieces per length, best of "
+          f"{repeats}; 1-min load average {os.getloadavg()[0]:.1f}\n")
+    print_table(["sequence length", "sequences", "CPU s per 1k pieces", "wall s per 1k pieces", "CPU vs 254"], rows)
+
+
 # ---- (iv) ingest through a Collection: docs/s and peak RSS ---------------------------------------------------
 
 INGEST_RUNS = (  # (label, documents, profile fields); every run cuts the same boundaries (254-token chunks)
@@ -650,7 +677,9 @@ def main(argv: list[str]) -> None:
     enc = load_encoder(MODEL)
     print(f"machine: {machine()}\nmodel: {MODEL}\ncommand: PYTHONPATH=src python benchmarks/late_chunking.py {' '.join(parts)}")
     for part in parts:
-        {"beir": beir, "weights": weights, "xquad": xquad, "speed": speed, "work": work, "ingest": ingest}[part](enc)
+        parts_by_name = {"beir": beir, "weights": weights, "xquad": xquad, "speed": speed, "work": work, "cost": cost,
+                         "ingest": ingest}
+        parts_by_name[part](enc)
 
 
 if __name__ == "__main__":
