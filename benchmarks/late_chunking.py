@@ -11,11 +11,15 @@ Parts (run one or all; encoded vectors are cached under $LATE_CACHE, default /tm
           article (macro windows), the late_weight mix; late_weight and window chosen on a dev half of the queries.
   speed   ingest docs/s of token chunking vs late chunking on the same chunk boundaries.
   work    tokens each mode runs through the encoder on the same documents (machine-independent).
+  cost    encoder CPU seconds per 1,000 word pieces at sequence lengths 64/128/254/510 (same pieces each).
   ingest  through a real Collection (one process per run): docs/s of token vs late chunking on the same
           boundaries, and peak RSS of late ingest at two corpus sizes (bounded by the commit batch, not the corpus).
 
     PYTHONPATH=src python benchmarks/late_chunking.py [beir|weights|xquad|speed|work|ingest ...]
 
+LATE_MODEL names the encoder (default all-MiniLM-L6-v2, the model of every recorded figure before session 8;
+e.g. bge-small-en-v1.5): cache names of any other model start with its name. With an ONNX encoder the late pass
+also pools the Late Chunking paper's way ([CLS] into the first chunk, [SEP] into the last: `late_two_poolings`).
 LATE_SUBSET=N sets the BEIR sub-corpus size (default 400, 0 = whole corpus; see `beir_subset`).
 LATE_SETS (default "nfcorpus,scifact") and LATE_SIZES (default "128,64,256") set which BEIR rows run, in that
 order; each row is printed as soon as it is measured, and encodings are saved block by block, so an interrupted
@@ -42,9 +46,11 @@ from slimvec.evaluation.datasets import load_dataset  # noqa: E402
 from slimvec.evaluation.metrics import evaluate  # noqa: E402
 from slimvec.late import LateConfig, late_chunk_vectors, mix  # noqa: E402
 
-# Pinned: every figure here is MiniLM's, and the cached encodings must not mix models (the library's default
-# model for new collections is another one).
-MODEL = "all-MiniLM-L6-v2"
+# The model: all-MiniLM-L6-v2 unless LATE_MODEL names another registered encoder (e.g. bge-small-en-v1.5, the
+# default model of new collections). Every cache name of another model starts with its name, so the cached
+# encodings never mix models (MiniLM's keep their old names: the recorded commands still reproduce).
+MODEL = os.environ.get("LATE_MODEL", "all-MiniLM-L6-v2")
+MODEL_TAG = "" if MODEL == "all-MiniLM-L6-v2" else f"{MODEL}-"
 CACHE = Path(os.environ.get("LATE_CACHE", "/tmp/slimvec-late"))
 # Documents per BEIR corpus (0 = all). Encoding whole corpora five ways does not fit a shared 2-core machine.
 SUBSET = int(os.environ.get("LATE_SUBSET", "400"))
@@ -57,7 +63,7 @@ REFERENCE = {"scifact": (64.2, 66.1), "nfcorpus": (23.5, 30.0)}
 def cached(name: str, compute) -> np.ndarray:  # noqa: ANN001
     """`compute()` once, then read back from CACHE/name.npy."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    path = CACHE / f"{SUBSET}-{name}.npy"
+    path = CACHE / f"{SUBSET}-{MODEL_TAG}{name}.npy"
     if path.exists():
         return np.load(path)
     t = time.perf_counter()
@@ -71,12 +77,12 @@ def cached_blocks(name: str, n: int, compute_block, block: int) -> np.ndarray:  
     """`compute_block(lo, hi)` for items [lo, hi) in blocks of `block`, each block saved when done (a killed
     run resumes at the first missing block); the whole array is then saved as CACHE/name.npy, as `cached`."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    path = CACHE / f"{SUBSET}-{name}.npy"
+    path = CACHE / f"{SUBSET}-{MODEL_TAG}{name}.npy"
     if path.exists():
         return np.load(path)
     parts, t = [], time.perf_counter()
     for lo in range(0, n, block):
-        part = CACHE / f"{SUBSET}-{name}.part{lo}.npy"
+        part = CACHE / f"{SUBSET}-{MODEL_TAG}{name}.part{lo}.npy"
         if not part.exists():
             tb = time.perf_counter()
             np.save(part, compute_block(lo, min(n, lo + block)))
@@ -85,7 +91,7 @@ def cached_blocks(name: str, n: int, compute_block, block: int) -> np.ndarray:  
     out = np.concatenate(parts)
     np.save(path, out)
     for lo in range(0, n, block):
-        (CACHE / f"{SUBSET}-{name}.part{lo}.npy").unlink()
+        (CACHE / f"{SUBSET}-{MODEL_TAG}{name}.part{lo}.npy").unlink()
     print(f"  encoded {name}: {out.shape[0]} vectors in {time.perf_counter() - t:.0f} s", flush=True)
     return out
 
@@ -145,6 +151,82 @@ def fixed_token_chunks(doc: Document, enc, sizes: tuple[int, ...]) -> tuple[Docu
     return full, out
 
 
+def late_two_poolings(docs: list[Document], chunks: list[list[Chunk]], enc, config: LateConfig,  # noqa: ANN001
+                      group_windows: int = 64) -> np.ndarray:
+    """Late chunk vectors pooled two ways from one forward pass: (total chunks, 2 x dim) float32, unit rows.
+
+    Columns [:dim]: the span's mean, exactly as `late.late_chunk_vectors` pools it (same windows, same groups of
+    `group_windows` windows per call, so the same int8 activation scales). Columns [dim:]: the Late Chunking
+    paper's convention (Günther et al. 2024, section 4.1 "Dealing with Non-Context Tokens"; jina-ai/late-chunking
+    `_extend_special_tokens`): the [CLS] output joins the mean of the document's first chunk and the [SEP]
+    output that of its last chunk (here [CLS] of the first macro window, [SEP] of the last). For a [CLS]-pooled
+    model such as bge-small-en-v1.5 this puts the model's own pooled output into the first chunk.
+    Needs an `encoders.onnx.OnnxTransformerEncoder` (its forward pass keeps the special tokens' rows).
+    """
+    from slimvec.late import best_window, macro_windows, pool_chunks, token_span
+
+    window, overlap = config.window_for(int(enc.max_positions))
+    cls, sep, _ = enc._special
+    plans = []
+    for doc, doc_chunks in zip(docs, chunks):
+        prefix = f"{doc.title} " if config.title_context and doc.title else ""
+        ids, offsets = enc.tokenize(chunk_text(doc.title, doc.text) if prefix else doc.text)
+        starts = [a for a, _ in offsets]
+        spans = [token_span(starts, len(prefix) + c.start, len(prefix) + c.end) for c in doc_chunks]
+        plans.append((spans, macro_windows(len(ids), window, overlap) if ids else [], ids))
+    dim = int(enc.dim)
+    out = np.zeros((sum(len(c) for c in chunks), 2 * dim), np.float32)
+
+    def embed(group: list[int], row: int) -> int:
+        seqs = [[cls, *plans[g][2][ws:we], sep] for g in group for ws, we in plans[g][1]]
+        full: list[np.ndarray] = [np.zeros((0, dim), np.float32)] * len(seqs)
+        for idx in enc._batches([len(x) for x in seqs]):  # as OnnxTransformerEncoder.token_embeddings batches
+            hidden = enc._run([seqs[i] for i in idx])
+            for r, i in enumerate(idx):
+                full[i] = hidden[r, : len(seqs[i])]
+        k = 0
+        for g in group:
+            spans, windows, _ = plans[g]
+            rows = full[k : k + len(windows)]
+            k += len(windows)
+            if windows and spans:
+                out[row : row + len(spans), :dim] = pool_chunks(spans, windows, [h[1:-1] for h in rows])
+                for j, (a, b) in enumerate(spans):
+                    w = best_window(a, b, windows)
+                    ws, we = windows[w]
+                    if ws <= a and b <= we:
+                        picked = list(rows[w][1 + a - ws : 1 + b - ws])
+                    else:
+                        picked = [rows[best_window(t, t + 1, windows)][1 + t - windows[best_window(t, t + 1, windows)][0]]
+                                  for t in range(a, b)]
+                    if j == 0:
+                        picked.append(rows[0][0])  # [CLS] of the first window
+                    if j == len(spans) - 1:
+                        picked.append(rows[-1][-1])  # [SEP] of the last window
+                    out[row + j, dim:] = np.mean(picked, axis=0)
+            row += len(spans)
+        return row
+
+    group, n_windows, row = [], 0, 0
+    for i, (_, windows, _) in enumerate(plans):
+        group.append(i)
+        n_windows += len(windows)
+        if n_windows >= group_windows or i == len(plans) - 1:
+            row = embed(group, row)
+            group, n_windows = [], 0
+    for half in (slice(0, dim), slice(dim, 2 * dim)):
+        part = out[:, half]
+        norms = np.linalg.norm(part, axis=1, keepdims=True)
+        out[:, half] = part / np.where(norms > 0, norms, 1.0)
+    empty = np.flatnonzero(~out[:, :dim].any(axis=1))
+    if len(empty):  # chunks without tokens get their own vector, as late_chunk_vectors does
+        flat = [c.text for cs in chunks for c in cs]
+        own = enc.encode_documents([flat[i] for i in empty])
+        out[empty, :dim] = own
+        out[empty, dim:] = own
+    return out
+
+
 def best_chunk_run(q: np.ndarray, qids: list[str], vecs: np.ndarray, owner: np.ndarray, ids: list[str],
                    depth: int = 100) -> dict[str, dict[str, float]]:
     """Exact inner-product search; a unit (document or section) scores its best chunk; top `depth` units."""
@@ -171,7 +253,8 @@ def _flat(chunks: list[list[Chunk]]) -> tuple[list[Chunk], np.ndarray]:
 BEIR_SETS = tuple(os.environ.get("LATE_SETS", "nfcorpus,scifact").split(","))
 BEIR_SIZES = tuple(int(x) for x in os.environ.get("LATE_SIZES", "128,64,256").split(","))
 HEADERS_I = ["dataset", "boundaries", "chunk tokens", "chunks/doc", "naive", "late", "mix w=0.5", "late - naive (pts)",
-             "whole doc cut at 256", "late - whole (pts)", "prefix (title chunk)", "Jina ref naive / late (x100)"]
+             "whole doc (model's cut)", "late - whole (pts)", "prefix (title chunk)",
+             "late, [CLS]/[SEP] in first/last chunk", "Jina ref naive / late (x100)"]
 # The prefix column encodes every chunk a second time ("title chunk", the write path's text): off for the full
 # corpora unless LATE_PREFIX=1 (or its encodings are already cached), shown as "-" then.
 PREFIX = os.environ.get("LATE_PREFIX", "") == "1"
@@ -184,9 +267,11 @@ if BOUNDARIES not in ("sentences", "fixed"):
 TAG = "fixed-" if BOUNDARIES == "fixed" else ""  # cache names: fixed-boundary encodings apart from the others
 
 
-def size_vectors(name: str, docs: list[Document], enc) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, list[list[Chunk]]]]:  # noqa: ANN001,E501
-    """For each size of BEIR_SIZES: (owner of each chunk, naive vectors, late vectors, the chunks per document),
-    the chunks cut by BOUNDARIES; encodings cached (one late pass per document serves every size)."""
+def size_vectors(name: str, docs: list[Document], enc) -> dict[int, tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], list[list[Chunk]]]]:  # noqa: ANN001,E501
+    """For each size of BEIR_SIZES: (owner of each chunk, naive vectors, late vectors per pooling, the chunks per
+    document), the chunks cut by BOUNDARIES; encodings cached (one late pass per document serves every size).
+    Poolings: "mean" (the span's mean, the library's), and for ONNX encoders also "specials" (the paper's
+    [CLS]/[SEP] convention, `late_two_poolings`)."""
     late_cfg = LateConfig(window=0, overlap=256, late_weight=1.0)
     if BOUNDARIES == "fixed":
         fixed = [fixed_token_chunks(d, enc, SIZES) for d in docs]
@@ -198,9 +283,15 @@ def size_vectors(name: str, docs: list[Document], enc) -> dict[int, tuple[np.nda
     # One forward pass per document serves every chunk size: concatenate the three chunk lists.
     merged = [sum((per_size[s][i] for s in SIZES), []) for i in range(len(docs))]
     bounds = np.cumsum([0] + [len(m) for m in merged])
-    late_merged = cached_blocks(f"{name}-{TAG}late-all", len(docs), lambda lo, hi: late_chunk_vectors(
-        late_docs[lo:hi], merged[lo:hi], enc, late_cfg), 256)
-    assert len(late_merged) == bounds[-1]
+    if hasattr(enc, "_run"):  # ONNX encoders: both poolings from one pass (`late_two_poolings`)
+        both = cached_blocks(f"{name}-{TAG}late2-all", len(docs), lambda lo, hi: late_two_poolings(
+            late_docs[lo:hi], merged[lo:hi], enc, late_cfg), 256)
+        dim = both.shape[1] // 2
+        lates = {"mean": both[:, :dim], "specials": both[:, dim:]}
+    else:
+        lates = {"mean": cached_blocks(f"{name}-{TAG}late-all", len(docs), lambda lo, hi: late_chunk_vectors(
+            late_docs[lo:hi], merged[lo:hi], enc, late_cfg), 256)}
+    assert all(len(v) == bounds[-1] for v in lates.values())
     offsets: dict[int, list[np.ndarray]] = {}
     k = 0
     for i in range(len(docs)):
@@ -216,7 +307,8 @@ def size_vectors(name: str, docs: list[Document], enc) -> dict[int, tuple[np.nda
         bare = [c.text for cs in chunks for c in cs]
         naive = cached_blocks(f"{name}-{TAG}bare{size}", len(bare),
                               lambda lo, hi: enc.encode_documents(bare[lo:hi]), 2048)
-        out[size] = (owner, naive, late_merged[np.concatenate(offsets[size])], chunks)
+        rows = np.concatenate(offsets[size])
+        out[size] = (owner, naive, {k: v[rows] for k, v in lates.items()}, chunks)
     return out
 
 
@@ -228,15 +320,28 @@ def beir(enc) -> None:  # noqa: ANN001
         qids = list(queries)
         print(f"{name}: {len(docs)} documents, {len(qids)} test queries", flush=True)
         q = cached(f"{name}-judged-queries", lambda: enc.encode_queries([queries[i] for i in qids]))
+        q_mean = None
+        if getattr(enc, "pooling", "mean") == "cls":  # a [CLS] model: the same queries pooled as late chunks are
+            twin = type(enc)(enc.path, f"{enc.name}-mean", pooling="mean")  # same session, mean over every position
+            q_mean = cached(f"{name}-judged-queries-meanpool", lambda: twin.encode_queries([queries[i] for i in qids]))
         whole = cached_blocks(f"{name}-whole256", len(docs), lambda lo, hi: enc.encode_documents(
             [chunk_text(d.title, d.text) for d in docs[lo:hi]]), 512)
         whole_m = evaluate(qrels, best_chunk_run(q, qids, whole, np.arange(len(docs)), ids), METRICS)
-        for size, (owner, naive, late, chunks) in size_vectors(name, docs, enc).items():
+        for size, (owner, naive, lates, chunks) in size_vectors(name, docs, enc).items():
             res = {}
-            for label, vecs in (("naive", naive), ("late", late), ("mix 0.5", mix(naive, late, 0.5))):
+            late = lates["mean"]
+            variants = [("naive", naive), ("late", late), ("mix 0.5", mix(naive, late, 0.5))]
+            if "specials" in lates:
+                variants.append(("specials", lates["specials"]))
+            for label, vecs in variants:
                 res[label] = evaluate(qrels, best_chunk_run(q, qids, vecs, owner, ids), METRICS)
+            if q_mean is not None:  # late chunks are token means: score them with token-mean queries too
+                res["late, mean queries"] = evaluate(qrels, best_chunk_run(q_mean, qids, late, owner, ids), METRICS)
+                print(f"  {name} {size}: late (span mean) with mean-pooled queries: "
+                      f"{res['late, mean queries']['ndcg@10']:.4f} (CLS queries {res['late']['ndcg@10']:.4f})",
+                      flush=True)
             prefix_m = "-"
-            if BOUNDARIES == "sentences" and (PREFIX or (CACHE / f"{SUBSET}-{name}-naive{size}.npy").exists()):
+            if BOUNDARIES == "sentences" and (PREFIX or (CACHE / f"{SUBSET}-{MODEL_TAG}{name}-naive{size}.npy").exists()):
                 texts = [chunk_text(d.title, c.text) for d, cs in zip(docs, chunks) for c in cs]
                 prefix = cached_blocks(f"{name}-naive{size}", len(texts),
                                        lambda lo, hi: enc.encode_documents(texts[lo:hi]), 2048)
@@ -246,9 +351,10 @@ def beir(enc) -> None:  # noqa: ANN001
                          f"{100 * (res['late']['ndcg@10'] - res['naive']['ndcg@10']):+.2f}",
                          f"{whole_m['ndcg@10']:.4f}",
                          f"{100 * (res['late']['ndcg@10'] - whole_m['ndcg@10']):+.2f}", prefix_m,
+                         f"{res['specials']['ndcg@10']:.4f}" if "specials" in res else "-",
                          f"{REFERENCE[name][0]:.1f} / {REFERENCE[name][1]:.1f}" if size == 256 else ""])
             print("row: | " + " | ".join(map(str, rows[-1])) + " |", flush=True)
-    print("\n### (i) BEIR protocol: nDCG@10, a document scored by its best chunk (all-MiniLM-L6-v2)\n")
+    print(f"\n### (i) BEIR protocol: nDCG@10, a document scored by its best chunk ({MODEL})\n")
     print_table(HEADERS_I, rows)
 
 
@@ -260,12 +366,13 @@ MIX_WEIGHTS = tuple(float(x) for x in os.environ.get("LATE_WEIGHTS", "0,0.25,0.5
 def weights(enc) -> None:  # noqa: ANN001
     """`late_weight` chosen on dev queries, reported on test: w=0 is naive chunks, w=1 pure late chunking.
 
-    The whole corpus (LATE_SUBSET=0) of every set in LATE_SETS, at every size of LATE_SIZES; the weight with the
-    best mean dev nDCG@10 over all of them is the one chosen (one setting for every corpus and size, as a
-    profile default must be)."""
+    The whole corpus (LATE_SUBSET=0) of every set in LATE_SETS, at every size of LATE_SIZES; the (pooling, weight)
+    with the best mean dev nDCG@10 over all of them is the one chosen (one setting for every corpus and size, as a
+    profile default must be). Poolings as `size_vectors` gives them (the span's mean; for ONNX encoders also the
+    paper's [CLS]/[SEP] convention)."""
     if SUBSET:
         raise SystemExit("the weights part runs on whole corpora: set LATE_SUBSET=0")
-    dev_rows, test_rows, dev_score = [], [], {w: [] for w in MIX_WEIGHTS}
+    dev_rows, test_rows, extra_rows, dev_score = [], [], [], {}
     for name in BEIR_SETS:
         docs, test_q, test_qrels = beir_subset(name, 0)
         ids = [d.id for d in docs]
@@ -273,29 +380,44 @@ def weights(enc) -> None:  # noqa: ANN001
         split = DEV_SPLIT[name]
         dev_q, dev_qrels = ds.queries(split), ds.qrels(split)
         dev_q = {q: dev_q[q] for q in dev_qrels if q in dev_q}
-        splits = {}
+        splits, mean_q = {}, {}
+        twin = type(enc)(enc.path, f"{enc.name}-mean", pooling="mean") if getattr(enc, "pooling", "") == "cls" else None
         for label, qs, qrels in ((split, dev_q, dev_qrels), ("test", test_q, test_qrels)):
             qids = list(qs)
-            vec = cached(f"{name}-{label}-queries" if label != "test" else f"{name}-judged-queries",
-                         lambda: enc.encode_queries([qs[i] for i in qids]))
+            qname = f"{name}-{label}-queries" if label != "test" else f"{name}-judged-queries"
+            vec = cached(qname, lambda: enc.encode_queries([qs[i] for i in qids]))
             splits[label] = (qids, vec, qrels)
+            if twin is not None:  # [CLS] model: the queries pooled as late chunks are (token mean), reported apart
+                mean_q[label] = cached(f"{qname}-meanpool", lambda: twin.encode_queries([qs[i] for i in qids]))
         print(f"{name}: {len(docs)} documents, {len(dev_q)} {split} queries, {len(test_q)} test queries", flush=True)
-        for size, (owner, naive, late, _) in size_vectors(name, docs, enc).items():
-            for label, (qids, vec, qrels) in splits.items():
-                row = [name, label, size]
-                for w in MIX_WEIGHTS:
-                    m = evaluate(qrels, best_chunk_run(vec, qids, mix(naive, late, w), owner, ids), METRICS)["ndcg@10"]
-                    row.append(f"{m:.4f}")
-                    if label != "test":
-                        dev_score[w].append(m)
-                (dev_rows if label != "test" else test_rows).append(row)
-                print("row: | " + " | ".join(map(str, row)) + " |", flush=True)
-    best = max(MIX_WEIGHTS, key=lambda w: (float(np.mean(dev_score[w])), -abs(w - 0.5)))
-    heads = ["dataset", "split", "chunk tokens", *(f"w={w:g}" for w in MIX_WEIGHTS)]
-    print(f"\n### late_weight chosen on dev queries ({BOUNDARIES} boundaries, all-MiniLM-L6-v2): nDCG@10\n")
+        for size, (owner, naive, lates, _) in size_vectors(name, docs, enc).items():
+            for pooling, late in lates.items():
+                for label, (qids, vec, qrels) in splits.items():
+                    row = [name, label, size, pooling]
+                    for w in MIX_WEIGHTS:
+                        m = evaluate(qrels, best_chunk_run(vec, qids, mix(naive, late, w), owner, ids),
+                                     METRICS)["ndcg@10"]
+                        row.append(f"{m:.4f}")
+                        if label != "test":
+                            dev_score.setdefault((pooling, w), []).append(m)
+                    (dev_rows if label != "test" else test_rows).append(row)
+                    print("row: | " + " | ".join(map(str, row)) + " |", flush=True)
+            for label, (qids, _, qrels) in splits.items():
+                if label in mean_q and "mean" in lates:  # not a candidate of the choice: queries pooled otherwise
+                    m = evaluate(qrels, best_chunk_run(mean_q[label], qids, lates["mean"], owner, ids),
+                                 METRICS)["ndcg@10"]
+                    extra_rows.append([name, label, size, "mean, token-mean queries", f"{m:.4f}"])
+                    print("row: | " + " | ".join(map(str, extra_rows[-1])) + " |", flush=True)
+    best = max(dev_score, key=lambda k: (float(np.mean(dev_score[k])), k[0] == "mean", -abs(k[1] - 0.5)))
+    heads = ["dataset", "split", "chunk tokens", "late pooling", *(f"w={w:g}" for w in MIX_WEIGHTS)]
+    print(f"\n### late_weight chosen on dev queries ({BOUNDARIES} boundaries, {MODEL}): nDCG@10\n")
     print_table(heads, dev_rows + test_rows)
-    print("\nmean dev nDCG@10 per weight: " + ", ".join(f"w={w:g} {np.mean(v):.4f}" for w, v in dev_score.items()))
-    print(f"chosen on dev: w={best:g}")
+    print("\nmean dev nDCG@10 per pooling and weight: "
+          + ", ".join(f"{p} w={w:g} {np.mean(v):.4f}" for (p, w), v in dev_score.items()))
+    print(f"chosen on dev: pooling {best[0]}, w={best[1]:g}")
+    if extra_rows:
+        print("\npure late chunks (w=1) scored by the same model's token-mean query vectors (not a candidate above):\n")
+        print_table(["dataset", "split", "chunk tokens", "late pooling, queries", "w=1"], extra_rows)
 
 
 # ---- (ii) XQuAD sections ----------------------------------------------------------------------------------
@@ -396,38 +518,54 @@ def xquad(enc) -> None:  # noqa: ANN001
 # ---- (iii) ingest speed ------------------------------------------------------------------------------------
 
 
+# Modes of `speed` (LATE_SPEED_MODES, comma-separated keys; default all): key -> (label, LateConfig or None = tokens).
+SPEED_MODES = {
+    "tokens": ("tokens", None),
+    "late510": ("late, window 510 (model limit), w=1: one pass", LateConfig(window=0, late_weight=1.0)),
+    "late256": ("late, window 256/overlap 128, w=1", LateConfig(late_weight=1.0)),
+    "sections": ("late default for sections (window 256, w=0.3): two passes", LateConfig()),
+    "late510mix": ("late, window 510, w=0.5 (any w < 1): two passes", LateConfig(window=0, late_weight=0.5)),
+}
+
+
 def speed(enc, n_docs: int = 100, repeats: int = 2) -> None:  # noqa: ANN001
+    """docs/s of chunk + encode per mode on the same boundaries, best of `repeats` (interleaved), with the
+    process CPU seconds of that best run (ONNX Runtime and torch threads included) and the load average."""
     docs = [Document(r["_id"], r["text"], r.get("title") or "")
             for r in read_jsonl(DATA / "nfcorpus" / "corpus.jsonl", n_docs)]
-    cfg = cfg_chunks = ChunkConfig()  # the collection's default chunking: 254 tokens, 32 overlap
+    cfg = ChunkConfig()  # the collection's default chunking: 254 tokens, 32 overlap
 
-    def tokens() -> None:
-        chunks = [chunks_like_collection(d, enc, cfg.max_tokens, cfg.overlap) for d in docs]
-        enc.encode_documents([chunk_text(d.title, c.text) for d, cs in zip(docs, chunks) for c in cs])
+    def chunked() -> list[list[Chunk]]:
+        return [chunks_like_collection(d, enc, cfg.max_tokens, cfg.overlap) for d in docs]
 
-    def late(cfg: LateConfig) -> None:
-        chunks = [chunks_like_collection(d, enc, cfg_chunks.max_tokens, cfg_chunks.overlap) for d in docs]
-        late_chunk_vectors(docs, chunks, enc, cfg)
+    def run(late_cfg: LateConfig | None) -> None:
+        chunks = chunked()
+        if late_cfg is None:
+            enc.encode_documents([chunk_text(d.title, c.text) for d, cs in zip(docs, chunks) for c in cs])
+        else:
+            late_chunk_vectors(docs, chunks, enc, late_cfg)
 
-    default = LateConfig()
-    modes = {
-        "tokens": tokens,
-        "late, window 510 (model limit), w=1: one pass": lambda: late(LateConfig(window=0, late_weight=1.0)),
-        f"late, window {default.window}/overlap {default.overlap}, w=1": lambda: late(LateConfig(late_weight=1.0)),
-        f"late default (window {default.window}, w={default.late_weight}): two passes": lambda: late(default),
-    }
-    best = {m: float("inf") for m in modes}
-    tokens()  # warm-up: model load, first-call allocations
+    keys = os.environ.get("LATE_SPEED_MODES", ",".join(SPEED_MODES)).split(",")
+    if keys[0] != "tokens":
+        raise SystemExit(f"LATE_SPEED_MODES must start with 'tokens' (the baseline) and name modes of {list(SPEED_MODES)}")
+    best = {k: (float("inf"), 0.0) for k in keys}
+    run(None)  # warm-up: model load, first-call allocations
+    loads = [os.getloadavg()[0]]
     for _ in range(repeats):  # interleaved, best of `repeats`, since the cores are shared
-        for m, f in modes.items():
-            t = time.perf_counter()
-            f()
-            best[m] = min(best[m], time.perf_counter() - t)
-    n_chunks = sum(len(chunks_like_collection(d, enc, cfg.max_tokens, cfg.overlap)) for d in docs)
-    rows = [[m, f"{len(docs) / best[m]:.1f}", f"{best['tokens'] / best[m]:.2f}x"] for m in modes]
-    print(f"\n### (iii) ingest speed: {len(docs)} NFCorpus documents, {n_chunks} chunks of <= 254 tokens "
-          f"(overlap 32), chunk + encode, best of {repeats}\n")
-    print_table(["mode", "docs/s", "vs tokens"], rows)
+        for k in keys:
+            t, c = time.perf_counter(), time.process_time()
+            run(SPEED_MODES[k][1])
+            wall, cpu = time.perf_counter() - t, time.process_time() - c
+            if wall < best[k][0]:
+                best[k] = (wall, cpu)
+        loads.append(os.getloadavg()[0])
+    n_chunks = sum(len(c) for c in chunked())
+    base_wall, base_cpu = best["tokens"]
+    rows = [[SPEED_MODES[k][0], f"{len(docs) / w:.2f}", f"{base_wall / w:.2f}x", f"{c:.1f}", f"{base_cpu / c:.2f}x"]
+            for k, (w, c) in best.items()]
+    print(f"\n### (iii) ingest speed ({MODEL}): {len(docs)} NFCorpus documents, {n_chunks} chunks of <= 254 tokens "
+          f"(overlap 32), chunk + encode, best of {repeats}; 1-min load average {min(loads):.1f}-{max(loads):.1f}\n")
+    print_table(["mode", "docs/s (wall)", "vs tokens (wall)", "CPU s", "vs tokens (CPU)"], rows)
 
 
 def work(enc, n_docs: int = 100) -> None:  # noqa: ANN001
@@ -448,6 +586,32 @@ def work(enc, n_docs: int = 100) -> None:  # noqa: ANN001
         rows.append([label, n, f"{n / naive:.2f}x"])
     print(f"\n### (iii b) tokens through the encoder, same {len(docs)} documents ([CLS]/[SEP] counted)\n")
     print_table(["mode", "tokens encoded", "vs tokens"], rows)
+
+
+def cost(enc, total: int = 8160, repeats: int = 3) -> None:  # noqa: ANN001
+    """Encoder CPU seconds per 1,000 word pieces by sequence length, the same `total` pieces at every length:
+    why one late pass over a whole window can cost more than chunks of the same tokens (attention grows with the
+    square of the length). Real NFCorpus word pieces; best of `repeats`; `token_embeddings` as late chunking calls it."""
+    ids: list[int] = []
+    for r in read_jsonl(DATA / "nfcorpus" / "corpus.jsonl", 200):
+        ids += enc.tokenize(r["text"])[0]
+    lengths = [n for n in (64, 128, 254, 510) if n <= enc.max_positions]
+    enc.token_embeddings([ids[:64]])  # warm-up
+    rows = []
+    for n in lengths:
+        seqs = [ids[i : i + n] for i in range(0, total - total % n, n)]
+        best_cpu, best_wall = float("inf"), float("inf")
+        for _ in range(repeats):
+            t, c = time.perf_counter(), time.process_time()
+            enc.token_embeddings(seqs)
+            best_cpu, best_wall = min(best_cpu, time.process_time() - c), min(best_wall, time.perf_counter() - t)
+        rows.append([n, len(seqs), f"{1000 * best_cpu / (n * len(seqs)):.3f}", f"{1000 * best_wall / (n * len(seqs)):.3f}"])
+    base = float(rows[lengths.index(254)][2]) if 254 in lengths else float(rows[-1][2])
+    for r in rows:
+        r.append(f"{float(r[2]) / base:.2f}x")
+    print(f"\n### (iii c) encoder cost by sequence length ({MODEL}), about {total} word pieces per length, best of "
+          f"{repeats}; 1-min load average {os.getloadavg()[0]:.1f}\n")
+    print_table(["sequence length", "sequences", "CPU s per 1k pieces", "wall s per 1k pieces", "CPU vs 254"], rows)
 
 
 # ---- (iv) ingest through a Collection: docs/s and peak RSS ---------------------------------------------------
@@ -511,9 +675,11 @@ def main(argv: list[str]) -> None:
         return
     parts = argv or ["beir", "xquad", "speed"]
     enc = load_encoder(MODEL)
-    print(f"machine: {machine()}\ncommand: PYTHONPATH=src python benchmarks/late_chunking.py {' '.join(parts)}")
+    print(f"machine: {machine()}\nmodel: {MODEL}\ncommand: PYTHONPATH=src python benchmarks/late_chunking.py {' '.join(parts)}")
     for part in parts:
-        {"beir": beir, "weights": weights, "xquad": xquad, "speed": speed, "work": work, "ingest": ingest}[part](enc)
+        parts_by_name = {"beir": beir, "weights": weights, "xquad": xquad, "speed": speed, "work": work, "cost": cost,
+                         "ingest": ingest}
+        parts_by_name[part](enc)
 
 
 if __name__ == "__main__":

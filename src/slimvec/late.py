@@ -13,7 +13,8 @@ Defaults depend on what the chunks are (`default_config`), each chosen on its ow
 "Late chunking"):
 - token chunks of ordinary documents: pure late chunking over the model's whole window (late_weight 1.0,
   window 0 = 510 tokens for MiniLM): one encoder pass, each token encoded once, and it beats chunks encoded
-  alone on the BEIR protocol;
+  alone on the BEIR protocol; with bge-small-en-v1.5 it is also the setting chosen on NFCorpus dev queries
+  (BENCHMARKS.md "Session 8: late chunking with bge-small-en-v1.5");
 - a document's given sections (a record's `sections`, Markdown/HTML headings): the mix, window 256,
   late_weight 0.3 (chosen on a dev half of XQuAD-en sentences): short units of one article made alike by
   context lose to their own vectors, and gain when both are mixed, at the price of a second pass.
