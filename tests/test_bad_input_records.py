@@ -38,7 +38,7 @@ FAULTS = {
     "surrogate_title": ("title", "lone surrogate"),
     "surrogate_id": ("_id", "lone surrogate"),
     "surrogate_meta": ("note", "lone surrogate"),
-    "surrogate_meta_key": ("bad\ud800key", "lone surrogate"),
+    "surrogate_meta_key": (ascii("bad\ud800key"), "lone surrogate"),  # escaped: the message must be printable
     "nul_text": ("text", "NUL"),
     "nul_id": ("_id", "NUL"),
     "nul_meta": ("note", "NUL"),
