@@ -331,16 +331,21 @@ class Store:
         caller holds the writer lock when it acts on the answer."""
         wanted = {d.id: d for d in docs}
         stored: dict[str, list[Any]] = {}
-        cols = "c.section_id, c.heading_path" if self.has_sections else "NULL, NULL"
+        cols = "section_id, heading_path" if self.has_sections else "NULL, NULL"
         ids = list(wanted)
         for s in range(0, len(ids), 500):
             part = ids[s : s + 500]
-            q = (f"SELECT d.id, d.title, d.text, d.metadata, c.idx, c.start, c.end, {cols} FROM documents d "  # noqa: S608
-                 f"LEFT JOIN chunks c ON c.doc_id = d.id WHERE d.id IN ({','.join('?' * len(part))}) ORDER BY c.row")
-            for doc_id, title, text, meta, *chunk in self.db.execute(q, part):
-                entry = stored.setdefault(doc_id, [(title, text, meta)])
-                if chunk[0] is not None:
-                    entry.append(tuple(chunk))
+            marks = ",".join("?" * len(part))
+            # Two reads, not a join: a join would ship each document's text once per chunk. Without the lock a
+            # writer may commit between them; a document added meanwhile is skipped here (not unchanged), and
+            # the caller's check under the writer lock sees one state.
+            for doc_id, title, text, meta in self.db.execute(
+                    f"SELECT id, title, text, metadata FROM documents WHERE id IN ({marks})", part):  # noqa: S608
+                stored[doc_id] = [(title, text, meta)]
+            for doc_id, *chunk in self.db.execute(
+                    f"SELECT doc_id, idx, start, end, {cols} FROM chunks WHERE doc_id IN ({marks}) ORDER BY row", part):  # noqa: S608
+                if doc_id in stored:
+                    stored[doc_id].append(tuple(chunk))
         out = set()
         for doc_id, entry in stored.items():
             d = wanted[doc_id]
