@@ -118,3 +118,11 @@ def make_hit(id: str, score: float, title: str, snippet: str, metadata: dict[str
     h.__dict__.update(id=id, score=score, title=title, snippet=snippet, metadata=metadata, chunk_start=chunk_start,
                       chunk_end=chunk_end, relevance=relevance, section=section)
     return h
+
+
+def rescored(hit: Hit, score: float, **fields: Any) -> Hit:
+    """`hit` with another score (and any other `fields` given), built as `make_hit` builds one:
+    `dataclasses.replace` runs __init__ again, about 5 us a hit (most of a lone merged query's merge)."""
+    h = _new(Hit)
+    h.__dict__.update(hit.__dict__, score=score, **fields)
+    return h

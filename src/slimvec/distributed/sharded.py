@@ -34,7 +34,7 @@ from slimvec.distributed.router import (
     write_router,
 )
 from slimvec.distributed.shards import LocalShard, StaleBm25Stats
-from slimvec.documents import Document, Hit, make_hit
+from slimvec.documents import Document, Hit, make_hit, rescored
 from slimvec.encoders.base import Encoder
 from slimvec.errors import CollectionError, ConfigError, IngestError
 from slimvec.retrievers.base import Query
@@ -454,7 +454,7 @@ class ShardedCollection:
                     ranking.append((n, h.score, n))
                 rankings.append(ranking)
             top = fuse(rankings, plan.first_stage, plan.fusion or "rrf", **plan.fusion_options)
-            out.append([_rescored(first_hit[n], s) for n, s, _ in top])
+            out.append([rescored(first_hit[n], s, relevance=None) for n, s, _ in top])
         return out
 
     def _gather(self, method: str, *args: Any) -> list[Any]:
@@ -583,12 +583,6 @@ def _reranked_hit(first: Hit, score: float, chunk: Any, with_payload: bool) -> H
 def _payload_hit(chunk: Any, score: float) -> Hit:
     """The hit one collection gives for a document whose best chunk is `chunk` (a `StoredChunk`)."""
     return make_hit(chunk.doc_id, score, chunk.title, chunk.text, chunk.metadata, chunk.start, chunk.end)
-
-
-def _rescored(hit: Hit, score: float) -> Hit:
-    from dataclasses import replace
-
-    return replace(hit, score=score, relevance=None)
 
 
 def _file_bytes(path: Path) -> int:

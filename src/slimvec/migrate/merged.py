@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from slimvec.collection import Collection
-from slimvec.documents import Hit
+from slimvec.documents import Hit, rescored
 from slimvec.encoders.base import Encoder
 from slimvec.errors import CollectionError
 from slimvec.migrate.adapters import load_adapter
@@ -164,15 +164,7 @@ def _merge(adapted: list[Hit], native: list[Hit], a: float, b: float, k: int) ->
             out.append(adapted[i])
             i += 1
         else:
-            out.append(_rescored(native[j], put[j]))
+            out.append(rescored(native[j], put[j]))
             j += 1
     return out
 
-
-def _rescored(hit: Hit, score: float) -> Hit:
-    """`hit` with another score. dataclasses.replace runs __init__ again, about 5 us a hit on the loaded box (most
-    of a lone query's merge); a frozen dataclass's fields are its __dict__, copied as they are."""
-    new = object.__new__(Hit)
-    new.__dict__.update(hit.__dict__)
-    new.__dict__["score"] = score
-    return new
