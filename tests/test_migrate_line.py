@@ -136,6 +136,8 @@ def test_start_keeps_the_chosen_references_and_records_the_depth(tmp_path):
     record = runner.start(other, NEW, sample=40, encoder=new)
     with Collection.open(other, encoder=new) as col:  # the default keeps every sample pair (REFERENCES >= sample)
         assert REFERENCES >= 40 and len(col.line) == 40 and record["line_depth"] == reference_depth(40) == 5
+    # The chosen default (BENCHMARKS.md, migration "Session 8"): every pair of a full sample, its top 2.5%.
+    assert REFERENCES >= runner.MAX_SAMPLE and reference_depth(runner.MAX_SAMPLE) == 125
 
 
 def test_the_kept_old_part_mask_follows_the_target_as_it_fills(tmp_path):
