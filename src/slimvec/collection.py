@@ -21,6 +21,7 @@ from slimvec.errors import CollectionError, ConfigError, IngestError
 from slimvec.ids import id_problem
 from slimvec.late import default_config as default_late_config
 from slimvec.late import late_chunk_vectors
+from slimvec.late import query_pooling as late_query_pooling
 from slimvec.multivector.retriever import TOKENS_DIR
 from slimvec.multivector.writer import TokenConfig, append_tokens, check_encoder, encode_chunks
 from slimvec.profiles import Profile, load_profile, profile_from_dict
@@ -133,6 +134,9 @@ class Collection:
         }
         if prof.bm25:
             manifest["bm25"] = prof.bm25
+        pooled = late_query_pooling(prof.chunk_mode, getattr(enc, "pooling", None))
+        if pooled is not None and hasattr(enc, "with_query_pooling"):
+            manifest["query_pooling"] = pooled  # queries pooled as the late chunk vectors are (late.query_pooling)
         store = Store.create(Path(path), manifest)
         return cls(store, enc)
 
@@ -210,6 +214,9 @@ class Collection:
         return TokenConfig.of(self.manifest.get("profile") or {}, int(self.manifest.get("token_dim", 0)))
 
     def _wrap(self, enc: Encoder) -> Encoder:
+        pooled = self.manifest.get("query_pooling")
+        if pooled and getattr(enc, "query_pooling", pooled) != pooled:
+            enc = enc.with_query_pooling(pooled)  # type: ignore[attr-defined]
         cfg = self.token_config
         if cfg is None or cfg.muvera is None or hasattr(enc, "cfg"):
             return enc
@@ -786,6 +793,7 @@ class Collection:
                 "index": m["index"],
                 "retrievers": m.get("retrievers", ["dense"]),
                 "chunking": m["chunking"],
+                **({"query_pooling": m["query_pooling"]} if "query_pooling" in m else {}),
                 **counts,
                 "disk_bytes": disk,
                 "ram_bytes": ram,

@@ -259,6 +259,11 @@ class CachedEncoder:
         """Cached rows found damaged (and re-encoded) so far."""
         return self._store.damaged_rows
 
+    def with_query_pooling(self, pooling: str) -> "CachedEncoder":
+        """This cache around the wrapped encoder's `with_query_pooling(pooling)` (query vectors are cached
+        apart per pooling, see `_namespace`)."""
+        return CachedEncoder(self.encoder.with_query_pooling(pooling), self.cache_dir)  # type: ignore[attr-defined]
+
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         """The wrapped encoder's token spans (not cached: cheap)."""
         return self.encoder.token_spans(text)
@@ -273,7 +278,12 @@ class CachedEncoder:
         # DenseEncoder prepends a prompt inside encode_*; the same model name with another prompt gives
         # other vectors, so the prompt is part of the key space.
         prompt = getattr(self.encoder, f"{side}_prompt", "")
-        return f"{side}|{prompt}" if isinstance(prompt, str) and prompt else side
+        ns = f"{side}|{prompt}" if isinstance(prompt, str) and prompt else side
+        # A [CLS] model whose queries are pooled otherwise (late-chunking collections) gives other query vectors.
+        pooling = getattr(self.encoder, "query_pooling", None)
+        if side == "query" and isinstance(pooling, str) and pooling != getattr(self.encoder, "pooling", pooling):
+            ns += f"|pooling={pooling}"
+        return ns
 
     def _cached(self, texts: Sequence[str], side: str, encode: Any) -> Any:
         texts = list(texts)

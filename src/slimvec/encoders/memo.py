@@ -24,6 +24,12 @@ class MemoEncoder:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._enc, name)
 
+    def with_query_pooling(self, pooling: str) -> "MemoEncoder":
+        """The wrapped encoder's `with_query_pooling(pooling)` (documents pool as before), sharing this memo."""
+        out = MemoEncoder(self._enc.with_query_pooling(pooling))
+        out._seen = self._seen
+        return out
+
     def encode_documents(self, texts: list[str], progress: bool = False) -> np.ndarray:
         """(len(texts), dim) float32: each new text encoded (in one batch per call), a seen one replayed."""
         missing = list(dict.fromkeys(t for t in texts if t not in self._seen))

@@ -20,6 +20,7 @@ activations dynamically per batch, so a text encoded alone and inside a batch di
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import os
 import threading
@@ -123,6 +124,7 @@ class OnnxTransformerEncoder:
         self.name = name
         self.kind = kind
         self.pooling = pooling
+        self.query_pooling = pooling  # see with_query_pooling
         self.max_length = max_length
         self.max_tokens = max_length - 2
         self.max_positions = max_length - 2  # late chunking: the model's whole window
@@ -136,9 +138,22 @@ class OnnxTransformerEncoder:
     def truncated(self, max_length: int) -> OnnxTransformerEncoder:
         """The same model reading at most `max_length` positions per document (special tokens included), with
         the same process-wide session; its name gets "@<max_length>" since its vectors differ."""
-        return OnnxTransformerEncoder(self.path, f"{self.name}@{max_length}", self.kind, self.pooling, max_length,
-                                      self.query_max_tokens, self.query_prompt, self.document_prompt,
-                                      self.batch_size, self.prune)
+        out = OnnxTransformerEncoder(self.path, f"{self.name}@{max_length}", self.kind, self.pooling, max_length,
+                                     self.query_max_tokens, self.query_prompt, self.document_prompt,
+                                     self.batch_size, self.prune)
+        out.query_pooling = self.query_pooling
+        return out
+
+    def with_query_pooling(self, pooling: str) -> OnnxTransformerEncoder:
+        """This model (same name, same session) with its query vectors pooled by `pooling` ("cls" or "mean"
+        over every position, [CLS]/[SEP] included); documents are pooled as before. A late-chunking collection
+        of a [CLS] model scores token-mean chunk vectors, which token-mean queries match better
+        (`late.query_pooling`). Raises ConfigError for another pooling."""
+        if pooling not in ("cls", "mean"):
+            raise ConfigError(f"query pooling must be 'cls' or 'mean', got {pooling!r}")
+        out = copy.copy(self)
+        out.query_pooling = pooling
+        return out
 
     # ---- tokenizer and session -------------------------------------------------------------------------------
     def _load_tokenizer(self, max_length: int | None) -> Any:
@@ -216,6 +231,7 @@ class OnnxTransformerEncoder:
         if prune not in _PRUNE_CHOICES:
             raise ConfigError(f"prune must be '', 'punctuation' or 'stopwords' (punctuation too), got {prune!r}")
         prompt = self.query_prompt if query else self.document_prompt
+        pooling = self.query_pooling if query else self.pooling
         tok = self._query_tokenizer if query else self._tokenizer
         encodings = tok.encode_batch([prompt + t for t in texts]) if texts else []
         dense = np.zeros((len(texts), self.dim), np.float32)
@@ -227,7 +243,7 @@ class OnnxTransformerEncoder:
                 for r, i in enumerate(idx):
                     enc = encodings[i]
                     h = hidden[r, : len(enc.ids)]  # padding rows dropped here
-                    dense[i] = h[0] if self.pooling == "cls" else h.mean(axis=0)
+                    dense[i] = h[0] if pooling == "cls" else h.mean(axis=0)
                     ids = np.asarray(enc.ids, np.int64)
                     # special_tokens_mask marks the [CLS]/[SEP] the template added (not an [UNK] in the text).
                     keep = np.asarray(enc.special_tokens_mask, bool) == 0

@@ -135,7 +135,7 @@ def run_eval(
         texts = list(queries.values())
         vecs = None
         if dense:
-            model = load_encoder(col.manifest["model"])
+            model = col.encoder  # as the collection encodes queries: its prompts and query pooling
             # Encode latency is the model's, whatever the profile: time single queries on a sample, then take
             # every query vector from the cache in one batch.
             for text in texts[:LATENCY_SAMPLE]:
