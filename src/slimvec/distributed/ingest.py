@@ -81,7 +81,8 @@ def index(
     ...) for a new one. shards: on an existing sharded collection it must equal its shard count. address: a Ray
     cluster to join; without one and no Ray running, a local instance is started on loopback and shut down after.
     batch_size: documents per encoder call; commit_docs: documents per shard transaction. upsert: replace stored
-    documents with the same id (False: a stored id is an error, as `add`). fields, strict, field_types, on_error,
+    documents with the same id, leaving those stored exactly as given as they are (not encoded, counted as
+    written; see the module docstring); False: a stored id is an error, as `add`. fields, strict, field_types, on_error,
     on_skip: as `slimvec.ingest.read_sources` (bad records are reported and skipped, or raised with `strict`).
 
     Raises IngestError (missing path, unsupported file, with strict a bad record), ConfigError (bad option, a
