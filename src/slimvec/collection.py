@@ -373,10 +373,11 @@ class Collection:
         (`chunk`, by id; may hold other documents too), else they are cut here. Raises ConfigError for a
         collection keeping token vectors (multi-vector profiles), IngestError for a repeated id."""
         docs = list(docs)
-        if chunks is None:
-            chunks = self.chunk(docs)
-        elif self.token_config is not None:
+        chunks = self.chunk(docs) if chunks is None else chunks
+        if self.token_config is not None:
             raise ConfigError(f"{self.path}: keeps token vectors; documents must be added (and encoded) with add")
+        if len({d.id for d in docs}) != len(docs):
+            raise IngestError("chunk and chunk_and_encode take distinct ids; an id repeats")
         flat = [c for d in docs for c in chunks[d.id]]
         dim = int(self.manifest["dim"])
         if not docs or not dim:  # nothing to encode (with no documents, no model loaded)
