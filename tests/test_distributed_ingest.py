@@ -3,6 +3,7 @@ per-record errors as single-process ingest; a run whose driver or encoder actor 
 committed, and rerun gives the uninterrupted collection."""
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -112,7 +113,7 @@ def test_shard_count_must_match_and_token_collections_are_refused(distributed, t
 
 
 def test_rerun_after_the_driver_is_killed_gives_the_uninterrupted_collection(ray_cluster, distributed, sources,
-                                                                             tmp_path):
+                                                                             tmp_path, caplog):
     path = tmp_path / "col"
     worker = Path(__file__).parent / "ingest_kill_worker.py"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
@@ -123,9 +124,12 @@ def test_rerun_after_the_driver_is_killed_gives_the_uninterrupted_collection(ray
     assert run.returncode == -9, run.stderr[-2000:]  # SIGKILL, from inside its second commit
     assert len(snapshot(path)) == 16  # two committed batches of 8 survive the kill, nothing else was stored
     errors: list[str] = []
-    n = index(sources, path, workers=ray_cluster, batch_size=8, commit_docs=8,
-              on_error=lambda e: errors.append(str(e)))
+    with caplog.at_level(logging.INFO, logger="slimvec.ingest"):
+        n = index(sources, path, workers=ray_cluster, batch_size=8, commit_docs=8,
+                  on_error=lambda e: errors.append(str(e)))
     assert n == N_DOCS and errors == distributed[1]
+    # what the killed run committed is found stored as given and not encoded again
+    assert f"{N_DOCS} documents written: 16 encoded by the encoder actors, 16 found stored as given" in caplog.text
     assert_same(snapshot(path), snapshot(distributed[0]))
 
 

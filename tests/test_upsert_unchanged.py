@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from slimvec import Collection, Document
 from slimvec.cli import app
 from slimvec.documents import Section
+from slimvec.errors import ConfigError
 
 TEXT = "alpha beta gamma. delta epsilon zeta. eta theta iota."
 DOCS = [Document(f"d{i}", f"document {i} " + "alpha beta gamma delta " * (i % 5 + 1), f"t{i}", {"i": i, "tag": "x"})
@@ -108,3 +109,31 @@ def test_reindexing_the_same_folder_reencodes_nothing(tmp_path):
         assert c.store.dead_rows > 0 and c.store.committed_rows > rows
         assert [d["id"] for d in c.store.iter_documents() if "Rewritten" in d["text"]] == ["n2.md"]
         assert old_n2 == 2 and c.store.dead_rows == old_n2  # only the rewritten note's two sections died
+
+
+def test_add_encoded_leaves_documents_found_unchanged_and_encodes_one_changed_meanwhile(col):
+    """`add_encoded(..., unchanged=ids)`, as distributed ingest calls it: documents the caller found stored as
+    given come without vectors; under the writer lock one still stored as given is left alone, one another
+    handle changed after the caller's check is encoded here and written (this call's version wins)."""
+    docs = [DOCS[1], Document("d2", "a rewritten second document", "t2", {}), DOCS[3]]
+    chunks = col.chunk(docs)
+    same = col.store.unchanged(docs, chunks)
+    assert same == {"d1", "d3"}
+    flat, vectors = col.chunk_and_encode([docs[1]], chunks)  # only the changed one is encoded by the caller
+    with Collection.open(col.path, encoder=FakeEncoder()) as other:  # d3 changed after the check
+        other.upsert([Document("d3", "someone else's text", "other", {})])
+    d1_rows = col.store.rows_of_documents(["d1"])
+    rows, calls = col.store.committed_rows, col.encoder.calls
+    everything = [c for d in docs for c in chunks[d.id]]
+    assert col.add_encoded(docs, everything, vectors, replace=True, unchanged=same) == 3
+    assert col.encoder.calls == calls + 1  # d3, encoded under the lock; d1 not at all
+    assert col.store.rows_of_documents(["d1"]) == d1_rows  # left as stored
+    assert col.store.committed_rows - rows == len(flat) + len(chunks["d3"])
+    assert col.get("d3").text == DOCS[3].text and col.get("d2").text == docs[1].text
+    stored = np.asarray(col.store.vectors())[sorted(col.store.rows_of_documents(["d3"]))]
+    np.testing.assert_array_equal(stored, col.chunk_and_encode([DOCS[3]])[1])  # d3's own vectors
+    for bad, match in (({"replace": False, "unchanged": {"d1"}}, "replace=True"),
+                       ({"replace": True, "unchanged": {"nope"}}, "'nope', not a document of this call"),
+                       ({"replace": True, "unchanged": set()}, "expected 3 vectors")):
+        with pytest.raises(ConfigError, match=match):
+            col.add_encoded(docs, everything, vectors, **bad)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -358,26 +359,41 @@ class Collection:
             advance(len(part))
         return (np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)), toks, counts
 
-    def chunk_and_encode(self, docs: list[Document]) -> tuple[list[Chunk], np.ndarray]:
-        """The chunks and chunk vectors `add` would store for `docs` (ids distinct), computed without writing:
-        chunks in document-then-chunk order, vectors float32 (len(chunks), dim). For encoding in other processes
-        (`slimvec.distributed.ingest`), then `add_encoded`. Raises ConfigError for a collection keeping token
-        vectors (multi-vector profiles), IngestError for a repeated id."""
+    def chunk(self, docs: list[Document]) -> dict[str, list[Chunk]]:
+        """The chunks `add` would store for `docs` (ids distinct), by document id, each list in chunk order; cut
+        with the collection's model's tokenizer (loads the model), nothing encoded or written. With
+        `Store.unchanged` it tells which documents an upsert would leave as they are (see
+        `slimvec.distributed.ingest`). Raises ConfigError for a collection keeping token vectors, IngestError for
+        a repeated id."""
         if self.token_config is not None:
             raise ConfigError(f"{self.path}: keeps token vectors; documents must be added (and encoded) with add")
         docs = list(docs)
         if len({d.id for d in docs}) != len(docs):
-            raise IngestError("chunk_and_encode takes distinct ids; an id repeats")
-        enc = self.encoder
-        chunks = self._chunk(docs, enc)
+            raise IngestError("chunk and chunk_and_encode take distinct ids; an id repeats")
+        return self._chunk(docs, self.encoder)
+
+    def chunk_and_encode(self, docs: list[Document], chunks: dict[str, list[Chunk]] | None = None
+                         ) -> tuple[list[Chunk], np.ndarray]:
+        """The chunks and chunk vectors `add` would store for `docs` (ids distinct), computed without writing:
+        chunks in document-then-chunk order, vectors float32 (len(chunks), dim). For encoding in other processes
+        (`slimvec.distributed.ingest`), then `add_encoded`. chunks: the documents' chunks when already cut
+        (`chunk`, by id; may hold other documents too), else they are cut here. Raises ConfigError for a
+        collection keeping token vectors (multi-vector profiles), IngestError for a repeated id."""
+        docs = list(docs)
+        chunks = self.chunk(docs) if chunks is None else chunks
+        if self.token_config is not None:
+            raise ConfigError(f"{self.path}: keeps token vectors; documents must be added (and encoded) with add")
+        if len({d.id for d in docs}) != len(docs):
+            raise IngestError("chunk and chunk_and_encode take distinct ids; an id repeats")
         flat = [c for d in docs for c in chunks[d.id]]
-        if not int(self.manifest["dim"]):
-            return flat, np.zeros((len(flat), 0), np.float32)
-        vecs, _, _ = self._embed(docs, chunks, enc, None)
+        dim = int(self.manifest["dim"])
+        if not docs or not dim:  # nothing to encode (with no documents, no model loaded)
+            return flat, np.zeros((len(flat), dim), np.float32)
+        vecs, _, _ = self._embed(docs, chunks, self.encoder, None)
         return flat, np.asarray(vecs, dtype=np.float32)
 
     def add_encoded(self, docs: list[Document], chunks: list[Chunk], vectors: np.ndarray, replace: bool = False,
-                    save: bool = True, normalize: bool = False) -> int:
+                    save: bool = True, normalize: bool = False, unchanged: Iterable[str] = ()) -> int:
         """Add documents with their chunks and chunk vectors already computed (an import from another store, or
         `chunk_and_encode` run elsewhere); one all-or-nothing call, checked like `add`. vectors: float32
         (len(chunks), dim), row i for chunks[i]; chunks in document order, each within its document's text.
@@ -386,17 +402,31 @@ class Collection:
         length first; without it a row whose L2 norm is not 1 (within 1e-3) is refused, because every score,
         codec and index here is an inner product of unit vectors (the Encoder contract), where one long row
         would outrank everything (Qdrant's cosine collections normalise on insert in the same way).
+        unchanged (with `replace` only): ids of documents of this call that the caller found stored exactly as
+        given (`Store.unchanged` on `chunk`'s chunks, read without the writer lock) and did not encode: their
+        chunks are in `chunks`, their vectors are not (`vectors` then holds the other chunks' rows, in their
+        order). Under the writer lock each is checked again: one still stored as given is left as it is (nothing
+        written, no row left dead, counted as stored); one another writer changed meanwhile is encoded here with
+        the collection's model and written, so this call's version wins (logged on "slimvec.ingest").
 
         Raises IngestError for repeated or (unless `replace`) stored ids, chunks of unknown documents or outside
         their text or whose text is not their span's, documents without chunks, non-finite, zero or (unless `normalize`) non-unit vectors;
-        ConfigError for vectors of another dimension or a collection keeping token vectors."""
+        ConfigError for vectors of another dimension, a collection keeping token vectors, or `unchanged` without
+        `replace` or naming a document not in this call."""
         if self.token_config is not None:
             raise ConfigError(f"{self.path}: keeps token vectors; documents must be added (and encoded) with add")
         docs = _validated(list(docs), replace=False)
-        vectors = np.asarray(vectors, np.float32)
-        if vectors.ndim != 2 or vectors.shape != (len(chunks), int(self.manifest["dim"])):
-            raise ConfigError(f"expected {len(chunks)} vectors of dimension {self.manifest['dim']}, got {vectors.shape}")
         by_id = {d.id: d for d in docs}
+        skip = set(unchanged)
+        if skip and not replace:
+            raise ConfigError("add_encoded: `unchanged` applies to an upsert (replace=True) only")
+        if skip - by_id.keys():
+            raise ConfigError(f"add_encoded: `unchanged` names {sorted(skip - by_id.keys())[0]!r}, not a document "
+                              "of this call")
+        given = [c for c in chunks if c.doc_id not in skip] if skip else list(chunks)  # the chunks `vectors` covers
+        vectors = np.asarray(vectors, np.float32)
+        if vectors.ndim != 2 or vectors.shape != (len(given), int(self.manifest["dim"])):
+            raise ConfigError(f"expected {len(given)} vectors of dimension {self.manifest['dim']}, got {vectors.shape}")
         for c in chunks:
             if c.doc_id not in by_id or not 0 <= c.start <= c.end <= len(by_id[c.doc_id].text):
                 raise IngestError(f"chunk {c.index} of {c.doc_id!r}: no such document in this call, or its span "
@@ -415,18 +445,61 @@ class Collection:
         if bare is not None:  # stored, it could never be found, and `check` would call the collection damaged
             raise IngestError(f"document {docs[bare].id!r} (position {bare}) has no chunks; nothing from this call "
                               "was stored")
-        _check_finite(vectors, [by_id[c.doc_id] for c in chunks], "the given vectors hold")
-        vectors = _unit_rows(vectors, chunks, normalize)
+        _check_finite(vectors, [by_id[c.doc_id] for c in given], "the given vectors hold")
+        vectors = _unit_rows(vectors, given, normalize)
         with self._writing():
             if not replace:
                 self._refuse_stored(docs, 0)
+            if skip:
+                docs, chunks, vectors = self._still_unchanged(docs, list(chunks), vectors, skip)
+                if not docs:  # every one is stored as given: nothing to write
+                    if save and self._retrievers:  # what earlier calls of a bulk load wrote through this handle
+                        self._sync()
+                        self._save_index()
+                    return len(by_id)
             self.store.commit(docs, list(chunks), vectors, replace=replace)
             self._sync()
             if save:
                 self._save_index()
         if replace:  # the replaced versions' rows are dead
             self._compact_if_due()
-        return len(docs)
+        return len(by_id)
+
+    def _still_unchanged(self, docs: list[Document], chunks: list[Chunk], vectors: np.ndarray, skip: set[str]
+                         ) -> tuple[list[Document], list[Chunk], np.ndarray]:
+        """`add_encoded`'s write without the documents of `skip` still stored as given; those another writer
+        changed since the caller's check are encoded now and keep their place. vectors: rows of the chunks outside
+        `skip`, in order; returns (documents, chunks, vectors) to commit, row i for chunk i. The caller holds the
+        writer lock (the check and the commit must see one state)."""
+        by_doc: dict[str, list[Chunk]] = {}
+        for c in chunks:
+            by_doc.setdefault(c.doc_id, []).append(c)
+        same = self.store.unchanged([d for d in docs if d.id in skip], by_doc)
+        late = [d for d in docs if d.id in skip and d.id not in same]
+        docs = [d for d in docs if d.id not in same]
+        kept = [c for c in chunks if c.doc_id not in same]
+        if not late:
+            return docs, kept, vectors
+        # Rare: a second writer replaced (or deleted) it between the check and this lock. Written like any changed
+        # document, so the last writer wins as with `upsert`; encoded here, in this process.
+        logging.getLogger("slimvec.ingest").info(
+            "%s: %d document(s) changed by another writer since they were found unchanged; encoded again here: %s",
+            self.path, len(late), ", ".join(repr(d.id) for d in late[:5]) + (" ..." if len(late) > 5 else ""))
+        more = self._encode(late, by_doc, self.encoder, None, lambda _n: None)[0]
+        start, at = 0, {}
+        for d in late:  # each late document's rows in `more`, in its chunk order
+            at[d.id] = start
+            start += len(by_doc[d.id])
+        out = np.empty((len(kept), vectors.shape[1]), np.float32)
+        given, seen = 0, dict.fromkeys(at, 0)
+        for i, c in enumerate(kept):
+            if c.doc_id in at:
+                out[i] = more[at[c.doc_id] + seen[c.doc_id]]
+                seen[c.doc_id] += 1
+            else:
+                out[i] = vectors[given]
+                given += 1
+        return docs, kept, out
 
     def _refuse_stored(self, docs: list[Document], offset: int) -> None:
         clash = self.store.existing_ids([d.id for d in docs])

@@ -9,12 +9,21 @@ Stages (docs/scale.md, "Distributed ingest"):
    is read by one task (a single big JSONL is read by one task; encoding, not reading, is the cost).
 2. chunk and encode: `map_batches` with the callable class `ChunkEncoder`, run by `workers` actors (the model
    loaded once per actor from the collection's manifest: registered name or model directory), `batch_size`
-   documents per call, `Collection.chunk_and_encode` so chunks and vectors are those `Collection.add` makes.
+   documents per call, `Collection.chunk` then `Collection.chunk_and_encode` so chunks and vectors are those
+   `Collection.add` makes. With upsert (the default) an actor first asks the document's shard (`router.shard_of`,
+   read-only) whether it stores the document exactly as given (`Store.unchanged`: title, text, metadata, chunks),
+   and encodes only the others; those it skipped travel without vectors.
 3. write: the driver takes the encoded documents in source order (`preserve_order`), reports bad records and
    repeated ids exactly as single-process ingest does, routes each document to its shard by the stable hash of
    its id (`router.shard_of`) and commits it with `Collection.add_encoded`, one writer (this process) per shard,
-   `commit_docs` documents per transaction. A kill loses at most the uncommitted batches; rerunning the same call
-   upserts by id and ends with the same documents and chunks.
+   `commit_docs` documents per transaction. Documents that came without vectors are passed as `unchanged`:
+   checked again under the shard's writer lock, left as stored (no rows written, none left dead), or, if another
+   writer changed one since the actor looked, encoded by the driver and written, so this call's version wins.
+
+A rerun over the same sources therefore encodes only what changed (as `Collection.upsert` does) and counts every
+stored document as written; the driver logs how many the actors encoded and how many they found unchanged
+("slimvec.ingest", INFO). A kill loses at most the uncommitted batches; rerunning the same call upserts by id and
+ends with the same documents and chunks (what the killed run committed is found unchanged and not encoded again).
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from slimvec.collection import Collection
+from slimvec.distributed.router import shard_of
 from slimvec.documents import Chunk, Document
 from slimvec.errors import CollectionError, ConfigError, IngestError
 from slimvec.extras import require
@@ -71,7 +81,8 @@ def index(
     ...) for a new one. shards: on an existing sharded collection it must equal its shard count. address: a Ray
     cluster to join; without one and no Ray running, a local instance is started on loopback and shut down after.
     batch_size: documents per encoder call; commit_docs: documents per shard transaction. upsert: replace stored
-    documents with the same id (False: a stored id is an error, as `add`). fields, strict, field_types, on_error,
+    documents with the same id, leaving those stored exactly as given as they are (not encoded, counted as
+    written; see the module docstring); False: a stored id is an error, as `add`. fields, strict, field_types, on_error,
     on_skip: as `slimvec.ingest.read_sources` (bad records are reported and skipped, or raised with `strict`).
 
     Raises IngestError (missing path, unsupported file, with strict a bad record), ConfigError (bad option, a
@@ -106,8 +117,16 @@ def index(
                                   f"actor, one for Ray Data's repartition tasks); it has {cpus}")
             writer = _open_target(Path(path), shards, create)
             try:
-                stream = _encoded(paths, writer.reference, fields, types, workers, batch_size)
-                return _write(stream, writer, upsert, commit_docs, strict, report, note, progress)
+                # With upsert the actors skip documents stored as given: they read the shards the driver writes.
+                stream = _encoded(paths, writer.reference, fields, types, workers, batch_size,
+                                  [str(c.path) for c in writer.cols] if upsert else None)
+                try:
+                    return _write(stream, writer, upsert, commit_docs, strict, report, note, progress)
+                finally:
+                    # Now, not when it is collected: a stream left open by an error (--strict) restores the Ray Data
+                    # context it changed whenever the garbage collector gets to it, possibly in the middle of the
+                    # next run, which then lost its preserve_order (seen once: a rerun reporting out of order).
+                    stream.close()
             finally:
                 writer.close()
         finally:
@@ -133,9 +152,12 @@ def _worker_niceness(local: bool) -> Iterator[None]:
 
 class ChunkEncoder:
     """Ray Data callable class: chunks and encodes a batch of read records with the collection's model, loaded
-    once per actor. Input and output batches: {"item": object array of pickled records}."""
+    once per actor. Input and output batches: {"item": object array of pickled records}; a document's output
+    payload is (document, its chunks, their float32 (chunks, dim) vectors), or (document, chunks, None) when
+    `shards` is given and its shard stores it exactly as given (`Store.unchanged`: not encoded; the driver checks
+    it again under the shard's writer lock)."""
 
-    def __init__(self, reference: str, threads: int = 1) -> None:
+    def __init__(self, reference: str, threads: int = 1, shards: list[str] | None = None) -> None:
         try:
             import torch  # one intra-op thread per actor: actors, not threads, share the cores
 
@@ -144,6 +166,9 @@ class ChunkEncoder:
             pass
         self.col = Collection.open(reference)
         self.col.encoder  # noqa: B018 - load the model now, once, not on the first batch
+        # Each shard collection (in shard order), only read here: the driver is their one writer. Opening one loads
+        # nothing but its manifest and a SQLite connection.
+        self.shards = [self.col if p == reference else Collection.open(p) for p in shards or []]
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         records = [pickle.loads(b) for b in batch["item"]]
@@ -151,13 +176,19 @@ class ChunkEncoder:
         for kind, _, _, item in records:
             if kind == "doc" and item.id not in docs:  # a repeat is dropped by the driver, which names it
                 docs[item.id] = item
-        chunks, vectors = self.col.chunk_and_encode(list(docs.values()))
-        parts: dict[str, tuple[list[Chunk], np.ndarray]] = {}
+        chunks = self.col.chunk(list(docs.values()))
+        same = self._unchanged(list(docs.values()), chunks)
+        todo = [d for d in docs.values() if d.id not in same]
+        _, vectors = self.col.chunk_and_encode(todo, chunks)
+        parts: dict[str, tuple[list[Chunk], np.ndarray | None]] = {}
         start = 0
         for doc in docs.values():
-            n = _owned(chunks, start, doc.id)
-            parts[doc.id] = (chunks[start : start + n], vectors[start : start + n])
-            start += n
+            own = chunks[doc.id]
+            if doc.id in same:
+                parts[doc.id] = (own, None)
+            else:
+                parts[doc.id] = (own, vectors[start : start + len(own)])
+                start += len(own)
         out = []
         for kind, where, id_field, item in records:
             if kind == "doc":
@@ -167,13 +198,17 @@ class ChunkEncoder:
                 out.append(pickle.dumps((kind, where, id_field, item)))
         return {"item": np.array(out, dtype=object)}
 
-
-def _owned(chunks: list[Chunk], start: int, doc_id: str) -> int:
-    """How many chunks from `start` on belong to `doc_id` (chunks come in document order)."""
-    n = 0
-    while start + n < len(chunks) and chunks[start + n].doc_id == doc_id:
-        n += 1
-    return n
+    def _unchanged(self, docs: list[Document], chunks: dict[str, list[Chunk]]) -> set[str]:
+        """Ids of `docs` their shard stores exactly as given (none without `shards`: not an upsert)."""
+        if not self.shards:
+            return set()
+        by_shard: dict[int, list[Document]] = {}
+        for d in docs:
+            by_shard.setdefault(shard_of(d.id, len(self.shards)), []).append(d)
+        same: set[str] = set()
+        for s, part in by_shard.items():
+            same |= self.shards[s].store.unchanged(part, chunks)
+        return same
 
 
 def _read_path(row: dict[str, Any], fields: FieldMap, field_types: dict[str, str]) -> Iterator[dict[str, bytes]]:
@@ -191,8 +226,9 @@ def _read_path(row: dict[str, Any], fields: FieldMap, field_types: dict[str, str
 
 
 def _encoded(paths: list[Path], reference: str, fields: FieldMap, field_types: dict[str, str], workers: int,
-             batch_size: int) -> Iterator[tuple[str, str, str, Any]]:
-    """The records of every path in source order, documents with their chunks and vectors."""
+             batch_size: int, shards: list[str] | None) -> Iterator[tuple[str, str, str, Any]]:
+    """The records of every path in source order, documents with their chunks and vectors (None for a document
+    its shard stores as given, when `shards`, the shard collections' paths, are given: an upsert)."""
     import ray.data
 
     ctx = ray.data.DataContext.get_current()
@@ -206,8 +242,9 @@ def _encoded(paths: list[Path], reference: str, fields: FieldMap, field_types: d
     # encoder batch (a streaming repartition), so every actor gets work from a single big file. Its tasks take
     # a CPU slot: `index` asks for one more than the actors hold (with none free the run stalls).
     ds = ds.repartition(target_num_rows_per_block=batch_size)
-    ds = ds.map_batches(ChunkEncoder, fn_constructor_kwargs={"reference": reference}, batch_size=batch_size,
-                        compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1, batch_format="numpy")
+    ds = ds.map_batches(ChunkEncoder, fn_constructor_kwargs={"reference": reference, "shards": shards},
+                        batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
+                        batch_format="numpy")
     quiet = logging.getLogger("ray.data")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # Ray Data's plan and timing lines: the progress bar says enough
@@ -242,20 +279,29 @@ def _write(stream: Iterator[tuple[str, str, str, Any]], writer: "_Writer", upser
             seen[doc.id] = where
             writer.put(doc, chunks, vectors, upsert, commit_docs)
             advance(1)
-        return writer.finish(upsert)
+        n = writer.finish(upsert)
+    logging.getLogger("slimvec.ingest").info(
+        "%d documents written: %d encoded by the encoder actors, %d found stored as given and not encoded by them",
+        n, writer.encoded, writer.unchanged)
+    return n
 
 
 class _Writer:
     """One writer per shard, in this process: buffers each shard's documents and commits them `commit_docs` at a
-    time with `Collection.add_encoded` (a sharded collection assigns commit ordinals first, as its own writes do)."""
+    time with `Collection.add_encoded` (a sharded collection assigns commit ordinals first, as its own writes do).
+    A document that came without vectors (its shard stored it as given when an actor looked) is passed as
+    `unchanged`: checked again under the shard's writer lock, left as it is, or encoded here if it changed."""
 
     def __init__(self, root: Path, cols: list[Collection], sharded: Any = None) -> None:
         self.root, self.cols, self.sharded = root, cols, sharded
         self.reference = str(cols[0].path)  # the encoder actors read the model and chunking from here
-        self.buffers: list[list[tuple[Document, list[Chunk], np.ndarray]]] = [[] for _ in cols]
+        self.buffers: list[list[tuple[Document, list[Chunk], np.ndarray | None]]] = [[] for _ in cols]
         self.written = 0
+        self.encoded = 0  # documents that came with vectors (encoded by an actor)
+        self.unchanged = 0  # documents that came without (stored as given when an actor checked)
 
-    def put(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray, upsert: bool, commit_docs: int) -> None:
+    def put(self, doc: Document, chunks: list[Chunk], vectors: np.ndarray | None, upsert: bool,
+            commit_docs: int) -> None:
         s = self.sharded.shard_for(doc.id) if self.sharded is not None else 0
         if len(self.buffers[s]) >= commit_docs:
             # flushed before the next document arrives, so each shard's last batch is committed (and its index
@@ -274,15 +320,24 @@ class _Writer:
             return
         docs = [d for d, _, _ in part]
         chunks = [c for _, cs, _ in part for c in cs]
+        same = [d.id for d, _, v in part if v is None]
         dim = int(self.cols[s].manifest["dim"])
-        vectors = np.concatenate([v for _, _, v in part]) if chunks else np.zeros((0, dim), np.float32)
+        given = [v for _, _, v in part if v is not None]
+        vectors = np.concatenate(given) if given else np.zeros((0, dim), np.float32)
         if self.sharded is not None:
-            self.sharded.ordinals.assign([d.id for d in docs])
+            # New ordinals for what is written, as the sharded collection's own writes give them; a document left
+            # as stored keeps its rows and so its ordinal (one deleted meanwhile gets one: stored means numbered).
+            # One changed meanwhile, encoded by `add_encoded`, keeps its old ordinal: its ties rank it as before.
+            have = self.sharded.ordinals.get(same) if same else {}
+            self.sharded.ordinals.assign([d.id for d, _, v in part if v is not None or d.id not in have])
         try:
-            self.written += self.cols[s].add_encoded(docs, chunks, vectors, replace=upsert, save=save)
+            self.written += self.cols[s].add_encoded(docs, chunks, vectors, replace=upsert, save=save,
+                                                     unchanged=same)
         except IngestError as e:
             where = f"shard {s}: " if self.sharded is not None else ""
             raise IngestError(f"{where}{e} ({self.written} documents were committed before)") from None
+        self.encoded += len(part) - len(same)
+        self.unchanged += len(same)
         part.clear()
 
     def close(self) -> None:
