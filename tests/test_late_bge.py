@@ -74,7 +74,8 @@ def test_two_poolings_are_the_span_mean_and_the_papers_cls_sep_convention(monkey
         hi = len(ids) + 2 if j == len(spans) - 1 else 1 + b  # [SEP] joins the last one
         np.testing.assert_allclose(specials[j], _unit(rows[lo:hi].mean(axis=0)), atol=2e-5)
     assert np.abs(specials[0] - mean[0]).max() > 1e-3  # the convention changes the first chunk's vector
-    np.testing.assert_array_equal(specials[1:-1], mean[1:-1])
+    # the middle chunks are the same means (summed in another memory layout, so equal up to float32 rounding)
+    np.testing.assert_allclose(specials[1:-1], mean[1:-1], rtol=0, atol=1e-6)
 
 
 def test_the_model_switch_keeps_each_models_cache_apart(monkeypatch, tmp_path) -> None:

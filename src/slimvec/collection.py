@@ -21,7 +21,7 @@ from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
 from slimvec.errors import CollectionError, ConfigError, IngestError
 from slimvec.ids import id_problem
 from slimvec.late import default_config as default_late_config
-from slimvec.late import late_chunk_vectors
+from slimvec.late import late_chunk_vectors, section_default
 from slimvec.late import query_pooling as late_query_pooling
 from slimvec.multivector.retriever import TOKENS_DIR
 from slimvec.multivector.writer import TokenConfig, append_tokens, check_encoder, encode_chunks
@@ -135,7 +135,10 @@ class Collection:
         }
         if prof.bm25:
             manifest["bm25"] = prof.bm25
-        pooled = late_query_pooling(prof.chunk_mode, getattr(enc, "pooling", None))
+        if prof.chunk_mode == "late":  # the model's measured default for given sections, kept for good
+            sec = section_default(enc.name)
+            manifest["late_sections"] = {"window": sec.window, "overlap": sec.overlap, "late_weight": sec.late_weight}
+        pooled = late_query_pooling(prof.chunk_mode, prof.late_weight, getattr(enc, "pooling", None))
         if pooled is not None and hasattr(enc, "with_query_pooling"):
             manifest["query_pooling"] = pooled  # queries pooled as the late chunk vectors are (late.query_pooling)
         store = Store.create(Path(path), manifest)
@@ -534,7 +537,7 @@ class Collection:
             pick = [i for i, d in enumerate(docs) if bool(d.sections) == kind]
             if not pick:
                 continue
-            config = default_late_config(kind).with_profile(*fields)
+            config = default_late_config(kind, self.manifest.get("late_sections")).with_profile(*fields)
             rows = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in pick]).astype(int)
             out[rows] = late_chunk_vectors([docs[i] for i in pick], [lists[i] for i in pick], enc, config,
                                            own_texts=[texts[r] for r in rows])

@@ -17,7 +17,12 @@ Defaults depend on what the chunks are (`default_config`), each chosen on its ow
   (BENCHMARKS.md "Session 8: late chunking with bge-small-en-v1.5");
 - a document's given sections (a record's `sections`, Markdown/HTML headings): the mix, window 256,
   late_weight 0.3 (chosen on a dev half of XQuAD-en sentences): short units of one article made alike by
-  context lose to their own vectors, and gain when both are mixed, at the price of a second pass.
+  context lose to their own vectors, and gain when both are mixed, at the price of a second pass; a model
+  whose own dev choice differs has its own (`section_default`: bge-small-en-v1.5 window 128, late_weight 0.2),
+  recorded in the collection's manifest at creation.
+
+A late collection of a [CLS]-pooled model pools its queries by token mean, as its chunk vectors are pooled
+(`query_pooling`).
 """
 
 from __future__ import annotations
@@ -156,25 +161,48 @@ def token_span(starts: Sequence[int], start: int, end: int) -> tuple[int, int]:
     return bisect.bisect_left(starts, start), bisect.bisect_left(starts, end)
 
 
-def query_pooling(chunk_mode: str, model_pooling: str | None) -> str | None:
+def query_pooling(chunk_mode: str, late_weight: float | None, model_pooling: str | None) -> str | None:
     """How a collection's queries are pooled: "mean" (over every position, [CLS]/[SEP] included) for a
-    late-chunking collection of a [CLS]-pooled model, None (the model's own pooling) otherwise.
+    late-chunking collection of a [CLS]-pooled model whose chunk vectors are mostly late ones (the profile's
+    `late_weight` at least 0.5, or unset: token chunks then get pure late vectors), None (the model's own
+    pooling) otherwise.
 
-    Late chunk vectors are means of contextual token vectors, not [CLS] outputs, and queries pooled the same
-    way score them better: with bge-small-en-v1.5 on NFCorpus dev +0.57 to +0.91 nDCG@10 at 64-256-token
-    chunks and on SciFact train +0.80 at 128 (BENCHMARKS.md "Session 8: late chunking with bge-small-en-v1.5",
-    "Session 9: token-mean queries for late chunking"). Mean-pooled models (MiniLM) need nothing.
+    Late chunk vectors are means of contextual token vectors, not [CLS] outputs, and queries pooled the same way
+    score them better. bge-small-en-v1.5, pure late chunks: NFCorpus dev +0.57 to +0.91 nDCG@10 at 64-256-token
+    chunks, SciFact train +0.80 at 128 (BENCHMARKS.md "Session 8: late chunking with bge-small-en-v1.5"). Mixes
+    led by the chunk's own [CLS] vector do not gain: on XQuAD-en sections (window 128, w=0.2) token-mean queries
+    lost 0.27 (sentences) and 0.21 (paragraphs) points, so an explicit weight below 0.5 keeps [CLS] queries;
+    given sections in a collection with the weight unset (their default is w=0.3) pay that small loss
+    (BENCHMARKS.md "Session 9: token-mean queries for late chunking"). Mean-pooled models (MiniLM) need nothing.
     """
-    return "mean" if chunk_mode == "late" and model_pooling == "cls" else None
+    if chunk_mode != "late" or model_pooling != "cls":
+        return None
+    return "mean" if late_weight is None or late_weight >= 0.5 else None
 
 
 SECTION_DEFAULT = LateConfig(window=256, overlap=128, late_weight=0.3)
 CHUNK_DEFAULT = LateConfig(window=0, overlap=128, late_weight=1.0)
+# Models whose own dev choice for given sections differs from SECTION_DEFAULT (chosen by MiniLM): the setting
+# with the best dev nDCG@10 on XQuAD-en sentences among those not losing on paragraphs' dev half
+# (benchmarks/late_chunking.py xquad; BENCHMARKS.md "Session 9: token-mean queries for late chunking").
+SECTION_DEFAULT_BY_MODEL = {"bge-small-en-v1.5": LateConfig(window=128, overlap=64, late_weight=0.2)}
 
 
-def default_config(sections: bool) -> LateConfig:
-    """The measured default for a document's chunks: given sections (True) or token chunks (False)."""
-    return SECTION_DEFAULT if sections else CHUNK_DEFAULT
+def section_default(model: str) -> LateConfig:
+    """The measured default for given sections with `model` (its registered name); a collection records it at
+    creation (manifest "late_sections"), so a later change of defaults never mixes two settings in it."""
+    return SECTION_DEFAULT_BY_MODEL.get(model, SECTION_DEFAULT)
+
+
+def default_config(sections: bool, recorded: dict[str, float] | None = None) -> LateConfig:
+    """The measured default for a document's chunks: given sections (True) or token chunks (False). recorded:
+    the collection's "late_sections" ({"window", "overlap", "late_weight"}); collections made before it was
+    recorded (None) keep SECTION_DEFAULT, the setting their sections were encoded with."""
+    if not sections:
+        return CHUNK_DEFAULT
+    if not recorded:
+        return SECTION_DEFAULT
+    return LateConfig(int(recorded["window"]), int(recorded["overlap"]), float(recorded["late_weight"]))
 
 
 def late_chunk_vectors(docs: Sequence[Document], chunks: Sequence[Sequence[Chunk]], encoder: TokenEncoder,

@@ -31,7 +31,8 @@ class Profile(BaseModel):
     document_prompt: str | None = Field(default=None, max_length=512)  # None: the model's configured document prompt
     chunk_mode: Literal["tokens", "truncate", "whole", "late"] = "tokens"  # late: chunks pooled from one document pass
     # Late chunking (slimvec.late); None: the measured default for the chunks at hand (late.default_config: token
-    # chunks window 0 = the model's limit, weight 1.0; given sections window 256, weight 0.3).
+    # chunks window 0 = the model's limit, weight 1.0; given sections window 256, weight 0.3, or the model's own
+    # measured setting, late.section_default: bge-small-en-v1.5 window 128, weight 0.2).
     late_window: int | None = Field(default=None, ge=0, le=8192)  # macro window in tokens; 0: the model's limit
     late_overlap: int | None = Field(default=None, ge=0, le=8192)  # tokens shared by consecutive macro windows
     late_weight: float | None = Field(default=None, ge=0.0, le=1.0)  # mix: (1 - w) * chunk alone + w * late vector

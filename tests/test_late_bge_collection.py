@@ -1,4 +1,5 @@
-"""Token-mean queries for late-chunking collections of a [CLS] model (bge-small-en-v1.5): the query vector
+"""Late chunking with bge-small-en-v1.5 through a collection: its measured default for given sections (recorded
+at creation), and token-mean queries for late collections of a [CLS] model: the query vector
 against a direct onnxruntime pass, the manifest field, and the ways a collection gets its encoder (created,
 reopened, given bare, cached or memoised) keeping it; other collections keep [CLS]."""
 
@@ -74,6 +75,12 @@ def _late(tmp_path: Path, name: str = "late", **kw) -> Collection:  # noqa: ANN0
     return Collection.create(tmp_path / name, model="bge-small-en-v1.5", chunk_tokens=24, chunk_overlap=0, **kw)
 
 
+def _prof(**kw):  # noqa: ANN003, ANN202
+    from slimvec.profiles import profile_from_dict
+
+    return profile_from_dict({"name": "late-mix", "model": "bge-small-en-v1.5", **kw})
+
+
 def _scores(hits) -> list[tuple[str, float]]:  # noqa: ANN001
     return [(h.id, round(h.score, 5)) for h in hits]
 
@@ -112,6 +119,11 @@ def test_other_collections_keep_the_models_own_pooling(tmp_path, bge) -> None:
     with Collection.open(tmp_path / "old") as col:
         assert col.encoder.query_pooling == "cls"
         assert _scores(col.search(QUERY, k=3)) == _scores(col.search_many([QUERY], k=3, vectors=cls_q)[0])
+    # a mix led by the chunk's own [CLS] vector keeps [CLS] queries; one led by the late vector pools by mean
+    with _late(tmp_path, "mix03", chunk_mode="late", profile=_prof(late_weight=0.3)) as col:
+        assert "query_pooling" not in col.manifest and col.encoder.query_pooling == "cls"
+    with _late(tmp_path, "mix05", chunk_mode="late", profile=_prof(late_weight=0.5)) as col:
+        assert col.manifest["query_pooling"] == "mean"
     # a mean-pooled model (MiniLM) needs nothing
     with Collection.create(tmp_path / "minilm", model="all-MiniLM-L6-v2", chunk_mode="late") as col:
         assert "query_pooling" not in col.manifest
@@ -125,3 +137,40 @@ def test_the_query_cache_keeps_each_pooling_apart(tmp_path, bge) -> None:
     again = CachedEncoder(bge, tmp_path)
     np.testing.assert_array_equal(again.encode_queries([QUERY]), cls_v)
     assert again.hits == 1 and again.misses == 0  # served from the cache, under its own pooling
+
+
+def test_bge_sections_get_their_own_measured_default_recorded_at_creation(tmp_path, bge) -> None:
+    from slimvec.chunking import ChunkConfig
+    from slimvec.documents import Section
+    from slimvec.late import LateConfig, late_chunk_vectors
+    from slimvec.sections import section_chunks
+
+    text = "Marie Curie was a physicist. She won two Nobel prizes. Her daughter Irene won one too."
+    sec = Document("curie", text, "Marie Curie",
+                   sections=(Section("a", 0, 28), Section("b", 29, 54), Section("c", 55, len(text))))
+    chunks = section_chunks(sec, bge, ChunkConfig(24 - len(bge.token_spans(sec.title)) - 1, 0, "late"))
+    own = [f"{sec.title} {c.text}" for c in chunks]
+
+    def stored(cfg: LateConfig) -> np.ndarray:
+        return late_chunk_vectors([sec], [chunks], bge, cfg, own_texts=own)
+
+    def self_scores(col: Collection, vectors: np.ndarray) -> list[float]:
+        return [col.search_vectors(v, k=1)[0][0].score for v in vectors]
+
+    with _late(tmp_path, "sec", chunk_mode="late") as col:
+        assert col.manifest["late_sections"] == {"window": 128, "overlap": 64, "late_weight": 0.2}
+        col.add([sec])
+        np.testing.assert_allclose(self_scores(col, stored(LateConfig(128, 64, 0.2))), 1.0, atol=1e-5)
+        assert max(self_scores(col, stored(LateConfig(256, 128, 0.3)))) < 0.9999  # not MiniLM's default
+    # a collection made before the record keeps the setting its sections were encoded with
+    with _late(tmp_path, "old", chunk_mode="late") as col:
+        pass
+    manifest = tmp_path / "old" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    del data["late_sections"]
+    manifest.write_text(json.dumps(data))
+    with Collection.open(tmp_path / "old") as col:
+        col.add([sec])
+        np.testing.assert_allclose(self_scores(col, stored(LateConfig(256, 128, 0.3))), 1.0, atol=1e-5)
+    with Collection.create(tmp_path / "minilm", model="all-MiniLM-L6-v2", chunk_mode="late") as col:
+        assert col.manifest["late_sections"] == {"window": 256, "overlap": 128, "late_weight": 0.3}
