@@ -368,12 +368,17 @@ class Collection:
         `Store.unchanged` it tells which documents an upsert would leave as they are (see
         `slimvec.distributed.ingest`). Raises ConfigError for a collection keeping token vectors, IngestError for
         a repeated id."""
+        docs = self._encodable(docs)
+        return self._chunk(docs, self.encoder)
+
+    def _encodable(self, docs: Iterable[Document]) -> list[Document]:
+        """`docs` as a list, refused as `chunk` and `chunk_and_encode` document."""
         if self.token_config is not None:
             raise ConfigError(f"{self.path}: keeps token vectors; documents must be added (and encoded) with add")
         docs = list(docs)
         if len({d.id for d in docs}) != len(docs):
             raise IngestError("chunk and chunk_and_encode take distinct ids; an id repeats")
-        return self._chunk(docs, self.encoder)
+        return docs
 
     def chunk_and_encode(self, docs: list[Document], chunks: dict[str, list[Chunk]] | None = None
                          ) -> tuple[list[Chunk], np.ndarray]:
@@ -382,12 +387,9 @@ class Collection:
         (`slimvec.distributed.ingest`), then `add_encoded`. chunks: the documents' chunks when already cut
         (`chunk`, by id; may hold other documents too), else they are cut here. Raises ConfigError for a
         collection keeping token vectors (multi-vector profiles), IngestError for a repeated id."""
-        docs = list(docs)
-        chunks = self.chunk(docs) if chunks is None else chunks
-        if self.token_config is not None:
-            raise ConfigError(f"{self.path}: keeps token vectors; documents must be added (and encoded) with add")
-        if len({d.id for d in docs}) != len(docs):
-            raise IngestError("chunk and chunk_and_encode take distinct ids; an id repeats")
+        docs = self._encodable(docs)
+        if chunks is None:
+            chunks = self._chunk(docs, self.encoder)
         flat = [c for d in docs for c in chunks[d.id]]
         dim = int(self.manifest["dim"])
         if not docs or not dim:  # nothing to encode (with no documents, no model loaded)

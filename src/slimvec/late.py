@@ -172,7 +172,7 @@ def query_pooling(chunk_mode: str, late_weight: float | None, model_pooling: str
     chunks, SciFact train +0.80 at 128 (BENCHMARKS.md "Session 8: late chunking with bge-small-en-v1.5"). Mixes
     led by the chunk's own [CLS] vector do not gain: on XQuAD-en sections (window 128, w=0.2) token-mean queries
     lost 0.27 (sentences) and 0.21 (paragraphs) points, so an explicit weight below 0.5 keeps [CLS] queries;
-    given sections in a collection with the weight unset (their default is w=0.3) pay that small loss
+    given sections in a collection with the weight unset (their default mix: w=0.2 with bge) pay that small loss
     (BENCHMARKS.md "Session 9: token-mean queries for late chunking"). Mean-pooled models (MiniLM) need nothing.
     """
     if chunk_mode != "late" or model_pooling != "cls":
