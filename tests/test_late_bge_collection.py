@@ -174,3 +174,32 @@ def test_bge_sections_get_their_own_measured_default_recorded_at_creation(tmp_pa
         np.testing.assert_allclose(self_scores(col, stored(LateConfig(256, 128, 0.3))), 1.0, atol=1e-5)
     with Collection.create(tmp_path / "minilm", model="all-MiniLM-L6-v2", chunk_mode="late") as col:
         assert col.manifest["late_sections"] == {"window": 256, "overlap": 128, "late_weight": 0.3}
+
+
+@pytest.mark.parametrize("old", [False, True], ids=["current", "made-before-the-records"])
+def test_export_and_import_keep_late_chunking_and_query_pooling(tmp_path, bge, old: bool) -> None:
+    from slimvec.interop import export_collection, import_records
+
+    with _late(tmp_path, "src", chunk_mode="late") as col:
+        col.add(DOCS)
+    if old:  # a late collection written before session 9: [CLS] queries, the old section default
+        manifest = tmp_path / "src" / "manifest.json"
+        data = json.loads(manifest.read_text())
+        del data["query_pooling"], data["late_sections"]
+        manifest.write_text(json.dumps(data))
+    target = f"parquet:{tmp_path / 'late.parquet'}"
+    with Collection.open(tmp_path / "src") as col:
+        export_collection(col, target)
+        want = _scores(col.search(QUERY, k=3))
+        made = {k: col.manifest.get(k) for k in ("query_pooling", "late_sections")}
+        chunking, prof = col.manifest["chunking"], col.manifest["profile"]
+    with import_records(target, tmp_path / "back") as back:
+        assert {k: back.manifest.get(k) for k in ("query_pooling", "late_sections")} == made
+        assert ("query_pooling" in back.manifest) is not old
+        assert back.manifest["chunking"] == chunking == {"max_tokens": 24, "overlap": 0, "mode": "late"}
+        assert back.manifest["profile"]["chunk_mode"] == prof["chunk_mode"] == "late"
+        assert back.encoder.query_pooling == ("cls" if old else "mean")
+        assert _scores(back.search(QUERY, k=3)) == want  # queries encoded by text, as the exported collection does
+        assert back.check() == []
+    with Collection.open(tmp_path / "back") as back:  # reopened: the same records
+        assert _scores(back.search(QUERY, k=3)) == want

@@ -17,6 +17,11 @@ from slimvec.errors import ConfigError, IngestError
 
 TARGETS = ("qdrant", "lancedb", "parquet")
 FORMAT = "slimvec-export-1"
+# How the vectors were made beyond model and prompts, so an import chunks new documents and encodes queries as the
+# exported collection did: the profile's late-chunking fields, and the manifest's records of late chunking (the
+# section default fixed at creation, the query pooling of a late collection of a [CLS] model; late.py).
+LATE_FIELDS = ("chunk_mode", "late_window", "late_overlap", "late_weight")
+MANIFEST_LATE = ("late_sections", "query_pooling")
 
 
 @dataclass(frozen=True)
@@ -67,8 +72,10 @@ def export_collection(col: Any, target: str) -> dict[str, Any]:
     dim = int(col.manifest["dim"])
     if not dim:
         raise ConfigError(f"{col.path}: keeps no dense vectors; exports carry float32 vectors")
-    meta = {"format": FORMAT, "model": col.manifest["model"], "dim": dim,
-            "prompts": col.manifest.get("prompts"), "chunking": col.manifest.get("chunking")}
+    m = col.manifest
+    meta = {"format": FORMAT, "model": m["model"], "dim": dim, "prompts": m.get("prompts"), "chunking": m.get("chunking"),
+            "late": {k: (m.get("profile") or {}).get(k) for k in LATE_FIELDS},
+            **{k: m.get(k) for k in MANIFEST_LATE}}
     n = registry.load("export", kind).write(path, name, collection_records(col), meta)
     return {"target": target, "records": n, "documents": len(col), "model": meta["model"], "dim": dim}
 
@@ -126,10 +133,15 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
             vectors.append(r.vector)
         docs.append(doc)
     prompts = meta.get("prompts") or {}
+    chunking = meta.get("chunking") or {}
+    made = {"chunk_tokens": chunking.get("max_tokens"), "chunk_overlap": chunking.get("overlap"),
+            **{k: v for k, v in (meta.get("late") or {}).items() if k in LATE_FIELDS}}
     existed = Path(path).exists()
     col = Collection.create(path, profile=prof.model_copy(update={
-        "model": meta["model"], "query_prompt": prompts.get("query"), "document_prompt": prompts.get("document")}))
+        "model": meta["model"], "query_prompt": prompts.get("query"), "document_prompt": prompts.get("document"),
+        **{k: v for k, v in made.items() if v is not None}}))
     try:
+        col = _same_late_records(col, meta)
         col.add_encoded(docs, chunks, np.stack(vectors) if vectors else np.zeros((0, int(meta["dim"])), np.float32),
                         normalize=normalize)
     except BaseException:  # whole or nothing: a refused import leaves no collection behind to block the rerun
@@ -139,6 +151,23 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
             Path(path).mkdir()
         raise
     return col
+
+
+def _same_late_records(col: Any, meta: dict[str, Any]) -> Any:
+    """`col` (just created, empty) with the export's late-chunking records in its manifest instead of those its
+    creation derived (an export of a collection made before them: no query pooling, the old section default);
+    reopened when they differ, so its encoder pools queries as the exported collection's did. Exports made before
+    these records were carried (no such keys) keep what creation derived."""
+    want = {k: meta[k] for k in MANIFEST_LATE if k in meta}
+    if all(col.manifest.get(k) == v for k, v in want.items()):
+        return col
+    from slimvec.collection import Collection
+
+    path = col.path
+    with col.store.writer():
+        col.store.save_manifest(want, drop=[k for k, v in want.items() if v is None])
+    col.close()
+    return Collection.open(path)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import os
 import sqlite3
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -247,10 +247,11 @@ class Store:
             self._readers.close()
             self._readers = None
 
-    def save_manifest(self, updates: dict[str, Any]) -> None:
-        """Merge `updates` into the manifest and replace it atomically; other handles see it at their next sync
-        (the generation moves). The caller holds the writer lock."""
-        self.manifest = {**self.manifest, **updates}
+    def save_manifest(self, updates: dict[str, Any], drop: Iterable[str] = ()) -> None:
+        """Merge `updates` into the manifest, less the keys in `drop`, and replace it atomically; other handles see
+        it at their next sync (the generation moves). The caller holds the writer lock."""
+        gone = set(drop)
+        self.manifest = {k: v for k, v in {**self.manifest, **updates}.items() if k not in gone}
         write_json_atomic(self.path / MANIFEST, self.manifest)
         self.bump_generation()
 
