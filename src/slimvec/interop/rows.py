@@ -135,6 +135,7 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
     prompts = meta.get("prompts") or {}
     chunking = meta.get("chunking") or {}
     made = {"chunk_tokens": chunking.get("max_tokens"), "chunk_overlap": chunking.get("overlap"),
+            "chunk_mode": chunking.get("mode"),  # exports made before "late" was carried
             **{k: v for k, v in (meta.get("late") or {}).items() if k in LATE_FIELDS}}
     existed = Path(path).exists()
     col = Collection.create(path, profile=prof.model_copy(update={
