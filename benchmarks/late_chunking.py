@@ -44,7 +44,7 @@ from slimvec.documents import Chunk, Document  # noqa: E402
 from slimvec.encoders.registry import load_encoder  # noqa: E402
 from slimvec.evaluation.datasets import load_dataset  # noqa: E402
 from slimvec.evaluation.metrics import evaluate  # noqa: E402
-from slimvec.late import LateConfig, late_chunk_vectors, mix  # noqa: E402
+from slimvec.late import LateConfig, chunk_token_counts, late_chunk_vectors, mix  # noqa: E402
 
 # The model: all-MiniLM-L6-v2 unless LATE_MODEL names another registered encoder (e.g. bge-small-en-v1.5, the
 # default model of new collections). Every cache name of another model starts with its name, so the cached
@@ -424,6 +424,7 @@ def weights(enc) -> None:  # noqa: ANN001
 
 WINDOWS = (128, 256, 510)
 WEIGHTS = (0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75)
+ALONE_ABOVE = (32, 48, 64, 96)  # LateConfig.alone_above candidates (tokens)
 OWNS = {"unit": "the unit alone", "titled": "title + unit (late_chunk_vectors' default own text)"}
 
 
@@ -469,6 +470,7 @@ def xquad(enc) -> None:  # noqa: ANN001
             ("prefix",): cached(f"{name}-prefix", lambda: enc.encode_documents(
                 [contextual_text(d, c) for d, cs in zip(docs, chunks) for c in cs])),
         }
+        counts = chunk_token_counts(docs, chunks, enc)
         for w in WINDOWS:
             cfg = LateConfig(window=w, overlap=w // 2, late_weight=1.0)
             late = cached(f"{name}-late{w}", lambda: late_chunk_vectors(docs, chunks, enc, cfg))
@@ -476,6 +478,10 @@ def xquad(enc) -> None:  # noqa: ANN001
             for o, vecs in own.items():
                 for lw in WEIGHTS:
                     variants[("mix", w, lw, o)] = mix(vecs, late, lw)
+            for lw in WEIGHTS:  # LateConfig.alone_above: long units alone, short ones the titled mix
+                for t in ALONE_ABOVE:
+                    variants[("split", w, lw, t)] = np.where((counts > t)[:, None], own["unit"],
+                                                             mix(own["titled"], late, lw))
         res = results[name] = {}
         for key, vecs in variants.items():
             run = best_chunk_run(q, qids, vecs, owner, section_ids)
@@ -485,13 +491,16 @@ def xquad(enc) -> None:  # noqa: ANN001
                 res[(*key, "meanq")] = {split: evaluate(sq, run, METRICS) for split, sq in splits.items()}
 
     sent, art = results["xquad-en-sentences"], results["xquad-en-articles"]
-    # The default: best dev nDCG@10 on sentences among mixes that do not lose on paragraphs' dev half.
+    # The default: best dev nDCG@10 on sentences among mixes (plain or split by unit length) that do not lose
+    # on paragraphs' dev half.
     floor = art[("alone",)]["dev"]["ndcg@10"]
-    mixes = [k for k in sent if k[0] == "mix" and k[-1] != "meanq" and art[k]["dev"]["ndcg@10"] >= floor]
+    mixes = [k for k in sent if k[0] in ("mix", "split") and k[-1] != "meanq" and art[k]["dev"]["ndcg@10"] >= floor]
     chosen = max(mixes, key=lambda k: sent[k]["dev"]["ndcg@10"])
     print(f"\n### (ii) XQuAD-en, section-level hits ({MODEL}, exact search, 612 queries)\n")
+    own_text = (OWNS[chosen[3]] if chosen[0] == "mix" else
+                f"title + unit, and units of more than {chosen[3]} tokens alone (alone_above {chosen[3]})")
     print(f"default chosen on the dev half (articles xq00, xq04, ...): window {chosen[1]}, overlap {chosen[1] // 2}, "
-          f"late_weight {chosen[2]}, own vector = {OWNS[chosen[3]]}\n")
+          f"late_weight {chosen[2]}, own vector = {own_text}\n")
 
     def label(k: tuple) -> str:
         if k[0] == "alone":
@@ -500,6 +509,9 @@ def xquad(enc) -> None:  # noqa: ANN001
             return "(b) contextual prefix (article title)"
         if k[0] == "late":
             return f"(c) late, window {k[1]} (overlap {k[1] // 2})"
+        if k[0] == "split":
+            return (f"(d) mix w={k[2]}, window {k[1]}, own = titled; units over {k[3]} tokens alone"
+                    + (" **chosen**" if k == chosen else ""))
         return f"(d) mix w={k[2]}, window {k[1]}, own = {k[3]}" + (" **chosen**" if k == chosen else "")
 
     def shown_label(k: tuple) -> str:
@@ -507,7 +519,9 @@ def xquad(enc) -> None:  # noqa: ANN001
 
     base_s, base_a = sent[("alone",)]["all"]["ndcg@10"], art[("alone",)]["all"]["ndcg@10"]
     shown = [("alone",), ("prefix",), *[("late", w) for w in WINDOWS], chosen,
-             *[k for k in sent if k[0] == "mix" and k[-1] != "meanq" and k[2] in (0.25, 0.5) and k != chosen]]
+             *[k for k in sent if k[0] == "mix" and k[-1] != "meanq" and k[2] in (0.25, 0.5) and k != chosen],
+             *[k for k in sent if k[0] == "split" and k[-1] != "meanq" and k[1] == chosen[1] and k[2] == chosen[2]
+               and k != chosen]]
     if ("alone", "meanq") in sent:  # [CLS] model: the same rows scored by token-mean queries
         shown += [(*k, "meanq") for k in shown]
         pure = [k for k in sent if k[0] == "mix" and k[-1] == "meanq" and k[2] >= 0.75]
@@ -527,6 +541,12 @@ def xquad(enc) -> None:  # noqa: ANN001
                     [[str(w), *[f"{sent[('mix', w, lw, o)]['all']['ndcg@10']:.4f} / "
                                 f"{art[('mix', w, lw, o)]['all']['ndcg@10']:.4f}" for lw in WEIGHTS]]
                      for w in WINDOWS])
+    print("\nEvery split mix (own = title + unit, units over t tokens alone): nDCG@10 on all queries, "
+          "sentences / paragraphs\n")
+    print_table(["window", "t", *[f"w={lw}" for lw in WEIGHTS]],
+                [[str(w), str(t), *[f"{sent[('split', w, lw, t)]['all']['ndcg@10']:.4f} / "
+                                    f"{art[('split', w, lw, t)]['all']['ndcg@10']:.4f}" for lw in WEIGHTS]]
+                 for w in WINDOWS for t in ALONE_ABOVE])
 
 
 # ---- (iii) ingest speed ------------------------------------------------------------------------------------

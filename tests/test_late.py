@@ -177,6 +177,22 @@ def test_weight_zero_gives_the_own_vectors_and_mix_uses_them(enc) -> None:
         late_chunk_vectors([doc], [chunks], enc, LateConfig(late_weight=0.5), own_texts=own_texts[:-1])
 
 
+def test_chunk_token_counts_are_each_spans_own_word_pieces(enc) -> None:
+    from slimvec.documents import Section
+    from slimvec.late import chunk_token_counts
+    from slimvec.sections import section_chunks
+
+    short, long_ = "It ended the war.", TEXT.strip()
+    text = f"{short} {long_}"
+    doc = Document("w", text, "Westphalia", sections=(Section("s", 0, len(short)),
+                                                      Section("l", len(short) + 1, len(text))))
+    chunks = section_chunks(doc, enc, ChunkConfig(256, 0, "late"))
+    assert [c.text for c in chunks] == [short, long_]
+    expected = [len(enc.token_spans(c.text)) for c in chunks]  # no [CLS]/[SEP], title not counted
+    assert chunk_token_counts([doc], [chunks], enc).tolist() == expected and expected[0] < 10 < expected[1]
+    assert chunk_token_counts([doc], [chunks], enc, title_context=False).tolist() == expected
+
+
 def test_several_documents_keep_their_order_and_empty_documents_still_get_a_vector(enc) -> None:
     docs = [Document("a", TEXT), Document("b", "   "), Document("c", "Short note about Münster.")]
     chunks = [chunk_document(d, enc, ChunkConfig(40, 0)) for d in docs]

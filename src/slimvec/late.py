@@ -227,10 +227,7 @@ def late_chunk_vectors(docs: Sequence[Document], chunks: Sequence[Sequence[Chunk
     pending: list[tuple[int, list[tuple[int, int]], list[tuple[int, int]], list[int]]] = []
     row = 0
     for doc, doc_chunks in zip(docs, chunks):
-        prefix = f"{doc.title} " if config.title_context and doc.title else ""
-        ids, offsets = encoder.tokenize(chunk_text(doc.title, doc.text) if prefix else doc.text)
-        starts = [s for s, _ in offsets]
-        spans = [token_span(starts, len(prefix) + c.start, len(prefix) + c.end) for c in doc_chunks]
+        ids, spans = _document_tokens(doc, doc_chunks, encoder, config.title_context)
         windows = macro_windows(len(ids), window, overlap) if ids else []
         pending.append((row, spans, windows, ids))
         row += len(doc_chunks)
@@ -256,6 +253,23 @@ def late_chunk_vectors(docs: Sequence[Document], chunks: Sequence[Sequence[Chunk
     own = encoder.encode_documents(list(own_texts))
     late[empty] = own[empty]
     return mix(own, late, config.late_weight)
+
+
+def chunk_token_counts(docs: Sequence[Document], chunks: Sequence[Sequence[Chunk]], encoder: TokenEncoder,
+                       title_context: bool = True) -> np.ndarray:
+    """int64 (total chunks,): tokens of each chunk's span in its document's tokenization, as late chunking
+    pools it (benchmarks/late_chunking.py splits XQuAD units by it)."""
+    return np.array([b - a for d, cs in zip(docs, chunks) for a, b in _document_tokens(d, cs, encoder, title_context)[1]],
+                    np.int64)
+
+
+def _document_tokens(doc: Document, doc_chunks: Sequence[Chunk], encoder: TokenEncoder,
+                     title_context: bool) -> tuple[list[int], list[tuple[int, int]]]:
+    """(token ids of the document as late chunking encodes it, each chunk's token range [a, b) in them)."""
+    prefix = f"{doc.title} " if title_context and doc.title else ""
+    ids, offsets = encoder.tokenize(chunk_text(doc.title, doc.text) if prefix else doc.text)
+    starts = [s for s, _ in offsets]
+    return ids, [token_span(starts, len(prefix) + c.start, len(prefix) + c.end) for c in doc_chunks]
 
 
 def _embed_group(plans: list[tuple[int, list[tuple[int, int]], list[tuple[int, int]], list[int]]],
