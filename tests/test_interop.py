@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from slimvec import Collection
 from slimvec.cli import app as cli_app
+from slimvec.documents import Document, Section
 from slimvec.errors import ConfigError, IngestError
 from slimvec.interop import export_collection, import_records, read_records
 
@@ -105,3 +106,43 @@ def test_import_refuses_records_that_do_not_fit(built_collection: Path, tmp_path
     pq.write_table(table.from_pylist(rows, schema=table.schema), bad)
     with pytest.raises(IngestError, match=f"document {rows[0]['doc_id']!r} chunk 0: span or vector does not fit"):
         import_records(f"parquet:{bad}", tmp_path / "never")
+
+
+def _sectioned(doc_id: str, parts: list[tuple[str, str, tuple[str, ...]]]) -> Document:
+
+    text, sections = "", []
+    for sid, part, path in parts:
+        start = len(text) + (1 if text else 0)
+        text = f"{text} {part}" if text else part
+        sections.append(Section(sid, start, len(text), path))
+    return Document(doc_id, text, doc_id.upper(), {"n": len(parts)}, tuple(sections))
+
+
+@pytest.mark.parametrize("kind", ["qdrant", "lancedb", "parquet"])
+def test_given_sections_and_heading_paths_survive_export_and_import(tmp_path: Path, kind: str) -> None:
+    long_part = ("Marie Curie was a physicist and chemist who conducted pioneering research on radioactivity. "
+                 "She was the first woman to win a Nobel Prize and the only person to win it in two sciences.")
+    docs = [_sectioned("curie", [("c-intro", "Marie Curie, a scientist.", ("Curie",)),
+                                 ("c-life", long_part, ("Curie", "Life and work")),
+                                 ("c-end", "She died in 1934.", ())]),
+            _sectioned("vienna", [("v-0", "The Congress of Vienna met in 1814.", ("Vienna", "Congress"))]),
+            Document("plain", "Utrecht is a city in the Netherlands.", "Utrecht")]
+    src = tmp_path / "src"
+    with Collection.create(src, model="all-MiniLM-L6-v2", chunk_tokens=24, chunk_overlap=0) as col:
+        col.add(docs)
+        rows = sorted(col.store.sections_for_rows(list(range(col.info()["rows"]))).values())
+        assert sum(r.section_id == "c-life" for r in rows) >= 2  # the long section is cut into several chunks
+        target = {"qdrant": f"qdrant:{tmp_path / 'q'}", "lancedb": f"lancedb:{tmp_path / 'l'}",
+                  "parquet": f"parquet:{tmp_path / 'p.parquet'}"}[kind]
+        export_collection(col, target)
+        queries = ["Nobel Prize in two sciences", "Congress of Vienna", "city in the Netherlands"]
+        want = [[(h.id, h.section, h.chunk_start, h.chunk_end, round(h.score, 6)) for h in hits]
+                for hits in col.search_many(queries, k=5, unit="section")]
+    expected = sorted((r.doc_id, r.start, r.end, r.section_id, r.heading_path) for r in rows)  # rows: id order
+    with import_records(target, tmp_path / "back") as back:
+        got = sorted(back.store.sections_for_rows(list(range(back.info()["rows"]))).values())
+        assert sorted((r.doc_id, r.start, r.end, r.section_id, r.heading_path) for r in got) == expected
+        assert ("curie", "c-life", ("Curie", "Life and work")) in {(r.doc_id, r.section_id, r.heading_path) for r in got}
+        hits = back.search_many(queries, k=5, unit="section")
+        assert [[(h.id, h.section, h.chunk_start, h.chunk_end, round(h.score, 6)) for h in hs] for hs in hits] == want
+        assert want[0][0][:2] == ("curie", "c-life") and back.check() == []

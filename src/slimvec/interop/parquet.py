@@ -18,7 +18,8 @@ def _schema(dim: int) -> Any:
 
     return pa.schema([("doc_id", pa.string()), ("chunk", pa.int32()), ("start", pa.int64()), ("end", pa.int64()),
                       ("title", pa.string()), ("text", pa.string()), ("document", pa.string()),
-                      ("metadata", pa.string()), ("vector", pa.list_(pa.float32(), dim))])
+                      ("metadata", pa.string()), ("vector", pa.list_(pa.float32(), dim)),
+                      ("section_id", pa.string()), ("heading_path", pa.string())])
 
 
 def write(path: Path, name: str, records: Iterable[ChunkRecord], meta: dict[str, Any]) -> int:

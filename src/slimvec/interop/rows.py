@@ -37,6 +37,8 @@ class ChunkRecord:
     document: str | None  # the whole document text on chunk 0, None on the others (stored once)
     metadata: dict[str, Any]
     vector: np.ndarray
+    section_id: str | None = None  # the given section the chunk was cut from (None: cut without sections)
+    heading_path: tuple[str, ...] = ()  # that section's heading path ("Intro", "Setup"), when it has one
 
 
 def parse_target(spec: str) -> tuple[str, Path, str]:
@@ -57,10 +59,13 @@ def collection_records(col: Any) -> Iterator[ChunkRecord]:
     vectors = col.store.vectors()
     for doc in col.store.iter_documents():
         chunks = col.store.chunks_of(doc["id"])
+        sections = col.store.sections_for_rows([row for row, _, _ in chunks])
         for i, (row, start, end) in enumerate(chunks):
+            sec = sections.get(row)
             yield ChunkRecord(doc["id"], i, start, end, doc["title"], doc["text"][start:end],
                               doc["text"] if i == 0 else None, doc["metadata"],
-                              np.asarray(vectors[row], np.float32))
+                              np.asarray(vectors[row], np.float32), sec.section_id if sec else None,
+                              sec.heading_path if sec else ())
 
 
 def export_collection(col: Any, target: str) -> dict[str, Any]:
@@ -123,13 +128,13 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
             raise IngestError(f"{source}: document {doc_id!r} has chunks {[r.chunk for r in recs][:8]}, not 0, 1, "
                               "... once each")
         try:
-            doc = Document(doc_id, first.document, first.title, first.metadata)
+            doc = Document(doc_id, first.document, first.title, first.metadata, sections=_sections(recs))
         except ValueError as e:
             raise IngestError(f"{source}: {e}") from None
         for r in recs:
             if not 0 <= r.start <= r.end <= len(doc.text) or r.vector.shape != (int(meta["dim"]),):
                 raise IngestError(f"{source}: document {doc_id!r} chunk {r.chunk}: span or vector does not fit")
-            chunks.append(Chunk(doc_id, r.chunk, r.start, r.end, doc.text[r.start : r.end]))
+            chunks.append(Chunk(doc_id, r.chunk, r.start, r.end, doc.text[r.start : r.end], r.section_id))
             vectors.append(r.vector)
         docs.append(doc)
     prompts = meta.get("prompts") or {}
@@ -152,6 +157,20 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
             Path(path).mkdir()
         raise
     return col
+
+
+def _sections(recs: list[ChunkRecord]) -> tuple[Any, ...] | None:
+    """A document's given sections rebuilt from its chunk records (as `slimvec migrate` rebuilds them from chunk
+    rows): each spans its chunks, with their heading path; None for a document cut without sections."""
+    from slimvec.documents import Section
+
+    spans: dict[str, list[Any]] = {}
+    for r in recs:
+        if r.section_id is not None:
+            s = spans.setdefault(r.section_id, [r.start, r.end, r.heading_path])
+            s[0], s[1] = min(s[0], r.start), max(s[1], r.end)
+    return tuple(sorted((Section(sid, a, b, path) for sid, (a, b, path) in spans.items()),
+                        key=lambda sec: sec.start)) or None
 
 
 def _same_late_records(col: Any, meta: dict[str, Any]) -> Any:
@@ -183,16 +202,24 @@ def to_row(r: ChunkRecord) -> dict[str, Any]:
     """A record as a flat row (metadata as JSON text, so every target stores any metadata)."""
     return {"doc_id": r.doc_id, "chunk": r.chunk, "start": r.start, "end": r.end, "title": r.title, "text": r.text,
             "document": r.document, "metadata": json.dumps(r.metadata, ensure_ascii=False),
-            "vector": np.asarray(r.vector, np.float32)}
+            "vector": np.asarray(r.vector, np.float32), "section_id": r.section_id,
+            "heading_path": json.dumps(list(r.heading_path), ensure_ascii=False) if r.heading_path else None}
 
 
 def from_row(row: dict[str, Any]) -> ChunkRecord:
-    """The inverse of `to_row` (vector as float32)."""
+    """The inverse of `to_row` (vector as float32); rows of exports made before sections were carried have no
+    section fields."""
     if not isinstance(row["doc_id"], str) or not row["doc_id"]:
         raise ValueError(f"doc_id {row['doc_id']!r}: not a non-empty string")
+    sid, path = row.get("section_id"), row.get("heading_path")
+    if sid is not None and (not isinstance(sid, str) or not sid):
+        raise ValueError(f"section_id {sid!r}: not a non-empty string")
+    heading = tuple(json.loads(path)) if path else ()
+    if not all(isinstance(h, str) for h in heading):
+        raise ValueError(f"heading_path {path!r}: not a JSON array of strings")
     return ChunkRecord(row["doc_id"], int(row["chunk"]), int(row["start"]), int(row["end"]), row["title"] or "",
                        row["text"] or "", row["document"], json.loads(row["metadata"] or "{}"),
-                       np.asarray(row["vector"], np.float32))
+                       np.asarray(row["vector"], np.float32), sid, heading)
 
 
 def meta_json(meta: dict[str, Any]) -> str:
