@@ -218,7 +218,9 @@ class Collection:
         return TokenConfig.of(self.manifest.get("profile") or {}, int(self.manifest.get("token_dim", 0)))
 
     def _wrap(self, enc: Encoder) -> Encoder:
-        pooled = self.manifest.get("query_pooling")
+        # Queries pooled as the manifest records (late.query_pooling), else as the model pools: a given encoder
+        # taken from a late collection (token-mean queries) must not carry its pooling into another collection.
+        pooled = self.manifest.get("query_pooling") or getattr(enc, "pooling", None)
         if pooled and getattr(enc, "query_pooling", pooled) != pooled:
             enc = enc.with_query_pooling(pooled)  # type: ignore[attr-defined]
         cfg = self.token_config

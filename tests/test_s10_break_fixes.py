@@ -1,0 +1,57 @@
+"""Faults found by attacking session 9's work (late chunking with bge-small-en-v1.5 and its token-mean queries,
+distributed reruns skipping unchanged documents), each with the input that showed it. Real bge-small-en-v1.5
+(the default model), no fakes: the fault is in which query vector the real model gives."""
+
+from __future__ import annotations
+
+import pytest
+
+from slimvec import Collection, Document
+
+QUERY = "Which treaty ended the Thirty Years' War?"
+DOCS = [
+    Document("w", "The Peace of Westphalia was signed in 1648. It ended the Thirty Years' War. Its negotiations "
+                  "took place in Osnabrück and Münster.", "Peace of Westphalia"),
+    Document("v", "The Congress of Vienna met in 1814 and 1815. It redrew the map of Europe after Napoleon.",
+             "Congress of Vienna"),
+    Document("u", "Utrecht is a city in the Netherlands. Its treaties of 1713 ended the War of the Spanish "
+                  "Succession.", "Utrecht"),
+    Document("m", "Münster is a city in Westphalia with a cathedral and a university.", "Münster"),
+]
+
+
+@pytest.fixture(scope="module")
+def bge():
+    from slimvec.encoders.registry import load_encoder
+
+    return load_encoder("bge-small-en-v1.5")
+
+
+def _scores(hits) -> list[tuple[str, float]]:  # noqa: ANN001
+    return [(h.id, round(h.score, 5)) for h in hits]
+
+
+def test_an_encoder_taken_from_a_late_collection_keeps_cls_queries_in_another_collection(tmp_path, bge):
+    cls_q = bge.encode_queries([QUERY])
+    with Collection.create(tmp_path / "late", chunk_mode="late") as late:
+        late.add(DOCS)
+        pooled = late.encoder  # the late collection's model object: token-mean queries
+        assert pooled.query_pooling == "mean"
+        with Collection.create(tmp_path / "tok") as tok:
+            tok.add(DOCS)
+            want = _scores(tok.search_many([QUERY], k=4, vectors=cls_q)[0])
+            assert _scores(tok.search(QUERY, k=4)) == want
+        # reused to open a collection of token chunks, or to create one, or a late one led by own vectors
+        with Collection.open(tmp_path / "tok", encoder=pooled) as tok:
+            assert tok.encoder.query_pooling == "cls"
+            assert _scores(tok.search(QUERY, k=4)) == want
+        with Collection.create(tmp_path / "tok2", encoder=pooled) as tok2:
+            assert tok2.encoder.query_pooling == "cls"
+        from slimvec.profiles import profile_from_dict
+
+        mix = profile_from_dict({"name": "mix", "chunk_mode": "late", "late_weight": 0.3})
+        with Collection.create(tmp_path / "mix", profile=mix, encoder=pooled) as col:
+            assert "query_pooling" not in col.manifest and col.encoder.query_pooling == "cls"
+    # and the other way round: the late collection opened with it still pools by mean
+    with Collection.open(tmp_path / "late", encoder=bge.with_query_pooling("cls")) as late:
+        assert late.encoder.query_pooling == "mean"
