@@ -4,9 +4,12 @@ distributed reruns skipping unchanged documents), each with the input that showe
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from slimvec import Collection, Document
+from slimvec.distributed import create_sharded, open_sharded
 
 QUERY = "Which treaty ended the Thirty Years' War?"
 DOCS = [
@@ -29,6 +32,36 @@ def bge():
 
 def _scores(hits) -> list[tuple[str, float]]:  # noqa: ANN001
     return [(h.id, round(h.score, 5)) for h in hits]
+
+
+@pytest.fixture(scope="module")
+def late_sharded(tmp_path_factory) -> Path:
+    """A late bge collection in 2 shards holding DOCS (its manifests record token-mean queries)."""
+    path = tmp_path_factory.mktemp("s10") / "big"
+    with create_sharded(path, shards=2, chunk_mode="late", chunk_tokens=24, chunk_overlap=0) as col:
+        col.add(DOCS)
+    return path
+
+
+def test_a_sharded_late_collection_given_a_bare_encoder_still_searches_with_token_mean_queries(late_sharded, bge):
+    mean_q = bge.with_query_pooling("mean").encode_queries([QUERY])
+    with Collection.open(late_sharded) as col:
+        want = _scores(col.search(QUERY, k=4))
+        assert want == _scores(col.search_many([QUERY], k=4, vectors=mean_q)[0])
+    # The router encodes the query once for every shard: with a bare bge it used to encode [CLS] queries.
+    with Collection.open(late_sharded, encoder=bge) as col:
+        assert col.encoder.query_pooling == "mean"
+        assert _scores(col.search(QUERY, k=4)) == want
+    with open_sharded(late_sharded, encoder=bge) as col:
+        assert _scores(col.search(QUERY, k=4)) == want
+
+
+def test_a_sharded_late_collection_on_ray_given_a_bare_encoder_pools_queries_by_mean(ray_cluster, late_sharded, bge):
+    with Collection.open(late_sharded) as col:
+        want = _scores(col.search(QUERY, k=4))
+    with open_sharded(late_sharded, encoder=bge, ray=True) as col:
+        assert col.encoder.query_pooling == "mean"
+        assert _scores(col.search(QUERY, k=4)) == want
 
 
 def test_an_encoder_taken_from_a_late_collection_keeps_cls_queries_in_another_collection(tmp_path, bge):
