@@ -88,3 +88,25 @@ def test_an_encoder_taken_from_a_late_collection_keeps_cls_queries_in_another_co
     # and the other way round: the late collection opened with it still pools by mean
     with Collection.open(tmp_path / "late", encoder=bge.with_query_pooling("cls")) as late:
         assert late.encoder.query_pooling == "mean"
+
+
+def test_distributed_ingest_into_a_sharded_collection_refuses_settings_it_was_not_made_with(ray_cluster, tmp_path):
+    from slimvec.distributed.ingest import index
+    from slimvec.errors import CollectionError
+
+    def rows(docs: list[Document]) -> str:
+        return "".join(f'{{"_id": "{d.id}", "title": "{d.title}", "text": "{d.text}"}}\n' for d in docs)
+
+    source, more = tmp_path / "docs.jsonl", tmp_path / "more.jsonl"
+    source.write_text(rows(DOCS[:2]), encoding="utf-8")
+    more.write_text(rows(DOCS[2:]), encoding="utf-8")
+    path = tmp_path / "big"
+    assert index([source], path, shards=2, workers=ray_cluster) == 2
+    # A plain collection refuses these (open_or_create); a sharded one used to index with its own settings, silently.
+    for option in ({"chunk_mode": "late"}, {"profile": "binary"}, {"index": "hnsw"}, {"chunk_tokens": 64},
+                   {"query_prompt": "query: "}):
+        with pytest.raises(CollectionError, match="keeps the settings it was created with|keeps one prompt per side"):
+            index([more], path, workers=ray_cluster, **option)
+    with Collection.open(path) as col:
+        assert len(col) == 2 and col.router["profile"]["chunk_mode"] == "tokens"
+    assert index([more], path, workers=ray_cluster, chunk_mode="tokens") == 2  # the settings it has are fine
