@@ -64,6 +64,24 @@ def test_a_sharded_late_collection_on_ray_given_a_bare_encoder_pools_queries_by_
         assert _scores(col.search(QUERY, k=4)) == want
 
 
+def test_index_into_a_sharded_collection_without_ray_names_what_it_holds(late_sharded, tmp_path):
+    from typer.testing import CliRunner
+
+    from slimvec.cli import app
+    from slimvec.errors import CollectionError
+
+    source = tmp_path / "more.jsonl"
+    source.write_text('{"_id": "z", "text": "Osnabrück is a city in Lower Saxony."}\n', encoding="utf-8")
+    res = CliRunner().invoke(app, ["index", str(source), "-c", str(late_sharded)])
+    # was "directory is not empty and holds no collection": it holds one, sharded
+    assert res.exit_code == 2 and "holds a sharded collection" in res.output and "--ray" in res.output, res.output
+    assert "holds no collection" not in res.output
+    with pytest.raises(CollectionError, match="holds a sharded collection"):
+        Collection.open_or_create(late_sharded)
+    with Collection.open(late_sharded) as col:
+        assert len(col) == len(DOCS)  # nothing written
+
+
 def test_an_encoder_taken_from_a_late_collection_keeps_cls_queries_in_another_collection(tmp_path, bge):
     cls_q = bge.encode_queries([QUERY])
     with Collection.create(tmp_path / "late", chunk_mode="late") as late:

@@ -165,6 +165,9 @@ class Collection:
         """Open `path` if it holds a collection, else create it. Raises CollectionError when an existing
         collection was made with another model, profile, index, chunking or prompt than one given here."""
         p = Path(path)
+        if (p / "shards.json").is_file():  # not "holds no collection": it holds one, of another layout
+            raise CollectionError(f"{p}: holds a sharded collection; index into it with `slimvec index ... -c {p} "
+                                  "--ray` (distributed ingest), or add through Collection.open in Python")
         if (p / "manifest.json").exists():
             col = cls.open(p)
             if model is not None:
