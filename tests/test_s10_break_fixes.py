@@ -128,3 +128,32 @@ def test_distributed_ingest_into_a_sharded_collection_refuses_settings_it_was_no
     with Collection.open(path) as col:
         assert len(col) == 2 and col.router["profile"]["chunk_mode"] == "tokens"
     assert index([more], path, workers=ray_cluster, chunk_mode="tokens") == 2  # the settings it has are fine
+
+
+def test_late_settings_are_checked_when_the_collection_is_made_and_a_small_window_alone_works(tmp_path, bge):
+    from slimvec.documents import Section
+    from slimvec.errors import ConfigError
+    from slimvec.late import LateConfig, late_chunk_vectors
+    from slimvec.profiles import profile_from_dict
+
+    def prof(**kw):  # noqa: ANN003, ANN202
+        return profile_from_dict({"name": "late", "chunk_mode": "late", **kw})
+
+    text = "Marie Curie was a physicist. She won two Nobel prizes. Her daughter Irene won one too."
+    sec = Document("curie", text, "Marie Curie", sections=(Section("a", 0, 28), Section("b", 29, 54)))
+    # A window below the default overlap (128), no overlap set: every add used to fail on that unset overlap.
+    with Collection.create(tmp_path / "w64", profile=prof(late_window=64), chunk_tokens=24, chunk_overlap=0) as col:
+        col.add([*DOCS, sec])
+        assert len(col) == len(DOCS) + 1
+        chunks = col.chunk(DOCS)
+        # the plain documents' chunks, encoded in one call as the collection does, with the overlap window_for uses
+        want = late_chunk_vectors(DOCS, [chunks[d.id] for d in DOCS], bge, LateConfig(64, 32, 1.0))
+        got = [col.search_vectors(v, k=1)[0][0] for v in want]
+        assert [h.id for h in got] == [d.id for d in DOCS for _ in chunks[d.id]]
+        assert min(h.score for h in got) > 0.9999
+    # Settings no document could be encoded with are refused at creation, nothing written, not at every add
+    # (and the overlap only at the first document with sections, whose default window is 128 with bge).
+    for i, bad in enumerate(({"late_window": 8}, {"late_overlap": 600}, {"late_window": 100, "late_overlap": 100})):
+        with pytest.raises(ConfigError, match=r"late (window|overlap)"):
+            Collection.create(tmp_path / f"bad{i}", profile=prof(**bad))
+        assert not (tmp_path / f"bad{i}").exists() or not any((tmp_path / f"bad{i}").iterdir())

@@ -138,6 +138,9 @@ class Collection:
         if prof.chunk_mode == "late":  # the model's measured default for given sections, kept for good
             sec = section_default(enc.name)
             manifest["late_sections"] = {"window": sec.window, "overlap": sec.overlap, "late_weight": sec.late_weight}
+            for kind in (False, True):  # a setting no document could be encoded with: refused now, not at each add
+                default_late_config(kind, manifest["late_sections"]).with_profile(
+                    prof.late_window, prof.late_overlap, prof.late_weight)
         pooled = late_query_pooling(prof.chunk_mode, prof.late_weight, getattr(enc, "pooling", None))
         if pooled is not None and hasattr(enc, "with_query_pooling"):
             manifest["query_pooling"] = pooled  # queries pooled as the late chunk vectors are (late.query_pooling)
