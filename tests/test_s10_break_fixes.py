@@ -157,3 +157,31 @@ def test_late_settings_are_checked_when_the_collection_is_made_and_a_small_windo
         with pytest.raises(ConfigError, match=r"late (window|overlap)"):
             Collection.create(tmp_path / f"bad{i}", profile=prof(**bad))
         assert not (tmp_path / f"bad{i}").exists() or not any((tmp_path / f"bad{i}").iterdir())
+
+
+def test_indexing_again_with_a_changed_profile_file_of_the_same_name_is_refused(tmp_path):
+    from slimvec.errors import CollectionError
+    from slimvec.profiles import profile_from_dict
+
+    def prof(**kw):  # noqa: ANN003, ANN202
+        return profile_from_dict({"name": "late", "chunk_mode": "late", "chunk_tokens": 128, **kw})
+
+    path = tmp_path / "col"
+    with Collection.open_or_create(path, profile=prof(), chunk_tokens=64) as col:
+        col.add(DOCS[:1])
+    # was ignored, silently: the collection went on with token-mean queries and float32 codes
+    for changed in ({"late_weight": 0.2}, {"codec": "binary"}, {"late_window": 256}, {"retrievers": ["dense", "bm25"]}):
+        with pytest.raises(CollectionError, match=f"built with profile 'late' with {next(iter(changed))} "):
+            Collection.open_or_create(path, profile=prof(**changed), chunk_tokens=64)
+    # the same file and options open it (an option given beside the file overrides the file's field, as at creation)
+    with Collection.open_or_create(path, profile=prof(), chunk_tokens=64) as col:
+        col.add(DOCS[1:2])
+    # a built-in profile is compared by name, as before
+    with Collection.open_or_create(tmp_path / "bin", profile="binary") as col:
+        col.add(DOCS[:1])
+    from slimvec.profiles import load_profile
+
+    with Collection.open_or_create(tmp_path / "bin", profile=load_profile("binary")) as col:
+        assert len(col) == 1
+    with Collection.open(path) as col:
+        assert len(col) == 2 and "late_weight" not in {k for k, v in col.manifest["profile"].items() if v is not None}

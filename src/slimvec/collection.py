@@ -1053,6 +1053,12 @@ def _settings_differ(manifest: dict[str, Any], options: dict[str, Any]) -> str:
         name = chosen if isinstance(chosen, str) else getattr(chosen, "name", None)
         if name != prof.get("name"):
             return f"profile {prof.get('name')!r}, not {name!r}"
+        if isinstance(chosen, Profile) and not (registry.has("profile", chosen.name)
+                                                and registry.load("profile", chosen.name) == chosen):
+            # A profile file or object of the same name: the fields it sets must be the stored ones (a built-in
+            # is compared by name, so a collection made before a built-in changed keeps taking it).
+            if problem := _profile_fields_differ(prof, chosen, options):
+                return f"profile {name!r} with {problem}"
     index = options.get("index")
     if index is not None and index != manifest.get("index", "exact"):
         return f"index {manifest.get('index', 'exact')!r}, not {index!r}"
@@ -1061,4 +1067,22 @@ def _settings_differ(manifest: dict[str, Any], options: dict[str, Any]) -> str:
         given = options.get(key)
         if given is not None and field in chunking and given != chunking[field]:
             return f"{key} {chunking[field]!r}, not {given!r}"
+    return ""
+
+
+# Checked on their own by open_or_create (model name, prompts) or not settings (name, description).
+_UNCOMPARED = frozenset({"name", "description", "model", "query_prompt", "document_prompt"})
+
+
+def _profile_fields_differ(stored: dict[str, Any], chosen: Profile, options: dict[str, Any]) -> str:
+    """The first field `chosen` sets whose value differs from the stored profile's ("field stored, not given"), or
+    "" when none does; fields also given as options (which override the profile at creation) are skipped."""
+    try:
+        kept = profile_from_dict(stored, source="stored profile").model_dump(mode="json")
+    except ConfigError:  # a stored profile this slimvec no longer reads as one: compared by name only
+        return ""
+    given = chosen.model_dump(mode="json")
+    for field in sorted(chosen.model_fields_set - _UNCOMPARED):
+        if options.get(field) is None and given[field] != kept.get(field):
+            return f"{field} {kept.get(field)!r}, not {given[field]!r}"
     return ""
