@@ -185,3 +185,37 @@ def test_indexing_again_with_a_changed_profile_file_of_the_same_name_is_refused(
         assert len(col) == 1
     with Collection.open(path) as col:
         assert len(col) == 2 and "late_weight" not in {k for k, v in col.manifest["profile"].items() if v is not None}
+
+
+def test_chunk_chunk_and_encode_and_unchanged_refuse_bad_input_as_add_does(tmp_path):
+    import numpy as np
+
+    from slimvec.errors import IngestError
+
+    with Collection.create(tmp_path / "c", chunk_mode="late") as col:
+        col.add(DOCS[:2])
+        rows = col.info()["rows"]
+        # a bare string or Document, not a list: add's TypeError (was AttributeError / "not iterable")
+        for bare in ("some text", DOCS[0]):
+            for call in (col.chunk, col.chunk_and_encode):
+                with pytest.raises(TypeError, match="list or iterable of slimvec.Document"):
+                    call(bare)
+        # what add refuses, chunk refuses too (was an empty chunk, an AttributeError, the tokenizer's TypeError)
+        for bad, needle in (([Document("e", "  ", "")], "'e' .*text and title are empty"),
+                            ([None], "position 0: expected a slimvec.Document"),
+                            ([Document("s", "bad \ud800 text")], "'s' .*lone surrogate")):
+            for call in (col.chunk, col.chunk_and_encode):
+                with pytest.raises(IngestError, match=needle):
+                    call(bad)
+        chunks = col.chunk(DOCS[:2])
+        with pytest.raises(IngestError, match="the chunks given hold none for document 'v'"):  # was KeyError 'v'
+            col.chunk_and_encode(DOCS[:2], {"w": chunks["w"]})
+        # `unchanged` as one bare id is that id (as delete takes one), not its characters
+        flat = [c for d in DOCS[:2] for c in chunks[d.id]]
+        _, vectors = col.chunk_and_encode([DOCS[1]], chunks)
+        assert col.add_encoded(DOCS[:2], flat, vectors, replace=True, unchanged="w") == 2
+        assert col.add_encoded(DOCS[:2], flat, np.concatenate([col.chunk_and_encode([d], chunks)[1] for d in DOCS[:2]]),
+                               replace=True, unchanged=None) == 2
+        info = col.info()
+        assert info["documents"] == 2 and info["rows"] == rows + 1 + len(flat)  # "w" kept, "v" then both stored anew
+        assert col.check() == []

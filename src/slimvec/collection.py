@@ -383,10 +383,11 @@ class Collection:
         """`docs` as a list, refused as `chunk` and `chunk_and_encode` document."""
         if self.token_config is not None:
             raise ConfigError(f"{self.path}: keeps token vectors; documents must be added (and encoded) with add")
-        docs = list(docs)
-        if len({d.id for d in docs}) != len(docs):
-            raise IngestError("chunk and chunk_and_encode take distinct ids; an id repeats")
-        return docs
+        if isinstance(docs, (str, bytes, Document)) or not isinstance(docs, Iterable):
+            raise TypeError(f"docs must be a list or iterable of slimvec.Document, not {type(docs).__name__}")
+        # add's checks (types, ids, empty or non-Unicode text, metadata, repeats): a document add would refuse is
+        # refused here too, in one line naming it, not cut into an empty chunk or passed to the tokenizer
+        return _validated(list(docs), replace=False)
 
     def chunk_and_encode(self, docs: list[Document], chunks: dict[str, list[Chunk]] | None = None
                          ) -> tuple[list[Chunk], np.ndarray]:
@@ -398,6 +399,9 @@ class Collection:
         docs = self._encodable(docs)
         if chunks is None:
             chunks = self._chunk(docs, self.encoder)
+        cut = next((d.id for d in docs if d.id not in chunks), None)
+        if cut is not None:
+            raise IngestError(f"chunk_and_encode: the chunks given hold none for document {cut!r}")
         flat = [c for d in docs for c in chunks[d.id]]
         dim = int(self.manifest["dim"])
         if not docs or not dim:  # nothing to encode (with no documents, no model loaded)
@@ -430,7 +434,7 @@ class Collection:
             raise ConfigError(f"{self.path}: keeps token vectors; documents must be added (and encoded) with add")
         docs = _validated(list(docs), replace=False)
         by_id = {d.id: d for d in docs}
-        skip = set(unchanged)
+        skip = {unchanged} if isinstance(unchanged, str) else set(unchanged or ())  # one id, as delete takes it
         if skip and not replace:
             raise ConfigError("add_encoded: `unchanged` applies to an upsert (replace=True) only")
         if skip - by_id.keys():
