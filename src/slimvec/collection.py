@@ -138,6 +138,9 @@ class Collection:
         if prof.chunk_mode == "late":  # the model's measured default for given sections, kept for good
             sec = section_default(enc.name)
             manifest["late_sections"] = {"window": sec.window, "overlap": sec.overlap, "late_weight": sec.late_weight}
+            for kind in (False, True):  # a setting no document could be encoded with: refused now, not at each add
+                default_late_config(kind, manifest["late_sections"]).with_profile(
+                    prof.late_window, prof.late_overlap, prof.late_weight)
         pooled = late_query_pooling(prof.chunk_mode, prof.late_weight, getattr(enc, "pooling", None))
         if pooled is not None and hasattr(enc, "with_query_pooling"):
             manifest["query_pooling"] = pooled  # queries pooled as the late chunk vectors are (late.query_pooling)
@@ -165,6 +168,9 @@ class Collection:
         """Open `path` if it holds a collection, else create it. Raises CollectionError when an existing
         collection was made with another model, profile, index, chunking or prompt than one given here."""
         p = Path(path)
+        if (p / "shards.json").is_file():  # not "holds no collection": it holds one, of another layout
+            raise CollectionError(f"{p}: holds a sharded collection; index into it with `slimvec index ... -c {p} "
+                                  "--ray` (distributed ingest), or add through Collection.open in Python")
         if (p / "manifest.json").exists():
             col = cls.open(p)
             if model is not None:
@@ -218,7 +224,9 @@ class Collection:
         return TokenConfig.of(self.manifest.get("profile") or {}, int(self.manifest.get("token_dim", 0)))
 
     def _wrap(self, enc: Encoder) -> Encoder:
-        pooled = self.manifest.get("query_pooling")
+        # Queries pooled as the manifest records (late.query_pooling), else as the model pools: a given encoder
+        # taken from a late collection (token-mean queries) must not carry its pooling into another collection.
+        pooled = self.manifest.get("query_pooling") or getattr(enc, "pooling", None)
         if pooled and getattr(enc, "query_pooling", pooled) != pooled:
             enc = enc.with_query_pooling(pooled)  # type: ignore[attr-defined]
         cfg = self.token_config
@@ -375,10 +383,11 @@ class Collection:
         """`docs` as a list, refused as `chunk` and `chunk_and_encode` document."""
         if self.token_config is not None:
             raise ConfigError(f"{self.path}: keeps token vectors; documents must be added (and encoded) with add")
-        docs = list(docs)
-        if len({d.id for d in docs}) != len(docs):
-            raise IngestError("chunk and chunk_and_encode take distinct ids; an id repeats")
-        return docs
+        if isinstance(docs, (str, bytes, Document)) or not isinstance(docs, Iterable):
+            raise TypeError(f"docs must be a list or iterable of slimvec.Document, not {type(docs).__name__}")
+        # add's checks (types, ids, empty or non-Unicode text, metadata, repeats): a document add would refuse is
+        # refused here too, in one line naming it, not cut into an empty chunk or passed to the tokenizer
+        return _validated(list(docs), replace=False)
 
     def chunk_and_encode(self, docs: list[Document], chunks: dict[str, list[Chunk]] | None = None
                          ) -> tuple[list[Chunk], np.ndarray]:
@@ -390,6 +399,9 @@ class Collection:
         docs = self._encodable(docs)
         if chunks is None:
             chunks = self._chunk(docs, self.encoder)
+        cut = next((d.id for d in docs if d.id not in chunks), None)
+        if cut is not None:
+            raise IngestError(f"chunk_and_encode: the chunks given hold none for document {cut!r}")
         flat = [c for d in docs for c in chunks[d.id]]
         dim = int(self.manifest["dim"])
         if not docs or not dim:  # nothing to encode (with no documents, no model loaded)
@@ -422,7 +434,7 @@ class Collection:
             raise ConfigError(f"{self.path}: keeps token vectors; documents must be added (and encoded) with add")
         docs = _validated(list(docs), replace=False)
         by_id = {d.id: d for d in docs}
-        skip = set(unchanged)
+        skip = {unchanged} if isinstance(unchanged, str) else set(unchanged or ())  # one id, as delete takes it
         if skip and not replace:
             raise ConfigError("add_encoded: `unchanged` applies to an upsert (replace=True) only")
         if skip - by_id.keys():
@@ -1045,6 +1057,12 @@ def _settings_differ(manifest: dict[str, Any], options: dict[str, Any]) -> str:
         name = chosen if isinstance(chosen, str) else getattr(chosen, "name", None)
         if name != prof.get("name"):
             return f"profile {prof.get('name')!r}, not {name!r}"
+        if isinstance(chosen, Profile) and not (registry.has("profile", chosen.name)
+                                                and registry.load("profile", chosen.name) == chosen):
+            # A profile file or object of the same name: the fields it sets must be the stored ones (a built-in
+            # is compared by name, so a collection made before a built-in changed keeps taking it).
+            if problem := _profile_fields_differ(prof, chosen, options):
+                return f"profile {name!r} with {problem}"
     index = options.get("index")
     if index is not None and index != manifest.get("index", "exact"):
         return f"index {manifest.get('index', 'exact')!r}, not {index!r}"
@@ -1053,4 +1071,22 @@ def _settings_differ(manifest: dict[str, Any], options: dict[str, Any]) -> str:
         given = options.get(key)
         if given is not None and field in chunking and given != chunking[field]:
             return f"{key} {chunking[field]!r}, not {given!r}"
+    return ""
+
+
+# Checked on their own by open_or_create (model name, prompts) or not settings (name, description).
+_UNCOMPARED = frozenset({"name", "description", "model", "query_prompt", "document_prompt"})
+
+
+def _profile_fields_differ(stored: dict[str, Any], chosen: Profile, options: dict[str, Any]) -> str:
+    """The first field `chosen` sets whose value differs from the stored profile's ("field stored, not given"), or
+    "" when none does; fields also given as options (which override the profile at creation) are skipped."""
+    try:
+        kept = profile_from_dict(stored, source="stored profile").model_dump(mode="json")
+    except ConfigError:  # a stored profile this slimvec no longer reads as one: compared by name only
+        return ""
+    given = chosen.model_dump(mode="json")
+    for field in sorted(chosen.model_fields_set - _UNCOMPARED):
+        if options.get(field) is None and given[field] != kept.get(field):
+            return f"{field} {kept.get(field)!r}, not {given[field]!r}"
     return ""

@@ -72,7 +72,11 @@ class LateConfig:
     title_context: bool = True
 
     def with_profile(self, window: int | None, overlap: int | None, late_weight: float | None) -> "LateConfig":
-        """This config with the profile's fields that are set (None keeps this config's value)."""
+        """This config with the profile's fields that are set (None keeps this config's value). A window set
+        without an overlap keeps the default overlap cut to half the window, as `window_for` uses it (a window below
+        the default overlap used to be refused for an overlap nobody set)."""
+        if overlap is None and window:
+            overlap = min(self.overlap, window // 2)
         return LateConfig(self.window if window is None else window, self.overlap if overlap is None else overlap,
                           self.late_weight if late_weight is None else late_weight, self.title_context)
 

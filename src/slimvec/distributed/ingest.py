@@ -362,12 +362,11 @@ def _open_target(path: Path, shards: int | None, create: dict[str, Any]) -> _Wri
             raise ConfigError(f"{path}: collection has {have} shards, not {shards}; the shard count is fixed "
                               "when it is created")
         cols = [s.core.col for s in sharded.shards]
-        if create.get("model") is not None:
-            try:
-                Collection.open_or_create(cols[0].path, model=create["model"]).close()  # refuses another model
-            except CollectionError:
-                sharded.close()
-                raise
+        try:  # another model, profile, index, chunking or prompt is refused, as for a plain collection
+            Collection.open_or_create(cols[0].path, **create).close()
+        except CollectionError:
+            sharded.close()
+            raise
         return _checked_target(_Writer(path, cols, sharded))
     exists = (path / "manifest.json").exists()
     if shards is None and not exists and path.is_dir() and unfinished_create(path):

@@ -130,7 +130,10 @@ class ShardedCollection:
                  address: str | None = None) -> None:
         self.path = Path(path)
         self.router = read_router(self.path)
-        self._encoder = encoder
+        # The query encoder is taken from shard 0's collection (`encoder`), which pools queries as its manifest
+        # says (a late collection of a [CLS] model: token mean); the given object may pool otherwise.
+        self._given = encoder
+        self._encoder: Encoder | None = None
         dirs = [self.path / d for d in self.router["shards"]]
         missing = [str(d) for d in dirs if not (d / "manifest.json").is_file()]
         if missing:
@@ -186,7 +189,7 @@ class ShardedCollection:
                 self._encoder = first.core.col.encoder
             else:
                 # shard 0's model, the collection closed again: a handle kept open would stop its compaction
-                with Collection.open(self.path / self.router["shards"][0]) as first_col:
+                with Collection.open(self.path / self.router["shards"][0], self._given) as first_col:
                     self._encoder = first_col.encoder
         return self._encoder
 
