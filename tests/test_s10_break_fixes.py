@@ -48,6 +48,7 @@ def test_a_sharded_late_collection_given_a_bare_encoder_still_searches_with_toke
     with Collection.open(late_sharded) as col:
         want = _scores(col.search(QUERY, k=4))
         assert want == _scores(col.search_many([QUERY], k=4, vectors=mean_q)[0])
+        assert col.info()["query_pooling"] == "mean"  # at the top level, as a plain collection shows it
     # The router encodes the query once for every shard: with a bare bge it used to encode [CLS] queries.
     with Collection.open(late_sharded, encoder=bge) as col:
         assert col.encoder.query_pooling == "mean"

@@ -531,9 +531,12 @@ class ShardedCollection:
         ram = sum(int(s["ram_bytes"]) for s in shards)
         counts = {key: sum(int(s[key]) for s in shards) for key in shards[0]
                   if key in ("documents", "chunks", "rows", "dead_rows") and all(key in s for s in shards)}
+        # How queries are encoded is the collection's (shard 0's manifest; every shard is made alike), shown at
+        # the top level as a plain collection shows it.
+        pooled = {k: shards[0][k] for k in ("query_pooling",) if k in shards[0]}
         return {"path": str(self.path), "format_version": self.router["format_version"], "sharded": True,
                 "routing": self.router["routing"], "model": self.router["model"], "dim": self.router["dim"],
-                "retrievers": self.router["retrievers"], **counts, "disk_bytes": disk, "ram_bytes": ram,
+                "retrievers": self.router["retrievers"], **pooled, **counts, "disk_bytes": disk, "ram_bytes": ram,
                 "disk_bytes_per_doc": disk / docs if docs else 0.0, "ram_bytes_per_doc": ram / docs if docs else 0.0,
                 "shards": [{"shard": i, **s, "path": self.router["shards"][i]} for i, s in enumerate(shards)]}
 
