@@ -151,3 +151,15 @@ def test_cli_calibrate_then_min_relevance(mini_beir, tmp_path, shared_cache):
         assert all(h.relevance is not None and h.relevance >= 0.5 for h in hits)
         plain = c.search("vitamin D", k=10)
         assert all(h.relevance is not None for h in plain)
+
+
+def test_a_late_profile_reports_its_encoding_speed_even_from_a_warm_cache(mini_beir, tmp_path, shared_cache):
+    from slimvec.profiles import profile_from_dict
+
+    tokens = run_eval(mini_beir, load_profile("exact-f32"), out=tmp_path / "out", cache_dir=shared_cache)
+    late = run_eval(mini_beir, profile_from_dict({"name": "late-speed", "chunk_mode": "late"}),
+                    out=tmp_path / "out", cache_dir=shared_cache)
+    # Every text of the tokens build may come from the shared cache (then no speed is claimed); a late build
+    # always runs the model over each document, so its docs/s is a real encoding speed.
+    assert late["cost"]["encode_docs_per_s"] == pytest.approx(late["documents"] / late["cost"]["build_s"])
+    assert late["cost"]["encode_docs_per_s"] > 0 and tokens["documents"] == late["documents"]
