@@ -59,6 +59,21 @@ def test_foreign_metadata_or_columns_are_one_error(tmp_path: Path, meta: bytes, 
         read_records(_write(tmp_path / "f.parquet", _rows(), meta, drop))
 
 
+@pytest.mark.parametrize(("section_id", "heading_path"), [("", None), (7, None), ("s", '"Intro"'),
+                                                           ("s", '{"a": 1}'), ("s", '["Intro", 2]'), ("s", "[")])
+def test_bad_section_fields_are_one_error(tmp_path: Path, section_id, heading_path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    row = {**_rows()[0], "section_id": section_id, "heading_path": heading_path}
+    schema = _schema(DIM).set(_schema(DIM).get_field_index("section_id"), pa.field("section_id", pa.string())
+                              if isinstance(section_id, str) else pa.field("section_id", pa.int64()))
+    path = tmp_path / "s.parquet"
+    pq.write_table(pa.Table.from_pylist([row], schema=schema).replace_schema_metadata({_KEY: GOOD_META}), path)
+    with pytest.raises(ConfigError, match=r"s\.parquet: not a readable slimvec export \((ValueError|JSONDecodeError)"):
+        read_records(f"parquet:{path}")
+
+
 def test_an_empty_document_id_is_refused_not_stored_as_none(tmp_path: Path) -> None:
     rows = _rows()
     rows[0]["doc_id"] = None

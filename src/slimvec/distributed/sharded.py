@@ -533,7 +533,7 @@ class ShardedCollection:
                   if key in ("documents", "chunks", "rows", "dead_rows") and all(key in s for s in shards)}
         # How queries are encoded is the collection's (shard 0's manifest; every shard is made alike), shown at
         # the top level as a plain collection shows it.
-        pooled = {k: shards[0][k] for k in ("query_pooling",) if k in shards[0]}
+        pooled = {"query_pooling": shards[0]["query_pooling"]} if "query_pooling" in shards[0] else {}
         return {"path": str(self.path), "format_version": self.router["format_version"], "sharded": True,
                 "routing": self.router["routing"], "model": self.router["model"], "dim": self.router["dim"],
                 "retrievers": self.router["retrievers"], **pooled, **counts, "disk_bytes": disk, "ram_bytes": ram,

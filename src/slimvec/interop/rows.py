@@ -214,12 +214,12 @@ def from_row(row: dict[str, Any]) -> ChunkRecord:
     sid, path = row.get("section_id"), row.get("heading_path")
     if sid is not None and (not isinstance(sid, str) or not sid):
         raise ValueError(f"section_id {sid!r}: not a non-empty string")
-    heading = tuple(json.loads(path)) if path else ()
-    if not all(isinstance(h, str) for h in heading):
+    heading = json.loads(path) if path else []
+    if not isinstance(heading, list) or not all(isinstance(h, str) for h in heading):
         raise ValueError(f"heading_path {path!r}: not a JSON array of strings")
     return ChunkRecord(row["doc_id"], int(row["chunk"]), int(row["start"]), int(row["end"]), row["title"] or "",
                        row["text"] or "", row["document"], json.loads(row["metadata"] or "{}"),
-                       np.asarray(row["vector"], np.float32), sid, heading)
+                       np.asarray(row["vector"], np.float32), sid, tuple(heading))
 
 
 def meta_json(meta: dict[str, Any]) -> str:
