@@ -18,8 +18,8 @@ the shipped `tokenizer.json` files either have no truncation or pad every text t
 activations dynamically per forward pass (one scale per tensor, padding included), so a text run inside a batch
 gets another vector than alone: cosine down to 0.992 for SciFact queries, 0.997 for NFCorpus documents. So each
 text runs alone by default (`batch_size` 1): a vector is a function of its text only, and a query scores the same
-in `search`, `search_many`, `eval` and a Ray worker. It costs no speed here: 48 NFCorpus documents took 0.83x the
-CPU time of batches of 32 (no padding), 200 queries 0.94-1.0x (/tmp script, session 10, under load).
+in `search`, `search_many`, `eval` and a Ray worker. It costs no speed here (benchmarks/batch_alone.py): 48
+NFCorpus documents took 0.81x the CPU time of batches of 32 (no padding), 200 queries 0.96x (1.06x the wall time).
 """
 
 from __future__ import annotations
@@ -355,14 +355,14 @@ class OnnxCrossEncoder:
     document alone is truncated so the pair fits `max_length` positions (tokenizers' `only_second`), the query
     is kept whole unless it alone overflows (then it is cut too, leaving at least 16 document pieces).
     Pairs run one per forward pass by default: the int8 export quantises activations per pass, so a pair batched
-    with others got another logit (up to 0.30 apart on 40 SciFact abstracts), and a chunk's score depended on the
-    candidates beside it. Larger batches are padded to their longest member, longest first, within a token budget.
+    with others got another logit (up to 0.14-0.30 apart on 40 SciFact abstracts against one query), and a chunk's
+    score depended on the candidates beside it. Larger batches are padded to their longest member, longest first, within a token budget.
 
     model_dir: folder with `model.onnx` and `tokenizer.json`. activation: "sigmoid" (scores in (0, 1), as
     sentence-transformers' CrossEncoder applies to a 1-label model) or "none" (raw logits). batch_size: pairs
-    per forward pass (1: each pair's score its own; 40 query-abstract pairs took the same wall time as batches of
-    4 and 0.95x the CPU, session 10; an earlier run had found 4 faster per pair). Raises ConfigError when the
-    files are missing.
+    per forward pass (1: each pair's score its own; 40 query-abstract pairs took 0.98x the wall time and 0.97x
+    the CPU of batches of 4, benchmarks/batch_alone.py; an earlier run had found 4 faster per pair). Raises
+    ConfigError when the files are missing.
     """
 
     def __init__(self, model_dir: str | Path, name: str, max_length: int = 512, batch_size: int = 1,
