@@ -224,3 +224,45 @@ def test_ingest_error_type_is_the_one_read_sources_skips() -> None:
 
     with pytest.raises(IngestError, match=r"^f.jsonl:3: sections: "):
         record_sections([{"_id": "a", "start": 0, "end": 99}], "short", "f.jsonl:3")
+
+
+BLANK_TEXTS = ["   ", "\n\t\n", "\u00a0\u3000", "\r\n"]  # ASCII, tabs and newlines, no-break and ideographic spaces
+
+
+def _blank_record(doc_id: str, blank: str) -> dict:
+    text = "Opening words." + blank + "Closing words."
+    cut = len("Opening words.")
+    spans = [(0, cut), (cut, cut + len(blank)), (cut + len(blank), len(text))]
+    return {"_id": doc_id, "title": "A title", "text": text,
+            "sections": [{"_id": f"s{i}", "start": s, "end": e} for i, (s, e) in enumerate(spans)]}
+
+
+def test_a_section_of_only_whitespace_is_reported_by_line_and_skipped(tmp_path: Path) -> None:
+    records = [_blank_record(f"d{i}", b) for i, b in enumerate(BLANK_TEXTS)]
+    records.append({"_id": "ok", "text": "Opening words. Closing words.",
+                    "sections": [{"_id": "s0", "start": 0, "end": 14}, {"_id": "s1", "start": 15, "end": 29}]})
+    path = tmp_path / "docs.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
+    errors: list[str] = []
+    docs = list(read_sources(path, on_error=lambda e: errors.append(str(e))))
+    assert [d.id for d in docs] == ["ok"]
+    assert errors == [f"{path}:{i + 1}: sections: 's1': span [14, {14 + len(b)}) holds only whitespace: nothing to embed"
+                      for i, b in enumerate(BLANK_TEXTS)]
+
+
+@pytest.mark.parametrize("blank", BLANK_TEXTS)
+def test_add_refuses_a_section_of_only_whitespace_and_stores_nothing(tmp_path: Path, blank: str) -> None:
+    from fakes import FakeEncoder
+
+    from slimvec import Collection
+
+    rec = _blank_record("bad", blank)
+    bad = Document("bad", rec["text"], title=rec["title"],
+                   sections=tuple(Section(s["_id"], s["start"], s["end"]) for s in rec["sections"]))
+    good = Document("good", "Some other words.")
+    with Collection.create(tmp_path / "c", encoder=FakeEncoder(dim=16)) as col:
+        for call in (col.add, col.upsert):
+            with pytest.raises(IngestError, match=r"^document 'bad' \(position 1\): sections: 's1': span \[14, "
+                                                  rf"{14 + len(blank)}\) holds only whitespace"):
+                call([good, bad])
+        assert len(col) == 0

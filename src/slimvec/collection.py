@@ -15,7 +15,7 @@ import numpy as np
 from slimvec import compaction, registry
 from slimvec.chunking import ChunkConfig, chunk_document
 from slimvec.contextual import chunk_texts
-from slimvec.documents import Chunk, Document, Hit
+from slimvec.documents import Chunk, Document, Hit, blank_section
 from slimvec.encoders.base import Encoder
 from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
 from slimvec.errors import CollectionError, ConfigError, IngestError
@@ -997,6 +997,9 @@ def _validated(docs: list[Document], replace: bool, offset: int = 0) -> list[Doc
         for field, value in (("title", d.title), ("text", d.text)):
             if problem := text_problem(value):
                 raise IngestError(f"document {d.id!r} (position {i}): {field}: {problem}; nothing from this call was stored")
+        if d.sections and (blank := blank_section(d.text, d.sections)):
+            raise IngestError(f"document {d.id!r} (position {i}): sections: {blank.id!r}: span [{blank.start}, "
+                              f"{blank.end}) holds only whitespace: nothing to embed; nothing from this call was stored")
         if found := metadata_problem(d.metadata):
             key, problem = found
             raise IngestError(f"document {d.id!r} (position {i}): metadata is not JSON-serialisable: "

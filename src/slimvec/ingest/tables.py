@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from slimvec.documents import Document, Section, section_problem
+from slimvec.documents import Document, Section, blank_section, section_problem
 from slimvec.errors import IngestError
 from slimvec.ingest.fieldtypes import convert
 
@@ -113,7 +113,7 @@ def record_sections(value: Any, text: str, where: str) -> tuple[Section, ...] | 
     A string value is not sections but an ordinary field (a CSV cell is always a string): it stays metadata.
 
     Raises IngestError "`where`: sections: problem" for a value that is not such a list, or spans that are not
-    inside the text, ordered and non-overlapping (see `documents.section_problem`).
+    inside the text, ordered and non-overlapping (see `documents.section_problem`), or a span of only whitespace.
     """
     if value is None or isinstance(value, str):
         return None
@@ -135,6 +135,9 @@ def record_sections(value: Any, text: str, where: str) -> tuple[Section, ...] | 
     sections = tuple(out)
     if problem := section_problem(text, sections):
         raise IngestError(f"{where}: sections: {problem}")
+    if blank := blank_section(text, sections):
+        raise IngestError(f"{where}: sections: {blank.id!r}: span [{blank.start}, {blank.end}) holds only whitespace: "
+                          "nothing to embed")
     return sections
 
 
