@@ -102,3 +102,37 @@ def test_late_defaults_follow_the_kind_of_chunks(tmp_path, docs):
         col.add([sec])
         want = late_chunk_vectors([sec], [sec_chunks], enc, LateConfig(window=256, overlap=128, late_weight=1.0))
         np.testing.assert_allclose(_self_scores(col, want), 1.0, atol=1e-5)
+
+
+
+def test_migrating_a_late_collection_fits_on_late_vectors_where_the_cut_differs(tmp_path, scifact_docs):
+    """MiniLM cuts at 254 tokens, bge at 510: a stored MiniLM chunk the bge cut lacks is encoded once more for
+    its fitting pair, and must be pooled late from the document's pass as the target stores chunks, not alone."""
+    from slimvec.documents import Chunk
+    from slimvec.late import default_config, late_chunk_vectors
+    from slimvec.migrate.runner import _sample_into
+
+    bge = load_encoder("bge-small-en-v1.5")
+    long_docs = [d for d in scifact_docs if len(bge.token_spans(f"{d.title} {d.text}")) > 300][:12]
+    assert len(long_docs) == 12
+    fields = {"name": "late-migrate", "chunk_mode": "late", "chunk_overlap": 0, "chunk_tokens": None}
+    with Collection.create(tmp_path / "old", profile=_profile(**fields)) as old, \
+            Collection.create(tmp_path / "new", profile=_profile(**fields, model="bge-small-en-v1.5"), encoder=bge) as new:
+        old.add(long_docs)
+        x_new, y_old, _ = _sample_into(old, new, sample=10_000, seed=0)
+        # Pairs come in the sample's (shuffled) document order: name each by the stored row its y_old is.
+        at_row = {r: (d, s, e) for d in long_docs for r, s, e in old.store.chunks_of(d.id)}
+        rows = np.asarray(old.store.vectors(), np.float32)[sorted(at_row)]
+        spans = [at_row[sorted(at_row)[int(np.argmax(rows @ y))]] for y in y_old]
+        assert len(x_new) == len(set(map(id, spans))) == len(at_row)
+        cut = {(c.doc_id, c.start, c.end) for d in long_docs for c in new.chunk([d])[d.id]}
+        lost = [i for i, (d, s, e) in enumerate(spans) if (d.id, s, e) not in cut]
+        assert lost, "bge's longer window must cut these documents differently"
+        config = default_config(False, new.manifest.get("late_sections"))
+        for i in lost:
+            d, s, e = spans[i]
+            chunk = Chunk(d.id, 0, s, e, d.text[s:e])
+            late = late_chunk_vectors([d], [[chunk]], bge, config)[0]
+            alone = bge.encode_documents([f"{d.title} {chunk.text}"])[0]
+            np.testing.assert_allclose(x_new[i], late, atol=1e-5)
+            assert float(x_new[i] @ alone) < 0.999

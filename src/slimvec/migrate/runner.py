@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 
 from slimvec.collection import Collection
-from slimvec.contextual import chunk_texts
 from slimvec.documents import Chunk, Document, Section
 from slimvec.encoders.base import Encoder
 from slimvec.encoders.registry import load_encoder
@@ -144,8 +143,9 @@ def _sample_into(old: Collection, target: Collection, sample: int, seed: int) ->
     """Draw documents at random (`seed`) until their stored chunks reach `sample`, encode them once with the
     target's (new) model, store them in `target` (one commit) and return (x_new, y_old, documents stored):
     float32 (n, d_new) and (n, d_old) pairs of the same chunk spans, n <= sample. Chunking counts tokens of each
-    model's tokenizer, so a long document may be cut differently: a stored chunk whose span the new cut lacks
-    is encoded once more by the new model, for its pair only."""
+    model's tokenizer (and up to each model's maximum), so a long document may be cut differently: a stored chunk
+    whose span the new cut lacks is encoded once more by the new model the target's way (late chunking included),
+    for its pair only."""
     store = old.store
     docs: list[Document] = []
     spans: list[list[tuple[int, int, int]]] = []
@@ -182,9 +182,9 @@ def _sample_into(old: Collection, target: Collection, sample: int, seed: int) ->
     have = np.asarray(x_rows) >= 0
     x_new[have] = vectors[np.asarray(x_rows)[have]]
     if missing:
-        prefix = bool((old.manifest.get("profile") or {}).get("contextual_prefix"))
-        x_new[~have] = np.asarray(target.encoder.encode_documents(chunk_texts(missing_docs, missing, prefix)),
-                                  dtype=np.float32)
+        # Encoded as the target encodes its own chunks (alone, with the prefix, or pooled late from the
+        # document's pass), so every pair holds the kind of vector the target will store.
+        _, x_new[~have] = target.chunk_and_encode(missing_docs, {d.id: lost for d, lost in zip(missing_docs, missing)})
     y_old = np.asarray(store.vectors()[np.asarray(rows_old)], dtype=np.float32)
     target.add_encoded(docs, chunks, vectors)  # one commit; the record, written after, makes it count
     return x_new[:sample], y_old[:sample], len(docs)
