@@ -266,3 +266,18 @@ def test_add_refuses_a_section_of_only_whitespace_and_stores_nothing(tmp_path: P
                                                   rf"{14 + len(blank)}\) holds only whitespace"):
                 call([good, bad])
         assert len(col) == 0
+
+
+def test_documents_coming_back_from_a_store_may_hold_a_blank_section(tmp_path: Path) -> None:
+    """Stored before the rule (sessions 9-10): migrate (chunk_and_encode) and import (add_encoded) take them back."""
+    from fakes import FakeEncoder
+
+    from slimvec import Collection
+
+    rec = _blank_record("old", "   ")
+    doc = Document("old", rec["text"], title=rec["title"],
+                   sections=tuple(Section(s["_id"], s["start"], s["end"]) for s in rec["sections"]))
+    with Collection.create(tmp_path / "c", encoder=FakeEncoder(dim=16)) as col:
+        chunks, vectors = col.chunk_and_encode([doc])
+        assert [c.section_id for c in chunks] == ["s0", "s1", "s2"]
+        assert col.add_encoded([doc], chunks, vectors) == 1 and len(col) == 1

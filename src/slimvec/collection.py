@@ -313,7 +313,7 @@ class Collection:
         """Check, encode and commit `docs` as one transaction (positions in errors count from `offset`); with
         `save`, the derived index files are saved after the commit."""
         try:
-            docs = _validated(docs, replace, offset)
+            docs = _validated(docs, replace, offset, refuse_blank_sections=True)
             if not docs:
                 return 0
             if not replace:
@@ -978,8 +978,11 @@ def _batches(docs: Iterable[Document], size: int) -> Iterator[list[Document]]:
         yield batch
 
 
-def _validated(docs: list[Document], replace: bool, offset: int = 0) -> list[Document]:
-    """Check types, JSON-ability, empty documents and repeated ids before anything is encoded or stored."""
+def _validated(docs: list[Document], replace: bool, offset: int = 0, refuse_blank_sections: bool = False
+               ) -> list[Document]:
+    """Check types, JSON-ability, empty documents and repeated ids before anything is encoded or stored.
+    refuse_blank_sections: also refuse a given section of only whitespace (`documents.blank_section`): new input
+    through add/upsert; documents coming back from a store (migrate, import) may hold one stored before the rule."""
     seen: dict[str, int] = {}  # id -> position in the call
     where: dict[str, int] = {}  # id -> index in `out`
     out = []
@@ -997,7 +1000,7 @@ def _validated(docs: list[Document], replace: bool, offset: int = 0) -> list[Doc
         for field, value in (("title", d.title), ("text", d.text)):
             if problem := text_problem(value):
                 raise IngestError(f"document {d.id!r} (position {i}): {field}: {problem}; nothing from this call was stored")
-        if d.sections and (blank := blank_section(d.text, d.sections)):
+        if refuse_blank_sections and d.sections and (blank := blank_section(d.text, d.sections)):
             raise IngestError(f"document {d.id!r} (position {i}): sections: {blank.id!r}: span [{blank.start}, "
                               f"{blank.end}) holds only whitespace: nothing to embed; nothing from this call was stored")
         if found := metadata_problem(d.metadata):

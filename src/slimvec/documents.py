@@ -62,9 +62,8 @@ def blank_section(text: str, sections: tuple[Section, ...]) -> Section | None:
     """The first section whose span holds only whitespace, or None.
 
     Such a section has nothing to embed but the document's title, so it would match on the title alone (the kind
-    of fault of a PDF without a text layer). Input paths refuse it (the readers and `Collection.add`); it is not
-    part of `section_problem`, so collections stored before the rule still open, export and migrate (importing
-    such an export is refused like any add).
+    of fault of a PDF without a text layer). New input refuses it (the readers, `Collection.add` and `upsert`); it
+    is not part of `section_problem`, so documents stored before the rule still open, export, import and migrate.
     """
     return next((s for s in sections if not text[s.start:s.end].strip()), None)
 
