@@ -90,16 +90,19 @@ def test_variants_with_a_non_occurrence_score_are_refused(corpus):
 def test_a_reopened_collection_counts_the_rows_it_counted_before(tmp_path, scifact_docs, scifact_judged):
     """Rows deleted before the last add are out of N and avgdl, in this process and after reopening (the
     saved token cache drops them), so a shard restarted by Ray sums the same statistics."""
+    from fakes import FakeEncoder
+
     from slimvec import Collection
 
     docs = scifact_docs[:40]
     queries = [q for q, _ in scifact_judged.values()][:10]
-    with Collection.create(tmp_path / "c", profile="bm25") as col:
+    # BM25 alone is searched: the profile's dense vectors come from a plumbing encoder, not a model run
+    with Collection.create(tmp_path / "c", profile="bm25", encoder=FakeEncoder(dim=32)) as col:
         col.add(docs[:30])
         col.delete([d.id for d in docs[:10]])
         col.add(docs[30:])
         before = [[(h.id, h.score) for h in hits] for hits in col.search_many(queries, k=10)]
         assert col._retrievers["bm25"].local_stats().documents == 30
-    with Collection.open(tmp_path / "c") as col:
+    with Collection.open(tmp_path / "c", encoder=FakeEncoder(dim=32)) as col:
         assert [[(h.id, h.score) for h in hits] for hits in col.search_many(queries, k=10)] == before
         assert col._retrievers["bm25"].local_stats().documents == 30
