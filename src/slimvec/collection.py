@@ -15,7 +15,7 @@ import numpy as np
 from slimvec import compaction, registry
 from slimvec.chunking import ChunkConfig, chunk_document
 from slimvec.contextual import chunk_texts
-from slimvec.documents import Chunk, Document, Hit, blank_section
+from slimvec.documents import Chunk, Document, Hit, blank_section_problem
 from slimvec.encoders.base import Encoder
 from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
 from slimvec.errors import CollectionError, ConfigError, IngestError
@@ -981,7 +981,7 @@ def _batches(docs: Iterable[Document], size: int) -> Iterator[list[Document]]:
 def _validated(docs: list[Document], replace: bool, offset: int = 0, refuse_blank_sections: bool = False
                ) -> list[Document]:
     """Check types, JSON-ability, empty documents and repeated ids before anything is encoded or stored.
-    refuse_blank_sections: also refuse a given section of only whitespace (`documents.blank_section`): new input
+    refuse_blank_sections: also refuse a given section of only whitespace (`documents.blank_section_problem`): new input
     through add/upsert; documents coming back from a store (migrate, import) may hold one stored before the rule."""
     seen: dict[str, int] = {}  # id -> position in the call
     where: dict[str, int] = {}  # id -> index in `out`
@@ -1000,9 +1000,8 @@ def _validated(docs: list[Document], replace: bool, offset: int = 0, refuse_blan
         for field, value in (("title", d.title), ("text", d.text)):
             if problem := text_problem(value):
                 raise IngestError(f"document {d.id!r} (position {i}): {field}: {problem}; nothing from this call was stored")
-        if refuse_blank_sections and d.sections and (blank := blank_section(d.text, d.sections)):
-            raise IngestError(f"document {d.id!r} (position {i}): sections: {blank.id!r}: span [{blank.start}, "
-                              f"{blank.end}) holds only whitespace: nothing to embed; nothing from this call was stored")
+        if refuse_blank_sections and d.sections and (problem := blank_section_problem(d.text, d.sections)):
+            raise IngestError(f"document {d.id!r} (position {i}): sections: {problem}; nothing from this call was stored")
         if found := metadata_problem(d.metadata):
             key, problem = found
             raise IngestError(f"document {d.id!r} (position {i}): metadata is not JSON-serialisable: "

@@ -58,14 +58,17 @@ def section_problem(text: str, sections: tuple[Section, ...]) -> str | None:
     return None
 
 
-def blank_section(text: str, sections: tuple[Section, ...]) -> Section | None:
-    """The first section whose span holds only whitespace, or None.
+def blank_section_problem(text: str, sections: tuple[Section, ...]) -> str | None:
+    """Why a section of `sections` cannot be new input (its span holds only whitespace), or None.
 
     Such a section has nothing to embed but the document's title, so it would match on the title alone (the kind
     of fault of a PDF without a text layer). New input refuses it (the readers, `Collection.add` and `upsert`); it
     is not part of `section_problem`, so documents stored before the rule still open, export, import and migrate.
     """
-    return next((s for s in sections if not text[s.start:s.end].strip()), None)
+    blank = next((s for s in sections if not text[s.start:s.end].strip()), None)
+    if blank is None:
+        return None
+    return f"{blank.id!r}: span [{blank.start}, {blank.end}) holds only whitespace: nothing to embed"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from slimvec.documents import Document, Section, blank_section, section_problem
+from slimvec.documents import Document, Section, blank_section_problem, section_problem
 from slimvec.errors import IngestError
 from slimvec.ingest.fieldtypes import convert
 
@@ -133,11 +133,8 @@ def record_sections(value: Any, text: str, where: str) -> tuple[Section, ...] | 
                 raise IngestError(f"{where}: sections: item {i}: {key}: expected an integer, got {_type(v)}")
         out.append(Section(sid, start, end))
     sections = tuple(out)
-    if problem := section_problem(text, sections):
+    if problem := section_problem(text, sections) or blank_section_problem(text, sections):
         raise IngestError(f"{where}: sections: {problem}")
-    if blank := blank_section(text, sections):
-        raise IngestError(f"{where}: sections: {blank.id!r}: span [{blank.start}, {blank.end}) holds only whitespace: "
-                          "nothing to embed")
     return sections
 
 
