@@ -104,7 +104,6 @@ def test_late_defaults_follow_the_kind_of_chunks(tmp_path, docs):
         np.testing.assert_allclose(_self_scores(col, want), 1.0, atol=1e-5)
 
 
-
 def test_migrating_a_late_collection_fits_on_late_vectors_where_the_cut_differs(tmp_path, scifact_docs):
     """MiniLM cuts at 254 tokens, bge at 510: a stored MiniLM chunk the bge cut lacks is encoded once more for
     its fitting pair, and must be pooled late from the document's pass as the target stores chunks, not alone."""
@@ -122,9 +121,10 @@ def test_migrating_a_late_collection_fits_on_late_vectors_where_the_cut_differs(
         x_new, y_old, _ = _sample_into(old, new, sample=10_000, seed=0)
         # Pairs come in the sample's (shuffled) document order: name each by the stored row its y_old is.
         at_row = {r: (d, s, e) for d in long_docs for r, s, e in old.store.chunks_of(d.id)}
-        rows = np.asarray(old.store.vectors(), np.float32)[sorted(at_row)]
-        spans = [at_row[sorted(at_row)[int(np.argmax(rows @ y))]] for y in y_old]
-        assert len(x_new) == len(set(map(id, spans))) == len(at_row)
+        order = sorted(at_row)
+        rows = np.asarray(old.store.vectors(), np.float32)[order]
+        spans = [at_row[order[int(np.argmax(rows @ y))]] for y in y_old]
+        assert len(x_new) == len({(d.id, s, e) for d, s, e in spans}) == len(at_row)  # every stored chunk, once
         cut = {(c.doc_id, c.start, c.end) for d in long_docs for c in new.chunk([d])[d.id]}
         lost = [i for i, (d, s, e) in enumerate(spans) if (d.id, s, e) not in cut]
         assert lost, "bge's longer window must cut these documents differently"

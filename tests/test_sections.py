@@ -237,6 +237,12 @@ def _blank_record(doc_id: str, blank: str) -> dict:
             "sections": [{"_id": f"s{i}", "start": s, "end": e} for i, (s, e) in enumerate(spans)]}
 
 
+def _blank_document(doc_id: str, blank: str) -> Document:
+    rec = _blank_record(doc_id, blank)
+    return Document(doc_id, rec["text"], title=rec["title"],
+                    sections=tuple(Section(s["_id"], s["start"], s["end"]) for s in rec["sections"]))
+
+
 def test_a_section_of_only_whitespace_is_reported_by_line_and_skipped(tmp_path: Path) -> None:
     records = [_blank_record(f"d{i}", b) for i, b in enumerate(BLANK_TEXTS)]
     records.append({"_id": "ok", "text": "Opening words. Closing words.",
@@ -256,9 +262,7 @@ def test_add_refuses_a_section_of_only_whitespace_and_stores_nothing(tmp_path: P
 
     from slimvec import Collection
 
-    rec = _blank_record("bad", blank)
-    bad = Document("bad", rec["text"], title=rec["title"],
-                   sections=tuple(Section(s["_id"], s["start"], s["end"]) for s in rec["sections"]))
+    bad = _blank_document("bad", blank)
     good = Document("good", "Some other words.")
     with Collection.create(tmp_path / "c", encoder=FakeEncoder(dim=16)) as col:
         for call in (col.add, col.upsert):
@@ -274,9 +278,7 @@ def test_documents_coming_back_from_a_store_may_hold_a_blank_section(tmp_path: P
 
     from slimvec import Collection
 
-    rec = _blank_record("old", "   ")
-    doc = Document("old", rec["text"], title=rec["title"],
-                   sections=tuple(Section(s["_id"], s["start"], s["end"]) for s in rec["sections"]))
+    doc = _blank_document("old", "   ")
     with Collection.create(tmp_path / "c", encoder=FakeEncoder(dim=16)) as col:
         chunks, vectors = col.chunk_and_encode([doc])
         assert [c.section_id for c in chunks] == ["s0", "s1", "s2"]
