@@ -32,12 +32,26 @@ def _sample_docs() -> list[Document]:
 def test_every_builtin_profile_searches_without_a_mode(tmp_path, name):
     profile = BUILTIN[name]
     with Collection.create(tmp_path / "c", profile=name, encoder=FakeEncoder(dim=384)) as col:
-        col.add(_sample_docs()[:24])  # ten of them about vitamins; the sparse profiles run the real SPLADE model
+        # ten of them about vitamins; the sparse profiles run the real SPLADE model, so they get 12 (seven on vitamins)
+        col.add(_sample_docs()[8:20] if "sparse" in profile.retrievers else _sample_docs()[:24])
         hits = col.search(QUERY, k=5)
         assert hits, f"{name}: no hits without a mode"
         explicit = col.search(QUERY, k=5, mode=profile.mode)
         assert [(h.id, h.score) for h in hits] == [(h.id, h.score) for h in explicit]
         assert any("vitamin" in (h.title + h.snippet).lower() for h in hits)
+
+
+def test_a_collection_without_dense_vectors_never_runs_the_dense_model(tmp_path):
+    """BM25 keeps no dense vectors: adds, upserts and searches must not pay for the model (they once encoded every
+    chunk and threw the vectors away)."""
+    enc = FakeEncoder(dim=384)
+    with Collection.create(tmp_path / "c", profile="bm25", encoder=enc) as col:
+        col.add(_sample_docs()[:10])
+        col.upsert(_sample_docs()[5:14])
+        hits = col.search(QUERY, k=3)
+        assert hits and any("vitamin" in (h.title + h.snippet).lower() for h in hits)
+        assert col.info()["documents"] == 14
+    assert enc.calls == 0
 
 
 @pytest.fixture(scope="module")
