@@ -1,7 +1,7 @@
 """Run `slimvec.distributed.ingest.index` on a running Ray cluster and SIGKILL this driver process right after
 its KILL_AFTER-th shard commit (for the interrupted-ingest test).
 
-Usage: python ingest_kill_worker.py ADDRESS DIR KILL_AFTER WORKERS SOURCE... The kill comes from inside the commit hook,
+Usage: python ingest_kill_worker.py ADDRESS DIR KILL_AFTER WORKERS MODEL SOURCE... The kill comes from inside the commit hook,
 so where it lands is deterministic: KILL_AFTER batches are committed, the rest (buffered or being encoded) is
 lost with the process, as in a crash.
 """
@@ -15,7 +15,7 @@ import sys
 from slimvec.collection import Collection
 from slimvec.distributed.ingest import index
 
-address, path, kill_after, workers, *sources = sys.argv[1:]
+address, path, kill_after, workers, model, *sources = sys.argv[1:]
 commits = 0
 add_encoded = Collection.add_encoded
 
@@ -30,4 +30,4 @@ def committing_then_killed(self, *args, **kwargs):  # type: ignore[no-untyped-de
 
 
 Collection.add_encoded = committing_then_killed  # type: ignore[method-assign]
-index(sources, path, shards=2, workers=int(workers), address=address, batch_size=8, commit_docs=8, model="all-MiniLM-L6-v2")
+index(sources, path, shards=2, workers=int(workers), address=address, batch_size=8, commit_docs=8, model=model)

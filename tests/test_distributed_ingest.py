@@ -21,7 +21,7 @@ from slimvec.distributed.ingest import index
 from slimvec.errors import CollectionError, ConfigError, IngestError
 from slimvec.ingest import read_sources
 
-MODEL = "all-MiniLM-L6-v2"
+MODEL = "wordllama"  # a real static model: these files test Ray plumbing, and torch actors cost ~20 s per run
 N_DOCS = 32
 
 
@@ -119,7 +119,8 @@ def test_rerun_after_the_driver_is_killed_gives_the_uninterrupted_collection(ray
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
                                                         os.environ.get("PYTHONPATH", "")])}
     address = ray.get_runtime_context().gcs_address
-    run = subprocess.run([sys.executable, str(worker), address, str(path), "2", str(ray_cluster), *map(str, sources)], env=env,
+    run = subprocess.run([sys.executable, str(worker), address, str(path), "2", str(ray_cluster), MODEL,
+                          *map(str, sources)], env=env,
                          capture_output=True, text=True)
     assert run.returncode == -9, run.stderr[-2000:]  # SIGKILL, from inside its second commit
     assert len(snapshot(path)) == 16  # two committed batches of 8 survive the kill, nothing else was stored
@@ -177,8 +178,8 @@ def create_then_killed(cls, *args, **kwargs):
     col = made(cls, *args, **kwargs)
     os.kill(os.getpid(), signal.SIGKILL)
 Collection.create = classmethod(create_then_killed)
-address, path, *sources = sys.argv[1:]
-app(["index", *sources, "-c", path, "--ray", "--address", address, "--shards", "2", "--workers", "1"])
+address, path, model, *sources = sys.argv[1:]
+app(["index", *sources, "-c", path, "--ray", "--address", address, "--shards", "2", "--workers", "1", "--model", model])
 """
 
 
@@ -188,7 +189,7 @@ def test_rerun_of_the_same_command_after_a_kill_in_create_finishes_the_job(ray_c
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
                                                         os.environ.get("PYTHONPATH", "")])}
     address = ray.get_runtime_context().gcs_address
-    run = subprocess.run([sys.executable, "-c", _KILLED_IN_CREATE, address, str(path), *map(str, sources)], env=env,
+    run = subprocess.run([sys.executable, "-c", _KILLED_IN_CREATE, address, str(path), MODEL, *map(str, sources)], env=env,
                          capture_output=True, text=True)
     assert run.returncode == -9, run.stderr[-2000:]
     assert (path / "shards" / "000" / "manifest.json").is_file() and not (path / "shards.json").exists()

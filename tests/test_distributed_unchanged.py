@@ -17,7 +17,7 @@ from slimvec import Collection, Document
 from slimvec.distributed.ingest import index
 from slimvec.distributed.router import shard_of
 
-MODEL = "all-MiniLM-L6-v2"
+MODEL = "wordllama"  # a real static model: these files test Ray plumbing, and torch actors cost ~20 s per run
 N_DOCS = 30
 QUERIES = ["vitamin D deficiency", "cancer cells in mice", "protein folding", "risk of heart disease"]
 SUMMARY = re.compile(r"(\d+) documents written: (\d+) encoded by the encoder actors, (\d+) found stored as given")

@@ -18,19 +18,17 @@ N_QUERIES = 24
 N_OTHERS = 50  # unjudged documents beside the judged ones: each eval here runs the real default model over all
 
 
-@pytest.fixture(scope="module")
-def mini_beir(tmp_path_factory) -> Path:
-    """A BEIR folder: the judged docs of N_QUERIES SciFact test queries plus N_OTHERS others."""
-    root = tmp_path_factory.mktemp("beir") / "scifact-mini"
+def _mini(root: Path, n_queries: int, n_others: int) -> Path:
+    """A BEIR folder at `root`: the judged docs of the first `n_queries` SciFact test queries plus `n_others`."""
     (root / "qrels").mkdir(parents=True)
     lines = (SCIFACT / "qrels" / "test.tsv").read_text().splitlines()
     header, rows = lines[0], [line.split("\t") for line in lines[1:]]
-    qids = list(dict.fromkeys(r[0] for r in rows))[:N_QUERIES]
+    qids = list(dict.fromkeys(r[0] for r in rows))[:n_queries]
     kept = [r for r in rows if r[0] in qids]
     (root / "qrels" / "test.tsv").write_text(header + "\n" + "\n".join("\t".join(r) for r in kept) + "\n")
     judged = {r[1] for r in kept}
     corpus = _jsonl(SCIFACT / "corpus.jsonl")
-    docs = [d for d in corpus if d["_id"] in judged] + [d for d in corpus if d["_id"] not in judged][:N_OTHERS]
+    docs = [d for d in corpus if d["_id"] in judged] + [d for d in corpus if d["_id"] not in judged][:n_others]
     (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     queries = [q for q in _jsonl(SCIFACT / "queries.jsonl") if q["_id"] in qids]
     (root / "queries.jsonl").write_text("".join(json.dumps({"_id": q["_id"], "text": q["text"]}) + "\n" for q in queries))
@@ -38,14 +36,19 @@ def mini_beir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def mini_beir(tmp_path_factory) -> Path:
+    """A BEIR folder: the judged docs of N_QUERIES SciFact test queries plus N_OTHERS others."""
+    return _mini(tmp_path_factory.mktemp("beir") / "scifact-mini", N_QUERIES, N_OTHERS)
+
+
+@pytest.fixture(scope="module")
 def shared_cache(tmp_path_factory) -> Path:
-    """One embedding cache for the tests that do not count encodes, so the corpus is encoded once."""
+    """One embedding cache for the module, so the corpus is encoded once (by `first_eval`, which counts it)."""
     return tmp_path_factory.mktemp("cache")
 
 
-@pytest.fixture()
-def counting(monkeypatch):
-    """Count the texts the real model is asked to encode as documents."""
+def _count_document_encodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the texts the real model is asked to encode as documents (one entry per call)."""
     enc = registry.load_encoder()
     calls: list[int] = []
     original = enc.encode_documents
@@ -58,9 +61,18 @@ def counting(monkeypatch):
     return calls
 
 
-def test_eval_reports_metrics_cost_and_run_file(mini_beir, tmp_path, counting, shared_cache):
-    out, cache = tmp_path / "out", shared_cache
-    res = run_eval(mini_beir, load_profile("exact-f32"), out=out, cache_dir=cache)
+@pytest.fixture(scope="module")
+def first_eval(mini_beir, tmp_path_factory, shared_cache) -> tuple[dict, int]:
+    """The module's first evaluation (exact-f32, an empty cache) and how many document texts it encoded."""
+    with pytest.MonkeyPatch.context() as mp:
+        calls = _count_document_encodes(mp)
+        res = run_eval(mini_beir, load_profile("exact-f32"), out=tmp_path_factory.mktemp("out"),
+                       cache_dir=shared_cache)
+    return res, sum(calls)
+
+
+def test_eval_reports_metrics_cost_and_run_file(mini_beir, first_eval):
+    res, _ = first_eval
     assert res["queries"] == N_QUERIES and res["documents"] > N_OTHERS
     m = res["metrics"]
     assert set(m) == {"ndcg@10", "recall@100", "mrr@10", "map@100"}
@@ -79,14 +91,13 @@ def test_eval_reports_metrics_cost_and_run_file(mini_beir, tmp_path, counting, s
     assert evaluate(qrels, read_trec_run(res["run_file"])) == pytest.approx(m)
 
 
-def test_cache_avoids_reencoding(mini_beir, tmp_path, counting):
-    out, cache = tmp_path / "out", tmp_path / "cache"
-    run_eval(mini_beir, load_profile("exact-f32"), out=out, cache_dir=cache)
-    first = sum(counting)
-    assert first > 0
+def test_cache_avoids_reencoding(mini_beir, tmp_path, first_eval, shared_cache, monkeypatch):
+    res, encoded = first_eval
+    assert encoded >= res["documents"]  # the first evaluation ran the model over every document
+    calls = _count_document_encodes(monkeypatch)
     # Another storage profile of the same model: a new collection, zero texts encoded.
-    res = run_eval(mini_beir, load_profile("int8"), out=out, cache_dir=cache)
-    assert sum(counting) == first
+    res = run_eval(mini_beir, load_profile("int8"), out=tmp_path / "out", cache_dir=shared_cache)
+    assert sum(calls) == 0
     assert res["metrics"]["ndcg@10"] > 0.55
 
 
@@ -155,12 +166,14 @@ def test_cli_calibrate_then_min_relevance(mini_beir, tmp_path, shared_cache):
         assert all(h.relevance is not None for h in plain)
 
 
-def test_a_late_profile_reports_its_encoding_speed_even_from_a_warm_cache(mini_beir, tmp_path, shared_cache):
+def test_a_late_profile_reports_its_encoding_speed_even_from_a_warm_cache(tmp_path):
     from slimvec.profiles import profile_from_dict
 
-    tokens = run_eval(mini_beir, load_profile("exact-f32"), out=tmp_path / "out", cache_dir=shared_cache)
-    late = run_eval(mini_beir, profile_from_dict({"name": "late-speed", "chunk_mode": "late"}),
-                    out=tmp_path / "out", cache_dir=shared_cache)
+    tiny = _mini(tmp_path / "scifact-tiny", 3, 4)  # a late build encodes every document again: keep it small
+    cache = tmp_path / "cache"
+    tokens = run_eval(tiny, load_profile("exact-f32"), out=tmp_path / "out", cache_dir=cache)
+    late = run_eval(tiny, profile_from_dict({"name": "late-speed", "chunk_mode": "late"}),
+                    out=tmp_path / "out", cache_dir=cache)
     # Every text of the tokens build may come from the shared cache (then no speed is claimed); a late build
     # always runs the model over each document, so its docs/s is a real encoding speed.
     assert late["cost"]["encode_docs_per_s"] == pytest.approx(late["documents"] / late["cost"]["build_s"])
