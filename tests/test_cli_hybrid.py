@@ -24,7 +24,8 @@ def run(*args: object) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def col(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("cli-hybrid") / "col"
-    code, out, err = run("index", SAMPLE, "--collection", path, "--bm25", "--sparse", "--json")
+    # WordLlama for the dense part: these tests are about the flags, and SPLADE already runs over every document
+    code, out, err = run("index", SAMPLE, "--collection", path, "--bm25", "--sparse", "--model", "wordllama", "--json")
     assert code == 0, err
     return path
 

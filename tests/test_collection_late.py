@@ -112,8 +112,8 @@ def test_migrating_a_late_collection_fits_on_late_vectors_where_the_cut_differs(
     from slimvec.migrate.runner import _sample_into
 
     bge = load_encoder("bge-small-en-v1.5")
-    long_docs = [d for d in scifact_docs if len(bge.token_spans(f"{d.title} {d.text}")) > 300][:12]
-    assert len(long_docs) == 12
+    long_docs = [d for d in scifact_docs if len(bge.token_spans(f"{d.title} {d.text}")) > 300][:10]  # >= 20 chunks: an adapter needs them
+    assert len(long_docs) == 10
     fields = {"name": "late-migrate", "chunk_mode": "late", "chunk_overlap": 0, "chunk_tokens": None}
     with Collection.create(tmp_path / "old", profile=_profile(**fields)) as old, \
             Collection.create(tmp_path / "new", profile=_profile(**fields, model="bge-small-en-v1.5"), encoder=bge) as new:
@@ -129,7 +129,7 @@ def test_migrating_a_late_collection_fits_on_late_vectors_where_the_cut_differs(
         lost = [i for i, (d, s, e) in enumerate(spans) if (d.id, s, e) not in cut]
         assert lost, "bge's longer window must cut these documents differently"
         config = default_config(False, new.manifest.get("late_sections"))
-        for i in lost:
+        for i in lost[:4]:  # each check runs a late pass of its own document
             d, s, e = spans[i]
             chunk = Chunk(d.id, 0, s, e, d.text[s:e])
             late = late_chunk_vectors([d], [[chunk]], bge, config)[0]

@@ -16,10 +16,12 @@ N_SHARDS = 3
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, scifact_docs, scifact_judged):
-    """A 3-shard exact collection of 40 SciFact docs, written in-process, and its in-process answers."""
+    """A 3-shard exact collection of 40 SciFact docs, written in-process, and its in-process answers. WordLlama, a
+    real static model: the actors' plumbing is under test here, and it loads in a second in each actor."""
     path = tmp_path_factory.mktemp("ray") / "sharded"
     queries = [q for q, _ in scifact_judged.values()][:10]
-    with create_sharded(path, shards=N_SHARDS, profile="exact-f32", retrievers=["dense", "bm25"]) as local:
+    with create_sharded(path, shards=N_SHARDS, profile="exact-f32", model="wordllama",
+                        retrievers=["dense", "bm25"]) as local:
         local.add(scifact_docs[:40])
         expected = [[(h.id, h.score) for h in hits] for hits in local.search_many(queries, k=10)]
         vectors = local.encoder.encode_queries(queries)

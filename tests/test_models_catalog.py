@@ -120,7 +120,7 @@ def test_new_collections_get_bge_and_old_minilm_collections_keep_minilm(tmp_path
     from slimvec.encoders.registry import DEFAULT_MODEL, MINILM, load_encoder
 
     assert DEFAULT_MODEL == "bge-small-en-v1.5"
-    docs = scifact_docs[:30]
+    docs = scifact_docs[:12]  # both models run over them; bge encodes each text alone
     with Collection.create(tmp_path / "old", model=MINILM) as old:
         old.add(docs)
     # A collection made before the switch recorded MiniLM as its model and no model in its profile.

@@ -270,14 +270,16 @@ def test_bi_encoder_with_the_real_minilm_model(tmp_path):
     docs = [Document(r["_id"], r["text"], r.get("title", "")) for r in map(json.loads, SAMPLE.read_text().splitlines())]
     col = _create(tmp_path / "s", docs, retrievers=["dense", "bm25"])
     q = "vitamin D and bone fractures"
-    first = [h.id for h in col.search(q, k=12, mode="bm25")]
-    hits = col.search(q, k=8, mode="bm25", rerank="bi-encoder:all-MiniLM-L6-v2", rerank_depth=12)
+    # depth 6: each candidate's chunks (~2 per sample document) are encoded twice, by the reranker and below
+    first = [h.id for h in col.search(q, k=6, mode="bm25")]
+    hits = col.search(q, k=4, mode="bm25", rerank="bi-encoder:all-MiniLM-L6-v2", rerank_depth=6)
     st = registry.load_encoder("all-MiniLM-L6-v2").model  # the bare SentenceTransformer (one load on a slow CPU)
     texts = {d: _texts(col, d) for d in first}
     flat = st.encode([q] + [t for d in first for t in texts[d]], normalize_embeddings=True)  # one call: slow CPU
     qv, vecs = flat[0], iter(flat[1:])
     scores = {d: [float(next(vecs) @ qv) for _ in texts[d]] for d in first}
-    _same(hits, _brute(col, first, scores.__getitem__), 8, atol=1e-4)
+    _same(hits, _brute(col, first, scores.__getitem__), 4, atol=1e-4)
+    assert [h.id for h in hits] != first[:4]  # MiniLM did reorder BM25's list: the comparison is not trivial
 
 
 # ---- cross-encoder ------------------------------------------------------------------------------
