@@ -319,7 +319,7 @@ def test_reranking_runs_once_at_the_router_and_equals_one_collection(bm25_pair, 
     # one query for the cross-encoder: it scores each (query, chunk) pair alone, ~0.2 s a pair on 2 cores
     queries = [q for q, _ in scifact_judged.values()][: 1 if spec == "cross-encoder" else 2]
     for mode in ("bm25", "hybrid"):
-        opts = {"k": 5, "mode": mode, "rerank": spec, "rerank_depth": 10}
+        opts = {"k": 5, "mode": mode, "rerank": spec, "rerank_depth": 8}
         a, b = one.search_many(queries, **opts), sharded.search_many(queries, **opts)
         assert [[(h.id, h.score, h.snippet, h.chunk_start) for h in x] for x in b] == \
                [[(h.id, h.score, h.snippet, h.chunk_start) for h in x] for x in a], mode
@@ -327,8 +327,8 @@ def test_reranking_runs_once_at_the_router_and_equals_one_collection(bm25_pair, 
         first = [h.id for h in sharded.search(queries[0], k=5, mode=mode, rerank="none")]
         assert [h.id for h in b[0]] != first or spec == "dense"  # the reranker did reorder (a real check)
     f = {"group": "a"}
-    assert _pairs(sharded.search(queries[0], k=5, mode="bm25", rerank=spec, rerank_depth=10, filter=f)) == \
-           _pairs(one.search(queries[0], k=5, mode="bm25", rerank=spec, rerank_depth=10, filter=f))
+    assert _pairs(sharded.search(queries[0], k=5, mode="bm25", rerank=spec, rerank_depth=8, filter=f)) == \
+           _pairs(one.search(queries[0], k=5, mode="bm25", rerank=spec, rerank_depth=8, filter=f))
 
 
 def test_min_relevance_with_a_calibrator_fitted_on_the_sharded_collection(bm25_pair, scifact_judged):
