@@ -180,18 +180,15 @@ def test_ranx_sees_doc_ids_of_one_width_whatever_the_dataset(monkeypatch) -> Non
     import ranx
 
     seen: list[set[str]] = []
-    real_qrels, real_run = ranx.Qrels, ranx.Run
 
-    def qrels_spy(d, *a, **k):
-        seen.append({doc for docs in d.values() for doc in docs})
-        return real_qrels(d, *a, **k)
+    def spy(real):
+        def recording(d, *a, **k):
+            seen.append({doc for docs in d.values() for doc in docs})
+            return real(d, *a, **k)
+        return recording
 
-    def run_spy(d, *a, **k):
-        seen.append({doc for docs in d.values() for doc in docs})
-        return real_run(d, *a, **k)
-
-    monkeypatch.setattr(ranx, "Qrels", qrels_spy)
-    monkeypatch.setattr(ranx, "Run", run_spy)
+    monkeypatch.setattr(ranx, "Qrels", spy(ranx.Qrels))
+    monkeypatch.setattr(ranx, "Run", spy(ranx.Run))
     short = evaluate({"q": {"a": 1}}, {"q": {"a": 0.9, "b": 0.5}}, metrics=["ndcg@10", "mrr@10"])
     long = evaluate({"q": {"a-much-longer-document-id": 1}},
                     {"q": {"x": 0.9, "a-much-longer-document-id": 0.5}}, metrics=["ndcg@10", "mrr@10"])

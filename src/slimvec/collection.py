@@ -360,12 +360,12 @@ class Collection:
         parts, toks, counts = [], [], []
         for s in range(0, len(docs), _BATCH_DOCS):
             part = docs[s : s + _BATCH_DOCS]
-            if dim or tokens is not None:
-                vecs, t, c = self._embed(part, chunks, enc, tokens)
-            else:  # no dense vectors kept (BM25 or sparse only): the model is not run at all
+            if not dim and tokens is None:  # no dense vectors kept (BM25 or sparse only): the model is not run
                 vecs, t, c = np.zeros((sum(len(chunks[d.id]) for d in part), 0), np.float32), [], []
-            if not dim:
-                vecs = np.zeros((len(vecs), 0), np.float32)
+            else:
+                vecs, t, c = self._embed(part, chunks, enc, tokens)
+                if not dim:  # token vectors only: the pass's dense output is not kept
+                    vecs = np.zeros((len(vecs), 0), np.float32)
             _check_finite(np.asarray(vecs), [d for d in part for _ in chunks[d.id]])
             parts.append(np.asarray(vecs, dtype=np.float32))
             toks += t

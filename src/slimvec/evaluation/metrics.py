@@ -99,7 +99,7 @@ def evaluate_per_query(
         return out
 
     # ranx compiles its numba helpers for the width of the longest doc id (a numpy '<Un' array), so a dataset
-    # with a new width compiled them again (~10 s each, measured). Doc ids are renamed to one fixed width, so
+    # with a new width compiled them again (~27 s each on the 2-core box, measured). Doc ids are renamed to one fixed width, so
     # every call reuses the kernels compiled once (`warm_up`); ranx only matches run ids against qrels ids.
     codes: dict[str, str] = {}
 
@@ -137,7 +137,7 @@ def warm_up() -> None:
     """Compile ranx's numba kernels for every metric family here, once (numba caches them beside ranx's files).
 
     Why: the first `slimvec eval` on a fresh install otherwise spends minutes compiling them (measured: the
-    metric tests took 174 s cold, 22 s warm, on the 2-core box); `make install` calls this.
+    metric tests took 174 s cold, 12 s after this, on the 2-core box); `make install` calls this.
     """
     qrels = {"q1": {"a": 1, "b": 2}, "q2": {"c": 1}}
     run = {"q1": {"a": 0.9, "x": 0.5, "b": 0.1}, "q2": {"y": 0.8, "c": 0.4}}
