@@ -101,6 +101,7 @@ def index(
         problems.append(str(e))
         err.print(f"[yellow]skipped:[/yellow] {escape(str(e))}", highlight=False, soft_wrap=True)
 
+    _one_profile_source(profile, profile_file)
     fields = FieldMap(id_field=id_field, title_field=title_field, text_field=text_field)
     if ray or address is not None:
         _index_on_ray(sources, collection, fields, strict, report, field_type, upsert, address, shards, workers or 2,
@@ -429,9 +430,19 @@ def distill(
                   f"in {result.seconds:.0f} s", highlight=False)
 
 
+def _one_profile_source(profile: Optional[str], profile_file: Optional[Path]) -> None:
+    """ConfigError when both --profile and --profile-file are given: one of them would be silently ignored."""
+    if profile is not None and profile_file is not None:
+        from slimvec.errors import ConfigError
+
+        raise ConfigError("--profile and --profile-file cannot be combined: give one of them")
+
+
 def _profiles(profile: Optional[str], profile_file: Optional[Path], model: Optional[str] = None,
               chunk_mode: Optional[str] = None) -> list[Any]:
     from slimvec.profiles import load_profile, profile_from_dict
+
+    _one_profile_source(profile, profile_file)
 
     names = [p.strip() for p in (profile or "").split(",") if p.strip()]
     chosen = [load_profile(n) for n in names] or ([load_profile(file=profile_file)] if profile_file else [load_profile()])
@@ -467,7 +478,13 @@ def eval_cmd(
     _need("ranx")  # before any encoding
     from slimvec.evaluation.runner import run_eval
 
-    (prof,) = _profiles(profile, profile_file, model, chunk_mode)[:1]
+    chosen = _profiles(profile, profile_file, model, chunk_mode)
+    if len(chosen) > 1:
+        from slimvec.errors import ConfigError
+
+        raise ConfigError(f"--profile takes one profile, got {len(chosen)} ({profile}): use `slimvec sweep "
+                          "--profiles` to evaluate several")
+    (prof,) = chosen
     result = run_eval(dataset, prof, split=split, out=out, cache_dir=cache, max_queries=max_queries, progress=True,
                       unit=unit, corpus=corpus)
     if json_out:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,8 @@ def plan(
     chunk_mode: str | None = None,
 ) -> Plan:
     """Evaluate candidates on selection queries, keep those within budget, choose the best nDCG@10 (then least RAM)."""
+    if math.isnan(max_ram_bytes_per_doc) or max_ram_bytes_per_doc <= 0:  # before any evaluation
+        raise ConfigError(f"--max-ram-bytes-per-doc must be a number > 0, got {max_ram_bytes_per_doc}")
     ds = load_dataset(dataset_dir)
     profiles = candidates or [BUILTIN[n] for n in DEFAULT_CANDIDATES]
     if chunk_mode:
@@ -59,6 +62,10 @@ def plan(
     else:
         sel_ids, rep_ids = held_out_halves(list(ds.queries(report_split)))
         sel_split = report_split
+        if not sel_ids or not rep_ids:  # checked before any profile is evaluated
+            raise ConfigError(f"{ds.name}: the {len(sel_ids) + len(rep_ids)} judged {report_split} queries all fall "
+                              "in one half of the held-out split (by a hash of their ids), leaving none to "
+                              "choose or none to report on: add judged queries, or a dev split (qrels/dev.tsv)")
     selection = [run_eval(dataset_dir, p, sel_split, out, cache_dir, query_ids=sel_ids,
                           tag="" if sel_ids is None else "-select") for p in profiles]
     within = [(p, r) for p, r in zip(profiles, selection) if r["cost"]["ram_bytes_per_doc"] <= max_ram_bytes_per_doc]

@@ -42,8 +42,11 @@ def check_eval_inputs(
             raise ConfigError(f"profile name {p.name!r} cannot name a run file (empty, '/', NUL, '.' or '..')")
     ds = load_dataset(dataset_dir)
     qrels = ds.qrels(split)
-    queries = ds.queries(split)
     qrels_path = ds.qrels_dir / f"{split}.tsv"
+    if not qrels:
+        raise IngestError(f"{qrels_path}: no judgements (the file is empty or holds only a header): nothing to "
+                          "evaluate")
+    queries = ds.queries(split)
     for qid, docs in qrels.items():
         if problem := id_problem(qid):
             raise IngestError(f"{qrels_path}: query-id {qid!r}: {problem}")

@@ -123,6 +123,9 @@ def run_eval(
     if max_queries:
         queries = dict(list(queries.items())[:max_queries])
         qrels = {q: qrels[q] for q in queries}
+    if not queries:  # before the corpus is encoded
+        raise ConfigError(f"{ds.name}: no {split} queries left to evaluate (query_ids selects none of the "
+                          f"{len(ds.qrels(split))} judged)")
     out = Path(out)
     path = collection_dir(out, ds, profile, corpus_path)
     facts = build(ds, profile, path, Path(cache_dir) if cache_dir else None, progress, corpus_path)

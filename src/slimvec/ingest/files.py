@@ -48,7 +48,7 @@ def read_file(path: str | Path, root: str | Path | None = None) -> Document:
         title, text = _html_to_text(html := decode_html(_read_bytes(path), path))
         sections = html_sections(html, text)
     else:
-        extra, text = _split_front_matter(decode_utf8(_read_bytes(path), path), path)
+        extra, text = _split_front_matter(decode_text(_read_bytes(path), path), path)
         title = _front_matter_title(extra) or _markdown_title(text)
         sections = markdown_sections(text) if ext == "md" else None
     return Document(id=rel, text=text, title=title or path.stem, metadata={"path": rel, "ext": ext, **extra},
@@ -94,6 +94,25 @@ def decode_utf8(raw: bytes, path: Path) -> str:
         line = raw.count(b"\n", 0, e.start) + 1
         raise IngestError(f"{path}:{line}: invalid UTF-8 at byte {e.start} (0x{raw[e.start]:02x})") from None
     return text.removeprefix("\ufeff")
+
+
+# Byte-order marks of the UTF-16/32 text editors write (Windows Notepad's "Unicode"): UTF-32 first, its
+# little-endian mark starting with UTF-16's.
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
+         (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+
+
+def decode_text(raw: bytes, path: Path) -> str:
+    """A .txt/.md file's text: UTF-16 or UTF-32 when it opens with that byte-order mark, else strict UTF-8
+    (`decode_utf8`); the error names the encoding and byte offset."""
+    for bom, name in _BOMS:
+        if raw.startswith(bom):
+            try:
+                return raw[len(bom):].decode(name)
+            except UnicodeDecodeError as e:
+                raise IngestError(f"{path}: invalid {name.upper()} (byte-order mark) at byte {len(bom) + e.start}") \
+                    from None
+    return decode_utf8(raw, path)
 
 
 def decode_html(raw: bytes, path: Path) -> str:

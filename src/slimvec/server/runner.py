@@ -50,6 +50,8 @@ def load_collections(dirs: list[str | Path]) -> dict[str, Any]:
     for d in dirs:
         p = Path(d).resolve()
         name = p.name
+        if name in out and Path(out[name].path).resolve() == p:
+            raise ConfigError(f"collection {str(p)!r} is given twice")
         if name in out:
             raise ConfigError(f"two collections are named {name!r} ({out[name].path} and {p}); rename one directory")
         out[name] = Collection.open(p)
@@ -65,12 +67,18 @@ def serve(dirs: list[str | Path], host: str = "127.0.0.1", port: int = 8000,
 
     from slimvec.server.app import create_app
 
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:  # before any collection opens
+        raise ConfigError(f"port must be a whole number from 1 to 65535, got {port!r}")
     key = read_api_key(api_key_file)
     if key is None and not is_loopback(host):
         raise ConfigError(f"refusing to listen on non-loopback host {host!r} without --api-key-file")
     cols = load_collections(dirs)
-    app = create_app(cols, api_key=key)
     try:
+        for c in cols.values():
+            # Load each model now: one that cannot load (a moved model directory) is then a one-line error, not
+            # a traceback from uvicorn's start-up (the app's warm-up finds them loaded).
+            c.encoder  # noqa: B018 - the property loads the model
+        app = create_app(cols, api_key=key)
         uvicorn.run(app, host=host, port=port, log_level="info")
     finally:
         for c in cols.values():

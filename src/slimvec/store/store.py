@@ -137,6 +137,19 @@ class ChunkSection(NamedTuple):
     end: int
 
 
+def _manifest_problem(manifest: dict[str, Any]) -> str | None:
+    """What is wrong with the types of a manifest's core fields (a hand edit or a damaged file), or None."""
+    if not isinstance(manifest["model"], str) or not manifest["model"]:
+        return f"'model' must be a model name, got {manifest['model']!r}"
+    dim = manifest["dim"]
+    if type(dim) is not int or dim < 0:
+        return f"'dim' must be a whole number >= 0, got {dim!r}"
+    retrievers = manifest.get("retrievers", [])
+    if not isinstance(retrievers, list) or not all(isinstance(r, str) for r in retrievers):
+        return f"'retrievers' must be a list of names, got {retrievers!r}"
+    return None
+
+
 class Store:
     """Low-level access to one collection directory; `Collection` builds search on top."""
 
@@ -186,16 +199,21 @@ class Store:
             manifest = json.loads(mpath.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise CollectionError(f"{mpath}: manifest is not valid JSON ({e})") from None
+        if not isinstance(manifest, dict):
+            raise CollectionError(f"{mpath}: manifest must be a JSON object, not {type(manifest).__name__}")
         if manifest.get("format") != FORMAT:
             raise CollectionError(f"{path}: not a slimvec collection (format {manifest.get('format')!r})")
-        if manifest.get("format_version") != FORMAT_VERSION:
+        version = manifest.get("format_version")
+        if type(version) is not int or version != FORMAT_VERSION:  # "1" or true is not version 1
             raise CollectionError(
-                f"{path}: collection format version {manifest.get('format_version')} is not supported "
+                f"{path}: collection format version {version!r} is not supported "
                 f"by this slimvec (reads version {FORMAT_VERSION})"
             )
         for key in ("model", "dim"):
             if key not in manifest:
                 raise CollectionError(f"{mpath}: manifest lacks {key!r}")
+        if problem := _manifest_problem(manifest):
+            raise CollectionError(f"{mpath}: manifest is damaged: {problem}")
         try:
             store = cls(path, manifest)
             store._add_missing_columns()

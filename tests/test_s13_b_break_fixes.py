@@ -1,0 +1,193 @@
+"""Faults found by using the CLI, server start-up, ingest and evaluation as a demanding user would (s13-b).
+
+Each test feeds one kind of bad or real-world input and checks for a one-line error (no traceback, nothing
+done first) or the right result.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import math
+from pathlib import Path
+
+import pytest
+from fakes import FakeEncoder
+from typer.testing import CliRunner
+
+from slimvec import Collection, Document
+from slimvec.cli import app
+from slimvec.errors import CollectionError, ConfigError
+from slimvec.ingest import read_sources
+from slimvec.ingest.files import read_file
+
+runner = CliRunner()
+
+
+def run(*args: object) -> tuple[int, str, object]:
+    res = runner.invoke(app, [str(a) for a in args])
+    return res.exit_code, res.stdout + res.stderr, res.exception
+
+
+def one_line_error(code: int, output: str, exc: object) -> str:
+    """The error line of a CLI run that failed cleanly (exit 2, no traceback)."""
+    assert code == 2, output
+    assert isinstance(exc, SystemExit), exc
+    assert "Traceback" not in output
+    lines = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, output
+    return lines[0]
+
+
+# ---- a damaged manifest is a one-line error, not a traceback ------------------------------------------------
+
+@pytest.fixture()
+def fake_col(tmp_path: Path) -> Path:
+    path = tmp_path / "col"
+    with Collection.create(path, encoder=FakeEncoder()) as col:
+        col.add([Document("a", "alpha beta"), Document("b", "gamma delta")])
+    return path
+
+
+def _edit_manifest(path: Path, edit) -> None:
+    mpath = path / "manifest.json"
+    data = json.loads(mpath.read_text())
+    mpath.write_text(json.dumps(edit(data)))
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    (lambda m: None, "manifest must be a JSON object"),
+    (lambda m: [m], "manifest must be a JSON object"),
+    (lambda m: {**m, "dim": "abc"}, "'dim'"),
+    (lambda m: {**m, "dim": None}, "'dim'"),
+    (lambda m: {**m, "dim": True}, "'dim'"),
+    (lambda m: {**m, "model": 5}, "'model'"),
+    (lambda m: {**m, "model": None}, "'model'"),
+    (lambda m: {**m, "retrievers": "dense"}, "'retrievers'"),
+])
+def test_damaged_manifest_is_one_line(fake_col: Path, edit, expected: str) -> None:
+    _edit_manifest(fake_col, edit)
+    with pytest.raises(CollectionError, match=expected):
+        Collection.open(fake_col)
+    line = one_line_error(*run("info", fake_col))
+    assert "manifest.json" in line and expected.strip("'") in line
+
+
+def test_format_version_as_text_is_named_as_text(fake_col: Path) -> None:
+    # "1" (a string) is not version 1: the message must not read "version 1 is not supported ... (reads version 1)"
+    _edit_manifest(fake_col, lambda m: {**m, "format_version": "1"})
+    with pytest.raises(CollectionError, match=r"format version '1' is not supported"):
+        Collection.open(fake_col)
+
+
+# ---- conflicting or over-full profile options are refused, not silently half-used -----------------------------
+
+def test_index_refuses_profile_and_profile_file(tmp_path: Path) -> None:
+    (tmp_path / "doc.txt").write_text("some text")
+    pfile = tmp_path / "p.json"
+    pfile.write_text(json.dumps({"name": "mine", "codec": "float32"}))
+    line = one_line_error(*run("index", tmp_path / "doc.txt", "-c", tmp_path / "col", "--profile", "binary",
+                               "--profile-file", pfile))
+    assert "--profile" in line and "--profile-file" in line
+    assert not (tmp_path / "col").exists()
+
+
+def _beir(root: Path, qrels: str, queries: dict[str, str] | None = None) -> Path:
+    (root / "qrels").mkdir(parents=True)
+    with open(root / "corpus.jsonl", "w") as f:
+        for i in range(4):
+            f.write(json.dumps({"_id": f"d{i}", "title": "", "text": f"document {i} about topic {i}"}) + "\n")
+    with open(root / "queries.jsonl", "w") as f:
+        for qid, text in (queries or {"q0": "topic 0", "q1": "topic 1"}).items():
+            f.write(json.dumps({"_id": qid, "text": text}) + "\n")
+    (root / "qrels" / "test.tsv").write_text(qrels)
+    return root
+
+
+def test_eval_refuses_two_profiles_and_profile_with_file(tmp_path: Path) -> None:
+    ds = _beir(tmp_path / "ds", "q0\td0\t1\n")
+    line = one_line_error(*run("eval", ds, "--profile", "exact-f32,binary", "--out", tmp_path / "out"))
+    assert "sweep" in line
+    pfile = tmp_path / "p.json"
+    pfile.write_text(json.dumps({"name": "mine", "codec": "float32"}))
+    line = one_line_error(*run("eval", ds, "--profile", "exact-f32", "--profile-file", pfile, "--out", tmp_path / "out"))
+    assert "--profile-file" in line
+    assert not (tmp_path / "out" / "collections").exists()  # refused before anything was built
+
+
+# ---- evaluation inputs with nothing to evaluate fail first, in one line -------------------------------------
+
+@pytest.mark.parametrize("qrels", ["", "query-id\tcorpus-id\tscore\n", "\n\n"])
+def test_eval_with_no_judgements_fails_before_encoding(tmp_path: Path, qrels: str) -> None:
+    ds = _beir(tmp_path / "ds", qrels)
+    line = one_line_error(*run("eval", ds, "--model", "wordllama", "--out", tmp_path / "out"))
+    assert "qrels/test.tsv" in line and "no judgements" in line
+    assert not (tmp_path / "out" / "collections").exists()
+
+
+def test_plan_with_every_query_in_one_half_fails_before_encoding(tmp_path: Path) -> None:
+    from slimvec.evaluation.planner import held_out_halves, plan
+    from slimvec.profiles import BUILTIN
+
+    # query ids that all hash into one half of the held-out split (checked here, not assumed)
+    ids = [q for q in (f"q{i}" for i in range(50)) if q in held_out_halves([q])[0]][:3]
+    assert len(ids) == 3
+    ds = _beir(tmp_path / "ds", "".join(f"{q}\td0\t1\n" for q in ids), {q: "topic 0" for q in ids})
+    cand = BUILTIN["exact-f32"].model_copy(update={"model": "wordllama"})
+    with pytest.raises(ConfigError, match="one half"):
+        plan(ds, 5000, [cand], out=tmp_path / "out")
+    assert not (tmp_path / "out" / "collections").exists()
+
+
+@pytest.mark.parametrize("budget", [0.0, -1.0, math.nan])
+def test_plan_refuses_a_budget_nothing_can_meet(tmp_path: Path, budget: float) -> None:
+    ds = _beir(tmp_path / "ds", "q0\td0\t1\nq1\td1\t1\n")
+    line = one_line_error(*run("plan", ds, "--max-ram-bytes-per-doc", budget, "--profiles", "exact-f32",
+                               "--out", tmp_path / "out", "--write", tmp_path / "p.json"))
+    assert "--max-ram-bytes-per-doc" in line
+    assert not (tmp_path / "out" / "collections").exists()
+
+
+# ---- text files saved as UTF-16/UTF-32 with a byte-order mark are read, not refused as bad UTF-8 ------------
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+def test_txt_and_md_with_utf16_or_utf32_bom_are_read(tmp_path: Path, encoding: str) -> None:
+    bom = {"utf-16-le": codecs.BOM_UTF16_LE, "utf-16-be": codecs.BOM_UTF16_BE,
+           "utf-32-le": codecs.BOM_UTF32_LE, "utf-32-be": codecs.BOM_UTF32_BE}[encoding]
+    (tmp_path / "note.txt").write_bytes(bom + "Crème brûlée\r\nsecond line".encode(encoding))
+    (tmp_path / "page.md").write_bytes(bom + "# Überschrift\n\nBody text.".encode(encoding))
+    txt = read_file(tmp_path / "note.txt", tmp_path)
+    assert txt.text == "Crème brûlée\r\nsecond line"
+    md = read_file(tmp_path / "page.md", tmp_path)
+    assert md.title == "Überschrift" and md.text == "# Überschrift\n\nBody text."
+    errors: list[Exception] = []
+    docs = list(read_sources([str(tmp_path)], on_error=errors.append))
+    assert not errors and sorted(d.id for d in docs) == ["note.txt", "page.md"]
+
+
+def test_truncated_utf16_is_a_one_line_error(tmp_path: Path) -> None:
+    from slimvec.errors import IngestError
+
+    path = tmp_path / "cut.txt"
+    path.write_bytes(codecs.BOM_UTF16_LE + "ab".encode("utf-16-le") + b"\x00")  # an odd byte count
+    with pytest.raises(IngestError, match=r"cut\.txt: invalid UTF-16-LE"):
+        read_file(path, tmp_path)
+
+
+# ---- serve: a port out of range and a directory given twice ---------------------------------------------------
+
+@pytest.mark.parametrize("port", ["70000", "-1", "0"])
+def test_serve_port_out_of_range_is_one_line(fake_col: Path, port: str) -> None:
+    line = one_line_error(*run("serve", fake_col, "--port", port))
+    assert "port" in line and port in line
+
+
+def test_serve_same_directory_twice_names_it(fake_col: Path) -> None:
+    line = one_line_error(*run("serve", fake_col, fake_col))
+    assert "given twice" in line
+
+
+def test_serve_collection_whose_model_cannot_load_is_one_line(fake_col: Path) -> None:
+    # fake_col's model ("fake-bow") is no model slimvec can load, as for a collection whose model directory moved
+    line = one_line_error(*run("serve", fake_col, "--port", "8765"))
+    assert "fake-bow" in line
