@@ -191,3 +191,36 @@ def test_serve_collection_whose_model_cannot_load_is_one_line(fake_col: Path) ->
     # fake_col's model ("fake-bow") is no model slimvec can load, as for a collection whose model directory moved
     line = one_line_error(*run("serve", fake_col, "--port", "8765"))
     assert "fake-bow" in line
+
+
+# ---- a failed `index` into a new collection leaves no empty collection that pins its settings ----------------
+
+def test_failed_index_leaves_no_new_collection_behind(tmp_path: Path) -> None:
+    table = tmp_path / "t.jsonl"
+    table.write_text('{"_id": "a", "text": "alpha"}\n{"_id": "b", "text": "beta"}\n')
+    col = tmp_path / "col"
+    line = one_line_error(*run("index", table, "-c", col, "--model", "wordllama", "--strict", "--id-field", "nope"))
+    assert "t.jsonl:1: nope: missing" in line
+    assert not col.exists()
+    # the corrected retry, with other settings, is not refused as "built with model ..."
+    res = runner.invoke(app, [str(a) for a in ("index", table, "-c", col, "--profile", "int8", "--model", "wordllama",
+                                                "--json")])
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["documents"] == 2
+
+
+def test_failed_index_into_an_empty_directory_leaves_it_empty(tmp_path: Path) -> None:
+    table = tmp_path / "t.jsonl"
+    table.write_text('{"_id": "a", "text": "alpha"}\n')
+    col = tmp_path / "col"
+    col.mkdir()
+    one_line_error(*run("index", table, "-c", col, "--model", "wordllama", "--strict", "--id-field", "nope"))
+    assert col.is_dir() and not any(col.iterdir())
+
+
+def test_failed_index_into_a_stored_collection_keeps_it(fake_col: Path, tmp_path: Path) -> None:
+    table = tmp_path / "t.jsonl"
+    table.write_text('{"_id": "a", "text": "alpha"}\n')
+    one_line_error(*run("index", table, "-c", fake_col, "--strict", "--id-field", "nope"))
+    with Collection.open(fake_col) as col:
+        assert sorted(d["id"] for d in col.store.iter_documents()) == ["a", "b"]

@@ -118,16 +118,23 @@ def index(
     docs = read_sources([str(s) for s in sources], fields=fields, strict=strict, on_error=report,
                         field_types=field_type)
     chosen = load_profile(profile, profile_file) if (profile or profile_file) else None
+    fresh = not (collection / "manifest.json").exists()
+    dir_existed = collection.exists()
     col = Collection.open_or_create(
         collection, model=model, index=index, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
         chunk_mode=chunk_mode, profile=chosen, query_prompt=query_prompt, document_prompt=document_prompt,
     )
-    with col:
-        for extra in [name for name, on in (("bm25", bm25), ("sparse", sparse or sparse_model)) if on]:
-            # no-op when kept already; builds from stored rows otherwise
-            col.enable(extra, sparse_model=sparse_model if extra == "sparse" else None)
-        n = col.upsert(docs, progress=True) if upsert else col.add(docs, progress=True)
-        info = col.info()
+    try:
+        with col:
+            for extra in [name for name, on in (("bm25", bm25), ("sparse", sparse or sparse_model)) if on]:
+                # no-op when kept already; builds from stored rows otherwise
+                col.enable(extra, sparse_model=sparse_model if extra == "sparse" else None)
+            n = col.upsert(docs, progress=True) if upsert else col.add(docs, progress=True)
+            info = col.info()
+    except BaseException:
+        if fresh:
+            _drop_if_empty(collection, dir_existed)
+        raise
     summary = {"collection": str(collection), "indexed": n, "skipped": len(problems), "problems": problems,
                "documents": info["documents"], "chunks": info["chunks"]}
     if json_out:
@@ -135,6 +142,24 @@ def index(
     else:
         out.print(f"indexed {n} documents ({len(problems)} skipped); collection holds "
                   f"{info['documents']} documents, {info['chunks']} chunks")
+
+
+def _drop_if_empty(collection: Path, dir_existed: bool) -> None:
+    """Remove a collection this `index` call created when the call failed before storing any document: left
+    behind, it would pin the model and profile of the failed call, and a corrected retry would be refused."""
+    import shutil
+
+    from slimvec.collection import Collection
+
+    try:
+        with Collection.open(collection) as col:
+            empty = len(col) == 0
+    except (SlimvecError, OSError):
+        return
+    if empty:
+        shutil.rmtree(collection, ignore_errors=True)
+        if dir_existed:  # it was an empty directory the user made: leave it as it was
+            collection.mkdir(exist_ok=True)
 
 
 def _index_on_ray(sources: list[Path], collection: Path, fields: Any, strict: bool, report: Callable[[Exception], None],
