@@ -224,3 +224,31 @@ def test_failed_index_into_a_stored_collection_keeps_it(fake_col: Path, tmp_path
     one_line_error(*run("index", table, "-c", fake_col, "--strict", "--id-field", "nope"))
     with Collection.open(fake_col) as col:
         assert sorted(d["id"] for d in col.store.iter_documents()) == ["a", "b"]
+
+
+# ---- a split that is a path, and a profile list that names nothing ----------------------------------------
+
+@pytest.mark.parametrize("split", ["../qrels/test", "", "qrels/test"])
+def test_eval_split_that_is_a_path_is_refused(tmp_path: Path, split: str) -> None:
+    from slimvec.errors import IngestError
+    from slimvec.evaluation.datasets import load_dataset
+    from slimvec.ingest.beir import load_qrels
+
+    ds = _beir(tmp_path / "ds", "q0\td0\t1\n")
+    line = one_line_error(*run("eval", ds, "--split", split, "--model", "wordllama", "--out", tmp_path / "out"))
+    assert "not a split name" in line
+    assert not (tmp_path / "out").exists()  # no run file under a name made of the path
+    with pytest.raises(IngestError, match="split"):
+        load_dataset(ds).qrels(split)
+    with pytest.raises(IngestError, match="split"):
+        load_qrels(ds, split)
+
+
+@pytest.mark.parametrize("names", [",", " , ", ""])
+def test_profiles_option_naming_nothing_is_refused(tmp_path: Path, names: str) -> None:
+    ds = _beir(tmp_path / "ds", "q0\td0\t1\n")
+    line = one_line_error(*run("sweep", ds, "--profiles", names, "--out", tmp_path / "out"))
+    assert "names no profile" in line
+    line = one_line_error(*run("eval", ds, "--profile", names, "--out", tmp_path / "out"))
+    assert "names no profile" in line
+    assert not (tmp_path / "out").exists()

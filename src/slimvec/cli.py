@@ -470,6 +470,10 @@ def _profiles(profile: Optional[str], profile_file: Optional[Path], model: Optio
     _one_profile_source(profile, profile_file)
 
     names = [p.strip() for p in (profile or "").split(",") if p.strip()]
+    if profile is not None and not names:
+        from slimvec.errors import ConfigError
+
+        raise ConfigError(f"--profile/--profiles names no profile: {profile!r}")
     chosen = [load_profile(n) for n in names] or ([load_profile(file=profile_file)] if profile_file else [load_profile()])
     overrides = {k: v for k, v in (("model", model), ("chunk_mode", chunk_mode)) if v}
     if overrides:

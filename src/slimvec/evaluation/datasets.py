@@ -37,6 +37,9 @@ class BeirDataset:
 
     def qrels(self, split: str = "test") -> Qrels:
         """{query id: {doc id: grade}} for `split`; IngestError naming the available splits if missing."""
+        if not split or Path(split).name != split:  # "../x" names no split of this dataset
+            raise IngestError(f"{self.name}: {split!r} is not a split name (the name of a file in qrels/, without "
+                              f".tsv); available splits: {', '.join(self.splits()) or 'none'}")
         if not self.has_split(split):
             available = ", ".join(self.splits()) or "none"
             raise IngestError(

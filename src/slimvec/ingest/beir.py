@@ -56,6 +56,8 @@ def load_qrels(directory: str | Path, split: str) -> dict[str, dict[str, int]]:
     qrels_dir = _existing_dir(directory) / "qrels"
     if not qrels_dir.is_dir():
         raise IngestError(f"{qrels_dir}: no such folder (a BEIR dataset keeps qrels/<split>.tsv)")
+    if not split or any(c in split for c in "/\\\x00") or split in (".", ".."):
+        raise IngestError(f"split {split!r}: a split is the name of a file in {qrels_dir} (no '/' or '\\')")
     path = qrels_dir / f"{split}.tsv"
     if not path.is_file():
         available = ", ".join(sorted(p.stem for p in qrels_dir.glob("*.tsv"))) or "none"
