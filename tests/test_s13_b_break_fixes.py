@@ -252,3 +252,35 @@ def test_profiles_option_naming_nothing_is_refused(tmp_path: Path, names: str) -
     line = one_line_error(*run("eval", ds, "--profile", names, "--out", tmp_path / "out"))
     assert "names no profile" in line
     assert not (tmp_path / "out").exists()
+
+
+# ---- a bare string where a list is meant is one item, never its characters ------------------------------------
+
+def test_metadata_fields_as_one_string_keeps_that_field(tmp_path: Path) -> None:
+    from slimvec.ingest import FieldMap
+
+    table = tmp_path / "t.jsonl"
+    table.write_text('{"_id": "a", "text": "alpha", "year": 2020, "y": 1, "e": 2}\n')
+    (doc,) = read_sources([str(table)], fields=FieldMap(metadata_fields="year"))
+    assert doc.metadata == {"year": 2020}
+
+
+def test_metrics_as_one_string_is_that_metric() -> None:
+    from slimvec.evaluation.metrics import check_metrics, evaluate
+
+    qrels, run_ = {"q": {"a": 1, "b": 1}}, {"q": {"x": 3.0, "a": 2.0, "b": 1.0}}
+    assert evaluate(qrels, run_, metrics="recall@2") == {"recall@2": 0.5}  # a in the top 2, b not
+    assert check_metrics("ndcg@10") == ["ndcg@10"]
+
+
+def test_sweep_and_plan_take_one_profile_object(tmp_path: Path) -> None:
+    from slimvec.evaluation.planner import plan
+    from slimvec.evaluation.runner import run_sweep
+    from slimvec.profiles import BUILTIN
+
+    ds = _beir(tmp_path / "ds", "q0\td0\t1\nq1\td1\t1\n")
+    prof = BUILTIN["exact-f32"].model_copy(update={"model": "wordllama"})
+    (result,) = run_sweep(ds, prof, out=tmp_path / "out")
+    assert result["profile"] == "exact-f32" and result["queries"] == 2
+    with pytest.raises(ConfigError, match="no profile fits"):  # evaluated as the one candidate it is
+        plan(ds, 1.0, prof, out=tmp_path / "out")

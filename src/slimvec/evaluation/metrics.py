@@ -86,7 +86,7 @@ def evaluate_per_query(
 
     ranx = require("ranx")
 
-    metrics = list(metrics)
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)  # one name, never its characters
     parsed = [_parse_metric(m) for m in metrics]
     # Metrics only look at the top max-k docs; cutting the run there keeps ranx's arrays small.
     depth = 0 if any(k == 0 for _, k in parsed) else max((k for _, k in parsed), default=0)
@@ -209,7 +209,7 @@ def top_k(run: Run, k: int) -> dict[str, dict[str, float]]:
 
 def check_metrics(metrics: Iterable[str]) -> list[str]:
     """Validate metric names before a long encode (ConfigError on unknown ones); returns them."""
-    metrics = list(metrics)
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)  # one name, never its characters
     for m in metrics:
         _parse_metric(m)
     return metrics

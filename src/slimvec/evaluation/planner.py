@@ -54,6 +54,8 @@ def plan(
     if math.isnan(max_ram_bytes_per_doc) or max_ram_bytes_per_doc <= 0:  # before any evaluation
         raise ConfigError(f"--max-ram-bytes-per-doc must be a number > 0, got {max_ram_bytes_per_doc}")
     ds = load_dataset(dataset_dir)
+    if isinstance(candidates, Profile):  # one profile, never its fields
+        candidates = [candidates]
     profiles = candidates or [BUILTIN[n] for n in DEFAULT_CANDIDATES]
     if chunk_mode:
         profiles = [p.model_copy(update={"chunk_mode": chunk_mode}) for p in profiles]

@@ -216,6 +216,8 @@ def run_sweep(
     HTML page under `out`."""
     from slimvec.evaluation.report import write_report
 
+    if isinstance(profiles, Profile):  # one profile, never its fields
+        profiles = [profiles]
     _check_unit(unit)
     corpus_path = _corpus(dataset_dir, corpus)
     ds = load_dataset(dataset_dir)

@@ -28,6 +28,10 @@ class FieldMap:
     text_field: str = "text"
     metadata_fields: list[str] | None = None
 
+    def __post_init__(self) -> None:
+        if isinstance(self.metadata_fields, str):  # one field name, never its characters
+            object.__setattr__(self, "metadata_fields", [self.metadata_fields])
+
 
 # (position, item): the 1-based line (JSONL, CSV) or 0-based row (Parquet); None for whole-file errors.
 Item = tuple[int | None, Document | IngestError]
