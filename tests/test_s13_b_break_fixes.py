@@ -284,3 +284,25 @@ def test_sweep_and_plan_take_one_profile_object(tmp_path: Path) -> None:
     assert result["profile"] == "exact-f32" and result["queries"] == 2
     with pytest.raises(ConfigError, match="no profile fits"):  # evaluated as the one candidate it is
         plan(ds, 1.0, prof, out=tmp_path / "out")
+
+
+# ---- HTML whose <meta> declares UTF-16 but whose bytes are ASCII/UTF-8 ------------------------------------------
+
+@pytest.mark.parametrize("declared", ["utf-16", "UTF-16LE", "utf-16be"])
+@pytest.mark.parametrize("pad", ["", "!"])  # odd and even byte counts: decoding as UTF-16 fails or gives garbage
+def test_html_meta_utf16_on_byte_text_is_read_as_utf8(tmp_path: Path, declared: str, pad: str) -> None:
+    page = (f'<html><head><meta charset="{declared}"><title>Café</title></head>'
+            f"<body><p>Hello world paragraph{pad}</p></body></html>")
+    path = tmp_path / "page.html"
+    path.write_bytes(page.encode("utf-8"))
+    doc = read_file(path, tmp_path)
+    assert doc.title == "Café"
+    assert doc.text == f"Hello world paragraph{pad}"
+
+
+def test_html_with_a_utf16_bom_is_still_utf16(tmp_path: Path) -> None:
+    page = '<html><head><meta charset="utf-16"><title>R</title></head><body><p>Réal text</p></body></html>'
+    path = tmp_path / "page.html"
+    path.write_bytes(codecs.BOM_UTF16_LE + page.encode("utf-16-le"))
+    doc = read_file(path, tmp_path)
+    assert (doc.title, doc.text) == ("R", "Réal text")
