@@ -306,3 +306,18 @@ def test_html_with_a_utf16_bom_is_still_utf16(tmp_path: Path) -> None:
     path.write_bytes(codecs.BOM_UTF16_LE + page.encode("utf-16-le"))
     doc = read_file(path, tmp_path)
     assert (doc.title, doc.text) == ("R", "Réal text")
+
+
+# ---- user text that looks like rich markup is printed as text, never parsed -----------------------------------
+
+def test_search_query_with_markup_like_text_prints_it(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("alpha beta gamma")
+    col = tmp_path / "col"
+    assert run("index", tmp_path / "docs", "-c", col, "--model", "wordllama")[0] == 0
+    for query in ("[/]", "a [/x] b", "[bold]x[/bold]"):
+        res = runner.invoke(app, ["search", str(col), query, "-k", "1"])
+        assert res.exit_code == 0, res.output
+        assert query in res.stdout  # the title shows the query as typed
+    res = runner.invoke(app, ["info", str(tmp_path / "col")])
+    assert res.exit_code == 0

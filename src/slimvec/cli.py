@@ -236,7 +236,7 @@ def search(
     if json_out:
         _print_json({"query": query, "hits": [h.to_dict() for h in hits]})
         return
-    table = Table(title=f"{len(hits)} hits for {query!r}", show_lines=True)
+    table = Table(title=escape(f"{len(hits)} hits for {query!r}"), show_lines=True)
     for col_name in ("#", "score", "id", "title / snippet"):
         table.add_column(col_name, overflow="fold")
     for i, h in enumerate(hits, 1):
@@ -265,7 +265,7 @@ def info(
     for key, value in data.items():
         if key == "shards":  # a sharded collection: each shard's own info is in --json
             value = f"{len(value)} (each shard's info: --json)"
-        table.add_row(key, f"{value:,.1f}" if isinstance(value, float) else str(value))
+        table.add_row(escape(key), f"{value:,.1f}" if isinstance(value, float) else escape(str(value)))
     out.print(table)
 
 
@@ -325,7 +325,7 @@ def check(
     if json_out:
         _print_json({"ok": not problems, "problems": problems, **counts})
     else:
-        out.print("ok" if not problems else "\n".join(f"problem: {p}" for p in problems))
+        out.print("ok" if not problems else "\n".join(f"problem: {p}" for p in problems), markup=False)
     if problems:
         raise typer.Exit(1)
 
@@ -376,7 +376,7 @@ def migrate(
     if json_out:
         _print_json(data)
     else:
-        out.print(json.dumps(data, indent=2))
+        out.print(json.dumps(data, indent=2), markup=False)
 
 
 @app.command()
@@ -395,7 +395,7 @@ def export(
     if json_out:
         _print_json(summary)
     else:
-        out.print(f"exported {summary['documents']} documents ({summary['records']} chunks) to {to}")
+        out.print(f"exported {summary['documents']} documents ({summary['records']} chunks) to {to}", markup=False)
 
 
 @app.command(name="import")
@@ -416,7 +416,7 @@ def import_(
     if json_out:
         _print_json(summary)
     else:
-        out.print(f"imported {info['documents']} documents ({info['chunks']} chunks) into {collection}")
+        out.print(f"imported {info['documents']} documents ({info['chunks']} chunks) into {collection}", markup=False)
 
 
 @app.command()
@@ -452,7 +452,7 @@ def distill(
         _print_json(summary)
     else:
         out.print(f"distilled {result.source} into {result.path}: {result.vocabulary:,} tokens x {result.dim} dims "
-                  f"in {result.seconds:.0f} s", highlight=False)
+                  f"in {result.seconds:.0f} s", highlight=False, markup=False)
 
 
 def _one_profile_source(profile: Optional[str], profile_file: Optional[Path]) -> None:
@@ -549,7 +549,8 @@ def sweep(
         return
     _results_table(results)
     out_dir = out.resolve()
-    err.print(f"report: {out_dir / 'report.html'}  table: {out_dir / 'report.md'}  plot: {out_dir / 'pareto.png'}")
+    err.print(f"report: {out_dir / 'report.html'}  table: {out_dir / 'report.md'}  plot: {out_dir / 'pareto.png'}",
+              markup=False)
 
 
 @app.command()
@@ -578,9 +579,9 @@ def plan(
                      "report": {k: result.report[k] for k in ("profile", "split", "metrics", "cost")}})
         return
     _results_table(result.selection)
-    out.print(f"chosen: {result.reason}")
+    out.print(f"chosen: {result.reason}", markup=False)
     _results_table([result.report])
-    out.print(f"profile written to {path} (use: slimvec index SOURCE -c DIR --profile-file {path})")
+    out.print(f"profile written to {path} (use: slimvec index SOURCE -c DIR --profile-file {path})", markup=False)
 
 
 @app.command()
@@ -612,7 +613,8 @@ def calibrate(
         _print_json({"mode": mode, "fitted_on": split, "threshold": cal.threshold, "report": report, "report_auto": auto})
     else:
         out.print(f"calibrator for mode {mode!r} fitted on {ds.name} {split} and stored in {collection}; "
-                  f"--min-relevance auto cuts at {cal.threshold:.2f} (best mean F1 of the top 10 on {split})")
+                  f"--min-relevance auto cuts at {cal.threshold:.2f} (best mean F1 of the top 10 on {split})",
+                  markup=False)
         if report:
             out.print({"min_relevance 0.5": report, "min_relevance auto": auto})
 
@@ -623,7 +625,7 @@ def _results_table(results: list[dict[str, Any]]) -> None:
         table.add_column(name)
     for r in results:
         m, c = r["metrics"], r["cost"]
-        table.add_row(r["dataset"], r["split"], r["profile"], f"{m['ndcg@10']:.4f}", f"{m['recall@100']:.4f}", f"{m['mrr@10']:.4f}",
+        table.add_row(escape(r["dataset"]), escape(r["split"]), escape(r["profile"]), f"{m['ndcg@10']:.4f}", f"{m['recall@100']:.4f}", f"{m['mrr@10']:.4f}",
                       f"{c['ram_bytes_per_doc']:,.0f}", f"{c['disk_bytes_per_doc']:,.0f}",
                       f"{c['query_ms_p50']:.1f}", f"{c['query_ms_p95']:.1f}")
     out.print(table)
