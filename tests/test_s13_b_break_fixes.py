@@ -321,3 +321,39 @@ def test_search_query_with_markup_like_text_prints_it(tmp_path: Path) -> None:
         assert query in res.stdout  # the title shows the query as typed
     res = runner.invoke(app, ["info", str(tmp_path / "col")])
     assert res.exit_code == 0
+
+
+# ---- front matter and JSONL lines that would exhaust memory or the stack are one bad file/record -------------
+
+def _billion_laughs(levels: int) -> str:
+    lines = ["---", 'a: &a ["x","x","x","x","x","x","x","x","x"]']
+    prev = "a"
+    for name in "bcdefghij"[:levels]:
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+        prev = name
+    return "\n".join(lines + ["---", "Body text."]) + "\n"
+
+
+@pytest.mark.parametrize(("front", "expected"), [
+    (_billion_laughs(8), "more than 100,000 values"),  # ~390 million values once expanded
+    ("---\na: &a [*a]\n---\nBody text.\n", "nested too deeply"),
+    ("---\na: " + "[" * 5000 + "]" * 5000 + "\n---\nBody text.\n", "nested too deeply"),
+])
+def test_hostile_front_matter_is_one_skipped_file(tmp_path: Path, front: str, expected: str) -> None:
+    (tmp_path / "bad.md").write_text(front)
+    (tmp_path / "good.md").write_text("---\ntitle: Fine\ntags: [a, b]\n---\nBody text.\n")
+    errors: list[Exception] = []
+    docs = list(read_sources([str(tmp_path)], on_error=errors.append))
+    assert [d.id for d in docs] == ["good.md"] and docs[0].metadata["tags"] == ["a", "b"]
+    assert len(errors) == 1 and str(errors[0]).startswith(f"{tmp_path / 'bad.md'}: front matter: ")
+    assert expected in str(errors[0])
+
+
+def test_jsonl_line_nested_past_the_stack_is_one_bad_record(tmp_path: Path) -> None:
+    table = tmp_path / "t.jsonl"
+    table.write_text('{"_id": "x", "text": "t", "m": ' + "[" * 100_000 + "]" * 100_000 + "}\n"
+                     '{"_id": "y", "text": "fine"}\n')
+    errors: list[Exception] = []
+    docs = list(read_sources([str(table)], on_error=errors.append))
+    assert [d.id for d in docs] == ["y"]
+    assert [str(e) for e in errors] == [f"{table}:1: nested too deeply"]

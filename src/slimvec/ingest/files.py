@@ -175,6 +175,8 @@ def _split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str]:
         return {}, text  # never closed: a horizontal rule at the top, not front matter
     try:
         meta = yaml.safe_load("".join(lines[1:end]))
+    except RecursionError:
+        raise IngestError(f"{path}: front matter: nested too deeply") from None
     except yaml.YAMLError as e:
         # A scanner error ("could not find expected ':'") is detected past the line that caused it; its
         # context mark is that line. +1 for 1-based lines, +1 for the opening `---`.
@@ -187,15 +189,30 @@ def _split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str]:
         meta = {}
     if not isinstance(meta, dict):
         raise IngestError(f"{path}:2: front matter: expected YAML 'key: value' lines, got {type(meta).__name__}")
-    return _json_ready(meta, path), "".join(lines[end + 1 :]).lstrip("\r\n")
+    try:
+        meta = _json_ready(meta, path, budget=[MAX_FRONT_MATTER_VALUES])
+    except RecursionError:  # deep nesting, or an alias inside its own anchor (`a: &a [*a]`)
+        raise IngestError(f"{path}: front matter: nested too deeply (or a YAML alias refers to itself)") from None
+    return meta, "".join(lines[end + 1 :]).lstrip("\r\n")
 
 
-def _json_ready(value: Any, path: Path, key: str = "") -> Any:
-    """YAML values as JSON metadata: dates as ISO text, keys as text; other YAML types are an error."""
+# Values (scalars, lists, mappings) front matter may expand to: YAML aliases let a few hundred bytes expand to
+# billions of values ("billion laughs"), which would exhaust memory while they are copied into metadata.
+MAX_FRONT_MATTER_VALUES = 100_000
+
+
+def _json_ready(value: Any, path: Path, key: str = "", budget: list[int] | None = None) -> Any:
+    """YAML values as JSON metadata: dates as ISO text, keys as text; other YAML types are an error, as is more
+    than `budget[0]` values in all (counted down as they are copied)."""
+    if budget is not None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise IngestError(f"{path}: front matter: more than {MAX_FRONT_MATTER_VALUES:,} values (after "
+                              "expanding YAML aliases)")
     if isinstance(value, dict):
-        return {str(k): _json_ready(v, path, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+        return {str(k): _json_ready(v, path, f"{key}.{k}" if key else str(k), budget) for k, v in value.items()}
     if isinstance(value, list):
-        return [_json_ready(v, path, key) for v in value]
+        return [_json_ready(v, path, key, budget) for v in value]
     if isinstance(value, (dt.date, dt.time)):  # dt.datetime is a dt.date
         return value.isoformat()
     if value is None or isinstance(value, (str, int, float, bool)):

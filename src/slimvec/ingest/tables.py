@@ -73,6 +73,9 @@ def iter_json_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | Ingest
         except json.JSONDecodeError as e:
             yield lineno, IngestError(f"{path}:{lineno}: malformed JSON: {e.msg} (column {e.colno})")
             continue
+        except RecursionError:  # json's decoder recurses once per level: one bad line, not the whole file
+            yield lineno, IngestError(f"{path}:{lineno}: nested too deeply")
+            continue
         if not isinstance(rec, dict):
             got = _JSON_TYPES.get(type(rec), "null")
             yield lineno, IngestError(f"{path}:{lineno}: expected a JSON object, got {got}")
