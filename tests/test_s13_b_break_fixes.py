@@ -357,3 +357,37 @@ def test_jsonl_line_nested_past_the_stack_is_one_bad_record(tmp_path: Path) -> N
     docs = list(read_sources([str(table)], on_error=errors.append))
     assert [d.id for d in docs] == ["y"]
     assert [str(e) for e in errors] == [f"{table}:1: nested too deeply"]
+
+
+# ---- lone surrogates (JSON escapes, non-UTF-8 command-line bytes) and deep nesting in filters and ids ----------
+
+@pytest.mark.parametrize("flt", [{"_id": "\ud800"}, {"_id": {"$in": ["a", "\udfff"]}}, {"topic": {"$gt": "x\ud800"}},
+                                 {"$or": [{"topic": "\udc80"}]}])
+def test_filter_with_a_lone_surrogate_is_a_filter_error(fake_col: Path, flt: dict) -> None:
+    from slimvec.errors import FilterError
+
+    with Collection.open(fake_col, encoder=FakeEncoder()) as col:
+        with pytest.raises(FilterError, match="lone surrogate"):
+            col.search("alpha", k=2, filter=flt)
+
+
+@pytest.mark.parametrize("text", ['{"_id": "\\ud800"}', '{"a":' * 3000 + "1" + "}" * 3000])
+def test_filter_text_with_surrogate_escape_or_deep_nesting_is_one_line(text: str) -> None:
+    from slimvec.errors import FilterError
+    from slimvec.store.filters import compile_filter, parse_filter
+
+    with pytest.raises(FilterError):
+        compile_filter(parse_filter(text))
+
+
+def test_get_and_delete_of_an_unstorable_id_find_nothing(fake_col: Path) -> None:
+    with Collection.open(fake_col) as col:
+        assert col.get("\ud800") is None
+        assert col.delete(["\ud800", "a"]) == 1  # the storable id is still deleted
+        assert col.delete("b\udce9") == 0
+        assert len(col) == 1
+
+
+def test_cli_delete_with_non_utf8_bytes_names_the_terminal(fake_col: Path) -> None:
+    line = one_line_error(*run("delete", fake_col, "caf\udce9.txt"))
+    assert "not valid Unicode" in line

@@ -33,6 +33,8 @@ def parse_filter(text: str) -> dict[str, Any]:
         value = json.loads(text)
     except json.JSONDecodeError as e:
         raise FilterError(f"filter is not valid JSON: {e.msg} at position {e.pos}") from None
+    except RecursionError:
+        raise FilterError(f"filter nested deeper than {_MAX_DEPTH} levels") from None
     if not isinstance(value, dict):
         raise FilterError("filter must be a JSON object, e.g. {\"year\": {\"$gte\": 2020}}")
     return value
@@ -117,6 +119,11 @@ def _scalar(name: str, value: Any) -> Scalar:
             raise FilterError(f"{name}: NaN is not a valid value")
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**63 - 1:
             raise FilterError(f"{name}: integer {value} out of range")
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate from a JSON escape ("\ud800"): no stored text holds one
+                raise FilterError(f"{name}: value {value!r} contains invalid Unicode (a lone surrogate)") from None
         return value
     raise FilterError(f"{name}: values must be strings, numbers, booleans or null, got {json.dumps(value)[:60]}")
 

@@ -137,6 +137,15 @@ class ChunkSection(NamedTuple):
     end: int
 
 
+def _storable(text: str) -> bool:
+    """False for text SQLite cannot take as UTF-8 (a lone surrogate, e.g. from a JSON escape or CLI bytes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _manifest_problem(manifest: dict[str, Any]) -> str | None:
     """What is wrong with the types of a manifest's core fields (a hand edit or a damaged file), or None."""
     if not isinstance(manifest["model"], str) or not manifest["model"]:
@@ -423,6 +432,7 @@ class Store:
 
     def delete(self, ids: list[str]) -> int:
         """Delete documents (and their chunks) by id in one transaction; returns how many existed."""
+        ids = [i for i in ids if _storable(i)]  # an id no store can hold (a lone surrogate) is an unknown id
         with self._transaction() as cur:
             n = self._delete_ids(cur, ids)
             cur.execute("UPDATE state SET value = value + 1 WHERE key = 'generation'")
@@ -551,6 +561,8 @@ class Store:
 
     def get_document(self, doc_id: str) -> dict[str, Any] | None:
         """One stored document as a dict, or None."""
+        if not _storable(doc_id):
+            return None
         r = self.db.execute("SELECT id, title, text, metadata FROM documents WHERE id = ?", (doc_id,)).fetchone()
         return None if r is None else {"id": r[0], "title": r[1], "text": r[2], "metadata": json.loads(r[3])}
 
