@@ -391,3 +391,30 @@ def test_get_and_delete_of_an_unstorable_id_find_nothing(fake_col: Path) -> None
 def test_cli_delete_with_non_utf8_bytes_names_the_terminal(fake_col: Path) -> None:
     line = one_line_error(*run("delete", fake_col, "caf\udce9.txt"))
     assert "not valid Unicode" in line
+
+
+# ---- a table whose header names one column twice: one value would silently replace the other ------------------
+
+@pytest.mark.parametrize(("header", "row", "column"), [
+    ("_id,text,text", "1,first,second", "text"),
+    ("_id,text,year,year", "1,t,2020,1999", "year"),
+    ("_id,text,,", "1,t,x,y", ""),
+])
+def test_csv_with_a_repeated_column_name_is_refused(tmp_path: Path, header: str, row: str, column: str) -> None:
+    table = tmp_path / "t.csv"
+    table.write_text(f"{header}\n{row}\n")
+    errors: list[Exception] = []
+    assert list(read_sources([str(table)], on_error=errors.append)) == []
+    assert len(errors) == 1 and str(errors[0]).startswith(f"{table}:1: column {column!r} appears twice")
+
+
+def test_parquet_with_a_repeated_column_name_is_refused(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = tmp_path / "t.parquet"
+    pq.write_table(pa.Table.from_arrays([pa.array(["a"]), pa.array(["first"]), pa.array(["second"])],
+                                        names=["_id", "text", "text"]), table)
+    errors: list[Exception] = []
+    assert list(read_sources([str(table)], on_error=errors.append)) == []
+    assert [str(e) for e in errors] == [f"{table}: column 'text' appears twice"]

@@ -223,6 +223,11 @@ def _iter_csv(path: Path, fields: FieldMap, field_types: dict[str, str]) -> Iter
             return
         if header is None:
             return
+        seen: dict[str, int] = {}
+        for i, name in enumerate(header, start=1):
+            if (first := seen.setdefault(name, i)) != i:  # the later cell would silently replace the earlier
+                yield 1, IngestError(f"{path}:1: column {name!r} appears twice (columns {first} and {i})")
+                return
         for name in (fields.id_field, fields.text_field):
             if name not in header:
                 yield 1, IngestError(f"{path}:1: {name}: no such column (columns: {', '.join(header)})")
@@ -327,6 +332,9 @@ def _iter_parquet(path: Path, fields: FieldMap) -> Iterator[Item]:
     try:
         pf = pq.ParquetFile(path)
         names = pf.schema_arrow.names
+        if dup := next((n for i, n in enumerate(names) if n in names[:i]), None):  # one would silently replace the other
+            yield None, IngestError(f"{path}: column {dup!r} appears twice")
+            return
         for name in (fields.id_field, fields.text_field):
             if name not in names:
                 yield None, IngestError(f"{path}: {name}: no such column (columns: {', '.join(names)})")
