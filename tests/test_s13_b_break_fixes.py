@@ -418,3 +418,20 @@ def test_parquet_with_a_repeated_column_name_is_refused(tmp_path: Path) -> None:
     errors: list[Exception] = []
     assert list(read_sources([str(table)], on_error=errors.append)) == []
     assert [str(e) for e in errors] == [f"{table}: column 'text' appears twice"]
+
+
+# ---- index --strict: a bad record late in a large input stores nothing (not the batches before it) -------------
+
+def test_index_strict_with_a_late_bad_record_stores_nothing(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("alpha beta gamma")
+    col = tmp_path / "col"
+    assert run("index", tmp_path / "docs", "-c", col, "--model", "wordllama")[0] == 0
+    table = tmp_path / "big.jsonl"
+    lines = [json.dumps({"_id": f"b{i}", "text": f"document {i}"}) for i in range(1200)]
+    lines[1100] = "{bad json"  # past two internal batches of 512
+    table.write_text("\n".join(lines) + "\n")
+    line = one_line_error(*run("index", table, "-c", col, "--strict"))
+    assert f"{table}:1101: malformed JSON" in line
+    with Collection.open(col) as c:
+        assert len(c) == 1

@@ -115,6 +115,11 @@ def index(
 
         raise ConfigError(f"{'--shards' if shards is not None else '--workers'} needs --ray (distributed ingest); "
                           "without it, index into one collection")
+    if strict:
+        # Every record is read once before anything is stored: the first bad one then stops the call with
+        # nothing written, not after the batches before it were committed.
+        for _ in read_sources([str(s) for s in sources], fields=fields, strict=True, field_types=field_type):
+            pass
     docs = read_sources([str(s) for s in sources], fields=fields, strict=strict, on_error=report,
                         field_types=field_type)
     chosen = load_profile(profile, profile_file) if (profile or profile_file) else None
