@@ -435,3 +435,17 @@ def test_index_strict_with_a_late_bad_record_stores_nothing(tmp_path: Path) -> N
     assert f"{table}:1101: malformed JSON" in line
     with Collection.open(col) as c:
         assert len(c) == 1
+
+
+# ---- a chunk overlap given explicitly is refused when too large, not silently cut down ----------------------
+
+@pytest.mark.parametrize("overlap", [8, 16, 100])
+def test_explicit_chunk_overlap_too_large_is_refused(tmp_path: Path, overlap: int) -> None:
+    with pytest.raises(ConfigError, match=f"chunk overlap {overlap} must be below half of the 16 chunk tokens"):
+        Collection.create(tmp_path / "c", encoder=FakeEncoder(max_tokens=64), chunk_tokens=16, chunk_overlap=overlap)
+    assert not (tmp_path / "c").exists()
+
+
+def test_explicit_chunk_overlap_that_fits_is_kept(tmp_path: Path) -> None:
+    with Collection.create(tmp_path / "c", encoder=FakeEncoder(max_tokens=64), chunk_tokens=16, chunk_overlap=7) as c:
+        assert c.info()["chunking"]["overlap"] == 7

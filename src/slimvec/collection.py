@@ -112,6 +112,8 @@ class Collection:
         tokens = prof.chunk_tokens or limit
         if tokens > limit:
             raise ConfigError(f"chunk tokens {tokens} exceed the model's maximum of {limit}")
+        if chunk_overlap is not None and chunk_overlap >= tokens // 2:  # a given overlap is not cut down silently
+            raise ConfigError(f"chunk overlap {chunk_overlap} must be below half of the {tokens} chunk tokens")
         chunking = ChunkConfig(max_tokens=tokens, overlap=min(prof.chunk_overlap, tokens // 2 - 1), mode=prof.chunk_mode)
         if prof.chunk_mode == "late" and not all(hasattr(enc, a) for a in ("tokenize", "token_embeddings", "max_positions")):
             raise ConfigError(f"chunk mode 'late' needs a transformer model with token embeddings; {enc.name!r} has none")
