@@ -449,3 +449,24 @@ def test_explicit_chunk_overlap_too_large_is_refused(tmp_path: Path, overlap: in
 def test_explicit_chunk_overlap_that_fits_is_kept(tmp_path: Path) -> None:
     with Collection.create(tmp_path / "c", encoder=FakeEncoder(max_tokens=64), chunk_tokens=16, chunk_overlap=7) as c:
         assert c.info()["chunking"]["overlap"] == 7
+
+
+# ---- check: a collection whose files are missing or damaged is a reported problem (exit 1), as documented -----
+
+@pytest.mark.parametrize(("damage", "expected"), [
+    (lambda p: (p / "vectors" / "float32.bin").unlink(), "vector file vectors/float32.bin is missing"),
+    (lambda p: (p / "slimvec.db").write_bytes(b"garbage, not a database" * 100), "file is not a database"),
+    (lambda p: (p / "manifest.json").write_text("{"), "manifest is not valid JSON"),
+])
+def test_check_reports_missing_or_damaged_files_as_problems(fake_col: Path, damage, expected: str) -> None:
+    damage(fake_col)
+    res = runner.invoke(app, ["check", str(fake_col), "--json"])
+    assert res.exit_code == 1, res.output
+    report = json.loads(res.stdout)
+    assert report["ok"] is False and len(report["problems"]) == 1 and expected in report["problems"][0]
+
+
+def test_check_of_no_collection_or_a_newer_format_is_still_a_usage_error(fake_col: Path, tmp_path: Path) -> None:
+    assert "no slimvec collection here" in one_line_error(*run("check", tmp_path / "nothing"))
+    _edit_manifest(fake_col, lambda m: {**m, "format_version": 99})
+    assert "format version 99" in one_line_error(*run("check", fake_col))

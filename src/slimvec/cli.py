@@ -331,9 +331,20 @@ def check(
     """Verify a collection's integrity (database, vector rows, checksums); exit 1 if damaged."""
     from slimvec.collection import Collection
 
-    with Collection.open(collection) as col:
-        problems = col.check()
-        counts = col.store.counts() if hasattr(col, "store") else col.counts()  # a sharded collection sums its shards
+    try:
+        col = Collection.open(collection)
+    except (SlimvecError, OSError) as e:
+        # Not a collection (no manifest file), or one of another format version: exit 2 as for any command.
+        # A collection whose files are missing or damaged is what `check` reports: a problem, exit 1.
+        if not (collection / "manifest.json").is_file() or "format version" in str(e):
+            raise
+        problems: list[str] = [f"cannot open the collection: {e.filename + ': ' if getattr(e, 'filename', None) else ''}"
+                               f"{getattr(e, 'strerror', None) or e}"]
+        counts: dict[str, Any] = {}
+    else:
+        with col:
+            problems = col.check()
+            counts = col.store.counts() if hasattr(col, "store") else col.counts()  # a sharded collection sums its shards
     if json_out:
         _print_json({"ok": not problems, "problems": problems, **counts})
     else:

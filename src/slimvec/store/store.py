@@ -172,9 +172,14 @@ class Store:
             self.db = _connect_read_only(path / DB)
         else:
             self.db = sqlite3.connect(path / DB, timeout=60, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA foreign_keys=ON")
+        try:
+            if not self.read_only:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.DatabaseError:  # not a database: release the connection and lock now, not at exit
+            self.close()
+            raise
         self.has_sections = True  # the chunks table holds the section columns (False: read-only, made before them)
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -223,11 +228,14 @@ class Store:
                 raise CollectionError(f"{mpath}: manifest lacks {key!r}")
         if problem := _manifest_problem(manifest):
             raise CollectionError(f"{mpath}: manifest is damaged: {problem}")
+        store = None
         try:
             store = cls(path, manifest)
             store._add_missing_columns()
             store._add_dead_count()
         except sqlite3.DatabaseError as e:  # not a database, damaged, or a read-only directory without WAL files
+            if store is not None:
+                store.close()
             raise CollectionError(f"{path / DB}: cannot open the collection's database ({e})") from None
         return store
 
@@ -669,7 +677,10 @@ class Store:
         if fk:
             problems.append(f"{len(fk)} chunk rows point at missing documents")
         rows = self.committed_rows
-        size = (self.path / VECTORS).stat().st_size
+        try:
+            size = (self.path / VECTORS).stat().st_size
+        except FileNotFoundError:
+            return [*problems, f"vector file {VECTORS} is missing ({rows} rows committed)"]
         if size < rows * self.dim * 4:
             problems.append(f"vector file holds {size // (self.dim * 4)} rows, {rows} committed")
         bad = self.db.execute("SELECT COUNT(*) FROM chunks WHERE row < 0 OR row >= ?", (rows,)).fetchone()[0]
