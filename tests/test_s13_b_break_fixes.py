@@ -470,3 +470,19 @@ def test_check_of_no_collection_or_a_newer_format_is_still_a_usage_error(fake_co
     assert "no slimvec collection here" in one_line_error(*run("check", tmp_path / "nothing"))
     _edit_manifest(fake_col, lambda m: {**m, "format_version": 99})
     assert "format version 99" in one_line_error(*run("check", fake_col))
+
+
+# ---- --field-type converting a document's metadata keeps its given sections --------------------------------
+
+def test_field_types_keep_the_sections_of_markdown_and_table_records(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text('---\nyear: "2020"\n---\n# Intro\n\nFirst part.\n\n# Methods\n\nSecond part.\n')
+    text = "Intro text. Methods text."
+    table = tmp_path / "t.jsonl"
+    table.write_text(json.dumps({"_id": "r", "text": text, "year": "2021",
+                                 "sections": [{"_id": "s1", "start": 0, "end": 11},
+                                              {"_id": "s2", "start": 12, "end": len(text)}]}) + "\n")
+    docs = {d.id: d for d in read_sources([str(tmp_path / "docs"), str(table)], field_types=["year=int"])}
+    assert docs["a.md"].metadata["year"] == 2020 and docs["r"].metadata["year"] == 2021
+    assert [s.id for s in docs["a.md"].sections] == ["intro", "methods"]
+    assert [(s.id, s.start, s.end) for s in docs["r"].sections] == [("s1", 0, 11), ("s2", 12, len(text))]

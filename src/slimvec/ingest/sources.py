@@ -120,7 +120,7 @@ def _checked(
                         meta[key] = convert(meta[key], typ)
                     except ValueError as e:
                         raise IngestError(f"{where}: {key}: {e}") from None
-            doc = Document(doc.id, doc.text, doc.title, meta)
+            doc = Document(doc.id, doc.text, doc.title, meta, doc.sections)  # its given sections kept
         # BEIR embeds title + text, and its corpora hold title-only records: only a record with neither
         # is empty there. Elsewhere empty text means nothing was extracted, which is worth a report.
         beir = names is BEIR_FIELDS
