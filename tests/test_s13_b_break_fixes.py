@@ -486,3 +486,15 @@ def test_field_types_keep_the_sections_of_markdown_and_table_records(tmp_path: P
     assert docs["a.md"].metadata["year"] == 2020 and docs["r"].metadata["year"] == 2021
     assert [s.id for s in docs["a.md"].sections] == ["intro", "methods"]
     assert [(s.id, s.start, s.end) for s in docs["r"].sections] == [("s1", 0, 11), ("s2", 12, len(text))]
+
+
+# ---- plan --write that cannot be written fails before the evaluations, not after them ------------------------
+
+@pytest.mark.parametrize("where", ["a-folder", "no-such-folder/p.json"])
+def test_plan_unwritable_profile_path_fails_first(tmp_path: Path, where: str) -> None:
+    ds = _beir(tmp_path / "ds", "q0\td0\t1\nq1\td1\t1\n")
+    (tmp_path / "a-folder").mkdir()
+    line = one_line_error(*run("plan", ds, "--max-ram-bytes-per-doc", "5000", "--profiles", "exact-f32",
+                               "--out", tmp_path / "out", "--write", tmp_path / where))
+    assert "--write" in line
+    assert not (tmp_path / "out").exists()  # nothing was evaluated

@@ -594,6 +594,11 @@ def plan(
     from slimvec.evaluation.planner import write_profile
 
     cands = _profiles(profiles, None) if profiles else None
+    if write.is_dir() or not write.parent.is_dir():  # checked before the evaluations, not after them
+        from slimvec.errors import ConfigError
+
+        raise ConfigError(f"--write {write}: " + ("is a folder; name the profile file to write" if write.is_dir()
+                                                  else f"folder {write.parent} does not exist"))
     result = make_plan(dataset, max_ram_bytes_per_doc, cands, out=out, cache_dir=cache, chunk_mode=chunk_mode)
     path = write_profile(result.profile, write)
     if json_out:
