@@ -498,3 +498,19 @@ def test_plan_unwritable_profile_path_fails_first(tmp_path: Path, where: str) ->
                                "--out", tmp_path / "out", "--write", tmp_path / where))
     assert "--write" in line
     assert not (tmp_path / "out").exists()  # nothing was evaluated
+
+
+# ---- a linked folder (maybe a loop) is not followed, and a note says so ------------------------------------
+
+def test_linked_folder_is_noted_not_silently_skipped(tmp_path: Path) -> None:
+    root = tmp_path / "docs"
+    (root / "real").mkdir(parents=True)
+    (root / "real" / "a.txt").write_text("alpha")
+    (root / "more").symlink_to(tmp_path / "elsewhere")  # a folder outside the root, never followed
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "b.txt").write_text("beta")
+    (root / "real" / "loop").symlink_to(root)
+    notes: list[str] = []
+    docs = list(read_sources([str(root)], on_skip=notes.append))
+    assert [d.id for d in docs] == ["real/a.txt"]
+    assert notes == [f"{root}: skipped 2 linked folder(s), not followed, e.g. more (name the folder itself to read it)"]

@@ -61,8 +61,10 @@ def iter_folder(root: Path, on_skip: Callable[[str], None]) -> Iterator[tuple[Pa
     skipped: dict[str, list[str]] = {}
     walk_errors: list[OSError] = []
     # followlinks=False: a symlink loop must not hang ingest.
+    linked: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root, onerror=walk_errors.append):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        linked += [Path(dirpath, d).relative_to(root).as_posix() for d in dirnames if Path(dirpath, d).is_symlink()]
         for name in filenames:
             if name.startswith("."):
                 continue
@@ -73,6 +75,9 @@ def iter_folder(root: Path, on_skip: Callable[[str], None]) -> Iterator[tuple[Pa
                 found.append((rel, path))
             else:
                 skipped.setdefault(ext, []).append(rel)
+    if linked:  # os.walk does not follow them (a link loop would never end): say so rather than skip silently
+        on_skip(f"{root}: skipped {len(linked)} linked folder(s), not followed, e.g. {min(linked)} (name the folder "
+                "itself to read it)")
     for ext, rels in sorted(skipped.items()):
         kind = f"'.{ext}'" if ext else "no extension"
         hint = " (name a table file directly to read its records)" if ext in _TABLE_EXTS else ""
