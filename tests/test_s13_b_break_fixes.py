@@ -280,10 +280,10 @@ def test_sweep_and_plan_take_one_profile_object(tmp_path: Path) -> None:
 
     ds = _beir(tmp_path / "ds", "q0\td0\t1\nq1\td1\t1\n")
     prof = BUILTIN["exact-f32"].model_copy(update={"model": "wordllama"})
-    (result,) = run_sweep(ds, prof, out=tmp_path / "out")
+    (result,) = run_sweep(ds, prof, out=tmp_path / "out", cache_dir=tmp_path / "cache")
     assert result["profile"] == "exact-f32" and result["queries"] == 2
     with pytest.raises(ConfigError, match="no profile fits"):  # evaluated as the one candidate it is
-        plan(ds, 1.0, prof, out=tmp_path / "out")
+        plan(ds, 1.0, prof, out=tmp_path / "out", cache_dir=tmp_path / "cache")
 
 
 # ---- HTML whose <meta> declares UTF-16 but whose bytes are ASCII/UTF-8 ------------------------------------------

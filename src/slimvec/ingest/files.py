@@ -128,9 +128,8 @@ def decode_html(raw: bytes, path: Path) -> str:
     """
     from bs4.dammit import EncodingDetector  # deferred: bs4 is a slow import
 
-    label = EncodingDetector.strip_byte_order_mark(raw)[1] or EncodingDetector.find_declared_encoding(
-        raw, is_html=True
-    )
+    bom_label = EncodingDetector.strip_byte_order_mark(raw)[1]
+    label = bom_label or EncodingDetector.find_declared_encoding(raw, is_html=True)
     if not label:
         return decode_utf8(raw, path)
     label = label.strip().lower()
@@ -139,6 +138,10 @@ def decode_html(raw: bytes, path: Path) -> str:
     except LookupError:
         raise IngestError(f"{path}: declared charset {label!r} is unknown") from None
     name = {"latin-1": "cp1252", "iso8859-1": "cp1252", "ascii": "cp1252"}.get(name, name)
+    if not bom_label and name.startswith(("utf-16", "utf-32")):
+        # A <meta> declaration that could be read byte by byte is not UTF-16/32 text: browsers read it as
+        # UTF-8 (WHATWG HTML, "prescan a byte stream"); decoding it as declared gives CJK-looking garbage.
+        return decode_utf8(raw, path)
     if name == "utf-8":
         return decode_utf8(raw, path)
     try:
