@@ -456,7 +456,7 @@ def eval_cmd(
     model: Optional[str] = typer.Option(None, "--model", help="Override the profile's model."),
     chunk_mode: Optional[str] = typer.Option(None, "--chunk-mode", help="Override chunking: tokens | truncate | whole | late."),
     split: str = typer.Option("test", "--split", help="Qrels split to evaluate on."),
-    out: Path = typer.Option(Path("slimvec-eval"), "--out", help="Folder for collections, TREC runs and reports."),
+    out_dir: Path = typer.Option(Path("slimvec-eval"), "--out", help="Folder for collections, TREC runs and reports."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Embedding cache folder (default ~/.cache/slimvec/embeddings)."),
     max_queries: Optional[int] = typer.Option(None, "--max-queries", help="Evaluate only the first N queries."),
     unit: str = typer.Option("document", "--unit", help=_UNIT_HELP),
@@ -468,7 +468,7 @@ def eval_cmd(
     from slimvec.evaluation.runner import run_eval
 
     (prof,) = _profiles(profile, profile_file, model, chunk_mode)[:1]
-    result = run_eval(dataset, prof, split=split, out=out, cache_dir=cache, max_queries=max_queries, progress=True,
+    result = run_eval(dataset, prof, split=split, out=out_dir, cache_dir=cache, max_queries=max_queries, progress=True,
                       unit=unit, corpus=corpus)
     if json_out:
         keep = ("dataset", "profile", "split", "unit", "metrics", "cost")
@@ -485,7 +485,7 @@ def sweep(
                                  help="Comma-separated profile names."),
     chunk_mode: Optional[str] = typer.Option(None, "--chunk-mode", help="Override chunking: tokens | truncate | whole | late."),
     split: str = typer.Option("test", "--split"),
-    out: Path = typer.Option(Path("slimvec-eval"), "--out", help="Folder for collections, runs and the report."),
+    out_dir: Path = typer.Option(Path("slimvec-eval"), "--out", help="Folder for collections, runs and the report."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Embedding cache folder."),
     max_queries: Optional[int] = typer.Option(None, "--max-queries"),
     unit: str = typer.Option("document", "--unit", help=_UNIT_HELP),
@@ -496,14 +496,14 @@ def sweep(
     _need("ranx", "matplotlib")
     from slimvec.evaluation.runner import run_sweep
 
-    results = run_sweep(dataset, _profiles(profiles, None, None, chunk_mode), split=split, out=out, cache_dir=cache,
+    results = run_sweep(dataset, _profiles(profiles, None, None, chunk_mode), split=split, out=out_dir, cache_dir=cache,
                         max_queries=max_queries, progress=True, unit=unit, corpus=corpus)
     if json_out:
         _print_json([{k: r[k] for k in ("dataset", "profile", "split", "unit", "metrics", "cost")} for r in results])
         return
     _results_table(results)
-    out_dir = out.resolve()
-    err.print(f"report: {out_dir / 'report.html'}  table: {out_dir / 'report.md'}  plot: {out_dir / 'pareto.png'}")
+    where = out_dir.resolve()
+    err.print(f"report: {where / 'report.html'}  table: {where / 'report.md'}  plot: {where / 'pareto.png'}")
 
 
 @app.command()
@@ -514,7 +514,7 @@ def plan(
     profiles: Optional[str] = typer.Option(None, "--profiles", help="Candidate profiles (default: all storage profiles)."),
     chunk_mode: Optional[str] = typer.Option(None, "--chunk-mode", help="Override chunking: tokens | truncate | whole | late."),
     write: Path = typer.Option(Path("slimvec-profile.json"), "--write", help="Where to write the chosen profile."),
-    out: Path = typer.Option(Path("slimvec-eval"), "--out"),
+    out_dir: Path = typer.Option(Path("slimvec-eval"), "--out", help="Folder for collections and runs."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Embedding cache folder."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -524,7 +524,7 @@ def plan(
     from slimvec.evaluation.planner import write_profile
 
     cands = _profiles(profiles, None) if profiles else None
-    result = make_plan(dataset, max_ram_bytes_per_doc, cands, out=out, cache_dir=cache, chunk_mode=chunk_mode)
+    result = make_plan(dataset, max_ram_bytes_per_doc, cands, out=out_dir, cache_dir=cache, chunk_mode=chunk_mode)
     path = write_profile(result.profile, write)
     if json_out:
         _print_json({"profile": result.profile.model_dump(mode="json"), "reason": result.reason, "file": str(path),
