@@ -120,13 +120,14 @@ class SlimvecVectorStore(VectorStore):
             raise ConfigError(f"delete: unknown keyword(s) {', '.join(sorted(kwargs))}")
         if ids is None:
             ids = [d["id"] for d in self.collection.store.iter_documents()]
-        self.collection.delete(list(ids))
+        self.collection.delete(_id_list(ids))
         return True
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
-        """The stored documents with these ids, in the order given; unknown ids are left out."""
+        """The stored documents with these ids, in the order given; unknown ids are left out. One id given as a
+        plain string is that id (never its characters)."""
         out = []
-        for i in ids:
+        for i in _id_list(ids):
             d = self.collection.get(i)
             if d is not None:
                 out.append(Document(id=d.id, page_content=d.text, metadata=_metadata(d.metadata, d.title)))
@@ -226,6 +227,12 @@ def _open_or_create(path: Path, embedding: Embeddings | None, name: str | None,
         raise ConfigError("give either embedding= (LangChain) or model= (slimvec), not both")
     # the encoder probes the dimension with one call, so embeddings of another size are refused on reopening
     return open_or_create(path, embeddings_encoder(embedding, name), options, {"chunk_mode": "whole"})
+
+
+def _id_list(ids: Any) -> list[Any]:
+    """`ids` as a list; one id given as a plain string is that id, as `Collection.delete` reads it (list("d1")
+    would be the ids "d" and "1": nothing deleted or found, or other documents deleted)."""
+    return [ids] if isinstance(ids, str) else list(ids)
 
 
 def _check_filter(flt: Any) -> None:

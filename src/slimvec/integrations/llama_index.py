@@ -270,6 +270,8 @@ class SlimvecVectorStore(BasePydanticVectorStore):
         return sorted({s.doc_id for s in store.sections_for_rows(rows.tolist()).values()})
 
     def _selected(self, node_ids: list[str] | None, filters: MetadataFilters | None) -> list[str]:
+        if isinstance(node_ids, str):  # one id, as Collection.delete reads it (list("n1") would be "n" and "1")
+            node_ids = [node_ids]
         flt = to_slimvec_filter(filters)
         if node_ids is None and not flt:
             return [d["id"] for d in self._collection.store.iter_documents()]

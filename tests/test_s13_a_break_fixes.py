@@ -1,0 +1,43 @@
+"""Session 13 breaker A: faults found in compaction, export/import, the framework stores and migration, each
+pinned by a test that failed before its fix (real parts, the quick WordLlama model)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def wordllama_docs():
+    return [("d1", "Vitamin D helps bones absorb calcium.", {"year": 2021}),
+            ("d", "Volcanoes emit sulfur dioxide into the air.", {"year": 2019}),
+            ("1", "Cats sleep on warm windowsills in the sun.", {"year": 2020})]
+
+
+# ---- framework stores: one id given as a plain string --------------------------------------------------------
+# Collection.delete("d1") deletes document "d1"; the stores turned the string into its characters first, so
+# delete("d1") deleted documents "d" and "1" (data loss) and left "d1", and get_by_ids("d1") found "d" and "1".
+
+def test_langchain_delete_and_get_by_ids_read_one_string_as_one_id(tmp_path, wordllama_docs):
+    from slimvec.integrations.langchain import SlimvecVectorStore
+
+    store = SlimvecVectorStore(tmp_path / "lc", model="wordllama")
+    store.add_texts([t for _, t, _ in wordllama_docs], [m for _, _, m in wordllama_docs],
+                    ids=[i for i, _, _ in wordllama_docs])
+    assert [d.id for d in store.get_by_ids("d1")] == ["d1"]
+    store.delete("d1")
+    assert store.get_by_ids(["d1", "d", "1"]) == store.get_by_ids(["d", "1"])
+    assert sorted(d.id for d in store.get_by_ids(["d1", "d", "1"])) == ["1", "d"]
+    store.collection.close()
+
+
+def test_llama_index_get_and_delete_nodes_read_one_string_as_one_id(tmp_path, wordllama_docs):
+    from llama_index.core.schema import TextNode
+
+    from slimvec.integrations.llama_index import SlimvecVectorStore
+
+    store = SlimvecVectorStore(tmp_path / "li", model="wordllama")
+    store.add([TextNode(id_=i, text=t, metadata=m) for i, t, m in wordllama_docs])
+    assert [n.node_id for n in store.get_nodes(node_ids="d1")] == ["d1"]
+    store.delete_nodes(node_ids="d1")
+    assert sorted(n.node_id for n in store.get_nodes()) == ["1", "d"]
+    store.client.close()
