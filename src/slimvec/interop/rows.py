@@ -55,9 +55,10 @@ def parse_target(spec: str) -> tuple[str, Path, str]:
 
 
 def collection_records(col: Any) -> Iterator[ChunkRecord]:
-    """The records of a collection's alive chunk rows, in document id then chunk order (vectors from disk)."""
+    """The records of a collection's alive chunk rows, in row order (vectors from disk): an import adds them in
+    this order, so equal scores still break to the same document (`slimvec.scoring`)."""
     vectors = col.store.vectors()
-    for doc in col.store.iter_documents():
+    for doc in col.store.iter_documents(by_row=True):
         chunks = col.store.chunks_of(doc["id"])
         sections = col.store.sections_for_rows([row for row, _, _ in chunks])
         for i, (row, start, end) in enumerate(chunks):
