@@ -63,3 +63,31 @@ def test_import_keeps_the_order_ties_break_in(tmp_path, kind):
         export_collection(col, target)
     with import_records(target, tmp_path / "b") as back:
         assert [(h.id, h.score) for h in back.search("volcanic gas", k=4)] == expected
+
+
+# ---- LangChain relevance scores: the search a call runs decides whether they have a range ---------------------
+# The map (1 + s) / 2 looked at the profile's mode only, so mode="bm25" on a dense profile mapped BM25 scores as if
+# they were cosines (relevance 0.63 for a BM25 score of 0.25) and score_threshold retrievers cut on that. And a
+# float32 cosine of 1 + 1e-7 gave a relevance above 1 (LangChain warns "must be between 0 and 1").
+
+def test_langchain_relevance_scores_refuse_a_per_call_mode_without_a_range(tmp_path):
+    import asyncio
+
+    from slimvec.integrations.langchain import SlimvecVectorStore
+
+    store = SlimvecVectorStore(tmp_path / "lc", model="wordllama")
+    store.add_texts(["volcano volcano gas ash", "cats and dogs", "volcano"], ids=["a", "b", "c"])
+    store.collection.enable("bm25")
+    dense = store.similarity_search_with_score("volcano", k=3)
+    relevance = store.similarity_search_with_relevance_scores("volcano", k=3, mode="dense")
+    assert [(d.id, min(1.0, (1 + s) / 2)) for d, s in dense] == [(d.id, r) for d, r in relevance]
+    assert dense[0][1] > 1.0 and relevance[0][1] == 1.0  # the query's own text: a float32 cosine above 1
+    with pytest.raises(NotImplementedError, match="'bm25'"):
+        store.similarity_search_with_relevance_scores("volcano", k=3, mode="bm25")
+    with pytest.raises(NotImplementedError, match="'bm25'"):
+        asyncio.run(store.asimilarity_search_with_relevance_scores("volcano", k=3, mode="bm25"))
+    retriever = store.as_retriever(search_type="similarity_score_threshold",
+                                   search_kwargs={"k": 3, "score_threshold": 0.5, "mode": "bm25"})
+    with pytest.raises(NotImplementedError):
+        retriever.invoke("volcano")
+    store.collection.close()

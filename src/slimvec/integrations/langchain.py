@@ -190,15 +190,34 @@ class SlimvecVectorStore(VectorStore):
                             float(h.score)))
         return out
 
+    def _similarity_search_with_relevance_scores(self, query: str, k: int = 4,
+                                                 **kwargs: Any) -> list[tuple[Document, float]]:
+        """(document, relevance in [0, 1]) for the k best documents: `similarity_search_with_score` with the
+        scores mapped by `_select_relevance_score_fn` for the search this call runs (its `mode` and `rerank`
+        keywords over the profile's)."""
+        relevance = self._relevance_fn(kwargs.get("mode"), kwargs.get("rerank"))
+        return [(doc, relevance(score)) for doc, score in self.similarity_search_with_score(query, k, **kwargs)]
+
+    async def _asimilarity_search_with_relevance_scores(self, query: str, k: int = 4,
+                                                        **kwargs: Any) -> list[tuple[Document, float]]:
+        """The async twin of `_similarity_search_with_relevance_scores` (same mode check)."""
+        relevance = self._relevance_fn(kwargs.get("mode"), kwargs.get("rerank"))
+        return [(doc, relevance(score)) for doc, score in await self.asimilarity_search_with_score(query, k, **kwargs)]
+
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
         """Cosine similarity s in [-1, 1] -> relevance (1 + s) / 2 in [0, 1]; other modes' scores have no fixed
         range (use min_relevance with a calibration instead)."""
+        return self._relevance_fn(None, None)
+
+    def _relevance_fn(self, mode: str | None, rerank: Any) -> Callable[[float], float]:
+        """The relevance map of a search in `mode` with `rerank` (None: the profile's); raises NotImplementedError
+        for scores without a fixed range (BM25, SPLADE, fused, cross-encoder)."""
         prof = self.collection.manifest.get("profile") or {}
-        mode, rerank = prof.get("mode") or "dense", prof.get("rerank") or "none"
+        mode, rerank = mode or prof.get("mode") or "dense", rerank or prof.get("rerank") or "none"
         if mode != "dense" or rerank not in ("none", "dense"):
             raise NotImplementedError(f"search mode {mode!r} with reranker {rerank!r} gives scores without a fixed "
                                       "range; use min_relevance='auto' with a fitted calibration")
-        return lambda s: (1.0 + s) / 2.0
+        return lambda s: min(1.0, max(0.0, (1.0 + s) / 2.0))  # float32 cosines reach 1 + 1e-7
 
     # ---- LangChain plumbing -----------------------------------------------------------------
     @property
