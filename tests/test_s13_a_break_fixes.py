@@ -91,3 +91,33 @@ def test_langchain_relevance_scores_refuse_a_per_call_mode_without_a_range(tmp_p
     with pytest.raises(NotImplementedError):
         retriever.invoke("volcano")
     store.collection.close()
+
+
+# ---- import: every refusal names the export it read -----------------------------------------------------------
+# The checks of `add_encoded` (a non-finite vector, non-JSON metadata, an id with a newline) reached the user as
+# "position 0: id 'a\nb': ..." with no file named, where every other refusal of an import names it.
+
+@pytest.mark.parametrize(("doc_id", "vector_value", "metadata", "problem"), [
+    ("a\nb", 0.0625, {}, "control character"),
+    ("a ", 0.0625, {}, "leading or trailing whitespace"),
+    ("d1", float("nan"), {}, "non-finite"),
+    ("d1", 0.0625, {"x": float("nan")}, "non-finite number"),
+])
+def test_an_import_refusal_names_the_file(tmp_path, doc_id, vector_value, metadata, problem):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from slimvec.errors import IngestError
+    from slimvec.interop import import_records
+    from slimvec.interop.parquet import _KEY, _schema
+    from slimvec.interop.rows import FORMAT, ChunkRecord, meta_json, to_row
+
+    dim = 256  # 256 * 0.0625**2 = 1: unit rows
+    row = to_row(ChunkRecord(doc_id, 0, 0, 5, "", "hello", "hello", metadata, np.full(dim, vector_value, np.float32)))
+    path = tmp_path / "foreign.parquet"
+    meta = meta_json({"format": FORMAT, "model": "wordllama-l2-supercat", "dim": dim}).encode()
+    pq.write_table(pa.Table.from_pylist([row], schema=_schema(dim)).replace_schema_metadata({_KEY: meta}), path)
+    with pytest.raises(IngestError, match=rf"^parquet:{path}: .*{problem}"):
+        import_records(f"parquet:{path}", tmp_path / "c")
+    assert not (tmp_path / "c").exists()

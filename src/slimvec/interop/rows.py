@@ -151,11 +151,13 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
         col = _same_late_records(col, meta)
         col.add_encoded(docs, chunks, np.stack(vectors) if vectors else np.zeros((0, int(meta["dim"])), np.float32),
                         normalize=normalize)
-    except BaseException:  # whole or nothing: a refused import leaves no collection behind to block the rerun
+    except BaseException as e:  # whole or nothing: a refused import leaves no collection behind to block the rerun
         col.close()
         shutil.rmtree(path, ignore_errors=True)
         if existed:
             Path(path).mkdir()
+        if isinstance(e, IngestError) and not str(e).startswith(f"{source}: "):  # name the file, as the checks above
+            raise IngestError(f"{source}: {e}") from None
         raise
     return col
 
