@@ -121,3 +121,24 @@ def test_an_import_refusal_names_the_file(tmp_path, doc_id, vector_value, metada
     with pytest.raises(IngestError, match=rf"^parquet:{path}: .*{problem}"):
         import_records(f"parquet:{path}", tmp_path / "c")
     assert not (tmp_path / "c").exists()
+
+
+# ---- LlamaIndex: its own ref_doc_id field, absent from documents slimvec indexed, means "no match" -----------------
+# delete(ref_doc_id) ("none: nothing happens") and a query's doc_ids went through the user-filter check, so on a
+# collection indexed by slimvec itself they raised "no document ... has the metadata field 'ref_doc_id' (a misspelt
+# field name?)" for a field the user never wrote.
+
+def test_llama_index_ref_doc_id_lookups_on_a_collection_slimvec_indexed(tmp_path, wordllama_docs):
+    from llama_index.core.vector_stores.types import VectorStoreQuery
+
+    from slimvec import Collection, Document
+    from slimvec.integrations.llama_index import SlimvecVectorStore
+
+    with Collection.create(tmp_path / "c", model="wordllama") as col:
+        col.add([Document(i, t, metadata=m) for i, t, m in wordllama_docs])
+    store = SlimvecVectorStore(tmp_path / "c")
+    store.delete("some-source-document")
+    assert sorted(n.node_id for n in store.get_nodes()) == ["1", "d", "d1"]
+    assert store.query(VectorStoreQuery(query_str="volcano", similarity_top_k=3, doc_ids=["x"])).ids == []
+    assert store.query(VectorStoreQuery(query_str="volcano", similarity_top_k=1)).ids == ["d"]
+    store.client.close()

@@ -29,6 +29,7 @@ from slimvec.errors import ConfigError, FilterError
 from slimvec.extras import require
 from slimvec.integrations.encoder import FunctionEncoder, normalised
 from slimvec.integrations.opening import open_or_create
+from slimvec.store.filters import compile_filter
 
 require("llama_index.core")
 
@@ -209,7 +210,7 @@ class SlimvecVectorStore(BasePydanticVectorStore):
         """Delete every node of source document `ref_doc_id` (none: nothing happens)."""
         if delete_kwargs:
             raise ConfigError(f"delete: unknown keyword(s) {', '.join(sorted(delete_kwargs))}")
-        self._collection.delete(self._ids({"ref_doc_id": ref_doc_id}))
+        self._collection.delete(self._ids({"ref_doc_id": ref_doc_id}, strict=False))
 
     def delete_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None,
                      **delete_kwargs: Any) -> None:
@@ -243,7 +244,12 @@ class SlimvecVectorStore(BasePydanticVectorStore):
         if query.mode not in _MODES:
             raise ConfigError(f"query mode {query.mode.value!r} is not supported by slimvec "
                               f"({', '.join(m.value for m in _MODES)})")
-        flt = _restricted(to_slimvec_filter(query.filters), query.doc_ids, query.node_ids)
+        of_docs = None  # the node ids of the source documents `doc_ids` (LlamaIndex's field, not the user's)
+        if query.doc_ids:
+            of_docs = self._ids({"ref_doc_id": {"$in": list(query.doc_ids)}}, strict=False)
+            if not of_docs:
+                return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
+        flt = _restricted(to_slimvec_filter(query.filters), of_docs, query.node_ids)
         k = query.similarity_top_k
         mode = _MODES[query.mode]
         if query.query_embedding is not None and mode is None:
@@ -263,10 +269,12 @@ class SlimvecVectorStore(BasePydanticVectorStore):
         return VectorStoreQueryResult(nodes=nodes, similarities=scores, ids=ids)
 
     # ---- helpers ---------------------------------------------------------------------------
-    def _ids(self, flt: dict[str, Any]) -> list[str]:
-        """Ids of the stored documents matching slimvec filter `flt`."""
+    def _ids(self, flt: dict[str, Any], strict: bool = True) -> list[str]:
+        """Ids of the stored documents matching slimvec filter `flt`. strict: a user's filter, refused (FilterError)
+        when it can never match (a field no document has); False for LlamaIndex's own fields (`ref_doc_id`), absent
+        from documents slimvec indexed itself, where that simply means no match."""
         store = self._collection.store
-        rows = store.rows_matching(flt)
+        rows = store.rows_matching(flt) if strict else store.filtered_rows(*compile_filter(flt))
         return sorted({s.doc_id for s in store.sections_for_rows(rows.tolist()).values()})
 
     def _selected(self, node_ids: list[str] | None, filters: MetadataFilters | None) -> list[str]:
@@ -281,12 +289,12 @@ class SlimvecVectorStore(BasePydanticVectorStore):
         return [i for i in node_ids if i in matching] if node_ids is not None else sorted(matching)
 
 
-def _restricted(flt: dict[str, Any], doc_ids: list[str] | None, node_ids: list[str] | None) -> dict[str, Any]:
+def _restricted(flt: dict[str, Any], of_docs: list[str] | None, node_ids: list[str] | None) -> dict[str, Any]:
     # An empty list restricts nothing: LlamaIndex's retriever passes node_ids=[] when the index lists no nodes
     # of its own (a store that keeps the text), as every other store reads it.
     parts = [flt] if flt else []
-    if doc_ids:
-        parts.append({"ref_doc_id": {"$in": list(doc_ids)}})
+    if of_docs:
+        parts.append({"_id": {"$in": list(of_docs)}})
     if node_ids:
         parts.append({"_id": {"$in": list(node_ids)}})
     return {} if not parts else parts[0] if len(parts) == 1 else {"$and": parts}
