@@ -142,3 +142,23 @@ def test_llama_index_ref_doc_id_lookups_on_a_collection_slimvec_indexed(tmp_path
     assert store.query(VectorStoreQuery(query_str="volcano", similarity_top_k=3, doc_ids=["x"])).ids == []
     assert store.query(VectorStoreQuery(query_str="volcano", similarity_top_k=1)).ids == ["d"]
     store.client.close()
+
+
+# ---- export of a sharded collection ---------------------------------------------------------------------------
+# `slimvec export DIR` on a sharded collection ended in "AttributeError: 'ShardedCollection' object has no attribute
+# 'store'" (a traceback); now one line naming the shard directories, which export as plain collections.
+
+def test_export_of_a_sharded_collection_is_one_error_naming_its_shards(tmp_path):
+    from slimvec import Collection, Document
+    from slimvec.distributed import create_sharded
+    from slimvec.errors import ConfigError
+    from slimvec.interop import export_collection
+
+    col = create_sharded(tmp_path / "big", shards=2, profile="exact-f32", model="wordllama")
+    col.add([Document("d1", "Vitamin D helps bones."), Document("d2", "Volcanoes emit SO2.")])
+    with pytest.raises(ConfigError, match=r"sharded collection cannot be exported as one.*shards/000"):
+        export_collection(col, f"parquet:{tmp_path / 'x.parquet'}")
+    col.close()
+    assert not (tmp_path / "x.parquet").exists()
+    with Collection.open(tmp_path / "big" / "shards" / "000") as shard:
+        assert export_collection(shard, f"parquet:{tmp_path / 's.parquet'}")["documents"] == len(shard)

@@ -73,8 +73,12 @@ def export_collection(col: Any, target: str) -> dict[str, Any]:
     """Write every alive chunk row of `col` to `target` ("qdrant:PATH", "lancedb:PATH", "parquet:FILE", each
     optionally "#NAME"); returns {"target", "records", "documents", "model", "dim"}.
 
-    Raises ConfigError for a bad target, a collection without dense vectors, or a target that exists already."""
+    Raises ConfigError for a bad target, a sharded collection, a collection without dense vectors, or a target
+    that exists already."""
     kind, path, name = parse_target(target)
+    if getattr(col, "store", None) is None:  # a ShardedCollection: its documents live in DIR/shards/NNN
+        raise ConfigError(f"{col.path}: a sharded collection cannot be exported as one; export each shard "
+                          f"directory ({col.path}/shards/000, ...) instead")
     dim = int(col.manifest["dim"])
     if not dim:
         raise ConfigError(f"{col.path}: keeps no dense vectors; exports carry float32 vectors")
