@@ -162,3 +162,25 @@ def test_export_of_a_sharded_collection_is_one_error_naming_its_shards(tmp_path)
     assert not (tmp_path / "x.parquet").exists()
     with Collection.open(tmp_path / "big" / "shards" / "000") as shard:
         assert export_collection(shard, f"parquet:{tmp_path / 's.parquet'}")["documents"] == len(shard)
+
+
+# ---- framework stores on a sharded collection -----------------------------------------------------------------
+# Its directory was refused as "not empty and holds no collection" and an open ShardedCollection ended in
+# "TypeError: expected str, bytes or os.PathLike object" (a traceback); now one line saying what it is.
+
+def test_framework_stores_refuse_a_sharded_collection_in_one_line(tmp_path):
+    from slimvec import Collection, Document
+    from slimvec.distributed import create_sharded
+    from slimvec.errors import ConfigError
+    from slimvec.integrations.langchain import SlimvecVectorStore as LangChainStore
+    from slimvec.integrations.llama_index import SlimvecVectorStore as LlamaIndexStore
+
+    with create_sharded(tmp_path / "big", shards=2, profile="exact-f32", model="wordllama") as col:
+        col.add([Document("d1", "Vitamin D helps bones.")])
+    for store in (LangChainStore, LlamaIndexStore):
+        with pytest.raises(ConfigError, match="holds a sharded collection"):
+            store(tmp_path / "big")
+        with Collection.open(tmp_path / "big") as sharded:
+            with pytest.raises(ConfigError, match="not ShardedCollection"):
+                store(sharded)
+    assert sorted(p.name for p in (tmp_path / "big").iterdir()) == ["ordinals.db", "shards", "shards.json"]

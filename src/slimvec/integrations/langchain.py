@@ -89,7 +89,7 @@ class SlimvecVectorStore(VectorStore):
                                   "or open it with Collection.open(path, encoder=embeddings_encoder(embedding))")
             self.collection = collection
         else:
-            self.collection = _open_or_create(Path(collection), embedding, embedding_name, create_options)
+            self.collection = _open_or_create(collection, embedding, embedding_name, create_options)
         model = str(self.collection.manifest["model"])
         if embedding is None and model.startswith(NAME_PREFIX) and not isinstance(collection, Collection):
             self.collection.close()
@@ -238,7 +238,7 @@ class SlimvecVectorStore(VectorStore):
         return store
 
 
-def _open_or_create(path: Path, embedding: Embeddings | None, name: str | None,
+def _open_or_create(path: str | Path, embedding: Embeddings | None, name: str | None,
                     options: dict[str, Any]) -> Collection:
     if embedding is None:
         return open_or_create(path, None, options)

@@ -161,9 +161,9 @@ class SlimvecVectorStore(BasePydanticVectorStore):
             raise ConfigError("give either embed_model= (LlamaIndex) or model= (slimvec), not both")
         elif own:
             enc = embed_model.encoder if isinstance(embed_model, SlimvecEmbedding) else None
-            col = open_or_create(Path(collection), enc, create_options)
+            col = open_or_create(collection, enc, create_options)
         else:
-            col = open_or_create(Path(collection), embedding_encoder(embed_model), create_options,
+            col = open_or_create(collection, embedding_encoder(embed_model), create_options,
                                  {"chunk_mode": "whole"})
         model = str(col.manifest["model"])
         if own and model.startswith(NAME_PREFIX) and not isinstance(collection, Collection):
