@@ -184,3 +184,47 @@ def test_framework_stores_refuse_a_sharded_collection_in_one_line(tmp_path):
             with pytest.raises(ConfigError, match="not ShardedCollection"):
                 store(sharded)
     assert sorted(p.name for p in (tmp_path / "big").iterdir()) == ["ordinals.db", "shards", "shards.json"]
+
+
+# ---- framework stores: a NaN vector reaches the collection's finiteness checks ---------------------------------
+# `integrations.encoder.normalised` turned a row holding NaN into zeros: a LangChain Embeddings that gave NaN for a
+# text had it stored as a zero vector (found by nothing), a NaN query vector searched as zeros and returned hits,
+# and a LlamaIndex node with a NaN embedding was refused as "all zeros".
+
+def test_framework_stores_refuse_nan_vectors_by_name(tmp_path):
+    import math
+
+    from langchain_core.embeddings import Embeddings
+    from llama_index.core.embeddings import MockEmbedding
+    from llama_index.core.schema import TextNode
+    from llama_index.core.vector_stores.types import VectorStoreQuery
+
+    from slimvec.errors import ConfigError, IngestError
+    from slimvec.integrations.langchain import SlimvecVectorStore as LangChainStore
+    from slimvec.integrations.llama_index import SlimvecVectorStore as LlamaIndexStore
+
+    class NanForBlank(Embeddings):  # an embedding service that answers NaN for a text of only punctuation
+        def embed_documents(self, texts):
+            return [[math.nan] * 4 if not any(c.isalnum() for c in t) else
+                    [1.0 + len(t) % 3, 1.0, 0.5, float(len(t))] for t in texts]
+
+        def embed_query(self, text):
+            return self.embed_documents([text])[0]
+
+    lc = LangChainStore(tmp_path / "lc", NanForBlank())
+    lc.add_texts(["volcano gas"], ids=["a"])
+    with pytest.raises(IngestError, match="non-finite"):
+        lc.add_texts(["cats sleep", "..."], ids=["b", "c"])
+    assert [d.id for d in lc.get_by_ids(["a", "b", "c"])] == ["a"]
+    with pytest.raises(ConfigError, match="finite"):
+        lc.similarity_search_by_vector([math.nan] * 4, k=1)
+    lc.collection.close()
+
+    li = LlamaIndexStore(tmp_path / "li", embed_model=MockEmbedding(embed_dim=4))
+    li.add([TextNode(id_="o", text="hello", embedding=[1.0, 0.0, 0.0, 0.0])])
+    with pytest.raises(IngestError, match="non-finite"):
+        li.add([TextNode(id_="x", text="hello", embedding=[math.nan] * 4)])
+    with pytest.raises(ConfigError, match="finite"):
+        li.query(VectorStoreQuery(query_embedding=[math.nan] * 4, similarity_top_k=1))
+    assert [n.node_id for n in li.get_nodes()] == ["o"]
+    li.client.close()
