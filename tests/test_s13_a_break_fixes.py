@@ -228,3 +228,45 @@ def test_framework_stores_refuse_nan_vectors_by_name(tmp_path):
         li.query(VectorStoreQuery(query_embedding=[math.nan] * 4, similarity_top_k=1))
     assert [n.node_id for n in li.get_nodes()] == ["o"]
     li.client.close()
+
+
+# ---- Qdrant export: no metadata point among the documents ------------------------------------------------------
+# The export metadata was a point with a zero vector: Qdrant's own search returned it as a hit of score 0, above
+# every document with a negative score (so not "the same top 10 as slimvec"), and count() counted it.
+
+def test_qdrant_export_holds_only_document_points_and_old_exports_still_read(tmp_path):
+    import numpy as np
+    from qdrant_client import QdrantClient, models
+
+    from slimvec import Collection, Document
+    from slimvec.interop import export_collection, read_records
+    from slimvec.interop.qdrant import META_ID, point_id
+    from slimvec.interop.rows import meta_json, to_row
+
+    with Collection.create(tmp_path / "a", model="wordllama") as col:
+        col.add([Document("a", "Volcanoes emit sulfur dioxide."), Document("b", "Cats sleep on windowsills."),
+                 Document("c", "Stock markets fell sharply.")])
+        q = col.encoder.encode_queries(["volcanic gas"])[0]
+        expected = [(h.id, h.score) for h in col.search_vectors(q, k=3)[0]]
+        assert expected[-1][1] < 0  # a document below the zero vector's score
+        export_collection(col, f"qdrant:{tmp_path / 'q'}")
+    client = QdrantClient(path=str(tmp_path / "q"))
+    points = client.query_points("slimvec", query=q.tolist(), limit=10, with_payload=True).points
+    assert [p.payload["doc_id"] for p in points] == [i for i, _ in expected]
+    assert [p.score for p in points] == pytest.approx([s for _, s in expected], abs=1e-5)
+    assert client.count("slimvec").count == 3
+    client.close()
+    meta, records = read_records(f"qdrant:{tmp_path / 'q'}")
+    assert meta["model"] == "wordllama-l2-supercat" and [r.doc_id for r in records] == ["a", "b", "c"]
+
+    # an export written before: the metadata in the payload of point META_ID
+    old = QdrantClient(path=str(tmp_path / "old"))
+    old.create_collection("slimvec", vectors_config=models.VectorParams(size=4, distance=models.Distance.DOT))
+    rec = records[0].__class__("d1", 0, 0, 5, "", "hello", "hello", {}, np.full(4, 0.5, np.float32))
+    row = to_row(rec)
+    old.upsert("slimvec", points=[
+        models.PointStruct(id=point_id("d1", 0), vector=row.pop("vector").tolist(), payload=row),
+        models.PointStruct(id=META_ID, vector=[0.0] * 4, payload={"slimvec_export": meta_json({**meta, "dim": 4})})])
+    old.close()
+    meta_old, records_old = read_records(f"qdrant:{tmp_path / 'old'}")
+    assert meta_old["dim"] == 4 and [r.doc_id for r in records_old] == ["d1"]
