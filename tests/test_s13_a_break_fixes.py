@@ -270,3 +270,23 @@ def test_qdrant_export_holds_only_document_points_and_old_exports_still_read(tmp
     old.close()
     meta_old, records_old = read_records(f"qdrant:{tmp_path / 'old'}")
     assert meta_old["dim"] == 4 and [r.doc_id for r in records_old] == ["d1"]
+
+
+# ---- LangChain add_texts: a bad text, id or metadata is an IngestError naming it ------------------------------
+# As documented; a list as metadata ended in "TypeError: cannot convert dictionary update sequence element #0 to
+# a sequence", a non-string id in a bare ValueError.
+
+@pytest.mark.parametrize(("texts", "metadatas", "ids", "match"), [
+    (["a", "b"], [{}, [1, 2]], ["x", "y"], r"text 1 \(id 'y'\): metadata must be a dict"),
+    (["a", "b"], None, ["x", 5], r"text 1: document id must be a non-empty string, got 5"),
+    (["a", None], None, ["x", "y"], r"text 1: document 'y': text must be a string"),
+])
+def test_langchain_add_texts_refuses_a_bad_record_by_name(tmp_path, texts, metadatas, ids, match):
+    from slimvec.errors import IngestError
+    from slimvec.integrations.langchain import SlimvecVectorStore
+
+    store = SlimvecVectorStore(tmp_path / "lc", model="wordllama")
+    with pytest.raises(IngestError, match=match):
+        store.add_texts(texts, metadatas, ids=ids)
+    assert len(store.collection) == 0
+    store.collection.close()

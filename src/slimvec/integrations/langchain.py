@@ -26,7 +26,7 @@ from slimvec.collection import Collection
 from slimvec.documents import Document as SlimDocument
 from slimvec.documents import Hit
 from slimvec.encoders.base import Encoder
-from slimvec.errors import ConfigError, FilterError
+from slimvec.errors import ConfigError, FilterError, IngestError
 from slimvec.extras import require
 from slimvec.integrations.encoder import FunctionEncoder, normalised
 from slimvec.integrations.opening import open_or_create
@@ -110,7 +110,15 @@ class SlimvecVectorStore(VectorStore):
         if len(metadatas) != len(texts) or len(given) != len(texts):
             raise ValueError(f"got {len(texts)} texts, {len(metadatas)} metadatas and {len(given)} ids")
         out = [i if i is not None else uuid.uuid4().hex for i in given]
-        docs = [SlimDocument(i, t, "", dict(m or {})) for i, t, m in zip(out, texts, metadatas)]
+        docs = []
+        for n, (i, t, m) in enumerate(zip(out, texts, metadatas)):
+            if m is not None and not isinstance(m, dict):  # dict([1, 2]) says "dictionary update sequence element"
+                raise IngestError(f"text {n} (id {i!r}): metadata must be a dict (a JSON object), not "
+                                  f"{type(m).__name__}; nothing from this call was stored")
+            try:
+                docs.append(SlimDocument(i, t, "", dict(m or {})))
+            except ValueError as e:
+                raise IngestError(f"text {n}: {e}; nothing from this call was stored") from None
         self.collection.upsert(docs)
         return out
 
