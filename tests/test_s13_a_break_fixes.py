@@ -290,3 +290,29 @@ def test_langchain_add_texts_refuses_a_bad_record_by_name(tmp_path, texts, metad
         store.add_texts(texts, metadatas, ids=ids)
     assert len(store.collection) == 0
     store.collection.close()
+
+
+# ---- LlamaIndex add: nodes with and without embeddings in one all-or-nothing commit ---------------------------
+# They were two commits (embedded nodes first): a refused node without embedding left the embedded ones stored,
+# and a node id repeated across the two kinds was refused with "nothing from this call was stored" after the
+# first had been stored.
+
+def test_llama_index_add_of_mixed_nodes_is_whole_or_nothing(tmp_path):
+    from llama_index.core.schema import TextNode
+
+    from slimvec.errors import IngestError
+    from slimvec.integrations.llama_index import SlimvecVectorStore
+
+    store = SlimvecVectorStore(tmp_path / "li", model="wordllama")
+    given = [0.0625] * 256  # a unit vector the model would not give
+    with pytest.raises(IngestError, match="'p1'"):
+        store.add([TextNode(id_="e1", text="volcano gas", embedding=given), TextNode(id_="p1", text="   ")])
+    with pytest.raises(IngestError, match="'e2' appears twice"):
+        store.add([TextNode(id_="e2", text="volcano gas", embedding=given), TextNode(id_="e2", text="cats")])
+    assert store.get_nodes() == []
+    assert store.add([TextNode(id_="p3", text="cats sleep"), TextNode(id_="e3", text="volcano gas", embedding=given)]
+                     ) == ["p3", "e3"]
+    hit = store.client.search_vectors(given, k=1)[0][0]
+    assert hit.id == "e3" and hit.score == pytest.approx(1.0, abs=1e-6)
+    assert store.client.search("cats sleep", k=1)[0].id == "p3"
+    store.client.close()

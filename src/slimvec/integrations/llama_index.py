@@ -190,20 +190,34 @@ class SlimvecVectorStore(BasePydanticVectorStore):
     # ---- writing ---------------------------------------------------------------------------
     def add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
         """Store nodes: with their embeddings where LlamaIndex computed them (float32, normalised, one chunk per
-        node), else encoded by the collection's model. Returns the node ids. Raises IngestError (nothing of that
-        group stored) for a node id already stored, non-JSON metadata or an empty text; ConfigError for
-        embeddings of another dimension."""
+        node), else encoded by the collection's model; in one all-or-nothing commit. Returns the node ids. Raises
+        IngestError (nothing stored) for a node id repeated or already stored, non-JSON metadata or an empty
+        text; ConfigError for embeddings of another dimension."""
         if kwargs:
             raise ConfigError(f"add: unknown keyword(s) {', '.join(sorted(kwargs))}")
-        embedded = [n for n in nodes if n.embedding is not None]
-        plain = [n for n in nodes if n.embedding is None]
-        if embedded:
-            docs = [_document(n) for n in embedded]
-            chunks = [Chunk(d.id, 0, 0, len(d.text), d.text) for d in docs]
-            vectors = normalised(np.asarray([n.embedding for n in embedded], dtype=np.float32))
-            self._collection.add_encoded(docs, chunks, vectors)
-        if plain:
-            self._collection.add([_document(n) for n in plain])
+        docs = [_document(n) for n in nodes]
+        if all(n.embedding is None for n in nodes):
+            self._collection.add(docs)
+            return [n.node_id for n in nodes]
+        # Nodes without an embedding are chunked and encoded first, without writing, so that both kinds go in one
+        # add_encoded commit (two commits left the embedded nodes stored when the others were refused).
+        plain = [d for d, n in zip(docs, nodes) if n.embedding is None]
+        cut, encoded = self._collection.chunk_and_encode(plain) if plain else ([], None)
+        by_doc: dict[str, list[int]] = {}
+        for i, c in enumerate(cut):
+            by_doc.setdefault(c.doc_id, []).append(i)
+        chunks, rows, dim = [], [], int(self._collection.manifest["dim"])
+        for d, n in zip(docs, nodes):
+            if n.embedding is not None and len(n.embedding) != dim:
+                raise ConfigError(f"node {n.node_id!r}: an embedding of dimension {len(n.embedding)}; this collection "
+                                  f"holds vectors of dimension {dim}")
+            if n.embedding is not None:
+                chunks.append(Chunk(d.id, 0, 0, len(d.text), d.text))
+                rows.append(normalised(np.asarray(n.embedding, dtype=np.float32)))
+            else:
+                chunks += [cut[i] for i in by_doc.get(d.id, [])]
+                rows += [encoded[i] for i in by_doc.get(d.id, [])]
+        self._collection.add_encoded(docs, chunks, np.stack(rows))
         return [n.node_id for n in nodes]
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
