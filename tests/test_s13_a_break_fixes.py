@@ -316,3 +316,26 @@ def test_llama_index_add_of_mixed_nodes_is_whole_or_nothing(tmp_path):
     assert hit.id == "e3" and hit.score == pytest.approx(1.0, abs=1e-6)
     assert store.client.search("cats sleep", k=1)[0].id == "p3"
     store.client.close()
+
+
+# ---- import into a profile without dense vectors ----------------------------------------------------------------
+# `slimvec import ... --profile bm25` ended in "expected 23 vectors of dimension 0, got (23, 256)"; the texts are
+# all in the export, so the BM25 index is built from them, as on the exported collection.
+
+def test_import_into_a_bm25_profile_builds_it_from_the_texts(tmp_path, wordllama_docs):
+    import shutil
+
+    from slimvec import Collection, Document
+    from slimvec.interop import export_collection, import_records
+
+    with Collection.create(tmp_path / "a", model="wordllama") as col:
+        col.add([Document(i, t, metadata=m) for i, t, m in wordllama_docs])
+        export_collection(col, f"parquet:{tmp_path / 'x.parquet'}")
+    shutil.copytree(tmp_path / "a", tmp_path / "same")
+    with Collection.open(tmp_path / "same") as same:
+        same.enable("bm25")
+        expected = [(h.id, h.score) for h in same.search("volcanoes sulfur", k=3, mode="bm25")]
+    assert expected and expected[0][0] == "d"
+    with import_records(f"parquet:{tmp_path / 'x.parquet'}", tmp_path / "b", profile="bm25") as back:
+        assert [(h.id, h.score) for h in back.search("volcanoes sulfur", k=3)] == expected
+        assert back.check() == [] and len(back) == 3

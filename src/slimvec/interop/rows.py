@@ -108,6 +108,7 @@ def read_records(source: str) -> tuple[dict[str, Any], list[ChunkRecord]]:
 def import_records(source: str, path: str | Path, profile: Any = None, normalize: bool = False) -> Any:
     """A new collection at `path` built from an export (no re-encoding: its model must be the export's).
 
+    A profile without dense vectors (bm25, splade) builds its index from the texts and drops the vectors.
     Raises ConfigError for a bad source or a multi-vector profile (token vectors are not exported);
     IngestError naming the document for records that do not fit together (a missing or repeated chunk, spans
     outside the text, vectors of another dimension, not finite, or not unit length unless `normalize` (see
@@ -153,8 +154,10 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
         **{k: v for k, v in made.items() if v is not None}}))
     try:
         col = _same_late_records(col, meta)
-        col.add_encoded(docs, chunks, np.stack(vectors) if vectors else np.zeros((0, int(meta["dim"])), np.float32),
-                        normalize=normalize)
+        rows = np.stack(vectors) if vectors else np.zeros((0, int(meta["dim"])), np.float32)
+        if not int(col.manifest["dim"]):  # a profile keeping no dense vectors (bm25, splade): built from the texts
+            rows = np.zeros((len(chunks), 0), np.float32)
+        col.add_encoded(docs, chunks, rows, normalize=normalize)
     except BaseException as e:  # whole or nothing: a refused import leaves no collection behind to block the rerun
         col.close()
         shutil.rmtree(path, ignore_errors=True)
