@@ -339,3 +339,24 @@ def test_import_into_a_bm25_profile_builds_it_from_the_texts(tmp_path, wordllama
     with import_records(f"parquet:{tmp_path / 'x.parquet'}", tmp_path / "b", profile="bm25") as back:
         assert [(h.id, h.score) for h in back.search("volcanoes sulfur", k=3)] == expected
         assert back.check() == [] and len(back) == 3
+
+
+# ---- LlamaIndex query: a text mode given only an embedding says what is missing --------------------------------
+# mode HYBRID with query_embedding and no query_str was refused as "query has neither an embedding nor a text".
+
+def test_llama_index_text_mode_with_only_an_embedding_names_the_missing_text(tmp_path):
+    from llama_index.core.schema import TextNode
+    from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
+
+    from slimvec.errors import ConfigError
+    from slimvec.integrations.llama_index import SlimvecVectorStore
+
+    store = SlimvecVectorStore(tmp_path / "li", model="wordllama", profile="hybrid")
+    store.add([TextNode(id_="a", text="volcano gas"), TextNode(id_="b", text="cats")])
+    vector = store.embed_model.get_query_embedding("volcano")
+    with pytest.raises(ConfigError, match="'hybrid' runs from the query text: give query_str"):
+        store.query(VectorStoreQuery(query_embedding=vector, mode=VectorStoreQueryMode.HYBRID))
+    with pytest.raises(ConfigError, match="neither an embedding nor a text"):
+        store.query(VectorStoreQuery(mode=VectorStoreQueryMode.HYBRID))
+    assert store.query(VectorStoreQuery(query_embedding=vector, similarity_top_k=1)).ids == ["a"]
+    store.client.close()

@@ -271,6 +271,9 @@ class SlimvecVectorStore(BasePydanticVectorStore):
         elif query.query_str:
             extra = {"mode": mode} if mode else {}
             hits = self._collection.search(query.query_str, k=k, filter=flt or None, **extra)
+        elif query.query_embedding is not None:  # HYBRID / TEXT_SEARCH / SPARSE with an embedding only
+            raise ConfigError(f"query mode {query.mode.value!r} runs from the query text: give query_str (an "
+                              "embedding alone serves the default mode)")
         else:
             raise ConfigError("query has neither an embedding nor a text (query_str)")
         nodes, scores, ids = [], [], []
