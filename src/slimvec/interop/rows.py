@@ -55,9 +55,10 @@ def parse_target(spec: str) -> tuple[str, Path, str]:
 
 
 def collection_records(col: Any) -> Iterator[ChunkRecord]:
-    """The records of a collection's alive chunk rows, in document id then chunk order (vectors from disk)."""
+    """The records of a collection's alive chunk rows, in row order (vectors from disk): an import adds them in
+    this order, so equal scores still break to the same document (`slimvec.scoring`)."""
     vectors = col.store.vectors()
-    for doc in col.store.iter_documents():
+    for doc in col.store.iter_documents(by_row=True):
         chunks = col.store.chunks_of(doc["id"])
         sections = col.store.sections_for_rows([row for row, _, _ in chunks])
         for i, (row, start, end) in enumerate(chunks):
@@ -72,8 +73,12 @@ def export_collection(col: Any, target: str) -> dict[str, Any]:
     """Write every alive chunk row of `col` to `target` ("qdrant:PATH", "lancedb:PATH", "parquet:FILE", each
     optionally "#NAME"); returns {"target", "records", "documents", "model", "dim"}.
 
-    Raises ConfigError for a bad target, a collection without dense vectors, or a target that exists already."""
+    Raises ConfigError for a bad target, a sharded collection, a collection without dense vectors, or a target
+    that exists already."""
     kind, path, name = parse_target(target)
+    if getattr(col, "store", None) is None:  # a ShardedCollection: its documents live in DIR/shards/NNN
+        raise ConfigError(f"{col.path}: a sharded collection cannot be exported as one; export each shard "
+                          f"directory ({col.path}/shards/000, ...) instead")
     dim = int(col.manifest["dim"])
     if not dim:
         raise ConfigError(f"{col.path}: keeps no dense vectors; exports carry float32 vectors")
@@ -103,6 +108,7 @@ def read_records(source: str) -> tuple[dict[str, Any], list[ChunkRecord]]:
 def import_records(source: str, path: str | Path, profile: Any = None, normalize: bool = False) -> Any:
     """A new collection at `path` built from an export (no re-encoding: its model must be the export's).
 
+    A profile without dense vectors (bm25, splade) builds its index from the texts and drops the vectors.
     Raises ConfigError for a bad source or a multi-vector profile (token vectors are not exported);
     IngestError naming the document for records that do not fit together (a missing or repeated chunk, spans
     outside the text, vectors of another dimension, not finite, or not unit length unless `normalize` (see
@@ -148,13 +154,17 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
         **{k: v for k, v in made.items() if v is not None}}))
     try:
         col = _same_late_records(col, meta)
-        col.add_encoded(docs, chunks, np.stack(vectors) if vectors else np.zeros((0, int(meta["dim"])), np.float32),
-                        normalize=normalize)
-    except BaseException:  # whole or nothing: a refused import leaves no collection behind to block the rerun
+        rows = np.stack(vectors) if vectors else np.zeros((0, int(meta["dim"])), np.float32)
+        if not int(col.manifest["dim"]):  # a profile keeping no dense vectors (bm25, splade): built from the texts
+            rows = np.zeros((len(chunks), 0), np.float32)
+        col.add_encoded(docs, chunks, rows, normalize=normalize)
+    except BaseException as e:  # whole or nothing: a refused import leaves no collection behind to block the rerun
         col.close()
         shutil.rmtree(path, ignore_errors=True)
         if existed:
             Path(path).mkdir()
+        if isinstance(e, IngestError) and not str(e).startswith(f"{source}: "):  # name the file, as the checks above
+            raise IngestError(f"{source}: {e}") from None
         raise
     return col
 
