@@ -377,14 +377,17 @@ def export(
 def import_(
     source: str = typer.Argument(..., help="An export: qdrant:PATH, lancedb:PATH or parquet:FILE (optionally #NAME)."),
     collection: Path = typer.Option(..., "--collection", "-c", help="New collection directory."),
-    profile: Optional[str] = typer.Option(None, "--profile", help="Profile of the new collection (its model must be the export's)."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="Profile of the new collection (default: the exported collection's)."),
+    profile_file: Optional[Path] = typer.Option(None, "--profile-file", help="Profile JSON file of the new collection."),
     normalize: bool = typer.Option(False, "--normalize", help="Scale vectors to unit length (else a non-unit vector is refused)."),
     json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """Build a new collection from an export, reusing its vectors (no re-encoding)."""
     from slimvec.interop import import_records
+    from slimvec.profiles import load_profile
 
-    with import_records(source, collection, profile, normalize=normalize) as col:
+    chosen = load_profile(profile, profile_file) if (profile or profile_file) else None
+    with import_records(source, collection, chosen, normalize=normalize) as col:
         info = col.info()
     summary = {"collection": str(collection), "documents": info["documents"], "chunks": info["chunks"]}
     if json_out:
