@@ -38,6 +38,23 @@ def percentiles_ms(seconds: list[float]) -> tuple[float, float]:
     return float(np.percentile(a, 50)), float(np.percentile(a, 99))
 
 
+def paired_bootstrap(before: np.ndarray, after: np.ndarray, resamples: int = 10_000, seed: int = 0
+                     ) -> tuple[float, float, float]:
+    """(mean of after - before, 2.5th, 97.5th percentile of that mean over query sets resampled with
+    replacement): the paired bootstrap 95% interval of a per-query metric difference (Efron & Tibshirani)."""
+    diff = np.asarray(after, np.float64) - np.asarray(before, np.float64)
+    means = diff[np.random.default_rng(seed).integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
+    return float(diff.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def randomization_p(before: np.ndarray, after: np.ndarray, resamples: int = 10_000, seed: int = 0) -> float:
+    """Two-sided p-value of the paired randomization (sign-flip) test of mean(after - before) = 0 (Smucker,
+    Allan & Carterette 2007, "A comparison of statistical significance tests for IR evaluation")."""
+    diff = np.asarray(after, np.float64) - np.asarray(before, np.float64)
+    signs = np.random.default_rng(seed).choice(np.array([-1.0, 1.0]), size=(resamples, len(diff)))
+    return float(np.mean(np.abs((signs * diff).mean(axis=1)) >= abs(diff.mean()) - 1e-12))
+
+
 def machine() -> str:
     """One line describing the machine the numbers come from."""
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}"

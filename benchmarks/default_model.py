@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, machine, print_table, read_jsonl
+from _common import DATA, machine, paired_bootstrap, print_table, read_jsonl
 
 MODELS = ("all-MiniLM-L6-v2", "bge-small-en-v1.5")
 PUBLISHED = {("all-MiniLM-L6-v2", "scifact"): 0.645, ("all-MiniLM-L6-v2", "nfcorpus"): 0.316,
@@ -59,9 +59,8 @@ def gain_interval(name: str, results: dict, seed: int = 0, resamples: int = 10_0
     per = [evaluate_per_query(qrels, read_trec_run(results[(m, name)]["run_file"]), ["ndcg@10"])["ndcg@10"]
            for m in MODELS]
     qids = sorted(qrels)
-    diff = np.asarray([per[1][q] - per[0][q] for q in qids])
-    means = diff[np.random.default_rng(seed).integers(0, len(diff), (resamples, len(diff)))].mean(axis=1)
-    return float(diff.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+    return paired_bootstrap(np.asarray([per[0][q] for q in qids]), np.asarray([per[1][q] for q in qids]),
+                            resamples, seed)
 
 
 def main() -> None:

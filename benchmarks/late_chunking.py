@@ -15,8 +15,10 @@ Parts (run one or all; encoded vectors are cached under $LATE_CACHE, default /tm
   cost    encoder CPU seconds per 1,000 word pieces at sequence lengths 64/128/254/510 (same pieces each).
   ingest  through a real Collection (one process per run): docs/s of token vs late chunking on the same
           boundaries, and peak RSS of late ingest at two corpus sizes (bounded by the commit batch, not the corpus).
+  paired  XQuAD-en: the default for given sections against units alone and the prefix, per query (paired
+          bootstrap interval, randomization p), from the xquad part's cached encodings.
 
-    PYTHONPATH=src python benchmarks/late_chunking.py [beir|weights|xquad|speed|work|ingest ...]
+    PYTHONPATH=src python benchmarks/late_chunking.py [beir|weights|xquad|speed|work|ingest|paired ...]
 
 LATE_MODEL names the encoder (default all-MiniLM-L6-v2, the model of every recorded figure before session 8;
 e.g. bge-small-en-v1.5): cache names of any other model start with its name. With an ONNX encoder the late pass
@@ -434,38 +436,55 @@ def is_dev(unit_id: str) -> bool:
     return int(unit_id[2:4]) % 4 == 0
 
 
-def xquad(enc) -> None:  # noqa: ANN001
-    from slimvec.contextual import contextual_text
-    from slimvec.ingest.tables import FieldMap, iter_table
-    from slimvec.sections import section_chunks
+class XquadSet:
+    """One XQuAD-en set at section level: its articles cut at their given sections, the test queries (also
+    pooled by token mean for a [CLS] model: `q_mean`, else None), the dev/test/all qrels, and the units' own
+    vectors ("unit": alone; "titled": title + unit), all encoded through `cached`."""
 
-    results: dict[str, dict[tuple, dict[str, dict[str, float]]]] = {}
-    for name in ("xquad-en-sentences", "xquad-en-articles"):
+    def __init__(self, name: str, enc) -> None:  # noqa: ANN001
+        from slimvec.ingest.tables import FieldMap, iter_table
+        from slimvec.sections import section_chunks
+
         ds = load_dataset(DATA / name)
-        docs = [d for _, d in iter_table(DATA / name / "articles.jsonl", FieldMap())]
-        assert all(isinstance(d, Document) and d.sections for d in docs), "articles.jsonl must load with sections"
-        chunks = [section_chunks(d, enc, ChunkConfig(enc.max_tokens, 32)) for d in docs]
-        flat, _ = _flat(chunks)
-        section_ids = sorted({c.section_id for c in flat})
-        index = {sid: i for i, sid in enumerate(section_ids)}
-        owner = np.array([index[c.section_id] for c in flat])
+        self.docs = [d for _, d in iter_table(DATA / name / "articles.jsonl", FieldMap())]
+        assert all(isinstance(d, Document) and d.sections for d in self.docs), "articles.jsonl must load with sections"
+        self.chunks = [section_chunks(d, enc, ChunkConfig(enc.max_tokens, 32)) for d in self.docs]
+        self.flat, _ = _flat(self.chunks)
+        self.section_ids = sorted({c.section_id for c in self.flat})
+        index = {sid: i for i, sid in enumerate(self.section_ids)}
+        self.owner = np.array([index[c.section_id] for c in self.flat])
         queries, qrels = ds.queries("test"), ds.qrels("test")
-        qids = list(queries)
-        q = cached(f"{name}-queries", lambda: enc.encode_queries([queries[i] for i in qids]))
-        q_mean = None
+        self.qids = qids = list(queries)
+        self.q = cached(f"{name}-queries", lambda: enc.encode_queries([queries[i] for i in qids]))
+        self.q_mean = None
         if getattr(enc, "pooling", "mean") == "cls":  # a [CLS] model: also score with queries pooled as late chunks
             twin = type(enc)(enc.path, f"{enc.name}-mean", pooling="mean")
-            q_mean = cached(f"{name}-queries-meanpool", lambda: twin.encode_queries([queries[i] for i in qids]))
-        splits = {
+            self.q_mean = cached(f"{name}-queries-meanpool", lambda: twin.encode_queries([queries[i] for i in qids]))
+        self.splits = {
             "dev": {k: v for k, v in qrels.items() if is_dev(next(iter(v)))},
             "test": {k: v for k, v in qrels.items() if not is_dev(next(iter(v)))},
             "all": qrels,
         }
-        own = {
-            "unit": cached(f"{name}-alone", lambda: enc.encode_documents([c.text for c in flat])),
+        self.own = {
+            "unit": cached(f"{name}-alone", lambda: enc.encode_documents([c.text for c in self.flat])),
             "titled": cached(f"{name}-titled", lambda: enc.encode_documents(
-                [chunk_text(d.title, c.text) for d, cs in zip(docs, chunks) for c in cs])),
+                [chunk_text(d.title, c.text) for d, cs in zip(self.docs, self.chunks) for c in cs])),
         }
+
+    def late(self, name: str, enc, window: int) -> np.ndarray:  # noqa: ANN001
+        """Pure late vectors (w=1) of every unit over the article, macro windows of `window`, overlap half."""
+        cfg = LateConfig(window=window, overlap=window // 2, late_weight=1.0)
+        return cached(f"{name}-late{window}", lambda: late_chunk_vectors(self.docs, self.chunks, enc, cfg))
+
+
+def xquad(enc) -> None:  # noqa: ANN001
+    from slimvec.contextual import contextual_text
+
+    results: dict[str, dict[tuple, dict[str, dict[str, float]]]] = {}
+    for name in ("xquad-en-sentences", "xquad-en-articles"):
+        x = XquadSet(name, enc)
+        docs, chunks, owner, section_ids = x.docs, x.chunks, x.owner, x.section_ids
+        qids, q, q_mean, splits, own = x.qids, x.q, x.q_mean, x.splits, x.own
         variants: dict[tuple, np.ndarray] = {
             ("alone",): own["unit"],
             ("prefix",): cached(f"{name}-prefix", lambda: enc.encode_documents(
@@ -473,8 +492,7 @@ def xquad(enc) -> None:  # noqa: ANN001
         }
         counts = chunk_token_counts(docs, chunks, enc)
         for w in WINDOWS:
-            cfg = LateConfig(window=w, overlap=w // 2, late_weight=1.0)
-            late = cached(f"{name}-late{w}", lambda: late_chunk_vectors(docs, chunks, enc, cfg))
+            late = x.late(name, enc, w)
             variants[("late", w)] = late
             for o, vecs in own.items():
                 for lw in WEIGHTS:
@@ -545,6 +563,59 @@ def xquad(enc) -> None:  # noqa: ANN001
                 [[str(w), str(t), *[f"{sent[('split', w, lw, t)]['all']['ndcg@10']:.4f} / "
                                     f"{art[('split', w, lw, t)]['all']['ndcg@10']:.4f}" for lw in WEIGHTS]]
                  for w in WINDOWS for t in ALONE_ABOVE])
+
+
+def paired(enc) -> None:  # noqa: ANN001
+    """Is the default for given sections better or worse than units alone per query, beyond chance?
+
+    On both XQuAD-en sets (all 612 test queries): units alone (a), the contextual prefix (b) and the mix a
+    collection makes for given sections (d: `section_default(MODEL)`, own vector title + unit), scored with the
+    queries the collection would pool (`late.query_pooling` with the weight unset; a profile that sets the
+    weight below 0.5 keeps the model's own pooling: shown too when it differs). Each difference of per-query
+    nDCG@10: mean, paired bootstrap 95% interval, two-sided randomization p (10,000 resamples each), and how many
+    queries gained / lost / did not move. Reads the xquad part's cached encodings (computes what is missing).
+    """
+    from _common import paired_bootstrap, randomization_p
+
+    from slimvec.contextual import contextual_text
+    from slimvec.evaluation.metrics import evaluate_per_query
+    from slimvec.late import query_pooling, section_default
+
+    cfg = section_default(MODEL)
+    pooling = getattr(enc, "pooling", "mean")
+    rows = []
+    for name in ("xquad-en-sentences", "xquad-en-articles"):
+        x = XquadSet(name, enc)
+        qrels = x.splits["all"]
+
+        def per_query(queries: np.ndarray, vecs: np.ndarray) -> np.ndarray:
+            run = best_chunk_run(queries, x.qids, vecs, x.owner, x.section_ids)
+            got = evaluate_per_query(qrels, run, ["ndcg@10"])["ndcg@10"]
+            return np.asarray([got[q] for q in sorted(qrels)])
+
+        assert cfg.overlap == cfg.window // 2, "the cached late vectors use overlap = window / 2"
+        d = mix(x.own["titled"], x.late(name, enc, cfg.window), cfg.late_weight)
+        prefix = cached(f"{name}-prefix", lambda: enc.encode_documents(
+            [contextual_text(doc, c) for doc, cs in zip(x.docs, x.chunks) for c in cs]))
+        own_q = x.q
+        unset_q = x.q_mean if query_pooling("late", None, pooling) == "mean" else own_q
+        a, b = per_query(own_q, x.own["unit"]), per_query(own_q, prefix)
+        label_d = f"(d) mix w={cfg.late_weight}, window {cfg.window}"
+        pairs = [("(b) prefix", "(a) alone", a, b), (f"{label_d}, weight unset (default)", "(a) alone", a,
+                                                     per_query(unset_q, d))]
+        if unset_q is not own_q:
+            pairs.append((f"{label_d}, weight set (model's own query pooling)", "(a) alone", a, per_query(own_q, d)))
+        pairs.append((f"{label_d}, weight unset (default)", "(b) prefix", b, pairs[1][3]))
+        for what, against, before, after in pairs:
+            gain, lo, hi = paired_bootstrap(before, after)
+            diff = after - before
+            rows.append([name, what, against, f"{after.mean():.4f}", f"{100 * gain:+.2f}", f"[{100 * lo:+.2f}, {100 * hi:+.2f}]",
+                         f"{randomization_p(before, after):.3f}",
+                         f"{(diff > 1e-9).sum()} / {(diff < -1e-9).sum()} / {(abs(diff) <= 1e-9).sum()}"])
+    print(f"\n### (ii c) XQuAD-en: the default for given sections against units alone, per query ({MODEL}, "
+          f"all {len(a)} test queries)\n")
+    print_table(["set", "variant", "against", "nDCG@10", "difference (points)", "95% CI (paired bootstrap)",
+                 "p (randomization)", "queries gained / lost / same"], rows)
 
 
 # ---- (iii) ingest speed ------------------------------------------------------------------------------------
@@ -713,7 +784,7 @@ def main(argv: list[str]) -> None:
     print(f"machine: {machine()}\nmodel: {MODEL}\ncommand: PYTHONPATH=src python benchmarks/late_chunking.py {' '.join(parts)}")
     for part in parts:
         parts_by_name = {"beir": beir, "weights": weights, "xquad": xquad, "speed": speed, "work": work, "cost": cost,
-                         "ingest": ingest}
+                         "ingest": ingest, "paired": paired}
         parts_by_name[part](enc)
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, machine, print_table
+from _common import DATA, machine, paired_bootstrap, print_table
 from _mv_cache import folder, load
 
 from slimvec.evaluation.metrics import evaluate_per_query
@@ -54,15 +54,6 @@ def _per_query(qrels: dict, qids: list[str], doc_ids: list[str], scores: np.ndar
     top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     run = {q: {doc_ids[int(d)]: float(scores[i, d]) for d in top[i]} for i, q in enumerate(qids)}
     return evaluate_per_query(qrels, run, ["ndcg@10"])["ndcg@10"]
-
-
-def _bootstrap(a: dict[str, float], b: dict[str, float], n: int = 1000) -> tuple[float, float, float]:
-    """Mean of a - b over the queries and its paired bootstrap 95% interval (fixed seed)."""
-    q = sorted(a)
-    d = np.asarray([a[x] - b[x] for x in q])
-    rng = np.random.default_rng(0)
-    means = d[rng.integers(0, len(d), size=(n, len(d)))].mean(axis=1)
-    return float(d.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def bench(name: str, models: list[str]) -> list[list[object]]:
@@ -99,7 +90,9 @@ def bench(name: str, models: list[str]) -> list[list[object]]:
             key = f"{model}|{what}"
             ndcg = float(np.mean(list(per[key].values())))
             if ref_key and key != ref_key:
-                m, lo, hi = _bootstrap(per[key], per[ref_key])
+                q = sorted(per[key])  # mean of this row - the reference, 1,000 resamples (as recorded)
+                m, lo, hi = paired_bootstrap(np.asarray([per[ref_key][x] for x in q]),
+                                             np.asarray([per[key][x] for x in q]), 1000)
                 delta = f"{m:+.4f} [{lo:+.4f}, {hi:+.4f}]"
             else:
                 delta = "-"

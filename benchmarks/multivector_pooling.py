@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, machine, print_table
+from _common import DATA, machine, paired_bootstrap, print_table
 from _mv_cache import load
 from _mv_exhaustive import exhaustive_scores
 
@@ -43,10 +43,8 @@ def per_query_ndcg(scores: np.ndarray, qids: list[str], doc_ids: list[str], qrel
 
 
 def bootstrap(a: np.ndarray, b: np.ndarray, n: int = 1000) -> tuple[float, float]:
-    rng = np.random.default_rng(0)
-    d = b - a
-    means = [d[rng.integers(0, len(d), len(d))].mean() for _ in range(n)]
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+    """Paired bootstrap 95% interval of mean(b - a) (n resamples, as recorded)."""
+    return paired_bootstrap(a, b, n)[1:]
 
 
 def pooled_scores(c: dict, factor: float, method: str) -> tuple[np.ndarray, int, float]:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, machine, print_table
+from _common import DATA, machine, paired_bootstrap, print_table
 
 SOURCES = Path("/tmp/fusion-hmv")
 MODES = ("dense", "hybrid", "multivector")
@@ -89,14 +89,6 @@ class PairCache:
         """(pairs scored, seconds) over every run that filled this cache."""
         n, s = self.db.execute("SELECT COALESCE(SUM(pairs), 0), COALESCE(SUM(seconds), 0) FROM cost").fetchone()
         return int(n), float(s)
-
-
-def paired_bootstrap(before: np.ndarray, after: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
-    """(mean gain, 2.5th, 97.5th percentile) of the mean per-query gain over resampled query sets."""
-    diff = np.asarray(after, np.float64) - np.asarray(before, np.float64)
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), size=(RESAMPLES, len(diff)))].mean(axis=1)
-    return float(diff.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def run_dataset(name: str, work: Path, timing_queries: int, max_queries: int | None = None,
@@ -164,7 +156,7 @@ def table_rows(name: str, work: Path) -> tuple[list[list[object]], list[list[obj
             before = evaluate_per_query(sub, {q: res["runs"][f"{mode}@0"][q] for q in qids}, ["ndcg@10"])["ndcg@10"]
             after = evaluate_per_query(sub, after_run, ["ndcg@10"])["ndcg@10"]
             b, a = np.asarray([before[q] for q in qids]), np.asarray([after[q] for q in qids])
-            gain, lo, hi = paired_bootstrap(b, a)
+            gain, lo, hi = paired_bootstrap(b, a, RESAMPLES)
             rows.append([name, mode, depth, f"{len(qids)}/{res['queries']}", f"{b.mean():.4f}", f"{a.mean():.4f}",
                          f"{gain:+.4f}", f"[{lo:+.4f}, {hi:+.4f}]", f"{depth * ms_per_pair:,.0f}"])
     timing = [[name, f"{ms_per_pair:.0f}", *t] for t in res["timing"]]

@@ -138,6 +138,21 @@ def test_plan_respects_budget_and_holds_out_report_queries(mini_beir, tmp_path, 
     assert set(result.report["query_ids"]) == report_ids
 
 
+def test_cli_plan_prints_its_choice_and_writes_the_profile(mini_beir, tmp_path, shared_cache):
+    # The command's --out folder once shadowed the console it prints with: the table, then a traceback.
+    from typer.testing import CliRunner
+
+    from slimvec.cli import app
+
+    written = tmp_path / "chosen.json"
+    r = CliRunner().invoke(app, ["plan", str(mini_beir), "--max-ram-bytes-per-doc", "700", "--profiles",
+                                 "exact-f32,int8", "--out", str(tmp_path / "plan"), "--cache", str(shared_cache),
+                                 "--write", str(written)])
+    assert r.exit_code == 0, r.output
+    assert "chosen:" in r.stdout and f"profile written to {written}" in r.stdout.replace("\n", "")
+    assert json.loads(written.read_text())["name"] == "int8"  # exact-f32 keeps ~1.6 kB per document: over budget
+
+
 def test_held_out_halves_are_stable_and_disjoint():
     ids = [str(i) for i in range(200)]
     a, b = held_out_halves(ids)

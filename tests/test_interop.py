@@ -146,3 +146,51 @@ def test_given_sections_and_heading_paths_survive_export_and_import(tmp_path: Pa
         hits = back.search_many(queries, k=5, unit="section")
         assert [[(h.id, h.section, h.chunk_start, h.chunk_end, round(h.score, 6)) for h in hs] for hs in hits] == want
         assert want[0][0][:2] == ("curie", "c-life") and back.check() == []
+
+
+def test_import_rebuilds_the_exported_profile_unless_told_otherwise(built_collection: Path, tmp_path: Path) -> None:
+    from slimvec.profiles import load_profile
+
+    first = f"parquet:{tmp_path / 'f32.parquet'}"
+    with Collection.open(built_collection) as col:
+        export_collection(col, first)
+    with import_records(first, tmp_path / "int8", "int8") as c8:
+        second = f"parquet:{tmp_path / 'int8.parquet'}"
+        export_collection(c8, second)
+        qv = c8.encoder.encode_queries(["cell biology", "vaccine trial"])
+        want = [[(h.id, h.score) for h in hits] for hits in c8.search_many(["a", "b"], vectors=qv, k=10)]
+    res = CliRunner().invoke(cli_app, ["import", second, "-c", str(tmp_path / "again"), "--json"])
+    assert res.exit_code == 0, res.output
+    with Collection.open(tmp_path / "again") as again:
+        assert again.manifest["profile"]["name"] == "int8"  # not the exact-f32 an import used to build
+        got = [[(h.id, h.score) for h in hits] for hits in again.search_many(["a", "b"], vectors=qv, k=10)]
+    assert got == want
+    custom = load_profile("binary-rescore").model_copy(update={"name": "mine"}).model_dump(mode="json")
+    (tmp_path / "mine.json").write_text(json.dumps(custom))
+    res = CliRunner().invoke(cli_app, ["import", second, "-c", str(tmp_path / "mine"), "--profile-file",
+                                       str(tmp_path / "mine.json")])
+    assert res.exit_code == 0, res.output
+    with Collection.open(tmp_path / "mine") as mine:
+        assert mine.manifest["profile"]["name"] == "mine" and mine.manifest["profile"]["codec"] == custom["codec"]
+
+
+@pytest.mark.parametrize("value", [0.5, True, "1"])
+def test_import_refuses_a_chunk_number_that_is_not_whole(built_collection: Path, tmp_path: Path, value) -> None:
+    # A foreign writer's float column: int(0.5) was silently chunk 0, a second chunk 0 of its document.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "c.parquet"
+    with Collection.open(built_collection) as col:
+        export_collection(col, f"parquet:{src}")
+    table = pq.read_table(src)
+    chunks = table.column("chunk").to_pylist()
+    chunks[1] = value
+    kind = pa.float64() if isinstance(value, float) else pa.bool_() if isinstance(value, bool) else pa.string()
+    cells = [value if i == 1 else (bool(c) if kind == pa.bool_() else str(c) if kind == pa.string() else float(c))
+             for i, c in enumerate(chunks)]
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(table.set_column(table.schema.get_field_index("chunk"), "chunk", pa.array(cells, kind)), bad)
+    with pytest.raises(ConfigError, match=r"not a readable slimvec export .*chunk .*not a whole number"):
+        import_records(f"parquet:{bad}", tmp_path / "never")
+    assert not (tmp_path / "never").exists()

@@ -173,3 +173,13 @@ def test_a_bad_splade_directory_is_refused_before_anything_is_written(tmp_path):
         with pytest.raises(ConfigError, match="could not load a SPLADE model"):
             c.enable("sparse", sparse_model=str(tmp_path / "broken"))
         assert c.manifest == before and c.search("bones", k=2)
+
+
+def test_loading_splade_prints_no_weight_loading_bar():
+    # transformers draws "Loading weights: 100%|...|" on stderr at every load: each sparse CLI search showed it.
+    import subprocess
+    import sys
+
+    loader = "from slimvec.encoders.sparse import SpladeEncoder; SpladeEncoder()"
+    r = subprocess.run([sys.executable, "-c", loader], capture_output=True, text=True, check=True)
+    assert "Loading weights" not in r.stderr and "it/s]" not in r.stderr, r.stderr[-300:]

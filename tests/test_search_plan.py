@@ -185,3 +185,12 @@ def test_a_profile_that_names_only_its_retrievers_searches_what_it_keeps(tmp_pat
         assert [h.id for h in c.search("cats")] == ["a"]
     with pytest.raises(ConfigError, match="mode 'dense' needs the dense index"):  # asked for by name: refused
         make_plan({"mode": "dense"}, ["bm25"], 0, SearchOptions.of(mode="dense"))
+
+
+def test_the_mode_help_names_every_search_mode():
+    # The CLI's --mode help and the HTTP schema read this description; it once left out the multi-vector modes.
+    from slimvec.search.options import SearchOptions
+    from slimvec.search.plan import modes
+
+    named = SearchOptions.model_fields["mode"].description.split(":", 1)[1].split("(")[0]
+    assert sorted(m.strip() for m in named.split("|")) == sorted(modes())

@@ -426,14 +426,18 @@ def export(
 def import_(
     source: str = typer.Argument(..., help="An export: qdrant:PATH, lancedb:PATH or parquet:FILE (optionally #NAME)."),
     collection: Path = typer.Option(..., "--collection", "-c", help="New collection directory."),
-    profile: Optional[str] = typer.Option(None, "--profile", help="Profile of the new collection (its model must be the export's)."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="Profile of the new collection (default: the exported collection's)."),
+    profile_file: Optional[Path] = typer.Option(None, "--profile-file", help="Profile JSON file of the new collection."),
     normalize: bool = typer.Option(False, "--normalize", help="Scale vectors to unit length (else a non-unit vector is refused)."),
     json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """Build a new collection from an export, reusing its vectors (no re-encoding)."""
     from slimvec.interop import import_records
+    from slimvec.profiles import load_profile
 
-    with import_records(source, collection, profile, normalize=normalize) as col:
+    _one_profile_source(profile, profile_file)
+    chosen = load_profile(profile, profile_file) if (profile or profile_file) else None
+    with import_records(source, collection, chosen, normalize=normalize) as col:
         info = col.info()
     summary = {"collection": str(collection), "documents": info["documents"], "chunks": info["chunks"]}
     if json_out:
@@ -519,7 +523,7 @@ def eval_cmd(
     model: Optional[str] = typer.Option(None, "--model", help="Override the profile's model."),
     chunk_mode: Optional[str] = typer.Option(None, "--chunk-mode", help="Override chunking: tokens | truncate | whole | late."),
     split: str = typer.Option("test", "--split", help="Qrels split to evaluate on."),
-    out: Path = typer.Option(Path("slimvec-eval"), "--out", help="Folder for collections, TREC runs and reports."),
+    out_dir: Path = typer.Option(Path("slimvec-eval"), "--out", help="Folder for collections, TREC runs and reports."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Embedding cache folder (default ~/.cache/slimvec/embeddings)."),
     max_queries: Optional[int] = typer.Option(None, "--max-queries", help="Evaluate only the first N queries."),
     unit: str = typer.Option("document", "--unit", help=_UNIT_HELP),
@@ -537,7 +541,7 @@ def eval_cmd(
         raise ConfigError(f"--profile takes one profile, got {len(chosen)} ({profile}): use `slimvec sweep "
                           "--profiles` to evaluate several")
     (prof,) = chosen
-    result = run_eval(dataset, prof, split=split, out=out, cache_dir=cache, max_queries=max_queries, progress=True,
+    result = run_eval(dataset, prof, split=split, out=out_dir, cache_dir=cache, max_queries=max_queries, progress=True,
                       unit=unit, corpus=corpus)
     if json_out:
         keep = ("dataset", "profile", "split", "unit", "metrics", "cost")
@@ -554,7 +558,7 @@ def sweep(
                                  help="Comma-separated profile names."),
     chunk_mode: Optional[str] = typer.Option(None, "--chunk-mode", help="Override chunking: tokens | truncate | whole | late."),
     split: str = typer.Option("test", "--split"),
-    out: Path = typer.Option(Path("slimvec-eval"), "--out", help="Folder for collections, runs and the report."),
+    out_dir: Path = typer.Option(Path("slimvec-eval"), "--out", help="Folder for collections, runs and the report."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Embedding cache folder."),
     max_queries: Optional[int] = typer.Option(None, "--max-queries"),
     unit: str = typer.Option("document", "--unit", help=_UNIT_HELP),
@@ -565,14 +569,14 @@ def sweep(
     _need("ranx", "matplotlib")
     from slimvec.evaluation.runner import run_sweep
 
-    results = run_sweep(dataset, _profiles(profiles, None, None, chunk_mode), split=split, out=out, cache_dir=cache,
+    results = run_sweep(dataset, _profiles(profiles, None, None, chunk_mode), split=split, out=out_dir, cache_dir=cache,
                         max_queries=max_queries, progress=True, unit=unit, corpus=corpus)
     if json_out:
         _print_json([{k: r[k] for k in ("dataset", "profile", "split", "unit", "metrics", "cost")} for r in results])
         return
     _results_table(results)
-    out_dir = out.resolve()
-    err.print(f"report: {out_dir / 'report.html'}  table: {out_dir / 'report.md'}  plot: {out_dir / 'pareto.png'}",
+    where = out_dir.resolve()
+    err.print(f"report: {where / 'report.html'}  table: {where / 'report.md'}  plot: {where / 'pareto.png'}",
               markup=False)
 
 
@@ -584,7 +588,7 @@ def plan(
     profiles: Optional[str] = typer.Option(None, "--profiles", help="Candidate profiles (default: all storage profiles)."),
     chunk_mode: Optional[str] = typer.Option(None, "--chunk-mode", help="Override chunking: tokens | truncate | whole | late."),
     write: Path = typer.Option(Path("slimvec-profile.json"), "--write", help="Where to write the chosen profile."),
-    out: Path = typer.Option(Path("slimvec-eval"), "--out"),
+    out_dir: Path = typer.Option(Path("slimvec-eval"), "--out", help="Folder for collections and runs."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Embedding cache folder."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -599,7 +603,7 @@ def plan(
 
         raise ConfigError(f"--write {write}: " + ("is a folder; name the profile file to write" if write.is_dir()
                                                   else f"folder {write.parent} does not exist"))
-    result = make_plan(dataset, max_ram_bytes_per_doc, cands, out=out, cache_dir=cache, chunk_mode=chunk_mode)
+    result = make_plan(dataset, max_ram_bytes_per_doc, cands, out=out_dir, cache_dir=cache, chunk_mode=chunk_mode)
     path = write_profile(result.profile, write)
     if json_out:
         _print_json({"profile": result.profile.model_dump(mode="json"), "reason": result.reason, "file": str(path),

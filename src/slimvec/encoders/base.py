@@ -27,3 +27,11 @@ class Encoder(Protocol):
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         """Vectors for queries, float32, L2-normalised, shape (n, dim)."""
         ...
+
+
+def quiet_model_loading() -> None:
+    """Turn off transformers' "Loading weights" progress bar before a sentence-transformers model loads: it is
+    noise on every CLI call, where library messages appear only with --verbose."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from slimvec.encoders.base import quiet_model_loading
 from slimvec.encoders.threads import query_threads
 from slimvec.errors import ConfigError
 from slimvec.progress import progress_bar
@@ -105,9 +106,8 @@ class DenseEncoder:
     @cached_property
     def model(self):  # noqa: ANN201 - SentenceTransformer, imported lazily so the CLI starts fast
         from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()  # the weight-loading bar is noise on every CLI call
+        quiet_model_loading()
         return SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
 
     @cached_property

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from slimvec.encoders.base import quiet_model_loading
 from slimvec.encoders.threads import query_threads
 from slimvec.errors import ConfigError
 from slimvec.progress import progress_bar
@@ -97,9 +98,8 @@ class TokenVectorEncoder(_LocalModel):
     @cached_property
     def model(self):
         from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
+        quiet_model_loading()
         return SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
 
     @cached_property
@@ -275,9 +275,8 @@ class LateInteractionEncoder(_LocalModel):
     @cached_property
     def model(self):
         from sentence_transformers import MultiVectorEncoder
-        from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
+        quiet_model_loading()
         return MultiVectorEncoder(str(self.path), device="cpu", local_files_only=True)
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from slimvec.encoders.base import quiet_model_loading
 from slimvec.encoders.onnx import OnnxTransformerEncoder, session
 
 EXPORT_COMMAND = "python -m slimvec.encoders.onnx_export"
@@ -287,9 +288,8 @@ def export(model_dir: Path, model: Any = None, force: bool = False) -> dict[str,
     force = force or target.exists()  # a folder without a record, or with a damaged model file, is replaced
     if model is None:
         from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
+        quiet_model_loading()
         model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
     import onnxruntime
     import torch

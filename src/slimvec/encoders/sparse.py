@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from slimvec.encoders.base import quiet_model_loading
 from slimvec.errors import ConfigError
 
 SPLADE_TINY = "splade-tiny"
@@ -42,6 +43,7 @@ class SpladeEncoder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import SparseEncoder
 
+        quiet_model_loading()
         self.path = Path(path) if path is not None else bundled_splade_dir()
         self.name = name or (SPLADE_TINY if path is None else str(self.path.resolve()))
         self.model: Any = SparseEncoder(str(self.path), device="cpu")

@@ -63,7 +63,8 @@ class FunctionEncoder:
 
 
 def normalised(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm, float32 (rows of zeros are left as they are)."""
+    """Rows scaled to unit L2 norm, float32 (rows of zeros, and rows holding a NaN or infinity, are left as they
+    are, so the collection's checks refuse them by name; they were turned into zeros)."""
     v = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(v, axis=-1, keepdims=True)
-    return np.divide(v, norms, out=np.zeros_like(v), where=norms > 0)
+    return np.divide(v, norms, out=v.copy(), where=(norms > 0) & np.isfinite(norms))

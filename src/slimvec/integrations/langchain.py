@@ -26,7 +26,7 @@ from slimvec.collection import Collection
 from slimvec.documents import Document as SlimDocument
 from slimvec.documents import Hit
 from slimvec.encoders.base import Encoder
-from slimvec.errors import ConfigError, FilterError
+from slimvec.errors import ConfigError, FilterError, IngestError
 from slimvec.extras import require
 from slimvec.integrations.encoder import FunctionEncoder, normalised
 from slimvec.integrations.opening import open_or_create
@@ -89,7 +89,7 @@ class SlimvecVectorStore(VectorStore):
                                   "or open it with Collection.open(path, encoder=embeddings_encoder(embedding))")
             self.collection = collection
         else:
-            self.collection = _open_or_create(Path(collection), embedding, embedding_name, create_options)
+            self.collection = _open_or_create(collection, embedding, embedding_name, create_options)
         model = str(self.collection.manifest["model"])
         if embedding is None and model.startswith(NAME_PREFIX) and not isinstance(collection, Collection):
             self.collection.close()
@@ -110,7 +110,15 @@ class SlimvecVectorStore(VectorStore):
         if len(metadatas) != len(texts) or len(given) != len(texts):
             raise ValueError(f"got {len(texts)} texts, {len(metadatas)} metadatas and {len(given)} ids")
         out = [i if i is not None else uuid.uuid4().hex for i in given]
-        docs = [SlimDocument(i, t, "", dict(m or {})) for i, t, m in zip(out, texts, metadatas)]
+        docs = []
+        for n, (i, t, m) in enumerate(zip(out, texts, metadatas)):
+            if m is not None and not isinstance(m, dict):  # dict([1, 2]) says "dictionary update sequence element"
+                raise IngestError(f"text {n} (id {i!r}): metadata must be a dict (a JSON object), not "
+                                  f"{type(m).__name__}; nothing from this call was stored")
+            try:
+                docs.append(SlimDocument(i, t, "", dict(m or {})))
+            except ValueError as e:
+                raise IngestError(f"text {n}: {e}; nothing from this call was stored") from None
         self.collection.upsert(docs)
         return out
 
@@ -120,13 +128,14 @@ class SlimvecVectorStore(VectorStore):
             raise ConfigError(f"delete: unknown keyword(s) {', '.join(sorted(kwargs))}")
         if ids is None:
             ids = [d["id"] for d in self.collection.store.iter_documents()]
-        self.collection.delete(list(ids))
+        self.collection.delete(_id_list(ids))
         return True
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
-        """The stored documents with these ids, in the order given; unknown ids are left out."""
+        """The stored documents with these ids, in the order given; unknown ids are left out. One id given as a
+        plain string is that id (never its characters)."""
         out = []
-        for i in ids:
+        for i in _id_list(ids):
             d = self.collection.get(i)
             if d is not None:
                 out.append(Document(id=d.id, page_content=d.text, metadata=_metadata(d.metadata, d.title)))
@@ -189,15 +198,34 @@ class SlimvecVectorStore(VectorStore):
                             float(h.score)))
         return out
 
+    def _similarity_search_with_relevance_scores(self, query: str, k: int = 4,
+                                                 **kwargs: Any) -> list[tuple[Document, float]]:
+        """(document, relevance in [0, 1]) for the k best documents: `similarity_search_with_score` with the
+        scores mapped by `_select_relevance_score_fn` for the search this call runs (its `mode` and `rerank`
+        keywords over the profile's)."""
+        relevance = self._relevance_fn(kwargs.get("mode"), kwargs.get("rerank"))
+        return [(doc, relevance(score)) for doc, score in self.similarity_search_with_score(query, k, **kwargs)]
+
+    async def _asimilarity_search_with_relevance_scores(self, query: str, k: int = 4,
+                                                        **kwargs: Any) -> list[tuple[Document, float]]:
+        """The async twin of `_similarity_search_with_relevance_scores` (same mode check)."""
+        relevance = self._relevance_fn(kwargs.get("mode"), kwargs.get("rerank"))
+        return [(doc, relevance(score)) for doc, score in await self.asimilarity_search_with_score(query, k, **kwargs)]
+
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
         """Cosine similarity s in [-1, 1] -> relevance (1 + s) / 2 in [0, 1]; other modes' scores have no fixed
         range (use min_relevance with a calibration instead)."""
+        return self._relevance_fn(None, None)
+
+    def _relevance_fn(self, mode: str | None, rerank: Any) -> Callable[[float], float]:
+        """The relevance map of a search in `mode` with `rerank` (None: the profile's); raises NotImplementedError
+        for scores without a fixed range (BM25, SPLADE, fused, cross-encoder)."""
         prof = self.collection.manifest.get("profile") or {}
-        mode, rerank = prof.get("mode") or "dense", prof.get("rerank") or "none"
+        mode, rerank = mode or prof.get("mode") or "dense", rerank or prof.get("rerank") or "none"
         if mode != "dense" or rerank not in ("none", "dense"):
             raise NotImplementedError(f"search mode {mode!r} with reranker {rerank!r} gives scores without a fixed "
                                       "range; use min_relevance='auto' with a fitted calibration")
-        return lambda s: (1.0 + s) / 2.0
+        return lambda s: min(1.0, max(0.0, (1.0 + s) / 2.0))  # float32 cosines reach 1 + 1e-7
 
     # ---- LangChain plumbing -----------------------------------------------------------------
     @property
@@ -218,7 +246,7 @@ class SlimvecVectorStore(VectorStore):
         return store
 
 
-def _open_or_create(path: Path, embedding: Embeddings | None, name: str | None,
+def _open_or_create(path: str | Path, embedding: Embeddings | None, name: str | None,
                     options: dict[str, Any]) -> Collection:
     if embedding is None:
         return open_or_create(path, None, options)
@@ -226,6 +254,12 @@ def _open_or_create(path: Path, embedding: Embeddings | None, name: str | None,
         raise ConfigError("give either embedding= (LangChain) or model= (slimvec), not both")
     # the encoder probes the dimension with one call, so embeddings of another size are refused on reopening
     return open_or_create(path, embeddings_encoder(embedding, name), options, {"chunk_mode": "whole"})
+
+
+def _id_list(ids: Any) -> list[Any]:
+    """`ids` as a list; one id given as a plain string is that id, as `Collection.delete` reads it (list("d1")
+    would be the ids "d" and "1": nothing deleted or found, or other documents deleted)."""
+    return [ids] if isinstance(ids, str) else list(ids)
 
 
 def _check_filter(flt: Any) -> None:

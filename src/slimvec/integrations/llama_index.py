@@ -29,6 +29,7 @@ from slimvec.errors import ConfigError, FilterError
 from slimvec.extras import require
 from slimvec.integrations.encoder import FunctionEncoder, normalised
 from slimvec.integrations.opening import open_or_create
+from slimvec.store.filters import compile_filter
 
 require("llama_index.core")
 
@@ -160,9 +161,9 @@ class SlimvecVectorStore(BasePydanticVectorStore):
             raise ConfigError("give either embed_model= (LlamaIndex) or model= (slimvec), not both")
         elif own:
             enc = embed_model.encoder if isinstance(embed_model, SlimvecEmbedding) else None
-            col = open_or_create(Path(collection), enc, create_options)
+            col = open_or_create(collection, enc, create_options)
         else:
-            col = open_or_create(Path(collection), embedding_encoder(embed_model), create_options,
+            col = open_or_create(collection, embedding_encoder(embed_model), create_options,
                                  {"chunk_mode": "whole"})
         model = str(col.manifest["model"])
         if own and model.startswith(NAME_PREFIX) and not isinstance(collection, Collection):
@@ -189,27 +190,41 @@ class SlimvecVectorStore(BasePydanticVectorStore):
     # ---- writing ---------------------------------------------------------------------------
     def add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
         """Store nodes: with their embeddings where LlamaIndex computed them (float32, normalised, one chunk per
-        node), else encoded by the collection's model. Returns the node ids. Raises IngestError (nothing of that
-        group stored) for a node id already stored, non-JSON metadata or an empty text; ConfigError for
-        embeddings of another dimension."""
+        node), else encoded by the collection's model; in one all-or-nothing commit. Returns the node ids. Raises
+        IngestError (nothing stored) for a node id repeated or already stored, non-JSON metadata or an empty
+        text; ConfigError for embeddings of another dimension."""
         if kwargs:
             raise ConfigError(f"add: unknown keyword(s) {', '.join(sorted(kwargs))}")
-        embedded = [n for n in nodes if n.embedding is not None]
-        plain = [n for n in nodes if n.embedding is None]
-        if embedded:
-            docs = [_document(n) for n in embedded]
-            chunks = [Chunk(d.id, 0, 0, len(d.text), d.text) for d in docs]
-            vectors = normalised(np.asarray([n.embedding for n in embedded], dtype=np.float32))
-            self._collection.add_encoded(docs, chunks, vectors)
-        if plain:
-            self._collection.add([_document(n) for n in plain])
+        docs = [_document(n) for n in nodes]
+        if all(n.embedding is None for n in nodes):
+            self._collection.add(docs)
+            return [n.node_id for n in nodes]
+        # Nodes without an embedding are chunked and encoded first, without writing, so that both kinds go in one
+        # add_encoded commit (two commits left the embedded nodes stored when the others were refused).
+        plain = [d for d, n in zip(docs, nodes) if n.embedding is None]
+        cut, encoded = self._collection.chunk_and_encode(plain) if plain else ([], None)
+        by_doc: dict[str, list[int]] = {}
+        for i, c in enumerate(cut):
+            by_doc.setdefault(c.doc_id, []).append(i)
+        chunks, rows, dim = [], [], int(self._collection.manifest["dim"])
+        for d, n in zip(docs, nodes):
+            if n.embedding is not None and len(n.embedding) != dim:
+                raise ConfigError(f"node {n.node_id!r}: an embedding of dimension {len(n.embedding)}; this collection "
+                                  f"holds vectors of dimension {dim}")
+            if n.embedding is not None:
+                chunks.append(Chunk(d.id, 0, 0, len(d.text), d.text))
+                rows.append(normalised(np.asarray(n.embedding, dtype=np.float32)))
+            else:
+                chunks += [cut[i] for i in by_doc.get(d.id, [])]
+                rows += [encoded[i] for i in by_doc.get(d.id, [])]
+        self._collection.add_encoded(docs, chunks, np.stack(rows))
         return [n.node_id for n in nodes]
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
         """Delete every node of source document `ref_doc_id` (none: nothing happens)."""
         if delete_kwargs:
             raise ConfigError(f"delete: unknown keyword(s) {', '.join(sorted(delete_kwargs))}")
-        self._collection.delete(self._ids({"ref_doc_id": ref_doc_id}))
+        self._collection.delete(self._ids({"ref_doc_id": ref_doc_id}, strict=False))
 
     def delete_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None,
                      **delete_kwargs: Any) -> None:
@@ -243,7 +258,12 @@ class SlimvecVectorStore(BasePydanticVectorStore):
         if query.mode not in _MODES:
             raise ConfigError(f"query mode {query.mode.value!r} is not supported by slimvec "
                               f"({', '.join(m.value for m in _MODES)})")
-        flt = _restricted(to_slimvec_filter(query.filters), query.doc_ids, query.node_ids)
+        of_docs = None  # the node ids of the source documents `doc_ids` (LlamaIndex's field, not the user's)
+        if query.doc_ids:
+            of_docs = self._ids({"ref_doc_id": {"$in": list(query.doc_ids)}}, strict=False)
+            if not of_docs:
+                return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
+        flt = _restricted(to_slimvec_filter(query.filters), of_docs, query.node_ids)
         k = query.similarity_top_k
         mode = _MODES[query.mode]
         if query.query_embedding is not None and mode is None:
@@ -251,6 +271,9 @@ class SlimvecVectorStore(BasePydanticVectorStore):
         elif query.query_str:
             extra = {"mode": mode} if mode else {}
             hits = self._collection.search(query.query_str, k=k, filter=flt or None, **extra)
+        elif query.query_embedding is not None:  # HYBRID / TEXT_SEARCH / SPARSE with an embedding only
+            raise ConfigError(f"query mode {query.mode.value!r} runs from the query text: give query_str (an "
+                              "embedding alone serves the default mode)")
         else:
             raise ConfigError("query has neither an embedding nor a text (query_str)")
         nodes, scores, ids = [], [], []
@@ -263,13 +286,17 @@ class SlimvecVectorStore(BasePydanticVectorStore):
         return VectorStoreQueryResult(nodes=nodes, similarities=scores, ids=ids)
 
     # ---- helpers ---------------------------------------------------------------------------
-    def _ids(self, flt: dict[str, Any]) -> list[str]:
-        """Ids of the stored documents matching slimvec filter `flt`."""
+    def _ids(self, flt: dict[str, Any], strict: bool = True) -> list[str]:
+        """Ids of the stored documents matching slimvec filter `flt`. strict: a user's filter, refused (FilterError)
+        when it can never match (a field no document has); False for LlamaIndex's own fields (`ref_doc_id`), absent
+        from documents slimvec indexed itself, where that simply means no match."""
         store = self._collection.store
-        rows = store.rows_matching(flt)
+        rows = store.rows_matching(flt) if strict else store.filtered_rows(*compile_filter(flt))
         return sorted({s.doc_id for s in store.sections_for_rows(rows.tolist()).values()})
 
     def _selected(self, node_ids: list[str] | None, filters: MetadataFilters | None) -> list[str]:
+        if isinstance(node_ids, str):  # one id, as Collection.delete reads it (list("n1") would be "n" and "1")
+            node_ids = [node_ids]
         flt = to_slimvec_filter(filters)
         if node_ids is None and not flt:
             return [d["id"] for d in self._collection.store.iter_documents()]
@@ -279,12 +306,12 @@ class SlimvecVectorStore(BasePydanticVectorStore):
         return [i for i in node_ids if i in matching] if node_ids is not None else sorted(matching)
 
 
-def _restricted(flt: dict[str, Any], doc_ids: list[str] | None, node_ids: list[str] | None) -> dict[str, Any]:
+def _restricted(flt: dict[str, Any], of_docs: list[str] | None, node_ids: list[str] | None) -> dict[str, Any]:
     # An empty list restricts nothing: LlamaIndex's retriever passes node_ids=[] when the index lists no nodes
     # of its own (a store that keeps the text), as every other store reads it.
     parts = [flt] if flt else []
-    if doc_ids:
-        parts.append({"ref_doc_id": {"$in": list(doc_ids)}})
+    if of_docs:
+        parts.append({"_id": {"$in": list(of_docs)}})
     if node_ids:
         parts.append({"_id": {"$in": list(node_ids)}})
     return {} if not parts else parts[0] if len(parts) == 1 else {"$and": parts}

@@ -10,15 +10,21 @@ from slimvec.encoders.base import Encoder
 from slimvec.errors import ConfigError
 
 
-def open_or_create(path: Path, encoder: Encoder | None, options: dict[str, Any],
+def open_or_create(path: str | Path, encoder: Encoder | None, options: dict[str, Any],
                    defaults: dict[str, Any] | None = None) -> Collection:
     """Open the collection at `path` (with `encoder`, or its own model when None), or create it with `options`
     over `defaults` (keywords of `Collection.create`).
 
-    Reopening checks every option against what the collection recorded, so one script can create on its first
+    Raises ConfigError for a sharded collection (or anything but a directory). Reopening checks every option against what the collection recorded, so one script can create on its first
     run and reopen on the next; raises ConfigError naming an option that differs (e.g. profile="hybrid" for a
     dense collection), which would otherwise be silently ignored, and CollectionError for another model.
     """
+    if not isinstance(path, (str, Path)):  # e.g. an open ShardedCollection, which is not a `Collection`
+        raise ConfigError(f"collection must be a directory or an open plain Collection, not {type(path).__name__}")
+    path = Path(path)
+    if (path / "shards.json").is_file():  # would read as "not empty and holds no collection"
+        raise ConfigError(f"{path}: holds a sharded collection; the LangChain and LlamaIndex stores work on a plain "
+                          "collection directory")
     if (path / "manifest.json").exists():
         col = Collection.open(path, encoder=encoder)
         try:

@@ -55,9 +55,10 @@ def parse_target(spec: str) -> tuple[str, Path, str]:
 
 
 def collection_records(col: Any) -> Iterator[ChunkRecord]:
-    """The records of a collection's alive chunk rows, in document id then chunk order (vectors from disk)."""
+    """The records of a collection's alive chunk rows, in row order (vectors from disk): an import adds them in
+    this order, so equal scores still break to the same document (`slimvec.scoring`)."""
     vectors = col.store.vectors()
-    for doc in col.store.iter_documents():
+    for doc in col.store.iter_documents(by_row=True):
         chunks = col.store.chunks_of(doc["id"])
         sections = col.store.sections_for_rows([row for row, _, _ in chunks])
         for i, (row, start, end) in enumerate(chunks):
@@ -72,14 +73,19 @@ def export_collection(col: Any, target: str) -> dict[str, Any]:
     """Write every alive chunk row of `col` to `target` ("qdrant:PATH", "lancedb:PATH", "parquet:FILE", each
     optionally "#NAME"); returns {"target", "records", "documents", "model", "dim"}.
 
-    Raises ConfigError for a bad target, a collection without dense vectors, or a target that exists already."""
+    Raises ConfigError for a bad target, a sharded collection, a collection without dense vectors, or a target
+    that exists already."""
     kind, path, name = parse_target(target)
+    if getattr(col, "store", None) is None:  # a ShardedCollection: its documents live in DIR/shards/NNN
+        raise ConfigError(f"{col.path}: a sharded collection cannot be exported as one; export each shard "
+                          f"directory ({col.path}/shards/000, ...) instead")
     dim = int(col.manifest["dim"])
     if not dim:
         raise ConfigError(f"{col.path}: keeps no dense vectors; exports carry float32 vectors")
     m = col.manifest
     meta = {"format": FORMAT, "model": m["model"], "dim": dim, "prompts": m.get("prompts"), "chunking": m.get("chunking"),
             "late": {k: (m.get("profile") or {}).get(k) for k in LATE_FIELDS},
+            "profile": m.get("profile"),  # an import without a profile of its own rebuilds this one
             **{k: m.get(k) for k in MANIFEST_LATE}}
     n = registry.load("export", kind).write(path, name, collection_records(col), meta)
     return {"target": target, "records": n, "documents": len(col), "model": meta["model"], "dim": dim}
@@ -103,6 +109,9 @@ def read_records(source: str) -> tuple[dict[str, Any], list[ChunkRecord]]:
 def import_records(source: str, path: str | Path, profile: Any = None, normalize: bool = False) -> Any:
     """A new collection at `path` built from an export (no re-encoding: its model must be the export's).
 
+    profile: a `Profile` or a built-in profile's name; None rebuilds the exported collection's own profile (exports
+    made before it was carried, and those of multi-vector collections, get exact-f32).
+    A profile without dense vectors (bm25, splade) builds its index from the texts and drops the vectors.
     Raises ConfigError for a bad source or a multi-vector profile (token vectors are not exported);
     IngestError naming the document for records that do not fit together (a missing or repeated chunk, spans
     outside the text, vectors of another dimension, not finite, or not unit length unless `normalize` (see
@@ -112,7 +121,7 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
     from slimvec.profiles import Profile, load_profile
 
     meta, records = read_records(source)
-    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    prof = profile if isinstance(profile, Profile) else load_profile(profile) if profile else _exported_profile(source, meta)
     if prof.tokens is not None:
         raise ConfigError(f"profile {prof.name!r} keeps token vectors, which exports do not carry")
     by_doc: dict[str, list[ChunkRecord]] = {}
@@ -148,13 +157,17 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
         **{k: v for k, v in made.items() if v is not None}}))
     try:
         col = _same_late_records(col, meta)
-        col.add_encoded(docs, chunks, np.stack(vectors) if vectors else np.zeros((0, int(meta["dim"])), np.float32),
-                        normalize=normalize)
-    except BaseException:  # whole or nothing: a refused import leaves no collection behind to block the rerun
+        rows = np.stack(vectors) if vectors else np.zeros((0, int(meta["dim"])), np.float32)
+        if not int(col.manifest["dim"]):  # a profile keeping no dense vectors (bm25, splade): built from the texts
+            rows = np.zeros((len(chunks), 0), np.float32)
+        col.add_encoded(docs, chunks, rows, normalize=normalize)
+    except BaseException as e:  # whole or nothing: a refused import leaves no collection behind to block the rerun
         col.close()
         shutil.rmtree(path, ignore_errors=True)
         if existed:
             Path(path).mkdir()
+        if isinstance(e, IngestError) and not str(e).startswith(f"{source}: "):  # name the file, as the checks above
+            raise IngestError(f"{source}: {e}") from None
         raise
     return col
 
@@ -206,6 +219,27 @@ def to_row(r: ChunkRecord) -> dict[str, Any]:
             "heading_path": json.dumps(list(r.heading_path), ensure_ascii=False) if r.heading_path else None}
 
 
+def _exported_profile(source: str, meta: dict[str, Any]) -> Any:
+    """The exported collection's profile, or exact-f32 when the export carries none or one keeping token vectors
+    (exports carry no token vectors). Raises ConfigError naming `source` for a carried profile that does not
+    validate."""
+    from slimvec.profiles import load_profile, profile_from_dict
+
+    carried = meta.get("profile")
+    if carried is None:
+        return load_profile()
+    prof = profile_from_dict(carried, source=f"{source}: exported profile")
+    return load_profile() if prof.tokens is not None else prof
+
+
+def _whole(row: dict[str, Any], field: str) -> int:
+    """row[field] as an int; a fraction, a bool or text is refused (int(0.5) would silently be chunk 0)."""
+    v = row[field]
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not float(v).is_integer():
+        raise ValueError(f"{field} {v!r}: not a whole number")
+    return int(v)
+
+
 def from_row(row: dict[str, Any]) -> ChunkRecord:
     """The inverse of `to_row` (vector as float32); rows of exports made before sections were carried have no
     section fields."""
@@ -217,7 +251,7 @@ def from_row(row: dict[str, Any]) -> ChunkRecord:
     heading = json.loads(path) if path else []
     if not isinstance(heading, list) or not all(isinstance(h, str) for h in heading):
         raise ValueError(f"heading_path {path!r}: not a JSON array of strings")
-    return ChunkRecord(row["doc_id"], int(row["chunk"]), int(row["start"]), int(row["end"]), row["title"] or "",
+    return ChunkRecord(row["doc_id"], _whole(row, "chunk"), _whole(row, "start"), _whole(row, "end"), row["title"] or "",
                        row["text"] or "", row["document"], json.loads(row["metadata"] or "{}"),
                        np.asarray(row["vector"], np.float32), sid, tuple(heading))
 

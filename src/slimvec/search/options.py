@@ -33,7 +33,8 @@ class SearchOptions(BaseModel):
         None, description='Metadata filter, e.g. {"year": {"$gte": 2020}} (see docs: filters).')
     mode: str | None = Field(
         None, min_length=1, max_length=32, pattern=NAME_PATTERN,
-        description="Search mode: dense | bm25 | sparse | hybrid | hybrid-sparse (default: the profile's).")
+        description="Search mode: dense | bm25 | sparse | multivector | hybrid | hybrid-sparse | hybrid-multivector "
+                    "(default: the profile's; a collection runs those its indexes allow).")
     min_relevance: float | str | None = Field(
         None, description="Drop hits whose calibrated relevance is below this probability, or 'auto' for the "
                           "cut-off chosen when calibrating (needs a fitted calibration).")

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from slimvec.encoders.base import quiet_model_loading
 from slimvec.encoders.registry import DEFAULT_CROSS_ENCODER
 from slimvec.errors import ConfigError
 from slimvec.scoring import inner_products
@@ -232,9 +233,8 @@ class CrossEncoderReranker:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 from sentence_transformers import CrossEncoder
-                from transformers.utils import logging as hf_logging
 
-                hf_logging.disable_progress_bar()
+                quiet_model_loading()
                 try:
                     self._model = CrossEncoder(str(self.path), device="cpu", local_files_only=True)
                 except Exception as e:  # noqa: BLE001 - any load failure is a configuration problem of this path

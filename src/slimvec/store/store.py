@@ -574,9 +574,11 @@ class Store:
         r = self.db.execute("SELECT id, title, text, metadata FROM documents WHERE id = ?", (doc_id,)).fetchone()
         return None if r is None else {"id": r[0], "title": r[1], "text": r[2], "metadata": json.loads(r[3])}
 
-    def iter_documents(self) -> Iterator[dict[str, Any]]:
-        """Every stored document as a dict (id, title, text, metadata), in id order (for exports and audits)."""
-        for r in self.db.execute("SELECT id, title, text, metadata FROM documents ORDER BY id"):
+    def iter_documents(self, by_row: bool = False) -> Iterator[dict[str, Any]]:
+        """Every stored document as a dict (id, title, text, metadata), in id order (for audits), or with
+        `by_row` in the order of their chunk rows, the order ties break in (for exports, so an import keeps it)."""
+        order = "(SELECT MIN(row) FROM chunks WHERE doc_id = documents.id), rowid" if by_row else "id"
+        for r in self.db.execute(f"SELECT id, title, text, metadata FROM documents ORDER BY {order}"):
             yield {"id": r[0], "title": r[1], "text": r[2], "metadata": json.loads(r[3])}
 
     def documents_from(self, after: int, limit: int) -> list[dict[str, Any]]:
