@@ -514,3 +514,12 @@ def test_linked_folder_is_noted_not_silently_skipped(tmp_path: Path) -> None:
     docs = list(read_sources([str(root)], on_skip=notes.append))
     assert [d.id for d in docs] == ["real/a.txt"]
     assert notes == [f"{root}: skipped 2 linked folder(s), not followed, e.g. more (name the folder itself to read it)"]
+
+
+def test_import_refuses_profile_and_profile_file(tmp_path: Path) -> None:
+    pfile = tmp_path / "p.json"
+    pfile.write_text(json.dumps({"name": "mine", "codec": "float32"}))
+    line = one_line_error(*run("import", f"parquet:{tmp_path / 'x.parquet'}", "-c", tmp_path / "col",
+                               "--profile", "int8", "--profile-file", pfile))
+    assert "--profile-file" in line
+    assert not (tmp_path / "col").exists()
