@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from slimvec.errors import SlimvecError
+from slimvec.errors import ConfigError, SlimvecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Document embeddings and retrieval, small and fast.")
 out = Console()
@@ -111,8 +111,6 @@ def index(
                        "profile": load_profile(profile, profile_file) if (profile or profile_file) else None})
         return
     if shards is not None or workers is not None:
-        from slimvec.errors import ConfigError
-
         raise ConfigError(f"{'--shards' if shards is not None else '--workers'} needs --ray (distributed ingest); "
                           "without it, index into one collection")
     if strict:
@@ -172,8 +170,6 @@ def _index_on_ray(sources: list[Path], collection: Path, fields: Any, strict: bo
                   workers: int, extras: bool, problems: list[str], json_out: bool, create: dict[str, Any]) -> None:
     """`index --ray`: slimvec.distributed.ingest.index, then the same summary as a single-process run."""
     from slimvec.collection import Collection
-    from slimvec.errors import ConfigError
-
     _need("ray")
     if extras:
         raise ConfigError("--bm25 / --sparse are not built by --ray ingest yet; enable them without --ray")
@@ -219,7 +215,6 @@ def search(
 ) -> None:
     """Search a collection and print the best documents (or sections, with --unit section)."""
     from slimvec.collection import Collection
-    from slimvec.errors import ConfigError
     from slimvec.search.options import SearchOptions
     from slimvec.store.filters import parse_filter
 
@@ -283,8 +278,6 @@ def delete(
 ) -> None:
     """Delete documents by id."""
     from slimvec.collection import Collection
-    from slimvec.errors import ConfigError
-
     for i in ids:
         try:
             i.encode("utf-8")
@@ -379,8 +372,6 @@ def migrate(
         data: Any = progress(collection) or {"status": "none"}
     else:
         if not to:
-            from slimvec.errors import ConfigError
-
             raise ConfigError("--to MODEL is required (or --status)")
         from slimvec.migrate.runner import migrate as run_migration
         from slimvec.progress import progress_bar
@@ -485,8 +476,6 @@ def distill(
 def _one_profile_source(profile: Optional[str], profile_file: Optional[Path]) -> None:
     """ConfigError when both --profile and --profile-file are given: one of them would be silently ignored."""
     if profile is not None and profile_file is not None:
-        from slimvec.errors import ConfigError
-
         raise ConfigError("--profile and --profile-file cannot be combined: give one of them")
 
 
@@ -498,8 +487,6 @@ def _profiles(profile: Optional[str], profile_file: Optional[Path], model: Optio
 
     names = [p.strip() for p in (profile or "").split(",") if p.strip()]
     if profile is not None and not names:
-        from slimvec.errors import ConfigError
-
         raise ConfigError(f"--profile/--profiles names no profile: {profile!r}")
     chosen = [load_profile(n) for n in names] or ([load_profile(file=profile_file)] if profile_file else [load_profile()])
     overrides = {k: v for k, v in (("model", model), ("chunk_mode", chunk_mode)) if v}
@@ -536,8 +523,6 @@ def eval_cmd(
 
     chosen = _profiles(profile, profile_file, model, chunk_mode)
     if len(chosen) > 1:
-        from slimvec.errors import ConfigError
-
         raise ConfigError(f"--profile takes one profile, got {len(chosen)} ({profile}): use `slimvec sweep "
                           "--profiles` to evaluate several")
     (prof,) = chosen
@@ -599,8 +584,6 @@ def plan(
 
     cands = _profiles(profiles, None) if profiles else None
     if write.is_dir() or not write.parent.is_dir():  # checked before the evaluations, not after them
-        from slimvec.errors import ConfigError
-
         raise ConfigError(f"--write {write}: " + ("is a folder; name the profile file to write" if write.is_dir()
                                                   else f"folder {write.parent} does not exist"))
     result = make_plan(dataset, max_ram_bytes_per_doc, cands, out=out_dir, cache_dir=cache, chunk_mode=chunk_mode)
