@@ -278,11 +278,11 @@ def delete(
 ) -> None:
     """Delete documents by id."""
     from slimvec.collection import Collection
+    from slimvec.ids import lone_surrogate
+
     for i in ids:
-        try:
-            i.encode("utf-8")
-        except UnicodeEncodeError:  # command-line bytes that are not UTF-8 arrive as lone surrogates
-            raise ConfigError(f"id {i!r} is not valid Unicode (is the terminal's encoding UTF-8?)") from None
+        if lone_surrogate(i):  # command-line bytes that are not UTF-8 arrive as lone surrogates
+            raise ConfigError(f"id {i!r} is not valid Unicode (is the terminal's encoding UTF-8?)")
 
     with Collection.open(collection) as col:
         n = col.delete(ids)

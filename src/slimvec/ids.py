@@ -22,6 +22,12 @@ _TREC_UNSAFE = re.compile(r"[\s%]")
 _TREC_ESCAPE = re.compile(r"%([0-9A-F]{2}|u[0-9A-F]{4}|U[0-9A-F]{8})")
 
 
+def lone_surrogate(text: str) -> re.Match[str] | None:
+    """The first lone UTF-16 surrogate in `text`, or None: exactly what makes `text.encode("utf-8")` fail, so no
+    file, database (SQLite) or URL can hold the text."""
+    return _SURROGATE.search(text)
+
+
 def id_problem(value: Any) -> str | None:
     """Why `value` is not a valid document id (one short phrase), or None when it is valid."""
     if not isinstance(value, str):
@@ -34,7 +40,7 @@ def id_problem(value: Any) -> str | None:
         return "only whitespace"
     if value != value.strip():
         return "leading or trailing whitespace"
-    if m := _SURROGATE.search(value):
+    if m := lone_surrogate(value):
         return f"invalid Unicode: lone surrogate U+{ord(m[0]):04X} at character {m.start()}"
     if m := _CONTROL.search(value):
         name = "NUL" if m[0] == "\x00" else f"control character U+{ord(m[0]):04X}"

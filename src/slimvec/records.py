@@ -10,22 +10,20 @@ whitespace (a scanned PDF, an empty file: such a record would be indexed on its 
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 from slimvec.documents import Document
 from slimvec.errors import IngestError
-from slimvec.ids import id_problem
+from slimvec.ids import id_problem, lone_surrogate
 
 MAX_METADATA_DEPTH = 32
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def text_problem(value: str) -> str | None:
     """Why a string cannot be stored as text (lone surrogate, NUL), or None."""
     if value.isascii():
         return "NUL character at position {}".format(value.index("\x00")) if "\x00" in value else None
-    if m := _SURROGATE.search(value):
+    if m := lone_surrogate(value):
         return f"invalid Unicode: lone surrogate U+{ord(m[0]):04X} at position {m.start()}"
     if "\x00" in value:
         return f"NUL character at position {value.index(chr(0))}"

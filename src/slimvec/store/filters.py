@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from slimvec.errors import FilterError
+from slimvec.ids import lone_surrogate
 
 _FIELD = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
 _COMPARE = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
@@ -119,11 +120,8 @@ def _scalar(name: str, value: Any) -> Scalar:
             raise FilterError(f"{name}: NaN is not a valid value")
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**63 - 1:
             raise FilterError(f"{name}: integer {value} out of range")
-        if isinstance(value, str):
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:  # a lone surrogate from a JSON escape ("\ud800"): no stored text holds one
-                raise FilterError(f"{name}: value {value!r} contains invalid Unicode (a lone surrogate)") from None
+        if isinstance(value, str) and lone_surrogate(value):  # from a JSON escape ("\ud800"): no stored text holds one
+            raise FilterError(f"{name}: value {value!r} contains invalid Unicode (a lone surrogate)")
         return value
     raise FilterError(f"{name}: values must be strings, numbers, booleans or null, got {json.dumps(value)[:60]}")
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from slimvec.atomic import write_json_atomic
 from slimvec.errors import CollectionError
+from slimvec.ids import lone_surrogate
 from slimvec.store import switch
 from slimvec.store.switch import READERS_LOCK
 
@@ -135,15 +136,6 @@ class ChunkSection(NamedTuple):
     heading_path: tuple[str, ...]
     start: int
     end: int
-
-
-def _storable(text: str) -> bool:
-    """False for text SQLite cannot take as UTF-8 (a lone surrogate, e.g. from a JSON escape or CLI bytes)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _manifest_problem(manifest: dict[str, Any]) -> str | None:
@@ -440,7 +432,7 @@ class Store:
 
     def delete(self, ids: list[str]) -> int:
         """Delete documents (and their chunks) by id in one transaction; returns how many existed."""
-        ids = [i for i in ids if _storable(i)]  # an id no store can hold (a lone surrogate) is an unknown id
+        ids = [i for i in ids if not lone_surrogate(i)]  # an id no store can hold is an unknown id
         with self._transaction() as cur:
             n = self._delete_ids(cur, ids)
             cur.execute("UPDATE state SET value = value + 1 WHERE key = 'generation'")
@@ -569,7 +561,7 @@ class Store:
 
     def get_document(self, doc_id: str) -> dict[str, Any] | None:
         """One stored document as a dict, or None."""
-        if not _storable(doc_id):
+        if lone_surrogate(doc_id):  # no store can hold it: an unknown id
             return None
         r = self.db.execute("SELECT id, title, text, metadata FROM documents WHERE id = ?", (doc_id,)).fetchone()
         return None if r is None else {"id": r[0], "title": r[1], "text": r[2], "metadata": json.loads(r[3])}
