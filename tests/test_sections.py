@@ -252,7 +252,7 @@ def test_a_section_of_only_whitespace_is_reported_by_line_and_skipped(tmp_path: 
     errors: list[str] = []
     docs = list(read_sources(path, on_error=lambda e: errors.append(str(e))))
     assert [d.id for d in docs] == ["ok"]
-    assert errors == [f"{path}:{i + 1}: sections: 's1': span [14, {14 + len(b)}) holds only whitespace: nothing to embed"
+    assert errors == [f"{path}:{i + 1}: sections: 's1': span [14, {14 + len(b)}) holds only whitespace or invisible characters: nothing to embed"
                       for i, b in enumerate(BLANK_TEXTS)]
 
 

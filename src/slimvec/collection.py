@@ -15,7 +15,7 @@ import numpy as np
 from slimvec import compaction, registry
 from slimvec.chunking import ChunkConfig, chunk_document
 from slimvec.contextual import chunk_texts
-from slimvec.documents import Chunk, Document, Hit, blank_section_problem
+from slimvec.documents import Chunk, Document, Hit, blank_section_problem, has_content
 from slimvec.encoders.base import Encoder
 from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
 from slimvec.errors import CollectionError, ConfigError, IngestError
@@ -623,6 +623,8 @@ class Collection:
             if not isinstance(q, str) or not q.strip():
                 raise ConfigError("query is empty" if q is None or isinstance(q, str) else
                                   f"query must be a string, not {type(q).__name__}")
+            if not has_content(q):
+                raise ConfigError(f"query {q!r} is empty: it holds only whitespace and invisible characters")
             if not q.isascii():
                 try:
                     q.encode("utf-8")
@@ -998,8 +1000,9 @@ def _validated(docs: list[Document], replace: bool, offset: int = 0, refuse_blan
             raise IngestError(f"position {i}: id {d.id!r}: {problem}; nothing from this call was stored")
         if not isinstance(d.text, str) or not isinstance(d.title, str):
             raise IngestError(f"document {d.id!r} (position {i}): text and title must be strings")
-        if not (d.text.strip() or d.title.strip()):
-            raise IngestError(f"document {d.id!r} (position {i}): text and title are empty: nothing to embed")
+        if not (has_content(d.text) or has_content(d.title)):
+            raise IngestError(f"document {d.id!r} (position {i}): text and title are empty (or only invisible "
+                              "characters): nothing to embed")
         # The readers' own rules (slimvec.records): a key that is not a string would come back as one, a lone
         # surrogate or NUL cannot be stored, a NaN is not JSON.
         for field, value in (("title", d.title), ("text", d.text)):

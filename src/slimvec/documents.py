@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
+
+# Characters that show nothing: controls (NUL, ESC...) and format characters (zero-width space and joiners,
+# byte-order mark, soft hyphen). A text of only these and whitespace reads as empty to a person but not to str.strip.
+_INVISIBLE = frozenset({"Cc", "Cf"})
+
+
+def has_content(text: str) -> bool:
+    """True when `text` holds a visible character: not whitespace, a control or a format character (Unicode
+    categories Cc, Cf: NUL, zero-width space U+200B, BOM U+FEFF...). Stops at the first visible one, so ordinary
+    text costs one character."""
+    return any(not c.isspace() and unicodedata.category(c) not in _INVISIBLE for c in text)
 
 
 @dataclass(frozen=True)
@@ -59,16 +71,16 @@ def section_problem(text: str, sections: tuple[Section, ...]) -> str | None:
 
 
 def blank_section_problem(text: str, sections: tuple[Section, ...]) -> str | None:
-    """Why a section of `sections` cannot be new input (its span holds only whitespace), or None.
+    """Why a section of `sections` cannot be new input (its span shows nothing: `has_content`), or None.
 
     Such a section has nothing to embed but the document's title, so it would match on the title alone (the kind
     of fault of a PDF without a text layer). New input refuses it (the readers, `Collection.add` and `upsert`); it
     is not part of `section_problem`, so documents stored before the rule still open, export, import and migrate.
     """
-    blank = next((s for s in sections if not text[s.start:s.end].strip()), None)
+    blank = next((s for s in sections if not has_content(text[s.start:s.end])), None)
     if blank is None:
         return None
-    return f"{blank.id!r}: span [{blank.start}, {blank.end}) holds only whitespace: nothing to embed"
+    return f"{blank.id!r}: span [{blank.start}, {blank.end}) holds only whitespace or invisible characters: nothing to embed"
 
 
 @dataclass(frozen=True)

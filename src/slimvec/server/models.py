@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from slimvec.documents import Document
+from slimvec.documents import Document, has_content
 from slimvec.ids import MAX_ID_CHARS
 from slimvec.search.options import MAX_QUERY_CHARS, SearchOptions
 
@@ -129,8 +129,8 @@ class SearchIn(SearchOptions):
     @field_validator("q")
     @classmethod
     def _q(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("query must not be blank")
+        if not has_content(v):
+            raise ValueError("query must not be blank (whitespace and invisible characters only)")
         return check_unicode(v, "query")
 
     @field_validator("filter")

@@ -220,6 +220,9 @@ class Store:
                 raise CollectionError(f"{mpath}: manifest lacks {key!r}")
         if problem := _manifest_problem(manifest):
             raise CollectionError(f"{mpath}: manifest is damaged: {problem}")
+        if not (path / DB).exists():  # SQLite would make an empty one: a collection that silently holds nothing
+            raise CollectionError(f"{path / DB}: the collection's database is missing (its manifest is there: the "
+                                  "directory is damaged or was copied in part); restore the whole directory")
         store = None
         try:
             store = cls(path, manifest)

@@ -1,0 +1,69 @@
+"""Session 14: a query or document that shows nothing is refused like an empty one; a collection whose database
+file is gone is refused on open, not opened as an empty collection."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from _server_util import DOCS, make_collection, snapshot
+
+from slimvec import Collection, Document
+from slimvec.documents import has_content
+from slimvec.errors import CollectionError, ConfigError, IngestError
+
+INVISIBLE = ["\u200b", "\x00", "\ufeff \u200d", "\u2060\t\u00ad", " \x1b "]
+
+
+@pytest.mark.parametrize("text", INVISIBLE)
+def test_invisible_text_has_no_content(text: str) -> None:
+    assert not has_content(text)
+
+
+@pytest.mark.parametrize("text", ["a", "\u200bé", " 中 ", "\x00 1", "🙂"])
+def test_visible_text_has_content(text: str) -> None:
+    assert has_content(text)
+
+
+@pytest.fixture()
+def col(tmp_path):
+    c = make_collection(tmp_path / "col")
+    yield c
+    c.close()
+
+
+@pytest.mark.parametrize("query", INVISIBLE)
+def test_invisible_query_refused(col, query: str) -> None:
+    with pytest.raises(ConfigError, match="empty"):
+        col.search(query)
+
+
+@pytest.mark.parametrize("text", ["\u200b\u200b", "\ufeff"])
+def test_invisible_document_refused_and_nothing_stored(col, text: str) -> None:
+    before = snapshot(col)
+    with pytest.raises(IngestError, match="'z' .*nothing to embed"):
+        col.add([Document("y", "fine text"), Document("z", text)])
+    with pytest.raises(IngestError, match=f"'{DOCS[0].id}' .*nothing to embed"):
+        col.upsert([Document("z", "fine text", title=text), Document(DOCS[0].id, text, title="\u200b")])
+    assert snapshot(col) == before
+
+
+def test_server_refuses_invisible_query(col) -> None:
+    from slimvec.server import create_app
+    from slimvec.server.runner import server_thread
+
+    with server_thread(create_app({"col": col})) as base, httpx.Client(base_url=base, timeout=30) as http:
+        for q in INVISIBLE:
+            r = http.post("/api/collections/col/search", json={"q": q})
+            assert r.status_code == 422 and "blank" in r.text, (q, r.text)
+        assert http.post("/api/collections/col/search", json={"q": "vitamin bone"}).status_code == 200
+
+
+def test_missing_database_refused_not_recreated(col) -> None:
+    path = col.path
+    col.close()
+    (path / "slimvec.db").unlink()
+    for name in ("slimvec.db-wal", "slimvec.db-shm"):
+        (path / name).unlink(missing_ok=True)
+    with pytest.raises(CollectionError, match="database is missing"):
+        Collection.open(path)
+    assert not (path / "slimvec.db").exists()
