@@ -54,12 +54,16 @@ def test_jsonl_beir_record_with_nested_metadata_merged(tmp_path: Path) -> None:
     ]
 
 
-def test_jsonl_top_level_field_wins_over_nested_metadata(tmp_path: Path) -> None:
+def test_jsonl_key_at_top_level_and_in_nested_metadata_must_agree(tmp_path: Path) -> None:
+    # Flattening `metadata` would keep one of two different values without a word (it kept the top one until
+    # session 14): the line is refused instead; equal values are one key.
     path = write_lines(
-        tmp_path / "c.jsonl", [json.dumps({"_id": "1", "text": "t", "k": "top", "metadata": {"k": "nested"}})]
+        tmp_path / "c.jsonl", [json.dumps({"_id": "1", "text": "t", "k": "top", "metadata": {"k": "nested"}}),
+                               json.dumps({"_id": "2", "text": "t", "k": "same", "metadata": {"k": "same"}})]
     )
-    ((_, doc),) = iter_table(path, FieldMap())
-    assert doc.metadata == {"k": "top"}
+    (_, err), (_, doc) = iter_table(path, FieldMap())
+    assert isinstance(err, IngestError) and str(err).startswith(f"{path}:1: metadata key 'k' is given twice")
+    assert doc.metadata == {"k": "same"}
 
 
 def test_jsonl_custom_field_map_and_metadata_selection(tmp_path: Path) -> None:

@@ -67,3 +67,37 @@ def test_missing_database_refused_not_recreated(col) -> None:
     with pytest.raises(CollectionError, match="database is missing"):
         Collection.open(path)
     assert not (path / "slimvec.db").exists()
+
+
+
+def _read(tmp_path, lines: list[str]) -> tuple[list[str], list[str]]:
+    """(ids read, error lines) of a JSONL file through the readers `slimvec index` uses."""
+    from slimvec.ingest import read_sources
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    errors: list[IngestError] = []
+    docs = list(read_sources([src], on_error=errors.append))
+    return [d.id for d in docs], [str(e) for e in errors]
+
+
+@pytest.mark.parametrize("line", [
+    '{"_id": "a", "text": "t", "year": 1, "year": 2}',
+    '{"_id": "a", "text": "t", "metadata": {"k": "x", "k": "y"}}',
+    '{"_id": "a", "_id": "b", "text": "t"}',
+])
+def test_jsonl_repeated_key_refused_with_line(tmp_path, line: str) -> None:
+    ids, errors = _read(tmp_path, ['{"_id": "ok", "text": "fine"}', line])
+    assert ids == ["ok"] and len(errors) == 1
+    assert errors[0].startswith(f"{tmp_path / 'in.jsonl'}:2: key ") and "appears twice" in errors[0]
+
+
+def test_jsonl_metadata_key_at_two_levels(tmp_path) -> None:
+    from slimvec.ingest import read_sources
+
+    ids, errors = _read(tmp_path, ['{"_id": "a", "text": "t", "year": 2020, "metadata": {"year": 1999}}',
+                                   '{"_id": "b", "text": "t", "year": 2020, "metadata": {"year": 2020, "k": 1}}'])
+    assert ids == ["b"] and len(errors) == 1
+    assert errors[0].startswith(f"{tmp_path / 'in.jsonl'}:1: metadata key 'year' is given twice"), errors
+    docs = list(read_sources([tmp_path / "in.jsonl"], on_error=lambda e: None))
+    assert docs[0].metadata == {"year": 2020, "k": 1}

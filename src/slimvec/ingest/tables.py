@@ -60,6 +60,21 @@ def iter_table(path: Path, fields: FieldMap, field_types: Mapping[str, str] | No
     raise IngestError(f"{path}: not a table file (expected .jsonl, .csv or .parquet)")
 
 
+class _RepeatedKey(ValueError):
+    """A JSON object that names one key twice (json.loads would keep the last value without a word)."""
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKey(key)
+            seen.add(key)
+    return out
+
+
 def iter_json_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | IngestError]]:
     """Each non-blank line of a JSONL file as an object, or an error naming the line."""
     for lineno, line in utf8_lines(path):
@@ -69,7 +84,11 @@ def iter_json_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | Ingest
         if not line.strip():
             continue
         try:
-            rec = json.loads(line.rstrip("\r\n"))
+            rec = json.loads(line.rstrip("\r\n"), object_pairs_hook=_object)
+        except _RepeatedKey as e:
+            yield lineno, IngestError(f"{path}:{lineno}: key {e.args[0]!r} appears twice in one object (JSON "
+                                      "keeps only the last: the first would be lost)")
+            continue
         except json.JSONDecodeError as e:
             yield lineno, IngestError(f"{path}:{lineno}: malformed JSON: {e.msg} (column {e.colno})")
             continue
@@ -105,7 +124,7 @@ def record_to_document(rec: dict[str, Any], fields: FieldMap, where: str) -> Doc
     elif not isinstance(title, str):
         raise IngestError(f"{where}: {fields.title_field}: expected a string, got {_type(title)}")
     sections = record_sections(rec.get("sections"), text, where)
-    metadata = _metadata(rec, fields)
+    metadata = _metadata(rec, fields, where)
     if sections is not None:
         metadata.pop("sections", None)
     try:
@@ -145,22 +164,24 @@ def record_sections(value: Any, text: str, where: str) -> tuple[Section, ...] | 
     return sections
 
 
-def _metadata(rec: dict[str, Any], fields: FieldMap) -> dict[str, Any]:
+def _metadata(rec: dict[str, Any], fields: FieldMap, where: str) -> dict[str, Any]:
     nested = rec.get("metadata")
     nested = nested if isinstance(nested, dict) else None
-    if fields.metadata_fields is not None:
-        out = {}
-        for key in fields.metadata_fields:
-            if key in rec:
-                out[key] = rec[key]
-            elif nested is not None and key in nested:
-                out[key] = nested[key]
-        return out
-    # BEIR-style records carry a `metadata` object; flatten it so filters see `year`, not `metadata.year`.
-    out = dict(nested) if nested is not None else {}
     skip = {fields.id_field, fields.title_field, fields.text_field}
     if nested is not None:
         skip.add("metadata")
+    top = rec if fields.metadata_fields is None else {k: rec[k] for k in fields.metadata_fields if k in rec}
+    if nested is not None:
+        # BEIR-style records carry a `metadata` object, flattened so filters see `year`, not `metadata.year`: a key
+        # both there and at the top level with another value would lose one of them without a word.
+        clash = next((k for k in nested if k in top and k not in skip and top[k] != nested[k]), None)
+        if clash is not None:
+            raise IngestError(f"{where}: metadata key {clash!r} is given twice with different values, at the top "
+                              f"level ({top[clash]!r:.60}) and in metadata ({nested[clash]!r:.60}); keep one")
+    if fields.metadata_fields is not None:
+        return {k: top[k] if k in top else nested[k] for k in fields.metadata_fields
+                if k in top or (nested is not None and k in nested)}
+    out = dict(nested) if nested is not None else {}
     out.update((k, v) for k, v in rec.items() if k not in skip)
     return out
 
