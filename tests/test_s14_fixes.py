@@ -101,3 +101,20 @@ def test_jsonl_metadata_key_at_two_levels(tmp_path) -> None:
     assert errors[0].startswith(f"{tmp_path / 'in.jsonl'}:1: metadata key 'year' is given twice"), errors
     docs = list(read_sources([tmp_path / "in.jsonl"], on_error=lambda e: None))
     assert docs[0].metadata == {"year": 2020, "k": 1}
+
+
+@pytest.mark.parametrize("key", ["page count", "année", "年份", "x-y_z 2", "a.$b"])
+def test_metadata_keys_beyond_ascii_words_are_filterable(tmp_path, key: str) -> None:
+    from slimvec.store.filters import parse_filter
+
+    col = make_collection(tmp_path / "k", docs=[])
+    nested = key.split(".")
+    def meta(v):  # "a.$b" is the nested path a -> "$b"
+        return {nested[0]: {nested[1]: v}} if len(nested) == 2 else {key: v}
+    col.add([Document("one", "vitamin bone", metadata=meta(1)), Document("two", "heart attack", metadata=meta(2)),
+             Document("three", "vitamin heart", metadata={"other": 1})])
+    import json
+    for flt, want in (({key: 2}, {"two"}), ({key: {"$gte": 1}}, {"one", "two"}), ({key: {"$exists": False}}, {"three"})):
+        got = {h.id for h in col.search("vitamin heart bone", k=10, filter=parse_filter(json.dumps(flt)))}
+        assert got == want, (flt, got)
+    col.close()

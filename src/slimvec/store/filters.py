@@ -20,7 +20,10 @@ from typing import Any
 from slimvec.errors import FilterError
 from slimvec.ids import lone_surrogate
 
-_FIELD = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
+# A dotted path of metadata keys: any key text (spaces, accents, CJK) but dots, double quotes, backslashes and
+# controls, which SQLite's JSON path cannot carry inside a quoted label; "$" first is an operator.
+_KEY = r'[^."\\\x00-\x1f]+'
+_FIELD = re.compile(rf"(?!\$){_KEY}(\.{_KEY})*")  # used with fullmatch: "$" would accept a final newline
 _COMPARE = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _MAX_DEPTH = 32
 _MAX_IN = 10_000
@@ -78,8 +81,9 @@ def _object(obj: dict[str, Any], params: list[Any], col: str, idcol: str, depth:
 
 
 def _field(name: str, cond: Any, params: list[Any], col: str, idcol: str) -> str:
-    if not _FIELD.match(name):
-        raise FilterError(f"invalid field name {name!r}: use letters, digits, _ and - separated by dots")
+    if not _FIELD.fullmatch(name) or lone_surrogate(name):
+        raise FilterError(f"invalid field name {name!r}: give metadata keys separated by dots (a key cannot be "
+                          "empty or hold a double quote, backslash or control character)")
     if not isinstance(cond, dict) or not any(k.startswith("$") for k in cond):
         cond = {"$eq": cond}
     parts = []
