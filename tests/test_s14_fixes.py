@@ -118,3 +118,16 @@ def test_metadata_keys_beyond_ascii_words_are_filterable(tmp_path, key: str) -> 
         got = {h.id for h in col.search("vitamin heart bone", k=10, filter=parse_filter(json.dumps(flt)))}
         assert got == want, (flt, got)
     col.close()
+
+
+def test_int64_bounds_are_both_storable_and_filterable(tmp_path) -> None:
+    col = make_collection(tmp_path / "i", docs=[])
+    lo, hi = -(2**63), 2**63 - 1
+    col.add([Document("lo", "vitamin", metadata={"n": lo}), Document("hi", "vitamin", metadata={"n": hi})])
+    assert col.get("lo").metadata == {"n": lo}
+    assert {h.id for h in col.search("vitamin", filter={"n": lo})} == {"lo"}
+    assert {h.id for h in col.search("vitamin", filter={"n": {"$gt": lo}})} == {"hi"}
+    for bad in (lo - 1, hi + 1):
+        with pytest.raises(IngestError, match="64-bit"):
+            col.add([Document("x", "vitamin", metadata={"n": bad})])
+    col.close()

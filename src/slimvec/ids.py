@@ -22,6 +22,11 @@ _TREC_UNSAFE = re.compile(r"[\s%]")
 _TREC_ESCAPE = re.compile(r"%([0-9A-F]{2}|u[0-9A-F]{4}|U[0-9A-F]{8})")
 
 
+def fits_int64(value: int) -> bool:
+    """Whether SQLite (and JSON metadata stored there) can hold the integer: -2**63 <= value < 2**63."""
+    return -(2**63) <= value < 2**63
+
+
 def lone_surrogate(text: str) -> re.Match[str] | None:
     """The first lone UTF-16 surrogate in `text`, or None: exactly what makes `text.encode("utf-8")` fail, so no
     file, database (SQLite) or URL can hold the text."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from slimvec.documents import Document
 from slimvec.errors import IngestError
-from slimvec.ids import id_problem, lone_surrogate
+from slimvec.ids import fits_int64, id_problem, lone_surrogate
 
 MAX_METADATA_DEPTH = 32
 
@@ -42,7 +42,7 @@ def metadata_problem(value: Any, key: str = "", depth: int = 0) -> tuple[str, st
     if isinstance(value, float):
         return None if math.isfinite(value) else (key, f"non-finite number ({value!r})")
     if isinstance(value, int):
-        return None if abs(value) <= 2**63 - 1 else (key, f"integer {value} outside the 64-bit range")
+        return None if fits_int64(value) else (key, f"integer {value} outside the 64-bit range")
     if isinstance(value, (list, tuple)):
         for v in value:
             if found := metadata_problem(v, key, depth + 1):

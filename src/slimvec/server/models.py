@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from slimvec.documents import Document, has_content
-from slimvec.ids import MAX_ID_CHARS
+from slimvec.ids import MAX_ID_CHARS, fits_int64
 from slimvec.search.options import MAX_QUERY_CHARS, SearchOptions
 
 MAX_TITLE_CHARS = 10_000
@@ -41,7 +41,7 @@ def check_json_value(value: Any, depth: int = 0) -> None:
         if not math.isfinite(value):
             raise ValueError("numbers must be finite (no NaN or Infinity)")
     elif isinstance(value, int) and not isinstance(value, bool):
-        if abs(value) > 2**63 - 1:
+        if not fits_int64(value):
             raise ValueError(f"integer {value} is out of the 64-bit range")
     elif isinstance(value, list):
         for v in value:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from slimvec.errors import FilterError
-from slimvec.ids import lone_surrogate
+from slimvec.ids import fits_int64, lone_surrogate
 
 # A dotted path of metadata keys: any key text (spaces, accents, CJK) but dots, double quotes, backslashes and
 # controls, which SQLite's JSON path cannot carry inside a quoted label; "$" first is an operator.
@@ -122,7 +122,7 @@ def _scalar(name: str, value: Any) -> Scalar:
     if isinstance(value, bool) or value is None or isinstance(value, (int, float, str)):
         if isinstance(value, float) and value != value:
             raise FilterError(f"{name}: NaN is not a valid value")
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**63 - 1:
+        if isinstance(value, int) and not isinstance(value, bool) and not fits_int64(value):
             raise FilterError(f"{name}: integer {value} out of range")
         if isinstance(value, str) and lone_surrogate(value):  # from a JSON escape ("\ud800"): no stored text holds one
             raise FilterError(f"{name}: value {value!r} contains invalid Unicode (a lone surrogate)")
