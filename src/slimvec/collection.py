@@ -19,7 +19,7 @@ from slimvec.documents import Chunk, Document, Hit, blank_section_problem, has_c
 from slimvec.encoders.base import Encoder
 from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
 from slimvec.errors import CollectionError, ConfigError, IngestError
-from slimvec.ids import id_problem
+from slimvec.ids import id_problem, lone_surrogate
 from slimvec.late import default_config as default_late_config
 from slimvec.late import late_chunk_vectors, section_default
 from slimvec.late import query_pooling as late_query_pooling
@@ -625,12 +625,9 @@ class Collection:
                                   f"query must be a string, not {type(q).__name__}")
             if not has_content(q):
                 raise ConfigError(f"query {q!r} is empty: it holds only whitespace and invisible characters")
-            if not q.isascii():
-                try:
-                    q.encode("utf-8")
-                except UnicodeEncodeError as e:  # CLI bytes that are not UTF-8 arrive as lone surrogates
-                    raise ConfigError(f"query is not valid Unicode: {e.object[e.start]!r} at character {e.start} "
-                                      "(a lone surrogate; is the terminal's encoding UTF-8?)") from None
+            if not q.isascii() and (bad := lone_surrogate(q)):  # CLI bytes that are not UTF-8 arrive as these
+                raise ConfigError(f"query is not valid Unicode: {bad.group()!r} at character {bad.start()} "
+                                  "(a lone surrogate; is the terminal's encoding UTF-8?)")
         given = None
         if rerank is not None and not isinstance(rerank, str):
             given = rerank  # a Reranker object from Python code: not a serialisable option

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from slimvec.documents import Document, has_content
-from slimvec.ids import MAX_ID_CHARS, fits_int64
+from slimvec.ids import MAX_ID_CHARS, fits_int64, lone_surrogate
 from slimvec.search.options import MAX_QUERY_CHARS, SearchOptions
 
 MAX_TITLE_CHARS = 10_000
@@ -23,10 +23,8 @@ MAX_METADATA_DEPTH = 16
 
 def check_unicode(value: str, what: str) -> str:
     """`value` unchanged; ValueError if it cannot be stored as UTF-8 (a lone surrogate from a JSON escape)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"{what} contains invalid Unicode (a lone surrogate)") from None
+    if lone_surrogate(value):
+        raise ValueError(f"{what} contains invalid Unicode (a lone surrogate)")
     return value
 
 
