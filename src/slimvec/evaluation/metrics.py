@@ -86,7 +86,7 @@ def evaluate_per_query(
 
     ranx = require("ranx")
 
-    metrics = [metrics] if isinstance(metrics, str) else list(metrics)  # one name, never its characters
+    metrics = check_metrics(metrics)
     parsed = [_parse_metric(m) for m in metrics]
     # Metrics only look at the top max-k docs; cutting the run there keeps ranx's arrays small.
     depth = 0 if any(k == 0 for _, k in parsed) else max((k for _, k in parsed), default=0)
