@@ -5,6 +5,8 @@
 
 Table 1, the per-query score line alone (migrate/line.py) against the number of references it keeps, on random
 unit vectors (the cost does not depend on the values), beside the adapter: median of 2,000 calls after 50.
+Table 1b (`layout`), the line's two products with the references as a transposed view (before session 14) or as
+contiguous (dim, n) copies (ScoreLine now), alternating per query.
 Table 2, one real migration at its start (the state migrate.py's "start" measures; encodings through the
 embedding cache), one query at a time with its vectors given (no encoding): a plain search of the old collection
 with the old model's query vector, the search through the migration with the new model's, and the parts of the
@@ -69,6 +71,30 @@ def line_alone() -> None:
                  "adapter ms CPU"], rows)
 
 
+def layout(n: int = REFERENCES, queries: int = 200, rounds: int = 5) -> None:
+    """The line's two products through a transposed view of (n, dim) references (ScoreLine before session 14)
+    against (dim, n) C-contiguous copies (now), alternating per query so neither runs on caches the other warmed:
+    between real searches the 15 MB of a 5,000-reference line come from memory, not a hot cache."""
+    rng = np.random.default_rng(0)
+    x, y = normalise(rng.standard_normal((n, 384))), normalise(rng.standard_normal((n, 384)))
+    xt, yt = np.ascontiguousarray(x.T), np.ascontiguousarray(y.T)
+    q, qo = normalise(rng.standard_normal((queries, 384))), normalise(rng.standard_normal((queries, 384)))
+    out = np.empty((2, n), np.float32)
+    ways = {"transposed view (before)": (x.T, y.T), "contiguous (dim, n) copy (now)": (xt, yt)}
+    times: dict[str, list[float]] = {w: [] for w in ways}
+    for r in range(rounds):
+        for i in range(queries):
+            for w in (list(ways) if (i + r) % 2 else list(ways)[::-1]):
+                a, b = ways[w]
+                t0 = time.perf_counter()
+                np.matmul(q[i : i + 1], a, out=out[:1])
+                np.matmul(qo[i : i + 1], b, out=out[1:])
+                times[w].append(time.perf_counter() - t0)
+    base = float(np.median(times[list(ways)[0]]))
+    print_table(["the line's two products, " + f"{n} references", "ms wall (median)", "vs before"],
+                [[w, f"{np.median(t) * 1000:.3f}", f"{np.median(t) / base:.2f}x"] for w, t in times.items()])
+
+
 def whole(data: Path, old_name: str, new_name: str, n_queries: int, work: Path) -> None:
     ds = load_dataset(data)
     queries = ds.queries("test")
@@ -126,6 +152,7 @@ def main() -> None:
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f}")
     with threadpool_limits(limits=1, user_api="blas"):
         line_alone()
+        layout()
         old_name, new_name = args.pair.split(":", 1)
         with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
             whole(args.data, old_name, new_name, args.queries, Path(tmp))
