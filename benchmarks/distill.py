@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import time
@@ -80,6 +81,40 @@ def _fitted(dataset: str, model: str, work: Path) -> tuple[float, float, float]:
         return best, fit[best], _weighted_ndcg(col, ds, "test", best)
 
 
+def _corpus_words(min_count: int = 2) -> list[str]:
+    """Words of the DATASETS corpora (title + text, split as MiniLM's tokenizer pre-splits them) that its wordpiece
+    vocabulary lacks, seen at least min_count times and holding a Latin letter, most frequent first."""
+    from collections import Counter
+
+    from tokenizers import Tokenizer
+
+    from slimvec.encoders.distill import bundled_minilm_path
+
+    tok = Tokenizer.from_file(str(bundled_minilm_path() / "tokenizer.json"))
+    vocab, counts = set(tok.get_vocab()), Counter()
+    for ds in DATASETS:
+        for rec in read_jsonl(DATA / ds / "corpus.jsonl"):
+            text = tok.normalizer.normalize_str(f"{rec.get('title', '')} {rec.get('text', '')}")
+            counts.update(w for w, _ in tok.pre_tokenizer.pre_tokenize_str(text))
+    return [w for w, c in counts.most_common() if c >= min_count and w not in vocab and re.search("[a-z]", w)]
+
+
+def _distill_with_corpus_words(out: Path, pca_dims: int) -> None:
+    """model2vec's distill of the bundled MiniLM with `vocabulary=` the corpora's missing words."""
+    import os
+
+    from model2vec.distill import distill as m2v_distill
+
+    from slimvec.encoders.distill import bundled_minilm_path
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    words = _corpus_words()
+    static = m2v_distill(model_name=str(bundled_minilm_path()), vocabulary=words, pca_dims=pca_dims)
+    static.save_pretrained(out)
+    print(f"distilled with {len(words):,} corpus words -> {out}: {static.embedding.shape[0]:,} x "
+          f"{static.embedding.shape[1]}", flush=True)
+
+
 def _speed(encoder, texts: list[str], repeats: int) -> tuple[float, float]:
     """(docs/s wall, docs/s CPU) of encode_documents over `texts`, `repeats` times after one warm-up call."""
     encoder.encode_documents(texts[:16])
@@ -99,6 +134,9 @@ def main() -> None:
     ap.add_argument("--static-repeats", type=int, default=20, help="passes of the static model (it is too fast for one)")
     ap.add_argument("--measure-minilm", action="store_true", help="re-measure MiniLM dense and hybrid nDCG@10")
     ap.add_argument("--model-dir", type=Path, help="a model distilled before (its collections under --work are reused)")
+    ap.add_argument("--corpus-vocabulary", action="store_true",
+                    help="explored in session 14, not adopted: also give model2vec the corpora's words that MiniLM's "
+                         "wordpiece vocabulary lacks (seen at least twice), as whole tokens (~37 min CPU)")
     args = ap.parse_args()
 
     from slimvec.encoders.distill import distill
@@ -110,10 +148,13 @@ def main() -> None:
         shutil.rmtree(args.work, ignore_errors=True)
         args.work.mkdir(parents=True)
         cpu0 = time.process_time()
-        result = distill(model_dir, None, args.pca_dims)
-        distill_cpu = time.process_time() - cpu0
-        print(f"distilled {result.source} -> {model_dir}: {result.vocabulary:,} x {result.dim} in "
-              f"{result.seconds:.1f} s wall, {distill_cpu:.1f} s CPU", flush=True)
+        if args.corpus_vocabulary:
+            _distill_with_corpus_words(model_dir, args.pca_dims)
+        else:
+            result = distill(model_dir, None, args.pca_dims)
+            print(f"distilled {result.source} -> {model_dir}: {result.vocabulary:,} x {result.dim} in "
+                  f"{result.seconds:.1f} s wall", flush=True)
+        print(f"distillation: {time.process_time() - cpu0:.1f} s CPU", flush=True)
     else:
         model_dir = args.model_dir.resolve()
         print(f"reusing {model_dir} (distillation not timed in this run)", flush=True)
