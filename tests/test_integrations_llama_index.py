@@ -140,8 +140,8 @@ def test_an_unsupported_operator_raises_instead_of_matching_everything(store, op
 def test_a_type_mismatch_is_explained_and_other_modes_are_refused(store):
     with pytest.raises(FilterError, match="stored as number"):
         _ids(store, MetadataFilters(filters=[_f("year", "2021")]))
-    with pytest.raises(ConfigError, match="query mode 'mmr' is not supported"):
-        _ids(store, mode=VectorStoreQueryMode.MMR)
+    with pytest.raises(ConfigError, match="query mode 'svm' is not supported"):
+        _ids(store, mode=VectorStoreQueryMode.SVM)
     with pytest.raises(ConfigError, match="bm25"):  # this collection keeps no BM25 index
         _ids(store, mode=VectorStoreQueryMode.TEXT_SEARCH)
 
@@ -201,3 +201,24 @@ def test_embeddings_of_another_dimension_are_refused(store):
     with pytest.raises(ConfigError, match="dimension 384"):
         store.add([node])
     assert store.get_nodes(["wrong"]) == []
+
+
+def test_mmr_skips_a_near_duplicate_that_plain_similarity_returns(tmp_path):
+    store = SlimvecVectorStore(tmp_path / "col")
+    store.add([TextNode(id_=i, text=t, metadata=m) for i, t, m in DOCS]
+              + [TextNode(id_="cat2", text="The cat slept on the warm windowsill, purring in the sun.",
+                          metadata={"topic": "pets", "year": 2020})])
+    assert set(_ids(store, k=2)) == {"cat", "cat2"}
+    got = _ids(store, k=2, mode=VectorStoreQueryMode.MMR, mmr_threshold=0.3)
+    assert got[0] in {"cat", "cat2"} and got[1] not in {"cat", "cat2"}
+    # the retriever's own path, with a filter and LlamaIndex's prefetch keyword
+    retriever = VectorStoreIndex.from_vector_store(store, embed_model=store.embed_model).as_retriever(
+        similarity_top_k=1, vector_store_query_mode="mmr", vector_store_kwargs={"mmr_prefetch_k": 5},
+        filters=MetadataFilters(filters=[_f("year", 2021, FilterOperator.GTE)]))
+    assert [n.node.node_id for n in retriever.retrieve(CAT_QUERY)] == ["dog"]
+    for bad, needle in (({"mmr_prefetch_k": 1}, "mmr_prefetch_k"), ({"mmr_threshold": 2.0}, "mmr_threshold")):
+        with pytest.raises(ConfigError, match=needle):
+            store.query(VectorStoreQuery(query_str=CAT_QUERY, similarity_top_k=2, mode=VectorStoreQueryMode.MMR), **bad)
+    with pytest.raises(ConfigError, match="apply to mode 'mmr'"):
+        store.query(VectorStoreQuery(query_str=CAT_QUERY, similarity_top_k=2), mmr_prefetch_k=5)
+    store.client.close()

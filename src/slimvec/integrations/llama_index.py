@@ -10,6 +10,7 @@ Each node is one slimvec document (id = node id, text = node text, metadata = th
 LlamaIndex's `_node_content`, `ref_doc_id`...), stored with the embedding LlamaIndex computed for it, or
 encoded by the collection's model when it comes without one. MetadataFilters become slimvec filters
 (EQ NE GT GTE LT LTE IN NIN; AND / OR / NOT, nested); any other operator raises FilterError, never ignored.
+Query modes: DEFAULT, HYBRID, TEXT_SEARCH, SPARSE (slimvec's modes of the same meaning) and MMR.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ NAME_PREFIX = "llama-index:"  # manifests of collections whose vectors come from
 _OPERATORS = {FilterOperator.EQ: "$eq", FilterOperator.NE: "$ne", FilterOperator.GT: "$gt",
               FilterOperator.GTE: "$gte", FilterOperator.LT: "$lt", FilterOperator.LTE: "$lte",
               FilterOperator.IN: "$in", FilterOperator.NIN: "$nin"}
+# Keywords of mode MMR, named as LlamaIndex's other vector stores name them (vector_store_kwargs of a retriever).
+_MMR_KEYWORDS = ("mmr_threshold", "mmr_prefetch_k", "mmr_prefetch_factor")
+DEFAULT_MMR_PREFETCH_FACTOR = 4.0
 # LlamaIndex query modes slimvec runs from the query text, as its own search modes of the same meaning.
 _MODES = {VectorStoreQueryMode.DEFAULT: None, VectorStoreQueryMode.HYBRID: "hybrid",
           VectorStoreQueryMode.TEXT_SEARCH: "bm25", VectorStoreQueryMode.SPARSE: "sparse"}
@@ -253,11 +257,13 @@ class SlimvecVectorStore(BasePydanticVectorStore):
         bm25 / sparse, which the collection must keep). Similarities are slimvec's scores (cosine for dense).
         Raises FilterError for a filter it cannot translate, ConfigError for another query mode or a query
         with neither embedding nor text."""
-        if kwargs:
-            raise ConfigError(f"query: unknown keyword(s) {', '.join(sorted(kwargs))}")
-        if query.mode not in _MODES:
+        mmr = {k: kwargs.pop(k) for k in _MMR_KEYWORDS if k in kwargs}
+        if kwargs or (mmr and query.mode != VectorStoreQueryMode.MMR):
+            raise ConfigError(f"query: unknown keyword(s) {', '.join(sorted(kwargs or mmr))}"
+                              + ("" if kwargs else f" (they apply to mode {VectorStoreQueryMode.MMR.value!r})"))
+        if query.mode not in _MODES and query.mode != VectorStoreQueryMode.MMR:
             raise ConfigError(f"query mode {query.mode.value!r} is not supported by slimvec "
-                              f"({', '.join(m.value for m in _MODES)})")
+                              f"({', '.join(m.value for m in (*_MODES, VectorStoreQueryMode.MMR))})")
         of_docs = None  # the node ids of the source documents `doc_ids` (LlamaIndex's field, not the user's)
         if query.doc_ids:
             of_docs = self._ids({"ref_doc_id": {"$in": list(query.doc_ids)}}, strict=False)
@@ -265,6 +271,8 @@ class SlimvecVectorStore(BasePydanticVectorStore):
                 return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
         flt = _restricted(to_slimvec_filter(query.filters), of_docs, query.node_ids)
         k = query.similarity_top_k
+        if query.mode == VectorStoreQueryMode.MMR:
+            return self._mmr(query, flt, **mmr)
         mode = _MODES[query.mode]
         if query.query_embedding is not None and mode is None:
             hits = self._collection.search_vectors(normalised(query.query_embedding), k=k, filter=flt or None)[0]
@@ -284,6 +292,41 @@ class SlimvecVectorStore(BasePydanticVectorStore):
                 scores.append(float(h.score))
                 ids.append(d.id)
         return VectorStoreQueryResult(nodes=nodes, similarities=scores, ids=ids)
+
+    def _mmr(self, query: VectorStoreQuery, flt: dict[str, Any], mmr_threshold: float | None = None,
+             mmr_prefetch_k: int | None = None, mmr_prefetch_factor: float = DEFAULT_MMR_PREFETCH_FACTOR
+             ) -> VectorStoreQueryResult:
+        """similarity_top_k nodes chosen by maximal marginal relevance (Carbonell & Goldstein, 1998; LlamaIndex's
+        `get_top_k_mmr_embeddings`, mmr_threshold = its lambda, default 0.5) among the mmr_prefetch_k (default
+        similarity_top_k x mmr_prefetch_factor, 4) best of a dense search. The candidates' vectors are their whole
+        texts embedded again by the store's embed_model (a slimvec document scores by its best chunk; MMR compares
+        documents), so a call costs that many document embeddings. Similarities are LlamaIndex's MMR scores."""
+        from llama_index.core.indices.query.embedding_utils import get_top_k_mmr_embeddings
+
+        threshold = query.mmr_threshold if query.mmr_threshold is not None else mmr_threshold
+        if threshold is not None and not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0):
+            raise ConfigError(f"mmr_threshold must be a number in [0, 1], got {threshold!r}")
+        k = query.similarity_top_k
+        fetch = mmr_prefetch_k if mmr_prefetch_k is not None else int(k * mmr_prefetch_factor)
+        if isinstance(fetch, bool) or not isinstance(fetch, int) or fetch < k:
+            raise ConfigError(f"mmr_prefetch_k must be an integer of at least similarity_top_k ({k}), got {fetch!r}")
+        if query.query_embedding is not None:
+            vector = query.query_embedding
+        elif query.query_str:
+            vector = self._embed_model.get_query_embedding(query.query_str)
+        else:
+            raise ConfigError("query has neither an embedding nor a text (query_str)")
+        hits = self._collection.search_vectors(normalised(vector), k=fetch, filter=flt or None)[0]
+        found = [d for d in (self._collection.get(h.id) for h in hits) if d is not None]
+        if not found:
+            return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
+        vectors = normalised(np.asarray(self._embed_model.get_text_embedding_batch([d.text for d in found])))
+        scores, ids = get_top_k_mmr_embeddings(normalised(np.asarray(vector)).ravel().tolist(), vectors.tolist(),
+                                               similarity_top_k=k, embedding_ids=[d.id for d in found],
+                                               mmr_threshold=threshold)
+        by_id = {d.id: d for d in found}
+        return VectorStoreQueryResult(nodes=[_node(i, by_id[i].text, by_id[i].metadata) for i in ids],
+                                      similarities=[float(x) for x in scores], ids=list(ids))
 
     # ---- helpers ---------------------------------------------------------------------------
     def _ids(self, flt: dict[str, Any], strict: bool = True) -> list[str]:
