@@ -131,3 +131,17 @@ def test_int64_bounds_are_both_storable_and_filterable(tmp_path) -> None:
         with pytest.raises(IngestError, match="64-bit"):
             col.add([Document("x", "vitamin", metadata={"n": bad})])
     col.close()
+
+
+def test_progress_bar_takes_a_total_learned_later(capsys) -> None:
+    # `slimvec migrate` learns how many documents it re-embeds only from its first batch: the bar showed "n/?"
+    from slimvec.progress import progress_bar
+
+    with progress_bar("re-embedding documents", 0) as advance:
+        advance(3, total=10)
+        advance(4)
+    err = capsys.readouterr().err
+    assert "7/10" in err and "?" not in err, err
+    with progress_bar("quiet", 0, enabled=False) as advance:
+        advance(1, total=2)
+    assert capsys.readouterr().err == ""

@@ -380,7 +380,7 @@ def migrate(
             seen = [0]
 
             def moved(done: int, total: int) -> None:
-                advance(done - seen[0])
+                advance(done - seen[0], total=total)  # the bar shows done/total, not done/?
                 seen[0] = done
 
             result = run_migration(collection, to, adapter=adapter, sample=sample, batch=batch, fit_only=fit_only,

@@ -11,13 +11,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 @contextmanager
-def progress_bar(description: str, total: int, enabled: bool = True) -> Iterator[Callable[[int], None]]:
-    """Yield an `advance(n)` callable that drives a progress bar on stderr (or does nothing)."""
+def progress_bar(description: str, total: int, enabled: bool = True) -> Iterator[Callable[..., None]]:
+    """Yield an `advance(n, total=None)` callable that drives a progress bar on stderr (or does nothing); a
+    `total` given later (once the work knows it) replaces the one given here."""
     if not enabled:
-        yield lambda n: None
+        yield lambda n, total=None: None
         return
     # total 0 = unknown (a stream of documents): the bar pulses and counts.
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
         task = bar.add_task(description, total=total or None)
-        yield lambda n: bar.advance(task, n)
+
+        def advance(n: int, total: int | None = None) -> None:
+            bar.update(task, advance=n, **({"total": total} if total else {}))
+
+        yield advance
