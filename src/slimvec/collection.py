@@ -624,7 +624,7 @@ class Collection:
                 raise ConfigError("query is empty" if q is None or isinstance(q, str) else
                                   f"query must be a string, not {type(q).__name__}")
             if not has_content(q):
-                raise ConfigError(f"query {q!r} is empty: it holds only whitespace and invisible characters")
+                raise ConfigError(f"query {q[:40]!r} is empty: it holds only whitespace and invisible characters")
             if not q.isascii() and (bad := lone_surrogate(q)):  # CLI bytes that are not UTF-8 arrive as these
                 raise ConfigError(f"query is not valid Unicode: {bad.group()!r} at character {bad.start()} "
                                   "(a lone surrogate; is the terminal's encoding UTF-8?)")
