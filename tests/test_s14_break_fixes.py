@@ -1,0 +1,61 @@
+"""Session 14 breaker: readers that kept one of two values without a word (front matter, profile files, qrels,
+filters, HTTP bodies) and a CSV value under a column with no name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from slimvec.errors import IngestError
+from slimvec.ingest import read_file
+
+
+def _md(tmp_path: Path, front: str, name: str = "note.md") -> Path:
+    path = tmp_path / name
+    path.write_text(f"---\n{front}---\nBody text.\n", encoding="utf-8")
+    return path
+
+
+# --- front matter (PyYAML keeps the last of two equal keys) ------------------------------------------------
+
+def test_front_matter_key_given_twice_is_refused_with_its_line(tmp_path) -> None:
+    path = _md(tmp_path, "topic: bones\nyear: 2020\ntopic: heart\n")
+    with pytest.raises(IngestError) as e:
+        read_file(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}:4: front matter: key 'topic'")  # line 4: the second `topic:`
+    assert "line 2" in msg
+
+
+@pytest.mark.parametrize("front", ['1: a\n"1": b\n', 'true: a\n"True": b\n', "1: a\n1.0: b\n", "1: a\ntrue: b\n"])
+def test_front_matter_keys_that_become_one_metadata_key_are_refused(tmp_path, front) -> None:
+    # YAML types `1` and `true`; metadata keys are text, and Python's dict makes one key of 1, 1.0 and True.
+    path = _md(tmp_path, front)
+    with pytest.raises(IngestError) as e:
+        read_file(path)
+    assert str(e.value).startswith(f"{path}:3: front matter: key ")
+
+
+def test_front_matter_nested_key_given_twice_is_refused(tmp_path) -> None:
+    path = _md(tmp_path, "author:\n  name: Ada\n  name: Grace\n")
+    with pytest.raises(IngestError, match=r":4: front matter: key 'name'"):
+        read_file(path)
+
+
+def test_front_matter_merge_key_may_still_be_overridden(tmp_path) -> None:
+    doc = read_file(_md(tmp_path, "base: &b {x: 1, y: 2}\nc:\n  <<: *b\n  x: 3\n"))
+    assert doc.metadata["c"] == {"x": 3, "y": 2}
+
+
+def test_front_matter_cannot_replace_the_files_own_path_and_ext(tmp_path) -> None:
+    (tmp_path / "sub").mkdir()
+    path = _md(tmp_path, "path: elsewhere/other.md\n", "sub/a.md")
+    with pytest.raises(IngestError) as e:
+        read_file(path, tmp_path)
+    assert str(e.value).startswith(f"{path}: front matter: 'path'")
+    assert "sub/a.md" in str(e.value)
+    with pytest.raises(IngestError, match="front matter: 'ext'"):
+        read_file(_md(tmp_path, "ext: pdf\n", "b.md"))
+    # the same value says nothing new: kept
+    assert read_file(_md(tmp_path, "path: c.md\next: md\n", "c.md")).metadata == {"path": "c.md", "ext": "md"}
