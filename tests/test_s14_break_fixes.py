@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from slimvec.errors import IngestError
+from slimvec.errors import ConfigError, IngestError
 from slimvec.ingest import read_file
+from slimvec.profiles import load_profile
 
 
 def _md(tmp_path: Path, front: str, name: str = "note.md") -> Path:
@@ -59,3 +60,13 @@ def test_front_matter_cannot_replace_the_files_own_path_and_ext(tmp_path) -> Non
         read_file(_md(tmp_path, "ext: pdf\n", "b.md"))
     # the same value says nothing new: kept
     assert read_file(_md(tmp_path, "path: c.md\next: md\n", "c.md")).metadata == {"path": "c.md", "ext": "md"}
+
+
+# --- profile files ------------------------------------------------------------------------------------------
+
+def test_profile_file_with_a_repeated_key_is_refused(tmp_path) -> None:
+    path = tmp_path / "p.json"
+    path.write_text('{"name": "mine", "codec": "binary", "codec": "float32"}', encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        load_profile(file=path)
+    assert str(e.value).startswith(f"{path}: key 'codec' appears twice")
