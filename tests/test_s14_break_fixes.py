@@ -9,6 +9,7 @@ import pytest
 
 from slimvec.errors import ConfigError, IngestError
 from slimvec.ingest import read_file
+from slimvec.ingest.beir import load_qrels
 from slimvec.profiles import load_profile
 
 
@@ -70,3 +71,26 @@ def test_profile_file_with_a_repeated_key_is_refused(tmp_path) -> None:
     with pytest.raises(ConfigError) as e:
         load_profile(file=path)
     assert str(e.value).startswith(f"{path}: key 'codec' appears twice")
+
+
+# --- BEIR qrels ---------------------------------------------------------------------------------------------
+
+def _qrels(tmp_path: Path, body: str) -> Path:
+    (tmp_path / "qrels").mkdir()
+    path = tmp_path / "qrels" / "test.tsv"
+    path.write_text("query-id\tcorpus-id\tscore\n" + body, encoding="utf-8")
+    return path
+
+
+def test_qrels_judging_one_pair_twice_with_other_scores_is_refused(tmp_path) -> None:
+    path = _qrels(tmp_path, "q1\td1\t2\nq1\td2\t1\nq1\td1\t0\n")
+    with pytest.raises(IngestError) as e:
+        load_qrels(tmp_path, "test")
+    msg = str(e.value)
+    assert msg.startswith(f"{path}:4: ")
+    assert "'q1'" in msg and "'d1'" in msg and "line 2" in msg
+
+
+def test_qrels_repeating_a_pair_with_the_same_score_is_kept(tmp_path) -> None:
+    _qrels(tmp_path, "q1\td1\t2\nq1\td1\t2\n")
+    assert load_qrels(tmp_path, "test") == {"q1": {"d1": 2}}
