@@ -10,6 +10,7 @@ import pytest
 from slimvec.errors import ConfigError, IngestError
 from slimvec.ingest import read_file
 from slimvec.ingest.beir import load_qrels
+from slimvec.ingest.tables import FieldMap, iter_table
 from slimvec.profiles import load_profile
 
 
@@ -94,3 +95,16 @@ def test_qrels_judging_one_pair_twice_with_other_scores_is_refused(tmp_path) -> 
 def test_qrels_repeating_a_pair_with_the_same_score_is_kept(tmp_path) -> None:
     _qrels(tmp_path, "q1\td1\t2\nq1\td1\t2\n")
     assert load_qrels(tmp_path, "test") == {"q1": {"d1": 2}}
+
+
+# --- CSV ----------------------------------------------------------------------------------------------------
+
+def test_csv_value_under_a_column_with_no_name_is_refused(tmp_path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("_id,text,\na,alpha text,\nb,beta text,stray\n", encoding="utf-8")
+    items = list(iter_table(path, FieldMap()))
+    assert items[0][1].metadata == {}  # an empty cell under it: nothing lost, nothing to say
+    pos, err = items[1]
+    assert pos == 3 and isinstance(err, IngestError)
+    assert str(err).startswith(f"{path}:3: column 3 ")
+    assert "stray" in str(err)
