@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from slimvec.errors import ConfigError, IngestError
+from slimvec.errors import ConfigError, FilterError, IngestError
 from slimvec.ingest import read_file
 from slimvec.ingest.beir import load_qrels
 from slimvec.ingest.tables import FieldMap, iter_table
 from slimvec.profiles import load_profile
+from slimvec.store.filters import parse_filter
 
 
 def _md(tmp_path: Path, front: str, name: str = "note.md") -> Path:
@@ -108,3 +109,11 @@ def test_csv_value_under_a_column_with_no_name_is_refused(tmp_path) -> None:
     assert pos == 3 and isinstance(err, IngestError)
     assert str(err).startswith(f"{path}:3: column 3 ")
     assert "stray" in str(err)
+
+
+# --- filters ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", ['{"year": 2019, "year": 2022}', '{"year": {"$gte": 2000, "$gte": 2020}}'])
+def test_filter_naming_a_key_twice_is_refused(text) -> None:
+    with pytest.raises(FilterError, match="twice"):
+        parse_filter(text)
