@@ -6,12 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _server_util import AUTH, KEY, make_collection, snapshot
+from fastapi.testclient import TestClient
 
 from slimvec.errors import ConfigError, FilterError, IngestError
 from slimvec.ingest import read_file
 from slimvec.ingest.beir import load_qrels
 from slimvec.ingest.tables import FieldMap, iter_table
 from slimvec.profiles import load_profile
+from slimvec.server import create_app
 from slimvec.store.filters import parse_filter
 
 
@@ -117,3 +120,33 @@ def test_csv_value_under_a_column_with_no_name_is_refused(tmp_path) -> None:
 def test_filter_naming_a_key_twice_is_refused(text) -> None:
     with pytest.raises(FilterError, match="twice"):
         parse_filter(text)
+
+
+# --- HTTP bodies --------------------------------------------------------------------------------------------
+
+@pytest.fixture()
+def client(tmp_path):
+    col = make_collection(tmp_path / "col")
+    with TestClient(create_app({"col": col}, api_key=KEY), raise_server_exceptions=False) as c:
+        yield c, col
+    col.close()
+
+
+def test_http_document_with_a_repeated_key_is_refused_and_nothing_stored(client) -> None:
+    c, col = client
+    before = snapshot(col)
+    body = '[{"id": "n1", "text": "first text", "text": "second text"}]'
+    r = c.post("/api/collections/col/documents", content=body, headers={**AUTH, "content-type": "application/json"})
+    assert r.status_code == 422
+    assert "'text'" in r.json()["detail"]
+    assert snapshot(col) == before
+
+
+def test_http_search_body_with_a_repeated_key_is_refused(client) -> None:
+    c, _ = client
+    r = c.post("/api/collections/col/search", content='{"q": "bone", "k": 1, "k": 3}',
+               headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert "'k'" in r.json()["detail"]
+    ok = c.post("/api/collections/col/search", json={"q": "bone", "k": 2})
+    assert ok.status_code == 200 and len(ok.json()["hits"]) == 2
