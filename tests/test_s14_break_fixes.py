@@ -10,7 +10,7 @@ from _server_util import AUTH, KEY, make_collection, snapshot
 from fastapi.testclient import TestClient
 
 from slimvec.errors import ConfigError, FilterError, IngestError
-from slimvec.ingest import read_file
+from slimvec.ingest import read_file, read_sources
 from slimvec.ingest.beir import load_qrels
 from slimvec.ingest.tables import FieldMap, iter_table
 from slimvec.profiles import load_profile
@@ -66,6 +66,41 @@ def test_front_matter_cannot_replace_the_files_own_path_and_ext(tmp_path) -> Non
         read_file(_md(tmp_path, "ext: pdf\n", "b.md"))
     # the same value says nothing new: kept
     assert read_file(_md(tmp_path, "path: c.md\next: md\n", "c.md")).metadata == {"path": "c.md", "ext": "md"}
+
+
+# --- records of only invisible characters (the readers' own empty-text check) ----------------------------------
+
+def test_files_whose_text_is_only_invisible_characters_are_reported_not_indexed_as_titles(tmp_path) -> None:
+    # A file's title is never empty (front matter, <title>, or the file's name), so the collection's check on
+    # "text and title" passed: each became a document of its title alone.
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.md").write_text("---\ntitle: Kept title\n---\n\u200b\ufeff\n", encoding="utf-8")
+    (folder / "b.txt").write_text("\u2060 \u200b\n", encoding="utf-8")
+    (folder / "c.html").write_text("<html><head><title>T</title></head><body><p>\u200b</p></body></html>",
+                                   encoding="utf-8")
+    (folder / "d.txt").write_text("visible words", encoding="utf-8")
+    errors: list[IngestError] = []
+    docs = list(read_sources(folder, on_error=errors.append))
+    assert [d.id for d in docs] == ["d.txt"]
+    assert [str(e).partition(": text: ")[0] for e in errors] == [str(folder / n) for n in ("a.md", "b.txt", "c.html")]
+
+
+def test_a_jsonl_record_of_only_invisible_text_is_skipped_with_its_line(tmp_path) -> None:
+    # It passed the reader's check and then failed the whole batch at the collection, naming no file or line.
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"_id": "x", "text": "\\u200b\\ufeff"}\n{"_id": "y", "text": "fine"}\n', encoding="utf-8")
+    errors: list[IngestError] = []
+    assert [d.id for d in read_sources(path, on_error=errors.append)] == ["y"]
+    assert [str(e) for e in errors] == [f"{path}:1: text: empty"]
+
+
+def test_a_beir_record_whose_title_is_invisible_and_text_empty_is_skipped(tmp_path) -> None:
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "x", "title": "\\u200b", "text": ""}\n'
+                                           '{"_id": "y", "title": "ok", "text": ""}\n', encoding="utf-8")
+    errors: list[IngestError] = []
+    assert [d.id for d in read_sources(tmp_path, on_error=errors.append)] == ["y"]  # title-only BEIR records stay
+    assert [str(e).partition(": text: ")[0] for e in errors] == [f"{tmp_path / 'corpus.jsonl'}:1"]
 
 
 # --- profile files ------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ NO_TEXT = {
     "pdf": "no text extracted (a PDF without a text layer, e.g. a scan: run OCR first)",
     "html": "no visible text",
     "htm": "no visible text",
-    "": "no text (empty or only whitespace)",
+    "": "no text (empty, or only whitespace or invisible characters)",
 }
 
 
