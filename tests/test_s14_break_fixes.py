@@ -10,6 +10,7 @@ from _server_util import AUTH, KEY, make_collection, snapshot
 from fastapi.testclient import TestClient
 
 from slimvec.errors import ConfigError, FilterError, IngestError
+from slimvec.evaluation.preflight import check_eval_inputs
 from slimvec.ingest import read_file, read_sources
 from slimvec.ingest.beir import load_qrels
 from slimvec.ingest.tables import FieldMap, iter_table
@@ -101,6 +102,17 @@ def test_a_beir_record_whose_title_is_invisible_and_text_empty_is_skipped(tmp_pa
     errors: list[IngestError] = []
     assert [d.id for d in read_sources(tmp_path, on_error=errors.append)] == ["y"]  # title-only BEIR records stay
     assert [str(e).partition(": text: ")[0] for e in errors] == [f"{tmp_path / 'corpus.jsonl'}:1"]
+
+
+def test_eval_preflight_refuses_a_query_of_only_invisible_characters(tmp_path) -> None:
+    # It passed the preflight (text.strip()) and stopped the run at search time, after the corpus was embedded.
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "d1", "text": "bones"}\n', encoding="utf-8")
+    (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "\\u200b\\ufeff"}\n', encoding="utf-8")
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "qrels" / "test.tsv").write_text("q1\td1\t1\n", encoding="utf-8")
+    with pytest.raises(IngestError) as e:
+        check_eval_inputs(tmp_path, [load_profile()], corpus=False)
+    assert str(e.value).startswith(f"{tmp_path / 'queries.jsonl'}: query 'q1': text: empty")
 
 
 # --- profile files ------------------------------------------------------------------------------------------
