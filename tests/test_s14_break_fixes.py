@@ -115,6 +115,16 @@ def test_eval_preflight_refuses_a_query_of_only_invisible_characters(tmp_path) -
     assert str(e.value).startswith(f"{tmp_path / 'queries.jsonl'}: query 'q1': text: empty")
 
 
+def test_a_title_of_only_invisible_characters_falls_back_like_an_empty_one(tmp_path) -> None:
+    md = tmp_path / "note.md"
+    md.write_text("---\ntitle: \"\\u200b\"\n---\n# Real heading\n\nBody.\n", encoding="utf-8")
+    assert read_file(md).title == "Real heading"
+    page = tmp_path / "page.html"
+    page.write_text("<html><head><title>\ufeff\u200b</title></head><body><p>Body.</p></body></html>",
+                    encoding="utf-8")
+    assert read_file(page).title == "page"
+
+
 # --- profile files ------------------------------------------------------------------------------------------
 
 def test_profile_file_with_a_repeated_key_is_refused(tmp_path) -> None:

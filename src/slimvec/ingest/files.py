@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from slimvec.documents import Document
+from slimvec.documents import Document, has_content
 from slimvec.errors import IngestError
 from slimvec.ingest.headings import html_sections, markdown_sections
 
@@ -49,9 +49,10 @@ def read_file(path: str | Path, root: str | Path | None = None) -> Document:
         sections = html_sections(html, text)
     else:
         extra, text = _split_front_matter(decode_text(_read_bytes(path), path), path, {"path": rel, "ext": ext})
-        title = _front_matter_title(extra) or _markdown_title(text)
+        # a title of only invisible characters (U+200B, BOM) is no title: the next source names the document
+        title = next((t for t in (_front_matter_title(extra), _markdown_title(text)) if has_content(t)), "")
         sections = markdown_sections(text) if ext == "md" else None
-    return Document(id=rel, text=text, title=title or path.stem, metadata={"path": rel, "ext": ext, **extra},
+    return Document(id=rel, text=text, title=title if has_content(title) else path.stem, metadata={"path": rel, "ext": ext, **extra},
                     sections=sections)
 
 
