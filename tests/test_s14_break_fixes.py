@@ -135,6 +135,18 @@ def test_profile_file_with_a_repeated_key_is_refused(tmp_path) -> None:
     assert str(e.value).startswith(f"{path}: key 'codec' appears twice")
 
 
+
+@pytest.mark.parametrize("weights", ["[NaN, 1]", "[Infinity, 1]"])
+def test_profile_file_fusion_weights_must_be_finite(tmp_path, weights) -> None:
+    # JSON readers take NaN and Infinity; the search options refuse them, the profile (read at every search) did not.
+    path = tmp_path / "p.json"
+    path.write_text(f'{{"name": "mine", "retrievers": ["dense", "bm25"], "mode": "hybrid", "fusion": "weighted", '
+                    f'"fusion_weights": {weights}}}', encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        load_profile(file=path)
+    assert str(e.value).startswith(f"{path}: ") and "fusion_weights" in str(e.value) and "finite" in str(e.value)
+
+
 # --- BEIR qrels ---------------------------------------------------------------------------------------------
 
 def _qrels(tmp_path: Path, body: str) -> Path:

@@ -7,6 +7,7 @@ Users pick one by name (`--profile binary-rescore`) or from a JSON file (`--prof
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -90,8 +91,9 @@ class Profile(BaseModel):
     def _index_fits_codec(self) -> "Profile":
         if self.index == "ivf" and self.codec.strip() != "binary":
             raise ValueError(f"index 'ivf' needs codec 'binary' (1-bit codes), not {self.codec!r}")
-        if self.fusion_weights is not None and (self.fusion == "rrf" or any(w < 0 for w in self.fusion_weights)):
-            raise ValueError("fusion_weights need fusion 'weighted' or 'softmax' and must be >= 0")
+        if self.fusion_weights is not None and (  # NaN passes `w < 0`: it would make every fused score NaN
+                self.fusion == "rrf" or any(not math.isfinite(w) or w < 0 for w in self.fusion_weights)):
+            raise ValueError("fusion_weights need fusion 'weighted' or 'softmax' and must be >= 0 and finite")
         if self.fusion_temperature is not None and self.fusion != "softmax":
             raise ValueError(f"fusion_temperature applies to fusion 'softmax', not {self.fusion!r}")
         if self.index == "hnsw" and self.compressed:
