@@ -147,6 +147,18 @@ def test_profile_file_fusion_weights_must_be_finite(tmp_path, weights) -> None:
     assert str(e.value).startswith(f"{path}: ") and "fusion_weights" in str(e.value) and "finite" in str(e.value)
 
 
+
+@pytest.mark.parametrize("setting", ['"reps": NaN', '"reps": 2.5', '"dproj": true', '"fill_empty": 1'])
+def test_profile_file_muvera_settings_must_have_their_types(tmp_path, setting) -> None:
+    # reps NaN gave an FDE dimension of NaN, reps 2.5 a TypeError from range() once a collection was built.
+    path = tmp_path / "p.json"
+    path.write_text(f'{{"name": "mine", "tokens": "float16", "muvera": {{{setting}}}}}', encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        load_profile(file=path)
+    key = setting.split('"')[1]
+    assert str(e.value).startswith(f"{path}: muvera: ") and f"MUVERA {key} must be" in str(e.value)
+
+
 # --- BEIR qrels ---------------------------------------------------------------------------------------------
 
 def _qrels(tmp_path: Path, body: str) -> Path:

@@ -131,6 +131,10 @@ class Profile(BaseModel):
         unknown = sorted(set(value) - fields)
         if unknown:
             raise ValueError(f"unknown MUVERA setting {unknown[0]!r}: choose from {', '.join(sorted(fields))}")
+        for key, v in value.items():  # JSON gives NaN, 2.5 or true where the FDE needs counts (range(reps))
+            flag = key == "fill_empty"
+            if not isinstance(v, bool if flag else int) or (not flag and isinstance(v, bool)):
+                raise ValueError(f"MUVERA {key} must be {'true or false' if flag else 'an integer'}, got {v!r}")
         MuveraConfig(dim=1, **value)  # ranges checked here
         return dict(value)
 
