@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from _server_util import AUTH, KEY, make_collection, snapshot
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+from slimvec.cli import app
 from slimvec.errors import ConfigError, FilterError, IngestError
 from slimvec.evaluation.preflight import check_eval_inputs
 from slimvec.ingest import read_file, read_sources
@@ -201,6 +203,18 @@ def test_csv_value_under_a_column_with_no_name_is_refused(tmp_path) -> None:
 def test_filter_naming_a_key_twice_is_refused(text) -> None:
     with pytest.raises(FilterError, match="twice"):
         parse_filter(text)
+
+
+
+# --- CLI ----------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("option", "named"), [("--filter", "filter is not valid JSON"), ("--weights", "--weights")])
+def test_cli_search_refuses_an_empty_filter_or_weights_instead_of_ignoring_it(tmp_path, option, named) -> None:
+    # `--filter "$F"` with F unset searched everything without a word; the check comes before the collection opens.
+    res = CliRunner().invoke(app, ["search", str(tmp_path / "no-collection"), "bones", option, ""])
+    assert res.exit_code == 2
+    assert res.stderr.startswith("error: ") and named in res.stderr
+    assert "Traceback" not in res.stderr
 
 
 # --- HTTP bodies --------------------------------------------------------------------------------------------

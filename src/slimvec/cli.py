@@ -221,13 +221,13 @@ def search(
     if not query.strip():
         raise ConfigError("query is empty")
     fusion_weights = None
-    if weights:
+    if weights is not None:  # given but empty ("$WEIGHTS" unset) is an error, not "no weights"
         try:
             fusion_weights = [float(w) for w in weights.split(",")]
         except ValueError:
             raise ConfigError(f"--weights must be numbers separated by commas, got {weights!r}") from None
     # Only what was given: every default (mode, reranker, fusion...) is then the collection profile's.
-    given = {"k": k, "filter": parse_filter(filter) if filter else None, "mode": mode,
+    given = {"k": k, "filter": parse_filter(filter) if filter is not None else None, "mode": mode,
              "min_relevance": min_relevance, "fusion": fusion, "fusion_weights": fusion_weights, "rerank": rerank,
              "rerank_depth": rerank_depth, "unit": unit, "fusion_temperature": temperature}
     options = SearchOptions.of(**{name: v for name, v in given.items() if v is not None})
