@@ -217,6 +217,29 @@ def test_cli_search_refuses_an_empty_filter_or_weights_instead_of_ignoring_it(tm
     assert "Traceback" not in res.stderr
 
 
+
+@pytest.mark.parametrize("args", [
+    ["index", "{tmp}/docs", "-c", "{tmp}/col", "--model", ""],  # indexed with the default model
+    ["index", "{tmp}/docs", "-c", "{tmp}/col", "--profile", ""],  # the default profile
+    ["index", "{tmp}/docs", "-c", "{tmp}/col", "--chunk-mode", " "],
+    ["eval", "{tmp}/beir", "--model", ""],  # the profile's model
+    ["sweep", "{tmp}/beir", "--chunk-mode", ""],
+    ["plan", "{tmp}/beir", "--max-ram-bytes-per-doc", "100", "--chunk-mode", ""],
+])
+def test_cli_refuses_an_empty_option_that_would_silently_mean_its_default(tmp_path, args) -> None:
+    # Missing paths: the unfixed code fails on them (or silently uses the default), never on the empty option.
+    res = CliRunner().invoke(app, [a.format(tmp=tmp_path) for a in args])
+    assert res.exit_code == 2
+    option = args[-2]
+    assert res.stderr.startswith(f"error: {option} is empty")
+
+
+def test_cli_plan_refuses_empty_profiles_instead_of_trying_them_all(tmp_path) -> None:
+    res = CliRunner().invoke(app, ["plan", str(tmp_path / "beir"), "--max-ram-bytes-per-doc", "100", "--profiles", ""])
+    assert res.exit_code == 2
+    assert res.stderr.startswith("error: --profile/--profiles names no profile")
+
+
 # --- HTTP bodies --------------------------------------------------------------------------------------------
 
 @pytest.fixture()
