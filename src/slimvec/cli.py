@@ -102,6 +102,7 @@ def index(
         err.print(f"[yellow]skipped:[/yellow] {escape(str(e))}", highlight=False, soft_wrap=True)
 
     _one_profile_source(profile, profile_file)
+    _no_empty(model=model, chunk_mode=chunk_mode, index=index, profile=profile, sparse_model=sparse_model)
     fields = FieldMap(id_field=id_field, title_field=title_field, text_field=text_field)
     if ray or address is not None:
         _index_on_ray(sources, collection, fields, strict, report, field_type, upsert, address, shards, workers or 2,
@@ -221,13 +222,13 @@ def search(
     if not query.strip():
         raise ConfigError("query is empty")
     fusion_weights = None
-    if weights:
+    if weights is not None:  # given but empty ("$WEIGHTS" unset) is an error, not "no weights"
         try:
             fusion_weights = [float(w) for w in weights.split(",")]
         except ValueError:
             raise ConfigError(f"--weights must be numbers separated by commas, got {weights!r}") from None
     # Only what was given: every default (mode, reranker, fusion...) is then the collection profile's.
-    given = {"k": k, "filter": parse_filter(filter) if filter else None, "mode": mode,
+    given = {"k": k, "filter": parse_filter(filter) if filter is not None else None, "mode": mode,
              "min_relevance": min_relevance, "fusion": fusion, "fusion_weights": fusion_weights, "rerank": rerank,
              "rerank_depth": rerank_depth, "unit": unit, "fusion_temperature": temperature}
     options = SearchOptions.of(**{name: v for name, v in given.items() if v is not None})
@@ -473,6 +474,13 @@ def distill(
                   f"in {result.seconds:.0f} s", highlight=False, markup=False)
 
 
+def _no_empty(**options: Optional[str]) -> None:
+    """ConfigError for an option given as "" (`--model "$MODEL"` with MODEL unset): it would mean the default."""
+    for name, value in options.items():
+        if value is not None and not value.strip():
+            raise ConfigError(f"--{name.replace('_', '-')} is empty: give a value or leave the option out")
+
+
 def _one_profile_source(profile: Optional[str], profile_file: Optional[Path]) -> None:
     """ConfigError when both --profile and --profile-file are given: one of them would be silently ignored."""
     if profile is not None and profile_file is not None:
@@ -484,6 +492,7 @@ def _profiles(profile: Optional[str], profile_file: Optional[Path], model: Optio
     from slimvec.profiles import load_profile, profile_from_dict
 
     _one_profile_source(profile, profile_file)
+    _no_empty(model=model, chunk_mode=chunk_mode)
 
     names = [p.strip() for p in (profile or "").split(",") if p.strip()]
     if profile is not None and not names:
@@ -582,7 +591,8 @@ def plan(
     from slimvec.evaluation.planner import plan as make_plan
     from slimvec.evaluation.planner import write_profile
 
-    cands = _profiles(profiles, None) if profiles else None
+    _no_empty(chunk_mode=chunk_mode)
+    cands = _profiles(profiles, None) if profiles is not None else None
     if write.is_dir() or not write.parent.is_dir():  # checked before the evaluations, not after them
         raise ConfigError(f"--write {write}: " + ("is a folder; name the profile file to write" if write.is_dir()
                                                   else f"folder {write.parent} does not exist"))

@@ -7,6 +7,7 @@ Users pick one by name (`--profile binary-rescore`) or from a JSON file (`--prof
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -90,8 +91,9 @@ class Profile(BaseModel):
     def _index_fits_codec(self) -> "Profile":
         if self.index == "ivf" and self.codec.strip() != "binary":
             raise ValueError(f"index 'ivf' needs codec 'binary' (1-bit codes), not {self.codec!r}")
-        if self.fusion_weights is not None and (self.fusion == "rrf" or any(w < 0 for w in self.fusion_weights)):
-            raise ValueError("fusion_weights need fusion 'weighted' or 'softmax' and must be >= 0")
+        if self.fusion_weights is not None and (  # NaN passes `w < 0`: it would make every fused score NaN
+                self.fusion == "rrf" or any(not math.isfinite(w) or w < 0 for w in self.fusion_weights)):
+            raise ValueError("fusion_weights need fusion 'weighted' or 'softmax' and must be >= 0 and finite")
         if self.fusion_temperature is not None and self.fusion != "softmax":
             raise ValueError(f"fusion_temperature applies to fusion 'softmax', not {self.fusion!r}")
         if self.index == "hnsw" and self.compressed:
@@ -129,6 +131,10 @@ class Profile(BaseModel):
         unknown = sorted(set(value) - fields)
         if unknown:
             raise ValueError(f"unknown MUVERA setting {unknown[0]!r}: choose from {', '.join(sorted(fields))}")
+        for key, v in value.items():  # JSON gives NaN, 2.5 or true where the FDE needs counts (range(reps))
+            flag = key == "fill_empty"
+            if not isinstance(v, bool if flag else int) or (not flag and isinstance(v, bool)):
+                raise ValueError(f"MUVERA {key} must be {'true or false' if flag else 'an integer'}, got {v!r}")
         MuveraConfig(dim=1, **value)  # ranges checked here
         return dict(value)
 
@@ -269,12 +275,26 @@ class _Builtin(Mapping[str, Profile]):
 BUILTIN: Mapping[str, Profile] = _Builtin()
 
 
+class _RepeatedKey(ValueError):
+    """A JSON object that names one key twice (json.loads would keep the last value without a word)."""
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _RepeatedKey(next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i])))
+    return out
+
+
 def load_profile(name: str | None = None, file: str | Path | None = None) -> Profile:
     """A built-in profile by name, or one read from a JSON file; the default is exact-f32."""
     if file is not None:
         path = Path(file)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_object)
+        except _RepeatedKey as e:
+            raise ConfigError(f"{path}: key {e.args[0]!r} appears twice in one object (JSON keeps only the last: "
+                              "the first would be lost)") from None
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such profile file") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from slimvec.documents import Document
+from slimvec.documents import Document, has_content
 from slimvec.errors import IngestError
 from slimvec.ids import fits_int64, id_problem, lone_surrogate
 
@@ -67,8 +67,8 @@ def record_problem(
 ) -> tuple[str, str] | None:
     """(field, problem) for the first thing wrong with `doc` as a record to index, or None when it is fine.
 
-    `empty_text` is the problem reported for a text that is empty or only whitespace (readers say why,
-    e.g. "no text extracted" for a PDF); pass "" to accept title-only records (BEIR corpora).
+    `empty_text` is the problem reported for a text that is empty or only whitespace or invisible characters
+    (readers say why, e.g. "no text extracted" for a PDF); pass "" to accept title-only records (BEIR corpora).
     """
     if problem := id_problem(doc.id):
         return id_field, problem
@@ -77,7 +77,7 @@ def record_problem(
             return field, problem
     if found := metadata_problem(doc.metadata):
         return found
-    if empty_text and not doc.text.strip():
+    if empty_text and not has_content(doc.text):  # only NULs, U+200B or BOMs is as empty as whitespace
         return text_field, empty_text
     return None
 

@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from slimvec.documents import has_content
 from slimvec.errors import ConfigError, IngestError
 from slimvec.evaluation.datasets import BeirDataset, load_dataset
 from slimvec.ids import id_problem
@@ -55,7 +56,7 @@ def check_eval_inputs(
                 raise IngestError(f"{qrels_path}: corpus-id {doc_id!r} (query {qid!r}): {problem}")
     queries_path = ds.path / "queries.jsonl"
     for qid, text in queries.items():
-        problem = text_problem(text) or (None if text.strip() else "empty")
+        problem = text_problem(text) or (None if has_content(text) else "empty (or only invisible characters)")
         if problem:
             raise IngestError(f"{queries_path}: query {qid!r}: text: {problem}")
     if corpus:

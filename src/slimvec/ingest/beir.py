@@ -63,6 +63,7 @@ def load_qrels(directory: str | Path, split: str) -> dict[str, dict[str, int]]:
         available = ", ".join(sorted(p.stem for p in qrels_dir.glob("*.tsv"))) or "none"
         raise IngestError(f"{path}: no such split {split!r}; available splits: {available}")
     qrels: dict[str, dict[str, int]] = {}
+    first_line: dict[tuple[str, str], int] = {}
     for lineno, line in utf8_lines(path):
         if isinstance(line, IngestError):
             raise line
@@ -82,9 +83,15 @@ def load_qrels(directory: str | Path, split: str) -> dict[str, dict[str, int]]:
         if not query_id or not corpus_id:
             raise IngestError(f"{path}:{lineno}: {'query-id' if not query_id else 'corpus-id'}: empty")
         try:
-            qrels.setdefault(query_id, {})[corpus_id] = int(score)
+            grade = int(score)
         except ValueError:
             raise IngestError(f"{path}:{lineno}: score: expected an integer, got {score!r}") from None
+        judged = qrels.setdefault(query_id, {})
+        if judged.get(corpus_id, grade) != grade:  # one of the two grades would be lost without a word
+            raise IngestError(f"{path}:{lineno}: query {query_id!r} judges document {corpus_id!r} again with "
+                              f"score {grade} (line {first_line[query_id, corpus_id]} gave {judged[corpus_id]})")
+        judged[corpus_id] = grade
+        first_line.setdefault((query_id, corpus_id), lineno)
     return qrels
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from slimvec.documents import Document
+from slimvec.documents import Document, has_content
 from slimvec.errors import IngestError
 from slimvec.ingest.headings import html_sections, markdown_sections
 
@@ -24,7 +24,7 @@ NO_TEXT = {
     "pdf": "no text extracted (a PDF without a text layer, e.g. a scan: run OCR first)",
     "html": "no visible text",
     "htm": "no visible text",
-    "": "no text (empty or only whitespace)",
+    "": "no text (empty, or only whitespace or invisible characters)",
 }
 
 
@@ -48,10 +48,11 @@ def read_file(path: str | Path, root: str | Path | None = None) -> Document:
         title, text = _html_to_text(html := decode_html(_read_bytes(path), path))
         sections = html_sections(html, text)
     else:
-        extra, text = _split_front_matter(decode_text(_read_bytes(path), path), path)
-        title = _front_matter_title(extra) or _markdown_title(text)
+        extra, text = _split_front_matter(decode_text(_read_bytes(path), path), path, {"path": rel, "ext": ext})
+        # a title of only invisible characters (U+200B, BOM) is no title: the next source names the document
+        title = next((t for t in (_front_matter_title(extra), _markdown_title(text)) if has_content(t)), "")
         sections = markdown_sections(text) if ext == "md" else None
-    return Document(id=rel, text=text, title=title or path.stem, metadata={"path": rel, "ext": ext, **extra},
+    return Document(id=rel, text=text, title=title if has_content(title) else path.stem, metadata={"path": rel, "ext": ext, **extra},
                     sections=sections)
 
 
@@ -171,7 +172,33 @@ _H1 = re.compile(r"^ {0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
 
 
-def _split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str]:
+def _front_matter_loader(yaml: Any, path: Path) -> type:
+    """PyYAML's SafeLoader, refusing a mapping that names one key twice, or two keys that are one metadata key
+    once made text (`1:` and `"1":`, `true:` and `"True":`): PyYAML keeps the last value without a word."""
+
+    class Loader(yaml.SafeLoader):  # type: ignore[misc, name-defined]
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):
+                seen: dict[Any, int] = {}
+                for key_node, _ in node.value:  # the mapping's own keys, before `<<` merges add theirs
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    line = key_node.start_mark.line + 2  # 1-based, after the opening `---`
+                    # str(key) is the metadata key; Python's dict also makes one key of 1, 1.0 and true
+                    for probe in (str(key), (key,) if isinstance(key, (int, float)) else None):
+                        if probe is not None and probe in seen:
+                            raise IngestError(f"{path}:{line}: front matter: key {str(key)!r} is the key of line "
+                                              f"{seen[probe]} again (YAML would keep only the last value)")
+                    seen[str(key)] = line
+                    if isinstance(key, (int, float)):
+                        seen[(key,)] = line
+            return super().construct_mapping(node, deep=deep)
+
+    return Loader
+
+
+def _split_front_matter(text: str, path: Path, own_meta: dict[str, str]) -> tuple[dict[str, Any], str]:
     """(metadata, body) for text that opens with a `---` block of YAML (a mapping), parsed by PyYAML."""
     import yaml  # deferred: only Markdown/text files with front matter need it
 
@@ -182,7 +209,7 @@ def _split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str]:
     if end is None:
         return {}, text  # never closed: a horizontal rule at the top, not front matter
     try:
-        meta = yaml.safe_load("".join(lines[1:end]))
+        meta = yaml.load("".join(lines[1:end]), Loader=_front_matter_loader(yaml, path))  # noqa: S506 - a SafeLoader
     except RecursionError:
         raise IngestError(f"{path}: front matter: nested too deeply") from None
     except yaml.YAMLError as e:
@@ -197,6 +224,10 @@ def _split_front_matter(text: str, path: Path) -> tuple[dict[str, Any], str]:
         meta = {}
     if not isinstance(meta, dict):
         raise IngestError(f"{path}:2: front matter: expected YAML 'key: value' lines, got {type(meta).__name__}")
+    for own in ("path", "ext"):  # the file's own metadata: a different value in front matter would replace it
+        if own in meta and meta[own] != own_meta[own]:
+            raise IngestError(f"{path}: front matter: {own!r} is the file's own metadata ({own_meta[own]!r}), "
+                              f"not {meta[own]!r:.60}; rename the key")
     try:
         meta = _json_ready(meta, path, budget=[MAX_FRONT_MATTER_VALUES])
     except RecursionError:  # deep nesting, or an alias inside its own anchor (`a: &a [*a]`)

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
-from slimvec.documents import Document
+from slimvec.documents import Document, has_content
 from slimvec.errors import IngestError
 from slimvec.ingest.beir import BEIR_FIELDS, is_beir_dir, iter_corpus
 from slimvec.ingest.fieldtypes import convert, parse_field_types
@@ -124,7 +124,7 @@ def _checked(
         # BEIR embeds title + text, and its corpora hold title-only records: only a record with neither
         # is empty there. Elsewhere empty text means nothing was extracted, which is worth a report.
         beir = names is BEIR_FIELDS
-        empty = "" if beir and doc.title.strip() else _empty_text(src, names, beir)
+        empty = "" if beir and has_content(doc.title) else _empty_text(src, names, beir)
         return check_record(doc, where, id_field=names.id_field, title_field=names.title_field,
                             text_field=names.text_field, empty_text=empty)
     except IngestError as e:

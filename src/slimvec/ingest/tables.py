@@ -288,6 +288,9 @@ def _typed_row(header: list[str], row: list[str], own: set[str], types: dict[str
         if name in own:
             rec[name] = cell
         elif cell != "":  # an empty cell is a missing field, so `$exists` and type checks see the truth
+            if not name.strip():  # a key "" (or " ") no filter can name: most likely a stray comma in the header
+                raise IngestError(f"{where}: column {header.index(name) + 1} has no name in the header but holds "
+                                  f"{cell!r:.60}; name the column")
             try:
                 rec[name] = convert(cell, types.get(name, "str"))
             except ValueError as e:

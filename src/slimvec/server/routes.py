@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from typing import Annotated, Any, Callable, Literal
@@ -41,9 +42,40 @@ def _about(field: str) -> str:
     return SearchOptions.model_fields[field].description or ""
 
 
+async def _unique_keys(request: Request) -> None:
+    """422 for a JSON body with an object naming one key twice: FastAPI's parser keeps the last value silently.
+
+    FastAPI has read (and cached) the body before dependencies run, so this reads no more of the request.
+    """
+    kind = request.headers.get("content-type", "").lower()
+    if kind.startswith(("multipart/", "application/x-www-form-urlencoded")):
+        return
+    body = await request.body()
+    if not body:
+        return
+    try:
+        json.loads(body, object_pairs_hook=_json_object)
+    except _RepeatedKey as e:
+        raise HTTPException(422, f"body: key {e.args[0]!r} appears twice in one object (JSON keeps only the last: "
+                                 "the first would be lost)") from None
+    except (ValueError, RecursionError):  # not JSON: FastAPI has already said so, or the route takes no body
+        return
+
+
+class _RepeatedKey(ValueError):
+    """A JSON object naming one key twice."""
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _RepeatedKey(next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i])))
+    return out
+
+
 def api_router(served: Served, require_writer: Callable[[Request], None]) -> APIRouter:
     """The /api routes over `served`; writes depend on `require_writer` (see server.auth.writer_check)."""
-    router = APIRouter(prefix="/api")
+    router = APIRouter(prefix="/api", dependencies=[Depends(_unique_keys)])
     collection = served.get
     writer = [Depends(require_writer)]
 
