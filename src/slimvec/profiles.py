@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from slimvec import registry
+from slimvec import registry, strictjson
 from slimvec.errors import ConfigError
 
 BM25_METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")  # bm25s's score variants
@@ -275,26 +275,14 @@ class _Builtin(Mapping[str, Profile]):
 BUILTIN: Mapping[str, Profile] = _Builtin()
 
 
-class _RepeatedKey(ValueError):
-    """A JSON object that names one key twice (json.loads would keep the last value without a word)."""
-
-
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        raise _RepeatedKey(next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i])))
-    return out
-
-
 def load_profile(name: str | None = None, file: str | Path | None = None) -> Profile:
     """A built-in profile by name, or one read from a JSON file; the default is exact-f32."""
     if file is not None:
         path = Path(file)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_object)
-        except _RepeatedKey as e:
-            raise ConfigError(f"{path}: key {e.args[0]!r} appears twice in one object (JSON keeps only the last: "
-                              "the first would be lost)") from None
+            data = strictjson.loads(path.read_text(encoding="utf-8"))
+        except strictjson.RepeatedKeyError as e:
+            raise ConfigError(f"{path}: {e}") from None
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such profile file") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:

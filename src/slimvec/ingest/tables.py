@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from slimvec import strictjson
 from slimvec.documents import Document, Section, blank_section_problem, section_problem
 from slimvec.errors import IngestError
 from slimvec.ingest.fieldtypes import convert
@@ -60,21 +61,6 @@ def iter_table(path: Path, fields: FieldMap, field_types: Mapping[str, str] | No
     raise IngestError(f"{path}: not a table file (expected .jsonl, .csv or .parquet)")
 
 
-class _RepeatedKey(ValueError):
-    """A JSON object that names one key twice (json.loads would keep the last value without a word)."""
-
-
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _RepeatedKey(key)
-            seen.add(key)
-    return out
-
-
 def iter_json_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | IngestError]]:
     """Each non-blank line of a JSONL file as an object, or an error naming the line."""
     for lineno, line in utf8_lines(path):
@@ -84,10 +70,9 @@ def iter_json_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | Ingest
         if not line.strip():
             continue
         try:
-            rec = json.loads(line.rstrip("\r\n"), object_pairs_hook=_object)
-        except _RepeatedKey as e:
-            yield lineno, IngestError(f"{path}:{lineno}: key {e.args[0]!r} appears twice in one object (JSON "
-                                      "keeps only the last: the first would be lost)")
+            rec = strictjson.loads(line.rstrip("\r\n"))
+        except strictjson.RepeatedKeyError as e:
+            yield lineno, IngestError(f"{path}:{lineno}: {e}")
             continue
         except json.JSONDecodeError as e:
             yield lineno, IngestError(f"{path}:{lineno}: malformed JSON: {e.msg} (column {e.colno})")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from typing import Annotated, Any, Callable, Literal
@@ -11,6 +10,7 @@ from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, Upl
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from slimvec import strictjson
 from slimvec.documents import Document
 from slimvec.errors import FilterError
 from slimvec.ingest import FieldMap
@@ -54,23 +54,11 @@ async def _unique_keys(request: Request) -> None:
     if not body:
         return
     try:
-        json.loads(body, object_pairs_hook=_json_object)
-    except _RepeatedKey as e:
-        raise HTTPException(422, f"body: key {e.args[0]!r} appears twice in one object (JSON keeps only the last: "
-                                 "the first would be lost)") from None
+        strictjson.loads(body)
+    except strictjson.RepeatedKeyError as e:
+        raise HTTPException(422, f"body: {e}") from None
     except (ValueError, RecursionError):  # not JSON: FastAPI has already said so, or the route takes no body
         return
-
-
-class _RepeatedKey(ValueError):
-    """A JSON object naming one key twice."""
-
-
-def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        raise _RepeatedKey(next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i])))
-    return out
 
 
 def api_router(served: Served, require_writer: Callable[[Request], None]) -> APIRouter:

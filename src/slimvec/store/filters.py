@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from slimvec import strictjson
 from slimvec.errors import FilterError
 from slimvec.ids import fits_int64, lone_surrogate
 
@@ -31,18 +32,12 @@ _MAX_IN = 10_000
 Scalar = str | int | float | bool | None
 
 
-def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):  # json.loads would keep the last condition on the key and drop the first
-        key = next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i]))
-        raise FilterError(f"filter names {key!r} twice in one object; combine the conditions (or use $and)")
-    return out
-
-
 def parse_filter(text: str) -> dict[str, Any]:
     """Parse a filter given as JSON text (e.g. on the command line)."""
     try:
-        value = json.loads(text, object_pairs_hook=_json_object)
+        value = strictjson.loads(text)
+    except strictjson.RepeatedKeyError as e:  # json.loads would keep the last condition on the key, drop the first
+        raise FilterError(f"filter names {e.key!r} twice in one object; combine the conditions (or use $and)") from None
     except json.JSONDecodeError as e:
         raise FilterError(f"filter is not valid JSON: {e.msg} at position {e.pos}") from None
     except RecursionError:
