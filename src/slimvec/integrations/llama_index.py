@@ -311,17 +311,17 @@ class SlimvecVectorStore(BasePydanticVectorStore):
         if isinstance(fetch, bool) or not isinstance(fetch, int) or fetch < k:
             raise ConfigError(f"mmr_prefetch_k must be an integer of at least similarity_top_k ({k}), got {fetch!r}")
         if query.query_embedding is not None:
-            vector = query.query_embedding
+            vector = normalised(np.asarray(query.query_embedding)).ravel()
         elif query.query_str:
-            vector = self._embed_model.get_query_embedding(query.query_str)
+            vector = normalised(np.asarray(self._embed_model.get_query_embedding(query.query_str))).ravel()
         else:
             raise ConfigError("query has neither an embedding nor a text (query_str)")
-        hits = self._collection.search_vectors(normalised(vector), k=fetch, filter=flt or None)[0]
+        hits = self._collection.search_vectors(vector, k=fetch, filter=flt or None)[0]
         found = [d for d in (self._collection.get(h.id) for h in hits) if d is not None]
         if not found:
             return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
         vectors = normalised(np.asarray(self._embed_model.get_text_embedding_batch([d.text for d in found])))
-        scores, ids = get_top_k_mmr_embeddings(normalised(np.asarray(vector)).ravel().tolist(), vectors.tolist(),
+        scores, ids = get_top_k_mmr_embeddings(vector.tolist(), vectors.tolist(),
                                                similarity_top_k=k, embedding_ids=[d.id for d in found],
                                                mmr_threshold=threshold)
         by_id = {d.id: d for d in found}
