@@ -30,7 +30,7 @@ from slimvec.errors import ConfigError, FilterError
 from slimvec.extras import require
 from slimvec.integrations.encoder import FunctionEncoder, normalised
 from slimvec.integrations.opening import open_or_create
-from slimvec.store.filters import compile_filter
+from slimvec.store.filters import compile_filter, quote_key
 
 require("llama_index.core")
 
@@ -132,7 +132,7 @@ def _leaf(f: MetadataFilter) -> dict[str, Any]:
                           f"slimvec ({supported})")
     if op in ("$in", "$nin") and not isinstance(f.value, list):
         raise FilterError(f"filter on {f.key!r}: {FilterOperator(f.operator).name} takes a list of values")
-    return {f.key: {op: f.value}}
+    return {quote_key(f.key): {op: f.value}}  # LlamaIndex keys are flat: a dot is part of the key
 
 
 class SlimvecVectorStore(BasePydanticVectorStore):

@@ -1,6 +1,7 @@
 """The metadata filter language, compiled to parameterised SQLite over the documents table.
 
-Operators: $eq $ne $in $nin $gt $gte $lt $lte $exists $and $or $not; dotted field paths.
+Operators: $eq $ne $in $nin $gt $gte $lt $lte $exists $and $or $not; dotted field paths, where a key in double
+quotes is taken whole (`"a.b"` is the one key a.b, `meta."v1.2"` the key v1.2 inside meta), as in Qdrant's key paths.
 `{"year": 2020}` means `{"year": {"$eq": 2020}}`; several keys in one object are AND-ed.
 An array-valued field matches $eq/$in when any element matches. The field `_id` is the document id.
 SQL text is built only from fixed fragments; every user value, paths included, is a bound parameter.
@@ -22,9 +23,12 @@ from slimvec.errors import FilterError
 from slimvec.ids import fits_int64, lone_surrogate
 
 # A dotted path of metadata keys: any key text (spaces, accents, CJK) but dots, double quotes, backslashes and
-# controls, which SQLite's JSON path cannot carry inside a quoted label; "$" first is an operator.
-_KEY = r'[^."\\\x00-\x1f]+'
-_FIELD = re.compile(rf"(?!\$){_KEY}(\.{_KEY})*")  # used with fullmatch: "$" would accept a final newline
+# controls; a key in double quotes may hold dots. SQLite's JSON path cannot carry a double quote or backslash
+# inside a quoted label at all. "$" first is an operator (a quoted key may start with "$").
+_PLAIN = r'[^."\\\x00-\x1f]+'
+_QUOTED = r'"[^"\\\x00-\x1f]+"'
+_FIELD = re.compile(rf"(?!\$)(?:{_QUOTED}|{_PLAIN})(?:\.(?:{_QUOTED}|{_PLAIN}))*")  # fullmatch: "$" takes a final newline
+_SEGMENT = re.compile(rf'"([^"\\\x00-\x1f]+)"|({_PLAIN})')
 _COMPARE = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _MAX_DEPTH = 32
 _MAX_IN = 10_000
@@ -84,9 +88,7 @@ def _object(obj: dict[str, Any], params: list[Any], col: str, idcol: str, depth:
 
 
 def _field(name: str, cond: Any, params: list[Any], col: str, idcol: str) -> str:
-    if not _FIELD.fullmatch(name) or lone_surrogate(name):
-        raise FilterError(f"invalid field name {name!r}: give metadata keys separated by dots (a key cannot be "
-                          "empty or hold a double quote, backslash or control character)")
+    field_keys(name)  # refuses a path it cannot name before any operator is read
     if not isinstance(cond, dict) or not any(k.startswith("$") for k in cond):
         cond = {"$eq": cond}
     parts = []
@@ -117,8 +119,24 @@ def _field(name: str, cond: Any, params: list[Any], col: str, idcol: str) -> str
     return "(" + " AND ".join(parts) + ")"
 
 
+def field_keys(name: str) -> list[str]:
+    """The metadata keys a field path names, outermost first: `a.b` -> [a, b], `"a.b".c` -> [a.b, c]. Raises
+    FilterError for a path the filter language cannot name."""
+    if not _FIELD.fullmatch(name) or lone_surrogate(name):
+        raise FilterError(f"invalid field name {name!r}: give metadata keys separated by dots, a key holding a dot "
+                          "in double quotes (a key cannot be empty or hold a double quote, backslash or control "
+                          "character)")
+    return [quoted or plain for quoted, plain in _SEGMENT.findall(name)]
+
+
+def quote_key(key: str) -> str:
+    """The field path naming the one metadata key `key` (quoted when it holds a dot): for flat-metadata callers
+    such as LlamaIndex, whose filter keys are never paths."""
+    return f'"{key}"' if "." in key else key
+
+
 def _path(name: str) -> str:
-    return "$." + ".".join(f'"{p}"' for p in name.split("."))
+    return "$." + ".".join(f'"{k}"' for k in field_keys(name))
 
 
 def _scalar(name: str, value: Any) -> Scalar:
@@ -213,6 +231,10 @@ def filter_type_mismatch(flt: dict[str, Any], stored_types: Callable[[str], set[
         else:
             stored = stored_types(_path(name)) - {"array"}
         if not stored:
+            whole = f'"{name}"'
+            if "." in name and '"' not in name and stored_types(_path(whole)):  # a flat key holding dots
+                return (f"filter {name!r}: the dots make it a path of nested keys, and no document has one; the "
+                        f"one key {name!r} is written {whole} (its dots in double quotes)")
             return (f"filter {name!r}: no document in this collection has the metadata field {name!r}, so "
                     f"{op} {json.dumps(value)} can never match (a misspelt field name?)")
         if stored & _MATCHES[kind]:

@@ -1,0 +1,79 @@
+"""Session 15: a metadata key holding a dot can be named in a filter (in double quotes, as in Qdrant's key paths);
+a filter that names such a key unquoted says how to write it; LlamaIndex's flat keys are quoted for it."""
+
+from __future__ import annotations
+
+import pytest
+from fakes import FakeEncoder
+
+from slimvec import Collection, Document
+from slimvec.errors import FilterError
+from slimvec.store.filters import field_keys
+
+DOCS = [
+    Document("flat", "alpha text", metadata={"a.b": 2, "v1.2": "yes"}),
+    Document("nested", "beta text", metadata={"a": {"b": 1}, "m": {"v1.2": {"x": 3}}}),
+    Document("meta-id", "gamma text", metadata={"_id": "inner", "$x": 5}),
+]
+
+
+@pytest.fixture(scope="module")
+def col(tmp_path_factory):
+    c = Collection.create(tmp_path_factory.mktemp("dots") / "col", encoder=FakeEncoder())
+    c.add(DOCS)
+    yield c
+    c.close()
+
+
+def _ids(col, flt) -> set[str]:
+    return {h.id for h in col.search("text", k=10, filter=flt)}
+
+
+@pytest.mark.parametrize("flt,want", [
+    ({'"a.b"': 2}, {"flat"}),                         # the one flat key a.b
+    ({"a.b": 1}, {"nested"}),                         # unquoted: the path a -> b, as before
+    ({'"v1.2"': "yes"}, {"flat"}),
+    ({'m."v1.2".x': {"$gte": 3}}, {"nested"}),        # a quoted key inside a path
+    ({'"a.b"': {"$exists": True}}, {"flat"}),
+    ({'"a.b"': {"$ne": 2}}, {"nested", "meta-id"}),
+    ({'"_id"': "inner"}, {"meta-id"}),                # quoted: the metadata key _id, not the document id
+    ({"_id": "flat"}, {"flat"}),                      # unquoted: still the document id
+    ({'"$x"': 5}, {"meta-id"}),                       # a key starting with $ is no operator once quoted
+    ({"$or": [{'"a.b"': 2}, {"a.b": 1}]}, {"flat", "nested"}),
+])
+def test_quoted_keys_name_one_key(col, flt, want) -> None:
+    assert _ids(col, flt) == want
+
+
+@pytest.mark.parametrize("name,keys", [
+    ("a", ["a"]), ("a.b", ["a", "b"]), ('"a.b"', ["a.b"]), ('x."y.z".w', ["x", "y.z", "w"]),
+    ('"年份.v2"', ["年份.v2"]), ('"page count"', ["page count"]),
+])
+def test_field_keys(name, keys) -> None:
+    assert field_keys(name) == keys
+
+
+@pytest.mark.parametrize("name", ['"a', 'a"', '""', '"a"b', 'a."b', 'a..b', '"a\\b"', '"a\nb"', '"a"."', "."])
+def test_malformed_quoted_paths_refused(col, name) -> None:
+    with pytest.raises(FilterError, match="invalid field name"):
+        col.search("text", filter={name: 1})
+
+
+def test_unquoted_dotted_key_explains_the_quotes(col) -> None:
+    with pytest.raises(FilterError, match=r"""'v1\.2'.*written "v1\.2\"""") as e:
+        col.search("text", filter={"v1.2": "yes"})
+    assert "\n" not in str(e.value)
+    with pytest.raises(FilterError, match="misspelt"):  # no flat key of that name either: the old message
+        col.search("text", filter={"q.r": 1})
+
+
+def test_llama_index_filter_key_with_a_dot_is_one_key(col) -> None:
+    from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters
+
+    from slimvec.integrations.llama_index import to_slimvec_filter
+
+    flt = to_slimvec_filter(MetadataFilters(filters=[MetadataFilter(key="a.b", value=2)]))
+    assert _ids(col, flt) == {"flat"}
+    plain = to_slimvec_filter(MetadataFilters(filters=[MetadataFilter(key="v1.2", value="yes"),
+                                                       MetadataFilter(key="a.b", value=2)]))
+    assert _ids(col, plain) == {"flat"}
