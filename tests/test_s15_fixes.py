@@ -77,3 +77,44 @@ def test_llama_index_filter_key_with_a_dot_is_one_key(col) -> None:
     plain = to_slimvec_filter(MetadataFilters(filters=[MetadataFilter(key="v1.2", value="yes"),
                                                        MetadataFilter(key="a.b", value=2)]))
     assert _ids(col, plain) == {"flat"}
+
+
+# ---- an empty model name is refused, never read as the default model -------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["", "   "])
+def test_create_refuses_an_empty_model_name(tmp_path, model) -> None:
+    from slimvec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="model: .*must name a model"):
+        Collection.create(tmp_path / "c", model=model)
+    assert not (tmp_path / "c" / "manifest.json").exists()
+
+
+def test_profile_file_with_an_empty_model_is_refused(tmp_path) -> None:
+    from slimvec.errors import ConfigError
+    from slimvec.profiles import load_profile
+
+    f = tmp_path / "p.json"
+    f.write_text('{"name": "mine", "model": ""}')
+    with pytest.raises(ConfigError, match="model: .*must name a model"):
+        load_profile(file=f)
+
+
+def test_load_encoder_refuses_an_empty_name_but_none_is_the_default() -> None:
+    from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
+    from slimvec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="model name is empty"):
+        load_encoder("")
+    assert load_encoder(None).name == DEFAULT_MODEL
+
+
+def test_migrate_start_refuses_an_empty_target(col) -> None:
+    from slimvec.errors import ConfigError
+    from slimvec.migrate import runner
+    from slimvec.migrate.state import migration_dir
+
+    with pytest.raises(ConfigError, match="model name is empty"):
+        runner.start(col.path, "")
+    assert not migration_dir(col.path).exists()

@@ -110,6 +110,13 @@ class Profile(BaseModel):
             raise ValueError("muvera encodes token vectors: set tokens too")
         return self
 
+    @field_validator("model")
+    @classmethod
+    def _model_named(cls, name: str | None) -> str | None:
+        if name is not None and not name.strip():  # "" used to mean the default model, silently
+            raise ValueError("must name a model (leave it out for the default)")
+        return name
+
     @field_validator("tokens")
     @classmethod
     def _tokens_parse(cls, spec: str | None) -> str | None:

@@ -63,9 +63,13 @@ def register_encoder(name: str, factory: Callable[[], Encoder] | str) -> None:
 def load_encoder(spec: str | None = None) -> Encoder:
     """The encoder named `spec` (registered name or local model directory), cached per process.
 
-    Raises ConfigError when `spec` is neither a registered name nor a sentence-transformers or model2vec directory.
+    Raises ConfigError when `spec` is blank, or neither a registered name nor a sentence-transformers or model2vec
+    directory. None means the default model.
     """
-    spec = spec or DEFAULT_MODEL
+    if spec is None:
+        spec = DEFAULT_MODEL
+    elif not spec.strip():  # an unset shell variable: never the default model in its place
+        raise ConfigError("model name is empty: give a registered name or a model directory (`slimvec models`)")
     if spec in _LOADED:
         return _LOADED[spec]
     if registry.has("encoder", spec):
