@@ -118,3 +118,27 @@ def test_migrate_start_refuses_an_empty_target(col) -> None:
     with pytest.raises(ConfigError, match="model name is empty"):
         runner.start(col.path, "")
     assert not migration_dir(col.path).exists()
+
+
+# ---- HTTP bodies are parsed once, by the strict parser (the route class, not a second parse) --------------------
+
+
+def test_http_repeated_key_at_any_depth_is_a_422_naming_it(tmp_path) -> None:
+    from fastapi.testclient import TestClient
+
+    from slimvec.server import create_app
+    from slimvec.server import routes
+
+    c = Collection.create(tmp_path / "c", encoder=FakeEncoder())
+    c.add(DOCS)
+    assert not hasattr(routes, "_unique_keys")  # the body is not parsed a second time by a dependency
+    with TestClient(create_app({"c": c}), raise_server_exceptions=False) as http:
+        body = '{"q": "text", "filter": {"\\"a.b\\"": 2, "\\"a.b\\"": 1}}'
+        for kind in ("application/json", "application/json; charset=utf-8"):
+            r = http.post("/api/collections/c/search", content=body, headers={"content-type": kind})
+            assert r.status_code == 422 and "'\"a.b\"' appears twice" in r.json()["detail"], r.text
+        ok = http.post("/api/collections/c/search", json={"q": "text", "filter": {'"a.b"': 2}})
+        assert ok.status_code == 200 and [h["id"] for h in ok.json()["hits"]] == ["flat"]
+        bad = http.post("/api/collections/c/search", content='{"q": "text",', headers={"content-type": "application/json"})
+        assert bad.status_code == 422 and "JSON decode error" in bad.text  # malformed JSON: FastAPI's own answer
+    c.close()

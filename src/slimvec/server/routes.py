@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Annotated, Any, Callable, Literal
+from typing import Annotated, Any, Callable, Coroutine, Literal
 
-from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from slimvec import strictjson
@@ -42,28 +43,34 @@ def _about(field: str) -> str:
     return SearchOptions.model_fields[field].description or ""
 
 
-async def _unique_keys(request: Request) -> None:
-    """422 for a JSON body with an object naming one key twice: FastAPI's parser keeps the last value silently.
+class _StrictJSONRequest(Request):
+    """A request whose JSON body is parsed by `strictjson.loads`: an object naming one key twice is a 422 naming
+    the key, where `json.loads` would keep the last value silently (a document's text, a search's k)."""
 
-    FastAPI has read (and cached) the body before dependencies run, so this reads no more of the request.
-    """
-    kind = request.headers.get("content-type", "").lower()
-    if kind.startswith(("multipart/", "application/x-www-form-urlencoded")):
-        return
-    body = await request.body()
-    if not body:
-        return
-    try:
-        strictjson.loads(body)
-    except strictjson.RepeatedKeyError as e:
-        raise HTTPException(422, f"body: {e}") from None
-    except (ValueError, RecursionError):  # not JSON: FastAPI has already said so, or the route takes no body
-        return
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            try:
+                self._json = strictjson.loads(await self.body())
+            except strictjson.RepeatedKeyError as e:  # FastAPI re-raises an HTTPException from its body parse as is
+                raise HTTPException(422, f"body: {e}") from None
+        return self._json
+
+
+class _StrictJSONRoute(APIRoute):
+    """FastAPI's custom route class pattern: the body is read and parsed once, by `_StrictJSONRequest.json`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict(request: Request) -> Response:
+            return await handler(_StrictJSONRequest(request.scope, request.receive))
+
+        return strict
 
 
 def api_router(served: Served, require_writer: Callable[[Request], None]) -> APIRouter:
     """The /api routes over `served`; writes depend on `require_writer` (see server.auth.writer_check)."""
-    router = APIRouter(prefix="/api", dependencies=[Depends(_unique_keys)])
+    router = APIRouter(prefix="/api", route_class=_StrictJSONRoute)
     collection = served.get
     writer = [Depends(require_writer)]
 
