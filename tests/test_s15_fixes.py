@@ -126,8 +126,7 @@ def test_migrate_start_refuses_an_empty_target(col) -> None:
 def test_http_repeated_key_at_any_depth_is_a_422_naming_it(tmp_path) -> None:
     from fastapi.testclient import TestClient
 
-    from slimvec.server import create_app
-    from slimvec.server import routes
+    from slimvec.server import create_app, routes
 
     c = Collection.create(tmp_path / "c", encoder=FakeEncoder())
     c.add(DOCS)
