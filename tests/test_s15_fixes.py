@@ -141,3 +141,49 @@ def test_http_repeated_key_at_any_depth_is_a_422_naming_it(tmp_path) -> None:
         bad = http.post("/api/collections/c/search", content='{"q": "text",', headers={"content-type": "application/json"})
         assert bad.status_code == 422 and "JSON decode error" in bad.text  # malformed JSON: FastAPI's own answer
     c.close()
+
+
+# ---- a PQ index searched with every row allowed takes faiss's scan, not the numpy table gathers -----------------
+
+
+def test_pq_search_with_every_row_allowed_scans_in_faiss(monkeypatch) -> None:
+    """The retriever passes its alive mask on every search; an all-True mask used to send PQ (which faiss cannot
+    filter) down the numpy ADC path, 10x slower at 1M rows (BENCHMARKS.md, Session 15)."""
+    import warnings
+
+    import numpy as np
+
+    from slimvec.codecs import make_codec
+    from slimvec.index.compressed import CodecIndex
+
+    rng = np.random.default_rng(3)
+    docs = rng.standard_normal((600, 64)).astype(np.float32)
+    docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+    queries = docs[:4] + 0.1 * rng.standard_normal((4, 64)).astype(np.float32)
+    codec = make_codec("pq:8x4")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        codec.fit(docs)
+    index = CodecIndex(codec, 64)
+    index.add(docs)
+    free = index.search(queries, 10)
+    scans: list[int] = []
+    numpy_scan = CodecIndex._scan
+
+    def counted(self, q, k, mask):  # noqa: ANN001, ANN202 - the real scan, counted
+        scans.append(len(q))
+        return numpy_scan(self, q, k, mask)
+
+    monkeypatch.setattr(CodecIndex, "_scan", counted)
+    everyone = index.search(queries, 10, np.ones(len(docs), bool))
+    assert scans == []  # every row allowed: faiss's IndexPQ scan, as without a mask
+    np.testing.assert_array_equal(everyone[1], free[1])
+    np.testing.assert_array_equal(everyone[0], free[0])
+    some = np.ones(len(docs), bool)
+    some[free[1][:, 0]] = False  # each query's best row is filtered out: the numpy path, which can filter
+    vals, rows = index.search(queries, 10, some)
+    assert scans == [4]
+    assert not np.isin(rows, free[1][:, 0]).any()
+    reference = codec.score(queries, index.codes)
+    reference[:, ~some] = -np.inf
+    np.testing.assert_allclose(vals, np.sort(reference, axis=1)[:, ::-1][:, :10], atol=1e-5)

@@ -160,6 +160,8 @@ class CodecIndex:
         if n == 0 or k <= 0:
             return top_k(np.zeros((len(q), 0), np.float32), k)
         mask = None if allowed is None else np.asarray(allowed[:n], bool)
+        if mask is not None and mask.all():  # every row allowed (no filter, no deleted row): the unfiltered scans
+            mask = None
         if self.hamming:
             return self._search_hamming(q, k, mask)
         pq = isinstance(self.codec, PQCodec)
