@@ -38,3 +38,62 @@ def test_llama_index_filter_keys_are_metadata_keys(col, key, value, op, want) ->
 
     flt = to_slimvec_filter(MetadataFilters(filters=[MetadataFilter(key=key, value=value, operator=op)]))
     assert _ids(col, flt) == want
+
+
+# ---- front matter: YAML 1.1 must not change a key or a value the user wrote -------------------------------------
+
+
+def _md(tmp_path, front: str):
+    path = tmp_path / "note.md"
+    path.write_text(f"---\n{front}---\nBody text.\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("front,key,value", [
+    ("starts: 12:30\n", "starts", "12:30"),           # was the base-60 number 750
+    ("length: 1:30:00\n", "length", "1:30:00"),       # was 5400
+    ("lap: 1:02.5\n", "lap", "1:02.5"),               # a base-60 float: was 62.5
+    ("zip: 01234\n", "zip", "01234"),                 # was the octal number 668
+    ("code: 007\n", "code", "007"),                   # was 7
+    ("x: [01, 2:00]\n", "x", ["01", "2:00"]),         # inside a list too
+    ("count: 42\n", "count", 42),                     # ordinary numbers stay numbers
+    ("zero: 0\n", "zero", 0),
+    ("neg: -7\n", "neg", -7),
+    ("ratio: 0.25\n", "ratio", 0.25),
+    ("hex: 0x1F\n", "hex", 31),
+    ('"01": a\n', "01", "a"),
+    ("012: a\n", "012", "a"),                         # a key too: was "10"
+    ("9:30: a\n", "9:30", "a"),                       # was "570"
+])
+def test_front_matter_values_keep_what_was_written(tmp_path, front, key, value) -> None:
+    from slimvec.ingest.files import read_file
+
+    meta = read_file(_md(tmp_path, front)).metadata
+    assert meta[key] == value and type(meta[key]) is type(value)
+
+
+@pytest.mark.parametrize("front,key,stored", [
+    ("on: monday\n", "on", "True"), ("no: 3\n", "no", "False"), ("~: x\n", "~", "None"),
+    ("null: x\n", "null", "None"), ("true: x\n", "true", "True"), ("1.50: x\n", "1.50", "1.5"),
+    ("0x10: x\n", "0x10", "16"),
+])
+def test_front_matter_key_yaml_would_change_is_refused_with_its_line(tmp_path, front, key, stored) -> None:
+    from slimvec.errors import IngestError
+    from slimvec.ingest.files import read_file
+
+    path = _md(tmp_path, "title: T\n" + front)
+    with pytest.raises(IngestError) as e:
+        read_file(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}:3: front matter: key {key!r}") and f"stored as {stored!r}" in msg and "quotes" in msg
+    assert "\n" not in msg
+    quoted = read_file(_md(tmp_path, f'title: T\n"{key}": x\n')).metadata  # quoted, it is kept as written
+    assert quoted[key] == "x"
+
+
+def test_front_matter_keys_that_yaml_keeps_are_accepted(tmp_path) -> None:
+    from slimvec.ingest.files import read_file
+
+    meta = read_file(_md(tmp_path, "2020-01-01: a\n1.5: b\n7: c\nyear: 2020\n")).metadata
+    assert {k: meta[k] for k in ("2020-01-01", "1.5", "7", "year")} == {"2020-01-01": "a", "1.5": "b", "7": "c",
+                                                                        "year": 2020}
