@@ -97,3 +97,50 @@ def test_front_matter_keys_that_yaml_keeps_are_accepted(tmp_path) -> None:
     meta = read_file(_md(tmp_path, "2020-01-01: a\n1.5: b\n7: c\nyear: 2020\n")).metadata
     assert {k: meta[k] for k in ("2020-01-01", "1.5", "7", "year")} == {"2020-01-01": "a", "1.5": "b", "7": "c",
                                                                         "year": 2020}
+
+
+# ---- CSV: an integer a float cannot hold exactly keeps its digits ------------------------------------------------
+
+
+def _csv_meta(tmp_path, text: str) -> dict[str, dict]:
+    from slimvec.ingest import read_sources
+
+    path = tmp_path / "t.csv"
+    path.write_text(text, encoding="utf-8")
+    errors: list = []
+    docs = {d.id: d.metadata for d in read_sources([path], on_error=errors.append)}
+    assert not errors
+    return docs
+
+
+@pytest.mark.parametrize("cells,want", [
+    (["12345678901234567890", "1"], ["12345678901234567890", "1"]),           # past 64 bits: pyarrow reads floats
+    (["123456789012345678901234", "2"], ["123456789012345678901234", "2"]),
+    (["9007199254740993", "1.5"], ["9007199254740993", "1.5"]),               # 2**53 + 1 beside a fraction
+])
+def test_csv_long_integers_keep_their_digits(tmp_path, cells, want) -> None:
+    meta = _csv_meta(tmp_path, "_id,text,code\n" + "".join(f"d{i},text {i},{c}\n" for i, c in enumerate(cells)))
+    assert [meta[f"d{i}"]["code"] for i in range(len(cells))] == want
+
+
+@pytest.mark.parametrize("cells,want", [
+    (["9007199254740992", "1.5"], [9007199254740992.0, 1.5]),                 # 2**53 itself is exact
+    (["123456789012345", "0.5"], [123456789012345.0, 0.5]),
+    (["1234567890123456789", "7"], [1234567890123456789, 7]),                 # fits int64: an integer column
+])
+def test_csv_numbers_that_fit_stay_numbers(tmp_path, cells, want) -> None:
+    meta = _csv_meta(tmp_path, "_id,text,code\n" + "".join(f"d{i},text {i},{c}\n" for i, c in enumerate(cells)))
+    got = [meta[f"d{i}"]["code"] for i in range(len(cells))]
+    assert got == want and [type(g) for g in got] == [type(w) for w in want]
+
+
+def test_csv_long_integer_is_found_by_its_text(tmp_path) -> None:
+    from slimvec.ingest import read_sources
+
+    path = tmp_path / "t.csv"
+    path.write_text("_id,text,order\na,alpha text,12345678901234567891\nb,beta text,12345678901234567892\n",
+                    encoding="utf-8")
+    c = Collection.create(tmp_path / "col", model="wordllama")
+    c.add(read_sources([path]))
+    assert {h.id for h in c.search("text", filter={"order": "12345678901234567891"})} == {"a"}
+    c.close()

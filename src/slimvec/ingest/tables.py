@@ -286,12 +286,14 @@ def _typed_row(header: list[str], row: list[str], own: set[str], types: dict[str
 # pyarrow types that JSON stores natively; any other inferred type (dates, times) keeps the cell's text.
 _ARROW_TYPES = {"int64": "int", "double": "float", "bool": "bool"}
 _LEADING_ZERO = r"^[+-]?0[0-9]"
+_LONG_INT = r"^[+-]?[0-9]{16,}$"  # an integer float64 may not hold exactly (2**53 has 16 digits)
 
 
 def csv_column_types(path: Path, columns: list[str], overrides: Mapping[str, str] | None = None) -> dict[str, str]:
     """{column: "int" | "float" | "bool" | "str"} for `columns` of a CSV file, inferred by pyarrow's CSV reader
     over every row (empty cells count as missing). Integer columns holding a leading zero (codes such as
-    "02139") stay text, since the number would lose the zero. A column pyarrow cannot read is text."""
+    "02139") stay text, since the number would lose the zero, and so do number columns holding an integer that a
+    float cannot hold exactly (past 2**53, or past 64 bits). A column pyarrow cannot read is text."""
     import pyarrow as pa  # deferred: a slow import that most runs never need
     import pyarrow.compute as pac
     import pyarrow.csv as pcsv
@@ -322,6 +324,16 @@ def csv_column_types(path: Path, columns: list[str], overrides: Mapping[str, str
                 found[c] = _ARROW_TYPES.get(str(read([c]).schema.field(c).type), "str")
             except (pa.ArrowException, ValueError, KeyError):
                 found[c] = "str"
+    floats = [c for c, t in found.items() if t == "float"]
+    if floats:  # an integer past 2**53 (or past 64 bits, which makes pyarrow read the column as floats) would lose digits
+        try:
+            texts = read(floats, as_text=True)
+            for c in floats:
+                long_ints = pac.filter(texts[c], pac.match_substring_regex(texts[c], _LONG_INT)).to_pylist()
+                if any(int(float(v)) != int(v) for v in long_ints):
+                    found[c] = "str"
+        except (pa.ArrowException, ValueError, KeyError):
+            found.update((c, "str") for c in floats)
     ints = [c for c, t in found.items() if t == "int"]
     if ints:
         try:
