@@ -144,3 +144,26 @@ def test_csv_long_integer_is_found_by_its_text(tmp_path) -> None:
     c.add(read_sources([path]))
     assert {h.id for h in c.search("text", filter={"order": "12345678901234567891"})} == {"a"}
     c.close()
+
+
+# ---- import: export metadata naming a key twice is refused, not read as its last value ---------------------------
+
+
+def test_import_refuses_metadata_naming_a_key_twice(col, tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from slimvec.errors import ConfigError
+    from slimvec.interop.rows import export_collection, import_records
+
+    export_collection(col, f"parquet:{tmp_path / 'e.parquet'}")
+    table = pq.read_table(tmp_path / "e.parquet")
+    rows = table.to_pylist()
+    rows[0]["metadata"] = '{"kind": "a", "kind": "b"}'
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), tmp_path / "dup.parquet")
+    with pytest.raises(ConfigError, match="'kind' appears twice"):
+        import_records(f"parquet:{tmp_path / 'dup.parquet'}", tmp_path / "imported")
+    assert not (tmp_path / "imported").exists()
+    good = import_records(f"parquet:{tmp_path / 'e.parquet'}", tmp_path / "imported")  # the export itself imports
+    assert good.get("doc-a").metadata == {"_id": "inner", "$price": 5, "kind": "a"} and good.check() == []
+    good.close()
