@@ -167,3 +167,33 @@ def test_import_refuses_metadata_naming_a_key_twice(col, tmp_path) -> None:
     good = import_records(f"parquet:{tmp_path / 'e.parquet'}", tmp_path / "imported")  # the export itself imports
     assert good.get("doc-a").metadata == {"_id": "inner", "$price": 5, "kind": "a"} and good.check() == []
     good.close()
+
+
+# ---- filters: the document id is text; a number or boolean never equals it --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def numbered(tmp_path_factory):
+    c = Collection.create(tmp_path_factory.mktemp("s15b-ids") / "col", model="wordllama")
+    c.add([Document("1", "one text"), Document("7", "seven text"), Document("007", "agent text")])
+    yield c
+    c.close()
+
+
+@pytest.mark.parametrize("flt,want", [
+    ({"_id": "7"}, {"7"}),
+    ({"_id": {"$in": [7, "007"]}}, {"007"}),            # the number 7 matched the id "7" (SQLite's text affinity)
+    ({"_id": {"$ne": 7}}, {"1", "7", "007"}),           # a type mismatch excludes nothing
+    ({"_id": {"$nin": [True]}}, {"1", "7", "007"}),     # true was bound as 1 and excluded the id "1"
+    ({"$or": [{"_id": True}, {"_id": "7"}]}, {"7"}),
+])
+def test_id_filters_compare_text_only(numbered, flt, want) -> None:
+    assert _ids(numbered, flt) == want
+
+
+@pytest.mark.parametrize("value", [7, True, 1])
+def test_id_filter_with_a_number_says_it_can_never_match(numbered, value) -> None:
+    from slimvec.errors import FilterError
+
+    with pytest.raises(FilterError, match="'_id' is stored as text"):
+        numbered.search("text", filter={"_id": value})

@@ -155,6 +155,8 @@ def _scalar(name: str, value: Any) -> Scalar:
 def _eq(name: str, value: Any, params: list[Any], col: str, idcol: str) -> str:
     v = _scalar(name, value)
     if name == "_id":
+        if not isinstance(v, str):
+            return "0"  # ids are strings; SQLite's text affinity would make 7 equal "7", and true equal "1"
         params.append(v)
         return f"({idcol} IS ?)"
     path = _path(name)
