@@ -197,3 +197,26 @@ def test_id_filter_with_a_number_says_it_can_never_match(numbered, value) -> Non
 
     with pytest.raises(FilterError, match="'_id' is stored as text"):
         numbered.search("text", filter={"_id": value})
+
+
+# ---- Parquet: a whole decimal past 2**53 keeps its digits (or is refused past 64 bits) ---------------------------
+
+
+def test_parquet_whole_decimals_keep_their_digits(tmp_path) -> None:
+    from decimal import Decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from slimvec.ingest import read_sources
+
+    values = [Decimal("12345678901234567"), Decimal("-9007199254740993"), Decimal("0.10"), Decimal("5"),
+              Decimal("123456789012345678901234567890")]
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"_id": [f"d{i}" for i in range(len(values))], "text": ["some text"] * len(values),
+                             "amount": pa.array(values, pa.decimal128(38, 2))}), path)
+    errors: list = []
+    meta = {d.id: d.metadata["amount"] for d in read_sources([path], on_error=errors.append)}
+    assert meta == {"d0": 12345678901234567, "d1": -9007199254740993, "d2": 0.1, "d3": 5.0}
+    assert [type(meta[k]) for k in ("d0", "d1", "d2", "d3")] == [int, int, float, float]
+    assert len(errors) == 1 and str(errors[0]).startswith(f"{path}:row 4: amount: integer 1234567890")

@@ -381,7 +381,8 @@ def _iter_parquet(path: Path, fields: FieldMap) -> Iterator[Item]:
 
 
 def _jsonable(value: Any, where: str, key: str = "") -> Any:
-    """Parquet values as JSON-ready metadata: dates as ISO text, decimals as floats."""
+    """Parquet values as JSON-ready metadata: dates as ISO text, decimals as floats (a whole decimal a float cannot
+    hold exactly as an integer)."""
     if isinstance(value, dict):
         return {k: _jsonable(v, where, k if not key else f"{key}.{k}") for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -391,6 +392,8 @@ def _jsonable(value: Any, where: str, key: str = "") -> Any:
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
     if isinstance(value, Decimal):
+        if value.is_finite() and value == value.to_integral_value() and int(float(value)) != int(value):
+            return int(value)  # a whole number a float cannot hold exactly (past 2**53): its digits, or refused past 64 bits
         return float(value)
     if isinstance(value, (bytes, bytearray)):
         raise IngestError(f"{where}: {key}: binary values cannot be metadata")
