@@ -220,3 +220,26 @@ def test_parquet_whole_decimals_keep_their_digits(tmp_path) -> None:
     assert meta == {"d0": 12345678901234567, "d1": -9007199254740993, "d2": 0.1, "d3": 5.0}
     assert [type(meta[k]) for k in ("d0", "d1", "d2", "d3")] == [int, int, float, float]
     assert len(errors) == 1 and str(errors[0]).startswith(f"{path}:row 4: amount: integer 1234567890")
+
+
+# ---- PDF: a NUL in the title or page text (a UTF-16 terminator, an unmapped glyph) does not refuse the file -----
+
+
+_UTF16_TITLE = ("\ufeffAnnual Report\x00".encode("utf-16-be")).decode("latin-1")  # BOM, text, a NUL terminator
+
+
+@pytest.mark.parametrize("title,pages,want_title,want_text", [
+    (_UTF16_TITLE, ["Quarterly revenue grew."], "Annual Report", "Quarterly revenue grew."),
+    ("Plain", ["Hello\x00world page", "second page"], "Plain", "Helloworld page\n\nsecond page"),
+])
+def test_pdf_nul_characters_are_dropped_not_fatal(tmp_path, title, pages, want_title, want_text) -> None:
+    from test_ingest_files import make_pdf
+
+    from slimvec.ingest import read_sources
+
+    path = tmp_path / "report.pdf"
+    path.write_bytes(make_pdf(pages, title=title))
+    errors: list = []
+    docs = list(read_sources([path], on_error=errors.append))
+    assert not errors
+    assert [(d.title, d.text) for d in docs] == [(want_title, want_text)]

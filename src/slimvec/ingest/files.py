@@ -354,7 +354,9 @@ def _read_pdf(path: Path) -> tuple[str, str]:
         reader = PdfReader(path)
         if reader.is_encrypted:
             reader.decrypt("")  # many PDFs are "encrypted" with an empty user password
-        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+        # NUL is no text (an unmapped glyph, a UTF-16 title's terminator) and no store can hold it: dropped, so the
+        # document is not refused for it
+        pages = [(page.extract_text() or "").replace("\x00", "").strip() for page in reader.pages]
         info = reader.metadata
         title = info.title if info is not None else None
     except OSError as e:
@@ -362,5 +364,5 @@ def _read_pdf(path: Path) -> tuple[str, str]:
     except Exception as e:  # noqa: BLE001 - pypdf raises many unrelated types on damaged files; all mean "unreadable"
         detail = " ".join(str(e).split()) or type(e).__name__
         raise IngestError(f"{path}: cannot read PDF: {detail}") from None
-    title = " ".join(title.split()) if isinstance(title, str) else ""
+    title = " ".join(title.replace("\x00", "").split()) if isinstance(title, str) else ""
     return title, "\n\n".join(p for p in pages if p)
