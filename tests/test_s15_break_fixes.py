@@ -243,3 +243,44 @@ def test_pdf_nul_characters_are_dropped_not_fatal(tmp_path, title, pages, want_t
     docs = list(read_sources([path], on_error=errors.append))
     assert not errors
     assert [(d.title, d.text) for d in docs] == [(want_title, want_text)]
+
+
+# ---- sharded: a filter on a field some shards lack searches the shards that hold it ------------------------------
+
+
+SHARD_DOCS = [Document(f"d{i}", f"text number {i}", metadata={"year": 2000 + i, "s": "x" if i else 5,
+                                                                **({"rare": 1} if i == 0 else {})}) for i in range(8)]
+
+
+@pytest.fixture(scope="module")
+def sharded_and_single(tmp_path_factory):
+    from slimvec.distributed import create_sharded
+
+    base = tmp_path_factory.mktemp("s15b-shards")
+    sharded = create_sharded(base / "sharded", shards=4, profile="exact-f32", model="wordllama")
+    single = Collection.create(base / "single", profile="exact-f32", model="wordllama")
+    for c in (sharded, single):
+        c.add(SHARD_DOCS)
+    yield sharded, single
+    sharded.close()
+    single.close()
+
+
+def _outcome(col, flt):
+    from slimvec.errors import FilterError
+
+    try:
+        return sorted(h.id for h in col.search("text", k=10, filter=flt))
+    except FilterError as e:
+        return f"FilterError: {e}"
+
+
+@pytest.mark.parametrize("flt", [
+    {"rare": 1}, {"s": 5}, {"$or": [{"rare": 1}, {"nope": 2}]}, {"rare": {"$exists": True}},  # matched in one shard
+    {"rare": 2}, {"year": 2003},                                                              # as before
+    {"rarr": 1}, {"s": True}, {"rare": "1"},                                                  # errors as one collection's
+])
+def test_sharded_filter_equals_one_collection(sharded_and_single, flt) -> None:
+    sharded, single = sharded_and_single
+    assert sum(1 for s in sharded.info()["shards"] if s["documents"]) > 1  # d0's field is missing from other shards
+    assert _outcome(sharded, flt) == _outcome(single, flt)

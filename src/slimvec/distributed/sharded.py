@@ -36,7 +36,7 @@ from slimvec.distributed.router import (
 from slimvec.distributed.shards import LocalShard, StaleBm25Stats
 from slimvec.documents import Document, Hit, make_hit, rescored
 from slimvec.encoders.base import Encoder
-from slimvec.errors import CollectionError, ConfigError, IngestError
+from slimvec.errors import CollectionError, ConfigError, FilterError, IngestError
 from slimvec.retrievers.base import Query
 from slimvec.retrievers.bm25_global import Bm25Stats
 from slimvec.search import calibration
@@ -44,6 +44,7 @@ from slimvec.search.fusion import fuse
 from slimvec.search.options import SearchOptions
 from slimvec.search.plan import SearchPlan, make_plan
 from slimvec.search.rerank import Candidates, Reranker, rerank
+from slimvec.store.filters import filter_type_mismatch
 from slimvec.store.ordinals import OrdinalTable
 from slimvec.store.store import Store
 
@@ -316,11 +317,23 @@ class ShardedCollection:
                     first = self._run(plan, opts, list(queries), vectors, self._bm25_global())
         else:
             first = self._run(plan, opts, list(queries), vectors)
+        if opts.filter and not all(first):
+            self._explain_filter(opts.filter)
         hits = first if plan.reranker is None else self._reranked(plan, list(queries), first, vectors)
         if plan.calibrate:  # on the merged top k, as one collection calibrates its own
             cal = self._calibrators.get(plan.mode)
             hits = [calibration.apply(cal, h, plan.min_relevance, plan.mode) for h in hits]
         return hits
+
+    def _explain_filter(self, flt: dict[str, Any]) -> None:
+        """FilterError, as one collection raises it, when `flt` matches no document of any shard because a value's
+        type or field is in none of them (each shard alone cannot tell: the field may live in another shard)."""
+        states = self._gather("filter_state", flt)
+        if any(matches for _, matches in states) or not any(held for held, _ in states):
+            return
+        msg = filter_type_mismatch(flt, lambda path: set().union(*self._gather("metadata_types", path)))
+        if msg:
+            raise FilterError(msg)
 
     # ---- relevance calibration (calibration.json in the router directory) -------------------------
     def calibrators(self) -> dict[str, calibration.Calibrator]:
