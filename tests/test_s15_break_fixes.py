@@ -117,6 +117,8 @@ def _csv_meta(tmp_path, text: str) -> dict[str, dict]:
     (["12345678901234567890", "1"], ["12345678901234567890", "1"]),           # past 64 bits: pyarrow reads floats
     (["123456789012345678901234", "2"], ["123456789012345678901234", "2"]),
     (["9007199254740993", "1.5"], ["9007199254740993", "1.5"]),               # 2**53 + 1 beside a fraction
+    (["007", "1.5"], ["007", "1.5"]),                                         # a leading zero beside a fraction: was 7.0
+    (["-01.25", "2.5"], ["-01.25", "2.5"]),
 ])
 def test_csv_long_integers_keep_their_digits(tmp_path, cells, want) -> None:
     meta = _csv_meta(tmp_path, "_id,text,code\n" + "".join(f"d{i},text {i},{c}\n" for i, c in enumerate(cells)))
@@ -126,6 +128,7 @@ def test_csv_long_integers_keep_their_digits(tmp_path, cells, want) -> None:
 @pytest.mark.parametrize("cells,want", [
     (["9007199254740992", "1.5"], [9007199254740992.0, 1.5]),                 # 2**53 itself is exact
     (["123456789012345", "0.5"], [123456789012345.0, 0.5]),
+    (["0.5", "0", "-0.25"], [0.5, 0.0, -0.25]),                               # a lone 0 before the point is no leading zero
     (["1234567890123456789", "7"], [1234567890123456789, 7]),                 # fits int64: an integer column
 ])
 def test_csv_numbers_that_fit_stay_numbers(tmp_path, cells, want) -> None:

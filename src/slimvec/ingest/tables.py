@@ -291,7 +291,7 @@ _LONG_INT = r"^[+-]?[0-9]{16,}$"  # an integer float64 may not hold exactly (2**
 
 def csv_column_types(path: Path, columns: list[str], overrides: Mapping[str, str] | None = None) -> dict[str, str]:
     """{column: "int" | "float" | "bool" | "str"} for `columns` of a CSV file, inferred by pyarrow's CSV reader
-    over every row (empty cells count as missing). Integer columns holding a leading zero (codes such as
+    over every row (empty cells count as missing). Number columns holding a leading zero (codes such as
     "02139") stay text, since the number would lose the zero, and so do number columns holding an integer that a
     float cannot hold exactly (past 2**53, or past 64 bits). A column pyarrow cannot read is text."""
     import pyarrow as pa  # deferred: a slow import that most runs never need
@@ -325,12 +325,13 @@ def csv_column_types(path: Path, columns: list[str], overrides: Mapping[str, str
             except (pa.ArrowException, ValueError, KeyError):
                 found[c] = "str"
     floats = [c for c, t in found.items() if t == "float"]
-    if floats:  # an integer past 2**53 (or past 64 bits, which makes pyarrow read the column as floats) would lose digits
+    if floats:  # a leading zero, or an integer past 2**53 (past 64 bits pyarrow reads floats), would be lost
         try:
             texts = read(floats, as_text=True)
             for c in floats:
                 long_ints = pac.filter(texts[c], pac.match_substring_regex(texts[c], _LONG_INT)).to_pylist()
-                if any(int(float(v)) != int(v) for v in long_ints):
+                if pac.any(pac.match_substring_regex(texts[c], _LEADING_ZERO)).as_py() or any(
+                        int(float(v)) != int(v) for v in long_ints):
                     found[c] = "str"
         except (pa.ArrowException, ValueError, KeyError):
             found.update((c, "str") for c in floats)
