@@ -287,3 +287,35 @@ def test_sharded_filter_equals_one_collection(sharded_and_single, flt) -> None:
     sharded, single = sharded_and_single
     assert sum(1 for s in sharded.info()["shards"] if s["documents"]) > 1  # d0's field is missing from other shards
     assert _outcome(sharded, flt) == _outcome(single, flt)
+
+
+# ---- Parquet: a map column is an object (a filter path reaches its keys), not an array of pairs -----------------
+
+
+def test_parquet_map_columns_are_objects(tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from slimvec.ingest import read_sources
+
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({
+        "_id": ["a", "b", "c", "d"], "text": ["alpha text", "beta text", "gamma text", "delta text"],
+        "attrs": pa.array([[("colour", "red")], [], [("colour", "red"), ("colour", "blue")],
+                           [("colour", "blue")]], pa.map_(pa.string(), pa.string())),
+        "by_year": pa.array([[(2020, 1.5)], None, [], [(2021, 2.0)]], pa.map_(pa.int64(), pa.float64())),
+    }), path)
+    errors: list = []
+    docs = list(read_sources([path], on_error=errors.append))
+    assert {d.id: d.metadata for d in docs} == {
+        "a": {"attrs": {"colour": "red"}, "by_year": {"2020": 1.5}},
+        "b": {"attrs": {}, "by_year": None},
+        "d": {"attrs": {"colour": "blue"}, "by_year": {"2021": 2.0}},
+    }
+    assert [str(e) for e in errors] == [f"{path}:row 2: attrs: a map names the key 'colour' twice (JSON keeps one "
+                                        "value per key: the other would be lost)"]
+    c = Collection.create(tmp_path / "col", model="wordllama")
+    c.add(docs)
+    assert {h.id for h in c.search("text", filter={"attrs.colour": "red"})} == {"a"}
+    assert {h.id for h in c.search("text", filter={"by_year.2021": {"$gt": 1}})} == {"d"}
+    c.close()

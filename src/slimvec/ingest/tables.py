@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -367,9 +368,11 @@ def _iter_parquet(path: Path, fields: FieldMap) -> Iterator[Item]:
             columns = [n for n in dict.fromkeys(own + fields.metadata_fields) if n in names]
         row = 0
         for batch in pf.iter_batches(batch_size=1024, columns=columns):
-            for rec in batch.to_pylist():
+            for rec in _records(batch):
                 where = locate(path, row)
                 try:
+                    if isinstance(rec, KeyError):
+                        raise IngestError(f"{where}: {' '.join(str(rec.args[0] if rec.args else rec).split())}")
                     doc = record_to_document(rec, fields, where)
                     yield row, Document(doc.id, doc.text, doc.title, _jsonable(doc.metadata, where), doc.sections)
                 except IngestError as e:
@@ -381,11 +384,39 @@ def _iter_parquet(path: Path, fields: FieldMap) -> Iterator[Item]:
         yield None, IngestError(f"{path}: cannot read Parquet: {' '.join(str(e).split())}")
 
 
+def _records(batch: Any) -> list[dict[str, Any] | KeyError]:
+    """A batch's rows as dicts, map columns as objects (pyarrow's default, a list of (key, value) pairs, would
+    store a map as an array no filter path reaches); a row whose map names a key twice is its KeyError."""
+    try:
+        return batch.to_pylist(maps_as_pydicts="strict")
+    except KeyError:  # some row's map repeats a key: find it, keep the others
+        out: list[dict[str, Any] | KeyError] = []
+        for i in range(batch.num_rows):
+            row = batch.slice(i, 1)
+            try:
+                out.append(row.to_pylist(maps_as_pydicts="strict")[0])
+            except KeyError as e:
+                name = next((n for n, col in zip(row.schema.names, row.columns) if not _strict_map(col)), "?")
+                dup = re.search(r"duplicate key was (.+?)\)?\.?$", str(e.args[0] if e.args else e))
+                out.append(KeyError(f"{name}: a map names the key {dup[1] if dup else ''} twice (JSON keeps one "
+                                    "value per key: the other would be lost)"))
+        return out
+
+
+def _strict_map(column: Any) -> bool:
+    """Whether a one-row column converts with its maps as dicts (no map in it names a key twice)."""
+    try:
+        column.to_pylist(maps_as_pydicts="strict")
+    except KeyError:
+        return False
+    return True
+
+
 def _jsonable(value: Any, where: str, key: str = "") -> Any:
     """Parquet values as JSON-ready metadata: dates as ISO text, decimals as floats (a whole decimal a float cannot
     hold exactly as an integer)."""
-    if isinstance(value, dict):
-        return {k: _jsonable(v, where, k if not key else f"{key}.{k}") for k, v in value.items()}
+    if isinstance(value, dict):  # a map's keys may be numbers: JSON names them as text
+        return {str(k): _jsonable(v, where, f"{k}" if not key else f"{key}.{k}") for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v, where, key) for v in value]
     if isinstance(value, (dt.date, dt.time)):  # dt.datetime is a dt.date
