@@ -319,3 +319,27 @@ def test_parquet_map_columns_are_objects(tmp_path) -> None:
     assert {h.id for h in c.search("text", filter={"attrs.colour": "red"})} == {"a"}
     assert {h.id for h in c.search("text", filter={"by_year.2021": {"$gt": 1}})} == {"d"}
     c.close()
+
+
+# ---- JSONL: a key at the top level and in `metadata` with true there and 1 here is two values, not one -----------
+
+
+@pytest.mark.parametrize("top,nested,same", [
+    (True, 1, False), (0, False, False), ([1], [True], False), ({"k": True}, {"k": 1}, False),
+    (1, 1.0, True), ([1, "a"], [1, "a"], True), (False, False, True),
+])
+def test_jsonl_metadata_given_twice_compares_as_json(tmp_path, top, nested, same) -> None:
+    import json
+
+    from slimvec.ingest import read_sources
+
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps({"_id": "a", "text": "some text", "v": top, "metadata": {"v": nested}}) + "\n",
+                    encoding="utf-8")
+    errors: list = []
+    docs = list(read_sources([path], on_error=errors.append))
+    if same:
+        assert [d.metadata for d in docs] == [{"v": top}] and not errors
+    else:
+        assert not docs and len(errors) == 1
+        assert str(errors[0]).startswith(f"{path}:1: metadata key 'v' is given twice with different values")

@@ -160,7 +160,7 @@ def _metadata(rec: dict[str, Any], fields: FieldMap, where: str) -> dict[str, An
     if nested is not None:
         # BEIR-style records carry a `metadata` object, flattened so filters see `year`, not `metadata.year`: a key
         # both there and at the top level with another value would lose one of them without a word.
-        clash = next((k for k in nested if k in top and k not in skip and top[k] != nested[k]), None)
+        clash = next((k for k in nested if k in top and k not in skip and not _same(top[k], nested[k])), None)
         if clash is not None:
             raise IngestError(f"{where}: metadata key {clash!r} is given twice with different values, at the top "
                               f"level ({top[clash]!r:.60}) and in metadata ({nested[clash]!r:.60}); keep one")
@@ -170,6 +170,17 @@ def _metadata(rec: dict[str, Any], fields: FieldMap, where: str) -> dict[str, An
     out = dict(nested) if nested is not None else {}
     out.update((k, v) for k, v in rec.items() if k not in skip)
     return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality: as Python's ==, but a boolean never equals a number (True == 1 in Python, not in JSON)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
 
 
 def _type(value: Any) -> str:
