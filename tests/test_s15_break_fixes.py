@@ -64,6 +64,13 @@ def _md(tmp_path, front: str):
     ('"01": a\n', "01", "a"),
     ("012: a\n", "012", "a"),                         # a key too: was "10"
     ("9:30: a\n", "9:30", "a"),                       # was "570"
+    ("country: NO\n", "country", "NO"),               # YAML 1.1's yes/no/on/off were booleans: NO was false
+    ("reply: yes\n", "reply", "yes"),
+    ("switch: off\n", "switch", "off"),
+    ("on: monday\n", "on", "monday"),                 # a key too: was "True"
+    ("no: 3\n", "no", 3),                             # was "False"
+    ("draft: false\n", "draft", False),              # true/false stay booleans
+    ("done: TRUE\n", "done", True),
 ])
 def test_front_matter_values_keep_what_was_written(tmp_path, front, key, value) -> None:
     from slimvec.ingest.files import read_file
@@ -73,7 +80,7 @@ def test_front_matter_values_keep_what_was_written(tmp_path, front, key, value) 
 
 
 @pytest.mark.parametrize("front,key,stored", [
-    ("on: monday\n", "on", "True"), ("no: 3\n", "no", "False"), ("~: x\n", "~", "None"),
+    ("~: x\n", "~", "None"),
     ("null: x\n", "null", "None"), ("true: x\n", "true", "True"), ("1.50: x\n", "1.50", "1.5"),
     ("0x10: x\n", "0x10", "16"),
 ])
@@ -343,3 +350,11 @@ def test_jsonl_metadata_given_twice_compares_as_json(tmp_path, top, nested, same
     else:
         assert not docs and len(errors) == 1
         assert str(errors[0]).startswith(f"{path}:1: metadata key 'v' is given twice with different values")
+
+
+def test_front_matter_yes_becomes_a_boolean_when_asked(tmp_path) -> None:
+    from slimvec.ingest import read_sources
+
+    path = _md(tmp_path, "draft: yes\nreply: no\n")
+    docs = list(read_sources([path], field_types=["draft=bool"]))
+    assert (docs[0].metadata["draft"], docs[0].metadata["reply"]) == (True, "no")

@@ -216,8 +216,16 @@ def _front_matter_loader(yaml: Any, path: Path) -> type:
             return typed(self, node)
         return construct
 
+    def boolean(self: Any, node: Any) -> Any:
+        # YAML 1.1 also reads yes/no/on/off (`country: NO`) as booleans; as YAML 1.2 and the CSV reader, only
+        # true/false are (`--field-type draft=bool` still turns "yes" into true)
+        if isinstance(node.value, str) and node.value.lower() not in ("true", "false"):
+            return self.construct_scalar(node)
+        return yaml.SafeLoader.construct_yaml_bool(self, node)
+
     Loader.add_constructor("tag:yaml.org,2002:int", as_written(yaml.SafeLoader.construct_yaml_int))
     Loader.add_constructor("tag:yaml.org,2002:float", as_written(yaml.SafeLoader.construct_yaml_float))
+    Loader.add_constructor("tag:yaml.org,2002:bool", boolean)
     return Loader
 
 
