@@ -358,3 +358,25 @@ def test_front_matter_yes_becomes_a_boolean_when_asked(tmp_path) -> None:
     path = _md(tmp_path, "draft: yes\nreply: no\n")
     docs = list(read_sources([path], field_types=["draft=bool"]))
     assert (docs[0].metadata["draft"], docs[0].metadata["reply"]) == (True, "no")
+
+
+# ---- Parquet: Arrow's uuid type (ids and metadata) is its text, not a refused record ------------------------------
+
+
+def test_parquet_uuid_columns_are_text(tmp_path) -> None:
+    import uuid
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from slimvec.ingest import read_sources
+
+    ids = [uuid.UUID("12345678-1234-5678-1234-567812345678"), uuid.UUID("00000000-0000-4000-8000-000000000001")]
+    ref = uuid.UUID("abcdefab-cdef-4abc-8def-abcdefabcdef")
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"_id": pa.array([u.bytes for u in ids], pa.uuid()), "text": ["alpha", "beta"],
+                             "ref": pa.array([ref.bytes, None], pa.uuid())}), path)
+    errors: list = []
+    docs = list(read_sources([path], on_error=errors.append))
+    assert not errors
+    assert [(d.id, d.metadata) for d in docs] == [(str(ids[0]), {"ref": str(ref)}), (str(ids[1]), {"ref": None})]

@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import json
 import re
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -384,6 +385,8 @@ def _iter_parquet(path: Path, fields: FieldMap) -> Iterator[Item]:
                 try:
                     if isinstance(rec, KeyError):
                         raise IngestError(f"{where}: {' '.join(str(rec.args[0] if rec.args else rec).split())}")
+                    if isinstance(rec.get(fields.id_field), uuid.UUID):  # Arrow's uuid type: the id is its text
+                        rec[fields.id_field] = str(rec[fields.id_field])
                     doc = record_to_document(rec, fields, where)
                     yield row, Document(doc.id, doc.text, doc.title, _jsonable(doc.metadata, where), doc.sections)
                 except IngestError as e:
@@ -424,8 +427,8 @@ def _strict_map(column: Any) -> bool:
 
 
 def _jsonable(value: Any, where: str, key: str = "") -> Any:
-    """Parquet values as JSON-ready metadata: dates as ISO text, decimals as floats (a whole decimal a float cannot
-    hold exactly as an integer)."""
+    """Parquet values as JSON-ready metadata: dates and UUIDs as text, decimals as floats (a whole decimal a float
+    cannot hold exactly as an integer)."""
     if isinstance(value, dict):  # a map's keys may be numbers: JSON names them as text
         return {str(k): _jsonable(v, where, f"{k}" if not key else f"{key}.{k}") for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -438,6 +441,8 @@ def _jsonable(value: Any, where: str, key: str = "") -> Any:
         if value.is_finite() and value == value.to_integral_value() and int(float(value)) != int(value):
             return int(value)  # a whole number a float cannot hold exactly (past 2**53): its digits, or refused past 64 bits
         return float(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
     if isinstance(value, (bytes, bytearray)):
         raise IngestError(f"{where}: {key}: binary values cannot be metadata")
     return value
