@@ -37,6 +37,7 @@ from slimvec.distributed.shards import LocalShard, StaleBm25Stats
 from slimvec.documents import Document, Hit, make_hit, rescored
 from slimvec.encoders.base import Encoder
 from slimvec.errors import CollectionError, ConfigError, FilterError, IngestError
+from slimvec.ids import lone_surrogate
 from slimvec.retrievers.base import Query
 from slimvec.retrievers.bm25_global import Bm25Stats
 from slimvec.search import calibration
@@ -257,12 +258,15 @@ class ShardedCollection:
 
     def delete(self, ids: Iterable[str]) -> int:
         """Delete documents by id (each in its owning shard); returns how many existed. Unknown ids are ignored."""
-        if isinstance(ids, str) or not isinstance(ids, Iterable):
+        if isinstance(ids, str):  # one id, as `Collection.delete` reads it
+            ids = [ids]
+        if isinstance(ids, bytes) or not isinstance(ids, Iterable):
             raise TypeError(f"ids must be a list of strings, not {type(ids).__name__}")
         ids = list(ids)
-        wrong = next((i for i in ids if not isinstance(i, str)), None)
-        if wrong is not None:
-            raise TypeError(f"document ids must be strings, got {type(wrong).__name__} {wrong!r}")
+        wrong = [i for i in ids if not isinstance(i, str)]  # a list, not next(..., None): the id may be None
+        if wrong:
+            raise TypeError(f"ids must be strings, got {type(wrong[0]).__name__} {wrong[0]!r}")
+        ids = [i for i in ids if not lone_surrogate(i)]  # no shard can hold such an id: nothing to delete
         parts: dict[int, list[str]] = {}
         for i in ids:
             parts.setdefault(self.shard_for(i), []).append(i)
@@ -272,7 +276,10 @@ class ShardedCollection:
         return n
 
     def get(self, doc_id: str) -> Document | None:
-        """The stored document with this id (asked of its owning shard), or None."""
+        """The stored document with this id (asked of its owning shard), or None. Raises TypeError for an id that
+        is not a string, as `Collection.get`."""
+        if not isinstance(doc_id, str):
+            raise TypeError(f"document ids are strings, not {type(doc_id).__name__} ({doc_id!r})")
         s = self.shards[self.shard_for(doc_id)]
         return s.result(s.submit("get", doc_id))
 
