@@ -60,6 +60,9 @@ class Collection:
         self._generation = -1
         self._calibrators = _calibration.load_calibrators(self.path)
         self._plans: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any], SearchPlan]] = {}  # see _plan
+        # A filter that matches nothing because of a type or a field no document has raises FilterError; a shard
+        # turns this off (its router explains over every shard: a field may live in other shards only).
+        self.explain_empty_filters = True
         if encoder is not None:
             self._encoder = encoder = self._wrap(encoder)
             self._check_encoder(encoder)
@@ -735,7 +738,7 @@ class Collection:
         if not filter:
             return self._rows.alive
         mask = np.zeros_like(self._rows.alive)
-        mask[self.store.rows_matching(filter)] = True
+        mask[self.store.rows_matching(filter, self.explain_empty_filters)] = True
         return mask
 
     @contextmanager

@@ -22,7 +22,9 @@ ROUTING = "blake2b-64-mod"  # the only rule so far: see `shard_of`
 def shard_of(doc_id: str, shards: int) -> int:
     """The shard (0 <= s < shards) that owns `doc_id`: the first 8 bytes of BLAKE2b(UTF-8 id), big-endian, mod
     `shards`. Stable across processes, machines and Python versions (unlike the salted built-in `hash`)."""
-    digest = hashlib.blake2b(doc_id.encode("utf-8"), digest_size=8).digest()
+    # surrogatepass: an id no shard can hold (a lone surrogate) still has an owner to be asked, and answers "not
+    # stored" as one collection does; every storable id encodes to the same bytes either way
+    digest = hashlib.blake2b(doc_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(digest, "big") % shards
 
 

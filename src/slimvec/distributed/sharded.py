@@ -36,7 +36,8 @@ from slimvec.distributed.router import (
 from slimvec.distributed.shards import LocalShard, StaleBm25Stats
 from slimvec.documents import Document, Hit, make_hit, rescored
 from slimvec.encoders.base import Encoder
-from slimvec.errors import CollectionError, ConfigError, IngestError
+from slimvec.errors import CollectionError, ConfigError, FilterError, IngestError
+from slimvec.ids import lone_surrogate
 from slimvec.retrievers.base import Query
 from slimvec.retrievers.bm25_global import Bm25Stats
 from slimvec.search import calibration
@@ -44,6 +45,7 @@ from slimvec.search.fusion import fuse
 from slimvec.search.options import SearchOptions
 from slimvec.search.plan import SearchPlan, make_plan
 from slimvec.search.rerank import Candidates, Reranker, rerank
+from slimvec.store.filters import filter_type_mismatch
 from slimvec.store.ordinals import OrdinalTable
 from slimvec.store.store import Store
 
@@ -256,12 +258,15 @@ class ShardedCollection:
 
     def delete(self, ids: Iterable[str]) -> int:
         """Delete documents by id (each in its owning shard); returns how many existed. Unknown ids are ignored."""
-        if isinstance(ids, str) or not isinstance(ids, Iterable):
+        if isinstance(ids, str):  # one id, as `Collection.delete` reads it
+            ids = [ids]
+        if isinstance(ids, bytes) or not isinstance(ids, Iterable):
             raise TypeError(f"ids must be a list of strings, not {type(ids).__name__}")
         ids = list(ids)
-        wrong = next((i for i in ids if not isinstance(i, str)), None)
-        if wrong is not None:
-            raise TypeError(f"document ids must be strings, got {type(wrong).__name__} {wrong!r}")
+        wrong = [i for i in ids if not isinstance(i, str)]  # a list, not next(..., None): the id may be None
+        if wrong:
+            raise TypeError(f"ids must be strings, got {type(wrong[0]).__name__} {wrong[0]!r}")
+        ids = [i for i in ids if not lone_surrogate(i)]  # no shard can hold such an id: nothing to delete
         parts: dict[int, list[str]] = {}
         for i in ids:
             parts.setdefault(self.shard_for(i), []).append(i)
@@ -271,7 +276,10 @@ class ShardedCollection:
         return n
 
     def get(self, doc_id: str) -> Document | None:
-        """The stored document with this id (asked of its owning shard), or None."""
+        """The stored document with this id (asked of its owning shard), or None. Raises TypeError for an id that
+        is not a string, as `Collection.get`."""
+        if not isinstance(doc_id, str):
+            raise TypeError(f"document ids are strings, not {type(doc_id).__name__} ({doc_id!r})")
         s = self.shards[self.shard_for(doc_id)]
         return s.result(s.submit("get", doc_id))
 
@@ -316,11 +324,23 @@ class ShardedCollection:
                     first = self._run(plan, opts, list(queries), vectors, self._bm25_global())
         else:
             first = self._run(plan, opts, list(queries), vectors)
+        if opts.filter and not all(first):
+            self._explain_filter(opts.filter)
         hits = first if plan.reranker is None else self._reranked(plan, list(queries), first, vectors)
         if plan.calibrate:  # on the merged top k, as one collection calibrates its own
             cal = self._calibrators.get(plan.mode)
             hits = [calibration.apply(cal, h, plan.min_relevance, plan.mode) for h in hits]
         return hits
+
+    def _explain_filter(self, flt: dict[str, Any]) -> None:
+        """FilterError, as one collection raises it, when `flt` matches no document of any shard because a value's
+        type or field is in none of them (each shard alone cannot tell: the field may live in another shard)."""
+        states = self._gather("filter_state", flt)
+        if any(matches for _, matches in states) or not any(held for held, _ in states):
+            return
+        msg = filter_type_mismatch(flt, lambda path: set().union(*self._gather("metadata_types", path)))
+        if msg:
+            raise FilterError(msg)
 
     # ---- relevance calibration (calibration.json in the router directory) -------------------------
     def calibrators(self) -> dict[str, calibration.Calibrator]:

@@ -51,6 +51,7 @@ class ShardCore:
     def __init__(self, path: str, encoder: Encoder | None = None) -> None:
         self.path = path
         self.col = Collection.open(Path(path), encoder)
+        self.col.explain_empty_filters = False  # the router explains a filter that matches nothing in any shard
         self._wanted = threading.local()  # per calling thread: whether search_rows runs, and the rows it got
 
     def ready(self) -> str:
@@ -169,6 +170,18 @@ class ShardCore:
                     got["vectors"] = np.asarray(col.store.vectors(len(allowed))[rows], dtype=np.float32)
                 out.append(got)
             return out
+
+    def filter_state(self, filter: dict[str, Any]) -> tuple[bool, bool]:
+        """(whether the shard holds documents, whether `filter` matches any of them)."""
+        with self.col._lock:
+            store = self.col.store
+            held = store.db.execute("SELECT 1 FROM documents LIMIT 1").fetchone() is not None
+            return held, held and bool(len(store.rows_matching(filter, explain=False)))
+
+    def metadata_types(self, path: str) -> set[str]:
+        """`Store.metadata_types` of the shard."""
+        with self.col._lock:
+            return self.col.store.metadata_types(path)
 
     def get(self, doc_id: str) -> Document | None:
         """The stored document, or None."""

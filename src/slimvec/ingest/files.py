@@ -172,6 +172,9 @@ _H1 = re.compile(r"^ {0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
 
 
+_YAML_KINDS = {bool: "boolean", type(None): "null", int: "number", float: "number", dt.datetime: "timestamp"}
+
+
 def _front_matter_loader(yaml: Any, path: Path) -> type:
     """PyYAML's SafeLoader, refusing a mapping that names one key twice, or two keys that are one metadata key
     once made text (`1:` and `"1":`, `true:` and `"True":`): PyYAML keeps the last value without a word."""
@@ -193,8 +196,36 @@ def _front_matter_loader(yaml: Any, path: Path) -> type:
                     seen[str(key)] = line
                     if isinstance(key, (int, float)):
                         seen[(key,)] = line
+                for key_node, _ in node.value:  # a key YAML reads as another type would be stored changed
+                    if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    if not isinstance(key, str) and str(key) != key_node.value:
+                        raise IngestError(f"{path}:{key_node.start_mark.line + 2}: front matter: key {key_node.value!r} "
+                                          f"is read by YAML as a {_YAML_KINDS.get(type(key), type(key).__name__)}, so "
+                                          f"it would be stored as {str(key)!r}; put it in quotes to keep it as written")
             return super().construct_mapping(node, deep=deep)
 
+    def as_written(typed: Any) -> Any:
+        # YAML 1.1 reads `12:30` as the base-60 number 750 and `01234` as the octal number 668: such a plain
+        # scalar stays the text written (a time, a code with its leading zero), as YAML 1.2 and the CSV reader read it.
+        def construct(self: Any, node: Any) -> Any:
+            text = node.value if isinstance(node.value, str) else ""
+            if ":" in text or re.match(r"[-+]?0[0-9_]", text):
+                return self.construct_scalar(node)
+            return typed(self, node)
+        return construct
+
+    def boolean(self: Any, node: Any) -> Any:
+        # YAML 1.1 also reads yes/no/on/off (`country: NO`) as booleans; as YAML 1.2 and the CSV reader, only
+        # true/false are (`--field-type draft=bool` still turns "yes" into true)
+        if isinstance(node.value, str) and node.value.lower() not in ("true", "false"):
+            return self.construct_scalar(node)
+        return yaml.SafeLoader.construct_yaml_bool(self, node)
+
+    Loader.add_constructor("tag:yaml.org,2002:int", as_written(yaml.SafeLoader.construct_yaml_int))
+    Loader.add_constructor("tag:yaml.org,2002:float", as_written(yaml.SafeLoader.construct_yaml_float))
+    Loader.add_constructor("tag:yaml.org,2002:bool", boolean)
     return Loader
 
 
@@ -331,7 +362,9 @@ def _read_pdf(path: Path) -> tuple[str, str]:
         reader = PdfReader(path)
         if reader.is_encrypted:
             reader.decrypt("")  # many PDFs are "encrypted" with an empty user password
-        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+        # NUL is no text (an unmapped glyph, a UTF-16 title's terminator) and no store can hold it: dropped, so the
+        # document is not refused for it
+        pages = [(page.extract_text() or "").replace("\x00", "").strip() for page in reader.pages]
         info = reader.metadata
         title = info.title if info is not None else None
     except OSError as e:
@@ -339,5 +372,5 @@ def _read_pdf(path: Path) -> tuple[str, str]:
     except Exception as e:  # noqa: BLE001 - pypdf raises many unrelated types on damaged files; all mean "unreadable"
         detail = " ".join(str(e).split()) or type(e).__name__
         raise IngestError(f"{path}: cannot read PDF: {detail}") from None
-    title = " ".join(title.split()) if isinstance(title, str) else ""
+    title = " ".join(title.replace("\x00", "").split()) if isinstance(title, str) else ""
     return title, "\n\n".join(p for p in pages if p)

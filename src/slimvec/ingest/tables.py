@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import re
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -159,7 +161,7 @@ def _metadata(rec: dict[str, Any], fields: FieldMap, where: str) -> dict[str, An
     if nested is not None:
         # BEIR-style records carry a `metadata` object, flattened so filters see `year`, not `metadata.year`: a key
         # both there and at the top level with another value would lose one of them without a word.
-        clash = next((k for k in nested if k in top and k not in skip and top[k] != nested[k]), None)
+        clash = next((k for k in nested if k in top and k not in skip and not _same(top[k], nested[k])), None)
         if clash is not None:
             raise IngestError(f"{where}: metadata key {clash!r} is given twice with different values, at the top "
                               f"level ({top[clash]!r:.60}) and in metadata ({nested[clash]!r:.60}); keep one")
@@ -169,6 +171,17 @@ def _metadata(rec: dict[str, Any], fields: FieldMap, where: str) -> dict[str, An
     out = dict(nested) if nested is not None else {}
     out.update((k, v) for k, v in rec.items() if k not in skip)
     return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality: as Python's ==, but a boolean never equals a number (True == 1 in Python, not in JSON)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
 
 
 def _type(value: Any) -> str:
@@ -286,12 +299,14 @@ def _typed_row(header: list[str], row: list[str], own: set[str], types: dict[str
 # pyarrow types that JSON stores natively; any other inferred type (dates, times) keeps the cell's text.
 _ARROW_TYPES = {"int64": "int", "double": "float", "bool": "bool"}
 _LEADING_ZERO = r"^[+-]?0[0-9]"
+_LONG_INT = r"^[+-]?[0-9]{16,}$"  # an integer float64 may not hold exactly (2**53 has 16 digits)
 
 
 def csv_column_types(path: Path, columns: list[str], overrides: Mapping[str, str] | None = None) -> dict[str, str]:
     """{column: "int" | "float" | "bool" | "str"} for `columns` of a CSV file, inferred by pyarrow's CSV reader
-    over every row (empty cells count as missing). Integer columns holding a leading zero (codes such as
-    "02139") stay text, since the number would lose the zero. A column pyarrow cannot read is text."""
+    over every row (empty cells count as missing). Number columns holding a leading zero (codes such as
+    "02139") stay text, since the number would lose the zero, and so do number columns holding an integer that a
+    float cannot hold exactly (past 2**53, or past 64 bits). A column pyarrow cannot read is text."""
     import pyarrow as pa  # deferred: a slow import that most runs never need
     import pyarrow.compute as pac
     import pyarrow.csv as pcsv
@@ -322,6 +337,17 @@ def csv_column_types(path: Path, columns: list[str], overrides: Mapping[str, str
                 found[c] = _ARROW_TYPES.get(str(read([c]).schema.field(c).type), "str")
             except (pa.ArrowException, ValueError, KeyError):
                 found[c] = "str"
+    floats = [c for c, t in found.items() if t == "float"]
+    if floats:  # a leading zero, or an integer past 2**53 (past 64 bits pyarrow reads floats), would be lost
+        try:
+            texts = read(floats, as_text=True)
+            for c in floats:
+                long_ints = pac.filter(texts[c], pac.match_substring_regex(texts[c], _LONG_INT)).to_pylist()
+                if pac.any(pac.match_substring_regex(texts[c], _LEADING_ZERO)).as_py() or any(
+                        int(float(v)) != int(v) for v in long_ints):
+                    found[c] = "str"
+        except (pa.ArrowException, ValueError, KeyError):
+            found.update((c, "str") for c in floats)
     ints = [c for c, t in found.items() if t == "int"]
     if ints:
         try:
@@ -354,9 +380,13 @@ def _iter_parquet(path: Path, fields: FieldMap) -> Iterator[Item]:
             columns = [n for n in dict.fromkeys(own + fields.metadata_fields) if n in names]
         row = 0
         for batch in pf.iter_batches(batch_size=1024, columns=columns):
-            for rec in batch.to_pylist():
+            for rec in _records(batch):
                 where = locate(path, row)
                 try:
+                    if isinstance(rec, KeyError):
+                        raise IngestError(f"{where}: {' '.join(str(rec.args[0] if rec.args else rec).split())}")
+                    if isinstance(rec.get(fields.id_field), uuid.UUID):  # Arrow's uuid type: the id is its text
+                        rec[fields.id_field] = str(rec[fields.id_field])
                     doc = record_to_document(rec, fields, where)
                     yield row, Document(doc.id, doc.text, doc.title, _jsonable(doc.metadata, where), doc.sections)
                 except IngestError as e:
@@ -368,10 +398,39 @@ def _iter_parquet(path: Path, fields: FieldMap) -> Iterator[Item]:
         yield None, IngestError(f"{path}: cannot read Parquet: {' '.join(str(e).split())}")
 
 
+def _records(batch: Any) -> list[dict[str, Any] | KeyError]:
+    """A batch's rows as dicts, map columns as objects (pyarrow's default, a list of (key, value) pairs, would
+    store a map as an array no filter path reaches); a row whose map names a key twice is its KeyError."""
+    try:
+        return batch.to_pylist(maps_as_pydicts="strict")
+    except KeyError:  # some row's map repeats a key: find it, keep the others
+        out: list[dict[str, Any] | KeyError] = []
+        for i in range(batch.num_rows):
+            row = batch.slice(i, 1)
+            try:
+                out.append(row.to_pylist(maps_as_pydicts="strict")[0])
+            except KeyError as e:
+                name = next((n for n, col in zip(row.schema.names, row.columns) if not _strict_map(col)), "?")
+                dup = re.search(r"duplicate key was (.+?)\)?\.?$", str(e.args[0] if e.args else e))
+                out.append(KeyError(f"{name}: a map names the key {dup[1] if dup else ''} twice (JSON keeps one "
+                                    "value per key: the other would be lost)"))
+        return out
+
+
+def _strict_map(column: Any) -> bool:
+    """Whether a one-row column converts with its maps as dicts (no map in it names a key twice)."""
+    try:
+        column.to_pylist(maps_as_pydicts="strict")
+    except KeyError:
+        return False
+    return True
+
+
 def _jsonable(value: Any, where: str, key: str = "") -> Any:
-    """Parquet values as JSON-ready metadata: dates as ISO text, decimals as floats."""
-    if isinstance(value, dict):
-        return {k: _jsonable(v, where, k if not key else f"{key}.{k}") for k, v in value.items()}
+    """Parquet values as JSON-ready metadata: dates and UUIDs as text, decimals as floats (a whole decimal a float
+    cannot hold exactly as an integer)."""
+    if isinstance(value, dict):  # a map's keys may be numbers: JSON names them as text
+        return {str(k): _jsonable(v, where, f"{k}" if not key else f"{key}.{k}") for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v, where, key) for v in value]
     if isinstance(value, (dt.date, dt.time)):  # dt.datetime is a dt.date
@@ -379,7 +438,11 @@ def _jsonable(value: Any, where: str, key: str = "") -> Any:
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
     if isinstance(value, Decimal):
+        if value.is_finite() and value == value.to_integral_value() and int(float(value)) != int(value):
+            return int(value)  # a whole number a float cannot hold exactly (past 2**53): its digits, or refused past 64 bits
         return float(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
     if isinstance(value, (bytes, bytearray)):
         raise IngestError(f"{where}: {key}: binary values cannot be metadata")
     return value

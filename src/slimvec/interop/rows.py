@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from slimvec import registry
+from slimvec import registry, strictjson
 from slimvec.errors import ConfigError, IngestError
 
 TARGETS = ("qdrant", "lancedb", "parquet")
@@ -242,7 +242,8 @@ def _whole(row: dict[str, Any], field: str) -> int:
 
 def from_row(row: dict[str, Any]) -> ChunkRecord:
     """The inverse of `to_row` (vector as float32); rows of exports made before sections were carried have no
-    section fields."""
+    section fields. Metadata naming a key twice is refused (strictjson.RepeatedKeyError, a ValueError): keeping the
+    last value would lose the first without a word."""
     if not isinstance(row["doc_id"], str) or not row["doc_id"]:
         raise ValueError(f"doc_id {row['doc_id']!r}: not a non-empty string")
     sid, path = row.get("section_id"), row.get("heading_path")
@@ -252,7 +253,7 @@ def from_row(row: dict[str, Any]) -> ChunkRecord:
     if not isinstance(heading, list) or not all(isinstance(h, str) for h in heading):
         raise ValueError(f"heading_path {path!r}: not a JSON array of strings")
     return ChunkRecord(row["doc_id"], _whole(row, "chunk"), _whole(row, "start"), _whole(row, "end"), row["title"] or "",
-                       row["text"] or "", row["document"], json.loads(row["metadata"] or "{}"),
+                       row["text"] or "", row["document"], strictjson.loads(row["metadata"] or "{}"),
                        np.asarray(row["vector"], np.float32), sid, tuple(heading))
 
 

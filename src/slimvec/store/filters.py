@@ -130,9 +130,10 @@ def field_keys(name: str) -> list[str]:
 
 
 def quote_key(key: str) -> str:
-    """The field path naming the one metadata key `key` (quoted when it holds a dot): for flat-metadata callers
-    such as LlamaIndex, whose filter keys are never paths."""
-    return f'"{key}"' if "." in key else key
+    """The field path naming the one metadata key `key` (quoted when it holds a dot, is `_id`, which unquoted is the
+    document id, or starts with `$`, which unquoted is an operator): for flat-metadata callers such as LlamaIndex,
+    whose filter keys are never paths."""
+    return f'"{key}"' if "." in key or key == "_id" or key.startswith("$") else key
 
 
 def _path(name: str) -> str:
@@ -154,6 +155,8 @@ def _scalar(name: str, value: Any) -> Scalar:
 def _eq(name: str, value: Any, params: list[Any], col: str, idcol: str) -> str:
     v = _scalar(name, value)
     if name == "_id":
+        if not isinstance(v, str):
+            return "0"  # ids are strings; SQLite's text affinity would make 7 equal "7", and true equal "1"
         params.append(v)
         return f"({idcol} IS ?)"
     path = _path(name)

@@ -483,11 +483,12 @@ class Store:
         """(row, document id) of every stored chunk at or above `row`, in row order."""
         yield from self.db.execute("SELECT row, doc_id FROM chunks WHERE row >= ? ORDER BY row", (row,))
 
-    def rows_matching(self, flt: dict[str, Any]) -> np.ndarray:
+    def rows_matching(self, flt: dict[str, Any], explain: bool = True) -> np.ndarray:
         """(n,) int64 chunk rows whose document satisfies the metadata filter `flt` (see store.filters).
 
-        Raises FilterError for a malformed filter, or one that matched nothing because a value's type can never
-        equal the field's stored type or no stored document has the field.
+        Raises FilterError for a malformed filter, or (unless `explain` is False: a shard, whose router explains
+        for all its shards at once) one that matched nothing because a value's type can never equal the field's
+        stored type or no stored document has the field.
         """
         from slimvec.errors import FilterError
         from slimvec.store.filters import compile_filter, filter_type_mismatch
@@ -496,7 +497,7 @@ class Store:
         rows = self.filtered_rows(where, params)
         # A filter that matched nothing may compare with a type the field never holds (e.g. "2020" vs 2020):
         # say so instead of returning silence. Only then is the metadata scanned for stored types.
-        if not len(rows) and self.db.execute("SELECT 1 FROM documents LIMIT 1").fetchone() and (
+        if explain and not len(rows) and self.db.execute("SELECT 1 FROM documents LIMIT 1").fetchone() and (
                 msg := filter_type_mismatch(flt, self.metadata_types)):
             raise FilterError(msg)
         return rows
