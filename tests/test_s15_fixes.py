@@ -180,10 +180,46 @@ def test_pq_search_with_every_row_allowed_scans_in_faiss(monkeypatch) -> None:
     np.testing.assert_array_equal(everyone[1], free[1])
     np.testing.assert_array_equal(everyone[0], free[0])
     some = np.ones(len(docs), bool)
-    some[free[1][:, 0]] = False  # each query's best row is filtered out: the numpy path, which can filter
+    some[free[1][:, 0]] = False  # each query's best row left out (deleted documents, say)
+    # A few rows left out: faiss's scan over-fetches and drops them, the same rows and scores as without them.
+    wider = index.search(queries, 10 + 4)
+    vals, rows = index.search(queries, 10, some)
+    assert scans == []
+    for i in range(len(queries)):
+        kept = ~np.isin(wider[1][i], free[1][:, 0])
+        np.testing.assert_array_equal(rows[i], wider[1][i][kept][:10])
+        np.testing.assert_array_equal(vals[i], wider[0][i][kept][:10])
+    # More rows left out than the over-fetch takes (a real filter): the numpy path, which filters as it scans.
+    import slimvec.index.compressed as compressed
+
+    monkeypatch.setattr(compressed, "_PQ_OVERFETCH_SHARE", 0.001)  # 0.6 of 600 rows: 4 left out is too many
     vals, rows = index.search(queries, 10, some)
     assert scans == [4]
     assert not np.isin(rows, free[1][:, 0]).any()
     reference = codec.score(queries, index.codes)
     reference[:, ~some] = -np.inf
     np.testing.assert_allclose(vals, np.sort(reference, axis=1)[:, ::-1][:, :10], atol=1e-5)
+
+
+def test_pq_search_leaving_out_rows_near_the_end_pads_as_before(monkeypatch) -> None:
+    """k + left-out rows may exceed the index: the answer is padded with -1 rows, as a filtered scan pads it."""
+    import warnings
+
+    import numpy as np
+
+    from slimvec.codecs import make_codec
+    from slimvec.index.compressed import CodecIndex
+
+    rng = np.random.default_rng(5)
+    docs = rng.standard_normal((20, 16)).astype(np.float32)
+    codec = make_codec("pq:4x2")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        codec.fit(docs)
+    index = CodecIndex(codec, 16)
+    index.add(docs)
+    mask = np.ones(20, bool)
+    mask[::2] = False  # 10 of 20 rows left out, k = 15: only 10 can come back
+    vals, rows = index.search(docs[:2], 15, mask)
+    assert rows.shape == (2, 15) and (rows[:, 10:] == -1).all() and np.isneginf(vals[:, 10:]).all()
+    assert sorted(rows[0, :10]) == list(range(1, 20, 2))
