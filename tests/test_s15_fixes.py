@@ -146,9 +146,7 @@ def test_http_repeated_key_at_any_depth_is_a_422_naming_it(tmp_path) -> None:
 # ---- a PQ index searched with every row allowed takes faiss's scan, not the numpy table gathers -----------------
 
 
-def test_pq_search_with_every_row_allowed_scans_in_faiss(monkeypatch) -> None:
-    """The retriever passes its alive mask on every search; an all-True mask used to send PQ (which faiss cannot
-    filter) down the numpy ADC path, 10x slower at 1M rows (BENCHMARKS.md, Session 15)."""
+def _pq_index(seed: int, n: int, dim: int, spec: str):  # noqa: ANN202 - (CodecIndex, docs, codec)
     import warnings
 
     import numpy as np
@@ -156,16 +154,26 @@ def test_pq_search_with_every_row_allowed_scans_in_faiss(monkeypatch) -> None:
     from slimvec.codecs import make_codec
     from slimvec.index.compressed import CodecIndex
 
-    rng = np.random.default_rng(3)
-    docs = rng.standard_normal((600, 64)).astype(np.float32)
+    docs = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
     docs /= np.linalg.norm(docs, axis=1, keepdims=True)
-    queries = docs[:4] + 0.1 * rng.standard_normal((4, 64)).astype(np.float32)
-    codec = make_codec("pq:8x4")
+    codec = make_codec(spec)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")  # few training rows for 2**bits centroids: the warning is expected
         codec.fit(docs)
-    index = CodecIndex(codec, 64)
+    index = CodecIndex(codec, dim)
     index.add(docs)
+    return index, docs, codec
+
+
+def test_pq_search_with_every_row_allowed_scans_in_faiss(monkeypatch) -> None:
+    """The retriever passes its alive mask on every search; an all-True mask used to send PQ (which faiss cannot
+    filter) down the numpy ADC path, 10x slower at 1M rows (BENCHMARKS.md, Session 15)."""
+    import numpy as np
+
+    from slimvec.index.compressed import CodecIndex
+
+    index, docs, codec = _pq_index(3, 600, 64, "pq:8x4")
+    queries = docs[:4] + 0.1 * np.random.default_rng(4).standard_normal((4, 64)).astype(np.float32)
     free = index.search(queries, 10)
     scans: list[int] = []
     numpy_scan = CodecIndex._scan
@@ -203,21 +211,13 @@ def test_pq_search_with_every_row_allowed_scans_in_faiss(monkeypatch) -> None:
 
 def test_pq_search_leaving_out_rows_near_the_end_pads_as_before(monkeypatch) -> None:
     """k + left-out rows may exceed the index: the answer is padded with -1 rows, as a filtered scan pads it."""
-    import warnings
-
     import numpy as np
 
-    from slimvec.codecs import make_codec
-    from slimvec.index.compressed import CodecIndex
+    import slimvec.index.compressed as compressed
 
-    rng = np.random.default_rng(5)
-    docs = rng.standard_normal((20, 16)).astype(np.float32)
-    codec = make_codec("pq:4x2")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        codec.fit(docs)
-    index = CodecIndex(codec, 16)
-    index.add(docs)
+    monkeypatch.setattr(compressed, "_PQ_OVERFETCH_SHARE", 1.0)  # half the rows left out: still the over-fetch
+    monkeypatch.setattr(compressed.CodecIndex, "_scan", None)  # which must not reach the numpy scan
+    index, docs, _ = _pq_index(5, 20, 16, "pq:4x2")
     mask = np.ones(20, bool)
     mask[::2] = False  # 10 of 20 rows left out, k = 15: only 10 can come back
     vals, rows = index.search(docs[:2], 15, mask)
