@@ -175,7 +175,7 @@ class ShardCore:
         """(whether the shard holds documents, whether `filter` matches any of them)."""
         with self.col._lock:
             store = self.col.store
-            held = store.db.execute("SELECT 1 FROM documents LIMIT 1").fetchone() is not None
+            held = store.holds_documents()
             return held, held and bool(len(store.rows_matching(filter, explain=False)))
 
     def metadata_types(self, path: str) -> set[str]:

@@ -164,15 +164,14 @@ class CodecIndex:
         if n == 0 or k <= 0:
             return top_k(np.zeros((len(q), 0), np.float32), k)
         mask = None if allowed is None else np.asarray(allowed[:n], bool)
-        if mask is not None and mask.all():  # every row allowed (no filter, no deleted row): the unfiltered scans
+        left_out = 0 if mask is None else n - int(np.count_nonzero(mask))
+        if not left_out:  # every row allowed (no filter, no deleted row): the unfiltered scans
             mask = None
         if self.hamming:
             return self._search_hamming(q, k, mask)
         pq = isinstance(self.codec, PQCodec)
-        if pq and mask is not None and self._faiss_scan:
-            left_out = n - int(np.count_nonzero(mask))
-            if left_out <= _PQ_OVERFETCH_SHARE * n:
-                return self._search_faiss_dropping(q, k, mask, left_out)
+        if pq and mask is not None and self._faiss_scan and left_out <= _PQ_OVERFETCH_SHARE * n:
+            return self._search_faiss_dropping(q, k, mask, left_out)
         # PQ always scans in faiss (numpy table gathers are far slower), except under a filter that leaves out
         # most rows: IndexPQ takes no ID selector. float16/int8 use faiss for a few queries, BLAS on converted
         # blocks for batches.

@@ -337,26 +337,20 @@ def csv_column_types(path: Path, columns: list[str], overrides: Mapping[str, str
                 found[c] = _ARROW_TYPES.get(str(read([c]).schema.field(c).type), "str")
             except (pa.ArrowException, ValueError, KeyError):
                 found[c] = "str"
-    floats = [c for c, t in found.items() if t == "float"]
-    if floats:  # a leading zero, or an integer past 2**53 (past 64 bits pyarrow reads floats), would be lost
+    numbers = [c for c, t in found.items() if t in ("int", "float")]
+    if numbers:  # read once more as text: a number would lose a leading zero, and a float column (pyarrow reads
+        # integers past 64 bits as floats) the digits of an integer past 2**53
         try:
-            texts = read(floats, as_text=True)
-            for c in floats:
-                long_ints = pac.filter(texts[c], pac.match_substring_regex(texts[c], _LONG_INT)).to_pylist()
-                if pac.any(pac.match_substring_regex(texts[c], _LEADING_ZERO)).as_py() or any(
-                        int(float(v)) != int(v) for v in long_ints):
+            texts = read(numbers, as_text=True)
+            for c in numbers:
+                lost = pac.any(pac.match_substring_regex(texts[c], _LEADING_ZERO)).as_py()
+                if not lost and found[c] == "float":
+                    long_ints = pac.filter(texts[c], pac.match_substring_regex(texts[c], _LONG_INT)).to_pylist()
+                    lost = any(int(float(v)) != int(v) for v in long_ints)
+                if lost:
                     found[c] = "str"
         except (pa.ArrowException, ValueError, KeyError):
-            found.update((c, "str") for c in floats)
-    ints = [c for c, t in found.items() if t == "int"]
-    if ints:
-        try:
-            texts = read(ints, as_text=True)
-            for c in ints:
-                if pac.any(pac.match_substring_regex(texts[c], _LEADING_ZERO)).as_py():
-                    found[c] = "str"
-        except (pa.ArrowException, ValueError, KeyError):
-            found.update((c, "str") for c in ints)
+            found.update((c, "str") for c in numbers)
     return found
 
 

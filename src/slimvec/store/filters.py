@@ -26,9 +26,10 @@ from slimvec.ids import fits_int64, lone_surrogate
 # controls; a key in double quotes may hold dots. SQLite's JSON path cannot carry a double quote or backslash
 # inside a quoted label at all. "$" first is an operator (a quoted key may start with "$").
 _PLAIN = r'[^."\\\x00-\x1f]+'
-_QUOTED = r'"[^"\\\x00-\x1f]+"'
+_INSIDE_QUOTES = r'[^"\\\x00-\x1f]+'
+_QUOTED = rf'"{_INSIDE_QUOTES}"'
 _FIELD = re.compile(rf"(?!\$)(?:{_QUOTED}|{_PLAIN})(?:\.(?:{_QUOTED}|{_PLAIN}))*")  # fullmatch: "$" takes a final newline
-_SEGMENT = re.compile(rf'"([^"\\\x00-\x1f]+)"|({_PLAIN})')
+_SEGMENT = re.compile(rf'"({_INSIDE_QUOTES})"|({_PLAIN})')
 _COMPARE = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _MAX_DEPTH = 32
 _MAX_IN = 10_000
@@ -88,31 +89,31 @@ def _object(obj: dict[str, Any], params: list[Any], col: str, idcol: str, depth:
 
 
 def _field(name: str, cond: Any, params: list[Any], col: str, idcol: str) -> str:
-    field_keys(name)  # refuses a path it cannot name before any operator is read
+    path = _path(name)  # once per field, not per value of an $in list; refuses a path it cannot name
     if not isinstance(cond, dict) or not any(k.startswith("$") for k in cond):
         cond = {"$eq": cond}
     parts = []
     for op, value in cond.items():
         if op == "$eq":
-            parts.append(_eq(name, value, params, col, idcol))
+            parts.append(_eq(name, path, value, params, col, idcol))
         elif op == "$ne":
-            parts.append("(NOT " + _eq(name, value, params, col, idcol) + ")")
+            parts.append("(NOT " + _eq(name, path, value, params, col, idcol) + ")")
         elif op in ("$in", "$nin"):
             if not isinstance(value, list):
                 raise FilterError(f"{name}: {op} takes a list of values")
             if len(value) > _MAX_IN:
                 raise FilterError(f"{name}: {op} list longer than {_MAX_IN}")
-            anyof = "(" + " OR ".join(_eq(name, v, params, col, idcol) for v in value) + ")" if value else "0"
+            anyof = "(" + " OR ".join(_eq(name, path, v, params, col, idcol) for v in value) + ")" if value else "0"
             parts.append(anyof if op == "$in" else f"(NOT {anyof})")
         elif op in _COMPARE:
-            parts.append(_compare(name, op, value, params, col, idcol))
+            parts.append(_compare(name, path, op, value, params, col, idcol))
         elif op == "$exists":
             if not isinstance(value, bool):
                 raise FilterError(f"{name}: $exists takes true or false")
             if name == "_id":
                 parts.append("1" if value else "0")
             else:
-                params.append(_path(name))
+                params.append(path)
                 parts.append(f"(json_type({col}, ?) IS {'NOT ' if value else ''}NULL)")
         else:
             raise FilterError(f"{name}: unknown operator {op!r}")
@@ -152,14 +153,13 @@ def _scalar(name: str, value: Any) -> Scalar:
     raise FilterError(f"{name}: values must be strings, numbers, booleans or null, got {json.dumps(value)[:60]}")
 
 
-def _eq(name: str, value: Any, params: list[Any], col: str, idcol: str) -> str:
+def _eq(name: str, path: str, value: Any, params: list[Any], col: str, idcol: str) -> str:
     v = _scalar(name, value)
     if name == "_id":
         if not isinstance(v, str):
             return "0"  # ids are strings; SQLite's text affinity would make 7 equal "7", and true equal "1"
         params.append(v)
         return f"({idcol} IS ?)"
-    path = _path(name)
     if v is None:
         params.append(path)
         return f"(json_type({col}, ?) IS 'null')"
@@ -174,7 +174,7 @@ def _eq(name: str, value: Any, params: list[Any], col: str, idcol: str) -> str:
     )
 
 
-def _compare(name: str, op: str, value: Any, params: list[Any], col: str, idcol: str) -> str:
+def _compare(name: str, path: str, op: str, value: Any, params: list[Any], col: str, idcol: str) -> str:
     v = _scalar(name, value)
     if isinstance(v, bool) or v is None:
         raise FilterError(f"{name}: {op} takes a number or a string")
@@ -185,7 +185,6 @@ def _compare(name: str, op: str, value: Any, params: list[Any], col: str, idcol:
         params.append(v)
         return f"({idcol} {sym} ?)"
     typ = "('text')" if isinstance(v, str) else "('integer','real')"
-    path = _path(name)
     params.extend([path, path, v])
     return f"COALESCE((CASE WHEN json_type({col}, ?) IN {typ} THEN json_extract({col}, ?) END) {sym} ?, 0)"
 

@@ -497,10 +497,14 @@ class Store:
         rows = self.filtered_rows(where, params)
         # A filter that matched nothing may compare with a type the field never holds (e.g. "2020" vs 2020):
         # say so instead of returning silence. Only then is the metadata scanned for stored types.
-        if explain and not len(rows) and self.db.execute("SELECT 1 FROM documents LIMIT 1").fetchone() and (
+        if explain and not len(rows) and self.holds_documents() and (
                 msg := filter_type_mismatch(flt, self.metadata_types)):
             raise FilterError(msg)
         return rows
+
+    def holds_documents(self) -> bool:
+        """Whether any document is stored (one row read, not a count)."""
+        return self.db.execute("SELECT 1 FROM documents LIMIT 1").fetchone() is not None
 
     def filtered_rows(self, where: str, params: list[Any]) -> np.ndarray:
         """Chunk rows whose document satisfies a compiled filter expression."""
