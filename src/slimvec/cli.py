@@ -318,6 +318,46 @@ def compact(
 
 @app.command()
 @user_errors
+def tune(
+    collection: Path = typer.Argument(..., help="Collection directory."),
+    queries: Optional[Path] = typer.Option(None, "--queries", help="Sample queries: a text file (one per line), a "
+                                           "JSONL file (a \"text\" field per line) or a BEIR folder."),
+    split: Optional[str] = typer.Option(None, "--split", help="With a BEIR folder: only the queries judged in this "
+                                        "split (tune on train or dev, report on test)."),
+    reset: bool = typer.Option(False, "--reset", help="Forget the stored queries: calibrate on the rows again."),
+    json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Calibrate the index's nprobe / efSearch on sample queries of your own (kept for later calibrations)."""
+    from slimvec.collection import Collection
+    from slimvec.ingest.queries import read_queries
+
+    if (queries is None) == (not reset):
+        raise ConfigError("give --queries FILE to tune, or --reset to forget the stored queries")
+    texts = read_queries(queries, split) if queries is not None else None
+    with Collection.open(collection) as col:
+        if not hasattr(col, "tune"):
+            raise ConfigError(f"{collection}: a sharded collection is tuned shard by shard (slimvec tune "
+                              f"{collection}/shards/000 --queries ...)")
+        if reset:
+            report: dict[str, Any] = {"reset": col.reset_tuning()}
+        else:
+            report = {"queries": min(len(texts or []), 1000), "indexes": col.tune(texts)}
+    if json_out:
+        _print_json(report)
+    elif reset:
+        out.print("stored queries forgotten: the index is calibrated on the rows again" if report["reset"] else
+                  "no stored queries: the index was already calibrated on the rows")
+    else:
+        for name, d in report["indexes"].items():
+            cal = d.get("calibration")
+            knob = f"nprobe {d['nprobe']}" if "nprobe" in d else f"efSearch {d.get('ef_search')}"
+            reached = (f"{knob}: Recall@10 {cal['recall']:.3f} on {cal['queries']:,} of your queries (target "
+                       f"{cal['target_recall']})" if cal else "stored; used when the inverted lists are built")
+            out.print(f"{name}: {reached}", markup=False)
+
+
+@app.command()
+@user_errors
 def check(
     collection: Path = typer.Argument(..., help="Collection directory."),
     json_out: bool = typer.Option(False, "--json", help="Print as JSON."),

@@ -35,7 +35,7 @@ from slimvec.search.plan import SearchPlan, make_plan
 from slimvec.search.rerank import Reranker
 from slimvec.search.run import Runner
 from slimvec.sections import section_chunks
-from slimvec.store import Store, switch
+from slimvec.store import Store, probes, switch
 from slimvec.store.compact import live_rows
 from slimvec.store.rowmap import RowMap
 
@@ -620,17 +620,7 @@ class Collection:
                     **fields: Any) -> list[list[Hit]]:
         """`search` for several queries; dense query vectors are encoded in one batch (or given as `vectors`,
         float32 of shape (len(queries), dim))."""
-        if isinstance(queries, str) or not isinstance(queries, (list, tuple)):
-            raise TypeError(f"queries must be a list of strings, not {type(queries).__name__}")
-        for q in queries:
-            if not isinstance(q, str) or not q.strip():
-                raise ConfigError("query is empty" if q is None or isinstance(q, str) else
-                                  f"query must be a string, not {type(q).__name__}")
-            if not has_content(q):
-                raise ConfigError(f"query {q[:40]!r} is empty: it holds only whitespace and invisible characters")
-            if not q.isascii() and (bad := lone_surrogate(q)):  # CLI bytes that are not UTF-8 arrive as these
-                raise ConfigError(f"query is not valid Unicode: {bad.group()!r} at character {bad.start()} "
-                                  "(a lone surrogate; is the terminal's encoding UTF-8?)")
+        _check_queries(queries)
         given = None
         if rerank is not None and not isinstance(rerank, str):
             given = rerank  # a Reranker object from Python code: not a serialisable option
@@ -732,6 +722,63 @@ class Collection:
             self._calibrators = {**self._calibrators, mode: calibrator}
             _calibration.save_calibrators(self.path, self._calibrators)
             self.store.bump_generation()  # other handles (a server) re-read calibration.json at their next search
+
+    # ---- tuning the index on the user's queries ---------------------------------------------
+    def tune(self, queries: list[str] | None = None, *, vectors: Any = None) -> dict[str, Any]:
+        """Calibrate the index's search knob (an IVF nprobe, an HNSW efSearch) on sample queries of your own, to
+        the profile's `target_recall` Recall@10, instead of on midpoints of stored rows; every later calibration
+        (after the rows double, after a compaction) uses them too. Like faiss's autotuning on a query set.
+
+        queries: at least 10 query texts (encoded with the collection's model, query side), or `vectors`: their
+        (n, dim) float32 vectors (as `search_many` takes them); of more than 1,000, a seeded random 1,000. Their
+        vectors are kept in DIR/probe_queries.npz (`store.probes`); only the vectors, no text. Returns `{retriever name: describe()}` of each index tuned
+        (its "calibration" names the probes; IVF lists not built yet, below 100,000 rows, are calibrated on
+        the queries when they are). Raises ConfigError for fewer than 10 queries, a bad one, both or neither of
+        queries and vectors, or a profile with nothing to calibrate (exact search, a fixed nprobe/ef_search).
+        """
+        if (queries is None) == (vectors is None):
+            raise ConfigError("tune takes the queries' texts or their vectors, one of the two")
+        dim = int(self.manifest["dim"])
+        if queries is not None:
+            _check_queries(queries)
+        else:
+            v = np.asarray(vectors, dtype=np.float32)
+            vectors = _given_vectors(v, len(v) if v.ndim == 2 else 1, dim)
+        n = len(queries) if queries is not None else len(vectors)
+        if n < probes.MIN_QUERIES:
+            raise ConfigError(f"tune needs at least {probes.MIN_QUERIES} queries, got {n}")
+        if n > probes.MAX_QUERIES:  # a seeded sample: the same queries give the same calibration
+            keep = np.sort(np.random.default_rng(0).choice(n, probes.MAX_QUERIES, replace=False))
+            queries = None if queries is None else [queries[i] for i in keep]
+            vectors = None if vectors is None else vectors[keep]
+            n = probes.MAX_QUERIES
+        with self._lock:
+            self._sync()
+            tunable = [name for name, r in self._retrievers.items() if getattr(r, "tunable", False)]
+        if not tunable:
+            profile = (self.manifest.get("profile") or {}).get("name", "this")
+            raise ConfigError(f"the {profile!r} profile has nothing to tune: tuning calibrates an HNSW efSearch or an "
+                              "IVF nprobe the profile leaves to calibration (profiles hnsw-f32, binary-ivf-rescore)")
+        vecs = vectors if queries is None else _given_vectors(self.encoder.encode_queries(list(queries)), n, dim)
+        with self._writing():
+            probes.save(self.path, vecs, str(self.manifest["model"]))
+            self._retune()
+            return {name: describe(self._retrievers[name]) for name in tunable}
+
+    def reset_tuning(self) -> bool:
+        """Forget the queries `tune` stored: the index is calibrated on midpoints of stored rows again. Returns
+        whether there were any."""
+        with self._writing():
+            had = probes.remove(self.path)
+            if had:
+                self._retune()
+            return had
+
+    def _retune(self) -> None:
+        # Under the writer lock: other handles see the new generation and recalibrate at their next search.
+        self.store.bump_generation()
+        self._sync()
+        self._save_index()
 
     def _allowed(self, filter: dict[str, Any] | None) -> np.ndarray:
         """(rows,) bool mask of the rows a hit may come from: alive, and inside the filter when there is one."""
@@ -948,6 +995,22 @@ def _prompts(enc: Encoder) -> dict[str, Any]:
     if not hasattr(enc, "query_prompt"):
         return {}
     return {"prompts": {"query": enc.query_prompt, "document": enc.document_prompt}}  # type: ignore[attr-defined]
+
+
+def _check_queries(queries: Any) -> None:
+    """TypeError unless `queries` is a list or tuple; ConfigError naming the first query that is not a string,
+    is empty or only invisible characters, or is not valid Unicode."""
+    if isinstance(queries, str) or not isinstance(queries, (list, tuple)):
+        raise TypeError(f"queries must be a list of strings, not {type(queries).__name__}")
+    for q in queries:
+        if not isinstance(q, str) or not q.strip():
+            raise ConfigError("query is empty" if q is None or isinstance(q, str) else
+                              f"query must be a string, not {type(q).__name__}")
+        if not has_content(q):
+            raise ConfigError(f"query {q[:40]!r} is empty: it holds only whitespace and invisible characters")
+        if not q.isascii() and (bad := lone_surrogate(q)):  # CLI bytes that are not UTF-8 arrive as these
+            raise ConfigError(f"query is not valid Unicode: {bad.group()!r} at character {bad.start()} "
+                              "(a lone surrogate; is the terminal's encoding UTF-8?)")
 
 
 def _given_vectors(vectors: Any, n: int, dim: int) -> np.ndarray:

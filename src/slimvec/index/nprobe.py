@@ -14,6 +14,12 @@ other row 0.76). Measured there against 300 real held-out queries (R@10 at nprob
 0.821/0.889/0.934/0.971, midpoints 0.776/0.864/0.927/0.973, stored rows 0.897/0.930/0.958/0.975. Midpoints track
 real queries and err on the side of probing more; stored rows would stop too early.
 
+Both stay data-dependent: on the 1M-row scale set (benchmarks/scale.py's synthetic rows, 110 per real document)
+midpoints reached R@10 0.961 at nprobe 8 where real queries got 0.925, so the calibrated profile fell to 0.938.
+When the user has sample queries, `Collection.tune` (`slimvec tune`) keeps their vectors
+(`store.probes`) and every later calibration runs on them instead of the midpoints (`queries=` below);
+the choice records which probes it ran on.
+
 HNSW's efSearch (candidates the graph walk keeps) is the same kind of knob: faiss's default 16 loses recall,
 a fixed 128 spends twice the time the data needs. `calibrate_ef` picks the smallest of `EF_STEPS` reaching the
 target on the same probes. On the MiniLM SciFact/NFCorpus vectors (benchmarks/peers.py's, M=32, efConstruction
@@ -36,16 +42,19 @@ K = 10
 EF_STEPS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)  # efSearch values calibrate_ef tries
 SAMPLE = 256  # probe queries: Recall@10 to about +-0.01 (binomial over 2,560 neighbours)
 SEED = 0
+ROW_PROBES = "rows"  # _Choice.probes of a calibration on midpoints of stored rows (no user queries)
 
 
 @dataclass(frozen=True)
 class _Choice:
-    """What a calibration reached: Recall@10 on `queries` probe queries, the target, the rows it ran over."""
+    """What a calibration reached: Recall@10 on `queries` probe queries, the target, the rows it ran over, and
+    which probes: "rows" (midpoints of stored rows) or the digest of the user's queries (`store.probes`)."""
 
     recall: float
     target_recall: float
     queries: int
     rows: int  # rows in the index when calibrated
+    probes: str = ROW_PROBES
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,6 +72,15 @@ class EfChoice(_Choice):
     """The calibrated HNSW efSearch and what it reached (see _Choice)."""
 
     ef_search: int = 0
+
+
+def needs_calibration(done: dict[str, Any] | None, target_recall: float, rows: int, queries: Any) -> bool:
+    """Whether an index calibrated as `done` (a `_Choice.to_dict()`, or None) must be calibrated again: never
+    calibrated, for another target, on other probes than the user's `queries` now (a `store.probes.ProbeQueries`,
+    or None for midpoints of rows), or the rows have doubled since."""
+    probes = ROW_PROBES if queries is None else queries.digest
+    return (done is None or done["target_recall"] != target_recall or done.get("probes", ROW_PROBES) != probes
+            or rows >= 2 * done["rows"])
 
 
 def _recall(found: np.ndarray, truth: np.ndarray, k: int) -> float:
@@ -83,8 +101,15 @@ def probe_queries(vectors: np.ndarray, rows: int, sample: int = SAMPLE) -> np.nd
     return (q / np.where(norms > 0, norms, 1)).astype(np.float32)
 
 
+def _probes(vectors: np.ndarray, rows: int, sample: int, queries: Any) -> tuple[np.ndarray, str]:
+    """The probe queries of a calibration and their name: the user's (`store.probes.ProbeQueries`) or midpoints."""
+    if queries is not None:
+        return as_f32(queries.vectors), queries.digest
+    return probe_queries(vectors, rows, sample), ROW_PROBES
+
+
 def calibrate_nprobe(index: Any, vectors: np.ndarray, target_recall: float, oversample: int | None,
-                     sample: int = SAMPLE) -> NprobeChoice:
+                     sample: int = SAMPLE, queries: Any = None) -> NprobeChoice:
     """The smallest nprobe of `index` (a trained `BinaryIVFIndex` holding rows 0..index.rows-1) whose search
     reaches `target_recall` mean Recall@10 on `probe_queries` against exact search over the rows.
 
@@ -92,6 +117,7 @@ def calibrate_nprobe(index: Any, vectors: np.ndarray, target_recall: float, over
     oversample: the staged search's candidates per result (rows rescored from `vectors`), or None for the
     index's own scores. Tries powers of two, then bisects between the last that missed and the first that
     reached the target; if even every list misses (near-duplicate rows), returns nlist with its recall.
+    queries: the user's probe queries (a `store.probes.ProbeQueries`), else `probe_queries` midpoints.
     `index.nprobe` is left unchanged. Raises ValueError on an empty index.
     """
     from slimvec.index.compressed import staged_search
@@ -99,7 +125,7 @@ def calibrate_nprobe(index: Any, vectors: np.ndarray, target_recall: float, over
     n = index.rows
     if n == 0:
         raise ValueError("calibrate_nprobe needs a trained index holding rows")
-    queries = probe_queries(vectors, n, sample)
+    queries, probes = _probes(vectors, n, sample, queries)
     k = min(K, n)
     _, truth = ExactIndex.over(vectors[:n]).search(queries, k)
 
@@ -126,18 +152,19 @@ def calibrate_nprobe(index: Any, vectors: np.ndarray, target_recall: float, over
             lo, hi = (lo, mid) if tried[mid] >= target_recall else (mid, hi)
     finally:
         index.nprobe = saved
-    return NprobeChoice(round(tried[hi], 4), target_recall, len(queries), n, nprobe=int(hi))
+    return NprobeChoice(round(tried[hi], 4), target_recall, len(queries), n, probes, nprobe=int(hi))
 
 
-def calibrate_ef(index: Any, vectors: np.ndarray, target_recall: float, sample: int = SAMPLE) -> EfChoice:
+def calibrate_ef(index: Any, vectors: np.ndarray, target_recall: float, sample: int = SAMPLE,
+                 queries: Any = None) -> EfChoice:
     """The smallest efSearch of EF_STEPS with which `index` (an `HnswIndex` holding rows 0..index.rows-1)
     reaches `target_recall` mean Recall@10 on `probe_queries` against exact search over the rows; the largest
-    step with its recall if none does. vectors: (>= index.rows, dim) float32 rows (a memmap is fine).
-    `index.ef_search` is left unchanged. Raises ValueError on an empty index."""
+    step with its recall if none does. vectors: (>= index.rows, dim) float32 rows (a memmap is fine); queries:
+    as for `calibrate_nprobe`. `index.ef_search` is left unchanged. Raises ValueError on an empty index."""
     n = index.rows
     if n == 0:
         raise ValueError("calibrate_ef needs an index holding rows")
-    queries = probe_queries(vectors, n, sample)
+    queries, probes = _probes(vectors, n, sample, queries)
     k = min(K, n)
     _, truth = ExactIndex.over(as_f32(np.asarray(vectors[:n]))).search(queries, k)
     saved = index.ef_search
@@ -149,4 +176,4 @@ def calibrate_ef(index: Any, vectors: np.ndarray, target_recall: float, sample: 
                 break
     finally:
         index.ef_search = saved
-    return EfChoice(round(reached, 4), target_recall, len(queries), n, ef_search=ef)
+    return EfChoice(round(reached, 4), target_recall, len(queries), n, probes, ef_search=ef)

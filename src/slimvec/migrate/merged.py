@@ -69,7 +69,7 @@ class MigratingCollection(Collection):
         raise CollectionError(f"{self.path}: a migration to {self.record['to']!r} is under way; writes are refused "
                               f"until it finishes (`slimvec migrate {self.path} --to {self.record['to']}`)")
 
-    add = upsert = add_encoded = delete = compact = _refuse  # type: ignore[assignment]
+    add = upsert = add_encoded = delete = compact = tune = reset_tuning = _refuse  # type: ignore[assignment]
 
     def close(self) -> None:
         self.target.close()

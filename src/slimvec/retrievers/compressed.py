@@ -68,6 +68,8 @@ class CompressedDenseRetriever:
         return not isinstance(self.index, BinaryIVFIndex) or (self.ivf[0] is None and rows >= 4 * self.fitted_rows)
 
     def sync(self, store: Store) -> None:
+        from slimvec.index.compressed import BinaryIVFIndex
+
         rows = store.committed_rows
         vectors = store.vectors(rows)
         self._full = vectors
@@ -80,22 +82,19 @@ class CompressedDenseRetriever:
             start = self.index.rows
             self._add(vectors, start, rows)
             self._compact_if_grown(rows - start)
-        if self._needs_calibration(rows):
-            self._calibrate(vectors)
+        if self.tunable and isinstance(self.index, BinaryIVFIndex):
+            from slimvec.index.nprobe import calibrate_nprobe, needs_calibration
 
-    def _needs_calibration(self, rows: int) -> bool:
-        from slimvec.index.compressed import BinaryIVFIndex
+            probes = store.probe_queries()
+            if needs_calibration(self.index.calibration, self.target_recall, rows, probes):
+                choice = calibrate_nprobe(self.index, vectors, self.target_recall,
+                                          self.oversample if self.rescore else None, queries=probes)
+                self.index.nprobe, self.index.calibration = choice.nprobe, choice.to_dict()
 
-        if not isinstance(self.index, BinaryIVFIndex) or self.ivf is None or self.ivf[1] is not None:
-            return False
-        done = self.index.calibration
-        return done is None or done["target_recall"] != self.target_recall or rows >= 2 * done["rows"]
-
-    def _calibrate(self, vectors: np.ndarray) -> None:
-        from slimvec.index.nprobe import calibrate_nprobe
-
-        choice = calibrate_nprobe(self.index, vectors, self.target_recall, self.oversample if self.rescore else None)
-        self.index.nprobe, self.index.calibration = choice.nprobe, choice.to_dict()
+    @property
+    def tunable(self) -> bool:
+        """Inverted lists (now, or once there are rows enough) whose nprobe the profile leaves to calibration."""
+        return self.ivf is not None and self.ivf[1] is None
 
     @property
     def nprobe(self) -> int:
@@ -198,8 +197,9 @@ class CompressedDenseRetriever:
         """What the codes are searched with: {"kind": "exact" (too few rows to fit the codec yet) | "codes" (a
         scan of every code) | "ivf" (inverted lists), "codec", "rows", "fitted_rows" (rows the codec was fitted
         on), "rescore", "oversample"}, plus "nlist" and "nprobe" (before filter scaling) for "ivf", and
-        "calibration" ({"nprobe", "recall" (mean Recall@10 on stored rows as queries), "target_recall", "queries",
-        "rows"}) when nprobe was calibrated rather than fixed by the profile."""
+        "calibration" ({"nprobe", "recall" (mean Recall@10 on the probe queries), "target_recall", "queries",
+        "rows", "probes" ("rows", or the digest of the user's queries: `Collection.tune`)}) when nprobe was
+        calibrated rather than fixed by the profile."""
         from slimvec.index.compressed import BinaryIVFIndex
 
         kind = "exact" if self.index is None else "ivf" if isinstance(self.index, BinaryIVFIndex) else "codes"

@@ -45,19 +45,18 @@ class DenseRetriever:
                 self.index.ef_search = self.ef_search
         if self.index.rows < rows:
             self.index.add(np.asarray(store.vectors(rows)[self.index.rows : rows]))
-        if self._needs_calibration(rows):
-            from slimvec.index.nprobe import calibrate_ef
+        if self.tunable and rows:
+            from slimvec.index.nprobe import calibrate_ef, needs_calibration
 
-            choice = calibrate_ef(self.index, store.vectors(rows), self.target_recall)
-            self.index.ef_search, self.index.calibration = choice.ef_search, choice.to_dict()
+            probes = store.probe_queries()
+            if needs_calibration(self.index.calibration, self.target_recall, rows, probes):
+                choice = calibrate_ef(self.index, store.vectors(rows), self.target_recall, queries=probes)
+                self.index.ef_search, self.index.calibration = choice.ef_search, choice.to_dict()
 
-    def _needs_calibration(self, rows: int) -> bool:
-        """An HNSW graph whose efSearch the profile leaves to calibration, not calibrated for this target or
-        since the rows doubled (as `CompressedDenseRetriever` recalibrates nprobe)."""
-        if not isinstance(self.index, HnswIndex) or self.ef_search is not None or not rows:
-            return False
-        done = self.index.calibration
-        return done is None or done["target_recall"] != self.target_recall or rows >= 2 * done["rows"]
+    @property
+    def tunable(self) -> bool:
+        """An HNSW graph whose efSearch the profile leaves to calibration (on probe queries, `index.nprobe`)."""
+        return isinstance(self.index, HnswIndex) and self.ef_search is None
 
     def search(self, query: Query, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scores, rows = self.index.search(query.vector[None, :], k, allowed)
@@ -72,7 +71,7 @@ class DenseRetriever:
     def describe(self) -> dict[str, Any]:
         """{"kind": "exact" | "hnsw", "rows": int}, plus "ef_search" for HNSW and, when it was calibrated,
         "calibration" ({"ef_search", "recall" (mean Recall@10 on probe queries), "target_recall", "queries",
-        "rows"})."""
+        "rows", "probes" ("rows", or the digest of the user's queries: `Collection.tune`)})."""
         out: dict[str, Any] = {"kind": self.index.name, "rows": int(self.index.rows)}
         if isinstance(self.index, HnswIndex):
             out["ef_search"] = int(self.index.ef_search)

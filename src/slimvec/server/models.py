@@ -156,3 +156,20 @@ class DeleteIn(BaseModel):
         for i in v:
             check_unicode(i, "id")
         return v
+
+
+class TuneIn(BaseModel):
+    """Sample queries to calibrate the index on, or reset (POST /api/collections/{name}/tune; `Collection.tune`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    queries: list[Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS)]] | None = Field(
+        default=None, description="At least 10 query texts (of more than 1,000, a seeded 1,000).")
+    reset: bool = Field(default=False, description="Forget the stored queries: calibrate on the rows again.")
+
+    @field_validator("queries")
+    @classmethod
+    def _queries(cls, v: list[str] | None) -> list[str] | None:
+        for q in v or []:
+            check_unicode(q, "query")
+        return v

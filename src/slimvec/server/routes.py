@@ -1,4 +1,5 @@
-"""The JSON API: health, collections, search (GET and POST), documents (get, add, upload, delete), compact."""
+"""The JSON API: health, collections, search (GET and POST), documents (get, add, upload, delete), compact,
+tune."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from slimvec.search.options import (
     SearchOptions,
 )
 from slimvec.server.errors import query_errors
-from slimvec.server.models import DeleteIn, DocumentIn, SearchIn, check_json_value, check_unicode
+from slimvec.server.models import DeleteIn, DocumentIn, SearchIn, TuneIn, check_json_value, check_unicode
 from slimvec.server.pages import report_file
 from slimvec.server.state import Served, default_mode, profile_rerank, read_lock
 from slimvec.server.upload import read_jsonl_upload
@@ -203,6 +204,18 @@ def api_router(served: Served, require_writer: Callable[[Request], None]) -> API
             raise HTTPException(400, f"collection {name!r} is being migrated to a new model and cannot be compacted "
                                      "until the migration has switched")
         return await served.write(name, col.compact)
+
+    @router.post("/collections/{name}/tune", dependencies=writer)
+    async def tune(*, col: Any = Depends(collection), name: str, body: TuneIn) -> dict[str, Any]:
+        if (body.queries is None) == (not body.reset):
+            raise HTTPException(422, "give \"queries\" to tune, or \"reset\": true to forget the stored queries")
+        if not hasattr(col, "tune") or getattr(col, "target", None) is not None:
+            raise HTTPException(400, f"collection {name!r} cannot be tuned here (being migrated to a new model, or "
+                                     "sharded: tune each shard)")
+        if body.reset:
+            return {"reset": await served.write(name, col.reset_tuning)}
+        served.check_batch(len(body.queries or []), "queries")
+        return {"indexes": await served.write(name, lambda: col.tune(body.queries))}
 
     return router
 

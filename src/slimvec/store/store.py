@@ -28,7 +28,7 @@ import numpy as np
 from slimvec.atomic import write_json_atomic
 from slimvec.errors import CollectionError
 from slimvec.ids import lone_surrogate
-from slimvec.store import switch
+from slimvec.store import probes, switch
 from slimvec.store.switch import READERS_LOCK
 
 FORMAT = "slimvec-collection"
@@ -173,6 +173,7 @@ class Store:
             self.close()
             raise
         self.has_sections = True  # the chunks table holds the section columns (False: read-only, made before them)
+        self._probes: tuple[Any, Any] = (None, None)  # (file state, ProbeQueries | None): probe_queries' cache
 
     # ---- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -314,6 +315,19 @@ class Store:
     @property
     def generation(self) -> int:
         return self._state("generation")
+
+    def probe_queries(self) -> "probes.ProbeQueries | None":
+        """The user's probe queries an index calibrates on (`store.probes`, stored by `Collection.tune`), or
+        None; the file is read again only when it, or the collection's model, changed."""
+        try:
+            st = os.stat(self.path / probes.FILE)
+            key: tuple[Any, ...] | None = (st.st_mtime_ns, st.st_size, st.st_ino, self.manifest["model"], self.dim)
+        except FileNotFoundError:
+            key = None
+        if key != self._probes[0]:
+            found = None if key is None else probes.load(self.path, str(self.manifest["model"]), self.dim)
+            self._probes = (key, found)
+        return self._probes[1]
 
     @property
     def dead_rows(self) -> int | None:

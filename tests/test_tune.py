@@ -1,0 +1,212 @@
+"""Tuning an index on the user's own queries (`Collection.tune`, `slimvec tune`): the IVF nprobe and the HNSW
+efSearch are calibrated on them instead of on midpoints of stored rows, and stay so through reopen, growth,
+compaction and other handles."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from test_retrievers_compressed import _clustered, _recall_at_10, _vector_collection
+from typer.testing import CliRunner
+
+from slimvec import Collection, Document
+from slimvec.cli import app
+from slimvec.documents import Chunk
+from slimvec.errors import CollectionError, ConfigError
+from slimvec.store import probes
+
+ROWS = _clustered(4000, 64, seed=1)
+
+
+def _between(n, seed):
+    """Queries unlike the midpoints of two rows the default calibration uses: each sits between two random rows
+    and away from both (noise), as a real query sits between documents."""
+    r = np.random.default_rng(seed)
+    x = ROWS[r.integers(0, len(ROWS), n)] + ROWS[r.integers(0, len(ROWS), n)] + 0.5 * r.standard_normal((n, 64))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _cal(col):
+    return col.info()["indexes"]["dense"]["calibration"]
+
+
+@pytest.fixture()
+def ivf(tmp_path):
+    with _vector_collection(tmp_path / "c", ROWS, target_recall=0.9, oversample=40) as col:
+        yield col
+
+
+def test_nprobe_tuned_on_the_users_queries_reaches_the_target_on_more_of_them(ivf):
+    tune_q, held_out = _between(200, 1), _between(200, 2)
+    by_rows = _cal(ivf)
+    assert by_rows["probes"] == "rows" and by_rows["recall"] >= 0.9
+    missed = _recall_at_10(ivf, ROWS, held_out)
+    assert missed < 0.85  # the midpoints of rows stop too early for these queries
+
+    tuned = ivf.tune(vectors=tune_q)["dense"]
+    cal = tuned["calibration"]
+    assert cal["probes"] == probes.digest(tune_q) and cal["queries"] == 200 and cal["rows"] == len(ROWS)
+    assert tuned["nprobe"] == cal["nprobe"] > by_rows["nprobe"]
+    assert _recall_at_10(ivf, ROWS, tune_q) >= 0.9  # measured here by brute force, not taken from the call
+    assert _recall_at_10(ivf, ROWS, held_out) >= 0.88  # unseen queries of the same kind: near the target too
+    ivf._retrievers["dense"].ivf = (32, cal["nprobe"] // 2)  # half the lists miss the target on the queries
+    assert _recall_at_10(ivf, ROWS, tune_q) < 0.9
+
+
+def test_tuning_is_kept_on_reopen_seen_by_other_handles_and_reset(ivf, tmp_path):
+    path = tmp_path / "c"
+    other = Collection.open(path)
+    try:
+        assert other.info()["indexes"]["dense"]["calibration"]["probes"] == "rows"
+        q = _between(100, 3)
+        cal = ivf.tune(vectors=q)["dense"]["calibration"]
+        assert cal["probes"] == probes.digest(q)
+        seen = other.info()["indexes"]["dense"]  # the next look of a handle opened before the tuning
+        assert seen["calibration"] == cal and seen["nprobe"] == cal["nprobe"]
+    finally:
+        other.close()
+    with Collection.open(path) as again:
+        assert _cal(again) == cal
+        assert again.reset_tuning() is True
+        assert _cal(again)["probes"] == "rows" and not (path / probes.FILE).exists()
+        assert again.reset_tuning() is False
+
+
+def test_later_calibrations_use_the_stored_queries(tmp_path):
+    q = _between(100, 4)
+    with _vector_collection(tmp_path / "c", ROWS[:1500], target_recall=0.9) as col:
+        col.tune(vectors=q)
+        more = [Document(f"e{i}", f"row {i}") for i in range(1500, 4000)]
+        col.add_encoded(more, [Chunk(d.id, 0, 0, len(d.text), d.text) for d in more], ROWS[1500:])
+        cal = _cal(col)  # the rows more than doubled: calibrated again, on the same queries
+        assert cal["rows"] == 4000 and cal["probes"] == probes.digest(q)
+        col.delete([f"d{i}" for i in range(0, 1500, 2)])
+        col.compact()
+        assert _cal(col)["probes"] == probes.digest(q) and (tmp_path / "c" / probes.FILE).exists()
+
+
+def test_hnsw_ef_search_tuned_on_the_queries(tmp_path):
+    q = _between(100, 5)
+    with _vector_collection(tmp_path / "h", ROWS, base="hnsw-f32", target_recall=0.97) as col:
+        assert _cal(col)["probes"] == "rows"
+        described = col.tune(vectors=q)["dense"]
+        cal = described["calibration"]
+        assert described["kind"] == "hnsw" and cal["probes"] == probes.digest(q) and cal["queries"] == 100
+        assert described["ef_search"] == cal["ef_search"]
+        assert _recall_at_10(col, ROWS, q) >= 0.97 or cal["ef_search"] == 1024
+
+
+def test_queries_of_another_model_or_a_damaged_file_are_not_used(ivf, tmp_path):
+    path = tmp_path / "c"
+    q = _between(50, 6)
+    probes.save(path, q, "another-model")  # as left by a collection migrated since
+    ivf.store.bump_generation()
+    assert _cal(ivf)["probes"] == "rows"
+    (path / probes.FILE).write_bytes(b"not an npz file")
+    ivf.store.bump_generation()
+    with pytest.raises(CollectionError, match=r"probe_queries\.npz: probe query file is damaged.*--reset"):
+        ivf.info()
+    assert ivf.reset_tuning() is True  # the way out the message names
+    assert _cal(ivf)["probes"] == "rows"
+
+
+def test_bad_tuning_input_is_refused_and_nothing_is_stored(ivf, tmp_path):
+    q = _between(20, 7)
+    cases = [
+        ({"vectors": q[:9]}, "at least 10 queries, got 9"),
+        ({}, "texts or their vectors, one of the two"),
+        ({"queries": ["a"] * 10, "vectors": q[:10]}, "one of the two"),
+        ({"vectors": q[:, :32]}, r"shape \(20, 32\)"),
+        ({"vectors": np.where(np.arange(64) == 3, np.nan, q)}, "finite"),
+        ({"vectors": q[0]}, r"shape \(64,\)"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            ivf.tune(**kwargs)
+    with pytest.raises(ConfigError, match="query is empty"):
+        ivf.tune(["fine"] * 10 + [" "])
+    assert not (tmp_path / "c" / probes.FILE).exists() and _cal(ivf)["probes"] == "rows"
+
+
+def test_a_profile_with_nothing_to_calibrate_is_refused(tmp_path):
+    with _vector_collection(tmp_path / "x", ROWS[:300], base="exact-f32") as col:
+        with pytest.raises(ConfigError, match="'exact-f32' profile has nothing to tune"):
+            col.tune(vectors=_between(10, 8))
+    with _vector_collection(tmp_path / "f", ROWS[:2000], nprobe=4) as col:  # nprobe fixed by the profile
+        with pytest.raises(ConfigError, match="nothing to tune"):
+            col.tune(vectors=_between(10, 8))
+        assert not (tmp_path / "f" / probes.FILE).exists()
+
+
+def test_more_than_a_thousand_queries_keep_a_seeded_thousand(ivf):
+    q = _between(1200, 9)
+    first = ivf.tune(vectors=q)["dense"]["calibration"]
+    assert first["queries"] == 1000
+    assert ivf.tune(vectors=q)["dense"]["calibration"] == first  # the same sample again
+
+
+# ---- the CLI, with a real model ------------------------------------------------------------------------------
+DOCS = [f"Document {i} is about {w}." for i, w in enumerate(
+    ["volcanoes", "tides", "glaciers", "deserts", "rainforests", "coral reefs", "monsoons", "earthquakes",
+     "rivers", "lakes", "caves", "canyons"] * 5)]
+QUERIES = ["why do volcanoes erupt", "what makes tides", "how glaciers move", "life in deserts",
+           "rainforest animals", "coral bleaching", "monsoon season", "measuring earthquakes", "river deltas",
+           "lake ecology", "cave formation", "canyon erosion"]
+
+
+def test_cli_tune_from_a_text_file_a_jsonl_file_and_reset(tmp_path):
+    path = tmp_path / "col"
+    with Collection.create(path, model="wordllama", profile="hnsw-f32") as col:
+        col.add([Document(f"d{i}", t) for i, t in enumerate(DOCS)])
+    txt = tmp_path / "q.txt"
+    txt.write_text("\n".join(QUERIES) + "\n\n", encoding="utf-8")
+    run = CliRunner().invoke(app, ["tune", str(path), "--queries", str(txt)])
+    assert run.exit_code == 0, run.output
+    assert "dense: efSearch " in run.output and "on 12 of your queries (target 0.99)" in run.output
+    with Collection.open(path) as col:
+        vecs = col.encoder.encode_queries(QUERIES)
+        assert _cal(col)["probes"] == probes.digest(np.asarray(vecs, np.float32))
+
+    jsonl = tmp_path / "q.jsonl"
+    jsonl.write_text("".join(json.dumps({"_id": str(i), "text": q}) + "\n" for i, q in enumerate(QUERIES[:11]))
+                     + '{"_id": "x", "text": 5}\n', encoding="utf-8")
+    run = CliRunner().invoke(app, ["tune", str(path), "--queries", str(jsonl)])
+    assert run.exit_code == 2 and "q.jsonl:12: text: missing or not a non-empty string" in run.output
+    assert "Traceback" not in run.output
+
+    run = CliRunner().invoke(app, ["tune", str(path), "--reset", "--json"])
+    assert run.exit_code == 0 and json.loads(run.output) == {"reset": True}
+    run = CliRunner().invoke(app, ["tune", str(path)])
+    assert run.exit_code != 0 and "give --queries FILE to tune, or --reset" in run.output
+
+
+def test_http_tune_and_reset_on_a_running_server(tmp_path):
+    import httpx
+    from _server_util import AUTH, KEY
+
+    from slimvec.server import create_app
+    from slimvec.server.runner import server_thread
+
+    path = tmp_path / "col"
+    col = Collection.create(path, model="wordllama", profile="hnsw-f32")
+    col.add([Document(f"d{i}", t) for i, t in enumerate(DOCS)])
+    app = create_app({"col": col}, api_key=KEY)
+    try:
+        with server_thread(app) as base, httpx.Client(base_url=base, timeout=60, headers=AUTH) as http:
+            assert httpx.post(f"{base}/api/collections/col/tune", json={"queries": QUERIES}).status_code == 401
+            r = http.post("/api/collections/col/tune", json={"queries": QUERIES})
+            assert r.status_code == 200, r.text
+            cal = r.json()["indexes"]["dense"]["calibration"]
+            assert cal["queries"] == 12 and cal["probes"] != "rows"
+            assert http.get("/api/collections/col").json()["indexes"]["dense"]["calibration"] == cal
+            r = http.post("/api/collections/col/tune", json={"queries": QUERIES[:3]})
+            assert r.status_code == 400 and "at least 10 queries, got 3" in r.json()["detail"]
+            r = http.post("/api/collections/col/tune", json={"queries": QUERIES, "reset": True})
+            assert r.status_code == 422 and "or \"reset\": true" in r.json()["detail"]
+            r = http.post("/api/collections/col/tune", json={"reset": True})
+            assert r.status_code == 200 and r.json() == {"reset": True}
+            assert http.get("/api/collections/col").json()["indexes"]["dense"]["calibration"]["probes"] == "rows"
+    finally:
+        col.close()
