@@ -210,3 +210,23 @@ def test_http_tune_and_reset_on_a_running_server(tmp_path):
             assert http.get("/api/collections/col").json()["indexes"]["dense"]["calibration"]["probes"] == "rows"
     finally:
         col.close()
+
+
+def test_a_sharded_collection_tunes_every_shard_on_the_same_queries(tmp_path):
+    from slimvec.distributed import create_sharded
+
+    with create_sharded(tmp_path / "sh", shards=2, profile="hnsw-f32", model="wordllama") as sh:
+        sh.add([Document(f"d{i}", t) for i, t in enumerate(DOCS)])
+    txt = tmp_path / "q.txt"
+    txt.write_text("\n".join(QUERIES), encoding="utf-8")
+    run = CliRunner().invoke(app, ["tune", str(tmp_path / "sh"), "--queries", str(txt)])
+    assert run.exit_code == 0, run.output
+    assert "shard 0 dense: efSearch" in run.output and "shard 1 dense: efSearch" in run.output
+    with Collection.open(tmp_path / "sh") as sh:
+        vecs = np.asarray(sh.encoder.encode_queries(QUERIES), np.float32)
+        cals = [s["indexes"]["dense"]["calibration"] for s in sh.info()["shards"]]
+        assert [c["probes"] for c in cals] == [probes.digest(vecs)] * 2 and [c["queries"] for c in cals] == [12, 12]
+        with pytest.raises(ConfigError, match="query is empty"):
+            sh.tune(QUERIES + [""])
+        assert sh.reset_tuning() is True
+        assert [s["indexes"]["dense"]["calibration"]["probes"] for s in sh.info()["shards"]] == ["rows", "rows"]

@@ -335,9 +335,6 @@ def tune(
         raise ConfigError("give --queries FILE to tune, or --reset to forget the stored queries")
     texts = read_queries(queries, split) if queries is not None else None
     with Collection.open(collection) as col:
-        if not hasattr(col, "tune"):
-            raise ConfigError(f"{collection}: a sharded collection is tuned shard by shard (slimvec tune "
-                              f"{collection}/shards/000 --queries ...)")
         if reset:
             report: dict[str, Any] = {"reset": col.reset_tuning()}
         else:
@@ -348,12 +345,15 @@ def tune(
         out.print("stored queries forgotten: the index is calibrated on the rows again" if report["reset"] else
                   "no stored queries: the index was already calibrated on the rows")
     else:
-        for name, d in report["indexes"].items():
-            cal = d.get("calibration")
-            knob = f"nprobe {d['nprobe']}" if "nprobe" in d else f"efSearch {d.get('ef_search')}"
-            reached = (f"{knob}: Recall@10 {cal['recall']:.3f} on {cal['queries']:,} of your queries (target "
-                       f"{cal['target_recall']})" if cal else "stored; used when the inverted lists are built")
-            out.print(f"{name}: {reached}", markup=False)
+        shards = report["indexes"].get("shards")
+        for where, indexes in ([(f"shard {i} ", x) for i, x in enumerate(shards)] if shards is not None
+                               else [("", report["indexes"])]):
+            for name, d in indexes.items():
+                cal = d.get("calibration")
+                knob = f"nprobe {d['nprobe']}" if "nprobe" in d else f"efSearch {d.get('ef_search')}"
+                reached = (f"{knob}: Recall@10 {cal['recall']:.3f} on {cal['queries']:,} of your queries (target "
+                           f"{cal['target_recall']})" if cal else "stored; used when the inverted lists are built")
+                out.print(f"{where}{name}: {reached}", markup=False)
 
 
 @app.command()

@@ -620,7 +620,7 @@ class Collection:
                     **fields: Any) -> list[list[Hit]]:
         """`search` for several queries; dense query vectors are encoded in one batch (or given as `vectors`,
         float32 of shape (len(queries), dim))."""
-        _check_queries(queries)
+        check_queries(queries)
         given = None
         if rerank is not None and not isinstance(rerank, str):
             given = rerank  # a Reranker object from Python code: not a serialisable option
@@ -742,7 +742,7 @@ class Collection:
             raise ConfigError("tune takes the queries' texts or their vectors, one of the two")
         dim = int(self.manifest["dim"])
         if queries is not None:
-            _check_queries(queries)
+            check_queries(queries)
         else:
             v = np.asarray(vectors, dtype=np.float32)
             vectors = _given_vectors(v, len(v) if v.ndim == 2 else 1, dim)
@@ -999,9 +999,10 @@ def _prompts(enc: Encoder) -> dict[str, Any]:
     return {"prompts": {"query": enc.query_prompt, "document": enc.document_prompt}}  # type: ignore[attr-defined]
 
 
-def _check_queries(queries: Any) -> None:
-    """TypeError unless `queries` is a list or tuple; ConfigError naming the first query that is not a string,
-    is empty or only invisible characters, or is not valid Unicode."""
+def check_queries(queries: Any) -> None:
+    """Query texts as every search takes them (`search_many`, `tune`, a sharded collection's): TypeError unless
+    `queries` is a list or tuple; ConfigError naming the first query that is not a string, is empty or only
+    invisible characters, or is not valid Unicode."""
     if isinstance(queries, str) or not isinstance(queries, (list, tuple)):
         raise TypeError(f"queries must be a list of strings, not {type(queries).__name__}")
     for q in queries:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from slimvec.chunking import chunk_text
-from slimvec.collection import Collection, _validated
+from slimvec.collection import Collection, _validated, check_queries
 from slimvec.distributed.merge import merge_hits, merge_rows
 from slimvec.distributed.router import (
     FORMAT_VERSION,
@@ -577,6 +577,22 @@ class ShardedCollection:
         total = {key: sum(r[key] for r in reports) for key in reports[0] if key not in ("compacted", "seconds")}
         return {"compacted": any(r["compacted"] for r in reports), **total,
                 "seconds": time.perf_counter() - t0, "shards": reports}
+
+    # ---- tuning the shards' indexes on the user's queries ---------------------------------------
+    def tune(self, queries: list[str] | None = None, *, vectors: Any = None) -> dict[str, Any]:
+        """`Collection.tune` on every shard with the same queries, encoded once here: {"shards": [each shard's
+        {retriever name: describe()}]}. Raises ConfigError as `Collection.tune` does (from the first shard that
+        refuses; the shards before it are tuned, each a collection of its own)."""
+        if (queries is None) == (vectors is None):
+            raise ConfigError("tune takes the queries' texts or their vectors, one of the two")
+        if queries is not None:
+            check_queries(queries)
+            vectors = self.encoder.encode_queries(list(queries))
+        return {"shards": self._gather("tune", np.asarray(vectors, dtype=np.float32))}
+
+    def reset_tuning(self) -> bool:
+        """`Collection.reset_tuning` on every shard; whether any had stored queries."""
+        return any(self._gather("reset_tuning"))
 
     def check(self) -> list[str]:
         """Each shard's integrity problems (each line prefixed with the shard), empty when healthy."""

@@ -199,6 +199,14 @@ class ShardCore:
         """`Collection.compact` of the shard (its handle here is the one that must be alone)."""
         return self.col.compact()
 
+    def tune(self, vectors: np.ndarray) -> dict[str, Any]:
+        """`Collection.tune` of the shard on query vectors encoded by the router."""
+        return self.col.tune(vectors=vectors)
+
+    def reset_tuning(self) -> bool:
+        """`Collection.reset_tuning` of the shard."""
+        return self.col.reset_tuning()
+
     def counts(self) -> dict[str, int]:
         """The shard store's documents, live chunks and committed vector rows (`Store.counts`)."""
         return self.col.store.counts()

@@ -209,9 +209,9 @@ def api_router(served: Served, require_writer: Callable[[Request], None]) -> API
     async def tune(*, col: Any = Depends(collection), name: str, body: TuneIn) -> dict[str, Any]:
         if (body.queries is None) == (not body.reset):
             raise HTTPException(422, "give \"queries\" to tune, or \"reset\": true to forget the stored queries")
-        if not hasattr(col, "tune") or getattr(col, "target", None) is not None:
-            raise HTTPException(400, f"collection {name!r} cannot be tuned here (being migrated to a new model, or "
-                                     "sharded: tune each shard)")
+        if getattr(col, "target", None) is not None:
+            raise HTTPException(400, f"collection {name!r} is being migrated to a new model and cannot be tuned "
+                                     "until the migration has switched")
         if body.reset:
             return {"reset": await served.write(name, col.reset_tuning)}
         served.check_batch(len(body.queries or []), "queries")
