@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from slimvec.documents import has_content
 from slimvec.errors import IngestError
+from slimvec.ids import lone_surrogate
 from slimvec.ingest.beir import load_qrels, load_queries
 from slimvec.ingest.tables import iter_json_records, utf8_lines
 
@@ -37,13 +39,23 @@ def read_queries(path: Path, split: str | None = None) -> list[str]:
             text = rec.get("text")
             if not isinstance(text, str) or not text.strip():
                 raise IngestError(f"{path}:{lineno}: text: missing or not a non-empty string")
-            texts.append(text)
+            texts.append(_checked(text, f"{path}:{lineno}: text"))
     else:
-        for _, line in utf8_lines(path):
+        for lineno, line in utf8_lines(path):
             if isinstance(line, IngestError):
                 raise line
             if line.strip():
-                texts.append(line.strip())
+                texts.append(_checked(line.strip(), f"{path}:{lineno}"))
     if not texts:
         raise IngestError(f"{path}: holds no queries")
     return texts
+
+
+def _checked(text: str, where: str) -> str:
+    """`text`, or IngestError at `where` (file:line) when `Collection.tune` would refuse it: only whitespace and
+    invisible characters (a zero-width space), or a lone surrogate (a JSON escape such as \\ud800)."""
+    if not has_content(text):
+        raise IngestError(f"{where}: {text[:40]!r} holds only whitespace and invisible characters")
+    if not text.isascii() and (bad := lone_surrogate(text)):
+        raise IngestError(f"{where}: not valid Unicode: {bad.group()!r} at character {bad.start()} (a lone surrogate)")
+    return text
