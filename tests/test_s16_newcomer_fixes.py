@@ -115,3 +115,15 @@ def test_ten_copies_of_one_query_are_not_ten_queries(hnsw):
     # repeats beside ten distinct queries are kept (a query log repeats its frequent queries)
     q = np.concatenate([_queries(10, 4), np.repeat(one, 5, axis=0)])
     assert hnsw.tune(vectors=q)["dense"]["calibration"]["queries"] == 15
+
+
+def test_cli_tune_of_an_empty_hnsw_collection_does_not_speak_of_inverted_lists(tmp_path):
+    path = tmp_path / "empty"
+    Collection.create(path, model="wordllama", profile="hnsw-f32").close()
+    f = tmp_path / "q.txt"
+    f.write_text("".join(f"how do {w} work\n" for w in ["tides", "glaciers", "volcanoes", "rivers", "lakes",
+                                                         "caves", "canyons", "deserts", "reefs", "monsoons"]))
+    run = CliRunner().invoke(app, ["tune", str(path), "--queries", str(f)])
+    assert run.exit_code == 0, run.output
+    assert "inverted lists" not in run.output and "stored" in run.output  # an HNSW graph has none
+    assert (path / probes.FILE).exists()

@@ -352,7 +352,8 @@ def tune(
             cal = d.get("calibration")
             knob = f"nprobe {d['nprobe']}" if "nprobe" in d else f"efSearch {d.get('ef_search')}"
             reached = (f"{knob}: Recall@10 {cal['recall']:.3f} on {cal['queries']:,} of your queries (target "
-                       f"{cal['target_recall']})" if cal else "stored; used when the inverted lists are built")
+                       f"{cal['target_recall']})" if cal else "stored; used when the inverted lists are built"
+                       if d.get("kind") != "hnsw" else "stored; used when the collection has rows")
             out.print(f"{name}: {reached}", markup=False)
 
 
