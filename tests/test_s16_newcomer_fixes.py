@@ -127,3 +127,32 @@ def test_cli_tune_of_an_empty_hnsw_collection_does_not_speak_of_inverted_lists(t
     assert run.exit_code == 0, run.output
     assert "inverted lists" not in run.output and "stored" in run.output  # an HNSW graph has none
     assert (path / probes.FILE).exists()
+
+
+def _beir(tmp_path, texts, judged):
+    d = tmp_path / "beir"
+    (d / "qrels").mkdir(parents=True)
+    (d / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": t}) + "\n"
+                                             for i, t in enumerate(texts)), encoding="utf-8")
+    (d / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"{q}\td1\t1\n" for q in judged))
+    return d
+
+
+def test_a_beir_folder_names_the_query_tune_would_refuse_and_an_empty_split(tmp_path):
+    texts = [f"question {i}" for i in range(11)] + ["\u200b"]
+    d = _beir(tmp_path, texts, ["q0", "q11"])
+    for split in (None, "train"):
+        with pytest.raises(IngestError) as e:
+            read_queries(d, split)
+        assert str(e.value).startswith(f"{d / 'queries.jsonl'}: query 'q11': text")
+    d2 = _beir(tmp_path / "2", texts[:11], [])
+    with pytest.raises(IngestError, match=r"qrels/train\.tsv: judges no queries"):
+        read_queries(d2, "train")
+    assert read_queries(d2) == texts[:11]
+
+
+def test_cli_tune_reset_refuses_a_split_it_would_ignore(hnsw):
+    hnsw.tune(vectors=_queries(20, 6))
+    run = CliRunner().invoke(app, ["tune", str(hnsw.path), "--reset", "--split", "train"])
+    assert run.exit_code == 2 and "--split" in run.output and "Traceback" not in run.output
+    assert (hnsw.path / probes.FILE).exists()  # nothing was reset

@@ -333,6 +333,8 @@ def tune(
 
     if (queries is None) == (not reset):
         raise ConfigError("give --queries FILE to tune, or --reset to forget the stored queries")
+    if split is not None and queries is None:
+        raise ConfigError("--split picks the queries of a BEIR folder given with --queries; --reset takes none")
     texts = read_queries(queries, split) if queries is not None else None
     with Collection.open(collection) as col:
         if not hasattr(col, "tune"):
