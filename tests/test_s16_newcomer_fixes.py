@@ -156,3 +156,14 @@ def test_cli_tune_reset_refuses_a_split_it_would_ignore(hnsw):
     run = CliRunner().invoke(app, ["tune", str(hnsw.path), "--reset", "--split", "train"])
     assert run.exit_code == 2 and "--split" in run.output and "Traceback" not in run.output
     assert (hnsw.path / probes.FILE).exists()  # nothing was reset
+
+
+def test_cli_tune_reset_of_a_sharded_collection_names_the_reset_of_a_shard(tmp_path):
+    from fakes import FakeEncoder
+
+    from slimvec.distributed.sharded import create_sharded
+
+    create_sharded(tmp_path / "sh", 2, encoder=FakeEncoder()).close()
+    run = CliRunner().invoke(app, ["tune", str(tmp_path / "sh"), "--reset"])
+    assert run.exit_code == 2 and "shard by shard" in run.output
+    assert f"slimvec tune {tmp_path / 'sh'}/shards/000 --reset" in " ".join(run.output.split())

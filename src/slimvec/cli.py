@@ -339,7 +339,7 @@ def tune(
     with Collection.open(collection) as col:
         if not hasattr(col, "tune"):
             raise ConfigError(f"{collection}: a sharded collection is tuned shard by shard (slimvec tune "
-                              f"{collection}/shards/000 --queries ...)")
+                              f"{collection}/shards/000 {'--reset' if reset else '--queries ...'})")
         if reset:
             report: dict[str, Any] = {"reset": col.reset_tuning()}
         else:
