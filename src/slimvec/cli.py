@@ -333,6 +333,8 @@ def tune(
 
     if (queries is None) == (not reset):
         raise ConfigError("give --queries FILE to tune, or --reset to forget the stored queries")
+    if split is not None and queries is None:
+        raise ConfigError("--split picks the queries of a BEIR folder given with --queries; --reset takes none")
     texts = read_queries(queries, split) if queries is not None else None
     with Collection.open(collection) as col:
         if reset:
@@ -352,7 +354,8 @@ def tune(
                 cal = d.get("calibration")
                 knob = f"nprobe {d['nprobe']}" if "nprobe" in d else f"efSearch {d.get('ef_search')}"
                 reached = (f"{knob}: Recall@10 {cal['recall']:.3f} on {cal['queries']:,} of your queries (target "
-                           f"{cal['target_recall']})" if cal else "stored; used when the inverted lists are built")
+                           f"{cal['target_recall']})" if cal else "stored; used when the inverted lists are built"
+                           if d.get("kind") != "hnsw" else "stored; used when the collection has rows")
                 out.print(f"{where}{name}: {reached}", markup=False)
 
 

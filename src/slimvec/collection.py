@@ -749,6 +749,12 @@ class Collection:
         n = len(queries) if queries is not None else len(vectors)
         if n < probes.MIN_QUERIES:
             raise ConfigError(f"tune needs at least {probes.MIN_QUERIES} queries, got {n}")
+        if queries is None:
+            _check_probe_vectors(vectors)
+        distinct = len(set(queries)) if queries is not None else len(np.unique(vectors, axis=0))
+        if distinct < probes.MIN_QUERIES:  # ten copies of one query measure one query's recall
+            raise ConfigError(f"tune needs at least {probes.MIN_QUERIES} distinct queries, got {distinct} "
+                              f"({n} given; the rest repeat them)")
         if n > probes.MAX_QUERIES:  # a seeded sample: the same queries give the same calibration
             keep = np.sort(np.random.default_rng(0).choice(n, probes.MAX_QUERIES, replace=False))
             queries = None if queries is None else [queries[i] for i in keep]
@@ -762,6 +768,8 @@ class Collection:
             raise ConfigError(f"the {profile!r} profile has nothing to tune: tuning calibrates an HNSW efSearch or an "
                               "IVF nprobe the profile leaves to calibration (profiles hnsw-f32, binary-ivf-rescore)")
         vecs = vectors if queries is None else _given_vectors(self.encoder.encode_queries(list(queries)), n, dim)
+        if queries is not None:
+            _check_probe_vectors(vecs, queries)
         with self._writing():
             probes.save(self.path, vecs, str(self.manifest["model"]))
             self._retune()
@@ -1028,6 +1036,16 @@ def _given_vectors(vectors: Any, n: int, dim: int) -> np.ndarray:
     if not np.isfinite(v).all():
         raise ConfigError("query vectors must be finite (a NaN or infinity was given)")
     return v
+
+
+def _check_probe_vectors(vectors: np.ndarray, queries: list[str] | None = None) -> None:
+    """ConfigError naming the first probe query whose vector is zero: it has no direction, every row scores it
+    alike, and a calibration on it reaches no recall at any efSearch or nprobe (it would pick the largest)."""
+    zero = np.flatnonzero(np.linalg.norm(vectors, axis=1) <= 1e-6)
+    if len(zero):
+        i = int(zero[0])
+        what = f"query {queries[i][:40]!r}" if queries is not None else f"query vector {i}"
+        raise ConfigError(f"{what} has a zero vector (no direction to search by): leave it out of the tuning queries")
 
 
 def _retriever_names(names: list[str] | None) -> list[str]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from slimvec.documents import has_content
 from slimvec.errors import IngestError
+from slimvec.ids import lone_surrogate
 from slimvec.ingest.beir import load_qrels, load_queries
 from slimvec.ingest.tables import iter_json_records, utf8_lines
 
@@ -18,13 +20,16 @@ def read_queries(path: Path, split: str | None = None) -> list[str]:
     Raises IngestError naming the file and line of a bad record, or an empty file."""
     if path.is_dir():
         queries = load_queries(path)
+        where = path / "queries.jsonl"
         if not split:
-            return list(queries.values())
+            return [_checked(text, f"{where}: query {qid!r}: text") for qid, text in queries.items()]
         judged = load_qrels(path, split)
         missing = [qid for qid in judged if qid not in queries]
         if missing:
-            raise IngestError(f"{path / 'queries.jsonl'}: query {missing[0]!r} judged in qrels/{split}.tsv is missing")
-        return [queries[qid] for qid in judged]
+            raise IngestError(f"{where}: query {missing[0]!r} judged in qrels/{split}.tsv is missing")
+        if not judged:
+            raise IngestError(f"{path / 'qrels' / f'{split}.tsv'}: judges no queries")
+        return [_checked(queries[qid], f"{where}: query {qid!r}: text") for qid in judged]
     if split:
         raise IngestError(f"{path}: --split applies to a BEIR folder, not to a file")
     if not path.is_file():
@@ -37,13 +42,23 @@ def read_queries(path: Path, split: str | None = None) -> list[str]:
             text = rec.get("text")
             if not isinstance(text, str) or not text.strip():
                 raise IngestError(f"{path}:{lineno}: text: missing or not a non-empty string")
-            texts.append(text)
+            texts.append(_checked(text, f"{path}:{lineno}: text"))
     else:
-        for _, line in utf8_lines(path):
+        for lineno, line in utf8_lines(path):
             if isinstance(line, IngestError):
                 raise line
             if line.strip():
-                texts.append(line.strip())
+                texts.append(_checked(line.strip(), f"{path}:{lineno}"))
     if not texts:
         raise IngestError(f"{path}: holds no queries")
     return texts
+
+
+def _checked(text: str, where: str) -> str:
+    """`text`, or IngestError at `where` (file:line) when `Collection.tune` would refuse it: only whitespace and
+    invisible characters (a zero-width space), or a lone surrogate (a JSON escape such as \\ud800)."""
+    if not text.strip() or not has_content(text):
+        raise IngestError(f"{where}: {text[:40]!r} is empty or holds only whitespace and invisible characters")
+    if not text.isascii() and (bad := lone_surrogate(text)):
+        raise IngestError(f"{where}: not valid Unicode: {bad.group()!r} at character {bad.start()} (a lone surrogate)")
+    return text

@@ -164,7 +164,8 @@ class TuneIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     queries: list[Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS)]] | None = Field(
-        default=None, description="At least 10 query texts (of more than 1,000, a seeded 1,000).")
+        default=None, description="At least 10 distinct query texts, at most 1,000 (the server's batch "
+        "limit: 413 above it).")
     reset: bool = Field(default=False, description="Forget the stored queries: calibrate on the rows again.")
 
     @field_validator("queries")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,16 +62,30 @@ def load(path: Path, model: str, dim: int) -> ProbeQueries | None:
     """The probe queries stored for the collection at `path`, or None when there are none or they were encoded
     with another model or dimension. Raises CollectionError naming the file when it is damaged."""
     f = path / FILE
+    fix = f"remove it with `slimvec tune {path} --reset`"
     try:
-        with np.load(f, allow_pickle=False) as z:
-            vecs, made_with, dig = np.asarray(z["vectors"], np.float32), str(z["model"]), str(z["digest"])
+        fh = open(f, "rb")
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError) as e:
-        raise CollectionError(f"{f}: probe query file is damaged ({e}); remove it with `slimvec tune DIR --reset`") from None
-    if vecs.ndim != 2 or len(vecs) == 0 or dig != digest(vecs):
-        raise CollectionError(f"{f}: probe query file is damaged (its vectors do not match their digest); remove it "
-                              "with `slimvec tune DIR --reset`")
+    except OSError as e:
+        raise CollectionError(f"{f}: cannot read the probe query file ({e.strerror})") from None
+    # The file is opened here and closed here: np.load leaves its own handle open when a zip archive is cut short,
+    # reads a file that is no zip archive as a pickle (and says so), and returns a bare array for an .npy file.
+    with fh:
+        try:
+            if not zipfile.is_zipfile(fh):
+                raise ValueError("not an .npz archive, or a truncated one")
+            fh.seek(0)
+            z = np.load(fh, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise ValueError("not an .npz archive")
+            with z:
+                vecs, made_with, dig = np.asarray(z["vectors"], np.float32), str(z["model"]), str(z["digest"])
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise CollectionError(f"{f}: probe query file is damaged ({e}); {fix}") from None
+    if vecs.ndim != 2 or len(vecs) == 0 or dig != digest(vecs) or not np.isfinite(vecs).all():
+        raise CollectionError(f"{f}: probe query file is damaged (its vectors do not match their digest, or are not "
+                              f"finite); {fix}")
     if made_with != model or vecs.shape[1] != dim:
         return None
     return ProbeQueries(vecs, made_with, dig)

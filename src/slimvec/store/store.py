@@ -717,6 +717,10 @@ class Store:
             if bad:
                 shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
                 problems.append(f"{len(bad)} vector rows hold NaN or infinity (rows {shown})")
+        try:
+            self.probe_queries()  # `Collection.tune`'s file: every calibration reads it
+        except CollectionError as e:
+            problems.append(str(e))
         return problems
 
 
