@@ -1,5 +1,5 @@
-"""Session 16 newcomer: `slimvec tune` on bad input. A damaged (truncated) probe query file is a one-line
-CollectionError, not a zipfile traceback; a query file line that `Collection.tune` would refuse is named by file and
+"""Session 16 newcomer: `slimvec tune` on bad input. A damaged (truncated) probe query file is one line (a logged
+warning while searches go on, a `check` problem), not a zipfile traceback; a query file line that `Collection.tune` would refuse is named by file and
 line; zero query vectors and ten copies of one query are refused before anything is stored."""
 
 from __future__ import annotations
@@ -61,14 +61,19 @@ def _garbage(f):
 
 
 @pytest.mark.parametrize("damage", [_cut_short, _cut_late, _npy, _garbage])
-def test_a_damaged_probe_file_is_a_one_line_collection_error_and_a_check_problem(hnsw, damage):
+def test_a_damaged_probe_file_is_a_warning_and_a_check_problem_and_search_goes_on(hnsw, damage, caplog):
     hnsw.tune(vectors=_queries(40, 1))
     path = hnsw.path
     hnsw.close()
     damage(path / probes.FILE)
     with pytest.raises(CollectionError, match=r"probe_queries\.npz: probe query file is damaged .*--reset") as e:
-        _search(path)
+        probes.load(path, "fake", 32)
     assert "pickle" not in str(e.value)  # numpy's advice to load the file unsafely is not passed on
+    with caplog.at_level("WARNING", logger="slimvec.store.store"):
+        _search(path)  # a tuning file is a search knob: searching does not stop for it
+        with Collection.open(path) as col:
+            assert col.info()["indexes"]["dense"]["calibration"]["probes"] == "rows"  # calibrated as untuned
+    assert any("probe query file is damaged" in r.getMessage() for r in caplog.records)
     run = CliRunner().invoke(app, ["check", str(path), "--json"])
     assert run.exit_code == 1, run.output  # `check` reports it as a problem, as it does a damaged database
     report = json.loads(run.stdout)

@@ -104,12 +104,16 @@ def test_queries_of_another_model_or_a_damaged_file_are_not_used(ivf, tmp_path):
     probes.save(path, q, "another-model")  # as left by a collection migrated since
     ivf.store.bump_generation()
     assert _cal(ivf)["probes"] == "rows"
+    ivf.tune(vectors=q)
+    assert _cal(ivf)["probes"] == probes.digest(q)
     (path / probes.FILE).write_bytes(b"not an npz file")
     ivf.store.bump_generation()
+    assert _cal(ivf)["probes"] == "rows"  # searches go on, calibrated as if untuned
+    assert "probe query file is damaged" in " ".join(ivf.check())
     with pytest.raises(CollectionError, match=r"probe_queries\.npz: probe query file is damaged.*--reset"):
-        ivf.info()
+        probes.load(path, "fake", 64)
     assert ivf.reset_tuning() is True  # the way out the message names
-    assert _cal(ivf)["probes"] == "rows"
+    assert _cal(ivf)["probes"] == "rows" and ivf.check() == []
 
 
 def test_bad_tuning_input_is_refused_and_nothing_is_stored(ivf, tmp_path):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -36,6 +37,8 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 DB = "slimvec.db"
 VECTORS = "vectors/float32.bin"
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -75,7 +78,6 @@ _ADDED_CHUNK_COLUMNS = {
 # collection's files (a compaction's or a migration's switch, `store.switch`) can tell, with an exclusive
 # non-blocking flock, that no other handle still reads them: SQLite deletes `-wal` by path when a connection
 # closes, and rescoring reopens the vector file by path, so no handle may outlive the files it opened.
-
 
 def _hold_shared(path: Path) -> Any:
     """The open lock file of collection `path` holding a shared flock (waits out a switch in progress, and
@@ -318,16 +320,31 @@ class Store:
 
     def probe_queries(self) -> "probes.ProbeQueries | None":
         """The user's probe queries an index calibrates on (`store.probes`, stored by `Collection.tune`), or
-        None; the file is read again only when it, or the collection's model, changed."""
+        None; the file is read again only when it, or the collection's model, changed. A damaged file counts as
+        none (the index is calibrated on its rows, as before any tuning) with a warning in the log: tuning is a
+        search knob, and a search must not stop for it; `check` reports the file (`probe_problem`)."""
         try:
             st = os.stat(self.path / probes.FILE)
             key: tuple[Any, ...] | None = (st.st_mtime_ns, st.st_size, st.st_ino, self.manifest["model"], self.dim)
         except FileNotFoundError:
             key = None
         if key != self._probes[0]:
-            found = None if key is None else probes.load(self.path, str(self.manifest["model"]), self.dim)
+            found = None
+            if key is not None:
+                try:
+                    found = probes.load(self.path, str(self.manifest["model"]), self.dim)
+                except CollectionError as e:
+                    log.warning("%s; calibrating on the collection's rows meanwhile", e)
             self._probes = (key, found)
         return self._probes[1]
+
+    def probe_problem(self) -> str | None:
+        """Why the stored probe query file cannot be used (damaged), or None."""
+        try:
+            probes.load(self.path, str(self.manifest["model"]), self.dim)
+        except CollectionError as e:
+            return str(e)
+        return None
 
     @property
     def dead_rows(self) -> int | None:
@@ -717,10 +734,8 @@ class Store:
             if bad:
                 shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
                 problems.append(f"{len(bad)} vector rows hold NaN or infinity (rows {shown})")
-        try:
-            self.probe_queries()  # `Collection.tune`'s file: every calibration reads it
-        except CollectionError as e:
-            problems.append(str(e))
+        if problem := self.probe_problem():  # `Collection.tune`'s file: every calibration reads it
+            problems.append(problem)
         return problems
 
 
