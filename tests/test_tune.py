@@ -234,3 +234,16 @@ def test_a_sharded_collection_tunes_every_shard_on_the_same_queries(tmp_path):
             sh.tune(QUERIES + [""])
         assert sh.reset_tuning() is True
         assert [s["indexes"]["dense"]["calibration"]["probes"] for s in sh.info()["shards"]] == ["rows", "rows"]
+
+
+def test_a_sharded_collection_on_ray_actors_tunes_every_shard(ray_cluster, tmp_path):
+    from slimvec.distributed import create_sharded, open_sharded
+
+    with create_sharded(tmp_path / "sh", shards=2, profile="hnsw-f32", model="wordllama") as sh:
+        sh.add([Document(f"d{i}", t) for i, t in enumerate(DOCS)])
+    with open_sharded(tmp_path / "sh", ray=True) as remote:
+        vecs = np.asarray(remote.encoder.encode_queries(QUERIES), np.float32)
+        tuned = remote.tune(QUERIES)["shards"]
+        assert [t["dense"]["calibration"]["probes"] for t in tuned] == [probes.digest(vecs)] * 2
+        assert remote.reset_tuning() is True
+        assert [s["indexes"]["dense"]["calibration"]["probes"] for s in remote.info()["shards"]] == ["rows"] * 2
