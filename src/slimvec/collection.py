@@ -651,7 +651,10 @@ class Collection:
         batch = [Query(q, None, None if vecs is None else vecs[i]) for i, q in enumerate(queries)]
         for q, t in zip(batch, toks or []):
             q._tokens = np.ascontiguousarray(t, dtype=np.float32)
-        with self._lock:  # the state synced above or later (another thread's search may have synced since)
+        # Ranked and read in one snapshot, caught up inside it: the hits' text and metadata are read from the state
+        # they were ranked in (a document another process replaced meanwhile is still found, as it was).
+        with self._lock, self.store.snapshot():
+            self._sync()
             hits = self._runner.run(plan, batch, self._retrievers, self._rows, self._allowed(plan.filter),
                                     self._calibrators)
             self._keep_caches()
@@ -689,7 +692,7 @@ class Collection:
             qvecs = qvecs[None, :]
         qvecs = _given_vectors(qvecs, len(qvecs), int(self.manifest["dim"]))
         plan = make_plan({}, self.manifest.get("retrievers", ["dense"]), int(self.manifest["dim"]), opts)
-        with self._lock:
+        with self._lock, self.store.snapshot():
             self._sync()
             return self._runner.run(plan, [Query("", None, v) for v in qvecs], self._retrievers, self._rows,
                                     self._allowed(plan.filter), {})
@@ -738,7 +741,8 @@ class Collection:
         if not filter:
             return self._rows.alive
         mask = np.zeros_like(self._rows.alive)
-        mask[self.store.rows_matching(filter, self.explain_empty_filters)] = True
+        rows = self.store.rows_matching(filter, self.explain_empty_filters)
+        mask[rows[rows < len(mask)]] = True  # rows another process committed since the last sync wait for the next
         return mask
 
     @contextmanager
@@ -821,7 +825,14 @@ class Collection:
 
     # ---- in-memory state -------------------------------------------------------------------
     def _sync(self) -> None:
-        """Catch up with commits made since the last look (by this or another process)."""
+        """Catch up with commits made since the last look (by this or another process), all read in one snapshot
+        (a commit landing meanwhile is seen whole at the next sync, never in part)."""
+        if self.store.generation == self._generation and self._retrievers:
+            return
+        with self.store.snapshot():
+            self._sync_now()
+
+    def _sync_now(self) -> None:
         gen = self.store.generation
         if gen == self._generation and self._retrievers:
             return

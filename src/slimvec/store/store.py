@@ -422,6 +422,20 @@ class Store:
         return start
 
     @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read inside sees one committed state: a read transaction (in WAL mode writers go on meanwhile).
+        Without it each statement sees the latest commit, so a reader catching up could read the row count before
+        another process's commit and that commit's chunk rows after it. Nested uses share the outer one."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.db.execute("COMMIT")
+
+    @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Cursor]:
         """One write transaction (BEGIN IMMEDIATE: the write lock at once); rolled back on any exception."""
         cur = self.db.cursor()

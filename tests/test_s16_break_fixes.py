@@ -1,0 +1,91 @@
+"""Session 16 breaker: several processes (or handles) on one collection, and kills at unlucky moments."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from slimvec import Collection, Document
+
+WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa".split()
+
+
+def _docs(prefix: str, n: int, start: int = 0) -> list[Document]:
+    return [Document(f"{prefix}-{i}", f"{prefix} document {i} " + " ".join(WORDS[(i + j) % len(WORDS)] for j in range(8)),
+                     metadata={"i": i, "p": prefix}) for i in range(start, start + n)]
+
+
+def _search_with_a_commit_at(reader: Collection, at: int, commit: Callable[[], None], query: str, **search: Any):
+    """`reader.search(**search)` while another handle commits (`commit`) just as the reader's `at`-th SQL
+    statement starts; returns (hits, whether the commit happened). The other handle has its own connection, as
+    another process has: this puts its commit between any two reads of one search, deterministically."""
+    count, fired = [0], [False]
+
+    def trace(_sql: str) -> None:
+        count[0] += 1
+        if count[0] == at:
+            fired[0] = True
+            commit()
+
+    reader.store.db.set_trace_callback(trace)
+    try:
+        return reader.search(query, **search), fired[0]
+    finally:
+        reader.store.db.set_trace_callback(None)
+
+
+@pytest.mark.parametrize("profile", ["exact-f32", "hybrid"])
+def test_a_commit_between_any_two_reads_of_a_search_is_seen_whole_or_not_at_all(tmp_path: Path, profile: str) -> None:
+    # A long-lived reader (a server) catching up while another process adds: a commit landing between the reader's
+    # reads of the row count and of the chunk rows (IndexError in RowMap.update), or between the catch-up and a
+    # filter's read (IndexError in _allowed), used to end the search in a traceback.
+    writer = Collection.create(tmp_path / "c", model="wordllama", profile=profile)
+    writer.add(_docs("seed", 6))
+    reader = Collection.open(tmp_path / "c", encoder=writer.encoder)
+    added = 0
+    for flt in (None, {"i": {"$gte": 0}}):
+        at = 1
+        while True:
+            writer.add(_docs("before", 1, start=added))  # the reader has catching up to do at its next search
+            batch = _docs("during", 1, start=added)
+            added += 1
+            hits, fired = _search_with_a_commit_at(reader, at, lambda b=batch: writer.add(b), "alpha beta",
+                                                   k=100, filter=flt)
+            ids = [h.id for h in hits]
+            assert len(ids) == len(set(ids))
+            assert {f"seed-{i}" for i in range(6)} | {f"before-{i}" for i in range(added)} <= set(ids)
+            assert set(ids) <= {f"seed-{i}" for i in range(6)} | {f"before-{i}" for i in range(added)} | {
+                f"during-{i}" for i in range(added)}
+            if not fired:
+                break
+            at += 1
+        assert at > 3  # the search read the store several times, and a commit was put before each read
+    assert reader.check() == []
+    reader.close()
+    writer.close()
+
+
+def test_a_document_upserted_by_another_handle_during_a_search_is_never_missing(tmp_path: Path) -> None:
+    # An upsert replaces a document in one transaction: it is stored at every instant. A search that ranked its old
+    # row and then read the hits' text after the upsert committed used to leave it out of the results.
+    writer = Collection.create(tmp_path / "c", model="wordllama")
+    writer.add(_docs("seed", 5) + [Document("shared", "shared version 0 alpha beta gamma")])
+    reader = Collection.open(tmp_path / "c", encoder=writer.encoder)
+    version, at = 0, 1
+    while True:
+        version += 1
+        text = f"shared version {version} alpha beta gamma"
+        hits, fired = _search_with_a_commit_at(reader, at, lambda t=text: writer.upsert([Document("shared", t)]),
+                                               "alpha beta", k=100)
+        shared = [h for h in hits if h.id == "shared"]
+        assert len(shared) == 1, (at, [h.id for h in hits])
+        assert shared[0].snippet in {f"shared version {version - 1} alpha beta gamma", text}
+        if not fired:
+            break
+        at += 1
+    assert at > 2
+    reader.close()
+    writer.close()
