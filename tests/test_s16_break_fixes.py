@@ -104,3 +104,49 @@ def test_a_bm25_score_matrix_cut_short_is_rebuilt_not_a_traceback(tmp_path: Path
     with Collection.open(tmp_path / "c") as again:
         assert again.check() == []
         assert [(h.id, pytest.approx(h.score)) for h in again.search("alpha delta document 7", k=10)] == want
+
+
+def test_a_full_database_refuses_the_commit_in_one_line_and_keeps_the_collection(tmp_path: Path) -> None:
+    # SQLite rolls a transaction back itself on SQLITE_FULL; the store's ROLLBACK then raised "cannot rollback - no
+    # transaction is active", hiding the cause behind a traceback. The page limit is SQLite's own way to be full.
+    from slimvec.errors import CollectionError
+
+    col = Collection.create(tmp_path / "c", model="wordllama", profile="bm25")
+    col.add(_docs("a", 5))
+    before = col.store.content_digest()
+    pages = col.store.db.execute("PRAGMA page_count").fetchone()[0]
+    col.store.db.execute(f"PRAGMA max_page_count = {pages + 1}")
+    with pytest.raises(CollectionError, match="slimvec.db: the database or disk is full; this commit was rolled back"):
+        col.add([Document(f"b{i}", "gamma delta " * 3000) for i in range(5)])
+    assert col.store.content_digest() == before and col.check() == []
+    col.store.db.execute("PRAGMA max_page_count = 1073741823")  # room again: the next write works
+    assert col.add(_docs("c", 2)) == 2 and len(col) == 7
+    col.close()
+
+
+def test_index_past_the_file_size_limit_is_one_line_and_keeps_the_collection(tmp_path: Path) -> None:
+    # A full disk (here: the process's file size limit, EFBIG) while the vector rows are appended ended
+    # `slimvec index` in an OSError traceback.
+    import json
+    import resource
+    import subprocess
+    import sys
+
+    col = Collection.create(tmp_path / "c", model="wordllama")
+    col.add(_docs("a", 5))
+    before = col.store.content_digest()
+    col.close()
+    src = tmp_path / "big.jsonl"
+    src.write_text("".join(json.dumps({"_id": f"b{i}", "text": f"z{i} " * 4000}) + "\n" for i in range(10)))
+    limit = (tmp_path / "c" / "slimvec.db").stat().st_size + 65536
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = subprocess.run([sys.executable, "-m", "slimvec.cli", "index", str(src), "-c", str(tmp_path / "c")],
+                          capture_output=True, text=True, preexec_fn=small_files)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "cannot append" in done.stderr and "File too large" in done.stderr
+    with Collection.open(tmp_path / "c") as again:
+        assert again.check() == [] and again.store.content_digest() == before
+        assert again.add(_docs("c", 2)) == 2

@@ -394,12 +394,16 @@ class Store:
             raise CollectionError(f"expected {len(chunks)} vectors of dimension {self.dim}, got {vectors.shape}")
         start = self.committed_rows
         vpath = self.path / VECTORS
-        with open(vpath, "r+b") as f:
-            f.truncate(start * self.dim * 4)
-            f.seek(start * self.dim * 4)
-            f.write(vectors.tobytes())
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(vpath, "r+b") as f:
+                f.truncate(start * self.dim * 4)
+                f.seek(start * self.dim * 4)
+                f.write(vectors.tobytes())
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:  # rows past the committed count are ignored, and cut by the next write
+            raise CollectionError(f"{vpath}: cannot append {len(vectors)} vector rows ({e.strerror or e}); this "
+                                  "commit was not made (the collection holds what it held before it)") from None
         crc = zlib.crc32(vectors.tobytes())
         paths = _heading_paths(docs)
         with self._transaction() as cur:
@@ -443,8 +447,12 @@ class Store:
         try:
             yield cur
             cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
+        except BaseException as e:
+            if self.db.in_transaction:  # SQLite has already rolled back after some errors (a full disk)
+                cur.execute("ROLLBACK")
+            if isinstance(e, sqlite3.OperationalError) and e.sqlite_errorcode == sqlite3.SQLITE_FULL:
+                raise CollectionError(f"{self.path / DB}: the database or disk is full; this commit was rolled back (the "
+                                      "collection holds what it held before it)") from None
             raise
 
     def delete(self, ids: list[str]) -> int:
