@@ -150,3 +150,35 @@ def test_index_past_the_file_size_limit_is_one_line_and_keeps_the_collection(tmp
     with Collection.open(tmp_path / "c") as again:
         assert again.check() == [] and again.store.content_digest() == before
         assert again.add(_docs("c", 2)) == 2
+
+
+def test_an_import_killed_before_its_commit_leaves_nothing_and_the_rerun_works(tmp_path: Path) -> None:
+    # `slimvec import` created the collection, then committed the records: a kill in between left an empty
+    # collection that `check` passed and that made the rerun fail ("a collection already exists here").
+    import subprocess
+    import sys
+
+    src = Collection.create(tmp_path / "src", model="wordllama")
+    src.add(_docs("d", 12))
+    want = {d["id"] for d in src.store.iter_documents()}
+    src.close()
+    export = f"parquet:{tmp_path / 'x.parquet'}"
+    assert subprocess.run([sys.executable, "-m", "slimvec.cli", "export", str(tmp_path / "src"), "--to", export],
+                          capture_output=True, text=True).returncode == 0
+    child = tmp_path / "killed_import.py"  # the kill lands at the commit, in the child only
+    child.write_text("import os, signal, sys\n"
+                     "from slimvec.collection import Collection\n"
+                     "Collection.add_encoded = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
+                     "from slimvec.cli import app\n"
+                     "sys.argv = ['slimvec', 'import', sys.argv[1], '-c', sys.argv[2]]\n"
+                     "app()\n")
+    target = tmp_path / "imported"
+    killed = subprocess.run([sys.executable, str(child), export, str(target)], capture_output=True, text=True)
+    assert killed.returncode == -9
+    assert not (target / "manifest.json").exists()
+    again = subprocess.run([sys.executable, "-m", "slimvec.cli", "import", export, "-c", str(target)],
+                           capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    with Collection.open(target) as col:
+        assert col.check() == [] and {d["id"] for d in col.store.iter_documents()} == want
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["imported", "killed_import.py", "src", "x.parquet"]
