@@ -182,3 +182,81 @@ def test_an_import_killed_before_its_commit_leaves_nothing_and_the_rerun_works(t
     with Collection.open(target) as col:
         assert col.check() == [] and {d["id"] for d in col.store.iter_documents()} == want
     assert sorted(p.name for p in tmp_path.iterdir()) == ["imported", "killed_import.py", "src", "x.parquet"]
+
+
+def _paused_index(tmp_path: Path, hook: str) -> Path:
+    """A script running `slimvec index SOURCE -c DIR --model wordllama`, that prints "paused" and waits for a line
+    on stdin at `hook` ("create": before the new collection is made, then goes on; "upsert": before its documents
+    are written, then is interrupted as by Ctrl-C)."""
+    script = tmp_path / f"paused_{hook}.py"
+    script.write_text(
+        "import sys\n"
+        "from slimvec.collection import Collection\n"
+        f"real = Collection.{hook}\n"
+        "def paused(*a, **k):\n"
+        "    print('paused', flush=True)\n"
+        "    sys.stdin.readline()\n"
+        + ("    return real(*a, **k)\nCollection.create = classmethod(lambda cls, *a, **k: paused(*a, **k))\n"
+           if hook == "create" else "    raise KeyboardInterrupt\nCollection.upsert = paused\n")
+        + "from slimvec.cli import app\n"
+        "sys.argv = ['slimvec', 'index', sys.argv[1], '-c', sys.argv[2], '--model', 'wordllama']\n"
+        "app()\n")
+    return script
+
+
+def _jsonl(path: Path, ids: list[str]) -> Path:
+    import json
+
+    path.write_text("".join(json.dumps({"_id": i, "text": f"text of {i} alpha beta"}) + "\n" for i in ids))
+    return path
+
+
+def test_two_index_runs_creating_one_collection_at_once_both_store_their_documents(tmp_path: Path) -> None:
+    # Both saw no manifest and both created: one failed with "a collection already exists here" (or "directory is
+    # not empty and holds no collection") and its documents were not stored.
+    import subprocess
+    import sys
+    import time
+
+    target = tmp_path / "col"
+    first = subprocess.Popen([sys.executable, str(_paused_index(tmp_path, "create")),
+                              str(_jsonl(tmp_path / "a.jsonl", ["a1", "a2"])), str(target)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert first.stdout.readline().strip() == "paused"  # it found no collection and is about to create one
+    second = subprocess.Popen([sys.executable, "-m", "slimvec.cli", "index", str(_jsonl(tmp_path / "b.jsonl", ["b1"])),
+                               "-c", str(target), "--model", "wordllama"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Let the second run as far as it goes before the first creates: until it has made the collection itself (as it
+    # did before) or it waits for the first's flock (seen in /proc/locks).
+    for _ in range(600):
+        waiting = any(line.split()[1:3] == ["->", "FLOCK"] and line.split()[5] == str(second.pid)
+                      for line in Path("/proc/locks").read_text().splitlines())
+        if waiting or target.exists() or second.poll() is not None:
+            break
+        time.sleep(0.05)
+    out, err = first.communicate("\n")
+    assert first.returncode == 0, err
+    out2, err2 = second.communicate()
+    assert second.returncode == 0, err2
+    with Collection.open(target) as col:
+        assert sorted(d["id"] for d in col.store.iter_documents()) == ["a1", "a2", "b1"] and col.check() == []
+
+
+def test_a_failed_index_does_not_remove_the_new_collection_another_process_has_open(tmp_path: Path) -> None:
+    # A failed `slimvec index` removes the collection it created when it stayed empty. Another process that had
+    # opened it meanwhile (a second index, a server) then wrote into removed files: its documents were lost.
+    import subprocess
+    import sys
+
+    target = tmp_path / "col"
+    failing = subprocess.Popen([sys.executable, str(_paused_index(tmp_path, "upsert")),
+                                str(_jsonl(tmp_path / "a.jsonl", ["x"])), str(target)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert failing.stdout.readline().strip() == "paused"  # the collection is made, nothing added yet
+    other = Collection.open(target)
+    failing.communicate("\n")  # then the run is interrupted
+    assert failing.returncode != 0
+    assert other.add(_docs("kept", 2)) == 2
+    other.close()
+    with Collection.open(target) as col:
+        assert sorted(d["id"] for d in col.store.iter_documents()) == ["kept-0", "kept-1"] and col.check() == []

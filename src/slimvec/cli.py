@@ -167,14 +167,16 @@ def _drop_if_empty(collection: Path, dir_existed: bool) -> None:
     from slimvec.collection import Collection
 
     try:
-        with Collection.open(collection) as col:
-            empty = len(col) == 0
+        # Under the writer lock and only while no other handle has it open: another `index` that opened it
+        # meanwhile (it found this call's new collection) may be about to commit into it.
+        with Collection.open(collection) as col, col.store.writer():
+            if len(col) or not col.store.sole_handle():
+                return
+            shutil.rmtree(collection, ignore_errors=True)
     except (SlimvecError, OSError):
         return
-    if empty:
-        shutil.rmtree(collection, ignore_errors=True)
-        if dir_existed:  # it was an empty directory the user made: leave it as it was
-            collection.mkdir(exist_ok=True)
+    if dir_existed:  # it was an empty directory the user made: leave it as it was
+        collection.mkdir(exist_ok=True)
 
 
 def _index_on_ray(sources: list[Path], collection: Path, fields: Any, strict: bool, report: Callable[[Exception], None],

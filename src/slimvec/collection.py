@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -176,24 +178,26 @@ class Collection:
         if (p / "shards.json").is_file():  # not "holds no collection": it holds one, of another layout
             raise CollectionError(f"{p}: holds a sharded collection; index into it with `slimvec index ... -c {p} "
                                   "--ray` (distributed ingest), or add through Collection.open in Python")
-        if (p / "manifest.json").exists():
-            col = cls.open(p)
-            if model is not None:
-                col._check_encoder(col._wrap(load_encoder(model)))
-            problem = _settings_differ(col.manifest, options)
-            if problem:
+        if not (p / "manifest.json").exists():
+            with _creating(p):  # two processes creating one collection at once: the second opens it
+                if not (p / "manifest.json").exists():
+                    return cls.create(p, model=model, **options)
+        col = cls.open(p)
+        if model is not None:
+            col._check_encoder(col._wrap(load_encoder(model)))
+        problem = _settings_differ(col.manifest, options)
+        if problem:
+            col.close()
+            raise CollectionError(f"{p}: collection was built with {problem}; a collection keeps the settings "
+                                  "it was created with (index into a new collection to change them)")
+        kept = col.manifest.get("prompts", {})
+        for side in ("query", "document"):
+            given = options.get(f"{side}_prompt")
+            if given is not None and given != kept.get(side, ""):
                 col.close()
-                raise CollectionError(f"{p}: collection was built with {problem}; a collection keeps the settings "
-                                      "it was created with (index into a new collection to change them)")
-            kept = col.manifest.get("prompts", {})
-            for side in ("query", "document"):
-                given = options.get(f"{side}_prompt")
-                if given is not None and given != kept.get(side, ""):
-                    col.close()
-                    raise CollectionError(f"{p}: collection was built with {side} prompt {kept.get(side, '')!r}, "
-                                          f"not {given!r}; a collection keeps one prompt per side")
-            return col
-        return cls.create(p, model=model, **options)
+                raise CollectionError(f"{p}: collection was built with {side} prompt {kept.get(side, '')!r}, "
+                                      f"not {given!r}; a collection keeps one prompt per side")
+        return col
 
     def close(self) -> None:
         """Release the database connection."""
@@ -952,6 +956,26 @@ class Collection:
                 if check is not None:
                     problems += [f"{name} index: {p}" for p in check(self.store, self._rows.alive)]
         return problems
+
+
+@contextmanager
+def _creating(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on the nearest existing folder above `path` (nothing is made or written there)
+    while a collection is created at `path`, so `open_or_create` from two processes makes it once; a folder that
+    cannot be opened is not locked."""
+    above = path.absolute().parent
+    while not above.is_dir() and above != above.parent:
+        above = above.parent
+    try:
+        fd = os.open(above, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _prompts(enc: Encoder) -> dict[str, Any]:
