@@ -260,3 +260,33 @@ def test_a_failed_index_does_not_remove_the_new_collection_another_process_has_o
     other.close()
     with Collection.open(target) as col:
         assert sorted(d["id"] for d in col.store.iter_documents()) == ["kept-0", "kept-1"] and col.check() == []
+
+
+def test_check_while_another_process_commits_reports_no_damage(tmp_path: Path) -> None:
+    # `check` read the committed row count, then the chunks and checksummed batches after another commit: it reported
+    # "1 chunks point past the committed vector rows" or "vector rows 9..9 fail their checksum" on a healthy
+    # collection (and `slimvec check` exited 1, "damaged").
+    writer = Collection.create(tmp_path / "c", model="wordllama")
+    writer.add(_docs("seed", 5))
+    reader = Collection.open(tmp_path / "c", encoder=writer.encoder)
+    at = 1
+    while True:
+        count, fired = [0], [False]
+
+        def trace(_sql: str, at: int = at, count: list = count, fired: list = fired) -> None:
+            count[0] += 1
+            if count[0] == at:
+                fired[0] = True
+                writer.add(_docs("during", 1, start=at))
+
+        reader.store.db.set_trace_callback(trace)
+        try:
+            assert reader.check() == [], at
+        finally:
+            reader.store.db.set_trace_callback(None)
+        if not fired[0]:
+            break
+        at += 1
+    assert at > 5
+    reader.close()
+    writer.close()

@@ -889,7 +889,7 @@ class Collection:
         "reclaimable_disk_bytes" (what `compact` would free, estimated: see compaction.reclaimable),
         "indexes": {retriever name: what it built} (see retrievers.base.describe), e.g.
         {"dense": {"kind": "ivf", "codec": "binary", "nlist": 4, "nprobe": 4, "fitted_rows": 300, ...}}."""
-        with self._lock:
+        with self._lock, self.store.snapshot():  # counts of one commit, not of two
             self._sync()
             counts = self.store.counts()
             usage = self.store.disk_usage()
@@ -949,7 +949,7 @@ class Collection:
         problems = self.store.check()
         if problems:
             return problems
-        with self._lock:
+        with self._lock, self.store.snapshot():
             self._sync()
             for name, r in self._retrievers.items():
                 check = getattr(r, "check", None)

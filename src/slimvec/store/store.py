@@ -692,7 +692,12 @@ class Store:
 
     # ---- integrity -------------------------------------------------------------------------
     def check(self) -> list[str]:
-        """Problems found by a full integrity check (empty list = healthy)."""
+        """Problems found by a full integrity check (empty list = healthy), all read in one snapshot: a commit
+        another process makes meanwhile is not half seen (its chunks past the rows counted, its batch unread)."""
+        with self.snapshot():
+            return self._check()
+
+    def _check(self) -> list[str]:
         problems: list[str] = []
         ok = self.db.execute("PRAGMA integrity_check").fetchone()[0]
         if ok != "ok":
