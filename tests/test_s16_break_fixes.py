@@ -290,3 +290,32 @@ def test_check_while_another_process_commits_reports_no_damage(tmp_path: Path) -
     assert at > 5
     reader.close()
     writer.close()
+
+
+def test_export_while_another_process_commits_writes_one_state(tmp_path: Path) -> None:
+    # The export read the committed row count (its vector memmap), then the documents: a commit in between ended it
+    # in IndexError, and one later made its summary count documents it had not written.
+    from slimvec.interop import export_collection, read_records
+
+    writer = Collection.create(tmp_path / "c", model="wordllama")
+    writer.add(_docs("seed", 4))
+    reader = Collection.open(tmp_path / "c", encoder=writer.encoder)
+    for at in range(1, 8):  # a commit before each of the export's first reads
+        count = [0]
+
+        def trace(_sql: str, at: int = at, count: list = count) -> None:
+            count[0] += 1
+            if count[0] == at:
+                writer.add(_docs("during", 1, start=at))
+
+        reader.store.db.set_trace_callback(trace)
+        try:
+            out = export_collection(reader, f"parquet:{tmp_path / f'x{at}.parquet'}")
+        finally:
+            reader.store.db.set_trace_callback(None)
+        _, records = read_records(f"parquet:{tmp_path / f'x{at}.parquet'}")
+        ids = {r.doc_id for r in records}
+        assert out["records"] == len(records) and out["documents"] == len(ids)
+        assert {f"seed-{i}" for i in range(4)} <= ids
+    reader.close()
+    writer.close()

@@ -89,8 +89,10 @@ def export_collection(col: Any, target: str) -> dict[str, Any]:
             "late": {k: (m.get("profile") or {}).get(k) for k in LATE_FIELDS},
             "profile": m.get("profile"),  # an import without a profile of its own rebuilds this one
             **{k: m.get(k) for k in MANIFEST_LATE}}
-    n = registry.load("export", kind).write(path, name, collection_records(col), meta)
-    return {"target": target, "records": n, "documents": len(col), "model": meta["model"], "dim": dim}
+    with col.store.snapshot():  # one committed state, whatever another process commits meanwhile
+        n = registry.load("export", kind).write(path, name, collection_records(col), meta)
+        documents = len(col)
+    return {"target": target, "records": n, "documents": documents, "model": meta["model"], "dim": dim}
 
 
 def read_records(source: str) -> tuple[dict[str, Any], list[ChunkRecord]]:
