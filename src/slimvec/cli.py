@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import sys
@@ -14,6 +15,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from slimvec.errors import ConfigError, SlimvecError
+
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no room: disk full, quota, file size limit
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Document embeddings and retrieval, small and fast.")
 out = Console()
@@ -34,6 +37,14 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             # pyarrow raises these without a filename, the path being in its message
             msg = f"{e.filename}: {e.strerror}" if e.filename is not None else str(e)
             err.print(f"[red]error:[/red] {escape(msg)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except OSError as e:
+            if e.errno not in _FULL:
+                raise
+            # a full disk or quota while writing derived files (index/, tokens/, a compaction's copy): one line
+            where = f"{e.filename}: " if e.filename is not None else ""
+            err.print(f"[red]error:[/red] {escape(where + (e.strerror or str(e)))}; run `slimvec check` on the "
+                      "collection once there is room", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -156,14 +167,16 @@ def _drop_if_empty(collection: Path, dir_existed: bool) -> None:
     from slimvec.collection import Collection
 
     try:
-        with Collection.open(collection) as col:
-            empty = len(col) == 0
+        # Under the writer lock and only while no other handle has it open: another `index` that opened it
+        # meanwhile (it found this call's new collection) may be about to commit into it.
+        with Collection.open(collection) as col, col.store.writer():
+            if len(col) or not col.store.sole_handle():
+                return
+            shutil.rmtree(collection, ignore_errors=True)
     except (SlimvecError, OSError):
         return
-    if empty:
-        shutil.rmtree(collection, ignore_errors=True)
-        if dir_existed:  # it was an empty directory the user made: leave it as it was
-            collection.mkdir(exist_ok=True)
+    if dir_existed:  # it was an empty directory the user made: leave it as it was
+        collection.mkdir(exist_ok=True)
 
 
 def _index_on_ray(sources: list[Path], collection: Path, fields: Any, strict: bool, report: Callable[[Exception], None],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -176,24 +178,26 @@ class Collection:
         if (p / "shards.json").is_file():  # not "holds no collection": it holds one, of another layout
             raise CollectionError(f"{p}: holds a sharded collection; index into it with `slimvec index ... -c {p} "
                                   "--ray` (distributed ingest), or add through Collection.open in Python")
-        if (p / "manifest.json").exists():
-            col = cls.open(p)
-            if model is not None:
-                col._check_encoder(col._wrap(load_encoder(model)))
-            problem = _settings_differ(col.manifest, options)
-            if problem:
+        if not (p / "manifest.json").exists():
+            with _creating(p):  # two processes creating one collection at once: the second opens it
+                if not (p / "manifest.json").exists():
+                    return cls.create(p, model=model, **options)
+        col = cls.open(p)
+        if model is not None:
+            col._check_encoder(col._wrap(load_encoder(model)))
+        problem = _settings_differ(col.manifest, options)
+        if problem:
+            col.close()
+            raise CollectionError(f"{p}: collection was built with {problem}; a collection keeps the settings "
+                                  "it was created with (index into a new collection to change them)")
+        kept = col.manifest.get("prompts", {})
+        for side in ("query", "document"):
+            given = options.get(f"{side}_prompt")
+            if given is not None and given != kept.get(side, ""):
                 col.close()
-                raise CollectionError(f"{p}: collection was built with {problem}; a collection keeps the settings "
-                                      "it was created with (index into a new collection to change them)")
-            kept = col.manifest.get("prompts", {})
-            for side in ("query", "document"):
-                given = options.get(f"{side}_prompt")
-                if given is not None and given != kept.get(side, ""):
-                    col.close()
-                    raise CollectionError(f"{p}: collection was built with {side} prompt {kept.get(side, '')!r}, "
-                                          f"not {given!r}; a collection keeps one prompt per side")
-            return col
-        return cls.create(p, model=model, **options)
+                raise CollectionError(f"{p}: collection was built with {side} prompt {kept.get(side, '')!r}, "
+                                      f"not {given!r}; a collection keeps one prompt per side")
+        return col
 
     def close(self) -> None:
         """Release the database connection."""
@@ -641,7 +645,10 @@ class Collection:
         batch = [Query(q, None, None if vecs is None else vecs[i]) for i, q in enumerate(queries)]
         for q, t in zip(batch, toks or []):
             q._tokens = np.ascontiguousarray(t, dtype=np.float32)
-        with self._lock:  # the state synced above or later (another thread's search may have synced since)
+        # Ranked and read in one snapshot, caught up inside it: the hits' text and metadata are read from the state
+        # they were ranked in (a document another process replaced meanwhile is still found, as it was).
+        with self._lock, self.store.snapshot():
+            self._sync()
             hits = self._runner.run(plan, batch, self._retrievers, self._rows, self._allowed(plan.filter),
                                     self._calibrators)
             self._keep_caches()
@@ -679,7 +686,7 @@ class Collection:
             qvecs = qvecs[None, :]
         qvecs = _given_vectors(qvecs, len(qvecs), int(self.manifest["dim"]))
         plan = make_plan({}, self.manifest.get("retrievers", ["dense"]), int(self.manifest["dim"]), opts)
-        with self._lock:
+        with self._lock, self.store.snapshot():
             self._sync()
             return self._runner.run(plan, [Query("", None, v) for v in qvecs], self._retrievers, self._rows,
                                     self._allowed(plan.filter), {})
@@ -795,7 +802,8 @@ class Collection:
         if not filter:
             return self._rows.alive
         mask = np.zeros_like(self._rows.alive)
-        mask[self.store.rows_matching(filter, self.explain_empty_filters)] = True
+        rows = self.store.rows_matching(filter, self.explain_empty_filters)
+        mask[rows[rows < len(mask)]] = True  # rows another process committed since the last sync wait for the next
         return mask
 
     @contextmanager
@@ -878,7 +886,14 @@ class Collection:
 
     # ---- in-memory state -------------------------------------------------------------------
     def _sync(self) -> None:
-        """Catch up with commits made since the last look (by this or another process)."""
+        """Catch up with commits made since the last look (by this or another process), all read in one snapshot
+        (a commit landing meanwhile is seen whole at the next sync, never in part)."""
+        if self.store.generation == self._generation and self._retrievers:
+            return
+        with self.store.snapshot():
+            self._sync_now()
+
+    def _sync_now(self) -> None:
         gen = self.store.generation
         if gen == self._generation and self._retrievers:
             return
@@ -931,7 +946,7 @@ class Collection:
         "reclaimable_disk_bytes" (what `compact` would free, estimated: see compaction.reclaimable),
         "indexes": {retriever name: what it built} (see retrievers.base.describe), e.g.
         {"dense": {"kind": "ivf", "codec": "binary", "nlist": 4, "nprobe": 4, "fitted_rows": 300, ...}}."""
-        with self._lock:
+        with self._lock, self.store.snapshot():  # counts of one commit, not of two
             self._sync()
             counts = self.store.counts()
             usage = self.store.disk_usage()
@@ -991,13 +1006,33 @@ class Collection:
         problems = self.store.check()
         if problems:
             return problems
-        with self._lock:
+        with self._lock, self.store.snapshot():
             self._sync()
             for name, r in self._retrievers.items():
                 check = getattr(r, "check", None)
                 if check is not None:
                     problems += [f"{name} index: {p}" for p in check(self.store, self._rows.alive)]
         return problems
+
+
+@contextmanager
+def _creating(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on the nearest existing folder above `path` (nothing is made or written there)
+    while a collection is created at `path`, so `open_or_create` from two processes makes it once; a folder that
+    cannot be opened is not locked."""
+    above = path.absolute().parent
+    while not above.is_dir() and above != above.parent:
+        above = above.parent
+    try:
+        fd = os.open(above, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _prompts(enc: Encoder) -> dict[str, Any]:

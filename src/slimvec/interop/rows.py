@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -13,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from slimvec import registry, strictjson
-from slimvec.errors import ConfigError, IngestError
+from slimvec.atomic import fsync_dir
+from slimvec.errors import CollectionError, ConfigError, IngestError
 
 TARGETS = ("qdrant", "lancedb", "parquet")
 FORMAT = "slimvec-export-1"
@@ -87,8 +89,10 @@ def export_collection(col: Any, target: str) -> dict[str, Any]:
             "late": {k: (m.get("profile") or {}).get(k) for k in LATE_FIELDS},
             "profile": m.get("profile"),  # an import without a profile of its own rebuilds this one
             **{k: m.get(k) for k in MANIFEST_LATE}}
-    n = registry.load("export", kind).write(path, name, collection_records(col), meta)
-    return {"target": target, "records": n, "documents": len(col), "model": meta["model"], "dim": dim}
+    with col.store.snapshot():  # one committed state, whatever another process commits meanwhile
+        n = registry.load("export", kind).write(path, name, collection_records(col), meta)
+        documents = len(col)
+    return {"target": target, "records": n, "documents": documents, "model": meta["model"], "dim": dim}
 
 
 def read_records(source: str) -> tuple[dict[str, Any], list[ChunkRecord]]:
@@ -151,8 +155,15 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
     made = {"chunk_tokens": chunking.get("max_tokens"), "chunk_overlap": chunking.get("overlap"),
             "chunk_mode": chunking.get("mode"),  # exports made before "late" was carried
             **{k: v for k, v in (meta.get("late") or {}).items() if k in LATE_FIELDS}}
-    existed = Path(path).exists()
-    col = Collection.create(path, profile=prof.model_copy(update={
+    # Built beside `path` and renamed into place whole: a refused or killed import leaves no collection behind
+    # (an empty one, made before the commit, would pass `check` and block the rerun).
+    target = Path(path)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise CollectionError(f"{target}: a collection already exists here" if (target / "manifest.json").exists()
+                              else f"{target}: not an empty directory")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stage = _import_stage(target)
+    col = Collection.create(stage, profile=prof.model_copy(update={
         "model": meta["model"], "query_prompt": prompts.get("query"), "document_prompt": prompts.get("document"),
         **{k: v for k, v in made.items() if v is not None}}))
     try:
@@ -161,15 +172,41 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
         if not int(col.manifest["dim"]):  # a profile keeping no dense vectors (bm25, splade): built from the texts
             rows = np.zeros((len(chunks), 0), np.float32)
         col.add_encoded(docs, chunks, rows, normalize=normalize)
-    except BaseException as e:  # whole or nothing: a refused import leaves no collection behind to block the rerun
+        encoder = col._encoder
         col.close()
-        shutil.rmtree(path, ignore_errors=True)
-        if existed:
-            Path(path).mkdir()
+        try:
+            os.rename(stage, target)  # onto a missing or empty directory
+        except OSError as e:
+            raise CollectionError(f"{target}: cannot move the imported collection into place ({e.strerror})") from None
+        fsync_dir(target.parent)
+    except BaseException as e:
+        col.close()
+        shutil.rmtree(stage, ignore_errors=True)
         if isinstance(e, IngestError) and not str(e).startswith(f"{source}: "):  # name the file, as the checks above
             raise IngestError(f"{source}: {e}") from None
         raise
-    return col
+    return Collection.open(target, encoder)
+
+
+def _import_stage(target: Path) -> Path:
+    """The folder an import into `target` is built in (beside it, named by this process), after removing those of
+    imports into `target` whose process is gone (killed)."""
+    prefix = f".{target.name}.import-"
+    for name in os.listdir(target.parent):
+        pid = name[len(prefix):]
+        if name.startswith(prefix) and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(target.parent / name, ignore_errors=True)
+    return target.parent / f"{prefix}{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _sections(recs: list[ChunkRecord]) -> tuple[Any, ...] | None:

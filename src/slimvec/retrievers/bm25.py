@@ -40,6 +40,7 @@ import json
 import os
 import re
 import uuid
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -403,10 +404,14 @@ class Bm25Retriever:
         return r  # dirty: saved again in the current format
 
     def _load_scores(self, path: Path) -> None:
-        with np.load(path / "scores.npz") as z:
-            self._bm25 = self._new_bm25({"data": z["data"], "indices": z["indices"], "indptr": z["indptr"],
-                                         "num_docs": len(self._row_ids)},
-                                        z["nonoccurrence"] if "nonoccurrence" in z.files else None)
+        try:
+            with np.load(path / "scores.npz") as z:
+                self._bm25 = self._new_bm25({"data": z["data"], "indices": z["indices"], "indptr": z["indptr"],
+                                             "num_docs": len(self._row_ids)},
+                                            z["nonoccurrence"] if "nonoccurrence" in z.files else None)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # a derived file, damaged or cut short:
+            self._bm25, self._stale = None, True  # rebuilt from the token rows at the first search, as when absent
+            return
         self._stale = False
         if self._bm25.nonoccurrence_array is None and self.config.method in self._bm25.methods_requiring_nonoccurrence:
             self._bm25, self._stale = None, True  # saved before the array was kept: rebuilt at first search

@@ -425,12 +425,16 @@ class Store:
             raise CollectionError(f"expected {len(chunks)} vectors of dimension {self.dim}, got {vectors.shape}")
         start = self.committed_rows
         vpath = self.path / VECTORS
-        with open(vpath, "r+b") as f:
-            f.truncate(start * self.dim * 4)
-            f.seek(start * self.dim * 4)
-            f.write(vectors.tobytes())
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(vpath, "r+b") as f:
+                f.truncate(start * self.dim * 4)
+                f.seek(start * self.dim * 4)
+                f.write(vectors.tobytes())
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:  # rows past the committed count are ignored, and cut by the next write
+            raise CollectionError(f"{vpath}: cannot append {len(vectors)} vector rows ({e.strerror or e}); this "
+                                  "commit was not made (the collection holds what it held before it)") from None
         crc = zlib.crc32(vectors.tobytes())
         paths = _heading_paths(docs)
         with self._transaction() as cur:
@@ -453,6 +457,20 @@ class Store:
         return start
 
     @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read inside sees one committed state: a read transaction (in WAL mode writers go on meanwhile).
+        Without it each statement sees the latest commit, so a reader catching up could read the row count before
+        another process's commit and that commit's chunk rows after it. Nested uses share the outer one."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.db.execute("COMMIT")
+
+    @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Cursor]:
         """One write transaction (BEGIN IMMEDIATE: the write lock at once); rolled back on any exception."""
         cur = self.db.cursor()
@@ -460,8 +478,12 @@ class Store:
         try:
             yield cur
             cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
+        except BaseException as e:
+            if self.db.in_transaction:  # SQLite has already rolled back after some errors (a full disk)
+                cur.execute("ROLLBACK")
+            if isinstance(e, sqlite3.OperationalError) and e.sqlite_errorcode == sqlite3.SQLITE_FULL:
+                raise CollectionError(f"{self.path / DB}: the database or disk is full; this commit was rolled back (the "
+                                      "collection holds what it held before it)") from None
             raise
 
     def delete(self, ids: list[str]) -> int:
@@ -701,7 +723,12 @@ class Store:
 
     # ---- integrity -------------------------------------------------------------------------
     def check(self) -> list[str]:
-        """Problems found by a full integrity check (empty list = healthy)."""
+        """Problems found by a full integrity check (empty list = healthy), all read in one snapshot: a commit
+        another process makes meanwhile is not half seen (its chunks past the rows counted, its batch unread)."""
+        with self.snapshot():
+            return self._check()
+
+    def _check(self) -> list[str]:
         problems: list[str] = []
         ok = self.db.execute("PRAGMA integrity_check").fetchone()[0]
         if ok != "ok":
