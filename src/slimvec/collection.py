@@ -648,10 +648,12 @@ class Collection:
         # Ranked and read in one snapshot, caught up inside it: the hits' text and metadata are read from the state
         # they were ranked in (a document another process replaced meanwhile is still found, as it was). A search
         # that reads nothing from the database after catching up (ids only, no filter, reranker or sections) ranks
-        # the rows in RAM alone and skips the read transaction (~20-30 us of a lone query).
+        # the rows in RAM alone, skipping the read transaction and a second catch-up (each a SQLite statement or
+        # more: benchmarks/snapshot_cost.py).
         reads_db = plan.with_payload or plan.filter or plan.reranker is not None or plan.unit != "document"
         with self._lock, self.store.snapshot() if reads_db else nullcontext():
-            self._sync()
+            if reads_db:  # else the state synced above, or since by another thread's search, is ranked as it is
+                self._sync()
             hits = self._runner.run(plan, batch, self._retrievers, self._rows, self._allowed(plan.filter),
                                     self._calibrators)
             self._keep_caches()
