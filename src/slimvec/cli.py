@@ -343,6 +343,7 @@ def tune(
     """Calibrate the index's nprobe / efSearch on sample queries of your own (kept for later calibrations)."""
     from slimvec.collection import Collection
     from slimvec.ingest.queries import read_queries
+    from slimvec.store.probes import MAX_QUERIES
 
     if (queries is None) == (not reset):
         raise ConfigError("give --queries FILE to tune, or --reset to forget the stored queries")
@@ -353,7 +354,7 @@ def tune(
         if reset:
             report: dict[str, Any] = {"reset": col.reset_tuning()}
         else:
-            report = {"queries": min(len(texts or []), 1000), "indexes": col.tune(texts)}
+            report = {"queries": min(len(texts or []), MAX_QUERIES), "indexes": col.tune(texts)}
     if json_out:
         _print_json(report)
     elif reset:

@@ -21,7 +21,7 @@ from slimvec.documents import Chunk, Document, Hit, blank_section_problem, has_c
 from slimvec.encoders.base import Encoder
 from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
 from slimvec.errors import CollectionError, ConfigError, IngestError
-from slimvec.ids import id_problem, lone_surrogate
+from slimvec.ids import id_problem
 from slimvec.late import default_config as default_late_config
 from slimvec.late import late_chunk_vectors, section_default
 from slimvec.late import query_pooling as late_query_pooling
@@ -29,7 +29,7 @@ from slimvec.multivector.retriever import TOKENS_DIR
 from slimvec.multivector.writer import TokenConfig, append_tokens, check_encoder, encode_chunks
 from slimvec.profiles import Profile, load_profile, profile_from_dict
 from slimvec.progress import progress_bar
-from slimvec.records import metadata_problem, text_problem
+from slimvec.records import metadata_problem, query_problem, text_problem
 from slimvec.retrievers.base import Query, Retriever, describe
 from slimvec.search import calibration as _calibration
 from slimvec.search.options import SearchOptions
@@ -743,9 +743,9 @@ class Collection:
 
         queries: at least 10 query texts (encoded with the collection's model, query side), or `vectors`: their
         (n, dim) float32 vectors (as `search_many` takes them); of more than 1,000, a seeded random 1,000. Their
-        vectors are kept in DIR/probe_queries.npz (`store.probes`); only the vectors, no text. Returns `{retriever name: describe()}` of each index tuned
-        (its "calibration" names the probes; IVF lists not built yet, below 100,000 rows, are calibrated on
-        the queries when they are). Raises ConfigError for fewer than 10 queries, a bad one, both or neither of
+        vectors are kept in DIR/probe_queries.npz (`store.probes`); only the vectors, no text. Returns
+        `{retriever name: describe()}` of each index tuned (its "calibration" names the probes; IVF lists not
+        built yet, below 100,000 rows, are calibrated on the queries when they are). Raises ConfigError for fewer than 10 queries, a bad one, both or neither of
         queries and vectors, or a profile with nothing to calibrate (exact search, a fixed nprobe/ef_search).
         Searches through this handle wait while it calibrates (seconds; 30 s at 1M rows: exact truth for the
         queries, then the search at each nprobe tried); other handles calibrate the same way at their next search.
@@ -1054,14 +1054,10 @@ def check_queries(queries: Any) -> None:
     if isinstance(queries, str) or not isinstance(queries, (list, tuple)):
         raise TypeError(f"queries must be a list of strings, not {type(queries).__name__}")
     for q in queries:
-        if not isinstance(q, str) or not q.strip():
-            raise ConfigError("query is empty" if q is None or isinstance(q, str) else
-                              f"query must be a string, not {type(q).__name__}")
-        if not has_content(q):
-            raise ConfigError(f"query {q[:40]!r} is empty: it holds only whitespace and invisible characters")
-        if not q.isascii() and (bad := lone_surrogate(q)):  # CLI bytes that are not UTF-8 arrive as these
-            raise ConfigError(f"query is not valid Unicode: {bad.group()!r} at character {bad.start()} "
-                              "(a lone surrogate; is the terminal's encoding UTF-8?)")
+        if not isinstance(q, str):
+            raise ConfigError("query is empty" if q is None else f"query must be a string, not {type(q).__name__}")
+        if problem := query_problem(q):
+            raise ConfigError(problem)
 
 
 def _given_vectors(vectors: Any, n: int, dim: int) -> np.ndarray:

@@ -30,6 +30,20 @@ def text_problem(value: str) -> str | None:
     return None
 
 
+def query_problem(query: str) -> str | None:
+    """Why a query text cannot be searched or tuned on, or None: empty, only whitespace and invisible characters
+    (a zero-width space), or a lone surrogate (a JSON escape such as `\\ud800`, command-line bytes that are not
+    UTF-8). The one check behind `Collection.search_many`, `Collection.tune` and the query files of `slimvec tune`."""
+    if not query.strip():
+        return "query is empty"
+    if not has_content(query):
+        return f"query {query[:40]!r} is empty: it holds only whitespace and invisible characters"
+    if not query.isascii() and (bad := lone_surrogate(query)):
+        return (f"query is not valid Unicode: {bad.group()!r} at character {bad.start()} (a lone surrogate: a JSON "
+                "escape, or command-line bytes that are not UTF-8: is the terminal's encoding UTF-8?)")
+    return None
+
+
 def metadata_problem(value: Any, key: str = "", depth: int = 0) -> tuple[str, str] | None:
     """(dotted key, problem) for the first value JSON metadata cannot hold, or None."""
     if depth > MAX_METADATA_DEPTH:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from slimvec.documents import has_content
 from slimvec.errors import IngestError
-from slimvec.ids import lone_surrogate
 from slimvec.ingest.beir import load_qrels, load_queries
 from slimvec.ingest.tables import iter_json_records, utf8_lines
+from slimvec.records import query_problem
 
 
 def read_queries(path: Path, split: str | None = None) -> list[str]:
@@ -55,10 +54,7 @@ def read_queries(path: Path, split: str | None = None) -> list[str]:
 
 
 def _checked(text: str, where: str) -> str:
-    """`text`, or IngestError at `where` (file:line) when `Collection.tune` would refuse it: only whitespace and
-    invisible characters (a zero-width space), or a lone surrogate (a JSON escape such as \\ud800)."""
-    if not text.strip() or not has_content(text):
-        raise IngestError(f"{where}: {text[:40]!r} is empty or holds only whitespace and invisible characters")
-    if not text.isascii() and (bad := lone_surrogate(text)):
-        raise IngestError(f"{where}: not valid Unicode: {bad.group()!r} at character {bad.start()} (a lone surrogate)")
+    """`text`, or IngestError at `where` (file:line) when `Collection.tune` would refuse it (`query_problem`)."""
+    if problem := query_problem(text):
+        raise IngestError(f"{where}: {problem}")
     return text

@@ -79,6 +79,7 @@ _ADDED_CHUNK_COLUMNS = {
 # non-blocking flock, that no other handle still reads them: SQLite deletes `-wal` by path when a connection
 # closes, and rescoring reopens the vector file by path, so no handle may outlive the files it opened.
 
+
 def _hold_shared(path: Path) -> Any:
     """The open lock file of collection `path` holding a shared flock (waits out a switch in progress, and
     rolls forward one a crash interrupted), or None where the directory cannot be written (a read-only
