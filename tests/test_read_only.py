@@ -38,9 +38,9 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _run_read_only(path: Path) -> subprocess.CompletedProcess:
+def _run_read_only(path: Path, child: str = CHILD) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
-    cmd = [sys.executable, "-c", CHILD, str(path)]
+    cmd = [sys.executable, "-c", child, str(path)]
     if os.geteuid() == 0:
         if shutil.which("unshare") is None:
             pytest.fail("running as root needs util-linux's unshare to make a read-only mount")
@@ -77,3 +77,29 @@ def test_a_read_only_collection_searches_and_refuses_writes_in_one_line(tmp_path
     assert lines["add"].startswith(f"{path}: cannot write this collection (read-only file system") or \
         lines["add"].startswith(f"{path}: cannot write this collection (permission denied")
     assert _tree(path) == before
+
+
+def test_a_damaged_probe_file_on_a_read_only_collection_gets_advice_that_can_be_followed(tmp_path: Path) -> None:
+    # The advice "remove it with `slimvec tune DIR --reset`" cannot be followed where the directory is read-only.
+    from slimvec.errors import CollectionError
+    from slimvec.store import probes
+
+    path = tmp_path / "c"
+    with Collection.create(path, encoder=FakeEncoder(32)) as col:
+        col.add([Document("cat", "cats purr and sleep")])
+    (path / probes.FILE).write_bytes(b"not an npz file")
+    with pytest.raises(CollectionError, match=r"--reset`$"):  # writable here: the plain advice
+        probes.load(path, "fake", 32)
+    child = textwrap.dedent("""
+        import sys
+        from pathlib import Path
+        from slimvec.store import probes
+        try:
+            probes.load(Path(sys.argv[1]), "fake", 32)
+        except Exception as e:
+            print(e)
+    """)
+    res = _run_read_only(path, child)
+    assert res.returncode == 0, res.stderr
+    assert "probe query file is damaged" in res.stdout
+    assert res.stdout.strip().endswith("--reset` where the collection is writable (this process cannot write to it)")

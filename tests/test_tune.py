@@ -74,6 +74,77 @@ def test_tuning_is_kept_on_reopen_seen_by_other_handles_and_reset(ivf, tmp_path)
         assert again.reset_tuning() is False
 
 
+def _counting(monkeypatch, name):
+    """Count the calls of `index.nprobe.<name>` (the real calibration still runs)."""
+    from slimvec.index import nprobe
+
+    real, calls = getattr(nprobe, name), []
+
+    def counted(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nprobe, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize("base", ["binary-ivf-rescore", "hnsw-f32"])
+def test_other_handles_take_the_saved_calibration_instead_of_calibrating_again(base, tmp_path, monkeypatch):
+    path, q = tmp_path / "c", _between(100, 11)
+    knob = "nprobe" if base == "binary-ivf-rescore" else "ef_search"
+    with _vector_collection(path, ROWS, base=base, target_recall=0.95) as col:
+        other = Collection.open(path)
+        try:
+            assert other.info()["indexes"]["dense"]["calibration"]["probes"] == "rows"
+            calls = _counting(monkeypatch, "calibrate_nprobe" if knob == "nprobe" else "calibrate_ef")
+            tuned = col.tune(vectors=q)["dense"]
+            assert len(calls) == 1  # the tuning handle's own calibration
+            seen = other.info()["indexes"]["dense"]  # the other handle's next look: the saved calibration
+            assert len(calls) == 1 and seen["calibration"] == tuned["calibration"] and seen[knob] == tuned[knob]
+            assert seen["calibration"]["probes"] == probes.digest(q)
+            assert other.reset_tuning() is True and len(calls) == 2
+            assert col.info()["indexes"]["dense"]["calibration"]["probes"] == "rows" and len(calls) == 2
+        finally:
+            other.close()
+
+
+def test_a_damaged_saved_calibration_is_not_taken(tmp_path, monkeypatch):
+    path, q = tmp_path / "h", _between(100, 12)
+    with _vector_collection(path, ROWS, base="hnsw-f32", target_recall=0.95) as col:
+        other = Collection.open(path)
+        try:
+            other.info()
+            cal = col.tune(vectors=q)["dense"]["calibration"]
+            (path / "index" / "hnsw.json").write_text('{"ef_search": 16, "calibration": "garbage"')
+            calls = _counting(monkeypatch, "calibrate_ef")
+            assert other.info()["indexes"]["dense"]["calibration"] == cal and len(calls) == 1  # calibrated itself
+        finally:
+            other.close()
+
+
+def test_searches_through_the_tuning_handle_go_on_while_it_calibrates(ivf, monkeypatch):
+    import threading
+
+    from slimvec.index import nprobe
+
+    real, seen = nprobe.calibrate_nprobe, {}
+
+    def calibrate_while_searching(*args, **kwargs):
+        t = threading.Thread(target=lambda: seen.update(hits=ivf.search_many(["q"], vectors=ROWS[:1], k=5,
+                                                                             mode="dense", rerank="none")))
+        t.start()
+        t.join(120)  # a deadlock guard only: a search blocked by the tuning would still be waiting here
+        seen["finished"] = not t.is_alive()
+        seen["nprobe during"] = ivf._retrievers["dense"].index.nprobe
+        return real(*args, **kwargs)
+
+    before = ivf._retrievers["dense"].index.nprobe
+    monkeypatch.setattr(nprobe, "calibrate_nprobe", calibrate_while_searching)
+    tuned = ivf.tune(vectors=_between(200, 13))["dense"]
+    assert seen["finished"] and [h.id for h in seen["hits"][0]][0] == "d0"
+    assert seen["nprobe during"] == before != tuned["nprobe"]  # the old calibration served meanwhile
+
+
 def test_later_calibrations_use_the_stored_queries(tmp_path):
     q = _between(100, 4)
     with _vector_collection(tmp_path / "c", ROWS[:1500], target_recall=0.9) as col:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -314,7 +314,7 @@ class Collection:
             if total:
                 with self._writing():
                     self._sync()
-                    self._save_index()
+                    self._save_after_commit()
         return total
 
     def _write_call(self, docs: list[Document], replace: bool, advance: Any, offset: int, committed: int,
@@ -354,7 +354,7 @@ class Collection:
                 self.store.commit(todo, flat, vectors, replace=replace)
                 self._sync()
                 if save:
-                    self._save_index()
+                    self._save_after_commit()
         except IngestError as e:
             if committed:
                 raise IngestError(f"{e} ({committed} documents of this call were committed before)") from None
@@ -484,12 +484,12 @@ class Collection:
                 if not docs:  # every one is stored as given: nothing to write
                     if save and self._retrievers:  # what earlier calls of a bulk load wrote through this handle
                         self._sync()
-                        self._save_index()
+                        self._save_after_commit()
                     return len(by_id)
             self.store.commit(docs, list(chunks), vectors, replace=replace)
             self._sync()
             if save:
-                self._save_index()
+                self._save_after_commit()
         if replace:  # the replaced versions' rows are dead
             self._compact_if_due()
         return len(by_id)
@@ -721,7 +721,7 @@ class Collection:
             self.store.save_manifest({"retrievers": _retriever_names(names + [name]), **updates})
             self._generation = -1
             self._sync()
-            self._save_index()
+            self._save_after_commit()
 
     @property
     def calibrators(self) -> dict[str, "_calibration.Calibrator"]:
@@ -747,8 +747,9 @@ class Collection:
         `{retriever name: describe()}` of each index tuned (its "calibration" names the probes; IVF lists not
         built yet, below 100,000 rows, are calibrated on the queries when they are). Raises ConfigError for fewer than 10 queries, a bad one, both or neither of
         queries and vectors, or a profile with nothing to calibrate (exact search, a fixed nprobe/ef_search).
-        Searches through this handle wait while it calibrates (seconds; 30 s at 1M rows: exact truth for the
-        queries, then the search at each nprobe tried); other handles calibrate the same way at their next search.
+        Calibrating takes seconds (30 s at 1M rows: exact truth for the queries, then the search at each nprobe
+        tried); searches go on meanwhile, through this handle with the old calibration, and other handles take
+        the new one from the saved index at their next search; writes wait.
         """
         if (queries is None) == (vectors is None):
             raise ConfigError("tune takes the queries' texts or their vectors, one of the two")
@@ -782,25 +783,36 @@ class Collection:
         vecs = vectors if queries is None else _given_vectors(self.encoder.encode_queries(list(queries)), n, dim)
         if queries is not None:
             _check_probe_vectors(vecs, queries)
-        with self._writing():
-            probes.save(self.path, vecs, str(self.manifest["model"]))
-            self._retune()
+        self._retune(lambda: probes.save(self.path, vecs, str(self.manifest["model"])) is not None)
+        with self._lock:
             return {name: describe(self._retrievers[name]) for name in tunable}
 
     def reset_tuning(self) -> bool:
         """Forget the queries `tune` stored: the index is calibrated on midpoints of stored rows again. Returns
         whether there were any."""
-        with self._writing():
-            had = probes.remove(self.path)
-            if had:
-                self._retune()
-            return had
+        return self._retune(lambda: probes.remove(self.path))
 
-    def _retune(self) -> None:
-        # Under the writer lock: other handles see the new generation and recalibrate at their next search.
-        self.store.bump_generation()
-        self._sync()
-        self._save_index()
+    def _retune(self, change: Callable[[], bool]) -> bool:
+        """Make `change` to the stored probe queries (it returns whether it changed anything), calibrate every
+        tunable index on the probes now stored, save it, then show other handles the new generation. Runs under
+        this handle's write mutex and the writer lock (no commit lands meanwhile) but outside its state lock:
+        searches through this handle go on with the old calibration until the new one is set. Other handles
+        take the saved calibration at their next search (`index.nprobe.settle`) instead of calibrating again."""
+        with self._write_lock, self.store.writer():
+            with self._lock:
+                self._sync()  # commits landed before the writer lock: caught up before the probes change
+            if not change():
+                return False
+            with self._lock:
+                tuning = [r for r in self._retrievers.values() if getattr(r, "tunable", False)]
+            choices = [(r, r.calibrate(self.store)) for r in tuning]  # seconds; 30 s at 1M rows
+            with self._lock:
+                for r, choice in choices:
+                    r.use_calibration(choice)
+                self._save_after_commit()
+                self.store.bump_generation()
+                self._sync()
+            return True
 
     def _allowed(self, filter: dict[str, Any] | None) -> np.ndarray:
         """(rows,) bool mask of the rows a hit may come from: alive, and inside the filter when there is one."""
@@ -942,6 +954,18 @@ class Collection:
     def _save_index(self) -> None:
         for r in self._retrievers.values():
             r.save(self.path / "index")
+
+    def _save_after_commit(self) -> None:
+        """Save the derived index files after a commit. The commit stands whatever happens here, so a failed
+        save (a full disk) is logged as a warning, not raised: a caller told "failed" would write again what is
+        stored. Each file is replaced atomically, and what is missing catches up from the committed rows at the
+        next save or open."""
+        try:
+            self._save_index()
+        except OSError as e:
+            logging.getLogger("slimvec.collection").warning(
+                "%s: the write is committed, but the derived index files were not saved (%s); they catch up from "
+                "the committed rows at the next write or open", self.path, e.strerror or e)
 
     # ---- reporting -------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:

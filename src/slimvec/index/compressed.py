@@ -430,6 +430,13 @@ class BinaryIVFIndex:
                        "calibration": self.calibration}, write_fit)
         self._pending, self._pending_from = [], self.rows
 
+    def saved_calibration(self, directory: Path) -> tuple[int, dict[str, Any]] | None:
+        """(nprobe, calibration) saved under `directory` for these very lists (the same fit), or None (none
+        saved, another fit, unreadable: the caller calibrates itself)."""
+        meta = rowfiles.read_meta(directory)
+        cal = None if meta is None or meta.get("fit") != self.fit else meta.get("calibration")
+        return (int(meta["nprobe"]), dict(cal)) if isinstance(cal, dict) and "nprobe" in meta else None
+
     @classmethod
     def load(cls, directory: Path) -> BinaryIVFIndex:
         """The index saved under `directory` (also the faiss file of collections saved before row files)."""

@@ -51,6 +51,17 @@ class HnswIndex:
         self.calibration, self._params, self._full_mask, self._full_rows = params.get("calibration"), None, None, 0
         return self
 
+    @staticmethod
+    def saved_calibration(directory: Path) -> tuple[int, dict[str, Any]] | None:
+        """(efSearch, calibration) saved with the graph under `directory` (hnsw.json), or None (none saved,
+        unreadable: the caller calibrates itself)."""
+        try:
+            params = json.loads((Path(directory) / "hnsw.json").read_text())
+            cal = params.get("calibration")
+            return (int(params["ef_search"]), dict(cal)) if isinstance(cal, dict) else None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+
     @property
     def rows(self) -> int:
         return int(self.index.ntotal)
@@ -107,9 +118,15 @@ class HnswIndex:
         """Write the graph to a temporary file, then rename it into place."""
         directory.mkdir(parents=True, exist_ok=True)
         tmp = directory / (FILE + ".tmp")
-        faiss.write_index(self.index, str(tmp))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+        try:
+            faiss.write_index(self.index, str(tmp))
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        except BaseException as e:
+            tmp.unlink(missing_ok=True)  # a full disk: the part written would hold the space the next save needs
+            if isinstance(e, RuntimeError):  # faiss reports a failed write as RuntimeError: name it as the OS would
+                raise OSError(f"{tmp}: the HNSW graph could not be written ({e})") from None
+            raise
         os.replace(tmp, directory / FILE)
         (directory / "hnsw.json").write_text(json.dumps({"rows": self.rows, "ef_search": self.ef_search,
                                                          "calibration": self.calibration}))

@@ -31,7 +31,7 @@ target on the same probes. On the MiniLM SciFact/NFCorpus vectors (benchmarks/pe
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -81,6 +81,21 @@ def needs_calibration(done: dict[str, Any] | None, target_recall: float, rows: i
     probes = ROW_PROBES if queries is None else queries.digest
     return (done is None or done["target_recall"] != target_recall or done.get("probes", ROW_PROBES) != probes
             or rows >= 2 * done["rows"])
+
+
+def settle(done: dict[str, Any] | None, target_recall: float, rows: int, queries: Any,
+           saved: Callable[[], tuple[int, dict[str, Any]] | None],
+           calibrate: Callable[[], tuple[int, dict[str, Any]]]) -> tuple[int, dict[str, Any]] | None:
+    """The (knob, calibration) an index calibrated as `done` should use now: None when `done` still holds
+    (`needs_calibration`); else the one `saved()` reads from the index files, when another handle saved one
+    that holds (the handle that ran `Collection.tune`, or calibrated after a commit: a handle seeing the new
+    generation takes it instead of spending the same calibration again, 30 s at 1M rows); else `calibrate()`."""
+    if not needs_calibration(done, target_recall, rows, queries):
+        return None
+    found = saved()
+    if found is not None and not needs_calibration(found[1], target_recall, rows, queries):
+        return found
+    return calibrate()
 
 
 def _recall(found: np.ndarray, truth: np.ndarray, k: int) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -83,13 +84,32 @@ class CompressedDenseRetriever:
             self._add(vectors, start, rows)
             self._compact_if_grown(rows - start)
         if self.tunable and isinstance(self.index, BinaryIVFIndex):
-            from slimvec.index.nprobe import calibrate_nprobe, needs_calibration
+            from slimvec.index.nprobe import settle
 
-            probes = store.probe_queries()
-            if needs_calibration(self.index.calibration, self.target_recall, rows, probes):
-                choice = calibrate_nprobe(self.index, vectors, self.target_recall,
-                                          self.oversample if self.rescore else None, queries=probes)
-                self.index.nprobe, self.index.calibration = choice.nprobe, choice.to_dict()
+            index = self.index
+            self.use_calibration(settle(index.calibration, self.target_recall, rows, store.probe_queries(),
+                                        lambda: index.saved_calibration(store.path / "index" / "codes"),
+                                        lambda: self.calibrate(store)))
+
+    def calibrate(self, store: Store) -> tuple[int, dict[str, Any]] | None:
+        """(nprobe, calibration) calibrated now on the probe queries (`index.nprobe.calibrate_nprobe`, through
+        the staged search a query runs), run on a copy of the index's search settings so searches through this
+        retriever go on meanwhile; None when there are no inverted lists to calibrate (yet). Apply it with
+        `use_calibration`."""
+        from slimvec.index.compressed import BinaryIVFIndex
+        from slimvec.index.nprobe import calibrate_nprobe
+
+        if not self.tunable or not isinstance(self.index, BinaryIVFIndex) or not self.index.rows:
+            return None
+        rows = self.index.rows
+        choice = calibrate_nprobe(copy.copy(self.index), store.vectors(rows), self.target_recall,
+                                  self.oversample if self.rescore else None, queries=store.probe_queries())
+        return choice.nprobe, choice.to_dict()
+
+    def use_calibration(self, choice: tuple[int, dict[str, Any]] | None) -> None:
+        """Search with a (nprobe, calibration) from `calibrate` or the saved index (None: keep the current)."""
+        if choice is not None:
+            self.index.nprobe, self.index.calibration = choice
 
     @property
     def tunable(self) -> bool:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any, Callable
@@ -46,12 +47,29 @@ class DenseRetriever:
         if self.index.rows < rows:
             self.index.add(np.asarray(store.vectors(rows)[self.index.rows : rows]))
         if self.tunable and rows:
-            from slimvec.index.nprobe import calibrate_ef, needs_calibration
+            from slimvec.index.nprobe import settle
 
-            probes = store.probe_queries()
-            if needs_calibration(self.index.calibration, self.target_recall, rows, probes):
-                choice = calibrate_ef(self.index, store.vectors(rows), self.target_recall, queries=probes)
-                self.index.ef_search, self.index.calibration = choice.ef_search, choice.to_dict()
+            self.use_calibration(settle(self.index.calibration, self.target_recall, rows, store.probe_queries(),
+                                        lambda: HnswIndex.saved_calibration(store.path / "index"),
+                                        lambda: self.calibrate(store)))
+
+    def calibrate(self, store: Store) -> tuple[int, dict[str, Any]] | None:
+        """(efSearch, calibration) calibrated now on the probe queries (`index.nprobe.calibrate_ef`), run on a
+        copy of the graph's search settings so searches through this retriever go on meanwhile; None when
+        there is nothing to calibrate. Apply it with `use_calibration`."""
+        if not self.tunable or not self.index.rows:
+            return None
+        from slimvec.index.nprobe import calibrate_ef
+
+        rows = self.index.rows
+        choice = calibrate_ef(copy.copy(self.index), store.vectors(rows), self.target_recall,
+                              queries=store.probe_queries())
+        return choice.ef_search, choice.to_dict()
+
+    def use_calibration(self, choice: tuple[int, dict[str, Any]] | None) -> None:
+        """Search with a (efSearch, calibration) from `calibrate` or the saved index (None: keep the current)."""
+        if choice is not None:
+            self.index.ef_search, self.index.calibration = choice
 
     @property
     def tunable(self) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -46,7 +47,8 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(SlimvecError)
     async def _slimvec_error(request: Request, exc: SlimvecError) -> JSONResponse:
-        return SafeJSONResponse({"detail": str(exc)}, status_code=400)
+        served = getattr(request.app.state, "collections", None) or {}
+        return SafeJSONResponse({"detail": without_server_paths(str(exc), served)}, status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -65,6 +67,19 @@ def add_error_handlers(app: FastAPI) -> None:
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
         log.exception("internal error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+
+def without_server_paths(text: str, collections: dict[str, Any]) -> str:
+    """`text` with each served collection's directory written as the name clients know it by: an error message
+    names the file at fault ("NAME/probe_queries.npz: ..."), not where the server keeps its data."""
+    forms = []
+    for name, col in collections.items():
+        path = getattr(col, "path", None)
+        if path is not None:
+            forms += [(str(path), name), (str(Path(path).resolve()), name)]
+    for form, name in sorted(set(forms), key=lambda f: -len(f[0])):  # the longest first: a path inside another
+        text = text.replace(form, name)
+    return text
 
 
 def query_errors(e: Exception) -> RequestValidationError:

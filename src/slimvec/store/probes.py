@@ -63,6 +63,8 @@ def load(path: Path, model: str, dim: int) -> ProbeQueries | None:
     with another model or dimension. Raises CollectionError naming the file when it is damaged."""
     f = path / FILE
     fix = f"remove it with `slimvec tune {path} --reset`"
+    if not os.access(path, os.W_OK):  # the advice above would fail here: say who can follow it
+        fix += " where the collection is writable (this process cannot write to it)"
     try:
         fh = open(f, "rb")
     except FileNotFoundError:

@@ -1,0 +1,72 @@
+"""Faults reported by session 16's breaker and newcomer, fixed in session 17: a write whose commit landed but
+whose derived-file save then failed (a full disk) was reported as failed, and HTTP error texts named the
+directory where the server keeps a collection."""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+from slimvec import Collection, Document
+
+
+def test_a_commit_whose_derived_save_hits_a_full_disk_is_reported_committed(tmp_path: Path) -> None:
+    # The HNSW graph file is larger than the vector file (links), so a file size limit between the two lets
+    # the commit land (vector rows, database) and stops only the graph's save: EFBIG as from a full disk.
+    path = tmp_path / "c"
+    with Collection.create(path, model="wordllama", profile="hnsw-f32") as col:
+        col.add([Document(f"a{i}", f"word{i}") for i in range(5)])
+        before = {d["id"] for d in col.store.iter_documents()}
+    src = tmp_path / "more.jsonl"
+    src.write_text("".join(json.dumps({"_id": f"b{i}", "text": f"w{i}"}) + "\n" for i in range(3000)))
+    limit = 3_500_000  # 3,005 rows: vectors 3.08 MB (256-d float32), graph about 3.9 MB, database ~0.25 MB
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = subprocess.run([sys.executable, "-m", "slimvec.cli", "index", str(src), "-c", str(path)],
+                          capture_output=True, text=True, preexec_fn=small_files)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "the write is committed, but the derived index files were not saved" in done.stderr
+    assert "HNSW graph could not be written" in done.stderr
+    assert not (path / "index" / "hnsw.faiss.tmp").exists()  # the part written would hold the space
+    assert (path / "vectors" / "float32.bin").stat().st_size < limit < 3005 * 1024 + 3005 * 64 * 4
+    with Collection.open(path) as again:  # the graph catches up from the committed rows
+        assert again.check() == [] and len(again) == 3005
+        assert {d["id"] for d in again.store.iter_documents()} == before | {f"b{i}" for i in range(3000)}
+        assert again.search("w1234", k=1, mode="dense")[0].id == "b1234"
+        assert again.info()["indexes"]["dense"]["rows"] == 3005
+
+
+def test_http_errors_name_the_collection_not_the_servers_directory(tmp_path: Path) -> None:
+    import httpx
+    from _server_util import AUTH, KEY
+
+    from slimvec.server import create_app
+    from slimvec.server.errors import without_server_paths
+    from slimvec.server.runner import server_thread
+
+    path = tmp_path / "data" / "col"
+    col = Collection.create(path, model="wordllama")
+    col.add([Document(f"d{i}", f"text {i}") for i in range(4)])
+    col.upsert([Document("d0", "replaced text")])  # a dead row: something to compact
+    other = Collection.open(path)  # a second handle: compaction refuses, naming the collection's directory
+    app = create_app({"col": col}, api_key=KEY)
+    try:
+        with server_thread(app) as base, httpx.Client(base_url=base, timeout=60, headers=AUTH) as http:
+            r = http.post("/api/collections/col/compact")
+            assert r.status_code == 400, r.text
+            detail = r.json()["detail"]
+            assert detail.startswith("col: cannot compact while the collection is open elsewhere"), detail
+            assert str(tmp_path) not in detail
+    finally:
+        other.close()
+        col.close()
+    # a path inside another served one is written as the inner collection's name, whichever is listed first
+    served = {"outer": type("C", (), {"path": tmp_path / "a"})(), "inner": type("C", (), {"path": tmp_path / "a" / "b"})()}
+    assert without_server_paths(f"{tmp_path / 'a' / 'b'}/x.npz: bad; {tmp_path / 'a'}/y: bad", served) == \
+        "inner/x.npz: bad; outer/y: bad"
