@@ -33,7 +33,8 @@ order. Ratios: to slimvec exact-f32, and to the least-RAM / fastest full-quality
 slimvec exact-f32's; R@10 >= 0.95 on the scale set). `--blas-threads 1` runs every engine with one BLAS thread.
 
 Engine settings: faiss HNSW M=32, efConstruction=128, efSearch=128 (slimvec hnsw-f32's fixed value before it was
-calibrated) and 64 (faiss-hnsw-ef64: what hnsw-f32's calibration picks on SciFact and NFCorpus); faiss with one
+calibrated) and 64 (faiss-hnsw-ef64: what hnsw-f32's calibration picks on SciFact and NFCorpus), or any N as
+`faiss-hnsw-efN` (every faiss-hnsw engine of one run queries one graph, built once: same build time); faiss with one
 OpenMP thread for single queries (faiss splits a lone query across threads, which stalls on a shared 2-core box;
 slimvec's indexes switch the same way); LanceDB IVF-PQ sqrt(n) partitions, 48 sub-vectors of 8 bits (48 bytes,
 as slimvec pq-rescore), nprobes 20, refine_factor 10 (re-ranks 100 candidates with the stored float32 vectors,
@@ -376,8 +377,11 @@ def engine(name: str) -> tuple[Callable[..., None], Callable[[Path, int], Search
         "usearch-i8": (lambda *a: build_usearch(*a, "i8"), lambda d, n: open_usearch(d, n, "i8"), "usearch.index"),
         "usearch-b1": (lambda *a: build_usearch(*a, "b1"), lambda d, n: open_usearch(d, n, "b1"), "usearch.index"),
     }
+    if name.startswith("faiss-hnsw-ef") and name[len("faiss-hnsw-ef"):].isdigit():  # any efSearch, one graph
+        ef = int(name[len("faiss-hnsw-ef"):])
+        table[name] = (lambda *a: build_faiss(*a, hnsw=True), lambda d, n: open_faiss(d, n, True, ef), "faiss")
     if name not in table:
-        raise SystemExit(f"unknown engine {name!r}: choose slimvec:PROFILE or one of {', '.join(table)}")
+        raise SystemExit(f"unknown engine {name!r}: choose slimvec:PROFILE, faiss-hnsw-efN or one of {', '.join(table)}")
     return table[name]
 
 
@@ -526,10 +530,13 @@ def run_dataset(title: str, data: Path, engines: list[str], work: Path, timeout:
     qrels = json.loads((data / "qrels.json").read_text()) if (data / "qrels.json").exists() else None
     row_of = {i: r for r, i in enumerate(ids)}
     tenth = exact_tenth(docs, queries)
-    results = []
+    results, shared = [], {}  # FAISS HNSW at several efSearch values: one graph, built once (the same build)
     for name in engines:
-        d = work / "indexes" / data.name / name.replace(":", "-")
-        built = run_child("build", name, data, d, timeout)
+        key = "faiss-hnsw" if name.startswith("faiss-hnsw") else name
+        d = work / "indexes" / data.name / key.replace(":", "-")
+        built = shared.get(key) or run_child("build", name, data, d, timeout)
+        if built and key == "faiss-hnsw":
+            shared[key] = built
         queried = run_child("query", name, data, d, timeout) if built else None
         if not queried:
             continue
@@ -542,6 +549,11 @@ def run_dataset(title: str, data: Path, engines: list[str], work: Path, timeout:
         print(f"  {name}: {nd}R@10 {r['recall']:.3f}, RAM {r['ram_bytes'] / r['n']:,.0f} B/doc (RSS "
               f"{r['rss_bytes'] / r['n']:,.0f}), disk {r['disk_bytes'] / r['n']:,.0f} B/doc, p50 {r['p50_ms']:.2f} ms, "
               f"{r['qps']:,.0f} QPS, build {r['build_s']:.1f} s; load {os.getloadavg()[0]:.1f}", flush=True)
+        if key not in shared:
+            shutil.rmtree(d, ignore_errors=True)
+            shutil.rmtree(_primer(d), ignore_errors=True)
+    for key in shared:
+        d = work / "indexes" / data.name / key
         shutil.rmtree(d, ignore_errors=True)
         shutil.rmtree(_primer(d), ignore_errors=True)
     report(title, results, qrels is not None)

@@ -1,6 +1,6 @@
 """Faults reported by session 16's breaker and newcomer, fixed in session 17: a write whose commit landed but
-whose derived-file save then failed (a full disk) was reported as failed, and HTTP error texts named the
-directory where the server keeps a collection."""
+whose derived-file save then failed (a full disk) was reported as failed, a database write past the file size
+limit ended in a traceback, and HTTP error texts named the directory where the server keeps a collection."""
 
 from __future__ import annotations
 
@@ -70,3 +70,29 @@ def test_http_errors_name_the_collection_not_the_servers_directory(tmp_path: Pat
     served = {"outer": type("C", (), {"path": tmp_path / "a"})(), "inner": type("C", (), {"path": tmp_path / "a" / "b"})()}
     assert without_server_paths(f"{tmp_path / 'a' / 'b'}/x.npz: bad; {tmp_path / 'a'}/y: bad", served) == \
         "inner/x.npz: bad; outer/y: bad"
+
+
+def test_a_database_write_past_the_file_size_limit_is_one_line_and_rolled_back(tmp_path: Path) -> None:
+    # SQLite reports a write past the file size limit (ulimit -f) as SQLITE_IOERR, not SQLITE_FULL: `slimvec
+    # index` ended in "OperationalError: disk I/O error". Whole-document chunks keep the vector file small, so the
+    # database's write-ahead log (the documents' text) is the file that reaches the limit.
+    path = tmp_path / "c"
+    with Collection.create(path, model="wordllama", chunk_mode="whole") as col:
+        col.add([Document(f"a{i}", f"word{i}") for i in range(5)])
+        before = col.store.content_digest()
+    src = tmp_path / "big.jsonl"
+    src.write_text("".join(json.dumps({"_id": f"b{i}", "text": f"z{i} " * 4000}) + "\n" for i in range(20)))
+    limit = max(p.stat().st_size for p in path.rglob("*") if p.is_file()) + 65536
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = subprocess.run([sys.executable, "-m", "slimvec.cli", "index", str(src), "-c", str(path)],
+                          capture_output=True, text=True, preexec_fn=small_files)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "OperationalError" not in done.stderr
+    assert f"{path / 'slimvec.db'}: the database could not be written (disk I/O error" in done.stderr
+    assert "this commit was rolled back" in done.stderr
+    with Collection.open(path) as again:
+        assert again.check() == [] and again.store.content_digest() == before and len(again) == 5
+        assert again.add([Document("c0", "room again")]) == 1

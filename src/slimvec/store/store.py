@@ -482,9 +482,14 @@ class Store:
         except BaseException as e:
             if self.db.in_transaction:  # SQLite has already rolled back after some errors (a full disk)
                 cur.execute("ROLLBACK")
-            if isinstance(e, sqlite3.OperationalError) and e.sqlite_errorcode == sqlite3.SQLITE_FULL:
+            code = getattr(e, "sqlite_errorcode", None) if isinstance(e, sqlite3.OperationalError) else None
+            if code == sqlite3.SQLITE_FULL:
                 raise CollectionError(f"{self.path / DB}: the database or disk is full; this commit was rolled back (the "
                                       "collection holds what it held before it)") from None
+            if code is not None and code & 0xFF == sqlite3.SQLITE_IOERR:  # e.g. a file size limit (ulimit -f)
+                raise CollectionError(f"{self.path / DB}: the database could not be written ({e}: a full disk, a file "
+                                      "size limit or a failing device); this commit was rolled back (the collection "
+                                      "holds what it held before it)") from None
             raise
 
     def delete(self, ids: list[str]) -> int:
