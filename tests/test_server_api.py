@@ -367,8 +367,8 @@ def test_cli_serve_runs_on_loopback_with_a_key_file(tmp_path):
     keyfile.write_text(KEY + "\n")
     port = free_port()
     exe = os.path.join(os.path.dirname(sys.executable), "slimvec")
-    proc = subprocess.Popen([exe, "serve", str(tmp_path / "notes"), "--port", str(port), "--api-key-file", str(keyfile)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([exe, "serve", str(tmp_path / "notes"), "--port", str(port), "--api-key-file", str(keyfile),
+                             "--keep-queries", "50"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -389,6 +389,8 @@ def test_cli_serve_runs_on_loopback_with_a_key_file(tmp_path):
         assert httpx.get(base + "/api/collections/notes/documents/x").json() == doc
         hits = httpx.get(base + "/api/collections/notes/search", params={"q": "penguins in winter"}).json()["hits"]
         assert [h["id"] for h in hits] == ["x"] and hits[0]["score"] > 0.3  # the real model: a true match
+        kept = httpx.get(base + "/api/collections/notes").json()["recent_queries"]
+        assert kept == {"kept": 1, "capacity": 50}  # --keep-queries: the search's vector, to tune on
     finally:
         proc.terminate()
         proc.wait(timeout=30)

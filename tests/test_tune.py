@@ -222,6 +222,48 @@ def test_more_than_a_thousand_queries_keep_a_seeded_thousand(ivf):
     assert ivf.tune(vectors=q)["dense"]["calibration"] == first  # the same sample again
 
 
+def test_recent_queries_ring_keeps_the_last_n_in_order():
+    from slimvec.search.recent import RecentQueries
+
+    v = np.arange(7 * 3, dtype=np.float32).reshape(7, 3)
+    ring = RecentQueries(4)
+    ring.add(v[:1])
+    ring.add(v[1:3])
+    assert np.array_equal(ring.vectors(), v[:3]) and len(ring) == 3
+    ring.add(v[3:6])  # wraps around: the oldest two make room
+    assert np.array_equal(ring.vectors(), v[2:6]) and len(ring) == 4
+    ring.add(v)  # more than it holds at once: the last four
+    assert np.array_equal(ring.vectors(), v[3:7])
+    ring.resize(2)  # smaller: the newest two stay
+    assert np.array_equal(ring.vectors(), v[5:7])
+    ring.add(np.ones((1, 5), np.float32))  # another dimension (a model switch): the old space is dropped
+    assert ring.vectors().shape == (1, 5)
+    ring.resize(0)
+    ring.add(v)
+    assert len(ring) == 0 and ring.vectors().shape == (0, 0)
+    for bad in (-1, 100_001, 2.5, True, "10"):
+        with pytest.raises(ValueError, match="whole number from 0 to 100,000"):
+            RecentQueries(bad)
+
+
+def test_a_handle_keeps_its_recent_query_vectors_to_tune_on(ivf):
+    assert ivf.recent_queries().shape == (0, 0) and "recent_queries" not in ivf.info()  # nothing kept by default
+    ivf.search_many(["q"] * 5, vectors=_between(5, 14), k=3, mode="dense", rerank="none")
+    assert ivf.recent_queries().shape == (0, 0)
+    ivf.keep_queries(150)
+    q = _between(200, 15)
+    ivf.search_many(["q"] * 100, vectors=q[:100], k=3, mode="dense", rerank="none")
+    for i in range(100, 200):  # lone queries, as a server sees them
+        ivf.search_many(["q"], vectors=q[i : i + 1], k=3, mode="dense", rerank="none", with_payload=False)
+    kept = ivf.recent_queries()
+    assert np.array_equal(kept, q[50:]) and ivf.info()["recent_queries"] == {"kept": 150, "capacity": 150}
+    cal = ivf.tune(vectors=kept)["dense"]["calibration"]
+    assert cal["probes"] == probes.digest(q[50:]) and cal["queries"] == 150
+    with pytest.raises(ConfigError, match="whole number from 0 to 100,000, got -1"):
+        ivf.keep_queries(-1)
+    assert len(ivf.recent_queries()) == 150  # a refused call changes nothing
+
+
 # ---- the CLI, with a real model ------------------------------------------------------------------------------
 DOCS = [f"Document {i} is about {w}." for i, w in enumerate(
     ["volcanoes", "tides", "glaciers", "deserts", "rainforests", "coral reefs", "monsoons", "earthquakes",
@@ -280,6 +322,19 @@ def test_http_tune_and_reset_on_a_running_server(tmp_path):
             assert r.status_code == 400 and "at least 10 queries, got 3" in r.json()["detail"]
             r = http.post("/api/collections/col/tune", json={"queries": QUERIES, "reset": True})
             assert r.status_code == 422 and "or \"reset\": true" in r.json()["detail"]
+            r = http.post("/api/collections/col/tune", json={"recent": True})
+            assert r.status_code == 400 and "has kept 0 recent queries" in r.json()["detail"]
+            assert "--keep-queries N" in r.json()["detail"]
+            col.keep_queries(100)  # as `slimvec serve --keep-queries 100` does
+            for q in QUERIES:
+                assert http.get("/api/collections/col/search", params={"q": q, "k": 2}).status_code == 200
+            r = http.post("/api/collections/col/tune", json={"recent": True})
+            assert r.status_code == 200, r.text
+            recent = np.asarray(col.encoder.encode_queries(QUERIES), np.float32)
+            assert r.json()["queries"] == 12
+            assert r.json()["indexes"]["dense"]["calibration"]["probes"] == probes.digest(recent)
+            r = http.post("/api/collections/col/tune", json={"recent": True, "reset": True})
+            assert r.status_code == 422 and "one of the three" in r.json()["detail"]
             r = http.post("/api/collections/col/tune", json={"reset": True})
             assert r.status_code == 200 and r.json() == {"reset": True}
             assert http.get("/api/collections/col").json()["indexes"]["dense"]["calibration"]["probes"] == "rows"

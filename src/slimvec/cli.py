@@ -502,12 +502,16 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on (non-loopback needs --api-key-file)."),
     port: int = typer.Option(8000, help="TCP port."),
     api_key_file: Optional[Path] = typer.Option(None, help="File holding the API key that writes must present."),
+    keep_queries: int = typer.Option(0, "--keep-queries", help="Keep the vectors (not the text) of each "
+                                     "collection's last N queries in RAM, to tune on them: POST "
+                                     "/api/collections/NAME/tune {\"recent\": true}. 0: keep none."),
 ) -> None:
     """Serve collections over HTTP: JSON API under /api, search page at /."""
     _need("fastapi", "uvicorn")
     from slimvec.server import serve as run_server
 
-    run_server([str(c) for c in collections], host=host, port=port, api_key_file=api_key_file)
+    run_server([str(c) for c in collections], host=host, port=port, api_key_file=api_key_file,
+               keep_queries=keep_queries)
 
 
 @app.command()

@@ -34,6 +34,7 @@ from slimvec.retrievers.base import Query, Retriever, describe
 from slimvec.search import calibration as _calibration
 from slimvec.search.options import SearchOptions
 from slimvec.search.plan import SearchPlan, make_plan
+from slimvec.search.recent import KeepsQueries, RecentQueries
 from slimvec.search.rerank import Reranker
 from slimvec.search.run import Runner
 from slimvec.sections import section_chunks
@@ -45,7 +46,7 @@ INDEX_KINDS = ("exact", "hnsw", "ivf")
 _BATCH_DOCS = 512  # documents per commit when adding from an iterator
 
 
-class Collection:
+class Collection(KeepsQueries):
     """A persistent, searchable set of documents in one directory."""
 
     def __init__(self, store: Store, encoder: Encoder | None = None) -> None:
@@ -65,6 +66,7 @@ class Collection:
         # A filter that matches nothing because of a type or a field no document has raises FilterError; a shard
         # turns this off (its router explains over every shard: a field may live in other shards only).
         self.explain_empty_filters = True
+        self._recent = RecentQueries()  # query vectors kept to tune on (keep_queries), none by default
         if encoder is not None:
             self._encoder = encoder = self._wrap(encoder)
             self._check_encoder(encoder)
@@ -651,6 +653,8 @@ class Collection:
         # the rows in RAM alone, skipping the read transaction and a second catch-up (each a SQLite statement or
         # more: benchmarks/snapshot_cost.py).
         reads_db = plan.with_payload or plan.filter or plan.reranker is not None or plan.unit != "document"
+        if plan.needs_query_vectors and vecs is not None:
+            self._recent.add(vecs)
         with self._lock, self.store.snapshot() if reads_db else nullcontext():
             if reads_db:  # else the state synced above, or since by another thread's search, is ranked as it is
                 self._sync()
@@ -1002,6 +1006,7 @@ class Collection:
                                                          .get("token_disk_bytes", 0))
                                          if "multivector" in self._retrievers else 0, usage),
                 **self._token_info(counts["documents"]),
+                **self._recent_info(),
             }
 
     def _ram_bytes(self) -> int:

@@ -44,6 +44,7 @@ from slimvec.search import calibration
 from slimvec.search.fusion import fuse
 from slimvec.search.options import SearchOptions
 from slimvec.search.plan import SearchPlan, make_plan
+from slimvec.search.recent import KeepsQueries, RecentQueries
 from slimvec.search.rerank import Candidates, Reranker, rerank
 from slimvec.store.filters import filter_type_mismatch
 from slimvec.store.ordinals import OrdinalTable
@@ -120,7 +121,7 @@ def open_sharded(path: str | Path, encoder: Encoder | None = None, ray: bool = F
     return ShardedCollection(Path(path), encoder=encoder, ray=ray, address=address)
 
 
-class ShardedCollection:
+class ShardedCollection(KeepsQueries):
     """The Collection API (add, upsert, delete, get, search, search_many, info, check) over N shard collections.
 
     ray=False: shards are opened in this process and called one after the other. ray=True (or an `address`):
@@ -152,6 +153,7 @@ class ShardedCollection:
             self.shards = [LocalShard(i, d, encoder) for i, d in enumerate(dirs)]
         self.ordinals = OrdinalTable(self.path / ORDINALS_FILE)
         self._calibrators = calibration.load_calibrators(self.path)
+        self._recent = RecentQueries()  # query vectors kept to tune on (keep_queries), none by default
         # Writes and BM25 searches take it: the statistics a search hands the shards must be the ones their rows
         # have when it runs (the shards refuse to score with out-of-date ones).
         self._lock = threading.RLock()
@@ -324,6 +326,8 @@ class ShardedCollection:
                     first = self._run(plan, opts, list(queries), vectors, self._bm25_global())
         else:
             first = self._run(plan, opts, list(queries), vectors)
+        if plan.needs_query_vectors and vectors is not None:  # checked by the shards that searched with them
+            self._recent.add(np.asarray(vectors, np.float32))
         if opts.filter and not all(first):
             self._explain_filter(opts.filter)
         hits = first if plan.reranker is None else self._reranked(plan, list(queries), first, vectors)
@@ -558,6 +562,7 @@ class ShardedCollection:
                 "routing": self.router["routing"], "model": self.router["model"], "dim": self.router["dim"],
                 "retrievers": self.router["retrievers"], **pooled, **counts, "disk_bytes": disk, "ram_bytes": ram,
                 "disk_bytes_per_doc": disk / docs if docs else 0.0, "ram_bytes_per_doc": ram / docs if docs else 0.0,
+                **self._recent_info(),
                 "shards": [{"shard": i, **s, "path": self.router["shards"][i]} for i, s in enumerate(shards)]}
 
     def counts(self) -> dict[str, int]:

@@ -167,6 +167,8 @@ class TuneIn(BaseModel):
         default=None, description="At least 10 distinct query texts, at most 1,000 (the server's batch "
         "limit: 413 above it).")
     reset: bool = Field(default=False, description="Forget the stored queries: calibrate on the rows again.")
+    recent: bool = Field(default=False, description="Tune on the vectors of the collection's recent queries, "
+                         "kept when the server runs with --keep-queries N.")
 
     @field_validator("queries")
     @classmethod

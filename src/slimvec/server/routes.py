@@ -29,6 +29,7 @@ from slimvec.server.models import DeleteIn, DocumentIn, SearchIn, TuneIn, check_
 from slimvec.server.pages import report_file
 from slimvec.server.state import Served, default_mode, profile_rerank, read_lock
 from slimvec.server.upload import read_jsonl_upload
+from slimvec.store import probes
 
 # The query parameters GET search takes: the body model's fields (the SearchOptions fields and "q" for the text),
 # so a new option is known here once it is declared; anything else is refused.
@@ -207,13 +208,21 @@ def api_router(served: Served, require_writer: Callable[[Request], None]) -> API
 
     @router.post("/collections/{name}/tune", dependencies=writer)
     async def tune(*, col: Any = Depends(collection), name: str, body: TuneIn) -> dict[str, Any]:
-        if (body.queries is None) == (not body.reset):
-            raise HTTPException(422, "give \"queries\" to tune, or \"reset\": true to forget the stored queries")
+        if (body.queries is not None) + body.reset + body.recent != 1:
+            raise HTTPException(422, "give \"queries\" to tune, \"recent\": true to tune on the queries searched "
+                                     "lately, or \"reset\": true to forget the stored queries; one of the three")
         if getattr(col, "target", None) is not None:
             raise HTTPException(400, f"collection {name!r} is being migrated to a new model and cannot be tuned "
                                      "until the migration has switched")
         if body.reset:
             return {"reset": await served.write(name, col.reset_tuning)}
+        if body.recent:
+            kept = col.recent_queries()
+            if len(kept) < probes.MIN_QUERIES:
+                raise HTTPException(400, f"collection {name!r} has kept {len(kept)} recent queries, tuning needs at "
+                                         f"least {probes.MIN_QUERIES} (the server keeps them when started with "
+                                         "--keep-queries N)")
+            return {"indexes": await served.write(name, lambda: col.tune(vectors=kept)), "queries": len(kept)}
         served.check_batch(len(body.queries or []), "queries")
         return {"indexes": await served.write(name, lambda: col.tune(body.queries))}
 

@@ -61,8 +61,9 @@ def load_collections(dirs: list[str | Path]) -> dict[str, Any]:
 
 
 def serve(dirs: list[str | Path], host: str = "127.0.0.1", port: int = 8000,
-          api_key_file: str | Path | None = None) -> None:
-    """Open the collections and serve them until interrupted."""
+          api_key_file: str | Path | None = None, keep_queries: int = 0) -> None:
+    """Open the collections and serve them until interrupted. keep_queries: each collection keeps the vectors
+    of its last N queries in RAM to tune on (`Collection.keep_queries`; `POST .../tune {"recent": true}`)."""
     import uvicorn
 
     from slimvec.server.app import create_app
@@ -75,6 +76,7 @@ def serve(dirs: list[str | Path], host: str = "127.0.0.1", port: int = 8000,
     cols = load_collections(dirs)
     try:
         for c in cols.values():
+            c.keep_queries(keep_queries)
             # Load each model now: one that cannot load (a moved model directory) is then a one-line error, not
             # a traceback from uvicorn's start-up (the app's warm-up finds them loaded).
             c.encoder  # noqa: B018 - the property loads the model
