@@ -16,6 +16,8 @@ import numpy as np
 from slimvec.index.base import tie_ordered, top_k
 
 FILE = "hnsw.faiss"
+SAVE_GAP = 256  # rows the saved graph may lack before a save rewrites it ...
+SAVE_SHARE = 0.01  # ... or this share of the rows it holds, whichever is more (see HnswIndex.save)
 
 
 class HnswIndex:
@@ -32,6 +34,7 @@ class HnswIndex:
         self._params: tuple[int, Any] | None = None  # (efSearch, faiss.SearchParametersHNSW) reused across queries
         self._full_mask: np.ndarray | None = None  # the last read-only `allowed` mask found all True ...
         self._full_rows = 0  # ... over this many rows
+        self._saved: tuple[Path, int] | None = None  # (directory, rows) of the graph file last saved or loaded
 
     @classmethod
     def load(cls, directory: Path, dim: int) -> "HnswIndex | None":
@@ -49,6 +52,7 @@ class HnswIndex:
         self = cls.__new__(cls)
         self.dim, self.index, self.ef_search = dim, idx, int(params.get("ef_search", 128))
         self.calibration, self._params, self._full_mask, self._full_rows = params.get("calibration"), None, None, 0
+        self._saved = (Path(directory), int(idx.ntotal))
         return self
 
     @staticmethod
@@ -115,8 +119,28 @@ class HnswIndex:
         return self.rows * self.dim * 4 + links + faiss.vector_to_array(self.index.hnsw.offsets).nbytes
 
     def save(self, directory: Path) -> None:
-        """Write the graph to a temporary file, then rename it into place."""
+        """Save the graph (hnsw.faiss, written to a temporary file and renamed into place) and hnsw.json (its
+        rows, efSearch and calibration, replaced atomically).
+
+        faiss writes a graph whole, so a save after every small commit would cost O(collection): 1.9 GB at 1M
+        rows for a 10-document commit. The graph is therefore rewritten only when the rows it lacks on disk
+        reach `SAVE_GAP` rows or `SAVE_SHARE` of those it holds; in between, only hnsw.json is written (the
+        calibration), and a later open inserts the missing rows from the vector file, as it does after a crash
+        (at most 1% of the rows: about 10,000 inserts at 1M rows). Raises OSError on a failed write (the previous
+        files stay)."""
+        from slimvec.atomic import write_json_atomic
+
+        directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        covered = self._saved[1] if self._saved and self._saved[0] == directory and (directory / FILE).exists() else 0
+        if not covered or not 0 <= self.rows - covered < max(SAVE_GAP, SAVE_SHARE * covered):
+            self._write_graph(directory)
+            covered = self.rows
+        write_json_atomic(directory / "hnsw.json", {"rows": covered, "ef_search": self.ef_search,
+                                                    "calibration": self.calibration})
+        self._saved = (directory, covered)
+
+    def _write_graph(self, directory: Path) -> None:
         tmp = directory / (FILE + ".tmp")
         try:
             faiss.write_index(self.index, str(tmp))
@@ -128,5 +152,3 @@ class HnswIndex:
                 raise OSError(f"{tmp}: the HNSW graph could not be written ({e})") from None
             raise
         os.replace(tmp, directory / FILE)
-        (directory / "hnsw.json").write_text(json.dumps({"rows": self.rows, "ef_search": self.ef_search,
-                                                         "calibration": self.calibration}))
