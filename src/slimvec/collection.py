@@ -783,30 +783,36 @@ class Collection:
         vecs = vectors if queries is None else _given_vectors(self.encoder.encode_queries(list(queries)), n, dim)
         if queries is not None:
             _check_probe_vectors(vecs, queries)
-        self._retune(lambda: probes.save(self.path, vecs, str(self.manifest["model"])) is not None)
+        wanted = probes.of(vecs, str(self.manifest["model"]))
+        self._retune(wanted, lambda: probes.save(self.path, wanted.vectors, wanted.model) is not None)
         with self._lock:
             return {name: describe(self._retrievers[name]) for name in tunable}
 
     def reset_tuning(self) -> bool:
         """Forget the queries `tune` stored: the index is calibrated on midpoints of stored rows again. Returns
         whether there were any."""
-        return self._retune(lambda: probes.remove(self.path))
+        return self._retune(None, lambda: probes.remove(self.path))
 
-    def _retune(self, change: Callable[[], bool]) -> bool:
-        """Make `change` to the stored probe queries (it returns whether it changed anything), calibrate every
-        tunable index on the probes now stored, save it, then show other handles the new generation. Runs under
-        this handle's write mutex and the writer lock (no commit lands meanwhile) but outside its state lock:
-        searches through this handle go on with the old calibration until the new one is set. Other handles
-        take the saved calibration at their next search (`index.nprobe.settle`) instead of calibrating again."""
+    def _retune(self, queries: probes.ProbeQueries | None, change: Callable[[], bool]) -> bool:
+        """Calibrate every tunable index on `queries` (the probe queries `change` is about to store; None: the
+        midpoints of rows, after `change` removed the file), then make `change` to the stored probe queries (it
+        returns whether it changed anything), set the calibrations, save the index and show other handles the new
+        generation. Runs under this handle's write mutex and the writer lock (no commit lands meanwhile) but
+        calibrates outside its state lock: searches through this handle go on with the old calibration until the
+        new one is set. Other handles take the saved calibration at their next search (`index.nprobe.settle`)
+        instead of calibrating again. The probe file changes only after calibrating: a tune that fails or is
+        killed meanwhile leaves the collection as it was, never a new file that handles open now do not see
+        (they look again only at a new generation)."""
         with self._write_lock, self.store.writer():
+            if queries is None and not (self.path / probes.FILE).exists():
+                return False  # no stored queries to forget: nothing to calibrate again
             with self._lock:
-                self._sync()  # commits landed before the writer lock: caught up before the probes change
-            if not change():
-                return False
-            with self._lock:
+                self._sync()  # commits landed before the writer lock: caught up before calibrating
                 tuning = [r for r in self._retrievers.values() if getattr(r, "tunable", False)]
-            choices = [(r, r.calibrate(self.store)) for r in tuning]  # seconds; 30 s at 1M rows
+            choices = [(r, r.calibrate(self.store, queries)) for r in tuning]  # seconds; 30 s at 1M rows
             with self._lock:
+                if not change():
+                    return False
                 for r, choice in choices:
                     r.use_calibration(choice)
                 self._save_after_commit()
