@@ -3,6 +3,7 @@ derived-file saves that fail after a commit."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -10,12 +11,20 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from test_retrievers_compressed import _clustered, _vector_collection
 
+import slimvec
 from slimvec import Collection, Document
 
 ROWS = _clustered(1500, 64, seed=1)
 _CHILD = Path(__file__).resolve().parent / "_tune_kill.py"
+
+
+def _child_env() -> dict[str, str]:
+    """The environment of a child process importing this slimvec and these tests' helpers."""
+    here = [str(Path(slimvec.__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(here + [os.environ.get("PYTHONPATH", "")])}
 
 
 def _queries(n: int, seed: int) -> np.ndarray:
@@ -73,7 +82,8 @@ def test_a_tune_killed_while_calibrating_leaves_every_handle_as_it_was(tmp_path:
     server = Collection.open(path)
     try:
         assert _probes_of(server) == "rows"
-        done = subprocess.run([sys.executable, str(_CHILD), str(path)], capture_output=True, text=True)
+        done = subprocess.run([sys.executable, str(_CHILD), str(path)], capture_output=True, text=True,
+                              env=_child_env())
         assert done.returncode == -9, done.stderr  # SIGKILL at the calibration, as `kill -9` would
         server.search_many(["q"], vectors=ROWS[:1], k=3)
         with Collection.open(path) as fresh:
@@ -84,8 +94,6 @@ def test_a_tune_killed_while_calibrating_leaves_every_handle_as_it_was(tmp_path:
 
 
 def test_a_tune_interrupted_while_calibrating_changes_nothing(tmp_path: Path, monkeypatch) -> None:
-    import pytest
-
     from slimvec.index import nprobe
     from slimvec.store import probes
 
@@ -114,3 +122,65 @@ def test_a_tune_interrupted_while_calibrating_changes_nothing(tmp_path: Path, mo
                 assert fresh.info()["indexes"]["dense"]["calibration"] == tuned
         finally:
             other.close()
+
+
+def _run_with_file_limit(code: str, limit: int, *args: str) -> subprocess.CompletedProcess:
+    """Run `code` in a child whose files may not grow past `limit` bytes (EFBIG, as a full disk stops a write;
+    Python ignores SIGXFSZ)."""
+    import resource
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          preexec_fn=small_files, env=_child_env())
+
+
+def test_a_tune_stopped_by_a_full_disk_leaves_no_partial_probe_file(tmp_path: Path) -> None:
+    # The temporary probe file is named by the process: a partial one left by a failed write was never replaced,
+    # holding its space for good.
+    path = tmp_path / "c"
+    _vector_collection(path, ROWS, base="hnsw-f32", target_recall=0.95).close()
+    code = """if True:
+        import sys
+        import numpy as np
+        from slimvec import Collection
+        q = np.random.default_rng(1).standard_normal((1000, 64)).astype(np.float32)
+        with Collection.open(sys.argv[1]) as col:
+            try:
+                col.tune(vectors=q / np.linalg.norm(q, axis=1, keepdims=True))
+            except OSError as e:
+                print("refused:", e.strerror)
+    """
+    done = _run_with_file_limit(code, 100_000, str(path))  # the file: 1,000 x 64 float32 = 256 KB
+    assert done.returncode == 0 and "refused: File too large" in done.stdout, done.stderr
+    assert sorted(p.name for p in path.iterdir() if "probe" in p.name) == []
+    with Collection.open(path) as col:
+        assert _probes_of(col) == "rows" and col.check() == []
+
+
+def test_a_bm25_score_matrix_stopped_by_a_full_disk_leaves_no_partial_file(tmp_path: Path) -> None:
+    # The score matrix a search builds is larger than the database here; its failed save left scores.tmp.npz.
+    import random
+
+    from fakes import FakeEncoder
+
+    path, rnd = tmp_path / "c", random.Random(0)
+    words = [a + b for a in "bcdfghjklmnpqrstvwxz" for b in "aeiouy"]
+    with Collection.create(path, profile="bm25", encoder=FakeEncoder(dim=8)) as col:
+        col.add([Document(f"d{i}", " ".join(rnd.choice(words) for _ in range(60))) for i in range(10)])
+    code = """if True:
+        import random, sys
+        from fakes import FakeEncoder
+        from slimvec import Collection, Document
+        rnd = random.Random(1)
+        words = [a + b for a in "bcdfghjklmnpqrstvwxz" for b in "aeiouy"]
+        with Collection.open(sys.argv[1], encoder=FakeEncoder(dim=8)) as col:
+            col.add([Document(f"e{i}", " ".join(rnd.choice(words) for _ in range(60))) for i in range(3000)])
+            print(len(col), col.search("ba be", k=1)[0].id)
+    """
+    done = _run_with_file_limit(code, 1_000_000, str(path))  # database ~0.8 MB, score matrix ~1.1 MB
+    assert done.returncode == 0 and done.stdout.startswith("3010 "), done.stderr
+    assert sorted(p.name for p in (path / "index" / "bm25").iterdir() if "tmp" in p.name) == []
+    with Collection.open(path, encoder=FakeEncoder(dim=8)) as col:
+        assert col.check() == [] and len(col) == 3010

@@ -55,10 +55,14 @@ def save(path: Path, vectors: np.ndarray, model: str) -> ProbeQueries:
     probes = of(vectors, model)
     vecs = probes.vectors
     tmp = path / f".{FILE}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        np.savez(f, vectors=vecs, model=np.array(model), digest=np.array(probes.digest))
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, vectors=vecs, model=np.array(model), digest=np.array(probes.digest))
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk: the part written (named by this pid: no later save replaces it)
+        raise                        # would hold the space for good
     os.replace(tmp, path / FILE)
     fsync_dir(path)
     return probes
