@@ -184,3 +184,37 @@ def test_a_bm25_score_matrix_stopped_by_a_full_disk_leaves_no_partial_file(tmp_p
     assert sorted(p.name for p in (path / "index" / "bm25").iterdir() if "tmp" in p.name) == []
     with Collection.open(path, encoder=FakeEncoder(dim=8)) as col:
         assert col.check() == [] and len(col) == 3010
+
+
+def test_a_write_through_another_thread_while_check_runs_is_not_refused(tmp_path: Path, monkeypatch) -> None:
+    # `check` read the store in a transaction on the handle's one connection outside the state lock: an add
+    # through another thread meanwhile failed with sqlite3's "cannot start a transaction within a transaction".
+    from fakes import FakeEncoder
+
+    from slimvec.store.store import Store
+
+    col = Collection.create(tmp_path / "c", encoder=FakeEncoder())
+    try:
+        col.add([Document("a", "alpha")])
+        real, seen = Store._check, {}
+
+        def check_while_adding(self):
+            if "adder" not in seen:
+                def add() -> None:
+                    try:
+                        seen["added"] = col.add([Document("b", "beta")])
+                    except Exception as e:  # noqa: BLE001 - reported by the assertion below
+                        seen["error"] = repr(e)
+
+                seen["adder"] = threading.Thread(target=add, daemon=True)
+                seen["adder"].start()
+                time.sleep(0.5)  # the add reaches its commit while the check reads
+            return real(self)
+
+        monkeypatch.setattr(Store, "_check", check_while_adding)
+        assert col.check() == []
+        seen["adder"].join(60)  # a deadlock guard only
+        assert not seen["adder"].is_alive() and seen.get("error") is None and seen["added"] == 1
+        assert len(col) == 2 and col.check() == []
+    finally:
+        col.close()

@@ -1037,8 +1037,12 @@ class Collection:
 
     def check(self) -> list[str]:
         """Integrity problems, one line each (empty when healthy): the store's (SQLite, vector rows, checksums,
-        non-finite vectors), then each derived index's (e.g. RAM codes that disagree with the stored vectors)."""
-        problems = self.store.check()
+        non-finite vectors), then each derived index's (e.g. RAM codes that disagree with the stored vectors).
+        Under the state lock, as every read transaction on this handle's connection: a write through another
+        thread would otherwise begin its transaction inside the check's ("cannot start a transaction within a
+        transaction")."""
+        with self._lock:
+            problems = self.store.check()
         if problems:
             return problems
         with self._lock, self.store.snapshot():
