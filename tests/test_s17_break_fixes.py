@@ -218,3 +218,38 @@ def test_a_write_through_another_thread_while_check_runs_is_not_refused(tmp_path
         assert len(col) == 2 and col.check() == []
     finally:
         col.close()
+
+
+def test_info_while_another_writer_replaces_index_files_does_not_fail(tmp_path: Path) -> None:
+    # `info` sums the bytes of every file in the directory; a file an index save renames or removes between the
+    # walk listing it and its stat (a temporary file, a replaced folder's old copy: another process tuning or
+    # committing) made it raise FileNotFoundError, a 500 from the server's collection route.
+    from fakes import FakeEncoder
+
+    from slimvec.atomic import replaced_dir
+
+    col = Collection.create(tmp_path / "c", encoder=FakeEncoder())
+    stop, saves = threading.Event(), [0]
+
+    def save_folders() -> None:  # as a full rewrite of index row files does (index.rowfiles)
+        while not stop.is_set():
+            with replaced_dir(tmp_path / "c" / "index" / "codes") as tmp:
+                for i in range(20):
+                    (tmp / f"f{i}.bin").write_bytes(b"x" * 100)
+            saves[0] += 1
+
+    saver = threading.Thread(target=save_folders, daemon=True)
+    try:
+        col.add([Document("a", "alpha")])
+        saver.start()
+        failures = []
+        for _ in range(2000):
+            try:
+                assert col.info()["disk_bytes"] > 0
+            except FileNotFoundError as e:
+                failures.append(e)
+        assert failures == [] and saves[0] > 0
+    finally:
+        stop.set()
+        saver.join(60)
+        col.close()
