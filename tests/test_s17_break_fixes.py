@@ -253,3 +253,25 @@ def test_info_while_another_writer_replaces_index_files_does_not_fail(tmp_path: 
         stop.set()
         saver.join(60)
         col.close()
+
+
+def test_compacting_an_hnsw_collection_on_a_full_disk_fails_in_one_line(tmp_path: Path) -> None:
+    # HnswIndex.save turned faiss's failed write into an OSError without an errno, so the CLI, which tells a
+    # full disk by its errno, printed a traceback for `slimvec compact` (the staged graph's save) instead of
+    # its one-line "no room" error; the save-after-commit warning quoted faiss's source location.
+    path = tmp_path / "c"
+    rows = _clustered(3000, 64, seed=2)
+    col = _vector_collection(path, rows, base="hnsw-f32", target_recall=0.95)
+    other = Collection.open(path)  # compaction waits for the only handle: dead rows stay
+    col.delete([f"d{i}" for i in range(0, 3000, 3)])
+    other.close()
+    col.close()
+    code = "from slimvec.cli import app; app(prog_name='slimvec')"
+    # 2,000 rows: vectors 512 KB, their graph about twice that
+    done = _run_with_file_limit(code, 800_000, "compact", str(path))
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    line = " ".join(done.stderr.split())
+    assert line.startswith("error: ") and "the HNSW graph could not be written (File too large); run " \
+        "`slimvec check` on the collection once there is room" in line, line
+    with Collection.open(path) as again:
+        assert again.check() == [] and len(again) == 2000 and again.info()["dead_rows"] == 1000
