@@ -275,3 +275,31 @@ def test_compacting_an_hnsw_collection_on_a_full_disk_fails_in_one_line(tmp_path
         "`slimvec check` on the collection once there is room" in line, line
     with Collection.open(path) as again:
         assert again.check() == [] and len(again) == 2000 and again.info()["dead_rows"] == 1000
+
+
+def test_an_upsert_whose_automatic_compaction_hits_a_full_disk_is_reported_committed(tmp_path: Path) -> None:
+    # The upsert commits, leaves a third of the rows dead and compacts; the compacted generation's graph did not
+    # fit, and the OSError (a full disk's sqlite3 or CollectionError alike) came out of the upsert whose commit
+    # had landed: a caller told "failed" writes again what is stored.
+    from fakes import FakeEncoder
+
+    path = tmp_path / "c"
+    with Collection.create(path, profile="hnsw-f32", encoder=FakeEncoder(dim=32)) as col:
+        col.add([Document(f"d{i}", f"word{i} alpha beta gamma") for i in range(3000)])
+    code = """if True:
+        import sys
+        from fakes import FakeEncoder
+        from slimvec import Collection, Document
+        with Collection.open(sys.argv[1], encoder=FakeEncoder(dim=32)) as col:
+            print("upserted", col.upsert([Document(f"d{i}", f"changed{i} delta") for i in range(1500)]))
+    """
+    # vectors 4,500 x 32 float32 = 576 KB; the graph of the 3,000 live rows about twice that
+    done = _run_with_file_limit(code, 800_000, str(path))
+    assert done.returncode == 0 and "upserted 1500" in done.stdout, done.stderr
+    assert "the write is committed, but the automatic compaction stopped (the HNSW graph could not be written " \
+        "(File too large)); the next write that leaves rows dead tries again" in done.stderr
+    assert "Traceback" not in done.stderr
+    with Collection.open(path, encoder=FakeEncoder(dim=32)) as again:
+        assert again.check() == [] and len(again) == 3000 and again.get("d7").text == "changed7 delta"
+        assert not (path / "compaction").exists()
+        assert again.info()["dead_rows"] == 1500  # left for the next write to compact

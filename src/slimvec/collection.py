@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -893,13 +894,20 @@ class Collection:
 
     def _compact_if_due(self) -> None:
         """After a write that left rows dead: compact when the profile's threshold is passed and this is the
-        only open handle (otherwise the next write tries again)."""
+        only open handle (otherwise the next write tries again). The write is committed whatever happens here, so
+        a compaction stopped by a full disk (its staged copy removed, the collection as it was) is logged as a
+        warning, not raised, as `_save_after_commit` does: a caller told "failed" would write again what is stored."""
         if compaction.due(self.store):
             try:
                 self.compact()
-            except CollectionError as e:
-                if "open elsewhere" not in str(e):
-                    raise
+            except (CollectionError, OSError, sqlite3.Error) as e:
+                if isinstance(e, CollectionError) and "open elsewhere" in str(e):
+                    return
+                if (self.path / switch.INTENT).exists():
+                    raise  # stopped past the switch's commit point: this handle is closed, the next open finishes it
+                logging.getLogger("slimvec.collection").warning(
+                    "%s: the write is committed, but the automatic compaction stopped (%s); the next write that "
+                    "leaves rows dead tries again", self.path, getattr(e, "strerror", None) or e)
 
     def _reopen(self) -> None:
         """Open the store again and drop every in-memory structure built on the previous files."""
