@@ -46,9 +46,13 @@ def replaced_dir(target: Path) -> Iterator[Path]:
 def write_json_atomic(path: Path, value: dict[str, Any]) -> None:
     """Write JSON to a temporary file, fsync it, and rename it over `path`."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(value, f, indent=2, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk: the part written would hold space until the next save
+        raise
     os.replace(tmp, path)
     fsync_dir(path.parent)

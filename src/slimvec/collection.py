@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -787,30 +788,36 @@ class Collection(KeepsQueries):
         vecs = vectors if queries is None else _given_vectors(self.encoder.encode_queries(list(queries)), n, dim)
         if queries is not None:
             _check_probe_vectors(vecs, queries)
-        self._retune(lambda: probes.save(self.path, vecs, str(self.manifest["model"])) is not None)
+        wanted = probes.of(vecs, str(self.manifest["model"]))
+        self._retune(wanted, lambda: probes.save(self.path, wanted.vectors, wanted.model) is not None)
         with self._lock:
             return {name: describe(self._retrievers[name]) for name in tunable}
 
     def reset_tuning(self) -> bool:
         """Forget the queries `tune` stored: the index is calibrated on midpoints of stored rows again. Returns
         whether there were any."""
-        return self._retune(lambda: probes.remove(self.path))
+        return self._retune(None, lambda: probes.remove(self.path))
 
-    def _retune(self, change: Callable[[], bool]) -> bool:
-        """Make `change` to the stored probe queries (it returns whether it changed anything), calibrate every
-        tunable index on the probes now stored, save it, then show other handles the new generation. Runs under
-        this handle's write mutex and the writer lock (no commit lands meanwhile) but outside its state lock:
-        searches through this handle go on with the old calibration until the new one is set. Other handles
-        take the saved calibration at their next search (`index.nprobe.settle`) instead of calibrating again."""
+    def _retune(self, queries: probes.ProbeQueries | None, change: Callable[[], bool]) -> bool:
+        """Calibrate every tunable index on `queries` (the probe queries `change` is about to store; None: the
+        midpoints of rows, after `change` removed the file), then make `change` to the stored probe queries (it
+        returns whether it changed anything), set the calibrations, save the index and show other handles the new
+        generation. Runs under this handle's write mutex and the writer lock (no commit lands meanwhile) but
+        calibrates outside its state lock: searches through this handle go on with the old calibration until the
+        new one is set. Other handles take the saved calibration at their next search (`index.nprobe.settle`)
+        instead of calibrating again. The probe file changes only after calibrating: a tune that fails or is
+        killed meanwhile leaves the collection as it was, never a new file that handles open now do not see
+        (they look again only at a new generation)."""
         with self._write_lock, self.store.writer():
+            if queries is None and not (self.path / probes.FILE).exists():
+                return False  # no stored queries to forget: nothing to calibrate again
             with self._lock:
-                self._sync()  # commits landed before the writer lock: caught up before the probes change
-            if not change():
-                return False
-            with self._lock:
+                self._sync()  # commits landed before the writer lock: caught up before calibrating
                 tuning = [r for r in self._retrievers.values() if getattr(r, "tunable", False)]
-            choices = [(r, r.calibrate(self.store)) for r in tuning]  # seconds; 30 s at 1M rows
+            choices = [(r, r.calibrate(self.store, queries)) for r in tuning]  # seconds; 30 s at 1M rows
             with self._lock:
+                if not change():
+                    return False
                 for r, choice in choices:
                     r.use_calibration(choice)
                 self._save_after_commit()
@@ -891,13 +898,20 @@ class Collection(KeepsQueries):
 
     def _compact_if_due(self) -> None:
         """After a write that left rows dead: compact when the profile's threshold is passed and this is the
-        only open handle (otherwise the next write tries again)."""
+        only open handle (otherwise the next write tries again). The write is committed whatever happens here, so
+        a compaction stopped by a full disk (its staged copy removed, the collection as it was) is logged as a
+        warning, not raised, as `_save_after_commit` does: a caller told "failed" would write again what is stored."""
         if compaction.due(self.store):
             try:
                 self.compact()
-            except CollectionError as e:
-                if "open elsewhere" not in str(e):
-                    raise
+            except (CollectionError, OSError, sqlite3.Error) as e:
+                if isinstance(e, CollectionError) and "open elsewhere" in str(e):
+                    return
+                if (self.path / switch.INTENT).exists():
+                    raise  # stopped past the switch's commit point: this handle is closed, the next open finishes it
+                logging.getLogger("slimvec.collection").warning(
+                    "%s: the write is committed, but the automatic compaction stopped (%s); the next write that "
+                    "leaves rows dead tries again", self.path, getattr(e, "strerror", None) or e)
 
     def _reopen(self) -> None:
         """Open the store again and drop every in-memory structure built on the previous files."""
@@ -1036,8 +1050,12 @@ class Collection(KeepsQueries):
 
     def check(self) -> list[str]:
         """Integrity problems, one line each (empty when healthy): the store's (SQLite, vector rows, checksums,
-        non-finite vectors), then each derived index's (e.g. RAM codes that disagree with the stored vectors)."""
-        problems = self.store.check()
+        non-finite vectors), then each derived index's (e.g. RAM codes that disagree with the stored vectors).
+        Under the state lock, as every read transaction on this handle's connection: a write through another
+        thread would otherwise begin its transaction inside the check's ("cannot start a transaction within a
+        transaction")."""
+        with self._lock:
+            problems = self.store.check()
         if problems:
             return problems
         with self._lock, self.store.snapshot():

@@ -138,7 +138,10 @@ class ShardCore:
         """Count the rows alive now at the next rebuild, as one collection does after any adding write, and save
         the index (its saved token cache drops those rows, so a reopened shard counts the same)."""
         col = self.col
-        with col._lock, col.store.writer():  # as the collection's own writes save their derived files
+        # The locks in the order every write of the collection takes them (`Collection._writing`): a tune or
+        # compaction holds the write mutex and the writer lock while it works outside the state lock, then takes
+        # the state lock; holding that lock while waiting for the writer lock here would deadlock with it.
+        with col._writing():  # as the collection's own writes save their derived files
             col._sync()
             retriever = col._retrievers["bm25"]
             retriever.refresh_live(col.store)

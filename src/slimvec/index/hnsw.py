@@ -5,6 +5,7 @@ efSearch is fixed by the profile (`ef_search`) or calibrated on the collection's
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -149,6 +150,18 @@ class HnswIndex:
         except BaseException as e:
             tmp.unlink(missing_ok=True)  # a full disk: the part written would hold the space the next save needs
             if isinstance(e, RuntimeError):  # faiss reports a failed write as RuntimeError: name it as the OS would
-                raise OSError(f"{tmp}: the HNSW graph could not be written ({e})") from None
+                raise _write_error(e, tmp) from None
             raise
         os.replace(tmp, directory / FILE)
+
+
+def _write_error(e: RuntimeError, path: Path) -> OSError:
+    """faiss's failed write as the OSError the OS gave it, with its errno: faiss ends its message with the
+    C library's text for it ("... write error in PATH: 12 != 4096 (No space left on device)"), and callers tell
+    a full disk by the errno (`cli.user_errors` says so in one line; `Collection._save_after_commit` logs the
+    text, not faiss's source location). A message naming no OS error keeps faiss's text."""
+    text = str(e)
+    code = next((c for c in sorted(errno.errorcode) if f"({os.strerror(c)})" in text), None)
+    if code is None:
+        return OSError(f"{path}: the HNSW graph could not be written ({text})")
+    return OSError(code, f"the HNSW graph could not be written ({os.strerror(code)})", str(path))

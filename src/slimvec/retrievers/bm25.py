@@ -329,7 +329,11 @@ class Bm25Retriever:
         s = self._bm25.scores
         tmp = target / "scores.tmp.npz"
         extra = {} if self._bm25.nonoccurrence_array is None else {"nonoccurrence": self._bm25.nonoccurrence_array}
-        np.savez(tmp, data=s["data"], indices=s["indices"], indptr=s["indptr"], **extra)
+        try:
+            np.savez(tmp, data=s["data"], indices=s["indices"], indptr=s["indptr"], **extra)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk: the part written would hold the space the next save needs
+            raise
         os.replace(tmp, target / "scores.npz")
         write_json_atomic(target / "scores.json", {"fit": self._fit, "rows": len(self._row_ids)})
         self._unsaved_scores = False

@@ -86,16 +86,16 @@ class CompressedDenseRetriever:
         if self.tunable and isinstance(self.index, BinaryIVFIndex):
             from slimvec.index.nprobe import settle
 
-            index = self.index
-            self.use_calibration(settle(index.calibration, self.target_recall, rows, store.probe_queries(),
+            index, probes = self.index, store.probe_queries()
+            self.use_calibration(settle(index.calibration, self.target_recall, rows, probes,
                                         lambda: index.saved_calibration(store.path / "index" / "codes"),
-                                        lambda: self.calibrate(store)))
+                                        lambda: self.calibrate(store, probes)))
 
-    def calibrate(self, store: Store) -> tuple[int, dict[str, Any]] | None:
-        """(nprobe, calibration) calibrated now on the probe queries (`index.nprobe.calibrate_nprobe`, through
-        the staged search a query runs), run on a copy of the index's search settings so searches through this
-        retriever go on meanwhile; None when there are no inverted lists to calibrate (yet). Apply it with
-        `use_calibration`."""
+    def calibrate(self, store: Store, probes: Any) -> tuple[int, dict[str, Any]] | None:
+        """(nprobe, calibration) calibrated now on `probes` (a `store.probes.ProbeQueries`, or None for
+        midpoints of rows: `index.nprobe.calibrate_nprobe`, through the staged search a query runs), run on a
+        copy of the index's search settings so searches through this retriever go on meanwhile; None when
+        there are no inverted lists to calibrate (yet). Apply it with `use_calibration`."""
         from slimvec.index.compressed import BinaryIVFIndex
         from slimvec.index.nprobe import calibrate_nprobe
 
@@ -103,7 +103,7 @@ class CompressedDenseRetriever:
             return None
         rows = self.index.rows
         choice = calibrate_nprobe(copy.copy(self.index), store.vectors(rows), self.target_recall,
-                                  self.oversample if self.rescore else None, queries=store.probe_queries())
+                                  self.oversample if self.rescore else None, queries=probes)
         return choice.nprobe, choice.to_dict()
 
     def use_calibration(self, choice: tuple[int, dict[str, Any]] | None) -> None:

@@ -49,21 +49,22 @@ class DenseRetriever:
         if self.tunable and rows:
             from slimvec.index.nprobe import settle
 
-            self.use_calibration(settle(self.index.calibration, self.target_recall, rows, store.probe_queries(),
+            probes = store.probe_queries()
+            self.use_calibration(settle(self.index.calibration, self.target_recall, rows, probes,
                                         lambda: HnswIndex.saved_calibration(store.path / "index"),
-                                        lambda: self.calibrate(store)))
+                                        lambda: self.calibrate(store, probes)))
 
-    def calibrate(self, store: Store) -> tuple[int, dict[str, Any]] | None:
-        """(efSearch, calibration) calibrated now on the probe queries (`index.nprobe.calibrate_ef`), run on a
-        copy of the graph's search settings so searches through this retriever go on meanwhile; None when
-        there is nothing to calibrate. Apply it with `use_calibration`."""
+    def calibrate(self, store: Store, probes: Any) -> tuple[int, dict[str, Any]] | None:
+        """(efSearch, calibration) calibrated now on `probes` (a `store.probes.ProbeQueries`, or None for
+        midpoints of rows: `index.nprobe.calibrate_ef`), run on a copy of the graph's search settings so
+        searches through this retriever go on meanwhile; None when there is nothing to calibrate. Apply it
+        with `use_calibration`."""
         if not self.tunable or not self.index.rows:
             return None
         from slimvec.index.nprobe import calibrate_ef
 
         rows = self.index.rows
-        choice = calibrate_ef(copy.copy(self.index), store.vectors(rows), self.target_recall,
-                              queries=store.probe_queries())
+        choice = calibrate_ef(copy.copy(self.index), store.vectors(rows), self.target_recall, queries=probes)
         return choice.ef_search, choice.to_dict()
 
     def use_calibration(self, choice: tuple[int, dict[str, Any]] | None) -> None:

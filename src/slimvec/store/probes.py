@@ -44,15 +44,25 @@ def digest(vectors: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(vectors, np.float32).tobytes()).hexdigest()[:16]
 
 
+def of(vectors: np.ndarray, model: str) -> ProbeQueries:
+    """The probe queries `save` stores for these vectors (what `load` then reads back)."""
+    vecs = np.ascontiguousarray(vectors, np.float32)
+    return ProbeQueries(vecs, model, digest(vecs))
+
+
 def save(path: Path, vectors: np.ndarray, model: str) -> ProbeQueries:
     """Write the probe queries of the collection at `path` atomically (a reader sees the old file or the new)."""
-    vecs = np.ascontiguousarray(vectors, np.float32)
-    probes = ProbeQueries(vecs, model, digest(vecs))
+    probes = of(vectors, model)
+    vecs = probes.vectors
     tmp = path / f".{FILE}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        np.savez(f, vectors=vecs, model=np.array(model), digest=np.array(probes.digest))
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, vectors=vecs, model=np.array(model), digest=np.array(probes.digest))
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk: the part written (named by this pid: no later save replaces it)
+        raise                        # would hold the space for good
     os.replace(tmp, path / FILE)
     fsync_dir(path)
     return probes

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import sqlite3
+import stat
 import time
 import zlib
 from collections.abc import Iterable, Iterator
@@ -719,12 +720,20 @@ class Store:
 
     def disk_usage(self) -> dict[str, int]:
         """Bytes of the files under each top-level entry of the collection directory ("vectors", "index",
-        "slimvec.db", ...), from one walk of it."""
+        "slimvec.db", ...), from one walk of it. A file or folder another writer replaces during the walk (an
+        index save's temporary file, a rewritten folder's old copy) is skipped, not an error: `info` must not
+        fail because another process saved its index meanwhile."""
         usage: dict[str, int] = {}
-        for p in self.path.rglob("*"):
-            if p.is_file():
-                top = p.relative_to(self.path).parts[0]
-                usage[top] = usage.get(top, 0) + p.stat().st_size
+        for root, _dirs, files in os.walk(self.path):  # os.walk skips a folder that vanished under it
+            top = Path(root).relative_to(self.path).parts[:1]
+            for name in files:
+                try:
+                    st = os.stat(os.path.join(root, name))
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    key = top[0] if top else name
+                    usage[key] = usage.get(key, 0) + st.st_size
         return usage
 
     # ---- integrity -------------------------------------------------------------------------
