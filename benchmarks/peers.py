@@ -59,6 +59,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -198,13 +199,30 @@ def _ids(path: Path) -> list[str]:
     return json.loads((path / "ids.json").read_text())
 
 
+def _profile(spec: str) -> Any:
+    """A built-in profile by name, or "NAME+field=value+...": that profile with fields replaced (validated), e.g.
+    "pq-rescore+codec=pq:24x8+oversample=20" (a variant measured without adding a built-in profile)."""
+    from slimvec.profiles import BUILTIN, profile_from_dict
+
+    name, *fields = spec.split("+")
+    if not fields:
+        return name
+    data = BUILTIN[name].model_dump()
+    for field in fields:
+        key, value = field.split("=", 1)
+        data[key] = int(value) if value.isdigit() else value
+    data["name"] = "".join(c if c.isalnum() or c in "_.-" else "-" for c in spec)
+    return profile_from_dict(data, spec)
+
+
 def build_slimvec(profile: str, d: Path, docs: np.ndarray, ids: list[str], texts: list[str]) -> None:
     from slimvec.collection import Collection
     from slimvec.documents import Chunk, Document
     from slimvec.encoders.registry import load_encoder
 
     # The encoder is only the collection's record of the model (no text is encoded: the vectors are given).
-    with Collection.create(d, profile=profile, model=MODEL, chunk_mode="whole", encoder=load_encoder(MODEL)) as col:
+    with Collection.create(d, profile=_profile(profile), model=MODEL, chunk_mode="whole",
+                           encoder=load_encoder(MODEL)) as col:
         step = 100_000
         for s in range(0, len(ids), step):
             part = [Document(i, t) for i, t in zip(ids[s : s + step], texts[s : s + step])]
