@@ -96,3 +96,41 @@ def test_a_database_write_past_the_file_size_limit_is_one_line_and_rolled_back(t
     with Collection.open(path) as again:
         assert again.check() == [] and again.store.content_digest() == before and len(again) == 5
         assert again.add([Document("c0", "room again")]) == 1
+
+
+def test_a_write_through_another_thread_while_export_runs_is_not_refused(tmp_path: Path, monkeypatch) -> None:
+    # `export` read the store in a transaction on the handle's one connection outside the state lock (as `check`
+    # did: the s17 breaker's report): an add through another thread meanwhile failed with sqlite3's "cannot start a
+    # transaction within a transaction".
+    import threading
+    import time
+
+    from fakes import FakeEncoder
+
+    from slimvec.interop import rows
+
+    col = Collection.create(tmp_path / "c", encoder=FakeEncoder())
+    try:
+        col.add([Document("a", "alpha"), Document("b", "beta")])
+        real, seen = rows.collection_records, {}
+
+        def records_while_adding(c):
+            def add() -> None:
+                try:
+                    seen["added"] = col.add([Document("c", "gamma")])
+                except Exception as e:  # noqa: BLE001 - reported by the assertion below
+                    seen["error"] = repr(e)
+
+            seen["adder"] = threading.Thread(target=add, daemon=True)
+            seen["adder"].start()
+            time.sleep(0.5)  # the add reaches its commit while the export reads
+            yield from real(c)
+
+        monkeypatch.setattr(rows, "collection_records", records_while_adding)
+        done = rows.export_collection(col, f"parquet:{tmp_path / 'x.parquet'}")
+        seen["adder"].join(60)  # a deadlock guard only
+        assert not seen["adder"].is_alive() and seen.get("error") is None and seen["added"] == 1
+        assert done["documents"] == 2 and done["records"] == 2  # the state the export began in
+        assert len(col) == 3 and col.check() == []
+    finally:
+        col.close()

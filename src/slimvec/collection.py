@@ -835,6 +835,15 @@ class Collection(KeepsQueries):
         return mask
 
     @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Every store read inside sees one committed state (`Store.snapshot`), under this handle's state lock: a
+        read transaction on the handle's one SQLite connection, so a write through another thread waits for it
+        instead of failing ("cannot start a transaction within a transaction"). Searches through this handle
+        wait too; long reads (`export`) hold it for their whole run."""
+        with self._lock, self.store.snapshot():
+            yield
+
+    @contextmanager
     def _writing(self) -> Iterator[None]:
         """This handle's write mutex, its state lock, then the collection's writer lock (the order every
         write takes them in; `compact` holds the first and the last while readers keep `_lock`)."""

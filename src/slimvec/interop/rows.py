@@ -89,7 +89,7 @@ def export_collection(col: Any, target: str) -> dict[str, Any]:
             "late": {k: (m.get("profile") or {}).get(k) for k in LATE_FIELDS},
             "profile": m.get("profile"),  # an import without a profile of its own rebuilds this one
             **{k: m.get(k) for k in MANIFEST_LATE}}
-    with col.store.snapshot():  # one committed state, whatever another process commits meanwhile
+    with col.reading():  # one committed state, whatever another process or thread commits meanwhile
         n = registry.load("export", kind).write(path, name, collection_records(col), meta)
         documents = len(col)
     return {"target": target, "records": n, "documents": documents, "model": meta["model"], "dim": dim}
