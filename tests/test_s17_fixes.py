@@ -134,3 +134,46 @@ def test_a_write_through_another_thread_while_export_runs_is_not_refused(tmp_pat
         assert len(col) == 3 and col.check() == []
     finally:
         col.close()
+
+
+def test_http_tune_on_a_full_disk_is_507_naming_the_file(tmp_path: Path) -> None:
+    # Writing the probe query file on a full disk (here: a file size limit, EFBIG) ended in a 500 "internal server
+    # error" (the s17 breaker's report): now 507 naming the file, and the collection is left as it was.
+    import os
+    import time
+
+    import httpx
+
+    from slimvec.server.runner import free_port
+
+    path = tmp_path / "col"
+    with Collection.create(path, model="wordllama", profile="hnsw-f32") as col:
+        col.add([Document(f"d{i}", f"document {i} about topic {i % 7}") for i in range(60)])
+    port, limit = free_port(), 65536  # room for SQLite's 32 kB shared-memory file; 100 query vectors take 100 kB
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    exe = os.path.join(os.path.dirname(sys.executable), "slimvec")
+    proc = subprocess.Popen([exe, "serve", str(path), "--port", str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, preexec_fn=small_files)
+    try:
+        base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 120
+        while True:
+            try:
+                httpx.get(base + "/api/health", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+                time.sleep(0.2)
+        queries = [f"what is topic {i}" for i in range(100)]
+        r = httpx.post(base + "/api/collections/col/tune", json={"queries": queries}, timeout=120)
+        assert r.status_code == 507, r.text
+        assert r.json()["detail"] == ("col/probe_queries.npz: File too large; run `slimvec check` on the collection "
+                                      "once there is room")
+        info = httpx.get(base + "/api/collections/col", timeout=60).json()
+        assert info["indexes"]["dense"]["calibration"]["probes"] == "rows"  # as it was
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert sorted(p.name for p in path.iterdir() if "probe" in p.name) == []  # no file, no partial file

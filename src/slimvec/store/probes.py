@@ -60,9 +60,11 @@ def save(path: Path, vectors: np.ndarray, model: str) -> ProbeQueries:
             np.savez(f, vectors=vecs, model=np.array(model), digest=np.array(probes.digest))
             f.flush()
             os.fsync(f.fileno())
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)  # a full disk: the part written (named by this pid: no later save replaces it)
-        raise                        # would hold the space for good
+        if isinstance(e, OSError) and e.filename is None:  # would hold the space for good
+            raise OSError(e.errno, e.strerror, str(path / FILE)) from None  # a failed write names no file: this one
+        raise
     os.replace(tmp, path / FILE)
     fsync_dir(path)
     return probes
