@@ -186,6 +186,21 @@ def test_a_bm25_score_matrix_stopped_by_a_full_disk_leaves_no_partial_file(tmp_p
         assert col.check() == [] and len(col) == 3010
 
 
+def start_adding(col, doc, seen: dict) -> None:
+    """Add `doc` through another thread of `col` now, and give it half a second to reach its commit (what a write
+    does while a long read holds the handle's connection). Sets seen["adder"] (the thread), then seen["added"] or
+    seen["error"]."""
+    def add() -> None:
+        try:
+            seen["added"] = col.add([doc])
+        except Exception as e:  # noqa: BLE001 - reported by the caller's assertion
+            seen["error"] = repr(e)
+
+    seen["adder"] = threading.Thread(target=add, daemon=True)
+    seen["adder"].start()
+    time.sleep(0.5)
+
+
 def test_a_write_through_another_thread_while_check_runs_is_not_refused(tmp_path: Path, monkeypatch) -> None:
     # `check` read the store in a transaction on the handle's one connection outside the state lock: an add
     # through another thread meanwhile failed with sqlite3's "cannot start a transaction within a transaction".
@@ -200,15 +215,7 @@ def test_a_write_through_another_thread_while_check_runs_is_not_refused(tmp_path
 
         def check_while_adding(self):
             if "adder" not in seen:
-                def add() -> None:
-                    try:
-                        seen["added"] = col.add([Document("b", "beta")])
-                    except Exception as e:  # noqa: BLE001 - reported by the assertion below
-                        seen["error"] = repr(e)
-
-                seen["adder"] = threading.Thread(target=add, daemon=True)
-                seen["adder"].start()
-                time.sleep(0.5)  # the add reaches its commit while the check reads
+                start_adding(col, Document("b", "beta"), seen)  # the add reaches its commit while the check reads
             return real(self)
 
         monkeypatch.setattr(Store, "_check", check_while_adding)

@@ -102,10 +102,8 @@ def test_a_write_through_another_thread_while_export_runs_is_not_refused(tmp_pat
     # `export` read the store in a transaction on the handle's one connection outside the state lock (as `check`
     # did: the s17 breaker's report): an add through another thread meanwhile failed with sqlite3's "cannot start a
     # transaction within a transaction".
-    import threading
-    import time
-
     from fakes import FakeEncoder
+    from test_s17_break_fixes import start_adding
 
     from slimvec.interop import rows
 
@@ -115,15 +113,7 @@ def test_a_write_through_another_thread_while_export_runs_is_not_refused(tmp_pat
         real, seen = rows.collection_records, {}
 
         def records_while_adding(c):
-            def add() -> None:
-                try:
-                    seen["added"] = col.add([Document("c", "gamma")])
-                except Exception as e:  # noqa: BLE001 - reported by the assertion below
-                    seen["error"] = repr(e)
-
-            seen["adder"] = threading.Thread(target=add, daemon=True)
-            seen["adder"].start()
-            time.sleep(0.5)  # the add reaches its commit while the export reads
+            start_adding(col, Document("c", "gamma"), seen)  # the add reaches its commit while the export reads
             yield from real(c)
 
         monkeypatch.setattr(rows, "collection_records", records_while_adding)
