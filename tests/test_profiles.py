@@ -29,9 +29,10 @@ def test_builtin_profiles_do_what_their_names_say(name):
     assert prof.mode == "dense" and tuple(prof.retrievers) == ("dense",)
 
 
-def test_pq_rescore_profile_is_product_quantization_with_rescoring():
-    prof = load_profile("pq-rescore")
-    assert prof.codec.startswith("pq:") and prof.rescore and prof.index == "exact"
+@pytest.mark.parametrize("name,code_bytes", [("pq-rescore", 48), ("pq16-rescore", 16)])
+def test_pq_rescore_profiles_are_product_quantization_with_rescoring(name, code_bytes):
+    prof = load_profile(name)
+    assert prof.codec == f"pq:{code_bytes}x8" and prof.rescore and prof.index == "exact"
 
 
 @pytest.mark.parametrize("data,needle", [
