@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import functools
 import json
 import sys
@@ -14,9 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from slimvec.errors import ConfigError, SlimvecError
-
-_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no room: disk full, quota, file size limit
+from slimvec.errors import ConfigError, SlimvecError, no_room
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Document embeddings and retrieval, small and fast.")
 out = Console()
@@ -39,12 +36,10 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             err.print(f"[red]error:[/red] {escape(msg)}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except OSError as e:
-            if e.errno not in _FULL:
-                raise
             # a full disk or quota while writing derived files (index/, tokens/, a compaction's copy): one line
-            where = f"{e.filename}: " if e.filename is not None else ""
-            err.print(f"[red]error:[/red] {escape(where + (e.strerror or str(e)))}; run `slimvec check` on the "
-                      "collection once there is room", highlight=False, soft_wrap=True)
+            if (msg := no_room(e)) is None:
+                raise
+            err.print(f"[red]error:[/red] {escape(msg)}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper

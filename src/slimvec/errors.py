@@ -1,5 +1,9 @@
 """Errors a user can act on; the CLI prints them as one line, without a traceback."""
 
+import errno
+
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # a full disk, a quota, a file size limit
+
 
 class SlimvecError(Exception):
     """Base class for user-facing errors."""
@@ -19,3 +23,12 @@ class IngestError(SlimvecError):
 
 class ConfigError(SlimvecError):
     """A model, profile or option is invalid."""
+
+
+def no_room(e: OSError) -> str | None:
+    """The one line a user gets when a write found no room (`NO_ROOM`: the file, the system's words, and what to
+    do), or None for any other OS error. The CLI prints it; the server sends it with 507."""
+    if e.errno not in NO_ROOM:
+        return None
+    where = f"{e.filename}: " if e.filename is not None else ""
+    return f"{where}{e.strerror or e}; run `slimvec check` on the collection once there is room"

@@ -3,7 +3,6 @@ carrying a traceback, and the JSON always encodes (non-ASCII escaped, NaN and In
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import math
@@ -16,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from slimvec.errors import SlimvecError
+from slimvec.errors import SlimvecError, no_room
 
 log = logging.getLogger("slimvec.server")
 
@@ -64,12 +63,10 @@ def add_error_handlers(app: FastAPI) -> None:
     async def _no_room(request: Request, exc: OSError) -> JSONResponse:
         # A full disk, a quota or a file size limit while a write saved a file (tune's probe queries, an index):
         # 507 naming the file, as the CLI's one line does. Any other OS error is a fault: logged, 500.
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        if (msg := no_room(exc)) is None:
             return await _bug(request, exc)
         served = getattr(request.app.state, "collections", None) or {}
-        where = f"{exc.filename}: " if exc.filename is not None else ""
-        return SafeJSONResponse({"detail": without_server_paths(f"{where}{exc.strerror or exc}", served) +
-                                 "; run `slimvec check` on the collection once there is room"}, status_code=507)
+        return SafeJSONResponse({"detail": without_server_paths(msg, served)}, status_code=507)
 
     @app.exception_handler(RecursionError)
     async def _too_deep(request: Request, exc: RecursionError) -> JSONResponse:
