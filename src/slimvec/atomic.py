@@ -43,16 +43,23 @@ def replaced_dir(target: Path) -> Iterator[Path]:
     shutil.rmtree(old, ignore_errors=True)
 
 
+@contextmanager
+def replaced_file(target: Path, tmp: Path) -> Iterator[Path]:
+    """Yield `tmp` for the caller to write; on success it is renamed over `target`. If the block raises (a full
+    disk), the part written is deleted, as `replaced_dir` deletes its folder: left there, it would hold the space
+    the next save needs (for good, when its name is one no later save reuses)."""
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, target)
+
+
 def write_json_atomic(path: Path, value: dict[str, Any]) -> None:
     """Write JSON to a temporary file, fsync it, and rename it over `path`."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(value, f, indent=2, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk: the part written would hold space until the next save
-        raise
-    os.replace(tmp, path)
+    with replaced_file(path, path.with_suffix(path.suffix + ".tmp")) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
     fsync_dir(path.parent)

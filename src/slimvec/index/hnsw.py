@@ -14,6 +14,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from slimvec.atomic import replaced_file, write_json_atomic
 from slimvec.index.base import tie_ordered, top_k
 
 FILE = "hnsw.faiss"
@@ -129,8 +130,6 @@ class HnswIndex:
         calibration), and a later open inserts the missing rows from the vector file, as it does after a crash
         (at most 1% of the rows: about 10,000 inserts at 1M rows). Raises OSError on a failed write (the previous
         files stay)."""
-        from slimvec.atomic import write_json_atomic
-
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         covered = self._saved[1] if self._saved and self._saved[0] == directory and (directory / FILE).exists() else 0
@@ -142,17 +141,13 @@ class HnswIndex:
         self._saved = (directory, covered)
 
     def _write_graph(self, directory: Path) -> None:
-        tmp = directory / (FILE + ".tmp")
-        try:
-            faiss.write_index(self.index, str(tmp))
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-        except BaseException as e:
-            tmp.unlink(missing_ok=True)  # a full disk: the part written would hold the space the next save needs
-            if isinstance(e, RuntimeError):  # faiss reports a failed write as RuntimeError: name it as the OS would
+        with replaced_file(directory / FILE, directory / (FILE + ".tmp")) as tmp:
+            try:
+                faiss.write_index(self.index, str(tmp))
+                with open(tmp, "rb") as f:
+                    os.fsync(f.fileno())
+            except RuntimeError as e:  # faiss reports a failed write as RuntimeError: name it as the OS would
                 raise _write_error(e, tmp) from None
-            raise
-        os.replace(tmp, directory / FILE)
 
 
 def _write_error(e: RuntimeError, path: Path) -> OSError:

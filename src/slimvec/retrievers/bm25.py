@@ -37,7 +37,6 @@ analyzer of Lucene): the default token pattern would keep a whole run, often a c
 from __future__ import annotations
 
 import json
-import os
 import re
 import uuid
 import zipfile
@@ -47,7 +46,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from slimvec.atomic import write_json_atomic
+from slimvec.atomic import replaced_file, write_json_atomic
 from slimvec.chunking import chunk_text
 from slimvec.encoders.base import Encoder
 from slimvec.errors import CollectionError
@@ -327,14 +326,9 @@ class Bm25Retriever:
         if self._bm25 is None or self._stale or self._global is not None:
             return
         s = self._bm25.scores
-        tmp = target / "scores.tmp.npz"
         extra = {} if self._bm25.nonoccurrence_array is None else {"nonoccurrence": self._bm25.nonoccurrence_array}
-        try:
+        with replaced_file(target / "scores.npz", target / "scores.tmp.npz") as tmp:
             np.savez(tmp, data=s["data"], indices=s["indices"], indptr=s["indptr"], **extra)
-        except BaseException:
-            tmp.unlink(missing_ok=True)  # a full disk: the part written would hold the space the next save needs
-            raise
-        os.replace(tmp, target / "scores.npz")
         write_json_atomic(target / "scores.json", {"fit": self._fit, "rows": len(self._row_ids)})
         self._unsaved_scores = False
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from slimvec.atomic import fsync_dir
+from slimvec.atomic import fsync_dir, replaced_file
 from slimvec.errors import CollectionError
 
 FILE = "probe_queries.npz"
@@ -54,18 +54,16 @@ def save(path: Path, vectors: np.ndarray, model: str) -> ProbeQueries:
     """Write the probe queries of the collection at `path` atomically (a reader sees the old file or the new)."""
     probes = of(vectors, model)
     vecs = probes.vectors
-    tmp = path / f".{FILE}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, vectors=vecs, model=np.array(model), digest=np.array(probes.digest))
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)  # a full disk: the part written (named by this pid: no later save replaces it)
-        if isinstance(e, OSError) and e.filename is None:  # would hold the space for good
+    with replaced_file(path / FILE, path / f".{FILE}.tmp-{os.getpid()}") as tmp:
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, vectors=vecs, model=np.array(model), digest=np.array(probes.digest))
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            if e.filename is not None:
+                raise
             raise OSError(e.errno, e.strerror, str(path / FILE)) from None  # a failed write names no file: this one
-        raise
-    os.replace(tmp, path / FILE)
     fsync_dir(path)
     return probes
 
