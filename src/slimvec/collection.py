@@ -696,7 +696,7 @@ class Collection(KeepsQueries):
             qvecs = qvecs[None, :]
         qvecs = _given_vectors(qvecs, len(qvecs), int(self.manifest["dim"]))
         plan = make_plan({}, self.manifest.get("retrievers", ["dense"]), int(self.manifest["dim"]), opts)
-        with self._lock, self.store.snapshot():
+        with self.reading():
             self._sync()
             return self._runner.run(plan, [Query("", None, v) for v in qvecs], self._retrievers, self._rows,
                                     self._allowed(plan.filter), {})
@@ -1002,7 +1002,7 @@ class Collection(KeepsQueries):
         "reclaimable_disk_bytes" (what `compact` would free, estimated: see compaction.reclaimable),
         "indexes": {retriever name: what it built} (see retrievers.base.describe), e.g.
         {"dense": {"kind": "ivf", "codec": "binary", "nlist": 4, "nprobe": 4, "fitted_rows": 300, ...}}."""
-        with self._lock, self.store.snapshot():  # counts of one commit, not of two
+        with self.reading():  # counts of one commit, not of two
             self._sync()
             counts = self.store.counts()
             usage = self.store.disk_usage()
@@ -1067,7 +1067,7 @@ class Collection(KeepsQueries):
             problems = self.store.check()
         if problems:
             return problems
-        with self._lock, self.store.snapshot():
+        with self.reading():
             self._sync()
             for name, r in self._retrievers.items():
                 check = getattr(r, "check", None)
