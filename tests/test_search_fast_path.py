@@ -126,3 +126,56 @@ def test_a_long_lived_handle_sees_another_handles_calibrator_and_enabled_index(t
         seen = [(h.id, h.score) for h in server.search("row 3", k=3, mode="bm25")]
         with Collection.open(tmp_path / "c") as fresh:
             assert seen == [(h.id, h.score) for h in fresh.search("row 3", k=3, mode="bm25")] and len(seen) == 3
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("n", [12, 40, _SMALL + 40])
+def test_one_row_per_document_ranking_equals_brute_force(seed, n):
+    """The cut made when every document holds one row gives the general merge's answer (ties, padding, and the
+    count of documents found that decides whether the ranking widens)."""
+    rng = np.random.default_rng(seed)
+    row_doc = rng.permutation(2 * n).astype(np.int32)  # one row per document, numbered in no particular order
+    rows = rng.choice(2 * n, n, replace=False)
+    scores = np.sort(np.round(rng.random(n), 1))[::-1].astype(np.float32)
+    rows[-3:] = -1
+    scores[-3:] = -np.inf
+    for k in (1, 5, n - 3, n + 5):
+        fast = _Rows(scores, rows)
+        got = doc_ranking(fast, Query("q", None, None), k, np.ones(2 * n, bool), 2 * n, row_doc, True)
+        assert got == _reference(scores, rows, row_doc, k)
+        general = _Rows(scores, rows)
+        doc_ranking(general, Query("q", None, None), k, np.ones(2 * n, bool), 2 * n, row_doc)
+        assert fast.calls == general.calls  # widened (or not) alike
+
+
+def test_one_row_per_document_ranking_leaves_unusual_lists_to_the_general_code():
+    row_doc = np.arange(6, dtype=np.int32)
+    out_of_order = _Rows([0.2, 0.9, 0.5, 0.9, 0.1, 0.3], [0, 1, 2, 3, 4, 5])
+    got = doc_ranking(out_of_order, Query("q", None, None), 4, np.ones(6, bool), 6, row_doc, True)
+    assert [(d, r) for d, _, r in got] == [(1, 1), (3, 3), (2, 2), (5, 5)]
+    padded_inside = _Rows([0.9, 0.8, 0.7, 0.6], [0, -1, 2, 3])  # padding before a row: not faiss's layout
+    got = doc_ranking(padded_inside, Query("q", None, None), 3, np.ones(6, bool), 6, row_doc, True)
+    assert got == _reference(padded_inside.scores, padded_inside.rows, row_doc, 3)
+
+
+def test_the_row_map_knows_when_every_document_holds_one_row(tmp_path):
+    from slimvec import Document
+    from slimvec.documents import Chunk
+
+    rows = _clustered(60, 16, seed=4, centres=10)
+    with _vector_collection(tmp_path / "c", rows, base="exact-f32") as col:
+        col.search_many(["q"], vectors=rows[:1], k=5, with_payload=False)
+        assert col._rows.one_row_per_doc
+        two = rows[:2] * -1  # a document of two chunks, each scoring best for its own query
+        col.add_encoded([Document("pair", "one two")],
+                        [Chunk("pair", 0, 0, 3, "one"), Chunk("pair", 1, 4, 7, "two")], two)
+        hits = col.search_many(["q"], vectors=two[:1], k=3, with_payload=False)[0]
+        assert not col._rows.one_row_per_doc
+        assert [h.id for h in hits].count("pair") == 1 and hits[0].id == "pair"
+        col.delete(["pair"])
+        col.compact()  # the two-row document is gone from the files: one row per document again
+        col.search_many(["q"], vectors=rows[:1], k=5, with_payload=False)
+        assert col._rows.one_row_per_doc
+        exact = np.argsort(-(rows @ rows[3]), kind="stable")[:5]
+        assert [h.id for h in col.search_many(["q"], vectors=rows[3:4], k=5, with_payload=False)[0]] == \
+            [f"d{i}" for i in exact]
