@@ -58,3 +58,63 @@ def test_a_save_rewrites_the_graph_once_the_gap_reaches_a_share_of_the_rows(tmp_
     assert hnsw.HnswIndex.load(tmp_path, 8).rows == 40_400
     index.save(tmp_path / "other")  # another directory (a compaction's new generation): written whole there
     assert hnsw.HnswIndex.load(tmp_path / "other", 8).rows == 40_400
+
+
+def _count_inserts(col):
+    """Wrap the open handle's graph `add` to count the rows it inserts (the real insert still runs)."""
+    retriever, seen = col._retrievers["dense"], []
+    index_type = type(retriever.index)
+    original = index_type.add
+
+    def counting(self, vectors):
+        seen.append(len(vectors))
+        return original(self, vectors)
+
+    index_type.add = counting
+    return seen, lambda: setattr(index_type, "add", original)
+
+
+def test_a_handle_catching_up_reads_the_graph_another_handle_saved(tmp_path):
+    path = tmp_path / "h"
+    _vector_collection(path, ROWS, base="hnsw-f32").close()
+    with Collection.open(path) as server, Collection.open(path) as loader:
+        server.search_many(["q"], vectors=ROWS[:1], k=5, with_payload=False)
+        ids, vecs = _add(loader, 0, hnsw.SAVE_GAP + 50)  # the loader's save rewrites the graph file
+        assert json.loads((path / "index" / "hnsw.json").read_text())["rows"] == 3000 + hnsw.SAVE_GAP + 50
+        seen, restore = _count_inserts(server)
+        try:
+            hits = server.search_many(["q"] * 20, vectors=vecs[:20], k=1, with_payload=False)
+        finally:
+            restore()
+        assert seen == []  # every new row came with the graph file: nothing inserted by the server
+        assert [h[0].id for h in hits] == ids[:20]
+        assert server.info()["indexes"]["dense"]["rows"] == 3000 + hnsw.SAVE_GAP + 50
+        more, more_vecs = _add(loader, 1000, 5)  # a small commit: the file is not rewritten, the server inserts it
+        seen, restore = _count_inserts(server)
+        try:
+            hit = server.search_many(["q"], vectors=more_vecs[:1], k=1, with_payload=False)[0][0]
+        finally:
+            restore()
+        assert seen == [5] and hit.id == more[0]
+
+
+def test_a_graph_file_that_does_not_fit_the_commits_is_not_read(tmp_path):
+    """A file holding fewer rows than the gap is worth, rows beyond the committed ones, or damaged bytes is left
+    alone: the handle inserts the rows itself and searches as before."""
+    path = tmp_path / "h"
+    _vector_collection(path, ROWS, base="hnsw-f32").close()
+    with Collection.open(path) as server, Collection.open(path) as loader:
+        server.search_many(["q"], vectors=ROWS[:1], k=5, with_payload=False)
+        ids, vecs = _add(loader, 0, hnsw.SAVE_GAP + 50)
+        meta_path = path / "index" / "hnsw.json"
+        meta = json.loads(meta_path.read_text())
+        (path / "index" / hnsw.FILE).write_bytes(b"not a faiss graph")  # damaged, its hnsw.json still says rows
+        seen, restore = _count_inserts(server)
+        try:
+            hits = server.search_many(["q"] * 5, vectors=vecs[:5], k=1, with_payload=False)
+        finally:
+            restore()
+        assert seen == [hnsw.SAVE_GAP + 50] and [h[0].id for h in hits] == ids[:5]
+        meta["rows"] = 10**9  # claims more rows than are committed: not read either
+        meta_path.write_text(json.dumps(meta))
+        assert server._retrievers["dense"].index.saved_ahead(path / "index", 3000 + hnsw.SAVE_GAP + 400) is None

@@ -68,6 +68,24 @@ class HnswIndex:
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
+    def saved_ahead(self, directory: Path, rows: int) -> "HnswIndex | None":
+        """The graph saved under `directory`, when it holds at least `SAVE_GAP` rows (or `SAVE_SHARE`) more of
+        the first `rows` committed rows than this one; else None. A handle catching up with another process's
+        commits reads the graph that process saved instead of inserting every row itself: a bulk load of 100k
+        rows into a served collection cost the server's next search minutes of inserts under its lock
+        (benchmarks/catch_up.py). Any other file (fewer rows, more rows than committed, unreadable) is not used."""
+        gap = max(SAVE_GAP, SAVE_SHARE * self.rows)
+        if rows - self.rows < gap:
+            return None
+        try:  # its row count first: the graph file is read only when it is worth reading
+            saved = int(json.loads((Path(directory) / "hnsw.json").read_text())["rows"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if not self.rows + gap <= saved <= rows:
+            return None
+        fresh = HnswIndex.load(Path(directory), self.dim)
+        return fresh if fresh is not None and self.rows < fresh.rows <= rows else None
+
     @property
     def rows(self) -> int:
         return int(self.index.ntotal)

@@ -1,0 +1,90 @@
+"""What a served collection's next search pays after another process bulk-loads rows into it (`hnsw-f32`).
+
+    PYTHONPATH=src .venv/bin/python benchmarks/catch_up.py --rows 50000 --add 50000          # this tree
+    PYTHONPATH=/path/to/older/src .venv/bin/python benchmarks/catch_up.py ...                # an older tree
+
+A "server" handle opens an N-row collection and searches once. A "loader" process (a child process with its own
+handle) adds `--add` rows in one call and closes, saving its graph. The server's next search catches up with
+those commits under its state lock: it either inserts every new row into its own graph, or reads the graph the
+loader saved. The peer, in the same run: a fresh `Collection.open` of the same directory plus one search, what a
+server restarted after the load pays. Rows: the synthetic vectors of benchmarks/scale.py when cached under
+/tmp/peers-cache (benchmarks/peers.py), else random unit vectors around 4,000 centres (commit_cost.rows).
+Only public API and `Collection.add_encoded` are used, so an older checkout runs the same script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from commit_cost import VectorsOnly, rows
+
+from slimvec import Collection, Document
+from slimvec.documents import Chunk
+from slimvec.profiles import BUILTIN
+
+
+def vectors(n: int) -> np.ndarray:
+    for cached in sorted(Path("/tmp/peers-cache").glob("scale-*/docs.npy")):
+        x = np.load(cached, mmap_mode="r")
+        if len(x) >= n:
+            return np.asarray(x[:n], np.float32)
+    return rows(n, 384)
+
+
+def add(col: Collection, vecs: np.ndarray, start: int) -> None:
+    ids = [f"d{i}" for i in range(start, start + len(vecs))]
+    col.add_encoded([Document(i, "row") for i in ids], [Chunk(i, 0, 0, 3, "row") for i in ids], vecs)
+
+
+def load(path: str, start: int, n: int) -> None:
+    with Collection.open(Path(path), VectorsOnly(384)) as col:
+        add(col, vectors(start + n)[start:], start)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=20_000)
+    ap.add_argument("--add", type=int, default=20_000)
+    a = ap.parse_args()
+    x = vectors(a.rows + a.add)
+    q = x[:: max(1, len(x) // 50)][:50] * -1  # 50 queries, none of them a stored row
+    work = Path(tempfile.mkdtemp(prefix="slimvec-catch-up-"))
+    try:
+        path = work / "c"
+        t = time.perf_counter()
+        col = Collection.create(path, profile=BUILTIN["hnsw-f32"], encoder=VectorsOnly(384))
+        add(col, x[: a.rows], 0)
+        build = time.perf_counter() - t
+        col.search_many(["q"], vectors=q[:1], k=10, with_payload=False)
+        t = time.perf_counter()
+        child = multiprocessing.get_context("spawn").Process(target=load, args=(str(path), a.rows, a.add))
+        child.start()
+        child.join()
+        loaded = time.perf_counter() - t
+        t = time.perf_counter()
+        first = col.search_many(["q"], vectors=q[:1], k=10, with_payload=False)[0]
+        catch_up = time.perf_counter() - t
+        t = time.perf_counter()
+        with Collection.open(path) as fresh:
+            again = fresh.search_many(["q"], vectors=q[:1], k=10, with_payload=False)[0]
+            reopen = time.perf_counter() - t
+            same = [h.id for h in again] == [h.id for h in first]
+        col.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"rows {a.rows:,} + {a.add:,} added by another process (its add: {loaded:.1f} s; first build "
+          f"{build:.1f} s)\n")
+    print("| step | seconds | ratio to a fresh open + search |\n| --- | ---: | ---: |")
+    print(f"| server's first search after the load (catch-up) | {catch_up:.2f} | {catch_up / reopen:.2f}x |")
+    print(f"| fresh open + search (peer) | {reopen:.2f} | 1.00x |")
+    print(f"\nsame top 10 from both: {same}")
+
+
+if __name__ == "__main__":
+    main()
