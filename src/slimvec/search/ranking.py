@@ -11,25 +11,17 @@ Ranking = list[tuple[int, float, int]]
 
 
 def doc_ranking(
-    retriever: Retriever, query: Query, k: int, allowed: np.ndarray, n_allowed: int, row_doc: np.ndarray,
-    one_row_per_doc: bool = False,
+    retriever: Retriever, query: Query, k: int, allowed: np.ndarray, n_allowed: int, row_doc: np.ndarray
 ) -> list[tuple[int, float, int]]:
-    """Top-k documents as (doc number, score of best chunk, best chunk row), widening until k distinct documents.
-
-    one_row_per_doc: no document holds two rows (`RowMap.one_row_per_doc`), so the best k rows are the best k
-    documents and a short list is cut, not merged (a lone query's ranking: ~3 us less)."""
+    """Top-k documents as (doc number, score of best chunk, best chunk row), widening until k distinct documents."""
     if n_allowed == 0:
         return []
     want = min(n_allowed, k * 4)
     while True:
         scores, rows = retriever.search(query, max(want, 1), allowed)
-        got = _ranked_rows(scores.tolist(), rows.tolist(), row_doc, k) if one_row_per_doc and len(rows) <= _SMALL \
-            else None
-        if got is None:
-            ranked = _ranked_lists(scores.tolist(), rows.tolist(), row_doc[rows].tolist()) \
-                if len(rows) <= _SMALL else None
-            got = (len(ranked), ranked[:k]) if ranked is not None else _ranked_arrays(scores, rows, row_doc, k)
-        found, top = got
+        ranked = _ranked_lists(scores.tolist(), rows.tolist(), row_doc[rows].tolist()) \
+            if len(rows) <= _SMALL else None
+        found, top = (len(ranked), ranked[:k]) if ranked is not None else _ranked_arrays(scores, rows, row_doc, k)
         if found >= k or want >= n_allowed:
             return top
         want = min(n_allowed, want * 4)
@@ -50,17 +42,6 @@ def _ranked_arrays(scores: np.ndarray, rows: np.ndarray, row_doc: np.ndarray, k:
     first.sort()
     top = first[np.argsort(-scores[first], kind="stable")][:k]
     return len(first), list(zip(docs[top].tolist(), scores[top].tolist(), rows[top].tolist()))
-
-
-def _ranked_rows(scores: list[float], rows: list[int], row_doc: np.ndarray, k: int) -> tuple[int, Ranking] | None:
-    """`_ranked_arrays` when every row is its own document: the valid rows as they come, the documents of the
-    first k looked up. None (the general code decides) unless the scores are in non-increasing order and the
-    padding (-1) comes only at the end, as faiss returns them."""
-    n = rows.index(-1) if -1 in rows else len(rows)
-    if any(a < b for a, b in zip(scores[: n - 1], scores[1:n])) or max(rows[n:], default=-1) >= 0:
-        return None
-    top = rows[:min(n, k)]
-    return n, list(zip(row_doc[top].tolist(), scores[: len(top)], top))
 
 
 def _ranked_lists(scores: list[float], rows: list[int], docs: list[int]) -> Ranking | None:

@@ -50,10 +50,9 @@ class Runner:
             if prepare is not None:
                 prepare([q.text for q in queries])
         owner = rows.row_doc if plan.unit == "document" else self.section_units(rows.row_doc)
-        one_row = plan.unit == "document" and rows.one_row_per_doc
         tops = []
         for q in queries:
-            rankings = [doc_ranking(retrievers[n], q, plan.depth, allowed, n_allowed, owner, one_row)
+            rankings = [doc_ranking(retrievers[n], q, plan.depth, allowed, n_allowed, owner)
                         for n in plan.retrievers]
             top = rankings[0] if len(rankings) == 1 else fuse(rankings, plan.first_stage, plan.fusion,
                                                               **plan.fusion_options)

@@ -49,9 +49,6 @@ class RowMap:
         self.row_doc = np.zeros(0, dtype=np.int32)  # (rows,) int32 document number, -1: dead
         self.alive = np.zeros(0, dtype=bool)  # (rows,) bool
         self.n_alive = 0  # count of True in `alive`, so a search need not count 1M flags per call
-        # True while no document holds more than one row (vectors added one per document, whole documents):
-        # a search's best rows are then its best documents, with nothing to merge (`search.ranking`)
-        self.one_row_per_doc = True
         self.doc_ids = DocIds()  # document number -> id
         self._fresh = True
         self._dead: int | None = None  # the store's dead-row count when last updated
@@ -62,7 +59,7 @@ class RowMap:
         dead = store.dead_rows  # read before the rows: a delete after this moves it again, seen next time
         row_doc = np.full(rows, -1, dtype=np.int32)
         if self._fresh or rows < old:
-            self.doc_ids, old, self.one_row_per_doc = DocIds(), 0, True
+            self.doc_ids, old = DocIds(), 0
         elif old:
             row_doc[:old] = self.row_doc
             moved = dead is None or dead != self._dead  # None: a read-only old collection, count instead
@@ -75,16 +72,12 @@ class RowMap:
         # transaction, so its earlier rows are dead above), so no id -> number map is kept between updates.
         numbers: dict[str, int] = {}
         ids = self.doc_ids
-        read = 0
         for row, doc_id in store.chunk_owners_from(old):
             n = numbers.get(doc_id)
             if n is None:
                 n = numbers[doc_id] = len(ids)
                 ids.append(doc_id)
             row_doc[row] = n
-            read += 1
-        if len(numbers) < read:  # a document of several chunks: never undone (its rows stay until compaction)
-            self.one_row_per_doc = False
         self.row_doc, self.alive, self._fresh, self._dead = row_doc, row_doc >= 0, False, dead
         self.n_alive = int(np.count_nonzero(self.alive))
         self.alive.flags.writeable = False  # replaced by the next update, never changed: indexes may cache facts about it
