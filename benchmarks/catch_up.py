@@ -1,4 +1,5 @@
-"""What a served collection's next search pays after another process bulk-loads rows into it (`hnsw-f32`).
+"""What a served collection's next search pays after another process bulk-loads rows into it (`--profile`,
+default `hnsw-f32`).
 
     PYTHONPATH=src .venv/bin/python benchmarks/catch_up.py --rows 50000 --add 50000          # this tree
     PYTHONPATH=/path/to/older/src .venv/bin/python benchmarks/catch_up.py ...                # an older tree
@@ -15,6 +16,7 @@ Only public API and `Collection.add_encoded` are used, so an older checkout runs
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import shutil
 import tempfile
@@ -37,9 +39,20 @@ def vectors(n: int) -> np.ndarray:
     return rows(n, 384)
 
 
+QUERY = "vitamin D deficiency and bone density"  # words BM25 finds in SciFact's abstracts
+SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact" / "corpus.jsonl"
+
+
+def texts(start: int, n: int) -> list[str]:
+    """Row texts: SciFact's abstracts in turn (BM25 needs real words; the vectors do not come from them)."""
+    corpus = [json.loads(line)["text"] for line in SCIFACT.open(encoding="utf-8")]
+    return [corpus[i % len(corpus)] for i in range(start, start + n)]
+
+
 def add(col: Collection, vecs: np.ndarray, start: int) -> None:
-    ids = [f"d{i}" for i in range(start, start + len(vecs))]
-    col.add_encoded([Document(i, "row") for i in ids], [Chunk(i, 0, 0, 3, "row") for i in ids], vecs)
+    ids, words = [f"d{i}" for i in range(start, start + len(vecs))], texts(start, len(vecs))
+    col.add_encoded([Document(i, t) for i, t in zip(ids, words)],
+                    [Chunk(i, 0, 0, len(t), t) for i, t in zip(ids, words)], vecs)
 
 
 def load(path: str, start: int, n: int) -> None:
@@ -51,6 +64,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=20_000)
     ap.add_argument("--add", type=int, default=20_000)
+    ap.add_argument("--profile", default="hnsw-f32")
     a = ap.parse_args()
     x = vectors(a.rows + a.add)
     q = x[:: max(1, len(x) // 50)][:50] * -1  # 50 queries, none of them a stored row
@@ -58,27 +72,27 @@ def main() -> None:
     try:
         path = work / "c"
         t = time.perf_counter()
-        col = Collection.create(path, profile=BUILTIN["hnsw-f32"], encoder=VectorsOnly(384))
+        col = Collection.create(path, profile=BUILTIN[a.profile], encoder=VectorsOnly(384))
         add(col, x[: a.rows], 0)
         build = time.perf_counter() - t
-        col.search_many(["q"], vectors=q[:1], k=10, with_payload=False)
+        col.search_many([QUERY], vectors=q[:1], k=10, with_payload=False)
         t = time.perf_counter()
         child = multiprocessing.get_context("spawn").Process(target=load, args=(str(path), a.rows, a.add))
         child.start()
         child.join()
         loaded = time.perf_counter() - t
         t = time.perf_counter()
-        first = col.search_many(["q"], vectors=q[:1], k=10, with_payload=False)[0]
+        first = col.search_many([QUERY], vectors=q[:1], k=10, with_payload=False)[0]
         catch_up = time.perf_counter() - t
         t = time.perf_counter()
         with Collection.open(path) as fresh:
-            again = fresh.search_many(["q"], vectors=q[:1], k=10, with_payload=False)[0]
+            again = fresh.search_many([QUERY], vectors=q[:1], k=10, with_payload=False)[0]
             reopen = time.perf_counter() - t
             same = [h.id for h in again] == [h.id for h in first]
         col.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"rows {a.rows:,} + {a.add:,} added by another process (its add: {loaded:.1f} s; first build "
+    print(f"{a.profile}: rows {a.rows:,} + {a.add:,} added by another process (its add: {loaded:.1f} s; first build "
           f"{build:.1f} s)\n")
     print("| step | seconds | ratio to a fresh open + search |\n| --- | ---: | ---: |")
     print(f"| server's first search after the load (catch-up) | {catch_up:.2f} | {catch_up / reopen:.2f}x |")

@@ -42,7 +42,7 @@ def test_own_statistics_give_bm25s_own_matrix_bitwise(corpus):
     bm = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
     ref = bm.build_index_from_ids(unique_token_ids=list(range(len(vocab))), corpus_token_ids=ids,
                                   show_progress=False)
-    got = build_scores(bm, ids, vocab, count_stats(*_cache(ids), vocab))
+    got = build_scores(bm, *_cache(ids), vocab, count_stats(*_cache(ids), vocab))
     for key in ("data", "indices", "indptr"):
         assert got[key].dtype == ref[key].dtype and np.array_equal(got[key], ref[key]), key
     assert got["num_docs"] == ref["num_docs"] == N_DOCS
@@ -74,7 +74,7 @@ def test_parts_scored_with_the_total_statistics_equal_one_index(corpus, scifact_
         ref = whole.get_scores_from_ids([vocab[t] for t in q])
         for docs, pv, pids in parts:
             bm = bm25s.BM25(k1=1.5, b=0.75, method=method)
-            bm.scores, bm.nonoccurrence_array = build_scores(bm, pids, pv, total), None
+            bm.scores, bm.nonoccurrence_array = build_scores(bm, *_cache(pids), pv, total), None
             got = bm.get_scores_from_ids([pv[t] for t in q if t in pv])
             assert np.array_equal(got, ref[docs])
             checked += int(np.count_nonzero(got))
@@ -84,7 +84,7 @@ def test_parts_scored_with_the_total_statistics_equal_one_index(corpus, scifact_
 def test_variants_with_a_non_occurrence_score_are_refused(corpus):
     vocab, ids = corpus
     with pytest.raises(ConfigError, match="BM25 method 'bm25l' .* cannot use corpus-wide statistics"):
-        build_scores(bm25s.BM25(method="bm25l"), ids, vocab, count_stats(*_cache(ids), vocab))
+        build_scores(bm25s.BM25(method="bm25l"), *_cache(ids), vocab, count_stats(*_cache(ids), vocab))
 
 
 def test_a_reopened_collection_counts_the_rows_it_counted_before(tmp_path, scifact_docs, scifact_judged):

@@ -145,6 +145,7 @@ def test_a_search_saves_the_bm25_matrix_it_built_and_the_next_open_loads_it(tmp_
 
     with monkeypatch.context() as m:
         m.setattr(bm25s.BM25, "build_index_from_ids", no_rebuild)
+        m.setattr("slimvec.retrievers.bm25.score_matrix", no_rebuild)  # what the retriever builds with
         with Collection.open(tmp_path / "col", encoder=FakeEncoder(64)) as b:
             assert [(h.id, h.score) for h in b.search("cancer cells", k=10, mode="bm25")] == expected
 

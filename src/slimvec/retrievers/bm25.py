@@ -54,6 +54,7 @@ from slimvec.index import rowfiles
 from slimvec.index.base import top_k
 from slimvec.retrievers.base import Query, Retriever
 from slimvec.retrievers.bm25_global import Bm25Stats, build_scores, check_method, count_stats
+from slimvec.retrievers.bm25_matrix import score_matrix
 from slimvec.store import Store
 
 _DIR = "bm25"
@@ -481,17 +482,14 @@ class Bm25Retriever:
         if not len(self._row_ids):
             self._bm25 = None
         else:
-            corpus = [c.tolist() for c in np.split(self._tokens, self._offsets[1:-1])]
             bm = self._new_bm25({})
-            if self._global is None:
-                bm.scores = bm.build_index_from_ids(
-                    unique_token_ids=list(range(len(self.vocab))), corpus_token_ids=corpus, show_progress=False,
-                )
+            if self._global is None:  # bitwise bm25s's build_index_from_ids, without its loop per row
+                bm.scores = score_matrix(bm, self._tokens, self._offsets, len(self.vocab))
             else:
                 if self._global_for != self.stats_key():
                     raise CollectionError("BM25 corpus-wide statistics are out of date for this shard (its rows "
                                           "changed since the router summed them); search through the router")
-                bm.scores = build_scores(bm, corpus, self.vocab, self._global)
+                bm.scores = build_scores(bm, self._tokens, self._offsets, self.vocab, self._global)
             self._bm25 = bm
             self._unsaved_scores = self._global is None
         self._stale = False

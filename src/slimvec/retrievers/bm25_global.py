@@ -7,8 +7,8 @@ A shard that computes them over its own rows scores differently from one collect
 and hands the total back to every shard, whose `Bm25Retriever` then builds its bm25s score matrix with
 `build_scores` instead of bm25s's `build_index_from_ids`.
 
-`build_scores` runs bm25s's own steps (`bm25s.scoring`: idf array, per-document scores, numpy CSC) with the
-given statistics in place of the ones bm25s would count; tokenisation, variant, k1 and b stay those of the
+`build_scores` runs bm25s's own formulas (`bm25s.scoring`: idf array, term-frequency component; the arrays built
+by `bm25_matrix`) with the given statistics in place of the ones bm25s would count; tokenisation, variant, k1 and b stay those of the
 retriever. Given a shard's own statistics it returns bitwise the matrix bm25s builds
 (`tests/test_bm25_global.py`), and the per-(document, term) scores of a shard built with the corpus-wide
 statistics are bitwise those of one index over the whole corpus, so the summed query scores are too.
@@ -73,32 +73,22 @@ def check_method(method: str) -> None:
                           f"so it cannot use corpus-wide statistics; sharded BM25 supports {', '.join(GLOBAL_METHODS)}")
 
 
-def build_scores(bm: Any, corpus: list[list[int]], vocab: Mapping[str, int], stats: Bm25Stats) -> dict[str, Any]:
-    """bm25s's score matrix of `corpus` (token ids per row) for the bm25s.BM25 `bm` (its variant, k1, b, dtypes),
-    with idf and avgdl from `stats` instead of from `corpus`: {"data", "indices", "indptr", "num_docs"}, the
-    layout `bm25s.BM25.build_index_from_ids` returns (numpy CSC backend).
+def build_scores(bm: Any, tokens: np.ndarray, offsets: np.ndarray, vocab: Mapping[str, int],
+                 stats: Bm25Stats) -> dict[str, Any]:
+    """bm25s's score matrix of the token cache `tokens`/`offsets` (as `count_stats` takes them) for the
+    bm25s.BM25 `bm` (its variant, k1, b, dtypes), with idf and avgdl from `stats` instead of from the rows:
+    {"data", "indices", "indptr", "num_docs"}, the layout `bm25s.BM25.build_index_from_ids` returns (numpy CSC
+    backend; built by `bm25_matrix.score_matrix`).
 
     Raises ConfigError for a variant outside GLOBAL_METHODS.
     """
-    from bm25s.scoring import (
-        _build_idf_array,
-        _build_scores_and_indices_for_matrix,
-        _calculate_doc_freqs,
-        _select_idf_scorer,
-    )
+    from slimvec.retrievers.bm25_matrix import score_matrix
 
     check_method(bm.method)
-    n_vocab = len(vocab)
-    local_df = _calculate_doc_freqs(corpus_tokens=corpus, unique_tokens=list(range(n_vocab)), show_progress=False)
     term_of = {i: t for t, i in vocab.items()}
-    # Terms this part does not hold keep df 0 (no postings here, so their idf is never read).
-    df = {i: (int(stats.df.get(term_of[i], 0)) if n else 0) for i, n in local_df.items()}
-    idf = _build_idf_array(doc_frequencies=df, n_docs=stats.documents,
-                           compute_idf_fn=_select_idf_scorer(bm.idf_method), dtype=bm.dtype)
-    # local_df only sizes the output arrays (one entry per (row, term) of this part).
-    flat, doc_idx, vocab_idx = _build_scores_and_indices_for_matrix(
-        corpus_token_ids=corpus, idf_array=idf, avg_doc_len=stats.avgdl, doc_frequencies=local_df, k1=bm.k1,
-        b=bm.b, delta=bm.delta, nonoccurrence_array=None, method=bm.method, dtype=bm.dtype,
-        int_dtype=bm.int_dtype, show_progress=False)
-    data, indices, indptr = bm._np_csc(data=flat, rows=doc_idx, cols=vocab_idx, shape=(len(corpus), n_vocab))
-    return {"data": data.astype(bm.dtype), "indices": indices, "indptr": indptr, "num_docs": len(corpus)}
+
+    def corpus_df(own: np.ndarray) -> dict[int, int]:
+        # Terms this part does not hold keep df 0 (no postings here, so their idf is never read).
+        return {i: (int(stats.df.get(term_of[i], 0)) if n else 0) for i, n in enumerate(own.tolist())}
+
+    return score_matrix(bm, tokens, offsets, len(vocab), corpus_df, stats.documents, stats.avgdl)
