@@ -41,8 +41,9 @@ def score_matrix(bm: Any, tokens: np.ndarray, offsets: np.ndarray, n_vocab: int,
     offsets = np.asarray(offsets, np.int64)
     rows = len(offsets) - 1
     lengths = np.diff(offsets)
-    # copy=True: sum_duplicates sorts and shortens the arrays in place, and these are the caller's token cache
-    counts = sp.csr_matrix((np.ones(len(tokens), np.float32), np.asarray(tokens, np.int32), offsets),
+    # copy=True: sum_duplicates sorts and shortens the arrays in place, and these are the caller's token cache.
+    # Counted in int64, as bm25s's Counter counts: float32 ones stop adding up at 2**24 repeats of a term.
+    counts = sp.csr_matrix((np.ones(len(tokens), np.int64), np.asarray(tokens, np.int32), offsets),
                            shape=(rows, n_vocab), copy=True)
     counts.sum_duplicates()  # each (row, term) once with its count: bm25s's Counter of one document
     terms, tf = counts.indices, counts.data
@@ -62,14 +63,14 @@ def score_matrix(bm: Any, tokens: np.ndarray, offsets: np.ndarray, n_vocab: int,
     per_row = np.diff(counts.indptr)
     lens = np.unique(lengths[per_row > 0])  # distinct lengths of rows holding a term
     # Counts are whole numbers: each entry's place among the distinct counts by a look-up, not a sort of them all.
-    whole = tf.astype(np.int64)
-    seen = np.bincount(whole) > 0
-    tfs, place = np.flatnonzero(seen).astype(tf.dtype), np.cumsum(seen) - 1
-    # tfc(tf, l_d) for every distinct pair: l_d a Python int and tf a float32 array, as bm25s calls it per document
+    seen = np.bincount(tf) > 0
+    # in bm's dtype, as bm25s's counts array: a float16 tf overflows where a float32 one would not
+    tfs, place = np.flatnonzero(seen).astype(bm.dtype), np.cumsum(seen) - 1
+    # tfc(tf, l_d) for every distinct pair: l_d a Python int and tf an array of bm's dtype, as bm25s calls it
     table = np.stack([np.asarray(tfc_fn(tf_array=tfs, l_d=int(length), l_avg=avg, k1=bm.k1, b=bm.b, delta=bm.delta))
                       for length in lens.tolist()]) if len(lens) else np.zeros((0, 0))
     at_len = np.repeat(np.searchsorted(lens, lengths), per_row)  # each entry's row length, as a row of the table
-    tfc = table[at_len, place[whole]] if len(tf) else np.zeros(0)
+    tfc = table[at_len, place[tf]] if len(tf) else np.zeros(0)
     scores = idf[terms] * tfc
     if nonoccurrence is not None:
         scores = scores - nonoccurrence[terms]

@@ -1,0 +1,33 @@
+"""Faults found by the session-18 breaker in that session's changes, each pinned by a test."""
+
+import bm25s
+import numpy as np
+import pytest
+
+from slimvec.retrievers.bm25_matrix import score_matrix
+
+
+def _cache(ids):
+    flat = np.asarray([t for doc in ids for t in doc], dtype=np.int32)
+    return flat, np.concatenate([[0], np.cumsum([len(d) for d in ids])]).astype(np.int64)
+
+
+def _assert_bm25s_own(ids, n_vocab, **params):
+    ref = bm25s.BM25(**params)
+    want = ref.build_index_from_ids(list(range(n_vocab)), ids, show_progress=False)
+    mine = bm25s.BM25(**params)
+    got = score_matrix(mine, *_cache(ids), n_vocab)
+    for key in ("data", "indices", "indptr"):
+        assert got[key].dtype == want[key].dtype and np.array_equal(got[key], want[key], equal_nan=True), key
+
+
+def test_a_term_repeated_past_float32s_whole_numbers_counts_as_bm25s_counts_it():
+    """bm25s counts a row's terms with a Counter (exact integers); counting in float32 stopped at 2**24."""
+    _assert_bm25s_own([[1] * (2**24 + 2) + [2], [1, 2, 3]], 4, k1=1e8)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize("method", ["lucene", "bm25+"])
+def test_the_term_counts_take_bm25s_dtype(method):
+    """bm25s scores the counts in its `dtype`: a float16 (k1 + 1) * tf overflows to inf there, and must here."""
+    _assert_bm25s_own([[1] * 2049 + [2], [1, 2, 3]], 4, dtype="float16", k1=1e4, method=method)
