@@ -1,5 +1,8 @@
 """Faults found by the session-18 breaker in that session's changes, each pinned by a test."""
 
+import sys
+from pathlib import Path
+
 import bm25s
 import numpy as np
 import pytest
@@ -31,3 +34,24 @@ def test_a_term_repeated_past_float32s_whole_numbers_counts_as_bm25s_counts_it()
 def test_the_term_counts_take_bm25s_dtype(method):
     """bm25s scores the counts in its `dtype`: a float16 (k1 + 1) * tf overflows to inf there, and must here."""
     _assert_bm25s_own([[1] * 2049 + [2], [1, 2, 3]], 4, dtype="float16", k1=1e4, method=method)
+
+
+def test_the_catch_up_benchmarks_peer_builds_what_a_restarted_server_builds(monkeypatch):
+    """benchmarks/catch_up.py's peer (a fresh open + search, "what a server restarted after the load pays") opened
+    the directory after the server's search had saved its BM25 matrix, so for a hybrid profile it timed loading
+    that file, not the rebuild a restarted server makes."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import catch_up
+
+    import slimvec.retrievers.bm25 as bm25
+
+    builds, original = [], bm25.score_matrix
+
+    def counting(*args, **kwargs):
+        builds.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(bm25, "score_matrix", counting)
+    x = np.random.default_rng(0).standard_normal((2010, 16)).astype(np.float32)
+    m = catch_up.measure(x / np.linalg.norm(x, axis=1, keepdims=True), 2000, 10, "hybrid")
+    assert len(builds) == 3 and m["same"]  # the server's first search, its catch-up, and the peer's own build
