@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,8 @@ class CompressedDenseRetriever:
         vectors = store.vectors(rows)
         self._full = vectors
         self._live = rows - (store.dead_rows or 0)
+        if rows and (self.index is None or self._stale(rows)):
+            self._take_saved(store.path / "index" / "codes", rows)
         if self._stale(rows):
             self.index = None
         if self.index is None and rows:
@@ -90,6 +93,22 @@ class CompressedDenseRetriever:
             self.use_calibration(settle(index.calibration, self.target_recall, rows, probes,
                                         lambda: index.saved_calibration(store.path / "index" / "codes"),
                                         lambda: self.calibrate(store, probes)))
+
+    def _take_saved(self, codes: Path, rows: int) -> None:
+        """Use the codes another handle saved under `codes` when this handle is about to fit its own (no codes
+        yet, or a refit or retrain due) and the saved ones hold more of the first `rows` committed rows on a
+        fit that is not itself due for a refit: a server whose collection another process grew 4x retrained its
+        inverted lists under its state lock (binary-ivf-rescore, 100k + 300k rows: 73 s, benchmarks/catch_up.py)
+        while the loader had saved the same work."""
+        found = load_saved(codes)
+        if found is None or found[0].rows <= self.rows or found[0].rows > rows:
+            return
+        before = self.index, self.fitted_rows
+        self.index, self.fitted_rows = found
+        if self._stale(rows):  # as old as ours: fit again here, as before
+            self.index, self.fitted_rows = before
+        else:
+            self._unpacked = 0
 
     def calibrate(self, store: Store, probes: Any) -> tuple[int, dict[str, Any]] | None:
         """(nprobe, calibration) calibrated now on `probes` (a `store.probes.ProbeQueries`, or None for
@@ -255,6 +274,21 @@ class CompressedDenseRetriever:
             self.index.save(directory / "codes")
             # Written last: names which of the saved structures is current.
             write_json_atomic(directory / "codes" / "fit.json", {"fitted_rows": self.fitted_rows, "kind": kind})
+
+
+def load_saved(codes: Path) -> tuple[Any, int] | None:
+    """(index, rows its codec was fitted on) saved under `codes` (a collection's index/codes folder), or None:
+    none saved, or damaged (derived data: rebuilt from the vectors)."""
+    from slimvec.index.compressed import BinaryIVFIndex, CodecIndex
+
+    if not (codes / "fit.json").exists():
+        return None
+    try:
+        fit = json.loads((codes / "fit.json").read_text())
+        loader = BinaryIVFIndex if fit.get("kind") == "ivf" else CodecIndex
+        return loader.load(codes), int(fit["fitted_rows"])
+    except Exception:  # noqa: BLE001 - derived data: a damaged file is rebuilt from the vectors
+        return None
 
 
 _FIT_ROWS = 50_000

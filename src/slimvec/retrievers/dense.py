@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any, Callable
 
@@ -112,18 +111,9 @@ def build(store: Store, encoder: Callable[[], Encoder]) -> Retriever:
     """The dense retriever a collection's profile asks for (registered as "dense"; `encoder` is unused)."""
     prof = store.manifest.get("profile") or {}
     if prof.get("codec", "float32") != "float32":
-        from slimvec.index.compressed import BinaryIVFIndex, CodecIndex
-        from slimvec.retrievers.compressed import CompressedDenseRetriever
+        from slimvec.retrievers.compressed import CompressedDenseRetriever, load_saved
 
-        saved, fitted = None, 0
-        codes = store.path / "index" / "codes"
-        if (codes / "fit.json").exists():
-            try:
-                fit = json.loads((codes / "fit.json").read_text())
-                loader = BinaryIVFIndex if fit.get("kind") == "ivf" else CodecIndex
-                saved, fitted = loader.load(codes), int(fit["fitted_rows"])
-            except Exception:  # noqa: BLE001 - derived data: a damaged file is rebuilt from the vectors
-                saved, fitted = None, 0
+        saved, fitted = load_saved(store.path / "index" / "codes") or (None, 0)
         # nprobe None: calibrated on the collection's rows (profiles saved before that field stored a number)
         ivf = (prof.get("nlist"), prof.get("nprobe")) if prof.get("index") == "ivf" else None
         return CompressedDenseRetriever(prof["codec"], bool(prof.get("rescore")), int(prof.get("oversample", 10)),

@@ -1,0 +1,73 @@
+"""A handle kept open catches up with another handle's commits from what that handle saved, instead of fitting
+codes or lists again under its state lock (retrievers/compressed.py `_take_saved`): the same answers as a handle
+opened afresh, and no fit of its own."""
+
+from __future__ import annotations
+
+import numpy as np
+from test_retrievers_compressed import _clustered, _vector_collection
+
+from slimvec import Collection, Document
+from slimvec.documents import Chunk
+from slimvec.retrievers.compressed import CompressedDenseRetriever
+
+DIM = 32
+
+
+def _add(col, start, vecs):
+    ids = [f"n{i}" for i in range(start, start + len(vecs))]
+    col.add_encoded([Document(i, f"row {i}") for i in ids], [Chunk(i, 0, 0, 3, "row") for i in ids], vecs)
+    return ids
+
+
+def _counting_builds(monkeypatch):
+    builds = []
+    original = CompressedDenseRetriever._build
+
+    def counting(self, vectors, rows):
+        builds.append(rows)
+        return original(self, vectors, rows)
+
+    monkeypatch.setattr(CompressedDenseRetriever, "_build", counting)
+    return builds
+
+
+def _ids(col, queries):
+    hits = col.search_many(["q"] * len(queries), vectors=queries, k=10, with_payload=False)
+    return [[h.id for h in row] for row in hits]
+
+
+def test_a_refit_another_handle_saved_is_read_not_made_again(tmp_path, monkeypatch):
+    path, rows = tmp_path / "c", _clustered(3000, DIM, seed=1, centres=40)
+    _vector_collection(path, rows, base="binary-ivf-rescore").close()
+    queries = _clustered(20, DIM, seed=9, centres=40)
+    with Collection.open(path) as server, Collection.open(path) as loader:
+        server.search_many(["q"], vectors=queries[:1], k=5, with_payload=False)
+        assert server._retrievers["dense"].fitted_rows == 3000
+        _add(loader, 0, _clustered(3500, DIM, seed=2, centres=40))  # rows more than doubled: the loader refits
+        assert loader._retrievers["dense"].fitted_rows == 6500
+        builds = _counting_builds(monkeypatch)
+        got = _ids(server, queries)
+        assert builds == []  # the server read the loader's codes: no fit of its own
+        assert server._retrievers["dense"].fitted_rows == 6500
+        assert server.info()["indexes"]["dense"]["rows"] == 6500
+    with Collection.open(path) as fresh:
+        assert _ids(fresh, queries) == got
+
+
+def test_saved_codes_that_do_not_fit_the_commits_are_not_read(tmp_path, monkeypatch):
+    """Damaged saved codes, or codes no newer than the handle's own, leave the handle fitting as before."""
+    path, rows = tmp_path / "c", _clustered(3000, DIM, seed=1, centres=40)
+    _vector_collection(path, rows, base="binary-ivf-rescore").close()
+    queries = _clustered(20, DIM, seed=9, centres=40)
+    with Collection.open(path) as server, Collection.open(path) as loader:
+        server.search_many(["q"], vectors=queries[:1], k=5, with_payload=False)
+        _add(loader, 0, _clustered(3500, DIM, seed=2, centres=40))
+        fit = path / "index" / "codes" / "fit.json"
+        fit.write_text("{not json")
+        builds = _counting_builds(monkeypatch)
+        got = _ids(server, queries)
+        assert builds == [6500]  # fitted here, on every committed row
+        fit.write_text('{"fitted_rows": 6500, "kind": "ivf"}')
+    with Collection.open(path) as fresh:
+        assert _ids(fresh, queries) == got
