@@ -4,7 +4,8 @@ opened afresh, and no fit of its own."""
 
 from __future__ import annotations
 
-import numpy as np
+from contextlib import contextmanager
+
 from test_retrievers_compressed import _clustered, _vector_collection
 
 from slimvec import Collection, Document
@@ -32,20 +33,28 @@ def _counting_builds(monkeypatch):
     return builds
 
 
-def _ids(col, queries):
-    hits = col.search_many(["q"] * len(queries), vectors=queries, k=10, with_payload=False)
-    return [[h.id for h in row] for row in hits]
-
-
-def test_a_refit_another_handle_saved_is_read_not_made_again(tmp_path, monkeypatch):
+@contextmanager
+def _grown_by_another_handle(tmp_path):
+    """(path, queries, server, loader): a 3,000-row binary-ivf-rescore collection the server searched once, then
+    3,500 rows added through the loader, which refit the codes (the rows more than doubled) and saved them."""
     path, rows = tmp_path / "c", _clustered(3000, DIM, seed=1, centres=40)
     _vector_collection(path, rows, base="binary-ivf-rescore").close()
     queries = _clustered(20, DIM, seed=9, centres=40)
     with Collection.open(path) as server, Collection.open(path) as loader:
         server.search_many(["q"], vectors=queries[:1], k=5, with_payload=False)
         assert server._retrievers["dense"].fitted_rows == 3000
-        _add(loader, 0, _clustered(3500, DIM, seed=2, centres=40))  # rows more than doubled: the loader refits
+        _add(loader, 0, _clustered(3500, DIM, seed=2, centres=40))
         assert loader._retrievers["dense"].fitted_rows == 6500
+        yield path, queries, server, loader
+
+
+def _ids(col, queries):
+    hits = col.search_many(["q"] * len(queries), vectors=queries, k=10, with_payload=False)
+    return [[h.id for h in row] for row in hits]
+
+
+def test_a_refit_another_handle_saved_is_read_not_made_again(tmp_path, monkeypatch):
+    with _grown_by_another_handle(tmp_path) as (path, queries, server, _):
         builds = _counting_builds(monkeypatch)
         got = _ids(server, queries)
         assert builds == []  # the server read the loader's codes: no fit of its own
@@ -56,18 +65,14 @@ def test_a_refit_another_handle_saved_is_read_not_made_again(tmp_path, monkeypat
 
 
 def test_saved_codes_that_do_not_fit_the_commits_are_not_read(tmp_path, monkeypatch):
-    """Damaged saved codes, or codes no newer than the handle's own, leave the handle fitting as before."""
-    path, rows = tmp_path / "c", _clustered(3000, DIM, seed=1, centres=40)
-    _vector_collection(path, rows, base="binary-ivf-rescore").close()
-    queries = _clustered(20, DIM, seed=9, centres=40)
-    with Collection.open(path) as server, Collection.open(path) as loader:
-        server.search_many(["q"], vectors=queries[:1], k=5, with_payload=False)
-        _add(loader, 0, _clustered(3500, DIM, seed=2, centres=40))
+    """Damaged saved codes leave the handle fitting as before, on every committed row."""
+    with _grown_by_another_handle(tmp_path) as (path, queries, server, _):
         fit = path / "index" / "codes" / "fit.json"
+        saved = fit.read_text()
         fit.write_text("{not json")
         builds = _counting_builds(monkeypatch)
         got = _ids(server, queries)
         assert builds == [6500]  # fitted here, on every committed row
-        fit.write_text('{"fitted_rows": 6500, "kind": "ivf"}')
+        fit.write_text(saved)
     with Collection.open(path) as fresh:
         assert _ids(fresh, queries) == got
