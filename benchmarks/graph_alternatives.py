@@ -5,10 +5,14 @@ OpenMP thread, each setting timed three times over every query (the best median 
 
     python benchmarks/graph_alternatives.py --what nsg --data /tmp/peers-cache/scale-100000-q300
     python benchmarks/graph_alternatives.py --what segments --data /tmp/peers-cache/scale-100000-q300
+    python benchmarks/graph_alternatives.py --what nsg-paired --data /tmp/peers-cache/scale-100000-q300
 
 --data: a folder of docs.npy / queries.npy as benchmarks/peers.py caches them (the scale set or a BEIR set).
 - nsg: faiss HNSW (M 32, efConstruction 128: slimvec hnsw-f32's graph) at efSearch 32-128, then faiss NSG
   (R 32 and 48, its default NN-descent build) at search_L 32-128.
+- nsg-paired: HNSW efSearch 48/64/96 and NSG R32 search_L 64/96/128 timed query by query in turn (each query
+  runs through every setting before the next query, the order rotating), so the VM's drift over minutes, as
+  large as the difference sought, falls on every setting alike; medians of 5 passes over the queries.
 - segments: the same HNSW over all rows against two HNSW graphs over the halves, searched in two threads at
   once (faiss releases the GIL) and merged, and the same two searched one after the other.
 """
@@ -26,7 +30,7 @@ import numpy as np
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--what", choices=["nsg", "segments"], default="nsg")
+    ap.add_argument("--what", choices=["nsg", "nsg-paired", "segments"], default="nsg")
     ap.add_argument("--data", type=Path, default=Path("/tmp/peers-cache/scale-100000-q300"))
     a = ap.parse_args()
     x = np.ascontiguousarray(np.load(a.data / "docs.npy"), dtype=np.float32)
@@ -59,6 +63,34 @@ def main() -> None:
 
     print(f"{a.data.name}: {len(x):,} rows, {len(q)} queries\n\n| index | setting | R@10 | p50 ms |\n| --- | --- | ---: | ---: |")
     full = hnsw(x)
+    if a.what == "nsg-paired":
+        faiss.omp_set_num_threads(2)
+        g = faiss.IndexNSGFlat(x.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+        g.add(x)
+        faiss.omp_set_num_threads(1)
+        settings = []
+        for ef in (48, 64, 96):
+            p = faiss.SearchParametersHNSW()
+            p.efSearch = ef
+            settings.append((f"| HNSW M32 | efSearch {ef}", lambda v, p=p: full.search(v, 10, params=p)[1][0]))
+        for size in (64, 96, 128):
+            def nsg(v: np.ndarray, size: int = size) -> np.ndarray:
+                g.nsg.search_L = size  # a field of the index: set before each call, as the settings take turns
+                return g.search(v, 10)[1][0]
+            settings.append((f"| NSG R32 | search_L {size}", nsg))
+        found = {name: [fn(q[i : i + 1]) for i in range(len(q))] for name, fn in settings}
+        times: dict[str, list[float]] = {name: [] for name, _ in settings}
+        for rnd in range(5):
+            for i in range(len(q)):
+                v = q[i : i + 1]
+                for j in range(len(settings)):
+                    name, fn = settings[(i + rnd + j) % len(settings)]
+                    t = time.perf_counter()
+                    fn(v)
+                    times[name].append(time.perf_counter() - t)
+        for name, _ in settings:
+            print(f"{name} | {recall(found[name]):.3f} | {np.median(times[name]) * 1e3:.3f} |")
+        return
     if a.what == "nsg":
         faiss.omp_set_num_threads(1)
         for ef in (32, 48, 64, 96, 128):
