@@ -284,11 +284,24 @@ def load_saved(codes: Path) -> tuple[Any, int] | None:
     if not (codes / "fit.json").exists():
         return None
     try:
+        # Read without the writer lock: another handle's save may replace the folder whole (a new fit, swapped in
+        # by `atomic.replaced_dir`) while this reads it, pairing one fit's codes or fit.json with another's codec.
+        # Only appends (same fit) happen within one folder, so the folder must be the same one throughout.
+        folder = _folder_id(codes)
         fit = json.loads((codes / "fit.json").read_text())
         loader = BinaryIVFIndex if fit.get("kind") == "ivf" else CodecIndex
-        return loader.load(codes), int(fit["fitted_rows"])
+        index = loader.load(codes)
+        if _folder_id(codes) != folder:
+            return None  # replaced meanwhile: the caller fits its own, or reads it at its next sync
+        return index, int(fit["fitted_rows"])
     except Exception:  # noqa: BLE001 - derived data: a damaged file is rebuilt from the vectors
         return None
+
+
+def _folder_id(folder: Path) -> tuple[int, int]:
+    """(device, inode) of `folder`: a folder swapped in whole by a save has another."""
+    st = folder.stat()
+    return st.st_dev, st.st_ino
 
 
 _FIT_ROWS = 50_000
