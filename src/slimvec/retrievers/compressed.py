@@ -298,10 +298,13 @@ def load_saved(codes: Path) -> tuple[Any, int] | None:
         return None
 
 
-def _folder_id(folder: Path) -> tuple[int, int]:
-    """(device, inode) of `folder`: a folder swapped in whole by a save has another."""
+def _folder_id(folder: Path) -> tuple[int, int, Any]:
+    """(device, inode, fit id) of a saved codes `folder`: a folder swapped in whole by a save has another inode
+    and, unless the same fit was saved again, another fit (an inode freed by the swap may be reused)."""
+    from slimvec.index import rowfiles
+
     st = folder.stat()
-    return st.st_dev, st.st_ino
+    return st.st_dev, st.st_ino, (rowfiles.read_meta(folder) or {}).get("fit")
 
 
 _FIT_ROWS = 50_000
