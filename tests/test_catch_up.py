@@ -76,3 +76,17 @@ def test_saved_codes_that_do_not_fit_the_commits_are_not_read(tmp_path, monkeypa
         fit.write_text(saved)
     with Collection.open(path) as fresh:
         assert _ids(fresh, queries) == got
+
+
+def test_a_lone_writer_refitting_does_not_read_its_own_older_codes(tmp_path, monkeypatch):
+    """The saved row count is read first: codes holding no more rows than the handle's own (its own last save)
+    are not loaded only to be refused, under the state lock, at every refit."""
+    import slimvec.retrievers.compressed as compressed
+
+    path = tmp_path / "c"
+    with _vector_collection(path, _clustered(3000, DIM, seed=1, centres=40), base="binary-ivf-rescore") as col:
+        loads = []
+        original = compressed.load_saved
+        monkeypatch.setattr(compressed, "load_saved", lambda codes: loads.append(codes) or original(codes))
+        _add(col, 0, _clustered(3500, DIM, seed=2, centres=40))  # rows more than doubled: this handle refits
+        assert col._retrievers["dense"].fitted_rows == 6500 and loads == []

@@ -100,6 +100,11 @@ class CompressedDenseRetriever:
         fit that is not itself due for a refit: a server whose collection another process grew 4x retrained its
         inverted lists under its state lock (binary-ivf-rescore, 100k + 300k rows: 73 s, benchmarks/catch_up.py)
         while the loader had saved the same work."""
+        from slimvec.index import rowfiles
+
+        meta = rowfiles.read_meta(codes)  # the saved row count first: the codes are read only when worth reading
+        if meta is not None and not self.rows < int(meta.get("rows", 0)) <= rows:
+            return
         found = load_saved(codes)
         if found is None or found[0].rows <= self.rows or found[0].rows > rows:
             return
