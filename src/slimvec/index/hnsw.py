@@ -42,11 +42,10 @@ class HnswIndex:
     def load(cls, directory: Path, dim: int) -> "HnswIndex | None":
         """The saved index under `directory`, or None if absent or unreadable (it is rebuilt from vectors)."""
         path = directory / FILE
-        if not path.exists():
+        if not path.exists() or (params := _saved_params(directory)) is None:
             return None
         try:
             idx = faiss.read_index(str(path))
-            params = json.loads((directory / "hnsw.json").read_text())
         except Exception:  # noqa: BLE001 - a damaged derived file is rebuilt, never trusted
             return None
         if idx.d != dim:
@@ -61,11 +60,11 @@ class HnswIndex:
     def saved_calibration(directory: Path) -> tuple[int, dict[str, Any]] | None:
         """(efSearch, calibration) saved with the graph under `directory` (hnsw.json), or None (none saved,
         unreadable: the caller calibrates itself)."""
+        params = _saved_params(directory)
+        cal = None if params is None else params.get("calibration")
         try:
-            params = json.loads((Path(directory) / "hnsw.json").read_text())
-            cal = params.get("calibration")
             return (int(params["ef_search"]), dict(cal)) if isinstance(cal, dict) else None
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError):
             return None
 
     def saved_ahead(self, directory: Path, rows: int) -> "HnswIndex | None":
@@ -78,8 +77,8 @@ class HnswIndex:
         if rows - self.rows < gap:
             return None
         try:  # its row count first: the graph file is read only when it is worth reading
-            saved = int(json.loads((Path(directory) / "hnsw.json").read_text())["rows"])
-        except (OSError, ValueError, KeyError, TypeError):
+            saved = int((_saved_params(directory) or {})["rows"])
+        except (ValueError, KeyError, TypeError):
             return None
         if not self.rows + gap <= saved <= rows:
             return None
@@ -166,6 +165,16 @@ class HnswIndex:
                     os.fsync(f.fileno())
             except RuntimeError as e:  # faiss reports a failed write as RuntimeError: name it as the OS would
                 raise _write_error(e, tmp) from None
+
+
+def _saved_params(directory: Path) -> dict[str, Any] | None:
+    """hnsw.json under `directory` (the graph file's "rows", "ef_search", "calibration"), or None when absent,
+    unreadable or not a JSON object: derived data, never trusted."""
+    try:
+        params = json.loads((Path(directory) / "hnsw.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return params if isinstance(params, dict) else None
 
 
 def _write_error(e: RuntimeError, path: Path) -> OSError:

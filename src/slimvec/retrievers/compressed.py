@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from slimvec.index import rowfiles
 from slimvec.index.flat import ExactIndex
 from slimvec.retrievers.base import Query
 from slimvec.store import Store
@@ -100,8 +101,6 @@ class CompressedDenseRetriever:
         fit that is not itself due for a refit: a server whose collection another process grew 4x retrained its
         inverted lists under its state lock (binary-ivf-rescore, 100k + 300k rows: 73 s, benchmarks/catch_up.py)
         while the loader had saved the same work."""
-        from slimvec.index import rowfiles
-
         meta = rowfiles.read_meta(codes)  # the saved row count first: the codes are read only when worth reading
         if meta is not None and not self.rows < int(meta.get("rows", 0)) <= rows:
             return
@@ -306,8 +305,6 @@ def load_saved(codes: Path) -> tuple[Any, int] | None:
 def _folder_id(folder: Path) -> tuple[int, int, Any]:
     """(device, inode, fit id) of a saved codes `folder`: a folder swapped in whole by a save has another inode
     and, unless the same fit was saved again, another fit (an inode freed by the swap may be reused)."""
-    from slimvec.index import rowfiles
-
     st = folder.stat()
     return st.st_dev, st.st_ino, (rowfiles.read_meta(folder) or {}).get("fit")
 

@@ -41,12 +41,10 @@ class DenseRetriever:
         rows = store.committed_rows
         if self.index.rows > rows:
             self.index = _new_vector_index(store.manifest)
-            if isinstance(self.index, HnswIndex) and self.ef_search is not None:
-                self.index.ef_search = self.ef_search
         if isinstance(self.index, HnswIndex) and (ahead := self.index.saved_ahead(store.path / "index", rows)):
             self.index = ahead  # another handle's saved graph: the rows it holds need no insert here
-            if self.ef_search is not None:
-                self.index.ef_search = self.ef_search
+        if isinstance(self.index, HnswIndex) and self.ef_search is not None:  # a new or loaded graph: the profile's
+            self.index.ef_search = self.ef_search
         if self.index.rows < rows:
             self.index.add(np.asarray(store.vectors(rows)[self.index.rows : rows]))
         if self.tunable and rows:
