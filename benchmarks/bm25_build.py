@@ -11,18 +11,15 @@ gives the fastest (CPU-bound, one thread).
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 import bm25s
 import numpy as np
+from _common import DATA, read_jsonl
 
 from slimvec.chunking import chunk_text
 from slimvec.retrievers.bm25 import Bm25Config, Tokenizer
 from slimvec.retrievers.bm25_matrix import score_matrix
-
-SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact" / "corpus.jsonl"
 
 
 def main() -> None:
@@ -31,7 +28,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--method", default="lucene")
     a = ap.parse_args()
-    docs = [json.loads(line) for line in SCIFACT.open(encoding="utf-8")]
+    docs = read_jsonl(DATA / "scifact" / "corpus.jsonl")
     tokens = Tokenizer(Bm25Config())([chunk_text(d["title"], d["text"]) for d in docs])
     vocab: dict[str, int] = {}
     base = [[vocab.setdefault(t, len(vocab)) for t in doc] for doc in tokens]

@@ -17,7 +17,7 @@ Only public API and `Collection.add_encoded` are used, so an older checkout runs
 from __future__ import annotations
 
 import argparse
-import json
+import functools
 import multiprocessing
 import shutil
 import tempfile
@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import DATA, read_jsonl
 from commit_cost import VectorsOnly, rows
 
 from slimvec import Collection, Document
@@ -41,12 +42,16 @@ def vectors(n: int) -> np.ndarray:
 
 
 QUERY = "vitamin D deficiency and bone density"  # words BM25 finds in SciFact's abstracts
-SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact" / "corpus.jsonl"
+
+
+@functools.cache
+def _abstracts() -> list[str]:
+    return [d["text"] for d in read_jsonl(DATA / "scifact" / "corpus.jsonl")]
 
 
 def texts(start: int, n: int) -> list[str]:
     """Row texts: SciFact's abstracts in turn (BM25 needs real words; the vectors do not come from them)."""
-    corpus = [json.loads(line)["text"] for line in SCIFACT.open(encoding="utf-8")]
+    corpus = _abstracts()
     return [corpus[i % len(corpus)] for i in range(start, start + n)]
 
 
