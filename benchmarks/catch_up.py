@@ -8,8 +8,9 @@ A "server" handle opens an N-row collection and searches once. A "loader" proces
 handle) adds `--add` rows in one call and closes, saving its graph. The server's next search catches up with
 those commits under its state lock: it either inserts every new row into its own graph, or reads the graph the
 loader saved. The peer, in the same run: a fresh `Collection.open` plus one search, what a server restarted after
-the load pays, on a copy of the directory taken after the load (the server's search saves the BM25 matrix it
-builds; a peer opening the directory after it would load that instead of building it). Rows: the synthetic vectors of benchmarks/scale.py when cached under
+the load pays, on a copy of the directory taken after the load (a server's search saves what it built and the
+files lacked, such as BM25 postings; a peer opening the directory after it would load that instead of building
+it). Rows: the synthetic vectors of benchmarks/scale.py when cached under
 /tmp/peers-cache (benchmarks/peers.py), else random unit vectors around 4,000 centres (commit_cost.rows).
 Only public API and `Collection.add_encoded` are used, so an older checkout runs the same script.
 """
@@ -69,9 +70,9 @@ def load(path: str, vecs: np.ndarray, start: int) -> None:
 def measure(x: np.ndarray, n_rows: int, n_add: int, profile: str) -> dict[str, float | bool]:
     """The server's next search after another process adds rows `x[n_rows:n_rows + n_add]` to a collection of
     `x[:n_rows]`, and the peer's fresh open + search. The peer opens a copy of the directory taken right after
-    the load, before the server's search: that search saves what it builds (BM25's score matrix, `scores.npz`),
-    and a peer opening the same directory afterwards would load it instead of building it as a server restarted
-    after the load does."""
+    the load, before the server's search: that search saves what it builds and the files lack (before session 19,
+    BM25's score matrix), and a peer opening the same directory afterwards would load it instead of building it
+    as a server restarted after the load does."""
     q = x[:: max(1, len(x) // 50)][:50] * -1  # 50 queries, none of them a stored row
     work = Path(tempfile.mkdtemp(prefix="slimvec-catch-up-"))
     try:

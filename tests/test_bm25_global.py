@@ -7,7 +7,8 @@ import pytest
 from slimvec.chunking import chunk_text
 from slimvec.errors import ConfigError
 from slimvec.retrievers.bm25 import Bm25Config, Tokenizer
-from slimvec.retrievers.bm25_global import Bm25Stats, build_scores, count_stats
+from slimvec.retrievers.bm25_global import Bm25Stats, count_stats, term_scorer
+from slimvec.retrievers.bm25_postings import Postings
 
 N_DOCS = 300
 
@@ -37,15 +38,19 @@ def test_count_stats_counts_documents_length_and_document_frequency():
     assert (both.documents, both.tokens, dict(both.df)) == (4, 10, {"a": 3, "b": 2, "c": 1, "d": 1})
 
 
-def test_own_statistics_give_bm25s_own_matrix_bitwise(corpus):
+def _scorer(ids, terms, stats=None, method="lucene"):
+    flat, offsets = _cache(ids)
+    return term_scorer(bm25s.BM25(k1=1.5, b=0.75, method=method), Postings.of_cache(flat, offsets, len(terms)),
+                       np.diff(offsets), terms, stats)
+
+
+def test_own_statistics_passed_in_score_as_the_rows_own(corpus):
     vocab, ids = corpus
-    bm = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
-    ref = bm.build_index_from_ids(unique_token_ids=list(range(len(vocab))), corpus_token_ids=ids,
-                                  show_progress=False)
-    got = build_scores(bm, *_cache(ids), vocab, count_stats(*_cache(ids), vocab))
-    for key in ("data", "indices", "indptr"):
-        assert got[key].dtype == ref[key].dtype and np.array_equal(got[key], ref[key]), key
-    assert got["num_docs"] == ref["num_docs"] == N_DOCS
+    terms = list(vocab)
+    own, given = _scorer(ids, terms), _scorer(ids, terms, count_stats(*_cache(ids), vocab))
+    for t in range(len(terms)):
+        for (rows_a, a), (rows_b, b) in zip(own.term(t), given.term(t), strict=True):
+            assert np.array_equal(rows_a, rows_b) and np.array_equal(a, b)
 
 
 @pytest.mark.parametrize("method", ["lucene", "robertson", "atire"])
@@ -73,9 +78,7 @@ def test_parts_scored_with_the_total_statistics_equal_one_index(corpus, scifact_
             continue
         ref = whole.get_scores_from_ids([vocab[t] for t in q])
         for docs, pv, pids in parts:
-            bm = bm25s.BM25(k1=1.5, b=0.75, method=method)
-            bm.scores, bm.nonoccurrence_array = build_scores(bm, *_cache(pids), pv, total), None
-            got = bm.get_scores_from_ids([pv[t] for t in q if t in pv])
+            got = _scorer(pids, list(pv), total, method).scores([pv[t] for t in q if t in pv], len(pids))
             assert np.array_equal(got, ref[docs])
             checked += int(np.count_nonzero(got))
     assert checked > 100  # real matches were compared, not only zeros
@@ -84,7 +87,7 @@ def test_parts_scored_with_the_total_statistics_equal_one_index(corpus, scifact_
 def test_variants_with_a_non_occurrence_score_are_refused(corpus):
     vocab, ids = corpus
     with pytest.raises(ConfigError, match="BM25 method 'bm25l' .* cannot use corpus-wide statistics"):
-        build_scores(bm25s.BM25(method="bm25l"), *_cache(ids), vocab, count_stats(*_cache(ids), vocab))
+        _scorer(ids, list(vocab), count_stats(*_cache(ids), vocab), method="bm25l")
 
 
 def test_a_reopened_collection_counts_the_rows_it_counted_before(tmp_path, scifact_docs, scifact_judged):

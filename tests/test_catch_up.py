@@ -4,6 +4,7 @@ opened afresh, and no fit of its own."""
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 
 from test_retrievers_compressed import _clustered, _vector_collection
@@ -90,3 +91,47 @@ def test_a_lone_writer_refitting_does_not_read_its_own_older_codes(tmp_path, mon
         monkeypatch.setattr(compressed, "load_saved", lambda codes: loads.append(codes) or original(codes))
         _add(col, 0, _clustered(3500, DIM, seed=2, centres=40))  # rows more than doubled: this handle refits
         assert col._retrievers["dense"].fitted_rows == 6500 and loads == []
+
+
+def test_a_served_bm25_index_appends_another_handles_commits_and_scores_as_a_fresh_build(tmp_path, scifact_docs,
+                                                                                          monkeypatch):
+    """BM25 kept a matrix of precomputed scores that every commit invalidated; a served handle rebuilt it whole at
+    its next search. Now it appends each commit's postings (no build from the token cache), in O(log) segments,
+    and its scores equal, bitwise, those of a collection built afresh from the same documents; a handle opened
+    afterwards loads the saved postings."""
+    from fakes import FakeEncoder
+
+    from slimvec.retrievers.bm25_postings import MERGE_RATIO, Postings
+
+    builds, original = [], Postings.of_cache
+
+    def counting(*args, **kwargs):
+        builds.append(1)
+        return original(*args, **kwargs)
+
+    docs, queries = scifact_docs[:160], ["cancer cells", "protein expression in mice", "vitamin d deficiency"]
+    path = tmp_path / "c"
+    with Collection.create(path, profile="bm25", encoder=FakeEncoder(dim=8)) as col:
+        col.add(docs[:40])
+    monkeypatch.setattr(Postings, "of_cache", counting)
+    with Collection.open(path, encoder=FakeEncoder(dim=8)) as server, \
+            Collection.open(path, encoder=FakeEncoder(dim=8)) as writer:
+        server.search(queries[0], k=10)
+        for start in range(40, 160, 6):  # commits of 6 documents, some of them replacing earlier ones
+            writer.add(docs[start : start + 6])
+            writer.upsert([Document(docs[start - 30].id, docs[start - 30].text + " replaced", docs[start - 30].title)])
+            served = {q: [(h.id, h.score) for h in server.search(q, k=10)] for q in queries}
+        segments = server._retrievers["bm25"]._postings.segments
+        entries = sum(s.entries for s in segments)
+        assert len(segments) <= 1 + math.log(entries, MERGE_RATIO)
+    assert builds == []
+    final = {d.id: d for d in docs}
+    for start in range(40, 160, 6):
+        d = docs[start - 30]
+        final[d.id] = Document(d.id, d.text + " replaced", d.title)
+    with Collection.create(tmp_path / "fresh", profile="bm25", encoder=FakeEncoder(dim=8)) as fresh:
+        fresh.add(list(final.values()))
+        assert {q: [(h.id, h.score) for h in fresh.search(q, k=10)] for q in queries} == served
+    with Collection.open(path, encoder=FakeEncoder(dim=8)) as again:
+        assert {q: [(h.id, h.score) for h in again.search(q, k=10)] for q in queries} == served
+    assert builds == []

@@ -124,42 +124,45 @@ def test_bm25l_and_bm25plus_scores_survive_a_reopen_and_a_compaction(tmp_path, s
         assert {q: [(h.id, h.score) for h in again.search(q, k=10)] for q in queries} == built
 
 
-def test_a_search_saves_the_bm25_matrix_it_built_and_the_next_open_loads_it(tmp_path, scifact_docs, monkeypatch):
-    import bm25s
+def test_commits_save_bm25_postings_and_a_search_saves_those_a_folder_lacked(tmp_path, scifact_docs, monkeypatch):
 
+    from slimvec.retrievers.bm25_postings import Postings
     from slimvec.store import switch
 
     col = _build(tmp_path / "col", scifact_docs[:120], ["dense", "bm25"], batches=2)
     col.close()
     folder = tmp_path / "col" / "index" / "bm25"
-    assert not (folder / "scores.npz").exists()  # commits leave the matrix to the first search
+    # each commit wrote its segment: the postings cover every cached row
+    assert json.loads((folder / "postings.json").read_text())["rows"] == rowfiles.read_meta(folder)["rows"] > 120
+    (folder / "postings.json").unlink()  # as a collection saved before postings were kept
     with Collection.open(tmp_path / "col", encoder=FakeEncoder(64)) as a:
         with switch.writer_lock(tmp_path / "col"):  # a writer is busy: the search answers and saves nothing
             expected = [(h.id, h.score) for h in a.search("cancer cells", k=10, mode="bm25")]
-        assert not (folder / "scores.npz").exists()
+        assert not (folder / "postings.json").exists()
         assert [(h.id, h.score) for h in a.search("cancer cells", k=10, mode="bm25")] == expected
-    assert (folder / "scores.npz").exists()
+    assert (folder / "postings.json").exists()
 
     def no_rebuild(*args, **kwargs):
-        raise AssertionError("the score matrix was rebuilt instead of loaded")
+        raise AssertionError("the postings were built from the tokens instead of loaded")
 
     with monkeypatch.context() as m:
-        m.setattr(bm25s.BM25, "build_index_from_ids", no_rebuild)
-        m.setattr("slimvec.retrievers.bm25.score_matrix", no_rebuild)  # what the retriever builds with
+        m.setattr(Postings, "of_cache", no_rebuild)
         with Collection.open(tmp_path / "col", encoder=FakeEncoder(64)) as b:
             assert [(h.id, h.score) for h in b.search("cancer cells", k=10, mode="bm25")] == expected
 
 
-def test_a_matrix_built_before_another_handles_commit_is_not_saved_over_its_rows(tmp_path, scifact_docs):
+def test_postings_built_before_another_handles_commit_are_not_saved_over_its_rows(tmp_path, scifact_docs):
+
     col = _build(tmp_path / "col", scifact_docs[:60], ["dense", "bm25"], batches=1)
     folder = tmp_path / "col" / "index" / "bm25"
     with Collection.open(tmp_path / "col", encoder=FakeEncoder(64)) as reader:
         reader._sync()  # the reader's rows: the first 60 documents
         col.add(scifact_docs[60:80])  # another handle commits 20 more and saves their rows
         r = reader._retrievers["bm25"]
-        r._ensure_built()  # a matrix of the 60 rows the reader knew
+        r._unsaved_postings = True  # as after a build: the reader holds postings of the 60 rows it knew
         r.save_cache(tmp_path / "col" / "index")
-        assert not (folder / "scores.npz").exists()
+        assert json.loads((folder / "postings.json").read_text())["rows"] == rowfiles.read_meta(folder)["rows"] \
+            == col.store.committed_rows
     col.close()
     with Collection.open(tmp_path / "col", encoder=FakeEncoder(64)) as again:
         fresh = _build(tmp_path / "fresh", scifact_docs[:80], ["dense", "bm25"], batches=1)

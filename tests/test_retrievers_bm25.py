@@ -107,17 +107,19 @@ def test_filter_never_returns_disallowed_rows(tmp_path):
 
 def test_persisted_index_reloads_identical(tmp_path, col):
     index = tmp_path / "col" / "index"
-    retriever = Bm25Retriever.load(index)  # as the collection's last write saved it: tokens, no score matrix
-    assert retriever is not None and retriever.rows == len(CORPUS) and not retriever.describe()["scores_built"]
+    retriever = Bm25Retriever.load(index)  # as the collection's write saved it: tokens and their postings
+    assert retriever is not None and retriever.rows == len(CORPUS) and retriever.describe()["postings_built"]
+    (index / "bm25" / "postings.json").unlink()  # a folder saved before postings: built at the first search
+    retriever = Bm25Retriever.load(index)
+    assert retriever is not None and not retriever.describe()["postings_built"]
     expected = {q: col.search(q, k=len(CORPUS), mode="bm25") for q in QUERIES}
-    # the first search built the matrix and, no writer being busy, saved it beside the tokens
-    assert Bm25Retriever.load(index).describe()["scores_built"]
     retriever.sync(col.store)
-    retriever.search(Query("cats"), 1, np.ones(len(CORPUS), dtype=bool))  # builds the score matrix
-    retriever.save(index)  # now with the built score matrix
+    retriever.search(Query("cats"), 1, np.ones(len(CORPUS), dtype=bool))  # builds the postings
+    assert retriever.cache_pending
+    retriever.save_cache(index)  # what a collection does after a search, when no writer is busy
     col.close()
     loaded = Bm25Retriever.load(index)
-    assert loaded is not None and loaded.rows == len(CORPUS) and loaded.describe()["scores_built"]
+    assert loaded is not None and loaded.rows == len(CORPUS) and loaded.describe()["postings_built"]
     with Collection.open(tmp_path / "col", encoder=FakeEncoder(max_tokens=256)) as again:
         for q in QUERIES:
             assert again.search(q, k=len(CORPUS), mode="bm25") == expected[q]

@@ -93,15 +93,18 @@ def test_a_document_upserted_by_another_handle_during_a_search_is_never_missing(
 
 
 @pytest.mark.parametrize("damage", [lambda b: b[: len(b) // 2], lambda b: b""])
-def test_a_bm25_score_matrix_cut_short_is_rebuilt_not_a_traceback(tmp_path: Path, damage) -> None:
-    # index/bm25/scores.npz is derived (written without fsync, so a power cut can leave it short): `search` and
-    # `check` ended in zipfile.BadZipFile. It is now rebuilt from the token rows, with the same answers.
+def test_a_bm25_postings_file_cut_short_is_rebuilt_not_a_traceback(tmp_path: Path, damage) -> None:
+    # index/bm25/postings-*.npz (scores.npz before them) is derived (written without fsync, so a power cut can leave
+    # it short): `search` and `check` ended in zipfile.BadZipFile. It is now rebuilt from the token rows, with the
+    # same answers.
     col = Collection.create(tmp_path / "c", model="wordllama", profile="hybrid")
     col.add(_docs("d", 30))
     want = [(h.id, h.score) for h in col.search("alpha delta document 7", k=10)]
     col.close()
-    scores = tmp_path / "c" / "index" / "bm25" / "scores.npz"
-    scores.write_bytes(damage(scores.read_bytes()))
+    segments = list((tmp_path / "c" / "index" / "bm25").glob("postings-*.npz"))
+    assert segments
+    for segment in segments:
+        segment.write_bytes(damage(segment.read_bytes()))
     with Collection.open(tmp_path / "c") as again:
         assert again.check() == []
         assert [(h.id, pytest.approx(h.score)) for h in again.search("alpha delta document 7", k=10)] == want

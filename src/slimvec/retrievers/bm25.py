@@ -1,30 +1,33 @@
-"""BM25 over a collection's chunk rows, scored by bm25s.
+"""BM25 over a collection's chunk rows, scored with bm25s's formulas from posting lists kept up to date.
 
-Design (bm25s cannot add documents to a built index): a **cached tokenised corpus with a lazy rebuild**.
+Design (bm25s cannot add documents to a built index, and every precomputed score depends on N, the average
+length and document frequencies, which each commit changes): a **cached tokenised corpus, its posting lists
+appended commit by commit, and term scores computed at query time** (`retrievers/bm25_postings.py`).
 
 - `sync` tokenises only the rows committed since the last call (the same `"{title} {chunk}"` text the
   dense model encodes) and appends their token ids to a cache: a flat int32 token array, per-row
-  offsets, the row numbers, and a vocabulary that only grows. Nothing is scored yet; the index is marked
-  stale.
-- The first `search` after a change rebuilds bm25s's score matrix from the cached token ids
-  (`BM25.build_index_from_ids`: no re-tokenising). Rows deleted by then are dropped from the cache at
-  that rebuild, so after it the statistics (N, avgdl, document frequencies) are those of the live
-  corpus and scores equal a fresh bm25s index built over the live chunks.
-- Deletes alone do not trigger a rebuild: a deleted row is never returned because search keeps only the
+  offsets, the row numbers, and a vocabulary that only grows. Their (row, term) counts are appended to the
+  posting lists as one more segment, O(new rows). Nothing is scored yet.
+- A `search` scores each of its terms' postings under the current statistics the first time a query asks
+  for that term since they changed, bitwise as bm25s's matrix holds them, and keeps them for the next
+  queries. Rows deleted by the last add are dropped from the cache and the postings first, so the
+  statistics (N, avgdl, document frequencies) are those of the live corpus at that add and scores equal a
+  fresh bm25s index built over those chunks. Before the postings (session 19), the first search after every
+  commit rebuilt bm25s's whole score matrix: 1.3 s at 100k rows.
+- Deletes alone do not change the statistics: a deleted row is never returned because search keeps only the
   allowed rows that hold a query term (membership from the posting lists, not the score's sign); its
-  terms stay in the statistics until the next add rebuilds the matrix.
+  terms stay in the statistics until the next add.
 - A sharded collection's router may inject corpus-wide statistics (`use_global`; `stats_key`, `local_stats`
-  and `refresh_live` feed it, see `retrievers/bm25_global.py`): the score matrix is then built with the N,
-  average length and document frequencies summed over every shard, so scores equal one collection's, and
-  that matrix is not saved (it is not this index's own).
+  and `refresh_live` feed it, see `retrievers/bm25_global.py`): terms are then scored with the N, average
+  length and document frequencies summed over every shard, so scores equal one collection's.
 - `save` writes `index/bm25/` as append-only row files (`index.rowfiles`): a commit appends its rows' token
   ids, offsets and row numbers and the new vocabulary terms, then replaces the small index.json (the commit
-  point); a cache that lost rows is rewritten whole; the score matrix goes beside them when it is current. The collection saves after each
-  write batch, when the matrix is usually stale (it is only built at search time, so a bulk load of
-  many batches does not rebuild it once per batch); a reopened collection then rebuilds the matrix
-  from the cached tokens at its first BM25 search, without re-tokenising. Rows deleted before the last add are
-  dropped from the saved cache, so a reopened index counts the rows this one counts. A missing, unreadable or
-  out-of-step (ahead of the commit log, other parameters) folder is rebuilt from the stored rows.
+  point); a cache that lost rows is rewritten whole. The posting lists go beside them, one file per segment
+  not yet written (postings.json names them). Rows deleted before the last add are dropped from the saved
+  cache, so a reopened index counts the rows this one counts. A reopened collection whose files lack the
+  postings (saved before them, damaged) builds them from the cached tokens at its first BM25 search, without
+  re-tokenising. A missing, unreadable or out-of-step (ahead of the commit log, other parameters) folder is
+  rebuilt from the stored rows.
 
 Defaults: English Snowball stemmer (PyStemmer), bm25s's English stopword list, lower-casing, bm25s's
 token pattern `(?u)\\b\\w\\w+\\b`, k1=1.5, b=0.75, method "lucene" (Lucene's idf
@@ -53,12 +56,13 @@ from slimvec.errors import CollectionError
 from slimvec.index import rowfiles
 from slimvec.index.base import top_k
 from slimvec.retrievers.base import Query, Retriever
-from slimvec.retrievers.bm25_global import Bm25Stats, build_scores, check_method, count_stats
-from slimvec.retrievers.bm25_matrix import score_matrix
+from slimvec.retrievers.bm25_global import Bm25Stats, check_method, count_stats, term_scorer
+from slimvec.retrievers.bm25_postings import Postings, Segment, TermScorer
 from slimvec.store import Store
 
 _DIR = "bm25"
 _FORMAT = 1
+_POSTINGS = "postings.json"
 
 
 @dataclass(frozen=True)
@@ -152,7 +156,8 @@ class Tokenizer:
 
 
 class Bm25Retriever:
-    """BM25 (bm25s) over chunk rows: incremental token cache, lazily rebuilt score matrix, deletes by mask."""
+    """BM25 (bm25s's scoring) over chunk rows: incremental token cache and posting lists, term scores at query
+    time, deletes by mask."""
 
     name = "bm25"
 
@@ -170,10 +175,11 @@ class Bm25Retriever:
         self._row_ids = np.zeros(0, dtype=np.int64)  # store row of each cached row
         self._rows = 0  # store rows caught up with
         self._live: np.ndarray | None = None  # live rows seen at the last sync that added rows
-        self._bm25: Any = None  # bm25s.BM25 once built
-        self._stale = True
+        self._postings: Postings | None = Postings()  # term-major counts of the cache (None: to build from it)
+        self._scorer: TermScorer | None = None  # term scores under the current statistics, once asked for
+        self._stale = True  # the statistics changed since the scorer was made
         self._dirty = True  # differs from what is on disk
-        self._unsaved_scores = False  # a search built the score matrix; save_cache may write it
+        self._unsaved_postings = False  # postings the files lack; save_cache may write them
         # Corpus-wide statistics injected by a sharded collection's router (see `use_global`); None: own.
         self._global: Bm25Stats | None = None
         self._global_key: str | None = None
@@ -187,7 +193,8 @@ class Bm25Retriever:
         return self._rows
 
     def sync(self, store: Store) -> None:
-        """Tokenise and cache rows committed since the last call; the score matrix is rebuilt lazily."""
+        """Tokenise and cache rows committed since the last call and append their postings; terms are scored
+        under the new statistics when a query asks for them."""
         committed = store.committed_rows
         if self._rows > committed:  # derived data ahead of the commit log: start again
             self._reset()
@@ -207,8 +214,8 @@ class Bm25Retriever:
         -1 pads."""
         scores_out = np.full(k, -np.inf, dtype=np.float32)
         rows_out = np.full(k, -1, dtype=np.int64)
-        self._ensure_built()
-        if self._bm25 is None or not len(self._row_ids):
+        scorer = self._ensure_built()
+        if scorer is None or not len(self._row_ids):
             return scores_out, rows_out
         ids = self.query_ids(query.text)
         if not ids:
@@ -216,7 +223,7 @@ class Bm25Retriever:
         mask = np.zeros(len(self._row_ids), dtype=bool)
         in_range = (self._row_ids >= 0) & (self._row_ids < len(allowed))  # -1: a row compacted away
         mask[in_range] = allowed[self._row_ids[in_range]]
-        scores = self._bm25.get_scores_from_ids(ids)
+        scores = scorer.scores(ids, len(self._row_ids))
         # Membership, not the score's sign: a document matches when it holds a query term. Robertson's idf
         # is 0 (or below) for a term in over half the documents, BM25L/BM25+ shift scores, so `score > 0`
         # would drop genuine matches; and a filtered-out or deleted row is out whatever its score.
@@ -229,20 +236,21 @@ class Bm25Retriever:
 
     def describe(self) -> dict[str, Any]:
         """{"kind": "bm25", "rows" (caught up with), "indexed_rows" (rows whose tokens are cached: alive when
-        last compacted), "tokens", "vocabulary" (distinct terms), "scores_built" (the bm25s score matrix is
-        built, or loaded, rather than pending), "k1", "b"}."""
+        last compacted), "tokens", "vocabulary" (distinct terms), "postings_built" (the posting lists are built,
+        or loaded, rather than pending a build from the token cache at the first search), "postings_segments",
+        "k1", "b"}."""
         return {"kind": "bm25", "rows": int(self._rows), "indexed_rows": len(self._row_ids),
                 "tokens": len(self._tokens), "vocabulary": len(self.vocab),
-                "scores_built": self._bm25 is not None and not self._stale,
+                "postings_built": self._postings is not None,
+                "postings_segments": len(self._postings.segments) if self._postings is not None else 0,
                 "k1": self.config.k1, "b": self.config.b}
 
     def ram_bytes(self) -> int:
-        """Bytes resident in RAM: token cache plus score matrix."""
+        """Bytes resident in RAM: token cache, posting lists and the term scores computed so far."""
         n = self._tokens.nbytes + self._offsets.nbytes + self._row_ids.nbytes
         n += sum(len(t) + 64 for t in self.vocab)
-        if self._bm25 is not None:
-            n += sum(a.nbytes for key, a in self._bm25.scores.items() if isinstance(a, np.ndarray))
-        return n
+        n += self._postings.nbytes if self._postings is not None else 0
+        return n + (self._scorer.nbytes if self._scorer is not None else 0)
 
     # ---- corpus-wide statistics (sharded collections) -----------------------------------------
     def refresh_live(self, store: Store) -> None:
@@ -284,8 +292,9 @@ class Bm25Retriever:
     def save(self, directory: Path) -> None:
         """Write `directory/bm25/` as row files (`index.rowfiles`): a commit appends its rows' tokens, offsets,
         row numbers and new terms, so it writes what it added, not the collection; a cache that lost rows
-        (deletes taken in at an add) is rewritten whole. The score matrix, when current, goes beside them
-        (scores.npz, named by scores.json with the cache's fit and rows)."""
+        (deletes taken in at an add) is rewritten whole. The posting lists go beside them, one file per segment
+        (a commit writes its own segment and any merged one; postings.json names them with the cache's fit and
+        rows)."""
         target = directory / _DIR
         saved = rowfiles.read_meta(target)
         if not self._dirty and saved is not None:
@@ -302,44 +311,55 @@ class Bm25Retriever:
         meta = {"kind": "bm25", "store_rows": self._rows, "config": self.config.to_dict(), "terms": len(self._terms)}
         rowfiles.save(target, self._fit, len(self._row_ids), rows_from, meta, lambda folder: None,
                       ragged=("tokens", "terms"))
-        self._write_scores(target)
+        self._write_postings(target)
         self._dirty = False
 
     @property
     def cache_pending(self) -> bool:
-        """Whether a search built a score matrix that is not on disk yet (`save_cache` writes it)."""
-        return self._unsaved_scores
+        """Whether this index holds posting lists that are not on disk yet (`save_cache` writes them)."""
+        return self._unsaved_postings
 
     def save_cache(self, directory: Path) -> None:
-        """Write the score matrix a search built, beside the row files it was built from, when those are still
-        the ones on disk (same fit and rows): a later open loads it instead of rebuilding it, O(collection)
-        (SciFact's 5,183 documents: ~0.35 s; 100k: seconds), at its first query. The caller holds the writer
-        lock, so no commit changes the row files meanwhile."""
+        """Write the posting lists a search built (or a handle that caught up with another's commits
+        appended), beside the row files they were built from, when those are still the ones on disk (same fit
+        and rows): a later open loads them instead of building them from the token cache, O(collection)
+        (100k rows: ~1 s), at its first query. The caller holds the writer lock, so no commit changes the row
+        files meanwhile."""
         target = directory / _DIR
         saved = rowfiles.read_meta(target)
         if saved is not None and saved.get("fit") == self._fit and saved.get("rows") == len(self._row_ids) \
                 and int(saved.get("store_rows", -1)) == self._rows:
-            self._write_scores(target)
-        self._unsaved_scores = False
+            self._write_postings(target)
+        self._unsaved_postings = False
 
-    def _write_scores(self, target: Path) -> None:
-        # A matrix scored with a router's corpus-wide statistics is not this collection's own: not saved.
-        if self._bm25 is None or self._stale or self._global is not None:
+    def _write_postings(self, target: Path) -> None:
+        """Each segment not on disk yet as postings-<name>.npz, then postings.json (the commit point: the
+        cache's fit and rows and the segment names), then the files it no longer names."""
+        postings = self._postings
+        if postings is None or postings.rows != len(self._row_ids):
             return
-        s = self._bm25.scores
-        extra = {} if self._bm25.nonoccurrence_array is None else {"nonoccurrence": self._bm25.nonoccurrence_array}
-        with replaced_file(target / "scores.npz", target / "scores.tmp.npz") as tmp:
-            np.savez(tmp, data=s["data"], indices=s["indices"], indptr=s["indptr"], **extra)
-        write_json_atomic(target / "scores.json", {"fit": self._fit, "rows": len(self._row_ids)})
-        self._unsaved_scores = False
+        names = []
+        for seg in postings.segments:
+            if seg.name is None or not (target / f"postings-{seg.name}.npz").exists():
+                name = uuid.uuid4().hex
+                with replaced_file(target / f"postings-{name}.npz", target / f"postings-{name}.tmp.npz") as tmp:
+                    np.savez(tmp, ptr=seg.ptr, rows=seg.rows, tf=seg.tf)
+                seg.name = name
+            names.append(seg.name)
+        write_json_atomic(target / _POSTINGS, {"fit": self._fit, "rows": len(self._row_ids), "segments": names})
+        for old in [*target.glob("postings-*.npz"), target / "scores.npz", target / "scores.json"]:
+            if old.name.startswith("postings-") and old.stem.removeprefix("postings-") in names:
+                continue
+            old.unlink(missing_ok=True)  # merged away, or the score matrix of the format before postings
+        self._unsaved_postings = False
 
     def compacted(self, keep: np.ndarray) -> "Bm25Retriever":
         """This index over rows `keep` only, renumbered 0..n-1 in order (keep: (n,) int64 ascending, the rows a
-        compaction keeps), with the same score matrix: a cached row whose chunk was dropped stays as row -1,
+        compaction keeps), with the same posting lists: a cached row whose chunk was dropped stays as row -1,
         counted in the statistics (N, average length, document frequencies) as it was and never returned, so
         every score stays the same, in one collection and in a sharded one alike. The next write that adds rows
-        rebuilds the matrix from the rows alive then, as it would have without compaction; the dropped rows'
-        tokens leave RAM there."""
+        counts the rows alive then, as it would have without compaction; the dropped rows' tokens and postings
+        leave RAM there."""
         self._ensure_built()
         keep = np.asarray(keep, np.int64)
         at = np.minimum(np.searchsorted(keep, self._row_ids), max(len(keep) - 1, 0))
@@ -349,8 +369,7 @@ class Bm25Retriever:
         out._tokens, out._offsets = self._tokens, self._offsets
         out._row_ids = np.where(found, at, -1).astype(np.int64)
         out._rows = len(keep)
-        if self._bm25 is not None and self._global is None:  # a router's matrix is not ours to keep
-            out._bm25, out._stale = out._new_bm25(dict(self._bm25.scores), self._bm25.nonoccurrence_array), False
+        out._postings = self._postings.copy() if self._postings is not None else None
         return out
 
     # ---- loading ---------------------------------------------------------------------------
@@ -374,9 +393,7 @@ class Bm25Retriever:
             r._rows, r._fit = int(meta["store_rows"]), meta["fit"]
             if len(r._terms) != int(meta["terms"]) or int(r._offsets[-1]) != len(r._tokens):
                 return None
-            built = json.loads((path / "scores.json").read_text()) if (path / "scores.json").exists() else None
-            if built == {"fit": r._fit, "rows": len(r._row_ids)}:
-                r._load_scores(path)
+            r._postings = r._load_postings(path)
             r._dirty = False
             return r
         except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
@@ -398,22 +415,28 @@ class Bm25Retriever:
         r._rows = int(meta["rows"])
         if len(r._offsets) != len(r._row_ids) + 1 or int(r._offsets[-1]) != len(r._tokens):
             return None
-        if meta.get("built"):
-            r._load_scores(path)
+        r._postings = None  # built from the token cache at the first search
         return r  # dirty: saved again in the current format
 
-    def _load_scores(self, path: Path) -> None:
+    def _load_postings(self, path: Path) -> Postings | None:
+        """The posting lists saved beside the row files when postings.json names this cache (fit and rows) and
+        every segment reads back whole and in step with it; else None, and the first search builds them from
+        the token cache (a derived file, missing, damaged or cut short, or replaced by another handle's save)."""
         try:
-            with np.load(path / "scores.npz") as z:
-                self._bm25 = self._new_bm25({"data": z["data"], "indices": z["indices"], "indptr": z["indptr"],
-                                             "num_docs": len(self._row_ids)},
-                                            z["nonoccurrence"] if "nonoccurrence" in z.files else None)
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # a derived file, damaged or cut short:
-            self._bm25, self._stale = None, True  # rebuilt from the token rows at the first search, as when absent
-            return
-        self._stale = False
-        if self._bm25.nonoccurrence_array is None and self.config.method in self._bm25.methods_requiring_nonoccurrence:
-            self._bm25, self._stale = None, True  # saved before the array was kept: rebuilt at first search
+            saved = json.loads((path / _POSTINGS).read_text())
+            if saved.get("fit") != self._fit or saved.get("rows") != len(self._row_ids):
+                return None
+            segments = []
+            for name in saved["segments"]:
+                with np.load(path / f"postings-{name}.npz") as z:
+                    seg = Segment(z["ptr"].astype(np.int64), z["rows"].astype(np.int32), z["tf"].astype(np.int32))
+                seg.name = name
+                segments.append(seg)
+            postings = Postings(segments, len(self._row_ids))
+            postings.check(len(self.vocab))
+            return postings
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, json.JSONDecodeError):
+            return None
 
     # ---- internals -------------------------------------------------------------------------
     def query_ids(self, text: str) -> list[int]:
@@ -422,13 +445,12 @@ class Bm25Retriever:
 
     def _members(self, ids: list[int]) -> np.ndarray:
         """Boolean mask over cached rows: True where the row holds at least one of the token ids (the union
-        of their posting lists in the (documents x vocabulary) CSC score matrix, whose structure keeps
-        zero scores). A mask, not np.unique: marking is O(postings), unique sorts or hashes them."""
-        assert self._bm25 is not None
-        indptr, indices = self._bm25.scores["indptr"], self._bm25.scores["indices"]
+        of their posting lists). A mask, not np.unique: marking is O(postings), unique sorts or hashes them."""
+        assert self._postings is not None
         marked = np.zeros(len(self._row_ids), dtype=bool)
         for t in set(ids):
-            marked[indices[indptr[t] : indptr[t + 1]]] = True
+            for rows, _ in self._postings.term(t):
+                marked[rows] = True
         return marked
 
     def _append(self, rows: list[int], tokens: list[list[str]]) -> None:
@@ -443,7 +465,11 @@ class Bm25Retriever:
                     terms.append(t)
                 ids.append(i)
         lengths = np.fromiter((len(doc) for doc in tokens), dtype=np.int64, count=len(tokens))
-        self._tokens = np.concatenate([self._tokens, np.asarray(ids, dtype=np.int32)])
+        new = np.asarray(ids, dtype=np.int32)
+        if self._postings is not None:  # O(new rows); without postings the first search builds them all
+            self._postings.append(new, np.concatenate([[0], np.cumsum(lengths)]), len(terms))
+            self._unsaved_postings = True
+        self._tokens = np.concatenate([self._tokens, new])
         self._offsets = np.concatenate([self._offsets, self._offsets[-1] + np.cumsum(lengths)])
         self._row_ids = np.concatenate([self._row_ids, np.asarray(rows, dtype=np.int64)])
         self._version += 1
@@ -458,42 +484,38 @@ class Bm25Retriever:
         self._tokens = self._tokens[token_keep]
         self._row_ids = self._row_ids[keep]
         self._offsets = np.concatenate([[0], np.cumsum(lengths[keep])]).astype(np.int64)
+        if self._postings is not None:
+            self._postings = self._postings.kept(keep)
+            self._unsaved_postings = True
         self._version += 1
         self._fit = rowfiles.new_fit()  # rows left: the next save rewrites the folder
+        self._dirty = True
 
-    def _new_bm25(self, scores: dict[str, Any], nonoccurrence: np.ndarray | None = None) -> Any:
-        """A bm25s.BM25 around a score matrix; `nonoccurrence` is BM25L's and BM25+'s per-term score of a
-        document without the term (bm25s adds it to every document), None for the other methods."""
+    def _ensure_built(self) -> TermScorer | None:
+        """The scorer under the current statistics (None without cached rows): the rows deleted by the last
+        add dropped first, the posting lists built from the token cache when absent (a loaded index whose
+        files lacked them), and term scores reset when the statistics changed."""
+        if self._global is not None and self._global_for != self.stats_key():
+            raise CollectionError("BM25 corpus-wide statistics are out of date for this shard (its rows "
+                                  "changed since the router summed them); search through the router")
+        if self._stale and self._live is not None:
+            self._compact(self._live)
+        if self._postings is None:
+            self._postings = Postings.of_cache(self._tokens, self._offsets, len(self.vocab))
+            self._unsaved_postings = True
+        if self._stale or self._scorer is None:
+            self._scorer = self._new_scorer() if len(self._row_ids) else None
+            self._stale = False
+        return self._scorer
+
+    def _new_scorer(self) -> TermScorer:
+        """A TermScorer over the postings with this index's statistics, or the router's corpus-wide ones."""
         import bm25s
 
+        assert self._postings is not None
         c = self.config
         bm = bm25s.BM25(k1=c.k1, b=c.b, method=c.method)
-        bm.scores = scores
-        bm.vocab_dict = dict(self.vocab)
-        bm.unique_token_ids_set = set(self.vocab.values())
-        bm.nonoccurrence_array = nonoccurrence
-        return bm
-
-    def _ensure_built(self) -> None:
-        if not self._stale:
-            return
-        if self._live is not None:
-            self._compact(self._live)
-        if not len(self._row_ids):
-            self._bm25 = None
-        else:
-            bm = self._new_bm25({})
-            if self._global is None:  # bitwise bm25s's build_index_from_ids, without its loop per row
-                bm.scores = score_matrix(bm, self._tokens, self._offsets, len(self.vocab))
-            else:
-                if self._global_for != self.stats_key():
-                    raise CollectionError("BM25 corpus-wide statistics are out of date for this shard (its rows "
-                                          "changed since the router summed them); search through the router")
-                bm.scores = build_scores(bm, self._tokens, self._offsets, self.vocab, self._global)
-            self._bm25 = bm
-            self._unsaved_scores = self._global is None
-        self._stale = False
-        self._dirty = True
+        return term_scorer(bm, self._postings, np.diff(self._offsets), self._terms, self._global)
 
 
 

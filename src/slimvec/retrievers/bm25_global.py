@@ -4,14 +4,13 @@ BM25 (Robertson & Zaragoza 2009, "The Probabilistic Relevance Framework: BM25 an
 document with idf(df, N) * tfc(tf, dl, avgdl): N, avgdl and the term's df are statistics of the whole corpus.
 A shard that computes them over its own rows scores differently from one collection holding every document.
 `Bm25Stats` carries them; each shard reports its own (`local_stats`), the router sums them (`Bm25Stats.total`)
-and hands the total back to every shard, whose `Bm25Retriever` then builds its bm25s score matrix with
-`build_scores` instead of bm25s's `build_index_from_ids`.
+and hands the total back to every shard, whose `Bm25Retriever` then scores its posting lists with them
+(`term_scorer`).
 
-`build_scores` runs bm25s's own formulas (`bm25s.scoring`: idf array, term-frequency component; the arrays built
-by `bm25_matrix`) with the given statistics in place of the ones bm25s would count; tokenisation, variant, k1 and b stay those of the
-retriever. Given a shard's own statistics it returns bitwise the matrix bm25s builds
-(`tests/test_bm25_global.py`), and the per-(document, term) scores of a shard built with the corpus-wide
-statistics are bitwise those of one index over the whole corpus, so the summed query scores are too.
+The scoring is bm25s's own (`bm25_postings.TermScorer`, with bm25s's idf and term-frequency functions) with the
+given statistics in place of the rows' own; tokenisation, variant, k1 and b stay those of the retriever. The
+per-(document, term) scores of a shard scored with the corpus-wide statistics are bitwise those of one bm25s
+index over the whole corpus, so the summed query scores are too (`tests/test_bm25_global.py`).
 
 Variants bm25l and bm25+ add a per-query "non-occurrence" score summed over every query term of the index's
 vocabulary; a shard's vocabulary is not the corpus's, so they are refused (`GLOBAL_METHODS`).
@@ -73,22 +72,20 @@ def check_method(method: str) -> None:
                           f"so it cannot use corpus-wide statistics; sharded BM25 supports {', '.join(GLOBAL_METHODS)}")
 
 
-def build_scores(bm: Any, tokens: np.ndarray, offsets: np.ndarray, vocab: Mapping[str, int],
-                 stats: Bm25Stats) -> dict[str, Any]:
-    """bm25s's score matrix of the token cache `tokens`/`offsets` (as `count_stats` takes them) for the
-    bm25s.BM25 `bm` (its variant, k1, b, dtypes), with idf and avgdl from `stats` instead of from the rows:
-    {"data", "indices", "indptr", "num_docs"}, the layout `bm25s.BM25.build_index_from_ids` returns (numpy CSC
-    backend; built by `bm25_matrix.score_matrix`).
+def term_scorer(bm: Any, postings: Any, lengths: np.ndarray, terms: Sequence[str],
+                stats: Bm25Stats | None = None) -> Any:
+    """A `bm25_postings.TermScorer` over `postings` (a `Postings` of rows of lengths `lengths`, (rows,) int64,
+    whose token ids name `terms`) for the bm25s.BM25 `bm` (its variant, k1, b, dtype): with the rows' own
+    statistics when `stats` is None, else with the corpus-wide N, avgdl and document frequencies of `stats`; a
+    term these rows do not hold keeps df 0 (it has no postings here to score).
 
-    Raises ConfigError for a variant outside GLOBAL_METHODS.
+    Raises ConfigError when `stats` is given for a variant outside GLOBAL_METHODS.
     """
-    from slimvec.retrievers.bm25_matrix import score_matrix
+    from slimvec.retrievers.bm25_postings import TermScorer
 
+    own = postings.df(len(terms))
+    if stats is None:
+        return TermScorer(bm, postings, lengths, len(lengths), lengths.mean(), lambda t: int(own[t]))
     check_method(bm.method)
-    term_of = {i: t for t, i in vocab.items()}
-
-    def corpus_df(own: np.ndarray) -> dict[int, int]:
-        # Terms this part does not hold keep df 0 (no postings here, so their idf is never read).
-        return {i: (int(stats.df.get(term_of[i], 0)) if n else 0) for i, n in enumerate(own.tolist())}
-
-    return score_matrix(bm, tokens, offsets, len(vocab), corpus_df, stats.documents, stats.avgdl)
+    return TermScorer(bm, postings, lengths, stats.documents, stats.avgdl,
+                      lambda t: int(stats.df.get(terms[t], 0)) if own[t] else 0)
