@@ -7,7 +7,9 @@ N-row `binary-ivf-rescore` collection, timed end to end, with the bytes the proc
 Rows: the synthetic MiniLM-like vectors of benchmarks/scale.py when cached (benchmarks/out/synthetic-N-*.f32),
 else random unit vectors around 4,000 centres. Documents are added with `Collection.add_encoded` (vectors given,
 so the model's encoding time, the same before and after, is left out), in bulk calls of 100k, then
-`--commits` commits of `--docs` documents each. Written bytes come from /proc/self/io (`write_bytes`, what
+`--commits` commits of `--docs` documents each (`--upsert`: each commit replaces `--docs` stored documents
+instead, a delete and an add in one commit). Texts are "row <n>", or SciFact's abstracts in turn with
+`--scifact-text` (for a profile with BM25, whose cost depends on the text). Written bytes come from /proc/self/io (`write_bytes`, what
 reached the block layer's accounting) and include SQLite and the float32 vector file, which every commit writes.
 Only public API is used, so the same script measures an older checkout for a before/after table.
 """
@@ -58,10 +60,20 @@ def written() -> int:
         return next(int(line.split()[1]) for line in f if line.startswith("write_bytes"))
 
 
-def add(col: Collection, start: int, vectors: np.ndarray) -> None:
-    docs = [Document(f"d{i}", f"row {i}") for i in range(start, start + len(vectors))]
+TEXTS: list[str] = []  # SciFact's abstracts with --scifact-text, else empty: "row <n>"
+
+
+def text(i: int) -> str:
+    return TEXTS[i % len(TEXTS)] if TEXTS else f"row {i}"
+
+
+def add(col: Collection, start: int, vectors: np.ndarray, ids: list[int] | None = None) -> None:
+    """Documents d<start>... (or d<i> for i in `ids`, replacing those stored) with the given vectors."""
+    shift = start if ids is not None else 0  # a replaced document gets another text than the one it had
+    ids = ids if ids is not None else list(range(start, start + len(vectors)))
+    docs = [Document(f"d{i}", text(i + shift)) for i in ids]
     chunks = [Chunk(d.id, 0, 0, len(d.text), d.text) for d in docs]
-    col.add_encoded(docs, chunks, np.ascontiguousarray(vectors))
+    col.add_encoded(docs, chunks, np.ascontiguousarray(vectors), replace=shift > 0)
 
 
 def main() -> None:
@@ -72,7 +84,13 @@ def main() -> None:
     ap.add_argument("--profile", default="binary-ivf-rescore")
     ap.add_argument("--dir", type=Path, default=Path("/tmp/slimvec-commit-cost"))
     ap.add_argument("--label", default="", help="a name for this tree in the output (e.g. before / after)")
+    ap.add_argument("--upsert", action="store_true", help="each commit replaces stored documents")
+    ap.add_argument("--scifact-text", action="store_true", help="SciFact's abstracts as the documents' texts")
     args = ap.parse_args()
+    if args.scifact_text:
+        from _common import DATA, read_jsonl
+
+        TEXTS.extend(f"{d['title']} {d['text']}" for d in read_jsonl(DATA / "scifact" / "corpus.jsonl"))
     dim = 384
     data = rows(args.n, dim)
     extra = np.random.default_rng(1).standard_normal((args.commits * args.docs, dim)).astype(np.float32)
@@ -87,7 +105,8 @@ def main() -> None:
         times, bytes_, start = [], [], args.n
         for c in range(args.commits):
             w0, t1 = written(), time.perf_counter()
-            add(col, start, extra[c * args.docs : (c + 1) * args.docs])
+            replaced = list(range(c * 97, c * 97 + args.docs)) if args.upsert else None
+            add(col, start, extra[c * args.docs : (c + 1) * args.docs], replaced)
             times.append(time.perf_counter() - t1)
             bytes_.append(written() - w0)
             start += args.docs
@@ -99,9 +118,10 @@ def main() -> None:
     print()
     print("| tree | commit of | p50 ms | max ms | MB written per commit (median) |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    print(f"| {args.label or '-'} | {args.docs} docs | {p50:.1f} | {worst:.1f} | "
+    print(f"| {args.label or '-'} | {args.docs} docs{' replaced' if args.upsert else ''} | {p50:.1f} | {worst:.1f} | "
           f"{statistics.median(bytes_) / 1e6:.2f} |")
-    assert hits and hits[0].id == f"d{args.n}", "the first committed document is found by its own vector"
+    first = "d0" if args.upsert else f"d{args.n}"
+    assert hits and hits[0].id == first, "the first committed document is found by its own vector"
 
 
 if __name__ == "__main__":

@@ -40,8 +40,9 @@ def test_count_stats_counts_documents_length_and_document_frequency():
 
 def _scorer(ids, terms, stats=None, method="lucene"):
     flat, offsets = _cache(ids)
-    return term_scorer(bm25s.BM25(k1=1.5, b=0.75, method=method), Postings.of_cache(flat, offsets, len(terms)),
-                       np.diff(offsets), terms, stats)
+    postings = Postings.of_cache(flat, offsets, len(terms))
+    own = (len(ids), len(flat), postings.df(len(terms)))
+    return term_scorer(bm25s.BM25(k1=1.5, b=0.75, method=method), postings, np.diff(offsets), terms, own, stats)
 
 
 def test_own_statistics_passed_in_score_as_the_rows_own(corpus):

@@ -41,7 +41,9 @@ def _appended(ids, n_vocab, sizes):
 
 
 def _scorer(ids, n_vocab, postings, **params):
-    return term_scorer(bm25s.BM25(**params), postings, np.diff(_cache(ids)[1]), [str(t) for t in range(n_vocab)])
+    lengths = np.diff(_cache(ids)[1])
+    own = (len(ids), int(lengths.sum()), postings.df(n_vocab))
+    return term_scorer(bm25s.BM25(**params), postings, lengths, [str(t) for t in range(n_vocab)], own)
 
 
 def assert_bm25s_own(ids, n_vocab, postings=None, **params):

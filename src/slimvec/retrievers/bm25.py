@@ -10,21 +10,21 @@ appended commit by commit, and term scores computed at query time** (`retrievers
   posting lists as one more segment, O(new rows). Nothing is scored yet.
 - A `search` scores each of its terms' postings under the current statistics the first time a query asks
   for that term since they changed, bitwise as bm25s's matrix holds them, and keeps them for the next
-  queries. Rows deleted by the last add are dropped from the cache and the postings first, so the
-  statistics (N, avgdl, document frequencies) are those of the live corpus at that add and scores equal a
-  fresh bm25s index built over those chunks. Before the postings (session 19), the first search after every
-  commit rebuilt bm25s's whole score matrix: 1.3 s at 100k rows.
-- Deletes alone do not change the statistics: a deleted row is never returned because search keeps only the
-  allowed rows that hold a query term (membership from the posting lists, not the score's sign); its
-  terms stay in the statistics until the next add.
+  queries. Before the postings (session 19), the first search after every commit rebuilt bm25s's whole
+  score matrix: 1.3 s at 100k rows.
+- Deletes (and the old rows of an upsert) leave the statistics at the sync that sees them (the store's
+  dead-row counter moved: one scan of the live rows), so N, avgdl and document frequencies are always those
+  of the live chunks and scores equal a fresh bm25s index built over them. Their tokens and postings stay
+  (never returned: search keeps only allowed rows) until dead rows are COMPACT_AT (25%) of the cache, then
+  go in one pass, so an upsert commit appends to the saved files instead of rewriting them.
 - A sharded collection's router may inject corpus-wide statistics (`use_global`; `stats_key`, `local_stats`
   and `refresh_live` feed it, see `retrievers/bm25_global.py`): terms are then scored with the N, average
   length and document frequencies summed over every shard, so scores equal one collection's.
 - `save` writes `index/bm25/` as append-only row files (`index.rowfiles`): a commit appends its rows' token
   ids, offsets and row numbers and the new vocabulary terms, then replaces the small index.json (the commit
-  point); a cache that lost rows is rewritten whole. The posting lists go beside them, one file per segment
-  not yet written (postings.json names them). Rows deleted before the last add are dropped from the saved
-  cache, so a reopened index counts the rows this one counts. A reopened collection whose files lack the
+  point); a cache that dropped its dead rows is rewritten whole. The posting lists go beside them, one file
+  per segment not yet written (postings.json names them). A reopened index finds its dead rows from the
+  store at its first sync, so it counts the rows this one counts. A reopened collection whose files lack the
   postings (saved before them, damaged) builds them from the cached tokens at its first BM25 search, without
   re-tokenising. A missing, unreadable or out-of-step (ahead of the commit log, other parameters) folder is
   rebuilt from the stored rows.
@@ -56,13 +56,14 @@ from slimvec.errors import CollectionError
 from slimvec.index import rowfiles
 from slimvec.index.base import top_k
 from slimvec.retrievers.base import Query, Retriever
-from slimvec.retrievers.bm25_global import Bm25Stats, check_method, count_stats, term_scorer
+from slimvec.retrievers.bm25_global import Bm25Stats, check_method, term_scorer
 from slimvec.retrievers.bm25_postings import Postings, Segment, TermScorer
 from slimvec.store import Store
 
 _DIR = "bm25"
 _FORMAT = 1
 _POSTINGS = "postings.json"
+COMPACT_AT = 0.25  # dead rows are dropped from the cache and postings once they are this share of its rows
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,16 @@ class Bm25Retriever:
         self._offsets = np.zeros(1, dtype=np.int64)  # row i's tokens: _tokens[_offsets[i]:_offsets[i+1]]
         self._row_ids = np.zeros(0, dtype=np.int64)  # store row of each cached row
         self._rows = 0  # store rows caught up with
-        self._live: np.ndarray | None = None  # live rows seen at the last sync that added rows
+        # Cached rows whose chunk is deleted (or replaced): kept in the cache and postings, out of the statistics,
+        # until they reach COMPACT_AT of the cache (then dropped in one pass), so an upsert commit appends
+        # instead of rewriting the index. `_dead_df` (int64, by term id) and `_dead_tokens` are their part of
+        # the document frequencies and total length; `_dead_seen` is the store's dead-row count at the last
+        # check (None: not checked yet in this process).
+        self._dead = np.zeros(0, dtype=bool)
+        self._dead_df = np.zeros(0, dtype=np.int64)
+        self._dead_tokens = 0
+        self._dead_seen: int | None = None
+        self._dead_checked = False
         self._postings: Postings | None = Postings()  # term-major counts of the cache (None: to build from it)
         self._scorer: TermScorer | None = None  # term scores under the current statistics, once asked for
         self._stale = True  # the statistics changed since the scorer was made
@@ -193,21 +203,24 @@ class Bm25Retriever:
         return self._rows
 
     def sync(self, store: Store) -> None:
-        """Tokenise and cache rows committed since the last call and append their postings; terms are scored
-        under the new statistics when a query asks for them."""
+        """Tokenise and cache rows committed since the last call and append their postings; take in rows deleted
+        since (out of the statistics from now on). Terms are scored under the new statistics when a query asks
+        for them."""
         committed = store.committed_rows
         if self._rows > committed:  # derived data ahead of the commit log: start again
             self._reset()
-        if self._rows == committed:
-            return
-        new = list(range(self._rows, committed))
-        chunks = store.chunks_for_rows(new)
-        rows = [r for r in new if r in chunks]  # rows deleted before we saw them are skipped
-        texts = [chunk_text(chunks[r].title, chunks[r].text) for r in rows]
-        self._append(rows, self.tokenize(texts))
-        self._rows = committed
-        self._live = store.alive_rows()
-        self._stale = self._dirty = True
+        dead = store.dead_rows  # read before the rows, as RowMap does: a delete after this moves it again
+        if self._rows < committed:
+            new = list(range(self._rows, committed))
+            chunks = store.chunks_for_rows(new)
+            rows = [r for r in new if r in chunks]  # rows deleted before we saw them are skipped
+            texts = [chunk_text(chunks[r].title, chunks[r].text) for r in rows]
+            self._append(rows, self.tokenize(texts))
+            self._rows = committed
+            self._stale = self._dirty = True
+        if not self._dead_checked or dead is None or dead != self._dead_seen:  # None: an old read-only store
+            self._take_deletes(store.alive_rows())
+            self._dead_seen, self._dead_checked = dead, True
 
     def search(self, query: Query, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, rows) among allowed rows that hold a query term, whatever the sign of their score;
@@ -217,7 +230,9 @@ class Bm25Retriever:
         scorer = self._ensure_built()
         if scorer is None or not len(self._row_ids):
             return scores_out, rows_out
-        ids = self.query_ids(query.text)
+        # Terms only deleted rows hold are out, as they are out of a fresh index's vocabulary: they score no
+        # live row, and BM25L/BM25+ would add their (zero) non-occurrence score into the sum at another place.
+        ids = [t for t in self.query_ids(query.text) if scorer.own_df[t] > 0]
         if not ids:
             return scores_out, rows_out
         mask = np.zeros(len(self._row_ids), dtype=bool)
@@ -235,12 +250,14 @@ class Bm25Retriever:
         return scores_out, rows_out
 
     def describe(self) -> dict[str, Any]:
-        """{"kind": "bm25", "rows" (caught up with), "indexed_rows" (rows whose tokens are cached: alive when
-        last compacted), "tokens", "vocabulary" (distinct terms), "postings_built" (the posting lists are built,
-        or loaded, rather than pending a build from the token cache at the first search), "postings_segments",
-        "k1", "b"}."""
-        return {"kind": "bm25", "rows": int(self._rows), "indexed_rows": len(self._row_ids),
-                "tokens": len(self._tokens), "vocabulary": len(self.vocab),
+        """{"kind": "bm25", "rows" (caught up with), "indexed_rows" (live rows whose tokens are cached: the N of
+        the statistics), "tokens" (their total length), "dead_rows" (deleted or replaced rows still cached, out
+        of the statistics, dropped once they reach COMPACT_AT of the cache), "vocabulary" (distinct terms),
+        "postings_built" (the posting lists are built, or loaded, rather than pending a build from the token
+        cache at the first search), "postings_segments", "k1", "b"}."""
+        n_dead = int(np.count_nonzero(self._dead))
+        return {"kind": "bm25", "rows": int(self._rows), "indexed_rows": len(self._row_ids) - n_dead,
+                "tokens": len(self._tokens) - self._dead_tokens, "dead_rows": n_dead, "vocabulary": len(self.vocab),
                 "postings_built": self._postings is not None,
                 "postings_segments": len(self._postings.segments) if self._postings is not None else 0,
                 "k1": self.config.k1, "b": self.config.b}
@@ -254,24 +271,18 @@ class Bm25Retriever:
 
     # ---- corpus-wide statistics (sharded collections) -----------------------------------------
     def refresh_live(self, store: Store) -> None:
-        """Take the store's live rows as the rows the next rebuild keeps, as `sync` does when rows are added:
-        a sharded collection's router calls it on every shard after a write call, so that each shard counts
-        the rows one collection would count (its rows alive after the last adding write)."""
-        live = store.alive_rows()
-        if not np.isin(self._row_ids, live).all():
-            self._live = live
-            self._stale = self._dirty = True
+        """Take in rows deleted since the last look, as `sync` does: a sharded collection's router calls it on every
+        shard after a write call, so that each shard counts the rows one collection would count."""
+        self._take_deletes(store.alive_rows())
 
     def stats_key(self) -> str:
-        """A string that changes whenever `local_stats` would (rows appended or compacted; a new instance)."""
-        if self._stale and self._live is not None:  # the compaction the next rebuild would do, done now
-            self._compact(self._live)
+        """A string that changes whenever `local_stats` would (rows appended, deleted or compacted; a new instance)."""
         return f"{self._uid}:{self._version}"
 
     def local_stats(self) -> Bm25Stats:
-        """N, total length and document frequencies of the rows the next rebuild scores (this index's own)."""
-        self.stats_key()
-        return count_stats(self._tokens, self._offsets, self.vocab)
+        """N, total length and document frequencies of the live cached rows (this index's own statistics)."""
+        n, tokens, df = self._own_stats()
+        return Bm25Stats(n, tokens, {self._terms[i]: int(df[i]) for i in np.flatnonzero(df).tolist()})
 
     @property
     def global_key(self) -> str | None:
@@ -299,8 +310,6 @@ class Bm25Retriever:
         saved = rowfiles.read_meta(target)
         if not self._dirty and saved is not None:
             return
-        if self._stale and self._live is not None:  # a reopened index counts the rows this one would
-            self._compact(self._live)
         first = int(saved.get("terms", 0)) if saved and saved.get("fit") == self._fit else 0
 
         def rows_from(start: int) -> dict[str, np.ndarray]:
@@ -355,21 +364,22 @@ class Bm25Retriever:
 
     def compacted(self, keep: np.ndarray) -> "Bm25Retriever":
         """This index over rows `keep` only, renumbered 0..n-1 in order (keep: (n,) int64 ascending, the rows a
-        compaction keeps), with the same posting lists: a cached row whose chunk was dropped stays as row -1,
-        counted in the statistics (N, average length, document frequencies) as it was and never returned, so
-        every score stays the same, in one collection and in a sharded one alike. The next write that adds rows
-        counts the rows alive then, as it would have without compaction; the dropped rows' tokens and postings
-        leave RAM there."""
+        compaction keeps), with the same statistics, so every score stays the same, in one collection and in a
+        sharded one alike: the dead rows (out of the statistics already) leave the cache and postings; a cached
+        row not yet known dead whose chunk the compaction drops stays as row -1, counted as it was and never
+        returned, until the next sync finds it dead."""
         self._ensure_built()
         keep = np.asarray(keep, np.int64)
         at = np.minimum(np.searchsorted(keep, self._row_ids), max(len(keep) - 1, 0))
         found = keep[at] == self._row_ids if len(keep) else np.zeros(len(self._row_ids), bool)
         out = Bm25Retriever(self.config)
         out.vocab, out._terms = dict(self.vocab), list(self._terms)
-        out._tokens, out._offsets = self._tokens, self._offsets
+        out._tokens, out._offsets, out._postings = self._tokens, self._offsets, self._postings.copy()
         out._row_ids = np.where(found, at, -1).astype(np.int64)
+        out._dead, out._dead_df, out._dead_tokens = self._dead.copy(), self._dead_df.copy(), self._dead_tokens
         out._rows = len(keep)
-        out._postings = self._postings.copy() if self._postings is not None else None
+        if self._dead.any():  # rows the compaction drops are dead here already: leave them out of RAM now
+            out._compact()
         return out
 
     # ---- loading ---------------------------------------------------------------------------
@@ -393,6 +403,7 @@ class Bm25Retriever:
             r._rows, r._fit = int(meta["store_rows"]), meta["fit"]
             if len(r._terms) != int(meta["terms"]) or int(r._offsets[-1]) != len(r._tokens):
                 return None
+            r._dead = np.zeros(len(r._row_ids), bool)  # which are dead: taken from the store at the first sync
             r._postings = r._load_postings(path)
             r._dirty = False
             return r
@@ -415,6 +426,7 @@ class Bm25Retriever:
         r._rows = int(meta["rows"])
         if len(r._offsets) != len(r._row_ids) + 1 or int(r._offsets[-1]) != len(r._tokens):
             return None
+        r._dead = np.zeros(len(r._row_ids), bool)
         r._postings = None  # built from the token cache at the first search
         return r  # dirty: saved again in the current format
 
@@ -472,51 +484,85 @@ class Bm25Retriever:
         self._tokens = np.concatenate([self._tokens, new])
         self._offsets = np.concatenate([self._offsets, self._offsets[-1] + np.cumsum(lengths)])
         self._row_ids = np.concatenate([self._row_ids, np.asarray(rows, dtype=np.int64)])
+        self._dead = np.concatenate([self._dead, np.zeros(len(rows), bool)])
         self._version += 1
 
-    def _compact(self, live: np.ndarray) -> None:
-        """Drop cached rows that are no longer stored (rows never come back once deleted)."""
-        keep = np.isin(self._row_ids, live)
-        if keep.all():
+    def _take_deletes(self, live: np.ndarray) -> None:
+        """Mark the cached rows not in `live` (the store's live rows; a row -1, compacted away, is never live)
+        dead: out of N, the total length and their terms' document frequencies from now on, O(their tokens).
+        Drops every dead row in one pass once they reach COMPACT_AT of the cache."""
+        dead = ~np.isin(self._row_ids, live)
+        new = np.flatnonzero(dead & ~self._dead)
+        if not len(new):
             return
+        lengths = np.diff(self._offsets)[new]
+        total = int(lengths.sum())
+        # their token ids, gathered row by row without a pass over the whole cache
+        at = np.repeat(self._offsets[new] - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(total)
+        owner = np.repeat(np.arange(len(new), dtype=np.int64), lengths)
+        v = max(len(self.vocab), 1)
+        terms = np.unique(owner * v + self._tokens[at].astype(np.int64)) % v  # each (row, term) once
+        df = np.bincount(terms, minlength=len(self.vocab))
+        self._dead_df = np.concatenate([self._dead_df, np.zeros(len(df) - len(self._dead_df), np.int64)]) + df
+        self._dead, self._dead_tokens = dead | self._dead, self._dead_tokens + total
+        self._version += 1
+        self._stale = self._dirty = True
+        if np.count_nonzero(self._dead) >= COMPACT_AT * len(self._row_ids):
+            self._compact()
+
+    def _compact(self) -> None:
+        """Drop the dead rows from the cache and the postings, renumbering the rest (the next save rewrites the
+        folder whole); the statistics do not change."""
+        keep = ~self._dead
         lengths = np.diff(self._offsets)
-        token_keep = np.repeat(keep, lengths)
-        self._tokens = self._tokens[token_keep]
+        self._tokens = self._tokens[np.repeat(keep, lengths)]
         self._row_ids = self._row_ids[keep]
         self._offsets = np.concatenate([[0], np.cumsum(lengths[keep])]).astype(np.int64)
         if self._postings is not None:
             self._postings = self._postings.kept(keep)
             self._unsaved_postings = True
+        self._dead, self._dead_df, self._dead_tokens = np.zeros(len(self._row_ids), bool), np.zeros(0, np.int64), 0
+        self._scorer, self._stale = None, True  # positions moved: term scores are scored again
         self._version += 1
         self._fit = rowfiles.new_fit()  # rows left: the next save rewrites the folder
         self._dirty = True
 
+    def _own_stats(self) -> tuple[int, int, np.ndarray]:
+        """(N, total length, (vocabulary,) int64 document frequencies) of the live cached rows."""
+        n_terms = len(self.vocab)
+        df = self._built_postings().df(n_terms)
+        df[: len(self._dead_df)] -= self._dead_df[:n_terms]
+        return len(self._row_ids) - int(np.count_nonzero(self._dead)), len(self._tokens) - self._dead_tokens, df
+
     def _ensure_built(self) -> TermScorer | None:
-        """The scorer under the current statistics (None without cached rows): the rows deleted by the last
-        add dropped first, the posting lists built from the token cache when absent (a loaded index whose
-        files lacked them), and term scores reset when the statistics changed."""
+        """The scorer under the current statistics (None without live cached rows): the posting lists built from
+        the token cache when absent (a loaded index whose files lacked them), and term scores reset when the
+        statistics changed."""
         if self._global is not None and self._global_for != self.stats_key():
             raise CollectionError("BM25 corpus-wide statistics are out of date for this shard (its rows "
                                   "changed since the router summed them); search through the router")
-        if self._stale and self._live is not None:
-            self._compact(self._live)
-        if self._postings is None:
-            self._postings = Postings.of_cache(self._tokens, self._offsets, len(self.vocab))
-            self._unsaved_postings = True
         if self._stale or self._scorer is None:
-            self._scorer = self._new_scorer() if len(self._row_ids) else None
+            self._scorer = self._new_scorer()
             self._stale = False
         return self._scorer
 
-    def _new_scorer(self) -> TermScorer:
-        """A TermScorer over the postings with this index's statistics, or the router's corpus-wide ones."""
+    def _built_postings(self) -> Postings:
+        """The posting lists, built from the token cache when absent (a loaded index whose files lacked them)."""
+        if self._postings is None:
+            self._postings = Postings.of_cache(self._tokens, self._offsets, len(self.vocab))
+            self._unsaved_postings = True
+        return self._postings
+
+    def _new_scorer(self) -> TermScorer | None:
+        """A TermScorer over the postings with the live rows' statistics, or the router's corpus-wide ones."""
         import bm25s
 
-        assert self._postings is not None
+        own = self._own_stats()
+        if not own[0]:
+            return None
         c = self.config
         bm = bm25s.BM25(k1=c.k1, b=c.b, method=c.method)
-        return term_scorer(bm, self._postings, np.diff(self._offsets), self._terms, self._global)
-
+        return term_scorer(bm, self._built_postings(), np.diff(self._offsets), self._terms, own, self._global)
 
 
 def build(store: Store, encoder: Callable[[], Encoder]) -> Retriever:

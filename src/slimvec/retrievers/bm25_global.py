@@ -72,20 +72,22 @@ def check_method(method: str) -> None:
                           f"so it cannot use corpus-wide statistics; sharded BM25 supports {', '.join(GLOBAL_METHODS)}")
 
 
-def term_scorer(bm: Any, postings: Any, lengths: np.ndarray, terms: Sequence[str],
+def term_scorer(bm: Any, postings: Any, lengths: np.ndarray, terms: Sequence[str], own: tuple[int, int, np.ndarray],
                 stats: Bm25Stats | None = None) -> Any:
-    """A `bm25_postings.TermScorer` over `postings` (a `Postings` of rows of lengths `lengths`, (rows,) int64,
-    whose token ids name `terms`) for the bm25s.BM25 `bm` (its variant, k1, b, dtype): with the rows' own
-    statistics when `stats` is None, else with the corpus-wide N, avgdl and document frequencies of `stats`; a
-    term these rows do not hold keeps df 0 (it has no postings here to score).
+    """A `bm25_postings.TermScorer` over `postings` (a `Postings` of rows of lengths `lengths`, (positions,) int64,
+    whose token ids name `terms`) for the bm25s.BM25 `bm` (its variant, k1, b, dtype). `own`: the statistics of
+    the rows that count (N, total length in tokens, (len(terms),) int64 document frequencies; rows deleted since
+    they were cached are out of them). Scored with `own` when `stats` is None, else with the corpus-wide N, avgdl
+    and document frequencies of `stats`; a term none of these rows holds keeps df 0 (nothing here to score).
 
     Raises ConfigError when `stats` is given for a variant outside GLOBAL_METHODS.
     """
     from slimvec.retrievers.bm25_postings import TermScorer
 
-    own = postings.df(len(terms))
+    n, tokens, df = own
     if stats is None:
-        return TermScorer(bm, postings, lengths, len(lengths), lengths.mean(), lambda t: int(own[t]))
+        # np.float64(total) / N is bm25s's np.mean of the integer lengths: the sum of integers is exact
+        return TermScorer(bm, postings, lengths, n, np.float64(tokens) / n, lambda t: int(df[t]), df)
     check_method(bm.method)
     return TermScorer(bm, postings, lengths, stats.documents, stats.avgdl,
-                      lambda t: int(stats.df.get(terms[t], 0)) if own[t] else 0)
+                      lambda t: int(stats.df.get(terms[t], 0)) if df[t] else 0, df)

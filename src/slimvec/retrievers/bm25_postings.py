@@ -182,13 +182,15 @@ class Postings:
 class TermScorer:
     """BM25 scores of posting lists under one set of statistics, with the variant, k1, b, delta and dtype of the
     bm25s.BM25 `bm`: `lengths` ((positions,) int64 row lengths in tokens), `n_docs` (N), `avgdl` (np.float64,
-    as bm25s computes it) and `df(term) -> int`. A term's scores are computed at its first use and kept."""
+    as bm25s computes it) and `df(term) -> int`; `own_df`: (terms,) int64 document frequencies among the rows
+    that count here (a term at 0 is held by no live row). A term's scores are computed at its first use and kept."""
 
     def __init__(self, bm: Any, postings: Postings, lengths: np.ndarray, n_docs: int, avgdl: np.float64,
-                 df: Callable[[int], int]) -> None:
+                 df: Callable[[int], int], own_df: np.ndarray) -> None:
         from bm25s.scoring import _select_idf_scorer, _select_tfc_scorer
 
         self.bm, self.postings, self.n_docs, self.avgdl, self._df = bm, postings, n_docs, avgdl, df
+        self.own_df = own_df
         self._idf_fn, self._tfc_fn = _select_idf_scorer(bm.idf_method), _select_tfc_scorer(bm.method)
         self._nonoccurrence = bm.method in bm.methods_requiring_nonoccurrence
         self._lengths = np.asarray(lengths, np.int64)

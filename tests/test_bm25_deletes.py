@@ -1,0 +1,75 @@
+"""Deleted and replaced rows leave BM25's statistics at the next sync but stay in its cache and postings until they
+are COMPACT_AT of it, so an upsert commit appends instead of rewriting the index; scores always equal a fresh
+bm25s index over the live documents (retrievers/bm25.py `_take_deletes`)."""
+
+import json
+
+import pytest
+from fakes import FakeEncoder
+
+from slimvec import Collection, Document
+from slimvec.index import rowfiles
+from slimvec.retrievers.bm25 import COMPACT_AT
+
+QUERIES = ["cancer cells", "protein expression in mice", "vitamin d deficiency", "the role of inflammation"]
+
+
+def _top(col):
+    return {q: [(h.id, h.score) for h in col.search(q, k=10)] for q in QUERIES}
+
+
+def _fresh(tmp_path, docs):
+    with Collection.create(tmp_path / "fresh", profile="bm25", encoder=FakeEncoder(dim=8)) as fresh:
+        fresh.add(list(docs))
+        out = _top(fresh)
+    import shutil
+
+    shutil.rmtree(tmp_path / "fresh")
+    return out
+
+
+def test_upserts_and_deletes_append_until_dead_rows_reach_the_threshold(tmp_path, scifact_docs):
+    docs = {d.id: d for d in scifact_docs[:60]}
+    path = tmp_path / "c"
+    col = Collection.create(path, profile="bm25", encoder=FakeEncoder(dim=8))
+    col.add(list(docs.values()))
+    folder = path / "index" / "bm25"
+    fit = rowfiles.read_meta(folder)["fit"]
+    segments = set(json.loads((folder / "postings.json").read_text())["segments"])
+    replaced = 0
+    for i, d in enumerate(scifact_docs[:60:3]):
+        if i % 4 == 3:
+            col.delete([d.id])  # a delete alone leaves the statistics too
+            del docs[d.id]
+        else:
+            docs[d.id] = Document(d.id, d.text + " revised", d.title)
+            col.upsert([docs[d.id]])
+        replaced += 1
+        bm25 = col.info()["indexes"]["bm25"]
+        assert _top(col) == _fresh(tmp_path, docs.values()), i
+        assert bm25["indexed_rows"] == len(col)  # one chunk per document here
+        if replaced < COMPACT_AT * 60:
+            # no rewrite: the same fit, every earlier segment file still named
+            assert rowfiles.read_meta(folder)["fit"] == fit and bm25["dead_rows"] == replaced
+            assert segments <= set(json.loads((folder / "postings.json").read_text())["segments"])
+    assert bm25["dead_rows"] < replaced and rowfiles.read_meta(folder)["fit"] != fit  # dropped in one pass
+    want = _top(col)
+    col.close()
+    with Collection.open(path, encoder=FakeEncoder(dim=8)) as again:  # dead rows found again from the store
+        assert _top(again) == want
+        assert again.info()["indexes"]["bm25"]["dead_rows"] == bm25["dead_rows"]
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_a_reopened_or_compacted_collection_scores_as_the_open_one(tmp_path, scifact_docs, compact):
+    path = tmp_path / "c"
+    with Collection.create(path, profile="bm25", encoder=FakeEncoder(dim=8)) as col:
+        col.add(scifact_docs[:40])
+        col.delete([d.id for d in scifact_docs[:5]])
+        want = _top(col)
+        assert want == _fresh(tmp_path, scifact_docs[5:40])
+        if compact:
+            col.compact()
+            assert _top(col) == want and col.info()["indexes"]["bm25"]["dead_rows"] == 0
+    with Collection.open(path, encoder=FakeEncoder(dim=8)) as again:
+        assert _top(again) == want
