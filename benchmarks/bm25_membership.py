@@ -32,7 +32,7 @@ def _old_rule(r: Bm25Retriever, text: str, k: int, allowed: np.ndarray) -> np.nd
     if not ids:
         return np.zeros(0, dtype=np.int64)
     mask = allowed[r._row_ids].astype(np.float32)
-    scores = r._bm25.get_scores_from_ids(ids, weight_mask=mask)
+    scores = r._ensure_built().scores(ids, len(r._row_ids)) * mask  # bm25s's weight_mask
     hit = np.flatnonzero(scores > 0)
     if len(hit) > k:
         hit = hit[np.argpartition(-scores[hit], k - 1)[:k]]

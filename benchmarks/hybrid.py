@@ -102,14 +102,20 @@ def _run(col, queries: dict[str, str], mode: str, k: int = 100) -> tuple[dict[st
 
 def _bm25_throughput(col, queries: list[str], repeat: int = 3) -> dict[str, float]:
     """Queries/s of slimvec's BM25 search (Collection.search, k=10, one query at a time) vs bare bm25s.retrieve
-    on the very same bm25s index object, both including query tokenisation. Bare bm25s returns document
-    indices and scores; `with_payload=False` is the like-for-like call (ids and scores), the default also
-    fetches titles, snippets and metadata from SQLite."""
+    on a bm25s index of the very same token ids (the retriever's cache; since session 19 slimvec scores from
+    its own posting lists), both including query tokenisation. Bare bm25s returns document indices and
+    scores; `with_payload=False` is the like-for-like call (ids and scores), the default also fetches titles,
+    snippets and metadata from SQLite."""
     import bm25s
 
     col.search(queries[0], k=10, mode="bm25")  # sync and build
     retriever = col._retrievers["bm25"]
-    bm = retriever._bm25
+    c = retriever.config
+    bm = bm25s.BM25(k1=c.k1, b=c.b, method=c.method)
+    offsets = retriever._offsets
+    bm.scores = bm.build_index_from_ids(list(range(len(retriever.vocab))), [
+        retriever._tokens[offsets[i] : offsets[i + 1]].tolist() for i in range(len(offsets) - 1)], show_progress=False)
+    bm.vocab_dict = dict(retriever.vocab)
     tok = retriever.tokenize
 
     def ours() -> None:

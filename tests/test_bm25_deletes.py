@@ -73,3 +73,29 @@ def test_a_reopened_or_compacted_collection_scores_as_the_open_one(tmp_path, sci
             assert _top(col) == want and col.info()["indexes"]["bm25"]["dead_rows"] == 0
     with Collection.open(path, encoder=FakeEncoder(dim=8)) as again:
         assert _top(again) == want
+
+
+def test_a_commit_copies_its_own_rows_not_the_token_cache(tmp_path, scifact_docs):
+    """The token cache grows in place: 100 one-document commits reallocate it a handful of times (a quarter of
+    spare room each time), not once per commit, and `ram_bytes` counts the room."""
+    with Collection.create(tmp_path / "c", profile="bm25", encoder=FakeEncoder(dim=8)) as col:
+        col.add(scifact_docs[:50])
+        r = col._retrievers["bm25"]
+        buffers = set()
+        for d in scifact_docs[50:150]:
+            col.add([d])
+            buffers.add(id(r._tokens.base))
+        assert len(buffers) <= 8  # 50 -> 150 documents' tokens: 3x, about log(3) / log(1.25) = 5 reallocations
+        assert r.ram_bytes() >= r._tokens.base.nbytes > r._tokens.nbytes
+        assert _top(col) == _fresh(tmp_path, scifact_docs[:150])
+
+
+def test_the_live_rows_are_read_once_per_commit(tmp_path, scifact_docs):
+    with Collection.create(tmp_path / "c", profile="bm25", encoder=FakeEncoder(dim=8)) as col, \
+            Collection.open(tmp_path / "c", encoder=FakeEncoder(dim=8)) as other:
+        col.add(scifact_docs[:20])
+        first = col.store.alive_rows()
+        assert col.store.alive_rows() is first and not first.flags.writeable
+        other.delete([scifact_docs[3].id])  # another handle's commit: a new read, without the deleted row
+        again = col.store.alive_rows()
+        assert again is not first and len(again) == len(first) - 1

@@ -65,7 +65,8 @@ class RowMap:
             moved = dead is None or dead != self._dead  # None: a read-only old collection, count instead
             if moved and store.alive_count_below(old) != int(np.count_nonzero(self.alive)):
                 kept = np.zeros(old, dtype=bool)
-                kept[store.alive_rows_below(old)] = True
+                alive = store.alive_rows()  # the read BM25's sync may have made for this commit already
+                kept[alive[alive < old]] = True
                 row_doc[:old][~kept] = -1
         # Numbers of the documents whose rows this update reads. A document seen in an earlier update is not
         # looked up: every commit stores new documents (an upsert deletes the old version in the same
