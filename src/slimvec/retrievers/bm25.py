@@ -443,7 +443,7 @@ class Bm25Retriever:
             segments = []
             for name in saved["segments"]:
                 with np.load(path / f"postings-{name}.npz") as z:
-                    seg = Segment(z["ptr"].astype(np.int64), z["rows"].astype(np.int32), z["tf"].astype(np.int32))
+                    seg = Segment(z["ptr"], z["rows"].astype(np.int32), z["tf"].astype(np.int32))
                 seg.name = name
                 segments.append(seg)
             postings = Postings(segments, len(self._row_ids))

@@ -35,12 +35,15 @@ MERGE_RATIO = 4  # a segment is merged into the one before it while that one hol
 class Segment:
     """The (row, term) counts of a run of rows, term-major: term t's rows are `rows[ptr[t]:ptr[t + 1]]`
     (int32 positions in the token cache, ascending) with their counts `tf[...]` (int32); `ptr` is
-    (terms known when built + 1,) int64, so a later term has no postings here. `name`: its file once saved."""
+    (terms known when built + 1,) int32 (int64 past 2**31 entries), so a later term has no postings here. `name`: its file once saved."""
 
     __slots__ = ("ptr", "rows", "tf", "name")
 
     def __init__(self, ptr: np.ndarray, rows: np.ndarray, tf: np.ndarray) -> None:
-        self.ptr, self.rows, self.tf = ptr, rows, tf
+        # int32 offsets while they fit: a segment holds one per vocabulary term, which for a small collection
+        # is as much as its postings (SciFact, 30k terms: 240 KB per segment in int64)
+        small = len(ptr) == 0 or int(ptr[-1]) < 2**31
+        self.ptr, self.rows, self.tf = ptr.astype(np.int32 if small else np.int64, copy=False), rows, tf
         self.name: str | None = None
 
     @property
