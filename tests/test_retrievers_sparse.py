@@ -183,3 +183,35 @@ def test_loading_splade_prints_no_weight_loading_bar():
     loader = "from slimvec.encoders.sparse import SpladeEncoder; SpladeEncoder()"
     r = subprocess.run([sys.executable, "-c", loader], capture_output=True, text=True, check=True)
     assert "Loading weights" not in r.stderr and "it/s]" not in r.stderr, r.stderr[-300:]
+
+
+def test_a_served_index_appends_each_commits_postings_and_scores_as_the_whole_matrix(tmp_path, scifact_docs):
+    """Each commit appends its rows as a part and a segment of posting lists (O(new rows)); before, it copied the
+    whole matrix to append and the next search transposed it whole. Scores equal q @ M.T of the whole matrix, a
+    reopened handle's and a compacted collection's."""
+    import math
+
+    from slimvec.retrievers.bm25_postings import MERGE_RATIO
+
+    queries = ["vitamin d deficiency", "cancer cells in mice", "protein expression"]
+    path = tmp_path / "c"
+    with Collection.create(path, encoder=FakeEncoder(max_tokens=256), retrievers=["dense", "sparse"]) as writer, \
+            Collection.open(path, encoder=FakeEncoder(max_tokens=256)) as server:
+        for start in range(0, 60, 5):
+            writer.add(scifact_docs[start : start + 5])
+            served = {q: [(h.id, h.score) for h in server.search(q, k=10, mode="sparse")] for q in queries}
+        r = server._retrievers["sparse"]
+        assert r._segments is not None and len(r._parts) == 12  # appended, never stacked nor transposed whole
+        entries = sum(s.entries for s in r._segments)
+        assert len(r._segments) <= 1 + math.log(entries, MERGE_RATIO)
+        for q in queries:
+            v = r.query_vector(q)
+            got = r.scores(v)
+            want = np.asarray((v @ r.matrix.T).todense(), dtype=np.float32).ravel()
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    with Collection.open(path, encoder=FakeEncoder(max_tokens=256)) as again:
+        assert {q: [(h.id, h.score) for h in again.search(q, k=10, mode="sparse")] for q in queries} == served
+        again.delete([scifact_docs[0].id])
+        deleted = {q: [(h.id, h.score) for h in again.search(q, k=10, mode="sparse")] for q in queries}
+        again.compact()
+        assert {q: [(h.id, h.score) for h in again.search(q, k=10, mode="sparse")] for q in queries} == deleted

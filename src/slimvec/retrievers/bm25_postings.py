@@ -89,7 +89,7 @@ class Segment:
         # its own segment; b's entries after a's.
         at_a = np.arange(a.entries, dtype=np.int64) + np.repeat(ptr[:-1] - np.concatenate([[0], np.cumsum(ca)[:-1]]), ca)
         at_b = np.arange(b.entries, dtype=np.int64) + np.repeat(ptr[:-1] + ca - np.concatenate([[0], np.cumsum(cb)[:-1]]), cb)
-        rows, tf = np.empty(a.entries + b.entries, np.int32), np.empty(a.entries + b.entries, np.int32)
+        rows, tf = np.empty(a.entries + b.entries, np.int32), np.empty(a.entries + b.entries, a.tf.dtype)
         rows[at_a], rows[at_b], tf[at_a], tf[at_b] = a.rows, b.rows, a.tf, b.tf
         return Segment(ptr, rows, tf)
 
@@ -100,6 +100,15 @@ class Segment:
         before = np.zeros(self.entries + 1, np.int64)  # entries kept before each place
         np.cumsum(mask, out=before[1:])
         return Segment(before[self.ptr], position[self.rows[mask]].astype(np.int32), self.tf[mask])
+
+
+def add_segment(segments: list[Segment], seg: Segment) -> None:
+    """Append `seg` (rows after every row of `segments`) to `segments`, then merge the last two while the one
+    before the last holds fewer than MERGE_RATIO times the last's entries: O(log rows) segments."""
+    segments.append(seg)
+    while len(segments) > 1 and segments[-2].entries < MERGE_RATIO * segments[-1].entries:
+        last = segments.pop()
+        segments[-1] = Segment.merged(segments[-1], last)
 
 
 class Postings:
@@ -133,12 +142,10 @@ class Postings:
         segments while the one before the last is under MERGE_RATIO times the last's entries."""
         if len(offsets) <= 1:
             return
-        self.segments.append(Segment.of_rows(tokens, offsets, self.rows, n_terms))
-        self._see(self.segments[-1])
+        seg = Segment.of_rows(tokens, offsets, self.rows, n_terms)
+        self._see(seg)
+        add_segment(self.segments, seg)
         self.rows += len(offsets) - 1
-        while len(self.segments) > 1 and self.segments[-2].entries < MERGE_RATIO * self.segments[-1].entries:
-            last = self.segments.pop()
-            self.segments[-1] = Segment.merged(self.segments[-1], last)
 
     def kept(self, keep: np.ndarray) -> "Postings":
         """These postings over the positions where `keep` ((rows,) bool) is True, renumbered 0.. in order."""

@@ -1,10 +1,11 @@
 """Learned sparse retrieval: a row-aligned CSR matrix of SPLADE chunk vectors, scored by sparse dot product.
 
 Row i of the matrix is store row i ("{title} {chunk}" encoded by the sparse model; a row deleted before it
-was seen stays empty). `sync` encodes only newly committed rows and appends them; deletes are handled by
-the `allowed` mask at search time. Scoring is exact: scores = q @ M.T, computed through a cached
-term-major copy of M (M.T as CSR, rebuilt lazily after a sync), so a query touches only the posting
-lists of its own terms, i.e. an inverted index. Saved under `index/sparse/` as append-only row files
+was seen stays empty). `sync` encodes only newly committed rows and appends them, O(new rows): as a row-major
+part (what `save` writes) and as a segment of term-major posting lists (`bm25_postings.Segment`, merged while
+one is under 4x the next); deletes are handled by the `allowed` mask at search time. Scoring is exact: scores =
+q @ M.T, summed over the posting lists of the query's own terms, i.e. an inverted index. (Before session 19
+each commit copied the whole matrix to append to it and the next search transposed it whole.) Saved under `index/sparse/` as append-only row files
 (`index.rowfiles`: each row's nonzero values and term ids, and its end), so a commit writes its own rows;
 folders saved before that (`matrix.npz` and `meta.json`) load and are rewritten. The sparse model is the manifest's
 "sparse_model" (default "splade-tiny").
@@ -26,6 +27,7 @@ from slimvec.encoders.sparse import SPLADE_TINY, load_sparse_encoder
 from slimvec.index import rowfiles
 from slimvec.index.base import top_k
 from slimvec.retrievers.base import Query, Retriever
+from slimvec.retrievers.bm25_postings import Segment, add_segment
 from slimvec.store import Store
 
 _DIR = "sparse"
@@ -43,8 +45,8 @@ class SparseRetriever:
         self._encoder: Any = None
         self.model_name = model_name
         self._dim = dim
-        self.matrix: sp.csr_matrix | None = None  # (rows, vocab)
-        self._postings: sp.csr_matrix | None = None  # matrix.T as CSR: one row per term
+        self._parts: list[sp.csr_matrix] = []  # (rows, vocab) row-major, one part per sync (stacked on demand)
+        self._segments: list[Segment] | None = []  # term-major weights (None: built from the parts when needed)
         self._queries: OrderedDict[str, sp.csr_matrix] = OrderedDict()
         self._dirty = True
         self._fit = rowfiles.new_fit()  # names the matrix on disk; new when it is started again
@@ -60,13 +62,40 @@ class SparseRetriever:
     @property
     def rows(self) -> int:
         """Rows this retriever has caught up with."""
-        return 0 if self.matrix is None else int(self.matrix.shape[0])
+        return sum(int(p.shape[0]) for p in self._parts)
+
+    @property
+    def matrix(self) -> sp.csr_matrix | None:
+        """The (rows, vocab) float32 CSR matrix of every row, None before any; its parts are stacked into one
+        (O(nonzeros)) when asked for (a compaction, a test), not at each commit."""
+        if not self._parts:
+            return None
+        if len(self._parts) > 1:
+            self._parts = [sp.vstack(self._parts, format="csr")]
+        return self._parts[0]
+
+    def _append(self, part: sp.csr_matrix) -> None:
+        """Add rows `part` (float32 CSR, sorted indices) after the current ones, with their posting lists."""
+        if self._segments is not None:
+            csc = part.tocsc()
+            add_segment(self._segments, Segment(csc.indptr, (csc.indices + self.rows).astype(np.int32),
+                                                csc.data.astype(np.float32)))
+        self._parts.append(part)
+
+    def _term_segments(self) -> list[Segment]:
+        if self._segments is None:
+            self._segments = []
+            m = self.matrix
+            if m is not None:  # one segment of every row (a loaded matrix)
+                csc = m.tocsc()
+                self._segments.append(Segment(csc.indptr, csc.indices.astype(np.int32), csc.data.astype(np.float32)))
+        return self._segments
 
     def sync(self, store: Store) -> None:
-        """Encode rows committed since the last call and append them to the matrix."""
+        """Encode rows committed since the last call and append them (row-major and term-major)."""
         committed = store.committed_rows
         if self.rows > committed:
-            self.matrix, self._fit = None, rowfiles.new_fit()
+            self._parts, self._segments, self._fit = [], [], rowfiles.new_fit()
         start = self.rows
         if start == committed:
             return
@@ -84,9 +113,8 @@ class SparseRetriever:
             scatter = sp.csr_matrix((np.ones(len(live), np.float32), (pos, np.arange(len(live)))),
                                     shape=(len(new), len(live)))
             part = sp.csr_matrix(scatter @ vecs, dtype=np.float32)
-        self.matrix = part if self.matrix is None else sp.vstack([self.matrix, part], format="csr")
-        self.matrix.sort_indices()
-        self._postings = None
+        part.sort_indices()
+        self._append(part)
         self._dirty = True
 
     def query_vector(self, text: str) -> sp.csr_matrix:
@@ -114,43 +142,54 @@ class SparseRetriever:
 
     def scores(self, q: sp.csr_matrix) -> np.ndarray:
         """Dot products of one query vector with every row: (q @ M.T), dense float32 of length rows."""
-        if self.matrix is None:
-            return np.zeros(0, dtype=np.float32)
-        if self._postings is None:
-            self._postings = self.matrix.T.tocsr()
-        q = sp.csr_matrix(q)
-        terms, weights = q.indices, q.data
-        sub = self._postings[terms]
-        return np.asarray(sub.T @ weights, dtype=np.float32).ravel()
+        return self._scored(q)[0]
 
     def members(self, q: sp.csr_matrix) -> np.ndarray:
         """Boolean mask over rows: True where the row holds a term with a non-zero weight in query vector
         `q` (1, vocab) and a non-zero weight of its own."""
-        if self.matrix is None:
-            return np.zeros(0, dtype=bool)
-        if self._postings is None:
-            self._postings = self.matrix.T.tocsr()
+        return self._scored(q)[1]
+
+    def _scored(self, q: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        """(`scores`, `members`) in one pass over the posting lists of the query's terms. A row lives in one
+        segment, so each row's terms are added in the query's term order, as a term-by-term sum adds them."""
+        out, marked = np.zeros(self.rows, dtype=np.float32), np.zeros(self.rows, dtype=bool)
         q = sp.csr_matrix(q)
-        sub = self._postings[q.indices[q.data != 0]]
-        marked = np.zeros(self.rows, dtype=bool)
-        marked[sub.indices[sub.data != 0]] = True
-        return marked
+        for seg, at, weight in self._query_postings(q.indices, q.data.astype(np.float32)):
+            rows, values = seg.rows[at], seg.tf[at]
+            np.add.at(out, rows, values * weight)
+            marked[rows[(values != 0) & (weight != 0)]] = True
+        return out, marked
+
+    def _query_postings(self, terms: np.ndarray, weights: np.ndarray) -> list[tuple[Segment, np.ndarray, np.ndarray]]:
+        """Per segment: (segment, positions of the query terms' postings in it, term by term, each term's
+        weight repeated over its postings), gathered with a few array operations per segment rather than per
+        (segment, term): a SPLADE query holds tens of terms."""
+        out = []
+        for seg in self._term_segments():
+            inside = terms < len(seg.ptr) - 1
+            t = terms[inside]
+            starts, lens = seg.ptr[t].astype(np.int64), (seg.ptr[t + 1] - seg.ptr[t]).astype(np.int64)
+            total = int(lens.sum())
+            if total:
+                at = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens) + np.arange(total)
+                out.append((seg, at, np.repeat(weights[inside], lens)))
+        return out
 
     def search(self, query: Query, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, rows) among allowed rows sharing a weighted term with the query, whatever the sign
         of the dot product; -1 pads."""
         scores_out = np.full(k, -np.inf, dtype=np.float32)
         rows_out = np.full(k, -1, dtype=np.int64)
-        if self.matrix is None or self.rows == 0 or not query.text.strip():
+        if self.rows == 0 or not query.text.strip():
             return scores_out, rows_out
         q = self.query_vector(query.text)
-        s = self.scores(q)
+        s, members = self._scored(q)
         n = min(len(s), len(allowed))
         ok = np.zeros(len(s), dtype=bool)
         ok[:n] = allowed[:n]
         # Membership, not the score's sign: a row matches when it shares a weighted term with the query
         # (rows of the terms' posting lists), and a filtered-out or deleted row is out whatever its score.
-        hit = np.flatnonzero(self.members(q)[: len(ok)] & ok)
+        hit = np.flatnonzero(members[: len(ok)] & ok)
         vals, pos = top_k(s[hit][None, :], k)  # hit is ascending, so the tie rule's lower position is the lower row
         found = pos[0] >= 0
         scores_out[found], rows_out[found] = vals[0][found], hit[pos[0][found]]
@@ -160,32 +199,34 @@ class SparseRetriever:
         """{"kind": "sparse", "model", "rows", "vocabulary" (the model's, None until it is loaded), "nonzeros"
         (stored term weights)}."""
         return {"kind": "sparse", "model": self.model_name, "rows": int(self.rows), "vocabulary": self._dim,
-                "nonzeros": 0 if self.matrix is None else int(self.matrix.nnz)}
+                "nonzeros": sum(int(p.nnz) for p in self._parts)}
 
     def ram_bytes(self) -> int:
-        """Bytes of the matrix and its term-major copy."""
-        total = 0
-        for m in (self.matrix, self._postings):
-            if m is not None:
-                total += m.data.nbytes + m.indices.nbytes + m.indptr.nbytes
-        return total
+        """Bytes of the matrix's parts and its term-major posting lists."""
+        total = sum(p.data.nbytes + p.indices.nbytes + p.indptr.nbytes for p in self._parts)
+        return total + sum(s.ptr.nbytes + s.rows.nbytes + s.tf.nbytes for s in self._segments or [])
 
     def save(self, directory: Path) -> None:
         """Write `directory/sparse/` as row files (`index.rowfiles`): a commit appends its rows' nonzeros (values,
         term ids) and row ends, so it writes what it added, not the collection."""
         target = directory / _DIR
-        if (not self._dirty and rowfiles.read_meta(target) is not None) or self.matrix is None:
+        if (not self._dirty and rowfiles.read_meta(target) is not None) or not self._parts:
             return
-        m = self.matrix
 
         def rows_from(start: int) -> dict[str, np.ndarray]:
-            at = int(m.indptr[start])
-            return {"data": m.data[at:].astype(np.float32), "indices": m.indices[at:].astype(np.int32),
-                    "ends": m.indptr[start + 1 :].astype(np.int64)}
+            # the parts from the one holding row `start`: a commit's save reads its own part, not the matrix
+            first, at, nnz = 0, 0, 0  # that part, its first row, the nonzeros before it
+            while at + self._parts[first].shape[0] <= start and first < len(self._parts) - 1:
+                at, nnz = at + self._parts[first].shape[0], nnz + self._parts[first].nnz
+                first += 1
+            m = self._parts[first] if first == len(self._parts) - 1 else sp.vstack(self._parts[first:], format="csr")
+            cut = int(m.indptr[start - at])
+            return {"data": m.data[cut:].astype(np.float32), "indices": m.indices[cut:].astype(np.int32),
+                    "ends": m.indptr[start - at + 1 :].astype(np.int64) + nnz}
 
         rowfiles.save(target, self._fit, self.rows, rows_from,
-                      {"kind": "sparse", "model": self.model_name, "dim": int(m.shape[1])}, lambda folder: None,
-                      ragged=("data", "indices"))
+                      {"kind": "sparse", "model": self.model_name, "dim": int(self._parts[0].shape[1])},
+                      lambda folder: None, ragged=("data", "indices"))
         self._dirty = False
 
     def compacted(self, keep: np.ndarray) -> "SparseRetriever":
@@ -193,8 +234,9 @@ class SparseRetriever:
         compaction keeps): the stored SPLADE rows are copied, never re-encoded."""
         out = SparseRetriever(self._encoder_getter, self.model_name, self._dim)
         if self.matrix is not None:
-            out.matrix = sp.csr_matrix(self.matrix[np.asarray(keep, np.int64)], dtype=np.float32)
-            out.matrix.sort_indices()
+            m = sp.csr_matrix(self.matrix[np.asarray(keep, np.int64)], dtype=np.float32)
+            m.sort_indices()
+            out._parts, out._segments = [m], None
         return out
 
     @classmethod
@@ -222,7 +264,8 @@ class SparseRetriever:
         except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
             return None
         r = cls(encoder, model_name, int(m.shape[1]))
-        r.matrix, r._fit, r._dirty = m, fit, rowfiles.read_meta(path) is None
+        r._parts, r._segments = [m], None  # posting lists built from it at the first search
+        r._fit, r._dirty = fit, rowfiles.read_meta(path) is None
         return r
 
 
