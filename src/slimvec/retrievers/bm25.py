@@ -214,6 +214,12 @@ class Bm25Retriever:
             new = list(range(self._rows, committed))
             chunks = store.chunks_for_rows(new)
             rows = [r for r in new if r in chunks]  # rows deleted before we saw them are skipped
+            if len(rows) < len(new):
+                # Another handle that saw them alive keeps them (dead) in its cache under the same fit, so the
+                # same fit would name two different caches, and a save appends to the folder from its row count:
+                # a new fit makes the next save rewrite it whole (the rows here differ from any saved by others).
+                self._fit = rowfiles.new_fit()
+                self._dirty = True
             texts = [chunk_text(chunks[r].title, chunks[r].text) for r in rows]
             self._append(rows, self.tokenize(texts))
             self._rows = committed
