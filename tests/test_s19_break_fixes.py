@@ -32,3 +32,40 @@ def test_a_handle_that_skipped_rows_deleted_before_it_saw_them_does_not_append_t
         assert {q: _bm25(again, q) for q in want} == want
         assert again.check() == []
         assert again.info()["indexes"]["bm25"]["indexed_rows"] == 12
+
+
+def test_postings_files_that_do_not_add_up_to_the_token_cache_are_built_again(tmp_path, scifact_docs):
+    """A postings.json naming only some of the segments (one left out), or a segment whose counts are not the cache's,
+    passed the load's checks (each segment well formed, rows in range and ascending) and scored silently wrong:
+    rows lost a term, or a term's count. Each position's counts must add up to its row's length."""
+    import json
+    import shutil
+
+    import numpy as np
+
+    path = tmp_path / "c"
+    queries = ["cancer cells", "protein expression in mice", "vitamin d deficiency"]
+    with Collection.create(path, profile="bm25", encoder=FakeEncoder(dim=8)) as col:
+        col.add(scifact_docs[:80])
+        col.add(scifact_docs[80:90])  # a second, smaller segment
+        want = {q: _bm25(col, q) for q in queries}
+    folder = path / "index" / "bm25"
+    saved = json.loads((folder / "postings.json").read_text())
+    assert len(saved["segments"]) == 2
+    shutil.copytree(folder, tmp_path / "orig")
+
+    def one_left_out():
+        (folder / "postings.json").write_text(json.dumps({**saved, "segments": saved["segments"][:1]}))
+
+    def counts_doubled():
+        name = folder / f"postings-{saved['segments'][0]}.npz"
+        with np.load(name) as z:
+            arrays = dict(z)
+        np.savez(name, **{**arrays, "tf": arrays["tf"] * 2})
+
+    for damage in (one_left_out, counts_doubled):
+        shutil.rmtree(folder)
+        shutil.copytree(tmp_path / "orig", folder)
+        damage()
+        with Collection.open(path, encoder=FakeEncoder(dim=8)) as again:
+            assert {q: _bm25(again, q) for q in queries} == want, damage.__name__

@@ -451,7 +451,7 @@ class Bm25Retriever:
                 seg.name = name
                 segments.append(seg)
             postings = Postings(segments, len(self._row_ids))
-            postings.check(len(self.vocab))
+            postings.check(len(self.vocab), np.diff(self._offsets))
             return postings
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, json.JSONDecodeError):
             return None

@@ -148,9 +148,11 @@ class Postings:
         out.segments, out.seen = [Segment(s.ptr, s.rows, s.tf) for s in self.segments], self.seen.copy()
         return out
 
-    def check(self, n_terms: int) -> None:
+    def check(self, n_terms: int, lengths: np.ndarray | None = None) -> None:
         """Raise ValueError unless the segments are well formed for `rows` positions and n_terms terms
-        (postings read from files another process wrote, or cut short)."""
+        (postings read from files another process wrote, or cut short), and with `lengths` ((rows,) int, each
+        position's row length in tokens) unless each position's counts add up to its length: a segment missing
+        from the list, or counts that are not the token cache's, would score some rows without some of their terms."""
         last = -1
         for s in self.segments:
             ok = (s.ptr.ndim == 1 and 1 <= len(s.ptr) <= n_terms + 1 and s.ptr[0] == 0
@@ -159,6 +161,12 @@ class Postings:
                                           or int(s.tf.min()) < 1)):
                 raise ValueError("BM25 postings out of step with the token cache")
             last = int(s.rows.max()) if s.entries else last
+        if lengths is not None:
+            total = np.zeros(self.rows, np.float64)  # float64 sums of int32 counts: exact below 2**53
+            for s in self.segments:
+                total += np.bincount(s.rows, weights=s.tf, minlength=self.rows)
+            if len(lengths) != self.rows or not np.array_equal(total, np.asarray(lengths, np.float64)):
+                raise ValueError("BM25 postings out of step with the token cache")
 
     def df(self, n_terms: int) -> np.ndarray:
         """(n_terms,) int64 document frequencies: rows holding each term."""
