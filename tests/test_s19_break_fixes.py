@@ -69,3 +69,20 @@ def test_postings_files_that_do_not_add_up_to_the_token_cache_are_built_again(tm
         damage()
         with Collection.open(path, encoder=FakeEncoder(dim=8)) as again:
             assert {q: _bm25(again, q) for q in queries} == want, damage.__name__
+
+
+def test_commits_of_rows_without_tokens_do_not_pile_up_segments(tmp_path):
+    """A segment was merged into the one before it while that one held under MERGE_RATIO times its entries: never
+    for a commit whose rows have no tokens (stopwords only), 0 < 4 * 0 being false, so each such commit left one
+    more segment (and file), past the O(log rows) the module promises."""
+    import json
+
+    with Collection.create(tmp_path / "c", profile="bm25", encoder=FakeEncoder(dim=8)) as col:
+        col.add([Document("first", "cells and proteins", "")])
+        for i in range(12):
+            col.add([Document(f"empty{i}", "the of and", "")])
+        bm25 = col.info()["indexes"]["bm25"]
+        assert bm25["indexed_rows"] == 13 and bm25["postings_segments"] <= 2
+        saved = json.loads((tmp_path / "c" / "index" / "bm25" / "postings.json").read_text())
+        assert len(saved["segments"]) <= 2 and len(list((tmp_path / "c" / "index" / "bm25").glob("postings-*"))) <= 2
+        assert [h.id for h in col.search("cells", k=3)] == ["first"]

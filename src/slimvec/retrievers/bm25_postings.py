@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-MERGE_RATIO = 4  # a segment is merged into the one before it while that one holds fewer than 4x its entries
+MERGE_RATIO = 4  # a segment is merged into the one before it while that one holds at most 4x its entries
 
 
 class Segment:
@@ -127,13 +127,15 @@ class Postings:
 
     def append(self, tokens: np.ndarray, offsets: np.ndarray, n_terms: int) -> None:
         """Add the rows `tokens[offsets[i]:offsets[i+1]]` (offsets from 0) at the next positions, then merge
-        segments while the one before the last is under MERGE_RATIO times the last's entries."""
+        segments while the one before the last holds at most MERGE_RATIO times the last's entries."""
         if len(offsets) <= 1:
             return
         self.segments.append(Segment.of_rows(tokens, offsets, self.rows, n_terms))
         self._see(self.segments[-1])
         self.rows += len(offsets) - 1
-        while len(self.segments) > 1 and self.segments[-2].entries < MERGE_RATIO * self.segments[-1].entries:
+        # <=, not <: a segment of rows without tokens (0 entries) goes into an empty one before it, or else
+        # each such commit would leave one more segment
+        while len(self.segments) > 1 and self.segments[-2].entries <= MERGE_RATIO * self.segments[-1].entries:
             last = self.segments.pop()
             self.segments[-1] = Segment.merged(self.segments[-1], last)
 
