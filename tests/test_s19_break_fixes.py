@@ -86,3 +86,34 @@ def test_commits_of_rows_without_tokens_do_not_pile_up_segments(tmp_path):
         saved = json.loads((tmp_path / "c" / "index" / "bm25" / "postings.json").read_text())
         assert len(saved["segments"]) <= 2 and len(list((tmp_path / "c" / "index" / "bm25").glob("postings-*"))) <= 2
         assert [h.id for h in col.search("cells", k=3)] == ["first"]
+
+
+def test_a_sharded_bm25_collection_compacts_after_deletes_the_router_has_not_summed_yet(tmp_path, scifact_docs):
+    """Deletes now leave a shard's statistics at once, so its stats_key moves before the router sums them again;
+    `Bm25Retriever.compacted` asked for a scorer, which refuses out-of-date corpus-wide statistics: the automatic
+    compaction inside each shard's delete stopped with a warning at every write, and an explicit compact after
+    another handle's deletes raised CollectionError."""
+    from slimvec.distributed import create_sharded, open_sharded
+    from slimvec.profiles import profile_from_dict
+
+    docs = scifact_docs[:60]
+    prof = profile_from_dict({"name": "x", "retrievers": ["bm25"], "mode": "bm25", "chunk_mode": "whole",
+                              "compact_threshold": 0.2, "compact_min_dead": 1})
+    enc = FakeEncoder(dim=8)
+    one = Collection.create(tmp_path / "one", profile="bm25", encoder=enc)
+    sharded = create_sharded(tmp_path / "sh", shards=2, profile=prof, encoder=enc)
+    for c in (one, sharded):
+        c.add(docs)
+    assert _bm25(sharded, "cancer cells") == _bm25(one, "cancer cells")  # the router sums the statistics
+    for c in (one, sharded):
+        c.delete([d.id for d in docs[:30]])  # past the threshold in both shards
+    assert sharded.info()["dead_rows"] == 0  # compacted automatically
+    assert _bm25(sharded, "cancer cells") == _bm25(one, "cancer cells")
+    other = open_sharded(tmp_path / "sh", encoder=enc)
+    for c in (one, other):
+        c.delete([d.id for d in docs[30:35]])  # under the threshold: left for an explicit compaction
+    other.close()
+    assert sharded.compact()["compacted"]
+    assert _bm25(sharded, "cancer cells") == _bm25(one, "cancer cells")
+    one.close()
+    sharded.close()

@@ -373,8 +373,9 @@ class Bm25Retriever:
         compaction keeps), with the same statistics, so every score stays the same, in one collection and in a
         sharded one alike: the dead rows (out of the statistics already) leave the cache and postings; a cached
         row not yet known dead whose chunk the compaction drops stays as row -1, counted as it was and never
-        returned, until the next sync finds it dead."""
-        self._ensure_built()
+        returned, until the next sync finds it dead. Needs the postings only, not a scorer: a shard whose rows
+        changed since its router summed the corpus-wide statistics (deletes through another handle) compacts too."""
+        self._built_postings()
         keep = np.asarray(keep, np.int64)
         at = np.minimum(np.searchsorted(keep, self._row_ids), max(len(keep) - 1, 0))
         found = keep[at] == self._row_ids if len(keep) else np.zeros(len(self._row_ids), bool)
