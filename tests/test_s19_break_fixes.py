@@ -117,3 +117,16 @@ def test_a_sharded_bm25_collection_compacts_after_deletes_the_router_has_not_sum
     assert _bm25(sharded, "cancer cells") == _bm25(one, "cancer cells")
     one.close()
     sharded.close()
+
+
+def test_a_postings_json_that_is_not_an_object_is_built_again_not_an_error(tmp_path):
+    """postings.json is a derived file: a damaged one means building the postings from the token cache. One that
+    held valid JSON other than an object (null, a list, a number) raised AttributeError out of Collection.open."""
+    path = tmp_path / "c"
+    with Collection.create(path, profile="bm25", encoder=FakeEncoder(dim=8)) as col:
+        col.add([Document(f"d{i}", f"common words about topic{i} and cells", "") for i in range(10)])
+        want = _bm25(col, "topic3 cells")
+    for content in ["null", "[]", "0", '"x"']:
+        (path / "index" / "bm25" / "postings.json").write_text(content)
+        with Collection.open(path, encoder=FakeEncoder(dim=8)) as again:
+            assert _bm25(again, "topic3 cells") == want, content

@@ -443,6 +443,8 @@ class Bm25Retriever:
         the token cache (a derived file, missing, damaged or cut short, or replaced by another handle's save)."""
         try:
             saved = json.loads((path / _POSTINGS).read_text())
+            if not isinstance(saved, dict):  # valid JSON, but not what a save writes (null, a list)
+                return None
             if saved.get("fit") != self._fit or saved.get("rows") != len(self._row_ids):
                 return None
             segments = []
