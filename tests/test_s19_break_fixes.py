@@ -130,3 +130,38 @@ def test_a_postings_json_that_is_not_an_object_is_built_again_not_an_error(tmp_p
         (path / "index" / "bm25" / "postings.json").write_text(content)
         with Collection.open(path, encoder=FakeEncoder(dim=8)) as again:
             assert _bm25(again, "topic3 cells") == want, content
+
+
+def test_a_small_commit_writes_postings_of_its_own_size_not_the_vocabularys(tmp_path, scifact_docs, monkeypatch):
+    """Each segment file held `ptr`, (vocabulary + 1,) int64, whatever the segment's size: a one-document commit into
+    a collection of a 26k-term vocabulary wrote 208 kB of postings for its ~200 tokens (O(vocabulary) per commit, not
+    the O(new rows) promised). Files hold the terms present and their counts; files with `ptr` still load."""
+    import json
+
+    import numpy as np
+
+    from slimvec.retrievers.bm25_postings import Postings
+
+    path = tmp_path / "c"
+    folder = path / "index" / "bm25"
+    col = Collection.create(path, profile="bm25", encoder=FakeEncoder(dim=8))
+    col.add(scifact_docs[:299])
+    before = set(folder.glob("postings-*.npz"))
+    col.add(scifact_docs[299:300])
+    vocabulary = col.info()["indexes"]["bm25"]["vocabulary"]
+    written = sum(f.stat().st_size for f in set(folder.glob("postings-*.npz")) - before)
+    assert 0 < written < 2 * vocabulary  # the pointers alone were 8 bytes a term
+    queries = ["cancer cells", "protein expression in mice"]
+    want = {q: _bm25(col, q) for q in queries}
+    col.close()
+    # the first postings files' layout (ptr) still loads, without a build from the token cache
+    for name in json.loads((folder / "postings.json").read_text())["segments"]:
+        with np.load(folder / f"postings-{name}.npz") as z:
+            arrays = dict(z)
+        ptr = np.zeros(int(arrays["n_terms"]) + 1, np.int64)
+        ptr[arrays["terms"] + 1] = arrays["counts"]
+        np.savez(folder / f"postings-{name}.npz", ptr=np.cumsum(ptr), rows=arrays["rows"], tf=arrays["tf"])
+    builds, original = [], Postings.of_cache
+    monkeypatch.setattr(Postings, "of_cache", lambda *a, **k: builds.append(1) or original(*a, **k))
+    with Collection.open(path, encoder=FakeEncoder(dim=8)) as again:
+        assert {q: _bm25(again, q) for q in queries} == want and builds == []

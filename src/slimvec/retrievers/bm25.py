@@ -358,7 +358,7 @@ class Bm25Retriever:
             if seg.name is None or not (target / f"postings-{seg.name}.npz").exists():
                 name = uuid.uuid4().hex
                 with replaced_file(target / f"postings-{name}.npz", target / f"postings-{name}.tmp.npz") as tmp:
-                    np.savez(tmp, ptr=seg.ptr, rows=seg.rows, tf=seg.tf)
+                    np.savez(tmp, **seg.arrays())
                 seg.name = name
             names.append(seg.name)
         write_json_atomic(target / _POSTINGS, {"fit": self._fit, "rows": len(self._row_ids), "segments": names})
@@ -450,7 +450,7 @@ class Bm25Retriever:
             segments = []
             for name in saved["segments"]:
                 with np.load(path / f"postings-{name}.npz") as z:
-                    seg = Segment(z["ptr"].astype(np.int64), z["rows"].astype(np.int32), z["tf"].astype(np.int32))
+                    seg = Segment.of_arrays(z)
                 seg.name = name
                 segments.append(seg)
             postings = Postings(segments, len(self._row_ids))

@@ -53,6 +53,31 @@ class Segment:
             return 0, 0
         return int(self.ptr[term]), int(self.ptr[term + 1])
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays a file holds: `rows` and `tf`, and the pointers as the terms with postings here (int32,
+        ascending), their entry counts (int64) and the vocabulary size `n_terms`, so a small commit's file is
+        O(its entries), not O(vocabulary) as `ptr` is."""
+        per_term = np.diff(self.ptr)
+        terms = np.flatnonzero(per_term).astype(np.int32)
+        return {"terms": terms, "counts": per_term[terms], "n_terms": np.int64(len(self.ptr) - 1),
+                "rows": self.rows, "tf": self.tf}
+
+    @staticmethod
+    def of_arrays(z: Any) -> "Segment":
+        """The segment `arrays` wrote (or one with `ptr` itself, as the first postings files held). Raises
+        ValueError, KeyError or TypeError on arrays that do not make one."""
+        rows, tf = np.asarray(z["rows"]).astype(np.int32), np.asarray(z["tf"]).astype(np.int32)
+        if "ptr" in z:
+            return Segment(np.asarray(z["ptr"]).astype(np.int64), rows, tf)
+        terms, counts, n = np.asarray(z["terms"]).astype(np.int64), np.asarray(z["counts"]).astype(np.int64), int(z["n_terms"])
+        if (terms.ndim != 1 or counts.shape != terms.shape or n < 0 or (len(terms) and (terms[0] < 0 or terms[-1] >= n))
+                or (np.diff(terms) <= 0).any() or (counts < 1).any()):
+            raise ValueError("BM25 postings file out of shape")
+        ptr = np.zeros(n + 1, np.int64)
+        ptr[terms + 1] = counts
+        np.cumsum(ptr, out=ptr)
+        return Segment(ptr, rows, tf)
+
     def counts(self, n_terms: int) -> np.ndarray:
         """(n_terms,) int64: rows holding each term here (its document frequency in this segment)."""
         out = np.zeros(n_terms, np.int64)
