@@ -450,7 +450,7 @@ class Bm25Retriever:
             segments = []
             for name in saved["segments"]:
                 with np.load(path / f"postings-{name}.npz") as z:
-                    seg = Segment.of_arrays(z)
+                    seg = Segment.of_arrays(z, len(self.vocab))
                 seg.name = name
                 segments.append(seg)
             postings = Postings(segments, len(self._row_ids))

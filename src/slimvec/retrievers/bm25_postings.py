@@ -63,14 +63,14 @@ class Segment:
                 "rows": self.rows, "tf": self.tf}
 
     @staticmethod
-    def of_arrays(z: Any) -> "Segment":
-        """The segment `arrays` wrote (or one with `ptr` itself, as the first postings files held). Raises
-        ValueError, KeyError or TypeError on arrays that do not make one."""
+    def of_arrays(z: Any, max_terms: int) -> "Segment":
+        """The segment `arrays` wrote (or one with `ptr` itself, as the first postings files held) over at most
+        `max_terms` terms. Raises ValueError, KeyError or TypeError on arrays that do not make one."""
         rows, tf = np.asarray(z["rows"]).astype(np.int32), np.asarray(z["tf"]).astype(np.int32)
         if "ptr" in z:
             return Segment(np.asarray(z["ptr"]).astype(np.int64), rows, tf)
         terms, counts, n = np.asarray(z["terms"]).astype(np.int64), np.asarray(z["counts"]).astype(np.int64), int(z["n_terms"])
-        if (terms.ndim != 1 or counts.shape != terms.shape or n < 0 or (len(terms) and (terms[0] < 0 or terms[-1] >= n))
+        if (terms.ndim != 1 or counts.shape != terms.shape or not 0 <= n <= max_terms or (len(terms) and (terms[0] < 0 or terms[-1] >= n))
                 or (np.diff(terms) <= 0).any() or (counts < 1).any()):
             raise ValueError("BM25 postings file out of shape")
         ptr = np.zeros(n + 1, np.int64)
