@@ -135,8 +135,9 @@ class ShardCore:
         self._bm25(lambda r: r.use_global(stats, key, summed_from))
 
     def bm25_refresh(self) -> None:
-        """Count the rows alive now at the next rebuild, as one collection does after any adding write, and save
-        the index (its saved token cache drops those rows, so a reopened shard counts the same)."""
+        """Take the rows deleted since out of the shard's BM25 statistics (`Bm25Retriever.refresh_live`), as one
+        collection's sync does after any write, and save the index (a reopened shard finds its dead rows from the
+        store at its first sync, so it counts the same)."""
         col = self.col
         # The locks in the order every write of the collection takes them (`Collection._writing`): a tune or
         # compaction holds the write mutex and the writer lock while it works outside the state lock, then takes

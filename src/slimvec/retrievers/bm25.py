@@ -215,6 +215,12 @@ class Bm25Retriever:
             new = list(range(self._rows, committed))
             chunks = store.chunks_for_rows(new)
             rows = [r for r in new if r in chunks]  # rows deleted before we saw them are skipped
+            if len(rows) < len(new):
+                # Another handle that saw them alive keeps them (dead) in its cache under the same fit, so the
+                # same fit would name two different caches, and a save appends to the folder from its row count:
+                # a new fit makes the next save rewrite it whole (the rows here differ from any saved by others).
+                self._fit = rowfiles.new_fit()
+                self._dirty = True
             texts = [chunk_text(chunks[r].title, chunks[r].text) for r in rows]
             self._append(rows, self.tokenize(texts))
             self._rows = committed
@@ -354,7 +360,7 @@ class Bm25Retriever:
             if seg.name is None or not (target / f"postings-{seg.name}.npz").exists():
                 name = uuid.uuid4().hex
                 with replaced_file(target / f"postings-{name}.npz", target / f"postings-{name}.tmp.npz") as tmp:
-                    np.savez(tmp, ptr=seg.ptr, rows=seg.rows, tf=seg.tf)
+                    np.savez(tmp, **seg.arrays())
                 seg.name = name
             names.append(seg.name)
         write_json_atomic(target / _POSTINGS, {"fit": self._fit, "rows": len(self._row_ids), "segments": names})
@@ -369,8 +375,9 @@ class Bm25Retriever:
         compaction keeps), with the same statistics, so every score stays the same, in one collection and in a
         sharded one alike: the dead rows (out of the statistics already) leave the cache and postings; a cached
         row not yet known dead whose chunk the compaction drops stays as row -1, counted as it was and never
-        returned, until the next sync finds it dead."""
-        self._ensure_built()
+        returned, until the next sync finds it dead. Needs the postings only, not a scorer: a shard whose rows
+        changed since its router summed the corpus-wide statistics (deletes through another handle) compacts too."""
+        self._built_postings()
         keep = np.asarray(keep, np.int64)
         at = np.minimum(np.searchsorted(keep, self._row_ids), max(len(keep) - 1, 0))
         found = keep[at] == self._row_ids if len(keep) else np.zeros(len(self._row_ids), bool)
@@ -438,16 +445,18 @@ class Bm25Retriever:
         the token cache (a derived file, missing, damaged or cut short, or replaced by another handle's save)."""
         try:
             saved = json.loads((path / _POSTINGS).read_text())
+            if not isinstance(saved, dict):  # valid JSON, but not what a save writes (null, a list)
+                return None
             if saved.get("fit") != self._fit or saved.get("rows") != len(self._row_ids):
                 return None
             segments = []
             for name in saved["segments"]:
                 with np.load(path / f"postings-{name}.npz") as z:
-                    seg = Segment(z["ptr"], z["rows"].astype(np.int32), z["tf"].astype(np.int32))
+                    seg = Segment.of_arrays(z, len(self.vocab))
                 seg.name = name
                 segments.append(seg)
             postings = Postings(segments, len(self._row_ids))
-            postings.check(len(self.vocab))
+            postings.check(len(self.vocab), np.diff(self._offsets))
             return postings
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, json.JSONDecodeError):
             return None
