@@ -75,7 +75,8 @@ def main() -> None:
     lengths = np.diff(_flat(ids)[1])
     t = time.process_time()
     postings.append(*_flat(ids[a.rows :]), len(vocab))
-    scorer = term_scorer(bm25s.BM25(method=a.method), postings, lengths, list(vocab))
+    scorer = term_scorer(bm25s.BM25(method=a.method), postings, lengths, list(vocab),
+                         (n, int(lengths.sum()), postings.df(len(vocab))))
     mine_commit = time.process_time() - t
     t = time.perf_counter()
     got = scorer.scores(queries[0], n)

@@ -13,13 +13,14 @@ functions:
 - `TermScorer` scores a term's postings under one set of statistics, the first time a query asks for that
   term, and keeps the result until the statistics change. Each value is bitwise the one in the matrix bm25s
   builds over the same rows (`BM25.build_index_from_ids`, numpy backend): bm25s's idf and term-frequency
-  functions (`bm25s.scoring`) are called with the argument types bm25s passes them, the latter once per
-  distinct row length on the distinct counts, and the products are taken and cast in bm25s's order.
+  functions (`bm25s.scoring`) are called on the same values in the same dtypes (the latter on the term's
+  postings at once, where bm25s calls it per document: it is elementwise), and the products are taken and
+  cast in bm25s's order.
   `TermScorer.scores` sums them per row in query-token order, as bm25s's `get_scores_from_ids` does, so a
   query's scores are bitwise bm25s's (tests/test_bm25_postings.py).
 
-A search right after a commit scores its own terms' postings (SciFact-length rows, 100k rows: ~1 ms a query
-against bm25s's 0.2 ms from a built matrix), the next queries reuse them.
+A search right after a commit scores its own terms' postings (SciFact-length rows, 100k rows: about what bm25s
+takes from a built matrix, benchmarks/bm25_build.py), the next queries reuse them.
 """
 
 from __future__ import annotations
@@ -144,18 +145,6 @@ class Postings:
     def __init__(self, segments: list[Segment] | None = None, rows: int = 0) -> None:
         self.segments: list[Segment] = list(segments or [])
         self.rows = rows  # token-cache positions covered
-        # counts seen[c] is True for every count c some entry holds (kept up to date at each append, so the
-        # scorer's table of distinct counts costs O(distinct), not a pass over every entry per commit)
-        self.seen = np.zeros(1, bool)
-        for seg in self.segments:
-            self._see(seg)
-
-    def _see(self, seg: Segment) -> None:
-        if seg.entries:
-            top = int(seg.tf.max())
-            if top >= len(self.seen):
-                self.seen = np.concatenate([self.seen, np.zeros(top + 1 - len(self.seen), bool)])
-            self.seen[seg.tf] = True
 
     @classmethod
     def of_cache(cls, tokens: np.ndarray, offsets: np.ndarray, n_terms: int) -> "Postings":
@@ -170,7 +159,6 @@ class Postings:
         if len(offsets) <= 1:
             return
         seg = Segment.of_rows(tokens, offsets, self.rows, n_terms)
-        self._see(seg)
         add_segment(self.segments, seg)
         self.rows += len(offsets) - 1
 
@@ -182,7 +170,7 @@ class Postings:
     def copy(self) -> "Postings":
         """Postings sharing these segments' arrays (never written in place), appended to on their own."""
         out = Postings(rows=self.rows)
-        out.segments, out.seen = [Segment(s.ptr, s.rows, s.tf) for s in self.segments], self.seen.copy()
+        out.segments = [Segment(s.ptr, s.rows, s.tf) for s in self.segments]
         return out
 
     def check(self, n_terms: int, lengths: np.ndarray | None = None) -> None:
@@ -239,7 +227,6 @@ class TermScorer:
         self._idf_fn, self._tfc_fn = _select_idf_scorer(bm.idf_method), _select_tfc_scorer(bm.method)
         self._nonoccurrence = bm.method in bm.methods_requiring_nonoccurrence
         self._lengths = np.asarray(lengths, np.int64)
-        self._table: np.ndarray | None = None
         self._terms: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
         self._extra: dict[int, np.ndarray] = {}
 
@@ -264,9 +251,15 @@ class TermScorer:
         if found is None:
             idf, nonoccurrence = self._idf_and_nonoccurrence(term)
             found = []
+            bm = self.bm
             for rows, tf in self.postings.term(term):
-                table, length_at, tf_at = self._tfc()
-                values = idf * table[length_at[rows], tf_at[tf]]  # bm25s: idf[terms] * tfc, then minus, then cast
+                # bm25s's term-frequency component per posting: counts in bm's dtype, as bm25s's counts array (a
+                # float16 count overflows where a float32 one does not); the row lengths as an int64 array where
+                # bm25s passes one Python int per document: its function is elementwise, so these are the same
+                # float64 operations on the same values (tests/test_bm25_postings.py checks every variant bitwise)
+                tfc = np.asarray(self._tfc_fn(tf_array=tf.astype(bm.dtype), l_d=self._lengths[rows], l_avg=self.avgdl,
+                                              k1=bm.k1, b=bm.b, delta=bm.delta))
+                values = idf * tfc  # bm25s: idf[terms] * tfc, then minus, then cast
                 if nonoccurrence is not None:
                     values = values - nonoccurrence
                 found.append((rows, values.astype(self.bm.dtype)))
@@ -288,20 +281,3 @@ class TermScorer:
             ) if self._nonoccurrence else None
             found = self._extra[term] = np.concatenate([idf, non]) if non is not None else idf
         return found[:1], (found[1:] if self._nonoccurrence else None)
-
-    def _tfc(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """bm25s's term-frequency component for every (distinct row length, distinct count) pair: the table, each
-        position's row in it, and each count's column. bm25s calls its function once per document with the
-        document's length; it is elementwise, so one call over the grid gives the same values."""
-        if self._table is None:
-            bm, seen_length = self.bm, np.zeros(int(self._lengths.max(initial=0)) + 1, bool)
-            seen_length[self._lengths] = True  # distinct lengths by a look-up, O(rows), not a sort
-            lengths, self._length_at = np.flatnonzero(seen_length), (np.cumsum(seen_length) - 1)[self._lengths]
-            seen = self.postings.seen
-            # in bm's dtype, as bm25s's counts array (a float16 count overflows where a float32 one does not)
-            tfs, self._tf_at = np.flatnonzero(seen).astype(bm.dtype), np.cumsum(seen) - 1
-            # One call over the whole (length, count) grid: l_d an int64 column where bm25s passes a Python int per
-            # document, which gives the same float64 operations on the same values (tests/test_bm25_postings.py).
-            self._table = np.asarray(self._tfc_fn(tf_array=tfs[None, :], l_d=lengths[:, None], l_avg=self.avgdl,
-                                                  k1=bm.k1, b=bm.b, delta=bm.delta))
-        return self._table, self._length_at, self._tf_at
