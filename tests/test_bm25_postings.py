@@ -11,7 +11,8 @@ import pytest
 from slimvec.chunking import chunk_text
 from slimvec.retrievers.bm25 import Bm25Config, Tokenizer
 from slimvec.retrievers.bm25_global import term_scorer
-from slimvec.retrievers.bm25_postings import MERGE_RATIO, Postings
+from slimvec.retrievers.bm25_postings import Postings
+from slimvec.retrievers.postings import MERGE_RATIO
 
 
 @pytest.fixture(scope="module")

@@ -101,7 +101,8 @@ def test_a_served_bm25_index_appends_another_handles_commits_and_scores_as_a_fre
     afterwards loads the saved postings."""
     from fakes import FakeEncoder
 
-    from slimvec.retrievers.bm25_postings import MERGE_RATIO, Postings
+    from slimvec.retrievers.bm25_postings import Postings
+    from slimvec.retrievers.postings import MERGE_RATIO
 
     builds, original = [], Postings.of_cache
 

@@ -191,7 +191,7 @@ def test_a_served_index_appends_each_commits_postings_and_scores_as_the_whole_ma
     reopened handle's and a compacted collection's."""
     import math
 
-    from slimvec.retrievers.bm25_postings import MERGE_RATIO
+    from slimvec.retrievers.postings import MERGE_RATIO
 
     queries = ["vitamin d deficiency", "cancer cells in mice", "protein expression"]
     path = tmp_path / "c"

@@ -57,7 +57,8 @@ from slimvec.index import rowfiles
 from slimvec.index.base import top_k
 from slimvec.retrievers.base import Query, Retriever
 from slimvec.retrievers.bm25_global import Bm25Stats, check_method, term_scorer
-from slimvec.retrievers.bm25_postings import Postings, Segment, TermScorer
+from slimvec.retrievers.bm25_postings import Postings, TermScorer
+from slimvec.retrievers.postings import Segment, spans
 from slimvec.store import Store
 
 _DIR = "bm25"
@@ -521,8 +522,7 @@ class Bm25Retriever:
             return
         lengths = np.diff(self._offsets)[new]
         total = int(lengths.sum())
-        # their token ids, gathered row by row without a pass over the whole cache
-        at = np.repeat(self._offsets[new] - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(total)
+        at = spans(self._offsets[new], lengths)  # their token ids, without a pass over the whole cache
         owner = np.repeat(np.arange(len(new), dtype=np.int64), lengths)
         v = max(len(self.vocab), 1)
         terms = np.unique(owner * v + self._tokens[at].astype(np.int64)) % v  # each (row, term) once

@@ -2,8 +2,8 @@
 
 Row i of the matrix is store row i ("{title} {chunk}" encoded by the sparse model; a row deleted before it
 was seen stays empty). `sync` encodes only newly committed rows and appends them, O(new rows): as a row-major
-part (what `save` writes) and as a segment of term-major posting lists (`bm25_postings.Segment`, merged while
-one is under 4x the next); deletes are handled by the `allowed` mask at search time. Scoring is exact: scores =
+part (what `save` writes) and as a segment of term-major posting lists (`retrievers/postings.py`, merged to
+O(log rows) segments); deletes are handled by the `allowed` mask at search time. Scoring is exact: scores =
 q @ M.T, summed over the posting lists of the query's own terms, i.e. an inverted index. (Before session 19
 each commit copied the whole matrix to append to it and the next search transposed it whole.) Saved under `index/sparse/` as append-only row files
 (`index.rowfiles`: each row's nonzero values and term ids, and its end), so a commit writes its own rows;
@@ -27,7 +27,7 @@ from slimvec.encoders.sparse import SPLADE_TINY, load_sparse_encoder
 from slimvec.index import rowfiles
 from slimvec.index.base import top_k
 from slimvec.retrievers.base import Query, Retriever
-from slimvec.retrievers.bm25_postings import Segment, add_segment
+from slimvec.retrievers.postings import Segment, add_segment, spans
 from slimvec.store import Store
 
 _DIR = "sparse"
@@ -168,11 +168,9 @@ class SparseRetriever:
         for seg in self._term_segments():
             inside = terms < len(seg.ptr) - 1
             t = terms[inside]
-            starts, lens = seg.ptr[t].astype(np.int64), (seg.ptr[t + 1] - seg.ptr[t]).astype(np.int64)
-            total = int(lens.sum())
-            if total:
-                at = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens) + np.arange(total)
-                out.append((seg, at, np.repeat(weights[inside], lens)))
+            lens = (seg.ptr[t + 1] - seg.ptr[t]).astype(np.int64)
+            if lens.any():
+                out.append((seg, spans(seg.ptr[t], lens), np.repeat(weights[inside], lens)))
         return out
 
     def search(self, query: Query, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
