@@ -966,8 +966,9 @@ class Collection(KeepsQueries):
         self._generation = gen
 
     def _keep_caches(self) -> None:
-        """Write what a search built and the files lack (a BM25 score matrix), if no writer is busy now, so the
-        next open loads it instead of rebuilding it; a busy writer or a read-only directory leaves it for later."""
+        """Write what a search built and the files lack (BM25 postings built from the token cache), if no writer is
+        busy now, so the next open loads it instead of building it again; a busy writer or a read-only directory
+        leaves it for later."""
         pending = [r for r in self._retrievers.values() if getattr(r, "cache_pending", False)]
         if not pending:
             return

@@ -221,8 +221,9 @@ class ShardedCollection(KeepsQueries):
             return self._write_parts(docs, replace)
 
     def _after_adding_write(self) -> None:
-        """One collection counts, at its next BM25 rebuild, the rows alive after its last adding write; a shard
-        that got no part of this call would still count the rows deleted since its own last add."""
+        """Every shard takes the rows deleted so far out of its BM25 statistics now (`Bm25Retriever.refresh_live`),
+        as one collection's sync does after any write, so the corpus-wide sum the next search makes counts the
+        rows one collection would, a shard that got no part of this call included."""
         if "bm25" in self.router["retrievers"]:
             self._gather("bm25_refresh")
             self._bm25_refreshed = self.ordinals.issued()
