@@ -227,7 +227,13 @@ class Bm25Retriever:
             self._rows = committed
             self._stale = self._dirty = True
         if not self._dead_checked or dead is None or dead != self._dead_seen:  # None: an old read-only store
-            self._take_deletes(store.alive_rows())
+            # the rows deleted since the last look, from the store's log (O(deleted)); else every live row
+            gone = store.rows_deleted(self._dead_seen, dead) \
+                if self._dead_checked and dead is not None and self._dead_seen is not None else None
+            if gone is not None:
+                self._take_deletes(dead=gone)
+            else:
+                self._take_deletes(live=store.alive_rows())
             self._dead_seen, self._dead_checked = dead, True
 
     def search(self, query: Query, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -512,12 +518,13 @@ class Bm25Retriever:
         buf[len(view) : end] = new
         return buf[:end]
 
-    def _take_deletes(self, live: np.ndarray) -> None:
-        """Mark the cached rows not in `live` (the store's live rows; a row -1, compacted away, is never live)
-        dead: out of N, the total length and their terms' document frequencies from now on, O(their tokens).
-        Drops every dead row in one pass once they reach COMPACT_AT of the cache."""
-        dead = ~np.isin(self._row_ids, live)
-        new = np.flatnonzero(dead & ~self._dead)
+    def _take_deletes(self, live: np.ndarray | None = None, dead: np.ndarray | None = None) -> None:
+        """Mark dead the cached rows not in `live` (the store's live rows; a row -1, compacted away, is never
+        live), or those in `dead` (rows deleted since the last look): out of N, the total length and their terms'
+        document frequencies from now on, O(their tokens). Drops every dead row in one pass once they reach
+        COMPACT_AT of the cache."""
+        gone = ~np.isin(self._row_ids, live) if live is not None else np.isin(self._row_ids, dead)
+        new = np.flatnonzero(gone & ~self._dead)
         if not len(new):
             return
         lengths = np.diff(self._offsets)[new]

@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS batches (start_row INTEGER PRIMARY KEY, end_row INTEGER NOT NULL, crc32 INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_log (seq INTEGER PRIMARY KEY, row INTEGER NOT NULL);
 """
 
 # Columns added to `chunks` after format version 1 was released, each nullable (NULL = "not known"), with the
@@ -234,6 +235,7 @@ class Store:
             store = cls(path, manifest)
             store._add_missing_columns()
             store._add_dead_count()
+            store._add_dead_log()
         except sqlite3.DatabaseError as e:  # not a database, damaged, or a read-only directory without WAL files
             if store is not None:
                 store.close()
@@ -272,6 +274,15 @@ class Store:
             with self._transaction() as cur:
                 cur.execute("INSERT OR IGNORE INTO state SELECT 'dead', (SELECT value FROM state WHERE key = 'rows') "
                             "- (SELECT count(*) FROM chunks)")
+        except sqlite3.OperationalError as e:
+            if "readonly" not in str(e).replace(" ", "").lower():
+                raise
+
+    def _add_dead_log(self) -> None:
+        """Start the log of deleted rows (`rows_deleted`) in a collection made before it; its earlier deletes are
+        not in it, which `rows_deleted` notices. Read-only: stays without one."""
+        try:
+            self.db.execute("CREATE TABLE IF NOT EXISTS dead_log (seq INTEGER PRIMARY KEY, row INTEGER NOT NULL)")
         except sqlite3.OperationalError as e:
             if "readonly" not in str(e).replace(" ", "").lower():
                 raise
@@ -505,9 +516,14 @@ class Store:
     @staticmethod
     def _delete_ids(cur: sqlite3.Cursor, ids: list[str]) -> int:
         n = dead = 0
+        (before,) = cur.execute("SELECT value FROM state WHERE key = 'dead'").fetchone() or (0,)
         for s in range(0, len(ids), 500):
             part = ids[s : s + 500]
             marks = ",".join("?" * len(part))
+            # each deleted row under the dead-row count it takes, so a handle catching up reads only these
+            rows = [r for (r,) in cur.execute(f"SELECT row FROM chunks WHERE doc_id IN ({marks}) ORDER BY row", part)]
+            cur.executemany("INSERT INTO dead_log VALUES (?, ?)",
+                            [(before + dead + i, r) for i, r in enumerate(rows)])
             dead += cur.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks})", part).rowcount
             n += cur.execute(f"DELETE FROM documents WHERE id IN ({marks})", part).rowcount
         if dead:
@@ -525,6 +541,20 @@ class Store:
             raise CollectionError(f"{self.path / VECTORS}: {size} bytes hold fewer than the {n} committed rows of "
                                   f"{self.dim} float32 values; run `slimvec check` (the file is damaged)")
         return np.memmap(self.path / VECTORS, dtype=np.float32, mode="r", shape=(n, self.dim))
+
+    def rows_deleted(self, since: int, until: int) -> np.ndarray | None:
+        """(until - since,) int64 chunk rows deleted (or replaced) while the dead-row count (`dead_rows`) went from
+        `since` to `until`, read from the log each delete writes: O(those rows), where `alive_rows` is a pass over
+        every row. None when the log lacks some of them (deletes made before the log, or by an older slimvec, or a
+        read-only collection without it): the caller then reads `alive_rows`."""
+        if until < since:
+            return None
+        try:
+            rows = np.fromiter((r for (r,) in self.db.execute(
+                "SELECT row FROM dead_log WHERE seq >= ? AND seq < ?", (since, until))), dtype=np.int64)
+        except sqlite3.OperationalError:  # no log table (read-only, made before it)
+            return None
+        return rows if len(rows) == until - since else None
 
     def alive_rows(self) -> np.ndarray:
         """(n,) int64 row numbers of chunks that belong to stored documents, read-only. Kept for the commit it was
