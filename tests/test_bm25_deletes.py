@@ -144,3 +144,18 @@ def test_a_served_handle_takes_another_handles_deletes_from_the_log_not_a_scan(t
     monkeypatch.undo()
     live = [Document(d.id, d.text + " revised", d.title) for d in scifact_docs[:6]] + scifact_docs[6:7] + scifact_docs[8:40]
     assert served == _fresh(tmp_path, live)
+
+
+def test_a_collection_made_before_the_log_gets_one_and_reads_every_row_where_it_has_gaps(tmp_path, scifact_docs):
+    path = tmp_path / "c"
+    with Collection.create(path, profile="bm25", encoder=FakeEncoder(dim=8)) as col:
+        col.add(scifact_docs[:20])
+        col.delete([scifact_docs[0].id])
+        col.store.db.execute("DROP TABLE dead_log")  # as a collection written before the log
+    with Collection.open(path, encoder=FakeEncoder(dim=8)) as server, \
+            Collection.open(path, encoder=FakeEncoder(dim=8)) as writer:
+        server.search("cancer cells", k=5)
+        writer.delete([scifact_docs[1].id])  # logged: the table is back
+        dead = server.store.dead_rows
+        assert server.store.rows_deleted(0, dead) is None and server.store.rows_deleted(dead - 1, dead) is not None
+        assert _top(server) == _fresh(tmp_path, scifact_docs[2:20])

@@ -281,6 +281,8 @@ class Store:
     def _add_dead_log(self) -> None:
         """Start the log of deleted rows (`rows_deleted`) in a collection made before it; its earlier deletes are
         not in it, which `rows_deleted` notices. Read-only: stays without one."""
+        if self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dead_log'").fetchone():
+            return  # no write, not even a no-op one: another process may hold the write lock
         try:
             self.db.execute("CREATE TABLE IF NOT EXISTS dead_log (seq INTEGER PRIMARY KEY, row INTEGER NOT NULL)")
         except sqlite3.OperationalError as e:
