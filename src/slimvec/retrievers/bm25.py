@@ -13,7 +13,8 @@ appended commit by commit, and term scores computed at query time** (`retrievers
   queries. Before the postings (session 19), the first search after every commit rebuilt bm25s's whole
   score matrix: 1.3 s at 100k rows.
 - Deletes (and the old rows of an upsert) leave the statistics at the sync that sees them (the store's
-  dead-row counter moved: one scan of the live rows), so N, avgdl and document frequencies are always those
+  dead-row counter moved: the rows deleted since are read from its log, `Store.rows_deleted`, or, where the
+  log has gaps, by reading every live row), so N, avgdl and document frequencies are always those
   of the live chunks and scores equal a fresh bm25s index built over them. Their tokens and postings stay
   (never returned: search keeps only allowed rows) until dead rows are COMPACT_AT (25%) of the cache, then
   go in one pass, so an upsert commit appends to the saved files instead of rewriting them.
@@ -228,8 +229,7 @@ class Bm25Retriever:
             self._stale = self._dirty = True
         if not self._dead_checked or dead is None or dead != self._dead_seen:  # None: an old read-only store
             # the rows deleted since the last look, from the store's log (O(deleted)); else every live row
-            gone = store.rows_deleted(self._dead_seen, dead) \
-                if self._dead_checked and dead is not None and self._dead_seen is not None else None
+            gone = store.rows_deleted(self._dead_seen, dead) if self._dead_checked else None
             if gone is not None:
                 self._take_deletes(dead=gone)
             else:
@@ -317,10 +317,10 @@ class Bm25Retriever:
 
     def save(self, directory: Path) -> None:
         """Write `directory/bm25/` as row files (`index.rowfiles`): a commit appends its rows' tokens, offsets,
-        row numbers and new terms, so it writes what it added, not the collection; a cache that lost rows
-        (deletes taken in at an add) is rewritten whole. The posting lists go beside them, one file per segment
-        (a commit writes its own segment and any merged one; postings.json names them with the cache's fit and
-        rows)."""
+        row numbers and new terms, so it writes what it added, not the collection; a cache that lost rows (its
+        dead rows dropped once they reached COMPACT_AT) is rewritten whole. The posting lists go beside them, one
+        file per segment (a commit writes its own segment and any merged one; postings.json names them with the
+        cache's fit and rows)."""
         target = directory / _DIR
         saved = rowfiles.read_meta(target)
         if not self._dirty and saved is not None:

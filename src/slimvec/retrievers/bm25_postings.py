@@ -102,7 +102,7 @@ class Postings:
 
     @property
     def nbytes(self) -> int:
-        return sum(s.ptr.nbytes + s.rows.nbytes + s.tf.nbytes for s in self.segments)
+        return sum(s.nbytes for s in self.segments)
 
 
 class TermScorer:

@@ -35,6 +35,10 @@ class Segment:
     def entries(self) -> int:
         return len(self.rows)
 
+    @property
+    def nbytes(self) -> int:
+        return self.ptr.nbytes + self.rows.nbytes + self.tf.nbytes
+
     def span(self, term: int) -> tuple[int, int]:
         """(start, end) of `term`'s postings; (0, 0) for a term after this segment's vocabulary."""
         if term + 1 >= len(self.ptr):
@@ -89,16 +93,21 @@ class Segment:
                        by_term.data.astype(np.int32))
 
     @staticmethod
+    def of_csr(m: Any, first: int) -> "Segment":
+        """The segment of the rows of `m` (a scipy CSR matrix, (rows, terms), float32 values such as SPLADE
+        weights), numbered from position `first`."""
+        by_term = m.tocsc()
+        return Segment(by_term.indptr, (by_term.indices + first).astype(np.int32), by_term.data.astype(np.float32))
+
+    @staticmethod
     def merged(a: "Segment", b: "Segment") -> "Segment":
         """One segment holding `a`'s entries then `b`'s for each term (b's rows all after a's)."""
         n = max(len(a.ptr), len(b.ptr)) - 1
         ca, cb = a.counts(n), b.counts(n)
         ptr = np.zeros(n + 1, np.int64)
         np.cumsum(ca + cb, out=ptr[1:])
-        # An entry's place: its term's start in the merged segment, plus its rank among its term's entries in
-        # its own segment; b's entries after a's.
-        at_a = np.arange(a.entries, dtype=np.int64) + np.repeat(ptr[:-1] - np.concatenate([[0], np.cumsum(ca)[:-1]]), ca)
-        at_b = np.arange(b.entries, dtype=np.int64) + np.repeat(ptr[:-1] + ca - np.concatenate([[0], np.cumsum(cb)[:-1]]), cb)
+        # Each term's entries from a go to the start of its range in the merged segment, b's right after them.
+        at_a, at_b = spans(ptr[:-1], ca), spans(ptr[:-1] + ca, cb)
         rows, tf = np.empty(a.entries + b.entries, np.int32), np.empty(a.entries + b.entries, a.tf.dtype)
         rows[at_a], rows[at_b], tf[at_a], tf[at_b] = a.rows, b.rows, a.tf, b.tf
         return Segment(ptr, rows, tf)

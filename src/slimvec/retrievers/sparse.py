@@ -77,9 +77,7 @@ class SparseRetriever:
     def _append(self, part: sp.csr_matrix) -> None:
         """Add rows `part` (float32 CSR, sorted indices) after the current ones, with their posting lists."""
         if self._segments is not None:
-            csc = part.tocsc()
-            add_segment(self._segments, Segment(csc.indptr, (csc.indices + self.rows).astype(np.int32),
-                                                csc.data.astype(np.float32)))
+            add_segment(self._segments, Segment.of_csr(part, self.rows))
         self._parts.append(part)
 
     def _term_segments(self) -> list[Segment]:
@@ -87,8 +85,7 @@ class SparseRetriever:
             self._segments = []
             m = self.matrix
             if m is not None:  # one segment of every row (a loaded matrix)
-                csc = m.tocsc()
-                self._segments.append(Segment(csc.indptr, csc.indices.astype(np.int32), csc.data.astype(np.float32)))
+                self._segments.append(Segment.of_csr(m, 0))
         return self._segments
 
     def sync(self, store: Store) -> None:
@@ -202,7 +199,7 @@ class SparseRetriever:
     def ram_bytes(self) -> int:
         """Bytes of the matrix's parts and its term-major posting lists."""
         total = sum(p.data.nbytes + p.indices.nbytes + p.indptr.nbytes for p in self._parts)
-        return total + sum(s.ptr.nbytes + s.rows.nbytes + s.tf.nbytes for s in self._segments or [])
+        return total + sum(s.nbytes for s in self._segments or [])
 
     def save(self, directory: Path) -> None:
         """Write `directory/sparse/` as row files (`index.rowfiles`): a commit appends its rows' nonzeros (values,

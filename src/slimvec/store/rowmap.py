@@ -64,8 +64,7 @@ class RowMap:
             row_doc[:old] = self.row_doc
             moved = dead is None or dead != self._dead  # None: a read-only old collection, count instead
             # the rows deleted since, from the store's log (O(deleted)), when it holds them all
-            gone = store.rows_deleted(self._dead, dead) if moved and dead is not None and self._dead is not None \
-                else None
+            gone = store.rows_deleted(self._dead, dead) if moved else None
             if gone is not None:
                 row_doc[gone[gone < old]] = -1
             elif moved and store.alive_count_below(old) != int(np.count_nonzero(self.alive)):

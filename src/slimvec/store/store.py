@@ -60,8 +60,10 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS batches (start_row INTEGER PRIMARY KEY, end_row INTEGER NOT NULL, crc32 INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS dead_log (seq INTEGER PRIMARY KEY, row INTEGER NOT NULL);
 """
+# Each deleted or replaced chunk row under the dead-row count it takes (`rows_deleted`); added on open to
+# collections made before it (`_add_dead_log`).
+_DEAD_LOG = "CREATE TABLE IF NOT EXISTS dead_log (seq INTEGER PRIMARY KEY, row INTEGER NOT NULL)"
 
 # Columns added to `chunks` after format version 1 was released, each nullable (NULL = "not known"), with the
 # SQL type they are added with. They do not bump FORMAT_VERSION: a reader or writer that predates them names
@@ -114,6 +116,12 @@ def _connect_read_only(db: Path) -> sqlite3.Connection:
     else:
         uri = f"{db.resolve().as_uri()}?mode=ro&immutable=1"
     return sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None, check_same_thread=False)
+
+
+def _read_only(e: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused a write because the database is read-only (an upgrade step on open then leaves the
+    collection as it is)."""
+    return "readonly" in str(e).replace(" ", "").lower()
 
 
 class StoredChunk(NamedTuple):
@@ -194,6 +202,7 @@ class Store:
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "created": time.time(), **manifest}
         store = cls(path, manifest)
         store.db.executescript(_SCHEMA)
+        store.db.execute(_DEAD_LOG)
         store.db.execute("INSERT OR IGNORE INTO state VALUES ('rows', 0), ('generation', 0), ('dead', 0)")
         (path / VECTORS).touch()
         # The manifest goes last: a directory without one is not a collection, so a crash here leaves nothing half-made.
@@ -261,7 +270,7 @@ class Store:
                     if name not in have:
                         cur.execute(f"ALTER TABLE chunks ADD COLUMN {name} {sql_type}")  # fixed names, not input
         except sqlite3.OperationalError as e:
-            if "readonly" not in str(e).replace(" ", "").lower():
+            if not _read_only(e):
                 raise
             self.has_sections = False
 
@@ -275,7 +284,7 @@ class Store:
                 cur.execute("INSERT OR IGNORE INTO state SELECT 'dead', (SELECT value FROM state WHERE key = 'rows') "
                             "- (SELECT count(*) FROM chunks)")
         except sqlite3.OperationalError as e:
-            if "readonly" not in str(e).replace(" ", "").lower():
+            if not _read_only(e):
                 raise
 
     def _add_dead_log(self) -> None:
@@ -284,9 +293,9 @@ class Store:
         if self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dead_log'").fetchone():
             return  # no write, not even a no-op one: another process may hold the write lock
         try:
-            self.db.execute("CREATE TABLE IF NOT EXISTS dead_log (seq INTEGER PRIMARY KEY, row INTEGER NOT NULL)")
+            self.db.execute(_DEAD_LOG)
         except sqlite3.OperationalError as e:
-            if "readonly" not in str(e).replace(" ", "").lower():
+            if not _read_only(e):
                 raise
 
     def close(self) -> None:
@@ -544,12 +553,13 @@ class Store:
                                   f"{self.dim} float32 values; run `slimvec check` (the file is damaged)")
         return np.memmap(self.path / VECTORS, dtype=np.float32, mode="r", shape=(n, self.dim))
 
-    def rows_deleted(self, since: int, until: int) -> np.ndarray | None:
+    def rows_deleted(self, since: int | None, until: int | None) -> np.ndarray | None:
         """(until - since,) int64 chunk rows deleted (or replaced) while the dead-row count (`dead_rows`) went from
         `since` to `until`, read from the log each delete writes: O(those rows), where `alive_rows` is a pass over
-        every row. None when the log lacks some of them (deletes made before the log, or by an older slimvec, or a
+        every row. None when either count is unknown (None: not read yet, or a read-only collection made before
+        the counter) or the log lacks some of the rows (deletes made before the log, or by an older slimvec, or a
         read-only collection without it): the caller then reads `alive_rows`."""
-        if until < since:
+        if since is None or until is None or until < since:
             return None
         try:
             rows = np.fromiter((r for (r,) in self.db.execute(
