@@ -27,9 +27,10 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, machine, print_table, read_jsonl  # noqa: E402
+from _common import DATA, machine, paired_bootstrap, print_table, randomization_p, read_jsonl  # noqa: E402
 
 DATASETS = ("scifact", "nfcorpus")
 FIT_SPLIT = {"scifact": "train", "nfcorpus": "dev"}
@@ -51,24 +52,46 @@ def _profile(name: str, model: str | None):
     return base if model is None else profile_from_dict({**base.model_dump(), "model": model}, source="benchmark")
 
 
-def _ndcg(dataset: str, profile_name: str, model: str | None, work: Path, cache: Path) -> float:
+def _ndcg(dataset: str, profile_name: str, model: str | None, work: Path, cache: Path,
+          runs: dict[str, Any] | None = None) -> float:
+    """nDCG@10 on the test split through `slimvec eval`'s runner; its run is kept in `runs[profile_name]`."""
+    from slimvec.evaluation.metrics import read_trec_run
     from slimvec.evaluation.runner import run_eval
 
     result = run_eval(DATA / dataset, _profile(profile_name, model), split="test", out=work / "eval", cache_dir=cache)
+    if runs is not None:
+        runs[profile_name] = read_trec_run(result["run_file"])
     return float(result["metrics"]["ndcg@10"])
 
 
-def _weighted_ndcg(col, ds, split: str, weight: float) -> float:
+def _weighted_run(col, ds, split: str, weight: float) -> tuple[float, dict[str, dict[str, float]]]:
+    """(nDCG@10, run) of static + BM25 softmax fusion with the static ranking weighted `weight`, BM25 1.0."""
     from slimvec.evaluation.metrics import evaluate
 
     qrels, queries = ds.qrels(split), ds.queries(split)
     hits = col.search_many(list(queries.values()), k=100, fusion_weights=[weight, 1.0])
     run = {q: {h.id: float(h.score) for h in hs} for q, hs in zip(queries, hits)}
-    return float(evaluate(qrels, run, metrics=("ndcg@10",))["ndcg@10"])
+    return float(evaluate(qrels, run, metrics=("ndcg@10",))["ndcg@10"]), run
 
 
-def _fitted(dataset: str, model: str, work: Path) -> tuple[float, float, float]:
-    """(weight chosen on the fit split, its nDCG@10 there, nDCG@10 on test) for static + BM25 softmax fusion."""
+def _against_bm25(dataset: str, fused: dict[str, Any], bm25: dict[str, Any]) -> tuple[float, float, float, float]:
+    """Per-query nDCG@10 of the fitted fusion's test run minus BM25's: (mean, 95% paired-bootstrap interval, p of
+    the randomization test), so "matches BM25" is a claim with an interval, not two means."""
+    import numpy as np
+
+    from slimvec.evaluation.datasets import load_dataset
+    from slimvec.evaluation.metrics import evaluate_per_query
+
+    qrels = load_dataset(DATA / dataset).qrels("test")
+    per = [evaluate_per_query(qrels, run, ["ndcg@10"])["ndcg@10"] for run in (bm25, fused)]
+    before, after = (np.asarray([p.get(q, 0.0) for q in qrels]) for p in per)
+    mean, lo, hi = paired_bootstrap(before, after)
+    return mean, lo, hi, randomization_p(before, after)
+
+
+def _fitted(dataset: str, model: str, work: Path) -> tuple[float, float, float, dict[str, Any]]:
+    """(weight chosen on the fit split, its nDCG@10 there, nDCG@10 on test, the test run) for static + BM25 softmax
+    fusion."""
     from slimvec import Collection
     from slimvec.evaluation.datasets import load_dataset
     from slimvec.evaluation.runner import collection_dir
@@ -76,9 +99,9 @@ def _fitted(dataset: str, model: str, work: Path) -> tuple[float, float, float]:
     ds = load_dataset(DATA / dataset)
     path = collection_dir(work / "eval", ds, _profile("hybrid", model))  # built by run_eval above
     with Collection.open(path) as col:
-        fit = {w: _weighted_ndcg(col, ds, FIT_SPLIT[dataset], w) for w in WEIGHTS}
+        fit = {w: _weighted_run(col, ds, FIT_SPLIT[dataset], w)[0] for w in WEIGHTS}
         best = max(WEIGHTS, key=lambda w: (fit[w], w))
-        return best, fit[best], _weighted_ndcg(col, ds, "test", best)
+        return (best, fit[best], *_weighted_run(col, ds, "test", best))
 
 
 def _corpus_words(min_count: int = 2) -> list[str]:
@@ -176,13 +199,15 @@ def main() -> None:
     cache = args.work / "cache"
     rows, figures = [], {}
     for ds in DATASETS:
+        runs: dict[str, Any] = {}
         got = {
             "static": _ndcg(ds, "exact-f32", str(model_dir), args.work, cache),
             "static+bm25": _ndcg(ds, "hybrid", str(model_dir), args.work, cache),
-            "bm25": _ndcg(ds, "bm25", None, args.work, cache),
+            "bm25": _ndcg(ds, "bm25", None, args.work, cache, runs),
         }
-        weight, on_fit, got["static+bm25 fitted"] = _fitted(ds, str(model_dir), args.work)
+        weight, on_fit, got["static+bm25 fitted"], fused = _fitted(ds, str(model_dir), args.work)
         got["weight"] = weight
+        got["fitted - bm25"] = _against_bm25(ds, fused, runs["bm25"])
         print(f"{ds}: static weight {weight} chosen on {FIT_SPLIT[ds]} (nDCG@10 {on_fit:.4f})", flush=True)
         if args.measure_minilm:
             got["minilm"] = _ndcg(ds, "exact-f32", None, args.work, cache)
@@ -205,6 +230,8 @@ def main() -> None:
     for label, a, b in (("static / MiniLM", "static", "minilm"), ("static+BM25 / BM25", "static+bm25", "bm25"),
                         ("static+BM25 fitted / BM25", "static+bm25 fitted", "bm25")):
         rows.append([label] + [f"{figures[ds][a] / figures[ds].get(b, RECORDED[ds][b]):.1%}" for ds in DATASETS])
+    rows.append(["static+BM25 fitted - BM25, per query: mean [95% paired-bootstrap interval], randomization p"] + [
+        "{:+.4f} [{:+.4f}, {:+.4f}], p {:.2f}".format(*figures[ds]["fitted - bm25"]) for ds in DATASETS])
     print()
     print("nDCG@10, BEIR test split, full corpora:")
     print_table(["retrieval", "SciFact", "NFCorpus"], rows)

@@ -239,6 +239,11 @@ def open_slimvec(d: Path, n: int) -> Search:
         hits = col.search_many(["q"], vectors=v[None], k=K, mode="dense", rerank="none", with_payload=False)[0]
         return [h.id for h in hits]
 
+    def knob() -> str:  # what the calibration chose, read after the first searches
+        dense = col.info()["indexes"].get("dense", {})
+        return " ".join(f"{name} {dense[name]}" for name in ("nprobe", "ef_search") if name in dense)
+
+    search.knob = knob  # type: ignore[attr-defined]
     return search
 
 
@@ -443,6 +448,7 @@ def child_query(name: str, data: Path, d: Path) -> dict:
     found = [search(np.ascontiguousarray(q)) for q in queries]  # warm-up pass; its answers are scored
     warm_s = time.perf_counter() - t0
     anon1, total1 = rss()
+    knob = search.knob() if hasattr(search, "knob") else ""
     lat = []
     for q in queries:
         q = np.ascontiguousarray(q)
@@ -450,7 +456,7 @@ def child_query(name: str, data: Path, d: Path) -> dict:
         search(q)
         lat.append(time.perf_counter() - t)
     return {"found": found, "ram_bytes": anon1 - anon0, "rss_bytes": total1 - total0, "open_and_warm_s": warm_s,
-            "p50_ms": 1e3 * float(np.median(lat)), "qps": len(lat) / sum(lat)}
+            "p50_ms": 1e3 * float(np.median(lat)), "qps": len(lat) / sum(lat), "knob": knob}
 
 
 def run_child(phase: str, name: str, data: Path, d: Path, timeout: float) -> dict | None:
@@ -566,7 +572,8 @@ def run_dataset(title: str, data: Path, engines: list[str], work: Path, timeout:
         nd = f"nDCG@10 {r['ndcg']:.4f}, " if qrels else ""
         print(f"  {name}: {nd}R@10 {r['recall']:.3f}, RAM {r['ram_bytes'] / r['n']:,.0f} B/doc (RSS "
               f"{r['rss_bytes'] / r['n']:,.0f}), disk {r['disk_bytes'] / r['n']:,.0f} B/doc, p50 {r['p50_ms']:.2f} ms, "
-              f"{r['qps']:,.0f} QPS, build {r['build_s']:.1f} s; load {os.getloadavg()[0]:.1f}", flush=True)
+              f"{r['qps']:,.0f} QPS, build {r['build_s']:.1f} s{'; ' + r['knob'] if r.get('knob') else ''}; "
+              f"load {os.getloadavg()[0]:.1f}", flush=True)
         if key not in shared:
             shutil.rmtree(d, ignore_errors=True)
             shutil.rmtree(_primer(d), ignore_errors=True)

@@ -188,14 +188,14 @@ def _vector_collection(path, rows, base="binary-ivf-rescore", **profile):
 
 
 def _recall_at_10(col, rows, queries):
-    """Mean Recall@10 of the collection's dense stage against brute force over `rows` (computed here)."""
-    from slimvec.retrievers.base import Query
-
-    retriever, everyone, total = col._retrievers["dense"], np.ones(len(rows), bool), 0
-    for q in queries:
+    """Mean Recall@10 of the collection's k=10 dense search (one row per document "d<row>") against brute force
+    over `rows` (computed here)."""
+    hits = col.search_many(["q"] * len(queries), vectors=np.asarray(queries, np.float32), k=10, mode="dense",
+                           rerank="none", with_payload=False)
+    total = 0
+    for q, found in zip(queries, hits):
         exact = np.argsort(-(rows @ q), kind="stable")[:10].tolist()
-        found = retriever.search(Query("", None, q), 10, everyone)[1].tolist()
-        total += len(set(exact) & set(found))
+        total += len(set(exact) & {int(h.id[1:]) for h in found})
     return total / (10 * len(queries))
 
 
@@ -209,6 +209,8 @@ def test_calibrated_nprobe_reaches_its_target_and_is_the_smallest_that_does(tmp_
         cal = described["calibration"]
         assert described["kind"] == "ivf" and described["nlist"] == 32
         assert cal["nprobe"] == described["nprobe"] and cal["target_recall"] == 0.9 and cal["rows"] == 4000
+        assert cal["depth"] == 40  # searched at the rows a k=10 search asks for (10 x ROWS_PER_RESULT), cut to 10
+        assert cal["depth"] == 40  # measured at the rows a k=10 search asks for (10 x ROWS_PER_RESULT)
         assert 1 < cal["nprobe"] < 32  # overlapping lists, but not so overlapping that all must be probed
         assert _recall_at_10(col, rows, probes) >= 0.9
         assert _recall_at_10(col, rows, unseen) >= 0.9  # queries not stored, from the rows' distribution

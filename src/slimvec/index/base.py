@@ -11,6 +11,10 @@ import numpy as np
 
 from slimvec.scoring import order
 
+# A collection search asks each retriever for this many rows per document it must return, widening by the same
+# factor while chunks of one document fill them (`search.ranking.doc_ranking`): a k=10 query reads the top 40
+# rows. Calibrations (`index.nprobe`) measure an index at that depth, since its recall there is what a user gets.
+ROWS_PER_RESULT = 4
 
 class VectorIndex(Protocol):
     """Row-aligned search structure over the collection's vectors (row i = vector file row i)."""

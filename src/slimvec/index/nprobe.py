@@ -36,6 +36,7 @@ from typing import Any, Callable
 import numpy as np
 
 from slimvec.codecs.base import as_f32
+from slimvec.index.base import ROWS_PER_RESULT
 from slimvec.index.flat import ExactIndex
 
 K = 10
@@ -55,6 +56,7 @@ class _Choice:
     queries: int
     rows: int  # rows in the index when calibrated
     probes: str = ROW_PROBES
+    depth: int = K  # rows each probe query searched for, cut to its top K (absent in calibrations before it: K)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,7 +128,11 @@ def _probes(vectors: np.ndarray, rows: int, sample: int, queries: Any) -> tuple[
 def calibrate_nprobe(index: Any, vectors: np.ndarray, target_recall: float, oversample: int | None,
                      sample: int = SAMPLE, queries: Any = None) -> NprobeChoice:
     """The smallest nprobe of `index` (a trained `BinaryIVFIndex` holding rows 0..index.rows-1) whose search
-    reaches `target_recall` mean Recall@10 on `probe_queries` against exact search over the rows.
+    reaches `target_recall` mean Recall@10 on `probe_queries` against exact search over the rows. The search
+    runs at the depth a k=10 collection search asks for (10 x `ROWS_PER_RESULT` rows, so 40 x oversample
+    candidates are rescored), cut to its top 10, because the recall there is what a user gets: measured at 10
+    rows, a codec whose candidates bound recall reads too low and more lists are probed than needed (PQ codes
+    at 1M rows never reached 0.95 at 10 rows; BENCHMARKS.md, "Session 20: nprobe measured at a query's depth").
 
     vectors: (>= index.rows, dim) float32 rows (a memmap is fine); the exact truth is computed from them.
     oversample: the staged search's candidates per result (rows rescored from `vectors`), or None for the
@@ -141,16 +147,16 @@ def calibrate_nprobe(index: Any, vectors: np.ndarray, target_recall: float, over
     if n == 0:
         raise ValueError("calibrate_nprobe needs a trained index holding rows")
     queries, probes = _probes(vectors, n, sample, queries)
-    k = min(K, n)
+    k, depth = min(K, n), min(K * ROWS_PER_RESULT, n)
     _, truth = ExactIndex.over(vectors[:n]).search(queries, k)
 
     def recall(nprobe: int) -> float:
         index.nprobe = nprobe
         if oversample:
-            _, found = staged_search(queries, k, oversample, index, vectors)
+            _, found = staged_search(queries, depth, oversample, index, vectors)
         else:
-            _, found = index.search(queries, k)
-        return _recall(found, truth, k)
+            _, found = index.search(queries, depth)
+        return _recall(found[:, :k], truth, k)
 
     saved, tried = index.nprobe, {}
     try:
@@ -167,7 +173,7 @@ def calibrate_nprobe(index: Any, vectors: np.ndarray, target_recall: float, over
             lo, hi = (lo, mid) if tried[mid] >= target_recall else (mid, hi)
     finally:
         index.nprobe = saved
-    return NprobeChoice(round(tried[hi], 4), target_recall, len(queries), n, probes, nprobe=int(hi))
+    return NprobeChoice(round(tried[hi], 4), target_recall, len(queries), n, probes, depth, nprobe=int(hi))
 
 
 def calibrate_ef(index: Any, vectors: np.ndarray, target_recall: float, sample: int = SAMPLE,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from slimvec.index.base import ROWS_PER_RESULT
 from slimvec.retrievers.base import Query, Retriever
 
 # (document number, score of its best chunk, that chunk's row), best first.
@@ -16,7 +17,7 @@ def doc_ranking(
     """Top-k documents as (doc number, score of best chunk, best chunk row), widening until k distinct documents."""
     if n_allowed == 0:
         return []
-    want = min(n_allowed, k * 4)
+    want = min(n_allowed, k * ROWS_PER_RESULT)
     while True:
         scores, rows = retriever.search(query, max(want, 1), allowed)
         ranked = _ranked_lists(scores.tolist(), rows.tolist(), row_doc[rows].tolist()) \
@@ -24,7 +25,7 @@ def doc_ranking(
         found, top = (len(ranked), ranked[:k]) if ranked is not None else _ranked_arrays(scores, rows, row_doc, k)
         if found >= k or want >= n_allowed:
             return top
-        want = min(n_allowed, want * 4)
+        want = min(n_allowed, want * ROWS_PER_RESULT)
 
 
 # Up to this many rows, plain Python lists beat numpy's unique/argsort (a lone query's top 40: ~3 us against ~25).
