@@ -266,7 +266,8 @@ class Bm25Retriever:
     def describe(self) -> dict[str, Any]:
         """{"kind": "bm25", "rows" (caught up with), "indexed_rows" (live rows whose tokens are cached: the N of
         the statistics), "tokens" (their total length), "dead_rows" (deleted or replaced rows still cached, out
-        of the statistics, dropped once they reach COMPACT_AT of the cache), "vocabulary" (distinct terms),
+        of the statistics, dropped once they reach COMPACT_AT of the cache), "vocabulary" (distinct terms cached,
+        including terms only dead rows hold until those rows are dropped: it only grows between compactions),
         "postings_built" (the posting lists are built, or loaded, rather than pending a build from the token
         cache at the first search), "postings_segments", "k1", "b"}."""
         n_dead = int(np.count_nonzero(self._dead))
