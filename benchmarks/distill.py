@@ -8,8 +8,12 @@ documents in the same run, as a ratio (wall time and process CPU time: the machi
     .venv/bin/python benchmarks/distill.py --model-dir /tmp/slimvec-bench-distill/minilm-static-256
                                                   # reuse a distilled model and the collections built with it
 
-The "fitted weight" row weights the static ranking against BM25 in softmax fusion (`fusion_weights`, BM25 at
-1.0); the weight is chosen from a small grid on SciFact train / NFCorpus dev and reported on test.
+Fusion weights (`fusion_weights`, BM25 at 1.0): "static + BM25 as created" is what `hybrid` gives a static model
+now (the model's own weight, `encoders.static.STATIC_FUSION_WEIGHT`, recorded at creation); "equal weights" is
+what it gave before session 20; "fitted on this set" takes the best weight of `WEIGHTS` on SciFact train /
+NFCorpus dev alone. The script also prints the weight grid on both fit splits and which weight is best on the
+two together (how the default was chosen), and a paired bootstrap interval and randomization test of the
+default against BM25 alone per query.
 
 Without --measure-minilm the MiniLM rows are the figures recorded in BENCHMARKS.md ("Quality and RAM per
 profile", "Hybrid ..."), marked "recorded"; static, static + BM25 and BM25 are measured in this run. The
@@ -34,7 +38,7 @@ from _common import DATA, machine, paired_bootstrap, print_table, randomization_
 
 DATASETS = ("scifact", "nfcorpus")
 FIT_SPLIT = {"scifact": "train", "nfcorpus": "dev"}
-WEIGHTS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
+WEIGHTS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0)
 # MiniLM figures recorded in BENCHMARKS.md (exact-f32, hybrid softmax, bm25), test split, full corpora.
 RECORDED = {
     "scifact": {"minilm": 0.6451, "minilm+bm25": 0.7306, "bm25": 0.6863},
@@ -45,20 +49,23 @@ RECORDED = {
 MINILM = "all-MiniLM-L6-v2"
 
 
-def _profile(name: str, model: str | None):
+def _profile(name: str, model: str | None, **fields: Any):
     from slimvec.profiles import load_profile, profile_from_dict
 
     base = load_profile(name)
-    return base if model is None else profile_from_dict({**base.model_dump(), "model": model}, source="benchmark")
+    if model is None and not fields:
+        return base
+    return profile_from_dict({**base.model_dump(), **({"model": model} if model else {}), **fields}, source="benchmark")
 
 
 def _ndcg(dataset: str, profile_name: str, model: str | None, work: Path, cache: Path,
-          runs: dict[str, Any] | None = None) -> float:
+          runs: dict[str, Any] | None = None, **fields: Any) -> float:
     """nDCG@10 on the test split through `slimvec eval`'s runner; its run is kept in `runs[profile_name]`."""
     from slimvec.evaluation.metrics import read_trec_run
     from slimvec.evaluation.runner import run_eval
 
-    result = run_eval(DATA / dataset, _profile(profile_name, model), split="test", out=work / "eval", cache_dir=cache)
+    result = run_eval(DATA / dataset, _profile(profile_name, model, **fields), split="test", out=work / "eval",
+                      cache_dir=cache)
     if runs is not None:
         runs[profile_name] = read_trec_run(result["run_file"])
     return float(result["metrics"]["ndcg@10"])
@@ -75,8 +82,8 @@ def _weighted_run(col, ds, split: str, weight: float) -> tuple[float, dict[str, 
 
 
 def _against_bm25(dataset: str, fused: dict[str, Any], bm25: dict[str, Any]) -> tuple[float, float, float, float]:
-    """Per-query nDCG@10 of the fitted fusion's test run minus BM25's: (mean, 95% paired-bootstrap interval, p of
-    the randomization test), so "matches BM25" is a claim with an interval, not two means."""
+    """Per-query nDCG@10 of a fused test run minus BM25's: (mean, 95% paired-bootstrap interval, p of the
+    randomization test), so "matches BM25" is a claim with an interval, not two means."""
     import numpy as np
 
     from slimvec.evaluation.datasets import load_dataset
@@ -89,9 +96,9 @@ def _against_bm25(dataset: str, fused: dict[str, Any], bm25: dict[str, Any]) -> 
     return mean, lo, hi, randomization_p(before, after)
 
 
-def _fitted(dataset: str, model: str, work: Path) -> tuple[float, float, float, dict[str, Any]]:
-    """(weight chosen on the fit split, its nDCG@10 there, nDCG@10 on test, the test run) for static + BM25 softmax
-    fusion."""
+def _fitted(dataset: str, model: str, work: Path) -> tuple[dict[float, float], float, float]:
+    """({weight: nDCG@10 on the fit split}, the best weight there, nDCG@10 on test at that weight) for static +
+    BM25 softmax fusion."""
     from slimvec import Collection
     from slimvec.evaluation.datasets import load_dataset
     from slimvec.evaluation.runner import collection_dir
@@ -101,7 +108,7 @@ def _fitted(dataset: str, model: str, work: Path) -> tuple[float, float, float, 
     with Collection.open(path) as col:
         fit = {w: _weighted_run(col, ds, FIT_SPLIT[dataset], w)[0] for w in WEIGHTS}
         best = max(WEIGHTS, key=lambda w: (fit[w], w))
-        return (best, fit[best], *_weighted_run(col, ds, "test", best))
+        return fit, best, _weighted_run(col, ds, "test", best)[0]
 
 
 def _corpus_words(min_count: int = 2) -> list[str]:
@@ -197,28 +204,37 @@ def main() -> None:
     ])
 
     cache = args.work / "cache"
-    rows, figures = [], {}
+    rows, figures, grids = [], {}, {}
     for ds in DATASETS:
         runs: dict[str, Any] = {}
         got = {
             "static": _ndcg(ds, "exact-f32", str(model_dir), args.work, cache),
-            "static+bm25": _ndcg(ds, "hybrid", str(model_dir), args.work, cache),
+            "static+bm25 equal": _ndcg(ds, "hybrid", str(model_dir), args.work, cache, fusion_weights=(1.0, 1.0)),
+            "static+bm25": _ndcg(ds, "hybrid", str(model_dir), args.work, cache, runs),
             "bm25": _ndcg(ds, "bm25", None, args.work, cache, runs),
         }
-        weight, on_fit, got["static+bm25 fitted"], fused = _fitted(ds, str(model_dir), args.work)
+        grids[ds], weight, got["static+bm25 fitted"] = _fitted(ds, str(model_dir), args.work)
         got["weight"] = weight
-        got["fitted - bm25"] = _against_bm25(ds, fused, runs["bm25"])
-        print(f"{ds}: static weight {weight} chosen on {FIT_SPLIT[ds]} (nDCG@10 {on_fit:.4f})", flush=True)
+        got["default - bm25"] = _against_bm25(ds, runs["hybrid"], runs["bm25"])
+        print(f"{ds}: static weight {weight} best on {FIT_SPLIT[ds]} (nDCG@10 {grids[ds][weight]:.4f})", flush=True)
         if args.measure_minilm:
             got["minilm"] = _ndcg(ds, "exact-f32", None, args.work, cache)
             got["minilm+bm25"] = _ndcg(ds, "hybrid", None, args.work, cache)
         figures[ds] = got
         print(f"{ds}: {json.dumps(got)}", flush=True)
     src = "measured" if args.measure_minilm else "recorded"
+    from slimvec.encoders.static import STATIC_FUSION_WEIGHT
+
+    print("\nstatic + BM25 nDCG@10 on the fit splits by static weight (the default is the best mean of the two):")
+    mean = {w: sum(grids[ds][w] for ds in DATASETS) / len(DATASETS) for w in WEIGHTS}
+    print_table(["static weight"] + [f"{ds} {FIT_SPLIT[ds]}" for ds in DATASETS] + ["mean"],
+                [[str(w)] + [f"{grids[ds][w]:.4f}" for ds in DATASETS] + [f"{mean[w]:.4f}"] for w in WEIGHTS])
+    print(f"best mean: {max(WEIGHTS, key=lambda w: (mean[w], w))}; STATIC_FUSION_WEIGHT: {STATIC_FUSION_WEIGHT}")
     names = [("minilm", f"MiniLM dense ({src})"), ("minilm+bm25", f"MiniLM + BM25, softmax ({src})"),
              ("bm25", "BM25 (measured)"), ("static", "static alone (measured)"),
-             ("static+bm25", "static + BM25, softmax (measured)"),
-             ("static+bm25 fitted", "static + BM25, softmax, static weight fitted on train/dev (measured)")]
+             ("static+bm25 equal", "static + BM25, softmax, equal weights (before session 20; measured)"),
+             ("static+bm25", f"static + BM25, `hybrid` as created: static weight {STATIC_FUSION_WEIGHT} (measured)"),
+             ("static+bm25 fitted", "static + BM25, static weight best on this set's train/dev (measured)")]
     for key, label in names:
         if key == "static+bm25 fitted":
             label += " [" + ", ".join(f"{ds} {figures[ds]['weight']}" for ds in DATASETS) + "]"
@@ -227,11 +243,12 @@ def main() -> None:
             value = figures[ds].get(key, RECORDED[ds].get(key))
             row.append(f"{value:.4f}")
         rows.append(row)
-    for label, a, b in (("static / MiniLM", "static", "minilm"), ("static+BM25 / BM25", "static+bm25", "bm25"),
+    for label, a, b in (("static / MiniLM", "static", "minilm"), ("static+BM25 equal / BM25", "static+bm25 equal", "bm25"),
+                        ("static+BM25 as created / BM25", "static+bm25", "bm25"),
                         ("static+BM25 fitted / BM25", "static+bm25 fitted", "bm25")):
         rows.append([label] + [f"{figures[ds][a] / figures[ds].get(b, RECORDED[ds][b]):.1%}" for ds in DATASETS])
-    rows.append(["static+BM25 fitted - BM25, per query: mean [95% paired-bootstrap interval], randomization p"] + [
-        "{:+.4f} [{:+.4f}, {:+.4f}], p {:.2f}".format(*figures[ds]["fitted - bm25"]) for ds in DATASETS])
+    rows.append(["static+BM25 as created - BM25, per query: mean [95% paired-bootstrap interval], randomization p"]
+                + ["{:+.4f} [{:+.4f}, {:+.4f}], p {:.2f}".format(*figures[ds]["default - bm25"]) for ds in DATASETS])
     print()
     print("nDCG@10, BEIR test split, full corpora:")
     print_table(["retrieval", "SciFact", "NFCorpus"], rows)

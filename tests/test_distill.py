@@ -147,6 +147,36 @@ def test_collection_on_the_static_model_finds_documents_sharing_the_query_words(
         assert again.search("river water", k=1)[0].id == "water"
 
 
+def test_hybrid_on_a_static_model_weights_its_ranking_below_bm25s_unless_told_otherwise(tmp_path, distilled):
+    from slimvec.encoders.static import STATIC_FUSION_WEIGHT
+    from slimvec.profiles import BUILTIN
+
+    docs = [Document(f"d{i}", t) for i, t in enumerate([
+        "The river carries water down to the sea.", "Children go to school by the river in the morning.",
+        "The band played music all night by the water.", "The bank gives money to business people.",
+        "Water and money: the school band went to the bank.", "People in the morning play music at school."])]
+    with Collection.create(tmp_path / "c", model=str(distilled), profile="hybrid") as col:
+        col.add(docs)
+        assert col.info()["fusion"] == {"mode": "hybrid", "method": "softmax", "weights": [STATIC_FUSION_WEIGHT, 1.0]}
+        assert STATIC_FUSION_WEIGHT == 0.2
+        queries = ["river water music", "school morning", "money bank people", "band night water", "sea children"]
+        default = [[(h.id, h.score) for h in col.search(q, k=6)] for q in queries]
+        told = [[(h.id, h.score) for h in col.search(q, k=6, fusion_weights=[0.2, 1.0])] for q in queries]
+        equal = [[(h.id, h.score) for h in col.search(q, k=6, fusion_weights=[1.0, 1.0])] for q in queries]
+        assert default == told and default != equal  # searches use the recorded weights; a search's own still win
+    with Collection.open(tmp_path / "c") as again:
+        assert again.info()["fusion"]["weights"] == [0.2, 1.0]
+    # a profile's own weights, another fusion, a profile without fusion, or a model without the weight: as given
+    mine = BUILTIN["hybrid"].model_copy(update={"fusion_weights": (0.5, 1.0)})
+    for name, kwargs, want in [("mine", {"profile": mine, "model": str(distilled)}, [0.5, 1.0]),
+                               ("rrf", {"profile": BUILTIN["hybrid"].model_copy(update={"fusion": "rrf"}),
+                                        "model": str(distilled)}, None),
+                               ("dense", {"profile": "exact-f32", "model": str(distilled)}, "no fusion"),
+                               ("minilm", {"profile": "hybrid", "model": "all-MiniLM-L6-v2"}, None)]:
+        with Collection.create(tmp_path / name, **kwargs) as col:
+            assert col.info().get("fusion", {"weights": "no fusion"})["weights"] == want, name
+
+
 @pytest.mark.parametrize("args, message", [
     (["--from", "no-such-model"], "unknown model 'no-such-model'"),
     (["--from", "wordllama"], "model 'wordllama' cannot be distilled"),

@@ -34,7 +34,7 @@ from slimvec.records import metadata_problem, query_problem, text_problem
 from slimvec.retrievers.base import Query, Retriever, describe
 from slimvec.search import calibration as _calibration
 from slimvec.search.options import SearchOptions
-from slimvec.search.plan import SearchPlan, make_plan
+from slimvec.search.plan import FUSED_MODES, SearchPlan, make_plan
 from slimvec.search.recent import KeepsQueries, RecentQueries
 from slimvec.search.rerank import Reranker
 from slimvec.search.run import Runner
@@ -109,6 +109,7 @@ class Collection(KeepsQueries):
             raise ConfigError(f"unknown index {prof.index!r}: choose one of {', '.join(INDEX_KINDS)}")
         _retriever_names(list(prof.retrievers))  # unknown names fail here, before anything is written
         enc = encoder or load_encoder(prof.model or DEFAULT_MODEL)
+        prof = _model_fusion_weights(prof, enc)
         asked = {"query_prompt": prof.query_prompt, "document_prompt": prof.document_prompt}
         if any(v is not None for v in asked.values()):
             if hasattr(enc, "with_prompts"):
@@ -1001,7 +1002,8 @@ class Collection(KeepsQueries):
         collections "tokens_per_doc" and "token_disk_bytes_per_doc", and
         "dead_rows" (chunk rows of deleted or replaced documents, until a compaction), "dead_share" and
         "reclaimable_disk_bytes" (what `compact` would free, estimated: see compaction.reclaimable),
-        "indexes": {retriever name: what it built} (see retrievers.base.describe), e.g.
+        "fusion" (for a profile whose default mode fuses rankings: {"mode", "method", "weights"}, weights None for
+        equal), "indexes": {retriever name: what it built} (see retrievers.base.describe), e.g.
         {"dense": {"kind": "ivf", "codec": "binary", "nlist": 4, "nprobe": 4, "fitted_rows": 300, ...}}."""
         with self.reading():  # counts of one commit, not of two
             self._sync()
@@ -1020,6 +1022,7 @@ class Collection(KeepsQueries):
                 "retrievers": m.get("retrievers", ["dense"]),
                 "chunking": m["chunking"],
                 **({"query_pooling": m["query_pooling"]} if "query_pooling" in m else {}),
+                **_fusion_info(m.get("profile") or {}),
                 **counts,
                 "disk_bytes": disk,
                 "ram_bytes": ram,
@@ -1095,6 +1098,28 @@ def _creating(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _fusion_info(profile: dict[str, Any]) -> dict[str, Any]:
+    """info()'s "fusion" entry for a stored profile whose default mode fuses rankings, else nothing."""
+    mode = profile.get("mode")
+    if mode not in FUSED_MODES:
+        return {}
+    return {"fusion": {"mode": mode, "method": profile.get("fusion", "softmax"), "weights": profile.get("fusion_weights")}}
+
+
+def _model_fusion_weights(prof: Profile, enc: Encoder) -> Profile:
+    """`prof` with its fused mode's weights set from a model that declares the weight of its dense ranking
+    (`fusion_weight`: a distilled static model, whose weak ranking pulls BM25 down at equal weights; see
+    `encoders.static.STATIC_FUSION_WEIGHT`): that weight for "dense", 1.0 for the mode's other retrievers. Only
+    for softmax fusion (where the weight was measured), a mode led by "dense" and a profile that sets no weights;
+    recorded in the manifest's profile, so `info` shows it and a search's own `fusion_weights` still win."""
+    weight = getattr(enc, "fusion_weight", None)
+    names = FUSED_MODES.get(prof.mode, ())
+    if weight is None or prof.fusion != "softmax" or prof.fusion_weights is not None or names[:1] != ("dense",):
+        return prof
+    weights = (float(weight),) + (1.0,) * (len(names) - 1)
+    return profile_from_dict({**prof.model_dump(), "fusion_weights": weights}, source="the model's fusion weight")
 
 
 def _prompts(enc: Encoder) -> dict[str, Any]:
