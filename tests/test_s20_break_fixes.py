@@ -1,0 +1,64 @@
+"""Faults found by the session-20 breaker (user-facing input paths), each with the behaviour it now has."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fakes import FakeEncoder
+from typer.testing import CliRunner
+
+from slimvec import Collection, Document
+from slimvec.cli import app
+from slimvec.errors import ConfigError
+from slimvec.profiles import load_profile
+
+SRC = Path(__file__).parent.parent / "src"
+cli = CliRunner()
+
+
+def _profile_file(tmp_path: Path, **fields) -> Path:
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"name": "mine", **fields}), encoding="utf-8")
+    return path
+
+
+# A profile's mode was any string: one its retrievers cannot run (misspelt, or needing an index the profile does
+# not keep) was replaced by dense or the first retriever at every search, without a word; fusion weights no fused
+# mode of the profile could take were ignored, or made every search of the collection fail ("3 fusion weights for
+# the 2 retrievers"), and all-zero weights scored every document 0 (the search options refuse both).
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"mode": "hybird", "retrievers": ["dense", "bm25"]}, "unknown mode 'hybird' cannot run"),
+    ({"mode": "bm25"}, "mode 'bm25' cannot run on this profile's retrievers (dense): choose one of dense"),
+    ({"mode": "hybrid", "retrievers": ["bm25"]}, "mode 'hybrid' cannot run"),
+    ({"mode": "sparse", "retrievers": ["dense", "bm25"]}, "mode 'sparse' cannot run"),
+    ({"mode": "hybrid", "retrievers": ["dense", "bm25"], "fusion_weights": [1, 2, 3]},
+     "3 fusion_weights, but a fused search takes one per retriever: 2 for mode 'hybrid'"),
+    ({"mode": "hybrid", "retrievers": ["dense", "bm25"], "fusion_weights": [0, 0]}, "at least one weight must be > 0"),
+    ({"fusion_weights": [0.3, 0.7]}, "retrievers (dense) run no fused mode"),
+    ({"retrievers": ["bm25"], "mode": "bm25", "fusion_weights": [1.0]}, "run no fused mode"),
+])
+def test_a_profile_mode_or_weights_its_retrievers_cannot_run_are_refused_when_it_loads(tmp_path, fields, message):
+    path = _profile_file(tmp_path, **fields)
+    (tmp_path / "docs.jsonl").write_text('{"_id": "a", "text": "alpha"}\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        load_profile(file=path)
+    assert str(e.value).startswith(f"{path}: ") and message in str(e.value) and "\n" not in str(e.value)
+    res = cli.invoke(app, ["index", str(tmp_path / "docs.jsonl"), "-c", str(tmp_path / "col"), "--profile-file",
+                           str(path)])
+    assert res.exit_code == 2 and message in res.output
+    assert not (tmp_path / "col").exists()
+
+
+@pytest.mark.parametrize("fields", [
+    {"retrievers": ["bm25"]},  # no mode named: the field's default "dense" means the first retriever
+    {"retrievers": ["dense", "bm25"], "fusion_weights": [0.3, 0.7]},  # weights for --mode hybrid
+    {"retrievers": ["dense", "bm25", "sparse"], "mode": "hybrid-sparse", "fusion_weights": [1, 0]},
+    {"retrievers": ["bm25", "dense"], "mode": "bm25"},
+])
+def test_profiles_whose_mode_and_weights_fit_their_retrievers_still_load_and_search(tmp_path, fields):
+    prof = load_profile(file=_profile_file(tmp_path, **fields))
+    with Collection.create(tmp_path / "col", profile=prof, encoder=FakeEncoder(max_tokens=256)) as col:
+        col.add([Document("a", "alpha beta"), Document("b", "gamma delta")])
+        assert col.search("alpha", k=1)[0].id == "a"
