@@ -9,8 +9,9 @@ import pytest
 from fakes import FakeEncoder
 from typer.testing import CliRunner
 
-from slimvec import Collection, Document
+from slimvec import Collection, Document, registry
 from slimvec.cli import app
+from slimvec.encoders.registry import register_encoder
 from slimvec.errors import ConfigError
 from slimvec.profiles import load_profile
 
@@ -62,3 +63,39 @@ def test_profiles_whose_mode_and_weights_fit_their_retrievers_still_load_and_sea
     with Collection.create(tmp_path / "col", profile=prof, encoder=FakeEncoder(max_tokens=256)) as col:
         col.add([Document("a", "alpha beta"), Document("b", "gamma delta")])
         assert col.search("alpha", k=1)[0].id == "a"
+
+
+NEW = "fake-bow-s20"
+
+
+@pytest.fixture()
+def fake_models():
+    register_encoder("fake-bow", lambda: FakeEncoder(dim=32, name="fake-bow"))
+    register_encoder(NEW, lambda: FakeEncoder(dim=48, name=NEW))
+    yield
+    registry.unregister("encoder", "fake-bow")
+    registry.unregister("encoder", NEW)
+
+
+# `slimvec migrate --batch 0` fitted the adapter, re-embedded the sample and stored the migration, then refused the
+# batch size; a rerun then went on with the stored options, taking an unknown --adapter without a word.
+def test_migrate_refuses_a_bad_batch_before_starting_and_bad_options_on_a_rerun(tmp_path, fake_models, scifact_docs):
+    path = tmp_path / "col"
+    with Collection.create(path, encoder=FakeEncoder(dim=32, name="fake-bow")) as col:
+        col.add(scifact_docs[:30])
+    for batch in ("0", "-1"):
+        res = cli.invoke(app, ["migrate", str(path), "--to", NEW, "--batch", batch])
+        assert res.exit_code == 2 and f"--batch must be at least 1, got {batch}" in res.output, res.output
+        assert not (path / "migration").exists()
+    res = cli.invoke(app, ["migrate", str(path), "--to", NEW, "--fit-only"])
+    assert res.exit_code == 0, res.output
+    record = (path / "migration" / "migration.json").read_bytes()
+    for args, message in ((["--adapter", "magic"], "unknown adapter 'magic'"),
+                          (["--sample", "5"], "--sample must be between 20 and 5000"),
+                          (["--batch", "0"], "--batch must be at least 1")):
+        res = cli.invoke(app, ["migrate", str(path), "--to", NEW, *args])
+        assert res.exit_code == 2 and message in res.output, res.output
+        assert (path / "migration" / "migration.json").read_bytes() == record
+    res = cli.invoke(app, ["migrate", str(path), "--to", NEW])  # good options finish the migration
+    assert res.exit_code == 0, res.output
+    assert json.loads((path / "manifest.json").read_text())["model"] == NEW
