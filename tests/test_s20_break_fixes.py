@@ -99,3 +99,60 @@ def test_migrate_refuses_a_bad_batch_before_starting_and_bad_options_on_a_rerun(
     res = cli.invoke(app, ["migrate", str(path), "--to", NEW])  # good options finish the migration
     assert res.exit_code == 0, res.output
     assert json.loads((path / "manifest.json").read_text())["model"] == NEW
+
+
+class _Embeddings:
+    """A LangChain Embeddings of FakeEncoder vectors (duck-typed: the store calls these two methods)."""
+
+    def __init__(self) -> None:
+        self.fake = FakeEncoder()
+
+    def embed_documents(self, texts):
+        return self.fake.encode_documents(list(texts)).tolist()
+
+    def embed_query(self, text):
+        return self.fake.encode_queries([text])[0].tolist()
+
+
+# add_texts iterated one string where a list is meant: add_texts("hello") stored five documents "h", "e", "l",
+# "l", "o"; ids="abc" named three texts "a", "b" and "c"; metadatas={...} was read as its keys and the error
+# said "metadata must be a dict, not str".
+@pytest.mark.parametrize(("call", "message"), [
+    ({"texts": "hello world"}, "texts must be a list of strings, not one str"),
+    ({"texts": ["one two", "three four", "five six"], "ids": "abc"}, "ids must be a list of strings, not one str"),
+    ({"texts": ["one two", "three four"], "metadatas": {"year": 1, "group": 2}},
+     "metadatas must be a list of dicts, not one dict"),
+])
+def test_langchain_add_texts_refuses_one_string_or_dict_where_a_list_is_meant(tmp_path, call, message):
+    pytest.importorskip("langchain_core")
+    from slimvec.integrations.langchain import SlimvecVectorStore
+
+    store = SlimvecVectorStore(tmp_path / "col", _Embeddings())
+    store.add_texts(["kept text"], ids=["kept"])
+    with pytest.raises(TypeError, match=message):
+        store.add_texts(**call)
+    assert len(store.collection) == 1
+    assert store.add_texts(["alpha beta", "gamma"], metadatas=[{"year": 1}, {}], ids=["a", "b"]) == ["a", "b"]
+
+
+# VectorStoreQuery(node_ids="n1") (LlamaIndex's dataclass checks nothing) restricted the search to the nodes "n"
+# and "1": nothing found, or other nodes; doc_ids likewise. delete_nodes/get_nodes already read one id as one id.
+def test_llama_index_query_reads_one_node_or_doc_id_string_as_one_id(tmp_path):
+    pytest.importorskip("llama_index.core")
+    from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
+    from llama_index.core.vector_stores.types import VectorStoreQuery
+
+    from slimvec.integrations.llama_index import SlimvecVectorStore
+
+    store = SlimvecVectorStore(Collection.create(tmp_path / "col", encoder=FakeEncoder(max_tokens=256)))
+    nodes = []
+    for nid, text, ref in (("n1", "volcanic ash cloud", "doc-x"), ("n", "volcanic ash plume", "d"),
+                           ("1", "volcanic ash rain", "o")):
+        node = TextNode(id_=nid, text=text)
+        node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=ref)
+        nodes.append(node)
+    store.add(nodes)
+    got = store.query(VectorStoreQuery(query_str="volcanic ash", similarity_top_k=3, node_ids="n1"))
+    assert got.ids == ["n1"]
+    got = store.query(VectorStoreQuery(query_str="volcanic ash", similarity_top_k=3, doc_ids="doc-x"))
+    assert got.ids == ["n1"]
