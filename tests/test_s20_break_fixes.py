@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -156,3 +158,13 @@ def test_llama_index_query_reads_one_node_or_doc_id_string_as_one_id(tmp_path):
     assert got.ids == ["n1"]
     got = store.query(VectorStoreQuery(query_str="volcanic ash", similarity_top_k=3, doc_ids="doc-x"))
     assert got.ids == ["n1"]
+
+
+# `python -m slimvec` (how a venv's tools are often run, and what the project's own briefs say) failed with
+# "No module named slimvec.__main__".
+def test_python_dash_m_slimvec_runs_the_command_line(tmp_path):
+    env = {"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"}
+    res = subprocess.run([sys.executable, "-m", "slimvec", "info", str(tmp_path / "none")], capture_output=True,
+                         text=True, env=env, check=False)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == f"error: {tmp_path / 'none'}: no slimvec collection here (missing manifest.json)"
