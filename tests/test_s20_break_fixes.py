@@ -168,3 +168,26 @@ def test_python_dash_m_slimvec_runs_the_command_line(tmp_path):
                          text=True, env=env, check=False)
     assert res.returncode == 2, res.stderr
     assert res.stderr.strip() == f"error: {tmp_path / 'none'}: no slimvec collection here (missing manifest.json)"
+
+
+# `slimvec index FOLDER` passed over a .jsonl export, a .docx and a linked folder with notes written for the user
+# ("name a table file directly to read its records") but logged at INFO, shown only under -v: the summary said
+# "indexed 1 documents (0 skipped)" and nothing told that the export's records were never read.
+def test_index_shows_the_files_a_folder_walk_passes_over(tmp_path, fake_models):
+    folder, other = tmp_path / "docs", tmp_path / "other"
+    (folder / "sub").mkdir(parents=True)
+    other.mkdir()
+    (folder / "a.txt").write_text("hello world", encoding="utf-8")
+    (folder / "export.jsonl").write_text('{"_id": "r1", "text": "a record"}\n', encoding="utf-8")
+    (folder / "b.docx").write_bytes(b"PK\x03\x04")
+    (folder / "sub" / "link").symlink_to(other, target_is_directory=True)
+    res = cli.invoke(app, ["index", str(folder), "-c", str(tmp_path / "col"), "--model", "fake-bow"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert f"note: {folder}: skipped 1 file(s) with '.jsonl', e.g. export.jsonl (name a table file directly to read " \
+           "its records)" in lines
+    assert f"note: {folder}: skipped 1 file(s) with '.docx', e.g. b.docx" in lines
+    assert any(line.startswith(f"note: {folder}: skipped 1 linked folder(s)") for line in lines)
+    res = cli.invoke(app, ["index", str(folder), "-c", str(tmp_path / "col2"), "--model", "fake-bow", "--json"])
+    summary = json.loads(res.stdout)
+    assert summary["skipped"] == 0 and len(summary["notes"]) == 3 and summary["documents"] == 1
