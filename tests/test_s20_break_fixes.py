@@ -191,3 +191,27 @@ def test_index_shows_the_files_a_folder_walk_passes_over(tmp_path, fake_models):
     res = cli.invoke(app, ["index", str(folder), "-c", str(tmp_path / "col2"), "--model", "fake-bow", "--json"])
     summary = json.loads(res.stdout)
     assert summary["skipped"] == 0 and len(summary["notes"]) == 3 and summary["documents"] == 1
+
+
+# --field-type naming the text, title or id field, or a field no record has (a misspelt name), changed nothing
+# without a word: the text field is never metadata, and "yeer=int" typed nothing while "year" stayed text.
+def test_field_types_that_cannot_apply_are_refused_or_noted(tmp_path):
+    from slimvec.ingest import FieldMap, read_sources
+
+    table = tmp_path / "t.csv"
+    table.write_text("key,body,year\nd1,first text,2020\nd2,second text,x\n", encoding="utf-8")
+    fields = FieldMap(id_field="key", text_field="body")
+    for spec, what in (("body=int", "text"), ("key=int", "id"), ("title=str", "title")):
+        with pytest.raises(ConfigError, match=f"^field type for '{spec.split('=')[0]}': it is the {what} field, not "
+                                              "metadata"):
+            read_sources([table], fields=fields, field_types=[spec])
+    notes: list[str] = []
+    docs = list(read_sources([table], fields=fields, field_types=["yeer=int", "year=str"], on_skip=notes.append))
+    assert [d.metadata for d in docs] == [{"year": "2020"}, {"year": "x"}]
+    assert notes == ["field type yeer=int: no record read has a metadata field 'yeer', so it changed nothing "
+                     "(a misspelt field name?)"]
+    res = cli.invoke(app, ["index", str(table), "-c", str(tmp_path / "col"), "--id-field", "key", "--text-field",
+                           "body", "--field-type", "body=int"])
+    assert res.exit_code == 2 and not (tmp_path / "col").exists()
+    assert res.output.strip() == "error: field type for 'body': it is the text field, not metadata (ids, titles and " \
+                                 "texts are always text)"

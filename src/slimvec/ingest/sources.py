@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from slimvec.documents import Document, has_content
-from slimvec.errors import IngestError
+from slimvec.errors import ConfigError, IngestError
 from slimvec.ingest.beir import BEIR_FIELDS, is_beir_dir, iter_corpus
 from slimvec.ingest.fieldtypes import convert, parse_field_types
 from slimvec.ingest.files import FILE_EXTS, NO_TEXT, file_ext, iter_folder, read_file
@@ -41,6 +41,10 @@ def read_sources(
     if isinstance(paths, (str, Path)):
         paths = [paths]
     types = parse_field_types(field_types)
+    own = {fields.id_field: "id", fields.title_field: "title", fields.text_field: "text"}
+    if typed_own := next((name for name in types if name in own), None):  # never metadata: the type was dropped
+        raise ConfigError(f"field type for {typed_own!r}: it is the {own[typed_own]} field, not metadata (ids, titles "
+                          "and texts are always text)")
     checked = [_check(Path(p)) for p in paths]  # fail before any work starts, not halfway through a long run
     return _read(checked, fields, strict, on_error or _log_error, on_skip or _log_skip, types)
 
@@ -71,6 +75,7 @@ def _read(
     seen: dict[str, int] = {}
     files: list[Path] = []
     file_no: dict[Path, int] = {}
+    untyped = dict(field_types)  # the field types no record has used yet
     for path in paths:
         for src, pos, names, item in iter_located(path, fields, on_skip, field_types):
             if isinstance(item, Document) and item.id in seen:
@@ -87,7 +92,13 @@ def _read(
                 file_no[src] = len(files)
                 files.append(src)
             seen[item.id] = (file_no[src] << 32) | (pos + 1 if pos is not None else 0)
+            if untyped:
+                for name in [n for n in untyped if n in item.metadata]:
+                    del untyped[name]
             yield item
+    for name, typ in untyped.items():  # a misspelt field would otherwise change nothing without a word
+        on_skip(f"field type {name}={typ}: no record read has a metadata field {name!r}, so it changed nothing "
+                "(a misspelt field name?)")
 
 
 def iter_located(
