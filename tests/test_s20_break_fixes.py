@@ -215,3 +215,18 @@ def test_field_types_that_cannot_apply_are_refused_or_noted(tmp_path):
     assert res.exit_code == 2 and not (tmp_path / "col").exists()
     assert res.output.strip() == "error: field type for 'body': it is the text field, not metadata (ids, titles and " \
                                  "texts are always text)"
+
+
+# search_vectors took an all-zero query vector (an embedding call that failed to zeros, a LangChain or LlamaIndex
+# query by vector) and returned k "hits" all scoring 0, in row order; stored vectors and tuning vectors refuse it.
+def test_search_vectors_refuses_an_all_zero_query_vector(tmp_path):
+    import numpy as np
+
+    with Collection.create(tmp_path / "col", encoder=FakeEncoder()) as col:
+        col.add([Document(f"d{i}", f"word{i} common text") for i in range(5)])
+        good = FakeEncoder().encode_queries(["word3 common"])
+        assert col.search_vectors(good, k=1)[0][0].id == "d3"
+        with pytest.raises(ConfigError, match="^query vector 1 is all zeros: it has no direction to search by$"):
+            col.search_vectors(np.vstack([good, np.zeros((1, 32), np.float32)]), k=3)
+        with pytest.raises(ConfigError, match="^query vector 0 is all zeros"):
+            col.search_vectors([0.0] * 32, k=3)
