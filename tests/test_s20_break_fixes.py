@@ -230,3 +230,20 @@ def test_search_vectors_refuses_an_all_zero_query_vector(tmp_path):
             col.search_vectors(np.vstack([good, np.zeros((1, 32), np.float32)]), k=3)
         with pytest.raises(ConfigError, match="^query vector 0 is all zeros"):
             col.search_vectors([0.0] * 32, k=3)
+
+
+# `slimvec calibrate COL DATASET` with the qrels of another corpus said "calibration needs both relevant and
+# non-relevant hits among the judged results": true, but not why (no judged document is in the collection).
+def test_calibrate_says_when_the_qrels_judge_no_document_of_the_collection(tmp_path):
+    pytest.importorskip("sklearn")
+    from slimvec.evaluation.calibrate import fit_calibrator
+
+    with Collection.create(tmp_path / "col", encoder=FakeEncoder()) as col:
+        col.add([Document(f"d{i}", f"word{i} common text") for i in range(30)])
+        queries = {f"q{i}": f"word{i} common" for i in range(10)}
+        other = {q: {f"MED-{i}": 1} for i, q in enumerate(queries)}
+        with pytest.raises(ConfigError, match="^none of the 10 documents the qrels judge relevant \\(e.g. 'MED-0'\\) "
+                                              "is in this collection"):
+            fit_calibrator(col, queries, other)
+        own = {q: {f"d{i}": 1} for i, q in enumerate(queries)}
+        assert fit_calibrator(col, queries, own).threshold is not None
