@@ -247,3 +247,20 @@ def test_calibrate_says_when_the_qrels_judge_no_document_of_the_collection(tmp_p
             fit_calibrator(col, queries, other)
         own = {q: {f"d{i}": 1} for i, q in enumerate(queries)}
         assert fit_calibrator(col, queries, own).threshold is not None
+
+
+# A profile file's chunk_overlap of half its chunk_tokens or more was cut down to fit when the collection was made
+# (20 of 10 tokens became 4, recorded so), where the same pair given as options is refused.
+@pytest.mark.parametrize("overlap", [5, 9, 20])
+def test_a_profile_overlap_too_large_for_its_chunks_is_refused_not_cut_down(tmp_path, overlap):
+    path = _profile_file(tmp_path, chunk_tokens=10, chunk_overlap=overlap)
+    with pytest.raises(ConfigError, match=f"chunk overlap {overlap} must be below half of the 10 chunk tokens"):
+        load_profile(file=path)
+
+
+def test_a_profile_overlap_that_fits_and_the_default_overlap_still_build(tmp_path):
+    for i, fields in enumerate(({"chunk_tokens": 10, "chunk_overlap": 4}, {"chunk_tokens": 10})):
+        prof = load_profile(file=_profile_file(tmp_path, **fields))
+        with Collection.create(tmp_path / f"c{i}", profile=prof, encoder=FakeEncoder(max_tokens=64)) as col:
+            col.add([Document("d", " ".join(f"w{j}" for j in range(100)))])
+            assert col.manifest["chunking"] == {"max_tokens": 10, "overlap": 4, "mode": "tokens"}

@@ -95,6 +95,13 @@ class Profile(BaseModel):
                 self.fusion == "rrf" or any(not math.isfinite(w) or w < 0 for w in self.fusion_weights)):
             raise ValueError("fusion_weights need fusion 'weighted' or 'softmax' and must be >= 0 and finite")
         self._mode_runs()
+        # Collection.create cuts an overlap of half the chunk or more to fit (the default 32 must fit small chunks),
+        # which turned a profile's own contradictory pair into another overlap than the one written; a command-line
+        # --chunk-overlap is refused there for the same reason.
+        if (self.chunk_tokens is not None and self.chunk_overlap >= self.chunk_tokens // 2
+                and self.chunk_overlap != Profile.model_fields["chunk_overlap"].default):
+            raise ValueError(f"chunk overlap {self.chunk_overlap} must be below half of the {self.chunk_tokens} "
+                             "chunk tokens")
         if self.fusion_temperature is not None and self.fusion != "softmax":
             raise ValueError(f"fusion_temperature applies to fusion 'softmax', not {self.fusion!r}")
         if self.index == "hnsw" and self.compressed:
