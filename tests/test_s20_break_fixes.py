@@ -264,3 +264,22 @@ def test_a_profile_overlap_that_fits_and_the_default_overlap_still_build(tmp_pat
         with Collection.create(tmp_path / f"c{i}", profile=prof, encoder=FakeEncoder(max_tokens=64)) as col:
             col.add([Document("d", " ".join(f"w{j}" for j in range(100)))])
             assert col.manifest["chunking"] == {"max_tokens": 10, "overlap": 4, "mode": "tokens"}
+
+
+# A filter value from numpy or pandas code (np.int64(2005), np.float64, np.bool_) failed with "TypeError: Object of
+# type int64 is not JSON serializable", and so did a bytes value, instead of a FilterError naming the field.
+def test_filter_values_from_numpy_are_their_numbers_and_other_types_a_filter_error(tmp_path):
+    import numpy as np
+
+    from slimvec.errors import FilterError
+
+    with Collection.create(tmp_path / "col", encoder=FakeEncoder()) as col:
+        col.add([Document(f"d{i}", f"word{i} common text", metadata={"year": 2000 + i, "score": i / 2, "odd": bool(i % 2)})
+                 for i in range(6)])
+        for flt, want in (({"year": np.int64(2003)}, ["d3"]), ({"year": {"$gte": np.int32(2004)}}, ["d4", "d5"]),
+                          ({"score": {"$lt": np.float32(1.0)}}, ["d0", "d1"]), ({"odd": np.bool_(False)}, ["d0", "d2", "d4"]),
+                          ({"year": {"$in": [np.int64(2001), 2002]}}, ["d1", "d2"]), ({"year": np.array(2005)}, ["d5"])):
+            assert sorted(h.id for h in col.search("common text", k=10, filter=flt)) == want, flt
+        for flt, shown in (({"year": b"2003"}, '"<bytes>"'), ({"year": np.array([2001, 2002])}, '"<ndarray>"')):
+            with pytest.raises(FilterError, match=f"^year: values must be strings, numbers, booleans or null, got {shown}$"):
+                col.search("common text", filter=flt)
