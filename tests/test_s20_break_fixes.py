@@ -283,3 +283,11 @@ def test_filter_values_from_numpy_are_their_numbers_and_other_types_a_filter_err
         for flt, shown in (({"year": b"2003"}, '"<bytes>"'), ({"year": np.array([2001, 2002])}, '"<ndarray>"')):
             with pytest.raises(FilterError, match=f"^year: values must be strings, numbers, booleans or null, got {shown}$"):
                 col.search("common text", filter=flt)
+
+
+# `slimvec sweep --profiles exact-f32,binary,exact-f32` evaluated exact-f32 twice and reported it in two rows.
+def test_sweep_refuses_a_profile_named_twice_before_any_work(tmp_path):
+    res = cli.invoke(app, ["sweep", str(tmp_path / "data"), "--profiles", "exact-f32,binary,exact-f32", "--out",
+                           str(tmp_path / "out")])
+    assert res.exit_code == 2 and res.output.strip() == "error: --profiles names 'exact-f32' twice"
+    assert not (tmp_path / "out").exists()

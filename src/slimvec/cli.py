@@ -562,6 +562,8 @@ def _profiles(profile: Optional[str], profile_file: Optional[Path], model: Optio
     names = [p.strip() for p in (profile or "").split(",") if p.strip()]
     if profile is not None and not names:
         raise ConfigError(f"--profile/--profiles names no profile: {profile!r}")
+    if twice := next((n for i, n in enumerate(names) if n in names[:i]), None):  # evaluated twice, reported twice
+        raise ConfigError(f"--profiles names {twice!r} twice")
     chosen = [load_profile(n) for n in names] or ([load_profile(file=profile_file)] if profile_file else [load_profile()])
     overrides = {k: v for k, v in (("model", model), ("chunk_mode", chunk_mode)) if v}
     if overrides:
