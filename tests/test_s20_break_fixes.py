@@ -291,3 +291,31 @@ def test_sweep_refuses_a_profile_named_twice_before_any_work(tmp_path):
                            str(tmp_path / "out")])
     assert res.exit_code == 2 and res.output.strip() == "error: --profiles names 'exact-f32' twice"
     assert not (tmp_path / "out").exists()
+
+
+# A query parameter given twice kept its last value without a word: GET search ?filter={"year":2019}&filter={}
+# searched every document, and ?upsert=false&upsert=true replaced stored documents. A JSON body naming a key
+# twice is refused (strictjson); the query string now is too.
+def test_http_refuses_a_query_parameter_given_twice(tmp_path):
+    import httpx
+    from _server_util import AUTH, KEY, make_collection, snapshot
+
+    from slimvec.server import create_app
+    from slimvec.server.runner import server_thread
+
+    col = make_collection(tmp_path / "col")
+    before = snapshot(col)
+    with server_thread(create_app({"col": col}, api_key=KEY)) as base, httpx.Client(base_url=base, timeout=30) as http:
+        ok = http.get("/api/collections/col/search", params={"q": "bone", "filter": '{"year": 2019}'})
+        assert ok.status_code == 200 and [h["id"] for h in ok.json()["hits"]] == ["d1"]
+        for url, params in (("/api/collections/col/search", [("q", "bone"), ("filter", '{"year": 2019}'), ("filter", "{}")]),
+                            ("/api/collections/col/search", [("q", "bone"), ("k", "1"), ("k", "3")])):
+            r = http.get(url, params=params)
+            name = params[-1][0]
+            assert r.status_code == 422 and r.json() == {"detail": f"query: parameter {name!r} is given twice (the last "
+                                                                   "value would replace the others); give it once"}
+        r = http.post("/api/collections/col/documents", params=[("upsert", "false"), ("upsert", "true")],
+                      json=[{"id": "d1", "text": "replaced"}], headers=AUTH)
+        assert r.status_code == 422 and "'upsert' is given twice" in r.json()["detail"]
+    assert snapshot(col) == before
+    col.close()
