@@ -319,3 +319,32 @@ def test_http_refuses_a_query_parameter_given_twice(tmp_path):
         assert r.status_code == 422 and "'upsert' is given twice" in r.json()["detail"]
     assert snapshot(col) == before
     col.close()
+
+
+# `slimvec index docs docs/sub` stored docs/sub/b.txt twice, as "sub/b.txt" and "b.txt" (ids are paths relative to
+# the folder named): one file, two documents in every search. A path given twice read every record twice.
+def test_overlapping_sources_are_refused_before_any_record_is_read(tmp_path):
+    from slimvec.errors import IngestError
+    from slimvec.ingest import read_sources
+
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / ".hidden").mkdir()
+    (docs / "a.txt").write_text("alpha", encoding="utf-8")
+    (docs / "sub" / "b.txt").write_text("beta", encoding="utf-8")
+    (docs / ".hidden" / "c.txt").write_text("gamma", encoding="utf-8")
+    (docs / "export.jsonl").write_text('{"_id": "r1", "text": "a record"}\n', encoding="utf-8")
+    for sources, inner, outer in (([docs, docs / "sub"], docs / "sub", docs), ([docs / "sub", docs], docs / "sub", docs),
+                                  ([docs, docs / "sub" / "b.txt"], docs / "sub" / "b.txt", docs)):
+        with pytest.raises(IngestError, match=f"^{inner}: inside {outer}, which is also given: its files would be "
+                                              "stored twice, under two ids"):
+            read_sources(sources)
+    again = docs / "sub" / ".." / "export.jsonl"
+    with pytest.raises(IngestError) as e:
+        read_sources([docs / "export.jsonl", again])
+    assert str(e.value) == f"{again}: given twice (also as {docs / 'export.jsonl'})"
+    # a table inside a folder (the walk passes over it) and a hidden folder (not walked) are read once each
+    got = sorted(d.id for d in read_sources([docs, docs / "export.jsonl", docs / ".hidden"]))
+    assert got == ["a.txt", "c.txt", "r1", "sub/b.txt"]
+    res = cli.invoke(app, ["index", str(docs), str(docs / "sub"), "-c", str(tmp_path / "col")])
+    assert res.exit_code == 2 and not (tmp_path / "col").exists()

@@ -46,6 +46,7 @@ def read_sources(
         raise ConfigError(f"field type for {typed_own!r}: it is the {own[typed_own]} field, not metadata (ids, titles "
                           "and texts are always text)")
     checked = [_check(Path(p)) for p in paths]  # fail before any work starts, not halfway through a long run
+    _no_overlap(checked)
     return _read(checked, fields, strict, on_error or _log_error, on_skip or _log_skip, types)
 
 
@@ -61,6 +62,32 @@ def _check(path: Path) -> Path:
         known = ", ".join(f".{e}" for e in sorted(FILE_EXTS | TABLE_EXTS))
         raise IngestError(f"{path}: unsupported file type '.{ext}' (supported: {known}, or a folder)")
     return path
+
+
+def _no_overlap(paths: list[Path]) -> None:
+    """IngestError when two sources would read the same file: one path given twice, or a folder and a file or
+    folder its walk reads (`docs docs/sub`). Ids are paths relative to the folder named, so such a file was stored
+    twice, as `sub/a.txt` and `a.txt`. A table inside a folder is not read by the walk: naming it is how to read it."""
+    seen: list[tuple[Path, Path]] = []
+    for path in paths:
+        here = path.resolve()
+        for earlier, there in seen:
+            if here == there:
+                raise IngestError(f"{path}: given twice (also as {earlier})")
+            for outer, o, inner, i in ((earlier, there, path, here), (path, here, earlier, there)):
+                if _walk_reads(o, i):
+                    raise IngestError(f"{inner}: inside {outer}, which is also given: its files would be stored "
+                                      "twice, under two ids (ids are paths relative to the folder named); give one")
+        seen.append((path, here))
+
+
+def _walk_reads(folder: Path, path: Path) -> bool:
+    """Whether a walk of `folder` (resolved) reads the file or folder `path` (resolved) or files under it."""
+    if not folder.is_dir() or is_beir_dir(folder) or not path.is_relative_to(folder):
+        return False
+    if any(part.startswith(".") for part in path.relative_to(folder).parts):  # hidden entries are not walked
+        return False
+    return path.is_dir() or file_ext(path) in FILE_EXTS
 
 
 def _read(
