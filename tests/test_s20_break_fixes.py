@@ -348,3 +348,28 @@ def test_overlapping_sources_are_refused_before_any_record_is_read(tmp_path):
     assert got == ["a.txt", "c.txt", "r1", "sub/b.txt"]
     res = cli.invoke(app, ["index", str(docs), str(docs / "sub"), "-c", str(tmp_path / "col")])
     assert res.exit_code == 2 and not (tmp_path / "col").exists()
+
+
+# A `slimvec index` whose every record was skipped (a CSV header "id, text" whose text column is " text") left an
+# empty collection pinned to the call's model and profile: the corrected rerun with --profile hybrid was refused.
+def test_index_that_stores_nothing_leaves_no_collection_behind(tmp_path, fake_models):
+    bad, good = tmp_path / "bad.csv", tmp_path / "good.csv"
+    bad.write_text("id, text\n1, hello world\n", encoding="utf-8")
+    good.write_text("id,text\n1,hello world\n", encoding="utf-8")
+    col = tmp_path / "col"
+    res = cli.invoke(app, ["index", str(bad), "-c", str(col), "--id-field", "id", "--model", "fake-bow"])
+    assert res.exit_code == 0 and "nothing was stored, so no collection was made" in res.output
+    assert f"skipped: {bad}:1: text: no such column (columns: id,  text); column ' text' has spaces around its name" \
+        in res.output
+    assert not col.exists()
+    (tmp_path / "made").mkdir()  # a folder the user made stays, empty
+    res = cli.invoke(app, ["index", str(bad), "-c", str(tmp_path / "made"), "--id-field", "id", "--model", "fake-bow",
+                           "--json"])
+    assert json.loads(res.stdout)["created"] is False and list((tmp_path / "made").iterdir()) == []
+    res = cli.invoke(app, ["index", str(good), "-c", str(col), "--id-field", "id", "--model", "fake-bow",
+                           "--bm25"])
+    assert res.exit_code == 0, res.output
+    res = cli.invoke(app, ["index", str(bad), "-c", str(col), "--id-field", "id", "--json"])  # an existing one stays
+    assert json.loads(res.stdout)["created"] is True and (col / "manifest.json").exists()
+    with Collection.open(col, FakeEncoder(dim=32, name="fake-bow")) as c:
+        assert len(c) == 1 and c.manifest["retrievers"] == ["dense", "bm25"]

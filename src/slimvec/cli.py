@@ -153,10 +153,19 @@ def index(
         if fresh:
             _drop_if_empty(collection, dir_existed)
         raise
+    # Every record skipped (a CSV header naming no text column, a folder of scans): an empty collection left
+    # behind would pin this call's model and profile, and the corrected rerun with other settings be refused.
+    created = not (fresh and problems and not info["documents"])
+    if not created:
+        _drop_if_empty(collection, dir_existed)
+        created = (collection / "manifest.json").exists()
     summary = {"collection": str(collection), "indexed": n, "skipped": len(problems), "problems": problems,
-               "notes": notes, "documents": info["documents"], "chunks": info["chunks"]}
+               "notes": notes, "documents": info["documents"], "chunks": info["chunks"], "created": created}
     if json_out:
         _print_json(summary)
+    elif not created:
+        out.print(f"indexed 0 documents ({len(problems)} skipped); nothing was stored, so no collection was made "
+                  f"at {collection}")
     else:
         out.print(f"indexed {n} documents ({len(problems)} skipped); collection holds "
                   f"{info['documents']} documents, {info['chunks']} chunks")
