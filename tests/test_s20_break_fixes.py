@@ -373,3 +373,15 @@ def test_index_that_stores_nothing_leaves_no_collection_behind(tmp_path, fake_mo
     assert json.loads(res.stdout)["created"] is True and (col / "manifest.json").exists()
     with Collection.open(col, FakeEncoder(dim=32, name="fake-bow")) as c:
         assert len(c) == 1 and c.manifest["retrievers"] == ["dense", "bm25"]
+
+
+# Markdown front matter `title: 1984` (a title YAML reads as a number) was passed over: the document was titled by
+# its file name ("novel") and embedded under that title.
+def test_a_front_matter_title_yaml_reads_as_a_number_is_the_title(tmp_path):
+    from slimvec.ingest import read_sources
+
+    (tmp_path / "novel.md").write_text("---\ntitle: 1984\nyear: 1949\n---\nBig Brother is watching.\n", encoding="utf-8")
+    (tmp_path / "flag.md").write_text("---\ntitle: true\n---\nA yes-or-no title is no title.\n", encoding="utf-8")
+    docs = {d.id: d for d in read_sources([tmp_path])}
+    assert docs["novel.md"].title == "1984" and docs["novel.md"].metadata["year"] == 1949
+    assert docs["flag.md"].title == "flag"
