@@ -385,3 +385,28 @@ def test_a_front_matter_title_yaml_reads_as_a_number_is_the_title(tmp_path):
     docs = {d.id: d for d in read_sources([tmp_path])}
     assert docs["novel.md"].title == "1984" and docs["novel.md"].metadata["year"] == 1949
     assert docs["flag.md"].title == "flag"
+
+
+# `slimvec import --profile-file p.json` whose profile names another model built the collection with the export's
+# model in its place, silently: the vectors are kept, so the profile's model cannot be had that way.
+def test_import_refuses_a_profile_naming_another_model(tmp_path, fake_models):
+    from slimvec.interop.rows import export_collection, import_records
+    from slimvec.profiles import profile_from_dict
+
+    factory = registry.load("encoder", "fake-bow")
+    register_encoder("fake-bow-alias", factory)
+    try:
+        with Collection.create(tmp_path / "col", model="fake-bow") as col:
+            col.add([Document("a", "alpha beta"), Document("b", "gamma delta")])
+            export_collection(col, f"parquet:{tmp_path / 'e.parquet'}")
+        source = f"parquet:{tmp_path / 'e.parquet'}"
+        other = profile_from_dict({"name": "other", "model": NEW, "index": "hnsw"})
+        with pytest.raises(ConfigError, match=f"^{source}: profile 'other' names model '{NEW}', but the exported vectors "
+                                              "are of 'fake-bow', which an import keeps"):
+            import_records(source, tmp_path / "imp", profile=other)
+        assert not (tmp_path / "imp").exists()
+        alias = profile_from_dict({"name": "alias", "model": "fake-bow-alias", "index": "hnsw"})
+        with import_records(source, tmp_path / "imp", profile=alias) as col:
+            assert len(col) == 2 and col.manifest["model"] == "fake-bow" and col.search("alpha", k=1)[0].id == "a"
+    finally:
+        registry.unregister("encoder", "fake-bow-alias")
