@@ -107,12 +107,20 @@ def index(
         problems.append(str(e))
         err.print(f"[yellow]skipped:[/yellow] {escape(str(e))}", highlight=False, soft_wrap=True)
 
+    notes: list[str] = []
+
+    def note(text: str) -> None:
+        # Files a folder walk passes over (a .jsonl export, a .docx, a linked folder) are not bad records, but a
+        # summary of "0 skipped" with them logged only under -v hid that they were never read.
+        notes.append(text)
+        err.print(f"[cyan]note:[/cyan] {escape(text)}", highlight=False, soft_wrap=True)
+
     _one_profile_source(profile, profile_file)
     _no_empty(model=model, chunk_mode=chunk_mode, index=index, profile=profile, sparse_model=sparse_model)
     fields = FieldMap(id_field=id_field, title_field=title_field, text_field=text_field)
     if ray or address is not None:
-        _index_on_ray(sources, collection, fields, strict, report, field_type, upsert, address, shards, workers or 2,
-                      bm25 or sparse or sparse_model is not None, problems, json_out,
+        _index_on_ray(sources, collection, fields, strict, report, note, field_type, upsert, address, shards,
+                      workers or 2, bm25 or sparse or sparse_model is not None, problems, notes, json_out,
                       {"model": model, "index": index, "chunk_tokens": chunk_tokens, "chunk_overlap": chunk_overlap,
                        "chunk_mode": chunk_mode, "query_prompt": query_prompt, "document_prompt": document_prompt,
                        "profile": load_profile(profile, profile_file) if (profile or profile_file) else None})
@@ -125,7 +133,7 @@ def index(
         # nothing written, not after the batches before it were committed.
         for _ in read_sources([str(s) for s in sources], fields=fields, strict=True, field_types=field_type):
             pass
-    docs = read_sources([str(s) for s in sources], fields=fields, strict=strict, on_error=report,
+    docs = read_sources([str(s) for s in sources], fields=fields, strict=strict, on_error=report, on_skip=note,
                         field_types=field_type)
     chosen = load_profile(profile, profile_file) if (profile or profile_file) else None
     fresh = not (collection / "manifest.json").exists()
@@ -145,10 +153,19 @@ def index(
         if fresh:
             _drop_if_empty(collection, dir_existed)
         raise
+    # Every record skipped (a CSV header naming no text column, a folder of scans): an empty collection left
+    # behind would pin this call's model and profile, and the corrected rerun with other settings be refused.
+    created = not (fresh and problems and not info["documents"])
+    if not created:
+        _drop_if_empty(collection, dir_existed)
+        created = (collection / "manifest.json").exists()
     summary = {"collection": str(collection), "indexed": n, "skipped": len(problems), "problems": problems,
-               "documents": info["documents"], "chunks": info["chunks"]}
+               "notes": notes, "documents": info["documents"], "chunks": info["chunks"], "created": created}
     if json_out:
         _print_json(summary)
+    elif not created:
+        out.print(f"indexed 0 documents ({len(problems)} skipped); nothing was stored, so no collection was made "
+                  f"at {collection}")
     else:
         out.print(f"indexed {n} documents ({len(problems)} skipped); collection holds "
                   f"{info['documents']} documents, {info['chunks']} chunks")
@@ -175,8 +192,9 @@ def _drop_if_empty(collection: Path, dir_existed: bool) -> None:
 
 
 def _index_on_ray(sources: list[Path], collection: Path, fields: Any, strict: bool, report: Callable[[Exception], None],
-                  field_type: Optional[list[str]], upsert: bool, address: Optional[str], shards: Optional[int],
-                  workers: int, extras: bool, problems: list[str], json_out: bool, create: dict[str, Any]) -> None:
+                  note: Callable[[str], None], field_type: Optional[list[str]], upsert: bool, address: Optional[str],
+                  shards: Optional[int], workers: int, extras: bool, problems: list[str], notes: list[str],
+                  json_out: bool, create: dict[str, Any]) -> None:
     """`index --ray`: slimvec.distributed.ingest.index, then the same summary as a single-process run."""
     from slimvec.collection import Collection
     _need("ray")
@@ -186,11 +204,11 @@ def _index_on_ray(sources: list[Path], collection: Path, fields: Any, strict: bo
 
     n = distributed_index([str(s) for s in sources], collection, shards=shards, workers=workers, address=address,
                           upsert=upsert, fields=fields, strict=strict, field_types=field_type, on_error=report,
-                          progress=True, **create)
+                          on_skip=note, progress=True, **create)
     with Collection.open(collection) as col:
         info = col.info()
     summary = {"collection": str(collection), "indexed": n, "skipped": len(problems), "problems": problems,
-               "documents": info["documents"], "chunks": info["chunks"]}
+               "notes": notes, "documents": info["documents"], "chunks": info["chunks"]}
     if json_out:
         _print_json(summary)
     else:
@@ -553,6 +571,8 @@ def _profiles(profile: Optional[str], profile_file: Optional[Path], model: Optio
     names = [p.strip() for p in (profile or "").split(",") if p.strip()]
     if profile is not None and not names:
         raise ConfigError(f"--profile/--profiles names no profile: {profile!r}")
+    if twice := next((n for i, n in enumerate(names) if n in names[:i]), None):  # evaluated twice, reported twice
+        raise ConfigError(f"--profiles names {twice!r} twice")
     chosen = [load_profile(n) for n in names] or ([load_profile(file=profile_file)] if profile_file else [load_profile()])
     overrides = {k: v for k, v in (("model", model), ("chunk_mode", chunk_mode)) if v}
     if overrides:

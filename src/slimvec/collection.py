@@ -696,6 +696,8 @@ class Collection(KeepsQueries):
         if qvecs.ndim == 1:
             qvecs = qvecs[None, :]
         qvecs = _given_vectors(qvecs, len(qvecs), int(self.manifest["dim"]))
+        if len(zero := np.flatnonzero(~qvecs.any(axis=1))):  # every row scores it 0: the "hits" are row order
+            raise ConfigError(f"query vector {int(zero[0])} is all zeros: it has no direction to search by")
         plan = make_plan({}, self.manifest.get("retrievers", ["dense"]), int(self.manifest["dim"]), opts)
         with self.reading():
             self._sync()

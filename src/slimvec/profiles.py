@@ -94,6 +94,14 @@ class Profile(BaseModel):
         if self.fusion_weights is not None and (  # NaN passes `w < 0`: it would make every fused score NaN
                 self.fusion == "rrf" or any(not math.isfinite(w) or w < 0 for w in self.fusion_weights)):
             raise ValueError("fusion_weights need fusion 'weighted' or 'softmax' and must be >= 0 and finite")
+        self._mode_runs()
+        # Collection.create cuts an overlap of half the chunk or more to fit (the default 32 must fit small chunks),
+        # which turned a profile's own contradictory pair into another overlap than the one written; a command-line
+        # --chunk-overlap is refused there for the same reason.
+        if (self.chunk_tokens is not None and self.chunk_overlap >= self.chunk_tokens // 2
+                and self.chunk_overlap != Profile.model_fields["chunk_overlap"].default):
+            raise ValueError(f"chunk overlap {self.chunk_overlap} must be below half of the {self.chunk_tokens} "
+                             "chunk tokens")
         if self.fusion_temperature is not None and self.fusion != "softmax":
             raise ValueError(f"fusion_temperature applies to fusion 'softmax', not {self.fusion!r}")
         if self.index == "hnsw" and self.compressed:
@@ -109,6 +117,31 @@ class Profile(BaseModel):
         if self.muvera is not None and self.tokens is None:
             raise ValueError("muvera encodes token vectors: set tokens too")
         return self
+
+    def _mode_runs(self) -> None:
+        # Search falls back to dense (or the first retriever) for a mode the collection cannot run, so a profile
+        # file's misspelt or unrunnable mode, or weights no fused mode can take, would be dropped without a word or
+        # fail every search of the collection built with it. The field's default "dense" on a profile without
+        # dense vectors stays allowed: it means "no mode named", which search resolves to the first retriever.
+        from slimvec.search.plan import FUSED_MODES, modes
+
+        runnable = modes(list(self.retrievers))
+        if self.mode != "dense" and self.mode not in runnable:
+            known = "" if self.mode in modes() else "unknown "
+            raise ValueError(f"{known}mode {self.mode!r} cannot run on this profile's retrievers "
+                             f"({', '.join(self.retrievers)}): choose one of {', '.join(runnable)}")
+        if self.fusion_weights is None:
+            return
+        if not any(self.fusion_weights):
+            raise ValueError("fusion_weights: at least one weight must be > 0 (all zero scores every document 0)")
+        fused = {m: FUSED_MODES[m] for m in runnable if m in FUSED_MODES}
+        if self.mode in fused:
+            fused = {self.mode: fused[self.mode]}
+        if not any(len(names) == len(self.fusion_weights) for names in fused.values()):
+            want = "; ".join(f"{len(n)} for mode {m!r} ({', '.join(n)})" for m, n in fused.items())
+            raise ValueError(f"{len(self.fusion_weights)} fusion_weights, but "
+                             + (f"a fused search takes one per retriever: {want}" if fused else
+                                f"this profile's retrievers ({', '.join(self.retrievers)}) run no fused mode"))
 
     @field_validator("model")
     @classmethod

@@ -92,6 +92,11 @@ def fit_calibrator(collection: "Collection", queries: Mapping[str, str], qrels: 
     results = collection.search_many([queries[q] for q in qids], k=depth, mode=mode, rerank="none")
     runs = [[h.score for h in hits] for hits in results]
     labels = [[int(h.id in _relevant(qrels, q)) for h in hits] for q, hits in zip(qids, results)]
+    if not any(map(any, labels)):  # fit's "needs relevant hits" would not say why: qrels of another corpus
+        judged = sorted(set().union(*(_relevant(qrels, q) for q in qids)))
+        if judged and all(collection.get(d) is None for d in judged):
+            raise ConfigError(f"none of the {len(judged)} documents the qrels judge relevant (e.g. {judged[0]!r}) is in "
+                              "this collection: calibrate on the dataset the collection was indexed from")
     cal = fit(mode, runs, labels)
     cal.threshold = choose_threshold(cal, runs, labels, [len(_relevant(qrels, q)) for q in qids])
     collection.set_calibrator(mode, cal)

@@ -292,6 +292,8 @@ def _json_ready(value: Any, path: Path, key: str = "", budget: list[int] | None 
 
 def _front_matter_title(meta: dict[str, Any]) -> str:
     title = meta.get("title")
+    if isinstance(title, (int, float)) and not isinstance(title, bool):  # `title: 1984` is a title YAML reads as a number
+        return str(title)
     return title.strip() if isinstance(title, str) else ""
 
 

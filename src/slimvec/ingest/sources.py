@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from slimvec.documents import Document, has_content
-from slimvec.errors import IngestError
+from slimvec.errors import ConfigError, IngestError
 from slimvec.ingest.beir import BEIR_FIELDS, is_beir_dir, iter_corpus
 from slimvec.ingest.fieldtypes import convert, parse_field_types
 from slimvec.ingest.files import FILE_EXTS, NO_TEXT, file_ext, iter_folder, read_file
@@ -41,7 +41,12 @@ def read_sources(
     if isinstance(paths, (str, Path)):
         paths = [paths]
     types = parse_field_types(field_types)
+    own = {fields.id_field: "id", fields.title_field: "title", fields.text_field: "text"}
+    if typed_own := next((name for name in types if name in own), None):  # never metadata: the type was dropped
+        raise ConfigError(f"field type for {typed_own!r}: it is the {own[typed_own]} field, not metadata (ids, titles "
+                          "and texts are always text)")
     checked = [_check(Path(p)) for p in paths]  # fail before any work starts, not halfway through a long run
+    _no_overlap(checked)
     return _read(checked, fields, strict, on_error or _log_error, on_skip or _log_skip, types)
 
 
@@ -59,6 +64,32 @@ def _check(path: Path) -> Path:
     return path
 
 
+def _no_overlap(paths: list[Path]) -> None:
+    """IngestError when two sources would read the same file: one path given twice, or a folder and a file or
+    folder its walk reads (`docs docs/sub`). Ids are paths relative to the folder named, so such a file was stored
+    twice, as `sub/a.txt` and `a.txt`. A table inside a folder is not read by the walk: naming it is how to read it."""
+    seen: list[tuple[Path, Path]] = []
+    for path in paths:
+        here = path.resolve()
+        for earlier, there in seen:
+            if here == there:
+                raise IngestError(f"{path}: given twice (also as {earlier})")
+            for outer, o, inner, i in ((earlier, there, path, here), (path, here, earlier, there)):
+                if _walk_reads(o, i):
+                    raise IngestError(f"{inner}: inside {outer}, which is also given: its files would be stored "
+                                      "twice, under two ids (ids are paths relative to the folder named); give one")
+        seen.append((path, here))
+
+
+def _walk_reads(folder: Path, path: Path) -> bool:
+    """Whether a walk of `folder` (resolved) reads the file or folder `path` (resolved) or files under it."""
+    if not folder.is_dir() or is_beir_dir(folder) or not path.is_relative_to(folder):
+        return False
+    if any(part.startswith(".") for part in path.relative_to(folder).parts):  # hidden entries are not walked
+        return False
+    return path.is_dir() or file_ext(path) in FILE_EXTS
+
+
 def _read(
     paths: list[Path],
     fields: FieldMap,
@@ -71,6 +102,7 @@ def _read(
     seen: dict[str, int] = {}
     files: list[Path] = []
     file_no: dict[Path, int] = {}
+    untyped = dict(field_types)  # the field types no record has used yet
     for path in paths:
         for src, pos, names, item in iter_located(path, fields, on_skip, field_types):
             if isinstance(item, Document) and item.id in seen:
@@ -87,7 +119,13 @@ def _read(
                 file_no[src] = len(files)
                 files.append(src)
             seen[item.id] = (file_no[src] << 32) | (pos + 1 if pos is not None else 0)
+            if untyped:
+                for name in [n for n in untyped if n in item.metadata]:
+                    del untyped[name]
             yield item
+    for name, typ in untyped.items():  # a misspelt field would otherwise change nothing without a word
+        on_skip(f"field type {name}={typ}: no record read has a metadata field {name!r}, so it changed nothing "
+                "(a misspelt field name?)")
 
 
 def iter_located(

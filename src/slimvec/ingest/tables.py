@@ -249,7 +249,10 @@ def _iter_csv(path: Path, fields: FieldMap, field_types: dict[str, str]) -> Iter
                 return
         for name in (fields.id_field, fields.text_field):
             if name not in header:
-                yield 1, IngestError(f"{path}:1: {name}: no such column (columns: {', '.join(header)})")
+                # "id, text" (a space after each comma) names the column " text": say so, the list shows it poorly
+                spaced = next((h for h in header if h.strip() == name), None)
+                hint = f"; column {spaced!r} has spaces around its name" if spaced is not None else ""
+                yield 1, IngestError(f"{path}:1: {name}: no such column (columns: {', '.join(header)}){hint}")
                 return
         own = {fields.id_field, fields.title_field, fields.text_field}
         keep = fields.metadata_fields

@@ -104,6 +104,12 @@ class SlimvecVectorStore(VectorStore):
         (non-JSON metadata, empty text, invalid id) with nothing stored, ValueError for mismatched lengths."""
         if kwargs:
             raise ConfigError(f"add_texts: unknown keyword(s) {', '.join(sorted(kwargs))}")
+        # One string (or one metadata dict) where a list is meant would be iterated: "hello" added as five
+        # documents "h", "e", ..., ids="abc" naming three documents "a", "b", "c", a dict read as its keys.
+        for name, value, of in (("texts", texts, "strings"), ("metadatas", metadatas, "dicts"), ("ids", ids, "strings")):
+            if isinstance(value, (str, bytes, dict)):
+                raise TypeError(f"add_texts: {name} must be a list of {of}, not one {type(value).__name__}; "
+                                "nothing was stored")
         texts = list(texts)
         metadatas = list(metadatas) if metadatas is not None else [{} for _ in texts]
         given = list(ids) if ids is not None else [None] * len(texts)

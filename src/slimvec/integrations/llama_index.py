@@ -265,11 +265,12 @@ class SlimvecVectorStore(BasePydanticVectorStore):
             raise ConfigError(f"query mode {query.mode.value!r} is not supported by slimvec "
                               f"({', '.join(m.value for m in (*_MODES, VectorStoreQueryMode.MMR))})")
         of_docs = None  # the node ids of the source documents `doc_ids` (LlamaIndex's field, not the user's)
-        if query.doc_ids:
-            of_docs = self._ids({"ref_doc_id": {"$in": list(query.doc_ids)}}, strict=False)
+        doc_ids, node_ids = _id_list(query.doc_ids), _id_list(query.node_ids)
+        if doc_ids:
+            of_docs = self._ids({"ref_doc_id": {"$in": doc_ids}}, strict=False)
             if not of_docs:
                 return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
-        flt = _restricted(to_slimvec_filter(query.filters), of_docs, query.node_ids)
+        flt = _restricted(to_slimvec_filter(query.filters), of_docs, node_ids)
         k = query.similarity_top_k
         if query.mode == VectorStoreQueryMode.MMR:
             return self._mmr(query, flt, **mmr)
@@ -338,8 +339,7 @@ class SlimvecVectorStore(BasePydanticVectorStore):
         return sorted({s.doc_id for s in store.sections_for_rows(rows.tolist()).values()})
 
     def _selected(self, node_ids: list[str] | None, filters: MetadataFilters | None) -> list[str]:
-        if isinstance(node_ids, str):  # one id, as Collection.delete reads it (list("n1") would be "n" and "1")
-            node_ids = [node_ids]
+        node_ids = _id_list(node_ids)
         flt = to_slimvec_filter(filters)
         if node_ids is None and not flt:
             return [d["id"] for d in self._collection.store.iter_documents()]
@@ -347,6 +347,12 @@ class SlimvecVectorStore(BasePydanticVectorStore):
             return list(node_ids or [])
         matching = set(self._ids(flt))
         return [i for i in node_ids if i in matching] if node_ids is not None else sorted(matching)
+
+
+def _id_list(ids: Any) -> list[str] | None:
+    """`ids` as a list (None stays None); one id given as a plain string is that id, as Collection.delete reads it
+    (list("n1") would be the ids "n" and "1": other nodes, or none, selected)."""
+    return None if ids is None else [ids] if isinstance(ids, str) else list(ids)
 
 
 def _restricted(flt: dict[str, Any], of_docs: list[str] | None, node_ids: list[str] | None) -> dict[str, Any]:

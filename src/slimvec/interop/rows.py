@@ -128,6 +128,10 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
     prof = profile if isinstance(profile, Profile) else load_profile(profile) if profile else _exported_profile(source, meta)
     if prof.tokens is not None:
         raise ConfigError(f"profile {prof.name!r} keeps token vectors, which exports do not carry")
+    if profile is not None and _other_model(prof.model, str(meta["model"])):  # it was replaced without a word
+        raise ConfigError(f"{source}: profile {prof.name!r} names model {prof.model!r}, but the exported vectors are of "
+                          f"{meta['model']!r}, which an import keeps (no re-encoding); import with the export's model, "
+                          f"then move with `slimvec migrate DIR --to {prof.model}`")
     by_doc: dict[str, list[ChunkRecord]] = {}
     for r in records:
         by_doc.setdefault(r.doc_id, []).append(r)
@@ -186,6 +190,14 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
             raise IngestError(f"{source}: {e}") from None
         raise
     return Collection.open(target, encoder)
+
+
+def _other_model(named: str | None, exported: str) -> bool:
+    """Whether a profile's model is known to be another than the export's: two registered names of different models
+    (an alias such as `minilm` is the model it names). A directory is not compared: its name is its path."""
+    if named is None or named == exported or not registry.has("encoder", named) or not registry.has("encoder", exported):
+        return False
+    return registry.target("encoder", named) != registry.target("encoder", exported)
 
 
 def _import_stage(target: Path) -> Path:

@@ -73,13 +73,7 @@ def start(path: str | Path, to: str, adapter: str = "auto", sample: int = MAX_SA
     if has_migration(path):
         raise CollectionError(f"{path}: a migration to {read_record(path).get('to')!r} is already under way; "
                               "run `slimvec migrate` again to continue it")
-    names = list(_adapters_named(adapter))
-    if queries not in QUERIES:
-        raise ConfigError(f"queries must be one of {', '.join(QUERIES)}, got {queries!r}")
-    if not 20 <= sample <= MAX_SAMPLE:
-        raise ConfigError(f"--sample must be between 20 and {MAX_SAMPLE} chunk pairs, got {sample}")
-    if not 1 <= references <= MAX_SAMPLE:
-        raise ConfigError(f"references must be between 1 and {MAX_SAMPLE} sample pairs, got {references}")
+    names = _checked_options(adapter, sample, queries, references)
     if pick not in {p.value for p in _line.Pick}:
         raise ConfigError(f"pick must be one of {', '.join(p.value for p in _line.Pick)}, got {pick!r}")
     mdir = migration_dir(path)
@@ -128,6 +122,18 @@ def start(path: str | Path, to: str, adapter: str = "auto", sample: int = MAX_SA
               "status": Status.REEMBEDDING.value, "started": time.time()}
     write_record(path, record)  # the commit point of starting
     return record
+
+
+def _checked_options(adapter: str, sample: int, queries: str, references: int) -> list[str]:
+    """The adapter names `adapter` stands for; ConfigError naming the first option out of range."""
+    names = list(_adapters_named(adapter))
+    if queries not in QUERIES:
+        raise ConfigError(f"queries must be one of {', '.join(QUERIES)}, got {queries!r}")
+    if not 20 <= sample <= MAX_SAMPLE:
+        raise ConfigError(f"--sample must be between 20 and {MAX_SAMPLE} chunk pairs, got {sample}")
+    if not 1 <= references <= MAX_SAMPLE:
+        raise ConfigError(f"references must be between 1 and {MAX_SAMPLE} sample pairs, got {references}")
+    return names
 
 
 def _adapters_named(adapter: str) -> list[str]:
@@ -307,6 +313,11 @@ def migrate(path: str | Path, to: str, adapter: str = "auto", sample: int = MAX_
     (unless fit_only); queries, references: as `start`'s. Rerunning continues where a killed run stopped. Returns {"record": ..., "reembedded",
     "documents", "switched"}. Raises ConfigError when a migration to another model is under way."""
     path = Path(path)
+    # Every option is checked before anything is fitted or stored (a bad --batch was refused only after `start`
+    # had fitted and stored the migration), and on a rerun too, where the under-way migration keeps its own.
+    _checked_options(adapter, sample, queries, references)
+    if batch < 1 and not fit_only:
+        raise ConfigError(f"--batch must be at least 1, got {batch}")
     if has_migration(path):
         record = read_record(path)
         if record["status"] != Status.SWITCHING.value:

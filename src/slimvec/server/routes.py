@@ -65,6 +65,12 @@ class _StrictJSONRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def strict(request: Request) -> Response:
+            # A query parameter given twice (?filter=...&filter={}) would keep its last value without a word, as a
+            # body naming a key twice would: the first filter, k or mode silently dropped.
+            names = [name for name, _ in request.query_params.multi_items()]
+            if twice := next((n for i, n in enumerate(names) if n in names[:i]), None):
+                raise HTTPException(422, f"query: parameter {twice!r} is given twice (the last value would replace "
+                                         "the others); give it once")
             return await handler(_StrictJSONRequest(request.scope, request.receive))
 
         return strict

@@ -142,6 +142,8 @@ def _path(name: str) -> str:
 
 
 def _scalar(name: str, value: Any) -> Scalar:
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:  # np.int64(2020) from pandas or
+        value = value.item()  # numpy code: the number it holds, not a TypeError from json.dumps below
     if isinstance(value, bool) or value is None or isinstance(value, (int, float, str)):
         if isinstance(value, float) and value != value:
             raise FilterError(f"{name}: NaN is not a valid value")
@@ -150,7 +152,8 @@ def _scalar(name: str, value: Any) -> Scalar:
         if isinstance(value, str) and lone_surrogate(value):  # from a JSON escape ("\ud800"): no stored text holds one
             raise FilterError(f"{name}: value {value!r} contains invalid Unicode (a lone surrogate)")
         return value
-    raise FilterError(f"{name}: values must be strings, numbers, booleans or null, got {json.dumps(value)[:60]}")
+    shown = json.dumps(value, default=lambda v: f"<{type(v).__name__}>")[:60]  # bytes, sets...: named, not raised on
+    raise FilterError(f"{name}: values must be strings, numbers, booleans or null, got {shown}")
 
 
 def _eq(name: str, path: str, value: Any, params: list[Any], col: str, idcol: str) -> str:

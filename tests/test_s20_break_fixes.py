@@ -1,0 +1,412 @@
+"""Faults found by the session-20 breaker (user-facing input paths), each with the behaviour it now has."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fakes import FakeEncoder
+from typer.testing import CliRunner
+
+from slimvec import Collection, Document, registry
+from slimvec.cli import app
+from slimvec.encoders.registry import register_encoder
+from slimvec.errors import ConfigError
+from slimvec.profiles import load_profile
+
+SRC = Path(__file__).parent.parent / "src"
+cli = CliRunner()
+
+
+def _profile_file(tmp_path: Path, **fields) -> Path:
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"name": "mine", **fields}), encoding="utf-8")
+    return path
+
+
+# A profile's mode was any string: one its retrievers cannot run (misspelt, or needing an index the profile does
+# not keep) was replaced by dense or the first retriever at every search, without a word; fusion weights no fused
+# mode of the profile could take were ignored, or made every search of the collection fail ("3 fusion weights for
+# the 2 retrievers"), and all-zero weights scored every document 0 (the search options refuse both).
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"mode": "hybird", "retrievers": ["dense", "bm25"]}, "unknown mode 'hybird' cannot run"),
+    ({"mode": "bm25"}, "mode 'bm25' cannot run on this profile's retrievers (dense): choose one of dense"),
+    ({"mode": "hybrid", "retrievers": ["bm25"]}, "mode 'hybrid' cannot run"),
+    ({"mode": "sparse", "retrievers": ["dense", "bm25"]}, "mode 'sparse' cannot run"),
+    ({"mode": "hybrid", "retrievers": ["dense", "bm25"], "fusion_weights": [1, 2, 3]},
+     "3 fusion_weights, but a fused search takes one per retriever: 2 for mode 'hybrid'"),
+    ({"mode": "hybrid", "retrievers": ["dense", "bm25"], "fusion_weights": [0, 0]}, "at least one weight must be > 0"),
+    ({"fusion_weights": [0.3, 0.7]}, "retrievers (dense) run no fused mode"),
+    ({"retrievers": ["bm25"], "mode": "bm25", "fusion_weights": [1.0]}, "run no fused mode"),
+])
+def test_a_profile_mode_or_weights_its_retrievers_cannot_run_are_refused_when_it_loads(tmp_path, fields, message):
+    path = _profile_file(tmp_path, **fields)
+    (tmp_path / "docs.jsonl").write_text('{"_id": "a", "text": "alpha"}\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        load_profile(file=path)
+    assert str(e.value).startswith(f"{path}: ") and message in str(e.value) and "\n" not in str(e.value)
+    res = cli.invoke(app, ["index", str(tmp_path / "docs.jsonl"), "-c", str(tmp_path / "col"), "--profile-file",
+                           str(path)])
+    assert res.exit_code == 2 and message in res.output
+    assert not (tmp_path / "col").exists()
+
+
+@pytest.mark.parametrize("fields", [
+    {"retrievers": ["bm25"]},  # no mode named: the field's default "dense" means the first retriever
+    {"retrievers": ["dense", "bm25"], "fusion_weights": [0.3, 0.7]},  # weights for --mode hybrid
+    {"retrievers": ["dense", "bm25", "sparse"], "mode": "hybrid-sparse", "fusion_weights": [1, 0]},
+    {"retrievers": ["bm25", "dense"], "mode": "bm25"},
+])
+def test_profiles_whose_mode_and_weights_fit_their_retrievers_still_load_and_search(tmp_path, fields):
+    prof = load_profile(file=_profile_file(tmp_path, **fields))
+    with Collection.create(tmp_path / "col", profile=prof, encoder=FakeEncoder(max_tokens=256)) as col:
+        col.add([Document("a", "alpha beta"), Document("b", "gamma delta")])
+        assert col.search("alpha", k=1)[0].id == "a"
+
+
+NEW = "fake-bow-s20"
+
+
+@pytest.fixture()
+def fake_models():
+    register_encoder("fake-bow", lambda: FakeEncoder(dim=32, name="fake-bow"))
+    register_encoder(NEW, lambda: FakeEncoder(dim=48, name=NEW))
+    yield
+    registry.unregister("encoder", "fake-bow")
+    registry.unregister("encoder", NEW)
+
+
+# `slimvec migrate --batch 0` fitted the adapter, re-embedded the sample and stored the migration, then refused the
+# batch size; a rerun then went on with the stored options, taking an unknown --adapter without a word.
+def test_migrate_refuses_a_bad_batch_before_starting_and_bad_options_on_a_rerun(tmp_path, fake_models, scifact_docs):
+    path = tmp_path / "col"
+    with Collection.create(path, encoder=FakeEncoder(dim=32, name="fake-bow")) as col:
+        col.add(scifact_docs[:30])
+    for batch in ("0", "-1"):
+        res = cli.invoke(app, ["migrate", str(path), "--to", NEW, "--batch", batch])
+        assert res.exit_code == 2 and f"--batch must be at least 1, got {batch}" in res.output, res.output
+        assert not (path / "migration").exists()
+    res = cli.invoke(app, ["migrate", str(path), "--to", NEW, "--fit-only"])
+    assert res.exit_code == 0, res.output
+    record = (path / "migration" / "migration.json").read_bytes()
+    for args, message in ((["--adapter", "magic"], "unknown adapter 'magic'"),
+                          (["--sample", "5"], "--sample must be between 20 and 5000"),
+                          (["--batch", "0"], "--batch must be at least 1")):
+        res = cli.invoke(app, ["migrate", str(path), "--to", NEW, *args])
+        assert res.exit_code == 2 and message in res.output, res.output
+        assert (path / "migration" / "migration.json").read_bytes() == record
+    res = cli.invoke(app, ["migrate", str(path), "--to", NEW])  # good options finish the migration
+    assert res.exit_code == 0, res.output
+    assert json.loads((path / "manifest.json").read_text())["model"] == NEW
+
+
+class _Embeddings:
+    """A LangChain Embeddings of FakeEncoder vectors (duck-typed: the store calls these two methods)."""
+
+    def __init__(self) -> None:
+        self.fake = FakeEncoder()
+
+    def embed_documents(self, texts):
+        return self.fake.encode_documents(list(texts)).tolist()
+
+    def embed_query(self, text):
+        return self.fake.encode_queries([text])[0].tolist()
+
+
+# add_texts iterated one string where a list is meant: add_texts("hello") stored five documents "h", "e", "l",
+# "l", "o"; ids="abc" named three texts "a", "b" and "c"; metadatas={...} was read as its keys and the error
+# said "metadata must be a dict, not str".
+@pytest.mark.parametrize(("call", "message"), [
+    ({"texts": "hello world"}, "texts must be a list of strings, not one str"),
+    ({"texts": ["one two", "three four", "five six"], "ids": "abc"}, "ids must be a list of strings, not one str"),
+    ({"texts": ["one two", "three four"], "metadatas": {"year": 1, "group": 2}},
+     "metadatas must be a list of dicts, not one dict"),
+])
+def test_langchain_add_texts_refuses_one_string_or_dict_where_a_list_is_meant(tmp_path, call, message):
+    pytest.importorskip("langchain_core")
+    from slimvec.integrations.langchain import SlimvecVectorStore
+
+    store = SlimvecVectorStore(tmp_path / "col", _Embeddings())
+    store.add_texts(["kept text"], ids=["kept"])
+    with pytest.raises(TypeError, match=message):
+        store.add_texts(**call)
+    assert len(store.collection) == 1
+    assert store.add_texts(["alpha beta", "gamma"], metadatas=[{"year": 1}, {}], ids=["a", "b"]) == ["a", "b"]
+
+
+# VectorStoreQuery(node_ids="n1") (LlamaIndex's dataclass checks nothing) restricted the search to the nodes "n"
+# and "1": nothing found, or other nodes; doc_ids likewise. delete_nodes/get_nodes already read one id as one id.
+def test_llama_index_query_reads_one_node_or_doc_id_string_as_one_id(tmp_path):
+    pytest.importorskip("llama_index.core")
+    from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
+    from llama_index.core.vector_stores.types import VectorStoreQuery
+
+    from slimvec.integrations.llama_index import SlimvecVectorStore
+
+    store = SlimvecVectorStore(Collection.create(tmp_path / "col", encoder=FakeEncoder(max_tokens=256)))
+    nodes = []
+    for nid, text, ref in (("n1", "volcanic ash cloud", "doc-x"), ("n", "volcanic ash plume", "d"),
+                           ("1", "volcanic ash rain", "o")):
+        node = TextNode(id_=nid, text=text)
+        node.relationships[NodeRelationship.SOURCE] = RelatedNodeInfo(node_id=ref)
+        nodes.append(node)
+    store.add(nodes)
+    got = store.query(VectorStoreQuery(query_str="volcanic ash", similarity_top_k=3, node_ids="n1"))
+    assert got.ids == ["n1"]
+    got = store.query(VectorStoreQuery(query_str="volcanic ash", similarity_top_k=3, doc_ids="doc-x"))
+    assert got.ids == ["n1"]
+
+
+# `python -m slimvec` (how a venv's tools are often run, and what the project's own briefs say) failed with
+# "No module named slimvec.__main__".
+def test_python_dash_m_slimvec_runs_the_command_line(tmp_path):
+    env = {"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"}
+    res = subprocess.run([sys.executable, "-m", "slimvec", "info", str(tmp_path / "none")], capture_output=True,
+                         text=True, env=env, check=False)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == f"error: {tmp_path / 'none'}: no slimvec collection here (missing manifest.json)"
+
+
+# `slimvec index FOLDER` passed over a .jsonl export, a .docx and a linked folder with notes written for the user
+# ("name a table file directly to read its records") but logged at INFO, shown only under -v: the summary said
+# "indexed 1 documents (0 skipped)" and nothing told that the export's records were never read.
+def test_index_shows_the_files_a_folder_walk_passes_over(tmp_path, fake_models):
+    folder, other = tmp_path / "docs", tmp_path / "other"
+    (folder / "sub").mkdir(parents=True)
+    other.mkdir()
+    (folder / "a.txt").write_text("hello world", encoding="utf-8")
+    (folder / "export.jsonl").write_text('{"_id": "r1", "text": "a record"}\n', encoding="utf-8")
+    (folder / "b.docx").write_bytes(b"PK\x03\x04")
+    (folder / "sub" / "link").symlink_to(other, target_is_directory=True)
+    res = cli.invoke(app, ["index", str(folder), "-c", str(tmp_path / "col"), "--model", "fake-bow"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert f"note: {folder}: skipped 1 file(s) with '.jsonl', e.g. export.jsonl (name a table file directly to read " \
+           "its records)" in lines
+    assert f"note: {folder}: skipped 1 file(s) with '.docx', e.g. b.docx" in lines
+    assert any(line.startswith(f"note: {folder}: skipped 1 linked folder(s)") for line in lines)
+    res = cli.invoke(app, ["index", str(folder), "-c", str(tmp_path / "col2"), "--model", "fake-bow", "--json"])
+    summary = json.loads(res.stdout)
+    assert summary["skipped"] == 0 and len(summary["notes"]) == 3 and summary["documents"] == 1
+
+
+# --field-type naming the text, title or id field, or a field no record has (a misspelt name), changed nothing
+# without a word: the text field is never metadata, and "yeer=int" typed nothing while "year" stayed text.
+def test_field_types_that_cannot_apply_are_refused_or_noted(tmp_path):
+    from slimvec.ingest import FieldMap, read_sources
+
+    table = tmp_path / "t.csv"
+    table.write_text("key,body,year\nd1,first text,2020\nd2,second text,x\n", encoding="utf-8")
+    fields = FieldMap(id_field="key", text_field="body")
+    for spec, what in (("body=int", "text"), ("key=int", "id"), ("title=str", "title")):
+        with pytest.raises(ConfigError, match=f"^field type for '{spec.split('=')[0]}': it is the {what} field, not "
+                                              "metadata"):
+            read_sources([table], fields=fields, field_types=[spec])
+    notes: list[str] = []
+    docs = list(read_sources([table], fields=fields, field_types=["yeer=int", "year=str"], on_skip=notes.append))
+    assert [d.metadata for d in docs] == [{"year": "2020"}, {"year": "x"}]
+    assert notes == ["field type yeer=int: no record read has a metadata field 'yeer', so it changed nothing "
+                     "(a misspelt field name?)"]
+    res = cli.invoke(app, ["index", str(table), "-c", str(tmp_path / "col"), "--id-field", "key", "--text-field",
+                           "body", "--field-type", "body=int"])
+    assert res.exit_code == 2 and not (tmp_path / "col").exists()
+    assert res.output.strip() == "error: field type for 'body': it is the text field, not metadata (ids, titles and " \
+                                 "texts are always text)"
+
+
+# search_vectors took an all-zero query vector (an embedding call that failed to zeros, a LangChain or LlamaIndex
+# query by vector) and returned k "hits" all scoring 0, in row order; stored vectors and tuning vectors refuse it.
+def test_search_vectors_refuses_an_all_zero_query_vector(tmp_path):
+    import numpy as np
+
+    with Collection.create(tmp_path / "col", encoder=FakeEncoder()) as col:
+        col.add([Document(f"d{i}", f"word{i} common text") for i in range(5)])
+        good = FakeEncoder().encode_queries(["word3 common"])
+        assert col.search_vectors(good, k=1)[0][0].id == "d3"
+        with pytest.raises(ConfigError, match="^query vector 1 is all zeros: it has no direction to search by$"):
+            col.search_vectors(np.vstack([good, np.zeros((1, 32), np.float32)]), k=3)
+        with pytest.raises(ConfigError, match="^query vector 0 is all zeros"):
+            col.search_vectors([0.0] * 32, k=3)
+
+
+# `slimvec calibrate COL DATASET` with the qrels of another corpus said "calibration needs both relevant and
+# non-relevant hits among the judged results": true, but not why (no judged document is in the collection).
+def test_calibrate_says_when_the_qrels_judge_no_document_of_the_collection(tmp_path):
+    pytest.importorskip("sklearn")
+    from slimvec.evaluation.calibrate import fit_calibrator
+
+    with Collection.create(tmp_path / "col", encoder=FakeEncoder()) as col:
+        col.add([Document(f"d{i}", f"word{i} common text") for i in range(30)])
+        queries = {f"q{i}": f"word{i} common" for i in range(10)}
+        other = {q: {f"MED-{i}": 1} for i, q in enumerate(queries)}
+        with pytest.raises(ConfigError, match="^none of the 10 documents the qrels judge relevant \\(e.g. 'MED-0'\\) "
+                                              "is in this collection"):
+            fit_calibrator(col, queries, other)
+        own = {q: {f"d{i}": 1} for i, q in enumerate(queries)}
+        assert fit_calibrator(col, queries, own).threshold is not None
+
+
+# A profile file's chunk_overlap of half its chunk_tokens or more was cut down to fit when the collection was made
+# (20 of 10 tokens became 4, recorded so), where the same pair given as options is refused.
+@pytest.mark.parametrize("overlap", [5, 9, 20])
+def test_a_profile_overlap_too_large_for_its_chunks_is_refused_not_cut_down(tmp_path, overlap):
+    path = _profile_file(tmp_path, chunk_tokens=10, chunk_overlap=overlap)
+    with pytest.raises(ConfigError, match=f"chunk overlap {overlap} must be below half of the 10 chunk tokens"):
+        load_profile(file=path)
+
+
+def test_a_profile_overlap_that_fits_and_the_default_overlap_still_build(tmp_path):
+    for i, fields in enumerate(({"chunk_tokens": 10, "chunk_overlap": 4}, {"chunk_tokens": 10})):
+        prof = load_profile(file=_profile_file(tmp_path, **fields))
+        with Collection.create(tmp_path / f"c{i}", profile=prof, encoder=FakeEncoder(max_tokens=64)) as col:
+            col.add([Document("d", " ".join(f"w{j}" for j in range(100)))])
+            assert col.manifest["chunking"] == {"max_tokens": 10, "overlap": 4, "mode": "tokens"}
+
+
+# A filter value from numpy or pandas code (np.int64(2005), np.float64, np.bool_) failed with "TypeError: Object of
+# type int64 is not JSON serializable", and so did a bytes value, instead of a FilterError naming the field.
+def test_filter_values_from_numpy_are_their_numbers_and_other_types_a_filter_error(tmp_path):
+    import numpy as np
+
+    from slimvec.errors import FilterError
+
+    with Collection.create(tmp_path / "col", encoder=FakeEncoder()) as col:
+        col.add([Document(f"d{i}", f"word{i} common text", metadata={"year": 2000 + i, "score": i / 2, "odd": bool(i % 2)})
+                 for i in range(6)])
+        for flt, want in (({"year": np.int64(2003)}, ["d3"]), ({"year": {"$gte": np.int32(2004)}}, ["d4", "d5"]),
+                          ({"score": {"$lt": np.float32(1.0)}}, ["d0", "d1"]), ({"odd": np.bool_(False)}, ["d0", "d2", "d4"]),
+                          ({"year": {"$in": [np.int64(2001), 2002]}}, ["d1", "d2"]), ({"year": np.array(2005)}, ["d5"])):
+            assert sorted(h.id for h in col.search("common text", k=10, filter=flt)) == want, flt
+        for flt, shown in (({"year": b"2003"}, '"<bytes>"'), ({"year": np.array([2001, 2002])}, '"<ndarray>"')):
+            with pytest.raises(FilterError, match=f"^year: values must be strings, numbers, booleans or null, got {shown}$"):
+                col.search("common text", filter=flt)
+
+
+# `slimvec sweep --profiles exact-f32,binary,exact-f32` evaluated exact-f32 twice and reported it in two rows.
+def test_sweep_refuses_a_profile_named_twice_before_any_work(tmp_path):
+    res = cli.invoke(app, ["sweep", str(tmp_path / "data"), "--profiles", "exact-f32,binary,exact-f32", "--out",
+                           str(tmp_path / "out")])
+    assert res.exit_code == 2 and res.output.strip() == "error: --profiles names 'exact-f32' twice"
+    assert not (tmp_path / "out").exists()
+
+
+# A query parameter given twice kept its last value without a word: GET search ?filter={"year":2019}&filter={}
+# searched every document, and ?upsert=false&upsert=true replaced stored documents. A JSON body naming a key
+# twice is refused (strictjson); the query string now is too.
+def test_http_refuses_a_query_parameter_given_twice(tmp_path):
+    import httpx
+    from _server_util import AUTH, KEY, make_collection, snapshot
+
+    from slimvec.server import create_app
+    from slimvec.server.runner import server_thread
+
+    col = make_collection(tmp_path / "col")
+    before = snapshot(col)
+    with server_thread(create_app({"col": col}, api_key=KEY)) as base, httpx.Client(base_url=base, timeout=30) as http:
+        ok = http.get("/api/collections/col/search", params={"q": "bone", "filter": '{"year": 2019}'})
+        assert ok.status_code == 200 and [h["id"] for h in ok.json()["hits"]] == ["d1"]
+        for url, params in (("/api/collections/col/search", [("q", "bone"), ("filter", '{"year": 2019}'), ("filter", "{}")]),
+                            ("/api/collections/col/search", [("q", "bone"), ("k", "1"), ("k", "3")])):
+            r = http.get(url, params=params)
+            name = params[-1][0]
+            assert r.status_code == 422 and r.json() == {"detail": f"query: parameter {name!r} is given twice (the last "
+                                                                   "value would replace the others); give it once"}
+        r = http.post("/api/collections/col/documents", params=[("upsert", "false"), ("upsert", "true")],
+                      json=[{"id": "d1", "text": "replaced"}], headers=AUTH)
+        assert r.status_code == 422 and "'upsert' is given twice" in r.json()["detail"]
+    assert snapshot(col) == before
+    col.close()
+
+
+# `slimvec index docs docs/sub` stored docs/sub/b.txt twice, as "sub/b.txt" and "b.txt" (ids are paths relative to
+# the folder named): one file, two documents in every search. A path given twice read every record twice.
+def test_overlapping_sources_are_refused_before_any_record_is_read(tmp_path):
+    from slimvec.errors import IngestError
+    from slimvec.ingest import read_sources
+
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / ".hidden").mkdir()
+    (docs / "a.txt").write_text("alpha", encoding="utf-8")
+    (docs / "sub" / "b.txt").write_text("beta", encoding="utf-8")
+    (docs / ".hidden" / "c.txt").write_text("gamma", encoding="utf-8")
+    (docs / "export.jsonl").write_text('{"_id": "r1", "text": "a record"}\n', encoding="utf-8")
+    for sources, inner, outer in (([docs, docs / "sub"], docs / "sub", docs), ([docs / "sub", docs], docs / "sub", docs),
+                                  ([docs, docs / "sub" / "b.txt"], docs / "sub" / "b.txt", docs)):
+        with pytest.raises(IngestError, match=f"^{inner}: inside {outer}, which is also given: its files would be "
+                                              "stored twice, under two ids"):
+            read_sources(sources)
+    again = docs / "sub" / ".." / "export.jsonl"
+    with pytest.raises(IngestError) as e:
+        read_sources([docs / "export.jsonl", again])
+    assert str(e.value) == f"{again}: given twice (also as {docs / 'export.jsonl'})"
+    # a table inside a folder (the walk passes over it) and a hidden folder (not walked) are read once each
+    got = sorted(d.id for d in read_sources([docs, docs / "export.jsonl", docs / ".hidden"]))
+    assert got == ["a.txt", "c.txt", "r1", "sub/b.txt"]
+    res = cli.invoke(app, ["index", str(docs), str(docs / "sub"), "-c", str(tmp_path / "col")])
+    assert res.exit_code == 2 and not (tmp_path / "col").exists()
+
+
+# A `slimvec index` whose every record was skipped (a CSV header "id, text" whose text column is " text") left an
+# empty collection pinned to the call's model and profile: the corrected rerun with --profile hybrid was refused.
+def test_index_that_stores_nothing_leaves_no_collection_behind(tmp_path, fake_models):
+    bad, good = tmp_path / "bad.csv", tmp_path / "good.csv"
+    bad.write_text("id, text\n1, hello world\n", encoding="utf-8")
+    good.write_text("id,text\n1,hello world\n", encoding="utf-8")
+    col = tmp_path / "col"
+    res = cli.invoke(app, ["index", str(bad), "-c", str(col), "--id-field", "id", "--model", "fake-bow"])
+    assert res.exit_code == 0 and "nothing was stored, so no collection was made" in res.output
+    assert f"skipped: {bad}:1: text: no such column (columns: id,  text); column ' text' has spaces around its name" \
+        in res.output
+    assert not col.exists()
+    (tmp_path / "made").mkdir()  # a folder the user made stays, empty
+    res = cli.invoke(app, ["index", str(bad), "-c", str(tmp_path / "made"), "--id-field", "id", "--model", "fake-bow",
+                           "--json"])
+    assert json.loads(res.stdout)["created"] is False and list((tmp_path / "made").iterdir()) == []
+    res = cli.invoke(app, ["index", str(good), "-c", str(col), "--id-field", "id", "--model", "fake-bow",
+                           "--bm25"])
+    assert res.exit_code == 0, res.output
+    res = cli.invoke(app, ["index", str(bad), "-c", str(col), "--id-field", "id", "--json"])  # an existing one stays
+    assert json.loads(res.stdout)["created"] is True and (col / "manifest.json").exists()
+    with Collection.open(col, FakeEncoder(dim=32, name="fake-bow")) as c:
+        assert len(c) == 1 and c.manifest["retrievers"] == ["dense", "bm25"]
+
+
+# Markdown front matter `title: 1984` (a title YAML reads as a number) was passed over: the document was titled by
+# its file name ("novel") and embedded under that title.
+def test_a_front_matter_title_yaml_reads_as_a_number_is_the_title(tmp_path):
+    from slimvec.ingest import read_sources
+
+    (tmp_path / "novel.md").write_text("---\ntitle: 1984\nyear: 1949\n---\nBig Brother is watching.\n", encoding="utf-8")
+    (tmp_path / "flag.md").write_text("---\ntitle: true\n---\nA yes-or-no title is no title.\n", encoding="utf-8")
+    docs = {d.id: d for d in read_sources([tmp_path])}
+    assert docs["novel.md"].title == "1984" and docs["novel.md"].metadata["year"] == 1949
+    assert docs["flag.md"].title == "flag"
+
+
+# `slimvec import --profile-file p.json` whose profile names another model built the collection with the export's
+# model in its place, silently: the vectors are kept, so the profile's model cannot be had that way.
+def test_import_refuses_a_profile_naming_another_model(tmp_path, fake_models):
+    from slimvec.interop.rows import export_collection, import_records
+    from slimvec.profiles import profile_from_dict
+
+    factory = registry.load("encoder", "fake-bow")
+    register_encoder("fake-bow-alias", factory)
+    try:
+        with Collection.create(tmp_path / "col", model="fake-bow") as col:
+            col.add([Document("a", "alpha beta"), Document("b", "gamma delta")])
+            export_collection(col, f"parquet:{tmp_path / 'e.parquet'}")
+        source = f"parquet:{tmp_path / 'e.parquet'}"
+        other = profile_from_dict({"name": "other", "model": NEW, "index": "hnsw"})
+        with pytest.raises(ConfigError, match=f"^{source}: profile 'other' names model '{NEW}', but the exported vectors "
+                                              "are of 'fake-bow', which an import keeps"):
+            import_records(source, tmp_path / "imp", profile=other)
+        assert not (tmp_path / "imp").exists()
+        alias = profile_from_dict({"name": "alias", "model": "fake-bow-alias", "index": "hnsw"})
+        with import_records(source, tmp_path / "imp", profile=alias) as col:
+            assert len(col) == 2 and col.manifest["model"] == "fake-bow" and col.search("alpha", k=1)[0].id == "a"
+    finally:
+        registry.unregister("encoder", "fake-bow-alias")
