@@ -410,3 +410,19 @@ def test_import_refuses_a_profile_naming_another_model(tmp_path, fake_models):
             assert len(col) == 2 and col.manifest["model"] == "fake-bow" and col.search("alpha", k=1)[0].id == "a"
     finally:
         registry.unregister("encoder", "fake-bow-alias")
+
+
+def test_bm25_terms_holding_line_separators_reload_without_a_rebuild(tmp_path):
+    """A custom token_pattern can keep U+2028, U+0085 or a form feed inside a term; the saved term list is JSON
+    lines written unescaped, and splitting it on every Unicode line break cut such terms in two, so the saved
+    index never loaded (rebuilt from the store at every open)."""
+    from slimvec.retrievers.bm25 import Bm25Config, Bm25Retriever
+
+    bm25 = {"token_pattern": "[^ ]+", "stemmer": None, "stopwords": None}
+    odd = ["a\u2028b", "c\x85d", "e\x0cf", "plain"]
+    with Collection.create(tmp_path / "c", encoder=FakeEncoder(max_tokens=256), retrievers=["bm25"],
+                           profile=load_profile("bm25").model_copy(update={"bm25": bm25})) as col:
+        col.add([Document("d0", " ".join(odd)), Document("d1", "other words")])
+        assert [h.id for h in col.search("c\x85d", mode="bm25", k=2)] == ["d0"]
+    loaded = Bm25Retriever.load(tmp_path / "c" / "index", Bm25Config.from_dict(bm25))
+    assert loaded is not None and all(t in loaded.vocab for t in odd)

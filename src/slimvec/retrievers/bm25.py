@@ -415,7 +415,9 @@ class Bm25Retriever:
             r = cls(config)
             r._tokens, r._row_ids = arrays["tokens"].astype(np.int32), arrays["row_ids"].astype(np.int64)
             r._offsets = np.concatenate([[0], arrays["ends"]]).astype(np.int64)
-            r._terms = [json.loads(line) for line in arrays["terms"].tobytes().decode("utf-8").splitlines()]
+            # "\n" only: terms are written unescaped (ensure_ascii=False), and a custom token_pattern can keep
+            # U+2028, U+0085 or a form feed inside a term, where splitlines() would cut it in two.
+            r._terms = [json.loads(line) for line in arrays["terms"].tobytes().decode("utf-8").split("\n")[:-1]]
             r.vocab = {t: i for i, t in enumerate(r._terms)}
             r._rows, r._fit = int(meta["store_rows"]), meta["fit"]
             if len(r._terms) != int(meta["terms"]) or int(r._offsets[-1]) != len(r._tokens):
