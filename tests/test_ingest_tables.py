@@ -117,7 +117,7 @@ def test_jsonl_bad_records_are_errors_naming_line_and_field(tmp_path: Path) -> N
         f"{path}:4: _id: missing",
         f"{path}:5: text: missing",
         f"{path}:6: text: expected a string, got number",
-        f"{path}:7: title: expected a string, got array",
+        f"{path}:7: title: expected a string or integer, got array",
         f"{path}:8: _id: expected a string or integer, got number",
         f"{path}:9: _id: empty",
         f"{path}:10: _id: expected a string or integer, got boolean",

@@ -426,3 +426,33 @@ def test_bm25_terms_holding_line_separators_reload_without_a_rebuild(tmp_path):
         assert [h.id for h in col.search("c\x85d", mode="bm25", k=2)] == ["d0"]
     loaded = Bm25Retriever.load(tmp_path / "c" / "index", Bm25Config.from_dict(bm25))
     assert loaded is not None and all(t in loaded.vocab for t in odd)
+
+
+def test_k_and_rerank_depth_take_numpy_integers_but_not_other_numpy_values():
+    """k=np.int64(3) (a count from numpy or pandas code) was refused as 'not a valid integer'."""
+    import numpy as np
+
+    from slimvec.search.options import SearchOptions
+
+    opts = SearchOptions.of(k=np.int64(3), rerank_depth=np.int32(20))
+    assert (opts.k, opts.rerank_depth) == (3, 20) and type(opts.k) is int
+    for bad in (np.float64(3.0), np.bool_(True), np.array([3])):
+        with pytest.raises(ConfigError, match="k"):
+            SearchOptions.of(k=bad)
+
+
+def test_a_record_whose_title_is_an_integer_keeps_it_as_its_title(tmp_path):
+    """JSONL "title": 1984 was a skipped record ("expected a string"), while an integer id is taken as its text and
+    a Markdown front matter `title: 1984` is a title; a boolean or a list still names the field."""
+    from slimvec.errors import IngestError
+    from slimvec.ingest.sources import read_sources
+    from slimvec.ingest.tables import FieldMap
+
+    path, fields = tmp_path / "books.jsonl", FieldMap(id_field="id")
+    path.write_text('{"id": 1, "title": 1984, "text": "Big Brother is watching."}\n', encoding="utf-8")
+    [doc] = list(read_sources([str(path)], fields=fields, strict=True))
+    assert (doc.id, doc.title) == ("1", "1984")
+    for bad, shown in (("true", "boolean"), ("[1]", "array"), ("1.5", "number")):
+        path.write_text(f'{{"id": 1, "title": {bad}, "text": "x"}}\n', encoding="utf-8")
+        with pytest.raises(IngestError, match=f"books.jsonl:1: title: expected a string or integer, got {shown}"):
+            list(read_sources([str(path)], fields=fields, strict=True))

@@ -108,8 +108,10 @@ def record_to_document(rec: dict[str, Any], fields: FieldMap, where: str) -> Doc
     title = rec.get(fields.title_field)
     if title is None:
         title = ""
+    elif isinstance(title, int) and not isinstance(title, bool):  # "title": 1984, taken as ids are
+        title = str(title)
     elif not isinstance(title, str):
-        raise IngestError(f"{where}: {fields.title_field}: expected a string, got {_type(title)}")
+        raise IngestError(f"{where}: {fields.title_field}: expected a string or integer, got {_type(title)}")
     sections = record_sections(rec.get("sections"), text, where)
     metadata = _metadata(rec, fields, where)
     if sections is not None:

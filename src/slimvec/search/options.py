@@ -64,6 +64,15 @@ class SearchOptions(BaseModel):
         "document", description="What a hit is: document (scored by its best chunk) | section (one hit per given "
                                 "section, or per chunk where a document has none, with its section id and span).")
 
+    @field_validator("k", "rerank_depth", mode="before")
+    @classmethod
+    def _numpy_int(cls, v: Any) -> Any:
+        # np.int64 from numpy or pandas code is an integer; StrictInt refuses it, as it should "3", 3.0 or True.
+        if type(v).__module__ == "numpy" and getattr(v, "ndim", None) == 0:
+            item = v.item()
+            return item if isinstance(item, int) and not isinstance(item, bool) else v
+        return v
+
     @field_validator("min_relevance", mode="before")
     @classmethod
     def _probability(cls, v: Any) -> float | str | None:
