@@ -456,3 +456,26 @@ def test_a_record_whose_title_is_an_integer_keeps_it_as_its_title(tmp_path):
         path.write_text(f'{{"id": 1, "title": {bad}, "text": "x"}}\n', encoding="utf-8")
         with pytest.raises(IngestError, match=f"books.jsonl:1: title: expected a string or integer, got {shown}"):
             list(read_sources([str(path)], fields=fields, strict=True))
+
+
+def test_migrating_to_a_model_that_reads_fewer_tokens_cuts_chunks_at_its_maximum(tmp_path):
+    """A collection whose profile records a chunk length above the new model's maximum (an import records the
+    export's, e.g. 510 for bge-small) could not be migrated to MiniLM: "chunk tokens 510 exceed the model's
+    maximum of 254", with no option to change it."""
+    from slimvec.encoders.registry import register_encoder
+    from slimvec.migrate.runner import migrate
+
+    register_encoder("fake-short", lambda: FakeEncoder(dim=24, name="fake-short", max_tokens=32))
+    try:
+        path = tmp_path / "c"
+        docs = [Document(f"d{i}", " ".join(f"word{(i * 7 + j) % 90}" for j in range(40 + i % 30))) for i in range(60)]
+        with Collection.create(path, encoder=FakeEncoder(dim=16, max_tokens=128), chunk_tokens=100) as col:
+            col.add(docs)
+            assert col.manifest["chunking"]["max_tokens"] == 100
+        done = migrate(path, "fake-short", sample=40, batch=16)
+        assert done["switched"] is True
+        with Collection.open(path) as col:
+            assert col.manifest["model"] == "fake-short" and col.manifest["chunking"]["max_tokens"] == 32
+            assert len(col) == 60 and col.search("word3 word10", k=3)
+    finally:
+        registry.unregister("encoder", "fake-short")
