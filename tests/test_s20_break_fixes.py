@@ -479,3 +479,24 @@ def test_migrating_to_a_model_that_reads_fewer_tokens_cuts_chunks_at_its_maximum
             assert len(col) == 60 and col.search("word3 word10", k=3)
     finally:
         registry.unregister("encoder", "fake-short")
+
+
+@pytest.mark.parametrize("codec, message", [
+    ("pq:7x8", "pq: dimension 32 is not a multiple of m=7"),
+    ("truncate:10000", "cannot truncate 32-d vectors to 10000"),
+    ("pca:64 > int8", "cannot project 32-d vectors to 64"),
+    ("pca:16 > pq:3x8", "pq: dimension 16 is not a multiple of m=3"),
+    ("rotate > pq:5x8", "pq: dimension 32 is not a multiple of m=5"),
+])
+def test_a_codec_that_cannot_code_the_models_vectors_is_refused_when_the_collection_is_made(tmp_path, codec, message):
+    """Such a codec failed at every fit, which the retriever reads as 'too few rows yet', so search stayed exact
+    float32 for good (same RAM per document as no codec) and nothing said so."""
+    prof = load_profile("int8").model_copy(update={"codec": codec, "rescore": False})
+    with pytest.raises(ConfigError, match=f"codec '{codec}' cannot code this model's 32-d vectors: {message}"):
+        Collection.create(tmp_path / "c", encoder=FakeEncoder(dim=32), profile=prof)
+    assert not (tmp_path / "c" / "manifest.json").exists()
+    fits = load_profile("int8").model_copy(update={"codec": "pca:24 > pq:3x8", "rescore": False})
+    docs = [Document(f"d{i}", " ".join(f"w{(i * 3 + j) % 50}" for j in range(20))) for i in range(400)]
+    with Collection.create(tmp_path / "ok", encoder=FakeEncoder(dim=32), profile=fits) as col:
+        col.add(docs)
+        assert col.info()["indexes"]["dense"]["kind"] != "exact" and col.search("w3 w4", k=3)

@@ -17,6 +17,7 @@ import numpy as np
 
 from slimvec import compaction, registry
 from slimvec.chunking import ChunkConfig, chunk_document
+from slimvec.codecs.base import codec_for_dim
 from slimvec.contextual import chunk_texts
 from slimvec.documents import Chunk, Document, Hit, blank_section_problem, has_content
 from slimvec.encoders.base import Encoder
@@ -133,6 +134,8 @@ class Collection(KeepsQueries):
                 if prof.chunk_mode == "late":
                     raise ConfigError("muvera vectors are encodings of the chunk's tokens; chunk mode 'late' gives none")
                 dim = TokenConfig.of(prof.model_dump(), dim).muvera.fde_dim  # type: ignore[union-attr]
+        if prof.dense:
+            codec_for_dim(prof.codec, dim)  # pq:7x8 on 384 dims would fail at every fit and leave search exact
         manifest = {
             "model": enc.name,
             "kind": enc.kind,

@@ -132,6 +132,27 @@ def make_codec(spec: str) -> Codec:
     return _class("chain")(stages)
 
 
+def check_dim(codec: Any, dim_in: int) -> None:
+    """ValueError when `codec` (a codec or transform) cannot code `dim_in`-dimensional vectors: a truncation or
+    projection to more dimensions than there are, PQ sub-quantizers that do not divide them. Stages without a
+    constraint declare no `check_dim`."""
+    check = getattr(codec, "check_dim", None)
+    if check is not None:
+        check(dim_in)
+
+
+def codec_for_dim(spec: str, dim: int) -> Codec:
+    """`make_codec(spec)`, checked against `dim`-d vectors: ConfigError naming the spec when it cannot code them.
+    A collection checks its codec so when it is made, since the first fit would fail only at an add, where
+    search stays exact until enough rows arrive to fit (the same ValueError as too few rows)."""
+    codec = make_codec(spec)
+    try:
+        check_dim(codec, dim)
+    except ValueError as e:
+        raise ConfigError(f"codec {spec!r} cannot code this model's {dim}-d vectors: {e}") from None
+    return codec
+
+
 def codec_from_state(state: CodecState) -> Codec:
     """Rebuild a fitted codec (or transform) from its state. Raises ConfigError for an unknown codec name."""
     cls = _class(state["codec"])

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from slimvec.codecs.base import Codec, CodecState, Transform, as_f32, codec_from_state
+from slimvec.codecs.base import Codec, CodecState, Transform, as_f32, check_dim, codec_from_state
 from slimvec.codecs.floats import Float32Codec
 from slimvec.errors import ConfigError
 
@@ -66,6 +66,13 @@ class Chain:
     def score(self, queries: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """The quantizer's scores for the mapped queries."""
         return self.quantizer.score(self.transform_queries(queries), codes)
+
+    def check_dim(self, dim_in: int) -> None:
+        """ValueError when a stage cannot take the dimension the stages before it give (see `check_dim`)."""
+        for stage in self.transforms:
+            check_dim(stage, dim_in)
+            dim_in = stage.out_dim(dim_in)
+        check_dim(self.quantizer, dim_in)
 
     def out_dim(self, dim_in: int) -> int:
         """Dimension the quantizer sees."""

@@ -43,13 +43,17 @@ class PQCodec:
             faiss.copy_array_to_vector(self.centroids.ravel(), self._pq.centroids)
         return self._pq
 
+    def check_dim(self, dim_in: int) -> None:
+        """ValueError when `dim_in` does not split into m sub-vectors of equal length."""
+        if dim_in % self.m:
+            raise ValueError(f"pq: dimension {dim_in} is not a multiple of m={self.m}")
+
     def fit(self, sample: np.ndarray) -> None:
         """k-means per sub-space (faiss)."""
         import faiss
 
         x = as_f32(sample)
-        if x.shape[1] % self.m:
-            raise ValueError(f"pq: dimension {x.shape[1]} is not a multiple of m={self.m}")
+        self.check_dim(x.shape[1])
         ksub = 1 << self.nbits
         if len(x) < ksub:
             raise ValueError(f"pq:{self.m}x{self.nbits} needs at least {ksub} training vectors, got {len(x)}")

@@ -59,10 +59,6 @@ class _Linear:
         check_fitted(self.bwd is not None, self.name)
         return as_f32(q) @ self.bwd.T
 
-    def out_dim(self, dim_in: int) -> int:
-        """Rows of the forward matrix."""
-        check_fitted(self.fwd is not None, self.name)
-        return int(self.fwd.shape[0])
 
     def _arrays(self) -> dict[str, np.ndarray]:
         check_fitted(self.fwd is not None, self.name)
@@ -93,11 +89,15 @@ class Truncate:
             raise ValueError("truncate needs a dimension, e.g. truncate:128")
         return cls(int(arg))
 
+    def check_dim(self, dim_in: int) -> None:
+        """ValueError when `dim_in`-d vectors have fewer coordinates than are kept."""
+        if self.dim > dim_in:
+            raise ValueError(f"cannot truncate {dim_in}-d vectors to {self.dim}")
+
     def fit(self, sample: np.ndarray) -> None:
         """Record the input dimension (needed to pad back)."""
+        self.check_dim(int(np.shape(sample)[1]))
         self.dim_in = int(np.shape(sample)[1])
-        if self.dim > self.dim_in:
-            raise ValueError(f"cannot truncate {self.dim_in}-d vectors to {self.dim}")
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """First `dim` coordinates, re-normalised."""
@@ -159,11 +159,19 @@ class PCA(_Linear):
             raise ValueError(f"unknown pca option {opt!r}")
         return cls(int(dim), whiten=opt == "whiten")
 
+    def out_dim(self, dim_in: int) -> int:
+        """The kept dimension (known before fitting, so a chain can be checked against a model's dimension)."""
+        return self.dim
+
+    def check_dim(self, dim_in: int) -> None:
+        """ValueError when `dim_in`-d vectors have fewer axes than are kept."""
+        if self.dim > dim_in:
+            raise ValueError(f"cannot project {dim_in}-d vectors to {self.dim}")
+
     def fit(self, sample: np.ndarray) -> None:
         """Top right singular vectors of the sample."""
         x = as_f32(sample)
-        if self.dim > x.shape[1]:
-            raise ValueError(f"cannot project {x.shape[1]}-d vectors to {self.dim}")
+        self.check_dim(x.shape[1])
         # Eigen-decomposition of the d x d Gram matrix: cheaper than an SVD of a tall sample.
         vals, vecs = np.linalg.eigh((x.T.astype(np.float64) @ x) / max(1, len(x)))
         order = np.argsort(vals)[::-1][: self.dim]
@@ -200,6 +208,10 @@ class Rotation(_Linear):
     @classmethod
     def from_spec(cls, arg: str | None) -> Rotation:
         return cls(int(arg) if arg else 0)
+
+    def out_dim(self, dim_in: int) -> int:
+        """A rotation keeps the dimension."""
+        return dim_in
 
     def fit(self, sample: np.ndarray) -> None:
         """Draw the rotation for the sample's dimension."""
