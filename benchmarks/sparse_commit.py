@@ -8,6 +8,13 @@ SPLADE's 30,522-term vocabulary; the model's encoding time, the same in every tr
 the index, not the model. A real store (SQLite) holds N rows; the retriever catches up with them, answers a
 query, then `--commits` times: 10 rows are committed, `sync` takes them in, and one query is answered. Before
 session 19 `sync` stacked the whole matrix to append and the next query transposed it whole.
+
+The peer (`--peer qdrant`, on by default): Qdrant's local mode (qdrant-client, `QdrantClient(path=...)`, a
+sparse vector per point) holding the same rows, in the same run: the same 10-row commits as `upsert`, the same
+queries as `query_points`. Local mode is Qdrant's embedded, pure-Python engine (a server would index sparse
+vectors in Rust); it is what a user who wants a store with no server process runs.
+
+    PYTHONPATH=src python benchmarks/sparse_commit.py --rows 100000 --peer qdrant
 """
 
 from __future__ import annotations
@@ -59,11 +66,50 @@ def commit(store: Store, start: int, n: int) -> None:
                  np.zeros((n, 1), np.float32), replace=False)
 
 
+def qdrant_peer(enc: StandIn, rows: int, commits: int, path: Path) -> tuple[float, list[float], list[float], list[float]]:
+    """(load s, commit s, first query s, next query s) of Qdrant local mode over the same rows and commits."""
+    from qdrant_client import QdrantClient, models
+
+    def points(start: int, n: int) -> list:
+        m = enc.encode_documents([f"text {i}" for i in range(start, start + n)])
+        return [models.PointStruct(id=start + j, vector={"s": models.SparseVector(
+            indices=m.indices[m.indptr[j]:m.indptr[j + 1]].tolist(), values=m.data[m.indptr[j]:m.indptr[j + 1]].tolist())})
+            for j in range(n)]
+
+    def query(text: str) -> None:
+        q = enc.encode_queries([text])
+        client.query_points("c", query=models.SparseVector(indices=q.indices.tolist(), values=q.data.tolist()),
+                            using="s", limit=10)
+
+    client = QdrantClient(path=str(path))
+    client.create_collection("c", vectors_config={}, sparse_vectors_config={"s": models.SparseVectorParams()})
+    t = time.perf_counter()
+    for s in range(0, rows, 5_000):
+        client.upsert("c", points(s, min(5_000, rows - s)))
+    query("query 0")
+    load = time.perf_counter() - t
+    ups, firsts, nexts = [], [], []
+    for c in range(commits):
+        batch = points(rows + 10 * c, 10)
+        t = time.perf_counter()
+        client.upsert("c", batch)
+        ups.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        query(f"query {c + 1}")
+        firsts.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        query(f"query {c + 100}")
+        nexts.append(time.perf_counter() - t)
+    client.close()
+    return load, ups, firsts, nexts
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--nnz", type=int, default=120)
     ap.add_argument("--commits", type=int, default=5)
+    ap.add_argument("--peer", choices=("qdrant", "none"), default="qdrant")
     a = ap.parse_args()
     enc = StandIn(a.nnz)
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,12 +135,20 @@ def main() -> None:
             r.search(Query(f"query {c + 100}"), 10, allowed)
             warm.append(time.perf_counter() - t)
         store.close()
-    print(f"{a.rows:,} rows x {a.nnz} nonzeros (stand-in encoder), {a.commits} commits of 10 rows; first sync + "
-          f"query {first:.1f} s\n")
-    print("| step (median of commits) | ms |\n| --- | ---: |")
-    print(f"| sync of a 10-row commit | {statistics.median(syncs) * 1e3:.1f} |")
-    print(f"| first query after it | {statistics.median(searches) * 1e3:.1f} |")
-    print(f"| next query | {statistics.median(warm) * 1e3:.1f} |")
+        peer = qdrant_peer(enc, a.rows, a.commits, Path(tmp) / "qdrant") if a.peer == "qdrant" else None
+    ms = [statistics.median(x) * 1e3 for x in (syncs, searches, warm)]
+    print(f"{a.rows:,} rows x {a.nnz} nonzeros (stand-in encoder), {a.commits} commits of 10 rows; slimvec first "
+          f"sync + query {first:.1f} s" + (f", Qdrant local load + first query {peer[0]:.1f} s" if peer else "") + "\n")
+    if peer is None:
+        print("| step (median of commits) | slimvec ms |\n| --- | ---: |")
+        for label, v in zip(("sync of a 10-row commit", "first query after it", "next query"), ms):
+            print(f"| {label} | {v:.1f} |")
+        return
+    qd = [statistics.median(x) * 1e3 for x in peer[1:]]
+    print("| step (median of commits) | slimvec ms | Qdrant local ms | slimvec / Qdrant |\n| --- | ---: | ---: | ---: |")
+    for label, v, w in zip(("10-row commit taken in (slimvec: sync; Qdrant: upsert)", "first query after it",
+                            "next query"), ms, qd):
+        print(f"| {label} | {v:.1f} | {w:.1f} | {v / w:.2f}x (1/{w / v:,.0f}) |")
 
 
 if __name__ == "__main__":
