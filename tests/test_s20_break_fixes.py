@@ -500,3 +500,17 @@ def test_a_codec_that_cannot_code_the_models_vectors_is_refused_when_the_collect
     with Collection.create(tmp_path / "ok", encoder=FakeEncoder(dim=32), profile=fits) as col:
         col.add(docs)
         assert col.info()["indexes"]["dense"]["kind"] != "exact" and col.search("w3 w4", k=3)
+
+
+def test_a_filter_value_holding_a_nul_is_a_one_line_error_not_an_empty_answer(tmp_path):
+    """Stored text and metadata refuse a NUL character, so a filter value holding one can match nothing: it
+    returned [] without a word, where a lone surrogate (the same kind) was already refused."""
+    from slimvec.errors import FilterError
+
+    with Collection.create(tmp_path / "c", encoder=FakeEncoder()) as col:
+        col.add([Document("a", "hello world", metadata={"tag": "x"})])
+        with pytest.raises(FilterError, match="tag: value 'x\\\\x00' contains a NUL character"):
+            col.search("hello", filter={"tag": "x\x00"})
+        with pytest.raises(FilterError, match="tag: value"):
+            col.search("hello", filter={"tag": {"$in": ["x", "y\x00"]}})
+        assert [h.id for h in col.search("hello", filter={"tag": "x"})] == ["a"]

@@ -151,6 +151,8 @@ def _scalar(name: str, value: Any) -> Scalar:
             raise FilterError(f"{name}: integer {value} out of range")
         if isinstance(value, str) and lone_surrogate(value):  # from a JSON escape ("\ud800"): no stored text holds one
             raise FilterError(f"{name}: value {value!r} contains invalid Unicode (a lone surrogate)")
+        if isinstance(value, str) and "\x00" in value:  # refused in stored text too (records.text_problem)
+            raise FilterError(f"{name}: value {value!r} contains a NUL character, which no stored value holds")
         return value
     shown = json.dumps(value, default=lambda v: f"<{type(v).__name__}>")[:60]  # bytes, sets...: named, not raised on
     raise FilterError(f"{name}: values must be strings, numbers, booleans or null, got {shown}")
