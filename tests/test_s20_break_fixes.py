@@ -514,3 +514,16 @@ def test_a_filter_value_holding_a_nul_is_a_one_line_error_not_an_empty_answer(tm
         with pytest.raises(FilterError, match="tag: value"):
             col.search("hello", filter={"tag": {"$in": ["x", "y\x00"]}})
         assert [h.id for h in col.search("hello", filter={"tag": "x"})] == ["a"]
+
+
+def test_eval_with_judgements_of_another_corpus_fails_before_encoding(tmp_path):
+    """qrels whose relevant documents are none of the corpus's (another dataset's) gave nDCG@10 0 with no warning."""
+    from test_s13_b_break_fixes import _beir
+
+    other = _beir(tmp_path / "other", "q0\tx17\t1\nq1\tx18\t2\nq1\td1\t0\n")
+    res = CliRunner().invoke(app, ["eval", str(other), "--model", "wordllama", "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2 and "none of the 2 documents judged relevant is in" in res.output
+    assert len(res.output.strip().splitlines()) == 1 and not (tmp_path / "out" / "collections").exists()
+    one = _beir(tmp_path / "one", "q0\tx17\t1\nq1\td1\t1\n")  # some judged documents missing: evaluated
+    res = CliRunner().invoke(app, ["eval", str(one), "--model", "wordllama", "--out", str(tmp_path / "out1")])
+    assert res.exit_code == 0, res.output

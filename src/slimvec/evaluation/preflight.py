@@ -5,7 +5,7 @@ What is checked: the dataset folder and split exist; every judged query has a te
 query ids and judged doc ids obey the id rule (`slimvec.ids`); query texts can be encoded (no lone
 surrogate, NUL, or empty text); profile names can name a run file; and, when a collection still has
 to be built, every corpus record reads exactly as the build will read it (strict: the first bad record
-stops the run, naming file, line and field).
+stops the run, naming file, line and field) and some document judged relevant is in the corpus.
 """
 
 from __future__ import annotations
@@ -61,9 +61,14 @@ def check_eval_inputs(
             raise IngestError(f"{queries_path}: query {qid!r}: text: {problem}")
     if corpus:
         source = corpus_path or ds.corpus_path
-        n = sum(1 for _ in read_sources([source], strict=True))
-        if n == 0:
+        ids = {doc.id for doc in read_sources([source], strict=True)}
+        if not ids:
             raise IngestError(f"{source}: no documents")
+        # Judgements of another dataset (or another id scheme) score every query 0 without a word otherwise.
+        relevant = {doc_id for docs in qrels.values() for doc_id, rel in docs.items() if rel > 0}
+        if relevant and relevant.isdisjoint(ids):
+            raise IngestError(f"{qrels_path}: none of the {len(relevant):,} documents judged relevant is in {source} "
+                              "(judgements of another corpus?): every score would be 0")
     return ds
 
 
