@@ -527,3 +527,32 @@ def test_eval_with_judgements_of_another_corpus_fails_before_encoding(tmp_path):
     one = _beir(tmp_path / "one", "q0\tx17\t1\nq1\td1\t1\n")  # some judged documents missing: evaluated
     res = CliRunner().invoke(app, ["eval", str(one), "--model", "wordllama", "--out", str(tmp_path / "out1")])
     assert res.exit_code == 0, res.output
+
+
+def test_a_file_in_the_way_of_a_collection_export_or_output_folder_is_named_in_one_line(tmp_path):
+    """The OS error named a path inside the user's (FILE/col/vectors, FILE/collections, x.parquet.tmp)."""
+    from test_s13_b_break_fixes import _beir
+
+    blocker = tmp_path / "FILE"
+    blocker.write_text("not a folder")
+    docs = tmp_path / "d.jsonl"
+    docs.write_text('{"_id": "a", "text": "hello world"}\n', encoding="utf-8")
+    cases = [
+        (["index", docs, "-c", blocker / "col", "--model", "wordllama"],
+         f"{blocker} is a file, not a folder: collection {blocker / 'col'} cannot be made inside it"),
+        (["index", docs, "-c", blocker, "--model", "wordllama"],
+         f"{blocker} is a file, not a folder: collection {blocker} cannot be made"),
+        (["eval", _beir(tmp_path / "ds", "q0\td0\t1\n"), "--model", "wordllama", "--out", blocker],
+         f"{blocker} is a file, not a folder: evaluation output folder {blocker} cannot be made"),
+    ]
+    for args, message in cases:
+        res = CliRunner().invoke(app, [str(a) for a in args])
+        assert res.exit_code == 2 and res.output.strip() == f"error: {message}", res.output
+    with Collection.create(tmp_path / "col", encoder=FakeEncoder()) as col:
+        col.add([Document("a", "hello world")])
+    for target, message in ((f"parquet:{tmp_path / 'missing' / 'x.parquet'}",
+                             f"{tmp_path / 'missing'}: no such folder for export {tmp_path / 'missing' / 'x.parquet'}"),
+                            (f"qdrant:{blocker / 'q'}", f"{blocker} is a file, not a folder: export {blocker / 'q'}")):
+        res = CliRunner().invoke(app, ["export", str(tmp_path / "col"), "--to", target])
+        assert res.exit_code == 2 and message in res.output and len(res.output.strip().splitlines()) == 1, res.output
+    assert blocker.read_text() == "not a folder" and not (tmp_path / "missing").exists()

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from slimvec.errors import ConfigError
+
 
 def fsync_dir(path: Path) -> None:
     """Make a rename inside `path` durable."""
@@ -63,3 +65,18 @@ def write_json_atomic(path: Path, value: dict[str, Any]) -> None:
         f.flush()
         os.fsync(f.fileno())
     fsync_dir(path.parent)
+
+
+def check_place(path: Path, what: str, parent_must_exist: bool = False, folder: bool = False) -> None:
+    """ConfigError, in one line naming the user's path, when `what` at `path` (a file, or with `folder` a
+    folder, that may not exist yet) cannot be made or used: the nearest existing ancestor is a file (or `path`
+    itself, for a folder), or, with `parent_must_exist`, the folder it goes in does not exist. Left to the OS,
+    the error named a path inside it (DIR/vectors, x.parquet.tmp)."""
+    for p in (path, *path.parents):
+        if p.exists():
+            if (p != path or folder) and not p.is_dir():
+                raise ConfigError(f"{p} is a file, not a folder: {what} {path} cannot be made"
+                                  + (" inside it" if p != path else ""))
+            break
+    if parent_must_exist and not path.parent.is_dir():
+        raise ConfigError(f"{path.parent}: no such folder for {what} {path}")

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from slimvec.atomic import check_place
 from slimvec.collection import Collection
 from slimvec.encoders.cache import CachedEncoder
 from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
@@ -108,6 +109,7 @@ def run_eval(
     IngestError for a missing corpus.
     """
     _check_unit(unit)
+    check_place(Path(out), "evaluation output folder", folder=True)
     corpus_path = _corpus(dataset_dir, corpus)
     if check:
         ds0 = load_dataset(dataset_dir)
@@ -219,6 +221,7 @@ def run_sweep(
     if isinstance(profiles, Profile):  # one profile, never its fields
         profiles = [profiles]
     _check_unit(unit)
+    check_place(Path(out), "evaluation output folder", folder=True)
     corpus_path = _corpus(dataset_dir, corpus)
     ds = load_dataset(dataset_dir)
     # Every profile's inputs are checked before the first one is encoded.

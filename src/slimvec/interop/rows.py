@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from slimvec import registry, strictjson
-from slimvec.atomic import fsync_dir
+from slimvec.atomic import check_place, fsync_dir
 from slimvec.errors import CollectionError, ConfigError, IngestError
 
 TARGETS = ("qdrant", "lancedb", "parquet")
@@ -78,6 +78,7 @@ def export_collection(col: Any, target: str) -> dict[str, Any]:
     Raises ConfigError for a bad target, a sharded collection, a collection without dense vectors, or a target
     that exists already."""
     kind, path, name = parse_target(target)
+    check_place(path, "export", parent_must_exist=kind == "parquet")  # a parquet file needs its folder
     if getattr(col, "store", None) is None:  # a ShardedCollection: its documents live in DIR/shards/NNN
         raise ConfigError(f"{col.path}: a sharded collection cannot be exported as one; export each shard "
                           f"directory ({col.path}/shards/000, ...) instead")

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from slimvec.atomic import write_json_atomic
+from slimvec.atomic import check_place, write_json_atomic
 from slimvec.errors import CollectionError
 from slimvec.ids import lone_surrogate
 from slimvec.store import probes, switch
@@ -193,6 +193,7 @@ class Store:
     @classmethod
     def create(cls, path: Path, manifest: dict[str, Any]) -> "Store":
         """Make a new, empty collection directory."""
+        check_place(path, "collection", folder=True)
         if (path / MANIFEST).exists():
             raise CollectionError(f"{path}: a collection already exists here")
         if path.exists() and any(path.iterdir()):
