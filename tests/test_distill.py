@@ -172,7 +172,8 @@ def test_hybrid_on_a_static_model_weights_its_ranking_below_bm25s_unless_told_ot
                                ("rrf", {"profile": BUILTIN["hybrid"].model_copy(update={"fusion": "rrf"}),
                                         "model": str(distilled)}, None),
                                ("dense", {"profile": "exact-f32", "model": str(distilled)}, "no fusion"),
-                               ("minilm", {"profile": "hybrid", "model": "all-MiniLM-L6-v2"}, None)]:
+                               ("minilm", {"profile": "hybrid", "model": "all-MiniLM-L6-v2"}, None),
+                               ("wordllama", {"profile": "hybrid", "model": "wordllama"}, [0.5, 1.0])]:
         with Collection.create(tmp_path / name, **kwargs) as col:
             assert col.info().get("fusion", {"weights": "no fusion"})["weights"] == want, name
 

@@ -556,3 +556,30 @@ def test_a_file_in_the_way_of_a_collection_export_or_output_folder_is_named_in_o
         res = CliRunner().invoke(app, ["export", str(tmp_path / "col"), "--to", target])
         assert res.exit_code == 2 and message in res.output and len(res.output.strip().splitlines()) == 1, res.output
     assert blocker.read_text() == "not a folder" and not (tmp_path / "missing").exists()
+
+
+def test_a_static_models_own_fusion_weights_do_not_follow_a_migration_but_a_users_do(tmp_path):
+    """hybrid on a static model records the model's weights ([0.2, 1.0]); migrating to another model carried
+    them over as if the user had chosen them, so the new model's ranking would be weighted as the weak one's."""
+    from slimvec.encoders.registry import register_encoder
+    from slimvec.migrate.runner import migrate
+
+    class Static(FakeEncoder):
+        fusion_weight = 0.2
+
+    register_encoder("fake-static", lambda: Static(dim=16, name="fake-static"))
+    register_encoder("fake-dense", lambda: FakeEncoder(dim=24, name="fake-dense"))
+    try:
+        docs = [Document(f"d{i}", " ".join(f"word{(i * 7 + j) % 90}" for j in range(30))) for i in range(60)]
+        for name, weights, after in (("model", None, None), ("user", (0.3, 1.0), [0.3, 1.0])):
+            prof = load_profile("hybrid").model_copy(update={"fusion_weights": weights})
+            with Collection.create(tmp_path / name, model="fake-static", profile=prof) as col:
+                col.add(docs)
+                assert col.info()["fusion"]["weights"] == ([0.2, 1.0] if weights is None else list(weights))
+            assert migrate(tmp_path / name, "fake-dense", sample=40, batch=16)["switched"] is True
+            with Collection.open(tmp_path / name) as col:
+                assert col.manifest["model"] == "fake-dense" and col.info()["fusion"]["weights"] == after, name
+                assert not col.manifest.get("fusion_weights_from_model")
+    finally:
+        registry.unregister("encoder", "fake-static")
+        registry.unregister("encoder", "fake-dense")

@@ -110,7 +110,7 @@ class Collection(KeepsQueries):
             raise ConfigError(f"unknown index {prof.index!r}: choose one of {', '.join(INDEX_KINDS)}")
         _retriever_names(list(prof.retrievers))  # unknown names fail here, before anything is written
         enc = encoder or load_encoder(prof.model or DEFAULT_MODEL)
-        prof = _model_fusion_weights(prof, enc)
+        prof, model_weights = _model_fusion_weights(prof, enc)
         asked = {"query_prompt": prof.query_prompt, "document_prompt": prof.document_prompt}
         if any(v is not None for v in asked.values()):
             if hasattr(enc, "with_prompts"):
@@ -149,6 +149,8 @@ class Collection(KeepsQueries):
         }
         if prof.bm25:
             manifest["bm25"] = prof.bm25
+        if model_weights:  # the model's, not the user's: a migration to another model drops them (migrate.runner)
+            manifest["fusion_weights_from_model"] = True
         if prof.chunk_mode == "late":  # the model's measured default for given sections, kept for good
             sec = section_default(enc.name)
             manifest["late_sections"] = {"window": sec.window, "overlap": sec.overlap, "late_weight": sec.late_weight}
@@ -1113,18 +1115,19 @@ def _fusion_info(profile: dict[str, Any]) -> dict[str, Any]:
     return {"fusion": {"mode": mode, "method": profile.get("fusion", "softmax"), "weights": profile.get("fusion_weights")}}
 
 
-def _model_fusion_weights(prof: Profile, enc: Encoder) -> Profile:
-    """`prof` with its fused mode's weights set from a model that declares the weight of its dense ranking
-    (`fusion_weight`: a distilled static model, whose weak ranking pulls BM25 down at equal weights; see
-    `encoders.static.STATIC_FUSION_WEIGHT`): that weight for "dense", 1.0 for the mode's other retrievers. Only
-    for softmax fusion (where the weight was measured), a mode led by "dense" and a profile that sets no weights;
-    recorded in the manifest's profile, so `info` shows it and a search's own `fusion_weights` still win."""
+def _model_fusion_weights(prof: Profile, enc: Encoder) -> tuple[Profile, bool]:
+    """(`prof` with its fused mode's weights set from a model that declares the weight of its dense ranking,
+    whether it set them). `fusion_weight` is declared by the static models, whose rankings need another weight
+    than BM25's in softmax fusion (`encoders.static.STATIC_FUSION_WEIGHT`, `WORDLLAMA_FUSION_WEIGHT`): that
+    weight for "dense", 1.0 for the mode's other retrievers. Only for softmax fusion (where the weights were
+    measured), a mode led by "dense" and a profile that sets no weights; recorded in the manifest's profile, so
+    `info` shows it and a search's own `fusion_weights` still win."""
     weight = getattr(enc, "fusion_weight", None)
     names = FUSED_MODES.get(prof.mode, ())
     if weight is None or prof.fusion != "softmax" or prof.fusion_weights is not None or names[:1] != ("dense",):
-        return prof
+        return prof, False
     weights = (float(weight),) + (1.0,) * (len(names) - 1)
-    return profile_from_dict({**prof.model_dump(), "fusion_weights": weights}, source="the model's fusion weight")
+    return profile_from_dict({**prof.model_dump(), "fusion_weights": weights}, source="the model's fusion weight"), True
 
 
 def _prompts(enc: Encoder) -> dict[str, Any]:
