@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
@@ -52,3 +56,19 @@ class FakeEncoder:
 
     def encode_queries_with_tokens(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
         return self.encode_queries(texts), self.encode_query_tokens(texts)
+
+
+@contextmanager
+def registered_encoders(*encoders: Any) -> Iterator[None]:
+    """Register each encoder under its `name` (so collections and migrations open it by name; each load gets a
+    copy), and remove them again on exit."""
+    from slimvec import registry
+    from slimvec.encoders.registry import register_encoder
+
+    for encoder in encoders:
+        register_encoder(encoder.name, lambda e=encoder: copy.copy(e))
+    try:
+        yield
+    finally:
+        for encoder in encoders:
+            registry.unregister("encoder", encoder.name)

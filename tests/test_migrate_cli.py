@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from fakes import FakeEncoder
+from fakes import FakeEncoder, registered_encoders
 from typer.testing import CliRunner
 
-from slimvec import Collection, registry
+from slimvec import Collection
 from slimvec.cli import app
-from slimvec.encoders.registry import register_encoder
 
 NEW = "fake-bow-48"
 cli = CliRunner()
@@ -18,13 +17,9 @@ cli = CliRunner()
 
 @pytest.fixture(autouse=True)
 def _encoders():
-    register_encoder("fake-bow", lambda: FakeEncoder(dim=32, name="fake-bow"))
-    register_encoder(NEW, lambda: FakeEncoder(dim=48, name=NEW))
-    register_encoder("fake-bow-other", lambda: FakeEncoder(dim=40, name="fake-bow-other"))
-    yield
-    registry.unregister("encoder", "fake-bow-other")
-    registry.unregister("encoder", "fake-bow")
-    registry.unregister("encoder", NEW)
+    with registered_encoders(FakeEncoder(dim=32, name="fake-bow"), FakeEncoder(dim=48, name=NEW),
+                             FakeEncoder(dim=40, name="fake-bow-other")):
+        yield
 
 
 def _run(*args):

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _switch_crash import crash_after_moves
-from fakes import FakeEncoder
+from fakes import FakeEncoder, registered_encoders
 from migrate_worker import NEW, fresh_build_owners, reembedding_calls, run_and_kill
 
-from slimvec import Collection, registry
+from slimvec import Collection
 from slimvec.encoders.memo import MemoEncoder
 from slimvec.errors import CollectionError
 from slimvec.migrate import runner
@@ -92,13 +92,8 @@ def _plumbing_collection(path: Path, docs) -> None:
 @pytest.fixture()
 def by_name():
     """The plumbing encoders registered by name, so every stage of a migration opens without an encoder."""
-    from slimvec.encoders.registry import register_encoder
-
-    register_encoder("fake-bow", lambda: FakeEncoder(dim=32, name="fake-bow"))
-    register_encoder(NEW, lambda: FakeEncoder(dim=64, name=NEW))
-    yield
-    registry.unregister("encoder", "fake-bow")
-    registry.unregister("encoder", NEW)
+    with registered_encoders(FakeEncoder(dim=32, name="fake-bow"), FakeEncoder(dim=64, name=NEW)):
+        yield
 
 
 def test_ten_kills_during_reembedding_lose_nothing_and_encode_nothing_twice(tmp_path, scifact_docs, by_name):

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakes import FakeEncoder
+from fakes import FakeEncoder, registered_encoders
 from typer.testing import CliRunner
 
 from slimvec import Collection, Document, registry
@@ -72,11 +72,8 @@ NEW = "fake-bow-s20"
 
 @pytest.fixture()
 def fake_models():
-    register_encoder("fake-bow", lambda: FakeEncoder(dim=32, name="fake-bow"))
-    register_encoder(NEW, lambda: FakeEncoder(dim=48, name=NEW))
-    yield
-    registry.unregister("encoder", "fake-bow")
-    registry.unregister("encoder", NEW)
+    with registered_encoders(FakeEncoder(dim=32, name="fake-bow"), FakeEncoder(dim=48, name=NEW)):
+        yield
 
 
 # `slimvec migrate --batch 0` fitted the adapter, re-embedded the sample and stored the migration, then refused the
@@ -462,11 +459,9 @@ def test_migrating_to_a_model_that_reads_fewer_tokens_cuts_chunks_at_its_maximum
     """A collection whose profile records a chunk length above the new model's maximum (an import records the
     export's, e.g. 510 for bge-small) could not be migrated to MiniLM: "chunk tokens 510 exceed the model's
     maximum of 254", with no option to change it."""
-    from slimvec.encoders.registry import register_encoder
     from slimvec.migrate.runner import migrate
 
-    register_encoder("fake-short", lambda: FakeEncoder(dim=24, name="fake-short", max_tokens=32))
-    try:
+    with registered_encoders(FakeEncoder(dim=24, name="fake-short", max_tokens=32)):
         path = tmp_path / "c"
         docs = [Document(f"d{i}", " ".join(f"word{(i * 7 + j) % 90}" for j in range(40 + i % 30))) for i in range(60)]
         with Collection.create(path, encoder=FakeEncoder(dim=16, max_tokens=128), chunk_tokens=100) as col:
@@ -477,8 +472,6 @@ def test_migrating_to_a_model_that_reads_fewer_tokens_cuts_chunks_at_its_maximum
         with Collection.open(path) as col:
             assert col.manifest["model"] == "fake-short" and col.manifest["chunking"]["max_tokens"] == 32
             assert len(col) == 60 and col.search("word3 word10", k=3)
-    finally:
-        registry.unregister("encoder", "fake-short")
 
 
 @pytest.mark.parametrize("codec, message", [
@@ -561,15 +554,12 @@ def test_a_file_in_the_way_of_a_collection_export_or_output_folder_is_named_in_o
 def test_a_static_models_own_fusion_weights_do_not_follow_a_migration_but_a_users_do(tmp_path):
     """hybrid on a static model records the model's weights ([0.2, 1.0]); migrating to another model carried
     them over as if the user had chosen them, so the new model's ranking would be weighted as the weak one's."""
-    from slimvec.encoders.registry import register_encoder
     from slimvec.migrate.runner import migrate
 
     class Static(FakeEncoder):
         fusion_weight = 0.2
 
-    register_encoder("fake-static", lambda: Static(dim=16, name="fake-static"))
-    register_encoder("fake-dense", lambda: FakeEncoder(dim=24, name="fake-dense"))
-    try:
+    with registered_encoders(Static(dim=16, name="fake-static"), FakeEncoder(dim=24, name="fake-dense")):
         docs = [Document(f"d{i}", " ".join(f"word{(i * 7 + j) % 90}" for j in range(30))) for i in range(60)]
         for name, weights, after in (("model", None, None), ("user", (0.3, 1.0), [0.3, 1.0])):
             prof = load_profile("hybrid").model_copy(update={"fusion_weights": weights})
@@ -580,6 +570,3 @@ def test_a_static_models_own_fusion_weights_do_not_follow_a_migration_but_a_user
             with Collection.open(tmp_path / name) as col:
                 assert col.manifest["model"] == "fake-dense" and col.info()["fusion"]["weights"] == after, name
                 assert not col.manifest.get("fusion_weights_from_model")
-    finally:
-        registry.unregister("encoder", "fake-static")
-        registry.unregister("encoder", "fake-dense")
