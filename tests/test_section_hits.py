@@ -340,9 +340,9 @@ def test_eval_unit_section_against_section_qrels(articles: Path, tmp_path: Path)
     assert len(run_files) == 1
     ranked = {line.split()[2] for line in run_files[0].read_text().splitlines()}
     assert ranked == {s["_id"] for r in records for s in r["sections"]}
-    res = runner.invoke(app, args)  # document level: ranked ids are article ids, which no qrel names
-    assert res.exit_code == 0, res.stderr
-    assert json.loads(res.stdout)["metrics"]["ndcg@10"] == 0.0
+    res = runner.invoke(app, args)  # document level: ranked ids are article ids, which no qrel names: refused
+    assert res.exit_code == 2 and "none of the 5 documents judged relevant is in" in res.stderr
+    assert "--unit section?" in res.stderr
     res = runner.invoke(app, [*args, "--unit", "page"])
     assert res.exit_code == 2 and "unit 'page': choose one of document, section" in res.stderr
     res = runner.invoke(app, [*args, "--corpus", str(tmp_path / "missing.jsonl")])

@@ -30,11 +30,13 @@ def check_eval_inputs(
     max_queries: int | None = None,
     corpus: bool = True,
     corpus_path: Path | None = None,
+    unit: str = "document",
 ) -> BeirDataset:
     """The opened dataset once every input of an evaluation is checked; IngestError or ConfigError otherwise.
 
     `corpus=False` skips reading the corpus (when every collection is already built, nothing reads it);
-    `corpus_path`: the file or folder indexed instead of the dataset's corpus.jsonl.
+    `corpus_path`: the file or folder indexed instead of the dataset's corpus.jsonl; `unit`: what the qrels judge
+    ("document" ids are checked against the corpus; "section" ids are the records' sections').
     """
     if max_queries is not None and max_queries < 1:
         raise ConfigError(f"--max-queries must be at least 1, got {max_queries}")
@@ -66,9 +68,10 @@ def check_eval_inputs(
             raise IngestError(f"{source}: no documents")
         # Judgements of another dataset (or another id scheme) score every query 0 without a word otherwise.
         relevant = {doc_id for docs in qrels.values() for doc_id, rel in docs.items() if rel > 0}
-        if relevant and relevant.isdisjoint(ids):
+        if unit == "document" and relevant and relevant.isdisjoint(ids):
             raise IngestError(f"{qrels_path}: none of the {len(relevant):,} documents judged relevant is in {source} "
-                              "(judgements of another corpus?): every score would be 0")
+                              "(judgements of another corpus, or of sections: --unit section?): every score would "
+                              "be 0")
     return ds
 
 

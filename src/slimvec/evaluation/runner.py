@@ -115,7 +115,7 @@ def run_eval(
         ds0 = load_dataset(dataset_dir)
         check_eval_inputs(dataset_dir, [profile], split, max_queries,
                           corpus=needs_build(collection_dir(Path(out), ds0, profile, corpus_path)),
-                          corpus_path=corpus_path)
+                          corpus_path=corpus_path, unit=unit)
     ds = load_dataset(dataset_dir)
     qrels = ds.qrels(split)
     queries = ds.queries(split)
@@ -227,7 +227,7 @@ def run_sweep(
     # Every profile's inputs are checked before the first one is encoded.
     check_eval_inputs(dataset_dir, profiles, split, max_queries,
                       corpus=any(needs_build(collection_dir(Path(out), ds, p, corpus_path)) for p in profiles),
-                      corpus_path=corpus_path)
+                      corpus_path=corpus_path, unit=unit)
     results = [run_eval(dataset_dir, p, split, out, cache_dir, max_queries, progress, check=False, unit=unit,
                         corpus=corpus_path) for p in profiles]
     files = write_report(results, Path(out))
