@@ -111,6 +111,11 @@ class Collection(KeepsQueries):
         _retriever_names(list(prof.retrievers))  # unknown names fail here, before anything is written
         enc = encoder or load_encoder(prof.model or DEFAULT_MODEL)
         prof = _model_fusion_weights(prof, enc)
+        # Weights that are the model's own (set here, or carried by an import or a profile file that wrote them out)
+        # are marked so: a rerun with the profile that set none still matches, and a migration drops them for the
+        # new model's.
+        from_model = prof.fusion_weights is not None and prof.fusion_weights == _model_fusion_weights(
+            prof.model_copy(update={"fusion_weights": None}), enc).fusion_weights
         asked = {"query_prompt": prof.query_prompt, "document_prompt": prof.document_prompt}
         if any(v is not None for v in asked.values()):
             if hasattr(enc, "with_prompts"):
@@ -145,6 +150,7 @@ class Collection(KeepsQueries):
             "index": prof.index,
             "retrievers": list(prof.retrievers),
             "profile": prof.model_dump(mode="json"),
+            **({"fusion_weights_from_model": True} if from_model else {}),
             "chunking": {"max_tokens": chunking.max_tokens, "overlap": chunking.overlap, "mode": chunking.mode},
         }
         if prof.bm25:
@@ -1281,7 +1287,8 @@ def _settings_differ(manifest: dict[str, Any], options: dict[str, Any]) -> str:
                                                 and registry.load("profile", chosen.name) == chosen):
             # A profile file or object of the same name: the fields it sets must be the stored ones (a built-in
             # is compared by name, so a collection made before a built-in changed keeps taking it).
-            if problem := _profile_fields_differ(prof, chosen, options):
+            model_weights = manifest.get("fusion_weights_from_model", False)
+            if problem := _profile_fields_differ(prof, chosen, options, model_weights):
                 return f"profile {name!r} with {problem}"
     index = options.get("index")
     if index is not None and index != manifest.get("index", "exact"):
@@ -1298,15 +1305,19 @@ def _settings_differ(manifest: dict[str, Any], options: dict[str, Any]) -> str:
 _UNCOMPARED = frozenset({"name", "description", "model", "query_prompt", "document_prompt"})
 
 
-def _profile_fields_differ(stored: dict[str, Any], chosen: Profile, options: dict[str, Any]) -> str:
+def _profile_fields_differ(stored: dict[str, Any], chosen: Profile, options: dict[str, Any],
+                           model_weights: bool = False) -> str:
     """The first field `chosen` sets whose value differs from the stored profile's ("field stored, not given"), or
-    "" when none does; fields also given as options (which override the profile at creation) are skipped."""
+    "" when none does; fields also given as options (which override the profile at creation) are skipped, and so
+    are fusion_weights left None when the stored ones are the model's (`model_weights`: create set them so)."""
     try:
         kept = profile_from_dict(stored, source="stored profile").model_dump(mode="json")
     except ConfigError:  # a stored profile this slimvec no longer reads as one: compared by name only
         return ""
     given = chosen.model_dump(mode="json")
     for field in sorted(chosen.model_fields_set - _UNCOMPARED):
+        if field == "fusion_weights" and given[field] is None and model_weights:
+            continue
         if options.get(field) is None and given[field] != kept.get(field):
             return f"{field} {kept.get(field)!r}, not {given[field]!r}"
     return ""

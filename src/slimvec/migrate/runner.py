@@ -88,6 +88,10 @@ def start(path: str | Path, to: str, adapter: str = "auto", sample: int = MAX_SA
             raise ConfigError(f"{path}: migration maps dense vectors; this collection's profile keeps "
                               f"{'token vectors' if int(old.manifest['dim']) else 'no dense vectors'}")
         profile = {**(old.manifest.get("profile") or {}), "model": to, "query_prompt": None, "document_prompt": None}
+        if old.manifest.get("fusion_weights_from_model"):
+            # The old model's weight for its own ranking (a static model's 0.2) says nothing of the new model's:
+            # the new one sets its own, or none, as a new collection on it would.
+            profile["fusion_weights"] = None
         if (profile.get("chunk_tokens") or 0) > new.max_tokens:
             # The old model's chunk length (an import records it) would be refused by a model that reads fewer
             # tokens; the new model cuts at its own maximum, as a new collection on it does. Documents whose

@@ -1,0 +1,157 @@
+"""Faults found by the session-20 second breaker (this session's changes), each with the behaviour it now has."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fakes import FakeEncoder
+from typer.testing import CliRunner
+
+from slimvec import Collection, Document, registry
+from slimvec.cli import app
+from slimvec.encoders.registry import register_encoder
+from slimvec.encoders.static import STATIC_FUSION_WEIGHT
+from slimvec.errors import CollectionError, IngestError
+from slimvec.evaluation.planner import write_profile
+from slimvec.ingest.sources import read_sources
+from slimvec.migrate import runner
+from slimvec.profiles import load_profile
+
+cli = CliRunner()
+STATIC, NEW = "fake-static", "fake-new"
+
+
+class StaticLikeEncoder(FakeEncoder):
+    """A model that declares the weight of its dense ranking in fused modes, as Model2VecEncoder does."""
+
+    fusion_weight = STATIC_FUSION_WEIGHT
+
+
+@pytest.fixture()
+def models():
+    register_encoder(STATIC, lambda: StaticLikeEncoder(dim=32, name=STATIC))
+    register_encoder(NEW, lambda: FakeEncoder(dim=48, name=NEW))
+    yield
+    registry.unregister("encoder", STATIC)
+    registry.unregister("encoder", NEW)
+
+
+def _docs(n: int) -> list[Document]:
+    return [Document(f"d{i}", f"document {i} about topic {i % 7} river {i * 3} water") for i in range(n)]
+
+
+def _hybrid_file(tmp_path: Path, **fields) -> Path:
+    """A profile file as `slimvec plan` writes one (every field, fusion_weights null), not a built-in's name."""
+    path = tmp_path / "mine.json"
+    write_profile(load_profile("hybrid").model_copy(update={"name": "mine", **fields}), path)
+    return path
+
+
+# A hybrid collection on a model that declares its fusion weight records [0.2, 1.0] in its profile; the profile file
+# it was made with (fusion_weights null, as written by `slimvec plan`) was then refused by every rerun of
+# `slimvec index` into it: "built with profile 'mine' with fusion_weights [0.2, 1.0], not None".
+def test_rerun_with_the_profile_file_a_model_weighted_collection_was_made_with(tmp_path, models):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("rivers carry water", encoding="utf-8")
+    col, prof = tmp_path / "col", _hybrid_file(tmp_path)
+    for _ in range(2):
+        res = cli.invoke(app, ["index", str(docs), "-c", str(col), "--model", STATIC, "--profile-file", str(prof)])
+        assert res.exit_code == 0, res.output
+    with Collection.open(col, StaticLikeEncoder(dim=32, name=STATIC)) as c:
+        assert c.info()["fusion"]["weights"] == [STATIC_FUSION_WEIGHT, 1.0] and len(c) == 1
+    with pytest.raises(CollectionError, match=r"with fusion_weights \[0.2, 1.0\], not \[0.5, 1.0\]"):
+        Collection.open_or_create(col, model=STATIC, profile=load_profile(file=_hybrid_file(tmp_path,
+                                                                                        fusion_weights=(0.5, 1.0))))
+    # a collection whose profile set its weights keeps comparing them
+    own = tmp_path / "own"
+    Collection.create(own, model=STATIC, profile=load_profile(file=_hybrid_file(tmp_path, fusion_weights=(0.5, 1.0)))
+                      ).close()
+    with pytest.raises(CollectionError, match=r"with fusion_weights \[0.5, 1.0\], not None"):
+        Collection.open_or_create(own, model=STATIC, profile=load_profile(file=_hybrid_file(tmp_path)))
+
+
+# Migrating such a collection to another model carried the old model's weight for its own ranking: the new model's
+# dense ranking stayed at 0.2 against BM25's 1.0, where a new hybrid collection on it fuses at equal weights.
+def test_migrate_drops_the_weight_the_old_model_declared(tmp_path, models):
+    path = tmp_path / "col"
+    with Collection.create(path, model=STATIC, profile="hybrid") as col:
+        col.add(_docs(60))
+        assert col.info()["fusion"]["weights"] == [STATIC_FUSION_WEIGHT, 1.0]
+    runner.start(path, NEW, sample=30, encoder=FakeEncoder(dim=48, name=NEW))
+    runner.reembed(path, batch=16, encoder=FakeEncoder(dim=48, name=NEW))
+    with Collection.open(path, FakeEncoder(dim=48, name=NEW)) as col:
+        assert col.manifest["model"] == NEW
+        assert col.info()["fusion"] == {"mode": "hybrid", "method": "softmax", "weights": None}
+        assert col.search("river water", k=3)
+    # weights the profile set itself are the user's: they migrate as they are
+    own = tmp_path / "own"
+    with Collection.create(own, model=STATIC, profile=load_profile("hybrid").model_copy(
+            update={"fusion_weights": (0.5, 1.0)})) as col:
+        col.add(_docs(60))
+    runner.start(own, NEW, sample=30, encoder=FakeEncoder(dim=48, name=NEW))
+    runner.reembed(own, batch=16, encoder=FakeEncoder(dim=48, name=NEW))
+    with Collection.open(own, FakeEncoder(dim=48, name=NEW)) as col:
+        assert col.info()["fusion"]["weights"] == [0.5, 1.0]
+
+
+def _beir(folder: Path) -> Path:
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text('{"_id": "d1", "title": "t", "text": "dogs bark"}\n', encoding="utf-8")
+    (folder / "queries.jsonl").write_text('{"_id": "q1", "text": "dogs"}\n', encoding="utf-8")
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n", encoding="utf-8")
+    return folder
+
+
+# A BEIR folder inside a folder was refused as overlapping it ("its files would be stored twice"), though a walk
+# reads none of its files (corpus.jsonl is a table, passed over) and the BEIR folder reads only corpus.jsonl; named
+# beside its own corpus.jsonl it was read twice, every record skipped once as a duplicate id.
+def test_a_beir_folder_is_its_corpus_when_sources_are_checked_for_overlap(tmp_path):
+    outer = tmp_path / "outer"
+    beir = _beir(outer / "beir")
+    (outer / "a.txt").write_text("hello cats", encoding="utf-8")
+    assert [d.id for d in read_sources([outer, beir])] == ["a.txt", "d1"]
+    assert [d.id for d in read_sources([beir, outer])] == ["d1", "a.txt"]
+    with pytest.raises(IngestError, match=f"^{beir / 'corpus.jsonl'}: given twice \\(also as {beir}\\)$"):
+        read_sources([beir, beir / "corpus.jsonl"])
+    with pytest.raises(IngestError, match="given twice"):
+        read_sources([beir / "corpus.jsonl", beir])
+
+
+# A folder whose every file the walk passes over (a .jsonl export only) stored nothing, with no record skipped: the
+# empty collection left behind pinned the call's model and profile, and the rerun naming the export with
+# --profile hybrid was refused ("built with profile 'exact-f32', not 'hybrid'").
+def test_index_of_a_folder_whose_files_are_all_passed_over_leaves_no_collection(tmp_path, models):
+    docs, col = tmp_path / "docs", tmp_path / "col"
+    docs.mkdir()
+    (docs / "export.jsonl").write_text('{"_id": "r1", "text": "a record about rivers"}\n', encoding="utf-8")
+    res = cli.invoke(app, ["index", str(docs), "-c", str(col), "--model", STATIC, "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout[res.stdout.index("{"):])
+    assert summary["created"] is False and summary["notes"] and not col.exists()
+    res = cli.invoke(app, ["index", str(docs / "export.jsonl"), "-c", str(col), "--model", STATIC,
+                           "--profile", "hybrid"])
+    assert res.exit_code == 0, res.output
+    with Collection.open(col, StaticLikeEncoder(dim=32, name=STATIC)) as c:
+        assert len(c) == 1 and c.manifest["profile"]["name"] == "hybrid"
+
+
+# `slimvec index --ray` whose every record was skipped left an empty collection (plain, or sharded with --shards)
+# where the same run without --ray leaves none.
+@pytest.mark.parametrize("shards", [[], ["--shards", "2"]])
+def test_index_on_ray_that_stores_nothing_leaves_no_collection(tmp_path, ray_cluster, shards):
+    import ray
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id, text\n1, hello world\n", encoding="utf-8")
+    col = tmp_path / "col"
+    args = ["index", str(bad), "-c", str(col), "--id-field", "id", "--model", "wordllama", "--ray", "--address",
+            ray.get_runtime_context().gcs_address, "--workers", "1", *shards]
+    res = cli.invoke(app, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout[res.stdout.index("{"):])["created"] is False and not col.exists()
+    bad.write_text("id,text\n1,hello world\n", encoding="utf-8")
+    res = cli.invoke(app, args)
+    assert res.exit_code == 0 and "collection holds 1 documents" in res.output, res.output
