@@ -155,3 +155,37 @@ def test_index_on_ray_that_stores_nothing_leaves_no_collection(tmp_path, ray_clu
     bad.write_text("id,text\n1,hello world\n", encoding="utf-8")
     res = cli.invoke(app, args)
     assert res.exit_code == 0 and "collection holds 1 documents" in res.output, res.output
+
+
+def _as_made_before_session_20(path: Path) -> None:
+    """The manifest an older slimvec wrote for a profile of 50-token chunks overlapping by 30: the profile's own
+    overlap, which create cut to 24 (its chunking), before the profile validator refused such a pair."""
+    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["chunking"]["overlap"] == 24
+    manifest["profile"]["chunk_overlap"] = 30
+    (path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+
+# Collections made before a profile's overlap of half its chunk or more was refused record that overlap (create cut
+# it to fit): their exports no longer imported ("exported profile: ... chunk overlap 30 must be below half of the 50
+# chunk tokens") and they could not be migrated ("migration profile: ..."), with no option to change it.
+def test_a_collection_recording_an_overlap_create_cut_still_exports_imports_and_migrates(tmp_path, models):
+    path = tmp_path / "col"
+    with Collection.create(path, model=STATIC, chunk_tokens=50, chunk_overlap=24) as col:
+        col.add(_docs(60))
+    _as_made_before_session_20(path)
+    with Collection.open(path, StaticLikeEncoder(dim=32, name=STATIC)) as col:  # still opens and searches
+        assert col.manifest["profile"]["chunk_overlap"] == 30 and col.search("river water", k=2)
+    out = tmp_path / "e.parquet"
+    res = cli.invoke(app, ["export", str(path), "--to", f"parquet:{out}"])
+    assert res.exit_code == 0, res.output
+    res = cli.invoke(app, ["import", f"parquet:{out}", "-c", str(tmp_path / "imported")])
+    assert res.exit_code == 0, res.output
+    with Collection.open(tmp_path / "imported", StaticLikeEncoder(dim=32, name=STATIC)) as col:
+        assert len(col) == 60 and col.manifest["chunking"]["overlap"] == 24
+        assert col.manifest["profile"]["chunk_overlap"] == 24
+    runner.start(path, NEW, sample=30, encoder=FakeEncoder(dim=48, name=NEW))
+    runner.reembed(path, batch=16, encoder=FakeEncoder(dim=48, name=NEW))
+    with Collection.open(path, FakeEncoder(dim=48, name=NEW)) as col:
+        assert col.manifest["model"] == NEW and col.manifest["chunking"] == {"max_tokens": 50, "overlap": 24,
+                                                                             "mode": "tokens"}

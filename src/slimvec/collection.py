@@ -29,7 +29,7 @@ from slimvec.late import late_chunk_vectors, section_default
 from slimvec.late import query_pooling as late_query_pooling
 from slimvec.multivector.retriever import TOKENS_DIR
 from slimvec.multivector.writer import TokenConfig, append_tokens, check_encoder, encode_chunks
-from slimvec.profiles import Profile, load_profile, profile_from_dict
+from slimvec.profiles import Profile, load_profile, profile_from_dict, recorded_profile
 from slimvec.progress import progress_bar
 from slimvec.records import metadata_problem, query_problem, text_problem
 from slimvec.retrievers.base import Query, Retriever, describe
@@ -1288,7 +1288,7 @@ def _settings_differ(manifest: dict[str, Any], options: dict[str, Any]) -> str:
             # A profile file or object of the same name: the fields it sets must be the stored ones (a built-in
             # is compared by name, so a collection made before a built-in changed keeps taking it).
             model_weights = manifest.get("fusion_weights_from_model", False)
-            if problem := _profile_fields_differ(prof, chosen, options, model_weights):
+            if problem := _profile_fields_differ(prof, chosen, options, model_weights, manifest.get("chunking")):
                 return f"profile {name!r} with {problem}"
     index = options.get("index")
     if index is not None and index != manifest.get("index", "exact"):
@@ -1306,12 +1306,12 @@ _UNCOMPARED = frozenset({"name", "description", "model", "query_prompt", "docume
 
 
 def _profile_fields_differ(stored: dict[str, Any], chosen: Profile, options: dict[str, Any],
-                           model_weights: bool = False) -> str:
+                           model_weights: bool = False, chunking: dict[str, Any] | None = None) -> str:
     """The first field `chosen` sets whose value differs from the stored profile's ("field stored, not given"), or
     "" when none does; fields also given as options (which override the profile at creation) are skipped, and so
     are fusion_weights left None when the stored ones are the model's (`model_weights`: create set them so)."""
     try:
-        kept = profile_from_dict(stored, source="stored profile").model_dump(mode="json")
+        kept = recorded_profile(stored, chunking, source="stored profile").model_dump(mode="json")
     except ConfigError:  # a stored profile this slimvec no longer reads as one: compared by name only
         return ""
     given = chosen.model_dump(mode="json")

@@ -40,7 +40,7 @@ from slimvec.migrate.state import (
     read_record,
     write_record,
 )
-from slimvec.profiles import profile_from_dict
+from slimvec.profiles import recorded_profile
 from slimvec.store import Store
 from slimvec.store import switch as _switch
 
@@ -102,7 +102,8 @@ def start(path: str | Path, to: str, adapter: str = "auto", sample: int = MAX_SA
         mdir.mkdir()
         # Everything below writes inside DIR/migration only, and the record comes last: an error (or a kill)
         # before it leaves a folder without a record, removed here and by the next start.
-        target = Collection.create(mdir / TARGET, profile=profile_from_dict(profile, source="migration profile"),
+        target = Collection.create(mdir / TARGET, profile=recorded_profile(profile, old.manifest.get("chunking"),
+                                                                          source="migration profile"),
                                    encoder=new)
         try:
             x_new, y_old, native = _sample_into(old, target, sample, seed)
