@@ -189,3 +189,18 @@ def test_a_collection_recording_an_overlap_create_cut_still_exports_imports_and_
     with Collection.open(path, FakeEncoder(dim=48, name=NEW)) as col:
         assert col.manifest["model"] == NEW and col.manifest["chunking"] == {"max_tokens": 50, "overlap": 24,
                                                                              "mode": "tokens"}
+
+
+# A sharded hybrid collection on such a model searches with the router profile's weights [0.2, 1.0], but its info()
+# had no "fusion" entry (a plain collection's has): only each shard's own info showed the weights.
+def test_a_sharded_collections_info_shows_the_fusion_its_searches_use(tmp_path, models):
+    from slimvec.distributed import create_sharded
+
+    with create_sharded(tmp_path / "col", shards=2, profile="hybrid", model=STATIC,
+                        encoder=StaticLikeEncoder(dim=32, name=STATIC)) as col:
+        col.add(_docs(10))
+        info = col.info()
+        assert info["fusion"] == {"mode": "hybrid", "method": "softmax", "weights": [STATIC_FUSION_WEIGHT, 1.0]}
+        assert all(s["fusion"] == info["fusion"] for s in info["shards"])
+    with create_sharded(tmp_path / "plain", shards=2, encoder=StaticLikeEncoder(dim=32, name=STATIC)) as col:
+        assert "fusion" not in col.info()  # no fused default mode: no entry, as for a plain collection
