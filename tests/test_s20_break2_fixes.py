@@ -204,3 +204,24 @@ def test_a_sharded_collections_info_shows_the_fusion_its_searches_use(tmp_path, 
         assert all(s["fusion"] == info["fusion"] for s in info["shards"])
     with create_sharded(tmp_path / "plain", shards=2, encoder=StaticLikeEncoder(dim=32, name=STATIC)) as col:
         assert "fusion" not in col.info()  # no fused default mode: no entry, as for a plain collection
+
+
+# A multi-vector profile's token codec was not checked against the model's token dimension: the collection was made,
+# then every add failed with a bare ValueError from the codec's first fit ("pq: dimension 32 is not a multiple of
+# m=7"), the empty collection left on disk.
+@pytest.mark.parametrize(("tokens", "problem"), [("pq:7x8", "pq: dimension 32 is not a multiple of m=7"),
+                                                 ("truncate:64", "cannot truncate 32-d vectors to 64"),
+                                                 ("pca:64 > int8", "cannot project 32-d vectors to 64")])
+def test_a_token_codec_that_cannot_code_the_models_tokens_is_refused_at_create(tmp_path, tokens, problem):
+    from slimvec.errors import ConfigError
+
+    prof = load_profile("multivector").model_copy(update={"tokens": tokens, "model": None})
+    with pytest.raises(ConfigError) as e:
+        Collection.create(tmp_path / "col", profile=prof, encoder=FakeEncoder(dim=32))
+    assert str(e.value) == f"token codec (tokens) {tokens!r} cannot code this model's 32-d vectors: {problem}"
+    assert not (tmp_path / "col").exists()
+    for fits in ("pq:8x4", "residual:16:2", "int8"):  # token codecs that code 32-d tokens still build and search
+        prof = load_profile("multivector").model_copy(update={"tokens": fits, "model": None})
+        with Collection.create(tmp_path / fits.replace(":", "-"), profile=prof, encoder=FakeEncoder(dim=32)) as col:
+            col.add(_docs(40))
+            assert col.search("river water", k=2)

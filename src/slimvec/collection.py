@@ -135,6 +135,9 @@ class Collection(KeepsQueries):
         dim = int(enc.dim)
         if prof.tokens is not None:
             check_encoder(enc)
+            # A token codec is fitted at the first commit of tokens: one that cannot code them failed every add
+            # with a bare ValueError, the collection already made.
+            codec_for_dim(prof.tokens, int(enc.dim), what="token codec (tokens)")
             if prof.muvera is not None:
                 if prof.chunk_mode == "late":
                     raise ConfigError("muvera vectors are encodings of the chunk's tokens; chunk mode 'late' gives none")
