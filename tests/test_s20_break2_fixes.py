@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fakes import FakeEncoder
 from typer.testing import CliRunner
@@ -225,3 +226,24 @@ def test_a_token_codec_that_cannot_code_the_models_tokens_is_refused_at_create(t
         with Collection.create(tmp_path / fits.replace(":", "-"), profile=prof, encoder=FakeEncoder(dim=32)) as col:
             col.add(_docs(40))
             assert col.search("river water", k=2)
+
+
+# A text query the model has no vector for (a static model knows none of its tokens: an emoji, a script it never
+# saw) encodes to all zeros, which scores every row 0: search returned the first k rows as hits, scored 0 (as
+# search_vectors did for a given zero vector before it refused one), and a hybrid search ranked every document
+# alike from them.
+class KnownWordsEncoder(FakeEncoder):
+    """FakeEncoder keeping only words of letters and digits, as a static model drops the tokens it does not know."""
+
+    def _vec(self, text: str) -> np.ndarray:
+        return super()._vec(" ".join(w for w in text.split() if w.isalnum()))
+
+
+@pytest.mark.parametrize("profile", ["exact-f32", "hnsw-f32", "binary-rescore", "int8", "hybrid"])
+def test_a_query_whose_vector_is_all_zeros_finds_nothing_by_its_vector(tmp_path, profile):
+    with Collection.create(tmp_path / "col", profile=profile, encoder=KnownWordsEncoder(dim=32)) as col:
+        col.add(_docs(30))
+        assert not col.encoder.encode_queries(["!!! ???"]).any()
+        assert col.search("!!! ???", k=5) == []
+        assert col.search_many(["!!! ???", "river water"], k=5)[0] == []
+        assert len(col.search("river water !!!", k=5)) == 5  # a query with a direction still ranks

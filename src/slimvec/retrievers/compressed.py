@@ -187,6 +187,10 @@ class CompressedDenseRetriever:
         from slimvec.index.compressed import BinaryIVFIndex, staged_search
 
         q = query.vector[None, :]
+        if not q.any():
+            from slimvec.retrievers.dense import no_direction
+
+            return no_direction()
         if self.index is None:
             assert self._full is not None
             scores, rows = ExactIndex.over(self._full).search(q, k, allowed)

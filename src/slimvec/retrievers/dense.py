@@ -79,6 +79,8 @@ class DenseRetriever:
         return isinstance(self.index, HnswIndex) and self.ef_search is None
 
     def search(self, query: Query, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not query.vector.any():
+            return no_direction()
         scores, rows = self.index.search(query.vector[None, :], k, allowed)
         return scores[0], rows[0]
 
@@ -98,6 +100,13 @@ class DenseRetriever:
             if self.ef_search is None and self.index.calibration:
                 out["calibration"] = dict(self.index.calibration)
         return out
+
+
+def no_direction() -> tuple[np.ndarray, np.ndarray]:
+    """No hits: the answer to a query whose vector is all zeros (a static model knows none of its tokens, e.g. an
+    emoji), which scores every row 0; ranked, they were the first k rows, returned as hits (BM25 finds nothing
+    for a query of no known terms either)."""
+    return np.zeros(0, np.float32), np.zeros(0, np.int64)
 
 
 def _new_vector_index(manifest: dict[str, Any]) -> VectorIndex:
