@@ -247,3 +247,20 @@ def test_a_query_whose_vector_is_all_zeros_finds_nothing_by_its_vector(tmp_path,
         assert col.search("!!! ???", k=5) == []
         assert col.search_many(["!!! ???", "river water"], k=5)[0] == []
         assert len(col.search("river water !!!", k=5)) == 5  # a query with a direction still ranks
+
+
+# Front matter `title: 3.10` (a title YAML reads as a number) became the title "3.1", `0x1F` became "31" and
+# `1_000` "1000": the number's text, not the one written.
+def test_a_front_matter_title_yaml_reads_as_a_number_is_the_text_written(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    written = {"a.md": "3.10", "b.md": "0x1F", "c.md": "1_000", "d.md": "1984", "e.md": "7.0   # the seventh"}
+    for name, title in written.items():
+        (docs / name).write_text(f"---\ntitle: {title}\n---\nbody text\n", encoding="utf-8")
+    (docs / "f.md").write_bytes(b"---\r\ntitle: 2.50\r\n---\r\nbody text\r\n")
+    (docs / "g.md").write_text("---\nx: &v 4.20\ntitle: *v\n---\nbody text\n", encoding="utf-8")
+    got = {d.id: d.title for d in read_sources([docs])}
+    assert got == {"a.md": "3.10", "b.md": "0x1F", "c.md": "1_000", "d.md": "1984", "e.md": "7.0", "f.md": "2.50",
+                   "g.md": "4.2"}  # an alias is not the text written there: the number's text
+    meta = {d.id: d.metadata["title"] for d in read_sources([docs])}
+    assert meta["a.md"] == 3.1 and meta["b.md"] == 31  # metadata keeps the value YAML reads, as for other keys
