@@ -264,3 +264,13 @@ def test_a_front_matter_title_yaml_reads_as_a_number_is_the_text_written(tmp_pat
                    "g.md": "4.2"}  # an alias is not the text written there: the number's text
     meta = {d.id: d.metadata["title"] for d in read_sources([docs])}
     assert meta["a.md"] == 3.1 and meta["b.md"] == 31  # metadata keeps the value YAML reads, as for other keys
+
+
+# The default overlap (32) still shrinks to fit small chunks without being refused: a collection recording it is
+# no older collection, and a rerun with its profile file (chunk_tokens 50, overlap 32 written out) still matches.
+def test_the_default_overlap_cut_to_fit_still_matches_its_profile_file(tmp_path, models):
+    prof = tmp_path / "p.json"
+    write_profile(load_profile("exact-f32").model_copy(update={"name": "mine", "chunk_tokens": 50}), prof)
+    for _ in range(2):
+        with Collection.open_or_create(tmp_path / "col", model=STATIC, profile=load_profile(file=prof)) as col:
+            assert col.manifest["chunking"]["overlap"] == 24 and col.manifest["profile"]["chunk_overlap"] == 32

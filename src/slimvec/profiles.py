@@ -357,7 +357,8 @@ def recorded_profile(data: Any, chunking: Any, source: str = "profile") -> Profi
     they used, their chunking's, is taken instead, so their exports import and they migrate."""
     if isinstance(data, dict) and isinstance(chunking, dict) and isinstance(chunking.get("overlap"), int):
         tokens, overlap = data.get("chunk_tokens"), data.get("chunk_overlap")
-        if isinstance(tokens, int) and isinstance(overlap, int) and overlap >= tokens // 2 > chunking["overlap"]:
+        if (isinstance(tokens, int) and isinstance(overlap, int) and overlap >= tokens // 2 > chunking["overlap"]
+                and overlap != Profile.model_fields["chunk_overlap"].default):  # the default is cut, not refused
             data = {**data, "chunk_overlap": chunking["overlap"]}
     return profile_from_dict(data, source)
 
