@@ -173,6 +173,8 @@ def test_hybrid_on_a_static_model_weights_its_ranking_below_bm25s_unless_told_ot
                                         "model": str(distilled)}, None),
                                ("dense", {"profile": "exact-f32", "model": str(distilled)}, "no fusion"),
                                ("minilm", {"profile": "hybrid", "model": "all-MiniLM-L6-v2"}, None),
+                               # measured against BM25 only: dense + SPLADE keeps equal weights
+                               ("sparse", {"profile": "hybrid-sparse", "model": str(distilled)}, None),
                                ("wordllama", {"profile": "hybrid", "model": "wordllama"}, [0.5, 1.0])]:
         with Collection.create(tmp_path / name, **kwargs) as col:
             assert col.info().get("fusion", {"weights": "no fusion"})["weights"] == want, name

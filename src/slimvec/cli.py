@@ -153,9 +153,10 @@ def index(
         if fresh:
             _drop_if_empty(collection, dir_existed)
         raise
-    # Every record skipped (a CSV header naming no text column, a folder of scans): an empty collection left
-    # behind would pin this call's model and profile, and the corrected rerun with other settings be refused.
-    created = not (fresh and problems and not info["documents"])
+    # Every record skipped (a CSV header naming no text column, a folder of scans) or every file passed over (a
+    # folder holding only a .jsonl export): an empty collection left behind would pin this call's model and
+    # profile, and the corrected rerun with other settings (naming the export) be refused.
+    created = not (fresh and (problems or notes) and not info["documents"])
     if not created:
         _drop_if_empty(collection, dir_existed)
         created = (collection / "manifest.json").exists()
@@ -175,14 +176,19 @@ def _drop_if_empty(collection: Path, dir_existed: bool) -> None:
     """Remove a collection this `index` call created when the call failed before storing any document: left
     behind, it would pin the model and profile of the failed call, and a corrected retry would be refused."""
     import shutil
+    from contextlib import ExitStack
 
     from slimvec.collection import Collection
 
     try:
         # Under the writer lock and only while no other handle has it open: another `index` that opened it
-        # meanwhile (it found this call's new collection) may be about to commit into it.
-        with Collection.open(collection) as col, col.store.writer():
-            if len(col) or not col.store.sole_handle():
+        # meanwhile (it found this call's new collection) may be about to commit into it. A sharded one (--ray
+        # --shards) is checked so on every shard.
+        with Collection.open(collection) as col, ExitStack() as held:
+            stores = [s.core.col.store for s in col.shards] if hasattr(col, "shards") else [col.store]
+            for store in stores:
+                held.enter_context(store.writer())
+            if len(col) or not all(store.sole_handle() for store in stores):
                 return
             shutil.rmtree(collection, ignore_errors=True)
     except (SlimvecError, OSError):
@@ -202,15 +208,24 @@ def _index_on_ray(sources: list[Path], collection: Path, fields: Any, strict: bo
         raise ConfigError("--bm25 / --sparse are not built by --ray ingest yet; enable them without --ray")
     from slimvec.distributed.ingest import index as distributed_index
 
+    fresh = not (collection / "manifest.json").exists() and not (collection / "shards.json").exists()
+    dir_existed = collection.exists()
     n = distributed_index([str(s) for s in sources], collection, shards=shards, workers=workers, address=address,
                           upsert=upsert, fields=fields, strict=strict, field_types=field_type, on_error=report,
                           on_skip=note, progress=True, **create)
     with Collection.open(collection) as col:
         info = col.info()
+    created = not (fresh and (problems or notes) and not info["documents"])  # as a single-process run
+    if not created:
+        _drop_if_empty(collection, dir_existed)
+        created = (collection / "manifest.json").exists() or (collection / "shards.json").exists()
     summary = {"collection": str(collection), "indexed": n, "skipped": len(problems), "problems": problems,
-               "notes": notes, "documents": info["documents"], "chunks": info["chunks"]}
+               "notes": notes, "documents": info["documents"], "chunks": info["chunks"], "created": created}
     if json_out:
         _print_json(summary)
+    elif not created:
+        out.print(f"indexed 0 documents ({len(problems)} skipped); nothing was stored, so no collection was made "
+                  f"at {collection}")
     else:
         out.print(f"indexed {n} documents ({len(problems)} skipped); collection holds "
                   f"{info['documents']} documents, {info['chunks']} chunks")

@@ -29,7 +29,7 @@ from slimvec.late import late_chunk_vectors, section_default
 from slimvec.late import query_pooling as late_query_pooling
 from slimvec.multivector.retriever import TOKENS_DIR
 from slimvec.multivector.writer import TokenConfig, append_tokens, check_encoder, encode_chunks
-from slimvec.profiles import Profile, load_profile, profile_from_dict
+from slimvec.profiles import Profile, load_profile, profile_from_dict, recorded_profile
 from slimvec.progress import progress_bar
 from slimvec.records import metadata_problem, query_problem, text_problem
 from slimvec.retrievers.base import Query, Retriever, describe
@@ -110,7 +110,12 @@ class Collection(KeepsQueries):
             raise ConfigError(f"unknown index {prof.index!r}: choose one of {', '.join(INDEX_KINDS)}")
         _retriever_names(list(prof.retrievers))  # unknown names fail here, before anything is written
         enc = encoder or load_encoder(prof.model or DEFAULT_MODEL)
-        prof, model_weights = _model_fusion_weights(prof, enc)
+        prof = _model_fusion_weights(prof, enc)
+        # Weights that are the model's own (set here, or carried by an import or a profile file that wrote them out)
+        # are marked so: a rerun with the profile that set none still matches, and a migration drops them for the
+        # new model's.
+        from_model = prof.fusion_weights is not None and prof.fusion_weights == _model_fusion_weights(
+            prof.model_copy(update={"fusion_weights": None}), enc).fusion_weights
         asked = {"query_prompt": prof.query_prompt, "document_prompt": prof.document_prompt}
         if any(v is not None for v in asked.values()):
             if hasattr(enc, "with_prompts"):
@@ -130,6 +135,9 @@ class Collection(KeepsQueries):
         dim = int(enc.dim)
         if prof.tokens is not None:
             check_encoder(enc)
+            # A token codec is fitted at the first commit of tokens: one that cannot code them failed every add
+            # with a bare ValueError, the collection already made.
+            codec_for_dim(prof.tokens, int(enc.dim), what="token codec (tokens)")
             if prof.muvera is not None:
                 if prof.chunk_mode == "late":
                     raise ConfigError("muvera vectors are encodings of the chunk's tokens; chunk mode 'late' gives none")
@@ -145,12 +153,11 @@ class Collection(KeepsQueries):
             "index": prof.index,
             "retrievers": list(prof.retrievers),
             "profile": prof.model_dump(mode="json"),
+            **({"fusion_weights_from_model": True} if from_model else {}),
             "chunking": {"max_tokens": chunking.max_tokens, "overlap": chunking.overlap, "mode": chunking.mode},
         }
         if prof.bm25:
             manifest["bm25"] = prof.bm25
-        if model_weights:  # the model's, not the user's: a migration to another model drops them (migrate.runner)
-            manifest["fusion_weights_from_model"] = True
         if prof.chunk_mode == "late":  # the model's measured default for given sections, kept for good
             sec = section_default(enc.name)
             manifest["late_sections"] = {"window": sec.window, "overlap": sec.overlap, "late_weight": sec.late_weight}
@@ -1115,19 +1122,19 @@ def _fusion_info(profile: dict[str, Any]) -> dict[str, Any]:
     return {"fusion": {"mode": mode, "method": profile.get("fusion", "softmax"), "weights": profile.get("fusion_weights")}}
 
 
-def _model_fusion_weights(prof: Profile, enc: Encoder) -> tuple[Profile, bool]:
-    """(`prof` with its fused mode's weights set from a model that declares the weight of its dense ranking,
-    whether it set them). `fusion_weight` is declared by the static models, whose rankings need another weight
-    than BM25's in softmax fusion (`encoders.static.STATIC_FUSION_WEIGHT`, `WORDLLAMA_FUSION_WEIGHT`): that
-    weight for "dense", 1.0 for the mode's other retrievers. Only for softmax fusion (where the weights were
-    measured), a mode led by "dense" and a profile that sets no weights; recorded in the manifest's profile, so
-    `info` shows it and a search's own `fusion_weights` still win."""
+def _model_fusion_weights(prof: Profile, enc: Encoder) -> Profile:
+    """`prof` with its fused mode's weights set from a model that declares the weight of its dense ranking.
+    `fusion_weight` is declared by the static models, whose rankings need another weight than BM25's in softmax
+    fusion (`encoders.static.STATIC_FUSION_WEIGHT`, `WORDLLAMA_FUSION_WEIGHT`): that weight for "dense", 1.0 for
+    BM25. Only for a softmax-fused dense + BM25 mode (where the weights were measured; not against SPLADE) and a
+    profile that sets no weights; recorded in the manifest's profile, so `info` shows it and a search's own
+    `fusion_weights` still win."""
     weight = getattr(enc, "fusion_weight", None)
     names = FUSED_MODES.get(prof.mode, ())
-    if weight is None or prof.fusion != "softmax" or prof.fusion_weights is not None or names[:1] != ("dense",):
-        return prof, False
-    weights = (float(weight),) + (1.0,) * (len(names) - 1)
-    return profile_from_dict({**prof.model_dump(), "fusion_weights": weights}, source="the model's fusion weight"), True
+    if weight is None or prof.fusion != "softmax" or prof.fusion_weights is not None or names != ("dense", "bm25"):
+        return prof
+    return profile_from_dict({**prof.model_dump(), "fusion_weights": (float(weight), 1.0)},
+                             source="the model's fusion weight")
 
 
 def _prompts(enc: Encoder) -> dict[str, Any]:
@@ -1284,7 +1291,8 @@ def _settings_differ(manifest: dict[str, Any], options: dict[str, Any]) -> str:
                                                 and registry.load("profile", chosen.name) == chosen):
             # A profile file or object of the same name: the fields it sets must be the stored ones (a built-in
             # is compared by name, so a collection made before a built-in changed keeps taking it).
-            if problem := _profile_fields_differ(prof, chosen, options):
+            model_weights = manifest.get("fusion_weights_from_model", False)
+            if problem := _profile_fields_differ(prof, chosen, options, model_weights, manifest.get("chunking")):
                 return f"profile {name!r} with {problem}"
     index = options.get("index")
     if index is not None and index != manifest.get("index", "exact"):
@@ -1301,15 +1309,19 @@ def _settings_differ(manifest: dict[str, Any], options: dict[str, Any]) -> str:
 _UNCOMPARED = frozenset({"name", "description", "model", "query_prompt", "document_prompt"})
 
 
-def _profile_fields_differ(stored: dict[str, Any], chosen: Profile, options: dict[str, Any]) -> str:
+def _profile_fields_differ(stored: dict[str, Any], chosen: Profile, options: dict[str, Any],
+                           model_weights: bool = False, chunking: dict[str, Any] | None = None) -> str:
     """The first field `chosen` sets whose value differs from the stored profile's ("field stored, not given"), or
-    "" when none does; fields also given as options (which override the profile at creation) are skipped."""
+    "" when none does; fields also given as options (which override the profile at creation) are skipped, and so
+    are fusion_weights left None when the stored ones are the model's (`model_weights`: create set them so)."""
     try:
-        kept = profile_from_dict(stored, source="stored profile").model_dump(mode="json")
+        kept = recorded_profile(stored, chunking, source="stored profile").model_dump(mode="json")
     except ConfigError:  # a stored profile this slimvec no longer reads as one: compared by name only
         return ""
     given = chosen.model_dump(mode="json")
     for field in sorted(chosen.model_fields_set - _UNCOMPARED):
+        if field == "fusion_weights" and given[field] is None and model_weights:
+            continue
         if options.get(field) is None and given[field] != kept.get(field):
             return f"{field} {kept.get(field)!r}, not {given[field]!r}"
     return ""

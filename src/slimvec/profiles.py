@@ -350,6 +350,19 @@ def profile_from_dict(data: Any, source: str = "profile") -> Profile:
         raise ConfigError(f"{source}: {field}: {first['msg']}") from None
 
 
+def recorded_profile(data: Any, chunking: Any, source: str = "profile") -> Profile:
+    """`profile_from_dict` for a profile a collection recorded (its manifest's, an export's carried one), with
+    `chunking` its record of how it cut chunks. Collections made before an overlap of half the chunk or more was
+    refused (the profile validator) record the profile's overlap, which `Collection.create` cut to fit: the overlap
+    they used, their chunking's, is taken instead, so their exports import and they migrate."""
+    if isinstance(data, dict) and isinstance(chunking, dict) and isinstance(chunking.get("overlap"), int):
+        tokens, overlap = data.get("chunk_tokens"), data.get("chunk_overlap")
+        if (isinstance(tokens, int) and isinstance(overlap, int) and overlap >= tokens // 2 > chunking["overlap"]
+                and overlap != Profile.model_fields["chunk_overlap"].default):  # the default is cut, not refused
+            data = {**data, "chunk_overlap": chunking["overlap"]}
+    return profile_from_dict(data, source)
+
+
 def register_profile(profile: Profile) -> None:
     """Make a profile selectable by name. Raises ConfigError if the name is taken."""
     registry.register("profile", profile.name, profile)

@@ -141,15 +141,16 @@ def check_dim(codec: Any, dim_in: int) -> None:
         check(dim_in)
 
 
-def codec_for_dim(spec: str, dim: int) -> Codec:
+def codec_for_dim(spec: str, dim: int, what: str = "codec") -> Codec:
     """`make_codec(spec)`, checked against `dim`-d vectors: ConfigError naming the spec when it cannot code them.
     A collection checks its codec so when it is made, since the first fit would fail only at an add, where
-    search stays exact until enough rows arrive to fit (the same ValueError as too few rows)."""
+    search stays exact until enough rows arrive to fit (the same ValueError as too few rows). `what` names the
+    setting in the message (a multi-vector profile's token codec is checked against the token dimension)."""
     codec = make_codec(spec)
     try:
         check_dim(codec, dim)
     except ValueError as e:
-        raise ConfigError(f"codec {spec!r} cannot code this model's {dim}-d vectors: {e}") from None
+        raise ConfigError(f"{what} {spec!r} cannot code this model's {dim}-d vectors: {e}") from None
     return codec
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from slimvec.chunking import chunk_text
-from slimvec.collection import Collection, _validated, check_queries
+from slimvec.collection import Collection, _fusion_info, _validated, check_queries
 from slimvec.distributed.merge import merge_hits, merge_rows
 from slimvec.distributed.router import (
     FORMAT_VERSION,
@@ -559,9 +559,12 @@ class ShardedCollection(KeepsQueries):
         # How queries are encoded is the collection's (shard 0's manifest; every shard is made alike), shown at
         # the top level as a plain collection shows it.
         pooled = {"query_pooling": shards[0]["query_pooling"]} if "query_pooling" in shards[0] else {}
+        # The fusion searches use is the router's profile (the weights a static model set included), shown where
+        # a plain collection shows it.
         return {"path": str(self.path), "format_version": self.router["format_version"], "sharded": True,
                 "routing": self.router["routing"], "model": self.router["model"], "dim": self.router["dim"],
-                "retrievers": self.router["retrievers"], **pooled, **counts, "disk_bytes": disk, "ram_bytes": ram,
+                "retrievers": self.router["retrievers"], **pooled, **_fusion_info(self.router.get("profile") or {}),
+                **counts, "disk_bytes": disk, "ram_bytes": ram,
                 "disk_bytes_per_doc": disk / docs if docs else 0.0, "ram_bytes_per_doc": ram / docs if docs else 0.0,
                 **self._recent_info(),
                 "shards": [{"shard": i, **s, "path": self.router["shards"][i]} for i, s in enumerate(shards)]}

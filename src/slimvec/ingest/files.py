@@ -48,9 +48,10 @@ def read_file(path: str | Path, root: str | Path | None = None) -> Document:
         title, text = _html_to_text(html := decode_html(_read_bytes(path), path))
         sections = html_sections(html, text)
     else:
-        extra, text = _split_front_matter(decode_text(_read_bytes(path), path), path, {"path": rel, "ext": ext})
+        raw = decode_text(_read_bytes(path), path)
+        extra, text = _split_front_matter(raw, path, {"path": rel, "ext": ext})
         # a title of only invisible characters (U+200B, BOM) is no title: the next source names the document
-        title = next((t for t in (_front_matter_title(extra), _markdown_title(text)) if has_content(t)), "")
+        title = next((t for t in (_front_matter_title(extra, raw), _markdown_title(text)) if has_content(t)), "")
         sections = markdown_sections(text) if ext == "md" else None
     return Document(id=rel, text=text, title=title if has_content(title) else path.stem, metadata={"path": rel, "ext": ext, **extra},
                     sections=sections)
@@ -290,11 +291,28 @@ def _json_ready(value: Any, path: Path, key: str = "", budget: list[int] | None 
     raise IngestError(f"{path}: front matter: {key}: YAML {type(value).__name__} values cannot be metadata")
 
 
-def _front_matter_title(meta: dict[str, Any]) -> str:
+def _front_matter_title(meta: dict[str, Any], raw: str = "") -> str:
     title = meta.get("title")
     if isinstance(title, (int, float)) and not isinstance(title, bool):  # `title: 1984` is a title YAML reads as a number
+        # As written, not as the number reads back: `title: 3.10` is "3.10", not "3.1", `0x1F` not "31". The file
+        # opens with the front matter, so its first top-level `title:` line is the key's; a value that is not the
+        # plain number there (an alias, a flow mapping) keeps the number's text.
+        written = re.search(r"^title:[ \t]+([^\s#'\"][^#\r\n]*?)[ \t]*(?:#[^\r\n]*)?\r?$", raw, re.M)
+        if written and _number_text(written.group(1)) == title:
+            return written.group(1)
         return str(title)
     return title.strip() if isinstance(title, str) else ""
+
+
+def _number_text(text: str) -> Any:
+    """The number YAML reads `text` as, else None."""
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _markdown_title(text: str) -> str:

@@ -71,6 +71,9 @@ def _no_overlap(paths: list[Path]) -> None:
     seen: list[tuple[Path, Path]] = []
     for path in paths:
         here = path.resolve()
+        # A BEIR folder is read as its corpus table, which no folder walk reads (tables are passed over): inside
+        # a folder it overlaps nothing, and named beside its own corpus.jsonl it is that file given twice.
+        here = here / "corpus.jsonl" if is_beir_dir(here) else here
         for earlier, there in seen:
             if here == there:
                 raise IngestError(f"{path}: given twice (also as {earlier})")

@@ -273,12 +273,12 @@ def _exported_profile(source: str, meta: dict[str, Any]) -> Any:
     """The exported collection's profile, or exact-f32 when the export carries none or one keeping token vectors
     (exports carry no token vectors). Raises ConfigError naming `source` for a carried profile that does not
     validate."""
-    from slimvec.profiles import load_profile, profile_from_dict
+    from slimvec.profiles import load_profile, recorded_profile
 
     carried = meta.get("profile")
     if carried is None:
         return load_profile()
-    prof = profile_from_dict(carried, source=f"{source}: exported profile")
+    prof = recorded_profile(carried, meta.get("chunking"), source=f"{source}: exported profile")
     return load_profile() if prof.tokens is not None else prof
 
 

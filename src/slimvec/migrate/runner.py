@@ -40,7 +40,7 @@ from slimvec.migrate.state import (
     read_record,
     write_record,
 )
-from slimvec.profiles import profile_from_dict
+from slimvec.profiles import recorded_profile
 from slimvec.store import Store
 from slimvec.store import switch as _switch
 
@@ -88,8 +88,10 @@ def start(path: str | Path, to: str, adapter: str = "auto", sample: int = MAX_SA
             raise ConfigError(f"{path}: migration maps dense vectors; this collection's profile keeps "
                               f"{'token vectors' if int(old.manifest['dim']) else 'no dense vectors'}")
         profile = {**(old.manifest.get("profile") or {}), "model": to, "query_prompt": None, "document_prompt": None}
-        if old.manifest.get("fusion_weights_from_model"):  # the old model's own weights, not the user's: the new
-            profile["fusion_weights"] = None  # model gets its own (Collection.create), or equal weights
+        if old.manifest.get("fusion_weights_from_model"):
+            # The old model's weight for its own ranking (a static model's 0.2) says nothing of the new model's:
+            # the new one sets its own, or none, as a new collection on it would.
+            profile["fusion_weights"] = None
         if (profile.get("chunk_tokens") or 0) > new.max_tokens:
             # The old model's chunk length (an import records it) would be refused by a model that reads fewer
             # tokens; the new model cuts at its own maximum, as a new collection on it does. Documents whose
@@ -100,7 +102,8 @@ def start(path: str | Path, to: str, adapter: str = "auto", sample: int = MAX_SA
         mdir.mkdir()
         # Everything below writes inside DIR/migration only, and the record comes last: an error (or a kill)
         # before it leaves a folder without a record, removed here and by the next start.
-        target = Collection.create(mdir / TARGET, profile=profile_from_dict(profile, source="migration profile"),
+        target = Collection.create(mdir / TARGET, profile=recorded_profile(profile, old.manifest.get("chunking"),
+                                                                          source="migration profile"),
                                    encoder=new)
         try:
             x_new, y_old, native = _sample_into(old, target, sample, seed)

@@ -83,3 +83,10 @@ def describe(retriever: Retriever) -> dict[str, Any]:
     return {"kind": retriever.name, "rows": int(retriever.rows)}
 
 
+
+
+def no_direction() -> tuple[np.ndarray, np.ndarray]:
+    """No hits: a dense retriever's answer to a query whose vector is all zeros (a static model knows none of its
+    tokens, e.g. an emoji), which scores every row 0; ranked, they were the first k rows, returned as hits (BM25
+    finds nothing for a query of no known terms either)."""
+    return np.zeros(0, np.float32), np.zeros(0, np.int64)

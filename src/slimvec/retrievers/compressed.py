@@ -11,7 +11,7 @@ import numpy as np
 
 from slimvec.index import rowfiles
 from slimvec.index.flat import ExactIndex
-from slimvec.retrievers.base import Query
+from slimvec.retrievers.base import Query, no_direction
 from slimvec.store import Store
 
 
@@ -187,6 +187,8 @@ class CompressedDenseRetriever:
         from slimvec.index.compressed import BinaryIVFIndex, staged_search
 
         q = query.vector[None, :]
+        if not q.any():
+            return no_direction()
         if self.index is None:
             assert self._full is not None
             scores, rows = ExactIndex.over(self._full).search(q, k, allowed)

@@ -16,7 +16,7 @@ from slimvec.encoders.base import Encoder
 from slimvec.index.base import VectorIndex
 from slimvec.index.flat import ExactIndex
 from slimvec.index.hnsw import HnswIndex
-from slimvec.retrievers.base import Query, Retriever
+from slimvec.retrievers.base import Query, Retriever, no_direction
 from slimvec.store import Store
 
 
@@ -79,6 +79,8 @@ class DenseRetriever:
         return isinstance(self.index, HnswIndex) and self.ef_search is None
 
     def search(self, query: Query, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not query.vector.any():
+            return no_direction()
         scores, rows = self.index.search(query.vector[None, :], k, allowed)
         return scores[0], rows[0]
 
