@@ -12,6 +12,14 @@ instead, a delete and an add in one commit). Texts are "row <n>", or SciFact's a
 `--scifact-text` (for a profile with BM25, whose cost depends on the text). Written bytes come from /proc/self/io (`write_bytes`, what
 reached the block layer's accounting) and include SQLite and the float32 vector file, which every commit writes.
 Only public API is used, so the same script measures an older checkout for a before/after table.
+
+`--peer lancedb`: LanceDB (the peer whose tracker the issue quotes) holding the same ids, texts and vectors with
+an IVF-PQ index, as `benchmarks/peers.py` builds it, in the same run: the same commits as `table.add` (or, with
+`--upsert`, `merge_insert` on the id), timed and counted the same way. LanceDB appends a fragment per commit and
+leaves the new rows out of its vector index (searched by a flat scan) until `optimize()`; slimvec's commit puts
+them into its codes and inverted lists.
+
+    PYTHONPATH=src python benchmarks/commit_cost.py --n 100000 --commits 10 --upsert --peer lancedb
 """
 
 from __future__ import annotations
@@ -76,6 +84,41 @@ def add(col: Collection, start: int, vectors: np.ndarray, ids: list[int] | None 
     col.add_encoded(docs, chunks, np.ascontiguousarray(vectors), replace=shift > 0)
 
 
+def lancedb_commits(path: Path, data: np.ndarray, extra: np.ndarray, commits: int, docs: int, upsert: bool
+                    ) -> tuple[float, list[float], list[int]]:
+    """(build s, commit seconds, bytes written per commit) of LanceDB over the same rows and commits."""
+    import lancedb
+    import pyarrow as pa
+
+    def table_of(vectors: np.ndarray, ids: list[int], shift: int = 0):  # noqa: ANN202 - a pyarrow Table
+        vec = pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(vectors).reshape(-1), pa.float32()),
+                                                vectors.shape[1])
+        return pa.table({"id": [f"d{i}" for i in ids], "text": [text(i + shift) for i in ids], "vector": vec})
+
+    shutil.rmtree(path, ignore_errors=True)
+    n, t0 = len(data), time.perf_counter()
+    db = lancedb.connect(str(path))
+    table = db.create_table("docs", data=table_of(data[:100_000], list(range(min(n, 100_000)))))
+    for s in range(100_000, n, 100_000):
+        table.add(table_of(data[s : s + 100_000], list(range(s, min(n, s + 100_000)))))
+    table.create_index(metric="dot", vector_column_name="vector", index_type="IVF_PQ",
+                       num_partitions=max(1, round(n ** 0.5)), num_sub_vectors=48, num_bits=8)
+    build = time.perf_counter() - t0
+    times, bytes_, start = [], [], n
+    for c in range(commits):
+        vectors = extra[c * docs : (c + 1) * docs]
+        w0, t1 = written(), time.perf_counter()
+        if upsert:
+            batch = table_of(vectors, list(range(c * 97, c * 97 + docs)), shift=start)
+            table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(batch)
+        else:
+            table.add(table_of(vectors, list(range(start, start + docs))))
+        times.append(time.perf_counter() - t1)
+        bytes_.append(written() - w0)
+        start += docs
+    return build, times, bytes_
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1_000_000, help="rows in the collection before the timed commits")
@@ -86,6 +129,7 @@ def main() -> None:
     ap.add_argument("--label", default="", help="a name for this tree in the output (e.g. before / after)")
     ap.add_argument("--upsert", action="store_true", help="each commit replaces stored documents")
     ap.add_argument("--scifact-text", action="store_true", help="SciFact's abstracts as the documents' texts")
+    ap.add_argument("--peer", choices=("lancedb", "none"), default="none")
     args = ap.parse_args()
     if args.scifact_text:
         from _common import DATA, read_jsonl
@@ -118,10 +162,17 @@ def main() -> None:
     print()
     print("| tree | commit of | p50 ms | max ms | MB written per commit (median) |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    print(f"| {args.label or '-'} | {args.docs} docs{' replaced' if args.upsert else ''} | {p50:.1f} | {worst:.1f} | "
-          f"{statistics.median(bytes_) / 1e6:.2f} |")
+    what = f"{args.docs} docs{' replaced' if args.upsert else ''}"
+    print(f"| {args.label or '-'} | {what} | {p50:.1f} | {worst:.1f} | {statistics.median(bytes_) / 1e6:.2f} |")
     first = "d0" if args.upsert else f"d{args.n}"
     assert hits and hits[0].id == first, "the first committed document is found by its own vector"
+    if args.peer == "lancedb":
+        built, times_p, bytes_p = lancedb_commits(args.dir.with_name(args.dir.name + "-lancedb"), data, extra,
+                                                  args.commits, args.docs, args.upsert)
+        p50_p = statistics.median(times_p) * 1e3
+        print(f"| LanceDB IVF-PQ (peer; build {built:.0f} s) | {what} | {p50_p:.1f} | {max(times_p) * 1e3:.1f} | "
+              f"{statistics.median(bytes_p) / 1e6:.2f} |")
+        print(f"\nslimvec / LanceDB commit p50: {p50 / p50_p:.2f}x")
 
 
 if __name__ == "__main__":
