@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from test_retrievers_compressed import _clustered, _recall_at_10, _vector_collection
+import numpy as np
+from test_retrievers_compressed import _clustered, _vector_collection
 
 from slimvec import Collection, Document
 from slimvec.documents import Chunk
@@ -15,20 +16,31 @@ def _hnsw_collection(path, rows, **profile):
     return _vector_collection(path, rows, base="hnsw-f32", **profile)
 
 
+def _recall_at_10(col, rows, queries):
+    """Mean Recall@10 of the graph searched for 10 rows, the depth `calibrate_ef` measures at (a k=10 collection
+    search asks for 40, which faiss walks at least as wide: see index.nprobe.calibrate_ef), against brute force."""
+    from slimvec.retrievers.base import Query
+
+    retriever, everyone, total = col._retrievers["dense"], np.ones(len(rows), bool), 0
+    for q in queries:
+        exact = np.argsort(-(rows @ q), kind="stable")[:10].tolist()
+        total += len(set(exact) & set(retriever.search(Query("", None, q), 10, everyone)[1].tolist()))
+    return total / (10 * len(queries))
+
+
 def test_calibrated_ef_reaches_its_target_and_is_the_smallest_step_that_does(tmp_path):
     rows = _clustered(6000, 64, seed=3, centres=40)
     probes = probe_queries(rows, len(rows))
-    # 0.99: above what efSearch 40 reaches here, so steps below 40 (which a k=10 search walks as 40) are not enough
-    with _hnsw_collection(tmp_path / "c", rows, target_recall=0.99) as col:
+    with _hnsw_collection(tmp_path / "c", rows, target_recall=0.97) as col:
         described = col.info()["indexes"]["dense"]
         cal = described["calibration"]
         assert described["kind"] == "hnsw" and cal["ef_search"] == described["ef_search"]
-        assert cal["target_recall"] == 0.99 and cal["rows"] == 6000 and cal["queries"] == 256 and cal["depth"] == 40
+        assert cal["target_recall"] == 0.97 and cal["rows"] == 6000 and cal["queries"] == 256
         ef = cal["ef_search"]
         assert EF_STEPS[0] < ef < 128, ef  # the data needs more than the smallest step, less than the old fixed 128
-        assert _recall_at_10(col, rows, probes) >= 0.99  # as a user's k=10 search gets it
+        assert _recall_at_10(col, rows, probes) >= 0.97
         col._retrievers["dense"].index.ef_search = EF_STEPS[EF_STEPS.index(ef) - 1]
-        assert _recall_at_10(col, rows, probes) < 0.99  # the step below misses
+        assert _recall_at_10(col, rows, probes) < 0.97  # the step below misses
     with Collection.open(tmp_path / "c") as col:  # saved with the graph, not recomputed
         assert col.info()["indexes"]["dense"]["calibration"] == cal
         assert col._retrievers["dense"].index.ef_search == ef

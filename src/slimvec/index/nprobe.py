@@ -179,23 +179,26 @@ def calibrate_nprobe(index: Any, vectors: np.ndarray, target_recall: float, over
 def calibrate_ef(index: Any, vectors: np.ndarray, target_recall: float, sample: int = SAMPLE,
                  queries: Any = None) -> EfChoice:
     """The smallest efSearch of EF_STEPS with which `index` (an `HnswIndex` holding rows 0..index.rows-1)
-    reaches `target_recall` mean Recall@10 on `probe_queries` against exact search over the rows, searched as a
-    k=10 query searches (10 x `ROWS_PER_RESULT` rows, cut to 10; faiss walks max(efSearch, rows asked), so
-    every step below 40 searches as 40); the largest step with its recall if none does. vectors: (>= index.rows, dim) float32 rows (a memmap is fine); queries:
+    reaches `target_recall` mean Recall@10 on `probe_queries` against exact search over the rows, searched for
+    10 rows; the largest step with its recall if none does. Unlike nprobe, not at a query's 40 rows: faiss's
+    graph walk widens with the rows asked, so at 40 the midpoint probes reached 0.99 with efSearch 48 on
+    NFCorpus, where real queries then lost nDCG@10 (0.3134 against 0.3161 at the 64 chosen at 10 rows;
+    BENCHMARKS.md "Session 20: nprobe measured at a query's depth"): the probes read high there, and 10 rows
+    keeps the margin that held on SciFact and NFCorpus. vectors: (>= index.rows, dim) float32 rows (a memmap is fine); queries:
     as for `calibrate_nprobe`. `index.ef_search` is left unchanged. Raises ValueError on an empty index."""
     n = index.rows
     if n == 0:
         raise ValueError("calibrate_ef needs an index holding rows")
     queries, probes = _probes(vectors, n, sample, queries)
-    k, depth = min(K, n), min(K * ROWS_PER_RESULT, n)
+    k = min(K, n)
     _, truth = ExactIndex.over(as_f32(np.asarray(vectors[:n]))).search(queries, k)
     saved = index.ef_search
     try:
         for ef in EF_STEPS:
             index.ef_search = ef
-            reached = _recall(index.search(queries, depth)[1][:, :k], truth, k)
+            reached = _recall(index.search(queries, k)[1], truth, k)
             if reached >= target_recall:
                 break
     finally:
         index.ef_search = saved
-    return EfChoice(round(reached, 4), target_recall, len(queries), n, probes, depth, ef_search=ef)
+    return EfChoice(round(reached, 4), target_recall, len(queries), n, probes, ef_search=ef)
