@@ -64,11 +64,14 @@ def snapshot(path: Path) -> dict[str, tuple]:
     cols = [s.core.col for s in holder.shards] if hasattr(holder, "shards") else [holder]
     out = {}
     for col in cols:
-        vectors = np.array(col.store.vectors())
-        for d in col.store.iter_documents():
-            chunks = col.store.chunks_of(d["id"])
-            out[d["id"]] = (d["title"], d["text"], d["metadata"], [(s, e) for _, s, e in chunks],
-                            vectors[[r for r, _, _ in chunks]])
+        # One committed state: a run may commit between reading the rows and the documents (a document whose
+        # rows the earlier read did not hold failed the test with an IndexError, once in three fresh-clone runs).
+        with col.reading():
+            vectors = np.array(col.store.vectors())
+            for d in col.store.iter_documents():
+                chunks = col.store.chunks_of(d["id"])
+                out[d["id"]] = (d["title"], d["text"], d["metadata"], [(s, e) for _, s, e in chunks],
+                                vectors[[r for r, _, _ in chunks]])
     holder.close()
     return out
 
