@@ -110,12 +110,13 @@ class Collection(KeepsQueries):
             raise ConfigError(f"unknown index {prof.index!r}: choose one of {', '.join(INDEX_KINDS)}")
         _retriever_names(list(prof.retrievers))  # unknown names fail here, before anything is written
         enc = encoder or load_encoder(prof.model or DEFAULT_MODEL)
-        prof = _model_fusion_weights(prof, enc)
+        own = _model_fusion_weights(prof.model_copy(update={"fusion_weights": None}), enc).fusion_weights
+        if prof.fusion_weights is None:
+            prof = prof.model_copy(update={"fusion_weights": own})
         # Weights that are the model's own (set here, or carried by an import or a profile file that wrote them out)
         # are marked so: a rerun with the profile that set none still matches, and a migration drops them for the
         # new model's.
-        from_model = prof.fusion_weights is not None and prof.fusion_weights == _model_fusion_weights(
-            prof.model_copy(update={"fusion_weights": None}), enc).fusion_weights
+        from_model = own is not None and prof.fusion_weights == own
         asked = {"query_prompt": prof.query_prompt, "document_prompt": prof.document_prompt}
         if any(v is not None for v in asked.values()):
             if hasattr(enc, "with_prompts"):

@@ -19,6 +19,13 @@ from slimvec.ids import fits_int64, id_problem, lone_surrogate
 MAX_METADATA_DEPTH = 32
 
 
+def plain_value(value: Any) -> Any:
+    """The Python value a 0-d numpy value holds (np.int64(2020) from numpy or pandas code: 2020), else `value`."""
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
+        return value.item()
+    return value
+
+
 def text_problem(value: str) -> str | None:
     """Why a string cannot be stored as text (lone surrogate, NUL), or None."""
     if value.isascii():

@@ -59,7 +59,6 @@ class _Linear:
         check_fitted(self.bwd is not None, self.name)
         return as_f32(q) @ self.bwd.T
 
-
     def _arrays(self) -> dict[str, np.ndarray]:
         check_fitted(self.fwd is not None, self.name)
         # Orthonormal maps (rotation, unwhitened PCA) share one matrix: store and count it once.

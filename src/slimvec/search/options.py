@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from slimvec.errors import ConfigError
+from slimvec.records import plain_value
 
 MAX_K = 1000  # documents one search returns (TREC runs go 1,000 deep)
 MAX_RERANK_DEPTH = 1000  # first-stage documents a reranker rescores
@@ -68,10 +69,8 @@ class SearchOptions(BaseModel):
     @classmethod
     def _numpy_int(cls, v: Any) -> Any:
         # np.int64 from numpy or pandas code is an integer; StrictInt refuses it, as it should "3", 3.0 or True.
-        if type(v).__module__ == "numpy" and getattr(v, "ndim", None) == 0:
-            item = v.item()
-            return item if isinstance(item, int) and not isinstance(item, bool) else v
-        return v
+        item = plain_value(v)
+        return item if isinstance(item, int) and not isinstance(item, bool) else v
 
     @field_validator("min_relevance", mode="before")
     @classmethod

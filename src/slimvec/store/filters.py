@@ -21,6 +21,7 @@ from typing import Any
 from slimvec import strictjson
 from slimvec.errors import FilterError
 from slimvec.ids import fits_int64, lone_surrogate
+from slimvec.records import plain_value
 
 # A dotted path of metadata keys: any key text (spaces, accents, CJK) but dots, double quotes, backslashes and
 # controls; a key in double quotes may hold dots. SQLite's JSON path cannot carry a double quote or backslash
@@ -142,8 +143,7 @@ def _path(name: str) -> str:
 
 
 def _scalar(name: str, value: Any) -> Scalar:
-    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:  # np.int64(2020) from pandas or
-        value = value.item()  # numpy code: the number it holds, not a TypeError from json.dumps below
+    value = plain_value(value)  # np.int64(2020): the number it holds, not a TypeError from json.dumps below
     if isinstance(value, bool) or value is None or isinstance(value, (int, float, str)):
         if isinstance(value, float) and value != value:
             raise FilterError(f"{name}: NaN is not a valid value")
