@@ -570,3 +570,14 @@ def test_a_static_models_own_fusion_weights_do_not_follow_a_migration_but_a_user
             with Collection.open(tmp_path / name) as col:
                 assert col.manifest["model"] == "fake-dense" and col.info()["fusion"]["weights"] == after, name
                 assert not col.manifest.get("fusion_weights_from_model")
+
+
+def test_a_name_registered_again_loads_the_new_encoder_not_the_one_cached_under_it():
+    """load_encoder caches per name; a name unregistered and registered again (a plug-in reloaded, two tests using
+    one name) loaded the first encoder, so a collection was made with another model's dimension."""
+    from slimvec.encoders.registry import load_encoder
+
+    with registered_encoders(FakeEncoder(dim=16, name="fake-again")):
+        assert load_encoder("fake-again").dim == 16
+    with registered_encoders(FakeEncoder(dim=32, name="fake-again")):
+        assert load_encoder("fake-again").dim == 32

@@ -58,6 +58,7 @@ def register_encoder(name: str, factory: Callable[[], Encoder] | str) -> None:
     Raises ConfigError if the name is taken.
     """
     registry.register("encoder", name, factory)
+    _LOADED.pop(name, None)  # an encoder loaded under this name before it was unregistered is another model
 
 
 def load_encoder(spec: str | None = None) -> Encoder:
