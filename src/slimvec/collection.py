@@ -35,7 +35,7 @@ from slimvec.records import metadata_problem, query_problem, text_problem
 from slimvec.retrievers.base import Query, Retriever, describe
 from slimvec.search import calibration as _calibration
 from slimvec.search.options import SearchOptions
-from slimvec.search.plan import FUSED_MODES, SearchPlan, make_plan
+from slimvec.search.plan import FUSED_MODES, SearchPlan, make_plan, model_fusion_weights
 from slimvec.search.recent import KeepsQueries, RecentQueries
 from slimvec.search.rerank import Reranker
 from slimvec.search.run import Runner
@@ -110,13 +110,12 @@ class Collection(KeepsQueries):
             raise ConfigError(f"unknown index {prof.index!r}: choose one of {', '.join(INDEX_KINDS)}")
         _retriever_names(list(prof.retrievers))  # unknown names fail here, before anything is written
         enc = encoder or load_encoder(prof.model or DEFAULT_MODEL)
-        own = _model_fusion_weights(prof.model_copy(update={"fusion_weights": None}), enc).fusion_weights
-        if prof.fusion_weights is None:
-            prof = prof.model_copy(update={"fusion_weights": own})
-        # Weights that are the model's own (set here, or carried by an import or a profile file that wrote them out)
-        # are marked so: a rerun with the profile that set none still matches, and a migration drops them for the
-        # new model's.
-        from_model = own is not None and prof.fusion_weights == own
+        model_weight = getattr(enc, "fusion_weight", None)
+        if prof.fusion_weights is not None and list(prof.fusion_weights) == model_fusion_weights(
+                prof.fusion, FUSED_MODES.get(prof.mode, ()), model_weight):
+            # The model's own weights written out into a profile (an export of a collection made when they were
+            # recorded there): the manifest's model weight gives them, and a migration replaces it.
+            prof = prof.model_copy(update={"fusion_weights": None})
         asked = {"query_prompt": prof.query_prompt, "document_prompt": prof.document_prompt}
         if any(v is not None for v in asked.values()):
             if hasattr(enc, "with_prompts"):
@@ -154,7 +153,9 @@ class Collection(KeepsQueries):
             "index": prof.index,
             "retrievers": list(prof.retrievers),
             "profile": prof.model_dump(mode="json"),
-            **({"fusion_weights_from_model": True} if from_model else {}),
+            # A static model's weight for its dense ranking in softmax fusion with BM25: the planner applies it to
+            # any such fusion whose search and profile set no weights (`search.plan.model_fusion_weights`).
+            **({"model_fusion_weight": float(model_weight)} if model_weight is not None else {}),
             "chunking": {"max_tokens": chunking.max_tokens, "overlap": chunking.overlap, "mode": chunking.mode},
         }
         if prof.bm25:
@@ -695,7 +696,8 @@ class Collection(KeepsQueries):
                 return entry[2]
         manifest, calibrators = self.manifest, self._calibrators
         plan = make_plan(manifest.get("profile") or {}, manifest.get("retrievers", ["dense"]), int(manifest["dim"]),
-                         SearchOptions.of(options, **fields), frozenset(calibrators), given)
+                         SearchOptions.of(options, **fields), frozenset(calibrators), given,
+                         manifest.get("model_fusion_weight"))
         if key is not None:
             if len(self._plans) >= 64:
                 self._plans.clear()
@@ -1037,7 +1039,8 @@ class Collection(KeepsQueries):
                 "retrievers": m.get("retrievers", ["dense"]),
                 "chunking": m["chunking"],
                 **({"query_pooling": m["query_pooling"]} if "query_pooling" in m else {}),
-                **_fusion_info(m.get("profile") or {}),
+                **_fusion_info(m.get("profile") or {}, m.get("model_fusion_weight")),
+                **({"model_fusion_weight": m["model_fusion_weight"]} if "model_fusion_weight" in m else {}),
                 **counts,
                 "disk_bytes": disk,
                 "ram_bytes": ram,
@@ -1115,27 +1118,17 @@ def _creating(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _fusion_info(profile: dict[str, Any]) -> dict[str, Any]:
-    """info()'s "fusion" entry for a stored profile whose default mode fuses rankings, else nothing."""
+def _fusion_info(profile: dict[str, Any], model_weight: float | None = None) -> dict[str, Any]:
+    """info()'s "fusion" entry for a stored profile whose default mode fuses rankings, else nothing; the weights
+    are those its searches use: the profile's, else the model's (`model_weight`), else None (equal)."""
     mode = profile.get("mode")
     if mode not in FUSED_MODES:
         return {}
-    return {"fusion": {"mode": mode, "method": profile.get("fusion", "softmax"), "weights": profile.get("fusion_weights")}}
-
-
-def _model_fusion_weights(prof: Profile, enc: Encoder) -> Profile:
-    """`prof` with its fused mode's weights set from a model that declares the weight of its dense ranking.
-    `fusion_weight` is declared by the static models, whose rankings need another weight than BM25's in softmax
-    fusion (`encoders.static.STATIC_FUSION_WEIGHT`, `WORDLLAMA_FUSION_WEIGHT`): that weight for "dense", 1.0 for
-    BM25. Only for a softmax-fused dense + BM25 mode (where the weights were measured; not against SPLADE) and a
-    profile that sets no weights; recorded in the manifest's profile, so `info` shows it and a search's own
-    `fusion_weights` still win."""
-    weight = getattr(enc, "fusion_weight", None)
-    names = FUSED_MODES.get(prof.mode, ())
-    if weight is None or prof.fusion != "softmax" or prof.fusion_weights is not None or names != ("dense", "bm25"):
-        return prof
-    return profile_from_dict({**prof.model_dump(), "fusion_weights": (float(weight), 1.0)},
-                             source="the model's fusion weight")
+    method = profile.get("fusion", "softmax")
+    weights = profile.get("fusion_weights")
+    if weights is None:
+        weights = model_fusion_weights(method, FUSED_MODES[mode], model_weight)
+    return {"fusion": {"mode": mode, "method": method, "weights": weights}}
 
 
 def _prompts(enc: Encoder) -> dict[str, Any]:
@@ -1292,8 +1285,7 @@ def _settings_differ(manifest: dict[str, Any], options: dict[str, Any]) -> str:
                                                 and registry.load("profile", chosen.name) == chosen):
             # A profile file or object of the same name: the fields it sets must be the stored ones (a built-in
             # is compared by name, so a collection made before a built-in changed keeps taking it).
-            model_weights = manifest.get("fusion_weights_from_model", False)
-            if problem := _profile_fields_differ(prof, chosen, options, model_weights, manifest.get("chunking")):
+            if problem := _profile_fields_differ(prof, chosen, options, _model_pair(manifest), manifest.get("chunking")):
                 return f"profile {name!r} with {problem}"
     index = options.get("index")
     if index is not None and index != manifest.get("index", "exact"):
@@ -1310,18 +1302,37 @@ def _settings_differ(manifest: dict[str, Any], options: dict[str, Any]) -> str:
 _UNCOMPARED = frozenset({"name", "description", "model", "query_prompt", "document_prompt"})
 
 
+def _model_pair(manifest: dict[str, Any]) -> list[float] | None:
+    """The fusion weights the collection's model gives its profile's fusion (None when it gives none). A
+    collection made by session 20's slimvec kept them in its profile, marked "fusion_weights_from_model"."""
+    prof = manifest.get("profile") or {}
+    if manifest.get("fusion_weights_from_model"):
+        return prof.get("fusion_weights")
+    return model_fusion_weights(prof.get("fusion", "softmax"), FUSED_MODES.get(prof.get("mode"), ()),
+                                manifest.get("model_fusion_weight"))
+
+
+def _key(weights: Any) -> tuple[float, ...] | None:
+    """Fusion weights as a hashable tuple of floats (None stays None): a list, tuple or JSON array compare alike."""
+    return None if weights is None else tuple(float(w) for w in weights)
+
+
 def _profile_fields_differ(stored: dict[str, Any], chosen: Profile, options: dict[str, Any],
-                           model_weights: bool = False, chunking: dict[str, Any] | None = None) -> str:
+                           model_pair: list[float] | None = None, chunking: dict[str, Any] | None = None) -> str:
     """The first field `chosen` sets whose value differs from the stored profile's ("field stored, not given"), or
     "" when none does; fields also given as options (which override the profile at creation) are skipped, and so
-    are fusion_weights left None when the stored ones are the model's (`model_weights`: create set them so)."""
+    are fusion_weights that are the model's own (`model_pair`) or None on one side and the model's on the other
+    (both fuse with the model's weights)."""
     try:
         kept = recorded_profile(stored, chunking, source="stored profile").model_dump(mode="json")
     except ConfigError:  # a stored profile this slimvec no longer reads as one: compared by name only
         return ""
     given = chosen.model_dump(mode="json")
+    if kept.get("fusion_weights") is None and model_pair is not None:
+        kept["fusion_weights"] = list(model_pair)  # what its searches use, and what the message should name
     for field in sorted(chosen.model_fields_set - _UNCOMPARED):
-        if field == "fusion_weights" and given[field] is None and model_weights:
+        if field == "fusion_weights" and model_pair is not None and \
+                {_key(given[field]), _key(kept.get(field))} <= {None, _key(model_pair)}:
             continue
         if options.get(field) is None and given[field] != kept.get(field):
             return f"{field} {kept.get(field)!r}, not {given[field]!r}"

@@ -86,7 +86,9 @@ def create_sharded(path: str | Path, shards: int, profile: str | None = None, mo
     assert first is not None
     write_router(root, {"format_version": FORMAT_VERSION, "routing": ROUTING, "shards": dirs,
                         "model": first["model"], "dim": first["dim"], "retrievers": first["retrievers"],
-                        "profile": first["profile"]})
+                        "profile": first["profile"],
+                        **({"model_fusion_weight": first["model_fusion_weight"]} if "model_fusion_weight" in first
+                           else {})})
     return ShardedCollection(root, encoder=None if ray or address else encoder, ray=ray, address=address)
 
 
@@ -315,7 +317,7 @@ class ShardedCollection(KeepsQueries):
             fields["rerank"] = rerank
         opts = SearchOptions.of(options, **fields)
         plan = make_plan(self.router["profile"], self.router["retrievers"], int(self.router["dim"]), opts,
-                         frozenset(self._calibrators), given)
+                         frozenset(self._calibrators), given, self.router.get("model_fusion_weight"))
         _refuse_unsharded(plan, opts)
         if vectors is None and plan.needs_query_vectors and not plan.needs_query_tokens:
             vectors = self.encoder.encode_queries(list(queries))
@@ -563,7 +565,8 @@ class ShardedCollection(KeepsQueries):
         # a plain collection shows it.
         return {"path": str(self.path), "format_version": self.router["format_version"], "sharded": True,
                 "routing": self.router["routing"], "model": self.router["model"], "dim": self.router["dim"],
-                "retrievers": self.router["retrievers"], **pooled, **_fusion_info(self.router.get("profile") or {}),
+                "retrievers": self.router["retrievers"], **pooled, **_fusion_info(self.router.get("profile") or {},
+                                                                               self.router.get("model_fusion_weight")),
                 **counts, "disk_bytes": disk, "ram_bytes": ram,
                 "disk_bytes_per_doc": disk / docs if docs else 0.0, "ram_bytes_per_doc": ram / docs if docs else 0.0,
                 **self._recent_info(),

@@ -32,6 +32,7 @@ from slimvec.evaluation.preflight import check_eval_inputs, needs_build
 from slimvec.ids import trec_escape
 from slimvec.ingest import read_sources
 from slimvec.profiles import Profile
+from slimvec.store.store import MANIFEST
 
 DEPTH = 100  # documents retrieved per query: enough for Recall@100 and MAP@100
 LATENCY_SAMPLE = 50  # queries timed one by one through the uncached model
@@ -69,9 +70,9 @@ def build(dataset: BeirDataset, profile: Profile, path: Path, cache_dir: Path | 
     """Build (or reuse) the collection from `corpus` (default: the dataset's corpus.jsonl); returns build facts
     (seconds, documents encoded afresh)."""
     facts_path = path / "build.json"
-    if facts_path.exists():
-        return {**json.loads(facts_path.read_text()), "reused": True}
     model = load_encoder(profile.model or DEFAULT_MODEL)
+    if facts_path.exists() and not _lacks_model_weight(path, model):
+        return {**json.loads(facts_path.read_text()), "reused": True}
     encoder = CachedEncoder(model, cache_dir)
     if path.exists():  # a build that did not finish: start again
         shutil.rmtree(path)
@@ -84,6 +85,15 @@ def build(dataset: BeirDataset, profile: Profile, path: Path, cache_dir: Path | 
     facts = {"build_s": seconds, "documents": n, "encoded_texts": encoder.misses, "cached_texts": encoder.hits}
     facts_path.write_text(json.dumps(facts))
     return {**facts, "reused": False}
+
+
+def _lacks_model_weight(path: Path, model: Any) -> bool:
+    """Whether the collection at `path` was built before slimvec recorded the fusion weight `model` declares
+    (a static model's, `encoders.static`): its fused searches would run at equal weights, so it is built again."""
+    if getattr(model, "fusion_weight", None) is None:
+        return False
+    manifest = json.loads((path / MANIFEST).read_text())
+    return "model_fusion_weight" not in manifest and not manifest.get("fusion_weights_from_model")
 
 
 def run_eval(

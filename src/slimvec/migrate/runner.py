@@ -89,8 +89,9 @@ def start(path: str | Path, to: str, adapter: str = "auto", sample: int = MAX_SA
                               f"{'token vectors' if int(old.manifest['dim']) else 'no dense vectors'}")
         profile = {**(old.manifest.get("profile") or {}), "model": to, "query_prompt": None, "document_prompt": None}
         if old.manifest.get("fusion_weights_from_model"):
-            # The old model's weight for its own ranking (a static model's 0.2) says nothing of the new model's:
-            # the new one sets its own, or none, as a new collection on it would.
+            # The old model's weight for its own ranking (a static model's 0.2), kept in the profile by collections
+            # of session 20 (later ones keep it as the manifest's "model_fusion_weight", which the target's own
+            # manifest replaces), says nothing of the new model's: the new one sets its own, or none.
             profile["fusion_weights"] = None
         if (profile.get("chunk_tokens") or 0) > new.max_tokens:
             # The old model's chunk length (an import records it) would be refused by a model that reads fewer

@@ -80,12 +80,14 @@ class SearchPlan:
 
 def make_plan(profile: Mapping[str, Any], available: list[str], dim: int, options: SearchOptions,
               calibrated_modes: frozenset[str] | set[str] = frozenset(),
-              reranker: Reranker | None = None) -> SearchPlan:
+              reranker: Reranker | None = None, model_weight: float | None = None) -> SearchPlan:
     """The plan for one call: `options` where set, else the collection `profile` (its manifest entry).
 
     profile: the profile as stored in the manifest; available: the retrievers the collection keeps; dim: its
     dense dimension (0 when it keeps none); calibrated_modes: modes with a fitted calibrator; reranker: a
-    Reranker object given by a Python caller, used instead of `options.rerank` and the profile's.
+    Reranker object given by a Python caller, used instead of `options.rerank` and the profile's; model_weight:
+    the weight the collection's model declares for its dense ranking (the manifest's "model_fusion_weight",
+    see `model_fusion_weights`).
     Raises ConfigError for a mode the collection cannot run, an unknown fuser or reranker, weights that do not
     match the mode, or a relevance cut-off combined with a fusion override or a reranker (calibrators are
     fitted on the profile's first-stage scores).
@@ -95,7 +97,7 @@ def make_plan(profile: Mapping[str, Any], available: list[str], dim: int, option
 
     fusion, fusion_options = None, {}
     if len(names) > 1:
-        fusion, fusion_options = _fusion(profile, names, options)
+        fusion, fusion_options = _fusion(profile, names, options, model_weight)
     elif options.fusion_weights is not None and options.fusion == "rrf":
         raise ConfigError("fusion weights apply to fusion='weighted', not rrf")
     elif options.fusion_weights is not None and len(options.fusion_weights) != 1:
@@ -141,7 +143,17 @@ def _needs(mode: str) -> tuple[str, ...] | None:
     return FUSED_MODES.get(mode) or ((mode,) if registry.has("retriever", mode) else None)
 
 
-def _fusion(profile: Mapping[str, Any], names: tuple[str, ...], options: SearchOptions) -> tuple[str, dict[str, Any]]:
+def model_fusion_weights(method: str, names: tuple[str, ...], model_weight: float | None) -> list[float] | None:
+    """The fusion weights a model's declared `model_weight` gives a search that sets none: [model_weight, 1.0]
+    for softmax fusion of dense + BM25, where the static models' weights were measured (BENCHMARKS.md "Static
+    distillation"); None (equal weights) for any other fusion or retrievers (SPLADE was not measured)."""
+    if model_weight is None or method != "softmax" or tuple(names) != ("dense", "bm25"):
+        return None
+    return [float(model_weight), 1.0]
+
+
+def _fusion(profile: Mapping[str, Any], names: tuple[str, ...], options: SearchOptions,
+            model_weight: float | None = None) -> tuple[str, dict[str, Any]]:
     method = options.fusion or str(profile.get("fusion", "rrf"))
     if not registry.has("fuser", method):
         raise ConfigError(f"unknown fusion {method!r}: choose one of {', '.join(registry.names('fuser'))}")
@@ -152,6 +164,8 @@ def _fusion(profile: Mapping[str, Any], names: tuple[str, ...], options: SearchO
             raise ConfigError("fusion weights apply to fusion='weighted' or 'softmax', not rrf")
         return method, {}
     weights = options.fusion_weights if options.fusion_weights is not None else profile.get("fusion_weights")
+    if weights is None:  # neither the search nor the profile sets any: the model's own, if it declares one
+        weights = model_fusion_weights(method, names, model_weight)
     if weights is not None and len(weights) != len(names):
         raise ConfigError(f"{len(weights)} fusion weights for the {len(names)} retrievers of this mode "
                           f"({', '.join(names)})")
