@@ -37,7 +37,7 @@ from slimvec.search import calibration as _calibration
 from slimvec.search.options import SearchOptions
 from slimvec.search.plan import FUSED_MODES, SearchPlan, make_plan
 from slimvec.search.recent import KeepsQueries, RecentQueries
-from slimvec.search.rerank import Reranker
+from slimvec.search.rerank import Reranker, check_spec
 from slimvec.search.run import Runner
 from slimvec.sections import section_chunks
 from slimvec.store import Store, probes, switch
@@ -83,7 +83,7 @@ class Collection(KeepsQueries):
         chunk_tokens: int | None = None,
         chunk_overlap: int | None = None,
         chunk_mode: str | None = None,
-        profile: str | Profile | None = None,
+        profile: str | Profile | dict[str, Any] | None = None,
         retrievers: list[str] | None = None,
         encoder: Encoder | None = None,
         query_prompt: str | None = None,
@@ -93,13 +93,14 @@ class Collection(KeepsQueries):
 
         model: a registered name (`slimvec.registry`, kind "encoder") or a local sentence-transformers directory;
         chunk_tokens: tokens of the model per chunk (at most its maximum); chunk_mode: tokens | truncate | whole |
-        late; profile: a built-in name or a Profile; encoder: an Encoder object used instead of loading `model`;
+        late; profile: a built-in name, a Profile or a dict of its fields; encoder: an Encoder object used instead of loading `model`;
         query_prompt / document_prompt: text put before each query / chunk (default: the prompts the model's
         config_sentence_transformers.json declares); the prompts used are recorded in the manifest.
-        Raises ConfigError for an unknown index, retriever, profile or model, or chunks longer than the model
-        takes; CollectionError when `path` already holds a collection or is a non-empty directory.
+        Raises ConfigError for an unknown index, retriever, profile, model or reranker (a reranker's model directory
+        that does not exist), or chunks longer than the model takes; CollectionError when `path` already holds a collection or is a non-empty directory.
         """
-        prof = profile if isinstance(profile, Profile) else load_profile(profile)
+        prof = (profile if isinstance(profile, Profile) else
+                profile_from_dict(profile) if isinstance(profile, dict) else load_profile(profile))
         overrides = {k: v for k, v in {"model": model, "index": index, "chunk_tokens": chunk_tokens,
                                        "chunk_overlap": chunk_overlap, "chunk_mode": chunk_mode,
                                        "query_prompt": query_prompt, "document_prompt": document_prompt,
@@ -109,6 +110,11 @@ class Collection(KeepsQueries):
         if prof.index not in INDEX_KINDS:
             raise ConfigError(f"unknown index {prof.index!r}: choose one of {', '.join(INDEX_KINDS)}")
         _retriever_names(list(prof.retrievers))  # unknown names fail here, before anything is written
+        if prof.rerank is not None:  # a reranker that cannot load would fail every search of the collection
+            try:
+                check_spec(prof.rerank)  # names and directories only: no model is loaded
+            except ConfigError as e:
+                raise ConfigError(f"rerank: {e}") from None
         enc = encoder or load_encoder(prof.model or DEFAULT_MODEL)
         own = _model_fusion_weights(prof.model_copy(update={"fusion_weights": None}), enc).fusion_weights
         if prof.fusion_weights is None:
