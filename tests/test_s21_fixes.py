@@ -8,12 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakes import FakeEncoder
+from fakes import FakeEncoder, registered_encoders
 from typer.testing import CliRunner
 
 from slimvec import Collection
 from slimvec.cli import app
 from slimvec.errors import ConfigError
+from slimvec.ingest import read_sources
 from slimvec.profiles import profile_from_dict
 
 SRC = Path(__file__).parent.parent / "src"
@@ -85,3 +86,47 @@ def test_valid_rerankers_still_create_and_load_no_model_at_create(tmp_path):
                          env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert "loaded []" in out.stdout
+
+
+# ---- 2: one file reached by two paths is one document ----------------------------------------------
+# `slimvec index COL docs/ other/a.txt` with docs/link.txt -> ../other/a.txt stored the file twice, as "link.txt" and
+# "a.txt" (ids are paths relative to the folder named; a lone file's is its name); a link to a sibling in one folder
+# did the same. The first path a file is met under is read; the others are passed over with a note.
+@pytest.fixture()
+def linked(tmp_path, monkeypatch) -> Path:
+    (tmp_path / "docs" / "sub").mkdir(parents=True)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "a.txt").write_text("alpha one", encoding="utf-8")
+    (tmp_path / "docs" / "b.txt").write_text("beta two", encoding="utf-8")
+    (tmp_path / "docs" / "sub" / "d.md").write_text("delta four", encoding="utf-8")
+    (tmp_path / "docs" / "link.txt").symlink_to(Path("..") / "other" / "a.txt")
+    (tmp_path / "docs" / "sub" / "again.txt").symlink_to(Path("..") / "b.txt")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(("sources", "ids", "skipped", "first"), [
+    (["docs", "other/a.txt"], ["b.txt", "link.txt", "sub/d.md"], "other/a.txt", "docs/link.txt"),
+    (["other/a.txt", "docs"], ["a.txt", "b.txt", "sub/d.md"], "docs/link.txt", "other/a.txt"),
+    (["docs", "other"], ["b.txt", "link.txt", "sub/d.md"], "other/a.txt", "docs/link.txt"),
+    (["docs", "docs/link.txt"], ["b.txt", "link.txt", "sub/d.md"], "docs/link.txt", None),
+])
+def test_a_file_reached_by_two_paths_is_read_once_with_a_note(linked, sources, ids, skipped, first):
+    notes, errors = [], []
+    docs = list(read_sources(sources, on_skip=notes.append, on_error=errors.append))
+    assert sorted(d.id for d in docs) == ids and not errors  # ordinary files keep their ids
+    same = [n for n in notes if n.startswith(f"{skipped}: skipped")]
+    assert len(same) == 1 and "read once" in same[0] and "\n" not in same[0]
+    if first is not None:
+        assert f"the same file as {first}" in same[0]
+    # docs/sub/again.txt links to docs/b.txt: the walk meets b.txt first (sorted ids)
+    assert any(n.startswith("docs/sub/again.txt: skipped, the same file as docs/b.txt") for n in notes)
+
+
+def test_cli_index_stores_a_linked_file_and_its_target_once(linked):
+    with registered_encoders(FakeEncoder(name="fake-s21")):
+        res = cli.invoke(app, ["index", "docs", "other/a.txt", "-c", "col", "--model", "fake-s21"])
+        assert res.exit_code == 0, res.output
+        assert "note: other/a.txt: skipped, the same file as docs/link.txt" in res.output
+        with Collection.open("col") as col:
+            assert len(col) == 3 and all(col.get(i) is not None for i in ("b.txt", "link.txt", "sub/d.md"))

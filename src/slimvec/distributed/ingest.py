@@ -44,7 +44,7 @@ from slimvec.documents import Chunk, Document
 from slimvec.errors import CollectionError, ConfigError, IngestError
 from slimvec.extras import require
 from slimvec.ingest.fieldtypes import parse_field_types
-from slimvec.ingest.sources import iter_located, read_sources
+from slimvec.ingest.sources import FileClaims, iter_located, read_sources
 from slimvec.ingest.tables import FieldMap, locate
 from slimvec.profiles import Profile, load_profile
 from slimvec.progress import progress_bar
@@ -215,7 +215,9 @@ def _read_path(row: dict[str, Any], fields: FieldMap, field_types: dict[str, str
     """Ray Data flat_map: every record of one source path, in order, as {"item": pickled (kind, where, id
     field, payload)}: kind "doc" (a checked Document), "error" (its one-line message) or "note" (skipped files)."""
     notes: list[str] = []
-    for src, pos, names, item in iter_located(Path(row["path"]), fields, notes.append, field_types):
+    # A file a folder's walk reaches twice (through a link) is read once, as by read_sources; a file two source
+    # paths reach is not caught here (each path is read by its own task).
+    for src, pos, names, item in iter_located(Path(row["path"]), fields, notes.append, field_types, FileClaims()):
         for n in notes:
             yield {"item": pickle.dumps(("note", n, "", None))}
         notes.clear()
