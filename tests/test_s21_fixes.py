@@ -7,11 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fakes import FakeEncoder, registered_encoders
 from typer.testing import CliRunner
 
-from slimvec import Collection
+from slimvec import Collection, Document
 from slimvec.cli import app
 from slimvec.errors import ConfigError
 from slimvec.ingest import read_sources
@@ -130,3 +131,88 @@ def test_cli_index_stores_a_linked_file_and_its_target_once(linked):
         assert "note: other/a.txt: skipped, the same file as docs/link.txt" in res.output
         with Collection.open("col") as col:
             assert len(col) == 3 and all(col.get(i) is not None for i in ("b.txt", "link.txt", "sub/d.md"))
+
+
+# ---- 3: a given all-zero query vector is refused everywhere ---------------------------------------
+# search_vectors refused an all-zero query vector, but search_many(["q"], vectors=zeros) returned no hits silently
+# (dense), or BM25's alone (hybrid), and a sharded collection did the same. A text a static model knows no token
+# of still encodes to zeros and finds nothing by its vector (retrievers.base.no_direction), also when a router or a
+# migration encodes it and hands the vector on.
+ZERO = "^query vector 1 is all zeros: it has no direction to search by$"
+
+
+class KnownWordsEncoder(FakeEncoder):
+    """FakeEncoder keeping only words of letters and digits, as a static model drops the tokens it does not know."""
+
+    def _vec(self, text: str) -> np.ndarray:
+        return super()._vec(" ".join(w for w in text.split() if w.isalnum()))
+
+
+def _zero_docs(n: int = 24) -> list[Document]:
+    return [Document(f"d{i}", f"word{i} common river text {i % 3}") for i in range(n)]
+
+
+def _with_zero(dim: int = 32) -> np.ndarray:
+    return np.vstack([KnownWordsEncoder(dim=dim).encode_queries(["word3 common"]), np.zeros((1, dim), np.float32)])
+
+
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
+def test_search_many_refuses_a_given_zero_vector_as_search_vectors_does(tmp_path, mode):
+    with Collection.create(tmp_path / "col", profile="hybrid", encoder=KnownWordsEncoder()) as col:
+        col.add(_zero_docs())
+        with pytest.raises(ConfigError, match=ZERO):
+            col.search_many(["word3 common", "word4"], vectors=_with_zero(), mode=mode)
+        with pytest.raises(ConfigError, match=ZERO):
+            col.search_vectors(_with_zero())
+        assert col.search_many(["word3 common"], vectors=_with_zero()[:1], mode=mode)[0][0].id == "d3"
+        assert col.search_many(["!!! ???", "word3 common"], mode=mode)[0] == []  # a text: no hits, no error
+        assert col.search("!!! ???", mode=mode) == []
+
+
+def test_a_sharded_collection_refuses_a_given_zero_vector_and_finds_nothing_for_a_zero_text(tmp_path):
+    from slimvec.distributed import create_sharded
+
+    sharded = create_sharded(tmp_path / "sh", shards=2, profile="exact-f32", encoder=KnownWordsEncoder())
+    try:
+        sharded.add(_zero_docs())
+        with pytest.raises(ConfigError, match=ZERO):
+            sharded.search_many(["word3 common", "word4"], vectors=_with_zero())
+        assert sharded.search("!!! ???") == []
+        assert sharded.search_many(["word3 common"], vectors=_with_zero()[:1])[0][0].id == "d3"
+    finally:
+        sharded.close()
+
+
+def test_a_migrating_collection_refuses_a_given_zero_vector_and_finds_nothing_for_a_zero_text(tmp_path):
+    from slimvec.migrate import runner
+    from slimvec.migrate.merged import MigratingCollection
+
+    with registered_encoders(KnownWordsEncoder(dim=32, name="known-s21"), KnownWordsEncoder(dim=48, name="known-s21b")):
+        with Collection.create(tmp_path / "col", model="known-s21") as col:
+            col.add(_zero_docs(40))
+        runner.start(tmp_path / "col", "known-s21b", adapter="procrustes", sample=20)
+        with Collection.open(tmp_path / "col") as col:
+            assert isinstance(col, MigratingCollection)
+            with pytest.raises(ConfigError, match=ZERO):
+                col.search_many(["word3 common", "word4"], vectors=_with_zero(48))
+            assert col.search("!!! ???") == []
+            assert len(col.search("word3 common", k=3)) == 3  # a query with a direction still ranks
+
+
+def test_integrations_searching_by_a_zero_vector_give_the_same_error(tmp_path):
+    pytest.importorskip("langchain_core")
+    pytest.importorskip("llama_index.core")
+    from llama_index.core.vector_stores.types import VectorStoreQuery
+
+    from slimvec.integrations.langchain import SlimvecVectorStore as LangChainStore
+    from slimvec.integrations.llama_index import SlimvecVectorStore as LlamaStore
+
+    with Collection.create(tmp_path / "col", encoder=KnownWordsEncoder()) as col:
+        col.add(_zero_docs())
+        with pytest.raises(ConfigError, match=ZERO.replace("1", "0")):
+            LangChainStore(col).similarity_search_by_vector([0.0] * 32)
+        with pytest.raises(ConfigError, match=ZERO.replace("1", "0")):
+            LlamaStore(col).query(VectorStoreQuery(query_embedding=[0.0] * 32, similarity_top_k=2))
+        with pytest.raises(ConfigError, match=ZERO.replace("1", "0")):  # the same message from search_many
+            col.search_many(["word3"], vectors=np.zeros((1, 32), np.float32))
+

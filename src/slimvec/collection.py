@@ -643,10 +643,13 @@ class Collection(KeepsQueries):
         return self.search_many([query], options, rerank=rerank, **fields)[0]
 
     def search_many(self, queries: list[str], options: SearchOptions | None = None, /, *,
-                    vectors: np.ndarray | None = None, rerank: str | Reranker | None = None,
+                    vectors: np.ndarray | None = None, rerank: str | Reranker | None = None, encoded: bool = False,
                     **fields: Any) -> list[list[Hit]]:
         """`search` for several queries; dense query vectors are encoded in one batch (or given as `vectors`,
-        float32 of shape (len(queries), dim))."""
+        float32 of shape (len(queries), dim)). A given vector of all zeros is refused (ConfigError, as
+        `search_vectors` refuses it): it has no direction, and every row would score it alike. `encoded`: the
+        vectors are the queries' texts encoded by the caller (a sharded collection's router, a migration), so a
+        zero row is a text the model knows no token of, which finds nothing by its vector, as a text query does."""
         check_queries(queries)
         given = None
         if rerank is not None and not isinstance(rerank, str):
@@ -658,7 +661,7 @@ class Collection(KeepsQueries):
             plan = self._plan(options, fields, given)
         vecs, toks = vectors, None
         if vecs is not None and plan.needs_query_vectors:
-            vecs = _given_vectors(vecs, len(queries), self.manifest["dim"])
+            vecs = _given_vectors(vecs, len(queries), self.manifest["dim"], refuse_zeros=not encoded)
         if vecs is None and plan.needs_query_vectors:
             both = getattr(self.encoder, "encode_queries_with_tokens", None)
             if plan.needs_query_tokens and both is not None:  # dense and token vectors from one forward pass
@@ -715,8 +718,6 @@ class Collection(KeepsQueries):
         if qvecs.ndim == 1:
             qvecs = qvecs[None, :]
         qvecs = _given_vectors(qvecs, len(qvecs), int(self.manifest["dim"]))
-        if len(zero := np.flatnonzero(~qvecs.any(axis=1))):  # every row scores it 0: the "hits" are row order
-            raise ConfigError(f"query vector {int(zero[0])} is all zeros: it has no direction to search by")
         plan = make_plan({}, self.manifest.get("retrievers", ["dense"]), int(self.manifest["dim"]), opts)
         with self.reading():
             self._sync()
@@ -785,7 +786,7 @@ class Collection(KeepsQueries):
             check_queries(queries)
         else:
             v = np.asarray(vectors, dtype=np.float32)
-            vectors = _given_vectors(v, len(v) if v.ndim == 2 else 1, dim)
+            vectors = _given_vectors(v, len(v) if v.ndim == 2 else 1, dim, refuse_zeros=False)  # see below
         n = len(queries) if queries is not None else len(vectors)
         if n < probes.MIN_QUERIES:
             raise ConfigError(f"tune needs at least {probes.MIN_QUERIES} queries, got {n}")
@@ -807,8 +808,9 @@ class Collection(KeepsQueries):
             profile = (self.manifest.get("profile") or {}).get("name", "this")
             raise ConfigError(f"the {profile!r} profile has nothing to tune: tuning calibrates an HNSW efSearch or an "
                               "IVF nprobe the profile leaves to calibration (profiles hnsw-f32, binary-ivf-rescore)")
-        vecs = vectors if queries is None else _given_vectors(self.encoder.encode_queries(list(queries)), n, dim)
-        if queries is not None:
+        vecs = vectors if queries is None else _given_vectors(self.encoder.encode_queries(list(queries)), n, dim,
+                                                              refuse_zeros=False)
+        if queries is not None:  # a zero vector named by its query
             _check_probe_vectors(vecs, queries)
         wanted = probes.of(vecs, str(self.manifest["model"]))
         self._retune(wanted, lambda: probes.save(self.path, wanted.vectors, wanted.model) is not None)
@@ -1164,9 +1166,13 @@ def check_queries(queries: Any) -> None:
             raise ConfigError(problem)
 
 
-def _given_vectors(vectors: Any, n: int, dim: int) -> np.ndarray:
-    """`search_many`'s `vectors` as float32 (n, dim); ConfigError naming the problem when the shape is not that
-    or a value is not finite (a NaN query scores nothing and used to return no hits, silently)."""
+def _given_vectors(vectors: Any, n: int, dim: int, refuse_zeros: bool = True) -> np.ndarray:
+    """`search_many`'s `vectors` as float32 (n, dim); ConfigError naming the problem when the shape is not that,
+    a value is not finite (a NaN query scores nothing and used to return no hits, silently), or, with
+    `refuse_zeros`, a row is all zeros: a caller's bug (an embedding call that failed to zeros), which scores every
+    row 0 (the "hits" were row order, or none, silently). Vectors encoded from texts pass `refuse_zeros=False`: a
+    text no token of which the model knows searches to no hits (`retrievers.base.no_direction`); `tune` names the
+    query of a zero vector itself (`_check_probe_vectors`)."""
     v = np.asarray(vectors, dtype=np.float32)
     if v.ndim != 2 or v.shape[1] != int(dim):
         raise ConfigError(f"query vectors of shape {v.shape}: expected shape ({n}, {dim}), one row of dimension {dim} "
@@ -1175,6 +1181,8 @@ def _given_vectors(vectors: Any, n: int, dim: int) -> np.ndarray:
         raise ConfigError(f"{len(v)} query vectors for {n} queries: give one per query")
     if not np.isfinite(v).all():
         raise ConfigError("query vectors must be finite (a NaN or infinity was given)")
+    if refuse_zeros and len(zero := np.flatnonzero(~v.any(axis=1))):
+        raise ConfigError(f"query vector {int(zero[0])} is all zeros: it has no direction to search by")
     return v
 
 
