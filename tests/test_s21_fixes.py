@@ -216,3 +216,91 @@ def test_integrations_searching_by_a_zero_vector_give_the_same_error(tmp_path):
         with pytest.raises(ConfigError, match=ZERO.replace("1", "0")):  # the same message from search_many
             col.search_many(["word3"], vectors=np.zeros((1, 32), np.float32))
 
+
+# ---- 4: a search option the call gave that its mode cannot use is refused --------------------------------
+# fusion="rrf", fusion_weights or fusion_temperature with a mode of one retriever, and rerank_depth where nothing
+# reranks, were ignored without a word. The profile's own settings (fusion, weights, reranker and depth recorded at
+# create) never trigger it, whatever mode is searched.
+FUSED_PROFILE = {"name": "fused", "retrievers": ["dense", "bm25"], "mode": "hybrid", "fusion": "softmax",
+                 "fusion_weights": [0.3, 0.7], "fusion_temperature": 1.5, "rerank": "dense", "rerank_depth": 20}
+
+
+@pytest.fixture()
+def fused(tmp_path):
+    col = Collection.create(tmp_path / "fused", profile=FUSED_PROFILE, encoder=FakeEncoder())
+    col.add([Document(f"d{i}", f"word{i} common river text") for i in range(8)])
+    yield col
+    col.close()
+
+
+@pytest.mark.parametrize(("options", "field", "mode"), [
+    ({"mode": "dense", "fusion": "rrf"}, "fusion", "dense"),
+    ({"mode": "dense", "fusion_weights": [1.0]}, "fusion_weights", "dense"),
+    ({"mode": "bm25", "fusion_weights": [0.5, 0.5]}, "fusion_weights", "bm25"),
+    ({"mode": "bm25", "fusion_temperature": 1.0}, "fusion_temperature", "bm25"),
+])
+def test_fusion_options_given_for_a_mode_of_one_retriever_are_refused(fused, options, field, mode):
+    with pytest.raises(ConfigError) as e:
+        fused.search("word1", **options)
+    message = str(e.value)
+    assert message.startswith(f"{field} applies to fused modes (hybrid") and f"runs mode {mode!r}" in message
+    assert "\n" not in message
+
+
+def test_rerank_depth_where_nothing_reranks_is_refused(fused, tmp_path):
+    with pytest.raises(ConfigError, match=r"^rerank_depth applies to reranking, and this search reranks nothing "
+                                          r"\(rerank is 'none'\)$"):
+        fused.search("word1", rerank="none", rerank_depth=50)
+    with Collection.create(tmp_path / "plain", encoder=FakeEncoder()) as plain:
+        plain.add([Document("a", "alpha beta")])
+        with pytest.raises(ConfigError, match="the profile sets no reranker; give rerank too"):
+            plain.search("alpha", rerank_depth=50)
+        assert plain.search("alpha", rerank="dense", rerank_depth=50)[0].id == "a"
+
+
+def test_the_profiles_own_fusion_and_rerank_settings_never_trigger_the_refusal(fused):
+    for mode in ("dense", "bm25", "hybrid"):
+        assert fused.search("word1 common", mode=mode, k=3)
+        assert fused.search("word1 common", mode=mode, k=3, rerank="none")
+    assert fused.search("word1", rerank_depth=30)  # the profile's reranker runs: a depth applies
+    assert fused.search("word1", mode="hybrid", fusion="rrf")  # a fused mode takes a fusion override
+
+
+def test_cli_and_server_refuse_a_fusion_option_given_for_a_mode_of_one_retriever(fused):
+    from fastapi.testclient import TestClient
+
+    from slimvec.server import create_app
+
+    with registered_encoders(FakeEncoder()):  # the CLI opens the collection's model by name
+        res = cli.invoke(app, ["search", str(fused.path), "word1", "--mode", "dense", "--fusion", "rrf"])
+        assert res.exit_code == 2 and "fusion applies to fused modes" in res.output
+        assert len(res.output.strip().splitlines()) == 1
+        for mode in ("dense", "bm25", "hybrid"):  # it sends only the options given
+            res = cli.invoke(app, ["search", str(fused.path), "word1", "--mode", mode, "--json"])
+            assert res.exit_code == 0 and json.loads(res.stdout)["hits"], res.output
+    with TestClient(create_app({"c": fused}), raise_server_exceptions=False) as client:
+        url = "/api/collections/c/search"
+        r = client.post(url, json={"q": "word1", "mode": "dense", "fusion_weights": [1.0]})
+        assert r.status_code == 400 and r.json()["detail"].startswith("fusion_weights applies to fused modes")
+        r = client.get(url, params={"q": "word1", "mode": "bm25", "rerank": "none", "rerank_depth": 5})
+        assert r.status_code == 400 and r.json()["detail"].startswith("rerank_depth applies to reranking")
+        for mode in ("dense", "bm25"):  # the page and a client naming only the mode
+            r = client.post(url, json={"q": "word1", "k": 3, "mode": mode, "unit": "document"})
+            assert r.status_code == 200 and r.json()["hits"], r.text
+
+
+def test_integrations_send_no_option_they_were_not_given(fused):
+    pytest.importorskip("langchain_core")
+    pytest.importorskip("llama_index.core")
+    from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
+
+    from slimvec.integrations.langchain import SlimvecVectorStore as LangChainStore
+    from slimvec.integrations.llama_index import SlimvecVectorStore as LlamaStore
+
+    assert LangChainStore(fused).similarity_search("word1 common", k=2, mode="dense")
+    assert LangChainStore(fused).similarity_search_by_vector(FakeEncoder().encode_queries(["word1"])[0].tolist(), k=2)
+    with pytest.raises(ConfigError, match="fusion applies to fused modes"):
+        LangChainStore(fused).similarity_search("word1", k=2, mode="dense", fusion="rrf")
+    res = LlamaStore(fused).query(VectorStoreQuery(query_str="word1 common", similarity_top_k=2,
+                                                   mode=VectorStoreQueryMode.TEXT_SEARCH))
+    assert res.ids
