@@ -133,6 +133,22 @@ def test_cli_index_stores_a_linked_file_and_its_target_once(linked):
             assert len(col) == 3 and all(col.get(i) is not None for i in ("b.txt", "link.txt", "sub/d.md"))
 
 
+def test_distributed_ingest_stores_a_linked_file_and_its_target_once(linked, ray_cluster):
+    from slimvec.distributed.ingest import index
+
+    notes: list[str] = []
+    # absolute paths: the session's Ray workers did not start in this test's folder
+    n = index([linked / "docs", linked / "other" / "a.txt"], linked / "col", workers=1, model="wordllama",
+              on_skip=notes.append)
+    assert n == 3, notes  # b.txt, link.txt, sub/d.md: as read_sources reads them
+    skipped, first = linked / "other" / "a.txt", linked / "docs" / "link.txt"
+    assert any(x.startswith(f"{skipped}: skipped, the same file as {first}") for x in notes), notes  # across paths
+    skipped, first = linked / "docs" / "sub" / "again.txt", linked / "docs" / "b.txt"
+    assert any(x.startswith(f"{skipped}: skipped, the same file as {first}") for x in notes), notes  # in a walk
+    with Collection.open(linked / "col") as col:
+        assert len(col) == 3 and col.get("a.txt") is None and col.get("sub/again.txt") is None
+
+
 # ---- 3: a given all-zero query vector is refused everywhere ---------------------------------------
 # search_vectors refused an all-zero query vector, but search_many(["q"], vectors=zeros) returned no hits silently
 # (dense), or BM25's alone (hybrid), and a sharded collection did the same. A text a static model knows no token
