@@ -215,6 +215,24 @@ def test_a_migrating_collection_refuses_a_given_zero_vector_and_finds_nothing_fo
             assert len(col.search("word3 common", k=3)) == 3  # a query with a direction still ranks
 
 
+def test_eval_runs_a_query_whose_text_encodes_to_zeros_as_one_with_no_hits(tmp_path):
+    # the runner hands search_many the vectors it encoded from the query texts (cached): not a caller's bug
+    from slimvec.evaluation.runner import run_eval
+
+    root = tmp_path / "mini"
+    (root / "qrels").mkdir(parents=True)
+    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": d.id, "title": "", "text": d.text}) + "\n"
+                                               for d in _zero_docs()), encoding="utf-8")
+    queries = {"q0": "word3 common", "q1": "!!! ???"}
+    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": k, "text": v}) + "\n" for k, v in queries.items()),
+                                        encoding="utf-8")
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq0\td3\t1\nq1\td4\t1\n", encoding="utf-8")
+    with registered_encoders(KnownWordsEncoder(name="known-s21-eval")):
+        result = run_eval(root, profile_from_dict({"name": "p", "model": "known-s21-eval"}), out=tmp_path / "out",
+                          cache_dir=tmp_path / "cache")
+    assert 0 < result["metrics"]["ndcg@10"] <= 0.5  # q0 finds d3, q1 (no known word) finds nothing
+
+
 def test_integrations_searching_by_a_zero_vector_give_the_same_error(tmp_path):
     pytest.importorskip("langchain_core")
     pytest.importorskip("llama_index.core")
