@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from slimvec import Collection, Document
 from slimvec.cli import app
-from slimvec.errors import ConfigError
+from slimvec.errors import CollectionError, ConfigError
 from slimvec.ingest import read_sources
 from slimvec.profiles import profile_from_dict
 
@@ -51,6 +51,15 @@ def test_a_profile_reranker_that_cannot_load_is_refused_at_create(tmp_path, case
     assert message.startswith("rerank: ") and needle in message and "\n" not in message
     assert spec.partition(":")[2] in message  # the value is named
     assert not (tmp_path / "col").exists()
+
+
+def test_a_profile_given_as_a_dict_creates_and_reopens(tmp_path):
+    fields = {"name": "mine", "retrievers": ["dense", "bm25"], "mode": "hybrid", "rerank": "dense"}
+    for _ in range(2):  # created, then opened: the dict's fields are the stored ones
+        with Collection.open_or_create(tmp_path / "col", profile=fields, encoder=FakeEncoder()) as col:
+            assert col.manifest["profile"]["rerank"] == "dense" and col.manifest["profile"]["mode"] == "hybrid"
+    with pytest.raises(CollectionError, match="profile 'mine' with"):
+        Collection.open_or_create(tmp_path / "col", profile={**fields, "mode": "bm25"})
 
 
 def test_cli_index_refuses_a_profile_file_whose_reranker_cannot_load(tmp_path):

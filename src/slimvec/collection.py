@@ -198,6 +198,8 @@ class Collection(KeepsQueries):
         """Open `path` if it holds a collection, else create it. Raises CollectionError when an existing
         collection was made with another model, profile, index, chunking or prompt than one given here."""
         p = Path(path)
+        if isinstance(options.get("profile"), dict):  # as create takes it; compared by its fields below
+            options["profile"] = profile_from_dict(options["profile"])
         if (p / "shards.json").is_file():  # not "holds no collection": it holds one, of another layout
             raise CollectionError(f"{p}: holds a sharded collection; index into it with `slimvec index ... -c {p} "
                                   "--ray` (distributed ingest), or add through Collection.open in Python")
