@@ -60,13 +60,17 @@ def _runs(cols: dict, configs: list[tuple[str, str, str, str]], queries: dict[st
     runs: dict[str, dict[str, dict[str, float]]] = {label: {} for label, *_ in configs}
     secs: dict[str, list[float]] = {label: [] for label, *_ in configs}
     first_text = next(iter(queries.values()))
+    def depth(rerank: str) -> dict[str, int]:  # a depth is refused where nothing reranks
+        return {} if rerank == "none" else {"rerank_depth": DEPTH}
+
     for _, colname, mode, rerank in configs:  # warm up: sync, index structures, page cache
-        cols[colname].search_many([first_text], k=K, mode=mode, vectors=vecs[:1], rerank=rerank, rerank_depth=DEPTH)
+        cols[colname].search_many([first_text], k=K, mode=mode, vectors=vecs[:1], encoded=True, rerank=rerank,
+                                  **depth(rerank))
     for i, (qid, text) in enumerate(queries.items()):
         for label, colname, mode, rerank in configs:
             t = time.perf_counter()
-            hits = cols[colname].search_many([text], k=K, mode=mode, vectors=vecs[i : i + 1], rerank=rerank,
-                                             rerank_depth=DEPTH)[0]
+            hits = cols[colname].search_many([text], k=K, mode=mode, vectors=vecs[i : i + 1], encoded=True,
+                                             rerank=rerank, **depth(rerank))[0]
             secs[label].append(time.perf_counter() - t)
             runs[label][qid] = {h.id: float(h.score) for h in hits}
     return runs, secs

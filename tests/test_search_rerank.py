@@ -446,7 +446,10 @@ def test_server_rerank_fields(tmp_path, scifact_docs, tiny_cross_encoder):
 
 def test_server_profile_reranker_that_cannot_load_is_a_4xx(tmp_path, scifact_docs, caplog):
     missing = tmp_path / "gone"
+    missing.mkdir()
+    (missing / "config.json").write_text("{}")  # a model directory at create (a missing one is refused there) ...
     c = _create(tmp_path / "srv", scifact_docs[:30], retrievers=["dense", "bm25"], rerank=f"cross-encoder:{missing}")
+    shutil.rmtree(missing)  # ... removed afterwards
     with TestClient(create_app({"c": c}), raise_server_exceptions=False) as client:
         assert str(missing) in caplog.text  # start-up warns instead of failing
         r = client.post("/api/collections/c/search", json={"q": "bone"})

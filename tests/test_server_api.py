@@ -88,7 +88,8 @@ def test_fusion_fields_are_validated(client):
     r = client.post("/api/collections/col/search", json={"q": "bone", "mode": "dense", "fusion": "borda"})
     assert r.status_code == 422 and "fusion" in r.text
     r = client.post("/api/collections/col/search", json={"q": "bone", "fusion": "weighted", "fusion_weights": [1.0]})
-    assert r.status_code == 200, r.text  # a one-retriever mode has nothing to fuse
+    # a one-retriever mode has nothing to fuse: options given for it are refused, not ignored
+    assert r.status_code == 400 and r.json()["detail"].startswith("fusion applies to fused modes"), r.text
 
 
 def test_get_search_refuses_unknown_parameters_as_post_refuses_unknown_fields(client):
@@ -409,7 +410,7 @@ def test_search_get_takes_every_option_post_takes(tmp_path):
         assert set(SearchOptions.model_fields) | {"q"} <= get_params
         for weights in ([1.0, 0.0], [0.0, 1.0]):
             options = {"k": 4, "mode": "hybrid", "fusion": "weighted", "fusion_weights": weights, "rerank": "none",
-                       "rerank_depth": 10, "with_payload": False, "filter": {"year": {"$gte": 2016}}}
+                       "with_payload": False, "filter": {"year": {"$gte": 2016}}}
             query = {**options, "fusion_weights": ",".join(map(str, weights)), "with_payload": "false",
                      "filter": json.dumps(options["filter"])}
             got = client.get(url, params={"q": "bone vitamin", **query})
@@ -420,6 +421,10 @@ def test_search_get_takes_every_option_post_takes(tmp_path):
             alone = [h.id for h in col.search("bone vitamin", k=4, mode="dense" if weights[0] else "bm25",
                                               filter=options["filter"], with_payload=False)]
             assert alone and ids(got)[: len(alone)] == alone and "d4" not in ids(got)  # d4 is from 2015
+        # rerank_depth applies where something reranks (where nothing does it is refused, not ignored)
+        options = {"k": 2, "mode": "bm25", "rerank": "dense", "rerank_depth": 3}
+        got, posted = client.get(url, params={"q": "bone vitamin", **options}), client.post(url, json={"q": "bone vitamin", **options})
+        assert got.status_code == 200 and got.json()["hits"] == posted.json()["hits"], got.text
         r = client.get(url, params={"q": "bone", "fusion_weights": "0.5,x"})
         assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "fusion_weights"]
         r = client.get(url, params={"q": "bone", "fusion": "borda"})

@@ -37,7 +37,7 @@ from slimvec.search import calibration as _calibration
 from slimvec.search.options import SearchOptions
 from slimvec.search.plan import FUSED_MODES, SearchPlan, make_plan, model_fusion_weights
 from slimvec.search.recent import KeepsQueries, RecentQueries
-from slimvec.search.rerank import Reranker
+from slimvec.search.rerank import Reranker, check_spec
 from slimvec.search.run import Runner
 from slimvec.sections import section_chunks
 from slimvec.store import Store, probes, switch
@@ -83,7 +83,7 @@ class Collection(KeepsQueries):
         chunk_tokens: int | None = None,
         chunk_overlap: int | None = None,
         chunk_mode: str | None = None,
-        profile: str | Profile | None = None,
+        profile: str | Profile | dict[str, Any] | None = None,
         retrievers: list[str] | None = None,
         encoder: Encoder | None = None,
         query_prompt: str | None = None,
@@ -93,13 +93,14 @@ class Collection(KeepsQueries):
 
         model: a registered name (`slimvec.registry`, kind "encoder") or a local sentence-transformers directory;
         chunk_tokens: tokens of the model per chunk (at most its maximum); chunk_mode: tokens | truncate | whole |
-        late; profile: a built-in name or a Profile; encoder: an Encoder object used instead of loading `model`;
+        late; profile: a built-in name, a Profile or a dict of its fields; encoder: an Encoder object used instead of loading `model`;
         query_prompt / document_prompt: text put before each query / chunk (default: the prompts the model's
         config_sentence_transformers.json declares); the prompts used are recorded in the manifest.
-        Raises ConfigError for an unknown index, retriever, profile or model, or chunks longer than the model
-        takes; CollectionError when `path` already holds a collection or is a non-empty directory.
+        Raises ConfigError for an unknown index, retriever, profile, model or reranker (a reranker's model directory
+        that does not exist), or chunks longer than the model takes; CollectionError when `path` already holds a collection or is a non-empty directory.
         """
-        prof = profile if isinstance(profile, Profile) else load_profile(profile)
+        prof = (profile if isinstance(profile, Profile) else
+                profile_from_dict(profile) if isinstance(profile, dict) else load_profile(profile))
         overrides = {k: v for k, v in {"model": model, "index": index, "chunk_tokens": chunk_tokens,
                                        "chunk_overlap": chunk_overlap, "chunk_mode": chunk_mode,
                                        "query_prompt": query_prompt, "document_prompt": document_prompt,
@@ -109,6 +110,11 @@ class Collection(KeepsQueries):
         if prof.index not in INDEX_KINDS:
             raise ConfigError(f"unknown index {prof.index!r}: choose one of {', '.join(INDEX_KINDS)}")
         _retriever_names(list(prof.retrievers))  # unknown names fail here, before anything is written
+        if prof.rerank is not None:  # a reranker that cannot load would fail every search of the collection
+            try:
+                check_spec(prof.rerank)  # names and directories only: no model is loaded
+            except ConfigError as e:
+                raise ConfigError(f"rerank: {e}") from None
         enc = encoder or load_encoder(prof.model or DEFAULT_MODEL)
         model_weight = getattr(enc, "fusion_weight", None)
         if prof.fusion_weights is not None and list(prof.fusion_weights) == model_fusion_weights(
@@ -193,6 +199,8 @@ class Collection(KeepsQueries):
         """Open `path` if it holds a collection, else create it. Raises CollectionError when an existing
         collection was made with another model, profile, index, chunking or prompt than one given here."""
         p = Path(path)
+        if isinstance(options.get("profile"), dict):  # as create takes it; compared by its fields below
+            options["profile"] = profile_from_dict(options["profile"])
         if (p / "shards.json").is_file():  # not "holds no collection": it holds one, of another layout
             raise CollectionError(f"{p}: holds a sharded collection; index into it with `slimvec index ... -c {p} "
                                   "--ray` (distributed ingest), or add through Collection.open in Python")
@@ -638,10 +646,13 @@ class Collection(KeepsQueries):
         return self.search_many([query], options, rerank=rerank, **fields)[0]
 
     def search_many(self, queries: list[str], options: SearchOptions | None = None, /, *,
-                    vectors: np.ndarray | None = None, rerank: str | Reranker | None = None,
+                    vectors: np.ndarray | None = None, rerank: str | Reranker | None = None, encoded: bool = False,
                     **fields: Any) -> list[list[Hit]]:
         """`search` for several queries; dense query vectors are encoded in one batch (or given as `vectors`,
-        float32 of shape (len(queries), dim))."""
+        float32 of shape (len(queries), dim)). A given vector of all zeros is refused (ConfigError, as
+        `search_vectors` refuses it): it has no direction, and every row would score it alike. `encoded`: the
+        vectors are the queries' texts encoded by the caller (a sharded collection's router, a migration), so a
+        zero row is a text the model knows no token of, which finds nothing by its vector, as a text query does."""
         check_queries(queries)
         given = None
         if rerank is not None and not isinstance(rerank, str):
@@ -653,7 +664,7 @@ class Collection(KeepsQueries):
             plan = self._plan(options, fields, given)
         vecs, toks = vectors, None
         if vecs is not None and plan.needs_query_vectors:
-            vecs = _given_vectors(vecs, len(queries), self.manifest["dim"])
+            vecs = _given_vectors(vecs, len(queries), self.manifest["dim"], refuse_zeros=not encoded)
         if vecs is None and plan.needs_query_vectors:
             both = getattr(self.encoder, "encode_queries_with_tokens", None)
             if plan.needs_query_tokens and both is not None:  # dense and token vectors from one forward pass
@@ -711,8 +722,6 @@ class Collection(KeepsQueries):
         if qvecs.ndim == 1:
             qvecs = qvecs[None, :]
         qvecs = _given_vectors(qvecs, len(qvecs), int(self.manifest["dim"]))
-        if len(zero := np.flatnonzero(~qvecs.any(axis=1))):  # every row scores it 0: the "hits" are row order
-            raise ConfigError(f"query vector {int(zero[0])} is all zeros: it has no direction to search by")
         plan = make_plan({}, self.manifest.get("retrievers", ["dense"]), int(self.manifest["dim"]), opts)
         with self.reading():
             self._sync()
@@ -781,7 +790,7 @@ class Collection(KeepsQueries):
             check_queries(queries)
         else:
             v = np.asarray(vectors, dtype=np.float32)
-            vectors = _given_vectors(v, len(v) if v.ndim == 2 else 1, dim)
+            vectors = _given_vectors(v, len(v) if v.ndim == 2 else 1, dim, refuse_zeros=False)  # see below
         n = len(queries) if queries is not None else len(vectors)
         if n < probes.MIN_QUERIES:
             raise ConfigError(f"tune needs at least {probes.MIN_QUERIES} queries, got {n}")
@@ -803,8 +812,9 @@ class Collection(KeepsQueries):
             profile = (self.manifest.get("profile") or {}).get("name", "this")
             raise ConfigError(f"the {profile!r} profile has nothing to tune: tuning calibrates an HNSW efSearch or an "
                               "IVF nprobe the profile leaves to calibration (profiles hnsw-f32, binary-ivf-rescore)")
-        vecs = vectors if queries is None else _given_vectors(self.encoder.encode_queries(list(queries)), n, dim)
-        if queries is not None:
+        vecs = vectors if queries is None else _given_vectors(self.encoder.encode_queries(list(queries)), n, dim,
+                                                              refuse_zeros=False)
+        if queries is not None:  # a zero vector named by its query
             _check_probe_vectors(vecs, queries)
         wanted = probes.of(vecs, str(self.manifest["model"]))
         self._retune(wanted, lambda: probes.save(self.path, wanted.vectors, wanted.model) is not None)
@@ -1151,9 +1161,13 @@ def check_queries(queries: Any) -> None:
             raise ConfigError(problem)
 
 
-def _given_vectors(vectors: Any, n: int, dim: int) -> np.ndarray:
-    """`search_many`'s `vectors` as float32 (n, dim); ConfigError naming the problem when the shape is not that
-    or a value is not finite (a NaN query scores nothing and used to return no hits, silently)."""
+def _given_vectors(vectors: Any, n: int, dim: int, refuse_zeros: bool = True) -> np.ndarray:
+    """`search_many`'s `vectors` as float32 (n, dim); ConfigError naming the problem when the shape is not that,
+    a value is not finite (a NaN query scores nothing and used to return no hits, silently), or, with
+    `refuse_zeros`, a row is all zeros: a caller's bug (an embedding call that failed to zeros), which scores every
+    row 0 (the "hits" were row order, or none, silently). Vectors encoded from texts pass `refuse_zeros=False`: a
+    text no token of which the model knows searches to no hits (`retrievers.base.no_direction`); `tune` names the
+    query of a zero vector itself (`_check_probe_vectors`)."""
     v = np.asarray(vectors, dtype=np.float32)
     if v.ndim != 2 or v.shape[1] != int(dim):
         raise ConfigError(f"query vectors of shape {v.shape}: expected shape ({n}, {dim}), one row of dimension {dim} "
@@ -1162,6 +1176,8 @@ def _given_vectors(vectors: Any, n: int, dim: int) -> np.ndarray:
         raise ConfigError(f"{len(v)} query vectors for {n} queries: give one per query")
     if not np.isfinite(v).all():
         raise ConfigError("query vectors must be finite (a NaN or infinity was given)")
+    if refuse_zeros and len(zero := np.flatnonzero(~v.any(axis=1))):
+        raise ConfigError(f"query vector {int(zero[0])} is all zeros: it has no direction to search by")
     return v
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from slimvec.chunking import chunk_text
-from slimvec.collection import Collection, _fusion_info, _validated, check_queries
+from slimvec.collection import Collection, _fusion_info, _given_vectors, _validated, check_queries
 from slimvec.distributed.merge import merge_hits, merge_rows
 from slimvec.distributed.router import (
     FORMAT_VERSION,
@@ -319,6 +319,8 @@ class ShardedCollection(KeepsQueries):
         plan = make_plan(self.router["profile"], self.router["retrievers"], int(self.router["dim"]), opts,
                          frozenset(self._calibrators), given, self.router.get("model_fusion_weight"))
         _refuse_unsharded(plan, opts)
+        if vectors is not None and plan.needs_query_vectors:  # checked here, a zero one refused: shards take them
+            vectors = _given_vectors(vectors, len(queries), int(self.router["dim"]))  # as encoded texts
         if vectors is None and plan.needs_query_vectors and not plan.needs_query_tokens:
             vectors = self.encoder.encode_queries(list(queries))
         if "bm25" in plan.retrievers:

@@ -80,8 +80,10 @@ class ShardCore:
                 held = self._bm25(lambda r: r.global_key)
                 if held != bm25_key:
                     raise StaleBm25Stats(f"shard {self.path} holds BM25 statistics {held!r}, not {bm25_key!r}")
-                return self.col.search_many(queries, vectors=vectors, **options)
-        return self.col.search_many(queries, vectors=vectors, **options)
+                return self.col.search_many(queries, vectors=vectors, encoded=True, **options)
+        # encoded: the router checked vectors the user gave (a zero one is refused there); a zero row here is a
+        # query text the model knows no token of, which finds nothing
+        return self.col.search_many(queries, vectors=vectors, encoded=True, **options)
 
     def search_rows(self, queries: list[str], options: dict[str, Any], vectors: np.ndarray | None,
                     bm25_key: str | None = None) -> tuple[int, list[RowHits]] | None:

@@ -160,7 +160,7 @@ def run_eval(
             vecs = CachedEncoder(model, cache_dir).encode_queries(texts)
         for i, (qid, text) in enumerate(queries.items()):
             t1 = time.perf_counter()
-            hits = col.search_many([text], k=DEPTH, mode=profile.mode, unit=unit,
+            hits = col.search_many([text], k=DEPTH, mode=profile.mode, unit=unit, encoded=True,  # of the texts
                                    vectors=None if vecs is None else vecs[i : i + 1])[0]
             search_s.append(time.perf_counter() - t1)
             run[qid] = _ranked(hits, unit)

@@ -57,8 +57,13 @@ def read_file(path: str | Path, root: str | Path | None = None) -> Document:
                     sections=sections)
 
 
-def iter_folder(root: Path, on_skip: Callable[[str], None]) -> Iterator[tuple[Path, Document | IngestError]]:
-    """Every supported file under `root` in sorted id order; hidden entries ignored, others noted once."""
+def iter_folder(root: Path, on_skip: Callable[[str], None],
+                claim: Callable[[Path], Path | None] | None = None) -> Iterator[tuple[Path, Document | IngestError]]:
+    """Every supported file under `root` in sorted id order; hidden entries ignored, others noted once.
+
+    claim: called with each file before it is read; when it returns the path a file was already read under (the
+    same file reached through a link, or by another source: `same_file_note`), the file is noted and passed over.
+    """
     found: list[tuple[str, Path]] = []
     skipped: dict[str, list[str]] = {}
     walk_errors: list[OSError] = []
@@ -87,10 +92,20 @@ def iter_folder(root: Path, on_skip: Callable[[str], None]) -> Iterator[tuple[Pa
     for err in walk_errors:
         yield Path(err.filename or root), IngestError(f"{err.filename}: cannot read folder: {err.strerror}")
     for _, path in sorted(found):
+        if claim is not None and (first := claim(path)) is not None:
+            on_skip(same_file_note(path, first))
+            continue
         try:
             yield path, read_file(path, root)
         except IngestError as e:
             yield path, e
+
+
+def same_file_note(path: Path, first: Path) -> str:
+    """The note for a file passed over because it was read already (under another path, or by a folder's walk)."""
+    if str(path) == str(first):
+        return f"{path}: skipped, already read (the folder given before it holds it), read once"
+    return f"{path}: skipped, the same file as {first}, read once (first path wins)"
 
 
 def decode_utf8(raw: bytes, path: Path) -> str:

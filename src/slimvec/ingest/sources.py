@@ -10,7 +10,7 @@ from slimvec.documents import Document, has_content
 from slimvec.errors import ConfigError, IngestError
 from slimvec.ingest.beir import BEIR_FIELDS, is_beir_dir, iter_corpus
 from slimvec.ingest.fieldtypes import convert, parse_field_types
-from slimvec.ingest.files import FILE_EXTS, NO_TEXT, file_ext, iter_folder, read_file
+from slimvec.ingest.files import FILE_EXTS, NO_TEXT, file_ext, iter_folder, read_file, same_file_note
 from slimvec.ingest.tables import TABLE_EXTS, FieldMap, iter_table, locate
 from slimvec.records import check_record
 
@@ -106,8 +106,9 @@ def _read(
     files: list[Path] = []
     file_no: dict[Path, int] = {}
     untyped = dict(field_types)  # the field types no record has used yet
+    claim = FileClaims()  # one file reached by two paths (a link in a folder, its target given) is read once
     for path in paths:
-        for src, pos, names, item in iter_located(path, fields, on_skip, field_types):
+        for src, pos, names, item in iter_located(path, fields, on_skip, field_types, claim):
             if isinstance(item, Document) and item.id in seen:
                 there = _unpack(files, seen[item.id])
                 item = IngestError(
@@ -131,13 +132,31 @@ def _read(
                 "(a misspelt field name?)")
 
 
+class FileClaims:
+    """The files read so far by their resolved path: `claim(path)` is None the first time a file is met (it is then
+    read), else the path it was first read under. Ids are paths relative to the folder named (a lone file: its
+    name), so a linked file and its target had two ids and were stored twice."""
+
+    def __init__(self) -> None:
+        self.first: dict[Path, Path] = {}
+
+    def __call__(self, path: Path) -> Path | None:
+        key = path.resolve()
+        if key in self.first:
+            return self.first[key]
+        self.first[key] = path
+        return None
+
+
 def iter_located(
-    path: Path, fields: FieldMap, on_skip: Callable[[str], None], field_types: dict[str, str]
+    path: Path, fields: FieldMap, on_skip: Callable[[str], None], field_types: dict[str, str],
+    claim: Callable[[Path], Path | None] | None = None,
 ) -> Iterator[_Located]:
     """Each record of one checked path as (file, line/row or None, field names, checked Document or its error),
     in order; repeated ids are not looked for (the caller sees every path: `read_sources`, or the driver of a
-    distributed ingest, `slimvec.distributed.ingest`, whose workers read one path each)."""
-    for src, pos, names, item in _items(path, fields, on_skip, field_types):
+    distributed ingest, `slimvec.distributed.ingest`, whose workers read one path each). `claim` (see
+    `FileClaims`) passes over, with a note, a file already read under another path."""
+    for src, pos, names, item in _items(path, fields, on_skip, field_types, claim):
         if isinstance(item, Document):
             item = _checked(item, src, pos, names, field_types)
         yield src, pos, names, item
@@ -179,18 +198,21 @@ def _empty_text(src: Path, names: FieldMap, beir: bool) -> str:
 
 
 def _items(
-    path: Path, fields: FieldMap, on_skip: Callable[[str], None], field_types: dict[str, str]
+    path: Path, fields: FieldMap, on_skip: Callable[[str], None], field_types: dict[str, str],
+    claim: Callable[[Path], Path | None] | None,
 ) -> Iterator[_Located]:
     if path.is_dir() and is_beir_dir(path):
         corpus = path / "corpus.jsonl"
         for pos, item in iter_corpus(path):
             yield corpus, pos, BEIR_FIELDS, item
     elif path.is_dir():
-        for src, item in iter_folder(path, on_skip):
+        for src, item in iter_folder(path, on_skip, claim):
             yield src, None, _FILE_FIELDS, item
     elif file_ext(path) in TABLE_EXTS:
         for pos, item in iter_table(path, fields, field_types):
             yield path, pos, fields, item
+    elif claim is not None and (first := claim(path)) is not None:
+        on_skip(same_file_note(path, first))
     else:
         try:
             yield path, None, _FILE_FIELDS, read_file(path)

@@ -94,7 +94,8 @@ class MigratingCollection(Collection):
             return super().search_many(queries, options, **fields)
         qn = vectors if vectors is not None else self.target.encoder.encode_queries(list(queries))
         qn = np.asarray(qn, np.float32)
-        native = self.target.search_many(list(queries), options, vectors=qn, **fields)
+        # a given zero vector is refused by the target; one encoded from a text finds nothing
+        native = self.target.search_many(list(queries), options, vectors=qn, encoded=vectors is None, **fields)
         if self.queries == "old-model":
             mapped = np.asarray(self.encoder.encode_queries(list(queries)), np.float32)
         else:

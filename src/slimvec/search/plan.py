@@ -89,8 +89,10 @@ def make_plan(profile: Mapping[str, Any], available: list[str], dim: int, option
     the weight the collection's model declares for its dense ranking (the manifest's "model_fusion_weight",
     see `model_fusion_weights`).
     Raises ConfigError for a mode the collection cannot run, an unknown fuser or reranker, weights that do not
-    match the mode, or a relevance cut-off combined with a fusion override or a reranker (calibrators are
-    fitted on the profile's first-stage scores).
+    match the mode, a relevance cut-off combined with a fusion override or a reranker (calibrators are
+    fitted on the profile's first-stage scores), or an option the call gave that this plan would not use (fusion
+    settings for a mode of one retriever, a rerank depth where nothing reranks); the profile's own settings are
+    never refused for not applying to the mode searched.
     """
     mode = options.mode or default_mode(profile, available)
     names = retrievers_for(mode, available)
@@ -98,11 +100,11 @@ def make_plan(profile: Mapping[str, Any], available: list[str], dim: int, option
     fusion, fusion_options = None, {}
     if len(names) > 1:
         fusion, fusion_options = _fusion(profile, names, options, model_weight)
-    elif options.fusion_weights is not None and options.fusion == "rrf":
-        raise ConfigError("fusion weights apply to fusion='weighted', not rrf")
-    elif options.fusion_weights is not None and len(options.fusion_weights) != 1:
-        raise ConfigError(f"{len(options.fusion_weights)} fusion weights for the 1 retriever of mode {mode!r} "
-                          f"({names[0]}); fused modes: {', '.join(FUSED_MODES)}")
+    elif given := _given(options, "fusion", "fusion_weights", "fusion_temperature"):
+        # A fusion option the call gave would change nothing: one ranking is not fused. The profile's fusion
+        # settings are never checked here (they apply when the collection is searched in a fused mode).
+        raise ConfigError(f"{given} applies to fused modes ({', '.join(FUSED_MODES)}); this search runs mode "
+                          f"{mode!r}, one ranking ({names[0]}): leave {given} out or choose a fused mode")
     if options.min_relevance is not None and len(names) > 1 and (
             options.fusion is not None or options.fusion_weights is not None):
         raise ConfigError("min_relevance is calibrated on the profile's fusion; it cannot be combined with a "
@@ -112,6 +114,9 @@ def make_plan(profile: Mapping[str, Any], available: list[str], dim: int, option
         raise ConfigError("min_relevance is calibrated on document-level hits; it cannot be combined with "
                           "unit='section'")
     reranker, depth = _reranker(profile, options, dim, available, reranker)
+    if reranker is None and options.rerank_depth is not None:  # the profile's depth is never checked here
+        why = "rerank is 'none'" if options.rerank is not None else "the profile sets no reranker; give rerank too"
+        raise ConfigError(f"rerank_depth applies to reranking, and this search reranks nothing ({why})")
     if reranker is not None and options.min_relevance is not None:
         raise ConfigError(f"min_relevance is calibrated on first-stage {mode!r} scores and cannot be combined "
                           f"with reranking ({reranker.name}); pass rerank='none' to use it")
@@ -125,6 +130,11 @@ def make_plan(profile: Mapping[str, Any], available: list[str], dim: int, option
         and (options.min_relevance is not None or mode in calibrated_modes),
         filter=options.filter or None, with_payload=options.with_payload, unit=options.unit,
     )
+
+
+def _given(options: SearchOptions, *names: str) -> str | None:
+    """The first of the option fields `names` the call set (None leaves it to the profile), else None."""
+    return next((n for n in names if getattr(options, n) is not None), None)
 
 
 def default_mode(profile: Mapping[str, Any], available: list[str]) -> str:

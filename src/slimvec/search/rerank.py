@@ -218,12 +218,7 @@ class CrossEncoderReranker:
         self.batch_size = batch_size
         self._model: Any = None
         self._lock = threading.Lock()
-        # Checked up front so a typo fails on the first search, before any pair is built.
-        if not self.path.is_dir():
-            raise ConfigError(f"cross-encoder {str(self.path)!r}: no such directory (cross-encoders load from a "
-                              "local model directory only; none is downloaded)")
-        if not (self.path / "config.json").is_file():
-            raise ConfigError(f"cross-encoder {str(self.path)!r}: not a model directory (no config.json)")
+        _check_model_directory(self.path)  # up front: a typo fails on the first search, before any pair is built
 
     @property
     def model(self) -> Any:
@@ -309,6 +304,39 @@ def _check_texts(candidates: Candidates, kind: str) -> None:
         raise ValueError(f"the {kind} reranker needs one text per candidate row")
 
 
+def _check_model_directory(path: Path) -> None:
+    """ConfigError unless `path` is a directory with a config.json (a cross-encoder to load); opens no file."""
+    if not path.is_dir():
+        raise ConfigError(f"cross-encoder {str(path)!r}: no such directory (cross-encoders load from a "
+                          "local model directory only; none is downloaded)")
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"cross-encoder {str(path)!r}: not a model directory (no config.json)")
+
+
+def _check_cross_encoder(argument: str | None) -> None:
+    """What `cross_encoder` would refuse, found without building the reranker: an unknown name or a path that is no
+    model directory."""
+    from slimvec import registry
+
+    if argument is None or registry.has("cross_encoder", argument):
+        return
+    if not Path(argument).expanduser().exists() and "/" not in argument and os.sep not in argument:
+        raise ConfigError(f"cross-encoder {argument!r}: neither a registered model "
+                          f"({', '.join(registry.names('cross_encoder'))}) nor a local directory")
+    _check_model_directory(Path(argument).expanduser())
+
+
+def _check_bi_encoder(argument: str | None) -> None:
+    """What `load_encoder` would refuse for `bi-encoder:MODEL`, found without loading it: neither a registered model
+    nor a directory."""
+    from slimvec import registry
+
+    if argument is None or registry.has("encoder", argument) or Path(argument).expanduser().is_dir():
+        return
+    raise ConfigError(f"unknown model {argument!r}: not a registered name "
+                      f"({', '.join(sorted(registry.names('encoder')))}) nor a local directory")
+
+
 def cross_encoder(argument: str | None) -> Reranker:
     """The reranker of spec `cross-encoder[:argument]`: the default model, a registered name, or a local
     sentence-transformers CrossEncoder directory. Raises ConfigError for an unknown name that is no directory."""
@@ -316,38 +344,43 @@ def cross_encoder(argument: str | None) -> Reranker:
 
     if argument is None or registry.has("cross_encoder", argument):
         return NamedCrossEncoderReranker(argument or DEFAULT_CROSS_ENCODER)
-    if not Path(argument).expanduser().exists() and "/" not in argument and os.sep not in argument:
-        raise ConfigError(f"cross-encoder {argument!r}: neither a registered model "
-                          f"({', '.join(registry.names('cross_encoder'))}) nor a local directory")
+    _check_cross_encoder(argument)
     return CrossEncoderReranker(argument)
 
 
 # ---- registry ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RerankerKind:
-    """How to build one kind of reranker from the argument of its spec (optional_argument: the bare kind works)."""
+    """How to build one kind of reranker from the argument of its spec (optional_argument: the bare kind works;
+    check: raises ConfigError for an argument the factory would refuse, loading nothing, or None for no check)."""
 
     factory: Callable[[str | None], Reranker]
     takes_argument: bool
     help: str
     optional_argument: bool = False
+    check: Callable[[str | None], None] | None = None
 
 
 DENSE = RerankerKind(lambda _: DenseReranker(), False, "the collection's float32 vectors, exact")
-BI_ENCODER = RerankerKind(lambda a: BiEncoderReranker(str(a)), True, "bi-encoder:MODEL (name or local directory)")
+BI_ENCODER = RerankerKind(lambda a: BiEncoderReranker(str(a)), True, "bi-encoder:MODEL (name or local directory)",
+                          check=_check_bi_encoder)
 CROSS_ENCODER = RerankerKind(cross_encoder, True,
                              f"cross-encoder (= {DEFAULT_CROSS_ENCODER}), cross-encoder:NAME or cross-encoder:PATH "
-                             "(local sentence-transformers CrossEncoder directory)", optional_argument=True)
+                             "(local sentence-transformers CrossEncoder directory)", optional_argument=True,
+                             check=_check_cross_encoder)
 
 _LOADED: dict[str, Reranker] = {}
 _LOAD_LOCK = threading.Lock()
 
 
-def register_reranker(kind: str, factory: Callable[[str | None], Reranker], takes_argument: bool, help: str = "") -> None:
-    """Make `kind` usable in rerank specs ("kind" or "kind:argument"). Raises ConfigError if the kind is taken."""
+def register_reranker(kind: str, factory: Callable[[str | None], Reranker], takes_argument: bool, help: str = "",
+                      check: Callable[[str | None], None] | None = None) -> None:
+    """Make `kind` usable in rerank specs ("kind" or "kind:argument"); `check`, when given, refuses a bad argument
+    (ConfigError) without loading a model, when a collection is created with it. Raises ConfigError if the kind is
+    taken."""
     from slimvec import registry
 
-    registry.register("reranker", kind, RerankerKind(factory, takes_argument, help))
+    registry.register("reranker", kind, RerankerKind(factory, takes_argument, help, check=check))
 
 
 def _kind(kind: str) -> RerankerKind:
@@ -376,6 +409,14 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     if not entry.takes_argument and sep:
         raise ConfigError(f"reranker {kind!r} takes no argument (got {spec!r})")
     return kind, (arg.strip() or None)
+
+
+def check_spec(spec: str) -> None:
+    """ConfigError when a spec would fail to build at the first search: its syntax (`parse_spec`), then what its
+    kind can check without loading a model (a registered name, a model directory that exists)."""
+    kind, arg = parse_spec(spec)
+    if kind != NONE and (check := _kind(kind).check) is not None:
+        check(arg)
 
 
 def load_reranker(spec: str) -> Reranker | None:
