@@ -1,0 +1,122 @@
+"""Faults found breaking bb79bc4 (a static model's fusion weight kept as the manifest's model_fusion_weight)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fakes import FakeEncoder, registered_encoders
+
+from slimvec import Collection, Document
+from slimvec.encoders.static import STATIC_FUSION_WEIGHT
+from slimvec.profiles import load_profile
+
+STATIC = "fake-static"
+
+
+class StaticLikeEncoder(FakeEncoder):
+    """A model that declares the weight of its dense ranking in fused modes, as Model2VecEncoder does."""
+
+    fusion_weight = STATIC_FUSION_WEIGHT
+
+
+def _docs(n: int) -> list[Document]:
+    return [Document(f"d{i}", f"document {i} about topic {i % 7} river {i * 3} water stone {i % 3}") for i in range(n)]
+
+
+def _scores(col, **options) -> list[list[tuple[str, float]]]:
+    hits = col.search_many(["river water", "topic 3 stone", "document 12"], k=8, rerank="none", **options)
+    return [[(h.id, round(float(h.score), 6)) for h in q] for q in hits]
+
+
+def _beir(root: Path, n: int = 12) -> Path:
+    data = root / "beir"
+    (data / "qrels").mkdir(parents=True)
+    (data / "corpus.jsonl").write_text("".join(json.dumps({"_id": d.id, "text": d.text}) + "\n" for d in _docs(n)))
+    (data / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "river water"}) + "\n")
+    (data / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    return data
+
+
+def _drop_model_weight(path: Path) -> None:
+    m = json.loads((path / "manifest.json").read_text())
+    del m["model_fusion_weight"]
+    (path / "manifest.json").write_text(json.dumps(m))
+
+
+# Before: the preflight took a collection with build.json as built and skipped reading the corpus, but `build` then
+# rebuilt it (it lacked the model's weight): the cached collection was deleted first, and a bad corpus record was
+# met only in the middle of the rebuild, leaving a half-built collection in its place.
+def test_eval_checks_the_corpus_before_rebuilding_a_collection_that_lacks_the_models_weight(tmp_path):
+    from slimvec.errors import IngestError
+    from slimvec.evaluation.runner import run_eval
+
+    data = _beir(tmp_path)
+    with registered_encoders(StaticLikeEncoder(dim=32, name=STATIC)):
+        profile = load_profile("hybrid").model_copy(update={"model": STATIC})
+        path = Path(run_eval(data, profile, out=tmp_path / "out")["collection"])
+        _drop_model_weight(path)
+        with open(data / "corpus.jsonl", "a") as f:
+            f.write("{not json\n")
+        with pytest.raises(IngestError, match=r"corpus.jsonl:13"):
+            run_eval(data, profile, out=tmp_path / "out")
+        assert (path / "build.json").exists()  # the cached collection is left as it was
+        with Collection.open(path) as col:
+            assert len(col) == 12
+
+
+# Before: a cached collection of a profile whose searches fuse nothing (exact-f32: dense only) was re-encoded whole
+# because its manifest lacked the model's weight, which none of its evaluation's searches would use.
+def test_eval_reuses_a_collection_whose_mode_does_not_fuse_with_the_models_weight(tmp_path):
+    from slimvec.evaluation.datasets import load_dataset
+    from slimvec.evaluation.runner import build, collection_dir
+
+    data = _beir(tmp_path)
+    with registered_encoders(StaticLikeEncoder(dim=32, name=STATIC)):
+        ds = load_dataset(data)
+        for name, rebuilt in (("exact-f32", False), ("hybrid", True)):
+            profile = load_profile(name).model_copy(update={"model": STATIC})
+            path = collection_dir(tmp_path / "out", ds, profile)
+            assert build(ds, profile, path, None, False)["reused"] is False
+            _drop_model_weight(path)
+            assert build(ds, profile, path, None, False)["reused"] is (not rebuilt)
+
+
+# Before: a migration's target was created from the stored profile alone, so BM25 (or SPLADE) enabled after the
+# collection was made was gone after the switch, and `--mode hybrid`, which fused with the model's weight before,
+# failed ("needs the bm25 index").
+@pytest.mark.parametrize("old, new", [("fake-tr", STATIC), (STATIC, "fake-tr")])
+def test_a_migration_keeps_the_retrievers_enabled_after_creation(tmp_path, old, new):
+    from slimvec.migrate.runner import migrate
+
+    with registered_encoders(StaticLikeEncoder(dim=32, name=STATIC), FakeEncoder(dim=24, name="fake-tr")):
+        path = tmp_path / "col"
+        with Collection.create(path, profile="exact-f32", model=old) as col:
+            col.add(_docs(60))
+            col.enable("bm25")
+        migrate(path, new, sample=40, batch=16, fit_only=True)
+        with Collection.open(path) as col:
+            assert col.target.manifest["retrievers"] == ["dense", "bm25"]
+            during = _scores(col, mode="hybrid")  # answered by the old collection until the switch
+        migrate(path, new, sample=40, batch=16)
+        with Collection.open(path) as col:
+            assert col.manifest["model"] == new and col.manifest["retrievers"] == ["dense", "bm25"]
+            after = _scores(col, mode="hybrid")
+            assert [[i for i, _ in q] for q in after] and after != during
+            if new == STATIC:
+                assert after == _scores(col, mode="hybrid", fusion_weights=[STATIC_FUSION_WEIGHT, 1.0])
+            assert _every_bm25_score(col) == _bm25_alone(tmp_path / "fresh", new)  # an index of every document
+
+
+def _every_bm25_score(col) -> list[list[tuple[str, float]]]:
+    # every document scored, sorted by id: the migration stores its sample first, so ties break in another order
+    hits = col.search_many(["river water", "topic 3 stone"], k=60, mode="bm25", rerank="none")
+    return [sorted((h.id, round(float(h.score), 6)) for h in q) for q in hits]
+
+
+def _bm25_alone(path: Path, model: str) -> list[list[tuple[str, float]]]:
+    with Collection.create(path, profile="exact-f32", model=model) as col:
+        col.add(_docs(60))
+        col.enable("bm25")
+        return _every_bm25_score(col)
