@@ -120,3 +120,25 @@ def _bm25_alone(path: Path, model: str) -> list[list[tuple[str, float]]]:
         col.add(_docs(60))
         col.enable("bm25")
         return _every_bm25_score(col)
+
+
+# Before: an export carried the profile but not the retrievers enabled after creation, so an import of an exact-f32
+# collection that had enabled BM25 came back without it: `--mode hybrid` (fused with the model's weight) failed.
+@pytest.mark.parametrize("kind", ["parquet", "lancedb", "qdrant"])
+def test_an_export_round_trip_keeps_the_retrievers_enabled_after_creation(tmp_path, kind):
+    from slimvec.interop.rows import export_collection, import_records
+
+    with registered_encoders(StaticLikeEncoder(dim=32, name=STATIC)):
+        with Collection.create(tmp_path / "col", profile="exact-f32", model=STATIC) as col:
+            col.add(_docs(40))
+            col.enable("bm25")
+            want = _scores(col, mode="hybrid")
+            target = f"{kind}:{tmp_path / 'export'}" + (".parquet" if kind == "parquet" else "")
+            export_collection(col, target)
+        with import_records(target, tmp_path / "back") as col:
+            assert col.manifest["retrievers"] == ["dense", "bm25"]
+            assert col.manifest["model_fusion_weight"] == STATIC_FUSION_WEIGHT
+            assert _scores(col, mode="hybrid") == want
+        # a profile given to the import is taken as it is: it names the retrievers
+        with import_records(target, tmp_path / "given", profile="exact-f32") as col:
+            assert col.manifest["retrievers"] == ["dense"]
