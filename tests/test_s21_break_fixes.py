@@ -142,3 +142,22 @@ def test_an_export_round_trip_keeps_the_retrievers_enabled_after_creation(tmp_pa
         # a profile given to the import is taken as it is: it names the retrievers
         with import_records(target, tmp_path / "given", profile="exact-f32") as col:
             assert col.manifest["retrievers"] == ["dense"]
+
+
+# Before: the new manifest field was not checked: a damaged value failed every hybrid search with a bare ValueError
+# or TypeError naming no file, or (true) fused at [1.0, 1.0] without a word.
+@pytest.mark.parametrize("bad", ["abc", [0.2], True, -1.0])
+def test_a_damaged_model_fusion_weight_is_named_when_the_collection_opens(tmp_path, bad):
+    from slimvec.distributed import create_sharded
+    from slimvec.errors import CollectionError
+
+    enc = StaticLikeEncoder(dim=32, name=STATIC)
+    with Collection.create(tmp_path / "col", profile="hybrid", encoder=enc) as col:
+        col.add(_docs(20))
+    create_sharded(tmp_path / "sharded", shards=2, profile="hybrid", encoder=enc).close()
+    for manifest in (tmp_path / "col" / "manifest.json", tmp_path / "sharded" / "shards.json"):
+        m = json.loads(manifest.read_text())
+        m["model_fusion_weight"] = bad
+        manifest.write_text(json.dumps(m))
+        with pytest.raises(CollectionError, match=rf"{manifest.name}.*'model_fusion_weight' must be a finite number"):
+            Collection.open(manifest.parent, enc)
