@@ -161,3 +161,27 @@ def test_a_damaged_model_fusion_weight_is_named_when_the_collection_opens(tmp_pa
         manifest.write_text(json.dumps(m))
         with pytest.raises(CollectionError, match=rf"{manifest.name}.*'model_fusion_weight' must be a finite number"):
             Collection.open(manifest.parent, enc)
+
+
+# Before: a collection of session 20 (the model's [0.2, 1.0] kept in its profile, fusion_weights_from_model) used
+# them as profile weights for any fuser, so `fusion="weighted"` min-max fused with the weights measured for
+# softmax, while the same collection made today fuses weighted at equal weights.
+def test_a_session_20_collection_fuses_as_one_made_today(tmp_path):
+    enc = StaticLikeEncoder(dim=32, name=STATIC)
+    hybrid = load_profile("hybrid").model_copy(update={"name": "mine"})
+    for name in ("today", "s20"):
+        with Collection.create(tmp_path / name, profile=hybrid, encoder=enc) as col:
+            col.add(_docs(40))
+    manifest = tmp_path / "s20" / "manifest.json"
+    m = json.loads(manifest.read_text())
+    del m["model_fusion_weight"]
+    m["profile"]["fusion_weights"] = [STATIC_FUSION_WEIGHT, 1.0]
+    m["fusion_weights_from_model"] = True
+    manifest.write_text(json.dumps(m))
+    with Collection.open(tmp_path / "today", enc) as today, Collection.open(tmp_path / "s20", enc) as s20:
+        assert s20.info()["fusion"] == today.info()["fusion"]
+        for options in ({}, {"fusion": "softmax"}, {"fusion": "weighted"}, {"fusion": "rrf"},
+                        {"fusion": "weighted", "fusion_weights": [0.5, 1.0]}):
+            assert _scores(s20, **options) == _scores(today, **options), options
+        assert _scores(s20, fusion="weighted") == _scores(s20, fusion="weighted", fusion_weights=[1.0, 1.0])
+    Collection.open_or_create(tmp_path / "s20", profile=hybrid, encoder=enc).close()  # still its settings
