@@ -185,3 +185,26 @@ def test_a_session_20_collection_fuses_as_one_made_today(tmp_path):
             assert _scores(s20, **options) == _scores(today, **options), options
         assert _scores(s20, fusion="weighted") == _scores(s20, fusion="weighted", fusion_weights=[1.0, 1.0])
     Collection.open_or_create(tmp_path / "s20", profile=hybrid, encoder=enc).close()  # still its settings
+
+
+# Before: the router of a sharded collection made by session 20 copied the model's weights into its profile without
+# the mark its shards carry, so its searches too min-max fused fusion="weighted" with the softmax weights.
+def test_a_session_20_sharded_collection_fuses_as_one_made_today(tmp_path):
+    from slimvec.distributed import create_sharded
+
+    enc = StaticLikeEncoder(dim=32, name=STATIC)
+    for name in ("today", "s20"):
+        with create_sharded(tmp_path / name, shards=2, profile="hybrid", encoder=enc) as col:
+            col.add(_docs(40))
+    root = tmp_path / "s20"
+    for manifest in [root / "shards.json", *sorted(root.glob("shards/*/manifest.json"))]:
+        m = json.loads(manifest.read_text())
+        del m["model_fusion_weight"]
+        m["profile"]["fusion_weights"] = [STATIC_FUSION_WEIGHT, 1.0]
+        if manifest.name == "manifest.json":  # session 20 marked the shards' weights, not the router's
+            m["fusion_weights_from_model"] = True
+        manifest.write_text(json.dumps(m))
+    with Collection.open(tmp_path / "today", enc) as today, Collection.open(root, enc) as s20:
+        assert s20.info()["fusion"] == today.info()["fusion"]
+        for options in ({}, {"fusion": "weighted"}, {"fusion": "rrf"}):
+            assert _scores(s20, **options) == _scores(today, **options), options
