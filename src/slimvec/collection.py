@@ -706,9 +706,9 @@ class Collection(KeepsQueries):
             if entry is not None and entry[0] is self.manifest and entry[1] is self._calibrators:
                 return entry[2]
         manifest, calibrators = self.manifest, self._calibrators
-        plan = make_plan(manifest.get("profile") or {}, manifest.get("retrievers", ["dense"]), int(manifest["dim"]),
-                         SearchOptions.of(options, **fields), frozenset(calibrators), given,
-                         manifest.get("model_fusion_weight"))
+        profile, model_weight = _search_profile(manifest)
+        plan = make_plan(profile, manifest.get("retrievers", ["dense"]), int(manifest["dim"]),
+                         SearchOptions.of(options, **fields), frozenset(calibrators), given, model_weight)
         if key is not None:
             if len(self._plans) >= 64:
                 self._plans.clear()
@@ -1049,7 +1049,7 @@ class Collection(KeepsQueries):
                 "retrievers": m.get("retrievers", ["dense"]),
                 "chunking": m["chunking"],
                 **({"query_pooling": m["query_pooling"]} if "query_pooling" in m else {}),
-                **_fusion_info(m.get("profile") or {}, m.get("model_fusion_weight")),
+                **_fusion_info(*_search_profile(m)),
                 **({"model_fusion_weight": m["model_fusion_weight"]} if "model_fusion_weight" in m else {}),
                 **counts,
                 "disk_bytes": disk,
@@ -1318,14 +1318,22 @@ def _settings_differ(manifest: dict[str, Any], options: dict[str, Any]) -> str:
 _UNCOMPARED = frozenset({"name", "description", "model", "query_prompt", "document_prompt"})
 
 
-def _model_pair(manifest: dict[str, Any]) -> list[float] | None:
-    """The fusion weights the collection's model gives its profile's fusion (None when it gives none). A
-    collection made by session 20's slimvec kept them in its profile, marked "fusion_weights_from_model"."""
+def _search_profile(manifest: dict[str, Any]) -> tuple[dict[str, Any], float | None]:
+    """(stored profile, model weight) as searches plan with them. A collection made by session 20's slimvec kept
+    its model's weights [w, 1.0] in its profile, marked "fusion_weights_from_model": they are read as the model
+    weight w, so they apply as a later collection's do, to softmax fusion of dense + BM25 only (as profile
+    weights, a search's fusion="weighted" min-max fused with the weights measured for softmax)."""
     prof = manifest.get("profile") or {}
-    if manifest.get("fusion_weights_from_model"):
-        return prof.get("fusion_weights")
-    return model_fusion_weights(prof.get("fusion", "softmax"), FUSED_MODES.get(prof.get("mode"), ()),
-                                manifest.get("model_fusion_weight"))
+    weights = prof.get("fusion_weights")
+    if manifest.get("fusion_weights_from_model") and isinstance(weights, list) and weights:
+        return {**prof, "fusion_weights": None}, float(weights[0])
+    return prof, manifest.get("model_fusion_weight")
+
+
+def _model_pair(manifest: dict[str, Any]) -> list[float] | None:
+    """The fusion weights the collection's model gives its profile's fusion (None when it gives none)."""
+    prof, model_weight = _search_profile(manifest)
+    return model_fusion_weights(prof.get("fusion", "softmax"), FUSED_MODES.get(prof.get("mode"), ()), model_weight)
 
 
 def _key(weights: Any) -> tuple[float, ...] | None:

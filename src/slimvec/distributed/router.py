@@ -13,6 +13,7 @@ from typing import Any
 
 from slimvec.atomic import write_json_atomic
 from slimvec.errors import CollectionError
+from slimvec.store.store import model_weight_problem
 
 ROUTER_FILE = "shards.json"
 FORMAT_VERSION = 1
@@ -60,4 +61,6 @@ def read_router(path: Path) -> dict[str, Any]:
     shards = m.get("shards")
     if not isinstance(shards, list) or not shards or not all(isinstance(s, str) for s in shards):
         raise CollectionError(f"{f}: field 'shards' must be a non-empty list of shard directories")
+    if problem := model_weight_problem(m):  # the router plans every search with it
+        raise CollectionError(f"{f}: {problem}")
     return m

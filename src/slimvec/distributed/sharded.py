@@ -12,6 +12,7 @@ every shard (`retrievers/bm25_global.py`), so BM25 scores equal one collection's
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from slimvec.chunking import chunk_text
-from slimvec.collection import Collection, _fusion_info, _given_vectors, _validated, check_queries
+from slimvec.collection import Collection, _fusion_info, _given_vectors, _search_profile, _validated, check_queries
 from slimvec.distributed.merge import merge_hits, merge_rows
 from slimvec.distributed.router import (
     FORMAT_VERSION,
@@ -153,6 +154,12 @@ class ShardedCollection(KeepsQueries):
                 s.result(s.submit("ready"))
         else:
             self.shards = [LocalShard(i, d, encoder) for i, d in enumerate(dirs)]
+        # A router written by session 20's slimvec copied the model's weights into its profile without the mark its
+        # shards' manifests carry ("fusion_weights_from_model"): taken from shard 0 (opened above, so readable), so
+        # searches plan them as a plain collection's (`collection._search_profile`).
+        marked = json.loads((dirs[0] / "manifest.json").read_text(encoding="utf-8")).get("fusion_weights_from_model")
+        self._profile, self._model_weight = _search_profile(
+            {**self.router, "fusion_weights_from_model": bool(marked) and "model_fusion_weight" not in self.router})
         self.ordinals = OrdinalTable(self.path / ORDINALS_FILE)
         self._calibrators = calibration.load_calibrators(self.path)
         self._recent = RecentQueries()  # query vectors kept to tune on (keep_queries), none by default
@@ -316,8 +323,8 @@ class ShardedCollection(KeepsQueries):
         elif rerank is not None:
             fields["rerank"] = rerank
         opts = SearchOptions.of(options, **fields)
-        plan = make_plan(self.router["profile"], self.router["retrievers"], int(self.router["dim"]), opts,
-                         frozenset(self._calibrators), given, self.router.get("model_fusion_weight"))
+        plan = make_plan(self._profile, self.router["retrievers"], int(self.router["dim"]), opts,
+                         frozenset(self._calibrators), given, self._model_weight)
         _refuse_unsharded(plan, opts)
         if vectors is not None and plan.needs_query_vectors:  # checked here, a zero one refused: shards take them
             vectors = _given_vectors(vectors, len(queries), int(self.router["dim"]))  # as encoded texts
@@ -567,8 +574,7 @@ class ShardedCollection(KeepsQueries):
         # a plain collection shows it.
         return {"path": str(self.path), "format_version": self.router["format_version"], "sharded": True,
                 "routing": self.router["routing"], "model": self.router["model"], "dim": self.router["dim"],
-                "retrievers": self.router["retrievers"], **pooled, **_fusion_info(self.router.get("profile") or {},
-                                                                               self.router.get("model_fusion_weight")),
+                "retrievers": self.router["retrievers"], **pooled, **_fusion_info(self._profile, self._model_weight),
                 **counts, "disk_bytes": disk, "ram_bytes": ram,
                 "disk_bytes_per_doc": disk / docs if docs else 0.0, "ram_bytes_per_doc": ram / docs if docs else 0.0,
                 **self._recent_info(),

@@ -32,6 +32,7 @@ from slimvec.evaluation.preflight import check_eval_inputs, needs_build
 from slimvec.ids import trec_escape
 from slimvec.ingest import read_sources
 from slimvec.profiles import Profile
+from slimvec.search.plan import FUSED_MODES, model_fusion_weights
 from slimvec.store.store import MANIFEST
 
 DEPTH = 100  # documents retrieved per query: enough for Recall@100 and MAP@100
@@ -70,10 +71,9 @@ def build(dataset: BeirDataset, profile: Profile, path: Path, cache_dir: Path | 
     """Build (or reuse) the collection from `corpus` (default: the dataset's corpus.jsonl); returns build facts
     (seconds, documents encoded afresh)."""
     facts_path = path / "build.json"
-    model = load_encoder(profile.model or DEFAULT_MODEL)
-    if facts_path.exists() and not _lacks_model_weight(path, model):
+    if not _must_build(path, profile):
         return {**json.loads(facts_path.read_text()), "reused": True}
-    encoder = CachedEncoder(model, cache_dir)
+    encoder = CachedEncoder(load_encoder(profile.model or DEFAULT_MODEL), cache_dir)
     if path.exists():  # a build that did not finish: start again
         shutil.rmtree(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,10 +87,22 @@ def build(dataset: BeirDataset, profile: Profile, path: Path, cache_dir: Path | 
     return {**facts, "reused": False}
 
 
-def _lacks_model_weight(path: Path, model: Any) -> bool:
-    """Whether the collection at `path` was built before slimvec recorded the fusion weight `model` declares
-    (a static model's, `encoders.static`): its fused searches would run at equal weights, so it is built again."""
-    if getattr(model, "fusion_weight", None) is None:
+def _must_build(path: Path, profile: Profile) -> bool:
+    """Whether `build` builds the collection at `path` (again): the preflight asks this too, so the corpus is
+    read and checked before a rebuild deletes the cached collection, not met bad in the middle of it."""
+    return needs_build(path) or _lacks_model_weight(path, profile)
+
+
+def _lacks_model_weight(path: Path, profile: Profile) -> bool:
+    """Whether the collection at `path` was built before slimvec recorded the fusion weight its model declares
+    (a static model's, `encoders.static`) while the evaluation's mode would fuse with it: its searches would run
+    at equal weights, so it is built again. Another mode never uses the weight, and its corpus is not re-encoded."""
+    fused = FUSED_MODES.get(profile.mode, ())
+    if profile.fusion_weights is not None or model_fusion_weights(profile.fusion, fused, 1.0) is None:
+        # the profile's own weights, or no softmax fusion of dense + BM25: no model weight is used (and the model
+        # is not loaded to ask)
+        return False
+    if getattr(load_encoder(profile.model or DEFAULT_MODEL), "fusion_weight", None) is None:
         return False
     manifest = json.loads((path / MANIFEST).read_text())
     return "model_fusion_weight" not in manifest and not manifest.get("fusion_weights_from_model")
@@ -124,7 +136,7 @@ def run_eval(
     if check:
         ds0 = load_dataset(dataset_dir)
         check_eval_inputs(dataset_dir, [profile], split, max_queries,
-                          corpus=needs_build(collection_dir(Path(out), ds0, profile, corpus_path)),
+                          corpus=_must_build(collection_dir(Path(out), ds0, profile, corpus_path), profile),
                           corpus_path=corpus_path, unit=unit)
     ds = load_dataset(dataset_dir)
     qrels = ds.qrels(split)
@@ -236,7 +248,7 @@ def run_sweep(
     ds = load_dataset(dataset_dir)
     # Every profile's inputs are checked before the first one is encoded.
     check_eval_inputs(dataset_dir, profiles, split, max_queries,
-                      corpus=any(needs_build(collection_dir(Path(out), ds, p, corpus_path)) for p in profiles),
+                      corpus=any(_must_build(collection_dir(Path(out), ds, p, corpus_path), p) for p in profiles),
                       corpus_path=corpus_path, unit=unit)
     results = [run_eval(dataset_dir, p, split, out, cache_dir, max_queries, progress, check=False, unit=unit,
                         corpus=corpus_path) for p in profiles]

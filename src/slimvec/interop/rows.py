@@ -89,6 +89,8 @@ def export_collection(col: Any, target: str) -> dict[str, Any]:
     meta = {"format": FORMAT, "model": m["model"], "dim": dim, "prompts": m.get("prompts"), "chunking": m.get("chunking"),
             "late": {k: (m.get("profile") or {}).get(k) for k in LATE_FIELDS},
             "profile": m.get("profile"),  # an import without a profile of its own rebuilds this one
+            # and the retrievers enabled after creation (`index --bm25`), which the profile does not name
+            "retrievers": m.get("retrievers"), "sparse_model": m.get("sparse_model"),
             **{k: m.get(k) for k in MANIFEST_LATE}}
     with col.reading():  # one committed state, whatever another process or thread commits meanwhile
         n = registry.load("export", kind).write(path, name, collection_records(col), meta)
@@ -173,6 +175,8 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
         **{k: v for k, v in made.items() if v is not None}}))
     try:
         col = _same_late_records(col, meta)
+        if profile is None:
+            _enable_exported(col, meta)
         rows = np.stack(vectors) if vectors else np.zeros((0, int(meta["dim"])), np.float32)
         if not int(col.manifest["dim"]):  # a profile keeping no dense vectors (bm25, splade): built from the texts
             rows = np.zeros((len(chunks), 0), np.float32)
@@ -191,6 +195,21 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
             raise IngestError(f"{source}: {e}") from None
         raise
     return Collection.open(target, encoder)
+
+
+def _enable_exported(col: Any, meta: dict[str, Any]) -> None:
+    """Enable on `col` (the exported collection's profile rebuilt) the retrievers the exported collection kept
+    beyond its profile's: BM25 or SPLADE enabled after it was made are built from the texts, as `enable` builds
+    them; without this a round trip lost them and `--mode hybrid` failed. Dense and token vectors are not built
+    here (an import keeps the export's vectors, and exports carry no token vectors)."""
+    from slimvec import registry
+
+    names = meta.get("retrievers")
+    for name in names if isinstance(names, list) else []:  # exports made before it was carried have none
+        if not isinstance(name, str) or name in col.manifest.get("retrievers", ["dense"]) or \
+                name in ("dense", "multivector") or not registry.has("retriever", name):
+            continue
+        col.enable(name, sparse_model=meta.get("sparse_model") if name == "sparse" else None)
 
 
 def _other_model(named: str | None, exported: str) -> bool:

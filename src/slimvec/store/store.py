@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import math
 import os
 import sqlite3
 import stat
@@ -158,9 +159,23 @@ def _manifest_problem(manifest: dict[str, Any]) -> str | None:
     dim = manifest["dim"]
     if type(dim) is not int or dim < 0:
         return f"'dim' must be a whole number >= 0, got {dim!r}"
+    if problem := model_weight_problem(manifest):
+        return problem
     retrievers = manifest.get("retrievers", [])
     if not isinstance(retrievers, list) or not all(isinstance(r, str) for r in retrievers):
         return f"'retrievers' must be a list of names, got {retrievers!r}"
+    return None
+
+
+def model_weight_problem(manifest: dict[str, Any]) -> str | None:
+    """What is wrong with a manifest's "model_fusion_weight" (the static model's weight that every softmax fusion
+    of dense + BM25 takes), or None: a damaged one failed each such search with a bare ValueError or TypeError,
+    naming no file, or fused with a boolean taken for 1.0."""
+    w = manifest.get("model_fusion_weight")
+    if w is None:  # the model declares none
+        return None
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+        return f"'model_fusion_weight' must be a finite number >= 0, got {w!r}"
     return None
 
 
