@@ -125,7 +125,7 @@ def _probes(vectors: np.ndarray, rows: int, sample: int, queries: Any) -> tuple[
 
 def calibrate_nprobe(index: Any, vectors: np.ndarray, target_recall: float, oversample: int | None,
                      sample: int = SAMPLE, queries: Any = None) -> NprobeChoice:
-    """The smallest nprobe of `index` (a trained `BinaryIVFIndex` holding rows 0..index.rows-1) whose search
+    """The smallest nprobe of `index` (a trained `CodecIVFIndex` holding rows 0..index.rows-1) whose search
     reaches `target_recall` mean Recall@10 on `probe_queries` against exact search over the rows.
 
     vectors: (>= index.rows, dim) float32 rows (a memmap is fine); the exact truth is computed from them.

@@ -108,7 +108,7 @@ def build(store: Store, encoder: Callable[[], Encoder]) -> Retriever:
     """The dense retriever a collection's profile asks for (registered as "dense"; `encoder` is unused)."""
     prof = store.manifest.get("profile") or {}
     if prof.get("codec", "float32") != "float32":
-        from slimvec.index.compressed import BinaryIVFIndex, CodecIndex
+        from slimvec.index.compressed import CodecIndex, CodecIVFIndex
         from slimvec.retrievers.compressed import CompressedDenseRetriever
 
         saved, fitted = None, 0
@@ -116,7 +116,7 @@ def build(store: Store, encoder: Callable[[], Encoder]) -> Retriever:
         if (codes / "fit.json").exists():
             try:
                 fit = json.loads((codes / "fit.json").read_text())
-                loader = BinaryIVFIndex if fit.get("kind") == "ivf" else CodecIndex
+                loader = CodecIVFIndex if fit.get("kind") == "ivf" else CodecIndex
                 saved, fitted = loader.load(codes), int(fit["fitted_rows"])
             except Exception:  # noqa: BLE001 - derived data: a damaged file is rebuilt from the vectors
                 saved, fitted = None, 0
