@@ -127,7 +127,7 @@ def _probes(vectors: np.ndarray, rows: int, sample: int, queries: Any) -> tuple[
 
 def calibrate_nprobe(index: Any, vectors: np.ndarray, target_recall: float, oversample: int | None,
                      sample: int = SAMPLE, queries: Any = None) -> NprobeChoice:
-    """The smallest nprobe of `index` (a trained `BinaryIVFIndex` holding rows 0..index.rows-1) whose search
+    """The smallest nprobe of `index` (a trained `CodecIVFIndex` holding rows 0..index.rows-1) whose search
     reaches `target_recall` mean Recall@10 on `probe_queries` against exact search over the rows. The search
     runs at the depth a k=10 collection search asks for (10 x `ROWS_PER_RESULT` rows, so 40 x oversample
     candidates are rescored), cut to its top 10, because the recall there is what a user gets: measured at 10
