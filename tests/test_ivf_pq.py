@@ -127,6 +127,23 @@ def test_calibrated_nprobe_reaches_the_target_against_exact_float32(tmp_path):
         assert col.info()["indexes"]["dense"]["calibration"] == cal
 
 
+def test_a_target_the_codes_cannot_reach_probes_only_the_lists_that_matter(tmp_path):
+    from slimvec.index.nprobe import CEILING_SLACK, probe_queries
+
+    rows = _rows(4000, seed=5)
+    probes = probe_queries(rows, len(rows))
+    # Unrescored PQ scores cannot reach Recall@10 0.999 against float32 even with every list probed: rather than
+    # every list, the calibration picks the fewest that come within CEILING_SLACK of the best any number of
+    # lists gave (probing every list is one of them).
+    with _collection(tmp_path / "c", rows, nlist=32, target_recall=0.999, rescore=False) as col:
+        cal = col.info()["indexes"]["dense"]["calibration"]
+        retriever = col._retrievers["dense"]
+        retriever.ivf = (32, 32)
+        ceiling = _recall(col, rows, probes)
+        assert ceiling < 0.999 and 1 < cal["nprobe"] < 32
+        assert cal["recall"] >= ceiling - CEILING_SLACK  # (bisection stops within 1/8 of the smallest such nprobe)
+
+
 def test_save_and_reopen_give_identical_results(tmp_path):
     rows, queries = _rows(3000, seed=7), _rows(20, seed=8)
     with _collection(tmp_path / "c", rows) as col:
