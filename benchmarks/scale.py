@@ -34,7 +34,7 @@ from _common import DATA, read_jsonl  # noqa: E402
 from slimvec.chunking import chunk_text  # noqa: E402
 from slimvec.codecs import make_codec  # noqa: E402
 from slimvec.index.base import top_k  # noqa: E402
-from slimvec.index.compressed import BinaryIVFIndex, CodecIndex, staged_search  # noqa: E402
+from slimvec.index.compressed import CodecIndex, CodecIVFIndex, staged_search  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 K = 10
@@ -310,7 +310,7 @@ def slimvec_ivf_profile(
         f" calibrated (probe R@10 {cal['recall']:.3f} >= target {cal['target_recall']})" if cal else "")
     # The same index at fixed nprobe values, so the calibrated choice sits beside what a fixed profile gave.
     fixed = []
-    if isinstance(index, BinaryIVFIndex):
+    if isinstance(index, CodecIVFIndex):
         for p in (16, 32, 64):
             index.nprobe = p
             fixed.append(f"{p}: {recall_at_k(truth, staged_search(queries, K, prof.oversample, index, rows)[1]):.3f}")

@@ -62,6 +62,7 @@ def queries(scifact_judged) -> list[str]:
     ("binary-rescore", {}, [None]),
     ("int8", {}, [None]),
     ("binary-ivf-rescore", {"nlist": 4}, [None]),  # 4 lists: inverted lists on a small slice
+    ("pq16-ivf-rescore", {"nlist": 4}, [None]),  # PQ codes in 4 lists
     ("hybrid", {}, [None, "bm25"]),
     ("multivector-compressed", {}, [None]),  # residual token codes, binary candidates
     ("hybrid-multivector", {}, [None, "bm25"]),
@@ -73,7 +74,7 @@ def test_compaction_keeps_every_answer_and_frees_the_dead_rows(tmp_path, scifact
     stored = {d.id: col.get(d.id) for d in scifact_docs[:300]}
     dead, rows, vector_bytes = info["dead_rows"], info["rows"], (path / "vectors" / "float32.bin").stat().st_size
     assert dead == rows - info["chunks"] and dead > rows // 4 and info["reclaimable_disk_bytes"] > 0
-    if name == "binary-ivf-rescore":
+    if name.endswith("-ivf-rescore"):
         assert info["indexes"]["dense"]["kind"] == "ivf"
 
     report = col.compact()

@@ -1,4 +1,4 @@
-"""CodecIndex, BinaryIVFIndex, rescore, staged search: independent scans, filters, RAM, persistence."""
+"""CodecIndex, CodecIVFIndex, rescore, staged search: independent scans, filters, RAM, persistence."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import slimvec.index.compressed as compressed
 from slimvec.codecs import make_codec
 from slimvec.codecs.binary import hamming
 from slimvec.index.base import top_k
-from slimvec.index.compressed import BinaryIVFIndex, CodecIndex, binary_pq_centroids, rescore, staged_search
+from slimvec.index.compressed import CodecIndex, CodecIVFIndex, binary_pq_centroids, rescore, staged_search
 from slimvec.index.flat import ExactIndex
 from slimvec.scoring import inner_products
 
@@ -266,10 +266,10 @@ def test_hamming_needs_binary_codec() -> None:
         CodecIndex(make_codec("int8"), D, hamming=True)
 
 
-def _ivf(docs: np.ndarray, nlist: int = 8, nprobe: int = 8) -> BinaryIVFIndex:
+def _ivf(docs: np.ndarray, nlist: int = 8, nprobe: int = 8) -> CodecIVFIndex:
     codec = make_codec("binary")
     codec.fit(docs)
-    index = BinaryIVFIndex(codec, D, nlist, nprobe)
+    index = CodecIVFIndex(codec, D, nlist, nprobe)
     index.train(docs)
     index.add(docs[:100])
     index.add(docs[100:])  # two adds: ids continue
@@ -332,6 +332,6 @@ def test_binary_ivf_staged_search_and_ram(
     index.add(docs[:10])  # still growable after compaction
     assert index.rows == 310
     index.save(tmp_path / "ivf")
-    again = BinaryIVFIndex.load(tmp_path / "ivf")
+    again = CodecIVFIndex.load(tmp_path / "ivf")
     for got, want in zip(again.search(queries, 10), index.search(queries, 10)):
         np.testing.assert_array_equal(got, want)

@@ -11,7 +11,7 @@ import pytest
 from slimvec import Collection, Document
 from slimvec.codecs import make_codec
 from slimvec.index import rowfiles
-from slimvec.index.compressed import BinaryIVFIndex, CodecIndex
+from slimvec.index.compressed import CodecIndex, CodecIVFIndex
 
 D = 384
 
@@ -45,19 +45,19 @@ def test_incremental_saves_equal_one_full_save(spec, unit, tmp_path):
 
 def test_ivf_incremental_saves_equal_one_full_save(unit, tmp_path):
     codec = _fitted("binary", unit)
-    grown = BinaryIVFIndex(codec, D, nlist=16, nprobe=4)
+    grown = CodecIVFIndex(codec, D, nlist=16, nprobe=4)
     grown.train(unit)
     for part in np.array_split(unit, 4):
         grown.add(part)
         grown.save(tmp_path / "grown")
-    once = BinaryIVFIndex(codec, D, nlist=16, nprobe=4)
+    once = CodecIVFIndex(codec, D, nlist=16, nprobe=4)
     once._build(grown.centroids)  # the same trained lists
     once.add(unit)
     once.save(tmp_path / "once")
     assert _files(tmp_path / "grown") == _files(tmp_path / "once")
     lists = np.fromfile(tmp_path / "grown" / "lists.bin", np.int32)
     np.testing.assert_array_equal(lists, (unit @ grown.centroids.T).argmax(axis=1))  # each row's nearest list
-    again = BinaryIVFIndex.load(tmp_path / "grown")
+    again = CodecIVFIndex.load(tmp_path / "grown")
     q = unit[:20]
     for got, want in zip(again.search(q, 10), once.search(q, 10)):
         np.testing.assert_array_equal(got, want)
@@ -68,7 +68,7 @@ def test_a_save_after_a_bulk_add_reads_the_new_rows_back_from_the_lists(unit, tm
 
     monkeypatch.setattr(compressed, "_PENDING_ROWS", 100)  # smaller than one add below
     codec = _fitted("binary", unit)
-    index = BinaryIVFIndex(codec, D, nlist=16, nprobe=4)
+    index = CodecIVFIndex(codec, D, nlist=16, nprobe=4)
     index.train(unit)
     index.add(unit[:500])
     index.save(tmp_path / "ivf")

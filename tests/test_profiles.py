@@ -18,6 +18,7 @@ NAMED = {
     "pca-half-float8": ("pca:192 > float8", False, "exact"), "pca-half-float8-rescore": ("pca:192 > float8", True, "exact"),
     "binary-rescore": ("binary", True, "exact"), "int8-rescore": ("int8", True, "exact"),
     "binary-ivf-rescore": ("binary", True, "ivf"), "hnsw-f32": ("float32", False, "hnsw"),
+    "pq16-ivf-rescore": ("pq:16x8", True, "ivf"),
 }
 
 
@@ -41,7 +42,8 @@ def test_pq_rescore_profiles_are_product_quantization_with_rescoring(name, code_
     ({"name": "x", "chunk_mode": "pages"}, "chunk_mode"),
     ({"name": "x", "surprise": 1}, "surprise"),
     ({"name": "bad name!"}, "name"),
-    ({"name": "x", "codec": "int8", "index": "ivf"}, "index 'ivf' needs codec 'binary'"),
+    ({"name": "x", "codec": "int8", "index": "ivf"}, r"index 'ivf' needs codec 'binary' \(1-bit codes\) or 'pq:MxBITS', not 'int8'"),
+    ({"name": "x", "codec": "pca:192 > pq:16x8", "index": "ivf"}, "or 'pq:MxBITS', not 'pca:192 > pq:16x8'"),
     ({"name": "x", "codec": "float8", "index": "hnsw"}, "index 'hnsw' holds float32 vectors"),
     ({"name": "x", "codec": "binary", "index": "ivf", "nprobe": 0}, "nprobe"),
     ([1, 2], "JSON object"),

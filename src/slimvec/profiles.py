@@ -42,8 +42,8 @@ class Profile(BaseModel):
     chunk_overlap: int = Field(default=32, ge=0, le=1024)
     retrievers: tuple[str, ...] = ("dense",)
     mode: str = "dense"  # default search mode
-    # Candidate index: exact scan or HNSW for float32 codes; "ivf" = inverted lists over 1-bit binary codes,
-    # used once a collection is large enough to train them (below that, an exact Hamming scan).
+    # Candidate index: exact scan or HNSW for float32 codes; "ivf" = inverted lists over 1-bit binary or PQ codes,
+    # used once a collection is large enough to train them (below that, an exact scan of the codes).
     index: Literal["exact", "hnsw", "ivf"] = "exact"
     nlist: int | None = Field(default=None, ge=1, le=1 << 16)  # ivf lists; None: ~4 sqrt(rows), retrained as it grows
     # ivf lists scanned per query; None: the smallest reaching target_recall on the collection's own rows
@@ -89,8 +89,8 @@ class Profile(BaseModel):
 
     @model_validator(mode="after")
     def _index_fits_codec(self) -> "Profile":
-        if self.index == "ivf" and self.codec.strip() != "binary":
-            raise ValueError(f"index 'ivf' needs codec 'binary' (1-bit codes), not {self.codec!r}")
+        if self.index == "ivf" and not _ivf_codec(self.codec):
+            raise ValueError(f"index 'ivf' needs codec 'binary' (1-bit codes) or 'pq:MxBITS', not {self.codec!r}")
         if self.fusion_weights is not None and (  # NaN passes `w < 0`: it would make every fused score NaN
                 self.fusion == "rrf" or any(not math.isfinite(w) or w < 0 for w in self.fusion_weights)):
             raise ValueError("fusion_weights need fusion 'weighted' or 'softmax' and must be >= 0 and finite")
@@ -235,6 +235,14 @@ class Profile(BaseModel):
         return self.codec != "float32"
 
 
+def _ivf_codec(spec: str) -> bool:
+    """Whether inverted lists can hold codec `spec`'s codes: 1-bit "binary", or a lone product quantizer "pq:MxBITS"."""
+    from slimvec.codecs import make_codec
+    from slimvec.codecs.pq import PQCodec
+
+    return spec.strip() == "binary" or isinstance(make_codec(spec), PQCodec)
+
+
 def _p(name: str, description: str, **kw: Any) -> Profile:
     return Profile(name=name, description=description, **kw)
 
@@ -265,6 +273,9 @@ PQ_RESCORE = _p("pq-rescore", "product-quantized (48 bytes) candidates rescored 
 # (BENCHMARKS.md, "document ids in RAM"); oversample 40 reaches 0.928 at 1M for ~1.3x the p50.
 PQ16_RESCORE = _p("pq16-rescore", "product-quantized (16 bytes) candidates rescored with float32 from disk: the least "
     "RAM for millions of rows", codec="pq:16x8", rescore=True, oversample=20)
+PQ16_IVF_RESCORE = _p("pq16-ivf-rescore", "16-byte PQ codes in inverted lists (from 100k rows; exact scan below), "
+    "rescored with float32 from disk: pq16-rescore's RAM without scanning every code", codec="pq:16x8", index="ivf",
+    rescore=True, oversample=20)
 BM25 = _p("bm25", "BM25 only (bm25s, English stemming and stopwords) over whole documents: no vectors",
     retrievers=("bm25",), mode="bm25", chunk_mode="whole")
 SPLADE = _p("splade", "learned sparse only (SPLADE-tiny) over chunks", retrievers=("sparse",), mode="sparse")

@@ -100,8 +100,9 @@ _ENTRIES: dict[str, dict[str, str]] = {
         name: f"slimvec.profiles:{name.upper().replace('-', '_')}"
         for name in (
             "exact-f32", "hnsw-f32", "f16", "float8", "int8", "pca-half-float8", "pca-half-float8-rescore",
-            "int4", "binary", "binary-rescore", "binary-ivf-rescore", "int8-rescore", "pq-rescore", "pq16-rescore", "bm25",
-            "splade", "hybrid", "hybrid-weighted", "hybrid-binary", "bm25-cjk", "hybrid-cjk", "hybrid-sparse",
+            "int4", "binary", "binary-rescore", "binary-ivf-rescore", "int8-rescore", "pq-rescore", "pq16-rescore",
+            "pq16-ivf-rescore", "bm25", "splade", "hybrid", "hybrid-weighted", "hybrid-binary", "bm25-cjk", "hybrid-cjk",
+            "hybrid-sparse",
             "multivector", "multivector-binary", "multivector-pooled", "multivector-compressed",
             "multivector-muvera", "hybrid-multivector",
         )

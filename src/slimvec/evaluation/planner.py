@@ -21,7 +21,8 @@ from slimvec.evaluation.runner import run_eval
 from slimvec.profiles import BUILTIN, Profile
 
 DEFAULT_CANDIDATES = ("exact-f32", "f16", "float8", "int8", "pca-half-float8", "int4", "binary", "binary-rescore",
-                      "int8-rescore", "pq-rescore", "pq16-rescore", "pca-half-float8-rescore", "binary-ivf-rescore")
+                      "int8-rescore", "pq-rescore", "pq16-rescore", "pca-half-float8-rescore", "binary-ivf-rescore",
+                      "pq16-ivf-rescore")
 
 
 @dataclass(frozen=True)

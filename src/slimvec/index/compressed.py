@@ -280,21 +280,37 @@ def binary_pq_centroids(codec: ResidualBinaryCodec) -> np.ndarray:
     return (mean + alpha * signs[None]).astype(np.float32)
 
 
-class BinaryIVFIndex:
-    """1-bit codes in inverted lists keyed by float k-means centroids; the `nprobe` lists nearest to a query
-    are scanned with the codec's asymmetric score (faiss IVF-PQ whose sub-quantizers are the sign patterns).
+def ivf_sub_quantizer(codec: Codec, dim: int) -> tuple[int, int, np.ndarray]:
+    """(sub-quantizers M, bits each, (M, 2**bits, dim / M) centroids) of an IVF-PQ whose codes are `codec`'s own
+    codes and whose decode is the codec's: a 1-bit binary codec without rotation (the 256 sign patterns of each
+    byte, `binary_pq_centroids`) or a PQ codec (its faiss ProductQuantizer centroids). Raises ValueError for any
+    other codec, naming it."""
+    if isinstance(codec, ResidualBinaryCodec) and codec.bits == 1 and codec.rotation is None:
+        if dim % 8:
+            raise ValueError("inverted lists over binary codes need a dimension divisible by 8")
+        return dim // 8, 8, binary_pq_centroids(codec)
+    if isinstance(codec, PQCodec) and codec.centroids is not None:
+        if codec.dim != dim:
+            raise ValueError(f"codec {codec.name!r} was fitted on {codec.dim} dimensions, not {dim}")
+        return codec.m, codec.nbits, codec.centroids
+    raise ValueError(f"inverted lists need a fitted 1-bit binary codec without rotation or a fitted PQ codec, "
+                     f"not {getattr(codec, 'name', type(codec).__name__)!r}")
+
+
+class CodecIVFIndex:
+    """A codec's codes in inverted lists keyed by float k-means centroids; the `nprobe` lists nearest to a query
+    are scanned with the codec's asymmetric score (a faiss IVF-PQ, by_residual=False, whose sub-quantizers decode
+    as the codec does: the sign patterns of 1-bit binary codes, or a PQ codec's own centroids; `ivf_sub_quantizer`).
 
     Not exact: a true neighbour in an unprobed list is missed. RAM: codes plus an 8-byte id per row
-    (faiss inverted lists), the centroids, and the codec's parameters.
+    (faiss inverted lists), the centroids, the sub-quantizer tables, and the codec's parameters.
     """
 
-    name = "binary-ivf"
+    name = "codec-ivf"
 
-    def __init__(self, codec: ResidualBinaryCodec, dim: int, nlist: int, nprobe: int = 32) -> None:
-        if not isinstance(codec, ResidualBinaryCodec) or codec.bits != 1 or codec.rotation is not None:
-            raise ValueError("BinaryIVFIndex needs a fitted 1-bit binary codec without rotation")
-        if dim % 8:
-            raise ValueError("BinaryIVFIndex needs a dimension divisible by 8")
+    def __init__(self, codec: Codec, dim: int, nlist: int, nprobe: int = 32) -> None:
+        self.m, self.nbits, sub = ivf_sub_quantizer(codec, dim)  # refuses a codec it cannot list
+        self._tables_nbytes = int(sub.nbytes)
         self.codec, self.dim, self.nlist, self.nprobe = codec, dim, nlist, nprobe
         self.index = None
         self.calibration: dict[str, Any] | None = None  # index.nprobe.NprobeChoice.to_dict() when calibrated
@@ -312,11 +328,10 @@ class BinaryIVFIndex:
     def _build(self, centroids: np.ndarray) -> None:
         quantizer = faiss.IndexFlatIP(self.dim)
         quantizer.add(np.ascontiguousarray(centroids, np.float32))
-        index = faiss.IndexIVFPQ(
-            quantizer, self.dim, self.nlist, self.dim // 8, 8, faiss.METRIC_INNER_PRODUCT
-        )
+        index = faiss.IndexIVFPQ(quantizer, self.dim, self.nlist, self.m, self.nbits, faiss.METRIC_INNER_PRODUCT)
         index.by_residual = False  # the codes are the codec's own, not residuals to the centroid
-        faiss.copy_array_to_vector(binary_pq_centroids(self.codec).ravel(), index.pq.centroids)
+        sub = ivf_sub_quantizer(self.codec, self.dim)[2]
+        faiss.copy_array_to_vector(np.ascontiguousarray(sub, np.float32).ravel(), index.pq.centroids)
         index.is_trained = True
         index.own_fields = True
         quantizer.this.disown()  # the IVF index frees its quantizer
@@ -329,7 +344,7 @@ class BinaryIVFIndex:
     def add(self, vectors: np.ndarray) -> None:
         """Encode rows and append each to the list of its nearest centroid."""
         if self.index is None:
-            raise RuntimeError("BinaryIVFIndex.train(sample) must run before add")
+            raise RuntimeError("CodecIVFIndex.train(sample) must run before add")
         x = as_f32(vectors).reshape(-1, self.dim)
         if not len(x):
             return
@@ -376,11 +391,11 @@ class BinaryIVFIndex:
                     codes[ids[keep] - start], lists[ids[keep] - start] = block[keep], lst
         return {"codes": codes, "lists": lists}
 
-    def subset(self, rows: np.ndarray) -> BinaryIVFIndex:
+    def subset(self, rows: np.ndarray) -> CodecIVFIndex:
         """A new index with the same codec, centroids and nprobe (and calibration) holding only these rows, in
         this order, each in its own list (compaction: codes and list numbers are copied, never recomputed, so
         every search gives the same rows in the new numbering). rows: (n,) int64 ascending."""
-        out = BinaryIVFIndex(self.codec, self.dim, self.nlist, self.nprobe)
+        out = CodecIVFIndex(self.codec, self.dim, self.nlist, self.nprobe)
         out._build(self.centroids)
         arrays, rows = self._rows_from(0), np.asarray(rows, np.int64)
         out._add_assigned(arrays["codes"][rows], arrays["lists"][rows])
@@ -401,7 +416,7 @@ class BinaryIVFIndex:
     def search(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k by asymmetric binary score within the probed lists; -1 pads."""
+        """Top-k by the codec's asymmetric score within the probed lists; -1 pads."""
         q = as_f32(queries).reshape(-1, self.dim)
         if self.rows == 0 or k <= 0:
             return top_k(np.zeros((len(q), 0), np.float32), k)
@@ -415,7 +430,7 @@ class BinaryIVFIndex:
     def ram_bytes(self) -> int:
         """Codes and ids in the lists, centroids, sub-quantizer tables and codec parameters."""
         per_row = self.codec.bytes_per_vector(self.dim) + 8
-        tables = self.dim // 8 * 256 * 8 * 4
+        tables = self._tables_nbytes  # faiss's own copy of the sub-quantizer centroids
         return self.rows * per_row + self.centroids.nbytes + tables + state_nbytes(self.codec.state())
 
     def save(self, directory: Path) -> None:
@@ -438,7 +453,7 @@ class BinaryIVFIndex:
         return (int(meta["nprobe"]), dict(cal)) if isinstance(cal, dict) and "nprobe" in meta else None
 
     @classmethod
-    def load(cls, directory: Path) -> BinaryIVFIndex:
+    def load(cls, directory: Path) -> CodecIVFIndex:
         """The index saved under `directory` (also the faiss file of collections saved before row files)."""
         directory = Path(directory)
         if rowfiles.read_meta(directory) is None:  # saved before row files: rewritten whole at the next save
@@ -516,7 +531,7 @@ def staged_search(
     full_vectors: np.ndarray,
     allowed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top k*oversample candidates from a compact index (CodecIndex, BinaryIVFIndex), re-ranked exactly from
+    """Top k*oversample candidates from a compact index (CodecIndex, CodecIVFIndex), re-ranked exactly from
     `full_vectors`, cut to k."""
     _, cand = codec_index.search(queries, k * max(1, oversample), allowed)
     scores, rows = rescore(queries, cand, full_vectors, k)

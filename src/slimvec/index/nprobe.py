@@ -41,6 +41,9 @@ from slimvec.index.flat import ExactIndex
 
 K = 10
 EF_STEPS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)  # efSearch values calibrate_ef tries
+# Recall@10 a calibration may leave below the best any nprobe gave, when that is below the target: about two
+# standard errors of the probes' mean recall (2,560 neighbours), so the lists cost no more than the probes can see.
+CEILING_SLACK = 0.01
 SAMPLE = 256  # probe queries: Recall@10 to about +-0.01 (binomial over 2,560 neighbours)
 SEED = 0
 ROW_PROBES = "rows"  # _Choice.probes of a calibration on midpoints of stored rows (no user queries)
@@ -127,17 +130,22 @@ def _probes(vectors: np.ndarray, rows: int, sample: int, queries: Any) -> tuple[
 
 def calibrate_nprobe(index: Any, vectors: np.ndarray, target_recall: float, oversample: int | None,
                      sample: int = SAMPLE, queries: Any = None) -> NprobeChoice:
-    """The smallest nprobe of `index` (a trained `BinaryIVFIndex` holding rows 0..index.rows-1) whose search
+    """The smallest nprobe of `index` (a trained `CodecIVFIndex` holding rows 0..index.rows-1) whose search
     reaches `target_recall` mean Recall@10 on `probe_queries` against exact search over the rows. The search
     runs at the depth a k=10 collection search asks for (10 x `ROWS_PER_RESULT` rows, so 40 x oversample
     candidates are rescored), cut to its top 10, because the recall there is what a user gets: measured at 10
     rows, a codec whose candidates bound recall reads too low and more lists are probed than needed (PQ codes
     at 1M rows never reached 0.95 at 10 rows; BENCHMARKS.md, "Session 20: nprobe measured at a query's depth").
 
+    Where no nprobe reaches the target (the codes, not the lists, bound recall: pq:16x8 codes at 1M rows), the
+    smallest nprobe within `CEILING_SLACK` of the best recall any tried nprobe gave: with a fixed number of
+    candidates rescored, more lists can even lower recall (more near codes crowd out the true neighbours), so
+    probing every list would cost the most for no gain (BENCHMARKS.md "Session 21: inverted lists over PQ codes").
+
     vectors: (>= index.rows, dim) float32 rows (a memmap is fine); the exact truth is computed from them.
     oversample: the staged search's candidates per result (rows rescored from `vectors`), or None for the
     index's own scores. Tries powers of two, then bisects between the last that missed and the first that
-    reached the target; if even every list misses (near-duplicate rows), returns nlist with its recall.
+    reached the goal.
     queries: the user's probe queries (a `store.probes.ProbeQueries`), else `probe_queries` midpoints.
     `index.nprobe` is left unchanged. Raises ValueError on an empty index.
     """
@@ -158,19 +166,23 @@ def calibrate_nprobe(index: Any, vectors: np.ndarray, target_recall: float, over
             _, found = index.search(queries, depth)
         return _recall(found[:, :k], truth, k)
 
-    saved, tried = index.nprobe, {}
+    saved, tried, goal = index.nprobe, {}, target_recall
     try:
         nprobe, lo = 1, 0
         while True:
             tried[nprobe] = recall(nprobe)
-            if tried[nprobe] >= target_recall or nprobe >= index.nlist:
+            if tried[nprobe] >= goal or nprobe >= index.nlist:
                 break
             lo, nprobe = nprobe, min(2 * nprobe, index.nlist)
+        if tried[nprobe] < goal:  # unreachable: aim just below the best any number of lists gave
+            goal = max(tried.values()) - CEILING_SLACK
+            nprobe = min(p for p, r in tried.items() if r >= goal)
+            lo = max((p for p in tried if p < nprobe), default=0)
         hi = nprobe
-        while tried[hi] >= target_recall and hi - lo > max(1, hi // 8):
+        while tried[hi] >= goal and hi - lo > max(1, hi // 8):
             mid = (lo + hi) // 2
             tried[mid] = recall(mid)
-            lo, hi = (lo, mid) if tried[mid] >= target_recall else (mid, hi)
+            lo, hi = (lo, mid) if tried[mid] >= goal else (mid, hi)
     finally:
         index.nprobe = saved
     return NprobeChoice(round(tried[hi], 4), target_recall, len(queries), n, probes, depth, nprobe=int(hi))

@@ -21,7 +21,7 @@ class CompressedDenseRetriever:
     The codec is fitted on a sample of the rows present (up to `_FIT_ROWS`) and refitted, re-encoding every
     row from the float32 file, whenever the collection has doubled since the last fit, until the sample is
     full: a collection built in small batches is not stuck with a codec trained on its first batch.
-    With `ivf` set (binary codes only), the codes go into inverted lists once there are enough rows to train
+    With `ivf` set (1-bit binary or PQ codes), the codes go into inverted lists once there are enough rows to train
     them, retrained whenever the collection has grown 4x, so the list count keeps up with ~4 sqrt(rows). Unless
     the profile fixes nprobe, it is calibrated on the collection's own rows (`index.nprobe`) to the profile's
     target Recall@10 whenever the lists are built and whenever the rows have doubled since.
@@ -38,7 +38,7 @@ class CompressedDenseRetriever:
         # (nlist or None for automatic, nprobe or None for calibrated), or None for an exact scan of the codes
         self.ivf = ivf
         self.target_recall = target_recall
-        self.index = index  # CodecIndex or BinaryIVFIndex once fitted
+        self.index = index  # CodecIndex or CodecIVFIndex once fitted
         self.fitted_rows = fitted_rows if index is not None else 0
         self._full: np.ndarray | None = None
         self._unpacked = 0  # rows added to inverted lists since they were last compacted
@@ -59,7 +59,7 @@ class CompressedDenseRetriever:
         return nlist if rows >= _IVF_TRAIN_PER_LIST * nlist else 0
 
     def _stale(self, rows: int) -> bool:
-        from slimvec.index.compressed import BinaryIVFIndex
+        from slimvec.index.compressed import CodecIVFIndex
 
         if self.index is None:
             return False
@@ -68,10 +68,10 @@ class CompressedDenseRetriever:
         lists = self.ivf_lists(rows)
         if not lists:
             return False
-        return not isinstance(self.index, BinaryIVFIndex) or (self.ivf[0] is None and rows >= 4 * self.fitted_rows)
+        return not isinstance(self.index, CodecIVFIndex) or (self.ivf[0] is None and rows >= 4 * self.fitted_rows)
 
     def sync(self, store: Store) -> None:
-        from slimvec.index.compressed import BinaryIVFIndex
+        from slimvec.index.compressed import CodecIVFIndex
 
         rows = store.committed_rows
         vectors = store.vectors(rows)
@@ -87,7 +87,7 @@ class CompressedDenseRetriever:
             start = self.index.rows
             self._add(vectors, start, rows)
             self._compact_if_grown(rows - start)
-        if self.tunable and isinstance(self.index, BinaryIVFIndex):
+        if self.tunable and isinstance(self.index, CodecIVFIndex):
             from slimvec.index.nprobe import settle
 
             index, probes = self.index, store.probe_queries()
@@ -119,10 +119,10 @@ class CompressedDenseRetriever:
         midpoints of rows: `index.nprobe.calibrate_nprobe`, through the staged search a query runs), run on a
         copy of the index's search settings so searches through this retriever go on meanwhile; None when
         there are no inverted lists to calibrate (yet). Apply it with `use_calibration`."""
-        from slimvec.index.compressed import BinaryIVFIndex
+        from slimvec.index.compressed import CodecIVFIndex
         from slimvec.index.nprobe import calibrate_nprobe
 
-        if not self.tunable or not isinstance(self.index, BinaryIVFIndex) or not self.index.rows:
+        if not self.tunable or not isinstance(self.index, CodecIVFIndex) or not self.index.rows:
             return None
         rows = self.index.rows
         choice = calibrate_nprobe(copy.copy(self.index), store.vectors(rows), self.target_recall,
@@ -150,7 +150,7 @@ class CompressedDenseRetriever:
     def _build(self, vectors: np.ndarray, rows: int) -> Any:
         """A fitted index holding every row, or None while there are too few rows to fit the codec."""
         from slimvec.codecs import make_codec
-        from slimvec.index.compressed import BinaryIVFIndex, CodecIndex
+        from slimvec.index.compressed import CodecIndex, CodecIVFIndex
 
         codec = make_codec(self.spec)
         step = max(1, rows // _FIT_ROWS)
@@ -161,7 +161,7 @@ class CompressedDenseRetriever:
             return None  # too few rows to train this codec (e.g. PQ needs 256): search stays exact until there are
         lists = self.ivf_lists(rows)
         if lists:
-            index: Any = BinaryIVFIndex(codec, self.dim, lists, self.ivf[1] or _DEFAULT_NPROBE)
+            index: Any = CodecIVFIndex(codec, self.dim, lists, self.ivf[1] or _DEFAULT_NPROBE)
             step = max(1, rows // (_IVF_SAMPLE_PER_LIST * lists))
             index.train(np.asarray(vectors[::step], dtype=np.float32))
         else:
@@ -184,7 +184,7 @@ class CompressedDenseRetriever:
                 self._unpacked = 0
 
     def search(self, query: Query, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        from slimvec.index.compressed import BinaryIVFIndex, staged_search
+        from slimvec.index.compressed import CodecIVFIndex, staged_search
 
         q = query.vector[None, :]
         if not q.any():
@@ -194,7 +194,7 @@ class CompressedDenseRetriever:
             scores, rows = ExactIndex.over(self._full).search(q, k, allowed)
             return scores[0], rows[0]
         mask: np.ndarray | None = allowed
-        if isinstance(self.index, BinaryIVFIndex):
+        if isinstance(self.index, CodecIVFIndex):
             n = self.index.rows
             kept = int(np.count_nonzero(allowed[:n]))
             # Under a filter, probe proportionally more lists so about as many allowed rows are scanned. Dead
@@ -245,9 +245,9 @@ class CompressedDenseRetriever:
         "calibration" ({"nprobe", "recall" (mean Recall@10 on the probe queries), "target_recall", "queries",
         "rows", "probes" ("rows", or the digest of the user's queries: `Collection.tune`)}) when nprobe was
         calibrated rather than fixed by the profile."""
-        from slimvec.index.compressed import BinaryIVFIndex
+        from slimvec.index.compressed import CodecIVFIndex
 
-        kind = "exact" if self.index is None else "ivf" if isinstance(self.index, BinaryIVFIndex) else "codes"
+        kind = "exact" if self.index is None else "ivf" if isinstance(self.index, CodecIVFIndex) else "codes"
         out: dict[str, Any] = {"kind": kind, "codec": self.spec, "rows": int(self.rows),
                                "fitted_rows": int(self.fitted_rows), "rescore": self.rescore,
                                "oversample": self.oversample}
@@ -273,10 +273,10 @@ class CompressedDenseRetriever:
 
     def save(self, directory: Path) -> None:
         from slimvec.atomic import write_json_atomic
-        from slimvec.index.compressed import BinaryIVFIndex
+        from slimvec.index.compressed import CodecIVFIndex
 
         if self.index is not None:
-            kind = "ivf" if isinstance(self.index, BinaryIVFIndex) else "flat"
+            kind = "ivf" if isinstance(self.index, CodecIVFIndex) else "flat"
             self.index.save(directory / "codes")
             # Written last: names which of the saved structures is current.
             write_json_atomic(directory / "codes" / "fit.json", {"fitted_rows": self.fitted_rows, "kind": kind})
@@ -285,7 +285,7 @@ class CompressedDenseRetriever:
 def load_saved(codes: Path) -> tuple[Any, int] | None:
     """(index, rows its codec was fitted on) saved under `codes` (a collection's index/codes folder), or None:
     none saved, or damaged (derived data: rebuilt from the vectors)."""
-    from slimvec.index.compressed import BinaryIVFIndex, CodecIndex
+    from slimvec.index.compressed import CodecIndex, CodecIVFIndex
 
     if not (codes / "fit.json").exists():
         return None
@@ -295,7 +295,7 @@ def load_saved(codes: Path) -> tuple[Any, int] | None:
         # Only appends (same fit) happen within one folder, so the folder must be the same one throughout.
         folder = _folder_id(codes)
         fit = json.loads((codes / "fit.json").read_text())
-        loader = BinaryIVFIndex if fit.get("kind") == "ivf" else CodecIndex
+        loader = CodecIVFIndex if fit.get("kind") == "ivf" else CodecIndex
         index = loader.load(codes)
         if _folder_id(codes) != folder:
             return None  # replaced meanwhile: the caller fits its own, or reads it at its next sync
