@@ -158,6 +158,17 @@ def test_distributed_ingest_stores_a_linked_file_and_its_target_once(linked, ray
         assert len(col) == 3 and col.get("a.txt") is None and col.get("sub/again.txt") is None
 
 
+# The session's Ray workers started in another folder (as a cluster's do): a relative source path was read there,
+# and `index docs --ray` stored the project's own docs/ instead of the user's (found by the helper of this file).
+def test_distributed_ingest_reads_a_relative_path_where_the_caller_stands(linked, ray_cluster, monkeypatch):
+    from slimvec.distributed.ingest import index
+
+    monkeypatch.chdir(linked)
+    n = index(["docs"], linked / "col", workers=1, model="wordllama", on_skip=lambda _: None)
+    with Collection.open(linked / "col") as col:
+        assert n == 3 and len(col) == 3 and all(col.get(i) is not None for i in ("b.txt", "link.txt", "sub/d.md"))
+
+
 # ---- 3: a given all-zero query vector is refused everywhere ---------------------------------------
 # search_vectors refused an all-zero query vector, but search_many(["q"], vectors=zeros) returned no hits silently
 # (dense), or BM25's alone (hybrid), and a sharded collection did the same. A text a static model knows no token

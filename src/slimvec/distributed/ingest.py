@@ -240,7 +240,9 @@ def _encoded(paths: list[Path], reference: str, fields: FieldMap, field_types: d
     kept = ctx.execution_options.preserve_order, ctx.enable_progress_bars
     ctx.execution_options.preserve_order = True  # reports and repeated ids in source order, as single-process
     ctx.enable_progress_bars = False  # slimvec draws its own
-    ds = ray.data.from_items([{"path": str(p)} for p in paths], override_num_blocks=len(paths))
+    # Absolute: a Ray worker reads in its own working directory (a cluster's, or the one Ray was started in), where a
+    # relative path names another folder or none. Document ids do not change: they are relative to a source folder.
+    ds = ray.data.from_items([{"path": str(p.absolute())} for p in paths], override_num_blocks=len(paths))
     # Reading takes no CPU slot: the encoder actors hold one each, and a read task must never wait for them.
     ds = ds.flat_map(_read_path, fn_kwargs={"fields": fields, "field_types": field_types}, num_cpus=0)
     # A path's records come out as one block, and a block goes to one actor: cut them into blocks of one
