@@ -358,3 +358,23 @@ def test_integrations_send_no_option_they_were_not_given(fused):
     res = LlamaStore(fused).query(VectorStoreQuery(query_str="word1 common", similarity_top_k=2,
                                                    mode=VectorStoreQueryMode.TEXT_SEARCH))
     assert res.ids
+
+
+# A sharded collection had no search_vectors (AttributeError), the dense-by-vector search a plain one offers.
+def test_a_sharded_collection_searches_by_vector_as_a_plain_one(tmp_path):
+    from slimvec.distributed import create_sharded
+
+    enc = FakeEncoder(dim=16)
+    docs = [Document(f"d{i}", f"river {i} water stone {i % 4}") for i in range(30)]
+    v = enc.encode_queries(["river 3 water", "stone 2"])
+    with Collection.create(tmp_path / "plain", profile="exact-f32", encoder=enc) as col:
+        col.add(docs)
+        want = col.search_vectors(v, k=5, filter=None)
+    with create_sharded(tmp_path / "sharded", shards=3, profile="exact-f32", encoder=enc) as col:
+        col.add(docs)
+        got = col.search_vectors(v, k=5)
+        assert [h.id for h in col.search_vectors(v[0], k=5)[0]] == [h.id for h in want[0]]
+        with pytest.raises(ConfigError, match="all zeros"):
+            col.search_vectors(np.zeros(16, np.float32))
+    assert [[h.id for h in q] for q in got] == [[h.id for h in q] for q in want]
+    np.testing.assert_allclose([[h.score for h in q] for q in got], [[h.score for h in q] for q in want], atol=1e-6)

@@ -304,6 +304,14 @@ class ShardedCollection(KeepsQueries):
         """The top `k` documents for `query` over every shard; options and scores as `Collection.search`."""
         return self.search_many([query], options, rerank=rerank, **fields)[0]
 
+    def search_vectors(self, qvecs: np.ndarray, k: int = 10, filter: dict[str, Any] | None = None) -> list[list[Hit]]:
+        """Dense-only document hits for already-encoded query vectors, float32 of shape (n, dim) or (dim,), over
+        every shard: `Collection.search_vectors` (the LangChain and LlamaIndex stores search by vector with it)."""
+        v = np.asarray(qvecs, dtype=np.float32)
+        v = v[None, :] if v.ndim == 1 else v
+        # A dense search without a reranker reads no query text; search_many takes one per vector all the same.
+        return self.search_many(["(vector)"] * len(v), vectors=v, k=k, filter=filter, mode="dense", rerank="none")
+
     def search_many(self, queries: list[str], options: SearchOptions | None = None, /, *,
                     vectors: np.ndarray | None = None, rerank: str | Reranker | None = None,
                     **fields: Any) -> list[list[Hit]]:
