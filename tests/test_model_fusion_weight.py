@@ -151,3 +151,18 @@ def test_eval_builds_again_a_collection_that_lacks_the_models_weight(tmp_path):
         (path / "manifest.json").write_text(json.dumps(m))
         assert build(ds, profile, path, None, False)["reused"] is False
         assert json.loads((path / "manifest.json").read_text())["model_fusion_weight"] == STATIC_FUSION_WEIGHT
+
+
+# A manifest written before profiles recorded their fuser fuses by RRF (the planner's reading); info() and the rerun
+# comparison read it as softmax and showed the model's softmax weights for a fusion that does not use them.
+def test_a_stored_profile_without_a_fuser_is_read_as_rrf_everywhere(tmp_path):
+    enc = StaticLikeEncoder(dim=32, name=STATIC)
+    path = tmp_path / "col"
+    with Collection.create(path, profile="hybrid", encoder=enc) as col:
+        col.add(_docs(20))
+    m = json.loads((path / "manifest.json").read_text())
+    del m["profile"]["fusion"]
+    (path / "manifest.json").write_text(json.dumps(m))
+    with Collection.open(path, enc) as col:
+        assert col.info()["fusion"] == {"mode": "hybrid", "method": "rrf", "weights": None}
+        assert _scores(col) == _scores(col, fusion="rrf")

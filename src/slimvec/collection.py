@@ -35,7 +35,7 @@ from slimvec.records import metadata_problem, query_problem, text_problem
 from slimvec.retrievers.base import Query, Retriever, describe
 from slimvec.search import calibration as _calibration
 from slimvec.search.options import SearchOptions
-from slimvec.search.plan import FUSED_MODES, SearchPlan, make_plan, model_fusion_weights
+from slimvec.search.plan import FUSED_MODES, SearchPlan, make_plan, model_fusion_weights, stored_fusion
 from slimvec.search.recent import KeepsQueries, RecentQueries
 from slimvec.search.rerank import Reranker, check_spec
 from slimvec.search.run import Runner
@@ -1134,7 +1134,7 @@ def _fusion_info(profile: dict[str, Any], model_weight: float | None = None) -> 
     mode = profile.get("mode")
     if mode not in FUSED_MODES:
         return {}
-    method = profile.get("fusion", "softmax")
+    method = stored_fusion(profile)
     weights = profile.get("fusion_weights")
     if weights is None:
         weights = model_fusion_weights(method, FUSED_MODES[mode], model_weight)
@@ -1333,7 +1333,7 @@ def _search_profile(manifest: dict[str, Any]) -> tuple[dict[str, Any], float | N
 def _model_pair(manifest: dict[str, Any]) -> list[float] | None:
     """The fusion weights the collection's model gives its profile's fusion (None when it gives none)."""
     prof, model_weight = _search_profile(manifest)
-    return model_fusion_weights(prof.get("fusion", "softmax"), FUSED_MODES.get(prof.get("mode"), ()), model_weight)
+    return model_fusion_weights(stored_fusion(prof), FUSED_MODES.get(prof.get("mode"), ()), model_weight)
 
 
 def _key(weights: Any) -> tuple[float, ...] | None:

@@ -153,6 +153,11 @@ def _needs(mode: str) -> tuple[str, ...] | None:
     return FUSED_MODES.get(mode) or ((mode,) if registry.has("retriever", mode) else None)
 
 
+def stored_fusion(profile: Mapping[str, Any]) -> str:
+    """The fuser a stored profile names; "rrf" for a manifest written before profiles recorded one (they fused so)."""
+    return str(profile.get("fusion", "rrf"))
+
+
 def model_fusion_weights(method: str, names: tuple[str, ...], model_weight: float | None) -> list[float] | None:
     """The fusion weights a model's declared `model_weight` gives a search that sets none: [model_weight, 1.0]
     for softmax fusion of dense + BM25, where the static models' weights were measured (BENCHMARKS.md "Static
@@ -164,7 +169,7 @@ def model_fusion_weights(method: str, names: tuple[str, ...], model_weight: floa
 
 def _fusion(profile: Mapping[str, Any], names: tuple[str, ...], options: SearchOptions,
             model_weight: float | None = None) -> tuple[str, dict[str, Any]]:
-    method = options.fusion or str(profile.get("fusion", "rrf"))
+    method = options.fusion or stored_fusion(profile)
     if not registry.has("fuser", method):
         raise ConfigError(f"unknown fusion {method!r}: choose one of {', '.join(registry.names('fuser'))}")
     if options.fusion_temperature is not None and method != "softmax":
@@ -183,7 +188,7 @@ def _fusion(profile: Mapping[str, Any], names: tuple[str, ...], options: SearchO
     temperature = options.fusion_temperature
     if temperature is None and method == "softmax":  # a profile's applies only to its own fusion
         temperature = profile.get("fusion_temperature") if options.fusion is None or \
-            options.fusion == profile.get("fusion", "softmax") else None
+            options.fusion == stored_fusion(profile) else None
     return method, found if temperature is None else {**found, "temperature": float(temperature)}
 
 
