@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from slimvec.encoders.static import STATIC_FUSION_WEIGHT
+
 _WORD = re.compile(r"\S+")
 
 
@@ -56,6 +58,12 @@ class FakeEncoder:
 
     def encode_queries_with_tokens(self, texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
         return self.encode_queries(texts), self.encode_query_tokens(texts)
+
+
+class StaticLikeEncoder(FakeEncoder):
+    """A model that declares the weight of its dense ranking in fused modes, as Model2VecEncoder does."""
+
+    fusion_weight = STATIC_FUSION_WEIGHT
 
 
 @contextmanager

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from fakes import FakeEncoder
+from fakes import FakeEncoder, StaticLikeEncoder
 
 from slimvec import Collection, Document
 from slimvec.encoders.static import STATIC_FUSION_WEIGHT
@@ -15,11 +15,6 @@ from slimvec.profiles import load_profile
 
 STATIC = "fake-static"
 
-
-class StaticLikeEncoder(FakeEncoder):
-    """A model that declares the weight of its dense ranking in fused modes, as Model2VecEncoder does."""
-
-    fusion_weight = STATIC_FUSION_WEIGHT
 
 
 def _docs(n: int) -> list[Document]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import FakeEncoder
+from fakes import FakeEncoder, StaticLikeEncoder
 from typer.testing import CliRunner
 
 from slimvec import Collection, Document, registry
@@ -23,11 +23,6 @@ from slimvec.profiles import load_profile
 cli = CliRunner()
 STATIC, NEW = "fake-static", "fake-new"
 
-
-class StaticLikeEncoder(FakeEncoder):
-    """A model that declares the weight of its dense ranking in fused modes, as Model2VecEncoder does."""
-
-    fusion_weight = STATIC_FUSION_WEIGHT
 
 
 @pytest.fixture()

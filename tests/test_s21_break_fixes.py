@@ -6,28 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
-from fakes import FakeEncoder, registered_encoders
+from fakes import FakeEncoder, StaticLikeEncoder, registered_encoders
+from test_model_fusion_weight import _docs, _scores
 
-from slimvec import Collection, Document
+from slimvec import Collection
 from slimvec.encoders.static import STATIC_FUSION_WEIGHT
 from slimvec.profiles import load_profile
 
 STATIC = "fake-static"
 
-
-class StaticLikeEncoder(FakeEncoder):
-    """A model that declares the weight of its dense ranking in fused modes, as Model2VecEncoder does."""
-
-    fusion_weight = STATIC_FUSION_WEIGHT
-
-
-def _docs(n: int) -> list[Document]:
-    return [Document(f"d{i}", f"document {i} about topic {i % 7} river {i * 3} water stone {i % 3}") for i in range(n)]
-
-
-def _scores(col, **options) -> list[list[tuple[str, float]]]:
-    hits = col.search_many(["river water", "topic 3 stone", "document 12"], k=8, rerank="none", **options)
-    return [[(h.id, round(float(h.score), 6)) for h in q] for q in hits]
 
 
 def _beir(root: Path, n: int = 12) -> Path:
