@@ -654,6 +654,7 @@ class Collection(KeepsQueries):
         vectors are the queries' texts encoded by the caller (a sharded collection's router, a migration), so a
         zero row is a text the model knows no token of, which finds nothing by its vector, as a text query does."""
         check_queries(queries)
+        check_encoded(encoded)
         given = None
         if rerank is not None and not isinstance(rerank, str):
             given = rerank  # a Reranker object from Python code: not a serialisable option
@@ -1159,6 +1160,13 @@ def check_queries(queries: Any) -> None:
             raise ConfigError("query is empty" if q is None else f"query must be a string, not {type(q).__name__}")
         if problem := query_problem(q):
             raise ConfigError(problem)
+
+
+def check_encoded(encoded: Any) -> None:
+    """ConfigError unless `search_many`'s `encoded` is a bool: a truthy string ("no") or number would silently
+    let a caller's zero vectors through as texts the model knows no token of."""
+    if not isinstance(encoded, (bool, np.bool_)):
+        raise ConfigError(f"encoded must be True or False, not {encoded!r} ({type(encoded).__name__})")
 
 
 def _given_vectors(vectors: Any, n: int, dim: int, refuse_zeros: bool = True) -> np.ndarray:

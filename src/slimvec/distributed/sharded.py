@@ -23,7 +23,15 @@ from typing import Any
 import numpy as np
 
 from slimvec.chunking import chunk_text
-from slimvec.collection import Collection, _fusion_info, _given_vectors, _search_profile, _validated, check_queries
+from slimvec.collection import (
+    Collection,
+    _fusion_info,
+    _given_vectors,
+    _search_profile,
+    _validated,
+    check_encoded,
+    check_queries,
+)
 from slimvec.distributed.merge import merge_hits, merge_rows
 from slimvec.distributed.router import (
     FORMAT_VERSION,
@@ -313,10 +321,11 @@ class ShardedCollection(KeepsQueries):
         return self.search_many(["(vector)"] * len(v), vectors=v, k=k, filter=filter, mode="dense", rerank="none")
 
     def search_many(self, queries: list[str], options: SearchOptions | None = None, /, *,
-                    vectors: np.ndarray | None = None, rerank: str | Reranker | None = None,
+                    vectors: np.ndarray | None = None, rerank: str | Reranker | None = None, encoded: bool = False,
                     **fields: Any) -> list[list[Hit]]:
         """`search` for several queries; dense query vectors are encoded once here (or given as `vectors`, float32
-        of shape (len(queries), dim)) and sent to every shard.
+        of shape (len(queries), dim)) and sent to every shard. `encoded` as `Collection.search_many`: the vectors
+        are the query texts encoded by the caller, so a zero row finds nothing instead of being refused.
 
         Raises ConfigError as `Collection.search_many`, and for what is not sharded (`_refuse_unsharded`).
         """
@@ -325,6 +334,7 @@ class ShardedCollection(KeepsQueries):
         for q in queries:
             if not isinstance(q, str) or not q.strip():
                 raise ConfigError("query is empty")
+        check_encoded(encoded)
         given = None
         if rerank is not None and not isinstance(rerank, str):
             given = rerank  # a Reranker object: it runs here, at the router
@@ -335,7 +345,8 @@ class ShardedCollection(KeepsQueries):
                          frozenset(self._calibrators), given, self._model_weight)
         _refuse_unsharded(plan, opts)
         if vectors is not None and plan.needs_query_vectors:  # checked here, a zero one refused: shards take them
-            vectors = _given_vectors(vectors, len(queries), int(self.router["dim"]))  # as encoded texts
+            vectors = _given_vectors(vectors, len(queries), int(self.router["dim"]),  # as encoded texts
+                                     refuse_zeros=not encoded)
         if vectors is None and plan.needs_query_vectors and not plan.needs_query_tokens:
             vectors = self.encoder.encode_queries(list(queries))
         if "bm25" in plan.retrievers:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from slimvec.collection import Collection
+from slimvec.collection import Collection, _given_vectors, check_encoded
 from slimvec.documents import Hit, rescored
 from slimvec.encoders.base import Encoder
 from slimvec.errors import CollectionError
@@ -76,26 +76,35 @@ class MigratingCollection(Collection):
         super().close()
 
     def search_many(self, queries: list[str], options: SearchOptions | None = None, /, *,
-                    vectors: np.ndarray | None = None, rerank: str | Reranker | None = None,
+                    vectors: np.ndarray | None = None, rerank: str | Reranker | None = None, encoded: bool = False,
                     **fields: Any) -> list[list[Hit]]:
         """As Collection.search_many; dense search runs through the migration (module doc). `vectors`, when
-        given, are the NEW model's query vectors, float32 (len(queries), new dim)."""
-        if rerank is not None and not isinstance(rerank, str):  # a Reranker object: the old collection's search
-            return super().search_many(queries, options, rerank=rerank, **fields)
-        if rerank is not None:
+        given, are the NEW model's query vectors, float32 (len(queries), new dim), checked as the target checks
+        them (`encoded` as `Collection.search_many`); a search the old collection runs alone (fused modes, a
+        reranker) cannot use them and encodes the texts with the old model."""
+        check_encoded(encoded)
+        given = None
+        if rerank is not None and not isinstance(rerank, str):
+            given = rerank  # a Reranker object: the old collection's search
+        elif rerank is not None:
             fields["rerank"] = rerank
         if (isinstance(queries, str) or not isinstance(queries, (list, tuple)) or not queries
                 or any(not isinstance(q, str) or not q.strip() for q in queries)):
             return super().search_many(queries, options, **fields)  # the parent's one-line errors
         with self._lock:
             self._sync()
-            plan = self._plan(options, fields, None)  # kept per option set, as the parent's search keeps it
-        if plan.retrievers != ("dense",) or plan.reranker is not None:
-            return super().search_many(queries, options, **fields)
+            plan = self._plan(options, fields, given)  # kept per option set, as the parent's search keeps it
+        if given is not None or plan.retrievers != ("dense",) or plan.reranker is not None:
+            if vectors is not None and plan.needs_query_vectors:
+                # Checked as the dense path checks them (a zero row, a wrong shape), not dropped silently: this
+                # search cannot use the new model's vectors, but a caller's bad ones are still a bug to report.
+                _given_vectors(vectors, len(queries), int(self.target.manifest["dim"]), refuse_zeros=not encoded)
+            return super().search_many(queries, options, rerank=given, **fields)
         qn = vectors if vectors is not None else self.target.encoder.encode_queries(list(queries))
         qn = np.asarray(qn, np.float32)
         # a given zero vector is refused by the target; one encoded from a text finds nothing
-        native = self.target.search_many(list(queries), options, vectors=qn, encoded=vectors is None, **fields)
+        native = self.target.search_many(list(queries), options, vectors=qn, encoded=encoded or vectors is None,
+                                         **fields)
         if self.queries == "old-model":
             mapped = np.asarray(self.encoder.encode_queries(list(queries)), np.float32)
         else:

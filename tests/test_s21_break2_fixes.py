@@ -1,0 +1,104 @@
+"""Faults found by session 21's second breaker in that session's changes, each with the behaviour it now has."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fakes import FakeEncoder, registered_encoders
+
+from slimvec import Collection, Document
+from slimvec.errors import ConfigError
+
+BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
+
+
+def _docs(n: int = 40) -> list[Document]:
+    return [Document(f"d{i}", f"word{i} common river text {i % 3}") for i in range(n)]
+
+
+# ---- search_many's `encoded` keyword (000fac7) ------------------------------------------------------
+# Collection.search_many took `encoded=True` (the vectors are the query texts encoded by the caller, so a zero row
+# finds nothing instead of being refused), but a sharded collection and a migrating one refused the keyword
+# ("unknown search option 'encoded'"), so code written for one collection failed on them. And any truthy value
+# passed: encoded="no" let a caller's zero vector through silently.
+def test_a_sharded_collection_takes_encoded_as_a_plain_one(tmp_path):
+    from slimvec.distributed import create_sharded
+
+    enc = FakeEncoder()
+    v = enc.encode_queries(["word3 common"])
+    with Collection.create(tmp_path / "col", profile="hybrid", encoder=enc) as col:
+        col.add(_docs())
+        plain = col.search_many(["word3 common", "word4"], vectors=np.vstack([v, 0 * v]), encoded=True)
+    sharded = create_sharded(tmp_path / "sh", shards=2, profile="hybrid", encoder=enc)
+    try:
+        sharded.add(_docs())
+        got = sharded.search_many(["word3 common", "word4"], vectors=np.vstack([v, 0 * v]), encoded=True)
+        assert [[h.id for h in q] for q in got] == [[h.id for h in q] for q in plain]
+        with pytest.raises(ConfigError, match="^query vector 0 is all zeros"):  # not encoded: still refused
+            sharded.search_many(["word3 common"], vectors=0 * v)
+    finally:
+        sharded.close()
+
+
+def test_a_migrating_collection_takes_encoded_and_checks_vectors_it_cannot_use(tmp_path):
+    from slimvec.migrate import runner
+    from slimvec.migrate.merged import MigratingCollection
+
+    with registered_encoders(FakeEncoder(dim=32, name="b2-32"), FakeEncoder(dim=48, name="b2-48")):
+        with Collection.create(tmp_path / "col", model="b2-32", profile="hybrid") as col:
+            col.add(_docs())
+        runner.start(tmp_path / "col", "b2-48", adapter="procrustes", sample=20)
+        with Collection.open(tmp_path / "col") as col:
+            assert isinstance(col, MigratingCollection)
+            v = FakeEncoder(dim=48).encode_queries(["word3 common"])
+            assert col.search_many(["word3 common"], vectors=0 * v, encoded=True, mode="dense") == [[]]
+            assert col.search_many(["word3 common"], vectors=v, encoded=True, mode="dense")[0]
+            # hybrid is the old collection's search, which cannot use the new model's vectors; it dropped them
+            # unchecked, so a zero or misshapen vector passed silently
+            with pytest.raises(ConfigError, match="^query vector 0 is all zeros"):
+                col.search_many(["word3 common"], vectors=0 * v, mode="hybrid")
+            with pytest.raises(ConfigError, match=r"^query vectors of shape \(3, 7\)"):
+                col.search_many(["word3 common"], vectors=np.ones((3, 7), np.float32), mode="hybrid")
+            assert col.search_many(["word3 common"], vectors=v, mode="hybrid")[0][0].id == "d3"
+
+
+@pytest.mark.parametrize("value", ["no", 1, None, "False"])
+def test_encoded_must_be_a_bool(tmp_path, value):
+    with Collection.create(tmp_path / "col", encoder=FakeEncoder()) as col:
+        col.add(_docs())
+        with pytest.raises(ConfigError, match=r"^encoded must be True or False, not "):
+            col.search_many(["word3 common"], vectors=np.zeros((1, 32), np.float32), encoded=value)
+
+
+# ---- benchmarks pass rerank_depth only where a reranker runs (b459025) ----------------------------------
+# benchmarks/rerank_cross_encoder.py searched its first stage with rerank="none" and rerank_depth, which a search
+# now refuses ("rerank_depth applies to reranking"): the benchmark failed on its first query.
+class _FakeCrossEncoder:
+    name = "fake-ce"
+    needs_text = True
+    needs_vectors = False
+
+    def load(self) -> None:
+        pass
+
+    def score(self, query, candidates) -> np.ndarray:
+        return np.arange(len(candidates.rows), dtype=np.float32)
+
+
+def test_the_cross_encoder_benchmark_times_its_first_stage_without_a_rerank_depth(tmp_path, monkeypatch):
+    from slimvec.search import rerank
+
+    monkeypatch.setattr(rerank, "cross_encoder", lambda model=None: _FakeCrossEncoder())
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location("b2_rerank_ce", BENCHMARKS / "rerank_cross_encoder.py")
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "b2_rerank_ce", bench)
+    spec.loader.exec_module(bench)
+    with Collection.create(tmp_path / "col", encoder=FakeEncoder()) as col:
+        col.add(_docs())
+        rows = bench.time_uncached(col, ["word3 common"])
+    assert [r[0] for r in rows] == [0, *bench.DEPTHS]
