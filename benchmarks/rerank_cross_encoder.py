@@ -91,6 +91,12 @@ class PairCache:
         return int(n), float(s)
 
 
+def _rerank(reranker: object, depth: int) -> dict[str, object]:
+    """Search options for the first stage alone (depth 0) or reranked at `depth`: a rerank depth is given only
+    where something reranks, since a search refuses one that would change nothing."""
+    return {"rerank": "none"} if depth == 0 else {"rerank": reranker, "rerank_depth": max(depth, K)}
+
+
 def run_dataset(name: str, work: Path, timing_queries: int, max_queries: int | None = None,
                 deadline: float = float("inf")) -> None:
     """Every query's first stages, then reranked top 20 for all queries, then top 50, in a seeded random
@@ -122,8 +128,7 @@ def run_dataset(name: str, work: Path, timing_queries: int, max_queries: int | N
                 _log(f"{name}: deadline reached at top {depth}, {n}/{len(order)} queries")
                 break
             for mode in MODES:
-                hits = col.search_many([queries[qid]], k=K, mode=mode, rerank=cache if depth else "none",
-                                       rerank_depth=max(depth, K))[0]
+                hits = col.search_many([queries[qid]], k=K, mode=mode, **_rerank(cache, depth))[0]
                 runs.setdefault(f"{mode}@{depth}", {})[qid] = {h.id: float(h.score) for h in hits}
             if depth and n % 10 == 0:
                 done, secs = cache.cost()
@@ -174,8 +179,7 @@ def time_uncached(col, texts: list[str]) -> list[list[object]]:
         secs = []
         for text in texts:
             t = time.perf_counter()
-            col.search_many([text], k=K, mode="dense", rerank="none" if depth == 0 else ce,
-                            rerank_depth=max(depth, K))
+            col.search_many([text], k=K, mode="dense", **_rerank(ce, depth))
             secs.append(time.perf_counter() - t)
         out.append([depth, round(float(np.percentile(np.asarray(secs) * 1000, 50)), 1),
                     round(float(np.mean(secs) * 1000), 1)])
