@@ -102,3 +102,38 @@ def test_the_cross_encoder_benchmark_times_its_first_stage_without_a_rerank_dept
         col.add(_docs())
         rows = bench.time_uncached(col, ["word3 common"])
     assert [r[0] for r in rows] == [0, *bench.DEPTHS]
+
+
+# ---- one resolved file is one document (b79f0bb): a file keeps its own name over a link to it ----------------
+# In one folder, 'a.txt' -> 'b.txt' sorts first, so the walk read the file as 'a.txt' and passed 'b.txt' over. A
+# collection indexed before the link was made held 'b.txt'; an upsert rerun after it stored 'a.txt' and skipped
+# 'b.txt', whose stored text then never changed again, however the file was edited.
+@pytest.mark.parametrize("ray", [False, True])
+def test_a_file_in_a_folder_keeps_its_own_name_over_a_link_sorting_before_it(tmp_path, monkeypatch, ray, request):
+    from typer.testing import CliRunner
+
+    from slimvec.cli import app
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "b.txt").write_text("original river text", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    with registered_encoders(FakeEncoder(name="fake-b2")):
+        if ray:
+            request.getfixturevalue("ray_cluster")
+            from slimvec.distributed.ingest import index
+
+            def run() -> None:
+                # Ray workers load the model themselves: a registered name of this process is not theirs
+                index([docs], tmp_path / "col", workers=1, model="wordllama", on_skip=lambda _: None)
+        else:
+            def run() -> None:
+                res = CliRunner().invoke(app, ["index", "docs", "-c", "col", "--model", "fake-b2"])
+                assert res.exit_code == 0, res.output
+
+        run()
+        (docs / "a.txt").symlink_to("b.txt")
+        (docs / "b.txt").write_text("edited mountain text", encoding="utf-8")
+        run()
+    with Collection.open(tmp_path / "col") as col:
+        assert col.get("a.txt") is None and col.get("b.txt").text == "edited mountain text" and len(col) == 1

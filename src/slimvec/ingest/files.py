@@ -91,9 +91,17 @@ def iter_folder(root: Path, on_skip: Callable[[str], None],
         on_skip(f"{root}: skipped {len(rels)} file(s) with {kind}, e.g. {min(rels)}{hint}")
     for err in walk_errors:
         yield Path(err.filename or root), IngestError(f"{err.filename}: cannot read folder: {err.strerror}")
+    # A file claims its own name before any link to it in this folder does (links are claimed last): else a link
+    # sorting first ('a.txt' -> 'b.txt') took the file's id, and a rerun after the link was made skipped 'b.txt',
+    # whose stored document then never changed again (upsert keeps it, stale, beside the link's).
+    taken: dict[Path, Path] = {}
+    if claim is not None:
+        for _, path in sorted(found, key=lambda f: (f[1].is_symlink(), f[0])):
+            if (first := claim(path)) is not None:
+                taken[path] = first
     for _, path in sorted(found):
-        if claim is not None and (first := claim(path)) is not None:
-            on_skip(same_file_note(path, first))
+        if path in taken:
+            on_skip(same_file_note(path, taken[path]))
             continue
         try:
             yield path, read_file(path, root)
@@ -105,7 +113,7 @@ def same_file_note(path: Path, first: Path) -> str:
     """The note for a file passed over because it was read already (under another path, or by a folder's walk)."""
     if str(path) == str(first):
         return f"{path}: skipped, already read (the folder given before it holds it), read once"
-    return f"{path}: skipped, the same file as {first}, read once (first path wins)"
+    return f"{path}: skipped, the same file as {first}, read once (first path wins; in a folder, a file's own name)"
 
 
 def decode_utf8(raw: bytes, path: Path) -> str:
