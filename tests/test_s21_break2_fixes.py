@@ -137,3 +137,28 @@ def test_a_file_in_a_folder_keeps_its_own_name_over_a_link_sorting_before_it(tmp
         run()
     with Collection.open(tmp_path / "col") as col:
         assert col.get("a.txt") is None and col.get("b.txt").text == "edited mountain text" and len(col) == 1
+
+
+# ---- a profile's reranker is checked at create (86cc973): a bi-encoder directory must hold a model -----------
+# bi-encoder:DIR passed the check when DIR existed at all (an empty folder, a cross-encoder's), so the collection
+# was made and every search failed ("no sentence-transformers or model2vec model found"); a cross-encoder
+# directory was already checked for its config.json.
+@pytest.mark.parametrize("held", [{}, {"config.json": "{}"}])
+def test_a_bi_encoder_reranker_directory_without_a_model_is_refused_at_create(tmp_path, held):
+    model = tmp_path / "model"
+    model.mkdir()
+    for name, text in held.items():
+        (model / name).write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        Collection.create(tmp_path / "col", profile={"name": "m", "rerank": f"bi-encoder:{model}"}, encoder=FakeEncoder())
+    assert str(e.value).startswith(f"rerank: {model}: no sentence-transformers or model2vec model found")
+    assert not (tmp_path / "col").exists()
+
+
+def test_a_bi_encoder_reranker_directory_with_a_model_still_creates_without_loading_it(tmp_path):
+    model = tmp_path / "st"
+    model.mkdir()
+    (model / "modules.json").write_text("[]", encoding="utf-8")  # not loadable: only its kind is looked at
+    with Collection.create(tmp_path / "col", profile={"name": "m", "rerank": f"bi-encoder:{model}"},
+                           encoder=FakeEncoder()) as col:
+        assert col.manifest["profile"]["rerank"] == f"bi-encoder:{model}"

@@ -85,15 +85,43 @@ def load_encoder(spec: str | None = None) -> Encoder:
     return enc
 
 
-def _from_directory(path: Path) -> Encoder:
-    from slimvec.encoders.dense import DenseEncoder
-    from slimvec.encoders.multivector import LateInteractionEncoder, is_late_interaction_dir
-    from slimvec.encoders.static import Model2VecEncoder, is_model2vec_dir
+def _directory_kind(path: Path) -> str:
+    """Which encoder a model directory holds, told from its config files alone (no weights read): "model2vec",
+    "late" or "dense"; ConfigError when it holds none of them."""
+    from slimvec.encoders.multivector import is_late_interaction_dir
+    from slimvec.encoders.static import is_model2vec_dir
 
     if is_model2vec_dir(path):  # before modules.json: model2vec writes one for sentence-transformers too
-        return Model2VecEncoder(path, name=str(path))
+        return "model2vec"
     if is_late_interaction_dir(path):
-        return LateInteractionEncoder(path, name=str(path))
+        return "late"
     if (path / "modules.json").exists() or (path / "config_sentence_transformers.json").exists():
-        return DenseEncoder(path, name=str(path))
+        return "dense"
     raise ConfigError(f"{path}: no sentence-transformers or model2vec model found (expected modules.json or config.json)")
+
+
+def check_encoder_spec(spec: str) -> None:
+    """ConfigError for what `load_encoder(spec)` would refuse, found from names and config files only: a profile's
+    `bi-encoder:MODEL` reranker is checked so when a collection is created, before any model is loaded."""
+    if spec in _LOADED or registry.has("encoder", spec):
+        return
+    path = Path(spec).expanduser()
+    if not path.is_dir():
+        known = ", ".join(sorted(registry.names("encoder")))
+        raise ConfigError(f"unknown model {spec!r}: not a registered name ({known}) nor a local directory")
+    _directory_kind(path.resolve())
+
+
+def _from_directory(path: Path) -> Encoder:
+    kind = _directory_kind(path)
+    if kind == "model2vec":
+        from slimvec.encoders.static import Model2VecEncoder
+
+        return Model2VecEncoder(path, name=str(path))
+    if kind == "late":
+        from slimvec.encoders.multivector import LateInteractionEncoder
+
+        return LateInteractionEncoder(path, name=str(path))
+    from slimvec.encoders.dense import DenseEncoder
+
+    return DenseEncoder(path, name=str(path))

@@ -328,13 +328,12 @@ def _check_cross_encoder(argument: str | None) -> None:
 
 def _check_bi_encoder(argument: str | None) -> None:
     """What `load_encoder` would refuse for `bi-encoder:MODEL`, found without loading it: neither a registered model
-    nor a directory."""
-    from slimvec import registry
+    nor a directory, or a directory holding no model it can load (an existing folder alone made a collection whose
+    every search failed)."""
+    from slimvec.encoders.registry import check_encoder_spec
 
-    if argument is None or registry.has("encoder", argument) or Path(argument).expanduser().is_dir():
-        return
-    raise ConfigError(f"unknown model {argument!r}: not a registered name "
-                      f"({', '.join(sorted(registry.names('encoder')))}) nor a local directory")
+    if argument is not None:
+        check_encoder_spec(argument)
 
 
 def cross_encoder(argument: str | None) -> Reranker:
