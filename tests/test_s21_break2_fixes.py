@@ -47,6 +47,7 @@ def test_a_sharded_collection_takes_encoded_as_a_plain_one(tmp_path):
 def test_a_migrating_collection_takes_encoded_and_checks_vectors_it_cannot_use(tmp_path):
     from slimvec.migrate import runner
     from slimvec.migrate.merged import MigratingCollection
+    from slimvec.search.rerank import DenseReranker
 
     with registered_encoders(FakeEncoder(dim=32, name="b2-32"), FakeEncoder(dim=48, name="b2-48")):
         with Collection.create(tmp_path / "col", model="b2-32", profile="hybrid") as col:
@@ -64,6 +65,8 @@ def test_a_migrating_collection_takes_encoded_and_checks_vectors_it_cannot_use(t
             with pytest.raises(ConfigError, match=r"^query vectors of shape \(3, 7\)"):
                 col.search_many(["word3 common"], vectors=np.ones((3, 7), np.float32), mode="hybrid")
             assert col.search_many(["word3 common"], vectors=v, mode="hybrid")[0][0].id == "d3"
+            assert col.search_many(["word3 common"], vectors=v, mode="hybrid", rerank="dense")[0][0].id == "d3"
+            assert col.search_many(["word3 common"], vectors=v, rerank=DenseReranker())[0][0].id == "d3"
 
 
 @pytest.mark.parametrize("value", ["no", 1, None, "False"])

@@ -99,7 +99,7 @@ class MigratingCollection(Collection):
                 # Checked as the dense path checks them (a zero row, a wrong shape), not dropped silently: this
                 # search cannot use the new model's vectors, but a caller's bad ones are still a bug to report.
                 _given_vectors(vectors, len(queries), int(self.target.manifest["dim"]), refuse_zeros=not encoded)
-            return super().search_many(queries, options, rerank=given, **fields)
+            return super().search_many(queries, options, **({} if given is None else {"rerank": given}), **fields)
         qn = vectors if vectors is not None else self.target.encoder.encode_queries(list(queries))
         qn = np.asarray(qn, np.float32)
         # a given zero vector is refused by the target; one encoded from a text finds nothing
