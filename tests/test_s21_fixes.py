@@ -378,3 +378,17 @@ def test_a_sharded_collection_searches_by_vector_as_a_plain_one(tmp_path):
             col.search_vectors(np.zeros(16, np.float32))
     assert [[h.id for h in q] for q in got] == [[h.id for h in q] for q in want]
     np.testing.assert_allclose([[h.score for h in q] for q in got], [[h.score for h in q] for q in want], atol=1e-6)
+
+
+# create_sharded refused by the first shard's create (an unknown index here) left the directory and its empty
+# shards/ folder behind; a plain collection's refused create leaves nothing.
+def test_a_refused_sharded_create_leaves_nothing(tmp_path):
+    from slimvec.distributed import create_sharded
+
+    with pytest.raises(ConfigError, match="index"):
+        create_sharded(tmp_path / "col", shards=2, index="nope", encoder=FakeEncoder(dim=16))
+    assert not (tmp_path / "col").exists()
+    (tmp_path / "mine").mkdir()  # a folder the user made stays, empty
+    with pytest.raises(ConfigError, match="index"):
+        create_sharded(tmp_path / "mine", shards=2, index="nope", encoder=FakeEncoder(dim=16))
+    assert (tmp_path / "mine").exists() and not any((tmp_path / "mine").iterdir())

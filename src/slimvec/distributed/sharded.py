@@ -83,15 +83,25 @@ def create_sharded(path: str | Path, shards: int, profile: str | None = None, mo
         # A create that was killed before its router manifest: its shard collections are empty (documents are
         # written only through a finished one), so they are made again, with this call's settings.
         shutil.rmtree(root / "shards")
+    made = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     dirs = shard_dirs(shards)
     first = None
-    for d in dirs:
-        col = Collection.create(root / d, model=model, profile=profile, encoder=encoder, **options)
+    try:
+        for d in dirs:
+            col = Collection.create(root / d, model=model, profile=profile, encoder=encoder, **options)
+            if first is None:
+                first = col.manifest
+                encoder = col.encoder  # load the model once for every shard
+            col.close()
+    except Exception:
+        # Settings the first shard refuses (an unknown index, a reranker that cannot load) leave nothing behind, as
+        # a plain collection's create does; a later failure is what `unfinished_create` makes again.
         if first is None:
-            first = col.manifest
-            encoder = col.encoder  # load the model once for every shard
-        col.close()
+            shutil.rmtree(root / "shards", ignore_errors=True)
+            if made:
+                shutil.rmtree(root, ignore_errors=True)
+        raise
     assert first is not None
     write_router(root, {"format_version": FORMAT_VERSION, "routing": ROUTING, "shards": dirs,
                         "model": first["model"], "dim": first["dim"], "retrievers": first["retrievers"],
