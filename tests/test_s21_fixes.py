@@ -392,3 +392,21 @@ def test_a_refused_sharded_create_leaves_nothing(tmp_path):
     with pytest.raises(ConfigError, match="index"):
         create_sharded(tmp_path / "mine", shards=2, index="nope", encoder=FakeEncoder(dim=16))
     assert (tmp_path / "mine").exists() and not any((tmp_path / "mine").iterdir())
+
+
+# A relative reranker directory was checked against the working directory at create and stored as given: a search
+# from anywhere else (a server started elsewhere, a later `slimvec search`) looked for it there.
+def test_a_relative_reranker_directory_is_stored_absolute(tmp_path, monkeypatch):
+    (tmp_path / "models" / "ce").mkdir(parents=True)
+    (tmp_path / "models" / "ce" / "config.json").write_text("{}")
+    monkeypatch.chdir(tmp_path / "models")
+    prof = profile_from_dict({"name": "mine", "rerank": "cross-encoder:ce"}, source="test")
+    with Collection.create(tmp_path / "col", profile=prof, encoder=FakeEncoder(dim=16)) as col:
+        assert col.manifest["profile"]["rerank"] == f"cross-encoder:{tmp_path / 'models' / 'ce'}"
+    Collection.open_or_create(tmp_path / "col", profile=prof, encoder=FakeEncoder(dim=16)).close()  # rerun matches
+    monkeypatch.chdir(tmp_path)
+    with Collection.open(tmp_path / "col", FakeEncoder(dim=16)) as col:
+        assert col.manifest["profile"]["rerank"].endswith("/models/ce")
+    named = profile_from_dict({"name": "named", "rerank": "cross-encoder"}, source="test")
+    with Collection.create(tmp_path / "col2", profile=named, encoder=FakeEncoder(dim=16)) as col:
+        assert col.manifest["profile"]["rerank"] == "cross-encoder"  # a name stays a name

@@ -37,7 +37,7 @@ from slimvec.search import calibration as _calibration
 from slimvec.search.options import SearchOptions
 from slimvec.search.plan import FUSED_MODES, SearchPlan, make_plan, model_fusion_weights, stored_fusion
 from slimvec.search.recent import KeepsQueries, RecentQueries
-from slimvec.search.rerank import Reranker, check_spec
+from slimvec.search.rerank import Reranker, check_spec, pinned_spec
 from slimvec.search.run import Runner
 from slimvec.sections import section_chunks
 from slimvec.store import Store, probes, switch
@@ -115,6 +115,8 @@ class Collection(KeepsQueries):
                 check_spec(prof.rerank)  # names and directories only: no model is loaded
             except ConfigError as e:
                 raise ConfigError(f"rerank: {e}") from None
+            if (pinned := pinned_spec(prof.rerank)) != prof.rerank:
+                prof = prof.model_copy(update={"rerank": pinned})
         enc = encoder or load_encoder(prof.model or DEFAULT_MODEL)
         model_weight = getattr(enc, "fusion_weight", None)
         if prof.fusion_weights is not None and list(prof.fusion_weights) == model_fusion_weights(
@@ -1360,6 +1362,11 @@ def _profile_fields_differ(stored: dict[str, Any], chosen: Profile, options: dic
     except ConfigError:  # a stored profile this slimvec no longer reads as one: compared by name only
         return ""
     given = chosen.model_dump(mode="json")
+    if isinstance(given.get("rerank"), str):  # stored pinned (`pinned_spec`): a relative directory compares alike
+        try:
+            given["rerank"] = pinned_spec(given["rerank"])
+        except ConfigError:
+            pass  # a spec that no longer parses differs, and says so below
     if kept.get("fusion_weights") is None and model_pair is not None:
         kept["fusion_weights"] = list(model_pair)  # what its searches use, and what the message should name
     for field in sorted(chosen.model_fields_set - _UNCOMPARED):

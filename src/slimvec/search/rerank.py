@@ -418,6 +418,19 @@ def check_spec(spec: str) -> None:
         check(arg)
 
 
+def pinned_spec(spec: str) -> str:
+    """`spec` with a relative model directory made absolute, as a collection stores it: a search from another
+    working directory (a server, a later `slimvec search`) must load the directory checked at creation. Names
+    registered as models (cross-encoders, encoders) and absolute paths are kept as given."""
+    from slimvec import registry
+
+    kind, arg = parse_spec(spec)
+    if arg is None or registry.has("cross_encoder", arg) or registry.has("encoder", arg):
+        return spec
+    path = Path(arg).expanduser()
+    return f"{kind}:{path.resolve()}" if not path.is_absolute() and path.is_dir() else spec
+
+
 def load_reranker(spec: str) -> Reranker | None:
     """The reranker a spec names (None for "none"), built once per process; models still load lazily."""
     kind, arg = parse_spec(spec)
