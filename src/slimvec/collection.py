@@ -758,6 +758,14 @@ class Collection(KeepsQueries):
             self._sync()
             self._save_after_commit()
 
+    def enable_kept(self, names: list[str], sparse_model: str | None = None) -> None:
+        """`enable` each retriever of `names` (those another collection keeps: an export's, a migrated one's) this
+        collection does not keep yet; `sparse_model` goes to "sparse" only. Dense and token vectors are not built
+        here: they come with the collection's profile, never by `enable`."""
+        for name in names:
+            if name not in self.manifest.get("retrievers", ["dense"]) and name not in ("dense", "multivector"):
+                self.enable(name, sparse_model=sparse_model if name == "sparse" else None)
+
     @property
     def calibrators(self) -> dict[str, "_calibration.Calibrator"]:
         """Relevance calibrators by search mode (from calibration.json)."""
@@ -1137,11 +1145,10 @@ def _fusion_info(profile: dict[str, Any], model_weight: float | None = None) -> 
     mode = profile.get("mode")
     if mode not in FUSED_MODES:
         return {}
-    method = stored_fusion(profile)
     weights = profile.get("fusion_weights")
     if weights is None:
-        weights = model_fusion_weights(method, FUSED_MODES[mode], model_weight)
-    return {"fusion": {"mode": mode, "method": method, "weights": weights}}
+        weights = _model_pair(profile, model_weight)
+    return {"fusion": {"mode": mode, "method": stored_fusion(profile), "weights": weights}}
 
 
 def _prompts(enc: Encoder) -> dict[str, Any]:
@@ -1311,7 +1318,8 @@ def _settings_differ(manifest: dict[str, Any], options: dict[str, Any]) -> str:
                                                 and registry.load("profile", chosen.name) == chosen):
             # A profile file or object of the same name: the fields it sets must be the stored ones (a built-in
             # is compared by name, so a collection made before a built-in changed keeps taking it).
-            if problem := _profile_fields_differ(prof, chosen, options, _model_pair(manifest), manifest.get("chunking")):
+            if problem := _profile_fields_differ(prof, chosen, options, _model_pair(*_search_profile(manifest)),
+                                                 manifest.get("chunking")):
                 return f"profile {name!r} with {problem}"
     index = options.get("index")
     if index is not None and index != manifest.get("index", "exact"):
@@ -1340,10 +1348,9 @@ def _search_profile(manifest: dict[str, Any]) -> tuple[dict[str, Any], float | N
     return prof, manifest.get("model_fusion_weight")
 
 
-def _model_pair(manifest: dict[str, Any]) -> list[float] | None:
-    """The fusion weights the collection's model gives its profile's fusion (None when it gives none)."""
-    prof, model_weight = _search_profile(manifest)
-    return model_fusion_weights(stored_fusion(prof), FUSED_MODES.get(prof.get("mode"), ()), model_weight)
+def _model_pair(profile: dict[str, Any], model_weight: float | None) -> list[float] | None:
+    """The fusion weights a model's `model_weight` gives a stored profile's own fused mode (None when none)."""
+    return model_fusion_weights(stored_fusion(profile), FUSED_MODES.get(profile.get("mode"), ()), model_weight)
 
 
 def _key(weights: Any) -> tuple[float, ...] | None:

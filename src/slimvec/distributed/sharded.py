@@ -57,7 +57,7 @@ from slimvec.search.recent import KeepsQueries, RecentQueries
 from slimvec.search.rerank import Candidates, Reranker, rerank
 from slimvec.store.filters import filter_type_mismatch
 from slimvec.store.ordinals import OrdinalTable
-from slimvec.store.store import Store
+from slimvec.store.store import MANIFEST, Store
 
 MAX_SHARDS = 1024  # far more than any cluster this targets; a typo (100000) would make 100,000 collections
 ORDINALS_FILE = "ordinals.db"
@@ -175,7 +175,7 @@ class ShardedCollection(KeepsQueries):
         # A router written by session 20's slimvec copied the model's weights into its profile without the mark its
         # shards' manifests carry ("fusion_weights_from_model"): taken from shard 0 (opened above, so readable), so
         # searches plan them as a plain collection's (`collection._search_profile`).
-        marked = json.loads((dirs[0] / "manifest.json").read_text(encoding="utf-8")).get("fusion_weights_from_model")
+        marked = json.loads((dirs[0] / MANIFEST).read_text(encoding="utf-8")).get("fusion_weights_from_model")
         self._profile, self._model_weight = _search_profile(
             {**self.router, "fusion_weights_from_model": bool(marked) and "model_fusion_weight" not in self.router})
         self.ordinals = OrdinalTable(self.path / ORDINALS_FILE)

@@ -199,17 +199,14 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
 
 def _enable_exported(col: Any, meta: dict[str, Any]) -> None:
     """Enable on `col` (the exported collection's profile rebuilt) the retrievers the exported collection kept
-    beyond its profile's: BM25 or SPLADE enabled after it was made are built from the texts, as `enable` builds
-    them; without this a round trip lost them and `--mode hybrid` failed. Dense and token vectors are not built
-    here (an import keeps the export's vectors, and exports carry no token vectors)."""
+    beyond its profile's: BM25 or SPLADE enabled after it was made are built from the texts; without this a round
+    trip lost them and `--mode hybrid` failed. Names this slimvec does not know are passed over (an export's
+    metadata is a file from elsewhere; exports made before it was carried have none)."""
     from slimvec import registry
 
     names = meta.get("retrievers")
-    for name in names if isinstance(names, list) else []:  # exports made before it was carried have none
-        if not isinstance(name, str) or name in col.manifest.get("retrievers", ["dense"]) or \
-                name in ("dense", "multivector") or not registry.has("retriever", name):
-            continue
-        col.enable(name, sparse_model=meta.get("sparse_model") if name == "sparse" else None)
+    known = [n for n in (names if isinstance(names, list) else []) if isinstance(n, str) and registry.has("retriever", n)]
+    col.enable_kept(known, meta.get("sparse_model"))
 
 
 def _other_model(named: str | None, exported: str) -> bool:

@@ -109,9 +109,7 @@ def start(path: str | Path, to: str, adapter: str = "auto", sample: int = MAX_SA
         try:
             # Retrievers enabled after the collection was made (`index --bm25`) are in its manifest, not its
             # profile: the switched collection keeps them, or its hybrid and BM25 searches would stop working.
-            for name in old.manifest.get("retrievers", ["dense"]):
-                if name not in target.manifest.get("retrievers", ["dense"]):
-                    target.enable(name, sparse_model=old.manifest.get("sparse_model") if name == "sparse" else None)
+            target.enable_kept(old.manifest.get("retrievers", ["dense"]), old.manifest.get("sparse_model"))
             x_new, y_old, native = _sample_into(old, target, sample, seed)
             t0 = time.perf_counter()
             fitted, scores = _adapters.choose(x_new, y_old, names, seed)
