@@ -39,7 +39,7 @@ demo: install
 test: install
 	VENV=$(VENV) bash scripts/setup-browser.sh
 	bash scripts/run-cases.sh  # ../shared/cases: every case must print RESULT: HOLD
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=15 tests  # the slowest tests printed: the suite must stay under 20 minutes
 
 clean:
 	rm -rf $(VENV) .demo-collection
