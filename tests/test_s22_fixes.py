@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 from fakes import FakeEncoder, registered_encoders
 from typer.testing import CliRunner
 
 from slimvec import Collection, Document
+from slimvec.cli import app
 from slimvec.errors import ConfigError
+from slimvec.interop import export_collection, import_records
 
 HYBRID = {"name": "h", "retrievers": ["dense", "bm25"], "mode": "hybrid"}
 DOCS = [Document(id="a", text="alpha beta"), Document(id="b", text="gamma delta"),
@@ -92,4 +98,62 @@ def test_a_migrating_collection_refuses_them_too(tmp_path, scifact_docs):
             _refused(lambda: col.search_many(queries, vectors=v, mode="bm25"))
             assert _ids(col.search_many(queries, vectors=v, mode="dense")) == _ids(col.search_many(queries, mode="dense"))
             assert _ids(col.search_many(queries, mode="bm25")) and col.search_many(queries, vectors=v, mode="hybrid")
+
+
+# ---- 2: an export's or a migrated collection's reranker that cannot load here ---------------------------------------
+# `slimvec import` of an export whose profile reranks with a cross-encoder directory missing on this machine failed
+# with the create-time check's line ("rerank: cross-encoder '/x': no such directory"), naming neither the export's
+# profile nor the way on; `slimvec migrate` of such a collection the same. Both say so now, and where to go.
+def _reranking_collection(root: Path, old: FakeEncoder) -> Path:
+    model = root / "ce"
+    model.mkdir()
+    (model / "config.json").write_text("{}", encoding="utf-8")
+    with Collection.create(root / "col", profile={"name": "mine", "retrievers": ["dense", "bm25"],
+                                                  "rerank": f"cross-encoder:{model}"}, encoder=old) as col:
+        col.add([Document(id=f"d{i}", text=f"word{i} common text {i % 3}") for i in range(40)])
+        export_collection(col, f"parquet:{root / 'x.parquet'}")
+    shutil.rmtree(model)  # gone on "this machine"
+    return model
+
+
+def test_import_names_the_exported_reranker_and_the_way_on(tmp_path):
+    old = FakeEncoder(dim=32, name="fake-bow")
+    with registered_encoders(old):
+        model = _reranking_collection(tmp_path, old)
+        source = f"parquet:{tmp_path / 'x.parquet'}"
+        res = cli.invoke(app, ["import", source, "-c", str(tmp_path / "imp")])
+        assert res.exit_code == 2 and not (tmp_path / "imp").exists()
+        line = res.output.strip()
+        assert line.startswith(f"error: {source}: the exported profile 'mine' reranks with 'cross-encoder:{model}'")
+        assert "no such directory" in line and "`--profile NAME` or `--profile-file FILE`" in line and "\n" not in line
+        with pytest.raises(ConfigError, match="the exported profile 'mine' reranks with"):  # the Python call alike
+            import_records(source, tmp_path / "imp")
+        assert not (tmp_path / "imp").exists()
+        # The way on works: a profile of one's own, here the exported one without its rerank.
+        mine = tmp_path / "p.json"
+        mine.write_text(json.dumps({"name": "mine", "retrievers": ["dense", "bm25"]}), encoding="utf-8")
+        res = cli.invoke(app, ["import", source, "-c", str(tmp_path / "imp"), "--profile-file", str(mine)])
+        assert res.exit_code == 0, res.output
+        with Collection.open(tmp_path / "imp") as col:
+            assert len(col) == 40 and col.manifest["profile"].get("rerank") is None
+            assert col.search("word3 common", mode="hybrid")[0].id == "d3"
+
+
+def test_migrate_names_the_collection_reranker_and_the_way_on(tmp_path):
+    from migrate_worker import NEW
+
+    from slimvec.migrate.state import has_migration, migration_dir
+
+    old, new = FakeEncoder(dim=32, name="fake-bow"), FakeEncoder(dim=64, name=NEW)
+    with registered_encoders(old, new):
+        model = _reranking_collection(tmp_path, old)
+        res = cli.invoke(app, ["migrate", str(tmp_path / "col"), "--to", NEW, "--sample", "20", "--json"])
+        assert res.exit_code == 2
+        line = res.output.strip()
+        assert line.startswith(f"error: {tmp_path / 'col'}: the collection's profile reranks with "
+                               f"'cross-encoder:{model}', which a migration keeps")
+        assert "no such directory" in line and "run the migration again" in line and "\n" not in line
+        assert not has_migration(tmp_path / "col") and not migration_dir(tmp_path / "col").exists()
+        with Collection.open(tmp_path / "col") as col:  # untouched, and searchable without its reranker
+            assert len(col) == 40 and col.search("word3 common", rerank="none")[0].id == "d3"
 
