@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -214,3 +215,59 @@ def test_cli_index_of_a_folder_and_a_file_in_it_stores_the_file_once(tree):
                              (["t.jsonl", "./t.jsonl"], "t.jsonl: given twice (also as t.jsonl)")):
         with pytest.raises(IngestError, match=f"^{re.escape(message)}"):
             read_sources(sources)
+
+
+# ---- 4: hard links are one file --------------------------------------------------------------------------------------
+# Two names of one file (`ln a.txt b.txt`) became two documents, while a symbolic link to it was one: "the same file"
+# was its resolved path, and a hard link resolves to itself. It is the file's device and inode now, so the second
+# name is passed over with a note and the first spelling keeps its id.
+@pytest.fixture()
+def hard(tmp_path, monkeypatch) -> Path:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("alpha one", encoding="utf-8")
+    (tmp_path / "docs" / "c.txt").write_text("gamma three", encoding="utf-8")
+    os.link(tmp_path / "docs" / "a.txt", tmp_path / "docs" / "b.txt")
+    os.link(tmp_path / "docs" / "c.txt", tmp_path / "elsewhere.txt")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(("sources", "ids", "note"), [
+    (["docs"], ["a.txt", "c.txt"], "docs/b.txt: skipped, the same file as docs/a.txt (id a.txt), read once"),
+    (["docs", "elsewhere.txt"], ["a.txt", "c.txt"],
+     "elsewhere.txt: skipped, the same file as docs/c.txt (id c.txt), read once"),
+    (["elsewhere.txt", "docs"], ["a.txt", "elsewhere.txt"],
+     "docs/c.txt: skipped, the same file as elsewhere.txt (id elsewhere.txt), read once"),
+])
+def test_hard_links_to_one_file_are_one_document(hard, sources, ids, note):
+    notes, errors = [], []
+    docs = list(read_sources(sources, on_skip=notes.append, on_error=errors.append))
+    assert sorted(d.id for d in docs) == ids and not errors
+    assert sum(n.startswith(note) for n in notes) == 1, notes
+
+
+def test_cli_index_stores_hard_links_once_and_a_rerun_changes_nothing(hard):
+    with registered_encoders(FakeEncoder(name="fake-s22")):
+        for _ in range(2):
+            res = cli.invoke(app, ["index", "docs", "-c", "col", "--model", "fake-s22"])
+            assert res.exit_code == 0, res.output
+            assert "note: docs/b.txt: skipped, the same file as docs/a.txt" in res.output
+        with Collection.open("col") as col:
+            assert len(col) == 2 and col.get("b.txt") is None and col.get("a.txt").text == "alpha one"
+
+
+def test_distributed_ingest_stores_hard_links_and_a_file_given_again_once(hard, ray_cluster):
+    from slimvec.distributed.ingest import index
+
+    notes: list[str] = []
+    # absolute paths: the session's Ray workers did not start in this test's folder
+    n = index([hard / "docs", hard / "elsewhere.txt", hard / "docs" / "a.txt"], hard / "col", workers=1,
+              model="wordllama", on_skip=notes.append)
+    assert n == 2, notes  # a.txt and c.txt, as read_sources reads them
+    docs = hard / "docs"
+    for note in (f"{docs / 'b.txt'}: skipped, the same file as {docs / 'a.txt'} (id a.txt)",  # in the walk
+                 f"{hard / 'elsewhere.txt'}: skipped, the same file as {docs / 'c.txt'} (id c.txt)",  # across paths
+                 f"{docs / 'a.txt'}: skipped, already read by the walk of {docs} (id a.txt)"):
+        assert any(x.startswith(note) for x in notes), notes
+    with Collection.open(hard / "col") as col:
+        assert len(col) == 2 and col.get("b.txt") is None and col.get("elsewhere.txt") is None

@@ -44,7 +44,7 @@ from slimvec.documents import Chunk, Document
 from slimvec.errors import CollectionError, ConfigError, IngestError
 from slimvec.extras import require
 from slimvec.ingest.fieldtypes import parse_field_types
-from slimvec.ingest.files import same_file_note
+from slimvec.ingest.files import file_identity, same_file_note
 from slimvec.ingest.sources import FileClaims, iter_located, read_sources
 from slimvec.ingest.tables import FieldMap, locate
 from slimvec.profiles import Profile, load_profile
@@ -226,7 +226,7 @@ def _read_path(row: dict[str, Any], fields: FieldMap, field_types: dict[str, str
             yield {"item": pickle.dumps(("note", n, "", None))}
         notes.clear()
         if pos is None:  # a file's document (a table's or BEIR corpus's records have their line)
-            yield {"item": pickle.dumps(("file", str(src.resolve()), str(src), root))}
+            yield {"item": pickle.dumps(("file", repr(file_identity(src)), str(src), root))}
         kind, payload = ("doc", item) if isinstance(item, Document) else ("error", str(item))
         yield {"item": pickle.dumps((kind, locate(src, pos), names.id_field, payload))}
     for n in notes:

@@ -114,6 +114,17 @@ def iter_folder(root: Path, on_skip: Callable[[str], None],
             yield path, e
 
 
+def file_identity(path: Path) -> tuple[int, int] | str:
+    """What makes two paths one file: its device and inode (`os.stat` follows links), so a symbolic link, a hard
+    link (`ln a.txt b.txt`: two names, no link to resolve) and another spelling of a path are one file; the
+    resolved path where there is none to read (a dangling link, reported when read; a file system without inodes)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return str(path.resolve())
+    return (st.st_dev, st.st_ino) if st.st_ino else str(path.resolve())
+
+
 def same_file_note(path: Path, first: Path, first_root: Path | None = None) -> str:
     """The note for a file `path` passed over because it was read already, under `first` (another spelling, a
     link, or the same path reached by another source), by the walk of the folder `first_root` or, None, as a path

@@ -10,7 +10,16 @@ from slimvec.documents import Document, has_content
 from slimvec.errors import ConfigError, IngestError
 from slimvec.ingest.beir import BEIR_FIELDS, is_beir_dir, iter_corpus
 from slimvec.ingest.fieldtypes import convert, parse_field_types
-from slimvec.ingest.files import FILE_EXTS, NO_TEXT, Claim, file_ext, iter_folder, read_file, same_file_note
+from slimvec.ingest.files import (
+    FILE_EXTS,
+    NO_TEXT,
+    Claim,
+    file_ext,
+    file_identity,
+    iter_folder,
+    read_file,
+    same_file_note,
+)
 from slimvec.ingest.tables import TABLE_EXTS, FieldMap, iter_table, locate
 from slimvec.records import check_record
 
@@ -150,7 +159,7 @@ def _read(
 
 
 class FileClaims:
-    """The files read so far: `claim(path, root)` is None the first time a file is met (it is then read), else
+    """The files read so far, by identity (`files.file_identity`): `claim(path, root)` is None the first time a file is met (it is then read), else
     (the path it was first read under, the folder whose walk read it or None for a path given on its own). Ids are
     paths relative to the folder named (a lone file: its name), so a linked file and its target, or a file and the
     folder holding it, both given, had two ids and were stored twice. root: the folder whose walk meets `path`."""
@@ -159,7 +168,7 @@ class FileClaims:
         self.first: dict[object, tuple[Path, Path | None]] = {}
 
     def __call__(self, path: Path, root: Path | None = None) -> tuple[Path, Path | None] | None:
-        key = path.resolve()
+        key = file_identity(path)  # device and inode: hard links are one file too, not only what resolves alike
         if key in self.first:
             return self.first[key]
         self.first[key] = (path, root)
