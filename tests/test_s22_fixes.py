@@ -271,3 +271,31 @@ def test_distributed_ingest_stores_hard_links_and_a_file_given_again_once(hard, 
         assert any(x.startswith(note) for x in notes), notes
     with Collection.open(hard / "col") as col:
         assert len(col) == 2 and col.get("b.txt") is None and col.get("elsewhere.txt") is None
+
+
+# ---- 5: info shows the nprobe searches use -----------------------------------------------------------------------------
+# A profile fixing nprobe 64 on a collection with fewer lists (here 8) showed "nprobe": 64 in info, while faiss (and
+# the retriever's own cap) probed the 8 lists there are. info shows what a search probes now, and the profile's
+# number beside it when it was capped; the normal case keeps its keys as they were.
+IVF = {"name": "ivf-small", "codec": "binary", "index": "ivf", "rescore": True, "oversample": 40, "nlist": 8}
+IVF_DOCS = [Document(id=f"d{i}", text=f"word{i} w{i % 7} x{i % 13} common") for i in range(400)]
+
+
+def _ivf(path: Path, nprobe: int) -> dict:
+    with Collection.create(path, profile={**IVF, "nprobe": nprobe}, encoder=FakeEncoder()) as col:
+        col.add(IVF_DOCS)
+        hits = [[(h.id, h.score) for h in col.search(q, k=10)] for q in ("word3 common", "w5 x2", "x11")]
+        return {"info": col.info()["indexes"]["dense"], "hits": hits}
+
+
+def test_info_shows_a_profile_nprobe_above_nlist_capped_and_names_the_profile_value(tmp_path):
+    capped, all_lists, fewer = (_ivf(tmp_path / str(n), n) for n in (64, 8, 3))
+    assert capped["info"]["kind"] == "ivf" and capped["info"]["nlist"] == 8
+    assert capped["info"]["nprobe"] == 8 and capped["info"]["nprobe_profile"] == 64
+    assert capped["hits"] == all_lists["hits"]  # 64 probes what 8 probes: every list
+    assert all_lists["info"]["nprobe"] == 8 and "nprobe_profile" not in all_lists["info"]
+    assert fewer["info"]["nprobe"] == 3 and "nprobe_profile" not in fewer["info"]  # the normal case, as before
+    with Collection.open(tmp_path / "64", encoder=FakeEncoder()) as col:  # reopened: the same
+        assert col.info()["indexes"]["dense"] == capped["info"]
+    res = cli.invoke(app, ["info", str(tmp_path / "64"), "--json"])
+    assert res.exit_code == 0 and '"nprobe": 8' in res.output and '"nprobe_profile": 64' in res.output
