@@ -329,7 +329,7 @@ def test_softmax_keeps_bm25_cjk_quality_on_real_xquad_zh_where_rrf_does_not(tmp_
         vectors = c.encoder.encode_queries([texts[q] for q in chosen])
 
         def ndcg(**options: object) -> float:
-            hits = c.search_many([texts[q] for q in chosen], k=10, vectors=vectors, **options)
+            hits = c.search_many([texts[q] for q in chosen], k=10, vectors=vectors, encoded=True, **options)
             return evaluate(qrels, {q: {h.id: h.score for h in hs} for q, hs in zip(chosen, hits)}, ["ndcg@10"])["ndcg@10"]
 
         dense, bm25 = ndcg(mode="dense"), ndcg(mode="bm25")

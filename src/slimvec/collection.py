@@ -35,7 +35,14 @@ from slimvec.records import metadata_problem, query_problem, text_problem
 from slimvec.retrievers.base import Query, Retriever, describe
 from slimvec.search import calibration as _calibration
 from slimvec.search.options import SearchOptions
-from slimvec.search.plan import FUSED_MODES, SearchPlan, make_plan, model_fusion_weights, stored_fusion
+from slimvec.search.plan import (
+    FUSED_MODES,
+    SearchPlan,
+    make_plan,
+    model_fusion_weights,
+    refuse_unused_vectors,
+    stored_fusion,
+)
 from slimvec.search.recent import KeepsQueries, RecentQueries
 from slimvec.search.rerank import Reranker, check_spec, pinned_spec
 from slimvec.search.run import Runner
@@ -654,7 +661,9 @@ class Collection(KeepsQueries):
         float32 of shape (len(queries), dim)). A given vector of all zeros is refused (ConfigError, as
         `search_vectors` refuses it): it has no direction, and every row would score it alike. `encoded`: the
         vectors are the queries' texts encoded by the caller (a sharded collection's router, a migration), so a
-        zero row is a text the model knows no token of, which finds nothing by its vector, as a text query does."""
+        zero row is a text the model knows no token of, which finds nothing by its vector, as a text query does.
+        Vectors given to a search that does not use them (a mode without the dense retriever, no dense reranker)
+        are refused unless `encoded` (`search.plan.refuse_unused_vectors`)."""
         check_queries(queries)
         check_encoded(encoded)
         given = None
@@ -665,6 +674,7 @@ class Collection(KeepsQueries):
         with self._lock:  # planned against what the collection is now (another handle may have enabled an index)
             self._sync()
             plan = self._plan(options, fields, given)
+        refuse_unused_vectors(plan, self.manifest.get("retrievers", ["dense"]), vectors, encoded)
         vecs, toks = vectors, None
         if vecs is not None and plan.needs_query_vectors:
             vecs = _given_vectors(vecs, len(queries), self.manifest["dim"], refuse_zeros=not encoded)

@@ -44,7 +44,7 @@ from slimvec.documents import Chunk, Document
 from slimvec.errors import CollectionError, ConfigError, IngestError
 from slimvec.extras import require
 from slimvec.ingest.fieldtypes import parse_field_types
-from slimvec.ingest.files import same_file_note
+from slimvec.ingest.files import file_identity, same_file_note
 from slimvec.ingest.sources import FileClaims, iter_located, read_sources
 from slimvec.ingest.tables import FieldMap, locate
 from slimvec.profiles import Profile, load_profile
@@ -217,13 +217,16 @@ def _read_path(row: dict[str, Any], fields: FieldMap, field_types: dict[str, str
     field, payload)}: kind "doc" (a checked Document), "error" (its one-line message) or "note" (skipped files)."""
     notes: list[str] = []
     # A file a folder's walk reaches twice (through a link) is read once here, as by read_sources; a file that two
-    # source paths reach is passed over by the driver (`_write`), told by the "file" record before each file's.
-    for src, pos, names, item in iter_located(Path(row["path"]), fields, notes.append, field_types, FileClaims()):
+    # source paths reach is passed over by the driver (`_write`), told by the "file" record before each file's:
+    # (its identity, the path it is read under, the folder whose walk reads it or None).
+    path = Path(row["path"])
+    root = str(path) if path.is_dir() else None
+    for src, pos, names, item in iter_located(path, fields, notes.append, field_types, FileClaims()):
         for n in notes:
             yield {"item": pickle.dumps(("note", n, "", None))}
         notes.clear()
         if pos is None:  # a file's document (a table's or BEIR corpus's records have their line)
-            yield {"item": pickle.dumps(("file", str(src.resolve()), str(src), None))}
+            yield {"item": pickle.dumps(("file", repr(file_identity(src)), str(src), root))}
         kind, payload = ("doc", item) if isinstance(item, Document) else ("error", str(item))
         yield {"item": pickle.dumps((kind, locate(src, pos), names.id_field, payload))}
     for n in notes:
@@ -268,19 +271,20 @@ def _write(stream: Iterator[tuple[str, str, str, Any]], writer: "_Writer", upser
            strict: bool, report: Callable[[IngestError], None], note: Callable[[str], None], progress: bool) -> int:
     """Report, de-duplicate and commit the encoded stream; the number of documents written."""
     seen: dict[str, str] = {}  # id -> where it was first read (the duplicate rule of read_sources)
-    files: dict[str, str] = {}  # resolved file -> the path it was first read under (read_sources' FileClaims)
-    again: tuple[str, str] | None = None  # (path, first path) when the next record is of a file read already
+    files: dict[str, tuple[str, str | None]] = {}  # file -> (first path, its folder or None): read_sources' FileClaims
+    again: tuple[str, tuple[str, str | None]] | None = None  # (path, files' entry) when the next is a file read already
     with progress_bar("indexing documents", 0, enabled=progress) as advance:
         for kind, where, id_field, payload in stream:
             if kind == "note":
                 note(where)
                 continue
-            if kind == "file":  # where: the resolved file, id_field: the path it was read under
+            if kind == "file":  # where: the file's identity, id_field: the path it is read under, payload: its folder
                 again = (id_field, files[where]) if where in files else None
-                files.setdefault(where, id_field)
+                files.setdefault(where, (id_field, payload))
                 continue
             if again is not None:
-                note(same_file_note(Path(again[0]), Path(again[1])))
+                first, root = again[1]
+                note(same_file_note(Path(again[0]), Path(first), None if root is None else Path(root)))
                 again = None
                 continue
             if kind == "doc" and payload[0].id in seen:

@@ -52,7 +52,7 @@ from slimvec.retrievers.bm25_global import Bm25Stats
 from slimvec.search import calibration
 from slimvec.search.fusion import fuse
 from slimvec.search.options import SearchOptions
-from slimvec.search.plan import SearchPlan, make_plan
+from slimvec.search.plan import SearchPlan, make_plan, refuse_unused_vectors
 from slimvec.search.recent import KeepsQueries, RecentQueries
 from slimvec.search.rerank import Candidates, Reranker, rerank
 from slimvec.store.filters import filter_type_mismatch
@@ -354,6 +354,7 @@ class ShardedCollection(KeepsQueries):
         plan = make_plan(self._profile, self.router["retrievers"], int(self.router["dim"]), opts,
                          frozenset(self._calibrators), given, self._model_weight)
         _refuse_unsharded(plan, opts)
+        refuse_unused_vectors(plan, self.router["retrievers"], vectors, encoded)
         if vectors is not None and plan.needs_query_vectors:  # checked here, a zero one refused: shards take them
             vectors = _given_vectors(vectors, len(queries), int(self.router["dim"]),  # as encoded texts
                                      refuse_zeros=not encoded)

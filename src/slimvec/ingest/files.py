@@ -57,11 +57,16 @@ def read_file(path: str | Path, root: str | Path | None = None) -> Document:
                     sections=sections)
 
 
+# claim(path, root): None the first time a file is met, else (the path it was read under, the folder whose walk
+# read it or None); `sources.FileClaims`
+Claim = Callable[[Path, "Path | None"], "tuple[Path, Path | None] | None"]
+
+
 def iter_folder(root: Path, on_skip: Callable[[str], None],
-                claim: Callable[[Path], Path | None] | None = None) -> Iterator[tuple[Path, Document | IngestError]]:
+                claim: Claim | None = None) -> Iterator[tuple[Path, Document | IngestError]]:
     """Every supported file under `root` in sorted id order; hidden entries ignored, others noted once.
 
-    claim: called with each file before it is read; when it returns the path a file was already read under (the
+    claim: called with each file (and `root`) before it is read; when it says where the file was already read (the
     same file reached through a link, or by another source: `same_file_note`), the file is noted and passed over.
     """
     found: list[tuple[str, Path]] = []
@@ -94,14 +99,14 @@ def iter_folder(root: Path, on_skip: Callable[[str], None],
     # A file claims its own name before any link to it in this folder does (links are claimed last): else a link
     # sorting first ('a.txt' -> 'b.txt') took the file's id, and a rerun after the link was made skipped 'b.txt',
     # whose stored document then never changed again (upsert keeps it, stale, beside the link's).
-    taken: dict[Path, Path] = {}
+    taken: dict[Path, tuple[Path, Path | None]] = {}
     if claim is not None:
         for _, path in sorted(found, key=lambda f: (f[1].is_symlink(), f[0])):
-            if (first := claim(path)) is not None:
+            if (first := claim(path, root)) is not None:
                 taken[path] = first
     for _, path in sorted(found):
         if path in taken:
-            on_skip(same_file_note(path, taken[path]))
+            on_skip(same_file_note(path, *taken[path]))
             continue
         try:
             yield path, read_file(path, root)
@@ -109,11 +114,27 @@ def iter_folder(root: Path, on_skip: Callable[[str], None],
             yield path, e
 
 
-def same_file_note(path: Path, first: Path) -> str:
-    """The note for a file passed over because it was read already (under another path, or by a folder's walk)."""
-    if str(path) == str(first):
-        return f"{path}: skipped, already read (the folder given before it holds it), read once"
-    return f"{path}: skipped, the same file as {first}, read once (first path wins; in a folder, a file's own name)"
+def file_identity(path: Path) -> tuple[int, int] | str:
+    """What makes two paths one file: its device and inode (`os.stat` follows links), so a symbolic link, a hard
+    link (`ln a.txt b.txt`: two names, no link to resolve) and another spelling of a path are one file; the
+    resolved path where there is none to read (a dangling link, reported when read; a file system without inodes)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return str(path.resolve())
+    return (st.st_dev, st.st_ino) if st.st_ino else str(path.resolve())
+
+
+def same_file_note(path: Path, first: Path, first_root: Path | None = None) -> str:
+    """The note for a file `path` passed over because it was read already, under `first` (another spelling, a
+    link, or the same path reached by another source), by the walk of the folder `first_root` or, None, as a path
+    given on its own; names the id it was stored under."""
+    first_id = first.relative_to(first_root).as_posix() if first_root is not None else first.name
+    if str(path) == str(first):  # one spelling reached by two sources (a folder given and a file in it, or twice)
+        how = f"by the walk of {first_root}" if first_root is not None else "as given before"
+        return f"{path}: skipped, already read {how} (id {first_id}), read once (first path wins)"
+    return (f"{path}: skipped, the same file as {first} (id {first_id}), read once (first path wins; in a folder, a "
+            "file's own name)")
 
 
 def decode_utf8(raw: bytes, path: Path) -> str:

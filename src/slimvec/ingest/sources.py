@@ -10,7 +10,16 @@ from slimvec.documents import Document, has_content
 from slimvec.errors import ConfigError, IngestError
 from slimvec.ingest.beir import BEIR_FIELDS, is_beir_dir, iter_corpus
 from slimvec.ingest.fieldtypes import convert, parse_field_types
-from slimvec.ingest.files import FILE_EXTS, NO_TEXT, file_ext, iter_folder, read_file, same_file_note
+from slimvec.ingest.files import (
+    FILE_EXTS,
+    NO_TEXT,
+    Claim,
+    file_ext,
+    file_identity,
+    iter_folder,
+    read_file,
+    same_file_note,
+)
 from slimvec.ingest.tables import TABLE_EXTS, FieldMap, iter_table, locate
 from slimvec.records import check_record
 
@@ -47,7 +56,19 @@ def read_sources(
                           "and texts are always text)")
     checked = [_check(Path(p)) for p in paths]  # fail before any work starts, not halfway through a long run
     _no_overlap(checked)
-    return _read(checked, fields, strict, on_error or _log_error, on_skip or _log_skip, types)
+    return _read(checked, fields, strict, on_error or _log_error, _once(on_skip or _log_skip), types)
+
+
+def _once(on_skip: Callable[[str], None]) -> Callable[[str], None]:
+    """`on_skip` called once per distinct note: a link in a folder, given again, is passed over by the folder's walk
+    and as given, in the same words."""
+    said: set[str] = set()
+
+    def note(text: str) -> None:
+        if text not in said:
+            said.add(text)
+            on_skip(text)
+    return note
 
 
 def _check(path: Path) -> Path:
@@ -65,11 +86,16 @@ def _check(path: Path) -> Path:
 
 
 def _no_overlap(paths: list[Path]) -> None:
-    """IngestError when two sources would read the same file: one path given twice, or a folder and a file or
-    folder its walk reads (`docs docs/sub`). Ids are paths relative to the folder named, so such a file was stored
-    twice, as `sub/a.txt` and `a.txt`. A table inside a folder is not read by the walk: naming it is how to read it."""
+    """IngestError when two sources would read the same records: a folder, table or BEIR folder given twice, or a
+    folder and a folder its walk reads (`docs docs/sub`). Ids are paths relative to the folder named, so each file
+    of such a folder was stored twice, as `sub/a.txt` and `a.txt`. A table inside a folder is not read by the walk:
+    naming it is how to read it. A document file (.txt, .md, .html, .pdf) reached again, given twice, inside a
+    folder given, or through a link, is no error: it is read once, under the first path met, and the others are
+    noted (`FileClaims`), as a linked file is (`slimvec index docs docs/b.txt` is `docs docs/link.txt`)."""
     seen: list[tuple[Path, Path]] = []
     for path in paths:
+        if path.is_file() and file_ext(path) in FILE_EXTS:  # read by `_items` as one document, claimed there
+            continue
         here = path.resolve()
         # A BEIR folder is read as its corpus table, which no folder walk reads (tables are passed over): inside
         # a folder it overlaps nothing, and named beside its own corpus.jsonl it is that file given twice.
@@ -133,24 +159,25 @@ def _read(
 
 
 class FileClaims:
-    """The files read so far by their resolved path: `claim(path)` is None the first time a file is met (it is then
-    read), else the path it was first read under. Ids are paths relative to the folder named (a lone file: its
-    name), so a linked file and its target had two ids and were stored twice."""
+    """The files read so far, by identity (`files.file_identity`): `claim(path, root)` is None the first time a file is met (it is then read), else
+    (the path it was first read under, the folder whose walk read it or None for a path given on its own). Ids are
+    paths relative to the folder named (a lone file: its name), so a linked file and its target, or a file and the
+    folder holding it, both given, had two ids and were stored twice. root: the folder whose walk meets `path`."""
 
     def __init__(self) -> None:
-        self.first: dict[Path, Path] = {}
+        self.first: dict[object, tuple[Path, Path | None]] = {}
 
-    def __call__(self, path: Path) -> Path | None:
-        key = path.resolve()
+    def __call__(self, path: Path, root: Path | None = None) -> tuple[Path, Path | None] | None:
+        key = file_identity(path)  # device and inode: hard links are one file too, not only what resolves alike
         if key in self.first:
             return self.first[key]
-        self.first[key] = path
+        self.first[key] = (path, root)
         return None
 
 
 def iter_located(
     path: Path, fields: FieldMap, on_skip: Callable[[str], None], field_types: dict[str, str],
-    claim: Callable[[Path], Path | None] | None = None,
+    claim: Claim | None = None,
 ) -> Iterator[_Located]:
     """Each record of one checked path as (file, line/row or None, field names, checked Document or its error),
     in order; repeated ids are not looked for (the caller sees every path: `read_sources`, or the driver of a
@@ -199,7 +226,7 @@ def _empty_text(src: Path, names: FieldMap, beir: bool) -> str:
 
 def _items(
     path: Path, fields: FieldMap, on_skip: Callable[[str], None], field_types: dict[str, str],
-    claim: Callable[[Path], Path | None] | None,
+    claim: Claim | None,
 ) -> Iterator[_Located]:
     if path.is_dir() and is_beir_dir(path):
         corpus = path / "corpus.jsonl"
@@ -212,7 +239,7 @@ def _items(
         for pos, item in iter_table(path, fields, field_types):
             yield path, pos, fields, item
     elif claim is not None and (first := claim(path)) is not None:
-        on_skip(same_file_note(path, first))
+        on_skip(same_file_note(path, *first))
     else:
         try:
             yield path, None, _FILE_FIELDS, read_file(path)

@@ -131,6 +131,8 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
     prof = profile if isinstance(profile, Profile) else load_profile(profile) if profile else _exported_profile(source, meta)
     if prof.tokens is not None:
         raise ConfigError(f"profile {prof.name!r} keeps token vectors, which exports do not carry")
+    if profile is None and prof.rerank is not None:
+        _check_exported_reranker(source, prof)
     if profile is not None and _other_model(prof.model, str(meta["model"])):  # it was replaced without a word
         raise ConfigError(f"{source}: profile {prof.name!r} names model {prof.model!r}, but the exported vectors are of "
                           f"{meta['model']!r}, which an import keeps (no re-encoding); import with the export's model, "
@@ -195,6 +197,21 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
             raise IngestError(f"{source}: {e}") from None
         raise
     return Collection.open(target, encoder)
+
+
+def _check_exported_reranker(source: str, prof: Any) -> None:
+    """ConfigError when the exported profile's reranker cannot load on this machine (a cross-encoder directory of
+    the exporting machine, a model name not registered here): the create-time check (`rerank.check_spec`) refuses
+    it, and its own message said neither that the reranker came from the export nor how to import all the same."""
+    from slimvec.search.rerank import check_spec
+
+    try:
+        check_spec(prof.rerank)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: the exported profile {prof.name!r} reranks with {prof.rerank!r}, which cannot "
+                          f"load on this machine: {e}; import with a profile of your own (`--profile NAME` or "
+                          "`--profile-file FILE`, `profile=` in Python; e.g. the exported one without its rerank), or "
+                          "make that reranker available here first") from None
 
 
 def _enable_exported(col: Any, meta: dict[str, Any]) -> None:

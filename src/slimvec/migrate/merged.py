@@ -26,6 +26,7 @@ from slimvec.migrate.runner import finish_interrupted
 from slimvec.migrate.state import TARGET, migration_dir, progress, read_record
 from slimvec.retrievers.base import Query
 from slimvec.search.options import SearchOptions
+from slimvec.search.plan import refuse_unused_vectors
 from slimvec.search.rerank import Reranker
 from slimvec.store import Store
 
@@ -94,6 +95,7 @@ class MigratingCollection(Collection):
         with self._lock:
             self._sync()
             plan = self._plan(options, fields, given)  # kept per option set, as the parent's search keeps it
+        refuse_unused_vectors(plan, self.manifest.get("retrievers", ["dense"]), vectors, encoded)
         if given is not None or plan.retrievers != ("dense",) or plan.reranker is not None:
             if vectors is not None and plan.needs_query_vectors:
                 # Checked as the dense path checks them (a zero row, a wrong shape), not dropped silently: this

@@ -81,6 +81,7 @@ def start(path: str | Path, to: str, adapter: str = "auto", sample: int = MAX_SA
     try:
         if not isinstance(old, Collection) or type(old) is not Collection:
             raise ConfigError(f"{path}: only a plain (unsharded) collection can be migrated")
+        _check_kept_reranker(path, (old.manifest.get("profile") or {}).get("rerank"))  # before a model loads
         new = encoder or load_encoder(to)
         if new.name == old.manifest["model"]:
             raise ConfigError(f"{path}: the collection already uses model {new.name!r}")
@@ -136,6 +137,23 @@ def start(path: str | Path, to: str, adapter: str = "auto", sample: int = MAX_SA
               "status": Status.REEMBEDDING.value, "started": time.time()}
     write_record(path, record)  # the commit point of starting
     return record
+
+
+def _check_kept_reranker(path: Path, spec: str | None) -> None:
+    """ConfigError when the collection's profile names a reranker that cannot load on this machine (a cross-encoder
+    directory since removed, a model name not registered here): the target keeps the profile, and the create-time
+    check (`rerank.check_spec`) refused it in words that named neither the collection's profile nor a way on."""
+    from slimvec.search.rerank import check_spec
+
+    if spec is None:
+        return
+    try:
+        check_spec(spec)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: the collection's profile reranks with {spec!r}, which a migration keeps and which "
+                          f"cannot load on this machine: {e}; make that reranker available here again (this "
+                          "collection's own searches need it too; `--rerank none` searches without it), then run "
+                          "the migration again") from None
 
 
 def _checked_options(adapter: str, sample: int, queries: str, references: int) -> list[str]:

@@ -241,10 +241,11 @@ class CompressedDenseRetriever:
     def describe(self) -> dict[str, Any]:
         """What the codes are searched with: {"kind": "exact" (too few rows to fit the codec yet) | "codes" (a
         scan of every code) | "ivf" (inverted lists), "codec", "rows", "fitted_rows" (rows the codec was fitted
-        on), "rescore", "oversample"}, plus "nlist" and "nprobe" (before filter scaling) for "ivf", and
-        "calibration" ({"nprobe", "recall" (mean Recall@10 on the probe queries), "target_recall", "queries",
-        "rows", "probes" ("rows", or the digest of the user's queries: `Collection.tune`)}) when nprobe was
-        calibrated rather than fixed by the profile."""
+        on), "rescore", "oversample"}, plus "nlist" and "nprobe" (lists an unfiltered query probes, at most nlist)
+        for "ivf", "nprobe_profile" when the profile fixes more lists than there are (faiss probes them all, no
+        more: 64 on 16 lists is 16), and "calibration" ({"nprobe", "recall" (mean Recall@10 on the probe queries),
+        "target_recall", "queries", "rows", "probes" ("rows", or the digest of the user's queries:
+        `Collection.tune`)}) when nprobe was calibrated rather than fixed by the profile."""
         from slimvec.index.compressed import CodecIVFIndex
 
         kind = "exact" if self.index is None else "ivf" if isinstance(self.index, CodecIVFIndex) else "codes"
@@ -252,7 +253,10 @@ class CompressedDenseRetriever:
                                "fitted_rows": int(self.fitted_rows), "rescore": self.rescore,
                                "oversample": self.oversample}
         if kind == "ivf":
-            out["nlist"], out["nprobe"] = int(self.index.nlist), int(self.nprobe)
+            nlist, nprobe = int(self.index.nlist), int(self.nprobe)
+            out["nlist"], out["nprobe"] = nlist, min(nprobe, nlist)  # what a search probes (`search` caps it so)
+            if self.ivf[1] is not None and nprobe > nlist:  # the profile's, capped: shown, not silently changed
+                out["nprobe_profile"] = nprobe
             if self.ivf[1] is None and self.index.calibration:
                 out["calibration"] = dict(self.index.calibration)
         return out

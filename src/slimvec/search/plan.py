@@ -132,6 +132,20 @@ def make_plan(profile: Mapping[str, Any], available: list[str], dim: int, option
     )
 
 
+def refuse_unused_vectors(plan: SearchPlan, available: list[str], vectors: Any, encoded: bool) -> None:
+    """ConfigError when a caller gave its own query `vectors` to a search that does not use them (a mode without
+    the dense retriever and no dense reranker): they would be dropped and the texts searched, silently, as an
+    option the plan would not use is refused (`make_plan`). Vectors that are the query texts `encoded` by the
+    caller (a sharded collection's router, a migration, an evaluation run) say nothing the texts do not, and
+    pass."""
+    if vectors is None or encoded or plan.needs_query_vectors:
+        return
+    dense = [m for m in modes(available) if "dense" in (_needs(m) or ())]
+    where = f"({', '.join(dense)}) or rerank 'dense'" if dense else "(this collection keeps no dense index)"
+    raise ConfigError(f"vectors apply to modes that search by a dense vector {where}; this search runs mode "
+                      f"{plan.mode!r}: leave vectors out or choose such a mode")
+
+
 def _given(options: SearchOptions, *names: str) -> str | None:
     """The first of the option fields `names` the call set (None leaves it to the profile), else None."""
     return next((n for n in names if getattr(options, n) is not None), None)
