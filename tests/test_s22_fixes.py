@@ -299,3 +299,11 @@ def test_info_shows_a_profile_nprobe_above_nlist_capped_and_names_the_profile_va
         assert col.info()["indexes"]["dense"] == capped["info"]
     res = cli.invoke(app, ["info", str(tmp_path / "64"), "--json"])
     assert res.exit_code == 0 and '"nprobe": 8' in res.output and '"nprobe_profile": 64' in res.output
+
+
+def test_a_table_given_twice_through_two_hard_links_is_refused_as_given_twice(tmp_path):
+    table = tmp_path / "export.jsonl"
+    table.write_text('{"id": "a", "text": "alpha"}\n{"id": "b", "text": "beta"}\n')
+    os.link(table, tmp_path / "copy.jsonl")
+    with pytest.raises(IngestError, match=r"copy\.jsonl: given twice \(also as .*export\.jsonl\)"):
+        list(read_sources([table, tmp_path / "copy.jsonl"]))

@@ -92,7 +92,7 @@ def _no_overlap(paths: list[Path]) -> None:
     naming it is how to read it. A document file (.txt, .md, .html, .pdf) reached again, given twice, inside a
     folder given, or through a link, is no error: it is read once, under the first path met, and the others are
     noted (`FileClaims`), as a linked file is (`slimvec index docs docs/b.txt` is `docs docs/link.txt`)."""
-    seen: list[tuple[Path, Path]] = []
+    seen: list[tuple[Path, Path, object]] = []
     for path in paths:
         if path.is_file() and file_ext(path) in FILE_EXTS:  # read by `_items` as one document, claimed there
             continue
@@ -100,14 +100,15 @@ def _no_overlap(paths: list[Path]) -> None:
         # A BEIR folder is read as its corpus table, which no folder walk reads (tables are passed over): inside
         # a folder it overlaps nothing, and named beside its own corpus.jsonl it is that file given twice.
         here = here / "corpus.jsonl" if is_beir_dir(here) else here
-        for earlier, there in seen:
-            if here == there:
+        same = file_identity(here) if here.is_file() else here  # two hard links to one table are one table
+        for earlier, there, other in seen:
+            if same == other:
                 raise IngestError(f"{path}: given twice (also as {earlier})")
             for outer, o, inner, i in ((earlier, there, path, here), (path, here, earlier, there)):
                 if _walk_reads(o, i):
                     raise IngestError(f"{inner}: inside {outer}, which is also given: its files would be stored "
                                       "twice, under two ids (ids are paths relative to the folder named); give one")
-        seen.append((path, here))
+        seen.append((path, here, same))
 
 
 def _walk_reads(folder: Path, path: Path) -> bool:
