@@ -235,8 +235,10 @@ def _iter_csv(path: Path, fields: FieldMap, field_types: dict[str, str]) -> Iter
 
     try:
         # The stdlib reader keeps each record's line number (pyarrow's does not), so it parses the rows;
-        # pyarrow's CSV reader only infers the column types.
-        reader = csv.reader(text_lines())
+        # pyarrow's CSV reader only infers the column types. strict: a quote opened and never closed made the
+        # lenient reader take every later line as that one cell's text (the records there silently gone), and a
+        # stray character after a closing quote was glued into the cell.
+        reader = csv.reader(text_lines(), strict=True)
         try:
             header = next(reader, None)
         except csv.Error as e:
@@ -267,7 +269,7 @@ def _iter_csv(path: Path, fields: FieldMap, field_types: dict[str, str]) -> Iter
             except StopIteration:
                 return
             except csv.Error as e:
-                yield start, IngestError(f"{path}:{start}: malformed CSV: {e}")
+                yield start, IngestError(f"{path}:{start}: malformed CSV: {_csv_problem(e)}")
                 return
             if not row:
                 continue
@@ -283,6 +285,16 @@ def _iter_csv(path: Path, fields: FieldMap, field_types: dict[str, str]) -> Iter
         yield None, e
     except OSError as e:
         yield _open_error(path, e)
+
+
+def _csv_problem(e: csv.Error) -> str:
+    """The stdlib reader's complaint about a record, in the terms of the file."""
+    if str(e) == "unexpected end of data":
+        return ('a quoted field opened in this record is never closed (an unbalanced \'"\'): the rest of the file '
+                "would be read as its text")
+    if str(e).endswith("expected after '\"'"):
+        return (f"{e} (text after a closing quote; a quote inside a quoted field is written twice: \"\")")
+    return str(e)
 
 
 def _typed_row(header: list[str], row: list[str], own: set[str], types: dict[str, str], where: str) -> dict[str, Any]:

@@ -1,0 +1,68 @@
+"""Faults found breaking a6a2c7e as a newcomer would (session 22): CSV quoting, BEIR evaluation inputs, LlamaIndex
+hybrid query fields."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fakes import FakeEncoder, registered_encoders
+
+from slimvec import Collection, Document
+from slimvec.errors import ConfigError, IngestError
+from slimvec.ingest import read_sources
+from slimvec.profiles import load_profile
+
+
+def _read(path: Path) -> tuple[list[Document], list[str]]:
+    errors: list[IngestError] = []
+    docs = list(read_sources([path], on_error=errors.append))
+    return docs, [str(e) for e in errors]
+
+
+# ---- CSV quoting --------------------------------------------------------------------------------------------------
+# Before: csv's lenient reader took a quote that is never closed as one cell running to the end of the file: every
+# later record became that cell's text, stored without a word (pandas says "EOF inside string").
+@pytest.mark.parametrize("body, line", [
+    ('a,"it said ""hi"" then\nb,second row\nc,third row\n', 2),  # an opening quote never closed
+    ('a,first\nb,"second\r\nc,third\r\nd,fourth', 3),               # CRLF, no final newline
+    ('a,first\nb,"tail', 3),                                           # the last record, one line
+])
+def test_a_csv_quote_never_closed_is_an_error_naming_its_line_not_swallowed_records(tmp_path, body, line):
+    path = tmp_path / "t.csv"
+    path.write_text("_id,text\n" + body, encoding="utf-8", newline="")
+    docs, errors = _read(path)
+    assert len(errors) == 1 and errors[0].startswith(f"{path}:{line}: malformed CSV: a quoted field opened in this "
+                                                     "record is never closed")
+    assert all('"' not in d.text and "\n" not in d.text for d in docs)  # no record holds later records as its text
+    assert [d.id for d in docs] == ["a"] * (line > 2)
+
+
+# Before: text after a closing quote ('"it "hi" ok') was glued into the cell ('it hi" ok'), the quotes mangled.
+def test_text_after_a_closing_quote_is_an_error_naming_the_line(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text('_id,text\na,fine\nb,"it "hi" ok\nc,later\n', encoding="utf-8")
+    docs, errors = _read(path)
+    assert [d.id for d in docs] == ["a"]
+    assert errors == [f"{path}:3: malformed CSV: ',' expected after '\"' (text after a closing quote; a quote inside "
+                      'a quoted field is written twice: "")']
+
+
+def test_well_formed_quoting_still_reads(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes(b'\xef\xbb\xbf_id,text,n\r\na,"two\r\nlines, ""quoted""",1\r\nb,5" screen,2\r\n')
+    docs, errors = _read(path)
+    assert errors == []
+    assert [(d.id, d.text, d.metadata) for d in docs] == [("a", 'two\r\nlines, "quoted"', {"n": 1}),
+                                                           ("b", '5" screen', {"n": 2})]
+
+
+def test_a_strict_add_from_a_csv_with_an_unclosed_quote_leaves_the_collection_as_it_was(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text('_id,text\nx,new row\ny,"open\nz,more\n', encoding="utf-8")
+    with Collection.create(tmp_path / "col", encoder=FakeEncoder()) as col:
+        col.add([Document("d1", "stored before")])
+        with pytest.raises(IngestError, match=r"t\.csv:3: malformed CSV"):
+            col.add(read_sources([path], strict=True))
+        assert [d["id"] for d in col.store.iter_documents()] == ["d1"]
