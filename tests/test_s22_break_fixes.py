@@ -66,3 +66,62 @@ def test_a_strict_add_from_a_csv_with_an_unclosed_quote_leaves_the_collection_as
         with pytest.raises(IngestError, match=r"t\.csv:3: malformed CSV"):
             col.add(read_sources([path], strict=True))
         assert [d["id"] for d in col.store.iter_documents()] == ["d1"]
+
+
+# ---- BEIR evaluation inputs -----------------------------------------------------------------------------------------
+def _beir(root: Path, corpus: list[dict], qrels: str) -> Path:
+    data = root / "beir"
+    (data / "qrels").mkdir(parents=True)
+    (data / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in corpus))
+    (data / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "river water"}) + "\n"
+                                        + json.dumps({"_id": "q2", "text": "mountain snow"}) + "\n")
+    (data / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + qrels)
+    return data
+
+
+_CORPUS = [{"_id": "d1", "title": "Rivers", "text": "river water flows"},
+           {"_id": "d2", "title": "Mountains", "text": "mountain snow melts"},
+           {"_id": "d3", "title": "Deserts", "text": "sand and heat"}]
+
+
+# Before: eval, sweep and plan read corpus.jsonl as a plain table, which refuses empty text, so a BEIR corpus
+# holding a title-only record (TREC-COVID holds thousands) stopped the run at its preflight ("text: empty"),
+# while `slimvec index` of the same folder stores the record by its title, as BEIR embeds title + text.
+def test_eval_indexes_a_title_only_beir_record_as_slimvec_index_does(tmp_path):
+    from slimvec.evaluation.runner import run_eval
+
+    corpus = [*_CORPUS, {"_id": "d4", "title": "Glaciers of the mountain snow", "text": ""}]
+    data = _beir(tmp_path, corpus, "q1\td1\t1\nq2\td4\t1\n")
+    assert [d.id for d in read_sources([data])] == ["d1", "d2", "d3", "d4"]  # what `slimvec index DIR` stores
+    with registered_encoders(FakeEncoder(name="fake-eval")):
+        profile = load_profile("exact-f32").model_copy(update={"model": "fake-eval"})
+        result = run_eval(data, profile, out=tmp_path / "out")
+        with Collection.open(result["collection"]) as col:
+            assert len(col) == 4 and col.get("d4").title == "Glaciers of the mountain snow"
+    assert result["metrics"]["recall@100"] == 1.0
+
+
+def test_eval_still_refuses_a_beir_record_with_neither_title_nor_text(tmp_path):
+    from slimvec.evaluation.runner import run_eval
+
+    data = _beir(tmp_path, [*_CORPUS, {"_id": "d4", "title": "", "text": " "}], "q1\td1\t1\n")
+    with registered_encoders(FakeEncoder(name="fake-eval")):
+        profile = load_profile("exact-f32").model_copy(update={"model": "fake-eval"})
+        with pytest.raises(IngestError, match=r"corpus\.jsonl:4: text: empty \(and no title\)"):
+            run_eval(data, profile, out=tmp_path / "out")
+    assert not (tmp_path / "out" / "collections").exists() or not any((tmp_path / "out" / "collections").iterdir())
+
+
+# Before: qrels whose grades are all 0 (or negative: judged, none relevant) passed the preflight, the corpus was
+# embedded and searched, and eval printed nDCG@10 0.0 as the profile's result.
+@pytest.mark.parametrize("qrels", ["q1\td1\t0\nq2\td2\t0\n", "q1\td1\t-1\nq2\td3\t0\n"])
+def test_eval_refuses_qrels_that_judge_no_document_relevant_before_any_encoding(tmp_path, qrels):
+    from slimvec.evaluation.runner import run_eval
+
+    data = _beir(tmp_path, _CORPUS, qrels)
+    enc = FakeEncoder(name="fake-eval")
+    with registered_encoders(enc):
+        profile = load_profile("exact-f32").model_copy(update={"model": "fake-eval"})
+        with pytest.raises(IngestError, match=r"test\.tsv: no judgement marks a document relevant"):
+            run_eval(data, profile, out=tmp_path / "out")
+    assert not (tmp_path / "out" / "collections").exists() or not any((tmp_path / "out" / "collections").iterdir())

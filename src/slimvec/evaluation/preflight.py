@@ -61,18 +61,28 @@ def check_eval_inputs(
         problem = text_problem(text) or (None if has_content(text) else "empty (or only invisible characters)")
         if problem:
             raise IngestError(f"{queries_path}: query {qid!r}: text: {problem}")
+    # Grades of 0 (or below) only: every metric is 0 for any ranking, a result that reads as a model's failure.
+    relevant = {doc_id for docs in qrels.values() for doc_id, rel in docs.items() if rel > 0}
+    if not relevant:
+        raise IngestError(f"{qrels_path}: no judgement marks a document relevant (every score is 0 or below): "
+                          "every metric would be 0 whatever the ranking; nothing to evaluate")
     if corpus:
         source = corpus_path or ds.corpus_path
-        ids = {doc.id for doc in read_sources([source], strict=True)}
+        ids = {doc.id for doc in read_sources([corpus_source(ds, corpus_path)], strict=True)}
         if not ids:
             raise IngestError(f"{source}: no documents")
         # Judgements of another dataset (or another id scheme) score every query 0 without a word otherwise.
-        relevant = {doc_id for docs in qrels.values() for doc_id, rel in docs.items() if rel > 0}
-        if unit == "document" and relevant and relevant.isdisjoint(ids):
+        if unit == "document" and relevant.isdisjoint(ids):
             raise IngestError(f"{qrels_path}: none of the {len(relevant):,} documents judged relevant is in {source} "
                               "(judgements of another corpus, or of sections: --unit section?): every score would "
                               "be 0")
     return ds
+
+
+def corpus_source(ds: BeirDataset, corpus_path: Path | None) -> Path:
+    """What an evaluation indexes: `corpus_path` when given, else the dataset's folder, read as `slimvec index` reads
+    a BEIR folder (its corpus.jsonl named as a plain table refused the title-only records BEIR corpora hold)."""
+    return corpus_path if corpus_path is not None else ds.path
 
 
 def needs_build(path: Path) -> bool:
