@@ -125,3 +125,56 @@ def test_eval_refuses_qrels_that_judge_no_document_relevant_before_any_encoding(
         with pytest.raises(IngestError, match=r"test\.tsv: no judgement marks a document relevant"):
             run_eval(data, profile, out=tmp_path / "out")
     assert not (tmp_path / "out" / "collections").exists() or not any((tmp_path / "out" / "collections").iterdir())
+
+
+# ---- LlamaIndex hybrid query fields ---------------------------------------------------------------------------------
+def _hybrid_store(tmp_path: Path):  # noqa: ANN202 - a LlamaIndex store
+    from slimvec.integrations.llama_index import SlimvecVectorStore
+
+    col = Collection.create(tmp_path / "li", encoder=FakeEncoder(), profile="hybrid")
+    col.add([Document(f"d{i}", t) for i, t in enumerate(["apple banana cherry", "apple pie recipe", "banana bread",
+                                                         "cherry tart with apple", "grape juice"])])
+    return SlimvecVectorStore(col), col
+
+
+# Before: VectorStoreQuery.alpha (LlamaIndex: 1 vector search, 0 text search) and hybrid_top_k were ignored in mode
+# HYBRID, so `as_retriever(vector_store_query_mode="hybrid", alpha=1.0)` fused at equal weights and returned
+# similarity_top_k nodes; sparse_top_k and alpha in other modes did nothing either.
+def test_llama_index_hybrid_alpha_weighs_dense_against_bm25(tmp_path):
+    pytest.importorskip("llama_index.core")
+    from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
+
+    store, col = _hybrid_store(tmp_path)
+    text = "apple banana"
+
+    def scores(**kw) -> dict[str, float]:
+        r = store.query(VectorStoreQuery(query_str=text, similarity_top_k=5, mode=VectorStoreQueryMode.HYBRID, **kw))
+        return dict(zip(r.ids, r.similarities))
+
+    for alpha in (1.0, 0.0, 0.3):
+        expected = col.search(text, k=5, mode="hybrid", fusion_weights=(alpha, 1.0 - alpha))
+        assert scores(alpha=alpha) == pytest.approx({h.id: h.score for h in expected})
+    assert scores(alpha=1.0) != pytest.approx(scores(alpha=0.0))
+    assert scores() == pytest.approx({h.id: h.score for h in col.search(text, k=5, mode="hybrid")})
+    r = store.query(VectorStoreQuery(query_str=text, similarity_top_k=5, hybrid_top_k=2,
+                                     mode=VectorStoreQueryMode.HYBRID))
+    assert r.ids == [h.id for h in col.search(text, k=2, mode="hybrid")]
+    col.close()
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"alpha": 0.5}, "alpha applies to query mode 'hybrid', and this query runs mode 'default'"),
+    ({"hybrid_top_k": 2}, "hybrid_top_k applies to query mode 'hybrid'"),
+    ({"alpha": 0.5, "mode": "mmr"}, "runs mode 'mmr'"),
+    ({"sparse_top_k": 3, "mode": "hybrid"}, "sparse_top_k is not supported"),
+    ({"alpha": 1.5, "mode": "hybrid"}, r"alpha must be a number in \[0, 1\]"),
+])
+def test_llama_index_hybrid_fields_that_would_change_nothing_are_refused(tmp_path, fields, message):
+    pytest.importorskip("llama_index.core")
+    from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
+
+    store, col = _hybrid_store(tmp_path)
+    fields = {**fields, "mode": VectorStoreQueryMode(fields.get("mode", "default"))}
+    with pytest.raises(ConfigError, match=message):
+        store.query(VectorStoreQuery(query_str="apple", similarity_top_k=3, **fields))
+    col.close()
