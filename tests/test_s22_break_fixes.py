@@ -178,3 +178,32 @@ def test_llama_index_hybrid_fields_that_would_change_nothing_are_refused(tmp_pat
     with pytest.raises(ConfigError, match=message):
         store.query(VectorStoreQuery(query_str="apple", similarity_top_k=3, **fields))
     col.close()
+
+
+# ---- the search page's report link ----------------------------------------------------------------------------------
+# Before: the report's URL was "/report/NAME/view" with the collection's (directory's) name unquoted, so a '#' or '?'
+# in it cut the path short: the page's report tab showed "no collection named 'my col'" instead of the report.
+@pytest.mark.parametrize("name", ["my col#1", "q?x", "a&b<c>"])
+def test_the_report_of_a_collection_whose_name_holds_url_syntax_is_served(tmp_path, name):
+    import html
+    import re
+    from urllib.parse import quote
+
+    import httpx
+    from _server_util import make_collection
+
+    from slimvec.server import create_app
+    from slimvec.server.runner import server_thread
+
+    col = make_collection(tmp_path / name)
+    (tmp_path / name / "report.html").write_text("<html>the report</html>", encoding="utf-8")
+    try:
+        with server_thread(create_app({name: col})) as url:
+            status = httpx.get(f"{url}/api/collections/{quote(name, safe='')}/report").json()
+            assert status["available"]
+            assert httpx.get(url + status["url"]).text == "<html>the report</html>"
+            page = httpx.get(f"{url}/report/{quote(name, safe='')}")
+            src = html.unescape(re.search(r'<iframe src="([^"]*)"', page.text)[1])
+            assert httpx.get(url + src).text == "<html>the report</html>"
+    finally:
+        col.close()
