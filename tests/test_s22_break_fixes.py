@@ -1,11 +1,13 @@
 """Faults found breaking a6a2c7e as a newcomer would (session 22): CSV quoting, BEIR evaluation inputs, LlamaIndex
-hybrid query fields."""
+hybrid query fields, the search page's report link, metadata of library types."""
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fakes import FakeEncoder, registered_encoders
 
@@ -207,3 +209,16 @@ def test_the_report_of_a_collection_whose_name_holds_url_syntax_is_served(tmp_pa
             assert httpx.get(url + src).text == "<html>the report</html>"
     finally:
         col.close()
+
+
+# ---- metadata of odd types ------------------------------------------------------------------------------------------
+# Before: a numpy boolean in metadata (LangChain metadatas built from a DataFrame) was refused as "unsupported value
+# of type bool" (numpy 2 names numpy.bool_ "bool"), which reads as if Python's bool were refused.
+@pytest.mark.parametrize("value, named", [(np.bool_(True), "numpy.bool"), (np.int64(3), "numpy.int64"),
+                                          (datetime.date(2024, 1, 2), "datetime.date")])
+def test_metadata_of_a_library_type_is_refused_naming_its_library(tmp_path, value, named):
+    with Collection.create(tmp_path / "col", encoder=FakeEncoder()) as col:
+        with pytest.raises(IngestError) as e:
+            col.add([Document("d1", "text", metadata={"k": value})])
+        assert f"k: unsupported value of type {named} (metadata holds JSON values" in str(e.value)
+        assert len(col) == 0
