@@ -222,3 +222,28 @@ def test_metadata_of_a_library_type_is_refused_naming_its_library(tmp_path, valu
             col.add([Document("d1", "text", metadata={"k": value})])
         assert f"k: unsupported value of type {named} (metadata holds JSON values" in str(e.value)
         assert len(col) == 0
+
+
+# ---- framework stores: encoder= among the create options ------------------------------------------------------------
+# Before: `SlimvecVectorStore(path, encoder=...)` (encoder is a keyword of Collection.create, as the documented
+# create options are) failed with Python's "Collection.create() got multiple values for keyword argument 'encoder'",
+# and on reopening was refused as an option that cannot be checked.
+@pytest.mark.parametrize("framework", ["langchain", "llama_index"])
+def test_a_framework_store_opens_or_creates_with_the_encoder_given_as_an_option(tmp_path, framework):
+    pytest.importorskip("langchain_core" if framework == "langchain" else "llama_index.core")
+    from importlib import import_module
+
+    from slimvec.errors import CollectionError
+
+    store_class = import_module(f"slimvec.integrations.{framework}").SlimvecVectorStore
+
+    def collection(store):  # noqa: ANN001, ANN202 - either framework's store
+        return store.collection if framework == "langchain" else store.client
+
+    made = collection(store_class(tmp_path / "c", encoder=FakeEncoder()))
+    made.add([Document("d1", "river water")])
+    made.close()
+    with collection(store_class(tmp_path / "c", encoder=FakeEncoder())) as again:  # reopened with the same encoder
+        assert again.manifest["model"] == "fake-bow" and [h.id for h in again.search("river", k=1)] == ["d1"]
+    with pytest.raises(CollectionError, match="built with model 'fake-bow', not 'other'"):
+        store_class(tmp_path / "c", encoder=FakeEncoder(name="other"))
