@@ -247,3 +247,23 @@ def test_a_framework_store_opens_or_creates_with_the_encoder_given_as_an_option(
         assert again.manifest["model"] == "fake-bow" and [h.id for h in again.search("river", k=1)] == ["d1"]
     with pytest.raises(CollectionError, match="built with model 'fake-bow', not 'other'"):
         store_class(tmp_path / "c", encoder=FakeEncoder(name="other"))
+
+
+# ---- JSONL that is indented JSON ------------------------------------------------------------------------------------
+# Before: an indented JSON export saved as .jsonl was read line by line, and every line was reported malformed
+# ("Expecting value", "Extra data", ...): one error per line of the file, none saying it is not JSON Lines.
+@pytest.mark.parametrize("value, what", [([{"_id": "a", "text": "x"}, {"_id": "b", "text": "y"}], "array"),
+                                         ({"_id": "a", "text": "x"}, "object")])
+def test_an_indented_json_file_named_jsonl_is_one_error_saying_so(tmp_path, value, what):
+    path = tmp_path / "export.jsonl"
+    path.write_text("\n" + json.dumps(value, indent=2) + "\n", encoding="utf-8")
+    docs, errors = _read(path)
+    assert docs == [] and len(errors) == 1
+    assert errors[0].startswith(f"{path}:2: not JSON Lines: the file is one indented JSON {what}")
+
+
+def test_a_jsonl_file_opening_with_a_broken_record_still_reads_the_others(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"_id": "a", "text": \n{"_id": "b", "text": "fine"}\n', encoding="utf-8")
+    docs, errors = _read(path)
+    assert [d.id for d in docs] == ["b"] and len(errors) == 1 and errors[0].startswith(f"{path}:1: malformed JSON")

@@ -64,13 +64,23 @@ def iter_table(path: Path, fields: FieldMap, field_types: Mapping[str, str] | No
 
 
 def iter_json_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | IngestError]]:
-    """Each non-blank line of a JSONL file as an object, or an error naming the line."""
+    """Each non-blank line of a JSONL file as an object, or an error naming the line; one error for the whole file
+    when it is indented JSON (its first line a lone `[` or `{`) rather than one object per line."""
+    first = True
     for lineno, line in utf8_lines(path):
         if isinstance(line, IngestError):
             yield lineno, line
             continue
         if not line.strip():
             continue
+        if first and line.strip() in ("[", "{"):
+            # No JSON Lines record is a lone bracket: this is one JSON value spread over lines, and read line by
+            # line every line of it was reported malformed (one error per line, none saying why).
+            what, jq = ("array", "'.[]'") if line.strip() == "[" else ("object", ".")
+            yield lineno, IngestError(f"{path}:{lineno}: not JSON Lines: the file is one indented JSON {what}; JSON "
+                                      f"Lines holds one object per line (e.g. jq -c {jq} FILE > FILE.jsonl)")
+            return
+        first = False
         try:
             rec = strictjson.loads(line.rstrip("\r\n"))
         except strictjson.RepeatedKeyError as e:
