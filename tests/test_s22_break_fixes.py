@@ -101,6 +101,9 @@ def test_eval_indexes_a_title_only_beir_record_as_slimvec_index_does(tmp_path):
         with Collection.open(result["collection"]) as col:
             assert len(col) == 4 and col.get("d4").title == "Glaciers of the mountain snow"
     assert result["metrics"]["recall@100"] == 1.0
+    with registered_encoders(FakeEncoder(name="fake-eval")):  # --corpus naming the dataset's own corpus.jsonl
+        named = run_eval(data, profile, out=tmp_path / "out2", corpus=data / "corpus.jsonl")
+    assert named["metrics"] == result["metrics"]
 
 
 def test_eval_still_refuses_a_beir_record_with_neither_title_nor_text(tmp_path):

@@ -81,8 +81,9 @@ def check_eval_inputs(
 
 def corpus_source(ds: BeirDataset, corpus_path: Path | None) -> Path:
     """What an evaluation indexes: `corpus_path` when given, else the dataset's folder, read as `slimvec index` reads
-    a BEIR folder (its corpus.jsonl named as a plain table refused the title-only records BEIR corpora hold)."""
-    return corpus_path if corpus_path is not None else ds.path
+    a BEIR folder (its corpus.jsonl named as a plain table refused the title-only records BEIR corpora hold), also
+    when `corpus_path` names that file."""
+    return corpus_path if corpus_path is not None and corpus_path.resolve() != ds.corpus_path else ds.path
 
 
 def needs_build(path: Path) -> bool:
