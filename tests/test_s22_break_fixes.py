@@ -270,3 +270,29 @@ def test_a_jsonl_file_opening_with_a_broken_record_still_reads_the_others(tmp_pa
     path.write_text('{"_id": "a", "text": \n{"_id": "b", "text": "fine"}\n', encoding="utf-8")
     docs, errors = _read(path)
     assert [d.id for d in docs] == ["b"] and len(errors) == 1 and errors[0].startswith(f"{path}:1: malformed JSON")
+
+
+# ---- calibrate on broken labels ---------------------------------------------------------------------------------------
+# Before: `slimvec calibrate` passed the split's query texts to the search unchecked, so an empty query text stopped it
+# with "query is empty", naming neither queries.jsonl nor the query; qrels judging nothing relevant said only
+# "calibration needs both relevant and non-relevant hits". Both now stop it as eval's preflight does.
+@pytest.mark.parametrize("damage, message", [
+    ("query", "queries.jsonl: query 'q2': text: empty (or only invisible characters)"),
+    ("qrels", "test.tsv: no judgement marks a document relevant"),
+])
+def test_calibrate_names_the_file_and_query_of_bad_labels(tmp_path, damage, message):
+    from typer.testing import CliRunner
+
+    from slimvec.cli import app
+
+    data = _beir(tmp_path, _CORPUS, "q1\td1\t1\nq2\td2\t1\n" if damage == "query" else "q1\td1\t0\nq2\td2\t0\n")
+    if damage == "query":
+        (data / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "river water"}) + "\n"
+                                            + json.dumps({"_id": "q2", "text": "\u200b"}) + "\n")
+    with Collection.create(tmp_path / "col", encoder=FakeEncoder(name="fake-eval")) as col:
+        col.add(list(read_sources([data])))
+    with registered_encoders(FakeEncoder(name="fake-eval")):
+        res = CliRunner().invoke(app, ["calibrate", str(tmp_path / "col"), str(data), "--split", "test"])
+    assert res.exit_code == 2 and message in res.output
+    with Collection.open(tmp_path / "col", encoder=FakeEncoder(name="fake-eval")) as col:
+        assert col.calibrators == {}  # nothing stored
