@@ -296,3 +296,38 @@ def test_calibrate_names_the_file_and_query_of_bad_labels(tmp_path, damage, mess
     assert res.exit_code == 2 and message in res.output
     with Collection.open(tmp_path / "col", encoder=FakeEncoder(name="fake-eval")) as col:
         assert col.calibrators == {}  # nothing stored
+
+
+# ---- a file that is not what its extension says -----------------------------------------------------------------------
+# Before: such a file was reported by a symptom of reading it as its extension says: a PDF saved as .txt as "invalid
+# UTF-8 at byte 10", a .docx renamed .md as "NUL character at position 5", a .docx renamed .pdf as "cannot read PDF:
+# Stream has ended unexpectedly", a gzipped page as "invalid UTF-8 at byte 1".
+@pytest.mark.parametrize("name, content, says", [
+    ("paper.txt", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n", "a PDF document, not text as its extension '.txt' "
+                                                                      "says; name it .pdf to read its text"),
+    ("notes.md", b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00", "a ZIP archive (a .docx, .xlsx, .odt, .epub or "
+                                                                    ".zip), not text as its extension '.md' says; export it as .txt, .html or .pdf"),
+    ("report.pdf", b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00", "a ZIP archive (a .docx, .xlsx, .odt, .epub or "
+                                                                      ".zip), not a PDF as its extension '.pdf' says; export it as .txt, .html or .pdf"),
+    ("page.html", b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xff\xfe", "gzip-compressed data, not text as its "
+                                                                       "extension '.html' says; decompress it first"),
+    ("scan.pdf", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", "a JPEG image, not a PDF as its extension '.pdf' says"),
+])
+def test_a_file_whose_content_is_another_format_is_refused_naming_the_format(tmp_path, name, content, says):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / name).write_bytes(content)
+    (tmp_path / "docs" / "fine.txt").write_text("plain text", encoding="utf-8")
+    docs, errors = _read(tmp_path / "docs")
+    assert [d.id for d in docs] == ["fine.txt"]
+    assert errors == [f"{tmp_path / 'docs' / name}: the file is {says}"]
+
+
+@pytest.mark.parametrize("text", ["PAR1 of the plan: read it", "GIF8 is not a GIF", "BZh, a word", "%PDF-free notes"])
+def test_text_that_opens_like_a_signature_is_still_text(tmp_path, text):
+    path = tmp_path / ("t.md" if text.startswith("%") else "t.txt")
+    path.write_text(text, encoding="utf-8")
+    docs, errors = _read(path)
+    if text.startswith("%PDF-"):  # a whole signature: taken for a PDF, and said so
+        assert docs == [] and "the file is a PDF document" in errors[0]
+    else:
+        assert errors == [] and docs[0].text == text
