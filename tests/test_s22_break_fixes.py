@@ -301,14 +301,15 @@ def test_calibrate_names_the_file_and_query_of_bad_labels(tmp_path, damage, mess
 # ---- a file that is not what its extension says -----------------------------------------------------------------------
 # Before: such a file was reported by a symptom of reading it as its extension says: a PDF saved as .txt as "invalid
 # UTF-8 at byte 10", a .docx renamed .md as "NUL character at position 5", a .docx renamed .pdf as "cannot read PDF:
-# Stream has ended unexpectedly", a gzipped page as "invalid UTF-8 at byte 1".
+# Stream has ended unexpectedly", a gzipped page as "invalid UTF-8 at byte 1", an .xlsx renamed .csv as "invalid
+# UTF-8", a Parquet file named .csv by a header of binary "columns", one named .jsonl by one error per line.
 @pytest.mark.parametrize("name, content, says", [
     ("paper.txt", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n", "a PDF document, not text as its extension '.txt' "
                                                                       "says; name it .pdf to read its text"),
     ("notes.md", b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00", "a ZIP archive (a .docx, .xlsx, .odt, .epub or "
-                                                                    ".zip), not text as its extension '.md' says; export it as .txt, .html or .pdf"),
+                                                                    ".zip), not text as its extension '.md' says; export it as .txt, .html, .pdf, .csv or .jsonl"),
     ("report.pdf", b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00", "a ZIP archive (a .docx, .xlsx, .odt, .epub or "
-                                                                      ".zip), not a PDF as its extension '.pdf' says; export it as .txt, .html or .pdf"),
+                                                                      ".zip), not a PDF as its extension '.pdf' says; export it as .txt, .html, .pdf, .csv or .jsonl"),
     ("page.html", b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xff\xfe", "gzip-compressed data, not text as its "
                                                                        "extension '.html' says; decompress it first"),
     ("scan.pdf", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", "a JPEG image, not a PDF as its extension '.pdf' says"),
@@ -331,3 +332,24 @@ def test_text_that_opens_like_a_signature_is_still_text(tmp_path, text):
         assert docs == [] and "the file is a PDF document" in errors[0]
     else:
         assert errors == [] and docs[0].text == text
+
+
+@pytest.mark.parametrize("name, content, says", [
+    ("sheet.csv", b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\x80\x81", "a ZIP archive (a .docx, .xlsx, .odt, "
+     ".epub or .zip), not CSV text as its extension '.csv' says; export it as .txt, .html, .pdf, .csv or .jsonl"),
+    ("export.jsonl", None, "a Parquet file, not JSON Lines text as its extension '.jsonl' says; name it .parquet to "
+     "read its records"),
+    ("export.csv", None, "a Parquet file, not CSV text as its extension '.csv' says; name it .parquet to read its "
+     "records"),
+])
+def test_a_table_whose_content_is_another_format_is_one_error_naming_the_format(tmp_path, name, content, says):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / name
+    if content is None:
+        pq.write_table(pa.table({"_id": ["a", "b"], "text": ["x", "y"]}), path, compression="none")
+    else:
+        path.write_bytes(content)
+    docs, errors = _read(path)
+    assert docs == [] and errors == [f"{path}: the file is {says}"]

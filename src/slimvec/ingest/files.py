@@ -13,6 +13,7 @@ from typing import Any
 from slimvec.documents import Document, has_content
 from slimvec.errors import IngestError
 from slimvec.ingest.headings import html_sections, markdown_sections
+from slimvec.ingest.kinds import refuse_other_kind
 
 TEXT_EXTS = frozenset({"txt", "md"})
 HTML_EXTS = frozenset({"html", "htm"})
@@ -42,18 +43,14 @@ def read_file(path: str | Path, root: str | Path | None = None) -> Document:
     rel = path.relative_to(root).as_posix() if root is not None else path.name
     extra: dict[str, Any] = {}
     sections = None  # headings become given sections (slimvec.sections)
+    refuse_other_kind(path)
     if ext == "pdf":
-        _refuse_other_kind(path, _read_bytes(path, _SNIFF_BYTES))
         title, text = _read_pdf(path)
     elif ext in HTML_EXTS:
-        data = _read_bytes(path)
-        _refuse_other_kind(path, data)
-        title, text = _html_to_text(html := decode_html(data, path))
+        title, text = _html_to_text(html := decode_html(_read_bytes(path), path))
         sections = html_sections(html, text)
     else:
-        data = _read_bytes(path)
-        _refuse_other_kind(path, data)
-        raw = decode_text(data, path)
+        raw = decode_text(_read_bytes(path), path)
         extra, text = _split_front_matter(raw, path, {"path": rel, "ext": ext})
         # a title of only invisible characters (U+200B, BOM) is no title: the next source names the document
         title = next((t for t in (_front_matter_title(extra, raw), _markdown_title(text)) if has_content(t)), "")
@@ -184,42 +181,11 @@ def decode_html(raw: bytes, path: Path) -> str:
     return text.removeprefix("\ufeff")
 
 
-def _read_bytes(path: Path, limit: int = -1) -> bytes:
-    """The file's bytes (the first `limit` of them when given)."""
+def _read_bytes(path: Path) -> bytes:
     try:
-        with path.open("rb") as f:
-            return f.read(limit)
+        return path.read_bytes()
     except OSError as e:
         raise IngestError(f"{path}: cannot read: {e.strerror}") from None
-
-
-# Formats whose first bytes name them (a pattern at the start of the file), what a user calls them, and what to do:
-# a file of one of them under a text or PDF extension was reported by a symptom ("invalid UTF-8 at byte 1", "NUL
-# character", "Stream has ended unexpectedly"). The patterns of ASCII letters are whole signatures, so no text
-# file opening with the same letters is taken for one.
-_KINDS = ((rb"%PDF-", "a PDF document", "name it .pdf to read its text"),
-          (rb"PK\x03\x04", "a ZIP archive (a .docx, .xlsx, .odt, .epub or .zip)", "export it as .txt, .html or .pdf"),
-          (rb"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Microsoft Office file (.doc, .xls, .ppt)",
-           "export it as .txt, .html or .pdf"),
-          (rb"\x89PNG\r\n\x1a\n", "a PNG image", ""), (rb"\xff\xd8\xff", "a JPEG image", ""),
-          (rb"GIF8[79]a", "a GIF image", ""), (rb"\x1f\x8b\x08", "gzip-compressed data", "decompress it first"),
-          (rb"BZh[1-9]1AY&SY", "bzip2-compressed data", "decompress it first"),
-          (rb"\xfd7zXZ\x00", "xz-compressed data", "decompress it first"),
-          (rb"PAR1(?s:.*)PAR1\Z", "a Parquet file", "name it .parquet to read its records"),
-          (rb"SQLite format 3\x00", "an SQLite database", ""), (rb"\x7fELF", "an executable", ""))
-_SNIFF_BYTES = 1024  # a PDF's header may follow up to 1,024 bytes of other data (ISO 32000-1, annex H)
-
-
-def _refuse_other_kind(path: Path, data: bytes) -> None:
-    """IngestError when the first bytes of `data` (a text file's whole content, a PDF's first _SNIFF_BYTES) show
-    a format other than the one `path`'s extension names."""
-    ext = file_ext(path)
-    if ext == "pdf" and b"%PDF-" in data[:_SNIFF_BYTES]:
-        return
-    for pattern, kind, hint in _KINDS:
-        if (ext != "pdf" or pattern != rb"PAR1(?s:.*)PAR1\Z") and re.match(pattern, data):
-            raise IngestError(f"{path}: the file is {kind}, not {'a PDF' if ext == 'pdf' else 'text'} as its "
-                              f"extension '.{ext}' says" + (f"; {hint}" if hint else ""))
 
 
 def _names(exts: frozenset[str]) -> str:

@@ -17,6 +17,7 @@ from slimvec import strictjson
 from slimvec.documents import Document, Section, blank_section_problem, section_problem
 from slimvec.errors import IngestError
 from slimvec.ingest.fieldtypes import convert
+from slimvec.ingest.kinds import refuse_other_kind
 
 TABLE_EXTS = frozenset({"jsonl", "csv", "parquet"})
 _JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
@@ -54,6 +55,11 @@ def iter_table(path: Path, fields: FieldMap, field_types: Mapping[str, str] | No
     file, `field_types` ({column: type}) overriding; an empty cell is a missing field, not "".
     """
     ext = path.suffix[1:].lower()
+    if ext in ("jsonl", "csv"):
+        try:
+            refuse_other_kind(path)
+        except IngestError as e:
+            return iter([(None, e)])
     if ext == "jsonl":
         return _iter_jsonl(path, fields)
     if ext == "csv":
