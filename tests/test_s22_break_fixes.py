@@ -353,3 +353,17 @@ def test_a_table_whose_content_is_another_format_is_one_error_naming_the_format(
         path.write_bytes(content)
     docs, errors = _read(path)
     assert docs == [] and errors == [f"{path}: the file is {says}"]
+
+
+# ---- CSV with CR line ends --------------------------------------------------------------------------------------------
+# Before: a CSV whose lines end in a lone CR (Excel for Mac's "CSV (Macintosh)"; pandas and pyarrow read it) was
+# refused whole as "malformed CSV header: new-line character seen in unquoted field - do you need to open the file in
+# universal-newline mode?", a message about Python, not the file.
+def test_a_csv_with_lone_cr_line_ends_reads_as_pandas_reads_it(tmp_path):
+    path = tmp_path / "mac.csv"
+    path.write_bytes(b'_id,text,year\ra,first row,2020\rb,"two\rlines",2021\r,no id,2022\rd,last,2023')
+    docs, errors = _read(path)
+    assert [(d.id, d.text, d.metadata) for d in docs] == [("a", "first row", {"year": 2020}),
+                                                           ("b", "two\rlines", {"year": 2021}),
+                                                           ("d", "last", {"year": 2023})]
+    assert errors == [f"{path}:5: _id: empty"]  # lines counted at each CR, as an editor shows them

@@ -247,6 +247,12 @@ def _iter_csv(path: Path, fields: FieldMap, field_types: dict[str, str]) -> Iter
         for _, line in utf8_lines(path):
             if isinstance(line, IngestError):
                 raise line  # a quoted field may span lines, so the rest of the file cannot be trusted
+            if "\r" in line.rstrip("\r\n"):
+                # A lone CR ends a line too (Excel for Mac's "CSV (Macintosh)"), as pandas and pyarrow read it: the
+                # csv module, fed the file split at LF only, refused such a file as one line ("new-line character
+                # seen in unquoted field"). Within a quoted field the CR stays part of the value.
+                yield from (part for part in _AFTER_LONE_CR.split(line) if part)
+                continue
             yield line
 
     try:
@@ -301,6 +307,9 @@ def _iter_csv(path: Path, fields: FieldMap, field_types: dict[str, str]) -> Iter
         yield None, e
     except OSError as e:
         yield _open_error(path, e)
+
+
+_AFTER_LONE_CR = re.compile(r"(?<=\r)(?!\n)")  # the place after a CR that no LF follows
 
 
 def _csv_problem(e: csv.Error) -> str:
