@@ -367,3 +367,33 @@ def test_a_csv_with_lone_cr_line_ends_reads_as_pandas_reads_it(tmp_path):
                                                            ("b", "two\rlines", {"year": 2021}),
                                                            ("d", "last", {"year": 2023})]
     assert errors == [f"{path}:5: _id: empty"]  # lines counted at each CR, as an editor shows them
+
+
+# Before: an upload of an .xlsx or a Parquet file was refused as "upload line 1: invalid UTF-8 at byte 10" or one
+# error per line; after the first-bytes check it said "as its extension '.jsonl' says; name it .parquet", the
+# extension of the server's temporary file and advice an upload cannot follow.
+def test_an_upload_of_another_format_is_refused_naming_it_and_stores_nothing(tmp_path):
+    import httpx
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from _server_util import AUTH, KEY, make_collection, snapshot
+
+    from slimvec.server import create_app
+    from slimvec.server.runner import server_thread
+
+    pq.write_table(pa.table({"_id": ["a"], "text": ["x"]}), tmp_path / "t.parquet", compression="none")
+    col = make_collection(tmp_path / "col")
+    before = snapshot(col)
+    try:
+        with server_thread(create_app({"col": col}, api_key=KEY)) as url:
+            for content, kind in ((b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x80\x81", "a ZIP archive"),
+                                  ((tmp_path / "t.parquet").read_bytes(), "a Parquet file")):
+                r = httpx.post(f"{url}/api/collections/col/documents/upload", headers=AUTH,
+                               files={"file": ("docs.jsonl", content)})
+                assert r.status_code == 400
+                assert r.json()["detail"].startswith(f"upload: the file is {kind}")
+                assert r.json()["detail"].endswith("not JSON Lines (an upload is read as JSON Lines: one object per "
+                                                   "line)")
+        assert snapshot(col) == before
+    finally:
+        col.close()

@@ -27,6 +27,17 @@ _HEAD = 1024  # a PDF's header may follow up to 1,024 bytes of other data (ISO 3
 _WHAT = {"pdf": "a PDF", "csv": "CSV text", "jsonl": "JSON Lines text"}
 
 
+def other_kind(head: bytes, tail: bytes, ext: str) -> tuple[str, str] | None:
+    """(what the format is called, what to do) when a file's first bytes `head` (and last 4, `tail`) show another
+    format than extension `ext` names; None when they show none."""
+    if ext == "pdf" and b"%PDF-" in head[:_HEAD]:
+        return None
+    for pattern, kind, hint in _KINDS:
+        if re.match(pattern, head) and (pattern != rb"PAR1" or tail[-4:] == b"PAR1"):
+            return kind, hint
+    return None
+
+
 def refuse_other_kind(path: Path) -> None:
     """IngestError when the first bytes of `path` show another format than its extension (.txt .md .html .htm
     .pdf .csv .jsonl) names; nothing when they show none (the reader then reports what it finds) or the file
@@ -39,9 +50,7 @@ def refuse_other_kind(path: Path) -> None:
             tail = f.read(4)
     except OSError:
         return
-    if ext == "pdf" and b"%PDF-" in head:
-        return
-    for pattern, kind, hint in _KINDS:
-        if re.match(pattern, head) and (pattern != rb"PAR1" or tail == b"PAR1"):
-            raise IngestError(f"{path}: the file is {kind}, not {_WHAT.get(ext, 'text')} as its extension '.{ext}' "
-                              "says" + (f"; {hint}" if hint else ""))
+    if (found := other_kind(head, tail, ext)) is not None:
+        kind, hint = found
+        raise IngestError(f"{path}: the file is {kind}, not {_WHAT.get(ext, 'text')} as its extension '.{ext}' "
+                          "says" + (f"; {hint}" if hint else ""))
