@@ -397,3 +397,16 @@ def test_an_upload_of_another_format_is_refused_naming_it_and_stores_nothing(tmp
         assert snapshot(col) == before
     finally:
         col.close()
+
+
+# Before: a CSV saved by Excel where the decimal mark is a comma (columns separated by ';') was refused as "_id: no
+# such column (columns: _id;text;year)", with no word of the separator.
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_a_csv_separated_by_another_character_says_so(tmp_path, sep):
+    path = tmp_path / "t.csv"
+    path.write_text(f"_id{sep}text{sep}year\na{sep}first{sep}2020\n", encoding="utf-8")
+    docs, errors = _read(path)
+    assert docs == [] and len(errors) == 1
+    assert errors[0].startswith(f"{path}:1: _id: no such column")
+    assert errors[0].endswith(f"; the header is separated by {sep!r}, not commas: save the file with commas between "
+                              "columns (slimvec reads comma-separated values)")

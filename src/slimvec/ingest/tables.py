@@ -278,6 +278,11 @@ def _iter_csv(path: Path, fields: FieldMap, field_types: dict[str, str]) -> Iter
                 # "id, text" (a space after each comma) names the column " text": say so, the list shows it poorly
                 spaced = next((h for h in header if h.strip() == name), None)
                 hint = f"; column {spaced!r} has spaces around its name" if spaced is not None else ""
+                # Excel where the decimal mark is a comma writes ';' between columns ("_id;text" read as one column)
+                sep = next((c for c in ";\t|" for h in header if name in (p.strip() for p in h.split(c))), None)
+                if sep is not None and not hint:
+                    hint = (f"; the header is separated by {sep!r}, not commas: save the file with commas between "
+                            "columns (slimvec reads comma-separated values)")
                 yield 1, IngestError(f"{path}:1: {name}: no such column (columns: {', '.join(header)}){hint}")
                 return
         own = {fields.id_field, fields.title_field, fields.text_field}
