@@ -410,3 +410,27 @@ def test_a_csv_separated_by_another_character_says_so(tmp_path, sep):
     assert errors[0].startswith(f"{path}:1: _id: no such column")
     assert errors[0].endswith(f"; the header is separated by {sep!r}, not commas: save the file with commas between "
                               "columns (slimvec reads comma-separated values)")
+
+
+# ---- serve on a port in use -------------------------------------------------------------------------------------------
+# Before: `slimvec serve` on a port another server holds went through uvicorn's start-up and ended with its log lines
+# ("ERROR: [Errno 98] error while attempting to bind ...", "Application shutdown complete.") and exit status 3, not
+# the one line and status 2 of a user error.
+def test_serve_on_a_port_in_use_is_one_line_with_status_2(tmp_path):
+    import socket
+
+    from typer.testing import CliRunner
+
+    from slimvec.cli import app
+
+    with Collection.create(tmp_path / "col", encoder=FakeEncoder(name="fake-serve")) as col:
+        col.add([Document("d1", "river water")])
+    with socket.socket() as busy, registered_encoders(FakeEncoder(name="fake-serve")):
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        res = CliRunner().invoke(app, ["serve", str(tmp_path / "col"), "--port", str(port)])
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert lines == [f"error: cannot listen on 127.0.0.1:{port}: Address already in use (another server?): choose "
+                     "another --port"]
