@@ -434,3 +434,14 @@ def test_serve_on_a_port_in_use_is_one_line_with_status_2(tmp_path):
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert lines == [f"error: cannot listen on 127.0.0.1:{port}: Address already in use (another server?): choose "
                      "another --port"]
+
+
+# ---- tune on a profile with nothing to tune ---------------------------------------------------------------------------
+# Before: tune on an exact collection checked the queries first: three queries were refused with "tune needs at least
+# 10 queries", and the user who gathered ten then heard that the profile has nothing to tune.
+@pytest.mark.parametrize("queries", [["one query", "another"], ["same"] * 12, ["fine"] * 10 + [" "]])
+def test_tune_on_a_profile_with_nothing_to_tune_says_so_first(tmp_path, queries):
+    with Collection.create(tmp_path / "col", encoder=FakeEncoder()) as col:
+        col.add([Document("d1", "river water"), Document("d2", "mountain snow")])
+        with pytest.raises(ConfigError, match="'exact-f32' profile has nothing to tune"):
+            col.tune(queries)
