@@ -715,16 +715,20 @@ def calibrate(
     from slimvec.collection import Collection
     from slimvec.evaluation.calibrate import cutoff_report, fit_calibrator
     from slimvec.evaluation.datasets import load_dataset
+    from slimvec.evaluation.preflight import check_judged
     from slimvec.search.plan import default_mode
 
     ds = load_dataset(dataset)
+    # As eval's preflight: a query text the search refuses was "query is empty", naming no file or query id.
+    queries, qrels = check_judged(ds, split, "calibrate on")
+    reported = check_judged(ds, report_split, "report on") if report_split else None
     with Collection.open(collection) as col:
         mode = mode or default_mode(col.manifest.get("profile") or {}, col.manifest.get("retrievers", ["dense"]))
-        cal = fit_calibrator(col, ds.queries(split), ds.qrels(split), mode=mode)
+        cal = fit_calibrator(col, queries, qrels, mode=mode)
         report = auto = None
-        if report_split:
-            report = cutoff_report(col, ds.queries(report_split), ds.qrels(report_split), mode=mode)
-            auto = cutoff_report(col, ds.queries(report_split), ds.qrels(report_split), mode=mode, threshold="auto")
+        if reported is not None:
+            report = cutoff_report(col, *reported, mode=mode)
+            auto = cutoff_report(col, *reported, mode=mode, threshold="auto")
     if json_out:
         _print_json({"mode": mode, "fitted_on": split, "threshold": cal.threshold, "report": report, "report_auto": auto})
     else:

@@ -806,6 +806,14 @@ class Collection(KeepsQueries):
         """
         if (queries is None) == (vectors is None):
             raise ConfigError("tune takes the queries' texts or their vectors, one of the two")
+        # First: asked for more or other queries, a user gathered them only to hear that no queries would do.
+        with self._lock:
+            self._sync()
+            tunable = [name for name, r in self._retrievers.items() if getattr(r, "tunable", False)]
+        if not tunable:
+            profile = (self.manifest.get("profile") or {}).get("name", "this")
+            raise ConfigError(f"the {profile!r} profile has nothing to tune: tuning calibrates an HNSW efSearch or an "
+                              "IVF nprobe the profile leaves to calibration (profiles hnsw-f32, binary-ivf-rescore)")
         dim = int(self.manifest["dim"])
         if queries is not None:
             check_queries(queries)
@@ -826,13 +834,6 @@ class Collection(KeepsQueries):
             queries = None if queries is None else [queries[i] for i in keep]
             vectors = None if vectors is None else vectors[keep]
             n = probes.MAX_QUERIES
-        with self._lock:
-            self._sync()
-            tunable = [name for name, r in self._retrievers.items() if getattr(r, "tunable", False)]
-        if not tunable:
-            profile = (self.manifest.get("profile") or {}).get("name", "this")
-            raise ConfigError(f"the {profile!r} profile has nothing to tune: tuning calibrates an HNSW efSearch or an "
-                              "IVF nprobe the profile leaves to calibration (profiles hnsw-f32, binary-ivf-rescore)")
         vecs = vectors if queries is None else _given_vectors(self.encoder.encode_queries(list(queries)), n, dim,
                                                               refuse_zeros=False)
         if queries is not None:  # a zero vector named by its query

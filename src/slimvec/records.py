@@ -79,7 +79,15 @@ def metadata_problem(value: Any, key: str = "", depth: int = 0) -> tuple[str, st
             if found := metadata_problem(v, path, depth + 1):
                 return found
         return None
-    return key, f"unsupported value of type {type(value).__name__}"
+    return key, (f"unsupported value of type {_type_name(value)} (metadata holds JSON values: strings, numbers, "
+                 "booleans, null, lists and objects; convert it first)")
+
+
+def _type_name(value: Any) -> str:
+    """The type of `value` as a user knows it: a library's qualified (numpy's `bool_` is named plain "bool" since
+    numpy 2, which read as if Python's bool were refused), a builtin's bare."""
+    t = type(value)
+    return t.__name__ if t.__module__ == "builtins" else f"{t.__module__.partition('.')[0]}.{t.__name__}"
 
 
 def record_problem(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from slimvec.documents import has_content
 from slimvec.errors import ConfigError, IngestError
-from slimvec.evaluation.datasets import BeirDataset, load_dataset
+from slimvec.evaluation.datasets import BeirDataset, Qrels, load_dataset
 from slimvec.ids import id_problem
 from slimvec.ingest import read_sources
 from slimvec.profiles import Profile
@@ -44,11 +44,31 @@ def check_eval_inputs(
         if not p.name or "/" in p.name or "\x00" in p.name or p.name in (".", ".."):
             raise ConfigError(f"profile name {p.name!r} cannot name a run file (empty, '/', NUL, '.' or '..')")
     ds = load_dataset(dataset_dir)
+    _, qrels = check_judged(ds, split, "evaluate")
+    relevant = {doc_id for docs in qrels.values() for doc_id, rel in docs.items() if rel > 0}
+    qrels_path = ds.qrels_dir / f"{split}.tsv"
+    if corpus:
+        source = corpus_path or ds.corpus_path
+        ids = {doc.id for doc in read_sources([corpus_source(ds, corpus_path)], strict=True)}
+        if not ids:
+            raise IngestError(f"{source}: no documents")
+        # Judgements of another dataset (or another id scheme) score every query 0 without a word otherwise.
+        if unit == "document" and relevant.isdisjoint(ids):
+            raise IngestError(f"{qrels_path}: none of the {len(relevant):,} documents judged relevant is in {source} "
+                              "(judgements of another corpus, or of sections: --unit section?): every score would "
+                              "be 0")
+    return ds
+
+
+def check_judged(ds: BeirDataset, split: str, purpose: str = "evaluate") -> tuple[dict[str, str], Qrels]:
+    """(queries, qrels) of `split` once they can label a run: some judgement, some document judged relevant, ids
+    obeying the id rule, every judged query a text that can be searched; IngestError naming the file and query
+    otherwise. `purpose` names the work in the message ("evaluate", "calibrate on")."""
     qrels = ds.qrels(split)
     qrels_path = ds.qrels_dir / f"{split}.tsv"
     if not qrels:
         raise IngestError(f"{qrels_path}: no judgements (the file is empty or holds only a header): nothing to "
-                          "evaluate")
+                          f"{purpose}")
     queries = ds.queries(split)
     for qid, docs in qrels.items():
         if problem := id_problem(qid):
@@ -61,18 +81,18 @@ def check_eval_inputs(
         problem = text_problem(text) or (None if has_content(text) else "empty (or only invisible characters)")
         if problem:
             raise IngestError(f"{queries_path}: query {qid!r}: text: {problem}")
-    if corpus:
-        source = corpus_path or ds.corpus_path
-        ids = {doc.id for doc in read_sources([source], strict=True)}
-        if not ids:
-            raise IngestError(f"{source}: no documents")
-        # Judgements of another dataset (or another id scheme) score every query 0 without a word otherwise.
-        relevant = {doc_id for docs in qrels.values() for doc_id, rel in docs.items() if rel > 0}
-        if unit == "document" and relevant and relevant.isdisjoint(ids):
-            raise IngestError(f"{qrels_path}: none of the {len(relevant):,} documents judged relevant is in {source} "
-                              "(judgements of another corpus, or of sections: --unit section?): every score would "
-                              "be 0")
-    return ds
+    # Grades of 0 (or below) only: every metric is 0 for any ranking, a result that reads as a model's failure.
+    if not any(rel > 0 for docs in qrels.values() for rel in docs.values()):
+        raise IngestError(f"{qrels_path}: no judgement marks a document relevant (every score is 0 or below): "
+                          f"no ranking can find a relevant document (every metric 0); nothing to {purpose}")
+    return queries, qrels
+
+
+def corpus_source(ds: BeirDataset, corpus_path: Path | None) -> Path:
+    """What an evaluation indexes: `corpus_path` when given, else the dataset's folder, read as `slimvec index` reads
+    a BEIR folder (its corpus.jsonl named as a plain table refused the title-only records BEIR corpora hold), also
+    when `corpus_path` names that file."""
+    return corpus_path if corpus_path is not None and corpus_path.resolve() != ds.corpus_path else ds.path
 
 
 def needs_build(path: Path) -> bool:

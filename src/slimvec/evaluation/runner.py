@@ -28,7 +28,7 @@ from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
 from slimvec.errors import ConfigError, IngestError
 from slimvec.evaluation.datasets import BeirDataset, load_dataset
 from slimvec.evaluation.metrics import evaluate, write_trec_run
-from slimvec.evaluation.preflight import check_eval_inputs, needs_build
+from slimvec.evaluation.preflight import check_eval_inputs, corpus_source, needs_build
 from slimvec.ids import trec_escape
 from slimvec.ingest import read_sources
 from slimvec.profiles import Profile
@@ -79,7 +79,7 @@ def build(dataset: BeirDataset, profile: Profile, path: Path, cache_dir: Path | 
     path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with Collection.create(path, profile=profile, encoder=encoder) as col:
-        n = col.add(read_sources([corpus or dataset.corpus_path], strict=True), progress=progress)
+        n = col.add(read_sources([corpus_source(dataset, corpus)], strict=True), progress=progress)
         col.search_many(["warm up"], k=1, mode=profile.mode)  # index structures are built on first sync
     seconds = time.perf_counter() - t0
     facts = {"build_s": seconds, "documents": n, "encoded_texts": encoder.misses, "cached_texts": encoder.hits}

@@ -13,6 +13,7 @@ from typing import Any
 from slimvec.documents import Document, has_content
 from slimvec.errors import IngestError
 from slimvec.ingest.headings import html_sections, markdown_sections
+from slimvec.ingest.kinds import refuse_other_kind
 
 TEXT_EXTS = frozenset({"txt", "md"})
 HTML_EXTS = frozenset({"html", "htm"})
@@ -42,6 +43,7 @@ def read_file(path: str | Path, root: str | Path | None = None) -> Document:
     rel = path.relative_to(root).as_posix() if root is not None else path.name
     extra: dict[str, Any] = {}
     sections = None  # headings become given sections (slimvec.sections)
+    refuse_other_kind(path)
     if ext == "pdf":
         title, text = _read_pdf(path)
     elif ext in HTML_EXTS:

@@ -17,6 +17,7 @@ from slimvec import strictjson
 from slimvec.documents import Document, Section, blank_section_problem, section_problem
 from slimvec.errors import IngestError
 from slimvec.ingest.fieldtypes import convert
+from slimvec.ingest.kinds import refuse_other_kind
 
 TABLE_EXTS = frozenset({"jsonl", "csv", "parquet"})
 _JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
@@ -54,6 +55,11 @@ def iter_table(path: Path, fields: FieldMap, field_types: Mapping[str, str] | No
     file, `field_types` ({column: type}) overriding; an empty cell is a missing field, not "".
     """
     ext = path.suffix[1:].lower()
+    if ext in ("jsonl", "csv"):
+        try:
+            refuse_other_kind(path)
+        except IngestError as e:
+            return iter([(None, e)])
     if ext == "jsonl":
         return _iter_jsonl(path, fields)
     if ext == "csv":
@@ -64,13 +70,23 @@ def iter_table(path: Path, fields: FieldMap, field_types: Mapping[str, str] | No
 
 
 def iter_json_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | IngestError]]:
-    """Each non-blank line of a JSONL file as an object, or an error naming the line."""
+    """Each non-blank line of a JSONL file as an object, or an error naming the line; one error for the whole file
+    when it is indented JSON (its first line a lone `[` or `{`) rather than one object per line."""
+    first = True
     for lineno, line in utf8_lines(path):
         if isinstance(line, IngestError):
             yield lineno, line
             continue
         if not line.strip():
             continue
+        if first and line.strip() in ("[", "{"):
+            # No JSON Lines record is a lone bracket: this is one JSON value spread over lines, and read line by
+            # line every line of it was reported malformed (one error per line, none saying why).
+            what, jq = ("array", "'.[]'") if line.strip() == "[" else ("object", ".")
+            yield lineno, IngestError(f"{path}:{lineno}: not JSON Lines: the file is one indented JSON {what}; JSON "
+                                      f"Lines holds one object per line (e.g. jq -c {jq} FILE > FILE.jsonl)")
+            return
+        first = False
         try:
             rec = strictjson.loads(line.rstrip("\r\n"))
         except strictjson.RepeatedKeyError as e:
@@ -231,12 +247,20 @@ def _iter_csv(path: Path, fields: FieldMap, field_types: dict[str, str]) -> Iter
         for _, line in utf8_lines(path):
             if isinstance(line, IngestError):
                 raise line  # a quoted field may span lines, so the rest of the file cannot be trusted
+            if "\r" in line.rstrip("\r\n"):
+                # A lone CR ends a line too (Excel for Mac's "CSV (Macintosh)"), as pandas and pyarrow read it: the
+                # csv module, fed the file split at LF only, refused such a file as one line ("new-line character
+                # seen in unquoted field"). Within a quoted field the CR stays part of the value.
+                yield from (part for part in _AFTER_LONE_CR.split(line) if part)
+                continue
             yield line
 
     try:
         # The stdlib reader keeps each record's line number (pyarrow's does not), so it parses the rows;
-        # pyarrow's CSV reader only infers the column types.
-        reader = csv.reader(text_lines())
+        # pyarrow's CSV reader only infers the column types. strict: a quote opened and never closed made the
+        # lenient reader take every later line as that one cell's text (the records there silently gone), and a
+        # stray character after a closing quote was glued into the cell.
+        reader = csv.reader(text_lines(), strict=True)
         try:
             header = next(reader, None)
         except csv.Error as e:
@@ -254,6 +278,11 @@ def _iter_csv(path: Path, fields: FieldMap, field_types: dict[str, str]) -> Iter
                 # "id, text" (a space after each comma) names the column " text": say so, the list shows it poorly
                 spaced = next((h for h in header if h.strip() == name), None)
                 hint = f"; column {spaced!r} has spaces around its name" if spaced is not None else ""
+                # Excel where the decimal mark is a comma writes ';' between columns ("_id;text" read as one column)
+                sep = next((c for c in ";\t|" for h in header if name in (p.strip() for p in h.split(c))), None)
+                if sep is not None and not hint:
+                    hint = (f"; the header is separated by {sep!r}, not commas: save the file with commas between "
+                            "columns (slimvec reads comma-separated values)")
                 yield 1, IngestError(f"{path}:1: {name}: no such column (columns: {', '.join(header)}){hint}")
                 return
         own = {fields.id_field, fields.title_field, fields.text_field}
@@ -267,7 +296,7 @@ def _iter_csv(path: Path, fields: FieldMap, field_types: dict[str, str]) -> Iter
             except StopIteration:
                 return
             except csv.Error as e:
-                yield start, IngestError(f"{path}:{start}: malformed CSV: {e}")
+                yield start, IngestError(f"{path}:{start}: malformed CSV: {_csv_problem(e)}")
                 return
             if not row:
                 continue
@@ -283,6 +312,19 @@ def _iter_csv(path: Path, fields: FieldMap, field_types: dict[str, str]) -> Iter
         yield None, e
     except OSError as e:
         yield _open_error(path, e)
+
+
+_AFTER_LONE_CR = re.compile(r"(?<=\r)(?!\n)")  # the place after a CR that no LF follows
+
+
+def _csv_problem(e: csv.Error) -> str:
+    """The stdlib reader's complaint about a record, in the terms of the file."""
+    if str(e) == "unexpected end of data":
+        return ('a quoted field opened in this record is never closed (an unbalanced \'"\'): the rest of the file '
+                "would be read as its text")
+    if str(e).endswith("expected after '\"'"):
+        return (f"{e} (text after a closing quote; a quote inside a quoted field is written twice: \"\")")
+    return str(e)
 
 
 def _typed_row(header: list[str], row: list[str], own: set[str], types: dict[str, str], where: str) -> dict[str, Any]:

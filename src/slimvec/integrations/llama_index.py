@@ -254,7 +254,8 @@ class SlimvecVectorStore(BasePydanticVectorStore):
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         """The `similarity_top_k` best nodes: by `query_embedding` (dense search) when given, else by `query_str`
         (slimvec encodes it; DEFAULT runs the profile's mode, HYBRID / TEXT_SEARCH / SPARSE slimvec's hybrid /
-        bm25 / sparse, which the collection must keep). Similarities are slimvec's scores (cosine for dense).
+        bm25 / sparse, which the collection must keep; in HYBRID, `alpha` weighs dense against BM25 and
+        `hybrid_top_k` sets how many nodes return). Similarities are slimvec's scores (cosine for dense).
         Raises FilterError for a filter it cannot translate, ConfigError for another query mode or a query
         with neither embedding nor text."""
         mmr = {k: kwargs.pop(k) for k in _MMR_KEYWORDS if k in kwargs}
@@ -264,6 +265,7 @@ class SlimvecVectorStore(BasePydanticVectorStore):
         if query.mode not in _MODES and query.mode != VectorStoreQueryMode.MMR:
             raise ConfigError(f"query mode {query.mode.value!r} is not supported by slimvec "
                               f"({', '.join(m.value for m in (*_MODES, VectorStoreQueryMode.MMR))})")
+        k, fusion = _hybrid_fields(query)
         of_docs = None  # the node ids of the source documents `doc_ids` (LlamaIndex's field, not the user's)
         doc_ids, node_ids = _id_list(query.doc_ids), _id_list(query.node_ids)
         if doc_ids:
@@ -271,14 +273,13 @@ class SlimvecVectorStore(BasePydanticVectorStore):
             if not of_docs:
                 return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
         flt = _restricted(to_slimvec_filter(query.filters), of_docs, node_ids)
-        k = query.similarity_top_k
         if query.mode == VectorStoreQueryMode.MMR:
             return self._mmr(query, flt, **mmr)
         mode = _MODES[query.mode]
         if query.query_embedding is not None and mode is None:
             hits = self._collection.search_vectors(normalised(query.query_embedding), k=k, filter=flt or None)[0]
         elif query.query_str:
-            extra = {"mode": mode} if mode else {}
+            extra = {"mode": mode, **fusion} if mode else {}
             hits = self._collection.search(query.query_str, k=k, filter=flt or None, **extra)
         elif query.query_embedding is not None:  # HYBRID / TEXT_SEARCH / SPARSE with an embedding only
             raise ConfigError(f"query mode {query.mode.value!r} runs from the query text: give query_str (an "
@@ -347,6 +348,31 @@ class SlimvecVectorStore(BasePydanticVectorStore):
             return list(node_ids or [])
         matching = set(self._ids(flt))
         return [i for i in node_ids if i in matching] if node_ids is not None else sorted(matching)
+
+
+def _hybrid_fields(query: VectorStoreQuery) -> tuple[int, dict[str, Any]]:
+    """The number of nodes to return and the fusion options of LlamaIndex's hybrid fields: `alpha` (1 vector
+    search only, 0 text search only) weighs dense against BM25 and `hybrid_top_k` is the count returned, in mode
+    HYBRID. ConfigError for a field that would change nothing: either outside HYBRID, `sparse_top_k` always
+    (slimvec sets no per-retriever depth), and an alpha outside [0, 1]."""
+    if query.sparse_top_k is not None:
+        raise ConfigError("query: sparse_top_k is not supported: slimvec fuses its retrievers' rankings at a depth "
+                          "of its own (leave it out; similarity_top_k or hybrid_top_k sets how many nodes return)")
+    given = [name for name in ("alpha", "hybrid_top_k") if getattr(query, name) is not None]
+    if not given:
+        return query.similarity_top_k, {}
+    if query.mode != VectorStoreQueryMode.HYBRID:
+        raise ConfigError(f"query: {' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to query mode {VectorStoreQueryMode.HYBRID.value!r}, "
+                          f"and this query runs mode {query.mode.value!r}: leave {'them' if len(given) > 1 else 'it'} out or choose "
+                          "that mode")
+    fusion: dict[str, Any] = {}
+    alpha = query.alpha
+    if alpha is not None:
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
+            raise ConfigError(f"query: alpha must be a number in [0, 1] (1: vector search only, 0: text search "
+                              f"only), got {alpha!r}")
+        fusion["fusion_weights"] = (float(alpha), 1.0 - float(alpha))  # slimvec's hybrid: dense, then bm25
+    return (query.hybrid_top_k if query.hybrid_top_k is not None else query.similarity_top_k), fusion
 
 
 def _id_list(ids: Any) -> list[str] | None:

@@ -13,7 +13,7 @@ from slimvec.errors import ConfigError
 def open_or_create(path: str | Path, encoder: Encoder | None, options: dict[str, Any],
                    defaults: dict[str, Any] | None = None) -> Collection:
     """Open the collection at `path` (with `encoder`, or its own model when None), or create it with `options`
-    over `defaults` (keywords of `Collection.create`).
+    over `defaults` (keywords of `Collection.create`; an `encoder` among them is the encoder to open or create with).
 
     Raises ConfigError for a sharded collection (or anything but a directory). Reopening checks every option against what the collection recorded, so one script can create on its first
     run and reopen on the next; raises ConfigError naming an option that differs (e.g. profile="hybrid" for a
@@ -21,6 +21,15 @@ def open_or_create(path: str | Path, encoder: Encoder | None, options: dict[str,
     """
     if not isinstance(path, (str, Path)):  # e.g. an open ShardedCollection, which is not a `Collection`
         raise ConfigError(f"collection must be a directory or an open plain Collection, not {type(path).__name__}")
+    if "encoder" in options:
+        # A keyword of Collection.create like the other options, but it met the `encoder` passed beside it there (a
+        # TypeError, "got multiple values for keyword argument 'encoder'"), and an open refused it as an option it
+        # cannot check: it is the encoder to open or create with.
+        if encoder is not None:
+            raise ConfigError("encoder= is given twice: once as an option and once by the store (its embedding model); "
+                              "give one")
+        options = dict(options)
+        encoder = options.pop("encoder")
     path = Path(path)
     if (path / "shards.json").is_file():  # would read as "not empty and holds no collection"
         raise ConfigError(f"{path}: holds a sharded collection; the LangChain and LlamaIndex stores work on a plain "

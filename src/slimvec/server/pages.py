@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse
@@ -42,12 +43,12 @@ def add_pages(app: FastAPI, served: Served) -> None:
     @router.get("/api/collections/{name}/report")
     def report_status(*, col: Any = Depends(served.get), name: str) -> dict[str, Any]:
         f = report_file(col)
-        return {"name": name, "available": f is not None, "url": f"/report/{name}/view" if f else None}
+        return {"name": name, "available": f is not None, "url": _view_url(name) if f else None}
 
     @router.get("/report/{name}", include_in_schema=False)
     def report_page(name: str) -> HTMLResponse:
         f = report_file(served.get(name))
-        body = (f'<iframe src="/report/{_html(name)}/view" title="report"></iframe>' if f
+        body = (f'<iframe src="{_html(_view_url(name))}" title="report"></iframe>' if f
                 else '<p class="empty">no report yet</p>')
         return HTMLResponse(_REPORT_PAGE.format(name=_html(name), body=body))
 
@@ -61,6 +62,12 @@ def add_pages(app: FastAPI, served: Served) -> None:
 
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+
+def _view_url(name: str) -> str:
+    """The report's URL: a collection is named after its directory, and a '#', '?' or '%' in the name, taken as
+    URL syntax, cut the path short (the report tab showed "no collection named ..." for another name)."""
+    return f"/report/{quote(name, safe='')}/view"
 
 
 def _html(s: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 import threading
@@ -80,11 +81,29 @@ def serve(dirs: list[str | Path], host: str = "127.0.0.1", port: int = 8000,
             # Load each model now: one that cannot load (a moved model directory) is then a one-line error, not
             # a traceback from uvicorn's start-up (the app's warm-up finds them loaded).
             c.encoder  # noqa: B018 - the property loads the model
+        check_listen(host, port)
         app = create_app(cols, api_key=key)
         uvicorn.run(app, host=host, port=port, log_level="info")
     finally:
         for c in cols.values():
             c.close()
+
+
+def check_listen(host: str, port: int) -> None:
+    """ConfigError when `host`:`port` cannot be listened on (a port in use, an unknown host, a port the user may
+    not bind): uvicorn said it in log lines after its start-up, with exit status 3, not the one line of a user
+    error."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as e:
+        raise ConfigError(f"cannot listen on host {host!r}: {e.strerror}") from None
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a port in TIME_WAIT is free
+        try:
+            s.bind(address)
+        except OSError as e:
+            hint = " (another server?): choose another --port" if e.errno == errno.EADDRINUSE else ""
+            raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror}{hint}") from None
 
 
 def free_port(host: str = "127.0.0.1") -> int:

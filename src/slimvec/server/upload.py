@@ -12,6 +12,7 @@ from fastapi import HTTPException
 from slimvec.documents import Document
 from slimvec.errors import IngestError
 from slimvec.ingest import FieldMap, read_sources
+from slimvec.ingest.kinds import other_kind
 from slimvec.server.models import check_document
 
 UPLOAD_NAME = "upload"  # how errors name the upload: "upload line 3: text: missing"
@@ -25,6 +26,10 @@ def read_jsonl_upload(raw: bytes, fields: FieldMap, max_batch: int) -> list[Docu
     "upload line LINE: problem" (malformed JSON, invalid UTF-8, a missing or mistyped field, a duplicate id,
     or a value over the server's limits); HTTPException 413 past `max_batch` documents.
     """
+    # The reader would name the temporary file's extension, and suggest renaming, which an upload cannot do.
+    if (found := other_kind(raw[:1024], raw[-4:], "jsonl")) is not None:
+        raise IngestError(f"{UPLOAD_NAME}: the file is {found[0]}, not JSON Lines (an upload is read as JSON Lines: "
+                          "one object per line)")
     # The reader takes paths: the bytes go to a private temporary file, never inside a collection and
     # never under the client's file name.
     fd, tmp = tempfile.mkstemp(prefix="slimvec-upload-", suffix=".jsonl")
