@@ -307,3 +307,15 @@ def test_a_table_given_twice_through_two_hard_links_is_refused_as_given_twice(tm
     os.link(table, tmp_path / "copy.jsonl")
     with pytest.raises(IngestError, match=r"copy\.jsonl: given twice \(also as .*export\.jsonl\)"):
         list(read_sources([table, tmp_path / "copy.jsonl"]))
+
+
+def test_a_record_with_its_id_or_text_under_another_common_name_gets_the_option_that_reads_it(tmp_path):
+    from slimvec.ingest import FieldMap
+    from slimvec.ingest.tables import iter_table
+
+    path = tmp_path / "export.jsonl"
+    path.write_text('{"id": "a", "text": "alpha"}\n{"_id": "b", "content": "beta"}\n{"_id": "c"}\n')
+    errors = [str(e) for _, e in iter_table(path, FieldMap()) if isinstance(e, IngestError)]
+    assert errors == [f"{path}:1: _id: missing (the record has 'id': read it with --id-field id)",
+                      f"{path}:2: text: missing (the record has 'content': read it with --text-field content)",
+                      f"{path}:3: text: missing"]

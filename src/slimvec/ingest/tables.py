@@ -105,11 +105,23 @@ def iter_json_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | Ingest
         yield lineno, rec
 
 
+# Names exports commonly give the id and text fields (Qdrant/LangChain/pandas exports, HF datasets): a record with
+# one of them under another name than the one slimvec reads gets the flag that reads it named in its error.
+_ID_NAMES = ("id", "_id", "doc_id", "docid", "document_id", "ID", "Id", "uuid")
+_TEXT_NAMES = ("text", "body", "content", "contents", "passage", "page_content", "document")
+
+
+def _other_name(rec: dict[str, Any], wanted: str, names: tuple[str, ...], flag: str) -> str:
+    """"" or a hint naming a field of `rec` that likely holds what `wanted` names, and the option that reads it."""
+    other = next((n for n in names if n != wanted and rec.get(n) is not None), None)
+    return "" if other is None else f" (the record has {other!r}: read it with --{flag}-field {other})"
+
+
 def record_to_document(rec: dict[str, Any], fields: FieldMap, where: str) -> Document:
     """Map one record to a Document; `where` ("path:line") prefixes any error."""
     doc_id = rec.get(fields.id_field)
     if doc_id is None:
-        raise IngestError(f"{where}: {fields.id_field}: missing")
+        raise IngestError(f"{where}: {fields.id_field}: missing{_other_name(rec, fields.id_field, _ID_NAMES, 'id')}")
     # bool is an int subclass, but True as an id is surely a mapping mistake.
     if isinstance(doc_id, bool) or not isinstance(doc_id, (str, int)):
         raise IngestError(f"{where}: {fields.id_field}: expected a string or integer, got {_type(doc_id)}")
@@ -118,7 +130,8 @@ def record_to_document(rec: dict[str, Any], fields: FieldMap, where: str) -> Doc
         raise IngestError(f"{where}: {fields.id_field}: empty")
     text = rec.get(fields.text_field)
     if text is None:
-        raise IngestError(f"{where}: {fields.text_field}: missing")
+        raise IngestError(f"{where}: {fields.text_field}: missing"
+                          f"{_other_name(rec, fields.text_field, _TEXT_NAMES, 'text')}")
     if not isinstance(text, str):
         raise IngestError(f"{where}: {fields.text_field}: expected a string, got {_type(text)}")
     title = rec.get(fields.title_field)
