@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import random
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from fakes import FakeEncoder
 from slimvec import Collection, Document
 from slimvec.errors import CollectionError
 from slimvec.migrate import runner
+from slimvec.migrate.state import has_migration, migration_dir
 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau".split()
 
@@ -18,6 +21,14 @@ WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu x
 def _docs(n: int = 120, seed: int = 0) -> list[Document]:
     rng = random.Random(seed)
     return [Document(f"d{i}", " ".join(rng.choice(WORDS) for _ in range(12)), "", {"g": i % 3}) for i in range(n)]
+
+
+def _error(call) -> str:
+    try:
+        call()
+    except Exception as e:  # noqa: BLE001 - the test reads its message
+        return f"{type(e).__name__}: {e}"
+    return "no error"
 
 
 def _migrating(path: Path) -> FakeEncoder:
@@ -51,3 +62,51 @@ def test_a_migrating_collection_refuses_enable_and_set_calibrator(tmp_path):
     with Collection.open(path, encoder=new) as col:  # enabled after the switch, it stays
         col.enable("bm25")
         assert [h.id for h in col.search("alpha beta", mode="bm25")]
+
+
+# ---- two `slimvec migrate` runs on one collection at once -------------------------------------------------------
+# Nothing kept a second run out: a second start removed the first one's staging folder under it (both failed, one
+# with a bare FileNotFoundError traceback), and a second re-embedding of a fitted migration failed with "id 'd0' is
+# already stored (use upsert to replace it)", advice about an add the user never made. A run now holds
+# DIR/.migrate.lock, kept through switches, and a second run is refused at once in one line, nothing touched.
+def test_a_second_migrate_while_one_runs_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "col"
+    new = _migrating(path)
+    lock = open(path / ".migrate.lock", "a+")  # what a running `slimvec migrate` holds (another process)
+    fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        with pytest.raises(CollectionError, match="another `slimvec migrate` is running on this collection"):
+            runner.migrate(path, "fake-new", encoder=new, batch=4)
+        with pytest.raises(CollectionError, match="another `slimvec migrate` is running"):
+            runner.reembed(path, encoder=new)
+        assert has_migration(path) and Collection.open(path, encoder=new).target.store.counts()["documents"] < 120
+    finally:
+        lock.close()
+    assert runner.migrate(path, "fake-new", encoder=new, batch=4)["switched"]
+    assert (path / ".migrate.lock").exists()  # kept through the switch, as the other lock files
+
+
+def test_a_second_migrate_start_leaves_the_first_ones_staging_folder(tmp_path):
+    path = tmp_path / "col"
+    with Collection.create(path, profile="exact-f32", encoder=FakeEncoder(32)) as col:
+        col.add(_docs())
+    new = FakeEncoder(24, name="fake-new")
+    seen = []
+
+    class Second(FakeEncoder):
+        """The first run's new model: while it encodes the sample, a second run starts."""
+
+        def encode_documents(self, texts, progress=False):
+            if not seen:  # another thread stands for another process (flock is per open file)
+                second = threading.Thread(target=lambda: seen.append(_error(
+                    lambda: runner.migrate(path, "fake-new", encoder=new, batch=4))))
+                second.start()
+                second.join()
+                assert seen and "another `slimvec migrate` is running" in seen[0]
+                assert (migration_dir(path) / "target" / "manifest.json").is_file()
+            return super().encode_documents(texts)
+
+    out = runner.migrate(path, "fake-new", encoder=Second(24, name="fake-new"), batch=8, sample=40)
+    assert seen and out["switched"]
+    with Collection.open(path, encoder=new) as col:
+        assert len(col) == 120 and col.check() == []
