@@ -110,3 +110,35 @@ def test_a_second_migrate_start_leaves_the_first_ones_staging_folder(tmp_path):
     assert seen and out["switched"]
     with Collection.open(path, encoder=new) as col:
         assert len(col) == 120 and col.check() == []
+
+
+# ---- a sharded upsert of documents stored as given renumbered their ties ----------------------------------------
+# One collection leaves such a document as it is (its rows, so its place in ties: the tie rule of slimvec.scoring);
+# a sharded collection gave it a new commit ordinal anyway, so it fell behind every later document in ties, and its
+# shard's own row order then disagreed with the ordinals: a hybrid search showed d3..d7 where one collection shows
+# d0..d4, and a dense or BM25 search lost d6 from its top 5. The distributed ingest already kept the ordinal.
+def test_a_sharded_upsert_of_unchanged_documents_keeps_their_place_in_ties(tmp_path):
+    from slimvec.distributed import create_sharded
+
+    tied = [Document(f"d{i}", "same words here", "", {}) for i in range(8)]
+    docs = tied + [Document(f"x{i}", f"other text {i}") for i in range(8)]
+    plain = Collection.create(tmp_path / "plain", profile="hybrid", encoder=FakeEncoder())
+    sharded = create_sharded(tmp_path / "sh", shards=3, profile="hybrid", encoder=FakeEncoder())
+    try:
+        for col in (plain, sharded):
+            col.add(docs)
+        before = sharded.ordinals.get(d.id for d in tied)
+        for calls in ([tied[:3]], [tied[:3], [Document("d1", "same words here", "", {"v": 1})], tied[4:6]]):
+            for col in (plain, sharded):
+                for call in calls:
+                    col.upsert(call)
+            for mode in (None, "bm25", "dense"):
+                want = [h.id for h in plain.search("same words", k=5, mode=mode)]
+                assert [h.id for h in sharded.search("same words", k=5, mode=mode)] == want, (calls, mode)
+            if len(calls) == 1:  # only unchanged documents so far: not one ordinal given
+                assert sharded.ordinals.get(d.id for d in tied) == before
+        assert [h.id for h in plain.search("same words", k=8, mode="dense")] == \
+            ["d0", "d2", "d3", "d4", "d5", "d6", "d7", "d1"]  # the changed one (metadata) goes last, as it should
+    finally:
+        plain.close()
+        sharded.close()

@@ -417,6 +417,13 @@ class Collection(KeepsQueries):
             advance(len(part))
         return (np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)), toks, counts
 
+    def unchanged(self, docs: list[Document]) -> set[str]:
+        """Ids among `docs` stored exactly as given (`Store.unchanged`), which `upsert` would leave as they are; cut
+        with the collection's model's tokenizer (loads the model), nothing encoded or written. Read without the
+        writer lock: another writer may change the answer before the caller acts on it."""
+        docs = _validated(list(docs), replace=True)
+        return self.store.unchanged(docs, self._chunk(docs, self.encoder)) if docs else set()
+
     def chunk(self, docs: list[Document]) -> dict[str, list[Chunk]]:
         """The chunks `add` would store for `docs` (ids distinct), by document id, each list in chunk order; cut
         with the collection's model's tokenizer (loads the model), nothing encoded or written. With

@@ -272,8 +272,16 @@ class ShardedCollection(KeepsQueries):
                 i, d = next((i, d) for i, d in enumerate(given) if d.id in clash)
                 raise IngestError(f"id {d.id!r} (position {i}) is already stored (shard {self.shard_for(d.id)}; "
                                   "use upsert to replace it); nothing from this call was stored")
+        same: set[str] = set()
+        if replace:
+            # A document an upsert leaves as it is keeps its rows in its shard, so it keeps its ordinal too: a new
+            # one moved it behind every later document in ties (one collection keeps its place), and the shard's
+            # own row order then disagreed with the ordinals. Asked before the commits, without the writer lock:
+            # another writer changing one of them meanwhile may leave its ties off until its next write.
+            pending = {s: self.shards[s].submit("unchanged", part) for s, part in parts.items()}
+            same = set().union(*(self.shards[s].result(p) for s, p in pending.items()))
         # Ordinals before the commits: a stored document always has one (see store/ordinals.py).
-        self.ordinals.assign([d.id for d in checked])
+        self.ordinals.assign([d.id for d in checked if d.id not in same])
         done = 0
         try:
             for s in sorted(parts):

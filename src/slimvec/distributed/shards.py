@@ -62,6 +62,10 @@ class ShardCore:
         """Those of `ids` the shard already holds."""
         return sorted(self.col.store.existing_ids(ids))
 
+    def unchanged(self, docs: list[Document]) -> list[str]:
+        """Those of `docs` the shard stores exactly as given (an upsert leaves them as they are)."""
+        return sorted(self.col.unchanged(docs))
+
     def write(self, docs: list[Document], replace: bool) -> int:
         """`add` (replace False) or `upsert` the shard's part of one call, committed as one transaction."""
         return self.col.upsert(docs) if replace else self.col.add(docs)
