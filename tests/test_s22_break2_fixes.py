@@ -142,3 +142,42 @@ def test_a_sharded_upsert_of_unchanged_documents_keeps_their_place_in_ties(tmp_p
     finally:
         plain.close()
         sharded.close()
+
+
+# ---- get() dropped a document's given sections, so upserting it back re-cut the text -----------------------------
+# `Collection.get` returned the document without its sections (sections=None: "let the chunker cut it"), so the
+# usual way to change a field, `upsert([replace(col.get(id), metadata=...)])`, silently turned a sectioned document
+# into token windows: section hits lost their section, text outside every section became searchable, and even an
+# upsert of `get`'s document as it was re-encoded it and left its rows dead.
+def test_get_keeps_given_sections_so_an_upsert_of_it_keeps_them(tmp_path):
+    from dataclasses import replace
+
+    from slimvec.documents import Section
+
+    text = "alpha beta gamma delta. epsilon zeta eta theta. outside words kappa lambda"
+    secs = (Section("a", 0, 23, ("Intro",)), Section("b", 24, 47, ("Intro", "More")))
+    long_text = " ".join(WORDS * 6)  # one section longer than the model's 16 tokens: cut into several chunks
+    long_secs = (Section("whole", 0, len(long_text), ("Long",)),)
+    sharded_too = []
+    from slimvec.distributed import create_sharded
+
+    with Collection.create(tmp_path / "col", profile="exact-f32", encoder=FakeEncoder(max_tokens=16)) as col:
+        sharded = create_sharded(tmp_path / "sh", shards=2, profile="exact-f32", encoder=FakeEncoder(max_tokens=16))
+        try:
+            for c in (col, sharded):
+                c.add([Document("s", text, "T", {"v": 1}, sections=secs),
+                       Document("l", long_text, "", {}, sections=long_secs), Document("p", "plain words")])
+                assert c.get("s").sections == secs and c.get("p").sections is None
+                assert c.get("l").sections == long_secs and c.get("l") == Document("l", long_text, "", {}, long_secs)
+                rows = c.info()["rows"]
+                c.upsert([c.get("s"), c.get("l"), c.get("p")])  # stored as given: nothing re-encoded, no dead row
+                assert c.info()["rows"] == rows and c.info()["dead_rows"] == 0
+                c.upsert([replace(c.get("s"), metadata={"v": 2})])
+                hits = c.search("epsilon zeta", unit="section", k=5, filter={"v": 2})
+                assert [(h.id, h.section) for h in hits] == [("s", "b"), ("s", "a")]
+                # text outside every section is not indexed: no chunk of it reaches past section b
+                assert [h.chunk_end for h in c.search("outside kappa", k=5, filter={"v": 2})] == [23]
+                sharded_too.append(c.get("s"))
+        finally:
+            sharded.close()
+    assert sharded_too[0] == sharded_too[1] == Document("s", text, "T", {"v": 2}, secs)

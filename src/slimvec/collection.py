@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import sqlite3
@@ -19,7 +20,7 @@ from slimvec import compaction, registry
 from slimvec.chunking import ChunkConfig, chunk_document
 from slimvec.codecs.base import codec_for_dim
 from slimvec.contextual import chunk_texts
-from slimvec.documents import Chunk, Document, Hit, blank_section_problem, has_content
+from slimvec.documents import Chunk, Document, Hit, Section, blank_section_problem, has_content
 from slimvec.encoders.base import Encoder
 from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
 from slimvec.errors import CollectionError, ConfigError, IngestError
@@ -1105,13 +1106,18 @@ class Collection(KeepsQueries):
                 "token_disk_bytes_per_doc": disk / documents}
 
     def get(self, doc_id: str) -> Document | None:
-        """The stored document with this id, or None. Raises TypeError for an id that is not a string (a number
-        would otherwise find nothing, silently: ids are stored as strings)."""
+        """The stored document with this id, or None; with its given sections (rebuilt from its chunks, each
+        spanning them: what migrate and import rebuild too), so upserting it back stores the same chunks. Raises
+        TypeError for an id that is not a string (a number would otherwise find nothing, silently: ids are stored
+        as strings)."""
         if not isinstance(doc_id, str):
             raise TypeError(f"document ids are strings, not {type(doc_id).__name__} ({doc_id!r})")
         with self._lock:  # the store object is replaced when a compaction switches files
             d = self.store.get_document(doc_id)
-        return None if d is None else Document(d["id"], d["text"], d["title"], d["metadata"])
+        # With its given sections: `upsert(replace(get(id), metadata=...))` must keep them, not re-cut the text.
+        return None if d is None else Document(d["id"], d["text"], d["title"], d["metadata"], sections=tuple(
+            Section(sid, start, end, tuple(json.loads(path)) if path else ()) for sid, start, end, path in d["sections"])
+            or None)
 
     def __len__(self) -> int:
         with self._lock:
