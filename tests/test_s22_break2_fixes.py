@@ -181,3 +181,27 @@ def test_get_keeps_given_sections_so_an_upsert_of_it_keeps_them(tmp_path):
         finally:
             sharded.close()
     assert sharded_too[0] == sharded_too[1] == Document("s", text, "T", {"v": 2}, secs)
+
+
+# ---- a document in a shard that does not own it: search finds it, get and delete never do, check said ok ------------
+# A shard directory is an ordinary collection, so `slimvec index ... -c DIR/shards/001` (or a copy into it) stores a
+# document its router routes elsewhere: searches find it, `get` and `delete` ask its owner and answer None / 0, the
+# same id added through the router is a second document (search showed 'z0' twice), and `check` answered ok.
+def test_check_reports_documents_stored_in_a_shard_that_does_not_own_them(tmp_path):
+    from slimvec.distributed import create_sharded
+    from slimvec.distributed.router import shard_of
+
+    path = tmp_path / "sh"
+    with create_sharded(path, shards=3, profile="exact-f32", encoder=FakeEncoder()) as sharded:
+        sharded.add([Document(f"d{i}", f"text {i}") for i in range(12)])
+        assert sharded.check() == []
+    strays = [i for i in (f"z{n}" for n in range(200)) if shard_of(i, 3) != 1][:5]
+    with Collection.open(path / "shards" / "001", encoder=FakeEncoder()) as shard:
+        shard.add([Document(i, "stray words") for i in strays])
+    with Collection.open(path, encoder=FakeEncoder()) as sharded:
+        assert sharded.get(strays[0]) is None and strays[0] in {h.id for h in sharded.search("stray words", k=3)}
+        problems = sharded.check()
+    owners = sorted({shard_of(i, 3) for i in strays})
+    assert len(problems) == len(owners) and all(p.startswith("shard 1 (shards/001): ") for p in problems)
+    assert f"owned by shard {owners[0]}" in problems[0] and repr(strays[0]) in problems[0]
+    assert sum(int(p.split(": ")[1].split(" ")[0]) for p in problems) == len(strays)

@@ -13,6 +13,7 @@ from typing import Any, Callable
 import numpy as np
 
 from slimvec.collection import Collection
+from slimvec.distributed.router import shard_of
 from slimvec.documents import Document, Hit
 from slimvec.encoders.base import Encoder
 from slimvec.errors import CollectionError
@@ -204,6 +205,15 @@ class ShardCore:
     def check(self) -> list[str]:
         """`Collection.check` of the shard."""
         return self.col.check()
+
+    def owners(self, shards: int) -> dict[int, tuple[int, list[str]]]:
+        """The documents stored here by the shard that owns them (`router.shard_of` over `shards` shards): {owner:
+        (how many, the first 3 ids in insertion order)}, so the router can tell documents a shard should not hold."""
+        out: dict[int, tuple[int, list[str]]] = {}
+        for _, doc_id in self.col.store.document_ids_from(0):
+            n, first = out.get(shard_of(doc_id, shards), (0, []))
+            out[shard_of(doc_id, shards)] = (n + 1, first if len(first) >= 3 else first + [doc_id])
+        return out
 
     def compact(self) -> dict[str, Any]:
         """`Collection.compact` of the shard (its handle here is the one that must be alone)."""
