@@ -84,6 +84,11 @@ def test_a_second_migrate_while_one_runs_is_refused_in_one_line(tmp_path):
         lock.close()
     assert runner.migrate(path, "fake-new", encoder=new, batch=4)["switched"]
     assert (path / ".migrate.lock").exists()  # kept through the switch, as the other lock files
+    (tmp_path / "empty").mkdir()  # no collection: refused in the usual words, no lock file left behind
+    for where in (tmp_path / "empty", tmp_path / "absent"):
+        with pytest.raises(CollectionError, match="no slimvec collection here"):
+            runner.migrate(where, "fake-new", encoder=new)
+    assert not (tmp_path / "empty" / ".migrate.lock").exists() and not (tmp_path / "absent").exists()
 
 
 def test_a_second_migrate_start_leaves_the_first_ones_staging_folder(tmp_path):

@@ -24,7 +24,7 @@ from typing import Any
 
 from slimvec.atomic import write_json_atomic
 from slimvec.errors import CollectionError
-from slimvec.store.switch import INTENT, MIGRATE_LOCK
+from slimvec.store.switch import INTENT, MANIFEST, MIGRATE_LOCK
 
 DIRNAME = "migration"
 RECORD = "migration.json"
@@ -52,8 +52,8 @@ def running(path: Path) -> Iterator[None]:
     nothing touched. Calls nested in one thread hold it once."""
     key = str(Path(path).resolve())
     held: set[str] = getattr(_held, "paths", set())
-    if key in held:
-        yield
+    if key in held or not (Path(path) / MANIFEST).is_file():
+        yield  # no collection here (or a sharded one): the run refuses it in its own words, leaving no lock file
         return
     try:
         lock = open(Path(path) / MIGRATE_LOCK, "a+")
