@@ -604,7 +604,10 @@ class ShardedCollection(KeepsQueries):
         disk = sum(int(s["disk_bytes"]) for s in shards) + _file_bytes(self.path)
         ram = sum(int(s["ram_bytes"]) for s in shards)
         counts = {key: sum(int(s[key]) for s in shards) for key in shards[0]
-                  if key in ("documents", "chunks", "rows", "dead_rows") and all(key in s for s in shards)}
+                  if key in ("documents", "chunks", "rows", "dead_rows", "reclaimable_disk_bytes")
+                  and all(key in s for s in shards)}
+        if "dead_rows" in counts and "rows" in counts:  # what `compact` would drop, as one collection shows it
+            counts["dead_share"] = round(counts["dead_rows"] / counts["rows"], 4) if counts["rows"] else 0.0
         # How queries are encoded is the collection's (shard 0's manifest; every shard is made alike), shown at
         # the top level as a plain collection shows it.
         pooled = {"query_pooling": shards[0]["query_pooling"]} if "query_pooling" in shards[0] else {}
