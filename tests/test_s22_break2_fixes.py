@@ -202,6 +202,7 @@ def test_check_reports_documents_stored_in_a_shard_that_does_not_own_them(tmp_pa
         assert sharded.check() == []
     strays = [i for i in (f"z{n}" for n in range(200)) if shard_of(i, 3) != 1][:5]
     with Collection.open(path / "shards" / "001", encoder=FakeEncoder()) as shard:
+        shard.routed_by = None  # as a slimvec before the refusal below wrote it (or a copy into the folder)
         shard.add([Document(i, "stray words") for i in strays])
     with Collection.open(path, encoder=FakeEncoder()) as sharded:
         assert sharded.get(strays[0]) is None and strays[0] in {h.id for h in sharded.search("stray words", k=3)}
@@ -229,3 +230,35 @@ def test_sharded_info_shows_dead_share_and_reclaimable_bytes(tmp_path):
         sharded.compact()
         info = sharded.info()
         assert (info["dead_rows"], info["dead_share"], info["reclaimable_disk_bytes"]) == (0, 0.0, 0)
+
+
+def test_a_shard_opened_on_its_own_refuses_adds_and_keeps_its_other_work(tmp_path):
+    from typer.testing import CliRunner
+
+    from slimvec.cli import app
+    from slimvec.distributed import create_sharded
+
+    path = tmp_path / "sh"
+    with create_sharded(path, shards=2, profile="exact-f32", encoder=FakeEncoder()) as sharded:
+        sharded.add(_docs(40))
+    shard_dir = path / "shards" / "001"
+    with Collection.open(shard_dir, encoder=FakeEncoder()) as shard:
+        held = len(shard)
+        stored = shard.store.document_ids_from(0)[0][1]
+        for write in (lambda: shard.add([Document("new", "stray words")]),
+                      lambda: shard.upsert([Document(stored, "changed words")]),
+                      lambda: shard.add_encoded([Document("new", "stray")], [], FakeEncoder().encode_documents([])),
+                      lambda: shard.enable("bm25")):
+            with pytest.raises(CollectionError, match=f"is a shard of the sharded collection {path}; add, upsert"):
+                write()
+        assert len(shard) == held and shard.manifest["retrievers"] == ["dense"]
+        assert shard.delete([stored]) == 1 and shard.compact()["compacted"]  # its own upkeep stays allowed
+        assert shard.search("river", k=3) and shard.check() == []
+    jsonl = tmp_path / "more.jsonl"
+    jsonl.write_text('{"id": "cli", "text": "added from the command line"}\n')
+    result = CliRunner().invoke(app, ["index", str(jsonl), "-c", str(shard_dir)])
+    assert result.exit_code != 0 and "is a shard of the sharded collection" in result.output
+    with Collection.open(path, encoder=FakeEncoder()) as sharded:  # through the router, writes are routed as ever
+        assert sharded.add([Document("new", "routed words")]) == 1 and sharded.get("new") is not None
+        assert sharded.check() == [] and len(sharded) == 40
+

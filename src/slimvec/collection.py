@@ -77,6 +77,9 @@ class Collection(KeepsQueries):
         # turns this off (its router explains over every shard: a field may live in other shards only).
         self.explain_empty_filters = True
         self._recent = RecentQueries()  # query vectors kept to tune on (keep_queries), none by default
+        # The sharded collection whose shard this is, when `open` found it under DIR/shards/ (its router clears it):
+        # a document written here directly is in a shard its router may not route it to (`_refuse_shard_write`).
+        self.routed_by: Path | None = None
         if encoder is not None:
             self._encoder = encoder = self._wrap(encoder)
             self._check_encoder(encoder)
@@ -202,7 +205,11 @@ class Collection(KeepsQueries):
             return registry.load("layout", "sharded")(Path(path), encoder)  # type: ignore[no-any-return]
         if (Path(path) / "migration" / "migration.json").is_file():  # `slimvec migrate` under way (slimvec.migrate)
             return registry.load("layout", "migrating")(Path(path), encoder)  # type: ignore[no-any-return]
-        return cls(Store.open(Path(path)), encoder)
+        col = cls(Store.open(Path(path)), encoder)
+        router = Path(path).parent.parent
+        if Path(path).parent.name == "shards" and (router / "shards.json").is_file():
+            col.routed_by = router
+        return col
 
     @classmethod
     def open_or_create(cls, path: str | Path, model: str | None = None, **options: Any) -> "Collection":
@@ -325,7 +332,19 @@ class Collection(KeepsQueries):
             self._compact_if_due()
         return n
 
+    def _refuse_shard_write(self) -> None:
+        """A shard opened on its own takes no new documents or indexes: its router routes each id to one shard
+        (get, delete and later adds look only there) and numbers it for ties, so a document written here could
+        be found by search but never fetched or deleted, and the same id added through the router would be a
+        second document. Compaction, tuning, deletes and searches of the shard alone stay allowed."""
+        if self.routed_by is not None:
+            raise CollectionError(f"{self.path}: is a shard of the sharded collection {self.routed_by}; add, upsert "
+                                  f"and enable through it (Collection.open({str(self.routed_by)!r}), or `slimvec "
+                                  f"index ... -c {self.routed_by}`), which routes each document to the shard that "
+                                  "owns it")
+
     def _write_all(self, docs: Iterable[Document], replace: bool, progress: bool) -> int:
+        self._refuse_shard_write()
         if isinstance(docs, (str, bytes, Document)) or not isinstance(docs, Iterable):
             raise TypeError(f"docs must be a list or iterable of slimvec.Document, not {type(docs).__name__}")
         if isinstance(docs, (list, tuple)):
@@ -485,6 +504,7 @@ class Collection(KeepsQueries):
         their text or whose text is not their span's, documents without chunks, non-finite, zero or (unless `normalize`) non-unit vectors;
         ConfigError for vectors of another dimension, a collection keeping token vectors, or `unchanged` without
         `replace` or naming a document not in this call."""
+        self._refuse_shard_write()
         if self.token_config is not None:
             raise ConfigError(f"{self.path}: keeps token vectors; documents must be added (and encoded) with add")
         docs = _validated(list(docs), replace=False)
@@ -755,6 +775,7 @@ class Collection(KeepsQueries):
 
         `sparse_model`: for "sparse", "splade-tiny" (the default, bundled) or a local SPLADE model directory.
         """
+        self._refuse_shard_write()
         updates: dict[str, Any] = {}
         if sparse_model is not None:
             if name != "sparse":

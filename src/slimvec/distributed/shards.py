@@ -53,6 +53,7 @@ class ShardCore:
         self.path = path
         self.col = Collection.open(Path(path), encoder)
         self.col.explain_empty_filters = False  # the router explains a filter that matches nothing in any shard
+        self.col.routed_by = None  # opened by its router: the writes it sends are routed
         self._wanted = threading.local()  # per calling thread: whether search_rows runs, and the rows it got
 
     def ready(self) -> str:
