@@ -206,9 +206,7 @@ class Collection(KeepsQueries):
         if (Path(path) / "migration" / "migration.json").is_file():  # `slimvec migrate` under way (slimvec.migrate)
             return registry.load("layout", "migrating")(Path(path), encoder)  # type: ignore[no-any-return]
         col = cls(Store.open(Path(path)), encoder)
-        router = Path(path).parent.parent
-        if Path(path).parent.name == "shards" and (router / "shards.json").is_file():
-            col.routed_by = router
+        col.routed_by = _router_of(Path(path))
         return col
 
     @classmethod
@@ -1161,6 +1159,18 @@ class Collection(KeepsQueries):
                 if check is not None:
                     problems += [f"{name} index: {p}" for p in check(self.store, self._rows.alive)]
         return problems
+
+
+def _router_of(path: Path) -> Path | None:
+    """The sharded collection whose router manifest (shards.json) lists `path` as one of its shards, or None."""
+    router = path.parent.parent
+    if path.parent.name != "shards" or not (router / "shards.json").is_file():
+        return None
+    try:
+        listed = json.loads((router / "shards.json").read_text(encoding="utf-8")).get("shards") or []
+    except (OSError, ValueError, AttributeError):
+        return None  # not a router manifest this slimvec reads: opening the router says what is wrong with it
+    return router if f"shards/{path.name}" in listed else None
 
 
 @contextmanager
