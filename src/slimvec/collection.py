@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import sqlite3
@@ -19,7 +20,7 @@ from slimvec import compaction, registry
 from slimvec.chunking import ChunkConfig, chunk_document
 from slimvec.codecs.base import codec_for_dim
 from slimvec.contextual import chunk_texts
-from slimvec.documents import Chunk, Document, Hit, blank_section_problem, has_content
+from slimvec.documents import Chunk, Document, Hit, Section, blank_section_problem, has_content
 from slimvec.encoders.base import Encoder
 from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
 from slimvec.errors import CollectionError, ConfigError, IngestError
@@ -76,6 +77,9 @@ class Collection(KeepsQueries):
         # turns this off (its router explains over every shard: a field may live in other shards only).
         self.explain_empty_filters = True
         self._recent = RecentQueries()  # query vectors kept to tune on (keep_queries), none by default
+        # The sharded collection whose shard this is, when `open` found it under DIR/shards/ (its router clears it):
+        # a document written here directly is in a shard its router may not route it to (`_refuse_shard_write`).
+        self.routed_by: Path | None = None
         if encoder is not None:
             self._encoder = encoder = self._wrap(encoder)
             self._check_encoder(encoder)
@@ -201,7 +205,9 @@ class Collection(KeepsQueries):
             return registry.load("layout", "sharded")(Path(path), encoder)  # type: ignore[no-any-return]
         if (Path(path) / "migration" / "migration.json").is_file():  # `slimvec migrate` under way (slimvec.migrate)
             return registry.load("layout", "migrating")(Path(path), encoder)  # type: ignore[no-any-return]
-        return cls(Store.open(Path(path)), encoder)
+        col = cls(Store.open(Path(path)), encoder)
+        col.routed_by = _router_of(Path(path))
+        return col
 
     @classmethod
     def open_or_create(cls, path: str | Path, model: str | None = None, **options: Any) -> "Collection":
@@ -324,7 +330,19 @@ class Collection(KeepsQueries):
             self._compact_if_due()
         return n
 
+    def _refuse_shard_write(self) -> None:
+        """A shard opened on its own takes no new documents or indexes: its router routes each id to one shard
+        (get, delete and later adds look only there) and numbers it for ties, so a document written here could
+        be found by search but never fetched or deleted, and the same id added through the router would be a
+        second document. Compaction, tuning, deletes and searches of the shard alone stay allowed."""
+        if self.routed_by is not None:
+            raise CollectionError(f"{self.path}: is a shard of the sharded collection {self.routed_by}; add, upsert "
+                                  f"and enable through it (Collection.open({str(self.routed_by)!r}), or `slimvec "
+                                  f"index ... -c {self.routed_by}`), which routes each document to the shard that "
+                                  "owns it")
+
     def _write_all(self, docs: Iterable[Document], replace: bool, progress: bool) -> int:
+        self._refuse_shard_write()
         if isinstance(docs, (str, bytes, Document)) or not isinstance(docs, Iterable):
             raise TypeError(f"docs must be a list or iterable of slimvec.Document, not {type(docs).__name__}")
         if isinstance(docs, (list, tuple)):
@@ -417,6 +435,13 @@ class Collection(KeepsQueries):
             advance(len(part))
         return (np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)), toks, counts
 
+    def unchanged(self, docs: list[Document]) -> set[str]:
+        """Ids among `docs` stored exactly as given (`Store.unchanged`), which `upsert` would leave as they are; cut
+        with the collection's model's tokenizer (loads the model), nothing encoded or written. Read without the
+        writer lock: another writer may change the answer before the caller acts on it."""
+        docs = _validated(list(docs), replace=True)
+        return self.store.unchanged(docs, self._chunk(docs, self.encoder)) if docs else set()
+
     def chunk(self, docs: list[Document]) -> dict[str, list[Chunk]]:
         """The chunks `add` would store for `docs` (ids distinct), by document id, each list in chunk order; cut
         with the collection's model's tokenizer (loads the model), nothing encoded or written. With
@@ -477,6 +502,7 @@ class Collection(KeepsQueries):
         their text or whose text is not their span's, documents without chunks, non-finite, zero or (unless `normalize`) non-unit vectors;
         ConfigError for vectors of another dimension, a collection keeping token vectors, or `unchanged` without
         `replace` or naming a document not in this call."""
+        self._refuse_shard_write()
         if self.token_config is not None:
             raise ConfigError(f"{self.path}: keeps token vectors; documents must be added (and encoded) with add")
         docs = _validated(list(docs), replace=False)
@@ -747,6 +773,7 @@ class Collection(KeepsQueries):
 
         `sparse_model`: for "sparse", "splade-tiny" (the default, bundled) or a local SPLADE model directory.
         """
+        self._refuse_shard_write()
         updates: dict[str, Any] = {}
         if sparse_model is not None:
             if name != "sparse":
@@ -1099,13 +1126,18 @@ class Collection(KeepsQueries):
                 "token_disk_bytes_per_doc": disk / documents}
 
     def get(self, doc_id: str) -> Document | None:
-        """The stored document with this id, or None. Raises TypeError for an id that is not a string (a number
-        would otherwise find nothing, silently: ids are stored as strings)."""
+        """The stored document with this id, or None; with its given sections (rebuilt from its chunks, each
+        spanning them: what migrate and import rebuild too), so upserting it back stores the same chunks. Raises
+        TypeError for an id that is not a string (a number would otherwise find nothing, silently: ids are stored
+        as strings)."""
         if not isinstance(doc_id, str):
             raise TypeError(f"document ids are strings, not {type(doc_id).__name__} ({doc_id!r})")
         with self._lock:  # the store object is replaced when a compaction switches files
             d = self.store.get_document(doc_id)
-        return None if d is None else Document(d["id"], d["text"], d["title"], d["metadata"])
+        # With its given sections: `upsert(replace(get(id), metadata=...))` must keep them, not re-cut the text.
+        return None if d is None else Document(d["id"], d["text"], d["title"], d["metadata"], sections=tuple(
+            Section(sid, start, end, tuple(json.loads(path)) if path else ()) for sid, start, end, path in d["sections"])
+            or None)
 
     def __len__(self) -> int:
         with self._lock:
@@ -1128,6 +1160,18 @@ class Collection(KeepsQueries):
                 if check is not None:
                     problems += [f"{name} index: {p}" for p in check(self.store, self._rows.alive)]
         return problems
+
+
+def _router_of(path: Path) -> Path | None:
+    """The sharded collection whose router manifest (shards.json) lists `path` as one of its shards, or None."""
+    router = path.parent.parent
+    if path.parent.name != "shards" or not (router / "shards.json").is_file():
+        return None
+    try:
+        listed = json.loads((router / "shards.json").read_text(encoding="utf-8")).get("shards") or []
+    except (OSError, ValueError, AttributeError):
+        return None  # not a router manifest this slimvec reads: opening the router says what is wrong with it
+    return router if f"shards/{path.name}" in listed else None
 
 
 @contextmanager

@@ -31,7 +31,7 @@ from slimvec.extras import require
 
 _WRITES = ("write", "delete")
 # Reads sent over the local socket when there is one (the calls a query, and the checks before a write, make).
-_SOCKET_CALLS = frozenset({"search_many", "search_rows", "payloads", "bm25_state", "bm25_stats", "bm25_use", "rerank_rows", "get", "stored",
+_SOCKET_CALLS = frozenset({"search_many", "search_rows", "payloads", "bm25_state", "bm25_stats", "bm25_use", "rerank_rows", "get", "stored", "unchanged",
                            "count", "counts", "info", "ready"})
 _PROTOCOL = 5  # pickle protocol 5: numpy arrays (query vectors, rerank rows) travel as raw buffers
 _OK, _ERROR = b"\x00", b"\x01"

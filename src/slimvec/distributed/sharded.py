@@ -272,8 +272,16 @@ class ShardedCollection(KeepsQueries):
                 i, d = next((i, d) for i, d in enumerate(given) if d.id in clash)
                 raise IngestError(f"id {d.id!r} (position {i}) is already stored (shard {self.shard_for(d.id)}; "
                                   "use upsert to replace it); nothing from this call was stored")
+        same: set[str] = set()
+        if replace:
+            # A document an upsert leaves as it is keeps its rows in its shard, so it keeps its ordinal too: a new
+            # one moved it behind every later document in ties (one collection keeps its place), and the shard's
+            # own row order then disagreed with the ordinals. Asked before the commits, without the writer lock:
+            # another writer changing one of them meanwhile may leave its ties off until its next write.
+            pending = {s: self.shards[s].submit("unchanged", part) for s, part in parts.items()}
+            same = set().union(*(self.shards[s].result(p) for s, p in pending.items()))
         # Ordinals before the commits: a stored document always has one (see store/ordinals.py).
-        self.ordinals.assign([d.id for d in checked])
+        self.ordinals.assign([d.id for d in checked if d.id not in same])
         done = 0
         try:
             for s in sorted(parts):
@@ -596,7 +604,10 @@ class ShardedCollection(KeepsQueries):
         disk = sum(int(s["disk_bytes"]) for s in shards) + _file_bytes(self.path)
         ram = sum(int(s["ram_bytes"]) for s in shards)
         counts = {key: sum(int(s[key]) for s in shards) for key in shards[0]
-                  if key in ("documents", "chunks", "rows", "dead_rows") and all(key in s for s in shards)}
+                  if key in ("documents", "chunks", "rows", "dead_rows", "reclaimable_disk_bytes")
+                  and all(key in s for s in shards)}
+        if "dead_rows" in counts and "rows" in counts:  # what `compact` would drop, as one collection shows it
+            counts["dead_share"] = round(counts["dead_rows"] / counts["rows"], 4) if counts["rows"] else 0.0
         # How queries are encoded is the collection's (shard 0's manifest; every shard is made alike), shown at
         # the top level as a plain collection shows it.
         pooled = {"query_pooling": shards[0]["query_pooling"]} if "query_pooling" in shards[0] else {}
@@ -645,10 +656,21 @@ class ShardedCollection(KeepsQueries):
         return any(self._gather("reset_tuning"))
 
     def check(self) -> list[str]:
-        """Each shard's integrity problems (each line prefixed with the shard), empty when healthy."""
+        """Each shard's integrity problems (each line prefixed with the shard), and documents stored in a shard
+        that does not own them; empty when healthy."""
         problems = []
         for i, found in enumerate(self._gather("check")):
             problems += [f"shard {i} ({self.router['shards'][i]}): {p}" for p in found]
+        # A document in a shard that does not own it (written into the shard's directory as a collection of its
+        # own, or copied there) is found by search but never by get or delete, and the same id added through the
+        # router lands in its owner: two documents of one id.
+        for i, held in enumerate(self._gather("owners", len(self.shards))):
+            for owner, (n, first) in sorted(held.items()):
+                if owner != i:
+                    problems.append(f"shard {i} ({self.router['shards'][i]}): {n} document(s) owned by shard {owner} "
+                                    f"are stored here ({', '.join(map(repr, first))}{', ...' if n > len(first) else ''}"
+                                    "), where get and delete never look: written into the shard's directory, not "
+                                    "through the sharded collection; delete them there")
         return problems
 
 

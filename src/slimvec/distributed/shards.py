@@ -13,6 +13,7 @@ from typing import Any, Callable
 import numpy as np
 
 from slimvec.collection import Collection
+from slimvec.distributed.router import shard_of
 from slimvec.documents import Document, Hit
 from slimvec.encoders.base import Encoder
 from slimvec.errors import CollectionError
@@ -52,6 +53,7 @@ class ShardCore:
         self.path = path
         self.col = Collection.open(Path(path), encoder)
         self.col.explain_empty_filters = False  # the router explains a filter that matches nothing in any shard
+        self.col.routed_by = None  # opened by its router: the writes it sends are routed
         self._wanted = threading.local()  # per calling thread: whether search_rows runs, and the rows it got
 
     def ready(self) -> str:
@@ -61,6 +63,10 @@ class ShardCore:
     def stored(self, ids: list[str]) -> list[str]:
         """Those of `ids` the shard already holds."""
         return sorted(self.col.store.existing_ids(ids))
+
+    def unchanged(self, docs: list[Document]) -> list[str]:
+        """Those of `docs` the shard stores exactly as given (an upsert leaves them as they are)."""
+        return sorted(self.col.unchanged(docs))
 
     def write(self, docs: list[Document], replace: bool) -> int:
         """`add` (replace False) or `upsert` the shard's part of one call, committed as one transaction."""
@@ -200,6 +206,15 @@ class ShardCore:
     def check(self) -> list[str]:
         """`Collection.check` of the shard."""
         return self.col.check()
+
+    def owners(self, shards: int) -> dict[int, tuple[int, list[str]]]:
+        """The documents stored here by the shard that owns them (`router.shard_of` over `shards` shards): {owner:
+        (how many, the first 3 ids in insertion order)}, so the router can tell documents a shard should not hold."""
+        out: dict[int, tuple[int, list[str]]] = {}
+        for _, doc_id in self.col.store.document_ids_from(0):
+            n, first = out.get(shard_of(doc_id, shards), (0, []))
+            out[shard_of(doc_id, shards)] = (n + 1, first if len(first) >= 3 else first + [doc_id])
+        return out
 
     def compact(self) -> dict[str, Any]:
         """`Collection.compact` of the shard (its handle here is the one that must be alone)."""

@@ -15,11 +15,12 @@ the intent finishes it first.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -38,6 +39,7 @@ from slimvec.migrate.state import (
     has_migration,
     migration_dir,
     read_record,
+    running,
     write_record,
 )
 from slimvec.profiles import recorded_profile
@@ -46,8 +48,19 @@ from slimvec.store import switch as _switch
 
 MAX_SAMPLE = 5000  # chunk pairs the adapter is fitted on, at most
 QUERIES = ("adapter", "old-model")
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
+def _one_run(fn: _F) -> _F:
+    """Run `fn(path, ...)` holding the collection's migration lock (`state.running`): one run at a time."""
+    @functools.wraps(fn)
+    def wrapped(path: str | Path, *args: Any, **kwargs: Any) -> Any:
+        with running(Path(path)):
+            return fn(path, *args, **kwargs)
+    return wrapped  # type: ignore[return-value]
+
+
+@_one_run
 def start(path: str | Path, to: str, adapter: str = "auto", sample: int = MAX_SAMPLE, seed: int = 0,
           encoder: Encoder | None = None, queries: str = "adapter", references: int = _line.REFERENCES,
           pick: str = _line.Pick.KMEANS.value) -> dict[str, Any]:
@@ -233,6 +246,7 @@ def _shuffled_ids(store: Store, seed: int) -> list[str]:
     return [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))]
 
 
+@_one_run
 def reembed(path: str | Path, batch: int = 64, encoder: Encoder | None = None,
             on_batch: Callable[[int, int], None] | None = None, switch_when_done: bool = True) -> dict[str, Any]:
     """Re-embed the documents of `path` not yet in the target, `batch` per commit, then switch (see module doc).
@@ -292,6 +306,7 @@ def _document(r: dict[str, Any]) -> Document:
     return Document(r["id"], r["text"], r["title"], r["metadata"], sections=secs or None)
 
 
+@_one_run
 def switch(path: str | Path) -> None:
     """Replace the collection's files by the target's (`store.switch`: roll forward after a crash).
 
@@ -337,6 +352,7 @@ def finish_interrupted(path: Path) -> None:
     _switch.finish(path)
 
 
+@_one_run
 def migrate(path: str | Path, to: str, adapter: str = "auto", sample: int = MAX_SAMPLE, batch: int = 64,
             fit_only: bool = False, encoder: Encoder | None = None,
             on_batch: Callable[[int, int], None] | None = None, queries: str = "adapter",

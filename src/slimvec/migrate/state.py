@@ -13,14 +13,18 @@ Status runs reembedding (written once the adapter is fitted) -> -> switching -> 
 
 from __future__ import annotations
 
+import fcntl
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from slimvec.atomic import write_json_atomic
 from slimvec.errors import CollectionError
-from slimvec.store.switch import INTENT
+from slimvec.store.switch import INTENT, MANIFEST, MIGRATE_LOCK
 
 DIRNAME = "migration"
 RECORD = "migration.json"
@@ -35,6 +39,40 @@ class Status(str, Enum):
 
     REEMBEDDING = "reembedding"
     SWITCHING = "switching"
+
+
+_held = threading.local()  # the collections whose migration lock this thread holds (runs nest: migrate -> reembed)
+
+
+@contextmanager
+def running(path: Path) -> Iterator[None]:
+    """Hold collection `path`'s migration lock (DIR/.migrate.lock, kept through switches) for one `slimvec migrate`
+    run: start, re-embedding and switch. A second run meanwhile (another process or thread) would remove the first
+    one's staging folder or commit the same batch again; it is refused at once instead (CollectionError, one line),
+    nothing touched. Calls nested in one thread hold it once."""
+    key = str(Path(path).resolve())
+    held: set[str] = getattr(_held, "paths", set())
+    if key in held or not (Path(path) / MANIFEST).is_file():
+        yield  # no collection here (or a sharded one): the run refuses it in its own words, leaving no lock file
+        return
+    try:
+        lock = open(Path(path) / MIGRATE_LOCK, "a+")
+    except OSError as e:
+        raise CollectionError(f"{path}: cannot migrate this collection ({(e.strerror or str(e)).lower()}: "
+                              f"{MIGRATE_LOCK}); it can still be searched") from None
+    with lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CollectionError(f"{path}: another `slimvec migrate` is running on this collection; wait for it to "
+                                  "finish (a run killed meanwhile is continued by running the same command "
+                                  "again)") from None
+        _held.paths = held | {key}
+        try:
+            yield
+        finally:
+            _held.paths = held
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
 def migration_dir(path: Path) -> Path:

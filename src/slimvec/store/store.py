@@ -693,11 +693,16 @@ class Store:
         return pairs[:, 0], pairs[:, 1]
 
     def get_document(self, doc_id: str) -> dict[str, Any] | None:
-        """One stored document as a dict, or None."""
+        """One stored document as a dict (id, title, text, metadata, sections as `documents_from` gives them), or
+        None."""
         if lone_surrogate(doc_id):  # no store can hold it: an unknown id
             return None
         r = self.db.execute("SELECT id, title, text, metadata FROM documents WHERE id = ?", (doc_id,)).fetchone()
-        return None if r is None else {"id": r[0], "title": r[1], "text": r[2], "metadata": json.loads(r[3])}
+        if r is None:
+            return None
+        doc = {"id": r[0], "title": r[1], "text": r[2], "metadata": json.loads(r[3]), "sections": []}
+        self._add_sections({doc_id: doc})
+        return doc
 
     def iter_documents(self, by_row: bool = False) -> Iterator[dict[str, Any]]:
         """Every stored document as a dict (id, title, text, metadata), in id order (for audits), or with
@@ -714,14 +719,18 @@ class Store:
         q = "SELECT rowid, id, title, text, metadata FROM documents WHERE rowid > ? ORDER BY rowid LIMIT ?"
         docs = [{"rowid": int(r[0]), "id": r[1], "title": r[2], "text": r[3], "metadata": json.loads(r[4]),
                  "sections": []} for r in self.db.execute(q, (after, limit))]
-        if docs and "section_id" in self._chunk_columns():
-            by_id = {d["id"]: d for d in docs}
-            marks = ",".join("?" * len(docs))
+        self._add_sections({d["id"]: d for d in docs})
+        return docs
+
+    def _add_sections(self, by_id: dict[str, dict[str, Any]]) -> None:
+        """Append to each document dict's "sections" its given sections, rebuilt from its chunks: (section id,
+        start, end, heading path JSON), each spanning its chunks, in chunk order."""
+        if by_id and "section_id" in self._chunk_columns():
+            marks = ",".join("?" * len(by_id))
             q = (f"SELECT doc_id, section_id, MIN(start), MAX(end), MAX(heading_path) FROM chunks "  # noqa: S608
                  f"WHERE doc_id IN ({marks}) AND section_id IS NOT NULL GROUP BY doc_id, section_id ORDER BY MIN(row)")
             for doc_id, sid, start, end, path in self.db.execute(q, list(by_id)):
                 by_id[doc_id]["sections"].append((sid, int(start), int(end), path))
-        return docs
 
     def document_ids_from(self, after: int) -> list[tuple[int, str]]:
         """(rowid, id) of the stored documents with rowid > `after`, in rowid (insertion) order."""

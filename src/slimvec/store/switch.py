@@ -33,9 +33,10 @@ from slimvec.errors import CollectionError
 INTENT = ".switch.json"
 WRITER_LOCK = ".writer.lock"
 READERS_LOCK = ".readers.lock"
+MIGRATE_LOCK = ".migrate.lock"  # held by a `slimvec migrate` run (slimvec.migrate.state.running)
 MANIFEST = "manifest.json"
 # Names in DIR that stay through a switch: the lock files every process flocks, and the intent itself.
-KEEP = (WRITER_LOCK, READERS_LOCK, INTENT)
+KEEP = (WRITER_LOCK, READERS_LOCK, MIGRATE_LOCK, INTENT)
 
 
 @contextmanager
