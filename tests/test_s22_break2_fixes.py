@@ -262,3 +262,14 @@ def test_a_shard_opened_on_its_own_refuses_adds_and_keeps_its_other_work(tmp_pat
         assert sharded.add([Document("new", "routed words")]) == 1 and sharded.get("new") is not None
         assert sharded.check() == [] and len(sharded) == 40
 
+
+
+def test_a_missing_vector_file_is_a_one_line_collection_error_naming_check(tmp_path):
+    path = tmp_path / "col"
+    with Collection.create(path, encoder=FakeEncoder()) as col:
+        col.add(_docs(20))
+    (path / "vectors" / "float32.bin").unlink()
+    with pytest.raises(CollectionError, match=r"float32\.bin: missing, while \d+ rows are committed; run `slimvec "
+                                              r"check`"):
+        with Collection.open(path, encoder=FakeEncoder()) as col:
+            col.search("doc", k=3)

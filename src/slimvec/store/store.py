@@ -563,7 +563,11 @@ class Store:
         n = self.committed_rows if rows is None else rows
         if n == 0 or self.dim == 0:
             return np.zeros((n, self.dim), dtype=np.float32)
-        size = (self.path / VECTORS).stat().st_size
+        try:
+            size = (self.path / VECTORS).stat().st_size
+        except FileNotFoundError:  # removed by hand or a bad copy: as a damaged file, a line that names what to run
+            raise CollectionError(f"{self.path / VECTORS}: missing, while {n} rows are committed; run `slimvec "
+                                  "check` (the collection is damaged)") from None
         if size < n * self.dim * 4:  # damaged (a commit fsyncs its rows before it counts them): never a traceback
             raise CollectionError(f"{self.path / VECTORS}: {size} bytes hold fewer than the {n} committed rows of "
                                   f"{self.dim} float32 values; run `slimvec check` (the file is damaged)")
