@@ -40,3 +40,43 @@ def test_a_named_pipe_in_a_folder_is_reported_not_waited_on(tmp_path):
     assert got["a.txt"].text == "plain words here"
     assert isinstance(got["b.txt"], IngestError)
     assert str(got["b.txt"]) == f"{pipe}: a named pipe (FIFO), not a regular file: only files are read"
+
+
+# ---- CSV: a header naming the id or text column as exports do got no word of --id-field / --text-field -------------
+# A JSONL or Parquet record with 'id' or 'content' gets the option that reads it (16aecef); the CSV twin said only
+# "_id: no such column (columns: id, content)".
+def test_a_csv_header_naming_its_id_or_text_column_otherwise_gets_the_option_that_reads_it(tmp_path):
+    from slimvec.ingest import FieldMap
+    from slimvec.ingest.tables import iter_table
+
+    path = tmp_path / "export.csv"
+    path.write_text("id,content\na,alpha words\n")
+    errors = [str(e) for _, e in iter_table(path, FieldMap())]
+    assert errors == [f"{path}:1: _id: no such column (columns: id, content); the file has column 'id': read it with "
+                      "--id-field id"]
+    errors = [str(e) for _, e in iter_table(path, FieldMap(id_field="id"))]
+    assert errors == [f"{path}:1: text: no such column (columns: id, content); the file has column 'content': read "
+                      "it with --text-field content"]
+    assert [(d.id, d.text) for _, d in iter_table(path, FieldMap(id_field="id", text_field="content"))] == [
+        ("a", "alpha words")]
+
+
+# ---- CSV: a ';' header said so only when its cells were bare and named the field exactly ---------------------------
+# 088da41 names the separator of "_id;text"; a header whose cells are quoted ('"_id";"text"', as LibreOffice and
+# pandas' to_csv(sep=';', quoting=ALL) write it) failed to parse as "malformed CSV header: ',' expected after '"'",
+# and "id;text" (the id under an export's name) got "no such column" with no word of either.
+def test_a_csv_separated_by_semicolons_says_so_with_quoted_cells_or_another_id_name(tmp_path):
+    from slimvec.ingest import FieldMap
+    from slimvec.ingest.tables import iter_table
+
+    said = "the header is separated by ';', not commas: save the file with commas between columns"
+    (quoted := tmp_path / "quoted.csv").write_text('"_id";"text"\n"a";"alpha"\n')
+    (named := tmp_path / "named.csv").write_text("id;text\na;alpha\n")
+    (mac := tmp_path / "mac.csv").write_bytes(b"id;content\ra;alpha\r")
+    for path in (quoted, named, mac):
+        errors = [str(e) for _, e in iter_table(path, FieldMap())]
+        assert len(errors) == 1 and said in errors[0], errors
+    assert str(next(iter_table(quoted, FieldMap()))[1]).startswith(f"{quoted}:1: malformed CSV header: ")
+    # a quoted header separated by commas, and a comma inside a quoted cell, are read as ever
+    (plain := tmp_path / "plain.csv").write_text('"_id","text"\n"a","alpha; beta, gamma"\n')
+    assert [(d.id, d.text) for _, d in iter_table(plain, FieldMap())] == [("a", "alpha; beta, gamma")]
