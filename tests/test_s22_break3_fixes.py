@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import threading
 
+import pytest
+
 from slimvec.errors import IngestError
 from slimvec.ingest.files import iter_folder
 
@@ -80,3 +82,28 @@ def test_a_csv_separated_by_semicolons_says_so_with_quoted_cells_or_another_id_n
     # a quoted header separated by commas, and a comma inside a quoted cell, are read as ever
     (plain := tmp_path / "plain.csv").write_text('"_id","text"\n"a","alpha; beta, gamma"\n')
     assert [(d.id, d.text) for _, d in iter_table(plain, FieldMap())] == [("a", "alpha; beta, gamma")]
+
+
+# ---- a shard opened by another spelling of its path took the writes its router must route -------------------------
+# f7f4c15 refuses adds to DIR/shards/001 opened on its own, by the path as spelled: "001" from inside shards/
+# (`cd DIR/shards && slimvec index docs -c 001`), "shards/001/../001" or a link to the shard took them all the same.
+def test_a_shard_opened_by_a_relative_path_or_a_link_refuses_adds_too(tmp_path, monkeypatch):
+    from fakes import FakeEncoder
+
+    from slimvec import Collection, Document
+    from slimvec.distributed import create_sharded
+    from slimvec.errors import CollectionError
+
+    path = tmp_path / "sh"
+    with create_sharded(path, shards=2, profile="exact-f32", encoder=FakeEncoder()) as sharded:
+        sharded.add([Document(f"d{i}", f"alpha beta {i}") for i in range(6)])
+    (tmp_path / "link").symlink_to(path / "shards" / "001")
+    monkeypatch.chdir(path / "shards")
+    for spelling in ("001", "./001", str(path / "shards" / "001" / ".." / "001"), str(tmp_path / "link")):
+        with Collection.open(spelling, encoder=FakeEncoder()) as shard:
+            held = len(shard)
+            with pytest.raises(CollectionError, match="is a shard of the sharded collection .*sh; add, upsert"):
+                shard.add([Document("stray", "stray words")])
+            assert len(shard) == held
+    with Collection.open(path, encoder=FakeEncoder()) as sharded:
+        assert len(sharded) == 6 and sharded.check() == []
