@@ -107,3 +107,28 @@ def test_a_shard_opened_by_a_relative_path_or_a_link_refuses_adds_too(tmp_path, 
             assert len(shard) == held
     with Collection.open(path, encoder=FakeEncoder()) as sharded:
         assert len(sharded) == 6 and sharded.check() == []
+
+
+# ---- a shard migrated on its own: switched to another model, after which its sharded collection did not open ------
+# f7f4c15 refuses adds, upserts and enable on a shard opened alone; `slimvec migrate DIR/shards/001 --to MODEL` went
+# through, switched the shard, and every later Collection.open(DIR) failed: "collection was built with model ...".
+def test_a_shard_cannot_be_migrated_alone(tmp_path):
+    from fakes import FakeEncoder
+
+    from slimvec import Collection, Document
+    from slimvec.distributed import create_sharded
+    from slimvec.errors import ConfigError
+    from slimvec.migrate import runner
+    from slimvec.migrate.state import has_migration
+
+    path = tmp_path / "sh"
+    with create_sharded(path, shards=2, profile="exact-f32", encoder=FakeEncoder(32)) as sharded:
+        sharded.add([Document(f"d{i}", f"alpha beta gamma {i} " * 3) for i in range(80)])
+    shard = path / "shards" / "001"
+    with pytest.raises(ConfigError, match=f"{shard}: is a shard of the sharded collection {path}, whose shards share "
+                                          "one model; a shard cannot be migrated alone"):
+        runner.migrate(shard, "fake-new", encoder=FakeEncoder(24, name="fake-new"), sample=20)
+    assert not has_migration(shard)
+    with Collection.open(path, encoder=FakeEncoder(32)) as sharded:
+        assert sharded.check() == [] and len(sharded) == 80
+        assert [h.id for h in sharded.search("alpha beta gamma 7", k=1)] == ["d7"]
