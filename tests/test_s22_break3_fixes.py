@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 
 import pytest
@@ -132,3 +133,30 @@ def test_a_shard_cannot_be_migrated_alone(tmp_path):
     with Collection.open(path, encoder=FakeEncoder(32)) as sharded:
         assert sharded.check() == [] and len(sharded) == 80
         assert [h.id for h in sharded.search("alpha beta gamma 7", k=1)] == ["d7"]
+
+
+# ---- a missing or short token file: a bare FileNotFoundError / ValueError traceback, `slimvec check` one too -------
+# 65b0bd5 made a missing vectors/float32.bin a one-line CollectionError; the token files of a multi-vector
+# collection (tokens/tokens.bin, offsets.bin) failed every search with numpy's traceback, and so did `check`.
+@pytest.mark.parametrize("damage", ["remove tokens.bin", "remove offsets.bin", "truncate tokens.bin"])
+def test_a_missing_or_short_token_file_is_a_one_line_collection_error_and_check_names_it(tmp_path, damage):
+    from fakes import FakeEncoder
+
+    from slimvec import Collection, Document
+    from slimvec.errors import CollectionError
+
+    path = tmp_path / "mv"
+    with Collection.create(path, profile="multivector", encoder=FakeEncoder()) as col:
+        col.add([Document(f"d{i}", f"alpha beta {i}") for i in range(5)])
+    verb, name = damage.split()
+    target = path / "tokens" / name
+    if verb == "remove":
+        target.unlink()
+    else:
+        os.truncate(target, 10)
+    said = f"{target}: missing; run `slimvec check`" if verb == "remove" else f"{target}: 10 bytes hold fewer than"
+    with Collection.open(path, encoder=FakeEncoder()) as col:
+        with pytest.raises(CollectionError, match=re.escape(said)):
+            col.search("alpha beta 3", k=2)
+        problems = col.check()
+    assert len(problems) == 1 and problems[0].startswith(said)

@@ -1154,7 +1154,10 @@ class Collection(KeepsQueries):
         if problems:
             return problems
         with self.reading():
-            self._sync()
+            try:
+                self._sync()
+            except CollectionError as e:  # a derived file the catch-up reads is missing or short: that is the problem
+                return [str(e)]
             for name, r in self._retrievers.items():
                 check = getattr(r, "check", None)
                 if check is not None:
