@@ -160,3 +160,28 @@ def test_a_missing_or_short_token_file_is_a_one_line_collection_error_and_check_
             col.search("alpha beta 3", k=2)
         problems = col.check()
     assert len(problems) == 1 and problems[0].startswith(said)
+
+
+# ---- eval --corpus naming the dataset's corpus.jsonl through a link: read as a plain table again ------------------
+# 93c4f17 reads `--corpus DATASET/corpus.jsonl` as the BEIR folder (title-only records accepted), telling the file by
+# its resolved path; a dataset whose corpus.jsonl is a symbolic link (git-annex and DVC keep files so) resolved
+# elsewhere, and the title-only record was refused as "text: empty" again.
+def test_eval_corpus_naming_the_dataset_corpus_through_a_link_is_read_as_the_beir_folder(tmp_path):
+    from slimvec.evaluation.datasets import load_dataset
+    from slimvec.evaluation.preflight import check_eval_inputs, corpus_source
+    from slimvec.profiles import BUILTIN
+
+    (store := tmp_path / "annex").mkdir()
+    (store / "corpus.jsonl").write_text('{"_id": "d1", "title": "Only a title here", "text": ""}\n'
+                                        '{"_id": "d2", "title": "", "text": "some body text"}\n')
+    ds_dir = tmp_path / "ds"
+    (ds_dir / "qrels").mkdir(parents=True)
+    (ds_dir / "corpus.jsonl").symlink_to(store / "corpus.jsonl")
+    (ds_dir / "queries.jsonl").write_text('{"_id": "q1", "text": "title"}\n')
+    (ds_dir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    ds = load_dataset(ds_dir)
+    assert corpus_source(ds, ds_dir / "corpus.jsonl") == ds.path
+    check_eval_inputs(ds_dir, [BUILTIN["exact-f32"]], "test", corpus_path=ds_dir / "corpus.jsonl")  # no error
+    other = tmp_path / "other.jsonl"  # another corpus is still read as the table it is
+    other.write_text('{"_id": "d1", "text": "alpha"}\n')
+    assert corpus_source(ds, other) == other
