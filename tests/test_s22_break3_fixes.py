@@ -185,3 +185,40 @@ def test_eval_corpus_naming_the_dataset_corpus_through_a_link_is_read_as_the_bei
     other = tmp_path / "other.jsonl"  # another corpus is still read as the table it is
     other.write_text('{"_id": "d1", "text": "alpha"}\n')
     assert corpus_source(ds, other) == other
+
+
+# ---- HTTP twin of 57aab4c: GET then POST ?upsert=true of a sectioned document re-cut it into token windows ---------
+# Collection.get keeps given sections so that upserting its document back keeps them; the HTTP API's GET gave id,
+# title, text and metadata only, and its POST took no sections (extra fields refused), so the usual way to change a
+# field over HTTP lost the sections: section hits were gone and text outside every section became searchable.
+def test_http_get_then_upsert_of_a_sectioned_document_keeps_its_sections(tmp_path):
+    from _server_util import AUTH, KEY
+    from fakes import FakeEncoder
+    from fastapi.testclient import TestClient
+
+    from slimvec import Collection, Document
+    from slimvec.documents import Section
+    from slimvec.server import create_app
+
+    text = "alpha beta gamma delta. epsilon zeta eta theta. outside words kappa lambda"
+    secs = (Section("a", 0, 23, ("Intro",)), Section("b", 24, 47, ("Intro", "More")))
+    with Collection.create(tmp_path / "c", profile="exact-f32", encoder=FakeEncoder(max_tokens=16)) as col:
+        col.add([Document("s", text, "T", {"v": 1}, sections=secs), Document("p", "plain words", "", {})])
+        rows = col.info()["rows"]
+        with TestClient(create_app({"col": col}, api_key=KEY), raise_server_exceptions=False) as client:
+            plain = client.get("/api/collections/col/documents/p").json()
+            assert plain == {"id": "p", "title": "", "text": "plain words", "metadata": {}}  # as before
+            doc = client.get("/api/collections/col/documents/s").json()
+            assert doc["sections"] == [{"_id": "a", "start": 0, "end": 23, "path": ["Intro"]},
+                                       {"_id": "b", "start": 24, "end": 47, "path": ["Intro", "More"]}]
+            r = client.post("/api/collections/col/documents?upsert=true", json=[doc, plain], headers=AUTH)
+            assert r.status_code == 200, r.text
+            assert col.info()["rows"] == rows and col.info()["dead_rows"] == 0  # stored as given: nothing re-cut
+            r = client.post("/api/collections/col/documents?upsert=true", headers=AUTH,
+                            json=[{**doc, "metadata": {"v": 2}}])
+            assert r.status_code == 200, r.text
+            assert col.get("s") == Document("s", text, "T", {"v": 2}, secs)
+            bad = client.post("/api/collections/col/documents?upsert=true", headers=AUTH,
+                              json=[{**doc, "sections": [{"_id": "a", "start": 0, "end": 999}]}])
+            assert bad.status_code == 400 and "document 's': sections:" in bad.text
+        assert col.get("s") == Document("s", text, "T", {"v": 2}, secs)

@@ -152,7 +152,8 @@ def record_to_document(rec: dict[str, Any], fields: FieldMap, where: str) -> Doc
 
 
 def record_sections(value: Any, text: str, where: str) -> tuple[Section, ...] | None:
-    """A record's `sections: [{"_id", "start", "end"}]` character spans into `text` (None when absent).
+    """A record's `sections: [{"_id", "start", "end"}]` character spans into `text` (None when absent), each with
+    its heading path when the item has one (`"path": ["Intro", "Setup"]`, as the HTTP API's document gives it).
 
     A string value is not sections but an ordinary field (a CSV cell is always a string): it stays metadata.
 
@@ -175,7 +176,12 @@ def record_sections(value: Any, text: str, where: str) -> tuple[Section, ...] | 
         for key, v in (("start", start), ("end", end)):
             if isinstance(v, bool) or not isinstance(v, int):
                 raise IngestError(f"{where}: sections: item {i}: {key}: expected an integer, got {_type(v)}")
-        out.append(Section(sid, start, end))
+        path = item.get("path")
+        if path is None:
+            path = []
+        if not isinstance(path, list) or not all(isinstance(h, str) for h in path):
+            raise IngestError(f"{where}: sections: item {i}: path: expected an array of strings, got {_type(path)}")
+        out.append(Section(sid, start, end, tuple(path)))
     sections = tuple(out)
     if problem := section_problem(text, sections) or blank_section_problem(text, sections):
         raise IngestError(f"{where}: sections: {problem}")
