@@ -222,3 +222,29 @@ def test_http_get_then_upsert_of_a_sectioned_document_keeps_its_sections(tmp_pat
                               json=[{**doc, "sections": [{"_id": "a", "start": 0, "end": 999}]}])
             assert bad.status_code == 400 and "document 's': sections:" in bad.text
         assert col.get("s") == Document("s", text, "T", {"v": 2}, secs)
+
+
+# ---- LlamaIndex alpha on a collection whose profile fuses by rank: an error about a field the caller never gave ----
+# dd16dee turns VectorStoreQuery.alpha into fusion_weights; on a profile fusing by 'rrf' (collections from before
+# profiles recorded their fusion, or a profile choosing it) the query failed with "fusion weights apply to
+# fusion='weighted' or 'softmax', not rrf": no word of alpha, and no fusion option a LlamaIndex caller can set.
+def test_llama_index_alpha_on_a_rank_fused_collection_is_refused_naming_alpha(tmp_path):
+    pytest.importorskip("llama_index.core")
+    from fakes import FakeEncoder
+    from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
+
+    from slimvec import Collection, Document
+    from slimvec.errors import ConfigError
+    from slimvec.integrations.llama_index import SlimvecVectorStore
+    from slimvec.profiles import BUILTIN, profile_from_dict
+
+    prof = profile_from_dict({**BUILTIN["hybrid"].model_dump(mode="json"), "name": "h-rrf", "fusion": "rrf"})
+    with Collection.create(tmp_path / "c", profile=prof, encoder=FakeEncoder()) as col:
+        col.add([Document(f"d{i}", f"alpha beta {i}") for i in range(5)])
+        store = SlimvecVectorStore(col)
+        hybrid = {"query_str": "alpha 3", "similarity_top_k": 2, "mode": VectorStoreQueryMode.HYBRID}
+        with pytest.raises(ConfigError, match=r"^query: alpha weighs vector against text scores, and this "
+                                              r"collection's profile fuses the two rankings by rank \(fusion 'rrf'\)"):
+            store.query(VectorStoreQuery(**hybrid, alpha=0.7))
+        assert "d3" in store.query(VectorStoreQuery(**hybrid)).ids  # without alpha: rank fusion, as before
+        assert len(store.query(VectorStoreQuery(**hybrid, hybrid_top_k=3)).ids) == 3
