@@ -162,9 +162,12 @@ def test_csv_rows_become_documents_with_typed_metadata_and_empty_cells_missing(t
 def test_csv_missing_column_is_an_error_naming_the_header_line(tmp_path: Path) -> None:
     path = write_lines(tmp_path / "t.csv", ["id,title,body", "1,a,b"])
     items = list(iter_table(path, FieldMap()))
-    assert [str(item) for _, item in items] == [f"{path}:1: _id: no such column (columns: id, title, body)"]
+    # with the column an export names it by, as a JSONL record's field (test_s22_break3_fixes)
+    assert [str(item) for _, item in items] == [f"{path}:1: _id: no such column (columns: id, title, body); the file "
+                                                "has column 'id': read it with --id-field id"]
     items = list(iter_table(path, FieldMap(id_field="id")))
-    assert [str(item) for _, item in items] == [f"{path}:1: text: no such column (columns: id, title, body)"]
+    assert [str(item) for _, item in items] == [f"{path}:1: text: no such column (columns: id, title, body); the "
+                                                "file has column 'body': read it with --text-field body"]
 
 
 def test_csv_bad_rows_are_errors_and_good_rows_survive(tmp_path: Path) -> None:

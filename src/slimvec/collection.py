@@ -1154,7 +1154,10 @@ class Collection(KeepsQueries):
         if problems:
             return problems
         with self.reading():
-            self._sync()
+            try:
+                self._sync()
+            except CollectionError as e:  # a derived file the catch-up reads is missing or short: that is the problem
+                return [str(e)]
             for name, r in self._retrievers.items():
                 check = getattr(r, "check", None)
                 if check is not None:
@@ -1164,6 +1167,12 @@ class Collection(KeepsQueries):
 
 def _router_of(path: Path) -> Path | None:
     """The sharded collection whose router manifest (shards.json) lists `path` as one of its shards, or None."""
+    # Resolved: the shard opened as "001" from inside shards/, as "shards/001/../001" or through a link to it has
+    # no "shards" parent as spelled, and took the writes its router must route.
+    try:
+        path = path.resolve()
+    except (OSError, RuntimeError):  # a link loop: Store.open has already said what is wrong with the path
+        return None
     router = path.parent.parent
     if path.parent.name != "shards" or not (router / "shards.json").is_file():
         return None

@@ -19,6 +19,7 @@ from slimvec.errors import ConfigError, IngestError
 from slimvec.evaluation.datasets import BeirDataset, Qrels, load_dataset
 from slimvec.ids import id_problem
 from slimvec.ingest import read_sources
+from slimvec.ingest.files import file_identity
 from slimvec.profiles import Profile
 from slimvec.records import text_problem
 
@@ -91,8 +92,11 @@ def check_judged(ds: BeirDataset, split: str, purpose: str = "evaluate") -> tupl
 def corpus_source(ds: BeirDataset, corpus_path: Path | None) -> Path:
     """What an evaluation indexes: `corpus_path` when given, else the dataset's folder, read as `slimvec index` reads
     a BEIR folder (its corpus.jsonl named as a plain table refused the title-only records BEIR corpora hold), also
-    when `corpus_path` names that file."""
-    return corpus_path if corpus_path is not None and corpus_path.resolve() != ds.corpus_path else ds.path
+    when `corpus_path` names that file (by any path: a dataset whose corpus.jsonl is a link, as git-annex and DVC
+    keep files, was told apart by its resolved path and read as a plain table)."""
+    if corpus_path is None or file_identity(corpus_path) == file_identity(ds.corpus_path):
+        return ds.path
+    return corpus_path
 
 
 def needs_build(path: Path) -> bool:

@@ -6,6 +6,7 @@ import codecs
 import datetime as dt
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ def read_file(path: str | Path, root: str | Path | None = None) -> Document:
     rel = path.relative_to(root).as_posix() if root is not None else path.name
     extra: dict[str, Any] = {}
     sections = None  # headings become given sections (slimvec.sections)
+    _refuse_special(path)
     refuse_other_kind(path)
     if ext == "pdf":
         title, text = _read_pdf(path)
@@ -200,6 +202,19 @@ def decode_html(raw: bytes, path: Path) -> str:
             f"{path}:{line}: invalid {label} at byte {e.start} (0x{raw[e.start]:02x}), the declared charset"
         ) from None
     return text.removeprefix("\ufeff")
+
+
+def _refuse_special(path: Path) -> None:
+    """IngestError for a path that names no regular file: opening a named pipe (mkfifo docs/x.txt) waits for a
+    writer, so a folder walk that met one hung, silently, and a device may never end."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # the reader reports it (a dangling link, no permission)
+    if not stat.S_ISREG(mode):
+        what = "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else \
+            "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
+        raise IngestError(f"{path}: {what}, not a regular file: only files are read")
 
 
 def _read_bytes(path: Path) -> bytes:

@@ -152,7 +152,8 @@ def record_to_document(rec: dict[str, Any], fields: FieldMap, where: str) -> Doc
 
 
 def record_sections(value: Any, text: str, where: str) -> tuple[Section, ...] | None:
-    """A record's `sections: [{"_id", "start", "end"}]` character spans into `text` (None when absent).
+    """A record's `sections: [{"_id", "start", "end"}]` character spans into `text` (None when absent), each with
+    its heading path when the item has one (`"path": ["Intro", "Setup"]`, as the HTTP API's document gives it).
 
     A string value is not sections but an ordinary field (a CSV cell is always a string): it stays metadata.
 
@@ -175,7 +176,12 @@ def record_sections(value: Any, text: str, where: str) -> tuple[Section, ...] | 
         for key, v in (("start", start), ("end", end)):
             if isinstance(v, bool) or not isinstance(v, int):
                 raise IngestError(f"{where}: sections: item {i}: {key}: expected an integer, got {_type(v)}")
-        out.append(Section(sid, start, end))
+        path = item.get("path")
+        if path is None:
+            path = []
+        if not isinstance(path, list) or not all(isinstance(h, str) for h in path):
+            raise IngestError(f"{where}: sections: item {i}: path: expected an array of strings, got {_type(path)}")
+        out.append(Section(sid, start, end, tuple(path)))
     sections = tuple(out)
     if problem := section_problem(text, sections) or blank_section_problem(text, sections):
         raise IngestError(f"{where}: sections: {problem}")
@@ -252,12 +258,33 @@ def _iter_jsonl(path: Path, fields: FieldMap) -> Iterator[Item]:
         yield _open_error(path, e)
 
 
+def _separator(line: str, wanted: set[str]) -> str | None:
+    """';', tab or '|' when CSV header `line` read with it as the separator has a column named in `wanted`."""
+    for sep in ";\t|":
+        try:
+            cells = next(csv.reader(line.splitlines()[:1], delimiter=sep), [])  # a lone CR ends the header too
+        except csv.Error:
+            continue
+        if len(cells) > 1 and wanted & {c.strip() for c in cells}:
+            return sep
+    return None
+
+
+def _separator_hint(sep: str | None) -> str:
+    return "" if sep is None else (f"; the header is separated by {sep!r}, not commas: save the file with commas "
+                                   "between columns (slimvec reads comma-separated values)")
+
+
 def _iter_csv(path: Path, fields: FieldMap, field_types: dict[str, str]) -> Iterator[Item]:
     # Long documents exceed csv's 128 KiB default field limit; raising it only ever accepts more input.
     csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
 
+    head: list[str] = []  # the header line as read, for the separator hint
+
     def text_lines() -> Iterator[str]:
         for _, line in utf8_lines(path):
+            if not head:
+                head.append(line)
             if isinstance(line, IngestError):
                 raise line  # a quoted field may span lines, so the rest of the file cannot be trusted
             if "\r" in line.rstrip("\r\n"):
@@ -277,7 +304,9 @@ def _iter_csv(path: Path, fields: FieldMap, field_types: dict[str, str]) -> Iter
         try:
             header = next(reader, None)
         except csv.Error as e:
-            yield 1, IngestError(f"{path}:1: malformed CSV header: {e}")
+            # '"_id";"text"' (quoted cells, ';' between them) fails to parse with commas: name the separator here too
+            sep = _separator(head[0] if head else "", {fields.id_field, fields.text_field, *_ID_NAMES, *_TEXT_NAMES})
+            yield 1, IngestError(f"{path}:1: malformed CSV header: {e}{_separator_hint(sep)}")
             return
         if header is None:
             return
@@ -292,10 +321,14 @@ def _iter_csv(path: Path, fields: FieldMap, field_types: dict[str, str]) -> Iter
                 spaced = next((h for h in header if h.strip() == name), None)
                 hint = f"; column {spaced!r} has spaces around its name" if spaced is not None else ""
                 # Excel where the decimal mark is a comma writes ';' between columns ("_id;text" read as one column)
-                sep = next((c for c in ";\t|" for h in header if name in (p.strip() for p in h.split(c))), None)
+                # ("id;text" too: the separator is the first thing to fix, then the name)
+                names, flag = (_ID_NAMES, "id") if name == fields.id_field else (_TEXT_NAMES, "text")
+                sep = _separator(head[0], {name, *names})
                 if sep is not None and not hint:
-                    hint = (f"; the header is separated by {sep!r}, not commas: save the file with commas between "
-                            "columns (slimvec reads comma-separated values)")
+                    hint = _separator_hint(sep)
+                if not hint:  # named as a JSONL record's field is (`_other_name`): `id,content` wants --id-field id
+                    if (other := next((n for n in names if n != name and n in header), None)) is not None:
+                        hint = f"; the file has column {other!r}: read it with --{flag}-field {other}"
                 yield 1, IngestError(f"{path}:1: {name}: no such column (columns: {', '.join(header)}){hint}")
                 return
         own = {fields.id_field, fields.title_field, fields.text_field}

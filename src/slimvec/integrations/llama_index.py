@@ -30,6 +30,7 @@ from slimvec.errors import ConfigError, FilterError
 from slimvec.extras import require
 from slimvec.integrations.encoder import FunctionEncoder, normalised
 from slimvec.integrations.opening import open_or_create
+from slimvec.search.plan import stored_fusion
 from slimvec.store.filters import compile_filter, quote_key
 
 require("llama_index.core")
@@ -266,6 +267,11 @@ class SlimvecVectorStore(BasePydanticVectorStore):
             raise ConfigError(f"query mode {query.mode.value!r} is not supported by slimvec "
                               f"({', '.join(m.value for m in (*_MODES, VectorStoreQueryMode.MMR))})")
         k, fusion = _hybrid_fields(query)
+        if "fusion_weights" in fusion and stored_fusion(self._collection.manifest.get("profile") or {}) == "rrf":
+            # said of alpha, the field the caller gave, not of the fusion_weights it becomes (which no one gave)
+            raise ConfigError("query: alpha weighs vector against text scores, and this collection's profile fuses "
+                              "the two rankings by rank (fusion 'rrf'), which takes no weights: leave alpha out, or "
+                              "use a collection whose profile fuses by 'softmax' (the default) or 'weighted'")
         of_docs = None  # the node ids of the source documents `doc_ids` (LlamaIndex's field, not the user's)
         doc_ids, node_ids = _id_list(query.doc_ids), _id_list(query.node_ids)
         if doc_ids:

@@ -94,6 +94,10 @@ def start(path: str | Path, to: str, adapter: str = "auto", sample: int = MAX_SA
     try:
         if not isinstance(old, Collection) or type(old) is not Collection:
             raise ConfigError(f"{path}: only a plain (unsharded) collection can be migrated")
+        if old.routed_by is not None:
+            # A shard switched alone holds another model than its siblings: its router then refused to open at all.
+            raise ConfigError(f"{path}: is a shard of the sharded collection {old.routed_by}, whose shards share one "
+                              "model; a shard cannot be migrated alone (only a plain collection can be migrated)")
         _check_kept_reranker(path, (old.manifest.get("profile") or {}).get("rerank"))  # before a model loads
         new = encoder or load_encoder(to)
         if new.name == old.manifest["model"]:

@@ -104,7 +104,16 @@ class TokenStore:
     @property
     def rows(self) -> int:
         """Rows whose offsets are on disk (committed or not: the caller knows which are committed)."""
-        return (self.path / "offsets.bin").stat().st_size // 8
+        return self._size("offsets.bin") // 8
+
+    def _size(self, name: str) -> int:
+        """Bytes of file `name`; CollectionError when it is missing, as Store.vectors says of the vector file: a
+        token file removed by hand or left out of a copy failed searches with a bare FileNotFoundError traceback."""
+        try:
+            return (self.path / name).stat().st_size
+        except FileNotFoundError:
+            raise CollectionError(f"{self.path / name}: missing; run `slimvec check` (the collection is damaged)"
+                                  ) from None
 
     def offsets(self, rows: int | None = None) -> np.ndarray:
         """(rows + 1,) int64 token boundaries of the first `rows` rows (all by default)."""
@@ -121,11 +130,15 @@ class TokenStore:
         n_tok = int(n_tokens)
         if n_tok == 0:
             return np.zeros((0, self.width), self.dtype)
+        if (size := self._size("tokens.bin")) < n_tok * self.bytes_per_token():  # numpy: "mmap length is greater"
+            raise CollectionError(f"{self.path / 'tokens.bin'}: {size} bytes hold fewer than the {n_tok} committed "
+                                  "tokens; run `slimvec check` (the file is damaged)")
         return np.memmap(self.path / "tokens.bin", dtype=self.dtype, mode="r", shape=(n_tok, self.width))
 
     def counts(self, rows: int | None = None) -> np.ndarray:
         """uint16 pooled-cluster size of each token of the first `rows` rows."""
         n_tok = int(self.offsets(rows)[-1])
+        self._size("counts.bin")
         return np.fromfile(self.path / "counts.bin", dtype=np.uint16, count=n_tok)
 
     @property

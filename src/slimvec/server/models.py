@@ -80,6 +80,10 @@ class DocumentIn(BaseModel):
     title: str = Field("", max_length=MAX_TITLE_CHARS)
     text: str = Field(max_length=MAX_TEXT_CHARS)
     metadata: dict[str, Any] = Field(default_factory=dict, description="JSON object, filterable.")
+    # As GET gives them back: a document fetched and posted again (to change its metadata) keeps its given sections,
+    # where without them the upsert re-cut it into token windows (Collection.get keeps them since 57aab4c).
+    sections: list[Any] | None = Field(None, description='Given sections: [{"_id", "start", "end", "path"}], '
+                                                         "character spans of text (a JSONL record's sections).")
 
     @field_validator("id")
     @classmethod
@@ -100,7 +104,10 @@ class DocumentIn(BaseModel):
         return v
 
     def to_document(self) -> Document:
-        return Document(self.id, self.text, self.title, self.metadata)
+        from slimvec.ingest.tables import record_sections
+
+        sections = record_sections(self.sections, self.text, f"document {self.id!r}")
+        return Document(self.id, self.text, self.title, self.metadata, sections=sections)
 
 
 class SearchIn(SearchOptions):

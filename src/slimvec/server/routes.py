@@ -157,7 +157,10 @@ def api_router(served: Served, require_writer: Callable[[Request], None]) -> API
             d = col.get(doc_id)
         if d is None:
             raise HTTPException(404, f"no document with id {doc_id!r}")
-        return {"id": d.id, "title": d.title, "text": d.text, "metadata": d.metadata}
+        out = {"id": d.id, "title": d.title, "text": d.text, "metadata": d.metadata}
+        if d.sections:  # so that posting it back (an upsert changing its metadata) keeps them
+            out["sections"] = [{"_id": s.id, "start": s.start, "end": s.end, "path": list(s.path)} for s in d.sections]
+        return out
 
     # ---- writes ---------------------------------------------------------------------------
     @router.post("/collections/{name}/documents", dependencies=writer)
