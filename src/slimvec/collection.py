@@ -1135,9 +1135,7 @@ class Collection(KeepsQueries):
         with self._lock:  # the store object is replaced when a compaction switches files
             d = self.store.get_document(doc_id)
         # With its given sections: `upsert(replace(get(id), metadata=...))` must keep them, not re-cut the text.
-        return None if d is None else Document(d["id"], d["text"], d["title"], d["metadata"], sections=tuple(
-            Section(sid, start, end, tuple(json.loads(path)) if path else ()) for sid, start, end, path in d["sections"])
-            or None)
+        return None if d is None else stored_document(d)
 
     def __len__(self) -> int:
         with self._lock:
@@ -1163,6 +1161,15 @@ class Collection(KeepsQueries):
                 if check is not None:
                     problems += [f"{name} index: {p}" for p in check(self.store, self._rows.alive)]
         return problems
+
+
+def stored_document(d: dict[str, Any]) -> Document:
+    """A stored document dict (`Store.get_document`, `Store.documents_from`) as a Document, its given sections
+    rebuilt from its chunks (each spanning them, with their heading path), so adding it again stores the same
+    chunks: `Collection.get`, and `slimvec migrate` copying a collection into the new model's."""
+    sections = tuple(Section(sid, start, end, tuple(json.loads(path)) if path else ())
+                     for sid, start, end, path in d["sections"])
+    return Document(d["id"], d["text"], d["title"], d["metadata"], sections=sections or None)
 
 
 def _router_of(path: Path) -> Path | None:

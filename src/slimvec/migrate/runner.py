@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from slimvec.collection import Collection
-from slimvec.documents import Chunk, Document, Section
+from slimvec.collection import Collection, stored_document
+from slimvec.documents import Chunk, Document
 from slimvec.encoders.base import Encoder
 from slimvec.encoders.registry import load_encoder
 from slimvec.errors import CollectionError, ConfigError
@@ -211,7 +211,7 @@ def _sample_into(old: Collection, target: Collection, sample: int, seed: int) ->
         own = store.chunks_of(doc_id)
         if not rows or not own:
             continue
-        docs.append(_document(rows[0]))
+        docs.append(stored_document(rows[0]))
         spans.append(own)
         drawn += len(own)
         if drawn >= sample:
@@ -286,7 +286,7 @@ def reembed(path: str | Path, batch: int = 64, encoder: Encoder | None = None,
                 break
             after = rows[-1]["rowid"]
             have = target.store.existing_ids([r["id"] for r in rows])
-            fresh = [_document(r) for r in rows if r["id"] not in have]
+            fresh = [stored_document(r) for r in rows if r["id"] not in have]
             if not fresh:
                 continue
             target.add(fresh)  # one commit: a kill loses at most this batch
@@ -300,14 +300,6 @@ def reembed(path: str | Path, batch: int = 64, encoder: Encoder | None = None,
     if switch_when_done:
         switch(path)
     return {"reembedded": encoded, "documents": total, "switched": switch_when_done}
-
-
-def _document(r: dict[str, Any]) -> Document:
-    """A stored document dict (Store.documents_from) as a Document, its given sections rebuilt from its chunks."""
-    import json
-
-    secs = tuple(Section(sid, s, e, tuple(json.loads(p)) if p else ()) for sid, s, e, p in r["sections"])
-    return Document(r["id"], r["text"], r["title"], r["metadata"], sections=secs or None)
 
 
 @_one_run
