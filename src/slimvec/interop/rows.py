@@ -201,17 +201,12 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
 
 def _check_exported_reranker(source: str, prof: Any) -> None:
     """ConfigError when the exported profile's reranker cannot load on this machine (a cross-encoder directory of
-    the exporting machine, a model name not registered here): the create-time check (`rerank.check_spec`) refuses
-    it, and its own message said neither that the reranker came from the export nor how to import all the same."""
-    from slimvec.search.rerank import check_spec
+    the exporting machine, a model name not registered here), naming the export and how to import all the same."""
+    from slimvec.search.rerank import check_loadable
 
-    try:
-        check_spec(prof.rerank)
-    except ConfigError as e:
-        raise ConfigError(f"{source}: the exported profile {prof.name!r} reranks with {prof.rerank!r}, which cannot "
-                          f"load on this machine: {e}; import with a profile of your own (`--profile NAME` or "
-                          "`--profile-file FILE`, `profile=` in Python; e.g. the exported one without its rerank), or "
-                          "make that reranker available here first") from None
+    check_loadable(prof.rerank, f"{source}: the exported profile {prof.name!r}",
+                   "import with a profile of your own (`--profile NAME` or `--profile-file FILE`, `profile=` in Python; "
+                   "e.g. the exported one without its rerank), or make that reranker available here first")
 
 
 def _enable_exported(col: Any, meta: dict[str, Any]) -> None:

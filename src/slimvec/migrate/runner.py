@@ -158,19 +158,14 @@ def start(path: str | Path, to: str, adapter: str = "auto", sample: int = MAX_SA
 
 def _check_kept_reranker(path: Path, spec: str | None) -> None:
     """ConfigError when the collection's profile names a reranker that cannot load on this machine (a cross-encoder
-    directory since removed, a model name not registered here): the target keeps the profile, and the create-time
-    check (`rerank.check_spec`) refused it in words that named neither the collection's profile nor a way on."""
-    from slimvec.search.rerank import check_spec
+    directory since removed, a model name not registered here): the target keeps the profile."""
+    from slimvec.search.rerank import check_loadable
 
-    if spec is None:
-        return
-    try:
-        check_spec(spec)
-    except ConfigError as e:
-        raise ConfigError(f"{path}: the collection's profile reranks with {spec!r}, which a migration keeps and which "
-                          f"cannot load on this machine: {e}; make that reranker available here again (this "
-                          "collection's own searches need it too; `--rerank none` searches without it), then run "
-                          "the migration again") from None
+    if spec is not None:
+        check_loadable(spec, f"{path}: the collection's profile",
+                       "make that reranker available here again (this collection's own searches need it too; "
+                       "`--rerank none` searches without it), then run the migration again",
+                       kept_by="a migration keeps")
 
 
 def _checked_options(adapter: str, sample: int, queries: str, references: int) -> list[str]:

@@ -418,6 +418,19 @@ def check_spec(spec: str) -> None:
         check(arg)
 
 
+def check_loadable(spec: str, whose: str, way_on: str, kept_by: str = "") -> None:
+    """`check_spec`, its refusal said of the profile that brought the reranker: ConfigError "{whose} reranks with
+    {spec}, which [{kept_by} and which] cannot load on this machine: {why}; {way_on}". An import keeps an export's
+    profile and a migration the collection's, and the create-time words named neither whose reranker it was nor
+    a way on."""
+    try:
+        check_spec(spec)
+    except ConfigError as e:
+        which = f"{kept_by} and which " if kept_by else ""
+        raise ConfigError(f"{whose} reranks with {spec!r}, which {which}cannot load on this machine: {e}; {way_on}"
+                          ) from None
+
+
 def pinned_spec(spec: str) -> str:
     """`spec` with a relative model directory made absolute, as a collection stores it: a search from another
     working directory (a server, a later `slimvec search`) must load the directory checked at creation. Names
