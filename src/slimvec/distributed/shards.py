@@ -212,8 +212,9 @@ class ShardCore:
         (how many, the first 3 ids in insertion order)}, so the router can tell documents a shard should not hold."""
         out: dict[int, tuple[int, list[str]]] = {}
         for _, doc_id in self.col.store.document_ids_from(0):
-            n, first = out.get(shard_of(doc_id, shards), (0, []))
-            out[shard_of(doc_id, shards)] = (n + 1, first if len(first) >= 3 else first + [doc_id])
+            owner = shard_of(doc_id, shards)  # a BLAKE2b digest per stored document: once each
+            n, first = out.get(owner, (0, []))
+            out[owner] = (n + 1, first if len(first) >= 3 else first + [doc_id])
         return out
 
     def compact(self) -> dict[str, Any]:

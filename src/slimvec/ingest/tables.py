@@ -283,10 +283,10 @@ def _iter_csv(path: Path, fields: FieldMap, field_types: dict[str, str]) -> Iter
 
     def text_lines() -> Iterator[str]:
         for _, line in utf8_lines(path):
-            if not head:
-                head.append(line)
             if isinstance(line, IngestError):
                 raise line  # a quoted field may span lines, so the rest of the file cannot be trusted
+            if not head:
+                head.append(line)
             if "\r" in line.rstrip("\r\n"):
                 # A lone CR ends a line too (Excel for Mac's "CSV (Macintosh)"), as pandas and pyarrow read it: the
                 # csv module, fed the file split at LF only, refused such a file as one line ("new-line character
