@@ -7,6 +7,10 @@ scales differ, so a native score s is put on the adapted one as a * s + b: the q
 references kept at start (line.ScoreLine, merge "per-query"), or for a migration without references the one line
 fitted on the sample at start (adapters.score_map, merge "line"); the merged list is ranked by that one score.
 Other modes (BM25, SPLADE, hybrid) keep answering from the old collection with the old model until the switch.
+`search_many(vectors=...)` takes the NEW model's query vectors (the dense search above); `search_vectors`, which the
+LangChain and LlamaIndex stores call with their own encoder's vectors (the old model's until the switch), takes the
+OLD model's and searches the old collection, whole until the switch. Vectors of the other model's dimension are
+refused naming the migration.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import numpy as np
 from slimvec.collection import Collection, _given_vectors, check_encoded
 from slimvec.documents import Hit, rescored
 from slimvec.encoders.base import Encoder
-from slimvec.errors import CollectionError
+from slimvec.errors import CollectionError, ConfigError
 from slimvec.migrate.adapters import load_adapter
 from slimvec.migrate.line import ScoreLine, reference_depth
 from slimvec.migrate.runner import finish_interrupted
@@ -87,6 +91,8 @@ class MigratingCollection(Collection):
         them (`encoded` as `Collection.search_many`); a search the old collection runs alone (fused modes, a
         reranker) cannot use them and encodes the texts with the old model."""
         check_encoded(encoded)
+        self._check_dim(vectors, "search_many(vectors=...)", self.target, "the NEW model's, as the migrated part "
+                        "scores them", "search_vectors takes the old model's")
         given = None
         if rerank is not None and not isinstance(rerank, str):
             given = rerank  # a Reranker object: the old collection's search
@@ -119,6 +125,26 @@ class MigratingCollection(Collection):
                                        self._retrievers, self._rows, self._old_part(plan.filter), self._calibrators)
         lines = self._lines(qn, mapped)
         return [_merge(ada, nat, a, b, plan.k) for (a, b), nat, ada in zip(lines, native, adapted)]
+
+    def search_vectors(self, qvecs: np.ndarray, k: int = 10, filter: dict[str, Any] | None = None) -> list[list[Hit]]:
+        """As Collection.search_vectors, over the old collection (whole until the switch) with the OLD model's query
+        vectors, float32 (n, old dim): those of `self.encoder`, as the LangChain and LlamaIndex stores embed a query.
+        `search_many(vectors=...)` takes the NEW model's instead (its dense search runs through the migration)."""
+        self._check_dim(qvecs, "search_vectors", self, "the old model's, as the collection is searched until the "
+                        "switch", "search_many(vectors=...) takes the new model's")
+        return super().search_vectors(qvecs, k, filter)
+
+    def _check_dim(self, vectors: Any, call: str, part: Collection, whose: str, other: str) -> None:
+        """ConfigError when given query vectors' last dimension is not `part`'s: during a migration the two calls
+        take different models' vectors, so the bare shape error ("expected dimension 64") would puzzle a caller
+        whose collection `info` still shows the old dimension."""
+        if vectors is None:
+            return
+        shape = np.shape(vectors)
+        dim = int(part.manifest["dim"])
+        if shape and shape[-1] != dim:
+            raise ConfigError(f"{call}: query vectors of dimension {shape[-1]} during the migration to "
+                              f"{self.record['to']!r}: they must be {whose} (dimension {dim}); {other}")
 
     def _old_part(self, filter: dict[str, Any] | None) -> np.ndarray:
         """(rows,) bool mask of the old rows the old part may score: allowed (alive, in the filter) and of a
