@@ -78,8 +78,14 @@ def test_actors_give_the_in_process_answers_and_take_writes(ray_cluster, built, 
         with pytest.raises(AuthenticationError):
             Client(address, "AF_UNIX", authkey=bytes(32))
         assert _pairs(remote.search_many(queries, k=10, vectors=vectors)) == answer
+        # listing and deleting by filter go through the actors too (a delete by filter is a write: through Ray)
+        kept = sorted(d.id for d in scifact_docs[1:40])
+        assert [d.id for d in remote.scroll(limit=100)[0]] == kept and remote.count({"_id": kept[0]}) == 1
+        assert remote.scroll(limit=7) == (remote.scroll(limit=100)[0][:7], kept[7])
+        assert remote.delete(filter={"_id": {"$in": kept[:2]}}) == 2 and remote.count() == 37
     with open_sharded(path) as local:
-        assert local.get(scifact_docs[0].id) is None and len(local) == 39
+        assert local.get(scifact_docs[0].id) is None and len(local) == 37
+        assert [d.id for d in local.scroll(limit=100)[0]] == kept[2:]
 
 
 def test_actor_killed_mid_search_or_between_searches_is_restarted_and_the_read_sent_again(ray_cluster, built):

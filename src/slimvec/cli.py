@@ -315,23 +315,89 @@ def info(
 @user_errors
 def delete(
     collection: Path = typer.Argument(..., help="Collection directory."),
-    ids: list[str] = typer.Argument(..., help="Document ids to delete."),
+    ids: Optional[list[str]] = typer.Argument(None, help="Document ids to delete."),
+    filter: Optional[str] = typer.Option(None, "--filter", help="Delete every document matching this metadata "
+                                         "filter (JSON, as search's --filter) instead of ids."),
     json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
-    """Delete documents by id."""
+    """Delete documents by id, or those matching --filter (one transaction)."""
     from slimvec.collection import Collection
+    from slimvec.store.filters import parse_filter
+
+    _check_ids(ids or [])
+    if filter is not None and ids:
+        raise ConfigError("give ids or --filter, not both (put the ids in the filter: '{\"_id\": {\"$in\": [...]}}')")
+    if filter is None and not ids:
+        raise ConfigError("give the ids of the documents to delete, or --filter")
+    with Collection.open(collection) as col:
+        n = col.delete(filter=parse_filter(filter)) if filter is not None else col.delete(ids)
+    if json_out:
+        _print_json({"deleted": n} if filter is not None else {"deleted": n, "requested": len(ids or [])})
+    elif filter is not None:
+        out.print(f"deleted {n} documents matching the filter")
+    else:
+        out.print(f"deleted {n} of {len(ids or [])} requested documents")
+
+
+def _check_ids(ids: list[str]) -> None:
     from slimvec.ids import lone_surrogate
 
     for i in ids:
         if lone_surrogate(i):  # command-line bytes that are not UTF-8 arrive as lone surrogates
             raise ConfigError(f"id {i!r} is not valid Unicode (is the terminal's encoding UTF-8?)")
 
+
+@app.command()
+@user_errors
+def get(
+    collection: Path = typer.Argument(..., help="Collection directory."),
+    ids: Optional[list[str]] = typer.Argument(None, help="Document ids (none: list documents, see --filter)."),
+    filter: Optional[str] = typer.Option(None, "--filter", help="List the documents matching this metadata filter "
+                                         "(JSON, as search's --filter)."),
+    limit: int = typer.Option(10, "--limit", min=1, help="Documents per page when listing."),
+    offset: Optional[str] = typer.Option(None, "--offset", help="Id to start the page at (the next offset the "
+                                         "previous page printed)."),
+    count: bool = typer.Option(False, "--count", help="Print only how many documents match."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON record per line: _id, title, text, "
+                                  "metadata (and sections), as `slimvec index` reads a .jsonl."),
+) -> None:
+    """Print stored documents by id, or list them (all or matching --filter) a page at a time, in id order."""
+    from slimvec.collection import Collection
+    from slimvec.store.filters import parse_filter
+
+    _check_ids(ids or [])
+    if ids and (filter is not None or offset is not None or count):
+        raise ConfigError("--filter, --offset and --count list documents; leave them out when giving ids")
+    flt = parse_filter(filter) if filter is not None else None
+    nxt = None
     with Collection.open(collection) as col:
-        n = col.delete(ids)
+        if count:
+            n = col.count(flt)
+            _print_json({"count": n}) if json_out else out.print(str(n))
+            return
+        if ids:
+            found = {i: col.get(i) for i in dict.fromkeys(ids)}
+            docs = [d for d in found.values() if d is not None]
+            missing = [i for i, d in found.items() if d is None]
+        else:
+            docs, nxt = col.scroll(flt, limit, offset)
+            missing = []
     if json_out:
-        _print_json({"deleted": n, "requested": len(ids)})
+        for d in docs:
+            sys.stdout.write(json.dumps(d.to_record(), ensure_ascii=False) + "\n")
     else:
-        out.print(f"deleted {n} of {len(ids)} requested documents")
+        for d in docs:
+            meta = json.dumps(d.metadata, ensure_ascii=False)
+            text = d.text if len(d.text) <= 300 else d.text[:300] + "…"
+            out.print(f"[bold]{escape(d.id)}[/bold]  {escape(d.title)}  {escape(meta)}\n{escape(text)}\n")
+    if nxt is not None:
+        import shlex
+
+        err.print(escape(f"more documents: run again with --offset {shlex.quote(nxt)}"))
+    for i in missing:
+        err.print(escape(f"not found: {i!r}"))
+    if missing:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -641,12 +641,25 @@ class Collection(KeepsQueries):
             out[d.id] = section_chunks(d, enc, config) if d.sections else chunk_document(d, enc, config)
         return out
 
-    def delete(self, ids: Iterable[str]) -> int:
-        """Delete documents by id in one transaction; returns how many existed. Unknown ids are ignored.
+    def delete(self, ids: Iterable[str] | None = None, *, filter: dict[str, Any] | None = None) -> int:
+        """Delete documents by id, or every document matching a metadata filter, in one transaction; returns how
+        many existed (unknown ids are ignored).
 
         ids: a list (or any iterable) of id strings, or one id as a plain string (`delete("12")` deletes
-        document "12", never "1" and "2"). Raises TypeError for an id that is not a string.
+        document "12", never "1" and "2"). filter: slimvec's filter language (`slimvec.store.filters`, as
+        `search` takes it; `{"_id": {"$in": [...]}}` names ids), as Qdrant's delete by filter selector: the
+        matching documents are read and deleted under the writer lock, so none committed meanwhile is missed
+        half-way. Give one of the two. Raises TypeError for an id that is not a string, ConfigError for both or
+        neither or an empty filter (it would delete everything: delete the ids from `scroll` if you mean that),
+        FilterError for a malformed filter or one that can never match (a value's type the field never holds).
         """
+        if filter is not None:
+            if ids is not None:
+                raise ConfigError("delete: give ids or filter, not both (put the ids in the filter: "
+                                  '{"_id": {"$in": [...]}})')
+            return len(self._delete_matching(filter))
+        if ids is None:
+            raise ConfigError("delete: give the ids to delete, or filter=")
         if isinstance(ids, str):
             ids = [ids]
         if isinstance(ids, bytes) or not isinstance(ids, Iterable):
@@ -660,6 +673,64 @@ class Collection(KeepsQueries):
             self._sync()
         self._compact_if_due()
         return n
+
+    def _delete_matching(self, flt: dict[str, Any]) -> list[str]:
+        """`delete(filter=flt)`, returning the deleted ids (a sharded collection's router forgets their ordinals)."""
+        if isinstance(flt, dict) and not flt:
+            raise ConfigError("delete: an empty filter matches every document; give a condition (to empty the "
+                              "collection, delete the ids `scroll` lists)")
+        with self._writing():
+            deleted = self.store.delete_matching(flt)
+            self._sync()
+        if not deleted:
+            self._explain_unmatched(flt)
+        self._compact_if_due()
+        return deleted
+
+    def count(self, filter: dict[str, Any] | None = None) -> int:
+        """How many documents are stored, or match metadata filter `filter` (Qdrant's count, Chroma's count).
+        Raises FilterError as `delete` does."""
+        with self._lock:
+            n = self.store.count_matching(filter)
+        if not n and filter:
+            self._explain_unmatched(filter)
+        return n
+
+    def scroll(self, filter: dict[str, Any] | None = None, limit: int = 100,
+               offset: str | None = None) -> tuple[list[Document], str | None]:
+        """One page of stored documents, in document id order (code point order), with their metadata and given
+        sections, as `get` returns them; the same paging as Qdrant's `scroll`.
+
+        filter: slimvec's filter language (None: every document). limit: documents per page, >= 1. offset: the
+        id to start at (inclusive): None for the first page, then the `next_offset` the previous page returned.
+        Returns (documents, next_offset), next_offset None on the last page. Each page is read in one snapshot;
+        documents written between pages appear on a later page if their id sorts after the offset. Raises
+        ConfigError for a bad limit or offset, FilterError as `delete` does.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigError(f"scroll: limit must be a whole number >= 1, got {limit!r}")
+        if offset is not None and not isinstance(offset, str):
+            raise ConfigError(f"scroll: offset is a document id (a string, the next_offset of the previous page), "
+                              f"got {type(offset).__name__} {offset!r}")
+        with self.reading():
+            found = self.store.documents_matching(filter, offset, limit + 1)
+        if not found and filter:
+            self._explain_unmatched(filter)
+        docs = [stored_document(d) for d in found[:limit]]
+        return docs, (found[limit]["id"] if len(found) > limit else None)
+
+    def _explain_unmatched(self, flt: dict[str, Any]) -> None:
+        """FilterError when `flt` matched no document because a value's type or field is in none of them (the
+        line a search with that filter gives), so an empty count, page or delete is not silence."""
+        from slimvec.errors import FilterError
+        from slimvec.store.filters import filter_type_mismatch
+
+        if not self.explain_empty_filters:  # a shard: its router explains for all its shards at once
+            return
+        with self._lock:
+            msg = self.store.holds_documents() and filter_type_mismatch(flt, self.store.metadata_types)
+        if msg:
+            raise FilterError(msg)
 
     # ---- searching -------------------------------------------------------------------------
     def search(self, query: str, options: SearchOptions | None = None, /, *,

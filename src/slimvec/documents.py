@@ -49,6 +49,16 @@ class Document:
         if self.sections is not None and (problem := section_problem(self.text, self.sections)):
             raise ValueError(f"document {self.id!r}: sections: {problem}")
 
+    def to_record(self, id_key: str = "_id") -> dict[str, Any]:
+        """The document as a JSON-ready record: {id_key, "title", "text", "metadata"}, plus "sections" ([{"_id",
+        "start", "end", "path"}]) when it has given sections; the JSONL record `slimvec index` reads back (id_key
+        "_id", its default id field), or the HTTP API's document ("id"), which POST takes back."""
+        out: dict[str, Any] = {id_key: self.id, "title": self.title, "text": self.text, "metadata": self.metadata}
+        if self.sections:
+            out["sections"] = [{"_id": s.id, "start": s.start, "end": s.end, "path": list(s.path)}
+                               for s in self.sections]
+        return out
+
 
 def section_problem(text: str, sections: tuple[Section, ...]) -> str | None:
     """Why `sections` cannot be `text`'s sections (spans inside the text, non-empty, ordered, disjoint, ids unique), or None."""

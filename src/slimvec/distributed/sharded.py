@@ -55,7 +55,7 @@ from slimvec.search.options import SearchOptions
 from slimvec.search.plan import SearchPlan, make_plan, refuse_unused_vectors
 from slimvec.search.recent import KeepsQueries, RecentQueries
 from slimvec.search.rerank import Candidates, Reranker, rerank
-from slimvec.store.filters import filter_type_mismatch
+from slimvec.store.filters import compile_filter, filter_type_mismatch
 from slimvec.store.ordinals import OrdinalTable
 from slimvec.store.store import MANIFEST, Store
 
@@ -294,8 +294,25 @@ class ShardedCollection(KeepsQueries):
             self._after_adding_write()
         return done
 
-    def delete(self, ids: Iterable[str]) -> int:
-        """Delete documents by id (each in its owning shard); returns how many existed. Unknown ids are ignored."""
+    def delete(self, ids: Iterable[str] | None = None, *, filter: dict[str, Any] | None = None) -> int:
+        """Delete documents by id (each in its owning shard), or those matching `filter` in every shard; returns
+        how many existed. Unknown ids are ignored. As `Collection.delete`, except that a filter delete commits
+        shard by shard (each shard whole), not in one transaction across shards."""
+        if filter is not None:
+            if ids is not None:
+                raise ConfigError("delete: give ids or filter, not both (put the ids in the filter: "
+                                  '{"_id": {"$in": [...]}})')
+            if isinstance(filter, dict) and not filter:
+                raise ConfigError("delete: an empty filter matches every document; give a condition (to empty the "
+                                  "collection, delete the ids `scroll` lists)")
+            compile_filter(filter)  # malformed: refused before any shard deletes
+            deleted = [i for part in self._gather("delete_matching", filter) for i in part]
+            self.ordinals.forget(deleted)
+            if not deleted:
+                self._explain_filter(filter)
+            return len(deleted)
+        if ids is None:
+            raise ConfigError("delete: give the ids to delete, or filter=")
         if isinstance(ids, str):  # one id, as `Collection.delete` reads it
             ids = [ids]
         if isinstance(ids, bytes) or not isinstance(ids, Iterable):
@@ -323,6 +340,25 @@ class ShardedCollection(KeepsQueries):
 
     def __len__(self) -> int:
         return sum(self._gather("count"))
+
+    def count(self, filter: dict[str, Any] | None = None) -> int:
+        """Documents stored in every shard, or matching `filter` (`Collection.count`)."""
+        n = sum(self._gather("count", filter))
+        if not n and filter:
+            self._explain_filter(filter)
+        return n
+
+    def scroll(self, filter: dict[str, Any] | None = None, limit: int = 100,
+               offset: str | None = None) -> tuple[list[Document], str | None]:
+        """`Collection.scroll` over every shard: each shard's page from `offset`, merged in id order (a shard's
+        own order, so the pages equal one collection's holding the same documents)."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigError(f"scroll: limit must be a whole number >= 1, got {limit!r}")
+        pages = self._gather("scroll", filter, limit + 1, offset)
+        found = sorted((d for docs, _ in pages for d in docs), key=lambda d: d.id)
+        if not found and filter:
+            self._explain_filter(filter)
+        return found[:limit], (found[limit].id if len(found) > limit else None)
 
     # ---- searching ---------------------------------------------------------------------------
     def search(self, query: str, options: SearchOptions | None = None, /, *,

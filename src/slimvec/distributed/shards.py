@@ -233,9 +233,18 @@ class ShardCore:
         """The shard store's documents, live chunks and committed vector rows (`Store.counts`)."""
         return self.col.store.counts()
 
-    def count(self) -> int:
-        """Documents stored."""
-        return len(self.col)
+    def count(self, filter: dict[str, Any] | None = None) -> int:
+        """Documents stored, or matching `filter` (`Collection.count`)."""
+        return self.col.count(filter)
+
+    def scroll(self, filter: dict[str, Any] | None, limit: int,
+               offset: str | None) -> tuple[list[Document], str | None]:
+        """`Collection.scroll`'s page of this shard."""
+        return self.col.scroll(filter, limit, offset)
+
+    def delete_matching(self, filter: dict[str, Any]) -> list[str]:
+        """Delete the documents matching `filter`; their ids (the router forgets their ordinals)."""
+        return self.col._delete_matching(filter)
 
     def close(self) -> None:
         """Release the shard's database connection."""

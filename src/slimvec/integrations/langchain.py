@@ -128,10 +128,16 @@ class SlimvecVectorStore(VectorStore):
         self.collection.upsert(docs)
         return out
 
-    def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
-        """Delete documents by id (unknown ids are ignored); ids=None deletes every document. Returns True."""
+    def delete(self, ids: list[str] | None = None, filter: dict[str, Any] | None = None,
+               **kwargs: Any) -> bool | None:
+        """Delete documents by id (unknown ids are ignored), or those matching `filter` (slimvec's filter language,
+        in one transaction: `Collection.delete`); neither deletes every document. Returns True."""
         if kwargs:
             raise ConfigError(f"delete: unknown keyword(s) {', '.join(sorted(kwargs))}")
+        if filter is not None:
+            _check_filter(filter)
+            self.collection.delete(_id_list(ids) if ids is not None else None, filter=filter)
+            return True
         if ids is None:
             ids = [d["id"] for d in self.collection.store.iter_documents()]
         self.collection.delete(_id_list(ids))

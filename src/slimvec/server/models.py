@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from slimvec.documents import Document, has_content
 from slimvec.ids import MAX_ID_CHARS, fits_int64, lone_surrogate
@@ -151,18 +151,35 @@ class SearchIn(SearchOptions):
 
 
 class DeleteIn(BaseModel):
-    """Ids of the documents to delete (DELETE /api/collections/{name}/documents)."""
+    """The documents to delete (DELETE /api/collections/{name}/documents): by `ids`, or every one matching
+    `filter` (`Collection.delete`; Qdrant's points or filter selector). One of the two."""
 
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]] = Field(min_length=1)
+    ids: list[Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]] | None = Field(None, min_length=1)
+    filter: dict[str, Any] | None = Field(None, description="Metadata filter (as search's); not empty.")
 
     @field_validator("ids")
     @classmethod
-    def _ids(cls, v: list[str]) -> list[str]:
-        for i in v:
+    def _ids(cls, v: list[str] | None) -> list[str] | None:
+        for i in v or []:
             check_unicode(i, "id")
         return v
+
+    @field_validator("filter")
+    @classmethod
+    def _filter(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is not None:
+            if not v:
+                raise ValueError("an empty filter matches every document; give a condition")
+            check_json_value(v)
+        return v
+
+    @model_validator(mode="after")
+    def _one(self) -> "DeleteIn":
+        if (self.ids is None) == (self.filter is None):
+            raise ValueError("give ids or filter, not both" if self.ids is not None else "give ids or filter")
+        return self
 
 
 class TuneIn(BaseModel):

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from slimvec import strictjson
 from slimvec.documents import Document
 from slimvec.errors import FilterError
+from slimvec.ids import MAX_ID_CHARS
 from slimvec.ingest import FieldMap
 from slimvec.search.options import (
     MAX_FUSION_WEIGHTS,
@@ -151,16 +152,38 @@ def api_router(served: Served, require_writer: Callable[[Request], None]) -> API
     def search_post(*, col: Any = Depends(collection), body: SearchIn) -> dict[str, Any]:
         return _search(col, body, "body")
 
+    @router.get("/collections/{name}/documents")
+    def list_documents(
+        *, request: Request, col: Any = Depends(collection),
+        filter: Annotated[str | None, Query(max_length=100_000, description="Filter as JSON text: "
+                                                                            + _about("filter"))] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_K, description="Documents per page.")] = 10,
+        offset: Annotated[str | None, Query(min_length=1, max_length=MAX_ID_CHARS, description="Id to start the "
+                                            "page at: the previous page's next_offset.")] = None,
+    ) -> dict[str, Any]:
+        """A page of stored documents in id order (`Collection.scroll`), with how many match in all."""
+        unknown = [p for p in request.query_params if p not in ("filter", "limit", "offset")]
+        if unknown:  # a misspelt parameter (where=...) must not list everything without a word
+            raise RequestValidationError([{"type": "extra_forbidden", "loc": ("query", p), "input": request.query_params[p],
+                                           "msg": "unknown parameter (known: filter, limit, offset)"} for p in unknown])
+        if offset is not None:
+            try:
+                check_unicode(offset, "offset")
+            except ValueError as e:
+                raise HTTPException(400, str(e)) from None
+        flt = _parse_filter(filter) if filter is not None and filter.strip() else None
+        with read_lock(col):
+            docs, nxt = col.scroll(flt, limit, offset)
+            total = col.count(flt)
+        return {"documents": [d.to_record("id") for d in docs], "next_offset": nxt, "count": total}
+
     @router.get("/collections/{name}/documents/{doc_id:path}")
     def get_document(*, col: Any = Depends(collection), doc_id: str) -> dict[str, Any]:
         with read_lock(col):
             d = col.get(doc_id)
         if d is None:
             raise HTTPException(404, f"no document with id {doc_id!r}")
-        out = {"id": d.id, "title": d.title, "text": d.text, "metadata": d.metadata}
-        if d.sections:  # so that posting it back (an upsert changing its metadata) keeps them
-            out["sections"] = [{"_id": s.id, "start": s.start, "end": s.end, "path": list(s.path)} for s in d.sections]
-        return out
+        return d.to_record("id")  # with its sections: posting it back (an upsert of its metadata) keeps them
 
     # ---- writes ---------------------------------------------------------------------------
     @router.post("/collections/{name}/documents", dependencies=writer)
@@ -192,9 +215,13 @@ def api_router(served: Served, require_writer: Callable[[Request], None]) -> API
 
     @router.delete("/collections/{name}/documents", dependencies=writer)
     async def delete_documents(*, col: Any = Depends(collection), name: str, body: DeleteIn) -> dict[str, Any]:
-        served.check_batch(len(body.ids), "ids")
-        n = await served.write(name, lambda: col.delete(body.ids))
-        return {"deleted": n, "requested": len(body.ids)}
+        if body.filter is not None:
+            flt = body.filter
+            return {"deleted": await served.write(name, lambda: col.delete(filter=flt))}
+        ids = body.ids or []
+        served.check_batch(len(ids), "ids")
+        n = await served.write(name, lambda: col.delete(ids))
+        return {"deleted": n, "requested": len(ids)}
 
     @router.delete("/collections/{name}/documents/{doc_id:path}", dependencies=writer)
     async def delete_document(*, col: Any = Depends(collection), name: str, doc_id: str) -> dict[str, Any]:

@@ -540,6 +540,17 @@ class Store:
             cur.execute("UPDATE state SET value = value + 1 WHERE key = 'generation'")
         return n
 
+    def delete_matching(self, flt: dict[str, Any]) -> list[str]:
+        """Delete the documents satisfying metadata filter `flt` (store.filters) in one transaction: the ids are
+        read and deleted under the write lock, so a document another process adds meanwhile is either seen whole
+        or not at all. Returns the deleted ids. Raises FilterError for a malformed filter."""
+        where, params = self._compiled(flt)
+        with self._transaction() as cur:
+            ids = [r[0] for r in self._run_filter(cur, f"SELECT d.id FROM documents d WHERE {where}", params)]
+            self._delete_ids(cur, ids)
+            cur.execute("UPDATE state SET value = value + 1 WHERE key = 'generation'")
+        return ids
+
     @staticmethod
     def _delete_ids(cur: sqlite3.Cursor, ids: list[str]) -> int:
         n = dead = 0
@@ -638,8 +649,35 @@ class Store:
     def filtered_rows(self, where: str, params: list[Any]) -> np.ndarray:
         """Chunk rows whose document satisfies a compiled filter expression."""
         q = f"SELECT c.row FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE {where}"
+        return np.fromiter((r[0] for r in self._run_filter(self.db, q, params)), dtype=np.int64)
+
+    def count_matching(self, flt: dict[str, Any] | None) -> int:
+        """How many stored documents satisfy metadata filter `flt` (all of them for None or {})."""
+        where, params = self._compiled(flt)
+        return int(self._run_filter(self.db, f"SELECT COUNT(*) FROM documents d WHERE {where}", params).fetchone()[0])
+
+    def documents_matching(self, flt: dict[str, Any] | None, start: str | None, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` stored documents satisfying `flt`, in id order (SQLite's binary collation: code point
+        order, as Python compares str) from id `start` on, inclusive; dicts as `get_document` gives them."""
+        where, params = self._compiled(flt)
+        if start is not None:
+            where, params = f"({where}) AND d.id >= ?", [*params, start]
+        q = f"SELECT d.id, d.title, d.text, d.metadata FROM documents d WHERE {where} ORDER BY d.id LIMIT ?"
+        docs = {r[0]: {"id": r[0], "title": r[1], "text": r[2], "metadata": json.loads(r[3]), "sections": []}
+                for r in self._run_filter(self.db, q, [*params, int(limit)])}
+        self._add_sections(docs)
+        return list(docs.values())
+
+    @staticmethod
+    def _compiled(flt: dict[str, Any] | None) -> tuple[str, list[Any]]:
+        from slimvec.store.filters import compile_filter
+
+        return ("1", []) if flt is None or (isinstance(flt, dict) and not flt) else compile_filter(flt)
+
+    @staticmethod
+    def _run_filter(db: sqlite3.Connection | sqlite3.Cursor, q: str, params: list[Any]) -> sqlite3.Cursor:
         try:
-            return np.fromiter((r[0] for r in self.db.execute(q, params)), dtype=np.int64)
+            return db.execute(q, params)
         except sqlite3.OperationalError as e:
             from slimvec.errors import FilterError
 
