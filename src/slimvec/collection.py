@@ -9,6 +9,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -54,6 +55,7 @@ from slimvec.store.rowmap import RowMap
 
 INDEX_KINDS = ("exact", "hnsw", "ivf")
 _BATCH_DOCS = 512  # documents per commit when adding from an iterator
+FILTER_MASK_BYTES = 32 << 20  # filter masks kept per handle (`_allowed`): 32 at 1M rows, at least one
 
 
 class Collection(KeepsQueries):
@@ -73,6 +75,7 @@ class Collection(KeepsQueries):
         self._generation = -1
         self._calibrators = _calibration.load_calibrators(self.path)
         self._plans: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any], SearchPlan]] = {}  # see _plan
+        self._filter_masks: OrderedDict[str, tuple[tuple[Any, ...], np.ndarray]] = OrderedDict()  # see _allowed
         # A filter that matches nothing because of a type or a field no document has raises FilterError; a shard
         # turns this off (its router explains over every shard: a field may live in other shards only).
         self.explain_empty_filters = True
@@ -974,12 +977,32 @@ class Collection(KeepsQueries):
             return True
 
     def _allowed(self, filter: dict[str, Any] | None) -> np.ndarray:
-        """(rows,) bool mask of the rows a hit may come from: alive, and inside the filter when there is one."""
+        """(rows,) bool mask of the rows a hit may come from: alive, and inside the filter when there is one;
+        read-only (callers copy it to change it). Call under self._lock.
+
+        A filter is evaluated by SQLite over every document's metadata JSON (O(documents): ~0.5 s at 200,000 on
+        this VM), so its mask is kept for the state it was read in: the same filter again (a tenant's, a source's)
+        costs a dict look-up until the next commit, by any process, or a compaction."""
         if not filter:
             return self._rows.alive
+        try:
+            key = json.dumps(filter, sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError):  # not plain JSON (compile_filter says what is wrong): never kept
+            key = None
+        state = (self._generation, self.store, self._rows.alive)
+        kept = self._filter_masks.get(key) if key is not None else None
+        if kept is not None and kept[0][0] == state[0] and kept[0][1] is state[1] and kept[0][2] is state[2]:
+            self._filter_masks.move_to_end(key)
+            return kept[1]
         mask = np.zeros_like(self._rows.alive)
         rows = self.store.rows_matching(filter, self.explain_empty_filters)
         mask[rows[rows < len(mask)]] = True  # rows another process committed since the last sync wait for the next
+        mask.setflags(write=False)
+        if key is not None:
+            self._filter_masks[key] = (state, mask)
+            self._filter_masks.move_to_end(key)
+            while len(self._filter_masks) > max(1, FILTER_MASK_BYTES // max(1, mask.nbytes)):
+                self._filter_masks.popitem(last=False)
         return mask
 
     @contextmanager
