@@ -400,6 +400,36 @@ def get(
         raise typer.Exit(1)
 
 
+@app.command("field-index")
+@user_errors
+def field_index(
+    collection: Path = typer.Argument(..., help="Collection directory."),
+    fields: Optional[list[str]] = typer.Argument(None, help="Metadata fields as filters name them (year, "
+                                                 "meta.source); none: list the indexed fields."),
+    drop: bool = typer.Option(False, "--drop", help="Remove these fields' indexes instead."),
+    json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Index metadata fields so filters on them ($eq $in $gt $gte $lt $lte) skip the scan of every document."""
+    from slimvec.collection import Collection
+
+    with Collection.open(collection) as col:
+        if fields:
+            changed = col.drop_field_index(fields) if drop else col.create_field_index(fields)
+        else:
+            if drop:
+                raise ConfigError("--drop takes the fields whose indexes to remove")
+            changed = None
+        indexed = col.field_indexes()
+    if json_out:
+        _print_json({"field_indexes": indexed, **({} if changed is None else {"dropped" if drop else "created": changed})})
+    elif changed is not None:
+        verb = "dropped" if drop else "indexed"
+        out.print(escape(f"{verb}: {', '.join(changed) or 'none (nothing to change)'}; indexed fields: "
+                         f"{', '.join(indexed) or 'none'}"))
+    else:
+        out.print(escape(f"indexed fields: {', '.join(indexed) or 'none'}"))
+
+
 @app.command()
 @user_errors
 def compact(

@@ -690,6 +690,41 @@ class Collection(KeepsQueries):
         self._compact_if_due()
         return deleted
 
+    def create_field_index(self, fields: str | Iterable[str]) -> list[str]:
+        """Index metadata fields for filters, as Qdrant's payload indexes and LanceDB's scalar indexes: a filter's
+        $eq/$in/$gt/$gte/$lt/$lte on an indexed field reads the index instead of every document's metadata JSON
+        (O(matches) instead of O(documents); `benchmarks/filtered_search.py`), with the same matches.
+
+        fields: field names as filters write them (`year`, `meta.source`, `"v1.2"`). One transaction reads every
+        document once; later writes keep the index in step (SQLite triggers, also across compaction). Costs disk,
+        not RAM: about 40-80 bytes per document and field. Returns the fields newly indexed (one already indexed
+        is left as it is). Raises FilterError for a name filters cannot write, or `_id` (always indexed)."""
+        from slimvec.store.filters import field_path, path_field
+
+        paths = [field_path(f) for f in _field_names(fields)]
+        with self._writing():
+            new = self.store.create_field_index(paths)
+            self._sync()
+        return [path_field(p) for p in new]
+
+    def drop_field_index(self, fields: str | Iterable[str]) -> list[str]:
+        """Remove the field indexes of these fields (filters on them scan the metadata again, same matches);
+        returns those that existed. Raises FilterError as `create_field_index`."""
+        from slimvec.store.filters import field_path, path_field
+
+        paths = [field_path(f) for f in _field_names(fields)]
+        with self._writing():
+            gone = self.store.drop_field_index(paths)
+            self._sync()
+        return [path_field(p) for p in gone]
+
+    def field_indexes(self) -> list[str]:
+        """The indexed metadata fields (`create_field_index`), sorted."""
+        from slimvec.store.filters import path_field
+
+        with self._lock:
+            return sorted(path_field(p) for p in self.store.field_indexes())
+
     def count(self, filter: dict[str, Any] | None = None) -> int:
         """How many documents are stored, or match metadata filter `filter` (Qdrant's count, Chroma's count).
         Raises FilterError as `delete` does."""
@@ -1174,7 +1209,8 @@ class Collection(KeepsQueries):
         "reclaimable_disk_bytes" (what `compact` would free, estimated: see compaction.reclaimable),
         "fusion" (for a profile whose default mode fuses rankings: {"mode", "method", "weights"}, weights None for
         equal), "indexes": {retriever name: what it built} (see retrievers.base.describe), e.g.
-        {"dense": {"kind": "ivf", "codec": "binary", "nlist": 4, "nprobe": 4, "fitted_rows": 300, ...}}."""
+        {"dense": {"kind": "ivf", "codec": "binary", "nlist": 4, "nprobe": 4, "fitted_rows": 300, ...}}, and
+        "field_indexes" (the indexed metadata fields, `create_field_index`) when there are some."""
         with self.reading():  # counts of one commit, not of two
             self._sync()
             counts = self.store.counts()
@@ -1200,6 +1236,7 @@ class Collection(KeepsQueries):
                 "disk_bytes_per_doc": disk / per if counts["documents"] else 0.0,
                 "ram_bytes_per_doc": ram / per if counts["documents"] else 0.0,
                 "indexes": {name: describe(r) for name, r in self._retrievers.items()},
+                **({"field_indexes": fields} if (fields := self.field_indexes()) else {}),
                 **compaction.reclaimable(self.store, int(describe(self._retrievers["multivector"])
                                                          .get("token_disk_bytes", 0))
                                          if "multivector" in self._retrievers else 0, usage),
@@ -1341,6 +1378,18 @@ def check_encoded(encoded: Any) -> None:
     let a caller's zero vectors through as texts the model knows no token of."""
     if not isinstance(encoded, (bool, np.bool_)):
         raise ConfigError(f"encoded must be True or False, not {encoded!r} ({type(encoded).__name__})")
+
+
+def _field_names(fields: str | Iterable[str]) -> list[str]:
+    """`create_field_index`'s fields as a list: one name given as a plain string is that name."""
+    if isinstance(fields, str):
+        return [fields]
+    if isinstance(fields, bytes) or not isinstance(fields, Iterable):
+        raise TypeError(f"fields must be a field name or a list of them, not {type(fields).__name__}")
+    names = list(fields)
+    if not names or any(not isinstance(f, str) for f in names):
+        raise TypeError(f"fields must be a non-empty list of field names (strings), got {names!r}")
+    return names
 
 
 def _given_vectors(vectors: Any, n: int, dim: int, refuse_zeros: bool = True) -> np.ndarray:

@@ -29,10 +29,10 @@ from slimvec.distributed.shards import ShardCore
 from slimvec.errors import CollectionError, ConfigError
 from slimvec.extras import require
 
-_WRITES = ("write", "delete", "delete_matching")
+_WRITES = ("write", "delete", "delete_matching", "field_index")
 # Reads sent over the local socket when there is one (the calls a query, and the checks before a write, make).
 _SOCKET_CALLS = frozenset({"search_many", "search_rows", "payloads", "bm25_state", "bm25_stats", "bm25_use", "rerank_rows", "get", "stored", "unchanged",
-                           "count", "scroll", "counts", "info", "ready"})
+                           "count", "scroll", "field_indexes", "counts", "info", "ready"})
 _PROTOCOL = 5  # pickle protocol 5: numpy arrays (query vectors, rerank rows) travel as raw buffers
 _OK, _ERROR = b"\x00", b"\x01"
 

@@ -55,7 +55,7 @@ from slimvec.search.options import SearchOptions
 from slimvec.search.plan import SearchPlan, make_plan, refuse_unused_vectors
 from slimvec.search.recent import KeepsQueries, RecentQueries
 from slimvec.search.rerank import Candidates, Reranker, rerank
-from slimvec.store.filters import compile_filter, filter_type_mismatch
+from slimvec.store.filters import compile_filter, field_path, filter_type_mismatch
 from slimvec.store.ordinals import OrdinalTable
 from slimvec.store.store import MANIFEST, Store
 
@@ -340,6 +340,22 @@ class ShardedCollection(KeepsQueries):
 
     def __len__(self) -> int:
         return sum(self._gather("count"))
+
+    def create_field_index(self, fields: str | Iterable[str]) -> list[str]:
+        """`Collection.create_field_index` in every shard (each in one transaction); the fields newly indexed."""
+        names = [fields] if isinstance(fields, str) else list(fields)
+        for f in names:
+            field_path(f)  # a name filters cannot write: refused before any shard changes
+        return sorted(set().union(*self._gather("field_index", names, False)))
+
+    def drop_field_index(self, fields: str | Iterable[str]) -> list[str]:
+        """`Collection.drop_field_index` in every shard; the fields that were indexed."""
+        names = [fields] if isinstance(fields, str) else list(fields)
+        return sorted(set().union(*self._gather("field_index", names, True)))
+
+    def field_indexes(self) -> list[str]:
+        """The fields indexed in every shard (`Collection.field_indexes`)."""
+        return sorted(set.intersection(*(set(f) for f in self._gather("field_indexes"))))
 
     def count(self, filter: dict[str, Any] | None = None) -> int:
         """Documents stored in every shard, or matching `filter` (`Collection.count`)."""
@@ -655,6 +671,8 @@ class ShardedCollection(KeepsQueries):
                 **counts, "disk_bytes": disk, "ram_bytes": ram,
                 "disk_bytes_per_doc": disk / docs if docs else 0.0, "ram_bytes_per_doc": ram / docs if docs else 0.0,
                 **self._recent_info(),
+                **({"field_indexes": fields} if (fields := sorted(set.intersection(
+                    *(set(s.get("field_indexes", [])) for s in shards)))) else {}),
                 "shards": [{"shard": i, **s, "path": self.router["shards"][i]} for i, s in enumerate(shards)]}
 
     def counts(self) -> dict[str, int]:

@@ -242,6 +242,14 @@ class ShardCore:
         """`Collection.scroll`'s page of this shard."""
         return self.col.scroll(filter, limit, offset)
 
+    def field_index(self, fields: list[str], drop: bool) -> list[str]:
+        """Create (or with `drop`, remove) the shard's field indexes; the fields newly indexed (or removed)."""
+        return self.col.drop_field_index(fields) if drop else self.col.create_field_index(fields)
+
+    def field_indexes(self) -> list[str]:
+        """The shard's indexed metadata fields."""
+        return self.col.field_indexes()
+
     def delete_matching(self, filter: dict[str, Any]) -> list[str]:
         """Delete the documents matching `filter`; their ids (the router forgets their ordinals)."""
         return self.col._delete_matching(filter)

@@ -75,6 +75,7 @@ class MigratingCollection(Collection):
                               f"until it finishes (`slimvec migrate {self.path} --to {self.record['to']}`)")
 
     add = upsert = add_encoded = delete = compact = tune = reset_tuning = _refuse  # type: ignore[assignment]
+    create_field_index = drop_field_index = _refuse  # type: ignore[assignment]
     # They write the old generation's manifest or calibration.json, which the switch replaces by the target's: a
     # BM25 index enabled now would be searched until the switch, then gone without a word.
     enable = set_calibrator = _refuse  # type: ignore[assignment]

@@ -40,6 +40,8 @@ def copy_live(store: Store, dest: Path, keep: np.ndarray) -> Store:
     caller's to remove).
     """
     new = Store.create(Path(dest), store.manifest)
+    if indexed := store.field_indexes():  # before the documents: their triggers fill the new terms as rows arrive
+        new.create_field_index(sorted(indexed))
     crcs = _copy_vectors(store, new, keep)
     cur = new.db.cursor()
     cur.execute("ATTACH DATABASE ? AS old", (str(store.path / DB),))

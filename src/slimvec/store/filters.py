@@ -53,13 +53,39 @@ def parse_filter(text: str) -> dict[str, Any]:
     return value
 
 
-def compile_filter(flt: dict[str, Any], column: str = "d.metadata", id_column: str = "d.id") -> tuple[str, list[Any]]:
-    """SQL boolean expression and its parameters for `flt`, over JSON `column`."""
+def compile_filter(flt: dict[str, Any], column: str = "d.metadata", id_column: str = "d.id",
+                   indexed: frozenset[str] = frozenset()) -> tuple[str, list[Any]]:
+    """SQL boolean expression and its parameters for `flt`, over JSON `column`.
+
+    indexed: JSON paths (`field_path`) with a field index (`Store.create_field_index`): their $eq/$in/$gt/$gte/
+    $lt/$lte comparisons read the index's `field_terms` rows instead of every document's JSON, with the same
+    matches (an array matches $eq/$in through any element; comparisons take scalars only; types kept apart)."""
     if not isinstance(flt, dict):
         raise FilterError("filter must be a JSON object")
-    params: list[Any] = []
+    params = _Params()
+    params.indexed = indexed
     sql = _object(flt, params, column, id_column, 0)
-    return sql, params
+    return sql, list(params)
+
+
+class _Params(list):  # type: ignore[type-arg]
+    """The bound parameters, carrying the indexed paths down the compiler."""
+
+    indexed: frozenset[str] = frozenset()
+
+
+def path_field(path: str) -> str:
+    """The filter field naming JSON path `path` (`field_path`'s inverse): `$."a"."b"` -> `a.b`, a key holding a dot
+    in double quotes."""
+    return ".".join(quote_key(k) for k in json.loads("[" + path[2:].replace('"."', '","') + "]"))
+
+
+def field_path(name: str) -> str:
+    """The JSON path of filter field `name` (`year` -> `$."year"`, `a.b` -> `$."a"."b"`); FilterError for a name
+    the filter language cannot name, or for `_id` (the document id, which is not metadata)."""
+    if name == "_id":
+        raise FilterError("_id is the document id, which is always indexed; a field index is for metadata fields")
+    return _path(name)
 
 
 def _object(obj: dict[str, Any], params: list[Any], col: str, idcol: str, depth: int) -> str:
@@ -166,11 +192,17 @@ def _eq(name: str, path: str, value: Any, params: list[Any], col: str, idcol: st
         params.append(v)
         return f"({idcol} IS ?)"
     if v is None:
+        if path in getattr(params, "indexed", ()):
+            params.append(path)
+            return f"({idcol} IN (SELECT doc_id FROM field_terms WHERE path = ? AND elem = 0 AND kind = 'null'))"
         params.append(path)
         return f"(json_type({col}, ?) IS 'null')"
     # JSON true/false come back from json_extract as 1/0; type checks keep bools, numbers and text apart.
     typ = "('true','false')" if isinstance(v, bool) else ("('text')" if isinstance(v, str) else "('integer','real')")
     bound = int(v) if isinstance(v, bool) else v
+    if path in getattr(params, "indexed", ()):  # a scalar, or an array through any element: one term row each
+        params.extend([path, bound])
+        return f"({idcol} IN (SELECT doc_id FROM field_terms WHERE path = ? AND kind IN {typ} AND value = ?))"
     params.extend([path, path, bound, path, path, bound])
     return (
         f"(CASE json_type({col}, ?) WHEN 'array' THEN EXISTS(SELECT 1 FROM json_each({col}, ?) AS je "
@@ -190,6 +222,9 @@ def _compare(name: str, path: str, op: str, value: Any, params: list[Any], col: 
         params.append(v)
         return f"({idcol} {sym} ?)"
     typ = "('text')" if isinstance(v, str) else "('integer','real')"
+    if path in getattr(params, "indexed", ()):  # scalars only, as below: an array's elements are not compared
+        params.extend([path, v])
+        return f"({idcol} IN (SELECT doc_id FROM field_terms WHERE path = ? AND elem = 0 AND kind IN {typ} AND value {sym} ?))"
     params.extend([path, path, v])
     return f"COALESCE((CASE WHEN json_type({col}, ?) IN {typ} THEN json_extract({col}, ?) END) {sym} ?, 0)"
 

@@ -66,6 +66,29 @@ CREATE TABLE IF NOT EXISTS batches (start_row INTEGER PRIMARY KEY, end_row INTEG
 # collections made before it (`_add_dead_log`).
 _DEAD_LOG = "CREATE TABLE IF NOT EXISTS dead_log (seq INTEGER PRIMARY KEY, row INTEGER NOT NULL)"
 
+# Field indexes (`create_field_index`), made with the first one: a term row per indexed JSON path and document,
+# one per element for an array (elem 1), kept in step with `documents` by triggers inside every writing
+# transaction, so each write path (add, upsert, delete, compaction's copy, a writer that predates them) keeps them.
+_FIELD_INDEX = (
+    "CREATE TABLE IF NOT EXISTS field_index (path TEXT PRIMARY KEY)",
+    "CREATE TABLE IF NOT EXISTS field_terms (path TEXT NOT NULL, doc_id TEXT NOT NULL, elem INTEGER NOT NULL, "
+    "kind TEXT NOT NULL, value)",
+    "CREATE INDEX IF NOT EXISTS field_terms_value ON field_terms(path, kind, value)",
+    "CREATE INDEX IF NOT EXISTS field_terms_doc ON field_terms(doc_id)",
+    """CREATE TRIGGER IF NOT EXISTS field_terms_add AFTER INSERT ON documents BEGIN
+    INSERT INTO field_terms (path, doc_id, elem, kind, value)
+        SELECT f.path, NEW.id, json_type(NEW.metadata, f.path) = 'array', je.type, je.value
+        FROM field_index f, json_each(NEW.metadata, f.path) je
+        WHERE json_type(NEW.metadata, f.path) NOT IN ('object');
+END""",
+    """CREATE TRIGGER IF NOT EXISTS field_terms_drop AFTER DELETE ON documents BEGIN
+    DELETE FROM field_terms WHERE doc_id = OLD.id;
+END""",
+)
+_FIELD_TERMS_OF = """INSERT INTO field_terms (path, doc_id, elem, kind, value)
+    SELECT ?1, d.id, json_type(d.metadata, ?1) = 'array', je.type, je.value
+    FROM documents d, json_each(d.metadata, ?1) je WHERE json_type(d.metadata, ?1) NOT IN ('object')"""
+
 # Columns added to `chunks` after format version 1 was released, each nullable (NULL = "not known"), with the
 # SQL type they are added with. They do not bump FORMAT_VERSION: a reader or writer that predates them names
 # its columns in every statement (INSERT INTO chunks (row, doc_id, idx, start, end) ..., SELECT c.row, ...;
@@ -623,6 +646,39 @@ class Store:
         """(row, document id) of every stored chunk at or above `row`, in row order."""
         yield from self.db.execute("SELECT row, doc_id FROM chunks WHERE row >= ? ORDER BY row", (row,))
 
+    def field_indexes(self) -> frozenset[str]:
+        """The JSON paths with a field index (`create_field_index`)."""
+        try:
+            return frozenset(p for (p,) in self.db.execute("SELECT path FROM field_index"))
+        except sqlite3.OperationalError:  # no field index was ever made: the table is made with the first
+            return frozenset()
+
+    def create_field_index(self, paths: list[str]) -> list[str]:
+        """Index the metadata values at these JSON paths (`filters.field_path`) for filters, in one transaction
+        that reads every document once; returns the paths that were not indexed yet. Values are kept per
+        document (per element for an array) in `field_terms`, which triggers keep in step with every write."""
+        with self._transaction() as cur:
+            for stmt in _FIELD_INDEX:
+                cur.execute(stmt)
+            new = [p for p in dict.fromkeys(paths)
+                   if cur.execute("INSERT OR IGNORE INTO field_index VALUES (?)", (p,)).rowcount]
+            for p in new:
+                cur.execute(_FIELD_TERMS_OF, (p,))
+            cur.execute("UPDATE state SET value = value + 1 WHERE key = 'generation'")
+        return new
+
+    def drop_field_index(self, paths: list[str]) -> list[str]:
+        """Remove the field indexes of these JSON paths; returns those that existed."""
+        held = self.field_indexes()
+        gone = [p for p in dict.fromkeys(paths) if p in held]
+        if gone:
+            with self._transaction() as cur:
+                for p in gone:
+                    cur.execute("DELETE FROM field_index WHERE path = ?", (p,))
+                    cur.execute("DELETE FROM field_terms WHERE path = ?", (p,))
+                cur.execute("UPDATE state SET value = value + 1 WHERE key = 'generation'")
+        return gone
+
     def rows_matching(self, flt: dict[str, Any], explain: bool = True) -> np.ndarray:
         """(n,) int64 chunk rows whose document satisfies the metadata filter `flt` (see store.filters).
 
@@ -633,7 +689,7 @@ class Store:
         from slimvec.errors import FilterError
         from slimvec.store.filters import compile_filter, filter_type_mismatch
 
-        where, params = compile_filter(flt)
+        where, params = compile_filter(flt, indexed=self.field_indexes())
         rows = self.filtered_rows(where, params)
         # A filter that matched nothing may compare with a type the field never holds (e.g. "2020" vs 2020):
         # say so instead of returning silence. Only then is the metadata scanned for stored types.
@@ -668,11 +724,12 @@ class Store:
         self._add_sections(docs)
         return list(docs.values())
 
-    @staticmethod
-    def _compiled(flt: dict[str, Any] | None) -> tuple[str, list[Any]]:
+    def _compiled(self, flt: dict[str, Any] | None) -> tuple[str, list[Any]]:
         from slimvec.store.filters import compile_filter
 
-        return ("1", []) if flt is None or (isinstance(flt, dict) and not flt) else compile_filter(flt)
+        if flt is None or (isinstance(flt, dict) and not flt):
+            return ("1", [])
+        return compile_filter(flt, indexed=self.field_indexes())
 
     @staticmethod
     def _run_filter(db: sqlite3.Connection | sqlite3.Cursor, q: str, params: list[Any]) -> sqlite3.Cursor:
