@@ -56,7 +56,7 @@ def _lancedb(d: Path, v: np.ndarray, ids: list[str], topics: list[str], years: l
     table = db.create_table("docs", pa.table({"id": ids, "topic": topics, "year": years,
                                               "vector": pa.FixedSizeListArray.from_arrays(pa.array(v.ravel()), DIM)}))
     if index:
-        from lancedb.index import BTree, Bitmap
+        from lancedb.index import Bitmap, BTree
 
         table.create_index("topic", config=Bitmap())
         table.create_index("year", config=BTree())
