@@ -224,3 +224,20 @@ def test_cli_field_index(tmp_path):
         assert res.exit_code == 2 and "always indexed" in res.stderr
         with Collection.open(tmp_path / "col") as c:
             assert c.field_indexes() == ["m.f"]
+
+
+def test_a_migration_keeps_the_field_indexes(tmp_path):
+    from migrate_worker import NEW
+
+    from slimvec.migrate import runner
+
+    enc, new = FakeEncoder(dim=16), FakeEncoder(dim=24, name=NEW)
+    with registered_encoders(enc, new):
+        with Collection.create(tmp_path / "m", encoder=enc) as m:
+            m.add(_docs(40))
+            m.create_field_index(["f", "m.f"])
+            want = [_ids(m, f) for f in _filters()]
+        runner.migrate(tmp_path / "m", NEW, sample=20, encoder=new)
+        with Collection.open(tmp_path / "m") as m:
+            assert m.encoder.name == NEW and m.field_indexes() == ["f", "m.f"]
+            assert [_ids(m, f) for f in _filters()] == want

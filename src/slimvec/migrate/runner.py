@@ -128,6 +128,8 @@ def start(path: str | Path, to: str, adapter: str = "auto", sample: int = MAX_SA
             # Retrievers enabled after the collection was made (`index --bm25`) are in its manifest, not its
             # profile: the switched collection keeps them, or its hybrid and BM25 searches would stop working.
             target.enable_kept(old.manifest.get("retrievers", ["dense"]), old.manifest.get("sparse_model"))
+            if fields := old.field_indexes():  # made before any document: their triggers fill them as rows arrive
+                target.create_field_index(fields)
             x_new, y_old, native = _sample_into(old, target, sample, seed)
             t0 = time.perf_counter()
             fitted, scores = _adapters.choose(x_new, y_old, names, seed)
