@@ -327,7 +327,9 @@ def test_real_uvicorn_server_on_loopback(tmp_path):
             latencies.append(time.perf_counter() - t0)
         t.join()
         assert result["r"].status_code == 200 and result["r"].json()["written"] == 20
-        assert len(latencies) >= 5 and max(latencies) < 1.0, latencies
+        # Searches answered while the add was in flight (not queued behind it). No time limit per search: one
+        # failed at 1.04 s on a box with a load of 10 (the rule is no wall-clock limits in tests).
+        assert len(latencies) >= 5, latencies
         r = http.request("DELETE", "/api/collections/col/documents", json={"ids": ["long0"]}, headers=AUTH)
         assert r.json()["deleted"] == 1
         big = http.post("/api/collections/col/documents", content=b"[" + b" " * 300_000 + b"]",
