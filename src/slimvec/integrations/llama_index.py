@@ -31,7 +31,7 @@ from slimvec.extras import require
 from slimvec.integrations.encoder import FunctionEncoder, normalised
 from slimvec.integrations.opening import open_or_create
 from slimvec.search.plan import stored_fusion
-from slimvec.store.filters import compile_filter, quote_key
+from slimvec.store.filters import quote_key
 
 require("llama_index.core")
 
@@ -342,7 +342,7 @@ class SlimvecVectorStore(BasePydanticVectorStore):
         when it can never match (a field no document has); False for LlamaIndex's own fields (`ref_doc_id`), absent
         from documents slimvec indexed itself, where that simply means no match."""
         store = self._collection.store
-        rows = store.rows_matching(flt) if strict else store.filtered_rows(*compile_filter(flt))
+        rows = store.rows_matching(flt, explain=strict)  # through the collection's field indexes, if any
         return sorted({s.doc_id for s in store.sections_for_rows(rows.tolist()).values()})
 
     def _selected(self, node_ids: list[str] | None, filters: MetadataFilters | None) -> list[str]:
