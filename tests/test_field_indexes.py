@@ -241,3 +241,15 @@ def test_a_migration_keeps_the_field_indexes(tmp_path):
         with Collection.open(tmp_path / "m") as m:
             assert m.encoder.name == NEW and m.field_indexes() == ["f", "m.f"]
             assert [_ids(m, f) for f in _filters()] == want
+
+
+def test_check_finds_a_field_index_out_of_step_with_the_metadata(col):
+    col.create_field_index("f")
+    assert col.check() == []
+    with col.store._transaction() as cur:  # as a hand edit of the file would leave it
+        cur.execute("DELETE FROM field_terms WHERE rowid IN (SELECT rowid FROM field_terms LIMIT 3)")
+    (problem,) = col.check()
+    assert problem.startswith("field index f: ") and "field-index DIR f --drop" in problem
+    col.drop_field_index("f")
+    col.create_field_index("f")
+    assert col.check() == []

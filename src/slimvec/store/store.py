@@ -85,9 +85,10 @@ END""",
     DELETE FROM field_terms WHERE doc_id = OLD.id;
 END""",
 )
-_FIELD_TERMS_OF = """INSERT INTO field_terms (path, doc_id, elem, kind, value)
-    SELECT ?1, d.id, json_type(d.metadata, ?1) = 'array', je.type, je.value
+# The term rows of JSON path ?1 for every stored document: what the triggers keep, made at once.
+_FIELD_TERMS_DUE = """SELECT ?1, d.id, json_type(d.metadata, ?1) = 'array', je.type, je.value
     FROM documents d, json_each(d.metadata, ?1) je WHERE json_type(d.metadata, ?1) NOT IN ('object')"""
+_FIELD_TERMS_OF = "INSERT INTO field_terms (path, doc_id, elem, kind, value) " + _FIELD_TERMS_DUE
 
 # Columns added to `chunks` after format version 1 was released, each nullable (NULL = "not known"), with the
 # SQL type they are added with. They do not bump FORMAT_VERSION: a reader or writer that predates them names
@@ -939,6 +940,15 @@ class Store:
         ).fetchone()[0]
         if orphans:
             problems.append(f"{orphans} documents have no chunks")
+        for path in sorted(self.field_indexes()):  # the terms the triggers kept, against the metadata itself
+            held = self.db.execute("SELECT COUNT(*) FROM field_terms WHERE path = ?", (path,)).fetchone()[0]
+            due = self.db.execute(f"SELECT COUNT(*) FROM ({_FIELD_TERMS_DUE})", (path,)).fetchone()[0]  # noqa: S608
+            if held != due:
+                from slimvec.store.filters import path_field
+
+                name = path_field(path)
+                problems.append(f"field index {name}: {held} values held, {due} in the metadata (make it again: "
+                                f"`slimvec field-index DIR {name} --drop`, then without --drop)")
         if not problems and rows:
             vecs = self.vectors(rows)
             for start, end, crc in self.db.execute("SELECT start_row, end_row, crc32 FROM batches"):
