@@ -253,3 +253,23 @@ def test_check_finds_a_field_index_out_of_step_with_the_metadata(col):
     col.drop_field_index("f")
     col.create_field_index("f")
     assert col.check() == []
+
+
+def test_http_creates_lists_and_drops_field_indexes(col):
+    from _server_util import AUTH, KEY
+    from fastapi.testclient import TestClient
+
+    from slimvec.server import create_app
+
+    with TestClient(create_app({"col": col}, api_key=KEY), raise_server_exceptions=False) as client:
+        url = "/api/collections/col/field-indexes"
+        assert client.post(url, json={"fields": ["f"]}).status_code == 401  # a write: the key is required
+        r = client.post(url, json={"fields": ["f", "m.f"]}, headers=AUTH)
+        assert r.status_code == 200 and r.json() == {"created": ["f", "m.f"], "field_indexes": ["f", "m.f"]}
+        assert client.get("/api/collections/col").json()["field_indexes"] == ["f", "m.f"]
+        r = client.post(url, json={"fields": ["_id"]}, headers=AUTH)
+        assert r.status_code == 400 and "always indexed" in r.json()["detail"]
+        for body in ({"fields": []}, {"fields": ["f"], "extra": 1}, {"fields": "f"}):
+            assert client.post(url, json=body, headers=AUTH).status_code == 422
+        r = client.post(url, json={"fields": ["f"], "drop": True}, headers=AUTH)
+        assert r.json() == {"dropped": ["f"], "field_indexes": ["m.f"]} and col.field_indexes() == ["m.f"]

@@ -182,6 +182,23 @@ class DeleteIn(BaseModel):
         return self
 
 
+class FieldIndexIn(BaseModel):
+    """Metadata fields to index, or with `drop` to stop indexing (POST /api/collections/{name}/field-indexes;
+    `Collection.create_field_index`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fields: list[Annotated[str, Field(min_length=1, max_length=1000)]] = Field(min_length=1, max_length=100)
+    drop: bool = False
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, v: list[str]) -> list[str]:
+        for f in v:
+            check_unicode(f, "field")
+        return v
+
+
 class TuneIn(BaseModel):
     """Sample queries to calibrate the index on, or reset (POST /api/collections/{name}/tune; `Collection.tune`)."""
 

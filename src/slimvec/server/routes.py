@@ -26,7 +26,15 @@ from slimvec.search.options import (
     SearchOptions,
 )
 from slimvec.server.errors import query_errors
-from slimvec.server.models import DeleteIn, DocumentIn, SearchIn, TuneIn, check_json_value, check_unicode
+from slimvec.server.models import (
+    DeleteIn,
+    DocumentIn,
+    FieldIndexIn,
+    SearchIn,
+    TuneIn,
+    check_json_value,
+    check_unicode,
+)
 from slimvec.server.pages import report_file
 from slimvec.server.state import Served, default_mode, profile_rerank, read_lock
 from slimvec.server.upload import read_jsonl_upload
@@ -241,6 +249,13 @@ def api_router(served: Served, require_writer: Callable[[Request], None]) -> API
             raise HTTPException(400, f"collection {name!r} is being migrated to a new model and cannot be compacted "
                                      "until the migration has switched")
         return await served.write(name, col.compact)
+
+    @router.post("/collections/{name}/field-indexes", dependencies=writer)
+    async def field_indexes(*, col: Any = Depends(collection), name: str, body: FieldIndexIn) -> dict[str, Any]:
+        fields = list(body.fields)
+        change = col.drop_field_index if body.drop else col.create_field_index
+        changed = await served.write(name, lambda: change(fields))
+        return {"dropped" if body.drop else "created": changed, "field_indexes": col.field_indexes()}
 
     @router.post("/collections/{name}/tune", dependencies=writer)
     async def tune(*, col: Any = Depends(collection), name: str, body: TuneIn) -> dict[str, Any]:
