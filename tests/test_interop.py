@@ -130,6 +130,7 @@ def test_given_sections_and_heading_paths_survive_export_and_import(tmp_path: Pa
     src = tmp_path / "src"
     with Collection.create(src, model="all-MiniLM-L6-v2", chunk_tokens=24, chunk_overlap=0) as col:
         col.add(docs)
+        col.create_field_index("n")  # its name travels with the export, and the import makes it again
         rows = sorted(col.store.sections_for_rows(list(range(col.info()["rows"]))).values())
         assert sum(r.section_id == "c-life" for r in rows) >= 2  # the long section is cut into several chunks
         target = {"qdrant": f"qdrant:{tmp_path / 'q'}", "lancedb": f"lancedb:{tmp_path / 'l'}",
@@ -146,6 +147,7 @@ def test_given_sections_and_heading_paths_survive_export_and_import(tmp_path: Pa
         hits = back.search_many(queries, k=5, unit="section")
         assert [[(h.id, h.section, h.chunk_start, h.chunk_end, round(h.score, 6)) for h in hs] for hs in hits] == want
         assert want[0][0][:2] == ("curie", "c-life") and back.check() == []
+        assert back.field_indexes() == ["n"] and [d.id for d in back.scroll({"n": {"$gte": 2}})[0]] == ["curie"]
 
 
 def test_import_rebuilds_the_exported_profile_unless_told_otherwise(built_collection: Path, tmp_path: Path) -> None:

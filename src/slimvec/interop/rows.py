@@ -91,6 +91,7 @@ def export_collection(col: Any, target: str) -> dict[str, Any]:
             "profile": m.get("profile"),  # an import without a profile of its own rebuilds this one
             # and the retrievers enabled after creation (`index --bm25`), which the profile does not name
             "retrievers": m.get("retrievers"), "sparse_model": m.get("sparse_model"),
+            **({"field_indexes": fields} if (fields := col.field_indexes()) else {}),
             **{k: m.get(k) for k in MANIFEST_LATE}}
     with col.reading():  # one committed state, whatever another process or thread commits meanwhile
         n = registry.load("export", kind).write(path, name, collection_records(col), meta)
@@ -179,6 +180,8 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
         col = _same_late_records(col, meta)
         if profile is None:
             _enable_exported(col, meta)
+        if isinstance(meta.get("field_indexes"), list) and meta["field_indexes"]:  # before the rows: filled as they come
+            col.create_field_index(meta["field_indexes"])
         rows = np.stack(vectors) if vectors else np.zeros((0, int(meta["dim"])), np.float32)
         if not int(col.manifest["dim"]):  # a profile keeping no dense vectors (bm25, splade): built from the texts
             rows = np.zeros((len(chunks), 0), np.float32)
