@@ -51,3 +51,50 @@ def test_index_that_stores_nothing_after_skipping_exits_1(tmp_path, fake_bow):
     # --strict still stops at the first bad record, exit 2, as before
     res = cli.invoke(app, ["index", str(bad), "-c", str(tmp_path / "strict"), "--model", "fake-bow", "--strict"])
     assert res.exit_code == 2 and "_id: missing" in res.output and not (tmp_path / "strict").exists()
+
+
+# Metadata from pandas (np.int64, np.float32, np.bool_) was refused ("unsupported value of type numpy.int64") though
+# filters took the same values: now stored as the Python value each holds, held to that value's rules.
+def test_numpy_scalars_in_metadata_are_stored_as_their_python_values(tmp_path):
+    import numpy as np
+
+    meta = {"year": np.int64(2021), "score": np.float32(0.5), "ok": np.bool_(True), "nested": {"n": [np.int8(3)]},
+            "plain": 1.5}
+    with Collection.create(tmp_path / "col", encoder=FakeEncoder()) as col:
+        col.upsert([Document("a", "hello world", metadata=meta)])
+        got = col.get("a").metadata
+        assert got == {"year": 2021, "score": 0.5, "ok": True, "nested": {"n": [3]}, "plain": 1.5}
+        assert [type(got[k]) for k in ("year", "score", "ok")] == [int, float, bool]
+        assert [h.id for h in col.search("hello", filter={"year": 2021, "ok": True})] == ["a"]
+        for bad, problem in ((np.float64("nan"), "year: non-finite number (nan)"),
+                             (np.array([1, 2]), "year: unsupported value of type numpy.ndarray"),
+                             (np.uint64(2**63), f"year: integer {2**63} outside the 64-bit range")):
+            with pytest.raises(Exception, match=problem.replace("(", r"\(").replace(")", r"\)")):
+                col.upsert([Document("b", "other words", metadata={"year": bad})])
+        assert len(col) == 1 and col.get("a").metadata["year"] == 2021
+
+
+def test_numpy_metadata_through_the_langchain_store(tmp_path):
+    import numpy as np
+
+    embeddings = pytest.importorskip("langchain_core.embeddings")
+    from slimvec.integrations.langchain import SlimvecVectorStore
+
+    store = SlimvecVectorStore(tmp_path / "lc", embeddings.DeterministicFakeEmbedding(size=16))
+    try:
+        store.add_texts(["hello world"], [{"year": np.int64(2020)}], ids=["x"])
+        assert store.collection.get("x").metadata == {"year": 2020}
+    finally:
+        store.collection.close()
+
+
+def test_numpy_metadata_through_the_llama_index_store(tmp_path):
+    import numpy as np
+
+    schema = pytest.importorskip("llama_index.core.schema")
+    from slimvec.integrations.llama_index import SlimvecVectorStore
+
+    with Collection.create(tmp_path / "li", encoder=FakeEncoder()) as col:
+        store = SlimvecVectorStore(col)
+        store.add([schema.TextNode(id_="n", text="hello world", metadata={"year": np.int64(2020)})])
+        assert [n.metadata for n in store.get_nodes(["n"])] == [{"year": 2020}]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import logging
@@ -32,7 +33,7 @@ from slimvec.multivector.retriever import TOKENS_DIR
 from slimvec.multivector.writer import TokenConfig, append_tokens, check_encoder, encode_chunks
 from slimvec.profiles import Profile, load_profile, profile_from_dict, recorded_profile
 from slimvec.progress import progress_bar
-from slimvec.records import metadata_problem, query_problem, text_problem
+from slimvec.records import metadata_problem, plain_metadata, query_problem, text_problem
 from slimvec.retrievers.base import Query, Retriever, describe
 from slimvec.search import calibration as _calibration
 from slimvec.search.options import SearchOptions
@@ -1325,6 +1326,8 @@ def _validated(docs: list[Document], replace: bool, offset: int = 0, refuse_blan
                 raise IngestError(f"document {d.id!r} (position {i}): {field}: {problem}; nothing from this call was stored")
         if refuse_blank_sections and d.sections and (problem := blank_section_problem(d.text, d.sections)):
             raise IngestError(f"document {d.id!r} (position {i}): sections: {problem}; nothing from this call was stored")
+        if (meta := plain_metadata(d.metadata)) is not d.metadata:  # numpy scalars (pandas): their Python values
+            d = dataclasses.replace(d, metadata=meta)
         if found := metadata_problem(d.metadata):
             key, problem = found
             raise IngestError(f"document {d.id!r} (position {i}): metadata is not JSON-serialisable: "

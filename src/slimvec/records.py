@@ -17,6 +17,7 @@ from slimvec.errors import IngestError
 from slimvec.ids import fits_int64, id_problem, lone_surrogate
 
 MAX_METADATA_DEPTH = 32
+_PLAIN = frozenset({str, int, float, bool})
 
 
 def plain_value(value: Any) -> Any:
@@ -24,6 +25,25 @@ def plain_value(value: Any) -> Any:
     if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
         return value.item()
     return value
+
+
+def plain_metadata(value: Any, depth: int = 0) -> Any:
+    """`value` with every 0-d numpy value in it (np.int64, np.float32, np.bool_ from pandas code) turned into the
+    Python value it holds, so it is then held to that value's rules (`metadata_problem`: a NaN is still refused)
+    and stored as JSON; the very object given when it holds none. Arrays are left as they are (refused there)."""
+    if type(value) in _PLAIN or value is None:  # the common case first (an np.float64 is a float, not plain)
+        return value
+    if isinstance(value, dict):
+        if depth > MAX_METADATA_DEPTH:  # refused by metadata_problem; a loop must not recurse forever
+            return value
+        items = {k: plain_metadata(v, depth + 1) for k, v in value.items()}
+        return value if all(items[k] is v for k, v in value.items()) else items
+    if isinstance(value, (list, tuple)):
+        if depth > MAX_METADATA_DEPTH:
+            return value
+        out = [plain_metadata(v, depth + 1) for v in value]
+        return value if all(a is b for a, b in zip(out, value)) else type(value)(out)
+    return plain_value(value)
 
 
 def text_problem(value: str) -> str | None:
