@@ -98,3 +98,36 @@ def test_numpy_metadata_through_the_llama_index_store(tmp_path):
         store = SlimvecVectorStore(col)
         store.add([schema.TextNode(id_="n", text="hello world", metadata={"year": np.int64(2020)})])
         assert [n.metadata for n in store.get_nodes(["n"])] == [{"year": 2020}]
+
+
+# A metadata key "" was stored (seen through the HTTP add) though no filter can name it; so were keys holding a double
+# quote, a backslash or a control character. Keys with a dot or a leading "$" stay: a quoted path names them.
+@pytest.mark.parametrize("meta, shown", [({"": 1}, "''"), ({"a": {"": 2}}, "a.''"), ({'a"b': 1}, "'a\"b'"),
+                                         ({"a\\b": 1}, "'a\\\\b'"), ({"a\nb": 1}, "'a\\nb'"),
+                                         ({"l": [{"": 1}]}, "l.''")])
+def test_a_metadata_key_no_filter_can_name_is_refused(tmp_path, meta, shown):
+    with Collection.create(tmp_path / "col", encoder=FakeEncoder()) as col:
+        col.add([Document("keep", "kept text", metadata={"k": 1})])
+        with pytest.raises(Exception) as e:
+            col.upsert([Document("ok", "fine"), Document("d", "hello world", metadata=meta)])
+        assert str(e.value).startswith(f"document 'd' (position 1): metadata: {shown}: key: ")
+        assert "which no filter can name; nothing from this call was stored" in str(e.value)
+        assert sorted(col.store.existing_ids(["keep", "ok", "d"])) == ["keep"]
+
+
+def test_keys_a_quoted_path_names_are_stored_and_filterable(tmp_path):
+    with Collection.create(tmp_path / "col", encoder=FakeEncoder()) as col:
+        col.add([Document("d", "hello world", metadata={"a.b": 1, "$x": 2, "_id": 3, "  ": 4})])
+        for flt in ({'"a.b"': 1}, {'"$x"': 2}, {'"_id"': 3}, {"  ": 4}):
+            assert [h.id for h in col.search("hello", filter=flt)] == ["d"], flt
+
+
+def test_http_add_refuses_an_empty_metadata_key(tmp_path):
+    testclient = pytest.importorskip("fastapi.testclient")
+    from slimvec.server import create_app
+
+    with Collection.create(tmp_path / "col", encoder=FakeEncoder()) as col:
+        with testclient.TestClient(create_app({"col": col}, api_key=None), raise_server_exceptions=False) as client:
+            r = client.post("/api/collections/col/documents", json=[{"id": "d", "text": "x y", "metadata": {"": 1}}])
+            assert r.status_code == 400 and "metadata: '': key: empty, which no filter can name" in r.text, r.text
+        assert len(col) == 0

@@ -1330,7 +1330,8 @@ def _validated(docs: list[Document], replace: bool, offset: int = 0, refuse_blan
             d = dataclasses.replace(d, metadata=meta)
         if found := metadata_problem(d.metadata):
             key, problem = found
-            raise IngestError(f"document {d.id!r} (position {i}): metadata is not JSON-serialisable: "
+            what = "metadata" if problem.startswith("key: ") else "metadata is not JSON-serialisable"
+            raise IngestError(f"document {d.id!r} (position {i}): {what}: "
                               f"{key + ': ' if key else ''}{problem}; nothing from this call was stored")
         if d.id in seen:
             if not replace:
