@@ -131,3 +131,25 @@ def test_http_add_refuses_an_empty_metadata_key(tmp_path):
             r = client.post("/api/collections/col/documents", json=[{"id": "d", "text": "x y", "metadata": {"": 1}}])
             assert r.status_code == 400 and "metadata: '': key: empty, which no filter can name" in r.text, r.text
         assert len(col) == 0
+
+
+# Upsert change detection compared the metadata's JSON text, so the same metadata with its keys in another order
+# re-encoded the document and left its old rows dead.
+def test_upsert_of_the_same_metadata_in_another_key_order_encodes_nothing(tmp_path):
+    enc = FakeEncoder()
+    first = [Document(f"d{i}", f"text number {i}", metadata={"a": i, "b": {"x": 1, "y": [1, 2]}, "c": "z"})
+             for i in range(3)]
+    again = [Document(d.id, d.text, metadata={"c": "z", "b": {"y": [1, 2], "x": 1}, "a": d.metadata["a"]})
+             for d in first]
+    with Collection.create(tmp_path / "col", encoder=enc) as col:
+        col.upsert(first)
+        calls = enc.calls
+        assert col.unchanged(again) == {"d0", "d1", "d2"}
+        assert col.upsert(again) == 3 and enc.calls == calls and col.info()["dead_rows"] == 0
+        assert list(col.get("d1").metadata) == ["a", "b", "c"]  # the order first given, as stored
+        # a real change is still one: a value, a type (1 -> 1.0, 1 -> true), or a key
+        for meta in ({"a": 0, "b": {"x": 1.0, "y": [1, 2]}, "c": "z"}, {"a": 0, "b": {"x": True, "y": [1, 2]}, "c": "z"},
+                     {"a": 0, "b": {"x": 1, "y": [2, 1]}, "c": "z"}, {"a": 0, "b": {"x": 1, "y": [1, 2]}}):
+            assert col.unchanged([Document("d0", "text number 0", metadata=meta)]) == set(), meta
+        col.upsert([Document("d0", "text number 0", metadata={"a": 0, "c": "w"})])
+        assert enc.calls == calls + 1 and col.get("d0").metadata == {"a": 0, "c": "w"}
