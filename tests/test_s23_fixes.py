@@ -153,3 +153,27 @@ def test_upsert_of_the_same_metadata_in_another_key_order_encodes_nothing(tmp_pa
             assert col.unchanged([Document("d0", "text number 0", metadata=meta)]) == set(), meta
         col.upsert([Document("d0", "text number 0", metadata={"a": 0, "c": "w"})])
         assert enc.calls == calls + 1 and col.get("d0").metadata == {"a": 0, "c": "w"}
+
+
+# `fit_calibrator` (`slimvec calibrate`) on a collection under migration ran every judged query's search, then was
+# refused by set_calibrator: now refused before any search.
+def test_calibrate_under_migration_is_refused_before_any_search(tmp_path, scifact_docs):
+    from slimvec.evaluation.calibrate import fit_calibrator
+    from slimvec.migrate.merged import MigratingCollection
+
+    old, new = FakeEncoder(dim=32, name="fake-bow"), FakeEncoder(dim=48, name="fake-bow-s23")
+    path = tmp_path / "col"
+    with Collection.create(path, encoder=old) as col:
+        col.add(scifact_docs[:30])
+    with registered_encoders(old, new):
+        res = cli.invoke(app, ["migrate", str(path), "--to", "fake-bow-s23", "--fit-only"])
+        assert res.exit_code == 0, res.output
+        with Collection.open(path) as col:
+            assert isinstance(col, MigratingCollection)
+            calls = (old.calls, new.calls, col.encoder.calls, col.target.encoder.calls)
+            queries = {f"q{i}": scifact_docs[i].text[:80] for i in range(5)}
+            qrels = {q: {scifact_docs[i].id: 1} for i, q in enumerate(queries)}
+            with pytest.raises(Exception, match="a migration to 'fake-bow-s23' is under way; writes are refused"):
+                fit_calibrator(col, queries, qrels, mode="dense")
+            assert (old.calls, new.calls, col.encoder.calls, col.target.encoder.calls) == calls  # nothing searched
+        assert not (path / "calibration.json").exists()

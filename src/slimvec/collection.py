@@ -809,6 +809,10 @@ class Collection(KeepsQueries):
         """Relevance calibrators by search mode (from calibration.json)."""
         return dict(self._calibrators)
 
+    def check_calibrator_writable(self) -> None:
+        """Raise CollectionError, before any work, where `set_calibrator` would refuse (a collection under
+        migration): `fit_calibrator` asks first, so its searches are not run for nothing."""
+
     def set_calibrator(self, mode: str, calibrator: "_calibration.Calibrator") -> None:
         """Store `mode`'s calibrator in calibration.json (atomically) and use it from now on."""
         with self._writing():
