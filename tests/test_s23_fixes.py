@@ -177,3 +177,24 @@ def test_calibrate_under_migration_is_refused_before_any_search(tmp_path, scifac
                 fit_calibrator(col, queries, qrels, mode="dense")
             assert (old.calls, new.calls, col.encoder.calls, col.target.encoder.calls) == calls  # nothing searched
         assert not (path / "calibration.json").exists()
+
+
+# A killed compaction's DIR/compaction/ counted in info's disk_bytes but not in its reclaimable bytes until the next
+# compaction removed it.
+def test_a_killed_compactions_stage_counts_as_reclaimable(tmp_path):
+    import numpy as np
+
+    from slimvec import compaction
+
+    with Collection.create(tmp_path / "col", encoder=FakeEncoder()) as col:
+        col.add([Document(f"d{i}", f"words of document {i}") for i in range(20)])
+        before = col.info()
+        assert before["reclaimable_disk_bytes"] == 0
+        with col.store.writer():  # what a compaction killed before its switch leaves behind
+            compaction.write_generation(col.store, np.arange(col.store.committed_rows, dtype=np.int64), [])
+        staged = col.store.disk_usage()["compaction"]
+        info = col.info()
+        assert staged > 0 and info["disk_bytes"] == before["disk_bytes"] + staged
+        assert info["reclaimable_disk_bytes"] == staged
+        col.compact()
+        assert not (tmp_path / "col" / "compaction").exists() and col.info()["reclaimable_disk_bytes"] == 0

@@ -955,8 +955,12 @@ class Collection(KeepsQueries):
                           "ram_bytes_before": self._ram_bytes()}
                 keep = live_rows(self.store)
                 if len(keep) == self.store.committed_rows:
+                    # Nothing dead, but a compaction killed before its switch may have left its staged copy: this
+                    # call holds the writer lock (no compaction is running) and is the only handle, so it goes.
+                    if (self.path / compaction.STAGE).exists() and not (self.path / switch.INTENT).exists():
+                        compaction.discard(self.path)
                     return {"compacted": False, "dead_rows": 0, **before, "rows_after": before["rows_before"],
-                            "disk_bytes_after": before["disk_bytes_before"],
+                            "disk_bytes_after": self.store.disk_bytes(),
                             "ram_bytes_after": before["ram_bytes_before"], "seconds": time.perf_counter() - t0}
                 parts = [r.compacted(keep) for r in self._retrievers.values() if hasattr(r, "compacted")]
             target = compaction.write_generation(self.store, keep, parts)
