@@ -198,3 +198,24 @@ def test_a_killed_compactions_stage_counts_as_reclaimable(tmp_path):
         assert info["reclaimable_disk_bytes"] == staged
         col.compact()
         assert not (tmp_path / "col" / "compaction").exists() and col.info()["reclaimable_disk_bytes"] == 0
+
+
+# HTML extraction: a <pre> block lost its newlines and indentation ("def f(): return 1"), and block elements missing
+# from the list (<center>, <legend>, <option>...) glued their words to the next ("ab").
+@pytest.mark.parametrize("html, text", [
+    ("<p>a</p><p>b</p>", "a\n\nb"),
+    ("<ul><li>a</li><li>b</li></ul>", "a\n\nb"),
+    ("<p>a<br>b</p>", "a\nb"),
+    ("<table><tr><td>a</td><td>b</td></tr><tr><th>c</th><td>d</td></tr></table>", "a b\n\nc d"),
+    ("<span>a</span><span>b</span>", "ab"),  # inline neighbours: a browser shows "ab"
+    ("<p>x</p><pre>def f():\n    return 1\n\n\nend  </pre><p>y</p>", "x\n\ndef f():\n    return 1\n\n\nend\n\ny"),
+    ("<pre><code>a<br>  b</code></pre>", "a\n  b"),
+    ("<center>a</center>b", "a\n\nb"),
+    ("<legend>a</legend>b", "a\n\nb"),
+    ("<select><option>a</option><option>b</option></select>", "a\n\nb"),
+])
+def test_html_text_keeps_block_boundaries_and_preformatted_lines(tmp_path, html, text):
+    from slimvec.ingest import read_sources
+
+    (tmp_path / "page.html").write_text(f"<html><body>{html}</body></html>", encoding="utf-8")
+    assert [d.text for d in read_sources([tmp_path / "page.html"])] == [text]
