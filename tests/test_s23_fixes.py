@@ -219,3 +219,20 @@ def test_html_text_keeps_block_boundaries_and_preformatted_lines(tmp_path, html,
 
     (tmp_path / "page.html").write_text(f"<html><body>{html}</body></html>", encoding="utf-8")
     assert [d.text for d in read_sources([tmp_path / "page.html"])] == [text]
+
+
+# A Parquet time64[ns] column lost its nanoseconds (pyarrow's Python value is a datetime.time): "00:00:01" for
+# 1.000000123 s, where a timestamp[ns] column keeps them.
+def test_parquet_time64_ns_keeps_its_nanoseconds(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    from slimvec.ingest import read_sources
+
+    ns = [1_000_000_123, 45_296_000_001_000, 0, None]
+    pq.write_table(pa.table({"_id": ["a", "b", "c", "d"], "text": ["x"] * 4, "t": pa.array(ns, pa.time64("ns")),
+                             "us": pa.array([v // 1000 if v is not None else None for v in ns], pa.time64("us"))}),
+                   tmp_path / "t.parquet")
+    got = [(d.metadata.get("t"), d.metadata.get("us")) for d in read_sources([tmp_path / "t.parquet"])]
+    assert got == [("00:00:01.000000123", "00:00:01"), ("12:34:56.000001", "12:34:56.000001"),
+                   ("00:00:00", "00:00:00"), (None, None)]
