@@ -124,7 +124,7 @@ def test_index_of_a_folder_whose_files_are_all_passed_over_leaves_no_collection(
     docs.mkdir()
     (docs / "export.jsonl").write_text('{"_id": "r1", "text": "a record about rivers"}\n', encoding="utf-8")
     res = cli.invoke(app, ["index", str(docs), "-c", str(col), "--model", STATIC, "--json"])
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1, res.output  # nothing stored: exit 1 since session 23
     summary = json.loads(res.stdout[res.stdout.index("{"):])
     assert summary["created"] is False and summary["notes"] and not col.exists()
     res = cli.invoke(app, ["index", str(docs / "export.jsonl"), "-c", str(col), "--model", STATIC,
@@ -146,7 +146,7 @@ def test_index_on_ray_that_stores_nothing_leaves_no_collection(tmp_path, ray_clu
     args = ["index", str(bad), "-c", str(col), "--id-field", "id", "--model", "wordllama", "--ray", "--address",
             ray.get_runtime_context().gcs_address, "--workers", "1", *shards]
     res = cli.invoke(app, [*args, "--json"])
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1, res.output  # nothing stored: exit 1 since session 23
     assert json.loads(res.stdout[res.stdout.index("{"):])["created"] is False and not col.exists()
     bad.write_text("id,text\n1,hello world\n", encoding="utf-8")
     res = cli.invoke(app, args)

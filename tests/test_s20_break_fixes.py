@@ -360,19 +360,21 @@ def test_index_that_stores_nothing_leaves_no_collection_behind(tmp_path, fake_mo
     good.write_text("id,text\n1,hello world\n", encoding="utf-8")
     col = tmp_path / "col"
     res = cli.invoke(app, ["index", str(bad), "-c", str(col), "--id-field", "id", "--model", "fake-bow"])
-    assert res.exit_code == 0 and "nothing was stored, so no collection was made" in res.output
+    # exit 1 (session 23): every record refused, nothing stored, which a script must be able to tell
+    assert res.exit_code == 1 and "nothing was stored, so no collection was made" in res.output
     assert f"skipped: {bad}:1: text: no such column (columns: id,  text); column ' text' has spaces around its name" \
         in res.output
     assert not col.exists()
     (tmp_path / "made").mkdir()  # a folder the user made stays, empty
     res = cli.invoke(app, ["index", str(bad), "-c", str(tmp_path / "made"), "--id-field", "id", "--model", "fake-bow",
                            "--json"])
-    assert json.loads(res.stdout)["created"] is False and list((tmp_path / "made").iterdir()) == []
+    assert res.exit_code == 1 and json.loads(res.stdout)["created"] is False
+    assert list((tmp_path / "made").iterdir()) == []
     res = cli.invoke(app, ["index", str(good), "-c", str(col), "--id-field", "id", "--model", "fake-bow",
                            "--bm25"])
     assert res.exit_code == 0, res.output
     res = cli.invoke(app, ["index", str(bad), "-c", str(col), "--id-field", "id", "--json"])  # an existing one stays
-    assert json.loads(res.stdout)["created"] is True and (col / "manifest.json").exists()
+    assert res.exit_code == 1 and json.loads(res.stdout)["created"] is True and (col / "manifest.json").exists()
     with Collection.open(col, FakeEncoder(dim=32, name="fake-bow")) as c:
         assert len(c) == 1 and c.manifest["retrievers"] == ["dense", "bm25"]
 

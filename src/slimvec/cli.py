@@ -160,6 +160,14 @@ def index(
     if not created:
         _drop_if_empty(collection, dir_existed)
         created = (collection / "manifest.json").exists()
+    _summarise(collection, n, problems, notes, info, created, json_out)
+
+
+def _summarise(collection: Path, n: int, problems: list[str], notes: list[str], info: dict[str, Any], created: bool,
+               json_out: bool) -> None:
+    """Print what `index` did; exit 1 when something was skipped (a bad record, a file or folder passed over, an
+    empty table) and nothing at all was stored or kept, so a script can tell a run that refused everything from one
+    that stored something (partial skips, and a rerun whose documents are all unchanged, stay 0)."""
     summary = {"collection": str(collection), "indexed": n, "skipped": len(problems), "problems": problems,
                "notes": notes, "documents": info["documents"], "chunks": info["chunks"], "created": created}
     if json_out:
@@ -170,6 +178,8 @@ def index(
     else:
         out.print(f"indexed {n} documents ({len(problems)} skipped); collection holds "
                   f"{info['documents']} documents, {info['chunks']} chunks")
+    if n == 0 and (problems or notes):
+        raise typer.Exit(1)
 
 
 def _drop_if_empty(collection: Path, dir_existed: bool) -> None:
@@ -219,16 +229,7 @@ def _index_on_ray(sources: list[Path], collection: Path, fields: Any, strict: bo
     if not created:
         _drop_if_empty(collection, dir_existed)
         created = (collection / "manifest.json").exists() or (collection / "shards.json").exists()
-    summary = {"collection": str(collection), "indexed": n, "skipped": len(problems), "problems": problems,
-               "notes": notes, "documents": info["documents"], "chunks": info["chunks"], "created": created}
-    if json_out:
-        _print_json(summary)
-    elif not created:
-        out.print(f"indexed 0 documents ({len(problems)} skipped); nothing was stored, so no collection was made "
-                  f"at {collection}")
-    else:
-        out.print(f"indexed {n} documents ({len(problems)} skipped); collection holds "
-                  f"{info['documents']} documents, {info['chunks']} chunks")
+    _summarise(collection, n, problems, notes, info, created, json_out)
 
 
 def _opt_help(name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import logging
@@ -33,7 +34,7 @@ from slimvec.multivector.retriever import TOKENS_DIR
 from slimvec.multivector.writer import TokenConfig, append_tokens, check_encoder, encode_chunks
 from slimvec.profiles import Profile, load_profile, profile_from_dict, recorded_profile
 from slimvec.progress import progress_bar
-from slimvec.records import metadata_problem, query_problem, text_problem
+from slimvec.records import metadata_problem, plain_metadata, query_problem, text_problem
 from slimvec.retrievers.base import Query, Retriever, describe
 from slimvec.search import calibration as _calibration
 from slimvec.search.options import SearchOptions
@@ -917,6 +918,10 @@ class Collection(KeepsQueries):
         """Relevance calibrators by search mode (from calibration.json)."""
         return dict(self._calibrators)
 
+    def check_calibrator_writable(self) -> None:
+        """Raise CollectionError, before any work, where `set_calibrator` would refuse (a collection under
+        migration): `fit_calibrator` asks first, so its searches are not run for nothing."""
+
     def set_calibrator(self, mode: str, calibrator: "_calibration.Calibrator") -> None:
         """Store `mode`'s calibrator in calibration.json (atomically) and use it from now on."""
         with self._writing():
@@ -1079,8 +1084,12 @@ class Collection(KeepsQueries):
                           "ram_bytes_before": self._ram_bytes()}
                 keep = live_rows(self.store)
                 if len(keep) == self.store.committed_rows:
+                    # Nothing dead, but a compaction killed before its switch may have left its staged copy: this
+                    # call holds the writer lock (no compaction is running) and is the only handle, so it goes.
+                    if (self.path / compaction.STAGE).exists() and not (self.path / switch.INTENT).exists():
+                        compaction.discard(self.path)
                     return {"compacted": False, "dead_rows": 0, **before, "rows_after": before["rows_before"],
-                            "disk_bytes_after": before["disk_bytes_before"],
+                            "disk_bytes_after": self.store.disk_bytes(),
                             "ram_bytes_after": before["ram_bytes_before"], "seconds": time.perf_counter() - t0}
                 parts = [r.compacted(keep) for r in self._retrievers.values() if hasattr(r, "compacted")]
             target = compaction.write_generation(self.store, keep, parts)
@@ -1468,9 +1477,12 @@ def _validated(docs: list[Document], replace: bool, offset: int = 0, refuse_blan
                 raise IngestError(f"document {d.id!r} (position {i}): {field}: {problem}; nothing from this call was stored")
         if refuse_blank_sections and d.sections and (problem := blank_section_problem(d.text, d.sections)):
             raise IngestError(f"document {d.id!r} (position {i}): sections: {problem}; nothing from this call was stored")
+        if (meta := plain_metadata(d.metadata)) is not d.metadata:  # numpy scalars (pandas): their Python values
+            d = dataclasses.replace(d, metadata=meta)
         if found := metadata_problem(d.metadata):
             key, problem = found
-            raise IngestError(f"document {d.id!r} (position {i}): metadata is not JSON-serialisable: "
+            what = "metadata" if problem.startswith("key: ") else "metadata is not JSON-serialisable"
+            raise IngestError(f"document {d.id!r} (position {i}): {what}: "
                               f"{key + ': ' if key else ''}{problem}; nothing from this call was stored")
         if d.id in seen:
             if not replace:

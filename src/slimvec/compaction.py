@@ -49,14 +49,16 @@ def due(store: Store) -> bool:
 
 def reclaimable(store: Store, tokens_disk_bytes: int = 0, usage: dict[str, int] | None = None) -> dict[str, Any]:
     """What `info` shows: {"dead_rows", "dead_share" (of committed rows), "reclaimable_disk_bytes"}: the dead
-    rows' share of the row-aligned files (vectors, tokens, index), an estimate before compaction measures it.
+    rows' share of the row-aligned files (vectors, tokens, index), an estimate before compaction measures it,
+    plus all of DIR/compaction/ (a staged generation a killed compaction left, which the next one removes; one
+    being written by a compaction running now counts too, though most of it will then replace the current files).
     usage: `store.disk_usage()` when the caller has it (one directory walk for both)."""
     dead, rows = store.dead_rows or 0, store.committed_rows
     share = dead / rows if rows else 0.0
     usage = store.disk_usage() if usage is None else usage
     size = usage.get("vectors", 0) + usage.get("index", 0)
     return {"dead_rows": dead, "dead_share": round(share, 4),
-            "reclaimable_disk_bytes": int(round(share * (size + tokens_disk_bytes)))}
+            "reclaimable_disk_bytes": int(round(share * (size + tokens_disk_bytes))) + usage.get(STAGE, 0)}
 
 
 def write_generation(store: Store, keep: np.ndarray, compacted: Iterable[Any]) -> Path:

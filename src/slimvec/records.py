@@ -10,6 +10,7 @@ whitespace (a scanned PDF, an empty file: such a record would be indexed on its 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from slimvec.documents import Document, has_content
@@ -17,6 +18,8 @@ from slimvec.errors import IngestError
 from slimvec.ids import fits_int64, id_problem, lone_surrogate
 
 MAX_METADATA_DEPTH = 32
+_PLAIN = frozenset({str, int, float, bool})
+_CONTROL = re.compile(r"[\x00-\x1f]")
 
 
 def plain_value(value: Any) -> Any:
@@ -24,6 +27,25 @@ def plain_value(value: Any) -> Any:
     if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
         return value.item()
     return value
+
+
+def plain_metadata(value: Any, depth: int = 0) -> Any:
+    """`value` with every 0-d numpy value in it (np.int64, np.float32, np.bool_ from pandas code) turned into the
+    Python value it holds, so it is then held to that value's rules (`metadata_problem`: a NaN is still refused)
+    and stored as JSON; the very object given when it holds none. Arrays are left as they are (refused there)."""
+    if type(value) in _PLAIN or value is None:  # the common case first (an np.float64 is a float, not plain)
+        return value
+    if isinstance(value, dict):
+        if depth > MAX_METADATA_DEPTH:  # refused by metadata_problem; a loop must not recurse forever
+            return value
+        items = {k: plain_metadata(v, depth + 1) for k, v in value.items()}
+        return value if all(items[k] is v for k, v in value.items()) else items
+    if isinstance(value, (list, tuple)):
+        if depth > MAX_METADATA_DEPTH:
+            return value
+        out = [plain_metadata(v, depth + 1) for v in value]
+        return value if all(a is b for a, b in zip(out, value)) else type(value)(out)
+    return plain_value(value)
 
 
 def text_problem(value: str) -> str | None:
@@ -34,6 +56,20 @@ def text_problem(value: str) -> str | None:
         return f"invalid Unicode: lone surrogate U+{ord(m[0]):04X} at position {m.start()}"
     if "\x00" in value:
         return f"NUL character at position {value.index(chr(0))}"
+    return None
+
+
+def key_problem(key: str) -> str | None:
+    """Why a metadata key (a text one) is one no filter could name, or None. The filter language
+    (`store.filters`) names a key by a dotted path, a key holding a dot or starting with "$" in double quotes
+    (`"a.b"`, `"$x"`): so those are fine, but an empty key, and one holding a double quote, a backslash or a control
+    character (which SQLite's JSON paths cannot carry), could be stored and never filtered on, nor told apart."""
+    if not key:
+        return "empty, which no filter can name"
+    if '"' in key or "\\" in key:
+        return "holds a double quote or backslash, which no filter can name"
+    if m := _CONTROL.search(key):
+        return f"holds the control character U+{ord(m[0]):04X} at position {m.start()}, which no filter can name"
     return None
 
 
@@ -76,6 +112,8 @@ def metadata_problem(value: Any, key: str = "", depth: int = 0) -> tuple[str, st
             path = f"{key}.{k}" if key else k
             if problem := text_problem(k):  # shown escaped: the key itself cannot be printed or stored
                 return (f"{key}.{ascii(k)}" if key else ascii(k)), f"key: {problem}"
+            if problem := key_problem(k):
+                return (f"{key}.{k!r}" if key else repr(k)), f"key: {problem}"
             if found := metadata_problem(v, path, depth + 1):
                 return found
         return None

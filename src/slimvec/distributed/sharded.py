@@ -453,6 +453,9 @@ class ShardedCollection(KeepsQueries):
         """Relevance calibrators by search mode (fitted on this collection's scores, which equal one collection's)."""
         return dict(self._calibrators)
 
+    def check_calibrator_writable(self) -> None:
+        """As Collection's: the router's calibration.json is always writable."""
+
     def set_calibrator(self, mode: str, calibrator: calibration.Calibrator) -> None:
         """Store `mode`'s calibrator in the router's calibration.json (atomically) and use it from now on."""
         with self._lock:

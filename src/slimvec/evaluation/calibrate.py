@@ -85,6 +85,7 @@ def _relevant(qrels: Mapping[str, Mapping[str, int]], qid: str) -> set[str]:
 def fit_calibrator(collection: "Collection", queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]],
                    mode: str = "dense", depth: int = 20) -> Calibrator:
     """Fit `mode`'s calibrator on the top-`depth` hits of judged queries, save it in the collection, return it."""
+    collection.check_calibrator_writable()  # a collection under migration refuses it: before any search
     qids = [q for q in queries if q in qrels]
     if not qids:
         raise ConfigError("no query has judgements in qrels")

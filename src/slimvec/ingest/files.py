@@ -392,12 +392,16 @@ def _markdown_title(text: str) -> str:
 _DROP = ["script", "style", "noscript", "template", "head", "svg", "iframe", "object"]
 # fmt: off
 _BLOCKS = [
-    "address", "article", "aside", "blockquote", "caption", "dd", "details", "div", "dl", "dt", "fieldset",
-    "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main",
-    "nav", "ol", "p", "pre", "section", "summary", "table", "tbody", "thead", "tfoot", "tr", "ul",
+    "address", "article", "aside", "blockquote", "caption", "center", "dd", "details", "dialog", "dir", "div", "dl",
+    "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header",
+    "hgroup", "hr", "legend", "li", "listing", "main", "menu", "nav", "ol", "optgroup", "option", "p", "pre",
+    "search", "section", "summary", "table", "tbody", "thead", "tfoot", "tr", "ul", "xmp",
 ]
 # fmt: on
-_PARA, _LINE = "\x00", "\x01"  # markers no HTML text can hold (NULs are stripped first)
+# Markers no HTML text can hold (stripped from the input first): a paragraph break, a line break, and around the
+# number of a <pre> block whose text is put back as it was, its lines and indentation kept.
+_PARA, _LINE, _PRE = "\x00", "\x01", "\x02"
+_PRE_MARK = re.compile(f"{_PRE}(\\d+){_PRE}")
 
 
 def _html_to_text(html: str) -> tuple[str, str]:
@@ -405,7 +409,7 @@ def _html_to_text(html: str) -> tuple[str, str]:
     # Deferred: bs4 is a slow import that most runs never need.
     from bs4 import BeautifulSoup, Comment, Declaration, Doctype, ProcessingInstruction
 
-    soup = BeautifulSoup(html.replace(_PARA, "").replace(_LINE, ""), "lxml")
+    soup = BeautifulSoup(html.replace(_PARA, "").replace(_LINE, "").replace(_PRE, ""), "lxml")
     title = " ".join(soup.title.get_text(" ").split()) if soup.title else ""
     for tag in soup.find_all(_DROP):
         tag.decompose()
@@ -415,17 +419,28 @@ def _html_to_text(html: str) -> tuple[str, str]:
         string=lambda s: isinstance(s, (Comment, Declaration, Doctype, ProcessingInstruction))
     ):
         node.extract()
+    for tag in soup.find_all("br"):
+        tag.replace_with(_LINE)
+    pres: list[str] = []
+    for tag in soup.find_all("pre"):  # preformatted: its newlines and indentation are the text's (code, poems)
+        lines = [line.rstrip() for line in tag.get_text().replace(_LINE, "\n").split("\n")]
+        while lines and not lines[-1]:
+            lines.pop()
+        while lines and not lines[0]:
+            lines.pop(0)
+        tag.clear()
+        tag.append(f"{_PRE}{len(pres)}{_PRE}")
+        pres.append("\n".join(lines))
     for tag in soup.find_all(_BLOCKS):
         tag.insert_before(_PARA)
         tag.insert_after(_PARA)
     for tag in soup.find_all(["td", "th"]):
         tag.insert_after(" ")  # adjacent cells must not glue their words together
-    for tag in soup.find_all("br"):
-        tag.replace_with(_LINE)
     paragraphs = []
     for block in soup.get_text().split(_PARA):
         lines = (" ".join(line.split()) for line in block.split(_LINE))
-        if para := "\n".join(line for line in lines if line):
+        para = "\n".join(line for line in lines if line)
+        if para := _PRE_MARK.sub(lambda m: pres[int(m[1])], para).strip("\n"):
             paragraphs.append(para)
     return title, "\n\n".join(paragraphs)
 

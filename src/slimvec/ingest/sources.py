@@ -184,10 +184,25 @@ def iter_located(
     in order; repeated ids are not looked for (the caller sees every path: `read_sources`, or the driver of a
     distributed ingest, `slimvec.distributed.ingest`, whose workers read one path each). `claim` (see
     `FileClaims`) passes over, with a note, a file already read under another path."""
-    for src, pos, names, item in _items(path, fields, on_skip, field_types, claim):
+    said = False
+
+    def skip(text: str) -> None:
+        nonlocal said
+        said = True
+        on_skip(text)
+
+    read = False
+    for src, pos, names, item in _items(path, fields, skip, field_types, claim):
+        read = True
         if isinstance(item, Document):
             item = _checked(item, src, pos, names, field_types)
         yield src, pos, names, item
+    if not read and not said:  # an empty folder or table was read as nothing at all, without a word
+        on_skip(f"{path}: {_NOTHING_IN[path.is_dir() and not is_beir_dir(path)]}")
+
+
+_NOTHING_IN = {True: "no file to read (an empty folder; hidden files and folders are not read)",
+               False: "no records in it"}
 
 
 def _unpack(files: list[Path], packed: int) -> str:

@@ -30,6 +30,7 @@ from slimvec.errors import ConfigError, FilterError
 from slimvec.extras import require
 from slimvec.integrations.encoder import FunctionEncoder, normalised
 from slimvec.integrations.opening import open_or_create
+from slimvec.records import plain_metadata
 from slimvec.search.plan import stored_fusion
 from slimvec.store.filters import quote_key
 
@@ -399,6 +400,9 @@ def _restricted(flt: dict[str, Any], of_docs: list[str] | None, node_ids: list[s
 
 
 def _document(node: BaseNode) -> SlimDocument:
+    if (plain := plain_metadata(node.metadata)) is not node.metadata:
+        # numpy scalars (pandas): LlamaIndex's own serialisation of the node below cannot write them
+        node = node.model_copy(update={"metadata": plain})
     meta = node_to_metadata_dict(node, remove_text=True, flat_metadata=False)
     return SlimDocument(node.node_id, node.get_content(metadata_mode=MetadataMode.NONE), "", meta)
 

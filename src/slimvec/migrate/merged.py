@@ -78,7 +78,7 @@ class MigratingCollection(Collection):
     create_field_index = drop_field_index = _refuse  # type: ignore[assignment]
     # They write the old generation's manifest or calibration.json, which the switch replaces by the target's: a
     # BM25 index enabled now would be searched until the switch, then gone without a word.
-    enable = set_calibrator = _refuse  # type: ignore[assignment]
+    enable = set_calibrator = check_calibrator_writable = _refuse  # type: ignore[assignment]
 
     def close(self) -> None:
         self.target.close()

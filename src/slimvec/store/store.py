@@ -453,7 +453,7 @@ class Store:
 
     def unchanged(self, docs: list[Any], chunks: dict[str, list[Any]]) -> set[str]:
         """Ids among `docs` whose stored version is the same document cut the same way: equal title, text,
-        metadata (as stored: the same JSON text) and chunks (index, span, given section and heading path), so
+        metadata (the same JSON value, keys in any order) and chunks (index, span, given section and heading path), so
         an upsert of it would store equal rows again (the collection's model and chunking are fixed). The
         caller holds the writer lock when it acts on the answer."""
         wanted = {d.id: d for d in docs}
@@ -479,7 +479,11 @@ class Store:
             paths = _heading_paths([d])
             mine = [(d.title, d.text, json.dumps(d.metadata, ensure_ascii=False))]
             mine += [(c.index, c.start, c.end, *_section_fields(c, paths)) for c in chunks[doc_id]]
-            if mine == entry:
+            if mine[1:] != entry[1:] or mine[0][:2] != entry[0][:2]:
+                continue
+            # The same metadata with its keys in another order is unchanged too (it would be encoded again for
+            # nothing): compared with sorted keys, the stored text (the order first given, which `get` returns) kept.
+            if mine[0][2] == entry[0][2] or _canonical(mine[0][2]) == _canonical(entry[0][2]):
                 out.add(doc_id)
         return out
 
@@ -972,6 +976,12 @@ def _heading_paths(docs: list[Any]) -> dict[tuple[str, str], str]:
             if sec.path:
                 out[(d.id, sec.id)] = json.dumps(list(sec.path), ensure_ascii=False)
     return out
+
+
+def _canonical(meta: str) -> str:
+    """Metadata JSON text with every object's keys sorted: equal for the same metadata given in another key order
+    (an int and a float, or 1 and true, still differ, as their JSON texts do)."""
+    return json.dumps(json.loads(meta), ensure_ascii=False, sort_keys=True)
 
 
 def _section_fields(chunk: Any, paths: dict[tuple[str, str], str]) -> tuple[str | None, str | None]:
