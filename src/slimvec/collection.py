@@ -41,6 +41,7 @@ from slimvec.search.plan import (
     SearchPlan,
     make_plan,
     model_fusion_weights,
+    modes,
     refuse_unused_vectors,
     stored_fusion,
 )
@@ -71,7 +72,11 @@ class Collection(KeepsQueries):
         self._rows = RowMap()  # row -> document number, kept in step with the store
         self._runner = Runner(store)
         self._generation = -1
-        self._calibrators = _calibration.load_calibrators(self.path)
+        try:
+            self._calibrators = _calibration.load_calibrators(self.path)
+        except CollectionError:
+            store.close()  # else its reader lock stays held until garbage collection, refusing compactions
+            raise
         self._plans: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any], SearchPlan]] = {}  # see _plan
         # A filter that matches nothing because of a type or a field no document has raises FilterError; a shard
         # turns this off (its router explains over every shard: a field may live in other shards only).
@@ -809,10 +814,15 @@ class Collection(KeepsQueries):
         return dict(self._calibrators)
 
     def set_calibrator(self, mode: str, calibrator: "_calibration.Calibrator") -> None:
-        """Store `mode`'s calibrator in calibration.json (atomically) and use it from now on."""
+        """Store `mode`'s calibrator in calibration.json (atomically) and use it from now on.
+
+        Raises ConfigError, with nothing changed, for a mode this collection cannot run, a calibrator fitted on
+        another mode, or one whose values cannot score (see `Calibrator.problem`)."""
         with self._writing():
-            self._calibrators = {**self._calibrators, mode: calibrator}
-            _calibration.save_calibrators(self.path, self._calibrators)
+            _calibration.checked(mode, calibrator, modes(list(self.manifest.get("retrievers", ["dense"]))))
+            calibrators = {**self._calibrators, mode: calibrator}
+            _calibration.save_calibrators(self.path, calibrators)  # kept in memory only once it is on disk
+            self._calibrators = calibrators
             self.store.bump_generation()  # other handles (a server) re-read calibration.json at their next search
 
     # ---- tuning the index on the user's queries ---------------------------------------------

@@ -52,7 +52,7 @@ from slimvec.retrievers.bm25_global import Bm25Stats
 from slimvec.search import calibration
 from slimvec.search.fusion import fuse
 from slimvec.search.options import SearchOptions
-from slimvec.search.plan import SearchPlan, make_plan, refuse_unused_vectors
+from slimvec.search.plan import SearchPlan, make_plan, modes, refuse_unused_vectors
 from slimvec.search.recent import KeepsQueries, RecentQueries
 from slimvec.search.rerank import Candidates, Reranker, rerank
 from slimvec.store.filters import filter_type_mismatch
@@ -402,10 +402,13 @@ class ShardedCollection(KeepsQueries):
         return dict(self._calibrators)
 
     def set_calibrator(self, mode: str, calibrator: calibration.Calibrator) -> None:
-        """Store `mode`'s calibrator in the router's calibration.json (atomically) and use it from now on."""
+        """Store `mode`'s calibrator in the router's calibration.json (atomically) and use it from now on; the
+        checks and errors of `Collection.set_calibrator`."""
         with self._lock:
-            self._calibrators = {**self._calibrators, mode: calibrator}
-            calibration.save_calibrators(self.path, self._calibrators)
+            calibration.checked(mode, calibrator, modes(list(self.router["retrievers"])))
+            calibrators = {**self._calibrators, mode: calibrator}
+            calibration.save_calibrators(self.path, calibrators)
+            self._calibrators = calibrators
 
     def _bm25_global(self) -> str:
         """Hand every shard the corpus-wide BM25 statistics (summed again only when a shard's rows changed);

@@ -1,0 +1,91 @@
+"""Faults found by session 23's breaker (documentation against the product, the Python API under threads), each
+with the behaviour it now has."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from fakes import FakeEncoder
+
+from slimvec import Collection, Document
+from slimvec.errors import CollectionError, ConfigError
+from slimvec.search.calibration import Calibrator
+
+
+def _words_collection(path, profile="hybrid", n=60):
+    col = Collection.create(path, encoder=FakeEncoder(), profile=profile)
+    col.add([Document(f"d{i}", f"alpha beta word{i} gamma{i % 7} delta{i % 13}") for i in range(n)])
+    return col
+
+
+_GOOD = {"mode": "dense", "used": [0], "mean": [0.5], "scale": [0.2], "coef": [2.0], "intercept": 0.0,
+         "threshold": 0.5}
+
+
+# ---- calibrators: set_calibrator stored anything, and a hand-edited calibration.json was read as it stood ----------
+# A calibrator of mismatched lengths, a feature number past the three features or a threshold outside 0-1 was
+# stored, then failed every later min_relevance search (a numpy traceback, or "min_relevance must be between 0
+# and 1, got 1.5" for an "auto" the user gave); one fitted on BM25 scores stored for dense cut every hit without a
+# word; a mode the collection cannot run was stored and never used; and an object that was no Calibrator was kept
+# in memory although saving it failed, so every later search of that handle failed.
+@pytest.mark.parametrize("mode, calibrator, message", [
+    ("dense", dict(_GOOD), "must be a slimvec.search.calibration.Calibrator, not dict"),
+    ("dense", Calibrator(**{**_GOOD, "mode": "bm25"}), "fitted on search mode 'bm25', not 'dense'"),
+    ("dnese", Calibrator(**{**_GOOD, "mode": "dnese"}), "cannot calibrate search mode 'dnese': this collection runs "
+                                                        "dense, bm25, hybrid"),
+    ("dense", Calibrator(**{**_GOOD, "threshold": 2.0}), "threshold must be a number between 0 and 1, got 2.0"),
+    ("dense", Calibrator(**{**_GOOD, "threshold": float("nan")}), "threshold must be a number between 0 and 1"),
+    ("dense", Calibrator(**{**_GOOD, "used": [0, 1]}), "mean must hold 2 finite numbers, one per used feature"),
+    ("dense", Calibrator(**{**_GOOD, "used": [5]}), "used must list distinct feature numbers from 0 to 2"),
+    ("dense", Calibrator(**{**_GOOD, "scale": [0.0]}), "scale must be > 0"),
+    ("dense", Calibrator(**{**_GOOD, "coef": [-1.0]}), "coef must be >= 0"),
+    ("dense", Calibrator(**{**_GOOD, "intercept": "x"}), "intercept must be a finite number"),
+])
+def test_set_calibrator_refuses_what_cannot_calibrate_the_mode_and_changes_nothing(tmp_path, mode, calibrator, message):
+    col = _words_collection(tmp_path / "c")
+    col.set_calibrator("dense", Calibrator(**_GOOD))
+    before = (tmp_path / "c" / "calibration.json").read_text()
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        col.set_calibrator(mode, calibrator)
+    assert (tmp_path / "c" / "calibration.json").read_text() == before
+    assert col.calibrators == {"dense": Calibrator(**_GOOD)}
+    assert len(col.search("alpha", k=10, mode="dense", min_relevance="auto")) == 10  # still searches as before
+    col.close()
+
+
+@pytest.mark.parametrize("entry, problem", [
+    ({**_GOOD, "used": [0, 1]}, "mean must hold 2 finite numbers"),
+    ({**_GOOD, "threshold": 1.5}, "threshold must be a number between 0 and 1, got 1.5"),
+    ({**_GOOD, "used": [7]}, "used must list distinct feature numbers"),
+    ({**_GOOD, "intercept": "x"}, "intercept must be a finite number"),
+    ({**_GOOD, "mode": "bm25"}, "holds mode 'bm25'"),
+])
+def test_a_damaged_calibration_file_is_one_line_naming_it_when_the_collection_opens(tmp_path, entry, problem):
+    _words_collection(tmp_path / "c").close()
+    f = tmp_path / "c" / "calibration.json"
+    f.write_text(json.dumps({"format": 1, "modes": {"dense": entry}}))
+    with pytest.raises(CollectionError) as e:
+        Collection.open(tmp_path / "c", encoder=FakeEncoder())
+    assert str(e.value).startswith(f"{f}: calibration file is damaged (mode 'dense': {problem}")
+    f.write_text(json.dumps({"format": 1, "modes": {"dense": {"mode": "dense", "intercept": 0.3}}}))  # an old file
+    with Collection.open(tmp_path / "c", encoder=FakeEncoder()) as col:
+        assert col.calibrators["dense"].threshold == 0.5
+        # Refusing at open also released the failed handle: compaction needs this to be the only one.
+        col.delete(["d1"])
+        assert col.compact()["compacted"] is True
+
+
+def test_a_sharded_collection_checks_its_calibrators_as_one_collection(tmp_path):
+    from slimvec.distributed import create_sharded
+
+    col = create_sharded(tmp_path / "s", shards=2, profile="exact-f32", encoder=FakeEncoder())
+    col.add([Document(f"d{i}", f"alpha beta word{i}") for i in range(20)])
+    with pytest.raises(ConfigError, match="fitted on search mode 'bm25', not 'dense'"):
+        col.set_calibrator("dense", Calibrator(**{**_GOOD, "mode": "bm25"}))
+    assert col.calibrators() == {}
+    assert not (tmp_path / "s" / "calibration.json").exists()
+    col.set_calibrator("dense", Calibrator(**_GOOD))
+    assert col.calibrators() == {"dense": Calibrator(**_GOOD)}
+    col.close()
