@@ -84,8 +84,48 @@ def test_a_sharded_collection_checks_its_calibrators_as_one_collection(tmp_path)
     col.add([Document(f"d{i}", f"alpha beta word{i}") for i in range(20)])
     with pytest.raises(ConfigError, match="fitted on search mode 'bm25', not 'dense'"):
         col.set_calibrator("dense", Calibrator(**{**_GOOD, "mode": "bm25"}))
-    assert col.calibrators() == {}
+    assert col.calibrators == {}
     assert not (tmp_path / "s" / "calibration.json").exists()
     col.set_calibrator("dense", Calibrator(**_GOOD))
-    assert col.calibrators() == {"dense": Calibrator(**_GOOD)}
+    assert col.calibrators == {"dense": Calibrator(**_GOOD)}
+    col.close()
+
+
+# ---- a sharded collection's calibrators: a method where one collection has a property, and never re-read ----------
+# `slimvec calibrate big DATASET --report-split test` fitted and stored the calibrator, then failed with a traceback
+# ("'function' object has no attribute 'get'"): cutoff_report reads `collection.calibrators` as one collection
+# gives it. And a server holding the sharded collection open never saw a calibration fitted after it opened
+# ("no calibration for search mode 'dense'"), where one collection's other handles take it at their next search.
+def _sharded_with_judged_queries(path):
+    from slimvec.distributed import create_sharded
+
+    col = create_sharded(path, shards=2, profile="exact-f32", encoder=FakeEncoder())
+    col.add([Document(f"d{i}", f"alpha beta word{i} topic{i % 5}") for i in range(60)])
+    queries = {f"q{j}": f"word{j} topic{j % 5}" for j in range(12)}
+    qrels = {f"q{j}": {f"d{j}": 1} for j in range(12)}
+    return col, queries, qrels
+
+
+def test_calibrate_reports_its_cutoff_on_a_sharded_collection(tmp_path):
+    from slimvec.evaluation.calibrate import cutoff_report, fit_calibrator
+
+    col, queries, qrels = _sharded_with_judged_queries(tmp_path / "s")
+    cal = fit_calibrator(col, queries, qrels, mode="dense")
+    assert col.calibrators == {"dense": cal}
+    report = cutoff_report(col, queries, qrels, mode="dense", threshold="auto")
+    assert report["threshold"] == cal.threshold and report["queries"] == 12
+    col.close()
+
+
+def test_another_handle_of_a_sharded_collection_takes_a_calibration_fitted_after_it_opened(tmp_path):
+    col, _, _ = _sharded_with_judged_queries(tmp_path / "s")
+    server = Collection.open(tmp_path / "s", encoder=FakeEncoder())
+    assert len(server.search("alpha", k=5)) == 5
+    col.set_calibrator("dense", Calibrator(**_GOOD))
+    expected = [(h.id, h.relevance) for h in col.search("alpha", k=5, min_relevance="auto")]
+    assert [(h.id, h.relevance) for h in server.search("alpha", k=5, min_relevance="auto")] == expected
+    assert server.calibrators == {"dense": Calibrator(**_GOOD)}
+    col.set_calibrator("dense", Calibrator(**{**_GOOD, "threshold": 0.9}))  # a refit is taken too
+    assert server.calibrators["dense"].threshold == 0.9
+    server.close()
     col.close()
