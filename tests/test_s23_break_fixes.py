@@ -129,3 +129,66 @@ def test_another_handle_of_a_sharded_collection_takes_a_calibration_fitted_after
     assert server.calibrators["dense"].threshold == 0.9
     server.close()
     col.close()
+
+
+# ---- an upsert or add racing a compaction through another thread of the same handle -------------------------------
+# The write's first look at what is stored (ids already stored for add, documents stored unchanged for upsert) read
+# `self.store` without a lock, and a compaction in another thread closes that store and opens the new generation:
+# the write failed with sqlite3.ProgrammingError "Cannot operate on a closed database". Seen with threads sharing a
+# sharded collection (writes and `compact` through the router); a plain collection has the same window.
+class _TellsWhenWaitedOn:
+    """A stand-in for a collection's `_lock` that sets `waited` when a thread has to wait for it."""
+
+    def __init__(self, inner, waited):
+        self.inner, self.waited = inner, waited
+
+    def acquire(self, blocking=True, timeout=-1):
+        if self.inner.acquire(blocking=False):
+            return True
+        if not blocking:
+            return False
+        self.waited.set()
+        return self.inner.acquire(timeout=timeout)
+
+    def release(self):
+        self.inner.release()
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+@pytest.mark.parametrize("call", ["upsert", "add"])
+def test_a_write_whose_first_look_at_the_store_meets_a_compaction_in_another_thread_still_commits(
+        tmp_path, monkeypatch, call):
+    import threading
+
+    from slimvec.store.store import Store
+
+    col = Collection.create(tmp_path / "c", encoder=FakeEncoder())
+    col.add([Document(f"d{i}", f"alpha beta {i}") for i in range(20)])
+    col.upsert([Document(f"d{i}", f"alpha beta {i} again") for i in range(10)])  # dead rows: compact has work
+    stage = threading.Event()  # set when the compaction has finished, or has to wait for the write
+    col._lock = _TellsWhenWaitedOn(col._lock, stage)
+    compacted = []
+    compaction = threading.Thread(target=lambda: compacted.append(col.compact()["compacted"]))
+    looked_at = Store.unchanged if call == "upsert" else Store.existing_ids
+
+    def first_look(self, *args):
+        if not compaction.is_alive() and not compacted:  # once: the write's look outside the writer lock
+            compaction.start()
+            threading.Thread(target=lambda: (compaction.join(), stage.set()), daemon=True).start()
+            stage.wait()
+        return looked_at(self, *args)
+
+    monkeypatch.setattr(Store, "unchanged" if call == "upsert" else "existing_ids", first_look)
+    getattr(col, call)([Document("d0", "alpha beta 0 third"), Document("n1", "a new one")] if call == "upsert"
+                       else [Document("n1", "a new one")])
+    compaction.join()
+    assert compacted == [True]
+    assert col.get("n1").text == "a new one" and len(col) == 21
+    assert col.check() == []
+    col.close()
+

@@ -384,13 +384,17 @@ class Collection(KeepsQueries):
             if not docs:
                 return 0
             if not replace:
-                self._refuse_stored(docs, offset)
+                # Under `_lock`, as every read of `self.store` outside the writer lock: a compaction through another
+                # thread closes the store and opens a new one under it ("Cannot operate on a closed database").
+                with self._lock:
+                    self._refuse_stored(docs, offset)
             enc = self.encoder
             chunks = self._chunk(docs, enc)
             tokens = self.token_config
             # An upsert of a document stored as it is would encode it again and leave its old rows dead: re-running
             # `slimvec index` over a folder then re-encodes only what changed (checked again under the lock).
-            same = self.store.unchanged(docs, chunks) if replace else set()
+            with self._lock:
+                same = self.store.unchanged(docs, chunks) if replace else set()
             todo = [d for d in docs if d.id not in same]
             advance(len(docs) - len(todo))
             vectors, toks, counts = self._encode(todo, chunks, enc, tokens, advance)
@@ -445,7 +449,11 @@ class Collection(KeepsQueries):
         with the collection's model's tokenizer (loads the model), nothing encoded or written. Read without the
         writer lock: another writer may change the answer before the caller acts on it."""
         docs = _validated(list(docs), replace=True)
-        return self.store.unchanged(docs, self._chunk(docs, self.encoder)) if docs else set()
+        if not docs:
+            return set()
+        chunks = self._chunk(docs, self.encoder)
+        with self._lock:  # a compaction through another thread replaces the store under it
+            return self.store.unchanged(docs, chunks)
 
     def chunk(self, docs: list[Document]) -> dict[str, list[Chunk]]:
         """The chunks `add` would store for `docs` (ids distinct), by document id, each list in chunk order; cut
