@@ -192,3 +192,37 @@ def test_a_write_whose_first_look_at_the_store_meets_a_compaction_in_another_thr
     assert col.check() == []
     col.close()
 
+
+# ---- a sharded BM25 search through one thread while another deletes through the same router ------------------------
+# Writes and BM25 searches took the router's lock, deletes did not: a delete between the search handing the shards
+# the corpus-wide statistics and a shard scoring with them changed that shard's own statistics, and the shard
+# refused the search ("BM25 corpus-wide statistics are out of date for this shard ...; search through the router"),
+# though it came through the router.
+def test_a_sharded_hybrid_search_meeting_a_delete_in_another_thread_answers(tmp_path, monkeypatch):
+    import threading
+
+    from slimvec.distributed import create_sharded
+    from slimvec.distributed.shards import ShardCore
+
+    col = create_sharded(tmp_path / "s", shards=2, profile="hybrid", encoder=FakeEncoder())
+    col.add([Document(f"d{i}", f"alpha beta word{i} topic{i % 5}") for i in range(40)])
+    stage = threading.Event()  # set when the delete has finished, or has to wait for the search
+    col._lock = _TellsWhenWaitedOn(col._lock, stage)
+    deleted = []
+    deleting = threading.Thread(target=lambda: deleted.append(col.delete(["d3", "d4", "d5"])))
+    search_many = ShardCore.search_many
+
+    def scored(self, *args, **kwargs):
+        if not deleting.is_alive() and not deleted:  # once: after the router handed over the statistics
+            deleting.start()
+            threading.Thread(target=lambda: (deleting.join(), stage.set()), daemon=True).start()
+            stage.wait()
+        return search_many(self, *args, **kwargs)
+
+    monkeypatch.setattr(ShardCore, "search_many", scored)
+    hits = col.search("alpha topic3", k=10, mode="hybrid")
+    deleting.join()
+    assert deleted == [3] and len(hits) == 10
+    monkeypatch.setattr(ShardCore, "search_many", search_many)
+    assert not {"d3", "d4", "d5"} & {h.id for h in col.search("alpha topic3", k=10, mode="hybrid")}
+    col.close()

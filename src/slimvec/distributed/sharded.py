@@ -309,9 +309,13 @@ class ShardedCollection(KeepsQueries):
         parts: dict[int, list[str]] = {}
         for i in ids:
             parts.setdefault(self.shard_for(i), []).append(i)
-        pending = {s: self.shards[s].submit("delete", part) for s, part in parts.items()}
-        n = sum(self.shards[s].result(p) for s, p in pending.items())
-        self.ordinals.forget(ids)
+        # Under the lock writes and BM25 searches take: a delete changes its shards' BM25 statistics, and a search
+        # through another thread that had handed them the corpus-wide sum before was refused by the shard ("BM25
+        # corpus-wide statistics are out of date for this shard ... search through the router").
+        with self._lock:
+            pending = {s: self.shards[s].submit("delete", part) for s, part in parts.items()}
+            n = sum(self.shards[s].result(p) for s, p in pending.items())
+            self.ordinals.forget(ids)
         return n
 
     def get(self, doc_id: str) -> Document | None:
