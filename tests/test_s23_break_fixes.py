@@ -226,3 +226,19 @@ def test_a_sharded_hybrid_search_meeting_a_delete_in_another_thread_answers(tmp_
     monkeypatch.setattr(ShardCore, "search_many", search_many)
     assert not {"d3", "d4", "d5"} & {h.id for h in col.search("alpha topic3", k=10, mode="hybrid")}
     col.close()
+
+
+# ---- `slimvec migrate --help` said "writes wait"; a write during a migration is refused at once ------------------
+# (README: "Writes are refused while a migration runs", the message naming the command that finishes it), so a
+# user told to expect a wait would retry or block on nothing.
+def test_migrate_help_says_writes_are_refused_during_a_migration_as_they_are():
+    from typer.testing import CliRunner
+
+    from slimvec.cli import app
+    from slimvec.migrate.merged import MigratingCollection
+
+    res = CliRunner().invoke(app, ["migrate", "--help"], env={"COLUMNS": "200"})
+    text = " ".join(res.stdout.split()).replace("│ ", "").replace(" │", "")
+    assert res.exit_code == 0
+    assert "writes wait" not in text and "writes are refused until it finishes" in text
+    assert all(getattr(MigratingCollection, w) is MigratingCollection._refuse for w in ("add", "upsert", "delete"))
