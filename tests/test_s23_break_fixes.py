@@ -242,3 +242,34 @@ def test_migrate_help_says_writes_are_refused_during_a_migration_as_they_are():
     assert res.exit_code == 0
     assert "writes wait" not in text and "writes are refused until it finishes" in text
     assert all(getattr(MigratingCollection, w) is MigratingCollection._refuse for w in ("add", "upsert", "delete"))
+
+
+# ---- keep_queries(0) in one thread while a search in another adds its query vector ----------------------------------
+# RecentQueries.add looked at the capacity before taking its lock: a resize to 0 in between left it appending to
+# an empty buffer, and the search failed with ZeroDivisionError ("integer modulo by zero").
+def test_forgetting_kept_queries_while_a_search_adds_one_does_not_fail_the_search():
+    import threading
+
+    import numpy as np
+
+    from slimvec.search.recent import RecentQueries
+
+    kept = RecentQueries(4)
+    kept.add(np.ones((2, 3), np.float32))
+    waited = threading.Event()
+    kept._lock = _TellsWhenWaitedOn(threading.RLock(), waited)
+    failed = []
+
+    def search_adds():
+        try:
+            kept.add(np.ones((1, 3), np.float32))
+        except Exception as e:  # noqa: BLE001 - the fault: anything raised reaches the search
+            failed.append(e)
+
+    with kept._lock:
+        adder = threading.Thread(target=search_adds)
+        adder.start()
+        waited.wait()  # the adder has looked at the capacity and waits for the lock
+        kept.resize(0)  # keep_queries(0): forget them all
+    adder.join()
+    assert failed == [] and len(kept) == 0 and kept.vectors().shape == (0, 0)
