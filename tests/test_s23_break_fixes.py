@@ -273,3 +273,67 @@ def test_forgetting_kept_queries_while_a_search_adds_one_does_not_fail_the_searc
         kept.resize(0)  # keep_queries(0): forget them all
     adder.join()
     assert failed == [] and len(kept) == 0 and kept.vectors().shape == (0, 0)
+
+
+# ---- the framework stores read the collection's store without its lock -------------------------------------------
+# LlamaIndex's delete(ref_doc_id), delete_nodes, get_nodes and clear, and LangChain's delete() of everything, read
+# `collection.store` directly: a compaction through another thread (an upsert past the threshold, or `compact`)
+# closed that store under them, and the process died of a segmentation fault in sqlite3 (seen with two threads
+# deleting by ref_doc_id while a third upserted and compacted), or the read failed ("Cannot operate on a closed
+# database"). They now read in one snapshot under the collection's lock, as `Collection.reading` gives.
+def _lock_waited_on_by_a_compaction(monkeypatch, col, method):
+    """Patch Store.`method` so that its first call starts a compaction of `col` in another thread and goes on only
+    when that compaction has finished or has to wait for the reader; returns the list the compaction reports to."""
+    import threading
+
+    from slimvec.store.store import Store
+
+    stage = threading.Event()
+    col._lock = _TellsWhenWaitedOn(col._lock, stage)
+    compacted = []
+    compaction = threading.Thread(target=lambda: compacted.append(col.compact()["compacted"]))
+    original = getattr(Store, method)
+
+    def first_read(self, *args, **kwargs):
+        if not compaction.is_alive() and not compacted:
+            compaction.start()
+            threading.Thread(target=lambda: (compaction.join(), stage.set()), daemon=True).start()
+            stage.wait()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, method, first_read)
+    return compaction, compacted
+
+
+def test_llama_index_deletes_by_ref_doc_id_while_another_thread_compacts(tmp_path, monkeypatch):
+    from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
+
+    from slimvec.integrations.llama_index import SlimvecVectorStore
+
+    col = Collection.create(tmp_path / "c", encoder=FakeEncoder())
+    store = SlimvecVectorStore(col)
+    nodes = [TextNode(id_=f"n{i}", text=f"alpha beta {i}",
+                      relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=f"src{i % 2}")})
+             for i in range(10)]
+    store.add(nodes)
+    col.upsert([Document("n9", "alpha beta 9 again")])  # a dead row: the compaction has work
+    compaction, compacted = _lock_waited_on_by_a_compaction(monkeypatch, col, "filtered_rows")
+    store.delete("src0")
+    compaction.join()
+    assert compacted == [True]
+    assert sorted(n.node_id for n in store.get_nodes()) == ["n1", "n3", "n5", "n7", "n9"]
+    col.close()
+
+
+def test_langchain_delete_of_everything_while_another_thread_compacts(tmp_path, monkeypatch):
+    from slimvec.integrations.langchain import SlimvecVectorStore
+
+    col = Collection.create(tmp_path / "c", encoder=FakeEncoder())
+    store = SlimvecVectorStore(col)
+    store.add_texts([f"alpha beta {i}" for i in range(6)], ids=[f"d{i}" for i in range(6)])
+    store.add_texts(["alpha beta 5 again"], ids=["d5"])  # a dead row: the compaction has work
+    compaction, compacted = _lock_waited_on_by_a_compaction(monkeypatch, col, "iter_documents")
+    store.delete()
+    compaction.join()
+    assert compacted == [True] and len(col) == 0
+    col.close()

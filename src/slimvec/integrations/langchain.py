@@ -133,7 +133,9 @@ class SlimvecVectorStore(VectorStore):
         if kwargs:
             raise ConfigError(f"delete: unknown keyword(s) {', '.join(sorted(kwargs))}")
         if ids is None:
-            ids = [d["id"] for d in self.collection.store.iter_documents()]
+            # Under the collection's lock: a compaction through another thread closes the store this reads.
+            with self.collection.reading():
+                ids = [d["id"] for d in self.collection.store.iter_documents()]
         self.collection.delete(_id_list(ids))
         return True
 
