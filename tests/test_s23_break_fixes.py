@@ -337,3 +337,37 @@ def test_langchain_delete_of_everything_while_another_thread_compacts(tmp_path, 
     compaction.join()
     assert compacted == [True] and len(col) == 0
     col.close()
+
+
+# ---- a sharded add's look for ids already stored, while the router compacts in another thread -----------------------
+# ShardCore.stored (and owners, counts) read the shard's store without the shard collection's lock, which its
+# compaction takes to close that store: the add failed ("Cannot operate on a closed database"), or crashed the
+# process as the framework stores above did.
+def test_a_sharded_add_while_another_thread_compacts_the_shards(tmp_path, monkeypatch):
+    import threading
+
+    from slimvec.distributed import create_sharded
+    from slimvec.store.store import Store
+
+    col = create_sharded(tmp_path / "s", shards=2, profile="exact-f32", encoder=FakeEncoder())
+    col.add([Document(f"d{i}", f"alpha beta {i}") for i in range(20)])
+    col.upsert([Document(f"d{i}", f"alpha beta {i} again") for i in range(20)])  # dead rows in both shards
+    stage = threading.Event()
+    for shard in col.shards:
+        shard.core.col._lock = _TellsWhenWaitedOn(shard.core.col._lock, stage)
+    compacted = []
+    compaction = threading.Thread(target=lambda: compacted.append(col.compact()["compacted"]))
+    existing_ids = Store.existing_ids
+
+    def first_look(self, *args):
+        if not compaction.is_alive() and not compacted:
+            compaction.start()
+            threading.Thread(target=lambda: (compaction.join(), stage.set()), daemon=True).start()
+            stage.wait()
+        return existing_ids(self, *args)
+
+    monkeypatch.setattr(Store, "existing_ids", first_look)
+    assert col.add([Document(f"n{i}", f"new doc {i}") for i in range(6)]) == 6
+    compaction.join()
+    assert compacted == [True] and len(col) == 26 and col.check() == []
+    col.close()
