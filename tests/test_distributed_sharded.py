@@ -339,14 +339,14 @@ def test_min_relevance_with_a_calibrator_fitted_on_the_sharded_collection(bm25_p
     qrels = {qid: {d: 1 for d in rel} for qid, (_, rel) in scifact_judged.items()}
     cals = [fit_calibrator(c, queries, qrels, mode="bm25") for c in (one, sharded)]
     assert cals[1].to_dict() == cals[0].to_dict()  # same scores, same fit
-    assert set(sharded.calibrators()) == {"bm25"}
+    assert set(sharded.calibrators) == {"bm25"}
     for q in list(queries.values())[:10]:
         a = one.search(q, k=10, mode="bm25", min_relevance="auto")
         b = sharded.search(q, k=10, mode="bm25", min_relevance="auto")
         assert [(h.id, h.score, h.relevance) for h in b] == [(h.id, h.score, h.relevance) for h in a]
         assert all(h.relevance is not None for h in b)
     with Collection.open(sharded.path) as again:  # calibration.json sits in the router directory
-        assert set(again.calibrators()) == {"bm25"}
+        assert set(again.calibrators) == {"bm25"}
 
 
 # ---- serving and the CLI ------------------------------------------------------------------------------

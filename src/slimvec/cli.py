@@ -548,7 +548,8 @@ def migrate(
     json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """Move a collection to a new model without downtime: fit a query adapter, re-embed in the background
-    (rerun to continue after a kill), then switch atomically. Search answers throughout; writes wait."""
+    (rerun to continue after a kill), then switch atomically. Search answers throughout; writes are refused
+    until it finishes."""
     from slimvec.migrate.state import progress
 
     if status:

@@ -43,6 +43,7 @@ from slimvec.search.plan import (
     SearchPlan,
     make_plan,
     model_fusion_weights,
+    modes,
     refuse_unused_vectors,
     stored_fusion,
 )
@@ -74,7 +75,11 @@ class Collection(KeepsQueries):
         self._rows = RowMap()  # row -> document number, kept in step with the store
         self._runner = Runner(store)
         self._generation = -1
-        self._calibrators = _calibration.load_calibrators(self.path)
+        try:
+            self._calibrators = _calibration.load_calibrators(self.path)
+        except CollectionError:
+            store.close()  # else its reader lock stays held until garbage collection, refusing compactions
+            raise
         self._plans: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any], SearchPlan]] = {}  # see _plan
         self._filter_masks: OrderedDict[str, tuple[tuple[Any, ...], np.ndarray]] = OrderedDict()  # see _allowed
         # A filter that matches nothing because of a type or a field no document has raises FilterError; a shard
@@ -383,13 +388,17 @@ class Collection(KeepsQueries):
             if not docs:
                 return 0
             if not replace:
-                self._refuse_stored(docs, offset)
+                # Under `_lock`, as every read of `self.store` outside the writer lock: a compaction through another
+                # thread closes the store and opens a new one under it ("Cannot operate on a closed database").
+                with self._lock:
+                    self._refuse_stored(docs, offset)
             enc = self.encoder
             chunks = self._chunk(docs, enc)
             tokens = self.token_config
             # An upsert of a document stored as it is would encode it again and leave its old rows dead: re-running
             # `slimvec index` over a folder then re-encodes only what changed (checked again under the lock).
-            same = self.store.unchanged(docs, chunks) if replace else set()
+            with self._lock:
+                same = self.store.unchanged(docs, chunks) if replace else set()
             todo = [d for d in docs if d.id not in same]
             advance(len(docs) - len(todo))
             vectors, toks, counts = self._encode(todo, chunks, enc, tokens, advance)
@@ -444,7 +453,11 @@ class Collection(KeepsQueries):
         with the collection's model's tokenizer (loads the model), nothing encoded or written. Read without the
         writer lock: another writer may change the answer before the caller acts on it."""
         docs = _validated(list(docs), replace=True)
-        return self.store.unchanged(docs, self._chunk(docs, self.encoder)) if docs else set()
+        if not docs:
+            return set()
+        chunks = self._chunk(docs, self.encoder)
+        with self._lock:  # a compaction through another thread replaces the store under it
+            return self.store.unchanged(docs, chunks)
 
     def chunk(self, docs: list[Document]) -> dict[str, list[Chunk]]:
         """The chunks `add` would store for `docs` (ids distinct), by document id, each list in chunk order; cut
@@ -923,10 +936,15 @@ class Collection(KeepsQueries):
         migration): `fit_calibrator` asks first, so its searches are not run for nothing."""
 
     def set_calibrator(self, mode: str, calibrator: "_calibration.Calibrator") -> None:
-        """Store `mode`'s calibrator in calibration.json (atomically) and use it from now on."""
+        """Store `mode`'s calibrator in calibration.json (atomically) and use it from now on.
+
+        Raises ConfigError, with nothing changed, for a mode this collection cannot run, a calibrator fitted on
+        another mode, or one whose values cannot score (see `Calibrator.problem`)."""
         with self._writing():
-            self._calibrators = {**self._calibrators, mode: calibrator}
-            _calibration.save_calibrators(self.path, self._calibrators)
+            _calibration.checked(mode, calibrator, modes(list(self.manifest.get("retrievers", ["dense"]))))
+            calibrators = {**self._calibrators, mode: calibrator}
+            _calibration.save_calibrators(self.path, calibrators)  # kept in memory only once it is on disk
+            self._calibrators = calibrators
             self.store.bump_generation()  # other handles (a server) re-read calibration.json at their next search
 
     # ---- tuning the index on the user's queries ---------------------------------------------

@@ -52,7 +52,7 @@ from slimvec.retrievers.bm25_global import Bm25Stats
 from slimvec.search import calibration
 from slimvec.search.fusion import fuse
 from slimvec.search.options import SearchOptions
-from slimvec.search.plan import SearchPlan, make_plan, refuse_unused_vectors
+from slimvec.search.plan import SearchPlan, make_plan, modes, refuse_unused_vectors
 from slimvec.search.recent import KeepsQueries, RecentQueries
 from slimvec.search.rerank import Candidates, Reranker, rerank
 from slimvec.store.filters import compile_filter, field_path, filter_type_mismatch
@@ -180,6 +180,7 @@ class ShardedCollection(KeepsQueries):
             {**self.router, "fusion_weights_from_model": bool(marked) and "model_fusion_weight" not in self.router})
         self.ordinals = OrdinalTable(self.path / ORDINALS_FILE)
         self._calibrators = calibration.load_calibrators(self.path)
+        self._calibration_seen = _file_key(self.path / calibration.FILE)
         self._recent = RecentQueries()  # query vectors kept to tune on (keep_queries), none by default
         # Writes and BM25 searches take it: the statistics a search hands the shards must be the ones their rows
         # have when it runs (the shards refuse to score with out-of-date ones).
@@ -325,9 +326,13 @@ class ShardedCollection(KeepsQueries):
         parts: dict[int, list[str]] = {}
         for i in ids:
             parts.setdefault(self.shard_for(i), []).append(i)
-        pending = {s: self.shards[s].submit("delete", part) for s, part in parts.items()}
-        n = sum(self.shards[s].result(p) for s, p in pending.items())
-        self.ordinals.forget(ids)
+        # Under the lock writes and BM25 searches take: a delete changes its shards' BM25 statistics, and a search
+        # through another thread that had handed them the corpus-wide sum before was refused by the shard ("BM25
+        # corpus-wide statistics are out of date for this shard ... search through the router").
+        with self._lock:
+            pending = {s: self.shards[s].submit("delete", part) for s, part in parts.items()}
+            n = sum(self.shards[s].result(p) for s, p in pending.items())
+            self.ordinals.forget(ids)
         return n
 
     def get(self, doc_id: str) -> Document | None:
@@ -411,8 +416,9 @@ class ShardedCollection(KeepsQueries):
         elif rerank is not None:
             fields["rerank"] = rerank
         opts = SearchOptions.of(options, **fields)
+        calibrators = self._current_calibrators()
         plan = make_plan(self._profile, self.router["retrievers"], int(self.router["dim"]), opts,
-                         frozenset(self._calibrators), given, self._model_weight)
+                         frozenset(calibrators), given, self._model_weight)
         _refuse_unsharded(plan, opts)
         refuse_unused_vectors(plan, self.router["retrievers"], vectors, encoded)
         if vectors is not None and plan.needs_query_vectors:  # checked here, a zero one refused: shards take them
@@ -434,7 +440,7 @@ class ShardedCollection(KeepsQueries):
             self._explain_filter(opts.filter)
         hits = first if plan.reranker is None else self._reranked(plan, list(queries), first, vectors)
         if plan.calibrate:  # on the merged top k, as one collection calibrates its own
-            cal = self._calibrators.get(plan.mode)
+            cal = calibrators.get(plan.mode)
             hits = [calibration.apply(cal, h, plan.min_relevance, plan.mode) for h in hits]
         return hits
 
@@ -449,18 +455,35 @@ class ShardedCollection(KeepsQueries):
             raise FilterError(msg)
 
     # ---- relevance calibration (calibration.json in the router directory) -------------------------
+    @property
     def calibrators(self) -> dict[str, calibration.Calibrator]:
-        """Relevance calibrators by search mode (fitted on this collection's scores, which equal one collection's)."""
-        return dict(self._calibrators)
+        """Relevance calibrators by search mode (fitted on this collection's scores, which equal one collection's);
+        a property, as `Collection.calibrators` is (`slimvec calibrate --report-split` reads it so)."""
+        return dict(self._current_calibrators())
+
+    def _current_calibrators(self) -> dict[str, calibration.Calibrator]:
+        """The router's calibrators as calibration.json holds them now: one collection re-reads the file at the
+        generation another handle's set_calibrator bumps; a router has no generation, so it looks at the file (a
+        server kept searching without a calibration fitted by `slimvec calibrate` after it opened)."""
+        key = _file_key(self.path / calibration.FILE)
+        if key != self._calibration_seen:
+            with self._lock:
+                self._calibrators = calibration.load_calibrators(self.path)
+                self._calibration_seen = key
+        return self._calibrators
 
     def check_calibrator_writable(self) -> None:
         """As Collection's: the router's calibration.json is always writable."""
 
     def set_calibrator(self, mode: str, calibrator: calibration.Calibrator) -> None:
-        """Store `mode`'s calibrator in the router's calibration.json (atomically) and use it from now on."""
+        """Store `mode`'s calibrator in the router's calibration.json (atomically) and use it from now on; the
+        checks and errors of `Collection.set_calibrator`."""
         with self._lock:
-            self._calibrators = {**self._calibrators, mode: calibrator}
-            calibration.save_calibrators(self.path, self._calibrators)
+            calibration.checked(mode, calibrator, modes(list(self.router["retrievers"])))
+            calibrators = {**self._calibrators, mode: calibrator}
+            calibration.save_calibrators(self.path, calibrators)
+            self._calibrators = calibrators
+            self._calibration_seen = _file_key(self.path / calibration.FILE)
 
     def _bm25_global(self) -> str:
         """Hand every shard the corpus-wide BM25 statistics (summed again only when a shard's rows changed);
@@ -762,3 +785,12 @@ def _file_bytes(path: Path) -> int:
 
 
 __all__: Sequence[str] = ["ShardedCollection", "create_sharded", "open_sharded"]
+
+
+def _file_key(path: Path) -> tuple[int, int, int] | None:
+    """What tells one version of a file from the next (each save replaces it: a new inode), or None when absent."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)

@@ -62,7 +62,10 @@ class ShardCore:
 
     def stored(self, ids: list[str]) -> list[str]:
         """Those of `ids` the shard already holds."""
-        return sorted(self.col.store.existing_ids(ids))
+        # Reads of the shard's store take its collection's lock, as its own reads do: a compaction through another
+        # thread (the router's `compact`) closes that store and opens the next one under it.
+        with self.col._lock:
+            return sorted(self.col.store.existing_ids(ids))
 
     def unchanged(self, docs: list[Document]) -> list[str]:
         """Those of `docs` the shard stores exactly as given (an upsert leaves them as they are)."""
@@ -211,7 +214,9 @@ class ShardCore:
         """The documents stored here by the shard that owns them (`router.shard_of` over `shards` shards): {owner:
         (how many, the first 3 ids in insertion order)}, so the router can tell documents a shard should not hold."""
         out: dict[int, tuple[int, list[str]]] = {}
-        for _, doc_id in self.col.store.document_ids_from(0):
+        with self.col._lock:  # see `stored`
+            ids = [doc_id for _, doc_id in self.col.store.document_ids_from(0)]
+        for doc_id in ids:
             owner = shard_of(doc_id, shards)  # a BLAKE2b digest per stored document: once each
             n, first = out.get(owner, (0, []))
             out[owner] = (n + 1, first if len(first) >= 3 else first + [doc_id])
@@ -231,7 +236,8 @@ class ShardCore:
 
     def counts(self) -> dict[str, int]:
         """The shard store's documents, live chunks and committed vector rows (`Store.counts`)."""
-        return self.col.store.counts()
+        with self.col._lock:  # see `stored`
+            return self.col.store.counts()
 
     def count(self, filter: dict[str, Any] | None = None) -> int:
         """Documents stored, or matching `filter` (`Collection.count`)."""

@@ -139,7 +139,9 @@ class SlimvecVectorStore(VectorStore):
             self.collection.delete(_id_list(ids) if ids is not None else None, filter=filter)
             return True
         if ids is None:
-            ids = [d["id"] for d in self.collection.store.iter_documents()]
+            # Under the collection's lock: a compaction through another thread closes the store this reads.
+            with self.collection.reading():
+                ids = [d["id"] for d in self.collection.store.iter_documents()]
         self.collection.delete(_id_list(ids))
         return True
 

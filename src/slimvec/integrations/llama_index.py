@@ -241,7 +241,9 @@ class SlimvecVectorStore(BasePydanticVectorStore):
 
     def clear(self) -> None:
         """Delete every node."""
-        self._collection.delete([d["id"] for d in self._collection.store.iter_documents()])
+        with self._collection.reading():  # see _ids
+            ids = [d["id"] for d in self._collection.store.iter_documents()]
+        self._collection.delete(ids)
 
     # ---- reading ---------------------------------------------------------------------------
     def get_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None) -> list[BaseNode]:
@@ -342,15 +344,20 @@ class SlimvecVectorStore(BasePydanticVectorStore):
         """Ids of the stored documents matching slimvec filter `flt`. strict: a user's filter, refused (FilterError)
         when it can never match (a field no document has); False for LlamaIndex's own fields (`ref_doc_id`), absent
         from documents slimvec indexed itself, where that simply means no match."""
-        store = self._collection.store
-        rows = store.rows_matching(flt, explain=strict)  # through the collection's field indexes, if any
-        return sorted({s.doc_id for s in store.sections_for_rows(rows.tolist()).values()})
+        # In one snapshot under the collection's lock: a compaction through another thread closes the store and
+        # renumbers the rows, and a read on the connection it was closing crashed the process (a segmentation
+        # fault in sqlite3), or failed ("Cannot operate on a closed database").
+        with self._collection.reading():
+            store = self._collection.store
+            rows = store.rows_matching(flt, explain=strict)  # through the collection's field indexes, if any
+            return sorted({s.doc_id for s in store.sections_for_rows(rows.tolist()).values()})
 
     def _selected(self, node_ids: list[str] | None, filters: MetadataFilters | None) -> list[str]:
         node_ids = _id_list(node_ids)
         flt = to_slimvec_filter(filters)
         if node_ids is None and not flt:
-            return [d["id"] for d in self._collection.store.iter_documents()]
+            with self._collection.reading():  # see _ids
+                return [d["id"] for d in self._collection.store.iter_documents()]
         if not flt:
             return list(node_ids or [])
         matching = set(self._ids(flt))

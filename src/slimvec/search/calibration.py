@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,54 @@ class Calibrator:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
+    def problem(self) -> str | None:
+        """Why `predict` or the "auto" cut-off cannot use this calibrator, or None. A hand-edited calibration.json
+        or a calibrator built by hand held values that failed every later search with a numpy traceback (lists of
+        unequal lengths, a feature index past FEATURES), or cut at a threshold no probability reaches."""
+        if not isinstance(self.mode, str) or not self.mode:
+            return f"mode must name a search mode, got {self.mode!r}"
+        used = self.used
+        if (not isinstance(used, (list, tuple)) or len(set(used)) != len(used)
+                or any(isinstance(u, bool) or not isinstance(u, int) or not 0 <= u < len(FEATURES) for u in used)):
+            return f"used must list distinct feature numbers from 0 to {len(FEATURES) - 1}, got {used!r}"
+        for name in ("mean", "scale", "coef"):
+            values = getattr(self, name)
+            if (not isinstance(values, (list, tuple)) or len(values) != len(used)
+                    or not all(_finite(v) for v in values)):
+                return f"{name} must hold {len(used)} finite numbers, one per used feature, got {values!r}"
+        if any(v <= 0 for v in self.scale):
+            return f"scale must be > 0, got {list(self.scale)!r}"
+        if any(v < 0 for v in self.coef):  # a negative weight would rank a lower score as more relevant
+            return f"coef must be >= 0 (relevance grows with the score), got {list(self.coef)!r}"
+        if not _finite(self.intercept):
+            return f"intercept must be a finite number, got {self.intercept!r}"
+        if not _finite(self.threshold) or not 0.0 <= self.threshold <= 1.0:
+            return f"threshold must be a number between 0 and 1, got {self.threshold!r}"
+        return None
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def checked(mode: str, calibrator: Any, runnable: Sequence[str]) -> Calibrator:
+    """`calibrator`, when it can serve `mode` on a collection that runs the `runnable` modes.
+
+    Raises ConfigError, before anything is stored: a set_calibrator that stored any of these failed every later
+    search of the mode (or, for a mode the collection cannot run, was kept and never used).
+    """
+    if not isinstance(calibrator, Calibrator):
+        raise ConfigError(f"calibrator must be a slimvec.search.calibration.Calibrator, not {type(calibrator).__name__}")
+    if mode not in runnable:
+        raise ConfigError(f"cannot calibrate search mode {mode!r}: this collection runs {', '.join(runnable)}")
+    if calibrator.mode != mode:
+        raise ConfigError(f"calibrator was fitted on search mode {calibrator.mode!r}, not {mode!r}: its scores are "
+                          "on another scale")
+    problem = calibrator.problem()
+    if problem is not None:
+        raise ConfigError(f"calibrator for mode {mode!r}: {problem}")
+    return calibrator
+
 
 def resolve(calibrator: Calibrator | None, min_relevance: float | str | None) -> float | None:
     """A numeric cut-off from `min_relevance` ("auto": the calibrator's chosen threshold)."""
@@ -108,9 +157,15 @@ def load_calibrators(path: str | Path) -> dict[str, Calibrator]:
         return {}
     try:
         data = json.loads(f.read_text(encoding="utf-8"))
-        return {mode: Calibrator.from_dict(c) for mode, c in data["modes"].items()}
+        calibrators = {mode: Calibrator.from_dict(c) for mode, c in data["modes"].items()}
     except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
         raise CollectionError(f"{f}: calibration file is damaged ({e})") from None
+    for mode, c in calibrators.items():
+        problem = c.problem() or (f"holds mode {c.mode!r}" if c.mode != mode else None)
+        if problem is not None:
+            raise CollectionError(f"{f}: calibration file is damaged (mode {mode!r}: {problem}); fit it again with "
+                                  "slimvec calibrate, or remove the file")
+    return calibrators
 
 
 def save_calibrators(path: str | Path, calibrators: Mapping[str, Calibrator]) -> None:

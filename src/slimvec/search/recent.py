@@ -46,10 +46,14 @@ class RecentQueries:
 
     def add(self, vectors: np.ndarray) -> None:
         """Keep these (m, dim) query vectors (the oldest kept make room)."""
-        if not self.capacity:
+        if not self.capacity:  # the common case, without the lock
             return
         v = np.asarray(vectors, np.float32)
         with self._lock:
+            # Again under the lock: after a keep_queries(0) in another thread since the look above, the search
+            # adding its query failed ("integer modulo by zero").
+            if not self.capacity:
+                return
             if self._buf is not None and v.shape[1] != self._buf.shape[1]:  # another model's space (a switch)
                 self._buf, self._next, self._count = None, 0, 0
             self._append(v[-self.capacity:])
