@@ -307,8 +307,9 @@ class ShardedCollection(KeepsQueries):
                 raise ConfigError("delete: an empty filter matches every document; give a condition (to empty the "
                                   "collection, delete the ids `scroll` lists)")
             compile_filter(filter)  # malformed: refused before any shard deletes
-            deleted = [i for part in self._gather("delete_matching", filter) for i in part]
-            self.ordinals.forget(deleted)
+            with self._lock:  # as a delete by ids (below): BM25 searches through other threads wait for it
+                deleted = [i for part in self._gather("delete_matching", filter) for i in part]
+                self.ordinals.forget(deleted)
             if not deleted:
                 self._explain_filter(filter)
             return len(deleted)
