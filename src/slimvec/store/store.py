@@ -515,7 +515,17 @@ class Store:
     def _transaction(self) -> Iterator[sqlite3.Cursor]:
         """One write transaction (BEGIN IMMEDIATE: the write lock at once); rolled back on any exception."""
         cur = self.db.cursor()
-        cur.execute("BEGIN IMMEDIATE")
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            # Another process (not slimvec: its writers queue on the writer lock) held SQLite's write lock for the
+            # whole busy timeout, e.g. a `sqlite3` shell or a backup tool inside a transaction.
+            if getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
+                waited = self.db.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
+                raise CollectionError(f"{self.path / DB}: another process has held the database's write lock for "
+                                      f"{waited:g} s (a `sqlite3` shell or another tool inside a transaction?); "
+                                      "nothing was written, run this again once it is done") from None
+            raise
         try:
             yield cur
             cur.execute("COMMIT")
