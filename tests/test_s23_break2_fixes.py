@@ -5,14 +5,19 @@ the folder or ended in a traceback."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-
 from fakes import FakeEncoder
+
+import slimvec
 from slimvec import Collection, Document
-from slimvec.errors import CollectionError
+from slimvec.errors import CollectionError, ConfigError
+from slimvec.interop import export_collection, import_records, read_records
 
 
 def test_a_write_while_another_program_holds_the_database_write_lock_is_one_line_and_then_works(
@@ -41,3 +46,122 @@ def test_a_write_while_another_program_holds_the_database_write_lock_is_one_line
         assert col.get("b").text == "gamma delta"
         col.add([Document("c", "epsilon")])  # the lock let go, the same write goes through
         assert len(col) == 3
+
+
+def _child_env() -> dict[str, str]:
+    here = [str(Path(slimvec.__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(here + [os.environ.get("PYTHONPATH", "")])}
+
+
+def _texts_collection(path: Path, n: int = 120) -> None:
+    """A collection of `n` documents of 150 random words: exports of it do not compress to a few bytes."""
+    import random
+
+    rnd = random.Random(7)
+    with Collection.create(path, profile="exact-f32", encoder=FakeEncoder(max_tokens=4096)) as col:
+        col.add([Document(f"d{i}", " ".join(f"{rnd.getrandbits(32):08x}" for _ in range(150))) for i in range(n)])
+
+
+_EXPORT = """if True:
+    import resource, sys
+    from fakes import FakeEncoder
+    from slimvec import Collection
+    from slimvec.errors import SlimvecError
+    from slimvec.interop import export_collection
+    with Collection.open(sys.argv[1], FakeEncoder(max_tokens=4096)) as col:
+        # The limit once the collection is open: its files stay as they are, the export's may not grow past it
+        # (EFBIG, as a full disk stops a write; Python ignores SIGXFSZ).
+        limit = int(sys.argv[3])
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        try:
+            export_collection(col, sys.argv[2])
+        except SlimvecError as e:
+            print("refused:", e)
+"""
+
+
+@pytest.mark.parametrize("kind", ["qdrant", "lancedb", "parquet"])
+def test_an_export_stopped_by_a_full_disk_is_one_line_leaves_nothing_and_the_rerun_works(
+        tmp_path: Path, kind: str) -> None:
+    pytest.importorskip({"parquet": "pyarrow", "lancedb": "lancedb", "qdrant": "qdrant_client"}[kind])
+    path = tmp_path / "c"
+    _texts_collection(path)
+    out = tmp_path / ("out.parquet" if kind == "parquet" else "out")
+    target = f"{kind}:{out}"
+    done = subprocess.run([sys.executable, "-c", _EXPORT, str(path), target, "20000"], capture_output=True, text=True,
+                          env=_child_env())
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"refused: {out}: the export could not be written ("), lines
+    assert ".rs:" not in lines[0] and "nothing of it was kept" in lines[0]
+    assert not out.exists() and not list(tmp_path.glob("out*"))  # no part to block the rerun or hold the space
+    with Collection.open(path, FakeEncoder(max_tokens=4096)) as col:
+        assert col.check() == []
+        assert export_collection(col, target)["documents"] == 120  # room again: the same export goes through
+    assert len({r.doc_id for r in read_records(target)[1]}) == 120
+
+
+@pytest.mark.parametrize("kind", ["qdrant", "lancedb"])
+def test_an_export_failing_into_a_folder_of_other_tables_removes_only_its_own(tmp_path: Path, kind: str) -> None:
+    pytest.importorskip({"lancedb": "lancedb", "qdrant": "qdrant_client"}[kind])
+    path = tmp_path / "c"
+    _texts_collection(path, 20)
+    out = tmp_path / "out"
+    with Collection.open(path, FakeEncoder(max_tokens=4096)) as col:
+        export_collection(col, f"{kind}:{out}#kept")
+
+        def failing(col: Collection):  # a source that fails part-way (as a disk read error would)
+            for i, record in enumerate(real(col)):
+                if i == 10:
+                    raise OSError(5, "Input/output error")
+                yield record
+
+        from slimvec.interop import rows
+
+        real = rows.collection_records
+        rows.collection_records = failing
+        try:
+            with pytest.raises(slimvec.errors.ExportError, match="nothing of it was kept"):
+                export_collection(col, f"{kind}:{out}#part")
+        finally:
+            rows.collection_records = real
+        with pytest.raises(ConfigError):  # no part to import as if whole
+            read_records(f"{kind}:{out}#part")
+        assert export_collection(col, f"{kind}:{out}#part")["records"] == 20  # nor one blocking the rerun
+    assert len(read_records(f"{kind}:{out}#kept")[1]) == 20
+
+
+@pytest.mark.parametrize("kind", ["qdrant", "lancedb"])
+def test_reading_a_missing_folder_says_so_and_makes_nothing(tmp_path: Path, kind: str) -> None:
+    pytest.importorskip({"lancedb": "lancedb", "qdrant": "qdrant_client"}[kind])
+    with pytest.raises(ConfigError, match=r"typo: no such folder$"):
+        read_records(f"{kind}:{tmp_path / 'typo'}")
+    assert not (tmp_path / "typo").exists()  # the libraries make the folder they are given
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match=r"file: not a folder$"):
+        read_records(f"{kind}:{tmp_path / 'file'}")
+    with pytest.raises(ConfigError, match="no such folder"):
+        import_records(f"{kind}:{tmp_path / 'typo'}", tmp_path / "new")
+    assert not (tmp_path / "typo").exists() and not (tmp_path / "new").exists()
+
+
+def test_a_qdrant_folder_another_process_has_open_is_one_line(tmp_path: Path) -> None:
+    pytest.importorskip("qdrant_client")
+    path = tmp_path / "c"
+    _texts_collection(path, 5)
+    out = tmp_path / "q"
+    with Collection.open(path, FakeEncoder(max_tokens=4096)) as col:
+        export_collection(col, f"qdrant:{out}")
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; from qdrant_client import QdrantClient; "
+                               "c = QdrantClient(path=sys.argv[1]); print('open', flush=True); sys.stdin.read()",
+                               str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_child_env())
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(ConfigError, match="another process has this Qdrant folder open"):
+            read_records(f"qdrant:{out}")
+        with Collection.open(path, FakeEncoder(max_tokens=4096)) as col, \
+                pytest.raises(ConfigError, match="another process has this Qdrant folder open"):
+            export_collection(col, f"qdrant:{out}#more")
+    finally:
+        holder.communicate("")
+    assert len(read_records(f"qdrant:{out}")[1]) == 5

@@ -21,6 +21,10 @@ class IngestError(SlimvecError):
     """A source file or record cannot be read; the message names file, line and field."""
 
 
+class ExportError(SlimvecError):
+    """An export target could not be written (a full disk, a file size limit); nothing of it was kept."""
+
+
 class ConfigError(SlimvecError):
     """A model, profile or option is invalid."""
 

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 
 from slimvec import registry, strictjson
 from slimvec.atomic import check_place, fsync_dir
-from slimvec.errors import CollectionError, ConfigError, IngestError
+from slimvec.errors import CollectionError, ConfigError, ExportError, IngestError
 
 TARGETS = ("qdrant", "lancedb", "parquet")
 FORMAT = "slimvec-export-1"
@@ -93,7 +94,16 @@ def export_collection(col: Any, target: str) -> dict[str, Any]:
             "retrievers": m.get("retrievers"), "sparse_model": m.get("sparse_model"),
             **{k: m.get(k) for k in MANIFEST_LATE}}
     with col.reading():  # one committed state, whatever another process or thread commits meanwhile
-        n = registry.load("export", kind).write(path, name, collection_records(col), meta)
+        try:
+            n = registry.load("export", kind).write(path, name, collection_records(col), meta)
+        except (OSError, sqlite3.Error, RuntimeError) as e:
+            # A full disk or a file size limit, as each target's library words it (qdrant-client's SQLite: "disk
+            # I/O error", LanceDB: a RuntimeError, pyarrow: an OSError without the file): the writers remove
+            # what they wrote, so say that, not "check the collection" (an export does not write to it).
+            detail = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0] if str(e) else ""
+            detail = re.sub(r", /\S+\.rs:\d+:\d+$", "", detail)  # the Rust source line LanceDB appends
+            raise ExportError(f"{path}: the export could not be written ({detail or type(e).__name__}); nothing of "
+                              "it was kept, the collection is unchanged") from None
         documents = len(col)
     return {"target": target, "records": n, "documents": documents, "model": meta["model"], "dim": dim}
 
