@@ -9,6 +9,8 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -165,3 +167,66 @@ def test_a_qdrant_folder_another_process_has_open_is_one_line(tmp_path: Path) ->
     finally:
         holder.communicate("")
     assert len(read_records(f"qdrant:{out}")[1]) == 5
+
+
+@contextmanager
+def _file_size_limit(limit: int) -> Iterator[None]:
+    """Files of this process may not grow past `limit` bytes while inside (EFBIG, as from a full disk; Python
+    ignores SIGXFSZ); the soft limit only, so it is raised back after."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+def test_http_writes_stopped_by_the_servers_disk_or_a_lock_are_5xx_naming_the_cause(tmp_path: Path) -> None:
+    import httpx
+    from _server_util import AUTH, KEY, make_collection, snapshot
+
+    from slimvec.server import create_app
+    from slimvec.server.runner import server_thread
+    from slimvec.store import store
+
+    col = make_collection(tmp_path / "col")
+    before = snapshot(col)
+    long = [{"id": "long", "text": " ".join(f"{i:04d}" * 250 for i in range(300))}]  # 300 KB of text, 5 chunks
+    many = [{"id": "many", "text": " ".join(f"w{i}" for i in range(60_000))}]  # 1,818 chunks: 230 KB of vectors
+    upload = "".join(f'{{"_id": "u{i}", "text": "{"word " * 100}"}}\n' for i in range(400)).encode()  # ~220 KB
+    limit = 64 * 1024 + max(p.stat().st_size for p in col.path.rglob("*") if p.is_file())
+    app = create_app({"col": col}, api_key=KEY)
+    try:
+        with server_thread(app) as base, httpx.Client(base_url=base, timeout=60, headers=AUTH) as http:
+            with _file_size_limit(limit):
+                r = http.post("/api/collections/col/documents", json=long)
+                rv = http.post("/api/collections/col/documents", json=many)
+                up = http.post("/api/collections/col/documents/upload", files={"file": ("a.jsonl", upload)})
+            assert r.status_code == 507, r.text  # 400 said the request was at fault
+            assert r.json()["detail"].startswith("col/slimvec.db: the database could not be written"), r.text
+            assert rv.status_code == 507, rv.text
+            assert rv.json()["detail"].startswith("col/vectors/float32.bin: cannot append 1818 vector rows"), rv.text
+            assert up.status_code == 507, up.text
+            assert up.json()["detail"].startswith("upload: the server has no room for its temporary copy"), up.text
+            assert snapshot(col) == before
+
+            other = sqlite3.connect(col.path / store.DB, isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")
+            try:
+                col.store.db.execute("PRAGMA busy_timeout = 200")  # the wait (60 s) is not what is tested
+                r = http.post("/api/collections/col/documents", json=[{"id": "x", "text": "one more"}])
+                assert r.status_code == 503, r.text
+                assert "another process has held the database's write lock" in r.json()["detail"], r.text
+            finally:
+                other.execute("ROLLBACK")
+                other.close()
+            assert snapshot(col) == before
+            for docs in (long, many):  # room again, lock let go
+                assert http.post("/api/collections/col/documents", json=docs).status_code == 200
+            assert http.post("/api/collections/col/documents/upload",
+                             files={"file": ("a.jsonl", upload)}).status_code == 200
+        assert col.check() == [] and len(col) == len(before) - 1 + 2 + 400
+    finally:
+        col.close()

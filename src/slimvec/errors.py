@@ -13,6 +13,16 @@ class CollectionError(SlimvecError):
     """A collection is missing, incompatible or damaged."""
 
 
+class NoRoomError(CollectionError):
+    """A commit found no room (a full disk, a file size limit, a failing device) and was rolled back: the server's
+    state, not the request, so the HTTP API answers 507 as for a derived file that could not be saved."""
+
+
+class BusyError(CollectionError):
+    """A write gave up waiting for a lock another process held; nothing was written and a retry may succeed (HTTP
+    503)."""
+
+
 class FilterError(SlimvecError):
     """A metadata filter is malformed."""
 

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from slimvec.atomic import check_place, write_json_atomic
-from slimvec.errors import CollectionError
+from slimvec.errors import BusyError, CollectionError, NoRoomError, no_room
 from slimvec.ids import lone_surrogate
 from slimvec.store import probes, switch
 from slimvec.store.switch import READERS_LOCK
@@ -474,7 +474,8 @@ class Store:
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as e:  # rows past the committed count are ignored, and cut by the next write
-            raise CollectionError(f"{vpath}: cannot append {len(vectors)} vector rows ({e.strerror or e}); this "
+            kind = NoRoomError if no_room(e) is not None else CollectionError
+            raise kind(f"{vpath}: cannot append {len(vectors)} vector rows ({e.strerror or e}); this "
                                   "commit was not made (the collection holds what it held before it)") from None
         crc = zlib.crc32(vectors.tobytes())
         paths = _heading_paths(docs)
@@ -522,7 +523,7 @@ class Store:
             # whole busy timeout, e.g. a `sqlite3` shell or a backup tool inside a transaction.
             if getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
                 waited = self.db.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
-                raise CollectionError(f"{self.path / DB}: another process has held the database's write lock for "
+                raise BusyError(f"{self.path / DB}: another process has held the database's write lock for "
                                       f"{waited:g} s (a `sqlite3` shell or another tool inside a transaction?); "
                                       "nothing was written, run this again once it is done") from None
             raise
@@ -534,10 +535,10 @@ class Store:
                 cur.execute("ROLLBACK")
             code = getattr(e, "sqlite_errorcode", None) if isinstance(e, sqlite3.OperationalError) else None
             if code == sqlite3.SQLITE_FULL:
-                raise CollectionError(f"{self.path / DB}: the database or disk is full; this commit was rolled back (the "
+                raise NoRoomError(f"{self.path / DB}: the database or disk is full; this commit was rolled back (the "
                                       "collection holds what it held before it)") from None
             if code is not None and code & 0xFF == sqlite3.SQLITE_IOERR:  # e.g. a file size limit (ulimit -f)
-                raise CollectionError(f"{self.path / DB}: the database could not be written ({e}: a full disk, a file "
+                raise NoRoomError(f"{self.path / DB}: the database could not be written ({e}: a full disk, a file "
                                       "size limit or a failing device); this commit was rolled back (the collection "
                                       "holds what it held before it)") from None
             raise
