@@ -230,3 +230,48 @@ def test_http_writes_stopped_by_the_servers_disk_or_a_lock_are_5xx_naming_the_ca
         assert col.check() == [] and len(col) == len(before) - 1 + 2 + 400
     finally:
         col.close()
+
+
+@contextmanager
+def _folder_read_only(path: Path) -> Iterator[None]:
+    """`path` itself read-only, the files in it as they were: `chattr +i` as root (permissions do not stop root),
+    else `chmod a-w`."""
+    import shutil
+    import stat
+
+    if os.geteuid() == 0:
+        if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(path)]).returncode != 0:
+            pytest.skip("root needs chattr +i (a file system that supports it) to make a folder read-only")
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        return
+    mode = path.stat().st_mode
+    path.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    try:
+        yield
+    finally:
+        path.chmod(mode)
+
+
+def test_a_collection_whose_folder_alone_is_read_only_searches_and_refuses_writes_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "c"
+    with Collection.create(path, profile="exact-f32", encoder=FakeEncoder()) as col:
+        col.add([Document("a", "cats purr and sleep"), Document("b", "fish swim in the sea")])
+    files = {p: p.read_bytes() for p in path.rglob("*") if p.is_file()}
+    with _folder_read_only(path):
+        # Its lock files still open for writing (they are not read-only), which made it look writable: SQLite
+        # then failed to make its -wal file beside the database, and even a search ended in a traceback.
+        with Collection.open(path, FakeEncoder()) as col:
+            assert [h.id for h in col.search("cats purr", k=1)] == ["a"]
+            assert col.check() == [] and len(col) == 2
+            for write in (lambda: col.add([Document("c", "dogs bark")]), lambda: col.delete(["a"]),
+                          lambda: col.upsert([Document("b", "changed")]), col.compact):
+                with pytest.raises(CollectionError, match=r"c: cannot write this collection \(permission denied: "
+                                                          r"the folder itself\); it can still be searched$"):
+                    write()
+    assert {p: p.read_bytes() for p in path.rglob("*") if p.is_file()} == files  # not even the vector file grew
+    with Collection.open(path, FakeEncoder()) as col:
+        col.add([Document("c", "dogs bark")])
+        assert col.check() == [] and len(col) == 3

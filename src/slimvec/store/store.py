@@ -187,7 +187,10 @@ class Store:
         self.manifest = manifest
         self.dim = int(manifest["dim"])
         self._readers = _hold_shared(path)
-        self.read_only = self._readers is None and (path / DB).exists() and not os.access(path, os.W_OK)
+        # The folder alone decides, not the lock file: in a folder made read-only by itself (`chmod a-w DIR`,
+        # `chattr +i DIR`) the existing lock file still opens for writing, but SQLite cannot make its -wal and -shm
+        # files beside the database, so even a search failed ("unable to open database file").
+        self.read_only = (path / DB).exists() and not os.access(path, os.W_OK)
         if self.read_only:
             self.db = _connect_read_only(path / DB)
         else:
@@ -397,7 +400,12 @@ class Store:
     # ---- writing ---------------------------------------------------------------------------
     @contextmanager
     def writer(self) -> Iterator[None]:
-        """Hold the collection's exclusive writer lock (blocks until other writers finish)."""
+        """Hold the collection's exclusive writer lock (blocks until other writers finish). Raises CollectionError
+        (one line) for a collection opened read-only."""
+        if self.read_only:  # a folder read-only by itself: the lock file (and the vector file) can still be written
+            why = "read-only file system" if os.statvfs(self.path).f_flag & os.ST_RDONLY else "permission denied"
+            raise CollectionError(f"{self.path}: cannot write this collection ({why}: the folder itself); it can "
+                                  "still be searched")
         with switch.writer_lock(self.path):
             yield
 
