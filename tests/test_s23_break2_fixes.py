@@ -275,3 +275,36 @@ def test_a_collection_whose_folder_alone_is_read_only_searches_and_refuses_write
     with Collection.open(path, FakeEncoder()) as col:
         col.add([Document("c", "dogs bark")])
         assert col.check() == [] and len(col) == 3
+
+
+_CREATE = """if True:
+    import resource, sys
+    from fakes import FakeEncoder
+    from slimvec import Collection, Document
+    from slimvec.errors import SlimvecError
+    limit = int(sys.argv[2])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # EFBIG as from a full disk; Python ignores SIGXFSZ
+    try:
+        with Collection.create(sys.argv[1], profile="exact-f32", encoder=FakeEncoder()) as col:
+            col.add([Document("a", "alpha")])
+    except SlimvecError as e:
+        print("refused:", e)
+"""
+
+
+@pytest.mark.parametrize("empty_folder", [False, True])
+def test_a_collection_created_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path: Path, empty_folder: bool) -> None:
+    # `slimvec index` into a new folder, and `slimvec migrate`'s new target, ended in a traceback ("disk I/O error")
+    # and left the folder with its lock files.
+    path = tmp_path / "new"
+    if empty_folder:
+        path.mkdir()
+    done = subprocess.run([sys.executable, "-c", _CREATE, str(path), "16384"], capture_output=True, text=True,
+                          env=_child_env())
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert done.stdout.strip() == (f"refused: {path}: the new collection could not be written (disk I/O error: a full "
+                                   "disk, a file size limit or a failing device); nothing of it was left"), done.stdout
+    assert (sorted(path.iterdir()) == [] if empty_folder else not path.exists())
+    with Collection.create(path, profile="exact-f32", encoder=FakeEncoder()) as col:  # room again: it is made
+        col.add([Document("a", "alpha")])
+        assert col.check() == [] and len(col) == 1

@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import sqlite3
 import stat
 import time
@@ -99,6 +100,18 @@ def _hold_shared(path: Path) -> Any:
             return f
         f.close()
         switch.finish(path)
+
+
+def _remove_made(path: Path, existed: bool) -> None:
+    """Remove what a failed `Store.create` made at `path`: the folder, or what it put in one that was empty."""
+    if not existed:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    for child in path.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
 
 
 def _connect_read_only(db: Path) -> sqlite3.Connection:
@@ -216,16 +229,32 @@ class Store:
             raise CollectionError(f"{path}: a collection already exists here")
         if path.exists() and any(path.iterdir()):
             raise CollectionError(f"{path}: directory is not empty and holds no collection")
+        existed = path.exists()
         (path / "vectors").mkdir(parents=True, exist_ok=True)
         (path / "index").mkdir(exist_ok=True)
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "created": time.time(), **manifest}
-        store = cls(path, manifest)
-        store.db.executescript(_SCHEMA)
-        store.db.execute(_DEAD_LOG)
-        store.db.execute("INSERT OR IGNORE INTO state VALUES ('rows', 0), ('generation', 0), ('dead', 0)")
-        (path / VECTORS).touch()
-        # The manifest goes last: a directory without one is not a collection, so a crash here leaves nothing half-made.
-        write_json_atomic(path / MANIFEST, manifest)
+        store = None
+        try:
+            store = cls(path, manifest)
+            store.db.executescript(_SCHEMA)
+            store.db.execute(_DEAD_LOG)
+            store.db.execute("INSERT OR IGNORE INTO state VALUES ('rows', 0), ('generation', 0), ('dead', 0)")
+            (path / VECTORS).touch()
+            # The manifest goes last: a directory without one is not a collection, so a crash here leaves nothing
+            # half-made.
+            write_json_atomic(path / MANIFEST, manifest)
+        except (sqlite3.OperationalError, OSError) as e:
+            # A full disk or a file size limit while the new database was set up ended in a traceback ("disk I/O
+            # error"; `slimvec index` into a new folder, `slimvec migrate`'s target) and left the folder behind.
+            code = getattr(e, "sqlite_errorcode", 0) or 0
+            room = no_room(e) if isinstance(e, OSError) else None
+            if room is None and code != sqlite3.SQLITE_FULL and code & 0xFF != sqlite3.SQLITE_IOERR:
+                raise
+            if store is not None:
+                store.close()
+            _remove_made(path, existed)
+            raise NoRoomError(f"{path}: the new collection could not be written ({room or e}: a full disk, a file "
+                              "size limit or a failing device); nothing of it was left") from None
         return store
 
     @classmethod
