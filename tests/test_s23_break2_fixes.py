@@ -308,3 +308,34 @@ def test_a_collection_created_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_
     with Collection.create(path, profile="exact-f32", encoder=FakeEncoder()) as col:  # room again: it is made
         col.add([Document("a", "alpha")])
         assert col.check() == [] and len(col) == 1
+
+
+def test_a_row_added_to_an_export_by_the_targets_own_tools_is_named_where_it_is(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "c"
+    _texts_collection(path, 5)
+    with Collection.open(path, FakeEncoder(max_tokens=4096)) as col:
+        export_collection(col, f"qdrant:{tmp_path / 'q'}")
+        export_collection(col, f"parquet:{tmp_path / 'p.parquet'}")
+    qdrant_client = pytest.importorskip("qdrant_client")
+    client = qdrant_client.QdrantClient(path=str(tmp_path / "q"))
+    try:  # a point as a Qdrant user writes one: an integer id, its own payload, nested
+        client.upsert("slimvec", points=[qdrant_client.models.PointStruct(
+            id=12345, vector=[0.0] * 31 + [1.0], payload={"text": "foreign", "nested": {"a": [1, {"b": 2}]}})])
+    finally:
+        client.close()
+    with pytest.raises(ConfigError, match=r"not a readable slimvec export \(ValueError: point 12345: no 'doc_id' "
+                                          r"field\)$"):
+        read_records(f"qdrant:{tmp_path / 'q'}")
+    table = pq.read_table(tmp_path / "p.parquet")
+    chunks = table.column("chunk").to_pylist()
+    chunks[3] = None
+    table = table.set_column(table.schema.get_field_index("chunk"), "chunk", pa.array(chunks, pa.int32()))
+    pq.write_table(table, tmp_path / "p2.parquet")  # the schema's metadata (the export's) kept
+    with pytest.raises(ConfigError, match=r"\(ValueError: row 3: chunk None: not a whole number\)$"):
+        read_records(f"parquet:{tmp_path / 'p2.parquet'}")
+    with pytest.raises(ConfigError, match="point 12345"):
+        import_records(f"qdrant:{tmp_path / 'q'}", tmp_path / "new")
+    assert not (tmp_path / "new").exists()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from slimvec.errors import ConfigError
-from slimvec.interop.rows import ChunkRecord, ExportFormat, from_row, meta_json, to_row
+from slimvec.interop.rows import ChunkRecord, ExportFormat, from_rows, meta_json, to_row
 
 
 def write(path: Path, name: str, records: Iterable[ChunkRecord], meta: dict[str, Any]) -> int:
@@ -56,7 +56,7 @@ def read(path: Path, name: str) -> tuple[dict[str, Any], list[ChunkRecord]]:
     if not {name, f"{name}__slimvec"} <= _tables(db):
         raise ConfigError(f"{path}: no slimvec export table {name!r} in this LanceDB database")
     meta = json.loads(db.open_table(f"{name}__slimvec").to_arrow().to_pylist()[0]["meta"])
-    return meta, [from_row(r) for r in db.open_table(name).to_arrow().to_pylist()]
+    return meta, from_rows((f"row {i}", r) for i, r in enumerate(db.open_table(name).to_arrow().to_pylist()))
 
 
 def _tables(db: Any) -> set[str]:

@@ -14,10 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from slimvec.errors import ConfigError
-from slimvec.interop.rows import ChunkRecord, ExportFormat, from_row, meta_json, to_row
+from slimvec.interop.rows import ChunkRecord, ExportFormat, from_rows, meta_json, to_row
 
 _NS = uuid.UUID("6f1f3d2e-8a7b-4c1d-9e0f-5a4b3c2d1e0f")
 META_ID = str(uuid.uuid5(_NS, "slimvec-export-metadata"))
@@ -102,7 +100,7 @@ def read(path: Path, name: str) -> tuple[dict[str, Any], list[ChunkRecord]]:
                 break
         if all(isinstance(p.payload.get(ORDER), int) for p in points):  # exports made before it was carried: as read
             points.sort(key=lambda p: p.payload[ORDER])
-        return meta, [from_row({**p.payload, "vector": np.asarray(p.vector, np.float32)}) for p in points]
+        return meta, from_rows((f"point {p.id}", {**p.payload, "vector": p.vector}) for p in points)
     finally:
         client.close()
 

@@ -7,7 +7,7 @@ import os
 import re
 import shutil
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -343,6 +343,21 @@ def from_row(row: dict[str, Any]) -> ChunkRecord:
     return ChunkRecord(row["doc_id"], _whole(row, "chunk"), _whole(row, "start"), _whole(row, "end"), row["title"] or "",
                        row["text"] or "", row["document"], strictjson.loads(row["metadata"] or "{}"),
                        np.asarray(row["vector"], np.float32), sid, tuple(heading))
+
+
+def from_rows(rows: Iterable[tuple[str, dict[str, Any]]]) -> list[ChunkRecord]:
+    """`from_row` of each (where, row), where naming the row in its target ("row 7", "point 12345"). Raises
+    ValueError naming it and the field: a row added with the target's own tools (a point without slimvec's
+    fields) was "KeyError: 'doc_id'", which left the user to find it among thousands."""
+    out = []
+    for where, row in rows:
+        try:
+            out.append(from_row(row))
+        except KeyError as e:
+            raise ValueError(f"{where}: no {e.args[0]!r} field") from None
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{where}: {e}") from None
+    return out
 
 
 def meta_json(meta: dict[str, Any]) -> str:
