@@ -339,3 +339,56 @@ def test_a_row_added_to_an_export_by_the_targets_own_tools_is_named_where_it_is(
     with pytest.raises(ConfigError, match="point 12345"):
         import_records(f"qdrant:{tmp_path / 'q'}", tmp_path / "new")
     assert not (tmp_path / "new").exists()
+
+
+def test_the_search_page_shows_the_last_search_when_an_earlier_answer_comes_after_it(tmp_path: Path) -> None:
+    """Two searches in a burst (Enter pressed again after changing the query) whose answers cross: the earlier
+    one, answered last, replaced the results of the query shown in the box."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from _server_util import make_collection
+
+    from slimvec.server import create_app
+    from slimvec.server.runner import server_thread
+
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("needs /usr/bin/chromium (scripts/setup-browser.sh)")
+    col = make_collection(tmp_path / "col")
+    app = create_app({"col": col}, api_key=None)
+    held: list = []
+    try:
+        with server_thread(app) as base, sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                         args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+            try:
+                page = browser.new_page()
+                page.goto(base + "/")
+                page.wait_for_selector("body[data-ready='1']", timeout=15_000)
+
+                def hold_first(route: object) -> None:  # the first search's answer is kept back (a slow query)
+                    if held:
+                        route.continue_()  # type: ignore[attr-defined]
+                    else:
+                        held.append(route)
+
+                page.route("**/api/collections/col/search", hold_first)
+                page.fill("#q", "coffee heart disease")
+                page.click("#go")
+                page.fill("#q", "tumours immune checkpoint")
+                page.click("#go")
+                page.wait_for_selector("#results li.hit", timeout=15_000)
+                first_shown = page.locator("#results li.hit .meta").first.inner_text()
+                assert first_shown.startswith("d2"), first_shown
+                assert len(held) == 1
+                with page.expect_response("**/api/collections/col/search") as answer:
+                    held[0].continue_()  # the earlier search is answered now
+                answer.value.finished()
+                # No event marks a stale answer rightly dropped: let the page's tasks run (read body, render).
+                for _ in range(3):
+                    page.evaluate("() => new Promise((ok) => setTimeout(ok, 0))")
+                shown = page.locator("#results li.hit .meta").first.inner_text()
+                assert shown.startswith("d2"), f"results of the earlier query shown for the last: {shown!r}"
+                assert page.input_value("#q") == "tumours immune checkpoint"
+            finally:
+                browser.close()
+    finally:
+        col.close()
