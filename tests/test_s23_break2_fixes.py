@@ -392,3 +392,35 @@ def test_the_search_page_shows_the_last_search_when_an_earlier_answer_comes_afte
                 browser.close()
     finally:
         col.close()
+
+
+_IMPORT = """if True:
+    import resource, sys
+    from fakes import FakeEncoder
+    from slimvec import registry
+    from slimvec.errors import SlimvecError
+    from slimvec.interop import import_records
+    registry.register("encoder", "fake-bow", FakeEncoder)  # the model the export names
+    limit = int(sys.argv[3])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # EFBIG as from a full disk; Python ignores SIGXFSZ
+    try:
+        import_records(sys.argv[1], sys.argv[2]).close()
+    except SlimvecError as e:
+        print("refused:", e)
+"""
+
+
+@pytest.mark.parametrize("limit", [16_384, 150_000])  # stopped making the collection / committing its rows
+def test_an_import_stopped_by_a_full_disk_names_the_target_not_its_hidden_folder(tmp_path: Path, limit: int) -> None:
+    path = tmp_path / "c"
+    with Collection.create(path, profile="exact-f32", encoder=FakeEncoder()) as col:
+        col.add([Document(f"d{i}", f"text {i} " + "word " * 2000) for i in range(40)])  # 400 KB of text
+        export_collection(col, f"parquet:{tmp_path / 'e.parquet'}")
+    target = tmp_path / "new"
+    done = subprocess.run([sys.executable, "-c", _IMPORT, f"parquet:{tmp_path / 'e.parquet'}", str(target), str(limit)],
+                          capture_output=True, text=True, env=_child_env())
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    line = done.stdout.strip()
+    assert line.startswith(f"refused: {target}: the import could not be written, nothing of it was left ("), line
+    assert ".import-" not in line and "holds what it held" not in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "e.parquet"]

@@ -16,7 +16,7 @@ import numpy as np
 
 from slimvec import registry, strictjson
 from slimvec.atomic import check_place, fsync_dir
-from slimvec.errors import CollectionError, ConfigError, ExportError, IngestError
+from slimvec.errors import CollectionError, ConfigError, ExportError, IngestError, NoRoomError
 
 TARGETS = ("qdrant", "lancedb", "parquet")
 FORMAT = "slimvec-export-1"
@@ -182,9 +182,12 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
                               else f"{target}: not an empty directory")
     target.parent.mkdir(parents=True, exist_ok=True)
     stage = _import_stage(target)
-    col = Collection.create(stage, profile=prof.model_copy(update={
-        "model": meta["model"], "query_prompt": prompts.get("query"), "document_prompt": prompts.get("document"),
-        **{k: v for k, v in made.items() if v is not None}}))
+    try:
+        col = Collection.create(stage, profile=prof.model_copy(update={
+            "model": meta["model"], "query_prompt": prompts.get("query"), "document_prompt": prompts.get("document"),
+            **{k: v for k, v in made.items() if v is not None}}))
+    except NoRoomError as e:
+        raise _no_room_for(target, stage, e) from None
     try:
         col = _same_late_records(col, meta)
         if profile is None:
@@ -205,8 +208,17 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
         shutil.rmtree(stage, ignore_errors=True)
         if isinstance(e, IngestError) and not str(e).startswith(f"{source}: "):  # name the file, as the checks above
             raise IngestError(f"{source}: {e}") from None
+        if isinstance(e, NoRoomError):
+            raise _no_room_for(target, stage, e) from None
         raise
     return Collection.open(target, encoder)
+
+
+def _no_room_for(target: Path, stage: Path, e: Exception) -> NoRoomError:
+    """The one line of an import the disk stopped: it named the hidden folder the import is built in, and said
+    "this commit was rolled back (the collection holds what it held before it)" of a collection never made."""
+    what = str(e).split("; ")[0].replace(str(stage), str(target))
+    return NoRoomError(f"{target}: the import could not be written, nothing of it was left ({what})")
 
 
 def _check_exported_reranker(source: str, prof: Any) -> None:
