@@ -6,6 +6,7 @@ the folder or ended in a traceback."""
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -424,3 +425,36 @@ def test_an_import_stopped_by_a_full_disk_names_the_target_not_its_hidden_folder
     assert line.startswith(f"refused: {target}: the import could not be written, nothing of it was left ("), line
     assert ".import-" not in line and "holds what it held" not in line, line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "e.parquet"]
+
+
+@pytest.mark.parametrize(("damage", "expected"), [
+    (lambda p: (p / "vectors" / "float32.bin").unlink() or (p / "vectors" / "float32.bin").mkdir(),
+     "problem: vector file vectors/float32.bin is a folder, not a file (2 rows committed)"),  # was "holds 0 rows"
+    (lambda p: shutil.rmtree(p / "vectors") or (p / "vectors").write_text(""),
+     "problem: vectors is a file, not a folder (2 rows committed)"),  # was an OS error, exit 2
+    (lambda p: (p / "slimvec.db").unlink() or (p / "slimvec.db").mkdir(),
+     "problem: cannot open the collection: "),
+])
+def test_check_reports_a_file_and_a_folder_swapped_as_a_problem(tmp_path: Path, damage, expected: str) -> None:
+    import fcntl
+
+    from typer.testing import CliRunner
+
+    from slimvec.cli import app
+
+    path = tmp_path / "c"
+    with Collection.create(path, profile="exact-f32", encoder=FakeEncoder()) as col:
+        col.add([Document("a", "alpha"), Document("b", "beta")])
+    damage(path)
+    res = CliRunner().invoke(app, ["check", str(path)])
+    assert res.exit_code == 1 and " ".join(res.stdout.split()).startswith(expected), (res.exit_code, res.output)
+    kept = None
+    try:
+        Collection.open(path, FakeEncoder()).close()
+    except (CollectionError, OSError) as e:
+        kept = e  # a caller keeping the error (to log it) keeps its traceback's frames, and what they hold
+    # A failed open lets go of its share of the readers' lock at once: held, it blocked every compaction and
+    # switch of the collection (in any process) for as long as the error was kept.
+    with open(path / ".readers.lock", "a+") as probe:
+        fcntl.flock(probe.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    del kept

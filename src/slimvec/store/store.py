@@ -204,10 +204,15 @@ class Store:
         # `chattr +i DIR`) the existing lock file still opens for writing, but SQLite cannot make its -wal and -shm
         # files beside the database, so even a search failed ("unable to open database file").
         self.read_only = (path / DB).exists() and not os.access(path, os.W_OK)
-        if self.read_only:
-            self.db = _connect_read_only(path / DB)
-        else:
-            self.db = sqlite3.connect(path / DB, timeout=60, isolation_level=None, check_same_thread=False)
+        try:
+            if self.read_only:
+                self.db = _connect_read_only(path / DB)
+            else:
+                self.db = sqlite3.connect(path / DB, timeout=60, isolation_level=None, check_same_thread=False)
+        except BaseException:  # e.g. a folder where the database goes: the lock file was left open (ResourceWarning)
+            if self._readers is not None:
+                self._readers.close()
+            raise
         try:
             if not self.read_only:
                 self.db.execute("PRAGMA journal_mode=WAL")
@@ -879,9 +884,14 @@ class Store:
             problems.append(f"{len(fk)} chunk rows point at missing documents")
         rows = self.committed_rows
         try:
-            size = (self.path / VECTORS).stat().st_size
+            st = (self.path / VECTORS).stat()
         except FileNotFoundError:
             return [*problems, f"vector file {VECTORS} is missing ({rows} rows committed)"]
+        except NotADirectoryError:  # a file where its folder goes: was an OS error out of `check` (exit 2)
+            return [*problems, f"{Path(VECTORS).parent} is a file, not a folder ({rows} rows committed)"]
+        if stat.S_ISDIR(st.st_mode):  # its size would be read as "holds 2 rows"
+            return [*problems, f"vector file {VECTORS} is a folder, not a file ({rows} rows committed)"]
+        size = st.st_size
         if size < rows * self.dim * 4:
             problems.append(f"vector file holds {size // (self.dim * 4)} rows, {rows} committed")
         bad = self.db.execute("SELECT COUNT(*) FROM chunks WHERE row < 0 OR row >= ?", (rows,)).fetchone()[0]
