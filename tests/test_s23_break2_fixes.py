@@ -458,3 +458,37 @@ def test_check_reports_a_file_and_a_folder_swapped_as_a_problem(tmp_path: Path, 
     with open(path / ".readers.lock", "a+") as probe:
         fcntl.flock(probe.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     del kept
+
+
+_KILLED_EXPORT = """if True:
+    import os, signal, sys
+    from fakes import FakeEncoder
+    from slimvec import Collection
+    from slimvec.interop import export_collection, rows
+    real = rows.collection_records
+
+    def killed_part_way(col):  # the process is killed (OOM killer, kill -9) part-way through the records
+        for i, record in enumerate(real(col)):
+            if i == 10 + 256:  # past the first batch of 256 points, which Qdrant has stored
+                os.kill(os.getpid(), signal.SIGKILL)
+            yield record
+
+    rows.collection_records = killed_part_way
+    with Collection.open(sys.argv[1], FakeEncoder()) as col:
+        export_collection(col, sys.argv[2])
+"""
+
+
+def test_a_qdrant_export_killed_part_way_is_not_read_as_a_whole_export(tmp_path: Path) -> None:
+    pytest.importorskip("qdrant_client")
+    path = tmp_path / "c"
+    with Collection.create(path, profile="exact-f32", encoder=FakeEncoder()) as col:
+        col.add([Document(f"d{i}", f"text {i}") for i in range(300)])
+    target = f"qdrant:{tmp_path / 'q'}"
+    done = subprocess.run([sys.executable, "-c", _KILLED_EXPORT, str(path), target], capture_output=True, text=True,
+                          env=_child_env())
+    assert done.returncode == -9, done.stderr
+    # The export's metadata was written with the collection, first: the 256 points stored before the kill then
+    # read, and imported, as a whole export of 256 documents.
+    with pytest.raises(ConfigError, match="is not a slimvec export"):
+        read_records(target)
