@@ -13,12 +13,26 @@ class CollectionError(SlimvecError):
     """A collection is missing, incompatible or damaged."""
 
 
+class NoRoomError(CollectionError):
+    """A commit found no room (a full disk, a file size limit, a failing device) and was rolled back: the server's
+    state, not the request, so the HTTP API answers 507 as for a derived file that could not be saved."""
+
+
+class BusyError(CollectionError):
+    """A write gave up waiting for a lock another process held; nothing was written and a retry may succeed (HTTP
+    503)."""
+
+
 class FilterError(SlimvecError):
     """A metadata filter is malformed."""
 
 
 class IngestError(SlimvecError):
     """A source file or record cannot be read; the message names file, line and field."""
+
+
+class ExportError(SlimvecError):
+    """An export target could not be written (a full disk, a file size limit); nothing of it was kept."""
 
 
 class ConfigError(SlimvecError):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from slimvec.errors import ConfigError
-from slimvec.interop.rows import ChunkRecord, ExportFormat, from_row, meta_json, to_row
+from slimvec.interop.rows import ChunkRecord, ExportFormat, from_rows, meta_json, to_row
 
 _KEY = b"slimvec"
 
@@ -48,7 +48,7 @@ def read(path: Path, name: str) -> tuple[dict[str, Any], list[ChunkRecord]]:
     meta = (table.schema.metadata or {}).get(_KEY)
     if meta is None:
         raise ConfigError(f"{path}: not a slimvec export (no slimvec metadata in the Parquet file)")
-    return json.loads(meta), [from_row(r) for r in table.to_pylist()]
+    return json.loads(meta), from_rows((f"row {i}", r) for i, r in enumerate(table.to_pylist()))
 
 
 PARQUET = ExportFormat(write, read)

@@ -8,15 +8,14 @@ read."""
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from slimvec.errors import ConfigError
-from slimvec.interop.rows import ChunkRecord, ExportFormat, from_row, meta_json, to_row
+from slimvec.interop.rows import ChunkRecord, ExportFormat, from_rows, meta_json, to_row
 
 _NS = uuid.UUID("6f1f3d2e-8a7b-4c1d-9e0f-5a4b3c2d1e0f")
 META_ID = str(uuid.uuid5(_NS, "slimvec-export-metadata"))
@@ -36,13 +35,15 @@ def write(path: Path, name: str, records: Iterable[ChunkRecord], meta: dict[str,
 
     qdrant_client = require("qdrant_client")
     models = qdrant_client.models
-    client = qdrant_client.QdrantClient(path=str(path))
+    new_folder = not path.exists()
+    client = _client(path)
+    created = failed = False
     try:
         if client.collection_exists(name):
             raise ConfigError(f"{path}: Qdrant collection {name!r} already exists; exports never overwrite")
         dim = int(meta["dim"])
-        client.create_collection(name, vectors_config=models.VectorParams(size=dim, distance=models.Distance.DOT),
-                                 metadata={KEY: meta_json(meta)})
+        client.create_collection(name, vectors_config=models.VectorParams(size=dim, distance=models.Distance.DOT))
+        created = True
         n, batch = 0, []
         for r in records:
             row = {**to_row(r), ORDER: n + len(batch)}
@@ -53,9 +54,22 @@ def write(path: Path, name: str, records: Iterable[ChunkRecord], meta: dict[str,
                 n, batch = n + len(batch), []
         if batch:
             client.upsert(name, points=batch)
+        # The metadata last: it is what makes the collection an export, so one cut short (a killed process, a full
+        # disk before the clean-up below) is refused by `read` rather than imported as if it held every record.
+        client.update_collection(name, metadata={KEY: meta_json(meta)})
         return n + len(batch)
+    except BaseException:
+        if created:  # a part would block the rerun ("already exists") and hold the space
+            try:
+                client.delete_collection(name)
+            except Exception:  # noqa: BLE001 - the write's own error is the one to report
+                pass
+        failed = True
+        raise
     finally:
         client.close()
+        if failed and new_folder:  # made by this export: nothing of it is left
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def read(path: Path, name: str) -> tuple[dict[str, Any], list[ChunkRecord]]:
@@ -64,7 +78,10 @@ def read(path: Path, name: str) -> tuple[dict[str, Any], list[ChunkRecord]]:
 
     from slimvec.extras import require
 
-    client = require("qdrant_client").QdrantClient(path=str(path))
+    require("qdrant_client")
+    if not path.is_dir():  # qdrant-client would make the folder, leaving one behind for a mistyped path
+        raise ConfigError(f"{path}: no such folder" if not path.exists() else f"{path}: not a folder")
+    client = _client(path)
     try:
         if not client.collection_exists(name):
             raise ConfigError(f"{path}: no Qdrant collection {name!r}")
@@ -83,9 +100,23 @@ def read(path: Path, name: str) -> tuple[dict[str, Any], list[ChunkRecord]]:
                 break
         if all(isinstance(p.payload.get(ORDER), int) for p in points):  # exports made before it was carried: as read
             points.sort(key=lambda p: p.payload[ORDER])
-        return meta, [from_row({**p.payload, "vector": np.asarray(p.vector, np.float32)}) for p in points]
+        return meta, from_rows((f"point {p.id}", {**p.payload, "vector": p.vector}) for p in points)
     finally:
         client.close()
+
+
+def _client(path: Path) -> Any:
+    """qdrant-client's local mode on `path`. Raises ConfigError when another client (process) has it open: local
+    mode takes the folder for one client at a time, and says so in a RuntimeError."""
+    from slimvec.extras import require
+
+    try:
+        return require("qdrant_client").QdrantClient(path=str(path))
+    except RuntimeError as e:
+        if "already accessed" not in str(e):
+            raise
+        raise ConfigError(f"{path}: another process has this Qdrant folder open (local mode allows one client at a "
+                          "time); close it and run this again") from None
 
 
 QDRANT = ExportFormat(write, read)

@@ -6,7 +6,8 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 
 from slimvec import registry, strictjson
 from slimvec.atomic import check_place, fsync_dir
-from slimvec.errors import CollectionError, ConfigError, IngestError
+from slimvec.errors import CollectionError, ConfigError, ExportError, IngestError, NoRoomError
 
 TARGETS = ("qdrant", "lancedb", "parquet")
 FORMAT = "slimvec-export-1"
@@ -94,7 +95,16 @@ def export_collection(col: Any, target: str) -> dict[str, Any]:
             **({"field_indexes": fields} if (fields := col.field_indexes()) else {}),
             **{k: m.get(k) for k in MANIFEST_LATE}}
     with col.reading():  # one committed state, whatever another process or thread commits meanwhile
-        n = registry.load("export", kind).write(path, name, collection_records(col), meta)
+        try:
+            n = registry.load("export", kind).write(path, name, collection_records(col), meta)
+        except (OSError, sqlite3.Error, RuntimeError) as e:
+            # A full disk or a file size limit, as each target's library words it (qdrant-client's SQLite: "disk
+            # I/O error", LanceDB: a RuntimeError, pyarrow: an OSError without the file): the writers remove
+            # what they wrote, so say that, not "check the collection" (an export does not write to it).
+            detail = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0] if str(e) else ""
+            detail = re.sub(r", /\S+\.rs:\d+:\d+$", "", detail)  # the Rust source line LanceDB appends
+            raise ExportError(f"{path}: the export could not be written ({detail or type(e).__name__}); nothing of "
+                              "it was kept, the collection is unchanged") from None
         documents = len(col)
     return {"target": target, "records": n, "documents": documents, "model": meta["model"], "dim": dim}
 
@@ -173,9 +183,12 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
                               else f"{target}: not an empty directory")
     target.parent.mkdir(parents=True, exist_ok=True)
     stage = _import_stage(target)
-    col = Collection.create(stage, profile=prof.model_copy(update={
-        "model": meta["model"], "query_prompt": prompts.get("query"), "document_prompt": prompts.get("document"),
-        **{k: v for k, v in made.items() if v is not None}}))
+    try:
+        col = Collection.create(stage, profile=prof.model_copy(update={
+            "model": meta["model"], "query_prompt": prompts.get("query"), "document_prompt": prompts.get("document"),
+            **{k: v for k, v in made.items() if v is not None}}))
+    except NoRoomError as e:
+        raise _no_room_for(target, stage, e) from None
     try:
         col = _same_late_records(col, meta)
         if profile is None:
@@ -198,8 +211,17 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
         shutil.rmtree(stage, ignore_errors=True)
         if isinstance(e, IngestError) and not str(e).startswith(f"{source}: "):  # name the file, as the checks above
             raise IngestError(f"{source}: {e}") from None
+        if isinstance(e, NoRoomError):
+            raise _no_room_for(target, stage, e) from None
         raise
     return Collection.open(target, encoder)
+
+
+def _no_room_for(target: Path, stage: Path, e: Exception) -> NoRoomError:
+    """The one line of an import the disk stopped: it named the hidden folder the import is built in, and said
+    "this commit was rolled back (the collection holds what it held before it)" of a collection never made."""
+    what = str(e).split("; ")[0].replace(str(stage), str(target))
+    return NoRoomError(f"{target}: the import could not be written, nothing of it was left ({what})")
 
 
 def _check_exported_reranker(source: str, prof: Any) -> None:
@@ -336,6 +358,21 @@ def from_row(row: dict[str, Any]) -> ChunkRecord:
     return ChunkRecord(row["doc_id"], _whole(row, "chunk"), _whole(row, "start"), _whole(row, "end"), row["title"] or "",
                        row["text"] or "", row["document"], strictjson.loads(row["metadata"] or "{}"),
                        np.asarray(row["vector"], np.float32), sid, tuple(heading))
+
+
+def from_rows(rows: Iterable[tuple[str, dict[str, Any]]]) -> list[ChunkRecord]:
+    """`from_row` of each (where, row), where naming the row in its target ("row 7", "point 12345"). Raises
+    ValueError naming it and the field: a row added with the target's own tools (a point without slimvec's
+    fields) was "KeyError: 'doc_id'", which left the user to find it among thousands."""
+    out = []
+    for where, row in rows:
+        try:
+            out.append(from_row(row))
+        except KeyError as e:
+            raise ValueError(f"{where}: no {e.args[0]!r} field") from None
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{where}: {e}") from None
+    return out
 
 
 def meta_json(meta: dict[str, Any]) -> str:

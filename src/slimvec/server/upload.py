@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi import HTTPException
 
 from slimvec.documents import Document
-from slimvec.errors import IngestError
+from slimvec.errors import IngestError, no_room
 from slimvec.ingest import FieldMap, read_sources
 from slimvec.ingest.kinds import other_kind
 from slimvec.server.models import check_document
@@ -35,8 +35,16 @@ def read_jsonl_upload(raw: bytes, fields: FieldMap, max_batch: int) -> list[Docu
     fd, tmp = tempfile.mkstemp(prefix="slimvec-upload-", suffix=".jsonl")
     path = Path(tmp)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(raw)
+        except OSError as e:
+            # The server's own copy, in its temporary folder: the errors' handler would say "File too large; run
+            # `slimvec check` on the collection", naming no file, when the collection was never touched.
+            if no_room(e) is None:
+                raise
+            raise HTTPException(507, f"{UPLOAD_NAME}: the server has no room for its temporary copy of the upload "
+                                     f"({e.strerror}); nothing was stored") from None
         docs: list[Document] = []
         try:
             for doc in read_sources([path], fields=fields, strict=True):

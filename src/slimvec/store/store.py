@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import sqlite3
 import stat
 import time
@@ -29,7 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from slimvec.atomic import check_place, write_json_atomic
-from slimvec.errors import CollectionError
+from slimvec.errors import BusyError, CollectionError, NoRoomError, no_room
 from slimvec.ids import lone_surrogate
 from slimvec.store import probes, switch
 from slimvec.store.switch import READERS_LOCK
@@ -125,6 +126,18 @@ def _hold_shared(path: Path) -> Any:
         switch.finish(path)
 
 
+def _remove_made(path: Path, existed: bool) -> None:
+    """Remove what a failed `Store.create` made at `path`: the folder, or what it put in one that was empty."""
+    if not existed:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    for child in path.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
 def _connect_read_only(db: Path) -> sqlite3.Connection:
     """A connection to the database of a collection whose directory cannot be written (a read-only mount, a
     shared dataset): in WAL mode SQLite must create the -shm file even to read, so a database closed cleanly
@@ -211,11 +224,19 @@ class Store:
         self.manifest = manifest
         self.dim = int(manifest["dim"])
         self._readers = _hold_shared(path)
-        self.read_only = self._readers is None and (path / DB).exists() and not os.access(path, os.W_OK)
-        if self.read_only:
-            self.db = _connect_read_only(path / DB)
-        else:
-            self.db = sqlite3.connect(path / DB, timeout=60, isolation_level=None, check_same_thread=False)
+        # The folder alone decides, not the lock file: in a folder made read-only by itself (`chmod a-w DIR`,
+        # `chattr +i DIR`) the existing lock file still opens for writing, but SQLite cannot make its -wal and -shm
+        # files beside the database, so even a search failed ("unable to open database file").
+        self.read_only = (path / DB).exists() and not os.access(path, os.W_OK)
+        try:
+            if self.read_only:
+                self.db = _connect_read_only(path / DB)
+            else:
+                self.db = sqlite3.connect(path / DB, timeout=60, isolation_level=None, check_same_thread=False)
+        except BaseException:  # e.g. a folder where the database goes: the lock file was left open (ResourceWarning)
+            if self._readers is not None:
+                self._readers.close()
+            raise
         try:
             if not self.read_only:
                 self.db.execute("PRAGMA journal_mode=WAL")
@@ -237,16 +258,32 @@ class Store:
             raise CollectionError(f"{path}: a collection already exists here")
         if path.exists() and any(path.iterdir()):
             raise CollectionError(f"{path}: directory is not empty and holds no collection")
+        existed = path.exists()
         (path / "vectors").mkdir(parents=True, exist_ok=True)
         (path / "index").mkdir(exist_ok=True)
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "created": time.time(), **manifest}
-        store = cls(path, manifest)
-        store.db.executescript(_SCHEMA)
-        store.db.execute(_DEAD_LOG)
-        store.db.execute("INSERT OR IGNORE INTO state VALUES ('rows', 0), ('generation', 0), ('dead', 0)")
-        (path / VECTORS).touch()
-        # The manifest goes last: a directory without one is not a collection, so a crash here leaves nothing half-made.
-        write_json_atomic(path / MANIFEST, manifest)
+        store = None
+        try:
+            store = cls(path, manifest)
+            store.db.executescript(_SCHEMA)
+            store.db.execute(_DEAD_LOG)
+            store.db.execute("INSERT OR IGNORE INTO state VALUES ('rows', 0), ('generation', 0), ('dead', 0)")
+            (path / VECTORS).touch()
+            # The manifest goes last: a directory without one is not a collection, so a crash here leaves nothing
+            # half-made.
+            write_json_atomic(path / MANIFEST, manifest)
+        except (sqlite3.OperationalError, OSError) as e:
+            # A full disk or a file size limit while the new database was set up ended in a traceback ("disk I/O
+            # error"; `slimvec index` into a new folder, `slimvec migrate`'s target) and left the folder behind.
+            code = getattr(e, "sqlite_errorcode", 0) or 0
+            room = no_room(e) if isinstance(e, OSError) else None
+            if room is None and code != sqlite3.SQLITE_FULL and code & 0xFF != sqlite3.SQLITE_IOERR:
+                raise
+            if store is not None:
+                store.close()
+            _remove_made(path, existed)
+            raise NoRoomError(f"{path}: the new collection could not be written ({room or e}: a full disk, a file "
+                              "size limit or a failing device); nothing of it was left") from None
         return store
 
     @classmethod
@@ -421,7 +458,12 @@ class Store:
     # ---- writing ---------------------------------------------------------------------------
     @contextmanager
     def writer(self) -> Iterator[None]:
-        """Hold the collection's exclusive writer lock (blocks until other writers finish)."""
+        """Hold the collection's exclusive writer lock (blocks until other writers finish). Raises CollectionError
+        (one line) for a collection opened read-only."""
+        if self.read_only:  # a folder read-only by itself: the lock file (and the vector file) can still be written
+            why = "read-only file system" if os.statvfs(self.path).f_flag & os.ST_RDONLY else "permission denied"
+            raise CollectionError(f"{self.path}: cannot write this collection ({why}: the folder itself); it can "
+                                  "still be searched")
         with switch.writer_lock(self.path):
             yield
 
@@ -502,7 +544,8 @@ class Store:
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as e:  # rows past the committed count are ignored, and cut by the next write
-            raise CollectionError(f"{vpath}: cannot append {len(vectors)} vector rows ({e.strerror or e}); this "
+            kind = NoRoomError if no_room(e) is not None else CollectionError
+            raise kind(f"{vpath}: cannot append {len(vectors)} vector rows ({e.strerror or e}); this "
                                   "commit was not made (the collection holds what it held before it)") from None
         crc = zlib.crc32(vectors.tobytes())
         paths = _heading_paths(docs)
@@ -543,7 +586,17 @@ class Store:
     def _transaction(self) -> Iterator[sqlite3.Cursor]:
         """One write transaction (BEGIN IMMEDIATE: the write lock at once); rolled back on any exception."""
         cur = self.db.cursor()
-        cur.execute("BEGIN IMMEDIATE")
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            # Another process (not slimvec: its writers queue on the writer lock) held SQLite's write lock for the
+            # whole busy timeout, e.g. a `sqlite3` shell or a backup tool inside a transaction.
+            if getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
+                waited = self.db.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
+                raise BusyError(f"{self.path / DB}: another process has held the database's write lock for "
+                                      f"{waited:g} s (a `sqlite3` shell or another tool inside a transaction?); "
+                                      "nothing was written, run this again once it is done") from None
+            raise
         try:
             yield cur
             cur.execute("COMMIT")
@@ -552,10 +605,10 @@ class Store:
                 cur.execute("ROLLBACK")
             code = getattr(e, "sqlite_errorcode", None) if isinstance(e, sqlite3.OperationalError) else None
             if code == sqlite3.SQLITE_FULL:
-                raise CollectionError(f"{self.path / DB}: the database or disk is full; this commit was rolled back (the "
+                raise NoRoomError(f"{self.path / DB}: the database or disk is full; this commit was rolled back (the "
                                       "collection holds what it held before it)") from None
             if code is not None and code & 0xFF == sqlite3.SQLITE_IOERR:  # e.g. a file size limit (ulimit -f)
-                raise CollectionError(f"{self.path / DB}: the database could not be written ({e}: a full disk, a file "
+                raise NoRoomError(f"{self.path / DB}: the database could not be written ({e}: a full disk, a file "
                                       "size limit or a failing device); this commit was rolled back (the collection "
                                       "holds what it held before it)") from None
             raise
@@ -931,9 +984,14 @@ class Store:
             problems.append(f"{len(fk)} chunk rows point at missing documents")
         rows = self.committed_rows
         try:
-            size = (self.path / VECTORS).stat().st_size
+            st = (self.path / VECTORS).stat()
         except FileNotFoundError:
             return [*problems, f"vector file {VECTORS} is missing ({rows} rows committed)"]
+        except NotADirectoryError:  # a file where its folder goes: was an OS error out of `check` (exit 2)
+            return [*problems, f"{Path(VECTORS).parent} is a file, not a folder ({rows} rows committed)"]
+        if stat.S_ISDIR(st.st_mode):  # its size would be read as "holds 2 rows"
+            return [*problems, f"vector file {VECTORS} is a folder, not a file ({rows} rows committed)"]
+        size = st.st_size
         if size < rows * self.dim * 4:
             problems.append(f"vector file holds {size // (self.dim * 4)} rows, {rows} committed")
         bad = self.db.execute("SELECT COUNT(*) FROM chunks WHERE row < 0 OR row >= ?", (rows,)).fetchone()[0]

@@ -114,8 +114,12 @@
     setStatus(data.hits.length + " hits in " + data.took_ms.toFixed(1) + " ms");
   }
 
+  // Searches in a burst can be answered out of order (a slow query, a rerank): only the latest one's answer
+  // may render, or the results of an earlier query replace those of the query in the box.
+  let latest = 0;
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
+    const mine = ++latest;
     const body = { q: $("q").value, k: parseInt($("k").value, 10) || 10, mode: $("mode").value, unit: $("unit").value };
     const ftext = $("filter").value.trim();
     if (ftext) {
@@ -127,8 +131,9 @@
       const data = await getJSON("/api/collections/" + encodeURIComponent(name) + "/search", {
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
       });
-      render(data);
+      if (mine === latest) render(data);
     } catch (e) {
+      if (mine !== latest) return;
       results.textContent = "";
       setStatus(e.message, true);
     }
