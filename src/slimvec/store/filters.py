@@ -69,9 +69,11 @@ def compile_filter(flt: dict[str, Any], column: str = "d.metadata", id_column: s
 
 
 class _Params(list):  # type: ignore[type-arg]
-    """The bound parameters, carrying the indexed paths down the compiler."""
+    """The bound parameters, carrying the indexed paths down the compiler, and whether the comparison being
+    compiled reads its field index (`_driver`)."""
 
     indexed: frozenset[str] = frozenset()
+    now = False
 
 
 def path_field(path: str) -> str:
@@ -94,6 +96,7 @@ def _object(obj: dict[str, Any], params: list[Any], col: str, idcol: str, depth:
     if not obj:
         return "1"
     parts = []
+    driver = _driver(obj, params)
     for key, value in obj.items():
         if key in ("$and", "$or"):
             if not isinstance(value, list) or not value:
@@ -111,16 +114,41 @@ def _object(obj: dict[str, Any], params: list[Any], col: str, idcol: str, depth:
         elif key.startswith("$"):
             raise FilterError(f"unknown operator {key!r} at top level (fields go first: {{\"field\": {{\"{key}\": ...}}}})")
         else:
-            parts.append(_field(key, value, params, col, idcol))
+            parts.append(_field(key, value, params, col, idcol, driver[1] if driver and driver[0] == key else None))
     return "(" + " AND ".join(parts) + ")"
 
 
-def _field(name: str, cond: Any, params: list[Any], col: str, idcol: str) -> str:
+_INDEX_OPS = ("$eq", "$in", "$gt", "$gte", "$lt", "$lte")
+
+
+def _driver(obj: dict[str, Any], params: list[Any]) -> tuple[str, str] | None:
+    """The one (field, operator) of this AND level whose comparison reads its field index: SQLite drives the search
+    from that list of documents and checks the other conditions on those documents only (each further indexed list
+    would be read whole: a range matching most documents cost more than the scan it replaced). An equality or $in
+    first (usually the narrower), else the first range; None when no field here is indexed."""
+    indexed = getattr(params, "indexed", frozenset())
+    if not indexed:
+        return None
+    found = []
+    for key, value in obj.items():
+        if key.startswith("$") or key == "_id" or not _FIELD.fullmatch(key) or lone_surrogate(key):
+            continue
+        if _path(key) not in indexed:
+            continue
+        ops = [op for op in value if op in _INDEX_OPS] if isinstance(value, dict) and any(
+            k.startswith("$") for k in value) else ["$eq"]
+        found += [(key, op) for op in ops]
+    return next((f for f in found if f[1] in ("$eq", "$in")), found[0] if found else None)
+
+
+def _field(name: str, cond: Any, params: list[Any], col: str, idcol: str, index_op: str | None = None) -> str:
+    """`index_op`: the one operator of this field whose comparison reads the field index (`_driver`)."""
     path = _path(name)  # once per field, not per value of an $in list; refuses a path it cannot name
     if not isinstance(cond, dict) or not any(k.startswith("$") for k in cond):
         cond = {"$eq": cond}
     parts = []
     for op, value in cond.items():
+        params.now = op == index_op  # type: ignore[attr-defined]
         if op == "$eq":
             parts.append(_eq(name, path, value, params, col, idcol))
         elif op == "$ne":
@@ -144,6 +172,7 @@ def _field(name: str, cond: Any, params: list[Any], col: str, idcol: str) -> str
                 parts.append(f"(json_type({col}, ?) IS {'NOT ' if value else ''}NULL)")
         else:
             raise FilterError(f"{name}: unknown operator {op!r}")
+    params.now = False  # type: ignore[attr-defined]
     return "(" + " AND ".join(parts) + ")"
 
 
@@ -192,7 +221,7 @@ def _eq(name: str, path: str, value: Any, params: list[Any], col: str, idcol: st
         params.append(v)
         return f"({idcol} IS ?)"
     if v is None:
-        if path in getattr(params, "indexed", ()):
+        if getattr(params, "now", False):
             params.append(path)
             return f"({idcol} IN (SELECT doc_id FROM field_terms WHERE path = ? AND elem = 0 AND kind = 'null'))"
         params.append(path)
@@ -200,7 +229,7 @@ def _eq(name: str, path: str, value: Any, params: list[Any], col: str, idcol: st
     # JSON true/false come back from json_extract as 1/0; type checks keep bools, numbers and text apart.
     typ = "('true','false')" if isinstance(v, bool) else ("('text')" if isinstance(v, str) else "('integer','real')")
     bound = int(v) if isinstance(v, bool) else v
-    if path in getattr(params, "indexed", ()):  # a scalar, or an array through any element: one term row each
+    if getattr(params, "now", False):  # a scalar, or an array through any element: one term row each
         params.extend([path, bound])
         return f"({idcol} IN (SELECT doc_id FROM field_terms WHERE path = ? AND kind IN {typ} AND value = ?))"
     params.extend([path, path, bound, path, path, bound])
@@ -222,7 +251,7 @@ def _compare(name: str, path: str, op: str, value: Any, params: list[Any], col: 
         params.append(v)
         return f"({idcol} {sym} ?)"
     typ = "('text')" if isinstance(v, str) else "('integer','real')"
-    if path in getattr(params, "indexed", ()):  # scalars only, as below: an array's elements are not compared
+    if getattr(params, "now", False):  # scalars only, as below: an array's elements are not compared
         params.extend([path, v])
         return f"({idcol} IN (SELECT doc_id FROM field_terms WHERE path = ? AND elem = 0 AND kind IN {typ} AND value {sym} ?))"
     params.extend([path, path, v])
