@@ -47,17 +47,18 @@ def test_small_commits_leave_the_graph_file_and_an_open_catches_up(tmp_path):
 
 def test_a_save_rewrites_the_graph_once_the_gap_reaches_a_share_of_the_rows(tmp_path):
     index = hnsw.HnswIndex(8)
-    index.add(np.random.default_rng(0).standard_normal((40_000, 8)).astype(np.float32))
+    # 30,000 rows: the fewest round count whose 1% (300) is above SAVE_GAP (256), so the share is what decides
+    index.add(np.random.default_rng(0).standard_normal((30_000, 8)).astype(np.float32))
     index.save(tmp_path)
     before = (tmp_path / hnsw.FILE).stat().st_mtime_ns
-    index.add(np.ones((399, 8), np.float32))  # under 1% of 40,000: the file stays
+    index.add(np.ones((299, 8), np.float32))  # under 1% of 30,000 (and above SAVE_GAP): the file stays
     index.save(tmp_path)
     assert (tmp_path / hnsw.FILE).stat().st_mtime_ns == before
-    index.add(np.ones((1, 8), np.float32))  # 400 rows = 1%: rewritten
+    index.add(np.ones((1, 8), np.float32))  # 300 rows = 1%: rewritten
     index.save(tmp_path)
-    assert hnsw.HnswIndex.load(tmp_path, 8).rows == 40_400
+    assert hnsw.HnswIndex.load(tmp_path, 8).rows == 30_300
     index.save(tmp_path / "other")  # another directory (a compaction's new generation): written whole there
-    assert hnsw.HnswIndex.load(tmp_path / "other", 8).rows == 40_400
+    assert hnsw.HnswIndex.load(tmp_path / "other", 8).rows == 30_300
 
 
 def _count_inserts(col):

@@ -197,8 +197,10 @@ def test_a_served_index_appends_each_commits_postings_and_scores_as_the_whole_ma
     path = tmp_path / "c"
     with Collection.create(path, encoder=FakeEncoder(max_tokens=256), retrievers=["dense", "sparse"]) as writer, \
             Collection.open(path, encoder=FakeEncoder(max_tokens=256)) as server:
-        for start in range(0, 60, 5):
-            writer.add(scifact_docs[start : start + 5])
+        # 12 commits of 2 abstracts: the parts and the merged segments depend on how many commits, not on their
+        # size (MERGE_RATIO compares segments with each other), and SPLADE encodes each text twice (writer, server)
+        for start in range(0, 24, 2):
+            writer.add(scifact_docs[start : start + 2])
             served = {q: [(h.id, h.score) for h in server.search(q, k=10, mode="sparse")] for q in queries}
         r = server._retrievers["sparse"]
         assert r._segments is not None and len(r._parts) == 12  # appended, never stacked nor transposed whole
