@@ -26,7 +26,7 @@ from slimvec.documents import Chunk, Document, Hit, Section, blank_section_probl
 from slimvec.encoders.base import Encoder
 from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
 from slimvec.errors import CollectionError, ConfigError, IngestError
-from slimvec.ids import id_problem
+from slimvec.ids import id_problem, lone_surrogate
 from slimvec.late import default_config as default_late_config
 from slimvec.late import late_chunk_vectors, section_default
 from slimvec.late import query_pooling as late_query_pooling
@@ -764,6 +764,9 @@ class Collection(KeepsQueries):
         if offset is not None and not isinstance(offset, str):
             raise ConfigError(f"scroll: offset is a document id (a string, the next_offset of the previous page), "
                               f"got {type(offset).__name__} {offset!r}")
+        if offset is not None and lone_surrogate(offset):  # SQLite cannot bind it; no stored id holds one
+            raise ConfigError(f"scroll: offset {offset!r} contains invalid Unicode (a lone surrogate); give the "
+                              "next_offset of the previous page")
         with self.reading():
             found = self.store.documents_matching(filter, offset, limit + 1)
         if not found and filter:
