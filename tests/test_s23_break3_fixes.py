@@ -6,7 +6,7 @@ import pytest
 from fakes import FakeEncoder
 
 from slimvec import Collection, Document
-from slimvec.errors import ConfigError
+from slimvec.errors import ConfigError, FilterError
 
 DOCS = [Document(f"d{i:02d}", f"text {i}", metadata={"f": i % 3}) for i in range(30)]
 
@@ -31,3 +31,18 @@ def test_scroll_with_a_page_size_past_sqlites_integers_lists_every_document(col,
 def test_scroll_from_an_offset_holding_a_lone_surrogate_is_one_line(col):
     with pytest.raises(ConfigError, match="offset .* invalid Unicode"):
         col.scroll(offset="d0\ud800")
+
+
+@pytest.mark.parametrize("flt", [{1: "a"}, {"f": {1: 2}}, {"$and": [{None: 1}]}, {"$not": {("f",): 1}},
+                                 {"$or": [{"f": 1}, {"f": {2.0: 1}}]}])
+@pytest.mark.parametrize("indexed", [False, True])
+def test_a_filter_key_that_is_not_text_is_a_filter_error_everywhere(col, flt, indexed):
+    # A Python dict may hold any hashable key; each one was read as text (AttributeError: no startswith).
+    if indexed:
+        col.create_field_index("f")
+    for call in (col.count, lambda f: col.scroll(f), lambda f: col.delete(filter=f)):
+        with pytest.raises(FilterError, match="filter keys are text"):
+            call(flt)
+    with pytest.raises((FilterError, ConfigError)):  # search's options check a top-level key first
+        col.search("text", filter=flt)
+    assert len(col) == len(DOCS)

@@ -95,6 +95,11 @@ def _object(obj: dict[str, Any], params: list[Any], col: str, idcol: str, depth:
         raise FilterError(f"filter nested deeper than {_MAX_DEPTH} levels")
     if not obj:
         return "1"
+    for key, value in obj.items():  # before `_driver` and `_field`, which read keys as text
+        _text_key(key, "a field name or operator")
+        if isinstance(value, dict) and not key.startswith("$"):
+            for op in value:
+                _text_key(op, f"{key!r}: an operator")
     parts = []
     driver = _driver(obj, params)
     for key, value in obj.items():
@@ -116,6 +121,12 @@ def _object(obj: dict[str, Any], params: list[Any], col: str, idcol: str, depth:
         else:
             parts.append(_field(key, value, params, col, idcol, driver[1] if driver and driver[0] == key else None))
     return "(" + " AND ".join(parts) + ")"
+
+
+def _text_key(key: Any, what: str) -> None:
+    # A Python caller's dict may hold any hashable key (1, None, a tuple); JSON text never does.
+    if not isinstance(key, str):
+        raise FilterError(f"filter keys are text: {what} expected, got {type(key).__name__} {key!r}")
 
 
 _INDEX_OPS = ("$eq", "$in", "$gt", "$gte", "$lt", "$lte")
