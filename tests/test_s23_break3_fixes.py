@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
-from fakes import FakeEncoder
+from fakes import FakeEncoder, registered_encoders
 
 from slimvec import Collection, Document
-from slimvec.errors import ConfigError, FilterError
+from slimvec.errors import BusyError, ConfigError, FilterError
 
 DOCS = [Document(f"d{i:02d}", f"text {i}", metadata={"f": i % 3}) for i in range(30)]
 
@@ -46,3 +49,43 @@ def test_a_filter_key_that_is_not_text_is_a_filter_error_everywhere(col, flt, in
     with pytest.raises((FilterError, ConfigError)):  # search's options check a top-level key first
         col.search("text", filter=flt)
     assert len(col) == len(DOCS)
+
+
+def _hold_write_lock(db: Path) -> sqlite3.Connection:
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # as a `sqlite3` shell inside a transaction would
+    return other
+
+
+@pytest.mark.parametrize("by", ["filter", "ids"])
+def test_a_sharded_delete_with_one_shard_failing_says_what_the_others_deleted(tmp_path, by):
+    """One shard's write lock held elsewhere: its error said "nothing was written" while the shards before it had
+    deleted, the shards after it were never asked, and the deleted ids kept their ordinals."""
+    from slimvec.distributed.sharded import create_sharded
+
+    enc = FakeEncoder(dim=8)
+    with registered_encoders(enc):
+        create_sharded(tmp_path / "sh", 3, model=enc.name).close()
+        with Collection.open(tmp_path / "sh") as sh:
+            sh.add(DOCS)
+            doomed = [d.id for d in DOCS if d.metadata["f"] == 0]
+            stuck = sh.shards[1].core.col.store
+            stuck.db.execute("PRAGMA busy_timeout = 100")
+            held_there = [i for i in doomed if sh.shard_for(i) == 1]
+            assert held_there and len(held_there) < len(doomed)
+            other = _hold_write_lock(stuck.path / "slimvec.db")
+            try:
+                with pytest.raises(BusyError) as e:
+                    sh.delete(filter={"f": 0}) if by == "filter" else sh.delete(doomed)
+            finally:
+                other.execute("ROLLBACK")
+                other.close()
+            deleted = len(doomed) - len(held_there)
+            assert f"shard 1 ({sh.router['shards'][1]}) could not delete" in str(e.value)
+            assert f"the other shards deleted {deleted} documents" in str(e.value)
+            # every other shard deleted its part, and forgot the ordinals of exactly those
+            assert sorted(d.id for d in sh.scroll({"f": 0}, limit=100)[0]) == sorted(held_there)
+            assert sorted(sh.ordinals.get(doomed)) == sorted(held_there)
+            assert (sh.delete(filter={"f": 0}) if by == "filter" else sh.delete(doomed)) == len(held_there)
+            assert sh.count({"f": {"$in": [1, 2]}}) == len(DOCS) - len(doomed) and not sh.ordinals.get(doomed)
+            assert sh.check() == []
