@@ -89,3 +89,19 @@ def test_a_sharded_delete_with_one_shard_failing_says_what_the_others_deleted(tm
             assert (sh.delete(filter={"f": 0}) if by == "filter" else sh.delete(doomed)) == len(held_there)
             assert sh.count({"f": {"$in": [1, 2]}}) == len(DOCS) - len(doomed) and not sh.ordinals.get(doomed)
             assert sh.check() == []
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+def test_an_in_list_of_thousands_of_values_and_a_wide_or_are_evaluated(col, indexed):
+    """$in takes up to 10,000 values (delete by filter points to {"_id": {"$in": [...]}} for ids), but each was one
+    more level of a flat OR chain: from 999 values on, SQLite refused the filter ("Expression tree is too large")."""
+    if indexed:
+        col.create_field_index("f")
+    many = list(range(10_000))
+    assert col.count({"f": {"$in": many}}) == len(DOCS) and col.count({"f": {"$nin": many}}) == 0
+    assert col.count({"$or": [{"f": v} for v in range(2_000)]}) == len(DOCS)
+    assert col.count({"$and": [{"f": {"$ne": v}} for v in range(3, 2_000)]}) == len(DOCS)
+    assert len(col.search("text", k=3, filter={"f": {"$in": many}})) == 3
+    ids = [f"d{i:02d}" for i in range(0, 30, 2)] + [f"x{i}" for i in range(5_000)]
+    assert col.delete(filter={"_id": {"$in": ids}}) == 15
+    assert [d.id for d in col.scroll(limit=100)[0]] == [f"d{i:02d}" for i in range(1, 30, 2)]
