@@ -105,3 +105,22 @@ def test_an_in_list_of_thousands_of_values_and_a_wide_or_are_evaluated(col, inde
     ids = [f"d{i:02d}" for i in range(0, 30, 2)] + [f"x{i}" for i in range(5_000)]
     assert col.delete(filter={"_id": {"$in": ids}}) == 15
     assert [d.id for d in col.scroll(limit=100)[0]] == [f"d{i:02d}" for i in range(1, 30, 2)]
+
+
+@pytest.mark.parametrize("fields", [[1], b"f", ["f", 2], None, [None]])
+def test_a_sharded_collection_refuses_field_names_that_are_not_text_as_one_collection_does(tmp_path, fields):
+    # The router iterated bytes into numbers and matched an int against its name pattern: "expected string or
+    # bytes-like object, got 'int'" for b"f", where one collection names the argument.
+    from slimvec.distributed.sharded import create_sharded
+
+    enc = FakeEncoder(dim=8)
+    with registered_encoders(enc):
+        create_sharded(tmp_path / "sh", 2, model=enc.name).close()
+        with Collection.open(tmp_path / "sh") as sh, Collection.create(tmp_path / "one", encoder=enc) as one:
+            for call in ("create_field_index", "drop_field_index"):
+                with pytest.raises(TypeError) as mine:
+                    getattr(one, call)(fields)
+                with pytest.raises(TypeError, match="^fields must be") as theirs:
+                    getattr(sh, call)(fields)
+                assert str(theirs.value) == str(mine.value)
+            assert sh.field_indexes() == []

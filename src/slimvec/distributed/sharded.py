@@ -25,6 +25,7 @@ import numpy as np
 from slimvec.chunking import chunk_text
 from slimvec.collection import (
     Collection,
+    _field_names,
     _fusion_info,
     _given_vectors,
     _search_profile,
@@ -381,14 +382,14 @@ class ShardedCollection(KeepsQueries):
 
     def create_field_index(self, fields: str | Iterable[str]) -> list[str]:
         """`Collection.create_field_index` in every shard (each in one transaction); the fields newly indexed."""
-        names = [fields] if isinstance(fields, str) else list(fields)
+        names = _field_names(fields)  # as one collection checks them: bytes or a number is not iterated or matched
         for f in names:
             field_path(f)  # a name filters cannot write: refused before any shard changes
         return sorted(set().union(*self._gather("field_index", names, False)))
 
     def drop_field_index(self, fields: str | Iterable[str]) -> list[str]:
         """`Collection.drop_field_index` in every shard; the fields that were indexed."""
-        names = [fields] if isinstance(fields, str) else list(fields)
+        names = _field_names(fields)
         return sorted(set().union(*self._gather("field_index", names, True)))
 
     def field_indexes(self) -> list[str]:
