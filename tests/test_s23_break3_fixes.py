@@ -124,3 +124,22 @@ def test_a_sharded_collection_refuses_field_names_that_are_not_text_as_one_colle
                     getattr(sh, call)(fields)
                 assert str(theirs.value) == str(mine.value)
             assert sh.field_indexes() == []
+
+
+def test_scroll_takes_a_numpy_integer_page_size_as_search_takes_k(col, tmp_path):
+    # np.int64(2) was refused as not "a whole number >= 1, got np.int64(2)"; search's k=np.int64(3) works.
+    import numpy as np
+
+    docs, nxt = col.scroll({"f": {"$in": [0, 1]}}, limit=np.int64(2))
+    assert [d.id for d in docs] == ["d00", "d01"] and nxt == "d03"
+    for bad in (np.int64(0), np.bool_(True), True, 2.0, "2"):
+        with pytest.raises(ConfigError, match="limit must be a whole number >= 1"):
+            col.scroll(limit=bad)
+    from slimvec.distributed.sharded import create_sharded
+
+    enc = FakeEncoder(dim=8)
+    with registered_encoders(enc):
+        create_sharded(tmp_path / "sh", 2, model=enc.name).close()
+        with Collection.open(tmp_path / "sh") as sh:
+            sh.add(DOCS)
+            assert sh.scroll({"f": {"$in": [0, 1]}}, limit=np.int32(2)) == (docs, nxt)

@@ -32,6 +32,7 @@ from slimvec.collection import (
     _validated,
     check_encoded,
     check_queries,
+    page_size,
 )
 from slimvec.distributed.merge import merge_hits, merge_rows
 from slimvec.distributed.router import (
@@ -407,8 +408,7 @@ class ShardedCollection(KeepsQueries):
                offset: str | None = None) -> tuple[list[Document], str | None]:
         """`Collection.scroll` over every shard: each shard's page from `offset`, merged in id order (a shard's
         own order, so the pages equal one collection's holding the same documents)."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ConfigError(f"scroll: limit must be a whole number >= 1, got {limit!r}")
+        limit = page_size(limit)
         pages = self._gather("scroll", filter, limit + 1, offset)
         found = sorted((d for docs, _ in pages for d in docs), key=lambda d: d.id)
         if not found and filter:
