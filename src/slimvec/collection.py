@@ -26,7 +26,7 @@ from slimvec.documents import Chunk, Document, Hit, Section, blank_section_probl
 from slimvec.encoders.base import Encoder
 from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
 from slimvec.errors import CollectionError, ConfigError, IngestError
-from slimvec.ids import id_problem
+from slimvec.ids import id_problem, lone_surrogate
 from slimvec.late import default_config as default_late_config
 from slimvec.late import late_chunk_vectors, section_default
 from slimvec.late import query_pooling as late_query_pooling
@@ -759,11 +759,13 @@ class Collection(KeepsQueries):
         documents written between pages appear on a later page if their id sorts after the offset. Raises
         ConfigError for a bad limit or offset, FilterError as `delete` does.
         """
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ConfigError(f"scroll: limit must be a whole number >= 1, got {limit!r}")
+        limit = page_size(limit)
         if offset is not None and not isinstance(offset, str):
             raise ConfigError(f"scroll: offset is a document id (a string, the next_offset of the previous page), "
                               f"got {type(offset).__name__} {offset!r}")
+        if offset is not None and lone_surrogate(offset):  # SQLite cannot bind it; no stored id holds one
+            raise ConfigError(f"scroll: offset {offset!r} contains invalid Unicode (a lone surrogate); give the "
+                              "next_offset of the previous page")
         with self.reading():
             found = self.store.documents_matching(filter, offset, limit + 1)
         if not found and filter:
@@ -1405,6 +1407,14 @@ def check_encoded(encoded: Any) -> None:
     let a caller's zero vectors through as texts the model knows no token of."""
     if not isinstance(encoded, (bool, np.bool_)):
         raise ConfigError(f"encoded must be True or False, not {encoded!r} ({type(encoded).__name__})")
+
+
+def page_size(limit: Any) -> int:
+    """`scroll`'s limit as an int. A numpy integer (a count from pandas) is the number it holds, as search's k
+    takes it; it was refused as not "a whole number >= 1" while being one."""
+    if isinstance(limit, (bool, np.bool_)) or not isinstance(limit, (int, np.integer)) or limit < 1:
+        raise ConfigError(f"scroll: limit must be a whole number >= 1, got {limit!r}")
+    return int(limit)
 
 
 def _field_names(fields: str | Iterable[str]) -> list[str]:

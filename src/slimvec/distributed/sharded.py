@@ -25,12 +25,14 @@ import numpy as np
 from slimvec.chunking import chunk_text
 from slimvec.collection import (
     Collection,
+    _field_names,
     _fusion_info,
     _given_vectors,
     _search_profile,
     _validated,
     check_encoded,
     check_queries,
+    page_size,
 )
 from slimvec.distributed.merge import merge_hits, merge_rows
 from slimvec.distributed.router import (
@@ -45,7 +47,7 @@ from slimvec.distributed.router import (
 from slimvec.distributed.shards import LocalShard, StaleBm25Stats
 from slimvec.documents import Document, Hit, make_hit, rescored
 from slimvec.encoders.base import Encoder
-from slimvec.errors import CollectionError, ConfigError, FilterError, IngestError
+from slimvec.errors import CollectionError, ConfigError, FilterError, IngestError, SlimvecError
 from slimvec.ids import lone_surrogate
 from slimvec.retrievers.base import Query
 from slimvec.retrievers.bm25_global import Bm25Stats
@@ -308,8 +310,8 @@ class ShardedCollection(KeepsQueries):
                                   "collection, delete the ids `scroll` lists)")
             compile_filter(filter)  # malformed: refused before any shard deletes
             with self._lock:  # as a delete by ids (below): BM25 searches through other threads wait for it
-                deleted = [i for part in self._gather("delete_matching", filter) for i in part]
-                self.ordinals.forget(deleted)
+                deleted = [i for part in self._deleting([(s, "delete_matching", (filter,)) for s in
+                                                         range(len(self.shards))]) for i in part]
             if not deleted:
                 self._explain_filter(filter)
             return len(deleted)
@@ -331,10 +333,42 @@ class ShardedCollection(KeepsQueries):
         # through another thread that had handed them the corpus-wide sum before was refused by the shard ("BM25
         # corpus-wide statistics are out of date for this shard ... search through the router").
         with self._lock:
-            pending = {s: self.shards[s].submit("delete", part) for s, part in parts.items()}
-            n = sum(self.shards[s].result(p) for s, p in pending.items())
-            self.ordinals.forget(ids)
+            n = sum(self._deleting([(s, "delete", (part,)) for s, part in sorted(parts.items())],
+                                   lambda s, got: parts[s]))
         return n
+
+    def _deleting(self, calls: list[tuple[int, str, tuple[Any, ...]]],
+                  ids_of: Any = lambda s, got: got) -> list[Any]:
+        """Each (shard, method, args) delete, all sent before any result is awaited; their results in the order
+        given. Every shard is asked even when one fails: each commits whole or not at all on its own, so a failing
+        shard (its disk full, its write lock held) must not stop the others, nor may its error's "nothing was
+        written" stand for the whole call while other shards did delete. The ordinals of the ids deleted are
+        forgotten; a failure is raised as the first failing shard's error class, naming it and what the other
+        shards deleted. `ids_of(shard, result)`: the ids a shard's result deleted."""
+        pending: dict[int, Any] = {}
+        results: dict[int, Any] = {}
+        failed: list[tuple[int, Exception]] = []
+        for s, method, args in calls:
+            try:  # a LocalShard runs the call in submit: its error is raised here
+                pending[s] = self.shards[s].submit(method, *args)
+            except Exception as e:  # noqa: BLE001 - raised below, once every shard has answered
+                failed.append((s, e))
+        for s, p in pending.items():
+            try:
+                results[s] = self.shards[s].result(p)
+            except Exception as e:  # noqa: BLE001 - as above
+                failed.append((s, e))
+        self.ordinals.forget([i for s, got in results.items() for i in ids_of(s, got)])
+        if failed:
+            s, e = min(failed, key=lambda f: f[0])
+            done = sum(len(r) if isinstance(r, list) else int(r) for r in results.values())
+            if not isinstance(e, SlimvecError):
+                raise e
+            others = (f"the other shards deleted {done} documents (each shard commits on its own; run the delete "
+                      "again to finish)" if results else "no other shard deleted anything")
+            failing = ", ".join(f"{f} ({self.router['shards'][f]})" for f, _ in sorted(failed, key=lambda f: f[0]))
+            raise type(e)(f"shard {failing} could not delete: {e}; {others}") from None
+        return [results[s] for s, _, _ in calls]
 
     def get(self, doc_id: str) -> Document | None:
         """The stored document with this id (asked of its owning shard), or None. Raises TypeError for an id that
@@ -349,14 +383,14 @@ class ShardedCollection(KeepsQueries):
 
     def create_field_index(self, fields: str | Iterable[str]) -> list[str]:
         """`Collection.create_field_index` in every shard (each in one transaction); the fields newly indexed."""
-        names = [fields] if isinstance(fields, str) else list(fields)
+        names = _field_names(fields)  # as one collection checks them: bytes or a number is not iterated or matched
         for f in names:
             field_path(f)  # a name filters cannot write: refused before any shard changes
         return sorted(set().union(*self._gather("field_index", names, False)))
 
     def drop_field_index(self, fields: str | Iterable[str]) -> list[str]:
         """`Collection.drop_field_index` in every shard; the fields that were indexed."""
-        names = [fields] if isinstance(fields, str) else list(fields)
+        names = _field_names(fields)
         return sorted(set().union(*self._gather("field_index", names, True)))
 
     def field_indexes(self) -> list[str]:
@@ -374,8 +408,7 @@ class ShardedCollection(KeepsQueries):
                offset: str | None = None) -> tuple[list[Document], str | None]:
         """`Collection.scroll` over every shard: each shard's page from `offset`, merged in id order (a shard's
         own order, so the pages equal one collection's holding the same documents)."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ConfigError(f"scroll: limit must be a whole number >= 1, got {limit!r}")
+        limit = page_size(limit)
         pages = self._gather("scroll", filter, limit + 1, offset)
         found = sorted((d for docs, _ in pages for d in docs), key=lambda d: d.id)
         if not found and filter:

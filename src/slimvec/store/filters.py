@@ -95,6 +95,11 @@ def _object(obj: dict[str, Any], params: list[Any], col: str, idcol: str, depth:
         raise FilterError(f"filter nested deeper than {_MAX_DEPTH} levels")
     if not obj:
         return "1"
+    for key, value in obj.items():  # before `_driver` and `_field`, which read keys as text
+        _text_key(key, "a field name or operator")
+        if isinstance(value, dict) and not key.startswith("$"):
+            for op in value:
+                _text_key(op, f"{key!r}: an operator")
     parts = []
     driver = _driver(obj, params)
     for key, value in obj.items():
@@ -106,7 +111,7 @@ def _object(obj: dict[str, Any], params: list[Any], col: str, idcol: str, depth:
                 if not isinstance(sub, dict):
                     raise FilterError(f"{key} items must be objects, got {json.dumps(sub)[:60]}")
                 subs.append(_object(sub, params, col, idcol, depth + 1))
-            parts.append("(" + (" AND " if key == "$and" else " OR ").join(subs) + ")")
+            parts.append(_joined(subs, "AND" if key == "$and" else "OR"))
         elif key == "$not":
             if not isinstance(value, dict):
                 raise FilterError("$not takes a filter object")
@@ -116,6 +121,22 @@ def _object(obj: dict[str, Any], params: list[Any], col: str, idcol: str, depth:
         else:
             parts.append(_field(key, value, params, col, idcol, driver[1] if driver and driver[0] == key else None))
     return "(" + " AND ".join(parts) + ")"
+
+
+def _joined(parts: list[str], op: str) -> str:
+    """`parts` joined by AND or OR as a balanced tree: SQLite refuses an expression deeper than 1,000 levels, and
+    a flat chain of n terms is n deep (an $in of the 10,000 values allowed, or ids to delete by filter, failed
+    from 999 on); halves nest log2(n) deep. Order is kept, so parameters stay in place."""
+    if len(parts) == 1:
+        return parts[0]
+    half = len(parts) // 2
+    return f"({_joined(parts[:half], op)} {op} {_joined(parts[half:], op)})"
+
+
+def _text_key(key: Any, what: str) -> None:
+    # A Python caller's dict may hold any hashable key (1, None, a tuple); JSON text never does.
+    if not isinstance(key, str):
+        raise FilterError(f"filter keys are text: {what} expected, got {type(key).__name__} {key!r}")
 
 
 _INDEX_OPS = ("$eq", "$in", "$gt", "$gte", "$lt", "$lte")
@@ -158,7 +179,7 @@ def _field(name: str, cond: Any, params: list[Any], col: str, idcol: str, index_
                 raise FilterError(f"{name}: {op} takes a list of values")
             if len(value) > _MAX_IN:
                 raise FilterError(f"{name}: {op} list longer than {_MAX_IN}")
-            anyof = "(" + " OR ".join(_eq(name, path, v, params, col, idcol) for v in value) + ")" if value else "0"
+            anyof = _any_of(name, path, value, params, col, idcol) if value else "0"
             parts.append(anyof if op == "$in" else f"(NOT {anyof})")
         elif op in _COMPARE:
             parts.append(_compare(name, path, op, value, params, col, idcol))
@@ -238,6 +259,47 @@ def _eq(name: str, path: str, value: Any, params: list[Any], col: str, idcol: st
         f"WHERE je.type IN {typ} AND je.value = ?) "
         f"ELSE COALESCE((CASE WHEN json_type({col}, ?) IN {typ} THEN json_extract({col}, ?) END) = ?, 0) END)"
     )
+
+
+def _any_of(name: str, path: str, values: list[Any], params: list[Any], col: str, idcol: str) -> str:
+    """$in: `_eq` of any of `values`, with the values of one type in one SQL `IN (?, ...)` list. One `_eq` per
+    value made an expression of 10,000 terms for the 10,000 values allowed: SQLite refused it past 1,000 levels
+    deep, and took seconds to plan it when nested shallow (quadratic in the terms). `IN` compares as `=` does
+    here (neither side has a column affinity), so the matches are `_eq`'s."""
+    groups: dict[str, list[Any]] = {}
+    parts = []
+    for value in values:
+        v = _scalar(name, value)
+        if name == "_id":
+            if isinstance(v, str):  # ids are strings: any other value matches nothing, as in `_eq`
+                groups.setdefault("", []).append(v)
+        elif v is None:
+            if "null" not in groups:
+                groups["null"] = []
+                parts.append(_eq(name, path, None, params, col, idcol))
+        else:
+            typ = "('true','false')" if isinstance(v, bool) else ("('text')" if isinstance(v, str) else
+                                                                 "('integer','real')")
+            groups.setdefault(typ, []).append(int(v) if isinstance(v, bool) else v)
+    for typ, vals in groups.items():
+        if typ == "null":
+            continue
+        marks = "(" + ",".join("?" * len(vals)) + ")"
+        if name == "_id":
+            params.extend(vals)
+            parts.append(f"({idcol} IN {marks})")
+        elif getattr(params, "now", False):
+            params.extend([path, *vals])
+            parts.append(f"({idcol} IN (SELECT doc_id FROM field_terms WHERE path = ? AND kind IN {typ} AND value IN "
+                         f"{marks}))")
+        else:
+            params.extend([path, path, *vals, path, path, *vals])
+            parts.append(
+                f"(CASE json_type({col}, ?) WHEN 'array' THEN EXISTS(SELECT 1 FROM json_each({col}, ?) AS je "
+                f"WHERE je.type IN {typ} AND je.value IN {marks}) "
+                f"ELSE COALESCE((CASE WHEN json_type({col}, ?) IN {typ} THEN json_extract({col}, ?) END) IN {marks}, 0) "
+                "END)")
+    return _joined(parts, "OR") if parts else "0"
 
 
 def _compare(name: str, path: str, op: str, value: Any, params: list[Any], col: str, idcol: str) -> str:

@@ -91,6 +91,9 @@ _FIELD_TERMS_DUE = """SELECT ?1, d.id, json_type(d.metadata, ?1) = 'array', je.t
     FROM documents d, json_each(d.metadata, ?1) je WHERE json_type(d.metadata, ?1) NOT IN ('object')"""
 _FIELD_TERMS_OF = "INSERT INTO field_terms (path, doc_id, elem, kind, value) " + _FIELD_TERMS_DUE
 
+# SQLite's LIMIT is a signed 64-bit integer: a larger page size (a caller's "everything") is every document.
+_MAX_LIMIT = 2**63 - 1
+
 # Columns added to `chunks` after format version 1 was released, each nullable (NULL = "not known"), with the
 # SQL type they are added with. They do not bump FORMAT_VERSION: a reader or writer that predates them names
 # its columns in every statement (INSERT INTO chunks (row, doc_id, idx, start, end) ..., SELECT c.row, ...;
@@ -778,7 +781,7 @@ class Store:
             where, params = f"({where}) AND d.id >= ?", [*params, start]
         q = f"SELECT d.id, d.title, d.text, d.metadata FROM documents d WHERE {where} ORDER BY d.id LIMIT ?"
         docs = {r[0]: {"id": r[0], "title": r[1], "text": r[2], "metadata": json.loads(r[3]), "sections": []}
-                for r in self._run_filter(self.db, q, [*params, int(limit)])}
+                for r in self._run_filter(self.db, q, [*params, min(int(limit), _MAX_LIMIT)])}
         self._add_sections(docs)
         return list(docs.values())
 
