@@ -83,3 +83,14 @@ def test_a_filters_mask_is_read_once_per_committed_state_and_never_served_stale(
             i for i in want if i != "d01" and i not in {f"d{j:02d}" for j in range(0, 30, 2)})
         with Collection.open(tmp_path / "col") as fresh:
             assert topic_a() == [h.id for h in fresh.search("cells protein", k=40, filter={"topic": "a"})]
+
+
+def test_a_kept_mask_is_never_the_answer_to_a_filter_the_language_refuses(tmp_path):
+    enc = FakeEncoder(dim=32, name=OLD)
+    from slimvec.errors import FilterError
+
+    with registered_encoders(enc), Collection.create(tmp_path / "col", encoder=enc) as col:
+        col.add(_docs(12))
+        assert len(col.search("cells", k=20, filter={"_id": {"$in": ["d1", "d2"]}})) == 2
+        with pytest.raises(FilterError, match=r"\$in takes a list"):
+            col.search("cells", k=20, filter={"_id": {"$in": ("d1", "d2")}})

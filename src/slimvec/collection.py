@@ -1045,12 +1045,10 @@ class Collection(KeepsQueries):
         costs a dict look-up until the next commit, by any process, or a compaction."""
         if not filter:
             return self._rows.alive
-        try:
-            key = json.dumps(filter, sort_keys=True, allow_nan=False)
-        except (TypeError, ValueError):  # not plain JSON (compile_filter says what is wrong): never kept
-            key = None
+        # repr, not JSON text: a tuple where the language takes a list (refused) must not find the list's mask
+        key = repr(filter)
         state = (self._generation, self.store, self._rows.alive)
-        kept = self._filter_masks.get(key) if key is not None else None
+        kept = self._filter_masks.get(key)
         if kept is not None and kept[0][0] == state[0] and kept[0][1] is state[1] and kept[0][2] is state[2]:
             self._filter_masks.move_to_end(key)
             return kept[1]
@@ -1058,11 +1056,10 @@ class Collection(KeepsQueries):
         rows = self.store.rows_matching(filter, self.explain_empty_filters)
         mask[rows[rows < len(mask)]] = True  # rows another process committed since the last sync wait for the next
         mask.setflags(write=False)
-        if key is not None:
-            self._filter_masks[key] = (state, mask)
-            self._filter_masks.move_to_end(key)
-            while len(self._filter_masks) > max(1, FILTER_MASK_BYTES // max(1, mask.nbytes)):
-                self._filter_masks.popitem(last=False)
+        self._filter_masks[key] = (state, mask)
+        self._filter_masks.move_to_end(key)
+        while len(self._filter_masks) > max(1, FILTER_MASK_BYTES // max(1, mask.nbytes)):
+            self._filter_masks.popitem(last=False)
         return mask
 
     @contextmanager
