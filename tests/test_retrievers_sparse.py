@@ -217,3 +217,44 @@ def test_a_served_index_appends_each_commits_postings_and_scores_as_the_whole_ma
         deleted = {q: [(h.id, h.score) for h in again.search(q, k=10, mode="sparse")] for q in queries}
         again.compact()
         assert {q: [(h.id, h.score) for h in again.search(q, k=10, mode="sparse")] for q in queries} == deleted
+
+
+def test_a_second_handle_reads_the_rows_the_writer_saved_instead_of_encoding_them_again(tmp_path, scifact_docs):
+    """A server's handle used to run SPLADE again over every row another handle committed (the writer had encoded
+    and saved them already): the serving process paid each write's sparse encoding a second time. It now reads the
+    writer's saved rows, and encodes only rows no saved file holds yet; answers equal the writer's own."""
+    queries = ["vitamin d deficiency", "cancer cells in mice"]
+    path = tmp_path / "c"
+    with Collection.create(path, encoder=FakeEncoder(max_tokens=256), retrievers=["dense", "sparse"]) as writer, \
+            Collection.open(path, encoder=FakeEncoder(max_tokens=256)) as server:
+        writer.add(scifact_docs[:4])
+        server.search(queries[0], k=5, mode="sparse")  # loads the server's retriever and its model
+        r = server._retrievers["sparse"]
+        encoded = []
+
+        class Counted:  # the server's own view of the (process-wide, shared) SPLADE model, counting its documents
+            def __init__(self, model):
+                self.model = model
+
+            def __getattr__(self, name):
+                return getattr(self.model, name)
+
+            def encode_documents(self, texts, *a, **kw):
+                encoded.append(len(texts))
+                return self.model.encode_documents(texts, *a, **kw)
+
+        r._encoder = Counted(r.encoder)
+        for start in range(4, 16, 4):
+            writer.add(scifact_docs[start : start + 4])
+            for q in queries:
+                assert [(h.id, h.score) for h in server.search(q, k=10, mode="sparse")] == \
+                    [(h.id, h.score) for h in writer.search(q, k=10, mode="sparse")]
+        assert encoded == [] and r.rows == writer._retrievers["sparse"].rows
+        np.testing.assert_array_equal(r.matrix.toarray(), writer._retrievers["sparse"].matrix.toarray())
+        # rows no saved file holds (a save that failed, a bulk load before its end) are encoded, as before
+        writer._save_after_commit = lambda: None
+        writer.add(scifact_docs[16:18])
+        for q in queries:
+            assert [(h.id, h.score) for h in server.search(q, k=10, mode="sparse")] == \
+                [(h.id, h.score) for h in writer.search(q, k=10, mode="sparse")]
+        assert sum(encoded) >= 2 and r.rows == writer._retrievers["sparse"].rows

@@ -102,6 +102,19 @@ def load(directory: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return meta, arrays
 
 
+def read_entries(directory: Path, meta: dict[str, Any], name: str, first: int, count: int) -> np.ndarray:
+    """Entries first..first+count-1 of array `name` of the committed folder `meta` describes (`read_meta`), read
+    from its file alone (not the whole array). Raises ValueError past its committed entries or a short file."""
+    spec = meta["arrays"][name]
+    if first < 0 or count < 0 or first + count > _length(meta, name):
+        raise ValueError(f"{directory}: entries {first}..{first + count - 1} of {name} are not committed")
+    flat = np.fromfile(Path(directory) / f"{name}.bin", dtype=np.dtype(spec["dtype"]),
+                       count=count * int(np.prod(spec["row"], dtype=np.int64)), offset=first * _width(meta, name))
+    if flat.size != count * int(np.prod(spec["row"], dtype=np.int64)):
+        raise ValueError(f"{directory}: {name}.bin is shorter than its committed entries")
+    return flat.reshape([count, *spec["row"]])
+
+
 def _width(meta: dict[str, Any], name: str) -> int:
     spec = meta["arrays"][name]
     return np.dtype(spec["dtype"]).itemsize * int(np.prod(spec["row"], dtype=np.int64))

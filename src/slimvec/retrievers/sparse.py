@@ -1,7 +1,9 @@
 """Learned sparse retrieval: a row-aligned CSR matrix of SPLADE chunk vectors, scored by sparse dot product.
 
 Row i of the matrix is store row i ("{title} {chunk}" encoded by the sparse model; a row deleted before it
-was seen stays empty). `sync` encodes only newly committed rows and appends them, O(new rows): as a row-major
+was seen stays empty). `sync` takes only newly committed rows, read from the row files when the handle that
+committed them has saved them (a server's handle never runs SPLADE again over another process's commit), else
+encoded, and appends them, O(new rows): as a row-major
 part (what `save` writes) and as a segment of term-major posting lists (`retrievers/postings.py`, merged to
 O(log rows) segments); deletes are handled by the `allowed` mask at search time. Scoring is exact: scores =
 q @ M.T, summed over the posting lists of the query's own terms, i.e. an inverted index. (Before session 19
@@ -89,12 +91,17 @@ class SparseRetriever:
         return self._segments
 
     def sync(self, store: Store) -> None:
-        """Encode rows committed since the last call and append them (row-major and term-major)."""
+        """Append the rows committed since the last call (row-major and term-major): read from the saved row files
+        when they hold them (`_saved_part`), else encoded."""
         committed = store.committed_rows
         if self.rows > committed:
             self._parts, self._segments, self._fit = [], [], rowfiles.new_fit()
         start = self.rows
         if start == committed:
+            return
+        saved = self._saved_part(store.path / "index", start, committed)
+        if saved is not None:  # another handle's commit, saved with its rows: read, not encoded a second time
+            self._append(saved)
             return
         new = list(range(start, committed))
         chunks = store.chunks_for_rows(new)
@@ -113,6 +120,30 @@ class SparseRetriever:
         part.sort_indices()
         self._append(part)
         self._dirty = True
+
+    def _saved_part(self, directory: Path, start: int, stop: int) -> sp.csr_matrix | None:
+        """Rows start..stop-1 as the row files under `directory/sparse/` hold them, when those files are this
+        model's and already hold them (the writing handle saves its rows after each commit; a bulk load saves
+        at its end), else None. Rows are the store's own rows, so another handle's encoding of them is the one
+        this handle would make (a row deleted since is masked at search time, as every deleted row)."""
+        path = directory / _DIR
+        meta = rowfiles.read_meta(path)
+        if (meta is None or meta.get("kind") != "sparse" or meta.get("model") != self.model_name
+                or int(meta.get("rows", 0)) < stop or (self._dim is not None and int(meta.get("dim", -1)) != self._dim)):
+            return None
+        try:
+            ends = rowfiles.read_entries(path, meta, "ends", start - 1, stop - start + 1) if start else np.concatenate(
+                [[0], rowfiles.read_entries(path, meta, "ends", 0, stop)])
+            ends = np.asarray(ends, np.int64).ravel()
+            lo, hi = int(ends[0]), int(ends[-1])
+            data = rowfiles.read_entries(path, meta, "data", lo, hi - lo).ravel()
+            indices = rowfiles.read_entries(path, meta, "indices", lo, hi - lo).ravel()
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # a save under way or damaged files: encode, as before
+        part = sp.csr_matrix((data.astype(np.float32), indices.astype(np.int32), ends - lo),
+                             shape=(stop - start, int(meta["dim"])), dtype=np.float32)
+        part.sort_indices()
+        return part
 
     def query_vector(self, text: str) -> sp.csr_matrix:
         """The query's sparse vector (1, vocab), cached for repeated searches of the same text."""
