@@ -776,15 +776,9 @@ class Collection(KeepsQueries):
     def _explain_unmatched(self, flt: dict[str, Any]) -> None:
         """FilterError when `flt` matched no document because a value's type or field is in none of them (the
         line a search with that filter gives), so an empty count, page or delete is not silence."""
-        from slimvec.errors import FilterError
-        from slimvec.store.filters import filter_type_mismatch
-
-        if not self.explain_empty_filters:  # a shard: its router explains for all its shards at once
-            return
-        with self._lock:
-            msg = self.store.holds_documents() and filter_type_mismatch(flt, self.store.metadata_types)
-        if msg:
-            raise FilterError(msg)
+        if self.explain_empty_filters:  # not a shard: a router explains for all its shards at once
+            with self._lock:
+                self.store.explain_unmatched(flt)
 
     # ---- searching -------------------------------------------------------------------------
     def search(self, query: str, options: SearchOptions | None = None, /, *,

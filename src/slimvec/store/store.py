@@ -67,6 +67,8 @@ CREATE TABLE IF NOT EXISTS batches (start_row INTEGER PRIMARY KEY, end_row INTEG
 # collections made before it (`_add_dead_log`).
 _DEAD_LOG = "CREATE TABLE IF NOT EXISTS dead_log (seq INTEGER PRIMARY KEY, row INTEGER NOT NULL)"
 
+_NEXT_GENERATION = "UPDATE state SET value = value + 1 WHERE key = 'generation'"  # every commit moves it
+
 # Field indexes (`create_field_index`), made with the first one: a term row per indexed JSON path and document,
 # one per element for an array (elem 1), kept in step with `documents` by triggers inside every writing
 # transaction, so each write path (add, upsert, delete, compaction's copy, a writer that predates them) keeps them.
@@ -397,7 +399,7 @@ class Store:
         """Move the commit generation without changing rows: a file beside the database (manifest,
         calibration.json) changed, and every handle re-reads it at its next sync. The caller holds the writer lock."""
         with self._transaction() as cur:
-            cur.execute("UPDATE state SET value = value + 1 WHERE key = 'generation'")
+            cur.execute(_NEXT_GENERATION)
 
     def reload_manifest(self) -> bool:
         """Re-read manifest.json (another handle may have changed it); the dict is replaced only when its content
@@ -568,7 +570,7 @@ class Store:
             if len(chunks):
                 cur.execute("INSERT INTO batches VALUES (?, ?, ?)", (start, start + len(chunks), crc))
             cur.execute("UPDATE state SET value = ? WHERE key = 'rows'", (start + len(chunks),))
-            cur.execute("UPDATE state SET value = value + 1 WHERE key = 'generation'")
+            cur.execute(_NEXT_GENERATION)
         return start
 
     @contextmanager
@@ -621,7 +623,7 @@ class Store:
         ids = [i for i in ids if not lone_surrogate(i)]  # an id no store can hold is an unknown id
         with self._transaction() as cur:
             n = self._delete_ids(cur, ids)
-            cur.execute("UPDATE state SET value = value + 1 WHERE key = 'generation'")
+            cur.execute(_NEXT_GENERATION)
         return n
 
     def delete_matching(self, flt: dict[str, Any]) -> list[str]:
@@ -632,7 +634,7 @@ class Store:
         with self._transaction() as cur:
             ids = [r[0] for r in self._run_filter(cur, f"SELECT d.id FROM documents d WHERE {where}", params)]
             self._delete_ids(cur, ids)
-            cur.execute("UPDATE state SET value = value + 1 WHERE key = 'generation'")
+            cur.execute(_NEXT_GENERATION)
         return ids
 
     @staticmethod
@@ -725,7 +727,7 @@ class Store:
                    if cur.execute("INSERT OR IGNORE INTO field_index VALUES (?)", (p,)).rowcount]
             for p in new:
                 cur.execute(_FIELD_TERMS_OF, (p,))
-            cur.execute("UPDATE state SET value = value + 1 WHERE key = 'generation'")
+            cur.execute(_NEXT_GENERATION)
         return new
 
     def drop_field_index(self, paths: list[str]) -> list[str]:
@@ -737,7 +739,7 @@ class Store:
                 for p in gone:
                     cur.execute("DELETE FROM field_index WHERE path = ?", (p,))
                     cur.execute("DELETE FROM field_terms WHERE path = ?", (p,))
-                cur.execute("UPDATE state SET value = value + 1 WHERE key = 'generation'")
+                cur.execute(_NEXT_GENERATION)
         return gone
 
     def rows_matching(self, flt: dict[str, Any], explain: bool = True) -> np.ndarray:
@@ -747,17 +749,23 @@ class Store:
         for all its shards at once) one that matched nothing because a value's type can never equal the field's
         stored type or no stored document has the field.
         """
-        from slimvec.errors import FilterError
-        from slimvec.store.filters import compile_filter, filter_type_mismatch
+        from slimvec.store.filters import compile_filter
 
         where, params = compile_filter(flt, indexed=self.field_indexes())
         rows = self.filtered_rows(where, params)
-        # A filter that matched nothing may compare with a type the field never holds (e.g. "2020" vs 2020):
-        # say so instead of returning silence. Only then is the metadata scanned for stored types.
-        if explain and not len(rows) and self.holds_documents() and (
-                msg := filter_type_mismatch(flt, self.metadata_types)):
-            raise FilterError(msg)
+        if explain and not len(rows):
+            self.explain_unmatched(flt)
         return rows
+
+    def explain_unmatched(self, flt: dict[str, Any]) -> None:
+        """For a filter that matched nothing: FilterError when it compares with a type the field never holds (e.g.
+        "2020" vs 2020) or names a field no stored document has, instead of returning silence (search, count,
+        scroll, delete by filter). Only then is the metadata scanned for stored types."""
+        from slimvec.errors import FilterError
+        from slimvec.store.filters import filter_type_mismatch
+
+        if self.holds_documents() and (msg := filter_type_mismatch(flt, self.metadata_types)):
+            raise FilterError(msg)
 
     def holds_documents(self) -> bool:
         """Whether any document is stored (one row read, not a count)."""
