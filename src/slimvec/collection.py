@@ -670,21 +670,9 @@ class Collection(KeepsQueries):
         neither or an empty filter (it would delete everything: delete the ids from `scroll` if you mean that),
         FilterError for a malformed filter or one that can never match (a value's type the field never holds).
         """
-        if filter is not None:
-            if ids is not None:
-                raise ConfigError("delete: give ids or filter, not both (put the ids in the filter: "
-                                  '{"_id": {"$in": [...]}})')
-            return len(self._delete_matching(filter))
+        ids = delete_selection(ids, filter)
         if ids is None:
-            raise ConfigError("delete: give the ids to delete, or filter=")
-        if isinstance(ids, str):
-            ids = [ids]
-        if isinstance(ids, bytes) or not isinstance(ids, Iterable):
-            raise TypeError(f"ids must be a list of strings, not {type(ids).__name__}")
-        ids = list(ids)
-        wrong = [i for i in ids if not isinstance(i, str)]  # a list, not next(..., None): the id may be None
-        if wrong:
-            raise TypeError(f"ids must be strings, got {type(wrong[0]).__name__} {wrong[0]!r}")
+            return len(self._delete_matching(filter))  # type: ignore[arg-type]
         with self._writing():
             n = self.store.delete(ids)
             self._sync()
@@ -692,10 +680,8 @@ class Collection(KeepsQueries):
         return n
 
     def _delete_matching(self, flt: dict[str, Any]) -> list[str]:
-        """`delete(filter=flt)`, returning the deleted ids (a sharded collection's router forgets their ordinals)."""
-        if isinstance(flt, dict) and not flt:
-            raise ConfigError("delete: an empty filter matches every document; give a condition (to empty the "
-                              "collection, delete the ids `scroll` lists)")
+        """`delete(filter=flt)`, `flt` checked by `delete_selection`, returning the deleted ids (a sharded
+        collection's router forgets their ordinals)."""
         with self._writing():
             deleted = self.store.delete_matching(flt)
             self._sync()
@@ -1398,6 +1384,31 @@ def check_encoded(encoded: Any) -> None:
     let a caller's zero vectors through as texts the model knows no token of."""
     if not isinstance(encoded, (bool, np.bool_)):
         raise ConfigError(f"encoded must be True or False, not {encoded!r} ({type(encoded).__name__})")
+
+
+def delete_selection(ids: Any, filter: Any) -> list[str] | None:
+    """`delete`'s arguments checked, for one collection and a sharded one alike: the ids as a list of strings (one
+    id given as a plain string is that id), or None when `filter` selects the documents instead. Raises ConfigError
+    for both or neither or an empty filter, TypeError for ids that are not strings."""
+    if filter is not None:
+        if ids is not None:
+            raise ConfigError("delete: give ids or filter, not both (put the ids in the filter: "
+                              '{"_id": {"$in": [...]}})')
+        if isinstance(filter, dict) and not filter:
+            raise ConfigError("delete: an empty filter matches every document; give a condition (to empty the "
+                              "collection, delete the ids `scroll` lists)")
+        return None
+    if ids is None:
+        raise ConfigError("delete: give the ids to delete, or filter=")
+    if isinstance(ids, str):
+        return [ids]
+    if isinstance(ids, bytes) or not isinstance(ids, Iterable):
+        raise TypeError(f"ids must be a list of strings, not {type(ids).__name__}")
+    ids = list(ids)
+    wrong = [i for i in ids if not isinstance(i, str)]  # a list, not next(..., None): the id may be None
+    if wrong:
+        raise TypeError(f"ids must be strings, got {type(wrong[0]).__name__} {wrong[0]!r}")
+    return ids
 
 
 def page_size(limit: Any) -> int:

@@ -32,6 +32,7 @@ from slimvec.collection import (
     _validated,
     check_encoded,
     check_queries,
+    delete_selection,
     page_size,
 )
 from slimvec.distributed.merge import merge_hits, merge_rows
@@ -301,13 +302,8 @@ class ShardedCollection(KeepsQueries):
         """Delete documents by id (each in its owning shard), or those matching `filter` in every shard; returns
         how many existed. Unknown ids are ignored. As `Collection.delete`, except that a filter delete commits
         shard by shard (each shard whole), not in one transaction across shards."""
-        if filter is not None:
-            if ids is not None:
-                raise ConfigError("delete: give ids or filter, not both (put the ids in the filter: "
-                                  '{"_id": {"$in": [...]}})')
-            if isinstance(filter, dict) and not filter:
-                raise ConfigError("delete: an empty filter matches every document; give a condition (to empty the "
-                                  "collection, delete the ids `scroll` lists)")
+        ids = delete_selection(ids, filter)
+        if ids is None:
             compile_filter(filter)  # malformed: refused before any shard deletes
             with self._lock:  # as a delete by ids (below): BM25 searches through other threads wait for it
                 deleted = [i for part in self._deleting([(s, "delete_matching", (filter,)) for s in
@@ -315,16 +311,6 @@ class ShardedCollection(KeepsQueries):
             if not deleted:
                 self._explain_filter(filter)
             return len(deleted)
-        if ids is None:
-            raise ConfigError("delete: give the ids to delete, or filter=")
-        if isinstance(ids, str):  # one id, as `Collection.delete` reads it
-            ids = [ids]
-        if isinstance(ids, bytes) or not isinstance(ids, Iterable):
-            raise TypeError(f"ids must be a list of strings, not {type(ids).__name__}")
-        ids = list(ids)
-        wrong = [i for i in ids if not isinstance(i, str)]  # a list, not next(..., None): the id may be None
-        if wrong:
-            raise TypeError(f"ids must be strings, got {type(wrong[0]).__name__} {wrong[0]!r}")
         ids = [i for i in ids if not lone_surrogate(i)]  # no shard can hold such an id: nothing to delete
         parts: dict[int, list[str]] = {}
         for i in ids:
