@@ -141,11 +141,8 @@ def api_router(served: Served, require_writer: Callable[[Request], None]) -> API
         with_payload: Annotated[bool, Query(description=_about("with_payload"))] = True,
         unit: Annotated[Literal["document", "section"] | None, Query(description=_about("unit"))] = None,
     ) -> dict[str, Any]:
-        unknown = [p for p in request.query_params if p not in _SEARCH_PARAMS]
-        if unknown:  # as POST refuses unknown fields: a misspelt option (top_k=3) must not be silently ignored
-            raise RequestValidationError([{"type": "extra_forbidden", "loc": ("query", p), "input": request.query_params[p],
-                                           "msg": f"unknown search parameter (known: {', '.join(_SEARCH_PARAMS)})"}
-                                          for p in unknown])
+        # as POST refuses unknown fields: a misspelt option (top_k=3) must not be silently ignored
+        _refuse_unknown_params(request, _SEARCH_PARAMS, "search parameter")
         given = {"filter": _parse_filter(filter) if filter is not None and filter.strip() else None,
                  "mode": mode, "min_relevance": min_relevance, "rerank": rerank, "rerank_depth": rerank_depth,
                  "fusion": fusion, "fusion_weights": _parse_weights(fusion_weights), "unit": unit,
@@ -170,10 +167,8 @@ def api_router(served: Served, require_writer: Callable[[Request], None]) -> API
                                             "page at: the previous page's next_offset.")] = None,
     ) -> dict[str, Any]:
         """A page of stored documents in id order (`Collection.scroll`), with how many match in all."""
-        unknown = [p for p in request.query_params if p not in ("filter", "limit", "offset")]
-        if unknown:  # a misspelt parameter (where=...) must not list everything without a word
-            raise RequestValidationError([{"type": "extra_forbidden", "loc": ("query", p), "input": request.query_params[p],
-                                           "msg": "unknown parameter (known: filter, limit, offset)"} for p in unknown])
+        # a misspelt parameter (where=...) must not list everything without a word
+        _refuse_unknown_params(request, ("filter", "limit", "offset"), "parameter")
         if offset is not None:
             try:
                 check_unicode(offset, "offset")
@@ -324,6 +319,14 @@ def _bare_hit(h: Any) -> dict[str, Any]:
 
 
 _PAYLOAD_FIELDS = frozenset({"title", "snippet", "metadata", "span"})
+
+
+def _refuse_unknown_params(request: Request, known: tuple[str, ...], what: str) -> None:
+    """422, as FastAPI reports a body's unknown field, for each query parameter a GET route does not take."""
+    unknown = [p for p in request.query_params if p not in known]
+    if unknown:
+        raise RequestValidationError([{"type": "extra_forbidden", "loc": ("query", p), "input": request.query_params[p],
+                                       "msg": f"unknown {what} (known: {', '.join(known)})"} for p in unknown])
 
 
 def _parse_filter(text: str) -> dict[str, Any]:
