@@ -180,6 +180,39 @@ def test_searches_through_the_same_handle_go_on_while_the_generation_is_written(
     col.close()
 
 
+# CI once failed on a server search during a compaction: the staged generation read the field indexes through
+# the handle's own SQLite connection while a search thread used it (a sqlite3 connection is for one thread at a
+# time: "returned NULL without setting an exception"). Timing made that rare; here any use of it fails at once.
+def test_writing_the_generation_never_uses_the_connection_searches_share(tmp_path, scifact_docs, queries,
+                                                                          monkeypatch):
+    from slimvec import compaction
+
+    col = _build(tmp_path / "col", scifact_docs, _profile("binary-rescore"))
+    col.create_field_index(["group"])
+    group_b = sorted(d.id for d in scifact_docs[:100] + scifact_docs[200:300] if d.metadata["group"] == "b")
+    before = _answers(col, queries[:3], [None])
+
+    class NotFromThisThread:
+        def __getattr__(self, name):
+            raise AssertionError(f"store.db.{name} used while the new generation is written")
+
+    real = compaction.write_generation
+
+    def guarded(store, *args):
+        db, store.db = store.db, NotFromThisThread()
+        try:
+            return real(store, *args)
+        finally:
+            store.db = db
+
+    monkeypatch.setattr(compaction, "write_generation", guarded)
+    report = col.compact()
+    assert report["compacted"] and col.field_indexes() == ["group"]
+    assert _answers(col, queries[:3], [None]) == before and col.check() == []
+    assert [d.id for d in col.scroll({"group": "b"}, limit=1000)[0]] == group_b != []
+    col.close()
+
+
 def test_a_write_past_the_threshold_compacts(tmp_path, scifact_docs):
     prof = load_profile("binary-rescore").model_copy(update={"compact_threshold": 0.3, "compact_min_dead": 50})
     col = Collection.create(tmp_path / "col", profile=prof, encoder=FakeEncoder(64))

@@ -191,7 +191,8 @@ def test_a_killed_compactions_stage_counts_as_reclaimable(tmp_path):
         before = col.info()
         assert before["reclaimable_disk_bytes"] == 0
         with col.store.writer():  # what a compaction killed before its switch leaves behind
-            compaction.write_generation(col.store, np.arange(col.store.committed_rows, dtype=np.int64), [])
+            rows = col.store.committed_rows
+            compaction.write_generation(col.store, np.arange(rows, dtype=np.int64), [], rows)
         staged = col.store.disk_usage()["compaction"]
         info = col.info()
         assert staged > 0 and info["disk_bytes"] == before["disk_bytes"] + staged

@@ -1089,7 +1089,7 @@ class Collection(KeepsQueries):
                             "disk_bytes_after": self.store.disk_bytes(),
                             "ram_bytes_after": before["ram_bytes_before"], "seconds": time.perf_counter() - t0}
                 parts = [r.compacted(keep) for r in self._retrievers.values() if hasattr(r, "compacted")]
-            target = compaction.write_generation(self.store, keep, parts)
+            target = compaction.write_generation(self.store, keep, parts, before["rows_before"])
             try:
                 staged = Collection(Store.open(target), self._encoder)
                 try:  # derived files nobody could cut down (an HNSW graph) are built here, not by the next reader

@@ -61,22 +61,24 @@ def reclaimable(store: Store, tokens_disk_bytes: int = 0, usage: dict[str, int] 
             "reclaimable_disk_bytes": int(round(share * (size + tokens_disk_bytes))) + usage.get(STAGE, 0)}
 
 
-def write_generation(store: Store, keep: np.ndarray, compacted: Iterable[Any]) -> Path:
+def write_generation(store: Store, keep: np.ndarray, compacted: Iterable[Any], rows: int) -> Path:
     """Write DIR/compaction/target/ holding `keep`'s rows (see the module doc) and return its path.
 
-    keep: (n,) int64 ascending, the live rows; compacted: retrievers already cut down to them (their `save`
-    writes the staged index/). The caller holds the writer lock. On error the staging folder is removed.
+    keep: (n,) int64 ascending, the live rows of the first `rows` committed rows; compacted: retrievers already
+    cut down to them (their `save` writes the staged index/). The caller holds the writer lock; searches through
+    the same handle may go on, so nothing here uses `store.db` (`copy_live`). On error the staging folder is
+    removed.
     """
     stage = store.path / STAGE
     shutil.rmtree(stage, ignore_errors=True)  # a compaction killed before its switch: leftovers only
     stage.mkdir()
     target = stage / TARGET
     try:
-        new = copy_live(store, target, keep)
+        new = copy_live(store, target, keep, rows)
         try:
             tokens = store.path / TOKENS_DIR
             if (tokens / "meta.json").is_file():
-                TokenStore.open(tokens).copy_rows(target / TOKENS_DIR, keep, store.committed_rows)
+                TokenStore.open(tokens).copy_rows(target / TOKENS_DIR, keep, rows)
             for retriever in compacted:
                 retriever.save(target / "index")
             copy_other_files(store.path, target, skip=(STAGE,))

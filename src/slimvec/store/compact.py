@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import zlib
 from pathlib import Path
 
@@ -31,21 +32,29 @@ def live_rows(store: Store) -> np.ndarray:
     return np.sort(store.alive_rows())
 
 
-def copy_live(store: Store, dest: Path, keep: np.ndarray) -> Store:
+def copy_live(store: Store, dest: Path, keep: np.ndarray, rows: int) -> Store:
     """Create at `dest` (absent or empty) a store with `store`'s documents and live chunk rows only.
 
-    keep: `live_rows(store)`, taken under the same writer lock: new row i is old row keep[i]. The new store's
-    state is rows = n, dead = 0 and generation = the old generation + 1. The caller holds `store`'s writer
-    lock. Returns the new store (open). Raises OSError / sqlite3.Error on a failed write (dest is then the
-    caller's to remove).
+    keep: `live_rows(store)` and rows: the committed rows it was taken from, both read under the same writer
+    lock: new row i is old row keep[i]. The new store's state is rows = n, dead = 0 and generation = the old
+    generation + 1; its field indexes are the old ones. The old database is read through the new store's own
+    connection (attached), never through `store.db`: searches through the same handle use that connection
+    meanwhile, and a sqlite3 connection must not be used by two threads at once. The caller holds `store`'s
+    writer lock. Returns the new store (open). Raises OSError / sqlite3.Error on a failed write (dest is then
+    the caller's to remove).
     """
     new = Store.create(Path(dest), store.manifest)
-    if indexed := store.field_indexes():  # before the documents: their triggers fill the new terms as rows arrive
-        new.create_field_index(sorted(indexed))
-    crcs = _copy_vectors(store, new, keep)
     cur = new.db.cursor()
     cur.execute("ATTACH DATABASE ? AS old", (str(store.path / DB),))
     try:
+        (generation,) = cur.execute("SELECT value FROM old.state WHERE key = 'generation'").fetchone()
+        try:
+            indexed = sorted(p for (p,) in cur.execute("SELECT path FROM old.field_index"))
+        except sqlite3.OperationalError:  # no field index was ever made there (`Store.field_indexes`)
+            indexed = []
+        if indexed:  # before the documents: their triggers fill the new terms as rows arrive
+            new.create_field_index(indexed)
+        crcs = _copy_vectors(store, new, keep, rows)
         with new._transaction() as tx:
             tx.execute("INSERT INTO documents (id, title, text, metadata) "
                        "SELECT id, title, text, metadata FROM old.documents ORDER BY rowid")
@@ -54,18 +63,19 @@ def copy_live(store: Store, dest: Path, keep: np.ndarray) -> Store:
                        "heading_path FROM old.chunks ORDER BY row")
             tx.executemany("INSERT INTO batches VALUES (?, ?, ?)", crcs)
             tx.execute("UPDATE state SET value = ? WHERE key = 'rows'", (len(keep),))
-            tx.execute("UPDATE state SET value = ? WHERE key = 'generation'", (store.generation + 1,))
+            tx.execute("UPDATE state SET value = ? WHERE key = 'generation'", (int(generation) + 1,))
     finally:
         cur.execute("DETACH DATABASE old")
     return new
 
 
-def _copy_vectors(store: Store, new: Store, keep: np.ndarray) -> list[tuple[int, int, int]]:
-    """Write the kept float32 rows to the new vector file (fsynced); returns its `batches` rows."""
+def _copy_vectors(store: Store, new: Store, keep: np.ndarray, rows: int) -> list[tuple[int, int, int]]:
+    """Write the kept float32 rows (of the first `rows`) to the new vector file (fsynced); returns its
+    `batches` rows."""
     crcs: list[tuple[int, int, int]] = []
     if not store.dim:
         return crcs
-    old = store.vectors()
+    old = store.vectors(rows)
     with open(new.path / VECTORS, "wb") as f:
         for s in range(0, len(keep), BLOCK):
             block = np.ascontiguousarray(old[keep[s : s + BLOCK]], dtype=np.float32).tobytes()
