@@ -1113,16 +1113,19 @@ class Collection(KeepsQueries):
                         self._reopen()
                     raise
                 self._reopen()
-            return {"compacted": True, "dead_rows": before["rows_before"] - len(keep), **before,
-                    "rows_after": self.store.committed_rows, "disk_bytes_after": self.store.disk_bytes(),
-                    "ram_bytes_after": self._ram_bytes(), "seconds": time.perf_counter() - t0}
+                # still under `_lock`: these read the store's connection, which searches share
+                return {"compacted": True, "dead_rows": before["rows_before"] - len(keep), **before,
+                        "rows_after": self.store.committed_rows, "disk_bytes_after": self.store.disk_bytes(),
+                        "ram_bytes_after": self._ram_bytes(), "seconds": time.perf_counter() - t0}
 
     def _compact_if_due(self) -> None:
         """After a write that left rows dead: compact when the profile's threshold is passed and this is the
         only open handle (otherwise the next write tries again). The write is committed whatever happens here, so
         a compaction stopped by a full disk (its staged copy removed, the collection as it was) is logged as a
         warning, not raised, as `_save_after_commit` does: a caller told "failed" would write again what is stored."""
-        if compaction.due(self.store):
+        with self._lock:  # reads the connection searches share
+            due = compaction.due(self.store)
+        if due:
             try:
                 self.compact()
             except (CollectionError, OSError, sqlite3.Error) as e:
