@@ -751,7 +751,7 @@ class Store:
         """
         from slimvec.store.filters import compile_filter
 
-        where, params = compile_filter(flt, indexed=self.field_indexes())
+        where, params = compile_filter(flt, indexed=self.field_indexes(), estimate=self._term_rows)
         rows = self.filtered_rows(where, params)
         if explain and not len(rows):
             self.explain_unmatched(flt)
@@ -798,7 +798,12 @@ class Store:
 
         if flt is None or (isinstance(flt, dict) and not flt):
             return ("1", [])
-        return compile_filter(flt, indexed=self.field_indexes())
+        return compile_filter(flt, indexed=self.field_indexes(), estimate=self._term_rows)
+
+    def _term_rows(self, select: str, params: list[Any], cap: int) -> int:
+        """How many rows a field index's `SELECT doc_id FROM field_terms ...` reads, counted through the index and
+        at most `cap`: what the filter compiler compares to let the narrowest list drive."""
+        return int(self.db.execute(f"SELECT count(*) FROM ({select} LIMIT ?)", [*params, cap]).fetchone()[0])  # noqa: S608
 
     @staticmethod
     def _run_filter(db: sqlite3.Connection | sqlite3.Cursor, q: str, params: list[Any]) -> sqlite3.Cursor:

@@ -1,0 +1,124 @@
+"""Session 24: which field index drives a filter. The narrowest indexed condition of an AND level (counted through
+the index), an $or whose every branch is indexed (the union of the branches' lists), the items of an $and as part
+of their level; every other condition checked on the driver's documents. Matches stay the scan's
+(tests/test_field_indexes.py holds the differential test over all of them)."""
+
+from __future__ import annotations
+
+import pytest
+from fakes import FakeEncoder
+
+from slimvec import Collection, Document
+from slimvec.store.filters import compile_filter
+
+WIDE, NARROW = '$."wide"', '$."narrow"'
+
+
+def _driving_path(where: str, params: list) -> list[str]:
+    """The JSON path bound first in each `field_terms` select of a compiled filter: the lists SQLite reads."""
+    out, at = [], 0
+    while (at := where.find("FROM field_terms", at)) >= 0:
+        out.append(params[where[:at].count("?")])
+        at += 1
+    return out
+
+
+@pytest.fixture()
+def col(tmp_path):
+    # wide >= 10 holds 90% of the documents, narrow == "x" 2%: an equality and a range of very different widths
+    c = Collection.create(tmp_path / "col", encoder=FakeEncoder(dim=8))
+    c.add([Document(f"d{i:03d}", "t", metadata={"wide": i % 100, "narrow": "x" if i % 50 == 7 else "y",
+                                                 "tags": ["p", "q"] if i % 3 else [], "u": i % 4}) for i in range(400)])
+    c.create_field_index(["wide", "narrow", "tags"])
+    yield c
+    c.close()
+
+
+def _compiled(col, flt):
+    return col.store._compiled(flt)
+
+
+def test_the_narrowest_condition_drives_whatever_its_operator_or_place(col):
+    # Without counts the old order holds (an equality first); with them the narrower list drives either way round.
+    assert _driving_path(*compile_filter({"wide": {"$gte": 10}, "narrow": "x"}, indexed=frozenset([WIDE, NARROW]))) \
+        == [NARROW]
+    for flt in ({"wide": {"$gte": 10}, "narrow": "x"}, {"narrow": "x", "wide": {"$gte": 10}},
+                {"$and": [{"wide": {"$gte": 10}}, {"narrow": "x"}]}, {"$and": [{"narrow": "x"}, {"wide": {"$gte": 10}}]},
+                {"wide": {"$gte": 10}, "$and": [{"u": 1}, {"narrow": {"$in": ["x"]}}]}):
+        assert _driving_path(*_compiled(col, flt)) == [NARROW], flt
+    # an equality matching 98% beside a range matching 5%: the range drives (the operator no longer decides)
+    for flt in ({"narrow": "y", "wide": {"$lt": 5}}, {"wide": {"$lt": 5}, "narrow": "y"}):
+        assert _driving_path(*_compiled(col, flt)) == [WIDE], flt
+    want = sorted(f"d{i:03d}" for i in range(400) if i % 100 < 5 and i % 50 != 7)
+    assert [d.id for d in col.scroll({"narrow": "y", "wide": {"$lt": 5}}, limit=1000)[0]] == want
+    # both lists of an $and were read before (one drove, the other was read whole to test membership)
+    where, params = _compiled(col, {"$and": [{"wide": {"$gte": 10}}, {"narrow": "x"}]})
+    assert where.count("field_terms") == 1
+
+
+def test_counting_the_candidates_reads_a_small_multiple_of_the_narrowest(col):
+    sizes = {WIDE: 5_000_000, NARROW: 30_000, '$."third"': 4_000_000}
+    counted = []
+
+    def estimate(select, params, cap):
+        n = min(sizes[params[0]], cap)
+        counted.append(n)
+        return n
+
+    indexed = frozenset(sizes)
+    flt = {"wide": {"$gte": 1}, "third": {"$lt": 9}, "narrow": "x"}
+    assert _driving_path(*compile_filter(flt, indexed=indexed, estimate=estimate)) == [NARROW]
+    # three candidates, each counted up to the cap that first exceeded the narrowest (8 x), and the smaller caps before
+    assert sum(counted) <= 3 * 8 * 30_000 * 8 / 7
+    counted.clear()
+    sizes[NARROW] = 3
+    assert _driving_path(*compile_filter(flt, indexed=indexed, estimate=estimate)) == [NARROW]
+    assert sum(counted) <= 3 + 2 * 1024  # one round, capped at 1,024 rows each
+    counted.clear()
+    assert _driving_path(*compile_filter({"wide": {"$gte": 1}}, indexed=indexed, estimate=estimate)) == [WIDE]
+    assert counted == []  # a lone candidate is not counted
+
+
+def test_an_or_of_indexed_branches_drives_from_the_union_of_their_lists(col):
+    flt = {"$or": [{"narrow": "x"}, {"wide": {"$lt": 3}}]}
+    where, params = _compiled(col, flt)
+    assert _driving_path(where, params) == [NARROW, WIDE] and "UNION" in where
+    assert "json_" not in where  # each branch is exactly its list: no document's JSON is read
+    plan = " ".join(r[3] for r in col.store.db.execute(f"EXPLAIN QUERY PLAN SELECT d.id FROM documents d WHERE {where}",
+                                                       params))
+    assert "SCAN d" not in plan and "field_terms_value" in plan
+    want = sorted(f"d{i:03d}" for i in range(400) if i % 50 == 7 or i % 100 < 3)
+    assert [d.id for d in col.scroll(flt, limit=1000)[0]] == want and col.count(flt) == len(want)
+    # a branch with other conditions: the union drives (each branch's narrowest list: tags "p" holds 2/3), the
+    # branches are checked on its documents' JSON
+    flt = {"$or": [{"narrow": "x", "u": 3}, {"tags": "p", "wide": {"$lt": 3}}]}
+    where, params = _compiled(col, flt)
+    assert _driving_path(where, params) == [NARROW, WIDE] and "json_" in where
+    want = sorted(f"d{i:03d}" for i in range(400) if (i % 50 == 7 and i % 4 == 3) or (i % 3 and i % 100 < 3))
+    assert [d.id for d in col.scroll(flt, limit=1000)[0]] == want
+    # a branch without an indexed condition: every document is read, as before
+    for flt in ({"$or": [{"narrow": "x"}, {"u": 1}]}, {"$or": [{"narrow": "x"}, {"$not": {"wide": 1}}]}):
+        assert "field_terms" not in _compiled(col, flt)[0]
+
+
+def test_an_or_that_does_not_drive_reads_no_list(col):
+    # The equality is narrower than the $or's union: it drives and the $or is checked on its documents' JSON (its
+    # branches' lists were each read whole before, to test membership).
+    flt = {"narrow": "x", "$or": [{"wide": {"$gte": 10}}, {"wide": 1}]}
+    assert _driving_path(*_compiled(col, flt)) == [NARROW]
+    want = sorted(f"d{i:03d}" for i in range(400) if i % 50 == 7 and (i % 100 >= 10 or i % 100 == 1))
+    assert [d.id for d in col.scroll(flt, limit=1000)[0]] == want
+    # and the other way: the $or's union (2% + 1%) is narrower than a wide range beside it
+    flt = {"wide": {"$gte": 2}, "$or": [{"narrow": "x"}, {"wide": {"$lt": 4}}]}
+    assert _driving_path(*_compiled(col, flt)) == [NARROW, WIDE]
+    want = sorted(f"d{i:03d}" for i in range(400) if i % 100 >= 2 and (i % 50 == 7 or i % 100 < 4))
+    assert [d.id for d in col.scroll(flt, limit=1000)[0]] == want
+
+
+def test_exists_is_checked_on_the_json_because_empty_arrays_have_no_term(col):
+    # A document whose indexed value is [] or an object keeps no `field_terms` row, yet `$exists: true` matches it:
+    # a list of the documents with a term would miss them, so $exists does not drive.
+    col.add([Document("e1", "t", metadata={"tags": {"k": 1}}), Document("e2", "t", metadata={"wide": 1})])
+    assert "field_terms" not in _compiled(col, {"tags": {"$exists": True}})[0]
+    got = [d.id for d in col.scroll({"tags": {"$exists": True}}, limit=1000)[0]]
+    assert "e1" in got and "d000" in got and "e2" not in got and len(got) == 401  # d000's tags are []
