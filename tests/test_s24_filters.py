@@ -122,3 +122,47 @@ def test_exists_is_checked_on_the_json_because_empty_arrays_have_no_term(col):
     assert "field_terms" not in _compiled(col, {"tags": {"$exists": True}})[0]
     got = [d.id for d in col.scroll({"tags": {"$exists": True}}, limit=1000)[0]]
     assert "e1" in got and "d000" in got and "e2" not in got and len(got) == 401  # d000's tags are []
+
+
+def _random_filter(rnd, depth: int = 0) -> dict:
+    from test_field_indexes import PROBES
+
+    out: dict = {}
+    for name in rnd.sample(["f", "g", "h", "m.f", "_id"], rnd.randint(1, 2)):
+        op = rnd.choice(["=", "$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte", "$exists"])
+        v = rnd.choice(PROBES) if name != "_id" else rnd.choice(["d001", "d050", "d2", 1])
+        if op in ("$gt", "$gte", "$lt", "$lte") and (isinstance(v, bool) or v is None):
+            v = rnd.choice(["b", 1, -3, 1.5])
+        out[name] = v if op == "=" else {op: True if op == "$exists" and rnd.random() < 0.5 else False} \
+            if op == "$exists" else {op: [v, rnd.choice(PROBES)][: rnd.randint(0, 2)]} if op in ("$in", "$nin") \
+            else {op: v}
+    if depth < 3:
+        for key in rnd.sample(["$and", "$or", "$not", None, None], 2):
+            if key == "$not":
+                out[key] = _random_filter(rnd, depth + 1)
+            elif key:
+                out[key] = [_random_filter(rnd, depth + 1) for _ in range(rnd.randint(1, 3))]
+    return out
+
+
+def test_random_nested_filters_match_the_scan_and_the_filter_language(tmp_path):
+    import random
+
+    from test_field_indexes import _docs, _expected
+
+    def _ids(c, f):  # the store's page and count, without the explanation a filter that matched nothing may raise
+        got = [d["id"] for d in c.store.documents_matching(f, None, 10_000)]
+        assert c.store.count_matching(f) == len(got)
+        return got
+
+    docs = _docs(160, seed=3)
+    rnd = random.Random(11)
+    filters = [_random_filter(rnd) for _ in range(300)]
+    want = [sorted(d.id for d in docs if _expected(d, f)) for f in filters]
+    assert sum(map(bool, want)) > 60  # many filters match something: a wrong driver would show
+    with Collection.create(tmp_path / "col", encoder=FakeEncoder(dim=8)) as c:
+        c.add(docs)
+        assert [_ids(c, f) for f in filters] == want  # the JSON scan
+        c.create_field_index(["f", "g", "m.f"])  # h is not indexed: branches on it are read from the JSON
+        assert [_ids(c, f) for f in filters] == want
+        assert sum("field_terms" in c.store._compiled(f)[0] for f in filters) > 50  # the index is read
