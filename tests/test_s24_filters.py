@@ -166,3 +166,34 @@ def test_random_nested_filters_match_the_scan_and_the_filter_language(tmp_path):
         c.create_field_index(["f", "g", "m.f"])  # h is not indexed: branches on it are read from the JSON
         assert [_ids(c, f) for f in filters] == want
         assert sum("field_terms" in c.store._compiled(f)[0] for f in filters) > 50  # the index is read
+
+
+def test_a_sharded_field_index_that_one_shard_refuses_names_the_shards_that_have_it(tmp_path, monkeypatch):
+    from fakes import registered_encoders
+    from test_field_indexes import _docs
+
+    from slimvec.distributed.sharded import create_sharded
+    from slimvec.errors import BusyError
+
+    enc = FakeEncoder(dim=8)
+    with registered_encoders(enc):
+        create_sharded(tmp_path / "sh", 3, model=enc.name).close()
+        with Collection.open(tmp_path / "sh") as sh:
+            sh.add(_docs(60))
+            dirs = sh.router["shards"]
+
+            def held(fields, drop):  # as a `sqlite3` shell inside a transaction on shard 1 leaves it
+                raise BusyError(f"{dirs[1]}/slimvec.db: another process has held the database's write lock")
+
+            monkeypatch.setattr(sh.shards[1].core, "field_index", held)
+            with pytest.raises(BusyError) as err:
+                sh.create_field_index(["f", "g"])
+            msg = str(err.value)
+            assert f"shard 1 ({dirs[1]}) could not make it" in msg and "write lock" in msg
+            assert f"shards 0 ({dirs[0]}), 2 ({dirs[2]}) have the index now" in msg
+            assert f"slimvec field-index {tmp_path / 'sh'} 'f' 'g'" in msg and "'f' 'g' --drop" in msg
+            assert [s.get("field_indexes", []) for s in sh.info()["shards"]] == [["f", "g"], [], ["f", "g"]]
+            assert sh.field_indexes() == []  # indexed in every shard: none yet
+            monkeypatch.undo()
+            assert sh.create_field_index(["f", "g"]) == ["f", "g"]  # made in shard 1 now; the others had them
+            assert [s.get("field_indexes") for s in sh.info()["shards"]] == [["f", "g"]] * 3
