@@ -197,3 +197,30 @@ def test_a_sharded_field_index_that_one_shard_refuses_names_the_shards_that_have
             monkeypatch.undo()
             assert sh.create_field_index(["f", "g"]) == ["f", "g"]  # made in shard 1 now; the others had them
             assert [s.get("field_indexes") for s in sh.info()["shards"]] == [["f", "g"]] * 3
+
+
+@pytest.mark.parametrize(("listed", "named"), [(["n", "a..b"], '"a..b"'), (["_id"], '"_id"'), ([3], "3"),
+                                               ("n", '"n"')])
+def test_an_import_names_the_export_and_the_field_index_it_cannot_make(tmp_path, listed, named):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from typer.testing import CliRunner
+
+    from slimvec.cli import app
+    from slimvec.errors import ConfigError
+    from slimvec.interop import import_records
+    from slimvec.interop.parquet import _KEY, _schema
+    from slimvec.interop.rows import FORMAT, ChunkRecord, meta_json, to_row
+
+    vec = np.full(256, 1 / 16, np.float32)  # the bundled static model's dimension: cheap to load
+    rows = [to_row(ChunkRecord("a", 0, 0, 5, "", "alpha", "alpha", {"n": 1}, vec))]
+    meta = meta_json({"format": FORMAT, "model": "wordllama", "dim": 256, "field_indexes": listed}).encode()
+    path = tmp_path / "x.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=_schema(256).with_metadata({_KEY: meta})), path)
+    with pytest.raises(ConfigError) as err:
+        import_records(f"parquet:{path}", tmp_path / "col")
+    assert str(err.value).startswith(f"parquet:{path}: ") and named in str(err.value)
+    assert not (tmp_path / "col").exists()
+    res = CliRunner().invoke(app, ["import", f"parquet:{path}", "-c", str(tmp_path / "col")])
+    assert res.exit_code == 2 and str(path) in res.output and named in res.output
