@@ -224,3 +224,28 @@ def test_an_import_names_the_export_and_the_field_index_it_cannot_make(tmp_path,
     assert not (tmp_path / "col").exists()
     res = CliRunner().invoke(app, ["import", f"parquet:{path}", "-c", str(tmp_path / "col")])
     assert res.exit_code == 2 and str(path) in res.output and named in res.output
+
+
+def test_http_documents_reads_the_page_and_its_count_in_one_snapshot(col, monkeypatch):
+    from _server_util import AUTH, KEY
+    from fastapi.testclient import TestClient
+
+    from slimvec.server import create_app
+
+    scroll = col.scroll
+
+    def scroll_then_another_process_commits(*args):
+        page = scroll(*args)
+        with Collection.open(col.path, col.encoder) as other:  # a second handle: its commit is not this handle's to wait for
+            other.add([Document("zz-late", "t", metadata={"narrow": "x"})])
+        return page
+
+    monkeypatch.setattr(col, "scroll", scroll_then_another_process_commits)
+    with TestClient(create_app({"col": col}, api_key=KEY), raise_server_exceptions=False) as client:
+        r = client.get("/api/collections/col/documents", params={"filter": '{"narrow": "x"}', "limit": 100},
+                       headers=AUTH)
+    body = r.json()
+    assert r.status_code == 200, body
+    assert len(body["documents"]) == 8 and body["next_offset"] is None  # i % 50 == 7
+    assert body["count"] == 8  # the late document is in neither (9 when the count was read after its commit)
+    assert col.count({"narrow": "x"}) == 9
