@@ -9,7 +9,7 @@ import pytest
 from fakes import FakeEncoder
 
 from slimvec import Collection, Document
-from slimvec.store.filters import compile_filter
+from slimvec.store.filters import _FIRST_CAP, compile_filter
 
 WIDE, NARROW = '$."wide"', '$."narrow"'
 
@@ -73,7 +73,7 @@ def test_counting_the_candidates_reads_a_small_multiple_of_the_narrowest(col):
     counted.clear()
     sizes[NARROW] = 3
     assert _driving_path(*compile_filter(flt, indexed=indexed, estimate=estimate)) == [NARROW]
-    assert sum(counted) <= 3 + 2 * 1024  # one round, capped at 1,024 rows each
+    assert sum(counted) <= 3 + 2 * _FIRST_CAP  # one round, each count capped at the first cap
     counted.clear()
     assert _driving_path(*compile_filter({"wide": {"$gte": 1}}, indexed=indexed, estimate=estimate)) == [WIDE]
     assert counted == []  # a lone candidate is not counted

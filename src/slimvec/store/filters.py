@@ -172,7 +172,7 @@ def _text_key(key: Any, what: str) -> None:
 _INDEX_OPS = ("$eq", "$in", "$gt", "$gte", "$lt", "$lte")
 _RANK = {"$eq": 0, "$in": 0, "$or": 1}  # the order without estimates: an equality, an $or, then a range
 _MAX_UNION = 400  # selects in one union: SQLite refuses a compound SELECT of more than 500
-_FIRST_CAP = 1024  # rows each candidate's first count reads at most
+_FIRST_CAP = 256  # rows each candidate's first count reads at most
 
 
 @dataclass(eq=False)
