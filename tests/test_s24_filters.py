@@ -249,3 +249,33 @@ def test_http_documents_reads_the_page_and_its_count_in_one_snapshot(col, monkey
     assert len(body["documents"]) == 8 and body["next_offset"] is None  # i % 50 == 7
     assert body["count"] == 8  # the late document is in neither (9 when the count was read after its commit)
     assert col.count({"narrow": "x"}) == 9
+
+
+def test_every_count_reads_only_the_index(col):
+    from slimvec.store.filters import _counted, _Params, _plan
+
+    params = _Params()
+    params.indexed = col.store.field_indexes()
+    for flt in ({"narrow": "x"}, {"narrow": None}, {"narrow": {"$in": ["x", 1, None, True]}}, {"wide": {"$gte": 3}},
+                {"$or": [{"narrow": "x"}, {"wide": {"$lt": 2}}]}):
+        drive = _plan(flt, params, 0)
+        plan = " ".join(r[3] for r in col.store.db.execute(
+            f"EXPLAIN QUERY PLAN SELECT count(*) FROM ({_counted(drive.sql)} LIMIT 256)", drive.params))
+        assert "COVERING INDEX field_terms_value" in plan and "SCAN field_terms" not in plan, (flt, plan)
+
+
+def test_a_delete_by_filter_reads_the_field_indexes_of_the_state_it_deletes_from(col, monkeypatch):
+    from contextlib import contextmanager
+
+    transaction = col.store._transaction
+
+    @contextmanager
+    def another_handle_drops_the_index_first():
+        with Collection.open(col.path, col.encoder) as other:
+            other.drop_field_index("narrow")
+        with transaction() as cur:
+            yield cur
+
+    monkeypatch.setattr(col.store, "_transaction", another_handle_drops_the_index_first)
+    # read before the drop, the index named a list the delete then found empty: nothing was deleted
+    assert col.store.delete_matching({"narrow": "x"}) == [f"d{i:03d}" for i in range(400) if i % 50 == 7]

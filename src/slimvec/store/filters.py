@@ -203,10 +203,17 @@ def _plan(obj: dict[str, Any], params: _Params, depth: int) -> _Drive | None:
     # holding most documents is never counted whole beside a narrow equality.
     cap = _FIRST_CAP
     while True:
-        sizes = [(params.estimate(d.sql, d.params, cap), _RANK.get(d.op, 2), i) for i, d in enumerate(found)]
+        sizes = [(params.estimate(_counted(d.sql), d.params, cap), _RANK.get(d.op, 2), i) for i, d in enumerate(found)]
         if (best := min(sizes))[0] < cap:
             return found[best[2]]
         cap *= 8
+
+
+def _counted(select: str) -> str:
+    """`select` reading only the index `field_terms_value` (path, kind, value), for its count: a scalar's `elem = 0`
+    and the `doc_id` each cost a table row per term (7 ms to count 3,500 terms at 20,000 documents, more than the
+    filter's own query), and arrays change a count only a little."""
+    return select.replace("SELECT doc_id ", "SELECT 1 ").replace("elem = 0 AND ", "")
 
 
 def _candidates(obj: dict[str, Any], params: _Params, depth: int) -> list[_Drive]:

@@ -630,8 +630,8 @@ class Store:
         """Delete the documents satisfying metadata filter `flt` (store.filters) in one transaction: the ids are
         read and deleted under the write lock, so a document another process adds meanwhile is either seen whole
         or not at all. Returns the deleted ids. Raises FilterError for a malformed filter."""
-        where, params = self._compiled(flt)
         with self._transaction() as cur:
+            where, params = self._compiled(flt)  # the field indexes and counts of the state it deletes from
             ids = [r[0] for r in self._run_filter(cur, f"SELECT d.id FROM documents d WHERE {where}", params)]
             self._delete_ids(cur, ids)
             cur.execute(_NEXT_GENERATION)
