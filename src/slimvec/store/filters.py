@@ -68,8 +68,8 @@ def compile_filter(flt: dict[str, Any], column: str = "d.metadata", id_column: s
     checked on the driver's documents' JSON. Matches are the scan's (an array matches $eq/$in through any element;
     comparisons take scalars only; types kept apart).
 
-    estimate: `estimate(select, params, cap)`, how many rows the `SELECT doc_id FROM field_terms ...` reads, counted
-    up to `cap` (`Store`: a `count(*)` through the index under `LIMIT`); with it the narrowest candidate drives,
+    estimate: `estimate(select, params, cap)`, how many rows `select` (a `SELECT 1 FROM field_terms ...` that reads
+    only the index) returns, counted up to `cap` (`Store`: a `count(*)` under `LIMIT`); with it the narrowest drives,
     whatever its operator or place in the filter. Without it an equality or $in drives first, then an $or, then a
     range (the old order)."""
     if not isinstance(flt, dict):
@@ -122,7 +122,7 @@ def _object(obj: dict[str, Any], params: list[Any], col: str, idcol: str, depth:
             for op in value:
                 _text_key(op, f"{key!r}: an operator")
     parts = []
-    here = drive is not None and drive.level is obj
+    here = drive if drive is not None and drive.level is obj else None  # the driver is a condition of this object
     for key, value in obj.items():
         if key in ("$and", "$or"):
             if not isinstance(value, list) or not value:
@@ -130,10 +130,10 @@ def _object(obj: dict[str, Any], params: list[Any], col: str, idcol: str, depth:
             for sub in value:
                 if not isinstance(sub, dict):
                     raise FilterError(f"{key} items must be objects, got {json.dumps(sub)[:60]}")
-            if key == "$or" and here and drive.key == "$or":  # type: ignore[union-attr]
-                params.extend(drive.params)  # type: ignore[union-attr]
-                union = f"({idcol} IN ({drive.sql}))"  # type: ignore[union-attr]
-                if all(b.whole for b in drive.branches):  # type: ignore[union-attr]
+            if key == "$or" and here is not None and here.key == "$or":
+                params.extend(here.params)
+                union = f"({idcol} IN ({here.sql}))"
+                if all(b.whole for b in here.branches):
                     parts.append(union)  # each branch is its list: the union is the $or's matches
                     continue
                 subs = [_object(sub, params, col, idcol, depth + 1) for sub in value]
@@ -149,7 +149,7 @@ def _object(obj: dict[str, Any], params: list[Any], col: str, idcol: str, depth:
         elif key.startswith("$"):
             raise FilterError(f"unknown operator {key!r} at top level (fields go first: {{\"field\": {{\"{key}\": ...}}}})")
         else:
-            parts.append(_field(key, value, params, col, idcol, drive if here and drive.key == key else None))  # type: ignore[union-attr]
+            parts.append(_field(key, value, params, col, idcol, here if here is not None and here.key == key else None))
     return "(" + " AND ".join(parts) + ")"
 
 
@@ -228,9 +228,12 @@ def _candidates(obj: dict[str, Any], params: _Params, depth: int) -> list[_Drive
                 if isinstance(sub, dict):
                     out += [dataclasses.replace(d, whole=False) for d in _candidates(sub, params, depth + 1)]
         elif key == "$or" and isinstance(value, list) and value and all(isinstance(s, dict) for s in value):
-            branches = [_plan(sub, params, depth + 1) for sub in value]
-            if all(b is not None for b in branches):
-                chosen = [b for b in branches if b is not None]
+            chosen = []
+            for sub in value:
+                if (b := _plan(sub, params, depth + 1)) is None:
+                    break  # a branch no list holds: the $or cannot drive, and no later branch is counted
+                chosen.append(b)
+            else:
                 if sum(b.sql.count(" UNION ALL ") + 1 for b in chosen) <= _MAX_UNION:
                     out.append(_Drive(obj, "$or", "$or", " UNION ALL ".join(b.sql for b in chosen),
                                       [p for b in chosen for p in b.params],
