@@ -227,7 +227,8 @@ def _candidates(obj: dict[str, Any], params: _Params, depth: int) -> list[_Drive
             for sub in value:  # the items of an $and are conditions of this same level
                 if isinstance(sub, dict):
                     out += [dataclasses.replace(d, whole=False) for d in _candidates(sub, params, depth + 1)]
-        elif key == "$or" and isinstance(value, list) and value and all(isinstance(s, dict) for s in value):
+        elif (key == "$or" and isinstance(value, list) and 0 < len(value) <= _MAX_UNION
+              and all(isinstance(s, dict) for s in value)):  # more branches than a union holds: none is counted
             chosen = []
             for sub in value:
                 if (b := _plan(sub, params, depth + 1)) is None:
