@@ -279,3 +279,11 @@ def test_a_delete_by_filter_reads_the_field_indexes_of_the_state_it_deletes_from
     monkeypatch.setattr(col.store, "_transaction", another_handle_drops_the_index_first)
     # read before the drop, the index named a list the delete then found empty: nothing was deleted
     assert col.store.delete_matching({"narrow": "x"}) == [f"d{i:03d}" for i in range(400) if i % 50 == 7]
+
+
+def test_an_or_of_more_branches_than_one_union_holds_is_read_from_the_json(col):
+    want = [f"d{i:03d}" for i in range(400) if i % 100 >= 50]
+    for n, indexed in ((300, True), (450, False)):  # SQLite refuses a compound SELECT of more than 500
+        flt = {"$or": [{"wide": 50 + i} for i in range(n)]}
+        assert ("field_terms" in _compiled(col, flt)[0]) == indexed
+        assert [d.id for d in col.scroll(flt, limit=1000)[0]] == want and col.count(flt) == len(want)
