@@ -5,6 +5,12 @@ slimvec evaluates a filter in SQLite over every document's metadata JSON (O(docu
 (`Collection._allowed`): the same filter again costs nothing until the next commit. LanceDB pre-filters with or
 without scalar indexes (bitmap on the topic, B-tree on the year). The vectors are random unit vectors (latency only: no quality is claimed); each query asks for ids only.
 
+Further rows (session 24) read which indexed list drives: an $or of two indexed equalities (the union of their
+lists), and an AND of a range matching ~90% of the documents (`n`, uniform in 0-9999) beside an equality matching
+1% (`src`, one of 100), written in both orders; and an equality matching 95% (`kind`) beside a range matching ~1%,
+where the compiler before counted nothing and let the equality drive. "compile" rows time `Store._compiled` alone:
+the counts (`count(*)` through the index under a LIMIT) that choose the driver.
+
     PYTHONPATH=src python benchmarks/filtered_search.py --docs 100000 --queries 60
 
 Rows: p50 ms per query, and the ratio to slimvec's unfiltered query in the same run.
@@ -34,7 +40,16 @@ def _data(n: int, seed: int = 0) -> tuple[np.ndarray, list[str], list[str], list
     return v, [f"doc-{i}" for i in range(n)], topics, years
 
 
-def _slimvec(d: Path, v: np.ndarray, ids: list[str], topics: list[str], years: list[int], profile: str):
+def _more(n: int, seed: int = 2) -> dict[str, list]:
+    """The session 24 fields: `n` uniform in 0-9999 (ranges of any width), `src` one of 100 (1% each), `kind`
+    "main" for 95% of the documents."""
+    rng = np.random.default_rng(seed)
+    return {"n": [int(x) for x in rng.integers(0, 10_000, n)], "src": [f"s{int(x)}" for x in rng.integers(0, 100, n)],
+            "kind": ["main" if x < 0.95 else "rare" for x in rng.random(n)]}
+
+
+def _slimvec(d: Path, v: np.ndarray, ids: list[str], topics: list[str], years: list[int], profile: str,
+            more: dict[str, list] | None = None):
     from slimvec.collection import Collection
     from slimvec.documents import Chunk, Document
     from slimvec.encoders.registry import load_encoder
@@ -42,25 +57,42 @@ def _slimvec(d: Path, v: np.ndarray, ids: list[str], topics: list[str], years: l
     with Collection.create(d, profile=profile, model="all-MiniLM-L6-v2", chunk_mode="whole",
                            encoder=load_encoder("all-MiniLM-L6-v2")) as col:
         for s in range(0, len(ids), 50_000):
-            part = [Document(i, "x", metadata={"topic": t, "year": y})
-                    for i, t, y in zip(ids[s:s + 50_000], topics[s:s + 50_000], years[s:s + 50_000])]
+            part = [Document(i, "x", metadata={"topic": t, "year": y, **{k: c[s + j] for k, c in (more or {}).items()}})
+                    for j, (i, t, y) in enumerate(zip(ids[s:s + 50_000], topics[s:s + 50_000], years[s:s + 50_000]))]
             col.add_encoded(part, [Chunk(x.id, 0, 0, 1, "x") for x in part], v[s:s + 50_000])
     return Collection.open(d)
 
 
-def _lancedb(d: Path, v: np.ndarray, ids: list[str], topics: list[str], years: list[int], index: bool):
+def _lancedb(d: Path, v: np.ndarray, ids: list[str], topics: list[str], years: list[int], index: bool,
+            more: dict[str, list] | None = None):
     import lancedb
     import pyarrow as pa
 
     db = lancedb.connect(str(d))
-    table = db.create_table("docs", pa.table({"id": ids, "topic": topics, "year": years,
+    table = db.create_table("docs", pa.table({"id": ids, "topic": topics, "year": years, **(more or {}),
                                               "vector": pa.FixedSizeListArray.from_arrays(pa.array(v.ravel()), DIM)}))
     if index:
         from lancedb.index import Bitmap, BTree
 
         table.create_index("topic", config=Bitmap())
         table.create_index("year", config=BTree())
+        for name in more or {}:
+            table.create_index(name, config=BTree() if name == "n" else Bitmap())
     return table
+
+
+def _where(f: dict) -> str:
+    """The filter as LanceDB's SQL where clause (the few forms these rows use)."""
+    ops = {"$gte": ">=", "$lt": "<"}
+    parts = []
+    for k, c in f.items():
+        if k == "$or":
+            parts.append("(" + " OR ".join(_where(b) for b in c) + ")")
+        elif isinstance(c, dict):
+            parts += [f"{k} {ops[op]} {x}" for op, x in c.items()]
+        else:
+            parts.append(f"{k} = '{c}'" if isinstance(c, str) else f"{k} = {c}")
+    return " AND ".join(parts)
 
 
 def _p50(fn, queries: np.ndarray, filters: list) -> float:
@@ -84,7 +116,16 @@ def main() -> None:
     queries = _data(a.queries, seed=1)[0]
     cold = [{"topic": f"t{i % TOPICS}", "year": {"$gte": 1990 + i // TOPICS}} for i in range(a.queries)]  # each new
     same = [{"topic": "t3"}] * a.queries
-    col = _slimvec(work / "slimvec", v, ids, topics, years, a.profile)
+    more = _more(a.docs)
+    q = range(a.queries)
+    picked = {  # session 24: each filter new, as `cold`
+        "an $or of two indexed equalities (2%)": [{"$or": [{"src": f"s{i % 100}"}, {"src": f"s{(i + 50) % 100}"}]}
+                                                  for i in q],
+        "a 90% range and a 1% equality, range first": [{"n": {"$gte": 1000 + i}, "src": f"s{i % 100}"} for i in q],
+        "a 1% equality and a 90% range, equality first": [{"src": f"s{i % 100}", "n": {"$gte": 1000 + i}} for i in q],
+        "a 95% equality and a 1% range": [{"kind": "main", "n": {"$lt": 100 + i}} for i in q],
+    }
+    col = _slimvec(work / "slimvec", v, ids, topics, years, a.profile, more)
 
     def sv(q, f):
         return col.search_many(["q"], vectors=q[None], k=K, mode="dense", rerank="none", with_payload=False,
@@ -94,17 +135,21 @@ def main() -> None:
     rows.append(("slimvec, a new filter each query (SQLite scan)", _p50(sv, queries, cold)))
     sv(queries[0], same[0])
     rows.append(("slimvec, the same filter again (mask kept)", _p50(sv, queries, same)))
-    col.create_field_index(["topic", "year"])  # a commit: the kept masks are stale, each filter is read anew
+    for name, fs in picked.items():
+        rows.append((f"slimvec, {name}, no field index (SQLite scan)", _p50(sv, queries, fs)))
+    col.create_field_index(["topic", "year", *more])  # a commit: the kept masks are stale, each filter is read anew
     rows.append(("slimvec, field indexes, a new filter each query", _p50(sv, queries, cold)))
+    for name, fs in picked.items():
+        rows.append((f"slimvec, field indexes, {name}", _p50(sv, queries, fs)))
+        rows.append((f"slimvec, field indexes, {name}: compile alone (the counts)",
+                     _p50(lambda q, f: col.store._compiled(f), queries, fs)))
     for index in (False, True):
-        table = _lancedb(work / f"lancedb-{index}", v, ids, topics, years, index)
+        table = _lancedb(work / f"lancedb-{index}", v, ids, topics, years, index, more)
 
         def lance(q, f, table=table):
             s = table.search(q).limit(K).select(["id"])
             if f is not None:
-                where = " AND ".join(f"topic = '{c}'" if k == "topic" else f"year >= {c['$gte']}"
-                                     for k, c in f.items())
-                s = s.where(where, prefilter=True)
+                s = s.where(_where(f), prefilter=True)
             return s.to_list()
 
         name = "LanceDB flat" + (", scalar indexes" if index else "")
@@ -112,6 +157,8 @@ def main() -> None:
             rows.append((f"{name}, no filter", _p50(lance, queries, [None] * a.queries)))
         rows.append((f"{name}, a new filter each query", _p50(lance, queries, cold)))
         rows.append((f"{name}, the same filter again", _p50(lance, queries, same)))
+        for what, fs in picked.items():
+            rows.append((f"{name}, {what}", _p50(lance, queries, fs)))
     base = rows[0][1]
     print(f"{a.docs:,} documents, {a.queries} queries, k {K}, slimvec profile {a.profile}; {machine()}")
     print("| engine, filter | p50 ms | vs slimvec unfiltered |\n| --- | ---: | ---: |")

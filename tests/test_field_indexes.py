@@ -34,7 +34,35 @@ def _filters() -> list[dict]:
             out += [{"f": {op: v}} for op in ("$gt", "$gte", "$lt", "$lte")]
     out += [{"f": "a", "g": 1}, {"$or": [{"f": 1}, {"g": "b"}]}, {"$not": {"f": True}}, {"f": {"$exists": True}},
             {"f": {"$gte": 1, "$lt": 2}}, {"$and": [{"g": {"$in": [True, None, "a"]}}, {"h": {"$ne": 2}}]}]
-    return out
+    return out + _combined_filters()
+
+
+def _combined_filters() -> list[dict]:
+    """$or (each branch indexed or not), $and, $not and $exists nested, and AND levels whose conditions differ in
+    how many documents they match (a wide range beside a narrow equality, in both orders), over arrays and mixed
+    types: the cases where the compiler picks a driver, a union of branches, or none."""
+    return [
+        {"$or": [{"f": "a"}, {"g": 1}]}, {"$or": [{"f": "a"}, {"g": True}, {"h": None}]},
+        {"$or": [{"f": "a"}, {"g": {"$gte": 1}}]}, {"$or": [{"f": {"$lt": 0}}, {"f": {"$gt": 1.5}}]},
+        {"$or": [{"f": "a", "h": {"$ne": 2}}, {"g": {"$in": [1, "b", None]}}]},
+        {"$or": [{"f": 1}, {"h": "a"}]}, {"$or": [{"f": "a"}, {"$not": {"g": 1}}]},
+        {"$or": [{"f": "a"}, {"g": {"$exists": False}}]}, {"$or": [{"f": {"$exists": True}}, {"g": 1}]},
+        {"$or": [{"$or": [{"f": "a"}, {"f": 1}]}, {"g": "b"}]},
+        {"$or": [{"$and": [{"f": "a"}, {"g": {"$lt": 2}}]}, {"m.f": True}]},
+        {"$or": [{"$and": [{"f": "a"}, {"h": 1}]}, {"g": "b"}]}, {"$or": [{"h": {"$ne": 1}, "$and": [{"f": "a"}]}, {"g": "b"}]},
+        {"$or": [{"f": {"$in": ["a", 1, True, None]}}, {"g": {"$in": [2.0]}}]},
+        {"$or": [{"f": "a"}, {"f": {"$in": ["a", 1]}}]}, {"$or": [{"f": {"$in": []}}, {"g": "a"}]},
+        {"$or": [{"_id": "d001"}, {"f": "a"}]}, {"$or": [{"f": None}, {"g": None}]},
+        {"f": {"$in": ["a", "b", 1]}, "$or": [{"g": 1}, {"g": "a"}]},
+        {"g": {"$gt": -5}, "f": {"$in": ["a", "b"]}, "$or": [{"h": 1}, {"h": {"$lte": 0}}]},
+        {"f": {"$gte": -10}, "g": "é"}, {"g": "é", "f": {"$gte": -10}},
+        {"$and": [{"f": {"$gte": -10}}, {"g": "é"}]}, {"$and": [{"g": "é"}, {"f": {"$gte": -10}}]},
+        {"f": {"$ne": "a"}, "$and": [{"g": {"$lte": 2}}, {"$and": [{"h": {"$in": [1, 2, "a", True]}}]}]},
+        {"$not": {"$or": [{"f": "a"}, {"g": 1}]}},
+        {"$and": [{"f": {"$in": [1, 2.0]}}, {"$not": {"$or": [{"g": True}, {"h": None}]}}]},
+        {"f": {"$exists": True}, "g": "a"}, {"m.f": {"$exists": True}}, {"m": {"$exists": True}},
+        {"f": {"$exists": True, "$nin": ["a", 1]}}, {"$or": [{"m.f": {"$gte": "a"}}, {"f": {"$lte": -3}}]},
+    ]
 
 
 def _expected(doc: Document, flt: dict) -> bool:
@@ -64,7 +92,7 @@ def _expected(doc: Document, flt: dict) -> bool:
         keys = name.split(".")
         for k in keys:
             m = m.get(k, KeyError) if isinstance(m, dict) else KeyError
-        value = m
+        value = doc.id if name == "_id" else m
         if not isinstance(cond, dict) or not any(k.startswith("$") for k in cond):
             cond = {"$eq": cond}
         ok = True

@@ -368,11 +368,43 @@ class ShardedCollection(KeepsQueries):
         return sum(self._gather("count"))
 
     def create_field_index(self, fields: str | Iterable[str]) -> list[str]:
-        """`Collection.create_field_index` in every shard (each in one transaction); the fields newly indexed."""
+        """`Collection.create_field_index` in every shard (each in one transaction); the fields newly indexed.
+
+        Every shard is asked even when one fails (its write lock held, its disk full): each commits on its own, so
+        the error names the failing shards, the shards that have the index now, and the command that finishes the
+        job or takes it off them again."""
         names = _field_names(fields)  # as one collection checks them: bytes or a number is not iterated or matched
         for f in names:
             field_path(f)  # a name filters cannot write: refused before any shard changes
-        return sorted(set().union(*self._gather("field_index", names, False)))
+        pending: dict[int, Any] = {}
+        made: dict[int, list[str]] = {}
+        failed: list[tuple[int, Exception]] = []
+        for s, shard in enumerate(self.shards):
+            try:  # a LocalShard runs the call in submit: its error is raised here
+                pending[s] = shard.submit("field_index", names, False)
+            except Exception as e:  # noqa: BLE001 - raised below, once every shard has answered
+                failed.append((s, e))
+        for s, p in pending.items():
+            try:
+                made[s] = self.shards[s].result(p)
+            except Exception as e:  # noqa: BLE001 - as above
+                failed.append((s, e))
+        if failed:
+            failed.sort(key=lambda f: f[0])
+            e = failed[0][1]
+            shown = " ".join(f"'{n}'" for n in names)
+            failing = ", ".join(f"{s} ({self.router['shards'][s]})" for s, _ in failed)
+            have = ", ".join(f"{s} ({self.router['shards'][s]})" for s in sorted(made))
+            new = " ".join(f"'{n}'" for n in sorted(set().union(*made.values())))
+            now = (f"shards {have} have the index now (each shard commits on its own): run `slimvec field-index "
+                   f"{self.path} {shown}` (create_field_index) again once the cause is fixed to finish"
+                   + (f", or `slimvec field-index {self.path} {new} --drop` to take off what this call made" if new
+                      else "") if made else "no shard made the index")
+            msg = f"field index {', '.join(names)}: shard {failing} could not make it: {e}; {now}"
+            if isinstance(e, SlimvecError):
+                raise type(e)(msg) from None
+            raise CollectionError(msg) from e
+        return sorted(set().union(*made.values()))
 
     def drop_field_index(self, fields: str | Iterable[str]) -> list[str]:
         """`Collection.drop_field_index` in every shard; the fields that were indexed."""

@@ -16,7 +16,7 @@ import numpy as np
 
 from slimvec import registry, strictjson
 from slimvec.atomic import check_place, fsync_dir
-from slimvec.errors import CollectionError, ConfigError, ExportError, IngestError, NoRoomError
+from slimvec.errors import CollectionError, ConfigError, ExportError, FilterError, IngestError, NoRoomError
 
 TARGETS = ("qdrant", "lancedb", "parquet")
 FORMAT = "slimvec-export-1"
@@ -139,6 +139,7 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
     from slimvec.profiles import Profile, load_profile
 
     meta, records = read_records(source)
+    fields = _exported_field_indexes(source, meta)
     prof = profile if isinstance(profile, Profile) else load_profile(profile) if profile else _exported_profile(source, meta)
     if prof.tokens is not None:
         raise ConfigError(f"profile {prof.name!r} keeps token vectors, which exports do not carry")
@@ -193,8 +194,8 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
         col = _same_late_records(col, meta)
         if profile is None:
             _enable_exported(col, meta)
-        if isinstance(meta.get("field_indexes"), list) and meta["field_indexes"]:  # before the rows: filled as they come
-            col.create_field_index(meta["field_indexes"])
+        if fields:  # before the rows: filled as they come
+            col.create_field_index(fields)
         rows = np.stack(vectors) if vectors else np.zeros((0, int(meta["dim"])), np.float32)
         if not int(col.manifest["dim"]):  # a profile keeping no dense vectors (bm25, splade): built from the texts
             rows = np.zeros((len(chunks), 0), np.float32)
@@ -215,6 +216,27 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
             raise _no_room_for(target, stage, e) from None
         raise
     return Collection.open(target, encoder)
+
+
+def _exported_field_indexes(source: str, meta: dict[str, Any]) -> list[str]:
+    """The field names the export's metadata lists under "field_indexes", checked before anything is built: a
+    name filters cannot write (edited by hand, or from another tool) was refused by `create_field_index` without
+    naming the export it came from."""
+    from slimvec.store.filters import field_path
+
+    names = meta.get("field_indexes", [])
+    if not isinstance(names, list):
+        raise ConfigError(f"{source}: its metadata's field_indexes is {json.dumps(names)[:60]}, not a list of field "
+                          "names")
+    for name in names:
+        try:
+            if not isinstance(name, str):
+                raise FilterError(f"{json.dumps(name)[:60]} is not a field name (a string)")
+            field_path(name)
+        except FilterError as e:
+            raise ConfigError(f"{source}: its metadata lists field index {json.dumps(name)[:60]}, which cannot be "
+                              f"made ({e}); fix or remove it in the export's metadata") from None
+    return names
 
 
 def _no_room_for(target: Path, stage: Path, e: Exception) -> NoRoomError:

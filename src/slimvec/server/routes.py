@@ -175,7 +175,9 @@ def api_router(served: Served, require_writer: Callable[[Request], None]) -> API
             except ValueError as e:
                 raise HTTPException(400, str(e)) from None
         flt = _parse_filter(filter) if filter is not None and filter.strip() else None
-        with read_lock(col):
+        # One snapshot for the page and its count (`Collection.reading`): a commit by another process between the two
+        # reads made a count that disagreed with the page. A sharded collection reads each shard on its own.
+        with col.reading() if hasattr(col, "reading") else read_lock(col):
             docs, nxt = col.scroll(flt, limit, offset)
             total = col.count(flt)
         return {"documents": [d.to_record("id") for d in docs], "next_offset": nxt, "count": total}

@@ -13,9 +13,11 @@ stored with (`Store.metadata_types`), so a user reads one line instead of an emp
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from slimvec import strictjson
@@ -54,26 +56,42 @@ def parse_filter(text: str) -> dict[str, Any]:
 
 
 def compile_filter(flt: dict[str, Any], column: str = "d.metadata", id_column: str = "d.id",
-                   indexed: frozenset[str] = frozenset()) -> tuple[str, list[Any]]:
+                   indexed: frozenset[str] = frozenset(),
+                   estimate: Callable[[str, list[Any], int], int] | None = None) -> tuple[str, list[Any]]:
     """SQL boolean expression and its parameters for `flt`, over JSON `column`.
 
-    indexed: JSON paths (`field_path`) with a field index (`Store.create_field_index`): their $eq/$in/$gt/$gte/
-    $lt/$lte comparisons read the index's `field_terms` rows instead of every document's JSON, with the same
-    matches (an array matches $eq/$in through any element; comparisons take scalars only; types kept apart)."""
+    indexed: JSON paths (`field_path`) with a field index (`Store.create_field_index`). Each AND level (an object,
+    with the items of its `$and`) lets one list of documents read from the index's `field_terms` rows drive, and
+    checks its other conditions on those documents only: an indexed $eq/$in/$gt/$gte/$lt/$lte, or an `$or` whose
+    every branch has such a list (the union of the branches' lists). Reading a second list whole, only to test
+    membership, cost more than the scan it replaced when it held most documents, so every other condition is
+    checked on the driver's documents' JSON. Matches are the scan's (an array matches $eq/$in through any element;
+    comparisons take scalars only; types kept apart).
+
+    estimate: `estimate(select, params, cap)`, how many rows `select` (a `SELECT 1 FROM field_terms ...` that reads
+    only the index) returns, counted up to `cap` (`Store`: a `count(*)` under `LIMIT`); with it the narrowest drives,
+    whatever its operator or place in the filter. Without it an equality or $in drives first, then an $or, then a
+    range (the old order)."""
     if not isinstance(flt, dict):
         raise FilterError("filter must be a JSON object")
     params = _Params()
     params.indexed = indexed
-    sql = _object(flt, params, column, id_column, 0)
+    params.estimate = estimate
+    drive = None
+    if indexed:
+        try:
+            drive = _plan(flt, params, 0)
+        except FilterError:  # a malformed filter: `_object` refuses it, with its own message, in filter order
+            drive = None
+    sql = _object(flt, params, column, id_column, 0, drive)
     return sql, list(params)
 
 
 class _Params(list):  # type: ignore[type-arg]
-    """The bound parameters, carrying the indexed paths down the compiler, and whether the comparison being
-    compiled reads its field index (`_driver`)."""
+    """The bound parameters, carrying the indexed paths and the estimator down the compiler."""
 
     indexed: frozenset[str] = frozenset()
-    now = False
+    estimate: Callable[[str, list[Any], int], int] | None = None
 
 
 def path_field(path: str) -> str:
@@ -90,27 +108,39 @@ def field_path(name: str) -> str:
     return _path(name)
 
 
-def _object(obj: dict[str, Any], params: list[Any], col: str, idcol: str, depth: int) -> str:
+def _object(obj: dict[str, Any], params: list[Any], col: str, idcol: str, depth: int,
+            drive: _Drive | None = None) -> str:
+    """`drive`: the list that drives this AND level (`_plan`), at this level, in one of its `$and` items, or None;
+    every other indexed comparison here is checked on the JSON."""
     if depth > _MAX_DEPTH:
         raise FilterError(f"filter nested deeper than {_MAX_DEPTH} levels")
     if not obj:
         return "1"
-    for key, value in obj.items():  # before `_driver` and `_field`, which read keys as text
+    for key, value in obj.items():  # before `_field`, which reads keys as text
         _text_key(key, "a field name or operator")
         if isinstance(value, dict) and not key.startswith("$"):
             for op in value:
                 _text_key(op, f"{key!r}: an operator")
     parts = []
-    driver = _driver(obj, params)
+    here = drive if drive is not None and drive.level is obj else None  # the driver is a condition of this object
     for key, value in obj.items():
         if key in ("$and", "$or"):
             if not isinstance(value, list) or not value:
                 raise FilterError(f"{key} takes a non-empty list of filters")
-            subs = []
             for sub in value:
                 if not isinstance(sub, dict):
                     raise FilterError(f"{key} items must be objects, got {json.dumps(sub)[:60]}")
-                subs.append(_object(sub, params, col, idcol, depth + 1))
+            if key == "$or" and here is not None and here.key == "$or":
+                params.extend(here.params)
+                union = f"({idcol} IN ({here.sql}))"
+                if all(b.whole for b in here.branches):
+                    parts.append(union)  # each branch is its list: the union is the $or's matches
+                    continue
+                subs = [_object(sub, params, col, idcol, depth + 1) for sub in value]
+                parts.append(f"({union} AND {_joined(subs, 'OR')})")
+                continue
+            inner = drive if key == "$and" else None  # an $and item is part of this AND level
+            subs = [_object(sub, params, col, idcol, depth + 1, inner) for sub in value]
             parts.append(_joined(subs, "AND" if key == "$and" else "OR"))
         elif key == "$not":
             if not isinstance(value, dict):
@@ -119,7 +149,7 @@ def _object(obj: dict[str, Any], params: list[Any], col: str, idcol: str, depth:
         elif key.startswith("$"):
             raise FilterError(f"unknown operator {key!r} at top level (fields go first: {{\"field\": {{\"{key}\": ...}}}})")
         else:
-            parts.append(_field(key, value, params, col, idcol, driver[1] if driver and driver[0] == key else None))
+            parts.append(_field(key, value, params, col, idcol, here if here is not None and here.key == key else None))
     return "(" + " AND ".join(parts) + ")"
 
 
@@ -140,37 +170,135 @@ def _text_key(key: Any, what: str) -> None:
 
 
 _INDEX_OPS = ("$eq", "$in", "$gt", "$gte", "$lt", "$lte")
+_RANK = {"$eq": 0, "$in": 0, "$or": 1}  # the order without estimates: an equality, an $or, then a range
+_MAX_UNION = 400  # selects in one union: SQLite refuses a compound SELECT of more than 500
+_FIRST_CAP = 256  # rows each candidate's first count reads at most
 
 
-def _driver(obj: dict[str, Any], params: list[Any]) -> tuple[str, str] | None:
-    """The one (field, operator) of this AND level whose comparison reads its field index: SQLite drives the search
-    from that list of documents and checks the other conditions on those documents only (each further indexed list
-    would be read whole: a range matching most documents cost more than the scan it replaced). An equality or $in
-    first (usually the narrower), else the first range; None when no field here is indexed."""
-    indexed = getattr(params, "indexed", frozenset())
-    if not indexed:
-        return None
-    found = []
+@dataclass(eq=False)
+class _Drive:
+    """A list of documents read from `field_terms` that holds every document matching AND level `level`: the
+    comparison `key` `op` there, or its `$or` (key and op "$or") as the union of its `branches`' lists.
+
+    sql: the `SELECT doc_id FROM field_terms ...` (a UNION ALL of them), with `params`. whole: the list is exactly
+    the level's matches (the level is this one comparison, or an $or of whole branches), so an $or holding it as a
+    branch needs no check of its JSON."""
+
+    level: dict[str, Any]
+    key: str
+    op: str
+    sql: str
+    params: list[Any]
+    whole: bool
+    branches: list[_Drive] = field(default_factory=list)
+
+
+def _plan(obj: dict[str, Any], params: _Params, depth: int) -> _Drive | None:
+    """The narrowest list (`_Drive`) that can drive AND level `obj`, or None when no condition there can."""
+    found = _candidates(obj, params, depth)
+    if len(found) <= 1 or params.estimate is None:  # nothing to compare: no count is read
+        return min(found, key=lambda d: _RANK.get(d.op, 2), default=None)
+    # Counted together under a cap that grows eightfold until one list ends below it: what the counts read stays
+    # within a small multiple of the narrowest list (each list a count(*) through the index's b-tree), so a range
+    # holding most documents is never counted whole beside a narrow equality.
+    cap = _FIRST_CAP
+    while True:
+        sizes = [(params.estimate(_counted(d.sql), d.params, cap), _RANK.get(d.op, 2), i) for i, d in enumerate(found)]
+        if (best := min(sizes))[0] < cap:
+            return found[best[2]]
+        cap *= 8
+
+
+def _counted(select: str) -> str:
+    """`select` reading only the index `field_terms_value` (path, kind, value), for its count: a scalar's `elem = 0`
+    and the `doc_id` each cost a table row per term (7 ms to count 3,500 terms at 20,000 documents, more than the
+    filter's own query), and arrays change a count only a little."""
+    return select.replace("SELECT doc_id ", "SELECT 1 ").replace("elem = 0 AND ", "")
+
+
+def _candidates(obj: dict[str, Any], params: _Params, depth: int) -> list[_Drive]:
+    if depth > _MAX_DEPTH:
+        return []
+    out: list[_Drive] = []
     for key, value in obj.items():
-        if key.startswith("$") or key == "_id" or not _FIELD.fullmatch(key) or lone_surrogate(key):
-            continue
-        if _path(key) not in indexed:
-            continue
-        ops = [op for op in value if op in _INDEX_OPS] if isinstance(value, dict) and any(
-            k.startswith("$") for k in value) else ["$eq"]
-        found += [(key, op) for op in ops]
-    return next((f for f in found if f[1] in ("$eq", "$in")), found[0] if found else None)
+        if not isinstance(key, str):
+            return []  # refused by `_object`
+        if key == "$and" and isinstance(value, list):
+            for sub in value:  # the items of an $and are conditions of this same level
+                if isinstance(sub, dict):
+                    out += [dataclasses.replace(d, whole=False) for d in _candidates(sub, params, depth + 1)]
+        elif (key == "$or" and isinstance(value, list) and 0 < len(value) <= _MAX_UNION
+              and all(isinstance(s, dict) for s in value)):  # more branches than a union holds: none is counted
+            chosen = []
+            for sub in value:
+                if (b := _plan(sub, params, depth + 1)) is None:
+                    break  # a branch no list holds: the $or cannot drive, and no later branch is counted
+                chosen.append(b)
+            else:
+                if sum(b.sql.count(" UNION ALL ") + 1 for b in chosen) <= _MAX_UNION:
+                    out.append(_Drive(obj, "$or", "$or", " UNION ALL ".join(b.sql for b in chosen),
+                                      [p for b in chosen for p in b.params],
+                                      len(obj) == 1 and all(b.whole for b in chosen), chosen))
+        elif (not key.startswith("$") and key != "_id" and _FIELD.fullmatch(key) and not lone_surrogate(key)
+              and _path(key) in params.indexed):
+            bare = not isinstance(value, dict) or not any(isinstance(k, str) and k.startswith("$") for k in value)
+            cond = {"$eq": value} if bare else value
+            for op, v in cond.items():
+                if (terms := _terms(key, _path(key), op, v)) is not None:
+                    out.append(_Drive(obj, key, op, *terms, whole=len(obj) == 1 and len(cond) == 1))
+    return out
 
 
-def _field(name: str, cond: Any, params: list[Any], col: str, idcol: str, index_op: str | None = None) -> str:
-    """`index_op`: the one operator of this field whose comparison reads the field index (`_driver`)."""
+def _kinds(v: Scalar) -> str:
+    """The json_type names a comparison with `v` (not None) can match."""
+    return "('true','false')" if isinstance(v, bool) else ("('text')" if isinstance(v, str) else "('integer','real')")
+
+
+def _terms(name: str, path: str, op: Any, value: Any) -> tuple[str, list[Any]] | None:
+    """The `field_terms` rows of the documents `name` `op` `value` matches, as (SELECT doc_id ..., params), with
+    the scan's matches: an array matches $eq/$in through any element (a term row each), null only as a scalar,
+    ranges compare scalars only (elem 0); None for a comparison the index does not serve (or a malformed one,
+    which `_field` refuses)."""
+    pick = "SELECT doc_id FROM field_terms WHERE path = ? AND "
+    if op == "$in":
+        if not isinstance(value, list) or not value or len(value) > _MAX_IN:
+            return None
+        groups: dict[str, list[Any]] = {}
+        for x in value:
+            v = _scalar(name, x)
+            groups.setdefault("null" if v is None else _kinds(v), []).append(int(v) if isinstance(v, bool) else v)
+        selects, out = [], []
+        for typ, vals in groups.items():
+            if typ == "null":
+                selects.append(pick + "elem = 0 AND kind = 'null'")
+                out.append(path)
+            else:
+                selects.append(pick + f"kind IN {typ} AND value IN ({','.join('?' * len(vals))})")
+                out += [path, *vals]
+        return " UNION ALL ".join(selects), out
+    if op not in _INDEX_OPS:
+        return None
+    v = _scalar(name, value)
+    if op == "$eq":
+        if v is None:
+            return pick + "elem = 0 AND kind = 'null'", [path]
+        return pick + f"kind IN {_kinds(v)} AND value = ?", [path, int(v) if isinstance(v, bool) else v]
+    if isinstance(v, bool) or v is None:
+        return None
+    return pick + f"elem = 0 AND kind IN {_kinds(v)} AND value {_COMPARE[op]} ?", [path, v]
+
+
+def _field(name: str, cond: Any, params: list[Any], col: str, idcol: str, drive: _Drive | None = None) -> str:
+    """`drive`: the list (`_plan`) that drives this AND level, when it is one of this field's comparisons."""
     path = _path(name)  # once per field, not per value of an $in list; refuses a path it cannot name
     if not isinstance(cond, dict) or not any(k.startswith("$") for k in cond):
         cond = {"$eq": cond}
     parts = []
     for op, value in cond.items():
-        params.now = op == index_op  # type: ignore[attr-defined]
-        if op == "$eq":
+        if drive is not None and op == drive.op:  # its comparison, read from the index
+            params.extend(drive.params)
+            parts.append(f"({idcol} IN ({drive.sql}))")
+        elif op == "$eq":
             parts.append(_eq(name, path, value, params, col, idcol))
         elif op == "$ne":
             parts.append("(NOT " + _eq(name, path, value, params, col, idcol) + ")")
@@ -193,7 +321,6 @@ def _field(name: str, cond: Any, params: list[Any], col: str, idcol: str, index_
                 parts.append(f"(json_type({col}, ?) IS {'NOT ' if value else ''}NULL)")
         else:
             raise FilterError(f"{name}: unknown operator {op!r}")
-    params.now = False  # type: ignore[attr-defined]
     return "(" + " AND ".join(parts) + ")"
 
 
@@ -242,17 +369,11 @@ def _eq(name: str, path: str, value: Any, params: list[Any], col: str, idcol: st
         params.append(v)
         return f"({idcol} IS ?)"
     if v is None:
-        if getattr(params, "now", False):
-            params.append(path)
-            return f"({idcol} IN (SELECT doc_id FROM field_terms WHERE path = ? AND elem = 0 AND kind = 'null'))"
         params.append(path)
         return f"(json_type({col}, ?) IS 'null')"
     # JSON true/false come back from json_extract as 1/0; type checks keep bools, numbers and text apart.
-    typ = "('true','false')" if isinstance(v, bool) else ("('text')" if isinstance(v, str) else "('integer','real')")
+    typ = _kinds(v)
     bound = int(v) if isinstance(v, bool) else v
-    if getattr(params, "now", False):  # a scalar, or an array through any element: one term row each
-        params.extend([path, bound])
-        return f"({idcol} IN (SELECT doc_id FROM field_terms WHERE path = ? AND kind IN {typ} AND value = ?))"
     params.extend([path, path, bound, path, path, bound])
     return (
         f"(CASE json_type({col}, ?) WHEN 'array' THEN EXISTS(SELECT 1 FROM json_each({col}, ?) AS je "
@@ -278,9 +399,7 @@ def _any_of(name: str, path: str, values: list[Any], params: list[Any], col: str
                 groups["null"] = []
                 parts.append(_eq(name, path, None, params, col, idcol))
         else:
-            typ = "('true','false')" if isinstance(v, bool) else ("('text')" if isinstance(v, str) else
-                                                                 "('integer','real')")
-            groups.setdefault(typ, []).append(int(v) if isinstance(v, bool) else v)
+            groups.setdefault(_kinds(v), []).append(int(v) if isinstance(v, bool) else v)
     for typ, vals in groups.items():
         if typ == "null":
             continue
@@ -288,10 +407,6 @@ def _any_of(name: str, path: str, values: list[Any], params: list[Any], col: str
         if name == "_id":
             params.extend(vals)
             parts.append(f"({idcol} IN {marks})")
-        elif getattr(params, "now", False):
-            params.extend([path, *vals])
-            parts.append(f"({idcol} IN (SELECT doc_id FROM field_terms WHERE path = ? AND kind IN {typ} AND value IN "
-                         f"{marks}))")
         else:
             params.extend([path, path, *vals, path, path, *vals])
             parts.append(
@@ -312,10 +427,7 @@ def _compare(name: str, path: str, op: str, value: Any, params: list[Any], col: 
             return "0"  # ids are strings; like any field, a type mismatch matches nothing
         params.append(v)
         return f"({idcol} {sym} ?)"
-    typ = "('text')" if isinstance(v, str) else "('integer','real')"
-    if getattr(params, "now", False):  # scalars only, as below: an array's elements are not compared
-        params.extend([path, v])
-        return f"({idcol} IN (SELECT doc_id FROM field_terms WHERE path = ? AND elem = 0 AND kind IN {typ} AND value {sym} ?))"
+    typ = _kinds(v)
     params.extend([path, path, v])
     return f"COALESCE((CASE WHEN json_type({col}, ?) IN {typ} THEN json_extract({col}, ?) END) {sym} ?, 0)"
 

@@ -630,8 +630,8 @@ class Store:
         """Delete the documents satisfying metadata filter `flt` (store.filters) in one transaction: the ids are
         read and deleted under the write lock, so a document another process adds meanwhile is either seen whole
         or not at all. Returns the deleted ids. Raises FilterError for a malformed filter."""
-        where, params = self._compiled(flt)
         with self._transaction() as cur:
+            where, params = self._compiled(flt)  # the field indexes and counts of the state it deletes from
             ids = [r[0] for r in self._run_filter(cur, f"SELECT d.id FROM documents d WHERE {where}", params)]
             self._delete_ids(cur, ids)
             cur.execute(_NEXT_GENERATION)
@@ -751,7 +751,7 @@ class Store:
         """
         from slimvec.store.filters import compile_filter
 
-        where, params = compile_filter(flt, indexed=self.field_indexes())
+        where, params = compile_filter(flt, indexed=self.field_indexes(), estimate=self._term_rows)
         rows = self.filtered_rows(where, params)
         if explain and not len(rows):
             self.explain_unmatched(flt)
@@ -798,7 +798,12 @@ class Store:
 
         if flt is None or (isinstance(flt, dict) and not flt):
             return ("1", [])
-        return compile_filter(flt, indexed=self.field_indexes())
+        return compile_filter(flt, indexed=self.field_indexes(), estimate=self._term_rows)
+
+    def _term_rows(self, select: str, params: list[Any], cap: int) -> int:
+        """How many rows a field index's `SELECT doc_id FROM field_terms ...` reads, counted through the index and
+        at most `cap`: what the filter compiler compares to let the narrowest list drive."""
+        return int(self.db.execute(f"SELECT count(*) FROM ({select} LIMIT ?)", [*params, cap]).fetchone()[0])  # noqa: S608
 
     @staticmethod
     def _run_filter(db: sqlite3.Connection | sqlite3.Cursor, q: str, params: list[Any]) -> sqlite3.Cursor:
