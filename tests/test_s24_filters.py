@@ -287,3 +287,26 @@ def test_an_or_of_more_branches_than_one_union_holds_is_read_from_the_json(col):
         flt = {"$or": [{"wide": 50 + i} for i in range(n)]}
         assert ("field_terms" in _compiled(col, flt)[0]) == indexed
         assert [d.id for d in col.scroll(flt, limit=1000)[0]] == want and col.count(flt) == len(want)
+
+
+@pytest.mark.parametrize("read", ["count", "rows", "page"])
+def test_a_filtered_read_uses_the_field_indexes_of_the_state_it_reads(col, monkeypatch, read):
+    # The list of indexed fields and the query that reads their terms were two statements: another handle's drop
+    # landing between them made the compiled filter read an emptied index, and a count, page or search of "x"
+    # found nothing.
+    indexes = col.store.field_indexes
+
+    def then_another_handle_drops_it():
+        held = indexes()
+        with Collection.open(col.path, col.encoder) as other:
+            other.drop_field_index("narrow")
+        return held
+
+    monkeypatch.setattr(col.store, "field_indexes", then_another_handle_drops_it)
+    want = [f"d{i:03d}" for i in range(400) if i % 50 == 7]
+    if read == "count":
+        assert col.store.count_matching({"narrow": "x"}) == len(want)
+    elif read == "rows":
+        assert len(col.store.rows_matching({"narrow": "x"})) == len(want)  # one chunk per document here
+    else:
+        assert [d["id"] for d in col.store.documents_matching({"narrow": "x"}, None, 100)] == want

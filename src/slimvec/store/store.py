@@ -751,8 +751,9 @@ class Store:
         """
         from slimvec.store.filters import compile_filter
 
-        where, params = compile_filter(flt, indexed=self.field_indexes(), estimate=self._term_rows)
-        rows = self.filtered_rows(where, params)
+        with self.snapshot():  # the indexed fields named and their terms read in one state (`_compiled`)
+            where, params = compile_filter(flt, indexed=self.field_indexes(), estimate=self._term_rows)
+            rows = self.filtered_rows(where, params)
         if explain and not len(rows):
             self.explain_unmatched(flt)
         return rows
@@ -778,22 +779,28 @@ class Store:
 
     def count_matching(self, flt: dict[str, Any] | None) -> int:
         """How many stored documents satisfy metadata filter `flt` (all of them for None or {})."""
-        where, params = self._compiled(flt)
-        return int(self._run_filter(self.db, f"SELECT COUNT(*) FROM documents d WHERE {where}", params).fetchone()[0])
+        with self.snapshot():
+            where, params = self._compiled(flt)
+            return int(self._run_filter(self.db, f"SELECT COUNT(*) FROM documents d WHERE {where}",
+                                        params).fetchone()[0])
 
     def documents_matching(self, flt: dict[str, Any] | None, start: str | None, limit: int) -> list[dict[str, Any]]:
         """Up to `limit` stored documents satisfying `flt`, in id order (SQLite's binary collation: code point
         order, as Python compares str) from id `start` on, inclusive; dicts as `get_document` gives them."""
-        where, params = self._compiled(flt)
-        if start is not None:
-            where, params = f"({where}) AND d.id >= ?", [*params, start]
-        q = f"SELECT d.id, d.title, d.text, d.metadata FROM documents d WHERE {where} ORDER BY d.id LIMIT ?"
-        docs = {r[0]: {"id": r[0], "title": r[1], "text": r[2], "metadata": json.loads(r[3]), "sections": []}
-                for r in self._run_filter(self.db, q, [*params, min(int(limit), _MAX_LIMIT)])}
-        self._add_sections(docs)
+        with self.snapshot():
+            where, params = self._compiled(flt)
+            if start is not None:
+                where, params = f"({where}) AND d.id >= ?", [*params, start]
+            q = f"SELECT d.id, d.title, d.text, d.metadata FROM documents d WHERE {where} ORDER BY d.id LIMIT ?"
+            docs = {r[0]: {"id": r[0], "title": r[1], "text": r[2], "metadata": json.loads(r[3]), "sections": []}
+                    for r in self._run_filter(self.db, q, [*params, min(int(limit), _MAX_LIMIT)])}
+            self._add_sections(docs)
         return list(docs.values())
 
     def _compiled(self, flt: dict[str, Any] | None) -> tuple[str, list[Any]]:
+        """(SQL condition, parameters) for `flt` over this store's field indexes. Call inside the snapshot or
+        transaction that runs it: the condition reads the terms of the indexes listed now, and another handle may
+        drop one."""
         from slimvec.store.filters import compile_filter
 
         if flt is None or (isinstance(flt, dict) and not flt):
