@@ -35,6 +35,8 @@ WRITER_LOCK = ".writer.lock"
 READERS_LOCK = ".readers.lock"
 MIGRATE_LOCK = ".migrate.lock"  # held by a `slimvec migrate` run (slimvec.migrate.state.running)
 MANIFEST = "manifest.json"
+MIGRATION = "migration"  # DIR/migration/: a `slimvec migrate` under way (slimvec.migrate.state) ...
+MIGRATION_RECORD = "migration.json"  # ... from its record, written at its start, until its switch
 # Names in DIR that stay through a switch: the lock files every process flocks, and the intent itself.
 KEEP = (WRITER_LOCK, READERS_LOCK, MIGRATE_LOCK, INTENT)
 
@@ -64,6 +66,25 @@ def writer_lock(path: Path, wait: bool = True) -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def refuse_writes_during_migration(path: Path) -> None:
+    """CollectionError while a migration of collection `path` is under way. Its re-embedding reads the documents
+    once and its switch replaces the collection with what it read, so a write landing meanwhile, through a handle
+    opened before the migration started (a server: a plain collection, not the migrating one that refuses
+    writes), was dropped by the switch (an upsert lost without a word) or kept it from ever switching (a delete:
+    fewer documents than the target holds). Checked under the writer lock, which the migration's start holds
+    while it reads the documents and writes its record."""
+    record = Path(path) / MIGRATION / MIGRATION_RECORD
+    if not record.is_file():
+        return
+    try:
+        to = json.loads(record.read_text(encoding="utf-8")).get("to")
+    except (OSError, ValueError, AttributeError):  # unreadable: `slimvec migrate` itself says what is wrong with it
+        to = None
+    model = f" to {to!r}" if isinstance(to, str) else ""
+    raise CollectionError(f"{path}: a migration{model} is under way; writes are refused until it finishes "
+                          f"(`slimvec migrate {path} --to {to if isinstance(to, str) else 'MODEL'}`)")
 
 
 def switch(path: Path, stage: Path, staged: Path, busy: str) -> None:

@@ -1,0 +1,89 @@
+"""Session 24 (s24-race): faults found using one collection from several threads, handles or processes at once.
+
+FakeEncoder collections throughout: these are plumbing tests (locks, handles, what is stored), not quality ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fakes import FakeEncoder, registered_encoders
+
+from slimvec import Collection, Document
+from slimvec.errors import CollectionError
+from slimvec.migrate import runner
+from slimvec.store import switch
+
+NEW = "fake-new-s24"
+
+
+def _docs(n: int) -> list[Document]:
+    return [Document(f"d{i}", f"document {i} about cells, proteins and bone density {i % 7}", "", {"g": i % 3})
+            for i in range(n)]
+
+
+@pytest.fixture()
+def models():
+    """The old and new plumbing models registered by name, so every stage of a migration opens without one."""
+    with registered_encoders(FakeEncoder(dim=32, name="fake-bow"), FakeEncoder(dim=64, name=NEW)):
+        yield
+
+
+# A server (or any handle) that opened the collection before `slimvec migrate` started holds a plain Collection,
+# not the MigratingCollection that refuses writes. Its writes landed in the old generation after the migration had
+# read it: an upsert of a document already re-embedded was dropped by the switch without a word (the target kept
+# the old version and the count still matched), and a delete left the migration unable to ever switch ("60 of 59
+# documents are re-embedded").
+def test_a_handle_opened_before_the_migration_cannot_write_what_the_switch_would_drop(tmp_path, models):
+    path = tmp_path / "col"
+    with Collection.create(path, encoder=FakeEncoder(32)) as col:
+        col.add(_docs(60))
+    server = Collection.open(path)
+    before = server.get("d5")
+    with pytest.raises(CollectionError, match="open elsewhere"):  # re-embedded, the switch waits for the server
+        runner.migrate(path, NEW, sample=20)
+    for write in (lambda: server.upsert([Document("d5", "a revised text of document five")]),
+                  lambda: server.delete(["d7"]), lambda: server.add([Document("new", "a new document")]),
+                  lambda: server.create_field_index("g"), lambda: server.compact()):
+        with pytest.raises(CollectionError, match=f"a migration to '{NEW}' is under way"):
+            write()
+    assert server.get("d5") == before and len(server) == 60 and server.search("cells", k=3)  # searches go on
+    server.close()
+    assert runner.migrate(path, NEW)["switched"]
+    with Collection.open(path) as col:
+        assert type(col) is Collection and col.manifest["model"] == NEW and len(col) == 60
+        assert col.get("d5") == before and col.get("d7") is not None and col.check() == []
+        col.upsert([Document("d5", "written once the migration is done")])  # writes are open again
+        assert col.get("d5").text == "written once the migration is done"
+
+
+# The migration reads the documents it fits on (and stores in the target) before its record exists; a write
+# between that read and the record would be missed the same way, so the start holds the old generation's writer
+# lock from before the read until the record is written.
+def test_starting_a_migration_holds_the_writer_lock_while_it_reads_the_collection(tmp_path, models, monkeypatch):
+    path = tmp_path / "col"
+    with Collection.create(path, encoder=FakeEncoder(32)) as col:
+        col.add(_docs(40))
+    held_while_sampling = []
+    real = runner._sample_into
+
+    def sampling(old, target, sample, seed):
+        with switch.writer_lock(path, wait=False) as free:  # another open file: it conflicts within one process
+            held_while_sampling.append(not free)
+        return real(old, target, sample, seed)
+
+    monkeypatch.setattr(runner, "_sample_into", sampling)
+    runner.start(path, NEW, sample=20)
+    assert held_while_sampling == [True]
+    with switch.writer_lock(path, wait=False) as free:  # and let go once the record is written
+        assert free
+
+
+def test_a_directory_without_a_collection_is_refused_by_the_start_without_a_lock_file(tmp_path, models):
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    with pytest.raises(CollectionError):
+        runner.start(empty, NEW)
+    assert list(Path(empty).iterdir()) == []
+
