@@ -5,6 +5,8 @@ FakeEncoder collections throughout: these are plumbing tests (locks, handles, wh
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,47 @@ def test_a_search_under_migration_reads_the_target_only_under_its_lock(tmp_path,
             target.db = real
     with Collection.open(path) as col:
         assert got == [[(h.id, h.score) for h in col.search(q, k=5, filter=f)] for q, f in searches] and got[0]
+
+
+# Opening a collection while another handle's compaction (or a migration's switch) was moving files saw the switch's
+# intent, waited for the writer lock the switch held, and then, holding that lock, waited for the readers' lock to
+# be free of every handle, to roll forward what was in fact finished already: the compacting handle (and any other
+# open one) holds that lock shared for as long as it is open, so the open hung for good, and the compacting
+# process's next write hung behind it. Seen in a loop of compactions in one thread and opens in another (hung
+# within 30 s); here the switch that finishes while the open waits for the writer lock is simulated, and a wait
+# for the readers' lock that would block fails instead of hanging.
+def test_an_open_that_meets_a_finished_switch_does_not_wait_for_the_open_handles(tmp_path, monkeypatch):
+    import fcntl
+
+    path = tmp_path / "col"
+    with Collection.create(path, encoder=FakeEncoder(32)) as col:
+        col.add(_docs(20))
+        (path / switch.INTENT).write_text("{}")  # the intent of a switch under way, as the open's first look sees it
+        real_writer_lock = switch.writer_lock
+
+        @contextmanager
+        def switch_done_meanwhile(p, wait=True):
+            (Path(p) / switch.INTENT).unlink()  # the switching process finished and let go of its writer lock
+            with real_writer_lock(p, wait) as held:
+                yield held
+
+        class NoBlockingWait:
+            LOCK_EX, LOCK_SH, LOCK_NB, LOCK_UN = fcntl.LOCK_EX, fcntl.LOCK_SH, fcntl.LOCK_NB, fcntl.LOCK_UN
+
+            @staticmethod
+            def flock(fd, op):
+                if op == fcntl.LOCK_EX and Path(os.readlink(f"/proc/self/fd/{fd}")).name == switch.READERS_LOCK:
+                    try:
+                        fcntl.flock(fd, op | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        raise AssertionError("waited for every open handle to roll forward a finished switch") from None
+                    return None
+                return fcntl.flock(fd, op)
+
+        monkeypatch.setattr(switch, "writer_lock", switch_done_meanwhile)
+        monkeypatch.setattr(switch, "fcntl", NoBlockingWait)
+        with Collection.open(path, encoder=FakeEncoder(32)) as other:
+            assert len(other) == 20
+        monkeypatch.undo()
+        col.add([Document("after", "written once the open is done")])  # the writer lock is free again
+        assert len(col) == 21 and col.check() == []

@@ -116,11 +116,18 @@ def finish(path: Path) -> bool:
     path = Path(path)
     if not (path / INTENT).is_file():
         return False
-    with writer_lock(path), open(path / READERS_LOCK, "a+") as readers:
-        fcntl.flock(readers.fileno(), fcntl.LOCK_EX)
-        intent = _read_intent(path)
-        if intent is not None:
-            _roll_forward(path, intent)
+    with writer_lock(path):
+        # The intent seen above may be that of a switch running, not interrupted: its process removed it when done,
+        # then let go of the writer lock this call waited for, and its handles (and any opened since) hold the
+        # readers' lock shared for as long as they are open. Waiting for that lock here, holding the writer lock,
+        # hung the open for good and the switching process's next write behind it.
+        if not (path / INTENT).is_file():
+            return True
+        with open(path / READERS_LOCK, "a+") as readers:
+            fcntl.flock(readers.fileno(), fcntl.LOCK_EX)
+            intent = _read_intent(path)
+            if intent is not None:
+                _roll_forward(path, intent)
     return True
 
 
