@@ -212,7 +212,7 @@ class Collection(KeepsQueries):
         switch.finish(Path(path))  # a compaction or migration switch interrupted by a crash: rolled forward first
         if (Path(path) / "shards.json").is_file():  # same API over shard collections (slimvec.distributed)
             return registry.load("layout", "sharded")(Path(path), encoder)  # type: ignore[no-any-return]
-        if (Path(path) / "migration" / "migration.json").is_file():  # `slimvec migrate` under way (slimvec.migrate)
+        if (Path(path) / switch.MIGRATION / switch.MIGRATION_RECORD).is_file():  # `slimvec migrate` under way
             return registry.load("layout", "migrating")(Path(path), encoder)  # type: ignore[no-any-return]
         col = cls(Store.open(Path(path)), encoder)
         col.routed_by = _router_of(Path(path))

@@ -177,7 +177,12 @@ class MigratingCollection(Collection):
         """Old chunk rows of the documents the target holds (the sample stored at start, then the re-embedded
         ones), extended from the target rows added since the last call (the target only grows)."""
         seen, rows = self._migrated
-        added = self.target.store.document_ids_from(seen)
+        # Under the target's state lock, as every use of a collection's SQLite connection: another thread's search
+        # reads the target through the same connection under that lock only (not this collection's), and a sqlite3
+        # connection is for one thread at a time (the error of the one statement's failing is lost to the other's:
+        # "returned NULL without setting an exception", a DatabaseError instead of the OperationalError caught).
+        with self.target._lock:
+            added = self.target.store.document_ids_from(seen)
         if added:
             found = self.store.rows_of_documents([i for _, i in added])
             self._migrated = (added[-1][0], np.concatenate([rows, found]))

@@ -19,6 +19,7 @@ import functools
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -89,6 +90,18 @@ def start(path: str | Path, to: str, adapter: str = "auto", sample: int = MAX_SA
     names = _checked_options(adapter, sample, queries, references)
     if pick not in {p.value for p in _line.Pick}:
         raise ConfigError(f"pick must be one of {', '.join(p.value for p in _line.Pick)}, got {pick!r}")
+    # The old generation's writer lock, from before its documents are read until the record is written: a write
+    # in between (through a handle opened before, a server's) would be missing from what the migration reads and
+    # switches in. Taken after rolling forward an interrupted switch (opening does that, under the same lock), and
+    # only over a collection (no lock file is left in a directory that holds none).
+    _switch.finish(path)
+    with _switch.writer_lock(path) if (path / _switch.MANIFEST).is_file() else nullcontext():
+        return _start(path, to, adapter, sample, seed, encoder, queries, references, pick, names)
+
+
+def _start(path: Path, to: str, adapter: str, sample: int, seed: int, encoder: Encoder | None, queries: str,
+           references: int, pick: str, names: list[str]) -> dict[str, Any]:
+    """`start` past its argument checks, under the collection's writer lock."""
     mdir = migration_dir(path)
     old = Collection.open(path)
     try:

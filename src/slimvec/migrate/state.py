@@ -24,10 +24,10 @@ from typing import Any
 
 from slimvec.atomic import write_json_atomic
 from slimvec.errors import CollectionError
-from slimvec.store.switch import INTENT, MANIFEST, MIGRATE_LOCK
+from slimvec.store.switch import INTENT, MANIFEST, MIGRATE_LOCK, MIGRATION, MIGRATION_RECORD
 
-DIRNAME = "migration"
-RECORD = "migration.json"
+DIRNAME = MIGRATION  # while the record exists, writes are refused (`switch.refuse_writes_during_migration`)
+RECORD = MIGRATION_RECORD
 ADAPTER = "adapter.npz"
 REFERENCE_FILE = "reference.npz"
 TARGET = "target"

@@ -464,12 +464,14 @@ class Store:
     @contextmanager
     def writer(self) -> Iterator[None]:
         """Hold the collection's exclusive writer lock (blocks until other writers finish). Raises CollectionError
-        (one line) for a collection opened read-only."""
+        (one line) for a collection opened read-only, or one being migrated to another model
+        (`switch.refuse_writes_during_migration`)."""
         if self.read_only:  # a folder read-only by itself: the lock file (and the vector file) can still be written
             why = "read-only file system" if os.statvfs(self.path).f_flag & os.ST_RDONLY else "permission denied"
             raise CollectionError(f"{self.path}: cannot write this collection ({why}: the folder itself); it can "
                                   "still be searched")
         with switch.writer_lock(self.path):
+            switch.refuse_writes_during_migration(self.path)
             yield
 
     def sole_handle(self) -> bool:

@@ -35,6 +35,8 @@ WRITER_LOCK = ".writer.lock"
 READERS_LOCK = ".readers.lock"
 MIGRATE_LOCK = ".migrate.lock"  # held by a `slimvec migrate` run (slimvec.migrate.state.running)
 MANIFEST = "manifest.json"
+MIGRATION = "migration"  # DIR/migration/: a `slimvec migrate` under way (slimvec.migrate.state) ...
+MIGRATION_RECORD = "migration.json"  # ... from its record, written at its start, until its switch
 # Names in DIR that stay through a switch: the lock files every process flocks, and the intent itself.
 KEEP = (WRITER_LOCK, READERS_LOCK, MIGRATE_LOCK, INTENT)
 
@@ -66,6 +68,25 @@ def writer_lock(path: Path, wait: bool = True) -> Iterator[bool]:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
+def refuse_writes_during_migration(path: Path) -> None:
+    """CollectionError while a migration of collection `path` is under way. Its re-embedding reads the documents
+    once and its switch replaces the collection with what it read, so a write landing meanwhile, through a handle
+    opened before the migration started (a server: a plain collection, not the migrating one that refuses
+    writes), was dropped by the switch (an upsert lost without a word) or kept it from ever switching (a delete:
+    fewer documents than the target holds). Checked under the writer lock, which the migration's start holds
+    while it reads the documents and writes its record."""
+    record = Path(path) / MIGRATION / MIGRATION_RECORD
+    if not record.is_file():
+        return
+    try:
+        to = json.loads(record.read_text(encoding="utf-8")).get("to")
+    except (OSError, ValueError, AttributeError):  # unreadable: `slimvec migrate` itself says what is wrong with it
+        to = None
+    model = f" to {to!r}" if isinstance(to, str) else ""
+    raise CollectionError(f"{path}: a migration{model} is under way; writes are refused until it finishes "
+                          f"(`slimvec migrate {path} --to {to if isinstance(to, str) else 'MODEL'}`)")
+
+
 def switch(path: Path, stage: Path, staged: Path, busy: str) -> None:
     """Swap the collection files of `path` for those of `staged` (a collection directory inside `stage`, a
     folder of `path`), then remove `stage`. The caller holds the writer lock.
@@ -95,11 +116,18 @@ def finish(path: Path) -> bool:
     path = Path(path)
     if not (path / INTENT).is_file():
         return False
-    with writer_lock(path), open(path / READERS_LOCK, "a+") as readers:
-        fcntl.flock(readers.fileno(), fcntl.LOCK_EX)
-        intent = _read_intent(path)
-        if intent is not None:
-            _roll_forward(path, intent)
+    with writer_lock(path):
+        # The intent seen above may be that of a switch running, not interrupted: its process removed it when done,
+        # then let go of the writer lock this call waited for, and its handles (and any opened since) hold the
+        # readers' lock shared for as long as they are open. Waiting for that lock here, holding the writer lock,
+        # hung the open for good and the switching process's next write behind it.
+        if not (path / INTENT).is_file():
+            return True
+        with open(path / READERS_LOCK, "a+") as readers:
+            fcntl.flock(readers.fileno(), fcntl.LOCK_EX)
+            intent = _read_intent(path)
+            if intent is not None:
+                _roll_forward(path, intent)
     return True
 
 
