@@ -168,3 +168,53 @@ def test_an_open_that_meets_a_finished_switch_does_not_wait_for_the_open_handles
         monkeypatch.undo()
         col.add([Document("after", "written once the open is done")])  # the writer lock is free again
         assert len(col) == 21 and col.check() == []
+
+
+# A server answers lone queries from several threads. Each `blas_threads` saved the BLAS setting it found: a query
+# entering while another held one thread saved 1 and restored it after the other had put 2 back, so numpy stayed
+# on one thread for the rest of the process (batch searches, tune's exact truth, codec fits).
+def test_lone_queries_in_two_threads_leave_blas_as_they_found_it():
+    import threading
+
+    import threadpoolctl
+    from threadpoolctl import threadpool_info
+
+    from slimvec.index.base import blas_threads
+
+    def blas():  # the process-wide pools (numpy's wheels); an OpenMP build's setting is per thread
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"
+                and i["internal_api"] == "openblas" and i.get("threading_layer") != "openmp"]
+
+    import numpy  # noqa: F401  (its BLAS loaded before the first query)
+
+    setting = threadpoolctl.threadpool_limits(limits=2, user_api="blas")  # 2 even on a 1-core machine
+    threadpoolctl.OpenBLASController.clear_controlling_thread()
+    try:
+        assert blas() and all(n == 2 for n in blas())
+        a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+        inside = {}
+
+        def a():
+            with blas_threads(1):
+                a_in.set()
+                b_in.wait()
+                inside["a"] = blas()
+            a_out.set()
+
+        def b():
+            a_in.wait()
+            with blas_threads(1):
+                b_in.set()
+                a_out.wait()
+                inside["b"] = blas()  # a left first: b's query still runs on one thread
+
+        threads = [threading.Thread(target=f) for f in (a, b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert all(n == 1 for n in inside["a"] + inside["b"])
+        assert all(n == 2 for n in blas())
+    finally:
+        setting.restore_original_limits()
+        threadpoolctl.OpenBLASController.clear_controlling_thread()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -91,7 +92,10 @@ def tie_ordered(vals: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndar
     return vals, rows
 
 
-_blas: Any = None  # threadpoolctl's controller, made at first use (after numpy's BLAS is loaded)
+_blas: Any = None  # (process-wide, per-thread) threadpoolctl controllers, made at first use (after BLAS loads)
+_blas_lock = threading.Lock()
+_blas_users = 0  # lone queries inside `blas_threads` now, in every thread
+_blas_limiter: Any = None  # what the first of them set on the process-wide pools; restored by the last to leave
 
 
 @contextmanager
@@ -99,15 +103,57 @@ def blas_threads(n_queries: int) -> Iterator[None]:
     """One BLAS thread for the enclosed numpy products when they serve a lone query (threadpoolctl), as
     `codecs.base.faiss_threads` does for faiss: OpenBLAS splits a (1 x d) @ (d x n) product across its
     threads, and on a busy 2-core machine each call waited for the second one (5,000 rows: 1.5 ms with 2
-    threads, 0.4 ms with 1; benchmarks/peers.py measured exact-f32 p50 12-28 ms against 0.85 ms). OpenBLAS's
-    setting is process-wide: a batch running in another thread meanwhile is single-threaded too."""
-    global _blas
+    threads, 0.4 ms with 1; benchmarks/peers.py measured exact-f32 p50 12-28 ms against 0.85 ms).
+
+    A pthreads OpenBLAS (numpy's wheels) has one process-wide pool, so lone queries in several threads at once (a
+    server) share one setting, counted: the first to enter sets one thread, the last to leave restores what it
+    found, and a batch running in another thread meanwhile is single-threaded too. Each entering with
+    threadpoolctl's `limit` saved the setting it found: a query entering while another held 1 saved 1 and put it
+    back after the other had restored 2, and BLAS stayed single-threaded for the rest of the process (tune's
+    exact truth, batch searches, codec fits). threadpoolctl lets one "controlling" thread change such a pool, so
+    control is let go after each change. BLAS libraries whose setting is per thread (OpenMP builds, such as
+    faiss's bundled OpenBLAS) are limited in the calling thread only, as before."""
+    global _blas, _blas_users, _blas_limiter
     if n_queries != 1:
         yield
         return
-    if _blas is None:
-        from threadpoolctl import ThreadpoolController
+    with _blas_lock:
+        if _blas is None:
+            _blas = _blas_controllers()
+        shared, local = _blas
+        if shared is not None:
+            if _blas_users == 0:
+                _blas_limiter = shared.limit(limits=1)
+                _release_blas_control()
+            _blas_users += 1
+    try:
+        with local.limit(limits=1) if local is not None else nullcontext():
+            yield
+    finally:
+        if shared is not None:
+            with _blas_lock:
+                _blas_users -= 1
+                if _blas_users == 0:
+                    _blas_limiter.restore_original_limits()
+                    _release_blas_control()
+                    _blas_limiter = None
 
-        _blas = ThreadpoolController()
-    with _blas.limit(limits=1, user_api="blas"):
-        yield
+
+def _blas_controllers() -> tuple[Any, Any]:
+    """(process-wide, per-thread) BLAS libraries loaded now, as threadpoolctl controllers (None: none of that
+    kind). Only a non-OpenMP OpenBLAS has one pool for the whole process (threadpoolctl's controlling-thread rule)."""
+    from threadpoolctl import ThreadpoolController
+
+    blas = ThreadpoolController().select(user_api="blas")
+    shared = [c.filepath for c in blas.lib_controllers
+              if c.internal_api == "openblas" and getattr(c, "threading_layer", None) != "openmp"]
+    local = [c.filepath for c in blas.lib_controllers if c.filepath not in shared]
+    return (blas.select(filepath=shared) if shared else None), (blas.select(filepath=local) if local else None)
+
+
+def _release_blas_control() -> None:
+    import threadpoolctl
+
+    controller = getattr(threadpoolctl, "OpenBLASController", None)  # threadpoolctl >= 3.6 only
+    if controller is not None:
+        controller.clear_controlling_thread()
