@@ -251,8 +251,10 @@ def api_router(served: Served, require_writer: Callable[[Request], None]) -> API
     async def field_indexes(*, col: Any = Depends(collection), name: str, body: FieldIndexIn) -> dict[str, Any]:
         fields = list(body.fields)
         change = col.drop_field_index if body.drop else col.create_field_index
-        changed = await served.write(name, lambda: change(fields))
-        return {"dropped" if body.drop else "created": changed, "field_indexes": col.field_indexes()}
+        # The list read on the write thread too: here it would wait on the event loop, stalling every request, for
+        # the collection's lock while a search holds it.
+        changed, held = await served.write(name, lambda: (change(fields), col.field_indexes()))
+        return {"dropped" if body.drop else "created": changed, "field_indexes": held}
 
     @router.post("/collections/{name}/tune", dependencies=writer)
     async def tune(*, col: Any = Depends(collection), name: str, body: TuneIn) -> dict[str, Any]:
