@@ -218,3 +218,37 @@ def test_lone_queries_in_two_threads_leave_blas_as_they_found_it():
     finally:
         setting.restore_original_limits()
         threadpoolctl.OpenBLASController.clear_controlling_thread()
+
+
+# Store.open read manifest.json before taking the readers' lock: a switch (a migration's, to another model)
+# landing in between paired the old manifest (model, dim) with the new database and vector file.
+def test_an_open_reads_the_manifest_of_the_files_it_opens(tmp_path, monkeypatch):
+    import shutil
+
+    from slimvec.store import store as store_module
+    from slimvec.store.store import Store
+
+    old = Collection.create(tmp_path / "col", encoder=FakeEncoder(dim=8))
+    old.add([Document("a", "alpha words")])
+    old.close()
+    new = Collection.create(tmp_path / "new", encoder=FakeEncoder(dim=16))
+    new.add([Document("a", "alpha words"), Document("b", "beta words")])
+    new.close()
+    hold, opens = store_module._hold_shared, []
+
+    def a_switch_first(path):
+        if not opens:  # a switch landing just before the lock: the new generation's files moved in
+            for f in (tmp_path / "new").iterdir():
+                if f.is_dir():
+                    shutil.copytree(f, path / f.name, dirs_exist_ok=True)
+                elif not f.name.startswith("."):  # not the lock files
+                    shutil.copy2(f, path / f.name)
+        opens.append(path)
+        return hold(path)
+
+    monkeypatch.setattr(store_module, "_hold_shared", a_switch_first)
+    st = Store.open(tmp_path / "col")
+    try:
+        assert st.dim == 16 and st.vectors().shape == (2, 16) and st.counts()["documents"] == 2
+    finally:
+        st.close()

@@ -224,11 +224,12 @@ def model_weight_problem(manifest: dict[str, Any]) -> str | None:
 class Store:
     """Low-level access to one collection directory; `Collection` builds search on top."""
 
-    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, path: Path, manifest: dict[str, Any], readers: Any = False) -> None:
+        """readers: the readers' lock `open` took before reading `manifest` (False: take it now)."""
         self.path = path
         self.manifest = manifest
         self.dim = int(manifest["dim"])
-        self._readers = _hold_shared(path)
+        self._readers = _hold_shared(path) if readers is False else readers
         # The folder alone decides, not the lock file: in a folder made read-only by itself (`chmod a-w DIR`,
         # `chattr +i DIR`) the existing lock file still opens for writing, but SQLite cannot make its -wal and -shm
         # files beside the database, so even a search failed ("unable to open database file").
@@ -296,6 +297,19 @@ class Store:
         """Open an existing collection, checking its format version (a switch of its files that a crash
         interrupted is rolled forward first, see `store.switch`)."""
         switch.finish(path)
+        # The readers' lock before the manifest: read before it, a switch (compaction, migration) could move the
+        # files in between, and the old manifest (model, dim) was paired with the new database.
+        # Not in a folder that holds no collection: the lock file would be left there.
+        readers = _hold_shared(path) if (path / MANIFEST).exists() or (path / READERS_LOCK).exists() else None
+        try:
+            return cls._open_locked(path, readers)
+        except BaseException:
+            if readers is not None:
+                readers.close()
+            raise
+
+    @classmethod
+    def _open_locked(cls, path: Path, readers: Any) -> "Store":
         mpath = path / MANIFEST
         if not mpath.exists():
             raise CollectionError(f"{path}: no slimvec collection here (missing {MANIFEST})")
@@ -323,7 +337,7 @@ class Store:
                                   "directory is damaged or was copied in part); restore the whole directory")
         store = None
         try:
-            store = cls(path, manifest)
+            store = cls(path, manifest, readers)
             store._add_missing_columns()
             store._add_dead_count()
             store._add_dead_log()
