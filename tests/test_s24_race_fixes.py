@@ -13,7 +13,7 @@ import pytest
 from fakes import FakeEncoder, registered_encoders
 
 from slimvec import Collection, Document
-from slimvec.errors import CollectionError
+from slimvec.errors import CollectionError, ConfigError
 from slimvec.migrate import runner
 from slimvec.store import switch
 
@@ -250,5 +250,30 @@ def test_an_open_reads_the_manifest_of_the_files_it_opens(tmp_path, monkeypatch)
     st = Store.open(tmp_path / "col")
     try:
         assert st.dim == 16 and st.vectors().shape == (2, 16) and st.counts()["documents"] == 2
+    finally:
+        st.close()
+
+
+# A collection under migration whose adapter (or target) could not be opened raised with the old store still
+# open: its share of the readers' lock stayed held as long as the error was (a server's log, a traceback kept), and
+# every compaction or switch was refused as "open elsewhere".
+def test_a_migrating_collection_that_fails_to_open_holds_no_lock(tmp_path, models):
+    from slimvec.migrate.state import migration_dir, read_record
+    from slimvec.store.store import Store
+
+    path = tmp_path / "col"
+    with Collection.create(path, encoder=FakeEncoder(32)) as col:
+        col.add(_docs(30))
+    server = Collection.open(path)
+    with pytest.raises(CollectionError, match="open elsewhere"):  # stopped before its switch: still migrating
+        runner.migrate(path, NEW, sample=20)
+    server.close()
+    (migration_dir(path) / read_record(path)["adapter_file"]).write_bytes(b"not an adapter")
+    with pytest.raises(ConfigError, match="not a readable adapter file") as failed:
+        Collection.open(path)
+    assert failed.value is not None  # kept, as a server's error log keeps it
+    st = Store.open(path)
+    try:
+        assert st.sole_handle()
     finally:
         st.close()

@@ -55,7 +55,19 @@ class MigratingCollection(Collection):
         self.record = read_record(path)
         to_new = encoder is not None and encoder.name == self.record["to"]
         super().__init__(Store.open(path), None if to_new else encoder)
-        self.target = Collection.open(migration_dir(path) / TARGET, encoder if to_new else None)
+        try:
+            self.target = Collection.open(migration_dir(path) / TARGET, encoder if to_new else None)
+        except BaseException:  # e.g. the switch moved the target in meanwhile: the old store's lock let go now
+            self.store.close()
+            raise
+        try:
+            self._load(path)
+        except BaseException:
+            self.close()
+            raise
+
+    def _load(self, path: Path) -> None:
+        """The migration's adapter, score map and reference line, as the record names them."""
         self.adapter = load_adapter(migration_dir(path) / self.record["adapter_file"])
         self._map = tuple(self.record.get("score_map", (1.0, 0.0)))
         self.queries = self.record.get("queries", "adapter")
