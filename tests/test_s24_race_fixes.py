@@ -277,3 +277,18 @@ def test_a_migrating_collection_that_fails_to_open_holds_no_lock(tmp_path, model
         assert st.sole_handle()
     finally:
         st.close()
+
+
+def test_opening_with_another_model_holds_no_lock(tmp_path):
+    from slimvec.store.store import Store
+
+    with Collection.create(tmp_path / "col", encoder=FakeEncoder(32)) as col:
+        col.add(_docs(3))
+    with pytest.raises(CollectionError, match="not 'other'") as failed:
+        Collection.open(tmp_path / "col", FakeEncoder(32, name="other"))
+    assert failed.value is not None  # kept, as a server's error log keeps it
+    st = Store.open(tmp_path / "col")
+    try:
+        assert st.sole_handle()
+    finally:
+        st.close()

@@ -90,8 +90,12 @@ class Collection(KeepsQueries):
         # a document written here directly is in a shard its router may not route it to (`_refuse_shard_write`).
         self.routed_by: Path | None = None
         if encoder is not None:
-            self._encoder = encoder = self._wrap(encoder)
-            self._check_encoder(encoder)
+            try:
+                self._encoder = encoder = self._wrap(encoder)
+                self._check_encoder(encoder)
+            except BaseException:  # another model: the lock let go now, as for a damaged calibration above
+                store.close()
+                raise
 
     # ---- lifecycle -------------------------------------------------------------------------
     @classmethod
