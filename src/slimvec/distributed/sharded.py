@@ -331,19 +331,7 @@ class ShardedCollection(KeepsQueries):
         written" stand for the whole call while other shards did delete. The ordinals of the ids deleted are
         forgotten; a failure is raised as the first failing shard's error class, naming it and what the other
         shards deleted. `ids_of(shard, result)`: the ids a shard's result deleted."""
-        pending: dict[int, Any] = {}
-        results: dict[int, Any] = {}
-        failed: list[tuple[int, Exception]] = []
-        for s, method, args in calls:
-            try:  # a LocalShard runs the call in submit: its error is raised here
-                pending[s] = self.shards[s].submit(method, *args)
-            except Exception as e:  # noqa: BLE001 - raised below, once every shard has answered
-                failed.append((s, e))
-        for s, p in pending.items():
-            try:
-                results[s] = self.shards[s].result(p)
-            except Exception as e:  # noqa: BLE001 - as above
-                failed.append((s, e))
+        results, failed = self._ask_each(calls)
         self.ordinals.forget([i for s, got in results.items() for i in ids_of(s, got)])
         if failed:
             s, e = min(failed, key=lambda f: f[0])
@@ -355,6 +343,25 @@ class ShardedCollection(KeepsQueries):
             failing = ", ".join(f"{f} ({self.router['shards'][f]})" for f, _ in sorted(failed, key=lambda f: f[0]))
             raise type(e)(f"shard {failing} could not delete: {e}; {others}") from None
         return [results[s] for s, _, _ in calls]
+
+    def _ask_each(self, calls: list[tuple[int, str, tuple[Any, ...]]]
+                  ) -> tuple[dict[int, Any], list[tuple[int, Exception]]]:
+        """Each (shard, method, args) call, all sent before any result is awaited, every shard asked even when one
+        fails (each commits on its own); returns ({shard: result}, [(shard, error)]) for the caller to report."""
+        pending: dict[int, Any] = {}
+        results: dict[int, Any] = {}
+        failed: list[tuple[int, Exception]] = []
+        for s, method, args in calls:
+            try:  # a LocalShard runs the call in submit: its error is raised here
+                pending[s] = self.shards[s].submit(method, *args)
+            except Exception as e:  # noqa: BLE001 - the caller raises it, once every shard has answered
+                failed.append((s, e))
+        for s, p in pending.items():
+            try:
+                results[s] = self.shards[s].result(p)
+            except Exception as e:  # noqa: BLE001 - as above
+                failed.append((s, e))
+        return results, failed
 
     def get(self, doc_id: str) -> Document | None:
         """The stored document with this id (asked of its owning shard), or None. Raises TypeError for an id that
@@ -376,19 +383,7 @@ class ShardedCollection(KeepsQueries):
         names = _field_names(fields)  # as one collection checks them: bytes or a number is not iterated or matched
         for f in names:
             field_path(f)  # a name filters cannot write: refused before any shard changes
-        pending: dict[int, Any] = {}
-        made: dict[int, list[str]] = {}
-        failed: list[tuple[int, Exception]] = []
-        for s, shard in enumerate(self.shards):
-            try:  # a LocalShard runs the call in submit: its error is raised here
-                pending[s] = shard.submit("field_index", names, False)
-            except Exception as e:  # noqa: BLE001 - raised below, once every shard has answered
-                failed.append((s, e))
-        for s, p in pending.items():
-            try:
-                made[s] = self.shards[s].result(p)
-            except Exception as e:  # noqa: BLE001 - as above
-                failed.append((s, e))
+        made, failed = self._ask_each([(s, "field_index", (names, False)) for s in range(len(self.shards))])
         if failed:
             failed.sort(key=lambda f: f[0])
             e = failed[0][1]
