@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 from fakes import FakeEncoder
 
@@ -51,3 +54,102 @@ def test_negative_rotation_seed_no_longer_leaves_the_collection_uncompressed(tmp
                            encoder=FakeEncoder()) as col:
         col.add(DOCS)
         assert col.info()["ram_bytes_per_doc"] < 32 * 4  # int8 codes, not float32 rows
+
+
+# ---- profiles: strict types, one line naming the field and the value --------------------------------
+@pytest.mark.parametrize("field, value, extra", [
+    ("nprobe", "8", {"codec": "binary", "index": "ivf"}),  # lax mode read it as 8
+    ("nprobe", True, {"codec": "binary", "index": "ivf"}),  # ... and this as 1
+    ("oversample", 1.0, {}),
+    ("compact_threshold", "0.3", {}),
+    ("compact_threshold", True, {}),  # read as 1.0: compact only when every row is dead
+    ("target_recall", "0.9", {}),
+    ("rescore", "yes", {"codec": "binary"}),
+    ("rescore", "off", {"codec": "binary"}),  # read as False
+    ("rescore", 1, {"codec": "binary"}),
+    ("contextual_prefix", "1", {}),
+    ("chunk_overlap", False, {}),
+    ("fusion_weights", ["0.3", "0.7"], {"retrievers": ["dense", "bm25"], "mode": "hybrid"}),
+    ("fusion_weights", [True, False], {"retrievers": ["dense", "bm25"], "mode": "hybrid"}),
+    ("fusion_temperature", "2", {}),
+    ("ef_search", "64", {"index": "hnsw"}),
+])
+def test_profile_values_of_the_wrong_type_are_refused_not_coerced(field, value, extra):
+    with pytest.raises(ConfigError) as e:
+        profile_from_dict({"name": "p", **extra, field: value}, source="my.json")
+    msg, shown = str(e.value), value[0] if isinstance(value, list) else value  # a list names its bad item
+    assert msg.startswith(f"my.json: {field}") and msg.endswith(f"got {shown!r}") and "\n" not in msg, msg
+
+
+@pytest.mark.parametrize("field", ["target_recall", "compact_threshold", "late_weight", "fusion_temperature",
+                                   "token_pool"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_profile_nan_and_infinity_are_named_as_such(field, value):
+    with pytest.raises(ConfigError, match=f"{field}: Input should be a finite number, got {value!r}"):
+        profile_from_dict({"name": "p", field: value})
+
+
+def test_profiles_as_json_and_numpy_give_them_still_load(tmp_path):
+    prof = profile_from_dict({"name": "p", "retrievers": ["dense", "bm25"], "mode": "hybrid",
+                              "fusion_weights": [np.float32(0.5), 1], "oversample": np.int64(4),
+                              "target_recall": 1, "codec": "binary", "rescore": np.bool_(True)})
+    assert prof.fusion_weights == (0.5, 1.0) and prof.oversample == 4 and prof.rescore is True
+    assert prof.target_recall == 1.0
+    for name in ("exact-f32", "hybrid-multivector", "binary-ivf-rescore", "multivector-muvera", "bm25-cjk"):
+        from slimvec.profiles import BUILTIN
+
+        dumped = json.loads(json.dumps(BUILTIN[name].model_dump(mode="json")))  # as a manifest stores it
+        assert profile_from_dict(dumped) == BUILTIN[name]
+
+
+# ---- retrievers named twice; token vectors no retriever reads ---------------------------------------
+@pytest.mark.parametrize("retrievers", [["dense", "dense"], ["dense", "bm25", "bm25"], ["bm25", "bm25"]])
+def test_a_retriever_named_twice_is_refused_before_anything_is_written(tmp_path, retrievers):
+    # Before: the manifest kept the list as written (["dense", "dense"]) and every sync ran the retriever twice.
+    twice = retrievers[-1]
+    with pytest.raises(ConfigError, match=f"retriever {twice!r} is named twice"):
+        Collection.create(tmp_path / "c", retrievers=retrievers, encoder=FakeEncoder())
+    with pytest.raises(ConfigError, match=f"retrievers: .*retriever {twice!r} is named twice"):
+        profile_from_dict({"name": "p", "retrievers": retrievers, "mode": retrievers[0]})
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("extra", [{}, {"retrievers": ["dense", "bm25"], "mode": "hybrid"},
+                                   {"tokens": "int8", "token_rescore": 5}])
+def test_token_vectors_without_a_retriever_to_read_them_are_refused(tmp_path, extra):
+    # Before: a token file (40x the dense rows here) was written at every add and never read.
+    profile = {"name": "p", "tokens": "float16", **extra}
+    with pytest.raises(ConfigError, match=r"tokens '(float16|int8)' keeps token vectors for the multivector "
+                                          r"retriever, which this profile's retrievers \(dense(, bm25)?\) lack"):
+        Collection.create(tmp_path / "c", profile=profile, encoder=FakeEncoder())
+    assert not (tmp_path / "c").exists()
+    ok = {**profile, "retrievers": ["dense", "multivector"], "mode": "multivector"}
+    ok.pop("fusion_weights", None)
+    with Collection.create(tmp_path / "mv", profile=ok, encoder=FakeEncoder()) as col:
+        col.add(DOCS[:20])
+        assert [h.id for h in col.search("apples w3", k=1)]
+
+
+def test_collections_recorded_before_these_rules_still_open_and_validate(tmp_path):
+    from slimvec.profiles import recorded_profile
+
+    old = {"name": "p", "retrievers": ["dense", "bm25", "bm25"], "mode": "hybrid", "tokens": "float16"}
+    prof = recorded_profile(old, {"max_tokens": 64, "overlap": 32, "mode": "tokens"})
+    assert prof.retrievers == ("dense", "bm25") and prof.tokens is None
+    with Collection.create(tmp_path / "c", retrievers=["dense", "bm25"], encoder=FakeEncoder()) as col:
+        col.add(DOCS[:30])
+    manifest = json.loads((tmp_path / "c" / "manifest.json").read_text())
+    manifest["retrievers"] = manifest["profile"]["retrievers"] = ["dense", "bm25", "bm25"]  # as written before
+    (tmp_path / "c" / "manifest.json").write_text(json.dumps(manifest))
+    with Collection.open(tmp_path / "c", encoder=FakeEncoder()) as col:
+        assert len(col.search("apples w3", k=3, mode="hybrid")) == 3
+
+
+@pytest.mark.parametrize("retrievers, needle", [
+    ("dense", "retrievers must be a list of names, e.g. \\['dense', 'bm25'\\], not one string 'dense'"),
+    ([], "at least one retriever is needed"),  # was taken as "not given": the profile's retrievers, silently
+])
+def test_create_retrievers_must_be_a_list_naming_one_at_least(tmp_path, retrievers, needle):
+    with pytest.raises(ConfigError, match=needle):
+        Collection.create(tmp_path / "c", profile="hybrid", retrievers=retrievers, encoder=FakeEncoder())
+    assert not (tmp_path / "c").exists()

@@ -121,10 +121,15 @@ class Collection(KeepsQueries):
         """
         prof = (profile if isinstance(profile, Profile) else
                 profile_from_dict(profile) if isinstance(profile, dict) else load_profile(profile))
+        if isinstance(retrievers, (str, bytes)):  # tuple("dense") would be five retrievers "d", "e", ...
+            raise ConfigError(f"retrievers must be a list of names, e.g. ['dense', 'bm25'], not one string "
+                              f"{retrievers!r}")
         overrides = {k: v for k, v in {"model": model, "index": index, "chunk_tokens": chunk_tokens,
                                        "chunk_overlap": chunk_overlap, "chunk_mode": chunk_mode,
                                        "query_prompt": query_prompt, "document_prompt": document_prompt,
-                                       "retrievers": tuple(retrievers) if retrievers else None}.items() if v is not None}
+                                       # [] is refused by the profile ("at least one"), not taken as "not given"
+                                       "retrievers": tuple(retrievers) if retrievers is not None else None,
+                                       }.items() if v is not None}
         if overrides:
             prof = profile_from_dict({**prof.model_dump(), **overrides}, source="options")
         if prof.index not in INDEX_KINDS:
