@@ -153,3 +153,79 @@ def test_create_retrievers_must_be_a_list_naming_one_at_least(tmp_path, retrieve
     with pytest.raises(ConfigError, match=needle):
         Collection.create(tmp_path / "c", profile="hybrid", retrievers=retrievers, encoder=FakeEncoder())
     assert not (tmp_path / "c").exists()
+
+
+# ---- HTTP: one status per kind of error --------------------------------------------------------------
+@pytest.fixture()
+def client(tmp_path):
+    from _server_util import KEY, make_collection
+    from fastapi.testclient import TestClient
+
+    from slimvec.server import create_app
+
+    col = make_collection(tmp_path / "col")
+    with TestClient(create_app({"col": col}, api_key=KEY), raise_server_exceptions=False) as c:
+        yield c, col
+    col.close()
+
+
+def test_http_an_add_of_a_stored_id_is_a_409_conflict_and_stores_nothing(client):
+    from _server_util import AUTH, snapshot
+
+    c, col = client
+    before = snapshot(col)
+    r = c.post("/api/collections/col/documents", json=[{"id": "new", "text": "fresh"}, {"id": "d1", "text": "x"}],
+               headers=AUTH)
+    assert r.status_code == 409 and "'d1' (position 1) is already stored" in r.json()["detail"], r.text
+    assert snapshot(col) == before
+    r = c.post("/api/collections/col/documents", json=[{"id": "z", "text": "a"}, {"id": "z", "text": "b"}],
+               headers=AUTH)
+    assert r.status_code == 400, r.text  # the request's own repeat: not a conflict with what is stored
+    r = c.post("/api/collections/col/documents?upsert=true", json=[{"id": "d1", "text": "replaced"}], headers=AUTH)
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"q": "bone", "mode": "hybridd"}, "mode"),  # was 400, where mode "BM25" and fusion "rfr" were 422
+    ({"q": "bone", "with_payload": "no"}, "with_payload"),  # was read as false
+    ({"q": "bone", "with_payload": 0}, "with_payload"),
+    ({"q": "bone", "mode": "dense", "fusion_weights": ["1"]}, "fusion_weights"),
+    ({"q": "bone", "fusion_temperature": "2"}, "fusion_temperature"),
+])
+def test_http_search_values_no_collection_takes_are_422_naming_the_field(client, body, field):
+    c, _ = client
+    r = c.post("/api/collections/col/search", json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"][:2] == ["body", field]
+    r = c.post("/api/collections/col/search", json={"q": "bone", "mode": "bm25"})
+    assert r.status_code == 400 and "does not keep" in r.json()["detail"]  # this collection's limit: 400
+
+
+def test_http_get_search_mode_and_temperature_as_post(client):
+    c, _ = client
+    r = c.get("/api/collections/col/search", params={"q": "bone", "mode": "hybridd"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "mode"], r.text
+    r = c.get("/api/collections/col/search", params={"q": "bone", "mode": "hybrid", "fusion_temperature": "nan"})
+    assert r.status_code == 422 and "finite" in r.json()["detail"][0]["msg"], r.text
+
+
+@pytest.mark.parametrize("path, body", [
+    ("tune", {"reset": "true"}),  # was read as true: the stored queries forgotten
+    ("field-indexes", {"fields": ["year"], "drop": "yes"}),
+])
+def test_http_write_flags_are_json_booleans(client, path, body):
+    from _server_util import AUTH
+
+    c, _ = client
+    r = c.post(f"/api/collections/col/{path}", json=body, headers=AUTH)
+    assert r.status_code == 422 and r.json()["detail"][0]["type"] == "bool_type", r.text
+
+
+def test_python_search_options_are_strict_too(tmp_path):
+    with Collection.create(tmp_path / "c", encoder=FakeEncoder()) as col:
+        col.add(DOCS[:10])
+        with pytest.raises(ConfigError, match="with_payload: Input should be a valid boolean, got 'no'"):
+            col.search("apples", with_payload="no")
+        with pytest.raises(ConfigError, match="unknown search mode 'hybridd'"):
+            col.search("apples", mode="hybridd")
+        assert col.search("apples", k=2, with_payload=np.bool_(False))

@@ -25,7 +25,7 @@ from slimvec.contextual import chunk_texts
 from slimvec.documents import Chunk, Document, Hit, Section, blank_section_problem, has_content
 from slimvec.encoders.base import Encoder
 from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
-from slimvec.errors import CollectionError, ConfigError, IngestError
+from slimvec.errors import CollectionError, ConfigError, IngestError, StoredIdError
 from slimvec.ids import id_problem, lone_surrogate
 from slimvec.late import default_config as default_late_config
 from slimvec.late import late_chunk_vectors, section_default
@@ -617,7 +617,7 @@ class Collection(KeepsQueries):
         clash = self.store.existing_ids([d.id for d in docs])
         if clash:
             i, d = next((i, d) for i, d in enumerate(docs) if d.id in clash)
-            raise IngestError(f"id {d.id!r} (position {offset + i}) is already stored (use upsert to replace it); "
+            raise StoredIdError(f"id {d.id!r} (position {offset + i}) is already stored (use upsert to replace it); "
                               "nothing from this call was stored")
 
     def _embed(self, docs: list[Document], chunks: dict[str, list[Chunk]], enc: Encoder, tokens: TokenConfig | None
