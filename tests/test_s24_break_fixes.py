@@ -229,3 +229,13 @@ def test_python_search_options_are_strict_too(tmp_path):
         with pytest.raises(ConfigError, match="unknown search mode 'hybridd'"):
             col.search("apples", mode="hybridd")
         assert col.search("apples", k=2, with_payload=np.bool_(False))
+
+
+# ---- slimvec plan: a budget is a finite number of bytes -------------------------------------------------
+@pytest.mark.parametrize("budget", [float("inf"), float("nan"), 0, -1.0, "200", True])
+def test_plan_refuses_a_budget_that_is_not_a_finite_positive_number_before_reading_anything(tmp_path, budget):
+    from slimvec.evaluation.planner import plan
+
+    # before: inf evaluated every candidate and chose "within inf RAM bytes/doc"; no dataset is read first here
+    with pytest.raises(ConfigError, match="--max-ram-bytes-per-doc must be a finite number > 0"):
+        plan(tmp_path / "no-such-dataset", budget)
