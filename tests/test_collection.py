@@ -148,9 +148,9 @@ def test_user_errors(built_collection, tmp_path):
     with Collection.open(built_collection) as col:
         with pytest.raises(ConfigError, match="empty"):
             col.search("   ")
-        with pytest.raises(ConfigError, match="^k: Input should be greater than or equal to 1$"):
+        with pytest.raises(ConfigError, match="^k: Input should be greater than or equal to 1, got 0$"):
             col.search("x", k=0)
-        with pytest.raises(ConfigError, match="^k: Input should be less than or equal to 1000$"):
+        with pytest.raises(ConfigError, match="^k: Input should be less than or equal to 1000, got 1001$"):
             col.search("x", k=1001)  # the one limit the API, the CLI and the server share
         with pytest.raises(ConfigError, match="^unknown search option 'top_k'$"):
             col.search("x", top_k=3)

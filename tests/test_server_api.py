@@ -127,7 +127,7 @@ def test_errors_are_4xx_with_detail(client):
     r = client.post("/api/collections/col/search", json={"q": "x", "mode": "hybrid"})
     assert r.status_code == 400 and "mode" in r.json()["detail"]
     r = client.post("/api/collections/col/documents", json=[{"id": "d1", "text": "again"}], headers=AUTH)
-    assert r.status_code == 400 and "already stored" in r.json()["detail"]
+    assert r.status_code == 409 and "already stored" in r.json()["detail"]
     # invalid JSON body and lone surrogates
     r = client.post("/api/collections/col/search", content=b"{", headers={"content-type": "application/json"})
     assert r.status_code == 422
@@ -143,7 +143,7 @@ def test_add_upsert_delete(client, col):
     assert r.status_code == 200 and r.json()["written"] == 1 and r.json()["documents"] == len(DOCS) + 1
     assert ids(client.get("/api/collections/col/search", params={"q": "sleep memory", "k": 1})) == ["n1"]
     new[0]["text"] = "Naps and learning."
-    assert client.post("/api/collections/col/documents", json=new, headers=AUTH).status_code == 400
+    assert client.post("/api/collections/col/documents", json=new, headers=AUTH).status_code == 409
     r = client.post("/api/collections/col/documents?upsert=true", json=new, headers=AUTH)
     assert r.status_code == 200 and r.json()["upsert"] is True
     assert col.get("n1").text == "Naps and learning."

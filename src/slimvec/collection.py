@@ -25,7 +25,7 @@ from slimvec.contextual import chunk_texts
 from slimvec.documents import Chunk, Document, Hit, Section, blank_section_problem, has_content
 from slimvec.encoders.base import Encoder
 from slimvec.encoders.registry import DEFAULT_MODEL, load_encoder
-from slimvec.errors import CollectionError, ConfigError, IngestError
+from slimvec.errors import CollectionError, ConfigError, IngestError, StoredIdError
 from slimvec.ids import id_problem, lone_surrogate
 from slimvec.late import default_config as default_late_config
 from slimvec.late import late_chunk_vectors, section_default
@@ -125,10 +125,15 @@ class Collection(KeepsQueries):
         """
         prof = (profile if isinstance(profile, Profile) else
                 profile_from_dict(profile) if isinstance(profile, dict) else load_profile(profile))
+        if isinstance(retrievers, (str, bytes)):  # tuple("dense") would be five retrievers "d", "e", ...
+            raise ConfigError(f"retrievers must be a list of names, e.g. ['dense', 'bm25'], not one string "
+                              f"{retrievers!r}")
         overrides = {k: v for k, v in {"model": model, "index": index, "chunk_tokens": chunk_tokens,
                                        "chunk_overlap": chunk_overlap, "chunk_mode": chunk_mode,
                                        "query_prompt": query_prompt, "document_prompt": document_prompt,
-                                       "retrievers": tuple(retrievers) if retrievers else None}.items() if v is not None}
+                                       # [] is refused by the profile ("at least one"), not taken as "not given"
+                                       "retrievers": tuple(retrievers) if retrievers is not None else None,
+                                       }.items() if v is not None}
         if overrides:
             prof = profile_from_dict({**prof.model_dump(), **overrides}, source="options")
         if prof.index not in INDEX_KINDS:
@@ -616,7 +621,7 @@ class Collection(KeepsQueries):
         clash = self.store.existing_ids([d.id for d in docs])
         if clash:
             i, d = next((i, d) for i, d in enumerate(docs) if d.id in clash)
-            raise IngestError(f"id {d.id!r} (position {offset + i}) is already stored (use upsert to replace it); "
+            raise StoredIdError(f"id {d.id!r} (position {offset + i}) is already stored (use upsert to replace it); "
                               "nothing from this call was stored")
 
     def _embed(self, docs: list[Document], chunks: dict[str, list[Chunk]], enc: Encoder, tokens: TokenConfig | None

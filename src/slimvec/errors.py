@@ -31,6 +31,11 @@ class IngestError(SlimvecError):
     """A source file or record cannot be read; the message names file, line and field."""
 
 
+class StoredIdError(IngestError):
+    """An add named an id that is already stored (upsert replaces it); nothing of the call was stored. The request
+    conflicts with the collection's state, not its own shape: HTTP 409."""
+
+
 class ExportError(SlimvecError):
     """An export target could not be written (a full disk, a file size limit); nothing of it was kept."""
 

@@ -12,10 +12,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from slimvec import registry, strictjson
 from slimvec.errors import ConfigError
+from slimvec.records import plain_value
 
 BM25_METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")  # bm25s's score variants
 
@@ -23,7 +24,10 @@ BM25_METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")  # bm25s's sco
 class Profile(BaseModel):
     """How a collection is built and searched."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: lax mode read a profile file's "8" as nprobe 8, true as oversample 1, "yes"/"off" as a rescore flag
+    # and 1.9-style typos into other settings than the ones written; NaN and infinity were refused with a range
+    # message ("less than or equal to 1") that named no value. JSON lists and numpy scalars are taken (`_plain`).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
     description: str = ""
@@ -79,6 +83,15 @@ class Profile(BaseModel):
     compact_min_dead: int = Field(default=1000, ge=1)
     muvera: dict[str, Any] | None = None  # dense vectors are MUVERA FDEs of the tokens (keys of MuveraConfig but dim)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain(cls, value: Any, info: ValidationInfo) -> Any:
+        # A JSON array is a tuple field's value (the manifest stores tuples as lists), and an np.int64 from numpy
+        # code is the int it holds: strict mode refuses both, which no user would call a typo.
+        if isinstance(value, list) and info.field_name in ("retrievers", "fusion_weights"):
+            return tuple(plain_value(v) for v in value)
+        return plain_value(value)
+
     @field_validator("codec")
     @classmethod
     def _codec_parses(cls, spec: str) -> str:
@@ -112,6 +125,13 @@ class Profile(BaseModel):
             if self.candidates == "multivector" or self.candidates not in self.retrievers:
                 raise ValueError(f"candidates {self.candidates!r} must be another retriever of this profile "
                                  f"({', '.join(r for r in self.retrievers if r != 'multivector')})")
+        if self.tokens is not None and "multivector" not in self.retrievers and self.muvera is None:
+            # Token vectors are read only by the multivector retriever (MaxSim) and MUVERA, and `enable` never adds
+            # the multivector retriever later: the token file (often larger than every other file together) would
+            # be written at each add and never read.
+            raise ValueError(f"tokens {self.tokens!r} keeps token vectors for the multivector retriever, which this "
+                             f"profile's retrievers ({', '.join(self.retrievers)}) lack: add 'multivector' to "
+                             "retrievers (and mode 'multivector'), or leave tokens out")
         if self.token_rescore and self.tokens in (None, "float16", "float32"):
             raise ValueError("token_rescore rescores coded tokens with float16 ones: set tokens to a token code")
         if self.muvera is not None and self.tokens is None:
@@ -224,6 +244,10 @@ class Profile(BaseModel):
     def _retrievers_known(cls, names: tuple[str, ...]) -> tuple[str, ...]:
         if not names:
             raise ValueError("at least one retriever is needed")
+        # ["dense", "dense"] was kept as written (the manifest listed it twice, every sync ran it twice) where the
+        # user most likely meant another retriever; a list of kinds names each once, as Qdrant's named vectors do.
+        if twice := next((n for i, n in enumerate(names) if n in names[:i]), None):
+            raise ValueError(f"retriever {twice!r} is named twice in {list(names)}; name each retriever once")
         return names
 
     @property
@@ -358,7 +382,9 @@ def profile_from_dict(data: Any, source: str = "profile") -> Profile:
     except ValidationError as e:
         first = e.errors()[0]
         field = ".".join(str(x) for x in first["loc"]) or "profile"
-        raise ConfigError(f"{source}: {field}: {first['msg']}") from None
+        # pydantic's own messages ("Input should be a valid integer") do not say what was given; ours do
+        got = f", got {first['input']!r}" if first["loc"] and first["type"] != "value_error" else ""
+        raise ConfigError(f"{source}: {field}: {first['msg']}{got}") from None
 
 
 def recorded_profile(data: Any, chunking: Any, source: str = "profile") -> Profile:
@@ -366,6 +392,13 @@ def recorded_profile(data: Any, chunking: Any, source: str = "profile") -> Profi
     `chunking` its record of how it cut chunks. Collections made before an overlap of half the chunk or more was
     refused (the profile validator) record the profile's overlap, which `Collection.create` cut to fit: the overlap
     they used, their chunking's, is taken instead, so their exports import and they migrate."""
+    if isinstance(data, dict) and isinstance(data.get("retrievers"), list):
+        # Recorded before a retriever named twice, or token vectors no retriever reads, were refused: the
+        # collection ran each retriever once and never read the tokens, which is what this record now says.
+        retrievers = list(dict.fromkeys(data["retrievers"]))
+        data = {**data, "retrievers": retrievers}
+        if data.get("tokens") is not None and "multivector" not in retrievers and data.get("muvera") is None:
+            data = {**data, "tokens": None, "token_rescore": 0}
     if isinstance(data, dict) and isinstance(chunking, dict) and isinstance(chunking.get("overlap"), int):
         tokens, overlap = data.get("chunk_tokens"), data.get("chunk_overlap")
         if (isinstance(tokens, int) and isinstance(overlap, int) and overlap >= tokens // 2 > chunking["overlap"]

@@ -97,6 +97,21 @@ class Transform(Protocol):
         ...
 
 
+def spec_int(text: str | None, what: str, low: int = 1, high: int | None = None) -> int:
+    """A whole number written in a codec spec, in [low, high]. ValueError otherwise.
+
+    Only ASCII digits are taken: `int` also reads "+48", "4_8" and other scripts' digits ("٣"), so a typo such as
+    "pq:4_8" (meant: 4x8) became 48 sub-quantizers, and a number outside the stage's range (a negative rotation
+    seed) passed the spec check only to fail every later fit, leaving search uncompressed without a word."""
+    word = (text or "").strip()
+    if not word.isascii() or not word.isdigit():
+        raise ValueError(f"{what} must be a whole number written in digits 0-9, got {text or ''!r}")
+    n = int(word)
+    if n < low or (high is not None and n > high):
+        raise ValueError(f"{what} must be {f'{low}..{high}' if high is not None else f'>= {low}'}, got {n}")
+    return n
+
+
 def _class(name: str) -> type | None:
     """The codec or transform class registered as `name` (slimvec.registry), or None."""
     from slimvec import registry

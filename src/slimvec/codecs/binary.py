@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from slimvec.codecs.base import BLOCK_BYTES, CodecState, as_f32, check_fitted, row_blocks
+from slimvec.codecs.base import BLOCK_BYTES, CodecState, as_f32, check_fitted, row_blocks, spec_int
 from slimvec.codecs.transforms import random_orthogonal
 
 # Least-squares refinement of the scales needs a (n, bits, d) float matrix: a subsample keeps it small.
@@ -100,7 +100,7 @@ class ResidualBinaryCodec:
         if not arg:
             raise ValueError("rbinary needs bits per dimension, e.g. rbinary:2")
         bits, *opts = arg.split(":")
-        return cls(int(bits), **cls._parse(opts))
+        return cls(spec_int(bits, "rbinary bits", 1, 4), **cls._parse(opts))
 
     @property
     def dim(self) -> int:

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from slimvec.codecs.base import BLOCK_BYTES, CodecState, as_f32, check_fitted, faiss_threads
+from slimvec.codecs.base import BLOCK_BYTES, CodecState, as_f32, check_fitted, faiss_threads, spec_int
 
 _PARALLEL_FIT_ROWS = 20000
 
@@ -26,8 +26,8 @@ class PQCodec:
     def from_spec(cls, arg: str | None) -> PQCodec:
         if not arg:
             raise ValueError("pq needs MxBITS, e.g. pq:48x8")
-        m, _, nbits = arg.partition("x")
-        return cls(int(m), int(nbits) if nbits else 8)
+        m, x, nbits = arg.partition("x")
+        return cls(spec_int(m, "pq sub-quantizers M"), spec_int(nbits, "pq bits", 1, 16) if x else 8)
 
     @property
     def dim(self) -> int:

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from slimvec.codecs.base import CodecState, as_f32, check_fitted
+from slimvec.codecs.base import CodecState, as_f32, check_fitted, spec_int
 
 
 @lru_cache(maxsize=8)
@@ -86,7 +86,7 @@ class Truncate:
     def from_spec(cls, arg: str | None) -> Truncate:
         if not arg:
             raise ValueError("truncate needs a dimension, e.g. truncate:128")
-        return cls(int(arg))
+        return cls(spec_int(arg, "truncate dimension"))
 
     def check_dim(self, dim_in: int) -> None:
         """ValueError when `dim_in`-d vectors have fewer coordinates than are kept."""
@@ -156,7 +156,7 @@ class PCA(_Linear):
         dim, _, opt = arg.partition(":")
         if opt not in ("", "whiten"):
             raise ValueError(f"unknown pca option {opt!r}")
-        return cls(int(dim), whiten=opt == "whiten")
+        return cls(spec_int(dim, "pca dimension"), whiten=opt == "whiten")
 
     def out_dim(self, dim_in: int) -> int:
         """The kept dimension (known before fitting, so a chain can be checked against a model's dimension)."""
@@ -206,7 +206,7 @@ class Rotation(_Linear):
 
     @classmethod
     def from_spec(cls, arg: str | None) -> Rotation:
-        return cls(int(arg) if arg else 0)
+        return cls(spec_int(arg, "rotate seed", 0, 2**32 - 1) if arg else 0)  # numpy seeds are >= 0
 
     def out_dim(self, dim_in: int) -> int:
         """A rotation keeps the dimension."""

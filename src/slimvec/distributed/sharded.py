@@ -48,7 +48,7 @@ from slimvec.distributed.router import (
 from slimvec.distributed.shards import LocalShard, StaleBm25Stats
 from slimvec.documents import Document, Hit, make_hit, rescored
 from slimvec.encoders.base import Encoder
-from slimvec.errors import CollectionError, ConfigError, FilterError, IngestError, SlimvecError
+from slimvec.errors import CollectionError, ConfigError, FilterError, IngestError, SlimvecError, StoredIdError
 from slimvec.ids import lone_surrogate
 from slimvec.retrievers.base import Query
 from slimvec.retrievers.bm25_global import Bm25Stats
@@ -274,7 +274,7 @@ class ShardedCollection(KeepsQueries):
             clash = set().union(*(self.shards[s].result(p) for s, p in pending.items()))
             if clash:
                 i, d = next((i, d) for i, d in enumerate(given) if d.id in clash)
-                raise IngestError(f"id {d.id!r} (position {i}) is already stored (shard {self.shard_for(d.id)}; "
+                raise StoredIdError(f"id {d.id!r} (position {i}) is already stored (shard {self.shard_for(d.id)}; "
                                   "use upsert to replace it); nothing from this call was stored")
         same: set[str] = set()
         if replace:

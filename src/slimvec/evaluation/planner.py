@@ -52,8 +52,12 @@ def plan(
     chunk_mode: str | None = None,
 ) -> Plan:
     """Evaluate candidates on selection queries, keep those within budget, choose the best nDCG@10 (then least RAM)."""
-    if math.isnan(max_ram_bytes_per_doc) or max_ram_bytes_per_doc <= 0:  # before any evaluation
-        raise ConfigError(f"--max-ram-bytes-per-doc must be a number > 0, got {max_ram_bytes_per_doc}")
+    # before any evaluation; infinity is no budget at all: it evaluated every candidate to pick the best nDCG@10
+    # "within inf RAM bytes/doc", which `slimvec sweep` reports without pretending to plan
+    if isinstance(max_ram_bytes_per_doc, bool) or not isinstance(max_ram_bytes_per_doc, (int, float)) or \
+            not math.isfinite(max_ram_bytes_per_doc) or max_ram_bytes_per_doc <= 0:
+        raise ConfigError(f"--max-ram-bytes-per-doc must be a finite number > 0, got {max_ram_bytes_per_doc} "
+                          "(to compare every profile without a budget: slimvec sweep)")
     ds = load_dataset(dataset_dir)
     if isinstance(candidates, Profile):  # one profile, never its fields
         candidates = [candidates]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from slimvec.codecs.base import Codec, CodecState, as_f32, check_fitted, make_codec, score_by_decode
+from slimvec.codecs.base import Codec, CodecState, as_f32, check_fitted, make_codec, score_by_decode, spec_int
 
 _SLICE = 2048  # tokens decoded per step by the nibble table
 
@@ -56,10 +56,10 @@ class ResidualCentroidCodec:
     @classmethod
     def from_spec(cls, arg: str | None) -> ResidualCentroidCodec:
         """`residual`, `residual:K` or `residual:K:B`."""
-        parts = [int(p) for p in arg.split(":")] if arg else []
-        if len(parts) > 2:
+        words = arg.split(":") if arg else []
+        if len(words) > 2:
             raise ValueError("residual takes at most centroids and bits, e.g. residual:1024:2")
-        return cls(*parts)
+        return cls(*(spec_int(w, what) for w, what in zip(words, ("residual centroids", "residual bits"))))
 
     def assign(self, x: np.ndarray) -> np.ndarray:
         """Nearest centroid (inner product) of each row of `x`: (n,) int64."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationError, field_validator
 
 from slimvec.errors import ConfigError
 from slimvec.records import plain_value
@@ -50,15 +50,15 @@ class SearchOptions(BaseModel):
         None, min_length=1, max_length=32, pattern=NAME_PATTERN,
         description="How a hybrid mode merges rankings: softmax (summed per-query softmax of standardised "
                     "scores) | rrf | weighted (default: the profile's).")
-    fusion_weights: tuple[float, ...] | None = Field(
+    fusion_weights: tuple[StrictFloat, ...] | None = Field(
         None, min_length=1, max_length=MAX_FUSION_WEIGHTS,
         description="Weighted or softmax fusion: one weight >= 0 per retriever of the mode, in order (e.g. dense, "
                     "bm25).")
-    fusion_temperature: float | None = Field(
-        None, gt=0.0, le=100.0,
+    fusion_temperature: StrictFloat | None = Field(
+        None, gt=0.0, le=100.0, allow_inf_nan=False,
         description="Softmax fusion: temperature in standard deviations of each ranking's head scores; lower trusts "
                     "each ranking's top more (default: the profile's, else 2).")
-    with_payload: bool = Field(
+    with_payload: StrictBool = Field(
         True, description="False: ids and scores only, skipping the document look-up (HTTP hits then carry no "
                           "title, snippet, metadata or span fields).")
     unit: Literal["document", "section"] = Field(
@@ -71,6 +71,26 @@ class SearchOptions(BaseModel):
         # np.int64 from numpy or pandas code is an integer; StrictInt refuses it, as it should "3", 3.0 or True.
         item = plain_value(v)
         return item if isinstance(item, int) and not isinstance(item, bool) else v
+
+    @field_validator("fusion_weights", "fusion_temperature", "with_payload", mode="before")
+    @classmethod
+    def _numpy_scalars(cls, v: Any) -> Any:
+        # Strict: a JSON body's "no" or 0 was read as with_payload false, "0.3" or true as a weight; numpy scalars
+        # (np.float32 from numpy code) are the numbers they hold.
+        if isinstance(v, (list, tuple)):
+            return [plain_value(w) for w in v]
+        return plain_value(v)
+
+    @field_validator("mode")
+    @classmethod
+    def _known_mode(cls, v: str | None) -> str | None:
+        # As an unknown fusion: a mode no collection has is the request's fault (HTTP 422, as a misspelt fusion),
+        # apart from one this collection cannot run (400, decided by the plan).
+        from slimvec.search.plan import modes
+
+        if v is not None and v not in modes():
+            raise ValueError(f"unknown search mode {v!r}: choose one of {', '.join(modes())}")
+        return v
 
     @field_validator("min_relevance", mode="before")
     @classmethod
@@ -109,7 +129,7 @@ class SearchOptions(BaseModel):
     def of(cls, options: "SearchOptions | None" = None, **fields: Any) -> "SearchOptions":
         """`options` (or the defaults) with `fields` replaced, validated.
 
-        Raises ConfigError naming the first bad field, e.g. "k: Input should be less than or equal to 1000".
+        Raises ConfigError naming the first bad field, e.g. "k: Input should be less than or equal to 1000, got 5000".
         """
         base = {} if options is None else options.model_dump(exclude_unset=True)
         try:
@@ -124,4 +144,6 @@ def one_line(error: ValidationError, what: str) -> str:
     field = ".".join(str(x) for x in first["loc"]) or what
     if first["type"] == "extra_forbidden":
         return f"unknown {what} {field!r}"
-    return f"{field}: {first['msg']}"
+    # pydantic's own messages ("Input should be a valid boolean") do not say what was given; ours do
+    got = f", got {first['input']!r}" if first["loc"] and first["type"] != "value_error" else ""
+    return f"{field}: {first['msg']}{got}"

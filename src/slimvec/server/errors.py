@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from slimvec.errors import BusyError, NoRoomError, SlimvecError, no_room
+from slimvec.errors import BusyError, NoRoomError, SlimvecError, StoredIdError, no_room
 
 log = logging.getLogger("slimvec.server")
 
@@ -42,7 +42,8 @@ def _json_safe(value: Any) -> Any:
 
 
 def add_error_handlers(app: FastAPI) -> None:
-    """SlimvecError -> 400 (507 for a commit with no room, 503 for a lock held elsewhere), HTTP errors as raised, validation -> 422 naming the field, deep nesting -> 400,
+    """SlimvecError -> 400 (507 for a commit with no room, 503 for a lock held elsewhere, 409 for an add of an id
+    already stored), HTTP errors as raised, validation -> 422 naming the field, deep nesting -> 400,
     anything else -> 500 "internal server error" (logged with its traceback, not sent)."""
 
     @app.exception_handler(SlimvecError)
@@ -50,7 +51,10 @@ def add_error_handlers(app: FastAPI) -> None:
         served = getattr(request.app.state, "collections", None) or {}
         # A commit the server's disk or another process stopped is not the client's fault (400 says "do not send
         # this again"): 507 as for a derived file with no room, 503 for a lock to retry after.
-        status = 507 if isinstance(exc, NoRoomError) else 503 if isinstance(exc, BusyError) else 400
+        # An add of an id already stored conflicts with the collection's state: 409, as REST APIs answer a create
+        # of something that exists (the same body with ?upsert=true succeeds).
+        status = (507 if isinstance(exc, NoRoomError) else 503 if isinstance(exc, BusyError) else
+                  409 if isinstance(exc, StoredIdError) else 400)
         return SafeJSONResponse({"detail": without_server_paths(str(exc), served)}, status_code=status)
 
     @app.exception_handler(StarletteHTTPException)

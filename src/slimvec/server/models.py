@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from slimvec.documents import Document, has_content
 from slimvec.ids import MAX_ID_CHARS, fits_int64, lone_surrogate
@@ -189,7 +189,7 @@ class FieldIndexIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     fields: list[Annotated[str, Field(min_length=1, max_length=1000)]] = Field(min_length=1, max_length=100)
-    drop: bool = False
+    drop: StrictBool = False  # "yes" or 1 in a JSON body is a typo, not a flag
 
     @field_validator("fields")
     @classmethod
@@ -207,8 +207,8 @@ class TuneIn(BaseModel):
     queries: list[Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS)]] | None = Field(
         default=None, description="At least 10 distinct query texts, at most 1,000 (the server's batch "
         "limit: 413 above it).")
-    reset: bool = Field(default=False, description="Forget the stored queries: calibrate on the rows again.")
-    recent: bool = Field(default=False, description="Tune on the vectors of the collection's recent queries, "
+    reset: StrictBool = Field(default=False, description="Forget the stored queries: calibrate on the rows again.")
+    recent: StrictBool = Field(default=False, description="Tune on the vectors of the collection's recent queries, "
                          "kept when the server runs with --keep-queries N.")
 
     @field_validator("queries")

@@ -137,7 +137,8 @@ def api_router(served: Served, require_writer: Callable[[Request], None]) -> API
         fusion_weights: Annotated[str | None, Query(min_length=1, max_length=32 * MAX_FUSION_WEIGHTS,
                                                     description=_about("fusion_weights")
                                                     + " Comma-separated, e.g. 0.3,0.7.")] = None,
-        fusion_temperature: Annotated[float | None, Query(gt=0, le=100, description=_about("fusion_temperature"))] = None,
+        fusion_temperature: Annotated[float | None, Query(gt=0, le=100, allow_inf_nan=False,
+                                                          description=_about("fusion_temperature"))] = None,
         with_payload: Annotated[bool, Query(description=_about("with_payload"))] = True,
         unit: Annotated[Literal["document", "section"] | None, Query(description=_about("unit"))] = None,
     ) -> dict[str, Any]:
