@@ -86,7 +86,7 @@ class SearchOptions(BaseModel):
     def _known_mode(cls, v: str | None) -> str | None:
         # As an unknown fusion: a mode no collection has is the request's fault (HTTP 422, as a misspelt fusion),
         # apart from one this collection cannot run (400, decided by the plan).
-        from slimvec.search.plan import modes
+        from slimvec.search.modes import modes
 
         if v is not None and v not in modes():
             raise ValueError(f"unknown search mode {v!r}: choose one of {', '.join(modes())}")

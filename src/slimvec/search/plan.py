@@ -14,23 +14,9 @@ from typing import Any
 from slimvec import registry
 from slimvec.errors import ConfigError
 from slimvec.search.fusion import FUSION_DEPTH
+from slimvec.search.modes import FUSED_MODES, modes
 from slimvec.search.options import DEFAULT_RERANK_DEPTH, SearchOptions
 from slimvec.search.rerank import Reranker, load_reranker
-
-# Modes that run several retrievers and fuse their document rankings. Every registered retriever is also
-# a mode of its own name that runs it alone.
-FUSED_MODES: dict[str, tuple[str, ...]] = {
-    "hybrid": ("dense", "bm25"),
-    "hybrid-sparse": ("dense", "sparse"),
-    "hybrid-multivector": ("multivector", "bm25"),
-}
-
-
-def modes(available: list[str] | None = None) -> list[str]:
-    """Search modes, "dense" first; with `available` retrievers, only the modes a collection keeping them can run."""
-    every = {name: (name,) for name in registry.names("retriever")} | FUSED_MODES
-    names = sorted(m for m, needs in every.items() if available is None or set(needs) <= set(available))
-    return sorted(names, key=lambda m: m != "dense")
 
 
 def retrievers_for(mode: str, available: list[str]) -> tuple[str, ...]:
