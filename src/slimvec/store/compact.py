@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from slimvec.store.store import DB, VECTORS, Store
+from slimvec.store.store import DB, VECTORS, Store, field_index_paths
 from slimvec.store.switch import KEEP
 
 BLOCK = 65536  # vector rows copied, and checksummed in `batches`, per step
@@ -48,12 +47,8 @@ def copy_live(store: Store, dest: Path, keep: np.ndarray, rows: int) -> Store:
     cur.execute("ATTACH DATABASE ? AS old", (str(store.path / DB),))
     try:
         (generation,) = cur.execute("SELECT value FROM old.state WHERE key = 'generation'").fetchone()
-        try:
-            indexed = sorted(p for (p,) in cur.execute("SELECT path FROM old.field_index"))
-        except sqlite3.OperationalError:  # no field index was ever made there (`Store.field_indexes`)
-            indexed = []
-        if indexed:  # before the documents: their triggers fill the new terms as rows arrive
-            new.create_field_index(indexed)
+        if indexed := field_index_paths(cur, "old"):  # before the documents: their triggers fill the new terms
+            new.create_field_index(sorted(indexed))
         crcs = _copy_vectors(store, new, keep, rows)
         with new._transaction() as tx:
             tx.execute("INSERT INTO documents (id, title, text, metadata) "

@@ -115,6 +115,14 @@ _ADDED_CHUNK_COLUMNS = {
 # closes, and rescoring reopens the vector file by path, so no handle may outlive the files it opened.
 
 
+def field_index_paths(db: sqlite3.Connection | sqlite3.Cursor, schema: str = "main") -> frozenset[str]:
+    """The JSON paths with a field index in database `schema` of `db` (an attached one: "old")."""
+    try:
+        return frozenset(p for (p,) in db.execute(f"SELECT path FROM {schema}.field_index"))  # noqa: S608
+    except sqlite3.OperationalError:  # no field index was ever made: the table is made with the first
+        return frozenset()
+
+
 def _hold_shared(path: Path) -> Any:
     """The open lock file of collection `path` holding a shared flock (waits out a switch in progress, and
     rolls forward one a crash interrupted), or None where the directory cannot be written (a read-only
@@ -727,10 +735,7 @@ class Store:
 
     def field_indexes(self) -> frozenset[str]:
         """The JSON paths with a field index (`create_field_index`)."""
-        try:
-            return frozenset(p for (p,) in self.db.execute("SELECT path FROM field_index"))
-        except sqlite3.OperationalError:  # no field index was ever made: the table is made with the first
-            return frozenset()
+        return field_index_paths(self.db)
 
     def create_field_index(self, paths: list[str]) -> list[str]:
         """Index the metadata values at these JSON paths (`filters.field_path`) for filters, in one transaction
