@@ -14,6 +14,13 @@ the counts (`count(*)` through the index under a LIMIT) that choose the driver.
     PYTHONPATH=src python benchmarks/filtered_search.py --docs 100000 --queries 60
 
 Rows: p50 ms per query, and the ratio to slimvec's unfiltered query in the same run.
+
+`--filter-only` times the filter alone, with no vector search: `Collection.count(filter)` (one SQLite statement,
+the compiled filter inside it) for filters whose indexed list used to be chosen by operator rather than by
+selectivity, without and with field indexes on `topic` and `year`, beside LanceDB's `count_rows(filter)` with and
+without scalar indexes on the same rows. Median of `--repeat` calls of each filter.
+
+    PYTHONPATH=src python benchmarks/filtered_search.py --filter-only --docs 20000
 """
 
 from __future__ import annotations
@@ -104,14 +111,81 @@ def _p50(fn, queries: np.ndarray, filters: list) -> float:
     return statistics.median(times) * 1000
 
 
+# Filters where the driving list matters: a wide range or a 19-of-20 $in beside a narrow equality, written in both
+# orders, and an $or/$and beside one (session 24's "filter alone" rows).
+_ALONE = {
+    "topic t1 and ($or: year >= 1991, year 1990)": {"topic": "t1", "$or": [{"year": {"$gte": 1991}}, {"year": 1990}]},
+    "$and: year >= 1991, topic t1": {"$and": [{"year": {"$gte": 1991}}, {"topic": "t1"}]},
+    "year >= 1991 and topic t1": {"year": {"$gte": 1991}, "topic": "t1"},
+    "$or: topic t1, topic t2": {"$or": [{"topic": "t1"}, {"topic": "t2"}]},
+    "topic $in 19 of 20 and year 2024": {"topic": {"$in": [f"t{i}" for i in range(1, TOPICS)]}, "year": 2024},
+    "year 2024 and topic $in 19 of 20": {"year": 2024, "topic": {"$in": [f"t{i}" for i in range(1, TOPICS)]}},
+}
+
+
+def _lance_where(f: dict) -> str:
+    """`_where` plus `$and` and `$in`, for the `_ALONE` filters."""
+    parts = []
+    for k, c in f.items():
+        if k == "$and":
+            parts.append("(" + " AND ".join(_lance_where(b) for b in c) + ")")
+        elif k == "$or":
+            parts.append("(" + " OR ".join(_lance_where(b) for b in c) + ")")
+        elif isinstance(c, dict) and "$in" in c:
+            parts.append(f"{k} IN (" + ", ".join(f"'{x}'" for x in c["$in"]) + ")")
+        else:
+            parts.append(_where({k: c}))
+    return " AND ".join(parts)
+
+
+def _median_ms(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
+
+
+def filter_only(a: argparse.Namespace, work: Path) -> None:
+    """The `_ALONE` filters timed alone (counts, no search) in slimvec and LanceDB, without and with indexes."""
+    v, ids, topics, years = _data(a.docs)
+    col = _slimvec(work / "slimvec", v, ids, topics, years, a.profile)
+    tables = {index: _lancedb(work / f"lancedb-{index}", v, ids, topics, years, index) for index in (False, True)}
+    matches = {name: col.count(f) for name, f in _ALONE.items()}
+    times: dict[str, list[float]] = {name: [] for name in _ALONE}
+    for name, f in _ALONE.items():
+        times[name].append(_median_ms(lambda f=f: col.count(f), a.repeat))
+    col.create_field_index(["topic", "year"])
+    for name, f in _ALONE.items():
+        assert col.count(f) == matches[name] == tables[True].count_rows(_lance_where(f)), name
+        times[name].append(_median_ms(lambda f=f: col.count(f), a.repeat))
+        for index in (False, True):
+            times[name].append(_median_ms(lambda f=f, t=tables[index]: t.count_rows(_lance_where(f)), a.repeat))
+    print(f"{a.docs:,} documents, median of {a.repeat} counts; {machine()}")
+    print("| filter | matches | slimvec scan ms | slimvec field indexes ms | LanceDB ms | LanceDB scalar indexes ms "
+          "| slimvec indexed / LanceDB indexed |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, (scan, indexed, lance, lance_indexed) in times.items():
+        print(f"| {name} | {matches[name]:,} | {scan:.2f} | {indexed:.2f} | {lance:.2f} | {lance_indexed:.2f} "
+              f"| {indexed / lance_indexed:.2f}x |")
+    col.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=100_000)
     ap.add_argument("--queries", type=int, default=60)
     ap.add_argument("--profile", default="exact-f32")
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    ap.add_argument("--filter-only", action="store_true", help="time filters alone (counts), no search")
+    ap.add_argument("--repeat", type=int, default=9, help="--filter-only: calls of each filter")
     a = ap.parse_args()
     work = a.work or Path(tempfile.mkdtemp(prefix="filtered-"))
+    if a.filter_only:
+        filter_only(a, work)
+        if a.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     v, ids, topics, years = _data(a.docs)
     queries = _data(a.queries, seed=1)[0]
     cold = [{"topic": f"t{i % TOPICS}", "year": {"$gte": 1990 + i // TOPICS}} for i in range(a.queries)]  # each new
