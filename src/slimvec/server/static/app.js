@@ -14,30 +14,62 @@
     "its of on or so than that the their them then there these they this to was we were what when where which who " +
     "why will with you your").split(" "));
 
-  // Query words worth marking: no stopwords, no single letters, each once.
+  // Han, kana, hangul and CJK compatibility ideographs: the same ranges as the bm25 retriever's cjk_bigrams.
+  const CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff";
+  const CJK_RUN = new RegExp("([" + CJK + "]+)", "u");
+  const IS_CJK = new RegExp("^[" + CJK + "]", "u");
+
+  // Query terms worth marking, each once: words (no stopwords, no single letters) and, since Chinese and
+  // Japanese put no spaces between words, each run of CJK characters as its overlapping bigrams (a lone
+  // character stays). A term is {text, cjk}: CJK terms match anywhere, words only as whole words.
   function terms(query) {
-    const seen = new Set();
-    return query.toLowerCase().split(/[^\p{L}\p{N}]+/u)
-      .filter((t) => t.length > 1 && !STOP.has(t) && !seen.has(t) && seen.add(t));
+    const seen = new Set(), out = [];
+    const add = (text, cjk) => { if (!seen.has(text)) { seen.add(text); out.push({ text, cjk }); } };
+    for (const tok of query.toLowerCase().split(/[^\p{L}\p{N}]+/u)) {
+      for (const part of tok.split(CJK_RUN)) {
+        if (!part) continue;
+        if (IS_CJK.test(part)) {
+          if (part.length === 1) add(part, true);
+          for (let i = 0; i + 2 <= part.length; i++) add(part.slice(i, i + 2), true);
+        } else if (part.length > 1 && !STOP.has(part)) {
+          add(part, false);
+        }
+      }
+    }
+    return out;
   }
 
   function escapeRegExp(s) { return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"); }
 
-  // Append `text` to `parent`, wrapping each occurrence of a query term in <mark>.
+  // Append `text` to `parent`, wrapping each stretch covered by query terms in one <mark>. Overlapping
+  // matches (the bigrams 维生 and 生素 of 维生素) join into one mark, so every match is found, not just the
+  // leftmost of a regex alternation.
   function highlight(parent, text, words) {
-    if (!words.length) { parent.appendChild(document.createTextNode(text)); return; }
-    // whole words only: "the" must not light up inside "these"
-    const re = new RegExp("(?<![\\p{L}\\p{N}])(" + words.map(escapeRegExp).join("|") + ")(?![\\p{L}\\p{N}])", "giu");
-    let last = 0, m;
-    while ((m = re.exec(text)) !== null) {
-      if (m.index > last) parent.appendChild(document.createTextNode(text.slice(last, m.index)));
-      const mark = document.createElement("mark");
-      mark.textContent = m[0];
-      parent.appendChild(mark);
-      last = m.index + m[0].length;
-      if (m[0].length === 0) re.lastIndex++;
+    const covered = new Uint8Array(text.length);
+    for (const w of words) {
+      // whole words only for words: "the" must not light up inside "these"
+      const src = w.cjk ? escapeRegExp(w.text)
+        : "(?<![\\p{L}\\p{N}])" + escapeRegExp(w.text) + "(?![\\p{L}\\p{N}])";
+      const re = new RegExp(src, "giu");
+      let m;
+      while ((m = re.exec(text)) !== null) {
+        covered.fill(1, m.index, m.index + m[0].length);
+        re.lastIndex = m.index + 1;
+      }
     }
-    if (last < text.length) parent.appendChild(document.createTextNode(text.slice(last)));
+    let i = 0;
+    while (i < text.length) {
+      let j = i;
+      while (j < text.length && covered[j] === covered[i]) j++;
+      if (covered[i]) {
+        const mark = document.createElement("mark");
+        mark.textContent = text.slice(i, j);
+        parent.appendChild(mark);
+      } else {
+        parent.appendChild(document.createTextNode(text.slice(i, j)));
+      }
+      i = j;
+    }
   }
 
   async function getJSON(url, options) {
