@@ -8,8 +8,8 @@ A bm25-cjk collection with a fake dense encoder: the page's marking is what is t
 from __future__ import annotations
 
 import pytest
-from tests.fakes import FakeEncoder
-from tests.test_server_web import ARGS, CHROMIUM
+from fakes import FakeEncoder
+from test_server_web import ARGS, CHROMIUM
 
 from slimvec import Collection, Document
 from slimvec.server import create_app
