@@ -282,8 +282,11 @@ class CompressedDenseRetriever:
         if self.index is not None:
             kind = "ivf" if isinstance(self.index, CodecIVFIndex) else "flat"
             self.index.save(directory / "codes")
-            # Written last: names which of the saved structures is current.
-            write_json_atomic(directory / "codes" / "fit.json", {"fitted_rows": self.fitted_rows, "kind": kind})
+            # Written last: names which of the saved structures is current. An append to the same fit leaves it
+            # as it was, so it is not rewritten (a write is a temporary file, two fsyncs and a rename per commit).
+            fit, path = {"fitted_rows": self.fitted_rows, "kind": kind}, directory / "codes" / "fit.json"
+            if _read_fit(path) != fit:
+                write_json_atomic(path, fit)
 
 
 def load_saved(codes: Path) -> tuple[Any, int] | None:
@@ -305,6 +308,14 @@ def load_saved(codes: Path) -> tuple[Any, int] | None:
             return None  # replaced meanwhile: the caller fits its own, or reads it at its next sync
         return index, int(fit["fitted_rows"])
     except Exception:  # noqa: BLE001 - derived data: a damaged file is rebuilt from the vectors
+        return None
+
+
+def _read_fit(path: Path) -> dict[str, Any] | None:
+    """The saved fit.json at `path`, or None when it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
         return None
 
 
