@@ -64,7 +64,9 @@ def _slimvec(d: Path, v: np.ndarray, ids: list[str], topics: list[str], years: l
     with Collection.create(d, profile=profile, model="all-MiniLM-L6-v2", chunk_mode="whole",
                            encoder=load_encoder("all-MiniLM-L6-v2")) as col:
         for s in range(0, len(ids), 50_000):
-            part = [Document(i, "x", metadata={"topic": t, "year": y, **{k: c[s + j] for k, c in (more or {}).items()}})
+            # a None in `more` leaves the key out (`$exists: false`), as LanceDB's null does for IS NOT NULL
+            part = [Document(i, "x", metadata={"topic": t, "year": y, **{k: c[s + j] for k, c in (more or {}).items()
+                                                                         if c[s + j] is not None}})
                     for j, (i, t, y) in enumerate(zip(ids[s:s + 50_000], topics[s:s + 50_000], years[s:s + 50_000]))]
             col.add_encoded(part, [Chunk(x.id, 0, 0, 1, "x") for x in part], v[s:s + 50_000])
     return Collection.open(d)
@@ -120,6 +122,8 @@ _ALONE = {
     "$or: topic t1, topic t2": {"$or": [{"topic": "t1"}, {"topic": "t2"}]},
     "topic $in 19 of 20 and year 2024": {"topic": {"$in": [f"t{i}" for i in range(1, TOPICS)]}, "year": 2024},
     "year 2024 and topic $in 19 of 20": {"year": 2024, "topic": {"$in": [f"t{i}" for i in range(1, TOPICS)]}},
+    "flag $exists (1% hold the key)": {"flag": {"$exists": True}},
+    "flag $exists and topic t1": {"flag": {"$exists": True}, "topic": "t1"},
 }
 
 
@@ -131,6 +135,8 @@ def _lance_where(f: dict) -> str:
             parts.append("(" + " AND ".join(_lance_where(b) for b in c) + ")")
         elif k == "$or":
             parts.append("(" + " OR ".join(_lance_where(b) for b in c) + ")")
+        elif isinstance(c, dict) and c.get("$exists") is True:
+            parts.append(f"{k} IS NOT NULL")
         elif isinstance(c, dict) and "$in" in c:
             parts.append(f"{k} IN (" + ", ".join(f"'{x}'" for x in c["$in"]) + ")")
         else:
@@ -150,13 +156,14 @@ def _median_ms(fn, repeat: int) -> float:
 def filter_only(a: argparse.Namespace, work: Path) -> None:
     """The `_ALONE` filters timed alone (counts, no search) in slimvec and LanceDB, without and with indexes."""
     v, ids, topics, years = _data(a.docs)
-    col = _slimvec(work / "slimvec", v, ids, topics, years, a.profile)
-    tables = {index: _lancedb(work / f"lancedb-{index}", v, ids, topics, years, index) for index in (False, True)}
+    flag = {"flag": [i if i % 100 == 7 else None for i in range(a.docs)]}  # a key 1% of the documents hold
+    col = _slimvec(work / "slimvec", v, ids, topics, years, a.profile, flag)
+    tables = {index: _lancedb(work / f"lancedb-{index}", v, ids, topics, years, index, flag) for index in (False, True)}
     matches = {name: col.count(f) for name, f in _ALONE.items()}
     times: dict[str, list[float]] = {name: [] for name in _ALONE}
     for name, f in _ALONE.items():
         times[name].append(_median_ms(lambda f=f: col.count(f), a.repeat))
-    col.create_field_index(["topic", "year"])
+    col.create_field_index(["topic", "year", "flag"])
     for name, f in _ALONE.items():
         assert col.count(f) == matches[name] == tables[True].count_rows(_lance_where(f)), name
         times[name].append(_median_ms(lambda f=f: col.count(f), a.repeat))

@@ -115,13 +115,42 @@ def test_an_or_that_does_not_drive_reads_no_list(col):
     assert [d.id for d in col.scroll(flt, limit=1000)[0]] == want
 
 
-def test_exists_is_checked_on_the_json_because_empty_arrays_have_no_term(col):
-    # A document whose indexed value is [] or an object keeps no `field_terms` row, yet `$exists: true` matches it:
-    # a list of the documents with a term would miss them, so $exists does not drive.
-    col.add([Document("e1", "t", metadata={"tags": {"k": 1}}), Document("e2", "t", metadata={"wide": 1})])
-    assert "field_terms" not in _compiled(col, {"tags": {"$exists": True}})[0]
+def test_exists_true_drives_from_marker_rows_that_hold_empty_arrays_objects_and_nulls(col):
+    # A document whose indexed value is [] or an object keeps no value row, yet `$exists: true` matches it: the
+    # index keeps a marker row per document holding the key (session 26), which drives; before, $exists was
+    # checked on every document's JSON.
+    col.add([Document("e1", "t", metadata={"tags": {"k": 1}}), Document("e2", "t", metadata={"wide": 1}),
+             Document("e3", "t", metadata={"tags": None, "narrow": "x"})])
+    where, params = _compiled(col, {"tags": {"$exists": True}})
+    assert _driving_path(where, params) == ['$."tags"'] and "json_" not in where  # the markers are exact
     got = [d.id for d in col.scroll({"tags": {"$exists": True}}, limit=1000)[0]]
-    assert "e1" in got and "d000" in got and "e2" not in got and len(got) == 401  # d000's tags are []
+    assert "e1" in got and "e3" in got and "d000" in got and "e2" not in got and len(got) == 402  # d000's tags: []
+    # $exists: false matches most documents: it never drives
+    assert "field_terms" not in _compiled(col, {"tags": {"$exists": False}})[0]
+    assert [d.id for d in col.scroll({"tags": {"$exists": False}}, limit=10)[0]] == ["e2"]
+    # the narrower list drives: narrow == "x" (8 + e3) beside 402 markers
+    flt = {"tags": {"$exists": True}, "narrow": "x"}
+    assert _driving_path(*_compiled(col, flt)) == [NARROW]
+    assert len(col.scroll(flt, limit=1000)[0]) == 9
+
+
+def test_exists_markers_are_not_trusted_until_complete(col):
+    """An index made before the markers (or again by a slimvec that predates them) has no sentinel: `$exists` is
+    read from the JSON until the next create_field_index (or compaction) completes them; `check` finds a missing
+    marker on a marked index."""
+    db = col.store.db
+    with db:  # as a file written before session 26: no markers, no sentinel
+        db.execute("DELETE FROM field_terms WHERE kind IN ('exists', 'marked')")
+    col.add([Document("n1", "t", metadata={"tags": []})])  # the trigger marks new documents only
+    assert "field_terms" not in _compiled(col, {"tags": {"$exists": True}})[0]
+    assert col.count({"tags": {"$exists": True}}) == 401
+    assert col.check() == []  # unmarked: the markers are not checked, the values are
+    assert col.create_field_index(["narrow"]) == []  # nothing new, but the markers are completed
+    assert _driving_path(*_compiled(col, {"tags": {"$exists": True}})) == ['$."tags"']
+    assert col.count({"tags": {"$exists": True}}) == 401
+    with db:  # a lost marker on a marked index: check says so
+        db.execute("DELETE FROM field_terms WHERE kind = 'exists' AND doc_id = 'd005' AND path = ?", ('$."tags"',))
+    assert any("field index tags" in p for p in col.store.check())
 
 
 def _random_filter(rnd, depth: int = 0) -> dict:

@@ -57,7 +57,8 @@ def parse_filter(text: str) -> dict[str, Any]:
 
 def compile_filter(flt: dict[str, Any], column: str = "d.metadata", id_column: str = "d.id",
                    indexed: frozenset[str] = frozenset(),
-                   estimate: Callable[[str, list[Any], int], int] | None = None) -> tuple[str, list[Any]]:
+                   estimate: Callable[[str, list[Any], int], int] | None = None,
+                   exists_indexed: frozenset[str] = frozenset()) -> tuple[str, list[Any]]:
     """SQL boolean expression and its parameters for `flt`, over JSON `column`.
 
     indexed: JSON paths (`field_path`) with a field index (`Store.create_field_index`). Each AND level (an object,
@@ -71,11 +72,15 @@ def compile_filter(flt: dict[str, Any], column: str = "d.metadata", id_column: s
     estimate: `estimate(select, params, cap)`, how many rows `select` (a `SELECT 1 FROM field_terms ...` that reads
     only the index) returns, counted up to `cap` (`Store`: a `count(*)` under `LIMIT`); with it the narrowest drives,
     whatever its operator or place in the filter. Without it an equality or $in drives first, then an $or, then a
-    range (the old order)."""
+    range (the old order).
+
+    exists_indexed: the indexed paths whose marker rows (one per document holding the key, whatever its value) are
+    complete, so `$exists: true` on them can drive as well."""
     if not isinstance(flt, dict):
         raise FilterError("filter must be a JSON object")
     params = _Params()
     params.indexed = indexed
+    params.exists_indexed = exists_indexed
     params.estimate = estimate
     drive = None
     if indexed:
@@ -91,6 +96,7 @@ class _Params(list):  # type: ignore[type-arg]
     """The bound parameters, carrying the indexed paths and the estimator down the compiler."""
 
     indexed: frozenset[str] = frozenset()
+    exists_indexed: frozenset[str] = frozenset()
     estimate: Callable[[str, list[Any], int], int] | None = None
 
 
@@ -170,7 +176,7 @@ def _text_key(key: Any, what: str) -> None:
 
 
 _INDEX_OPS = ("$eq", "$in", "$gt", "$gte", "$lt", "$lte")
-_RANK = {"$eq": 0, "$in": 0, "$or": 1}  # the order without estimates: an equality, an $or, then a range
+_RANK = {"$eq": 0, "$in": 0, "$or": 1, "$exists": 3}  # without estimates: an equality, an $or, a range, $exists
 _MAX_UNION = 400  # selects in one union: SQLite refuses a compound SELECT of more than 500
 _FIRST_CAP = 256  # rows each candidate's first count reads at most
 
@@ -244,7 +250,12 @@ def _candidates(obj: dict[str, Any], params: _Params, depth: int) -> list[_Drive
             bare = not isinstance(value, dict) or not any(isinstance(k, str) and k.startswith("$") for k in value)
             cond = {"$eq": value} if bare else value
             for op, v in cond.items():
-                if (terms := _terms(key, _path(key), op, v)) is not None:
+                if op == "$exists" and v is True and _path(key) in params.exists_indexed:
+                    terms: tuple[str, list[Any]] | None = (
+                        "SELECT doc_id FROM field_terms WHERE path = ? AND kind = 'exists'", [_path(key)])
+                else:
+                    terms = _terms(key, _path(key), op, v)
+                if terms is not None:
                     out.append(_Drive(obj, key, op, *terms, whole=len(obj) == 1 and len(cond) == 1))
     return out
 

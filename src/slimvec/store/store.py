@@ -87,6 +87,21 @@ END""",
     """CREATE TRIGGER IF NOT EXISTS field_terms_drop AFTER DELETE ON documents BEGIN
     DELETE FROM field_terms WHERE doc_id = OLD.id;
 END""",
+    # A marker row per document holding the key (any value: null, an empty array, an object), so `$exists: true`
+    # can drive too. Trusted for a path only while its sentinel row (doc_id '', no document has it) is there:
+    # indexes made before the markers, or again by a slimvec that predates them, have none (`_MARK_EXISTS`).
+    """CREATE TRIGGER IF NOT EXISTS field_terms_exists AFTER INSERT ON documents BEGIN
+    INSERT INTO field_terms (path, doc_id, elem, kind, value)
+        SELECT f.path, NEW.id, 0, 'exists', NULL FROM field_index f WHERE json_type(NEW.metadata, f.path) IS NOT NULL;
+END""",
+)
+# Markers for JSON path ?1 over every stored document, then its sentinel: run in the transaction that indexes it
+# (or upgrades an index made without markers), after clearing the path's old markers.
+_MARK_EXISTS = (
+    "DELETE FROM field_terms WHERE path = ?1 AND kind IN ('exists', 'marked')",
+    "INSERT INTO field_terms (path, doc_id, elem, kind, value) "
+    "SELECT ?1, d.id, 0, 'exists', NULL FROM documents d WHERE json_type(d.metadata, ?1) IS NOT NULL",
+    "INSERT INTO field_terms (path, doc_id, elem, kind, value) VALUES (?1, '', 0, 'marked', NULL)",
 )
 # The term rows of JSON path ?1 for every stored document: what the triggers keep, made at once.
 _FIELD_TERMS_DUE = """SELECT ?1, d.id, json_type(d.metadata, ?1) = 'array', je.type, je.value
@@ -120,6 +135,14 @@ def field_index_paths(db: sqlite3.Connection | sqlite3.Cursor, schema: str = "ma
     try:
         return frozenset(p for (p,) in db.execute(f"SELECT path FROM {schema}.field_index"))  # noqa: S608
     except sqlite3.OperationalError:  # no field index was ever made: the table is made with the first
+        return frozenset()
+
+
+def field_exists_paths(db: sqlite3.Connection | sqlite3.Cursor) -> frozenset[str]:
+    """The indexed JSON paths whose `$exists` markers are complete (their sentinel row is there)."""
+    try:
+        return frozenset(p for (p,) in db.execute("SELECT path FROM field_terms WHERE doc_id = '' AND kind = 'marked'"))
+    except sqlite3.OperationalError:  # no field index was ever made
         return frozenset()
 
 
@@ -748,6 +771,10 @@ class Store:
                    if cur.execute("INSERT OR IGNORE INTO field_index VALUES (?)", (p,)).rowcount]
             for p in new:
                 cur.execute(_FIELD_TERMS_OF, (p,))
+            # every index without complete markers gets them, the new ones and any made before the markers
+            for p in sorted(field_index_paths(cur) - field_exists_paths(cur)):
+                for stmt in _MARK_EXISTS:
+                    cur.execute(stmt, (p,))
             cur.execute(_NEXT_GENERATION)
         return new
 
@@ -773,7 +800,7 @@ class Store:
         from slimvec.store.filters import compile_filter
 
         with self.snapshot():  # the indexed fields named and their terms read in one state (`_compiled`)
-            where, params = compile_filter(flt, indexed=self.field_indexes(), estimate=self._term_rows)
+            where, params = compile_filter(flt, **self._index_args())
             rows = self.filtered_rows(where, params)
         if explain and not len(rows):
             self.explain_unmatched(flt)
@@ -826,7 +853,12 @@ class Store:
 
         if flt is None or (isinstance(flt, dict) and not flt):
             return ("1", [])
-        return compile_filter(flt, indexed=self.field_indexes(), estimate=self._term_rows)
+        return compile_filter(flt, **self._index_args())
+
+    def _index_args(self) -> dict[str, Any]:
+        """What `compile_filter` reads of this store's field indexes (call inside the snapshot that runs it)."""
+        return {"indexed": self.field_indexes(), "exists_indexed": field_exists_paths(self.db),
+                "estimate": self._term_rows}
 
     def _term_rows(self, select: str, params: list[Any], cap: int) -> int:
         """How many rows a field index's `SELECT doc_id FROM field_terms ...` reads, counted through the index and
@@ -1046,9 +1078,16 @@ class Store:
         ).fetchone()[0]
         if orphans:
             problems.append(f"{orphans} documents have no chunks")
+        marked = field_exists_paths(self.db)
         for path in sorted(self.field_indexes()):  # the terms the triggers kept, against the metadata itself
-            held = self.db.execute("SELECT COUNT(*) FROM field_terms WHERE path = ?", (path,)).fetchone()[0]
+            held = self.db.execute("SELECT COUNT(*) FROM field_terms WHERE path = ? AND kind NOT IN ('exists', "
+                                   "'marked')", (path,)).fetchone()[0]
             due = self.db.execute(f"SELECT COUNT(*) FROM ({_FIELD_TERMS_DUE})", (path,)).fetchone()[0]  # noqa: S608
+            if path in marked and held == due:  # and one marker per document holding the key
+                held = self.db.execute("SELECT COUNT(*) FROM field_terms WHERE path = ? AND kind = 'exists'",
+                                       (path,)).fetchone()[0]
+                due = self.db.execute("SELECT COUNT(*) FROM documents WHERE json_type(metadata, ?) IS NOT NULL",
+                                      (path,)).fetchone()[0]
             if held != due:
                 from slimvec.store.filters import path_field
 
