@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from fakes import FakeEncoder
 
@@ -36,3 +39,30 @@ def snapshot(col: Collection) -> list[tuple]:
     docs = [(d["id"], d["title"], d["text"], json.dumps(d["metadata"], sort_keys=True))
             for d in col.store.iter_documents()]
     return docs + [tuple(col.store.counts().items())]
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by scripts/setup-browser.sh with playwright-python
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+@contextmanager
+def search_page(collections: dict[str, Collection], **page_options: Any) -> Iterator[tuple[Any, list[str]]]:
+    """(page, errors): the search page of a real server on loopback serving `collections`, loaded in headless
+    Chromium and ready (`body[data-ready='1']`); `errors` collects the page's uncaught JavaScript errors."""
+    from playwright import sync_api
+
+    from slimvec.server import create_app
+    from slimvec.server.runner import server_thread
+
+    with server_thread(create_app(collections, api_key=None)) as base, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(**page_options)
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(base + "/")
+            page.wait_for_selector("body[data-ready='1']", timeout=15_000)
+            yield page, errors
+        finally:
+            browser.close()

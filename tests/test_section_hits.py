@@ -381,34 +381,20 @@ def test_cached_embeddings_are_never_reused_across_chunk_modes(tmp_path: Path, s
 
 def test_search_page_shows_the_section_of_section_hits(col: Collection) -> None:
     """The page in headless Chromium (as tests/test_server_web.py): choosing section hits names each section."""
-    from playwright import sync_api
+    from _server_util import search_page
 
-    from slimvec.server import create_app
-    from slimvec.server.runner import server_thread
-
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run"]
-    with server_thread(create_app({"c": col}, api_key=None)) as base, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=args, headless=True)
-        try:
-            page = browser.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(base + "/")
-            page.wait_for_selector("body[data-ready='1']", timeout=15_000)
-            page.fill("#q", "delta echo foxtrot")
-            page.fill("#k", "2")
-            page.select_option("#mode", "dense")
-            page.select_option("#unit", "section")
-            page.click("#go")
-            page.wait_for_selector("#results li.hit", timeout=30_000)
-            metas = page.locator("#results li.hit .meta").all_inner_texts()
-            assert metas[0].startswith("a1 § a1-s1 · score"), metas
-            page.select_option("#unit", "document")
-            page.click("#go")
-            page.wait_for_function("!document.querySelector('#results .meta').textContent.includes('§')",
-                                   timeout=30_000)
-            assert all("§" not in m for m in page.locator("#results li.hit .meta").all_inner_texts())
-            assert not errors, errors
-        finally:
-            browser.close()
+    with search_page({"c": col}) as (page, errors):
+        page.fill("#q", "delta echo foxtrot")
+        page.fill("#k", "2")
+        page.select_option("#mode", "dense")
+        page.select_option("#unit", "section")
+        page.click("#go")
+        page.wait_for_selector("#results li.hit", timeout=30_000)
+        metas = page.locator("#results li.hit .meta").all_inner_texts()
+        assert metas[0].startswith("a1 § a1-s1 · score"), metas
+        page.select_option("#unit", "document")
+        page.click("#go")
+        page.wait_for_function("!document.querySelector('#results .meta').textContent.includes('§')",
+                               timeout=30_000)
+        assert all("§" not in m for m in page.locator("#results li.hit .meta").all_inner_texts())
+        assert not errors, errors

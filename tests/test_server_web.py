@@ -10,17 +10,12 @@ import json
 from pathlib import Path
 
 import pytest
+from _server_util import search_page
 
 from slimvec import Collection, Document
-from slimvec.server import create_app
-from slimvec.server.runner import server_thread
 
-CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
-
 
 
 @pytest.fixture(scope="module")
@@ -42,42 +37,33 @@ def real_collection(tmp_path_factory):
 
 def test_search_page_shows_highlighted_results(real_collection):
     from playwright import sync_api  # installed by the test extras; chromium by scripts/setup-browser.sh
-    app = create_app({"samples": real_collection}, api_key=None)
+
     ARTIFACTS.mkdir(exist_ok=True)
-    with server_thread(app) as base, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    with search_page({"samples": real_collection}, viewport={"width": 1100, "height": 900}) as (page, errors):
+        assert page.locator("#collection option").first.get_attribute("value") == "samples"
+        page.fill("#q", "How do tumours evade the immune system?")
+        page.fill("#k", "3")
+        page.click("#go")
         try:
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(base + "/")
-            page.wait_for_selector("body[data-ready='1']", timeout=15_000)
-            assert page.locator("#collection option").first.get_attribute("value") == "samples"
-            page.fill("#q", "How do tumours evade the immune system?")
-            page.fill("#k", "3")
-            page.click("#go")
-            try:
-                page.wait_for_selector("#results li.hit mark", state="attached", timeout=30_000)
-            except sync_api.TimeoutError:
-                page.screenshot(path=str(ARTIFACTS / "web-search-failed.png"), full_page=True)
-                raise AssertionError(f"no highlighted hits; status: {page.inner_text('#status')!r}; "
-                                     f"results: {page.inner_text('#results')[:500]!r}; errors: {errors}") from None
-            hits = page.locator("#results li.hit")
-            assert hits.count() == 3
-            marks = [m.lower() for m in page.locator("#results mark").all_inner_texts()]
-            assert any(m in ("immune", "tumours", "evade", "system") for m in marks), marks
-            assert "hits in" in page.inner_text("#status")
-            page.screenshot(path=str(ARTIFACTS / "web-search.png"), full_page=True)
-            # a bad filter is reported on the page, not as a crash
-            page.fill("#filter", '{"year": {"$near": 1}}')
-            page.click("#go")
-            page.wait_for_selector("#status.error", timeout=15_000)
-            assert "400" in page.inner_text("#status")
-            # the report tab
-            page.click("#tab-report")
-            page.wait_for_selector("#report-body .empty", timeout=15_000)
-            assert page.inner_text("#report-body") == "no report yet"
-            assert not errors, errors
-        finally:
-            browser.close()
+            page.wait_for_selector("#results li.hit mark", state="attached", timeout=30_000)
+        except sync_api.TimeoutError:
+            page.screenshot(path=str(ARTIFACTS / "web-search-failed.png"), full_page=True)
+            raise AssertionError(f"no highlighted hits; status: {page.inner_text('#status')!r}; "
+                                 f"results: {page.inner_text('#results')[:500]!r}; errors: {errors}") from None
+        hits = page.locator("#results li.hit")
+        assert hits.count() == 3
+        marks = [m.lower() for m in page.locator("#results mark").all_inner_texts()]
+        assert any(m in ("immune", "tumours", "evade", "system") for m in marks), marks
+        assert "hits in" in page.inner_text("#status")
+        page.screenshot(path=str(ARTIFACTS / "web-search.png"), full_page=True)
+        # a bad filter is reported on the page, not as a crash
+        page.fill("#filter", '{"year": {"$near": 1}}')
+        page.click("#go")
+        page.wait_for_selector("#status.error", timeout=15_000)
+        assert "400" in page.inner_text("#status")
+        # the report tab
+        page.click("#tab-report")
+        page.wait_for_selector("#report-body .empty", timeout=15_000)
+        assert page.inner_text("#report-body") == "no report yet"
+        assert not errors, errors
     assert (ARTIFACTS / "web-search.png").stat().st_size > 10_000

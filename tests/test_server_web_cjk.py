@@ -8,12 +8,10 @@ A bm25-cjk collection with a fake dense encoder: the page's marking is what is t
 from __future__ import annotations
 
 import pytest
+from _server_util import search_page
 from fakes import FakeEncoder
-from test_server_web import ARGS, CHROMIUM
 
 from slimvec import Collection, Document
-from slimvec.server import create_app
-from slimvec.server.runner import server_thread
 
 DOCS = [
     Document("z0", "北京是中国的首都，也是政治和文化中心。", "首都"),
@@ -44,26 +42,14 @@ def _marks(page, query: str) -> dict[str, list[str]]:
 
 
 def test_page_marks_chinese_and_japanese_words_inside_sentences(cjk_collection):
-    from playwright import sync_api
-
-    app = create_app({"zh": cjk_collection}, api_key=None)
-    with server_thread(app) as base, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            page = browser.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(base + "/")
-            page.wait_for_selector("body[data-ready='1']", timeout=15_000)
-            marks = _marks(page, "中国的首都")
-            # bigrams 中国 国的 的首 首都 cover the whole clause where it appears as is: one mark, not four
-            assert marks["z0"] == ["中国的首都"], marks
-            marks = _marks(page, "维生素 vitamins the")
-            # overlapping bigrams 维生 + 生素 join into one mark; the Latin word is still whole-word only
-            # and the stopword "the" is not marked inside "These"
-            assert marks["z1"] == ["维生素", "vitamins"], marks
-            marks = _marks(page, "東京タワー")
-            assert marks["j0"] == ["東京タワー", "東京"], marks
-            assert not errors, errors
-        finally:
-            browser.close()
+    with search_page({"zh": cjk_collection}) as (page, errors):
+        marks = _marks(page, "中国的首都")
+        # bigrams 中国 国的 的首 首都 cover the whole clause where it appears as is: one mark, not four
+        assert marks["z0"] == ["中国的首都"], marks
+        marks = _marks(page, "维生素 vitamins the")
+        # overlapping bigrams 维生 + 生素 join into one mark; the Latin word is still whole-word only
+        # and the stopword "the" is not marked inside "These"
+        assert marks["z1"] == ["维生素", "vitamins"], marks
+        marks = _marks(page, "東京タワー")
+        assert marks["j0"] == ["東京タワー", "東京"], marks
+        assert not errors, errors
