@@ -16,6 +16,7 @@ from typing import Any
 from slimvec import strictjson
 from slimvec.documents import Document, Section, blank_section_problem, section_problem
 from slimvec.errors import IngestError
+from slimvec.ingest.arrowtime import ns_as_plain
 from slimvec.ingest.fieldtypes import convert
 from slimvec.ingest.kinds import refuse_other_kind
 
@@ -467,7 +468,7 @@ def _iter_parquet(path: Path, fields: FieldMap) -> Iterator[Item]:
             columns = [n for n in dict.fromkeys(own + fields.metadata_fields) if n in names]
         row = 0
         for batch in pf.iter_batches(batch_size=1024, columns=columns):
-            for rec in _records(_ns_times_as_text(batch)):
+            for rec in _records(ns_as_plain(batch)):
                 where = locate(path, row)
                 try:
                     if isinstance(rec, KeyError):
@@ -483,32 +484,6 @@ def _iter_parquet(path: Path, fields: FieldMap) -> Iterator[Item]:
         yield _open_error(path, e)
     except (pa.ArrowException, ValueError) as e:
         yield None, IngestError(f"{path}: cannot read Parquet: {' '.join(str(e).split())}")
-
-
-def _ns_times_as_text(batch: Any) -> Any:
-    """`batch` with its time64[ns] columns as ISO text ("12:30:05.000000123"): pyarrow's Python value for one is a
-    datetime.time, which cuts the nanoseconds that a timestamp[ns] keeps (as a pandas Timestamp)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    kinds = [i for i, f in enumerate(batch.schema) if pa.types.is_time64(f.type) and f.type.unit == "ns"]
-    if not kinds:
-        return batch
-    columns = list(batch.columns)
-    for i in kinds:
-        ns = pc.cast(columns[i], pa.int64()).to_pylist()
-        columns[i] = pa.array([None if v is None else _ns_time(v) for v in ns], pa.string())
-    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
-
-
-def _ns_time(ns: int) -> str:
-    """Nanoseconds since midnight as `datetime.time.isoformat` writes a time, with 9 digits when the nanoseconds
-    are not whole microseconds."""
-    seconds, frac = divmod(ns, 1_000_000_000)
-    text = dt.time(seconds // 3600, seconds // 60 % 60, seconds % 60).isoformat()
-    if frac % 1000:
-        return f"{text}.{frac:09d}"
-    return f"{text}.{frac // 1000:06d}" if frac else text
 
 
 def _records(batch: Any) -> list[dict[str, Any] | KeyError]:

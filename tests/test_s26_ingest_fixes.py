@@ -1,0 +1,88 @@
+"""Session 26 ingest fixes: each test names the fault it holds fixed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+# ---- 1. Parquet nanosecond times, timestamps and durations -----------------------------------------------------
+
+# Only a top-level time64[ns] column kept its nanoseconds: one inside a list, struct or map was cut to
+# microseconds ("00:00:01" for 1.000000123 s), and a timestamp[ns] or duration[ns] kept them only through pandas
+# (not a slimvec dependency), without which its file could not be read at all.
+def test_parquet_nanoseconds_at_any_depth_are_kept(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    from slimvec.ingest import read_sources
+
+    sec = 1_000_000_000
+    noon = 12 * 3600 * sec
+    table = pa.table({
+        "_id": ["a", "b"], "text": ["x", "y"],
+        "times": pa.array([[noon + 5, noon + 7_000], None], pa.list_(pa.time64("ns"))),
+        "when": pa.array([{"at": 86_400 * sec + 1, "n": 1}, {"at": None, "n": 2}],
+                         pa.struct([("at", pa.timestamp("ns")), ("n", pa.int64())])),
+        "zoned": pa.array([[sec + 42], [-1]], pa.large_list(pa.timestamp("ns", tz="Asia/Kolkata"))),
+        "offset": pa.array([30 * 60 * sec + 9, 0], pa.timestamp("ns", tz="-03:00")),
+        "lap": pa.array([{"k": 2 * sec + 5}, {}], pa.map_(pa.string(), pa.duration("ns"))),
+    })
+    pq.write_table(table, tmp_path / "t.parquet")
+    got = [d.metadata for d in read_sources([tmp_path / "t.parquet"], strict=True)]
+    assert got == [
+        {"times": ["12:00:00.000000005", "12:00:00.000007"], "when": {"at": "1970-01-02T00:00:00.000000001", "n": 1},
+         "zoned": ["1970-01-01T05:30:01.000000042+05:30"], "offset": "1969-12-31T21:30:00.000000009-03:00",
+         "lap": {"k": 2.000000005}},
+        {"times": None, "when": {"at": None, "n": 2}, "zoned": ["1970-01-01T05:29:59.999999999+05:30"],
+         "offset": "1969-12-31T21:00:00-03:00", "lap": {}},
+    ]
+
+
+_NO_PANDAS = """
+import sys
+class NoPandas:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == "pandas":
+            raise ImportError("pandas is not installed here")
+sys.meta_path.insert(0, NoPandas())
+from slimvec.ingest import read_sources
+errors = []
+docs = list(read_sources([sys.argv[1]], on_error=errors.append))
+print(repr(([d.metadata for d in docs], [str(e) for e in errors], "pandas" in sys.modules)))
+"""
+
+
+def test_parquet_nanosecond_timestamps_read_without_pandas(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"_id": ["a"], "text": ["x"],
+                             "ts": pa.array([1_600_000_000_000_000_123], pa.timestamp("ns")),
+                             "utc": pa.array([1_600_000_000_000_000_123], pa.timestamp("ns", tz="UTC")),
+                             "d": pa.array([1_000_000_123], pa.duration("ns"))}), tmp_path / "t.parquet")
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    out = subprocess.run([sys.executable, "-c", _NO_PANDAS, str(tmp_path / "t.parquet")], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == repr(([{"ts": "2020-09-13T12:26:40.000000123", "utc": "2020-09-13T12:26:40.000000123+00:00",
+                                  "d": 1.000000123}], [], False))
+
+
+def test_parquet_timestamp_in_an_unknown_zone_is_a_one_line_error(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    from slimvec.errors import IngestError
+    from slimvec.ingest import read_sources
+
+    table = pa.table({"_id": ["a"], "text": ["x"], "ts": pa.array([5], pa.timestamp("ns", tz="UTC"))})
+    schema = table.schema.set(2, pa.field("ts", pa.timestamp("ns", tz="Nowhere/Atlantis")))
+    pq.write_table(table.cast(schema), tmp_path / "t.parquet")
+    with pytest.raises(IngestError, match=r"t\.parquet: .*unknown time zone 'Nowhere/Atlantis'"):
+        list(read_sources([tmp_path / "t.parquet"], strict=True))
