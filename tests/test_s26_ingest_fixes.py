@@ -8,6 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from fakes import FakeEncoder
+
+from slimvec import Collection, Document
+from slimvec.documents import Section
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -86,3 +90,27 @@ def test_parquet_timestamp_in_an_unknown_zone_is_a_one_line_error(tmp_path):
     pq.write_table(table.cast(schema), tmp_path / "t.parquet")
     with pytest.raises(IngestError, match=r"t\.parquet: .*unknown time zone 'Nowhere/Atlantis'"):
         list(read_sources([tmp_path / "t.parquet"], strict=True))
+
+
+# ---- 3. Given sections come back as given -------------------------------------------------------------------------
+
+# A section longer than the chunk window was cut into token windows trimmed to their tokens, and `get` rebuilds a
+# section from its chunks: a section given as [0, 155) came back as [3, 152) (its edge whitespace lost), so the
+# document fetched was not the document stored.
+@pytest.mark.parametrize("text, spans", [
+    ("   " + "word " * 30 + "  \n\n" + "other " * 20 + "\n  ", [(0, 155), (155, 280)]),
+    ("\n\n" + "alpha beta. " * 12 + "\t", [(0, 147)]),
+    ("x " * 5 + "  " + "gamma " * 20 + "   " + "end", [(0, 10), (10, 132), (132, 138)]),
+])
+def test_get_gives_back_long_sections_with_their_spans_as_given(tmp_path, text, spans):
+    sections = tuple(Section(f"s{i}", a, b) for i, (a, b) in enumerate(spans))
+    assert spans[-1][1] == len(text)
+    enc = FakeEncoder(max_tokens=8)
+    with Collection.create(tmp_path / "c", encoder=enc, chunk_tokens=8, chunk_overlap=2) as col:
+        col.add([Document("d", text, "", {}, sections)])
+        got = col.get("d")
+        assert [(s.id, s.start, s.end) for s in got.sections] == [(s.id, s.start, s.end) for s in sections]
+        calls = enc.calls
+        assert col.upsert([Document("d", text, "", {}, sections)]) == 1 and enc.calls == calls  # unchanged
+        for h in col.search("gamma word alpha", k=5, unit="section"):
+            assert text[h.chunk_start : h.chunk_end].strip()

@@ -20,8 +20,10 @@ def section_chunks(
     """One chunk per given section of `doc`, keeping its id; text outside every section is not indexed.
 
     A section longer than `config.max_tokens` tokens is cut into token windows inside the section (each keeps
-    the section id), so no part of it is silently cut off by the model. A document without sections (None)
-    is chunked by `chunking.chunk_document`. Chunk spans are character spans into `doc.text`.
+    the section id), so no part of it is silently cut off by the model; its first window starts where the
+    section starts and its last ends where it ends (whitespace there included), so the section's chunks span it
+    exactly and `Collection.get` gives back the span as given. A document without sections (None) is chunked by
+    `chunking.chunk_document`. Chunk spans are character spans into `doc.text`.
     """
     if doc.sections is None:
         return chunk_document(doc, tokenizer, config)
@@ -31,8 +33,13 @@ def section_chunks(
         if len(tokenizer.token_spans(text)) <= config.max_tokens:
             out.append(Chunk(doc.id, len(out), s.start, s.end, text, s.id))
             continue
-        for c in chunk_document(Document(doc.id, text), tokenizer, ChunkConfig(config.max_tokens, config.overlap)):
-            out.append(Chunk(doc.id, len(out), s.start + c.start, s.start + c.end, c.text, s.id))
+        windows = chunk_document(Document(doc.id, text), tokenizer, ChunkConfig(config.max_tokens, config.overlap))
+        # The store keeps no section spans of its own: `get` rebuilds each from its chunks' first start and
+        # last end, so windows trimmed to their tokens would give back a section without its edge whitespace.
+        last = len(windows) - 1
+        for i, c in enumerate(windows):
+            start, end = (0 if i == 0 else c.start), (len(text) if i == last else c.end)
+            out.append(Chunk(doc.id, len(out), s.start + start, s.start + end, text[start:end], s.id))
     return out
 
 
