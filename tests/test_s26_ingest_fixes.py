@@ -114,3 +114,54 @@ def test_get_gives_back_long_sections_with_their_spans_as_given(tmp_path, text, 
         assert col.upsert([Document("d", text, "", {}, sections)]) == 1 and enc.calls == calls  # unchanged
         for h in col.search("gamma word alpha", k=5, unit="section"):
             assert text[h.chunk_start : h.chunk_end].strip()
+
+
+# ---- 2. HTML text: what is not page text, titles, headings -----------------------------------------------------
+
+# The fallback text of <video>, <audio> and <canvas> (shown only by a browser that cannot play or draw them) was
+# indexed as page text and glued to its neighbours ("Your browser videoaudio fallback"); script and style never
+# appear, wherever they sit.
+@pytest.mark.parametrize("html, text", [
+    ("<p>a</p><video src=v.mp4>Your browser does not support video</video><p>b</p>", "a\n\nb"),
+    ("<p>a</p><audio><source src=x.ogg>No audio</audio><audio>here</audio>b", "a\n\nb"),
+    ("<p>a <canvas>draw fallback</canvas>b</p>", "a b"),
+    ("<table><tr><td>a<script>evil()</script></td><td><style>td{}</style>b</td></tr></table>", "a b"),
+    ("<p>x</p><svg><title>Logo</title><text>label</text><script>s()</script></svg><noscript>enable JS</noscript>",
+     "x"),
+    ("<p>see <math><mi>x</mi><mo>+</mo><mn>1</mn></math></p>", "see x+1"),
+])
+def test_html_drops_media_fallback_and_never_keeps_code(tmp_path, html, text):
+    from slimvec.ingest import read_sources
+
+    (tmp_path / "page.html").write_text(f"<html><body>{html}</body></html>", encoding="utf-8")
+    assert [d.text for d in read_sources([tmp_path / "page.html"])] == [text]
+
+
+# An SVG's <title> (a tooltip) was taken as the page's title when the page had none of its own, or came first.
+@pytest.mark.parametrize("html, title", [
+    ("<body><svg><title>Logo</title></svg><p>text</p></body>", "page"),
+    ("<svg><title>Logo</title></svg><title>Real one</title><p>text</p>", "Real one"),
+    ("<head><title>Head title</title></head><body><svg><title>Logo</title></svg><p>text</p></body>", "Head title"),
+])
+def test_html_title_is_never_an_svg_title(tmp_path, html, title):
+    from slimvec.ingest import read_sources
+
+    (tmp_path / "page.html").write_text(html, encoding="utf-8")
+    assert [d.title for d in read_sources([tmp_path / "page.html"])] == [title]
+
+
+# A heading with inline markup ("Hello<b>World</b>", shown "HelloWorld") or a <br> (two lines) was looked for in
+# the text as "Hello World" / "Two Lines" on one line, not found, and so was no section at all.
+def test_html_headings_with_markup_or_line_breaks_are_sections(tmp_path):
+    from slimvec.ingest import read_sources
+
+    html = ("<h1>Hello<b>World</b></h1><p>body one</p><h2>Two<br>Lines</h2><p>body two</p>"
+            "<h2><span>Q</span>&amp;<i>A</i> <em>time</em></h2><p>body three</p>")
+    (tmp_path / "page.html").write_text(html, encoding="utf-8")
+    [doc] = read_sources([tmp_path / "page.html"])
+    assert doc.text == "HelloWorld\n\nbody one\n\nTwo\nLines\n\nbody two\n\nQ&A time\n\nbody three"
+    assert [(s.id, doc.text[s.start : s.end], s.path) for s in doc.sections] == [
+        ("helloworld", "HelloWorld\n\nbody one", ("HelloWorld",)),
+        ("two-lines", "Two\nLines\n\nbody two", ("HelloWorld", "Two Lines")),
+        ("qa-time", "Q&A time\n\nbody three", ("HelloWorld", "Q&A time")),
+    ]

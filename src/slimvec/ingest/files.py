@@ -14,6 +14,7 @@ from typing import Any
 from slimvec.documents import Document, has_content
 from slimvec.errors import IngestError
 from slimvec.ingest.headings import html_sections, markdown_sections
+from slimvec.ingest.html import html_to_text as _html_to_text
 from slimvec.ingest.kinds import refuse_other_kind
 
 TEXT_EXTS = frozenset({"txt", "md"})
@@ -385,64 +386,6 @@ def _markdown_title(text: str) -> str:
         elif not in_fence and (m := _H1.match(line)):
             return m[1].strip()
     return ""
-
-
-# --- .html ------------------------------------------------------------------------------------------------
-
-_DROP = ["script", "style", "noscript", "template", "head", "svg", "iframe", "object"]
-# fmt: off
-_BLOCKS = [
-    "address", "article", "aside", "blockquote", "caption", "center", "dd", "details", "dialog", "dir", "div", "dl",
-    "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header",
-    "hgroup", "hr", "legend", "li", "listing", "main", "menu", "nav", "ol", "optgroup", "option", "p", "pre",
-    "search", "section", "summary", "table", "tbody", "thead", "tfoot", "tr", "ul", "xmp",
-]
-# fmt: on
-# Markers no HTML text can hold (stripped from the input first): a paragraph break, a line break, and around the
-# number of a <pre> block whose text is put back as it was, its lines and indentation kept.
-_PARA, _LINE, _PRE = "\x00", "\x01", "\x02"
-_PRE_MARK = re.compile(f"{_PRE}(\\d+){_PRE}")
-
-
-def _html_to_text(html: str) -> tuple[str, str]:
-    """(title, visible text) with whitespace collapsed and block boundaries kept as blank lines."""
-    # Deferred: bs4 is a slow import that most runs never need.
-    from bs4 import BeautifulSoup, Comment, Declaration, Doctype, ProcessingInstruction
-
-    soup = BeautifulSoup(html.replace(_PARA, "").replace(_LINE, "").replace(_PRE, ""), "lxml")
-    title = " ".join(soup.title.get_text(" ").split()) if soup.title else ""
-    for tag in soup.find_all(_DROP):
-        tag.decompose()
-    for tag in soup.find_all(hidden=True):
-        tag.decompose()
-    for node in soup.find_all(
-        string=lambda s: isinstance(s, (Comment, Declaration, Doctype, ProcessingInstruction))
-    ):
-        node.extract()
-    for tag in soup.find_all("br"):
-        tag.replace_with(_LINE)
-    pres: list[str] = []
-    for tag in soup.find_all("pre"):  # preformatted: its newlines and indentation are the text's (code, poems)
-        lines = [line.rstrip() for line in tag.get_text().replace(_LINE, "\n").split("\n")]
-        while lines and not lines[-1]:
-            lines.pop()
-        while lines and not lines[0]:
-            lines.pop(0)
-        tag.clear()
-        tag.append(f"{_PRE}{len(pres)}{_PRE}")
-        pres.append("\n".join(lines))
-    for tag in soup.find_all(_BLOCKS):
-        tag.insert_before(_PARA)
-        tag.insert_after(_PARA)
-    for tag in soup.find_all(["td", "th"]):
-        tag.insert_after(" ")  # adjacent cells must not glue their words together
-    paragraphs = []
-    for block in soup.get_text().split(_PARA):
-        lines = (" ".join(line.split()) for line in block.split(_LINE))
-        para = "\n".join(line for line in lines if line)
-        if para := _PRE_MARK.sub(lambda m: pres[int(m[1])], para).strip("\n"):
-            paragraphs.append(para)
-    return title, "\n\n".join(paragraphs)
 
 
 # --- .pdf -------------------------------------------------------------------------------------------------

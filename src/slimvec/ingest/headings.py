@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from slimvec.documents import Section
+from slimvec.ingest.html import html_to_text
 
 
 def markdown_sections(text: str) -> tuple[Section, ...] | None:
@@ -38,8 +39,11 @@ def html_sections(html: str, text: str) -> tuple[Section, ...] | None:
     """Sections of the visible `text` extracted from `html` (by `ingest.files`), cut at its h1-h6 headings.
 
     Headings are found in `html` with BeautifulSoup, then located in order in `text`, where the extractor puts
-    each block element in its own paragraph; a heading not found there (hidden, dropped) is skipped.
-    Returns None when no heading is found. Ids and paths as in `markdown_sections`.
+    each block element in its own paragraph; a heading not found there (hidden, dropped) is skipped. A
+    heading's text is looked for as the extractor writes it (`html.html_to_text` of the heading alone), so one
+    with inline markup (`Hello<b>World</b>`: "HelloWorld") or a `<br>` (two lines) is found too; its label in
+    ids and paths is that text on one line. Returns None when no heading is found. Ids and paths as in
+    `markdown_sections`.
     """
     from bs4 import BeautifulSoup  # deferred: a slow import that most runs never need
 
@@ -47,14 +51,14 @@ def html_sections(html: str, text: str) -> tuple[Section, ...] | None:
     heads: list[tuple[int, int, str]] = []
     pos = 0
     for tag in soup.find_all(["h1", "h2", "h3", "h4", "h5", "h6"]):
-        label = " ".join(tag.get_text(" ").split())
-        if not label:
+        shown = html_to_text(str(tag))[1]
+        if not shown:
             continue
-        at = _paragraph_at(text, label, pos)
+        at = _paragraph_at(text, shown, pos)
         if at < 0:
             continue
-        heads.append((at, int(tag.name[1]), label))
-        pos = at + len(label)
+        heads.append((at, int(tag.name[1]), " ".join(shown.split())))
+        pos = at + len(shown)
     if not heads:
         return None
     return _sections(text, heads)
