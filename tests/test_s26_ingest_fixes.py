@@ -165,3 +165,32 @@ def test_html_headings_with_markup_or_line_breaks_are_sections(tmp_path):
         ("two-lines", "Two\nLines\n\nbody two", ("HelloWorld", "Two Lines")),
         ("qa-time", "Q&A time\n\nbody three", ("HelloWorld", "Q&A time")),
     ]
+
+
+# ---- 4. Upsert change detection: the same JSON value, keys in any order -------------------------------------------
+
+# The rule, stated in README and `Collection.upsert`: metadata is unchanged when it is the same JSON value with
+# every object's keys in any order; the type of a value counts (1, 1.0, true and "1" are four values: `get`,
+# `$type` filters and exports tell them apart), and so does the order of a list.
+@pytest.mark.parametrize("before, after, same", [
+    ({"a": 1, "b": {"x": [1, {"p": 1, "q": 2}], "y": None}}, {"b": {"y": None, "x": [1, {"q": 2, "p": 1}]}, "a": 1},
+     True),
+    ({"a": 1}, {"a": 1.0}, False),
+    ({"a": 1}, {"a": True}, False),
+    ({"a": 0}, {"a": False}, False),
+    ({"a": 1.0}, {"a": True}, False),
+    ({"a": 1}, {"a": "1"}, False),
+    ({"a": [1, 2]}, {"a": [2, 1]}, False),
+    ({"a": {"b": {"c": 1}}}, {"a": {"b": {"c": 2}}}, False),
+    ({"a": None}, {}, False),
+])
+def test_upsert_compares_metadata_as_json_values_with_keys_in_any_order(tmp_path, before, after, same):
+    enc = FakeEncoder()
+    with Collection.create(tmp_path / "c", encoder=enc) as col:
+        col.add([Document("d", "some text here", "T", before)])
+        calls = enc.calls
+        assert col.unchanged([Document("d", "some text here", "T", after)]) == ({"d"} if same else set())
+        assert col.upsert([Document("d", "some text here", "T", after)]) == 1
+        assert (enc.calls == calls) is same
+        assert col.get("d").metadata == (before if same else after)
+        assert [type(v) for v in col.get("d").metadata.values()] == [type(v) for v in (before if same else after).values()]

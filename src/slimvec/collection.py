@@ -336,7 +336,8 @@ class Collection(KeepsQueries):
         """Add documents, replacing any stored document (and its chunks) with the same id; as `add` otherwise.
 
         An id repeated within one call keeps its last version. A document stored exactly as given (same title,
-        text, metadata and chunks) is left as it is: not encoded again and no rows left dead, so re-running
+        text, metadata and chunks; metadata is the same when it is the same JSON value with its objects' keys in
+        any order, while 1, 1.0, True and "1" differ, as `get` returns them) is left as it is: not encoded again and no rows left dead, so re-running
         `slimvec index` over a folder re-encodes only the files that changed. Returns how many documents of the
         call are stored, unchanged ones included.
         """
