@@ -194,3 +194,19 @@ def test_upsert_compares_metadata_as_json_values_with_keys_in_any_order(tmp_path
         assert (enc.calls == calls) is same
         assert col.get("d").metadata == (before if same else after)
         assert [type(v) for v in col.get("d").metadata.values()] == [type(v) for v in (before if same else after).values()]
+
+
+# Front matter timestamps had the same fault: PyYAML cuts a fraction to microseconds, so `2020-01-01
+# 12:30:05.123456789` was stored as "2020-01-01T12:30:05.123456".
+def test_front_matter_timestamps_keep_every_fraction_digit(tmp_path):
+    from slimvec.ingest import read_sources
+
+    (tmp_path / "a.md").write_text(
+        "---\nns: 2020-01-01 12:30:05.123456789\nseven: 2001-12-14T21:59:43.1234567Z\n"
+        "zeros: 2001-12-14 21:59:43.123456000\nshort: 2001-12-14t21:59:43.10-05:00\n"
+        "nested: {at: [2020-01-01T00:00:00.000000001+01:00]}\nday: 2020-01-02\n---\n# T\nbody\n", encoding="utf-8")
+    [doc] = read_sources([tmp_path / "a.md"], strict=True)
+    assert {k: v for k, v in doc.metadata.items() if k not in ("path", "ext")} == {
+        "ns": "2020-01-01T12:30:05.123456789", "seven": "2001-12-14T21:59:43.1234567+00:00",
+        "zeros": "2001-12-14T21:59:43.123456", "short": "2001-12-14T21:59:43.100000-05:00",
+        "nested": {"at": ["2020-01-01T00:00:00.000000001+01:00"]}, "day": "2020-01-02"}

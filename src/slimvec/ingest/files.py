@@ -238,6 +238,17 @@ _FENCE = re.compile(r"^ {0,3}(```|~~~)")
 _YAML_KINDS = {bool: "boolean", type(None): "null", int: "number", float: "number", dt.datetime: "timestamp"}
 
 
+class _FineDatetime(dt.datetime):
+    """A YAML timestamp written with more than 6 fraction digits: its ISO text keeps them all."""
+
+    extra_digits = ""  # the fraction's digits past the microseconds, trailing zeros dropped
+
+    def isoformat(self, sep: str = "T", timespec: str = "auto") -> str:
+        text = super().isoformat(sep, "microseconds")
+        cut = text.index(".") + 7
+        return f"{text[:cut]}{self.extra_digits}{text[cut:]}"
+
+
 def _front_matter_loader(yaml: Any, path: Path) -> type:
     """PyYAML's SafeLoader, refusing a mapping that names one key twice, or two keys that are one metadata key
     once made text (`1:` and `"1":`, `true:` and `"True":`): PyYAML keeps the last value without a word."""
@@ -286,6 +297,19 @@ def _front_matter_loader(yaml: Any, path: Path) -> type:
             return self.construct_scalar(node)
         return yaml.SafeLoader.construct_yaml_bool(self, node)
 
+    def timestamp(self: Any, node: Any) -> Any:
+        # PyYAML cuts a fraction of a second to microseconds (`12:30:05.123456789` read as .123456): the digits
+        # past the sixth are kept for the ISO text, as a Parquet timestamp[ns] keeps its nanoseconds.
+        value = yaml.SafeLoader.construct_yaml_timestamp(self, node)
+        m = self.timestamp_regexp.match(node.value) if isinstance(value, dt.datetime) else None
+        extra = (m.group("fraction") or "")[6:].rstrip("0") if m else ""
+        if not extra:
+            return value
+        fine = _FineDatetime(*value.timetuple()[:6], value.microsecond, value.tzinfo)
+        fine.extra_digits = extra
+        return fine
+
+    Loader.add_constructor("tag:yaml.org,2002:timestamp", timestamp)
     Loader.add_constructor("tag:yaml.org,2002:int", as_written(yaml.SafeLoader.construct_yaml_int))
     Loader.add_constructor("tag:yaml.org,2002:float", as_written(yaml.SafeLoader.construct_yaml_float))
     Loader.add_constructor("tag:yaml.org,2002:bool", boolean)
