@@ -210,3 +210,63 @@ def test_front_matter_timestamps_keep_every_fraction_digit(tmp_path):
         "ns": "2020-01-01T12:30:05.123456789", "seven": "2001-12-14T21:59:43.1234567+00:00",
         "zeros": "2001-12-14T21:59:43.123456", "short": "2001-12-14T21:59:43.100000-05:00",
         "nested": {"at": ["2020-01-01T00:00:00.000000001+01:00"]}, "day": "2020-01-02"}
+
+
+# ---- 5, 6. Metadata keys and numpy values: one rule for every way in ------------------------------------------------
+
+# The empty key is refused by the same check as the other keys no filter can name, in every reader too, with the
+# record (file and line or row) and the field named in one line.
+def test_every_reader_refuses_an_empty_metadata_key_naming_record_and_field(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import json
+
+    import pyarrow.parquet as pq
+
+    from slimvec.ingest import read_sources
+
+    rows = [{"_id": "ok", "text": "fine"}, {"_id": "a", "text": "x", "": 1},
+            {"_id": "b", "text": "x", "metadata": {"": 2}}, {"_id": "c", "text": "x", "m": {"k": {"": 3}}}]
+    (tmp_path / "r.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    pq.write_table(pa.table({"_id": ["p"], "text": ["x"], "": [1]}), tmp_path / "r.parquet")
+    (tmp_path / "f.md").write_text('---\n"": 1\n---\nbody\n', encoding="utf-8")
+    errors: list = []
+    docs = list(read_sources([tmp_path / "r.jsonl", tmp_path / "r.parquet", tmp_path / "f.md"],
+                             on_error=errors.append))
+    assert [d.id for d in docs] == ["ok"]
+    assert [str(e) for e in errors] == [
+        f"{tmp_path / 'r.jsonl'}:2: '': key: empty, which no filter can name",
+        f"{tmp_path / 'r.jsonl'}:3: '': key: empty, which no filter can name",
+        f"{tmp_path / 'r.jsonl'}:4: m.k.'': key: empty, which no filter can name",
+        f"{tmp_path / 'r.parquet'}:row 0: '': key: empty, which no filter can name",
+        f"{tmp_path / 'f.md'}: '': key: empty, which no filter can name",
+    ]
+
+
+# numpy scalars are the values they hold on both sides: stored as Python int/float/bool in metadata, matched as
+# those in filters; a NaN or infinity is refused in metadata as a Python float's is.
+@pytest.mark.parametrize("value, plain", [("int64", 2021), ("int8", -3), ("uint32", 7), ("float32", 0.5),
+                                          ("float16", 1.5), ("float64", 2.25), ("bool_", True), ("bool_", False)])
+def test_numpy_scalars_in_metadata_and_filters_are_the_values_they_hold(tmp_path, value, plain):
+    import numpy as np
+
+    scalar = getattr(np, value)(plain)
+    with Collection.create(tmp_path / "c", encoder=FakeEncoder()) as col:
+        col.add([Document("d", "hello world", metadata={"v": scalar, "l": [scalar], "o": {"v": scalar}})])
+        got = col.get("d").metadata
+        assert got == {"v": plain, "l": [plain], "o": {"v": plain}} and type(got["v"]) is type(plain)
+        for flt in ({"v": scalar}, {"v": plain}, {"o.v": scalar}, {"v": {"$in": [scalar]}}):
+            assert [h.id for h in col.search("hello", filter=flt)] == ["d"], flt
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-inf"])
+def test_numpy_nan_and_infinity_in_metadata_are_refused_as_python_floats_are(tmp_path, bad):
+    import numpy as np
+
+    from slimvec.errors import IngestError
+
+    with Collection.create(tmp_path / "c", encoder=FakeEncoder()) as col:
+        for value in (float(bad), np.float32(bad), np.float64(bad)):
+            with pytest.raises(IngestError, match=r"^document 'd' \(position 0\): metadata is not JSON-serialisable: "
+                                                  rf"o\.v: non-finite number \({bad}\); nothing from this call was stored$"):
+                col.add([Document("d", "hello world", metadata={"o": {"v": value}})])
+        assert len(col) == 0
