@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from slimvec.documents import Section
-from slimvec.ingest.html import html_to_text
+from slimvec.ingest.html import tag_text
 
 
 def markdown_sections(text: str) -> tuple[Section, ...] | None:
@@ -40,7 +40,7 @@ def html_sections(html: str, text: str) -> tuple[Section, ...] | None:
 
     Headings are found in `html` with BeautifulSoup, then located in order in `text`, where the extractor puts
     each block element in its own paragraph; a heading not found there (hidden, dropped) is skipped. A
-    heading's text is looked for as the extractor writes it (`html.html_to_text` of the heading alone), so one
+    heading's text is looked for as the extractor writes it (`html.tag_text`), so one
     with inline markup (`Hello<b>World</b>`: "HelloWorld") or a `<br>` (two lines) is found too; its label in
     ids and paths is that text on one line. Returns None when no heading is found. Ids and paths as in
     `markdown_sections`.
@@ -51,7 +51,7 @@ def html_sections(html: str, text: str) -> tuple[Section, ...] | None:
     heads: list[tuple[int, int, str]] = []
     pos = 0
     for tag in soup.find_all(["h1", "h2", "h3", "h4", "h5", "h6"]):
-        shown = html_to_text(str(tag))[1]
+        shown = tag_text(tag)
         if not shown:
             continue
         at = _paragraph_at(text, shown, pos)

@@ -43,6 +43,14 @@ def html_to_text(html: str) -> tuple[str, str]:
     return title, _visible_text(soup)
 
 
+def tag_text(tag: Any) -> str:
+    """The visible text of a BeautifulSoup tag as `html_to_text` writes it for the same markup (worked on a copy:
+    the tag and its tree are left as they are)."""
+    import copy
+
+    return _visible_text(copy.copy(tag))
+
+
 def _visible_text(soup: Any) -> str:
     from bs4 import Comment, Declaration, Doctype, ProcessingInstruction
 
