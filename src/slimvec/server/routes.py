@@ -24,6 +24,7 @@ from slimvec.search.options import (
     MAX_RERANK_DEPTH,
     NAME_PATTERN,
     SearchOptions,
+    min_relevance_from_text,
 )
 from slimvec.server.errors import query_errors
 from slimvec.server.models import (
@@ -145,9 +146,11 @@ def api_router(served: Served, require_writer: Callable[[Request], None]) -> API
         # as POST refuses unknown fields: a misspelt option (top_k=3) must not be silently ignored
         _refuse_unknown_params(request, _SEARCH_PARAMS, "search parameter")
         given = {"filter": _parse_filter(filter) if filter is not None and filter.strip() else None,
-                 "mode": mode, "min_relevance": min_relevance, "rerank": rerank, "rerank_depth": rerank_depth,
+                 "mode": mode, "rerank": rerank, "rerank_depth": rerank_depth,
                  "fusion": fusion, "fusion_weights": _parse_weights(fusion_weights), "unit": unit,
-                 "fusion_temperature": fusion_temperature}
+                 "fusion_temperature": fusion_temperature,
+                 # a query parameter is text: the number it spells (a JSON body must send the number itself)
+                 "min_relevance": min_relevance_from_text(min_relevance) if min_relevance is not None else None}
         try:
             body = SearchIn(q=q, k=k, with_payload=with_payload, **{f: v for f, v in given.items() if v is not None})
         except ValidationError as e:  # report it as FastAPI would (field named)
