@@ -57,3 +57,20 @@ def test_min_relevance_takes_numbers_and_auto_and_its_text_only_from_the_cli_and
     assert got.status_code == posted.status_code == 400 and "calibrat" in got.json()["detail"]
     bad = client.get("/api/collections/col/search", params={"q": "bone", "min_relevance": "half"})
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "min_relevance"]
+
+
+# ---- 6. invalid UTF-8 in a URL is refused, not decoded into another text ------------------------------------------
+# The path and query checks for lone surrogates could never fire (the URL decoding turns such bytes into U+FFFD): a
+# document id or page offset became another text without a word (a 404 naming an id nobody sent, an empty page).
+@pytest.mark.parametrize("method,url,where", [
+    ("GET", "/api/collections/col/documents/%ED%A0%80", "path"),
+    ("DELETE", "/api/collections/col/documents/d%ED%A0%801", "path"),
+    ("GET", "/api/collections/col/documents?offset=%ED%B0%80", "query: parameter 'offset'"),
+    ("GET", "/api/collections/col/search?q=bone%FF", "query: parameter 'q'"),
+])
+def test_invalid_utf8_in_the_url_is_a_422_naming_where(client, method, url, where):
+    r = client.request(method, url)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"].startswith(f"{where}") and "not valid UTF-8" in r.json()["detail"]
+    assert client.get("/api/collections/col/documents/d1").status_code == 200
+    assert client.get("/api/collections/col/documents", params={"offset": "d2"}).json()["documents"][0]["id"] == "d2"
