@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from _server_util import make_collection
-from fakes import FakeEncoder
+from fakes import FakeEncoder, registered_encoders
 from fastapi.testclient import TestClient
 
+from slimvec import Collection
 from slimvec.documents import Document
 from slimvec.errors import ConfigError
+from slimvec.migrate import runner
+from slimvec.migrate.merged import MigratingCollection
 from slimvec.search.options import SearchOptions
 from slimvec.server import create_app
 
@@ -26,6 +31,59 @@ class RolledEncoder(FakeEncoder):
 
 def _docs(n: int) -> list[Document]:
     return [Document(id=f"d{i}", text=f"cells protein {i} cancer risk word{i % 7} other{i % 3} tag{i}") for i in range(n)]
+
+
+# ---- 1. search_vectors during a migration names the model of its vectors ----------------------------------------
+# A migration to a model of the same dimension took the new model's vectors as the old one's: scored against the
+# old rows without a word (the dimension check could not tell them apart).
+@pytest.fixture()
+def same_dim_migration(tmp_path):
+    old, new = FakeEncoder(dim=32, name=OLD), RolledEncoder(dim=32, name=NEW)
+    with registered_encoders(old, new):
+        with Collection.create(tmp_path / "col", encoder=old) as col:
+            col.add(_docs(60))
+        shutil.copytree(tmp_path / "col", tmp_path / "before")
+        runner.start(tmp_path / "col", NEW, sample=30, encoder=new)
+        with Collection.open(tmp_path / "col") as col, Collection.open(tmp_path / "before") as before:
+            assert isinstance(col, MigratingCollection)
+            yield col, before, old, new
+
+
+def test_search_vectors_of_equal_dimensions_during_a_migration_must_name_their_model(same_dim_migration):
+    col, _, _, new = same_dim_migration
+    v = new.encode_queries(["cells protein"])
+    with pytest.raises(ConfigError, match=rf"search_vectors during the migration from '{OLD}' to '{NEW}': both "
+                                          rf"models' vectors have dimension 32.*model='{OLD}'.*model='{NEW}'"):
+        col.search_vectors(v, k=5)
+    with pytest.raises(ConfigError, match=rf"model 'other' is neither the collection's \('{OLD}'\) nor"):
+        col.search_vectors(v, k=5, model="other")
+
+
+def test_search_vectors_scores_each_model_in_its_own_space(same_dim_migration):
+    col, before, old, new = same_dim_migration
+    for q in ("cells protein", "cancer risk word3", "other1 tag5"):
+        vo, vn = old.encode_queries([q]), new.encode_queries([q])
+        # the old model's: the old collection, whole until the switch
+        got = [(h.id, h.score) for h in col.search_vectors(vo, k=8, model=OLD)[0]]
+        assert got == [(h.id, h.score) for h in before.search_vectors(vo, k=8)[0]] and len(got) == 8
+        # the new model's: the dense search through the migration, as a text search with those vectors runs it
+        through = [(h.id, h.score) for h in col.search_vectors(vn, k=8, model=NEW)[0]]
+        assert through == [(h.id, h.score) for h in col.search_many([q], vectors=vn, k=8, mode="dense",
+                                                                   rerank="none")[0]]
+        assert len(through) == 8 and np.isfinite([s for _, s in through]).all()
+    with pytest.raises(ConfigError, match="must be the NEW model's"):
+        col.search_vectors(np.ones((1, 16), np.float32), k=3, model=NEW)
+
+
+def test_search_vectors_refuses_vectors_named_as_another_models(tmp_path):
+    enc = FakeEncoder(dim=32, name=OLD)
+    with registered_encoders(enc), Collection.create(tmp_path / "col", encoder=enc) as col:
+        col.add(_docs(12))
+        v = enc.encode_queries(["cells protein"])
+        assert col.search_vectors(v, k=3, model=OLD) == col.search_vectors(v, k=3)
+        with pytest.raises(ConfigError, match=rf"search_vectors: the query vectors are 'bge-small-en-v1.5''s, but this "
+                                              rf"collection holds '{OLD}''s"):
+            col.search_vectors(v, k=3, model="bge-small-en-v1.5")
 
 
 # ---- 4. strict numbers in a search body --------------------------------------------------------------------------

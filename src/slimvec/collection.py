@@ -868,8 +868,15 @@ class Collection(KeepsQueries):
             self._plans[key] = (manifest, calibrators, plan)
         return plan
 
-    def search_vectors(self, qvecs: np.ndarray, k: int = 10, filter: dict[str, Any] | None = None) -> list[list[Hit]]:
-        """Dense-only document hits for already-encoded query vectors, float32 of shape (n, dim) or (dim,)."""
+    def search_vectors(self, qvecs: np.ndarray, k: int = 10, filter: dict[str, Any] | None = None, *,
+                       model: str | None = None) -> list[list[Hit]]:
+        """Dense-only document hits for already-encoded query vectors, float32 of shape (n, dim) or (dim,).
+
+        model: whose vectors they are (as Qdrant's `using` names a vector space); None: the collection's model.
+        Raises ConfigError for another model than the collection's (`check_vectors_model`), and during a
+        migration (`migrate.merged.MigratingCollection.search_vectors`) when the two models' vectors have one
+        dimension and `model` does not say which."""
+        check_vectors_model(model, self.manifest["model"], "search_vectors")
         opts = SearchOptions.of(k=k, filter=filter, mode="dense", rerank="none")
         qvecs = np.asarray(qvecs, dtype=np.float32)
         if qvecs.ndim == 1:
@@ -1310,6 +1317,18 @@ class Collection(KeepsQueries):
                 if check is not None:
                     problems += [f"{name} index: {p}" for p in check(self.store, self._rows.alive)]
         return problems
+
+
+def check_vectors_model(model: Any, stored: str, call: str) -> None:
+    """ConfigError when a caller names the model of its query vectors (`model`, None: not named) and the
+    collection holds another model's vectors: they would be scored against rows of another space, silently."""
+    if model is None:
+        return
+    if not isinstance(model, str):
+        raise TypeError(f"{call}: model must be a model name (a string), not {type(model).__name__}")
+    if model != stored:
+        raise ConfigError(f"{call}: the query vectors are {model!r}'s, but this collection holds {stored!r}'s; "
+                          f"encode the queries with {stored!r}")
 
 
 def stored_document(d: dict[str, Any]) -> Document:
