@@ -15,6 +15,7 @@ from slimvec.documents import Document
 from slimvec.errors import ConfigError
 from slimvec.migrate import runner
 from slimvec.migrate.merged import MigratingCollection
+from slimvec.profiles import profile_from_dict, recorded_profile
 from slimvec.search.options import SearchOptions
 from slimvec.server import create_app
 
@@ -132,3 +133,33 @@ def test_invalid_utf8_in_the_url_is_a_422_naming_where(client, method, url, wher
     assert r.json()["detail"].startswith(f"{where}") and "not valid UTF-8" in r.json()["detail"]
     assert client.get("/api/collections/col/documents/d1").status_code == 200
     assert client.get("/api/collections/col/documents", params={"offset": "d2"}).json()["documents"][0]["id"] == "d2"
+
+
+# ---- 8. settings a profile never reads are refused ----------------------------------------------------------------
+@pytest.mark.parametrize("extra,field", [
+    ({"oversample": 4}, "oversample"),
+    ({"nprobe": 8}, "nprobe"),
+    ({"nlist": 64, "index": "hnsw"}, "nlist"),
+    ({"ef_search": 64}, "ef_search"),
+    ({"target_recall": 0.9}, "target_recall"),
+    ({"late_weight": 0.5}, "late_weight"),
+    ({"maxsim_depth": 50}, "maxsim_depth"),
+    ({"candidates": "bm25", "retrievers": ["dense", "bm25"], "mode": "hybrid"}, "candidates"),
+    ({"token_pool": 2.0}, "token_pool"),
+    ({"fusion": "rrf"}, "fusion"),
+    ({"fusion_temperature": 1.0}, "fusion_temperature"),
+    ({"compact_threshold": None, "compact_min_dead": 5}, "compact_min_dead"),
+    ({"retrievers": ["bm25"], "mode": "bm25", "codec": "binary"}, "codec"),
+])
+def test_a_profile_setting_nothing_reads_is_refused_naming_it(extra, field):
+    with pytest.raises(ConfigError, match=rf"{field} .* is never used by this profile: it applies to "):
+        profile_from_dict({"name": "x", **extra})
+
+
+def test_settings_that_are_read_stay_allowed_and_recorded_ones_still_open():
+    assert profile_from_dict({"name": "x", "codec": "binary", "rescore": True, "oversample": 4}).oversample == 4
+    assert profile_from_dict({"name": "x", "index": "hnsw", "ef_search": 64, "target_recall": 0.9}).ef_search == 64
+    assert profile_from_dict({"name": "x", "retrievers": ["dense", "bm25"], "fusion": "rrf"}).fusion == "rrf"
+    # a profile recorded before the refusal (a collection's manifest, an export) reads as what it did: the default
+    kept = recorded_profile({"name": "x", "oversample": 4, "fusion": "rrf", "nprobe": 3}, None)
+    assert (kept.oversample, kept.fusion, kept.nprobe) == (10, "softmax", None)
