@@ -118,6 +118,25 @@ def test_min_relevance_takes_numbers_and_auto_and_its_text_only_from_the_cli_and
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "min_relevance"]
 
 
+# ---- 5. MUVERA without MaxSim stores no token vectors -------------------------------------------------------------
+MUVERA_ONLY = {"name": "muvera-only", "tokens": "float16", "muvera": {"reps": 2, "ksim": 2, "dproj": 8}}
+
+
+def test_a_muvera_profile_without_multivector_encodes_tokens_but_stores_none(tmp_path):
+    enc = FakeEncoder(dim=32, name=OLD)
+    with registered_encoders(enc), Collection.create(tmp_path / "col", profile=MUVERA_ONLY, encoder=enc) as col:
+        col.add(_docs(20))
+        col.upsert([Document("d3", "cells protein replaced text")])
+        assert not (tmp_path / "col" / "tokens").exists()  # before: a token file grew at every add, never read
+        assert col.info()["dim"] == 2 * 4 * 8  # the dense vectors are still FDEs of the tokens
+        assert col.search("cells protein 5", k=3)[0].id == "d5"
+        assert col.compact()["compacted"] and col.check() == []
+        assert not (tmp_path / "col" / "tokens").exists()
+    with pytest.raises(ConfigError, match="token_rescore 8 is never used by this profile: it applies to the "
+                                          "multivector retriever"):
+        profile_from_dict({**MUVERA_ONLY, "tokens": "int8", "token_rescore": 8})
+
+
 # ---- 6. invalid UTF-8 in a URL is refused, not decoded into another text ------------------------------------------
 # The path and query checks for lone surrogates could never fire (the URL decoding turns such bytes into U+FFFD): a
 # document id or page offset became another text without a word (a 404 naming an id nobody sent, an empty page).

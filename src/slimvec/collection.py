@@ -291,6 +291,13 @@ class Collection(KeepsQueries):
         """The token-file settings of a multi-vector collection (None when it keeps no token vectors)."""
         return TokenConfig.of(self.manifest.get("profile") or {}, int(self.manifest.get("token_dim", 0)))
 
+    @property
+    def _keeps_tokens(self) -> bool:
+        """Whether commits store token vectors: only MaxSim (the "multivector" retriever, never added later by
+        `enable`) reads them. A MUVERA profile without it encodes tokens for its FDEs and stores none (it wrote a
+        token file, often larger than the rest of the collection, at every add, that nothing read)."""
+        return "multivector" in self.manifest.get("retrievers", ["dense"])
+
     def _wrap(self, enc: Encoder) -> Encoder:
         # Queries pooled as the manifest records (late.query_pooling), else as the model pools: a given encoder
         # taken from a late collection (token-mean queries) must not carry its pooling into another collection.
@@ -423,7 +430,8 @@ class Collection(KeepsQueries):
                 if not todo:
                     return len(docs)
                 flat = [c for d in todo for c in chunks[d.id]]
-                if tokens is not None:  # before the commit point: a crash leaves token rows the next writer cuts
+                if tokens is not None and self._keeps_tokens:  # before the commit point: a crash leaves token
+                    # rows the next writer cuts
                     append_tokens(self.path / TOKENS_DIR, self.store.committed_rows, toks, counts, tokens,
                                   int(self.manifest["token_dim"]))
                 self.store.commit(todo, flat, vectors, replace=replace)
