@@ -87,6 +87,29 @@ def test_search_vectors_refuses_vectors_named_as_another_models(tmp_path):
             col.search_vectors(v, k=3, model="bge-small-en-v1.5")
 
 
+# ---- 2. calibrate refuses before any search, also through a handle opened before the migration -----------------
+# Only the migrating handle refused up front: a handle opened before `migrate` started (a long-lived Python session)
+# ran every judged query's search, then heard at set_calibrator that writes are refused.
+def test_calibrate_through_a_handle_opened_before_the_migration_refuses_before_any_search(tmp_path):
+    from slimvec.errors import CollectionError
+    from slimvec.evaluation.calibrate import fit_calibrator
+
+    old, new = FakeEncoder(dim=32, name=OLD), RolledEncoder(dim=32, name=NEW)
+    with registered_encoders(old, new):
+        with Collection.create(tmp_path / "col", encoder=old) as col:
+            col.add(_docs(40))
+        with Collection.open(tmp_path / "col", encoder=old) as col:
+            assert not isinstance(col, MigratingCollection)
+            runner.start(tmp_path / "col", NEW, sample=20, encoder=new)
+            queries = {f"q{i}": f"cells protein {i}" for i in range(5)}
+            qrels = {q: {f"d{i}": 1} for i, q in enumerate(queries)}
+            calls = old.calls
+            with pytest.raises(CollectionError, match=f"a migration to '{NEW}' is under way; writes are refused"):
+                fit_calibrator(col, queries, qrels, mode="dense")
+            assert old.calls == calls  # no query was encoded, nothing searched
+        assert not (tmp_path / "col" / "calibration.json").exists()
+
+
 # ---- 4. strict numbers in a search body --------------------------------------------------------------------------
 @pytest.fixture()
 def client(tmp_path):

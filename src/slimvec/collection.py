@@ -939,7 +939,10 @@ class Collection(KeepsQueries):
 
     def check_calibrator_writable(self) -> None:
         """Raise CollectionError, before any work, where `set_calibrator` would refuse (a collection under
-        migration): `fit_calibrator` asks first, so its searches are not run for nothing."""
+        migration, also through a handle opened before it started; a read-only folder): `fit_calibrator` asks
+        first, so its searches are not run for nothing."""
+        with self._lock:  # the store object is replaced when a compaction switches files
+            self.store.check_writable()
 
     def set_calibrator(self, mode: str, calibrator: "_calibration.Calibrator") -> None:
         """Store `mode`'s calibrator in calibration.json (atomically) and use it from now on.
