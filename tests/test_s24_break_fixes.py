@@ -92,7 +92,7 @@ def test_profile_nan_and_infinity_are_named_as_such(field, value):
 def test_profiles_as_json_and_numpy_give_them_still_load(tmp_path):
     prof = profile_from_dict({"name": "p", "retrievers": ["dense", "bm25"], "mode": "hybrid",
                               "fusion_weights": [np.float32(0.5), 1], "oversample": np.int64(4),
-                              "target_recall": 1, "index": "ivf", "codec": "binary", "rescore": np.bool_(True)})
+                              "target_recall": 1, "codec": "binary", "rescore": np.bool_(True)})
     assert prof.fusion_weights == (0.5, 1.0) and prof.oversample == 4 and prof.rescore is True
     assert prof.target_recall == 1.0
     for name in ("exact-f32", "hybrid-multivector", "binary-ivf-rescore", "multivector-muvera", "bm25-cjk"):

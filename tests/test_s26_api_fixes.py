@@ -155,9 +155,11 @@ def test_a_muvera_profile_without_multivector_encodes_tokens_but_stores_none(tmp
         assert col.search("cells protein 5", k=3)[0].id == "d5"
         assert col.compact()["compacted"] and col.check() == []
         assert not (tmp_path / "col" / "tokens").exists()
-    with pytest.raises(ConfigError, match="token_rescore 8 is never used by this profile: it applies to the "
-                                          "multivector retriever"):
-        profile_from_dict({**MUVERA_ONLY, "tokens": "int8", "token_rescore": 8})
+    with registered_encoders(enc), pytest.raises(ConfigError, match="token_rescore 8 is never used by this "
+                                                                    "profile: it applies to the multivector retriever"):
+        Collection.create(tmp_path / "rescored", profile={**MUVERA_ONLY, "tokens": "int8", "token_rescore": 8},
+                          encoder=enc)
+    assert not (tmp_path / "rescored").exists()
 
 
 # ---- 6. invalid UTF-8 in a URL is refused, not decoded into another text ------------------------------------------
@@ -193,15 +195,22 @@ def test_invalid_utf8_in_the_url_is_a_422_naming_where(client, method, url, wher
     ({"compact_threshold": None, "compact_min_dead": 5}, "compact_min_dead"),
     ({"retrievers": ["bm25"], "mode": "bm25", "codec": "binary"}, "codec"),
 ])
-def test_a_profile_setting_nothing_reads_is_refused_naming_it(extra, field):
-    with pytest.raises(ConfigError, match=rf"{field} .* is never used by this profile: it applies to "):
-        profile_from_dict({"name": "x", **extra})
+def test_a_profile_setting_nothing_reads_is_refused_naming_it(tmp_path, extra, field):
+    with pytest.raises(ConfigError, match=rf"^profile 'x': {field} .* is never used by this profile: it applies to "):
+        Collection.create(tmp_path / "c", profile={"name": "x", **extra}, encoder=FakeEncoder())
+    assert not (tmp_path / "c").exists()  # refused before anything is written
 
 
-def test_settings_that_are_read_stay_allowed_and_recorded_ones_still_open():
-    assert profile_from_dict({"name": "x", "codec": "binary", "rescore": True, "oversample": 4}).oversample == 4
-    assert profile_from_dict({"name": "x", "index": "hnsw", "ef_search": 64, "target_recall": 0.9}).ef_search == 64
-    assert profile_from_dict({"name": "x", "retrievers": ["dense", "bm25"], "fusion": "rrf"}).fusion == "rrf"
+def test_settings_that_are_read_stay_allowed_and_recorded_ones_still_open(tmp_path):
+    for n, prof in enumerate([{"name": "x", "codec": "binary", "rescore": True, "oversample": 4},
+                              {"name": "x", "index": "hnsw", "ef_search": 64, "target_recall": 0.9},
+                              {"name": "x", "retrievers": ["dense", "bm25"], "fusion": "rrf"},
+                              {"name": "x", "bm25": {"k1": 1.2}}, {"name": "x", "rerank_depth": 20}]):
+        Collection.create(tmp_path / f"c{n}", profile=prof, encoder=FakeEncoder()).close()
+    # judged once the options apply: a profile file's fusion with the retrievers given beside it is read
+    fused = profile_from_dict({"name": "x", "fusion": "rrf"})
+    with Collection.create(tmp_path / "fused", profile=fused, retrievers=["dense", "bm25"], encoder=FakeEncoder()) as c:
+        assert c.manifest["profile"]["fusion"] == "rrf"
     # a profile recorded before the refusal (a collection's manifest, an export) reads as what it did: the default
     kept = recorded_profile({"name": "x", "oversample": 4, "fusion": "rrf", "nprobe": 3}, None)
     assert (kept.oversample, kept.fusion, kept.nprobe) == (10, "softmax", None)

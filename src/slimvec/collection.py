@@ -121,7 +121,8 @@ class Collection(KeepsQueries):
         query_prompt / document_prompt: text put before each query / chunk (default: the prompts the model's
         config_sentence_transformers.json declares); the prompts used are recorded in the manifest.
         Raises ConfigError for an unknown index, retriever, profile, model or reranker (a reranker's model directory
-        that does not exist), or chunks longer than the model takes; CollectionError when `path` already holds a collection or is a non-empty directory.
+        that does not exist), a profile setting the collection would never read (`Profile.unused_options`, judged
+        with these options applied), or chunks longer than the model takes; CollectionError when `path` already holds a collection or is a non-empty directory.
         """
         prof = (profile if isinstance(profile, Profile) else
                 profile_from_dict(profile) if isinstance(profile, dict) else load_profile(profile))
@@ -138,6 +139,8 @@ class Collection(KeepsQueries):
             prof = profile_from_dict({**prof.model_dump(), **overrides}, source="options")
         if prof.index not in INDEX_KINDS:
             raise ConfigError(f"unknown index {prof.index!r}: choose one of {', '.join(INDEX_KINDS)}")
+        if unused := prof.unused_options():  # a setting nothing reads: a typo that would build as if unwritten
+            raise ConfigError(f"profile {prof.name!r}: {unused[0][1]}")
         _retriever_names(list(prof.retrievers))  # unknown names fail here, before anything is written
         if prof.rerank is not None:  # a reranker that cannot load would fail every search of the collection
             try:

@@ -136,8 +136,6 @@ class Profile(BaseModel):
             raise ValueError("token_rescore rescores coded tokens with float16 ones: set tokens to a token code")
         if self.muvera is not None and self.tokens is None:
             raise ValueError("muvera encodes token vectors: set tokens too")
-        if unused := self.unused_options():
-            raise ValueError(unused[0][1])
         return self
 
     def unused_options(self) -> list[tuple[str, str]]:
@@ -147,6 +145,8 @@ class Profile(BaseModel):
         build and search as if it had not been written. The structure they depend on (index, codec, rescore,
         chunk mode, token storage, the profile's retrievers) is fixed when the collection is made. Settings of an
         index `enable` can add later (`bm25`) and `rerank_depth` (a search's own reranker reads it) count as used.
+        `Collection.create` refuses the first, on the profile with its options applied (a profile file's late_*
+        settings with `--chunk-mode late`, say, are read); a Profile itself may hold them, as a file read alone.
         Returns [(field, line)], in field order of the checks."""
         from slimvec.search.plan import FUSED_MODES, modes
 
@@ -452,8 +452,9 @@ def recorded_profile(data: Any, chunking: Any, source: str = "profile") -> Profi
 
 
 def _unused_dropped(data: dict[str, Any]) -> dict[str, Any]:
-    """A recorded profile dict with each setting `Profile.unused_options` would refuse put back to its default
-    (read without validation: anything else wrong is validation's to report, as before)."""
+    """A recorded profile dict with each setting `Profile.unused_options` names put back to its default (read
+    without validation: anything else wrong is validation's to report, as before), so a collection made before
+    they were refused migrates and exports into one `Collection.create` takes."""
     try:
         unused = Profile.model_construct(**data).unused_options()
     except Exception:  # noqa: BLE001 - a record too broken to read: validation names the problem
