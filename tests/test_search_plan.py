@@ -98,7 +98,9 @@ def test_options_are_validated_once_with_the_field_named():
         make_plan({}, ["dense"], 384, SearchOptions.of(fusion_weights=[2.0]))
     with pytest.raises(ConfigError, match="unknown search option 'top_k'"):
         SearchOptions.of(top_k=3)
-    assert SearchOptions.of(min_relevance="0.25").min_relevance == 0.25
+    assert SearchOptions.of(min_relevance=0.25).min_relevance == 0.25
+    with pytest.raises(ConfigError, match="^min_relevance: .*the string '0.25'"):  # strict: text is the CLI's to convert
+        SearchOptions.of(min_relevance="0.25")
     assert SearchOptions.of(SearchOptions.of(k=7), mode="bm25").k == 7
 
 

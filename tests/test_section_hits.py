@@ -363,8 +363,9 @@ def test_cached_embeddings_are_never_reused_across_chunk_modes(tmp_path: Path, s
     model = load_encoder()
 
     def build(name: str, mode: str, encoder) -> np.ndarray:
+        # late_weight only where it is read: a token-mode collection refuses it (Profile.unused_options)
         prof = profile_from_dict({"name": name, "chunk_tokens": 64, "chunk_overlap": 0, "chunk_mode": mode,
-                                  "late_weight": 1.0})
+                                  **({"late_weight": 1.0} if mode == "late" else {})})
         with Collection.create(tmp_path / name, profile=prof, encoder=encoder) as c:
             c.add(docs)
             return np.array(c.store.vectors())

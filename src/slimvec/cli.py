@@ -258,7 +258,7 @@ def search(
 ) -> None:
     """Search a collection and print the best documents (or sections, with --unit section)."""
     from slimvec.collection import Collection
-    from slimvec.search.options import SearchOptions
+    from slimvec.search.options import SearchOptions, min_relevance_from_text
     from slimvec.store.filters import parse_filter
 
     if not query.strip():
@@ -271,7 +271,8 @@ def search(
             raise ConfigError(f"--weights must be numbers separated by commas, got {weights!r}") from None
     # Only what was given: every default (mode, reranker, fusion...) is then the collection profile's.
     given = {"k": k, "filter": parse_filter(filter) if filter is not None else None, "mode": mode,
-             "min_relevance": min_relevance, "fusion": fusion, "fusion_weights": fusion_weights, "rerank": rerank,
+             "min_relevance": min_relevance_from_text(min_relevance) if min_relevance is not None else None,
+             "fusion": fusion, "fusion_weights": fusion_weights, "rerank": rerank,
              "rerank_depth": rerank_depth, "unit": unit, "fusion_temperature": temperature}
     options = SearchOptions.of(**{name: v for name, v in given.items() if v is not None})
     with Collection.open(collection) as col:

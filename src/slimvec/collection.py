@@ -121,7 +121,8 @@ class Collection(KeepsQueries):
         query_prompt / document_prompt: text put before each query / chunk (default: the prompts the model's
         config_sentence_transformers.json declares); the prompts used are recorded in the manifest.
         Raises ConfigError for an unknown index, retriever, profile, model or reranker (a reranker's model directory
-        that does not exist), or chunks longer than the model takes; CollectionError when `path` already holds a collection or is a non-empty directory.
+        that does not exist), a profile setting the collection would never read (`Profile.unused_options`, judged
+        with these options applied), or chunks longer than the model takes; CollectionError when `path` already holds a collection or is a non-empty directory.
         """
         prof = (profile if isinstance(profile, Profile) else
                 profile_from_dict(profile) if isinstance(profile, dict) else load_profile(profile))
@@ -138,6 +139,8 @@ class Collection(KeepsQueries):
             prof = profile_from_dict({**prof.model_dump(), **overrides}, source="options")
         if prof.index not in INDEX_KINDS:
             raise ConfigError(f"unknown index {prof.index!r}: choose one of {', '.join(INDEX_KINDS)}")
+        if unused := prof.unused_options():  # a setting nothing reads: a typo that would build as if unwritten
+            raise ConfigError(f"profile {prof.name!r}: {unused[0][1]}")
         _retriever_names(list(prof.retrievers))  # unknown names fail here, before anything is written
         if prof.rerank is not None:  # a reranker that cannot load would fail every search of the collection
             try:
@@ -291,6 +294,13 @@ class Collection(KeepsQueries):
         """The token-file settings of a multi-vector collection (None when it keeps no token vectors)."""
         return TokenConfig.of(self.manifest.get("profile") or {}, int(self.manifest.get("token_dim", 0)))
 
+    @property
+    def _keeps_tokens(self) -> bool:
+        """Whether commits store token vectors: only MaxSim (the "multivector" retriever, never added later by
+        `enable`) reads them. A MUVERA profile without it encodes tokens for its FDEs and stores none (it wrote a
+        token file, often larger than the rest of the collection, at every add, that nothing read)."""
+        return "multivector" in self.manifest.get("retrievers", ["dense"])
+
     def _wrap(self, enc: Encoder) -> Encoder:
         # Queries pooled as the manifest records (late.query_pooling), else as the model pools: a given encoder
         # taken from a late collection (token-mean queries) must not carry its pooling into another collection.
@@ -424,7 +434,8 @@ class Collection(KeepsQueries):
                 if not todo:
                     return len(docs)
                 flat = [c for d in todo for c in chunks[d.id]]
-                if tokens is not None:  # before the commit point: a crash leaves token rows the next writer cuts
+                if tokens is not None and self._keeps_tokens:  # before the commit point: a crash leaves token
+                    # rows the next writer cuts
                     append_tokens(self.path / TOKENS_DIR, self.store.committed_rows, toks, counts, tokens,
                                   int(self.manifest["token_dim"]))
                 self.store.commit(todo, flat, vectors, replace=replace)
@@ -869,8 +880,15 @@ class Collection(KeepsQueries):
             self._plans[key] = (manifest, calibrators, plan)
         return plan
 
-    def search_vectors(self, qvecs: np.ndarray, k: int = 10, filter: dict[str, Any] | None = None) -> list[list[Hit]]:
-        """Dense-only document hits for already-encoded query vectors, float32 of shape (n, dim) or (dim,)."""
+    def search_vectors(self, qvecs: np.ndarray, k: int = 10, filter: dict[str, Any] | None = None, *,
+                       model: str | None = None) -> list[list[Hit]]:
+        """Dense-only document hits for already-encoded query vectors, float32 of shape (n, dim) or (dim,).
+
+        model: whose vectors they are (as Qdrant's `using` names a vector space); None: the collection's model.
+        Raises ConfigError for another model than the collection's (`check_vectors_model`), and during a
+        migration (`migrate.merged.MigratingCollection.search_vectors`) when the two models' vectors have one
+        dimension and `model` does not say which."""
+        check_vectors_model(model, self.manifest["model"], "search_vectors")
         opts = SearchOptions.of(k=k, filter=filter, mode="dense", rerank="none")
         qvecs = np.asarray(qvecs, dtype=np.float32)
         if qvecs.ndim == 1:
@@ -925,7 +943,10 @@ class Collection(KeepsQueries):
 
     def check_calibrator_writable(self) -> None:
         """Raise CollectionError, before any work, where `set_calibrator` would refuse (a collection under
-        migration): `fit_calibrator` asks first, so its searches are not run for nothing."""
+        migration, also through a handle opened before it started; a read-only folder): `fit_calibrator` asks
+        first, so its searches are not run for nothing."""
+        with self._lock:  # the store object is replaced when a compaction switches files
+            self.store.check_writable()
 
     def set_calibrator(self, mode: str, calibrator: "_calibration.Calibrator") -> None:
         """Store `mode`'s calibrator in calibration.json (atomically) and use it from now on.
@@ -1311,6 +1332,18 @@ class Collection(KeepsQueries):
                 if check is not None:
                     problems += [f"{name} index: {p}" for p in check(self.store, self._rows.alive)]
         return problems
+
+
+def check_vectors_model(model: Any, stored: str, call: str) -> None:
+    """ConfigError when a caller names the model of its query vectors (`model`, None: not named) and the
+    collection holds another model's vectors: they would be scored against rows of another space, silently."""
+    if model is None:
+        return
+    if not isinstance(model, str):
+        raise TypeError(f"{call}: model must be a model name (a string), not {type(model).__name__}")
+    if model != stored:
+        raise ConfigError(f"{call}: the query vectors are {model!r}'s, but this collection holds {stored!r}'s; "
+                          f"encode the queries with {stored!r}")
 
 
 def stored_document(d: dict[str, Any]) -> Document:

@@ -77,7 +77,9 @@ def write_generation(store: Store, keep: np.ndarray, compacted: Iterable[Any], r
         new = copy_live(store, target, keep, rows)
         try:
             tokens = store.path / TOKENS_DIR
-            if (tokens / "meta.json").is_file():
+            # Only where MaxSim reads them: a MUVERA collection without it made before it stopped storing tokens
+            # has a token file that no longer grows with the rows: the next compaction drops it.
+            if (tokens / "meta.json").is_file() and "multivector" in store.manifest.get("retrievers", ["dense"]):
                 TokenStore.open(tokens).copy_rows(target / TOKENS_DIR, keep, rows)
             for retriever in compacted:
                 retriever.save(target / "index")

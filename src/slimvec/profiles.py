@@ -138,6 +138,46 @@ class Profile(BaseModel):
             raise ValueError("muvera encodes token vectors: set tokens too")
         return self
 
+    def unused_options(self) -> list[tuple[str, str]]:
+        """One line per setting given another value than its default where this profile never reads it (an
+        oversample without rescoring, an nprobe without inverted lists, MaxSim settings without the multivector
+        retriever, fusion settings with no fused mode...): kept silently, such a typo or misunderstanding would
+        build and search as if it had not been written. The structure they depend on (index, codec, rescore,
+        chunk mode, token storage, the profile's retrievers) is fixed when the collection is made. Settings of an
+        index `enable` can add later (`bm25`) and `rerank_depth` (a search's own reranker reads it) count as used.
+        `Collection.create` refuses the first, on the profile with its options applied (a profile file's late_*
+        settings with `--chunk-mode late`, say, are read); a Profile itself may hold them, as a file read alone.
+        Returns [(field, line)], in field order of the checks."""
+        from slimvec.search.plan import FUSED_MODES, modes
+
+        fused = [m for m in modes(list(self.retrievers)) if m in FUSED_MODES]
+        kept = ", ".join(self.retrievers)
+        needs = [
+            (("codec", "index", "rescore"), "dense" in self.retrievers, f"the dense retriever, which this profile's retrievers ({kept}) "
+             "lack"),
+            (("oversample",), self.rescore, "rescore true (it sets how many candidates are rescored)"),
+            (("nlist", "nprobe"), self.index == "ivf", f"index 'ivf', not {self.index!r}"),
+            (("ef_search",), self.index == "hnsw", f"index 'hnsw', not {self.index!r}"),
+            (("target_recall",), self.index in ("ivf", "hnsw"), f"index 'ivf' or 'hnsw' (it calibrates their nprobe or "
+             f"efSearch), not {self.index!r}"),
+            (("late_window", "late_overlap", "late_weight"), self.chunk_mode == "late",
+             f"chunk_mode 'late', not {self.chunk_mode!r}"),
+            (("token_pool", "token_pool_method", "token_prune"), self.tokens is not None, "token vectors: set tokens"),
+            (("candidates", "maxsim_depth", "token_rescore"), "multivector" in self.retrievers,
+             f"the multivector retriever (MaxSim), which this profile's retrievers ({kept}) lack"),
+            (("fusion", "fusion_temperature"), bool(fused), f"a fused mode, and this profile's retrievers ({kept}) run "
+             "none: add the retrievers it fuses (e.g. 'bm25'), or leave it out"),
+            (("compact_min_dead",), self.compact_threshold is not None, "compact_threshold (None: no automatic "
+             "compaction)"),
+        ]
+        out = []
+        for fields, used, need in needs:
+            for field in fields:
+                if not used and getattr(self, field) != Profile.model_fields[field].default:
+                    out.append((field, f"{field} {getattr(self, field)!r} is never used by this profile: it applies "
+                                       f"to {need}"))
+        return out
+
     def _mode_runs(self) -> None:
         # Search falls back to dense (or the first retriever) for a mode the collection cannot run, so a profile
         # file's misspelt or unrunnable mode, or weights no fused mode can take, would be dropped without a word or
@@ -399,12 +439,27 @@ def recorded_profile(data: Any, chunking: Any, source: str = "profile") -> Profi
         data = {**data, "retrievers": retrievers}
         if data.get("tokens") is not None and "multivector" not in retrievers and data.get("muvera") is None:
             data = {**data, "tokens": None, "token_rescore": 0}
+    if isinstance(data, dict):
+        # Recorded before settings the profile never reads were refused (`Profile.unused_options`): they were
+        # never used, so the record means the same with their defaults.
+        data = _unused_dropped(data)
     if isinstance(data, dict) and isinstance(chunking, dict) and isinstance(chunking.get("overlap"), int):
         tokens, overlap = data.get("chunk_tokens"), data.get("chunk_overlap")
         if (isinstance(tokens, int) and isinstance(overlap, int) and overlap >= tokens // 2 > chunking["overlap"]
                 and overlap != Profile.model_fields["chunk_overlap"].default):  # the default is cut, not refused
             data = {**data, "chunk_overlap": chunking["overlap"]}
     return profile_from_dict(data, source)
+
+
+def _unused_dropped(data: dict[str, Any]) -> dict[str, Any]:
+    """A recorded profile dict with each setting `Profile.unused_options` names put back to its default (read
+    without validation: anything else wrong is validation's to report, as before), so a collection made before
+    they were refused migrates and exports into one `Collection.create` takes."""
+    try:
+        unused = Profile.model_construct(**data).unused_options()
+    except Exception:  # noqa: BLE001 - a record too broken to read: validation names the problem
+        return data
+    return {**data, **{field: Profile.model_fields[field].default for field, _ in unused}} if unused else data
 
 
 def register_profile(profile: Profile) -> None:

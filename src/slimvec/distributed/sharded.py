@@ -32,6 +32,7 @@ from slimvec.collection import (
     _validated,
     check_encoded,
     check_queries,
+    check_vectors_model,
     delete_selection,
     page_size,
 )
@@ -434,9 +435,12 @@ class ShardedCollection(KeepsQueries):
         """The top `k` documents for `query` over every shard; options and scores as `Collection.search`."""
         return self.search_many([query], options, rerank=rerank, **fields)[0]
 
-    def search_vectors(self, qvecs: np.ndarray, k: int = 10, filter: dict[str, Any] | None = None) -> list[list[Hit]]:
+    def search_vectors(self, qvecs: np.ndarray, k: int = 10, filter: dict[str, Any] | None = None, *,
+                       model: str | None = None) -> list[list[Hit]]:
         """Dense-only document hits for already-encoded query vectors, float32 of shape (n, dim) or (dim,), over
-        every shard: `Collection.search_vectors` (the LangChain and LlamaIndex stores search by vector with it)."""
+        every shard: `Collection.search_vectors` (the LangChain and LlamaIndex stores search by vector with it),
+        `model` as there."""
+        check_vectors_model(model, self.router["model"], "search_vectors")
         v = np.asarray(qvecs, dtype=np.float32)
         v = v[None, :] if v.ndim == 1 else v
         # A dense search without a reranker reads no query text; search_many takes one per vector all the same.

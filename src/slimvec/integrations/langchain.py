@@ -178,7 +178,10 @@ class SlimvecVectorStore(VectorStore):
         if kwargs:
             raise ConfigError(f"similarity_search_by_vector: unknown keyword(s) {', '.join(sorted(kwargs))}")
         _check_filter(filter)
-        hits = self.collection.search_vectors(normalised(embedding), k=k, filter=filter)[0]
+        # The store's embeddings are the model the collection records (checked at open): said, so that during a
+        # migration to a model of the same dimension they are not taken for the other model's.
+        hits = self.collection.search_vectors(normalised(embedding), k=k, filter=filter,
+                                              model=self.collection.manifest["model"])[0]
         return [doc for doc, _ in self._documents(hits)]
 
     def max_marginal_relevance_search(self, query: str, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5,

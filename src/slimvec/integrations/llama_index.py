@@ -286,7 +286,9 @@ class SlimvecVectorStore(BasePydanticVectorStore):
             return self._mmr(query, flt, **mmr)
         mode = _MODES[query.mode]
         if query.query_embedding is not None and mode is None:
-            hits = self._collection.search_vectors(normalised(query.query_embedding), k=k, filter=flt or None)[0]
+            # the collection's recorded model (checked at open): during a migration, not the new model's
+            hits = self._collection.search_vectors(normalised(query.query_embedding), k=k, filter=flt or None,
+                                                   model=self._collection.manifest["model"])[0]
         elif query.query_str:
             extra = {"mode": mode, **fusion} if mode else {}
             hits = self._collection.search(query.query_str, k=k, filter=flt or None, **extra)
@@ -327,7 +329,8 @@ class SlimvecVectorStore(BasePydanticVectorStore):
             vector = normalised(np.asarray(self._embed_model.get_query_embedding(query.query_str))).ravel()
         else:
             raise ConfigError("query has neither an embedding nor a text (query_str)")
-        hits = self._collection.search_vectors(vector, k=fetch, filter=flt or None)[0]
+        hits = self._collection.search_vectors(vector, k=fetch, filter=flt or None,
+                                               model=self._collection.manifest["model"])[0]
         found = [d for d in (self._collection.get(h.id) for h in hits) if d is not None]
         if not found:
             return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])

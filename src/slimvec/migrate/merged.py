@@ -7,10 +7,11 @@ scales differ, so a native score s is put on the adapted one as a * s + b: the q
 references kept at start (line.ScoreLine, merge "per-query"), or for a migration without references the one line
 fitted on the sample at start (adapters.score_map, merge "line"); the merged list is ranked by that one score.
 Other modes (BM25, SPLADE, hybrid) keep answering from the old collection with the old model until the switch.
-`search_many(vectors=...)` takes the NEW model's query vectors (the dense search above); `search_vectors`, which the
-LangChain and LlamaIndex stores call with their own encoder's vectors (the old model's until the switch), takes the
-OLD model's and searches the old collection, whole until the switch. Vectors of the other model's dimension are
-refused naming the migration.
+`search_many(vectors=...)` takes the NEW model's query vectors (the dense search above); `search_vectors` takes
+either model's, named by its `model` argument: the OLD model's (what the LangChain and LlamaIndex stores embed with
+until the switch) search the old collection, whole until the switch; the new model's the dense search above. Without
+`model`, vectors are taken as the old model's only where the dimensions tell the two apart; of equal dimensions they
+are refused, naming the argument. Vectors of the other model's dimension are refused naming the migration.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from slimvec.migrate.runner import finish_interrupted
 from slimvec.migrate.state import TARGET, migration_dir, progress, read_record
 from slimvec.retrievers.base import Query
 from slimvec.search.options import SearchOptions
-from slimvec.search.plan import refuse_unused_vectors
+from slimvec.search.plan import make_plan, refuse_unused_vectors
 from slimvec.search.rerank import Reranker
 from slimvec.store import Store
 
@@ -139,13 +140,58 @@ class MigratingCollection(Collection):
         lines = self._lines(qn, mapped)
         return [_merge(ada, nat, a, b, plan.k) for (a, b), nat, ada in zip(lines, native, adapted)]
 
-    def search_vectors(self, qvecs: np.ndarray, k: int = 10, filter: dict[str, Any] | None = None) -> list[list[Hit]]:
-        """As Collection.search_vectors, over the old collection (whole until the switch) with the OLD model's query
-        vectors, float32 (n, old dim): those of `self.encoder`, as the LangChain and LlamaIndex stores embed a query.
-        `search_many(vectors=...)` takes the NEW model's instead (its dense search runs through the migration)."""
+    def search_vectors(self, qvecs: np.ndarray, k: int = 10, filter: dict[str, Any] | None = None, *,
+                       model: str | None = None) -> list[list[Hit]]:
+        """As Collection.search_vectors; `model` says whose query vectors these are (as Qdrant's `using` names a
+        vector space), since during a migration two models' vectors are searched:
+
+        - the old model's (the collection's recorded model, `info()["model"]`; the LangChain and LlamaIndex stores'
+          embeddings): the old collection, whole until the switch, float32 (n, old dim);
+        - the new model's (the migration's target, `record["to"]`): the dense search through the migration, as
+          `search_many(vectors=...)` runs it (re-embedded documents scored natively, the rest with the adapter's
+          mapping of the vector; a migration recorded with `queries="old-model"` maps them by the adapter too, as
+          there is no text to encode with the old model), float32 (n, new dim);
+        - None: the old model's when the two dimensions differ (the dimension then tells them apart, and the new
+          model's are refused naming this argument); refused when they are equal, as nothing then tells whose they
+          are and scoring one model's vectors against the other's rows ranks at random.
+
+        Raises ConfigError for those refusals, a model that is neither, and vectors of the wrong dimension."""
+        old, new = self.manifest["model"], self.record["to"]
+        if model is not None and not isinstance(model, str):
+            raise TypeError(f"search_vectors: model must be a model name (a string), not {type(model).__name__}")
+        if model is None:
+            dim = int(self.manifest["dim"])
+            if dim == int(self.target.manifest["dim"]):
+                raise ConfigError(f"search_vectors during the migration from {old!r} to {new!r}: both models' vectors "
+                                  f"have dimension {dim}, so nothing tells whose these are; name them: "
+                                  f"model={old!r} (the old collection) or model={new!r} (through the migration)")
+            model = old
+        if model == new:
+            self._check_dim(qvecs, "search_vectors", self.target, f"the NEW model's, as model={new!r} says",
+                            f"model={old!r} takes the old model's")
+            return self._search_new_vectors(qvecs, k, filter)
+        if model != old:
+            raise ConfigError(f"search_vectors: model {model!r} is neither the collection's ({old!r}) nor the one it "
+                              f"is migrating to ({new!r})")
         self._check_dim(qvecs, "search_vectors", self, "the old model's, as the collection is searched until the "
-                        "switch", "search_many(vectors=...) takes the new model's")
+                        "switch", f"search_vectors(model={new!r}) and search_many(vectors=...) take the new model's")
         return super().search_vectors(qvecs, k, filter)
+
+    def _search_new_vectors(self, qvecs: Any, k: int, filter: dict[str, Any] | None) -> list[list[Hit]]:
+        """search_vectors of the NEW model's vectors: the target scores its documents natively, the old part the
+        adapter's mapping of each vector, merged as `search_many` merges them (module doc)."""
+        qn = np.asarray(qvecs, dtype=np.float32)
+        qn = _given_vectors(qn[None, :] if qn.ndim == 1 else qn, len(qn) if qn.ndim == 2 else 1,
+                            int(self.target.manifest["dim"]))
+        native = self.target.search_vectors(qn, k, filter)
+        mapped = self.adapter.apply(qn)
+        opts = SearchOptions.of(k=k, filter=filter, mode="dense", rerank="none")
+        with self._lock:
+            self._sync()
+            plan = make_plan({}, self.manifest.get("retrievers", ["dense"]), int(self.manifest["dim"]), opts)
+            adapted = self._runner.run(plan, [Query("", None, v) for v in mapped], self._retrievers, self._rows,
+                                       self._old_part(plan.filter), {})
+        return [_merge(ada, nat, a, b, plan.k) for (a, b), nat, ada in zip(self._lines(qn, mapped), native, adapted)]
 
     def _check_dim(self, vectors: Any, call: str, part: Collection, whose: str, other: str) -> None:
         """ConfigError when given query vectors' last dimension is not `part`'s: during a migration the two calls

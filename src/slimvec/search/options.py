@@ -95,17 +95,20 @@ class SearchOptions(BaseModel):
     @field_validator("min_relevance", mode="before")
     @classmethod
     def _probability(cls, v: Any) -> float | str | None:
+        # Strict, as k and the fusion fields: a JSON body's "0.5" was read as 0.5 (and "1e-1", " .5 " alike), so a
+        # client's quoting bug passed unseen. Text is for the CLI flag and GET parameter, which convert it first
+        # (`min_relevance_from_text`); here a string is only "auto".
+        v = plain_value(v)
         if v is None:
             return None
         if isinstance(v, str) and v.strip().lower() == "auto":
             return "auto"
-        try:
-            p = float(v) if not isinstance(v, bool) else None
-        except (TypeError, ValueError):
-            p = None
-        if p is None or not 0.0 <= p <= 1.0:
-            raise ValueError(f"must be a number between 0 and 1 or 'auto', got {v!r}")
-        return p
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0:
+            return float(v)
+        if isinstance(v, str):
+            raise ValueError(f"must be a number between 0 and 1 or 'auto', got the string {v!r} (send the number "
+                             "itself, not quoted)")
+        raise ValueError(f"must be a number between 0 and 1 or 'auto', got {v!r}")
 
     @field_validator("fusion")
     @classmethod
@@ -136,6 +139,15 @@ class SearchOptions(BaseModel):
             return cls(**{**base, **fields})
         except ValidationError as e:
             raise ConfigError(one_line(e, "search option")) from None
+
+
+def min_relevance_from_text(text: str) -> float | str:
+    """A `--min-relevance` flag's or GET parameter's text as the option takes it: the number it spells, else the
+    text unchanged ("auto", or something the option then refuses naming the field)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def one_line(error: ValidationError, what: str) -> str:

@@ -55,16 +55,14 @@ def check_json_value(value: Any, depth: int = 0) -> None:
 
 
 def check_document(doc: Document) -> None:
-    """ValueError naming the field when a Document (e.g. read from an upload) breaks the limits of DocumentIn."""
-    if len(doc.id) > MAX_ID_CHARS:
-        raise ValueError(f"id longer than {MAX_ID_CHARS} characters")
+    """ValueError naming the field when a Document read from an upload breaks the limits of DocumentIn that the
+    ingest reader does not apply: title and text lengths, metadata depth. The reader (`slimvec.records`) already
+    refuses, per line, an id past MAX_ID_CHARS, invalid Unicode in any field or key, non-finite numbers and integers
+    past 64 bits, so the checks of those here could never fire and are not repeated."""
     if len(doc.title) > MAX_TITLE_CHARS:
         raise ValueError(f"title longer than {MAX_TITLE_CHARS} characters")
     if len(doc.text) > MAX_TEXT_CHARS:
         raise ValueError(f"text longer than {MAX_TEXT_CHARS} characters")
-    check_unicode(doc.id, "id")
-    check_unicode(doc.title, "title")
-    check_unicode(doc.text, "text")
     try:
         check_json_value(doc.metadata)
     except ValueError as e:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import time
 from typing import Annotated, Any, Callable, Coroutine, Literal
+from urllib.parse import unquote_to_bytes
 
 from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -24,6 +25,7 @@ from slimvec.search.options import (
     MAX_RERANK_DEPTH,
     NAME_PATTERN,
     SearchOptions,
+    min_relevance_from_text,
 )
 from slimvec.server.errors import query_errors
 from slimvec.server.models import (
@@ -33,7 +35,6 @@ from slimvec.server.models import (
     SearchIn,
     TuneIn,
     check_json_value,
-    check_unicode,
 )
 from slimvec.server.pages import report_file
 from slimvec.server.state import Served, default_mode, profile_rerank, read_lock
@@ -80,9 +81,34 @@ class _StrictJSONRoute(APIRoute):
             if twice := next((n for i, n in enumerate(names) if n in names[:i]), None):
                 raise HTTPException(422, f"query: parameter {twice!r} is given twice (the last value would replace "
                                          "the others); give it once")
+            if bad := _undecodable(request.scope):
+                raise HTTPException(422, bad)
             return await handler(_StrictJSONRequest(request.scope, request.receive))
 
         return strict
+
+
+def _undecodable(scope: dict[str, Any]) -> str | None:
+    """What in the request's URL is not UTF-8 once its percent-escapes are decoded (a lone surrogate's bytes,
+    %ED%A0%80, or a stray %FF), or None. The URL decoding turns such bytes into U+FFFD without a word, so a
+    document id or `offset` would silently be another text (a 404 for an id no one sent, an empty page)."""
+    try:
+        unquote_to_bytes(scope.get("raw_path") or b"").decode("utf-8")
+    except UnicodeDecodeError:
+        return "path: not valid UTF-8 once its percent-escapes are decoded (e.g. a lone surrogate's bytes)"
+    for pair in (scope.get("query_string") or b"").split(b"&"):
+        name, _, value = pair.partition(b"=")
+        try:
+            unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            return "query: a parameter name is not valid UTF-8 once its percent-escapes are decoded"
+        try:
+            unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            shown = unquote_to_bytes(name.replace(b"+", b" ")).decode("utf-8")
+            return (f"query: parameter {shown!r} is not valid UTF-8 once its percent-escapes are decoded (e.g. a "
+                    "lone surrogate's bytes)")
+    return None
 
 
 def api_router(served: Served, require_writer: Callable[[Request], None]) -> APIRouter:
@@ -145,9 +171,11 @@ def api_router(served: Served, require_writer: Callable[[Request], None]) -> API
         # as POST refuses unknown fields: a misspelt option (top_k=3) must not be silently ignored
         _refuse_unknown_params(request, _SEARCH_PARAMS, "search parameter")
         given = {"filter": _parse_filter(filter) if filter is not None and filter.strip() else None,
-                 "mode": mode, "min_relevance": min_relevance, "rerank": rerank, "rerank_depth": rerank_depth,
+                 "mode": mode, "rerank": rerank, "rerank_depth": rerank_depth,
                  "fusion": fusion, "fusion_weights": _parse_weights(fusion_weights), "unit": unit,
-                 "fusion_temperature": fusion_temperature}
+                 "fusion_temperature": fusion_temperature,
+                 # a query parameter is text: the number it spells (a JSON body must send the number itself)
+                 "min_relevance": min_relevance_from_text(min_relevance) if min_relevance is not None else None}
         try:
             body = SearchIn(q=q, k=k, with_payload=with_payload, **{f: v for f, v in given.items() if v is not None})
         except ValidationError as e:  # report it as FastAPI would (field named)
@@ -170,11 +198,6 @@ def api_router(served: Served, require_writer: Callable[[Request], None]) -> API
         """A page of stored documents in id order (`Collection.scroll`), with how many match in all."""
         # a misspelt parameter (where=...) must not list everything without a word
         _refuse_unknown_params(request, ("filter", "limit", "offset"), "parameter")
-        if offset is not None:
-            try:
-                check_unicode(offset, "offset")
-            except ValueError as e:
-                raise HTTPException(400, str(e)) from None
         flt = _parse_filter(filter) if filter is not None and filter.strip() else None
         # One snapshot for the page and its count (`Collection.reading`): a commit by another process between the two
         # reads made a count that disagreed with the page. A sharded collection reads each shard on its own.
@@ -231,10 +254,6 @@ def api_router(served: Served, require_writer: Callable[[Request], None]) -> API
 
     @router.delete("/collections/{name}/documents/{doc_id:path}", dependencies=writer)
     async def delete_document(*, col: Any = Depends(collection), name: str, doc_id: str) -> dict[str, Any]:
-        try:
-            check_unicode(doc_id, "id")
-        except ValueError as e:
-            raise HTTPException(400, str(e)) from None
         n = await served.write(name, lambda: col.delete([doc_id]))
         if not n:
             raise HTTPException(404, f"no document with id {doc_id!r}")

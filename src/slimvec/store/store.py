@@ -511,13 +511,23 @@ class Store:
         """Hold the collection's exclusive writer lock (blocks until other writers finish). Raises CollectionError
         (one line) for a collection opened read-only, or one being migrated to another model
         (`switch.refuse_writes_during_migration`)."""
+        self._refuse_read_only()
+        with switch.writer_lock(self.path):
+            switch.refuse_writes_during_migration(self.path)
+            yield
+
+    def check_writable(self) -> None:
+        """Raise, without taking the writer lock, the CollectionError `writer` would raise now (a read-only folder,
+        a migration under way): for a caller about to do costly work before its write (`fit_calibrator`'s searches),
+        which a handle opened before the migration started would otherwise run for nothing. `writer` checks again."""
+        self._refuse_read_only()
+        switch.refuse_writes_during_migration(self.path)
+
+    def _refuse_read_only(self) -> None:
         if self.read_only:  # a folder read-only by itself: the lock file (and the vector file) can still be written
             why = "read-only file system" if os.statvfs(self.path).f_flag & os.ST_RDONLY else "permission denied"
             raise CollectionError(f"{self.path}: cannot write this collection ({why}: the folder itself); it can "
                                   "still be searched")
-        with switch.writer_lock(self.path):
-            switch.refuse_writes_during_migration(self.path)
-            yield
 
     def sole_handle(self) -> bool:
         """Whether no other handle, in this process or another, has the collection open (what a switch of its
