@@ -70,10 +70,30 @@ def test_search_vectors_scores_each_model_in_its_own_space(same_dim_migration):
         # the new model's: the dense search through the migration, as a text search with those vectors runs it
         through = [(h.id, h.score) for h in col.search_vectors(vn, k=8, model=NEW)[0]]
         assert through == [(h.id, h.score) for h in col.search_many([q], vectors=vn, k=8, mode="dense",
-                                                                   rerank="none")[0]]
+                                                                   rerank="none", model=NEW)[0]]
         assert len(through) == 8 and np.isfinite([s for _, s in through]).all()
     with pytest.raises(ConfigError, match="must be the NEW model's"):
         col.search_vectors(np.ones((1, 16), np.float32), k=3, model=NEW)
+
+
+def test_search_many_vectors_are_named_by_model_too(same_dim_migration):
+    """The mirror of search_vectors: a plain collection's search_many(vectors=...) takes its own model's vectors and
+    a migrating one the new model's, so old-model vectors of the same dimension were scored as the new model's."""
+    col, before, old, new = same_dim_migration
+    q = "cancer risk word3"
+    vo, vn = old.encode_queries([q]), new.encode_queries([q])
+    with pytest.raises(ConfigError, match=rf"^search_many during the migration from '{OLD}' to '{NEW}': both models' "
+                                          r"vectors have dimension 32, .*name them: model="):
+        col.search_many([q], vectors=vo, k=8, mode="dense")
+    got = [(h.id, h.score) for h in col.search_many([q], vectors=vo, k=8, mode="dense", model=OLD)[0]]
+    assert got == [(h.id, h.score) for h in before.search_many([q], vectors=vo, k=8, mode="dense")[0]]
+    assert len(got) == 8
+    through = [(h.id, h.score) for h in col.search_many([q], vectors=vn, k=8, mode="dense", model=NEW)[0]]
+    assert through == [(h.id, h.score) for h in col.search_vectors(vn, k=8, model=NEW)[0]]
+    with pytest.raises(ConfigError, match="is neither the collection's"):
+        col.search_many([q], vectors=vo, k=8, model="bge-small-en-v1.5")
+    with pytest.raises(ConfigError, match=r"^search_many: the query vectors are 'x''s"):
+        before.search_many([q], vectors=vo, k=8, model="x")
 
 
 def test_search_vectors_refuses_vectors_named_as_another_models(tmp_path):

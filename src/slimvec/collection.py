@@ -808,16 +808,18 @@ class Collection(KeepsQueries):
 
     def search_many(self, queries: list[str], options: SearchOptions | None = None, /, *,
                     vectors: np.ndarray | None = None, rerank: str | Reranker | None = None, encoded: bool = False,
-                    **fields: Any) -> list[list[Hit]]:
+                    model: str | None = None, **fields: Any) -> list[list[Hit]]:
         """`search` for several queries; dense query vectors are encoded in one batch (or given as `vectors`,
         float32 of shape (len(queries), dim)). A given vector of all zeros is refused (ConfigError, as
         `search_vectors` refuses it): it has no direction, and every row would score it alike. `encoded`: the
         vectors are the queries' texts encoded by the caller (a sharded collection's router, a migration), so a
         zero row is a text the model knows no token of, which finds nothing by its vector, as a text query does.
         Vectors given to a search that does not use them (a mode without the dense retriever, no dense reranker)
-        are refused unless `encoded` (`search.plan.refuse_unused_vectors`)."""
+        are refused unless `encoded` (`search.plan.refuse_unused_vectors`). `model`: whose `vectors` they are, as
+        `search_vectors` takes it (ConfigError for another model than the collection's)."""
         check_queries(queries)
         check_encoded(encoded)
+        check_vectors_model(model, self.manifest["model"], "search_many")
         given = None
         if rerank is not None and not isinstance(rerank, str):
             given = rerank  # a Reranker object from Python code: not a serialisable option

@@ -448,10 +448,10 @@ class ShardedCollection(KeepsQueries):
 
     def search_many(self, queries: list[str], options: SearchOptions | None = None, /, *,
                     vectors: np.ndarray | None = None, rerank: str | Reranker | None = None, encoded: bool = False,
-                    **fields: Any) -> list[list[Hit]]:
+                    model: str | None = None, **fields: Any) -> list[list[Hit]]:
         """`search` for several queries; dense query vectors are encoded once here (or given as `vectors`, float32
-        of shape (len(queries), dim)) and sent to every shard. `encoded` as `Collection.search_many`: the vectors
-        are the query texts encoded by the caller, so a zero row finds nothing instead of being refused.
+        of shape (len(queries), dim)) and sent to every shard. `encoded` and `model` as `Collection.search_many`:
+        the vectors are the query texts encoded by the caller, so a zero row finds nothing instead of being refused.
 
         Raises ConfigError as `Collection.search_many`, and for what is not sharded (`_refuse_unsharded`).
         """
@@ -461,6 +461,7 @@ class ShardedCollection(KeepsQueries):
             if not isinstance(q, str) or not q.strip():
                 raise ConfigError("query is empty")
         check_encoded(encoded)
+        check_vectors_model(model, self.router["model"], "search_many")
         given = None
         if rerank is not None and not isinstance(rerank, str):
             given = rerank  # a Reranker object: it runs here, at the router

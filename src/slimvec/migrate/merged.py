@@ -7,11 +7,12 @@ scales differ, so a native score s is put on the adapted one as a * s + b: the q
 references kept at start (line.ScoreLine, merge "per-query"), or for a migration without references the one line
 fitted on the sample at start (adapters.score_map, merge "line"); the merged list is ranked by that one score.
 Other modes (BM25, SPLADE, hybrid) keep answering from the old collection with the old model until the switch.
-`search_many(vectors=...)` takes the NEW model's query vectors (the dense search above); `search_vectors` takes
-either model's, named by its `model` argument: the OLD model's (what the LangChain and LlamaIndex stores embed with
-until the switch) search the old collection, whole until the switch; the new model's the dense search above. Without
-`model`, vectors are taken as the old model's only where the dimensions tell the two apart; of equal dimensions they
-are refused, naming the argument. Vectors of the other model's dimension are refused naming the migration.
+Both `search_many(vectors=...)` and `search_vectors` take either model's query vectors, named by their `model`
+argument: the OLD model's (what the LangChain and LlamaIndex stores embed with until the switch) search the old
+collection, whole until the switch; the NEW model's run the dense search above. Without `model`, the dimensions
+must tell the two apart (`search_many` then takes the new model's, `search_vectors` the old model's, as before
+`model` existed); of equal dimensions they are refused, naming the argument. Vectors of the other model's
+dimension are refused naming the migration.
 """
 
 from __future__ import annotations
@@ -99,12 +100,20 @@ class MigratingCollection(Collection):
 
     def search_many(self, queries: list[str], options: SearchOptions | None = None, /, *,
                     vectors: np.ndarray | None = None, rerank: str | Reranker | None = None, encoded: bool = False,
-                    **fields: Any) -> list[list[Hit]]:
+                    model: str | None = None, **fields: Any) -> list[list[Hit]]:
         """As Collection.search_many; dense search runs through the migration (module doc). `vectors`, when
         given, are the NEW model's query vectors, float32 (len(queries), new dim), checked as the target checks
         them (`encoded` as `Collection.search_many`); a search the old collection runs alone (fused modes, a
-        reranker) cannot use them and encodes the texts with the old model."""
+        reranker) cannot use them and encodes the texts with the old model. `model` names whose they are, as
+        `search_vectors` takes it: the new model's (the above), or the old model's, which search the old collection
+        as before the migration. Raises ConfigError, when vectors are given without `model` and the two models'
+        vectors have one dimension (nothing tells whose they are: a plain collection takes its own model's, this
+        one the new model's), for a model that is neither, and for vectors of the wrong dimension."""
         check_encoded(encoded)
+        if vectors is not None and self._vectors_model(model, "search_many") == self.manifest["model"]:
+            self._check_dim(vectors, "search_many", self, f"the old model's, as model={model!r} says",
+                            f"model={self.record['to']!r} takes the new model's")
+            return super().search_many(queries, options, vectors=vectors, rerank=rerank, encoded=encoded, **fields)
         self._check_dim(vectors, "search_many(vectors=...)", self.target, "the NEW model's, as the migrated part "
                         "scores them", "search_vectors takes the old model's")
         given = None
@@ -157,25 +166,34 @@ class MigratingCollection(Collection):
 
         Raises ConfigError for those refusals, a model that is neither, and vectors of the wrong dimension."""
         old, new = self.manifest["model"], self.record["to"]
-        if model is not None and not isinstance(model, str):
-            raise TypeError(f"search_vectors: model must be a model name (a string), not {type(model).__name__}")
-        if model is None:
-            dim = int(self.manifest["dim"])
-            if dim == int(self.target.manifest["dim"]):
-                raise ConfigError(f"search_vectors during the migration from {old!r} to {new!r}: both models' vectors "
-                                  f"have dimension {dim}, so nothing tells whose these are; name them: "
-                                  f"model={old!r} (the old collection) or model={new!r} (through the migration)")
-            model = old
+        model = self._vectors_model(model, "search_vectors", default=old)
         if model == new:
             self._check_dim(qvecs, "search_vectors", self.target, f"the NEW model's, as model={new!r} says",
                             f"model={old!r} takes the old model's")
             return self._search_new_vectors(qvecs, k, filter)
-        if model != old:
-            raise ConfigError(f"search_vectors: model {model!r} is neither the collection's ({old!r}) nor the one it "
-                              f"is migrating to ({new!r})")
         self._check_dim(qvecs, "search_vectors", self, "the old model's, as the collection is searched until the "
                         "switch", f"search_vectors(model={new!r}) and search_many(vectors=...) take the new model's")
         return super().search_vectors(qvecs, k, filter)
+
+    def _vectors_model(self, model: Any, call: str, default: str | None = None) -> str:
+        """Whose query vectors `call` was given: `model` (the old or the new model's name), or, when None,
+        `default` (None: the new model's) where the two dimensions tell them apart. Raises TypeError for a
+        `model` that is not a string, ConfigError for a model that is neither, or None when both dimensions
+        are equal."""
+        old, new = self.manifest["model"], self.record["to"]
+        if model is not None and not isinstance(model, str):
+            raise TypeError(f"{call}: model must be a model name (a string), not {type(model).__name__}")
+        if model is None:
+            dim = int(self.manifest["dim"])
+            if dim == int(self.target.manifest["dim"]):
+                raise ConfigError(f"{call} during the migration from {old!r} to {new!r}: both models' vectors have "
+                                  f"dimension {dim}, so nothing tells whose these are; name them: model={old!r} "
+                                  f"(the old collection) or model={new!r} (through the migration)")
+            return new if default is None else default
+        if model not in (old, new):
+            raise ConfigError(f"{call}: model {model!r} is neither the collection's ({old!r}) nor the one it is "
+                              f"migrating to ({new!r})")
+        return model
 
     def _search_new_vectors(self, qvecs: Any, k: int, filter: dict[str, Any] | None) -> list[list[Hit]]:
         """search_vectors of the NEW model's vectors: the target scores its documents natively, the old part the
