@@ -22,7 +22,7 @@ from fakes import FakeEncoder
 
 from slimvec import Collection, Document
 from slimvec.cli import app
-from slimvec.errors import CollectionError
+from slimvec.errors import CollectionError, ConfigError
 from slimvec.profiles import load_profile
 from slimvec.store import switch as store_switch
 
@@ -224,11 +224,16 @@ def test_a_write_past_the_threshold_compacts(tmp_path, scifact_docs):
     info = col.info()
     assert info["dead_rows"] == 0 and info["rows"] == info["chunks"] < rows and len(col) == 60
     col.close()
-    never = load_profile("binary-rescore").model_copy(update={"compact_threshold": None, "compact_min_dead": 1})
+    # compact_threshold None: never by itself, even past the default 1,000 dead rows and the 30% share (a
+    # compact_min_dead beside it would be a setting nothing reads, refused at creation)
+    never = load_profile("binary-rescore").model_copy(update={"compact_threshold": None})
+    with pytest.raises(ConfigError, match="compact_min_dead 1 is never used by this profile"):
+        Collection.create(tmp_path / "refused", profile=never.model_copy(update={"compact_min_dead": 1}),
+                          encoder=FakeEncoder(64))
     col = Collection.create(tmp_path / "never", profile=never, encoder=FakeEncoder(64))
-    col.add(scifact_docs[:50])
-    col.delete([d.id for d in scifact_docs[:40]])
-    assert col.info()["dead_rows"] > 0
+    col.add(scifact_docs[:1200])
+    col.delete([d.id for d in scifact_docs[:1100]])
+    assert col.info()["dead_rows"] > 1000
     col.close()
 
 
