@@ -15,9 +15,40 @@ from rich.table import Table
 
 from slimvec.errors import ConfigError, SlimvecError, no_room
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Document embeddings and retrieval, small and fast.")
 out = Console()
 err = Console(stderr=True)
+
+
+class _OneLineErrors(typer.Typer):
+    """The `slimvec` command: a usage error (unknown option, bad value, missing argument) prints one line.
+
+    Typer draws such errors as a multi-line panel; every other user error is one `error:` line with status 2,
+    and scripts read stderr line by line, so these follow the same form.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("standalone_mode", True) is False:
+            return super().__call__(*args, **kwargs)
+        try:
+            code = super().__call__(*args, **{**kwargs, "standalone_mode": False})
+        except typer.TyperException as e:  # typer's own click: UsageError, BadParameter, NoSuchOption...
+            if type(e).__name__ == "NoArgsIsHelpError":  # the help, printed already by the rich formatter
+                if e.format_message().strip():
+                    err.print(e.format_message(), highlight=False, markup=False)
+                sys.exit(e.exit_code)
+            ctx = getattr(e, "ctx", None)
+            where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            err.print(f"[red]error:[/red] {escape(e.format_message())}{escape(where)}", highlight=False,
+                      soft_wrap=True)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            err.print("aborted", highlight=False)
+            sys.exit(1)
+        # without standalone mode click returns a typer.Exit's code, and a command's return value (None)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = _OneLineErrors(add_completion=False, no_args_is_help=True, help="Document embeddings and retrieval, small and fast.")
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
