@@ -420,7 +420,8 @@ def get(
     else:
         for d in docs:
             meta = json.dumps(d.metadata, ensure_ascii=False)
-            text = d.text if len(d.text) <= 300 else d.text[:300] + "…"
+            # a page of many documents shows the start of each; a document asked for by id is shown whole
+            text = d.text if ids or len(d.text) <= 300 else d.text[:300] + "…"
             out.print(f"[bold]{escape(d.id)}[/bold]  {escape(d.title)}  {escape(meta)}\n{escape(text)}\n")
     if nxt is not None:
         import shlex
