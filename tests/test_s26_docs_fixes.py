@@ -7,6 +7,7 @@ README: "User errors (...) print one line and exit with status 2", and `slimvec 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -20,8 +21,10 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 TAIL = "zebrafishmarkerword"
 
 
-def slimvec(*args: object) -> subprocess.CompletedProcess:
+def slimvec(*args: object, columns: int | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(SRC), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    if columns is not None:
+        env["COLUMNS"] = str(columns)
     return subprocess.run([sys.executable, "-m", "slimvec", *map(str, args)], capture_output=True, text=True,
                           env=env)
 
@@ -82,3 +85,14 @@ def test_help_and_bare_command_still_print_help():
     assert res.returncode == 0 and "--min-relevance" in res.stdout
     res = slimvec()
     assert res.returncode == 2 and "Commands" in res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("command", ["profiles", "models"])
+def test_listed_names_are_never_cut_on_an_80_column_terminal(command):
+    listed = json.loads(slimvec(command, "--json").stdout)
+    names = list(listed) if command == "profiles" else [card["name"] for card in listed]
+    assert "pca-half-float8-rescore" in names or "colbert-small-tokens" in names
+    res = slimvec(command, columns=80)
+    assert res.returncode == 0, res.stderr
+    shown = {line.split("│")[1].strip().rstrip(" *") for line in res.stdout.splitlines() if line.startswith("│")}
+    assert set(names) <= shown, sorted(set(names) - shown)

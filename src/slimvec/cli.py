@@ -881,6 +881,16 @@ def _results_table(results: list[dict[str, Any]]) -> None:
     out.print(table)
 
 
+def _name_column(table: Table, names: Any) -> None:
+    """Put a never-cut "name" column first: the names are what users type, and an 80-column terminal (or a pipe)
+    would otherwise end them in "…"; the other columns fold instead."""
+    from rich.table import Column
+
+    for column in table.columns:
+        column.overflow = "fold"
+    table.columns.insert(0, Column("name", no_wrap=True, min_width=max(len(n) for n in names)))
+
+
 @app.command("profiles")
 def profiles_cmd(json_out: bool = typer.Option(False, "--json")) -> None:
     """List the built-in profiles."""
@@ -889,7 +899,8 @@ def profiles_cmd(json_out: bool = typer.Option(False, "--json")) -> None:
     if json_out:
         _print_json({n: p.model_dump(mode="json") for n, p in BUILTIN.items()})
         return
-    table = Table("name", "codec", "rescore", "retrievers", "description")
+    table = Table("codec", "rescore", "retrievers", "description")
+    _name_column(table, BUILTIN)
     for n, p in BUILTIN.items():
         table.add_row(n, p.codec, str(p.rescore), ",".join(p.retrievers), p.description)
     out.print(table)
@@ -904,7 +915,8 @@ def models_cmd(json_out: bool = typer.Option(False, "--json", help="Print the mo
     if json_out:
         _print_json(rows)
         return
-    table = Table("name", "kind", "dims", "max tokens", "licence", "source", "installed")
+    table = Table("kind", "dims", "max tokens", "licence", "source", "installed")
+    _name_column(table, [r["name"] + (" *" if r["default"] else "") for r in rows])
     for r in rows:
         name = r["name"] + (" *" if r["default"] else "")
         table.add_row(escape(name), r["kind"], str(r["dims"]), str(r["max_tokens"]), escape(r["licence"]),
