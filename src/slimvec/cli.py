@@ -15,9 +15,40 @@ from rich.table import Table
 
 from slimvec.errors import ConfigError, SlimvecError, no_room
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Document embeddings and retrieval, small and fast.")
 out = Console()
 err = Console(stderr=True)
+
+
+class _OneLineErrors(typer.Typer):
+    """The `slimvec` command: a usage error (unknown option, bad value, missing argument) prints one line.
+
+    Typer draws such errors as a multi-line panel; every other user error is one `error:` line with status 2,
+    and scripts read stderr line by line, so these follow the same form.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("standalone_mode", True) is False:
+            return super().__call__(*args, **kwargs)
+        try:
+            code = super().__call__(*args, **{**kwargs, "standalone_mode": False})
+        except typer.TyperException as e:  # typer's own click: UsageError, BadParameter, NoSuchOption...
+            if type(e).__name__ == "NoArgsIsHelpError":  # the help, printed already by the rich formatter
+                if e.format_message().strip():
+                    err.print(e.format_message(), highlight=False, markup=False)
+                sys.exit(e.exit_code)
+            ctx = getattr(e, "ctx", None)
+            where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            err.print(f"[red]error:[/red] {escape(e.format_message())}{escape(where)}", highlight=False,
+                      soft_wrap=True)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            err.print("aborted", highlight=False)
+            sys.exit(1)
+        # without standalone mode click returns a typer.Exit's code, and a command's return value (None)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = _OneLineErrors(add_completion=False, no_args_is_help=True, help="Document embeddings and retrieval, small and fast.")
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -390,7 +421,8 @@ def get(
     else:
         for d in docs:
             meta = json.dumps(d.metadata, ensure_ascii=False)
-            text = d.text if len(d.text) <= 300 else d.text[:300] + "…"
+            # a page of many documents shows the start of each; a document asked for by id is shown whole
+            text = d.text if ids or len(d.text) <= 300 else d.text[:300] + "…"
             out.print(f"[bold]{escape(d.id)}[/bold]  {escape(d.title)}  {escape(meta)}\n{escape(text)}\n")
     if nxt is not None:
         import shlex
@@ -850,6 +882,16 @@ def _results_table(results: list[dict[str, Any]]) -> None:
     out.print(table)
 
 
+def _name_column(table: Table, names: Any) -> None:
+    """Put a never-cut "name" column first: the names are what users type, and an 80-column terminal (or a pipe)
+    would otherwise end them in "…"; the other columns fold instead."""
+    from rich.table import Column
+
+    for column in table.columns:
+        column.overflow = "fold"
+    table.columns.insert(0, Column("name", no_wrap=True, min_width=max(len(n) for n in names)))
+
+
 @app.command("profiles")
 def profiles_cmd(json_out: bool = typer.Option(False, "--json")) -> None:
     """List the built-in profiles."""
@@ -858,7 +900,8 @@ def profiles_cmd(json_out: bool = typer.Option(False, "--json")) -> None:
     if json_out:
         _print_json({n: p.model_dump(mode="json") for n, p in BUILTIN.items()})
         return
-    table = Table("name", "codec", "rescore", "retrievers", "description")
+    table = Table("codec", "rescore", "retrievers", "description")
+    _name_column(table, BUILTIN)
     for n, p in BUILTIN.items():
         table.add_row(n, p.codec, str(p.rescore), ",".join(p.retrievers), p.description)
     out.print(table)
@@ -873,7 +916,8 @@ def models_cmd(json_out: bool = typer.Option(False, "--json", help="Print the mo
     if json_out:
         _print_json(rows)
         return
-    table = Table("name", "kind", "dims", "max tokens", "licence", "source", "installed")
+    table = Table("kind", "dims", "max tokens", "licence", "source", "installed")
+    _name_column(table, [r["name"] + (" *" if r["default"] else "") for r in rows])
     for r in rows:
         name = r["name"] + (" *" if r["default"] else "")
         table.add_row(escape(name), r["kind"], str(r["dims"]), str(r["max_tokens"]), escape(r["licence"]),
