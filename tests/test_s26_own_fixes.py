@@ -44,3 +44,16 @@ def test_an_append_commit_leaves_fit_json_alone_and_a_refit_still_writes_it(tmp_
     with Collection.open(path) as again:
         assert again.search_vectors(rows[2500:2501], k=1)[0][0].id == "m490"
         assert again._retrievers["dense"].fitted_rows == 4200  # read from the saved codes, not refitted
+
+
+def test_a_refused_migrate_prints_its_one_line_without_a_progress_bar(tmp_path):
+    """The re-embedding bar was drawn before the migration was checked, so a refused call printed an empty bar
+    ("re-embedding documents ... 0/?") above its one-line error."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "slimvec", "migrate", str(tmp_path / "none"), "--to", "nomodel"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == [r.stderr.strip()] and r.stderr.startswith("error: unknown model 'nomodel'")
+    assert "re-embedding" not in r.stdout + r.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -593,11 +594,15 @@ def migrate(
         from slimvec.migrate.runner import migrate as run_migration
         from slimvec.progress import progress_bar
 
-        with progress_bar("re-embedding documents", 0, enabled=not json_out) as advance:
-            seen = [0]
+        # The bar is drawn at the first re-embedded batch: a refused call (an unknown model, a missing collection,
+        # a bad option) prints its one line without an empty "0/?" bar above it.
+        with contextlib.ExitStack() as stack:
+            seen, bar = [0], []
 
             def moved(done: int, total: int) -> None:
-                advance(done - seen[0], total=total)  # the bar shows done/total, not done/?
+                if not bar:
+                    bar.append(stack.enter_context(progress_bar("re-embedding documents", 0, enabled=not json_out)))
+                bar[0](done - seen[0], total=total)  # the bar shows done/total, not done/?
                 seen[0] = done
 
             result = run_migration(collection, to, adapter=adapter, sample=sample, batch=batch, fit_only=fit_only,
