@@ -98,3 +98,18 @@ def ray_cluster() -> Iterator[int]:
     connect(None, num_cpus=3)
     yield int(ray.cluster_resources()["CPU"]) - 1
     ray.shutdown()
+
+
+@pytest.fixture()
+def keyed_client(tmp_path) -> Iterator[tuple]:
+    """(TestClient, Collection): the HTTP app with API key `_server_util.KEY` serving "col", a FakeEncoder
+    collection of `_server_util.DOCS` private to the test (server errors come back as responses, not raised)."""
+    from _server_util import KEY, make_collection
+    from fastapi.testclient import TestClient
+
+    from slimvec.server import create_app
+
+    col = make_collection(tmp_path / "col")
+    with TestClient(create_app({"col": col}, api_key=KEY), raise_server_exceptions=False) as c:
+        yield c, col
+    col.close()

@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _server_util import AUTH, KEY, make_collection, snapshot
-from fastapi.testclient import TestClient
+from _server_util import AUTH, snapshot
 from typer.testing import CliRunner
 
 from slimvec.cli import app
@@ -17,7 +16,6 @@ from slimvec.ingest import read_file, read_sources
 from slimvec.ingest.beir import load_qrels
 from slimvec.ingest.tables import FieldMap, iter_table
 from slimvec.profiles import load_profile
-from slimvec.server import create_app
 from slimvec.store.filters import parse_filter
 
 
@@ -242,16 +240,8 @@ def test_cli_plan_refuses_empty_profiles_instead_of_trying_them_all(tmp_path) ->
 
 # --- HTTP bodies --------------------------------------------------------------------------------------------
 
-@pytest.fixture()
-def client(tmp_path):
-    col = make_collection(tmp_path / "col")
-    with TestClient(create_app({"col": col}, api_key=KEY), raise_server_exceptions=False) as c:
-        yield c, col
-    col.close()
-
-
-def test_http_document_with_a_repeated_key_is_refused_and_nothing_stored(client) -> None:
-    c, col = client
+def test_http_document_with_a_repeated_key_is_refused_and_nothing_stored(keyed_client) -> None:
+    c, col = keyed_client
     before = snapshot(col)
     body = '[{"id": "n1", "text": "first text", "text": "second text"}]'
     r = c.post("/api/collections/col/documents", content=body, headers={**AUTH, "content-type": "application/json"})
@@ -260,8 +250,8 @@ def test_http_document_with_a_repeated_key_is_refused_and_nothing_stored(client)
     assert snapshot(col) == before
 
 
-def test_http_search_body_with_a_repeated_key_is_refused(client) -> None:
-    c, _ = client
+def test_http_search_body_with_a_repeated_key_is_refused(keyed_client) -> None:
+    c, _ = keyed_client
     r = c.post("/api/collections/col/search", content='{"q": "bone", "k": 1, "k": 3}',
                headers={"content-type": "application/json"})
     assert r.status_code == 422

@@ -156,23 +156,10 @@ def test_create_retrievers_must_be_a_list_naming_one_at_least(tmp_path, retrieve
 
 
 # ---- HTTP: one status per kind of error --------------------------------------------------------------
-@pytest.fixture()
-def client(tmp_path):
-    from _server_util import KEY, make_collection
-    from fastapi.testclient import TestClient
-
-    from slimvec.server import create_app
-
-    col = make_collection(tmp_path / "col")
-    with TestClient(create_app({"col": col}, api_key=KEY), raise_server_exceptions=False) as c:
-        yield c, col
-    col.close()
-
-
-def test_http_an_add_of_a_stored_id_is_a_409_conflict_and_stores_nothing(client):
+def test_http_an_add_of_a_stored_id_is_a_409_conflict_and_stores_nothing(keyed_client):
     from _server_util import AUTH, snapshot
 
-    c, col = client
+    c, col = keyed_client
     before = snapshot(col)
     r = c.post("/api/collections/col/documents", json=[{"id": "new", "text": "fresh"}, {"id": "d1", "text": "x"}],
                headers=AUTH)
@@ -192,8 +179,8 @@ def test_http_an_add_of_a_stored_id_is_a_409_conflict_and_stores_nothing(client)
     ({"q": "bone", "mode": "dense", "fusion_weights": ["1"]}, "fusion_weights"),
     ({"q": "bone", "fusion_temperature": "2"}, "fusion_temperature"),
 ])
-def test_http_search_values_no_collection_takes_are_422_naming_the_field(client, body, field):
-    c, _ = client
+def test_http_search_values_no_collection_takes_are_422_naming_the_field(keyed_client, body, field):
+    c, _ = keyed_client
     r = c.post("/api/collections/col/search", json=body)
     assert r.status_code == 422, r.text
     assert r.json()["detail"][0]["loc"][:2] == ["body", field]
@@ -201,8 +188,8 @@ def test_http_search_values_no_collection_takes_are_422_naming_the_field(client,
     assert r.status_code == 400 and "does not keep" in r.json()["detail"]  # this collection's limit: 400
 
 
-def test_http_get_search_mode_and_temperature_as_post(client):
-    c, _ = client
+def test_http_get_search_mode_and_temperature_as_post(keyed_client):
+    c, _ = keyed_client
     r = c.get("/api/collections/col/search", params={"q": "bone", "mode": "hybridd"})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "mode"], r.text
     r = c.get("/api/collections/col/search", params={"q": "bone", "mode": "hybrid", "fusion_temperature": "nan"})
@@ -213,10 +200,10 @@ def test_http_get_search_mode_and_temperature_as_post(client):
     ("tune", {"reset": "true"}),  # was read as true: the stored queries forgotten
     ("field-indexes", {"fields": ["year"], "drop": "yes"}),
 ])
-def test_http_write_flags_are_json_booleans(client, path, body):
+def test_http_write_flags_are_json_booleans(keyed_client, path, body):
     from _server_util import AUTH
 
-    c, _ = client
+    c, _ = keyed_client
     r = c.post(f"/api/collections/col/{path}", json=body, headers=AUTH)
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "bool_type", r.text
 

@@ -159,14 +159,18 @@ class ChunkEncoder:
     it again under the shard's writer lock)."""
 
     def __init__(self, reference: str, threads: int = 1, shards: list[str] | None = None) -> None:
-        try:
-            import torch  # one intra-op thread per actor: actors, not threads, share the cores
-
-            torch.set_num_threads(threads)
-        except ImportError:  # model2vec models run without torch
-            pass
         self.col = Collection.open(reference)
-        self.col.encoder  # noqa: B018 - load the model now, once, not on the first batch
+        encoder = self.col.encoder  # load the model now, once, not on the first batch
+        # One intra-op thread per actor: actors, not threads, share the cores. Set before the first batch (a torch
+        # model computes nothing at load); an encoder that never runs torch (static, ONNX: `needs_torch` False)
+        # is spared its import, seconds per actor on every run.
+        if getattr(encoder, "needs_torch", True):
+            try:
+                import torch
+
+                torch.set_num_threads(threads)
+            except ImportError:  # model2vec models run without torch
+                pass
         # Each shard collection (in shard order), only read here: the driver is their one writer. Opening one loads
         # nothing but its manifest and a SQLite connection.
         self.shards = [self.col if p == reference else Collection.open(p) for p in shards or []]

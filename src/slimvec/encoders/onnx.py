@@ -111,6 +111,8 @@ class OnnxTransformerEncoder:
     and padding, L2-normalised float32 (n_i, 384). Raises ConfigError when the model files are missing.
     """
 
+    needs_torch = False  # a Ray encoder actor (distributed.ingest) skips importing torch for it
+
     def __init__(self, model_dir: str | Path, name: str, kind: str = "dense", pooling: str = "cls",
                  max_length: int = 512, query_max_tokens: int | None = None, query_prompt: str = "",
                  document_prompt: str = "", batch_size: int = 1, prune: str = "") -> None:

@@ -50,6 +50,7 @@ class Model2VecEncoder:
     """
 
     kind = "dense"
+    needs_torch = False  # a Ray encoder actor (distributed.ingest) skips importing torch for it
     fusion_weight = STATIC_FUSION_WEIGHT  # its ranking's weight in a fused mode whose profile sets none
 
     def __init__(self, path: str | Path, name: str | None = None) -> None:
@@ -91,6 +92,7 @@ class WordLlamaEncoder:
     """WordLlama l2_supercat: average-pooled token embeddings, 256-d, L2-normalised."""
 
     kind = "dense"
+    needs_torch = False  # a Ray encoder actor (distributed.ingest) skips importing torch for it
     dim = 256
     max_tokens = 512  # WordLlama pools any length; chunking still bounds what one vector averages over
     fusion_weight = WORDLLAMA_FUSION_WEIGHT  # its ranking's weight in a fused mode whose profile sets none
