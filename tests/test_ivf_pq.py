@@ -15,7 +15,7 @@ from slimvec import Collection, Document
 from slimvec.codecs.pq import PQCodec
 from slimvec.documents import Chunk
 from slimvec.index.compressed import CodecIndex, CodecIVFIndex
-from slimvec.profiles import BUILTIN
+from slimvec.profiles import BUILTIN, Profile
 from slimvec.retrievers.base import Query
 
 DIM = 64
@@ -38,6 +38,8 @@ def _documents(start: int, stop: int) -> tuple[list[Document], list[Chunk]]:
 def _collection(path, rows: np.ndarray, **profile) -> Collection:
     """A pq16-ivf-rescore collection (16 lists unless given) holding `rows`, one document each."""
     prof = BUILTIN["pq16-ivf-rescore"].model_copy(update={"nlist": 16, "compact_threshold": None, **profile})
+    if not prof.rescore:  # the built-in's oversample sets how many candidates are rescored: unread without it
+        prof = prof.model_copy(update={"oversample": Profile.model_fields["oversample"].default})
     col = Collection.create(path, profile=prof, encoder=FakeEncoder(dim=DIM))
     with warnings.catch_warnings():  # fewer than 39 x 256 training rows: faiss's "codes may be poor" warning
         warnings.simplefilter("ignore")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from test_retrievers_compressed import _clustered, _vector_collection
 
 from slimvec import Collection, Document
@@ -57,3 +58,24 @@ def test_a_refused_migrate_prints_its_one_line_without_a_progress_bar(tmp_path):
     assert r.returncode == 2
     assert r.stderr.splitlines() == [r.stderr.strip()] and r.stderr.startswith("error: unknown model 'nomodel'")
     assert "re-embedding" not in r.stdout + r.stderr
+
+
+def test_an_option_that_makes_a_builtin_setting_moot_resets_it_and_a_written_one_is_refused(tmp_path):
+    """Settings nothing reads are refused (s26-api), but `index="exact"` on hnsw-f32 (whose target_recall
+    calibrates efSearch) was refused too, naming a setting the user never wrote; it now goes back to its default.
+    A setting the profile as given never reads is still refused."""
+    from fakes import FakeEncoder
+
+    from slimvec.errors import ConfigError
+    from slimvec.profiles import BUILTIN, Profile
+
+    assert BUILTIN["hnsw-f32"].target_recall != Profile.model_fields["target_recall"].default
+    with Collection.create(tmp_path / "a", profile="hnsw-f32", index="exact", encoder=FakeEncoder(dim=8)) as col:
+        stored = col.manifest["profile"]
+        assert stored["index"] == "exact"
+        assert stored["target_recall"] == Profile.model_fields["target_recall"].default
+        assert stored["ef_search"] == Profile.model_fields["ef_search"].default
+    written = BUILTIN["exact-f32"].model_copy(update={"ef_search": 99})
+    with pytest.raises(ConfigError, match=r"^profile 'exact-f32': ef_search 99 is never used by this profile"):
+        Collection.create(tmp_path / "b", profile=written, encoder=FakeEncoder(dim=8))
+    assert not (tmp_path / "b").exists()

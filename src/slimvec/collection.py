@@ -122,7 +122,8 @@ class Collection(KeepsQueries):
         config_sentence_transformers.json declares); the prompts used are recorded in the manifest.
         Raises ConfigError for an unknown index, retriever, profile, model or reranker (a reranker's model directory
         that does not exist), a profile setting the collection would never read (`Profile.unused_options`, judged
-        with these options applied), or chunks longer than the model takes; CollectionError when `path` already holds a collection or is a non-empty directory.
+        with these options applied; one the profile as given reads and an option here makes moot, e.g. hnsw-f32's
+        target_recall with index "exact", is put back to its default instead), or chunks longer than the model takes; CollectionError when `path` already holds a collection or is a non-empty directory.
         """
         prof = (profile if isinstance(profile, Profile) else
                 profile_from_dict(profile) if isinstance(profile, dict) else load_profile(profile))
@@ -135,12 +136,21 @@ class Collection(KeepsQueries):
                                        # [] is refused by the profile ("at least one"), not taken as "not given"
                                        "retrievers": tuple(retrievers) if retrievers is not None else None,
                                        }.items() if v is not None}
+        given = {field for field, _ in prof.unused_options()}
         if overrides:
             prof = profile_from_dict({**prof.model_dump(), **overrides}, source="options")
         if prof.index not in INDEX_KINDS:
             raise ConfigError(f"unknown index {prof.index!r}: choose one of {', '.join(INDEX_KINDS)}")
-        if unused := prof.unused_options():  # a setting nothing reads: a typo that would build as if unwritten
-            raise ConfigError(f"profile {prof.name!r}: {unused[0][1]}")
+        unused = prof.unused_options()
+        if moot := [field for field, _ in unused if field not in given]:
+            # read by the profile as given, made moot by an option here (`--index exact` on hnsw-f32, whose
+            # target_recall calibrates efSearch): the option was asked for, so the setting goes back to its default
+            prof = profile_from_dict({**prof.model_dump(), **{f: Profile.model_fields[f].default for f in moot}},
+                                     source="options")
+        if unused := [line for field, line in unused if field in given]:
+            # a setting the profile as given never reads (nor the options make it read): a typo that would build
+            # as if unwritten
+            raise ConfigError(f"profile {prof.name!r}: {unused[0]}")
         _retriever_names(list(prof.retrievers))  # unknown names fail here, before anything is written
         if prof.rerank is not None:  # a reranker that cannot load would fail every search of the collection
             try:
