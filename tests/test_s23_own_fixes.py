@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
+from _migration_util import migrating_beside_copy
 from fakes import FakeEncoder, registered_encoders
 from migrate_worker import NEW
 
 from slimvec import Collection
 from slimvec.documents import Document
 from slimvec.errors import ConfigError
-from slimvec.migrate import runner
-from slimvec.migrate.merged import MigratingCollection
 
 OLD = "fake-bow"
 
@@ -27,26 +24,20 @@ def test_a_migrating_collection_takes_each_calls_models_vectors_and_names_the_mi
     stores embed with until the switch); search_many(vectors=) takes the new model's. Before, a vector of the
     other model's dimension got a bare shape error ("expected (1, 64)") on a collection whose info says 32."""
     old, new = FakeEncoder(dim=32, name=OLD), FakeEncoder(dim=64, name=NEW)
-    with registered_encoders(old, new):
-        with Collection.create(tmp_path / "col", encoder=old) as col:
-            col.add(_docs(60))
-        shutil.copytree(tmp_path / "col", tmp_path / "before")
-        runner.start(tmp_path / "col", NEW, sample=30, encoder=new)
-        with Collection.open(tmp_path / "col") as col, Collection.open(tmp_path / "before") as before:
-            assert isinstance(col, MigratingCollection)
-            for q in ("cells protein", "cancer risk word3", "other1"):
-                v = old.encode_queries([q])
-                got = [(h.id, h.score) for h in col.search_vectors(v, k=8)[0]]
-                assert got == [(h.id, h.score) for h in before.search_vectors(v, k=8)[0]]
-                assert len(got) == 8
-            with pytest.raises(ConfigError, match=r"search_vectors: query vectors of dimension 64 during the "
-                                                  rf"migration to '{NEW}': they must be the old model's"):
-                col.search_vectors(new.encode_queries(["cells"]), k=5)
-            with pytest.raises(ConfigError, match=r"search_many\(vectors=...\): query vectors of dimension 32 "
-                                                  r"during the migration .* the NEW model's"):
-                col.search_many(["cells"], vectors=old.encode_queries(["cells"]))
-            hits = col.search_many(["cells"], vectors=new.encode_queries(["cells"]))[0]
-            assert hits and np.isfinite([h.score for h in hits]).all()
+    with migrating_beside_copy(tmp_path, old, new, _docs(60)) as (col, before):
+        for q in ("cells protein", "cancer risk word3", "other1"):
+            v = old.encode_queries([q])
+            got = [(h.id, h.score) for h in col.search_vectors(v, k=8)[0]]
+            assert got == [(h.id, h.score) for h in before.search_vectors(v, k=8)[0]]
+            assert len(got) == 8
+        with pytest.raises(ConfigError, match=r"search_vectors: query vectors of dimension 64 during the "
+                                              rf"migration to '{NEW}': they must be the old model's"):
+            col.search_vectors(new.encode_queries(["cells"]), k=5)
+        with pytest.raises(ConfigError, match=r"search_many\(vectors=...\): query vectors of dimension 32 "
+                                              r"during the migration .* the NEW model's"):
+            col.search_many(["cells"], vectors=old.encode_queries(["cells"]))
+        hits = col.search_many(["cells"], vectors=new.encode_queries(["cells"]))[0]
+        assert hits and np.isfinite([h.score for h in hits]).all()
 
 
 def test_a_filters_mask_is_read_once_per_committed_state_and_never_served_stale(tmp_path):

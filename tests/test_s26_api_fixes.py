@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
+from _migration_util import migrating_beside_copy
 from _server_util import make_collection
 from fakes import FakeEncoder, registered_encoders
 from fastapi.testclient import TestClient
@@ -40,14 +39,8 @@ def _docs(n: int) -> list[Document]:
 @pytest.fixture()
 def same_dim_migration(tmp_path):
     old, new = FakeEncoder(dim=32, name=OLD), RolledEncoder(dim=32, name=NEW)
-    with registered_encoders(old, new):
-        with Collection.create(tmp_path / "col", encoder=old) as col:
-            col.add(_docs(60))
-        shutil.copytree(tmp_path / "col", tmp_path / "before")
-        runner.start(tmp_path / "col", NEW, sample=30, encoder=new)
-        with Collection.open(tmp_path / "col") as col, Collection.open(tmp_path / "before") as before:
-            assert isinstance(col, MigratingCollection)
-            yield col, before, old, new
+    with migrating_beside_copy(tmp_path, old, new, _docs(60)) as (col, before):
+        yield col, before, old, new
 
 
 def test_search_vectors_of_equal_dimensions_during_a_migration_must_name_their_model(same_dim_migration):
