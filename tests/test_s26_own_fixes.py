@@ -79,3 +79,29 @@ def test_an_option_that_makes_a_builtin_setting_moot_resets_it_and_a_written_one
     with pytest.raises(ConfigError, match=r"^profile 'exact-f32': ef_search 99 is never used by this profile"):
         Collection.create(tmp_path / "b", profile=written, encoder=FakeEncoder(dim=8))
     assert not (tmp_path / "b").exists()
+
+
+def test_documents_take_sections_in_their_record_form_and_section_is_exported(tmp_path):
+    """`Document(sections=[{...}])` was refused ("expected a Section, got dict") though `to_record` and JSONL write
+    sections so, and `Section` was not exported from slimvec: a Python user could not give sections at all
+    without importing slimvec.documents."""
+    from fakes import FakeEncoder
+
+    import slimvec
+
+    assert "Section" in slimvec.__all__
+    text = "Intro text. Setup text here."
+    given = [{"_id": "s1", "start": 0, "end": 11, "path": ["Intro"]}, {"_id": "s2", "start": 12, "end": 28}]
+    doc = Document("a", text, sections=given)
+    assert doc.sections == (slimvec.Section("s1", 0, 11, ("Intro",)), slimvec.Section("s2", 12, 28))
+    assert Document("a", text, sections=[dict(r, _id=r["_id"]) for r in doc.to_record()["sections"]]) == doc
+    assert isinstance(Document("a", text, sections=list(doc.sections)).sections, tuple)  # a list is stored as one
+    with Collection.create(tmp_path / "c", encoder=FakeEncoder(dim=8)) as col:
+        col.add([doc])
+        assert col.get("a").sections == doc.sections
+    for bad, msg in (([{"_id": "s1", "start": 0}], "got keys \\['_id', 'start'\\]"),
+                     ([{"_id": "s1", "id": "s1", "start": 0, "end": 3}], "got keys"),
+                     ([{"_id": "s1", "start": "0", "end": 3}], "start and end must be integers"),
+                     ([{"_id": "s1", "start": 0, "end": 3, "path": "Intro"}], "path must be a list")):
+        with pytest.raises(ValueError, match=r"^document 'a': sections: item 0: .*" + msg):
+            Document("a", text, sections=bad)

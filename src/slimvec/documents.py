@@ -46,6 +46,10 @@ class Document:
             raise ValueError(f"document {self.id!r}: text must be a string")
         if not isinstance(self.metadata, dict):
             raise ValueError(f"document {self.id!r}: metadata must be an object")
+        if isinstance(self.sections, list) or (isinstance(self.sections, tuple)
+                                               and any(isinstance(x, dict) for x in self.sections)):
+            # a list, or the record form `to_record` writes ({"_id", "start", "end", "path"}): as JSONL gives them
+            object.__setattr__(self, "sections", tuple(_section_of(self.id, i, x) for i, x in enumerate(self.sections)))
         if self.sections is not None and (problem := section_problem(self.text, self.sections)):
             raise ValueError(f"document {self.id!r}: sections: {problem}")
 
@@ -78,6 +82,24 @@ def section_problem(text: str, sections: tuple[Section, ...]) -> str | None:
             return f"{s.id!r}: span [{s.start}, {s.end}) starts before the end of {prev_id!r} ({prev_end}): overlapping or out of order"
         prev_end, prev_id = s.end, s.id
     return None
+
+
+def _section_of(doc_id: str, i: int, x: Any) -> Any:
+    """Item `i` of a document's `sections` as a Section: a Section as it is, a record dict ({"_id" (or "id"),
+    "start", "end", optional "path"}) converted; anything else is left for `section_problem` to name."""
+    if not isinstance(x, dict):
+        return x
+    keys = set(x)
+    if not keys <= {"_id", "id", "start", "end", "path"} or not keys >= {"start", "end"} or len(keys & {"_id", "id"}) != 1:
+        raise ValueError(f"document {doc_id!r}: sections: item {i}: a section is {{\"_id\", \"start\", \"end\", "
+                         f"\"path\"}} (path optional), got keys {sorted(keys)}")
+    path = x.get("path", ())
+    if not isinstance(path, (list, tuple)) or not all(isinstance(h, str) for h in path):
+        raise ValueError(f"document {doc_id!r}: sections: item {i}: path must be a list of heading strings")
+    start, end = x["start"], x["end"]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)):
+        raise ValueError(f"document {doc_id!r}: sections: item {i}: start and end must be integers")
+    return Section(x.get("_id", x.get("id")), start, end, tuple(path))
 
 
 def blank_section_problem(text: str, sections: tuple[Section, ...]) -> str | None:
