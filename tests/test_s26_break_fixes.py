@@ -41,3 +41,27 @@ def test_listings_in_a_pipe_keep_every_cell_on_its_row(command):
     for name, cells in want.items():
         assert rows[name][1:len(cells) + 1] == cells, name
     assert len(_rows(res.stdout)) == len(rows)  # no continuation lines
+
+
+def test_a_migrating_search_many_checks_a_named_model_without_vectors_too(tmp_path):
+    # A plain or sharded collection refuses another model's name whether or not vectors come with it; a migrating
+    # one took any name (a typo, another collection's model) without vectors and searched as if none was given.
+    from _migration_util import migrating_beside_copy
+    from fakes import FakeEncoder
+
+    from slimvec import Document
+    from slimvec.errors import ConfigError
+
+    docs = [Document(f"d{i}", f"word{i} common text") for i in range(40)]
+    old, new = FakeEncoder(16, "fake-old"), FakeEncoder(16, "fake-new")
+    with migrating_beside_copy(tmp_path, old, new, docs) as (col, before):
+        with pytest.raises(ConfigError, match="search_many: the query vectors are 'bogus'"):
+            before.search_many(["word3 common"], model="bogus")
+        with pytest.raises(ConfigError, match="model 'bogus' is neither the collection's"):
+            col.search_many(["word3 common"], model="bogus")
+        with pytest.raises(TypeError, match="model must be a model name"):
+            col.search_many(["word3 common"], model=16)
+        # either model's own name, without vectors, is the text search it was
+        want = [[h.id for h in hits] for hits in col.search_many(["word3 common"])]
+        for name in ("fake-old", "fake-new"):
+            assert [[h.id for h in hits] for hits in col.search_many(["word3 common"], model=name)] == want
