@@ -65,3 +65,19 @@ def test_a_migrating_search_many_checks_a_named_model_without_vectors_too(tmp_pa
         want = [[h.id for h in hits] for hits in col.search_many(["word3 common"])]
         for name in ("fake-old", "fake-new"):
             assert [[h.id for h in hits] for hits in col.search_many(["word3 common"], model=name)] == want
+
+
+@pytest.mark.parametrize("unseen", ['<dialog hidden><h2>Sign in</h2><p>form</p></dialog>', '<h2 hidden>Sign in</h2>',
+                                    '<video src="v.mp4"><h2>Sign in</h2></video>', '<div hidden=""><h3>Sign in</h3></div>'])
+def test_a_heading_the_page_never_shows_makes_no_section(tmp_path, unseen):
+    # The extractor drops it, but its text was then looked for in the page's text and found in a paragraph of the
+    # same words further down, which became a section headed by a heading nobody sees.
+    from slimvec.ingest import read_sources
+
+    page = tmp_path / "page.html"
+    page.write_text(f"<html><body><h1>Top</h1><p>intro</p>{unseen}<p>more</p><p>Sign in</p><p>tail words</p>"
+                    "<h2>Shown</h2><p>end</p></body></html>", encoding="utf-8")
+    (doc,) = read_sources([str(page)])
+    assert doc.text == "Top\n\nintro\n\nmore\n\nSign in\n\ntail words\n\nShown\n\nend"
+    assert [(s.id, doc.text[s.start:s.end], s.path) for s in doc.sections] == [
+        ("top", "Top\n\nintro\n\nmore\n\nSign in\n\ntail words", ("Top",)), ("shown", "Shown\n\nend", ("Top", "Shown"))]
