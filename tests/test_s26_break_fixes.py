@@ -81,3 +81,22 @@ def test_a_heading_the_page_never_shows_makes_no_section(tmp_path, unseen):
     assert doc.text == "Top\n\nintro\n\nmore\n\nSign in\n\ntail words\n\nShown\n\nend"
     assert [(s.id, doc.text[s.start:s.end], s.path) for s in doc.sections] == [
         ("top", "Top\n\nintro\n\nmore\n\nSign in\n\ntail words", ("Top",)), ("shown", "Shown\n\nend", ("Top", "Shown"))]
+
+
+def test_min_relevance_text_that_is_no_number_is_not_told_to_drop_quotes(tmp_path):
+    # `--min-relevance abc` (or ?min_relevance=abc) was answered "(send the number itself, not quoted)": advice for
+    # a JSON body's quoted number, which neither a flag nor a query parameter can follow, nor fits text like 'abc'.
+    from slimvec.errors import ConfigError
+    from slimvec.search.options import SearchOptions, min_relevance_from_text
+
+    res = slimvec("search", tmp_path / "none", "hello", "--min-relevance", "abc")
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.strip().splitlines() == [
+        "error: min_relevance: Value error, must be a number between 0 and 1 or 'auto', got 'abc'"]
+    for text in ("abc", "0x1", "0.5%", ""):
+        with pytest.raises(ConfigError, match="min_relevance") as e:
+            SearchOptions.of(min_relevance=min_relevance_from_text(text))
+        assert "quoted" not in str(e.value), text
+    for quoted in ("0.5", " .5", "1e-1"):  # a JSON body's quoting bug keeps its hint
+        with pytest.raises(ConfigError, match=r"not quoted\)$"):
+            SearchOptions.of(min_relevance=quoted)
