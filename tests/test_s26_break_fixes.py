@@ -100,3 +100,24 @@ def test_min_relevance_text_that_is_no_number_is_not_told_to_drop_quotes(tmp_pat
     for quoted in ("0.5", " .5", "1e-1"):  # a JSON body's quoting bug keeps its hint
         with pytest.raises(ConfigError, match=r"not quoted\)$"):
             SearchOptions.of(min_relevance=quoted)
+
+
+def test_search_page_marks_words_of_characters_beyond_the_basic_plane(tmp_path):
+    # A query word starting with a character outside the BMP (𠮷 of Japanese names, 𝐀 of mathematics) matched,
+    # then the scan went on one UTF-16 unit later, inside the pair, where a "u" regex steps back to the same match:
+    # the page looped for ever and froze. Around them, words, CJK and emoji stay as they were.
+    from _server_util import search_page
+    from fakes import FakeEncoder
+
+    from slimvec import Collection, Document
+
+    with Collection.create(tmp_path / "c", encoder=FakeEncoder()) as col:
+        col.add([Document("y0", "𠮷野 family: the name 𠮷 and 𝐀𝐁 math 😀 (a+b)* 東京", "Yoshi")])
+        with search_page({"c": col}) as (page, errors):
+            page.fill("#q", "𠮷 𝐀𝐁 (a+b)* 😀 東京")
+            page.click("#go")
+            page.wait_for_selector("#results li.hit mark", state="attached", timeout=30_000)
+            snippet = page.locator("#results li.hit .snippet")
+            assert snippet.locator("mark").all_inner_texts() == ["𠮷", "𝐀𝐁", "東京"]
+            assert snippet.inner_text() == "𠮷野 family: the name 𠮷 and 𝐀𝐁 math 😀 (a+b)* 東京"
+            assert not errors, errors

@@ -54,7 +54,9 @@
       let m;
       while ((m = re.exec(text)) !== null) {
         covered.fill(1, m.index, m.index + m[0].length);
-        re.lastIndex = m.index + 1;
+        // on by one character, not one UTF-16 unit: a "u" regex put inside a surrogate pair (a match starting
+        // with 𠮷 or 𝐀) steps back to its start and matched there again, for ever, freezing the page
+        re.lastIndex = m.index + (text.codePointAt(m.index) > 0xffff ? 2 : 1);
       }
     }
     let i = 0;
