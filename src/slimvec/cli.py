@@ -16,8 +16,10 @@ from rich.table import Table
 
 from slimvec.errors import ConfigError, SlimvecError, no_room
 
-out = Console()
-err = Console(stderr=True)
+# emoji=False: rich turns ":warning:" or "a:x:b" into an emoji wherever it occurs, in a stored document's text
+# (`get`, `search`) or a file name in a message, and escape() does not stop it
+out = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 
 
 class _OneLineErrors(typer.Typer):
@@ -907,7 +909,7 @@ def _print_listing(table: Table) -> None:
     from rich.measure import Measurement
 
     width = Measurement.get(out, out.options.update_width(10**6), table).maximum
-    Console(file=out.file, width=width, no_color=out.no_color).print(table)
+    Console(file=out.file, width=width, no_color=out.no_color, emoji=False).print(table)
 
 
 @app.command("profiles")
