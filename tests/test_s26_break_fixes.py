@@ -138,3 +138,30 @@ def test_get_and_search_print_emoji_codes_in_a_text_as_written(tmp_path):
     assert json.loads(res.stdout)["hits"][0]["title"] == ":x: title"
     res = slimvec("search", tmp_path / "c", "ratio")
     assert res.returncode == 0 and ":warning:" in res.stdout and "⚠" not in res.stdout and "❌" not in res.stdout
+
+
+def test_an_export_of_a_collection_recording_unread_late_settings_imports(tmp_path):
+    # A collection made before unread settings were refused may record late_weight beside chunk mode 'tokens'. Its
+    # export carries them twice: in the profile (read back with them at their defaults) and in the "late" record,
+    # which the import applied on top, so Collection.create refused the import naming a setting nobody gave it.
+    from fakes import FakeEncoder, registered_encoders
+
+    from slimvec import Collection, Document
+    from slimvec.interop.rows import export_collection, import_records
+
+    enc = FakeEncoder(dim=16, name="fake-export")
+    with registered_encoders(enc):
+        with Collection.create(tmp_path / "old", encoder=enc, profile="hnsw-f32") as col:
+            col.add([Document("a", "hello world"), Document("b", "other words")])
+        manifest = json.loads((tmp_path / "old" / "manifest.json").read_text(encoding="utf-8"))
+        manifest["profile"].update(late_weight=0.3, late_window=128, oversample=7)  # as an older slimvec kept them
+        (tmp_path / "old" / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        with Collection.open(tmp_path / "old") as col:
+            want = [h.id for h in col.search("hello")]
+            export_collection(col, f"parquet:{tmp_path / 'ex.parquet'}")
+        with import_records(f"parquet:{tmp_path / 'ex.parquet'}", tmp_path / "new") as col:
+            assert [h.id for h in col.search("hello")] == want
+            prof = col.manifest["profile"]
+            assert (prof["chunk_mode"], prof["late_weight"], prof["late_window"]) == ("tokens", None, None)
+            col.add([Document("c", "hello again")])  # takes writes
+            assert col.check() == []
