@@ -165,3 +165,24 @@ def test_an_export_of_a_collection_recording_unread_late_settings_imports(tmp_pa
             assert (prof["chunk_mode"], prof["late_weight"], prof["late_window"]) == ("tokens", None, None)
             col.add([Document("c", "hello again")])  # takes writes
             assert col.check() == []
+
+
+@pytest.mark.parametrize("profile", ["hybrid", "hybrid-weighted", "bm25", "splade", "hybrid-sparse", "multivector",
+                                     "multivector-compressed", "hybrid-multivector"])
+@pytest.mark.parametrize("retrievers", [["dense"], ["bm25"], ["dense", "bm25"]])
+def test_retrievers_given_beside_a_profile_put_back_what_needs_the_others(tmp_path, profile, retrievers):
+    # hybrid with retrievers=["dense"] was refused naming its mode ("mode 'hybrid' cannot run on this profile's
+    # retrievers (dense)"), multivector with them naming its token codec: settings the caller never wrote, made moot
+    # by the retrievers asked for, as --index exact makes hnsw-f32's target_recall moot (put back to its default).
+    from fakes import FakeEncoder
+
+    from slimvec import Collection, Document
+    from slimvec.search.plan import modes
+
+    with Collection.create(tmp_path / "c", encoder=FakeEncoder(), profile=profile, retrievers=retrievers) as col:
+        recorded = col.manifest["profile"]
+        assert recorded["retrievers"] == retrievers
+        assert recorded["mode"] in [*modes(retrievers), "dense"]
+        assert recorded["tokens"] is None
+        col.add([Document("a", "alpha beta gamma"), Document("b", "delta epsilon")])
+        assert [h.id for h in col.search("alpha beta")][:1] == ["a"]
