@@ -16,8 +16,10 @@ from rich.table import Table
 
 from slimvec.errors import ConfigError, SlimvecError, no_room
 
-out = Console()
-err = Console(stderr=True)
+# emoji=False: rich turns ":warning:" or "a:x:b" into an emoji wherever it occurs, in a stored document's text
+# (`get`, `search`) or a file name in a message, and escape() does not stop it
+out = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 
 
 class _OneLineErrors(typer.Typer):
@@ -897,6 +899,19 @@ def _name_column(table: Table, names: Any) -> None:
     table.columns.insert(0, Column("name", no_wrap=True, min_width=max(len(n) for n in names)))
 
 
+def _print_listing(table: Table) -> None:
+    """Print `table` (`_name_column`'s) folded to a terminal's width, but each row on one line into a pipe or file:
+    rich takes a pipe as 80 columns, so a kind ("multivector"), a source ("BAAI/bge-small-en-v1.5") or a header
+    ("licence") was cut mid-word across lines, and `slimvec models | grep multivector` found nothing."""
+    if out.is_terminal:
+        out.print(table)
+        return
+    from rich.measure import Measurement
+
+    width = Measurement.get(out, out.options.update_width(10**6), table).maximum
+    Console(file=out.file, width=width, no_color=out.no_color, emoji=False).print(table)
+
+
 @app.command("profiles")
 def profiles_cmd(json_out: bool = typer.Option(False, "--json")) -> None:
     """List the built-in profiles."""
@@ -909,7 +924,7 @@ def profiles_cmd(json_out: bool = typer.Option(False, "--json")) -> None:
     _name_column(table, BUILTIN)
     for n, p in BUILTIN.items():
         table.add_row(n, p.codec, str(p.rescore), ",".join(p.retrievers), p.description)
-    out.print(table)
+    _print_listing(table)
 
 
 @app.command("models")
@@ -927,7 +942,7 @@ def models_cmd(json_out: bool = typer.Option(False, "--json", help="Print the mo
         name = r["name"] + (" *" if r["default"] else "")
         table.add_row(escape(name), r["kind"], str(r["dims"]), str(r["max_tokens"]), escape(r["licence"]),
                       escape(r["source"]), "yes" if r["installed"] else "no")
-    out.print(table)
+    _print_listing(table)
     out.print("* default (dense model of new collections; model of the bare `cross-encoder` reranker)", highlight=False)
     for r in rows:
         if r["licence_note"]:

@@ -123,7 +123,8 @@ class Collection(KeepsQueries):
         Raises ConfigError for an unknown index, retriever, profile, model or reranker (a reranker's model directory
         that does not exist), a profile setting the collection would never read (`Profile.unused_options`, judged
         with these options applied; one the profile as given reads and an option here makes moot, e.g. hnsw-f32's
-        target_recall with index "exact", is put back to its default instead), or chunks longer than the model takes; CollectionError when `path` already holds a collection or is a non-empty directory.
+        target_recall with index "exact", hybrid's mode or multivector's token codec with retrievers ["dense"], is put
+        back to its default instead), or chunks longer than the model takes; CollectionError when `path` already holds a collection or is a non-empty directory.
         """
         prof = (profile if isinstance(profile, Profile) else
                 profile_from_dict(profile) if isinstance(profile, dict) else load_profile(profile))
@@ -137,6 +138,14 @@ class Collection(KeepsQueries):
                                        "retrievers": tuple(retrievers) if retrievers is not None else None,
                                        }.items() if v is not None}
         given = {field for field, _ in prof.unused_options()}
+        kept = list(overrides.get("retrievers", prof.retrievers))
+        # What needs a retriever the option leaves out is moot, as the settings below, so back to its default, not
+        # refused naming a setting the caller never wrote: the profile's search mode (hybrid's "hybrid") and its
+        # weights (search then runs the first retriever kept), and token vectors only MaxSim reads
+        if prof.mode not in [*modes(kept), "dense"]:
+            overrides |= {"mode": Profile.model_fields["mode"].default, "fusion_weights": None}
+        if prof.tokens is not None and prof.muvera is None and "multivector" not in kept:
+            overrides |= {"tokens": None}
         if overrides:
             prof = profile_from_dict({**prof.model_dump(), **overrides}, source="options")
         if prof.index not in INDEX_KINDS:

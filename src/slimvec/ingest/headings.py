@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from slimvec.documents import Section
-from slimvec.ingest.html import tag_text
+from slimvec.ingest.html import dropped, tag_text
 
 
 def markdown_sections(text: str) -> tuple[Section, ...] | None:
@@ -39,7 +39,8 @@ def html_sections(html: str, text: str) -> tuple[Section, ...] | None:
     """Sections of the visible `text` extracted from `html` (by `ingest.files`), cut at its h1-h6 headings.
 
     Headings are found in `html` with BeautifulSoup, then located in order in `text`, where the extractor puts
-    each block element in its own paragraph; a heading not found there (hidden, dropped) is skipped. A
+    each block element in its own paragraph; a heading the extractor drops (`html.dropped`: hidden, inside a
+    dialog marked hidden or a video's fallback) or not found there is skipped. A
     heading's text is looked for as the extractor writes it (`html.tag_text`), so one
     with inline markup (`Hello<b>World</b>`: "HelloWorld") or a `<br>` (two lines) is found too; its label in
     ids and paths is that text on one line. Returns None when no heading is found. Ids and paths as in
@@ -51,8 +52,9 @@ def html_sections(html: str, text: str) -> tuple[Section, ...] | None:
     heads: list[tuple[int, int, str]] = []
     pos = 0
     for tag in soup.find_all(["h1", "h2", "h3", "h4", "h5", "h6"]):
-        shown = tag_text(tag)
-        if not shown:
+        # a heading the page never shows (a hidden dialog's, a video's fallback) made a section wherever a
+        # paragraph of the same text stood ("Sign in" below a hidden sign-in dialog)
+        if dropped(tag) or not (shown := tag_text(tag)):
             continue
         at = _paragraph_at(text, shown, pos)
         if at < 0:

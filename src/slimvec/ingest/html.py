@@ -51,6 +51,12 @@ def tag_text(tag: Any) -> str:
     return _visible_text(copy.copy(tag))
 
 
+def dropped(tag: Any) -> bool:
+    """Whether `html_to_text` drops BeautifulSoup `tag` with everything in it: it or an element around it is one of
+    those the module doc lists, or is marked `hidden`."""
+    return any(t.name in _DROP or t.has_attr("hidden") for t in (tag, *tag.parents) if t.name != "[document]")
+
+
 def _visible_text(soup: Any) -> str:
     from bs4 import Comment, Declaration, Doctype, ProcessingInstruction
 

@@ -176,6 +176,10 @@ def import_records(source: str, path: str | Path, profile: Any = None, normalize
     made = {"chunk_tokens": chunking.get("max_tokens"), "chunk_overlap": chunking.get("overlap"),
             "chunk_mode": chunking.get("mode"),  # exports made before "late" was carried
             **{k: v for k, v in (meta.get("late") or {}).items() if k in LATE_FIELDS}}
+    if (made["chunk_mode"] or prof.chunk_mode) != "late":
+        # late_* settings an older collection recorded beside another chunk mode were never read: put back to their
+        # defaults, as `recorded_profile` puts the carried profile's, not refused by `Collection.create`
+        made = {k: v for k, v in made.items() if not k.startswith("late_")}
     # Built beside `path` and renamed into place whole: a refused or killed import leaves no collection behind
     # (an empty one, made before the commit, would pass `check` and block the rerun).
     target = Path(path)

@@ -110,7 +110,9 @@ class MigratingCollection(Collection):
         vectors have one dimension (nothing tells whose they are: a plain collection takes its own model's, this
         one the new model's), for a model that is neither, and for vectors of the wrong dimension."""
         check_encoded(encoded)
-        if vectors is not None and self._vectors_model(model, "search_many") == self.manifest["model"]:
+        # a named model is checked without vectors too, as a plain or sharded collection checks it
+        named = self._vectors_model(model, "search_many") if vectors is not None or model is not None else None
+        if vectors is not None and named == self.manifest["model"]:
             self._check_dim(vectors, "search_many", self, f"the old model's, as model={model!r} says",
                             f"model={self.record['to']!r} takes the new model's")
             return super().search_many(queries, options, vectors=vectors, rerank=rerank, encoded=encoded, **fields)

@@ -105,9 +105,11 @@ class SearchOptions(BaseModel):
             return "auto"
         if isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0:
             return float(v)
-        if isinstance(v, str):
+        if isinstance(v, str) and _spells_number(v):  # a JSON body's quoted number: a client's quoting bug
             raise ValueError(f"must be a number between 0 and 1 or 'auto', got the string {v!r} (send the number "
                              "itself, not quoted)")
+        if isinstance(v, str):  # no number at all ('abc' from a CLI flag, a GET parameter or a body): no quotes to drop
+            raise ValueError(f"must be a number between 0 and 1 or 'auto', got {v!r}")
         raise ValueError(f"must be a number between 0 and 1 or 'auto', got {v!r}")
 
     @field_validator("fusion")
@@ -139,6 +141,13 @@ class SearchOptions(BaseModel):
             return cls(**{**base, **fields})
         except ValidationError as e:
             raise ConfigError(one_line(e, "search option")) from None
+
+
+def _spells_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 def min_relevance_from_text(text: str) -> float | str:

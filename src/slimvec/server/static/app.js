@@ -18,6 +18,7 @@
   const CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff";
   const CJK_RUN = new RegExp("([" + CJK + "]+)", "u");
   const IS_CJK = new RegExp("^[" + CJK + "]", "u");
+  const WORD_CHAR = "(?:(?![" + CJK + "])[\\p{L}\\p{N}])";  // a letter or digit of a spaced script
 
   // Query terms worth marking, each once: words (no stopwords, no single letters) and, since Chinese and
   // Japanese put no spaces between words, each run of CJK characters as its overlapping bigrams (a lone
@@ -47,14 +48,17 @@
   function highlight(parent, text, words) {
     const covered = new Uint8Array(text.length);
     for (const w of words) {
-      // whole words only for words: "the" must not light up inside "these"
+      // whole words only for words: "the" must not light up inside "these"; a CJK character next to one is a
+      // word boundary ("Tower" of "東京Tower"), as the query's own splitting (`terms`) takes it
       const src = w.cjk ? escapeRegExp(w.text)
-        : "(?<![\\p{L}\\p{N}])" + escapeRegExp(w.text) + "(?![\\p{L}\\p{N}])";
+        : "(?<!" + WORD_CHAR + ")" + escapeRegExp(w.text) + "(?!" + WORD_CHAR + ")";
       const re = new RegExp(src, "giu");
       let m;
       while ((m = re.exec(text)) !== null) {
         covered.fill(1, m.index, m.index + m[0].length);
-        re.lastIndex = m.index + 1;
+        // on by one character, not one UTF-16 unit: a "u" regex put inside a surrogate pair (a match starting
+        // with 𠮷 or 𝐀) steps back to its start and matched there again, for ever, freezing the page
+        re.lastIndex = m.index + (text.codePointAt(m.index) > 0xffff ? 2 : 1);
       }
     }
     let i = 0;
