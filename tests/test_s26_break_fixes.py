@@ -106,21 +106,8 @@ def test_search_page_marks_words_of_characters_beyond_the_basic_plane(tmp_path):
     # A query word starting with a character outside the BMP (𠮷 of Japanese names, 𝐀 of mathematics) matched,
     # then the scan went on one UTF-16 unit later, inside the pair, where a "u" regex steps back to the same match:
     # the page looped for ever and froze. Around them, words, CJK and emoji stay as they were.
-    from _server_util import search_page
-    from fakes import FakeEncoder
-
-    from slimvec import Collection, Document
-
-    with Collection.create(tmp_path / "c", encoder=FakeEncoder()) as col:
-        col.add([Document("y0", "𠮷a family: the name 𠮷 and 𝐀𝐁 math 😀 (a+b)* 東京", "Yoshi")])
-        with search_page({"c": col}) as (page, errors):
-            page.fill("#q", "𠮷 𝐀𝐁 (a+b)* 😀 東京")
-            page.click("#go")
-            page.wait_for_selector("#results li.hit mark", state="attached", timeout=30_000)
-            snippet = page.locator("#results li.hit .snippet")
-            assert snippet.locator("mark").all_inner_texts() == ["𠮷", "𝐀𝐁", "東京"]
-            assert snippet.inner_text() == "𠮷a family: the name 𠮷 and 𝐀𝐁 math 😀 (a+b)* 東京"
-            assert not errors, errors
+    text = "𠮷a family: the name 𠮷 and 𝐀𝐁 math 😀 (a+b)* 東京"
+    assert _page_snippet(tmp_path, text, "𠮷 𝐀𝐁 (a+b)* 😀 東京") == (["𠮷", "𝐀𝐁", "東京"], text)
 
 
 def test_get_and_search_print_emoji_codes_in_a_text_as_written(tmp_path):
@@ -191,18 +178,24 @@ def test_retrievers_given_beside_a_profile_put_back_what_needs_the_others(tmp_pa
 def test_search_page_marks_a_latin_word_that_touches_cjk_text(tmp_path):
     # The query splits "東京Tower" into 東京 and tower (as bm25-cjk does), but whole-word marking took the 京 before
     # "Tower" for part of the word, so the very word that matched was never marked; "Towers" still is not.
+    text = "東京Tower は Towers と tower東京"
+    assert _page_snippet(tmp_path, text, "tower") == (["Tower", "tower"], text)
+
+
+def _page_snippet(tmp_path, text: str, query: str) -> tuple[list[str], str]:
+    """(marked stretches, whole snippet text) the search page shows for `query` over one document of `text`."""
     from _server_util import search_page
     from fakes import FakeEncoder
 
     from slimvec import Collection, Document
 
     with Collection.create(tmp_path / "c", encoder=FakeEncoder()) as col:
-        col.add([Document("t0", "東京Tower は Towers と tower東京", "T")])
+        col.add([Document("d0", text, "T")])
         with search_page({"c": col}) as (page, errors):
-            page.fill("#q", "tower")
+            page.fill("#q", query)
             page.click("#go")
             page.wait_for_selector("#results li.hit mark", state="attached", timeout=30_000)
             snippet = page.locator("#results li.hit .snippet")
-            assert snippet.locator("mark").all_inner_texts() == ["Tower", "tower"]
-            assert snippet.inner_text() == "東京Tower は Towers と tower東京"
+            out = snippet.locator("mark").all_inner_texts(), snippet.inner_text()
             assert not errors, errors
+            return out
