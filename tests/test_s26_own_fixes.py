@@ -105,3 +105,26 @@ def test_documents_take_sections_in_their_record_form_and_section_is_exported(tm
                      ([{"_id": "s1", "start": 0, "end": 3, "path": "Intro"}], "path must be a list")):
         with pytest.raises(ValueError, match=r"^document 'a': sections: item 0: .*" + msg):
             Document("a", text, sections=bad)
+
+
+def test_cli_output_shows_terminal_control_characters_instead_of_sending_them(tmp_path):
+    """A stored text or title holding ESC sequences (a scraped page, a hostile document) reached the terminal raw
+    through `get` and `search`: it could recolour the screen, set the window title or move the cursor over
+    earlier output. They are now shown as \\x1b...; --json escapes them as JSON does."""
+    import subprocess
+    import sys
+
+    from fakes import FakeEncoder
+
+    text = "alpha beta \x1b[2J\x1b]0;owned\x07 gamma \x9b31m delta\tend"
+    with Collection.create(tmp_path / "c", encoder=FakeEncoder(dim=8)) as col:
+        col.add([Document("d1", text, "title \x1b[31mred")])
+    r = subprocess.run([sys.executable, "-m", "slimvec", "get", str(tmp_path / "c"), "d1"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert not any(c in r.stdout for c in "\x1b\x07\x9b"), repr(r.stdout)
+    assert "\\x1b[2J\\x1b]0;owned\\x07 gamma \\x9b31m delta" in r.stdout  # (rich expands the tab)
+    assert "title \\x1b[31mred" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "slimvec", "get", str(tmp_path / "c"), "d1", "--json"],
+                       capture_output=True, text=True, timeout=300)
+    assert "\x1b" not in r.stdout and json.loads(r.stdout)["text"] == text

@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as markup_escape
 from rich.table import Table
 
 from slimvec.errors import ConfigError, SlimvecError, no_room
@@ -20,6 +20,18 @@ from slimvec.errors import ConfigError, SlimvecError, no_room
 # (`get`, `search`) or a file name in a message, and escape() does not stop it
 out = Console(emoji=False)
 err = Console(stderr=True, emoji=False)
+
+# Terminal control characters (ESC, BEL, backspace, C1 controls...) but tab, newline and CR (which rich drops):
+# shown as backslash-x and two hex digits, so a stored text, title or file name cannot drive the user's terminal
+# (colours, window title, cursor moves that hide or fake output). --json output escapes them already (JSON's
+# backslash-u escapes).
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x09), 0x0b, 0x0c, *range(0x0e, 0x20), *range(0x7f, 0xa0))}
+
+
+def escape(text: str) -> str:
+    """`text` safe to print: rich markup escaped (`[bold]` shown as written) and control characters shown as
+    backslash-x and two hex digits (`_CONTROLS`)."""
+    return markup_escape(text.translate(_CONTROLS))
 
 
 class _OneLineErrors(typer.Typer):
