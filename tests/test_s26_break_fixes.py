@@ -92,7 +92,7 @@ def test_min_relevance_text_that_is_no_number_is_not_told_to_drop_quotes(tmp_pat
     res = slimvec("search", tmp_path / "none", "hello", "--min-relevance", "abc")
     assert res.returncode == 2 and res.stdout == ""
     assert res.stderr.strip().splitlines() == [
-        "error: min_relevance: Value error, must be a number between 0 and 1 or 'auto', got 'abc'"]
+        "error: min_relevance: must be a number between 0 and 1 or 'auto', got 'abc'"]
     for text in ("abc", "0x1", "0.5%", ""):
         with pytest.raises(ConfigError, match="min_relevance") as e:
             SearchOptions.of(min_relevance=min_relevance_from_text(text))

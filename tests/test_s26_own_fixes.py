@@ -128,3 +128,21 @@ def test_cli_output_shows_terminal_control_characters_instead_of_sending_them(tm
     r = subprocess.run([sys.executable, "-m", "slimvec", "get", str(tmp_path / "c"), "d1", "--json"],
                        capture_output=True, text=True, timeout=300)
     assert "\x1b" not in r.stdout and json.loads(r.stdout)["text"] == text
+
+
+def test_option_and_profile_errors_carry_the_validators_words_without_pydantics_prefix():
+    """A validator's ValueError reached users as "mode: Value error, unknown search mode ..." (pydantic's wording
+    of where the message came from), in the CLI's one line, the API's 400 and profile files alike."""
+    from slimvec.errors import ConfigError
+    from slimvec.profiles import profile_from_dict
+    from slimvec.search.options import SearchOptions
+
+    with pytest.raises(ConfigError) as e:
+        SearchOptions.of(mode="bogus")
+    assert str(e.value).startswith("mode: unknown search mode 'bogus': choose one of "), str(e.value)
+    with pytest.raises(ConfigError) as e:
+        profile_from_dict({"name": "x", "retrievers": ["dense"], "fusion_weights": [1.0, 2.0]}, "p.json")
+    assert str(e.value).startswith("p.json: ") and "Value error" not in str(e.value), str(e.value)
+    with pytest.raises(ConfigError) as e:  # pydantic's own messages stay, with what was given
+        SearchOptions.of(k="ten")
+    assert str(e.value).startswith("k: Input should be a valid integer"), str(e.value)

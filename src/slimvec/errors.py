@@ -1,6 +1,7 @@
 """Errors a user can act on; the CLI prints them as one line, without a traceback."""
 
 import errno
+from typing import Any
 
 NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # a full disk, a quota, a file size limit
 
@@ -51,3 +52,12 @@ def no_room(e: OSError) -> str | None:
         return None
     where = f"{e.filename}: " if e.filename is not None else ""
     return f"{where}{e.strerror or e}; run `slimvec check` on the collection once there is room"
+
+
+def validation_message(first: dict[str, Any]) -> str:
+    """The message of one pydantic error (`ValidationError.errors()[0]`) as a user reads it: a validator's own
+    words without pydantic's "Value error, " prefix (`mode: unknown search mode 'x'`), else pydantic's message."""
+    ctx = first.get("ctx") or {}
+    if first.get("type") == "value_error" and "error" in ctx:
+        return str(ctx["error"])
+    return str(first["msg"])

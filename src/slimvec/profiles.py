@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from slimvec import registry, strictjson
-from slimvec.errors import ConfigError
+from slimvec.errors import ConfigError, validation_message
 from slimvec.records import plain_value
 
 BM25_METHODS = ("lucene", "robertson", "atire", "bm25l", "bm25+")  # bm25s's score variants
@@ -424,7 +424,7 @@ def profile_from_dict(data: Any, source: str = "profile") -> Profile:
         field = ".".join(str(x) for x in first["loc"]) or "profile"
         # pydantic's own messages ("Input should be a valid integer") do not say what was given; ours do
         got = f", got {first['input']!r}" if first["loc"] and first["type"] != "value_error" else ""
-        raise ConfigError(f"{source}: {field}: {first['msg']}{got}") from None
+        raise ConfigError(f"{source}: {field}: {validation_message(first)}{got}") from None
 
 
 def recorded_profile(data: Any, chunking: Any, source: str = "profile") -> Profile:

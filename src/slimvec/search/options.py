@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationError, field_validator
 
-from slimvec.errors import ConfigError
+from slimvec.errors import ConfigError, validation_message
 from slimvec.records import plain_value
 
 MAX_K = 1000  # documents one search returns (TREC runs go 1,000 deep)
@@ -167,4 +167,4 @@ def one_line(error: ValidationError, what: str) -> str:
         return f"unknown {what} {field!r}"
     # pydantic's own messages ("Input should be a valid boolean") do not say what was given; ours do
     got = f", got {first['input']!r}" if first["loc"] and first["type"] != "value_error" else ""
-    return f"{field}: {first['msg']}{got}"
+    return f"{field}: {validation_message(first)}{got}"
