@@ -949,9 +949,9 @@ def models_cmd(json_out: bool = typer.Option(False, "--json", help="Print the mo
         _print_json(rows)
         return
     table = Table("kind", "dims", "max tokens", "licence", "source", "installed")
-    _name_column(table, [r["name"] + (" *" if r["default"] else "") for r in rows])
-    for r in rows:
-        name = r["name"] + (" *" if r["default"] else "")
+    names = [r["name"] + (" *" if r["default"] else "") for r in rows]
+    _name_column(table, names)
+    for name, r in zip(names, rows):
         table.add_row(escape(name), r["kind"], str(r["dims"]), str(r["max_tokens"]), escape(r["licence"]),
                       escape(r["source"]), "yes" if r["installed"] else "no")
     _print_listing(table)

@@ -108,8 +108,7 @@ class SearchOptions(BaseModel):
         if isinstance(v, str) and _spells_number(v):  # a JSON body's quoted number: a client's quoting bug
             raise ValueError(f"must be a number between 0 and 1 or 'auto', got the string {v!r} (send the number "
                              "itself, not quoted)")
-        if isinstance(v, str):  # no number at all ('abc' from a CLI flag, a GET parameter or a body): no quotes to drop
-            raise ValueError(f"must be a number between 0 and 1 or 'auto', got {v!r}")
+        # anything else, 'abc' from a CLI flag or a GET parameter included: no quotes to drop, so no hint
         raise ValueError(f"must be a number between 0 and 1 or 'auto', got {v!r}")
 
     @field_validator("fusion")
