@@ -30,7 +30,7 @@ from slimvec.ids import id_problem, lone_surrogate
 from slimvec.late import default_config as default_late_config
 from slimvec.late import late_chunk_vectors, section_default
 from slimvec.late import query_pooling as late_query_pooling
-from slimvec.multivector.retriever import TOKENS_DIR
+from slimvec.multivector.retriever import TOKENS_DIR, keeps_tokens
 from slimvec.multivector.writer import TokenConfig, append_tokens, check_encoder, encode_chunks
 from slimvec.profiles import Profile, load_profile, profile_from_dict, recorded_profile
 from slimvec.progress import progress_bar
@@ -313,13 +313,6 @@ class Collection(KeepsQueries):
         """The token-file settings of a multi-vector collection (None when it keeps no token vectors)."""
         return TokenConfig.of(self.manifest.get("profile") or {}, int(self.manifest.get("token_dim", 0)))
 
-    @property
-    def _keeps_tokens(self) -> bool:
-        """Whether commits store token vectors: only MaxSim (the "multivector" retriever, never added later by
-        `enable`) reads them. A MUVERA profile without it encodes tokens for its FDEs and stores none (it wrote a
-        token file, often larger than the rest of the collection, at every add, that nothing read)."""
-        return "multivector" in self.manifest.get("retrievers", ["dense"])
-
     def _wrap(self, enc: Encoder) -> Encoder:
         # Queries pooled as the manifest records (late.query_pooling), else as the model pools: a given encoder
         # taken from a late collection (token-mean queries) must not carry its pooling into another collection.
@@ -453,8 +446,9 @@ class Collection(KeepsQueries):
                 if not todo:
                     return len(docs)
                 flat = [c for d in todo for c in chunks[d.id]]
-                if tokens is not None and self._keeps_tokens:  # before the commit point: a crash leaves token
-                    # rows the next writer cuts
+                # before the commit point: a crash leaves token rows the next writer cuts; a MUVERA profile without
+                # MaxSim wrote a token file, often larger than the rest of the collection, that nothing read
+                if tokens is not None and keeps_tokens(self.manifest):
                     append_tokens(self.path / TOKENS_DIR, self.store.committed_rows, toks, counts, tokens,
                                   int(self.manifest["token_dim"]))
                 self.store.commit(todo, flat, vectors, replace=replace)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from slimvec.multivector.retriever import TOKENS_DIR
+from slimvec.multivector.retriever import TOKENS_DIR, keeps_tokens
 from slimvec.multivector.tokenstore import TokenStore
 from slimvec.store import Store
 from slimvec.store.compact import copy_live, copy_other_files
@@ -79,7 +79,7 @@ def write_generation(store: Store, keep: np.ndarray, compacted: Iterable[Any], r
             tokens = store.path / TOKENS_DIR
             # Only where MaxSim reads them: a MUVERA collection without it made before it stopped storing tokens
             # has a token file that no longer grows with the rows: the next compaction drops it.
-            if (tokens / "meta.json").is_file() and "multivector" in store.manifest.get("retrievers", ["dense"]):
+            if (tokens / "meta.json").is_file() and keeps_tokens(store.manifest):
                 TokenStore.open(tokens).copy_rows(target / TOKENS_DIR, keep, rows)
             for retriever in compacted:
                 retriever.save(target / "index")

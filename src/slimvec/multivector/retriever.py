@@ -25,6 +25,13 @@ DEFAULT_DEPTH = 100
 TOKENS_DIR = "tokens"  # the token file's directory inside a collection
 
 
+def keeps_tokens(manifest: dict[str, Any]) -> bool:
+    """Whether a collection with this manifest stores token vectors (writes and compaction copy them): only MaxSim
+    (the "multivector" retriever, never added later by `enable`) reads them. A MUVERA profile without it encodes
+    tokens for its FDEs and stores none."""
+    return "multivector" in manifest.get("retrievers", ["dense"])
+
+
 def query_tokens(query: Any, encoder: Any) -> np.ndarray:
     """(q, dim) float32 token vectors of `query` (a retrievers.base.Query), computed once and kept on the query.
 

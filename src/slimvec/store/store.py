@@ -867,7 +867,10 @@ class Store:
 
     def _index_args(self) -> dict[str, Any]:
         """What `compile_filter` reads of this store's field indexes (call inside the snapshot that runs it)."""
-        return {"indexed": self.field_indexes(), "exists_indexed": field_exists_paths(self.db),
+        indexed = self.field_indexes()
+        # the markers' sentinels are read only where some field is indexed: a filter over a collection without
+        # field indexes pays one SQLite statement for them, not two
+        return {"indexed": indexed, "exists_indexed": field_exists_paths(self.db) if indexed else frozenset(),
                 "estimate": self._term_rows}
 
     def _term_rows(self, select: str, params: list[Any], cap: int) -> int:
