@@ -116,9 +116,14 @@ def ns_timestamp(ns: int, tz: str | None = None) -> str:
 def _iso(value: dt.time | dt.datetime, rem: int) -> str:
     if not rem:
         return value.isoformat()
-    text = value.isoformat(timespec="microseconds")
-    cut = text.index(".") + 7  # after the 6 microsecond digits, before any offset
-    return f"{text[:cut]}{rem:03d}{text[cut:]}"
+    return finer_fraction(value.isoformat(timespec="microseconds"), f"{rem:03d}")
+
+
+def finer_fraction(iso: str, digits: str) -> str:
+    """ISO 8601 text written to microseconds (`isoformat(timespec="microseconds")`) with `digits`, the fraction's
+    digits past the sixth, put after the microseconds and before any offset."""
+    cut = iso.index(".") + 7
+    return f"{iso[:cut]}{digits}{iso[cut:]}"
 
 
 @functools.lru_cache(maxsize=64)

@@ -13,6 +13,7 @@ from typing import Any
 
 from slimvec.documents import Document, has_content
 from slimvec.errors import IngestError
+from slimvec.ingest.arrowtime import finer_fraction
 from slimvec.ingest.headings import html_sections, markdown_sections
 from slimvec.ingest.html import html_to_text as _html_to_text
 from slimvec.ingest.kinds import refuse_other_kind
@@ -244,9 +245,7 @@ class _FineDatetime(dt.datetime):
     extra_digits = ""  # the fraction's digits past the microseconds, trailing zeros dropped
 
     def isoformat(self, sep: str = "T", timespec: str = "auto") -> str:
-        text = super().isoformat(sep, "microseconds")
-        cut = text.index(".") + 7
-        return f"{text[:cut]}{self.extra_digits}{text[cut:]}"
+        return finer_fraction(super().isoformat(sep, "microseconds"), self.extra_digits)
 
 
 def _front_matter_loader(yaml: Any, path: Path) -> type:
